@@ -1,0 +1,1 @@
+//! The TL wire codec (in progress).
