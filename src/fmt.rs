@@ -5,7 +5,8 @@
 
 macro_rules! mt_log {
     ($level:ident, $($arg:expr),+ $(,)?) => {{
-        #[cfg(feature = "log")]
+        // `log` and `defmt` may both be on (e.g. `--all-features`); defmt wins, so nothing is logged twice.
+        #[cfg(all(feature = "log", not(feature = "defmt")))]
         { ::log::$level!($($arg),+); }
         #[cfg(feature = "defmt")]
         { ::defmt::$level!($($arg),+); }

@@ -11,9 +11,6 @@
 #![cfg_attr(not(fuzzing), warn(missing_docs))]
 #![warn(unreachable_pub)]
 
-#[cfg(all(feature = "log", feature = "defmt"))]
-compile_error!("the `log` and `defmt` features are mutually exclusive: pick one logging backend");
-
 #[cfg(feature = "alloc")]
 extern crate alloc;
 #[cfg(feature = "std")]
