@@ -65,8 +65,16 @@ mod tests {
         let t = Instant::from_secs(5);
         assert_eq!(t.as_micros(), 5_000_000);
         assert_eq!(t.saturating_add(Duration::from_millis(1)).as_micros(), 5_001_000);
-        assert_eq!(Instant::from_micros(u64::MAX - 1).saturating_add(Duration::MAX).as_micros(), u64::MAX);
+        assert_eq!(
+            Instant::from_micros(u64::MAX - 1)
+                .saturating_add(Duration::MAX)
+                .as_micros(),
+            u64::MAX
+        );
         assert_eq!(Instant::ZERO.saturating_duration_since(t), Duration::ZERO);
-        assert_eq!(t.saturating_duration_since(Instant::from_secs(2)), Duration::from_secs(3));
+        assert_eq!(
+            t.saturating_duration_since(Instant::from_secs(2)),
+            Duration::from_secs(3)
+        );
     }
 }

@@ -11,5 +11,9 @@ pub type Target = fn(&[u8]);
 
 /// Every target, by the name of its file in `fuzz/fuzz_targets/` and its corpus directory in `fuzz/corpus/`.
 pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
-    tl::TARGETS.iter().chain(crypto::TARGETS).chain(transport::TARGETS).copied()
+    tl::TARGETS
+        .iter()
+        .chain(crypto::TARGETS)
+        .chain(transport::TARGETS)
+        .copied()
 }
