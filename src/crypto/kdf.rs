@@ -246,7 +246,8 @@ pub fn derive_v1(auth_key: &AuthKey, dir: Direction, msg_key: &[u8; 16]) -> AesK
 fn concat_into(dst: &mut [u8; 32], parts: &[&[u8]]) {
     let mut rest: &mut [u8] = dst;
     for p in parts {
-        let (head, tail) = core::mem::take(&mut rest).split_at_mut(p.len().min(rest.len()));
+        let n = p.len().min(rest.len());
+        let (head, tail) = core::mem::take(&mut rest).split_at_mut(n);
         head.copy_from_slice(p.get(..head.len()).unwrap_or(&[]));
         rest = tail;
     }

@@ -433,7 +433,8 @@ fn write_inner_header(inner: &mut [u8], h: &MessageHeader, body_len: usize) {
     ];
     let mut rest = inner;
     for f in fields {
-        let (head, tail) = core::mem::take(&mut rest).split_at_mut(f.len().min(rest.len()));
+        let n = f.len().min(rest.len());
+        let (head, tail) = core::mem::take(&mut rest).split_at_mut(n);
         head.copy_from_slice(f.get(..head.len()).unwrap_or(&[]));
         rest = tail;
     }
