@@ -352,6 +352,9 @@ impl<const N: usize> FrameDecoder<N> {
                 if len == 0 {
                     return Err(TransportError::ZeroLength);
                 }
+                if len as usize > self.max_payload() {
+                    return Err(TransportError::FrameTooLarge { declared: len });
+                }
                 if len < 4 || (self.cfg.framing == Framing::Intermediate && len % 4 != 0) {
                     return Err(TransportError::InvalidLength { declared: len });
                 }
@@ -364,11 +367,11 @@ impl<const N: usize> FrameDecoder<N> {
                 if total == FULL_OVERHEAD {
                     return Err(TransportError::ZeroLength);
                 }
-                if total < FULL_OVERHEAD + 4 || payload % 4 != 0 {
-                    return Err(TransportError::InvalidLength { declared: payload });
-                }
                 if payload as usize > self.max_payload() {
                     return Err(TransportError::FrameTooLarge { declared: payload });
+                }
+                if total < FULL_OVERHEAD + 4 || payload % 4 != 0 {
+                    return Err(TransportError::InvalidLength { declared: payload });
                 }
                 if seq != self.seq {
                     return Err(TransportError::BadSeqno { expected: self.seq, got: seq });
