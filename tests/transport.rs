@@ -781,3 +781,37 @@ fn atk_b15_giant_length_prefix_no_buffering() {
     let n = client.encode(&packet(20, 0), false, &mut rng(1), &mut buf).unwrap();
     assert_eq!(server.feed(&buf[..n]), Err(TransportError::FrameTooLarge { declared: 80 }));
 }
+
+/// The obfuscated seeds of `fuzz/corpus/transport_obfuscated_init` were built with Python's `cryptography`
+/// (AES-CTR) and `hashlib` from the spec's recipe, independently of this crate: they are known answers.
+#[test]
+fn obfuscated_init_known_answers_from_independent_implementation() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/transport_obfuscated_init/");
+    let read = |name: &str| {
+        let b = std::fs::read(format!("{dir}{name}")).unwrap();
+        let mode = b[0];
+        let secret = match mode {
+            0 => None,
+            1 => Some(ProxySecret::from_bytes(&[0x5a; 16]).unwrap()),
+            _ => Some(ProxySecret::from_bytes(&[&[0xdd][..], &[0x5a; 16]].concat()).unwrap()),
+        };
+        (b[1..].to_vec(), secret)
+    };
+    for (name, want) in [
+        ("abridged_nosecret", Detected::Obfuscated { framing: Framing::Abridged, dc_id: 2 }),
+        ("intermediate_nosecret", Detected::Obfuscated { framing: Framing::Intermediate, dc_id: -4 }),
+        ("padded_nosecret", Detected::Obfuscated { framing: Framing::PaddedIntermediate, dc_id: 10002 }),
+        ("intermediate_secret16", Detected::Obfuscated { framing: Framing::Intermediate, dc_id: 1 }),
+        ("padded_secret16", Detected::Obfuscated { framing: Framing::PaddedIntermediate, dc_id: 1 }),
+        ("padded_secretdd", Detected::Obfuscated { framing: Framing::PaddedIntermediate, dc_id: 3 }),
+        ("intermediate_secretdd_mismatch", Detected::Rejected(TransportError::TagSecretMismatch)),
+        ("wrong_tag", Detected::Rejected(TransportError::BadTag)),
+        ("http", Detected::Http),
+        ("tls", Detected::FakeTls),
+        ("abridged_plain", Detected::Plain(Framing::Abridged)),
+        ("full_plain", Detected::Plain(Framing::Full)),
+    ] {
+        let (bytes, secret) = read(name);
+        assert_eq!(detect(&bytes, secret.as_ref()), want, "{name}");
+    }
+}
