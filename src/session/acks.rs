@@ -136,7 +136,9 @@ impl<const N: usize> Drop for AckBatch<'_, N> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::vec::Vec;
 
     #[test]
     fn flush_by_count_and_by_delay() {
@@ -156,7 +158,9 @@ mod tests {
         assert_eq!(batch.len(), 10);
         assert_eq!(batch[0], MsgId(1));
         assert_eq!(q.poll_timeout(), Some(Instant::from_secs(160)));
-        assert_eq!(q.take_batch(usize::MAX).len(), 7);
+        let rest = q.take_batch(usize::MAX);
+        assert_eq!(rest.len(), 7);
+        assert_eq!(rest.count(), 7);
         assert!(q.is_empty());
         assert_eq!(q.poll_timeout(), None);
     }

@@ -156,6 +156,7 @@ impl<T: Keyed, const N: usize> defmt::Format for SortedRing<T, N> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    extern crate std;
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
