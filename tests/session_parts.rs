@@ -794,6 +794,7 @@ fn chk_046_new_session_created_requeues_older() {
         t.track(t0, sent(id, SentKind::RpcQuery, 10)).unwrap();
     }
     t.track(t0, sent(396, SentKind::Service, 10)).unwrap();
+    t.track(t0, sent(392, SentKind::Container, 0)).unwrap();
     assert_eq!(t.ack(MsgId(404)), Some(Acked::AwaitingAnswer));
     assert!(matches!(t.ack(MsgId(396)), Some(Acked::Released(_))));
     let now = Instant::from_secs(101);
