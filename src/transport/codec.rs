@@ -139,6 +139,20 @@ impl<const N: usize> core::fmt::Debug for FrameDecoder<N> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<const N: usize> defmt::Format for FrameDecoder<N> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "FrameDecoder {{ cfg: {}, filled: {}, need: {}, seq: {} }}",
+            self.cfg,
+            self.filled,
+            self.need,
+            self.seq
+        )
+    }
+}
+
 impl<const N: usize> FrameDecoder<N> {
     /// A decoder at the start of a stream.
     pub fn new(cfg: DecoderConfig) -> Self {
