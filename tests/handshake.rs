@@ -291,3 +291,57 @@ fn same_seed_same_bytes() {
     assert_eq!(a.0, b.0);
     assert_eq!(a.2, b.2);
 }
+
+/// Regenerates the checked-in seed corpora of the `handshake_client` and `handshake_server` fuzz targets:
+/// `cargo test --test handshake -- --ignored write_seed_corpora`.
+#[test]
+#[ignore]
+fn write_seed_corpora() {
+    use mtproto_sansio::fuzzing::handshake::Pair;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    // Genuine messages of the runs the targets replay (same seeds), in order.
+    let run = |seed: &[u8]| {
+        let mut p = Pair::new(key(), trusted(), KeyKind::Permanent, seed).unwrap();
+        let (mut c2s, mut s2c) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            assert!(p.client_send());
+            c2s.push(p.c2s[..p.c2s_len].to_vec());
+            p.server_receive().unwrap();
+            s2c.push(p.s2c[..p.s2c_len].to_vec());
+            p.client_receive().unwrap();
+        }
+        assert_eq!(p.client.status(), Status::Done);
+        (c2s, s2c)
+    };
+    let (_, s2c) = run(b"fuzz-client");
+    let (c2s, _) = run(b"fuzz-server");
+    for (target, msgs) in [("handshake_client", &s2c), ("handshake_server", &c2s)] {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            ("empty".into(), vec![]),
+            ("minus_404".into(), [vec![0, 0], (-404i32).to_le_bytes().to_vec()].concat()),
+            ("minus_444_step1".into(), [vec![1, 0], (-444i32).to_le_bytes().to_vec()].concat()),
+            ("minus_429_step2".into(), [vec![2, 0], (-429i32).to_le_bytes().to_vec()].concat()),
+        ];
+        for (k, m) in msgs.iter().enumerate() {
+            for step in 0..4u8 {
+                // Raw genuine message at its own step and at the others; wrapped body; wrapped with nonces patched.
+                files.push((format!("raw_msg{k}_step{step}"), [vec![step, 0], m.clone()].concat()));
+                files.push((format!("wrapped_msg{k}_step{step}"), [vec![step, 1], m[20..].to_vec()].concat()));
+                files.push((format!("patched_msg{k}_step{step}"), [vec![step, 3], m[20..].to_vec()].concat()));
+            }
+            let mut trunc = m.clone();
+            trunc.truncate(m.len() / 2);
+            files.push((format!("truncated_msg{k}"), [vec![k as u8, 0], trunc].concat()));
+            let mut flipped = m.clone();
+            let last = flipped.len() - 1;
+            flipped[last] ^= 0x55;
+            files.push((format!("flipped_msg{k}"), [vec![k as u8, 0], flipped].concat()));
+        }
+        files.push(("temp_key_step1".into(), [vec![1, 4], s2c[0].clone()].concat()));
+        for (name, data) in files {
+            std::fs::write(dir.join(name), data).unwrap();
+        }
+    }
+}
