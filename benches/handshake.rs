@@ -30,7 +30,10 @@ fn client_side(key: &RsaPrivateKey, trusted: &[RsaPublicKey], s2c: &[Vec<u8>]) {
     let mut p = Pair::new(key, trusted, KeyKind::Permanent, b"bench").unwrap();
     let mut out = [0u8; MAX_CLIENT_MESSAGE];
     for answer in s2c {
-        p.client.poll_transmit(p.now, &mut p.client_rng, &mut out).unwrap().unwrap();
+        p.client
+            .poll_transmit(p.now, &mut p.client_rng, &mut out)
+            .unwrap()
+            .unwrap();
         p.client.handle_packet(p.now, answer).unwrap();
     }
     assert!(black_box(p.client.take_outcome()).is_some());
@@ -42,7 +45,10 @@ fn dc_side(key: &RsaPrivateKey, trusted: &[RsaPublicKey], c2s: &[Vec<u8>]) {
     let mut out = [0u8; MAX_SERVER_MESSAGE];
     let mut done = false;
     for msg in c2s {
-        let r = p.server.handle(p.now, &mut p.server_rng, msg, &mut out, &|_| false).unwrap();
+        let r = p
+            .server
+            .handle(p.now, &mut p.server_rng, msg, &mut out, &|_| false)
+            .unwrap();
         done |= matches!(black_box(r), ServerReply::Complete { .. });
     }
     assert!(done);
@@ -72,7 +78,10 @@ fn per_op(mut f: impl FnMut(), iters: u32) -> (Duration, Option<Duration>) {
 
 fn show(name: &str, (wall, cpu): (Duration, Option<Duration>), goal: &str) {
     let cpu = cpu.map_or("n/a".to_string(), |c| format!("{:.1} µs", c.as_secs_f64() * 1e6));
-    println!("handshake: {name}: wall {:.1} µs, CPU {cpu} (goal {goal})", wall.as_secs_f64() * 1e6);
+    println!(
+        "handshake: {name}: wall {:.1} µs, CPU {cpu} (goal {goal})",
+        wall.as_secs_f64() * 1e6
+    );
 }
 
 fn bench(c: &mut Criterion) {
@@ -81,13 +90,27 @@ fn bench(c: &mut Criterion) {
     let (c2s, s2c) = transcript(&key, &trusted);
     let sample_pq = 0x130B_7475_669F_EB8Bu64;
 
-    show("client per handshake", per_op(|| client_side(&key, &trusted, &s2c), 200), "≤ 10 ms");
-    show("DC per handshake", per_op(|| dc_side(&key, &trusted, &c2s), 200), "none");
-    show("factor sample pq", per_op(|| drop(black_box(factor_pq(black_box(sample_pq)))), 3000), "≤ 50 µs");
+    show(
+        "client per handshake",
+        per_op(|| client_side(&key, &trusted, &s2c), 200),
+        "≤ 10 ms",
+    );
+    show(
+        "DC per handshake",
+        per_op(|| dc_side(&key, &trusted, &c2s), 200),
+        "none",
+    );
+    show(
+        "factor sample pq",
+        per_op(|| drop(black_box(factor_pq(black_box(sample_pq)))), 3000),
+        "≤ 50 µs",
+    );
 
     let mut g = c.benchmark_group("handshake");
     g.sample_size(20);
-    g.bench_function("client_cpu_per_handshake", |b| b.iter(|| client_side(&key, &trusted, &s2c)));
+    g.bench_function("client_cpu_per_handshake", |b| {
+        b.iter(|| client_side(&key, &trusted, &s2c))
+    });
     g.bench_function("dc_cpu_per_handshake", |b| b.iter(|| dc_side(&key, &trusted, &c2s)));
     g.bench_function("factor_sample_pq", |b| b.iter(|| factor_pq(black_box(sample_pq))));
     g.bench_function("pair_fixture_setup", |b| {

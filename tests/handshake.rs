@@ -18,7 +18,8 @@ use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, Fr
 use serde_json::Value;
 
 fn sample() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/auth_key_sample.json")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/auth_key_sample.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -121,7 +122,12 @@ fn sample_replayed_through_client() {
     assert_eq!(outcome.auth_key.as_bytes()[..], hexv(&v, "auth_key")[..]);
     let key_id = u64::from_le_bytes(hexv(&v, "auth_key_id").try_into().unwrap());
     assert_eq!(outcome.auth_key.id(), key_id);
-    let salt = u64::from_le_bytes(hex::decode(v["values"]["server_salt"]["hex"].as_str().unwrap()).unwrap().try_into().unwrap());
+    let salt = u64::from_le_bytes(
+        hex::decode(v["values"]["server_salt"]["hex"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
     assert_eq!(outcome.server_salt, salt);
     assert_eq!(outcome.server_time_offset, 0);
     assert_eq!(outcome.expires_in, None);
@@ -233,7 +239,9 @@ fn handshake_over(framing: Framing, kind: KeyKind, seed: u64) -> (AuthKey, AuthK
     let mut sbuf = [0u8; MAX_SERVER_MESSAGE];
     let mut server_key = None;
     for _ in 0..10 {
-        let Some(n) = client.poll_transmit(now, &mut crng, &mut cbuf).unwrap() else { break };
+        let Some(n) = client.poll_transmit(now, &mut crng, &mut cbuf).unwrap() else {
+            break;
+        };
         let payload = link.c2s(&cbuf[..n], &mut trng);
         now = now.saturating_add(core::time::Duration::from_millis(20));
         let reply = server.handle(now, &mut srng, &payload, &mut sbuf, &|_| false).unwrap();
@@ -261,17 +269,31 @@ fn handshake_over(framing: Framing, kind: KeyKind, seed: u64) -> (AuthKey, AuthK
 }
 
 fn seeds() -> u64 {
-    std::env::var("HANDSHAKE_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200)
+    std::env::var("HANDSHAKE_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200)
 }
 
 #[test]
 fn client_against_dc_every_framing_many_seeds() {
-    let framings = [Framing::Abridged, Framing::Intermediate, Framing::PaddedIntermediate, Framing::Full];
+    let framings = [
+        Framing::Abridged,
+        Framing::Intermediate,
+        Framing::PaddedIntermediate,
+        Framing::Full,
+    ];
     let mut ids = std::collections::HashSet::new();
     let total = seeds();
     for seed in 0..total {
         let framing = framings[(seed % 4) as usize];
-        let kind = if seed % 3 == 0 { KeyKind::Temporary { expires_in: 3600 + seed as u32 } } else { KeyKind::Permanent };
+        let kind = if seed % 3 == 0 {
+            KeyKind::Temporary {
+                expires_in: 3600 + seed as u32,
+            }
+        } else {
+            KeyKind::Permanent
+        };
         let (ck, sk, _, exp) = handshake_over(framing, kind, seed);
         assert_eq!(ck, sk, "{framing:?} seed {seed}: keys differ");
         assert_eq!(ck.id(), sk.id());
@@ -320,16 +342,31 @@ fn write_seed_corpora() {
         std::fs::create_dir_all(&dir).unwrap();
         let mut files: Vec<(String, Vec<u8>)> = vec![
             ("empty".into(), vec![]),
-            ("minus_404".into(), [vec![0, 0], (-404i32).to_le_bytes().to_vec()].concat()),
-            ("minus_444_step1".into(), [vec![1, 0], (-444i32).to_le_bytes().to_vec()].concat()),
-            ("minus_429_step2".into(), [vec![2, 0], (-429i32).to_le_bytes().to_vec()].concat()),
+            (
+                "minus_404".into(),
+                [vec![0, 0], (-404i32).to_le_bytes().to_vec()].concat(),
+            ),
+            (
+                "minus_444_step1".into(),
+                [vec![1, 0], (-444i32).to_le_bytes().to_vec()].concat(),
+            ),
+            (
+                "minus_429_step2".into(),
+                [vec![2, 0], (-429i32).to_le_bytes().to_vec()].concat(),
+            ),
         ];
         for (k, m) in msgs.iter().enumerate() {
             for step in 0..4u8 {
                 // Raw genuine message at its own step and at the others; wrapped body; wrapped with nonces patched.
                 files.push((format!("raw_msg{k}_step{step}"), [vec![step, 0], m.clone()].concat()));
-                files.push((format!("wrapped_msg{k}_step{step}"), [vec![step, 1], m[20..].to_vec()].concat()));
-                files.push((format!("patched_msg{k}_step{step}"), [vec![step, 3], m[20..].to_vec()].concat()));
+                files.push((
+                    format!("wrapped_msg{k}_step{step}"),
+                    [vec![step, 1], m[20..].to_vec()].concat(),
+                ));
+                files.push((
+                    format!("patched_msg{k}_step{step}"),
+                    [vec![step, 3], m[20..].to_vec()].concat(),
+                ));
             }
             let mut trunc = m.clone();
             trunc.truncate(m.len() / 2);

@@ -54,7 +54,10 @@ fn full_handshake_allocates_nothing() {
         WATCHING.with(|w| w.set(true));
         let probe = vec![1u8; 3];
         WATCHING.with(|w| w.set(false));
-        assert!(ALLOCATIONS.swap(0, Ordering::Relaxed) >= 1, "counting allocator is not counting");
+        assert!(
+            ALLOCATIONS.swap(0, Ordering::Relaxed) >= 1,
+            "counting allocator is not counting"
+        );
         drop(probe);
 
         WATCHING.with(|w| w.set(true));

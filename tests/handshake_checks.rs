@@ -22,8 +22,8 @@ use mtproto_sansio::handshake::{
 use mtproto_sansio::time::Instant;
 use mtproto_sansio::tl::{
     ClientDhInnerData, DhGenFail, DhGenOk, DhGenRetry, LongVec, PQInnerDataDc, PQInnerDataLegacy, PQInnerDataTempDc,
-    ReqDhParams, ReqPqMulti, ResPq, ServerDhInnerData, ServerDhParamsFail, ServerDhParamsOk, SetClientDhParams,
-    TlRead, TlWrite, Writer,
+    ReqDhParams, ReqPqMulti, ResPq, ServerDhInnerData, ServerDhParamsFail, ServerDhParamsOk, SetClientDhParams, TlRead,
+    TlWrite, Writer,
 };
 use num_bigint::BigUint;
 use sha1::{Digest, Sha1};
@@ -97,7 +97,12 @@ fn at_server_dh(seed: &str) -> AtServerDh {
         let inner = PQInnerDataDc::read(&mut mtproto_sansio::tl::Reader::new(&data[..])).unwrap();
         (req.nonce, req.server_nonce, inner.new_nonce)
     };
-    AtServerDh { pair, nonce, server_nonce, new_nonce }
+    AtServerDh {
+        pair,
+        nonce,
+        server_nonce,
+        new_nonce,
+    }
 }
 
 /// A server_DH_params_ok whose answer is built by the test: `inner` is the TL to encrypt, `hash_ok` whether the SHA-1
@@ -114,7 +119,14 @@ fn server_dh_ok(s: &AtServerDh, inner: &[u8], hash_ok: bool, pad: Option<usize>)
     assert_eq!(answer.len() % 16, 0, "test helper: choose a pad that aligns");
     let tmp = tmp_aes_key_iv(&s.new_nonce, &s.server_nonce);
     ige_encrypt(&tmp.key, &tmp.iv, &mut answer).unwrap();
-    plain(&tl(&ServerDhParamsOk { nonce: s.nonce, server_nonce: s.server_nonce, encrypted_answer: &answer }), true)
+    plain(
+        &tl(&ServerDhParamsOk {
+            nonce: s.nonce,
+            server_nonce: s.server_nonce,
+            encrypted_answer: &answer,
+        }),
+        true,
+    )
 }
 
 fn dh_inner(s: &AtServerDh, g: i32, p: &[u8], g_a: &[u8]) -> Vec<u8> {
@@ -137,7 +149,11 @@ fn good_g_a() -> Vec<u8> {
 fn feed_and_poll(s: &mut AtServerDh, msg: &[u8]) -> (Result<(), HandshakeError>, Status) {
     let r = s.pair.client.handle_packet(s.pair.now, msg);
     let mut out = [0u8; MAX_CLIENT_MESSAGE];
-    let _ = s.pair.client.poll_transmit(s.pair.now, &mut s.pair.client_rng, &mut out).unwrap();
+    let _ = s
+        .pair
+        .client
+        .poll_transmit(s.pair.now, &mut s.pair.client_rng, &mut out)
+        .unwrap();
     (r, s.pair.client.status())
 }
 
@@ -216,7 +232,10 @@ fn chk_013_bad_pq_fails_fast() {
         (&[1, 2, 3, 4, 5, 6, 7, 8, 9], FactorError::TooLong),
         (&[0x80, 0, 0, 0, 0, 0, 0, 1], FactorError::TooLarge),
         (&2_147_483_647u64.to_be_bytes(), FactorError::NotSemiprime), // prime
-        (&(1_141_464_581u64 * 1_141_464_581).to_be_bytes(), FactorError::NotSemiprime), // p²
+        (
+            &(1_141_464_581u64 * 1_141_464_581).to_be_bytes(),
+            FactorError::NotSemiprime,
+        ), // p²
         (&[1], FactorError::NotSemiprime),
     ];
     for (pq, want) in cases {
@@ -238,7 +257,11 @@ fn chk_013_bad_pq_fails_fast() {
         let sent = p.client.poll_transmit(p.now, &mut p.client_rng, &mut out).unwrap();
         assert!(t.elapsed() < Duration::from_millis(10), "{pq:?} took {:?}", t.elapsed());
         assert_eq!(sent, None);
-        assert_eq!(p.client.status(), Status::Failed(HandshakeError::Pq(want)), "{pq:?} {r:?}");
+        assert_eq!(
+            p.client.status(),
+            Status::Failed(HandshakeError::Pq(want)),
+            "{pq:?} {r:?}"
+        );
     }
 }
 
@@ -294,7 +317,10 @@ fn chk_014_rsa_pad_round_trips_through_our_dc_including_the_retry_branch() {
         let mut r = mtproto_sansio::tl::Reader::new(&data[..]);
         let inner = PQInnerDataDc::read(&mut r).unwrap();
         assert!(r.position() <= 144);
-        assert_eq!((inner.nonce, inner.server_nonce, inner.dc), (req.nonce, req.server_nonce, 2));
+        assert_eq!(
+            (inner.nonce, inner.server_nonce, inner.dc),
+            (req.nonce, req.server_nonce, 2)
+        );
         assert_eq!((inner.p, inner.q), (req.p, req.q));
         if rng.1 > 32 + (192 - r.position()) + 32 {
             retried += 1;
@@ -319,25 +345,37 @@ fn chk_015_answer_regions_are_checked() {
     // ... a wrong SHA-1 is not.
     let mut s = at_server_dh("15");
     let msg = server_dh_ok(&s, &dh_inner(&s, 3, &prime(), &g_a), false, None);
-    assert_eq!(feed_and_poll(&mut s, &msg).1, Status::Failed(HandshakeError::AnswerHash));
+    assert_eq!(
+        feed_and_poll(&mut s, &msg).1,
+        Status::Failed(HandshakeError::AnswerHash)
+    );
     // 16 bytes of padding (hash right) is refused.
     let mut s = at_server_dh("15");
     let inner = dh_inner(&s, 3, &prime(), &g_a);
     let pad = (16 - (20 + inner.len()) % 16) % 16 + 16;
     let msg = server_dh_ok(&s, &inner, true, Some(pad));
-    assert_eq!(feed_and_poll(&mut s, &msg).1, Status::Failed(HandshakeError::AnswerPadding));
+    assert_eq!(
+        feed_and_poll(&mut s, &msg).1,
+        Status::Failed(HandshakeError::AnswerPadding)
+    );
     // Inner nonce swapped (hash right).
     let mut s = at_server_dh("15");
     let mut inner = dh_inner(&s, 3, &prime(), &g_a);
     inner[4] ^= 1;
     let msg = server_dh_ok(&s, &inner, true, None);
-    assert_eq!(feed_and_poll(&mut s, &msg).1, Status::Failed(HandshakeError::InnerNonceMismatch));
+    assert_eq!(
+        feed_and_poll(&mut s, &msg).1,
+        Status::Failed(HandshakeError::InnerNonceMismatch)
+    );
     // Inner server_nonce swapped.
     let mut s = at_server_dh("15");
     let mut inner = dh_inner(&s, 3, &prime(), &g_a);
     inner[20] ^= 1;
     let msg = server_dh_ok(&s, &inner, true, None);
-    assert_eq!(feed_and_poll(&mut s, &msg).1, Status::Failed(HandshakeError::InnerNonceMismatch));
+    assert_eq!(
+        feed_and_poll(&mut s, &msg).1,
+        Status::Failed(HandshakeError::InnerNonceMismatch)
+    );
     // A flipped ciphertext bit garbles the answer.
     let mut s = at_server_dh("15");
     let mut msg = server_dh_ok(&s, &dh_inner(&s, 3, &prime(), &g_a), true, None);
@@ -351,10 +389,16 @@ fn chk_015_answer_regions_are_checked() {
     let mut s = at_server_dh("15");
     let mut msg = server_dh_ok(&s, &dh_inner(&s, 3, &prime(), &g_a), true, None);
     msg[24] ^= 1;
-    assert_eq!(feed_and_poll(&mut s, &msg), (Err(HandshakeError::NonceMismatch), Status::Running));
+    assert_eq!(
+        feed_and_poll(&mut s, &msg),
+        (Err(HandshakeError::NonceMismatch), Status::Running)
+    );
     let mut msg = server_dh_ok(&s, &dh_inner(&s, 3, &prime(), &g_a), true, None);
     msg[40] ^= 1;
-    assert_eq!(feed_and_poll(&mut s, &msg), (Err(HandshakeError::ServerNonceMismatch), Status::Running));
+    assert_eq!(
+        feed_and_poll(&mut s, &msg),
+        (Err(HandshakeError::ServerNonceMismatch), Status::Running)
+    );
 }
 
 #[test]
@@ -362,10 +406,18 @@ fn chk_015_encrypted_answer_length_bounds() {
     for len in [0usize, 15, 17, 1040] {
         let mut s = at_server_dh("15l");
         let msg = plain(
-            &tl(&ServerDhParamsOk { nonce: s.nonce, server_nonce: s.server_nonce, encrypted_answer: &vec![7u8; len] }),
+            &tl(&ServerDhParamsOk {
+                nonce: s.nonce,
+                server_nonce: s.server_nonce,
+                encrypted_answer: &vec![7u8; len],
+            }),
             true,
         );
-        assert_eq!(feed_and_poll(&mut s, &msg).1, Status::Failed(HandshakeError::AnswerLength), "len {len}");
+        assert_eq!(
+            feed_and_poll(&mut s, &msg).1,
+            Status::Failed(HandshakeError::AnswerLength),
+            "len {len}"
+        );
     }
 }
 
@@ -385,7 +437,10 @@ fn failed_dh(e: DhError) -> Status {
 fn chk_016_dh_group_is_checked() {
     let p = big(&prime());
     let g_a = good_g_a();
-    assert_eq!(dh_case(3, &be256(&(&p - 2u32)), &g_a), failed_dh(DhError::GeneratorResidue)); // p−2 ≡ 0 mod 3
+    assert_eq!(
+        dh_case(3, &be256(&(&p - 2u32)), &g_a),
+        failed_dh(DhError::GeneratorResidue)
+    ); // p−2 ≡ 0 mod 3
     assert_eq!(dh_case(4, &be256(&(&p - 2u32)), &g_a), failed_dh(DhError::NotSafePrime)); // p−2 composite
     assert_eq!(dh_case(3, &be256(&(&p >> 1u32)), &g_a), failed_dh(DhError::PrimeSize)); // 2047 bits
     let mut p2049 = vec![1u8];
@@ -393,7 +448,11 @@ fn chk_016_dh_group_is_checked() {
     assert_eq!(dh_case(3, &p2049, &g_a), failed_dh(DhError::TooLong)); // 2049 bits (257 bytes)
     // Telegram's prime: p mod 8 = 3, mod 3 = 2, mod 5 = 3, mod 24 = 11, mod 7 = 6 → g = 2, 5, 6 fail the rule.
     for g in [2, 5, 6] {
-        assert_eq!(dh_case(g, &prime(), &g_a), failed_dh(DhError::GeneratorResidue), "g={g}");
+        assert_eq!(
+            dh_case(g, &prime(), &g_a),
+            failed_dh(DhError::GeneratorResidue),
+            "g={g}"
+        );
     }
     for g in [8, 1, 0, -3] {
         assert_eq!(dh_case(g, &prime(), &g_a), failed_dh(DhError::Generator), "g={g}");
@@ -418,7 +477,11 @@ fn chk_017_public_value_range() {
     ];
     for v in &bad {
         let enc = if *v == p { prime().to_vec() } else { be256(v) };
-        assert_eq!(dh_case(3, &prime(), &enc), failed_dh(DhError::PublicValueRange), "g_a = {v:x}");
+        assert_eq!(
+            dh_case(3, &prime(), &enc),
+            failed_dh(DhError::PublicValueRange),
+            "g_a = {v:x}"
+        );
     }
     assert_eq!(dh_case(3, &prime(), &be256(&m)), Status::Running);
     assert_eq!(dh_case(3, &prime(), &be256(&(&p - &m))), Status::Running);
@@ -467,12 +530,21 @@ fn chk_017_own_g_b_out_of_range_redraws_b() {
 #[test]
 fn atk_b13_weak_group_or_public_value_from_a_malicious_server() {
     let p = big(&prime());
-    assert_eq!(dh_case(3, &prime(), &be256(&(&p - 1u32))), failed_dh(DhError::PublicValueRange));
-    assert_eq!(dh_case(3, &prime(), &be256(&BigUint::from(1u32))), failed_dh(DhError::PublicValueRange));
+    assert_eq!(
+        dh_case(3, &prime(), &be256(&(&p - 1u32))),
+        failed_dh(DhError::PublicValueRange)
+    );
+    assert_eq!(
+        dh_case(3, &prime(), &be256(&BigUint::from(1u32))),
+        failed_dh(DhError::PublicValueRange)
+    );
     assert_eq!(dh_case(2, &prime(), &good_g_a()), failed_dh(DhError::GeneratorResidue));
     // A smooth 2048-bit modulus (2^2047 + 3·2^100 + 1 is not a safe prime).
     let smooth = (BigUint::from(1u32) << 2047u32) + (BigUint::from(3u32) << 100u32) + 1u32;
-    assert_eq!(dh_case(4, &be256(&smooth), &good_g_a()), failed_dh(DhError::NotSafePrime));
+    assert_eq!(
+        dh_case(4, &be256(&smooth), &good_g_a()),
+        failed_dh(DhError::NotSafePrime)
+    );
 }
 
 // ---- item 18 ------------------------------------------------------------------------------------------------------
@@ -518,7 +590,12 @@ fn chk_018_b_comes_from_the_rng_not_the_server() {
     for s in [&mut s1, &mut s2] {
         s.pair.client.handle_packet(s.pair.now, &msg).unwrap();
         let mut out = [0u8; MAX_CLIENT_MESSAGE];
-        let n = s.pair.client.poll_transmit(s.pair.now, &mut s.pair.client_rng, &mut out).unwrap().unwrap();
+        let n = s
+            .pair
+            .client
+            .poll_transmit(s.pair.now, &mut s.pair.client_rng, &mut out)
+            .unwrap()
+            .unwrap();
         outs.push(out[..n].to_vec());
     }
     assert_ne!(outs[0][56..], outs[1][56..]);
@@ -551,7 +628,10 @@ fn with_collisions(collisions: u32, client_max: u8, server_max: u8) -> (Pair<'st
             seen.set(seen.get() + 1);
             seen.get() <= collisions
         };
-        let reply = p.server.handle(p.now, &mut p.server_rng, &p.c2s[..p.c2s_len], &mut p.s2c, &taken).unwrap();
+        let reply = p
+            .server
+            .handle(p.now, &mut p.server_rng, &p.c2s[..p.c2s_len], &mut p.s2c, &taken)
+            .unwrap();
         match reply {
             ServerReply::Send(n) => p.s2c_len = n,
             ServerReply::Complete { len, .. } => {
@@ -600,15 +680,30 @@ fn chk_019_retry_id_and_padding_on_the_wire() {
         assert_eq!(inner.retry_id as u64, expected_retry, "round {round}");
         let auth = AuthKey::from_bytes(be256(&big(inner.g_b).modpow(&a, &p)).try_into().unwrap());
         let aux = auth.aux_hash();
-        let h = Sha1::new().chain_update(s.new_nonce).chain_update([2u8]).chain_update(aux.to_le_bytes()).finalize();
-        let retry = DhGenRetry { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash2: h[4..].try_into().unwrap() };
-        s.pair.client.handle_packet(s.pair.now, &plain(&tl(&retry), true)).unwrap();
+        let h = Sha1::new()
+            .chain_update(s.new_nonce)
+            .chain_update([2u8])
+            .chain_update(aux.to_le_bytes())
+            .finalize();
+        let retry = DhGenRetry {
+            nonce: s.nonce,
+            server_nonce: s.server_nonce,
+            new_nonce_hash2: h[4..].try_into().unwrap(),
+        };
+        s.pair
+            .client
+            .handle_packet(s.pair.now, &plain(&tl(&retry), true))
+            .unwrap();
         expected_retry = aux;
     }
 }
 
 fn hash_n(new_nonce: &[u8; 32], n: u8, aux: u64) -> [u8; 16] {
-    let h = Sha1::new().chain_update(new_nonce).chain_update([n]).chain_update(aux.to_le_bytes()).finalize();
+    let h = Sha1::new()
+        .chain_update(new_nonce)
+        .chain_update([n])
+        .chain_update(aux.to_le_bytes())
+        .finalize();
     h[4..].try_into().unwrap()
 }
 
@@ -635,31 +730,74 @@ fn chk_020_hash_must_match_the_constructor_received() {
     // dh_gen_ok carrying hash2 or hash3, retry carrying hash1, fail carrying hash1, a corrupted hash1: all fatal.
     type Make = fn(&AtServerDh, u64) -> Vec<u8>;
     let cases: [Make; 5] = [
-        |s, aux| tl(&DhGenOk { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash1: hash_n(&s.new_nonce, 2, aux) }),
-        |s, aux| tl(&DhGenOk { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash1: hash_n(&s.new_nonce, 3, aux) }),
-        |s, aux| tl(&DhGenRetry { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash2: hash_n(&s.new_nonce, 1, aux) }),
-        |s, aux| tl(&DhGenFail { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash3: hash_n(&s.new_nonce, 1, aux) }),
+        |s, aux| {
+            tl(&DhGenOk {
+                nonce: s.nonce,
+                server_nonce: s.server_nonce,
+                new_nonce_hash1: hash_n(&s.new_nonce, 2, aux),
+            })
+        },
+        |s, aux| {
+            tl(&DhGenOk {
+                nonce: s.nonce,
+                server_nonce: s.server_nonce,
+                new_nonce_hash1: hash_n(&s.new_nonce, 3, aux),
+            })
+        },
+        |s, aux| {
+            tl(&DhGenRetry {
+                nonce: s.nonce,
+                server_nonce: s.server_nonce,
+                new_nonce_hash2: hash_n(&s.new_nonce, 1, aux),
+            })
+        },
+        |s, aux| {
+            tl(&DhGenFail {
+                nonce: s.nonce,
+                server_nonce: s.server_nonce,
+                new_nonce_hash3: hash_n(&s.new_nonce, 1, aux),
+            })
+        },
         |s, aux| {
             let mut h = hash_n(&s.new_nonce, 1, aux);
             h[15] ^= 0x80;
-            tl(&DhGenOk { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash1: h })
+            tl(&DhGenOk {
+                nonce: s.nonce,
+                server_nonce: s.server_nonce,
+                new_nonce_hash1: h,
+            })
         },
     ];
     for (i, make) in cases.iter().enumerate() {
         let (mut s, aux) = at_dh_gen("20");
         let msg = plain(&make(&s, aux), true);
-        assert_eq!(s.pair.client.handle_packet(s.pair.now, &msg), Err(HandshakeError::NewNonceHash), "case {i}");
+        assert_eq!(
+            s.pair.client.handle_packet(s.pair.now, &msg),
+            Err(HandshakeError::NewNonceHash),
+            "case {i}"
+        );
         assert_eq!(s.pair.client.status(), Status::Failed(HandshakeError::NewNonceHash));
         assert!(s.pair.client.take_outcome().is_none());
     }
     // The right hash for each constructor: ok completes, retry asks for a new b, fail restarts from step 1.
     let (mut s, aux) = at_dh_gen("20");
-    let ok = DhGenOk { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash1: hash_n(&s.new_nonce, 1, aux) };
+    let ok = DhGenOk {
+        nonce: s.nonce,
+        server_nonce: s.server_nonce,
+        new_nonce_hash1: hash_n(&s.new_nonce, 1, aux),
+    };
     s.pair.client.handle_packet(s.pair.now, &plain(&tl(&ok), true)).unwrap();
     assert_eq!(s.pair.client.status(), Status::Done);
     let (mut s, aux) = at_dh_gen("20");
-    let fail = DhGenFail { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash3: hash_n(&s.new_nonce, 3, aux) };
-    s.pair.client.handle_packet(s.pair.now, &plain(&tl(&fail), true)).unwrap();
+    let fail = DhGenFail {
+        nonce: s.nonce,
+        server_nonce: s.server_nonce,
+        new_nonce_hash3: hash_n(&s.new_nonce, 3, aux),
+    };
+    s.pair
+        .client
+        .handle_packet(s.pair.now, &plain(&tl(&fail), true))
+        .unwrap();
     assert_eq!((s.pair.client.status(), s.pair.client.restarts()), (Status::Running, 1));
 }
 
@@ -677,12 +815,27 @@ fn chk_020_server_dh_params_fail_needs_the_right_hash() {
     let h: [u8; 16] = Sha1::digest(s.new_nonce)[4..].try_into().unwrap();
     let mut bad = h;
     bad[0] ^= 1;
-    let f = |h| plain(&tl(&ServerDhParamsFail { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash: h }), true);
+    let f = |h| {
+        plain(
+            &tl(&ServerDhParamsFail {
+                nonce: s.nonce,
+                server_nonce: s.server_nonce,
+                new_nonce_hash: h,
+            }),
+            true,
+        )
+    };
     let (good_msg, bad_msg) = (f(h), f(bad));
     let mut s2 = at_server_dh("20f");
-    assert_eq!(s.pair.client.handle_packet(s.pair.now, &bad_msg), Err(HandshakeError::NewNonceHash));
+    assert_eq!(
+        s.pair.client.handle_packet(s.pair.now, &bad_msg),
+        Err(HandshakeError::NewNonceHash)
+    );
     s2.pair.client.handle_packet(s2.pair.now, &good_msg).unwrap();
-    assert_eq!((s2.pair.client.status(), s2.pair.client.restarts()), (Status::Running, 1));
+    assert_eq!(
+        (s2.pair.client.status(), s2.pair.client.restarts()),
+        (Status::Running, 1)
+    );
 }
 
 // ---- item 21 ------------------------------------------------------------------------------------------------------
@@ -702,7 +855,11 @@ fn chk_021_outcome_key_id_and_salt() {
         let key = be256(&big(inner.g_b).modpow(&a, &big(&prime())));
         let sha = Sha1::digest(&key);
         aux = u64::from_le_bytes(sha[..8].try_into().unwrap());
-        let ok = DhGenOk { nonce: s.nonce, server_nonce: s.server_nonce, new_nonce_hash1: hash_n(&s.new_nonce, 1, aux) };
+        let ok = DhGenOk {
+            nonce: s.nonce,
+            server_nonce: s.server_nonce,
+            new_nonce_hash1: hash_n(&s.new_nonce, 1, aux),
+        };
         s.pair.client.handle_packet(s.pair.now, &plain(&tl(&ok), true)).unwrap();
         let out = s.pair.client.take_outcome().unwrap();
         assert_eq!(out.auth_key.as_bytes()[..], key[..]);
@@ -730,9 +887,16 @@ fn chk_022_minus_404_at_every_step_restarts_and_completes() {
         }
         assert!(p.client_send());
         p.client.handle_transport_error(p.now, -404);
-        assert_eq!((p.client.status(), p.client.restarts()), (Status::Running, 1), "step {step}");
+        assert_eq!(
+            (p.client.status(), p.client.restarts()),
+            (Status::Running, 1),
+            "step {step}"
+        );
         assert!(p.client_send());
-        assert!(ReqPqMulti::decode(body(&p.c2s[..p.c2s_len])).is_ok(), "step {step}: restart sends req_pq_multi");
+        assert!(
+            ReqPqMulti::decode(body(&p.c2s[..p.c2s_len])).is_ok(),
+            "step {step}: restart sends req_pq_multi"
+        );
         assert!(matches!(p.server_receive(), Some(ServerReply::Send(_))));
         p.client_receive().unwrap();
         assert_eq!(p.run(), Status::Done, "step {step}");
@@ -809,7 +973,9 @@ fn req_pq(nonce: [u8; 16], id: u64) -> Vec<u8> {
 
 fn send<const N: usize>(s: &mut ServerHandshakes<'static, N>, now: Instant, msg: &[u8]) -> (ServerReply, Vec<u8>) {
     let mut out = [0u8; MAX_SERVER_MESSAGE];
-    let r = s.handle(now, &mut SeededRng::new(msg), msg, &mut out, &|_| false).unwrap();
+    let r = s
+        .handle(now, &mut SeededRng::new(msg), msg, &mut out, &|_| false)
+        .unwrap();
     let bytes = match &r {
         ServerReply::Send(n) | ServerReply::Complete { len: n, .. } => out[..*n].to_vec(),
         ServerReply::Error(_) => vec![],
@@ -829,7 +995,10 @@ fn chk_023_res_pq_fresh_nonce_pq_and_identical_retransmit() {
         assert!(pq < 1 << 63);
         let (p, q) = mtproto_sansio::crypto::factor::factor_pq(pq).unwrap();
         assert!(p < q && p < 1 << 32 && q < 1 << 32);
-        assert_eq!(r.server_public_key_fingerprints.iter().collect::<Vec<_>>(), vec![key().public_key().fingerprint() as i64]);
+        assert_eq!(
+            r.server_public_key_fingerprints.iter().collect::<Vec<_>>(),
+            vec![key().public_key().fingerprint() as i64]
+        );
     }
     // An identical retransmission gets the identical bytes; no new run.
     let (_, a2) = send(&mut s, Instant::from_secs(1), &req_pq([1; 16], 1));
@@ -857,8 +1026,10 @@ fn chk_023_runs_expire_after_ten_minutes() {
 
 #[test]
 fn atk_b17_handshake_state_exhaustion_is_bounded() {
-    let mut s: Box<ServerHandshakes<'static, 64>> =
-        Box::new(ServerHandshakes::new(ServerConfig::new(key(), DhGroup::telegram(3).unwrap())));
+    let mut s: Box<ServerHandshakes<'static, 64>> = Box::new(ServerHandshakes::new(ServerConfig::new(
+        key(),
+        DhGroup::telegram(3).unwrap(),
+    )));
     let size = std::mem::size_of::<ServerHandshakes<'static, 64>>();
     let mut flood = 0;
     let mut out = [0u8; MAX_SERVER_MESSAGE];
@@ -867,7 +1038,10 @@ fn atk_b17_handshake_state_exhaustion_is_bounded() {
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&i.to_le_bytes());
         let now = Instant::from_millis(i);
-        match s.handle(now, &mut rng, &req_pq(nonce, i + 1), &mut out, &|_| false).unwrap() {
+        match s
+            .handle(now, &mut rng, &req_pq(nonce, i + 1), &mut out, &|_| false)
+            .unwrap()
+        {
             ServerReply::Send(_) => {}
             ServerReply::Error(-429) => flood += 1,
             other => panic!("{other:?}"),
@@ -954,10 +1128,23 @@ fn req_dh(t: Tamper, nonce: [u8; 16], sn: [u8; 16], pq: u64, p: u64, q: u64) -> 
                 _ => 3600,
             },
         }),
-        Tamper::Legacy | Tamper::LegacyPad => {
-            tl(&PQInnerDataLegacy { pq: &ipq, p: &ip, q: &iq, nonce: inonce, server_nonce: isn, new_nonce })
-        }
-        _ => tl(&PQInnerDataDc { pq: &ipq, p: &ip, q: &iq, nonce: inonce, server_nonce: isn, new_nonce, dc }),
+        Tamper::Legacy | Tamper::LegacyPad => tl(&PQInnerDataLegacy {
+            pq: &ipq,
+            p: &ip,
+            q: &iq,
+            nonce: inonce,
+            server_nonce: isn,
+            new_nonce,
+        }),
+        _ => tl(&PQInnerDataDc {
+            pq: &ipq,
+            p: &ip,
+            q: &iq,
+            nonce: inonce,
+            server_nonce: isn,
+            new_nonce,
+            dc,
+        }),
     };
     let mut block = match t {
         Tamper::Legacy => legacy_encrypt(pk, &data, &mut rng).unwrap().to_vec(),
@@ -979,7 +1166,14 @@ fn req_dh(t: Tamper, nonce: [u8; 16], sn: [u8; 16], pq: u64, p: u64, q: u64) -> 
         _ => {}
     }
     let fp = pk.fingerprint() as i64 ^ if matches!(t, Tamper::Fingerprint) { 1 } else { 0 };
-    let body = tl(&ReqDhParams { nonce, server_nonce: sn, p: &op, q: &oq, public_key_fingerprint: fp, encrypted_data: &block });
+    let body = tl(&ReqDhParams {
+        nonce,
+        server_nonce: sn,
+        p: &op,
+        q: &oq,
+        public_key_fingerprint: fp,
+        encrypted_data: &block,
+    });
     let mut m = vec![0u8; 8];
     m.extend_from_slice(&((1_735_910_000u64 << 32) | 8).to_le_bytes());
     m.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -1021,7 +1215,10 @@ fn chk_024_every_bad_req_dh_params_gets_404_and_poisons_the_run() {
         assert!(s.is_empty(), "{t:?}: run not poisoned");
         // A valid request for the poisoned run is refused too.
         let (r, _) = send(&mut s, Instant::ZERO, &req_dh(Tamper::None, nonce, sn, pq, p, q));
-        assert!(matches!(r, ServerReply::Error(-404)), "{t:?}: poisoned run answered {r:?}");
+        assert!(
+            matches!(r, ServerReply::Error(-404)),
+            "{t:?}: poisoned run answered {r:?}"
+        );
     }
 }
 
@@ -1042,7 +1239,14 @@ fn atk_b04_all_req_dh_failures_look_the_same() {
     // Every failure gives the same reply value and leaves the same state (the run gone); a new handshake on the
     // same table then works (INTEROP: clients retry on the same connection).
     let mut outcomes = Vec::new();
-    for t in [Tamper::OuterP, Tamper::Fingerprint, Tamper::AboveN, Tamper::FlipBlock, Tamper::InnerNonce, Tamper::Short] {
+    for t in [
+        Tamper::OuterP,
+        Tamper::Fingerprint,
+        Tamper::AboveN,
+        Tamper::FlipBlock,
+        Tamper::InnerNonce,
+        Tamper::Short,
+    ] {
         let (mut s, nonce, sn, pq, p, q) = dc_run(Some(2));
         let (r, bytes) = send(&mut s, Instant::ZERO, &req_dh(t, nonce, sn, pq, p, q));
         outcomes.push((format!("{r:?}"), bytes, s.len(), s.poll_timeout()));
@@ -1077,13 +1281,22 @@ fn at_set_client_dh(seed: &str) -> (Pair<'static>, [u8; 16], [u8; 16], [u8; 32])
 }
 
 fn forged_set_client(nonce: [u8; 16], sn: [u8; 16], nn: &[u8; 32], retry_id: i64, g_b: &[u8], pad: usize) -> Vec<u8> {
-    let inner = tl(&ClientDhInnerData { nonce, server_nonce: sn, retry_id, g_b });
+    let inner = tl(&ClientDhInnerData {
+        nonce,
+        server_nonce: sn,
+        retry_id,
+        g_b,
+    });
     let mut data = Sha1::digest(&inner).to_vec();
     data.extend_from_slice(&inner);
     data.extend(std::iter::repeat_n(0u8, pad));
     let tmp = tmp_aes_key_iv(nn, &sn);
     ige_encrypt(&tmp.key, &tmp.iv, &mut data).unwrap();
-    let body = tl(&SetClientDhParams { nonce, server_nonce: sn, encrypted_data: &data });
+    let body = tl(&SetClientDhParams {
+        nonce,
+        server_nonce: sn,
+        encrypted_data: &data,
+    });
     let mut m = vec![0u8; 8];
     m.extend_from_slice(&((1_735_910_001u64 << 32) | 16).to_le_bytes());
     m.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -1095,12 +1308,31 @@ fn forged_set_client(nonce: [u8; 16], sn: [u8; 16], nn: &[u8; 32], retry_id: i64
 fn chk_025_set_client_dh_params_is_checked() {
     let p_big = big(&prime());
     let good = be256(&BigUint::from(3u32).modpow(&(BigUint::from(99u32) << 2000u32), &p_big));
-    let pad = |g_b: &[u8]| (16 - (20 + tl(&ClientDhInnerData { nonce: [0; 16], server_nonce: [0; 16], retry_id: 0, g_b }).len()) % 16) % 16;
+    let pad = |g_b: &[u8]| {
+        (16 - (20
+            + tl(&ClientDhInnerData {
+                nonce: [0; 16],
+                server_nonce: [0; 16],
+                retry_id: 0,
+                g_b,
+            })
+            .len())
+            % 16)
+            % 16
+    };
     // The forging helper is right: a good g_b completes.
     let (mut pr, n, sn, nn) = at_set_client_dh("25");
-    let (r, _) = send(&mut pr.server, pr.now, &forged_set_client(n, sn, &nn, 0, &good, pad(&good)));
+    let (r, _) = send(
+        &mut pr.server,
+        pr.now,
+        &forged_set_client(n, sn, &nn, 0, &good, pad(&good)),
+    );
     assert!(matches!(r, ServerReply::Complete { .. }), "{r:?}");
-    let bad_g_b = [be256(&BigUint::from(1u32)), be256(&(&p_big - 1u32)), be256(&((BigUint::from(1u32) << 1984u32) - 1u32))];
+    let bad_g_b = [
+        be256(&BigUint::from(1u32)),
+        be256(&(&p_big - 1u32)),
+        be256(&((BigUint::from(1u32) << 1984u32) - 1u32)),
+    ];
     for g_b in &bad_g_b {
         let (mut pr, n, sn, nn) = at_set_client_dh("25");
         let (r, _) = send(&mut pr.server, pr.now, &forged_set_client(n, sn, &nn, 0, g_b, pad(g_b)));
@@ -1109,11 +1341,19 @@ fn chk_025_set_client_dh_params_is_checked() {
     }
     // retry_id must be 0 on the first attempt.
     let (mut pr, n, sn, nn) = at_set_client_dh("25");
-    let (r, _) = send(&mut pr.server, pr.now, &forged_set_client(n, sn, &nn, 5, &good, pad(&good)));
+    let (r, _) = send(
+        &mut pr.server,
+        pr.now,
+        &forged_set_client(n, sn, &nn, 5, &good, pad(&good)),
+    );
     assert!(matches!(r, ServerReply::Error(-404)));
     // 16 bytes of padding, a flipped ciphertext bit, the wrong tmp key: all -404.
     let (mut pr, n, sn, nn) = at_set_client_dh("25");
-    let (r, _) = send(&mut pr.server, pr.now, &forged_set_client(n, sn, &nn, 0, &good, pad(&good) + 16));
+    let (r, _) = send(
+        &mut pr.server,
+        pr.now,
+        &forged_set_client(n, sn, &nn, 0, &good, pad(&good) + 16),
+    );
     assert!(matches!(r, ServerReply::Error(-404)));
     let (mut pr, n, sn, nn) = at_set_client_dh("25");
     let mut m = forged_set_client(n, sn, &nn, 0, &good, pad(&good));
@@ -1122,7 +1362,11 @@ fn chk_025_set_client_dh_params_is_checked() {
     let (r, _) = send(&mut pr.server, pr.now, &m);
     assert!(matches!(r, ServerReply::Error(-404)));
     let (mut pr, n, sn, _) = at_set_client_dh("25");
-    let (r, _) = send(&mut pr.server, pr.now, &forged_set_client(n, sn, &[1; 32], 0, &good, pad(&good)));
+    let (r, _) = send(
+        &mut pr.server,
+        pr.now,
+        &forged_set_client(n, sn, &[1; 32], 0, &good, pad(&good)),
+    );
     assert!(matches!(r, ServerReply::Error(-404)));
 }
 
@@ -1131,10 +1375,23 @@ fn chk_025_key_id_collision_answers_retry_with_hash2() {
     let (mut pr, n, sn, nn) = at_set_client_dh("25c");
     let a_exp = BigUint::from(99u32) << 2000u32;
     let good = be256(&BigUint::from(3u32).modpow(&a_exp, &big(&prime())));
-    let pad = (16 - (20 + tl(&ClientDhInnerData { nonce: n, server_nonce: sn, retry_id: 0, g_b: &good }).len()) % 16) % 16;
+    let pad = (16
+        - (20
+            + tl(&ClientDhInnerData {
+                nonce: n,
+                server_nonce: sn,
+                retry_id: 0,
+                g_b: &good,
+            })
+            .len())
+            % 16)
+        % 16;
     let msg = forged_set_client(n, sn, &nn, 0, &good, pad);
     let mut out = [0u8; MAX_SERVER_MESSAGE];
-    let r = pr.server.handle(pr.now, &mut SeededRng::new(b"c"), &msg, &mut out, &|_| true).unwrap();
+    let r = pr
+        .server
+        .handle(pr.now, &mut SeededRng::new(b"c"), &msg, &mut out, &|_| true)
+        .unwrap();
     let ServerReply::Send(len) = r else { panic!("{r:?}") };
     let retry = DhGenRetry::decode(body(&out[..len])).unwrap();
     // The DC's key is g_b^a for its secret a, unknown here; check the hash against the client's view instead:
@@ -1149,9 +1406,17 @@ fn chk_025_key_id_collision_answers_retry_with_hash2() {
     let msg2 = forged_set_client(n2, sn2, &nn2, 0, &good, pad);
     let mut o1 = [0u8; MAX_SERVER_MESSAGE];
     let mut o2 = [0u8; MAX_SERVER_MESSAGE];
-    let r1 = pr2.server.handle(pr2.now, &mut SeededRng::new(b"1"), &msg2, &mut o1, &|_| true).unwrap();
-    let r2 = pr2.server.handle(pr2.now, &mut SeededRng::new(b"2"), &msg2, &mut o2, &|_| true).unwrap();
-    let (ServerReply::Send(l1), ServerReply::Send(l2)) = (r1, r2) else { panic!() };
+    let r1 = pr2
+        .server
+        .handle(pr2.now, &mut SeededRng::new(b"1"), &msg2, &mut o1, &|_| true)
+        .unwrap();
+    let r2 = pr2
+        .server
+        .handle(pr2.now, &mut SeededRng::new(b"2"), &msg2, &mut o2, &|_| true)
+        .unwrap();
+    let (ServerReply::Send(l1), ServerReply::Send(l2)) = (r1, r2) else {
+        panic!()
+    };
     assert_eq!(o1[..l1], o2[..l2]);
     let _ = nn2;
 }
@@ -1172,11 +1437,19 @@ fn buffer_too_small_changes_nothing() {
     let mut c = ClientHandshake::new(ClientConfig::new(trusted(), 2), Instant::ZERO);
     let mut small = [0u8; 39];
     let mut rng = SeededRng::new(b"s");
-    assert_eq!(c.poll_transmit(Instant::ZERO, &mut rng, &mut small).unwrap_err().required, 40);
+    assert_eq!(
+        c.poll_transmit(Instant::ZERO, &mut rng, &mut small)
+            .unwrap_err()
+            .required,
+        40
+    );
     let mut out = [0u8; 40];
     assert_eq!(c.poll_transmit(Instant::ZERO, &mut rng, &mut out).unwrap(), Some(40));
     let mut s = server(None);
     let mut small = [0u8; 100];
-    assert!(s.handle(Instant::ZERO, &mut rng, &req_pq([1; 16], 1), &mut small, &|_| false).is_err());
+    assert!(
+        s.handle(Instant::ZERO, &mut rng, &req_pq([1; 16], 1), &mut small, &|_| false)
+            .is_err()
+    );
     assert!(s.is_empty());
 }

@@ -13,8 +13,10 @@ use crate::handshake::{
 use crate::time::Instant;
 
 /// The targets of this area.
-pub const TARGETS: &[(&str, super::Target)] =
-    &[("handshake_client", handshake_client), ("handshake_server", handshake_server)];
+pub const TARGETS: &[(&str, super::Target)] = &[
+    ("handshake_client", handshake_client),
+    ("handshake_server", handshake_server),
+];
 
 /// Unix time (µs) at `Instant::ZERO` in the fixtures: the sample's `server_time`.
 pub const FIXTURE_UNIX_MICROS: u64 = 1_735_910_891_000_000;
@@ -78,7 +80,10 @@ pub struct SeededRng {
 impl SeededRng {
     /// A generator keyed by `seed`.
     pub fn new(seed: &[u8]) -> Self {
-        SeededRng { seed: Sha256::digest(seed).into(), counter: 0 }
+        SeededRng {
+            seed: Sha256::digest(seed).into(),
+            counter: 0,
+        }
     }
 }
 
@@ -96,8 +101,11 @@ impl rand_core::TryRng for SeededRng {
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
         for chunk in dst.chunks_mut(32) {
-            let block: [u8; 32] =
-                Sha256::new().chain_update(self.seed).chain_update(self.counter.to_le_bytes()).finalize().into();
+            let block: [u8; 32] = Sha256::new()
+                .chain_update(self.seed)
+                .chain_update(self.counter.to_le_bytes())
+                .finalize()
+                .into();
             self.counter = self.counter.wrapping_add(1);
             chunk.copy_from_slice(block.get(..chunk.len()).unwrap_or(&[]));
         }
@@ -172,7 +180,10 @@ impl<'k> Pair<'k> {
     /// Hands `c2s` to the DC; returns its reply (the message lands in `s2c`).
     pub fn server_receive(&mut self) -> Option<ServerReply> {
         let msg = self.c2s.get(..self.c2s_len)?;
-        let reply = self.server.handle(self.now, &mut self.server_rng, msg, &mut self.s2c, &|_| false).ok()?;
+        let reply = self
+            .server
+            .handle(self.now, &mut self.server_rng, msg, &mut self.s2c, &|_| false)
+            .ok()?;
         match &reply {
             ServerReply::Send(n) | ServerReply::Complete { len: n, .. } => self.s2c_len = *n,
             ServerReply::Error(_) => self.s2c_len = 0,
@@ -189,7 +200,10 @@ impl<'k> Pair<'k> {
     /// One round trip: client sends, DC answers, client reads the answer. False if anything stopped.
     pub fn round(&mut self) -> bool {
         self.client_send()
-            && matches!(self.server_receive(), Some(ServerReply::Send(_) | ServerReply::Complete { .. }))
+            && matches!(
+                self.server_receive(),
+                Some(ServerReply::Send(_) | ServerReply::Complete { .. })
+            )
             && self.client_receive().is_ok()
     }
 
@@ -255,9 +269,18 @@ fn nonces_of(msg: &[u8]) -> [u8; 32] {
 pub fn handshake_client(data: &[u8]) {
     let Some(key) = dc_key() else { return };
     let trusted = [*key.public_key()];
-    let (k, mode) = (data.first().copied().unwrap_or(0) % 4, data.get(1).copied().unwrap_or(0));
-    let kind = if mode & 4 != 0 { KeyKind::Temporary { expires_in: 3600 } } else { KeyKind::Permanent };
-    let Some(mut pair) = Pair::new(&key, &trusted, kind, b"fuzz-client") else { return };
+    let (k, mode) = (
+        data.first().copied().unwrap_or(0) % 4,
+        data.get(1).copied().unwrap_or(0),
+    );
+    let kind = if mode & 4 != 0 {
+        KeyKind::Temporary { expires_in: 3600 }
+    } else {
+        KeyKind::Permanent
+    };
+    let Some(mut pair) = Pair::new(&key, &trusted, kind, b"fuzz-client") else {
+        return;
+    };
     for _ in 0..k {
         if !pair.round() {
             return;
@@ -292,8 +315,13 @@ pub fn handshake_client(data: &[u8]) {
 pub fn handshake_server(data: &[u8]) {
     let Some(key) = dc_key() else { return };
     let trusted = [*key.public_key()];
-    let (k, mode) = (data.first().copied().unwrap_or(0) % 4, data.get(1).copied().unwrap_or(0));
-    let Some(mut pair) = Pair::new(&key, &trusted, KeyKind::Permanent, b"fuzz-server") else { return };
+    let (k, mode) = (
+        data.first().copied().unwrap_or(0) % 4,
+        data.get(1).copied().unwrap_or(0),
+    );
+    let Some(mut pair) = Pair::new(&key, &trusted, KeyKind::Permanent, b"fuzz-server") else {
+        return;
+    };
     for i in 0..k {
         if !pair.client_send() || pair.server_receive().is_none() {
             return;
@@ -302,11 +330,18 @@ pub fn handshake_server(data: &[u8]) {
             return;
         }
     }
-    let nonces = if k == 0 { [0u8; 32] } else { nonces_of(pair.s2c.get(..pair.s2c_len).unwrap_or_default()) };
+    let nonces = if k == 0 {
+        [0u8; 32]
+    } else {
+        nonces_of(pair.s2c.get(..pair.s2c_len).unwrap_or_default())
+    };
     let mut buf = [0u8; 2048];
     let input = shape(mode, data.get(2..).unwrap_or_default(), 0, &nonces, &mut buf);
     let mut out = [0u8; MAX_SERVER_MESSAGE];
-    match pair.server.handle(pair.now, &mut pair.server_rng, input, &mut out, &|_| false) {
+    match pair
+        .server
+        .handle(pair.now, &mut pair.server_rng, input, &mut out, &|_| false)
+    {
         Ok(ServerReply::Send(n)) => assert!(n <= MAX_SERVER_MESSAGE && out.get(..8) == Some(&[0u8; 8][..])),
         Ok(ServerReply::Complete { len, outcome }) => {
             assert!(len == 72);

@@ -191,7 +191,10 @@ pub struct ClientHandshake<'k> {
 
 impl core::fmt::Debug for ClientHandshake<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ClientHandshake").field("step", &self.step).field("restarts", &self.restarts).finish()
+        f.debug_struct("ClientHandshake")
+            .field("step", &self.step)
+            .field("restarts", &self.restarts)
+            .finish()
     }
 }
 
@@ -314,10 +317,14 @@ impl<'k> ClientHandshake<'k> {
                 return Ok(());
             }
         }
-        let max_trailing = if self.config.transport_padding { MAX_TRANSPORT_PADDING } else { 0 };
+        let max_trailing = if self.config.transport_padding {
+            MAX_TRANSPORT_PADDING
+        } else {
+            0
+        };
         let (msg_id, body) = parse_plain(payload, max_trailing)?;
         // Server msg_ids are odd (DESC; item 32).
-        if msg_id % 2 != 1 {
+        if msg_id.is_multiple_of(2) {
             return Err(HandshakeError::Malformed);
         }
         let result = match self.step {
@@ -543,7 +550,7 @@ impl<'k> ClientHandshake<'k> {
         };
         let enc = ok.encrypted_answer;
         let max = self.config.max_encrypted_answer.min(MAX_ENCRYPTED_ANSWER);
-        if enc.is_empty() || enc.len() % 16 != 0 || enc.len() > max {
+        if enc.is_empty() || !enc.len().is_multiple_of(16) || enc.len() > max {
             return Err(HandshakeError::AnswerLength);
         }
         let mut buf = Zeroizing::new([0u8; MAX_ENCRYPTED_ANSWER]);
@@ -563,7 +570,12 @@ impl<'k> ClientHandshake<'k> {
         let g_a = normalize_be(inner.g_a).map_err(HandshakeError::Dh)?;
         let our_secs = i64::try_from(self.unix_micros(now) / 1_000_000).unwrap_or(i64::MAX);
         self.server_time_offset = i64::from(inner.server_time).saturating_sub(our_secs);
-        self.server = Some(ServerDh { g, dh_prime, g_a, group: None });
+        self.server = Some(ServerDh {
+            g,
+            dh_prime,
+            g_a,
+            group: None,
+        });
         self.retry_id = 0;
         self.dh_retries = 0;
         self.step = Step::SendClientDh;
@@ -580,7 +592,8 @@ impl<'k> ClientHandshake<'k> {
         let server = self.server.as_mut().ok_or(HandshakeError::Unexpected)?;
         if server.group.is_none() {
             // Items 16 and 17 (the group and g_a), once per run; kept across dh_gen_retry.
-            let group = check_group(&server.dh_prime, server.g, &mut self.prime_cache, rng).map_err(HandshakeError::Dh)?;
+            let group =
+                check_group(&server.dh_prime, server.g, &mut self.prime_cache, rng).map_err(HandshakeError::Dh)?;
             group.check_public(&server.g_a).map_err(HandshakeError::Dh)?;
             server.group = Some(group);
         }
@@ -646,7 +659,11 @@ impl<'k> ClientHandshake<'k> {
         if server_nonce != self.server_nonce {
             return Err(HandshakeError::ServerNonceMismatch);
         }
-        let aux = self.auth_key.as_ref().map(AuthKey::aux_hash).ok_or(HandshakeError::Unexpected)?;
+        let aux = self
+            .auth_key
+            .as_ref()
+            .map(AuthKey::aux_hash)
+            .ok_or(HandshakeError::Unexpected)?;
         // The hash is checked against the constructor actually received (item 20).
         let want = new_nonce_hash(&self.new_nonce, n, aux);
         if !bool::from(want.ct_eq(&hash)) {
@@ -694,7 +711,12 @@ mod tests {
         let mut c = ClientHandshake::new(ClientConfig::telegram(2), Instant::ZERO);
         *c.new_nonce = [0xAA; 32];
         c.auth_key = Some(AuthKey::from_bytes([5; 256]));
-        c.server = Some(ServerDh { g: 3, dh_prime: [1; 256], g_a: [2; 256], group: None });
+        c.server = Some(ServerDh {
+            g: 3,
+            dh_prime: [1; 256],
+            g_a: [2; 256],
+            group: None,
+        });
         c.retry_id = 9;
         c.wipe();
         assert_eq!(*c.new_nonce, [0; 32]);

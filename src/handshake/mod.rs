@@ -168,7 +168,9 @@ pub(crate) fn parse_plain(payload: &[u8], max_trailing: usize) -> Result<(u64, &
     if payload.len() > MAX_PLAIN_MESSAGE + max_trailing {
         return Err(HandshakeError::Malformed);
     }
-    let (head, rest) = payload.split_at_checked(PLAIN_HEADER_LEN).ok_or(HandshakeError::Malformed)?;
+    let (head, rest) = payload
+        .split_at_checked(PLAIN_HEADER_LEN)
+        .ok_or(HandshakeError::Malformed)?;
     let mut r = crate::tl::Reader::new(head);
     let key_id = r.u64().map_err(|_| HandshakeError::Malformed)?;
     let msg_id = r.u64().map_err(|_| HandshakeError::Malformed)?;
@@ -301,7 +303,10 @@ pub(crate) fn seal_with_sha1<R: rand_core::CryptoRng + ?Sized>(
 /// the hash: the padding must be below 16 bytes and the SHA-1 must match (compared in constant time).
 pub(crate) fn check_sha1_padding(plain: &[u8], data_len: usize) -> Result<(), HandshakeError> {
     use subtle::ConstantTimeEq;
-    let pad = plain.len().checked_sub(20 + data_len).ok_or(HandshakeError::AnswerMalformed)?;
+    let pad = plain
+        .len()
+        .checked_sub(20 + data_len)
+        .ok_or(HandshakeError::AnswerMalformed)?;
     let (hash, rest) = plain.split_at_checked(20).ok_or(HandshakeError::AnswerMalformed)?;
     let data = rest.get(..data_len).ok_or(HandshakeError::AnswerMalformed)?;
     let digest: [u8; 20] = Sha1::digest(data).into();
@@ -325,7 +330,9 @@ pub(crate) fn dh_pow_g(group: &crate::crypto::dh::DhGroup, x: &[u8; 256]) -> Opt
     let p = U2048::from_be_slice(&group.prime_bytes());
     let params = FixedMontyParams::new_vartime(Odd::new(p).into_option()?);
     let mut e = U2048::from_be_slice(x);
-    let r = FixedMontyForm::new(&U2048::from_u32(group.g()), &params).pow(&e).retrieve();
+    let r = FixedMontyForm::new(&U2048::from_u32(group.g()), &params)
+        .pow(&e)
+        .retrieve();
     e.zeroize();
     let enc = r.to_be_bytes();
     let mut out = [0u8; 256];
@@ -356,7 +363,12 @@ mod tests {
     #[test]
     fn plain_layout_is_strict() {
         let mut buf = [0u8; 64];
-        let n = write_plain(&mut buf, 0x1234_5678_9abc_def0, &crate::tl::ReqPqMulti { nonce: [7; 16] }).unwrap();
+        let n = write_plain(
+            &mut buf,
+            0x1234_5678_9abc_def0,
+            &crate::tl::ReqPqMulti { nonce: [7; 16] },
+        )
+        .unwrap();
         assert_eq!(n, 40);
         let (id, body) = parse_plain(&buf[..n], 0).unwrap();
         assert_eq!(id, 0x1234_5678_9abc_def0);

@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 
 use super::{
     BufferTooSmall, ERR_FLOOD, ERR_NOT_FOUND, ERR_WRONG_DC, MAX_CLIENT_DH_ENCRYPTED, MAX_SERVER_MESSAGE,
-    MAX_TRANSPORT_PADDING, MsgIds, be_u64, check_sha1_padding, first_salt, new_nonce_hash, parse_plain,
-    seal_with_sha1, unix_micros, write_plain,
+    MAX_TRANSPORT_PADDING, MsgIds, be_u64, check_sha1_padding, first_salt, new_nonce_hash, parse_plain, seal_with_sha1,
+    unix_micros, write_plain,
 };
 use crate::crypto::aes::ige_decrypt;
 use crate::crypto::auth_key::AuthKey;
@@ -50,7 +50,10 @@ pub struct ServerConfig<'k> {
 
 impl core::fmt::Debug for ServerConfig<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ServerConfig").field("rsa_key", self.rsa_key).field("dc_id", &self.dc_id).finish()
+        f.debug_struct("ServerConfig")
+            .field("rsa_key", self.rsa_key)
+            .field("dc_id", &self.dc_id)
+            .finish()
     }
 }
 
@@ -93,6 +96,9 @@ pub struct ServerOutcome {
 }
 
 /// What to send back for one incoming packet.
+///
+/// `Complete` carries the key by value (no allocator to box it); the enum is returned, never stored.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ServerReply {
@@ -109,6 +115,8 @@ pub enum ServerReply {
     },
 }
 
+// Runs live in a fixed array, so boxing the large phase would not save memory (and needs an allocator).
+#[allow(clippy::large_enum_variant)]
 enum Phase {
     AwaitReqDh {
         pq: u64,
@@ -162,7 +170,10 @@ pub struct ServerHandshakes<'k, const N: usize> {
 
 impl<const N: usize> core::fmt::Debug for ServerHandshakes<'_, N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ServerHandshakes").field("pending", &self.len()).field("capacity", &N).finish()
+        f.debug_struct("ServerHandshakes")
+            .field("pending", &self.len())
+            .field("capacity", &N)
+            .finish()
     }
 }
 
@@ -177,7 +188,12 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
     /// An empty table.
     pub fn new(config: ServerConfig<'k>) -> Self {
         let fingerprint = config.rsa_key.public_key().fingerprint();
-        ServerHandshakes { config, fingerprint, runs: [const { None }; N], msg_ids: MsgIds::default() }
+        ServerHandshakes {
+            config,
+            fingerprint,
+            runs: [const { None }; N],
+            msg_ids: MsgIds::default(),
+        }
     }
 
     /// Runs currently held (pending or finished but kept for retransmissions).
@@ -193,14 +209,21 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
     /// When the oldest run expires.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.runs.iter().flatten().map(|r| r.created.saturating_add(self.config.run_lifetime)).min()
+        self.runs
+            .iter()
+            .flatten()
+            .map(|r| r.created.saturating_add(self.config.run_lifetime))
+            .min()
     }
 
     /// Drops runs older than [`ServerConfig::run_lifetime`].
     pub fn handle_timeout(&mut self, now: Instant) {
         let life = self.config.run_lifetime;
         for slot in self.runs.iter_mut() {
-            if slot.as_ref().is_some_and(|r| now.saturating_duration_since(r.created) >= life) {
+            if slot
+                .as_ref()
+                .is_some_and(|r| now.saturating_duration_since(r.created) >= life)
+            {
                 *slot = None;
             }
         }
@@ -218,18 +241,28 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         key_id_taken: &dyn Fn(u64) -> bool,
     ) -> Result<ServerReply, BufferTooSmall> {
         if out.len() < MAX_SERVER_MESSAGE {
-            return Err(BufferTooSmall { required: MAX_SERVER_MESSAGE });
+            return Err(BufferTooSmall {
+                required: MAX_SERVER_MESSAGE,
+            });
         }
         self.handle_timeout(now);
-        let max_trailing = if self.config.transport_padding { MAX_TRANSPORT_PADDING } else { 0 };
+        let max_trailing = if self.config.transport_padding {
+            MAX_TRANSPORT_PADDING
+        } else {
+            0
+        };
         let Ok((msg_id, body)) = parse_plain(payload, max_trailing) else {
             return Ok(ServerReply::Error(ERR_NOT_FOUND));
         };
         // Client msg_ids are divisible by 4 (DESC).
-        if msg_id % 4 != 0 {
+        if !msg_id.is_multiple_of(4) {
             return Ok(ServerReply::Error(ERR_NOT_FOUND));
         }
-        let d: [u8; 32] = Sha256::new().chain_update(msg_id.to_le_bytes()).chain_update(body).finalize().into();
+        let d: [u8; 32] = Sha256::new()
+            .chain_update(msg_id.to_le_bytes())
+            .chain_update(body)
+            .finalize()
+            .into();
         let ctor = crate::tl::Reader::new(body).u32().unwrap_or(0);
         let result = match ctor {
             ReqPqMulti::CONSTRUCTOR | ReqPq::CONSTRUCTOR => self.on_req_pq(now, rng, body, &d, out),
@@ -246,7 +279,8 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
 
     fn find(&self, nonce: &[u8; 16], server_nonce: Option<&[u8; 16]>) -> Option<usize> {
         self.runs.iter().position(|r| {
-            r.as_ref().is_some_and(|r| &r.nonce == nonce && server_nonce.is_none_or(|s| &r.server_nonce == s))
+            r.as_ref()
+                .is_some_and(|r| &r.nonce == nonce && server_nonce.is_none_or(|s| &r.server_nonce == s))
         })
     }
 
@@ -287,7 +321,11 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             .runs
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().filter(|r| matches!(r.phase, Phase::Done)).map(|r| (i, r.created)))
+            .filter_map(|(i, r)| {
+                r.as_ref()
+                    .filter(|r| matches!(r.phase, Phase::Done))
+                    .map(|r| (i, r.created))
+            })
             .min_by_key(|&(_, t)| t)
             .map(|(i, _)| i)?;
         self.remove(i);
@@ -417,11 +455,27 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         let parsed = PQInnerData::read(&mut crate::tl::Reader::new(inner.data())).map_err(|_| Refuse::NotFound)?;
         let (ipq, ip, iq, inonce, isn, new_nonce, dc, expires_in) = match parsed {
             PQInnerData::Dc(d) => (d.pq, d.p, d.q, d.nonce, d.server_nonce, d.new_nonce, Some(d.dc), None),
-            PQInnerData::TempDc(d) => {
-                (d.pq, d.p, d.q, d.nonce, d.server_nonce, d.new_nonce, Some(d.dc), Some(d.expires_in))
-            }
+            PQInnerData::TempDc(d) => (
+                d.pq,
+                d.p,
+                d.q,
+                d.nonce,
+                d.server_nonce,
+                d.new_nonce,
+                Some(d.dc),
+                Some(d.expires_in),
+            ),
             PQInnerData::Legacy(d) => (d.pq, d.p, d.q, d.nonce, d.server_nonce, d.new_nonce, None, None),
-            PQInnerData::Temp(d) => (d.pq, d.p, d.q, d.nonce, d.server_nonce, d.new_nonce, None, Some(d.expires_in)),
+            PQInnerData::Temp(d) => (
+                d.pq,
+                d.p,
+                d.q,
+                d.nonce,
+                d.server_nonce,
+                d.new_nonce,
+                None,
+                Some(d.expires_in),
+            ),
         };
         let new_nonce = Zeroizing::new(new_nonce);
         // Inner fields must equal the outer ones and the run's (item 24).
@@ -462,11 +516,22 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         Writer::new(dst).put(&inner_answer).map_err(|_| Refuse::NotFound)?;
         let tmp = tmp_aes_key_iv(&new_nonce, &server_nonce);
         let total = seal_with_sha1(&tmp, &mut buf[..], data_len, rng).ok_or(Refuse::NotFound)?;
-        let msg = ServerDhParamsOk { nonce, server_nonce, encrypted_answer: buf.get(..total).unwrap_or_default() };
+        let msg = ServerDhParamsOk {
+            nonce,
+            server_nonce,
+            encrypted_answer: buf.get(..total).unwrap_or_default(),
+        };
         let msg_id = self.server_msg_id(now);
         let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
         if let Some(Some(run)) = self.runs.get_mut(i) {
-            run.phase = Phase::AwaitClientDh { new_nonce, a, expires_in, dc, retries: 0, retry_id: 0 };
+            run.phase = Phase::AwaitClientDh {
+                new_nonce,
+                a,
+                expires_in,
+                dc,
+                retries: 0,
+                retry_id: 0,
+            };
         }
         Ok(n)
     }
@@ -518,11 +583,19 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         let max_retries = self.config.max_dh_retries;
         let run = self.runs.get_mut(i).and_then(Option::as_mut).ok_or(Refuse::NotFound)?;
         let (nonce, server_nonce) = (run.nonce, run.server_nonce);
-        let Phase::AwaitClientDh { new_nonce, a, expires_in, dc, retries, retry_id } = &mut run.phase else {
+        let Phase::AwaitClientDh {
+            new_nonce,
+            a,
+            expires_in,
+            dc,
+            retries,
+            retry_id,
+        } = &mut run.phase
+        else {
             return Err(Refuse::NotFound);
         };
         let enc = req.encrypted_data;
-        if enc.is_empty() || enc.len() % 16 != 0 || enc.len() > MAX_CLIENT_DH_ENCRYPTED {
+        if enc.is_empty() || !enc.len().is_multiple_of(16) || enc.len() > MAX_CLIENT_DH_ENCRYPTED {
             return Err(Refuse::NotFound);
         }
         let mut buf = Zeroizing::new([0u8; MAX_CLIENT_DH_ENCRYPTED]);
@@ -543,20 +616,36 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         let aux = auth_key.aux_hash();
         if key_id_taken(auth_key.id()) {
             if *retries >= max_retries {
-                let msg = DhGenFail { nonce, server_nonce, new_nonce_hash3: new_nonce_hash(new_nonce, 3, aux) };
+                let msg = DhGenFail {
+                    nonce,
+                    server_nonce,
+                    new_nonce_hash3: new_nonce_hash(new_nonce, 3, aux),
+                };
                 let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
                 return Ok((n, None, true));
             }
             *retries += 1;
             *retry_id = aux;
-            let msg = DhGenRetry { nonce, server_nonce, new_nonce_hash2: new_nonce_hash(new_nonce, 2, aux) };
+            let msg = DhGenRetry {
+                nonce,
+                server_nonce,
+                new_nonce_hash2: new_nonce_hash(new_nonce, 2, aux),
+            };
             let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
             return Ok((n, None, false));
         }
-        let msg = DhGenOk { nonce, server_nonce, new_nonce_hash1: new_nonce_hash(new_nonce, 1, aux) };
+        let msg = DhGenOk {
+            nonce,
+            server_nonce,
+            new_nonce_hash1: new_nonce_hash(new_nonce, 1, aux),
+        };
         let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
-        let outcome =
-            ServerOutcome { auth_key, server_salt: first_salt(new_nonce, &server_nonce), expires_in: *expires_in, dc: *dc };
+        let outcome = ServerOutcome {
+            auth_key,
+            server_salt: first_salt(new_nonce, &server_nonce),
+            expires_in: *expires_in,
+            dc: *dc,
+        };
         Ok((n, Some(outcome), true))
     }
 }
