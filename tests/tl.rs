@@ -814,7 +814,7 @@ fn gzip_deflate_roundtrip_and_alloc_bomb() {
     assert_eq!(gzip::deflate_gzip(b"", 6).len(), 20);
     let bomb = gzip::deflate_gzip(&vec![0u8; 16 << 20], 10);
     assert!(bomb.len() < 40 << 10, "{}", bomb.len());
-    let mut out = vec![0u8; 16 << 20 - 1];
+    let mut out = vec![0u8; (16 << 20) - 1];
     assert_eq!(gzip::inflate(&bomb, &mut out), Err(GzipError::OutputTooLarge));
 }
 
