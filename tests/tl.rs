@@ -55,6 +55,39 @@ macro_rules! rt_service {
     }};
 }
 
+// ---- allocation accounting ---------------------------------------------------------------------------------------
+
+/// Counts heap bytes requested by the current thread, so tests can assert a decode or inflate allocates nothing.
+struct Counting;
+
+thread_local! {
+    static ALLOCATED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; the counter is a const-initialised thread local,
+// so touching it never allocates or re-enters the allocator.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCATED.try_with(|c| c.set(c.get() + layout.size()));
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Heap bytes `f` allocated on this thread.
+fn allocated_by<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = ALLOCATED.with(std::cell::Cell::get);
+    let r = f();
+    (r, ALLOCATED.with(std::cell::Cell::get) - before)
+}
+
 // ---- ids -----------------------------------------------------------------------------------------------------------
 
 /// CRC32 of the combinator as TL defines it: no `#id`, no `;`, `bytes` spelled `string`, `<`→space, `>` dropped.
@@ -452,7 +485,8 @@ fn chk_055_vector_count_past_end_rejected() {
     let mut b = VECTOR.to_le_bytes().to_vec();
     b.extend_from_slice(&0x7fff_ffffu32.to_le_bytes());
     b.extend_from_slice(&[0u8; 8]);
-    assert_eq!(LongVec::decode(&b), Err(DecodeError::CountTooLarge));
+    let (r, heap) = allocated_by(|| LongVec::decode(&b));
+    assert_eq!((r, heap), (Err(DecodeError::CountTooLarge), 0));
     // One more element than the bytes hold.
     let mut b = VECTOR.to_le_bytes().to_vec();
     b.extend_from_slice(&2u32.to_le_bytes());
@@ -491,7 +525,8 @@ fn atk_b15_tl_count_bomb_rejected() {
         let mut b = MsgContainer::CONSTRUCTOR.to_le_bytes().to_vec();
         b.extend_from_slice(&count.to_le_bytes());
         b.extend_from_slice(&[0u8; 16]);
-        assert_eq!(MsgContainer::decode(&b), Err(DecodeError::CountTooLarge), "{count:#x}");
+        let (r, heap) = allocated_by(|| MsgContainer::decode(&b));
+        assert_eq!((r, heap), (Err(DecodeError::CountTooLarge), 0), "{count:#x}");
         let mut b = MsgsAck::CONSTRUCTOR.to_le_bytes().to_vec();
         b.extend_from_slice(&VECTOR.to_le_bytes());
         b.extend_from_slice(&count.to_le_bytes());
@@ -502,6 +537,29 @@ fn atk_b15_tl_count_bomb_rejected() {
             "{count:#x}"
         );
     }
+}
+
+#[test]
+fn chk_055_deep_nesting_decodes_one_level_only() {
+    // 100 000 nested rpc_results: the decoder looks at one level and hands the rest back opaque, so neither the
+    // stack nor the time depends on the depth.
+    let depth = 100_000usize;
+    let mut b = Vec::with_capacity(depth * 12 + 12);
+    for i in 0..depth {
+        b.extend_from_slice(&RpcResult::CONSTRUCTOR.to_le_bytes());
+        b.extend_from_slice(&(i as i64).to_le_bytes());
+    }
+    b.extend_from_slice(&enc(&Pong { msg_id: 1, ping_id: 2 }));
+    let ServiceMessage::RpcResult(r) = ServiceMessage::decode_body(&b).unwrap() else {
+        panic!()
+    };
+    assert_eq!((r.req_msg_id, r.result.len()), (0, b.len() - 12));
+    // A container inside a container is just an opaque body at this layer.
+    let inner = enc(&MsgContainer::new(&[]));
+    let outer = enc(&MsgContainer::new(&[Message::new(4, 1, &inner)]));
+    let c = MsgContainer::decode(&outer).unwrap();
+    let m = c.iter().next().unwrap();
+    assert_eq!(Reader::new(m.body).peek_constructor(), Ok(MsgContainer::CONSTRUCTOR));
 }
 
 fn container(count: u32, msgs: &[(i64, i32, i32, &[u8])]) -> Vec<u8> {
@@ -525,7 +583,8 @@ fn chk_048_container_over_1024_rejected() {
         Err(DecodeError::CountTooLarge)
     );
     let c1024 = container(1024, &many[..1024]);
-    let ok = MsgContainer::decode(&c1024).unwrap();
+    let (ok, heap) = allocated_by(|| MsgContainer::decode(&c1024).unwrap());
+    assert_eq!(heap, 0, "a container decode allocated");
     assert_eq!(ok.messages.len(), MAX_CONTAINER_MESSAGES);
     assert!(ok.iter().all(|m| m.body == &ping[..]));
     // Empty containers are allowed.
@@ -751,7 +810,11 @@ fn chk_050_gzip_output_capped_at_slice_length() {
     assert!(gz.len() < (16 << 20) / 100, "compressed size {}", gz.len());
     const CAP: usize = 64 << 10;
     let mut buf = vec![0xabu8; CAP + 4096];
-    assert_eq!(gzip::inflate(&gz, &mut buf[..CAP]), Err(GzipError::OutputTooLarge));
+    // The counter works (so the zero below means something).
+    assert!(allocated_by(|| std::hint::black_box(vec![1u8; 64])).1 >= 64);
+    // Peak memory is the caller's slice plus the stack state: the inflater itself allocates nothing.
+    let (r, heap) = allocated_by(|| gzip::inflate(&gz, &mut buf[..CAP]));
+    assert_eq!((r, heap), (Err(GzipError::OutputTooLarge), 0));
     assert!(buf[CAP..].iter().all(|&b| b == 0xab), "wrote past the output slice");
     // Exactly at the cap it fits; one byte short it does not.
     let gz = zero_bomb(CAP);
