@@ -1023,3 +1023,16 @@ fn fuzz_corpus_seeds_are_checked_in() {
         f(&bytes);
     }
 }
+
+/// The sizes the docs promise: the inflater state an MCU may keep in a `static`, and the decoded views.
+#[test]
+fn documented_sizes_hold() {
+    let state = std::mem::size_of::<gzip::DecompressorOxide>();
+    println!(
+        "DecompressorOxide {state} B, ServiceMessage {} B, Reader {} B",
+        size_of::<ServiceMessage>(),
+        size_of::<Reader>()
+    );
+    assert!((9 * 1024..=12 * 1024).contains(&state), "{state}");
+    assert!(size_of::<ServiceMessage>() <= 128);
+}

@@ -625,6 +625,13 @@ impl<T> fmt::Debug for TlVecIter<'_, T> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<T> defmt::Format for TlVecIter<'_, T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "TlVecIter")
+    }
+}
+
 enum Sink<'a> {
     Slice {
         buf: &'a mut [u8],
@@ -642,6 +649,13 @@ pub struct Writer<'a> {
 impl fmt::Debug for Writer<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Writer").field("written", &self.written()).finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Writer<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Writer {{ written: {} }}", self.written())
     }
 }
 
