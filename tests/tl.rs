@@ -1036,3 +1036,37 @@ fn documented_sizes_hold() {
     assert!((9 * 1024..=12 * 1024).contains(&state), "{state}");
     assert!(size_of::<ServiceMessage>() <= 128);
 }
+
+#[test]
+fn non_canonical_bytes_accepted_and_reencoded_canonically() {
+    // Long-form prefix for a 3-byte string, and non-zero padding: peers do not send these, but rejecting them buys
+    // nothing, so the reader tolerates them and the writer always emits the canonical form.
+    let mut b = RpcError::CONSTRUCTOR.to_le_bytes().to_vec();
+    b.extend_from_slice(&400i32.to_le_bytes());
+    b.extend_from_slice(&[0xfe, 3, 0, 0, b'B', b'A', b'D', 0xff]);
+    let e = RpcError::decode(&b).unwrap();
+    assert_eq!(e.error_message, b"BAD");
+    let re = enc(&e);
+    assert!(re.len() < b.len());
+    assert_eq!(&re[8..], b"\x03BAD");
+    assert_eq!(RpcError::decode(&re).unwrap(), e);
+}
+
+#[test]
+fn reader_primitives_are_bounds_checked() {
+    let data = [1u8, 2, 3, 4, 5, 6, 7];
+    let mut r = Reader::new(&data);
+    assert_eq!(r.i64(), Err(DecodeError::Eof));
+    assert_eq!(r.position(), 0, "a failed read consumes nothing");
+    assert_eq!(r.u32(), Ok(0x0403_0201));
+    assert_eq!(r.take(4), Err(DecodeError::Eof));
+    assert_eq!(r.take(usize::MAX), Err(DecodeError::Eof));
+    assert_eq!(r.rest(), &[5, 6, 7]);
+    assert_eq!(r.finish(), Err(DecodeError::Trailing));
+    assert_eq!(r.take_rest(), &[5, 6, 7]);
+    assert_eq!(r.finish(), Ok(()));
+    assert_eq!(r.int128(), Err(DecodeError::Eof));
+    // A count of zero-size elements is still bounded by the bytes left.
+    let mut r = Reader::new(&[5, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(r.count(0), Err(DecodeError::CountTooLarge));
+}
