@@ -400,13 +400,15 @@ pub struct DhSecret {
 }
 
 impl DhSecret {
-    /// A secret from caller-chosen big-endian bytes (at most 256), e.g. to reproduce a recorded handshake. The
-    /// exponent bound is the byte length in bits.
+    /// A secret from caller-chosen big-endian bytes (at most 256 significant), e.g. to reproduce a recorded
+    /// handshake. The exponent bound is the slice length in bits (so a 256-byte slice gets the full 2048-bit
+    /// ladder), which depends only on the caller's framing, never on the secret's value.
     pub fn from_be_bytes(bytes: &[u8]) -> Result<Self, DhError> {
         let mut buf = normalize_be(bytes)?;
         let x = U2048::from_be_slice(&buf);
         buf.zeroize();
-        Ok(DhSecret { x, bits: DH_BITS })
+        let bits = u32::try_from(bytes.len().saturating_mul(8)).unwrap_or(DH_BITS).clamp(1, DH_BITS);
+        Ok(DhSecret { x, bits })
     }
 }
 

@@ -515,14 +515,15 @@ impl RsaPrivateKey {
         self.primes.as_ref().map(|(p, q)| (Zeroizing::new(be_bytes(p)), Zeroizing::new(be_bytes(q))))
     }
 
-    /// CRT parameters (d mod (p−1), d mod (q−1), q^-1 mod p) for PKCS#1 export, when the primes are known.
+    /// PKCS#1 CRT parameters for the order (prime1, prime2) = (larger, smaller) prime: d mod (prime1 − 1),
+    /// d mod (prime2 − 1) and prime2^-1 mod prime1, when the primes are known.
     pub(crate) fn crt_params(&self) -> Option<[U2048; 3]> {
-        let (p, q) = self.primes.as_ref()?;
-        let pm1 = NonZero::new(p.wrapping_sub(&U2048::ONE)).into_option()?;
-        let qm1 = NonZero::new(q.wrapping_sub(&U2048::ONE)).into_option()?;
-        let p_odd = Odd::new(*p).into_option()?;
-        let qinv = q.rem(p_odd.as_nz_ref()).invert_odd_mod(&p_odd).into_option()?;
-        Some([self.d.rem(&pm1), self.d.rem(&qm1), qinv])
+        let (small, big) = self.primes.as_ref()?;
+        let big_m1 = NonZero::new(big.wrapping_sub(&U2048::ONE)).into_option()?;
+        let small_m1 = NonZero::new(small.wrapping_sub(&U2048::ONE)).into_option()?;
+        let big_odd = Odd::new(*big).into_option()?;
+        let coefficient = small.invert_odd_mod(&big_odd).into_option()?;
+        Some([self.d.rem(&big_m1), self.d.rem(&small_m1), coefficient])
     }
 
     /// c^d mod n, blinded: c' = c·r^e, m' = c'^d (constant-time `pow` over all 2048 bits of d), m = m'·r^-1; the
