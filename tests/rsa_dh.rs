@@ -16,13 +16,28 @@ use rand::{SeedableRng, rngs::StdRng};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const RSA_KEYS_JSON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/telegram_rsa_keys.json"));
+const RSA_KEYS_JSON: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/telegram_rsa_keys.json"
+));
 const DH_JSON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dh_prime.json"));
 const SAMPLE_JSON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/auth_key_sample.json"));
-const PKCS1_PRIV: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys/dc_test_pkcs1.pem"));
-const PKCS8_PRIV: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys/dc_test_pkcs8.pem"));
-const PKCS1_PUB: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys/dc_test_pub_pkcs1.pem"));
-const SPKI_PUB: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/keys/dc_test_pub_spki.pem"));
+const PKCS1_PRIV: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/keys/dc_test_pkcs1.pem"
+));
+const PKCS8_PRIV: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/keys/dc_test_pkcs8.pem"
+));
+const PKCS1_PUB: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/keys/dc_test_pub_pkcs1.pem"
+));
+const SPKI_PUB: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/keys/dc_test_pub_spki.pem"
+));
 
 /// RFC 3526 group 14: a safe prime that is *not* in the built-in table, so it goes through Miller–Rabin.
 const RFC3526_2048: &str = "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404ddef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7edee386bfb5a899fa5ae9f24117c4b1fe649286651ece45b3dc2007cb8a163bf0598da48361c55d39a69163fa8fd24cf5f83655d23dca3ad961c62f356208552bb9ed529077096966d670c354e4abc9804f1746c08ca18217c32905e462e36ce3be39e772c180e86039b2783a2ec07a28fb5c55df06f4c52c9de2bcbf6955817183995497cea956ae515d2261898fa051015728e5a8aacaa68ffffffffffffffff";
@@ -117,21 +132,17 @@ fn sha1_digest(b: &[u8]) -> [u8; 20] {
 #[test]
 fn sample_server_offers_builtin_keys() {
     let s = sample();
-    let offered: Vec<u64> = s["steps"][1]["body"]["server_public_key_fingerprints"]["as_int64_hex"]
-        .as_array()
-        .or_else(|| {
-            fn walk<'a>(v: &'a Value) -> Option<&'a Vec<Value>> {
-                match v {
-                    Value::Object(m) => m
-                        .get("server_public_key_fingerprints")
-                        .and_then(|f| f["as_int64_hex"].as_array())
-                        .or_else(|| m.values().find_map(walk)),
-                    Value::Array(a) => a.iter().find_map(walk),
-                    _ => None,
-                }
-            }
-            walk(&s)
-        })
+    fn walk(v: &Value) -> Option<&Vec<Value>> {
+        match v {
+            Value::Object(m) => m
+                .get("server_public_key_fingerprints")
+                .and_then(|f| f["as_int64_hex"].as_array())
+                .or_else(|| m.values().find_map(walk)),
+            Value::Array(a) => a.iter().find_map(walk),
+            _ => None,
+        }
+    }
+    let offered: Vec<u64> = walk(&s)
         .unwrap()
         .iter()
         .map(|h| u64::from_str_radix(h.as_str().unwrap(), 16).unwrap())
@@ -182,11 +193,23 @@ fn openssl_keys_parse_and_reencode_byte_exact() {
     assert_eq!(std::str::from_utf8(&out[..len]).unwrap(), PKCS1_PUB);
 
     // Wrong key type for the entry point.
-    assert_eq!(pem::parse_public_pem(PKCS1_PRIV.as_bytes()).err(), Some(PemError::UnsupportedLabel));
-    assert_eq!(pem::parse_private_pem(SPKI_PUB.as_bytes()).err(), Some(PemError::UnsupportedLabel));
+    assert_eq!(
+        pem::parse_public_pem(PKCS1_PRIV.as_bytes()).err(),
+        Some(PemError::UnsupportedLabel)
+    );
+    assert_eq!(
+        pem::parse_private_pem(SPKI_PUB.as_bytes()).err(),
+        Some(PemError::UnsupportedLabel)
+    );
     // Output buffers that are too small are reported, not overrun.
-    assert_eq!(pem::write_public_pem(key.public_key(), &mut out[..100]), Err(PemError::BufferTooSmall));
-    assert_eq!(pem::write_private_pem(&key, &mut out[..1000]), Err(PemError::BufferTooSmall));
+    assert_eq!(
+        pem::write_public_pem(key.public_key(), &mut out[..100]),
+        Err(PemError::BufferTooSmall)
+    );
+    assert_eq!(
+        pem::write_private_pem(&key, &mut out[..1000]),
+        Err(PemError::BufferTooSmall)
+    );
 }
 
 #[test]
@@ -219,7 +242,10 @@ fn generated_key_pem_round_trip_and_works() {
 fn pem_malformed_inputs_are_typed_errors() {
     let good = PKCS1_PUB.as_bytes();
     assert_eq!(pem::parse_public_pem(b"").err(), Some(PemError::NoBegin));
-    assert_eq!(pem::parse_public_pem(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").err(), Some(PemError::UnsupportedLabel));
+    assert_eq!(
+        pem::parse_public_pem(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").err(),
+        Some(PemError::UnsupportedLabel)
+    );
     let no_end = &PKCS1_PUB[..PKCS1_PUB.find("-----END").unwrap()];
     assert_eq!(pem::parse_public_pem(no_end.as_bytes()).err(), Some(PemError::NoEnd));
     let wrong_end = PKCS1_PUB.replace("END RSA PUBLIC KEY", "END PUBLIC KEY");
@@ -251,7 +277,10 @@ fn pem_malformed_inputs_are_typed_errors() {
         small[..w.len()].copy_from_slice(&w);
         w.len()
     };
-    assert_eq!(pem::parse_pkcs1_public_der(&small[..small_len]).err(), Some(PemError::Key(RsaError::KeySize)));
+    assert_eq!(
+        pem::parse_pkcs1_public_der(&small[..small_len]).err(),
+        Some(PemError::Key(RsaError::KeySize))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -321,7 +350,10 @@ fn rsa_pad_encrypt_to_builtin_key_is_decodable_shape() {
     let k = &TELEGRAM_KEYS[0];
     let a = rsa::rsa_pad_encrypt(k, &sample_inner(), &mut rng(5)).unwrap();
     assert!(big(&a) < big(&k.n_bytes()));
-    assert_eq!(rsa::rsa_pad_encrypt(k, &[0u8; 145], &mut rng(5)), Err(RsaError::DataTooLong));
+    assert_eq!(
+        rsa::rsa_pad_encrypt(k, &[0u8; 145], &mut rng(5)),
+        Err(RsaError::DataTooLong)
+    );
     assert!(rsa::rsa_pad_encrypt(k, &[0u8; 144], &mut rng(5)).is_ok());
     assert!(rsa::rsa_pad_encrypt(k, &[], &mut rng(5)).is_ok());
 }
@@ -376,11 +408,20 @@ fn legacy_encoding_round_trip_and_checks() {
     assert_eq!(d.data(), &inner[..]);
     // The wrong length, no length, or a length beyond the block all fail uniformly.
     for len in [Some(99), None, Some(236), Some(usize::MAX)] {
-        assert_eq!(rsa::decrypt_inner_data(&key, &c, &mut rng(23), |_| len).err(), Some(RsaError::Decrypt));
+        assert_eq!(
+            rsa::decrypt_inner_data(&key, &c, &mut rng(23), |_| len).err(),
+            Some(RsaError::Decrypt)
+        );
     }
     // RSA_PAD decoding alone rejects a legacy block.
-    assert_eq!(rsa::rsa_pad_decrypt(&key, &c, &mut rng(24)).err(), Some(RsaError::Decrypt));
-    assert_eq!(rsa::legacy_encrypt(key.public_key(), &[0; 236], &mut rng(1)), Err(RsaError::DataTooLong));
+    assert_eq!(
+        rsa::rsa_pad_decrypt(&key, &c, &mut rng(24)).err(),
+        Some(RsaError::Decrypt)
+    );
+    assert_eq!(
+        rsa::legacy_encrypt(key.public_key(), &[0; 236], &mut rng(1)),
+        Err(RsaError::DataTooLong)
+    );
     // Independent check of the public operation.
     let m = BigUint::from_bytes_be(&raw[..]);
     let n = big(&key.public_key().n_bytes());
@@ -397,11 +438,26 @@ fn private_key_consistency_is_checked() {
     assert!(RsaPrivateKey::from_be_parts(&n, 65537, &d[..], None).is_ok());
     let mut bad_d = *d;
     bad_d[200] ^= 1;
-    assert_eq!(RsaPrivateKey::from_be_parts(&n, 65537, &bad_d, None).err(), Some(RsaError::KeyMismatch));
-    assert_eq!(RsaPrivateKey::from_be_parts(&n, 3, &d[..], None).err(), Some(RsaError::KeyMismatch));
-    assert_eq!(RsaPrivateKey::from_be_parts(&n, 65537, &d[..], Some((&p[..], &p[..]))).err(), Some(RsaError::KeyMismatch));
-    assert_eq!(RsaPrivateKey::from_be_parts(&n, 65537, &[0], None).err(), Some(RsaError::KeyMismatch));
-    assert_eq!(RsaPrivateKey::from_be_parts(&n, 65537, &n, None).err(), Some(RsaError::KeyMismatch));
+    assert_eq!(
+        RsaPrivateKey::from_be_parts(&n, 65537, &bad_d, None).err(),
+        Some(RsaError::KeyMismatch)
+    );
+    assert_eq!(
+        RsaPrivateKey::from_be_parts(&n, 3, &d[..], None).err(),
+        Some(RsaError::KeyMismatch)
+    );
+    assert_eq!(
+        RsaPrivateKey::from_be_parts(&n, 65537, &d[..], Some((&p[..], &p[..]))).err(),
+        Some(RsaError::KeyMismatch)
+    );
+    assert_eq!(
+        RsaPrivateKey::from_be_parts(&n, 65537, &[0], None).err(),
+        Some(RsaError::KeyMismatch)
+    );
+    assert_eq!(
+        RsaPrivateKey::from_be_parts(&n, 65537, &n, None).err(),
+        Some(RsaError::KeyMismatch)
+    );
     // Debug never prints the secret exponent.
     let dbg = format!("{key:?}");
     assert!(!dbg.contains(&hex::encode(&d[..8])) && dbg.contains("fingerprint"));
@@ -430,7 +486,10 @@ fn telegram_group_accepted_for_valid_g_only() {
     // The known prime never reaches Miller–Rabin, so nothing is cached.
     assert!(c.is_empty());
     for g in [2, 5, 6] {
-        assert_eq!(dh::check_group(&p, g, &mut c, &mut rng(1)).err(), Some(DhError::GeneratorResidue));
+        assert_eq!(
+            dh::check_group(&p, g, &mut c, &mut rng(1)).err(),
+            Some(DhError::GeneratorResidue)
+        );
     }
     // Leading zeros are normalised away.
     let mut padded = vec![0, 0];
@@ -450,7 +509,10 @@ fn unknown_safe_prime_is_tested_once_and_cached() {
     for g in 2..=7 {
         assert!(dh::check_group(&p, g, &mut c, &mut rng(2)).is_ok(), "g={g}");
     }
-    assert!(t.elapsed() < first, "cached verdicts must be cheaper than the first test");
+    assert!(
+        t.elapsed() < first,
+        "cached verdicts must be cheaper than the first test"
+    );
     assert_eq!(c.len(), 1);
 }
 
@@ -459,10 +521,16 @@ fn chk_016_p_minus_2_rejected() {
     let p = p_big() - 2u32;
     let mut c = cache();
     // g = 4 has no residue condition, so this reaches the primality test (p − 2 ≡ 0 mod 3).
-    assert_eq!(dh::check_group(&to256(&p), 4, &mut c, &mut rng(3)).err(), Some(DhError::NotSafePrime));
+    assert_eq!(
+        dh::check_group(&to256(&p), 4, &mut c, &mut rng(3)).err(),
+        Some(DhError::NotSafePrime)
+    );
     // The bad verdict is cached too.
     assert_eq!(c.len(), 1);
-    assert_eq!(dh::check_group(&to256(&p), 4, &mut c, &mut rng(3)).err(), Some(DhError::NotSafePrime));
+    assert_eq!(
+        dh::check_group(&to256(&p), 4, &mut c, &mut rng(3)).err(),
+        Some(DhError::NotSafePrime)
+    );
     assert_eq!(c.len(), 1);
 }
 
@@ -473,7 +541,10 @@ fn chk_016_2047_bit_prime_rejected() {
     assert_eq!(q.bits(), 2047);
     let mut c = cache();
     for g in 2..=7 {
-        assert_eq!(dh::check_group(&q.to_bytes_be(), g, &mut c, &mut rng(4)).err(), Some(DhError::PrimeSize));
+        assert_eq!(
+            dh::check_group(&q.to_bytes_be(), g, &mut c, &mut rng(4)).err(),
+            Some(DhError::PrimeSize)
+        );
     }
 }
 
@@ -482,7 +553,10 @@ fn chk_016_2049_bit_rejected() {
     let v = (BigUint::from(1u32) << 2048u32) + p_big();
     assert_eq!(v.bits(), 2049);
     let mut c = cache();
-    assert_eq!(dh::check_group(&v.to_bytes_be(), 3, &mut c, &mut rng(5)).err(), Some(DhError::TooLong));
+    assert_eq!(
+        dh::check_group(&v.to_bytes_be(), 3, &mut c, &mut rng(5)).err(),
+        Some(DhError::TooLong)
+    );
 }
 
 /// A 2048-bit prime p for which (p − 1)/2 is composite, found with an independent num-bigint Miller–Rabin.
@@ -533,7 +607,10 @@ fn chk_016_non_safe_prime_rejected() {
     let p = non_safe_prime();
     assert_eq!(p.bits(), 2048);
     let mut c = cache();
-    assert_eq!(dh::check_group(&p.to_bytes_be(), 4, &mut c, &mut rng(7)).err(), Some(DhError::NotSafePrime));
+    assert_eq!(
+        dh::check_group(&p.to_bytes_be(), 4, &mut c, &mut rng(7)).err(),
+        Some(DhError::NotSafePrime)
+    );
     assert_eq!(c.len(), 1);
 }
 
@@ -542,8 +619,13 @@ fn chk_016_bad_residue_for_each_g_rejected() {
     let mut c = cache();
     // For each g with a condition, a 2048-bit odd number with every bad residue. The residue rule runs before the
     // primality test, so the specific error shows which check fired.
-    let bad: &[(u32, u32, &[u32])] =
-        &[(2, 8, &[1, 3, 5]), (3, 3, &[0, 1]), (5, 5, &[0, 2, 3]), (6, 24, &[1, 5, 7, 11, 13, 17]), (7, 7, &[0, 1, 2, 4])];
+    let bad: &[(u32, u32, &[u32])] = &[
+        (2, 8, &[1, 3, 5]),
+        (3, 3, &[0, 1]),
+        (5, 5, &[0, 2, 3]),
+        (6, 24, &[1, 5, 7, 11, 13, 17]),
+        (7, 7, &[0, 1, 2, 4]),
+    ];
     let base = BigUint::from(1u32) << 2047u32;
     for &(g, m, residues) in bad {
         for &want in residues {
@@ -560,7 +642,10 @@ fn chk_016_bad_residue_for_each_g_rejected() {
     }
     // And Telegram's real prime with its three invalid generators.
     for g in [2, 5, 6] {
-        assert_eq!(dh::check_group(&dh_prime(), g, &mut c, &mut rng(8)).err(), Some(DhError::GeneratorResidue));
+        assert_eq!(
+            dh::check_group(&dh_prime(), g, &mut c, &mut rng(8)).err(),
+            Some(DhError::GeneratorResidue)
+        );
     }
     assert!(c.is_empty(), "no primality test was needed");
 }
@@ -569,7 +654,10 @@ fn chk_016_bad_residue_for_each_g_rejected() {
 fn chk_016_g8_rejected() {
     let mut c = cache();
     for g in [0, 1, 8, 9, u32::MAX] {
-        assert_eq!(dh::check_group(&dh_prime(), g, &mut c, &mut rng(9)).err(), Some(DhError::Generator));
+        assert_eq!(
+            dh::check_group(&dh_prime(), g, &mut c, &mut rng(9)).err(),
+            Some(DhError::Generator)
+        );
     }
     assert_eq!(DhGroup::telegram(8).err(), Some(DhError::Generator));
 }
@@ -636,7 +724,10 @@ fn chk_056_4096_bit_prime_rejected() {
     let mut c = cache();
     let t = Instant::now();
     for g in 2..=7 {
-        assert_eq!(dh::check_group(&v, g, &mut c, &mut rng(13)).err(), Some(DhError::TooLong));
+        assert_eq!(
+            dh::check_group(&v, g, &mut c, &mut rng(13)).err(),
+            Some(DhError::TooLong)
+        );
     }
     assert!(t.elapsed() < Duration::from_millis(5));
     assert!(c.is_empty());
@@ -648,8 +739,14 @@ fn atk_b13_weak_group_and_value_rejected() {
     // a degenerate shared key. Every one is refused.
     let mut c = cache();
     let weak = to256(&((BigUint::from(1u32) << 2048u32) - 1u32));
-    assert_eq!(dh::check_group(&weak, 4, &mut c, &mut rng(14)).err(), Some(DhError::NotSafePrime));
-    assert_eq!(dh::check_group(&dh_prime(), 1, &mut c, &mut rng(14)).err(), Some(DhError::Generator));
+    assert_eq!(
+        dh::check_group(&weak, 4, &mut c, &mut rng(14)).err(),
+        Some(DhError::NotSafePrime)
+    );
+    assert_eq!(
+        dh::check_group(&dh_prime(), 1, &mut c, &mut rng(14)).err(),
+        Some(DhError::Generator)
+    );
     let grp = dh::check_group(&dh_prime(), 3, &mut c, &mut rng(14)).unwrap();
     let (secret, _) = grp.gen_keypair(&mut rng(15)).unwrap();
     for v in [BigUint::from(1u32), p_big() - 1u32] {
@@ -672,7 +769,10 @@ fn dh_agreement_and_own_value_checked() {
         // g^a against num-bigint.
         assert_ne!(ga, gb);
     }
-    assert_eq!(DhGroup::telegram(3).unwrap().with_exponent_bits(1).exponent_bits(), dh::MIN_EXPONENT_BITS);
+    assert_eq!(
+        DhGroup::telegram(3).unwrap().with_exponent_bits(1).exponent_bits(),
+        dh::MIN_EXPONENT_BITS
+    );
     assert!(!format!("{:?}", DhSecret::from_be_bytes(&[7; 32]).unwrap()).contains('7'));
 }
 
@@ -718,11 +818,17 @@ fn assert_fast_reject(pq: &[u8], want: FactorError) {
 
 #[test]
 fn chk_013_nine_byte_pq_rejected() {
-    assert_fast_reject(&[1, 0x30, 0xB7, 0x47, 0x56, 0x69, 0xFE, 0xB8, 0xB0], FactorError::TooLong);
+    assert_fast_reject(
+        &[1, 0x30, 0xB7, 0x47, 0x56, 0x69, 0xFE, 0xB8, 0xB0],
+        FactorError::TooLong,
+    );
     assert_fast_reject(&[0xff; 64], FactorError::TooLong);
     assert_fast_reject(&[0x80, 0, 0, 0, 0, 0, 0, 1], FactorError::TooLarge);
     // Leading zeros do not count.
-    assert_eq!(factor::factor_pq_bytes(&[0, 0x13, 0x0B, 0x74, 0x75, 0x66, 0x9F, 0xEB, 0x8B]).map(|(p, _)| p), Ok(1141464581));
+    assert_eq!(
+        factor::factor_pq_bytes(&[0, 0x13, 0x0B, 0x74, 0x75, 0x66, 0x9F, 0xEB, 0x8B]).map(|(p, _)| p),
+        Ok(1141464581)
+    );
 }
 
 #[test]
@@ -739,7 +845,10 @@ fn chk_013_square_pq_rejected() {
     }
     // p²·q and p·q·r are not products of two distinct primes either.
     assert_fast_reject(&(65537u64 * 65537 * 1_000_003).to_be_bytes(), FactorError::NotSemiprime);
-    assert_fast_reject(&(1_000_003u64 * 1_000_033 * 1_000_037).to_be_bytes(), FactorError::NotSemiprime);
+    assert_fast_reject(
+        &(1_000_003u64 * 1_000_033 * 1_000_037).to_be_bytes(),
+        FactorError::NotSemiprime,
+    );
 }
 
 #[test]
@@ -753,7 +862,10 @@ fn chk_013_pq_one_rejected() {
 #[test]
 fn factor_budget_is_enforced() {
     // Two ~31-bit primes need ~2^16 iterations; a budget of 16 cannot do it and must say so.
-    assert_eq!(factor::factor_pq_with_budget(0x130B7475669FEB8B, 16), Err(FactorError::BudgetExhausted));
+    assert_eq!(
+        factor::factor_pq_with_budget(0x130B7475669FEB8B, 16),
+        Err(FactorError::BudgetExhausted)
+    );
 }
 
 #[test]
@@ -813,17 +925,198 @@ fn measure_keys() {
     let c = rsa::rsa_pad_encrypt(key.public_key(), &inner, &mut r).unwrap();
     let (secret, ga) = grp.gen_keypair(&mut r).unwrap();
     let (secret256, _) = grp256.gen_keypair(&mut r).unwrap();
-    println!("pq 0x130B7475669FEB8B: {:?}", time(200, || assert!(factor::factor_pq(0x130B7475669FEB8B).is_ok())));
-    println!("pq 0x17ED48941A08F981: {:?}", time(200, || assert!(factor::factor_pq(0x17ED48941A08F981).is_ok())));
-    println!("rsa_pad_encrypt: {:?}", time(50, || assert!(rsa::rsa_pad_encrypt(&TELEGRAM_KEYS[0], &inner, &mut r).is_ok())));
-    println!("rsa_pad_decrypt (blinded, CT): {:?}", time(20, || assert!(rsa::rsa_pad_decrypt(&key, &c, &mut r).is_ok())));
-    println!("dh shared, 2048-bit exponent: {:?}", time(20, || assert!(grp.shared(&secret, &ga).is_ok())));
-    println!("dh shared, 256-bit exponent: {:?}", time(20, || assert!(grp256.shared(&secret256, &ga).is_ok())));
+    println!(
+        "pq 0x130B7475669FEB8B: {:?}",
+        time(200, || assert!(factor::factor_pq(0x130B7475669FEB8B).is_ok()))
+    );
+    println!(
+        "pq 0x17ED48941A08F981: {:?}",
+        time(200, || assert!(factor::factor_pq(0x17ED48941A08F981).is_ok()))
+    );
+    println!(
+        "rsa_pad_encrypt: {:?}",
+        time(50, || assert!(
+            rsa::rsa_pad_encrypt(&TELEGRAM_KEYS[0], &inner, &mut r).is_ok()
+        ))
+    );
+    println!(
+        "rsa_pad_decrypt (blinded, CT): {:?}",
+        time(20, || assert!(rsa::rsa_pad_decrypt(&key, &c, &mut r).is_ok()))
+    );
+    println!(
+        "dh shared, 2048-bit exponent: {:?}",
+        time(20, || assert!(grp.shared(&secret, &ga).is_ok()))
+    );
+    println!(
+        "dh shared, 256-bit exponent: {:?}",
+        time(20, || assert!(grp256.shared(&secret256, &ga).is_ok()))
+    );
     let mut c2 = cache();
     let p = hex::decode(RFC3526_2048).unwrap();
-    println!("check_group unknown prime, 30 MR rounds: {:?}", time(1, || {
-        c2 = cache();
-        assert!(dh::check_group(&p, 2, &mut c2, &mut r).is_ok())
-    }));
-    println!("RsaPrivateKey::generate: {:?}", time(3, || assert!(RsaPrivateKey::generate(&mut r).is_ok())));
+    println!(
+        "check_group unknown prime, 30 MR rounds: {:?}",
+        time(1, || {
+            c2 = cache();
+            assert!(dh::check_group(&p, 2, &mut c2, &mut r).is_ok())
+        })
+    );
+    println!(
+        "RsaPrivateKey::generate: {:?}",
+        time(3, || assert!(RsaPrivateKey::generate(&mut r).is_ok()))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Seed corpora for the keys_* fuzz targets (regenerate with
+// `cargo test --test rsa_dh -- --ignored write_keys_seed_corpora`).
+
+#[test]
+#[ignore = "writes fuzz/corpus/keys_*"]
+fn write_keys_seed_corpora() {
+    use mtproto_sansio::fuzzing::keys::FUZZ_DC_KEY_PEM;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+    };
+    let with = |sel: u8, rest: &[u8]| {
+        let mut v = vec![sel];
+        v.extend_from_slice(rest);
+        v
+    };
+    // keys_dh_validate: selector byte (low 2 bits: group / public value / pq / normalize; for groups g = (sel >> 2) % 9).
+    let p = dh_prime();
+    let m = BigUint::from(1u32) << 1984u32;
+    write("keys_dh_validate", "group_telegram_g3", &with(3 << 2, &p));
+    write("keys_dh_validate", "group_telegram_g2_bad_residue", &with(2 << 2, &p));
+    write("keys_dh_validate", "group_telegram_g8", &with(8 << 2, &p));
+    write(
+        "keys_dh_validate",
+        "group_p_minus_2_g4",
+        &with(4 << 2, &to256(&(p_big() - 2u32))),
+    );
+    write(
+        "keys_dh_validate",
+        "group_rfc3526_g2",
+        &with(2 << 2, &hex::decode(RFC3526_2048).unwrap()),
+    );
+    write(
+        "keys_dh_validate",
+        "group_2047_bits",
+        &with(3 << 2, &((p_big() - 1u32) >> 1u32).to_bytes_be()),
+    );
+    write("keys_dh_validate", "group_4096_bits", &with(3 << 2, &[0xff; 512]));
+    write("keys_dh_validate", "public_2_pow_1984", &with(1, &to256(&m)));
+    write(
+        "keys_dh_validate",
+        "public_p_minus_1",
+        &with(1, &to256(&(p_big() - 1u32))),
+    );
+    write(
+        "keys_dh_validate",
+        "public_high_edge",
+        &with(1, &to256(&(p_big() - &m))),
+    );
+    write("keys_dh_validate", "public_257_bytes", &with(1, &[1; 257]));
+    write("keys_dh_validate", "public_zero", &with(1, &[0]));
+    write(
+        "keys_dh_validate",
+        "pq_sample",
+        &with(2, &0x130B7475669FEB8Bu64.to_be_bytes()),
+    );
+    write(
+        "keys_dh_validate",
+        "pq_doc_example",
+        &with(2, &0x17ED48941A08F981u64.to_be_bytes()),
+    );
+    write(
+        "keys_dh_validate",
+        "pq_nine_bytes",
+        &with(2, &[1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    );
+    write(
+        "keys_dh_validate",
+        "pq_prime",
+        &with(2, &2_147_483_647u64.to_be_bytes()),
+    );
+    write(
+        "keys_dh_validate",
+        "pq_square",
+        &with(2, &(1_141_464_581u64 * 1_141_464_581).to_be_bytes()),
+    );
+    write("keys_dh_validate", "pq_one", &with(2, &[1]));
+    write("keys_dh_validate", "normalize_zeros", &with(3, &[0; 300]));
+    write("keys_dh_validate", "empty", &[]);
+
+    // keys_pem: valid keys in every format, a Telegram key, and broken variants.
+    write("keys_pem", "pkcs1_private", PKCS1_PRIV.as_bytes());
+    write("keys_pem", "pkcs8_private", PKCS8_PRIV.as_bytes());
+    write("keys_pem", "pkcs1_public", PKCS1_PUB.as_bytes());
+    write("keys_pem", "spki_public", SPKI_PUB.as_bytes());
+    write(
+        "keys_pem",
+        "telegram_main",
+        json_keys()[0]["pem_pkcs1"].as_str().unwrap().as_bytes(),
+    );
+    write("keys_pem", "truncated_public", &PKCS1_PUB.as_bytes()[..200]);
+    write(
+        "keys_pem",
+        "bad_base64",
+        PKCS1_PUB.replacen("MIIB", "MI*B", 1).as_bytes(),
+    );
+    write(
+        "keys_pem",
+        "label_mismatch",
+        PKCS1_PUB.replace("END RSA PUBLIC", "END").as_bytes(),
+    );
+    let mut der = [0u8; 2048];
+    let (_, len) = pem::decode_pem(PKCS1_PUB.as_bytes(), &mut der).unwrap();
+    write("keys_pem", "der_pkcs1_public", &der[..len]);
+    let (_, len) = pem::decode_pem(SPKI_PUB.as_bytes(), &mut der).unwrap();
+    write("keys_pem", "der_spki", &der[..len]);
+    write("keys_pem", "der_long_length", &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]);
+    write("keys_pem", "empty", b"");
+
+    // keys_rsa_decode: blocks for the embedded fuzz key in both encodings, and junk.
+    let key = pem::parse_private_pem(FUZZ_DC_KEY_PEM.as_bytes()).unwrap();
+    let mut r = rng(77);
+    let inner = sample_inner();
+    write(
+        "keys_rsa_decode",
+        "rsa_pad_inner",
+        &rsa::rsa_pad_encrypt(key.public_key(), &inner, &mut r).unwrap(),
+    );
+    write(
+        "keys_rsa_decode",
+        "rsa_pad_empty",
+        &rsa::rsa_pad_encrypt(key.public_key(), &[], &mut r).unwrap(),
+    );
+    // The fuzz target's toy length rule reads the first data byte as the length.
+    let mut legacy = vec![40u8];
+    legacy.extend_from_slice(&[0x11; 39]);
+    write(
+        "keys_rsa_decode",
+        "legacy_len40",
+        &rsa::legacy_encrypt(key.public_key(), &legacy, &mut r).unwrap(),
+    );
+    write("keys_rsa_decode", "all_ff", &[0xff; 256]);
+    write("keys_rsa_decode", "zero", &[0; 256]);
+    write("keys_rsa_decode", "modulus", &key.public_key().n_bytes());
+    write("keys_rsa_decode", "short", &[1, 2, 3]);
+}
+
+#[test]
+fn fuzz_key_accepts_its_seed_blocks() {
+    use mtproto_sansio::fuzzing::keys::FUZZ_DC_KEY_PEM;
+    let key = pem::parse_private_pem(FUZZ_DC_KEY_PEM.as_bytes()).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/keys_rsa_decode");
+    let block = |name: &str| -> [u8; 256] { std::fs::read(dir.join(name)).unwrap().try_into().unwrap() };
+    let pad = rsa::decrypt_inner_data(&key, &block("rsa_pad_inner"), &mut rng(1), |_| None).unwrap();
+    assert_eq!(pad.encoding(), InnerEncoding::RsaPad);
+    assert_eq!(&pad.data()[..100], &sample_inner()[..]);
+    let legacy =
+        rsa::decrypt_inner_data(&key, &block("legacy_len40"), &mut rng(1), |b| Some(usize::from(b[0]))).unwrap();
+    assert_eq!(legacy.encoding(), InnerEncoding::LegacySha1);
+    assert_eq!(legacy.data().len(), 40);
 }

@@ -92,9 +92,14 @@ impl PemLabel {
     }
 
     fn from_text(t: &[u8]) -> Option<Self> {
-        [PemLabel::RsaPublicKey, PemLabel::PublicKey, PemLabel::RsaPrivateKey, PemLabel::PrivateKey]
-            .into_iter()
-            .find(|l| l.text() == t)
+        [
+            PemLabel::RsaPublicKey,
+            PemLabel::PublicKey,
+            PemLabel::RsaPrivateKey,
+            PemLabel::PrivateKey,
+        ]
+        .into_iter()
+        .find(|l| l.text() == t)
     }
 }
 
@@ -148,7 +153,11 @@ pub fn base64_decode(input: &[u8], out: &mut [u8]) -> Result<usize, PemError> {
         }
     }
     // Whole quads only, padding consistent with the leftover bits, and those bits zero (canonical encoding).
-    if quad % 4 != 0 || (pad == 1 && nbits != 2) || (pad == 2 && nbits != 4) || (pad == 0 && nbits != 0) || acc != 0
+    if !quad.is_multiple_of(4)
+        || (pad == 1 && nbits != 2)
+        || (pad == 2 && nbits != 4)
+        || (pad == 0 && nbits != 0)
+        || acc != 0
     {
         return Err(PemError::Base64);
     }
@@ -166,7 +175,10 @@ struct Out<'a> {
 impl Out<'_> {
     fn push(&mut self, bytes: &[u8]) -> Result<(), PemError> {
         let end = self.len.checked_add(bytes.len()).ok_or(PemError::BufferTooSmall)?;
-        self.buf.get_mut(self.len..end).ok_or(PemError::BufferTooSmall)?.copy_from_slice(bytes);
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(PemError::BufferTooSmall)?
+            .copy_from_slice(bytes);
         self.len = end;
         Ok(())
     }
@@ -296,7 +308,11 @@ impl<'a> Der<'a> {
     }
 
     fn done(&self) -> Result<(), PemError> {
-        if self.rest.is_empty() { Ok(()) } else { Err(PemError::Der) }
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(PemError::Der)
+        }
     }
 }
 
@@ -470,7 +486,11 @@ pub fn write_pkcs1_public_der(key: &RsaPublicKey, out: &mut [u8]) -> Result<usiz
 pub fn write_pkcs1_private_der(key: &RsaPrivateKey, out: &mut [u8]) -> Result<usize, PemError> {
     let (p, q) = key.primes_bytes().ok_or(PemError::MissingPrimes)?;
     let [e1, e2, coef] = key.crt_params().ok_or(PemError::MissingPrimes)?;
-    let (e1, e2, coef) = (Zeroizing::new(be_bytes(&e1)), Zeroizing::new(be_bytes(&e2)), Zeroizing::new(be_bytes(&coef)));
+    let (e1, e2, coef) = (
+        Zeroizing::new(be_bytes(&e1)),
+        Zeroizing::new(be_bytes(&e2)),
+        Zeroizing::new(be_bytes(&coef)),
+    );
     let d = key.d_bytes();
     let public = key.public_key();
     // Larger prime first, as OpenSSL writes it; `p` and `q` here are the smaller and larger prime.
@@ -523,7 +543,10 @@ mod tests {
 
     #[test]
     fn der_lengths_must_be_minimal() {
-        assert_eq!(Der::new(&[0x02, 0x81, 0x05, 1, 2, 3, 4, 5]).read(0x02), Err(PemError::Der));
+        assert_eq!(
+            Der::new(&[0x02, 0x81, 0x05, 1, 2, 3, 4, 5]).read(0x02),
+            Err(PemError::Der)
+        );
         assert_eq!(Der::new(&[0x02, 0x80]).read(0x02), Err(PemError::Der));
         assert_eq!(Der::new(&[0x02, 0x83, 0, 0, 1]).read(0x02), Err(PemError::Der));
         assert_eq!(Der::new(&[0x02, 0x02, 0x00, 0x05]).read_uint(), Err(PemError::Der));
