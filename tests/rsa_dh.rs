@@ -340,8 +340,12 @@ fn rsa_pad_round_trip_matches_independent_oracle() {
     let d = rsa::decrypt_inner_data(&key, &c, &mut rng(4), |_| Some(100)).unwrap();
     assert_eq!(d.encoding(), InnerEncoding::RsaPad);
     assert_eq!(d.data(), &oracle[..]);
-    // Blinding: the decryption result does not depend on the blinding RNG.
+    // Blinding: the decryption result does not depend on the blinding RNG, but every decryption draws from it
+    // (a fresh r per call).
     assert_eq!(&rsa::rsa_pad_decrypt(&key, &c, &mut rng(99)).unwrap()[..], &oracle[..]);
+    let mut used = rng(99);
+    rsa::rsa_pad_decrypt(&key, &c, &mut used).unwrap();
+    assert_ne!(rand::Rng::next_u64(&mut used), rand::Rng::next_u64(&mut rng(99)));
 }
 
 #[test]

@@ -370,12 +370,15 @@ impl DhGroup {
 
     fn pow(&self, base: &U2048, secret: &DhSecret) -> U2048 {
         let b = FixedMontyForm::new(base, &self.params);
-        let r = if secret.bits >= DH_BITS {
+        let mut r = if secret.bits >= DH_BITS {
             b.pow(&secret.x)
         } else {
             b.pow_bounded_exp(&secret.x, secret.bits)
         };
-        r.retrieve()
+        let out = r.retrieve();
+        // For `shared` this is the secret in Montgomery form.
+        r.zeroize();
+        out
     }
 
     /// Draws a secret exponent and returns it with g^x (256 big-endian bytes). Our own public value is checked like

@@ -574,14 +574,19 @@ impl RsaPrivateKey {
         let e = U64::from_u32(self.public.e);
         for _ in 0..MAX_RSA_PAD_ATTEMPTS {
             let mut r = U2048::random_mod_vartime(rng, &nz);
-            let r_m = FixedMontyForm::new(&r, &self.params);
+            let mut r_m = FixedMontyForm::new(&r, &self.params);
             r.zeroize();
             // r shares a factor with n with negligible probability; draw again if so.
-            let Some(r_inv) = r_m.invert().into_option() else {
+            let Some(mut r_inv) = r_m.invert().into_option() else {
                 continue;
             };
-            let blinded = FixedMontyForm::new(c, &self.params).mul(&r_m.pow_vartime(&e));
-            let m = blinded.pow(&self.d).mul(&r_inv).retrieve();
+            let mut blinded = FixedMontyForm::new(c, &self.params).mul(&r_m.pow_vartime(&e));
+            let mut m_blinded = blinded.pow(&self.d);
+            let m = m_blinded.mul(&r_inv).retrieve();
+            r_m.zeroize();
+            r_inv.zeroize();
+            blinded.zeroize();
+            m_blinded.zeroize();
             if FixedMontyForm::new(&m, &self.params).pow_vartime(&e).retrieve() != *c {
                 return Err(RsaError::Decrypt);
             }

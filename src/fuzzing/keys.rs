@@ -41,6 +41,7 @@ rIf4k7xA6U/fyIn10qEq/Gvf2P2t0/MlUeJ+0Rsfz0yZ22jRAfQFxQ==
 -----END RSA PRIVATE KEY-----
 ";
 
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 /// A deterministic RNG for fuzzing (a fuzz run must be reproducible from its input alone). Not a real CSPRNG.
 pub struct FuzzRng(u64);
 
