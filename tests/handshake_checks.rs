@@ -864,10 +864,7 @@ fn chk_021_outcome_key_id_and_salt() {
         let out = s.pair.client.take_outcome().unwrap();
         assert_eq!(out.auth_key.as_bytes()[..], key[..]);
         assert_eq!(out.auth_key.id(), u64::from_le_bytes(sha[12..20].try_into().unwrap()));
-        let mut salt = [0u8; 8];
-        for i in 0..8 {
-            salt[i] = s.new_nonce[i] ^ s.server_nonce[i];
-        }
+        let salt: [u8; 8] = core::array::from_fn(|i| s.new_nonce[i] ^ s.server_nonce[i]);
         assert_eq!(out.server_salt, u64::from_le_bytes(salt));
         assert_eq!(out.server_time_offset, 0);
     }
