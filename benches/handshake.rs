@@ -47,7 +47,7 @@ fn dc_side(key: &RsaPrivateKey, trusted: &[RsaPublicKey], c2s: &[Vec<u8>]) {
     for msg in c2s {
         let r = p
             .server
-            .handle(p.now, &mut p.server_rng, msg, &mut out, &|_| false)
+            .handle(p.now, &mut p.server_rng, 1, msg, &mut out, &|_| false)
             .unwrap();
         done |= matches!(black_box(r), ServerReply::Complete { .. });
     }

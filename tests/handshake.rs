@@ -244,7 +244,9 @@ fn handshake_over(framing: Framing, kind: KeyKind, seed: u64) -> (AuthKey, AuthK
         };
         let payload = link.c2s(&cbuf[..n], &mut trng);
         now = now.saturating_add(core::time::Duration::from_millis(20));
-        let reply = server.handle(now, &mut srng, &payload, &mut sbuf, &|_| false).unwrap();
+        let reply = server
+            .handle(now, &mut srng, 1, &payload, &mut sbuf, &|_| false)
+            .unwrap();
         let frame = match reply {
             ServerReply::Send(n) => link.s2c(Ok(&sbuf[..n]), &mut trng),
             ServerReply::Complete { len, outcome } => {

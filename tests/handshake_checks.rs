@@ -630,7 +630,7 @@ fn with_collisions(collisions: u32, client_max: u8, server_max: u8) -> (Pair<'st
         };
         let reply = p
             .server
-            .handle(p.now, &mut p.server_rng, &p.c2s[..p.c2s_len], &mut p.s2c, &taken)
+            .handle(p.now, &mut p.server_rng, 1, &p.c2s[..p.c2s_len], &mut p.s2c, &taken)
             .unwrap();
         match reply {
             ServerReply::Send(n) => p.s2c_len = n,
@@ -971,7 +971,7 @@ fn req_pq(nonce: [u8; 16], id: u64) -> Vec<u8> {
 fn send<const N: usize>(s: &mut ServerHandshakes<'static, N>, now: Instant, msg: &[u8]) -> (ServerReply, Vec<u8>) {
     let mut out = [0u8; MAX_SERVER_MESSAGE];
     let r = s
-        .handle(now, &mut SeededRng::new(msg), msg, &mut out, &|_| false)
+        .handle(now, &mut SeededRng::new(msg), 1, msg, &mut out, &|_| false)
         .unwrap();
     let bytes = match &r {
         ServerReply::Send(n) | ServerReply::Complete { len: n, .. } => out[..*n].to_vec(),
@@ -1036,7 +1036,7 @@ fn atk_b17_handshake_state_exhaustion_is_bounded() {
         nonce[..8].copy_from_slice(&i.to_le_bytes());
         let now = Instant::from_millis(i);
         match s
-            .handle(now, &mut rng, &req_pq(nonce, i + 1), &mut out, &|_| false)
+            .handle(now, &mut rng, i, &req_pq(nonce, i + 1), &mut out, &|_| false)
             .unwrap()
         {
             ServerReply::Send(_) => {}
@@ -1387,7 +1387,7 @@ fn chk_025_key_id_collision_answers_retry_with_hash2() {
     let mut out = [0u8; MAX_SERVER_MESSAGE];
     let r = pr
         .server
-        .handle(pr.now, &mut SeededRng::new(b"c"), &msg, &mut out, &|_| true)
+        .handle(pr.now, &mut SeededRng::new(b"c"), 1, &msg, &mut out, &|_| true)
         .unwrap();
     let ServerReply::Send(len) = r else { panic!("{r:?}") };
     let retry = DhGenRetry::decode(body(&out[..len])).unwrap();
@@ -1405,11 +1405,11 @@ fn chk_025_key_id_collision_answers_retry_with_hash2() {
     let mut o2 = [0u8; MAX_SERVER_MESSAGE];
     let r1 = pr2
         .server
-        .handle(pr2.now, &mut SeededRng::new(b"1"), &msg2, &mut o1, &|_| true)
+        .handle(pr2.now, &mut SeededRng::new(b"1"), 1, &msg2, &mut o1, &|_| true)
         .unwrap();
     let r2 = pr2
         .server
-        .handle(pr2.now, &mut SeededRng::new(b"2"), &msg2, &mut o2, &|_| true)
+        .handle(pr2.now, &mut SeededRng::new(b"2"), 1, &msg2, &mut o2, &|_| true)
         .unwrap();
     let (ServerReply::Send(l1), ServerReply::Send(l2)) = (r1, r2) else {
         panic!()
@@ -1445,8 +1445,54 @@ fn buffer_too_small_changes_nothing() {
     let mut s = server(None);
     let mut small = [0u8; 100];
     assert!(
-        s.handle(Instant::ZERO, &mut rng, &req_pq([1; 16], 1), &mut small, &|_| false)
+        s.handle(Instant::ZERO, &mut rng, 1, &req_pq([1; 16], 1), &mut small, &|_| false)
             .is_err()
     );
     assert!(s.is_empty());
+}
+
+#[test]
+fn chk_023_runs_are_capped_per_peer_and_bound_to_their_peer() {
+    let mut s = server(None);
+    for i in 0..4u8 {
+        let (r, _) = send(&mut s, Instant::ZERO, &req_pq([i; 16], u64::from(i) + 1));
+        assert!(matches!(r, ServerReply::Send(_)));
+    }
+    // A fifth pending run from the same peer is refused; another peer still gets one.
+    let (r, _) = send(&mut s, Instant::ZERO, &req_pq([9; 16], 9));
+    assert!(matches!(r, ServerReply::Error(-429)), "{r:?}");
+    let mut out = [0u8; MAX_SERVER_MESSAGE];
+    let r = s
+        .handle(
+            Instant::ZERO,
+            &mut SeededRng::new(b"p2"),
+            2,
+            &req_pq([9; 16], 9),
+            &mut out,
+            &|_| false,
+        )
+        .unwrap();
+    assert!(matches!(r, ServerReply::Send(_)));
+    // A run answers only its own peer: peer 3 naming peer 1's run gets -404 and does not disturb it.
+    let (mut s, nonce, sn, pq, p, q) = dc_run(None);
+    let req = req_dh(Tamper::None, nonce, sn, pq, p, q);
+    let r = s
+        .handle(Instant::ZERO, &mut SeededRng::new(b"p3"), 3, &req, &mut out, &|_| false)
+        .unwrap();
+    assert!(matches!(r, ServerReply::Error(-404)), "{r:?}");
+    let (r, _) = send(&mut s, Instant::ZERO, &req);
+    assert!(matches!(r, ServerReply::Send(_)), "{r:?}");
+}
+
+#[test]
+fn chk_025_dc_retry_cap_ends_with_a_verified_dh_gen_fail() {
+    // The DC gives up after its own cap (2) with dh_gen_fail; the client verifies hash3 and restarts from step 1.
+    let (p, sends, completions) = with_collisions(u32::MAX, 10, 2);
+    assert_eq!(completions, 0);
+    assert!(sends >= 3);
+    assert!(p.client.restarts() >= 1, "dh_gen_fail did not restart the client");
+    assert!(!matches!(
+        p.client.status(),
+        Status::Failed(HandshakeError::NewNonceHash)
+    ));
 }

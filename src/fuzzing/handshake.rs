@@ -182,7 +182,7 @@ impl<'k> Pair<'k> {
         let msg = self.c2s.get(..self.c2s_len)?;
         let reply = self
             .server
-            .handle(self.now, &mut self.server_rng, msg, &mut self.s2c, &|_| false)
+            .handle(self.now, &mut self.server_rng, 1, msg, &mut self.s2c, &|_| false)
             .ok()?;
         match &reply {
             ServerReply::Send(n) | ServerReply::Complete { len: n, .. } => self.s2c_len = *n,
@@ -340,7 +340,7 @@ pub fn handshake_server(data: &[u8]) {
     let mut out = [0u8; MAX_SERVER_MESSAGE];
     match pair
         .server
-        .handle(pair.now, &mut pair.server_rng, input, &mut out, &|_| false)
+        .handle(pair.now, &mut pair.server_rng, 1, input, &mut out, &|_| false)
     {
         Ok(ServerReply::Send(n)) => assert!(n <= MAX_SERVER_MESSAGE && out.get(..8) == Some(&[0u8; 8][..])),
         Ok(ServerReply::Complete { len, outcome }) => {

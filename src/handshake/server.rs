@@ -44,6 +44,8 @@ pub struct ServerConfig<'k> {
     pub unix_micros_at_zero: u64,
     /// `dh_gen_retry` rounds per run on key-id collisions before answering `dh_gen_fail`.
     pub max_dh_retries: u8,
+    /// Pending runs one peer may hold at once (item 23); more get −429.
+    pub max_runs_per_peer: usize,
     /// Tolerate up to 15 trailing bytes after a plaintext message (padded intermediate transport).
     pub transport_padding: bool,
 }
@@ -76,6 +78,7 @@ impl<'k> ServerConfig<'k> {
             run_lifetime: RUN_LIFETIME,
             unix_micros_at_zero: 0,
             max_dh_retries: 5,
+            max_runs_per_peer: 4,
             transport_padding: false,
         }
     }
@@ -135,6 +138,7 @@ enum Phase {
 }
 
 struct Run {
+    peer: u64,
     nonce: [u8; 16],
     server_nonce: [u8; 16],
     created: Instant,
@@ -152,8 +156,9 @@ enum Refuse {
 }
 
 /// The DC's pending handshake runs, at most `N`, each at most [`ServerConfig::run_lifetime`] old (items 23, 57;
-/// attack B17). Runs are keyed by (nonce, server_nonce), so any number of connections can share one table, and a
-/// connection whose handshake failed can start another (INTEROP.md).
+/// attack B17), at most [`ServerConfig::max_runs_per_peer`] pending per peer. Runs are keyed by (peer, nonce,
+/// server_nonce), so any number of connections can share one table, and a connection whose handshake failed can
+/// start another (INTEROP.md).
 ///
 /// Every failure inside a run answers the same −404 and deletes the run, so every later request naming it gets
 /// −404 too (item 24, attack B4). A full table answers −429 after evicting expired and finished runs.
@@ -230,12 +235,15 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
     }
 
     /// Handles one packet from a client and writes the answer into `out` (which must hold
-    /// [`MAX_SERVER_MESSAGE`] bytes; if it does not, nothing changes). `key_id_taken` tells whether an
-    /// auth_key_id is already in use; a collision is answered with `dh_gen_retry` (item 25).
+    /// [`MAX_SERVER_MESSAGE`] bytes; if it does not, nothing changes). `peer` is the host's name for the sender
+    /// (a connection id or an address): runs are bound to it and capped per peer ([`ServerConfig::max_runs_per_peer`]).
+    /// `key_id_taken` tells whether an auth_key_id is already in use; a collision is answered with `dh_gen_retry`
+    /// (item 25).
     pub fn handle<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
         rng: &mut R,
+        peer: u64,
         payload: &[u8],
         out: &mut [u8],
         key_id_taken: &dyn Fn(u64) -> bool,
@@ -265,9 +273,9 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             .into();
         let ctor = crate::tl::Reader::new(body).u32().unwrap_or(0);
         let result = match ctor {
-            ReqPqMulti::CONSTRUCTOR | ReqPq::CONSTRUCTOR => self.on_req_pq(now, rng, body, &d, out),
-            ReqDhParams::CONSTRUCTOR => self.on_req_dh(now, rng, body, &d, out),
-            SetClientDhParams::CONSTRUCTOR => self.on_set_client_dh(now, rng, body, &d, out, key_id_taken),
+            ReqPqMulti::CONSTRUCTOR | ReqPq::CONSTRUCTOR => self.on_req_pq(now, rng, peer, body, &d, out),
+            ReqDhParams::CONSTRUCTOR => self.on_req_dh(now, rng, peer, body, &d, out),
+            SetClientDhParams::CONSTRUCTOR => self.on_set_client_dh(now, rng, peer, body, &d, out, key_id_taken),
             _ => Err(Refuse::NotFound),
         };
         Ok(match result {
@@ -277,11 +285,20 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         })
     }
 
-    fn find(&self, nonce: &[u8; 16], server_nonce: Option<&[u8; 16]>) -> Option<usize> {
+    fn find(&self, peer: u64, nonce: &[u8; 16], server_nonce: Option<&[u8; 16]>) -> Option<usize> {
         self.runs.iter().position(|r| {
-            r.as_ref()
-                .is_some_and(|r| &r.nonce == nonce && server_nonce.is_none_or(|s| &r.server_nonce == s))
+            r.as_ref().is_some_and(|r| {
+                r.peer == peer && &r.nonce == nonce && server_nonce.is_none_or(|s| &r.server_nonce == s)
+            })
         })
+    }
+
+    fn pending_of(&self, peer: u64) -> usize {
+        self.runs
+            .iter()
+            .flatten()
+            .filter(|r| r.peer == peer && !matches!(r.phase, Phase::Done))
+            .count()
     }
 
     fn remove(&mut self, i: usize) {
@@ -340,6 +357,7 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         &mut self,
         now: Instant,
         rng: &mut R,
+        peer: u64,
         body: &[u8],
         digest: &[u8; 32],
         out: &mut [u8],
@@ -348,13 +366,16 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             Ok(m) => m.nonce,
             Err(_) => ReqPq::decode(body).map_err(|_| Refuse::NotFound)?.nonce,
         };
-        if let Some(i) = self.find(&nonce, None) {
+        if let Some(i) = self.find(peer, &nonce, None) {
             if let Some(reply) = self.replay(i, digest, out) {
                 return Ok(reply);
             }
             // The same nonce in a different request: a splice attempt or a confused client.
             self.remove(i);
             return Err(Refuse::NotFound);
+        }
+        if self.pending_of(peer) >= self.config.max_runs_per_peer {
+            return Ok(ServerReply::Error(ERR_FLOOD));
         }
         let Some(slot) = self.free_slot() else {
             return Ok(ServerReply::Error(ERR_FLOOD));
@@ -374,6 +395,7 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
         if let Some(s) = self.runs.get_mut(slot) {
             *s = Some(Run {
+                peer,
                 nonce,
                 server_nonce,
                 created: now,
@@ -390,12 +412,13 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
     /// Finds the run named by the request, replays a retransmission, or poisons the run and refuses.
     fn lookup(
         &mut self,
+        peer: u64,
         nonce: &[u8; 16],
         server_nonce: &[u8; 16],
         digest: &[u8; 32],
         out: &mut [u8],
     ) -> Result<Result<usize, ServerReply>, Refuse> {
-        let i = self.find(nonce, Some(server_nonce)).ok_or(Refuse::NotFound)?;
+        let i = self.find(peer, nonce, Some(server_nonce)).ok_or(Refuse::NotFound)?;
         if let Some(reply) = self.replay(i, digest, out) {
             return Ok(Err(reply));
         }
@@ -406,12 +429,13 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         &mut self,
         now: Instant,
         rng: &mut R,
+        peer: u64,
         body: &[u8],
         digest: &[u8; 32],
         out: &mut [u8],
     ) -> Result<ServerReply, Refuse> {
         let req = ReqDhParams::decode(body).map_err(|_| Refuse::NotFound)?;
-        let i = match self.lookup(&req.nonce, &req.server_nonce, digest, out)? {
+        let i = match self.lookup(peer, &req.nonce, &req.server_nonce, digest, out)? {
             Ok(i) => i,
             Err(reply) => return Ok(reply),
         };
@@ -540,13 +564,14 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         &mut self,
         now: Instant,
         rng: &mut R,
+        peer: u64,
         body: &[u8],
         digest: &[u8; 32],
         out: &mut [u8],
         key_id_taken: &dyn Fn(u64) -> bool,
     ) -> Result<ServerReply, Refuse> {
         let req = SetClientDhParams::decode(body).map_err(|_| Refuse::NotFound)?;
-        let i = match self.lookup(&req.nonce, &req.server_nonce, digest, out)? {
+        let i = match self.lookup(peer, &req.nonce, &req.server_nonce, digest, out)? {
             Ok(i) => i,
             Err(reply) => return Ok(reply),
         };
