@@ -14,6 +14,7 @@ use mtproto_sansio::handshake::{
     ServerReply, Status,
 };
 use mtproto_sansio::time::Instant;
+use mtproto_sansio::transport::obfuscated::ObfuscatedCodec;
 use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing};
 use serde_json::Value;
 
@@ -145,70 +146,103 @@ pub fn trusted() -> &'static [RsaPublicKey] {
     T.get_or_init(|| [*key().public_key()])
 }
 
-/// One connection: client and DC ends of a framing, bytes carried through the real encoders and decoders.
+/// One connection: client and DC ends of a framing (plain or obfuscated), bytes carried through the real encoders
+/// and decoders.
 struct Link {
     framing: Framing,
     c_enc: Encoder,
     s_enc: Encoder,
     c_dec: FrameDecoder<4096>,
     s_dec: FrameDecoder<4096>,
-    marker_sent: bool,
+    /// Obfuscated ends (client, DC) and the client's init, still to be sent.
+    obf: Option<(ObfuscatedCodec<4096>, ObfuscatedCodec<4096>)>,
+    prefix: Vec<u8>,
 }
 
 impl Link {
-    fn new(framing: Framing) -> Self {
+    fn new(framing: Framing, obfuscated: bool, rng: &mut SeededRng) -> Self {
+        let (obf, prefix) = if obfuscated {
+            let (client, init) = ObfuscatedCodec::client(framing, Some(2), None, 4096, rng).unwrap();
+            (Some((client, ObfuscatedCodec::server(None, 4096))), init.to_vec())
+        } else {
+            (None, framing.init_bytes().to_vec())
+        };
         Link {
             framing,
             c_enc: Encoder::new(EncoderConfig::client(framing)),
             s_enc: Encoder::new(EncoderConfig::server(framing)),
             c_dec: FrameDecoder::new(DecoderConfig::client(framing)),
             s_dec: FrameDecoder::new(DecoderConfig::server(framing)),
-            marker_sent: false,
+            obf,
+            prefix,
         }
     }
 
-    /// Client → DC: frames `msg`, feeds the wire bytes (in two pieces) to the DC's decoder, returns the payload.
+    /// Client → DC: frames `msg`, feeds the wire bytes (in pieces) to the DC's decoder, returns the payload.
     fn c2s(&mut self, msg: &[u8], rng: &mut SeededRng) -> Vec<u8> {
-        let mut wire = Vec::new();
-        if !self.marker_sent {
-            wire.extend_from_slice(self.framing.init_bytes());
-            self.marker_sent = true;
-        }
+        let mut wire = std::mem::take(&mut self.prefix);
         let mut buf = [0u8; 4096];
-        let n = self.c_enc.encode(msg, false, rng, &mut buf).unwrap();
+        let n = match &mut self.obf {
+            Some((client, _)) => client.encode(msg, false, rng, &mut buf).unwrap(),
+            None => self.c_enc.encode(msg, false, rng, &mut buf).unwrap(),
+        };
         wire.extend_from_slice(&buf[..n]);
-        let split = wire.len() / 3;
-        let used = self.s_dec.feed(&wire[..split]).unwrap();
-        assert_eq!(used, split);
-        let mut rest = &wire[split..];
+        let mut rest = &wire[..];
+        let mut piece = (wire.len() / 3).max(1);
         loop {
-            let used = self.s_dec.feed(rest).unwrap();
+            let take = piece.min(rest.len());
+            piece = rest.len();
+            let (used, frame) = match &mut self.obf {
+                Some((_, server)) => {
+                    let used = server.feed(&rest[..take]).unwrap();
+                    (used, server.next_frame().map(owned))
+                }
+                None => {
+                    let used = self.s_dec.feed(&rest[..take]).unwrap();
+                    (used, self.s_dec.next_frame().map(owned))
+                }
+            };
             rest = &rest[used..];
-            if let Some(frame) = self.s_dec.next_frame() {
-                assert!(rest.is_empty());
+            if let Some(frame) = frame {
+                assert!(rest.is_empty(), "{:?}: bytes left after the frame", self.framing);
                 match frame {
-                    Frame::Packet { data, .. } => return data.to_vec(),
-                    other => panic!("unexpected frame {other:?}"),
+                    Frame2::Packet(data) => return data,
+                    Frame2::Error(c) => panic!("unexpected error frame {c}"),
                 }
             }
-            assert!(used > 0);
+            assert!(used > 0 || take == 0);
         }
     }
 
     /// DC → client: frames the reply (message or transport error), decodes it on the client side.
     fn s2c(&mut self, reply: Result<&[u8], i32>, rng: &mut SeededRng) -> Frame2 {
         let mut buf = [0u8; 4096];
-        let n = match reply {
-            Ok(msg) => self.s_enc.encode(msg, false, rng, &mut buf).unwrap(),
-            Err(code) => self.s_enc.encode_error(code, &mut buf).unwrap(),
-        };
-        let used = self.c_dec.feed(&buf[..n]).unwrap();
-        assert_eq!(used, n);
-        match self.c_dec.next_frame().unwrap() {
-            Frame::Packet { data, .. } => Frame2::Packet(data.to_vec()),
-            Frame::TransportError(c) => Frame2::Error(c),
-            other => panic!("unexpected frame {other:?}"),
+        match &mut self.obf {
+            Some((client, server)) => {
+                let n = match reply {
+                    Ok(msg) => server.encode(msg, false, rng, &mut buf).unwrap(),
+                    Err(code) => server.encode_error(code, &mut buf).unwrap(),
+                };
+                assert_eq!(client.feed(&buf[..n]).unwrap(), n);
+                owned(client.next_frame().unwrap())
+            }
+            None => {
+                let n = match reply {
+                    Ok(msg) => self.s_enc.encode(msg, false, rng, &mut buf).unwrap(),
+                    Err(code) => self.s_enc.encode_error(code, &mut buf).unwrap(),
+                };
+                assert_eq!(self.c_dec.feed(&buf[..n]).unwrap(), n);
+                owned(self.c_dec.next_frame().unwrap())
+            }
         }
+    }
+}
+
+fn owned(frame: Frame<'_>) -> Frame2 {
+    match frame {
+        Frame::Packet { data, .. } => Frame2::Packet(data.to_vec()),
+        Frame::TransportError(c) => Frame2::Error(c),
+        other => panic!("unexpected frame {other:?}"),
     }
 }
 
@@ -218,7 +252,12 @@ enum Frame2 {
 }
 
 /// A full handshake over `framing`; returns the client's and the DC's keys.
-fn handshake_over(framing: Framing, kind: KeyKind, seed: u64) -> (AuthKey, AuthKey, u64, Option<u32>) {
+fn handshake_over(
+    framing: Framing,
+    obfuscated: bool,
+    kind: KeyKind,
+    seed: u64,
+) -> (AuthKey, AuthKey, u64, Option<u32>) {
     let padded = framing == Framing::PaddedIntermediate;
     let mut ccfg = ClientConfig::new(trusted(), 2);
     ccfg.kind = kind;
@@ -233,7 +272,7 @@ fn handshake_over(framing: Framing, kind: KeyKind, seed: u64) -> (AuthKey, AuthK
     let mut crng = SeededRng::new(&seed.to_le_bytes());
     let mut srng = SeededRng::new(&(seed ^ 0xdead_beef).to_le_bytes());
     let mut trng = SeededRng::new(b"transport");
-    let mut link = Link::new(framing);
+    let mut link = Link::new(framing, obfuscated, &mut trng);
     let mut now = Instant::from_millis(5);
     let mut cbuf = [0u8; MAX_CLIENT_MESSAGE];
     let mut sbuf = [0u8; MAX_SERVER_MESSAGE];
@@ -279,16 +318,20 @@ fn seeds() -> u64 {
 
 #[test]
 fn client_against_dc_every_framing_many_seeds() {
-    let framings = [
-        Framing::Abridged,
-        Framing::Intermediate,
-        Framing::PaddedIntermediate,
-        Framing::Full,
+    // Every framing, plain and (except full, which obfuscation does not carry) obfuscated.
+    let links = [
+        (Framing::Abridged, false),
+        (Framing::Intermediate, false),
+        (Framing::PaddedIntermediate, false),
+        (Framing::Full, false),
+        (Framing::Abridged, true),
+        (Framing::Intermediate, true),
+        (Framing::PaddedIntermediate, true),
     ];
     let mut ids = std::collections::HashSet::new();
     let total = seeds();
     for seed in 0..total {
-        let framing = framings[(seed % 4) as usize];
+        let (framing, obfuscated) = links[(seed % links.len() as u64) as usize];
         let kind = if seed % 3 == 0 {
             KeyKind::Temporary {
                 expires_in: 3600 + seed as u32,
@@ -296,7 +339,7 @@ fn client_against_dc_every_framing_many_seeds() {
         } else {
             KeyKind::Permanent
         };
-        let (ck, sk, _, exp) = handshake_over(framing, kind, seed);
+        let (ck, sk, _, exp) = handshake_over(framing, obfuscated, kind, seed);
         assert_eq!(ck, sk, "{framing:?} seed {seed}: keys differ");
         assert_eq!(ck.id(), sk.id());
         match kind {
@@ -310,8 +353,8 @@ fn client_against_dc_every_framing_many_seeds() {
 
 #[test]
 fn same_seed_same_bytes() {
-    let a = handshake_over(Framing::Intermediate, KeyKind::Permanent, 7);
-    let b = handshake_over(Framing::Intermediate, KeyKind::Permanent, 7);
+    let a = handshake_over(Framing::Intermediate, true, KeyKind::Permanent, 7);
+    let b = handshake_over(Framing::Intermediate, true, KeyKind::Permanent, 7);
     assert_eq!(a.0, b.0);
     assert_eq!(a.2, b.2);
 }
