@@ -1028,6 +1028,7 @@ fn atk_b17_handshake_state_exhaustion_is_bounded() {
         DhGroup::telegram(3).unwrap(),
     )));
     let size = std::mem::size_of::<ServerHandshakes<'static, 64>>();
+    assert!(size <= 64 * 1200 + 1024, "{size} bytes for 64 runs");
     let mut flood = 0;
     let mut out = [0u8; MAX_SERVER_MESSAGE];
     let mut rng = SeededRng::new(b"b17");

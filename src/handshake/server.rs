@@ -165,7 +165,8 @@ enum Refuse {
 ///
 /// Cost per request: `req_pq_multi` draws a random pq (two 31-bit primes, ~20 µs); `req_DH_params` does one
 /// blinded constant-time RSA private operation (~2–4 ms) and one 2048-bit modexp for g_a; `set_client_DH_params`
-/// does one 2048-bit modexp. Memory is `N · size_of::<Run>()` (about 1.4 KiB per run), fixed at compile time.
+/// does one 2048-bit modexp; a whole DC handshake measured about 12 ms of CPU on a shared x86-64 host. Memory is
+/// fixed at compile time: about 1.1 KiB per run slot (checked by the B17 test).
 pub struct ServerHandshakes<'k, const N: usize> {
     config: ServerConfig<'k>,
     fingerprint: u64,
