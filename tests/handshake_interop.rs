@@ -51,8 +51,7 @@ fn telethon_against_our_dc(framing: Framing, name: &str) {
         let mut dec: FrameDecoder<4096> = FrameDecoder::new(DecoderConfig::server(framing));
         let mut enc = Encoder::new(EncoderConfig::server(framing));
         let mut buf = [0u8; 4096];
-        'conn: loop {
-            let Ok(n) = sock.read(&mut buf) else { break };
+        'conn: while let Ok(n) = sock.read(&mut buf) {
             if n == 0 {
                 break;
             }
