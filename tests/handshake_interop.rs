@@ -19,7 +19,7 @@ use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, Fr
 
 /// The DC end of one TCP connection: a plain framing or the obfuscated transport.
 enum Ends {
-    Plain(FrameDecoder<4096>, Encoder),
+    Plain(Box<FrameDecoder<4096>>, Encoder),
     Obfuscated(Box<ObfuscatedCodec<4096>>),
 }
 
