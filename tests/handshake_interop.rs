@@ -83,7 +83,7 @@ fn telethon_against_our_dc(framing: Option<Framing>, name: &str) {
         sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut ends = match framing {
             Some(f) => Ends::Plain(
-                FrameDecoder::new(DecoderConfig::server(f)),
+                Box::new(FrameDecoder::new(DecoderConfig::server(f))),
                 Encoder::new(EncoderConfig::server(f)),
             ),
             None => Ends::Obfuscated(Box::new(ObfuscatedCodec::server_default(None))),
