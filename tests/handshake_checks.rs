@@ -1561,3 +1561,61 @@ mod mutated {
         }
     }
 }
+
+#[test]
+fn plaintext_msg_id_parity_is_enforced_both_ways() {
+    // A server message with a client-style (even) msg_id is dropped by the client.
+    let mut p = pair("parity");
+    assert!(p.client_send());
+    p.server_receive().unwrap();
+    let mut msg = p.s2c[..p.s2c_len].to_vec();
+    msg[8] &= !3;
+    assert_eq!(p.client.handle_packet(p.now, &msg), Err(HandshakeError::Malformed));
+    assert_eq!(p.client.status(), Status::Running);
+    // A client message with an odd msg_id gets -404 from the DC and creates no run.
+    let mut s = server(None);
+    let mut m = req_pq([5; 16], 1);
+    m[8] |= 1;
+    let (r, _) = send(&mut s, Instant::ZERO, &m);
+    assert!(matches!(r, ServerReply::Error(-404)));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn finished_runs_make_room_before_429() {
+    // The pair's DC holds 4 runs: one finished (kept for retransmissions) and three pending from other peers.
+    let mut p = pair("room");
+    assert_eq!(p.run(), Status::Done);
+    let mut out = [0u8; MAX_SERVER_MESSAGE];
+    for peer in 10..13u64 {
+        let r = p.server.handle(
+            p.now,
+            &mut SeededRng::new(b"r"),
+            peer,
+            &req_pq([peer as u8; 16], 1),
+            &mut out,
+            &|_| false,
+        );
+        assert!(matches!(r.unwrap(), ServerReply::Send(_)));
+    }
+    assert_eq!(p.server.len(), 4);
+    // A fifth run evicts the finished one rather than being refused; a sixth is refused.
+    let r = p.server.handle(
+        p.now,
+        &mut SeededRng::new(b"r"),
+        20,
+        &req_pq([20; 16], 1),
+        &mut out,
+        &|_| false,
+    );
+    assert!(matches!(r.unwrap(), ServerReply::Send(_)));
+    let r = p.server.handle(
+        p.now,
+        &mut SeededRng::new(b"r"),
+        21,
+        &req_pq([21; 16], 1),
+        &mut out,
+        &|_| false,
+    );
+    assert!(matches!(r.unwrap(), ServerReply::Error(-429)));
+}
