@@ -1,9 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![no_std]`, needs no allocator, and every layer is public so it can be used on its own:
-//!
-//! - [`tl`]: the TL wire codec and the MTProto service schema;
-//! - [`crypto`]: AES-IGE/CTR, the MTProto 2.0 packet codec, KDFs, RSA_PAD, DH checks, pq factoring;
-//! - [`transport`]: abridged, intermediate, padded intermediate and full framings, the obfuscated transport.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(fuzzing), warn(missing_docs))]
