@@ -37,7 +37,7 @@ const MAX_B_ATTEMPTS: u32 = 16;
 pub enum KeyKind {
     /// A permanent key (`p_q_inner_data_dc`).
     Permanent,
-    /// A temporary key for PFS (`p_q_inner_data_temp_dc`), valid for `expires_in` seconds (https://core.telegram.org/api/pfs).
+    /// A temporary key for PFS (`p_q_inner_data_temp_dc`), valid for `expires_in` seconds (<https://core.telegram.org/api/pfs>).
     Temporary {
         /// Lifetime in seconds.
         expires_in: u32,

@@ -1,4 +1,4 @@
-//! The auth-key handshake (https://core.telegram.org/mtproto/auth_key) as two Sans-IO state machines:
+//! The auth-key handshake (<https://core.telegram.org/mtproto/auth_key>) as two Sans-IO state machines:
 //! [`ClientHandshake`] (our client creating a permanent or temporary key with a DC) and [`ServerHandshakes`] (the DC
 //! role: a bounded table of concurrent runs).
 //!
