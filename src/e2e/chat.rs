@@ -268,7 +268,6 @@ enum Tx {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ev {
-    Released(usize),
     PeerLayer(i32),
     RekeyDone(i64),
     RekeyAborted(i64),
@@ -857,8 +856,9 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         top.sort_unstable();
         let mut cursor = self.in_raw.max(self.asked_until);
         for raw in top {
-            if raw > cursor {
-                self.push_tx(Tx::ResendRequest { start: cursor, end: raw - 1 });
+            if raw > cursor && self.tx.push_back(Tx::ResendRequest { start: cursor, end: raw - 1 }).is_err() {
+                // Queue full: the retry timer asks for this hole later.
+                break;
             }
             cursor = cursor.max(raw + 1);
         }
@@ -1089,7 +1089,6 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
                 *s = Some(Held { released: true, ..h });
             }
             result?;
-            self.push_ev(Ev::Released(idx));
             self.check_live()?;
         }
     }
@@ -1118,21 +1117,30 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     }
 
     /// The next event. A [`Event::Message`] borrows the chat until the next call.
+    ///
+    /// Released held messages come first, in seq order, then the other events in the order they happened.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         self.free_released();
-        let ev = self.events.pop_front()?;
-        Some(match ev {
-            Ev::Released(idx) => {
-                self.releasing = Some(idx);
-                let h = self.held.get(idx)?.as_ref()?;
-                let layer = MessageLayer::decode(&h.data).ok()?;
-                Event::Message(Delivered {
-                    out_seq_no: h.raw,
+        let next = self
+            .held
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().filter(|h| h.released).map(|h| (h.raw, i)))
+            .min();
+        if let Some((raw, idx)) = next {
+            self.releasing = Some(idx);
+            let h = self.held.get(idx)?.as_ref()?;
+            if let Ok(layer) = MessageLayer::decode(&h.data) {
+                return Some(Event::Message(Delivered {
+                    out_seq_no: raw,
                     in_seq_no: (layer.in_seq_no as u32) >> 1,
                     layer: layer.layer,
                     message: layer.message,
-                })
+                }));
             }
+        }
+        let ev = self.events.pop_front()?;
+        Some(match ev {
             Ev::PeerLayer(l) => Event::PeerLayer(l),
             Ev::RekeyDone(fp) => Event::RekeyDone(fp),
             Ev::RekeyAborted(ex) => Event::RekeyAborted(ex),

@@ -43,7 +43,7 @@ pub const REKEY_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Largest range a `decryptedMessageActionResend` may ask for (tdlib's `MAX_RESEND_COUNT`, item 68).
 pub const MAX_RESEND_COUNT: u32 = 1000;
 /// How long a hole may stay open before its resend request is repeated.
-pub const RESEND_RETRY: Duration = Duration::from_secs(10);
+pub const RESEND_RETRY: Duration = Duration::from_secs(5);
 /// Random bytes put into every `decryptedMessageLayer` (the spec asks for at least 15).
 pub const RANDOM_BYTES_LEN: usize = 16;
 /// Fewest padding bytes after the payload (item 63).
@@ -53,6 +53,7 @@ pub const MAX_PADDING: usize = 1024;
 /// Bytes in front of the ciphertext: key_fingerprint (8) and msg_key (16).
 pub const HEADER_LEN: usize = 24;
 /// Capacity of the queue of protocol messages waiting for [`SecretChat::poll_transmit`].
-pub const TX_QUEUE: usize = 16;
-/// Capacity of the event queue drained by [`SecretChat::poll_event`] (in addition to released held messages).
+pub const TX_QUEUE: usize = 32;
+/// Capacity of the event queue drained by [`SecretChat::poll_event`] (released held messages are
+/// handed out from their slots and do not count).
 pub const EVENT_QUEUE: usize = 16;
