@@ -8,6 +8,17 @@ use mtproto_sansio::time::Instant;
 
 /// Runs a chaotic phase, then a clean phase until both sides are quiet; returns the logs and the chats.
 fn run(seed: u64, msgs: usize, loss: f64, dup: f64, delay: u64) -> (Chat, Chat, [Log; 2], [Vec<Vec<u8>>; 2]) {
+    run_with(seed, msgs, loss, dup, delay, &[])
+}
+
+fn run_with(
+    seed: u64,
+    msgs: usize,
+    loss: f64,
+    dup: f64,
+    delay: u64,
+    restarts: &[usize],
+) -> (Chat, Chat, [Log; 2], [Vec<Vec<u8>>; 2]) {
     let mut r = rng(seed);
     let (a, b) = pair(&mut r);
     let mut chats = [a, b];
@@ -30,6 +41,16 @@ fn run(seed: u64, msgs: usize, loss: f64, dup: f64, delay: u64) -> (Chat, Chat, 
         }
     };
     for i in 0..msgs {
+        if restarts.contains(&i) {
+            // Side B goes down and comes back from its persisted bytes (which must round-trip exactly).
+            let mut saved = vec![0u8; Chat::persisted_len()];
+            assert_eq!(chats[1].persist(&mut saved).unwrap(), saved.len());
+            let restored = Chat::restore(&saved, &mut r).unwrap();
+            let mut again = vec![0u8; Chat::persisted_len()];
+            restored.persist(&mut again).unwrap();
+            assert!(saved == again, "persisted state does not round-trip");
+            chats[1] = restored;
+        }
         let side = rand::RngExt::random_range(&mut r, 0..2usize);
         let body = format!("msg {i} from {side}").into_bytes();
         let s = chats[side].encrypt(&mut r, &text(i as i64, &body), &mut buf).unwrap();
@@ -141,4 +162,13 @@ fn concurrent_rekey_requests_resolve() {
         deliver(&mut b, Instant::from_secs(20), buf[..s.len].to_vec(), &mut lb);
         assert_eq!(lb.texts.last().unwrap(), b"after");
     }
+}
+
+#[test]
+fn persisted_and_restored_side_carries_on() {
+    // Restarts land in the middle of gaps, re-keys and queued retransmissions.
+    let restarts: Vec<usize> = (10..300).step_by(23).collect();
+    let (a, b, logs, sent) = run_with(31, 300, 0.06, 0.05, 300, &restarts);
+    check(&a, &b, &logs, &sent);
+    assert!(logs[0].rekeys >= 2);
 }

@@ -2,6 +2,9 @@
 //! persistence.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod persist;
+pub use persist::{PERSIST_VERSION, RestoreError};
+
 use heapless::{Deque, Vec};
 use rand_core::{CryptoRng, TryCryptoRng, TryRng};
 use zeroize::{Zeroize, Zeroizing};

@@ -25,7 +25,7 @@ pub mod wire;
 
 pub use chat::{
     AbortReason, DEFAULT_HELD, DEFAULT_HISTORY, DEFAULT_MAX_MESSAGE, Delivered, DhConfig, DhConfigCache, E2eError,
-    Event, KeyRequest, Received, SecretChat, Sent,
+    Event, KeyRequest, PERSIST_VERSION, Received, RestoreError, SecretChat, Sent,
 };
 
 use core::time::Duration;
