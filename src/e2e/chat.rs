@@ -473,6 +473,12 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         }
     }
 
+    /// A chat over a fixed key, as the originator, for the fuzz targets (Telegram's group, g = 3).
+    pub(crate) fn for_fuzzing(chat_id: i32, key: &[u8; AUTH_KEY_LEN]) -> Option<Self> {
+        let group = DhGroup::telegram(3).ok()?;
+        Some(Self::new(chat_id, true, group, ChatKey::new(key, Instant::ZERO)))
+    }
+
     /// Initiator (A): checks the DH config, draws `a` (local randomness with the server's `random` mixed in) and
     /// returns the pending request and `g_a` for `messages.requestEncryption`.
     pub fn request<R: CryptoRng + ?Sized, const N: usize>(
@@ -1253,3 +1259,4 @@ enum KeySel {
 
 /// Extra random 16-byte padding blocks added on top of the minimum (bounded so padding stays ≤ 1024).
 const MAX_EXTRA_BLOCKS: usize = 3;
+

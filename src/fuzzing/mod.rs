@@ -3,6 +3,7 @@
 //! Not part of the public API.
 
 pub mod crypto;
+pub mod e2e;
 pub mod tl;
 pub mod transport;
 
@@ -14,6 +15,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
     tl::TARGETS
         .iter()
         .chain(crypto::TARGETS)
+        .chain(e2e::TARGETS)
         .chain(transport::TARGETS)
         .copied()
 }
