@@ -5,7 +5,8 @@
 //!
 //! - [`tl`]: the TL wire codec and the MTProto service schema;
 //! - [`crypto`]: AES-IGE/CTR, the MTProto 2.0 packet codec, KDFs, RSA_PAD, DH checks, pq factoring;
-//! - [`transport`]: abridged, intermediate, padded intermediate and full framings, the obfuscated transport.
+//! - [`transport`]: abridged, intermediate, padded intermediate and full framings, the obfuscated transport;
+//! - [`e2e`]: secret chats (end-to-end encryption, seq_no repair, PFS re-keying, encrypted files).
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(fuzzing), warn(missing_docs))]

@@ -344,6 +344,8 @@ struct Held<const MSG: usize> {
     released: bool,
     /// A resend request in it was already acted on (item 68: once).
     handled: bool,
+    /// Fingerprint of the key it arrived under (A drops the old key on the first in-order new-key message).
+    key_fp: i64,
     data: Vec<u8, MSG>,
 }
 
@@ -681,17 +683,21 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         if out.len() < required {
             return Err(E2eError::BufferTooSmall { required });
         }
-        let mut data: Vec<u8, MSG> = Vec::new();
-        data.resize(len, 0).map_err(|_| E2eError::TooLarge)?;
-        layer.encode(&mut data).map_err(|_| E2eError::TooLarge)?;
         let raw = self.out_raw;
-        let stored =
-            Stored { raw, service: message.action().is_some(), random_id: message.random_id(), data };
-        let slot = (raw as usize) % HIST.max(1);
-        if let Some(s) = self.history.get_mut(slot) {
-            if let Some(mut old) = s.replace(stored) {
-                old.data.zeroize();
-            }
+        let idx = (raw as usize) % HIST.max(1);
+        let Some(slot) = self.history.get_mut(idx) else { return Err(E2eError::TooLarge) };
+        // Encode straight into the history slot: the slot buffer is reused, never moved (it is MSG bytes large).
+        let st = slot.get_or_insert_with(|| Stored { raw, service: false, random_id: 0, data: Vec::new() });
+        st.data.as_mut_slice().zeroize();
+        st.data.clear();
+        st.raw = raw;
+        st.service = message.action().is_some();
+        st.random_id = message.random_id();
+        // len <= MSG was checked above, so neither call can fail; a failure leaves an empty slot behind.
+        let ok = st.data.resize(len, 0).is_ok() && layer.encode(&mut st.data).is_ok();
+        if !ok {
+            *slot = None;
+            return Err(E2eError::TooLarge);
         }
         self.out_raw = self.out_raw.wrapping_add(1);
         self.emit(rng, raw, out)
@@ -734,6 +740,24 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     /// `out`, or `Ok(None)` when there is nothing to send. Also starts a due re-key and repeats resend requests for
     /// holes older than [`RESEND_RETRY`]. On [`E2eError::BufferTooSmall`] nothing is consumed.
     pub fn poll_transmit<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Result<Option<Sent>, E2eError> {
+        // A step of an abandoned exchange is skipped without output; go on to the next item.
+        for _ in 0..=TX_QUEUE {
+            if let Some(sent) = self.transmit_one(rng, now, out)? {
+                return Ok(Some(sent));
+            }
+            if self.tx.is_empty() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    fn transmit_one<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
         now: Instant,
@@ -942,7 +966,7 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
             return Ok(Received::Duplicate);
         }
         if o_raw > self.in_raw {
-            return self.hold(now, o_raw, &layer, payload);
+            return self.hold(now, o_raw, &layer, payload, fp);
         }
         let delivered = self.process(&layer, i_raw, new_key)?;
         self.release()?;
@@ -967,6 +991,7 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         o_raw: u32,
         layer: &MessageLayer<'_>,
         payload: &[u8],
+        key_fp: i64,
     ) -> Result<Received<'static>, E2eError> {
         if self.held.iter().flatten().any(|h| h.raw == o_raw) {
             return Ok(Received::Duplicate);
@@ -984,10 +1009,10 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         // A resend request is acted on at once, even out of order (the seq_no page's exception), and only once.
         if let Some(Action::Resend { start_seq_no, end_seq_no }) = layer.message.action() {
             handled = true;
-            *slot = Some(Held { raw: o_raw, released: false, handled, data });
+            *slot = Some(Held { raw: o_raw, released: false, handled, key_fp, data });
             self.handle_resend(*start_seq_no, *end_seq_no)?;
         } else {
-            *slot = Some(Held { raw: o_raw, released: false, handled, data });
+            *slot = Some(Held { raw: o_raw, released: false, handled, key_fp, data });
         }
         if o_raw >= self.asked_until {
             let had = self.asked_until;
@@ -1088,8 +1113,7 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
             let result = match MessageLayer::decode(&h.data) {
                 Ok(layer) => {
                     let i_raw = (layer.in_seq_no as u32) >> 1;
-                    // Held messages were all decrypted under a key we knew; a pending one only before the switch.
-                    let new_key = matches!(&self.old_key, Some((k, _)) if k.fingerprint() != self.key.fingerprint());
+                    let new_key = h.key_fp == self.key.fingerprint();
                     self.process_inner(&layer, i_raw, new_key, h.handled).map(|_| ())
                 }
                 Err(_) => Ok(()),

@@ -164,7 +164,7 @@ fn reason_from(c: u8) -> Result<Option<AbortReason>, RestoreError> {
 impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIST, HELD> {
     /// Exact size of [`SecretChat::persist`]'s output for this type.
     pub const fn persisted_len() -> usize {
-        HEADER + FIXED + HIST * (1 + 4 + 1 + 8 + 4 + MSG) + HELD * (1 + 4 + 1 + 1 + 4 + MSG)
+        HEADER + FIXED + HIST * (1 + 4 + 1 + 8 + 4 + MSG) + HELD * (1 + 4 + 1 + 1 + 8 + 4 + MSG)
     }
 
     /// Writes the whole state into `out` (see the module docs); returns the length. The output contains the keys.
@@ -287,11 +287,12 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
                     w.u32(h.raw);
                     w.u8(u8::from(h.released));
                     w.u8(u8::from(h.handled));
+                    w.put(&h.key_fp.to_le_bytes());
                     w.u32(h.data.len() as u32);
                     w.put(&h.data);
                     w.zeros(MSG - h.data.len());
                 }
-                None => w.zeros(1 + 4 + 1 + 1 + 4 + MSG),
+                None => w.zeros(1 + 4 + 1 + 1 + 8 + 4 + MSG),
             }
         }
         Ok(w.pos)
@@ -418,12 +419,13 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
             let raw = r.u32()?;
             let released = r.u8()? == 1;
             let handled = r.u8()? == 1;
+            let key_fp = i64::from_le_bytes(r.arr()?);
             let len = r.u32()? as usize;
             let data = r.take(MSG)?;
             if flag == 1 {
                 let mut v: Vec<u8, MSG> = Vec::new();
                 v.extend_from_slice(data.get(..len).ok_or(RestoreError::Corrupt)?).map_err(|_| RestoreError::Corrupt)?;
-                *slot = Some(Held { raw, released, handled, data: v });
+                *slot = Some(Held { raw, released, handled, key_fp, data: v });
             }
         }
         let mut chat = SecretChat {
