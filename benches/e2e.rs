@@ -14,13 +14,21 @@ use std::hint::black_box;
 type Chat = SecretChat<20480, 4, 4>;
 
 fn prime() -> Vec<u8> {
-    let v: serde_json::Value =
-        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dh_prime.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dh_prime.json"
+    )))
+    .unwrap();
     hex::decode(v["dh_prime_hex"].as_str().unwrap()).unwrap()
 }
 
 fn exchange(rng: &mut StdRng, p: &[u8]) -> (Chat, Chat) {
-    let cfg = DhConfig { version: 1, g: 3, p: Some(p), random: &[1u8; 256] };
+    let cfg = DhConfig {
+        version: 1,
+        g: 3,
+        p: Some(p),
+        random: &[1u8; 256],
+    };
     let mut ca: DhConfigCache = DhConfigCache::new();
     let mut cb: DhConfigCache = DhConfigCache::new();
     let (req, g_a) = Chat::request(rng, &mut ca, &cfg).unwrap();
@@ -71,7 +79,9 @@ fn bench(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("e2e_key_exchange");
     g.sample_size(10);
-    g.bench_function("request_accept_complete", |bch| bch.iter(|| black_box(exchange(&mut rng, &p))));
+    g.bench_function("request_accept_complete", |bch| {
+        bch.iter(|| black_box(exchange(&mut rng, &p)))
+    });
     g.finish();
 }
 

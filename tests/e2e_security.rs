@@ -3,7 +3,13 @@
 //! A test-side peer ("B") that knows the chat key (it did the DH with num-bigint) crafts messages the real state
 //! machine would never send: wrong parity, bad in_seq_no, decreasing layers, bad resend ranges, re-key actions for
 //! other exchanges.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 
 mod e2e_common;
 use e2e_common::*;
@@ -61,7 +67,13 @@ impl Peer {
     }
 
     fn layer_wire(&mut self, layer: i32, out_wire: i32, in_wire: i32, msg: DecryptedMessage<'_>) -> Vec<u8> {
-        let l = MessageLayer { random_bytes: &[7u8; 16], layer, in_seq_no: in_wire, out_seq_no: out_wire, message: msg };
+        let l = MessageLayer {
+            random_bytes: &[7u8; 16],
+            layer,
+            in_seq_no: in_wire,
+            out_seq_no: out_wire,
+            message: msg,
+        };
         let mut tl = vec![0u8; l.tl_len()];
         l.encode(&mut tl).unwrap();
         let pad = 12 + (16 - (4 + tl.len() + 12) % 16) % 16;
@@ -76,7 +88,13 @@ impl Peer {
     /// Opens a message A sent (A → B, x = 0) and returns its layer bytes.
     fn open(&self, pkt: &[u8]) -> Vec<u8> {
         let mut ct = pkt[24..].to_vec();
-        open_v2(&self.key, Direction::ClientToServer, pkt[8..24].try_into().unwrap(), &mut ct).unwrap();
+        open_v2(
+            &self.key,
+            Direction::ClientToServer,
+            pkt[8..24].try_into().unwrap(),
+            &mut ct,
+        )
+        .unwrap();
         let len = u32::from_le_bytes(ct[..4].try_into().unwrap()) as usize;
         ct[4..4 + len].to_vec()
     }
@@ -90,7 +108,12 @@ fn service(action: Action<'_>) -> DecryptedMessage<'_> {
 fn known(seed: u64) -> (Chat, Peer) {
     let mut r = rng(seed);
     let p = prime();
-    let cfg = DhConfig { version: 1, g: 3, p: Some(&p), random: &[] };
+    let cfg = DhConfig {
+        version: 1,
+        g: 3,
+        p: Some(&p),
+        random: &[],
+    };
     let mut cache: DhConfigCache = DhConfigCache::new();
     let (req, g_a) = Chat::request(&mut r, &mut cache, &cfg).unwrap();
     let pm = BigUint::from_bytes_be(&p);
@@ -101,7 +124,13 @@ fn known(seed: u64) -> (Chat, Peer) {
     let key = be256(&BigUint::from_bytes_be(&g_a).modpow(&b, &pm));
     let auth = AuthKey::from_bytes(key);
     let a = req.complete(NOW, CHAT_ID, &g_b, auth.id() as i64).unwrap();
-    (a, Peer { key: auth, rng: rng(seed ^ 1) })
+    (
+        a,
+        Peer {
+            key: auth,
+            rng: rng(seed ^ 1),
+        },
+    )
 }
 
 fn feed(a: &mut Chat, mut pkt: Vec<u8>) -> Result<Option<(u32, Vec<u8>)>, E2eError> {
@@ -159,23 +188,57 @@ fn chk_058_bad_dh_configs_rejected() {
         (p.clone(), 1),
     ];
     for (bp, g) in &bad {
-        let cfg = DhConfig { version: 2, g: *g, p: Some(bp), random: &[] };
-        assert!(matches!(Chat::request(&mut r, &mut cache, &cfg), Err(E2eError::Dh(_))), "g={g}");
+        let cfg = DhConfig {
+            version: 2,
+            g: *g,
+            p: Some(bp),
+            random: &[],
+        };
+        assert!(
+            matches!(Chat::request(&mut r, &mut cache, &cfg), Err(E2eError::Dh(_))),
+            "g={g}"
+        );
     }
     // dhConfigNotModified needs a cached config of that version.
-    let nm = DhConfig { version: 9, g: 3, p: None, random: &[] };
-    assert_eq!(Chat::request(&mut r, &mut cache, &nm).unwrap_err(), E2eError::NoDhConfig);
-    let good = DhConfig { version: 9, g: 3, p: Some(&p), random: &[] };
+    let nm = DhConfig {
+        version: 9,
+        g: 3,
+        p: None,
+        random: &[],
+    };
+    assert_eq!(
+        Chat::request(&mut r, &mut cache, &nm).unwrap_err(),
+        E2eError::NoDhConfig
+    );
+    let good = DhConfig {
+        version: 9,
+        g: 3,
+        p: Some(&p),
+        random: &[],
+    };
     Chat::request(&mut r, &mut cache, &good).unwrap();
     assert_eq!(cache.version(), 9);
     Chat::request(&mut r, &mut cache, &nm).unwrap();
-    let other = DhConfig { version: 10, g: 3, p: None, random: &[] };
-    assert_eq!(Chat::request(&mut r, &mut cache, &other).unwrap_err(), E2eError::NoDhConfig);
+    let other = DhConfig {
+        version: 10,
+        g: 3,
+        p: None,
+        random: &[],
+    };
+    assert_eq!(
+        Chat::request(&mut r, &mut cache, &other).unwrap_err(),
+        E2eError::NoDhConfig
+    );
 }
 
 fn g_a_for(seed: u64, random: &[u8]) -> [u8; 256] {
     let p = prime();
-    let cfg = DhConfig { version: 1, g: 3, p: Some(&p), random };
+    let cfg = DhConfig {
+        version: 1,
+        g: 3,
+        p: Some(&p),
+        random,
+    };
     let mut cache: DhConfigCache = DhConfigCache::new();
     Chat::request(&mut rng(seed), &mut cache, &cfg).unwrap().1
 }
@@ -210,14 +273,22 @@ fn chk_060_bad_g_a_and_g_b_rejected() {
         &m - 1u32,
         &pm - &m + 1u32,
     ];
-    let cfg = DhConfig { version: 1, g: 3, p: Some(&p), random: &[] };
+    let cfg = DhConfig {
+        version: 1,
+        g: 3,
+        p: Some(&p),
+        random: &[],
+    };
     let mut r = rng(60);
     for v in &bad {
         let mut cache: DhConfigCache = DhConfigCache::new();
         let res = Chat::accept(&mut r, NOW, 1, &mut cache, &cfg, &be256(v));
         assert!(matches!(res, Err(E2eError::Dh(_))));
         let (req, _) = Chat::request(&mut r, &mut cache, &cfg).unwrap();
-        assert!(matches!(req.complete::<1024, 64, 64>(NOW, 1, &be256(v), 0), Err(E2eError::Dh(_))));
+        assert!(matches!(
+            req.complete::<1024, 64, 64>(NOW, 1, &be256(v), 0),
+            Err(E2eError::Dh(_))
+        ));
     }
     // 2^1984 itself is acceptable.
     let mut cache: DhConfigCache = DhConfigCache::new();
@@ -225,20 +296,31 @@ fn chk_060_bad_g_a_and_g_b_rejected() {
     // 257 significant bytes are refused before any arithmetic (item 56).
     let mut long = vec![1u8];
     long.extend_from_slice(&p);
-    assert!(matches!(Chat::accept(&mut r, NOW, 1, &mut cache, &cfg, &long), Err(E2eError::Dh(_))));
+    assert!(matches!(
+        Chat::accept(&mut r, NOW, 1, &mut cache, &cfg, &long),
+        Err(E2eError::Dh(_))
+    ));
 }
 
 #[test]
 fn chk_061_wrong_fingerprint_discards() {
     let mut r = rng(61);
     let p = prime();
-    let cfg = DhConfig { version: 1, g: 3, p: Some(&p), random: &[] };
+    let cfg = DhConfig {
+        version: 1,
+        g: 3,
+        p: Some(&p),
+        random: &[],
+    };
     let mut ca: DhConfigCache = DhConfigCache::new();
     let mut cb: DhConfigCache = DhConfigCache::new();
     let (req, g_a) = Chat::request(&mut r, &mut ca, &cfg).unwrap();
     let (b, g_b, fp) = Chat::accept(&mut r, NOW, 1, &mut cb, &cfg, &g_a).unwrap();
     assert_eq!(b.key_fingerprint(), fp);
-    assert_eq!(req.complete::<1024, 64, 64>(NOW, 1, &g_b, fp ^ 1).unwrap_err(), E2eError::FingerprintMismatch);
+    assert_eq!(
+        req.complete::<1024, 64, 64>(NOW, 1, &g_b, fp ^ 1).unwrap_err(),
+        E2eError::FingerprintMismatch
+    );
 }
 
 // ------------------------------------------------------------------------------------------- item 62 / B11
@@ -249,14 +331,20 @@ fn sample_key() -> [u8; 256] {
         "/tests/data/auth_key_sample.json"
     )))
     .unwrap();
-    hex::decode(v["values"]["auth_key"]["hex"].as_str().unwrap()).unwrap().try_into().unwrap()
+    hex::decode(v["values"]["auth_key"]["hex"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
 }
 
 #[test]
 fn chk_062_visualisation_known_answer_and_kept_across_rekey() {
     let key = sample_key();
     let v = visualisation(&key, &key);
-    assert_eq!(hex::encode(v), "2f3107216012e3f638569fb504387206cbc191bc14e0f99ed2553b457761ed32a92c4da5");
+    assert_eq!(
+        hex::encode(v),
+        "2f3107216012e3f638569fb504387206cbc191bc14e0f99ed2553b457761ed32a92c4da5"
+    );
     let c = cells(&v);
     assert_eq!(c.len(), 144);
     assert_eq!(&c[..4], &[v[0] & 3, (v[0] >> 2) & 3, (v[0] >> 4) & 3, v[0] >> 6]);
@@ -321,10 +409,20 @@ fn chk_063_every_bit_flip_and_bad_layout_rejected() {
     for i in 0..good.len() {
         let mut bad = good.clone();
         bad[i] ^= 0x01;
-        assert_eq!(a.decrypt(NOW, CHAT_ID, &mut bad).unwrap_err(), E2eError::Rejected, "byte {i}");
+        assert_eq!(
+            a.decrypt(NOW, CHAT_ID, &mut bad).unwrap_err(),
+            E2eError::Rejected,
+            "byte {i}"
+        );
     }
     // Length prefix past the payload, padding below 12 and above 1024, unaligned length: one uniform error.
-    let l = MessageLayer { random_bytes: &[1; 16], layer: LAYER, in_seq_no: 1, out_seq_no: 0, message: noop() };
+    let l = MessageLayer {
+        random_bytes: &[1; 16],
+        layer: LAYER,
+        in_seq_no: 1,
+        out_seq_no: 0,
+        message: noop(),
+    };
     let mut tl = vec![0u8; l.tl_len()];
     l.encode(&mut tl).unwrap();
     let mut p = peer.plain(&tl, 16 - (4 + tl.len()) % 16);
@@ -348,7 +446,13 @@ fn chk_063_every_bit_flip_and_bad_layout_rejected() {
 #[test]
 fn chk_063_v1_message_rejected() {
     let (mut a, mut peer) = known(631);
-    let l = MessageLayer { random_bytes: &[1; 16], layer: LAYER, in_seq_no: 1, out_seq_no: 0, message: noop() };
+    let l = MessageLayer {
+        random_bytes: &[1; 16],
+        layer: LAYER,
+        in_seq_no: 1,
+        out_seq_no: 0,
+        message: noop(),
+    };
     let mut tl = vec![0u8; l.tl_len()];
     l.encode(&mut tl).unwrap();
     let mut plain = peer.plain(&tl, 12 + (16 - (4 + tl.len() + 12) % 16) % 16);
@@ -375,7 +479,10 @@ fn atk_b09_reflected_message_rejected_or_aborts() {
     // A mirrored message that passes the crypto (seq_no parity of A's own direction) aborts the chat.
     let (mut a, mut peer) = known(90);
     let pkt = peer.layer_wire(LAYER, 1, 0, noop());
-    assert_eq!(feed(&mut a, pkt).unwrap_err(), E2eError::Aborted(AbortReason::SeqParity));
+    assert_eq!(
+        feed(&mut a, pkt).unwrap_err(),
+        E2eError::Aborted(AbortReason::SeqParity)
+    );
 }
 
 // ------------------------------------------------------------------------------------------- items 64-69
@@ -390,14 +497,20 @@ fn chk_064_layer_never_decreases() {
     assert_eq!(a.peer_layer(), 100);
     assert_eq!(a.effective_layer(), 100);
     let p = peer.layer(99, 1, 0, noop());
-    assert_eq!(feed(&mut a, p).unwrap_err(), E2eError::Aborted(AbortReason::LayerDecreased));
+    assert_eq!(
+        feed(&mut a, p).unwrap_err(),
+        E2eError::Aborted(AbortReason::LayerDecreased)
+    );
     // NotifyLayer obeys the same rule.
     let (mut a, mut peer) = known(641);
     let p = peer.msg(0, 0, service(Action::NotifyLayer(150)));
     feed(&mut a, p).unwrap();
     assert_eq!(a.peer_layer(), 150);
     let p = peer.msg(1, 0, service(Action::NotifyLayer(120)));
-    assert_eq!(feed(&mut a, p).unwrap_err(), E2eError::Aborted(AbortReason::LayerDecreased));
+    assert_eq!(
+        feed(&mut a, p).unwrap_err(),
+        E2eError::Aborted(AbortReason::LayerDecreased)
+    );
 }
 
 #[test]
@@ -405,10 +518,17 @@ fn chk_065_wrong_parity_aborts() {
     for (o, i) in [(1, 1), (0, 0), (-2, 1), (0, -1)] {
         let (mut a, mut peer) = known(65);
         let p = peer.layer_wire(LAYER, o, i, noop());
-        assert_eq!(feed(&mut a, p).unwrap_err(), E2eError::Aborted(AbortReason::SeqParity), "({o},{i})");
+        assert_eq!(
+            feed(&mut a, p).unwrap_err(),
+            E2eError::Aborted(AbortReason::SeqParity),
+            "({o},{i})"
+        );
         assert_eq!(a.aborted(), Some(AbortReason::SeqParity));
         let mut again = peer.msg(0, 0, noop());
-        assert_eq!(a.decrypt(NOW, CHAT_ID, &mut again).unwrap_err(), E2eError::Aborted(AbortReason::SeqParity));
+        assert_eq!(
+            a.decrypt(NOW, CHAT_ID, &mut again).unwrap_err(),
+            E2eError::Aborted(AbortReason::SeqParity)
+        );
     }
 }
 
@@ -471,16 +591,25 @@ fn chk_067_in_seq_no_bounds() {
     let (mut a, mut peer) = known(67);
     outbox(&mut a, &peer, &mut r);
     feed(&mut a, peer.msg(0, 1, noop())).unwrap();
-    assert_eq!(feed(&mut a, peer.msg(1, 2, noop())).unwrap_err(), E2eError::Aborted(AbortReason::InSeq));
+    assert_eq!(
+        feed(&mut a, peer.msg(1, 2, noop())).unwrap_err(),
+        E2eError::Aborted(AbortReason::InSeq)
+    );
     // Decreasing.
     let (mut a, mut peer) = known(671);
     outbox(&mut a, &peer, &mut r);
     feed(&mut a, peer.msg(0, 1, noop())).unwrap();
-    assert_eq!(feed(&mut a, peer.msg(1, 0, noop())).unwrap_err(), E2eError::Aborted(AbortReason::InSeq));
+    assert_eq!(
+        feed(&mut a, peer.msg(1, 0, noop())).unwrap_err(),
+        E2eError::Aborted(AbortReason::InSeq)
+    );
 }
 
 fn resend(start: i32, end: i32) -> DecryptedMessage<'static> {
-    service(Action::Resend { start_seq_no: start, end_seq_no: end })
+    service(Action::Resend {
+        start_seq_no: start,
+        end_seq_no: end,
+    })
 }
 
 #[test]
@@ -491,12 +620,16 @@ fn chk_068_resend_requests() {
     let (mut a, mut peer) = known(68);
     outbox(&mut a, &peer, &mut r); // seq 0: NotifyLayer
     for i in 1..4 {
-        a.encrypt(&mut r, &text(i, format!("m{i}").as_bytes()), &mut buf).unwrap();
+        a.encrypt(&mut r, &text(i, format!("m{i}").as_bytes()), &mut buf)
+            .unwrap();
     }
     let req = peer.msg(0, 4, resend(3, 5)); // A's wire out_seq_nos are odd: raw 1..=2
     feed(&mut a, req.clone()).unwrap();
     let again = outbox(&mut a, &peer, &mut r);
-    let seqs: Vec<i32> = again.iter().map(|l| MessageLayer::decode(l).unwrap().out_seq_no).collect();
+    let seqs: Vec<i32> = again
+        .iter()
+        .map(|l| MessageLayer::decode(l).unwrap().out_seq_no)
+        .collect();
     assert_eq!(seqs, vec![3, 5]);
     let mut dup = req;
     assert_eq!(a.decrypt(NOW, CHAT_ID, &mut dup).unwrap(), Received::Duplicate);
@@ -524,7 +657,9 @@ fn chk_069_seq_nos_fixed_at_creation() {
     let mut buf = vec![0u8; 4096];
     let mut pkts = vec![];
     for i in 0..4 {
-        let s = a.encrypt(&mut r, &text(i, format!("n{i}").as_bytes()), &mut buf).unwrap();
+        let s = a
+            .encrypt(&mut r, &text(i, format!("n{i}").as_bytes()), &mut buf)
+            .unwrap();
         pkts.push(buf[..s.len].to_vec());
     }
     // Delivered in reverse order; B still sees creation order.
@@ -539,7 +674,10 @@ fn chk_069_seq_nos_fixed_at_creation() {
     for p in pb {
         deliver(&mut a, NOW, p, &mut la);
     }
-    assert_eq!(log.texts, vec![b"n0".to_vec(), b"n1".to_vec(), b"n2".to_vec(), b"n3".to_vec()]);
+    assert_eq!(
+        log.texts,
+        vec![b"n0".to_vec(), b"n1".to_vec(), b"n2".to_vec(), b"n3".to_vec()]
+    );
     assert_eq!(log.seqs, vec![0, 1, 2, 3]);
 }
 
@@ -579,7 +717,9 @@ fn a_requests(seed: u64) -> (Chat, Peer, rand::rngs::StdRng, i64, Vec<u8>) {
     a.start_rekey(&mut r).unwrap();
     let out = outbox(&mut a, &peer, &mut r);
     let l = MessageLayer::decode(&out[0]).unwrap();
-    let Some(Action::RequestKey { exchange_id, g_a }) = l.message.action() else { panic!("no RequestKey") };
+    let Some(Action::RequestKey { exchange_id, g_a }) = l.message.action() else {
+        panic!("no RequestKey")
+    };
     let (ex, g_a) = (*exchange_id, g_a.to_vec());
     (a, peer, r, ex, g_a)
 }
@@ -593,17 +733,53 @@ fn chk_071_rekey_state_machine() {
     let g_b = be256(&BigUint::from(3u32).modpow(&b, &p));
     let key = AuthKey::from_bytes(be256(&BigUint::from_bytes_be(&g_a).modpow(&b, &p)));
     let fp = key.id() as i64;
-    feed(&mut a, peer.msg(1, 2, service(Action::AcceptKey { exchange_id: ex ^ 1, g_b: &g_b, key_fingerprint: fp })))
-        .unwrap();
+    feed(
+        &mut a,
+        peer.msg(
+            1,
+            2,
+            service(Action::AcceptKey {
+                exchange_id: ex ^ 1,
+                g_b: &g_b,
+                key_fingerprint: fp,
+            }),
+        ),
+    )
+    .unwrap();
     assert!(outbox(&mut a, &peer, &mut r).is_empty());
     // AcceptKey with a wrong fingerprint: AbortKey.
-    feed(&mut a, peer.msg(2, 2, service(Action::AcceptKey { exchange_id: ex, g_b: &g_b, key_fingerprint: fp ^ 1 })))
-        .unwrap();
-    assert_eq!(actions(&outbox(&mut a, &peer, &mut r)), vec![format!("Some(AbortKey({ex}))")]);
+    feed(
+        &mut a,
+        peer.msg(
+            2,
+            2,
+            service(Action::AcceptKey {
+                exchange_id: ex,
+                g_b: &g_b,
+                key_fingerprint: fp ^ 1,
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&outbox(&mut a, &peer, &mut r)),
+        vec![format!("Some(AbortKey({ex}))")]
+    );
     assert!(!a.rekey_in_progress());
     // AcceptKey while idle: ignored.
-    feed(&mut a, peer.msg(3, 3, service(Action::AcceptKey { exchange_id: ex, g_b: &g_b, key_fingerprint: fp })))
-        .unwrap();
+    feed(
+        &mut a,
+        peer.msg(
+            3,
+            3,
+            service(Action::AcceptKey {
+                exchange_id: ex,
+                g_b: &g_b,
+                key_fingerprint: fp,
+            }),
+        ),
+    )
+    .unwrap();
     assert!(outbox(&mut a, &peer, &mut r).is_empty());
 
     // Correct AcceptKey: CommitKey goes out under the old key, then A switches.
@@ -611,9 +787,25 @@ fn chk_071_rekey_state_machine() {
     let key = AuthKey::from_bytes(be256(&BigUint::from_bytes_be(&g_a).modpow(&b, &p)));
     let fp = key.id() as i64;
     let old_fp = a.key_fingerprint();
-    feed(&mut a, peer.msg(1, 2, service(Action::AcceptKey { exchange_id: ex, g_b: &g_b, key_fingerprint: fp })))
-        .unwrap();
-    assert_eq!(actions(&outbox(&mut a, &peer, &mut r)), vec![format!("Some(CommitKey {{ exchange_id: {ex}, key_fingerprint: {fp} }})")]);
+    feed(
+        &mut a,
+        peer.msg(
+            1,
+            2,
+            service(Action::AcceptKey {
+                exchange_id: ex,
+                g_b: &g_b,
+                key_fingerprint: fp,
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&outbox(&mut a, &peer, &mut r)),
+        vec![format!(
+            "Some(CommitKey {{ exchange_id: {ex}, key_fingerprint: {fp} }})"
+        )]
+    );
     assert_eq!(a.key_fingerprint(), fp);
     assert_ne!(fp, old_fp);
     assert!(a.has_old_key());
@@ -622,7 +814,18 @@ fn chk_071_rekey_state_machine() {
     let (mut a, mut peer, mut r, ex, g_a) = a_requests(712);
     let (lo, hi) = (ex.wrapping_sub(1).min(ex), ex.wrapping_add(1).max(ex));
     if lo < ex {
-        feed(&mut a, peer.msg(1, 2, service(Action::RequestKey { exchange_id: lo, g_a: &g_b }))).unwrap();
+        feed(
+            &mut a,
+            peer.msg(
+                1,
+                2,
+                service(Action::RequestKey {
+                    exchange_id: lo,
+                    g_a: &g_b,
+                }),
+            ),
+        )
+        .unwrap();
         assert!(outbox(&mut a, &peer, &mut r).is_empty());
         assert!(a.rekey_in_progress());
     }
@@ -632,10 +835,24 @@ fn chk_071_rekey_state_machine() {
     if hi > ex || ex < i64::MAX {
         let their = ex.wrapping_add(1).max(ex);
         if their > ex {
-            feed(&mut a, peer.msg(1, 2, service(Action::RequestKey { exchange_id: their, g_a: &g_b }))).unwrap();
+            feed(
+                &mut a,
+                peer.msg(
+                    1,
+                    2,
+                    service(Action::RequestKey {
+                        exchange_id: their,
+                        g_a: &g_b,
+                    }),
+                ),
+            )
+            .unwrap();
             let acts = actions(&outbox(&mut a, &peer, &mut r));
             assert_eq!(acts.len(), 1);
-            assert!(acts[0].starts_with(&format!("Some(AcceptKey {{ exchange_id: {their}")), "{acts:?}");
+            assert!(
+                acts[0].starts_with(&format!("Some(AcceptKey {{ exchange_id: {their}")),
+                "{acts:?}"
+            );
             let mut evs = vec![];
             while let Some(e) = a.poll_event() {
                 evs.push(format!("{e:?}"));
@@ -645,15 +862,40 @@ fn chk_071_rekey_state_machine() {
     }
     // Equal ids: both dropped, nothing sent.
     let (mut a, mut peer, mut r, ex, _) = a_requests(714);
-    feed(&mut a, peer.msg(1, 2, service(Action::RequestKey { exchange_id: ex, g_a: &g_b }))).unwrap();
+    feed(
+        &mut a,
+        peer.msg(
+            1,
+            2,
+            service(Action::RequestKey {
+                exchange_id: ex,
+                g_a: &g_b,
+            }),
+        ),
+    )
+    .unwrap();
     assert!(outbox(&mut a, &peer, &mut r).is_empty());
     assert!(!a.rekey_in_progress());
     // A bad g_a in a RequestKey: AbortKey.
     let (mut a, mut peer) = known(715);
     let mut r = rng(715);
     outbox(&mut a, &peer, &mut r);
-    feed(&mut a, peer.msg(0, 1, service(Action::RequestKey { exchange_id: 5, g_a: &[2u8] }))).unwrap();
-    assert_eq!(actions(&outbox(&mut a, &peer, &mut r)), vec!["Some(AbortKey(5))".to_string()]);
+    feed(
+        &mut a,
+        peer.msg(
+            0,
+            1,
+            service(Action::RequestKey {
+                exchange_id: 5,
+                g_a: &[2u8],
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&outbox(&mut a, &peer, &mut r)),
+        vec!["Some(AbortKey(5))".to_string()]
+    );
 }
 
 #[test]
@@ -665,20 +907,60 @@ fn chk_071_commit_key_checks() {
     let p = BigUint::from_bytes_be(&prime());
     let x = BigUint::from(0xfeed_beef_u64) << 2000u32;
     let g_x = be256(&BigUint::from(3u32).modpow(&x, &p));
-    feed(&mut a, peer.msg(0, 1, service(Action::RequestKey { exchange_id: 77, g_a: &g_x }))).unwrap();
+    feed(
+        &mut a,
+        peer.msg(
+            0,
+            1,
+            service(Action::RequestKey {
+                exchange_id: 77,
+                g_a: &g_x,
+            }),
+        ),
+    )
+    .unwrap();
     let out = outbox(&mut a, &peer, &mut r);
     let l = MessageLayer::decode(&out[0]).unwrap();
-    let Some(Action::AcceptKey { exchange_id: 77, g_b, key_fingerprint }) = l.message.action() else { panic!() };
+    let Some(Action::AcceptKey {
+        exchange_id: 77,
+        g_b,
+        key_fingerprint,
+    }) = l.message.action()
+    else {
+        panic!()
+    };
     let key = AuthKey::from_bytes(be256(&BigUint::from_bytes_be(g_b).modpow(&x, &p)));
     assert_eq!(key.id() as i64, *key_fingerprint);
     let fp = *key_fingerprint;
     // CommitKey for another exchange: ignored.
-    feed(&mut a, peer.msg(1, 2, service(Action::CommitKey { exchange_id: 78, key_fingerprint: fp }))).unwrap();
+    feed(
+        &mut a,
+        peer.msg(
+            1,
+            2,
+            service(Action::CommitKey {
+                exchange_id: 78,
+                key_fingerprint: fp,
+            }),
+        ),
+    )
+    .unwrap();
     assert!(outbox(&mut a, &peer, &mut r).is_empty());
     assert_ne!(a.key_fingerprint(), fp);
     // The right one: switch, Noop under the new key.
     let old = a.key_fingerprint();
-    feed(&mut a, peer.msg(2, 2, service(Action::CommitKey { exchange_id: 77, key_fingerprint: fp }))).unwrap();
+    feed(
+        &mut a,
+        peer.msg(
+            2,
+            2,
+            service(Action::CommitKey {
+                exchange_id: 77,
+                key_fingerprint: fp,
+            }),
+        ),
+    )
+    .unwrap();
     assert_eq!(a.key_fingerprint(), fp);
     let mut pk = vec![];
     flush(&mut a, &mut r, NOW, &mut pk);
@@ -817,10 +1099,16 @@ fn wire_round_trips_and_rejects_garbage() {
     // Hosts cannot send protocol actions themselves.
     let mut buf = vec![0u8; 4096];
     let mut r = rng(2);
-    assert_eq!(a.encrypt(&mut r, &noop(), &mut buf).unwrap_err(), E2eError::ReservedAction);
+    assert_eq!(
+        a.encrypt(&mut r, &noop(), &mut buf).unwrap_err(),
+        E2eError::ReservedAction
+    );
     // A too-small output buffer changes nothing.
     let before = a.seq();
-    assert!(matches!(a.encrypt(&mut r, &text(1, b"x"), &mut buf[..40]), Err(E2eError::BufferTooSmall { .. })));
+    assert!(matches!(
+        a.encrypt(&mut r, &text(1, b"x"), &mut buf[..40]),
+        Err(E2eError::BufferTooSmall { .. })
+    ));
     assert_eq!(a.seq(), before);
     let _ = SecretChat::<64, 1, 1>::persisted_len();
 }

@@ -1,6 +1,12 @@
 //! Two secret-chat sides through a simulated relay with loss, duplication, reordering and delay (seeded): both
 //! deliver the same seq-ordered stream, every gap is repaired, re-keys complete (also when both start one at once).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::needless_range_loop
+)]
 
 mod e2e_common;
 use e2e_common::*;
@@ -27,19 +33,20 @@ fn run_with(
     let mut sent: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
     let mut now_ms = 0u64;
     let mut buf = vec![0u8; 4096];
-    let step = |chats: &mut [Chat; 2], relay: &mut Relay, logs: &mut [Log; 2], now_ms: u64, r: &mut rand::rngs::StdRng| {
-        let now = Instant::from_millis(now_ms);
-        for side in 0..2 {
-            let mut out = Vec::new();
-            flush(&mut chats[side], r, now, &mut out);
-            for p in out {
-                relay.send(now_ms, 1 - side, p);
+    let step =
+        |chats: &mut [Chat; 2], relay: &mut Relay, logs: &mut [Log; 2], now_ms: u64, r: &mut rand::rngs::StdRng| {
+            let now = Instant::from_millis(now_ms);
+            for side in 0..2 {
+                let mut out = Vec::new();
+                flush(&mut chats[side], r, now, &mut out);
+                for p in out {
+                    relay.send(now_ms, 1 - side, p);
+                }
             }
-        }
-        for (to, pkt) in relay.due(now_ms) {
-            deliver(&mut chats[to], now, pkt, &mut logs[to]);
-        }
-    };
+            for (to, pkt) in relay.due(now_ms) {
+                deliver(&mut chats[to], now, pkt, &mut logs[to]);
+            }
+        };
     for i in 0..msgs {
         if restarts.contains(&i) {
             // Side B goes down and comes back from its persisted bytes (which must round-trip exactly).
@@ -64,7 +71,9 @@ fn run_with(
     relay.dup = 0.0;
     for side in 0..2 {
         let body = format!("final from {side}").into_bytes();
-        let s = chats[side].encrypt(&mut r, &text(-1 - side as i64, &body), &mut buf).unwrap();
+        let s = chats[side]
+            .encrypt(&mut r, &text(-1 - side as i64, &body), &mut buf)
+            .unwrap();
         relay.send(now_ms, 1 - side, buf[..s.len].to_vec());
         sent[side].push(body);
     }
@@ -107,9 +116,18 @@ fn lossy_reordering_duplicating_link_repairs_every_gap() {
         check(&a, &b, &logs, &sent);
         // The link was bad enough to need repairs and to trigger at least one re-key (>100 messages per key).
         assert!(logs[0].held + logs[1].held > 0, "seed {seed}: no gap happened");
-        assert!(logs[0].resend_requests + logs[1].resend_requests > 0, "seed {seed}: no resend request");
-        assert!(logs[0].duplicates + logs[1].duplicates > 0, "seed {seed}: no duplicate seen");
-        assert!(logs[0].rekeys >= 1 && logs[1].rekeys >= 1, "seed {seed}: no re-key completed");
+        assert!(
+            logs[0].resend_requests + logs[1].resend_requests > 0,
+            "seed {seed}: no resend request"
+        );
+        assert!(
+            logs[0].duplicates + logs[1].duplicates > 0,
+            "seed {seed}: no duplicate seen"
+        );
+        assert!(
+            logs[0].rekeys >= 1 && logs[1].rekeys >= 1,
+            "seed {seed}: no re-key completed"
+        );
         assert!(!a.has_old_key() && !b.has_old_key());
     }
 }

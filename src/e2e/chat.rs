@@ -130,7 +130,9 @@ impl<const N: usize> Default for DhConfigCache<N> {
 
 impl<const N: usize> core::fmt::Debug for DhConfigCache<N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("DhConfigCache").field("version", &self.version()).finish()
+        f.debug_struct("DhConfigCache")
+            .field("version", &self.version())
+            .finish()
     }
 }
 
@@ -144,7 +146,10 @@ impl<const N: usize> defmt::Format for DhConfigCache<N> {
 impl<const N: usize> DhConfigCache<N> {
     /// An empty cache.
     pub fn new() -> Self {
-        DhConfigCache { current: None, primes: PrimeCache::default() }
+        DhConfigCache {
+            current: None,
+            primes: PrimeCache::default(),
+        }
     }
 
     /// The cached version, to pass as `version` in `messages.getDhConfig` (0 when nothing is cached).
@@ -213,7 +218,12 @@ struct ChatKey {
 
 impl ChatKey {
     fn new(bytes: &[u8; AUTH_KEY_LEN], now: Instant) -> Self {
-        ChatKey { key: AuthKey::from_bytes(*bytes), since: now, used: 0, encrypted: 0 }
+        ChatKey {
+            key: AuthKey::from_bytes(*bytes),
+            since: now,
+            used: 0,
+            encrypted: 0,
+        }
     }
     fn fingerprint(&self) -> i64 {
         self.key.id() as i64
@@ -224,13 +234,27 @@ impl ChatKey {
 enum Rekey {
     Idle,
     /// We sent (or will send) RequestKey and wait for AcceptKey.
-    Requested { exchange_id: i64, secret: DhSecret, g_a: Zeroizing<[u8; DH_BYTES]> },
+    Requested {
+        exchange_id: i64,
+        secret: DhSecret,
+        g_a: Zeroizing<[u8; DH_BYTES]>,
+    },
     /// The peer's RequestKey passed the checks; AcceptKey (and b) are produced by `poll_transmit`.
-    Incoming { exchange_id: i64, g_a: Zeroizing<[u8; DH_BYTES]> },
+    Incoming {
+        exchange_id: i64,
+        g_a: Zeroizing<[u8; DH_BYTES]>,
+    },
     /// We accepted the peer's request (we are B of this exchange) and wait for CommitKey.
-    Accepted { exchange_id: i64, g_b: [u8; DH_BYTES], key: ChatKey },
+    Accepted {
+        exchange_id: i64,
+        g_b: [u8; DH_BYTES],
+        key: ChatKey,
+    },
     /// We are A, the peer's AcceptKey checked out, and CommitKey is queued; the switch happens when it is sent.
-    Committing { exchange_id: i64, key: ChatKey },
+    Committing {
+        exchange_id: i64,
+        key: ChatKey,
+    },
 }
 
 impl Rekey {
@@ -259,9 +283,15 @@ enum OldDrop {
 enum Tx {
     NotifyLayer,
     /// Ask for the peer's raw out_seq_nos start..=end.
-    ResendRequest { start: u32, end: u32 },
+    ResendRequest {
+        start: u32,
+        end: u32,
+    },
     /// Re-emit our raw seqs next..=end.
-    Retransmit { next: u32, end: u32 },
+    Retransmit {
+        next: u32,
+        end: u32,
+    },
     RequestKey,
     AcceptKey,
     CommitKey,
@@ -422,7 +452,13 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> core::fmt::Debug fo
 #[cfg(feature = "defmt")]
 impl<const MSG: usize, const HIST: usize, const HELD: usize> defmt::Format for SecretChat<MSG, HIST, HELD> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "SecretChat {{ chat_id: {}, out: {}, in: {} }}", self.chat_id, self.out_raw, self.in_raw)
+        defmt::write!(
+            f,
+            "SecretChat {{ chat_id: {}, out: {}, in: {} }}",
+            self.chat_id,
+            self.out_raw,
+            self.in_raw
+        )
     }
 }
 
@@ -489,7 +525,11 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         cfg: &DhConfig<'_>,
     ) -> Result<(KeyRequest, [u8; DH_BYTES]), E2eError> {
         let group = cache.update(cfg, rng)?;
-        let mut mix = MixRng { inner: rng, mix: cfg.random, pos: 0 };
+        let mut mix = MixRng {
+            inner: rng,
+            mix: cfg.random,
+            pos: 0,
+        };
         let (secret, g_a) = group.gen_keypair(&mut mix)?;
         Ok((KeyRequest { group, secret }, g_a))
     }
@@ -506,7 +546,11 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     ) -> Result<(Self, [u8; DH_BYTES], i64), E2eError> {
         let group = cache.update(cfg, rng)?;
         group.check_public(g_a)?;
-        let mut mix = MixRng { inner: rng, mix: cfg.random, pos: 0 };
+        let mut mix = MixRng {
+            inner: rng,
+            mix: cfg.random,
+            pos: 0,
+        };
         let (secret, g_b) = group.gen_keypair(&mut mix)?;
         let shared = group.shared(&secret, g_a)?;
         let key = ChatKey::new(&shared, now);
@@ -622,7 +666,11 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     }
 
     fn dir_out(&self) -> Direction {
-        if self.originator { Direction::ClientToServer } else { Direction::ServerToClient }
+        if self.originator {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        }
     }
 
     fn push_tx(&mut self, t: Tx) {
@@ -685,9 +733,16 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         }
         let raw = self.out_raw;
         let idx = (raw as usize) % HIST.max(1);
-        let Some(slot) = self.history.get_mut(idx) else { return Err(E2eError::TooLarge) };
+        let Some(slot) = self.history.get_mut(idx) else {
+            return Err(E2eError::TooLarge);
+        };
         // Encode straight into the history slot: the slot buffer is reused, never moved (it is MSG bytes large).
-        let st = slot.get_or_insert_with(|| Stored { raw, service: false, random_id: 0, data: Vec::new() });
+        let st = slot.get_or_insert_with(|| Stored {
+            raw,
+            service: false,
+            random_id: 0,
+            data: Vec::new(),
+        });
         st.data.as_mut_slice().zeroize();
         st.data.clear();
         st.raw = raw;
@@ -719,7 +774,9 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         let extra = (rng.next_u32() as usize) % (MAX_EXTRA_BLOCKS + 1);
         let total = body + extra * 16;
         let required = HEADER_LEN + total;
-        let (head, rest) = out.split_at_mut_checked(HEADER_LEN).ok_or(E2eError::BufferTooSmall { required })?;
+        let (head, rest) = out
+            .split_at_mut_checked(HEADER_LEN)
+            .ok_or(E2eError::BufferTooSmall { required })?;
         let plain = rest.get_mut(..total).ok_or(E2eError::BufferTooSmall { required })?;
         let (lenf, tail) = plain.split_at_mut(4);
         lenf.copy_from_slice(&(len as u32).to_le_bytes());
@@ -730,7 +787,11 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         let (fp, mk) = head.split_at_mut(8);
         fp.copy_from_slice(&self.key.fingerprint().to_le_bytes());
         mk.copy_from_slice(&sealed.msg_key);
-        let sent = Sent { len: required, service: stored.service, random_id: stored.random_id };
+        let sent = Sent {
+            len: required,
+            service: stored.service,
+            random_id: stored.random_id,
+        };
         self.key.used = self.key.used.saturating_add(1);
         self.key.encrypted = self.key.encrypted.saturating_add(1);
         Ok(sent)
@@ -774,13 +835,16 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
                 self.start_rekey(rng)?;
             }
         }
-        let Some(item) = self.tx.front().copied() else { return Ok(None) };
+        let Some(item) = self.tx.front().copied() else {
+            return Ok(None);
+        };
         let x_in = self.x_in();
         let action = match item {
             Tx::NotifyLayer => Action::NotifyLayer(LAYER),
-            Tx::ResendRequest { start, end } => {
-                Action::Resend { start_seq_no: self.wire(start, x_in)?, end_seq_no: self.wire(end, x_in)? }
-            }
+            Tx::ResendRequest { start, end } => Action::Resend {
+                start_seq_no: self.wire(start, x_in)?,
+                end_seq_no: self.wire(end, x_in)?,
+            },
             Tx::Retransmit { next, end } => {
                 let sent = self.emit(rng, next, out);
                 match sent {
@@ -838,15 +902,23 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         let action = match (&self.rekey, item) {
             (Rekey::Requested { exchange_id, g_a, .. }, Tx::RequestKey) => {
                 g.copy_from_slice(&g_a[..]);
-                Action::RequestKey { exchange_id: *exchange_id, g_a: &g }
+                Action::RequestKey {
+                    exchange_id: *exchange_id,
+                    g_a: &g,
+                }
             }
             (Rekey::Accepted { exchange_id, g_b, key }, Tx::AcceptKey) => {
                 g.copy_from_slice(g_b);
-                Action::AcceptKey { exchange_id: *exchange_id, g_b: &g, key_fingerprint: key.fingerprint() }
+                Action::AcceptKey {
+                    exchange_id: *exchange_id,
+                    g_b: &g,
+                    key_fingerprint: key.fingerprint(),
+                }
             }
-            (Rekey::Committing { exchange_id, key }, Tx::CommitKey) => {
-                Action::CommitKey { exchange_id: *exchange_id, key_fingerprint: key.fingerprint() }
-            }
+            (Rekey::Committing { exchange_id, key }, Tx::CommitKey) => Action::CommitKey {
+                exchange_id: *exchange_id,
+                key_fingerprint: key.fingerprint(),
+            },
             // The exchange this step belonged to was abandoned (tie-break or abort): drop the step.
             _ => {
                 let _ = self.tx.pop_front();
@@ -875,7 +947,11 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         }
         let exchange_id = rng.next_u64() as i64;
         let (secret, g_a) = self.group.gen_keypair(rng)?;
-        self.rekey = Rekey::Requested { exchange_id, secret, g_a: Zeroizing::new(g_a) };
+        self.rekey = Rekey::Requested {
+            exchange_id,
+            secret,
+            g_a: Zeroizing::new(g_a),
+        };
         self.push_tx(Tx::RequestKey);
         Ok(())
     }
@@ -889,7 +965,15 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         top.sort_unstable();
         let mut cursor = self.in_raw.max(self.asked_until);
         for raw in top {
-            if raw > cursor && self.tx.push_back(Tx::ResendRequest { start: cursor, end: raw - 1 }).is_err() {
+            if raw > cursor
+                && self
+                    .tx
+                    .push_back(Tx::ResendRequest {
+                        start: cursor,
+                        end: raw - 1,
+                    })
+                    .is_err()
+            {
                 // Queue full: the retry timer asks for this hole later.
                 break;
             }
@@ -903,12 +987,7 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     /// Decrypts one `encryptedMessage`/`encryptedMessageService` `bytes` of chat `chat_id` in place and runs the
     /// sequence and protocol checks. Failures of the crypto or format checks are all [`E2eError::Rejected`]; seq
     /// violations abort the chat. Drain [`SecretChat::poll_event`] and [`SecretChat::poll_transmit`] afterwards.
-    pub fn decrypt<'b>(
-        &mut self,
-        now: Instant,
-        chat_id: i32,
-        buf: &'b mut [u8],
-    ) -> Result<Received<'b>, E2eError> {
+    pub fn decrypt<'b>(&mut self, now: Instant, chat_id: i32, buf: &'b mut [u8]) -> Result<Received<'b>, E2eError> {
         self.check_live()?;
         self.clock = self.clock.max(now);
         if chat_id != self.chat_id {
@@ -945,7 +1024,7 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         open_v2(key, dir, &msg_key, ct).map_err(|_| E2eError::Rejected)?;
         let (lenb, rest) = ct.split_at(4);
         let len = u32::from_le_bytes(lenb.try_into().map_err(|_| E2eError::Rejected)?) as usize;
-        if len % 4 != 0 || len > rest.len() || !(MIN_PADDING..=MAX_PADDING).contains(&(rest.len() - len)) {
+        if !len.is_multiple_of(4) || len > rest.len() || !(MIN_PADDING..=MAX_PADDING).contains(&(rest.len() - len)) {
             return Err(E2eError::Rejected);
         }
         let payload: &'b [u8] = rest.get(..len).ok_or(E2eError::Rejected)?;
@@ -1007,12 +1086,28 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         };
         let mut handled = false;
         // A resend request is acted on at once, even out of order (the seq_no page's exception), and only once.
-        if let Some(Action::Resend { start_seq_no, end_seq_no }) = layer.message.action() {
+        if let Some(Action::Resend {
+            start_seq_no,
+            end_seq_no,
+        }) = layer.message.action()
+        {
             handled = true;
-            *slot = Some(Held { raw: o_raw, released: false, handled, key_fp, data });
+            *slot = Some(Held {
+                raw: o_raw,
+                released: false,
+                handled,
+                key_fp,
+                data,
+            });
             self.handle_resend(*start_seq_no, *end_seq_no)?;
         } else {
-            *slot = Some(Held { raw: o_raw, released: false, handled, key_fp, data });
+            *slot = Some(Held {
+                raw: o_raw,
+                released: false,
+                handled,
+                key_fp,
+                data,
+            });
         }
         if o_raw >= self.asked_until {
             let had = self.asked_until;
@@ -1046,28 +1141,37 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         let o_raw = self.in_raw;
         self.in_raw = self.in_raw.wrapping_add(1);
         // A: the first in-order message under the new key means the peer switched; the old key can go (item 72).
-        if new_key {
-            if let Some((_, OldDrop::AfterFirstNew)) = &self.old_key {
-                self.drop_old_key();
-            }
+        if new_key && matches!(&self.old_key, Some((_, OldDrop::AfterFirstNew))) {
+            self.drop_old_key();
         }
         if let Some(action) = layer.message.action() {
             match *action {
-                Action::Resend { start_seq_no, end_seq_no } if !resend_handled => {
-                    self.handle_resend(start_seq_no, end_seq_no)?
-                }
+                Action::Resend {
+                    start_seq_no,
+                    end_seq_no,
+                } if !resend_handled => self.handle_resend(start_seq_no, end_seq_no)?,
                 Action::NotifyLayer(l) => self.update_layer(l)?,
                 Action::RequestKey { exchange_id, g_a } => self.on_request_key(exchange_id, g_a),
-                Action::AcceptKey { exchange_id, g_b, key_fingerprint } => {
-                    self.on_accept_key(exchange_id, g_b, key_fingerprint)
-                }
-                Action::CommitKey { exchange_id, key_fingerprint } => self.on_commit_key(exchange_id, key_fingerprint),
+                Action::AcceptKey {
+                    exchange_id,
+                    g_b,
+                    key_fingerprint,
+                } => self.on_accept_key(exchange_id, g_b, key_fingerprint),
+                Action::CommitKey {
+                    exchange_id,
+                    key_fingerprint,
+                } => self.on_commit_key(exchange_id, key_fingerprint),
                 Action::AbortKey(ex) => self.on_abort_key(ex),
                 _ => {}
             }
         }
         self.check_live()?;
-        Ok(Delivered { out_seq_no: o_raw, in_seq_no: i_raw, layer: layer.layer, message: layer.message })
+        Ok(Delivered {
+            out_seq_no: o_raw,
+            in_seq_no: i_raw,
+            layer: layer.layer,
+            message: layer.message,
+        })
     }
 
     fn update_layer(&mut self, l: i32) -> Result<(), E2eError> {
@@ -1090,9 +1194,7 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
             self.do_abort(AbortReason::ResendInvalid);
             return Err(E2eError::Aborted(AbortReason::ResendInvalid));
         }
-        let slot_ok = |r: u32| {
-            matches!(self.history.get((r as usize) % HIST.max(1)), Some(Some(st)) if st.raw == r)
-        };
+        let slot_ok = |r: u32| matches!(self.history.get((r as usize) % HIST.max(1)), Some(Some(st)) if st.raw == r);
         if !(s..=e).all(slot_ok) {
             self.do_abort(AbortReason::ResendUnavailable);
             return Err(E2eError::Aborted(AbortReason::ResendUnavailable));
@@ -1105,11 +1207,16 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     fn release(&mut self) -> Result<(), E2eError> {
         loop {
             let next = self.in_raw;
-            let Some(idx) = self.held.iter().position(|h| matches!(h, Some(h) if !h.released && h.raw == next))
+            let Some(idx) = self
+                .held
+                .iter()
+                .position(|h| matches!(h, Some(h) if !h.released && h.raw == next))
             else {
                 return Ok(());
             };
-            let Some(Some(h)) = self.held.get_mut(idx).map(Option::take) else { return Ok(()) };
+            let Some(Some(h)) = self.held.get_mut(idx).map(Option::take) else {
+                return Ok(());
+            };
             let result = match MessageLayer::decode(&h.data) {
                 Ok(layer) => {
                     let i_raw = (layer.in_seq_no as u32) >> 1;
@@ -1127,10 +1234,8 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     }
 
     fn after_inbound(&mut self) {
-        if let Some((_, OldDrop::WhenNoGaps)) = &self.old_key {
-            if self.held_count() == 0 {
-                self.drop_old_key();
-            }
+        if matches!(&self.old_key, Some((_, OldDrop::WhenNoGaps))) && self.held_count() == 0 {
+            self.drop_old_key();
         }
     }
 
@@ -1140,12 +1245,13 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     }
 
     fn free_released(&mut self) {
-        if let Some(idx) = self.releasing.take() {
-            if let Some(s) = self.held.get_mut(idx) {
-                if let Some(mut h) = s.take() {
-                    h.zeroize();
-                }
-            }
+        if let Some(mut h) = self
+            .releasing
+            .take()
+            .and_then(|idx| self.held.get_mut(idx))
+            .and_then(Option::take)
+        {
+            h.zeroize();
         }
     }
 
@@ -1223,7 +1329,14 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     }
 
     fn on_accept_key(&mut self, exchange_id: i64, g_b: &[u8], fp: i64) {
-        let Rekey::Requested { exchange_id: mine, secret, .. } = &self.rekey else { return };
+        let Rekey::Requested {
+            exchange_id: mine,
+            secret,
+            ..
+        } = &self.rekey
+        else {
+            return;
+        };
         if *mine != exchange_id {
             return;
         }
@@ -1247,7 +1360,12 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     }
 
     fn on_commit_key(&mut self, exchange_id: i64, fp: i64) {
-        let Rekey::Accepted { exchange_id: mine, key, .. } = &self.rekey else { return };
+        let Rekey::Accepted {
+            exchange_id: mine, key, ..
+        } = &self.rekey
+        else {
+            return;
+        };
         if *mine != exchange_id {
             return;
         }
@@ -1283,4 +1401,3 @@ enum KeySel {
 
 /// Extra random 16-byte padding blocks added on top of the minimum (bounded so padding stays ≤ 1024).
 const MAX_EXTRA_BLOCKS: usize = 3;
-

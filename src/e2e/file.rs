@@ -39,7 +39,11 @@ pub fn key_fingerprint(key: &[u8; 32], iv: &[u8; 32]) -> i32 {
 /// Checks a received fingerprint against the media's key and iv (item 73), in constant time.
 pub fn check_fingerprint(key: &[u8; 32], iv: &[u8; 32], fingerprint: i32) -> Result<(), FingerprintMismatch> {
     let ours = key_fingerprint(key, iv).to_le_bytes();
-    if bool::from(ours.ct_eq(&fingerprint.to_le_bytes())) { Ok(()) } else { Err(FingerprintMismatch) }
+    if bool::from(ours.ct_eq(&fingerprint.to_le_bytes())) {
+        Ok(())
+    } else {
+        Err(FingerprintMismatch)
+    }
 }
 
 /// Running AES-256-IGE state over a whole file. Secret; zeroized on drop.

@@ -218,17 +218,31 @@ impl<'a> Action<'a> {
             ID_DELETE => Action::DeleteMessages(read_ids(r)?),
             ID_SCREENSHOT => Action::ScreenshotMessages(read_ids(r)?),
             ID_FLUSH => Action::FlushHistory,
-            ID_RESEND => Action::Resend { start_seq_no: r.i32()?, end_seq_no: r.i32()? },
+            ID_RESEND => Action::Resend {
+                start_seq_no: r.i32()?,
+                end_seq_no: r.i32()?,
+            },
             ID_NOTIFY_LAYER => Action::NotifyLayer(r.i32()?),
             ID_TYPING => Action::Typing(r.u32()?),
-            ID_REQUEST_KEY => Action::RequestKey { exchange_id: r.i64()?, g_a: read_dh(r)? },
-            ID_ACCEPT_KEY => {
-                Action::AcceptKey { exchange_id: r.i64()?, g_b: read_dh(r)?, key_fingerprint: r.i64()? }
-            }
+            ID_REQUEST_KEY => Action::RequestKey {
+                exchange_id: r.i64()?,
+                g_a: read_dh(r)?,
+            },
+            ID_ACCEPT_KEY => Action::AcceptKey {
+                exchange_id: r.i64()?,
+                g_b: read_dh(r)?,
+                key_fingerprint: r.i64()?,
+            },
             ID_ABORT_KEY => Action::AbortKey(r.i64()?),
-            ID_COMMIT_KEY => Action::CommitKey { exchange_id: r.i64()?, key_fingerprint: r.i64()? },
+            ID_COMMIT_KEY => Action::CommitKey {
+                exchange_id: r.i64()?,
+                key_fingerprint: r.i64()?,
+            },
             ID_NOOP => Action::Noop,
-            other => Action::Other { constructor: other, body: r.take_rest() },
+            other => Action::Other {
+                constructor: other,
+                body: r.take_rest(),
+            },
         })
     }
 
@@ -258,7 +272,10 @@ impl<'a> Action<'a> {
             Action::DeleteMessages(v) => write_ids(w, ID_DELETE, &v),
             Action::ScreenshotMessages(v) => write_ids(w, ID_SCREENSHOT, &v),
             Action::FlushHistory => w.u32(ID_FLUSH),
-            Action::Resend { start_seq_no, end_seq_no } => {
+            Action::Resend {
+                start_seq_no,
+                end_seq_no,
+            } => {
                 w.u32(ID_RESEND)?;
                 w.i32(start_seq_no)?;
                 w.i32(end_seq_no)
@@ -276,7 +293,11 @@ impl<'a> Action<'a> {
                 w.i64(exchange_id)?;
                 w.bytes(g_a)
             }
-            Action::AcceptKey { exchange_id, g_b, key_fingerprint } => {
+            Action::AcceptKey {
+                exchange_id,
+                g_b,
+                key_fingerprint,
+            } => {
                 w.u32(ID_ACCEPT_KEY)?;
                 w.i64(exchange_id)?;
                 w.bytes(g_b)?;
@@ -286,7 +307,10 @@ impl<'a> Action<'a> {
                 w.u32(ID_ABORT_KEY)?;
                 w.i64(e)
             }
-            Action::CommitKey { exchange_id, key_fingerprint } => {
+            Action::CommitKey {
+                exchange_id,
+                key_fingerprint,
+            } => {
                 w.u32(ID_COMMIT_KEY)?;
                 w.i64(exchange_id)?;
                 w.i64(key_fingerprint)
@@ -465,7 +489,10 @@ impl<'a> DecryptedMessage<'a> {
             ID_MESSAGE => Ok(DecryptedMessage::Message(PlainMessage::read_body(r)?)),
             ID_SERVICE => {
                 let random_id = r.i64()?;
-                Ok(DecryptedMessage::Service { random_id, action: Action::read(r)? })
+                Ok(DecryptedMessage::Service {
+                    random_id,
+                    action: Action::read(r)?,
+                })
             }
             other => Err(DecodeError::UnknownConstructor(other)),
         }
@@ -519,7 +546,13 @@ impl<'a> MessageLayer<'a> {
         let out_seq_no = r.i32()?;
         let message = DecryptedMessage::read(&mut r)?;
         r.finish()?;
-        Ok(MessageLayer { random_bytes, layer, in_seq_no, out_seq_no, message })
+        Ok(MessageLayer {
+            random_bytes,
+            layer,
+            in_seq_no,
+            out_seq_no,
+            message,
+        })
     }
 
     /// Exact encoded size.
@@ -530,7 +563,9 @@ impl<'a> MessageLayer<'a> {
     /// Encodes into the start of `out`; returns the length. On [`Full`] nothing useful was written.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, Full> {
         if out.len() < self.tl_len() {
-            return Err(Full { required: self.tl_len() });
+            return Err(Full {
+                required: self.tl_len(),
+            });
         }
         let mut w = Writer::new(out);
         w.u32(ID_LAYER)?;

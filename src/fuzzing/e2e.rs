@@ -53,8 +53,11 @@ impl rand_core::TryRng for HashRng {
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
         for chunk in dst.chunks_mut(32) {
-            let block: [u8; 32] =
-                Sha256::new().chain_update(self.seed).chain_update(self.counter.to_le_bytes()).finalize().into();
+            let block: [u8; 32] = Sha256::new()
+                .chain_update(self.seed)
+                .chain_update(self.counter.to_le_bytes())
+                .finalize()
+                .into();
             self.counter = self.counter.wrapping_add(1);
             chunk.copy_from_slice(block.get(..chunk.len()).unwrap_or(&[]));
         }
@@ -102,7 +105,10 @@ pub fn e2e_inbound(data: &[u8]) {
 
 /// Runs the records of `data` against a fresh chat and returns it.
 fn drive(data: &[u8]) -> Option<FuzzChat> {
-    let mut rng = HashRng { seed: Sha256::digest(data).into(), counter: 0 };
+    let mut rng = HashRng {
+        seed: Sha256::digest(data).into(),
+        counter: 0,
+    };
     let mut chat = FuzzChat::for_fuzzing(FUZZ_CHAT_ID, &fuzz_chat_key())?;
     let mut now = Instant::ZERO;
     let mut rest = data;
@@ -110,7 +116,9 @@ fn drive(data: &[u8]) -> Option<FuzzChat> {
     let mut out = [0u8; 2048];
     for _ in 0..MAX_RECORDS {
         let Some((&op, r)) = rest.split_first() else { break };
-        let Some((lb, r)) = r.split_first_chunk::<2>() else { break };
+        let Some((lb, r)) = r.split_first_chunk::<2>() else {
+            break;
+        };
         let len = usize::from(u16::from_le_bytes(*lb)).min(r.len()).min(MAX_RECORD);
         let (body, r) = r.split_at(len);
         rest = r;
@@ -181,7 +189,13 @@ mod tests {
     use std::vec::Vec;
 
     fn layer(out_raw: i32, in_raw: i32, layer: i32, m: DecryptedMessage<'_>) -> Vec<u8> {
-        let l = MessageLayer { random_bytes: &[3; 16], layer, in_seq_no: 2 * in_raw + 1, out_seq_no: 2 * out_raw, message: m };
+        let l = MessageLayer {
+            random_bytes: &[3; 16],
+            layer,
+            in_seq_no: 2 * in_raw + 1,
+            out_seq_no: 2 * out_raw,
+            message: m,
+        };
         let mut v = std::vec![0u8; l.tl_len()];
         l.encode(&mut v).unwrap();
         v
@@ -194,7 +208,10 @@ mod tests {
     }
 
     fn svc(a: Action<'_>) -> DecryptedMessage<'_> {
-        DecryptedMessage::Service { random_id: 9, action: a }
+        DecryptedMessage::Service {
+            random_id: 9,
+            action: a,
+        }
     }
 
     /// The seed corpus; `E2E_WRITE_CORPUS=1 cargo test --lib fuzzing::e2e` writes it to fuzz/corpus/e2e_inbound.
@@ -230,25 +247,98 @@ mod tests {
         let mut s = Vec::new();
         rec(&mut s, 3, b"one");
         rec(&mut s, 3, b"two");
-        rec(&mut s, 0, &layer(0, 2, 144, svc(Action::Resend { start_seq_no: 1, end_seq_no: 3 })));
+        rec(
+            &mut s,
+            0,
+            &layer(
+                0,
+                2,
+                144,
+                svc(Action::Resend {
+                    start_seq_no: 1,
+                    end_seq_no: 3,
+                }),
+            ),
+        );
         rec(&mut s, 2, &[]);
         seeds.push(s);
         let mut s = Vec::new();
-        rec(&mut s, 0, &layer(0, 0, 144, svc(Action::Resend { start_seq_no: 0, end_seq_no: 2_000_000 })));
+        rec(
+            &mut s,
+            0,
+            &layer(
+                0,
+                0,
+                144,
+                svc(Action::Resend {
+                    start_seq_no: 0,
+                    end_seq_no: 2_000_000,
+                }),
+            ),
+        );
         seeds.push(s);
         // Re-key actions.
         let mut s = Vec::new();
-        rec(&mut s, 0, &layer(0, 0, 144, svc(Action::RequestKey { exchange_id: 3, g_a: &g_a })));
+        rec(
+            &mut s,
+            0,
+            &layer(
+                0,
+                0,
+                144,
+                svc(Action::RequestKey {
+                    exchange_id: 3,
+                    g_a: &g_a,
+                }),
+            ),
+        );
         rec(&mut s, 2, &[]);
-        rec(&mut s, 0, &layer(1, 1, 144, svc(Action::CommitKey { exchange_id: 3, key_fingerprint: 1 })));
+        rec(
+            &mut s,
+            0,
+            &layer(
+                1,
+                1,
+                144,
+                svc(Action::CommitKey {
+                    exchange_id: 3,
+                    key_fingerprint: 1,
+                }),
+            ),
+        );
         rec(&mut s, 0, &layer(2, 1, 144, svc(Action::AbortKey(3))));
         seeds.push(s);
         let mut s = Vec::new();
         rec(&mut s, 3, b"x");
         rec(&mut s, 4, &[200, 0]);
         rec(&mut s, 2, &[]);
-        rec(&mut s, 0, &layer(0, 1, 144, svc(Action::AcceptKey { exchange_id: 3, g_b: &g_a, key_fingerprint: 1 })));
-        rec(&mut s, 0, &layer(1, 1, 144, svc(Action::RequestKey { exchange_id: i64::MIN, g_a: &[2] })));
+        rec(
+            &mut s,
+            0,
+            &layer(
+                0,
+                1,
+                144,
+                svc(Action::AcceptKey {
+                    exchange_id: 3,
+                    g_b: &g_a,
+                    key_fingerprint: 1,
+                }),
+            ),
+        );
+        rec(
+            &mut s,
+            0,
+            &layer(
+                1,
+                1,
+                144,
+                svc(Action::RequestKey {
+                    exchange_id: i64::MIN,
+                    g_a: &[2],
+                }),
+            ),
+        );
         rec(&mut s, 2, &[]);
         seeds.push(s);
         // Other actions and a bad parity.

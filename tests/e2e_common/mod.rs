@@ -1,5 +1,11 @@
 //! Shared helpers for the secret-chat tests: chat setup and a lossy, duplicating, reordering relay.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use mtproto_sansio::e2e::wire::{Action, DecryptedMessage, PlainMessage};
 use mtproto_sansio::e2e::{DhConfig, DhConfigCache, Event, Received, SecretChat};
@@ -11,8 +17,11 @@ pub type Chat = SecretChat<1024, 64, 64>;
 pub const CHAT_ID: i32 = 4242;
 
 pub fn prime() -> Vec<u8> {
-    let v: serde_json::Value =
-        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/dh_prime.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dh_prime.json"
+    )))
+    .unwrap();
     hex::decode(v["dh_prime_hex"].as_str().unwrap()).unwrap()
 }
 
@@ -27,7 +36,12 @@ pub fn pair_with<const M: usize, const H: usize, const L: usize>(
 ) -> (SecretChat<M, H, L>, SecretChat<M, H, L>) {
     let p = prime();
     let random = [0x5au8; 256];
-    let cfg = DhConfig { version: 7, g: 3, p: Some(&p), random: &random };
+    let cfg = DhConfig {
+        version: 7,
+        g: 3,
+        p: Some(&p),
+        random: &random,
+    };
     let mut ca: DhConfigCache = DhConfigCache::new();
     let mut cb: DhConfigCache = DhConfigCache::new();
     let (req, g_a) = SecretChat::<M, H, L>::request(rng, &mut ca, &cfg).unwrap();
@@ -62,7 +76,10 @@ fn note(log: &mut Log, seq: u32, msg: &DecryptedMessage<'_>) {
     log.seqs.push(seq);
     match msg {
         DecryptedMessage::Message(m) => log.texts.push(m.message.to_vec()),
-        DecryptedMessage::Service { action: Action::Resend { .. }, .. } => log.resend_requests += 1,
+        DecryptedMessage::Service {
+            action: Action::Resend { .. },
+            ..
+        } => log.resend_requests += 1,
         _ => {}
     }
 }
@@ -117,7 +134,13 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(seed: u64, loss: f64, dup: f64, max_delay_ms: u64) -> Self {
-        Relay { rng: StdRng::seed_from_u64(seed), loss, dup, max_delay_ms, in_flight: Vec::new() }
+        Relay {
+            rng: StdRng::seed_from_u64(seed),
+            loss,
+            dup,
+            max_delay_ms,
+            in_flight: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, now_ms: u64, to: usize, pkt: Vec<u8>) {

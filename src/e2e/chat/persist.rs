@@ -327,7 +327,11 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         let key = r.key()?;
         let old_flag = r.u8()?;
         let old = r.key()?;
-        let drop = if r.u8()? == 1 { OldDrop::WhenNoGaps } else { OldDrop::AfterFirstNew };
+        let drop = if r.u8()? == 1 {
+            OldDrop::WhenNoGaps
+        } else {
+            OldDrop::AfterFirstNew
+        };
         let old_key = if old_flag == 1 { Some((old, drop)) } else { None };
         let tag = r.u8()?;
         let exchange_id = i64::from_le_bytes(r.arr()?);
@@ -341,9 +345,19 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
                 abort_requested = Some(exchange_id);
                 Rekey::Idle
             }
-            2 => Rekey::Incoming { exchange_id, g_a: Zeroizing::new(*g_x) },
-            3 => Rekey::Accepted { exchange_id, g_b: *g_x, key: pending },
-            4 => Rekey::Committing { exchange_id, key: pending },
+            2 => Rekey::Incoming {
+                exchange_id,
+                g_a: Zeroizing::new(*g_x),
+            },
+            3 => Rekey::Accepted {
+                exchange_id,
+                g_b: *g_x,
+                key: pending,
+            },
+            4 => Rekey::Committing {
+                exchange_id,
+                key: pending,
+            },
             _ => return Err(RestoreError::Corrupt),
         };
         let visual: [u8; 36] = r.arr()?;
@@ -409,8 +423,14 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
             let data = r.take(MSG)?;
             if flag == 1 {
                 let mut v: Vec<u8, MSG> = Vec::new();
-                v.extend_from_slice(data.get(..len).ok_or(RestoreError::Corrupt)?).map_err(|_| RestoreError::Corrupt)?;
-                *slot = Some(Stored { raw, service, random_id, data: v });
+                v.extend_from_slice(data.get(..len).ok_or(RestoreError::Corrupt)?)
+                    .map_err(|_| RestoreError::Corrupt)?;
+                *slot = Some(Stored {
+                    raw,
+                    service,
+                    random_id,
+                    data: v,
+                });
             }
         }
         let mut held: [Option<Held<MSG>>; HELD] = [const { None }; HELD];
@@ -424,8 +444,15 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
             let data = r.take(MSG)?;
             if flag == 1 {
                 let mut v: Vec<u8, MSG> = Vec::new();
-                v.extend_from_slice(data.get(..len).ok_or(RestoreError::Corrupt)?).map_err(|_| RestoreError::Corrupt)?;
-                *slot = Some(Held { raw, released, handled, key_fp, data: v });
+                v.extend_from_slice(data.get(..len).ok_or(RestoreError::Corrupt)?)
+                    .map_err(|_| RestoreError::Corrupt)?;
+                *slot = Some(Held {
+                    raw,
+                    released,
+                    handled,
+                    key_fp,
+                    data: v,
+                });
             }
         }
         let mut chat = SecretChat {
