@@ -22,6 +22,7 @@ mod fmt;
 
 pub mod crypto;
 pub mod e2e;
+pub mod session;
 pub mod time;
 pub mod tl;
 pub mod transport;

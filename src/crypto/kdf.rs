@@ -1,7 +1,7 @@
 //! Key derivation: MTProto 2.0 `msg_key` and AES key/iv, the MTProto 1.0 KDF, and the handshake's
 //! `tmp_aes_key`/`tmp_aes_iv`.
 //!
-//! Formulas (https://core.telegram.org/mtproto/description#defining-aes-key-and-initialization-vector, with
+//! Formulas (<https://core.telegram.org/mtproto/description#defining-aes-key-and-initialization-vector>, with
 //! `x = 0` for messages from client to server and `x = 8` the other way):
 //!
 //! ```text
@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The MTProto 1.0 KDF ([`derive_v1`]) exists **only** because `auth.bindTempAuthKey` still encrypts its
-//! `bind_auth_key_inner` with it (https://core.telegram.org/method/auth.bindTempAuthKey). Nothing else of 1.0 is
+//! `bind_auth_key_inner` with it (<https://core.telegram.org/method/auth.bindTempAuthKey>). Nothing else of 1.0 is
 //! implemented, and the 2.0 packet codec never accepts a 1.0 packet (SECURITY.md item 40).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -103,7 +103,9 @@ impl Meter for () {
 impl Meter for WorkMeter {
     fn sha256(&mut self, bytes: usize) {
         // SHA-256 appends 0x80 and a 64-bit length, then rounds up to 64-byte blocks.
-        self.sha256_blocks = self.sha256_blocks.saturating_add((bytes as u64).saturating_add(9).div_ceil(64));
+        self.sha256_blocks = self
+            .sha256_blocks
+            .saturating_add((bytes as u64).saturating_add(9).div_ceil(64));
     }
     fn aes(&mut self, bytes: usize) {
         self.aes_blocks = self.aes_blocks.saturating_add(bytes as u64 / 16);
@@ -152,7 +154,7 @@ pub fn msg_key_from_large(msg_key_large: &[u8; 32]) -> [u8; 16] {
 }
 
 /// The quick-ack token for a message: the first 4 bytes of `msg_key_large` as a little-endian u32, top bit set
-/// (https://core.telegram.org/mtproto/mtproto-transports#quick-ack; SECURITY.md item 6).
+/// (<https://core.telegram.org/mtproto/mtproto-transports#quick-ack>; SECURITY.md item 6).
 pub fn quick_ack_token(msg_key_large: &[u8; 32]) -> u32 {
     let [a, b, c, d, ..] = *msg_key_large;
     u32::from_le_bytes([a, b, c, d]) | 0x8000_0000
@@ -182,7 +184,10 @@ pub(crate) fn derive_v2_metered<M: Meter>(
         .chain_update(msg_key)
         .finalize()
         .into();
-    let mut out = AesKeyIv { key: [0; 32], iv: [0; 32] };
+    let mut out = AesKeyIv {
+        key: [0; 32],
+        iv: [0; 32],
+    };
     put(&mut out.key, 0, &a, 0, 8);
     put(&mut out.key, 8, &b, 8, 16);
     put(&mut out.key, 24, &a, 24, 8);
@@ -194,7 +199,7 @@ pub(crate) fn derive_v2_metered<M: Meter>(
     out
 }
 
-/// MTProto **1.0** AES key and iv (SHA-1 based, https://core.telegram.org/mtproto/description_v1).
+/// MTProto **1.0** AES key and iv (SHA-1 based, <https://core.telegram.org/mtproto/description_v1>).
 ///
 /// Only for the `bind_auth_key_inner` message of `auth.bindTempAuthKey`, which Telegram still encrypts with 1.0
 /// under the permanent key. Never use it for session traffic (SECURITY.md item 40).
@@ -222,7 +227,10 @@ pub fn derive_v1(auth_key: &AuthKey, dir: Direction, msg_key: &[u8; 16]) -> AesK
         .finalize()
         .into();
     // aes_key = a[0..8] ‖ b[8..20] ‖ c[4..16];  aes_iv = a[8..20] ‖ b[0..8] ‖ c[16..20] ‖ d[0..8]
-    let mut out = AesKeyIv { key: [0; 32], iv: [0; 32] };
+    let mut out = AesKeyIv {
+        key: [0; 32],
+        iv: [0; 32],
+    };
     let key_parts: [&[u8]; 3] = [
         sha1_a.get(0..8).unwrap_or(&[]),
         sha1_b.get(8..20).unwrap_or(&[]),
@@ -254,7 +262,7 @@ fn concat_into(dst: &mut [u8; 32], parts: &[&[u8]]) {
 }
 
 /// The handshake's temporary AES key and iv, which encrypt `server_DH_inner_data` and `client_DH_inner_data`
-/// (https://core.telegram.org/mtproto/auth_key, step 5):
+/// (<https://core.telegram.org/mtproto/auth_key>, step 5):
 ///
 /// ```text
 /// tmp_aes_key = SHA1(new_nonce ‖ server_nonce) ‖ SHA1(server_nonce ‖ new_nonce)[0..12]
@@ -276,7 +284,10 @@ pub fn tmp_aes_key_iv(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> AesKeyIv
         .chain_update(new_nonce)
         .finalize()
         .into();
-    let mut out = AesKeyIv { key: [0; 32], iv: [0; 32] };
+    let mut out = AesKeyIv {
+        key: [0; 32],
+        iv: [0; 32],
+    };
     concat_into(&mut out.key, &[&ns, sn.get(0..12).unwrap_or(&[])]);
     concat_into(
         &mut out.iv,

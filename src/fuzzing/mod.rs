@@ -4,6 +4,7 @@
 
 pub mod crypto;
 pub mod e2e;
+pub mod keys;
 pub mod tl;
 pub mod transport;
 
@@ -17,5 +18,6 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(crypto::TARGETS)
         .chain(e2e::TARGETS)
         .chain(transport::TARGETS)
+        .chain(keys::TARGETS)
         .copied()
 }

@@ -16,7 +16,6 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
-use core::marker::PhantomData;
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
@@ -152,7 +151,11 @@ impl<'a> Reader<'a> {
 
     /// Fails with [`DecodeError::Trailing`] unless every byte was consumed.
     pub const fn finish(&self) -> Result<(), DecodeError> {
-        if self.remaining() == 0 { Ok(()) } else { Err(DecodeError::Trailing) }
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(DecodeError::Trailing)
+        }
     }
 
     /// Consumes exactly `n` bytes.
@@ -214,7 +217,9 @@ impl<'a> Reader<'a> {
             254 => {
                 let h = self.rest().get(..4).ok_or(DecodeError::Eof)?;
                 let mut le = [0u8; 4];
-                le.get_mut(..3).ok_or(DecodeError::Eof)?.copy_from_slice(h.get(1..4).ok_or(DecodeError::Eof)?);
+                le.get_mut(..3)
+                    .ok_or(DecodeError::Eof)?
+                    .copy_from_slice(h.get(1..4).ok_or(DecodeError::Eof)?);
                 (4, u32::from_le_bytes(le) as usize)
             }
             255 => return Err(DecodeError::BadLength),
@@ -299,7 +304,8 @@ pub trait TlWrite {
 
 /// Bare encoding of a type used as a vector element or inside another constructor (no constructor id).
 pub trait TlBare<'a>: Sized {
-    /// The fewest bytes of a bare encoding; vector counts are checked against it. Never zero.
+    /// The fewest bytes of a bare encoding; vector counts are checked against it (a zero, for an empty
+    /// constructor, is treated as 1 so the count is still bounded by the bytes left).
     const MIN_LEN: usize;
     /// Decodes the bare form.
     fn read_bare(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
@@ -457,7 +463,9 @@ impl<'a, T: TlBare<'a> + Clone> TlVec<'a, T> {
     /// A vector to encode from the caller's elements.
     #[must_use]
     pub const fn from_slice(items: &'a [T]) -> Self {
-        Self { repr: VecRepr::Slice(items) }
+        Self {
+            repr: VecRepr::Slice(items),
+        }
     }
 
     /// Number of elements.
@@ -479,8 +487,15 @@ impl<'a, T: TlBare<'a> + Clone> TlVec<'a, T> {
     #[must_use]
     pub fn iter(&self) -> TlVecIter<'a, T> {
         match self.repr {
-            VecRepr::Wire { count, data } => TlVecIter { inner: IterRepr::Wire { left: count, r: Reader::new(data) } },
-            VecRepr::Slice(s) => TlVecIter { inner: IterRepr::Slice(s.iter()) },
+            VecRepr::Wire { count, data } => TlVecIter {
+                inner: IterRepr::Wire {
+                    left: count,
+                    r: Reader::new(data),
+                },
+            },
+            VecRepr::Slice(s) => TlVecIter {
+                inner: IterRepr::Slice(s.iter()),
+            },
         }
     }
 
@@ -501,7 +516,9 @@ impl<'a, T: TlBare<'a> + Clone> TlVec<'a, T> {
             T::read_bare(r)?;
         }
         let data = start.get(..r.position() - before).ok_or(DecodeError::Eof)?;
-        Ok(Self { repr: VecRepr::Wire { count, data } })
+        Ok(Self {
+            repr: VecRepr::Wire { count, data },
+        })
     }
 
     /// Decodes a boxed `Vector` (`vector#1cb5c415`, count, elements).
@@ -608,8 +625,18 @@ impl<T> fmt::Debug for TlVecIter<'_, T> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<T> defmt::Format for TlVecIter<'_, T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "TlVecIter")
+    }
+}
+
 enum Sink<'a> {
-    Slice { buf: &'a mut [u8], pos: usize },
+    Slice {
+        buf: &'a mut [u8],
+        pos: usize,
+    },
     #[cfg(feature = "alloc")]
     Vec(&'a mut Vec<u8>),
 }
@@ -617,7 +644,6 @@ enum Sink<'a> {
 /// A TL encoder into a caller's buffer (or a `Vec` with the `alloc` feature).
 pub struct Writer<'a> {
     sink: Sink<'a>,
-    _p: PhantomData<&'a mut [u8]>,
 }
 
 impl fmt::Debug for Writer<'_> {
@@ -626,18 +652,27 @@ impl fmt::Debug for Writer<'_> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for Writer<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Writer {{ written: {} }}", self.written())
+    }
+}
+
 impl<'a> Writer<'a> {
     /// A writer that fills `buf` from its start.
     #[must_use]
     pub const fn new(buf: &'a mut [u8]) -> Self {
-        Self { sink: Sink::Slice { buf, pos: 0 }, _p: PhantomData }
+        Self {
+            sink: Sink::Slice { buf, pos: 0 },
+        }
     }
 
     /// A writer that appends to `vec`; it never reports [`Full`] (except for unencodable values).
     #[cfg(feature = "alloc")]
     #[must_use]
     pub fn from_vec(vec: &'a mut Vec<u8>) -> Self {
-        Self { sink: Sink::Vec(vec), _p: PhantomData }
+        Self { sink: Sink::Vec(vec) }
     }
 
     /// Bytes written so far (for a `Vec` writer: the vector's length).
@@ -670,7 +705,9 @@ impl<'a> Writer<'a> {
     fn reserve(&mut self, need: usize) -> Result<(), Full> {
         let written = self.written();
         match self.remaining() {
-            Some(left) if left < need => Err(Full { required: written.saturating_add(need) }),
+            Some(left) if left < need => Err(Full {
+                required: written.saturating_add(need),
+            }),
             _ => Ok(()),
         }
     }
@@ -680,8 +717,7 @@ impl<'a> Writer<'a> {
         match &mut self.sink {
             Sink::Slice { buf, pos } => {
                 let end = pos.checked_add(data.len()).ok_or(Full { required: usize::MAX })?;
-                let len = buf.len();
-                let dst = buf.get_mut(*pos..end).ok_or(Full { required: end.max(len) })?;
+                let dst = buf.get_mut(*pos..end).ok_or(Full { required: end })?;
                 dst.copy_from_slice(data);
                 *pos = end;
                 Ok(())
