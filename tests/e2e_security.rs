@@ -1112,3 +1112,53 @@ fn wire_round_trips_and_rejects_garbage() {
     assert_eq!(a.seq(), before);
     let _ = SecretChat::<64, 1, 1>::persisted_len();
 }
+
+#[test]
+fn chk_070_no_second_rekey_while_one_is_open() {
+    let p = BigUint::from_bytes_be(&prime());
+    let x = BigUint::from(0xabcd_u64) << 2000u32;
+    let g_x = be256(&BigUint::from(3u32).modpow(&x, &p));
+    let (mut a, mut peer) = known(700);
+    let mut r = rng(700);
+    outbox(&mut a, &peer, &mut r);
+    // The peer's first request is accepted ...
+    feed(
+        &mut a,
+        peer.msg(
+            0,
+            1,
+            service(Action::RequestKey {
+                exchange_id: 10,
+                g_a: &g_x,
+            }),
+        ),
+    )
+    .unwrap();
+    let acts = actions(&outbox(&mut a, &peer, &mut r));
+    assert!(acts[0].starts_with("Some(AcceptKey { exchange_id: 10"), "{acts:?}");
+    // ... a second one while it is open is refused, and our own start_rekey does nothing.
+    feed(
+        &mut a,
+        peer.msg(
+            1,
+            2,
+            service(Action::RequestKey {
+                exchange_id: 11,
+                g_a: &g_x,
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&outbox(&mut a, &peer, &mut r)),
+        vec!["Some(AbortKey(11))".to_string()]
+    );
+    a.start_rekey(&mut r).unwrap();
+    assert!(outbox(&mut a, &peer, &mut r).is_empty());
+    // The first exchange is still the one in progress: its CommitKey completes it.
+    let before = a.key_fingerprint();
+    let out = peer.msg(2, 3, service(Action::AbortKey(11)));
+    feed(&mut a, out).unwrap();
+    assert!(a.rekey_in_progress(), "AbortKey for another exchange_id is ignored");
+    assert_eq!(a.key_fingerprint(), before);
+}

@@ -436,6 +436,18 @@ pub struct SecretChat<
     releasing: Option<usize>,
 }
 
+impl<const MSG: usize, const HIST: usize, const HELD: usize> Drop for SecretChat<MSG, HIST, HELD> {
+    /// Keys wipe themselves (`AuthKey`, `DhSecret`); the stored plaintexts of sent and held messages are wiped here.
+    fn drop(&mut self) {
+        for s in self.history.iter_mut().flatten() {
+            s.data.as_mut_slice().zeroize();
+        }
+        for h in self.held.iter_mut().flatten() {
+            h.data.as_mut_slice().zeroize();
+        }
+    }
+}
+
 impl<const MSG: usize, const HIST: usize, const HELD: usize> core::fmt::Debug for SecretChat<MSG, HIST, HELD> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SecretChat")
