@@ -641,6 +641,13 @@ fn chk_068_resend_requests() {
         let got = feed(&mut a, peer.msg(0, 1, resend(s, e))).unwrap_err();
         assert_eq!(got, E2eError::Aborted(AbortReason::ResendInvalid), "({s},{e})");
     }
+    // More than MAX_RESEND_COUNT messages at once, all really sent: refused by the cap, not by the history.
+    let (mut a, mut peer) = known(683);
+    for i in 0..1010 {
+        a.encrypt(&mut r, &text(i, b"x"), &mut buf).unwrap();
+    }
+    let got = feed(&mut a, peer.msg(0, 0, resend(3, 2003))).unwrap_err();
+    assert_eq!(got, E2eError::Aborted(AbortReason::ResendInvalid));
     // Fell out of the bounded history: cannot satisfy it, abort.
     let (mut a, mut peer) = known(682);
     for i in 0..70 {
