@@ -1169,3 +1169,27 @@ fn chk_070_no_second_rekey_while_one_is_open() {
     assert!(a.rekey_in_progress(), "AbortKey for another exchange_id is ignored");
     assert_eq!(a.key_fingerprint(), before);
 }
+
+#[test]
+fn chk_068_resend_acted_on_at_once_even_out_of_order_and_only_once() {
+    let mut r = rng(684);
+    let mut buf = vec![0u8; 4096];
+    let (mut a, mut peer) = known(684);
+    outbox(&mut a, &peer, &mut r); // raw 0: NotifyLayer
+    a.encrypt(&mut r, &text(1, b"m1"), &mut buf).unwrap(); // raw 1
+    // The request arrives beyond a hole (peer seq 1 while seq 0 is missing): held, but answered now.
+    let mut req = peer.msg(1, 2, resend(3, 3));
+    assert_eq!(a.decrypt(NOW, CHAT_ID, &mut req).unwrap(), Received::Held);
+    let out = outbox(&mut a, &peer, &mut r);
+    let seqs: Vec<i32> = out
+        .iter()
+        .map(|l| MessageLayer::decode(l).unwrap().out_seq_no)
+        .collect();
+    // Our own resend request for the hole (a new message, seq 2 → wire 5) and the answer (wire 3).
+    assert!(seqs.contains(&3), "{seqs:?}");
+    // When the hole fills, the held request is delivered but not acted on a second time.
+    feed(&mut a, peer.msg(0, 2, noop())).unwrap();
+    while a.poll_event().is_some() {}
+    assert!(outbox(&mut a, &peer, &mut r).is_empty());
+    assert_eq!(a.seq().1, 2);
+}
