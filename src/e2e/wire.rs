@@ -577,3 +577,127 @@ impl<'a> MessageLayer<'a> {
         Ok(w.written())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn enc(l: &MessageLayer<'_>) -> Vec<u8> {
+        let mut v = vec![0u8; l.tl_len()];
+        assert_eq!(l.encode(&mut v).unwrap(), v.len());
+        v
+    }
+
+    fn entities() -> Vec<u8> {
+        let mut e = Vec::new();
+        e.extend_from_slice(&VECTOR.to_le_bytes());
+        e.extend_from_slice(&3u32.to_le_bytes());
+        // bold(0, 4)
+        e.extend_from_slice(&0xbd61_0bc9u32.to_le_bytes());
+        e.extend_from_slice(&[0, 0, 0, 0, 4, 0, 0, 0]);
+        // textUrl(1, 2, "ab")
+        e.extend_from_slice(&0x76a6_d327u32.to_le_bytes());
+        e.extend_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0, 2, b'a', b'b', 0]);
+        // customEmoji(0, 1, 99)
+        e.extend_from_slice(&0xc8cf_05f8u32.to_le_bytes());
+        e.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0]);
+        e
+    }
+
+    #[test]
+    fn full_message_round_trips_bit_for_bit() {
+        let ents = entities();
+        let m = PlainMessage {
+            flags: (1 << 1) | (1 << 5) | FLAG_MEDIA | FLAG_ENTITIES | FLAG_VIA_BOT | FLAG_REPLY | FLAG_GROUPED,
+            random_id: -5,
+            ttl: 10,
+            message: b"hello",
+            media: Some(Media::Empty),
+            entities: Some(&ents),
+            via_bot_name: Some(b"bot"),
+            reply_to_random_id: Some(7),
+            grouped_id: Some(8),
+        };
+        let l = MessageLayer {
+            random_bytes: &[1; 16],
+            layer: 144,
+            in_seq_no: 1,
+            out_seq_no: 2,
+            message: DecryptedMessage::Message(m),
+        };
+        let bytes = enc(&l);
+        let back = MessageLayer::decode(&bytes).unwrap();
+        assert_eq!(back, l);
+        assert_eq!(enc(&back), bytes);
+        // Presence bits follow the fields, whatever the caller put in `flags`.
+        let DecryptedMessage::Message(mut pm) = back.message else {
+            panic!()
+        };
+        pm.flags = 0;
+        pm.grouped_id = None;
+        let again = MessageLayer {
+            message: DecryptedMessage::Message(pm),
+            ..l
+        };
+        let again_bytes = enc(&again);
+        let DecryptedMessage::Message(d) = MessageLayer::decode(&again_bytes).unwrap().message else {
+            panic!()
+        };
+        assert_eq!(d.flags, FLAG_MEDIA | FLAG_ENTITIES | FLAG_VIA_BOT | FLAG_REPLY);
+        assert_eq!(d.grouped_id, None);
+    }
+
+    #[test]
+    fn opaque_media_keeps_the_tail() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&ID_MESSAGE.to_le_bytes());
+        body.extend_from_slice(&((1u32 << 9) | (1 << 3)).to_le_bytes());
+        body.extend_from_slice(&1i64.to_le_bytes());
+        body.extend_from_slice(&0i32.to_le_bytes());
+        body.extend_from_slice(&[1, b'x', 0, 0]);
+        let tail = [0x8a, 0x8c, 0x79, 0x32, 1, 2, 3, 4, 5, 6, 7, 8];
+        body.extend_from_slice(&tail);
+        let mut r = Reader::new(&body);
+        let m = DecryptedMessage::read(&mut r).unwrap();
+        let DecryptedMessage::Message(pm) = m else { panic!() };
+        assert_eq!(pm.media, Some(Media::Opaque(&tail)));
+        assert_eq!(pm.reply_to_random_id, None);
+        let mut out = vec![0u8; m.tl_len()];
+        m.write(&mut Writer::new(&mut out)).unwrap();
+        assert_eq!(out, body);
+    }
+
+    #[test]
+    fn bad_entities_and_limits_rejected() {
+        let mut ents = entities();
+        ents[8..12].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+        let mut r = Reader::new(&ents);
+        assert_eq!(read_entities(&mut r), Err(DecodeError::UnknownConstructor(0x1234_5678)));
+        let mut huge = Vec::new();
+        huge.extend_from_slice(&VECTOR.to_le_bytes());
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(read_entities(&mut Reader::new(&huge)), Err(DecodeError::CountTooLarge));
+        // A 257-byte g_a in RequestKey.
+        let mut a = Vec::new();
+        a.extend_from_slice(&ID_REQUEST_KEY.to_le_bytes());
+        a.extend_from_slice(&1i64.to_le_bytes());
+        a.extend_from_slice(&[254, 1, 1, 0]);
+        a.extend_from_slice(&[7u8; 260]);
+        assert_eq!(Action::read(&mut Reader::new(&a)), Err(DecodeError::BadLength));
+        // An unknown action is kept with its body.
+        let o = [1u8, 2, 3, 4, 9, 9];
+        assert_eq!(
+            Action::read(&mut Reader::new(&o)).unwrap(),
+            Action::Other {
+                constructor: 0x0403_0201,
+                body: &[9, 9]
+            }
+        );
+        // Every protocol action is reserved.
+        assert!(Action::Noop.is_protocol() && !Action::FlushHistory.is_protocol());
+    }
+}
