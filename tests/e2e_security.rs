@@ -1193,3 +1193,26 @@ fn chk_068_resend_acted_on_at_once_even_out_of_order_and_only_once() {
     assert!(outbox(&mut a, &peer, &mut r).is_empty());
     assert_eq!(a.seq().1, 2);
 }
+
+#[test]
+fn chk_066_message_too_large_to_hold_is_asked_for_again() {
+    let (mut a, mut peer) = known(666);
+    let mut r = rng(666);
+    outbox(&mut a, &peer, &mut r);
+    let big = vec![b'z'; 1500]; // the chat holds at most 1024 bytes per message
+    let big_msg = text(3, &big);
+    let pkt = peer.msg(1, 0, big_msg);
+    let mut x = pkt.clone();
+    assert_eq!(a.decrypt(NOW, CHAT_ID, &mut x).unwrap(), Received::Deferred);
+    // One request covering the hole and the deferred message (wire 0..=2).
+    assert_eq!(
+        actions(&outbox(&mut a, &peer, &mut r)),
+        vec!["Some(Resend { start_seq_no: 0, end_seq_no: 2 })".to_string()]
+    );
+    assert!(a.aborted().is_none());
+    // Resent in order, both are delivered; the big one straight from the host buffer.
+    feed(&mut a, peer.msg(0, 0, noop())).unwrap();
+    let (seq, tl) = feed(&mut a, pkt).unwrap().unwrap();
+    assert_eq!(seq, 1);
+    assert!(tl.len() > 1500);
+}

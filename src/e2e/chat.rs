@@ -347,6 +347,9 @@ pub enum Received<'a> {
     Held,
     /// A repeat of a message already received; dropped.
     Duplicate,
+    /// A message beyond a gap too large to hold (`MSG`); dropped and asked for again with the hole, so it comes
+    /// back in order and is then delivered straight from the host's buffer.
+    Deferred,
 }
 
 /// One message produced by [`SecretChat::encrypt`] or [`SecretChat::poll_transmit`].
@@ -1089,8 +1092,13 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
         }
         let mut data: Vec<u8, MSG> = Vec::new();
         if data.extend_from_slice(payload).is_err() {
-            self.do_abort(AbortReason::HeldFull);
-            return Err(E2eError::Aborted(AbortReason::HeldFull));
+            // Too large to hold: make it part of the hole in front of it, so one resend request covers both.
+            let start = self.in_raw.max(self.asked_until);
+            if o_raw >= start && self.tx.push_back(Tx::ResendRequest { start, end: o_raw }).is_ok() {
+                self.asked_until = o_raw + 1;
+                self.last_ask = now;
+            }
+            return Ok(Received::Deferred);
         }
         let Some(slot) = self.held.iter_mut().find(|h| h.is_none()) else {
             self.do_abort(AbortReason::HeldFull);

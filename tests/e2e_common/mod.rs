@@ -95,6 +95,7 @@ pub fn deliver<const M: usize, const H: usize, const L: usize>(
         Ok(Received::Message(d)) => note(log, d.out_seq_no, &d.message),
         Ok(Received::Held) => log.held += 1,
         Ok(Received::Duplicate) => log.duplicates += 1,
+        Ok(Received::Deferred) => log.held += 1,
         // A late copy under a key that was already dropped cannot be read; its content is repaired by resend.
         Err(mtproto_sansio::e2e::E2eError::Rejected) => log.rejected += 1,
         Err(e) => panic!("decrypt failed: {e:?}"),
