@@ -1234,21 +1234,31 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
             else {
                 return Ok(());
             };
-            let Some(Some(h)) = self.held.get_mut(idx).map(Option::take) else {
+            let Some(Some(mut h)) = self.held.get_mut(idx).map(Option::take) else {
                 return Ok(());
             };
+            // It decoded when it was held; should it not now, the slot is dropped and the hole asked for again.
             let result = match MessageLayer::decode(&h.data) {
                 Ok(layer) => {
                     let i_raw = (layer.in_seq_no as u32) >> 1;
                     let new_key = h.key_fp == self.key.fingerprint();
-                    self.process_inner(&layer, i_raw, new_key, h.handled).map(|_| ())
+                    self.process_inner(&layer, i_raw, new_key, h.handled).map(|_| true)
                 }
-                Err(_) => Ok(()),
+                Err(_) => Ok(false),
             };
-            if let Some(s) = self.held.get_mut(idx) {
-                *s = Some(Held { released: true, ..h });
+            match result {
+                Ok(true) => {
+                    if let Some(s) = self.held.get_mut(idx) {
+                        *s = Some(Held { released: true, ..h });
+                    }
+                }
+                Ok(false) => h.zeroize(),
+                Err(e) => {
+                    // A violation aborted the chat: nothing of it is handed out.
+                    h.zeroize();
+                    return Err(e);
+                }
             }
-            result?;
             self.check_live()?;
         }
     }
