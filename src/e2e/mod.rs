@@ -15,7 +15,7 @@
 //! x = 0 for the originator's messages and a constant-time msg_key check, strict length and padding rules, monotonic
 //! peer layer, seq_no parity, gap detection with exactly one `decryptedMessageActionResend` per hole, bounded resend
 //! handling, the PFS re-key automaton with the concurrent-request tie-break, the 288-bit key visualisation, and
-//! encrypted-file fingerprints ([`file`]).
+//! encrypted-file fingerprints ([`file`](mod@file)).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod chat;
