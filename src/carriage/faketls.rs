@@ -402,6 +402,7 @@ pub struct ServerHelloReader<const M: usize> {
     state: ClientHelloState,
     reader: RecordsReader<M>,
     failed: Option<FakeTlsError>,
+    verified: bool,
 }
 
 impl<const M: usize> core::fmt::Debug for ServerHelloReader<M> {
@@ -429,16 +430,21 @@ impl<const M: usize> ServerHelloReader<M> {
             state,
             reader: RecordsReader::new(DEFAULT_MAX_RECORD),
             failed: None,
+            verified: false,
         }
     }
 
     /// Consumes the server's hello records (never past them: application data may follow in the same input);
     /// returns the bytes consumed and whether the server was verified (then switch to [`RecordDecoder`]).
-    pub fn feed(&mut self, key_of: &FakeTlsSecret, input: &[u8]) -> Result<(usize, bool), FakeTlsError> {
+    pub fn feed(&mut self, secret: &FakeTlsSecret, input: &[u8]) -> Result<(usize, bool), FakeTlsError> {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        let r = self.step(key_of, input);
+        if self.verified {
+            return Ok((0, true));
+        }
+        let r = self.step(secret, input);
+        self.verified = matches!(r, Ok((_, true)));
         if let Err(e) = r {
             self.failed = Some(e);
         }
@@ -618,6 +624,7 @@ impl defmt::Format for AcceptedHello {
 pub struct ClientHelloReader<const M: usize> {
     reader: RecordsReader<M>,
     failed: Option<FakeTlsError>,
+    accepted: bool,
 }
 
 impl<const M: usize> core::fmt::Debug for ClientHelloReader<M> {
@@ -644,12 +651,13 @@ impl<const M: usize> ClientHelloReader<M> {
         ClientHelloReader {
             reader: RecordsReader::new(cfg.max_hello),
             failed: None,
+            accepted: false,
         }
     }
 
     /// Consumes the ClientHello record (never past it); once complete, validates it against `secret` at Unix time
     /// `now`, consults and updates `replay`, and returns what the answer needs. `Ok((n, None))` means more input
-    /// is needed.
+    /// is needed. The hello is returned once; afterwards `feed` consumes nothing and returns `Ok((0, None))`.
     pub fn feed<const R: usize>(
         &mut self,
         secret: &FakeTlsSecret,
@@ -661,7 +669,11 @@ impl<const M: usize> ClientHelloReader<M> {
         if let Some(e) = self.failed {
             return Err(e);
         }
+        if self.accepted {
+            return Ok((0, None));
+        }
         let r = self.step(secret, cfg, now, replay, input);
+        self.accepted = matches!(r, Ok((_, Some(_))));
         if let Err(e) = r {
             self.failed = Some(e);
         }
