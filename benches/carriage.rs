@@ -38,7 +38,13 @@ impl Fixture {
             wire: vec![0; size + 1024],
             plain: vec![0; size + 1024],
             rng: StdRng::seed_from_u64(1),
-            http: Box::new(HttpDecoder::server("/api", HttpLimits { max_body: CAP, ..HttpLimits::default() })),
+            http: Box::new(HttpDecoder::server(
+                "/api",
+                HttpLimits {
+                    max_body: CAP,
+                    ..HttpLimits::default()
+                },
+            )),
             ws_client: Box::new(WsCodec::new(Role::Client, 0)),
             ws_server: Box::new(WsCodec::new(Role::Server, CAP)),
             tls_enc: RecordEncoder::server(),
@@ -54,7 +60,10 @@ impl Fixture {
     }
 
     fn ws(&mut self) -> usize {
-        let n = self.ws_client.encode_message(&self.body, &mut self.rng, &mut self.wire).unwrap_or(0);
+        let n = self
+            .ws_client
+            .encode_message(&self.body, &mut self.rng, &mut self.wire)
+            .unwrap_or(0);
         match self.ws_server.decode(&self.wire[..n]) {
             Ok((_, Some(WsEvent::Message(m)))) => m.len(),
             _ => 0,
@@ -63,7 +72,9 @@ impl Fixture {
 
     fn tls(&mut self) -> usize {
         let n = self.tls_enc.encode(&self.body, &mut self.wire).unwrap_or(0);
-        self.tls_dec.decode(&self.wire[..n], &mut self.plain).map_or(0, |(_, p)| p)
+        self.tls_dec
+            .decode(&self.wire[..n], &mut self.plain)
+            .map_or(0, |(_, p)| p)
     }
 
     fn raw(&mut self) -> usize {

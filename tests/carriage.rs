@@ -2,12 +2,12 @@
 //! tests, the replay cache (SECURITY.md item 9, attack B19), size shaping (item 10) and the fallback policy.
 
 use mtproto_sansio::carriage::WriteError;
-use mtproto_sansio::carriage::fallback::{Carriage, Decision, FallbackConfig, FallbackPolicy, Failure};
 use mtproto_sansio::carriage::faketls::{
     AcceptedHello, CHANGE_CIPHER_SPEC, CLIENT_HELLO_LEN, ClientHelloReader, FakeTlsError, FakeTlsSecret,
     MAX_SERVER_HELLO_LEN, RecordDecoder, RecordEncoder, ReplayCache, Replayed, ServerConfig, ServerHelloReader,
     client_hello, encode_server_hello, validate_client_hello,
 };
+use mtproto_sansio::carriage::fallback::{Carriage, Decision, Failure, FallbackConfig, FallbackPolicy};
 use mtproto_sansio::carriage::http::{HttpDecoder, HttpError, HttpLimits, encode_request, encode_response};
 use mtproto_sansio::carriage::ws::{
     ClientHandshake, Opcode, ServerHandshake, WsCodec, WsError, WsEvent, WsHandshakeError, accept_key,
@@ -52,10 +52,12 @@ const LIM: HttpLimits = HttpLimits {
 fn http_round_trip_both_roles_random_pieces() {
     let mut r = rng(1);
     for round in 0..40 {
-        let packets: Vec<Vec<u8>> = (0..4).map(|_| {
-            let n = r.random_range(1..3000);
-            bytes(&mut r, n)
-        }).collect();
+        let packets: Vec<Vec<u8>> = (0..4)
+            .map(|_| {
+                let n = r.random_range(1..3000);
+                bytes(&mut r, n)
+            })
+            .collect();
         // Client -> server: keep-alive requests back to back.
         let mut wire = Vec::new();
         for p in &packets {
@@ -153,12 +155,30 @@ fn server_err(input: &[u8]) -> HttpError {
 
 #[test]
 fn http_malformed_and_oversized_requests_rejected() {
-    assert_eq!(server_err(b"GET /api HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd"), HttpError::BadMethod);
-    assert_eq!(server_err(b"POST /x HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd"), HttpError::BadPath);
-    assert_eq!(server_err(b"POST /api HTTP/1.1\r\nHost: a\r\n\r\n"), HttpError::MissingLength);
-    assert_eq!(server_err(b"POST /api HTTP/1.1\r\nContent-Length: 1025\r\n\r\n"), HttpError::BodyTooLarge);
-    assert_eq!(server_err(b"POST /api HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"), HttpError::BodyTooLarge);
-    assert_eq!(server_err(b"POST /api HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), HttpError::BadContentLength);
+    assert_eq!(
+        server_err(b"GET /api HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd"),
+        HttpError::BadMethod
+    );
+    assert_eq!(
+        server_err(b"POST /x HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd"),
+        HttpError::BadPath
+    );
+    assert_eq!(
+        server_err(b"POST /api HTTP/1.1\r\nHost: a\r\n\r\n"),
+        HttpError::MissingLength
+    );
+    assert_eq!(
+        server_err(b"POST /api HTTP/1.1\r\nContent-Length: 1025\r\n\r\n"),
+        HttpError::BodyTooLarge
+    );
+    assert_eq!(
+        server_err(b"POST /api HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+        HttpError::BodyTooLarge
+    );
+    assert_eq!(
+        server_err(b"POST /api HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+        HttpError::BadContentLength
+    );
     assert_eq!(
         server_err(b"POST /api HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"),
         HttpError::BadContentLength
@@ -192,7 +212,10 @@ fn http_malformed_and_oversized_requests_rejected() {
         (b"2\r\nabXY", HttpError::BadChunk),
         (b"401\r\n", HttpError::BodyTooLarge),
         (b"fffffffffffffffffffffff\r\n", HttpError::BodyTooLarge),
-        (b"1;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", HttpError::BadChunk),
+        (
+            b"1;aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+            HttpError::BadChunk,
+        ),
         (b"\r\n", HttpError::BadChunk),
     ] {
         let mut m = c.to_vec();
@@ -223,9 +246,18 @@ fn http_status_codes_are_typed_errors() {
 #[test]
 fn http_encoders_refuse_bad_input_and_small_buffers() {
     let mut out = [0u8; 64];
-    assert_eq!(encode_request("a\r\nX: y", "/api", b"x", &mut out), Err(WriteError::InvalidInput));
-    assert_eq!(encode_request("a", "api", b"x", &mut out), Err(WriteError::InvalidInput));
-    assert_eq!(encode_request("a", "/api", &[0; 64], &mut out), Err(WriteError::BufferTooSmall));
+    assert_eq!(
+        encode_request("a\r\nX: y", "/api", b"x", &mut out),
+        Err(WriteError::InvalidInput)
+    );
+    assert_eq!(
+        encode_request("a", "api", b"x", &mut out),
+        Err(WriteError::InvalidInput)
+    );
+    assert_eq!(
+        encode_request("a", "/api", &[0; 64], &mut out),
+        Err(WriteError::BufferTooSmall)
+    );
     assert_eq!(encode_response(42, true, b"", &mut out), Err(WriteError::InvalidInput));
 }
 
@@ -233,14 +265,22 @@ fn http_encoders_refuse_bad_input_and_small_buffers() {
 
 #[test]
 fn ws_accept_key_rfc6455_example() {
-    assert_eq!(&accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(
+        &accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+        b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
 }
 
 fn ws_handshake(r: &mut StdRng) -> (ClientHandshake<1024>, Vec<u8>, ServerHandshake<1024>) {
     let client = ClientHandshake::<1024>::new(1024, r);
     let mut out = [0u8; 512];
     let n = client
-        .encode_request("venus.web.telegram.org", "/apiws", Some("https://web.telegram.org"), &mut out)
+        .encode_request(
+            "venus.web.telegram.org",
+            "/apiws",
+            Some("https://web.telegram.org"),
+            &mut out,
+        )
         .unwrap();
     let mut server = ServerHandshake::<1024>::new("/apiws", 1024);
     let mut done = false;
@@ -281,7 +321,9 @@ fn ws_bad_accept_and_bad_upgrades_rejected() {
     assert_eq!(client.feed(text.as_bytes()), Err(WsHandshakeError::BadAccept));
 
     let (mut client, resp, _) = ws_handshake(&mut r);
-    let no_proto = String::from_utf8(resp).unwrap().replace("Sec-WebSocket-Protocol: binary\r\n", "");
+    let no_proto = String::from_utf8(resp)
+        .unwrap()
+        .replace("Sec-WebSocket-Protocol: binary\r\n", "");
     assert_eq!(client.feed(no_proto.as_bytes()), Err(WsHandshakeError::BadSubprotocol));
     let mut client = ClientHandshake::<1024>::new(1024, &mut r);
     assert_eq!(
@@ -299,8 +341,16 @@ fn ws_bad_accept_and_bad_upgrades_rejected() {
         ("GET /apiws", "GET /api", WsHandshakeError::BadPath),
         ("Upgrade: websocket", "Upgrade: h2c", WsHandshakeError::NotUpgrade),
         ("Version: 13", "Version: 8", WsHandshakeError::BadVersion),
-        ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZQ=", WsHandshakeError::BadKey),
-        ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZR==", WsHandshakeError::BadKey),
+        (
+            "dGhlIHNhbXBsZSBub25jZQ==",
+            "dGhlIHNhbXBsZSBub25jZQ=",
+            WsHandshakeError::BadKey,
+        ),
+        (
+            "dGhlIHNhbXBsZSBub25jZQ==",
+            "dGhlIHNhbXBsZSBub25jZR==",
+            WsHandshakeError::BadKey,
+        ),
         ("Protocol: binary", "Protocol: chat", WsHandshakeError::BadSubprotocol),
     ] {
         let mut s = ServerHandshake::<1024>::new("/apiws", 1024);
@@ -346,10 +396,18 @@ fn ws_frames_round_trip_with_fragmentation_and_pings() {
                 // Three fragments with a ping between the first two.
                 let (a, rest) = msg.split_at(len / 3);
                 let (b, c) = rest.split_at(rest.len() / 2);
-                w += client.encode_frame(Opcode::Binary, false, a, &mut r, &mut wire[w..]).unwrap();
-                w += client.encode_frame(Opcode::Ping, true, b"hi", &mut r, &mut wire[w..]).unwrap();
-                w += client.encode_frame(Opcode::Continuation, false, b, &mut r, &mut wire[w..]).unwrap();
-                w += client.encode_frame(Opcode::Continuation, true, c, &mut r, &mut wire[w..]).unwrap();
+                w += client
+                    .encode_frame(Opcode::Binary, false, a, &mut r, &mut wire[w..])
+                    .unwrap();
+                w += client
+                    .encode_frame(Opcode::Ping, true, b"hi", &mut r, &mut wire[w..])
+                    .unwrap();
+                w += client
+                    .encode_frame(Opcode::Continuation, false, b, &mut r, &mut wire[w..])
+                    .unwrap();
+                w += client
+                    .encode_frame(Opcode::Continuation, true, c, &mut r, &mut wire[w..])
+                    .unwrap();
                 expect.push((9, b"hi".to_vec()));
             } else {
                 w += client.encode_message(&msg, &mut r, &mut wire[w..]).unwrap();
@@ -404,19 +462,34 @@ fn ws_protocol_violations_rejected() {
     // Unmasked client frame to a server.
     assert_eq!(ws_err::<64>(Role::Server, 64, &[0x82, 0x01, 0xaa]), WsError::Unmasked);
     // Masked server frame to a client.
-    assert_eq!(ws_err::<64>(Role::Client, 64, &[0x82, 0x81, 1, 2, 3, 4, 0xaa]), WsError::MaskedFromServer);
+    assert_eq!(
+        ws_err::<64>(Role::Client, 64, &[0x82, 0x81, 1, 2, 3, 4, 0xaa]),
+        WsError::MaskedFromServer
+    );
     assert_eq!(ws_err::<64>(Role::Client, 64, &[0xc2, 0x00]), WsError::ReservedBits);
     assert_eq!(ws_err::<64>(Role::Client, 64, &[0x83, 0x00]), WsError::UnknownOpcode);
     assert_eq!(ws_err::<64>(Role::Client, 64, &[0x81, 0x00]), WsError::TextFrame);
-    assert_eq!(ws_err::<64>(Role::Client, 64, &[0x80, 0x00]), WsError::UnexpectedContinuation);
-    assert_eq!(ws_err::<64>(Role::Client, 64, &[0x02, 0x00, 0x82, 0x00]), WsError::InterleavedMessage);
-    assert_eq!(ws_err::<64>(Role::Client, 64, &[0x09, 0x00]), WsError::FragmentedControl);
+    assert_eq!(
+        ws_err::<64>(Role::Client, 64, &[0x80, 0x00]),
+        WsError::UnexpectedContinuation
+    );
+    assert_eq!(
+        ws_err::<64>(Role::Client, 64, &[0x02, 0x00, 0x82, 0x00]),
+        WsError::InterleavedMessage
+    );
+    assert_eq!(
+        ws_err::<64>(Role::Client, 64, &[0x09, 0x00]),
+        WsError::FragmentedControl
+    );
     let mut long_ping = vec![0x89, 126, 0, 126];
     long_ping.extend_from_slice(&[0; 126]);
     assert_eq!(ws_err::<256>(Role::Client, 256, &long_ping), WsError::ControlTooLong);
     // Oversized: declared by the header, refused before buffering; across fragments too.
     assert_eq!(ws_err::<64>(Role::Client, 64, &[0x82, 65]), WsError::MessageTooLarge);
-    assert_eq!(ws_err::<64>(Role::Client, 1_000_000, &[0x82, 126, 0x01, 0x00]), WsError::MessageTooLarge);
+    assert_eq!(
+        ws_err::<64>(Role::Client, 1_000_000, &[0x82, 126, 0x01, 0x00]),
+        WsError::MessageTooLarge
+    );
     let mut frag = vec![0x02, 40];
     frag.extend_from_slice(&[0; 40]);
     frag.extend_from_slice(&[0x80, 40]);
@@ -427,8 +500,14 @@ fn ws_protocol_violations_rejected() {
     );
     assert_eq!(ws_err::<64>(Role::Client, 64, &[0x82, 126, 0, 5]), WsError::BadLength);
     assert_eq!(ws_err::<64>(Role::Client, 64, &[0x88, 0x01, 0x03]), WsError::BadClose);
-    assert_eq!(ws_err::<64>(Role::Client, 64, &[0x88, 0x02, 0x03, 0xed]), WsError::BadClose);
-    assert_eq!(ws_err::<64>(Role::Client, 64, &[0x88, 0x00, 0x82, 0x00]), WsError::AfterClose);
+    assert_eq!(
+        ws_err::<64>(Role::Client, 64, &[0x88, 0x02, 0x03, 0xed]),
+        WsError::BadClose
+    );
+    assert_eq!(
+        ws_err::<64>(Role::Client, 64, &[0x88, 0x00, 0x82, 0x00]),
+        WsError::AfterClose
+    );
 }
 
 #[test]
@@ -467,7 +546,11 @@ fn ws_carries_the_obfuscated_stream() {
     });
     let stripped: Vec<Vec<u8>> = got
         .iter()
-        .map(|p| mtproto_sansio::transport::strip_padding(Framing::PaddedIntermediate, p).unwrap().to_vec())
+        .map(|p| {
+            mtproto_sansio::transport::strip_padding(Framing::PaddedIntermediate, p)
+                .unwrap()
+                .to_vec()
+        })
         .collect();
     assert_eq!(stripped, packets);
     assert_eq!(obf_server.dc_id(), Some(2));
@@ -538,9 +621,14 @@ fn faketls_full_handshake_and_stream_random_pieces() {
         let n = encode_server_hello(&s, &acc, &mut r, &mut sh).unwrap();
 
         // Obfuscated stream inside records, both directions.
-        let (mut oc, init) =
-            ObfuscatedCodec::<4096>::client(Framing::PaddedIntermediate, Some(-2), Some(s.proxy_secret()), 4096, &mut r)
-                .unwrap();
+        let (mut oc, init) = ObfuscatedCodec::<4096>::client(
+            Framing::PaddedIntermediate,
+            Some(-2),
+            Some(s.proxy_secret()),
+            4096,
+            &mut r,
+        )
+        .unwrap();
         let mut os = ObfuscatedCodec::<4096>::server(Some(s.proxy_secret()), 4096);
         let mut cenc = RecordEncoder::client();
         let mut senc = RecordEncoder::server().with_max_payload(r.random_range(16..2000));
@@ -573,7 +661,11 @@ fn faketls_full_handshake_and_stream_random_pieces() {
         });
         let got: Vec<Vec<u8>> = got
             .iter()
-            .map(|p| mtproto_sansio::transport::strip_padding(Framing::PaddedIntermediate, p).unwrap().to_vec())
+            .map(|p| {
+                mtproto_sansio::transport::strip_padding(Framing::PaddedIntermediate, p)
+                    .unwrap()
+                    .to_vec()
+            })
             .collect();
         assert_eq!(got, packets);
 
@@ -614,7 +706,11 @@ fn faketls_full_handshake_and_stream_random_pieces() {
         assert!(verified);
         let got: Vec<Vec<u8>> = got
             .iter()
-            .map(|p| mtproto_sansio::transport::strip_padding(Framing::PaddedIntermediate, p).unwrap().to_vec())
+            .map(|p| {
+                mtproto_sansio::transport::strip_padding(Framing::PaddedIntermediate, p)
+                    .unwrap()
+                    .to_vec()
+            })
             .collect();
         assert_eq!(got, packets);
     }
@@ -626,13 +722,19 @@ fn faketls_bad_hmac_rejected() {
     let (hello, _) = client_hello(&secret(), NOW, &mut r).unwrap();
     let other = FakeTlsSecret::new(&[9; 16], b"www.google.com").unwrap();
     let mut cache = ReplayCache::<8>::new();
-    assert_eq!(server_read_hello(&other, NOW, &mut cache, &hello).err(), Some(FakeTlsError::BadDigest));
+    assert_eq!(
+        server_read_hello(&other, NOW, &mut cache, &hello).err(),
+        Some(FakeTlsError::BadDigest)
+    );
     // A flipped bit anywhere in the covered bytes breaks the digest.
     for pos in [5usize, 20, 100, 300, 516] {
         let mut t = hello;
         t[pos] ^= 1;
         let e = validate_client_hello(&secret(), &ServerConfig::default(), NOW, &t).err();
-        assert!(matches!(e, Some(FakeTlsError::BadDigest | FakeTlsError::Malformed)), "{pos}: {e:?}");
+        assert!(
+            matches!(e, Some(FakeTlsError::BadDigest | FakeTlsError::Malformed)),
+            "{pos}: {e:?}"
+        );
     }
     assert!(cache.is_empty(), "a failed hello is not cached");
 }
@@ -645,7 +747,13 @@ fn faketls_stale_timestamp_rejected() {
         skew_future: 30,
         ..ServerConfig::default()
     };
-    for (ts, ok) in [(NOW, true), (NOW - 120, true), (NOW - 121, false), (NOW + 30, true), (NOW + 31, false)] {
+    for (ts, ok) in [
+        (NOW, true),
+        (NOW - 120, true),
+        (NOW - 121, false),
+        (NOW + 30, true),
+        (NOW + 31, false),
+    ] {
         let (hello, _) = client_hello(&secret(), ts, &mut r).unwrap();
         let res = validate_client_hello(&secret(), &cfg, NOW, &hello);
         match ok {
@@ -662,7 +770,10 @@ fn chk_009_replayed_client_hello_rejected() {
     let mut cache = ReplayCache::<4>::new();
     let (hello, _) = client_hello(&s, NOW, &mut r).unwrap();
     assert!(server_read_hello(&s, NOW, &mut cache, &hello).is_ok());
-    assert_eq!(server_read_hello(&s, NOW, &mut cache, &hello).err(), Some(FakeTlsError::Replayed));
+    assert_eq!(
+        server_read_hello(&s, NOW, &mut cache, &hello).err(),
+        Some(FakeTlsError::Replayed)
+    );
     // The cache is bounded: after N other hellos the oldest is evicted, the size never exceeds N.
     for i in 0..10 {
         let (h, _) = client_hello(&s, NOW + i, &mut r).unwrap();
@@ -670,7 +781,10 @@ fn chk_009_replayed_client_hello_rejected() {
         assert!(cache.len() <= 4);
     }
     assert_eq!(cache.len(), 4);
-    assert!(server_read_hello(&s, NOW, &mut cache, &hello).is_ok(), "evicted entry is forgotten");
+    assert!(
+        server_read_hello(&s, NOW, &mut cache, &hello).is_ok(),
+        "evicted entry is forgotten"
+    );
 }
 
 #[test]
@@ -743,12 +857,16 @@ fn faketls_record_decoder_rejects_bad_records() {
     let mut reader = ClientHelloReader::<2048>::new(&cfg);
     let mut cache = ReplayCache::<2>::new();
     assert_eq!(
-        reader.feed(&secret(), &cfg, NOW, &mut cache, &[0x16, 0x03, 0x01, 0x10, 0x00]).err(),
+        reader
+            .feed(&secret(), &cfg, NOW, &mut cache, &[0x16, 0x03, 0x01, 0x10, 0x00])
+            .err(),
         Some(FakeTlsError::RecordTooLarge)
     );
     let mut reader = ClientHelloReader::<2048>::new(&cfg);
     assert_eq!(
-        reader.feed(&secret(), &cfg, NOW, &mut cache, b"GET / HTTP/1.1\r\n").err(),
+        reader
+            .feed(&secret(), &cfg, NOW, &mut cache, b"GET / HTTP/1.1\r\n")
+            .err(),
         Some(FakeTlsError::UnexpectedRecord)
     );
     let mut enc = RecordEncoder::server();
@@ -777,8 +895,9 @@ fn chk_010_padded_sizes_vary() {
     }
     // And through a plain intermediate framing the size never varies (the control).
     let (mut plain, _) = ObfuscatedCodec::<64>::client(Framing::Intermediate, None, None, 64, &mut r).unwrap();
-    let sizes: std::collections::BTreeSet<usize> =
-        (0..100).map(|_| plain.encode(&msg, false, &mut r, &mut out).unwrap()).collect();
+    let sizes: std::collections::BTreeSet<usize> = (0..100)
+        .map(|_| plain.encode(&msg, false, &mut r, &mut out).unwrap())
+        .collect();
     assert_eq!(sizes.len(), 1);
 }
 
@@ -804,7 +923,12 @@ fn fallback_walks_the_order_and_backs_off_with_jitter() {
     }
     assert_eq!(
         &seen[..4],
-        &[Carriage::FakeTls, Carriage::WebSocket, Carriage::Http, Carriage::ObfuscatedTcp]
+        &[
+            Carriage::FakeTls,
+            Carriage::WebSocket,
+            Carriage::Http,
+            Carriage::ObfuscatedTcp
+        ]
     );
     // Load failures keep the carriage.
     let d = p.on_failure(2, Carriage::WebSocket, Failure::TransportCode(-429), now, &mut r);
@@ -844,7 +968,12 @@ fn fallback_is_deterministic_and_bounded() {
     assert_eq!(p.remembered(3), Some(Carriage::Http));
     // A restricted order never proposes a disabled carriage.
     let mut p = FallbackPolicy::<1>::new(FallbackConfig {
-        order: [Carriage::WebSocket, Carriage::Http, Carriage::FakeTls, Carriage::ObfuscatedTcp],
+        order: [
+            Carriage::WebSocket,
+            Carriage::Http,
+            Carriage::FakeTls,
+            Carriage::ObfuscatedTcp,
+        ],
         enabled: 2,
         ..FallbackConfig::default()
     });
@@ -887,7 +1016,11 @@ fn seed_corpora() {
     let n = s.encode_message(&[2; 200], &mut r, &mut out).unwrap();
     ws.push(out[..n].to_vec());
     let mut frag = Vec::new();
-    for (op, fin, p) in [(Opcode::Binary, false, &b"ab"[..]), (Opcode::Ping, true, b"p"), (Opcode::Continuation, true, b"cd")] {
+    for (op, fin, p) in [
+        (Opcode::Binary, false, &b"ab"[..]),
+        (Opcode::Ping, true, b"p"),
+        (Opcode::Continuation, true, b"cd"),
+    ] {
         let n = s.encode_frame(op, fin, p, &mut r, &mut out).unwrap();
         frag.extend_from_slice(&out[..n]);
     }
@@ -898,7 +1031,12 @@ fn seed_corpora() {
 
     let mut tls: Vec<Vec<u8>> = Vec::new();
     let s = secret();
-    let (hello, _) = client_hello(&FakeTlsSecret::new(&[0x42; 16], b"example.com").unwrap(), 1_700_000_000, &mut r).unwrap();
+    let (hello, _) = client_hello(
+        &FakeTlsSecret::new(&[0x42; 16], b"example.com").unwrap(),
+        1_700_000_000,
+        &mut r,
+    )
+    .unwrap();
     tls.push(hello.to_vec());
     let (hello2, _) = client_hello(&s, NOW, &mut r).unwrap();
     tls.push(hello2.to_vec());
@@ -910,7 +1048,11 @@ fn seed_corpora() {
     tls.push(vec![0x17, 0x03, 0x03, 0x00, 0x00, 0x17, 0x03, 0x03, 0x00, 0x01, 0xff]);
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    for (name, seeds) in [("carriage_http", &http), ("carriage_ws", &ws), ("carriage_faketls", &tls)] {
+    for (name, seeds) in [
+        ("carriage_http", &http),
+        ("carriage_ws", &ws),
+        ("carriage_faketls", &tls),
+    ] {
         let target = mtproto_sansio::fuzzing::targets().find(|(n, _)| *n == name).unwrap().1;
         for (i, seed) in seeds.iter().enumerate() {
             // Piece-size byte first, as the entry points expect.

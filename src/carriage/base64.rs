@@ -79,7 +79,11 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, Base64Error> {
         }
         let mut v = 0u32;
         for (i, &c) in g.iter().enumerate() {
-            let d = if i >= 4 - pad { 0 } else { value(c).ok_or(Base64Error::Invalid)? };
+            let d = if i >= 4 - pad {
+                0
+            } else {
+                value(c).ok_or(Base64Error::Invalid)?
+            };
             v = (v << 6) | d;
         }
         let n = 3 - pad;

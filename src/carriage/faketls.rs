@@ -97,7 +97,9 @@ impl core::error::Error for SecretError {}
 impl FakeTlsSecret {
     /// Parses the raw (hex-decoded) `ee` secret.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, SecretError> {
-        let [0xee, rest @ ..] = raw else { return Err(SecretError::BadFormat) };
+        let [0xee, rest @ ..] = raw else {
+            return Err(SecretError::BadFormat);
+        };
         let (key, domain) = rest.split_first_chunk::<16>().ok_or(SecretError::BadFormat)?;
         Self::new(key, domain)
     }
@@ -107,7 +109,9 @@ impl FakeTlsSecret {
         if domain.is_empty()
             || domain.len() > MAX_DOMAIN
             || domain.len() > max_domain_in_hello()
-            || !domain.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            || !domain
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         {
             return Err(SecretError::BadDomain);
         }
@@ -172,8 +176,8 @@ const EXT_FIXED: &[u8] = &[
     0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, b'h', b'2', 0x08, b'h', b't', b't', b'p', b'/', b'1', b'.',
     b'1', // ALPN
     0x00, 0x05, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00, // status_request
-    0x00, 0x0d, 0x00, 0x12, 0x00, 0x10, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x05, 0x03, 0x08, 0x05, 0x05, 0x01,
-    0x08, 0x06, 0x06, 0x01, // signature_algorithms
+    0x00, 0x0d, 0x00, 0x12, 0x00, 0x10, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x05, 0x03, 0x08, 0x05, 0x05, 0x01, 0x08,
+    0x06, 0x06, 0x01, // signature_algorithms
     0x00, 0x12, 0x00, 0x00, // signed_certificate_timestamp
 ];
 /// The extensions after key_share.
@@ -371,7 +375,10 @@ impl<const M: usize> RecordsReader<M> {
             if n == 0 {
                 return Ok((pos, false));
             }
-            let dst = self.buf.get_mut(self.len..self.len + n).ok_or(FakeTlsError::RecordTooLarge)?;
+            let dst = self
+                .buf
+                .get_mut(self.len..self.len + n)
+                .ok_or(FakeTlsError::RecordTooLarge)?;
             dst.copy_from_slice(rest.get(..n).unwrap_or(&[]));
             self.len += n;
             pos += n;
@@ -379,7 +386,10 @@ impl<const M: usize> RecordsReader<M> {
                 let hdr = self.buf.get(self.record_start..self.record_start + 5).unwrap_or(&[]);
                 let exp = expect.get(self.record).ok_or(FakeTlsError::Malformed)?;
                 if let [0x15, 0x03, _, ..] = hdr {
-                    return Err(FakeTlsError::Alert { level: 0, description: 0 });
+                    return Err(FakeTlsError::Alert {
+                        level: 0,
+                        description: 0,
+                    });
                 }
                 if hdr.get(..3) != Some(&exp[..]) {
                     return Err(FakeTlsError::UnexpectedRecord);
@@ -457,7 +467,9 @@ impl<const M: usize> ServerHelloReader<M> {
             return Ok((n, false));
         }
         let all = self.reader.bytes();
-        let got = all.get(DIGEST_POS..DIGEST_POS + DIGEST_LEN).ok_or(FakeTlsError::Malformed)?;
+        let got = all
+            .get(DIGEST_POS..DIGEST_POS + DIGEST_LEN)
+            .ok_or(FakeTlsError::Malformed)?;
         let (head, tail) = (
             all.get(..DIGEST_POS).unwrap_or(&[]),
             all.get(DIGEST_POS + DIGEST_LEN..).unwrap_or(&[]),
@@ -485,7 +497,10 @@ pub struct ReplayCache<const N: usize> {
 
 impl<const N: usize> core::fmt::Debug for ReplayCache<N> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ReplayCache").field("len", &self.len).field("capacity", &N).finish()
+        f.debug_struct("ReplayCache")
+            .field("len", &self.len)
+            .field("capacity", &N)
+            .finish()
     }
 }
 
@@ -719,7 +734,10 @@ pub fn validate_client_hello(
     let (digest, after) = rest.split_first_chunk::<DIGEST_LEN>().ok_or(FakeTlsError::Malformed)?;
     let (&sid_len, after) = after.split_first().ok_or(FakeTlsError::Malformed)?;
     let sid_len = usize::from(sid_len);
-    let sid = after.get(..sid_len).filter(|_| sid_len <= 32).ok_or(FakeTlsError::Malformed)?;
+    let sid = after
+        .get(..sid_len)
+        .filter(|_| sid_len <= 32)
+        .ok_or(FakeTlsError::Malformed)?;
     let head = record.get(..DIGEST_POS).unwrap_or(&[]);
     let tail = record.get(DIGEST_POS + DIGEST_LEN..).unwrap_or(&[]);
     let mut computed = hmac_parts(&secret.key, &[head, &[0; DIGEST_LEN], tail]);
@@ -754,7 +772,8 @@ pub fn validate_client_hello(
 }
 
 /// Largest server answer [`encode_server_hello`] writes.
-pub const MAX_SERVER_HELLO_LEN: usize = 5 + 4 + 2 + 32 + 1 + 32 + 3 + 2 + 46 + CHANGE_CIPHER_SPEC.len() + 5 + FAKE_CERT_MAX;
+pub const MAX_SERVER_HELLO_LEN: usize =
+    5 + 4 + 2 + 32 + 1 + 32 + 3 + 2 + 46 + CHANGE_CIPHER_SPEC.len() + 5 + FAKE_CERT_MAX;
 
 /// Server side: writes the ServerHello, ChangeCipherSpec and fake-certificate records answering `hello`, with
 /// the HMAC digest in the ServerHello `random`. Returns the bytes written.
@@ -843,7 +862,9 @@ impl RecordDecoder {
         loop {
             let rest = input.get(pos..).unwrap_or(&[]);
             if self.remaining == 0 {
-                let Some(&b) = rest.first() else { return Ok((pos, produced)) };
+                let Some(&b) = rest.first() else {
+                    return Ok((pos, produced));
+                };
                 if let Some(s) = self.hdr.get_mut(self.hdr_len) {
                     *s = b;
                 }
@@ -886,7 +907,9 @@ impl RecordDecoder {
                     self.remaining -= n;
                 }
                 0x14 => {
-                    let Some(&b) = rest.first() else { return Ok((pos, produced)) };
+                    let Some(&b) = rest.first() else {
+                        return Ok((pos, produced));
+                    };
                     if b != 0x01 {
                         return Err(FakeTlsError::UnexpectedRecord);
                     }
@@ -895,7 +918,9 @@ impl RecordDecoder {
                 }
                 _ => {
                     // An alert: collect its two bytes, then fail.
-                    let Some(&b) = rest.first() else { return Ok((pos, produced)) };
+                    let Some(&b) = rest.first() else {
+                        return Ok((pos, produced));
+                    };
                     pos += 1;
                     self.remaining -= 1;
                     if let Some(s) = self.hdr.get_mut(self.hdr_len) {

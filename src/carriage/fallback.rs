@@ -83,7 +83,12 @@ pub struct FallbackConfig {
 impl Default for FallbackConfig {
     fn default() -> Self {
         FallbackConfig {
-            order: [Carriage::ObfuscatedTcp, Carriage::FakeTls, Carriage::WebSocket, Carriage::Http],
+            order: [
+                Carriage::ObfuscatedTcp,
+                Carriage::FakeTls,
+                Carriage::WebSocket,
+                Carriage::Http,
+            ],
             enabled: 4,
             base_delay_ms: 500,
             max_delay_ms: 60_000,
@@ -212,10 +217,7 @@ impl<const D: usize> FallbackPolicy<D> {
             None => 1,
         };
         let exp = failures.saturating_sub(1).min(32);
-        let delay = cfg
-            .base_delay_ms
-            .saturating_mul(1u64 << exp)
-            .min(cfg.max_delay_ms);
+        let delay = cfg.base_delay_ms.saturating_mul(1u64 << exp).min(cfg.max_delay_ms);
         let half = delay / 2;
         let jitter = if half > 0 { rng.next_u64() % (half + 1) } else { 0 };
         Decision {

@@ -99,11 +99,26 @@ impl core::error::Error for HttpError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Head,
-    Fixed { remaining: usize },
-    ChunkSize { value: usize, digits: usize, in_ext: bool, cr: bool, line: usize },
-    ChunkData { remaining: usize },
-    ChunkEnd { cr: bool },
-    Trailer { line: usize, cr: bool },
+    Fixed {
+        remaining: usize,
+    },
+    ChunkSize {
+        value: usize,
+        digits: usize,
+        in_ext: bool,
+        cr: bool,
+        line: usize,
+    },
+    ChunkData {
+        remaining: usize,
+    },
+    ChunkEnd {
+        cr: bool,
+    },
+    Trailer {
+        line: usize,
+        cr: bool,
+    },
     Ready,
     Taken,
     Failed(HttpError),
@@ -359,7 +374,9 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
                     self.state = if n == remaining {
                         State::Ready
                     } else {
-                        State::Fixed { remaining: remaining - n }
+                        State::Fixed {
+                            remaining: remaining - n,
+                        }
                     };
                 }
                 State::ChunkData { remaining } => {
@@ -372,7 +389,9 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
                     self.state = if n == remaining {
                         State::ChunkEnd { cr: false }
                     } else {
-                        State::ChunkData { remaining: remaining - n }
+                        State::ChunkData {
+                            remaining: remaining - n,
+                        }
                     };
                 }
                 State::ChunkSize { .. } | State::ChunkEnd { .. } | State::Trailer { .. } => {

@@ -38,8 +38,8 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod base64;
-pub mod fallback;
 pub mod faketls;
+pub mod fallback;
 pub mod http;
 pub mod ws;
 
@@ -86,7 +86,11 @@ impl<const H: usize> HeadBuffer<H> {
             if self.done {
                 break;
             }
-            let slot = self.buf.get_mut(self.len).filter(|_| self.len < limit).ok_or(HeadTooLarge)?;
+            let slot = self
+                .buf
+                .get_mut(self.len)
+                .filter(|_| self.len < limit)
+                .ok_or(HeadTooLarge)?;
             *slot = b;
             self.len += 1;
             taken += 1;

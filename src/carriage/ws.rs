@@ -96,13 +96,20 @@ impl core::fmt::Display for WsHandshakeError {
 impl core::error::Error for WsHandshakeError {}
 
 fn find<'h>(headers: &'h [httparse::Header<'_>], name: &str) -> Option<&'h [u8]> {
-    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 fn check_upgrade(headers: &[httparse::Header<'_>]) -> Result<(), WsHandshakeError> {
     let up = find(headers, "upgrade").is_some_and(|v| header_has_token(v, "websocket"));
     let conn = find(headers, "connection").is_some_and(|v| header_has_token(v, "upgrade"));
-    if up && conn { Ok(()) } else { Err(WsHandshakeError::NotUpgrade) }
+    if up && conn {
+        Ok(())
+    } else {
+        Err(WsHandshakeError::NotUpgrade)
+    }
 }
 
 /// The client half of the upgrade: the key it sent and the response it is reading.
@@ -150,7 +157,13 @@ impl<const H: usize> ClientHandshake<H> {
     }
 
     /// Writes the upgrade request (`GET {path}`, `Host`, `Origin` when given, subprotocol `binary`).
-    pub fn encode_request(&self, host: &str, path: &str, origin: Option<&str>, out: &mut [u8]) -> Result<usize, WriteError> {
+    pub fn encode_request(
+        &self,
+        host: &str,
+        path: &str,
+        origin: Option<&str>,
+        out: &mut [u8],
+    ) -> Result<usize, WriteError> {
         check_header_value(host.as_bytes())?;
         check_header_value(path.as_bytes())?;
         if !path.starts_with('/') || path.contains(' ') {
@@ -319,7 +332,9 @@ impl<const H: usize> ServerHandshake<H> {
     pub fn encode_response(&self, out: &mut [u8]) -> Result<usize, WriteError> {
         let accept = self.accept.as_ref().ok_or(WriteError::InvalidInput)?;
         let mut o = Out::new(out);
-        o.put(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")?;
+        o.put(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
+        )?;
         o.put(accept)?;
         o.put(b"\r\nSec-WebSocket-Protocol: binary\r\n\r\n")?;
         Ok(o.len())
@@ -849,7 +864,12 @@ impl<const N: usize> WsCodec<N> {
     }
 
     /// Writes a close frame with a status code (and no reason); nothing can be sent after it.
-    pub fn encode_close<R: CryptoRng + ?Sized>(&mut self, code: u16, rng: &mut R, out: &mut [u8]) -> Result<usize, WriteError> {
+    pub fn encode_close<R: CryptoRng + ?Sized>(
+        &mut self,
+        code: u16,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<usize, WriteError> {
         if !valid_close_code(code) {
             return Err(WriteError::InvalidInput);
         }
@@ -878,7 +898,13 @@ impl<const N: usize> WsCodec<N> {
                 return Ok(0);
             }
             let payload = code.map(u16::to_be_bytes);
-            let n = self.encode_frame(Opcode::Close, true, payload.as_ref().map_or(&[][..], |p| &p[..]), rng, out);
+            let n = self.encode_frame(
+                Opcode::Close,
+                true,
+                payload.as_ref().map_or(&[][..], |p| &p[..]),
+                rng,
+                out,
+            );
             if n.is_err() {
                 self.close_echo = Some(code);
             }

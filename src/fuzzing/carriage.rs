@@ -69,7 +69,9 @@ pub fn carriage_http(data: &[u8]) {
         while !rest.is_empty() && guard < data.len() + 4 {
             guard += 1;
             let take = piece.min(rest.len());
-            let Ok(n) = d.feed(rest.get(..take).unwrap_or(&[])) else { break };
+            let Ok(n) = d.feed(rest.get(..take).unwrap_or(&[])) else {
+                break;
+            };
             assert!(n <= take);
             rest = rest.get(n..).unwrap_or(&[]);
             if let Some(body) = d.next_body() {
@@ -117,7 +119,9 @@ pub fn carriage_ws(data: &[u8]) {
         while !rest.is_empty() && guard < data.len() + 4 {
             guard += 1;
             let take = piece.min(rest.len());
-            let Ok(n) = c.feed(rest.get(..take).unwrap_or(&[])) else { break };
+            let Ok(n) = c.feed(rest.get(..take).unwrap_or(&[])) else {
+                break;
+            };
             rest = rest.get(n..).unwrap_or(&[]);
             let mut copy = [0u8; BODY];
             let mut len = None;
@@ -142,7 +146,9 @@ pub fn carriage_ws(data: &[u8]) {
                 };
                 let mut enc = WsCodec::<0>::new(peer, 0);
                 let mut wire = [0u8; BODY + 16];
-                let Ok(w) = enc.encode_message(msg, &mut rng, &mut wire) else { continue };
+                let Ok(w) = enc.encode_message(msg, &mut rng, &mut wire) else {
+                    continue;
+                };
                 let mut dec = WsCodec::<BODY>::new(role, BODY);
                 let r = dec.decode(wire.get(..w).unwrap_or(&[]));
                 assert_eq!(r, Ok((w, Some(WsEvent::Message(msg)))));
@@ -155,7 +161,9 @@ pub fn carriage_ws(data: &[u8]) {
 /// decoder, whose output must equal the payload of a re-encoding.
 pub fn carriage_faketls(data: &[u8]) {
     let (piece, data) = split(data);
-    let Ok(secret) = FakeTlsSecret::new(&[0x42; 16], b"example.com") else { return };
+    let Ok(secret) = FakeTlsSecret::new(&[0x42; 16], b"example.com") else {
+        return;
+    };
     let cfg = ServerConfig::default();
     let mut cache = ReplayCache::<8>::new();
     let mut reader = ClientHelloReader::<2048>::new(&cfg);
