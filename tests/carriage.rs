@@ -1069,3 +1069,50 @@ fn seed_corpora() {
         }
     }
 }
+
+/// A stable-toolchain smoke run of the three fuzz entry points: random inputs and random mutations of the seed
+/// corpora (the entry points assert round-trip invariants, so a bug shows up as a panic here).
+#[test]
+fn fuzz_entry_points_survive_random_and_mutated_inputs() {
+    let mut r = rng(16);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for name in ["carriage_http", "carriage_ws", "carriage_faketls"] {
+        let target = mtproto_sansio::fuzzing::targets().find(|(n, _)| *n == name).unwrap().1;
+        let seeds: Vec<Vec<u8>> = std::fs::read_dir(root.join(name))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        assert!(!seeds.is_empty());
+        for _ in 0..1500 {
+            let n = r.random_range(0..700);
+            target(&bytes(&mut r, n));
+            let mut m = seeds[r.random_range(0..seeds.len())].clone();
+            for _ in 0..r.random_range(1..4) {
+                if m.is_empty() {
+                    break;
+                }
+                let i = r.random_range(0..m.len());
+                match r.random_range(0..3) {
+                    0 => m[i] ^= 1 << r.random_range(0..8),
+                    1 => m.truncate(i),
+                    _ => m.insert(i, r.random()),
+                }
+            }
+            target(&m);
+        }
+    }
+}
+
+#[test]
+fn detector_routes_http_websocket_and_faketls_to_their_carriages() {
+    use mtproto_sansio::transport::detect::{Detected, detect};
+    let mut r = rng(17);
+    let mut out = [0u8; 512];
+    let n = encode_request("h", "/api", &[1; 8], &mut out).unwrap();
+    assert_eq!(detect(&out[..n], None), Detected::Http);
+    let c = ClientHandshake::<512>::new(512, &mut r);
+    let n = c.encode_request("h", "/apiws", None, &mut out).unwrap();
+    assert_eq!(detect(&out[..n], None), Detected::Http);
+    let (hello, _) = client_hello(&secret(), NOW, &mut r).unwrap();
+    assert_eq!(detect(&hello, None), Detected::FakeTls);
+}

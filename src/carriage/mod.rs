@@ -11,6 +11,11 @@
 //!   [`faketls::ReplayCache`] (SECURITY.md item 9), which also serves plain obfuscated inits.
 //! - [`fallback`]: which carriage to try next after a failure, when, and which one worked last per DC.
 //!
+//! A server accepting every carriage on one port routes a new connection with
+//! [`crate::transport::detect::detect`]: `Detected::Http` starting with `POST` goes to [`http::HttpDecoder::server`],
+//! starting with `GET ` to [`ws::ServerHandshake`]; `Detected::FakeTls` goes to [`faketls::ClientHelloReader`]. The
+//! same bytes are then fed from the start, since the detector consumes nothing.
+//!
 //! # Long polling over HTTP (`http_wait`)
 //!
 //! HTTP is request/response: the DC can only answer on an open exchange. So a session on HTTP keeps one request
