@@ -15,6 +15,13 @@
 //! - Then both directions are TLS application-data records (`17 03 03 len`) around the obfuscated transport
 //!   (64-byte init with the 16-byte key as its secret, padded intermediate inside). ChangeCipherSpec records are
 //!   skipped on receipt; alerts and other types are fatal.
+//!
+//! Manual interoperability check (not run in CI; it needs the session engine and a network): run `mtprotoproxy`
+//! (PyPI) with `USERS = {"t": "<32 hex>"}`, `MODES = {"classic": True, "secure": True, "tls": True}` and
+//! `TLS_DOMAIN = "www.google.com"`; connect a client built on [`client_hello`], [`ServerHelloReader`],
+//! [`RecordEncoder::client`] and an `ObfuscatedCodec` keyed with [`FakeTlsSecret::proxy_secret`] using the secret
+//! `ee<32 hex><hex of the domain>`, and complete `req_pq_multi`. Repeat with the plain and `dd` secrets over
+//! `ObfuscatedCodec` alone. Then point our server side at a Telegram client configured with the same secrets.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use hmac::{Hmac, KeyInit, Mac};

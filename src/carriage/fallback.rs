@@ -97,6 +97,7 @@ impl Default for FallbackConfig {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 struct Entry {
     dc: i16,
     worked: Option<Carriage>,
