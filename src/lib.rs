@@ -12,6 +12,7 @@ extern crate std;
 #[macro_use]
 mod fmt;
 
+pub mod carriage;
 pub mod crypto;
 pub mod e2e;
 pub mod handshake;

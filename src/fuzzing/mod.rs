@@ -2,6 +2,7 @@
 //! (`tests/fuzz_corpus.rs`) can replay every checked-in corpus file through exactly the code the fuzzer runs.
 //! Not part of the public API.
 
+pub mod carriage;
 pub mod crypto;
 pub mod e2e;
 pub mod handshake;
@@ -21,5 +22,6 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(handshake::TARGETS)
         .chain(transport::TARGETS)
         .chain(keys::TARGETS)
+        .chain(carriage::TARGETS)
         .copied()
 }
