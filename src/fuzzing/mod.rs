@@ -3,6 +3,7 @@
 //! Not part of the public API.
 
 pub mod crypto;
+pub mod handshake;
 pub mod keys;
 pub mod tl;
 pub mod transport;
@@ -15,6 +16,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
     tl::TARGETS
         .iter()
         .chain(crypto::TARGETS)
+        .chain(handshake::TARGETS)
         .chain(transport::TARGETS)
         .chain(keys::TARGETS)
         .copied()
