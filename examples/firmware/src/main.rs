@@ -1,35 +1,31 @@
-//! mtproto-sansio on a Cortex-M4 without a heap, under QEMU (mps2-an386): measures the primitives.
+//! mtproto-sansio on a Cortex-M4 without a heap, under QEMU (mps2-an386): a client and a DC run a full auth-key
+//! handshake in process and exchange encrypted messages; every call is measured in instructions and stack, the
+//! figures are printed through semihosting and the exit status is 0 only if everything verified.
 #![no_std]
 #![no_main]
 
+mod demo;
 mod meter;
+#[cfg(not(feature = "client-only"))]
+mod primitives;
 mod rng;
 
 use cortex_m as _;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 
-use mtproto_sansio::crypto::aes::{ige_decrypt, ige_encrypt};
-use mtproto_sansio::crypto::auth_key::AuthKey;
-use mtproto_sansio::crypto::dh::DhGroup;
-use mtproto_sansio::crypto::factor::factor_pq;
-use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader, PaddingPolicy};
-use mtproto_sansio::crypto::pem::parse_private_pem_with_buf;
-use mtproto_sansio::crypto::rsa::{rsa_pad_decrypt, rsa_pad_encrypt};
+use mtproto_sansio::crypto::packet;
 
-use meter::{Calibration, Measured, measure};
+use meter::{Calibration, Measured};
 use rng::DemoRng;
 
-/// The test DC's RSA key (a public test fixture of the main crate, never a real secret).
-const DC_KEY_PEM: &[u8] = include_bytes!("../../../tests/data/keys/dc_test_pkcs1.pem");
-
 /// Bytes of the message body the per-message figures are measured on.
-const MSG: usize = 1024;
+pub const MSG: usize = 1024;
 /// Packet buffer: body, headers and the largest padding.
-const WIRE: usize = MSG + packet::body_offset() + packet::MAX_PADDING;
+pub const WIRE: usize = MSG + packet::body_offset() + packet::MAX_PADDING;
 
 /// Collects the figures and the verdict of the run.
-struct Report {
+pub struct Report {
     cal: Calibration,
     failures: u32,
     max_stack: usize,
@@ -37,14 +33,14 @@ struct Report {
 
 impl Report {
     /// Prints one measured line and returns the instruction count.
-    fn line<T>(&mut self, what: &str, m: &Measured<T>) -> u64 {
+    pub fn line<T>(&mut self, what: &str, m: &Measured<T>) -> u64 {
         let insns = self.cal.instructions(m.ticks);
         self.max_stack = self.max_stack.max(m.stack);
         hprintln!("{:<46} {:>11} instructions   stack {:>6} B", what, insns, m.stack);
         insns
     }
 
-    fn check(&mut self, ok: bool, what: &str) {
+    pub fn check(&mut self, ok: bool, what: &str) {
         if !ok {
             hprintln!("FAILED: {}", what);
             self.failures += 1;
@@ -74,71 +70,32 @@ fn main() -> ! {
     let wire = cortex_m::singleton!(: [u8; WIRE] = [0; WIRE]).unwrap_or_else(|| fail("buffer"));
     let mut rng = DemoRng::demo(0);
 
-    primitives(&mut r, wire, &mut rng);
+    #[cfg(not(feature = "client-only"))]
+    {
+        hprintln!("-- primitives");
+        primitives::run(&mut r, &mut *wire, &mut rng);
+    }
 
-    hprintln!("stack high-water mark, whole run: {} B", meter::peak());
+    let t = demo::run(&mut r, wire);
+
+    hprintln!("-- figures");
+    r.budget("client handshake (2048-bit exponent)", t.client_handshake, 400_000_000, "instructions");
+    #[cfg(not(feature = "client-only"))]
+    hprintln!("DC handshake: {} instructions", t.dc_handshake);
+    r.budget("1 KiB message, client encrypt", t.client_encrypt_1k, 450_000, "instructions");
+    r.budget("1 KiB message, client decrypt", t.client_decrypt_1k, 450_000, "instructions");
+    hprintln!("1 KiB message, encrypt+decrypt: {} instructions", t.client_encrypt_1k + t.client_decrypt_1k);
+    r.budget("peak stack of any measured call", r.max_stack as u64, 24 * 1024, "bytes");
     finish(r.failures)
 }
 
-#[inline(never)]
-fn primitives(r: &mut Report, wire: &mut [u8; WIRE], rng: &mut DemoRng) {
-    // 1 KiB message, MTProto 2.0, client to DC.
-    let key = AuthKey::from_bytes(core::array::from_fn(|i| (i * 7 + 3) as u8));
-    let header = MessageHeader { salt: 1, session_id: 2, msg_id: 0x6000_0000_0000_0004, seq_no: 1 };
-    let body = |i: usize| (i * 13) as u8;
-    for (policy, name) in [(PaddingPolicy::MINIMAL, "minimal"), (PaddingPolicy::DEFAULT, "default")] {
-        let m = measure(|| {
-            let b: [u8; MSG] = core::array::from_fn(body);
-            packet::encrypt_with_policy(&key, Direction::ClientToServer, &header, &b, policy, rng, wire)
-        });
-        let n = match m.out {
-            Ok(e) => e.len,
-            Err(_) => fail("encrypt"),
-        };
-        hprintln!("  {} padding: {} B packet", name, n);
-        let e = r.line("MTProto 2.0 encrypt, 1 KiB body", &m);
-        let m = measure(|| match packet::decrypt(&key, Direction::ClientToServer, &mut wire[..n]) {
-            Ok(v) => v.msg_id() == header.msg_id && v.body().iter().enumerate().all(|(i, &b)| b == body(i)),
-            Err(_) => false,
-        });
-        let d = r.line("MTProto 2.0 decrypt+verify, 1 KiB body", &m);
-        r.check(m.out, "1 KiB message round trip");
-        hprintln!("  encrypt+decrypt: {} instructions", e + d);
+/// Lower-case hex of a byte string.
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
-    let k = [7u8; 32];
-    let iv = [9u8; 32];
-    let m = measure(|| ige_encrypt(&k, &iv, &mut wire[..MSG]));
-    r.line("AES-256-IGE encrypt 1 KiB", &m);
-    let m = measure(|| ige_decrypt(&k, &iv, &mut wire[..MSG]));
-    r.line("AES-256-IGE decrypt 1 KiB", &m);
-
-    // DH with the full 2048-bit exponent.
-    let group = DhGroup::telegram(3).unwrap_or_else(|_| fail("DH group"));
-    let m = measure(|| group.gen_keypair(rng));
-    r.line("DH g^a mod p (2048-bit exponent)", &m);
-    let (secret, public) = m.out.unwrap_or_else(|_| fail("DH keypair"));
-    let m = measure(|| group.shared(&secret, &public).is_ok());
-    r.line("DH peer^a mod p (2048-bit exponent)", &m);
-    r.check(m.out, "DH shared");
-
-    // RSA with the test DC's key, parsed from PEM.
-    let m = measure(|| {
-        let mut pem_buf = [0u8; 1400];
-        parse_private_pem_with_buf(DC_KEY_PEM, &mut pem_buf)
-    });
-    r.line("RSA private key from PEM (DC setup)", &m);
-    let dc_key = m.out.unwrap_or_else(|_| fail("DC key PEM"));
-    let data: [u8; 96] = core::array::from_fn(|i| i as u8);
-    let m = measure(|| rsa_pad_encrypt(dc_key.public_key(), &data, rng));
-    r.line("RSA_PAD encrypt (client, e=65537)", &m);
-    let block = m.out.unwrap_or_else(|_| fail("RSA_PAD encrypt"));
-    let m = measure(|| rsa_pad_decrypt(&dc_key, &block, rng).is_ok_and(|p| p.get(..96) == Some(&data[..])));
-    r.line("RSA_PAD decrypt (DC)", &m);
-    r.check(m.out, "RSA_PAD round trip");
-
-    let m = measure(|| factor_pq(0x17ED_4894_1A08_F981));
-    r.line("pq factorization (0x17ED48941A08F981)", &m);
-    r.check(m.out == Ok((0x494C_553B, 0x5391_1073)), "pq factors");
 }
 
 fn finish(failures: u32) -> ! {
@@ -152,7 +109,7 @@ fn finish(failures: u32) -> ! {
     loop {}
 }
 
-fn fail(what: &str) -> ! {
+pub fn fail(what: &str) -> ! {
     hprintln!("FATAL: {}", what);
     debug::exit(debug::EXIT_FAILURE);
     loop {}
