@@ -40,6 +40,10 @@ pub struct Totals {
     pub client_encrypt_1k: u64,
     /// Client: decrypt and check the 1 KiB answer.
     pub client_decrypt_1k: u64,
+    /// Deepest stack of any client call (absolute: includes the demo's own frames, about 1.3 KiB).
+    pub client_stack: usize,
+    /// Deepest stack of any DC call (handshake and messages; the key setup is not counted).
+    pub dc_stack: usize,
 }
 
 #[cfg(not(feature = "client-only"))]
@@ -62,6 +66,7 @@ mod dc {
         session: u64,
         msg_ids: u64,
         seq: u32,
+        answer: [u8; BIG + 16],
     }
 
     impl Dc {
@@ -79,14 +84,25 @@ mod dc {
             cfg.dc_id = Some(DC_ID);
             let table = cortex_m::singleton!(: ServerHandshakes<'static, 1> = ServerHandshakes::new(cfg))
                 .unwrap_or_else(|| fail("table"));
-            let dc = Dc { table, rng: DemoRng::demo(b'D'), key: None, salt: 0, session: 0, msg_ids: 0, seq: 0 };
+            let dc = Dc {
+                table,
+                rng: DemoRng::demo(b'D'),
+                key: None,
+                salt: 0,
+                session: 0,
+                msg_ids: 0,
+                seq: 0,
+                answer: [0; BIG + 16],
+            };
             (dc, key.public_key())
         }
 
+        #[inline(never)]
         /// One handshake message from the client: the DC's answer into `out`, its length returned.
         pub fn handshake(&mut self, r: &mut Report, t: &mut Totals, now: Instant, msg: &[u8], out: &mut [u8]) -> usize {
             let m = measure(|| self.table.handle(now, &mut self.rng, 1, msg, out, &|_| false));
             t.dc_handshake += r.line("  DC: handle", &m);
+            t.dc_stack = t.dc_stack.max(m.stack);
             let n = match m.out {
                 Ok(ServerReply::Send(n)) => n,
                 Ok(ServerReply::Complete { len, outcome }) => {
@@ -108,11 +124,12 @@ mod dc {
             self.key.as_ref().map(AuthKey::id)
         }
 
+        #[inline(never)]
         /// One encrypted request: decrypt and check it, answer it (pong, or rpc_result echoing the body), encrypt
         /// the answer into `packet` and return its length.
-        pub fn rpc(&mut self, r: &mut Report, packet: &mut [u8; WIRE], len: usize) -> usize {
+        pub fn rpc(&mut self, r: &mut Report, t: &mut Totals, packet: &mut [u8; WIRE], len: usize) -> usize {
             let key = self.key.as_ref().unwrap_or_else(|| fail("DC has no key"));
-            let mut answer = [0u8; BIG + 16];
+            let answer = &mut self.answer;
             let mut req_msg_id = 0;
             let m = measure(|| {
                 let v = packet::decrypt(key, Direction::ClientToServer, packet.get_mut(..len).unwrap_or_default())?;
@@ -122,7 +139,7 @@ mod dc {
                 self.session = v.session_id();
                 req_msg_id = v.msg_id();
                 let body = v.body();
-                let mut w = Writer::new(&mut answer);
+                let mut w = Writer::new(answer);
                 let ok = match Reader::new(body).read::<Ping>() {
                     Ok(p) => Pong { msg_id: v.msg_id() as i64, ping_id: p.ping_id }.write(&mut w).is_ok(),
                     Err(_) => {
@@ -132,6 +149,7 @@ mod dc {
                 Ok(if ok { w.written() } else { 0 })
             });
             r.line(if len > 256 { "  DC: decrypt+check 1 KiB request" } else { "  DC: decrypt+check ping" }, &m);
+            t.dc_stack = t.dc_stack.max(m.stack);
             let n = m.out.unwrap_or_else(|_| fail("DC rejected the client's packet"));
             self.msg_ids += 4;
             self.seq += 2;
@@ -142,7 +160,7 @@ mod dc {
                 seq_no: self.seq - 1,
             };
             let m = measure(|| {
-                let body = answer.get(..n).unwrap_or_default();
+                let body = self.answer.get(..n).unwrap_or_default();
                 packet::encrypt_with_policy(
                     key,
                     Direction::ServerToClient,
@@ -154,6 +172,7 @@ mod dc {
                 )
             });
             r.line(if n > 256 { "  DC: encrypt 1 KiB answer" } else { "  DC: encrypt pong" }, &m);
+            t.dc_stack = t.dc_stack.max(m.stack);
             let out = m.out.unwrap_or_else(|_| fail("DC encrypt")).len;
             record('M', packet.get(..out).unwrap_or_default());
             out
@@ -208,110 +227,164 @@ mod dc {
             self.done.then_some(KEY_ID)
         }
 
-        pub fn rpc(&mut self, _r: &mut Report, packet: &mut [u8; WIRE], _len: usize) -> usize {
+        pub fn rpc(&mut self, _r: &mut Report, _t: &mut Totals, packet: &mut [u8; WIRE], _len: usize) -> usize {
             self.replay(packet)
         }
     }
+}
+
+/// Everything the demo keeps between calls, in one static (see [`run`]): the machines, the client's RNG and the
+/// message buffers, so the driving functions' frames stay small and the stack figures are the library's.
+struct State {
+    client: ClientHandshake<'static>,
+    dc: dc::Dc,
+    rng: DemoRng,
+    c2s: [u8; MAX_CLIENT_MESSAGE],
+    s2c: [u8; MAX_SERVER_MESSAGE],
+    body: [u8; BIG],
+    now: Instant,
 }
 
 /// Runs the whole demo; returns the per-role totals.
 #[inline(never)]
 pub fn run(r: &mut Report, wire: &'static mut [u8; WIRE]) -> Totals {
     let mut t = Totals::default();
-    let (mut dc, dc_public) = dc::Dc::new(r);
-    let trusted: &'static [RsaPublicKey; 1] =
-        cortex_m::singleton!(: [RsaPublicKey; 1] = [*dc_public]).unwrap_or_else(|| fail("trusted keys"));
-    let mut cfg = ClientConfig::new(trusted, DC_ID);
-    cfg.unix_micros_at_zero = DEMO_UNIX_MICROS;
-    let mut now = Instant::from_millis(1);
-    let client = cortex_m::singleton!(: ClientHandshake<'static> = ClientHandshake::new(cfg, now))
-        .unwrap_or_else(|| fail("client"));
-    let mut rng = DemoRng::demo(b'C');
-    let mut c2s = [0u8; MAX_CLIENT_MESSAGE];
-    let mut s2c = [0u8; MAX_SERVER_MESSAGE];
-
+    let st = setup(r);
     hprintln!("-- handshake (client <-> DC, full 2048-bit DH exponents)");
     let mut rounds = 0;
-    while client.status() == Status::Running {
+    while st.client.status() == Status::Running {
         rounds += 1;
         if rounds > 8 {
             fail("handshake did not finish in 8 rounds");
         }
-        let m = measure(|| client.poll_transmit(now, &mut rng, &mut c2s));
-        t.client_handshake += r.line("  client: poll_transmit", &m);
-        let n = match m.out {
-            Ok(Some(n)) => n,
-            Ok(None) => break,
-            Err(_) => fail("client buffer"),
-        };
-        now = Instant::from_micros(now.as_micros() + 1_000);
-        let msg = c2s.get(..n).unwrap_or_default();
-        let a = dc.handshake(r, &mut t, now, msg, &mut s2c);
-        now = Instant::from_micros(now.as_micros() + 1_000);
-        let m = measure(|| client.handle_packet(now, s2c.get(..a).unwrap_or_default()));
-        t.client_handshake += r.line("  client: handle_packet", &m);
-        if let Err(e) = m.out {
-            hprintln!("client: {}", e);
-            fail("client rejected the DC's answer");
+        if !handshake_round(r, &mut t, st) {
+            break;
         }
     }
-    if let Status::Failed(e) = client.status() {
+    if let Status::Failed(e) = st.client.status() {
         hprintln!("client handshake failed: {}", e);
         fail("handshake");
     }
-    let last_msg_id = client.last_msg_id();
-    let outcome = client.take_outcome().unwrap_or_else(|| fail("no outcome"));
+    let last_msg_id = st.client.last_msg_id();
+    let outcome = st.client.take_outcome().unwrap_or_else(|| fail("no outcome"));
     let id = outcome.auth_key.id();
-    hprintln!("auth_key_id {:016x} (client), {:016x} (DC)", id, dc.key_id().unwrap_or(0));
-    r.check(dc.key_id() == Some(id), "client and DC hold the same auth key");
+    hprintln!("auth_key_id {:016x} (client), {:016x} (DC)", id, st.dc.key_id().unwrap_or(0));
+    r.check(st.dc.key_id() == Some(id), "client and DC hold the same auth key");
     #[cfg(not(feature = "client-only"))]
     hprintln!("DC KEY_ID {:016x}", id);
     hprintln!("client handshake: {} instructions; DC handshake: {} instructions", t.client_handshake, t.dc_handshake);
 
     hprintln!("-- encrypted messages");
-    let key = outcome.auth_key;
-    let session_id = 0x5e55_1011_d0d0_cafe;
-    let mut msg_id = last_msg_id;
+    let session = Session { key: outcome.auth_key, salt: outcome.server_salt, id: 0x5e55_1011_d0d0_cafe };
     // A ping, then the 1 KiB request.
-    for (seq, big) in [(1u32, false), (3, true)] {
-        msg_id += 4;
-        let header = MessageHeader { salt: outcome.server_salt, session_id, msg_id, seq_no: seq };
-        let mut body = [0u8; BIG];
-        let blen = if big {
-            for (i, b) in body.iter_mut().enumerate() {
-                *b = (i * 31 + 7) as u8;
-            }
-            BIG
-        } else {
-            let ping = Ping { ping_id: 0x0123_4567_89ab_cdef };
-            ping.write(&mut Writer::new(&mut body)).unwrap_or_else(|_| fail("ping"));
-            ping.tl_len()
-        };
-        let m = measure(|| {
-            let b = body.get(..blen).unwrap_or_default();
-            packet::encrypt_with_policy(&key, Direction::ClientToServer, &header, b, PaddingPolicy::MINIMAL, &mut rng, wire)
-        });
-        let e = r.line(if big { "  client: encrypt 1 KiB request" } else { "  client: encrypt ping" }, &m);
-        let n = m.out.unwrap_or_else(|_| fail("client encrypt")).len;
-        let a = dc.rpc(r, wire, n);
-        let m = measure(|| {
-            let v = packet::decrypt(&key, Direction::ServerToClient, wire.get_mut(..a).unwrap_or_default()).ok()?;
-            let ok = v.session_id() == session_id && v.salt() == outcome.server_salt && v.msg_id() % 4 == 1;
-            let mut rd = Reader::new(v.body());
-            let ok = ok
-                && if big {
-                    rd.u32() == Ok(RPC_RESULT) && rd.u64() == Ok(msg_id) && rd.take_rest() == body.as_slice()
-                } else {
-                    Pong::read(&mut rd).is_ok_and(|p| p.msg_id == msg_id as i64 && p.ping_id == 0x0123_4567_89ab_cdef)
-                };
-            Some(ok)
-        });
-        let d = r.line(if big { "  client: decrypt+check 1 KiB answer" } else { "  client: decrypt+check pong" }, &m);
-        r.check(m.out == Some(true), if big { "1 KiB request answered" } else { "ping answered" });
-        if big {
-            t.client_encrypt_1k = e;
-            t.client_decrypt_1k = d;
-        }
-    }
+    exchange(r, &mut t, st, wire, &session, last_msg_id + 4, 1, false);
+    let (e, d) = exchange(r, &mut t, st, wire, &session, last_msg_id + 8, 3, true);
+    t.client_encrypt_1k = e;
+    t.client_decrypt_1k = d;
     t
+}
+
+#[inline(never)]
+fn setup(r: &mut Report) -> &'static mut State {
+    let (dc, dc_public) = dc::Dc::new(r);
+    let trusted: &'static [RsaPublicKey; 1] =
+        cortex_m::singleton!(: [RsaPublicKey; 1] = [*dc_public]).unwrap_or_else(|| fail("trusted keys"));
+    let mut cfg = ClientConfig::new(trusted, DC_ID);
+    cfg.unix_micros_at_zero = DEMO_UNIX_MICROS;
+    let now = Instant::from_millis(1);
+    cortex_m::singleton!(: State = State {
+        client: ClientHandshake::new(cfg, now),
+        dc,
+        rng: DemoRng::demo(b'C'),
+        c2s: [0; MAX_CLIENT_MESSAGE],
+        s2c: [0; MAX_SERVER_MESSAGE],
+        body: [0; BIG],
+        now,
+    })
+    .unwrap_or_else(|| fail("state"))
+}
+
+/// One round: the client's next message, the DC's answer, the client's handling of it. False if the client had
+/// nothing to send.
+#[inline(never)]
+fn handshake_round(r: &mut Report, t: &mut Totals, st: &mut State) -> bool {
+    let m = measure(|| st.client.poll_transmit(st.now, &mut st.rng, &mut st.c2s));
+    t.client_handshake += r.line("  client: poll_transmit", &m);
+    t.client_stack = t.client_stack.max(m.stack);
+    let n = match m.out {
+        Ok(Some(n)) => n,
+        Ok(None) => return false,
+        Err(_) => fail("client buffer"),
+    };
+    st.now = Instant::from_micros(st.now.as_micros() + 1_000);
+    let msg = st.c2s.get(..n).unwrap_or_default();
+    let a = st.dc.handshake(r, t, st.now, msg, &mut st.s2c);
+    st.now = Instant::from_micros(st.now.as_micros() + 1_000);
+    let m = measure(|| st.client.handle_packet(st.now, st.s2c.get(..a).unwrap_or_default()));
+    t.client_handshake += r.line("  client: handle_packet", &m);
+    t.client_stack = t.client_stack.max(m.stack);
+    if let Err(e) = m.out {
+        hprintln!("client: {}", e);
+        fail("client rejected the DC's answer");
+    }
+    true
+}
+
+/// The client's side of the encrypted session.
+struct Session {
+    key: AuthKey,
+    salt: u64,
+    id: u64,
+}
+
+/// One encrypted request and its answer: a ping (answered by a pong) or the 1 KiB request (answered by an
+/// `rpc_result` echoing it). Returns the client's encrypt and decrypt instruction counts.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn exchange(
+    r: &mut Report,
+    t: &mut Totals,
+    st: &mut State,
+    wire: &mut [u8; WIRE],
+    s: &Session,
+    msg_id: u64,
+    seq_no: u32,
+    big: bool,
+) -> (u64, u64) {
+    const PING_ID: i64 = 0x0123_4567_89ab_cdef;
+    let header = MessageHeader { salt: s.salt, session_id: s.id, msg_id, seq_no };
+    let blen = if big {
+        for (i, b) in st.body.iter_mut().enumerate() {
+            *b = (i * 31 + 7) as u8;
+        }
+        BIG
+    } else {
+        let ping = Ping { ping_id: PING_ID };
+        ping.write(&mut Writer::new(&mut st.body)).unwrap_or_else(|_| fail("ping"));
+        ping.tl_len()
+    };
+    let m = measure(|| {
+        let b = st.body.get(..blen).unwrap_or_default();
+        packet::encrypt_with_policy(&s.key, Direction::ClientToServer, &header, b, PaddingPolicy::MINIMAL, &mut st.rng, wire)
+    });
+    let e = r.line(if big { "  client: encrypt 1 KiB request" } else { "  client: encrypt ping" }, &m);
+    t.client_stack = t.client_stack.max(m.stack);
+    let n = m.out.unwrap_or_else(|_| fail("client encrypt")).len;
+    let a = st.dc.rpc(r, t, wire, n);
+    let m = measure(|| {
+        let v = packet::decrypt(&s.key, Direction::ServerToClient, wire.get_mut(..a).unwrap_or_default()).ok()?;
+        let ok = v.session_id() == s.id && v.salt() == s.salt && v.msg_id() % 4 == 1;
+        let mut rd = Reader::new(v.body());
+        let ok = ok
+            && if big {
+                rd.u32() == Ok(RPC_RESULT) && rd.u64() == Ok(msg_id) && rd.take_rest() == st.body.as_slice()
+            } else {
+                Pong::read(&mut rd).is_ok_and(|p| p.msg_id == msg_id as i64 && p.ping_id == PING_ID)
+            };
+        Some(ok)
+    });
+    let d = r.line(if big { "  client: decrypt+check 1 KiB answer" } else { "  client: decrypt+check pong" }, &m);
+    t.client_stack = t.client_stack.max(m.stack);
+    r.check(m.out == Some(true), if big { "1 KiB request answered" } else { "ping answered" });
+    (e, d)
 }

@@ -92,17 +92,20 @@ pub struct Measured<T> {
     pub ticks: u64,
     /// Deepest stack use during `f`, in bytes from the top of the stack (so it includes the callers' frames).
     pub stack: usize,
+    /// Stack depth of the caller of [`measure`]: `stack − base` is what the call itself used.
+    pub base: usize,
 }
 
 /// Runs `f` on freshly painted stack and measures it. Never inlined, so the frames of `f` (and whatever LTO inlines
 /// into it) lie below the painted boundary rather than in the caller's frame.
 #[inline(never)]
 pub fn measure<T>(f: impl FnOnce() -> T) -> Measured<T> {
+    let base = depth();
     repaint();
     let t0 = ticks();
     let out = run(f);
     let t1 = ticks();
-    Measured { out, ticks: t1 - t0, stack: peak() }
+    Measured { out, ticks: t1 - t0, stack: peak(), base }
 }
 
 #[inline(never)]
