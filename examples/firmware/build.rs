@@ -13,9 +13,9 @@ fn main() {
     if env::var_os("CARGO_FEATURE_CLIENT_ONLY").is_none() {
         return;
     }
-    let path = env::var_os("DC_TRANSCRIPT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("manifest dir")).join("target/dc_transcript.txt"));
+    let path = env::var_os("DC_TRANSCRIPT").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("manifest dir")).join("target/dc_transcript.txt")
+    });
     println!("cargo:rerun-if-changed={}", path.display());
     let text = fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
@@ -33,7 +33,9 @@ fn main() {
             if kind == "H" {
                 handshake += 1;
             }
-            let bytes: Vec<String> = (0..hex.len() / 2).map(|i| format!("0x{}", &hex[2 * i..2 * i + 2])).collect();
+            let bytes: Vec<String> = (0..hex.len() / 2)
+                .map(|i| format!("0x{}", &hex[2 * i..2 * i + 2]))
+                .collect();
             messages.push(format!("&[{}]", bytes.join(",")));
         } else if let Some(id) = line.strip_prefix("DC KEY_ID ") {
             key_id = Some(id.trim().to_string());

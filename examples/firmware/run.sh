@@ -55,13 +55,27 @@ echo "== full build: client and DC"
 cargo build --release "${FEATURES[@]}"
 cp "$ELF" target/mtproto-firmware-full.elf
 run target/full.txt
-grep '^DC' target/full.txt > target/dc_transcript.txt
+grep -E '^DC(> | KEY_ID )' target/full.txt > target/dc_transcript.txt
 
 export DC_TRANSCRIPT="$PWD/target/dc_transcript.txt"
 echo "== client-only build (opt-level 3): the DC's answers replayed from target/dc_transcript.txt"
 cargo build --release --features client-only "${FEATURES[@]}"
 cp "$ELF" target/mtproto-firmware-client-only.elf
 run target/client-only.txt
+
+echo "== control: the client-only build must fail on a transcript with one flipped bit in the DC's last answer"
+# The last DC> line is the encrypted answer to the 1 KiB request; flip the low bit of its 100th byte.
+awk 'NR == n { c = substr($3, 199, 2); b = sprintf("%02x", xor_lsb(c)); $3 = substr($3, 1, 198) b substr($3, 201) } { print }
+     function xor_lsb(h,   v) { v = index("0123456789abcdef", substr(h, 1, 1)) * 16 + index("0123456789abcdef", substr(h, 2, 1)) - 17;
+                                return v % 2 ? v - 1 : v + 1 }' n="$(wc -l < target/dc_transcript.txt)" \
+    target/dc_transcript.txt > target/dc_transcript_bad.txt
+DC_TRANSCRIPT="$PWD/target/dc_transcript_bad.txt" cargo build --release --features client-only "${FEATURES[@]}"
+if timeout "$TIMEOUT" "${QEMU[@]}" "$ELF" > target/client-only-bad.txt; then
+    echo "run.sh: the client accepted a corrupted DC answer" >&2
+    exit 1
+fi
+grep -E "FAILED|FATAL" target/client-only-bad.txt
+echo "control ok: corrupted answer rejected"
 
 echo "== client-only build, optimized for size (profile release-size, opt-level s)"
 cargo build --profile release-size --features client-only "${FEATURES[@]}"

@@ -43,6 +43,7 @@ pub struct Totals {
     /// Deepest stack of any client call (absolute: includes the demo's own frames, about 1.3 KiB).
     pub client_stack: usize,
     /// Deepest stack of any DC call (handshake and messages; the key setup is not counted).
+    #[cfg_attr(feature = "client-only", allow(dead_code))]
     pub dc_stack: usize,
 }
 
@@ -77,7 +78,8 @@ mod dc {
             });
             r.line("DC setup: RSA private key from PEM", &m);
             let key = m.out.unwrap_or_else(|_| fail("DC key PEM"));
-            let key: &'static RsaPrivateKey = cortex_m::singleton!(: RsaPrivateKey = key).unwrap_or_else(|| fail("key"));
+            let key: &'static RsaPrivateKey =
+                cortex_m::singleton!(: RsaPrivateKey = key).unwrap_or_else(|| fail("key"));
             let group = DhGroup::telegram(3).unwrap_or_else(|_| fail("DH group"));
             let mut cfg = ServerConfig::new(key, group);
             cfg.unix_micros_at_zero = DEMO_UNIX_MICROS;
@@ -132,7 +134,11 @@ mod dc {
             let answer = &mut self.answer;
             let mut req_msg_id = 0;
             let m = measure(|| {
-                let v = packet::decrypt(key, Direction::ClientToServer, packet.get_mut(..len).unwrap_or_default())?;
+                let v = packet::decrypt(
+                    key,
+                    Direction::ClientToServer,
+                    packet.get_mut(..len).unwrap_or_default(),
+                )?;
                 if v.salt() != self.salt {
                     return Err(packet::DecryptError::Rejected);
                 }
@@ -141,14 +147,24 @@ mod dc {
                 let body = v.body();
                 let mut w = Writer::new(answer);
                 let ok = match Reader::new(body).read::<Ping>() {
-                    Ok(p) => Pong { msg_id: v.msg_id() as i64, ping_id: p.ping_id }.write(&mut w).is_ok(),
-                    Err(_) => {
-                        w.u32(RPC_RESULT).is_ok() && w.i64(v.msg_id() as i64).is_ok() && w.raw(body).is_ok()
+                    Ok(p) => Pong {
+                        msg_id: v.msg_id() as i64,
+                        ping_id: p.ping_id,
                     }
+                    .write(&mut w)
+                    .is_ok(),
+                    Err(_) => w.u32(RPC_RESULT).is_ok() && w.i64(v.msg_id() as i64).is_ok() && w.raw(body).is_ok(),
                 };
                 Ok(if ok { w.written() } else { 0 })
             });
-            r.line(if len > 256 { "  DC: decrypt+check 1 KiB request" } else { "  DC: decrypt+check ping" }, &m);
+            r.line(
+                if len > 256 {
+                    "  DC: decrypt+check 1 KiB request"
+                } else {
+                    "  DC: decrypt+check ping"
+                },
+                &m,
+            );
             t.dc_stack = t.dc_stack.max(m.stack);
             let n = m.out.unwrap_or_else(|_| fail("DC rejected the client's packet"));
             self.msg_ids += 4;
@@ -171,7 +187,14 @@ mod dc {
                     packet,
                 )
             });
-            r.line(if n > 256 { "  DC: encrypt 1 KiB answer" } else { "  DC: encrypt pong" }, &m);
+            r.line(
+                if n > 256 {
+                    "  DC: encrypt 1 KiB answer"
+                } else {
+                    "  DC: encrypt pong"
+                },
+                &m,
+            );
             t.dc_stack = t.dc_stack.max(m.stack);
             let out = m.out.unwrap_or_else(|_| fail("DC encrypt")).len;
             record('M', packet.get(..out).unwrap_or_default());
@@ -210,14 +233,25 @@ mod dc {
         }
 
         fn replay(&mut self, out: &mut [u8]) -> usize {
-            let msg = TRANSCRIPT.get(self.next).unwrap_or_else(|| fail("transcript too short"));
+            let msg = TRANSCRIPT
+                .get(self.next)
+                .unwrap_or_else(|| fail("transcript too short"));
             self.next += 1;
-            let dst = out.get_mut(..msg.len()).unwrap_or_else(|| fail("transcript message too long"));
+            let dst = out
+                .get_mut(..msg.len())
+                .unwrap_or_else(|| fail("transcript message too long"));
             dst.copy_from_slice(msg);
             msg.len()
         }
 
-        pub fn handshake(&mut self, _r: &mut Report, _t: &mut Totals, _now: Instant, _msg: &[u8], out: &mut [u8]) -> usize {
+        pub fn handshake(
+            &mut self,
+            _r: &mut Report,
+            _t: &mut Totals,
+            _now: Instant,
+            _msg: &[u8],
+            out: &mut [u8],
+        ) -> usize {
             let n = self.replay(out);
             self.done = self.next == HANDSHAKE_MESSAGES;
             n
@@ -268,14 +302,26 @@ pub fn run(r: &mut Report, wire: &'static mut [u8; WIRE]) -> Totals {
     let last_msg_id = st.client.last_msg_id();
     let outcome = st.client.take_outcome().unwrap_or_else(|| fail("no outcome"));
     let id = outcome.auth_key.id();
-    hprintln!("auth_key_id {:016x} (client), {:016x} (DC)", id, st.dc.key_id().unwrap_or(0));
+    hprintln!(
+        "auth_key_id {:016x} (client), {:016x} (DC)",
+        id,
+        st.dc.key_id().unwrap_or(0)
+    );
     r.check(st.dc.key_id() == Some(id), "client and DC hold the same auth key");
     #[cfg(not(feature = "client-only"))]
     hprintln!("DC KEY_ID {:016x}", id);
-    hprintln!("client handshake: {} instructions; DC handshake: {} instructions", t.client_handshake, t.dc_handshake);
+    hprintln!(
+        "client handshake: {} instructions; DC handshake: {} instructions",
+        t.client_handshake,
+        t.dc_handshake
+    );
 
     hprintln!("-- encrypted messages");
-    let session = Session { key: outcome.auth_key, salt: outcome.server_salt, id: 0x5e55_1011_d0d0_cafe };
+    let session = Session {
+        key: outcome.auth_key,
+        salt: outcome.server_salt,
+        id: 0x5e55_1011_d0d0_cafe,
+    };
     // A ping, then the 1 KiB request.
     exchange(r, &mut t, st, wire, &session, last_msg_id + 4, 1, false);
     let (e, d) = exchange(r, &mut t, st, wire, &session, last_msg_id + 8, 3, true);
@@ -352,7 +398,12 @@ fn exchange(
     big: bool,
 ) -> (u64, u64) {
     const PING_ID: i64 = 0x0123_4567_89ab_cdef;
-    let header = MessageHeader { salt: s.salt, session_id: s.id, msg_id, seq_no };
+    let header = MessageHeader {
+        salt: s.salt,
+        session_id: s.id,
+        msg_id,
+        seq_no,
+    };
     let blen = if big {
         for (i, b) in st.body.iter_mut().enumerate() {
             *b = (i * 31 + 7) as u8;
@@ -360,14 +411,30 @@ fn exchange(
         BIG
     } else {
         let ping = Ping { ping_id: PING_ID };
-        ping.write(&mut Writer::new(&mut st.body)).unwrap_or_else(|_| fail("ping"));
+        ping.write(&mut Writer::new(&mut st.body))
+            .unwrap_or_else(|_| fail("ping"));
         ping.tl_len()
     };
     let m = measure(|| {
         let b = st.body.get(..blen).unwrap_or_default();
-        packet::encrypt_with_policy(&s.key, Direction::ClientToServer, &header, b, PaddingPolicy::MINIMAL, &mut st.rng, wire)
+        packet::encrypt_with_policy(
+            &s.key,
+            Direction::ClientToServer,
+            &header,
+            b,
+            PaddingPolicy::MINIMAL,
+            &mut st.rng,
+            wire,
+        )
     });
-    let e = r.line(if big { "  client: encrypt 1 KiB request" } else { "  client: encrypt ping" }, &m);
+    let e = r.line(
+        if big {
+            "  client: encrypt 1 KiB request"
+        } else {
+            "  client: encrypt ping"
+        },
+        &m,
+    );
     t.client_stack = t.client_stack.max(m.stack);
     let n = m.out.unwrap_or_else(|_| fail("client encrypt")).len;
     let a = st.dc.rpc(r, t, wire, n);
@@ -383,8 +450,18 @@ fn exchange(
             };
         Some(ok)
     });
-    let d = r.line(if big { "  client: decrypt+check 1 KiB answer" } else { "  client: decrypt+check pong" }, &m);
+    let d = r.line(
+        if big {
+            "  client: decrypt+check 1 KiB answer"
+        } else {
+            "  client: decrypt+check pong"
+        },
+        &m,
+    );
     t.client_stack = t.client_stack.max(m.stack);
-    r.check(m.out == Some(true), if big { "1 KiB request answered" } else { "ping answered" });
+    r.check(
+        m.out == Some(true),
+        if big { "1 KiB request answered" } else { "ping answered" },
+    );
     (e, d)
 }

@@ -19,6 +19,7 @@ use cortex_m_semihosting::{debug, hprintln};
 use mtproto_sansio::crypto::packet;
 
 use meter::{Calibration, Measured};
+#[cfg(not(feature = "client-only"))]
 use rng::DemoRng;
 
 /// Bytes of the message body the per-message figures are measured on.
@@ -60,7 +61,14 @@ impl Report {
     /// exit status is about correctness.
     fn budget(&mut self, what: &str, value: u64, max: u64, unit: &str) {
         let ok = value <= max;
-        hprintln!("budget {:<40} {:>11} {} (max {}) {}", what, value, unit, max, if ok { "ok" } else { "OVER" });
+        hprintln!(
+            "budget {:<40} {:>11} {} (max {}) {}",
+            what,
+            value,
+            unit,
+            max,
+            if ok { "ok" } else { "OVER" }
+        );
         if cfg!(feature = "strict-budgets") {
             self.check(ok, what);
         }
@@ -78,8 +86,13 @@ fn main() -> ! {
         cal.ticks
     );
     hprintln!("stack depth at main: {} B", meter::depth());
-    let mut r = Report { cal, failures: 0, max_stack: 0 };
+    let mut r = Report {
+        cal,
+        failures: 0,
+        max_stack: 0,
+    };
     let wire = cortex_m::singleton!(: [u8; WIRE] = [0; WIRE]).unwrap_or_else(|| fail("buffer"));
+    #[cfg(not(feature = "client-only"))]
     let mut rng = DemoRng::demo(0);
 
     #[cfg(not(feature = "client-only"))]
@@ -93,16 +106,42 @@ fn main() -> ! {
     let t = demo::run(&mut r, wire);
 
     hprintln!("-- figures");
-    r.budget("client handshake (2048-bit exponent)", t.client_handshake, 400_000_000, "instructions");
+    r.budget(
+        "client handshake (2048-bit exponent)",
+        t.client_handshake,
+        400_000_000,
+        "instructions",
+    );
     #[cfg(not(feature = "client-only"))]
     hprintln!("DC handshake: {} instructions", t.dc_handshake);
-    r.budget("1 KiB message, client encrypt", t.client_encrypt_1k, 450_000, "instructions");
-    r.budget("1 KiB message, client decrypt", t.client_decrypt_1k, 450_000, "instructions");
-    hprintln!("1 KiB message, encrypt+decrypt: {} instructions", t.client_encrypt_1k + t.client_decrypt_1k);
-    r.budget("client peak stack (handshake, messages)", t.client_stack as u64, 24 * 1024, "bytes");
+    r.budget(
+        "1 KiB message, client encrypt",
+        t.client_encrypt_1k,
+        450_000,
+        "instructions",
+    );
+    r.budget(
+        "1 KiB message, client decrypt",
+        t.client_decrypt_1k,
+        450_000,
+        "instructions",
+    );
+    hprintln!(
+        "1 KiB message, encrypt+decrypt: {} instructions",
+        t.client_encrypt_1k + t.client_decrypt_1k
+    );
+    r.budget(
+        "client peak stack (handshake, messages)",
+        t.client_stack as u64,
+        24 * 1024,
+        "bytes",
+    );
     #[cfg(not(feature = "client-only"))]
     hprintln!("DC peak stack (handshake, messages): {} B", t.dc_stack);
-    hprintln!("peak stack of any measured call (incl. DC key setup, primitives): {} B", r.max_stack);
+    hprintln!(
+        "peak stack of any measured call (incl. DC key setup, primitives): {} B",
+        r.max_stack
+    );
     finish(r.failures)
 }
 
@@ -123,18 +162,25 @@ fn finish(failures: u32) -> ! {
         hprintln!("{} CHECK(S) FAILED", failures);
         debug::exit(debug::EXIT_FAILURE);
     }
-    loop {}
+    halt()
 }
 
 pub fn fail(what: &str) -> ! {
     hprintln!("FATAL: {}", what);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    halt()
+}
+
+/// After `debug::exit` QEMU has stopped; on a real board (no semihosting host) the core waits here.
+fn halt() -> ! {
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     hprintln!("PANIC: {}", info);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    halt()
 }

@@ -34,8 +34,7 @@ pub fn start(mut syst: SYST) {
     syst.clear_current();
     syst.enable_interrupt();
     syst.enable_counter();
-    // SYST is consumed: the counter runs for the rest of the program.
-    core::mem::forget(syst);
+    // `syst` is dropped here, which does not stop the counter: it runs for the rest of the program.
 }
 
 /// Ticks since [`start`].
@@ -81,7 +80,10 @@ pub fn calibrate(n: u32) -> Calibration {
         );
     }
     let t1 = ticks();
-    Calibration { instructions: 2 * u64::from(n), ticks: t1 - t0 }
+    Calibration {
+        instructions: 2 * u64::from(n),
+        ticks: t1 - t0,
+    }
 }
 
 /// One measured call: its result, the ticks it took and the stack high-water mark it reached.
@@ -105,7 +107,12 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> Measured<T> {
     let t0 = ticks();
     let out = run(f);
     let t1 = ticks();
-    Measured { out, ticks: t1 - t0, stack: peak(), base }
+    Measured {
+        out,
+        ticks: t1 - t0,
+        stack: peak(),
+        base,
+    }
 }
 
 #[inline(never)]

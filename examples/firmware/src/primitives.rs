@@ -22,7 +22,12 @@ const DC_KEY_PEM: &[u8] = include_bytes!("../../../tests/data/keys/dc_test_pkcs1
 pub fn run(r: &mut Report, wire: &mut [u8; WIRE], rng: &mut DemoRng) {
     // 1 KiB message, MTProto 2.0, client to DC.
     let key = AuthKey::from_bytes(core::array::from_fn(|i| (i * 7 + 3) as u8));
-    let header = MessageHeader { salt: 1, session_id: 2, msg_id: 0x6000_0000_0000_0004, seq_no: 1 };
+    let header = MessageHeader {
+        salt: 1,
+        session_id: 2,
+        msg_id: 0x6000_0000_0000_0004,
+        seq_no: 1,
+    };
     let body = |i: usize| (i * 13) as u8;
     for (policy, name) in [(PaddingPolicy::MINIMAL, "minimal"), (PaddingPolicy::DEFAULT, "default")] {
         let m = measure(|| {
@@ -35,10 +40,12 @@ pub fn run(r: &mut Report, wire: &mut [u8; WIRE], rng: &mut DemoRng) {
         };
         hprintln!("  {} padding: {} B packet", name, n);
         let e = r.line("MTProto 2.0 encrypt, 1 KiB body", &m);
-        let m = measure(|| match packet::decrypt(&key, Direction::ClientToServer, &mut wire[..n]) {
-            Ok(v) => v.msg_id() == header.msg_id && v.body().iter().enumerate().all(|(i, &b)| b == body(i)),
-            Err(_) => false,
-        });
+        let m = measure(
+            || match packet::decrypt(&key, Direction::ClientToServer, &mut wire[..n]) {
+                Ok(v) => v.msg_id() == header.msg_id && v.body().iter().enumerate().all(|(i, &b)| b == body(i)),
+                Err(_) => false,
+            },
+        );
         let d = r.line("MTProto 2.0 decrypt+verify, 1 KiB body", &m);
         r.check(m.out, "1 KiB message round trip");
         hprintln!("  encrypt+decrypt: {} instructions", e + d);
@@ -78,4 +85,3 @@ pub fn run(r: &mut Report, wire: &mut [u8; WIRE], rng: &mut DemoRng) {
     r.line("pq factorization (0x17ED48941A08F981)", &m);
     r.check(m.out == Ok((0x494C_553B, 0x5391_1073)), "pq factors");
 }
-
