@@ -370,10 +370,12 @@ impl DhGroup {
 
     fn pow(&self, base: &U2048, secret: &DhSecret) -> U2048 {
         let b = FixedMontyForm::new(base, &self.params);
+        // AMM exponentiation: constant time like `pow`, ~13% fewer instructions on a Cortex-M4 and a smaller window
+        // table on the stack (measured in examples/firmware).
         let mut r = if secret.bits >= DH_BITS {
-            b.pow(&secret.x)
+            b.pow_amm(&secret.x)
         } else {
-            b.pow_bounded_exp(&secret.x, secret.bits)
+            b.pow_amm_bounded_exp(&secret.x, secret.bits)
         };
         let out = r.retrieve();
         // For `shared` this is the secret in Montgomery form.

@@ -365,7 +365,7 @@ pub(crate) fn dh_pow_g(group: &crate::crypto::dh::DhGroup, x: &[u8; 256]) -> Opt
     let params = FixedMontyParams::new_vartime(Odd::new(p).into_option()?);
     let mut e = U2048::from_be_slice(x);
     let r = FixedMontyForm::new(&U2048::from_u32(group.g()), &params)
-        .pow(&e)
+        .pow_amm(&e)
         .retrieve();
     e.zeroize();
     let enc = r.to_be_bytes();
