@@ -20,6 +20,7 @@ extern crate std;
 mod fmt;
 
 pub mod crypto;
+pub mod session;
 pub mod time;
 pub mod tl;
 pub mod transport;

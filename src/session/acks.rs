@@ -1,0 +1,167 @@
+//! The to-ack queue: received content-related msg_ids we still owe a `msgs_ack` for (SMM "Acknowledgment of
+//! Receipt"; items 49, 54).
+//!
+//! Acks ride on the next outgoing message; a standalone `msgs_ack` is due once more than `flush_threshold` are
+//! pending (spec: "say, over 16") or the oldest has waited `max_delay`. One `msgs_ack` carries at most 8192 ids,
+//! so [`AckQueue::take_batch`] never yields more.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::{fmt, time::Duration};
+
+use super::{
+    limits::{DEFAULT_ACK_QUEUE, MAX_ACK_IDS},
+    msg_id::MsgId,
+};
+use crate::time::Instant;
+
+/// The queue holds `N` ids already: flush (send a `msgs_ack`) before accepting more. The message whose ack did
+/// not fit must not be processed yet (or it would never be acknowledged and the peer would resend it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AckQueueFull;
+
+impl fmt::Display for AckQueueFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ack queue full")
+    }
+}
+
+impl core::error::Error for AckQueueFull {}
+
+/// Received msg_ids to acknowledge, oldest first, at most `N`.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AckQueue<const N: usize = DEFAULT_ACK_QUEUE> {
+    ids: heapless::Deque<MsgId, N>,
+    oldest_at: Option<Instant>,
+    flush_threshold: usize,
+    max_delay: Duration,
+}
+
+impl<const N: usize> PartialEq for AckQueue<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids.iter().eq(other.ids.iter())
+            && self.oldest_at == other.oldest_at
+            && self.flush_threshold == other.flush_threshold
+            && self.max_delay == other.max_delay
+    }
+}
+
+impl<const N: usize> AckQueue<N> {
+    /// An empty queue flushing above `flush_threshold` ids or after `max_delay`.
+    pub const fn new(flush_threshold: usize, max_delay: Duration) -> Self {
+        AckQueue { ids: heapless::Deque::new(), oldest_at: None, flush_threshold, max_delay }
+    }
+
+    /// Ids pending.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Whether `id` is pending.
+    pub fn contains(&self, id: MsgId) -> bool {
+        self.ids.iter().any(|&i| i == id)
+    }
+
+    /// Queues `id` received at `now`. An id already pending is not queued twice (a retransmission of a message
+    /// not yet acked).
+    pub fn push(&mut self, now: Instant, id: MsgId) -> Result<(), AckQueueFull> {
+        if self.contains(id) {
+            return Ok(());
+        }
+        self.ids.push_back(id).map_err(|_| AckQueueFull)?;
+        if self.oldest_at.is_none() {
+            self.oldest_at = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Whether a standalone `msgs_ack` is due at `now`.
+    pub fn should_flush(&self, now: Instant) -> bool {
+        self.ids.len() > self.flush_threshold || self.poll_timeout().is_some_and(|t| t <= now)
+    }
+
+    /// When the oldest pending ack reaches its maximum delay.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.oldest_at.map(|t| t.saturating_add(self.max_delay))
+    }
+
+    /// Takes up to `limit` ids (never more than 8192, one `msgs_ack`'s worth), oldest first. The iterator's
+    /// `len()` is the vector count to encode. Ids not consumed stay queued.
+    pub fn take_batch(&mut self, limit: usize) -> AckBatch<'_, N> {
+        let n = limit.min(MAX_ACK_IDS).min(self.ids.len());
+        AckBatch { queue: self, remaining: n }
+    }
+}
+
+/// Ids taken from an [`AckQueue`], oldest first.
+pub struct AckBatch<'a, const N: usize> {
+    queue: &'a mut AckQueue<N>,
+    remaining: usize,
+}
+
+impl<const N: usize> Iterator for AckBatch<'_, N> {
+    type Item = MsgId;
+
+    fn next(&mut self) -> Option<MsgId> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        self.queue.ids.pop_front()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<const N: usize> ExactSizeIterator for AckBatch<'_, N> {}
+
+impl<const N: usize> Drop for AckBatch<'_, N> {
+    fn drop(&mut self) {
+        // Ids left behind are no newer than the batch's first, so keeping the old timestamp errs towards
+        // flushing them early, never late.
+        if self.queue.ids.is_empty() {
+            self.queue.oldest_at = None;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn flush_by_count_and_by_delay() {
+        let mut q: AckQueue<64> = AckQueue::new(16, Duration::from_secs(60));
+        let t0 = Instant::from_secs(100);
+        assert_eq!(q.poll_timeout(), None);
+        for i in 0..16 {
+            q.push(t0, MsgId(i * 4 + 1)).unwrap();
+        }
+        q.push(t0, MsgId(1)).unwrap(); // duplicate, not queued twice
+        assert_eq!(q.len(), 16);
+        assert!(!q.should_flush(t0));
+        assert!(q.should_flush(Instant::from_secs(160)));
+        q.push(t0, MsgId(1001)).unwrap();
+        assert!(q.should_flush(t0));
+        let batch: Vec<MsgId> = q.take_batch(10).collect();
+        assert_eq!(batch.len(), 10);
+        assert_eq!(batch[0], MsgId(1));
+        assert_eq!(q.poll_timeout(), Some(Instant::from_secs(160)));
+        let rest = q.take_batch(usize::MAX);
+        assert_eq!(rest.len(), 7);
+        assert_eq!(rest.count(), 7);
+        assert!(q.is_empty());
+        assert_eq!(q.poll_timeout(), None);
+    }
+}

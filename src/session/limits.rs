@@ -1,0 +1,185 @@
+//! Every session-layer bound in one const-constructible place.
+//!
+//! The README's limits table is generated from the field docs below: each starts with a one-line summary, then
+//! `Default: ...` and the reason. Capacities that size fixed arrays are const generics on their structures; their
+//! defaults are the `DEFAULT_*` constants here, so the table, the type defaults and [`Limits::DEFAULT`] agree.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::{fmt, time::Duration};
+
+/// Default capacity of the received-msg_id replay window (item 33).
+pub const DEFAULT_REPLAY_WINDOW: usize = 1024;
+/// Most ids one `msgs_ack`, `msgs_state_req` or `msg_resend_req` may carry (item 49).
+pub const MAX_ACK_IDS: usize = 8192;
+/// Default capacity of the to-ack queue.
+pub const DEFAULT_ACK_QUEUE: usize = 1024;
+/// Most salts one `future_salts` answer may carry, and the default client store size (item 44).
+pub const MAX_FUTURE_SALTS: usize = 64;
+/// Default number of messages the sent-message tracker holds (item 54).
+pub const DEFAULT_UNACKED_MSGS: usize = 64;
+
+/// The session layer's resource bounds. `Limits::DEFAULT` is a `const`, so a configuration can live in a `static`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Limits {
+    /// Largest transport frame accepted, checked against the length prefix before buffering.
+    /// Default: 16 MiB. Telegram's own frames stay below it (gotd caps at `1 << 24` too); anything larger is a
+    /// memory-exhaustion attempt (items 1, 2; B15).
+    pub max_frame: usize,
+    /// Largest `gzip_packed` inflate output.
+    /// Default: 16 MiB. Matches `max_frame` so a legitimate gzipped container fits; stops decompression bombs
+    /// (item 50; B14). gotd uses 10 MiB.
+    pub max_gzip_output: usize,
+    /// Deepest wrapper stack (gzip -> container -> message -> rpc_result -> gzip -> object), decoded iteratively.
+    /// Default: 4. The deepest legitimate stack; more is a stack-exhaustion attempt on no_std (item 50).
+    pub max_wrapper_depth: usize,
+    /// Most messages in one `msg_container`.
+    /// Default: 1024. The spec's own limit (item 48).
+    pub max_container_messages: usize,
+    /// Most msg_ids in one `msgs_ack`, `msgs_state_req` or `msg_resend_req`, inbound or outbound.
+    /// Default: 8192. The spec's limit (item 49); bounds the work a single request can trigger.
+    pub max_ack_ids: usize,
+    /// Received msg_ids remembered for replay detection (the const generic of `ReplayWindow`).
+    /// Default: 1024. Above tdlib's 1000 and gotd's 100; a full window drops ids below all stored (item 33).
+    pub replay_window: usize,
+    /// How far in the past a received msg_id's time may lie.
+    /// Default: 300 s. The spec's window (item 34); older ids are dropped (server answers code 16).
+    pub msg_id_max_past: Duration,
+    /// How far in the future a received msg_id's time may lie.
+    /// Default: 30 s. The spec's window (item 34); later ids are dropped (server answers code 17).
+    pub msg_id_max_future: Duration,
+    /// Unacknowledged outbound messages tracked at once (the const generic of `SentTracker`).
+    /// Default: 64. Bounds pending RPCs; beyond it `send` reports backpressure (item 54).
+    pub max_unacked_msgs: usize,
+    /// Total body bytes of unacknowledged outbound messages kept for resending.
+    /// Default: 1 MiB. Enough for one maximal Telegram message (1,044,448 bytes) in flight; beyond it `send`
+    /// reports backpressure instead of growing (item 54).
+    pub max_unacked_bytes: usize,
+    /// Received content-related msg_ids waiting to be acknowledged (the const generic of `AckQueue`).
+    /// Default: 1024. Far above the flush threshold, so a full queue means the host is not draining (item 54).
+    pub ack_queue: usize,
+    /// Pending acks above which a standalone `msgs_ack` is due.
+    /// Default: 16. The spec's "say, over 16" (item 54).
+    pub ack_flush_threshold: usize,
+    /// Longest an ack may wait for a message to ride on.
+    /// Default: 60 s. The low end of the spec's 60-120 s, so the peer does not resend needlessly (item 54).
+    pub ack_max_delay: Duration,
+    /// Future salts a client stores (the const generic of `ClientSalts`).
+    /// Default: 64. The most one `future_salts` may carry (item 44).
+    pub future_salts: usize,
+    /// Server role: how long the previous salt stays accepted after rotation.
+    /// Default: 1800 s. The spec's grace period (item 35).
+    pub salt_grace: Duration,
+    /// Server role: how often the salt rotates.
+    /// Default: 24 h. The spec's "say, every 24 hours" (item 35).
+    pub salt_rotation: Duration,
+    /// Server role: resend bytes a session may draw at once (`msg_resend_req` answers).
+    /// Default: 256 KiB. Derived; caps resend amplification (item 49; B16).
+    pub resend_burst_bytes: u64,
+    /// Server role: resend bytes per second refilled into the budget.
+    /// Default: 64 KiB/s. Derived; a flood of resend requests gets at most this sustained rate (item 49; B16).
+    pub resend_bytes_per_sec: u64,
+    /// Server role: handshakes in progress across all peers.
+    /// Default: 1024. Derived; beyond it new `req_pq_multi` get -429 (items 23, 57; B17).
+    pub max_pending_handshakes: usize,
+    /// Server role: how long a half-finished handshake is remembered.
+    /// Default: 600 s. The spec's "up to 10 minutes" (item 23).
+    pub handshake_state_ttl: Duration,
+    /// Times an unacknowledged message is resent before its request fails.
+    /// Default: 6. Derived; with the backoff below this is about five minutes of trying.
+    pub max_resend_attempts: u8,
+}
+
+impl Limits {
+    /// The documented defaults.
+    pub const DEFAULT: Limits = Limits {
+        max_frame: 16 * 1024 * 1024,
+        max_gzip_output: 16 * 1024 * 1024,
+        max_wrapper_depth: 4,
+        max_container_messages: 1024,
+        max_ack_ids: MAX_ACK_IDS,
+        replay_window: DEFAULT_REPLAY_WINDOW,
+        msg_id_max_past: Duration::from_secs(300),
+        msg_id_max_future: Duration::from_secs(30),
+        max_unacked_msgs: DEFAULT_UNACKED_MSGS,
+        max_unacked_bytes: 1024 * 1024,
+        ack_queue: DEFAULT_ACK_QUEUE,
+        ack_flush_threshold: 16,
+        ack_max_delay: Duration::from_secs(60),
+        future_salts: MAX_FUTURE_SALTS,
+        salt_grace: Duration::from_secs(1800),
+        salt_rotation: Duration::from_secs(24 * 3600),
+        resend_burst_bytes: 256 * 1024,
+        resend_bytes_per_sec: 64 * 1024,
+        max_pending_handshakes: 1024,
+        handshake_state_ttl: Duration::from_secs(600),
+        max_resend_attempts: 6,
+    };
+
+    /// Rejects configurations that would make a structure useless or exceed a spec limit: a zero capacity, a
+    /// container or ack limit above the spec's, or a zero resend rate.
+    pub const fn validate(&self) -> Result<(), InvalidLimits> {
+        if self.max_frame == 0
+            || self.max_gzip_output == 0
+            || self.max_wrapper_depth == 0
+            || self.replay_window == 0
+            || self.max_unacked_msgs == 0
+            || self.max_unacked_bytes == 0
+            || self.ack_queue == 0
+            || self.future_salts == 0
+            || self.max_pending_handshakes == 0
+            || self.resend_bytes_per_sec == 0
+        {
+            return Err(InvalidLimits::Zero);
+        }
+        if self.max_container_messages > 1024 || self.max_ack_ids > MAX_ACK_IDS || self.future_salts > MAX_FUTURE_SALTS
+        {
+            return Err(InvalidLimits::AboveSpec);
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// A [`Limits`] value that cannot work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InvalidLimits {
+    /// A capacity or rate is zero.
+    Zero,
+    /// A bound exceeds what the spec allows on the wire (1024 container messages, 8192 ids, 64 future salts).
+    AboveSpec,
+}
+
+impl fmt::Display for InvalidLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidLimits::Zero => "a session limit is zero",
+            InvalidLimits::AboveSpec => "a session limit exceeds the protocol's maximum",
+        })
+    }
+}
+
+impl core::error::Error for InvalidLimits {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_bad_values_are_rejected() {
+        const D: Limits = Limits::DEFAULT;
+        assert_eq!(D.validate(), Ok(()));
+        assert_eq!(Limits::default(), D);
+        assert_eq!(Limits { replay_window: 0, ..D }.validate(), Err(InvalidLimits::Zero));
+        assert_eq!(Limits { resend_bytes_per_sec: 0, ..D }.validate(), Err(InvalidLimits::Zero));
+        assert_eq!(Limits { max_container_messages: 1025, ..D }.validate(), Err(InvalidLimits::AboveSpec));
+        assert_eq!(Limits { max_ack_ids: 8193, ..D }.validate(), Err(InvalidLimits::AboveSpec));
+        assert_eq!(Limits { future_salts: 65, ..D }.validate(), Err(InvalidLimits::AboveSpec));
+    }
+}
