@@ -181,6 +181,8 @@ struct Slot {
     in_tracker: bool,
     /// Client queries: when they fail with `Timeout`.
     deadline: Option<Instant>,
+    /// The msg_id `send` returned: events name it even after a resend under a new msg_id.
+    orig: MsgId,
 }
 
 /// A packet [`Engine::poll_packet`] wrote.
@@ -794,6 +796,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             queued: true,
             in_tracker: false,
             deadline: None,
+            orig: MsgId(0),
         };
         let idx = self.alloc(len, slot, f)?;
         let id = if response { self.ids.next_response(now, &self.clock) } else { self.ids.next(now, &self.clock) };
@@ -805,6 +808,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if let Some(Some(s)) = self.slots.get_mut(idx) {
             s.id = id;
             s.seq_no = seq;
+            s.orig = id;
         }
         Ok(id)
     }
@@ -864,13 +868,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     fn fail(&mut self, id: MsgId, reason: FailReason) {
+        let req = self.slot_by_id(id).map_or(id, |(_, s)| s.orig);
         if let Some(r) = self.tracker.remove(id) {
             self.free(r.handle);
         } else if let Some((idx, _)) = self.slot_by_id(id) {
             self.free(BodyHandle(idx as u32));
         }
         self.stats.failed += 1;
-        self.push_event(EvRec::Failed { req: id, reason });
+        self.push_event(EvRec::Failed { req, reason });
     }
 
     fn close(&mut self) {
@@ -1075,9 +1080,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     fn on_rpc_result(&mut self, r: RpcResult<'_>, salt: u64, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
-        let req = MsgId::from_wire(r.req_msg_id);
+        let wire_req = MsgId::from_wire(r.req_msg_id);
         // Item 42: only the first result of a query we track resolves it; anything else is ignored (still acked).
-        let Some(res) = self.tracker.resolve_rpc(req) else { return };
+        let Some(res) = self.tracker.resolve_rpc(wire_req) else { return };
+        let req = self.slots.get(res.handle.0 as usize).copied().flatten().map_or(wire_req, |s| s.orig);
         let _ = self.client_salts.adopt_response_salt(&res.proof, salt);
         self.free(res.handle);
         let (buf_is_gz, result): (Option<Span>, &[u8]) = match peek_ctor(r.result) {
@@ -1727,7 +1733,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         // Lay the members out; `used` counts payload bytes.
         let mut members: heapless::Vec<(usize, bool), MSGS> = heapless::Vec::new();
         let mut used = if need_container { CONTAINER_HDR } else { 0 };
-        let ack_reserve = if ack_now { INNER_HDR + 8 + 8 * self.acks.len().min(ACKS_PER_PACKET) } else { 0 };
+        let ack_reserve = if ack_now { INNER_HDR + 12 + 8 * self.acks.len().min(ACKS_PER_PACKET) } else { 0 };
         // 1. Resends requested by the peer, then due ones: byte-identical inside the new container (item 38).
         let mut forced = core::mem::take(&mut self.forced);
         while let Some(id) = forced.pop() {
@@ -1806,7 +1812,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             if let Some(aid) = ack_id.filter(|_| ack_now) {
                 let n = self.acks.len().min(ACKS_PER_PACKET);
-                let blen = 8 + 8 + 8 * n;
+                let blen = 12 + 8 * n;
                 if need_container {
                     let _ = w.i64(aid.to_wire());
                     let _ = w.i32(self.seq.next(false).unwrap_or(0) as i32);
