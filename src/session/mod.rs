@@ -37,3 +37,6 @@ pub mod event;
 
 pub use engine::{Engine, EngineConfig, MsgKind, Packet, Stats};
 pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
+pub mod facade;
+
+pub use facade::{Error, Session, SessionConfig, SessionLarge, SessionSmall, TransportConfig};
