@@ -183,6 +183,10 @@ struct Slot {
     deadline: Option<Instant>,
     /// The msg_id `send` returned: events name it even after a resend under a new msg_id.
     orig: MsgId,
+    /// Transmissions under the current msg_id.
+    sends: u8,
+    /// The peer acknowledged it: it has the message, so it is never renamed.
+    acked: bool,
 }
 
 /// A packet [`Engine::poll_packet`] wrote.
@@ -797,6 +801,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             in_tracker: false,
             deadline: None,
             orig: MsgId(0),
+            sends: 0,
+            acked: false,
         };
         let idx = self.alloc(len, slot, f)?;
         let id = if response { self.ids.next_response(now, &self.clock) } else { self.ids.next(now, &self.clock) };
@@ -844,7 +850,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             let _ = self.tracker.remove(id);
             for m in members {
-                self.resend_one_new_id(now, m);
+                // A member that travelled before this container may have been received and executed: it goes
+                // again under its own msg_id (the DC drops a duplicate). Only a first transmission is renamed.
+                if self.slot_by_id(m).is_some_and(|(_, s)| s.sends > 1 || s.acked) {
+                    if !self.forced.contains(&m) {
+                        let _ = self.forced.push(m);
+                    }
+                } else {
+                    self.resend_one_new_id(now, m);
+                }
             }
         } else {
             self.resend_one_new_id(now, id);
@@ -853,6 +867,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     fn resend_one_new_id(&mut self, now: Instant, id: MsgId) {
         let Some((idx, slot)) = self.slot_by_id(id) else { return };
+        if slot.acked || slot.sends > 1 {
+            // The peer has it, or may have it from an earlier transmission (and may have executed it): never
+            // renamed; its answer is awaited, or its attempts run out.
+            return;
+        }
         let response = self.side == Side::Server && id.is_server_response();
         let new = if response { self.ids.next_response(now, &self.clock) } else { self.ids.next(now, &self.clock) };
         let (Ok(new), Ok(seq)) = (new, self.seq.next(true)) else { return };
@@ -862,6 +881,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             s.seq_no = seq;
             s.queued = true;
             s.in_tracker = in_tracker;
+            s.sends = 0;
         }
         let _ = slot;
         self.stats.resent += 1;
@@ -1133,8 +1153,16 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     fn on_ack(&mut self, id: MsgId) {
-        if let Some(Acked::Released(r)) = self.tracker.ack(id) {
-            self.free(r.handle);
+        match self.tracker.ack(id) {
+            Some(Acked::Released(r)) => self.free(r.handle),
+            Some(Acked::AwaitingAnswer) => {
+                if let Some((idx, _)) = self.slot_by_id(id)
+                    && let Some(Some(s)) = self.slots.get_mut(idx)
+                {
+                    s.acked = true;
+                }
+            }
+            None => {}
         }
     }
 
@@ -1178,8 +1206,20 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 }
                 self.resend_new_id(now, bad);
             }
+            BadMsgCode::ContainerIdReused => {
+                // The DC already has a container with this id (a duplicate arrived): its members go again, under
+                // their own ids, in a new container.
+                let mut members: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+                for m in self.tracker.members_of(bad) {
+                    let _ = members.push(m);
+                }
+                for m in members {
+                    if !self.forced.contains(&m) {
+                        let _ = self.forced.push(m);
+                    }
+                }
+            }
             BadMsgCode::MsgIdBadParity
-            | BadMsgCode::ContainerIdReused
             | BadMsgCode::MsgTooOld
             | BadMsgCode::SeqNoTooLow
             | BadMsgCode::SeqNoTooHigh
@@ -1334,20 +1374,30 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         gz_used: &mut usize,
     ) -> Result<(), Dropped> {
         let unix = self.clock.unix_time(now);
-        // Parity and time first: a stale replay must not start (and so reset) a session.
-        if let Err(e) = self.inbound.check(h.msg_id, unix, true)
-            && matches!(e, MsgIdReject::BadParity | MsgIdReject::TooLow | MsgIdReject::TooHigh)
-        {
-            if self.session_known && h.session_id == self.session_id {
-                let is_c = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
-                if let Some(code) = e.bad_msg_code(is_c) {
-                    self.notify_bad(now, h.msg_id, h.seq_no, code);
+        let is_container = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
+        let same_session = self.session_known && h.session_id == self.session_id;
+        // A message already received is dropped silently (re-acked) before any other check, so a duplicate or
+        // replay never provokes a notification that could make the client rename, and so repeat, a message.
+        if same_session && self.inbound.window().contains(h.msg_id) {
+            if is_container {
+                self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::ContainerIdReused);
+            } else if h.seq_no % 2 == 1 {
+                let _ = self.acks.push(now, h.msg_id);
+            }
+            return Err(Dropped::BadMsgId);
+        }
+        // Parity and time before the session: a stale replay must not start (and so reset) a session.
+        let early = check_parity(h.msg_id, Side::Client).and_then(|()| {
+            TimeWindow { past: self.cfg.limits.msg_id_max_past, future: self.cfg.limits.msg_id_max_future }
+                .check(h.msg_id, unix)
+        });
+        if let Err(e) = early {
+            if same_session || !self.session_known {
+                // Before a session exists, answer in the client's session so it can correct its clock.
+                if !self.session_known {
+                    self.session_id = h.session_id;
                 }
-            } else if !self.session_known {
-                // Answer in the client's session so it can correct its clock; the session starts later.
-                self.session_id = h.session_id;
-                let is_c = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
-                if let Some(code) = e.bad_msg_code(is_c) {
+                if let Some(code) = e.bad_msg_code(is_container) {
                     self.notify_bad(now, h.msg_id, h.seq_no, code);
                 }
             }
@@ -1359,7 +1409,6 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             self.nsc_due = true;
             self.push_event(EvRec::Created(h.session_id));
         }
-        let is_container = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
         if self.cfg.strict_order && self.inbound.window().highest().is_some_and(|hi| h.msg_id < hi) {
             return Err(Dropped::OutOfOrder);
         }
@@ -1421,6 +1470,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             for m in c.iter() {
                 let id = MsgId::from_wire(m.msg_id);
                 let seq = m.seqno as u32;
+                if self.inbound.window().contains(id) {
+                    if seq % 2 == 1 {
+                        let _ = self.acks.push(now, id);
+                    }
+                    continue;
+                }
                 match self.inbound.check(id, unix, true) {
                     Ok(()) => {}
                     Err(MsgIdReject::Duplicate) => {
@@ -1745,6 +1800,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 used += INNER_HDR + s.len as usize;
                 let _ = members.push((idx, true));
                 let _ = self.tracker.mark_resent(id, now, Some(cid));
+                self.stats.resent += 1;
             }
         }
         while let Some(d) = self.tracker.next_due(now) {
@@ -1851,6 +1907,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         let mut carries_query = false;
         let mut tracked_in_container = false;
         for &(idx, resend) in members.iter() {
+            if let Some(Some(slot)) = self.slots.get_mut(idx) {
+                slot.sends = slot.sends.saturating_add(1);
+            }
             if resend {
                 tracked_in_container = true;
                 continue;
