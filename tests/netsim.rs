@@ -172,6 +172,9 @@ fn run(seed: u64) -> Result<Outcome, String> {
             }
             next_app = now.saturating_add(micros(rng.random_range(100_000..3_000_000)));
         }
+        if std::env::var("NETSIM_TRACE").is_ok() {
+            eprintln!("{now:?} c {:?} s {:?}", client.stats(), server.stats());
+        }
         if faulty && rng.random_bool(f.forget) {
             server.engine_mut().forget_session();
             executed.clear();
@@ -271,6 +274,9 @@ fn drain_events(
     while let Some(ev) = server.poll_event() {
         match ev {
             Event::Request { msg_id, body } => {
+                if std::env::var("NETSIM_TRACE").is_ok() {
+                    eprintln!("{now:?} DC request {msg_id} tag {:?}", body.get(4..8));
+                }
                 let n = executed.entry(body.to_vec()).or_default();
                 *n += 1;
                 if *n > 1 {

@@ -1358,6 +1358,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.disconnect_at = None;
     }
 
+    /// Marks a refused, authenticated msg_id as received, so no later copy of it is ever accepted: the client
+    /// re-sends the content under a new msg_id, and accepting the old one too would execute it twice.
+    fn burn(&mut self, id: MsgId, unix: UnixTime) {
+        let _ = self.inbound.accept(id, unix, false);
+    }
+
     fn notify_bad(&mut self, now: Instant, bad: MsgId, seq_no: u32, code: BadMsgCode) {
         self.stats.bad_msgs += 1;
         let b = BadMsg { bad_msg_id: bad.to_wire(), bad_msg_seqno: seq_no as i32, error_code: code.code() };
@@ -1400,6 +1406,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 if let Some(code) = e.bad_msg_code(is_container) {
                     self.notify_bad(now, h.msg_id, h.seq_no, code);
                 }
+                if e == MsgIdReject::TooHigh && same_session {
+                    self.burn(h.msg_id, unix);
+                }
             }
             return Err(Dropped::BadMsgId);
         }
@@ -1441,6 +1450,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 new_server_salt: b.new_salt as i64,
             };
             self.queue_tl(now, SentKind::Service, false, true, &bs);
+            // The id is spent: a delayed copy of this packet must not be accepted once the salt (or the client's
+            // clock) would pass, after the client re-sent its content under a new msg_id.
+            self.burn(h.msg_id, unix);
             return Err(Dropped::BadSalt);
         }
         if is_container {
@@ -1463,6 +1475,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             if let Err(e) = self.seq_check.check(h.msg_id, h.seq_no, false) {
                 self.notify_bad(now, h.msg_id, h.seq_no, e.bad_msg_code());
+                self.burn(h.msg_id, unix);
                 return Err(Dropped::BadSeqNo);
             }
             let _ = self.inbound.accept(h.msg_id, unix, true);
@@ -1488,11 +1501,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                         if let Some(code) = e.bad_msg_code(false) {
                             self.notify_bad(now, id, seq, code);
                         }
+                        if e == MsgIdReject::TooHigh {
+                            self.burn(id, unix);
+                        }
                         continue;
                     }
                 }
                 if let Err(e) = self.seq_check.check(id, seq, is_content_related(m.body)) {
                     self.notify_bad(now, id, seq, e.bad_msg_code());
+                    self.burn(id, unix);
                     continue;
                 }
                 let _ = self.inbound.accept(id, unix, true);
@@ -1505,6 +1522,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             if let Err(e) = self.seq_check.check(h.msg_id, h.seq_no, is_content_related(body)) {
                 self.notify_bad(now, h.msg_id, h.seq_no, e.bad_msg_code());
+                self.burn(h.msg_id, unix);
                 return Err(Dropped::BadSeqNo);
             }
             let _ = self.inbound.accept(h.msg_id, unix, true);
