@@ -887,6 +887,46 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.stats.resent += 1;
     }
 
+    /// Client: a new session id (derived from the old one, no RNG needed) with fresh msg_ids and seq_nos; every
+    /// message still in flight is sent again under a new id, except those the DC acknowledged.
+    fn restart_session(&mut self, now: Instant) {
+        let mut h = Sha256::new();
+        h.update(self.session_id.to_le_bytes());
+        h.update(self.clock.msg_time(now).to_le_bytes());
+        let d = h.finalize();
+        let mut b = [0u8; 8];
+        if let Some(x) = d.get(..8) {
+            b.copy_from_slice(x);
+        }
+        self.session_id = u64::from_le_bytes(b);
+        self.ids = MsgIdGen::new(self.side);
+        self.seq = SeqNoGen::new();
+        self.inbound.reset();
+        self.tracker = SentTracker::new(TX, self.tracker.policy());
+        self.quick_acks.clear();
+        self.forced.clear();
+        self.salts_requested = false;
+        let mut order: heapless::Vec<(MsgId, usize), MSGS> = heapless::Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(s) = s {
+                let _ = order.push((s.id, i));
+            }
+        }
+        order.sort_unstable();
+        for (_, i) in order {
+            let (Ok(id), Ok(seq)) = (self.ids.next(now, &self.clock), self.seq.next(true)) else { continue };
+            if let Some(Some(s)) = self.slots.get_mut(i) {
+                s.id = id;
+                s.seq_no = seq;
+                s.queued = true;
+                s.in_tracker = false;
+                s.sends = 0;
+                s.acked = false;
+            }
+        }
+        self.stats.resent += 1;
+    }
+
     fn fail(&mut self, id: MsgId, reason: FailReason) {
         let req = self.slot_by_id(id).map_or(id, |(_, s)| s.orig);
         if let Some(r) = self.tracker.remove(id) {
@@ -1197,7 +1237,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         match code {
             BadMsgCode::MsgIdTooLow | BadMsgCode::MsgIdTooHigh => {
                 self.clock.sync_to_server_msg_id(&proof, now, server_id);
-                self.resend_new_id(now, bad);
+                let ahead = self.ids.last().is_some_and(|l| l.0 > self.clock.msg_time(now).saturating_add(30 << 32));
+                if ahead {
+                    // Our ids ran ahead of the corrected clock and must stay increasing within a session: start
+                    // a new session, whose fresh ids follow the corrected clock (item 36).
+                    self.restart_session(now);
+                } else {
+                    self.resend_new_id(now, bad);
+                }
             }
             BadMsgCode::BadServerSalt => {
                 match salt {

@@ -69,13 +69,14 @@ pub fn packets(e: &mut E, now: Instant, rng: &mut StdRng) -> Vec<Vec<u8>> {
 
 /// A client and a DC engine with the same key; the DC answers every request by echoing its body.
 pub struct Pair {
+    pub seed: u64,
+    pub auto_answer: bool,
     pub c: Box<E>,
     pub s: Box<E>,
     pub now: Instant,
     pub rng: StdRng,
     pub client_events: Vec<Ev>,
     pub server_events: Vec<Ev>,
-    pub auto_answer: bool,
 }
 
 pub fn client_cfg() -> EngineConfig {
@@ -95,7 +96,7 @@ impl Pair {
         let cclock = Clock::from_unix_hint(now, UnixTime((UNIX0 as i64 + skew) as u64));
         let c = Box::new(E::client(ccfg, key(seed), 0, cclock, now, &mut rng));
         let s = Box::new(E::server(scfg, key(seed), sclock, now, &mut rng));
-        Pair { c, s, now, rng, client_events: Vec::new(), server_events: Vec::new(), auto_answer: true }
+        Pair { seed, c, s, now, rng, client_events: Vec::new(), server_events: Vec::new(), auto_answer: true }
     }
 
     pub fn advance(&mut self, secs: u64) {
