@@ -20,7 +20,9 @@ fn hx(v: &Value) -> Vec<u8> {
 }
 
 fn arr<const N: usize>(v: &Value) -> [u8; N] {
-    hx(v).try_into().unwrap_or_else(|b: Vec<u8>| panic!("expected {N} bytes, got {}", b.len()))
+    hx(v)
+        .try_into()
+        .unwrap_or_else(|b: Vec<u8>| panic!("expected {N} bytes, got {}", b.len()))
 }
 
 fn sample_auth_key() -> AuthKey {
@@ -69,7 +71,12 @@ fn aes_ige_all_vectors_encrypt_and_decrypt() {
     assert_eq!(vectors.len(), 7);
     for v in vectors {
         let name = v["name"].as_str().unwrap();
-        let (key, iv, pt, ct) = (hx(&v["key"]), arr::<32>(&v["iv"]), hx(&v["plaintext"]), hx(&v["ciphertext"]));
+        let (key, iv, pt, ct) = (
+            hx(&v["key"]),
+            arr::<32>(&v["iv"]),
+            hx(&v["plaintext"]),
+            hx(&v["ciphertext"]),
+        );
         match v["key_bits"].as_u64().unwrap() {
             256 => {
                 let key: [u8; 32] = key.try_into().unwrap();
@@ -101,7 +108,12 @@ fn aes_ige_all_vectors_encrypt_and_decrypt() {
 fn aes_ctr_nist_sp800_38a_f55() {
     let d = load("aes_ige.json");
     let v = &d["aes_256_ctr"]["nist_sp800_38a_F55"];
-    let (key, iv, pt, ct) = (arr::<32>(&v["key"]), arr::<16>(&v["initial_counter"]), hx(&v["plaintext"]), hx(&v["ciphertext"]));
+    let (key, iv, pt, ct) = (
+        arr::<32>(&v["key"]),
+        arr::<16>(&v["initial_counter"]),
+        hx(&v["plaintext"]),
+        hx(&v["ciphertext"]),
+    );
     let mut buf = pt.clone();
     AesCtr::new(&key, &iv).apply(&mut buf);
     assert_eq!(buf, ct);
@@ -116,7 +128,9 @@ fn aes_ctr_nist_sp800_38a_f55() {
 #[test]
 fn aes_ctr_obfuscation_vectors() {
     let d = load("aes_ige.json");
-    let vectors = d["aes_256_ctr"]["mtproto_obfuscation_derived"]["vectors"].as_array().unwrap();
+    let vectors = d["aes_256_ctr"]["mtproto_obfuscation_derived"]["vectors"]
+        .as_array()
+        .unwrap();
     assert_eq!(vectors.len(), 2);
     for v in vectors {
         let name = v["name"].as_str().unwrap();
@@ -155,8 +169,15 @@ fn aes_ctr_obfuscation_vectors() {
 
 fn kdf_vector(name: &str) -> Value {
     let d = load("mtproto_kdf.json");
-    let all = d["public_vectors"].as_array().unwrap().iter().chain(d["derived_vectors"].as_array().unwrap());
-    all.clone().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no vector {name}")).clone()
+    let all = d["public_vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(d["derived_vectors"].as_array().unwrap());
+    all.clone()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no vector {name}"))
+        .clone()
 }
 
 #[test]
@@ -172,7 +193,10 @@ fn every_kdf_vector_has_a_test() {
     let src = include_str!("crypto_vectors.rs");
     for n in names {
         // Each vector is fetched by its quoted name (`kdf_vector("...")` or a loop over names).
-        assert!(src.matches(&format!("\"{n}\"")).count() >= 1, "vector {n} is not tested");
+        assert!(
+            src.matches(&format!("\"{n}\"")).count() >= 1,
+            "vector {n} is not tested"
+        );
     }
 }
 
@@ -242,7 +266,15 @@ fn decrypt_v2_server_message_grammers() {
     assert_eq!(u64::from(m.seq_no()), f["seq_no"].as_u64().unwrap());
     assert_eq!(m.body().len() as u64, f["message_data_length"].as_u64().unwrap());
     assert_eq!(m.padding_len() as u64, f["padding_length"].as_u64().unwrap());
-    assert_eq!(m.body()[..4], hex::decode(f["body_constructor"].as_str().unwrap()[..8].to_string()).unwrap().iter().rev().copied().collect::<Vec<_>>()[..]);
+    assert_eq!(
+        m.body()[..4],
+        hex::decode(f["body_constructor"].as_str().unwrap()[..8].to_string())
+            .unwrap()
+            .iter()
+            .rev()
+            .copied()
+            .collect::<Vec<_>>()[..]
+    );
     assert_eq!(m.body(), &plain[32..32 + m.body().len()]);
     drop(m);
     assert_eq!(pkt[24..], plain[..]);
@@ -295,11 +327,15 @@ fn check_sample_message(name: &str, dir: Direction) {
     // The vector's padding is the minimal one, so the MINIMAL policy with a replayed RNG reproduces it exactly.
     let mut out = [0u8; 256];
     let mut rng = ReplayRng(padding.clone());
-    let enc = packet::encrypt_with_policy(&key, dir, &header, body, PaddingPolicy::MINIMAL, &mut rng, &mut out).unwrap();
+    let enc =
+        packet::encrypt_with_policy(&key, dir, &header, body, PaddingPolicy::MINIMAL, &mut rng, &mut out).unwrap();
     assert_eq!(out[..enc.len], hx(&v["full_message_hex"])[..], "{name}");
     assert_eq!(enc.quick_ack, kdf::quick_ack_token(&large));
     if let Some(q) = v.get("quick_ack_token") {
-        assert_eq!(enc.quick_ack, u32::from_str_radix(q["uint32_hex"].as_str().unwrap(), 16).unwrap());
+        assert_eq!(
+            enc.quick_ack,
+            u32::from_str_radix(q["uint32_hex"].as_str().unwrap(), 16).unwrap()
+        );
         assert_eq!(large[..4], hx(&q["le_bytes_hex"])[..]);
     }
     let m = packet::decrypt(&key, dir, &mut out[..enc.len]).unwrap();
@@ -341,7 +377,10 @@ fn bind_auth_key_inner_v1_encrypt_and_verify() {
 
     let m = packet::decrypt_v1_bind(&perm, &mut out[..n]).unwrap();
     assert_eq!(m.body(), &inner[..]);
-    assert_eq!(m.msg_id(), u64::from_str_radix(f["msg_id_hex"].as_str().unwrap(), 16).unwrap());
+    assert_eq!(
+        m.msg_id(),
+        u64::from_str_radix(f["msg_id_hex"].as_str().unwrap(), 16).unwrap()
+    );
     assert_eq!(m.seq_no(), 0);
     assert_eq!(m.random()[..], hx(&f["random_int128"])[..]);
     // The temp key cannot open it.
@@ -425,7 +464,10 @@ fn auth_key_sample_sha1s_ids_and_salt() {
     assert_eq!(Sha1::digest(key.as_bytes())[..], h("auth_key_sha1")[..]);
     assert_eq!(key.aux_hash().to_le_bytes()[..], h("auth_key_aux_hash")[..]);
     assert_eq!(key.id().to_le_bytes()[..], h("auth_key_id")[..]);
-    assert_eq!(format!("{:016x}", key.id()), v["auth_key_id"]["as_int64_hex"].as_str().unwrap());
+    assert_eq!(
+        format!("{:016x}", key.id()),
+        v["auth_key_id"]["as_int64_hex"].as_str().unwrap()
+    );
     assert_eq!(key.id() as i64, v["auth_key_id"]["as_int64_signed"].as_i64().unwrap());
 
     let new_nonce = h("new_nonce");
@@ -439,7 +481,11 @@ fn auth_key_sample_sha1s_ids_and_salt() {
         assert_eq!(hash[4..20], h(name)[..], "{name}");
     }
     let server_nonce = h("server_nonce");
-    let salt: Vec<u8> = new_nonce[..8].iter().zip(&server_nonce[..8]).map(|(a, b)| a ^ b).collect();
+    let salt: Vec<u8> = new_nonce[..8]
+        .iter()
+        .zip(&server_nonce[..8])
+        .map(|(a, b)| a ^ b)
+        .collect();
     assert_eq!(salt, h("server_salt"));
     assert_eq!(
         u64::from_le_bytes(salt.try_into().unwrap()) as i64,
@@ -483,6 +529,10 @@ fn auth_key_sample_older_revision() {
         .chain_update(key.aux_hash().to_le_bytes())
         .finalize();
     assert_eq!(hash1[4..20], hx(&g["new_nonce_hash1"])[..]);
-    let salt: Vec<u8> = new_nonce[..8].iter().zip(&server_nonce[..8]).map(|(a, b)| a ^ b).collect();
+    let salt: Vec<u8> = new_nonce[..8]
+        .iter()
+        .zip(&server_nonce[..8])
+        .map(|(a, b)| a ^ b)
+        .collect();
     assert_eq!(salt, hx(&dv["server_salt"]));
 }

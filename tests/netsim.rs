@@ -78,10 +78,18 @@ fn run(seed: u64) -> Result<Outcome, String> {
     let mut k = [0u8; 256];
     rng.fill_bytes(&mut k);
     let key = AuthKey::from_bytes(k);
-    let limits = Limits { salt_rotation: Duration::from_secs(120), salt_grace: Duration::from_secs(60), ..Limits::DEFAULT };
+    let limits = Limits {
+        salt_rotation: Duration::from_secs(120),
+        salt_grace: Duration::from_secs(60),
+        ..Limits::DEFAULT
+    };
     let ecfg = EngineConfig {
         limits,
-        resend: ResendPolicy { initial: Duration::from_secs(2), max: Duration::from_secs(16), max_attempts: 8 },
+        resend: ResendPolicy {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(16),
+            max_attempts: 8,
+        },
         ping_interval: Some(Duration::from_secs(30)),
         rpc_timeout: Duration::from_secs(150),
         quick_ack: rng.random_bool(0.5),
@@ -93,7 +101,11 @@ fn run(seed: u64) -> Result<Outcome, String> {
         unix_time_hint: Some(UnixTime((UNIX0 as i64 + skew) as u64)),
         ..SessionConfig::DEFAULT
     };
-    let scfg = SessionConfig { engine: ecfg, unix_time_hint: Some(UnixTime(UNIX0)), ..SessionConfig::DEFAULT };
+    let scfg = SessionConfig {
+        engine: ecfg,
+        unix_time_hint: Some(UnixTime(UNIX0)),
+        ..SessionConfig::DEFAULT
+    };
     let mut client: Box<S> = Box::new(S::client(ccfg, key.clone(), now, &mut crng));
     let mut server: Box<S> = Box::new(S::server(scfg, key, now, &mut srng));
 
@@ -135,9 +147,20 @@ fn run(seed: u64) -> Result<Outcome, String> {
             let mut stalls = 0;
             while off < p.bytes.len() {
                 let target: &mut S = if p.to_server { &mut server } else { &mut client };
-                let n = target.handle_input(now, &p.bytes[off..]).map_err(|e| format!("transport error: {e}"))?;
+                let n = target
+                    .handle_input(now, &p.bytes[off..])
+                    .map_err(|e| format!("transport error: {e}"))?;
                 off += n;
-                drain_events(&mut client, &mut server, now, &sent, &mut ended, &mut executed, &mut updates_seen, &mut answers)?;
+                drain_events(
+                    &mut client,
+                    &mut server,
+                    now,
+                    &sent,
+                    &mut ended,
+                    &mut executed,
+                    &mut updates_seen,
+                    &mut answers,
+                )?;
                 stalls = if n == 0 { stalls + 1 } else { 0 };
                 if stalls > 2 {
                     return Err("handle_input makes no progress".into());
@@ -180,13 +203,27 @@ fn run(seed: u64) -> Result<Outcome, String> {
             executed.clear();
             answers.clear();
         }
-        drain_events(&mut client, &mut server, now, &sent, &mut ended, &mut executed, &mut updates_seen, &mut answers)?;
+        drain_events(
+            &mut client,
+            &mut server,
+            now,
+            &sent,
+            &mut ended,
+            &mut executed,
+            &mut updates_seen,
+            &mut answers,
+        )?;
         // 4. Transmit.
         for to_server in [true, false] {
             loop {
-                let (src, srng_): (&mut S, &mut StdRng) =
-                    if to_server { (&mut client, &mut crng) } else { (&mut server, &mut srng) };
-                let Some(n) = src.poll_transmit(now, srng_, &mut out).map_err(|e| format!("{e}"))? else { break };
+                let (src, srng_): (&mut S, &mut StdRng) = if to_server {
+                    (&mut client, &mut crng)
+                } else {
+                    (&mut server, &mut srng)
+                };
+                let Some(n) = src.poll_transmit(now, srng_, &mut out).map_err(|e| format!("{e}"))? else {
+                    break;
+                };
                 let bytes = out[..n].to_vec();
                 bytes.hash(&mut hasher);
                 seq += 1;
@@ -208,12 +245,30 @@ fn run(seed: u64) -> Result<Outcome, String> {
                     }
                     if rng.random_bool(f.dup) {
                         let later = at.saturating_add(micros(rng.random_range(0..1_000_000)));
-                        link.push(InFlight { at: later, seq, to_server, epoch, bytes: b.clone() });
+                        link.push(InFlight {
+                            at: later,
+                            seq,
+                            to_server,
+                            epoch,
+                            bytes: b.clone(),
+                        });
                         seq += 1;
                     }
-                    link.push(InFlight { at, seq, to_server, epoch, bytes: b });
+                    link.push(InFlight {
+                        at,
+                        seq,
+                        to_server,
+                        epoch,
+                        bytes: b,
+                    });
                 } else {
-                    link.push(InFlight { at, seq, to_server, epoch, bytes });
+                    link.push(InFlight {
+                        at,
+                        seq,
+                        to_server,
+                        epoch,
+                        bytes,
+                    });
                 }
             }
         }
@@ -250,14 +305,17 @@ fn run(seed: u64) -> Result<Outcome, String> {
         now = next;
     }
     // Everything must have resolved.
-    for (id, _) in &sent {
+    for id in sent.keys() {
         match ended.get(id) {
             Some(1) => {}
             Some(n) => return Err(format!("query {id} ended {n} times")),
             None => return Err(format!("query {id} never ended")),
         }
     }
-    Ok(Outcome { hash: hasher.finish(), queries: sent.len() })
+    Ok(Outcome {
+        hash: hasher.finish(),
+        queries: sent.len(),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -303,7 +361,9 @@ fn drain_events(
     while let Some(ev) = client.poll_event() {
         match ev {
             Event::RpcResult { req, body } => {
-                let q = sent.get(&req).ok_or_else(|| format!("result for a query never sent: {req}"))?;
+                let q = sent
+                    .get(&req)
+                    .ok_or_else(|| format!("result for a query never sent: {req}"))?;
                 if body.get(..4) != Some(b"ANS:") || &body[4..] != q.as_slice() {
                     return Err(format!("result for {req} is not the DC's answer to it"));
                 }
@@ -340,7 +400,10 @@ fn drain_events(
 
 #[test]
 fn netsim_seeds() {
-    let seeds: u64 = std::env::var("NETSIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let seeds: u64 = std::env::var("NETSIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     let only: Option<u64> = std::env::var("NETSIM_SEED").ok().and_then(|s| s.parse().ok());
     let list: Vec<u64> = match only {
         Some(s) => vec![s],
@@ -355,7 +418,11 @@ fn netsim_seeds() {
             Err(_) => panic!("netsim seed {seed} panicked (replay with NETSIM_SEED={seed})"),
         }
     }
-    eprintln!("netsim: {} seeds, {total_queries} queries, {:?}", list.len(), start.elapsed());
+    eprintln!(
+        "netsim: {} seeds, {total_queries} queries, {:?}",
+        list.len(),
+        start.elapsed()
+    );
 }
 
 #[test]

@@ -24,7 +24,12 @@ fn key_b() -> AuthKey {
 }
 
 fn header() -> MessageHeader {
-    MessageHeader { salt: 0x1122_3344_5566_7788, session_id: 0xdead_beef_0bad_f00d, msg_id: 0x6777_e5ed_0001_a2b4, seq_no: 7 }
+    MessageHeader {
+        salt: 0x1122_3344_5566_7788,
+        session_id: 0xdead_beef_0bad_f00d,
+        msg_id: 0x6777_e5ed_0001_a2b4,
+        seq_no: 7,
+    }
 }
 
 fn body(len: usize) -> Vec<u8> {
@@ -33,7 +38,15 @@ fn body(len: usize) -> Vec<u8> {
 
 fn valid_packet(dir: Direction, body_len: usize) -> Vec<u8> {
     let mut out = vec![0u8; 8192];
-    let enc = encrypt(&key_a(), dir, &header(), &body(body_len), &mut StdRng::seed_from_u64(1), &mut out).unwrap();
+    let enc = encrypt(
+        &key_a(),
+        dir,
+        &header(),
+        &body(body_len),
+        &mut StdRng::seed_from_u64(1),
+        &mut out,
+    )
+    .unwrap();
     out.truncate(enc.len);
     out
 }
@@ -64,7 +77,10 @@ fn raw_packet(dir: Direction, plaintext: &[u8]) -> Vec<u8> {
 fn assert_rejected(mut pkt: Vec<u8>, dir: Direction, key: &AuthKey) {
     let r = decrypt(key, dir, &mut pkt).map(|v| v.body().len());
     assert_eq!(r, Err(DecryptError::Rejected));
-    assert!(pkt.iter().all(|&b| b == 0), "a rejected packet must leave no plaintext behind (item 41)");
+    assert!(
+        pkt.iter().all(|&b| b == 0),
+        "a rejected packet must leave no plaintext behind (item 41)"
+    );
 }
 
 // ------------------------------------------------------------------ round trips
@@ -111,11 +127,17 @@ fn seal_open_core_round_trip_and_rejects_tampering() {
     assert_ne!(buf, plain);
     let mut tampered = buf.clone();
     tampered[50] ^= 1;
-    assert_eq!(packet::open_v2(&key, S2C, &sealed.msg_key, &mut tampered), Err(packet::OpenError));
+    assert_eq!(
+        packet::open_v2(&key, S2C, &sealed.msg_key, &mut tampered),
+        Err(packet::OpenError)
+    );
     assert!(tampered.iter().all(|&b| b == 0));
     let mut wrong_dir = buf.clone();
     assert!(packet::open_v2(&key, C2S, &sealed.msg_key, &mut wrong_dir).is_err());
-    assert_eq!(packet::open_v2(&key, S2C, &sealed.msg_key, &mut buf), Ok(sealed.quick_ack));
+    assert_eq!(
+        packet::open_v2(&key, S2C, &sealed.msg_key, &mut buf),
+        Ok(sealed.quick_ack)
+    );
     assert_eq!(buf, plain);
     assert!(packet::seal_v2(&key, S2C, &mut [0u8; 20]).is_err());
 }
@@ -133,7 +155,10 @@ fn buffer_too_small_leaves_output_and_rng_untouched() {
     assert_eq!(r, Err(EncryptError::BufferTooSmall { required }));
     assert!(out.iter().all(|&b| b == 0xAA));
     // The RNG was not advanced: it still produces what a fresh one does.
-    assert_eq!(rand::Rng::next_u64(&mut rng), rand::Rng::next_u64(&mut StdRng::seed_from_u64(9)));
+    assert_eq!(
+        rand::Rng::next_u64(&mut rng),
+        rand::Rng::next_u64(&mut StdRng::seed_from_u64(9))
+    );
     assert_eq!(
         encrypt(&key_a(), C2S, &header(), &body[..6], &mut rng, &mut [0u8; 2048]),
         Err(EncryptError::InvalidBody)
@@ -245,18 +270,44 @@ fn chk_029_uniform_failure_same_error_and_hash_work() {
     let mut p = good.clone();
     p[1000] ^= 4;
     classes.push(("ciphertext flip", p, C2S, key_a()));
-    classes.push(("padding 8", raw_packet(C2S, &raw_plaintext(1032, 1032, 8)), C2S, key_a()));
-    classes.push(("padding 1040", raw_packet(C2S, &raw_plaintext(0, 0, 1040)), C2S, key_a()));
-    classes.push(("negative len", raw_packet(C2S, &raw_plaintext(-4, 0, 1040)), C2S, key_a()));
+    classes.push((
+        "padding 8",
+        raw_packet(C2S, &raw_plaintext(1032, 1032, 8)),
+        C2S,
+        key_a(),
+    ));
+    classes.push((
+        "padding 1040",
+        raw_packet(C2S, &raw_plaintext(0, 0, 1040)),
+        C2S,
+        key_a(),
+    ));
+    classes.push((
+        "negative len",
+        raw_packet(C2S, &raw_plaintext(-4, 0, 1040)),
+        C2S,
+        key_a(),
+    ));
     classes.push(("len % 4", raw_packet(C2S, &raw_plaintext(1002, 1000, 40)), C2S, key_a()));
-    classes.push(("len past end", raw_packet(C2S, &raw_plaintext(1044, 1000, 40)), C2S, key_a()));
+    classes.push((
+        "len past end",
+        raw_packet(C2S, &raw_plaintext(1044, 1000, 40)),
+        C2S,
+        key_a(),
+    ));
 
     // The valid packet costs exactly this much, and so must every invalid one of the same size.
     let mut reference = WorkMeter::default();
     let mut g = good.clone();
     assert!(decrypt_metered(&key_a(), C2S, &mut g, &mut reference).is_ok());
     let sha_blocks = 2 + (32 + PLAIN as u64 + 9).div_ceil(64);
-    assert_eq!(reference, WorkMeter { sha256_blocks: sha_blocks, aes_blocks: PLAIN as u64 / 16 });
+    assert_eq!(
+        reference,
+        WorkMeter {
+            sha256_blocks: sha_blocks,
+            aes_blocks: PLAIN as u64 / 16
+        }
+    );
 
     for (name, mut pkt, dir, key) in classes {
         assert_eq!(pkt.len(), 24 + PLAIN, "{name}");
@@ -272,7 +323,10 @@ fn chk_029_uniform_failure_same_error_and_hash_work() {
     for len in [24 + PLAIN - 5, 24 + 40, 30, 10] {
         let mut pkt = good[..len].to_vec();
         let mut meter = WorkMeter::default();
-        assert_eq!(decrypt_metered(&key_a(), C2S, &mut pkt, &mut meter).map(|_| ()), Err(DecryptError::Rejected));
+        assert_eq!(
+            decrypt_metered(&key_a(), C2S, &mut pkt, &mut meter).map(|_| ()),
+            Err(DecryptError::Rejected)
+        );
         let hashed = len.saturating_sub(24) as u64;
         assert_eq!(meter.sha256_blocks, 2 + (32 + hashed + 9).div_ceil(64), "len {len}");
         assert_eq!(meter.aes_blocks, hashed / 16, "len {len}");
@@ -363,8 +417,26 @@ fn chk_039_padding_bounds_and_randomised() {
     // The padding bytes themselves are random: same message, same padding length, different padding.
     let mut a = vec![0u8; 256];
     let mut b = vec![0u8; 256];
-    let ea = encrypt_with_policy(&key, C2S, &header(), &body(16), PaddingPolicy::MINIMAL, &mut rng, &mut a).unwrap();
-    let eb = encrypt_with_policy(&key, C2S, &header(), &body(16), PaddingPolicy::MINIMAL, &mut rng, &mut b).unwrap();
+    let ea = encrypt_with_policy(
+        &key,
+        C2S,
+        &header(),
+        &body(16),
+        PaddingPolicy::MINIMAL,
+        &mut rng,
+        &mut a,
+    )
+    .unwrap();
+    let eb = encrypt_with_policy(
+        &key,
+        C2S,
+        &header(),
+        &body(16),
+        PaddingPolicy::MINIMAL,
+        &mut rng,
+        &mut b,
+    )
+    .unwrap();
     assert_eq!(ea.len, eb.len);
     assert_ne!(a[..ea.len], b[..eb.len]);
     let pa = decrypt(&key, C2S, &mut a[..ea.len]).unwrap().padding_len();
@@ -457,7 +529,11 @@ fn atk_b06_last_block_substitution_rejected() {
     let p = valid_packet(S2C, 100);
     let other = valid_packet(S2C, 4);
     let n = p.len();
-    for replacement in [vec![0u8; 16], other[other.len() - 16..].to_vec(), p[n - 32..n - 16].to_vec()] {
+    for replacement in [
+        vec![0u8; 16],
+        other[other.len() - 16..].to_vec(),
+        p[n - 32..n - 16].to_vec(),
+    ] {
         let mut q = p.clone();
         q[n - 16..].copy_from_slice(&replacement);
         assert_rejected(q, S2C, &key_a());

@@ -26,20 +26,38 @@ fn client_id(p: &Pair, offset_secs: i64, n: u64) -> u64 {
 
 fn seal(p: &Pair, dir: Direction, h: MessageHeader, body: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; body.len() + 2048];
-    let e = packet::encrypt(&key(p.seed), dir, &h, body, &mut StdRng::seed_from_u64(h.msg_id), &mut out).unwrap();
+    let e = packet::encrypt(
+        &key(p.seed),
+        dir,
+        &h,
+        body,
+        &mut StdRng::seed_from_u64(h.msg_id),
+        &mut out,
+    )
+    .unwrap();
     out.truncate(e.len);
     out
 }
 
 /// A packet from the DC to the client, in the client's session.
 fn from_dc(p: &Pair, msg_id: u64, seq_no: u32, body: &[u8]) -> Vec<u8> {
-    let h = MessageHeader { salt: 0, session_id: p.c.session_id(), msg_id, seq_no };
+    let h = MessageHeader {
+        salt: 0,
+        session_id: p.c.session_id(),
+        msg_id,
+        seq_no,
+    };
     seal(p, Direction::ServerToClient, h, body)
 }
 
 /// A packet from a client to the DC with the DC's current salt.
 fn to_dc(p: &Pair, session_id: u64, msg_id: u64, seq_no: u32, body: &[u8]) -> Vec<u8> {
-    let h = MessageHeader { salt: p.s.current_salt(), session_id, msg_id, seq_no };
+    let h = MessageHeader {
+        salt: p.s.current_salt(),
+        session_id,
+        msg_id,
+        seq_no,
+    };
     seal(p, Direction::ClientToServer, h, body)
 }
 
@@ -79,7 +97,6 @@ fn settled(seed: u64) -> Pair {
     p
 }
 
-
 #[test]
 fn rpc_round_trip_echo() {
     let mut p = Pair::new(1);
@@ -87,11 +104,14 @@ fn rpc_round_trip_echo() {
     let id = p.query(&body);
     assert_eq!(p.results_for(id), vec![&Ev::Result(id, body.clone())]);
     // The DC saw the request once and created the session.
-    let reqs: Vec<_> = p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).collect();
+    let reqs: Vec<_> = p
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, Ev::Request(..)))
+        .collect();
     assert_eq!(reqs.len(), 1);
     assert!(p.server_events.iter().any(|e| matches!(e, Ev::Created(_))));
 }
-
 
 #[test]
 fn rpc_error_decoded() {
@@ -99,10 +119,22 @@ fn rpc_error_decoded() {
     p.auto_answer = false;
     let id = p.c.send(p.now, &api_body(3, 0), MsgKind::Query).unwrap();
     p.pump();
-    let req = p.server_events.iter().find_map(|e| if let Ev::Request(r, _) = e { Some(*r) } else { None }).unwrap();
+    let req = p
+        .server_events
+        .iter()
+        .find_map(|e| if let Ev::Request(r, _) = e { Some(*r) } else { None })
+        .unwrap();
     p.s.answer_error(p.now, req, 420, b"FLOOD_WAIT_17").unwrap();
     p.pump();
-    assert_eq!(p.results_for(id), vec![&Ev::Error(id, 420, b"FLOOD_WAIT_17".to_vec(), RpcErrorKind::FloodWait(17))]);
+    assert_eq!(
+        p.results_for(id),
+        vec![&Ev::Error(
+            id,
+            420,
+            b"FLOOD_WAIT_17".to_vec(),
+            RpcErrorKind::FloodWait(17)
+        )]
+    );
 }
 
 #[test]
@@ -112,8 +144,8 @@ fn chk_026_plaintext_packet_rejected() {
     pk[8..16].copy_from_slice(&server_id(&p, 9).to_le_bytes());
     pk[16..20].copy_from_slice(&20u32.to_le_bytes());
     pk[20..24].copy_from_slice(&tl::RpcResult::CONSTRUCTOR.to_le_bytes());
-    assert_eq!(p.to_client(&pk), Err(Dropped::Rejected));
-    assert_eq!(p.to_server(&pk), Err(Dropped::Rejected));
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::Rejected));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::Rejected));
 }
 
 #[test]
@@ -124,20 +156,20 @@ fn chk_028_atk_b05_b06_tampering_rejected() {
     for i in 0..good.len() {
         let mut bad = good.clone();
         bad[i] ^= 0x01;
-        assert_eq!(p.to_client(&bad), Err(Dropped::Rejected), "byte {i}");
+        assert_eq!(p.deliver_c(&bad), Err(Dropped::Rejected), "byte {i}");
     }
     // B5: an appended block; B6: the last block replaced.
     let mut ext = good.clone();
     ext.extend_from_slice(&[0u8; 16]);
-    assert_eq!(p.to_client(&ext), Err(Dropped::Rejected));
+    assert_eq!(p.deliver_c(&ext), Err(Dropped::Rejected));
     let mut sub = good.clone();
     let n = sub.len();
     sub[n - 16..].copy_from_slice(&[0x55; 16]);
-    assert_eq!(p.to_client(&sub), Err(Dropped::Rejected));
+    assert_eq!(p.deliver_c(&sub), Err(Dropped::Rejected));
     // Reflection: the DC's packet fed back to the DC (x differs).
-    assert_eq!(p.to_server(&good), Err(Dropped::Rejected));
+    assert_eq!(p.deliver_s(&good), Err(Dropped::Rejected));
     assert!(p.client_events.is_empty());
-    assert!(p.to_client(&good).is_ok());
+    assert!(p.deliver_c(&good).is_ok());
     assert_eq!(p.client_events.len(), 1);
 }
 
@@ -153,7 +185,7 @@ fn atk_b03_single_error_for_every_invalid_class() {
     let mut misaligned = good.clone();
     misaligned.truncate(good.len() - 4);
     for bad in [wrong_key, short, misaligned] {
-        assert_eq!(p.to_client(&bad), Err(Dropped::Rejected));
+        assert_eq!(p.deliver_c(&bad), Err(Dropped::Rejected));
     }
     let after = p.c.stats();
     assert_eq!(after.rejected, before.rejected + 3);
@@ -163,9 +195,14 @@ fn atk_b03_single_error_for_every_invalid_class() {
 #[test]
 fn chk_031_atk_b07_cross_session_packet_dropped() {
     let mut p = settled(6);
-    let h = MessageHeader { salt: 0, session_id: p.c.session_id() ^ 1, msg_id: server_id(&p, 12), seq_no: 1 };
+    let h = MessageHeader {
+        salt: 0,
+        session_id: p.c.session_id() ^ 1,
+        msg_id: server_id(&p, 12),
+        seq_no: 1,
+    };
     let pk = seal(&p, Direction::ServerToClient, h, &api_body(5, 1));
-    assert_eq!(p.to_client(&pk), Err(Dropped::WrongSession));
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::WrongSession));
     assert!(p.client_events.is_empty());
 }
 
@@ -174,11 +211,11 @@ fn chk_032_atk_b08_msg_id_parity() {
     let mut p = settled(7);
     // An even msg_id "from the server".
     let pk = from_dc(&p, server_id(&p, 13) - 1, 1, &api_body(5, 1));
-    assert_eq!(p.to_client(&pk), Err(Dropped::BadMsgId));
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId));
     // A client msg_id ≡ 2 mod 4 at the DC: code 18.
     let sid = p.c.session_id();
     let pk = to_dc(&p, sid, client_id(&p, 0, 50) + 2, 1, &api_body(5, 1));
-    assert_eq!(p.to_server(&pk), Err(Dropped::BadMsgId));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::BadMsgId));
     assert_eq!(dc_codes(&mut p), vec![18]);
 }
 
@@ -186,26 +223,36 @@ fn chk_032_atk_b08_msg_id_parity() {
 fn chk_033_atk_b07_replay_dropped() {
     let mut p = settled(8);
     let pk = from_dc(&p, server_id(&p, 14), 1, &api_body(5, 1));
-    assert!(p.to_client(&pk).is_ok());
-    assert_eq!(p.to_client(&pk), Err(Dropped::BadMsgId));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId));
     assert_eq!(p.client_events.iter().filter(|e| matches!(e, Ev::Update(_))).count(), 1);
     // At the DC: the same request twice is executed once.
     let sid = p.c.session_id();
     let q = to_dc(&p, sid, client_id(&p, 0, 60), 101, &api_body(6, 1));
-    assert!(p.to_server(&q).is_ok());
-    assert_eq!(p.to_server(&q), Err(Dropped::BadMsgId));
-    assert_eq!(p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(), 1);
+    assert!(p.deliver_s(&q).is_ok());
+    assert_eq!(p.deliver_s(&q), Err(Dropped::BadMsgId));
+    assert_eq!(
+        p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
+        1
+    );
 }
 
 #[test]
 fn chk_034_atk_b08_time_window_at_dc() {
     let mut p = settled(9);
     let sid = p.c.session_id();
-    for (off, n, code) in [(-301i64, 70u64, Some(16)), (31, 71, Some(17)), (-299, 72, None), (29, 73, None)] {
+    for (off, n, code) in [
+        (-301i64, 70u64, Some(16)),
+        (31, 71, Some(17)),
+        (-299, 72, None),
+        (29, 73, None),
+    ] {
         let ids = [1i64];
-        let ack = enc(&tl::MsgsAck { msg_ids: tl::TlVec::from_slice(&ids) });
+        let ack = enc(&tl::MsgsAck {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        });
         let pk = to_dc(&p, sid, client_id(&p, off, n), if off > 0 { 1000 } else { 0 }, &ack);
-        let r = p.to_server(&pk);
+        let r = p.deliver_s(&pk);
         let codes = dc_codes(&mut p);
         match code {
             Some(c) => {
@@ -223,15 +270,20 @@ fn chk_035_salt_checks_at_dc() {
     // A first message with salt 0 gets bad_server_salt, and the client adopts the salt and succeeds.
     let id = p.c.send(p.now, &api_body(8, 1), MsgKind::Query).unwrap();
     let first = p.c2s();
-    assert_eq!(p.to_server(&first[0]), Err(Dropped::BadSalt));
+    assert_eq!(p.deliver_s(&first[0]), Err(Dropped::BadSalt));
     assert_eq!(dc_codes(&mut p), vec![48]);
     let _ = id;
     // A wrong salt later also gets 48.
     let mut p = settled(11);
     let sid = p.c.session_id();
-    let h = MessageHeader { salt: p.s.current_salt() ^ 1, session_id: sid, msg_id: client_id(&p, 0, 80), seq_no: 301 };
+    let h = MessageHeader {
+        salt: p.s.current_salt() ^ 1,
+        session_id: sid,
+        msg_id: client_id(&p, 0, 80),
+        seq_no: 301,
+    };
     let pk = seal(&p, Direction::ClientToServer, h, &api_body(8, 1));
-    assert_eq!(p.to_server(&pk), Err(Dropped::BadSalt));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::BadSalt));
     assert_eq!(dc_codes(&mut p), vec![48]);
 }
 
@@ -241,24 +293,33 @@ fn chk_035_atk_b20_forged_or_replayed_salt_notification_ignored() {
     let salt = p.c.current_salt();
     let offset = p.c.clock().unix_offset();
     // bad_server_salt and bad_msg 16 naming ids we never sent: no change.
-    let bs = tl::BadServerSalt { bad_msg_id: 0x1234_5678_0000_0004, bad_msg_seqno: 1, error_code: 48, new_server_salt: 42 };
+    let bs = tl::BadServerSalt {
+        bad_msg_id: 0x1234_5678_0000_0004,
+        bad_msg_seqno: 1,
+        error_code: 48,
+        new_server_salt: 42,
+    };
     let pk = from_dc(&p, server_id(&p, 20), 1, &enc(&bs));
-    let _ = p.to_client(&pk);
-    let bm = tl::BadMsg { bad_msg_id: 0x1234_5678_0000_0008, bad_msg_seqno: 1, error_code: 16 };
+    let _ = p.deliver_c(&pk);
+    let bm = tl::BadMsg {
+        bad_msg_id: 0x1234_5678_0000_0008,
+        bad_msg_seqno: 1,
+        error_code: 16,
+    };
     let pk2 = from_dc(&p, server_id(&p, 21) + (1000u64 << 32), 1, &enc(&bm));
-    let _ = p.to_client(&pk2);
+    let _ = p.deliver_c(&pk2);
     assert_eq!(p.c.current_salt(), salt);
     assert_eq!(p.c.clock().unix_offset(), offset);
     // A replay of an old, genuine bad_server_salt: dropped by the replay window.
     let mut q = Pair::new(13);
     q.c.send(q.now, &api_body(8, 1), MsgKind::Query).unwrap();
     let first = q.c2s();
-    let _ = q.to_server(&first[0]);
+    let _ = q.deliver_s(&first[0]);
     let notif = q.s2c();
-    assert!(q.to_client(&notif[0]).is_ok());
+    assert!(q.deliver_c(&notif[0]).is_ok());
     let adopted = q.c.current_salt();
     assert_ne!(adopted, 0);
-    assert_eq!(q.to_client(&notif[0]), Err(Dropped::BadMsgId));
+    assert_eq!(q.deliver_c(&notif[0]), Err(Dropped::BadMsgId));
     assert_eq!(q.c.current_salt(), adopted);
 }
 
@@ -268,13 +329,15 @@ fn chk_037_seq_no_parity_at_dc() {
     let sid = p.c.session_id();
     // A query with an even seq_no: 35.
     let pk = to_dc(&p, sid, client_id(&p, 0, 90), 400, &api_body(9, 1));
-    assert_eq!(p.to_server(&pk), Err(Dropped::BadSeqNo));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::BadSeqNo));
     assert_eq!(dc_codes(&mut p), vec![35]);
     // msgs_ack with an odd seq_no: 34.
     let ids = [1i64];
-    let ack = enc(&tl::MsgsAck { msg_ids: tl::TlVec::from_slice(&ids) });
+    let ack = enc(&tl::MsgsAck {
+        msg_ids: tl::TlVec::from_slice(&ids),
+    });
     let pk = to_dc(&p, sid, client_id(&p, 0, 91), 401, &ack);
-    assert_eq!(p.to_server(&pk), Err(Dropped::BadSeqNo));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::BadSeqNo));
     assert_eq!(dc_codes(&mut p), vec![34]);
 }
 
@@ -285,9 +348,12 @@ fn chk_042_results_for_unknown_or_answered_queries_ignored() {
     assert_eq!(p.results_for(id).len(), 1);
     // The same result again, and one for an id never sent.
     for (n, req) in [(30u64, id.to_wire()), (31, 0x1111_2222_0000_0004)] {
-        let rr = tl::RpcResult { req_msg_id: req, result: &api_body(11, 1) };
+        let rr = tl::RpcResult {
+            req_msg_id: req,
+            result: &api_body(11, 1),
+        };
         let pk = from_dc(&p, server_id(&p, n), 1, &enc(&rr));
-        assert!(p.to_client(&pk).is_ok());
+        assert!(p.deliver_c(&pk).is_ok());
     }
     assert_eq!(p.results_for(id).len(), 1);
     assert_eq!(p.client_events.len(), 1);
@@ -305,16 +371,27 @@ fn chk_043_bad_msg_code_reactions() {
     let mut p = settled(17);
     let id = p.c.send(p.now, &api_body(13, 1), MsgKind::Query).unwrap();
     let _ = p.c2s();
-    let bm = tl::BadMsg { bad_msg_id: id.to_wire(), bad_msg_seqno: 3, error_code: 35 };
+    let bm = tl::BadMsg {
+        bad_msg_id: id.to_wire(),
+        bad_msg_seqno: 3,
+        error_code: 35,
+    };
     let pk = from_dc(&p, server_id(&p, 40), 3, &enc(&bm));
-    assert!(p.to_client(&pk).is_ok());
-    assert!(matches!(p.results_for(id)[..], [Ev::Failed(_, FailReason::Rejected(_))]));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert!(matches!(
+        p.results_for(id)[..],
+        [Ev::Failed(_, FailReason::Rejected(_))]
+    ));
     // An unknown code changes nothing.
     let id = p.c.send(p.now, &api_body(14, 1), MsgKind::Query).unwrap();
     let _ = p.c2s();
-    let bm = tl::BadMsg { bad_msg_id: id.to_wire(), bad_msg_seqno: 3, error_code: 21 };
+    let bm = tl::BadMsg {
+        bad_msg_id: id.to_wire(),
+        bad_msg_seqno: 3,
+        error_code: 21,
+    };
     let pk = from_dc(&p, server_id(&p, 41), 3, &enc(&bm));
-    assert!(p.to_client(&pk).is_ok());
+    assert!(p.deliver_c(&pk).is_ok());
     assert!(p.results_for(id).is_empty());
 }
 
@@ -330,7 +407,7 @@ fn chk_048_atk_b15_containers_validated() {
     let cid = client_id(&p, 0, 200);
     let a = (client_id(&p, 0, 150) as i64, 501, api_body(1, 1));
     let b = (client_id(&p, 0, 151) as i64, 503, api_body(2, 1));
-    let nested = (client_id(&p, 0, 152) as i64, 502, container(&[a.clone()]));
+    let nested = (client_id(&p, 0, 152) as i64, 502, container(std::slice::from_ref(&a)));
     let above = (client_id(&p, 0, 250) as i64, 505, api_body(3, 1));
     for (n, msgs) in [
         (0u64, vec![a.clone(), nested]),
@@ -338,7 +415,7 @@ fn chk_048_atk_b15_containers_validated() {
         (2, vec![a.clone(), a.clone()]),
     ] {
         let pk = to_dc(&p, sid, cid + 4 * n, 600, &container(&msgs));
-        assert_eq!(p.to_server(&pk), Err(Dropped::Malformed), "case {n}");
+        assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed), "case {n}");
         assert_eq!(dc_codes(&mut p), vec![64], "case {n}");
     }
     assert!(p.server_events.iter().all(|e| !matches!(e, Ev::Request(..))));
@@ -347,17 +424,22 @@ fn chk_048_atk_b15_containers_validated() {
     huge.extend_from_slice(&0x8000_0000u32.to_le_bytes());
     huge.extend_from_slice(&[0u8; 16]);
     let pk = to_dc(&p, sid, cid + 40, 600, &huge);
-    assert_eq!(p.to_server(&pk), Err(Dropped::Malformed));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
     // 1025 messages.
-    let many: Vec<_> = (0..1025u64).map(|i| (client_id(&p, -10, i) as i64, 1 + 2 * i as i32, api_body(1, 0))).collect();
+    let many: Vec<_> = (0..1025u64)
+        .map(|i| (client_id(&p, -10, i) as i64, 1 + 2 * i as i32, api_body(1, 0)))
+        .collect();
     let pk = to_dc(&p, sid, cid + 44, 4000, &container(&many[..]));
     if pk.len() <= RX {
-        assert_eq!(p.to_server(&pk), Err(Dropped::Malformed));
+        assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
     }
     // A valid container delivers both.
     let pk = to_dc(&p, sid, cid + 48, 600, &container(&[a, b]));
-    assert!(p.to_server(&pk).is_ok());
-    assert_eq!(p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(), 2);
+    assert!(p.deliver_s(&pk).is_ok());
+    assert_eq!(
+        p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
+        2
+    );
 }
 
 /// A gzip member whose DEFLATE stream (fixed Huffman) expands to `n` zero bytes.
@@ -365,7 +447,11 @@ fn zero_bomb(n: usize) -> Vec<u8> {
     let mut bits: Vec<bool> = Vec::new();
     let mut put = |code: u32, len: u32, msb_first: bool| {
         for i in 0..len {
-            let b = if msb_first { (code >> (len - 1 - i)) & 1 } else { (code >> i) & 1 };
+            let b = if msb_first {
+                (code >> (len - 1 - i)) & 1
+            } else {
+                (code >> i) & 1
+            };
             bits.push(b == 1);
         }
     };
@@ -401,21 +487,43 @@ fn chk_050_atk_b14_gzip_results_bounded() {
     // A small gzipped result is inflated.
     let id = p.c.send(p.now, &api_body(15, 1), MsgKind::Query).unwrap();
     let _ = p.c2s();
-    let g = enc(&tl::GzipPacked { packed_data: &zero_bomb(400) });
-    let pk = from_dc(&p, server_id(&p, 50), 1, &enc(&tl::RpcResult { req_msg_id: id.to_wire(), result: &g }));
-    assert!(p.to_client(&pk).is_ok());
+    let g = enc(&tl::GzipPacked {
+        packed_data: &zero_bomb(400),
+    });
+    let pk = from_dc(
+        &p,
+        server_id(&p, 50),
+        1,
+        &enc(&tl::RpcResult {
+            req_msg_id: id.to_wire(),
+            result: &g,
+        }),
+    );
+    assert!(p.deliver_c(&pk).is_ok());
     assert_eq!(p.results_for(id), vec![&Ev::Result(id, vec![0u8; 400])]);
     // A bomb (1 MiB from ~5 KB) stops at the buffer: the query fails, once.
     let id = p.c.send(p.now, &api_body(16, 1), MsgKind::Query).unwrap();
     let _ = p.c2s();
-    let g = enc(&tl::GzipPacked { packed_data: &zero_bomb(1 << 20) });
-    let pk = from_dc(&p, server_id(&p, 51), 1, &enc(&tl::RpcResult { req_msg_id: id.to_wire(), result: &g }));
-    assert!(p.to_client(&pk).is_ok());
+    let g = enc(&tl::GzipPacked {
+        packed_data: &zero_bomb(1 << 20),
+    });
+    let pk = from_dc(
+        &p,
+        server_id(&p, 51),
+        1,
+        &enc(&tl::RpcResult {
+            req_msg_id: id.to_wire(),
+            result: &g,
+        }),
+    );
+    assert!(p.deliver_c(&pk).is_ok());
     assert_eq!(p.results_for(id), vec![&Ev::Failed(id, FailReason::ResultTooLarge)]);
     // gzip inside gzip is refused.
     let id = p.c.send(p.now, &api_body(17, 1), MsgKind::Query).unwrap();
     let _ = p.c2s();
-    let inner = enc(&tl::GzipPacked { packed_data: &zero_bomb(8) });
+    let inner = enc(&tl::GzipPacked {
+        packed_data: &zero_bomb(8),
+    });
     let mut stored = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1];
     stored.extend_from_slice(&(inner.len() as u16).to_le_bytes());
     stored.extend_from_slice(&(!(inner.len() as u16)).to_le_bytes());
@@ -423,8 +531,16 @@ fn chk_050_atk_b14_gzip_results_bounded() {
     stored.extend_from_slice(&crc32fast::hash(&inner).to_le_bytes());
     stored.extend_from_slice(&(inner.len() as u32).to_le_bytes());
     let g = enc(&tl::GzipPacked { packed_data: &stored });
-    let pk = from_dc(&p, server_id(&p, 52), 1, &enc(&tl::RpcResult { req_msg_id: id.to_wire(), result: &g }));
-    assert!(p.to_client(&pk).is_ok());
+    let pk = from_dc(
+        &p,
+        server_id(&p, 52),
+        1,
+        &enc(&tl::RpcResult {
+            req_msg_id: id.to_wire(),
+            result: &g,
+        }),
+    );
+    assert!(p.deliver_c(&pk).is_ok());
     assert_eq!(p.results_for(id), vec![&Ev::Failed(id, FailReason::MalformedResult)]);
 }
 
@@ -442,7 +558,10 @@ fn chk_054_queues_are_backpressure() {
     }
     assert!(n >= 1);
     // Too large for the buffers.
-    assert_eq!(p.c.send(p.now, &vec![0u8; RX], MsgKind::Query), Err(SendError::TooLarge));
+    assert_eq!(
+        p.c.send(p.now, &vec![0u8; RX], MsgKind::Query),
+        Err(SendError::TooLarge)
+    );
 }
 
 #[test]
@@ -457,7 +576,10 @@ fn chk_038_atk_b02_one_plaintext_per_msg_id() {
         let mut entries = vec![(v.msg_id(), [v.seq_no().to_le_bytes().to_vec(), body.clone()].concat())];
         if let Ok(c) = tl::MsgContainer::decode(&body) {
             for m in c.iter() {
-                entries.push((m.msg_id as u64, [m.seqno.to_le_bytes().to_vec(), m.body.to_vec()].concat()));
+                entries.push((
+                    m.msg_id as u64,
+                    [m.seqno.to_le_bytes().to_vec(), m.body.to_vec()].concat(),
+                ));
             }
         }
         for (id, bytes) in entries {
@@ -481,7 +603,7 @@ fn chk_038_atk_b02_one_plaintext_per_msg_id() {
     p.c.reconnect(p.now);
     for pk in p.c2s() {
         record(&pk, &p);
-        let _ = p.to_server(&pk);
+        let _ = p.deliver_s(&pk);
     }
     assert!(resends >= 4);
     p.pump();
@@ -490,7 +612,10 @@ fn chk_038_atk_b02_one_plaintext_per_msg_id() {
 #[test]
 fn atk_b01_reordering_policy() {
     for strict in [false, true] {
-        let scfg = EngineConfig { strict_order: strict, ..EngineConfig::DEFAULT };
+        let scfg = EngineConfig {
+            strict_order: strict,
+            ..EngineConfig::DEFAULT
+        };
         let mut p = Pair::with(22, client_cfg(), scfg, 0);
         p.query(&api_body(1, 1));
         p.server_events.clear();
@@ -499,8 +624,8 @@ fn atk_b01_reordering_policy() {
         p.c.send(p.now, &api_body(32, 1), MsgKind::Query).unwrap();
         let second = p.c2s();
         // Swapped on the wire.
-        let r2 = p.to_server(&second[0]);
-        let r1 = p.to_server(&first[0]);
+        let r2 = p.deliver_s(&second[0]);
+        let r1 = p.deliver_s(&first[0]);
         assert!(r2.is_ok());
         let reqs = p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count();
         if strict {
@@ -529,11 +654,13 @@ fn chk_049_atk_b16_resend_flood_bounded() {
     // 2000 msg_resend_req for it in one second: the resent bytes stay within the budget.
     let sid = p.c.session_id();
     let ids = [v as i64];
-    let req = enc(&tl::MsgResendReq { msg_ids: tl::TlVec::from_slice(&ids) });
+    let req = enc(&tl::MsgResendReq {
+        msg_ids: tl::TlVec::from_slice(&ids),
+    });
     let mut bytes = 0usize;
     for n in 0..2000u64 {
         let pk = to_dc(&p, sid, client_id(&p, 0, 1000 + n), 1001 + 2 * n as u32, &req);
-        let _ = p.to_server(&pk);
+        let _ = p.deliver_s(&pk);
         bytes += p.s2c().iter().map(Vec::len).sum::<usize>();
     }
     let budget = mtproto_sansio::session::Limits::DEFAULT.resend_burst_bytes as usize;
@@ -545,9 +672,11 @@ fn chk_049_atk_b16_resend_flood_bounded() {
 fn chk_052_destroy_session_of_other_session_is_none() {
     let mut p = settled(24);
     let sid = p.c.session_id();
-    let d = enc(&tl::DestroySession { session_id: (sid ^ 7) as i64 });
+    let d = enc(&tl::DestroySession {
+        session_id: (sid ^ 7) as i64,
+    });
     let pk = to_dc(&p, sid, client_id(&p, 0, 300), 1101, &d);
-    assert!(p.to_server(&pk).is_ok());
+    assert!(p.deliver_s(&pk).is_ok());
     let mut found = false;
     for mut pk in p.s2c() {
         let v = packet::decrypt(&key(p.seed), Direction::ServerToClient, &mut pk).unwrap();
@@ -556,7 +685,12 @@ fn chk_052_destroy_session_of_other_session_is_none() {
             Ok(c) => c.iter().map(|m| m.body.to_vec()).collect(),
             Err(_) => vec![body],
         };
-        found |= bodies.iter().any(|b| matches!(tl::ServiceMessage::decode_body(b), Ok(tl::ServiceMessage::DestroySessionNone(_))));
+        found |= bodies.iter().any(|b| {
+            matches!(
+                tl::ServiceMessage::decode_body(b),
+                Ok(tl::ServiceMessage::DestroySessionNone(_))
+            )
+        });
     }
     assert!(found);
 }
@@ -572,10 +706,12 @@ fn chk_046_dc_forgets_session_queries_still_end_once() {
 
 #[test]
 fn quick_ack_settles_resending() {
-    let ccfg = EngineConfig { quick_ack: true, ..client_cfg() };
+    let ccfg = EngineConfig {
+        quick_ack: true,
+        ..client_cfg()
+    };
     let mut p = Pair::with(26, ccfg, EngineConfig::DEFAULT, 0);
     p.query(&api_body(1, 1));
     let _ = Instant::ZERO;
     let _ = MsgId(0);
 }
-

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use mtproto_sansio::session::{
-    AckQueue, AckQueueFull, BadMsgCode, BudgetExhausted, ClientSalts, Clock, FutureSalt, InboundMsgIds, Limits,
-    MsgId, MsgIdGen, MsgIdReject, ReplayWindow, ResendBudget, ResendPolicy, SaltError, SentKind, SentTracker,
-    SeqNoChecker, SeqNoError, SeqNoGen, ServerSaltPolicy, ServerSalts, Side, TimeWindow, TrackError,
+    AckQueue, AckQueueFull, BadMsgCode, BudgetExhausted, ClientSalts, Clock, FutureSalt, InboundMsgIds, Limits, MsgId,
+    MsgIdGen, MsgIdReject, ReplayWindow, ResendBudget, ResendPolicy, SaltError, SentKind, SentTracker, SeqNoChecker,
+    SeqNoError, SeqNoGen, ServerSaltPolicy, ServerSalts, Side, TimeWindow, TrackError,
     acks::AckBatch,
     pending::{Acked, BodyHandle, NewSent},
     replay::{check_parity, check_time},
@@ -22,7 +22,14 @@ fn id_at(secs: u64, frac: u32) -> MsgId {
 }
 
 fn sent(id: u64, kind: SentKind, bytes: u32) -> NewSent {
-    NewSent { id: MsgId(id), seq_no: 1, bytes, handle: BodyHandle(id as u32), kind, container: None }
+    NewSent {
+        id: MsgId(id),
+        seq_no: 1,
+        bytes,
+        handle: BodyHandle(id as u32),
+        kind,
+        container: None,
+    }
 }
 
 fn tracker<const N: usize>() -> SentTracker<N> {
@@ -87,7 +94,11 @@ fn chk_036_server_ids_parity() {
     let mut last = MsgId(0);
     for i in 0..10_000u64 {
         let now = Instant::from_micros(i / 5);
-        let (id, want) = if i % 3 == 0 { (g.next_response(now, &clock).unwrap(), 1) } else { (g.next(now, &clock).unwrap(), 3) };
+        let (id, want) = if i % 3 == 0 {
+            (g.next_response(now, &clock).unwrap(), 1)
+        } else {
+            (g.next(now, &clock).unwrap(), 3)
+        };
         assert_eq!(id.0 % 4, want);
         assert!(id.has_parity_of(Side::Server));
         assert_eq!(id.is_server_response(), want == 1);
@@ -212,7 +223,10 @@ fn chk_034_time_window_edges() {
     assert_eq!(MsgIdReject::TooLow.bad_msg_code(false), Some(BadMsgCode::MsgIdTooLow));
     assert_eq!(MsgIdReject::TooHigh.bad_msg_code(false), Some(BadMsgCode::MsgIdTooHigh));
     // Configurable bounds.
-    let narrow = TimeWindow { past: Duration::from_secs(10), future: Duration::from_secs(1) };
+    let narrow = TimeWindow {
+        past: Duration::from_secs(10),
+        future: Duration::from_secs(1),
+    };
     assert_eq!(narrow.check(id_at(T0 - 11, 0), now), Err(MsgIdReject::TooLow));
     assert_eq!(narrow.check(id_at(T0 + 2, 0), now), Err(MsgIdReject::TooHigh));
 
@@ -228,17 +242,31 @@ fn chk_034_time_window_edges() {
 fn chk_032_parity_by_side() {
     for low in 0..4u64 {
         let id = MsgId((T0 << 32) | 0x100 | low);
-        assert_eq!(check_parity(id, Side::Client).is_ok(), low == 0, "client low bits {low}");
-        assert_eq!(check_parity(id, Side::Server).is_ok(), low == 1 || low == 3, "server low bits {low}");
+        assert_eq!(
+            check_parity(id, Side::Client).is_ok(),
+            low == 0,
+            "client low bits {low}"
+        );
+        assert_eq!(
+            check_parity(id, Side::Server).is_ok(),
+            low == 1 || low == 3,
+            "server low bits {low}"
+        );
     }
     let bad = check_parity(MsgId(2), Side::Client).unwrap_err();
     assert_eq!(bad.bad_msg_code(false).map(BadMsgCode::code), Some(18));
     // A server receiving from a client and a client receiving from the server apply the sender's rule.
     let server_rx: InboundMsgIds = InboundMsgIds::new(Side::Client, TimeWindow::DEFAULT);
-    assert_eq!(server_rx.check(id_at(T0, 0x101), UnixTime(T0), true), Err(MsgIdReject::BadParity));
+    assert_eq!(
+        server_rx.check(id_at(T0, 0x101), UnixTime(T0), true),
+        Err(MsgIdReject::BadParity)
+    );
     assert_eq!(server_rx.check(id_at(T0, 0x100), UnixTime(T0), true), Ok(()));
     let client_rx: InboundMsgIds = InboundMsgIds::new(Side::Server, TimeWindow::DEFAULT);
-    assert_eq!(client_rx.check(id_at(T0, 0x100), UnixTime(T0), true), Err(MsgIdReject::BadParity));
+    assert_eq!(
+        client_rx.check(id_at(T0, 0x100), UnixTime(T0), true),
+        Err(MsgIdReject::BadParity)
+    );
     assert_eq!(client_rx.check(id_at(T0, 0x103), UnixTime(T0), true), Ok(()));
 }
 
@@ -300,11 +328,23 @@ fn atk_b08_msg_id_negative_suite() {
         let e = srv.accept(id, now, true).unwrap_err();
         assert_eq!(e.bad_msg_code(false).map(BadMsgCode::code), code, "id {id}");
     }
-    assert_eq!(srv.accept(id_at(T0, 0x100), now, true).unwrap_err().bad_msg_code(true).map(BadMsgCode::code), Some(19));
+    assert_eq!(
+        srv.accept(id_at(T0, 0x100), now, true)
+            .unwrap_err()
+            .bad_msg_code(true)
+            .map(BadMsgCode::code),
+        Some(19)
+    );
     let mut full: InboundMsgIds<2> = InboundMsgIds::new(Side::Client, TimeWindow::DEFAULT);
     full.accept(id_at(T0, 0x200), now, true).unwrap();
     full.accept(id_at(T0, 0x204), now, true).unwrap();
-    assert_eq!(full.accept(id_at(T0, 0x100), now, true).unwrap_err().bad_msg_code(false).map(BadMsgCode::code), Some(20));
+    assert_eq!(
+        full.accept(id_at(T0, 0x100), now, true)
+            .unwrap_err()
+            .bad_msg_code(false)
+            .map(BadMsgCode::code),
+        Some(20)
+    );
 }
 
 // --------------------------------------------------------------------------------------------- seq_no (item 37)
@@ -313,7 +353,10 @@ fn atk_b08_msg_id_negative_suite() {
 fn chk_037_seqno_generation() {
     let mut g = SeqNoGen::new();
     // query, ack, query, container, ping, ack
-    let seq: Vec<u32> = [true, false, true, false, true, false].iter().map(|&c| g.next(c).unwrap()).collect();
+    let seq: Vec<u32> = [true, false, true, false, true, false]
+        .iter()
+        .map(|&c| g.next(c).unwrap())
+        .collect();
     assert_eq!(seq, [1, 2, 3, 4, 5, 6]);
     let mut g = SeqNoGen::new();
     assert_eq!(g.next(false).unwrap(), 0);
@@ -438,7 +481,11 @@ fn chk_035_client_salt_changes_only_with_proof() {
 }
 
 fn fs(since: u64, until: u64, salt: u64) -> FutureSalt {
-    FutureSalt { valid_since: UnixTime(since), valid_until: UnixTime(until), salt }
+    FutureSalt {
+        valid_since: UnixTime(since),
+        valid_until: UnixTime(until),
+        salt,
+    }
 }
 
 #[test]
@@ -449,7 +496,11 @@ fn chk_035_future_salts_select_and_refresh() {
     let mut salts: ClientSalts<8> = ClientSalts::new(0xaa, Duration::from_secs(600));
     assert!(salts.should_fetch(UnixTime(T0)));
     let proof = t.resolve_future_salts(MsgId(800)).unwrap().proof;
-    let list = [fs(T0 + 3600, T0 + 7200, 2), fs(T0 - 10, T0 + 3600, 1), fs(T0 - 7200, T0 - 3600, 9)];
+    let list = [
+        fs(T0 + 3600, T0 + 7200, 2),
+        fs(T0 - 10, T0 + 3600, 1),
+        fs(T0 - 7200, T0 - 3600, 9),
+    ];
     assert_eq!(salts.store_future_salts(&proof, UnixTime(T0), &list), Ok(1));
     assert_eq!(salts.current(), 1); // the expired one was dropped, the valid one adopted
     assert_eq!(salts.fetch_due_at(), UnixTime(T0 + 7200 - 600));
@@ -470,14 +521,26 @@ fn chk_044_future_salts_bounds() {
     t.track(now, sent(804, SentKind::RpcQuery, 8)).unwrap();
     let mut salts: ClientSalts = ClientSalts::new(0xaa, Duration::from_secs(600));
     let wrong = t.reference(MsgId(804)).unwrap();
-    assert_eq!(salts.store_future_salts(&wrong, UnixTime(T0), &[fs(T0, T0 + 10, 5)]), Err(SaltError::WrongRequest));
+    assert_eq!(
+        salts.store_future_salts(&wrong, UnixTime(T0), &[fs(T0, T0 + 10, 5)]),
+        Err(SaltError::WrongRequest)
+    );
     // A future_salts answering our ping or query is not accepted by the tracker either.
     assert!(t.resolve_future_salts(MsgId(804)).is_none());
     let proof = t.resolve_future_salts(MsgId(800)).unwrap().proof;
-    assert_eq!(salts.store_future_salts(&proof, UnixTime(T0), &[]), Err(SaltError::Empty));
+    assert_eq!(
+        salts.store_future_salts(&proof, UnixTime(T0), &[]),
+        Err(SaltError::Empty)
+    );
     let many: Vec<FutureSalt> = (0..65).map(|i| fs(T0 + i * 10, T0 + i * 10 + 10, i + 1)).collect();
-    assert_eq!(salts.store_future_salts(&proof, UnixTime(T0), &many), Err(SaltError::TooMany));
-    assert_eq!(salts.store_future_salts(&proof, UnixTime(T0), &[fs(T0, T0, 5)]), Err(SaltError::BadRange));
+    assert_eq!(
+        salts.store_future_salts(&proof, UnixTime(T0), &many),
+        Err(SaltError::TooMany)
+    );
+    assert_eq!(
+        salts.store_future_salts(&proof, UnixTime(T0), &[fs(T0, T0, 5)]),
+        Err(SaltError::BadRange)
+    );
     assert_eq!(salts.current(), 0xaa);
     assert_eq!(salts.store_future_salts(&proof, UnixTime(T0), &many[..64]), Ok(63));
 }
@@ -505,7 +568,10 @@ fn chk_035_server_accepts_previous_for_1800s() {
 fn chk_035_server_salt_zero_first_message_gets_bad_server_salt() {
     let s = ServerSalts::new(0xdead_beef, UnixTime(T0), ServerSaltPolicy::DEFAULT).unwrap();
     assert_eq!(s.check(0, UnixTime(T0)).unwrap_err().new_salt, 0xdead_beef);
-    assert_eq!(ServerSalts::new(0, UnixTime(T0), ServerSaltPolicy::DEFAULT), Err(SaltError::ZeroSalt));
+    assert_eq!(
+        ServerSalts::new(0, UnixTime(T0), ServerSaltPolicy::DEFAULT),
+        Err(SaltError::ZeroSalt)
+    );
 }
 
 #[test]
@@ -547,11 +613,17 @@ fn chk_054_tracker_count_limit_plus_one_is_backpressure() {
     }
     let before = t.clone();
     assert_eq!(t.can_track(1), Err(TrackError::QueueFull));
-    assert_eq!(t.track(Instant::ZERO, sent(20, SentKind::RpcQuery, 1)), Err(TrackError::QueueFull));
+    assert_eq!(
+        t.track(Instant::ZERO, sent(20, SentKind::RpcQuery, 1)),
+        Err(TrackError::QueueFull)
+    );
     assert_eq!(t, before);
     assert!(t.resolve_rpc(MsgId(4)).is_some());
     t.track(Instant::ZERO, sent(20, SentKind::RpcQuery, 1)).unwrap();
-    assert_eq!(t.track(Instant::ZERO, sent(8, SentKind::Service, 0)), Err(TrackError::QueueFull));
+    assert_eq!(
+        t.track(Instant::ZERO, sent(8, SentKind::Service, 0)),
+        Err(TrackError::QueueFull)
+    );
 }
 
 #[test]
@@ -561,11 +633,17 @@ fn chk_054_tracker_bytes_limit_plus_one_is_backpressure() {
     t.track(Instant::ZERO, sent(8, SentKind::RpcQuery, 400)).unwrap();
     assert_eq!(t.bytes(), 1000);
     let before = t.clone();
-    assert_eq!(t.track(Instant::ZERO, sent(12, SentKind::RpcQuery, 1)), Err(TrackError::BytesFull));
+    assert_eq!(
+        t.track(Instant::ZERO, sent(12, SentKind::RpcQuery, 1)),
+        Err(TrackError::BytesFull)
+    );
     assert_eq!(t.can_track(u32::MAX), Err(TrackError::BytesFull));
     assert_eq!(t, before);
     t.track(Instant::ZERO, sent(12, SentKind::Container, 0)).unwrap();
-    assert_eq!(t.track(Instant::ZERO, sent(12, SentKind::RpcQuery, 0)), Err(TrackError::DuplicateId));
+    assert_eq!(
+        t.track(Instant::ZERO, sent(12, SentKind::RpcQuery, 0)),
+        Err(TrackError::DuplicateId)
+    );
 }
 
 #[test]
@@ -590,7 +668,10 @@ fn chk_054_future_salts_limit_plus_one_is_backpressure() {
     let proof = t.resolve_future_salts(MsgId(4)).unwrap().proof;
     let mut salts: ClientSalts<4> = ClientSalts::new(7, Duration::from_secs(60));
     let five: Vec<FutureSalt> = (0..5).map(|i| fs(T0 + i * 100, T0 + i * 100 + 100, i + 10)).collect();
-    assert_eq!(salts.store_future_salts(&proof, UnixTime(T0), &five), Err(SaltError::TooMany));
+    assert_eq!(
+        salts.store_future_salts(&proof, UnixTime(T0), &five),
+        Err(SaltError::TooMany)
+    );
     assert_eq!(salts.current(), 7);
     assert_eq!(salts.store_future_salts(&proof, UnixTime(T0), &five[..4]), Ok(3));
 }
@@ -651,7 +732,10 @@ fn chk_043_notification_for_unsent_id_ignored() {
         assert_eq!(t.ack(unsent), None);
         assert!(t.resolve_rpc(unsent).is_none());
         assert_eq!(t.mark_resent(unsent, Instant::ZERO, None), Err(TrackError::UnknownId));
-        assert_eq!(t.replace_id(unsent, MsgId(900), 9, Instant::ZERO), Err(TrackError::UnknownId));
+        assert_eq!(
+            t.replace_id(unsent, MsgId(900), 9, Instant::ZERO),
+            Err(TrackError::UnknownId)
+        );
     }
     assert_eq!(t, before);
     // Only a tracked id yields the proof needed to move the clock.
@@ -666,7 +750,8 @@ fn chk_043_notification_for_unsent_id_ignored() {
 fn chk_042_rpc_result_duplicate_and_unknown_ignored() {
     let mut t: SentTracker<8> = tracker();
     t.track(Instant::ZERO, sent(400, SentKind::RpcQuery, 10)).unwrap();
-    t.track(Instant::ZERO, sent(404, SentKind::Ping { ping_id: 7 }, 10)).unwrap();
+    t.track(Instant::ZERO, sent(404, SentKind::Ping { ping_id: 7 }, 10))
+        .unwrap();
     assert!(t.resolve_rpc(MsgId(404)).is_none(), "a result naming a ping");
     assert!(t.resolve_rpc(MsgId(401)).is_none(), "wrong parity");
     let r = t.resolve_rpc(MsgId(400)).unwrap();
@@ -679,7 +764,8 @@ fn chk_042_rpc_result_duplicate_and_unknown_ignored() {
 #[test]
 fn chk_045_unmatched_pong_ignored() {
     let mut t: SentTracker<8> = tracker();
-    t.track(Instant::ZERO, sent(400, SentKind::Ping { ping_id: 0xabc }, 10)).unwrap();
+    t.track(Instant::ZERO, sent(400, SentKind::Ping { ping_id: 0xabc }, 10))
+        .unwrap();
     t.track(Instant::ZERO, sent(404, SentKind::RpcQuery, 10)).unwrap();
     let before = t.clone();
     assert!(t.resolve_pong(MsgId(400), 0xabd).is_none(), "wrong ping_id");
@@ -727,7 +813,10 @@ fn chk_046_new_session_created_requeues_older() {
 #[test]
 fn limits_table_matches_type_defaults() {
     let l = Limits::DEFAULT;
-    assert_eq!(ReplayWindow::<{ mtproto_sansio::session::limits::DEFAULT_REPLAY_WINDOW }>::new().capacity(), l.replay_window);
+    assert_eq!(
+        ReplayWindow::<{ mtproto_sansio::session::limits::DEFAULT_REPLAY_WINDOW }>::new().capacity(),
+        l.replay_window
+    );
     let w: ReplayWindow = ReplayWindow::new();
     assert_eq!(w.capacity(), l.replay_window);
     assert_eq!(TimeWindow::DEFAULT.past, l.msg_id_max_past);

@@ -13,7 +13,12 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-const FRAMINGS: [Framing; 4] = [Framing::Abridged, Framing::Intermediate, Framing::PaddedIntermediate, Framing::Full];
+const FRAMINGS: [Framing; 4] = [
+    Framing::Abridged,
+    Framing::Intermediate,
+    Framing::PaddedIntermediate,
+    Framing::Full,
+];
 const OBF_FRAMINGS: [Framing; 3] = [Framing::Abridged, Framing::Intermediate, Framing::PaddedIntermediate];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +90,9 @@ fn rng(seed: u64) -> StdRng {
 }
 
 fn packet(len_words: usize, seed: u8) -> Vec<u8> {
-    (0..len_words * 4).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len_words * 4)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// Encodes `payloads` with `enc` (prefixed by its marker), returning the wire bytes.
@@ -243,15 +250,31 @@ fn chk_001_abridged_7f_ffffff_rejected_before_buffering() {
     let mut dec = FrameDecoder::<4096>::new(DecoderConfig::server(Framing::Abridged));
     // Only the header is fed: the verdict comes before any payload byte exists.
     assert_eq!(dec.feed(&[0xef, 0x7f, 0xff, 0xff]), Ok(4));
-    assert_eq!(dec.feed(&[0xff]), Err(TransportError::FrameTooLarge { declared: 0x00ff_ffff * 4 }));
+    assert_eq!(
+        dec.feed(&[0xff]),
+        Err(TransportError::FrameTooLarge {
+            declared: 0x00ff_ffff * 4
+        })
+    );
     assert_eq!(dec.wanted(), 0);
     // Sticky: nothing more is taken.
-    assert_eq!(dec.feed(&[0u8; 64]), Err(TransportError::FrameTooLarge { declared: 0x00ff_ffff * 4 }));
+    assert_eq!(
+        dec.feed(&[0u8; 64]),
+        Err(TransportError::FrameTooLarge {
+            declared: 0x00ff_ffff * 4
+        })
+    );
     // Also with the quick-ack bit (0xff header) and on the client side.
     let mut dec = FrameDecoder::<4096>::new(DecoderConfig::server(Framing::Abridged).with_marker(false));
-    assert_eq!(dec.feed(&[0xff, 0xff, 0xff, 0xff]), Err(TransportError::FrameTooLarge { declared: 0x03ff_fffc }));
+    assert_eq!(
+        dec.feed(&[0xff, 0xff, 0xff, 0xff]),
+        Err(TransportError::FrameTooLarge { declared: 0x03ff_fffc })
+    );
     let mut dec = FrameDecoder::<4096>::new(DecoderConfig::client(Framing::Abridged));
-    assert_eq!(dec.feed(&[0x7f, 0xff, 0xff, 0xff]), Err(TransportError::FrameTooLarge { declared: 0x03ff_fffc }));
+    assert_eq!(
+        dec.feed(&[0x7f, 0xff, 0xff, 0xff]),
+        Err(TransportError::FrameTooLarge { declared: 0x03ff_fffc })
+    );
 }
 
 #[test]
@@ -262,14 +285,25 @@ fn chk_001_abridged_max_frame_plus_4_rejected() {
     let mut dec = FrameDecoder::<4096>::new(cfg);
     let mut ok = vec![0xef, 0x7f, 128, 0, 0];
     ok.extend(packet(128, 1));
-    assert_eq!(feed_all(&mut dec, &ok, &[7]).unwrap(), vec![Owned::Packet(packet(128, 1), false)]);
+    assert_eq!(
+        feed_all(&mut dec, &ok, &[7]).unwrap(),
+        vec![Owned::Packet(packet(128, 1), false)]
+    );
     // max_frame + 4 is not.
     let mut dec = FrameDecoder::<4096>::new(cfg);
-    assert_eq!(dec.feed(&[0xef, 0x7f, 129, 0, 0]), Err(TransportError::FrameTooLarge { declared: max as u32 + 4 }));
+    assert_eq!(
+        dec.feed(&[0xef, 0x7f, 129, 0, 0]),
+        Err(TransportError::FrameTooLarge {
+            declared: max as u32 + 4
+        })
+    );
     // The capacity caps a larger max_frame: N = 256 with max_frame 16 MiB.
     let mut dec = FrameDecoder::<256>::new(DecoderConfig::server(Framing::Abridged));
     assert_eq!(dec.max_payload(), 256);
-    assert_eq!(dec.feed(&[0xef, 65]), Err(TransportError::FrameTooLarge { declared: 260 }));
+    assert_eq!(
+        dec.feed(&[0xef, 65]),
+        Err(TransportError::FrameTooLarge { declared: 260 })
+    );
 }
 
 #[test]
@@ -282,7 +316,10 @@ fn chk_001_abridged_zero_length_rejected() {
     assert_eq!(dec.feed(&[0x00]), Err(TransportError::ZeroLength));
     // The encoder refuses to produce one.
     let mut enc = Encoder::new(EncoderConfig::client(Framing::Abridged));
-    assert_eq!(enc.encode(&[], false, &mut rng(1), &mut [0; 8]), Err(EncodeError::InvalidPayload));
+    assert_eq!(
+        enc.encode(&[], false, &mut rng(1), &mut [0; 8]),
+        Err(EncodeError::InvalidPayload)
+    );
 }
 
 #[test]
@@ -298,7 +335,10 @@ fn abridged_wire_format_and_marker() {
     let n = enc.encode(&p, true, &mut rng(0), &mut out).unwrap();
     assert_eq!(&out[..4], &[0xff, 127, 0, 0]);
     let mut dec = FrameDecoder::<1024>::new(DecoderConfig::server(Framing::Abridged).with_marker(false));
-    assert_eq!(feed_all(&mut dec, &out[..n], &[3]).unwrap(), vec![Owned::Packet(p, true)]);
+    assert_eq!(
+        feed_all(&mut dec, &out[..n], &[3]).unwrap(),
+        vec![Owned::Packet(p, true)]
+    );
     // A server insists on the marker.
     let mut dec = FrameDecoder::<64>::new(DecoderConfig::server(Framing::Abridged));
     assert_eq!(dec.feed(&[0x01, 1, 2, 3, 4]), Err(TransportError::BadMarker));
@@ -310,22 +350,35 @@ fn abridged_wire_format_and_marker() {
 fn chk_002_intermediate_huge_length_rejected() {
     let mut dec = FrameDecoder::<4096>::new(DecoderConfig::server(Framing::Intermediate));
     assert_eq!(dec.feed(&[0xee; 4]), Ok(4));
-    assert_eq!(dec.feed(&[0xff, 0xff, 0xff, 0x7f]), Err(TransportError::FrameTooLarge { declared: 0x7fff_ffff }));
+    assert_eq!(
+        dec.feed(&[0xff, 0xff, 0xff, 0x7f]),
+        Err(TransportError::FrameTooLarge { declared: 0x7fff_ffff })
+    );
     // With the quick-ack bit the length is still checked.
     let mut dec = FrameDecoder::<4096>::new(DecoderConfig::server(Framing::Intermediate).with_marker(false));
-    assert_eq!(dec.feed(&[0x00, 0x00, 0x00, 0xc0]), Err(TransportError::FrameTooLarge { declared: 0x4000_0000 }));
+    assert_eq!(
+        dec.feed(&[0x00, 0x00, 0x00, 0xc0]),
+        Err(TransportError::FrameTooLarge { declared: 0x4000_0000 })
+    );
 }
 
 #[test]
 fn chk_002_intermediate_length_not_multiple_of_4_rejected() {
     for len in [1u32, 2, 3, 5, 6, 7, 9, 4095] {
         let mut dec = FrameDecoder::<4096>::new(DecoderConfig::server(Framing::Intermediate).with_marker(false));
-        assert_eq!(dec.feed(&len.to_le_bytes()), Err(TransportError::InvalidLength { declared: len }), "{len}");
+        assert_eq!(
+            dec.feed(&len.to_le_bytes()),
+            Err(TransportError::InvalidLength { declared: len }),
+            "{len}"
+        );
     }
     let mut dec = FrameDecoder::<64>::new(DecoderConfig::client(Framing::Intermediate));
     assert_eq!(dec.feed(&0u32.to_le_bytes()), Err(TransportError::ZeroLength));
     let mut enc = Encoder::new(EncoderConfig::client(Framing::Intermediate));
-    assert_eq!(enc.encode(&[1, 2, 3], false, &mut rng(1), &mut [0; 8]), Err(EncodeError::InvalidPayload));
+    assert_eq!(
+        enc.encode(&[1, 2, 3], false, &mut rng(1), &mut [0; 8]),
+        Err(EncodeError::InvalidPayload)
+    );
 }
 
 // ---- item 3: padding ----
@@ -337,7 +390,11 @@ fn chk_003_extra_bytes_rejected_on_intermediate() {
         let mut p = body.clone();
         p.extend(std::iter::repeat_n(0xaa, extra));
         for framing in [Framing::Abridged, Framing::Intermediate, Framing::Full] {
-            assert_eq!(strip_padding(framing, &p), Err(PaddingError::Misaligned), "{framing:?} +{extra}");
+            assert_eq!(
+                strip_padding(framing, &p),
+                Err(PaddingError::Misaligned),
+                "{framing:?} +{extra}"
+            );
         }
         assert_eq!(strip_padding(Framing::PaddedIntermediate, &p), Ok(&body[..]));
     }
@@ -400,12 +457,21 @@ fn full_wire_format() {
     let n = enc.encode(&[1, 2, 3, 4], false, &mut rng(0), &mut out).unwrap();
     assert_eq!(n, 16);
     assert_eq!(&out[..8], &[16, 0, 0, 0, 0, 0, 0, 0]);
-    assert_eq!(u32::from_le_bytes(out[12..16].try_into().unwrap()), crc32fast::hash(&out[..12]));
+    assert_eq!(
+        u32::from_le_bytes(out[12..16].try_into().unwrap()),
+        crc32fast::hash(&out[..12])
+    );
     let n = enc.encode(&[1, 2, 3, 4], false, &mut rng(0), &mut out).unwrap();
     assert_eq!(&out[4..8], &[1, 0, 0, 0]);
     assert_eq!(n, 16);
-    assert_eq!(enc.encode(&[1, 2, 3, 4], true, &mut rng(0), &mut out), Err(EncodeError::Unsupported));
-    assert_eq!(enc.encode(&[1, 2, 3, 4], false, &mut rng(0), &mut out[..15]), Err(EncodeError::BufferTooSmall { required: 16 }));
+    assert_eq!(
+        enc.encode(&[1, 2, 3, 4], true, &mut rng(0), &mut out),
+        Err(EncodeError::Unsupported)
+    );
+    assert_eq!(
+        enc.encode(&[1, 2, 3, 4], false, &mut rng(0), &mut out[..15]),
+        Err(EncodeError::BufferTooSmall { required: 16 })
+    );
 }
 
 #[test]
@@ -431,9 +497,15 @@ fn chk_004_full_skipped_seqno_rejected() {
     let frames = full_frames(3);
     let mut dec = FrameDecoder::<256>::new(DecoderConfig::server(Framing::Full));
     let bytes = [frames[0].clone(), frames[2].clone()].concat();
-    assert_eq!(feed_all(&mut dec, &bytes, &[64]), Err(TransportError::BadSeqno { expected: 1, got: 2 }));
+    assert_eq!(
+        feed_all(&mut dec, &bytes, &[64]),
+        Err(TransportError::BadSeqno { expected: 1, got: 2 })
+    );
     let mut dec = FrameDecoder::<256>::new(DecoderConfig::client(Framing::Full));
-    assert_eq!(feed_all(&mut dec, &frames[1], &[64]), Err(TransportError::BadSeqno { expected: 0, got: 1 }));
+    assert_eq!(
+        feed_all(&mut dec, &frames[1], &[64]),
+        Err(TransportError::BadSeqno { expected: 0, got: 1 })
+    );
 }
 
 #[test]
@@ -441,7 +513,10 @@ fn chk_004_full_repeated_seqno_rejected() {
     let frames = full_frames(2);
     let mut dec = FrameDecoder::<256>::new(DecoderConfig::server(Framing::Full));
     let bytes = [frames[0].clone(), frames[0].clone()].concat();
-    assert_eq!(feed_all(&mut dec, &bytes, &[64]), Err(TransportError::BadSeqno { expected: 1, got: 0 }));
+    assert_eq!(
+        feed_all(&mut dec, &bytes, &[64]),
+        Err(TransportError::BadSeqno { expected: 1, got: 0 })
+    );
 }
 
 #[test]
@@ -478,15 +553,25 @@ fn chk_005_transport_error_codes_decoded() {
     }
     // Exact wire bytes of -404 on abridged and intermediate.
     let mut out = [0u8; 16];
-    let n = Encoder::new(EncoderConfig::server(Framing::Abridged)).encode_error(-404, &mut out).unwrap();
+    let n = Encoder::new(EncoderConfig::server(Framing::Abridged))
+        .encode_error(-404, &mut out)
+        .unwrap();
     assert_eq!(&out[..n], &[0x01, 0x6c, 0xfe, 0xff, 0xff]);
-    let n = Encoder::new(EncoderConfig::server(Framing::Intermediate)).encode_error(-404, &mut out).unwrap();
+    let n = Encoder::new(EncoderConfig::server(Framing::Intermediate))
+        .encode_error(-404, &mut out)
+        .unwrap();
     assert_eq!(&out[..n], &[4, 0, 0, 0, 0x6c, 0xfe, 0xff, 0xff]);
     // A 4-byte payload that is not a negative code is no valid frame; nor is any 4-byte payload sent to a server.
     let mut dec = FrameDecoder::<64>::new(DecoderConfig::client(Framing::Intermediate));
-    assert_eq!(dec.feed(&[4, 0, 0, 0, 1, 0, 0, 0]), Err(TransportError::InvalidLength { declared: 4 }));
+    assert_eq!(
+        dec.feed(&[4, 0, 0, 0, 1, 0, 0, 0]),
+        Err(TransportError::InvalidLength { declared: 4 })
+    );
     let mut dec = FrameDecoder::<64>::new(DecoderConfig::server(Framing::Intermediate).with_marker(false));
-    assert_eq!(dec.feed(&[4, 0, 0, 0, 0x6c, 0xfe, 0xff, 0xff]), Err(TransportError::InvalidLength { declared: 4 }));
+    assert_eq!(
+        dec.feed(&[4, 0, 0, 0, 0x6c, 0xfe, 0xff, 0xff]),
+        Err(TransportError::InvalidLength { declared: 4 })
+    );
     // Padded intermediate: an error code followed by padding.
     let mut dec = FrameDecoder::<64>::new(DecoderConfig::client(Framing::PaddedIntermediate));
     let got = feed_all(&mut dec, &[7, 0, 0, 0, 0x6c, 0xfe, 0xff, 0xff, 9, 9, 9], &[4]).unwrap();
@@ -503,21 +588,30 @@ fn chk_006_quick_ack_frames() {
     assert_eq!(enc.encode_quick_ack(0x1234_5678, &mut out), Ok(4));
     assert_eq!(&out[..4], &[0x92, 0x34, 0x56, 0x78]);
     let mut dec = FrameDecoder::<64>::new(DecoderConfig::client(Framing::Abridged));
-    assert_eq!(feed_all(&mut dec, &out[..4], &[1]).unwrap(), vec![Owned::QuickAck(0x9234_5678)]);
+    assert_eq!(
+        feed_all(&mut dec, &out[..4], &[1]).unwrap(),
+        vec![Owned::QuickAck(0x9234_5678)]
+    );
     // Intermediate / padded: little-endian in place of the length.
     for framing in [Framing::Intermediate, Framing::PaddedIntermediate] {
         let enc = Encoder::new(EncoderConfig::server(framing));
         assert_eq!(enc.encode_quick_ack(0x1234_5678, &mut out), Ok(4));
         assert_eq!(&out[..4], &[0x78, 0x56, 0x34, 0x92]);
         let mut dec = FrameDecoder::<64>::new(DecoderConfig::client(framing));
-        assert_eq!(feed_all(&mut dec, &out[..4], &[2]).unwrap(), vec![Owned::QuickAck(0x9234_5678)]);
+        assert_eq!(
+            feed_all(&mut dec, &out[..4], &[2]).unwrap(),
+            vec![Owned::QuickAck(0x9234_5678)]
+        );
     }
     // Roles and framings that have no quick ack.
     assert_eq!(
         Encoder::new(EncoderConfig::client(Framing::Intermediate)).encode_quick_ack(1, &mut out),
         Err(EncodeError::Unsupported)
     );
-    assert_eq!(Encoder::new(EncoderConfig::server(Framing::Full)).encode_quick_ack(1, &mut out), Err(EncodeError::Unsupported));
+    assert_eq!(
+        Encoder::new(EncoderConfig::server(Framing::Full)).encode_quick_ack(1, &mut out),
+        Err(EncodeError::Unsupported)
+    );
     assert_eq!(
         Encoder::new(EncoderConfig::server(Framing::Intermediate)).encode(&[0; 4], true, &mut rng(0), &mut out),
         Err(EncodeError::Unsupported)
@@ -529,7 +623,10 @@ fn chk_006_quick_ack_frames() {
         let bytes = wire(&mut enc, &[(p.clone(), true), (p.clone(), false)], &mut rng(3));
         let mut dec = FrameDecoder::<64>::new(DecoderConfig::server(framing));
         let got = feed_all(&mut dec, &bytes, &[1]).unwrap();
-        assert!(matches(&got[0], &p, framing, true) && matches(&got[1], &p, framing, false), "{framing:?}");
+        assert!(
+            matches(&got[0], &p, framing, true) && matches(&got[1], &p, framing, false),
+            "{framing:?}"
+        );
     }
 }
 
@@ -581,7 +678,11 @@ fn chk_007_client_init_never_forbidden() {
     assert!(script.iter().all(is_forbidden_init));
     assert!(!is_forbidden_init(&base));
     script.push(base);
-    let mut r = Scripted { script: script.clone(), calls: 0, inner: rng(5) };
+    let mut r = Scripted {
+        script: script.clone(),
+        calls: 0,
+        inner: rng(5),
+    };
     let (init, _) = client_init(Framing::Intermediate, None, None, &mut r).unwrap();
     assert_eq!(r.calls, script.len());
     assert_eq!(&init[..56], &base[..56]);
@@ -597,7 +698,10 @@ fn chk_007_client_init_never_forbidden() {
             assert_eq!((acc.framing, acc.dc_id), (framing, -2));
         }
     }
-    assert_eq!(client_init(Framing::Full, None, None, &mut rng(0)).err(), Some(InitError::UnsupportedFraming));
+    assert_eq!(
+        client_init(Framing::Full, None, None, &mut rng(0)).err(),
+        Some(InitError::UnsupportedFraming)
+    );
 }
 
 /// Builds an init by the spec's recipe with plain `aes`/`ctr`/`sha2` calls, independently of the module.
@@ -630,7 +734,11 @@ fn obfuscated_init_known_answer_by_spec_recipe() {
     for secret in [None, Some([0x11u8; 16])] {
         let (want, enc_key, dec_key) = spec_init(&random, 0xdddd_dddd, 10002, secret.as_ref());
         let ps = secret.map(|s| ProxySecret::from_bytes(&s).unwrap());
-        let mut r = Scripted { script: vec![random], calls: 0, inner: rng(0) };
+        let mut r = Scripted {
+            script: vec![random],
+            calls: 0,
+            inner: rng(0),
+        };
         let (init, mut obf) = client_init(Framing::PaddedIntermediate, Some(10002), ps.as_ref(), &mut r).unwrap();
         assert_eq!(init, want);
         // The send stream continues at keystream offset 64.
@@ -670,7 +778,11 @@ fn chk_008_wrong_tag_rejected() {
     random[0] = 0x10;
     for tag in [0u32, 0x1111_1111, 0xefef_efee, 0xdddd_ddde, 0x0201_0316] {
         let (init, _, _) = spec_init(&random, tag, 2, None);
-        assert_eq!(server_accept(&init, None).err(), Some(TransportError::BadTag), "{tag:#x}");
+        assert_eq!(
+            server_accept(&init, None).err(),
+            Some(TransportError::BadTag),
+            "{tag:#x}"
+        );
         let mut codec = ObfuscatedCodec::<64>::server(None, 64);
         assert_eq!(codec.feed(&init[..30]), Ok(30));
         assert_eq!(codec.feed(&init[30..]), Err(TransportError::BadTag));
@@ -678,9 +790,11 @@ fn chk_008_wrong_tag_rejected() {
         assert_eq!(detect(&init, None), Detected::Rejected(TransportError::BadTag));
     }
     // The three valid tags are accepted.
-    for (tag, framing) in
-        [(0xefef_efefu32, Framing::Abridged), (0xeeee_eeee, Framing::Intermediate), (0xdddd_dddd, Framing::PaddedIntermediate)]
-    {
+    for (tag, framing) in [
+        (0xefef_efefu32, Framing::Abridged),
+        (0xeeee_eeee, Framing::Intermediate),
+        (0xdddd_dddd, Framing::PaddedIntermediate),
+    ] {
         let (init, _, _) = spec_init(&random, tag, -3, None);
         let acc = server_accept(&init, None).unwrap();
         assert_eq!((acc.framing, acc.dc_id), (framing, -3));
@@ -706,14 +820,26 @@ fn chk_008_tag_secret_mode_mismatch_rejected() {
     for framing in [Framing::Abridged, Framing::Intermediate] {
         // Same key, but the client used a non-dd secret and a framing the dd server forbids.
         let (init, _) = client_init(framing, None, Some(&plain), &mut rng(9)).unwrap();
-        assert_eq!(server_accept(&init, Some(&dd)).err(), Some(TransportError::TagSecretMismatch));
-        assert_eq!(detect(&init, Some(&dd)), Detected::Rejected(TransportError::TagSecretMismatch));
+        assert_eq!(
+            server_accept(&init, Some(&dd)).err(),
+            Some(TransportError::TagSecretMismatch)
+        );
+        assert_eq!(
+            detect(&init, Some(&dd)),
+            Detected::Rejected(TransportError::TagSecretMismatch)
+        );
         assert!(server_accept(&init, Some(&plain)).is_ok());
         // A dd client refuses to build it.
-        assert_eq!(client_init(framing, None, Some(&dd), &mut rng(9)).err(), Some(InitError::SecretRequiresPadding));
+        assert_eq!(
+            client_init(framing, None, Some(&dd), &mut rng(9)).err(),
+            Some(InitError::SecretRequiresPadding)
+        );
     }
     let (init, _) = client_init(Framing::PaddedIntermediate, None, Some(&dd), &mut rng(9)).unwrap();
-    assert_eq!(server_accept(&init, Some(&dd)).unwrap().framing, Framing::PaddedIntermediate);
+    assert_eq!(
+        server_accept(&init, Some(&dd)).unwrap().framing,
+        Framing::PaddedIntermediate
+    );
     // Secret parsing.
     assert!(ProxySecret::from_bytes(&[0; 15]).is_err());
     assert!(ProxySecret::from_bytes(&[&[0xee][..], &key].concat()).is_err());
@@ -769,7 +895,11 @@ fn atk_b15_giant_length_prefix_no_buffering() {
         let mut stream = header.to_vec();
         stream.extend(std::iter::repeat_n(0u8, 4096));
         // The error is raised by the header alone; no payload byte is taken.
-        assert_eq!(dec.feed(&stream), Err(TransportError::FrameTooLarge { declared }), "{framing:?}");
+        assert_eq!(
+            dec.feed(&stream),
+            Err(TransportError::FrameTooLarge { declared }),
+            "{framing:?}"
+        );
         assert_eq!(dec.error(), Some(TransportError::FrameTooLarge { declared }));
         assert_eq!(dec.wanted(), 0);
     }
@@ -779,7 +909,10 @@ fn atk_b15_giant_length_prefix_no_buffering() {
     assert_eq!(server.feed(&init), Ok(64));
     let mut buf = [0u8; 200];
     let n = client.encode(&packet(20, 0), false, &mut rng(1), &mut buf).unwrap();
-    assert_eq!(server.feed(&buf[..n]), Err(TransportError::FrameTooLarge { declared: 80 }));
+    assert_eq!(
+        server.feed(&buf[..n]),
+        Err(TransportError::FrameTooLarge { declared: 80 })
+    );
 }
 
 /// The obfuscated seeds of `fuzz/corpus/transport_obfuscated_init` were built with Python's `cryptography`
@@ -798,13 +931,52 @@ fn obfuscated_init_known_answers_from_independent_implementation() {
         (b[1..].to_vec(), secret)
     };
     for (name, want) in [
-        ("abridged_nosecret", Detected::Obfuscated { framing: Framing::Abridged, dc_id: 2 }),
-        ("intermediate_nosecret", Detected::Obfuscated { framing: Framing::Intermediate, dc_id: -4 }),
-        ("padded_nosecret", Detected::Obfuscated { framing: Framing::PaddedIntermediate, dc_id: 10002 }),
-        ("intermediate_secret16", Detected::Obfuscated { framing: Framing::Intermediate, dc_id: 1 }),
-        ("padded_secret16", Detected::Obfuscated { framing: Framing::PaddedIntermediate, dc_id: 1 }),
-        ("padded_secretdd", Detected::Obfuscated { framing: Framing::PaddedIntermediate, dc_id: 3 }),
-        ("intermediate_secretdd_mismatch", Detected::Rejected(TransportError::TagSecretMismatch)),
+        (
+            "abridged_nosecret",
+            Detected::Obfuscated {
+                framing: Framing::Abridged,
+                dc_id: 2,
+            },
+        ),
+        (
+            "intermediate_nosecret",
+            Detected::Obfuscated {
+                framing: Framing::Intermediate,
+                dc_id: -4,
+            },
+        ),
+        (
+            "padded_nosecret",
+            Detected::Obfuscated {
+                framing: Framing::PaddedIntermediate,
+                dc_id: 10002,
+            },
+        ),
+        (
+            "intermediate_secret16",
+            Detected::Obfuscated {
+                framing: Framing::Intermediate,
+                dc_id: 1,
+            },
+        ),
+        (
+            "padded_secret16",
+            Detected::Obfuscated {
+                framing: Framing::PaddedIntermediate,
+                dc_id: 1,
+            },
+        ),
+        (
+            "padded_secretdd",
+            Detected::Obfuscated {
+                framing: Framing::PaddedIntermediate,
+                dc_id: 3,
+            },
+        ),
+        (
+            "intermediate_secretdd_mismatch",
+            Detected::Rejected(TransportError::TagSecretMismatch),
+        ),
         ("wrong_tag", Detected::Rejected(TransportError::BadTag)),
         ("http", Detected::Http),
         ("tls", Detected::FakeTls),

@@ -114,10 +114,9 @@ const fn nz(v: u32) -> NonZeroU32 {
 /// Odd primes below 512 for trial division before Miller–Rabin.
 const SMALL_PRIMES: [u16; 96] = [
     3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109,
-    113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173, 179, 181, 191, 193, 197, 199, 211, 223, 227, 229, 233,
-    239, 241, 251, 257, 263, 269, 271, 277, 281, 283, 293, 307, 311, 313, 317, 331, 337, 347, 349, 353, 359, 367,
-    373, 379, 383, 389, 397, 401, 409, 419, 421, 431, 433, 439, 443, 449, 457, 461, 463, 467, 479, 487, 491, 499,
-    503, 509,
+    113, 127, 131, 137, 139, 149, 151, 157, 163, 167, 173, 179, 181, 191, 193, 197, 199, 211, 223, 227, 229, 233, 239,
+    241, 251, 257, 263, 269, 271, 277, 281, 283, 293, 307, 311, 313, 317, 331, 337, 347, 349, 353, 359, 367, 373, 379,
+    383, 389, 397, 401, 409, 419, 421, 431, 433, 439, 443, 449, 457, 461, 463, 467, 479, 487, 491, 499, 503, 509,
 ];
 
 /// True if `n` has a prime factor below 512 other than itself.
@@ -125,7 +124,9 @@ pub(crate) fn has_small_factor<const L: usize>(n: &Uint<L>) -> bool {
     if !n.is_odd().to_bool() {
         return *n != Uint::from_u32(2);
     }
-    SMALL_PRIMES.iter().any(|&p| small_rem(n, nz(u32::from(p))) == 0 && *n != Uint::from_u32(u32::from(p)))
+    SMALL_PRIMES
+        .iter()
+        .any(|&p| small_rem(n, nz(u32::from(p))) == 0 && *n != Uint::from_u32(u32::from(p)))
 }
 
 /// Miller–Rabin with `rounds` random bases in [2, n−2], after trial division. Variable time: only for public
@@ -195,7 +196,11 @@ impl<const N: usize> Default for PrimeCache<N> {
 impl<const N: usize> PrimeCache<N> {
     /// An empty cache that tests unknown primes with `rounds` Miller–Rabin rounds (raised to [`MIN_MR_ROUNDS`]).
     pub const fn new(rounds: u32) -> Self {
-        PrimeCache { entries: [None; N], next: 0, rounds: if rounds < MIN_MR_ROUNDS { MIN_MR_ROUNDS } else { rounds } }
+        PrimeCache {
+            entries: [None; N],
+            next: 0,
+            rounds: if rounds < MIN_MR_ROUNDS { MIN_MR_ROUNDS } else { rounds },
+        }
     }
 
     /// Miller–Rabin rounds used for unknown primes.
@@ -241,7 +246,10 @@ pub struct DhGroup {
 
 impl core::fmt::Debug for DhGroup {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("DhGroup").field("g", &self.g).field("exponent_bits", &self.exponent_bits).finish()
+        f.debug_struct("DhGroup")
+            .field("g", &self.g)
+            .field("exponent_bits", &self.exponent_bits)
+            .finish()
     }
 }
 
@@ -353,12 +361,20 @@ impl DhGroup {
     }
 
     fn check_public_uint(&self, v: &U2048) -> Result<(), DhError> {
-        if *v < self.low || *v > self.high { Err(DhError::PublicValueRange) } else { Ok(()) }
+        if *v < self.low || *v > self.high {
+            Err(DhError::PublicValueRange)
+        } else {
+            Ok(())
+        }
     }
 
     fn pow(&self, base: &U2048, secret: &DhSecret) -> U2048 {
         let b = FixedMontyForm::new(base, &self.params);
-        let r = if secret.bits >= DH_BITS { b.pow(&secret.x) } else { b.pow_bounded_exp(&secret.x, secret.bits) };
+        let r = if secret.bits >= DH_BITS {
+            b.pow(&secret.x)
+        } else {
+            b.pow_bounded_exp(&secret.x, secret.bits)
+        };
         r.retrieve()
     }
 
@@ -367,7 +383,10 @@ impl DhGroup {
     pub fn gen_keypair<R: CryptoRng + ?Sized>(&self, rng: &mut R) -> Result<(DhSecret, [u8; DH_BYTES]), DhError> {
         let g = U2048::from_u32(self.g);
         for _ in 0..MAX_KEYGEN_ATTEMPTS {
-            let secret = DhSecret { x: U2048::random_bits(rng, self.exponent_bits), bits: self.exponent_bits };
+            let secret = DhSecret {
+                x: U2048::random_bits(rng, self.exponent_bits),
+                bits: self.exponent_bits,
+            };
             let public = self.pow(&g, &secret);
             if self.check_public_uint(&public).is_ok() {
                 return Ok((secret, be_bytes(&public)));

@@ -71,7 +71,12 @@ impl Monty {
         for _ in 0..64 {
             r2 = add_mod(r2, r2, n);
         }
-        Monty { n, n_neg_inv: inv.wrapping_neg(), one, r2 }
+        Monty {
+            n,
+            n_neg_inv: inv.wrapping_neg(),
+            one,
+            r2,
+        }
     }
 
     /// a·b·R^-1 mod n for a, b < n. With n < 2^63 the 128-bit sum below cannot overflow.
@@ -184,7 +189,11 @@ fn isqrt(n: u64) -> u64 {
     let (mut lo, mut hi) = (0u64, 1u64 << 32);
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        if u128::from(mid) * u128::from(mid) <= u128::from(n) { lo = mid } else { hi = mid }
+        if u128::from(mid) * u128::from(mid) <= u128::from(n) {
+            lo = mid
+        } else {
+            hi = mid
+        }
     }
     lo
 }
@@ -347,7 +356,15 @@ mod tests {
 
     #[test]
     fn primality_and_gcd_and_isqrt() {
-        let primes = [2u64, 3, 5, 1_141_464_581, 1_202_243_663, 2_147_483_647, 9_223_372_036_854_775_783];
+        let primes = [
+            2u64,
+            3,
+            5,
+            1_141_464_581,
+            1_202_243_663,
+            2_147_483_647,
+            9_223_372_036_854_775_783,
+        ];
         for p in primes {
             assert!(is_prime_u64(p), "{p}");
         }

@@ -103,7 +103,9 @@ impl Meter for () {
 impl Meter for WorkMeter {
     fn sha256(&mut self, bytes: usize) {
         // SHA-256 appends 0x80 and a 64-bit length, then rounds up to 64-byte blocks.
-        self.sha256_blocks = self.sha256_blocks.saturating_add((bytes as u64).saturating_add(9).div_ceil(64));
+        self.sha256_blocks = self
+            .sha256_blocks
+            .saturating_add((bytes as u64).saturating_add(9).div_ceil(64));
     }
     fn aes(&mut self, bytes: usize) {
         self.aes_blocks = self.aes_blocks.saturating_add(bytes as u64 / 16);
@@ -182,7 +184,10 @@ pub(crate) fn derive_v2_metered<M: Meter>(
         .chain_update(msg_key)
         .finalize()
         .into();
-    let mut out = AesKeyIv { key: [0; 32], iv: [0; 32] };
+    let mut out = AesKeyIv {
+        key: [0; 32],
+        iv: [0; 32],
+    };
     put(&mut out.key, 0, &a, 0, 8);
     put(&mut out.key, 8, &b, 8, 16);
     put(&mut out.key, 24, &a, 24, 8);
@@ -222,7 +227,10 @@ pub fn derive_v1(auth_key: &AuthKey, dir: Direction, msg_key: &[u8; 16]) -> AesK
         .finalize()
         .into();
     // aes_key = a[0..8] ‖ b[8..20] ‖ c[4..16];  aes_iv = a[8..20] ‖ b[0..8] ‖ c[16..20] ‖ d[0..8]
-    let mut out = AesKeyIv { key: [0; 32], iv: [0; 32] };
+    let mut out = AesKeyIv {
+        key: [0; 32],
+        iv: [0; 32],
+    };
     let key_parts: [&[u8]; 3] = [
         sha1_a.get(0..8).unwrap_or(&[]),
         sha1_b.get(8..20).unwrap_or(&[]),
@@ -276,7 +284,10 @@ pub fn tmp_aes_key_iv(new_nonce: &[u8; 32], server_nonce: &[u8; 16]) -> AesKeyIv
         .chain_update(new_nonce)
         .finalize()
         .into();
-    let mut out = AesKeyIv { key: [0; 32], iv: [0; 32] };
+    let mut out = AesKeyIv {
+        key: [0; 32],
+        iv: [0; 32],
+    };
     concat_into(&mut out.key, &[&ns, sn.get(0..12).unwrap_or(&[])]);
     concat_into(
         &mut out.iv,

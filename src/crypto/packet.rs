@@ -339,7 +339,12 @@ fn open_core<M: Meter>(
 /// constant time, that `msg_key` matches the hash of the whole decrypted buffer. On success returns the quick-ack
 /// token; the caller then parses its own layout (and checks its own length and padding rules). On failure the buffer
 /// is zeroed.
-pub fn open_v2(auth_key: &AuthKey, dir: Direction, msg_key: &[u8; 16], ciphertext: &mut [u8]) -> Result<u32, OpenError> {
+pub fn open_v2(
+    auth_key: &AuthKey,
+    dir: Direction,
+    msg_key: &[u8; 16],
+    ciphertext: &mut [u8],
+) -> Result<u32, OpenError> {
     let (ok, token) = open_core(auth_key, dir, msg_key, ciphertext, &mut ());
     let ok = ok & Choice::from(u8::from(ciphertext.len() % 16 == 0 && !ciphertext.is_empty()));
     if bool::from(ok) {
@@ -418,7 +423,10 @@ pub fn encrypt_in_place<R: CryptoRng + ?Sized>(
     }
     let sealed = seal_v2(key, dir, plain).map_err(|_| EncryptError::InvalidBody)?;
     write_outer_header(outer, key, &sealed.msg_key);
-    Ok(Encrypted { len: total, quick_ack: sealed.quick_ack })
+    Ok(Encrypted {
+        len: total,
+        quick_ack: sealed.quick_ack,
+    })
 }
 
 fn write_inner_header(inner: &mut [u8], h: &MessageHeader, body_len: usize) {
@@ -462,12 +470,17 @@ pub fn encrypt_raw_for_tests(
         return Err(EncryptError::InvalidPlaintext);
     }
     let required = OUTER_HEADER_LEN + plaintext.len();
-    let packet = out.get_mut(..required).ok_or(EncryptError::BufferTooSmall { required })?;
+    let packet = out
+        .get_mut(..required)
+        .ok_or(EncryptError::BufferTooSmall { required })?;
     let (outer, plain) = packet.split_at_mut(OUTER_HEADER_LEN);
     plain.copy_from_slice(plaintext);
     let sealed = seal_v2(key, dir, plain).map_err(|_| EncryptError::InvalidPlaintext)?;
     write_outer_header(outer, key, &sealed.msg_key);
-    Ok(Encrypted { len: required, quick_ack: sealed.quick_ack })
+    Ok(Encrypted {
+        len: required,
+        quick_ack: sealed.quick_ack,
+    })
 }
 
 /// Decrypts an MTProto 2.0 packet in place and runs every receiver check: auth_key_id equals `key.id()` (and is not
@@ -603,7 +616,12 @@ impl core::fmt::Debug for V1BindMessage<'_> {
 #[cfg(feature = "defmt")]
 impl defmt::Format for V1BindMessage<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "V1BindMessage {{ msg_id: {=u64}, seq_no: {=u32} }}", self.msg_id, self.seq_no)
+        defmt::write!(
+            f,
+            "V1BindMessage {{ msg_id: {=u64}, seq_no: {=u32} }}",
+            self.msg_id,
+            self.seq_no
+        )
     }
 }
 
@@ -637,7 +655,9 @@ pub fn encrypt_v1_bind<R: CryptoRng + ?Sized>(
         return Err(EncryptError::InvalidPlaintext);
     }
     let required = OUTER_HEADER_LEN + n.next_multiple_of(16);
-    let packet = out.get_mut(..required).ok_or(EncryptError::BufferTooSmall { required })?;
+    let packet = out
+        .get_mut(..required)
+        .ok_or(EncryptError::BufferTooSmall { required })?;
     let (outer, plain) = packet.split_at_mut(OUTER_HEADER_LEN);
     let (msg, pad) = plain.split_at_mut(n);
     msg.copy_from_slice(plaintext);
@@ -717,7 +737,12 @@ mod tests {
             assert!((MIN_PADDING..MIN_PADDING + 16).contains(&p));
             assert_eq!((INNER_HEADER_LEN + body + p) % 16, 0);
             assert!(encrypted_len(body, p).is_some());
-            assert!(PaddingPolicy::new(PaddingPolicy::MAX_EXTRA_BLOCKS).unwrap().max_padding(body) <= MAX_PADDING);
+            assert!(
+                PaddingPolicy::new(PaddingPolicy::MAX_EXTRA_BLOCKS)
+                    .unwrap()
+                    .max_padding(body)
+                    <= MAX_PADDING
+            );
         }
         assert_eq!(MIN_PACKET_LEN, 72);
         assert!(PaddingPolicy::new(PaddingPolicy::MAX_EXTRA_BLOCKS + 1).is_none());

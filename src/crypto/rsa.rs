@@ -81,14 +81,24 @@ pub struct RsaPublicKey {
 
 impl core::fmt::Debug for RsaPublicKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "RsaPublicKey {{ fingerprint: {:016x}, e: {} }}", self.fingerprint(), self.e)
+        write!(
+            f,
+            "RsaPublicKey {{ fingerprint: {:016x}, e: {} }}",
+            self.fingerprint(),
+            self.e
+        )
     }
 }
 
 #[cfg(feature = "defmt")]
 impl defmt::Format for RsaPublicKey {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "RsaPublicKey {{ fingerprint: {=u64:x}, e: {} }}", self.fingerprint(), self.e)
+        defmt::write!(
+            f,
+            "RsaPublicKey {{ fingerprint: {=u64:x}, e: {} }}",
+            self.fingerprint(),
+            self.e
+        )
     }
 }
 
@@ -116,7 +126,9 @@ fn trim_leading_zeros(b: &[u8]) -> &[u8] {
 fn pad256(b: &[u8]) -> Result<[u8; RSA_BYTES], RsaError> {
     let digits = trim_leading_zeros(b);
     let mut out = [0u8; RSA_BYTES];
-    let dst = out.get_mut(RSA_BYTES.checked_sub(digits.len()).ok_or(RsaError::KeySize)?..).ok_or(RsaError::KeySize)?;
+    let dst = out
+        .get_mut(RSA_BYTES.checked_sub(digits.len()).ok_or(RsaError::KeySize)?..)
+        .ok_or(RsaError::KeySize)?;
     dst.copy_from_slice(digits);
     Ok(out)
 }
@@ -132,13 +144,19 @@ impl RsaPublicKey {
     /// A key from a 512-digit big-endian hex modulus, for `const` tables. Evaluated at compile time in a `const`,
     /// where a malformed literal is a build error; the modulus is checked again by [`RsaPublicKey::validate`].
     pub const fn from_be_hex(n_hex: &str, e: u32) -> Self {
-        RsaPublicKey { n: U2048::from_be_hex(n_hex), e }
+        RsaPublicKey {
+            n: U2048::from_be_hex(n_hex),
+            e,
+        }
     }
 
     /// A key from big-endian modulus bytes (leading zeros allowed) and exponent; the modulus must be an odd
     /// 2048-bit number and e odd and ≥ 3.
     pub fn from_be_bytes(n: &[u8], e: u32) -> Result<Self, RsaError> {
-        let key = RsaPublicKey { n: U2048::from_be_slice(&pad256(n)?), e };
+        let key = RsaPublicKey {
+            n: U2048::from_be_slice(&pad256(n)?),
+            e,
+        };
         key.validate()?;
         Ok(key)
     }
@@ -179,7 +197,9 @@ impl RsaPublicKey {
     /// m^e mod n on a value already known to be below n. Variable time: all inputs are public.
     fn public_op(&self, m: &U2048) -> Result<U2048, RsaError> {
         let params = FixedMontyParams::new_vartime(check_modulus(&self.n)?);
-        Ok(FixedMontyForm::new(m, &params).pow_vartime(&U64::from_u32(self.e)).retrieve())
+        Ok(FixedMontyForm::new(m, &params)
+            .pow_vartime(&U64::from_u32(self.e))
+            .retrieve())
     }
 
     /// Raw RSA on a 256-byte big-endian block, which must be below n.
@@ -199,124 +219,125 @@ pub const TELEGRAM_KEYS: &[RsaPublicKey] = &[
     // production main key, fingerprint d09d1d85de64fd85
     RsaPublicKey::from_be_hex(
         concat!(
-        "e8bb3305c0b52c6cf2afdf7637313489e63e05268e5badb601af417786472e5f93b85438968e20e6729a301c0afc121bf7151f834436f7fd",
-        "a680847a66bf64accec78ee21c0b316f0edafe2f41908da7bd1f4a5107638eeb67040ace472a14f90d9f7c2b7def99688ba3073adb5750bb",
-        "02964902a359fe745d8170e36876d4fd8a5d41b2a76cbff9a13267eb9580b2d06d10357448d20d9da2191cb5d8c93982961cdfdeda629e37",
-        "f1fb09a0722027696032fe61ed663db7a37f6f263d370f69db53a0dc0a1748bdaaff6209d5645485e6e001d1953255757e4b8e42813347b1",
-        "1da6ab500fd0ace7e6dfa3736199ccaf9397ed0745a427dcfa6cd67bcb1acff3"
+            "e8bb3305c0b52c6cf2afdf7637313489e63e05268e5badb601af417786472e5f93b85438968e20e6729a301c0afc121bf7151f834436f7fd",
+            "a680847a66bf64accec78ee21c0b316f0edafe2f41908da7bd1f4a5107638eeb67040ace472a14f90d9f7c2b7def99688ba3073adb5750bb",
+            "02964902a359fe745d8170e36876d4fd8a5d41b2a76cbff9a13267eb9580b2d06d10357448d20d9da2191cb5d8c93982961cdfdeda629e37",
+            "f1fb09a0722027696032fe61ed663db7a37f6f263d370f69db53a0dc0a1748bdaaff6209d5645485e6e001d1953255757e4b8e42813347b1",
+            "1da6ab500fd0ace7e6dfa3736199ccaf9397ed0745a427dcfa6cd67bcb1acff3"
         ),
         65537,
     ),
     // production key (Telethon 'current' list #0), fingerprint 0bc35f3509f7b7a5
     RsaPublicKey::from_be_hex(
         concat!(
-        "aeec36c8ffc109cb099624685b97815415657bd76d8c9c3e398103d7ad16c9bba6f525ed0412d7ae2c2de2b44e77d72cbf4b7438709a4e64",
-        "6a05c43427c7f184debf72947519680e651500890c6832796dd11f772c25ff8f576755afe055b0a3752c696eb7d8da0d8be1faf38c9bdd97",
-        "ce0a77d3916230c4032167100edd0f9e7a3a9b602d04367b689536af0d64b613ccba7962939d3b57682beb6dae5b608130b2e52aca78ba02",
-        "3cf6ce806b1dc49c72cf928a7199d22e3d7ac84e47bc9427d0236945d10dbd15177bab413fbf0edfda09f014c7a7da088dde9759702ca760",
-        "af2b8e4e97cc055c617bd74c3d97008635b98dc4d621b4891da9fb0473047927"
+            "aeec36c8ffc109cb099624685b97815415657bd76d8c9c3e398103d7ad16c9bba6f525ed0412d7ae2c2de2b44e77d72cbf4b7438709a4e64",
+            "6a05c43427c7f184debf72947519680e651500890c6832796dd11f772c25ff8f576755afe055b0a3752c696eb7d8da0d8be1faf38c9bdd97",
+            "ce0a77d3916230c4032167100edd0f9e7a3a9b602d04367b689536af0d64b613ccba7962939d3b57682beb6dae5b608130b2e52aca78ba02",
+            "3cf6ce806b1dc49c72cf928a7199d22e3d7ac84e47bc9427d0236945d10dbd15177bab413fbf0edfda09f014c7a7da088dde9759702ca760",
+            "af2b8e4e97cc055c617bd74c3d97008635b98dc4d621b4891da9fb0473047927"
         ),
         65537,
     ),
     // production key (Telethon 'current' list #1), fingerprint 15ae5fa8b5529542
     RsaPublicKey::from_be_hex(
         concat!(
-        "bdf2c77d81f6afd47bd30f29ac76e55adfe70e487e5e48297e5a9055c9c07d2b93b4ed3994d3eca5098bf18d978d54f8b7c713eb10247607",
-        "e69af9ef44f38e28f8b439f257a11572945cc0406fe3f37bb92b79112db69eedf2dc71584a661638ea5becb9e23585074b80d57d9f5710dd",
-        "30d2da940e0ada2f1b878397dc1a72b5ce2531b6f7dd158e09c828d03450ca0ff8a174deacebcaa22dde84ef66ad370f259d18af80663801",
-        "2da0ca4a70baa83d9c158f3552bc9158e69bf332a45809e1c36905a5caa12348dd57941a482131be7b2355a5f4635374f3bd3ddf5ff925bf",
-        "4809ee27c1e67d9120c5fe08a9de458b1b4a3c5d0a428437f2beca81f4e2d5ff"
+            "bdf2c77d81f6afd47bd30f29ac76e55adfe70e487e5e48297e5a9055c9c07d2b93b4ed3994d3eca5098bf18d978d54f8b7c713eb10247607",
+            "e69af9ef44f38e28f8b439f257a11572945cc0406fe3f37bb92b79112db69eedf2dc71584a661638ea5becb9e23585074b80d57d9f5710dd",
+            "30d2da940e0ada2f1b878397dc1a72b5ce2531b6f7dd158e09c828d03450ca0ff8a174deacebcaa22dde84ef66ad370f259d18af80663801",
+            "2da0ca4a70baa83d9c158f3552bc9158e69bf332a45809e1c36905a5caa12348dd57941a482131be7b2355a5f4635374f3bd3ddf5ff925bf",
+            "4809ee27c1e67d9120c5fe08a9de458b1b4a3c5d0a428437f2beca81f4e2d5ff"
         ),
         65537,
     ),
     // production key (Telethon 'current' list #2), fingerprint aeae98e13cd7f94f
     RsaPublicKey::from_be_hex(
         concat!(
-        "b3f762b739be98f343eb1921cf0148cfa27ff7af02b6471213fed9daa0098976e667750324f1abcea4c31e43b7d11f1579133f2b3d9fe274",
-        "74e462058884e5e1b123be9cbbc6a443b2925c08520e7325e6f1a6d50e117eb61ea49d2534c8bb4d2ae4153fabe832b9edf4c5755fdd8b19",
-        "940b81d1d96cf433d19e6a22968a85dc80f0312f596bd2530c1cfb28b5fe019ac9bc25cd9c2a5d8a0f3a1c0c79bcca524d315b5e21b5c26b",
-        "46babe3d75d06d1cd33329ec782a0f22891ed1db42a1d6c0dea431428bc4d7aabdcf3e0eb6fda4e23eb7733e7727e9a1915580796c55188d",
-        "2596d2665ad1182ba7abf15aaa5a8b779ea996317a20ae044b820bff35b6e8a1"
+            "b3f762b739be98f343eb1921cf0148cfa27ff7af02b6471213fed9daa0098976e667750324f1abcea4c31e43b7d11f1579133f2b3d9fe274",
+            "74e462058884e5e1b123be9cbbc6a443b2925c08520e7325e6f1a6d50e117eb61ea49d2534c8bb4d2ae4153fabe832b9edf4c5755fdd8b19",
+            "940b81d1d96cf433d19e6a22968a85dc80f0312f596bd2530c1cfb28b5fe019ac9bc25cd9c2a5d8a0f3a1c0c79bcca524d315b5e21b5c26b",
+            "46babe3d75d06d1cd33329ec782a0f22891ed1db42a1d6c0dea431428bc4d7aabdcf3e0eb6fda4e23eb7733e7727e9a1915580796c55188d",
+            "2596d2665ad1182ba7abf15aaa5a8b779ea996317a20ae044b820bff35b6e8a1"
         ),
         65537,
     ),
     // production key (Telethon 'current' list #3), fingerprint 5a181b2235057d98
     RsaPublicKey::from_be_hex(
         concat!(
-        "be6a71558ee577ff03023cfa17aab4e6c86383cff8a7ad38edb9fafe6f323f2d5106cbc8cafb83b869cffd1ccf121cd743d509e589e68765",
-        "c96601e813dc5b9dfc4be415c7a6526132d0035ca33d6d6075d4f535122a1cdfe017041f1088d1419f65c8e5490ee613e16dbf662698c0f5",
-        "4870f0475fa893fc41eb55b08ff1ac211bc045ded31be27d12c96d8d3cfc6a7ae8aa50bf2ee0f30ed507cc2581e3dec56de94f5dc0a7abee",
-        "0be990b893f2887bd2c6310a1e0a9e3e38bd34fded2541508dc102a9c9b4c95effd9dd2dfe96c29be647d6c69d66ca500843cfaed6e44019",
-        "6f1dbe0e2e22163c61ca48c79116fa77216726749a976a1c4b0944b5121e8c01"
+            "be6a71558ee577ff03023cfa17aab4e6c86383cff8a7ad38edb9fafe6f323f2d5106cbc8cafb83b869cffd1ccf121cd743d509e589e68765",
+            "c96601e813dc5b9dfc4be415c7a6526132d0035ca33d6d6075d4f535122a1cdfe017041f1088d1419f65c8e5490ee613e16dbf662698c0f5",
+            "4870f0475fa893fc41eb55b08ff1ac211bc045ded31be27d12c96d8d3cfc6a7ae8aa50bf2ee0f30ed507cc2581e3dec56de94f5dc0a7abee",
+            "0be990b893f2887bd2c6310a1e0a9e3e38bd34fded2541508dc102a9c9b4c95effd9dd2dfe96c29be647d6c69d66ca500843cfaed6e44019",
+            "6f1dbe0e2e22163c61ca48c79116fa77216726749a976a1c4b0944b5121e8c01"
         ),
         65537,
     ),
     // production key used by Telegram Android, fingerprint 9dbe5a4c45febeff
     RsaPublicKey::from_be_hex(
         concat!(
-        "c45fffd0cd3eff93f381d35a8135fe27e74982bef96424ee886f22e31ed8c26245fa388e1828e6ed7ec12c268c735fa13996032f7f86be57",
-        "bf00aca45b5aa8b9a089315c7f1feda5f0b1572de959d8f2dac136fc03b0654ea5b32f775be41ba030d5b388bf53ba147c227d5bc0a634ed",
-        "056947d8a7e738c0b0018b064fa61add039d5c8c7f55e8a7694b0853669b4178ca470079a2c20883db19675d9622d8f31104848e063b6975",
-        "53791933020e74e9c018916d8140284def851d1e85d6cf5a742559075b5e2ff85ff51f9699e909c32815cf4318107ef2e94e3d4f8e7efd6e",
-        "ce17a5fa8345b48f5b924abb18e2a37bb70c5b4da77dcdd199ef2b3ef6ff8fb9"
+            "c45fffd0cd3eff93f381d35a8135fe27e74982bef96424ee886f22e31ed8c26245fa388e1828e6ed7ec12c268c735fa13996032f7f86be57",
+            "bf00aca45b5aa8b9a089315c7f1feda5f0b1572de959d8f2dac136fc03b0654ea5b32f775be41ba030d5b388bf53ba147c227d5bc0a634ed",
+            "056947d8a7e738c0b0018b064fa61add039d5c8c7f55e8a7694b0853669b4178ca470079a2c20883db19675d9622d8f31104848e063b6975",
+            "53791933020e74e9c018916d8140284def851d1e85d6cf5a742559075b5e2ff85ff51f9699e909c32815cf4318107ef2e94e3d4f8e7efd6e",
+            "ce17a5fa8345b48f5b924abb18e2a37bb70c5b4da77dcdd199ef2b3ef6ff8fb9"
         ),
         65537,
     ),
     // older production key (Telethon 'old' list #0), fingerprint c3b42b026ce86b21
     RsaPublicKey::from_be_hex(
         concat!(
-        "c150023e2f70db7985ded064759cfecf0af328e69a41daf4d6f01b538135a6f91f8f8b2a0ec9ba9720ce352efcf6c5680ffc424bd6348649",
-        "02de0b4bd6d49f4e580230e3ae97d95c8b19442b3c0a10d8f5633fecedd6926a7f6dab0ddb7d457f9ea81b8465fcd6fffeed114011df91c0",
-        "59caedaf97625f6c96ecc74725556934ef781d866b34f011fce4d835a090196e9a5f0e4449af7eb697ddb9076494ca5f81104a305b6dd276",
-        "65722c46b60e5df680fb16b210607ef217652e60236c255f6a28315f4083a96791d7214bf64c1df4fd0db1944fb26a2a57031b32eee64ad1",
-        "5a8ba68885cde74a5bfc920f6abf59ba5c75506373e7130f9042da922179251f"
+            "c150023e2f70db7985ded064759cfecf0af328e69a41daf4d6f01b538135a6f91f8f8b2a0ec9ba9720ce352efcf6c5680ffc424bd6348649",
+            "02de0b4bd6d49f4e580230e3ae97d95c8b19442b3c0a10d8f5633fecedd6926a7f6dab0ddb7d457f9ea81b8465fcd6fffeed114011df91c0",
+            "59caedaf97625f6c96ecc74725556934ef781d866b34f011fce4d835a090196e9a5f0e4449af7eb697ddb9076494ca5f81104a305b6dd276",
+            "65722c46b60e5df680fb16b210607ef217652e60236c255f6a28315f4083a96791d7214bf64c1df4fd0db1944fb26a2a57031b32eee64ad1",
+            "5a8ba68885cde74a5bfc920f6abf59ba5c75506373e7130f9042da922179251f"
         ),
         65537,
     ),
     // older production key (Telethon 'old' list #1), fingerprint 9a996a1db11c729b
     RsaPublicKey::from_be_hex(
         concat!(
-        "c6aeda78b02a251db4b6441031f467fa871faed32526c436524b1fb3b5dca28efb8c089dd1b46d92c895993d87108254951c5f001a0f055f",
-        "3063dcd14d431a300eb9e29517e359a1c9537e5e87ab1b116faecf5d17546ebc21db234d9d336a693efcb2b6fbcca1e7d1a0be414dca408a",
-        "11609b9c4269a920b09fed1f9a1597be02761430f09e4bc48fcafbe289054c99dba51b6b5eb7d9c3a2ab4e490545b4676bd620e93804bcac",
-        "93bf94f73f92c729ca899477ff17625ef14a934d51dc11d5f8650a3364586b3a52fcff2fedec8a8406cac4e751705a472e55707e3c8cd559",
-        "4342b119c6c3293532d85dbe9271ed54a2fd18b4dc79c04a30951107d5639397"
+            "c6aeda78b02a251db4b6441031f467fa871faed32526c436524b1fb3b5dca28efb8c089dd1b46d92c895993d87108254951c5f001a0f055f",
+            "3063dcd14d431a300eb9e29517e359a1c9537e5e87ab1b116faecf5d17546ebc21db234d9d336a693efcb2b6fbcca1e7d1a0be414dca408a",
+            "11609b9c4269a920b09fed1f9a1597be02761430f09e4bc48fcafbe289054c99dba51b6b5eb7d9c3a2ab4e490545b4676bd620e93804bcac",
+            "93bf94f73f92c729ca899477ff17625ef14a934d51dc11d5f8650a3364586b3a52fcff2fedec8a8406cac4e751705a472e55707e3c8cd559",
+            "4342b119c6c3293532d85dbe9271ed54a2fd18b4dc79c04a30951107d5639397"
         ),
         65537,
     ),
     // older production key (Telethon 'old' list #2), fingerprint b05b2a6f70cdea78
     RsaPublicKey::from_be_hex(
         concat!(
-        "b1066749655935f0a5936f517034c943bea7f3365a8931ae52c8bcb14856f004b83d26cf2839be0f22607470d67481771c1ce5ec31de16b2",
-        "0bbaa4ecd2f7d2ecf6b6356f27501c226984263edc046b89fb6d3981546b01d7bd34fedcfcc1058e2d494bda732ff813e50e1c6ae249890b",
-        "225f82b22b1e55fcb063dc3c0e18e91c28d0c4aa627dec8353eee6038a95a4fd1ca984eb09f94aeb7a2220635a8ceb450ea7e61d915cdb4e",
-        "ecedaa083aa3801daf071855ec1fb38516cb6c2996d2d60c0ecbcfa57e4cf1fb0ed39b2f37e94ab4202ecf595e167b3ca62669a6da520859",
-        "fb6d6c6203dfdfc79c75ec3ee97da8774b2da903e3435f2cd294670a75a526c1"
+            "b1066749655935f0a5936f517034c943bea7f3365a8931ae52c8bcb14856f004b83d26cf2839be0f22607470d67481771c1ce5ec31de16b2",
+            "0bbaa4ecd2f7d2ecf6b6356f27501c226984263edc046b89fb6d3981546b01d7bd34fedcfcc1058e2d494bda732ff813e50e1c6ae249890b",
+            "225f82b22b1e55fcb063dc3c0e18e91c28d0c4aa627dec8353eee6038a95a4fd1ca984eb09f94aeb7a2220635a8ceb450ea7e61d915cdb4e",
+            "ecedaa083aa3801daf071855ec1fb38516cb6c2996d2d60c0ecbcfa57e4cf1fb0ed39b2f37e94ab4202ecf595e167b3ca62669a6da520859",
+            "fb6d6c6203dfdfc79c75ec3ee97da8774b2da903e3435f2cd294670a75a526c1"
         ),
         65537,
     ),
     // older production key (Telethon 'old' list #3), fingerprint 71e025b6c76033e3
     RsaPublicKey::from_be_hex(
         concat!(
-        "c2a8c55b4a62e2b78a19b91cf692bcdc4ba7c23fe4d06f194e2a0c30f6d9996f7d1a2bcc89bc1ac4333d44359a6c433252d1a8402d997037",
-        "8b5912b75bc8cc3fa76710a025bcb9032df0b87d7607cc53b928712a174ea2a80a8176623588119d42ffce40205c6d72160860d8d80b22a8",
-        "b8651907cf388effbef29cd7cf2b4eb8a872052da1351cfe7fec214ce48304ea472bd66329d60115b3420d08f6894b0410b6ab9450249967",
-        "617670c932f7cbdb5d6fbcce1e492c595f483109999b2661fcdeec31b196429b7834c7211a93c6789d9ee601c18c39e521fda9d7264e61e5",
-        "18add6f0712d2d5228204b851e13c4f322e5c5431c3b7f31089668486aadc59f"
+            "c2a8c55b4a62e2b78a19b91cf692bcdc4ba7c23fe4d06f194e2a0c30f6d9996f7d1a2bcc89bc1ac4333d44359a6c433252d1a8402d997037",
+            "8b5912b75bc8cc3fa76710a025bcb9032df0b87d7607cc53b928712a174ea2a80a8176623588119d42ffce40205c6d72160860d8d80b22a8",
+            "b8651907cf388effbef29cd7cf2b4eb8a872052da1351cfe7fec214ce48304ea472bd66329d60115b3420d08f6894b0410b6ab9450249967",
+            "617670c932f7cbdb5d6fbcce1e492c595f483109999b2661fcdeec31b196429b7834c7211a93c6789d9ee601c18c39e521fda9d7264e61e5",
+            "18add6f0712d2d5228204b851e13c4f322e5c5431c3b7f31089668486aadc59f"
         ),
         65537,
     ),
     // test-DC key, fingerprint b25898df208d2603
     RsaPublicKey::from_be_hex(
         concat!(
-        "c8c11d635691fac091dd9489aedced2932aa8a0bcefef05fa800892d9b52ed03200865c9e97211cb2ee6c7ae96d3fb0e15aeffd66019b44a",
-        "08a240cfdd2868a85e1f54d6fa5deaa041f6941ddf302690d61dc476385c2fa655142353cb4e4b59f6e5b6584db76fe8b1370263246c010c",
-        "93d011014113ebdf987d093f9d37c2be48352d69a1683f8f6e6c2167983c761e3ab169fde5daaa12123fa1beab621e4da5935e9c198f82f3",
-        "5eae583a99386d8110ea6bd1abb0f568759f62694419ea5f69847c43462abef858b4cb5edc84e7b9226cd7bd7e183aa974a712c079dde85b",
-        "9dc063b8a5c08e8f859c0ee5dcd824c7807f20153361a7f63cfd2a433a1be7f5"
+            "c8c11d635691fac091dd9489aedced2932aa8a0bcefef05fa800892d9b52ed03200865c9e97211cb2ee6c7ae96d3fb0e15aeffd66019b44a",
+            "08a240cfdd2868a85e1f54d6fa5deaa041f6941ddf302690d61dc476385c2fa655142353cb4e4b59f6e5b6584db76fe8b1370263246c010c",
+            "93d011014113ebdf987d093f9d37c2be48352d69a1683f8f6e6c2167983c761e3ab169fde5daaa12123fa1beab621e4da5935e9c198f82f3",
+            "5eae583a99386d8110ea6bd1abb0f568759f62694419ea5f69847c43462abef858b4cb5edc84e7b9226cd7bd7e183aa974a712c079dde85b",
+            "9dc063b8a5c08e8f859c0ee5dcd824c7807f20153361a7f63cfd2a433a1be7f5"
         ),
         65537,
-    ),];
+    ),
+];
 
 /// The built-in key with this fingerprint, if any.
 pub fn find_telegram_key(fingerprint: u64) -> Option<&'static RsaPublicKey> {
@@ -416,14 +437,22 @@ impl zeroize::ZeroizeOnDrop for RsaPrivateKey {}
 
 impl core::fmt::Debug for RsaPrivateKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "RsaPrivateKey {{ fingerprint: {:016x}, .. }}", self.public.fingerprint())
+        write!(
+            f,
+            "RsaPrivateKey {{ fingerprint: {:016x}, .. }}",
+            self.public.fingerprint()
+        )
     }
 }
 
 #[cfg(feature = "defmt")]
 impl defmt::Format for RsaPrivateKey {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "RsaPrivateKey {{ fingerprint: {=u64:x}, .. }}", self.public.fingerprint())
+        defmt::write!(
+            f,
+            "RsaPrivateKey {{ fingerprint: {=u64:x}, .. }}",
+            self.public.fingerprint()
+        )
     }
 }
 
@@ -453,7 +482,12 @@ impl RsaPrivateKey {
         let odd = check_modulus(&public.n)?;
         // Kept as (smaller, larger): PKCS#1 files usually list the larger prime first.
         let primes = primes.map(|(a, b)| if a < b { (a, b) } else { (b, a) });
-        let key = RsaPrivateKey { public, d, primes, params: FixedMontyParams::new(odd) };
+        let key = RsaPrivateKey {
+            public,
+            d,
+            primes,
+            params: FixedMontyParams::new(odd),
+        };
         if d.is_zero_vartime() || d >= public.n {
             return Err(RsaError::KeyMismatch);
         }
@@ -488,7 +522,9 @@ impl RsaPrivateKey {
             let (pw, qw) = (p.resize::<{ U2048::LIMBS }>(), q.resize::<{ U2048::LIMBS }>());
             let n = pw.wrapping_mul(&qw);
             let phi = pw.wrapping_sub(&U2048::ONE).wrapping_mul(&qw.wrapping_sub(&U2048::ONE));
-            let Some(d) = e.invert_mod(&NonZero::new(phi).into_option().ok_or(RsaError::KeySize)?).into_option()
+            let Some(d) = e
+                .invert_mod(&NonZero::new(phi).into_option().ok_or(RsaError::KeySize)?)
+                .into_option()
             else {
                 continue;
             };
@@ -512,7 +548,9 @@ impl RsaPrivateKey {
 
     /// p and q (p < q) as 256-byte big-endian numbers, when known.
     pub fn primes_bytes(&self) -> Option<(Zeroizing<[u8; RSA_BYTES]>, Zeroizing<[u8; RSA_BYTES]>)> {
-        self.primes.as_ref().map(|(p, q)| (Zeroizing::new(be_bytes(p)), Zeroizing::new(be_bytes(q))))
+        self.primes
+            .as_ref()
+            .map(|(p, q)| (Zeroizing::new(be_bytes(p)), Zeroizing::new(be_bytes(q))))
     }
 
     /// CRT parameters (d mod (p−1), d mod (q−1), q^-1 mod p) for PKCS#1 export, when the primes are known.
@@ -571,7 +609,15 @@ fn random_prime_1024<R: CryptoRng + ?Sized>(rng: &mut R) -> U1024 {
     loop {
         let cand = U1024::random_bits(rng, 1024).bitor(&top).bitor(&U1024::ONE);
         // p − 1 must be prime to e, i.e. p mod e ≠ 1 (e is prime).
-        if cand.rem_limb(NonZero::new(e).into_option().unwrap_or(NonZero::<crypto_bigint::Limb>::ONE)).0 == 1 {
+        if cand
+            .rem_limb(
+                NonZero::new(e)
+                    .into_option()
+                    .unwrap_or(NonZero::<crypto_bigint::Limb>::ONE),
+            )
+            .0
+            == 1
+        {
             continue;
         }
         if has_small_factor(&cand) {
@@ -617,7 +663,11 @@ pub fn rsa_pad_decrypt<R: CryptoRng + ?Sized>(
 ) -> Result<Zeroizing<[u8; RSA_PAD_DATA_LEN]>, RsaError> {
     let plain = key.decrypt_raw(block, rng)?;
     let (data, ok) = rsa_pad_unwrap(&plain);
-    if bool::from(ok) { Ok(data) } else { Err(RsaError::Decrypt) }
+    if bool::from(ok) {
+        Ok(data)
+    } else {
+        Err(RsaError::Decrypt)
+    }
 }
 
 /// Whether a legacy 255-byte plaintext (`SHA1(data) ‖ data ‖ padding`) carries the SHA-1 of its first `data_len`
@@ -706,12 +756,14 @@ where
     legacy.copy_from_slice(rest);
     let claimed = tl_len(legacy.get(20..).unwrap_or_default());
     let len = claimed.unwrap_or(0);
-    let legacy_ok = Choice::from(u8::from(claimed.is_some()))
-        & lead.ct_eq(&[0u8])
-        & legacy_check(&legacy, len)
-        & !pad_ok;
+    let legacy_ok =
+        Choice::from(u8::from(claimed.is_some())) & lead.ct_eq(&[0u8]) & legacy_check(&legacy, len) & !pad_ok;
 
-    let mut out = InnerData { buf: [0u8; LEGACY_MAX_DATA], len: 0, encoding: InnerEncoding::RsaPad };
+    let mut out = InnerData {
+        buf: [0u8; LEGACY_MAX_DATA],
+        len: 0,
+        encoding: InnerEncoding::RsaPad,
+    };
     for (i, o) in out.buf.iter_mut().enumerate() {
         let from_pad = pad_data.get(i).copied().unwrap_or(0);
         let from_legacy = legacy.get(20 + i).copied().unwrap_or(0);

@@ -26,7 +26,10 @@ struct HashRng {
 
 impl HashRng {
     fn new(data: &[u8]) -> Self {
-        HashRng { seed: Sha256::digest(data).into(), counter: 0 }
+        HashRng {
+            seed: Sha256::digest(data).into(),
+            counter: 0,
+        }
     }
 }
 
@@ -101,15 +104,25 @@ pub fn packet_decrypt(data: &[u8]) {
         let Ok(enc) = enc else {
             panic!("encrypting a {}-byte body into {} bytes failed", body.len(), out.len())
         };
-        let Some(packet) = out.get_mut(..enc.len) else { panic!("encrypt reported a length past its buffer") };
+        let Some(packet) = out.get_mut(..enc.len) else {
+            panic!("encrypt reported a length past its buffer")
+        };
         let mut reflected = [0u8; MAX_FUZZ_PACKET + 2048];
         if let Some(r) = reflected.get_mut(..enc.len) {
             r.copy_from_slice(packet);
-            assert!(packet::decrypt(&key, dir.reverse(), r).is_err(), "reflected packet accepted");
+            assert!(
+                packet::decrypt(&key, dir.reverse(), r).is_err(),
+                "reflected packet accepted"
+            );
         }
-        let Ok(v) = packet::decrypt(&key, dir, packet) else { panic!("round trip rejected") };
+        let Ok(v) = packet::decrypt(&key, dir, packet) else {
+            panic!("round trip rejected")
+        };
         assert_eq!(v.body(), body);
-        assert_eq!((v.salt(), v.session_id(), v.msg_id(), v.seq_no()), (header.salt, header.session_id, header.msg_id, header.seq_no));
+        assert_eq!(
+            (v.salt(), v.session_id(), v.msg_id(), v.seq_no()),
+            (header.salt, header.session_id, header.msg_id, header.seq_no)
+        );
         assert_eq!(v.quick_ack_token(), enc.quick_ack);
     }
 }

@@ -68,7 +68,12 @@ fn framing_target(framing: Framing, data: &[u8]) {
     let max_frame = if ctl & 0x20 != 0 { 64 } else { CAP };
     let marker = ctl & 0x40 != 0;
     for role in [Role::Client, Role::Server] {
-        let cfg = DecoderConfig { framing, role, max_frame, expect_marker: marker && role == Role::Server };
+        let cfg = DecoderConfig {
+            framing,
+            role,
+            max_frame,
+            expect_marker: marker && role == Role::Server,
+        };
         let mut dec = FrameDecoder::<CAP>::new(cfg);
         let mut pos = 0usize;
         let mut stalls = 0usize;
@@ -103,8 +108,14 @@ fn check_frame(framing: Framing, role: Role, max_payload: usize, frame: Frame<'_
     let mut out = [0u8; CAP + 32];
     let mut rng = FuzzRng(0x9e37_79b9_7f4a_7c15);
     let (mut enc, peer) = match role {
-        Role::Client => (Encoder::new(EncoderConfig::server(framing).with_max_padding(0)), Role::Client),
-        Role::Server => (Encoder::new(EncoderConfig::client(framing).with_max_padding(0)), Role::Server),
+        Role::Client => (
+            Encoder::new(EncoderConfig::server(framing).with_max_padding(0)),
+            Role::Client,
+        ),
+        Role::Server => (
+            Encoder::new(EncoderConfig::client(framing).with_max_padding(0)),
+            Role::Server,
+        ),
     };
     let written = match frame {
         Frame::Packet { data, quick_ack } => {
@@ -151,7 +162,10 @@ pub fn transport_obfuscated_init(data: &[u8]) {
     let secret = match ctl % 3 {
         0 => None,
         1 => ProxySecret::from_bytes(&[0x5a; 16]).ok(),
-        _ => ProxySecret::from_bytes(&[0xdd, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a]).ok(),
+        _ => ProxySecret::from_bytes(&[
+            0xdd, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+        ])
+        .ok(),
     };
     let verdict = detect(rest, secret.as_ref());
     if let Detected::NeedMore(n) = verdict {

@@ -50,7 +50,12 @@ impl<const N: usize> PartialEq for AckQueue<N> {
 impl<const N: usize> AckQueue<N> {
     /// An empty queue flushing above `flush_threshold` ids or after `max_delay`.
     pub const fn new(flush_threshold: usize, max_delay: Duration) -> Self {
-        AckQueue { ids: heapless::Deque::new(), oldest_at: None, flush_threshold, max_delay }
+        AckQueue {
+            ids: heapless::Deque::new(),
+            oldest_at: None,
+            flush_threshold,
+            max_delay,
+        }
     }
 
     /// Ids pending.
@@ -95,7 +100,10 @@ impl<const N: usize> AckQueue<N> {
     /// `len()` is the vector count to encode. Ids not consumed stay queued.
     pub fn take_batch(&mut self, limit: usize) -> AckBatch<'_, N> {
         let n = limit.min(MAX_ACK_IDS).min(self.ids.len());
-        AckBatch { queue: self, remaining: n }
+        AckBatch {
+            queue: self,
+            remaining: n,
+        }
     }
 }
 

@@ -38,7 +38,12 @@ pub struct ResendBudget {
 impl ResendBudget {
     /// A full bucket at `now`.
     pub const fn new(now: Instant, burst: u64, bytes_per_sec: u64) -> Self {
-        ResendBudget { burst, bytes_per_sec, tokens: burst as u128 * MICROS_PER_SEC, last: now }
+        ResendBudget {
+            burst,
+            bytes_per_sec,
+            tokens: burst as u128 * MICROS_PER_SEC,
+            last: now,
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -47,7 +52,10 @@ impl ResendBudget {
             self.last = now;
         }
         let cap = u128::from(self.burst) * MICROS_PER_SEC;
-        self.tokens = self.tokens.saturating_add(elapsed * u128::from(self.bytes_per_sec)).min(cap);
+        self.tokens = self
+            .tokens
+            .saturating_add(elapsed * u128::from(self.bytes_per_sec))
+            .min(cap);
     }
 
     /// Whole bytes available at `now`.

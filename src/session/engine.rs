@@ -36,9 +36,9 @@ use crate::crypto::packet::{self, Direction, MessageHeader, PaddingPolicy};
 use crate::time::{Instant, UnixTime};
 use crate::tl::gzip::GzipError;
 use crate::tl::{
-    self, BadMsg, BadServerSalt, DestroySessionNone, DestroySessionOk, FutureSalt as TlFutureSalt, GzipPacked,
-    Message, MsgContainer, MsgCopy, MsgResendReq, MsgsAck, MsgsStateInfo, NewSessionCreated, Pong,
-    Reader, RpcAnswerUnknown, RpcError, RpcResult, ServiceMessage, TlBare, TlRead, TlWrite, Writer,
+    self, BadMsg, BadServerSalt, DestroySessionNone, DestroySessionOk, FutureSalt as TlFutureSalt, GzipPacked, Message,
+    MsgContainer, MsgCopy, MsgResendReq, MsgsAck, MsgsStateInfo, NewSessionCreated, Pong, Reader, RpcAnswerUnknown,
+    RpcError, RpcResult, ServiceMessage, TlBare, TlRead, TlWrite, Writer,
 };
 
 /// Size of a `message` header inside a container (msg_id, seqno, bytes).
@@ -160,7 +160,10 @@ enum EvRec {
 
 impl EvRec {
     fn uses_buffers(&self) -> bool {
-        matches!(self, EvRec::Result { .. } | EvRec::Error { .. } | EvRec::Update(_) | EvRec::Request { .. })
+        matches!(
+            self,
+            EvRec::Result { .. } | EvRec::Error { .. } | EvRec::Update(_) | EvRec::Request { .. }
+        )
     }
 }
 
@@ -210,7 +213,11 @@ struct Header {
 
 fn span_of(base: &[u8], s: &[u8], buf: Buf) -> Span {
     let off = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
-    Span { buf, off: u32::try_from(off).unwrap_or(u32::MAX), len: u32::try_from(s.len()).unwrap_or(0) }
+    Span {
+        buf,
+        off: u32::try_from(off).unwrap_or(u32::MAX),
+        len: u32::try_from(s.len()).unwrap_or(0),
+    }
 }
 
 fn peek_ctor(body: &[u8]) -> Option<u32> {
@@ -326,7 +333,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     }
 
     fn wrap(core: Core<TX, MSGS>) -> Self {
-        Engine { core, rx: [0; RX], gz: [0; RX], gz_used: 0 }
+        Engine {
+            core,
+            rx: [0; RX],
+            gz: [0; RX],
+            gz_used: 0,
+        }
     }
 
     /// This engine's role.
@@ -407,7 +419,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// DC: answers the request `req` with `rpc_error { code, message }`.
     pub fn answer_error(&mut self, now: Instant, req: MsgId, code: i32, message: &[u8]) -> Result<MsgId, SendError> {
-        let err = RpcError { error_code: code, error_message: message };
+        let err = RpcError {
+            error_code: code,
+            error_message: message,
+        };
         if err.tl_len() + 12 > Self::max_body() || message.len() > tl::MAX_BYTES_LEN {
             return Err(SendError::TooLarge);
         }
@@ -426,7 +441,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// The smallest `out` [`poll_packet`](Self::poll_packet) accepts.
     pub fn min_out_len(&self) -> usize {
-        self.core.cfg.padding.max_encrypted_len(self.core.max_payload::<RX>()).unwrap_or(RX)
+        self.core
+            .cfg
+            .padding
+            .max_encrypted_len(self.core.max_payload::<RX>())
+            .unwrap_or(RX)
     }
 
     /// Processes one received MTProto packet (the transport's payload). `Ok` means it was accepted; `Err` tells why it
@@ -450,10 +469,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             Side::Server => Direction::ClientToServer,
         };
         let (hdr, len, token) = {
-            let Some(buf) = self.rx.get_mut(..n) else { return Err(Dropped::TooLarge) };
+            let Some(buf) = self.rx.get_mut(..n) else {
+                return Err(Dropped::TooLarge);
+            };
             match packet::decrypt(&self.core.key, dir, buf) {
                 Ok(v) => (
-                    Header { salt: v.salt(), session_id: v.session_id(), msg_id: MsgId(v.msg_id()), seq_no: v.seq_no() },
+                    Header {
+                        salt: v.salt(),
+                        session_id: v.session_id(),
+                        msg_id: MsgId(v.msg_id()),
+                        seq_no: v.seq_no(),
+                    },
                     v.body().len(),
                     v.quick_ack_token(),
                 ),
@@ -466,7 +492,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.gz_used = 0;
         let off = packet::body_offset();
         let body = self.rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
-        let r = self.core.on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used);
+        let r = self
+            .core
+            .on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used);
         match r {
             Ok(()) => self.core.stats.packets_in += 1,
             Err(_) => self.core.stats.dropped += 1,
@@ -494,8 +522,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         dst.copy_from_slice(body);
         self.gz_used = 0;
         let body = self.rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
-        let hdr = Header { salt, session_id, msg_id: MsgId(msg_id), seq_no };
-        self.core.on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used)
+        let hdr = Header {
+            salt,
+            session_id,
+            msg_id: MsgId(msg_id),
+            seq_no,
+        };
+        self.core
+            .on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used)
     }
 
     /// A quick-ack token arrived from the transport (client): the packet it names was received.
@@ -526,18 +560,27 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
                 Buf::Rx => &self.rx,
                 Buf::Gz => &self.gz,
             };
-            b.get(s.off as usize..(s.off as usize).saturating_add(s.len as usize)).unwrap_or(&[])
+            b.get(s.off as usize..(s.off as usize).saturating_add(s.len as usize))
+                .unwrap_or(&[])
         };
         Some(match rec {
             EvRec::Result { req, body } => Event::RpcResult { req, body: get(body) },
             EvRec::Error { req, code, msg } => {
                 let message = get(msg);
-                Event::RpcError { req, code, message, kind: RpcErrorKind::parse(message) }
+                Event::RpcError {
+                    req,
+                    code,
+                    message,
+                    kind: RpcErrorKind::parse(message),
+                }
             }
             EvRec::Failed { req, reason } => Event::Failed { req, reason },
             EvRec::Update(s) => Event::Update(get(s)),
             EvRec::Reset(first_msg_id) => Event::SessionReset { first_msg_id },
-            EvRec::Request { msg_id, body } => Event::Request { msg_id, body: get(body) },
+            EvRec::Request { msg_id, body } => Event::Request {
+                msg_id,
+                body: get(body),
+            },
             EvRec::Created(session_id) => Event::SessionCreated { session_id },
             EvRec::Disconnect => Event::DisconnectRequested,
             EvRec::Transport(c) => Event::TransportError(c),
@@ -601,13 +644,22 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             seq: SeqNoGen::new(),
             inbound: InboundMsgIds::new(
                 side.peer(),
-                TimeWindow { past: l.msg_id_max_past, future: l.msg_id_max_future },
+                TimeWindow {
+                    past: l.msg_id_max_past,
+                    future: l.msg_id_max_future,
+                },
             ),
             seq_check: SeqNoChecker::new(),
             client_salts: ClientSalts::new(0, Duration::from_secs(60)),
             server_salts: None,
             salt_secret: [0; 32],
-            tracker: SentTracker::new(TX, ResendPolicy { max_attempts: l.max_resend_attempts, ..cfg.resend }),
+            tracker: SentTracker::new(
+                TX,
+                ResendPolicy {
+                    max_attempts: l.max_resend_attempts,
+                    ..cfg.resend
+                },
+            ),
             acks: AckQueue::new(l.ack_flush_threshold, l.ack_max_delay),
             budget: ResendBudget::new(now, l.resend_burst_bytes, l.resend_bytes_per_sec),
             arena: [0; TX],
@@ -657,7 +709,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         let rot = self.rotation_secs();
         let unix = self.clock.unix_time(now).0;
         let p = unix / rot;
-        let policy = ServerSaltPolicy { rotation: Duration::from_secs(rot), grace: self.cfg.limits.salt_grace };
+        let policy = ServerSaltPolicy {
+            rotation: Duration::from_secs(rot),
+            grace: self.cfg.limits.salt_grace,
+        };
         self.server_salts = ServerSalts::new(self.derived_salt(p), UnixTime(p * rot), policy).ok();
     }
 
@@ -695,13 +750,17 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         mut slot: Slot,
         f: impl FnOnce(&mut [u8]) -> Result<(), tl::Full>,
     ) -> Result<usize, SendError> {
-        if len % 4 != 0 || len > TX {
+        if !len.is_multiple_of(4) || len > TX {
             return Err(SendError::TooLarge);
         }
         if self.arena_used + len > self.body_limit() {
             return Err(SendError::QueueFull);
         }
-        let idx = self.slots.iter().position(Option::is_none).ok_or(SendError::QueueFull)?;
+        let idx = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(SendError::QueueFull)?;
         let off = self.arena_used;
         let dst = self.arena.get_mut(off..off + len).ok_or(SendError::QueueFull)?;
         f(dst).map_err(|_| SendError::TooLarge)?;
@@ -719,7 +778,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if h == NO_BODY {
             return;
         }
-        let Some(slot) = self.slots.get_mut(h.0 as usize).and_then(Option::take) else { return };
+        let Some(slot) = self.slots.get_mut(h.0 as usize).and_then(Option::take) else {
+            return;
+        };
         let (off, len) = (slot.off as usize, slot.len as usize);
         let end = self.arena_used;
         self.arena.copy_within(off + len..end, off);
@@ -735,7 +796,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     fn slot_by_id(&self, id: MsgId) -> Option<(usize, Slot)> {
-        self.slots.iter().enumerate().find_map(|(i, s)| s.filter(|s| s.id == id).map(|s| (i, s)))
+        self.slots
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.filter(|s| s.id == id).map(|s| (i, s)))
     }
 
     fn body_of(&self, s: &Slot) -> &[u8] {
@@ -774,7 +838,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     fn queries_in_flight(&self) -> usize {
-        self.slots.iter().flatten().filter(|s| s.kind == SentKind::RpcQuery).count()
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.kind == SentKind::RpcQuery)
+            .count()
     }
 
     /// Queues a content-related message. `keep`: tracked until settled; `response`: a DC answer (id ≡ 1 mod 4).
@@ -805,7 +873,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             acked: false,
         };
         let idx = self.alloc(len, slot, f)?;
-        let id = if response { self.ids.next_response(now, &self.clock) } else { self.ids.next(now, &self.clock) };
+        let id = if response {
+            self.ids.next_response(now, &self.clock)
+        } else {
+            self.ids.next(now, &self.clock)
+        };
         let seq = self.seq.next(true);
         let (Ok(id), Ok(seq)) = (id, seq) else {
             self.free(BodyHandle(idx as u32));
@@ -833,9 +905,18 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.side != Side::Server {
             return Err(SendError::NotReady);
         }
-        let pos = self.pending_reqs.iter().position(|&r| r == req).ok_or(SendError::UnknownRequest)?;
-        let rr = RpcResult { req_msg_id: req.to_wire(), result };
-        let id = self.queue(now, SentKind::Service, true, true, rr.tl_len(), |d| rr.write(&mut Writer::new(d)))?;
+        let pos = self
+            .pending_reqs
+            .iter()
+            .position(|&r| r == req)
+            .ok_or(SendError::UnknownRequest)?;
+        let rr = RpcResult {
+            req_msg_id: req.to_wire(),
+            result,
+        };
+        let id = self.queue(now, SentKind::Service, true, true, rr.tl_len(), |d| {
+            rr.write(&mut Writer::new(d))
+        })?;
         self.pending_reqs.swap_remove(pos);
         Ok(id)
     }
@@ -873,8 +954,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return;
         }
         let response = self.side == Side::Server && id.is_server_response();
-        let new = if response { self.ids.next_response(now, &self.clock) } else { self.ids.next(now, &self.clock) };
-        let (Ok(new), Ok(seq)) = (new, self.seq.next(true)) else { return };
+        let new = if response {
+            self.ids.next_response(now, &self.clock)
+        } else {
+            self.ids.next(now, &self.clock)
+        };
+        let (Ok(new), Ok(seq)) = (new, self.seq.next(true)) else {
+            return;
+        };
         let in_tracker = self.tracker.replace_id(id, new, seq, now).is_ok();
         if let Some(Some(s)) = self.slots.get_mut(idx) {
             s.id = new;
@@ -914,7 +1001,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
         order.sort_unstable();
         for (_, i) in order {
-            let (Ok(id), Ok(seq)) = (self.ids.next(now, &self.clock), self.seq.next(true)) else { continue };
+            let (Ok(id), Ok(seq)) = (self.ids.next(now, &self.clock), self.seq.next(true)) else {
+                continue;
+            };
             if let Some(Some(s)) = self.slots.get_mut(i) {
                 s.id = id;
                 s.seq_no = seq;
@@ -985,7 +1074,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 || check_parity(id, self.side.peer()).is_err()
                 || m.seqno < 0
                 || m.seqno as u32 > h.seq_no
-                || matches!(peek_ctor(m.body), Some(MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR))
+                || matches!(
+                    peek_ctor(m.body),
+                    Some(MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR)
+                )
                 || c.iter().take(i).any(|o| o.msg_id == m.msg_id)
             {
                 return Err(Dropped::Malformed);
@@ -1021,14 +1113,18 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         let unix = self.clock.unix_time(now);
         let synced = self.clock.is_synced();
         let enforce = synced && !self.time_exempt(body);
-        self.inbound.check(h.msg_id, unix, enforce).map_err(|_| Dropped::BadMsgId)?;
+        self.inbound
+            .check(h.msg_id, unix, enforce)
+            .map_err(|_| Dropped::BadMsgId)?;
         if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
             let c = MsgContainer::decode(body).map_err(|_| Dropped::Malformed)?;
             let n = self.check_container(&h, &c)?;
             if self.events.capacity() - self.events.len() < n {
                 return Err(Dropped::Backpressure);
             }
-            self.inbound.accept(h.msg_id, unix, enforce).map_err(|_| Dropped::BadMsgId)?;
+            self.inbound
+                .accept(h.msg_id, unix, enforce)
+                .map_err(|_| Dropped::BadMsgId)?;
             for m in c.iter() {
                 let id = MsgId::from_wire(m.msg_id);
                 let enforce = synced && !self.time_exempt(m.body);
@@ -1045,7 +1141,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             if self.events.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.inbound.accept(h.msg_id, unix, enforce).map_err(|_| Dropped::BadMsgId)?;
+            self.inbound
+                .accept(h.msg_id, unix, enforce)
+                .map_err(|_| Dropped::BadMsgId)?;
             self.client_message(now, h.msg_id, h.seq_no, h.salt, body, rx, gz, gz_used);
         }
         Ok(())
@@ -1090,7 +1188,13 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 self.on_bad_msg(now, id, MsgId::from_wire(b.bad_msg_id), b.error_code, None);
             }
             ServiceMessage::BadServerSalt(b) => {
-                self.on_bad_msg(now, id, MsgId::from_wire(b.bad_msg_id), b.error_code, Some(b.new_server_salt as u64));
+                self.on_bad_msg(
+                    now,
+                    id,
+                    MsgId::from_wire(b.bad_msg_id),
+                    b.error_code,
+                    Some(b.new_server_salt as u64),
+                );
             }
             ServiceMessage::NewSessionCreated(n) => {
                 // Authenticated, in this session, and through the msg_id checks (item 46).
@@ -1106,10 +1210,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             ServiceMessage::FutureSalts(f) => self.on_future_salts(now, &f),
             ServiceMessage::MsgsStateInfo(info) => self.on_state_info(now, &info),
-            ServiceMessage::MsgDetailed(d) => {
-                if self.tracker.reference(MsgId::from_wire(d.msg_id)).is_some() {
-                    self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id));
-                }
+            ServiceMessage::MsgDetailed(d) if self.tracker.reference(MsgId::from_wire(d.msg_id)).is_some() => {
+                self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id));
             }
             ServiceMessage::MsgNewDetailedInfo(d) => self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id)),
             ServiceMessage::MsgResendReq(MsgResendReq { msg_ids })
@@ -1120,7 +1222,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     && seq_no % 2 == 1
                 {
                     let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
-                    if !matches!(peek_ctor(inner), Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR)) {
+                    if !matches!(
+                        peek_ctor(inner),
+                        Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR)
+                    ) {
                         self.push_event(EvRec::Update(span));
                     }
                 }
@@ -1136,35 +1241,67 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         let out = gz.get_mut(start..cap)?;
         let n = g.inflate(out).ok()?;
         *gz_used = start + n;
-        Some(Span { buf: Buf::Gz, off: start as u32, len: n as u32 })
+        Some(Span {
+            buf: Buf::Gz,
+            off: start as u32,
+            len: n as u32,
+        })
     }
 
     fn on_rpc_result(&mut self, r: RpcResult<'_>, salt: u64, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
         let wire_req = MsgId::from_wire(r.req_msg_id);
         // Item 42: only the first result of a query we track resolves it; anything else is ignored (still acked).
-        let Some(res) = self.tracker.resolve_rpc(wire_req) else { return };
-        let req = self.slots.get(res.handle.0 as usize).copied().flatten().map_or(wire_req, |s| s.orig);
+        let Some(res) = self.tracker.resolve_rpc(wire_req) else {
+            return;
+        };
+        let req = self
+            .slots
+            .get(res.handle.0 as usize)
+            .copied()
+            .flatten()
+            .map_or(wire_req, |s| s.orig);
         let _ = self.client_salts.adopt_response_salt(&res.proof, salt);
         self.free(res.handle);
         let (buf_is_gz, result): (Option<Span>, &[u8]) = match peek_ctor(r.result) {
             Some(GzipPacked::CONSTRUCTOR) => {
                 let Ok(g) = GzipPacked::decode(r.result) else {
-                    return self.push_event(EvRec::Failed { req, reason: FailReason::MalformedResult });
+                    return self.push_event(EvRec::Failed {
+                        req,
+                        reason: FailReason::MalformedResult,
+                    });
                 };
                 let start = *gz_used;
                 let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
                 let Some(out) = gz.get_mut(start..cap) else {
-                    return self.push_event(EvRec::Failed { req, reason: FailReason::ResultTooLarge });
+                    return self.push_event(EvRec::Failed {
+                        req,
+                        reason: FailReason::ResultTooLarge,
+                    });
                 };
                 match g.inflate(out) {
                     Ok(n) => {
                         *gz_used = start + n;
-                        (Some(Span { buf: Buf::Gz, off: start as u32, len: n as u32 }), &[])
+                        (
+                            Some(Span {
+                                buf: Buf::Gz,
+                                off: start as u32,
+                                len: n as u32,
+                            }),
+                            &[],
+                        )
                     }
                     Err(GzipError::OutputTooLarge) => {
-                        return self.push_event(EvRec::Failed { req, reason: FailReason::ResultTooLarge });
+                        return self.push_event(EvRec::Failed {
+                            req,
+                            reason: FailReason::ResultTooLarge,
+                        });
                     }
-                    Err(_) => return self.push_event(EvRec::Failed { req, reason: FailReason::MalformedResult }),
+                    Err(_) => {
+                        return self.push_event(EvRec::Failed {
+                            req,
+                            reason: FailReason::MalformedResult,
+                        });
+                    }
                 }
             }
             _ => (None, r.result),
@@ -1180,15 +1317,28 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             Some(RpcError::CONSTRUCTOR) => match RpcError::decode(data) {
                 Ok(e) => {
                     let msg = span_of(base, e.error_message, which);
-                    self.push_event(EvRec::Error { req, code: e.error_code, msg });
+                    self.push_event(EvRec::Error {
+                        req,
+                        code: e.error_code,
+                        msg,
+                    });
                 }
-                Err(_) => self.push_event(EvRec::Failed { req, reason: FailReason::MalformedResult }),
+                Err(_) => self.push_event(EvRec::Failed {
+                    req,
+                    reason: FailReason::MalformedResult,
+                }),
             },
             // No gzip inside gzip (item 50).
             Some(GzipPacked::CONSTRUCTOR) => {
-                self.push_event(EvRec::Failed { req, reason: FailReason::MalformedResult });
+                self.push_event(EvRec::Failed {
+                    req,
+                    reason: FailReason::MalformedResult,
+                });
             }
-            _ => self.push_event(EvRec::Result { req, body: span_of(base, data, which) }),
+            _ => self.push_event(EvRec::Result {
+                req,
+                body: span_of(base, data, which),
+            }),
         }
     }
 
@@ -1208,7 +1358,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     fn on_quick_ack(&mut self, token: u32) {
         let token = token | 0x8000_0000;
-        let Some(pos) = self.quick_acks.iter().position(|&(t, _)| t == token) else { return };
+        let Some(pos) = self.quick_acks.iter().position(|&(t, _)| t == token) else {
+            return;
+        };
         let mut outer = MsgId(0);
         for _ in 0..=pos {
             if let Some((_, id)) = self.quick_acks.pop_front() {
@@ -1228,7 +1380,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// `bad_msg_notification` / `bad_server_salt` (item 43): acted upon only if it names a message we sent and
     /// still track; the proof gates the clock and salt updates (B20).
     fn on_bad_msg(&mut self, now: Instant, server_id: MsgId, bad: MsgId, code: i32, salt: Option<u64>) {
-        let Some(proof) = self.tracker.reference(bad) else { return };
+        let Some(proof) = self.tracker.reference(bad) else {
+            return;
+        };
         let Ok(code) = BadMsgCode::from_code(code) else {
             self.stats.dropped += 1;
             return;
@@ -1237,7 +1391,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         match code {
             BadMsgCode::MsgIdTooLow | BadMsgCode::MsgIdTooHigh => {
                 self.clock.sync_to_server_msg_id(&proof, now, server_id);
-                let ahead = self.ids.last().is_some_and(|l| l.0 > self.clock.msg_time(now).saturating_add(30 << 32));
+                let ahead = self
+                    .ids
+                    .last()
+                    .is_some_and(|l| l.0 > self.clock.msg_time(now).saturating_add(30 << 32));
                 if ahead {
                     // Our ids ran ahead of the corrected clock and must stay increasing within a session: start
                     // a new session, whose fresh ids follow the corrected clock (item 36).
@@ -1294,7 +1451,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     fn on_future_salts(&mut self, now: Instant, f: &tl::FutureSalts<'_>) {
-        let Some(res) = self.tracker.resolve_future_salts(MsgId::from_wire(f.req_msg_id)) else { return };
+        let Some(res) = self.tracker.resolve_future_salts(MsgId::from_wire(f.req_msg_id)) else {
+            return;
+        };
         self.free(res.handle);
         self.salts_requested = false;
         let mut v: heapless::Vec<SaltEntry, MAX_FUTURE_SALTS> = heapless::Vec::new();
@@ -1352,7 +1511,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             let _ = self.acks.push(now, answer);
         } else {
             let ids = [answer.to_wire()];
-            let req = MsgResendReq { msg_ids: tl::TlVec::from_slice(&ids) };
+            let req = MsgResendReq {
+                msg_ids: tl::TlVec::from_slice(&ids),
+            };
             self.queue_tl(now, SentKind::Service, false, false, &req);
         }
     }
@@ -1385,8 +1546,13 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     fn reset_server_session(&mut self, session_id: u64) {
         self.inbound.reset();
         self.seq_check = SeqNoChecker::new();
-        let handles: heapless::Vec<usize, MSGS> =
-            self.slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i).collect();
+        let handles: heapless::Vec<usize, MSGS> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i)
+            .collect();
         for i in handles {
             if let Some(Some(s)) = self.slots.get(i) {
                 let id = s.id;
@@ -1413,7 +1579,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     fn notify_bad(&mut self, now: Instant, bad: MsgId, seq_no: u32, code: BadMsgCode) {
         self.stats.bad_msgs += 1;
-        let b = BadMsg { bad_msg_id: bad.to_wire(), bad_msg_seqno: seq_no as i32, error_code: code.code() };
+        let b = BadMsg {
+            bad_msg_id: bad.to_wire(),
+            bad_msg_seqno: seq_no as i32,
+            error_code: code.code(),
+        };
         self.queue_tl(now, SentKind::Service, false, true, &b);
     }
 
@@ -1441,8 +1611,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
         // Parity and time before the session: a stale replay must not start (and so reset) a session.
         let early = check_parity(h.msg_id, Side::Client).and_then(|()| {
-            TimeWindow { past: self.cfg.limits.msg_id_max_past, future: self.cfg.limits.msg_id_max_future }
-                .check(h.msg_id, unix)
+            TimeWindow {
+                past: self.cfg.limits.msg_id_max_past,
+                future: self.cfg.limits.msg_id_max_future,
+            }
+            .check(h.msg_id, unix)
         });
         if let Err(e) = early {
             if same_session || !self.session_known {
@@ -1600,7 +1773,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             Ok(m) => m,
             Err(tl::DecodeError::UnknownConstructor(_)) => {
                 let _ = self.pending_reqs.push(id);
-                self.push_event(EvRec::Request { msg_id: id, body: span_of(rx, body, Buf::Rx) });
+                self.push_event(EvRec::Request {
+                    msg_id: id,
+                    body: span_of(rx, body, Buf::Rx),
+                });
                 return;
             }
             Err(_) => {
@@ -1610,12 +1786,30 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         };
         match msg {
             ServiceMessage::Ping(p) => {
-                self.queue_tl(now, SentKind::Service, false, true, &Pong { msg_id: id.to_wire(), ping_id: p.ping_id });
+                self.queue_tl(
+                    now,
+                    SentKind::Service,
+                    false,
+                    true,
+                    &Pong {
+                        msg_id: id.to_wire(),
+                        ping_id: p.ping_id,
+                    },
+                );
             }
             ServiceMessage::PingDelayDisconnect(p) => {
                 let delay = p.disconnect_delay.clamp(0, MAX_DISCONNECT_DELAY) as u64;
                 self.disconnect_at = Some(now.saturating_add(Duration::from_secs(delay)));
-                self.queue_tl(now, SentKind::Service, false, true, &Pong { msg_id: id.to_wire(), ping_id: p.ping_id });
+                self.queue_tl(
+                    now,
+                    SentKind::Service,
+                    false,
+                    true,
+                    &Pong {
+                        msg_id: id.to_wire(),
+                        ping_id: p.ping_id,
+                    },
+                );
             }
             ServiceMessage::GetFutureSalts(g) => self.answer_future_salts(now, id, g.num),
             ServiceMessage::MsgsStateReq(q) => {
@@ -1626,9 +1820,25 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             ServiceMessage::DestroySession(d) => {
                 // Only sessions of this key are visible here (item 52); this engine holds one.
                 if d.session_id as u64 == self.session_id {
-                    self.queue_tl(now, SentKind::Service, false, true, &DestroySessionOk { session_id: d.session_id });
+                    self.queue_tl(
+                        now,
+                        SentKind::Service,
+                        false,
+                        true,
+                        &DestroySessionOk {
+                            session_id: d.session_id,
+                        },
+                    );
                 } else {
-                    self.queue_tl(now, SentKind::Service, false, true, &DestroySessionNone { session_id: d.session_id });
+                    self.queue_tl(
+                        now,
+                        SentKind::Service,
+                        false,
+                        true,
+                        &DestroySessionNone {
+                            session_id: d.session_id,
+                        },
+                    );
                 }
             }
             ServiceMessage::MsgsAck(a) => {
@@ -1640,7 +1850,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 let ans = RpcAnswerUnknown {};
                 let mut b = [0u8; 4];
                 if tl::encode(&ans, &mut b).is_ok() {
-                    let rr = RpcResult { req_msg_id: id.to_wire(), result: &b };
+                    let rr = RpcResult {
+                        req_msg_id: id.to_wire(),
+                        result: &b,
+                    };
                     self.queue_tl(now, SentKind::Service, true, true, &rr);
                 }
                 let _ = d;
@@ -1674,7 +1887,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             let p = p0 + i;
             let since = i32::try_from(p * rot).unwrap_or(i32::MAX);
             let until = i32::try_from((p + 1) * rot).unwrap_or(i32::MAX);
-            let _ = salts.push(TlFutureSalt { valid_since: since, valid_until: until, salt: self.derived_salt(p) as i64 });
+            let _ = salts.push(TlFutureSalt {
+                valid_since: since,
+                valid_until: until,
+                salt: self.derived_salt(p) as i64,
+            });
         }
         let f = tl::FutureSalts {
             req_msg_id: req.to_wire(),
@@ -1710,7 +1927,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             let _ = info.push(state(id));
         }
-        let m = MsgsStateInfo { req_msg_id: req_id, info: &info };
+        let m = MsgsStateInfo {
+            req_msg_id: req_id,
+            info: &info,
+        };
         self.queue_tl(now, SentKind::Service, false, true, &m);
     }
 
@@ -1773,8 +1993,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 {
                     self.ping_counter = self.ping_counter.wrapping_add(1);
                     let ping_id = self.ping_counter as i64;
-                    let p = tl::PingDelayDisconnect { ping_id, disconnect_delay: self.cfg.ping_disconnect_delay };
-                    self.queue_tl(now, SentKind::Ping { ping_id: ping_id as u64 }, true, false, &p);
+                    let p = tl::PingDelayDisconnect {
+                        ping_id,
+                        disconnect_delay: self.cfg.ping_disconnect_delay,
+                    };
+                    self.queue_tl(
+                        now,
+                        SentKind::Ping {
+                            ping_id: ping_id as u64,
+                        },
+                        true,
+                        false,
+                        &p,
+                    );
                     self.next_ping_at = Some(now.saturating_add(iv));
                 }
                 let unix = self.clock.unix_time(now);
@@ -1841,19 +2072,27 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return None;
         }
         let need_container = resend_due || count > 1;
-        let ack_id = if ack_now { self.ids.next(now, &self.clock).ok() } else { None };
+        let ack_id = if ack_now {
+            self.ids.next(now, &self.clock).ok()
+        } else {
+            None
+        };
         let (cid, cseq) = if need_container {
             (self.ids.next(now, &self.clock).ok()?, self.seq.next(false).ok()?)
         } else {
             (MsgId(0), 0)
         };
         let body_start = packet::body_offset();
-        let Some(payload) = out.get_mut(body_start..body_start + limit) else { return None };
+        let payload = out.get_mut(body_start..body_start + limit)?;
 
         // Lay the members out; `used` counts payload bytes.
         let mut members: heapless::Vec<(usize, bool), MSGS> = heapless::Vec::new();
         let mut used = if need_container { CONTAINER_HDR } else { 0 };
-        let ack_reserve = if ack_now { INNER_HDR + 12 + 8 * self.acks.len().min(ACKS_PER_PACKET) } else { 0 };
+        let ack_reserve = if ack_now {
+            INNER_HDR + 12 + 8 * self.acks.len().min(ACKS_PER_PACKET)
+        } else {
+            0
+        };
         // 1. Resends requested by the peer, then due ones: byte-identical inside the new container (item 38).
         let mut forced = core::mem::take(&mut self.forced);
         while let Some(id) = forced.pop() {
@@ -1869,7 +2108,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         while let Some(d) = self.tracker.next_due(now) {
-            let Some((idx, s)) = self.slots.get(d.handle.0 as usize).copied().flatten().map(|s| (d.handle.0 as usize, s))
+            let Some((idx, s)) = self
+                .slots
+                .get(d.handle.0 as usize)
+                .copied()
+                .flatten()
+                .map(|s| (d.handle.0 as usize, s))
             else {
                 let _ = self.tracker.remove(d.id);
                 continue;
@@ -1895,7 +2139,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 .slots
                 .iter()
                 .enumerate()
-                .filter_map(|(i, s)| s.filter(|s| s.queued && !members.iter().any(|&(m, _)| m == i)).map(|s| (i, s)))
+                .filter_map(|(i, s)| {
+                    s.filter(|s| s.queued && !members.iter().any(|&(m, _)| m == i))
+                        .map(|s| (i, s))
+                })
                 .min_by_key(|(_, s)| s.id);
             let Some((idx, s)) = next else { break };
             let hdr = if need_container { INNER_HDR } else { 0 };
@@ -1951,7 +2198,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         let (msg_id, seq_no) = if need_container {
             (cid, cseq)
         } else if let Some(&(idx, _)) = members.first() {
-            let Some(Some(s)) = self.slots.get(idx) else { return None };
+            let Some(Some(s)) = self.slots.get(idx) else {
+                return None;
+            };
             (s.id, s.seq_no)
         } else {
             (ack_id?, self.seq.next(false).ok()?)
@@ -1960,7 +2209,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             Some(s) => s.current(),
             None => self.client_salts.current(),
         };
-        let header = MessageHeader { salt, session_id: self.session_id, msg_id: msg_id.0, seq_no };
+        let header = MessageHeader {
+            salt,
+            session_id: self.session_id,
+            msg_id: msg_id.0,
+            seq_no,
+        };
         let dir = match self.side {
             Side::Client => Direction::ClientToServer,
             Side::Server => Direction::ServerToClient,
@@ -1979,7 +2233,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 tracked_in_container = true;
                 continue;
             }
-            let Some(Some(s)) = self.slots.get(idx).copied() else { continue };
+            let Some(Some(s)) = self.slots.get(idx).copied() else {
+                continue;
+            };
             if !s.keep {
                 self.free(BodyHandle(idx as u32));
                 continue;
@@ -2016,7 +2272,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             // for every live slot, so a message never fails to be tracked because of containers.
             let untracked_live = self.slots.iter().flatten().filter(|s| s.keep && !s.in_tracker).count();
             if self.tracker.len() + untracked_live < MSGS {
-                let ns = NewSent { id: cid, seq_no: cseq, bytes: 0, handle: NO_BODY, kind: SentKind::Container, container: None };
+                let ns = NewSent {
+                    id: cid,
+                    seq_no: cseq,
+                    bytes: 0,
+                    handle: NO_BODY,
+                    kind: SentKind::Container,
+                    container: None,
+                };
                 let _ = self.tracker.track(now, ns);
             }
         }
@@ -2027,7 +2290,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             let _ = self.quick_acks.push_back((enc.quick_ack | 0x8000_0000, msg_id));
         }
-        Some(Packet { len: enc.len, quick_ack })
+        Some(Packet {
+            len: enc.len,
+            quick_ack,
+        })
     }
 }
 

@@ -104,7 +104,9 @@ pub enum RpcErrorKind {
 impl RpcErrorKind {
     /// Decodes the message's shape; bounded work, no allocation.
     pub fn parse(message: &[u8]) -> RpcErrorKind {
-        let Some(us) = message.iter().rposition(|&b| b == b'_') else { return RpcErrorKind::Other };
+        let Some(us) = message.iter().rposition(|&b| b == b'_') else {
+            return RpcErrorKind::Other;
+        };
         let (head, tail) = message.split_at(us);
         let digits = tail.get(1..).unwrap_or(&[]);
         if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
@@ -114,7 +116,9 @@ impl RpcErrorKind {
         if head == b"FLOOD_WAIT" || head == b"FLOOD_PREMIUM_WAIT" || head == b"FLOOD_TEST_PHONE_WAIT" {
             RpcErrorKind::FloodWait(n)
         } else if head.ends_with(b"_MIGRATE") {
-            i32::try_from(n).map(RpcErrorKind::Migrate).unwrap_or(RpcErrorKind::Other)
+            i32::try_from(n)
+                .map(RpcErrorKind::Migrate)
+                .unwrap_or(RpcErrorKind::Other)
         } else {
             RpcErrorKind::Other
         }

@@ -38,8 +38,11 @@ pub struct TransportConfig {
 
 impl TransportConfig {
     /// Plain intermediate framing.
-    pub const INTERMEDIATE: TransportConfig =
-        TransportConfig { framing: Framing::Intermediate, obfuscated: false, dc_id: None };
+    pub const INTERMEDIATE: TransportConfig = TransportConfig {
+        framing: Framing::Intermediate,
+        obfuscated: false,
+        dc_id: None,
+    };
 }
 
 /// Everything a session needs besides the key.
@@ -94,8 +97,14 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
+// Both live variants hold an RX-sized decoder; the empty one is transient. There is no heap to box into.
+#[allow(clippy::large_enum_variant)]
 enum Codec<const RX: usize> {
-    Plain { enc: Encoder, dec: FrameDecoder<RX>, marker_sent: bool },
+    Plain {
+        enc: Encoder,
+        dec: FrameDecoder<RX>,
+        marker_sent: bool,
+    },
     Obfuscated(ObfuscatedCodec<RX>),
     /// A client's obfuscated connection before its init is drawn (in `poll_transmit`, which has the RNG).
     ObfuscatedPending,
@@ -119,7 +128,10 @@ pub type SessionLarge = Session<65_536, 262_144, 64>;
 
 impl<const RX: usize, const TX: usize, const MSGS: usize> fmt::Debug for Session<RX, TX, MSGS> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session").field("engine", &self.engine).field("error", &self.error).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("engine", &self.engine)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
     }
 }
 
@@ -332,7 +344,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.error.is_some() { None } else { self.engine.poll_timeout() }
+        if self.error.is_some() {
+            None
+        } else {
+            self.engine.poll_timeout()
+        }
     }
 
     /// Queues a message; returns its msg_id (every [`MsgKind::Query`] ends in exactly one event naming it).

@@ -177,9 +177,29 @@ mod tests {
         assert_eq!(D.validate(), Ok(()));
         assert_eq!(Limits::default(), D);
         assert_eq!(Limits { replay_window: 0, ..D }.validate(), Err(InvalidLimits::Zero));
-        assert_eq!(Limits { resend_bytes_per_sec: 0, ..D }.validate(), Err(InvalidLimits::Zero));
-        assert_eq!(Limits { max_container_messages: 1025, ..D }.validate(), Err(InvalidLimits::AboveSpec));
-        assert_eq!(Limits { max_ack_ids: 8193, ..D }.validate(), Err(InvalidLimits::AboveSpec));
-        assert_eq!(Limits { future_salts: 65, ..D }.validate(), Err(InvalidLimits::AboveSpec));
+        assert_eq!(
+            Limits {
+                resend_bytes_per_sec: 0,
+                ..D
+            }
+            .validate(),
+            Err(InvalidLimits::Zero)
+        );
+        assert_eq!(
+            Limits {
+                max_container_messages: 1025,
+                ..D
+            }
+            .validate(),
+            Err(InvalidLimits::AboveSpec)
+        );
+        assert_eq!(
+            Limits { max_ack_ids: 8193, ..D }.validate(),
+            Err(InvalidLimits::AboveSpec)
+        );
+        assert_eq!(
+            Limits { future_salts: 65, ..D }.validate(),
+            Err(InvalidLimits::AboveSpec)
+        );
     }
 }

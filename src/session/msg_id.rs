@@ -110,12 +110,18 @@ pub struct Clock {
 impl Clock {
     /// A clock with the given offset in microseconds (Unix µs minus host µs), not yet confirmed by a server.
     pub const fn new(unix_offset_micros: i64) -> Self {
-        Clock { unix_offset: unix_offset_micros, synced: false }
+        Clock {
+            unix_offset: unix_offset_micros,
+            synced: false,
+        }
     }
 
     /// A clock seeded from the host's idea of Unix time at `now` (an RTC, NTP, a hint), not yet confirmed.
     pub fn from_unix_hint(now: Instant, unix: UnixTime) -> Self {
-        Clock { unix_offset: offset_for(now, u128::from(unix.0) * u128::from(MICROS_PER_SEC)), synced: false }
+        Clock {
+            unix_offset: offset_for(now, u128::from(unix.0) * u128::from(MICROS_PER_SEC)),
+            synced: false,
+        }
     }
 
     /// The offset in microseconds.
@@ -273,7 +279,10 @@ mod tests {
 
     #[test]
     fn exhaustion_is_an_error_not_a_wrap() {
-        let mut g = MsgIdGen { side: Side::Client, last: u64::MAX - 3 };
+        let mut g = MsgIdGen {
+            side: Side::Client,
+            last: u64::MAX - 3,
+        };
         assert_eq!(g.next(Instant::ZERO, &Clock::new(0)), Err(MsgIdExhausted));
     }
 

@@ -46,7 +46,10 @@ pub enum SentKind {
 impl SentKind {
     /// Whether an answer, not just an ack, settles the message.
     pub const fn awaits_answer(self) -> bool {
-        matches!(self, SentKind::RpcQuery | SentKind::Ping { .. } | SentKind::GetFutureSalts | SentKind::StateReq)
+        matches!(
+            self,
+            SentKind::RpcQuery | SentKind::Ping { .. } | SentKind::GetFutureSalts | SentKind::StateReq
+        )
     }
 }
 
@@ -153,8 +156,11 @@ pub struct ResendPolicy {
 
 impl ResendPolicy {
     /// 5 s, doubling up to 80 s, 6 resends: about five minutes before a request fails.
-    pub const DEFAULT: ResendPolicy =
-        ResendPolicy { initial: Duration::from_secs(5), max: Duration::from_secs(80), max_attempts: 6 };
+    pub const DEFAULT: ResendPolicy = ResendPolicy {
+        initial: Duration::from_secs(5),
+        max: Duration::from_secs(80),
+        max_attempts: 6,
+    };
 
     /// The wait after `attempts` resends: `initial · 2^attempts`, capped at `max`.
     pub fn timeout(&self, attempts: u8) -> Duration {
@@ -213,7 +219,11 @@ struct Entry {
 
 impl Entry {
     fn proof(&self) -> SentRef {
-        SentRef { id: self.id, kind: self.kind, seq_no: self.seq_no }
+        SentRef {
+            id: self.id,
+            kind: self.kind,
+            seq_no: self.seq_no,
+        }
     }
 
     fn resendable(&self) -> bool {
@@ -235,7 +245,12 @@ pub struct SentTracker<const N: usize = DEFAULT_UNACKED_MSGS> {
 impl<const N: usize> SentTracker<N> {
     /// An empty tracker holding at most `max_bytes` of bodies.
     pub const fn new(max_bytes: usize, policy: ResendPolicy) -> Self {
-        SentTracker { entries: heapless::Vec::new(), bytes: 0, max_bytes, policy }
+        SentTracker {
+            entries: heapless::Vec::new(),
+            bytes: 0,
+            max_bytes,
+            policy,
+        }
     }
 
     /// Messages tracked.
@@ -339,7 +354,12 @@ impl<const N: usize> SentTracker<N> {
             let ce = self.entries.remove(ci);
             self.bytes -= ce.bytes as usize;
         }
-        Some(Resolved { proof: e.proof(), handle: e.handle, bytes: e.bytes, sent_at: e.sent_at })
+        Some(Resolved {
+            proof: e.proof(),
+            handle: e.handle,
+            bytes: e.bytes,
+            sent_at: e.sent_at,
+        })
     }
 
     /// An `rpc_result` for `req_msg_id` (item 42): `Some` for the first result of an RPC query we track, `None`
@@ -383,7 +403,10 @@ impl<const N: usize> SentTracker<N> {
 
     /// Ids of the tracked messages that travelled in container `container`.
     pub fn members_of(&self, container: MsgId) -> impl Iterator<Item = MsgId> + '_ {
-        self.entries.iter().filter(move |e| e.container == Some(container)).map(|e| e.id)
+        self.entries
+            .iter()
+            .filter(move |e| e.container == Some(container))
+            .map(|e| e.id)
     }
 
     /// The message was resent at `now` unchanged (byte-identical, or inside a new container `container`), item 38.
@@ -424,7 +447,11 @@ impl<const N: usize> SentTracker<N> {
     /// (an acked query's answer died with the old session). Returns how many.
     pub fn requeue_before(&mut self, first_msg_id: MsgId, now: Instant) -> usize {
         let mut n = 0;
-        for e in self.entries.iter_mut().filter(|e| e.id < first_msg_id && e.kind != SentKind::Container) {
+        for e in self
+            .entries
+            .iter_mut()
+            .filter(|e| e.id < first_msg_id && e.kind != SentKind::Container)
+        {
             e.acked = false;
             e.resend_at = now;
             n += 1;
@@ -434,20 +461,27 @@ impl<const N: usize> SentTracker<N> {
 
     /// The earliest resend deadline, for the engine's `poll_timeout`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.entries.iter().filter(|e| e.resendable()).map(|e| e.resend_at).min()
+        self.entries
+            .iter()
+            .filter(|e| e.resendable())
+            .map(|e| e.resend_at)
+            .min()
     }
 
     /// The lowest-id message whose resend deadline has passed at `now`. The engine then resends it
     /// ([`mark_resent`](Self::mark_resent) / [`replace_id`](Self::replace_id)) or, if `exhausted`, gives up
     /// ([`remove`](Self::remove)); either moves it out of the way, so looping until `None` terminates.
     pub fn next_due(&self, now: Instant) -> Option<Due> {
-        self.entries.iter().find(|e| e.resendable() && e.resend_at <= now).map(|e| Due {
-            id: e.id,
-            handle: e.handle,
-            kind: e.kind,
-            attempts: e.attempts,
-            exhausted: e.attempts >= self.policy.max_attempts,
-        })
+        self.entries
+            .iter()
+            .find(|e| e.resendable() && e.resend_at <= now)
+            .map(|e| Due {
+                id: e.id,
+                handle: e.handle,
+                kind: e.kind,
+                attempts: e.attempts,
+                exhausted: e.attempts >= self.policy.max_attempts,
+            })
     }
 }
 
@@ -482,7 +516,14 @@ mod tests {
         let now = Instant::from_secs(1);
         t.track(now, msg(8, SentKind::RpcQuery, Some(16))).unwrap();
         t.track(now, msg(12, SentKind::Service, Some(16))).unwrap();
-        t.track(now, NewSent { bytes: 0, ..msg(16, SentKind::Container, None) }).unwrap();
+        t.track(
+            now,
+            NewSent {
+                bytes: 0,
+                ..msg(16, SentKind::Container, None)
+            },
+        )
+        .unwrap();
         assert!(t.members_of(MsgId(16)).eq([MsgId(8), MsgId(12)]));
         assert!(matches!(t.ack(MsgId(12)), Some(Acked::Released(_))));
         assert_eq!(t.len(), 2);
@@ -495,7 +536,11 @@ mod tests {
 
     #[test]
     fn resend_schedule_and_exhaustion() {
-        let policy = ResendPolicy { initial: Duration::from_secs(1), max: Duration::from_secs(4), max_attempts: 2 };
+        let policy = ResendPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(4),
+            max_attempts: 2,
+        };
         let mut t: SentTracker<4> = SentTracker::new(1000, policy);
         t.track(Instant::ZERO, msg(4, SentKind::RpcQuery, None)).unwrap();
         assert_eq!(t.poll_timeout(), Some(Instant::from_secs(1)));
@@ -510,6 +555,9 @@ mod tests {
         assert_eq!(t.poll_timeout(), Some(Instant::from_secs(7)));
         assert!(t.next_due(Instant::from_secs(7)).unwrap().exhausted);
         assert!(t.remove(MsgId(20)).is_some());
-        assert_eq!(t.replace_id(MsgId(20), MsgId(24), 5, Instant::ZERO), Err(TrackError::UnknownId));
+        assert_eq!(
+            t.replace_id(MsgId(20), MsgId(24), 5, Instant::ZERO),
+            Err(TrackError::UnknownId)
+        );
     }
 }

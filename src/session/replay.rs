@@ -64,7 +64,11 @@ impl core::error::Error for MsgIdReject {}
 /// server answers code 18), the server's odd. The server's 1-vs-3 distinction is not enforced (SECURITY.md Part
 /// F: log it until interop confirms servers always follow it).
 pub const fn check_parity(id: MsgId, from: Side) -> Result<(), MsgIdReject> {
-    if id.has_parity_of(from) { Ok(()) } else { Err(MsgIdReject::BadParity) }
+    if id.has_parity_of(from) {
+        Ok(())
+    } else {
+        Err(MsgIdReject::BadParity)
+    }
 }
 
 /// The received-msg_id replay window (item 33, SG): the last `N` ids are remembered. A duplicate is dropped; once
@@ -88,7 +92,9 @@ impl<const N: usize> Default for ReplayWindow<N> {
 impl<const N: usize> ReplayWindow<N> {
     /// An empty window (a new session). `N` must be non-zero (checked at compile time).
     pub const fn new() -> Self {
-        ReplayWindow { ids: SortedRing::new(MsgId(0)) }
+        ReplayWindow {
+            ids: SortedRing::new(MsgId(0)),
+        }
     }
 
     /// Whether `id` would be accepted, without remembering it.
@@ -171,7 +177,10 @@ pub struct TimeWindow {
 
 impl TimeWindow {
     /// The spec's window: 300 s back, 30 s ahead.
-    pub const DEFAULT: TimeWindow = TimeWindow { past: Duration::from_secs(300), future: Duration::from_secs(30) };
+    pub const DEFAULT: TimeWindow = TimeWindow {
+        past: Duration::from_secs(300),
+        future: Duration::from_secs(30),
+    };
 
     /// Refuses an id whose time is before `now − past` ([`MsgIdReject::TooLow`], code 16) or after `now + future`
     /// ([`MsgIdReject::TooHigh`], code 17). Both edges are inclusive; the id's sub-second fraction counts.
@@ -216,7 +225,11 @@ pub struct InboundMsgIds<const N: usize = DEFAULT_REPLAY_WINDOW> {
 impl<const N: usize> InboundMsgIds<N> {
     /// Checks for messages sent by `peer` (the server, on a client).
     pub const fn new(peer: Side, time: TimeWindow) -> Self {
-        InboundMsgIds { peer, time, window: ReplayWindow::new() }
+        InboundMsgIds {
+            peer,
+            time,
+            window: ReplayWindow::new(),
+        }
     }
 
     /// Whether `id` would be accepted. `enforce_time` is always true on a server and true on a client once its
@@ -259,10 +272,19 @@ mod tests {
     fn codes_map_exactly() {
         assert_eq!(MsgIdReject::TooLow.bad_msg_code(false).map(BadMsgCode::code), Some(16));
         assert_eq!(MsgIdReject::TooHigh.bad_msg_code(false).map(BadMsgCode::code), Some(17));
-        assert_eq!(MsgIdReject::BadParity.bad_msg_code(false).map(BadMsgCode::code), Some(18));
-        assert_eq!(MsgIdReject::Duplicate.bad_msg_code(true).map(BadMsgCode::code), Some(19));
+        assert_eq!(
+            MsgIdReject::BadParity.bad_msg_code(false).map(BadMsgCode::code),
+            Some(18)
+        );
+        assert_eq!(
+            MsgIdReject::Duplicate.bad_msg_code(true).map(BadMsgCode::code),
+            Some(19)
+        );
         assert_eq!(MsgIdReject::Duplicate.bad_msg_code(false), None);
-        assert_eq!(MsgIdReject::OlderThanWindow.bad_msg_code(false).map(BadMsgCode::code), Some(20));
+        assert_eq!(
+            MsgIdReject::OlderThanWindow.bad_msg_code(false).map(BadMsgCode::code),
+            Some(20)
+        );
     }
 
     #[test]
@@ -280,10 +302,19 @@ mod tests {
 
     #[test]
     fn fractional_durations_count() {
-        let w = TimeWindow { past: Duration::from_millis(500), future: Duration::from_millis(500) };
+        let w = TimeWindow {
+            past: Duration::from_millis(500),
+            future: Duration::from_millis(500),
+        };
         let now = UnixTime(1000);
         assert_eq!(w.check(MsgId((1000 << 32) + (1 << 31)), now), Ok(()));
-        assert_eq!(w.check(MsgId((1000 << 32) + (1 << 31) + 4), now), Err(MsgIdReject::TooHigh));
-        assert_eq!(w.check(MsgId((999 << 32) + (1 << 31) - 4), now), Err(MsgIdReject::TooLow));
+        assert_eq!(
+            w.check(MsgId((1000 << 32) + (1 << 31) + 4), now),
+            Err(MsgIdReject::TooHigh)
+        );
+        assert_eq!(
+            w.check(MsgId((999 << 32) + (1 << 31) - 4), now),
+            Err(MsgIdReject::TooLow)
+        );
     }
 }

@@ -25,7 +25,11 @@ impl<T: Keyed, const N: usize> SortedRing<T, N> {
     /// An empty ring; `fill` only initialises unused slots.
     pub(crate) const fn new(fill: T) -> Self {
         let () = Self::NON_EMPTY;
-        SortedRing { buf: [fill; N], head: 0, len: 0 }
+        SortedRing {
+            buf: [fill; N],
+            head: 0,
+            len: 0,
+        }
     }
 
     pub(crate) const fn len(&self) -> usize {

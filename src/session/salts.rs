@@ -82,7 +82,12 @@ impl<const F: usize> ClientSalts<F> {
     /// handshake) or a persisted one. Future salts are fetched `refresh_margin` before the last known one
     /// expires.
     pub const fn new(initial: u64, refresh_margin: Duration) -> Self {
-        ClientSalts { current: initial, current_until: None, future: heapless::Vec::new(), refresh_margin }
+        ClientSalts {
+            current: initial,
+            current_until: None,
+            future: heapless::Vec::new(),
+            refresh_margin,
+        }
     }
 
     /// The salt to put in outgoing messages (call [`advance`](Self::advance) first to rotate by time).
@@ -222,8 +227,10 @@ pub struct ServerSaltPolicy {
 
 impl ServerSaltPolicy {
     /// 24 h rotation, 1800 s grace.
-    pub const DEFAULT: ServerSaltPolicy =
-        ServerSaltPolicy { rotation: Duration::from_secs(24 * 3600), grace: Duration::from_secs(1800) };
+    pub const DEFAULT: ServerSaltPolicy = ServerSaltPolicy {
+        rotation: Duration::from_secs(24 * 3600),
+        grace: Duration::from_secs(1800),
+    };
 }
 
 impl Default for ServerSaltPolicy {
@@ -277,7 +284,10 @@ impl ServerSalts {
         if new_salt == 0 {
             return Err(SaltError::ZeroSalt);
         }
-        self.previous = Some((self.current, UnixTime(now.0.saturating_add(self.policy.grace.as_secs()))));
+        self.previous = Some((
+            self.current,
+            UnixTime(now.0.saturating_add(self.policy.grace.as_secs())),
+        ));
         self.current = new_salt;
         self.rotate_at = UnixTime(now.0.saturating_add(self.policy.rotation.as_secs()));
         Ok(())
@@ -290,6 +300,10 @@ impl ServerSalts {
         if let Some((prev, until)) = self.previous {
             ok |= bytes.ct_eq(&prev.to_le_bytes()) & subtle::Choice::from(u8::from(now < until));
         }
-        if bool::from(ok) { Ok(()) } else { Err(BadServerSalt { new_salt: self.current }) }
+        if bool::from(ok) {
+            Ok(())
+        } else {
+            Err(BadServerSalt { new_salt: self.current })
+        }
     }
 }

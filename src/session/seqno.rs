@@ -133,7 +133,12 @@ impl<const N: usize> Default for SeqNoChecker<N> {
 impl<const N: usize> SeqNoChecker<N> {
     /// A fresh session.
     pub const fn new() -> Self {
-        SeqNoChecker { seen: SortedRing::new(Seen { id: MsgId(0), seq_no: 0 }) }
+        SeqNoChecker {
+            seen: SortedRing::new(Seen {
+                id: MsgId(0),
+                seq_no: 0,
+            }),
+        }
     }
 
     /// Checks a received message's seq_no: parity against `content_related` first (34/35), then order against

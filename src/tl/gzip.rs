@@ -12,8 +12,8 @@
 
 use core::fmt;
 
-pub use miniz_oxide::inflate::core::DecompressorOxide;
 use miniz_oxide::inflate::TINFLStatus;
+pub use miniz_oxide::inflate::core::DecompressorOxide;
 use miniz_oxide::inflate::core::{decompress, inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF};
 
 #[cfg(feature = "alloc")]
@@ -113,7 +113,10 @@ fn parse_header(gz: &[u8]) -> Result<usize, GzipError> {
     let mut pos = 10usize;
     if flg & FEXTRA != 0 {
         let xlen = gz.get(pos..pos + 2).ok_or(GzipError::Truncated)?;
-        let xlen = usize::from(u16::from_le_bytes([*xlen.first().unwrap_or(&0), *xlen.get(1).unwrap_or(&0)]));
+        let xlen = usize::from(u16::from_le_bytes([
+            *xlen.first().unwrap_or(&0),
+            *xlen.get(1).unwrap_or(&0),
+        ]));
         pos += 2;
         if xlen > gz.len().saturating_sub(pos) {
             return Err(GzipError::Truncated);
@@ -252,7 +255,10 @@ mod tests {
         hdr[9] = 4;
         let _ = hdr;
         let bad = stored_member(b"ok", FHCRC, &(crc ^ 1).to_le_bytes());
-        assert_eq!(inflate(&bad[..member_len(b"ok", &[0, 0])], &mut out), Err(GzipError::HeaderCrcMismatch));
+        assert_eq!(
+            inflate(&bad[..member_len(b"ok", &[0, 0])], &mut out),
+            Err(GzipError::HeaderCrcMismatch)
+        );
     }
 
     #[test]

@@ -152,7 +152,11 @@ impl<'a> Reader<'a> {
 
     /// Fails with [`DecodeError::Trailing`] unless every byte was consumed.
     pub const fn finish(&self) -> Result<(), DecodeError> {
-        if self.remaining() == 0 { Ok(()) } else { Err(DecodeError::Trailing) }
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(DecodeError::Trailing)
+        }
     }
 
     /// Consumes exactly `n` bytes.
@@ -214,7 +218,9 @@ impl<'a> Reader<'a> {
             254 => {
                 let h = self.rest().get(..4).ok_or(DecodeError::Eof)?;
                 let mut le = [0u8; 4];
-                le.get_mut(..3).ok_or(DecodeError::Eof)?.copy_from_slice(h.get(1..4).ok_or(DecodeError::Eof)?);
+                le.get_mut(..3)
+                    .ok_or(DecodeError::Eof)?
+                    .copy_from_slice(h.get(1..4).ok_or(DecodeError::Eof)?);
                 (4, u32::from_le_bytes(le) as usize)
             }
             255 => return Err(DecodeError::BadLength),
@@ -457,7 +463,9 @@ impl<'a, T: TlBare<'a> + Clone> TlVec<'a, T> {
     /// A vector to encode from the caller's elements.
     #[must_use]
     pub const fn from_slice(items: &'a [T]) -> Self {
-        Self { repr: VecRepr::Slice(items) }
+        Self {
+            repr: VecRepr::Slice(items),
+        }
     }
 
     /// Number of elements.
@@ -479,8 +487,15 @@ impl<'a, T: TlBare<'a> + Clone> TlVec<'a, T> {
     #[must_use]
     pub fn iter(&self) -> TlVecIter<'a, T> {
         match self.repr {
-            VecRepr::Wire { count, data } => TlVecIter { inner: IterRepr::Wire { left: count, r: Reader::new(data) } },
-            VecRepr::Slice(s) => TlVecIter { inner: IterRepr::Slice(s.iter()) },
+            VecRepr::Wire { count, data } => TlVecIter {
+                inner: IterRepr::Wire {
+                    left: count,
+                    r: Reader::new(data),
+                },
+            },
+            VecRepr::Slice(s) => TlVecIter {
+                inner: IterRepr::Slice(s.iter()),
+            },
         }
     }
 
@@ -501,7 +516,9 @@ impl<'a, T: TlBare<'a> + Clone> TlVec<'a, T> {
             T::read_bare(r)?;
         }
         let data = start.get(..r.position() - before).ok_or(DecodeError::Eof)?;
-        Ok(Self { repr: VecRepr::Wire { count, data } })
+        Ok(Self {
+            repr: VecRepr::Wire { count, data },
+        })
     }
 
     /// Decodes a boxed `Vector` (`vector#1cb5c415`, count, elements).
@@ -609,7 +626,10 @@ impl<T> fmt::Debug for TlVecIter<'_, T> {
 }
 
 enum Sink<'a> {
-    Slice { buf: &'a mut [u8], pos: usize },
+    Slice {
+        buf: &'a mut [u8],
+        pos: usize,
+    },
     #[cfg(feature = "alloc")]
     Vec(&'a mut Vec<u8>),
 }
@@ -630,14 +650,20 @@ impl<'a> Writer<'a> {
     /// A writer that fills `buf` from its start.
     #[must_use]
     pub const fn new(buf: &'a mut [u8]) -> Self {
-        Self { sink: Sink::Slice { buf, pos: 0 }, _p: PhantomData }
+        Self {
+            sink: Sink::Slice { buf, pos: 0 },
+            _p: PhantomData,
+        }
     }
 
     /// A writer that appends to `vec`; it never reports [`Full`] (except for unencodable values).
     #[cfg(feature = "alloc")]
     #[must_use]
     pub fn from_vec(vec: &'a mut Vec<u8>) -> Self {
-        Self { sink: Sink::Vec(vec), _p: PhantomData }
+        Self {
+            sink: Sink::Vec(vec),
+            _p: PhantomData,
+        }
     }
 
     /// Bytes written so far (for a `Vec` writer: the vector's length).
@@ -670,7 +696,9 @@ impl<'a> Writer<'a> {
     fn reserve(&mut self, need: usize) -> Result<(), Full> {
         let written = self.written();
         match self.remaining() {
-            Some(left) if left < need => Err(Full { required: written.saturating_add(need) }),
+            Some(left) if left < need => Err(Full {
+                required: written.saturating_add(need),
+            }),
             _ => Ok(()),
         }
     }

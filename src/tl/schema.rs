@@ -351,7 +351,10 @@ impl RsaPublicKey<'_> {
 impl<'a> TlBare<'a> for RsaPublicKey<'a> {
     const MIN_LEN: usize = 8;
     fn read_bare(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        Ok(Self { n: r.bytes()?, e: r.bytes()? })
+        Ok(Self {
+            n: r.bytes()?,
+            e: r.bytes()?,
+        })
     }
     fn bare_len(&self) -> usize {
         super::bytes_len(self.n.len()) + super::bytes_len(self.e.len())
@@ -397,7 +400,10 @@ impl<'a> TlRead<'a> for RpcResult<'a> {
     const MIN_LEN: usize = 12;
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.expect_constructor(Self::CONSTRUCTOR)?;
-        Ok(Self { req_msg_id: r.i64()?, result: r.take_rest() })
+        Ok(Self {
+            req_msg_id: r.i64()?,
+            result: r.take_rest(),
+        })
     }
 }
 
@@ -469,14 +475,19 @@ impl FutureSalts<'_> {
     /// The constructor id.
     pub const CONSTRUCTOR: u32 = 0xae50_0895;
     /// The schema line.
-    pub const TL: &'static str = "future_salts#ae500895 req_msg_id:long now:int salts:vector<future_salt> = FutureSalts;";
+    pub const TL: &'static str =
+        "future_salts#ae500895 req_msg_id:long now:int salts:vector<future_salt> = FutureSalts;";
 }
 
 impl<'a> TlRead<'a> for FutureSalts<'a> {
     const MIN_LEN: usize = 20;
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.expect_constructor(Self::CONSTRUCTOR)?;
-        Ok(Self { req_msg_id: r.i64()?, now: r.i32()?, salts: TlVec::read_bare(r)? })
+        Ok(Self {
+            req_msg_id: r.i64()?,
+            now: r.i32()?,
+            salts: TlVec::read_bare(r)?,
+        })
     }
 }
 
@@ -596,7 +607,12 @@ impl<'a> Message<'a> {
     /// A message for encoding; `bytes` is taken from `body`.
     #[must_use]
     pub const fn new(msg_id: i64, seqno: i32, body: &'a [u8]) -> Self {
-        Self { msg_id, seqno, bytes: body.len() as i32, body }
+        Self {
+            msg_id,
+            seqno,
+            bytes: body.len() as i32,
+            body,
+        }
     }
 }
 
@@ -614,7 +630,12 @@ impl<'a> TlBare<'a> for Message<'a> {
         if len > r.remaining() {
             return Err(DecodeError::LengthPastEnd);
         }
-        Ok(Self { msg_id, seqno, bytes, body: r.take(len)? })
+        Ok(Self {
+            msg_id,
+            seqno,
+            bytes,
+            body: r.take(len)?,
+        })
     }
     fn bare_len(&self) -> usize {
         MESSAGE_MIN_LEN + self.body.len()
@@ -648,7 +669,9 @@ impl<'a> MsgContainer<'a> {
     /// A container to encode.
     #[must_use]
     pub const fn new(messages: &'a [Message<'a>]) -> Self {
-        Self { messages: TlVec::from_slice(messages) }
+        Self {
+            messages: TlVec::from_slice(messages),
+        }
     }
 
     /// Iterates the messages.
@@ -662,7 +685,9 @@ impl<'a> TlRead<'a> for MsgContainer<'a> {
     const MIN_LEN: usize = 8;
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.expect_constructor(Self::CONSTRUCTOR)?;
-        Ok(Self { messages: TlVec::read_bare_limited(r, MAX_CONTAINER_MESSAGES)? })
+        Ok(Self {
+            messages: TlVec::read_bare_limited(r, MAX_CONTAINER_MESSAGES)?,
+        })
     }
 }
 
@@ -695,7 +720,9 @@ impl<'a> TlRead<'a> for MsgCopy<'a> {
     const MIN_LEN: usize = 4 + MESSAGE_MIN_LEN;
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.expect_constructor(Self::CONSTRUCTOR)?;
-        Ok(Self { orig_message: Message::read_bare(r)? })
+        Ok(Self {
+            orig_message: Message::read_bare(r)?,
+        })
     }
 }
 

@@ -33,12 +33,22 @@ pub struct DecoderConfig {
 impl DecoderConfig {
     /// A client decoding server→client frames (no marker; the server sends none).
     pub const fn client(framing: Framing) -> Self {
-        DecoderConfig { framing, role: Role::Client, max_frame: DEFAULT_MAX_FRAME, expect_marker: false }
+        DecoderConfig {
+            framing,
+            role: Role::Client,
+            max_frame: DEFAULT_MAX_FRAME,
+            expect_marker: false,
+        }
     }
 
     /// A server decoding a plain (non-obfuscated) connection, starting with the client's marker.
     pub const fn server(framing: Framing) -> Self {
-        DecoderConfig { framing, role: Role::Server, max_frame: DEFAULT_MAX_FRAME, expect_marker: true }
+        DecoderConfig {
+            framing,
+            role: Role::Server,
+            max_frame: DEFAULT_MAX_FRAME,
+            expect_marker: true,
+        }
     }
 
     /// The same configuration with another `max_frame`.
@@ -132,7 +142,11 @@ impl<const N: usize> core::fmt::Debug for FrameDecoder<N> {
 impl<const N: usize> FrameDecoder<N> {
     /// A decoder at the start of a stream.
     pub fn new(cfg: DecoderConfig) -> Self {
-        let state = if cfg.expect_marker && !cfg.framing.init_bytes().is_empty() { State::Marker } else { State::Header };
+        let state = if cfg.expect_marker && !cfg.framing.init_bytes().is_empty() {
+            State::Marker
+        } else {
+            State::Header
+        };
         FrameDecoder {
             cfg,
             state,
@@ -199,7 +213,10 @@ impl<const N: usize> FrameDecoder<N> {
         let State::Ready(ready) = self.state else { return None };
         self.state = State::Taken;
         Some(match ready {
-            Ready::Packet => Frame::Packet { data: self.buf.get(..self.filled).unwrap_or(&[]), quick_ack: self.quick_ack },
+            Ready::Packet => Frame::Packet {
+                data: self.buf.get(..self.filled).unwrap_or(&[]),
+                quick_ack: self.quick_ack,
+            },
             Ready::QuickAck(t) => Frame::QuickAck(t),
             Ready::Error(c) => Frame::TransportError(c),
         })
@@ -257,7 +274,9 @@ impl<const N: usize> FrameDecoder<N> {
                 State::Body => {
                     let n = (self.need - self.filled).min(rest.len());
                     let (Some(dst), Some(src)) = (self.buf.get_mut(self.filled..self.filled + n), rest.get(..n)) else {
-                        return self.fail(TransportError::FrameTooLarge { declared: len_u32(self.need) });
+                        return self.fail(TransportError::FrameTooLarge {
+                            declared: len_u32(self.need),
+                        });
                     };
                     dst.copy_from_slice(src);
                     if self.cfg.framing == Framing::Full {
@@ -314,8 +333,14 @@ impl<const N: usize> FrameDecoder<N> {
     fn header_len(&self, have: usize) -> usize {
         match self.cfg.framing {
             Framing::Abridged => {
-                let Some(&b) = self.hdr.first().filter(|_| have > 0) else { return 1 };
-                if (self.cfg.role == Role::Client && b & 0x80 != 0) || b & 0x7f == 0x7f { 4 } else { 1 }
+                let Some(&b) = self.hdr.first().filter(|_| have > 0) else {
+                    return 1;
+                };
+                if (self.cfg.role == Role::Client && b & 0x80 != 0) || b & 0x7f == 0x7f {
+                    4
+                } else {
+                    1
+                }
             }
             Framing::Intermediate | Framing::PaddedIntermediate => 4,
             Framing::Full => 8,
@@ -333,7 +358,11 @@ impl<const N: usize> FrameDecoder<N> {
                     return Ok(());
                 }
                 self.quick_ack = b0 & 0x80 != 0;
-                let words = if b0 & 0x7f == 0x7f { u32::from_le_bytes([b1, b2, b3, 0]) } else { u32::from(b0 & 0x7f) };
+                let words = if b0 & 0x7f == 0x7f {
+                    u32::from_le_bytes([b1, b2, b3, 0])
+                } else {
+                    u32::from(b0 & 0x7f)
+                };
                 if words == 0 {
                     return Err(TransportError::ZeroLength);
                 }
@@ -374,7 +403,10 @@ impl<const N: usize> FrameDecoder<N> {
                     return Err(TransportError::InvalidLength { declared: payload });
                 }
                 if seq != self.seq {
-                    return Err(TransportError::BadSeqno { expected: self.seq, got: seq });
+                    return Err(TransportError::BadSeqno {
+                        expected: self.seq,
+                        got: seq,
+                    });
                 }
                 self.hasher = crc32fast::Hasher::new();
                 self.hasher.update(&self.hdr);
@@ -432,17 +464,29 @@ pub struct EncoderConfig {
 impl EncoderConfig {
     /// A client writing client→server frames.
     pub const fn client(framing: Framing) -> Self {
-        EncoderConfig { framing, role: Role::Client, max_padding: MAX_TRANSPORT_PADDING }
+        EncoderConfig {
+            framing,
+            role: Role::Client,
+            max_padding: MAX_TRANSPORT_PADDING,
+        }
     }
 
     /// A server writing server→client frames.
     pub const fn server(framing: Framing) -> Self {
-        EncoderConfig { framing, role: Role::Server, max_padding: 3 }
+        EncoderConfig {
+            framing,
+            role: Role::Server,
+            max_padding: 3,
+        }
     }
 
     /// The same configuration with another padding maximum (clamped to 15).
     pub const fn with_max_padding(mut self, max_padding: u8) -> Self {
-        self.max_padding = if max_padding > MAX_TRANSPORT_PADDING { MAX_TRANSPORT_PADDING } else { max_padding };
+        self.max_padding = if max_padding > MAX_TRANSPORT_PADDING {
+            MAX_TRANSPORT_PADDING
+        } else {
+            max_padding
+        };
         self
     }
 }
@@ -458,8 +502,15 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder at the start of a stream.
     pub const fn new(cfg: EncoderConfig) -> Self {
-        let max_padding = if cfg.max_padding > MAX_TRANSPORT_PADDING { MAX_TRANSPORT_PADDING } else { cfg.max_padding };
-        Encoder { cfg: EncoderConfig { max_padding, ..cfg }, seq: 0 }
+        let max_padding = if cfg.max_padding > MAX_TRANSPORT_PADDING {
+            MAX_TRANSPORT_PADDING
+        } else {
+            cfg.max_padding
+        };
+        Encoder {
+            cfg: EncoderConfig { max_padding, ..cfg },
+            seq: 0,
+        }
     }
 
     /// The configuration in use.
@@ -542,7 +593,9 @@ impl Encoder {
         let qa = if quick_ack { 0x80u8 } else { 0 };
         let hdr_len = self.header_len(len)?;
         let total = hdr_len + len + pad + if self.cfg.framing == Framing::Full { 4 } else { 0 };
-        let frame = out.get_mut(..total).ok_or(EncodeError::BufferTooSmall { required: total })?;
+        let frame = out
+            .get_mut(..total)
+            .ok_or(EncodeError::BufferTooSmall { required: total })?;
         let (hdr, rest) = frame.split_at_mut(hdr_len);
         let (body, tail) = rest.split_at_mut(len);
         body.copy_from_slice(payload);
@@ -663,6 +716,9 @@ mod tests {
         assert_eq!(enc.encode_error(-404, &mut [0; 16]), Err(EncodeError::Unsupported));
         let mut enc = Encoder::new(EncoderConfig::server(Framing::Intermediate));
         assert_eq!(enc.encode_error(404, &mut [0; 16]), Err(EncodeError::Unsupported));
-        assert_eq!(enc.encode_error(-404, &mut [0; 7]), Err(EncodeError::BufferTooSmall { required: 8 }));
+        assert_eq!(
+            enc.encode_error(-404, &mut [0; 7]),
+            Err(EncodeError::BufferTooSmall { required: 8 })
+        );
     }
 }

@@ -37,7 +37,9 @@ const HTTP: [[u8; 4]; 4] = [*b"POST", *b"GET ", *b"HEAD", *b"OPTI"];
 
 /// Classifies the first bytes of a connection. Only the first 64 bytes are ever looked at.
 pub fn detect(prefix: &[u8], secret: Option<&ProxySecret>) -> Detected {
-    let Some(&b0) = prefix.first() else { return Detected::NeedMore(1) };
+    let Some(&b0) = prefix.first() else {
+        return Detected::NeedMore(1);
+    };
     if b0 == 0xef {
         return Detected::Plain(Framing::Abridged);
     }
@@ -55,7 +57,9 @@ pub fn detect(prefix: &[u8], secret: Option<&ProxySecret>) -> Detected {
         w if HTTP.contains(&w) => return Detected::Http,
         _ => {}
     }
-    let Some(head) = prefix.first_chunk::<8>() else { return Detected::NeedMore(8) };
+    let Some(head) = prefix.first_chunk::<8>() else {
+        return Detected::NeedMore(8);
+    };
     let [l0, l1, l2, l3, s0, s1, s2, s3] = *head;
     let len = u32::from_le_bytes([l0, l1, l2, l3]);
     // An obfuscated init never has zero bytes 4..8 (SECURITY.md item 7), exactly so that it cannot be confused
@@ -63,9 +67,14 @@ pub fn detect(prefix: &[u8], secret: Option<&ProxySecret>) -> Detected {
     if [s0, s1, s2, s3] == [0; 4] && len >= 16 && len % 4 == 0 && len - 12 <= FULL_DETECT_MAX {
         return Detected::Plain(Framing::Full);
     }
-    let Some(init) = prefix.first_chunk::<INIT_LEN>() else { return Detected::NeedMore(INIT_LEN) };
+    let Some(init) = prefix.first_chunk::<INIT_LEN>() else {
+        return Detected::NeedMore(INIT_LEN);
+    };
     match server_accept(init, secret) {
-        Ok(acc) => Detected::Obfuscated { framing: acc.framing, dc_id: acc.dc_id },
+        Ok(acc) => Detected::Obfuscated {
+            framing: acc.framing,
+            dc_id: acc.dc_id,
+        },
         Err(e) => Detected::Rejected(e),
     }
 }

@@ -23,8 +23,15 @@ pub const INIT_LEN: usize = 64;
 
 /// First words (little-endian) a client init must never start with, because a server would take the connection
 /// for HTTP (`HEAD`, `POST`, `GET `, `OPTI`), TLS (`16 03 01 02`) or a plain intermediate / padded transport.
-pub const FORBIDDEN_FIRST_WORDS: [u32; 7] =
-    [0x4441_4548, 0x5453_4f50, 0x2054_4547, 0x4954_504f, 0x0201_0316, 0xdddd_dddd, 0xeeee_eeee];
+pub const FORBIDDEN_FIRST_WORDS: [u32; 7] = [
+    0x4441_4548,
+    0x5453_4f50,
+    0x2054_4547,
+    0x4954_504f,
+    0x0201_0316,
+    0xdddd_dddd,
+    0xeeee_eeee,
+];
 
 /// An MTProxy secret: 16 bytes, or 17 with a leading `0xdd` that makes the padded intermediate framing mandatory.
 /// Zeroized on drop; `Debug` does not print it.
@@ -71,7 +78,9 @@ impl ProxySecret {
 
 impl core::fmt::Debug for ProxySecret {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ProxySecret").field("padded_only", &self.padded_only).finish_non_exhaustive()
+        f.debug_struct("ProxySecret")
+            .field("padded_only", &self.padded_only)
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,7 +194,10 @@ pub fn client_init<R: CryptoRng + ?Sized>(
         d.copy_from_slice(&dc.to_le_bytes());
     }
     let mut rev = reversed(&init);
-    let mut obf = Obfuscator { tx: stream(&init, secret), rx: stream(&rev, secret) };
+    let mut obf = Obfuscator {
+        tx: stream(&init, secret),
+        rx: stream(&rev, secret),
+    };
     rev.zeroize();
     let mut enc = init;
     obf.encrypt(&mut enc);
@@ -212,7 +224,10 @@ pub struct AcceptedInit {
 /// padded intermediate.
 pub fn server_accept(init: &[u8; INIT_LEN], secret: Option<&ProxySecret>) -> Result<AcceptedInit, TransportError> {
     let mut rev = reversed(init);
-    let mut obfuscator = Obfuscator { rx: stream(init, secret), tx: stream(&rev, secret) };
+    let mut obfuscator = Obfuscator {
+        rx: stream(init, secret),
+        tx: stream(&rev, secret),
+    };
     rev.zeroize();
     let mut plain = *init;
     obfuscator.decrypt(&mut plain);
@@ -222,7 +237,11 @@ pub fn server_accept(init: &[u8; INIT_LEN], secret: Option<&ProxySecret>) -> Res
     if secret.is_some_and(|s| !s.allows(framing)) {
         return Err(TransportError::TagSecretMismatch);
     }
-    Ok(AcceptedInit { framing, dc_id: i16::from_le_bytes([d0, d1]), obfuscator })
+    Ok(AcceptedInit {
+        framing,
+        dc_id: i16::from_le_bytes([d0, d1]),
+        obfuscator,
+    })
 }
 
 /// Bytes decrypted per step while feeding the inner decoder.
@@ -298,7 +317,9 @@ impl<const N: usize> ObfuscatedCodec<N> {
             obf: None,
             dc_id: None,
             decoder: FrameDecoder::new(
-                DecoderConfig::server(placeholder).with_marker(false).with_max_frame(max_frame),
+                DecoderConfig::server(placeholder)
+                    .with_marker(false)
+                    .with_max_frame(max_frame),
             ),
             encoder: Encoder::new(EncoderConfig::server(placeholder)),
             failed: None,
@@ -361,7 +382,9 @@ impl<const N: usize> ObfuscatedCodec<N> {
         while !self.decoder.has_frame() {
             let rest = input.get(pos..).unwrap_or(&[]);
             let n = self.decoder.wanted().min(CHUNK).min(rest.len());
-            let (Some(chunk), Some(src)) = (tmp.get_mut(..n), rest.get(..n)) else { break };
+            let (Some(chunk), Some(src)) = (tmp.get_mut(..n), rest.get(..n)) else {
+                break;
+            };
             if n == 0 {
                 break;
             }

@@ -1,5 +1,11 @@
 //! Shared harness for the session tests: a client and a DC engine under one key, a virtual clock, seeded RNG.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgId};
@@ -17,7 +23,7 @@ pub const UNIX0: u64 = 1_700_000_000;
 
 pub fn key(seed: u64) -> AuthKey {
     let mut k = [0u8; 256];
-    StdRng::seed_from_u64(seed ^ 0x6b65_79).fill_bytes(&mut k);
+    StdRng::seed_from_u64(seed ^ 0x006b_6579).fill_bytes(&mut k);
     AuthKey::from_bytes(k)
 }
 
@@ -38,7 +44,12 @@ pub enum Ev {
 pub fn own(e: Event<'_>) -> Ev {
     match e {
         Event::RpcResult { req, body } => Ev::Result(req, body.to_vec()),
-        Event::RpcError { req, code, message, kind } => Ev::Error(req, code, message.to_vec(), kind),
+        Event::RpcError {
+            req,
+            code,
+            message,
+            kind,
+        } => Ev::Error(req, code, message.to_vec(), kind),
         Event::Failed { req, reason } => Ev::Failed(req, reason),
         Event::Update(b) => Ev::Update(b.to_vec()),
         Event::SessionReset { first_msg_id } => Ev::Reset(first_msg_id),
@@ -80,7 +91,11 @@ pub struct Pair {
 }
 
 pub fn client_cfg() -> EngineConfig {
-    EngineConfig { ping_interval: None, future_salts: false, ..EngineConfig::DEFAULT }
+    EngineConfig {
+        ping_interval: None,
+        future_salts: false,
+        ..EngineConfig::DEFAULT
+    }
 }
 
 impl Pair {
@@ -96,7 +111,16 @@ impl Pair {
         let cclock = Clock::from_unix_hint(now, UnixTime((UNIX0 as i64 + skew) as u64));
         let c = Box::new(E::client(ccfg, key(seed), 0, cclock, now, &mut rng));
         let s = Box::new(E::server(scfg, key(seed), sclock, now, &mut rng));
-        Pair { seed, c, s, now, rng, client_events: Vec::new(), server_events: Vec::new(), auto_answer: true }
+        Pair {
+            seed,
+            c,
+            s,
+            now,
+            rng,
+            client_events: Vec::new(),
+            server_events: Vec::new(),
+            auto_answer: true,
+        }
     }
 
     pub fn advance(&mut self, secs: u64) {
@@ -113,13 +137,13 @@ impl Pair {
         packets(&mut self.s, self.now, &mut self.rng)
     }
 
-    pub fn to_server(&mut self, p: &[u8]) -> Result<u32, mtproto_sansio::session::Dropped> {
+    pub fn deliver_s(&mut self, p: &[u8]) -> Result<u32, mtproto_sansio::session::Dropped> {
         let r = self.s.handle_packet(self.now, p);
         self.take_server_events();
         r
     }
 
-    pub fn to_client(&mut self, p: &[u8]) -> Result<u32, mtproto_sansio::session::Dropped> {
+    pub fn deliver_c(&mut self, p: &[u8]) -> Result<u32, mtproto_sansio::session::Dropped> {
         let r = self.c.handle_packet(self.now, p);
         self.client_events.extend(drain(&mut self.c));
         r
@@ -139,11 +163,11 @@ impl Pair {
         for _ in 0..50 {
             let a = self.c2s();
             for p in &a {
-                let _ = self.to_server(p);
+                let _ = self.deliver_s(p);
             }
             let b = self.s2c();
             for p in &b {
-                let _ = self.to_client(p);
+                let _ = self.deliver_c(p);
             }
             if a.is_empty() && b.is_empty() {
                 return;
@@ -154,7 +178,10 @@ impl Pair {
 
     /// Sends a query and pumps; returns its id.
     pub fn query(&mut self, body: &[u8]) -> MsgId {
-        let id = self.c.send(self.now, body, mtproto_sansio::session::MsgKind::Query).unwrap();
+        let id = self
+            .c
+            .send(self.now, body, mtproto_sansio::session::MsgKind::Query)
+            .unwrap();
         self.pump();
         id
     }
