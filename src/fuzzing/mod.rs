@@ -3,6 +3,7 @@
 //! Not part of the public API.
 
 pub mod crypto;
+pub mod session;
 pub mod tl;
 pub mod transport;
 
@@ -15,5 +16,6 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .iter()
         .chain(crypto::TARGETS)
         .chain(transport::TARGETS)
+        .chain(session::TARGETS)
         .copied()
 }
