@@ -268,7 +268,7 @@ fn decrypt_v2_server_message_grammers() {
     assert_eq!(m.padding_len() as u64, f["padding_length"].as_u64().unwrap());
     assert_eq!(
         m.body()[..4],
-        hex::decode(f["body_constructor"].as_str().unwrap()[..8].to_string())
+        hex::decode(&f["body_constructor"].as_str().unwrap()[..8])
             .unwrap()
             .iter()
             .rev()
@@ -276,7 +276,6 @@ fn decrypt_v2_server_message_grammers() {
             .collect::<Vec<_>>()[..]
     );
     assert_eq!(m.body(), &plain[32..32 + m.body().len()]);
-    drop(m);
     assert_eq!(pkt[24..], plain[..]);
 }
 

@@ -794,6 +794,7 @@ fn chk_046_new_session_created_requeues_older() {
         t.track(t0, sent(id, SentKind::RpcQuery, 10)).unwrap();
     }
     t.track(t0, sent(396, SentKind::Service, 10)).unwrap();
+    t.track(t0, sent(392, SentKind::Container, 0)).unwrap();
     assert_eq!(t.ack(MsgId(404)), Some(Acked::AwaitingAnswer));
     assert!(matches!(t.ack(MsgId(396)), Some(Acked::Released(_))));
     let now = Instant::from_secs(101);
@@ -826,4 +827,52 @@ fn limits_table_matches_type_defaults() {
     assert_eq!(ResendPolicy::DEFAULT.max_attempts, l.max_resend_attempts);
     assert_eq!(l.max_ack_ids, 8192);
     assert_eq!(l.max_container_messages, 1024);
+}
+
+#[test]
+fn accessors_report_state() {
+    let clock = Clock::from_unix_hint(Instant::ZERO, UnixTime(T0));
+    let mut g = MsgIdGen::new(Side::Server);
+    assert_eq!(g.side(), Side::Server);
+    assert_eq!(g.last(), None);
+    let id = g.next(Instant::ZERO, &clock).unwrap();
+    assert_eq!(g.last(), Some(id));
+
+    let mut w: ReplayWindow<4> = ReplayWindow::new();
+    w.insert(MsgId(9)).unwrap();
+    w.insert(MsgId(5)).unwrap();
+    assert_eq!((w.lowest(), w.highest()), (Some(MsgId(5)), Some(MsgId(9))));
+
+    let mut t: SentTracker<4> = tracker();
+    t.track(Instant::ZERO, sent(4, SentKind::GetFutureSalts, 1)).unwrap();
+    assert_eq!(t.kind_of(MsgId(4)), Some(SentKind::GetFutureSalts));
+    assert_eq!(t.kind_of(MsgId(8)), None);
+
+    let s = ServerSalts::new(42, UnixTime(T0), ServerSaltPolicy::DEFAULT).unwrap();
+    assert_eq!(s.current(), 42);
+}
+
+#[test]
+fn chk_035_bad_server_salt_drops_stale_future_salts() {
+    let mut t: SentTracker<4> = tracker();
+    t.track(Instant::ZERO, sent(4, SentKind::GetFutureSalts, 1)).unwrap();
+    t.track(Instant::ZERO, sent(8, SentKind::RpcQuery, 1)).unwrap();
+    let proof = t.resolve_future_salts(MsgId(4)).unwrap().proof;
+    let mut salts: ClientSalts = ClientSalts::new(1, Duration::from_secs(600));
+    salts
+        .store_future_salts(
+            &proof,
+            UnixTime(T0),
+            &[fs(T0, T0 + 3600, 2), fs(T0 + 3600, T0 + 7200, 3)],
+        )
+        .unwrap();
+    assert!(!salts.should_fetch(UnixTime(T0)));
+    let bad = t.reference(MsgId(8)).unwrap();
+    salts.adopt_bad_server_salt(&bad, 9);
+    assert_eq!(
+        salts.advance(UnixTime(T0 + 3700)),
+        9,
+        "a stale future salt must not override the server's"
+    );
+    assert!(salts.should_fetch(UnixTime(T0)));
 }

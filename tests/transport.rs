@@ -987,3 +987,19 @@ fn obfuscated_init_known_answers_from_independent_implementation() {
         assert_eq!(detect(&bytes, secret.as_ref()), want, "{name}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Stable stand-in for the fuzzers: random streams (biased towards valid prefixes) through every entry point.
+    #[test]
+    fn fuzz_entry_points_survive_random_streams(ctl in any::<u8>(), prefix in 0usize..6, body in prop::collection::vec(any::<u8>(), 0..400)) {
+        let prefixes: [&[u8]; 6] = [&[], &[0xef], &[0xee; 4], &[0xdd; 4], &[0x10, 0, 0, 0, 0, 0, 0, 0], &[0x81]];
+        let mut data = vec![ctl];
+        data.extend_from_slice(prefixes[prefix]);
+        data.extend_from_slice(&body);
+        for (_, target) in mtproto_sansio::fuzzing::targets().filter(|(n, _)| n.starts_with("transport_")) {
+            target(&data);
+        }
+    }
+}

@@ -370,12 +370,15 @@ impl DhGroup {
 
     fn pow(&self, base: &U2048, secret: &DhSecret) -> U2048 {
         let b = FixedMontyForm::new(base, &self.params);
-        let r = if secret.bits >= DH_BITS {
+        let mut r = if secret.bits >= DH_BITS {
             b.pow(&secret.x)
         } else {
             b.pow_bounded_exp(&secret.x, secret.bits)
         };
-        r.retrieve()
+        let out = r.retrieve();
+        // For `shared` this is the secret in Montgomery form.
+        r.zeroize();
+        out
     }
 
     /// Draws a secret exponent and returns it with g^x (256 big-endian bytes). Our own public value is checked like
@@ -419,13 +422,17 @@ pub struct DhSecret {
 }
 
 impl DhSecret {
-    /// A secret from caller-chosen big-endian bytes (at most 256), e.g. to reproduce a recorded handshake. The
-    /// exponent bound is the byte length in bits.
+    /// A secret from caller-chosen big-endian bytes (at most 256 significant), e.g. to reproduce a recorded
+    /// handshake. The exponent bound is the slice length in bits (so a 256-byte slice gets the full 2048-bit
+    /// ladder), which depends only on the caller's framing, never on the secret's value.
     pub fn from_be_bytes(bytes: &[u8]) -> Result<Self, DhError> {
         let mut buf = normalize_be(bytes)?;
         let x = U2048::from_be_slice(&buf);
         buf.zeroize();
-        Ok(DhSecret { x, bits: DH_BITS })
+        let bits = u32::try_from(bytes.len().saturating_mul(8))
+            .unwrap_or(DH_BITS)
+            .clamp(1, DH_BITS);
+        Ok(DhSecret { x, bits })
     }
 }
 

@@ -11,9 +11,9 @@ use rand_core::CryptoRng;
 pub const MAX_PQ_BYTES: usize = 8;
 /// Largest accepted pq value (item 13): Telegram's pq is "normally ≤ 2^63−1", and the Montgomery code relies on it.
 pub const MAX_PQ: u64 = (1 << 63) - 1;
-/// Default number of Pollard–Brent iterations before giving up. Two 32-bit factors need about 2^16 iterations on
-/// average; the budget leaves a wide margin while keeping the worst case far below 10 ms on a host.
-pub const DEFAULT_FACTOR_BUDGET: u32 = 1 << 21;
+/// Default number of Pollard–Brent steps (per walk) before giving up. Two 31-bit factors need about 2^15 steps on
+/// average; the budget leaves a wide margin while bounding the work a hostile pq can cause.
+pub const DEFAULT_FACTOR_BUDGET: u32 = 1 << 20;
 
 /// Why a pq was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl Monty {
         if u >= self.n { u - self.n } else { u }
     }
 
-    fn to_monty(&self, a: u64) -> u64 {
+    fn enter(&self, a: u64) -> u64 {
         self.mul(a, self.r2)
     }
 
@@ -152,7 +152,7 @@ pub fn is_prime_u64(n: u64) -> bool {
         if n == p {
             return true;
         }
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return false;
         }
     }
@@ -169,7 +169,7 @@ pub fn is_prime_u64(n: u64) -> bool {
         if a == 0 {
             continue;
         }
-        let mut x = m.pow(m.to_monty(a), d);
+        let mut x = m.pow(m.enter(a), d);
         if x == m.one || x == minus_one {
             continue;
         }
@@ -198,61 +198,68 @@ fn isqrt(n: u64) -> u64 {
     lo
 }
 
-/// Finds a non-trivial factor of an odd composite `n` with Brent's variant of Pollard's rho, batching 128 gcds into
-/// one product. `budget` counts polynomial evaluations across all restarts.
+/// Independent rho walks advanced in lock-step. One walk is a chain of dependent multiplications, bound by
+/// multiplier latency; several interleaved walks keep the multiplier busy, and the first of them to collide wins, so
+/// the expected number of steps per walk also drops.
+const WALKS: usize = 4;
+
+/// Finds a non-trivial factor of an odd composite `n` with Brent's variant of Pollard's rho, batching 128 steps per
+/// gcd and running [`WALKS`] walks (different constants) side by side. `budget` counts steps of one walk across all
+/// restarts.
 fn pollard_brent(n: u64, budget: u32) -> Result<u64, FactorError> {
     const BATCH: u32 = 128;
     let m = Monty::new(n);
     let mut spent: u32 = 0;
-    // Deterministic restarts with different constants: the result must not depend on an RNG.
-    for c_seed in 1u64..=16 {
-        let c = m.to_monty(c_seed);
-        let f = |x: u64| add_mod(m.mul(x, x), c, n);
-        let mut y = m.to_monty(2);
+    let f = |x: u64, c: u64| add_mod(m.mul(x, x), c, n);
+    // Deterministic restarts with fresh constants: the result must not depend on an RNG.
+    for round in 0u64..8 {
+        let c: [u64; WALKS] = core::array::from_fn(|i| m.enter(round * WALKS as u64 + i as u64 + 1));
+        let mut y = [m.enter(2); WALKS];
+        let mut q = [m.one; WALKS];
         let mut r: u32 = 1;
-        let mut q = m.one;
-        let mut x;
-        let mut ys;
-        loop {
-            x = y;
+        'walk: loop {
+            let x = y;
             for _ in 0..r {
-                y = f(y);
+                for (yi, &ci) in y.iter_mut().zip(c.iter()) {
+                    *yi = f(*yi, ci);
+                }
             }
             spent = spent.saturating_add(r);
             let mut k = 0;
-            let mut g = 1;
-            ys = y;
-            while k < r && g == 1 {
-                ys = y;
+            while k < r {
+                let ys = y;
                 let steps = BATCH.min(r - k);
                 for _ in 0..steps {
-                    y = f(y);
-                    q = m.mul(q, sub_mod(x, y, n));
+                    for ((yi, qi), (&xi, &ci)) in y.iter_mut().zip(q.iter_mut()).zip(x.iter().zip(c.iter())) {
+                        *yi = f(*yi, ci);
+                        *qi = m.mul(*qi, sub_mod(xi, *yi, n));
+                    }
                 }
                 spent = spent.saturating_add(steps);
-                g = gcd(q, n);
                 k += steps;
-            }
-            if g != 1 {
-                if g == n {
-                    // The batch overshot: replay it one step at a time from the saved point.
-                    loop {
-                        ys = f(ys);
-                        spent = spent.saturating_add(1);
-                        let g2 = gcd(sub_mod(x, ys, n), n);
-                        if g2 != 1 {
-                            if g2 != n {
-                                return Ok(g2);
-                            }
-                            break;
-                        }
-                        if spent > budget {
-                            return Err(FactorError::BudgetExhausted);
+                for (((&qi, &ysi), &xi), &ci) in q.iter().zip(ys.iter()).zip(x.iter()).zip(c.iter()) {
+                    let g = gcd(qi, n);
+                    if g == 1 {
+                        continue;
+                    }
+                    if g != n {
+                        return Ok(g);
+                    }
+                    // The batch overshot: replay this walk one step at a time from the saved point.
+                    let mut z = ysi;
+                    for _ in 0..steps {
+                        z = f(z, ci);
+                        let g2 = gcd(sub_mod(xi, z, n), n);
+                        if g2 != 1 && g2 != n {
+                            return Ok(g2);
                         }
                     }
-                    break; // this c cycled without a split: next constant
+                    // This walk cycled without splitting n: restart every walk with new constants.
+                    break 'walk;
                 }
-                return Ok(g);
+                if spent > budget {
+                    return Err(FactorError::BudgetExhausted);
+                }
             }
             if spent > budget {
                 return Err(FactorError::BudgetExhausted);
@@ -347,7 +354,7 @@ mod tests {
         for n in [3u64, 97, 0x130B7475669FEB8B, MAX_PQ, MAX_PQ - 2, 1_000_000_007] {
             let m = Monty::new(n);
             for (a, b) in [(1u64, 1u64), (n - 1, n - 1), (12345 % n, 67890 % n), (n / 2, n / 3)] {
-                let got = m.mul(m.mul(m.to_monty(a), m.to_monty(b)), 1);
+                let got = m.mul(m.mul(m.enter(a), m.enter(b)), 1);
                 let want = (u128::from(a) * u128::from(b) % u128::from(n)) as u64;
                 assert_eq!(got, want, "n={n} a={a} b={b}");
             }

@@ -1,7 +1,7 @@
 //! Key derivation: MTProto 2.0 `msg_key` and AES key/iv, the MTProto 1.0 KDF, and the handshake's
 //! `tmp_aes_key`/`tmp_aes_iv`.
 //!
-//! Formulas (https://core.telegram.org/mtproto/description#defining-aes-key-and-initialization-vector, with
+//! Formulas (<https://core.telegram.org/mtproto/description#defining-aes-key-and-initialization-vector>, with
 //! `x = 0` for messages from client to server and `x = 8` the other way):
 //!
 //! ```text
@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The MTProto 1.0 KDF ([`derive_v1`]) exists **only** because `auth.bindTempAuthKey` still encrypts its
-//! `bind_auth_key_inner` with it (https://core.telegram.org/method/auth.bindTempAuthKey). Nothing else of 1.0 is
+//! `bind_auth_key_inner` with it (<https://core.telegram.org/method/auth.bindTempAuthKey>). Nothing else of 1.0 is
 //! implemented, and the 2.0 packet codec never accepts a 1.0 packet (SECURITY.md item 40).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -154,7 +154,7 @@ pub fn msg_key_from_large(msg_key_large: &[u8; 32]) -> [u8; 16] {
 }
 
 /// The quick-ack token for a message: the first 4 bytes of `msg_key_large` as a little-endian u32, top bit set
-/// (https://core.telegram.org/mtproto/mtproto-transports#quick-ack; SECURITY.md item 6).
+/// (<https://core.telegram.org/mtproto/mtproto-transports#quick-ack>; SECURITY.md item 6).
 pub fn quick_ack_token(msg_key_large: &[u8; 32]) -> u32 {
     let [a, b, c, d, ..] = *msg_key_large;
     u32::from_le_bytes([a, b, c, d]) | 0x8000_0000
@@ -199,7 +199,7 @@ pub(crate) fn derive_v2_metered<M: Meter>(
     out
 }
 
-/// MTProto **1.0** AES key and iv (SHA-1 based, https://core.telegram.org/mtproto/description_v1).
+/// MTProto **1.0** AES key and iv (SHA-1 based, <https://core.telegram.org/mtproto/description_v1>).
 ///
 /// Only for the `bind_auth_key_inner` message of `auth.bindTempAuthKey`, which Telegram still encrypts with 1.0
 /// under the permanent key. Never use it for session traffic (SECURITY.md item 40).
@@ -262,7 +262,7 @@ fn concat_into(dst: &mut [u8; 32], parts: &[&[u8]]) {
 }
 
 /// The handshake's temporary AES key and iv, which encrypt `server_DH_inner_data` and `client_DH_inner_data`
-/// (https://core.telegram.org/mtproto/auth_key, step 5):
+/// (<https://core.telegram.org/mtproto/auth_key>, step 5):
 ///
 /// ```text
 /// tmp_aes_key = SHA1(new_nonce ‖ server_nonce) ‖ SHA1(server_nonce ‖ new_nonce)[0..12]

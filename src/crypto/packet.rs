@@ -60,11 +60,11 @@ pub const fn body_offset() -> usize {
 /// is not a valid MTProto 2.0 packet (body not a multiple of 4 or too large, padding outside 12..=1024, or the
 /// encrypted part not a multiple of 16).
 pub const fn encrypted_len(body_len: usize, padding: usize) -> Option<usize> {
-    if body_len > MAX_BODY_LEN || body_len % 4 != 0 || padding < MIN_PADDING || padding > MAX_PADDING {
+    if body_len > MAX_BODY_LEN || !body_len.is_multiple_of(4) || padding < MIN_PADDING || padding > MAX_PADDING {
         return None;
     }
     let plain = INNER_HEADER_LEN + body_len + padding;
-    if plain % 16 != 0 {
+    if !plain.is_multiple_of(16) {
         return None;
     }
     Some(OUTER_HEADER_LEN + plain)
@@ -301,7 +301,7 @@ impl core::error::Error for OpenError {}
 /// number of 16-byte blocks. Used by [`encrypt`] and by the secret-chat layer (which uses the chat key as
 /// `auth_key`, x = 0 for the chat originator's messages).
 pub fn seal_v2(auth_key: &AuthKey, dir: Direction, plaintext: &mut [u8]) -> Result<Sealed, NotBlockAligned> {
-    if plaintext.len() % 16 != 0 {
+    if !plaintext.len().is_multiple_of(16) {
         return Err(NotBlockAligned);
     }
     let mut large = msg_key_large_v2_metered(auth_key, dir, plaintext, &mut ());
@@ -346,7 +346,7 @@ pub fn open_v2(
     ciphertext: &mut [u8],
 ) -> Result<u32, OpenError> {
     let (ok, token) = open_core(auth_key, dir, msg_key, ciphertext, &mut ());
-    let ok = ok & Choice::from(u8::from(ciphertext.len() % 16 == 0 && !ciphertext.is_empty()));
+    let ok = ok & Choice::from(u8::from(ciphertext.len().is_multiple_of(16) && !ciphertext.is_empty()));
     if bool::from(ok) {
         Ok(token)
     } else {
@@ -466,7 +466,7 @@ pub fn encrypt_raw_for_tests(
     plaintext: &[u8],
     out: &mut [u8],
 ) -> Result<Encrypted, EncryptError> {
-    if plaintext.len() % 16 != 0 {
+    if !plaintext.len().is_multiple_of(16) {
         return Err(EncryptError::InvalidPlaintext);
     }
     let required = OUTER_HEADER_LEN + plaintext.len();
@@ -545,7 +545,7 @@ fn decrypt_impl<'a, M: Meter>(
 
     // Lengths are public (the attacker chose them); msg_len is secret until authenticated, so it is checked without
     // branches.
-    let shape_ok = Choice::from(u8::from(total >= MIN_PACKET_LEN && data.len() % 16 == 0));
+    let shape_ok = Choice::from(u8::from(total >= MIN_PACKET_LEN && data.len().is_multiple_of(16)));
     let raw_len = le_u32(data, 28);
     let len = u64::from(raw_len);
     let avail = data.len().saturating_sub(INNER_HEADER_LEN) as u64;
@@ -650,7 +650,7 @@ pub fn encrypt_v1_bind<R: CryptoRng + ?Sized>(
     let n = plaintext.len();
     if !(INNER_HEADER_LEN..=MAX_V1_BIND_PLAINTEXT).contains(&n)
         || usize::try_from(le_u32(plaintext, 28)).ok() != Some(n - INNER_HEADER_LEN)
-        || n % 4 != 0
+        || !n.is_multiple_of(4)
     {
         return Err(EncryptError::InvalidPlaintext);
     }
@@ -680,7 +680,7 @@ pub fn decrypt_v1_bind<'a>(perm_key: &AuthKey, encrypted: &'a mut [u8]) -> Resul
     let (outer, data) = encrypted.split_at_mut(total.min(OUTER_HEADER_LEN));
     let shape_ok = total >= OUTER_HEADER_LEN + INNER_HEADER_LEN
         && total <= OUTER_HEADER_LEN + MAX_V1_BIND_PLAINTEXT.next_multiple_of(16)
-        && data.len() % 16 == 0;
+        && data.len().is_multiple_of(16);
     let id_ok = outer
         .get(..AUTH_KEY_ID_LEN)
         .map(|id| bool::from(id.ct_eq(&perm_key.id().to_le_bytes())))
@@ -698,7 +698,7 @@ pub fn decrypt_v1_bind<'a>(perm_key: &AuthKey, encrypted: &'a mut [u8]) -> Resul
         let avail = data.len() - INNER_HEADER_LEN;
         if let Ok(len) = usize::try_from(raw_len)
             && raw_len >> 31 == 0
-            && len % 4 == 0
+            && len.is_multiple_of(4)
             && len <= avail
             && avail - len < 16
         {

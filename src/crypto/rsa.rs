@@ -114,7 +114,7 @@ fn tl_bytes_into(h: &mut Sha1, data: &[u8]) {
     };
     h.update(data);
     let pad = (4 - (header_len + len) % 4) % 4;
-    h.update(&[0u8; 3][..pad.min(3)]);
+    h.update([0u8; 3].get(..pad).unwrap_or_default());
 }
 
 fn trim_leading_zeros(b: &[u8]) -> &[u8] {
@@ -164,7 +164,7 @@ impl RsaPublicKey {
     /// Checks the modulus size and parity and the exponent.
     pub fn validate(&self) -> Result<(), RsaError> {
         check_modulus(&self.n)?;
-        if self.e < 3 || self.e % 2 == 0 {
+        if self.e < 3 || self.e.is_multiple_of(2) {
             return Err(RsaError::Exponent);
         }
         Ok(())
@@ -415,6 +415,9 @@ pub fn legacy_encrypt<R: CryptoRng + ?Sized>(
     Ok(be_bytes(&key.public_op(&value)?))
 }
 
+/// A 256-byte big-endian secret number, wiped when dropped.
+pub type SecretBytes = Zeroizing<[u8; RSA_BYTES]>;
+
 /// An RSA private key for the DC role. `d` (and p, q when known) are zeroized on drop and never printed.
 pub struct RsaPrivateKey {
     public: RsaPublicKey,
@@ -547,20 +550,21 @@ impl RsaPrivateKey {
     }
 
     /// p and q (p < q) as 256-byte big-endian numbers, when known.
-    pub fn primes_bytes(&self) -> Option<(Zeroizing<[u8; RSA_BYTES]>, Zeroizing<[u8; RSA_BYTES]>)> {
+    pub fn primes_bytes(&self) -> Option<(SecretBytes, SecretBytes)> {
         self.primes
             .as_ref()
             .map(|(p, q)| (Zeroizing::new(be_bytes(p)), Zeroizing::new(be_bytes(q))))
     }
 
-    /// CRT parameters (d mod (p−1), d mod (q−1), q^-1 mod p) for PKCS#1 export, when the primes are known.
+    /// PKCS#1 CRT parameters for the order (prime1, prime2) = (larger, smaller) prime: d mod (prime1 − 1),
+    /// d mod (prime2 − 1) and prime2^-1 mod prime1, when the primes are known.
     pub(crate) fn crt_params(&self) -> Option<[U2048; 3]> {
-        let (p, q) = self.primes.as_ref()?;
-        let pm1 = NonZero::new(p.wrapping_sub(&U2048::ONE)).into_option()?;
-        let qm1 = NonZero::new(q.wrapping_sub(&U2048::ONE)).into_option()?;
-        let p_odd = Odd::new(*p).into_option()?;
-        let qinv = q.rem(p_odd.as_nz_ref()).invert_odd_mod(&p_odd).into_option()?;
-        Some([self.d.rem(&pm1), self.d.rem(&qm1), qinv])
+        let (small, big) = self.primes.as_ref()?;
+        let big_m1 = NonZero::new(big.wrapping_sub(&U2048::ONE)).into_option()?;
+        let small_m1 = NonZero::new(small.wrapping_sub(&U2048::ONE)).into_option()?;
+        let big_odd = Odd::new(*big).into_option()?;
+        let coefficient = small.invert_odd_mod(&big_odd).into_option()?;
+        Some([self.d.rem(&big_m1), self.d.rem(&small_m1), coefficient])
     }
 
     /// c^d mod n, blinded: c' = c·r^e, m' = c'^d (constant-time `pow` over all 2048 bits of d), m = m'·r^-1; the
@@ -570,14 +574,19 @@ impl RsaPrivateKey {
         let e = U64::from_u32(self.public.e);
         for _ in 0..MAX_RSA_PAD_ATTEMPTS {
             let mut r = U2048::random_mod_vartime(rng, &nz);
-            let r_m = FixedMontyForm::new(&r, &self.params);
+            let mut r_m = FixedMontyForm::new(&r, &self.params);
             r.zeroize();
             // r shares a factor with n with negligible probability; draw again if so.
-            let Some(r_inv) = r_m.invert().into_option() else {
+            let Some(mut r_inv) = r_m.invert().into_option() else {
                 continue;
             };
-            let blinded = FixedMontyForm::new(c, &self.params).mul(&r_m.pow_vartime(&e));
-            let m = blinded.pow(&self.d).mul(&r_inv).retrieve();
+            let mut blinded = FixedMontyForm::new(c, &self.params).mul(&r_m.pow_vartime(&e));
+            let mut m_blinded = blinded.pow(&self.d);
+            let m = m_blinded.mul(&r_inv).retrieve();
+            r_m.zeroize();
+            r_inv.zeroize();
+            blinded.zeroize();
+            m_blinded.zeroize();
             if FixedMontyForm::new(&m, &self.params).pow_vartime(&e).retrieve() != *c {
                 return Err(RsaError::Decrypt);
             }

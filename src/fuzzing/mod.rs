@@ -3,6 +3,7 @@
 //! Not part of the public API.
 
 pub mod crypto;
+pub mod keys;
 pub mod session;
 pub mod tl;
 pub mod transport;
@@ -17,5 +18,6 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(crypto::TARGETS)
         .chain(transport::TARGETS)
         .chain(session::TARGETS)
+        .chain(keys::TARGETS)
         .copied()
 }

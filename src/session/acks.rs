@@ -142,7 +142,7 @@ impl<const N: usize> Drop for AckBatch<'_, N> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     extern crate std;
     use super::*;

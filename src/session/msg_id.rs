@@ -52,7 +52,7 @@ impl MsgId {
     /// the server.
     pub const fn has_parity_of(self, side: Side) -> bool {
         match side {
-            Side::Client => self.0 % 4 == 0,
+            Side::Client => self.0.is_multiple_of(4),
             Side::Server => self.0 % 2 == 1,
         }
     }

@@ -121,10 +121,14 @@ impl<const F: usize> ClientSalts<F> {
 
     /// Adopts the salt of a `bad_server_salt` (code 48). `proof` is the tracker's reference to its
     /// `bad_msg_id`; without one (an id we never sent or no longer track) the notification is ignored.
+    ///
+    /// The stored future salts are forgotten: the server just refused what we believed valid, so the list is
+    /// stale, and [`should_fetch`](Self::should_fetch) now asks for a fresh one.
     pub fn adopt_bad_server_salt(&mut self, proof: &SentRef, new_salt: u64) {
         let _ = proof;
         self.current = new_salt;
         self.current_until = None;
+        self.future.clear();
     }
 
     /// Adopts the salt of an `rpc_result`'s envelope; `proof` comes from

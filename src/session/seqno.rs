@@ -226,6 +226,21 @@ mod tests {
     }
 
     #[test]
+    fn memory_is_bounded_and_forgets_the_lowest() {
+        let mut c: SeqNoChecker<4> = SeqNoChecker::new();
+        for i in 1..=6u64 {
+            c.check_and_record(MsgId(i * 4), 2 * i as u32 - 1, true).unwrap();
+        }
+        assert_eq!(c.len(), 4);
+        // The first two are forgotten: a stale id below everything remembered is left to the replay window.
+        c.record(MsgId(4), 1);
+        assert_eq!(c.len(), 4);
+        assert_eq!(c.highest_content_seq_no(), Some(11));
+        assert_eq!(c.check(MsgId(26), 11, true), Err(SeqNoError::TooLow));
+        assert_eq!(c.check(MsgId(14), 9, true), Err(SeqNoError::TooHigh));
+    }
+
+    #[test]
     fn codes() {
         assert_eq!(SeqNoError::TooLow.bad_msg_code().code(), 32);
         assert_eq!(SeqNoError::TooHigh.bad_msg_code().code(), 33);

@@ -16,7 +16,6 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
-use core::marker::PhantomData;
 
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
@@ -305,7 +304,8 @@ pub trait TlWrite {
 
 /// Bare encoding of a type used as a vector element or inside another constructor (no constructor id).
 pub trait TlBare<'a>: Sized {
-    /// The fewest bytes of a bare encoding; vector counts are checked against it. Never zero.
+    /// The fewest bytes of a bare encoding; vector counts are checked against it (a zero, for an empty
+    /// constructor, is treated as 1 so the count is still bounded by the bytes left).
     const MIN_LEN: usize;
     /// Decodes the bare form.
     fn read_bare(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
@@ -625,6 +625,13 @@ impl<T> fmt::Debug for TlVecIter<'_, T> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<T> defmt::Format for TlVecIter<'_, T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "TlVecIter")
+    }
+}
+
 enum Sink<'a> {
     Slice {
         buf: &'a mut [u8],
@@ -637,12 +644,18 @@ enum Sink<'a> {
 /// A TL encoder into a caller's buffer (or a `Vec` with the `alloc` feature).
 pub struct Writer<'a> {
     sink: Sink<'a>,
-    _p: PhantomData<&'a mut [u8]>,
 }
 
 impl fmt::Debug for Writer<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Writer").field("written", &self.written()).finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Writer<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Writer {{ written: {} }}", self.written())
     }
 }
 
@@ -652,7 +665,6 @@ impl<'a> Writer<'a> {
     pub const fn new(buf: &'a mut [u8]) -> Self {
         Self {
             sink: Sink::Slice { buf, pos: 0 },
-            _p: PhantomData,
         }
     }
 
@@ -660,10 +672,7 @@ impl<'a> Writer<'a> {
     #[cfg(feature = "alloc")]
     #[must_use]
     pub fn from_vec(vec: &'a mut Vec<u8>) -> Self {
-        Self {
-            sink: Sink::Vec(vec),
-            _p: PhantomData,
-        }
+        Self { sink: Sink::Vec(vec) }
     }
 
     /// Bytes written so far (for a `Vec` writer: the vector's length).
@@ -708,8 +717,7 @@ impl<'a> Writer<'a> {
         match &mut self.sink {
             Sink::Slice { buf, pos } => {
                 let end = pos.checked_add(data.len()).ok_or(Full { required: usize::MAX })?;
-                let len = buf.len();
-                let dst = buf.get_mut(*pos..end).ok_or(Full { required: end.max(len) })?;
+                let dst = buf.get_mut(*pos..end).ok_or(Full { required: end })?;
                 dst.copy_from_slice(data);
                 *pos = end;
                 Ok(())

@@ -139,6 +139,20 @@ impl<const N: usize> core::fmt::Debug for FrameDecoder<N> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<const N: usize> defmt::Format for FrameDecoder<N> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "FrameDecoder {{ cfg: {}, filled: {}, need: {}, seq: {} }}",
+            self.cfg,
+            self.filled,
+            self.need,
+            self.seq
+        )
+    }
+}
+
 impl<const N: usize> FrameDecoder<N> {
     /// A decoder at the start of a stream.
     pub fn new(cfg: DecoderConfig) -> Self {
@@ -265,10 +279,10 @@ impl<const N: usize> FrameDecoder<N> {
                     dst.copy_from_slice(src);
                     self.hdr_len += n;
                     pos += n;
-                    if self.hdr_len == self.header_len(self.hdr_len) {
-                        if let Err(e) = self.parse_header() {
-                            return self.fail(e);
-                        }
+                    if self.hdr_len == self.header_len(self.hdr_len)
+                        && let Err(e) = self.parse_header()
+                    {
+                        return self.fail(e);
                     }
                 }
                 State::Body => {
@@ -384,7 +398,7 @@ impl<const N: usize> FrameDecoder<N> {
                 if len as usize > self.max_payload() {
                     return Err(TransportError::FrameTooLarge { declared: len });
                 }
-                if len < 4 || (self.cfg.framing == Framing::Intermediate && len % 4 != 0) {
+                if len < 4 || (self.cfg.framing == Framing::Intermediate && !len.is_multiple_of(4)) {
                     return Err(TransportError::InvalidLength { declared: len });
                 }
                 len
@@ -399,7 +413,7 @@ impl<const N: usize> FrameDecoder<N> {
                 if payload as usize > self.max_payload() {
                     return Err(TransportError::FrameTooLarge { declared: payload });
                 }
-                if total < FULL_OVERHEAD + 4 || payload % 4 != 0 {
+                if total < FULL_OVERHEAD + 4 || !payload.is_multiple_of(4) {
                     return Err(TransportError::InvalidLength { declared: payload });
                 }
                 if seq != self.seq {
@@ -528,7 +542,7 @@ impl Encoder {
     }
 
     fn header_len(&self, payload_len: usize) -> Result<usize, EncodeError> {
-        let aligned = payload_len > 0 && payload_len % 4 == 0;
+        let aligned = payload_len > 0 && payload_len.is_multiple_of(4);
         match self.cfg.framing {
             Framing::Abridged if aligned && payload_len <= ABRIDGED_MAX => {
                 Ok(if payload_len / 4 < 0x7f { 1 } else { 4 })

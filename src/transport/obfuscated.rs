@@ -8,6 +8,9 @@
 //! DC id (i16 LE, optional), 62..64 random. The server→client key and IV are bytes 8..40 and 40..56 of the
 //! **reversed** init. The client encrypts the whole init with its send stream and replaces bytes 56..64 with their
 //! encrypted form, so the tag and DC id travel encrypted and the stream is already 64 bytes in.
+//!
+//! This matches tdlib's `ObfuscatedTransport::init` (tdlib/td, `td/mtproto/TcpTransport.cpp`, read at commit
+//! 04813290): same forbidden first words, same reversed-buffer receive key, same `SHA256(key ‖ secret)`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rand_core::CryptoRng;
@@ -120,6 +123,13 @@ pub struct Obfuscator {
     rx: AesCtr,
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for Obfuscator {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Obfuscator(..)")
+    }
+}
+
 impl Obfuscator {
     /// Encrypts outgoing bytes in place (the stream continues across calls).
     pub fn encrypt(&mut self, buf: &mut [u8]) {
@@ -210,6 +220,7 @@ pub fn client_init<R: CryptoRng + ?Sized>(
 
 /// What the server learned from a valid init.
 #[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AcceptedInit {
     /// The framing the protocol tag names.
     pub framing: Framing,
@@ -272,6 +283,19 @@ impl<const N: usize> core::fmt::Debug for ObfuscatedCodec<N> {
             .field("dc_id", &self.dc_id)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<const N: usize> defmt::Format for ObfuscatedCodec<N> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "ObfuscatedCodec {{ role: {}, dc_id: {}, failed: {} }}",
+            self.role,
+            self.dc_id,
+            self.failed
+        )
     }
 }
 
