@@ -86,20 +86,64 @@ fn client_seeds() -> Vec<(String, Vec<u8>)> {
         record(&mut d, 1, &r);
         seeds.push((name.to_string(), d));
     };
-    let rr = enc(&tl::RpcResult { req_msg_id: q[0].to_wire(), result: &[1, 2, 3, 4] });
+    let rr = enc(&tl::RpcResult {
+        req_msg_id: q[0].to_wire(),
+        result: &[1, 2, 3, 4],
+    });
     plain("plain_rpc_result", 1, 1, rr.clone());
-    let err = enc(&tl::RpcError { error_code: 303, error_message: b"PHONE_MIGRATE_2" });
-    plain("plain_rpc_error", 2, 1, enc(&tl::RpcResult { req_msg_id: q[1].to_wire(), result: &err }));
-    plain("plain_bad_msg_16", 3, 1, enc(&tl::BadMsg { bad_msg_id: q[0].to_wire(), bad_msg_seqno: 1, error_code: 16 }));
+    let err = enc(&tl::RpcError {
+        error_code: 303,
+        error_message: b"PHONE_MIGRATE_2",
+    });
+    plain(
+        "plain_rpc_error",
+        2,
+        1,
+        enc(&tl::RpcResult {
+            req_msg_id: q[1].to_wire(),
+            result: &err,
+        }),
+    );
+    plain(
+        "plain_bad_msg_16",
+        3,
+        1,
+        enc(&tl::BadMsg {
+            bad_msg_id: q[0].to_wire(),
+            bad_msg_seqno: 1,
+            error_code: 16,
+        }),
+    );
     plain(
         "plain_bad_server_salt",
         4,
         1,
-        enc(&tl::BadServerSalt { bad_msg_id: q[1].to_wire(), bad_msg_seqno: 3, error_code: 48, new_server_salt: 77 }),
+        enc(&tl::BadServerSalt {
+            bad_msg_id: q[1].to_wire(),
+            bad_msg_seqno: 3,
+            error_code: 48,
+            new_server_salt: 77,
+        }),
     );
-    plain("plain_new_session", 5, 1, enc(&tl::NewSessionCreated { first_msg_id: q[1].to_wire(), unique_id: 1, server_salt: 5 }));
+    plain(
+        "plain_new_session",
+        5,
+        1,
+        enc(&tl::NewSessionCreated {
+            first_msg_id: q[1].to_wire(),
+            unique_id: 1,
+            server_salt: 5,
+        }),
+    );
     let ids = [q[0].to_wire(), q[1].to_wire()];
-    plain("plain_msgs_ack", 6, 0, enc(&tl::MsgsAck { msg_ids: tl::TlVec::from_slice(&ids) }));
+    plain(
+        "plain_msgs_ack",
+        6,
+        0,
+        enc(&tl::MsgsAck {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        }),
+    );
     let inner = [
         tl::Message::new(((FUZZ_UNIX << 32) | 29) as i64, 1, &rr),
         tl::Message::new(((FUZZ_UNIX << 32) | 33) as i64, 3, &[0x0d, 0xf0, 0xad, 0x0b]),
@@ -114,7 +158,8 @@ fn server_seeds() -> Vec<(String, Vec<u8>)> {
     let mut rng = FuzzRng::new(b"gen-server");
     let clock = Clock::from_unix_hint(FUZZ_START, UnixTime(FUZZ_UNIX));
     let mut c = E::client(fuzz_config(), fuzz_auth_key(), 0, clock, FUZZ_START, &mut rng);
-    c.send(FUZZ_START, &[0x0d, 0xf0, 0xad, 0x0b, 1, 0, 0, 0], MsgKind::Query).unwrap();
+    c.send(FUZZ_START, &[0x0d, 0xf0, 0xad, 0x0b, 1, 0, 0, 0], MsgKind::Query)
+        .unwrap();
     let mut data = Vec::new();
     let mut seeds = Vec::new();
     for round in 0..4 {
@@ -130,8 +175,10 @@ fn server_seeds() -> Vec<(String, Vec<u8>)> {
             while c.poll_event().is_some() {}
         }
         if round == 1 {
-            c.send(FUZZ_START, &enc(&tl::Ping { ping_id: 5 }), MsgKind::Notice).unwrap();
-            c.send(FUZZ_START, &enc(&tl::GetFutureSalts { num: 3 }), MsgKind::Notice).unwrap();
+            c.send(FUZZ_START, &enc(&tl::Ping { ping_id: 5 }), MsgKind::Notice)
+                .unwrap();
+            c.send(FUZZ_START, &enc(&tl::GetFutureSalts { num: 3 }), MsgKind::Notice)
+                .unwrap();
         }
     }
     seeds

@@ -40,7 +40,10 @@ pub struct FuzzRng {
 impl FuzzRng {
     /// A generator seeded from `data`.
     pub fn new(data: &[u8]) -> Self {
-        FuzzRng { seed: Sha256::digest(data).into(), counter: 0 }
+        FuzzRng {
+            seed: Sha256::digest(data).into(),
+            counter: 0,
+        }
     }
 }
 
@@ -58,8 +61,11 @@ impl rand_core::TryRng for FuzzRng {
     }
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
         for chunk in dst.chunks_mut(32) {
-            let block: [u8; 32] =
-                Sha256::new().chain_update(self.seed).chain_update(self.counter.to_le_bytes()).finalize().into();
+            let block: [u8; 32] = Sha256::new()
+                .chain_update(self.seed)
+                .chain_update(self.counter.to_le_bytes())
+                .finalize()
+                .into();
             self.counter = self.counter.wrapping_add(1);
             chunk.copy_from_slice(block.get(..chunk.len()).unwrap_or(&[]));
         }
@@ -71,7 +77,10 @@ impl rand_core::TryCryptoRng for FuzzRng {}
 
 /// The engine configuration the targets use (keepalive and future salts on, so their paths are reachable).
 pub fn fuzz_config() -> EngineConfig {
-    EngineConfig { quick_ack: true, ..EngineConfig::DEFAULT }
+    EngineConfig {
+        quick_ack: true,
+        ..EngineConfig::DEFAULT
+    }
 }
 
 /// The client engine the `session_client` target starts from, with two queries sent (ids deterministic).
@@ -86,7 +95,9 @@ pub fn fuzz_client_with(sink: &mut dyn FnMut(&[u8])) -> (FuzzEngine, [MsgId; 2])
     let mut e = FuzzEngine::client(fuzz_config(), fuzz_auth_key(), 0x5a17, clock, FUZZ_START, &mut rng);
     let a = e.send(FUZZ_START, &[0x0d, 0xf0, 0xad, 0x0b, 1, 0, 0, 0], MsgKind::Query);
     let b = e.send(FUZZ_START, &[0x0d, 0xf0, 0xad, 0x0b, 2, 0, 0, 0], MsgKind::Query);
-    let (Ok(a), Ok(b)) = (a, b) else { panic!("fresh engine refused a query") };
+    let (Ok(a), Ok(b)) = (a, b) else {
+        panic!("fresh engine refused a query")
+    };
     let mut out = [0u8; FUZZ_RX + 64];
     while let Ok(Some(p)) = e.poll_packet(FUZZ_START, &mut rng, &mut out) {
         sink(out.get(..p.len).unwrap_or(&[]));
