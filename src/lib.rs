@@ -6,6 +6,7 @@
 //! - [`tl`]: the TL wire codec and the MTProto service schema;
 //! - [`crypto`]: AES-IGE/CTR, the MTProto 2.0 packet codec, KDFs, RSA_PAD, DH checks, pq factoring;
 //! - [`transport`]: abridged, intermediate, padded intermediate and full framings, the obfuscated transport.
+//! - [`handshake`]: the auth-key handshake, client and DC roles.
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(fuzzing), warn(missing_docs))]
@@ -20,6 +21,7 @@ extern crate std;
 mod fmt;
 
 pub mod crypto;
+pub mod handshake;
 pub mod session;
 pub mod time;
 pub mod tl;

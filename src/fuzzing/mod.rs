@@ -3,6 +3,7 @@
 //! Not part of the public API.
 
 pub mod crypto;
+pub mod handshake;
 pub mod keys;
 pub mod session;
 pub mod tl;
@@ -16,6 +17,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
     tl::TARGETS
         .iter()
         .chain(crypto::TARGETS)
+        .chain(handshake::TARGETS)
         .chain(transport::TARGETS)
         .chain(session::TARGETS)
         .chain(keys::TARGETS)
