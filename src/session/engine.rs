@@ -254,6 +254,8 @@ struct Core<const TX: usize, const MSGS: usize> {
     client_salts: ClientSalts<MAX_FUTURE_SALTS>,
     server_salts: Option<ServerSalts>,
     salt_secret: [u8; 32],
+    /// A salt fixed for one rotation period (the handshake's), overriding the derived one.
+    first_salt: Option<(u64, u64)>,
     tracker: SentTracker<MSGS>,
     acks: AckQueue<DEFAULT_ACK_QUEUE>,
     budget: ResendBudget,
@@ -309,8 +311,21 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         now: Instant,
         rng: &mut R,
     ) -> Self {
+        Self::client_with_session_id(cfg, key, salt, clock, now, rng.next_u64())
+    }
+
+    /// [`client`](Self::client) with a given session id (it must be unpredictable and unique per key, e.g.
+    /// derived from a fresh key's secret material).
+    pub fn client_with_session_id(
+        cfg: EngineConfig,
+        key: AuthKey,
+        salt: u64,
+        clock: Clock,
+        now: Instant,
+        session_id: u64,
+    ) -> Self {
         let mut core = Core::new(Side::Client, cfg, key, clock, now);
-        core.session_id = rng.next_u64();
+        core.session_id = session_id;
         core.session_known = true;
         core.client_salts = ClientSalts::new(salt, Duration::from_secs(60));
         core.next_ping_at = cfg.ping_interval.map(|d| now.saturating_add(d));
@@ -328,6 +343,25 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     ) -> Self {
         let mut core = Core::new(Side::Server, cfg, key, clock, now);
         rng.fill_bytes(&mut core.salt_secret);
+        core.init_server_salts(now);
+        Self::wrap(core)
+    }
+
+    /// [`server`](Self::server) for a key the DC has just created: the handshake's salt
+    /// (`new_nonce[0..8] XOR server_nonce[0..8]`) is the salt of the current rotation period, so the client's first
+    /// messages are accepted.
+    pub fn server_with_salt<R: CryptoRng + ?Sized>(
+        cfg: EngineConfig,
+        key: AuthKey,
+        clock: Clock,
+        now: Instant,
+        rng: &mut R,
+        salt: u64,
+    ) -> Self {
+        let mut core = Core::new(Side::Server, cfg, key, clock, now);
+        rng.fill_bytes(&mut core.salt_secret);
+        let p = core.clock.unix_time(now).0 / core.rotation_secs();
+        core.first_salt = Some((p, salt.max(1)));
         core.init_server_salts(now);
         Self::wrap(core)
     }
@@ -441,11 +475,13 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// The smallest `out` [`poll_packet`](Self::poll_packet) accepts.
     pub fn min_out_len(&self) -> usize {
-        self.core
-            .cfg
-            .padding
-            .max_encrypted_len(self.core.max_payload::<RX>())
-            .unwrap_or(RX)
+        Self::min_out_len_with(self.core.cfg.padding)
+    }
+
+    /// [`min_out_len`](Self::min_out_len) for an engine of this size with `padding`, before one exists.
+    pub fn min_out_len_with(padding: PaddingPolicy) -> usize {
+        let payload = RX.saturating_sub(packet::OUTER_HEADER_LEN + packet::INNER_HEADER_LEN + packet::MAX_PADDING) & !3;
+        padding.max_encrypted_len(payload).unwrap_or(RX)
     }
 
     /// Processes one received MTProto packet (the transport's payload). `Ok` means it was accepted; `Err` tells why it
@@ -653,6 +689,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             client_salts: ClientSalts::new(0, Duration::from_secs(60)),
             server_salts: None,
             salt_secret: [0; 32],
+            first_salt: None,
             tracker: SentTracker::new(
                 TX,
                 ResendPolicy {
@@ -693,6 +730,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// The DC's salt for rotation period `p`: derived from a per-engine secret, so `future_salts` can promise the
     /// salts of coming periods and rotation needs no RNG.
     fn derived_salt(&self, p: u64) -> u64 {
+        if let Some((fp, salt)) = self.first_salt
+            && fp == p
+        {
+            return salt;
+        }
         let mut h = Sha256::new();
         h.update(self.salt_secret);
         h.update(p.to_le_bytes());

@@ -59,6 +59,8 @@ pub enum Event<'a> {
     DisconnectRequested,
     /// Client: the transport carried a negative error code (−404: unknown key, −429: flood...).
     TransportError(i32),
+    /// Client: the handshake created the auth key (`Session::auth_key`); persist it to skip the handshake next time.
+    AuthKeyReady,
 }
 
 /// Why a query ended without an answer.
