@@ -188,6 +188,8 @@ struct Slot {
     orig: MsgId,
     /// Transmissions under the current msg_id.
     sends: u8,
+    /// Its body names its own msg_id (a bind request): never renamed, failed instead.
+    pinned: bool,
     /// The peer acknowledged it: it has the message, so it is never renamed.
     acked: bool,
 }
@@ -441,6 +443,62 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             return Err(SendError::TooLarge);
         }
         self.core.send(now, body, kind)
+    }
+
+    /// Client, on a temporary key's session: queues `auth.bindTempAuthKey` binding this key to `perm_key` until
+    /// `expires_at` (item 53; the inner message is MTProto 1.0 under `perm_key`, its msg_id the request's). It ends
+    /// like any query; if the DC refuses it with a notification that would need a new msg_id, it fails with
+    /// [`FailReason::MustRebuild`] and must be sent again.
+    pub fn bind_temp_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        perm_key: &AuthKey,
+        expires_at: i32,
+        rng: &mut R,
+    ) -> Result<MsgId, SendError> {
+        let params = super::bind::BindParams {
+            temp_auth_key_id: self.core.key.id(),
+            temp_session_id: self.core.session_id,
+            expires_at,
+        };
+        let id = self
+            .core
+            .send(now, &[0u8; super::bind::BIND_BODY_LEN], MsgKind::Query)?;
+        let Some((idx, slot)) = self.core.slot_by_id(id) else {
+            return Err(SendError::QueueFull);
+        };
+        let range = slot.off as usize..(slot.off + slot.len) as usize;
+        let written = match self.core.arena.get_mut(range) {
+            Some(dst) => super::bind::write_bind_request(perm_key, &params, id, rng, dst).is_ok(),
+            None => false,
+        };
+        if !written {
+            self.core.free(BodyHandle(idx as u32));
+            return Err(SendError::TooLarge);
+        }
+        if let Some(Some(s)) = self.core.slots.get_mut(idx) {
+            s.pinned = true;
+        }
+        Ok(id)
+    }
+
+    /// DC: verifies an `auth.bindTempAuthKey` request (`body` of [`Event::Request`] `req`) received on this
+    /// session, against the permanent key the host found by [`bind_perm_key_id`](super::bind::bind_perm_key_id)
+    /// (item 53). On success the host records the binding and answers `boolTrue`; otherwise it answers
+    /// `rpc_error 400 ENCRYPTED_MESSAGE_INVALID`.
+    pub fn verify_bind(
+        &self,
+        now: Instant,
+        perm_key: &AuthKey,
+        req: MsgId,
+        body: &[u8],
+    ) -> Result<super::bind::BindParams, super::bind::BindError> {
+        let session = super::bind::BindParams {
+            temp_auth_key_id: self.core.key.id(),
+            temp_session_id: self.core.session_id,
+            expires_at: 0,
+        };
+        super::bind::verify_bind(perm_key, &session, req, body, self.core.clock.unix_time(now))
     }
 
     /// DC: answers the request `req` (delivered as [`Event::Request`]) with `rpc_result { req, result }`.
@@ -913,6 +971,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             orig: MsgId(0),
             sends: 0,
             acked: false,
+            pinned: false,
         };
         let idx = self.alloc(len, slot, f)?;
         let id = if response {
@@ -995,6 +1054,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             // renamed; its answer is awaited, or its attempts run out.
             return;
         }
+        if slot.pinned {
+            self.fail(id, FailReason::MustRebuild);
+            return;
+        }
         let response = self.side == Side::Server && id.is_server_response();
         let new = if response {
             self.ids.next_response(now, &self.clock)
@@ -1042,7 +1105,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         order.sort_unstable();
-        for (_, i) in order {
+        for (id, i) in order {
+            if self.slots.get(i).copied().flatten().is_some_and(|s| s.pinned) {
+                self.fail(id, FailReason::MustRebuild);
+                continue;
+            }
             let (Ok(id), Ok(seq)) = (self.ids.next(now, &self.clock), self.seq.next(true)) else {
                 continue;
             };
@@ -1887,6 +1954,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 for mid in a.msg_ids.iter() {
                     self.on_ack(MsgId::from_wire(mid));
                 }
+            }
+            // An API method that happens to be in the service schema: the host verifies it (`verify_bind`).
+            ServiceMessage::AuthBindTempAuthKey(_) => {
+                let _ = self.pending_reqs.push(id);
+                self.push_event(EvRec::Request {
+                    msg_id: id,
+                    body: span_of(rx, body, Buf::Rx),
+                });
             }
             ServiceMessage::RpcDropAnswer(d) => {
                 let ans = RpcAnswerUnknown {};

@@ -77,6 +77,9 @@ pub enum FailReason {
     MalformedResult,
     /// The session was closed or destroyed.
     Closed,
+    /// The DC refused the message and it cannot be sent again under a new msg_id, because its body names its own
+    /// msg_id (`auth.bindTempAuthKey`): build a new one.
+    MustRebuild,
 }
 
 impl fmt::Display for FailReason {
@@ -87,6 +90,7 @@ impl fmt::Display for FailReason {
             FailReason::ResultTooLarge => f.write_str("answer larger than the receive buffer"),
             FailReason::MalformedResult => f.write_str("malformed answer"),
             FailReason::Closed => f.write_str("session closed"),
+            FailReason::MustRebuild => f.write_str("refused; must be rebuilt under a new msg_id"),
         }
     }
 }

@@ -495,6 +495,21 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
+    /// Client, on a temporary key: queues `auth.bindTempAuthKey` binding it to `perm_key` (see
+    /// [`Engine::bind_temp_key`]).
+    pub fn bind_temp_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        perm_key: &AuthKey,
+        expires_at: i32,
+        rng: &mut R,
+    ) -> Result<MsgId, SendError> {
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.bind_temp_key(now, perm_key, expires_at, rng),
+            _ => Err(SendError::NotReady),
+        }
+    }
+
     /// DC: answers a request with `rpc_result`.
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
         match &mut self.phase {
