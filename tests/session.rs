@@ -715,3 +715,86 @@ fn quick_ack_settles_resending() {
     let _ = Instant::ZERO;
     let _ = MsgId(0);
 }
+
+/// The msg_ids and bodies of every message in the client's packets.
+fn client_messages(p: &Pair, pkts: &[Vec<u8>]) -> Vec<(u64, Vec<u8>)> {
+    let mut v = Vec::new();
+    for pk in pkts {
+        let mut b = pk.clone();
+        let m = packet::decrypt(&key(p.seed), Direction::ClientToServer, &mut b).unwrap();
+        let body = m.body().to_vec();
+        match tl::MsgContainer::decode(&body) {
+            Ok(c) => v.extend(c.iter().map(|x| (x.msg_id as u64, x.body.to_vec()))),
+            Err(_) => v.push((m.msg_id(), body)),
+        }
+    }
+    v
+}
+
+#[test]
+fn chk_044_future_salts_must_answer_our_request() {
+    let ccfg = EngineConfig { ping_interval: None, future_salts: true, ..EngineConfig::DEFAULT };
+    let mut p = Pair::with(30, ccfg, EngineConfig::DEFAULT, 0);
+    p.auto_answer = false;
+    let pkts = p.c2s();
+    let req = client_messages(&p, &pkts)
+        .into_iter()
+        .find(|(_, b)| b.get(..4) == Some(&tl::GetFutureSalts::CONSTRUCTOR.to_le_bytes()[..]))
+        .map(|(id, _)| id)
+        .expect("the client asks for future salts");
+    let unix = (UNIX0 + (p.now.as_secs() - 1000)) as i32;
+    let salts = [tl::FutureSalt { valid_since: unix - 10, valid_until: unix + 1000, salt: 99 }];
+    let before = p.c.current_salt();
+    for (n, req_id) in [(60u64, req ^ 4), (61, req)] {
+        let f = tl::FutureSalts { req_msg_id: req_id as i64, now: unix, salts: tl::TlVec::from_slice(&salts) };
+        let pk = from_dc(&p, server_id(&p, n), 1, &enc(&f));
+        assert!(p.deliver_c(&pk).is_ok());
+        let _ = p.c2s();
+        if req_id == req {
+            assert_eq!(p.c.current_salt(), 99);
+        } else {
+            assert_eq!(p.c.current_salt(), before, "salts from an answer to another request were adopted");
+        }
+    }
+}
+
+#[test]
+fn chk_045_pong_must_match_our_ping() {
+    let ccfg = EngineConfig { ping_interval: Some(core::time::Duration::from_secs(30)), ..client_cfg() };
+    let mut p = Pair::with(31, ccfg, EngineConfig::DEFAULT, 0);
+    p.query(&api_body(1, 1));
+    p.advance(31);
+    let pkts = p.c2s();
+    let (ping_msg, ping_body) = client_messages(&p, &pkts)
+        .into_iter()
+        .find(|(_, b)| b.get(..4) == Some(&tl::PingDelayDisconnect::CONSTRUCTOR.to_le_bytes()[..]))
+        .expect("a keepalive ping");
+    let ping = tl::PingDelayDisconnect::decode(&ping_body).unwrap();
+    let in_flight = p.c.in_flight();
+    assert!(in_flight >= 1);
+    for (n, msg_id, ping_id, settles) in [
+        (70u64, ping_msg, ping.ping_id ^ 1, false),
+        (71, ping_msg ^ 4, ping.ping_id, false),
+        (72, ping_msg, ping.ping_id, true),
+    ] {
+        let pong = tl::Pong { msg_id: msg_id as i64, ping_id };
+        let pk = from_dc(&p, server_id(&p, n), 1, &enc(&pong));
+        assert!(p.deliver_c(&pk).is_ok());
+        assert_eq!(p.c.in_flight() < in_flight, settles, "pong {n}");
+    }
+}
+
+#[test]
+fn chk_051_msg_copy_rejected() {
+    let mut p = settled(32);
+    let inner = api_body(5, 1);
+    let orig = tl::Message::new(server_id(&p, 80) as i64, 1, &inner);
+    let copy = enc(&tl::MsgCopy { orig_message: orig });
+    let pk = from_dc(&p, server_id(&p, 81), 1, &copy);
+    assert!(p.deliver_c(&pk).is_ok());
+    assert!(p.client_events.is_empty(), "a msg_copy delivered its content");
+    // The same content sent directly is an update.
+    let pk = from_dc(&p, server_id(&p, 82), 1, &api_body(5, 1));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events.len(), 1);
+}
