@@ -733,7 +733,11 @@ fn client_messages(p: &Pair, pkts: &[Vec<u8>]) -> Vec<(u64, Vec<u8>)> {
 
 #[test]
 fn chk_044_future_salts_must_answer_our_request() {
-    let ccfg = EngineConfig { ping_interval: None, future_salts: true, ..EngineConfig::DEFAULT };
+    let ccfg = EngineConfig {
+        ping_interval: None,
+        future_salts: true,
+        ..EngineConfig::DEFAULT
+    };
     let mut p = Pair::with(30, ccfg, EngineConfig::DEFAULT, 0);
     p.auto_answer = false;
     let pkts = p.c2s();
@@ -743,24 +747,39 @@ fn chk_044_future_salts_must_answer_our_request() {
         .map(|(id, _)| id)
         .expect("the client asks for future salts");
     let unix = (UNIX0 + (p.now.as_secs() - 1000)) as i32;
-    let salts = [tl::FutureSalt { valid_since: unix - 10, valid_until: unix + 1000, salt: 99 }];
+    let salts = [tl::FutureSalt {
+        valid_since: unix - 10,
+        valid_until: unix + 1000,
+        salt: 99,
+    }];
     let before = p.c.current_salt();
     for (n, req_id) in [(60u64, req ^ 4), (61, req)] {
-        let f = tl::FutureSalts { req_msg_id: req_id as i64, now: unix, salts: tl::TlVec::from_slice(&salts) };
+        let f = tl::FutureSalts {
+            req_msg_id: req_id as i64,
+            now: unix,
+            salts: tl::TlVec::from_slice(&salts),
+        };
         let pk = from_dc(&p, server_id(&p, n), 1, &enc(&f));
         assert!(p.deliver_c(&pk).is_ok());
         let _ = p.c2s();
         if req_id == req {
             assert_eq!(p.c.current_salt(), 99);
         } else {
-            assert_eq!(p.c.current_salt(), before, "salts from an answer to another request were adopted");
+            assert_eq!(
+                p.c.current_salt(),
+                before,
+                "salts from an answer to another request were adopted"
+            );
         }
     }
 }
 
 #[test]
 fn chk_045_pong_must_match_our_ping() {
-    let ccfg = EngineConfig { ping_interval: Some(core::time::Duration::from_secs(30)), ..client_cfg() };
+    let ccfg = EngineConfig {
+        ping_interval: Some(core::time::Duration::from_secs(30)),
+        ..client_cfg()
+    };
     let mut p = Pair::with(31, ccfg, EngineConfig::DEFAULT, 0);
     p.query(&api_body(1, 1));
     p.advance(31);
@@ -777,7 +796,10 @@ fn chk_045_pong_must_match_our_ping() {
         (71, ping_msg ^ 4, ping.ping_id, false),
         (72, ping_msg, ping.ping_id, true),
     ] {
-        let pong = tl::Pong { msg_id: msg_id as i64, ping_id };
+        let pong = tl::Pong {
+            msg_id: msg_id as i64,
+            ping_id,
+        };
         let pk = from_dc(&p, server_id(&p, n), 1, &enc(&pong));
         assert!(p.deliver_c(&pk).is_ok());
         assert_eq!(p.c.in_flight() < in_flight, settles, "pong {n}");
@@ -797,4 +819,50 @@ fn chk_051_msg_copy_rejected() {
     let pk = from_dc(&p, server_id(&p, 82), 1, &api_body(5, 1));
     assert!(p.deliver_c(&pk).is_ok());
     assert_eq!(p.client_events.len(), 1);
+}
+
+#[test]
+fn chk_033_refused_then_delayed_copy_never_executes() {
+    // The client's clock runs 40 s ahead: its first packet is refused (17), its query goes again in a new session.
+    let mut p = Pair::with(33, client_cfg(), EngineConfig::DEFAULT, 40);
+    // The client knows the current salt, so only its clock is wrong.
+    let clock = mtproto_sansio::session::Clock::from_unix_hint(p.now, mtproto_sansio::time::UnixTime(UNIX0 + 40));
+    p.c = Box::new(E::client(
+        client_cfg(),
+        key(p.seed),
+        p.s.current_salt(),
+        clock,
+        p.now,
+        &mut p.rng,
+    ));
+    let id = p.c.send(p.now, &api_body(90, 1), MsgKind::Query).unwrap();
+    let first = p.c2s();
+    assert_eq!(p.deliver_s(&first[0]), Err(Dropped::BadMsgId));
+    assert_eq!(dc_codes_after(&mut p), vec![17]);
+    p.pump();
+    assert_eq!(p.results_for(id).len(), 1);
+    // 40 s later the first packet's time is valid, and a delayed copy of it arrives: never executed again.
+    p.advance(41);
+    assert!(p.deliver_s(&first[0]).is_err());
+    assert_eq!(
+        p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
+        1
+    );
+}
+
+/// Delivers the DC's notifications to the client and returns their codes.
+fn dc_codes_after(p: &mut Pair) -> Vec<i32> {
+    let pkts = p.s2c();
+    let mut codes = Vec::new();
+    for pk in &pkts {
+        let mut b = pk.clone();
+        let v = packet::decrypt(&key(p.seed), Direction::ServerToClient, &mut b).unwrap();
+        if let Ok(tl::ServiceMessage::BadMsg(m)) = tl::ServiceMessage::decode_body(v.body()) {
+            codes.push(m.error_code);
+        }
+    }
+    for pk in &pkts {
+        let _ = p.deliver_c(pk);
+    }
+    codes
 }

@@ -47,6 +47,8 @@ const INNER_HDR: usize = 16;
 const CONTAINER_HDR: usize = 8;
 /// The handle a tracked container carries: containers own no body.
 const NO_BODY: BodyHandle = BodyHandle(u32::MAX);
+/// DC: session ids of this key a DC engine remembers as finished, to drop their late packets.
+pub const RETIRED_SESSIONS: usize = 8;
 /// Quick-ack tokens remembered per connection.
 const QUICK_ACKS: usize = 8;
 /// Largest `disconnect_delay` (seconds) a DC honours from `ping_delay_disconnect` (item 52).
@@ -274,6 +276,7 @@ struct Core<const TX: usize, const MSGS: usize> {
     disconnect_at: Option<Instant>,
     nsc_first: Option<MsgId>,
     nsc_due: bool,
+    retired: heapless::Deque<u64, RETIRED_SESSIONS>,
     stats: Stats,
     closed: bool,
 }
@@ -721,6 +724,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     pub fn forget_session(&mut self) {
         self.core.reset_server_session(0);
         self.core.session_known = false;
+        self.core.retired.clear();
     }
 }
 
@@ -770,6 +774,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             disconnect_at: None,
             nsc_first: None,
             nsc_due: false,
+            retired: heapless::Deque::new(),
             stats: Stats::default(),
             closed: false,
         }
@@ -1680,6 +1685,26 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.disconnect_at = None;
     }
 
+    /// Starts serving `session_id` (a new client session, or the client moved on): the old one is retired, and a
+    /// retired one is never served again, so its late packets cannot come back with an empty replay window
+    /// (item 31).
+    fn switch_session(&mut self, session_id: u64) -> Result<(), Dropped> {
+        if self.retired.iter().any(|&r| r == session_id) {
+            return Err(Dropped::WrongSession);
+        }
+        if self.session_known {
+            if self.retired.is_full() {
+                let _ = self.retired.pop_front();
+            }
+            let _ = self.retired.push_back(self.session_id);
+        }
+        self.reset_server_session(session_id);
+        self.session_known = true;
+        self.nsc_due = true;
+        self.push_event(EvRec::Created(session_id));
+        Ok(())
+    }
+
     /// Marks a refused, authenticated msg_id as received, so no later copy of it is ever accepted: the client
     /// re-sends the content under a new msg_id, and accepting the old one too would execute it twice.
     fn burn(&mut self, id: MsgId, unix: UnixTime) {
@@ -1707,7 +1732,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     ) -> Result<(), Dropped> {
         let unix = self.clock.unix_time(now);
         let is_container = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
-        let same_session = self.session_known && h.session_id == self.session_id;
+        if !self.session_known {
+            // Nothing to protect yet: the first authenticated packet names the session, even if it is refused
+            // below, so the refusal's notification and spent id belong to it.
+            self.switch_session(h.session_id)?;
+        }
+        let same_session = h.session_id == self.session_id;
         // A message already received is dropped silently (re-acked) before any other check, so a duplicate or
         // replay never provokes a notification that could make the client rename, and so repeat, a message.
         if same_session && self.inbound.window().contains(h.msg_id) {
@@ -1727,25 +1757,18 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             .check(h.msg_id, unix)
         });
         if let Err(e) = early {
-            if same_session || !self.session_known {
-                // Before a session exists, answer in the client's session so it can correct its clock.
-                if !self.session_known {
-                    self.session_id = h.session_id;
-                }
+            if same_session {
                 if let Some(code) = e.bad_msg_code(is_container) {
                     self.notify_bad(now, h.msg_id, h.seq_no, code);
                 }
-                if e == MsgIdReject::TooHigh && same_session {
+                if e == MsgIdReject::TooHigh {
                     self.burn(h.msg_id, unix);
                 }
             }
             return Err(Dropped::BadMsgId);
         }
-        if !self.session_known || h.session_id != self.session_id {
-            self.reset_server_session(h.session_id);
-            self.session_known = true;
-            self.nsc_due = true;
-            self.push_event(EvRec::Created(h.session_id));
+        if h.session_id != self.session_id {
+            self.switch_session(h.session_id)?;
         }
         if self.cfg.strict_order && self.inbound.window().highest().is_some_and(|hi| h.msg_id < hi) {
             return Err(Dropped::OutOfOrder);
