@@ -827,14 +827,7 @@ fn chk_033_refused_then_delayed_copy_never_executes() {
     let mut p = Pair::with(33, client_cfg(), EngineConfig::DEFAULT, 40);
     // The client knows the current salt, so only its clock is wrong.
     let clock = mtproto_sansio::session::Clock::from_unix_hint(p.now, mtproto_sansio::time::UnixTime(UNIX0 + 40));
-    p.c = Box::new(E::client(
-        client_cfg(),
-        key(p.seed),
-        p.s.current_salt(),
-        clock,
-        p.now,
-        &mut p.rng,
-    ));
+    *p.c = E::client(client_cfg(), key(p.seed), p.s.current_salt(), clock, p.now, &mut p.rng);
     let id = p.c.send(p.now, &api_body(90, 1), MsgKind::Query).unwrap();
     let first = p.c2s();
     assert_eq!(p.deliver_s(&first[0]), Err(Dropped::BadMsgId));

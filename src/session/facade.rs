@@ -281,9 +281,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         let side = self.side;
         match (&mut self.phase, frame) {
             (Phase::Handshake(hs), Some(Frame::Packet { data, .. })) => {
-                if hs.handle_packet(now, data).is_err() {
-                    self.frames_dropped += 1;
-                }
+                // A malformed or unexpected handshake message is dropped; the machine decides what is fatal.
+                let dropped = hs.handle_packet(now, data).is_err();
+                self.frames_dropped += u64::from(dropped);
             }
             (Phase::Handshake(hs), Some(Frame::TransportError(code))) => hs.handle_transport_error(now, code),
             (Phase::Encrypted(engine), Some(Frame::Packet { data, quick_ack })) => {
