@@ -6,6 +6,55 @@
 //! `handle_input` takes at most one frame per call and returns how many bytes it consumed; it consumes nothing
 //! while an event that borrows the receive buffers is pending (drain events first).
 //!
+//! ```
+//! use mtproto_sansio::crypto::auth_key::AuthKey;
+//! use mtproto_sansio::session::{Event, MsgKind, Session, SessionConfig};
+//! use mtproto_sansio::time::{Instant, UnixTime};
+//! # use rand::SeedableRng;
+//! # let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+//! let cfg = SessionConfig { unix_time_hint: Some(UnixTime(1_700_000_000)), ..SessionConfig::DEFAULT };
+//! let key = AuthKey::from_bytes([7; 256]); // a stored key (or run the handshake: `Session::client_handshake`)
+//! let now = Instant::from_secs(1);
+//! let mut client: Box<Session<8192, 8192, 16>> = Box::new(Session::client(cfg, key.clone(), now, &mut rng));
+//! let mut dc: Box<Session<8192, 8192, 16>> = Box::new(Session::server(cfg, key, now, &mut rng));
+//! let query = client.send(now, &[0x0d, 0xf0, 0xad, 0x0b], MsgKind::Query).unwrap();
+//! let mut out = vec![0u8; client.min_transmit_len()];
+//! let mut answered = None;
+//! for _ in 0..4 {
+//!     // Client -> DC: drain poll_transmit, feed every byte, drain events after each frame.
+//!     while let Some(n) = client.poll_transmit(now, &mut rng, &mut out).unwrap() {
+//!         let mut off = 0;
+//!         while off < n {
+//!             off += dc.handle_input(now, &out[off..n]).unwrap();
+//!             let mut requests = Vec::new();
+//!             while let Some(ev) = dc.poll_event() {
+//!                 if let Event::Request { msg_id, body } = ev {
+//!                     requests.push((msg_id, body.to_vec()));
+//!                 }
+//!             }
+//!             for (id, body) in requests {
+//!                 dc.answer(now, id, &body).unwrap(); // echo
+//!             }
+//!         }
+//!     }
+//!     // DC -> client.
+//!     while let Some(n) = dc.poll_transmit(now, &mut rng, &mut out).unwrap() {
+//!         let mut off = 0;
+//!         while off < n {
+//!             off += client.handle_input(now, &out[off..n]).unwrap();
+//!             while let Some(ev) = client.poll_event() {
+//!                 if let Event::RpcResult { req, body } = ev {
+//!                     answered = Some((req, body.to_vec()));
+//!                 }
+//!             }
+//!         }
+//!     }
+//! }
+//! assert_eq!(answered, Some((query, vec![0x0d, 0xf0, 0xad, 0x0b])));
+//! // Then sleep until the earliest of the socket, `poll_timeout()` and the application.
+//! assert!(client.poll_timeout().is_some());
+//! ```
+//!
 //! A client without a stored key ([`Session::client_handshake`]) first runs the auth-key handshake
 //! ([`ClientHandshake`]) over the same transport, then starts the encrypted session on the new key with the
 //! handshake's salt and server time, and reports [`Event::AuthKeyReady`] so the host can persist the key.
