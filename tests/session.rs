@@ -859,3 +859,47 @@ fn dc_codes_after(p: &mut Pair) -> Vec<i32> {
     }
     codes
 }
+
+#[test]
+fn chk_047_state_req_for_stale_acked_queries() {
+    for (n, mismatched) in [(0u64, false), (1, true)] {
+        let mut p = settled(34 + n);
+        p.auto_answer = false;
+        let body = api_body(95, 1);
+        let id = p.c.send(p.now, &body, MsgKind::Query).unwrap();
+        let _ = p.c2s();
+        // The DC acknowledges it, then stays silent.
+        let ids = [id.to_wire()];
+        let pk = from_dc(
+            &p,
+            server_id(&p, 90),
+            2,
+            &enc(&tl::MsgsAck {
+                msg_ids: tl::TlVec::from_slice(&ids),
+            }),
+        );
+        assert!(p.deliver_c(&pk).is_ok());
+        assert!(p.c.poll_timeout().unwrap() <= p.now.saturating_add(core::time::Duration::from_secs(45)));
+        p.advance(46);
+        let pk = p.c2s();
+        let msgs = client_messages(&p, &pk);
+        let (req, _) = msgs
+            .iter()
+            .find(|(_, b)| b.get(..4) == Some(&tl::MsgsStateReq::CONSTRUCTOR.to_le_bytes()[..]))
+            .expect("a msgs_state_req about the stale query")
+            .clone();
+        // The DC says it never got it (2), with a wrong count in the mismatched case.
+        let info: &[u8] = if mismatched { &[2, 2] } else { &[2] };
+        let si = tl::MsgsStateInfo {
+            req_msg_id: req as i64,
+            info,
+        };
+        let pk = from_dc(&p, server_id(&p, 91) + (46u64 << 32), 1, &enc(&si));
+        assert!(p.deliver_c(&pk).is_ok());
+        let pk = p.c2s();
+        let again = client_messages(&p, &pk);
+        // Sent again, under its own msg_id inside a new container (the DC's replay window drops a second copy).
+        let resent = again.iter().any(|(mid, b)| *b == body && *mid == id.0);
+        assert_eq!(resent, !mismatched, "mismatched={mismatched}");
+    }
+}

@@ -88,6 +88,10 @@ pub struct EngineConfig {
     pub future_salts: bool,
     /// DC: refuse any msg_id below the highest already delivered (attack B1's opt-in strict ordering).
     pub strict_order: bool,
+    /// Client: a query the DC acknowledged but has not answered after this long is checked with
+    /// `msgs_state_req` (and again every such interval); one the DC turns out not to have is sent again under a
+    /// new msg_id (item 38). `None` disables it.
+    pub state_check_after: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -102,6 +106,7 @@ impl EngineConfig {
         quick_ack: false,
         future_salts: true,
         strict_order: false,
+        state_check_after: Some(Duration::from_secs(45)),
     };
 }
 
@@ -192,6 +197,9 @@ struct Slot {
     sends: u8,
     /// Its body names its own msg_id (a bind request): never renamed, failed instead.
     pinned: bool,
+    /// When it was first sent, and last checked with `msgs_state_req`.
+    sent_at: Option<Instant>,
+    checked_at: Option<Instant>,
     /// The peer acknowledged it: it has the message, so it is never renamed.
     acked: bool,
 }
@@ -977,6 +985,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             sends: 0,
             acked: false,
             pinned: false,
+            sent_at: None,
+            checked_at: None,
         };
         let idx = self.alloc(len, slot, f)?;
         let id = if response {
@@ -1052,6 +1062,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
+    /// Sends a message again under a new msg_id and seq_no; a message the peer acknowledged or may have from an
+    /// earlier transmission is left alone.
     fn resend_one_new_id(&mut self, now: Instant, id: MsgId) {
         let Some((idx, slot)) = self.slot_by_id(id) else { return };
         if slot.acked || slot.sends > 1 {
@@ -1079,6 +1091,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             s.queued = true;
             s.in_tracker = in_tracker;
             s.sends = 0;
+            s.acked = false;
         }
         let _ = slot;
         self.stats.resent += 1;
@@ -1323,7 +1336,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 }
             }
             ServiceMessage::FutureSalts(f) => self.on_future_salts(now, &f),
-            ServiceMessage::MsgsStateInfo(info) => self.on_state_info(now, &info),
+            ServiceMessage::MsgsStateInfo(info) => self.on_state_info(&info),
             ServiceMessage::MsgDetailed(d) if self.tracker.reference(MsgId::from_wire(d.msg_id)).is_some() => {
                 self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id));
             }
@@ -1586,7 +1599,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// `msgs_state_info` (item 47): must answer our `msgs_state_req` with one byte per id asked.
-    fn on_state_info(&mut self, now: Instant, info: &MsgsStateInfo<'_>) {
+    fn on_state_info(&mut self, info: &MsgsStateInfo<'_>) {
         let req = MsgId::from_wire(info.req_msg_id);
         let Some((_, slot)) = self.slot_by_id(req) else { return };
         if slot.kind != SentKind::StateReq {
@@ -1609,9 +1622,17 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             self.free(r.handle);
         }
         for (id, state) in asked.iter().zip(info.info.iter()) {
-            // 1-3: the server does not have it: send it again under a new msg_id (item 38).
-            if matches!(state & 7, 1..=3) && self.tracker.reference(*id).is_some() {
-                self.resend_new_id(now, *id);
+            // 1-3: the server does not have it.
+            // It goes again under its own msg_id, in a new container (item 38): if a copy is still on its way
+            // (a resend after new_session_created...), the DC's replay window drops the second one, which a
+            // renamed copy would not.
+            if matches!(state & 7, 1..=3) && self.tracker.reference(*id).is_some() && !self.forced.contains(id) {
+                let _ = self.forced.push(*id);
+                if let Some((idx, _)) = self.slot_by_id(*id)
+                    && let Some(Some(s)) = self.slots.get_mut(idx)
+                {
+                    s.acked = false;
+                }
             }
         }
     }
@@ -2112,8 +2133,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         min(self.acks.poll_timeout());
         min(self.next_ping_at);
         min(self.disconnect_at);
+        let check = self.cfg.state_check_after;
         for s in self.slots.iter().flatten() {
             min(s.deadline);
+            if let Some(after) = check
+                && s.kind == SentKind::RpcQuery
+                && s.acked
+            {
+                min(s.checked_at.or(s.sent_at).map(|t| t.saturating_add(after)));
+            }
         }
         if let Some(s) = self.server_salts.as_ref() {
             let secs = s.next_rotation().0 as i128 - self.clock.unix_offset() as i128 / 1_000_000;
@@ -2123,6 +2151,42 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     // ---- transmitting ------------------------------------------------------------------------------------------
+
+    /// Client: asks with `msgs_state_req` about acknowledged queries still unanswered after `state_check_after`.
+    fn check_states(&mut self, now: Instant) {
+        let Some(after) = self.cfg.state_check_after else {
+            return;
+        };
+        if self.slots.iter().flatten().any(|s| s.kind == SentKind::StateReq) {
+            return;
+        }
+        let due = |s: &Slot| {
+            s.kind == SentKind::RpcQuery
+                && s.acked
+                && !s.queued
+                && !s.pinned
+                && s.checked_at
+                    .or(s.sent_at)
+                    .is_some_and(|t| t.saturating_add(after) <= now)
+        };
+        let mut ids: heapless::Vec<i64, MSGS> = heapless::Vec::new();
+        for s in self.slots.iter().flatten().filter(|s| due(s)) {
+            let _ = ids.push(s.id.to_wire());
+        }
+        if ids.is_empty() {
+            return;
+        }
+        let req = tl::MsgsStateReq {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        };
+        if self.queue_tl(now, SentKind::StateReq, true, false, &req) {
+            for s in self.slots.iter_mut().flatten() {
+                if due(s) {
+                    s.checked_at = Some(now);
+                }
+            }
+        }
+    }
 
     fn housekeeping<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R) {
         match self.side {
@@ -2148,6 +2212,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     );
                     self.next_ping_at = Some(now.saturating_add(iv));
                 }
+                self.check_states(now);
                 let unix = self.clock.unix_time(now);
                 self.client_salts.advance(unix);
                 if self.cfg.future_salts && !self.salts_requested && self.client_salts.should_fetch(unix) {
@@ -2403,6 +2468,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 slot.in_tracker = true;
                 if slot.kind == SentKind::RpcQuery && slot.deadline.is_none() {
                     slot.deadline = Some(now.saturating_add(self.cfg.rpc_timeout));
+                }
+                if slot.sent_at.is_none() {
+                    slot.sent_at = Some(now);
                 }
             }
         }
