@@ -953,3 +953,23 @@ fn chk_050_gzip_around_a_server_container() {
     assert!(p.deliver_c(&pk).is_ok());
     assert_eq!(p.results_for(id), vec![&Ev::Failed(id, FailReason::MalformedResult)]);
 }
+
+#[test]
+fn chk_052_ping_delay_disconnect_clamped() {
+    let mut p = settled(41);
+    let sid = p.c.session_id();
+    let ping = enc(&tl::PingDelayDisconnect {
+        ping_id: 5,
+        disconnect_delay: i32::MAX,
+    });
+    let pk = to_dc(&p, sid, client_id(&p, 0, 400), 1201, &ping);
+    assert!(p.deliver_s(&pk).is_ok());
+    // Answered with a pong, and the disconnect timer is capped.
+    let limit = p.now.saturating_add(core::time::Duration::from_secs(
+        mtproto_sansio::session::engine::MAX_DISCONNECT_DELAY as u64,
+    ));
+    assert!(p.s.poll_timeout().unwrap() <= limit);
+    p.advance(mtproto_sansio::session::engine::MAX_DISCONNECT_DELAY as u64);
+    p.take_server_events();
+    assert!(p.server_events.contains(&Ev::Disconnect));
+}
