@@ -973,3 +973,33 @@ fn chk_052_ping_delay_disconnect_clamped() {
     p.take_server_events();
     assert!(p.server_events.contains(&Ev::Disconnect));
 }
+
+#[test]
+fn chk_054_acks_batched_within_bounded_delay() {
+    let mut p = settled(42);
+    let _ = p.c2s();
+    // One update: acknowledged with no other traffic within the 60 s delay, not before.
+    let pk = from_dc(&p, server_id(&p, 110), 1, &api_body(70, 1));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert!(p.c2s().is_empty(), "a lone ack waits to be batched");
+    assert!(p.c.poll_timeout().unwrap() <= p.now.saturating_add(core::time::Duration::from_secs(60)));
+    p.advance(60);
+    let pk = p.c2s();
+    let acks = client_messages(&p, &pk);
+    assert!(
+        acks.iter()
+            .any(|(_, b)| b.get(..4) == Some(&tl::MsgsAck::CONSTRUCTOR.to_le_bytes()[..]))
+    );
+    // More than 16 pending: flushed at once, all in one msgs_ack.
+    for n in 0..17u64 {
+        let pk = from_dc(&p, server_id(&p, 120 + n) + (60u64 << 32), 1, &api_body(71, 1));
+        assert!(p.deliver_c(&pk).is_ok());
+    }
+    let pkts = p.c2s();
+    let msgs = client_messages(&p, &pkts);
+    let ack = msgs
+        .iter()
+        .find(|(_, b)| b.get(..4) == Some(&tl::MsgsAck::CONSTRUCTOR.to_le_bytes()[..]))
+        .unwrap();
+    assert_eq!(tl::MsgsAck::decode(&ack.1).unwrap().msg_ids.len(), 17);
+}
