@@ -1003,3 +1003,29 @@ fn chk_054_acks_batched_within_bounded_delay() {
         .unwrap();
     assert_eq!(tl::MsgsAck::decode(&ack.1).unwrap().msg_ids.len(), 17);
 }
+
+#[test]
+fn chk_054_container_larger_than_event_queue_is_taken_in_parts() {
+    let mut p = settled(43);
+    let msgs: Vec<_> = (0..40u64)
+        .map(|i| {
+            (
+                server_id(&p, 200 + i) as i64,
+                1 + 2 * i as i32,
+                api_body(80, i as usize),
+            )
+        })
+        .collect();
+    let pk = from_dc(&p, server_id(&p, 300), 100, &container(&msgs));
+    assert!(p.deliver_c(&pk).is_ok());
+    let first = p.client_events.len();
+    assert_eq!(first, MSGS);
+    // The rest was not taken (nor acknowledged): the DC sends it again in a new container.
+    let pk = from_dc(&p, server_id(&p, 301), 100, &container(&msgs[MSGS..]));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events.len(), 40);
+    // Nothing twice.
+    let pk = from_dc(&p, server_id(&p, 302), 100, &container(&msgs));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events.len(), 40);
+}
