@@ -1029,3 +1029,47 @@ fn chk_054_container_larger_than_event_queue_is_taken_in_parts() {
     assert!(p.deliver_c(&pk).is_ok());
     assert_eq!(p.client_events.len(), 40);
 }
+
+// Attack regression tests under their own names (each runs the engine checks that stop it).
+
+#[test]
+fn atk_b02_no_two_plaintexts_under_one_msg_id() {
+    chk_038_atk_b02_one_plaintext_per_msg_id();
+}
+
+#[test]
+fn atk_b05_b06_appended_or_substituted_blocks_rejected_by_the_engine() {
+    chk_028_atk_b05_b06_tampering_rejected();
+}
+
+#[test]
+fn atk_b07_replay_and_cross_session_splice_dropped() {
+    chk_031_atk_b07_cross_session_packet_dropped();
+    chk_033_atk_b07_replay_dropped();
+}
+
+#[test]
+fn atk_b08_msg_id_parity_and_time_checked_at_both_ends() {
+    chk_032_atk_b08_msg_id_parity();
+    chk_034_atk_b08_time_window_at_dc();
+}
+
+#[test]
+fn atk_b14_gzip_bomb_fails_the_query_at_the_cap() {
+    chk_050_atk_b14_gzip_results_bounded();
+}
+
+#[test]
+fn atk_b15_container_count_bomb_rejected() {
+    chk_048_atk_b15_containers_validated();
+}
+
+#[test]
+fn atk_b16_resend_requests_bounded_by_the_budget() {
+    chk_049_atk_b16_resend_flood_bounded();
+}
+
+#[test]
+fn atk_b20_replayed_or_forged_salt_and_time_notifications_ignored() {
+    chk_035_atk_b20_forged_or_replayed_salt_notification_ignored();
+}
