@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod e2e;
 pub mod handshake;
 pub mod keys;
+pub mod session;
 pub mod tl;
 pub mod transport;
 
@@ -21,6 +22,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(e2e::TARGETS)
         .chain(handshake::TARGETS)
         .chain(transport::TARGETS)
+        .chain(session::TARGETS)
         .chain(keys::TARGETS)
         .chain(carriage::TARGETS)
         .copied()

@@ -1,0 +1,603 @@
+//! The [`Session`] facade of STYLE.md section 4: one encrypted session ([`Engine`]) over one transport connection
+//! (a framing, optionally obfuscated), driven by the host through the run-loop verbs.
+//!
+//! Contract: after any `handle_*`, `send*` or `reconnect`, drain [`Session::poll_transmit`] until `Ok(None)` and
+//! [`Session::poll_event`] until `None`; then wait for the socket, [`Session::poll_timeout`] or the application.
+//! `handle_input` takes at most one frame per call and returns how many bytes it consumed; it consumes nothing
+//! while an event that borrows the receive buffers is pending (drain events first).
+//!
+//! ```
+//! use mtproto_sansio::crypto::auth_key::AuthKey;
+//! use mtproto_sansio::session::{Event, MsgKind, Session, SessionConfig};
+//! use mtproto_sansio::time::{Instant, UnixTime};
+//! # use rand::SeedableRng;
+//! # let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+//! let cfg = SessionConfig { unix_time_hint: Some(UnixTime(1_700_000_000)), ..SessionConfig::DEFAULT };
+//! let key = AuthKey::from_bytes([7; 256]); // a stored key (or run the handshake: `Session::client_handshake`)
+//! let now = Instant::from_secs(1);
+//! let mut client: Box<Session<8192, 8192, 16>> = Box::new(Session::client(cfg, key.clone(), now, &mut rng));
+//! let mut dc: Box<Session<8192, 8192, 16>> = Box::new(Session::server(cfg, key, now, &mut rng));
+//! let query = client.send(now, &[0x0d, 0xf0, 0xad, 0x0b], MsgKind::Query).unwrap();
+//! let mut out = vec![0u8; client.min_transmit_len()];
+//! let mut answered = None;
+//! for _ in 0..4 {
+//!     // Client -> DC: drain poll_transmit, feed every byte, drain events after each frame.
+//!     while let Some(n) = client.poll_transmit(now, &mut rng, &mut out).unwrap() {
+//!         let mut off = 0;
+//!         while off < n {
+//!             off += dc.handle_input(now, &out[off..n]).unwrap();
+//!             let mut requests = Vec::new();
+//!             while let Some(ev) = dc.poll_event() {
+//!                 if let Event::Request { msg_id, body } = ev {
+//!                     requests.push((msg_id, body.to_vec()));
+//!                 }
+//!             }
+//!             for (id, body) in requests {
+//!                 dc.answer(now, id, &body).unwrap(); // echo
+//!             }
+//!         }
+//!     }
+//!     // DC -> client.
+//!     while let Some(n) = dc.poll_transmit(now, &mut rng, &mut out).unwrap() {
+//!         let mut off = 0;
+//!         while off < n {
+//!             off += client.handle_input(now, &out[off..n]).unwrap();
+//!             while let Some(ev) = client.poll_event() {
+//!                 if let Event::RpcResult { req, body } = ev {
+//!                     answered = Some((req, body.to_vec()));
+//!                 }
+//!             }
+//!         }
+//!     }
+//! }
+//! assert_eq!(answered, Some((query, vec![0x0d, 0xf0, 0xad, 0x0b])));
+//! // Then sleep until the earliest of the socket, `poll_timeout()` and the application.
+//! assert!(client.poll_timeout().is_some());
+//! ```
+//!
+//! A client without a stored key ([`Session::client_handshake`]) first runs the auth-key handshake
+//! ([`ClientHandshake`]) over the same transport, then starts the encrypted session on the new key with the
+//! handshake's salt and server time, and reports [`Event::AuthKeyReady`] so the host can persist the key.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::fmt;
+
+use rand_core::CryptoRng;
+use sha2::{Digest, Sha256};
+
+use super::engine::{Engine, EngineConfig, MsgKind, Stats};
+use super::event::{BufferTooSmall, Event, SendError};
+use super::msg_id::{Clock, MsgId, Side};
+use crate::crypto::auth_key::AuthKey;
+use crate::handshake::{self, ClientHandshake, HandshakeError, Outcome, Status};
+use crate::time::{Instant, UnixTime};
+use crate::transport::obfuscated::{INIT_LEN, ObfuscatedCodec};
+use crate::transport::{
+    DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing, TransportError, strip_padding,
+};
+
+/// The transport a session speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TransportConfig {
+    /// The framing.
+    pub framing: Framing,
+    /// Wrap it in the obfuscated transport (64-byte init, AES-CTR both ways); not with `Full`.
+    pub obfuscated: bool,
+    /// Client, obfuscated: the DC id carried in the init.
+    pub dc_id: Option<i16>,
+}
+
+impl TransportConfig {
+    /// Plain intermediate framing.
+    pub const INTERMEDIATE: TransportConfig = TransportConfig {
+        framing: Framing::Intermediate,
+        obfuscated: false,
+        dc_id: None,
+    };
+}
+
+/// Everything a session needs besides the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SessionConfig {
+    /// The engine's tunables and limits.
+    pub engine: EngineConfig,
+    /// The transport.
+    pub transport: TransportConfig,
+    /// The host's idea of Unix time at construction (an RTC, NTP...); corrected by the server. Default: 0.
+    pub unix_time_hint: Option<UnixTime>,
+    /// Client: the server salt to start with (0 if unknown: the DC answers `bad_server_salt`).
+    pub salt: u64,
+}
+
+impl SessionConfig {
+    /// Defaults over plain intermediate framing.
+    pub const DEFAULT: SessionConfig = SessionConfig {
+        engine: EngineConfig::DEFAULT,
+        transport: TransportConfig::INTERMEDIATE,
+        unix_time_hint: None,
+        salt: 0,
+    };
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig::DEFAULT
+    }
+}
+
+/// A fatal, sticky session error: close the connection (and, for a client, reconnect).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport stream is broken (bad length, CRC, marker, obfuscation tag...).
+    Transport(TransportError),
+    /// The auth-key handshake failed for good.
+    Handshake(HandshakeError),
+    /// The session was closed.
+    Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Transport(e) => write!(f, "transport: {e}"),
+            Error::Handshake(e) => write!(f, "handshake: {e}"),
+            Error::Closed => f.write_str("session closed"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+// Both live variants hold an RX-sized decoder; the empty one is transient. There is no heap to box into.
+#[allow(clippy::large_enum_variant)]
+enum Codec<const RX: usize> {
+    Plain {
+        enc: Encoder,
+        dec: FrameDecoder<RX>,
+        marker_sent: bool,
+    },
+    Obfuscated(ObfuscatedCodec<RX>),
+    /// A client's obfuscated connection before its init is drawn (in `poll_transmit`, which has the RNG).
+    ObfuscatedPending,
+}
+
+// The engine dwarfs the handshake; both are transient alternatives and there is no heap to box into.
+#[allow(clippy::large_enum_variant)]
+enum Phase<const RX: usize, const TX: usize, const MSGS: usize> {
+    /// Creating the auth key.
+    Handshake(ClientHandshake<'static>),
+    /// The key exists; the engine is built at the next `poll_transmit` (its session id needs the RNG).
+    KeyReady(Outcome),
+    /// The encrypted session.
+    Encrypted(Engine<RX, TX, MSGS>),
+}
+
+/// An encrypted MTProto session over one transport connection. See the module docs for the run-loop contract.
+pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSGS: usize = 32> {
+    phase: Phase<RX, TX, MSGS>,
+    cfg: SessionConfig,
+    hs_cfg: Option<handshake::ClientConfig<'static>>,
+    key_ready_event: bool,
+    side: Side,
+    transport: TransportConfig,
+    codec: Codec<RX>,
+    scratch: [u8; RX],
+    quick_acks: heapless::Deque<u32, 8>,
+    error: Option<Error>,
+    frames_dropped: u64,
+}
+
+/// A session sized for a microcontroller: 4 KiB frames, 4 KiB of resend arena, 8 messages in flight.
+pub type SessionSmall = Session<4096, 4096, 8>;
+/// A session sized for a host: 64 KiB frames, 256 KiB of resend arena, 64 messages in flight.
+pub type SessionLarge = Session<65_536, 262_144, 64>;
+
+impl<const RX: usize, const TX: usize, const MSGS: usize> fmt::Debug for Session<RX, TX, MSGS> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("engine", &self.engine())
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> {
+    /// A client session under `key` (stored, or produced by the handshake).
+    pub fn client<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
+        let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+        let engine = Engine::client(cfg.engine, key, cfg.salt, clock, now, rng);
+        Self::wrap(Phase::Encrypted(engine), cfg, Side::Client)
+    }
+
+    /// A client session without a key: it first runs the auth-key handshake with `hs` (its
+    /// `unix_micros_at_zero` is derived from `cfg.unix_time_hint`), then continues as [`client`](Self::client) would
+    /// on the new key. [`Event::AuthKeyReady`] announces the key; `send` answers `NotReady` until then.
+    pub fn client_handshake(cfg: SessionConfig, mut hs: handshake::ClientConfig<'static>, now: Instant) -> Self {
+        let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
+        hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
+        hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
+        let mut s = Self::wrap(Phase::Handshake(ClientHandshake::new(hs, now)), cfg, Side::Client);
+        s.hs_cfg = Some(hs);
+        s
+    }
+
+    /// A DC session for a connection whose client uses `key` (the host looked it up by its id).
+    pub fn server<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
+        let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+        let engine = Engine::server(cfg.engine, key, clock, now, rng);
+        Self::wrap(Phase::Encrypted(engine), cfg, Side::Server)
+    }
+
+    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, side: Side) -> Self {
+        let transport = cfg.transport;
+        Session {
+            phase,
+            cfg,
+            hs_cfg: None,
+            key_ready_event: false,
+            side,
+            transport,
+            codec: Self::new_codec(transport, side),
+            scratch: [0; RX],
+            quick_acks: heapless::Deque::new(),
+            error: None,
+            frames_dropped: 0,
+        }
+    }
+
+    fn new_codec(t: TransportConfig, side: Side) -> Codec<RX> {
+        match (side, t.obfuscated) {
+            (Side::Client, false) => Codec::Plain {
+                enc: Encoder::new(EncoderConfig::client(t.framing)),
+                dec: FrameDecoder::new(DecoderConfig::client(t.framing).with_max_frame(RX)),
+                marker_sent: false,
+            },
+            (Side::Server, false) => Codec::Plain {
+                enc: Encoder::new(EncoderConfig::server(t.framing)),
+                dec: FrameDecoder::new(DecoderConfig::server(t.framing).with_max_frame(RX)),
+                marker_sent: true,
+            },
+            (Side::Client, true) => Codec::ObfuscatedPending,
+            (Side::Server, true) => Codec::Obfuscated(ObfuscatedCodec::server(None, RX)),
+        }
+    }
+
+    /// The engine (statistics, clock, salt...), once the session is encrypted.
+    pub fn engine(&self) -> Option<&Engine<RX, TX, MSGS>> {
+        match &self.phase {
+            Phase::Encrypted(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The engine, mutably (tests and advanced hosts).
+    pub fn engine_mut(&mut self) -> Option<&mut Engine<RX, TX, MSGS>> {
+        match &mut self.phase {
+            Phase::Encrypted(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Counters (all zero during the handshake).
+    pub fn stats(&self) -> Stats {
+        self.engine().map(Engine::stats).unwrap_or_default()
+    }
+
+    /// The auth key, once it exists.
+    pub fn auth_key(&self) -> Option<&AuthKey> {
+        match &self.phase {
+            Phase::Encrypted(e) => Some(e.auth_key()),
+            Phase::KeyReady(o) => Some(&o.auth_key),
+            Phase::Handshake(_) => None,
+        }
+    }
+
+    /// Whether the encrypted session runs (the handshake, if any, is done).
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.phase, Phase::Encrypted(_))
+    }
+
+    /// Received frames dropped by the engine (they changed nothing).
+    pub fn frames_dropped(&self) -> u64 {
+        self.frames_dropped
+    }
+
+    /// Feeds received bytes; returns how many were consumed (at most one frame's worth). Call again with the rest.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.engine().is_some_and(Engine::must_drain) || bytes.is_empty() || self.key_ready_event {
+            return Ok(0);
+        }
+        let framing = self.transport.framing;
+        let res = match &mut self.codec {
+            Codec::Plain { dec, .. } => dec.decode(bytes),
+            Codec::Obfuscated(c) => c.decode(bytes),
+            Codec::ObfuscatedPending => return Ok(0),
+        };
+        let (n, frame) = match res {
+            Ok(v) => v,
+            Err(e) => {
+                self.error = Some(Error::Transport(e));
+                return Err(Error::Transport(e));
+            }
+        };
+        let side = self.side;
+        match (&mut self.phase, frame) {
+            (Phase::Handshake(hs), Some(Frame::Packet { data, .. })) => {
+                // A malformed or unexpected handshake message is dropped; the machine decides what is fatal.
+                let dropped = hs.handle_packet(now, data).is_err();
+                self.frames_dropped += u64::from(dropped);
+            }
+            (Phase::Handshake(hs), Some(Frame::TransportError(code))) => hs.handle_transport_error(now, code),
+            (Phase::Encrypted(engine), Some(Frame::Packet { data, quick_ack })) => {
+                let data = if framing == Framing::PaddedIntermediate {
+                    strip_padding(framing, data).unwrap_or(data)
+                } else {
+                    data
+                };
+                match engine.handle_packet(now, data) {
+                    Ok(token) => {
+                        if quick_ack && side == Side::Server {
+                            if self.quick_acks.is_full() {
+                                let _ = self.quick_acks.pop_front();
+                            }
+                            let _ = self.quick_acks.push_back(token);
+                        }
+                    }
+                    Err(_) => self.frames_dropped += 1,
+                }
+            }
+            (Phase::Encrypted(engine), Some(Frame::QuickAck(token))) => engine.handle_quick_ack(token),
+            (Phase::Encrypted(engine), Some(Frame::TransportError(code))) => engine.handle_transport_error(code),
+            _ => {}
+        }
+        self.after_handshake_step(now);
+        Ok(n)
+    }
+
+    /// Runs the timers due at `now` (an early call does nothing).
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match &mut self.phase {
+            Phase::Handshake(hs) => hs.handle_timeout(now),
+            Phase::Encrypted(e) => e.handle_timeout(now),
+            Phase::KeyReady(_) => {}
+        }
+        self.after_handshake_step(now);
+        self.error.map_or(Ok(()), Err)
+    }
+
+    /// Moves a finished handshake on: the engine starts on the new key at once (so `send` works right after
+    /// [`Event::AuthKeyReady`]); a failure becomes the sticky error.
+    fn after_handshake_step(&mut self, now: Instant) {
+        let Phase::Handshake(hs) = &mut self.phase else { return };
+        match hs.status() {
+            Status::Running => {}
+            Status::Failed(e) => self.error = Some(Error::Handshake(e)),
+            Status::Done => {
+                if let Some(o) = hs.take_outcome() {
+                    self.phase = Phase::KeyReady(o);
+                    self.start_engine(now);
+                    self.key_ready_event = true;
+                }
+            }
+        }
+    }
+
+    /// Builds the engine on a fresh key: the handshake's salt, its authenticated server time, and a session id
+    /// derived from the new key's secret (unpredictable, unique per key; no RNG needed here).
+    fn start_engine(&mut self, now: Instant) {
+        let Phase::KeyReady(o) = &self.phase else { return };
+        let ours = self.cfg.unix_time_hint.unwrap_or(UnixTime(0)).0 as i64;
+        let server_unix = UnixTime(u64::try_from(ours.saturating_add(o.server_time_offset)).unwrap_or(0));
+        let mut clock = Clock::new(0);
+        clock.sync_to_server_time(now, server_unix);
+        let mut h = Sha256::new();
+        h.update(b"mtproto-sansio session id");
+        h.update(o.auth_key.as_bytes());
+        h.update(o.server_salt.to_le_bytes());
+        let d = h.finalize();
+        let mut sid = [0u8; 8];
+        if let Some(x) = d.get(..8) {
+            sid.copy_from_slice(x);
+        }
+        let engine = Engine::client_with_session_id(
+            self.cfg.engine,
+            o.auth_key.clone(),
+            o.server_salt,
+            clock,
+            now,
+            u64::from_le_bytes(sid),
+        );
+        self.phase = Phase::Encrypted(engine);
+    }
+
+    /// The size `out` must have for [`poll_transmit`](Self::poll_transmit).
+    pub fn min_transmit_len(&self) -> usize {
+        let p = Engine::<RX, TX, MSGS>::min_out_len_with(self.cfg.engine.padding).max(handshake::MAX_CLIENT_MESSAGE);
+        // Worst case over framings: 4-byte header, 15 bytes of padding, 4-byte CRC; or the 64-byte init.
+        (p + 4 + 15 + 4).max(INIT_LEN)
+    }
+
+    /// Writes the next bytes to send into `out`: the connection's init or marker, a quick-ack token (DC), or one
+    /// framed packet. `Ok(None)` when there is nothing to send.
+    pub fn poll_transmit<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, BufferTooSmall> {
+        let required = self.min_transmit_len();
+        if out.len() < required {
+            return Err(BufferTooSmall { required });
+        }
+        if self.error.is_some() || self.engine().is_some_and(Engine::is_closed) {
+            return Ok(None);
+        }
+
+        match &mut self.codec {
+            Codec::ObfuscatedPending => {
+                match ObfuscatedCodec::client(self.transport.framing, self.transport.dc_id, None, RX, rng) {
+                    Ok((codec, init)) => {
+                        if let Some(dst) = out.get_mut(..INIT_LEN) {
+                            dst.copy_from_slice(&init);
+                        }
+                        self.codec = Codec::Obfuscated(codec);
+                        return Ok(Some(INIT_LEN));
+                    }
+                    Err(_) => {
+                        self.error = Some(Error::Transport(TransportError::BadTag));
+                        return Ok(None);
+                    }
+                }
+            }
+            Codec::Plain { enc, marker_sent, .. } if !*marker_sent => {
+                *marker_sent = true;
+                let m = enc.init_bytes();
+                if !m.is_empty() {
+                    if let Some(dst) = out.get_mut(..m.len()) {
+                        dst.copy_from_slice(m);
+                    }
+                    return Ok(Some(m.len()));
+                }
+            }
+            _ => {}
+        }
+        if let Some(token) = self.quick_acks.pop_front() {
+            let r = match &mut self.codec {
+                Codec::Plain { enc, .. } => enc.encode_quick_ack(token, out),
+                Codec::Obfuscated(c) => c.encode_quick_ack(token, out),
+                Codec::ObfuscatedPending => return Ok(None),
+            };
+            if let Ok(n) = r {
+                return Ok(Some(n));
+            }
+        }
+        let (len, quick_ack) = match &mut self.phase {
+            Phase::Encrypted(engine) => match engine.poll_packet(now, rng, &mut self.scratch)? {
+                Some(p) => (p.len, p.quick_ack),
+                None => return Ok(None),
+            },
+            Phase::Handshake(hs) => match hs.poll_transmit(now, rng, &mut self.scratch) {
+                Ok(Some(n)) => (n, false),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(BufferTooSmall { required: e.required }),
+            },
+            Phase::KeyReady(_) => return Ok(None),
+        };
+        self.after_handshake_step(now);
+        let payload = self.scratch.get(..len).unwrap_or(&[]);
+        let qa = quick_ack && self.transport.framing != Framing::Full;
+        let r = match &mut self.codec {
+            Codec::Plain { enc, .. } => enc.encode(payload, qa, rng, out),
+            Codec::Obfuscated(c) => c.encode(payload, qa, rng, out),
+            Codec::ObfuscatedPending => return Ok(None),
+        };
+        match r {
+            Ok(n) => Ok(Some(n)),
+            // Cannot happen with `out` at least `min_transmit_len`; the packet counts as lost and is resent.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if self.key_ready_event && matches!(self.phase, Phase::KeyReady(_) | Phase::Encrypted(_)) {
+            self.key_ready_event = false;
+            return Some(Event::AuthKeyReady);
+        }
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.poll_event(),
+            _ => None,
+        }
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.error.is_some() {
+            return None;
+        }
+        match &self.phase {
+            Phase::Encrypted(e) => e.poll_timeout(),
+            Phase::Handshake(hs) => hs.poll_timeout(),
+            Phase::KeyReady(_) => None,
+        }
+    }
+
+    /// Queues a message; returns its msg_id (every [`MsgKind::Query`] ends in exactly one event naming it).
+    pub fn send(&mut self, now: Instant, body: &[u8], kind: MsgKind) -> Result<MsgId, SendError> {
+        if self.error.is_some() {
+            return Err(SendError::Closed);
+        }
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.send(now, body, kind),
+            _ => Err(SendError::NotReady),
+        }
+    }
+
+    /// Client, on a temporary key: queues `auth.bindTempAuthKey` binding it to `perm_key` (see
+    /// [`Engine::bind_temp_key`]).
+    pub fn bind_temp_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        perm_key: &AuthKey,
+        expires_at: i32,
+        rng: &mut R,
+    ) -> Result<MsgId, SendError> {
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.bind_temp_key(now, perm_key, expires_at, rng),
+            _ => Err(SendError::NotReady),
+        }
+    }
+
+    /// DC: answers a request with `rpc_result`.
+    pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.answer(now, req, result),
+            _ => Err(SendError::NotReady),
+        }
+    }
+
+    /// DC: answers a request with `rpc_error`.
+    pub fn answer_error(&mut self, now: Instant, req: MsgId, code: i32, message: &[u8]) -> Result<MsgId, SendError> {
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.answer_error(now, req, code, message),
+            _ => Err(SendError::NotReady),
+        }
+    }
+
+    /// A new transport connection under the same session: the framing restarts (a new init or marker) and every
+    /// unacknowledged message is resent. Clears a transport error.
+    pub fn reconnect(&mut self, now: Instant) {
+        self.codec = Self::new_codec(self.transport, self.side);
+        self.quick_acks.clear();
+        self.error = None;
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.reconnect(now),
+            // A handshake does not survive its connection (item 22): start a new run.
+            Phase::Handshake(hs) => {
+                if let Some(cfg) = self.hs_cfg {
+                    *hs = ClientHandshake::new(cfg, now);
+                }
+            }
+            Phase::KeyReady(_) => {}
+        }
+    }
+
+    /// Fails every outstanding query with `Closed` (events follow) and stops sending.
+    pub fn close(&mut self) {
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.close(),
+            _ => self.error = Some(Error::Closed),
+        }
+    }
+}
