@@ -3,7 +3,9 @@
 //! Not part of the public API.
 
 pub mod crypto;
+pub mod handshake;
 pub mod keys;
+pub mod session;
 pub mod tl;
 pub mod transport;
 
@@ -15,7 +17,9 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
     tl::TARGETS
         .iter()
         .chain(crypto::TARGETS)
+        .chain(handshake::TARGETS)
         .chain(transport::TARGETS)
+        .chain(session::TARGETS)
         .chain(keys::TARGETS)
         .copied()
 }

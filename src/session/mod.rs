@@ -31,3 +31,12 @@ pub use pending::{BodyHandle, ResendPolicy, SentKind, SentRef, SentTracker, Trac
 pub use replay::{InboundMsgIds, MsgIdReject, ReplayWindow, TimeWindow};
 pub use salts::{BadServerSalt, ClientSalts, FutureSalt, SaltError, ServerSaltPolicy, ServerSalts};
 pub use seqno::{SeqNoChecker, SeqNoError, SeqNoExhausted, SeqNoGen};
+
+pub mod engine;
+pub mod event;
+
+pub use engine::{Engine, EngineConfig, MsgKind, Packet, Stats};
+pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
+pub mod facade;
+
+pub use facade::{Error, Session, SessionConfig, SessionLarge, SessionSmall, TransportConfig};

@@ -1,0 +1,2312 @@
+//! The encrypted session core, both roles, for one auth key: it turns received MTProto 2.0 packets into events and
+//! queued messages into packets, and runs every session-level check and service-message reaction.
+//!
+//! It composes the building blocks of this module ([`MsgIdGen`], [`InboundMsgIds`], [`SeqNoGen`]/[`SeqNoChecker`],
+//! [`ClientSalts`]/[`ServerSalts`], [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three fixed buffers:
+//! `RX` bytes for the received packet (events borrow their bodies from it), `RX` bytes for inflated `gzip_packed`
+//! bodies, and a `TX`-byte arena holding the plaintext body of every message that may still have to be resent.
+//! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer) and the pending events.
+//!
+//! Retransmission never re-encrypts a different plaintext under an old msg_id (item 38, attack B2): a message that
+//! timed out travels again, byte-identical, inside a **new** container with a fresh msg_id, and a message the peer
+//! refused (`bad_msg_notification`, `bad_server_salt`) is sent again under a **new** msg_id and seq_no.
+//!
+//! The engine is deterministic: randomness (padding, the session id, `new_session_created.unique_id`) is drawn only
+//! in the constructors and [`Engine::poll_packet`].
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::time::Duration;
+
+use rand_core::CryptoRng;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use super::acks::AckQueue;
+use super::bad_msg::BadMsgCode;
+use super::budget::ResendBudget;
+use super::event::{Dropped, Event, FailReason, RpcErrorKind, SendError};
+use super::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, Limits, MAX_FUTURE_SALTS};
+use super::msg_id::{Clock, MsgId, MsgIdGen, Side};
+use super::pending::{Acked, BodyHandle, NewSent, ResendPolicy, SentKind, SentTracker};
+use super::replay::{InboundMsgIds, MsgIdReject, TimeWindow, check_parity};
+use super::salts::{ClientSalts, FutureSalt as SaltEntry, ServerSaltPolicy, ServerSalts};
+use super::seqno::{SeqNoChecker, SeqNoGen};
+use crate::crypto::auth_key::AuthKey;
+use crate::crypto::packet::{self, Direction, MessageHeader, PaddingPolicy};
+use crate::time::{Instant, UnixTime};
+use crate::tl::gzip::GzipError;
+use crate::tl::{
+    self, BadMsg, BadServerSalt, DestroySessionNone, DestroySessionOk, FutureSalt as TlFutureSalt, GzipPacked, Message,
+    MsgContainer, MsgCopy, MsgResendReq, MsgsAck, MsgsStateInfo, NewSessionCreated, Pong, Reader, RpcAnswerUnknown,
+    RpcError, RpcResult, ServiceMessage, TlBare, TlRead, TlWrite, Writer,
+};
+
+/// Size of a `message` header inside a container (msg_id, seqno, bytes).
+const INNER_HDR: usize = 16;
+/// Size of a container's own header (constructor, count).
+const CONTAINER_HDR: usize = 8;
+/// The handle a tracked container carries: containers own no body.
+const NO_BODY: BodyHandle = BodyHandle(u32::MAX);
+/// Quick-ack tokens remembered per connection.
+const QUICK_ACKS: usize = 8;
+/// Largest `disconnect_delay` (seconds) a DC honours from `ping_delay_disconnect` (item 52).
+pub const MAX_DISCONNECT_DELAY: i32 = 3600;
+/// Most msg_ids one `msgs_ack` sent by this engine carries (well under the spec's 8192, to keep packets small).
+const ACKS_PER_PACKET: usize = 1024;
+
+/// What kind of message `send` queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MsgKind {
+    /// An RPC query (client): it ends in exactly one event, a result, an error or a failure.
+    Query,
+    /// A content-related message that expects no answer (a DC's update, a client's notice): settled by an ack.
+    Notice,
+}
+
+/// Tunables of the engine beyond [`Limits`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct EngineConfig {
+    /// Resource bounds.
+    pub limits: Limits,
+    /// Resend timing.
+    pub resend: ResendPolicy,
+    /// Outbound padding (item 39).
+    pub padding: PaddingPolicy,
+    /// Client: how often to send `ping_delay_disconnect` on an otherwise idle session; `None` disables it.
+    pub ping_interval: Option<Duration>,
+    /// Client: the `disconnect_delay` of those pings, in seconds.
+    pub ping_disconnect_delay: i32,
+    /// Client: a query without an answer after this long ends in `Failed { reason: Timeout }`.
+    pub rpc_timeout: Duration,
+    /// Client: ask for transport quick acks on packets carrying queries.
+    pub quick_ack: bool,
+    /// Client: fetch `future_salts` ahead of expiry.
+    pub future_salts: bool,
+    /// DC: refuse any msg_id below the highest already delivered (attack B1's opt-in strict ordering).
+    pub strict_order: bool,
+}
+
+impl EngineConfig {
+    /// The defaults: spec limits, a 60 s keepalive, a 300 s RPC timeout, quick acks off, future salts on.
+    pub const DEFAULT: EngineConfig = EngineConfig {
+        limits: Limits::DEFAULT,
+        resend: ResendPolicy::DEFAULT,
+        padding: PaddingPolicy::DEFAULT,
+        ping_interval: Some(Duration::from_secs(60)),
+        ping_disconnect_delay: 75,
+        rpc_timeout: Duration::from_secs(300),
+        quick_ack: false,
+        future_salts: true,
+        strict_order: false,
+    };
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig::DEFAULT
+    }
+}
+
+/// Counters, for hosts and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Stats {
+    /// Packets accepted.
+    pub packets_in: u64,
+    /// Packets produced.
+    pub packets_out: u64,
+    /// Packets dropped by decryption (item 29: one counter for every cause).
+    pub rejected: u64,
+    /// Packets or messages dropped by a session check (session id, msg_id, salt, seq_no, container).
+    pub dropped: u64,
+    /// Messages resent (in a new container, or under a new msg_id).
+    pub resent: u64,
+    /// `bad_msg_notification`s sent (DC) or acted upon (client).
+    pub bad_msgs: u64,
+    /// Queries failed.
+    pub failed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Buf {
+    Rx,
+    Gz,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Span {
+    buf: Buf,
+    off: u32,
+    len: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum EvRec {
+    Result { req: MsgId, body: Span },
+    Error { req: MsgId, code: i32, msg: Span },
+    Failed { req: MsgId, reason: FailReason },
+    Update(Span),
+    Reset(MsgId),
+    Request { msg_id: MsgId, body: Span },
+    Created(u64),
+    Disconnect,
+    Transport(i32),
+}
+
+impl EvRec {
+    fn uses_buffers(&self) -> bool {
+        matches!(
+            self,
+            EvRec::Result { .. } | EvRec::Error { .. } | EvRec::Update(_) | EvRec::Request { .. }
+        )
+    }
+}
+
+/// One outbound message whose body lives in the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Slot {
+    off: u32,
+    len: u32,
+    id: MsgId,
+    seq_no: u32,
+    kind: SentKind,
+    /// Kept until settled (false: sent once, then freed).
+    keep: bool,
+    /// Waiting for its (next) first transmission.
+    queued: bool,
+    /// Already known to the tracker (re-queued under a new msg_id).
+    in_tracker: bool,
+    /// Client queries: when they fail with `Timeout`.
+    deadline: Option<Instant>,
+    /// The msg_id `send` returned: events name it even after a resend under a new msg_id.
+    orig: MsgId,
+    /// Transmissions under the current msg_id.
+    sends: u8,
+    /// The peer acknowledged it: it has the message, so it is never renamed.
+    acked: bool,
+}
+
+/// A packet [`Engine::poll_packet`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Packet {
+    /// Its length at the start of `out`.
+    pub len: usize,
+    /// Client: ask the transport for a quick ack of it.
+    pub quick_ack: bool,
+}
+
+/// Where a received message's header fields came from (after decryption, or from the fuzzing hook).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Header {
+    salt: u64,
+    session_id: u64,
+    msg_id: MsgId,
+    seq_no: u32,
+}
+
+fn span_of(base: &[u8], s: &[u8], buf: Buf) -> Span {
+    let off = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    Span {
+        buf,
+        off: u32::try_from(off).unwrap_or(u32::MAX),
+        len: u32::try_from(s.len()).unwrap_or(0),
+    }
+}
+
+fn peek_ctor(body: &[u8]) -> Option<u32> {
+    Reader::new(body).peek_constructor().ok()
+}
+
+/// Whether a client message with this body must carry an odd seq_no (item 37).
+fn is_content_related(body: &[u8]) -> bool {
+    !matches!(
+        peek_ctor(body),
+        Some(MsgsAck::CONSTRUCTOR | MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR | tl::HttpWait::CONSTRUCTOR)
+    )
+}
+
+/// The encrypted-session engine of one role for one auth key.
+pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
+    core: Core<TX, MSGS>,
+    rx: [u8; RX],
+    gz: [u8; RX],
+    gz_used: usize,
+}
+
+struct Core<const TX: usize, const MSGS: usize> {
+    side: Side,
+    cfg: EngineConfig,
+    key: AuthKey,
+    session_id: u64,
+    session_known: bool,
+    clock: Clock,
+    ids: MsgIdGen,
+    seq: SeqNoGen,
+    inbound: InboundMsgIds<DEFAULT_REPLAY_WINDOW>,
+    seq_check: SeqNoChecker<DEFAULT_REPLAY_WINDOW>,
+    client_salts: ClientSalts<MAX_FUTURE_SALTS>,
+    server_salts: Option<ServerSalts>,
+    salt_secret: [u8; 32],
+    tracker: SentTracker<MSGS>,
+    acks: AckQueue<DEFAULT_ACK_QUEUE>,
+    budget: ResendBudget,
+    arena: [u8; TX],
+    arena_used: usize,
+    slots: [Option<Slot>; MSGS],
+    events: heapless::Deque<EvRec, MSGS>,
+    pending_reqs: heapless::Vec<MsgId, MSGS>,
+    forced: heapless::Vec<MsgId, MSGS>,
+    quick_acks: heapless::Deque<(u32, MsgId), QUICK_ACKS>,
+    next_ping_at: Option<Instant>,
+    ping_counter: u64,
+    salts_requested: bool,
+    disconnect_at: Option<Instant>,
+    nsc_first: Option<MsgId>,
+    nsc_due: bool,
+    stats: Stats,
+    closed: bool,
+}
+
+impl<const TX: usize, const MSGS: usize> Drop for Core<TX, MSGS> {
+    fn drop(&mut self) {
+        self.salt_secret.zeroize();
+        self.arena.zeroize();
+    }
+}
+
+impl<const RX: usize, const TX: usize, const MSGS: usize> Drop for Engine<RX, TX, MSGS> {
+    fn drop(&mut self) {
+        self.rx.zeroize();
+        self.gz.zeroize();
+    }
+}
+
+impl<const RX: usize, const TX: usize, const MSGS: usize> core::fmt::Debug for Engine<RX, TX, MSGS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("side", &self.core.side)
+            .field("key_id", &self.core.key.id())
+            .field("stats", &self.core.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
+    /// A client session under `key`, starting with `salt` (0 if unknown: the server answers `bad_server_salt`)
+    /// and `clock` (seeded from a Unix time hint, corrected by the server). The session id is drawn from `rng`.
+    pub fn client<R: CryptoRng + ?Sized>(
+        cfg: EngineConfig,
+        key: AuthKey,
+        salt: u64,
+        clock: Clock,
+        now: Instant,
+        rng: &mut R,
+    ) -> Self {
+        let mut core = Core::new(Side::Client, cfg, key, clock, now);
+        core.session_id = rng.next_u64();
+        core.session_known = true;
+        core.client_salts = ClientSalts::new(salt, Duration::from_secs(60));
+        core.next_ping_at = cfg.ping_interval.map(|d| now.saturating_add(d));
+        Self::wrap(core)
+    }
+
+    /// A DC session under `key` (the host looked it up by its id), waiting for the client's first message. The salt
+    /// schedule's secret is drawn from `rng`; `clock` is the DC's Unix clock.
+    pub fn server<R: CryptoRng + ?Sized>(
+        cfg: EngineConfig,
+        key: AuthKey,
+        clock: Clock,
+        now: Instant,
+        rng: &mut R,
+    ) -> Self {
+        let mut core = Core::new(Side::Server, cfg, key, clock, now);
+        rng.fill_bytes(&mut core.salt_secret);
+        core.init_server_salts(now);
+        Self::wrap(core)
+    }
+
+    fn wrap(core: Core<TX, MSGS>) -> Self {
+        Engine {
+            core,
+            rx: [0; RX],
+            gz: [0; RX],
+            gz_used: 0,
+        }
+    }
+
+    /// This engine's role.
+    pub fn side(&self) -> Side {
+        self.core.side
+    }
+
+    /// The session id (a DC's is 0 until the client's first message).
+    pub fn session_id(&self) -> u64 {
+        self.core.session_id
+    }
+
+    /// The auth key.
+    pub fn auth_key(&self) -> &AuthKey {
+        &self.core.key
+    }
+
+    /// The clock (Unix offset, synced or not).
+    pub fn clock(&self) -> &Clock {
+        &self.core.clock
+    }
+
+    /// The salt the next packet carries (client) or the DC's current salt.
+    pub fn current_salt(&self) -> u64 {
+        match &self.core.server_salts {
+            Some(s) => s.current(),
+            None => self.core.client_salts.current(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.core.stats
+    }
+
+    /// Messages in flight (queued, unacknowledged or awaiting an answer).
+    pub fn in_flight(&self) -> usize {
+        self.core.slots.iter().flatten().count()
+    }
+
+    /// Arena bytes in use.
+    pub fn arena_used(&self) -> usize {
+        self.core.arena_used
+    }
+
+    /// Received msg_ids waiting to be acknowledged.
+    pub fn pending_acks(&self) -> usize {
+        self.core.acks.len()
+    }
+
+    /// Events not yet taken.
+    pub fn pending_events(&self) -> usize {
+        self.core.events.len()
+    }
+
+    /// Whether an event borrowing the receive buffers is pending: a new packet would overwrite them, so the host
+    /// must drain [`poll_event`](Self::poll_event) first.
+    pub fn must_drain(&self) -> bool {
+        self.core.events.iter().any(EvRec::uses_buffers)
+    }
+
+    /// Queues a message (see [`MsgKind`]); returns its msg_id. The body (a serialized TL object, a multiple of 4
+    /// bytes) is kept in the arena until the message is settled. Full queues are backpressure, never loss.
+    pub fn send(&mut self, now: Instant, body: &[u8], kind: MsgKind) -> Result<MsgId, SendError> {
+        if body.len() > Self::max_body() {
+            return Err(SendError::TooLarge);
+        }
+        self.core.send(now, body, kind)
+    }
+
+    /// DC: answers the request `req` (delivered as [`Event::Request`]) with `rpc_result { req, result }`.
+    pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
+        if result.len() + 12 > Self::max_body() {
+            return Err(SendError::TooLarge);
+        }
+        self.core.answer(now, req, result)
+    }
+
+    /// DC: answers the request `req` with `rpc_error { code, message }`.
+    pub fn answer_error(&mut self, now: Instant, req: MsgId, code: i32, message: &[u8]) -> Result<MsgId, SendError> {
+        let err = RpcError {
+            error_code: code,
+            error_message: message,
+        };
+        if err.tl_len() + 12 > Self::max_body() || message.len() > tl::MAX_BYTES_LEN {
+            return Err(SendError::TooLarge);
+        }
+        let mut buf = [0u8; 256];
+        let n = tl::encode(&err, &mut buf).map_err(|_| SendError::TooLarge)?;
+        self.core.answer(now, req, buf.get(..n).unwrap_or(&[]))
+    }
+
+    /// The largest body `send` accepts: it must fit, wrapped in a container, in one `RX`-sized packet (the peer's
+    /// receive buffer is assumed to be as large as ours) and in the arena.
+    pub const fn max_body() -> usize {
+        let packet_room = RX.saturating_sub(packet::OUTER_HEADER_LEN + packet::INNER_HEADER_LEN + packet::MAX_PADDING);
+        let room = packet_room.saturating_sub(CONTAINER_HDR + INNER_HDR + 40);
+        if room < TX { room & !3 } else { TX & !3 }
+    }
+
+    /// The smallest `out` [`poll_packet`](Self::poll_packet) accepts.
+    pub fn min_out_len(&self) -> usize {
+        self.core
+            .cfg
+            .padding
+            .max_encrypted_len(self.core.max_payload::<RX>())
+            .unwrap_or(RX)
+    }
+
+    /// Processes one received MTProto packet (the transport's payload). `Ok` means it was accepted; `Err` tells why it
+    /// was dropped (a DC may have queued a `bad_msg_notification`). Returns the quick-ack token of the packet.
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) -> Result<u32, Dropped> {
+        if self.must_drain() {
+            return Err(Dropped::Backpressure);
+        }
+        let n = packet.len();
+        let Some(dst) = self.rx.get_mut(..n) else {
+            self.core.stats.dropped += 1;
+            return Err(Dropped::TooLarge);
+        };
+        dst.copy_from_slice(packet);
+        self.handle_rx(now, n)
+    }
+
+    fn handle_rx(&mut self, now: Instant, n: usize) -> Result<u32, Dropped> {
+        let dir = match self.core.side {
+            Side::Client => Direction::ServerToClient,
+            Side::Server => Direction::ClientToServer,
+        };
+        let (hdr, len, token) = {
+            let Some(buf) = self.rx.get_mut(..n) else {
+                return Err(Dropped::TooLarge);
+            };
+            match packet::decrypt(&self.core.key, dir, buf) {
+                Ok(v) => (
+                    Header {
+                        salt: v.salt(),
+                        session_id: v.session_id(),
+                        msg_id: MsgId(v.msg_id()),
+                        seq_no: v.seq_no(),
+                    },
+                    v.body().len(),
+                    v.quick_ack_token(),
+                ),
+                Err(_) => {
+                    self.core.stats.rejected += 1;
+                    return Err(Dropped::Rejected);
+                }
+            }
+        };
+        self.gz_used = 0;
+        let off = packet::body_offset();
+        let body = self.rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
+        let r = self
+            .core
+            .on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used);
+        match r {
+            Ok(()) => self.core.stats.packets_in += 1,
+            Err(_) => self.core.stats.dropped += 1,
+        }
+        r.map(|()| token)
+    }
+
+    /// **Fuzzing only**: processes a message as if it had passed decryption, so a fuzzer reaches the session logic
+    /// without forging msg_keys.
+    #[cfg(fuzzing)]
+    pub fn handle_plaintext_unchecked(
+        &mut self,
+        now: Instant,
+        salt: u64,
+        session_id: u64,
+        msg_id: u64,
+        seq_no: u32,
+        body: &[u8],
+    ) -> Result<(), Dropped> {
+        if self.must_drain() {
+            return Err(Dropped::Backpressure);
+        }
+        let off = packet::body_offset();
+        let dst = self.rx.get_mut(off..off + body.len()).ok_or(Dropped::TooLarge)?;
+        dst.copy_from_slice(body);
+        self.gz_used = 0;
+        let body = self.rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
+        let hdr = Header {
+            salt,
+            session_id,
+            msg_id: MsgId(msg_id),
+            seq_no,
+        };
+        self.core
+            .on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used)
+    }
+
+    /// A quick-ack token arrived from the transport (client): the packet it names was received.
+    pub fn handle_quick_ack(&mut self, token: u32) {
+        self.core.on_quick_ack(token);
+    }
+
+    /// A transport error code arrived (client): reported as [`Event::TransportError`].
+    pub fn handle_transport_error(&mut self, code: i32) {
+        let _ = self.core.events.push_back(EvRec::Transport(code));
+    }
+
+    /// Runs the timers due at `now`: query deadlines, the DC's salt rotation and disconnect timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.on_timeout(now);
+    }
+
+    /// The next instant [`handle_timeout`](Self::handle_timeout) or [`poll_packet`](Self::poll_packet) has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    /// The next event, borrowing the receive buffers.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        let rec = self.core.events.pop_front()?;
+        let get = |s: Span| -> &[u8] {
+            let b: &[u8] = match s.buf {
+                Buf::Rx => &self.rx,
+                Buf::Gz => &self.gz,
+            };
+            b.get(s.off as usize..(s.off as usize).saturating_add(s.len as usize))
+                .unwrap_or(&[])
+        };
+        Some(match rec {
+            EvRec::Result { req, body } => Event::RpcResult { req, body: get(body) },
+            EvRec::Error { req, code, msg } => {
+                let message = get(msg);
+                Event::RpcError {
+                    req,
+                    code,
+                    message,
+                    kind: RpcErrorKind::parse(message),
+                }
+            }
+            EvRec::Failed { req, reason } => Event::Failed { req, reason },
+            EvRec::Update(s) => Event::Update(get(s)),
+            EvRec::Reset(first_msg_id) => Event::SessionReset { first_msg_id },
+            EvRec::Request { msg_id, body } => Event::Request {
+                msg_id,
+                body: get(body),
+            },
+            EvRec::Created(session_id) => Event::SessionCreated { session_id },
+            EvRec::Disconnect => Event::DisconnectRequested,
+            EvRec::Transport(c) => Event::TransportError(c),
+        })
+    }
+
+    /// Writes the next packet (resends, queued messages, acks, service messages; several are packed into a
+    /// container) into `out`, or returns `Ok(None)` if there is nothing to send. `out` must hold
+    /// [`min_out_len`](Self::min_out_len) bytes; otherwise nothing changes.
+    pub fn poll_packet<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<Option<Packet>, super::event::BufferTooSmall> {
+        let required = self.min_out_len();
+        if out.len() < required {
+            return Err(super::event::BufferTooSmall { required });
+        }
+        Ok(self.core.poll_packet::<RX, R>(now, rng, out))
+    }
+
+    /// A new transport connection under the same session: every unacknowledged message becomes due for resending
+    /// (in a new container, item 38) and quick-ack tokens of the old connection are forgotten.
+    pub fn reconnect(&mut self, now: Instant) {
+        self.core.quick_acks.clear();
+        if let Some(first) = self.core.ids.last() {
+            // Everything sent so far (ids up to the last one) is due now.
+            self.core.tracker.requeue_before(MsgId(first.0.saturating_add(1)), now);
+        }
+    }
+
+    /// Fails every outstanding query with `Closed` and stops the engine.
+    pub fn close(&mut self) {
+        self.core.close();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.core.closed
+    }
+
+    /// DC: forgets the client session (as a DC that lost its state would): the next message starts a new one.
+    pub fn forget_session(&mut self) {
+        self.core.reset_server_session(0);
+        self.core.session_known = false;
+    }
+}
+
+impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
+    fn new(side: Side, cfg: EngineConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
+        let l = &cfg.limits;
+        Core {
+            side,
+            cfg,
+            key,
+            session_id: 0,
+            session_known: false,
+            clock,
+            ids: MsgIdGen::new(side),
+            seq: SeqNoGen::new(),
+            inbound: InboundMsgIds::new(
+                side.peer(),
+                TimeWindow {
+                    past: l.msg_id_max_past,
+                    future: l.msg_id_max_future,
+                },
+            ),
+            seq_check: SeqNoChecker::new(),
+            client_salts: ClientSalts::new(0, Duration::from_secs(60)),
+            server_salts: None,
+            salt_secret: [0; 32],
+            tracker: SentTracker::new(
+                TX,
+                ResendPolicy {
+                    max_attempts: l.max_resend_attempts,
+                    ..cfg.resend
+                },
+            ),
+            acks: AckQueue::new(l.ack_flush_threshold, l.ack_max_delay),
+            budget: ResendBudget::new(now, l.resend_burst_bytes, l.resend_bytes_per_sec),
+            arena: [0; TX],
+            arena_used: 0,
+            slots: [None; MSGS],
+            events: heapless::Deque::new(),
+            pending_reqs: heapless::Vec::new(),
+            forced: heapless::Vec::new(),
+            quick_acks: heapless::Deque::new(),
+            next_ping_at: None,
+            ping_counter: 0,
+            salts_requested: false,
+            disconnect_at: None,
+            nsc_first: None,
+            nsc_due: false,
+            stats: Stats::default(),
+            closed: false,
+        }
+    }
+
+    fn max_payload<const RX: usize>(&self) -> usize {
+        RX.saturating_sub(packet::OUTER_HEADER_LEN + packet::INNER_HEADER_LEN + packet::MAX_PADDING) & !3
+    }
+
+    // ---- salts (DC) --------------------------------------------------------------------------------------------
+
+    fn rotation_secs(&self) -> u64 {
+        self.cfg.limits.salt_rotation.as_secs().max(1)
+    }
+
+    /// The DC's salt for rotation period `p`: derived from a per-engine secret, so `future_salts` can promise the
+    /// salts of coming periods and rotation needs no RNG.
+    fn derived_salt(&self, p: u64) -> u64 {
+        let mut h = Sha256::new();
+        h.update(self.salt_secret);
+        h.update(p.to_le_bytes());
+        let d = h.finalize();
+        let mut b = [0u8; 8];
+        if let Some(s) = d.get(..8) {
+            b.copy_from_slice(s);
+        }
+        // Salt 0 means "unknown" on the wire; never issue it.
+        u64::from_le_bytes(b).max(1)
+    }
+
+    fn init_server_salts(&mut self, now: Instant) {
+        let rot = self.rotation_secs();
+        let unix = self.clock.unix_time(now).0;
+        let p = unix / rot;
+        let policy = ServerSaltPolicy {
+            rotation: Duration::from_secs(rot),
+            grace: self.cfg.limits.salt_grace,
+        };
+        self.server_salts = ServerSalts::new(self.derived_salt(p), UnixTime(p * rot), policy).ok();
+    }
+
+    fn rotate_server_salt(&mut self, now: Instant) {
+        let unix = self.clock.unix_time(now);
+        let rot = self.rotation_secs();
+        let mut guard = 0;
+        while let Some(s) = self.server_salts.as_ref()
+            && s.rotation_due(unix)
+            && guard < 4
+        {
+            let at = s.next_rotation();
+            let salt = self.derived_salt(at.0 / rot);
+            if let Some(s) = self.server_salts.as_mut() {
+                let _ = s.rotate(at, salt);
+            }
+            guard += 1;
+        }
+        if self.server_salts.as_ref().is_some_and(|s| s.rotation_due(unix)) {
+            // A jump of more than a few periods: restart the schedule at now.
+            self.init_server_salts(now);
+        }
+    }
+
+    // ---- the arena ---------------------------------------------------------------------------------------------
+
+    fn body_limit(&self) -> usize {
+        self.cfg.limits.max_unacked_bytes.min(TX)
+    }
+
+    /// Allocates a slot and writes its body with `f`, which gets exactly `len` bytes.
+    fn alloc(
+        &mut self,
+        len: usize,
+        mut slot: Slot,
+        f: impl FnOnce(&mut [u8]) -> Result<(), tl::Full>,
+    ) -> Result<usize, SendError> {
+        if !len.is_multiple_of(4) || len > TX {
+            return Err(SendError::TooLarge);
+        }
+        if self.arena_used + len > self.body_limit() {
+            return Err(SendError::QueueFull);
+        }
+        let idx = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(SendError::QueueFull)?;
+        let off = self.arena_used;
+        let dst = self.arena.get_mut(off..off + len).ok_or(SendError::QueueFull)?;
+        f(dst).map_err(|_| SendError::TooLarge)?;
+        self.arena_used += len;
+        slot.off = off as u32;
+        slot.len = len as u32;
+        if let Some(s) = self.slots.get_mut(idx) {
+            *s = Some(slot);
+        }
+        Ok(idx)
+    }
+
+    /// Frees a slot and compacts the arena (bounded by `TX` bytes moved).
+    fn free(&mut self, h: BodyHandle) {
+        if h == NO_BODY {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(h.0 as usize).and_then(Option::take) else {
+            return;
+        };
+        let (off, len) = (slot.off as usize, slot.len as usize);
+        let end = self.arena_used;
+        self.arena.copy_within(off + len..end, off);
+        self.arena_used -= len;
+        if let Some(tail) = self.arena.get_mut(self.arena_used..end) {
+            tail.fill(0);
+        }
+        for s in self.slots.iter_mut().flatten() {
+            if s.off as usize > off {
+                s.off -= len as u32;
+            }
+        }
+    }
+
+    fn slot_by_id(&self, id: MsgId) -> Option<(usize, Slot)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.filter(|s| s.id == id).map(|s| (i, s)))
+    }
+
+    fn body_of(&self, s: &Slot) -> &[u8] {
+        self.arena.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[])
+    }
+
+    fn push_event(&mut self, e: EvRec) {
+        // Capacity was reserved before processing began (see `on_packet`); a failure here would be a bug.
+        if self.events.push_back(e).is_err() {
+            warn!("session: event queue full");
+        }
+    }
+
+    // ---- sending -----------------------------------------------------------------------------------------------
+
+    fn send(&mut self, now: Instant, body: &[u8], kind: MsgKind) -> Result<MsgId, SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        let sent_kind = match (kind, self.side) {
+            (MsgKind::Query, Side::Client) => SentKind::RpcQuery,
+            (MsgKind::Query, Side::Server) => return Err(SendError::NotReady),
+            (MsgKind::Notice, _) => SentKind::Service,
+        };
+        if self.side == Side::Server && !self.session_known {
+            return Err(SendError::NotReady);
+        }
+        // A query must be able to end in an event: keep one event slot per query in flight.
+        if sent_kind == SentKind::RpcQuery && self.queries_in_flight() + 1 > MSGS.saturating_sub(1) {
+            return Err(SendError::QueueFull);
+        }
+        self.queue(now, sent_kind, true, false, body.len(), |d| {
+            d.copy_from_slice(body);
+            Ok(())
+        })
+    }
+
+    fn queries_in_flight(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.kind == SentKind::RpcQuery)
+            .count()
+    }
+
+    /// Queues a content-related message. `keep`: tracked until settled; `response`: a DC answer (id ≡ 1 mod 4).
+    fn queue(
+        &mut self,
+        now: Instant,
+        kind: SentKind,
+        keep: bool,
+        response: bool,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> Result<(), tl::Full>,
+    ) -> Result<MsgId, SendError> {
+        if keep && self.tracker.can_track(len as u32).is_err() {
+            return Err(SendError::QueueFull);
+        }
+        let slot = Slot {
+            off: 0,
+            len: 0,
+            id: MsgId(0),
+            seq_no: 0,
+            kind,
+            keep,
+            queued: true,
+            in_tracker: false,
+            deadline: None,
+            orig: MsgId(0),
+            sends: 0,
+            acked: false,
+        };
+        let idx = self.alloc(len, slot, f)?;
+        let id = if response {
+            self.ids.next_response(now, &self.clock)
+        } else {
+            self.ids.next(now, &self.clock)
+        };
+        let seq = self.seq.next(true);
+        let (Ok(id), Ok(seq)) = (id, seq) else {
+            self.free(BodyHandle(idx as u32));
+            return Err(SendError::Closed);
+        };
+        if let Some(Some(s)) = self.slots.get_mut(idx) {
+            s.id = id;
+            s.seq_no = seq;
+            s.orig = id;
+        }
+        Ok(id)
+    }
+
+    /// Queues a service message written by `w` (a TL value).
+    fn queue_tl<T: TlWrite>(&mut self, now: Instant, kind: SentKind, keep: bool, response: bool, v: &T) -> bool {
+        let len = v.tl_len();
+        self.queue(now, kind, keep, response, len, |d| {
+            let mut w = Writer::new(d);
+            v.write(&mut w)
+        })
+        .is_ok()
+    }
+
+    fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
+        if self.side != Side::Server {
+            return Err(SendError::NotReady);
+        }
+        let pos = self
+            .pending_reqs
+            .iter()
+            .position(|&r| r == req)
+            .ok_or(SendError::UnknownRequest)?;
+        let rr = RpcResult {
+            req_msg_id: req.to_wire(),
+            result,
+        };
+        let id = self.queue(now, SentKind::Service, true, true, rr.tl_len(), |d| {
+            rr.write(&mut Writer::new(d))
+        })?;
+        self.pending_reqs.swap_remove(pos);
+        Ok(id)
+    }
+
+    /// Sends a refused message's body again under a new msg_id and seq_no (items 38, 43). A container's members
+    /// are each re-sent.
+    fn resend_new_id(&mut self, now: Instant, id: MsgId) {
+        if self.tracker.kind_of(id) == Some(SentKind::Container) {
+            let mut members: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+            for m in self.tracker.members_of(id) {
+                let _ = members.push(m);
+            }
+            let _ = self.tracker.remove(id);
+            for m in members {
+                // A member that travelled before this container may have been received and executed: it goes
+                // again under its own msg_id (the DC drops a duplicate). Only a first transmission is renamed.
+                if self.slot_by_id(m).is_some_and(|(_, s)| s.sends > 1 || s.acked) {
+                    if !self.forced.contains(&m) {
+                        let _ = self.forced.push(m);
+                    }
+                } else {
+                    self.resend_one_new_id(now, m);
+                }
+            }
+        } else {
+            self.resend_one_new_id(now, id);
+        }
+    }
+
+    fn resend_one_new_id(&mut self, now: Instant, id: MsgId) {
+        let Some((idx, slot)) = self.slot_by_id(id) else { return };
+        if slot.acked || slot.sends > 1 {
+            // The peer has it, or may have it from an earlier transmission (and may have executed it): never
+            // renamed; its answer is awaited, or its attempts run out.
+            return;
+        }
+        let response = self.side == Side::Server && id.is_server_response();
+        let new = if response {
+            self.ids.next_response(now, &self.clock)
+        } else {
+            self.ids.next(now, &self.clock)
+        };
+        let (Ok(new), Ok(seq)) = (new, self.seq.next(true)) else {
+            return;
+        };
+        let in_tracker = self.tracker.replace_id(id, new, seq, now).is_ok();
+        if let Some(Some(s)) = self.slots.get_mut(idx) {
+            s.id = new;
+            s.seq_no = seq;
+            s.queued = true;
+            s.in_tracker = in_tracker;
+            s.sends = 0;
+        }
+        let _ = slot;
+        self.stats.resent += 1;
+    }
+
+    /// Client: a new session id (derived from the old one, no RNG needed) with fresh msg_ids and seq_nos; every
+    /// message still in flight is sent again under a new id, except those the DC acknowledged.
+    fn restart_session(&mut self, now: Instant) {
+        let mut h = Sha256::new();
+        h.update(self.session_id.to_le_bytes());
+        h.update(self.clock.msg_time(now).to_le_bytes());
+        let d = h.finalize();
+        let mut b = [0u8; 8];
+        if let Some(x) = d.get(..8) {
+            b.copy_from_slice(x);
+        }
+        self.session_id = u64::from_le_bytes(b);
+        self.ids = MsgIdGen::new(self.side);
+        self.seq = SeqNoGen::new();
+        self.inbound.reset();
+        self.tracker = SentTracker::new(TX, self.tracker.policy());
+        self.quick_acks.clear();
+        self.forced.clear();
+        self.salts_requested = false;
+        let mut order: heapless::Vec<(MsgId, usize), MSGS> = heapless::Vec::new();
+        for (i, s) in self.slots.iter().enumerate() {
+            if let Some(s) = s {
+                let _ = order.push((s.id, i));
+            }
+        }
+        order.sort_unstable();
+        for (_, i) in order {
+            let (Ok(id), Ok(seq)) = (self.ids.next(now, &self.clock), self.seq.next(true)) else {
+                continue;
+            };
+            if let Some(Some(s)) = self.slots.get_mut(i) {
+                s.id = id;
+                s.seq_no = seq;
+                s.queued = true;
+                s.in_tracker = false;
+                s.sends = 0;
+                s.acked = false;
+            }
+        }
+        self.stats.resent += 1;
+    }
+
+    fn fail(&mut self, id: MsgId, reason: FailReason) {
+        let req = self.slot_by_id(id).map_or(id, |(_, s)| s.orig);
+        if let Some(r) = self.tracker.remove(id) {
+            self.free(r.handle);
+        } else if let Some((idx, _)) = self.slot_by_id(id) {
+            self.free(BodyHandle(idx as u32));
+        }
+        self.stats.failed += 1;
+        self.push_event(EvRec::Failed { req, reason });
+    }
+
+    fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let mut queries: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+        for s in self.slots.iter().flatten().filter(|s| s.kind == SentKind::RpcQuery) {
+            let _ = queries.push(s.id);
+        }
+        for q in queries {
+            self.fail(q, FailReason::Closed);
+        }
+    }
+
+    // ---- receiving ---------------------------------------------------------------------------------------------
+
+    fn on_packet(
+        &mut self,
+        now: Instant,
+        h: Header,
+        body: &[u8],
+        rx: &[u8],
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) -> Result<(), Dropped> {
+        if self.closed {
+            return Err(Dropped::WrongSession);
+        }
+        match self.side {
+            Side::Client => self.client_packet(now, h, body, rx, gz, gz_used),
+            Side::Server => self.server_packet(now, h, body, rx, gz, gz_used),
+        }
+    }
+
+    /// Validates a container's structure (item 48): at most the configured count, no nesting or copies, inner
+    /// ids below the container's, unique, with the sender's parity, and inner seq_nos not above the container's.
+    fn check_container(&self, h: &Header, c: &MsgContainer<'_>) -> Result<usize, Dropped> {
+        let n = c.messages.len();
+        if n > self.cfg.limits.max_container_messages {
+            return Err(Dropped::Malformed);
+        }
+        for (i, m) in c.iter().enumerate() {
+            let id = MsgId::from_wire(m.msg_id);
+            if id >= h.msg_id
+                || check_parity(id, self.side.peer()).is_err()
+                || m.seqno < 0
+                || m.seqno as u32 > h.seq_no
+                || matches!(
+                    peek_ctor(m.body),
+                    Some(MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR)
+                )
+                || c.iter().take(i).any(|o| o.msg_id == m.msg_id)
+            {
+                return Err(Dropped::Malformed);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether the client may skip the time-window check for this body: a `bad_msg_notification` with code 16/17 or
+    /// a `bad_server_salt` about a message we sent and still track (item 34's exception).
+    fn time_exempt(&self, body: &[u8]) -> bool {
+        match ServiceMessage::decode_body(body) {
+            Ok(ServiceMessage::BadMsg(b)) => {
+                matches!(b.error_code, 16 | 17) && self.tracker.reference(MsgId::from_wire(b.bad_msg_id)).is_some()
+            }
+            Ok(ServiceMessage::BadServerSalt(b)) => self.tracker.reference(MsgId::from_wire(b.bad_msg_id)).is_some(),
+            _ => false,
+        }
+    }
+
+    fn client_packet(
+        &mut self,
+        now: Instant,
+        h: Header,
+        body: &[u8],
+        rx: &[u8],
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) -> Result<(), Dropped> {
+        if h.session_id != self.session_id {
+            return Err(Dropped::WrongSession);
+        }
+        let unix = self.clock.unix_time(now);
+        let synced = self.clock.is_synced();
+        let enforce = synced && !self.time_exempt(body);
+        self.inbound
+            .check(h.msg_id, unix, enforce)
+            .map_err(|_| Dropped::BadMsgId)?;
+        if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
+            let c = MsgContainer::decode(body).map_err(|_| Dropped::Malformed)?;
+            let n = self.check_container(&h, &c)?;
+            if self.events.capacity() - self.events.len() < n {
+                return Err(Dropped::Backpressure);
+            }
+            self.inbound
+                .accept(h.msg_id, unix, enforce)
+                .map_err(|_| Dropped::BadMsgId)?;
+            for m in c.iter() {
+                let id = MsgId::from_wire(m.msg_id);
+                let enforce = synced && !self.time_exempt(m.body);
+                if self.inbound.accept(id, unix, enforce).is_err() {
+                    // A duplicate (a resend of something we have) or out of window: ignored, still acked.
+                    if m.seqno % 2 == 1 {
+                        let _ = self.acks.push(now, id);
+                    }
+                    continue;
+                }
+                self.client_message(now, id, m.seqno as u32, h.salt, m.body, rx, gz, gz_used);
+            }
+        } else {
+            if self.events.is_full() {
+                return Err(Dropped::Backpressure);
+            }
+            self.inbound
+                .accept(h.msg_id, unix, enforce)
+                .map_err(|_| Dropped::BadMsgId)?;
+            self.client_message(now, h.msg_id, h.seq_no, h.salt, body, rx, gz, gz_used);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn client_message(
+        &mut self,
+        now: Instant,
+        id: MsgId,
+        seq_no: u32,
+        salt: u64,
+        body: &[u8],
+        rx: &[u8],
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) {
+        if seq_no % 2 == 1 && self.acks.push(now, id).is_err() {
+            warn!("session: ack queue full");
+        }
+        let msg = match ServiceMessage::decode_body(body) {
+            Ok(m) => m,
+            Err(tl::DecodeError::UnknownConstructor(_)) => {
+                if seq_no % 2 == 1 {
+                    self.push_event(EvRec::Update(span_of(rx, body, Buf::Rx)));
+                }
+                return;
+            }
+            Err(_) => {
+                self.stats.dropped += 1;
+                return;
+            }
+        };
+        match msg {
+            ServiceMessage::RpcResult(r) => self.on_rpc_result(r, salt, rx, gz, gz_used),
+            ServiceMessage::MsgsAck(a) => {
+                for mid in a.msg_ids.iter() {
+                    self.on_ack(MsgId::from_wire(mid));
+                }
+            }
+            ServiceMessage::BadMsg(b) => {
+                self.on_bad_msg(now, id, MsgId::from_wire(b.bad_msg_id), b.error_code, None);
+            }
+            ServiceMessage::BadServerSalt(b) => {
+                self.on_bad_msg(
+                    now,
+                    id,
+                    MsgId::from_wire(b.bad_msg_id),
+                    b.error_code,
+                    Some(b.new_server_salt as u64),
+                );
+            }
+            ServiceMessage::NewSessionCreated(n) => {
+                // Authenticated, in this session, and through the msg_id checks (item 46).
+                self.client_salts.adopt_new_session_salt(n.server_salt as u64);
+                let first = MsgId::from_wire(n.first_msg_id);
+                self.tracker.requeue_before(first, now);
+                self.push_event(EvRec::Reset(first));
+            }
+            ServiceMessage::Pong(p) => {
+                if let Some(r) = self.tracker.resolve_pong(MsgId::from_wire(p.msg_id), p.ping_id as u64) {
+                    self.free(r.handle);
+                }
+            }
+            ServiceMessage::FutureSalts(f) => self.on_future_salts(now, &f),
+            ServiceMessage::MsgsStateInfo(info) => self.on_state_info(now, &info),
+            ServiceMessage::MsgDetailed(d) if self.tracker.reference(MsgId::from_wire(d.msg_id)).is_some() => {
+                self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id));
+            }
+            ServiceMessage::MsgNewDetailedInfo(d) => self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id)),
+            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids })
+            | ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => self.on_resend_req(now, msg_ids),
+            ServiceMessage::GzipPacked(g) => {
+                // A gzipped update (or container; containers inside gzip are not unpacked: left out).
+                if let Some(span) = self.inflate(&g, gz, gz_used)
+                    && seq_no % 2 == 1
+                {
+                    let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
+                    if !matches!(
+                        peek_ctor(inner),
+                        Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR)
+                    ) {
+                        self.push_event(EvRec::Update(span));
+                    }
+                }
+            }
+            // msg_copy is rejected (item 51); the rest is informational or not for a client.
+            _ => {}
+        }
+    }
+
+    fn inflate(&mut self, g: &GzipPacked<'_>, gz: &mut [u8], gz_used: &mut usize) -> Option<Span> {
+        let start = *gz_used;
+        let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
+        let out = gz.get_mut(start..cap)?;
+        let n = g.inflate(out).ok()?;
+        *gz_used = start + n;
+        Some(Span {
+            buf: Buf::Gz,
+            off: start as u32,
+            len: n as u32,
+        })
+    }
+
+    fn on_rpc_result(&mut self, r: RpcResult<'_>, salt: u64, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
+        let wire_req = MsgId::from_wire(r.req_msg_id);
+        // Item 42: only the first result of a query we track resolves it; anything else is ignored (still acked).
+        let Some(res) = self.tracker.resolve_rpc(wire_req) else {
+            return;
+        };
+        let req = self
+            .slots
+            .get(res.handle.0 as usize)
+            .copied()
+            .flatten()
+            .map_or(wire_req, |s| s.orig);
+        let _ = self.client_salts.adopt_response_salt(&res.proof, salt);
+        self.free(res.handle);
+        let (buf_is_gz, result): (Option<Span>, &[u8]) = match peek_ctor(r.result) {
+            Some(GzipPacked::CONSTRUCTOR) => {
+                let Ok(g) = GzipPacked::decode(r.result) else {
+                    return self.push_event(EvRec::Failed {
+                        req,
+                        reason: FailReason::MalformedResult,
+                    });
+                };
+                let start = *gz_used;
+                let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
+                let Some(out) = gz.get_mut(start..cap) else {
+                    return self.push_event(EvRec::Failed {
+                        req,
+                        reason: FailReason::ResultTooLarge,
+                    });
+                };
+                match g.inflate(out) {
+                    Ok(n) => {
+                        *gz_used = start + n;
+                        (
+                            Some(Span {
+                                buf: Buf::Gz,
+                                off: start as u32,
+                                len: n as u32,
+                            }),
+                            &[],
+                        )
+                    }
+                    Err(GzipError::OutputTooLarge) => {
+                        return self.push_event(EvRec::Failed {
+                            req,
+                            reason: FailReason::ResultTooLarge,
+                        });
+                    }
+                    Err(_) => {
+                        return self.push_event(EvRec::Failed {
+                            req,
+                            reason: FailReason::MalformedResult,
+                        });
+                    }
+                }
+            }
+            _ => (None, r.result),
+        };
+        let (base, data, which): (&[u8], &[u8], Buf) = match buf_is_gz {
+            Some(s) => {
+                let d = gz.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
+                (&*gz, d, Buf::Gz)
+            }
+            None => (rx, result, Buf::Rx),
+        };
+        match peek_ctor(data) {
+            Some(RpcError::CONSTRUCTOR) => match RpcError::decode(data) {
+                Ok(e) => {
+                    let msg = span_of(base, e.error_message, which);
+                    self.push_event(EvRec::Error {
+                        req,
+                        code: e.error_code,
+                        msg,
+                    });
+                }
+                Err(_) => self.push_event(EvRec::Failed {
+                    req,
+                    reason: FailReason::MalformedResult,
+                }),
+            },
+            // No gzip inside gzip (item 50).
+            Some(GzipPacked::CONSTRUCTOR) => {
+                self.push_event(EvRec::Failed {
+                    req,
+                    reason: FailReason::MalformedResult,
+                });
+            }
+            _ => self.push_event(EvRec::Result {
+                req,
+                body: span_of(base, data, which),
+            }),
+        }
+    }
+
+    fn on_ack(&mut self, id: MsgId) {
+        match self.tracker.ack(id) {
+            Some(Acked::Released(r)) => self.free(r.handle),
+            Some(Acked::AwaitingAnswer) => {
+                if let Some((idx, _)) = self.slot_by_id(id)
+                    && let Some(Some(s)) = self.slots.get_mut(idx)
+                {
+                    s.acked = true;
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn on_quick_ack(&mut self, token: u32) {
+        let token = token | 0x8000_0000;
+        let Some(pos) = self.quick_acks.iter().position(|&(t, _)| t == token) else {
+            return;
+        };
+        let mut outer = MsgId(0);
+        for _ in 0..=pos {
+            if let Some((_, id)) = self.quick_acks.pop_front() {
+                outer = id;
+            }
+        }
+        let mut members: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+        for m in self.tracker.members_of(outer) {
+            let _ = members.push(m);
+        }
+        self.on_ack(outer);
+        for m in members {
+            self.on_ack(m);
+        }
+    }
+
+    /// `bad_msg_notification` / `bad_server_salt` (item 43): acted upon only if it names a message we sent and
+    /// still track; the proof gates the clock and salt updates (B20).
+    fn on_bad_msg(&mut self, now: Instant, server_id: MsgId, bad: MsgId, code: i32, salt: Option<u64>) {
+        let Some(proof) = self.tracker.reference(bad) else {
+            return;
+        };
+        let Ok(code) = BadMsgCode::from_code(code) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        self.stats.bad_msgs += 1;
+        match code {
+            BadMsgCode::MsgIdTooLow | BadMsgCode::MsgIdTooHigh => {
+                self.clock.sync_to_server_msg_id(&proof, now, server_id);
+                let ahead = self
+                    .ids
+                    .last()
+                    .is_some_and(|l| l.0 > self.clock.msg_time(now).saturating_add(30 << 32));
+                if ahead {
+                    // Our ids ran ahead of the corrected clock and must stay increasing within a session: start
+                    // a new session, whose fresh ids follow the corrected clock (item 36).
+                    self.restart_session(now);
+                } else {
+                    self.resend_new_id(now, bad);
+                }
+            }
+            BadMsgCode::BadServerSalt => {
+                match salt {
+                    Some(s) => self.client_salts.adopt_bad_server_salt(&proof, s),
+                    None => return,
+                }
+                self.resend_new_id(now, bad);
+            }
+            BadMsgCode::ContainerIdReused => {
+                // The DC already has a container with this id (a duplicate arrived): its members go again, under
+                // their own ids, in a new container.
+                let mut members: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+                for m in self.tracker.members_of(bad) {
+                    let _ = members.push(m);
+                }
+                for m in members {
+                    if !self.forced.contains(&m) {
+                        let _ = self.forced.push(m);
+                    }
+                }
+            }
+            BadMsgCode::MsgIdBadParity
+            | BadMsgCode::MsgTooOld
+            | BadMsgCode::SeqNoTooLow
+            | BadMsgCode::SeqNoTooHigh
+            | BadMsgCode::InvalidContainer => self.resend_new_id(now, bad),
+            BadMsgCode::EvenSeqNoExpected | BadMsgCode::OddSeqNoExpected => {
+                // Our classification disagrees with the server's: resending cannot help.
+                let mut ids: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+                if proof.kind() == SentKind::Container {
+                    for m in self.tracker.members_of(bad) {
+                        let _ = ids.push(m);
+                    }
+                    let _ = self.tracker.remove(bad);
+                } else {
+                    let _ = ids.push(bad);
+                }
+                for id in ids {
+                    if self.tracker.kind_of(id) == Some(SentKind::RpcQuery) {
+                        self.fail(id, FailReason::Rejected(code));
+                    } else if let Some(r) = self.tracker.remove(id) {
+                        self.free(r.handle);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_future_salts(&mut self, now: Instant, f: &tl::FutureSalts<'_>) {
+        let Some(res) = self.tracker.resolve_future_salts(MsgId::from_wire(f.req_msg_id)) else {
+            return;
+        };
+        self.free(res.handle);
+        self.salts_requested = false;
+        let mut v: heapless::Vec<SaltEntry, MAX_FUTURE_SALTS> = heapless::Vec::new();
+        for s in f.salts.iter() {
+            let e = SaltEntry {
+                valid_since: UnixTime(u64::try_from(s.valid_since).unwrap_or(0)),
+                valid_until: UnixTime(u64::try_from(s.valid_until).unwrap_or(0)),
+                salt: s.salt as u64,
+            };
+            if v.push(e).is_err() {
+                return;
+            }
+        }
+        let unix = self.clock.unix_time(now);
+        let _ = self.client_salts.store_future_salts(&res.proof, unix, &v);
+    }
+
+    /// `msgs_state_info` (item 47): must answer our `msgs_state_req` with one byte per id asked.
+    fn on_state_info(&mut self, now: Instant, info: &MsgsStateInfo<'_>) {
+        let req = MsgId::from_wire(info.req_msg_id);
+        let Some((_, slot)) = self.slot_by_id(req) else { return };
+        if slot.kind != SentKind::StateReq {
+            return;
+        }
+        let mut asked: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+        let count = match tl::MsgsStateReq::decode(self.body_of(&slot)) {
+            Ok(q) => {
+                for id in q.msg_ids.iter() {
+                    let _ = asked.push(MsgId::from_wire(id));
+                }
+                q.msg_ids.len()
+            }
+            Err(_) => return,
+        };
+        if count != info.info.len() {
+            return;
+        }
+        if let Some(r) = self.tracker.resolve_state_req(req) {
+            self.free(r.handle);
+        }
+        for (id, state) in asked.iter().zip(info.info.iter()) {
+            // 1-3: the server does not have it: send it again under a new msg_id (item 38).
+            if matches!(state & 7, 1..=3) && self.tracker.reference(*id).is_some() {
+                self.resend_new_id(now, *id);
+            }
+        }
+    }
+
+    /// `msg_detailed_info` / `msg_new_detailed_info`: ack the answer if we have it, otherwise ask for it.
+    fn on_answer_exists(&mut self, now: Instant, answer: MsgId) {
+        if check_parity(answer, self.side.peer()).is_err() {
+            return;
+        }
+        if self.inbound.window().contains(answer) {
+            let _ = self.acks.push(now, answer);
+        } else {
+            let ids = [answer.to_wire()];
+            let req = MsgResendReq {
+                msg_ids: tl::TlVec::from_slice(&ids),
+            };
+            self.queue_tl(now, SentKind::Service, false, false, &req);
+        }
+    }
+
+    /// A peer's `msg_resend_req`: ids we sent and track are resent (in a new container) within the byte budget
+    /// (item 49, B16); ids with the requester's own parity, or unknown, are answered with `msgs_state_info`.
+    fn on_resend_req(&mut self, now: Instant, ids: tl::LongVec<'_>) {
+        let mut unknown = 0usize;
+        for id in ids.iter().map(MsgId::from_wire) {
+            match self.slot_by_id(id) {
+                Some((_, s)) if !s.queued && check_parity(id, self.side).is_ok() => {
+                    let cost = u64::from(s.len) + INNER_HDR as u64;
+                    if self.budget.try_spend(now, cost).is_err() {
+                        break;
+                    }
+                    if !self.forced.contains(&id) {
+                        let _ = self.forced.push(id);
+                    }
+                }
+                _ => unknown += 1,
+            }
+        }
+        if unknown > 0 {
+            self.answer_state(now, None, ids, true);
+        }
+    }
+
+    // ---- DC role ---------------------------------------------------------------------------------------------
+
+    fn reset_server_session(&mut self, session_id: u64) {
+        self.inbound.reset();
+        self.seq_check = SeqNoChecker::new();
+        let handles: heapless::Vec<usize, MSGS> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        for i in handles {
+            if let Some(Some(s)) = self.slots.get(i) {
+                let id = s.id;
+                let _ = self.tracker.remove(id);
+            }
+            self.free(BodyHandle(i as u32));
+        }
+        self.tracker = SentTracker::new(TX, self.tracker.policy());
+        self.pending_reqs.clear();
+        self.forced.clear();
+        self.acks = AckQueue::new(self.cfg.limits.ack_flush_threshold, self.cfg.limits.ack_max_delay);
+        self.seq = SeqNoGen::new();
+        self.session_id = session_id;
+        self.nsc_first = None;
+        self.nsc_due = false;
+        self.disconnect_at = None;
+    }
+
+    /// Marks a refused, authenticated msg_id as received, so no later copy of it is ever accepted: the client
+    /// re-sends the content under a new msg_id, and accepting the old one too would execute it twice.
+    fn burn(&mut self, id: MsgId, unix: UnixTime) {
+        let _ = self.inbound.accept(id, unix, false);
+    }
+
+    fn notify_bad(&mut self, now: Instant, bad: MsgId, seq_no: u32, code: BadMsgCode) {
+        self.stats.bad_msgs += 1;
+        let b = BadMsg {
+            bad_msg_id: bad.to_wire(),
+            bad_msg_seqno: seq_no as i32,
+            error_code: code.code(),
+        };
+        self.queue_tl(now, SentKind::Service, false, true, &b);
+    }
+
+    fn server_packet(
+        &mut self,
+        now: Instant,
+        h: Header,
+        body: &[u8],
+        rx: &[u8],
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) -> Result<(), Dropped> {
+        let unix = self.clock.unix_time(now);
+        let is_container = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
+        let same_session = self.session_known && h.session_id == self.session_id;
+        // A message already received is dropped silently (re-acked) before any other check, so a duplicate or
+        // replay never provokes a notification that could make the client rename, and so repeat, a message.
+        if same_session && self.inbound.window().contains(h.msg_id) {
+            if is_container {
+                self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::ContainerIdReused);
+            } else if h.seq_no % 2 == 1 {
+                let _ = self.acks.push(now, h.msg_id);
+            }
+            return Err(Dropped::BadMsgId);
+        }
+        // Parity and time before the session: a stale replay must not start (and so reset) a session.
+        let early = check_parity(h.msg_id, Side::Client).and_then(|()| {
+            TimeWindow {
+                past: self.cfg.limits.msg_id_max_past,
+                future: self.cfg.limits.msg_id_max_future,
+            }
+            .check(h.msg_id, unix)
+        });
+        if let Err(e) = early {
+            if same_session || !self.session_known {
+                // Before a session exists, answer in the client's session so it can correct its clock.
+                if !self.session_known {
+                    self.session_id = h.session_id;
+                }
+                if let Some(code) = e.bad_msg_code(is_container) {
+                    self.notify_bad(now, h.msg_id, h.seq_no, code);
+                }
+                if e == MsgIdReject::TooHigh && same_session {
+                    self.burn(h.msg_id, unix);
+                }
+            }
+            return Err(Dropped::BadMsgId);
+        }
+        if !self.session_known || h.session_id != self.session_id {
+            self.reset_server_session(h.session_id);
+            self.session_known = true;
+            self.nsc_due = true;
+            self.push_event(EvRec::Created(h.session_id));
+        }
+        if self.cfg.strict_order && self.inbound.window().highest().is_some_and(|hi| h.msg_id < hi) {
+            return Err(Dropped::OutOfOrder);
+        }
+        match self.inbound.check(h.msg_id, unix, true) {
+            Ok(()) => {}
+            Err(MsgIdReject::Duplicate) => {
+                if is_container {
+                    self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::ContainerIdReused);
+                } else if h.seq_no % 2 == 1 {
+                    let _ = self.acks.push(now, h.msg_id);
+                }
+                return Err(Dropped::BadMsgId);
+            }
+            Err(e) => {
+                if let Some(code) = e.bad_msg_code(is_container) {
+                    self.notify_bad(now, h.msg_id, h.seq_no, code);
+                }
+                return Err(Dropped::BadMsgId);
+            }
+        }
+        // Item 35: the current salt, or the previous one during its grace period; salt 0 never passes.
+        if let Some(s) = self.server_salts.as_ref()
+            && let Err(b) = s.check(h.salt, unix)
+        {
+            self.stats.bad_msgs += 1;
+            let bs = BadServerSalt {
+                bad_msg_id: h.msg_id.to_wire(),
+                bad_msg_seqno: h.seq_no as i32,
+                error_code: BadMsgCode::BadServerSalt.code(),
+                new_server_salt: b.new_salt as i64,
+            };
+            self.queue_tl(now, SentKind::Service, false, true, &bs);
+            // The id is spent: a delayed copy of this packet must not be accepted once the salt (or the client's
+            // clock) would pass, after the client re-sent its content under a new msg_id.
+            self.burn(h.msg_id, unix);
+            return Err(Dropped::BadSalt);
+        }
+        if is_container {
+            let c = match MsgContainer::decode(body) {
+                Ok(c) => c,
+                Err(_) => {
+                    self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
+                    return Err(Dropped::Malformed);
+                }
+            };
+            let n = match self.check_container(&h, &c) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
+                    return Err(e);
+                }
+            };
+            if self.events.capacity() - self.events.len() < n || self.pending_reqs.capacity() < n {
+                return Err(Dropped::Backpressure);
+            }
+            if let Err(e) = self.seq_check.check(h.msg_id, h.seq_no, false) {
+                self.notify_bad(now, h.msg_id, h.seq_no, e.bad_msg_code());
+                self.burn(h.msg_id, unix);
+                return Err(Dropped::BadSeqNo);
+            }
+            let _ = self.inbound.accept(h.msg_id, unix, true);
+            self.seq_check.record(h.msg_id, h.seq_no);
+            for m in c.iter() {
+                let id = MsgId::from_wire(m.msg_id);
+                let seq = m.seqno as u32;
+                if self.inbound.window().contains(id) {
+                    if seq % 2 == 1 {
+                        let _ = self.acks.push(now, id);
+                    }
+                    continue;
+                }
+                match self.inbound.check(id, unix, true) {
+                    Ok(()) => {}
+                    Err(MsgIdReject::Duplicate) => {
+                        if seq % 2 == 1 {
+                            let _ = self.acks.push(now, id);
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        if let Some(code) = e.bad_msg_code(false) {
+                            self.notify_bad(now, id, seq, code);
+                        }
+                        if e == MsgIdReject::TooHigh {
+                            self.burn(id, unix);
+                        }
+                        continue;
+                    }
+                }
+                if let Err(e) = self.seq_check.check(id, seq, is_content_related(m.body)) {
+                    self.notify_bad(now, id, seq, e.bad_msg_code());
+                    self.burn(id, unix);
+                    continue;
+                }
+                let _ = self.inbound.accept(id, unix, true);
+                self.seq_check.record(id, seq);
+                self.server_message(now, id, seq, m.body, rx, gz, gz_used);
+            }
+        } else {
+            if self.events.is_full() || self.pending_reqs.is_full() {
+                return Err(Dropped::Backpressure);
+            }
+            if let Err(e) = self.seq_check.check(h.msg_id, h.seq_no, is_content_related(body)) {
+                self.notify_bad(now, h.msg_id, h.seq_no, e.bad_msg_code());
+                self.burn(h.msg_id, unix);
+                return Err(Dropped::BadSeqNo);
+            }
+            let _ = self.inbound.accept(h.msg_id, unix, true);
+            self.seq_check.record(h.msg_id, h.seq_no);
+            self.server_message(now, h.msg_id, h.seq_no, body, rx, gz, gz_used);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn server_message(
+        &mut self,
+        now: Instant,
+        id: MsgId,
+        seq_no: u32,
+        body: &[u8],
+        rx: &[u8],
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) {
+        if self.nsc_due && self.nsc_first.is_none_or(|f| id < f) {
+            self.nsc_first = Some(id);
+        }
+        if seq_no % 2 == 1 && self.acks.push(now, id).is_err() {
+            warn!("session: ack queue full");
+        }
+        let msg = match ServiceMessage::decode_body(body) {
+            Ok(m) => m,
+            Err(tl::DecodeError::UnknownConstructor(_)) => {
+                let _ = self.pending_reqs.push(id);
+                self.push_event(EvRec::Request {
+                    msg_id: id,
+                    body: span_of(rx, body, Buf::Rx),
+                });
+                return;
+            }
+            Err(_) => {
+                self.stats.dropped += 1;
+                return;
+            }
+        };
+        match msg {
+            ServiceMessage::Ping(p) => {
+                self.queue_tl(
+                    now,
+                    SentKind::Service,
+                    false,
+                    true,
+                    &Pong {
+                        msg_id: id.to_wire(),
+                        ping_id: p.ping_id,
+                    },
+                );
+            }
+            ServiceMessage::PingDelayDisconnect(p) => {
+                let delay = p.disconnect_delay.clamp(0, MAX_DISCONNECT_DELAY) as u64;
+                self.disconnect_at = Some(now.saturating_add(Duration::from_secs(delay)));
+                self.queue_tl(
+                    now,
+                    SentKind::Service,
+                    false,
+                    true,
+                    &Pong {
+                        msg_id: id.to_wire(),
+                        ping_id: p.ping_id,
+                    },
+                );
+            }
+            ServiceMessage::GetFutureSalts(g) => self.answer_future_salts(now, id, g.num),
+            ServiceMessage::MsgsStateReq(q) => {
+                self.answer_state(now, Some(id), q.msg_ids, false);
+            }
+            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids })
+            | ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => self.on_resend_req(now, msg_ids),
+            ServiceMessage::DestroySession(d) => {
+                // Only sessions of this key are visible here (item 52); this engine holds one.
+                if d.session_id as u64 == self.session_id {
+                    self.queue_tl(
+                        now,
+                        SentKind::Service,
+                        false,
+                        true,
+                        &DestroySessionOk {
+                            session_id: d.session_id,
+                        },
+                    );
+                } else {
+                    self.queue_tl(
+                        now,
+                        SentKind::Service,
+                        false,
+                        true,
+                        &DestroySessionNone {
+                            session_id: d.session_id,
+                        },
+                    );
+                }
+            }
+            ServiceMessage::MsgsAck(a) => {
+                for mid in a.msg_ids.iter() {
+                    self.on_ack(MsgId::from_wire(mid));
+                }
+            }
+            ServiceMessage::RpcDropAnswer(d) => {
+                let ans = RpcAnswerUnknown {};
+                let mut b = [0u8; 4];
+                if tl::encode(&ans, &mut b).is_ok() {
+                    let rr = RpcResult {
+                        req_msg_id: id.to_wire(),
+                        result: &b,
+                    };
+                    self.queue_tl(now, SentKind::Service, true, true, &rr);
+                }
+                let _ = d;
+            }
+            ServiceMessage::GzipPacked(g) => {
+                if let Some(span) = self.inflate(&g, gz, gz_used) {
+                    let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
+                    let nested = matches!(
+                        peek_ctor(inner),
+                        Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR)
+                    );
+                    if !nested && ServiceMessage::decode_body(inner).is_err() {
+                        let _ = self.pending_reqs.push(id);
+                        self.push_event(EvRec::Request { msg_id: id, body: span });
+                    }
+                }
+            }
+            // http_wait is clamped by ignoring it (TCP only); msg_copy is rejected (item 51); handshake and
+            // server-only constructors from a client are ignored.
+            _ => {}
+        }
+    }
+
+    fn answer_future_salts(&mut self, now: Instant, req: MsgId, num: i32) {
+        let num = num.clamp(1, MAX_FUTURE_SALTS as i32) as u64;
+        let rot = self.rotation_secs();
+        let unix = self.clock.unix_time(now).0;
+        let p0 = unix / rot;
+        let mut salts: heapless::Vec<TlFutureSalt, MAX_FUTURE_SALTS> = heapless::Vec::new();
+        for i in 0..num {
+            let p = p0 + i;
+            let since = i32::try_from(p * rot).unwrap_or(i32::MAX);
+            let until = i32::try_from((p + 1) * rot).unwrap_or(i32::MAX);
+            let _ = salts.push(TlFutureSalt {
+                valid_since: since,
+                valid_until: until,
+                salt: self.derived_salt(p) as i64,
+            });
+        }
+        let f = tl::FutureSalts {
+            req_msg_id: req.to_wire(),
+            now: i32::try_from(unix).unwrap_or(i32::MAX),
+            salts: tl::TlVec::from_slice(&salts),
+        };
+        self.queue_tl(now, SentKind::Service, false, true, &f);
+    }
+
+    /// Answers `msgs_state_req` (or unknown ids of a `msg_resend_req`, item 49) with `msgs_state_info`.
+    fn answer_state(&mut self, now: Instant, req: Option<MsgId>, ids: tl::LongVec<'_>, only_unknown: bool) {
+        let n = ids.len().min(self.cfg.limits.max_ack_ids);
+        let req_id = req.map(MsgId::to_wire).unwrap_or(0);
+        let win = self.inbound.window();
+        let (lo, hi, full) = (win.lowest(), win.highest(), win.len() == win.capacity());
+        let state = |id: MsgId| -> u8 {
+            if check_parity(id, self.side.peer()).is_err() {
+                1
+            } else if win.contains(id) {
+                4
+            } else if full && lo.is_some_and(|l| id < l) {
+                1
+            } else if hi.is_none_or(|h| id > h) {
+                3
+            } else {
+                2
+            }
+        };
+        let mut info: heapless::Vec<u8, 8192> = heapless::Vec::new();
+        for id in ids.iter().take(n).map(MsgId::from_wire) {
+            if only_unknown && self.slot_by_id(id).is_some() {
+                continue;
+            }
+            let _ = info.push(state(id));
+        }
+        let m = MsgsStateInfo {
+            req_msg_id: req_id,
+            info: &info,
+        };
+        self.queue_tl(now, SentKind::Service, false, true, &m);
+    }
+
+    // ---- timers ------------------------------------------------------------------------------------------------
+
+    fn on_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if self.side == Side::Server {
+            self.rotate_server_salt(now);
+            if self.disconnect_at.is_some_and(|t| t <= now) {
+                self.disconnect_at = None;
+                self.push_event(EvRec::Disconnect);
+            }
+            return;
+        }
+        let mut expired: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+        for s in self.slots.iter().flatten() {
+            if s.kind == SentKind::RpcQuery && s.deadline.is_some_and(|d| d <= now) {
+                let _ = expired.push(s.id);
+            }
+        }
+        for id in expired {
+            self.fail(id, FailReason::Timeout);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        let mut t = self.tracker.poll_timeout();
+        let mut min = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        min(self.acks.poll_timeout());
+        min(self.next_ping_at);
+        min(self.disconnect_at);
+        for s in self.slots.iter().flatten() {
+            min(s.deadline);
+        }
+        if let Some(s) = self.server_salts.as_ref() {
+            let secs = s.next_rotation().0 as i128 - self.clock.unix_offset() as i128 / 1_000_000;
+            min(Some(Instant::from_secs(u64::try_from(secs.max(0)).unwrap_or(u64::MAX))));
+        }
+        t
+    }
+
+    // ---- transmitting ------------------------------------------------------------------------------------------
+
+    fn housekeeping<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R) {
+        match self.side {
+            Side::Client => {
+                if let Some(at) = self.next_ping_at
+                    && now >= at
+                    && let Some(iv) = self.cfg.ping_interval
+                {
+                    self.ping_counter = self.ping_counter.wrapping_add(1);
+                    let ping_id = self.ping_counter as i64;
+                    let p = tl::PingDelayDisconnect {
+                        ping_id,
+                        disconnect_delay: self.cfg.ping_disconnect_delay,
+                    };
+                    self.queue_tl(
+                        now,
+                        SentKind::Ping {
+                            ping_id: ping_id as u64,
+                        },
+                        true,
+                        false,
+                        &p,
+                    );
+                    self.next_ping_at = Some(now.saturating_add(iv));
+                }
+                let unix = self.clock.unix_time(now);
+                self.client_salts.advance(unix);
+                if self.cfg.future_salts && !self.salts_requested && self.client_salts.should_fetch(unix) {
+                    let g = tl::GetFutureSalts { num: 32 };
+                    if self.queue_tl(now, SentKind::GetFutureSalts, true, false, &g) {
+                        self.salts_requested = true;
+                    }
+                }
+            }
+            Side::Server => {
+                self.rotate_server_salt(now);
+                if self.nsc_due
+                    && let Some(first) = self.nsc_first
+                {
+                    let salt = self.server_salts.as_ref().map_or(0, ServerSalts::current);
+                    let n = NewSessionCreated {
+                        first_msg_id: first.to_wire(),
+                        unique_id: rng.next_u64() as i64,
+                        server_salt: salt as i64,
+                    };
+                    if self.queue_tl(now, SentKind::Service, true, false, &n) {
+                        self.nsc_due = false;
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_packet<const RX: usize, R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Option<Packet> {
+        if self.closed {
+            return None;
+        }
+        self.housekeeping(now, rng);
+        let limit = self.max_payload::<RX>();
+        let max_msgs = self.cfg.limits.max_container_messages.clamp(2, 1024);
+
+        // Give up on messages whose attempts ran out.
+        while let Some(d) = self.tracker.next_due(now) {
+            if !d.exhausted {
+                break;
+            }
+            if d.kind == SentKind::RpcQuery {
+                self.fail(d.id, FailReason::Timeout);
+            } else if let Some(r) = self.tracker.remove(d.id) {
+                if d.kind == SentKind::GetFutureSalts {
+                    self.salts_requested = false;
+                }
+                self.free(r.handle);
+            }
+        }
+
+        let resend_due = self.tracker.next_due(now).is_some() || !self.forced.is_empty();
+        let fresh = self.slots.iter().flatten().filter(|s| s.queued).count();
+        let ack_now = !self.acks.is_empty() && (self.acks.should_flush(now) || fresh > 0 || resend_due);
+        let count = fresh + usize::from(ack_now);
+        if count == 0 && !resend_due {
+            return None;
+        }
+        let need_container = resend_due || count > 1;
+        let ack_id = if ack_now {
+            self.ids.next(now, &self.clock).ok()
+        } else {
+            None
+        };
+        let (cid, cseq) = if need_container {
+            (self.ids.next(now, &self.clock).ok()?, self.seq.next(false).ok()?)
+        } else {
+            (MsgId(0), 0)
+        };
+        let body_start = packet::body_offset();
+        let payload = out.get_mut(body_start..body_start + limit)?;
+
+        // Lay the members out; `used` counts payload bytes.
+        let mut members: heapless::Vec<(usize, bool), MSGS> = heapless::Vec::new();
+        let mut used = if need_container { CONTAINER_HDR } else { 0 };
+        let ack_reserve = if ack_now {
+            INNER_HDR + 12 + 8 * self.acks.len().min(ACKS_PER_PACKET)
+        } else {
+            0
+        };
+        // 1. Resends requested by the peer, then due ones: byte-identical inside the new container (item 38).
+        let mut forced = core::mem::take(&mut self.forced);
+        while let Some(id) = forced.pop() {
+            if let Some((idx, s)) = self.slot_by_id(id)
+                && !s.queued
+                && used + INNER_HDR + s.len as usize + ack_reserve <= limit
+                && members.len() + 1 < max_msgs
+            {
+                used += INNER_HDR + s.len as usize;
+                let _ = members.push((idx, true));
+                let _ = self.tracker.mark_resent(id, now, Some(cid));
+                self.stats.resent += 1;
+            }
+        }
+        while let Some(d) = self.tracker.next_due(now) {
+            let Some((idx, s)) = self
+                .slots
+                .get(d.handle.0 as usize)
+                .copied()
+                .flatten()
+                .map(|s| (d.handle.0 as usize, s))
+            else {
+                let _ = self.tracker.remove(d.id);
+                continue;
+            };
+            if d.exhausted
+                || used + INNER_HDR + s.len as usize + ack_reserve > limit
+                || members.len() + 1 >= max_msgs
+                || members.is_full()
+            {
+                break;
+            }
+            used += INNER_HDR + s.len as usize;
+            let _ = members.push((idx, true));
+            let _ = self.tracker.mark_resent(d.id, now, Some(cid));
+            self.stats.resent += 1;
+        }
+        // 2. Fresh messages, in msg_id order.
+        loop {
+            if !need_container && !members.is_empty() {
+                break;
+            }
+            let next = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    s.filter(|s| s.queued && !members.iter().any(|&(m, _)| m == i))
+                        .map(|s| (i, s))
+                })
+                .min_by_key(|(_, s)| s.id);
+            let Some((idx, s)) = next else { break };
+            let hdr = if need_container { INNER_HDR } else { 0 };
+            if used + hdr + s.len as usize + ack_reserve > limit || members.len() + 1 >= max_msgs || members.is_full() {
+                break;
+            }
+            used += hdr + s.len as usize;
+            let _ = members.push((idx, false));
+        }
+        let fresh_sent = members.iter().filter(|(_, r)| !*r).count();
+        if ack_now && !(need_container || members.is_empty()) {
+            // Cannot happen: an ack with anything else forces a container.
+            return None;
+        }
+        if members.is_empty() && !ack_now {
+            return None;
+        }
+
+        // Write the payload.
+        let total_members = members.len() + usize::from(ack_now);
+        let w_off = {
+            let mut w = Writer::new(&mut *payload);
+            if need_container {
+                let _ = w.u32(MsgContainer::CONSTRUCTOR);
+                let _ = w.u32(total_members as u32);
+            }
+            for &(idx, _) in members.iter() {
+                let Some(Some(s)) = self.slots.get(idx) else { continue };
+                let body = self.arena.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
+                if need_container {
+                    let _ = Message::new(s.id.to_wire(), s.seq_no as i32, body).write_bare(&mut w);
+                } else {
+                    let _ = w.raw(body);
+                }
+            }
+            if let Some(aid) = ack_id.filter(|_| ack_now) {
+                let n = self.acks.len().min(ACKS_PER_PACKET);
+                let blen = 12 + 8 * n;
+                if need_container {
+                    let _ = w.i64(aid.to_wire());
+                    let _ = w.i32(self.seq.next(false).unwrap_or(0) as i32);
+                    let _ = w.i32(blen as i32);
+                }
+                let _ = w.u32(MsgsAck::CONSTRUCTOR);
+                let _ = w.u32(tl::VECTOR);
+                let _ = w.u32(n as u32);
+                for id in self.acks.take_batch(n) {
+                    let _ = w.i64(id.to_wire());
+                }
+            }
+            w.written()
+        };
+        let (msg_id, seq_no) = if need_container {
+            (cid, cseq)
+        } else if let Some(&(idx, _)) = members.first() {
+            let Some(Some(s)) = self.slots.get(idx) else {
+                return None;
+            };
+            (s.id, s.seq_no)
+        } else {
+            (ack_id?, self.seq.next(false).ok()?)
+        };
+        let salt = match &self.server_salts {
+            Some(s) => s.current(),
+            None => self.client_salts.current(),
+        };
+        let header = MessageHeader {
+            salt,
+            session_id: self.session_id,
+            msg_id: msg_id.0,
+            seq_no,
+        };
+        let dir = match self.side {
+            Side::Client => Direction::ClientToServer,
+            Side::Server => Direction::ServerToClient,
+        };
+        let enc = packet::encrypt_in_place(&self.key, dir, &header, w_off, self.cfg.padding, rng, out).ok()?;
+        self.stats.packets_out += 1;
+
+        // Commit: track what was sent, free what is fire-and-forget.
+        let mut carries_query = false;
+        let mut tracked_in_container = false;
+        for &(idx, resend) in members.iter() {
+            if let Some(Some(slot)) = self.slots.get_mut(idx) {
+                slot.sends = slot.sends.saturating_add(1);
+            }
+            if resend {
+                tracked_in_container = true;
+                continue;
+            }
+            let Some(Some(s)) = self.slots.get(idx).copied() else {
+                continue;
+            };
+            if !s.keep {
+                self.free(BodyHandle(idx as u32));
+                continue;
+            }
+            let container = need_container.then_some(cid);
+            if s.in_tracker {
+                let _ = self.tracker.mark_resent(s.id, now, container);
+            } else {
+                let ns = NewSent {
+                    id: s.id,
+                    seq_no: s.seq_no,
+                    bytes: s.len,
+                    handle: BodyHandle(idx as u32),
+                    kind: s.kind,
+                    container,
+                };
+                if self.tracker.track(now, ns).is_err() {
+                    warn!("session: tracker full");
+                }
+            }
+            tracked_in_container |= need_container;
+            carries_query |= s.kind == SentKind::RpcQuery;
+            if let Some(Some(slot)) = self.slots.get_mut(idx) {
+                slot.queued = false;
+                slot.in_tracker = true;
+                if slot.kind == SentKind::RpcQuery && slot.deadline.is_none() {
+                    slot.deadline = Some(now.saturating_add(self.cfg.rpc_timeout));
+                }
+            }
+        }
+        let _ = fresh_sent;
+        if need_container && tracked_in_container {
+            // Best effort: a container entry lets a bad_msg_notification about it reach its members. Keep room
+            // for every live slot, so a message never fails to be tracked because of containers.
+            let untracked_live = self.slots.iter().flatten().filter(|s| s.keep && !s.in_tracker).count();
+            if self.tracker.len() + untracked_live < MSGS {
+                let ns = NewSent {
+                    id: cid,
+                    seq_no: cseq,
+                    bytes: 0,
+                    handle: NO_BODY,
+                    kind: SentKind::Container,
+                    container: None,
+                };
+                let _ = self.tracker.track(now, ns);
+            }
+        }
+        let quick_ack = self.cfg.quick_ack && carries_query && self.side == Side::Client;
+        if quick_ack {
+            if self.quick_acks.is_full() {
+                let _ = self.quick_acks.pop_front();
+            }
+            let _ = self.quick_acks.push_back((enc.quick_ack | 0x8000_0000, msg_id));
+        }
+        Some(Packet {
+            len: enc.len,
+            quick_ack,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_related_classes() {
+        assert!(!is_content_related(&MsgsAck::CONSTRUCTOR.to_le_bytes()));
+        assert!(!is_content_related(&MsgContainer::CONSTRUCTOR.to_le_bytes()));
+        assert!(is_content_related(&tl::Ping::CONSTRUCTOR.to_le_bytes()));
+        assert!(is_content_related(&0x1234_5678u32.to_le_bytes()));
+    }
+}

@@ -1,0 +1,233 @@
+//! What a session tells its host: events, failure reasons, decoded RPC errors, and the per-call error types.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::fmt;
+
+use super::{BadMsgCode, MsgId};
+
+/// Something the host must learn about. Bodies borrow the session's receive buffers until the next `&mut` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event<'a> {
+    /// Client: the answer to the query `req` (a `gzip_packed` result is already inflated).
+    RpcResult {
+        /// The query's msg_id, as returned by `send`.
+        req: MsgId,
+        /// The serialized result object.
+        body: &'a [u8],
+    },
+    /// Client: the query `req` failed on the server with an `rpc_error`.
+    RpcError {
+        /// The query's msg_id.
+        req: MsgId,
+        /// The error code (e.g. 420, 303, 400).
+        code: i32,
+        /// The error message as sent (e.g. `FLOOD_WAIT_3`), not guaranteed UTF-8.
+        message: &'a [u8],
+        /// The message decoded where it has a known shape.
+        kind: RpcErrorKind,
+    },
+    /// Client: the query `req` ended without an answer.
+    Failed {
+        /// The query's msg_id.
+        req: MsgId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// Client: a content-related server message that is not an answer (an update), acknowledged already.
+    Update(&'a [u8]),
+    /// Client: the server created a new session (`new_session_created`); messages before `first_msg_id` are being
+    /// resent, and updates may have been lost (the host should fetch the difference).
+    SessionReset {
+        /// The first msg_id the new server session knows.
+        first_msg_id: MsgId,
+    },
+    /// DC: a client query to execute, then answer with `answer` or `answer_error` naming `msg_id`. Each query is
+    /// delivered at most once per server session.
+    Request {
+        /// The query's msg_id (the `req_msg_id` of the answer).
+        msg_id: MsgId,
+        /// The serialized query (a `gzip_packed` query is already inflated).
+        body: &'a [u8],
+    },
+    /// DC: the client started a new session (`new_session_created` is being sent).
+    SessionCreated {
+        /// The client's session id.
+        session_id: u64,
+    },
+    /// DC: the client asked, with `ping_delay_disconnect`, to be disconnected now (no ping came in time).
+    DisconnectRequested,
+    /// Client: the transport carried a negative error code (−404: unknown key, −429: flood...).
+    TransportError(i32),
+}
+
+/// Why a query ended without an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FailReason {
+    /// No answer within the configured RPC timeout, or the resend attempts ran out.
+    Timeout,
+    /// The server rejected the message with a `bad_msg_notification` code that resending cannot fix (34/35).
+    Rejected(BadMsgCode),
+    /// The answer was larger than the receive buffers (or the inflated `gzip_packed` exceeded its cap).
+    ResultTooLarge,
+    /// The answer could not be decoded (a truncated `rpc_error`, a broken `gzip_packed`).
+    MalformedResult,
+    /// The session was closed or destroyed.
+    Closed,
+}
+
+impl fmt::Display for FailReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailReason::Timeout => f.write_str("no answer in time"),
+            FailReason::Rejected(c) => write!(f, "rejected by the server: {c}"),
+            FailReason::ResultTooLarge => f.write_str("answer larger than the receive buffer"),
+            FailReason::MalformedResult => f.write_str("malformed answer"),
+            FailReason::Closed => f.write_str("session closed"),
+        }
+    }
+}
+
+/// An `rpc_error` message decoded where its shape is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RpcErrorKind {
+    /// `FLOOD_WAIT_N` / `FLOOD_PREMIUM_WAIT_N`: retry after N seconds.
+    FloodWait(u32),
+    /// `*_MIGRATE_N` (PHONE, FILE, USER, NETWORK, STATS): repeat the call on DC N.
+    Migrate(i32),
+    /// Any other message.
+    Other,
+}
+
+impl RpcErrorKind {
+    /// Decodes the message's shape; bounded work, no allocation.
+    pub fn parse(message: &[u8]) -> RpcErrorKind {
+        let Some(us) = message.iter().rposition(|&b| b == b'_') else {
+            return RpcErrorKind::Other;
+        };
+        let (head, tail) = message.split_at(us);
+        let digits = tail.get(1..).unwrap_or(&[]);
+        if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+            return RpcErrorKind::Other;
+        }
+        let n = digits.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+        if head == b"FLOOD_WAIT" || head == b"FLOOD_PREMIUM_WAIT" || head == b"FLOOD_TEST_PHONE_WAIT" {
+            RpcErrorKind::FloodWait(n)
+        } else if head.ends_with(b"_MIGRATE") {
+            i32::try_from(n)
+                .map(RpcErrorKind::Migrate)
+                .unwrap_or(RpcErrorKind::Other)
+        } else {
+            RpcErrorKind::Other
+        }
+    }
+}
+
+/// Why `send` (or `answer`) refused; nothing was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SendError {
+    /// The in-flight message slots or the resend arena are full: drain events, wait for answers, retry.
+    QueueFull,
+    /// The body can never fit (larger than the arena or than one packet), or is not a multiple of 4 bytes.
+    TooLarge,
+    /// The session cannot send yet (no key) or this role cannot send this (a client answering...).
+    NotReady,
+    /// DC: `answer` names no request waiting for one.
+    UnknownRequest,
+    /// The session is closed.
+    Closed,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::QueueFull => "send queue full",
+            SendError::TooLarge => "message too large",
+            SendError::NotReady => "session not ready to send this",
+            SendError::UnknownRequest => "no such request awaits an answer",
+            SendError::Closed => "session closed",
+        })
+    }
+}
+
+impl core::error::Error for SendError {}
+
+/// `out` is too small for the next packet; nothing was consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BufferTooSmall {
+    /// The size `out` must have.
+    pub required: usize,
+}
+
+impl fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "output buffer too small: {} bytes required", self.required)
+    }
+}
+
+impl core::error::Error for BufferTooSmall {}
+
+/// Why a received packet was dropped. Every cause leaves the session unchanged except where noted (a DC answers
+/// some with a `bad_msg_notification`). Counted in [`Stats`](super::engine::Stats); a failed decryption is the single
+/// variant `Rejected` whatever the cause (item 29).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Dropped {
+    /// Decryption or the msg_key check failed (wrong key id, forged, truncated, bad padding...).
+    Rejected,
+    /// The packet is larger than the receive buffer.
+    TooLarge,
+    /// The session_id is not ours (client) (item 31).
+    WrongSession,
+    /// The msg_id failed the parity, time or replay checks (items 32-34).
+    BadMsgId,
+    /// DC: wrong salt; `bad_server_salt` was queued (item 35).
+    BadSalt,
+    /// DC: wrong seq_no; a `bad_msg_notification` was queued (item 37).
+    BadSeqNo,
+    /// A malformed or illegal container, nested container, or undecodable service message (items 48, 55).
+    Malformed,
+    /// The receive buffers cannot hold the events this packet would produce until the host drains them.
+    Backpressure,
+    /// DC strict-order mode: a msg_id below one already delivered (attack B1).
+    OutOfOrder,
+}
+
+impl fmt::Display for Dropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dropped::Rejected => "packet rejected",
+            Dropped::TooLarge => "packet too large",
+            Dropped::WrongSession => "wrong session",
+            Dropped::BadMsgId => "bad msg_id",
+            Dropped::BadSalt => "bad server salt",
+            Dropped::BadSeqNo => "bad seq_no",
+            Dropped::Malformed => "malformed message",
+            Dropped::Backpressure => "event buffers full",
+            Dropped::OutOfOrder => "msg_id out of order",
+        })
+    }
+}
+
+impl core::error::Error for Dropped {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_error_shapes() {
+        assert_eq!(RpcErrorKind::parse(b"FLOOD_WAIT_31"), RpcErrorKind::FloodWait(31));
+        assert_eq!(RpcErrorKind::parse(b"FLOOD_PREMIUM_WAIT_5"), RpcErrorKind::FloodWait(5));
+        assert_eq!(RpcErrorKind::parse(b"PHONE_MIGRATE_4"), RpcErrorKind::Migrate(4));
+        assert_eq!(RpcErrorKind::parse(b"NETWORK_MIGRATE_2"), RpcErrorKind::Migrate(2));
+        assert_eq!(RpcErrorKind::parse(b"FILE_MIGRATE_"), RpcErrorKind::Other);
+        assert_eq!(RpcErrorKind::parse(b"FLOOD_WAIT_99999999999"), RpcErrorKind::Other);
+        assert_eq!(RpcErrorKind::parse(b"AUTH_KEY_UNREGISTERED"), RpcErrorKind::Other);
+        assert_eq!(RpcErrorKind::parse(b""), RpcErrorKind::Other);
+    }
+}

@@ -1,0 +1,717 @@
+//! Engine-level tests of the encrypted session: round trips, service messages, and the negative tests of
+//! SECURITY.md items 26-57 and attacks B1-B3, B5-B8, B14-B17, B20 that live in the engine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod session_util;
+
+use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
+use mtproto_sansio::session::{Dropped, EngineConfig, FailReason, MsgId, MsgKind, RpcErrorKind, SendError};
+use mtproto_sansio::time::Instant;
+use mtproto_sansio::tl::{self, TlRead, TlWrite};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use session_util::*;
+
+/// A server msg_id at the pair's current time (odd; `n` distinguishes ids within the second).
+fn server_id(p: &Pair, n: u64) -> u64 {
+    let unix = UNIX0 + (p.now.as_secs() - 1000);
+    (unix << 32) | (n * 4 + 1)
+}
+
+/// A client msg_id `offset_secs` away from the DC's now.
+fn client_id(p: &Pair, offset_secs: i64, n: u64) -> u64 {
+    let unix = (UNIX0 as i64 + (p.now.as_secs() as i64 - 1000) + offset_secs) as u64;
+    (unix << 32) | (n * 4 + 4)
+}
+
+fn seal(p: &Pair, dir: Direction, h: MessageHeader, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; body.len() + 2048];
+    let e = packet::encrypt(
+        &key(p.seed),
+        dir,
+        &h,
+        body,
+        &mut StdRng::seed_from_u64(h.msg_id),
+        &mut out,
+    )
+    .unwrap();
+    out.truncate(e.len);
+    out
+}
+
+/// A packet from the DC to the client, in the client's session.
+fn from_dc(p: &Pair, msg_id: u64, seq_no: u32, body: &[u8]) -> Vec<u8> {
+    let h = MessageHeader {
+        salt: 0,
+        session_id: p.c.session_id(),
+        msg_id,
+        seq_no,
+    };
+    seal(p, Direction::ServerToClient, h, body)
+}
+
+/// A packet from a client to the DC with the DC's current salt.
+fn to_dc(p: &Pair, session_id: u64, msg_id: u64, seq_no: u32, body: &[u8]) -> Vec<u8> {
+    let h = MessageHeader {
+        salt: p.s.current_salt(),
+        session_id,
+        msg_id,
+        seq_no,
+    };
+    seal(p, Direction::ClientToServer, h, body)
+}
+
+fn enc<T: TlWrite>(v: &T) -> Vec<u8> {
+    let mut b = vec![0u8; v.tl_len()];
+    tl::encode(v, &mut b).unwrap();
+    b
+}
+
+/// Every bad_msg_notification / bad_server_salt code in the DC's next packets.
+fn dc_codes(p: &mut Pair) -> Vec<i32> {
+    let mut codes = Vec::new();
+    for mut pk in p.s2c() {
+        let v = packet::decrypt(&key(p.seed), Direction::ServerToClient, &mut pk).unwrap();
+        let body = v.body().to_vec();
+        let mut bodies = vec![body.clone()];
+        if let Ok(c) = tl::MsgContainer::decode(&body) {
+            bodies = c.iter().map(|m| m.body.to_vec()).collect();
+        }
+        for b in bodies {
+            match tl::ServiceMessage::decode_body(&b) {
+                Ok(tl::ServiceMessage::BadMsg(m)) => codes.push(m.error_code),
+                Ok(tl::ServiceMessage::BadServerSalt(m)) => codes.push(m.error_code),
+                _ => {}
+            }
+        }
+    }
+    codes
+}
+
+/// A pair whose client already completed one query (session, salt and acks settled).
+fn settled(seed: u64) -> Pair {
+    let mut p = Pair::new(seed);
+    p.query(&api_body(1, 1));
+    p.client_events.clear();
+    p.server_events.clear();
+    p
+}
+
+#[test]
+fn rpc_round_trip_echo() {
+    let mut p = Pair::new(1);
+    let body = api_body(7, 10);
+    let id = p.query(&body);
+    assert_eq!(p.results_for(id), vec![&Ev::Result(id, body.clone())]);
+    // The DC saw the request once and created the session.
+    let reqs: Vec<_> = p
+        .server_events
+        .iter()
+        .filter(|e| matches!(e, Ev::Request(..)))
+        .collect();
+    assert_eq!(reqs.len(), 1);
+    assert!(p.server_events.iter().any(|e| matches!(e, Ev::Created(_))));
+}
+
+#[test]
+fn rpc_error_decoded() {
+    let mut p = settled(2);
+    p.auto_answer = false;
+    let id = p.c.send(p.now, &api_body(3, 0), MsgKind::Query).unwrap();
+    p.pump();
+    let req = p
+        .server_events
+        .iter()
+        .find_map(|e| if let Ev::Request(r, _) = e { Some(*r) } else { None })
+        .unwrap();
+    p.s.answer_error(p.now, req, 420, b"FLOOD_WAIT_17").unwrap();
+    p.pump();
+    assert_eq!(
+        p.results_for(id),
+        vec![&Ev::Error(
+            id,
+            420,
+            b"FLOOD_WAIT_17".to_vec(),
+            RpcErrorKind::FloodWait(17)
+        )]
+    );
+}
+
+#[test]
+fn chk_026_plaintext_packet_rejected() {
+    let mut p = settled(3);
+    let mut pk = vec![0u8; 40];
+    pk[8..16].copy_from_slice(&server_id(&p, 9).to_le_bytes());
+    pk[16..20].copy_from_slice(&20u32.to_le_bytes());
+    pk[20..24].copy_from_slice(&tl::RpcResult::CONSTRUCTOR.to_le_bytes());
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::Rejected));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::Rejected));
+}
+
+#[test]
+fn chk_028_atk_b05_b06_tampering_rejected() {
+    let mut p = settled(4);
+    let body = api_body(9, 4);
+    let good = from_dc(&p, server_id(&p, 10), 1, &body);
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x01;
+        assert_eq!(p.deliver_c(&bad), Err(Dropped::Rejected), "byte {i}");
+    }
+    // B5: an appended block; B6: the last block replaced.
+    let mut ext = good.clone();
+    ext.extend_from_slice(&[0u8; 16]);
+    assert_eq!(p.deliver_c(&ext), Err(Dropped::Rejected));
+    let mut sub = good.clone();
+    let n = sub.len();
+    sub[n - 16..].copy_from_slice(&[0x55; 16]);
+    assert_eq!(p.deliver_c(&sub), Err(Dropped::Rejected));
+    // Reflection: the DC's packet fed back to the DC (x differs).
+    assert_eq!(p.deliver_s(&good), Err(Dropped::Rejected));
+    assert!(p.client_events.is_empty());
+    assert!(p.deliver_c(&good).is_ok());
+    assert_eq!(p.client_events.len(), 1);
+}
+
+#[test]
+fn atk_b03_single_error_for_every_invalid_class() {
+    let mut p = settled(5);
+    let good = from_dc(&p, server_id(&p, 11), 1, &api_body(1, 2));
+    let before = p.c.stats();
+    let mut wrong_key = good.clone();
+    wrong_key[0] ^= 1;
+    let mut short = good.clone();
+    short.truncate(60);
+    let mut misaligned = good.clone();
+    misaligned.truncate(good.len() - 4);
+    for bad in [wrong_key, short, misaligned] {
+        assert_eq!(p.deliver_c(&bad), Err(Dropped::Rejected));
+    }
+    let after = p.c.stats();
+    assert_eq!(after.rejected, before.rejected + 3);
+    assert_eq!(after.packets_in, before.packets_in);
+}
+
+#[test]
+fn chk_031_atk_b07_cross_session_packet_dropped() {
+    let mut p = settled(6);
+    let h = MessageHeader {
+        salt: 0,
+        session_id: p.c.session_id() ^ 1,
+        msg_id: server_id(&p, 12),
+        seq_no: 1,
+    };
+    let pk = seal(&p, Direction::ServerToClient, h, &api_body(5, 1));
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::WrongSession));
+    assert!(p.client_events.is_empty());
+}
+
+#[test]
+fn chk_032_atk_b08_msg_id_parity() {
+    let mut p = settled(7);
+    // An even msg_id "from the server".
+    let pk = from_dc(&p, server_id(&p, 13) - 1, 1, &api_body(5, 1));
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId));
+    // A client msg_id ≡ 2 mod 4 at the DC: code 18.
+    let sid = p.c.session_id();
+    let pk = to_dc(&p, sid, client_id(&p, 0, 50) + 2, 1, &api_body(5, 1));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::BadMsgId));
+    assert_eq!(dc_codes(&mut p), vec![18]);
+}
+
+#[test]
+fn chk_033_atk_b07_replay_dropped() {
+    let mut p = settled(8);
+    let pk = from_dc(&p, server_id(&p, 14), 1, &api_body(5, 1));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId));
+    assert_eq!(p.client_events.iter().filter(|e| matches!(e, Ev::Update(_))).count(), 1);
+    // At the DC: the same request twice is executed once.
+    let sid = p.c.session_id();
+    let q = to_dc(&p, sid, client_id(&p, 0, 60), 101, &api_body(6, 1));
+    assert!(p.deliver_s(&q).is_ok());
+    assert_eq!(p.deliver_s(&q), Err(Dropped::BadMsgId));
+    assert_eq!(
+        p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
+        1
+    );
+}
+
+#[test]
+fn chk_034_atk_b08_time_window_at_dc() {
+    let mut p = settled(9);
+    let sid = p.c.session_id();
+    for (off, n, code) in [
+        (-301i64, 70u64, Some(16)),
+        (31, 71, Some(17)),
+        (-299, 72, None),
+        (29, 73, None),
+    ] {
+        let ids = [1i64];
+        let ack = enc(&tl::MsgsAck {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        });
+        let pk = to_dc(&p, sid, client_id(&p, off, n), if off > 0 { 1000 } else { 0 }, &ack);
+        let r = p.deliver_s(&pk);
+        let codes = dc_codes(&mut p);
+        match code {
+            Some(c) => {
+                assert_eq!(r, Err(Dropped::BadMsgId), "offset {off}");
+                assert!(codes.contains(&c), "offset {off}: {codes:?}");
+            }
+            None => assert!(r.is_ok(), "offset {off}: {r:?}"),
+        }
+    }
+}
+
+#[test]
+fn chk_035_salt_checks_at_dc() {
+    let mut p = Pair::new(10);
+    // A first message with salt 0 gets bad_server_salt, and the client adopts the salt and succeeds.
+    let id = p.c.send(p.now, &api_body(8, 1), MsgKind::Query).unwrap();
+    let first = p.c2s();
+    assert_eq!(p.deliver_s(&first[0]), Err(Dropped::BadSalt));
+    assert_eq!(dc_codes(&mut p), vec![48]);
+    let _ = id;
+    // A wrong salt later also gets 48.
+    let mut p = settled(11);
+    let sid = p.c.session_id();
+    let h = MessageHeader {
+        salt: p.s.current_salt() ^ 1,
+        session_id: sid,
+        msg_id: client_id(&p, 0, 80),
+        seq_no: 301,
+    };
+    let pk = seal(&p, Direction::ClientToServer, h, &api_body(8, 1));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::BadSalt));
+    assert_eq!(dc_codes(&mut p), vec![48]);
+}
+
+#[test]
+fn chk_035_atk_b20_forged_or_replayed_salt_notification_ignored() {
+    let mut p = settled(12);
+    let salt = p.c.current_salt();
+    let offset = p.c.clock().unix_offset();
+    // bad_server_salt and bad_msg 16 naming ids we never sent: no change.
+    let bs = tl::BadServerSalt {
+        bad_msg_id: 0x1234_5678_0000_0004,
+        bad_msg_seqno: 1,
+        error_code: 48,
+        new_server_salt: 42,
+    };
+    let pk = from_dc(&p, server_id(&p, 20), 1, &enc(&bs));
+    let _ = p.deliver_c(&pk);
+    let bm = tl::BadMsg {
+        bad_msg_id: 0x1234_5678_0000_0008,
+        bad_msg_seqno: 1,
+        error_code: 16,
+    };
+    let pk2 = from_dc(&p, server_id(&p, 21) + (1000u64 << 32), 1, &enc(&bm));
+    let _ = p.deliver_c(&pk2);
+    assert_eq!(p.c.current_salt(), salt);
+    assert_eq!(p.c.clock().unix_offset(), offset);
+    // A replay of an old, genuine bad_server_salt: dropped by the replay window.
+    let mut q = Pair::new(13);
+    q.c.send(q.now, &api_body(8, 1), MsgKind::Query).unwrap();
+    let first = q.c2s();
+    let _ = q.deliver_s(&first[0]);
+    let notif = q.s2c();
+    assert!(q.deliver_c(&notif[0]).is_ok());
+    let adopted = q.c.current_salt();
+    assert_ne!(adopted, 0);
+    assert_eq!(q.deliver_c(&notif[0]), Err(Dropped::BadMsgId));
+    assert_eq!(q.c.current_salt(), adopted);
+}
+
+#[test]
+fn chk_037_seq_no_parity_at_dc() {
+    let mut p = settled(14);
+    let sid = p.c.session_id();
+    // A query with an even seq_no: 35.
+    let pk = to_dc(&p, sid, client_id(&p, 0, 90), 400, &api_body(9, 1));
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::BadSeqNo));
+    assert_eq!(dc_codes(&mut p), vec![35]);
+    // msgs_ack with an odd seq_no: 34.
+    let ids = [1i64];
+    let ack = enc(&tl::MsgsAck {
+        msg_ids: tl::TlVec::from_slice(&ids),
+    });
+    let pk = to_dc(&p, sid, client_id(&p, 0, 91), 401, &ack);
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::BadSeqNo));
+    assert_eq!(dc_codes(&mut p), vec![34]);
+}
+
+#[test]
+fn chk_042_results_for_unknown_or_answered_queries_ignored() {
+    let mut p = settled(15);
+    let id = p.query(&api_body(10, 1));
+    assert_eq!(p.results_for(id).len(), 1);
+    // The same result again, and one for an id never sent.
+    for (n, req) in [(30u64, id.to_wire()), (31, 0x1111_2222_0000_0004)] {
+        let rr = tl::RpcResult {
+            req_msg_id: req,
+            result: &api_body(11, 1),
+        };
+        let pk = from_dc(&p, server_id(&p, n), 1, &enc(&rr));
+        assert!(p.deliver_c(&pk).is_ok());
+    }
+    assert_eq!(p.results_for(id).len(), 1);
+    assert_eq!(p.client_events.len(), 1);
+}
+
+#[test]
+fn chk_043_bad_msg_code_reactions() {
+    // 16: the clock is corrected from the DC's msg_id and the query is resent; it still ends once.
+    let ccfg = client_cfg();
+    let mut p = Pair::with(16, ccfg, EngineConfig::DEFAULT, 500);
+    let id = p.query(&api_body(12, 1));
+    assert_eq!(p.results_for(id).len(), 1);
+    assert!(p.c.clock().is_synced());
+    // 34/35 (our classification is wrong): the query fails with the code.
+    let mut p = settled(17);
+    let id = p.c.send(p.now, &api_body(13, 1), MsgKind::Query).unwrap();
+    let _ = p.c2s();
+    let bm = tl::BadMsg {
+        bad_msg_id: id.to_wire(),
+        bad_msg_seqno: 3,
+        error_code: 35,
+    };
+    let pk = from_dc(&p, server_id(&p, 40), 3, &enc(&bm));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert!(matches!(
+        p.results_for(id)[..],
+        [Ev::Failed(_, FailReason::Rejected(_))]
+    ));
+    // An unknown code changes nothing.
+    let id = p.c.send(p.now, &api_body(14, 1), MsgKind::Query).unwrap();
+    let _ = p.c2s();
+    let bm = tl::BadMsg {
+        bad_msg_id: id.to_wire(),
+        bad_msg_seqno: 3,
+        error_code: 21,
+    };
+    let pk = from_dc(&p, server_id(&p, 41), 3, &enc(&bm));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert!(p.results_for(id).is_empty());
+}
+
+fn container(msgs: &[(i64, i32, Vec<u8>)]) -> Vec<u8> {
+    let ms: Vec<tl::Message<'_>> = msgs.iter().map(|(i, s, b)| tl::Message::new(*i, *s, b)).collect();
+    enc(&tl::MsgContainer::new(&ms))
+}
+
+#[test]
+fn chk_048_atk_b15_containers_validated() {
+    let mut p = settled(18);
+    let sid = p.c.session_id();
+    let cid = client_id(&p, 0, 200);
+    let a = (client_id(&p, 0, 150) as i64, 501, api_body(1, 1));
+    let b = (client_id(&p, 0, 151) as i64, 503, api_body(2, 1));
+    let nested = (client_id(&p, 0, 152) as i64, 502, container(std::slice::from_ref(&a)));
+    let above = (client_id(&p, 0, 250) as i64, 505, api_body(3, 1));
+    for (n, msgs) in [
+        (0u64, vec![a.clone(), nested]),
+        (1, vec![a.clone(), above]),
+        (2, vec![a.clone(), a.clone()]),
+    ] {
+        let pk = to_dc(&p, sid, cid + 4 * n, 600, &container(&msgs));
+        assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed), "case {n}");
+        assert_eq!(dc_codes(&mut p), vec![64], "case {n}");
+    }
+    assert!(p.server_events.iter().all(|e| !matches!(e, Ev::Request(..))));
+    // A count of 2^31 with a tiny body: rejected without allocating.
+    let mut huge = tl::MsgContainer::CONSTRUCTOR.to_le_bytes().to_vec();
+    huge.extend_from_slice(&0x8000_0000u32.to_le_bytes());
+    huge.extend_from_slice(&[0u8; 16]);
+    let pk = to_dc(&p, sid, cid + 40, 600, &huge);
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
+    // 1025 messages.
+    let many: Vec<_> = (0..1025u64)
+        .map(|i| (client_id(&p, -10, i) as i64, 1 + 2 * i as i32, api_body(1, 0)))
+        .collect();
+    let pk = to_dc(&p, sid, cid + 44, 4000, &container(&many[..]));
+    if pk.len() <= RX {
+        assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
+    }
+    // A valid container delivers both.
+    let pk = to_dc(&p, sid, cid + 48, 600, &container(&[a, b]));
+    assert!(p.deliver_s(&pk).is_ok());
+    assert_eq!(
+        p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
+        2
+    );
+}
+
+/// A gzip member whose DEFLATE stream (fixed Huffman) expands to `n` zero bytes.
+fn zero_bomb(n: usize) -> Vec<u8> {
+    let mut bits: Vec<bool> = Vec::new();
+    let mut put = |code: u32, len: u32, msb_first: bool| {
+        for i in 0..len {
+            let b = if msb_first {
+                (code >> (len - 1 - i)) & 1
+            } else {
+                (code >> i) & 1
+            };
+            bits.push(b == 1);
+        }
+    };
+    put(1, 1, false); // BFINAL
+    put(1, 2, false); // BTYPE = fixed
+    put(0x30, 8, true); // literal 0
+    let mut left = n - 1;
+    while left >= 258 {
+        put(0b1100_0101, 8, true); // length 258 (symbol 285)
+        put(0, 5, true); // distance 1
+        left -= 258;
+    }
+    for _ in 0..left {
+        put(0x30, 8, true);
+    }
+    put(0, 7, true); // end of block
+    let mut deflate = vec![0u8; bits.len().div_ceil(8)];
+    for (i, b) in bits.iter().enumerate() {
+        if *b {
+            deflate[i / 8] |= 1 << (i % 8);
+        }
+    }
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    out.extend_from_slice(&deflate);
+    out.extend_from_slice(&crc32fast::hash(&vec![0u8; n]).to_le_bytes());
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+    out
+}
+
+#[test]
+fn chk_050_atk_b14_gzip_results_bounded() {
+    let mut p = settled(19);
+    // A small gzipped result is inflated.
+    let id = p.c.send(p.now, &api_body(15, 1), MsgKind::Query).unwrap();
+    let _ = p.c2s();
+    let g = enc(&tl::GzipPacked {
+        packed_data: &zero_bomb(400),
+    });
+    let pk = from_dc(
+        &p,
+        server_id(&p, 50),
+        1,
+        &enc(&tl::RpcResult {
+            req_msg_id: id.to_wire(),
+            result: &g,
+        }),
+    );
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.results_for(id), vec![&Ev::Result(id, vec![0u8; 400])]);
+    // A bomb (1 MiB from ~5 KB) stops at the buffer: the query fails, once.
+    let id = p.c.send(p.now, &api_body(16, 1), MsgKind::Query).unwrap();
+    let _ = p.c2s();
+    let g = enc(&tl::GzipPacked {
+        packed_data: &zero_bomb(1 << 20),
+    });
+    let pk = from_dc(
+        &p,
+        server_id(&p, 51),
+        1,
+        &enc(&tl::RpcResult {
+            req_msg_id: id.to_wire(),
+            result: &g,
+        }),
+    );
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.results_for(id), vec![&Ev::Failed(id, FailReason::ResultTooLarge)]);
+    // gzip inside gzip is refused.
+    let id = p.c.send(p.now, &api_body(17, 1), MsgKind::Query).unwrap();
+    let _ = p.c2s();
+    let inner = enc(&tl::GzipPacked {
+        packed_data: &zero_bomb(8),
+    });
+    let mut stored = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1];
+    stored.extend_from_slice(&(inner.len() as u16).to_le_bytes());
+    stored.extend_from_slice(&(!(inner.len() as u16)).to_le_bytes());
+    stored.extend_from_slice(&inner);
+    stored.extend_from_slice(&crc32fast::hash(&inner).to_le_bytes());
+    stored.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+    let g = enc(&tl::GzipPacked { packed_data: &stored });
+    let pk = from_dc(
+        &p,
+        server_id(&p, 52),
+        1,
+        &enc(&tl::RpcResult {
+            req_msg_id: id.to_wire(),
+            result: &g,
+        }),
+    );
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.results_for(id), vec![&Ev::Failed(id, FailReason::MalformedResult)]);
+}
+
+#[test]
+fn chk_054_queues_are_backpressure() {
+    let mut p = settled(20);
+    let mut n = 0;
+    loop {
+        match p.c.send(p.now, &api_body(18, 4), MsgKind::Query) {
+            Ok(_) => n += 1,
+            Err(SendError::QueueFull) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(n <= MSGS);
+    }
+    assert!(n >= 1);
+    // Too large for the buffers.
+    assert_eq!(
+        p.c.send(p.now, &vec![0u8; RX], MsgKind::Query),
+        Err(SendError::TooLarge)
+    );
+}
+
+#[test]
+fn chk_038_atk_b02_one_plaintext_per_msg_id() {
+    use std::collections::HashMap;
+    let mut p = settled(21);
+    let mut seen: HashMap<u64, Vec<u8>> = HashMap::new();
+    let mut record = |pk: &[u8], p: &Pair| {
+        let mut b = pk.to_vec();
+        let v = packet::decrypt(&key(p.seed), Direction::ClientToServer, &mut b).unwrap();
+        let body = v.body().to_vec();
+        let mut entries = vec![(v.msg_id(), [v.seq_no().to_le_bytes().to_vec(), body.clone()].concat())];
+        if let Ok(c) = tl::MsgContainer::decode(&body) {
+            for m in c.iter() {
+                entries.push((
+                    m.msg_id as u64,
+                    [m.seqno.to_le_bytes().to_vec(), m.body.to_vec()].concat(),
+                ));
+            }
+        }
+        for (id, bytes) in entries {
+            if let Some(old) = seen.insert(id, bytes.clone()) {
+                assert_eq!(old, bytes, "msg_id {id:#x} carried two different plaintexts");
+            }
+        }
+    };
+    // Queries whose packets are lost, then resent after timeouts and a reconnect.
+    for i in 0..4 {
+        p.c.send(p.now, &api_body(100 + i, 2), MsgKind::Query).unwrap();
+    }
+    let mut resends = 0;
+    for _ in 0..4 {
+        for pk in p.c2s() {
+            record(&pk, &p);
+            resends += 1;
+        }
+        p.advance(40);
+    }
+    p.c.reconnect(p.now);
+    for pk in p.c2s() {
+        record(&pk, &p);
+        let _ = p.deliver_s(&pk);
+    }
+    assert!(resends >= 4);
+    p.pump();
+}
+
+#[test]
+fn atk_b01_reordering_policy() {
+    for strict in [false, true] {
+        let scfg = EngineConfig {
+            strict_order: strict,
+            ..EngineConfig::DEFAULT
+        };
+        let mut p = Pair::with(22, client_cfg(), scfg, 0);
+        p.query(&api_body(1, 1));
+        p.server_events.clear();
+        p.c.send(p.now, &api_body(31, 1), MsgKind::Query).unwrap();
+        let first = p.c2s();
+        p.c.send(p.now, &api_body(32, 1), MsgKind::Query).unwrap();
+        let second = p.c2s();
+        // Swapped on the wire.
+        let r2 = p.deliver_s(&second[0]);
+        let r1 = p.deliver_s(&first[0]);
+        assert!(r2.is_ok());
+        let reqs = p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count();
+        if strict {
+            assert_eq!(r1, Err(Dropped::OutOfOrder));
+            assert_eq!(reqs, 1);
+        } else {
+            assert!(r1.is_ok());
+            assert_eq!(reqs, 2);
+        }
+    }
+}
+
+#[test]
+fn chk_049_atk_b16_resend_flood_bounded() {
+    let mut p = settled(23);
+    p.auto_answer = false;
+    // The DC holds one large unacknowledged update.
+    let upd = api_body(40, 1000);
+    p.s.send(p.now, &upd, MsgKind::Notice).unwrap();
+    let out = p.s2c();
+    let v = {
+        let mut b = out[0].clone();
+        let v = packet::decrypt(&key(p.seed), Direction::ServerToClient, &mut b).unwrap();
+        v.msg_id()
+    };
+    // 2000 msg_resend_req for it in one second: the resent bytes stay within the budget.
+    let sid = p.c.session_id();
+    let ids = [v as i64];
+    let req = enc(&tl::MsgResendReq {
+        msg_ids: tl::TlVec::from_slice(&ids),
+    });
+    let mut bytes = 0usize;
+    for n in 0..2000u64 {
+        let pk = to_dc(&p, sid, client_id(&p, 0, 1000 + n), 1001 + 2 * n as u32, &req);
+        let _ = p.deliver_s(&pk);
+        bytes += p.s2c().iter().map(Vec::len).sum::<usize>();
+    }
+    let budget = mtproto_sansio::session::Limits::DEFAULT.resend_burst_bytes as usize;
+    assert!(bytes > upd.len(), "the first requests are served");
+    assert!(bytes < budget + 2000 * 200, "resends exceed the budget: {bytes}");
+}
+
+#[test]
+fn chk_052_destroy_session_of_other_session_is_none() {
+    let mut p = settled(24);
+    let sid = p.c.session_id();
+    let d = enc(&tl::DestroySession {
+        session_id: (sid ^ 7) as i64,
+    });
+    let pk = to_dc(&p, sid, client_id(&p, 0, 300), 1101, &d);
+    assert!(p.deliver_s(&pk).is_ok());
+    let mut found = false;
+    for mut pk in p.s2c() {
+        let v = packet::decrypt(&key(p.seed), Direction::ServerToClient, &mut pk).unwrap();
+        let body = v.body().to_vec();
+        let bodies: Vec<Vec<u8>> = match tl::MsgContainer::decode(&body) {
+            Ok(c) => c.iter().map(|m| m.body.to_vec()).collect(),
+            Err(_) => vec![body],
+        };
+        found |= bodies.iter().any(|b| {
+            matches!(
+                tl::ServiceMessage::decode_body(b),
+                Ok(tl::ServiceMessage::DestroySessionNone(_))
+            )
+        });
+    }
+    assert!(found);
+}
+
+#[test]
+fn chk_046_dc_forgets_session_queries_still_end_once() {
+    let mut p = settled(25);
+    p.s.forget_session();
+    let id = p.query(&api_body(50, 1));
+    assert_eq!(p.results_for(id).len(), 1);
+    assert!(p.client_events.iter().any(|e| matches!(e, Ev::Reset(_))));
+}
+
+#[test]
+fn quick_ack_settles_resending() {
+    let ccfg = EngineConfig {
+        quick_ack: true,
+        ..client_cfg()
+    };
+    let mut p = Pair::with(26, ccfg, EngineConfig::DEFAULT, 0);
+    p.query(&api_body(1, 1));
+    let _ = Instant::ZERO;
+    let _ = MsgId(0);
+}
