@@ -1,5 +1,6 @@
 //! Our DC role against a third-party client: Telethon's own handshake code (`authenticator.do_authentication`,
-//! legacy RSA encoding, legacy `p_q_inner_data`) over real TCP, with the full, abridged and intermediate framings.
+//! legacy RSA encoding, legacy `p_q_inner_data`) over real TCP, with the full, abridged and intermediate framings
+//! and the obfuscated transport.
 //! Needs `python3` with `telethon` (PyPI) installed, so it is ignored by default:
 //! `pip install telethon==1.45.0 && cargo test --test handshake_interop -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -13,9 +14,41 @@ use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::{MAX_SERVER_MESSAGE, ServerConfig, ServerHandshakes, ServerReply};
 use mtproto_sansio::time::Instant;
+use mtproto_sansio::transport::obfuscated::ObfuscatedCodec;
 use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing};
 
-fn telethon_against_our_dc(framing: Framing, name: &str) {
+/// The DC end of one TCP connection: a plain framing or the obfuscated transport.
+enum Ends {
+    Plain(Box<FrameDecoder<4096>>, Encoder),
+    Obfuscated(Box<ObfuscatedCodec<4096>>),
+}
+
+impl Ends {
+    fn feed(&mut self, input: &[u8]) -> (usize, Option<Vec<u8>>) {
+        match self {
+            Ends::Plain(dec, _) => (dec.feed(input).expect("framing"), dec.next_frame().map(packet)),
+            Ends::Obfuscated(c) => (c.feed(input).expect("obfuscation"), c.next_frame().map(packet)),
+        }
+    }
+
+    fn send(&mut self, msg: Result<&[u8], i32>, rng: &mut rand::rngs::ThreadRng, out: &mut [u8]) -> usize {
+        match (self, msg) {
+            (Ends::Plain(_, enc), Ok(m)) => enc.encode(m, false, rng, out).unwrap(),
+            (Ends::Plain(_, enc), Err(c)) => enc.encode_error(c, out).unwrap(),
+            (Ends::Obfuscated(o), Ok(m)) => o.encode(m, false, rng, out).unwrap(),
+            (Ends::Obfuscated(o), Err(c)) => o.encode_error(c, out).unwrap(),
+        }
+    }
+}
+
+fn packet(frame: Frame<'_>) -> Vec<u8> {
+    match frame {
+        Frame::Packet { data, .. } => data.to_vec(),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn telethon_against_our_dc(framing: Option<Framing>, name: &str) {
     let key = dc_key().unwrap();
     let mut cfg = ServerConfig::new(&key, DhGroup::telegram(3).unwrap());
     let start = std::time::Instant::now();
@@ -48,34 +81,34 @@ fn telethon_against_our_dc(framing: Framing, name: &str) {
         peer += 1;
         sock.set_nonblocking(false).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut dec: FrameDecoder<4096> = FrameDecoder::new(DecoderConfig::server(framing));
-        let mut enc = Encoder::new(EncoderConfig::server(framing));
+        let mut ends = match framing {
+            Some(f) => Ends::Plain(
+                Box::new(FrameDecoder::new(DecoderConfig::server(f))),
+                Encoder::new(EncoderConfig::server(f)),
+            ),
+            None => Ends::Obfuscated(Box::new(ObfuscatedCodec::server_default(None))),
+        };
         let mut buf = [0u8; 4096];
-        'conn: loop {
-            let Ok(n) = sock.read(&mut buf) else { break };
+        'conn: while let Ok(n) = sock.read(&mut buf) {
             if n == 0 {
                 break;
             }
             let mut input = &buf[..n];
             while !input.is_empty() {
-                let used = dec.feed(input).expect("framing");
+                let (used, frame) = ends.feed(input);
                 input = &input[used..];
-                let Some(frame) = dec.next_frame() else { continue };
-                let Frame::Packet { data, .. } = frame else {
-                    panic!("{frame:?}")
-                };
-                let payload = data.to_vec();
+                let Some(payload) = frame else { continue };
                 let now = Instant::from_micros(start.elapsed().as_micros() as u64);
                 let mut out = [0u8; MAX_SERVER_MESSAGE];
                 let reply = dc.handle(now, &mut rng, peer, &payload, &mut out, &|_| false).unwrap();
                 let mut wire = [0u8; 1024];
                 let len = match reply {
-                    ServerReply::Send(len) => enc.encode(&out[..len], false, &mut rng, &mut wire).unwrap(),
+                    ServerReply::Send(len) => ends.send(Ok(&out[..len]), &mut rng, &mut wire),
                     ServerReply::Complete { len, outcome } => {
                         keys.push(hex::encode(outcome.auth_key.as_bytes()));
-                        enc.encode(&out[..len], false, &mut rng, &mut wire).unwrap()
+                        ends.send(Ok(&out[..len]), &mut rng, &mut wire)
                     }
-                    ServerReply::Error(code) => enc.encode_error(code, &mut wire).unwrap(),
+                    ServerReply::Error(code) => ends.send(Err(code), &mut rng, &mut wire),
                 };
                 if sock.write_all(&wire[..len]).is_err() {
                     break 'conn;
@@ -99,17 +132,33 @@ fn telethon_against_our_dc(framing: Framing, name: &str) {
 #[test]
 #[ignore]
 fn telethon_full() {
-    telethon_against_our_dc(Framing::Full, "full");
+    telethon_against_our_dc(Some(Framing::Full), "full");
 }
 
 #[test]
 #[ignore]
 fn telethon_abridged() {
-    telethon_against_our_dc(Framing::Abridged, "abridged");
+    telethon_against_our_dc(Some(Framing::Abridged), "abridged");
 }
 
 #[test]
 #[ignore]
 fn telethon_intermediate() {
-    telethon_against_our_dc(Framing::Intermediate, "intermediate");
+    telethon_against_our_dc(Some(Framing::Intermediate), "intermediate");
+}
+
+#[test]
+#[ignore]
+fn telethon_obfuscated() {
+    telethon_against_our_dc(None, "obfuscated");
+}
+
+/// Many runs, so Telethon's occasional 255-byte encrypted_data (a stripped leading zero, INTEROP.md) shows up and
+/// is answered with −404, after which Telethon's retry must succeed.
+#[test]
+#[ignore]
+fn telethon_repeated() {
+    for _ in 0..12 {
+        telethon_against_our_dc(Some(Framing::Intermediate), "intermediate");
+    }
 }

@@ -276,7 +276,7 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         let result = match ctor {
             ReqPqMulti::CONSTRUCTOR | ReqPq::CONSTRUCTOR => self.on_req_pq(now, rng, peer, body, &d, out),
             ReqDhParams::CONSTRUCTOR => self.on_req_dh(now, rng, peer, body, &d, out),
-            SetClientDhParams::CONSTRUCTOR => self.on_set_client_dh(now, rng, peer, body, &d, out, key_id_taken),
+            SetClientDhParams::CONSTRUCTOR => self.on_set_client_dh(now, peer, body, &d, out, key_id_taken),
             _ => Err(Refuse::NotFound),
         };
         Ok(match result {
@@ -561,10 +561,9 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         Ok(n)
     }
 
-    fn on_set_client_dh<R: CryptoRng + ?Sized>(
+    fn on_set_client_dh(
         &mut self,
         now: Instant,
-        rng: &mut R,
         peer: u64,
         body: &[u8],
         digest: &[u8; 32],
@@ -576,7 +575,7 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             Ok(i) => i,
             Err(reply) => return Ok(reply),
         };
-        match self.client_dh_checked(now, rng, &req, i, out, key_id_taken) {
+        match self.client_dh_checked(now, &req, i, out, key_id_taken) {
             Ok((n, outcome, finished)) => {
                 self.cache(i, digest, out, n);
                 if finished && let Some(Some(run)) = self.runs.get_mut(i) {
@@ -595,16 +594,14 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
     }
 
     #[allow(clippy::type_complexity)]
-    fn client_dh_checked<R: CryptoRng + ?Sized>(
+    fn client_dh_checked(
         &mut self,
         now: Instant,
-        rng: &mut R,
         req: &SetClientDhParams<'_>,
         i: usize,
         out: &mut [u8],
         key_id_taken: &dyn Fn(u64) -> bool,
     ) -> Result<(usize, Option<ServerOutcome>, bool), Refuse> {
-        let _ = rng;
         let msg_id = self.server_msg_id(now);
         let max_retries = self.config.max_dh_retries;
         let run = self.runs.get_mut(i).and_then(Option::as_mut).ok_or(Refuse::NotFound)?;
