@@ -44,7 +44,7 @@ async def session(cls, port, auth_key, first):
             await asyncio.wait_for(sender.send(functions.help.GetNearestDcRequest()), 30)
             raise SystemExit('help.getNearestDc did not fail')
         except errors.RPCError as e:
-            assert e.code == 400 and e.message == 'INPUT_METHOD_INVALID', e
+            assert e.code == 400 and isinstance(e, errors.InputMethodInvalidError), repr(e)
         print('OK', first + 'unknown_method_rpc_error')
 
         if first:
