@@ -408,3 +408,35 @@ pub fn session<R: CryptoRng + ?Sized>(
     clock.sync_to_server_time(t, server_now);
     Box::new(ClientEngine::client(cfg, key, salt, clock, t, rng))
 }
+
+/// Reads an auth key file (512 hex digits); `None` if there is none yet.
+pub fn load_key(path: &std::path::Path) -> io::Result<Option<AuthKey>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let raw = hex::decode(text.trim()).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
+    let bytes: [u8; 256] = raw
+        .try_into()
+        .map_err(|_| io::Error::new(ErrorKind::InvalidData, "auth key file is not 256 bytes"))?;
+    Ok(Some(AuthKey::from_bytes(bytes)))
+}
+
+/// Writes an auth key file, readable by the owner only.
+pub fn save_key(path: &std::path::Path, key: &AuthKey) -> io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path)?;
+    writeln!(f, "{}", hex::encode(key.as_bytes()))
+}
+
+/// The DC's RSA public key from a PEM file: a public key (PKCS#1 or SPKI) or, for a local test DC, its private key.
+pub fn parse_rsa_key(pem: &[u8]) -> Result<mtproto_sansio::crypto::rsa::RsaPublicKey, String> {
+    use mtproto_sansio::crypto::pem::{parse_private_pem, parse_public_pem};
+    parse_public_pem(pem)
+        .or_else(|_| parse_private_pem(pem).map(|k| *k.public_key()))
+        .map_err(|e| format!("RSA key: {e}"))
+}
