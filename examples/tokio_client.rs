@@ -11,7 +11,7 @@
 #![allow(dead_code)] // also compiled into tests/hosts.rs, which does not call `main`
 
 #[path = "common/mod.rs"]
-mod common;
+pub mod common;
 
 use std::error::Error;
 use std::net::SocketAddr;
