@@ -84,6 +84,36 @@ fn show(name: &str, (wall, cpu): (Duration, Option<Duration>), goal: &str) {
     );
 }
 
+/// Wall time of each client step, averaged over `iters` handshakes (the order of [`STEPS`]).
+fn client_steps(key: &RsaPrivateKey, trusted: &[RsaPublicKey], s2c: &[Vec<u8>], iters: u32) -> [Duration; 6] {
+    let mut acc = [Duration::ZERO; 6];
+    for _ in 0..iters {
+        let mut p = Pair::new(key, trusted, KeyKind::Permanent, b"bench").unwrap();
+        let mut out = [0u8; MAX_CLIENT_MESSAGE];
+        for (i, answer) in s2c.iter().enumerate() {
+            let t = StdInstant::now();
+            p.client
+                .poll_transmit(p.now, &mut p.client_rng, &mut out)
+                .unwrap()
+                .unwrap();
+            acc[2 * i] += t.elapsed();
+            let t = StdInstant::now();
+            p.client.handle_packet(p.now, answer).unwrap();
+            acc[2 * i + 1] += t.elapsed();
+        }
+    }
+    acc.map(|d| d / iters)
+}
+
+const STEPS: [&str; 6] = [
+    "poll_transmit req_pq_multi",
+    "handle_packet resPQ",
+    "poll_transmit req_DH_params (factor + RSA_PAD)",
+    "handle_packet server_DH_params_ok",
+    "poll_transmit set_client_DH_params (2 modexps)",
+    "handle_packet dh_gen_ok",
+];
+
 fn bench(c: &mut Criterion) {
     let key = dc_key().unwrap();
     let trusted = [*key.public_key()];
@@ -100,6 +130,9 @@ fn bench(c: &mut Criterion) {
         per_op(|| dc_side(&key, &trusted, &c2s), 200),
         "none",
     );
+    for (name, d) in STEPS.iter().zip(client_steps(&key, &trusted, &s2c, 100)) {
+        println!("handshake: client step {name}: wall {:.1} µs", d.as_secs_f64() * 1e6);
+    }
     show(
         "factor sample pq",
         per_op(|| assert!(black_box(factor_pq(black_box(sample_pq))).is_ok()), 3000),

@@ -13,6 +13,7 @@ extern crate std;
 mod fmt;
 
 pub mod crypto;
+pub mod e2e;
 pub mod handshake;
 pub mod session;
 pub mod time;

@@ -1497,3 +1497,125 @@ fn chk_025_dc_retry_cap_ends_with_a_verified_dh_gen_fail() {
         Status::Failed(HandshakeError::NewNonceHash)
     ));
 }
+
+mod mutated {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Genuine DC answers with a few bytes flipped, fed at their own step: the client never panics, a dropped
+        /// packet changes nothing, a fatal error ends the run, and nothing it sends afterwards exceeds its bound.
+        #[test]
+        fn client_survives_mutated_answers(step in 0usize..3, flips in prop::collection::vec((any::<u16>(), 1u8..=255), 1..4)) {
+            let mut p = pair("prop");
+            for _ in 0..step {
+                prop_assert!(p.round());
+            }
+            prop_assert!(p.client_send());
+            prop_assert!(p.server_receive().is_some());
+            let mut msg = p.s2c[..p.s2c_len].to_vec();
+            for (at, x) in &flips {
+                let i = usize::from(*at) % msg.len();
+                msg[i] ^= x;
+            }
+            let before = (p.client.status(), p.client.poll_timeout());
+            match p.client.handle_packet(p.now, &msg) {
+                Ok(()) => {}
+                Err(e) if e.is_fatal() => prop_assert_eq!(p.client.status(), Status::Failed(e)),
+                Err(_) => prop_assert_eq!((p.client.status(), p.client.poll_timeout()), before),
+            }
+            let mut out = [0u8; MAX_CLIENT_MESSAGE];
+            if let Some(n) = p.client.poll_transmit(p.now, &mut p.client_rng, &mut out).unwrap() {
+                prop_assert!(n <= MAX_CLIENT_MESSAGE);
+            }
+        }
+
+        /// Genuine client messages with bytes flipped: the DC answers a message, −404, −429 or −444, never
+        /// completes a key from a mutated request, and never holds more runs than its capacity.
+        #[test]
+        fn dc_survives_mutated_requests(step in 0usize..3, flips in prop::collection::vec((any::<u16>(), 1u8..=255), 1..4)) {
+            let mut p = pair("prop-dc");
+            for _ in 0..step {
+                prop_assert!(p.round());
+            }
+            prop_assert!(p.client_send());
+            let mut msg = p.c2s[..p.c2s_len].to_vec();
+            for (at, x) in &flips {
+                // Not the msg_id (bytes 8..16): a request that differs only there is still a valid request.
+                let mut i = usize::from(*at) % msg.len();
+                if (8..16).contains(&i) {
+                    i += 8;
+                }
+                msg[i] ^= x;
+            }
+            let mut out = [0u8; MAX_SERVER_MESSAGE];
+            let r = p.server.handle(p.now, &mut p.server_rng, 1, &msg, &mut out, &|_| false).unwrap();
+            match r {
+                ServerReply::Send(n) => prop_assert!(n <= MAX_SERVER_MESSAGE),
+                ServerReply::Error(c) => prop_assert!(c == -404 || c == -429 || c == -444),
+                ServerReply::Complete { .. } => prop_assert!(false, "a mutated set_client_DH_params created a key"),
+            }
+            prop_assert!(p.server.len() <= 4);
+        }
+    }
+}
+
+#[test]
+fn plaintext_msg_id_parity_is_enforced_both_ways() {
+    // A server message with a client-style (even) msg_id is dropped by the client.
+    let mut p = pair("parity");
+    assert!(p.client_send());
+    p.server_receive().unwrap();
+    let mut msg = p.s2c[..p.s2c_len].to_vec();
+    msg[8] &= !3;
+    assert_eq!(p.client.handle_packet(p.now, &msg), Err(HandshakeError::Malformed));
+    assert_eq!(p.client.status(), Status::Running);
+    // A client message with an odd msg_id gets -404 from the DC and creates no run.
+    let mut s = server(None);
+    let mut m = req_pq([5; 16], 1);
+    m[8] |= 1;
+    let (r, _) = send(&mut s, Instant::ZERO, &m);
+    assert!(matches!(r, ServerReply::Error(-404)));
+    assert!(s.is_empty());
+}
+
+#[test]
+fn finished_runs_make_room_before_429() {
+    // The pair's DC holds 4 runs: one finished (kept for retransmissions) and three pending from other peers.
+    let mut p = pair("room");
+    assert_eq!(p.run(), Status::Done);
+    let mut out = [0u8; MAX_SERVER_MESSAGE];
+    for peer in 10..13u64 {
+        let r = p.server.handle(
+            p.now,
+            &mut SeededRng::new(b"r"),
+            peer,
+            &req_pq([peer as u8; 16], 1),
+            &mut out,
+            &|_| false,
+        );
+        assert!(matches!(r.unwrap(), ServerReply::Send(_)));
+    }
+    assert_eq!(p.server.len(), 4);
+    // A fifth run evicts the finished one rather than being refused; a sixth is refused.
+    let r = p.server.handle(
+        p.now,
+        &mut SeededRng::new(b"r"),
+        20,
+        &req_pq([20; 16], 1),
+        &mut out,
+        &|_| false,
+    );
+    assert!(matches!(r.unwrap(), ServerReply::Send(_)));
+    let r = p.server.handle(
+        p.now,
+        &mut SeededRng::new(b"r"),
+        21,
+        &req_pq([21; 16], 1),
+        &mut out,
+        &|_| false,
+    );
+    assert!(matches!(r.unwrap(), ServerReply::Error(-429)));
+}

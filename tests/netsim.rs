@@ -199,7 +199,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
             eprintln!("{now:?} c {:?} s {:?}", client.stats(), server.stats());
         }
         if faulty && rng.random_bool(f.forget) {
-            server.engine_mut().forget_session();
+            server.engine_mut().unwrap().forget_session();
             executed.clear();
             answers.clear();
         }
@@ -274,7 +274,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
         }
         // 5. Queue bounds.
         for s in [&client, &server] {
-            let e = s.engine();
+            let Some(e) = s.engine() else { continue };
             if e.in_flight() > MSGS || e.arena_used() > TX || e.pending_events() > MSGS {
                 return Err("a queue exceeded its limit".into());
             }

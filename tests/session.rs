@@ -715,3 +715,191 @@ fn quick_ack_settles_resending() {
     let _ = Instant::ZERO;
     let _ = MsgId(0);
 }
+
+/// The msg_ids and bodies of every message in the client's packets.
+fn client_messages(p: &Pair, pkts: &[Vec<u8>]) -> Vec<(u64, Vec<u8>)> {
+    let mut v = Vec::new();
+    for pk in pkts {
+        let mut b = pk.clone();
+        let m = packet::decrypt(&key(p.seed), Direction::ClientToServer, &mut b).unwrap();
+        let body = m.body().to_vec();
+        match tl::MsgContainer::decode(&body) {
+            Ok(c) => v.extend(c.iter().map(|x| (x.msg_id as u64, x.body.to_vec()))),
+            Err(_) => v.push((m.msg_id(), body)),
+        }
+    }
+    v
+}
+
+#[test]
+fn chk_044_future_salts_must_answer_our_request() {
+    let ccfg = EngineConfig {
+        ping_interval: None,
+        future_salts: true,
+        ..EngineConfig::DEFAULT
+    };
+    let mut p = Pair::with(30, ccfg, EngineConfig::DEFAULT, 0);
+    p.auto_answer = false;
+    let pkts = p.c2s();
+    let req = client_messages(&p, &pkts)
+        .into_iter()
+        .find(|(_, b)| b.get(..4) == Some(&tl::GetFutureSalts::CONSTRUCTOR.to_le_bytes()[..]))
+        .map(|(id, _)| id)
+        .expect("the client asks for future salts");
+    let unix = (UNIX0 + (p.now.as_secs() - 1000)) as i32;
+    let salts = [tl::FutureSalt {
+        valid_since: unix - 10,
+        valid_until: unix + 1000,
+        salt: 99,
+    }];
+    let before = p.c.current_salt();
+    for (n, req_id) in [(60u64, req ^ 4), (61, req)] {
+        let f = tl::FutureSalts {
+            req_msg_id: req_id as i64,
+            now: unix,
+            salts: tl::TlVec::from_slice(&salts),
+        };
+        let pk = from_dc(&p, server_id(&p, n), 1, &enc(&f));
+        assert!(p.deliver_c(&pk).is_ok());
+        let _ = p.c2s();
+        if req_id == req {
+            assert_eq!(p.c.current_salt(), 99);
+        } else {
+            assert_eq!(
+                p.c.current_salt(),
+                before,
+                "salts from an answer to another request were adopted"
+            );
+        }
+    }
+}
+
+#[test]
+fn chk_045_pong_must_match_our_ping() {
+    let ccfg = EngineConfig {
+        ping_interval: Some(core::time::Duration::from_secs(30)),
+        ..client_cfg()
+    };
+    let mut p = Pair::with(31, ccfg, EngineConfig::DEFAULT, 0);
+    p.query(&api_body(1, 1));
+    p.advance(31);
+    let pkts = p.c2s();
+    let (ping_msg, ping_body) = client_messages(&p, &pkts)
+        .into_iter()
+        .find(|(_, b)| b.get(..4) == Some(&tl::PingDelayDisconnect::CONSTRUCTOR.to_le_bytes()[..]))
+        .expect("a keepalive ping");
+    let ping = tl::PingDelayDisconnect::decode(&ping_body).unwrap();
+    let in_flight = p.c.in_flight();
+    assert!(in_flight >= 1);
+    for (n, msg_id, ping_id, settles) in [
+        (70u64, ping_msg, ping.ping_id ^ 1, false),
+        (71, ping_msg ^ 4, ping.ping_id, false),
+        (72, ping_msg, ping.ping_id, true),
+    ] {
+        let pong = tl::Pong {
+            msg_id: msg_id as i64,
+            ping_id,
+        };
+        let pk = from_dc(&p, server_id(&p, n), 1, &enc(&pong));
+        assert!(p.deliver_c(&pk).is_ok());
+        assert_eq!(p.c.in_flight() < in_flight, settles, "pong {n}");
+    }
+}
+
+#[test]
+fn chk_051_msg_copy_rejected() {
+    let mut p = settled(32);
+    let inner = api_body(5, 1);
+    let orig = tl::Message::new(server_id(&p, 80) as i64, 1, &inner);
+    let copy = enc(&tl::MsgCopy { orig_message: orig });
+    let pk = from_dc(&p, server_id(&p, 81), 1, &copy);
+    assert!(p.deliver_c(&pk).is_ok());
+    assert!(p.client_events.is_empty(), "a msg_copy delivered its content");
+    // The same content sent directly is an update.
+    let pk = from_dc(&p, server_id(&p, 82), 1, &api_body(5, 1));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events.len(), 1);
+}
+
+#[test]
+fn chk_033_refused_then_delayed_copy_never_executes() {
+    // The client's clock runs 40 s ahead: its first packet is refused (17), its query goes again in a new session.
+    let mut p = Pair::with(33, client_cfg(), EngineConfig::DEFAULT, 40);
+    // The client knows the current salt, so only its clock is wrong.
+    let clock = mtproto_sansio::session::Clock::from_unix_hint(p.now, mtproto_sansio::time::UnixTime(UNIX0 + 40));
+    *p.c = E::client(client_cfg(), key(p.seed), p.s.current_salt(), clock, p.now, &mut p.rng);
+    let id = p.c.send(p.now, &api_body(90, 1), MsgKind::Query).unwrap();
+    let first = p.c2s();
+    assert_eq!(p.deliver_s(&first[0]), Err(Dropped::BadMsgId));
+    assert_eq!(dc_codes_after(&mut p), vec![17]);
+    p.pump();
+    assert_eq!(p.results_for(id).len(), 1);
+    // 40 s later the first packet's time is valid, and a delayed copy of it arrives: never executed again.
+    p.advance(41);
+    assert!(p.deliver_s(&first[0]).is_err());
+    assert_eq!(
+        p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
+        1
+    );
+}
+
+/// Delivers the DC's notifications to the client and returns their codes.
+fn dc_codes_after(p: &mut Pair) -> Vec<i32> {
+    let pkts = p.s2c();
+    let mut codes = Vec::new();
+    for pk in &pkts {
+        let mut b = pk.clone();
+        let v = packet::decrypt(&key(p.seed), Direction::ServerToClient, &mut b).unwrap();
+        if let Ok(tl::ServiceMessage::BadMsg(m)) = tl::ServiceMessage::decode_body(v.body()) {
+            codes.push(m.error_code);
+        }
+    }
+    for pk in &pkts {
+        let _ = p.deliver_c(pk);
+    }
+    codes
+}
+
+#[test]
+fn chk_047_state_req_for_stale_acked_queries() {
+    for (n, mismatched) in [(0u64, false), (1, true)] {
+        let mut p = settled(34 + n);
+        p.auto_answer = false;
+        let body = api_body(95, 1);
+        let id = p.c.send(p.now, &body, MsgKind::Query).unwrap();
+        let _ = p.c2s();
+        // The DC acknowledges it, then stays silent.
+        let ids = [id.to_wire()];
+        let pk = from_dc(
+            &p,
+            server_id(&p, 90),
+            2,
+            &enc(&tl::MsgsAck {
+                msg_ids: tl::TlVec::from_slice(&ids),
+            }),
+        );
+        assert!(p.deliver_c(&pk).is_ok());
+        assert!(p.c.poll_timeout().unwrap() <= p.now.saturating_add(core::time::Duration::from_secs(45)));
+        p.advance(46);
+        let pk = p.c2s();
+        let msgs = client_messages(&p, &pk);
+        let (req, _) = msgs
+            .iter()
+            .find(|(_, b)| b.get(..4) == Some(&tl::MsgsStateReq::CONSTRUCTOR.to_le_bytes()[..]))
+            .expect("a msgs_state_req about the stale query")
+            .clone();
+        // The DC says it never got it (2), with a wrong count in the mismatched case.
+        let info: &[u8] = if mismatched { &[2, 2] } else { &[2] };
+        let si = tl::MsgsStateInfo {
+            req_msg_id: req as i64,
+            info,
+        };
+        let pk = from_dc(&p, server_id(&p, 91) + (46u64 << 32), 1, &enc(&si));
+        assert!(p.deliver_c(&pk).is_ok());
+        let pk = p.c2s();
+        let again = client_messages(&p, &pk);
+        // Sent again, under its own msg_id inside a new container (the DC's replay window drops a second copy).
+        let resent = again.iter().any(|(mid, b)| *b == body && *mid == id.0);
+        assert_eq!(resent, !mismatched, "mismatched={mismatched}");
+    }
+}

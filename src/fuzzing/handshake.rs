@@ -115,6 +115,13 @@ impl rand_core::TryRng for SeededRng {
 
 impl rand_core::TryCryptoRng for SeededRng {}
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SeededRng {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "SeededRng {{ counter: {} }}", self.counter)
+    }
+}
+
 /// A client and a DC wired back to back in memory (no transport), for tests, fuzzing and benchmarks.
 pub struct Pair<'k> {
     /// The client.
@@ -135,6 +142,22 @@ pub struct Pair<'k> {
     pub s2c: [u8; MAX_SERVER_MESSAGE],
     /// Its length.
     pub s2c_len: usize,
+}
+
+impl core::fmt::Debug for Pair<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pair")
+            .field("client", &self.client)
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Pair<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Pair {{ client: {}, server: {} }}", self.client, self.server)
+    }
 }
 
 impl<'k> Pair<'k> {

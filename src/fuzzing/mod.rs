@@ -3,6 +3,7 @@
 //! Not part of the public API.
 
 pub mod crypto;
+pub mod e2e;
 pub mod handshake;
 pub mod keys;
 pub mod session;
@@ -17,6 +18,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
     tl::TARGETS
         .iter()
         .chain(crypto::TARGETS)
+        .chain(e2e::TARGETS)
         .chain(handshake::TARGETS)
         .chain(transport::TARGETS)
         .chain(session::TARGETS)

@@ -37,7 +37,7 @@ const MAX_B_ATTEMPTS: u32 = 16;
 pub enum KeyKind {
     /// A permanent key (`p_q_inner_data_dc`).
     Permanent,
-    /// A temporary key for PFS (`p_q_inner_data_temp_dc`), valid for `expires_in` seconds (https://core.telegram.org/api/pfs).
+    /// A temporary key for PFS (`p_q_inner_data_temp_dc`), valid for `expires_in` seconds (<https://core.telegram.org/api/pfs>).
     Temporary {
         /// Lifetime in seconds.
         expires_in: u32,
@@ -155,17 +155,18 @@ struct ServerDh {
 /// until it returns `Ok(None)`, send what it wrote, then wait for a packet or [`poll_timeout`](Self::poll_timeout).
 /// Stop when [`status`](Self::status) is not [`Status::Running`].
 ///
-/// Cost per step (the big numbers are 2048-bit; figures from `benches/handshake.rs` on a shared x86-64 host):
-/// - `poll_transmit` #1 (`req_pq_multi`): 16 random bytes; negligible.
-/// - `handle_packet(resPQ)`: TL decode, one SHA-1 per configured key per offered fingerprint; a few µs.
-/// - `poll_transmit` #2 (`req_DH_params`): pq factoring (bounded by [`ClientConfig::factor_budget`]; about 0.6 ms
-///   CPU for the worked example's pq), RSA_PAD (SHA-256, AES-IGE, one public-exponent modexp; ~0.1 ms).
-/// - `handle_packet(server_DH_params_ok)`: AES-IGE over ≤ 1 KiB and one SHA-1; ~10 µs.
+/// Cost per step (the big numbers are 2048-bit). Figures from `benches/handshake.rs` on a shared, heavily loaded
+/// 2-core x86-64 host, where wall time ran about 3× CPU time; CPU time is quoted:
+/// - `poll_transmit` #1 (`req_pq_multi`): 16 random bytes; under 1 µs.
+/// - `handle_packet(resPQ)`: TL decode, one SHA-1 per configured key per offered fingerprint; about 1 µs.
+/// - `poll_transmit` #2 (`req_DH_params`): pq factoring, bounded by [`ClientConfig::factor_budget`] (about 60 µs
+///   for the worked example's pq), and RSA_PAD (SHA-256, AES-IGE, one public-exponent modexp); about 0.4 ms.
+/// - `handle_packet(server_DH_params_ok)`: AES-IGE over ≤ 1 KiB and one SHA-1; a few µs.
 /// - `poll_transmit` #3 (`set_client_DH_params`): the group check (a table lookup for Telegram's prime, Miller–Rabin
-///   otherwise) and two full 2048-bit constant-time modexps (g^b, g_a^b): the bulk of the work.
-/// - `handle_packet(dh_gen_*)`: one SHA-1.
+///   otherwise) and two full 2048-bit constant-time modexps (g^b, g_a^b): about 7.5 ms, nearly all of the total.
+/// - `handle_packet(dh_gen_*)`: one SHA-1; a few µs.
 ///
-/// A whole client handshake measured about 8 ms of CPU on that host; on a Cortex-M4 the two modexps dominate.
+/// A whole client handshake measured about 8 ms of CPU. Each `dh_gen_retry` repeats step #3.
 ///
 /// Randomness is drawn only in `poll_transmit`, so every `handle_*` call is deterministic. Secrets (new_nonce, b,
 /// the tmp AES key, scratch buffers) are zeroized when no longer needed and on drop.

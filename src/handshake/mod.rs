@@ -1,4 +1,4 @@
-//! The auth-key handshake (https://core.telegram.org/mtproto/auth_key) as two Sans-IO state machines:
+//! The auth-key handshake (<https://core.telegram.org/mtproto/auth_key>) as two Sans-IO state machines:
 //! [`ClientHandshake`] (our client creating a permanent or temporary key with a DC) and [`ServerHandshakes`] (the DC
 //! role: a bounded table of concurrent runs).
 //!
@@ -6,6 +6,40 @@
 //! message_data_length (4) ‖ body`, ready for a transport encoder, and accept the same from a transport decoder.
 //! Neither allocates, reads a clock or owns an RNG: time comes in as [`Instant`], randomness as a `CryptoRng`
 //! argument.
+//!
+//! The run loop, with both roles in memory (a real host puts a transport codec and a socket in between):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn core::error::Error>> {
+//! use mtproto_sansio::crypto::dh::DhGroup;
+//! use mtproto_sansio::fuzzing::handshake::{SeededRng, dc_key}; // test fixtures: use a real key and CSPRNG
+//! use mtproto_sansio::handshake::*;
+//! use mtproto_sansio::time::Instant;
+//!
+//! let dc_rsa = dc_key().ok_or("fixture key")?;
+//! let trusted = [*dc_rsa.public_key()];
+//! let mut client = ClientHandshake::new(ClientConfig::new(&trusted, 2), Instant::ZERO);
+//! let mut dc: ServerHandshakes<'_, 4> = ServerHandshakes::new(ServerConfig::new(&dc_rsa, DhGroup::telegram(3)?));
+//! let (mut client_rng, mut dc_rng) = (SeededRng::new(b"client"), SeededRng::new(b"dc"));
+//! let (mut c2s, mut s2c) = ([0u8; MAX_CLIENT_MESSAGE], [0u8; MAX_SERVER_MESSAGE]);
+//! let now = Instant::ZERO;
+//! let mut dc_key_id = None;
+//! while let Some(n) = client.poll_transmit(now, &mut client_rng, &mut c2s)? {
+//!     match dc.handle(now, &mut dc_rng, 1, &c2s[..n], &mut s2c, &|_key_id| false)? {
+//!         ServerReply::Send(len) => client.handle_packet(now, &s2c[..len])?,
+//!         ServerReply::Complete { len, outcome } => {
+//!             dc_key_id = Some(outcome.auth_key.id()); // the DC stores outcome.auth_key
+//!             client.handle_packet(now, &s2c[..len])?
+//!         }
+//!         ServerReply::Error(code) => client.handle_transport_error(now, code),
+//!     }
+//! }
+//! assert_eq!(client.status(), Status::Done);
+//! let outcome = client.take_outcome().ok_or("no key")?;
+//! assert_eq!(Some(outcome.auth_key.id()), dc_key_id);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Limits are named constants here ([`MAX_ENCRYPTED_ANSWER`], [`MAX_CLIENT_MESSAGE`], [`MAX_SERVER_MESSAGE`],
 //! [`MAX_FINGERPRINTS`], ...), and every per-run count (restarts, DH retries, retransmits) is bounded by a config

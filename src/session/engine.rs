@@ -47,6 +47,8 @@ const INNER_HDR: usize = 16;
 const CONTAINER_HDR: usize = 8;
 /// The handle a tracked container carries: containers own no body.
 const NO_BODY: BodyHandle = BodyHandle(u32::MAX);
+/// DC: session ids of this key a DC engine remembers as finished, to drop their late packets.
+pub const RETIRED_SESSIONS: usize = 8;
 /// Quick-ack tokens remembered per connection.
 const QUICK_ACKS: usize = 8;
 /// Largest `disconnect_delay` (seconds) a DC honours from `ping_delay_disconnect` (item 52).
@@ -86,6 +88,10 @@ pub struct EngineConfig {
     pub future_salts: bool,
     /// DC: refuse any msg_id below the highest already delivered (attack B1's opt-in strict ordering).
     pub strict_order: bool,
+    /// Client: a query the DC acknowledged but has not answered after this long is checked with
+    /// `msgs_state_req` (and again every such interval); one the DC turns out not to have is sent again under a
+    /// new msg_id (item 38). `None` disables it.
+    pub state_check_after: Option<Duration>,
 }
 
 impl EngineConfig {
@@ -100,6 +106,7 @@ impl EngineConfig {
         quick_ack: false,
         future_salts: true,
         strict_order: false,
+        state_check_after: Some(Duration::from_secs(45)),
     };
 }
 
@@ -188,6 +195,11 @@ struct Slot {
     orig: MsgId,
     /// Transmissions under the current msg_id.
     sends: u8,
+    /// Its body names its own msg_id (a bind request): never renamed, failed instead.
+    pinned: bool,
+    /// When it was first sent, and last checked with `msgs_state_req`.
+    sent_at: Option<Instant>,
+    checked_at: Option<Instant>,
     /// The peer acknowledged it: it has the message, so it is never renamed.
     acked: bool,
 }
@@ -254,6 +266,8 @@ struct Core<const TX: usize, const MSGS: usize> {
     client_salts: ClientSalts<MAX_FUTURE_SALTS>,
     server_salts: Option<ServerSalts>,
     salt_secret: [u8; 32],
+    /// A salt fixed for one rotation period (the handshake's), overriding the derived one.
+    first_salt: Option<(u64, u64)>,
     tracker: SentTracker<MSGS>,
     acks: AckQueue<DEFAULT_ACK_QUEUE>,
     budget: ResendBudget,
@@ -270,6 +284,7 @@ struct Core<const TX: usize, const MSGS: usize> {
     disconnect_at: Option<Instant>,
     nsc_first: Option<MsgId>,
     nsc_due: bool,
+    retired: heapless::Deque<u64, RETIRED_SESSIONS>,
     stats: Stats,
     closed: bool,
 }
@@ -309,8 +324,21 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         now: Instant,
         rng: &mut R,
     ) -> Self {
+        Self::client_with_session_id(cfg, key, salt, clock, now, rng.next_u64())
+    }
+
+    /// [`client`](Self::client) with a given session id (it must be unpredictable and unique per key, e.g.
+    /// derived from a fresh key's secret material).
+    pub fn client_with_session_id(
+        cfg: EngineConfig,
+        key: AuthKey,
+        salt: u64,
+        clock: Clock,
+        now: Instant,
+        session_id: u64,
+    ) -> Self {
         let mut core = Core::new(Side::Client, cfg, key, clock, now);
-        core.session_id = rng.next_u64();
+        core.session_id = session_id;
         core.session_known = true;
         core.client_salts = ClientSalts::new(salt, Duration::from_secs(60));
         core.next_ping_at = cfg.ping_interval.map(|d| now.saturating_add(d));
@@ -328,6 +356,25 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     ) -> Self {
         let mut core = Core::new(Side::Server, cfg, key, clock, now);
         rng.fill_bytes(&mut core.salt_secret);
+        core.init_server_salts(now);
+        Self::wrap(core)
+    }
+
+    /// [`server`](Self::server) for a key the DC has just created: the handshake's salt
+    /// (`new_nonce[0..8] XOR server_nonce[0..8]`) is the salt of the current rotation period, so the client's first
+    /// messages are accepted.
+    pub fn server_with_salt<R: CryptoRng + ?Sized>(
+        cfg: EngineConfig,
+        key: AuthKey,
+        clock: Clock,
+        now: Instant,
+        rng: &mut R,
+        salt: u64,
+    ) -> Self {
+        let mut core = Core::new(Side::Server, cfg, key, clock, now);
+        rng.fill_bytes(&mut core.salt_secret);
+        let p = core.clock.unix_time(now).0 / core.rotation_secs();
+        core.first_salt = Some((p, salt.max(1)));
         core.init_server_salts(now);
         Self::wrap(core)
     }
@@ -409,6 +456,62 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.send(now, body, kind)
     }
 
+    /// Client, on a temporary key's session: queues `auth.bindTempAuthKey` binding this key to `perm_key` until
+    /// `expires_at` (item 53; the inner message is MTProto 1.0 under `perm_key`, its msg_id the request's). It ends
+    /// like any query; if the DC refuses it with a notification that would need a new msg_id, it fails with
+    /// [`FailReason::MustRebuild`] and must be sent again.
+    pub fn bind_temp_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        perm_key: &AuthKey,
+        expires_at: i32,
+        rng: &mut R,
+    ) -> Result<MsgId, SendError> {
+        let params = super::bind::BindParams {
+            temp_auth_key_id: self.core.key.id(),
+            temp_session_id: self.core.session_id,
+            expires_at,
+        };
+        let id = self
+            .core
+            .send(now, &[0u8; super::bind::BIND_BODY_LEN], MsgKind::Query)?;
+        let Some((idx, slot)) = self.core.slot_by_id(id) else {
+            return Err(SendError::QueueFull);
+        };
+        let range = slot.off as usize..(slot.off + slot.len) as usize;
+        let written = match self.core.arena.get_mut(range) {
+            Some(dst) => super::bind::write_bind_request(perm_key, &params, id, rng, dst).is_ok(),
+            None => false,
+        };
+        if !written {
+            self.core.free(BodyHandle(idx as u32));
+            return Err(SendError::TooLarge);
+        }
+        if let Some(Some(s)) = self.core.slots.get_mut(idx) {
+            s.pinned = true;
+        }
+        Ok(id)
+    }
+
+    /// DC: verifies an `auth.bindTempAuthKey` request (`body` of [`Event::Request`] `req`) received on this
+    /// session, against the permanent key the host found by [`bind_perm_key_id`](super::bind::bind_perm_key_id)
+    /// (item 53). On success the host records the binding and answers `boolTrue`; otherwise it answers
+    /// `rpc_error 400 ENCRYPTED_MESSAGE_INVALID`.
+    pub fn verify_bind(
+        &self,
+        now: Instant,
+        perm_key: &AuthKey,
+        req: MsgId,
+        body: &[u8],
+    ) -> Result<super::bind::BindParams, super::bind::BindError> {
+        let session = super::bind::BindParams {
+            temp_auth_key_id: self.core.key.id(),
+            temp_session_id: self.core.session_id,
+            expires_at: 0,
+        };
+        super::bind::verify_bind(perm_key, &session, req, body, self.core.clock.unix_time(now))
+    }
+
     /// DC: answers the request `req` (delivered as [`Event::Request`]) with `rpc_result { req, result }`.
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
         if result.len() + 12 > Self::max_body() {
@@ -441,11 +544,13 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// The smallest `out` [`poll_packet`](Self::poll_packet) accepts.
     pub fn min_out_len(&self) -> usize {
-        self.core
-            .cfg
-            .padding
-            .max_encrypted_len(self.core.max_payload::<RX>())
-            .unwrap_or(RX)
+        Self::min_out_len_with(self.core.cfg.padding)
+    }
+
+    /// [`min_out_len`](Self::min_out_len) for an engine of this size with `padding`, before one exists.
+    pub fn min_out_len_with(padding: PaddingPolicy) -> usize {
+        let payload = RX.saturating_sub(packet::OUTER_HEADER_LEN + packet::INNER_HEADER_LEN + packet::MAX_PADDING) & !3;
+        padding.max_encrypted_len(payload).unwrap_or(RX)
     }
 
     /// Processes one received MTProto packet (the transport's payload). `Ok` means it was accepted; `Err` tells why it
@@ -627,6 +732,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     pub fn forget_session(&mut self) {
         self.core.reset_server_session(0);
         self.core.session_known = false;
+        self.core.retired.clear();
     }
 }
 
@@ -653,6 +759,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             client_salts: ClientSalts::new(0, Duration::from_secs(60)),
             server_salts: None,
             salt_secret: [0; 32],
+            first_salt: None,
             tracker: SentTracker::new(
                 TX,
                 ResendPolicy {
@@ -675,6 +782,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             disconnect_at: None,
             nsc_first: None,
             nsc_due: false,
+            retired: heapless::Deque::new(),
             stats: Stats::default(),
             closed: false,
         }
@@ -693,6 +801,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// The DC's salt for rotation period `p`: derived from a per-engine secret, so `future_salts` can promise the
     /// salts of coming periods and rotation needs no RNG.
     fn derived_salt(&self, p: u64) -> u64 {
+        if let Some((fp, salt)) = self.first_salt
+            && fp == p
+        {
+            return salt;
+        }
         let mut h = Sha256::new();
         h.update(self.salt_secret);
         h.update(p.to_le_bytes());
@@ -871,6 +984,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             orig: MsgId(0),
             sends: 0,
             acked: false,
+            pinned: false,
+            sent_at: None,
+            checked_at: None,
         };
         let idx = self.alloc(len, slot, f)?;
         let id = if response {
@@ -946,11 +1062,17 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
+    /// Sends a message again under a new msg_id and seq_no; a message the peer acknowledged or may have from an
+    /// earlier transmission is left alone.
     fn resend_one_new_id(&mut self, now: Instant, id: MsgId) {
         let Some((idx, slot)) = self.slot_by_id(id) else { return };
         if slot.acked || slot.sends > 1 {
             // The peer has it, or may have it from an earlier transmission (and may have executed it): never
             // renamed; its answer is awaited, or its attempts run out.
+            return;
+        }
+        if slot.pinned {
+            self.fail(id, FailReason::MustRebuild);
             return;
         }
         let response = self.side == Side::Server && id.is_server_response();
@@ -969,6 +1091,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             s.queued = true;
             s.in_tracker = in_tracker;
             s.sends = 0;
+            s.acked = false;
         }
         let _ = slot;
         self.stats.resent += 1;
@@ -1000,7 +1123,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         order.sort_unstable();
-        for (_, i) in order {
+        for (id, i) in order {
+            if self.slots.get(i).copied().flatten().is_some_and(|s| s.pinned) {
+                self.fail(id, FailReason::MustRebuild);
+                continue;
+            }
             let (Ok(id), Ok(seq)) = (self.ids.next(now, &self.clock), self.seq.next(true)) else {
                 continue;
             };
@@ -1209,7 +1336,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 }
             }
             ServiceMessage::FutureSalts(f) => self.on_future_salts(now, &f),
-            ServiceMessage::MsgsStateInfo(info) => self.on_state_info(now, &info),
+            ServiceMessage::MsgsStateInfo(info) => self.on_state_info(&info),
             ServiceMessage::MsgDetailed(d) if self.tracker.reference(MsgId::from_wire(d.msg_id)).is_some() => {
                 self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id));
             }
@@ -1472,7 +1599,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// `msgs_state_info` (item 47): must answer our `msgs_state_req` with one byte per id asked.
-    fn on_state_info(&mut self, now: Instant, info: &MsgsStateInfo<'_>) {
+    fn on_state_info(&mut self, info: &MsgsStateInfo<'_>) {
         let req = MsgId::from_wire(info.req_msg_id);
         let Some((_, slot)) = self.slot_by_id(req) else { return };
         if slot.kind != SentKind::StateReq {
@@ -1495,9 +1622,17 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             self.free(r.handle);
         }
         for (id, state) in asked.iter().zip(info.info.iter()) {
-            // 1-3: the server does not have it: send it again under a new msg_id (item 38).
-            if matches!(state & 7, 1..=3) && self.tracker.reference(*id).is_some() {
-                self.resend_new_id(now, *id);
+            // 1-3: the server does not have it.
+            // It goes again under its own msg_id, in a new container (item 38): if a copy is still on its way
+            // (a resend after new_session_created...), the DC's replay window drops the second one, which a
+            // renamed copy would not.
+            if matches!(state & 7, 1..=3) && self.tracker.reference(*id).is_some() && !self.forced.contains(id) {
+                let _ = self.forced.push(*id);
+                if let Some((idx, _)) = self.slot_by_id(*id)
+                    && let Some(Some(s)) = self.slots.get_mut(idx)
+                {
+                    s.acked = false;
+                }
             }
         }
     }
@@ -1571,6 +1706,26 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.disconnect_at = None;
     }
 
+    /// Starts serving `session_id` (a new client session, or the client moved on): the old one is retired, and a
+    /// retired one is never served again, so its late packets cannot come back with an empty replay window
+    /// (item 31).
+    fn switch_session(&mut self, session_id: u64) -> Result<(), Dropped> {
+        if self.retired.iter().any(|&r| r == session_id) {
+            return Err(Dropped::WrongSession);
+        }
+        if self.session_known {
+            if self.retired.is_full() {
+                let _ = self.retired.pop_front();
+            }
+            let _ = self.retired.push_back(self.session_id);
+        }
+        self.reset_server_session(session_id);
+        self.session_known = true;
+        self.nsc_due = true;
+        self.push_event(EvRec::Created(session_id));
+        Ok(())
+    }
+
     /// Marks a refused, authenticated msg_id as received, so no later copy of it is ever accepted: the client
     /// re-sends the content under a new msg_id, and accepting the old one too would execute it twice.
     fn burn(&mut self, id: MsgId, unix: UnixTime) {
@@ -1598,7 +1753,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     ) -> Result<(), Dropped> {
         let unix = self.clock.unix_time(now);
         let is_container = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
-        let same_session = self.session_known && h.session_id == self.session_id;
+        if !self.session_known {
+            // Nothing to protect yet: the first authenticated packet names the session, even if it is refused
+            // below, so the refusal's notification and spent id belong to it.
+            self.switch_session(h.session_id)?;
+        }
+        let same_session = h.session_id == self.session_id;
         // A message already received is dropped silently (re-acked) before any other check, so a duplicate or
         // replay never provokes a notification that could make the client rename, and so repeat, a message.
         if same_session && self.inbound.window().contains(h.msg_id) {
@@ -1618,25 +1778,18 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             .check(h.msg_id, unix)
         });
         if let Err(e) = early {
-            if same_session || !self.session_known {
-                // Before a session exists, answer in the client's session so it can correct its clock.
-                if !self.session_known {
-                    self.session_id = h.session_id;
-                }
+            if same_session {
                 if let Some(code) = e.bad_msg_code(is_container) {
                     self.notify_bad(now, h.msg_id, h.seq_no, code);
                 }
-                if e == MsgIdReject::TooHigh && same_session {
+                if e == MsgIdReject::TooHigh {
                     self.burn(h.msg_id, unix);
                 }
             }
             return Err(Dropped::BadMsgId);
         }
-        if !self.session_known || h.session_id != self.session_id {
-            self.reset_server_session(h.session_id);
-            self.session_known = true;
-            self.nsc_due = true;
-            self.push_event(EvRec::Created(h.session_id));
+        if h.session_id != self.session_id {
+            self.switch_session(h.session_id)?;
         }
         if self.cfg.strict_order && self.inbound.window().highest().is_some_and(|hi| h.msg_id < hi) {
             return Err(Dropped::OutOfOrder);
@@ -1846,6 +1999,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     self.on_ack(MsgId::from_wire(mid));
                 }
             }
+            // An API method that happens to be in the service schema: the host verifies it (`verify_bind`).
+            ServiceMessage::AuthBindTempAuthKey(_) => {
+                let _ = self.pending_reqs.push(id);
+                self.push_event(EvRec::Request {
+                    msg_id: id,
+                    body: span_of(rx, body, Buf::Rx),
+                });
+            }
             ServiceMessage::RpcDropAnswer(d) => {
                 let ans = RpcAnswerUnknown {};
                 let mut b = [0u8; 4];
@@ -1972,8 +2133,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         min(self.acks.poll_timeout());
         min(self.next_ping_at);
         min(self.disconnect_at);
+        let check = self.cfg.state_check_after;
         for s in self.slots.iter().flatten() {
             min(s.deadline);
+            if let Some(after) = check
+                && s.kind == SentKind::RpcQuery
+                && s.acked
+            {
+                min(s.checked_at.or(s.sent_at).map(|t| t.saturating_add(after)));
+            }
         }
         if let Some(s) = self.server_salts.as_ref() {
             let secs = s.next_rotation().0 as i128 - self.clock.unix_offset() as i128 / 1_000_000;
@@ -1983,6 +2151,42 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     // ---- transmitting ------------------------------------------------------------------------------------------
+
+    /// Client: asks with `msgs_state_req` about acknowledged queries still unanswered after `state_check_after`.
+    fn check_states(&mut self, now: Instant) {
+        let Some(after) = self.cfg.state_check_after else {
+            return;
+        };
+        if self.slots.iter().flatten().any(|s| s.kind == SentKind::StateReq) {
+            return;
+        }
+        let due = |s: &Slot| {
+            s.kind == SentKind::RpcQuery
+                && s.acked
+                && !s.queued
+                && !s.pinned
+                && s.checked_at
+                    .or(s.sent_at)
+                    .is_some_and(|t| t.saturating_add(after) <= now)
+        };
+        let mut ids: heapless::Vec<i64, MSGS> = heapless::Vec::new();
+        for s in self.slots.iter().flatten().filter(|s| due(s)) {
+            let _ = ids.push(s.id.to_wire());
+        }
+        if ids.is_empty() {
+            return;
+        }
+        let req = tl::MsgsStateReq {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        };
+        if self.queue_tl(now, SentKind::StateReq, true, false, &req) {
+            for s in self.slots.iter_mut().flatten() {
+                if due(s) {
+                    s.checked_at = Some(now);
+                }
+            }
+        }
+    }
 
     fn housekeeping<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R) {
         match self.side {
@@ -2008,6 +2212,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     );
                     self.next_ping_at = Some(now.saturating_add(iv));
                 }
+                self.check_states(now);
                 let unix = self.clock.unix_time(now);
                 self.client_salts.advance(unix);
                 if self.cfg.future_salts && !self.salts_requested && self.client_salts.should_fetch(unix) {
@@ -2263,6 +2468,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 slot.in_tracker = true;
                 if slot.kind == SentKind::RpcQuery && slot.deadline.is_none() {
                     slot.deadline = Some(now.saturating_add(self.cfg.rpc_timeout));
+                }
+                if slot.sent_at.is_none() {
+                    slot.sent_at = Some(now);
                 }
             }
         }

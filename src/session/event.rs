@@ -59,6 +59,8 @@ pub enum Event<'a> {
     DisconnectRequested,
     /// Client: the transport carried a negative error code (−404: unknown key, −429: flood...).
     TransportError(i32),
+    /// Client: the handshake created the auth key (`Session::auth_key`); persist it to skip the handshake next time.
+    AuthKeyReady,
 }
 
 /// Why a query ended without an answer.
@@ -75,6 +77,9 @@ pub enum FailReason {
     MalformedResult,
     /// The session was closed or destroyed.
     Closed,
+    /// The DC refused the message and it cannot be sent again under a new msg_id, because its body names its own
+    /// msg_id (`auth.bindTempAuthKey`): build a new one.
+    MustRebuild,
 }
 
 impl fmt::Display for FailReason {
@@ -85,6 +90,7 @@ impl fmt::Display for FailReason {
             FailReason::ResultTooLarge => f.write_str("answer larger than the receive buffer"),
             FailReason::MalformedResult => f.write_str("malformed answer"),
             FailReason::Closed => f.write_str("session closed"),
+            FailReason::MustRebuild => f.write_str("refused; must be rebuilt under a new msg_id"),
         }
     }
 }

@@ -6,18 +6,70 @@
 //! `handle_input` takes at most one frame per call and returns how many bytes it consumed; it consumes nothing
 //! while an event that borrows the receive buffers is pending (drain events first).
 //!
-//! A client without a stored key runs the handshake first; the handshake machines land separately
-//! (`wip-handshake`) and plug in ahead of the engine: `Session::client` takes the key the handshake produced.
+//! ```
+//! use mtproto_sansio::crypto::auth_key::AuthKey;
+//! use mtproto_sansio::session::{Event, MsgKind, Session, SessionConfig};
+//! use mtproto_sansio::time::{Instant, UnixTime};
+//! # use rand::SeedableRng;
+//! # let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+//! let cfg = SessionConfig { unix_time_hint: Some(UnixTime(1_700_000_000)), ..SessionConfig::DEFAULT };
+//! let key = AuthKey::from_bytes([7; 256]); // a stored key (or run the handshake: `Session::client_handshake`)
+//! let now = Instant::from_secs(1);
+//! let mut client: Box<Session<8192, 8192, 16>> = Box::new(Session::client(cfg, key.clone(), now, &mut rng));
+//! let mut dc: Box<Session<8192, 8192, 16>> = Box::new(Session::server(cfg, key, now, &mut rng));
+//! let query = client.send(now, &[0x0d, 0xf0, 0xad, 0x0b], MsgKind::Query).unwrap();
+//! let mut out = vec![0u8; client.min_transmit_len()];
+//! let mut answered = None;
+//! for _ in 0..4 {
+//!     // Client -> DC: drain poll_transmit, feed every byte, drain events after each frame.
+//!     while let Some(n) = client.poll_transmit(now, &mut rng, &mut out).unwrap() {
+//!         let mut off = 0;
+//!         while off < n {
+//!             off += dc.handle_input(now, &out[off..n]).unwrap();
+//!             let mut requests = Vec::new();
+//!             while let Some(ev) = dc.poll_event() {
+//!                 if let Event::Request { msg_id, body } = ev {
+//!                     requests.push((msg_id, body.to_vec()));
+//!                 }
+//!             }
+//!             for (id, body) in requests {
+//!                 dc.answer(now, id, &body).unwrap(); // echo
+//!             }
+//!         }
+//!     }
+//!     // DC -> client.
+//!     while let Some(n) = dc.poll_transmit(now, &mut rng, &mut out).unwrap() {
+//!         let mut off = 0;
+//!         while off < n {
+//!             off += client.handle_input(now, &out[off..n]).unwrap();
+//!             while let Some(ev) = client.poll_event() {
+//!                 if let Event::RpcResult { req, body } = ev {
+//!                     answered = Some((req, body.to_vec()));
+//!                 }
+//!             }
+//!         }
+//!     }
+//! }
+//! assert_eq!(answered, Some((query, vec![0x0d, 0xf0, 0xad, 0x0b])));
+//! // Then sleep until the earliest of the socket, `poll_timeout()` and the application.
+//! assert!(client.poll_timeout().is_some());
+//! ```
+//!
+//! A client without a stored key ([`Session::client_handshake`]) first runs the auth-key handshake
+//! ([`ClientHandshake`]) over the same transport, then starts the encrypted session on the new key with the
+//! handshake's salt and server time, and reports [`Event::AuthKeyReady`] so the host can persist the key.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
 
 use rand_core::CryptoRng;
+use sha2::{Digest, Sha256};
 
 use super::engine::{Engine, EngineConfig, MsgKind, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
 use super::msg_id::{Clock, MsgId, Side};
 use crate::crypto::auth_key::AuthKey;
+use crate::handshake::{self, ClientHandshake, HandshakeError, Outcome, Status};
 use crate::time::{Instant, UnixTime};
 use crate::transport::obfuscated::{INIT_LEN, ObfuscatedCodec};
 use crate::transport::{
@@ -82,6 +134,8 @@ impl Default for SessionConfig {
 pub enum Error {
     /// The transport stream is broken (bad length, CRC, marker, obfuscation tag...).
     Transport(TransportError),
+    /// The auth-key handshake failed for good.
+    Handshake(HandshakeError),
     /// The session was closed.
     Closed,
 }
@@ -90,6 +144,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Transport(e) => write!(f, "transport: {e}"),
+            Error::Handshake(e) => write!(f, "handshake: {e}"),
             Error::Closed => f.write_str("session closed"),
         }
     }
@@ -110,9 +165,24 @@ enum Codec<const RX: usize> {
     ObfuscatedPending,
 }
 
+// The engine dwarfs the handshake; both are transient alternatives and there is no heap to box into.
+#[allow(clippy::large_enum_variant)]
+enum Phase<const RX: usize, const TX: usize, const MSGS: usize> {
+    /// Creating the auth key.
+    Handshake(ClientHandshake<'static>),
+    /// The key exists; the engine is built at the next `poll_transmit` (its session id needs the RNG).
+    KeyReady(Outcome),
+    /// The encrypted session.
+    Encrypted(Engine<RX, TX, MSGS>),
+}
+
 /// An encrypted MTProto session over one transport connection. See the module docs for the run-loop contract.
 pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSGS: usize = 32> {
-    engine: Engine<RX, TX, MSGS>,
+    phase: Phase<RX, TX, MSGS>,
+    cfg: SessionConfig,
+    hs_cfg: Option<handshake::ClientConfig<'static>>,
+    key_ready_event: bool,
+    side: Side,
     transport: TransportConfig,
     codec: Codec<RX>,
     scratch: [u8; RX],
@@ -129,7 +199,7 @@ pub type SessionLarge = Session<65_536, 262_144, 64>;
 impl<const RX: usize, const TX: usize, const MSGS: usize> fmt::Debug for Session<RX, TX, MSGS> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("engine", &self.engine)
+            .field("engine", &self.engine())
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
@@ -140,19 +210,36 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     pub fn client<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::client(cfg.engine, key, cfg.salt, clock, now, rng);
-        Self::wrap(engine, cfg.transport, Side::Client)
+        Self::wrap(Phase::Encrypted(engine), cfg, Side::Client)
+    }
+
+    /// A client session without a key: it first runs the auth-key handshake with `hs` (its
+    /// `unix_micros_at_zero` is derived from `cfg.unix_time_hint`), then continues as [`client`](Self::client) would
+    /// on the new key. [`Event::AuthKeyReady`] announces the key; `send` answers `NotReady` until then.
+    pub fn client_handshake(cfg: SessionConfig, mut hs: handshake::ClientConfig<'static>, now: Instant) -> Self {
+        let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
+        hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
+        hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
+        let mut s = Self::wrap(Phase::Handshake(ClientHandshake::new(hs, now)), cfg, Side::Client);
+        s.hs_cfg = Some(hs);
+        s
     }
 
     /// A DC session for a connection whose client uses `key` (the host looked it up by its id).
     pub fn server<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::server(cfg.engine, key, clock, now, rng);
-        Self::wrap(engine, cfg.transport, Side::Server)
+        Self::wrap(Phase::Encrypted(engine), cfg, Side::Server)
     }
 
-    fn wrap(engine: Engine<RX, TX, MSGS>, transport: TransportConfig, side: Side) -> Self {
+    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, side: Side) -> Self {
+        let transport = cfg.transport;
         Session {
-            engine,
+            phase,
+            cfg,
+            hs_cfg: None,
+            key_ready_event: false,
+            side,
             transport,
             codec: Self::new_codec(transport, side),
             scratch: [0; RX],
@@ -179,24 +266,39 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
-    /// The engine (statistics, clock, salt...).
-    pub fn engine(&self) -> &Engine<RX, TX, MSGS> {
-        &self.engine
+    /// The engine (statistics, clock, salt...), once the session is encrypted.
+    pub fn engine(&self) -> Option<&Engine<RX, TX, MSGS>> {
+        match &self.phase {
+            Phase::Encrypted(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// The engine, mutably (tests and advanced hosts).
-    pub fn engine_mut(&mut self) -> &mut Engine<RX, TX, MSGS> {
-        &mut self.engine
+    pub fn engine_mut(&mut self) -> Option<&mut Engine<RX, TX, MSGS>> {
+        match &mut self.phase {
+            Phase::Encrypted(e) => Some(e),
+            _ => None,
+        }
     }
 
-    /// Counters.
+    /// Counters (all zero during the handshake).
     pub fn stats(&self) -> Stats {
-        self.engine.stats()
+        self.engine().map(Engine::stats).unwrap_or_default()
     }
 
-    /// The auth key.
-    pub fn auth_key(&self) -> &AuthKey {
-        self.engine.auth_key()
+    /// The auth key, once it exists.
+    pub fn auth_key(&self) -> Option<&AuthKey> {
+        match &self.phase {
+            Phase::Encrypted(e) => Some(e.auth_key()),
+            Phase::KeyReady(o) => Some(&o.auth_key),
+            Phase::Handshake(_) => None,
+        }
+    }
+
+    /// Whether the encrypted session runs (the handshake, if any, is done).
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self.phase, Phase::Encrypted(_))
     }
 
     /// Received frames dropped by the engine (they changed nothing).
@@ -209,7 +311,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(e) = self.error {
             return Err(e);
         }
-        if self.engine.must_drain() || bytes.is_empty() {
+        if self.engine().is_some_and(Engine::must_drain) || bytes.is_empty() || self.key_ready_event {
             return Ok(0);
         }
         let framing = self.transport.framing;
@@ -225,16 +327,23 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 return Err(Error::Transport(e));
             }
         };
-        match frame {
-            Some(Frame::Packet { data, quick_ack }) => {
+        let side = self.side;
+        match (&mut self.phase, frame) {
+            (Phase::Handshake(hs), Some(Frame::Packet { data, .. })) => {
+                // A malformed or unexpected handshake message is dropped; the machine decides what is fatal.
+                let dropped = hs.handle_packet(now, data).is_err();
+                self.frames_dropped += u64::from(dropped);
+            }
+            (Phase::Handshake(hs), Some(Frame::TransportError(code))) => hs.handle_transport_error(now, code),
+            (Phase::Encrypted(engine), Some(Frame::Packet { data, quick_ack })) => {
                 let data = if framing == Framing::PaddedIntermediate {
                     strip_padding(framing, data).unwrap_or(data)
                 } else {
                     data
                 };
-                match self.engine.handle_packet(now, data) {
+                match engine.handle_packet(now, data) {
                     Ok(token) => {
-                        if quick_ack && self.engine.side() == Side::Server {
+                        if quick_ack && side == Side::Server {
                             if self.quick_acks.is_full() {
                                 let _ = self.quick_acks.pop_front();
                             }
@@ -244,10 +353,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                     Err(_) => self.frames_dropped += 1,
                 }
             }
-            Some(Frame::QuickAck(token)) => self.engine.handle_quick_ack(token),
-            Some(Frame::TransportError(code)) => self.engine.handle_transport_error(code),
-            None => {}
+            (Phase::Encrypted(engine), Some(Frame::QuickAck(token))) => engine.handle_quick_ack(token),
+            (Phase::Encrypted(engine), Some(Frame::TransportError(code))) => engine.handle_transport_error(code),
+            _ => {}
         }
+        self.after_handshake_step(now);
         Ok(n)
     }
 
@@ -256,13 +366,63 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(e) = self.error {
             return Err(e);
         }
-        self.engine.handle_timeout(now);
-        Ok(())
+        match &mut self.phase {
+            Phase::Handshake(hs) => hs.handle_timeout(now),
+            Phase::Encrypted(e) => e.handle_timeout(now),
+            Phase::KeyReady(_) => {}
+        }
+        self.after_handshake_step(now);
+        self.error.map_or(Ok(()), Err)
+    }
+
+    /// Moves a finished handshake on: the engine starts on the new key at once (so `send` works right after
+    /// [`Event::AuthKeyReady`]); a failure becomes the sticky error.
+    fn after_handshake_step(&mut self, now: Instant) {
+        let Phase::Handshake(hs) = &mut self.phase else { return };
+        match hs.status() {
+            Status::Running => {}
+            Status::Failed(e) => self.error = Some(Error::Handshake(e)),
+            Status::Done => {
+                if let Some(o) = hs.take_outcome() {
+                    self.phase = Phase::KeyReady(o);
+                    self.start_engine(now);
+                    self.key_ready_event = true;
+                }
+            }
+        }
+    }
+
+    /// Builds the engine on a fresh key: the handshake's salt, its authenticated server time, and a session id
+    /// derived from the new key's secret (unpredictable, unique per key; no RNG needed here).
+    fn start_engine(&mut self, now: Instant) {
+        let Phase::KeyReady(o) = &self.phase else { return };
+        let ours = self.cfg.unix_time_hint.unwrap_or(UnixTime(0)).0 as i64;
+        let server_unix = UnixTime(u64::try_from(ours.saturating_add(o.server_time_offset)).unwrap_or(0));
+        let mut clock = Clock::new(0);
+        clock.sync_to_server_time(now, server_unix);
+        let mut h = Sha256::new();
+        h.update(b"mtproto-sansio session id");
+        h.update(o.auth_key.as_bytes());
+        h.update(o.server_salt.to_le_bytes());
+        let d = h.finalize();
+        let mut sid = [0u8; 8];
+        if let Some(x) = d.get(..8) {
+            sid.copy_from_slice(x);
+        }
+        let engine = Engine::client_with_session_id(
+            self.cfg.engine,
+            o.auth_key.clone(),
+            o.server_salt,
+            clock,
+            now,
+            u64::from_le_bytes(sid),
+        );
+        self.phase = Phase::Encrypted(engine);
     }
 
     /// The size `out` must have for [`poll_transmit`](Self::poll_transmit).
     pub fn min_transmit_len(&self) -> usize {
-        let p = self.engine.min_out_len();
+        let p = Engine::<RX, TX, MSGS>::min_out_len_with(self.cfg.engine.padding).max(handshake::MAX_CLIENT_MESSAGE);
         // Worst case over framings: 4-byte header, 15 bytes of padding, 4-byte CRC; or the 64-byte init.
         (p + 4 + 15 + 4).max(INIT_LEN)
     }
@@ -279,9 +439,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if out.len() < required {
             return Err(BufferTooSmall { required });
         }
-        if self.error.is_some() || self.engine.is_closed() {
+        if self.error.is_some() || self.engine().is_some_and(Engine::is_closed) {
             return Ok(None);
         }
+
         match &mut self.codec {
             Codec::ObfuscatedPending => {
                 match ObfuscatedCodec::client(self.transport.framing, self.transport.dc_id, None, RX, rng) {
@@ -320,10 +481,21 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 return Ok(Some(n));
             }
         }
-        let pkt = self.engine.poll_packet(now, rng, &mut self.scratch)?;
-        let Some(pkt) = pkt else { return Ok(None) };
-        let payload = self.scratch.get(..pkt.len).unwrap_or(&[]);
-        let qa = pkt.quick_ack && self.transport.framing != Framing::Full;
+        let (len, quick_ack) = match &mut self.phase {
+            Phase::Encrypted(engine) => match engine.poll_packet(now, rng, &mut self.scratch)? {
+                Some(p) => (p.len, p.quick_ack),
+                None => return Ok(None),
+            },
+            Phase::Handshake(hs) => match hs.poll_transmit(now, rng, &mut self.scratch) {
+                Ok(Some(n)) => (n, false),
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(BufferTooSmall { required: e.required }),
+            },
+            Phase::KeyReady(_) => return Ok(None),
+        };
+        self.after_handshake_step(now);
+        let payload = self.scratch.get(..len).unwrap_or(&[]);
+        let qa = quick_ack && self.transport.framing != Framing::Full;
         let r = match &mut self.codec {
             Codec::Plain { enc, .. } => enc.encode(payload, qa, rng, out),
             Codec::Obfuscated(c) => c.encode(payload, qa, rng, out),
@@ -338,16 +510,26 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        self.engine.poll_event()
+        if self.key_ready_event && matches!(self.phase, Phase::KeyReady(_) | Phase::Encrypted(_)) {
+            self.key_ready_event = false;
+            return Some(Event::AuthKeyReady);
+        }
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.poll_event(),
+            _ => None,
+        }
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.error.is_some() {
-            None
-        } else {
-            self.engine.poll_timeout()
+            return None;
+        }
+        match &self.phase {
+            Phase::Encrypted(e) => e.poll_timeout(),
+            Phase::Handshake(hs) => hs.poll_timeout(),
+            Phase::KeyReady(_) => None,
         }
     }
 
@@ -356,30 +538,66 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if self.error.is_some() {
             return Err(SendError::Closed);
         }
-        self.engine.send(now, body, kind)
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.send(now, body, kind),
+            _ => Err(SendError::NotReady),
+        }
+    }
+
+    /// Client, on a temporary key: queues `auth.bindTempAuthKey` binding it to `perm_key` (see
+    /// [`Engine::bind_temp_key`]).
+    pub fn bind_temp_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        perm_key: &AuthKey,
+        expires_at: i32,
+        rng: &mut R,
+    ) -> Result<MsgId, SendError> {
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.bind_temp_key(now, perm_key, expires_at, rng),
+            _ => Err(SendError::NotReady),
+        }
     }
 
     /// DC: answers a request with `rpc_result`.
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
-        self.engine.answer(now, req, result)
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.answer(now, req, result),
+            _ => Err(SendError::NotReady),
+        }
     }
 
     /// DC: answers a request with `rpc_error`.
     pub fn answer_error(&mut self, now: Instant, req: MsgId, code: i32, message: &[u8]) -> Result<MsgId, SendError> {
-        self.engine.answer_error(now, req, code, message)
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.answer_error(now, req, code, message),
+            _ => Err(SendError::NotReady),
+        }
     }
 
     /// A new transport connection under the same session: the framing restarts (a new init or marker) and every
     /// unacknowledged message is resent. Clears a transport error.
     pub fn reconnect(&mut self, now: Instant) {
-        self.codec = Self::new_codec(self.transport, self.engine.side());
+        self.codec = Self::new_codec(self.transport, self.side);
         self.quick_acks.clear();
         self.error = None;
-        self.engine.reconnect(now);
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.reconnect(now),
+            // A handshake does not survive its connection (item 22): start a new run.
+            Phase::Handshake(hs) => {
+                if let Some(cfg) = self.hs_cfg {
+                    *hs = ClientHandshake::new(cfg, now);
+                }
+            }
+            Phase::KeyReady(_) => {}
+        }
     }
 
     /// Fails every outstanding query with `Closed` (events follow) and stops sending.
     pub fn close(&mut self) {
-        self.engine.close();
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.close(),
+            _ => self.error = Some(Error::Closed),
+        }
     }
 }

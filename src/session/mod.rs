@@ -32,6 +32,7 @@ pub use replay::{InboundMsgIds, MsgIdReject, ReplayWindow, TimeWindow};
 pub use salts::{BadServerSalt, ClientSalts, FutureSalt, SaltError, ServerSaltPolicy, ServerSalts};
 pub use seqno::{SeqNoChecker, SeqNoError, SeqNoExhausted, SeqNoGen};
 
+pub mod bind;
 pub mod engine;
 pub mod event;
 

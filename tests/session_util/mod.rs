@@ -39,6 +39,7 @@ pub enum Ev {
     Created(u64),
     Disconnect,
     Transport(i32),
+    KeyReady,
 }
 
 pub fn own(e: Event<'_>) -> Ev {
@@ -57,6 +58,7 @@ pub fn own(e: Event<'_>) -> Ev {
         Event::SessionCreated { session_id } => Ev::Created(session_id),
         Event::DisconnectRequested => Ev::Disconnect,
         Event::TransportError(c) => Ev::Transport(c),
+        Event::AuthKeyReady => Ev::KeyReady,
     }
 }
 

@@ -1,0 +1,278 @@
+//! The `Session` facade: the run loop over real transports (plain and obfuscated framings), the client's auth-key
+//! handshake followed by the encrypted session on the new key, reconnects, and the sticky transport error.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::sync::OnceLock;
+
+use mtproto_sansio::crypto::auth_key::AuthKey;
+use mtproto_sansio::crypto::dh::DhGroup;
+use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
+use mtproto_sansio::fuzzing::handshake::dc_key;
+use mtproto_sansio::handshake::{self, ServerConfig, ServerHandshakes, ServerReply};
+use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgKind, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing};
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+
+type S = Session<8192, 8192, 16>;
+const UNIX0: u64 = 1_700_000_000;
+
+fn cfg(transport: TransportConfig) -> SessionConfig {
+    SessionConfig {
+        engine: EngineConfig {
+            ping_interval: None,
+            ..EngineConfig::DEFAULT
+        },
+        transport,
+        unix_time_hint: Some(UnixTime(UNIX0)),
+        salt: 0,
+    }
+}
+
+/// Moves every pending transmit of `from` into `to`, feeding it byte by byte in random chunks; returns the events of
+/// `to` (bodies copied) and answers DC requests by echo.
+fn exchange(from: &mut S, to: &mut S, now: Instant, rng: &mut StdRng) -> Vec<String> {
+    let mut out = vec![0u8; from.min_transmit_len()];
+    let mut events = Vec::new();
+    while let Some(n) = from.poll_transmit(now, rng, &mut out).unwrap() {
+        let mut off = 0;
+        while off < n {
+            let chunk = rng.random_range(1..=n - off);
+            let mut fed = 0;
+            while fed < chunk {
+                let k = to.handle_input(now, &out[off + fed..off + chunk]).unwrap();
+                fed += k;
+                let mut reqs = Vec::new();
+                while let Some(ev) = to.poll_event() {
+                    if let Event::Request { msg_id, body } = ev {
+                        reqs.push((msg_id, body.to_vec()));
+                    }
+                    events.push(format!("{ev:?}"));
+                }
+                for (id, b) in reqs {
+                    to.answer(now, id, &b).unwrap();
+                }
+            }
+            off += chunk;
+        }
+    }
+    events
+}
+
+fn run_pair(transport: TransportConfig, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let now = Instant::from_secs(50);
+    let mut k = [0u8; 256];
+    rng.fill_bytes(&mut k);
+    let mut c = S::client(cfg(transport), AuthKey::from_bytes(k), now, &mut rng);
+    let mut s = S::server(cfg(transport), AuthKey::from_bytes(k), now, &mut rng);
+    let body = [0x0d, 0xf0, 0xad, 0x0b, 1, 2, 3, 4];
+    let id = c.send(now, &body, MsgKind::Query).unwrap();
+    let mut client_events = Vec::new();
+    for _ in 0..6 {
+        exchange(&mut c, &mut s, now, &mut rng);
+        client_events.extend(exchange(&mut s, &mut c, now, &mut rng));
+    }
+    let want = format!("{:?}", Event::RpcResult { req: id, body: &body });
+    assert_eq!(
+        client_events.iter().filter(|e| **e == want).count(),
+        1,
+        "{transport:?}: {client_events:?}"
+    );
+}
+
+#[test]
+fn round_trip_over_every_framing() {
+    for framing in [
+        Framing::Abridged,
+        Framing::Intermediate,
+        Framing::PaddedIntermediate,
+        Framing::Full,
+    ] {
+        for seed in 0..4 {
+            run_pair(
+                TransportConfig {
+                    framing,
+                    obfuscated: false,
+                    dc_id: None,
+                },
+                seed,
+            );
+        }
+        if framing != Framing::Full {
+            run_pair(
+                TransportConfig {
+                    framing,
+                    obfuscated: true,
+                    dc_id: Some(2),
+                },
+                9,
+            );
+        }
+    }
+}
+
+#[test]
+fn reconnect_resends_unacknowledged_queries() {
+    let t = TransportConfig::INTERMEDIATE;
+    let mut rng = StdRng::seed_from_u64(3);
+    let now = Instant::from_secs(50);
+    let k = AuthKey::from_bytes([3u8; 256]);
+    let mut c = S::client(cfg(t), k.clone(), now, &mut rng);
+    let mut s = S::server(cfg(t), k, now, &mut rng);
+    let id = c.send(now, &[0x0d, 0xf0, 0xad, 0x0b], MsgKind::Query).unwrap();
+    // The first connection's bytes are lost.
+    let mut out = vec![0u8; c.min_transmit_len()];
+    while c.poll_transmit(now, &mut rng, &mut out).unwrap().is_some() {}
+    c.reconnect(now);
+    let mut events = Vec::new();
+    for _ in 0..6 {
+        exchange(&mut c, &mut s, now, &mut rng);
+        events.extend(exchange(&mut s, &mut c, now, &mut rng));
+    }
+    let want = format!(
+        "{:?}",
+        Event::RpcResult {
+            req: id,
+            body: &[0x0d, 0xf0, 0xad, 0x0b]
+        }
+    );
+    assert_eq!(events.iter().filter(|e| **e == want).count(), 1, "{events:?}");
+}
+
+#[test]
+fn broken_framing_is_a_sticky_error() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let now = Instant::from_secs(50);
+    let mut s = S::server(
+        cfg(TransportConfig::INTERMEDIATE),
+        AuthKey::from_bytes([1; 256]),
+        now,
+        &mut rng,
+    );
+    // No intermediate marker.
+    assert!(s.handle_input(now, &[1, 2, 3, 4]).is_err());
+    assert!(s.handle_input(now, &[0xee; 4]).is_err());
+    assert_eq!(s.poll_timeout(), None);
+}
+
+fn rsa() -> &'static RsaPrivateKey {
+    static K: OnceLock<RsaPrivateKey> = OnceLock::new();
+    K.get_or_init(|| dc_key().unwrap())
+}
+
+fn trusted() -> &'static [RsaPublicKey] {
+    static T: OnceLock<[RsaPublicKey; 1]> = OnceLock::new();
+    T.get_or_init(|| [*rsa().public_key()])
+}
+
+/// A client without a key: handshake over the session's transport, then an RPC on the new key. The DC side is a
+/// hand-driven connection: plaintext frames go to `ServerHandshakes`, encrypted ones to a DC engine on the key it made.
+#[test]
+fn client_handshake_then_encrypted_session() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut now = Instant::from_secs(50);
+    let ccfg = cfg(TransportConfig::INTERMEDIATE);
+    let mut c = S::client_handshake(ccfg, handshake::ClientConfig::new(trusted(), 2), now);
+    assert_eq!(
+        c.send(now, &[0x0d, 0xf0, 0xad, 0x0b], MsgKind::Query).err(),
+        Some(mtproto_sansio::session::SendError::NotReady)
+    );
+
+    let mut scfg = ServerConfig::new(rsa(), DhGroup::telegram(3).unwrap());
+    scfg.dc_id = Some(2);
+    scfg.unix_micros_at_zero = UNIX0 * 1_000_000 - now.as_micros() + 2_000_000; // the DC is 2 s ahead
+    let mut hs: ServerHandshakes<'_, 4> = ServerHandshakes::new(scfg);
+    let mut dec: FrameDecoder<8192> = FrameDecoder::new(DecoderConfig::server(Framing::Intermediate));
+    let mut enc = Encoder::new(EncoderConfig::server(Framing::Intermediate));
+    let mut dc: Option<Box<Engine<8192, 8192, 16>>> = None;
+    let mut out = vec![0u8; c.min_transmit_len()];
+    let mut sbuf = vec![0u8; 8192];
+    let mut to_client: Vec<Vec<u8>> = Vec::new();
+    let mut key_ready = false;
+    let mut result = None;
+    let mut qid = None;
+    for _ in 0..20 {
+        now = now.saturating_add(core::time::Duration::from_millis(30));
+        // Client -> DC.
+        while let Some(n) = c.poll_transmit(now, &mut rng, &mut out).unwrap() {
+            let mut off = 0;
+            while off < n {
+                let (k, frame) = dec.decode(&out[off..n]).unwrap();
+                off += k;
+                let Some(Frame::Packet { data, .. }) = frame else {
+                    continue;
+                };
+                if data[..8] == [0; 8] {
+                    match hs.handle(now, &mut rng, 1, data, &mut sbuf, &|_| false).unwrap() {
+                        ServerReply::Send(m) => to_client.push(sbuf[..m].to_vec()),
+                        ServerReply::Complete { len, outcome } => {
+                            to_client.push(sbuf[..len].to_vec());
+                            let clock = Clock::from_unix_hint(now, UnixTime(UNIX0 + 2));
+                            dc = Some(Box::new(Engine::server_with_salt(
+                                EngineConfig::DEFAULT,
+                                outcome.auth_key,
+                                clock,
+                                now,
+                                &mut rng,
+                                outcome.server_salt,
+                            )));
+                        }
+                        ServerReply::Error(code) => panic!("DC refused the handshake: {code}"),
+                    }
+                } else {
+                    let e = dc.as_mut().unwrap();
+                    let _ = e.handle_packet(now, data);
+                    let mut reqs = Vec::new();
+                    while let Some(ev) = e.poll_event() {
+                        if let Event::Request { msg_id, body } = ev {
+                            reqs.push((msg_id, body.to_vec()));
+                        }
+                    }
+                    for (id, b) in reqs {
+                        e.answer(now, id, &b).unwrap();
+                    }
+                }
+            }
+        }
+        if let Some(e) = dc.as_mut() {
+            while let Some(p) = e.poll_packet(now, &mut rng, &mut sbuf).unwrap() {
+                to_client.push(sbuf[..p.len].to_vec());
+            }
+        }
+        // DC -> client.
+        for payload in to_client.drain(..) {
+            let mut framed = vec![0u8; payload.len() + 16];
+            let n = enc.encode(&payload, false, &mut rng, &mut framed).unwrap();
+            let mut off = 0;
+            while off < n {
+                off += c.handle_input(now, &framed[off..n]).unwrap();
+                while let Some(ev) = c.poll_event() {
+                    match ev {
+                        Event::AuthKeyReady => key_ready = true,
+                        Event::RpcResult { req, body } => result = Some((req, body.to_vec())),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if key_ready && qid.is_none() {
+            assert!(c.auth_key().is_some());
+            qid = Some(
+                c.send(now, &[0x0d, 0xf0, 0xad, 0x0b, 5, 0, 0, 0], MsgKind::Query)
+                    .unwrap(),
+            );
+        }
+        if result.is_some() {
+            break;
+        }
+    }
+    assert!(key_ready);
+    assert_eq!(result, Some((qid.unwrap(), vec![0x0d, 0xf0, 0xad, 0x0b, 5, 0, 0, 0])));
+    // The session adopted the handshake's salt and the DC's time: no bad_server_salt, no clock correction.
+    let e = c.engine().unwrap();
+    assert!(e.clock().is_synced());
+    assert_eq!(e.stats().bad_msgs, 0);
+    assert_eq!(c.auth_key().unwrap().id(), dc.unwrap().auth_key().id());
+}
