@@ -388,7 +388,9 @@ pub fn drain(engine: &mut ClientEngine, out: &mut Vec<Owned>) {
             Event::Update(b) => Owned::Update(b.to_vec()),
             Event::SessionReset { .. } => Owned::SessionReset,
             Event::TransportError(c) => Owned::Transport(c),
-            Event::Request { .. } | Event::SessionCreated { .. } | Event::DisconnectRequested => continue,
+            Event::Request { .. } | Event::SessionCreated { .. } | Event::DisconnectRequested | Event::AuthKeyReady => {
+                continue;
+            }
         });
     }
 }
