@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use common::api;
 use common::client::{self, ClientEngine, ClientError, Conn, Owned, load_key, parse_rsa_key, save_key};
-use mtproto_sansio::crypto::auth_key::AuthKey;
 use common::link::Transport;
+use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::EngineConfig;
@@ -78,7 +78,10 @@ pub fn run(opts: &Options) -> Result<Summary, ClientError> {
                 engine = None;
             }
             Err(e) => {
-                eprintln!("connection {} failed: {e}; retrying in {backoff:?}", summary.connections);
+                eprintln!(
+                    "connection {} failed: {e}; retrying in {backoff:?}",
+                    summary.connections
+                );
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
@@ -115,7 +118,13 @@ fn attempt(
     let eng = engine.as_mut().ok_or(ClientError::Timeout)?;
     while summary.rtts.len() < opts.calls {
         let t = std::time::Instant::now();
-        match conn.call(eng, rng, &api::get_dh_config(0, 16), Duration::from_secs(10), &mut |_| {})? {
+        match conn.call(
+            eng,
+            rng,
+            &api::get_dh_config(0, 16),
+            Duration::from_secs(10),
+            &mut |_| {},
+        )? {
             Owned::Result(_, body) if api::parse_dh_config(&body).is_ok() => summary.rtts.push(t.elapsed()),
             other => return Err(ClientError::Io(std::io::Error::other(format!("unexpected {other:?}")))),
         }
@@ -140,9 +149,20 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (Some(dc), Some(rsa_key)) = (dc, rsa) else {
         return Err("usage: blocking_client --dc ADDR --rsa-key PEM [--transport T] [--key-file F] [--calls N]".into());
     };
-    let opts = Options { dc, rsa_key, transport, key_file, calls, max_attempts: 8 };
+    let opts = Options {
+        dc,
+        rsa_key,
+        transport,
+        key_file,
+        calls,
+        max_attempts: 8,
+    };
     let s = run(&opts)?;
-    println!("key {} after {} connection(s)", if s.created_key { "created" } else { "reused" }, s.connections);
+    println!(
+        "key {} after {} connection(s)",
+        if s.created_key { "created" } else { "reused" },
+        s.connections
+    );
     for (i, rtt) in s.rtts.iter().enumerate() {
         println!("call {i}: messages.getDhConfig answered in {} µs", rtt.as_micros());
     }

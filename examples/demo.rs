@@ -74,7 +74,9 @@ fn describe(body: &[u8]) -> String {
             let n = r.u32().unwrap_or(0).min(64);
             let mut parts = Vec::new();
             for _ in 0..n {
-                let (Ok(_id), Ok(_seq), Ok(len)) = (r.u64(), r.u32(), r.u32()) else { break };
+                let (Ok(_id), Ok(_seq), Ok(len)) = (r.u64(), r.u32(), r.u32()) else {
+                    break;
+                };
                 let Ok(inner) = r.take(len as usize) else { break };
                 parts.push(describe(inner));
             }
@@ -128,7 +130,11 @@ fn wiretap(key: Rc<RefCell<Option<AuthKey>>>) -> Box<dyn FnMut(Tap<'_>)> {
             Tap::Lost(b) => ("✗", Direction::ClientToServer, b),
             Tap::In(b) => ("←", Direction::ServerToClient, b),
         };
-        let lost = if matches!(t, Tap::Lost(_)) { "   <- dropped by the host (injected loss)" } else { "" };
+        let lost = if matches!(t, Tap::Lost(_)) {
+            "   <- dropped by the host (injected loss)"
+        } else {
+            ""
+        };
         let key_id = bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)).unwrap_or(0);
         if key_id == 0 {
             let body = bytes.get(20..).unwrap_or_default();
@@ -176,7 +182,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         keys_file: None,
         verbose: false,
     })?;
-    println!("DC listening on {} (RSA fingerprint {:#018x})", dc.addr, public.fingerprint());
+    println!(
+        "DC listening on {} (RSA fingerprint {:#018x})",
+        dc.addr,
+        public.fingerprint()
+    );
 
     // 2. Connect and create an auth key.
     let transport = Transport::DEFAULT;
@@ -247,7 +257,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             other => return Err(format!("unexpected answer {other:?}").into()),
         }
     }
-    if !answers.iter().any(|a| matches!(a, Owned::Error(_, 400, m) if m == "INPUT_METHOD_INVALID")) {
+    if !answers
+        .iter()
+        .any(|a| matches!(a, Owned::Error(_, 400, m) if m == "INPUT_METHOD_INVALID"))
+    {
         return Err("the unknown method was not refused".into());
     }
 
@@ -256,7 +269,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut rtts = Vec::new();
     for _ in 0..20 {
         let t = std::time::Instant::now();
-        match conn.call(&mut engine, &mut rng, &api::get_dh_config(1, 16), Duration::from_secs(10), &mut note)? {
+        match conn.call(
+            &mut engine,
+            &mut rng,
+            &api::get_dh_config(1, 16),
+            Duration::from_secs(10),
+            &mut note,
+        )? {
             Owned::Result(..) => rtts.push(t.elapsed()),
             other => return Err(format!("unexpected answer {other:?}").into()),
         }
@@ -284,7 +303,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         return Err(format!("unexpected answer {ev:?}").into());
     }
     let resent = engine.stats().resent - resent_before;
-    println!("  result: boolTrue after {} ({resent} message(s) resent)\n", ms(recovery));
+    println!(
+        "  result: boolTrue after {} ({resent} message(s) resent)\n",
+        ms(recovery)
+    );
     if resent == 0 {
         return Err("the lost message was not resent".into());
     }
@@ -295,7 +317,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     drop(conn);
     engine.reconnect(client::now());
     let t = std::time::Instant::now();
-    let ev = conn2.call(&mut engine, &mut rng, &api::get_dh_config(1, 8), Duration::from_secs(10), &mut note)?;
+    let ev = conn2.call(
+        &mut engine,
+        &mut rng,
+        &api::get_dh_config(1, 8),
+        Duration::from_secs(10),
+        &mut note,
+    )?;
     if !matches!(ev, Owned::Result(..)) {
         return Err(format!("unexpected answer {ev:?}").into());
     }
@@ -309,7 +337,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("figures (loopback, this machine):");
     println!("  handshake wall time            {}", ms(handshake_time));
     println!("  first RPC (incl. salt fix-up)  {}", ms(first_rtt));
-    println!("  RPC round trip                 median {}, min {}", ms(median), ms(min));
+    println!(
+        "  RPC round trip                 median {}, min {}",
+        ms(median),
+        ms(min)
+    );
     println!("  recovery after one lost packet {}", ms(recovery));
     println!(
         "  client: {} packets out, {} in, {} resent; DC: {} connections, {} keys, {} requests ({} rpc_errors)",

@@ -46,11 +46,19 @@ impl Io {
         sock.set_nodelay(true)?;
         let (link, first) = Link::client(t, 2, None, &mut rand::rng()).map_err(|e| format!("{e}"))?;
         sock.write_all(&first).await?;
-        Ok(Io { sock, link, buf: Vec::new(), packet: Vec::new(), wire: Vec::new() })
+        Ok(Io {
+            sock,
+            link,
+            buf: Vec::new(),
+            packet: Vec::new(),
+            wire: Vec::new(),
+        })
     }
 
     async fn send(&mut self, payload: &[u8], quick_ack: bool) -> Res<()> {
-        self.link.encode(payload, quick_ack, &mut rand::rng(), &mut self.wire).map_err(|e| format!("{e}"))?;
+        self.link
+            .encode(payload, quick_ack, &mut rand::rng(), &mut self.wire)
+            .map_err(|e| format!("{e}"))?;
         self.sock.write_all(&self.wire).await?;
         self.wire.clear();
         Ok(())
@@ -60,7 +68,10 @@ impl Io {
     async fn next(&mut self, deadline: tokio::time::Instant) -> Res<Option<Incoming>> {
         loop {
             while !self.buf.is_empty() {
-                let (n, inc) = self.link.decode(&self.buf, &mut self.packet).map_err(|e| format!("{e}"))?;
+                let (n, inc) = self
+                    .link
+                    .decode(&self.buf, &mut self.packet)
+                    .map_err(|e| format!("{e}"))?;
                 self.buf.drain(..n);
                 if inc.is_some() {
                     return Ok(inc);
@@ -95,7 +106,10 @@ async fn handshake(io: &mut Io, rsa: RsaPublicKey, t: Transport) -> Res<mtproto_
     let mut hs = ClientHandshake::new(cfg, client::now());
     let mut out = [0u8; MAX_CLIENT_MESSAGE];
     loop {
-        while let Some(n) = hs.poll_transmit(client::now(), &mut rand::rng(), &mut out).map_err(|e| format!("{e}"))? {
+        while let Some(n) = hs
+            .poll_transmit(client::now(), &mut rand::rng(), &mut out)
+            .map_err(|e| format!("{e}"))?
+        {
             io.send(out.get(..n).unwrap_or_default(), false).await?;
         }
         match hs.status() {
@@ -143,8 +157,17 @@ async fn call(io: &mut Io, engine: &mut ClientEngine, body: &[u8]) -> Res<Owned>
 }
 
 /// Connect, handshake if needed, make `calls` calls; reconnect with backoff. Returns (key created, connections).
-pub async fn run(dc: SocketAddr, rsa: RsaPublicKey, t: Transport, key_file: Option<PathBuf>, calls: usize) -> Res<(bool, u32)> {
-    let mut key: Option<AuthKey> = match &key_file { Some(p) => load_key(p)?, None => None };
+pub async fn run(
+    dc: SocketAddr,
+    rsa: RsaPublicKey,
+    t: Transport,
+    key_file: Option<PathBuf>,
+    calls: usize,
+) -> Res<(bool, u32)> {
+    let mut key: Option<AuthKey> = match &key_file {
+        Some(p) => load_key(p)?,
+        None => None,
+    };
     let (mut engine, mut created, mut conns, mut done) = (None::<Box<ClientEngine>>, false, 0u32, 0usize);
     let mut backoff = Duration::from_millis(100);
     while done < calls {
@@ -154,14 +177,28 @@ pub async fn run(dc: SocketAddr, rsa: RsaPublicKey, t: Transport, key_file: Opti
             if let Some(e) = engine.as_mut() {
                 e.reconnect(client::now());
             } else if let Some(k) = &key {
-                engine = Some(client::session(EngineConfig::DEFAULT, k.clone(), 0, 0, &mut rand::rng()));
+                engine = Some(client::session(
+                    EngineConfig::DEFAULT,
+                    k.clone(),
+                    0,
+                    0,
+                    &mut rand::rng(),
+                ));
             } else {
                 let out = handshake(&mut io, rsa, t).await?;
-                if let Some(p) = &key_file { save_key(p, &out.auth_key)?; }
+                if let Some(p) = &key_file {
+                    save_key(p, &out.auth_key)?;
+                }
                 created = true;
                 key = Some(out.auth_key.clone());
                 let (salt, off) = (out.server_salt, out.server_time_offset);
-                engine = Some(client::session(EngineConfig::DEFAULT, out.auth_key, salt, off, &mut rand::rng()));
+                engine = Some(client::session(
+                    EngineConfig::DEFAULT,
+                    out.auth_key,
+                    salt,
+                    off,
+                    &mut rand::rng(),
+                ));
             }
             let eng = engine.as_mut().ok_or("no session")?;
             while done < calls {
@@ -170,13 +207,18 @@ pub async fn run(dc: SocketAddr, rsa: RsaPublicKey, t: Transport, key_file: Opti
                     Owned::Result(_, b) if api::parse_dh_config(&b).is_ok() => done += 1,
                     other => return Err(format!("unexpected {other:?}").into()),
                 }
-                println!("call {done}: messages.getDhConfig answered in {} µs", t0.elapsed().as_micros());
+                println!(
+                    "call {done}: messages.getDhConfig answered in {} µs",
+                    t0.elapsed().as_micros()
+                );
             }
             Ok(())
         }
         .await;
         if let Err(e) = attempt {
-            if conns >= 8 { return Err(e); }
+            if conns >= 8 {
+                return Err(e);
+            }
             eprintln!("connection {conns} failed: {e}; retrying in {backoff:?}");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -204,6 +246,9 @@ async fn main() -> Res<()> {
         return Err("usage: tokio_client --dc ADDR --rsa-key PEM [--transport T] [--key-file F] [--calls N]".into());
     };
     let (created, conns) = run(dc, rsa, t, key_file, calls).await?;
-    println!("key {} after {conns} connection(s)", if created { "created" } else { "reused" });
+    println!(
+        "key {} after {conns} connection(s)",
+        if created { "created" } else { "reused" }
+    );
     Ok(())
 }

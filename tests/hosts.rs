@@ -1,10 +1,18 @@
 //! The host examples against the test DC, over loopback TCP: every transport, the blocking and tokio client loops
 //! (key file written, then reused), the DC's file-backed key store across restarts, the MTProxy secret, the
 //! connection cap, and isolation: a connection sending garbage is closed while a good one carries on.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    dead_code
+)]
 
+#[allow(clippy::duplicate_mod)]
 #[path = "../examples/blocking_client.rs"]
 mod blocking_client;
+#[allow(clippy::duplicate_mod)]
 #[path = "../examples/tokio_client.rs"]
 mod tokio_client;
 
@@ -66,9 +74,18 @@ fn exercise(conn: &mut Conn, public: RsaPublicKey, secretless_check: bool) -> Bo
     let mut rng = rand::rng();
     let keys = [public];
     let out = conn.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
-    let mut engine = client::session(EngineConfig::DEFAULT, out.auth_key, out.server_salt, out.server_time_offset, &mut rng);
+    let mut engine = client::session(
+        EngineConfig::DEFAULT,
+        out.auth_key,
+        out.server_salt,
+        out.server_time_offset,
+        &mut rng,
+    );
     let first = api::with_init_connection(229, &api::get_dh_config(0, 48));
-    match conn.call(&mut engine, &mut rng, &first, Duration::from_secs(10), &mut |_| {}).unwrap() {
+    match conn
+        .call(&mut engine, &mut rng, &first, Duration::from_secs(10), &mut |_| {})
+        .unwrap()
+    {
         Owned::Result(_, b) => {
             let c = api::parse_dh_config(&b).unwrap();
             assert_eq!(c.g, Some(3));
@@ -79,12 +96,24 @@ fn exercise(conn: &mut Conn, public: RsaPublicKey, secretless_check: bool) -> Bo
     }
     let now = client::now();
     let reqs = [
-        engine.send(now, &api::save_file_part(1, 0, &[7; 4000]), MsgKind::Query).unwrap(),
+        engine
+            .send(now, &api::save_file_part(1, 0, &[7; 4000]), MsgKind::Query)
+            .unwrap(),
         engine.send(now, &0x1fb3_3026u32.to_le_bytes(), MsgKind::Query).unwrap(),
     ];
-    let answers = conn.wait_for(&mut engine, &mut rng, &reqs, Duration::from_secs(10), &mut |_| {}).unwrap();
-    assert!(answers.iter().any(|a| matches!(a, Owned::Result(r, b) if *r == reqs[0] && api::is_bool_true(b))));
-    assert!(answers.iter().any(|a| matches!(a, Owned::Error(r, 400, m) if *r == reqs[1] && m == "INPUT_METHOD_INVALID")));
+    let answers = conn
+        .wait_for(&mut engine, &mut rng, &reqs, Duration::from_secs(10), &mut |_| {})
+        .unwrap();
+    assert!(
+        answers
+            .iter()
+            .any(|a| matches!(a, Owned::Result(r, b) if *r == reqs[0] && api::is_bool_true(b)))
+    );
+    assert!(
+        answers
+            .iter()
+            .any(|a| matches!(a, Owned::Error(r, 400, m) if *r == reqs[1] && m == "INPUT_METHOD_INVALID"))
+    );
     let _ = secretless_check;
     engine
 }
@@ -110,10 +139,10 @@ fn garbage_loses_only_its_own_connection() {
     let mut misaligned = vec![0xee, 0xee, 0xee, 0xee, 36, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
     misaligned.extend_from_slice(&[0; 28]);
     let garbage: [&[u8]; 5] = [
-        &[0x42; 64],                                         // no valid obfuscated init
-        &[0xee, 0xee, 0xee, 0xee, 0xff, 0xff, 0xff, 0x7f],   // intermediate, absurd length
-        &[0xef, 0x01, 1, 2, 3, 4],                           // abridged, 4-byte packet: no auth_key_id
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",                // HTTP
+        &[0x42; 64],                                       // no valid obfuscated init
+        &[0xee, 0xee, 0xee, 0xee, 0xff, 0xff, 0xff, 0x7f], // intermediate, absurd length
+        &[0xef, 0x01, 1, 2, 3, 4],                         // abridged, 4-byte packet: no auth_key_id
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",              // HTTP
         &misaligned, // intermediate, an "encrypted" packet of 36 bytes: not 24 + a multiple of 16
     ];
     for g in garbage {
@@ -128,7 +157,15 @@ fn garbage_loses_only_its_own_connection() {
         }
     }
     // The good connection is unaffected.
-    let ev = good.call(&mut engine, &mut rng, &api::get_dh_config(1, 8), Duration::from_secs(10), &mut |_| {}).unwrap();
+    let ev = good
+        .call(
+            &mut engine,
+            &mut rng,
+            &api::get_dh_config(1, 8),
+            Duration::from_secs(10),
+            &mut |_| {},
+        )
+        .unwrap();
     assert!(matches!(ev, Owned::Result(..)), "{ev:?}");
     eventually_eq(|| dc.stats().bad_connections.load(SeqCst), 5);
 }
@@ -137,10 +174,22 @@ fn garbage_loses_only_its_own_connection() {
 fn unknown_key_gets_404() {
     let (dc, _) = dc_with(|_| {});
     let mut rng = rand::rng();
-    let mut conn = Conn::connect(dc.addr, Transport::plain(mtproto_sansio::transport::Framing::Intermediate), None, &mut rng).unwrap();
+    let mut conn = Conn::connect(
+        dc.addr,
+        Transport::plain(mtproto_sansio::transport::Framing::Intermediate),
+        None,
+        &mut rng,
+    )
+    .unwrap();
     let key = mtproto_sansio::crypto::auth_key::AuthKey::from_bytes([9; 256]);
     let mut engine = client::session(EngineConfig::DEFAULT, key, 0, 0, &mut rng);
-    let r = conn.call(&mut engine, &mut rng, &api::get_dh_config(0, 0), Duration::from_secs(5), &mut |_| {});
+    let r = conn.call(
+        &mut engine,
+        &mut rng,
+        &api::get_dh_config(0, 0),
+        Duration::from_secs(5),
+        &mut |_| {},
+    );
     assert!(matches!(r, Err(ClientError::Code(-404))), "{r:?}");
 }
 
@@ -173,10 +222,19 @@ fn key_store_file_survives_a_dc_restart() {
 fn tokio_client_creates_then_reuses_its_key() {
     let (dc, public) = dc_with(|_| {});
     let key_file = tmp("tokio.key");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for (i, t) in ["obf-padded", "full", "abridged"].into_iter().enumerate() {
         let (created, conns) = rt
-            .block_on(tokio_client::run(dc.addr, public, t.parse().unwrap(), Some(key_file.clone()), 3))
+            .block_on(tokio_client::run(
+                dc.addr,
+                public,
+                t.parse().unwrap(),
+                Some(key_file.clone()),
+                3,
+            ))
             .unwrap();
         assert_eq!(created, i == 0, "{t}");
         assert_eq!(conns, 1);
@@ -194,7 +252,10 @@ fn mtproxy_secret_required_when_set() {
     let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, Some(secret), &mut rng).unwrap();
     exercise(&mut conn, public, false);
     // Without the secret (plain, or obfuscated with no secret) the connection is refused.
-    for t in [Transport::plain(mtproto_sansio::transport::Framing::Intermediate), Transport::DEFAULT] {
+    for t in [
+        Transport::plain(mtproto_sansio::transport::Framing::Intermediate),
+        Transport::DEFAULT,
+    ] {
         let mut c = Conn::connect(dc.addr, t, None, &mut rng).unwrap();
         let keys = [public];
         assert!(c.handshake(ClientConfig::new(&keys, 2), &mut rng).is_err(), "{t}");

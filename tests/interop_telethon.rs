@@ -66,15 +66,30 @@ fn run(transport: &str) {
         "reconnect_unknown_method_rpc_error",
         "reconnect_same_key",
     ] {
-        assert!(stdout.lines().any(|l| l == format!("OK {check}")), "{transport}: {check} missing");
+        assert!(
+            stdout.lines().any(|l| l == format!("OK {check}")),
+            "{transport}: {check} missing"
+        );
     }
     let s = dc.stats();
     // One key, reused by the reconnect; every request executed, including ~1.8 MiB of upload parts.
-    assert_eq!(s.keys_created.load(SeqCst), 1, "{transport}: the reconnect made a new key");
+    assert_eq!(
+        s.keys_created.load(SeqCst),
+        1,
+        "{transport}: the reconnect made a new key"
+    );
     assert_eq!(dc.key_count(), 1);
     assert!(s.connections.load(SeqCst) >= 2);
-    assert!(s.request_bytes.load(SeqCst) > 1_800_000, "{}", s.request_bytes.load(SeqCst));
-    assert_eq!(s.bad_connections.load(SeqCst), 0, "{transport}: the DC closed a connection on bad input");
+    assert!(
+        s.request_bytes.load(SeqCst) > 1_800_000,
+        "{}",
+        s.request_bytes.load(SeqCst)
+    );
+    assert_eq!(
+        s.bad_connections.load(SeqCst),
+        0,
+        "{transport}: the DC closed a connection on bad input"
+    );
     dc.stop();
 }
 

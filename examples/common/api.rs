@@ -193,14 +193,22 @@ pub fn unwrap(body: &[u8]) -> Result<Unwrapped<'_>, ApiError> {
                 let version = r.i32()?;
                 let random_length = r.i32()?;
                 let call = Call::GetDhConfig { version, random_length };
-                return Ok(Unwrapped { call, layer, init_connection });
+                return Ok(Unwrapped {
+                    call,
+                    layer,
+                    init_connection,
+                });
             }
             SAVE_FILE_PART => {
                 let file_id = r.i64()?;
                 let part = r.i32()?;
                 let bytes = r.bytes()?;
                 let call = Call::SaveFilePart { file_id, part, bytes };
-                return Ok(Unwrapped { call, layer, init_connection });
+                return Ok(Unwrapped {
+                    call,
+                    layer,
+                    init_connection,
+                });
             }
             other => {
                 return Ok(Unwrapped {
@@ -289,7 +297,11 @@ pub fn parse_dh_config(body: &[u8]) -> Result<DhConfigView<'_>, DecodeError> {
             let p = r.bytes()?;
             r.i32()?;
             let random = r.bytes()?;
-            Ok(DhConfigView { g: Some(g), p: Some(p), random })
+            Ok(DhConfigView {
+                g: Some(g),
+                p: Some(p),
+                random,
+            })
         }
         DH_CONFIG_NOT_MODIFIED => Ok(DhConfigView {
             g: None,
@@ -313,7 +325,11 @@ pub fn get_dh_config(version: i32, random_length: i32) -> Vec<u8> {
 pub fn save_file_part(file_id: i64, part: i32, bytes: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; 16 + tl::bytes_len(bytes.len())];
     let mut w = Writer::new(&mut out);
-    let ok = w.u32(SAVE_FILE_PART).and(w.i64(file_id)).and(w.i32(part)).and(w.bytes(bytes));
+    let ok = w
+        .u32(SAVE_FILE_PART)
+        .and(w.i64(file_id))
+        .and(w.i32(part))
+        .and(w.bytes(bytes));
     if ok.is_err() {
         out.clear();
     }

@@ -12,8 +12,8 @@ use mtproto_sansio::handshake::{ClientConfig, ClientHandshake, HandshakeError, M
 use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, FailReason, MsgId, MsgKind, SendError};
 use mtproto_sansio::time::{Instant, UnixTime};
-use mtproto_sansio::transport::{Framing, strip_padding};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_sansio::transport::{Framing, strip_padding};
 
 use super::link::{Incoming, Link, Transport};
 
@@ -124,6 +124,9 @@ pub enum Tap<'a> {
     In(&'a [u8]),
 }
 
+/// A wiretap callback.
+pub type TapFn = Box<dyn FnMut(Tap<'_>)>;
+
 /// One TCP connection of a client.
 pub struct Conn {
     sock: TcpStream,
@@ -135,7 +138,7 @@ pub struct Conn {
     wire: Vec<u8>,
     scratch: Vec<u8>,
     /// Sees every packet.
-    pub tap: Option<Box<dyn FnMut(Tap<'_>)>>,
+    pub tap: Option<TapFn>,
     /// Drop the next encrypted packet instead of sending it (loss injection).
     pub lose_next: bool,
 }
@@ -212,7 +215,12 @@ impl Conn {
         }
     }
 
-    fn send_packet<R: CryptoRng + ?Sized>(&mut self, len: usize, quick_ack: bool, rng: &mut R) -> Result<(), ClientError> {
+    fn send_packet<R: CryptoRng + ?Sized>(
+        &mut self,
+        len: usize,
+        quick_ack: bool,
+        rng: &mut R,
+    ) -> Result<(), ClientError> {
         let payload = self.scratch.get(..len).unwrap_or_default();
         if self.lose_next {
             self.lose_next = false;
@@ -275,7 +283,9 @@ impl Conn {
                 }
             }
             if !progressed {
-                let deadline = hs.poll_timeout().unwrap_or(now().saturating_add(Duration::from_secs(1)));
+                let deadline = hs
+                    .poll_timeout()
+                    .unwrap_or(now().saturating_add(Duration::from_secs(1)));
                 if !self.read_some(deadline)? {
                     hs.handle_timeout(now());
                 }
@@ -308,7 +318,8 @@ impl Conn {
                         return Err(ClientError::Code(code));
                     }
                     // Padded intermediate: 0-15 bytes of transport padding follow the packet (item 3).
-                    let data = strip_padding(self.transport.framing, &self.packet).map_err(|_| ClientError::Transport)?;
+                    let data =
+                        strip_padding(self.transport.framing, &self.packet).map_err(|_| ClientError::Transport)?;
                     let _ = engine.handle_packet(now(), data);
                 }
                 Incoming::QuickAck(t) => engine.handle_quick_ack(t),

@@ -296,7 +296,9 @@ impl<'s> Conn<'s> {
                     }
                     prefix.extend_from_slice(buf.get(..got).unwrap_or_default());
                 }
-                Detected::Plain(_) if sh.secret.is_some() => return Err(ConnError::Rejected("plain transport, secret required")),
+                Detected::Plain(_) if sh.secret.is_some() => {
+                    return Err(ConnError::Rejected("plain transport, secret required"));
+                }
                 Detected::Plain(f) => break Link::server_plain(f),
                 Detected::Obfuscated { .. } => break Link::server_obfuscated(sh.secret.clone()),
                 Detected::Http | Detected::FakeTls => return Err(ConnError::Rejected("HTTP/TLS carriage not served")),
@@ -396,7 +398,9 @@ impl<'s> Conn<'s> {
             self.engine = Some(Box::new(DcEngine::server(cfg, key, clock, now, &mut self.rng)));
             self.scratch = vec![0u8; self.engine.as_ref().map_or(0, |e| e.min_out_len())];
         }
-        let Some(engine) = self.engine.as_mut() else { return Ok(()) };
+        let Some(engine) = self.engine.as_mut() else {
+            return Ok(());
+        };
         if let Ok(token) = engine.handle_packet(now, data)
             && quick_ack
         {
@@ -419,7 +423,10 @@ impl<'s> Conn<'s> {
         }
         for (msg_id, body) in requests {
             self.sh.stats.requests.fetch_add(1, Ordering::SeqCst);
-            self.sh.stats.request_bytes.fetch_add(body.len() as u64, Ordering::SeqCst);
+            self.sh
+                .stats
+                .request_bytes
+                .fetch_add(body.len() as u64, Ordering::SeqCst);
             let reply = api::execute(&body, &mut self.rng);
             if matches!(reply, Reply::Error(..)) {
                 self.sh.stats.rpc_errors.fetch_add(1, Ordering::SeqCst);

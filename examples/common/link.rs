@@ -40,12 +40,18 @@ impl Transport {
 
     /// A plain framing.
     pub const fn plain(framing: Framing) -> Self {
-        Transport { framing, obfuscated: false }
+        Transport {
+            framing,
+            obfuscated: false,
+        }
     }
 
     /// An obfuscated framing.
     pub const fn obf(framing: Framing) -> Self {
-        Transport { framing, obfuscated: true }
+        Transport {
+            framing,
+            obfuscated: true,
+        }
     }
 }
 
