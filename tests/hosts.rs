@@ -274,3 +274,44 @@ fn connection_cap() {
     assert!(second.handshake(ClientConfig::new(&keys, 2), &mut rng).is_err());
     assert_eq!(dc.stats().connections.load(SeqCst), 1);
 }
+
+/// PFS: a temporary key bound to the permanent one is accepted; a binding to a permanent key the DC does not know
+/// (or signed with another key) is refused with `ENCRYPTED_MESSAGE_INVALID`.
+#[test]
+fn bind_temp_auth_key() {
+    use mtproto_sansio::crypto::auth_key::AuthKey;
+    use mtproto_sansio::handshake::KeyKind;
+    let (dc, public) = dc_with(|_| {});
+    let mut rng = rand::rng();
+    let keys = [public];
+    let mut c = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    let perm = c.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires_at = i32::try_from(unix + 3600).unwrap();
+    let bind_with = |perm_key: &AuthKey, rng: &mut rand::rngs::ThreadRng| {
+        let mut t = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
+        let mut hcfg = ClientConfig::new(&keys, 2);
+        hcfg.kind = KeyKind::Temporary { expires_in: 3600 };
+        let temp = t.handshake(hcfg, rng).unwrap();
+        assert_eq!(temp.expires_in, Some(3600));
+        let mut e = client::session(
+            EngineConfig::DEFAULT,
+            temp.auth_key,
+            temp.server_salt,
+            temp.server_time_offset,
+            rng,
+        );
+        let req = e.bind_temp_key(client::now(), perm_key, expires_at, rng).unwrap();
+        t.wait_for(&mut e, rng, &[req], Duration::from_secs(10), &mut |_| {})
+            .unwrap()
+            .pop()
+            .unwrap()
+    };
+    assert!(matches!(bind_with(&perm.auth_key, &mut rng), Owned::Result(_, b) if api::is_bool_true(&b)));
+    let stranger = AuthKey::from_bytes([3; 256]);
+    assert!(matches!(bind_with(&stranger, &mut rng), Owned::Error(_, 400, m) if m == "ENCRYPTED_MESSAGE_INVALID"));
+    assert_eq!(dc.stats().binds.load(SeqCst), 1);
+}

@@ -16,8 +16,10 @@ use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::rsa::RsaPrivateKey;
 use mtproto_sansio::handshake::{MAX_SERVER_MESSAGE, ServerConfig, ServerHandshakes, ServerReply};
+use mtproto_sansio::session::bind::{BindParams, bind_perm_key_id, verify_bind};
 use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgId};
-use mtproto_sansio::time::Instant;
+use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::tl::{AuthBindTempAuthKey, Reader};
 use mtproto_sansio::transport::detect::{Detected, detect};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::{Framing, strip_padding};
@@ -81,12 +83,15 @@ pub struct DcStats {
     pub rpc_errors: AtomicU64,
     /// Sessions created (`new_session_created` sent).
     pub sessions: AtomicU64,
+    /// Temporary keys bound with `auth.bindTempAuthKey`.
+    pub binds: AtomicU64,
 }
 
 struct Shared {
     hs: Mutex<ServerHandshakes<'static, HANDSHAKE_RUNS>>,
     hs_padded: Mutex<ServerHandshakes<'static, HANDSHAKE_RUNS>>,
-    keys: Mutex<HashMap<u64, AuthKey>>,
+    /// Auth keys by id, with the first salt of those this process created (0 for keys loaded from the file).
+    keys: Mutex<HashMap<u64, (AuthKey, u64)>>,
     keys_file: Option<PathBuf>,
     secret: Option<ProxySecret>,
     start: std::time::Instant,
@@ -133,7 +138,7 @@ impl Dc {
 }
 
 /// Loads a key store file: one 512-hex-digit key per line.
-fn load_keys(path: &PathBuf) -> io::Result<HashMap<u64, AuthKey>> {
+fn load_keys(path: &PathBuf) -> io::Result<HashMap<u64, (AuthKey, u64)>> {
     let mut keys = HashMap::new();
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -151,7 +156,7 @@ fn load_keys(path: &PathBuf) -> io::Result<HashMap<u64, AuthKey>> {
             .try_into()
             .map_err(|_| io::Error::new(ErrorKind::InvalidData, "key line is not 256 bytes"))?;
         let k = AuthKey::from_bytes(bytes);
-        keys.insert(k.id(), k);
+        keys.insert(k.id(), (k, 0));
     }
     Ok(keys)
 }
@@ -383,7 +388,7 @@ impl<'s> Conn<'s> {
         let data = strip_padding(framing, packet).map_err(|_| ConnError::Rejected("misaligned packet"))?;
         if self.engine.as_ref().is_none_or(|e| e.auth_key().id() != key_id) {
             let key = lock(&self.sh.keys).get(&key_id).cloned();
-            let Some(key) = key else {
+            let Some((key, salt)) = key else {
                 // Unknown key: the client must create a new one (Telegram answers −404 too).
                 self.link
                     .encode_error(-404, &mut self.wire)
@@ -395,7 +400,13 @@ impl<'s> Conn<'s> {
                 ..EngineConfig::DEFAULT
             };
             let clock = Clock::new(i64::try_from(self.sh.unix_micros_at_start).unwrap_or(i64::MAX));
-            self.engine = Some(Box::new(DcEngine::server(cfg, key, clock, now, &mut self.rng)));
+            // A key made by this process: its handshake's salt is valid, so the client's first message is accepted.
+            let engine = if salt != 0 {
+                DcEngine::server_with_salt(cfg, key, clock, now, &mut self.rng, salt)
+            } else {
+                DcEngine::server(cfg, key, clock, now, &mut self.rng)
+            };
+            self.engine = Some(Box::new(engine));
             self.scratch = vec![0u8; self.engine.as_ref().map_or(0, |e| e.min_out_len())];
         }
         let Some(engine) = self.engine.as_mut() else {
@@ -421,19 +432,47 @@ impl<'s> Conn<'s> {
                 _ => {}
             }
         }
+        let session = BindParams {
+            temp_auth_key_id: engine.auth_key().id(),
+            temp_session_id: engine.session_id(),
+            expires_at: 0,
+        };
         for (msg_id, body) in requests {
             self.sh.stats.requests.fetch_add(1, Ordering::SeqCst);
             self.sh
                 .stats
                 .request_bytes
                 .fetch_add(body.len() as u64, Ordering::SeqCst);
-            let reply = api::execute(&body, &mut self.rng);
+            let reply = if Reader::new(&body).peek_constructor().ok() == Some(AuthBindTempAuthKey::CONSTRUCTOR) {
+                self.bind(&session, msg_id, &body)
+            } else {
+                api::execute(&body, &mut self.rng)
+            };
             if matches!(reply, Reply::Error(..)) {
                 self.sh.stats.rpc_errors.fetch_add(1, Ordering::SeqCst);
             }
             self.backlog.push_back((msg_id, reply));
         }
         Ok(())
+    }
+
+    /// `auth.bindTempAuthKey` on this (temporary key's) session: verified against the permanent key it names.
+    fn bind(&self, session: &BindParams, msg_id: MsgId, body: &[u8]) -> Reply {
+        let perm = bind_perm_key_id(body).and_then(|id| lock(&self.sh.keys).get(&id).map(|(k, _)| k.clone()));
+        let unix = UnixTime(self.sh.unix_micros_at_start.saturating_add(self.sh.now().as_micros()) / 1_000_000);
+        match perm.map(|k| verify_bind(&k, session, msg_id, body, unix)) {
+            Some(Ok(_)) => {
+                self.sh.stats.binds.fetch_add(1, Ordering::SeqCst);
+                if self.sh.verbose {
+                    println!(
+                        "dc: conn {} bound temporary key {:#018x}",
+                        self.id, session.temp_auth_key_id
+                    );
+                }
+                Reply::Result(mtproto_sansio::tl::BOOL_TRUE.to_le_bytes().to_vec())
+            }
+            _ => Reply::Error(400, "ENCRYPTED_MESSAGE_INVALID"),
+        }
     }
 
     fn on_handshake(&mut self, packet: &[u8]) -> Result<(), ConnError> {
@@ -456,13 +495,16 @@ impl<'s> Conn<'s> {
             ServerReply::Error(code) => self.link.encode_error(code, &mut self.wire),
             ServerReply::Complete { len, outcome } => {
                 let key = outcome.auth_key;
-                if let Some(p) = &self.sh.keys_file {
+                let temporary = outcome.expires_in.is_some();
+                // Temporary keys (PFS) live in memory only.
+                if let (Some(p), false) = (&self.sh.keys_file, temporary) {
                     append_key(p, &key)?;
                 }
                 if self.sh.verbose {
-                    println!("dc: conn {} created auth key {:#018x}", self.id, key.id());
+                    let kind = if temporary { "temporary" } else { "permanent" };
+                    println!("dc: conn {} created {kind} auth key {:#018x}", self.id, key.id());
                 }
-                lock(&self.sh.keys).insert(key.id(), key);
+                lock(&self.sh.keys).insert(key.id(), (key, outcome.server_salt));
                 self.sh.stats.keys_created.fetch_add(1, Ordering::SeqCst);
                 self.link
                     .encode(out.get(..len).unwrap_or_default(), false, &mut self.rng, &mut self.wire)
