@@ -1,4 +1,5 @@
-//! The simulated network: a client and a DC `Session` over an in-memory link with a seeded RNG and a virtual
+//! The simulated network: a client and a DC `Session` (abridged, intermediate or padded intermediate framing, with
+//! quick acks on or off) over an in-memory link with a seeded RNG and a virtual
 //! clock, under loss (up to 30 %), duplication, reordering, bit flips, connection resets, client clock skew of
 //! ±600 s, clock jumps (long stalls with packets delayed past the time window), the DC forgetting the session, and
 //! salt rotation. Invariants checked on every seed:
@@ -18,9 +19,10 @@ use std::time::Duration;
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::session::{
-    EngineConfig, Event, FailReason, Limits, MsgId, MsgKind, ResendPolicy, Session, SessionConfig,
+    EngineConfig, Event, FailReason, Limits, MsgId, MsgKind, ResendPolicy, Session, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::transport::Framing;
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
@@ -96,13 +98,22 @@ fn run(seed: u64) -> Result<Outcome, String> {
         ..EngineConfig::DEFAULT
     };
     let mut now = Instant::from_secs(10);
+    // Frame-preserving faults need a framing whose frames are dropped, duplicated or reordered whole.
+    let framing = [Framing::Abridged, Framing::Intermediate, Framing::PaddedIntermediate][rng.random_range(0..3usize)];
+    let transport = TransportConfig {
+        framing,
+        obfuscated: false,
+        dc_id: None,
+    };
     let ccfg = SessionConfig {
         engine: ecfg,
+        transport,
         unix_time_hint: Some(UnixTime((UNIX0 as i64 + skew) as u64)),
         ..SessionConfig::DEFAULT
     };
     let scfg = SessionConfig {
         engine: ecfg,
+        transport,
         unix_time_hint: Some(UnixTime(UNIX0)),
         ..SessionConfig::DEFAULT
     };

@@ -903,3 +903,73 @@ fn chk_047_state_req_for_stale_acked_queries() {
         assert_eq!(resent, !mismatched, "mismatched={mismatched}");
     }
 }
+
+/// A gzip member holding `data` in one stored block.
+fn stored_gzip(data: &[u8]) -> Vec<u8> {
+    let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1];
+    g.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    g.extend_from_slice(&(!(data.len() as u16)).to_le_bytes());
+    g.extend_from_slice(data);
+    g.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    g.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    g
+}
+
+#[test]
+fn chk_050_gzip_around_a_server_container() {
+    let mut p = settled(40);
+    let id = p.c.send(p.now, &api_body(60, 1), MsgKind::Query).unwrap();
+    let _ = p.c2s();
+    let rr = enc(&tl::RpcResult {
+        req_msg_id: id.to_wire(),
+        result: &api_body(61, 2),
+    });
+    let upd = api_body(62, 1);
+    let c = container(&[
+        (server_id(&p, 100) as i64, 1, rr),
+        (server_id(&p, 101) as i64, 3, upd.clone()),
+    ]);
+    let g = enc(&tl::GzipPacked {
+        packed_data: &stored_gzip(&c),
+    });
+    let pk = from_dc(&p, server_id(&p, 102), 4, &g);
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.results_for(id), vec![&Ev::Result(id, api_body(61, 2))]);
+    assert!(p.client_events.contains(&Ev::Update(upd)));
+    // gzip inside that gzip: the result fails as malformed, once.
+    let id = p.c.send(p.now, &api_body(63, 1), MsgKind::Query).unwrap();
+    let _ = p.c2s();
+    let inner = enc(&tl::GzipPacked {
+        packed_data: &stored_gzip(&api_body(64, 1)),
+    });
+    let rr = enc(&tl::RpcResult {
+        req_msg_id: id.to_wire(),
+        result: &inner,
+    });
+    let g = enc(&tl::GzipPacked {
+        packed_data: &stored_gzip(&rr),
+    });
+    let pk = from_dc(&p, server_id(&p, 103), 1, &g);
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.results_for(id), vec![&Ev::Failed(id, FailReason::MalformedResult)]);
+}
+
+#[test]
+fn chk_052_ping_delay_disconnect_clamped() {
+    let mut p = settled(41);
+    let sid = p.c.session_id();
+    let ping = enc(&tl::PingDelayDisconnect {
+        ping_id: 5,
+        disconnect_delay: i32::MAX,
+    });
+    let pk = to_dc(&p, sid, client_id(&p, 0, 400), 1201, &ping);
+    assert!(p.deliver_s(&pk).is_ok());
+    // Answered with a pong, and the disconnect timer is capped.
+    let limit = p.now.saturating_add(core::time::Duration::from_secs(
+        mtproto_sansio::session::engine::MAX_DISCONNECT_DELAY as u64,
+    ));
+    assert!(p.s.poll_timeout().unwrap() <= limit);
+    p.advance(mtproto_sansio::session::engine::MAX_DISCONNECT_DELAY as u64);
+    p.take_server_events();
+    assert!(p.server_events.contains(&Ev::Disconnect));
+}

@@ -148,7 +148,15 @@ fn client_seeds() -> Vec<(String, Vec<u8>)> {
         tl::Message::new(((FUZZ_UNIX << 32) | 29) as i64, 1, &rr),
         tl::Message::new(((FUZZ_UNIX << 32) | 33) as i64, 3, &[0x0d, 0xf0, 0xad, 0x0b]),
     ];
-    plain("plain_container", 9, 4, enc(&tl::MsgContainer::new(&inner)));
+    let c = enc(&tl::MsgContainer::new(&inner));
+    plain("plain_container", 9, 4, c.clone());
+    let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1];
+    g.extend_from_slice(&(c.len() as u16).to_le_bytes());
+    g.extend_from_slice(&(!(c.len() as u16)).to_le_bytes());
+    g.extend_from_slice(&c);
+    g.extend_from_slice(&crc32fast::hash(&c).to_le_bytes());
+    g.extend_from_slice(&(c.len() as u32).to_le_bytes());
+    plain("plain_gzip_container", 10, 4, enc(&tl::GzipPacked { packed_data: &g }));
     seeds
 }
 

@@ -1237,6 +1237,39 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if h.session_id != self.session_id {
             return Err(Dropped::WrongSession);
         }
+        if peek_ctor(body) == Some(GzipPacked::CONSTRUCTOR) {
+            // gzip_packed around a whole message or container (item 50): inflate once, then process what it holds
+            // from the inflate buffer; a second level of gzip inside is refused.
+            let g = GzipPacked::decode(body).map_err(|_| Dropped::Malformed)?;
+            let start = *gz_used;
+            let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
+            let out = gz.get_mut(start..cap).ok_or(Dropped::TooLarge)?;
+            let n = g.inflate(out).map_err(|e| match e {
+                GzipError::OutputTooLarge => Dropped::TooLarge,
+                _ => Dropped::Malformed,
+            })?;
+            if matches!(peek_ctor(out.get(..n).unwrap_or(&[])), Some(GzipPacked::CONSTRUCTOR)) {
+                return Err(Dropped::Malformed);
+            }
+            *gz_used = start + n;
+            let (done, _) = gz.split_at_mut(start + n);
+            let inner = done.get(start..).unwrap_or(&[]);
+            return self.client_payload(now, h, inner, done, Buf::Gz, &mut [], &mut 0);
+        }
+        self.client_payload(now, h, body, rx, Buf::Rx, gz, gz_used)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn client_payload(
+        &mut self,
+        now: Instant,
+        h: Header,
+        body: &[u8],
+        base: &[u8],
+        which: Buf,
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) -> Result<(), Dropped> {
         let unix = self.clock.unix_time(now);
         let synced = self.clock.is_synced();
         let enforce = synced && !self.time_exempt(body);
@@ -1262,7 +1295,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     }
                     continue;
                 }
-                self.client_message(now, id, m.seqno as u32, h.salt, m.body, rx, gz, gz_used);
+                self.client_message(now, id, m.seqno as u32, h.salt, m.body, base, which, gz, gz_used);
             }
         } else {
             if self.events.is_full() {
@@ -1271,7 +1304,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             self.inbound
                 .accept(h.msg_id, unix, enforce)
                 .map_err(|_| Dropped::BadMsgId)?;
-            self.client_message(now, h.msg_id, h.seq_no, h.salt, body, rx, gz, gz_used);
+            self.client_message(now, h.msg_id, h.seq_no, h.salt, body, base, which, gz, gz_used);
         }
         Ok(())
     }
@@ -1284,7 +1317,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         seq_no: u32,
         salt: u64,
         body: &[u8],
-        rx: &[u8],
+        base: &[u8],
+        which: Buf,
         gz: &mut [u8],
         gz_used: &mut usize,
     ) {
@@ -1295,7 +1329,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             Ok(m) => m,
             Err(tl::DecodeError::UnknownConstructor(_)) => {
                 if seq_no % 2 == 1 {
-                    self.push_event(EvRec::Update(span_of(rx, body, Buf::Rx)));
+                    self.push_event(EvRec::Update(span_of(base, body, which)));
                 }
                 return;
             }
@@ -1305,7 +1339,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         };
         match msg {
-            ServiceMessage::RpcResult(r) => self.on_rpc_result(r, salt, rx, gz, gz_used),
+            ServiceMessage::RpcResult(r) => self.on_rpc_result(r, salt, base, which, gz, gz_used),
             ServiceMessage::MsgsAck(a) => {
                 for mid in a.msg_ids.iter() {
                     self.on_ack(MsgId::from_wire(mid));
@@ -1344,7 +1378,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             ServiceMessage::MsgResendReq(MsgResendReq { msg_ids })
             | ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => self.on_resend_req(now, msg_ids),
             ServiceMessage::GzipPacked(g) => {
-                // A gzipped update (or container; containers inside gzip are not unpacked: left out).
+                // A gzipped update inside a container (a container inside it is not unpacked: containers do not
+                // nest); never a second level of gzip.
+                if which == Buf::Gz {
+                    self.stats.dropped += 1;
+                    return;
+                }
                 if let Some(span) = self.inflate(&g, gz, gz_used)
                     && seq_no % 2 == 1
                 {
@@ -1375,7 +1414,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         })
     }
 
-    fn on_rpc_result(&mut self, r: RpcResult<'_>, salt: u64, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
+    fn on_rpc_result(
+        &mut self,
+        r: RpcResult<'_>,
+        salt: u64,
+        base: &[u8],
+        which: Buf,
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) {
         let wire_req = MsgId::from_wire(r.req_msg_id);
         // Item 42: only the first result of a query we track resolves it; anything else is ignored (still acked).
         let Some(res) = self.tracker.resolve_rpc(wire_req) else {
@@ -1390,6 +1437,13 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         let _ = self.client_salts.adopt_response_salt(&res.proof, salt);
         self.free(res.handle);
         let (buf_is_gz, result): (Option<Span>, &[u8]) = match peek_ctor(r.result) {
+            // Already inside an inflated payload: no gzip inside gzip (item 50).
+            Some(GzipPacked::CONSTRUCTOR) if which == Buf::Gz => {
+                return self.push_event(EvRec::Failed {
+                    req,
+                    reason: FailReason::MalformedResult,
+                });
+            }
             Some(GzipPacked::CONSTRUCTOR) => {
                 let Ok(g) = GzipPacked::decode(r.result) else {
                     return self.push_event(EvRec::Failed {
@@ -1438,7 +1492,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 let d = gz.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
                 (&*gz, d, Buf::Gz)
             }
-            None => (rx, result, Buf::Rx),
+            None => (base, result, which),
         };
         match peek_ctor(data) {
             Some(RpcError::CONSTRUCTOR) => match RpcError::decode(data) {
