@@ -6,7 +6,8 @@
 //! measured figures. Needs nothing but loopback.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+#[path = "common/mod.rs"]
+pub mod common;
 
 use std::cell::RefCell;
 use std::error::Error;
@@ -167,7 +168,8 @@ fn ms(d: Duration) -> String {
     }
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+/// Runs the demo (also called by tests/hosts.rs); any deviation from the expected transcript is an error.
+pub fn main() -> Result<(), Box<dyn Error>> {
     let mut rng = rand::rng();
     println!("mtproto-sansio demo: a test DC and a client over loopback TCP\n");
 

@@ -13,6 +13,9 @@
 #[path = "../examples/blocking_client.rs"]
 mod blocking_client;
 #[allow(clippy::duplicate_mod)]
+#[path = "../examples/demo.rs"]
+mod demo;
+#[allow(clippy::duplicate_mod)]
 #[path = "../examples/tokio_client.rs"]
 mod tokio_client;
 
@@ -314,4 +317,112 @@ fn bind_temp_auth_key() {
     let stranger = AuthKey::from_bytes([3; 256]);
     assert!(matches!(bind_with(&stranger, &mut rng), Owned::Error(_, 400, m) if m == "ENCRYPTED_MESSAGE_INVALID"));
     assert_eq!(dc.stats().binds.load(SeqCst), 1);
+}
+
+/// The README's first command, end to end: handshake, RPCs, container, rpc_error, injected loss and resend,
+/// reconnect, temporary key binding. `demo::main` fails on any deviation.
+#[test]
+fn demo_runs() {
+    demo::main().unwrap();
+}
+
+fn tl_str(v: &mut Vec<u8>, s: &[u8]) {
+    v.push(s.len() as u8);
+    v.extend_from_slice(s);
+    while v.len() % 4 != 0 {
+        v.push(0);
+    }
+}
+
+/// The test DC's api unwrapping: `initConnection` with a proxy and JSON params (skipped without recursion), the
+/// nesting limit, truncation, and the answers to bad arguments.
+#[test]
+fn api_unwrapping_and_limits() {
+    let mut rng = rand::rng();
+    let mut b = Vec::new();
+    b.extend_from_slice(&api::INVOKE_WITH_LAYER.to_le_bytes());
+    b.extend_from_slice(&229i32.to_le_bytes());
+    b.extend_from_slice(&api::INIT_CONNECTION.to_le_bytes());
+    b.extend_from_slice(&3u32.to_le_bytes()); // proxy and params present
+    b.extend_from_slice(&7i32.to_le_bytes());
+    for s in [&b"dev"[..], b"os", b"1.0", b"en", b"", b"en"] {
+        tl_str(&mut b, s);
+    }
+    b.extend_from_slice(&api::INPUT_CLIENT_PROXY.to_le_bytes());
+    tl_str(&mut b, b"10.0.0.1");
+    b.extend_from_slice(&443i32.to_le_bytes());
+    // jsonObject [ "k": jsonArray [ jsonNull, jsonBool true, jsonNumber 1.5, jsonString "x" ] ]
+    b.extend_from_slice(&0x99c1_d49du32.to_le_bytes());
+    b.extend_from_slice(&mtproto_sansio::tl::VECTOR.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&0xc0de_1bd9u32.to_le_bytes());
+    tl_str(&mut b, b"k");
+    b.extend_from_slice(&0xf744_4763u32.to_le_bytes());
+    b.extend_from_slice(&mtproto_sansio::tl::VECTOR.to_le_bytes());
+    b.extend_from_slice(&4u32.to_le_bytes());
+    b.extend_from_slice(&0x3f6d_7b68u32.to_le_bytes());
+    b.extend_from_slice(&0xc734_5e6au32.to_le_bytes());
+    b.extend_from_slice(&mtproto_sansio::tl::BOOL_TRUE.to_le_bytes());
+    b.extend_from_slice(&0x2be0_dfa4u32.to_le_bytes());
+    b.extend_from_slice(&1.5f64.to_le_bytes());
+    b.extend_from_slice(&0xb71e_767au32.to_le_bytes());
+    tl_str(&mut b, b"x");
+    b.extend_from_slice(&api::get_dh_config(0, 5));
+    let u = api::unwrap(&b).unwrap();
+    assert_eq!(u.layer, Some(229));
+    assert!(u.init_connection);
+    assert_eq!(
+        u.call,
+        api::Call::GetDhConfig {
+            version: 0,
+            random_length: 5
+        }
+    );
+    // Every truncation is an error, never a panic.
+    for n in 0..b.len() {
+        assert!(api::unwrap(&b[..n]).is_err(), "{n}");
+    }
+    // JSON nested deeper than MAX_JSON_DEPTH.
+    let mut deep = api::INIT_CONNECTION.to_le_bytes().to_vec();
+    deep.extend_from_slice(&2u32.to_le_bytes());
+    deep.extend_from_slice(&7i32.to_le_bytes());
+    for _ in 0..6 {
+        tl_str(&mut deep, b"");
+    }
+    for _ in 0..=api::MAX_JSON_DEPTH {
+        deep.extend_from_slice(&0xf744_4763u32.to_le_bytes());
+        deep.extend_from_slice(&mtproto_sansio::tl::VECTOR.to_le_bytes());
+        deep.extend_from_slice(&1u32.to_le_bytes());
+    }
+    deep.extend_from_slice(&0x3f6d_7b68u32.to_le_bytes());
+    assert_eq!(api::unwrap(&deep), Err(api::ApiError::TooDeep));
+    // Wrappers around wrappers, beyond MAX_WRAPPERS.
+    let many: Vec<u8> = std::iter::repeat_n(api::INVOKE_WITHOUT_UPDATES.to_le_bytes(), api::MAX_WRAPPERS + 1)
+        .flatten()
+        .collect();
+    assert_eq!(api::unwrap(&many), Err(api::ApiError::TooDeep));
+    // Answers.
+    assert_eq!(
+        api::execute(&[1, 2], &mut rng),
+        api::Reply::Error(400, "INPUT_REQUEST_INVALID")
+    );
+    assert_eq!(
+        api::execute(&api::get_dh_config(0, 5000), &mut rng),
+        api::Reply::Error(400, "RANDOM_LENGTH_INVALID")
+    );
+    assert_eq!(
+        api::execute(&api::get_dh_config(0, -1), &mut rng),
+        api::Reply::Error(400, "RANDOM_LENGTH_INVALID")
+    );
+    match api::execute(&api::get_dh_config(api::DH_VERSION, 7), &mut rng) {
+        api::Reply::Result(r) => {
+            let c = api::parse_dh_config(&r).unwrap();
+            assert_eq!((c.g, c.p, c.random.len()), (None, None, 7));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        api::execute(&0x1234_5678u32.to_le_bytes(), &mut rng),
+        api::Reply::Error(400, "INPUT_METHOD_INVALID")
+    );
 }

@@ -136,7 +136,7 @@ fn skip_json(r: &mut Reader<'_>) -> Result<(), ApiError> {
             }
             c @ (JSON_ARRAY | JSON_OBJECT) => {
                 r.expect_constructor(VECTOR)?;
-                let n = r.count(8)?;
+                let n = r.count(if c == JSON_OBJECT { 12 } else { 4 })?;
                 if stack.len() >= MAX_JSON_DEPTH {
                     return Err(ApiError::TooDeep);
                 }
