@@ -329,7 +329,7 @@ fn demo_runs() {
 fn tl_str(v: &mut Vec<u8>, s: &[u8]) {
     v.push(s.len() as u8);
     v.extend_from_slice(s);
-    while v.len() % 4 != 0 {
+    while !v.len().is_multiple_of(4) {
         v.push(0);
     }
 }
