@@ -1,5 +1,5 @@
 //! Telethon (PyPI `telethon`, its own `MTProtoSender`) against the test DC of `examples/test_dc.rs`, over TCP full,
-//! abridged, intermediate and obfuscated: handshake, `invokeWithLayer(initConnection(...))`, an rpc_error, a
+//! abridged, intermediate, obfuscated and MTProxy (`dd` secret): handshake, `invokeWithLayer(initConnection(...))`, an rpc_error, a
 //! `gzip_packed` request, containers carrying ~1 MiB of request data, a 512 KiB message, and a reconnect with the
 //! same key. Skipped, with the reason printed, when `python3` or `telethon` is not importable.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use common::dc::{self, Dc, DcOptions};
 use mtproto_sansio::crypto::pem::parse_private_pem;
+use mtproto_sansio::transport::obfuscated::ProxySecret;
 
 const KEY: &str = include_str!("data/keys/dc_test_pkcs8.pem");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/telethon_check.py");
@@ -27,13 +28,18 @@ fn telethon_missing() -> Option<String> {
     }
 }
 
-fn start_dc() -> (Dc, String) {
+/// The MTProxy secret of the `mtproxy` run (Telethon's `dd` prefix selects padded intermediate).
+const SECRET: [u8; 16] = [
+    0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01,
+];
+
+fn start_dc(secret: Option<ProxySecret>) -> (Dc, String) {
     let key = parse_private_pem(KEY.as_bytes()).unwrap();
     let n_hex = hex::encode(key.public_key().n_bytes());
     let dc = dc::start(DcOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         rsa_key: key,
-        secret: None,
+        secret,
         dc_id: Some(2),
         max_conns: 64,
         keys_file: None,
@@ -48,9 +54,18 @@ fn run(transport: &str) {
         eprintln!("skipped: {why} (pip install telethon)");
         return;
     }
-    let (dc, n_hex) = start_dc();
+    let secret =
+        (transport == "mtproxy").then(|| ProxySecret::from_bytes(&[&[0xdd][..], &SECRET[..]].concat()).unwrap());
+    let (dc, n_hex) = start_dc(secret);
     let out = Command::new("python3")
-        .args([SCRIPT, &dc.addr.port().to_string(), transport, &n_hex, "65537"])
+        .args([
+            SCRIPT,
+            &dc.addr.port().to_string(),
+            transport,
+            &n_hex,
+            "65537",
+            &hex::encode(SECRET),
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -111,4 +126,11 @@ fn telethon_tcp_intermediate() {
 #[test]
 fn telethon_tcp_obfuscated() {
     run("obfuscated");
+}
+
+/// Telethon through its MTProxy connection (`dd` secret: randomized padded intermediate), against a DC that accepts
+/// only obfuscated connections made with that secret.
+#[test]
+fn telethon_mtproxy_secret() {
+    run("mtproxy");
 }

@@ -1,7 +1,7 @@
 """Telethon's own MTProto sender (telethon.network.MTProtoSender: its handshake, its session layer, its framings)
 against our test DC. Run by tests/interop_telethon.rs.
 
-argv: port, transport (full|abridged|intermediate|obfuscated), RSA modulus hex, exponent.
+argv: port, transport (full|abridged|intermediate|obfuscated|mtproxy), RSA modulus hex, exponent[, secret hex].
 Prints one `OK <check>` line per passed check and `KEY <hex>` with the auth key; exits non-zero on failure.
 """
 import asyncio
@@ -14,7 +14,7 @@ from telethon import errors
 from telethon.crypto import rsa
 from telethon.network import MTProtoSender
 from telethon.network.connection import (ConnectionTcpAbridged, ConnectionTcpFull, ConnectionTcpIntermediate,
-                                         ConnectionTcpObfuscated)
+                                         ConnectionTcpMTProxyRandomizedIntermediate, ConnectionTcpObfuscated)
 from telethon.tl import functions, types
 from telethon.tl.alltlobjects import LAYER
 
@@ -30,9 +30,10 @@ def init(query):
         lang_pack='', lang_code='en', query=query))
 
 
-async def session(cls, port, auth_key, first):
+async def session(cls, port, auth_key, first, proxy):
     sender = MTProtoSender(auth_key, loggers=Loggers(), retries=3)
-    await asyncio.wait_for(sender.connect(cls('127.0.0.1', port, 2, loggers=Loggers())), 60)
+    extra = {'proxy': proxy} if proxy else {}
+    await asyncio.wait_for(sender.connect(cls('127.0.0.1', port, 2, loggers=Loggers(), **extra)), 60)
     try:
         # The first call, wrapped as Telethon's client wraps it.
         cfg = await asyncio.wait_for(sender.send(init(functions.messages.GetDhConfigRequest(0, 16))), 30)
@@ -75,13 +76,16 @@ async def session(cls, port, auth_key, first):
 
 async def main():
     port, transport, n_hex, e = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    # mtproxy: argv[5] is the DC's MTProxy secret (hex); Telethon connects to it as to a proxy ('dd': padded).
+    proxy = ('127.0.0.1', port, 'dd' + sys.argv[5]) if transport == 'mtproxy' else None
     rsa.add_key(pyrsa.PublicKey(int(n_hex, 16), e).save_pkcs1(), old=False)
     cls = {'full': ConnectionTcpFull, 'abridged': ConnectionTcpAbridged,
-           'intermediate': ConnectionTcpIntermediate, 'obfuscated': ConnectionTcpObfuscated}[transport]
-    key = await session(cls, port, None, '')
+           'intermediate': ConnectionTcpIntermediate, 'obfuscated': ConnectionTcpObfuscated,
+           'mtproxy': ConnectionTcpMTProxyRandomizedIntermediate}[transport]
+    key = await session(cls, port, None, '', proxy)
     print('KEY', key.key.hex())
     # Reconnect: a new TCP connection and a new session under the same key.
-    again = await session(cls, port, key, 'reconnect_')
+    again = await session(cls, port, key, 'reconnect_', proxy)
     assert again.key == key.key
     print('OK reconnect_same_key')
 
