@@ -973,3 +973,103 @@ fn chk_052_ping_delay_disconnect_clamped() {
     p.take_server_events();
     assert!(p.server_events.contains(&Ev::Disconnect));
 }
+
+#[test]
+fn chk_054_acks_batched_within_bounded_delay() {
+    let mut p = settled(42);
+    let _ = p.c2s();
+    // One update: acknowledged with no other traffic within the 60 s delay, not before.
+    let pk = from_dc(&p, server_id(&p, 110), 1, &api_body(70, 1));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert!(p.c2s().is_empty(), "a lone ack waits to be batched");
+    assert!(p.c.poll_timeout().unwrap() <= p.now.saturating_add(core::time::Duration::from_secs(60)));
+    p.advance(60);
+    let pk = p.c2s();
+    let acks = client_messages(&p, &pk);
+    assert!(
+        acks.iter()
+            .any(|(_, b)| b.get(..4) == Some(&tl::MsgsAck::CONSTRUCTOR.to_le_bytes()[..]))
+    );
+    // More than 16 pending: flushed at once, all in one msgs_ack.
+    for n in 0..17u64 {
+        let pk = from_dc(&p, server_id(&p, 120 + n) + (60u64 << 32), 1, &api_body(71, 1));
+        assert!(p.deliver_c(&pk).is_ok());
+    }
+    let pkts = p.c2s();
+    let msgs = client_messages(&p, &pkts);
+    let ack = msgs
+        .iter()
+        .find(|(_, b)| b.get(..4) == Some(&tl::MsgsAck::CONSTRUCTOR.to_le_bytes()[..]))
+        .unwrap();
+    assert_eq!(tl::MsgsAck::decode(&ack.1).unwrap().msg_ids.len(), 17);
+}
+
+#[test]
+fn chk_054_container_larger_than_event_queue_is_taken_in_parts() {
+    let mut p = settled(43);
+    let msgs: Vec<_> = (0..40u64)
+        .map(|i| {
+            (
+                server_id(&p, 200 + i) as i64,
+                1 + 2 * i as i32,
+                api_body(80, i as usize),
+            )
+        })
+        .collect();
+    let pk = from_dc(&p, server_id(&p, 300), 100, &container(&msgs));
+    assert!(p.deliver_c(&pk).is_ok());
+    let first = p.client_events.len();
+    assert_eq!(first, MSGS);
+    // The rest was not taken (nor acknowledged): the DC sends it again in a new container.
+    let pk = from_dc(&p, server_id(&p, 301), 100, &container(&msgs[MSGS..]));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events.len(), 40);
+    // Nothing twice.
+    let pk = from_dc(&p, server_id(&p, 302), 100, &container(&msgs));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events.len(), 40);
+}
+
+// Attack regression tests under their own names (each runs the engine checks that stop it).
+
+#[test]
+fn atk_b02_no_two_plaintexts_under_one_msg_id() {
+    chk_038_atk_b02_one_plaintext_per_msg_id();
+}
+
+#[test]
+fn atk_b05_b06_appended_or_substituted_blocks_rejected_by_the_engine() {
+    chk_028_atk_b05_b06_tampering_rejected();
+}
+
+#[test]
+fn atk_b07_replay_and_cross_session_splice_dropped() {
+    chk_031_atk_b07_cross_session_packet_dropped();
+    chk_033_atk_b07_replay_dropped();
+}
+
+#[test]
+fn atk_b08_msg_id_parity_and_time_checked_at_both_ends() {
+    chk_032_atk_b08_msg_id_parity();
+    chk_034_atk_b08_time_window_at_dc();
+}
+
+#[test]
+fn atk_b14_gzip_bomb_fails_the_query_at_the_cap() {
+    chk_050_atk_b14_gzip_results_bounded();
+}
+
+#[test]
+fn atk_b15_container_count_bomb_rejected() {
+    chk_048_atk_b15_containers_validated();
+}
+
+#[test]
+fn atk_b16_resend_requests_bounded_by_the_budget() {
+    chk_049_atk_b16_resend_flood_bounded();
+}
+
+#[test]
+fn atk_b20_replayed_or_forged_salt_and_time_notifications_ignored() {
+    chk_035_atk_b20_forged_or_replayed_salt_notification_ignored();
+}

@@ -189,6 +189,73 @@ fn server_seeds() -> Vec<(String, Vec<u8>)> {
                 .unwrap();
         }
     }
+    // Plaintext records for the fuzzing-only hook (the target fills in the DC's salt and the session).
+    let mut plain = |name: &str, n: u64, seq: u32, body: Vec<u8>| {
+        let mut r = Vec::new();
+        r.extend_from_slice(&0u64.to_le_bytes());
+        r.extend_from_slice(&0x5e55_1011u64.to_le_bytes());
+        r.extend_from_slice(&((FUZZ_UNIX << 32) | (4 * n + 4)).to_le_bytes());
+        r.extend_from_slice(&seq.to_le_bytes());
+        r.extend_from_slice(&body);
+        let mut d = Vec::new();
+        record(&mut d, 1, &r);
+        seeds.push((name.to_string(), d));
+    };
+    let q = [0x0d, 0xf0, 0xad, 0x0b, 1, 0, 0, 0];
+    plain("plain_query", 1, 1, q.to_vec());
+    plain(
+        "plain_ping_delay",
+        2,
+        1,
+        enc(&tl::PingDelayDisconnect {
+            ping_id: 1,
+            disconnect_delay: 75,
+        }),
+    );
+    plain("plain_future_salts", 3, 1, enc(&tl::GetFutureSalts { num: 64 }));
+    let ids = [((FUZZ_UNIX << 32) | 4) as i64, ((FUZZ_UNIX << 32) | 3) as i64];
+    plain(
+        "plain_state_req",
+        4,
+        1,
+        enc(&tl::MsgsStateReq {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        }),
+    );
+    plain(
+        "plain_resend_req",
+        5,
+        1,
+        enc(&tl::MsgResendReq {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        }),
+    );
+    plain(
+        "plain_destroy_session",
+        6,
+        1,
+        enc(&tl::DestroySession { session_id: 7 }),
+    );
+    plain(
+        "plain_msgs_ack",
+        7,
+        0,
+        enc(&tl::MsgsAck {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        }),
+    );
+    let inner = [
+        tl::Message::new(((FUZZ_UNIX << 32) | 40) as i64, 1, &q),
+        tl::Message::new(((FUZZ_UNIX << 32) | 44) as i64, 3, &q),
+    ];
+    plain("plain_container", 12, 4, enc(&tl::MsgContainer::new(&inner)));
+    let mut g = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1];
+    g.extend_from_slice(&(q.len() as u16).to_le_bytes());
+    g.extend_from_slice(&(!(q.len() as u16)).to_le_bytes());
+    g.extend_from_slice(&q);
+    g.extend_from_slice(&crc32fast::hash(&q).to_le_bytes());
+    g.extend_from_slice(&(q.len() as u32).to_le_bytes());
+    plain("plain_gzip_query", 13, 1, enc(&tl::GzipPacked { packed_data: &g }));
     seeds
 }
 

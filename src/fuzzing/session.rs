@@ -4,7 +4,8 @@
 //! the fuzzing key, so a seed corpus of real packets reaches the session logic). With `flags & 1` and the fuzzer's
 //! `cfg(fuzzing)`, the record is instead a plaintext `salt:u64 session_id:u64 msg_id:u64 seq_no:u32 body` handed to
 //! the engine as if it had passed decryption, to reach deep states without forging msg_keys (on stable replay such
-//! records go through decryption like the others). `flags >> 2` advances the virtual clock by that many seconds.
+//! records go through decryption like the others); without `flags & 2` such a record carries the engine's own salt and
+//! session id instead of its own. `flags >> 2` advances the virtual clock by that many seconds.
 //! After every record the engine's events are drained, its packets produced, and its bounds asserted.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
@@ -169,9 +170,18 @@ fn deliver(e: &mut FuzzEngine, now: Instant, rec: &[u8], flags: u8) {
         && let Some((hdr, body)) = rec.split_at_checked(28)
     {
         let word = |i: usize| u64::from_le_bytes(core::array::from_fn(|k| hdr.get(i + k).copied().unwrap_or(0)));
-        let session = if flags & 2 == 2 { word(8) } else { e.session_id() };
+        // Without bit 1 the engine's own salt and session are used, so the fuzzer gets past the salt check (a
+        // 64-bit secret it cannot guess) to the message logic; with it, the record's values are used as given.
+        let (salt, session) = if flags & 2 == 2 {
+            (word(0), word(8))
+        } else {
+            (
+                e.current_salt(),
+                if e.session_id() == 0 { word(8) } else { e.session_id() },
+            )
+        };
         let seq = u32::from_le_bytes(core::array::from_fn(|k| hdr.get(24 + k).copied().unwrap_or(0)));
-        let _ = e.handle_plaintext_unchecked(now, word(0), session, word(16), seq, body);
+        let _ = e.handle_plaintext_unchecked(now, salt, session, word(16), seq, body);
         return;
     }
     let _ = e.handle_packet(now, rec);

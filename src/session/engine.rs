@@ -1278,14 +1278,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             .map_err(|_| Dropped::BadMsgId)?;
         if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
             let c = MsgContainer::decode(body).map_err(|_| Dropped::Malformed)?;
-            let n = self.check_container(&h, &c)?;
-            if self.events.capacity() - self.events.len() < n {
+            self.check_container(&h, &c)?;
+            if self.events.is_full() {
                 return Err(Dropped::Backpressure);
             }
             self.inbound
                 .accept(h.msg_id, unix, enforce)
                 .map_err(|_| Dropped::BadMsgId)?;
             for m in c.iter() {
+                if self.events.is_full() {
+                    // Local backpressure: the rest is neither accepted nor acknowledged, so the DC sends it again
+                    // (in a new container) once the host has drained its events.
+                    break;
+                }
                 let id = MsgId::from_wire(m.msg_id);
                 let enforce = synced && !self.time_exempt(m.body);
                 if self.inbound.accept(id, unix, enforce).is_err() {
@@ -1890,14 +1895,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     return Err(Dropped::Malformed);
                 }
             };
-            let n = match self.check_container(&h, &c) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
-                    return Err(e);
-                }
-            };
-            if self.events.capacity() - self.events.len() < n || self.pending_reqs.capacity() < n {
+            if let Err(e) = self.check_container(&h, &c) {
+                self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
+                return Err(e);
+            }
+            if self.events.is_full() || self.pending_reqs.is_full() {
                 return Err(Dropped::Backpressure);
             }
             if let Err(e) = self.seq_check.check(h.msg_id, h.seq_no, false) {
@@ -1908,6 +1910,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             let _ = self.inbound.accept(h.msg_id, unix, true);
             self.seq_check.record(h.msg_id, h.seq_no);
             for m in c.iter() {
+                if self.events.is_full() || self.pending_reqs.is_full() {
+                    // Local backpressure: the rest is neither accepted nor acknowledged; the client sends it again.
+                    break;
+                }
                 let id = MsgId::from_wire(m.msg_id);
                 let seq = m.seqno as u32;
                 if self.inbound.window().contains(id) {
