@@ -1,0 +1,550 @@
+//! The test DC: a threaded TCP server over the crate's DC-role machines. Each connection gets its own thread; the
+//! handshake tables and the auth-key store are shared, so keys survive reconnects. A connection that sends
+//! garbage (an unknown transport, a broken frame, a misaligned packet) is closed; nothing else is affected.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::OpenOptions;
+use std::io::{self, BufRead, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mtproto_sansio::crypto::auth_key::AuthKey;
+use mtproto_sansio::crypto::dh::DhGroup;
+use mtproto_sansio::crypto::rsa::RsaPrivateKey;
+use mtproto_sansio::handshake::{MAX_SERVER_MESSAGE, ServerConfig, ServerHandshakes, ServerReply};
+use mtproto_sansio::session::bind::{BindParams, bind_perm_key_id, verify_bind};
+use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgId};
+use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::tl::{AuthBindTempAuthKey, Reader};
+use mtproto_sansio::transport::detect::{Detected, detect};
+use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_sansio::transport::{Framing, strip_padding};
+
+use super::api::{self, Reply};
+use super::link::{Incoming, Link};
+
+/// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet
+/// envelope and padding.
+pub const MAX_FRAME: usize = 1_114_112;
+/// Outbound resend arena per connection (answers wait here until acknowledged).
+pub const TX_ARENA: usize = 262_144;
+/// Messages in flight per connection.
+pub const MSGS: usize = 64;
+/// Concurrent handshake runs, all connections together.
+pub const HANDSHAKE_RUNS: usize = 256;
+/// How long a new connection may take to show its transport.
+pub const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle connections are closed after this long without a byte.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Stack of a connection thread: the engine is built on it before it is boxed.
+const CONN_STACK: usize = 64 * 1024 * 1024;
+
+/// The DC-role session of one connection.
+pub type DcEngine = Engine<MAX_FRAME, TX_ARENA, MSGS>;
+
+/// How to run a DC.
+pub struct DcOptions {
+    /// Where to listen (port 0: an ephemeral port).
+    pub listen: SocketAddr,
+    /// The DC's RSA key.
+    pub rsa_key: RsaPrivateKey,
+    /// MTProxy secret: if set, only obfuscated connections made with it are accepted.
+    pub secret: Option<ProxySecret>,
+    /// Refuse handshakes naming another DC (−444).
+    pub dc_id: Option<i32>,
+    /// Concurrent connections; more are closed on accept.
+    pub max_conns: usize,
+    /// File-backed key store (one hex key per line); in memory if `None`.
+    pub keys_file: Option<PathBuf>,
+    /// Print one line per connection event.
+    pub verbose: bool,
+}
+
+/// Counters, for the transcript and the tests.
+#[derive(Debug, Default)]
+pub struct DcStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections open now.
+    pub active: AtomicUsize,
+    /// Connections closed because of bad input.
+    pub bad_connections: AtomicU64,
+    /// Auth keys created.
+    pub keys_created: AtomicU64,
+    /// RPC requests executed.
+    pub requests: AtomicU64,
+    /// Requests bytes executed (after gzip inflation).
+    pub request_bytes: AtomicU64,
+    /// Requests answered with rpc_error.
+    pub rpc_errors: AtomicU64,
+    /// Sessions created (`new_session_created` sent).
+    pub sessions: AtomicU64,
+    /// Temporary keys bound with `auth.bindTempAuthKey`.
+    pub binds: AtomicU64,
+}
+
+struct Shared {
+    hs: Mutex<ServerHandshakes<'static, HANDSHAKE_RUNS>>,
+    hs_padded: Mutex<ServerHandshakes<'static, HANDSHAKE_RUNS>>,
+    /// Auth keys by id, with the first salt of those this process created (0 for keys loaded from the file).
+    keys: Mutex<HashMap<u64, (AuthKey, u64)>>,
+    keys_file: Option<PathBuf>,
+    secret: Option<ProxySecret>,
+    start: std::time::Instant,
+    unix_micros_at_start: u64,
+    stats: DcStats,
+    stop: AtomicBool,
+    verbose: bool,
+    max_conns: usize,
+}
+
+impl Shared {
+    fn now(&self) -> Instant {
+        Instant::from_micros(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running DC.
+pub struct Dc {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Dc {
+    /// Counters.
+    pub fn stats(&self) -> &DcStats {
+        &self.shared.stats
+    }
+
+    /// Keys in the store.
+    pub fn key_count(&self) -> usize {
+        lock(&self.shared.keys).len()
+    }
+
+    /// Stops accepting (open connections end on their own).
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Loads a key store file: one 512-hex-digit key per line.
+fn load_keys(path: &PathBuf) -> io::Result<HashMap<u64, (AuthKey, u64)>> {
+    let mut keys = HashMap::new();
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(keys),
+        Err(e) => return Err(e),
+    };
+    for line in io::BufReader::new(f).lines() {
+        let line = line?;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let raw = hex::decode(line).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
+        let bytes: [u8; 256] = raw
+            .try_into()
+            .map_err(|_| io::Error::new(ErrorKind::InvalidData, "key line is not 256 bytes"))?;
+        let k = AuthKey::from_bytes(bytes);
+        keys.insert(k.id(), (k, 0));
+    }
+    Ok(keys)
+}
+
+fn append_key(path: &PathBuf, key: &AuthKey) -> io::Result<()> {
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path)?;
+    writeln!(f, "{}", hex::encode(key.as_bytes()))
+}
+
+/// Binds and starts accepting in a background thread.
+pub fn start(opts: DcOptions) -> io::Result<Dc> {
+    let listener = TcpListener::bind(opts.listen)?;
+    let addr = listener.local_addr()?;
+    let keys = match &opts.keys_file {
+        Some(p) => load_keys(p)?,
+        None => HashMap::new(),
+    };
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(io::Error::other)?;
+    let unix_micros_at_start = u64::try_from(unix.as_micros()).unwrap_or(u64::MAX);
+    // One key for the life of the process: leaking it gives the handshake tables their 'static borrow.
+    let rsa: &'static RsaPrivateKey = Box::leak(Box::new(opts.rsa_key));
+    let group = DhGroup::telegram(3).map_err(|e| io::Error::other(format!("{e}")))?;
+    let mut cfg = ServerConfig::new(rsa, group);
+    cfg.dc_id = opts.dc_id;
+    cfg.unix_micros_at_zero = unix_micros_at_start;
+    let mut padded = cfg.clone();
+    padded.transport_padding = true;
+    let shared = Arc::new(Shared {
+        hs: Mutex::new(ServerHandshakes::new(cfg)),
+        hs_padded: Mutex::new(ServerHandshakes::new(padded)),
+        keys: Mutex::new(keys),
+        keys_file: opts.keys_file,
+        secret: opts.secret,
+        start: std::time::Instant::now(),
+        unix_micros_at_start,
+        stats: DcStats::default(),
+        stop: AtomicBool::new(false),
+        verbose: opts.verbose,
+        max_conns: opts.max_conns,
+    });
+    let acc = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("dc-accept".into())
+        .spawn(move || accept_loop(&listener, &acc))?;
+    Ok(Dc { addr, shared })
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let mut next_id = 0u64;
+    for sock in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(sock) = sock else { continue };
+        if shared.stats.active.load(Ordering::SeqCst) >= shared.max_conns {
+            if shared.verbose {
+                println!("dc: connection refused: {} connections open", shared.max_conns);
+            }
+            continue; // dropped: closed
+        }
+        next_id += 1;
+        let id = next_id;
+        shared.stats.connections.fetch_add(1, Ordering::SeqCst);
+        shared.stats.active.fetch_add(1, Ordering::SeqCst);
+        let sh = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("dc-conn-{id}"))
+            .stack_size(CONN_STACK)
+            .spawn(move || {
+                let peer = sock.peer_addr().ok();
+                let r = Conn::serve(&sh, sock, id);
+                if let Err(e) = &r {
+                    sh.stats.bad_connections.fetch_add(1, Ordering::SeqCst);
+                    if sh.verbose {
+                        println!("dc: conn {id} ({peer:?}) closed: {e}");
+                    }
+                }
+                sh.stats.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            shared.stats.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Why a connection was closed by the DC.
+#[derive(Debug)]
+enum ConnError {
+    Io(io::Error),
+    Rejected(&'static str),
+}
+
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnError::Io(e) => write!(f, "i/o: {e}"),
+            ConnError::Rejected(why) => write!(f, "rejected: {why}"),
+        }
+    }
+}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> Self {
+        ConnError::Io(e)
+    }
+}
+
+struct Conn<'s> {
+    sh: &'s Shared,
+    id: u64,
+    link: Link<MAX_FRAME>,
+    engine: Option<Box<DcEngine>>,
+    /// Answers refused with `QueueFull`, retried once the client has acknowledged earlier ones.
+    backlog: VecDeque<(MsgId, Reply)>,
+    wire: Vec<u8>,
+    scratch: Vec<u8>,
+    quick_acks: Vec<u32>,
+    disconnect: bool,
+    rng: rand::rngs::ThreadRng,
+}
+
+impl<'s> Conn<'s> {
+    fn serve(sh: &'s Shared, mut sock: TcpStream, id: u64) -> Result<(), ConnError> {
+        sock.set_nodelay(true)?;
+        sock.set_read_timeout(Some(DETECT_TIMEOUT))?;
+        // 1. Which transport? Peek at the first bytes without consuming them.
+        let mut prefix = Vec::with_capacity(64);
+        let mut buf = vec![0u8; 65_536];
+        let link = loop {
+            match detect(&prefix, sh.secret.as_ref()) {
+                Detected::NeedMore(n) => {
+                    let want = n.saturating_sub(prefix.len()).max(1);
+                    let got = sock.read(buf.get_mut(..want).unwrap_or_default())?;
+                    if got == 0 {
+                        return Ok(());
+                    }
+                    prefix.extend_from_slice(buf.get(..got).unwrap_or_default());
+                }
+                Detected::Plain(_) if sh.secret.is_some() => {
+                    return Err(ConnError::Rejected("plain transport, secret required"));
+                }
+                Detected::Plain(f) => break Link::server_plain(f),
+                Detected::Obfuscated { .. } => break Link::server_obfuscated(sh.secret.clone()),
+                Detected::Http | Detected::FakeTls => return Err(ConnError::Rejected("HTTP/TLS carriage not served")),
+                Detected::Rejected(_) => return Err(ConnError::Rejected("invalid obfuscated init")),
+            }
+        };
+        let mut c = Conn {
+            sh,
+            id,
+            link,
+            engine: None,
+            backlog: VecDeque::new(),
+            wire: Vec::new(),
+            scratch: Vec::new(),
+            quick_acks: Vec::new(),
+            disconnect: false,
+            rng: rand::rng(),
+        };
+        let mut packet = Vec::new();
+        let mut input = prefix;
+        let mut idle = std::time::Instant::now();
+        loop {
+            let mut off = 0;
+            while let Some(rest) = input.get(off..).filter(|r| !r.is_empty()) {
+                let (n, inc) = c
+                    .link
+                    .decode(rest, &mut packet)
+                    .map_err(|_| ConnError::Rejected("broken transport frame"))?;
+                off += n;
+                if let Some(Incoming::Packet { quick_ack }) = inc {
+                    c.on_packet(&packet, quick_ack)?;
+                    c.flush(&mut sock)?;
+                }
+                if n == 0 && inc.is_none() {
+                    break;
+                }
+            }
+            c.flush(&mut sock)?;
+            if c.disconnect {
+                return Ok(());
+            }
+            // 2. Wait for bytes or the engine's next timer.
+            let now = sh.now();
+            let wait = c
+                .engine
+                .as_ref()
+                .and_then(|e| e.poll_timeout())
+                .map(|t| t.saturating_duration_since(now))
+                .unwrap_or(Duration::from_secs(1))
+                .clamp(Duration::from_millis(1), Duration::from_secs(1));
+            sock.set_read_timeout(Some(wait))?;
+            input.clear();
+            match sock.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    input.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    idle = std::time::Instant::now();
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if idle.elapsed() > IDLE_TIMEOUT || sh.stop.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    if let Some(e) = c.engine.as_mut() {
+                        e.handle_timeout(sh.now());
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn on_packet(&mut self, packet: &[u8], quick_ack: bool) -> Result<(), ConnError> {
+        let now = self.sh.now();
+        let key_id = packet
+            .first_chunk::<8>()
+            .map(|b| u64::from_le_bytes(*b))
+            .ok_or(ConnError::Rejected("packet shorter than an auth_key_id"))?;
+        if key_id == 0 {
+            return self.on_handshake(packet);
+        }
+        let framing = self.link.framing().unwrap_or(Framing::Intermediate);
+        let data = strip_padding(framing, packet).map_err(|_| ConnError::Rejected("misaligned packet"))?;
+        if self.engine.as_ref().is_none_or(|e| e.auth_key().id() != key_id) {
+            let key = lock(&self.sh.keys).get(&key_id).cloned();
+            let Some((key, salt)) = key else {
+                // Unknown key: the client must create a new one (Telegram answers −404 too).
+                self.link
+                    .encode_error(-404, &mut self.wire)
+                    .map_err(|_| ConnError::Rejected("encode"))?;
+                return Ok(());
+            };
+            let cfg = EngineConfig {
+                ping_interval: None,
+                ..EngineConfig::DEFAULT
+            };
+            let clock = Clock::new(i64::try_from(self.sh.unix_micros_at_start).unwrap_or(i64::MAX));
+            // A key made by this process: its handshake's salt is valid, so the client's first message is accepted.
+            let engine = if salt != 0 {
+                DcEngine::server_with_salt(cfg, key, clock, now, &mut self.rng, salt)
+            } else {
+                DcEngine::server(cfg, key, clock, now, &mut self.rng)
+            };
+            self.engine = Some(Box::new(engine));
+            self.scratch = vec![0u8; self.engine.as_ref().map_or(0, |e| e.min_out_len())];
+        }
+        let Some(engine) = self.engine.as_mut() else {
+            return Ok(());
+        };
+        if let Ok(token) = engine.handle_packet(now, data)
+            && quick_ack
+        {
+            self.quick_acks.push(token);
+        }
+        // Requests borrow the engine's buffers: copy them out, then execute and answer.
+        let mut requests = Vec::new();
+        while let Some(ev) = engine.poll_event() {
+            match ev {
+                Event::Request { msg_id, body } => requests.push((msg_id, body.to_vec())),
+                Event::SessionCreated { session_id } => {
+                    self.sh.stats.sessions.fetch_add(1, Ordering::SeqCst);
+                    if self.sh.verbose {
+                        println!("dc: conn {} new session {session_id:#018x}", self.id);
+                    }
+                }
+                Event::DisconnectRequested => self.disconnect = true,
+                _ => {}
+            }
+        }
+        let session = BindParams {
+            temp_auth_key_id: engine.auth_key().id(),
+            temp_session_id: engine.session_id(),
+            expires_at: 0,
+        };
+        for (msg_id, body) in requests {
+            self.sh.stats.requests.fetch_add(1, Ordering::SeqCst);
+            self.sh
+                .stats
+                .request_bytes
+                .fetch_add(body.len() as u64, Ordering::SeqCst);
+            let reply = if Reader::new(&body).peek_constructor().ok() == Some(AuthBindTempAuthKey::CONSTRUCTOR) {
+                self.bind(&session, msg_id, &body)
+            } else {
+                api::execute(&body, &mut self.rng)
+            };
+            if matches!(reply, Reply::Error(..)) {
+                self.sh.stats.rpc_errors.fetch_add(1, Ordering::SeqCst);
+            }
+            self.backlog.push_back((msg_id, reply));
+        }
+        Ok(())
+    }
+
+    /// `auth.bindTempAuthKey` on this (temporary key's) session: verified against the permanent key it names.
+    fn bind(&self, session: &BindParams, msg_id: MsgId, body: &[u8]) -> Reply {
+        let perm = bind_perm_key_id(body).and_then(|id| lock(&self.sh.keys).get(&id).map(|(k, _)| k.clone()));
+        let unix = UnixTime(self.sh.unix_micros_at_start.saturating_add(self.sh.now().as_micros()) / 1_000_000);
+        match perm.map(|k| verify_bind(&k, session, msg_id, body, unix)) {
+            Some(Ok(_)) => {
+                self.sh.stats.binds.fetch_add(1, Ordering::SeqCst);
+                if self.sh.verbose {
+                    println!(
+                        "dc: conn {} bound temporary key {:#018x}",
+                        self.id, session.temp_auth_key_id
+                    );
+                }
+                Reply::Result(mtproto_sansio::tl::BOOL_TRUE.to_le_bytes().to_vec())
+            }
+            _ => Reply::Error(400, "ENCRYPTED_MESSAGE_INVALID"),
+        }
+    }
+
+    fn on_handshake(&mut self, packet: &[u8]) -> Result<(), ConnError> {
+        let now = self.sh.now();
+        let padded = self.link.framing() == Some(Framing::PaddedIntermediate);
+        let table = if padded { &self.sh.hs_padded } else { &self.sh.hs };
+        let mut out = [0u8; MAX_SERVER_MESSAGE];
+        let reply = {
+            let keys = lock(&self.sh.keys);
+            let taken = |id: u64| keys.contains_key(&id);
+            lock(table)
+                .handle(now, &mut self.rng, self.id, packet, &mut out, &taken)
+                .map_err(|_| ConnError::Rejected("handshake buffer"))?
+        };
+        let r = match reply {
+            ServerReply::Send(n) => {
+                self.link
+                    .encode(out.get(..n).unwrap_or_default(), false, &mut self.rng, &mut self.wire)
+            }
+            ServerReply::Error(code) => self.link.encode_error(code, &mut self.wire),
+            ServerReply::Complete { len, outcome } => {
+                let key = outcome.auth_key;
+                let temporary = outcome.expires_in.is_some();
+                // Temporary keys (PFS) live in memory only.
+                if let (Some(p), false) = (&self.sh.keys_file, temporary) {
+                    append_key(p, &key)?;
+                }
+                if self.sh.verbose {
+                    let kind = if temporary { "temporary" } else { "permanent" };
+                    println!("dc: conn {} created {kind} auth key {:#018x}", self.id, key.id());
+                }
+                lock(&self.sh.keys).insert(key.id(), (key, outcome.server_salt));
+                self.sh.stats.keys_created.fetch_add(1, Ordering::SeqCst);
+                self.link
+                    .encode(out.get(..len).unwrap_or_default(), false, &mut self.rng, &mut self.wire)
+            }
+        };
+        r.map_err(|_| ConnError::Rejected("encode"))
+    }
+
+    /// Queues backlogged answers, drains the engine and writes everything out.
+    fn flush(&mut self, sock: &mut TcpStream) -> Result<(), ConnError> {
+        let now = self.sh.now();
+        for token in self.quick_acks.drain(..) {
+            self.link
+                .encode_quick_ack(token, &mut self.wire)
+                .map_err(|_| ConnError::Rejected("encode"))?;
+        }
+        if let Some(engine) = self.engine.as_mut() {
+            while let Some((req, reply)) = self.backlog.front() {
+                let r = match reply {
+                    Reply::Result(b) => engine.answer(now, *req, b),
+                    Reply::Error(code, msg) => engine.answer_error(now, *req, *code, msg.as_bytes()),
+                };
+                match r {
+                    Err(mtproto_sansio::session::SendError::QueueFull) => break,
+                    _ => {
+                        self.backlog.pop_front();
+                    }
+                }
+            }
+            while let Ok(Some(pkt)) = engine.poll_packet(now, &mut self.rng, &mut self.scratch) {
+                let payload = self.scratch.get(..pkt.len).unwrap_or_default();
+                self.link
+                    .encode(payload, false, &mut self.rng, &mut self.wire)
+                    .map_err(|_| ConnError::Rejected("encode"))?;
+            }
+        }
+        if !self.wire.is_empty() {
+            sock.write_all(&self.wire)?;
+            self.wire.clear();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! A standalone MTProto test DC for other clients (Telethon, kurigram, GramJS, our own):
+//!
+//! ```text
+//! cargo run --release --example test_dc -- --gen-key dc.pem
+//! cargo run --release --example test_dc -- --listen 127.0.0.1:4430 --rsa-key dc.pem [--secret HEX] [--dc-id N]
+//!                                          [--max-conns N] [--keys keys.txt] [--quiet]
+//! ```
+//! Detects abridged, intermediate, padded intermediate, full and obfuscated connections (`--secret`: only
+//! obfuscated ones made with that MTProxy secret), creates auth keys with the given RSA key (PKCS#1 or PKCS#8
+//! PEM), serves the whole service layer and the api subset of `common/api.rs` (`messages.getDhConfig`,
+//! `upload.saveFilePart`, wrappers unwrapped; anything else gets `rpc_error 400 INPUT_METHOD_INVALID`), and keeps
+//! auth keys across connections (in `--keys FILE`, or in memory).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::error::Error;
+use std::path::PathBuf;
+
+use common::dc::{self, DcOptions};
+use mtproto_sansio::crypto::pem::{parse_private_pem, write_private_pem, write_public_pem};
+use mtproto_sansio::crypto::rsa::RsaPrivateKey;
+use mtproto_sansio::transport::obfuscated::ProxySecret;
+use zeroize::Zeroize;
+
+const USAGE: &str = "usage: test_dc --gen-key FILE | --listen ADDR --rsa-key FILE [--secret HEX] [--dc-id N] \
+                     [--max-conns N] [--keys FILE] [--quiet]";
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let mut listen = None;
+    let mut rsa_key = None;
+    let mut gen_key = None;
+    let mut secret = None;
+    let mut dc_id = None;
+    let mut max_conns = 1024usize;
+    let mut keys = None;
+    let mut verbose = true;
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
+        match a.as_str() {
+            "--listen" => listen = Some(val()?.parse()?),
+            "--rsa-key" => rsa_key = Some(PathBuf::from(val()?)),
+            "--gen-key" => gen_key = Some(PathBuf::from(val()?)),
+            "--secret" => {
+                let raw = hex::decode(val()?)?;
+                secret = Some(ProxySecret::from_bytes(&raw).map_err(|e| format!("--secret: {e}"))?);
+            }
+            "--dc-id" => dc_id = Some(val()?.parse()?),
+            "--max-conns" => max_conns = val()?.parse()?,
+            "--keys" => keys = Some(PathBuf::from(val()?)),
+            "--quiet" => verbose = false,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
+        }
+    }
+
+    if let Some(path) = gen_key {
+        let key = RsaPrivateKey::generate(&mut rand::rng()).map_err(|e| format!("key generation: {e}"))?;
+        let mut pem = vec![0u8; 4096];
+        let n = write_private_pem(&key, &mut pem).map_err(|e| format!("PEM: {e}"))?;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        std::io::Write::write_all(&mut o.open(&path)?, pem.get(..n).unwrap_or_default())?;
+        pem.zeroize();
+        let mut public = vec![0u8; 2048];
+        let n = write_public_pem(key.public_key(), &mut public).map_err(|e| format!("PEM: {e}"))?;
+        println!("wrote {}", path.display());
+        print!("{}", String::from_utf8_lossy(public.get(..n).unwrap_or_default()));
+        println!("fingerprint {:#018x}", key.public_key().fingerprint());
+        if listen.is_none() {
+            return Ok(());
+        }
+        rsa_key = Some(path);
+    }
+
+    let (Some(listen), Some(path)) = (listen, rsa_key) else {
+        return Err(USAGE.into());
+    };
+    let mut pem = std::fs::read(&path)?;
+    let key = parse_private_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    pem.zeroize();
+    let fingerprint = key.public_key().fingerprint();
+    let obfuscation_only = secret.is_some();
+    let dc = dc::start(DcOptions {
+        listen,
+        rsa_key: key,
+        secret,
+        dc_id,
+        max_conns,
+        keys_file: keys,
+        verbose,
+    })?;
+    println!("listening on {}", dc.addr);
+    println!("rsa fingerprint {fingerprint:#018x}");
+    println!("keys loaded {}", dc.key_count());
+    if obfuscation_only {
+        println!("MTProxy secret set: obfuscated connections only");
+    }
+    // Serve until killed; the accept thread owns the listener.
+    loop {
+        std::thread::park();
+    }
+}

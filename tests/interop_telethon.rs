@@ -1,0 +1,136 @@
+//! Telethon (PyPI `telethon`, its own `MTProtoSender`) against the test DC of `examples/test_dc.rs`, over TCP full,
+//! abridged, intermediate, obfuscated and MTProxy (`dd` secret): handshake, `invokeWithLayer(initConnection(...))`, an rpc_error, a
+//! `gzip_packed` request, containers carrying ~1 MiB of request data, a 512 KiB message, and a reconnect with the
+//! same key. Skipped, with the reason printed, when `python3` or `telethon` is not importable.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+#[path = "../examples/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::Ordering::SeqCst;
+
+use common::dc::{self, Dc, DcOptions};
+use mtproto_sansio::crypto::pem::parse_private_pem;
+use mtproto_sansio::transport::obfuscated::ProxySecret;
+
+const KEY: &str = include_str!("data/keys/dc_test_pkcs8.pem");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/telethon_check.py");
+
+fn telethon_missing() -> Option<String> {
+    match Command::new("python3").args(["-c", "import telethon, rsa"]).output() {
+        Err(e) => Some(format!("python3 not runnable: {e}")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "telethon not importable: {}",
+            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// The MTProxy secret of the `mtproxy` run (Telethon's `dd` prefix selects padded intermediate).
+const SECRET: [u8; 16] = [
+    0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x01,
+];
+
+fn start_dc(secret: Option<ProxySecret>) -> (Dc, String) {
+    let key = parse_private_pem(KEY.as_bytes()).unwrap();
+    let n_hex = hex::encode(key.public_key().n_bytes());
+    let dc = dc::start(DcOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rsa_key: key,
+        secret,
+        dc_id: Some(2),
+        max_conns: 64,
+        keys_file: None,
+        verbose: false,
+    })
+    .unwrap();
+    (dc, n_hex)
+}
+
+fn run(transport: &str) {
+    if let Some(why) = telethon_missing() {
+        eprintln!("skipped: {why} (pip install telethon)");
+        return;
+    }
+    let secret =
+        (transport == "mtproxy").then(|| ProxySecret::from_bytes(&[&[0xdd][..], &SECRET[..]].concat()).unwrap());
+    let (dc, n_hex) = start_dc(secret);
+    let out = Command::new("python3")
+        .args([
+            SCRIPT,
+            &dc.addr.port().to_string(),
+            transport,
+            &n_hex,
+            "65537",
+            &hex::encode(SECRET),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{transport}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "telethon over {transport} failed");
+    for check in [
+        "init_connection_get_dh_config",
+        "unknown_method_rpc_error",
+        "gzip_packed_save_file_part",
+        "container_1mib",
+        "large_512kib_part",
+        "reconnect_init_connection_get_dh_config",
+        "reconnect_unknown_method_rpc_error",
+        "reconnect_same_key",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == format!("OK {check}")),
+            "{transport}: {check} missing"
+        );
+    }
+    let s = dc.stats();
+    // One key, reused by the reconnect; every request executed, including ~1.8 MiB of upload parts.
+    assert_eq!(
+        s.keys_created.load(SeqCst),
+        1,
+        "{transport}: the reconnect made a new key"
+    );
+    assert_eq!(dc.key_count(), 1);
+    assert!(s.connections.load(SeqCst) >= 2);
+    assert!(
+        s.request_bytes.load(SeqCst) > 1_800_000,
+        "{}",
+        s.request_bytes.load(SeqCst)
+    );
+    assert_eq!(
+        s.bad_connections.load(SeqCst),
+        0,
+        "{transport}: the DC closed a connection on bad input"
+    );
+    dc.stop();
+}
+
+#[test]
+fn telethon_tcp_full() {
+    run("full");
+}
+
+#[test]
+fn telethon_tcp_abridged() {
+    run("abridged");
+}
+
+#[test]
+fn telethon_tcp_intermediate() {
+    run("intermediate");
+}
+
+#[test]
+fn telethon_tcp_obfuscated() {
+    run("obfuscated");
+}
+
+/// Telethon through its MTProxy connection (`dd` secret: randomized padded intermediate), against a DC that accepts
+/// only obfuscated connections made with that secret.
+#[test]
+fn telethon_mtproxy_secret() {
+    run("mtproxy");
+}
