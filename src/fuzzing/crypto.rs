@@ -3,7 +3,6 @@
 
 use crate::crypto::auth_key::AuthKey;
 use crate::crypto::packet::{self, Direction, MessageHeader, PaddingPolicy};
-use sha2::{Digest, Sha256};
 
 /// The targets of this area.
 pub const TARGETS: &[(&str, super::Target)] = &[("packet_decrypt", packet_decrypt)];
@@ -17,49 +16,8 @@ pub fn fuzz_auth_key() -> AuthKey {
 /// Largest input the target looks at; longer inputs are truncated so the stack buffers stay bounded.
 pub const MAX_FUZZ_PACKET: usize = 4096;
 
-/// Deterministic CSPRNG for the fuzzer (SHA-256 in counter mode over the input), so a crash reproduces from the input
-/// alone. Private to fuzzing: the library never constructs an RNG.
-struct HashRng {
-    seed: [u8; 32],
-    counter: u64,
-}
-
-impl HashRng {
-    fn new(data: &[u8]) -> Self {
-        HashRng {
-            seed: Sha256::digest(data).into(),
-            counter: 0,
-        }
-    }
-}
-
-impl rand_core::TryRng for HashRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(32) {
-            let block: [u8; 32] = Sha256::new()
-                .chain_update(self.seed)
-                .chain_update(self.counter.to_le_bytes())
-                .finalize()
-                .into();
-            self.counter = self.counter.wrapping_add(1);
-            chunk.copy_from_slice(block.get(..chunk.len()).unwrap_or(&[]));
-        }
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for HashRng {}
+/// The fuzzer's RNG: seeded from the input, so a crash reproduces from the input alone.
+use super::SeededRng as HashRng;
 
 /// Decrypts arbitrary bytes as an MTProto 2.0 packet (both directions) and as a 1.0 bind message: must never panic,
 /// and whatever is accepted must satisfy the codec's invariants. Then encrypts the input as a body and asserts that

@@ -13,7 +13,6 @@ use crate::crypto::packet::seal_v2;
 use crate::e2e::wire::{DecryptedMessage, MessageLayer, PlainMessage};
 use crate::e2e::{E2eError, Event, SecretChat};
 use crate::time::Instant;
-use sha2::{Digest, Sha256};
 
 /// The targets of this area.
 pub const TARGETS: &[(&str, super::Target)] = &[("e2e_inbound", e2e_inbound)];
@@ -34,38 +33,7 @@ pub const MAX_RECORD: usize = 1024;
 /// Most records processed per input (bounds the work per run).
 pub const MAX_RECORDS: usize = 64;
 
-struct HashRng {
-    seed: [u8; 32],
-    counter: u64,
-}
-
-impl rand_core::TryRng for HashRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(32) {
-            let block: [u8; 32] = Sha256::new()
-                .chain_update(self.seed)
-                .chain_update(self.counter.to_le_bytes())
-                .finalize()
-                .into();
-            self.counter = self.counter.wrapping_add(1);
-            chunk.copy_from_slice(block.get(..chunk.len()).unwrap_or(&[]));
-        }
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for HashRng {}
+use super::SeededRng as HashRng;
 
 /// Seals `layer_tl` as the peer (the acceptor, x = 8) would; returns the length written into `out`.
 pub fn seal_from_peer(layer_tl: &[u8], out: &mut [u8]) -> Option<usize> {
@@ -105,10 +73,7 @@ pub fn e2e_inbound(data: &[u8]) {
 
 /// Runs the records of `data` against a fresh chat and returns it.
 fn drive(data: &[u8]) -> Option<FuzzChat> {
-    let mut rng = HashRng {
-        seed: Sha256::digest(data).into(),
-        counter: 0,
-    };
+    let mut rng = HashRng::new(data);
     let mut chat = FuzzChat::for_fuzzing(FUZZ_CHAT_ID, &fuzz_chat_key())?;
     let mut now = Instant::ZERO;
     let mut rest = data;

@@ -2,8 +2,6 @@
 //! a fixed test DC RSA key, a deterministic RNG and an in-memory client/DC driver.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sha2::{Digest, Sha256};
-
 use crate::crypto::dh::DhGroup;
 use crate::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use crate::handshake::{
@@ -69,58 +67,7 @@ pub fn dc_key() -> Option<RsaPrivateKey> {
     RsaPrivateKey::from_be_parts(n, 65537, d, Some((p, q))).ok()
 }
 
-/// Deterministic CSPRNG for tests and fuzzing (SHA-256 in counter mode over a seed), so a run reproduces from its
-/// seed. Not for production: the library itself never constructs an RNG.
-#[derive(Clone, Debug)]
-pub struct SeededRng {
-    seed: [u8; 32],
-    counter: u64,
-}
-
-impl SeededRng {
-    /// A generator keyed by `seed`.
-    pub fn new(seed: &[u8]) -> Self {
-        SeededRng {
-            seed: Sha256::digest(seed).into(),
-            counter: 0,
-        }
-    }
-}
-
-impl rand_core::TryRng for SeededRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(32) {
-            let block: [u8; 32] = Sha256::new()
-                .chain_update(self.seed)
-                .chain_update(self.counter.to_le_bytes())
-                .finalize()
-                .into();
-            self.counter = self.counter.wrapping_add(1);
-            chunk.copy_from_slice(block.get(..chunk.len()).unwrap_or(&[]));
-        }
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for SeededRng {}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for SeededRng {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "SeededRng {{ counter: {} }}", self.counter)
-    }
-}
+pub use super::SeededRng;
 
 /// A client and a DC wired back to back in memory (no transport), for tests, fuzzing and benchmarks.
 pub struct Pair<'k> {

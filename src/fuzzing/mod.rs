@@ -2,6 +2,8 @@
 //! (`tests/fuzz_corpus.rs`) can replay every checked-in corpus file through exactly the code the fuzzer runs.
 //! Not part of the public API.
 
+use sha2::{Digest, Sha256};
+
 pub mod carriage;
 pub mod crypto;
 pub mod e2e;
@@ -26,4 +28,57 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(keys::TARGETS)
         .chain(carriage::TARGETS)
         .copied()
+}
+
+/// Deterministic CSPRNG for tests and fuzzing (SHA-256 in counter mode over a seed), so a run reproduces from its
+/// seed. Not for production: the library itself never constructs an RNG.
+#[derive(Clone, Debug)]
+pub struct SeededRng {
+    seed: [u8; 32],
+    counter: u64,
+}
+
+impl SeededRng {
+    /// A generator keyed by `seed`.
+    pub fn new(seed: &[u8]) -> Self {
+        SeededRng {
+            seed: Sha256::digest(seed).into(),
+            counter: 0,
+        }
+    }
+}
+
+impl rand_core::TryRng for SeededRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(32) {
+            let block: [u8; 32] = Sha256::new()
+                .chain_update(self.seed)
+                .chain_update(self.counter.to_le_bytes())
+                .finalize()
+                .into();
+            self.counter = self.counter.wrapping_add(1);
+            chunk.copy_from_slice(block.get(..chunk.len()).unwrap_or(&[]));
+        }
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for SeededRng {}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for SeededRng {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "SeededRng {{ counter: {} }}", self.counter)
+    }
 }

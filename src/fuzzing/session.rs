@@ -10,8 +10,6 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
 
-use sha2::{Digest, Sha256};
-
 use super::crypto::fuzz_auth_key;
 use crate::session::{Clock, Engine, EngineConfig, Event, MsgId, MsgKind};
 use crate::time::{Instant, UnixTime};
@@ -32,49 +30,8 @@ pub const FUZZ_START: Instant = Instant::from_secs(1000);
 
 type FuzzEngine = Engine<FUZZ_RX, FUZZ_TX, FUZZ_MSGS>;
 
-/// Deterministic CSPRNG for fuzzing (SHA-256 in counter mode over a seed).
-pub struct FuzzRng {
-    seed: [u8; 32],
-    counter: u64,
-}
-
-impl FuzzRng {
-    /// A generator seeded from `data`.
-    pub fn new(data: &[u8]) -> Self {
-        FuzzRng {
-            seed: Sha256::digest(data).into(),
-            counter: 0,
-        }
-    }
-}
-
-impl rand_core::TryRng for FuzzRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(32) {
-            let block: [u8; 32] = Sha256::new()
-                .chain_update(self.seed)
-                .chain_update(self.counter.to_le_bytes())
-                .finalize()
-                .into();
-            self.counter = self.counter.wrapping_add(1);
-            chunk.copy_from_slice(block.get(..chunk.len()).unwrap_or(&[]));
-        }
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for FuzzRng {}
+/// Deterministic CSPRNG for fuzzing: the crate's one test RNG (SHA-256 in counter mode over a seed).
+pub use super::SeededRng as FuzzRng;
 
 /// The engine configuration the targets use (keepalive and future salts on, so their paths are reachable).
 pub fn fuzz_config() -> EngineConfig {
