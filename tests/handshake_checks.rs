@@ -1619,3 +1619,44 @@ fn finished_runs_make_room_before_429() {
     );
     assert!(matches!(r.unwrap(), ServerReply::Error(-429)));
 }
+
+/// Item 57: the DC's per-peer handshake limits. Two peers fill an 8-run table at 4 runs each; a fifth run from a
+/// full peer and a first run from a new peer both get −429 (never a silent drop, never an eviction of a live run);
+/// the live runs keep being served; once they expire the newcomer is served.
+#[test]
+fn chk_057_dc_handshakes_in_flight_bounded_per_peer_and_in_total() {
+    let mut s = server(None);
+    let mut out = [0u8; MAX_SERVER_MESSAGE];
+    let mut open = |s: &mut ServerHandshakes<'static, 8>, now: Instant, peer: u64, i: u8| {
+        s.handle(
+            now,
+            &mut SeededRng::new(&[i]),
+            peer,
+            &req_pq([i; 16], u64::from(i) + 1),
+            &mut out,
+            &|_| false,
+        )
+        .unwrap()
+    };
+    for i in 0..8u8 {
+        let peer = 1 + u64::from(i / 4);
+        assert!(
+            matches!(open(&mut s, Instant::ZERO, peer, i), ServerReply::Send(_)),
+            "run {i}"
+        );
+    }
+    assert_eq!(s.len(), 8);
+    assert!(matches!(open(&mut s, Instant::ZERO, 1, 20), ServerReply::Error(-429)));
+    assert!(matches!(open(&mut s, Instant::ZERO, 3, 21), ServerReply::Error(-429)));
+    assert_eq!(s.len(), 8, "a refused run must not evict a live one");
+    // A live run's identical retransmission is still answered while the table is full.
+    assert!(matches!(
+        open(&mut s, Instant::from_secs(1), 1, 0),
+        ServerReply::Send(_)
+    ));
+    // After the 10-minute lifetime the table drains and the newcomer gets a run.
+    let later = Instant::from_secs(601);
+    s.handle_timeout(later);
+    assert!(matches!(open(&mut s, later, 3, 22), ServerReply::Send(_)));
+    assert!(s.len() <= 8);
+}

@@ -429,6 +429,9 @@ impl<'k> ClientHandshake<'k> {
         };
     }
 
+    // Kept out of line: inlined, the three steps' scratch buffers merge into one frame that every step pays
+    // for (measured on the Cortex-M4: an 11 KiB poll_transmit frame even for req_pq_multi).
+    #[inline(never)]
     fn send_req_pq<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
@@ -467,6 +470,9 @@ impl<'k> ClientHandshake<'k> {
         Ok(())
     }
 
+    // Kept out of line: inlined, the three steps' scratch buffers merge into one frame that every step pays
+    // for (measured on the Cortex-M4: an 11 KiB poll_transmit frame even for req_pq_multi).
+    #[inline(never)]
     fn send_req_dh<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
@@ -586,6 +592,9 @@ impl<'k> ClientHandshake<'k> {
         Ok(())
     }
 
+    // Kept out of line: inlined, the three steps' scratch buffers merge into one frame that every step pays
+    // for (measured on the Cortex-M4: an 11 KiB poll_transmit frame even for req_pq_multi).
+    #[inline(never)]
     fn send_client_dh<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
