@@ -555,6 +555,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// Processes one received MTProto packet (the transport's payload). `Ok` means it was accepted; `Err` tells why it
     /// was dropped (a DC may have queued a `bad_msg_notification`). Returns the quick-ack token of the packet.
+    ///
+    /// On padded intermediate the transport payload carries 0-15 trailing random bytes: pass it through
+    /// [`crate::transport::strip_padding`] first (the [`Session`](super::Session) facade does).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) -> Result<u32, Dropped> {
         if self.must_drain() {
             return Err(Dropped::Backpressure);
