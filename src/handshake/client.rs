@@ -9,7 +9,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::{
     BufferTooSmall, ERR_FLOOD, ERR_NOT_FOUND, ERR_WRONG_DC, HandshakeError, MAX_CLIENT_MESSAGE, MAX_ENCRYPTED_ANSWER,
-    MAX_FINGERPRINTS, MAX_TRANSPORT_PADDING, MsgIds, be_trimmed, be_u64, check_sha1_padding, dh_pow_g, first_salt,
+    MAX_FINGERPRINTS, MAX_TRANSPORT_PADDING, MsgIds, be_trimmed, be_u64, check_sha1_padding, first_salt,
     new_nonce_hash, parse_plain, plain_new_nonce_hash, seal_with_sha1, unix_micros, write_plain,
 };
 use crate::crypto::aes::ige_decrypt;
@@ -619,7 +619,7 @@ impl<'k> ClientHandshake<'k> {
             if *b == [0; DH_BYTES] {
                 return Err(HandshakeError::WeakRandomness);
             }
-            g_b = dh_pow_g(group, &b).ok_or(HandshakeError::Dh(DhError::NotSafePrime))?;
+            g_b = group.pow_g_be(&b);
             if group.check_public(&g_b).is_ok() {
                 found = true;
                 break;

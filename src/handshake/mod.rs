@@ -354,28 +354,6 @@ pub(crate) fn check_sha1_padding(plain: &[u8], data_len: usize) -> Result<(), Ha
     Ok(())
 }
 
-/// g^x mod p for a DH group, with `x` as 256 big-endian bytes: the adapter the client needs to derive g_b from an
-/// exponent it drew itself (crypto::dh only offers `gen_keypair`, which draws internally in an order a recorded
-/// transcript cannot reproduce). Constant time in `x`.
-pub(crate) fn dh_pow_g(group: &crate::crypto::dh::DhGroup, x: &[u8; 256]) -> Option<[u8; 256]> {
-    use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
-    use crypto_bigint::{Odd, U2048};
-    use zeroize::Zeroize;
-    let p = U2048::from_be_slice(&group.prime_bytes());
-    let params = FixedMontyParams::new_vartime(Odd::new(p).into_option()?);
-    let mut e = U2048::from_be_slice(x);
-    let r = FixedMontyForm::new(&U2048::from_u32(group.g()), &params)
-        .pow_amm(&e)
-        .retrieve();
-    e.zeroize();
-    let enc = r.to_be_bytes();
-    let mut out = [0u8; 256];
-    for (o, b) in out.iter_mut().zip(enc.as_ref().iter()) {
-        *o = *b;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
