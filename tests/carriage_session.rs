@@ -1,0 +1,586 @@
+//! The encrypted session, unchanged, over each carriage end to end: HTTP (`POST /api`, DC packets only in responses
+//! to pending requests), WebSocket (obfuscated padded intermediate in binary frames, fragmented, with pings) and
+//! fake-TLS (`ee` secret: ClientHello/ServerHello, then records around the secret-keyed obfuscated stream).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod session_util;
+
+use std::collections::{BTreeMap, VecDeque};
+
+use mtproto_sansio::carriage::faketls::{
+    ClientHelloReader, FakeTlsSecret, MAX_SERVER_HELLO_LEN, RecordDecoder, RecordEncoder, ReplayCache, ServerConfig,
+    ServerHelloReader, client_hello, encode_server_hello,
+};
+use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpLimits, encode_request, encode_response};
+use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, ServerHandshake, WS_PATH, WsCodec, WsEvent};
+use mtproto_sansio::session::{EngineConfig, Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::tl::{Ping, TlWrite, Writer};
+use mtproto_sansio::transport::obfuscated::ObfuscatedCodec;
+use mtproto_sansio::transport::{Frame, Framing, Role, strip_padding};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use session_util::{Ev, Pair, RX, api_body, drain, packets};
+
+const QUERIES: u32 = 20;
+const SEEDS: [u64; 4] = [1, 7, 42, 0xdead_beef];
+
+/// Sends the queries not yet sent, a few at a time.
+fn send_some(p: &mut Pair, sent: &mut u32, ids: &mut Vec<(MsgId, Vec<u8>)>) -> Vec<MsgId> {
+    let mut now_sent = Vec::new();
+    if *sent < QUERIES && p.rng.random_bool(0.4) {
+        let k = p.rng.random_range(1..=3u32).min(QUERIES - *sent);
+        for _ in 0..k {
+            let words = p.rng.random_range(0..40);
+            let body = api_body(*sent, words);
+            let id = p.c.send(p.now, &body, MsgKind::Query).unwrap();
+            ids.push((id, body));
+            now_sent.push(id);
+            *sent += 1;
+        }
+    }
+    now_sent
+}
+
+/// Every query ended in exactly one event: its echoed result.
+fn assert_each_once(events: &[Ev], ids: &[(MsgId, Vec<u8>)]) {
+    assert_eq!(ids.len(), QUERIES as usize);
+    for (id, body) in ids {
+        let ends: Vec<&Ev> = events
+            .iter()
+            .filter(|e| matches!(e, Ev::Result(r, _) | Ev::Error(r, ..) | Ev::Failed(r, _) if r == id))
+            .collect();
+        assert_eq!(ends, vec![&Ev::Result(*id, body.clone())], "query {id:?}");
+    }
+}
+
+fn results_done(events: &[Ev], ids: &[(MsgId, Vec<u8>)]) -> bool {
+    ids.len() == QUERIES as usize
+        && ids
+            .iter()
+            .all(|(id, _)| events.iter().any(|e| matches!(e, Ev::Result(r, _) if r == id)))
+}
+
+fn tick(p: &mut Pair, ms: u64) {
+    p.now = p.now.saturating_add(core::time::Duration::from_millis(ms));
+    p.c.handle_timeout(p.now);
+    p.s.handle_timeout(p.now);
+}
+
+// ---------------------------------------------------------------- HTTP
+
+const LIM: HttpLimits = HttpLimits {
+    max_head: 2048,
+    max_body: 64 * 1024,
+    max_chunk_line: 64,
+};
+type Http = HttpDecoder<2048, { RX + 64 }>;
+
+/// Feeds `wire` in random pieces; returns the bodies completed.
+fn feed_http(r: &mut StdRng, dec: &mut Http, wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut pos = 0;
+    while pos < wire.len() {
+        let len = r.random_range(1..=wire.len().min(pos + 700) - pos);
+        let mut piece = &wire[pos..pos + len];
+        pos += len;
+        loop {
+            let n = dec.feed(piece).unwrap();
+            piece = &piece[n..];
+            let took = match dec.next_body() {
+                Some(b) => {
+                    got.push(b.to_vec());
+                    true
+                }
+                None => false,
+            };
+            if piece.is_empty() && !took {
+                break;
+            }
+            assert!(n > 0 || took, "HTTP decoder stalled");
+        }
+    }
+    got
+}
+
+/// The client's long-poll carrier. MTProto over HTTP wants `http_wait` here, but `Engine::send` queues every body
+/// as content-related (odd seq_no, `Core::queue` calls `seq.next(true)`) while `http_wait` is not content-related,
+/// so the DC would refuse it with `bad_msg_notification` 35 (even seq_no expected). Until the engine can send a
+/// non-content-related service body (or has an `http_wait` call of its own), a `ping` notice holds the exchange
+/// open instead: it is content-related, and the DC answers it with a `pong` on that same exchange.
+fn long_poll_body(id: i64) -> Vec<u8> {
+    let ping = Ping { ping_id: id };
+    let mut b = vec![0u8; ping.tl_len()];
+    ping.write(&mut Writer::new(&mut b)).unwrap();
+    b
+}
+
+fn http_run(seed: u64) {
+    let mut p = Pair::new(seed);
+    p.auto_answer = false;
+    let mut r = StdRng::seed_from_u64(seed ^ 0x4854_5450);
+    let mut sdec = Http::server(API_PATH, LIM);
+    let mut cdec = Http::client(LIM);
+    let (mut sent, mut ids) = (0u32, Vec::new());
+    let mut events = Vec::new();
+    // Exchanges the DC has received and not yet answered, oldest first (responses come back in order, as on one
+    // pipelined keep-alive connection).
+    let mut open: VecDeque<usize> = VecDeque::new();
+    let mut exchanges = 0usize;
+    // The exchange that carried each query, and the one whose response carried its result.
+    let mut asked_on: BTreeMap<MsgId, usize> = BTreeMap::new();
+    let mut answered_on: BTreeMap<MsgId, usize> = BTreeMap::new();
+    let mut dc_requests: Vec<(MsgId, Vec<u8>)> = Vec::new();
+    let mut dc_out: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut polls = 0;
+    let mut held_open = 0;
+    for _ in 0..3000 {
+        if results_done(&events, &ids) {
+            break;
+        }
+        let fresh = send_some(&mut p, &mut sent, &mut ids);
+        let mut out = packets(&mut p.c, p.now, &mut p.rng);
+        if out.is_empty() && open.is_empty() {
+            // Nothing to say and no exchange for the DC to answer on: park a long poll.
+            p.c.send(p.now, &long_poll_body(polls), MsgKind::Notice).unwrap();
+            polls += 1;
+            out = packets(&mut p.c, p.now, &mut p.rng);
+        }
+        for (i, pkt) in out.iter().enumerate() {
+            let mut wire = vec![0u8; pkt.len() + 256];
+            let n = encode_request("149.154.167.51:80", API_PATH, pkt, &mut wire).unwrap();
+            let bodies = feed_http(&mut r, &mut sdec, &wire[..n]);
+            assert_eq!(bodies, vec![pkt.clone()]);
+            assert!(sdec.keep_alive());
+            if i == 0 {
+                for id in &fresh {
+                    asked_on.insert(*id, exchanges);
+                }
+            }
+            let _ = p.s.handle_packet(p.now, &bodies[0]);
+            for ev in drain(&mut p.s) {
+                if let Ev::Request(id, body) = ev {
+                    dc_requests.push((id, body));
+                }
+            }
+            open.push_back(exchanges);
+            exchanges += 1;
+        }
+        // The DC's backend answers late and out of order, so results miss the exchange that asked.
+        let mut k = 0;
+        while k < dc_requests.len() {
+            if p.rng.random_bool(0.3) {
+                let (id, body) = dc_requests.swap_remove(k);
+                p.s.answer(p.now, id, &body).unwrap();
+            } else {
+                k += 1;
+            }
+        }
+        dc_out.extend(packets(&mut p.s, p.now, &mut p.rng));
+        // One packet per response, only on an open exchange; with nothing to send the DC holds it (the engine
+        // ignores http_wait's delays, so the host answers whichever exchange is pending as soon as it can).
+        while let Some(&ex) = open.front() {
+            let Some(pkt) = dc_out.pop_front() else {
+                held_open += 1;
+                break;
+            };
+            open.pop_front();
+            let mut wire = vec![0u8; pkt.len() + 256];
+            let n = encode_response(200, true, &pkt, &mut wire).unwrap();
+            let bodies = feed_http(&mut r, &mut cdec, &wire[..n]);
+            assert_eq!(bodies, vec![pkt]);
+            let _ = p.c.handle_packet(p.now, &bodies[0]);
+            for ev in drain(&mut p.c) {
+                if let Ev::Result(id, _) = &ev {
+                    answered_on.entry(*id).or_insert(ex);
+                }
+                events.push(ev);
+            }
+        }
+        tick(&mut p, 100);
+    }
+    eprintln!("http seed {seed}: {exchanges} exchanges, {polls} long polls, {held_open} held open");
+    assert_each_once(&events, &ids);
+    assert!(
+        dc_out.is_empty() || open.is_empty(),
+        "a DC packet waited beside an open exchange"
+    );
+    // Requests and answers travelled on different HTTP exchanges.
+    let moved = answered_on
+        .iter()
+        .filter(|(id, ex)| asked_on.get(id) != Some(ex))
+        .count();
+    eprintln!(
+        "http seed {seed}: {moved}/{} results on another exchange",
+        answered_on.len()
+    );
+    assert!(
+        moved > 0,
+        "seed {seed}: every result came back on its own request's exchange"
+    );
+    assert!(held_open > 0, "seed {seed}: no exchange was ever held open");
+    assert!(polls > 0, "seed {seed}: the client never needed a long poll");
+}
+
+#[test]
+fn http_session_long_polls_and_answers_on_other_exchanges() {
+    for seed in SEEDS {
+        http_run(seed);
+    }
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+type S = Session<8192, 8192, 16>;
+const UNIX0: u64 = 1_700_000_000;
+
+fn facade_cfg() -> SessionConfig {
+    SessionConfig {
+        engine: EngineConfig {
+            ping_interval: None,
+            future_salts: false,
+            ..EngineConfig::DEFAULT
+        },
+        transport: TransportConfig {
+            framing: Framing::PaddedIntermediate,
+            obfuscated: true,
+            dc_id: Some(2),
+        },
+        unix_time_hint: Some(UnixTime(UNIX0)),
+        salt: 0,
+    }
+}
+
+/// Feeds a byte stream into a facade; the DC echoes every request. Returns the client-visible events.
+fn into_session(to: &mut S, now: Instant, mut bytes: &[u8]) -> Vec<Ev> {
+    let mut evs = Vec::new();
+    loop {
+        let n = to.handle_input(now, bytes).unwrap();
+        bytes = &bytes[n..];
+        let mut reqs = Vec::new();
+        while let Some(ev) = to.poll_event() {
+            if let Event::Request { msg_id, body } = &ev {
+                reqs.push((*msg_id, body.to_vec()));
+            }
+            evs.push(session_util::own(ev));
+        }
+        for (id, b) in reqs {
+            to.answer(now, id, &b).unwrap();
+        }
+        if bytes.is_empty() {
+            return evs;
+        }
+        assert!(n > 0, "facade stalled");
+    }
+}
+
+fn out_of_session(from: &mut S, now: Instant, rng: &mut StdRng) -> Vec<u8> {
+    let mut out = vec![0u8; from.min_transmit_len()];
+    let mut v = Vec::new();
+    while let Some(n) = from.poll_transmit(now, rng, &mut out).unwrap() {
+        v.extend_from_slice(&out[..n]);
+    }
+    v
+}
+
+type Ws = WsCodec<16384>;
+
+/// Frames `stream` as one binary message in random fragments, with pings between them.
+fn ws_frames(r: &mut StdRng, ws: &mut Ws, stream: &[u8], pings: &mut Vec<Vec<u8>>) -> Vec<u8> {
+    let mut wire = Vec::new();
+    let mut buf = vec![0u8; stream.len() + 64];
+    let mut rest = stream;
+    let mut first = true;
+    loop {
+        let take = r.random_range(1..=rest.len().max(1));
+        let (part, tail) = rest.split_at(take.min(rest.len()));
+        rest = tail;
+        let op = if first { Opcode::Binary } else { Opcode::Continuation };
+        first = false;
+        let n = ws.encode_frame(op, rest.is_empty(), part, r, &mut buf).unwrap();
+        wire.extend_from_slice(&buf[..n]);
+        if r.random_bool(0.3) {
+            let ping: Vec<u8> = (0..r.random_range(0..16)).map(|_| r.random()).collect();
+            let n = ws.encode_frame(Opcode::Ping, true, &ping, r, &mut buf).unwrap();
+            wire.extend_from_slice(&buf[..n]);
+            pings.push(ping);
+        }
+        if rest.is_empty() {
+            return wire;
+        }
+    }
+}
+
+/// What one direction of WebSocket traffic produced at the receiving end.
+#[derive(Default)]
+struct WsRx {
+    /// Session events of the receiving facade.
+    evs: Vec<Ev>,
+    /// Ping payloads received.
+    pings: Vec<Vec<u8>>,
+    /// Pong payloads received.
+    pongs: Vec<Vec<u8>>,
+    /// The codec's automatic replies (pongs) to send back.
+    replies: Vec<u8>,
+}
+
+/// Decodes `wire` in random pieces, feeding each message into `to` and answering pings.
+fn ws_deliver(r: &mut StdRng, ws: &mut Ws, to: &mut S, now: Instant, wire: &[u8]) -> WsRx {
+    let mut rx = WsRx::default();
+    let mut pos = 0;
+    let mut out = vec![0u8; 256];
+    while pos < wire.len() {
+        let len = r.random_range(1..=wire.len().min(pos + 300) - pos);
+        let mut piece = &wire[pos..pos + len];
+        pos += len;
+        loop {
+            let n = ws.feed(piece).unwrap();
+            piece = &piece[n..];
+            let mut stream = None;
+            let took = match ws.next_event() {
+                Some(WsEvent::Message(m)) => {
+                    stream = Some(m.to_vec());
+                    true
+                }
+                Some(WsEvent::Ping(m)) => {
+                    rx.pings.push(m.to_vec());
+                    true
+                }
+                Some(WsEvent::Pong(m)) => {
+                    rx.pongs.push(m.to_vec());
+                    true
+                }
+                Some(WsEvent::Close { code }) => panic!("close {code:?}"),
+                None => false,
+            };
+            if let Some(m) = stream {
+                rx.evs.extend(into_session(to, now, &m));
+            }
+            let k = ws.poll_transmit(r, &mut out).unwrap();
+            rx.replies.extend_from_slice(&out[..k]);
+            if piece.is_empty() && !took {
+                break;
+            }
+            assert!(n > 0 || took, "WS decoder stalled");
+        }
+    }
+    rx
+}
+
+fn ws_run(seed: u64) {
+    let mut r = StdRng::seed_from_u64(seed);
+    let now = Instant::from_secs(50);
+    // The upgrade.
+    let ch = ClientHandshake::<1024>::new(1024, &mut r);
+    let mut req = [0u8; 512];
+    let n = ch
+        .encode_request(
+            "venus.web.telegram.org",
+            WS_PATH,
+            Some("https://web.telegram.org"),
+            &mut req,
+        )
+        .unwrap();
+    let mut sh = ServerHandshake::<1024>::new(WS_PATH, 1024);
+    let (k, done) = sh.feed(&req[..n]).unwrap();
+    assert!(done && k == n);
+    let mut resp = [0u8; 512];
+    let m = sh.encode_response(&mut resp).unwrap();
+    let mut ch = ch;
+    let (k, done) = ch.feed(&resp[..m]).unwrap();
+    assert!(done && k == m);
+
+    let mut c = S::client(facade_cfg(), session_util::key(seed), now, &mut r);
+    let mut s = S::server(facade_cfg(), session_util::key(seed), now, &mut r);
+    let mut wc = Ws::new(Role::Client, 16384);
+    let mut wsv = Ws::new(Role::Server, 16384);
+    let (mut ids, mut events) = (Vec::new(), Vec::new());
+    let (mut sent_pings, mut seen_pings, mut pongs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut dc_pings, mut dc_pongs) = (Vec::new(), Vec::new());
+    let mut pending_up: Vec<u8> = Vec::new();
+    for _ in 0..500 {
+        if ids.len() == QUERIES as usize && results_done(&events, &ids) {
+            break;
+        }
+        if ids.len() < QUERIES as usize && r.random_bool(0.5) {
+            for _ in 0..r.random_range(1..=3usize).min(QUERIES as usize - ids.len()) {
+                let body = api_body(ids.len() as u32, r.random_range(0..40));
+                ids.push((c.send(now, &body, MsgKind::Query).unwrap(), body));
+            }
+        }
+        let up = out_of_session(&mut c, now, &mut r);
+        let mut wire = std::mem::take(&mut pending_up);
+        if !up.is_empty() {
+            wire.extend(ws_frames(&mut r, &mut wc, &up, &mut sent_pings));
+        }
+        let at_dc = ws_deliver(&mut r, &mut wsv, &mut s, now, &wire);
+        seen_pings.extend(at_dc.pings);
+        dc_pongs.extend(at_dc.pongs);
+        let down = out_of_session(&mut s, now, &mut r);
+        let mut wire = at_dc.replies;
+        if !down.is_empty() {
+            wire.extend(ws_frames(&mut r, &mut wsv, &down, &mut dc_pings));
+        }
+        let at_client = ws_deliver(&mut r, &mut wc, &mut c, now, &wire);
+        events.extend(at_client.evs);
+        pongs.extend(at_client.pongs);
+        // The DC's pings get answered by the client's pongs on the next round trip.
+        assert_eq!(at_client.pings.is_empty(), at_client.replies.is_empty());
+        pending_up = at_client.replies;
+    }
+    dc_pongs.extend(ws_deliver(&mut r, &mut wsv, &mut s, now, &pending_up).pongs);
+    eprintln!(
+        "ws seed {seed}: {} client pings, {} DC pings",
+        sent_pings.len(),
+        dc_pings.len()
+    );
+    assert_each_once(&events, &ids);
+    assert!(!sent_pings.is_empty() && !dc_pings.is_empty());
+    assert_eq!(dc_pongs, dc_pings, "every DC ping answered by the client's pong");
+    assert_eq!(seen_pings, sent_pings);
+    assert_eq!(pongs, sent_pings, "every ping answered by its pong");
+}
+
+#[test]
+fn ws_session_obfuscated_in_fragmented_frames_with_pings() {
+    for seed in SEEDS {
+        ws_run(seed);
+    }
+}
+
+// ---------------------------------------------------------------- fake-TLS
+
+const NOW_UNIX: u32 = 1_764_000_000;
+
+fn ee_secret() -> FakeTlsSecret {
+    let mut raw = vec![0xee];
+    raw.extend_from_slice(&[0x5a; 16]);
+    raw.extend_from_slice(b"www.google.com");
+    FakeTlsSecret::from_bytes(&raw).unwrap()
+}
+
+type Obf = ObfuscatedCodec<{ RX + 64 }>;
+
+/// Encodes MTProto packets into the obfuscated stream, then into TLS records.
+fn seal(p: &mut Pair, obf: &mut Obf, rec: &mut RecordEncoder, pkts: &[Vec<u8>]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for pkt in pkts {
+        let mut f = vec![0u8; obf.max_encoded_len(pkt.len()).unwrap()];
+        let n = obf.encode(pkt, false, &mut p.rng, &mut f).unwrap();
+        let mut out = vec![0u8; rec.encoded_len(n)];
+        let k = rec.encode(&f[..n], &mut out).unwrap();
+        wire.extend_from_slice(&out[..k]);
+    }
+    wire
+}
+
+/// Decodes records in random pieces into the obfuscated codec; returns the MTProto packets (padding stripped).
+fn open_records(r: &mut StdRng, dec: &mut RecordDecoder, obf: &mut Obf, mut wire: &[u8]) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut plain = vec![0u8; 1024];
+    while !wire.is_empty() {
+        let len = r.random_range(1..=wire.len().min(900));
+        let (n, produced) = dec.decode(&wire[..len], &mut plain).unwrap();
+        wire = &wire[n..];
+        let mut rest = &plain[..produced];
+        loop {
+            let k = obf.feed(rest).unwrap();
+            rest = &rest[k..];
+            let frame = obf.next_frame();
+            let took = frame.is_some();
+            match frame {
+                Some(Frame::Packet { data, .. }) => {
+                    got.push(strip_padding(Framing::PaddedIntermediate, data).unwrap().to_vec())
+                }
+                Some(other) => panic!("{other:?}"),
+                None => {}
+            }
+            if rest.is_empty() && !took {
+                break;
+            }
+            assert!(k > 0 || took, "obfuscated decoder stalled");
+        }
+    }
+    got
+}
+
+fn faketls_run(seed: u64) {
+    let secret = ee_secret();
+    let mut p = Pair::new(seed);
+    let mut r = StdRng::seed_from_u64(seed ^ 0x0054_4c53);
+    // ClientHello in pieces, checked against the replay cache; the ServerHello back.
+    let (hello, state) = client_hello(&secret, NOW_UNIX, &mut r).unwrap();
+    let cfg = ServerConfig::default();
+    let mut cache = ReplayCache::<64>::new();
+    let mut reader = ClientHelloReader::<2048>::new(&cfg);
+    let mut accepted = None;
+    let mut rest = &hello[..];
+    while accepted.is_none() {
+        let len = r.random_range(1..=rest.len().min(100));
+        let (n, acc) = reader.feed(&secret, &cfg, NOW_UNIX, &mut cache, &rest[..len]).unwrap();
+        rest = &rest[n..];
+        accepted = acc;
+    }
+    assert!(rest.is_empty());
+    let mut sh = vec![0u8; MAX_SERVER_HELLO_LEN];
+    let n = encode_server_hello(&secret, &accepted.unwrap(), &mut r, &mut sh).unwrap();
+    let mut shr = ServerHelloReader::<8192>::new(state);
+    let mut rest = &sh[..n];
+    let mut verified = false;
+    while !verified {
+        let len = r.random_range(1..=rest.len().min(300));
+        let (k, ok) = shr.feed(&secret, &rest[..len]).unwrap();
+        rest = &rest[k..];
+        verified = ok;
+    }
+    assert!(rest.is_empty());
+
+    // The obfuscated stream, keyed by the secret, inside application-data records.
+    let (mut oc, init) = Obf::client(
+        Framing::PaddedIntermediate,
+        Some(2),
+        Some(secret.proxy_secret()),
+        RX + 64,
+        &mut r,
+    )
+    .unwrap();
+    let mut os = Obf::server(Some(secret.proxy_secret()), RX + 64);
+    let mut cenc = RecordEncoder::client();
+    let mut senc = RecordEncoder::server().with_max_payload(r.random_range(64..2000));
+    let mut cdec = RecordDecoder::new(16 * 1024 + 256);
+    let mut sdec = RecordDecoder::new(16 * 1024 + 256);
+    let mut buf = vec![0u8; 256];
+    let k = cenc.encode(&init, &mut buf).unwrap();
+    let mut first = buf[..k].to_vec();
+
+    let (mut sent, mut ids) = (0u32, Vec::new());
+    let mut events = Vec::new();
+    for _ in 0..500 {
+        if results_done(&events, &ids) {
+            break;
+        }
+        send_some(&mut p, &mut sent, &mut ids);
+        let up = packets(&mut p.c, p.now, &mut p.rng);
+        let mut wire = std::mem::take(&mut first);
+        wire.extend(seal(&mut p, &mut oc, &mut cenc, &up));
+        for pkt in open_records(&mut r, &mut sdec, &mut os, &wire) {
+            let _ = p.deliver_s(&pkt);
+        }
+        let down = packets(&mut p.s, p.now, &mut p.rng);
+        let wire = seal(&mut p, &mut os, &mut senc, &down);
+        for pkt in open_records(&mut r, &mut cdec, &mut oc, &wire) {
+            let _ = p.c.handle_packet(p.now, &pkt);
+            events.extend(drain(&mut p.c));
+        }
+        tick(&mut p, 100);
+    }
+    assert_eq!(os.dc_id(), Some(2));
+    assert_each_once(&events, &ids);
+}
+
+#[test]
+fn faketls_ee_session_through_records() {
+    for seed in SEEDS {
+        faketls_run(seed);
+    }
+}
