@@ -389,8 +389,7 @@ impl DhGroup {
     /// every x, needs no window table, and replaces the full multiplications of a generic `pow`: about 20 M fewer
     /// instructions per g^x on a Cortex-M4 (examples/firmware).
     fn pow_g(&self, x: &U2048, bits: u32) -> U2048 {
-        let base = FixedMontyForm::one(&self.params);
-        let mut acc = base;
+        let mut acc = FixedMontyForm::one(&self.params);
         for i in (0..bits.min(DH_BITS)).rev() {
             acc = acc.square();
             let mut t = acc;
