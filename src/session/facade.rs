@@ -715,11 +715,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             self.key_ready_event = false;
             return Some(Event::AuthKeyReady);
         }
-        if self.key_required_event {
-            if let Parked::UnknownKey { key_id, .. } = self.parked {
-                self.key_required_event = false;
-                return Some(Event::AuthKeyRequired { key_id });
-            }
+        if self.key_required_event
+            && let Parked::UnknownKey { key_id, .. } = self.parked
+        {
+            self.key_required_event = false;
+            return Some(Event::AuthKeyRequired { key_id });
         }
         match &mut self.phase {
             Phase::Encrypted(e) => e.poll_event(),
