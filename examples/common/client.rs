@@ -399,7 +399,11 @@ pub fn drain(engine: &mut ClientEngine, out: &mut Vec<Owned>) {
             Event::Update(b) => Owned::Update(b.to_vec()),
             Event::SessionReset { .. } => Owned::SessionReset,
             Event::TransportError(c) => Owned::Transport(c),
-            Event::Request { .. } | Event::SessionCreated { .. } | Event::DisconnectRequested | Event::AuthKeyReady => {
+            Event::Request { .. }
+            | Event::SessionCreated { .. }
+            | Event::DisconnectRequested
+            | Event::AuthKeyReady
+            | Event::AuthKeyRequired { .. } => {
                 continue;
             }
         });

@@ -59,8 +59,17 @@ pub enum Event<'a> {
     DisconnectRequested,
     /// Client: the transport carried a negative error code (−404: unknown key, −429: flood...).
     TransportError(i32),
-    /// Client: the handshake created the auth key (`Session::auth_key`); persist it to skip the handshake next time.
+    /// The handshake on this connection created the auth key (`Session::auth_key`). Client: persist it to skip the
+    /// handshake next time. DC: store it under its id, so a later connection can be answered with
+    /// `Session::supply_auth_key`.
     AuthKeyReady,
+    /// DC (`Session::server_handshake`): an encrypted frame names an auth key this connection does not have. The
+    /// frame is parked, unprocessed, and no further input is consumed until the host answers with
+    /// `Session::supply_auth_key` (the stored key, or `None` for the transport error −404).
+    AuthKeyRequired {
+        /// The auth_key_id the frame names.
+        key_id: u64,
+    },
 }
 
 /// Why a query ended without an answer.

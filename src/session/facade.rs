@@ -58,6 +58,24 @@
 //! A client without a stored key ([`Session::client_handshake`]) first runs the auth-key handshake
 //! ([`ClientHandshake`]) over the same transport, then starts the encrypted session on the new key with the
 //! handshake's salt and server time, and reports [`Event::AuthKeyReady`] so the host can persist the key.
+//!
+//! A DC connection that starts without a key ([`Session::server_handshake`]) owns a small handshake table
+//! ([`ServerHandshakes`] of [`DC_HANDSHAKE_RUNS`] runs, over the host's [`handshake::ServerConfig`]):
+//! - a plaintext frame (auth_key_id 0) is parked and answered by the table at the next
+//!   [`poll_transmit`](Session::poll_transmit), which has the RNG the handshake needs; when the table creates a key,
+//!   the connection continues encrypted on it (with the handshake's salt) and reports [`Event::AuthKeyReady`]: the
+//!   host stores [`Session::auth_key`] under its id;
+//! - an encrypted frame under an unknown auth_key_id is parked and reported as [`Event::AuthKeyRequired`]; the host
+//!   looks the id up and answers with [`Session::supply_auth_key`]: `Some(key)` starts the encrypted session and
+//!   processes the parked frame, `None` sends the transport error −404 (SECURITY.md item 27) and drops it.
+//!
+//! At most [`MAX_PARKED_FRAMES`] frame (of at most `RX` bytes) is parked; while it is, `handle_input` consumes
+//! nothing (backpressure), so a parked frame is never overtaken or processed before its key exists.
+//!
+//! Why the table is owned, not borrowed from the host: the session keeps its run-loop verbs and needs no lifetime
+//! or extra arguments; a run lives on one connection anyway (item 22). The cost is that the table cannot see the
+//! host's key store, so key-id collisions (item 25) are not retried here: a host that must check them, or wants one
+//! table for all connections, drives [`ServerHandshakes`] and [`Session::server`] itself.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
@@ -69,7 +87,10 @@ use super::engine::{Engine, EngineConfig, MsgKind, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
 use super::msg_id::{Clock, MsgId, Side};
 use crate::crypto::auth_key::AuthKey;
-use crate::handshake::{self, ClientHandshake, HandshakeError, Outcome, Status};
+use crate::handshake::{
+    self, ClientHandshake, ERR_NOT_FOUND, HandshakeError, MAX_SERVER_MESSAGE, Outcome, ServerHandshakes, ServerReply,
+    Status,
+};
 use crate::time::{Instant, UnixTime};
 use crate::transport::obfuscated::{INIT_LEN, ObfuscatedCodec};
 use crate::transport::{
@@ -152,6 +173,47 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
+/// Handshake runs a [`Session::server_handshake`] connection may hold at once: one in progress plus one finished
+/// run kept for a retransmitted request.
+pub const DC_HANDSHAKE_RUNS: usize = 2;
+
+/// Frames a DC session parks while it waits for the handshake step or for [`Session::supply_auth_key`].
+pub const MAX_PARKED_FRAMES: usize = 1;
+
+/// Why [`Session::supply_auth_key`] refused a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SupplyKeyError {
+    /// No frame waits for a key ([`Event::AuthKeyRequired`] was not reported).
+    NotRequested,
+    /// The key's id is not the one the parked frame names; the frame stays parked.
+    WrongKey,
+}
+
+impl fmt::Display for SupplyKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SupplyKeyError::NotRequested => f.write_str("no frame waits for an auth key"),
+            SupplyKeyError::WrongKey => f.write_str("the key is not the one the parked frame names"),
+        }
+    }
+}
+
+impl core::error::Error for SupplyKeyError {}
+
+/// A frame a DC session holds in its scratch buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Parked {
+    Empty,
+    /// A plaintext handshake message of this length, answered at the next `poll_transmit`.
+    Plain(usize),
+    /// An encrypted packet (padding stripped) under an unknown key, waiting for `supply_auth_key`.
+    UnknownKey {
+        len: usize,
+        key_id: u64,
+    },
+}
+
 // Both live variants hold an RX-sized decoder; the empty one is transient. There is no heap to box into.
 #[allow(clippy::large_enum_variant)]
 enum Codec<const RX: usize> {
@@ -174,6 +236,8 @@ enum Phase<const RX: usize, const TX: usize, const MSGS: usize> {
     KeyReady(Outcome),
     /// The encrypted session.
     Encrypted(Engine<RX, TX, MSGS>),
+    /// DC without a key: handshakes are answered, an unknown key is asked of the host.
+    DcHandshake(ServerHandshakes<'static, DC_HANDSHAKE_RUNS>),
 }
 
 /// An encrypted MTProto session over one transport connection. See the module docs for the run-loop contract.
@@ -189,6 +253,9 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     quick_acks: heapless::Deque<u32, 8>,
     error: Option<Error>,
     frames_dropped: u64,
+    parked: Parked,
+    key_required_event: bool,
+    transport_error: Option<i32>,
 }
 
 /// A session sized for a microcontroller: 4 KiB frames, 4 KiB of resend arena, 8 messages in flight.
@@ -232,6 +299,50 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Self::wrap(Phase::Encrypted(engine), cfg, Side::Server)
     }
 
+    /// A DC session for a fresh connection whose client may have no key yet: plaintext frames run the auth-key
+    /// handshake on a table owned by this session (`hs.unix_micros_at_zero` is derived from `cfg.unix_time_hint`,
+    /// `hs.transport_padding` from the framing); an encrypted frame under an unknown key is reported as
+    /// [`Event::AuthKeyRequired`]. See the module docs.
+    pub fn server_handshake(cfg: SessionConfig, mut hs: handshake::ServerConfig<'static>, now: Instant) -> Self {
+        let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
+        hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
+        hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
+        Self::wrap(Phase::DcHandshake(ServerHandshakes::new(hs)), cfg, Side::Server)
+    }
+
+    /// DC: answers [`Event::AuthKeyRequired`]. `Some(key)` (whose id must be the one reported) starts the encrypted
+    /// session on it and processes the parked frame; `None` drops the frame and queues the transport error −404, so
+    /// the client creates a new key (SECURITY.md item 27). Either way input is consumed again afterwards.
+    pub fn supply_auth_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        key: Option<AuthKey>,
+        rng: &mut R,
+    ) -> Result<(), SupplyKeyError> {
+        let Parked::UnknownKey { len, key_id } = self.parked else {
+            return Err(SupplyKeyError::NotRequested);
+        };
+        let Some(key) = key else {
+            self.parked = Parked::Empty;
+            self.key_required_event = false;
+            self.transport_error = Some(ERR_NOT_FOUND);
+            return Ok(());
+        };
+        if key.id() != key_id {
+            return Err(SupplyKeyError::WrongKey);
+        }
+        self.parked = Parked::Empty;
+        self.key_required_event = false;
+        let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+        let mut engine = Engine::server(self.cfg.engine, key, clock, now, rng);
+        let data = self.scratch.get(..len).unwrap_or(&[]);
+        if engine.handle_packet(now, data).is_err() {
+            self.frames_dropped += 1;
+        }
+        self.phase = Phase::Encrypted(engine);
+        Ok(())
+    }
+
     fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, side: Side) -> Self {
         let transport = cfg.transport;
         Session {
@@ -246,6 +357,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             quick_acks: heapless::Deque::new(),
             error: None,
             frames_dropped: 0,
+            parked: Parked::Empty,
+            key_required_event: false,
+            transport_error: None,
         }
     }
 
@@ -292,7 +406,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         match &self.phase {
             Phase::Encrypted(e) => Some(e.auth_key()),
             Phase::KeyReady(o) => Some(&o.auth_key),
-            Phase::Handshake(_) => None,
+            Phase::Handshake(_) | Phase::DcHandshake(_) => None,
         }
     }
 
@@ -311,7 +425,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(e) = self.error {
             return Err(e);
         }
-        if self.engine().is_some_and(Engine::must_drain) || bytes.is_empty() || self.key_ready_event {
+        if self.engine().is_some_and(Engine::must_drain)
+            || bytes.is_empty()
+            || self.key_ready_event
+            || self.parked != Parked::Empty
+        {
             return Ok(0);
         }
         let framing = self.transport.framing;
@@ -355,6 +473,33 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
             (Phase::Encrypted(engine), Some(Frame::QuickAck(token))) => engine.handle_quick_ack(token),
             (Phase::Encrypted(engine), Some(Frame::TransportError(code))) => engine.handle_transport_error(code),
+            (Phase::DcHandshake(_), Some(Frame::Packet { data, .. })) => {
+                let key_id = data.first_chunk::<8>().map(|b| u64::from_le_bytes(*b));
+                // The handshake table tolerates transport padding itself; an encrypted packet must be stripped.
+                let data = match key_id {
+                    Some(0) | None => Some(data),
+                    Some(_) if framing == Framing::PaddedIntermediate => strip_padding(framing, data).ok(),
+                    Some(_) => Some(data),
+                };
+                match (
+                    key_id,
+                    data.and_then(|d| self.scratch.get_mut(..d.len()).map(|dst| (d, dst))),
+                ) {
+                    (Some(id), Some((d, dst))) => {
+                        dst.copy_from_slice(d);
+                        if id == 0 {
+                            self.parked = Parked::Plain(d.len());
+                        } else {
+                            self.parked = Parked::UnknownKey {
+                                len: d.len(),
+                                key_id: id,
+                            };
+                            self.key_required_event = true;
+                        }
+                    }
+                    _ => self.frames_dropped += 1,
+                }
+            }
             _ => {}
         }
         self.after_handshake_step(now);
@@ -370,6 +515,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             Phase::Handshake(hs) => hs.handle_timeout(now),
             Phase::Encrypted(e) => e.handle_timeout(now),
             Phase::KeyReady(_) => {}
+            Phase::DcHandshake(hs) => hs.handle_timeout(now),
         }
         self.after_handshake_step(now);
         self.error.map_or(Ok(()), Err)
@@ -422,7 +568,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// The size `out` must have for [`poll_transmit`](Self::poll_transmit).
     pub fn min_transmit_len(&self) -> usize {
-        let p = Engine::<RX, TX, MSGS>::min_out_len_with(self.cfg.engine.padding).max(handshake::MAX_CLIENT_MESSAGE);
+        let p = Engine::<RX, TX, MSGS>::min_out_len_with(self.cfg.engine.padding)
+            .max(handshake::MAX_CLIENT_MESSAGE)
+            .max(MAX_SERVER_MESSAGE);
         // Worst case over framings: 4-byte header, 15 bytes of padding, 4-byte CRC; or the 64-byte init.
         (p + 4 + 15 + 4).max(INIT_LEN)
     }
@@ -471,6 +619,19 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
             _ => {}
         }
+        if let Some(code) = self.transport_error.take() {
+            let r = match &mut self.codec {
+                Codec::Plain { enc, .. } => enc.encode_error(code, out),
+                Codec::Obfuscated(c) => c.encode_error(code, out),
+                Codec::ObfuscatedPending => return Ok(None),
+            };
+            if let Ok(n) = r {
+                return Ok(Some(n));
+            }
+        }
+        if let Phase::DcHandshake(_) = self.phase {
+            return Ok(self.dc_handshake_step(now, rng, out));
+        }
         if let Some(token) = self.quick_acks.pop_front() {
             let r = match &mut self.codec {
                 Codec::Plain { enc, .. } => enc.encode_quick_ack(token, out),
@@ -491,7 +652,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(BufferTooSmall { required: e.required }),
             },
-            Phase::KeyReady(_) => return Ok(None),
+            Phase::KeyReady(_) | Phase::DcHandshake(_) => return Ok(None),
         };
         self.after_handshake_step(now);
         let payload = self.scratch.get(..len).unwrap_or(&[]);
@@ -508,11 +669,57 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
+    /// DC without a key: answers the parked handshake message (if any) and writes the framed reply into `out`; a
+    /// completed handshake switches to the encrypted session on the new key.
+    fn dc_handshake_step<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R, out: &mut [u8]) -> Option<usize> {
+        let Parked::Plain(len) = self.parked else { return None };
+        self.parked = Parked::Empty;
+        let Phase::DcHandshake(hs) = &mut self.phase else {
+            return None;
+        };
+        let mut reply = [0u8; MAX_SERVER_MESSAGE];
+        let msg = self.scratch.get(..len).unwrap_or(&[]);
+        // The table's own capacity caps runs; this session is its only peer. Collisions: see the module docs.
+        let (n, key) = match hs.handle(now, rng, 0, msg, &mut reply, &|_| false) {
+            Ok(ServerReply::Send(n)) => (n, None),
+            Ok(ServerReply::Complete { len, outcome }) => (len, Some(outcome)),
+            Ok(ServerReply::Error(code)) => {
+                let r = match &mut self.codec {
+                    Codec::Plain { enc, .. } => enc.encode_error(code, out),
+                    Codec::Obfuscated(c) => c.encode_error(code, out),
+                    Codec::ObfuscatedPending => return None,
+                };
+                return r.ok();
+            }
+            // `reply` holds MAX_SERVER_MESSAGE bytes.
+            Err(_) => return None,
+        };
+        if let Some(o) = key {
+            let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+            let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+            self.phase = Phase::Encrypted(engine);
+            self.key_ready_event = true;
+        }
+        let payload = reply.get(..n).unwrap_or(&[]);
+        let r = match &mut self.codec {
+            Codec::Plain { enc, .. } => enc.encode(payload, false, rng, out),
+            Codec::Obfuscated(c) => c.encode(payload, false, rng, out),
+            Codec::ObfuscatedPending => return None,
+        };
+        r.ok()
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         if self.key_ready_event && matches!(self.phase, Phase::KeyReady(_) | Phase::Encrypted(_)) {
             self.key_ready_event = false;
             return Some(Event::AuthKeyReady);
+        }
+        if self.key_required_event
+            && let Parked::UnknownKey { key_id, .. } = self.parked
+        {
+            self.key_required_event = false;
+            return Some(Event::AuthKeyRequired { key_id });
         }
         match &mut self.phase {
             Phase::Encrypted(e) => e.poll_event(),
@@ -530,6 +737,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             Phase::Encrypted(e) => e.poll_timeout(),
             Phase::Handshake(hs) => hs.poll_timeout(),
             Phase::KeyReady(_) => None,
+            Phase::DcHandshake(hs) => hs.poll_timeout(),
         }
     }
 
@@ -581,6 +789,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         self.codec = Self::new_codec(self.transport, self.side);
         self.quick_acks.clear();
         self.error = None;
+        self.parked = Parked::Empty;
+        self.key_required_event = false;
+        self.transport_error = None;
         match &mut self.phase {
             Phase::Encrypted(e) => e.reconnect(now),
             // A handshake does not survive its connection (item 22): start a new run.
@@ -589,7 +800,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                     *hs = ClientHandshake::new(cfg, now);
                 }
             }
-            Phase::KeyReady(_) => {}
+            Phase::KeyReady(_) | Phase::DcHandshake(_) => {}
         }
     }
 

@@ -40,4 +40,7 @@ pub use engine::{Engine, EngineConfig, MsgKind, Packet, Stats};
 pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
 pub mod facade;
 
-pub use facade::{Error, Session, SessionConfig, SessionLarge, SessionSmall, TransportConfig};
+pub use facade::{
+    DC_HANDSHAKE_RUNS, Error, MAX_PARKED_FRAMES, Session, SessionConfig, SessionLarge, SessionSmall, SupplyKeyError,
+    TransportConfig,
+};

@@ -40,6 +40,7 @@ pub enum Ev {
     Disconnect,
     Transport(i32),
     KeyReady,
+    KeyRequired(u64),
 }
 
 pub fn own(e: Event<'_>) -> Ev {
@@ -59,6 +60,7 @@ pub fn own(e: Event<'_>) -> Ev {
         Event::DisconnectRequested => Ev::Disconnect,
         Event::TransportError(c) => Ev::Transport(c),
         Event::AuthKeyReady => Ev::KeyReady,
+        Event::AuthKeyRequired { key_id } => Ev::KeyRequired(key_id),
     }
 }
 
