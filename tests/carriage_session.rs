@@ -15,7 +15,7 @@ use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpLimits, encode_r
 use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, ServerHandshake, WS_PATH, WsCodec, WsEvent};
 use mtproto_sansio::session::{EngineConfig, Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
-use mtproto_sansio::tl::{Ping, TlWrite, Writer};
+use mtproto_sansio::tl::HttpWait;
 use mtproto_sansio::transport::obfuscated::ObfuscatedCodec;
 use mtproto_sansio::transport::{Frame, Framing, Role, strip_padding};
 use rand::rngs::StdRng;
@@ -103,16 +103,29 @@ fn feed_http(r: &mut StdRng, dec: &mut Http, wire: &[u8]) -> Vec<Vec<u8>> {
     got
 }
 
-/// The client's long-poll carrier. MTProto over HTTP wants `http_wait` here, but `Engine::send` queues every body
-/// as content-related (odd seq_no, `Core::queue` calls `seq.next(true)`) while `http_wait` is not content-related,
-/// so the DC would refuse it with `bad_msg_notification` 35 (even seq_no expected). Until the engine can send a
-/// non-content-related service body (or has an `http_wait` call of its own), a `ping` notice holds the exchange
-/// open instead: it is content-related, and the DC answers it with a `pong` on that same exchange.
-fn long_poll_body(id: i64) -> Vec<u8> {
-    let ping = Ping { ping_id: id };
-    let mut b = vec![0u8; ping.tl_len()];
-    ping.write(&mut Writer::new(&mut b)).unwrap();
-    b
+/// The client's long poll: the DC holds the exchange until it has something to send, or for `max_wait` (ms).
+const LONG_POLL: HttpWait = HttpWait {
+    max_delay: 0,
+    wait_after: 0,
+    max_wait: 2_000,
+};
+
+/// Answers the oldest open exchange with `pkt` and feeds it to the client.
+fn respond(p: &mut Pair, r: &mut StdRng, cdec: &mut Http, pkt: &[u8]) -> Vec<Ev> {
+    let mut wire = vec![0u8; pkt.len() + 256];
+    let n = encode_response(200, true, pkt, &mut wire).unwrap();
+    let bodies = feed_http(r, cdec, &wire[..n]);
+    assert_eq!(bodies, vec![pkt.to_vec()]);
+    let _ = p.c.handle_packet(p.now, &bodies[0]);
+    drain(&mut p.c)
+}
+
+/// The DC's next packet, if it has one to put on an exchange now (a held long poll withholds it).
+fn dc_packet(p: &mut Pair) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; RX + 64];
+    p.s.poll_packet(p.now, &mut p.rng, &mut out)
+        .unwrap()
+        .map(|k| out[..k.len].to_vec())
 }
 
 fn http_run(seed: u64) {
@@ -131,7 +144,7 @@ fn http_run(seed: u64) {
     let mut asked_on: BTreeMap<MsgId, usize> = BTreeMap::new();
     let mut answered_on: BTreeMap<MsgId, usize> = BTreeMap::new();
     let mut dc_requests: Vec<(MsgId, Vec<u8>)> = Vec::new();
-    let mut dc_out: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut held_polls = Vec::new();
     let mut polls = 0;
     let mut held_open = 0;
     for _ in 0..3000 {
@@ -142,9 +155,10 @@ fn http_run(seed: u64) {
         let mut out = packets(&mut p.c, p.now, &mut p.rng);
         if out.is_empty() && open.is_empty() {
             // Nothing to say and no exchange for the DC to answer on: park a long poll.
-            p.c.send(p.now, &long_poll_body(polls), MsgKind::Notice).unwrap();
+            p.c.http_wait(p.now, LONG_POLL).unwrap();
             polls += 1;
             out = packets(&mut p.c, p.now, &mut p.rng);
+            assert_eq!(out.len(), 1, "http_wait leaves in one packet");
         }
         for (i, pkt) in out.iter().enumerate() {
             let mut wire = vec![0u8; pkt.len() + 256];
@@ -163,6 +177,9 @@ fn http_run(seed: u64) {
                     dc_requests.push((id, body));
                 }
             }
+            if p.s.long_poll().is_some() {
+                held_polls.push(p.now);
+            }
             open.push_back(exchanges);
             exchanges += 1;
         }
@@ -176,35 +193,30 @@ fn http_run(seed: u64) {
                 k += 1;
             }
         }
-        dc_out.extend(packets(&mut p.s, p.now, &mut p.rng));
-        // One packet per response, only on an open exchange; with nothing to send the DC holds it (the engine
-        // ignores http_wait's delays, so the host answers whichever exchange is pending as soon as it can).
+        // One packet per response, only on an open exchange: the DC writes a packet only when it has one to put it
+        // on, and a held long poll keeps its exchange open until the DC has something (or max_wait passes).
         while let Some(&ex) = open.front() {
-            let Some(pkt) = dc_out.pop_front() else {
+            let Some(pkt) = dc_packet(&mut p) else {
                 held_open += 1;
                 break;
             };
             open.pop_front();
-            let mut wire = vec![0u8; pkt.len() + 256];
-            let n = encode_response(200, true, &pkt, &mut wire).unwrap();
-            let bodies = feed_http(&mut r, &mut cdec, &wire[..n]);
-            assert_eq!(bodies, vec![pkt]);
-            let _ = p.c.handle_packet(p.now, &bodies[0]);
-            for ev in drain(&mut p.c) {
+            for ev in respond(&mut p, &mut r, &mut cdec, &pkt) {
                 if let Ev::Result(id, _) = &ev {
                     answered_on.entry(*id).or_insert(ex);
                 }
                 events.push(ev);
             }
         }
+        if let Some(lp) = p.s.long_poll() {
+            // Never held past max_wait.
+            assert!(p.now <= lp.since.saturating_add(lp.max_wait));
+        }
         tick(&mut p, 100);
     }
     eprintln!("http seed {seed}: {exchanges} exchanges, {polls} long polls, {held_open} held open");
     assert_each_once(&events, &ids);
-    assert!(
-        dc_out.is_empty() || open.is_empty(),
-        "a DC packet waited beside an open exchange"
-    );
+    assert!(!held_polls.is_empty(), "seed {seed}: the DC never held a long poll");
     // Requests and answers travelled on different HTTP exchanges.
     let moved = answered_on
         .iter()
@@ -227,6 +239,64 @@ fn http_session_long_polls_and_answers_on_other_exchanges() {
     for seed in SEEDS {
         http_run(seed);
     }
+}
+
+/// Client -> DC over one HTTP request; returns the DC's events.
+fn request(p: &mut Pair, r: &mut StdRng, sdec: &mut Http) -> Vec<Ev> {
+    let mut evs = Vec::new();
+    let out = packets(&mut p.c, p.now, &mut p.rng);
+    assert_eq!(out.len(), 1);
+    for pkt in out {
+        let mut wire = vec![0u8; pkt.len() + 256];
+        let n = encode_request("149.154.167.51:80", API_PATH, &pkt, &mut wire).unwrap();
+        let bodies = feed_http(r, sdec, &wire[..n]);
+        p.s.handle_packet(p.now, &bodies[0]).unwrap();
+        evs.extend(drain(&mut p.s));
+    }
+    evs
+}
+
+#[test]
+fn http_long_poll_pushes_an_update_and_idles_out_at_max_wait() {
+    // A first query settles the salt and the session.
+    let mut p = Pair::new(9);
+    let q = p.query(&api_body(1, 1));
+    assert_eq!(p.results_for(q).len(), 1);
+    let mut r = StdRng::seed_from_u64(9);
+    let mut sdec = Http::server(API_PATH, LIM);
+    let mut cdec = Http::client(LIM);
+
+    // A long poll: held while the DC has nothing, then it carries the update pushed 1.5 s later.
+    p.c.http_wait(p.now, LONG_POLL).unwrap();
+    assert!(request(&mut p, &mut r, &mut sdec).is_empty());
+    assert!(p.s.long_poll().is_some());
+    for _ in 0..15 {
+        tick(&mut p, 100);
+        assert!(dc_packet(&mut p).is_none(), "held while idle");
+    }
+    let upd = api_body(0xabc, 3);
+    p.s.send(p.now, &upd, MsgKind::Notice).unwrap();
+    let pkt = dc_packet(&mut p).expect("the update answers the held exchange at once");
+    assert_eq!(respond(&mut p, &mut r, &mut cdec, &pkt), vec![Ev::Update(upd)]);
+    assert!(p.s.long_poll().is_none());
+
+    // An idle long poll is answered at max_wait, with no event for the client.
+    p.c.http_wait(p.now, LONG_POLL).unwrap();
+    let _ = request(&mut p, &mut r, &mut sdec);
+    let since = p.s.long_poll().unwrap().since;
+    let max_wait = core::time::Duration::from_millis(LONG_POLL.max_wait as u64);
+    assert_eq!(p.s.poll_timeout(), Some(since.saturating_add(max_wait)));
+    tick(&mut p, LONG_POLL.max_wait as u64 - 1);
+    assert!(dc_packet(&mut p).is_none());
+    tick(&mut p, 1);
+    let pkt = dc_packet(&mut p).expect("answered at max_wait");
+    let before = p.c.stats().packets_in;
+    assert!(respond(&mut p, &mut r, &mut cdec, &pkt).is_empty());
+    assert_eq!(
+        p.c.stats().packets_in,
+        before + 1,
+        "the client accepts the empty answer"
+    );
 }
 
 // ---------------------------------------------------------------- WebSocket

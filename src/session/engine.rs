@@ -92,6 +92,8 @@ pub struct EngineConfig {
     /// `msgs_state_req` (and again every such interval); one the DC turns out not to have is sent again under a
     /// new msg_id (item 38). `None` disables it.
     pub state_check_after: Option<Duration>,
+    /// DC: the longest a received `http_wait` may hold a long poll (each of its three delays is clamped to this).
+    pub max_http_wait: Duration,
 }
 
 impl EngineConfig {
@@ -107,6 +109,7 @@ impl EngineConfig {
         future_salts: true,
         strict_order: false,
         state_check_after: Some(Duration::from_secs(45)),
+        max_http_wait: Duration::from_secs(60),
     };
 }
 
@@ -214,6 +217,42 @@ pub struct Packet {
     pub quick_ack: bool,
 }
 
+/// DC: a long poll a client asked for with `http_wait` (MTProto over HTTP), held until
+/// [`answer_at`](Self::answer_at). While one is held, [`Engine::poll_packet`] writes nothing before that instant; then
+/// it writes what is queued, or (at `max_wait`, with nothing queued) an acknowledgement-only packet or an empty
+/// container, and the long poll ends. The host keeps the HTTP exchange that carried the `http_wait` open until then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LongPoll {
+    /// When the `http_wait` arrived (the earliest one, if a second came before the first was answered).
+    pub since: Instant,
+    /// Answer at most this long after the first message queued for the client.
+    pub max_delay: Duration,
+    /// Answer this long after the latest message queued, unless another one comes first.
+    pub wait_after: Duration,
+    /// Answer (with nothing, if need be) at most this long after `since`.
+    pub max_wait: Duration,
+    /// When the first and the latest message for the client were queued while the poll was held.
+    first_out: Option<Instant>,
+    last_out: Option<Instant>,
+}
+
+impl LongPoll {
+    /// When the held exchange must be answered: `since + max_wait`, or earlier once something is queued
+    /// (`max_wait` over `max_delay` over `wait_after`, as the spec ranks them). `pending`: whether something is
+    /// queued; queued before the poll arrived, it counts from `since`.
+    pub fn answer_at(&self, pending: bool) -> Instant {
+        let hard = self.since.saturating_add(self.max_wait);
+        if !pending && self.first_out.is_none() {
+            return hard;
+        }
+        let first = self.first_out.unwrap_or(self.since);
+        let last = self.last_out.unwrap_or(self.since);
+        hard.min(first.saturating_add(self.max_delay))
+            .min(last.saturating_add(self.wait_after))
+    }
+}
+
 /// Where a received message's header fields came from (after decryption, or from the fuzzing hook).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Header {
@@ -285,6 +324,7 @@ struct Core<const TX: usize, const MSGS: usize> {
     nsc_first: Option<MsgId>,
     nsc_due: bool,
     retired: heapless::Deque<u64, RETIRED_SESSIONS>,
+    long_poll: Option<LongPoll>,
     stats: Stats,
     closed: bool,
 }
@@ -454,6 +494,19 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             return Err(SendError::TooLarge);
         }
         self.core.send(now, body, kind)
+    }
+
+    /// Client (MTProto over HTTP): queues `http_wait`, asking the DC to hold the HTTP exchange that carries it open
+    /// until it has something to send (see [`LongPoll`]). It is not content-related: it rides in the next packet
+    /// (alone, or in the container with whatever else is queued) with an even seq_no, and is never acknowledged,
+    /// tracked or resent. A second call before it leaves replaces its parameters.
+    pub fn http_wait(&mut self, now: Instant, wait: tl::HttpWait) -> Result<MsgId, SendError> {
+        self.core.http_wait(now, wait)
+    }
+
+    /// DC: the long poll a received `http_wait` asked for, while it is held.
+    pub fn long_poll(&self) -> Option<LongPoll> {
+        self.core.long_poll
     }
 
     /// Client, on a temporary key's session: queues `auth.bindTempAuthKey` binding this key to `perm_key` until
@@ -786,6 +839,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             nsc_first: None,
             nsc_due: false,
             retired: heapless::Deque::new(),
+            long_poll: None,
             stats: Stats::default(),
             closed: false,
         }
@@ -971,6 +1025,21 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         len: usize,
         f: impl FnOnce(&mut [u8]) -> Result<(), tl::Full>,
     ) -> Result<MsgId, SendError> {
+        self.queue_as(now, kind, keep, response, true, len, f)
+    }
+
+    /// [`queue`](Self::queue), for a content-related message or not (`content`: an odd seq_no).
+    #[allow(clippy::too_many_arguments)]
+    fn queue_as(
+        &mut self,
+        now: Instant,
+        kind: SentKind,
+        keep: bool,
+        response: bool,
+        content: bool,
+        len: usize,
+        f: impl FnOnce(&mut [u8]) -> Result<(), tl::Full>,
+    ) -> Result<MsgId, SendError> {
         if keep && self.tracker.can_track(len as u32).is_err() {
             return Err(SendError::QueueFull);
         }
@@ -997,7 +1066,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         } else {
             self.ids.next(now, &self.clock)
         };
-        let seq = self.seq.next(true);
+        let seq = self.seq.next(content);
         let (Ok(id), Ok(seq)) = (id, seq) else {
             self.free(BodyHandle(idx as u32));
             return Err(SendError::Closed);
@@ -1007,7 +1076,44 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             s.seq_no = seq;
             s.orig = id;
         }
+        if let Some(lp) = self.long_poll.as_mut() {
+            lp.first_out.get_or_insert(now);
+            lp.last_out = Some(now);
+        }
         Ok(id)
+    }
+
+    fn http_wait(&mut self, now: Instant, wait: tl::HttpWait) -> Result<MsgId, SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        if self.side != Side::Client {
+            return Err(SendError::NotReady);
+        }
+        let queued = self
+            .slots
+            .iter()
+            .flatten()
+            .copied()
+            .find(|s| s.queued && !s.keep && peek_ctor(self.body_of(s)) == Some(tl::HttpWait::CONSTRUCTOR));
+        if let Some(s) = queued {
+            let dst = self
+                .arena
+                .get_mut(s.off as usize..(s.off + s.len) as usize)
+                .ok_or(SendError::TooLarge)?;
+            wait.write(&mut Writer::new(dst)).map_err(|_| SendError::TooLarge)?;
+            return Ok(s.id);
+        }
+        self.queue_as(now, SentKind::Service, false, false, false, wait.tl_len(), |d| {
+            wait.write(&mut Writer::new(d))
+        })
+    }
+
+    /// DC: whether something is waiting to be sent (what a held long poll is released for).
+    fn has_outbound(&self, now: Instant) -> bool {
+        !self.forced.is_empty()
+            || self.slots.iter().flatten().any(|s| s.queued)
+            || self.tracker.next_due(now).is_some_and(|d| !d.exhausted)
     }
 
     /// Queues a service message written by `w` (a TL value).
@@ -1777,6 +1883,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.nsc_first = None;
         self.nsc_due = false;
         self.disconnect_at = None;
+        self.long_poll = None;
     }
 
     /// Starts serving `session_id` (a new client session, or the client moved on): the old one is retired, and a
@@ -2106,8 +2213,21 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     }
                 }
             }
-            // http_wait is clamped by ignoring it (TCP only); msg_copy is rejected (item 51); handshake and
-            // server-only constructors from a client are ignored.
+            ServiceMessage::HttpWait(w) => {
+                let cap = self.cfg.max_http_wait;
+                let ms = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0)).min(cap);
+                let since = self.long_poll.map_or(now, |lp| lp.since);
+                let (first_out, last_out) = self.long_poll.map_or((None, None), |lp| (lp.first_out, lp.last_out));
+                self.long_poll = Some(LongPoll {
+                    since,
+                    max_delay: ms(w.max_delay),
+                    wait_after: ms(w.wait_after),
+                    max_wait: ms(w.max_wait),
+                    first_out,
+                    last_out,
+                });
+            }
+            // msg_copy is rejected (item 51); handshake and server-only constructors from a client are ignored.
             _ => {}
         }
     }
@@ -2198,13 +2318,21 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return None;
         }
-        let mut t = self.tracker.poll_timeout();
+        let mut t: Option<Instant> = None;
         let mut min = |x: Option<Instant>| {
             if let Some(x) = x {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
-        min(self.acks.poll_timeout());
+        if let Some(lp) = self.long_poll {
+            // A held long poll defers every send to its answer; a resend falling due counts as something queued.
+            let pending = !self.forced.is_empty() || self.slots.iter().flatten().any(|s| s.queued);
+            min(Some(lp.answer_at(pending)));
+            min(self.tracker.poll_timeout().map(|r| r.max(lp.answer_at(true))));
+        } else {
+            min(self.tracker.poll_timeout());
+            min(self.acks.poll_timeout());
+        }
         min(self.next_ping_at);
         min(self.disconnect_at);
         let check = self.cfg.state_check_after;
@@ -2325,6 +2453,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return None;
         }
         self.housekeeping(now, rng);
+        // DC: a held long poll is answered once, when due (see `LongPoll`), with an empty container if need be.
+        let mut release = false;
+        if let Some(lp) = self.long_poll {
+            if now < lp.answer_at(self.has_outbound(now)) {
+                return None;
+            }
+            self.long_poll = None;
+            release = true;
+        }
         let limit = self.max_payload::<RX>();
         let max_msgs = self.cfg.limits.max_container_messages.clamp(2, 1024);
 
@@ -2345,12 +2482,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
         let resend_due = self.tracker.next_due(now).is_some() || !self.forced.is_empty();
         let fresh = self.slots.iter().flatten().filter(|s| s.queued).count();
-        let ack_now = !self.acks.is_empty() && (self.acks.should_flush(now) || fresh > 0 || resend_due);
+        let ack_now = !self.acks.is_empty() && (self.acks.should_flush(now) || fresh > 0 || resend_due || release);
         let count = fresh + usize::from(ack_now);
-        if count == 0 && !resend_due {
+        if count == 0 && !resend_due && !release {
             return None;
         }
-        let need_container = resend_due || count > 1;
+        let need_container = resend_due || count > 1 || count == 0;
         let ack_id = if ack_now {
             self.ids.next(now, &self.clock).ok()
         } else {
@@ -2436,7 +2573,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             // Cannot happen: an ack with anything else forces a container.
             return None;
         }
-        if members.is_empty() && !ack_now {
+        if members.is_empty() && !ack_now && !release {
             return None;
         }
 

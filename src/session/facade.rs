@@ -752,6 +752,22 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
+    /// Client over HTTP: queues `http_wait` (see [`Engine::http_wait`]).
+    pub fn http_wait(&mut self, now: Instant, wait: crate::tl::HttpWait) -> Result<MsgId, SendError> {
+        if self.error.is_some() {
+            return Err(SendError::Closed);
+        }
+        match &mut self.phase {
+            Phase::Encrypted(e) => e.http_wait(now, wait),
+            _ => Err(SendError::NotReady),
+        }
+    }
+
+    /// DC: the long poll a client's `http_wait` asked for, while it is held (see [`Engine::long_poll`]).
+    pub fn long_poll(&self) -> Option<super::LongPoll> {
+        self.engine().and_then(Engine::long_poll)
+    }
+
     /// Client, on a temporary key: queues `auth.bindTempAuthKey` binding it to `perm_key` (see
     /// [`Engine::bind_temp_key`]).
     pub fn bind_temp_key<R: CryptoRng + ?Sized>(

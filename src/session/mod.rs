@@ -36,7 +36,7 @@ pub mod bind;
 pub mod engine;
 pub mod event;
 
-pub use engine::{Engine, EngineConfig, MsgKind, Packet, Stats};
+pub use engine::{Engine, EngineConfig, LongPoll, MsgKind, Packet, Stats};
 pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
 pub mod facade;
 

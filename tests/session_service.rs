@@ -1,0 +1,281 @@
+//! Service messages between the two engines: `http_wait` (the client's send, the DC's held long poll),
+//! `msg_resend_req` both ways, user pings, and `gzip_packed` on send.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod session_util;
+
+use core::time::Duration;
+
+use mtproto_sansio::crypto::packet::{self, Direction};
+use mtproto_sansio::session::MsgId;
+use mtproto_sansio::tl::{HttpWait, MsgContainer, Reader, TlRead};
+use session_util::{Ev, Pair, api_body, key};
+
+/// A decrypted packet: (msg_id, seq_no, body).
+fn open(seed: u64, dir: Direction, pkt: &[u8]) -> (u64, u32, Vec<u8>) {
+    let mut buf = pkt.to_vec();
+    let v = packet::decrypt(&key(seed), dir, &mut buf).unwrap();
+    (v.msg_id(), v.seq_no(), v.body().to_vec())
+}
+
+fn ctor(body: &[u8]) -> u32 {
+    Reader::new(body).peek_constructor().unwrap()
+}
+
+/// The (msg_id, seq_no, body) of every message a packet carries, container members included.
+fn messages(seed: u64, dir: Direction, pkt: &[u8]) -> Vec<(u64, u32, Vec<u8>)> {
+    let (id, seq, body) = open(seed, dir, pkt);
+    if ctor(&body) == MsgContainer::CONSTRUCTOR {
+        let c = MsgContainer::decode(&body).unwrap();
+        c.iter()
+            .map(|m| (m.msg_id as u64, m.seqno as u32, m.body.to_vec()))
+            .collect()
+    } else {
+        vec![(id, seq, body)]
+    }
+}
+
+/// A pair whose client has completed one query (salt and session settled).
+fn synced(seed: u64) -> Pair {
+    let mut p = Pair::new(seed);
+    let q = p.query(&api_body(1, 2));
+    assert_eq!(p.results_for(q).len(), 1);
+    p
+}
+
+const POLL: HttpWait = HttpWait {
+    max_delay: 0,
+    wait_after: 0,
+    max_wait: 5_000,
+};
+
+fn ms(p: &mut Pair, n: u64) {
+    p.now = p.now.saturating_add(Duration::from_millis(n));
+    p.c.handle_timeout(p.now);
+    p.s.handle_timeout(p.now);
+}
+
+fn update(tag: u32) -> Vec<u8> {
+    api_body(0x5550_0000 | tag, 1)
+}
+
+// ---------------------------------------------------------------- http_wait
+
+#[test]
+fn chk_037_http_wait_even_seq_no_unacked_never_resent() {
+    let mut p = synced(1);
+    let id = p.c.http_wait(p.now, POLL).unwrap();
+    let out = p.c2s();
+    assert_eq!(out.len(), 1);
+    // With the pending acks of the first result, in a container.
+    let msgs = messages(1, Direction::ClientToServer, &out[0]);
+    let (mid, seq, body) = msgs.iter().find(|m| MsgId(m.0) == id).cloned().unwrap();
+    assert_eq!(MsgId(mid), id);
+    assert_eq!(seq % 2, 0, "http_wait is not content-related");
+    assert_eq!(ctor(&body), HttpWait::CONSTRUCTOR);
+    assert_eq!(HttpWait::decode(&body).unwrap(), POLL);
+    assert_eq!(p.c.in_flight(), 0, "neither kept nor tracked");
+
+    let (acks, bad) = (p.s.pending_acks(), p.s.stats().bad_msgs);
+    p.deliver_s(&out[0]).unwrap();
+    assert_eq!(p.s.stats().bad_msgs, bad, "no bad_msg_notification (34/35)");
+    assert_eq!(p.s.pending_acks(), acks, "never acknowledged");
+    let lp = p.s.long_poll().unwrap();
+    assert_eq!((lp.since, lp.max_wait), (p.now, Duration::from_secs(5)));
+
+    // Long past every resend interval, it never travels again.
+    for _ in 0..10 {
+        p.advance(30);
+        for pkt in p.c2s() {
+            for (m, _, b) in messages(1, Direction::ClientToServer, &pkt) {
+                assert_ne!(MsgId(m), id);
+                assert_ne!(ctor(&b), HttpWait::CONSTRUCTOR);
+            }
+        }
+    }
+}
+
+#[test]
+fn http_wait_rides_in_the_container_and_a_second_call_replaces_it() {
+    let mut p = synced(2);
+    let a = p.c.http_wait(p.now, POLL).unwrap();
+    let later = HttpWait {
+        max_wait: 9_000,
+        ..POLL
+    };
+    assert_eq!(p.c.http_wait(p.now, later).unwrap(), a);
+    let q =
+        p.c.send(p.now, &api_body(7, 3), mtproto_sansio::session::MsgKind::Query)
+            .unwrap();
+    let out = p.c2s();
+    assert_eq!(out.len(), 1);
+    let msgs = messages(2, Direction::ClientToServer, &out[0]);
+    let waits: Vec<_> = msgs.iter().filter(|m| ctor(&m.2) == HttpWait::CONSTRUCTOR).collect();
+    assert_eq!(waits.len(), 1);
+    assert_eq!(HttpWait::decode(&waits[0].2).unwrap(), later);
+    assert_eq!(waits[0].1 % 2, 0);
+    assert!(msgs.iter().any(|m| MsgId(m.0) == q && m.1 % 2 == 1));
+    p.auto_answer = false;
+    p.deliver_s(&out[0]).unwrap();
+    assert_eq!(p.s.long_poll().unwrap().max_wait, Duration::from_secs(9));
+    // The DC's ack of the query waits for the held poll; answering it releases the poll at once (wait_after 0).
+    assert!(p.s2c().is_empty());
+    let req = p
+        .server_events
+        .iter()
+        .find_map(|e| match e {
+            Ev::Request(id, b) if *id == q => Some(b.clone()),
+            _ => None,
+        })
+        .unwrap();
+    p.s.answer(p.now, q, &req).unwrap();
+    let back = p.s2c();
+    assert_eq!(back.len(), 1);
+    assert!(p.s.long_poll().is_none());
+    p.deliver_c(&back[0]).unwrap();
+    assert_eq!(p.results_for(q), vec![&Ev::Result(q, req)]);
+}
+
+#[test]
+fn http_wait_refused_on_the_dc_side() {
+    let mut p = synced(3);
+    assert_eq!(
+        p.s.http_wait(p.now, POLL),
+        Err(mtproto_sansio::session::SendError::NotReady)
+    );
+}
+
+#[test]
+fn long_poll_wait_after_then_max_delay() {
+    let mut p = synced(4);
+    p.c.http_wait(
+        p.now,
+        HttpWait {
+            max_delay: 1_000,
+            wait_after: 300,
+            max_wait: 10_000,
+        },
+    )
+    .unwrap();
+    for pkt in p.c2s() {
+        p.deliver_s(&pkt).unwrap();
+    }
+    let t0 = p.now;
+    let at = |x: u64| t0.saturating_add(Duration::from_millis(x));
+    assert_eq!(p.s.poll_timeout(), Some(at(10_000)), "idle: max_wait");
+    let mut sent = Vec::new();
+    // Updates at 100, 350, 600, 850 ms: wait_after (300 ms) keeps moving, max_delay (1 s after the first) wins.
+    for (i, t) in [100u64, 350, 600, 850].into_iter().enumerate() {
+        let step = t - p.now.saturating_duration_since(t0).as_millis() as u64;
+        ms(&mut p, step);
+        assert!(p.s2c().is_empty(), "held at {t} ms");
+        let body = update(i as u32);
+        p.s.send(p.now, &body, mtproto_sansio::session::MsgKind::Notice)
+            .unwrap();
+        sent.push(body);
+        let due = (t + 300).min(1_100);
+        assert_eq!(p.s.poll_timeout(), Some(at(due)), "after the update at {t} ms");
+        assert!(p.s2c().is_empty());
+    }
+    ms(&mut p, 249);
+    assert!(p.s2c().is_empty(), "held until 1100 ms");
+    ms(&mut p, 1);
+    let out = p.s2c();
+    assert_eq!(out.len(), 1, "all four in one answer");
+    assert!(p.s.long_poll().is_none());
+    p.deliver_c(&out[0]).unwrap();
+    let got: Vec<Vec<u8>> = p
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Update(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, sent);
+}
+
+#[test]
+fn long_poll_idle_answered_at_max_wait_with_an_empty_container() {
+    let mut p = synced(5);
+    p.c.http_wait(p.now, POLL).unwrap();
+    for pkt in p.c2s() {
+        p.deliver_s(&pkt).unwrap();
+    }
+    let since = p.s.long_poll().unwrap().since;
+    assert_eq!(p.s.poll_timeout(), Some(since.saturating_add(Duration::from_secs(5))));
+    ms(&mut p, 4_999);
+    assert!(p.s2c().is_empty());
+    ms(&mut p, 1);
+    let out = p.s2c();
+    assert_eq!(out.len(), 1);
+    let (_, seq, body) = open(5, Direction::ServerToClient, &out[0]);
+    assert_eq!(seq % 2, 0);
+    let c = MsgContainer::decode(&body).unwrap();
+    assert_eq!(c.messages.len(), 0, "an empty container");
+    let before = (p.c.stats().packets_in, p.client_events.len());
+    p.deliver_c(&out[0]).unwrap();
+    assert_eq!(p.c.stats().packets_in, before.0 + 1);
+    assert_eq!(p.client_events.len(), before.1, "no event");
+    assert!(p.s.long_poll().is_none());
+    // Answered once: nothing more until the client asks again.
+    ms(&mut p, 10_000);
+    assert!(p.s2c().is_empty());
+}
+
+#[test]
+fn chk_052_http_wait_values_clamped() {
+    let mut p = synced(6);
+    p.c.http_wait(
+        p.now,
+        HttpWait {
+            max_delay: -5,
+            wait_after: i32::MIN,
+            max_wait: i32::MAX,
+        },
+    )
+    .unwrap();
+    for pkt in p.c2s() {
+        p.deliver_s(&pkt).unwrap();
+    }
+    let lp = p.s.long_poll().unwrap();
+    let cap = mtproto_sansio::session::EngineConfig::DEFAULT.max_http_wait;
+    assert_eq!(
+        (lp.max_delay, lp.wait_after, lp.max_wait),
+        (Duration::ZERO, Duration::ZERO, cap)
+    );
+    assert_eq!(p.s.poll_timeout(), Some(lp.since.saturating_add(cap)));
+    p.advance(cap.as_secs());
+    assert_eq!(p.s2c().len(), 1, "answered at the cap");
+}
+
+#[test]
+fn long_poll_released_by_a_due_resend() {
+    // An update the client never acknowledges is resent; a held poll carries the resend when it falls due.
+    let mut p = synced(7);
+    p.s.send(p.now, &update(1), mtproto_sansio::session::MsgKind::Notice)
+        .unwrap();
+    let first = p.s2c();
+    assert_eq!(first.len(), 1); // lost
+    p.c.http_wait(
+        p.now,
+        HttpWait {
+            max_delay: 0,
+            wait_after: 0,
+            max_wait: 50_000,
+        },
+    )
+    .unwrap();
+    for pkt in p.c2s() {
+        p.deliver_s(&pkt).unwrap();
+    }
+    let t = p.s.poll_timeout().unwrap();
+    assert!(t < p.s.long_poll().unwrap().since.saturating_add(Duration::from_secs(50)));
+    p.now = t;
+    p.s.handle_timeout(t);
+    let out = p.s2c();
+    assert_eq!(out.len(), 1);
+    let msgs = messages(7, Direction::ServerToClient, &out[0]);
+    let (_, _, orig) = open(7, Direction::ServerToClient, &first[0]);
+    assert!(msgs.iter().any(|m| m.2 == orig), "the resend, byte-identical");
+}
