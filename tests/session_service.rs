@@ -7,8 +7,10 @@ mod session_util;
 use core::time::Duration;
 
 use mtproto_sansio::crypto::packet::{self, Direction};
-use mtproto_sansio::session::MsgId;
-use mtproto_sansio::tl::{HttpWait, MsgContainer, Reader, TlRead};
+use mtproto_sansio::session::{MsgId, MsgKind};
+use mtproto_sansio::tl::{
+    self, HttpWait, MsgContainer, MsgResendAnsReq, MsgResendReq, MsgsStateInfo, MsgsStateReq, Reader, TlRead,
+};
 use session_util::{Ev, Pair, api_body, key};
 
 /// A decrypted packet: (msg_id, seq_no, body).
@@ -104,9 +106,7 @@ fn http_wait_rides_in_the_container_and_a_second_call_replaces_it() {
         ..POLL
     };
     assert_eq!(p.c.http_wait(p.now, later).unwrap(), a);
-    let q =
-        p.c.send(p.now, &api_body(7, 3), mtproto_sansio::session::MsgKind::Query)
-            .unwrap();
+    let q = p.c.send(p.now, &api_body(7, 3), MsgKind::Query).unwrap();
     let out = p.c2s();
     assert_eq!(out.len(), 1);
     let msgs = messages(2, Direction::ClientToServer, &out[0]);
@@ -170,8 +170,7 @@ fn long_poll_wait_after_then_max_delay() {
         ms(&mut p, step);
         assert!(p.s2c().is_empty(), "held at {t} ms");
         let body = update(i as u32);
-        p.s.send(p.now, &body, mtproto_sansio::session::MsgKind::Notice)
-            .unwrap();
+        p.s.send(p.now, &body, MsgKind::Notice).unwrap();
         sent.push(body);
         let due = (t + 300).min(1_100);
         assert_eq!(p.s.poll_timeout(), Some(at(due)), "after the update at {t} ms");
@@ -253,8 +252,7 @@ fn chk_052_http_wait_values_clamped() {
 fn long_poll_released_by_a_due_resend() {
     // An update the client never acknowledges is resent; a held poll carries the resend when it falls due.
     let mut p = synced(7);
-    p.s.send(p.now, &update(1), mtproto_sansio::session::MsgKind::Notice)
-        .unwrap();
+    p.s.send(p.now, &update(1), MsgKind::Notice).unwrap();
     let first = p.s2c();
     assert_eq!(first.len(), 1); // lost
     p.c.http_wait(
@@ -278,4 +276,153 @@ fn long_poll_released_by_a_due_resend() {
     let msgs = messages(7, Direction::ServerToClient, &out[0]);
     let (_, _, orig) = open(7, Direction::ServerToClient, &first[0]);
     assert!(msgs.iter().any(|m| m.2 == orig), "the resend, byte-identical");
+}
+
+// ---------------------------------------------------------------- msg_resend_req, msg_resend_ans_req, msgs_state_req
+
+/// `ctor msg_ids:Vector<long>`.
+fn id_vec(ctor: u32, ids: &[u64]) -> Vec<u8> {
+    let mut b = ctor.to_le_bytes().to_vec();
+    b.extend_from_slice(&tl::VECTOR.to_le_bytes());
+    b.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+    for id in ids {
+        b.extend_from_slice(&id.to_le_bytes());
+    }
+    b
+}
+
+/// Every message of the packets, decrypted.
+fn all_messages(seed: u64, dir: Direction, pkts: &[Vec<u8>]) -> Vec<(u64, u32, Vec<u8>)> {
+    pkts.iter().flat_map(|p| messages(seed, dir, p)).collect()
+}
+
+fn state_infos(msgs: &[(u64, u32, Vec<u8>)]) -> Vec<(u64, Vec<u8>)> {
+    msgs.iter()
+        .filter(|m| ctor(&m.2) == MsgsStateInfo::CONSTRUCTOR)
+        .map(|m| {
+            let i = MsgsStateInfo::decode(&m.2).unwrap();
+            (i.req_msg_id as u64, i.info.to_vec())
+        })
+        .collect()
+}
+
+/// A synced pair whose client has a query `q` the DC received and holds unanswered; returns the query's message
+/// as it first travelled.
+fn held_query(seed: u64) -> (Pair, MsgId, (u64, u32, Vec<u8>)) {
+    let mut p = synced(seed);
+    p.auto_answer = false;
+    let q = p.c.send(p.now, &api_body(42, 5), MsgKind::Query).unwrap();
+    let out = p.c2s();
+    let first = all_messages(seed, Direction::ClientToServer, &out)
+        .into_iter()
+        .find(|m| MsgId(m.0) == q)
+        .unwrap();
+    for pkt in &out {
+        p.deliver_s(pkt).unwrap();
+    }
+    (p, q, first)
+}
+
+#[test]
+fn chk_038_client_resends_on_msg_resend_req_byte_identical_same_msg_id() {
+    let (mut p, q, first) = held_query(11);
+    let rr =
+        p.s.send(p.now, &id_vec(MsgResendReq::CONSTRUCTOR, &[q.0]), MsgKind::Notice)
+            .unwrap();
+    for pkt in p.s2c() {
+        p.deliver_c(&pkt).unwrap();
+    }
+    let resent = all_messages(11, Direction::ClientToServer, &p.c2s());
+    let copies: Vec<_> = resent.iter().filter(|m| MsgId(m.0) == q).collect();
+    assert_eq!(
+        copies,
+        vec![&first],
+        "the same msg_id, seq_no and bytes, in a new container"
+    );
+    assert!(state_infos(&resent).is_empty(), "every id known: no msgs_state_info");
+    assert!(p.c.stats().resent >= 1);
+    let _ = rr;
+}
+
+#[test]
+fn chk_049_resend_req_with_unknown_or_own_parity_ids_answered_with_state_info_for_all() {
+    let (mut p, q, first) = held_query(12);
+    // A DC-parity id (the requester's own) and a client-parity id the client never sent.
+    let own_parity = p.s.send(p.now, &update(9), MsgKind::Notice).unwrap();
+    let never_sent = MsgId((q.0 & !3).wrapping_sub(1 << 32));
+    let ids = [q.0, own_parity.0, never_sent.0];
+    let rr =
+        p.s.send(p.now, &id_vec(MsgResendReq::CONSTRUCTOR, &ids), MsgKind::Notice)
+            .unwrap();
+    for pkt in p.s2c() {
+        p.deliver_c(&pkt).unwrap();
+    }
+    let out = all_messages(12, Direction::ClientToServer, &p.c2s());
+    assert!(out.contains(&first), "the held query still goes again");
+    let infos = state_infos(&out);
+    assert_eq!(infos.len(), 1);
+    assert_eq!(infos[0].0, rr.0, "answers the resend request");
+    // One byte per id asked: the query is ours (1), the DC's update was received (4), the unknown id is ours (1).
+    assert_eq!(infos[0].1, vec![1, 4, 1]);
+}
+
+#[test]
+fn dc_resends_held_answer_on_msg_resend_ans_req() {
+    let (mut p, q, _) = held_query(13);
+    let req = p
+        .server_events
+        .iter()
+        .find_map(|e| match e {
+            Ev::Request(id, b) if *id == q => Some(b.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let ans = p.s.answer(p.now, q, &req).unwrap();
+    let lost = all_messages(13, Direction::ServerToClient, &p.s2c());
+    let answer = lost.iter().find(|m| MsgId(m.0) == ans).unwrap().clone();
+    // The client asks for the answer to q again.
+    let ra =
+        p.c.send(p.now, &id_vec(MsgResendAnsReq::CONSTRUCTOR, &[q.0]), MsgKind::Notice)
+            .unwrap();
+    for pkt in p.c2s() {
+        p.deliver_s(&pkt).unwrap();
+    }
+    let back = p.s2c();
+    let msgs = all_messages(13, Direction::ServerToClient, &back);
+    assert!(
+        msgs.contains(&answer),
+        "the held rpc_result, byte-identical under its msg_id"
+    );
+    assert_eq!(
+        state_infos(&msgs),
+        vec![(ra.0, vec![4])],
+        "state info for every id asked"
+    );
+    for pkt in &back {
+        p.deliver_c(pkt).unwrap();
+    }
+    assert_eq!(p.results_for(q), vec![&Ev::Result(q, req)]);
+}
+
+#[test]
+fn client_answers_a_dc_msgs_state_req() {
+    let mut p = synced(14);
+    let upd = p.s.send(p.now, &update(3), MsgKind::Notice).unwrap();
+    for pkt in p.s2c() {
+        p.deliver_c(&pkt).unwrap();
+    }
+    let later = MsgId(upd.0 + (10 << 32));
+    let sr =
+        p.s.send(
+            p.now,
+            &id_vec(MsgsStateReq::CONSTRUCTOR, &[upd.0, later.0]),
+            MsgKind::Notice,
+        )
+        .unwrap();
+    for pkt in p.s2c() {
+        p.deliver_c(&pkt).unwrap();
+    }
+    let infos = state_infos(&all_messages(14, Direction::ClientToServer, &p.c2s()));
+    // Received; not received, above everything received.
+    assert_eq!(infos, vec![(sr.0, vec![4, 3])]);
 }

@@ -1500,8 +1500,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id));
             }
             ServiceMessage::MsgNewDetailedInfo(d) => self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id)),
-            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids })
-            | ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => self.on_resend_req(now, msg_ids),
+            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => self.on_resend_req(now, id, msg_ids),
+            ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => {
+                self.on_resend_ans_req(now, id, msg_ids);
+            }
+            // Either party may ask about the state of the messages it sent (a DC's `msgs_state_req`).
+            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids),
             ServiceMessage::GzipPacked(g) => {
                 // A gzipped update inside a container (a container inside it is not unpacked: containers do not
                 // nest); never a second level of gzip.
@@ -1832,27 +1836,57 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
-    /// A peer's `msg_resend_req`: ids we sent and track are resent (in a new container) within the byte budget
-    /// (item 49, B16); ids with the requester's own parity, or unknown, are answered with `msgs_state_info`.
-    fn on_resend_req(&mut self, now: Instant, ids: tl::LongVec<'_>) {
-        let mut unknown = 0usize;
-        for id in ids.iter().map(MsgId::from_wire) {
+    /// A peer's `msg_resend_req` (`req`): messages we sent and still hold go again, byte-identical under their own
+    /// msg_ids in a new container (item 38), within the byte budget (item 49, B16). If any id is unknown, forgotten,
+    /// or has the requester's own parity, every id asked is answered with `msgs_state_info`, as the spec says.
+    fn on_resend_req(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>) {
+        let mut unknown = false;
+        for id in ids.iter().take(self.cfg.limits.max_ack_ids).map(MsgId::from_wire) {
             match self.slot_by_id(id) {
-                Some((_, s)) if !s.queued && check_parity(id, self.side).is_ok() => {
-                    let cost = u64::from(s.len) + INNER_HDR as u64;
-                    if self.budget.try_spend(now, cost).is_err() {
+                // Still waiting for its first transmission: it goes anyway.
+                Some((_, s)) if s.queued => {}
+                Some((_, s)) if check_parity(id, self.side).is_ok() => {
+                    if !self.force(now, id, s.len) {
                         break;
                     }
-                    if !self.forced.contains(&id) {
-                        let _ = self.forced.push(id);
-                    }
                 }
-                _ => unknown += 1,
+                _ => unknown = true,
             }
         }
-        if unknown > 0 {
-            self.answer_state(now, None, ids, true);
+        if unknown {
+            self.answer_state(now, req, ids);
         }
+    }
+
+    /// A peer's `msg_resend_ans_req` (`req`): the answers we still hold to the peer's messages it names go again
+    /// as [`on_resend_req`](Self::on_resend_req) sends messages, within the same budget; every id asked is answered
+    /// with `msgs_state_info`.
+    fn on_resend_ans_req(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>) {
+        for asked in ids.iter().take(self.cfg.limits.max_ack_ids) {
+            let answer = self.slots.iter().flatten().find(|s| {
+                let b = self.body_of(s);
+                peek_ctor(b) == Some(RpcResult::CONSTRUCTOR) && b.get(4..12) == Some(&asked.to_le_bytes()[..])
+            });
+            if let Some(s) = answer.copied()
+                && !s.queued
+                && !self.force(now, s.id, s.len)
+            {
+                break;
+            }
+        }
+        self.answer_state(now, req, ids);
+    }
+
+    /// Queues a held message for a byte-identical resend under its own msg_id; false once the budget is spent.
+    fn force(&mut self, now: Instant, id: MsgId, len: u32) -> bool {
+        let cost = u64::from(len) + INNER_HDR as u64;
+        if self.budget.try_spend(now, cost).is_err() {
+            return false;
+        }
+        if !self.forced.contains(&id) {
+            let _ = self.forced.push(id);
+        }
+        true
     }
 
     // ---- DC role ---------------------------------------------------------------------------------------------
@@ -2146,11 +2180,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 );
             }
             ServiceMessage::GetFutureSalts(g) => self.answer_future_salts(now, id, g.num),
-            ServiceMessage::MsgsStateReq(q) => {
-                self.answer_state(now, Some(id), q.msg_ids, false);
+            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids),
+            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => self.on_resend_req(now, id, msg_ids),
+            ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => {
+                self.on_resend_ans_req(now, id, msg_ids);
             }
-            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids })
-            | ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => self.on_resend_req(now, msg_ids),
             ServiceMessage::DestroySession(d) => {
                 // Only sessions of this key are visible here (item 52); this engine holds one.
                 if d.session_id as u64 == self.session_id {
@@ -2256,10 +2290,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.queue_tl(now, SentKind::Service, false, true, &f);
     }
 
-    /// Answers `msgs_state_req` (or unknown ids of a `msg_resend_req`, item 49) with `msgs_state_info`.
-    fn answer_state(&mut self, now: Instant, req: Option<MsgId>, ids: tl::LongVec<'_>, only_unknown: bool) {
+    /// Answers `msgs_state_req` `req` (or a `msg_resend_req` naming unknown ids, item 49) with `msgs_state_info`:
+    /// one byte per id asked, about the messages we received.
+    fn answer_state(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>) {
         let n = ids.len().min(self.cfg.limits.max_ack_ids);
-        let req_id = req.map(MsgId::to_wire).unwrap_or(0);
+        let req_id = req.to_wire();
         let win = self.inbound.window();
         let (lo, hi, full) = (win.lowest(), win.highest(), win.len() == win.capacity());
         let state = |id: MsgId| -> u8 {
@@ -2277,9 +2312,6 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         };
         let mut info: heapless::Vec<u8, 8192> = heapless::Vec::new();
         for id in ids.iter().take(n).map(MsgId::from_wire) {
-            if only_unknown && self.slot_by_id(id).is_some() {
-                continue;
-            }
             let _ = info.push(state(id));
         }
         let m = MsgsStateInfo {
