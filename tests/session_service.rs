@@ -7,7 +7,7 @@ mod session_util;
 use core::time::Duration;
 
 use mtproto_sansio::crypto::packet::{self, Direction};
-use mtproto_sansio::session::{MsgId, MsgKind};
+use mtproto_sansio::session::{EngineConfig, MsgId, MsgKind};
 use mtproto_sansio::tl::{
     self, HttpWait, MsgContainer, MsgResendAnsReq, MsgResendReq, MsgsStateInfo, MsgsStateReq, Reader, TlRead,
 };
@@ -425,4 +425,71 @@ fn client_answers_a_dc_msgs_state_req() {
     let infos = state_infos(&all_messages(14, Direction::ClientToServer, &p.c2s()));
     // Received; not received, above everything received.
     assert_eq!(infos, vec![(sr.0, vec![4, 3])]);
+}
+
+// ---------------------------------------------------------------- user pings
+
+fn ping_body(ping_id: i64) -> Vec<u8> {
+    let mut b = tl::Ping::CONSTRUCTOR.to_le_bytes().to_vec();
+    b.extend_from_slice(&ping_id.to_le_bytes());
+    b
+}
+
+fn pong_body(msg_id: MsgId, ping_id: i64) -> Vec<u8> {
+    let mut b = tl::Pong::CONSTRUCTOR.to_le_bytes().to_vec();
+    b.extend_from_slice(&msg_id.0.to_le_bytes());
+    b.extend_from_slice(&ping_id.to_le_bytes());
+    b
+}
+
+#[test]
+fn user_ping_ends_in_one_result_keepalive_stays_silent() {
+    let ccfg = EngineConfig {
+        ping_interval: Some(Duration::from_secs(10)),
+        ..session_util::client_cfg()
+    };
+    let mut p = Pair::with(21, ccfg, EngineConfig::DEFAULT, 0);
+    let q = p.query(&api_body(1, 1));
+    assert_eq!(p.results_for(q).len(), 1);
+    // The keepalive pings several times: no event, nothing left in flight.
+    let (before, dc_in) = (p.client_events.len(), p.s.stats().packets_in);
+    for _ in 0..3 {
+        p.advance(10);
+        p.pump();
+    }
+    assert!(p.s.stats().packets_in >= dc_in + 3, "the keepalive pinged");
+    assert_eq!(p.client_events.len(), before, "keepalive pongs are silent");
+    assert_eq!(p.c.in_flight(), 0);
+
+    let ping = p.query(&ping_body(0x1234));
+    assert_eq!(p.results_for(ping), vec![&Ev::Result(ping, pong_body(ping, 0x1234))]);
+    let mut dd = tl::PingDelayDisconnect::CONSTRUCTOR.to_le_bytes().to_vec();
+    dd.extend_from_slice(&77i64.to_le_bytes());
+    dd.extend_from_slice(&75i32.to_le_bytes());
+    let pdd = p.query(&dd);
+    assert_eq!(p.results_for(pdd), vec![&Ev::Result(pdd, pong_body(pdd, 77))]);
+    assert_eq!(p.c.in_flight(), 0);
+}
+
+#[test]
+fn chk_045_user_ping_unmatched_pong_ignored() {
+    let mut p = synced(22);
+    let q = p.c.send(p.now, &ping_body(5), MsgKind::Query).unwrap();
+    let ping_pkts = p.c2s(); // held back for now
+    // Pongs naming the query with another ping_id, or the ping_id under another msg_id: no event.
+    p.s.send(p.now, &pong_body(q, 6), MsgKind::Notice).unwrap();
+    p.s.send(p.now, &pong_body(MsgId(q.0 + 4), 5), MsgKind::Notice).unwrap();
+    for pkt in p.s2c() {
+        p.deliver_c(&pkt).unwrap();
+    }
+    assert!(p.results_for(q).is_empty());
+    assert_eq!(p.c.in_flight(), 1);
+    // The real pong settles it, once.
+    for pkt in &ping_pkts {
+        p.deliver_s(pkt).unwrap();
+    }
+    p.pump();
+    p.s.send(p.now, &pong_body(q, 5), MsgKind::Notice).unwrap();
+    p.pump();
+    assert_eq!(p.results_for(q), vec![&Ev::Result(q, pong_body(q, 5))]);
 }

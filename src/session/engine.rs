@@ -1490,8 +1490,26 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 self.push_event(EvRec::Reset(first));
             }
             ServiceMessage::Pong(p) => {
-                if let Some(r) = self.tracker.resolve_pong(MsgId::from_wire(p.msg_id), p.ping_id as u64) {
+                let pinged = MsgId::from_wire(p.msg_id);
+                if let Some(r) = self.tracker.resolve_pong(pinged, p.ping_id as u64) {
+                    // The keepalive's own ping: silent.
                     self.free(r.handle);
+                } else if self.is_user_ping(pinged, p.ping_id) {
+                    // A ping the host sent as a query ends, like any query, in one event carrying the pong (item 45:
+                    // both the msg_id and the ping_id match).
+                    if let Some(res) = self.tracker.resolve_rpc(pinged) {
+                        let req = self
+                            .slots
+                            .get(res.handle.0 as usize)
+                            .copied()
+                            .flatten()
+                            .map_or(pinged, |s| s.orig);
+                        self.free(res.handle);
+                        self.push_event(EvRec::Result {
+                            req,
+                            body: span_of(base, body, which),
+                        });
+                    }
                 }
             }
             ServiceMessage::FutureSalts(f) => self.on_future_salts(now, &f),
@@ -1527,6 +1545,21 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             // msg_copy is rejected (item 51); the rest is informational or not for a client.
             _ => {}
+        }
+    }
+
+    /// Whether `id` is a query the host sent whose body is a `ping` or `ping_delay_disconnect` with `ping_id`.
+    fn is_user_ping(&self, id: MsgId, ping_id: i64) -> bool {
+        let Some((_, s)) = self.slot_by_id(id) else {
+            return false;
+        };
+        if s.kind != SentKind::RpcQuery {
+            return false;
+        }
+        match ServiceMessage::decode_body(self.body_of(&s)) {
+            Ok(ServiceMessage::Ping(p)) => p.ping_id == ping_id,
+            Ok(ServiceMessage::PingDelayDisconnect(p)) => p.ping_id == ping_id,
+            _ => false,
         }
     }
 
