@@ -493,3 +493,100 @@ fn chk_045_user_ping_unmatched_pong_ignored() {
     p.pump();
     assert_eq!(p.results_for(q), vec![&Ev::Result(q, pong_body(q, 5))]);
 }
+
+// ---------------------------------------------------------------- gzip_packed on send
+
+/// A compressible API body of `words` words.
+#[cfg(feature = "alloc")]
+fn chatty(tag: u32, words: usize) -> Vec<u8> {
+    let mut v = 0x0bad_f00du32.to_le_bytes().to_vec();
+    v.extend_from_slice(&tag.to_le_bytes());
+    for i in 0..words {
+        v.extend_from_slice(&((i % 7) as u32).to_le_bytes());
+    }
+    v
+}
+
+#[cfg(feature = "alloc")]
+fn gzip_pair(seed: u64) -> Pair {
+    use mtproto_sansio::session::GzipPolicy;
+    let ccfg = EngineConfig {
+        gzip: Some(GzipPolicy::DEFAULT),
+        ..session_util::client_cfg()
+    };
+    let scfg = EngineConfig {
+        gzip: Some(GzipPolicy { min_len: 64, level: 9 }),
+        ..EngineConfig::DEFAULT
+    };
+    let mut p = Pair::with(seed, ccfg, scfg, 0);
+    let q = p.query(&api_body(1, 1));
+    assert_eq!(p.results_for(q).len(), 1);
+    p
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn gzip_on_send_dc_executes_the_compressed_query_and_resends_are_identical() {
+    let mut p = gzip_pair(31);
+    p.auto_answer = false;
+    let body = chatty(5, 1000);
+    let q = p.c.send(p.now, &body, MsgKind::Query).unwrap();
+    let first = p.c2s();
+    let sent = all_messages(31, Direction::ClientToServer, &first);
+    let m = sent.iter().find(|m| MsgId(m.0) == q).unwrap().clone();
+    assert_eq!(ctor(&m.2), tl::GzipPacked::CONSTRUCTOR, "compressed on the wire");
+    assert!(m.2.len() * 4 < body.len(), "{} -> {}", body.len(), m.2.len());
+    // Lost: the resend carries the very same bytes.
+    p.advance(30);
+    let again = all_messages(31, Direction::ClientToServer, &p.c2s());
+    assert!(again.contains(&m), "the resend is byte-identical");
+    for pkt in first {
+        p.deliver_s(&pkt).unwrap();
+    }
+    // The DC inflated and delivered it; its answer is compressed too and arrives inflated.
+    let req = p
+        .server_events
+        .iter()
+        .find_map(|e| match e {
+            Ev::Request(id, b) if *id == q => Some(b.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(req, body);
+    p.s.answer(p.now, q, &req).unwrap();
+    let back = p.s2c();
+    let results: Vec<_> = all_messages(31, Direction::ServerToClient, &back)
+        .into_iter()
+        .filter(|m| ctor(&m.2) == tl::RpcResult::CONSTRUCTOR)
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(&results[0].2[12..16], &tl::GzipPacked::CONSTRUCTOR.to_le_bytes());
+    for pkt in &back {
+        p.deliver_c(pkt).unwrap();
+    }
+    assert_eq!(p.results_for(q), vec![&Ev::Result(q, body)]);
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn gzip_on_send_skips_small_incompressible_and_service_bodies() {
+    use rand::{Rng, SeedableRng};
+    let mut p = gzip_pair(32);
+    let small = chatty(1, 100); // 408 bytes, under min_len 512
+    let mut noise = vec![0u8; 2048];
+    rand::rngs::StdRng::seed_from_u64(32).fill_bytes(&mut noise);
+    noise[..4].copy_from_slice(&0x0bad_f00du32.to_le_bytes());
+    // A service constructor padded out past min_len (a msgs_state_req for 200 ids).
+    let ids: Vec<u64> = (0..200).map(|i| 4 * i).collect();
+    let service = id_vec(MsgsStateReq::CONSTRUCTOR, &ids);
+    let mut want = Vec::new();
+    for b in [&small, &noise, &service] {
+        let id = p.c.send(p.now, b, MsgKind::Notice).unwrap();
+        want.push((id, b.clone()));
+    }
+    let sent = all_messages(32, Direction::ClientToServer, &p.c2s());
+    for (id, b) in want {
+        let m = sent.iter().find(|m| MsgId(m.0) == id).unwrap();
+        assert_eq!(&m.2, &b, "sent as is");
+    }
+}

@@ -94,6 +94,29 @@ pub struct EngineConfig {
     pub state_check_after: Option<Duration>,
     /// DC: the longest a received `http_wait` may hold a long poll (each of its three delays is clamped to this).
     pub max_http_wait: Duration,
+    /// Wrap bodies given to [`Engine::send`] and results given to [`Engine::answer`] in `gzip_packed` when that
+    /// makes them smaller (`None`, the default: never). Service messages and `auth.bindTempAuthKey` are never
+    /// compressed, and a resend carries the bytes first sent. Needs the `alloc` feature (miniz_oxide's compressor
+    /// state is boxed) and allocates while compressing.
+    #[cfg(feature = "alloc")]
+    pub gzip: Option<GzipPolicy>,
+}
+
+/// When [`Engine::send`] compresses (the `alloc` feature).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct GzipPolicy {
+    /// Bodies shorter than this go as they are.
+    pub min_len: usize,
+    /// DEFLATE level, 0..=10 (miniz_oxide's scale; 6 is zlib's default).
+    pub level: u8,
+}
+
+#[cfg(feature = "alloc")]
+impl GzipPolicy {
+    /// Bodies of 512 bytes or more, level 6.
+    pub const DEFAULT: GzipPolicy = GzipPolicy { min_len: 512, level: 6 };
 }
 
 impl EngineConfig {
@@ -110,6 +133,8 @@ impl EngineConfig {
         strict_order: false,
         state_check_after: Some(Duration::from_secs(45)),
         max_http_wait: Duration::from_secs(60),
+        #[cfg(feature = "alloc")]
+        gzip: None,
     };
 }
 
@@ -493,6 +518,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if body.len() > Self::max_body() {
             return Err(SendError::TooLarge);
         }
+        #[cfg(feature = "alloc")]
+        if let Some(packed) = self.core.gzipped(body) {
+            return self.core.send(now, &packed, kind);
+        }
         self.core.send(now, body, kind)
     }
 
@@ -569,6 +598,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
         if result.len() + 12 > Self::max_body() {
             return Err(SendError::TooLarge);
+        }
+        #[cfg(feature = "alloc")]
+        if let Some(packed) = self.core.gzipped(result) {
+            return self.core.answer(now, req, &packed);
         }
         self.core.answer(now, req, result)
     }
@@ -1005,6 +1038,31 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             d.copy_from_slice(body);
             Ok(())
         })
+    }
+
+    /// `body` as `gzip_packed`, if the policy asks for it and it comes out smaller. Never a service constructor
+    /// (the whole service schema, `auth.bindTempAuthKey` and `gzip_packed` itself included): a DC answers those
+    /// itself and does not look inside gzip for them.
+    #[cfg(feature = "alloc")]
+    fn gzipped(&self, body: &[u8]) -> Option<alloc::vec::Vec<u8>> {
+        let policy = self.cfg.gzip?;
+        if body.len() < policy.min_len {
+            return None;
+        }
+        let ctor = peek_ctor(body)?;
+        if tl::SCHEMA.iter().any(|&(_, c)| c == ctor) {
+            return None;
+        }
+        let gz = tl::gzip::deflate_gzip(body, policy.level);
+        let g = GzipPacked { packed_data: &gz };
+        let len = g.tl_len();
+        if len >= body.len() {
+            return None;
+        }
+        let mut out = alloc::vec![0u8; len];
+        let n = tl::encode(&g, &mut out).ok()?;
+        out.truncate(n);
+        Some(out)
     }
 
     fn queries_in_flight(&self) -> usize {

@@ -36,6 +36,8 @@ pub mod bind;
 pub mod engine;
 pub mod event;
 
+#[cfg(feature = "alloc")]
+pub use engine::GzipPolicy;
 pub use engine::{Engine, EngineConfig, LongPoll, MsgKind, Packet, Stats};
 pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
 pub mod facade;
