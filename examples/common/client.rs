@@ -406,6 +406,8 @@ pub fn drain(engine: &mut ClientEngine, out: &mut Vec<Owned>) {
             | Event::AuthKeyRequired { .. } => {
                 continue;
             }
+            // Events added later are not this client's business.
+            _ => continue,
         });
     }
 }

@@ -8,6 +8,7 @@ use super::{BadMsgCode, MsgId};
 /// Something the host must learn about. Bodies borrow the session's receive buffers until the next `&mut` call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// Client: the answer to the query `req` (a `gzip_packed` result is already inflated).
     RpcResult {
@@ -75,6 +76,7 @@ pub enum Event<'a> {
 /// Why a query ended without an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum FailReason {
     /// No answer within the configured RPC timeout, or the resend attempts ran out.
     Timeout,
@@ -107,6 +109,7 @@ impl fmt::Display for FailReason {
 /// An `rpc_error` message decoded where its shape is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum RpcErrorKind {
     /// `FLOOD_WAIT_N` / `FLOOD_PREMIUM_WAIT_N`: retry after N seconds.
     FloodWait(u32),
@@ -143,6 +146,7 @@ impl RpcErrorKind {
 /// Why `send` (or `answer`) refused; nothing was queued.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum SendError {
     /// The in-flight message slots or the resend arena are full: drain events, wait for answers, retry.
     QueueFull,
@@ -191,6 +195,7 @@ impl core::error::Error for BufferTooSmall {}
 /// variant `Rejected` whatever the cause (item 29).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Dropped {
     /// Decryption or the msg_key check failed (wrong key id, forged, truncated, bad padding...).
     Rejected,

@@ -41,6 +41,8 @@ pub enum Ev {
     Transport(i32),
     KeyReady,
     KeyRequired(u64),
+    /// An event added after this harness was written.
+    Other(String),
 }
 
 pub fn own(e: Event<'_>) -> Ev {
@@ -61,6 +63,7 @@ pub fn own(e: Event<'_>) -> Ev {
         Event::TransportError(c) => Ev::Transport(c),
         Event::AuthKeyReady => Ev::KeyReady,
         Event::AuthKeyRequired { key_id } => Ev::KeyRequired(key_id),
+        other => Ev::Other(format!("{other:?}")),
     }
 }
 
