@@ -442,6 +442,51 @@ fn chk_048_atk_b15_containers_validated() {
     );
 }
 
+#[test]
+fn chk_048_duplicate_ids_far_apart_rejected_both_roles() {
+    let mut p = settled(60);
+    let sid = p.c.session_id();
+    let cid = client_id(&p, 0, 2000);
+    // DC: 300 messages whose first and last share an id.
+    let mut many: Vec<_> = (0..300u64)
+        .map(|i| (client_id(&p, -10, i) as i64, 1 + 2 * i as i32, api_body(1, 0)))
+        .collect();
+    let fine = container(&many);
+    many[299].0 = many[0].0;
+    let pk = to_dc(&p, sid, cid, 1300, &container(&many));
+    assert!(pk.len() <= RX);
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
+    assert_eq!(dc_codes(&mut p), vec![64]);
+    assert!(p.server_events.iter().all(|e| !matches!(e, Ev::Request(..))));
+    p.auto_answer = false;
+    let pk = to_dc(&p, sid, cid + 4, 1300, &fine);
+    assert!(p.deliver_s(&pk).is_ok());
+    assert!(p.server_events.iter().any(|e| matches!(e, Ev::Request(..))));
+    // Client: a gzip-wrapped container (checked in the inflate buffer's tail) with a repeated id.
+    let upd = api_body(80, 1);
+    let dup = container(&[
+        (server_id(&p, 200) as i64, 1, upd.clone()),
+        (server_id(&p, 201) as i64, 3, api_body(81, 1)),
+        (server_id(&p, 200) as i64, 5, upd.clone()),
+    ]);
+    let g = enc(&tl::GzipPacked {
+        packed_data: &stored_gzip(&dup),
+    });
+    let pk = from_dc(&p, server_id(&p, 202), 6, &g);
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::Malformed));
+    assert!(p.client_events.iter().all(|e| !matches!(e, Ev::Update(..))));
+    let ok = container(&[
+        (server_id(&p, 203) as i64, 1, upd.clone()),
+        (server_id(&p, 204) as i64, 3, api_body(81, 1)),
+    ]);
+    let g = enc(&tl::GzipPacked {
+        packed_data: &stored_gzip(&ok),
+    });
+    let pk = from_dc(&p, server_id(&p, 205), 4, &g);
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events, vec![Ev::Update(upd), Ev::Update(api_body(81, 1))]);
+}
+
 /// A gzip member whose DEFLATE stream (fixed Huffman) expands to `n` zero bytes.
 fn zero_bomb(n: usize) -> Vec<u8> {
     let mut bits: Vec<bool> = Vec::new();
