@@ -157,6 +157,32 @@ fn client_seeds() -> Vec<(String, Vec<u8>)> {
     g.extend_from_slice(&crc32fast::hash(&c).to_le_bytes());
     g.extend_from_slice(&(c.len() as u32).to_le_bytes());
     plain("plain_gzip_container", 10, 4, enc(&tl::GzipPacked { packed_data: &g }));
+    let ids = [q[0].to_wire(), ((FUZZ_UNIX << 32) | 5) as i64];
+    plain(
+        "plain_resend_req",
+        11,
+        5,
+        enc(&tl::MsgResendReq {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        }),
+    );
+    plain(
+        "plain_state_req",
+        12,
+        7,
+        enc(&tl::MsgsStateReq {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        }),
+    );
+    plain(
+        "plain_user_pong",
+        13,
+        9,
+        enc(&tl::Pong {
+            msg_id: q[0].to_wire(),
+            ping_id: 1,
+        }),
+    );
     seeds
 }
 
@@ -256,6 +282,24 @@ fn server_seeds() -> Vec<(String, Vec<u8>)> {
     g.extend_from_slice(&crc32fast::hash(&q).to_le_bytes());
     g.extend_from_slice(&(q.len() as u32).to_le_bytes());
     plain("plain_gzip_query", 13, 1, enc(&tl::GzipPacked { packed_data: &g }));
+    plain(
+        "plain_http_wait",
+        14,
+        2,
+        enc(&tl::HttpWait {
+            max_delay: 100,
+            wait_after: 50,
+            max_wait: 25_000,
+        }),
+    );
+    plain(
+        "plain_resend_ans_req",
+        15,
+        3,
+        enc(&tl::MsgResendAnsReq {
+            msg_ids: tl::TlVec::from_slice(&ids),
+        }),
+    );
     seeds
 }
 

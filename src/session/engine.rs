@@ -246,6 +246,10 @@ pub struct Packet {
 /// [`answer_at`](Self::answer_at). While one is held, [`Engine::poll_packet`] writes nothing before that instant; then
 /// it writes what is queued, or (at `max_wait`, with nothing queued) an acknowledgement-only packet or an empty
 /// container, and the long poll ends. The host keeps the HTTP exchange that carried the `http_wait` open until then.
+///
+/// An HTTP host calls `poll_packet` only when it has an open exchange to answer (one packet per response), and
+/// sleeps until [`Engine::poll_timeout`], which includes `answer_at`. Over TCP a client has no reason to send
+/// `http_wait`; one that does only delays its own traffic, by at most [`EngineConfig::max_http_wait`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct LongPoll {
