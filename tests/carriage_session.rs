@@ -654,3 +654,42 @@ fn faketls_ee_session_through_records() {
         faketls_run(seed);
     }
 }
+
+/// The facade passes `http_wait` through: the DC `Session` holds the long poll, then answers at `max_wait`.
+#[test]
+fn facade_http_wait_long_poll() {
+    let mut r = StdRng::seed_from_u64(77);
+    let mut now = Instant::from_secs(1000);
+    let mut c = S::client(facade_cfg(), session_util::key(77), now, &mut r);
+    let mut s = S::server(facade_cfg(), session_util::key(77), now, &mut r);
+    // Settle the salt with one echoed query.
+    let q = c.send(now, &api_body(1, 1), MsgKind::Query).unwrap();
+    let mut done = false;
+    for _ in 0..4 {
+        let up = out_of_session(&mut c, now, &mut r);
+        into_session(&mut s, now, &up);
+        let down = out_of_session(&mut s, now, &mut r);
+        done |= into_session(&mut c, now, &down)
+            .iter()
+            .any(|e| matches!(e, Ev::Result(id, _) if *id == q));
+    }
+    assert!(done);
+    assert!(s.long_poll().is_none());
+    c.http_wait(now, LONG_POLL).unwrap();
+    let up = out_of_session(&mut c, now, &mut r);
+    into_session(&mut s, now, &up);
+    let lp = s.long_poll().expect("held");
+    assert_eq!(
+        s.poll_timeout(),
+        Some(lp.since.saturating_add(core::time::Duration::from_secs(2)))
+    );
+    now = now.saturating_add(core::time::Duration::from_millis(1999));
+    s.handle_timeout(now).unwrap();
+    assert!(out_of_session(&mut s, now, &mut r).is_empty());
+    now = now.saturating_add(core::time::Duration::from_millis(1));
+    s.handle_timeout(now).unwrap();
+    let down = out_of_session(&mut s, now, &mut r);
+    assert!(!down.is_empty(), "answered at max_wait");
+    assert!(into_session(&mut c, now, &down).is_empty());
+    assert!(s.long_poll().is_none());
+}

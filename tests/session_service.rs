@@ -536,6 +536,7 @@ fn gzip_on_send_dc_executes_the_compressed_query_and_resends_are_identical() {
     let m = sent.iter().find(|m| MsgId(m.0) == q).unwrap().clone();
     assert_eq!(ctor(&m.2), tl::GzipPacked::CONSTRUCTOR, "compressed on the wire");
     assert!(m.2.len() * 4 < body.len(), "{} -> {}", body.len(), m.2.len());
+    eprintln!("gzip_packed on send: {} -> {} bytes", body.len(), m.2.len());
     // Lost: the resend carries the very same bytes.
     p.advance(30);
     let again = all_messages(31, Direction::ClientToServer, &p.c2s());
