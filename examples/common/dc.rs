@@ -591,6 +591,9 @@ impl<'s> Conn<'s> {
             self.pushes.extend(q);
         }
         drop(hub);
+        if self.sh.verbose {
+            println!("dc: conn {} is live for user {user}", self.id);
+        }
         self.user = Some(user);
     }
 

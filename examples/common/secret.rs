@@ -47,6 +47,9 @@ pub enum Got {
     Discarded,
 }
 
+/// When [`Party::receive`] may stop, given what it received so far.
+pub type Until<'a> = dyn Fn(&[Got]) -> bool + 'a;
+
 /// One user: a connection, its session, and at most one secret chat.
 pub struct Party {
     /// A name for transcripts.
@@ -348,7 +351,7 @@ impl Party {
     pub fn receive<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
-        done: Option<&dyn Fn(&[Got]) -> bool>,
+        done: Option<&Until<'_>>,
         quiet: Duration,
     ) -> Result<Vec<Got>, Error> {
         let mut got = Vec::new();
