@@ -202,6 +202,10 @@ fn show(who: &str, got: &[Got]) {
             Got::Service(a) => println!("  {who} handles    [{a}]"),
             Got::RekeyDone(fp) => println!("  {who} switches to the new key {:#018x}", *fp as u64),
             Got::Discarded => println!("  {who} sees       the chat discarded"),
+            Got::File(f) => println!(
+                "  {who} gets       with it encryptedFile {:#018x}: {} bytes, key fingerprint {:#010x}",
+                f.id as u64, f.size, f.key_fingerprint as u32
+            ),
         }
     }
 }
@@ -250,7 +254,7 @@ fn secret_chat(
 ) -> Result<SecretFigures, Box<dyn Error>> {
     println!("secret chat: Alice and Bob connect (own auth keys, so own users: the DC's user id is derived from");
     println!("the auth_key_id) and talk end to end; the DC only relays requestEncryption, acceptEncryption,");
-    println!("sendEncrypted(Service) and pushes updateEncryption / updateNewEncryptedMessage to the other side:");
+    println!("sendEncrypted(Service|File) and pushes updateEncryption / updateNewEncryptedMessage to the other side:");
     let mut a = Party::connect("Alice", addr, public, rng)?;
     let mut b = Party::connect("Bob  ", addr, public, rng)?;
     println!("  Alice is user {}, Bob is user {}", a.user_id, b.user_id);
@@ -325,6 +329,27 @@ fn secret_chat(
     if va != vb {
         return Err("the key visualisations differ".into());
     }
+    // A file travels apart from the message: parts encrypted under a fresh file key, saved, then announced.
+    let (mut enc, key, iv, file_fp) = mtproto_sansio::e2e::file::FileEncryptor::generate(rng);
+    let mut parts = [vec![0x5a; 4096], vec![0xa5; 1024]];
+    for (i, p) in parts.iter_mut().enumerate() {
+        enc.encrypt_part(p).map_err(|_| "file part not block aligned")?;
+        if !api::is_bool_true(&a.call(rng, &api::save_file_part(0x600d, i32::try_from(i)?, p))?) {
+            return Err("saveFilePart refused".into());
+        }
+    }
+    println!("  Alice → upload.saveFilePart × 2 (encrypted with a fresh file key), sendEncryptedFile");
+    let upload = api::InputFile::Uploaded {
+        id: 0x600d,
+        parts: 2,
+        key_fingerprint: file_fp,
+    };
+    let stored = a.say_with_file(rng, "Here is the file.", upload)?;
+    let got = b.receive(rng, Some(&|g: &[Got]| g.contains(&Got::File(stored))), Duration::ZERO)?;
+    show(b.name, &got);
+    mtproto_sansio::e2e::file::check_fingerprint(&key, &iv, stored.key_fingerprint)
+        .map_err(|_| "the file's key fingerprint does not match")?;
+    settle(&mut a, &mut b, rng)?;
     let service = a.service_sent + b.service_sent;
     a.discard(rng)?;
     println!("  Alice → messages.discardEncryption → boolTrue");

@@ -429,10 +429,10 @@ fn api_unwrapping_and_limits() {
         exec(&0x1234_5678u32.to_le_bytes()),
         api::Reply::Error(400, "INPUT_METHOD_INVALID")
     );
-    // sendEncryptedFile is not served.
+    // A known method cut short.
     assert_eq!(
-        exec(&0x5559_481du32.to_le_bytes()),
-        api::Reply::Error(400, "INPUT_METHOD_INVALID")
+        exec(&api::SEND_ENCRYPTED_FILE.to_le_bytes()),
+        api::Reply::Error(400, "INPUT_REQUEST_INVALID")
     );
 }
 
@@ -561,6 +561,37 @@ fn secret_chat_api_ids_are_the_crc32_of_their_tl_lines() {
             api::UPDATE_SHORT,
         ),
         (
+            "messages.sendEncryptedFile#5559481d flags:# silent:flags.0?true peer:InputEncryptedChat \
+             random_id:long data:bytes file:InputEncryptedFile = messages.SentEncryptedMessage;",
+            api::SEND_ENCRYPTED_FILE,
+        ),
+        (
+            "messages.sentEncryptedFile#9493ff32 date:int file:EncryptedFile = messages.SentEncryptedMessage;",
+            api::SENT_ENCRYPTED_FILE,
+        ),
+        (
+            "inputEncryptedFileEmpty#1837c364 = InputEncryptedFile;",
+            api::INPUT_ENCRYPTED_FILE_EMPTY,
+        ),
+        (
+            "inputEncryptedFileUploaded#64bd0306 id:long parts:int md5_checksum:string key_fingerprint:int = \
+             InputEncryptedFile;",
+            api::INPUT_ENCRYPTED_FILE_UPLOADED,
+        ),
+        (
+            "inputEncryptedFile#5a17b5e5 id:long access_hash:long = InputEncryptedFile;",
+            api::INPUT_ENCRYPTED_FILE,
+        ),
+        (
+            "inputEncryptedFileBigUploaded#2dc173c8 id:long parts:int key_fingerprint:int = InputEncryptedFile;",
+            api::INPUT_ENCRYPTED_FILE_BIG_UPLOADED,
+        ),
+        (
+            "encryptedFile#a8008cd8 id:long access_hash:long size:long dc_id:int key_fingerprint:int = \
+             EncryptedFile;",
+            api::ENCRYPTED_FILE,
+        ),
+        (
             "updates#74ae4240 updates:Vector<Update> users:Vector<User> chats:Vector<Chat> date:int seq:int = Updates;",
             api::UPDATES,
         ),
@@ -680,6 +711,38 @@ fn secret_chat_relayed_across_rekeys() {
     assert_eq!(*b.chat.as_ref().unwrap().visualisation(), vis);
     assert!(a.service_sent > 0 && b.service_sent > 0);
     assert!(dc.stats().updates_pushed.load(SeqCst) > 10);
+    // A file: parts encrypted with a fresh file key and saved, then announced by sendEncryptedFile.
+    let (mut enc, key, iv, file_fp) = mtproto_sansio::e2e::file::FileEncryptor::generate(&mut rng);
+    let mut parts = [vec![0x41u8; 1024], vec![0x42u8; 512]];
+    for (i, p) in parts.iter_mut().enumerate() {
+        enc.encrypt_part(p).unwrap();
+        let ok = a.call(&mut rng, &api::save_file_part(77, i as i32, p)).unwrap();
+        assert!(api::is_bool_true(&ok));
+    }
+    let upload = api::InputFile::Uploaded {
+        id: 77,
+        parts: 2,
+        key_fingerprint: file_fp,
+    };
+    let stored = a.say_with_file(&mut rng, "a file for you", upload).unwrap();
+    assert_eq!((stored.size, stored.dc_id, stored.key_fingerprint), (1536, 2, file_fp));
+    let got = b
+        .receive(
+            &mut rng,
+            Some(&|g: &[Got]| g.iter().any(|x| matches!(x, Got::File(_)))),
+            Duration::ZERO,
+        )
+        .unwrap();
+    assert_eq!(got, vec![Got::Text("a file for you".into()), Got::File(stored)]);
+    // B learns key and iv from the (decrypted) media; the fingerprint the DC relayed matches them.
+    assert!(mtproto_sansio::e2e::file::check_fingerprint(&key, &iv, stored.key_fingerprint).is_ok());
+    // The upload is consumed: announcing it again fails.
+    let again = a.call(
+        &mut rng,
+        &api::send_encrypted_file(a.peer.unwrap(), 3, &[0; 64], upload, false),
+    );
+    assert!(again.unwrap_err().to_string().contains("400 FILE_PARTS_INVALID"));
+    settle(&mut a, &mut b);
     // Discard: B is told; the DC relays nothing more.
     let peer = a.peer.unwrap();
     a.discard(&mut rng).unwrap();
@@ -802,7 +865,7 @@ fn pushed_updates_decode_and_truncations_fail() {
                 e => panic!("{e:?}"),
             })
             .unwrap(),
-            5
+            (5, None)
         );
         assert_eq!(p[0].to, 13);
         let ups = api::parse_updates(&p[0].updates).unwrap();
@@ -813,6 +876,7 @@ fn pushed_updates_decode_and_truncations_fail() {
                 random_id: 42,
                 bytes: &[9; 40],
                 service,
+                file: None,
                 qts: 1 + i32::from(service),
             }]
         );
@@ -826,4 +890,111 @@ fn pushed_updates_decode_and_truncations_fail() {
         longer.push(0);
         assert!(api::parse_updates(&longer).is_err());
     }
+}
+
+/// `sendEncryptedFile`: an upload completes into a kept file (size summed over the parts saved, the sender's key
+/// fingerprint, this DC's id) relayed with the message; incomplete, foreign, empty and forged files are refused.
+#[test]
+fn encrypted_files_need_complete_uploads_of_the_sender() {
+    let mut rng = rand::rng();
+    let mut dir = api::Directory::for_dc(4);
+    let (a, b) = (api::Caller { user: 21, date: 9 }, api::Caller { user: 23, date: 9 });
+    let mut run = |body: &[u8], who: api::Caller| api::execute(body, &mut rng, who, &mut dir);
+    run(&api::get_dh_config(0, 0), b);
+    let (r, _) = run(&api::request_encryption(23, 1, &[3; 256]), a);
+    let api::Reply::Result(w) = r else { panic!("{r:?}") };
+    let peer = match api::parse_encrypted_chat(&w).unwrap() {
+        api::ChatView::Waiting { peer, .. } => peer,
+        other => panic!("{other:?}"),
+    };
+    run(&api::accept_encryption(peer, &[4; 256], 5), b);
+    let err = |r: (api::Reply, Vec<api::Push>)| match r {
+        (api::Reply::Error(code, m), p) if p.is_empty() => (code, m),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        err(run(&api::save_file_part(1, -1, &[0; 16]), a)),
+        (400, "FILE_PART_INVALID")
+    );
+    assert_eq!(
+        err(run(&api::save_file_part(1, api::MAX_FILE_PARTS, &[0; 16]), a)),
+        (400, "FILE_PART_INVALID")
+    );
+    for (part, len) in [(0, 1024), (2, 100)] {
+        assert_eq!(
+            run(&api::save_file_part(1, part, &vec![0; len]), a).0,
+            api::Reply::Result(tl_true())
+        );
+    }
+    let up = |parts| api::InputFile::Uploaded {
+        id: 1,
+        parts,
+        key_fingerprint: 0x1234,
+    };
+    // Part 1 missing; then a count that does not match; B cannot use A's upload.
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 1, &[0; 32], up(3), false), a)),
+        (400, "FILE_PARTS_INVALID")
+    );
+    run(&api::save_file_part(1, 1, &[0; 1024]), a);
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 1, &[0; 32], up(2), false), a)),
+        (400, "FILE_PARTS_INVALID")
+    );
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 1, &[0; 32], up(3), true), b)),
+        (400, "FILE_PARTS_INVALID")
+    );
+    let empty = api::InputFile::Empty;
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 1, &[0; 32], empty, false), a)),
+        (400, "MEDIA_EMPTY")
+    );
+    // A complete upload (the big-file form).
+    let (r, p) = run(&api::send_encrypted_file(peer, 8, &[6; 48], up(3), true), a);
+    let api::Reply::Result(sent) = r else { panic!("{r:?}") };
+    let (date, file) = api::parse_sent_encrypted(&sent).unwrap();
+    let file = file.unwrap();
+    assert_eq!(
+        (date, file.size, file.dc_id, file.key_fingerprint),
+        (9, 2148, 4, 0x1234)
+    );
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].to, 23);
+    let ups = api::parse_updates(&p[0].updates).unwrap();
+    assert!(
+        matches!(ups[..], [api::UpdateView::NewEncrypted { random_id: 8, bytes, service: false, file: Some(f), .. }]
+            if bytes == [6; 48] && f == file)
+    );
+    // B sends the kept file back by id and access hash; a forged hash is refused.
+    let existing = api::InputFile::Existing {
+        id: file.id,
+        access_hash: file.access_hash,
+    };
+    let (r, p) = run(&api::send_encrypted_file(peer, 9, &[1; 16], existing, false), b);
+    assert!(matches!(r, api::Reply::Result(_)) && p[0].to == 21);
+    let forged = api::InputFile::Existing {
+        id: file.id,
+        access_hash: file.access_hash ^ 1,
+    };
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 9, &[1; 16], forged, false), b)),
+        (400, "FILE_ID_INVALID")
+    );
+    // An outsider with a complete upload of its own still cannot write into the chat.
+    let c = api::Caller { user: 25, date: 9 };
+    run(&api::save_file_part(5, 0, &[0; 16]), c);
+    let own = api::InputFile::Uploaded {
+        id: 5,
+        parts: 1,
+        key_fingerprint: 1,
+    };
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 9, &[1; 16], own, false), c)),
+        (400, "CHAT_ID_INVALID")
+    );
+}
+
+fn tl_true() -> Vec<u8> {
+    mtproto_sansio::tl::BOOL_TRUE.to_le_bytes().to_vec()
 }

@@ -1,7 +1,8 @@
 //! The small api.tl subset the test DC serves, both ends: the wrappers real clients put around their first call
 //! (`invokeWithLayer`, `initConnection`, `invokeWithoutUpdates`, `invokeAfterMsg`), `messages.getDhConfig`,
 //! `upload.saveFilePart`, and the secret-chat relay (`messages.requestEncryption`, `acceptEncryption`,
-//! `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, with `updateEncryption` and
+//! `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile` (files uploaded with
+//! `saveFilePart`, whose part sizes the DC records), with `updateEncryption` and
 //! `updateNewEncryptedMessage` pushed to the other party). Everything else is answered
 //! `rpc_error 400 INPUT_METHOD_INVALID`.
 //!
@@ -33,7 +34,16 @@
 //!     = messages.SentEncryptedMessage;
 //! messages.sendEncryptedService#32d439a4 peer:InputEncryptedChat random_id:long data:bytes
 //!     = messages.SentEncryptedMessage;
+//! messages.sendEncryptedFile#5559481d flags:# silent:flags.0?true peer:InputEncryptedChat random_id:long
+//!     data:bytes file:InputEncryptedFile = messages.SentEncryptedMessage;
 //! messages.sentEncryptedMessage#560f8935 date:int = messages.SentEncryptedMessage;
+//! messages.sentEncryptedFile#9493ff32 date:int file:EncryptedFile = messages.SentEncryptedMessage;
+//! inputEncryptedFileEmpty#1837c364 = InputEncryptedFile;
+//! inputEncryptedFileUploaded#64bd0306 id:long parts:int md5_checksum:string key_fingerprint:int
+//!     = InputEncryptedFile;
+//! inputEncryptedFile#5a17b5e5 id:long access_hash:long = InputEncryptedFile;
+//! inputEncryptedFileBigUploaded#2dc173c8 id:long parts:int key_fingerprint:int = InputEncryptedFile;
+//! encryptedFile#a8008cd8 id:long access_hash:long size:long dc_id:int key_fingerprint:int = EncryptedFile;
 //! inputUser#f21158c6 user_id:long access_hash:long = InputUser;
 //! inputEncryptedChat#f141b5e1 chat_id:int access_hash:long = InputEncryptedChat;
 //! encryptedChatEmpty#ab7ec0a0 id:int = EncryptedChat;
@@ -88,8 +98,22 @@ pub const DISCARD_ENCRYPTION: u32 = 0xf393_aea0;
 pub const SEND_ENCRYPTED: u32 = 0x44fa_7a15;
 /// `messages.sendEncryptedService`.
 pub const SEND_ENCRYPTED_SERVICE: u32 = 0x32d4_39a4;
+/// `messages.sendEncryptedFile`.
+pub const SEND_ENCRYPTED_FILE: u32 = 0x5559_481d;
 /// `messages.sentEncryptedMessage`.
 pub const SENT_ENCRYPTED_MESSAGE: u32 = 0x560f_8935;
+/// `messages.sentEncryptedFile`.
+pub const SENT_ENCRYPTED_FILE: u32 = 0x9493_ff32;
+/// `inputEncryptedFileEmpty`.
+pub const INPUT_ENCRYPTED_FILE_EMPTY: u32 = 0x1837_c364;
+/// `inputEncryptedFileUploaded`.
+pub const INPUT_ENCRYPTED_FILE_UPLOADED: u32 = 0x64bd_0306;
+/// `inputEncryptedFile`.
+pub const INPUT_ENCRYPTED_FILE: u32 = 0x5a17_b5e5;
+/// `inputEncryptedFileBigUploaded`.
+pub const INPUT_ENCRYPTED_FILE_BIG_UPLOADED: u32 = 0x2dc1_73c8;
+/// `encryptedFile`.
+pub const ENCRYPTED_FILE: u32 = 0xa800_8cd8;
 /// `inputUser`.
 pub const INPUT_USER: u32 = 0xf211_58c6;
 /// `inputEncryptedChat`.
@@ -141,6 +165,13 @@ pub const DH_VERSION: i32 = 1;
 pub const MAX_SECRET_CHATS: usize = 4096;
 /// Users (auth keys) the directory remembers; later ones cannot be named by `requestEncryption`.
 pub const MAX_USERS: usize = 65_536;
+/// Uploads in progress (files with saved parts not yet sent), all users together; past it an arbitrary unfinished
+/// upload is forgotten.
+pub const MAX_UPLOADS: usize = 1024;
+/// Parts of one file (Telegram's limit for big files).
+pub const MAX_FILE_PARTS: i32 = 4000;
+/// Encrypted files the DC keeps (to be sent again by `inputEncryptedFile`); more get `500 FILES_TOO_MUCH`.
+pub const MAX_FILES: usize = 4096;
 /// Updates kept for a user with no live connection; older ones are dropped first (a real DC would answer
 /// `updates.getDifference`; this one does not serve it).
 pub const MAX_PENDING_UPDATES: usize = 256;
@@ -148,6 +179,29 @@ pub const MAX_PENDING_UPDATES: usize = 256;
 /// A user id of the test DC: an auth key is a user (see the module docs). Positive and below 2^52, like Telegram's.
 pub fn user_id_of(auth_key_id: u64) -> i64 {
     i64::try_from(auth_key_id & ((1 << 52) - 1)).unwrap_or(0) | 1
+}
+
+/// An `InputEncryptedFile`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFile {
+    /// `inputEncryptedFileEmpty`.
+    Empty,
+    /// `inputEncryptedFileUploaded` / `inputEncryptedFileBigUploaded`: parts 0..`parts` saved by `saveFilePart`.
+    Uploaded {
+        /// The client's file id of the upload.
+        id: i64,
+        /// Parts saved.
+        parts: i32,
+        /// `e2e::file::key_fingerprint` of the file's key and iv.
+        key_fingerprint: i32,
+    },
+    /// `inputEncryptedFile`: a file the DC already has.
+    Existing {
+        /// The DC's file id.
+        id: i64,
+        /// Its access hash.
+        access_hash: i64,
+    },
 }
 
 /// `inputEncryptedChat`.
@@ -203,10 +257,12 @@ pub enum Call<'a> {
         /// The chat.
         chat_id: i32,
     },
-    /// `messages.sendEncrypted` or `messages.sendEncryptedService`.
+    /// `messages.sendEncrypted`, `messages.sendEncryptedService` or `messages.sendEncryptedFile`.
     SendEncrypted {
         /// `sendEncryptedService`.
         service: bool,
+        /// `sendEncryptedFile`: the file.
+        file: Option<InputFile>,
         /// The chat.
         peer: InputChat,
         /// The message's random id.
@@ -297,6 +353,29 @@ fn input_chat(r: &mut Reader<'_>) -> Result<InputChat, DecodeError> {
     Ok(InputChat {
         chat_id: r.i32()?,
         access_hash: r.i64()?,
+    })
+}
+
+fn input_file(r: &mut Reader<'_>) -> Result<InputFile, DecodeError> {
+    Ok(match r.u32()? {
+        INPUT_ENCRYPTED_FILE_EMPTY => InputFile::Empty,
+        c @ (INPUT_ENCRYPTED_FILE_UPLOADED | INPUT_ENCRYPTED_FILE_BIG_UPLOADED) => {
+            let id = r.i64()?;
+            let parts = r.i32()?;
+            if c == INPUT_ENCRYPTED_FILE_UPLOADED {
+                r.bytes()?; // md5_checksum: not checked
+            }
+            InputFile::Uploaded {
+                id,
+                parts,
+                key_fingerprint: r.i32()?,
+            }
+        }
+        INPUT_ENCRYPTED_FILE => InputFile::Existing {
+            id: r.i64()?,
+            access_hash: r.i64()?,
+        },
+        c => return Err(DecodeError::UnknownConstructor(c)),
     })
 }
 
@@ -394,15 +473,21 @@ pub fn unwrap(body: &[u8]) -> Result<Unwrapped<'_>, ApiError> {
                     init_connection,
                 });
             }
-            c @ (SEND_ENCRYPTED | SEND_ENCRYPTED_SERVICE) => {
-                if c == SEND_ENCRYPTED {
+            c @ (SEND_ENCRYPTED | SEND_ENCRYPTED_SERVICE | SEND_ENCRYPTED_FILE) => {
+                if c != SEND_ENCRYPTED_SERVICE {
                     r.u32()?; // flags: `silent` means nothing to this DC
                 }
                 let peer = input_chat(&mut r)?;
                 let random_id = r.i64()?;
                 let data = r.bytes()?;
+                let file = if c == SEND_ENCRYPTED_FILE {
+                    Some(input_file(&mut r)?)
+                } else {
+                    None
+                };
                 let call = Call::SendEncrypted {
                     service: c == SEND_ENCRYPTED_SERVICE,
+                    file,
                     peer,
                     random_id,
                     data,
@@ -541,19 +626,109 @@ impl ChatRec {
     }
 }
 
-/// The DC's users and secret chats. I/O-free: [`execute`] returns the updates to push, the host routes them.
-#[derive(Default)]
+/// An encrypted file the DC keeps (its bytes are not kept: the test DC does not serve downloads).
+#[derive(Clone, Copy)]
+struct FileRec {
+    access_hash: i64,
+    size: i64,
+    key_fingerprint: i32,
+}
+
+/// The DC's users, secret chats and encrypted files. I/O-free: [`execute`] returns the updates to push, the host
+/// routes them.
 pub struct Directory {
+    dc_id: i32,
     users: HashSet<i64>,
     chats: HashMap<i32, ChatRec>,
     /// Per-user `qts` (the secondary update sequence secret-chat messages travel in).
     qts: HashMap<i64, i32>,
+    /// Part sizes saved by `saveFilePart`, per (user, file id).
+    uploads: HashMap<(i64, i64), HashMap<i32, i64>>,
+    files: HashMap<i64, FileRec>,
+}
+
+impl Default for Directory {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Directory {
-    /// An empty directory.
+    /// An empty directory of DC 2.
     pub fn new() -> Self {
-        Self::default()
+        Self::for_dc(2)
+    }
+
+    /// An empty directory; `dc_id` is the DC its encrypted files are on.
+    pub fn for_dc(dc_id: i32) -> Self {
+        Directory {
+            dc_id,
+            users: HashSet::new(),
+            chats: HashMap::new(),
+            qts: HashMap::new(),
+            uploads: HashMap::new(),
+            files: HashMap::new(),
+        }
+    }
+
+    /// Records a saved part's size.
+    fn save_part(&mut self, user: i64, file_id: i64, part: i32, len: usize) -> Result<(), &'static str> {
+        if !(0..MAX_FILE_PARTS).contains(&part) {
+            return Err("FILE_PART_INVALID");
+        }
+        let key = (user, file_id);
+        if !self.uploads.contains_key(&key) && self.uploads.len() >= MAX_UPLOADS {
+            let victim = self.uploads.keys().next().copied();
+            if let Some(v) = victim {
+                self.uploads.remove(&v);
+            }
+        }
+        let len = i64::try_from(len).unwrap_or(i64::MAX);
+        self.uploads.entry(key).or_default().insert(part, len);
+        Ok(())
+    }
+
+    /// The file a `sendEncryptedFile` names: an upload of the caller's (completed now) or a kept file.
+    fn resolve_file<R: CryptoRng + ?Sized>(
+        &mut self,
+        user: i64,
+        file: InputFile,
+        rng: &mut R,
+    ) -> Result<(i64, FileRec), (i32, &'static str)> {
+        match file {
+            InputFile::Empty => Err((400, "MEDIA_EMPTY")),
+            InputFile::Existing { id, access_hash } => match self.files.get(&id) {
+                Some(f) if f.access_hash == access_hash => Ok((id, *f)),
+                _ => Err((400, "FILE_ID_INVALID")),
+            },
+            InputFile::Uploaded {
+                id,
+                parts,
+                key_fingerprint,
+            } => {
+                let saved = self.uploads.get(&(user, id)).ok_or((400, "FILE_PARTS_INVALID"))?;
+                let n = usize::try_from(parts).map_err(|_| (400, "FILE_PARTS_INVALID"))?;
+                if n == 0 || saved.len() != n || !(0..parts).all(|p| saved.contains_key(&p)) {
+                    return Err((400, "FILE_PARTS_INVALID"));
+                }
+                if self.files.len() >= MAX_FILES {
+                    return Err((500, "FILES_TOO_MUCH"));
+                }
+                let size = saved.values().fold(0i64, |a, b| a.saturating_add(*b));
+                self.uploads.remove(&(user, id));
+                let mut id = 0;
+                while id == 0 || self.files.contains_key(&id) {
+                    id = rng.next_u64() as i64;
+                }
+                let f = FileRec {
+                    access_hash: rng.next_u64() as i64,
+                    size,
+                    key_fingerprint,
+                };
+                self.files.insert(id, f);
+                Ok((id, f))
+            }
+        }
     }
 
     /// Makes `user` known (it can then be named by `requestEncryption`); false if [`MAX_USERS`] is reached.
@@ -638,7 +813,10 @@ pub fn execute<R: CryptoRng + ?Sized>(
                 None => Reply::Error(500, "INTERNAL"),
             }
         }
-        Call::SaveFilePart { .. } => Reply::Result(BOOL_TRUE.to_le_bytes().to_vec()),
+        Call::SaveFilePart { file_id, part, bytes } => match dir.save_part(caller.user, file_id, part, bytes.len()) {
+            Ok(()) => Reply::Result(BOOL_TRUE.to_le_bytes().to_vec()),
+            Err(e) => Reply::Error(400, e),
+        },
         Call::RequestEncryption { user_id, g_a, .. } => {
             if user_id == caller.user || !dir.knows(user_id) {
                 return (Reply::Error(400, "USER_ID_INVALID"), pushes);
@@ -708,6 +886,7 @@ pub fn execute<R: CryptoRng + ?Sized>(
         },
         Call::SendEncrypted {
             service,
+            file,
             peer,
             random_id,
             data,
@@ -720,6 +899,22 @@ pub fn execute<R: CryptoRng + ?Sized>(
                 },
                 _ => Err("CHAT_ID_INVALID"),
             };
+            let file = match (to, file) {
+                (Ok(_), Some(f)) => match dir.resolve_file(caller.user, f, rng) {
+                    Ok((id, f)) => Some(build(&[
+                        F::U32(ENCRYPTED_FILE),
+                        F::I64(id),
+                        F::I64(f.access_hash),
+                        F::I64(f.size),
+                        F::I32(dir.dc_id),
+                        F::I32(f.key_fingerprint),
+                    ])),
+                    Err((code, e)) => return (Reply::Error(code, e), pushes),
+                },
+                _ => None,
+            };
+            let empty = ENCRYPTED_FILE_EMPTY.to_le_bytes();
+            let file_tl: &[u8] = file.as_deref().unwrap_or(&empty);
             match to {
                 Ok(to) => {
                     let qts = dir.next_qts(to);
@@ -740,7 +935,7 @@ pub fn execute<R: CryptoRng + ?Sized>(
                         F::Bytes(data),
                     ];
                     if !service {
-                        fields.push(F::U32(ENCRYPTED_FILE_EMPTY));
+                        fields.push(F::Raw(file_tl));
                     }
                     fields.extend([
                         F::I32(qts),
@@ -755,7 +950,10 @@ pub fn execute<R: CryptoRng + ?Sized>(
                         to,
                         updates: build(&fields),
                     });
-                    Reply::Result(build(&[F::U32(SENT_ENCRYPTED_MESSAGE), F::I32(caller.date)]))
+                    Reply::Result(match &file {
+                        Some(f) => build(&[F::U32(SENT_ENCRYPTED_FILE), F::I32(caller.date), F::Raw(f)]),
+                        None => build(&[F::U32(SENT_ENCRYPTED_MESSAGE), F::I32(caller.date)]),
+                    })
                 }
                 Err(e) => Reply::Error(400, e),
             }
@@ -1045,11 +1243,93 @@ pub fn parse_encrypted_chat(body: &[u8]) -> Result<ChatView<'_>, DecodeError> {
     Ok(c)
 }
 
-/// Decodes a `messages.sentEncryptedMessage` result: its date.
-pub fn parse_sent_encrypted(body: &[u8]) -> Result<i32, DecodeError> {
+/// A decoded `encryptedFile` (client end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileView {
+    /// The DC's file id.
+    pub id: i64,
+    /// Its access hash.
+    pub access_hash: i64,
+    /// Its size in bytes.
+    pub size: i64,
+    /// The DC it is on.
+    pub dc_id: i32,
+    /// The sender's `key_fingerprint` of the file key.
+    pub key_fingerprint: i32,
+}
+
+/// Reads a boxed `EncryptedFile` (`None`: `encryptedFileEmpty`).
+fn read_encrypted_file(r: &mut Reader<'_>) -> Result<Option<FileView>, DecodeError> {
+    match r.u32()? {
+        ENCRYPTED_FILE_EMPTY => Ok(None),
+        ENCRYPTED_FILE => Ok(Some(FileView {
+            id: r.i64()?,
+            access_hash: r.i64()?,
+            size: r.i64()?,
+            dc_id: r.i32()?,
+            key_fingerprint: r.i32()?,
+        })),
+        c => Err(DecodeError::UnknownConstructor(c)),
+    }
+}
+
+/// Decodes a `messages.SentEncryptedMessage` result: its date and, for `sentEncryptedFile`, the file.
+pub fn parse_sent_encrypted(body: &[u8]) -> Result<(i32, Option<FileView>), DecodeError> {
     let mut r = Reader::new(body);
-    r.expect_constructor(SENT_ENCRYPTED_MESSAGE)?;
-    r.i32()
+    let out = match r.u32()? {
+        SENT_ENCRYPTED_MESSAGE => (r.i32()?, None),
+        SENT_ENCRYPTED_FILE => {
+            let date = r.i32()?;
+            (date, read_encrypted_file(&mut r)?)
+        }
+        c => return Err(DecodeError::UnknownConstructor(c)),
+    };
+    if !r.rest().is_empty() {
+        return Err(DecodeError::Trailing);
+    }
+    Ok(out)
+}
+
+/// `messages.sendEncryptedFile` (flags 0) with `inputEncryptedFileUploaded` (or `…BigUploaded` when `big`) of
+/// `parts` saved parts (client end).
+pub fn send_encrypted_file(peer: InputChat, random_id: i64, data: &[u8], file: InputFile, big: bool) -> Vec<u8> {
+    let mut fields = vec![
+        F::U32(SEND_ENCRYPTED_FILE),
+        F::U32(0),
+        F::U32(INPUT_ENCRYPTED_CHAT),
+        F::I32(peer.chat_id),
+        F::I64(peer.access_hash),
+        F::I64(random_id),
+        F::Bytes(data),
+    ];
+    match file {
+        InputFile::Empty => fields.push(F::U32(INPUT_ENCRYPTED_FILE_EMPTY)),
+        InputFile::Existing { id, access_hash } => {
+            fields.extend([F::U32(INPUT_ENCRYPTED_FILE), F::I64(id), F::I64(access_hash)]);
+        }
+        InputFile::Uploaded {
+            id,
+            parts,
+            key_fingerprint,
+        } if big => fields.extend([
+            F::U32(INPUT_ENCRYPTED_FILE_BIG_UPLOADED),
+            F::I64(id),
+            F::I32(parts),
+            F::I32(key_fingerprint),
+        ]),
+        InputFile::Uploaded {
+            id,
+            parts,
+            key_fingerprint,
+        } => fields.extend([
+            F::U32(INPUT_ENCRYPTED_FILE_UPLOADED),
+            F::I64(id),
+            F::I32(parts),
+            F::Bytes(b""),
+            F::I32(key_fingerprint),
+        ]),
+    }
+    build(&fields)
 }
 
 /// A decoded secret-chat `Update` (client end).
@@ -1067,6 +1347,8 @@ pub enum UpdateView<'a> {
         bytes: &'a [u8],
         /// An `encryptedMessageService`.
         service: bool,
+        /// The attached file (`encryptedMessage` with an `encryptedFile`).
+        file: Option<FileView>,
         /// The recipient's qts after it.
         qts: i32,
     },
@@ -1089,14 +1371,13 @@ fn read_update<'a>(r: &mut Reader<'a>) -> Result<UpdateView<'a>, DecodeError> {
             let chat_id = r.i32()?;
             r.i32()?; // date
             let bytes = r.bytes()?;
-            if !service {
-                r.expect_constructor(ENCRYPTED_FILE_EMPTY)?;
-            }
+            let file = if service { None } else { read_encrypted_file(r)? };
             Ok(UpdateView::NewEncrypted {
                 chat_id,
                 random_id,
                 bytes,
                 service,
+                file,
                 qts: r.i32()?,
             })
         }

@@ -246,7 +246,10 @@ pub fn start(opts: DcOptions) -> io::Result<Dc> {
         hs: Mutex::new(ServerHandshakes::new(cfg)),
         hs_padded: Mutex::new(ServerHandshakes::new(padded)),
         keys: Mutex::new(keys),
-        hub: Mutex::new(Hub::default()),
+        hub: Mutex::new(Hub {
+            dir: api::Directory::for_dc(opts.dc_id.unwrap_or(2)),
+            ..Hub::default()
+        }),
         keys_file: opts.keys_file,
         secret: opts.secret,
         start: std::time::Instant::now(),

@@ -15,7 +15,7 @@ use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::session::EngineConfig;
 use mtproto_sansio::time::Instant;
 
-use super::api::{self, ChatView, InputChat, UpdateView};
+use super::api::{self, ChatView, InputChat, InputFile, UpdateView};
 use super::client::{self, ClientEngine, Conn, Owned};
 use super::link::Transport;
 
@@ -45,6 +45,8 @@ pub enum Got {
     RekeyDone(i64),
     /// The peer discarded the chat.
     Discarded,
+    /// The message before this one came with an encrypted file (`sendEncryptedFile`).
+    File(api::FileView),
 }
 
 /// When [`Party::receive`] may stop, given what it received so far.
@@ -269,7 +271,7 @@ impl Party {
     ) -> Result<(), Error> {
         let peer = self.peer.ok_or("no chat")?;
         let body = self.call(rng, &api::send_encrypted(peer, random_id, data, service))?;
-        api::parse_sent_encrypted(&body).map_err(|e| format!("sentEncryptedMessage: {e}"))?;
+        api::parse_sent_encrypted(&body).map_err(|e| format!("SentEncryptedMessage: {e}"))?;
         self.service_sent += usize::from(service);
         Ok(())
     }
@@ -286,6 +288,27 @@ impl Party {
             let data = buf.get(..s.len).ok_or("short buffer")?.to_vec();
             self.send_data(rng, s.random_id, &data, s.service)?;
         }
+    }
+
+    /// Encrypts a text message and sends it with `sendEncryptedFile` and `file` (parts saved before with
+    /// `upload.saveFilePart`); returns the file as the DC stored it.
+    pub fn say_with_file<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        text: &str,
+        file: InputFile,
+    ) -> Result<api::FileView, Error> {
+        let mut buf = vec![0u8; MAX_DATA];
+        let random_id = rng.next_u64() as i64;
+        let msg = DecryptedMessage::Message(PlainMessage::text(random_id, 0, text.as_bytes()));
+        let s = self.chat.as_mut().ok_or("no chat")?.encrypt(rng, &msg, &mut buf)?;
+        let data = buf.get(..s.len).ok_or("short buffer")?.to_vec();
+        let peer = self.peer.ok_or("no chat")?;
+        let body = self.call(rng, &api::send_encrypted_file(peer, s.random_id, &data, file, false))?;
+        let (_, f) = api::parse_sent_encrypted(&body).map_err(|e| format!("SentEncryptedMessage: {e}"))?;
+        let f = f.ok_or("sendEncryptedFile answered without a file")?;
+        self.flush(rng)?;
+        Ok(f)
     }
 
     /// Encrypts and sends a text message.
@@ -322,12 +345,17 @@ impl Party {
     fn handle<R: CryptoRng + ?Sized>(&mut self, raw: &[u8], rng: &mut R, got: &mut Vec<Got>) -> Result<(), Error> {
         for u in api::parse_updates(raw).map_err(|e| format!("updates: {e}"))? {
             match u {
-                UpdateView::NewEncrypted { chat_id, bytes, .. } => {
+                UpdateView::NewEncrypted {
+                    chat_id, bytes, file, ..
+                } => {
                     let chat = self.chat.as_mut().ok_or("message for no chat")?;
                     let mut buf = bytes.to_vec();
                     match chat.decrypt(client::now(), chat_id, &mut buf)? {
                         Received::Message(d) => got.push(got_of(&d.message)),
                         Received::Held | Received::Duplicate | Received::Deferred => {}
+                    }
+                    if let Some(f) = file {
+                        got.push(Got::File(f));
                     }
                     self.drain_events(got)?;
                     self.flush(rng)?;
