@@ -15,7 +15,7 @@ use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,6 +47,9 @@ pub const HANDSHAKE_RUNS: usize = 256;
 pub const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections are closed after this long without a byte.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Inputs queued for a connection thread. Its reader waits when they are full (so TCP pushes back on the client);
+/// a push that finds them full makes the connection not live until its next request, and the update waits for that.
+pub const CHANNEL_DEPTH: usize = 64;
 /// Stack of a connection thread: the engine is built on it before it is boxed.
 const CONN_STACK: usize = 64 * 1024 * 1024;
 
@@ -112,16 +115,18 @@ enum Input {
 #[derive(Default)]
 struct Hub {
     dir: api::Directory,
-    live: HashMap<i64, Vec<(u64, Sender<Input>)>>,
+    live: HashMap<i64, Vec<(u64, SyncSender<Input>)>>,
     pending: HashMap<i64, VecDeque<Vec<u8>>>,
 }
 
 impl Hub {
-    /// Hands `push` to every live connection of its user, or queues it (bounded, oldest dropped).
+    /// Hands `push` to every live connection of its user, or queues it (bounded, oldest dropped). A connection that
+    /// cannot take it now (gone, or its inputs full) stops being live.
     fn route(&mut self, push: api::Push, stats: &DcStats) {
         let conns = self.live.entry(push.to).or_default();
-        conns.retain(|(_, tx)| tx.send(Input::Push(push.updates.clone())).is_ok());
+        conns.retain(|(_, tx)| tx.try_send(Input::Push(push.updates.clone())).is_ok());
         if conns.is_empty() {
+            self.live.remove(&push.to);
             let q = self.pending.entry(push.to).or_default();
             if q.len() >= api::MAX_PENDING_UPDATES {
                 q.pop_front();
@@ -341,7 +346,7 @@ struct Conn<'s> {
     /// The user this connection is live for (after its first request).
     user: Option<i64>,
     /// This connection's own wake-up channel, registered in the hub once it is live.
-    tx: Sender<Input>,
+    tx: SyncSender<Input>,
     /// Updates to send, retried when the engine's queue is full.
     pushes: VecDeque<Vec<u8>>,
 }
@@ -373,7 +378,7 @@ impl<'s> Conn<'s> {
             }
         };
         // 2. A reader thread turns socket reads into channel messages, so pushes from other connections wake us.
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
         sock.set_read_timeout(None)?;
         let mut reader = sock.try_clone()?;
         let rtx = tx.clone();
@@ -470,7 +475,13 @@ impl<'s> Conn<'s> {
                     input = b;
                     idle = std::time::Instant::now();
                 }
-                Ok(Input::Push(u)) => c.pushes.push_back(u),
+                Ok(Input::Push(u)) => {
+                    // A client that never acknowledges cannot make the DC hold unbounded updates.
+                    if c.pushes.len() >= api::MAX_PENDING_UPDATES {
+                        c.pushes.pop_front();
+                    }
+                    c.pushes.push_back(u);
+                }
                 Ok(Input::Closed) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Ok(Input::Failed(e)) => return Err(e.into()),
                 Err(RecvTimeoutError::Timeout) => {
@@ -580,15 +591,18 @@ impl<'s> Conn<'s> {
         Ok(())
     }
 
-    /// Makes this connection live for `user` (on its first request): updates for the user come here from now on,
-    /// starting with those that waited.
+    /// Makes this connection live for `user` on a request (its first, or the next after a push found it too busy):
+    /// updates for the user come here from now on, starting with those that waited.
     fn go_live(&mut self, user: i64) {
-        if self.user == Some(user) {
+        if self.user != Some(user) {
+            self.leave();
+        }
+        let mut hub = lock(&self.sh.hub);
+        let conns = hub.live.entry(user).or_default();
+        if conns.iter().any(|(id, _)| *id == self.id) {
             return;
         }
-        self.leave();
-        let mut hub = lock(&self.sh.hub);
-        hub.live.entry(user).or_default().push((self.id, self.tx.clone()));
+        conns.push((self.id, self.tx.clone()));
         if let Some(q) = hub.pending.remove(&user) {
             self.sh.stats.updates_pushed.fetch_add(q.len() as u64, Ordering::SeqCst);
             self.pushes.extend(q);
