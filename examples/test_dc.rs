@@ -8,8 +8,12 @@
 //! Detects abridged, intermediate, padded intermediate, full and obfuscated connections (`--secret`: only
 //! obfuscated ones made with that MTProxy secret), creates auth keys with the given RSA key (PKCS#1 or PKCS#8
 //! PEM), serves the whole service layer and the api subset of `common/api.rs` (`messages.getDhConfig`,
-//! `upload.saveFilePart`, wrappers unwrapped; anything else gets `rpc_error 400 INPUT_METHOD_INVALID`), and keeps
-//! auth keys across connections (in `--keys FILE`, or in memory).
+//! `upload.saveFilePart`, wrappers unwrapped, and the secret-chat relay: `messages.requestEncryption`,
+//! `acceptEncryption`, `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile`, with
+//! `updateEncryption` and `updateNewEncryptedMessage` pushed to the other user's live connections; anything else
+//! gets `rpc_error 400 INPUT_METHOD_INVALID`), and keeps auth keys across connections (in `--keys FILE`, or in
+//! memory).
+//! A user is an auth key (`common::api::user_id_of`); the output (unless `--quiet`) names each connection's user.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -402,19 +402,23 @@ fn api_unwrapping_and_limits() {
         .collect();
     assert_eq!(api::unwrap(&many), Err(api::ApiError::TooDeep));
     // Answers.
+    let mut dir = api::Directory::new();
+    let caller = api::Caller { user: 7, date: 1 };
+    let mut exec = |body: &[u8]| {
+        let (reply, pushes) = api::execute(body, &mut rng, caller, &mut dir);
+        assert!(pushes.is_empty());
+        reply
+    };
+    assert_eq!(exec(&[1, 2]), api::Reply::Error(400, "INPUT_REQUEST_INVALID"));
     assert_eq!(
-        api::execute(&[1, 2], &mut rng),
-        api::Reply::Error(400, "INPUT_REQUEST_INVALID")
-    );
-    assert_eq!(
-        api::execute(&api::get_dh_config(0, 5000), &mut rng),
+        exec(&api::get_dh_config(0, 5000)),
         api::Reply::Error(400, "RANDOM_LENGTH_INVALID")
     );
     assert_eq!(
-        api::execute(&api::get_dh_config(0, -1), &mut rng),
+        exec(&api::get_dh_config(0, -1)),
         api::Reply::Error(400, "RANDOM_LENGTH_INVALID")
     );
-    match api::execute(&api::get_dh_config(api::DH_VERSION, 7), &mut rng) {
+    match exec(&api::get_dh_config(api::DH_VERSION, 7)) {
         api::Reply::Result(r) => {
             let c = api::parse_dh_config(&r).unwrap();
             assert_eq!((c.g, c.p, c.random.len()), (None, None, 7));
@@ -422,7 +426,575 @@ fn api_unwrapping_and_limits() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        api::execute(&0x1234_5678u32.to_le_bytes(), &mut rng),
+        exec(&0x1234_5678u32.to_le_bytes()),
         api::Reply::Error(400, "INPUT_METHOD_INVALID")
     );
+    // A known method cut short.
+    assert_eq!(
+        exec(&api::SEND_ENCRYPTED_FILE.to_le_bytes()),
+        api::Reply::Error(400, "INPUT_REQUEST_INVALID")
+    );
+}
+
+// ---- secret chats through the DC ------------------------------------------------------------------------------------
+
+use blocking_client::common::secret::{Got, Party};
+
+/// CRC32 of a TL line as the api schema defines ids: no `#id`, no `;`, `?true` fields dropped, `bytes` spelled
+/// `string`, `<`→space, `>` dropped.
+fn tl_crc(line: &str) -> u32 {
+    let line = line.trim().trim_end_matches(';');
+    let mut parts = line.split_whitespace();
+    let name = parts.next().unwrap().split('#').next().unwrap().to_owned();
+    let mut text = name;
+    for p in parts {
+        let is_true_flag = p.contains(":flags") && p.ends_with("?true");
+        if !is_true_flag {
+            text.push(' ');
+            text.push_str(p);
+        }
+    }
+    let text = text.replace(":bytes", ":string").replace('<', " ").replace('>', "");
+    crc32fast::hash(text.as_bytes())
+}
+
+/// Every api.tl id the test DC uses is the CRC32 of its TL line (layer 229's lines, as in `examples/common/api.rs`).
+#[test]
+fn secret_chat_api_ids_are_the_crc32_of_their_tl_lines() {
+    let lines: &[(&str, u32)] = &[
+        (
+            "messages.getDhConfig#26cf8950 version:int random_length:int = messages.DhConfig;",
+            api::GET_DH_CONFIG,
+        ),
+        (
+            "messages.dhConfig#2c221edd g:int p:bytes version:int random:bytes = messages.DhConfig;",
+            api::DH_CONFIG,
+        ),
+        (
+            "messages.dhConfigNotModified#c0e24635 random:bytes = messages.DhConfig;",
+            api::DH_CONFIG_NOT_MODIFIED,
+        ),
+        (
+            "upload.saveFilePart#b304a621 file_id:long file_part:int bytes:bytes = Bool;",
+            api::SAVE_FILE_PART,
+        ),
+        (
+            "messages.requestEncryption#f64daf43 user_id:InputUser random_id:int g_a:bytes = EncryptedChat;",
+            api::REQUEST_ENCRYPTION,
+        ),
+        (
+            "messages.acceptEncryption#3dbc0415 peer:InputEncryptedChat g_b:bytes key_fingerprint:long = EncryptedChat;",
+            api::ACCEPT_ENCRYPTION,
+        ),
+        (
+            "messages.discardEncryption#f393aea0 flags:# delete_history:flags.0?true chat_id:int = Bool;",
+            api::DISCARD_ENCRYPTION,
+        ),
+        (
+            "messages.sendEncrypted#44fa7a15 flags:# silent:flags.0?true peer:InputEncryptedChat random_id:long \
+             data:bytes = messages.SentEncryptedMessage;",
+            api::SEND_ENCRYPTED,
+        ),
+        (
+            "messages.sendEncryptedService#32d439a4 peer:InputEncryptedChat random_id:long data:bytes = \
+             messages.SentEncryptedMessage;",
+            api::SEND_ENCRYPTED_SERVICE,
+        ),
+        (
+            "messages.sentEncryptedMessage#560f8935 date:int = messages.SentEncryptedMessage;",
+            api::SENT_ENCRYPTED_MESSAGE,
+        ),
+        (
+            "inputUser#f21158c6 user_id:long access_hash:long = InputUser;",
+            api::INPUT_USER,
+        ),
+        (
+            "inputEncryptedChat#f141b5e1 chat_id:int access_hash:long = InputEncryptedChat;",
+            api::INPUT_ENCRYPTED_CHAT,
+        ),
+        (
+            "encryptedChatEmpty#ab7ec0a0 id:int = EncryptedChat;",
+            api::ENCRYPTED_CHAT_EMPTY,
+        ),
+        (
+            "encryptedChatWaiting#66b25953 id:int access_hash:long date:int admin_id:long participant_id:long = \
+             EncryptedChat;",
+            api::ENCRYPTED_CHAT_WAITING,
+        ),
+        (
+            "encryptedChatRequested#48f1d94c flags:# folder_id:flags.0?int id:int access_hash:long date:int \
+             admin_id:long participant_id:long g_a:bytes = EncryptedChat;",
+            api::ENCRYPTED_CHAT_REQUESTED,
+        ),
+        (
+            "encryptedChat#61f0d4c7 id:int access_hash:long date:int admin_id:long participant_id:long \
+             g_a_or_b:bytes key_fingerprint:long = EncryptedChat;",
+            api::ENCRYPTED_CHAT,
+        ),
+        (
+            "encryptedChatDiscarded#1e1c7c45 flags:# history_deleted:flags.0?true id:int = EncryptedChat;",
+            api::ENCRYPTED_CHAT_DISCARDED,
+        ),
+        (
+            "encryptedMessage#ed18c118 random_id:long chat_id:int date:int bytes:bytes file:EncryptedFile = \
+             EncryptedMessage;",
+            api::ENCRYPTED_MESSAGE,
+        ),
+        (
+            "encryptedMessageService#23734b06 random_id:long chat_id:int date:int bytes:bytes = EncryptedMessage;",
+            api::ENCRYPTED_MESSAGE_SERVICE,
+        ),
+        (
+            "encryptedFileEmpty#c21f497e = EncryptedFile;",
+            api::ENCRYPTED_FILE_EMPTY,
+        ),
+        (
+            "updateNewEncryptedMessage#12bcbd9a message:EncryptedMessage qts:int = Update;",
+            api::UPDATE_NEW_ENCRYPTED_MESSAGE,
+        ),
+        (
+            "updateEncryption#b4a2e88d chat:EncryptedChat date:int = Update;",
+            api::UPDATE_ENCRYPTION,
+        ),
+        (
+            "updateShort#78d4dec1 update:Update date:int = Updates;",
+            api::UPDATE_SHORT,
+        ),
+        (
+            "messages.sendEncryptedFile#5559481d flags:# silent:flags.0?true peer:InputEncryptedChat \
+             random_id:long data:bytes file:InputEncryptedFile = messages.SentEncryptedMessage;",
+            api::SEND_ENCRYPTED_FILE,
+        ),
+        (
+            "messages.sentEncryptedFile#9493ff32 date:int file:EncryptedFile = messages.SentEncryptedMessage;",
+            api::SENT_ENCRYPTED_FILE,
+        ),
+        (
+            "inputEncryptedFileEmpty#1837c364 = InputEncryptedFile;",
+            api::INPUT_ENCRYPTED_FILE_EMPTY,
+        ),
+        (
+            "inputEncryptedFileUploaded#64bd0306 id:long parts:int md5_checksum:string key_fingerprint:int = \
+             InputEncryptedFile;",
+            api::INPUT_ENCRYPTED_FILE_UPLOADED,
+        ),
+        (
+            "inputEncryptedFile#5a17b5e5 id:long access_hash:long = InputEncryptedFile;",
+            api::INPUT_ENCRYPTED_FILE,
+        ),
+        (
+            "inputEncryptedFileBigUploaded#2dc173c8 id:long parts:int key_fingerprint:int = InputEncryptedFile;",
+            api::INPUT_ENCRYPTED_FILE_BIG_UPLOADED,
+        ),
+        (
+            "encryptedFile#a8008cd8 id:long access_hash:long size:long dc_id:int key_fingerprint:int = \
+             EncryptedFile;",
+            api::ENCRYPTED_FILE,
+        ),
+        (
+            "updates#74ae4240 updates:Vector<Update> users:Vector<User> chats:Vector<Chat> date:int seq:int = Updates;",
+            api::UPDATES,
+        ),
+    ];
+    for (line, id) in lines {
+        assert_eq!(tl_crc(line), *id, "{line}");
+        let hex = line.split_whitespace().next().unwrap().split('#').nth(1).unwrap();
+        assert_eq!(u32::from_str_radix(hex, 16).unwrap(), *id, "{line}");
+    }
+}
+
+fn two_parties(dc: &Dc, public: RsaPublicKey) -> (Party, Party) {
+    let mut rng = rand::rng();
+    let a = Party::connect("A", dc.addr, public, &mut rng).unwrap();
+    let b = Party::connect("B", dc.addr, public, &mut rng).unwrap();
+    assert_ne!(a.user_id, b.user_id);
+    (a, b)
+}
+
+/// A requests, B accepts, A completes: one key on both sides.
+fn open_chat(a: &mut Party, b: &mut Party) -> api::InputChat {
+    let mut rng = rand::rng();
+    let peer = a.request(&mut rng, b.user_id).unwrap();
+    let (accepted, admin) = b.accept(&mut rng).unwrap();
+    assert_eq!(accepted, peer);
+    assert_eq!(admin, a.user_id);
+    a.complete(&mut rng).unwrap();
+    let (ca, cb) = (a.chat.as_ref().unwrap(), b.chat.as_ref().unwrap());
+    assert_eq!(ca.key_fingerprint(), cb.key_fingerprint());
+    assert_eq!(ca.chat_id(), peer.chat_id);
+    assert!(ca.is_originator() && !cb.is_originator());
+    peer
+}
+
+fn texts(got: &[Got]) -> Vec<String> {
+    got.iter()
+        .filter_map(|g| match g {
+            Got::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sends `msgs` from `from`; `to` must read exactly them, in order.
+fn say_all(from: &mut Party, to: &mut Party, msgs: &[&str]) {
+    let mut rng = rand::rng();
+    for m in msgs {
+        from.say(&mut rng, m).unwrap();
+    }
+    let want: Vec<String> = msgs.iter().map(|m| m.to_string()).collect();
+    let got = to
+        .receive(
+            &mut rng,
+            Some(&|g: &[Got]| texts(g).len() >= want.len()),
+            Duration::ZERO,
+        )
+        .unwrap();
+    assert_eq!(texts(&got), want);
+}
+
+/// Lets both sides answer each other until neither receives anything for 100 ms.
+fn settle(a: &mut Party, b: &mut Party) -> (Vec<Got>, Vec<Got>) {
+    let mut rng = rand::rng();
+    let (mut ga, mut gb) = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        let x = a.receive(&mut rng, None, Duration::from_millis(50)).unwrap();
+        let y = b.receive(&mut rng, None, Duration::from_millis(50)).unwrap();
+        if x.is_empty() && y.is_empty() {
+            return (ga, gb);
+        }
+        ga.extend(x);
+        gb.extend(y);
+    }
+    panic!("no quiet moment");
+}
+
+/// Two clients open a secret chat through the test DC (requestEncryption, updateEncryption pushed to B,
+/// acceptEncryption, updateEncryption pushed to A), talk both ways, re-key (A alone, then both at once: the
+/// tie-break), keep talking under each new key, and discard the chat.
+#[test]
+fn secret_chat_relayed_across_rekeys() {
+    let (dc, public) = dc_with(|_| {});
+    let mut rng = rand::rng();
+    let (mut a, mut b) = two_parties(&dc, public);
+    open_chat(&mut a, &mut b);
+    assert_eq!(dc.secret_chats(), 1);
+    say_all(&mut a, &mut b, &["one", "two"]);
+    say_all(&mut b, &mut a, &["three"]);
+    let (ga, gb) = settle(&mut a, &mut b);
+    assert!(texts(&ga).is_empty() && texts(&gb).is_empty());
+    let vis = *a.chat.as_ref().unwrap().visualisation();
+    let mut fps = vec![a.chat.as_ref().unwrap().key_fingerprint()];
+    for both in [false, true] {
+        a.rekey(&mut rng).unwrap();
+        if both {
+            b.rekey(&mut rng).unwrap();
+        }
+        let (ga, gb) = settle(&mut a, &mut b);
+        let (ca, cb) = (a.chat.as_ref().unwrap(), b.chat.as_ref().unwrap());
+        assert_eq!(ca.key_fingerprint(), cb.key_fingerprint(), "both = {both}");
+        assert!(
+            !fps.contains(&ca.key_fingerprint()),
+            "the key did not change (both = {both})"
+        );
+        fps.push(ca.key_fingerprint());
+        assert_eq!(ga.iter().filter(|g| matches!(g, Got::RekeyDone(_))).count(), 1);
+        assert_eq!(gb.iter().filter(|g| matches!(g, Got::RekeyDone(_))).count(), 1);
+        // Both sides read each other under the new key.
+        say_all(&mut a, &mut b, &["after re-key, from A"]);
+        say_all(&mut b, &mut a, &["after re-key, from B", "and again"]);
+        settle(&mut a, &mut b);
+        assert!(!a.chat.as_ref().unwrap().rekey_in_progress());
+        assert!(!b.chat.as_ref().unwrap().rekey_in_progress());
+    }
+    // The visualisation is the original key's, the same on both sides, across re-keys.
+    assert_eq!(*a.chat.as_ref().unwrap().visualisation(), vis);
+    assert_eq!(*b.chat.as_ref().unwrap().visualisation(), vis);
+    assert!(a.service_sent > 0 && b.service_sent > 0);
+    assert!(dc.stats().updates_pushed.load(SeqCst) > 10);
+    // A file: parts encrypted with a fresh file key and saved, then announced by sendEncryptedFile.
+    let (mut enc, key, iv, file_fp) = mtproto_sansio::e2e::file::FileEncryptor::generate(&mut rng);
+    let mut parts = [vec![0x41u8; 1024], vec![0x42u8; 512]];
+    for (i, p) in parts.iter_mut().enumerate() {
+        enc.encrypt_part(p).unwrap();
+        let ok = a.call(&mut rng, &api::save_file_part(77, i as i32, p)).unwrap();
+        assert!(api::is_bool_true(&ok));
+    }
+    let upload = api::InputFile::Uploaded {
+        id: 77,
+        parts: 2,
+        key_fingerprint: file_fp,
+    };
+    let stored = a.say_with_file(&mut rng, "a file for you", upload).unwrap();
+    assert_eq!((stored.size, stored.dc_id, stored.key_fingerprint), (1536, 2, file_fp));
+    let got = b
+        .receive(
+            &mut rng,
+            Some(&|g: &[Got]| g.iter().any(|x| matches!(x, Got::File(_)))),
+            Duration::ZERO,
+        )
+        .unwrap();
+    assert_eq!(got, vec![Got::Text("a file for you".into()), Got::File(stored)]);
+    // B learns key and iv from the (decrypted) media; the fingerprint the DC relayed matches them.
+    assert!(mtproto_sansio::e2e::file::check_fingerprint(&key, &iv, stored.key_fingerprint).is_ok());
+    // The upload is consumed: announcing it again fails.
+    let again = a.call(
+        &mut rng,
+        &api::send_encrypted_file(a.peer.unwrap(), 3, &[0; 64], upload, false),
+    );
+    assert!(again.unwrap_err().to_string().contains("400 FILE_PARTS_INVALID"));
+    settle(&mut a, &mut b);
+    // Discard: B is told; the DC relays nothing more.
+    let peer = a.peer.unwrap();
+    a.discard(&mut rng).unwrap();
+    let got = b
+        .receive(&mut rng, Some(&|g: &[Got]| g.contains(&Got::Discarded)), Duration::ZERO)
+        .unwrap();
+    assert_eq!(got, vec![Got::Discarded]);
+    let late = b.call(&mut rng, &api::send_encrypted(peer, 5, &[1; 64], false));
+    assert!(late.unwrap_err().to_string().contains("400 ENCRYPTION_DECLINED"));
+    let again = a.call(&mut rng, &api::discard_encryption(peer.chat_id, false));
+    assert!(
+        again
+            .unwrap_err()
+            .to_string()
+            .contains("400 ENCRYPTION_ALREADY_DECLINED")
+    );
+}
+
+fn rpc_err(r: Result<Vec<u8>, Box<dyn std::error::Error>>) -> String {
+    match r {
+        Ok(b) => panic!("answered {b:02x?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A third user cannot write into, accept, or discard someone else's chat; unknown chats, wrong access hashes,
+/// unknown users and a second accept are refused with the api's rpc_errors; nothing reaches the outsider.
+#[test]
+fn secret_chat_refuses_outsiders_and_unknown_chats() {
+    let (dc, public) = dc_with(|_| {});
+    let mut rng = rand::rng();
+    let (mut a, mut b) = two_parties(&dc, public);
+    let mut c = Party::connect("C", dc.addr, public, &mut rng).unwrap();
+    // Unknown user, and oneself.
+    let g = [2u8; 256];
+    let e = rpc_err(a.call(&mut rng, &api::request_encryption(a.user_id ^ 2, 1, &g)));
+    assert!(e.contains("400 USER_ID_INVALID"), "{e}");
+    let e = rpc_err(a.call(&mut rng, &api::request_encryption(a.user_id, 1, &g)));
+    assert!(e.contains("400 USER_ID_INVALID"), "{e}");
+    let peer = open_chat(&mut a, &mut b);
+    settle(&mut a, &mut b);
+    // The outsider knows the chat id and even the access hash: still refused everywhere.
+    let e = rpc_err(c.call(&mut rng, &api::send_encrypted(peer, 9, &[7; 96], false)));
+    assert!(e.contains("400 CHAT_ID_INVALID"), "{e}");
+    let e = rpc_err(c.call(&mut rng, &api::send_encrypted(peer, 9, &[7; 96], true)));
+    assert!(e.contains("400 CHAT_ID_INVALID"), "{e}");
+    let e = rpc_err(c.call(&mut rng, &api::accept_encryption(peer, &g, 1)));
+    assert!(e.contains("400 CHAT_ID_INVALID"), "{e}");
+    let e = rpc_err(c.call(&mut rng, &api::discard_encryption(peer.chat_id, true)));
+    assert!(e.contains("400 CHAT_ID_INVALID"), "{e}");
+    // Unknown chat id, wrong access hash, a second accept.
+    let unknown = api::InputChat {
+        chat_id: peer.chat_id ^ 0x40,
+        access_hash: peer.access_hash,
+    };
+    let e = rpc_err(a.call(&mut rng, &api::send_encrypted(unknown, 9, &[7; 96], false)));
+    assert!(e.contains("400 CHAT_ID_INVALID"), "{e}");
+    let e = rpc_err(a.call(&mut rng, &api::discard_encryption(unknown.chat_id, false)));
+    assert!(e.contains("400 CHAT_ID_INVALID"), "{e}");
+    let forged = api::InputChat {
+        chat_id: peer.chat_id,
+        access_hash: peer.access_hash ^ 1,
+    };
+    let e = rpc_err(a.call(&mut rng, &api::send_encrypted(forged, 9, &[7; 96], false)));
+    assert!(e.contains("400 CHAT_ID_INVALID"), "{e}");
+    let e = rpc_err(b.call(&mut rng, &api::accept_encryption(peer, &g, 1)));
+    assert!(e.contains("400 ENCRYPTION_ALREADY_ACCEPTED"), "{e}");
+    // The outsider got no update; the parties still talk.
+    assert!(
+        c.receive(&mut rng, None, Duration::from_millis(200))
+            .unwrap()
+            .is_empty()
+    );
+    say_all(&mut a, &mut b, &["still private"]);
+    assert!(
+        c.receive(&mut rng, None, Duration::from_millis(100))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The client-end decoders of what the DC pushes: every truncation is an error, never a panic.
+#[test]
+fn pushed_updates_decode_and_truncations_fail() {
+    let mut rng = rand::rng();
+    let mut dir = api::Directory::new();
+    let (a, b) = (api::Caller { user: 11, date: 5 }, api::Caller { user: 13, date: 6 });
+    // B must be known to be named.
+    let (r, p) = api::execute(&api::get_dh_config(0, 0), &mut rng, b, &mut dir);
+    assert!(matches!(r, api::Reply::Result(_)) && p.is_empty());
+    let (r, p) = api::execute(&api::request_encryption(13, 1, &[3; 256]), &mut rng, a, &mut dir);
+    let api::Reply::Result(waiting) = r else {
+        panic!("{r:?}")
+    };
+    let api::ChatView::Waiting {
+        peer,
+        admin_id,
+        participant_id,
+    } = api::parse_encrypted_chat(&waiting).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((admin_id, participant_id), (11, 13));
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].to, 13);
+    let ups = api::parse_updates(&p[0].updates).unwrap();
+    assert!(matches!(ups[..], [api::UpdateView::Encryption(api::ChatView::Requested { g_a, .. })] if g_a == [3; 256]));
+    let (r, p) = api::execute(&api::accept_encryption(peer, &[4; 256], 77), &mut rng, b, &mut dir);
+    assert!(
+        matches!(api::parse_encrypted_chat(&match r { api::Reply::Result(x) => x, e => panic!("{e:?}") }).unwrap(),
+        api::ChatView::Ready { g_a_or_b, key_fingerprint: 77, .. } if g_a_or_b == [3; 256])
+    );
+    assert_eq!(p[0].to, 11);
+    let mut all = vec![p[0].updates.clone()];
+    for service in [false, true] {
+        let (r, p) = api::execute(&api::send_encrypted(peer, 42, &[9; 40], service), &mut rng, a, &mut dir);
+        assert_eq!(
+            api::parse_sent_encrypted(&match r {
+                api::Reply::Result(x) => x,
+                e => panic!("{e:?}"),
+            })
+            .unwrap(),
+            (5, None)
+        );
+        assert_eq!(p[0].to, 13);
+        let ups = api::parse_updates(&p[0].updates).unwrap();
+        assert_eq!(
+            ups,
+            vec![api::UpdateView::NewEncrypted {
+                chat_id: peer.chat_id,
+                random_id: 42,
+                bytes: &[9; 40],
+                service,
+                file: None,
+                qts: 1 + i32::from(service),
+            }]
+        );
+        all.push(p[0].updates.clone());
+    }
+    for u in &all {
+        for n in 0..u.len() {
+            assert!(api::parse_updates(&u[..n]).is_err(), "{n}");
+        }
+        let mut longer = u.clone();
+        longer.push(0);
+        assert!(api::parse_updates(&longer).is_err());
+    }
+}
+
+/// `sendEncryptedFile`: an upload completes into a kept file (size summed over the parts saved, the sender's key
+/// fingerprint, this DC's id) relayed with the message; incomplete, foreign, empty and forged files are refused.
+#[test]
+fn encrypted_files_need_complete_uploads_of_the_sender() {
+    let mut rng = rand::rng();
+    let mut dir = api::Directory::for_dc(4);
+    let (a, b) = (api::Caller { user: 21, date: 9 }, api::Caller { user: 23, date: 9 });
+    let mut run = |body: &[u8], who: api::Caller| api::execute(body, &mut rng, who, &mut dir);
+    run(&api::get_dh_config(0, 0), b);
+    let (r, _) = run(&api::request_encryption(23, 1, &[3; 256]), a);
+    let api::Reply::Result(w) = r else { panic!("{r:?}") };
+    let peer = match api::parse_encrypted_chat(&w).unwrap() {
+        api::ChatView::Waiting { peer, .. } => peer,
+        other => panic!("{other:?}"),
+    };
+    run(&api::accept_encryption(peer, &[4; 256], 5), b);
+    let err = |r: (api::Reply, Vec<api::Push>)| match r {
+        (api::Reply::Error(code, m), p) if p.is_empty() => (code, m),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        err(run(&api::save_file_part(1, -1, &[0; 16]), a)),
+        (400, "FILE_PART_INVALID")
+    );
+    assert_eq!(
+        err(run(&api::save_file_part(1, api::MAX_FILE_PARTS, &[0; 16]), a)),
+        (400, "FILE_PART_INVALID")
+    );
+    for (part, len) in [(0, 1024), (2, 100)] {
+        assert_eq!(
+            run(&api::save_file_part(1, part, &vec![0; len]), a).0,
+            api::Reply::Result(tl_true())
+        );
+    }
+    let up = |parts| api::InputFile::Uploaded {
+        id: 1,
+        parts,
+        key_fingerprint: 0x1234,
+    };
+    // Part 1 missing; then a count that does not match; B cannot use A's upload.
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 1, &[0; 32], up(3), false), a)),
+        (400, "FILE_PARTS_INVALID")
+    );
+    run(&api::save_file_part(1, 1, &[0; 1024]), a);
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 1, &[0; 32], up(2), false), a)),
+        (400, "FILE_PARTS_INVALID")
+    );
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 1, &[0; 32], up(3), true), b)),
+        (400, "FILE_PARTS_INVALID")
+    );
+    let empty = api::InputFile::Empty;
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 1, &[0; 32], empty, false), a)),
+        (400, "MEDIA_EMPTY")
+    );
+    // A complete upload (the big-file form).
+    let (r, p) = run(&api::send_encrypted_file(peer, 8, &[6; 48], up(3), true), a);
+    let api::Reply::Result(sent) = r else { panic!("{r:?}") };
+    let (date, file) = api::parse_sent_encrypted(&sent).unwrap();
+    let file = file.unwrap();
+    assert_eq!(
+        (date, file.size, file.dc_id, file.key_fingerprint),
+        (9, 2148, 4, 0x1234)
+    );
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].to, 23);
+    let ups = api::parse_updates(&p[0].updates).unwrap();
+    assert!(
+        matches!(ups[..], [api::UpdateView::NewEncrypted { random_id: 8, bytes, service: false, file: Some(f), .. }]
+            if bytes == [6; 48] && f == file)
+    );
+    // B sends the kept file back by id and access hash; a forged hash is refused.
+    let existing = api::InputFile::Existing {
+        id: file.id,
+        access_hash: file.access_hash,
+    };
+    let (r, p) = run(&api::send_encrypted_file(peer, 9, &[1; 16], existing, false), b);
+    assert!(matches!(r, api::Reply::Result(_)) && p[0].to == 21);
+    let forged = api::InputFile::Existing {
+        id: file.id,
+        access_hash: file.access_hash ^ 1,
+    };
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 9, &[1; 16], forged, false), b)),
+        (400, "FILE_ID_INVALID")
+    );
+    // An outsider with a complete upload of its own still cannot write into the chat.
+    let c = api::Caller { user: 25, date: 9 };
+    run(&api::save_file_part(5, 0, &[0; 16]), c);
+    let own = api::InputFile::Uploaded {
+        id: 5,
+        parts: 1,
+        key_fingerprint: 1,
+    };
+    assert_eq!(
+        err(run(&api::send_encrypted_file(peer, 9, &[1; 16], own, false), c)),
+        (400, "CHAT_ID_INVALID")
+    );
+}
+
+fn tl_true() -> Vec<u8> {
+    mtproto_sansio::tl::BOOL_TRUE.to_le_bytes().to_vec()
 }

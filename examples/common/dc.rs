@@ -1,14 +1,21 @@
-//! The test DC: a threaded TCP server over the crate's DC-role machines. Each connection gets its own thread; the
-//! handshake tables and the auth-key store are shared, so keys survive reconnects. A connection that sends
-//! garbage (an unknown transport, a broken frame, a misaligned packet) is closed; nothing else is affected.
+//! The test DC: a threaded TCP server over the crate's DC-role machines. Each connection gets its own thread (plus
+//! a reader thread feeding it through a channel, so updates pushed by other connections wake it too); the
+//! handshake tables, the auth-key store and the secret-chat directory are shared, so keys survive reconnects and
+//! two clients can open a secret chat through the DC. A connection that sends garbage (an unknown transport, a
+//! broken frame, a misaligned packet) is closed; nothing else is affected.
+//!
+//! Updates (`updateEncryption`, `updateNewEncryptedMessage`) go to every live connection of their user as
+//! content-related server messages; a connection becomes live for its user (see `api::user_id_of`) with its first
+//! request, as on Telegram. Updates for a user with no live connection wait, at most `api::MAX_PENDING_UPDATES`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,7 +24,7 @@ use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::rsa::RsaPrivateKey;
 use mtproto_sansio::handshake::{MAX_SERVER_MESSAGE, ServerConfig, ServerHandshakes, ServerReply};
 use mtproto_sansio::session::bind::{BindParams, bind_perm_key_id, verify_bind};
-use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgId};
+use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgId, MsgKind, SendError};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{AuthBindTempAuthKey, Reader};
 use mtproto_sansio::transport::detect::{Detected, detect};
@@ -40,6 +47,9 @@ pub const HANDSHAKE_RUNS: usize = 256;
 pub const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections are closed after this long without a byte.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Inputs queued for a connection thread. Its reader waits when they are full (so TCP pushes back on the client);
+/// a push that finds them full makes the connection not live until its next request, and the update waits for that.
+pub const CHANNEL_DEPTH: usize = 64;
 /// Stack of a connection thread: the engine is built on it before it is boxed.
 const CONN_STACK: usize = 64 * 1024 * 1024;
 
@@ -85,6 +95,47 @@ pub struct DcStats {
     pub sessions: AtomicU64,
     /// Temporary keys bound with `auth.bindTempAuthKey`.
     pub binds: AtomicU64,
+    /// `Updates` handed to a live connection of their user.
+    pub updates_pushed: AtomicU64,
+}
+
+/// What wakes a connection thread.
+enum Input {
+    /// Bytes its reader thread read.
+    Bytes(Vec<u8>),
+    /// The peer closed the socket.
+    Closed,
+    /// Reading failed.
+    Failed(io::Error),
+    /// An `Updates` for this connection's user, from another connection.
+    Push(Vec<u8>),
+}
+
+/// Secret-chat routing: the api directory, the live connections of each user, updates waiting for one.
+#[derive(Default)]
+struct Hub {
+    dir: api::Directory,
+    live: HashMap<i64, Vec<(u64, SyncSender<Input>)>>,
+    pending: HashMap<i64, VecDeque<Vec<u8>>>,
+}
+
+impl Hub {
+    /// Hands `push` to every live connection of its user, or queues it (bounded, oldest dropped). A connection that
+    /// cannot take it now (gone, or its inputs full) stops being live.
+    fn route(&mut self, push: api::Push, stats: &DcStats) {
+        let conns = self.live.entry(push.to).or_default();
+        conns.retain(|(_, tx)| tx.try_send(Input::Push(push.updates.clone())).is_ok());
+        if conns.is_empty() {
+            self.live.remove(&push.to);
+            let q = self.pending.entry(push.to).or_default();
+            if q.len() >= api::MAX_PENDING_UPDATES {
+                q.pop_front();
+            }
+            q.push_back(push.updates);
+        } else {
+            stats.updates_pushed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 struct Shared {
@@ -92,6 +143,7 @@ struct Shared {
     hs_padded: Mutex<ServerHandshakes<'static, HANDSHAKE_RUNS>>,
     /// Auth keys by id, with the first salt of those this process created (0 for keys loaded from the file).
     keys: Mutex<HashMap<u64, (AuthKey, u64)>>,
+    hub: Mutex<Hub>,
     keys_file: Option<PathBuf>,
     secret: Option<ProxySecret>,
     start: std::time::Instant,
@@ -128,6 +180,11 @@ impl Dc {
     /// Keys in the store.
     pub fn key_count(&self) -> usize {
         lock(&self.shared.keys).len()
+    }
+
+    /// Secret chats in the directory (in any state).
+    pub fn secret_chats(&self) -> usize {
+        lock(&self.shared.hub).dir.chat_count()
     }
 
     /// Stops accepting (open connections end on their own).
@@ -194,6 +251,10 @@ pub fn start(opts: DcOptions) -> io::Result<Dc> {
         hs: Mutex::new(ServerHandshakes::new(cfg)),
         hs_padded: Mutex::new(ServerHandshakes::new(padded)),
         keys: Mutex::new(keys),
+        hub: Mutex::new(Hub {
+            dir: api::Directory::for_dc(opts.dc_id.unwrap_or(2)),
+            ..Hub::default()
+        }),
         keys_file: opts.keys_file,
         secret: opts.secret,
         start: std::time::Instant::now(),
@@ -282,6 +343,12 @@ struct Conn<'s> {
     quick_acks: Vec<u32>,
     disconnect: bool,
     rng: rand::rngs::ThreadRng,
+    /// The user this connection is live for (after its first request).
+    user: Option<i64>,
+    /// This connection's own wake-up channel, registered in the hub once it is live.
+    tx: SyncSender<Input>,
+    /// Updates to send, retried when the engine's queue is full.
+    pushes: VecDeque<Vec<u8>>,
 }
 
 impl<'s> Conn<'s> {
@@ -310,6 +377,28 @@ impl<'s> Conn<'s> {
                 Detected::Rejected(_) => return Err(ConnError::Rejected("invalid obfuscated init")),
             }
         };
+        // 2. A reader thread turns socket reads into channel messages, so pushes from other connections wake us.
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
+        sock.set_read_timeout(None)?;
+        let mut reader = sock.try_clone()?;
+        let rtx = tx.clone();
+        std::thread::Builder::new()
+            .name(format!("dc-read-{id}"))
+            .spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                loop {
+                    let msg = match reader.read(&mut buf) {
+                        Ok(0) => Input::Closed,
+                        Ok(n) => Input::Bytes(buf.get(..n).unwrap_or_default().to_vec()),
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(e) => Input::Failed(e),
+                    };
+                    let last = !matches!(msg, Input::Bytes(_));
+                    if rtx.send(msg).is_err() || last {
+                        return;
+                    }
+                }
+            })?;
         let mut c = Conn {
             sh,
             id,
@@ -321,7 +410,33 @@ impl<'s> Conn<'s> {
             quick_acks: Vec::new(),
             disconnect: false,
             rng: rand::rng(),
+            user: None,
+            tx,
+            pushes: VecDeque::new(),
         };
+        let r = c.run(&mut sock, &rx, prefix);
+        c.leave();
+        // Unblocks the reader thread.
+        let _ = sock.shutdown(Shutdown::Both);
+        r
+    }
+
+    /// No longer live for its user.
+    fn leave(&mut self) {
+        if let Some(user) = self.user.take() {
+            let mut hub = lock(&self.sh.hub);
+            if let Some(conns) = hub.live.get_mut(&user) {
+                conns.retain(|(id, _)| *id != self.id);
+                if conns.is_empty() {
+                    hub.live.remove(&user);
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, sock: &mut TcpStream, rx: &mpsc::Receiver<Input>, prefix: Vec<u8>) -> Result<(), ConnError> {
+        let sh = self.sh;
+        let c = self;
         let mut packet = Vec::new();
         let mut input = prefix;
         let mut idle = std::time::Instant::now();
@@ -335,17 +450,17 @@ impl<'s> Conn<'s> {
                 off += n;
                 if let Some(Incoming::Packet { quick_ack }) = inc {
                     c.on_packet(&packet, quick_ack)?;
-                    c.flush(&mut sock)?;
+                    c.flush(sock)?;
                 }
                 if n == 0 && inc.is_none() {
                     break;
                 }
             }
-            c.flush(&mut sock)?;
+            c.flush(sock)?;
             if c.disconnect {
                 return Ok(());
             }
-            // 2. Wait for bytes or the engine's next timer.
+            // 3. Wait for bytes, a push or the engine's next timer.
             let now = sh.now();
             let wait = c
                 .engine
@@ -354,15 +469,22 @@ impl<'s> Conn<'s> {
                 .map(|t| t.saturating_duration_since(now))
                 .unwrap_or(Duration::from_secs(1))
                 .clamp(Duration::from_millis(1), Duration::from_secs(1));
-            sock.set_read_timeout(Some(wait))?;
             input.clear();
-            match sock.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    input.extend_from_slice(buf.get(..n).unwrap_or_default());
+            match rx.recv_timeout(wait) {
+                Ok(Input::Bytes(b)) => {
+                    input = b;
                     idle = std::time::Instant::now();
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Ok(Input::Push(u)) => {
+                    // A client that never acknowledges cannot make the DC hold unbounded updates.
+                    if c.pushes.len() >= api::MAX_PENDING_UPDATES {
+                        c.pushes.pop_front();
+                    }
+                    c.pushes.push_back(u);
+                }
+                Ok(Input::Closed) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Ok(Input::Failed(e)) => return Err(e.into()),
+                Err(RecvTimeoutError::Timeout) => {
                     if idle.elapsed() > IDLE_TIMEOUT || sh.stop.load(Ordering::SeqCst) {
                         return Ok(());
                     }
@@ -370,7 +492,6 @@ impl<'s> Conn<'s> {
                         e.handle_timeout(sh.now());
                     }
                 }
-                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -437,6 +558,10 @@ impl<'s> Conn<'s> {
             temp_session_id: engine.session_id(),
             expires_at: 0,
         };
+        let user = api::user_id_of(session.temp_auth_key_id);
+        if !requests.is_empty() {
+            self.go_live(user);
+        }
         for (msg_id, body) in requests {
             self.sh.stats.requests.fetch_add(1, Ordering::SeqCst);
             self.sh
@@ -446,7 +571,17 @@ impl<'s> Conn<'s> {
             let reply = if Reader::new(&body).peek_constructor().ok() == Some(AuthBindTempAuthKey::CONSTRUCTOR) {
                 self.bind(&session, msg_id, &body)
             } else {
-                api::execute(&body, &mut self.rng)
+                let unix = self.sh.unix_micros_at_start.saturating_add(now.as_micros()) / 1_000_000;
+                let caller = api::Caller {
+                    user,
+                    date: i32::try_from(unix).unwrap_or(i32::MAX),
+                };
+                let mut hub = lock(&self.sh.hub);
+                let (reply, pushes) = api::execute(&body, &mut self.rng, caller, &mut hub.dir);
+                for p in pushes {
+                    hub.route(p, &self.sh.stats);
+                }
+                reply
             };
             if matches!(reply, Reply::Error(..)) {
                 self.sh.stats.rpc_errors.fetch_add(1, Ordering::SeqCst);
@@ -454,6 +589,29 @@ impl<'s> Conn<'s> {
             self.backlog.push_back((msg_id, reply));
         }
         Ok(())
+    }
+
+    /// Makes this connection live for `user` on a request (its first, or the next after a push found it too busy):
+    /// updates for the user come here from now on, starting with those that waited.
+    fn go_live(&mut self, user: i64) {
+        if self.user != Some(user) {
+            self.leave();
+        }
+        let mut hub = lock(&self.sh.hub);
+        let conns = hub.live.entry(user).or_default();
+        if conns.iter().any(|(id, _)| *id == self.id) {
+            return;
+        }
+        conns.push((self.id, self.tx.clone()));
+        if let Some(q) = hub.pending.remove(&user) {
+            self.sh.stats.updates_pushed.fetch_add(q.len() as u64, Ordering::SeqCst);
+            self.pushes.extend(q);
+        }
+        drop(hub);
+        if self.sh.verbose {
+            println!("dc: conn {} is live for user {user}", self.id);
+        }
+        self.user = Some(user);
     }
 
     /// `auth.bindTempAuthKey` on this (temporary key's) session: verified against the permanent key it names.
@@ -528,9 +686,18 @@ impl<'s> Conn<'s> {
                     Reply::Error(code, msg) => engine.answer_error(now, *req, *code, msg.as_bytes()),
                 };
                 match r {
-                    Err(mtproto_sansio::session::SendError::QueueFull) => break,
+                    Err(SendError::QueueFull) => break,
                     _ => {
                         self.backlog.pop_front();
+                    }
+                }
+            }
+            // Updates are content-related messages of their own (the client acknowledges them).
+            while let Some(u) = self.pushes.front() {
+                match engine.send(now, u, MsgKind::Notice) {
+                    Err(SendError::QueueFull) => break,
+                    _ => {
+                        self.pushes.pop_front();
                     }
                 }
             }
