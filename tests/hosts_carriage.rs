@@ -200,6 +200,29 @@ fn faketls_refused_without_ee() {
 }
 
 #[test]
+fn faketls_hello_for_another_domain_refused() {
+    let (dc, public) = start(Some(ee()));
+    // The right key, another SNI: the digest verifies, the domain does not.
+    let other = FakeTlsSecret::new(&[0x5a; 16], b"www.example.com").unwrap();
+    assert!(
+        Conn::connect_with(
+            dc.addr,
+            transport(Carriage::FakeTls),
+            None,
+            Some(&other),
+            &mut rand::rng()
+        )
+        .is_err(),
+        "a hello naming another domain must be refused"
+    );
+    eventually(|| dc.stats().bad_connections.load(SeqCst) == 1);
+    // The DC is unaffected.
+    let mut good = connect(&dc, Carriage::FakeTls, Some(&ee()));
+    exercise(&mut good, public);
+    dc.stop();
+}
+
+#[test]
 fn replayed_client_hello_refused() {
     let secret = ee();
     let (dc, _) = start(Some(secret.clone()));
