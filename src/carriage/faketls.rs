@@ -300,11 +300,11 @@ const SNI_OVERHEAD: usize = 9;
 const PADDING_HDR: usize = 4;
 
 const fn exts_len() -> usize {
-    let mut i = 0;
+    let mut rest: &[Ext] = &EXTS;
     let mut n = 0;
-    while i < EXTS.len() {
-        n += EXTS[i].bytes.len();
-        i += 1;
+    while let [first, tail @ ..] = rest {
+        n += first.bytes.len();
+        rest = tail;
     }
     n
 }
@@ -433,10 +433,10 @@ pub fn client_hello<R: CryptoRng + ?Sized>(
         };
         let dst = o.reserve(ext.bytes.len())?;
         dst.copy_from_slice(ext.bytes);
-        if let Some((at, seed)) = ext.grease {
-            if let Some(d) = dst.get_mut(at..at + 2) {
-                d.copy_from_slice(&g(seed));
-            }
+        if let Some((at, seed)) = ext.grease
+            && let Some(d) = dst.get_mut(at..at + 2)
+        {
+            d.copy_from_slice(&g(seed));
         }
         if ext.key {
             let n = dst.len();
