@@ -382,6 +382,7 @@ pub fn main() -> Result<(), Box<dyn Error>> {
         listen: "127.0.0.1:0".parse()?,
         rsa_key: rsa,
         secret: None,
+        faketls: None,
         dc_id: Some(2),
         max_conns: 16,
         keys_file: None,

@@ -6,7 +6,9 @@
 //!                                          [--max-conns N] [--keys keys.txt] [--quiet]
 //! ```
 //! Detects abridged, intermediate, padded intermediate, full and obfuscated connections (`--secret`: only
-//! obfuscated ones made with that MTProxy secret), creates auth keys with the given RSA key (PKCS#1 or PKCS#8
+//! obfuscated ones made with that MTProxy secret) and, on the same port, the carriages: HTTP (`POST /api`),
+//! WebSocket (`GET /apiws`, subprotocol `binary`, the obfuscated transport in binary messages) and, with an `ee`
+//! secret (`--secret ee<32 hex key><hex domain>`), fake-TLS whose ClientHello names that domain. Creates auth keys with the given RSA key (PKCS#1 or PKCS#8
 //! PEM), serves the whole service layer and the api subset of `common/api.rs` (`messages.getDhConfig`,
 //! `upload.saveFilePart`, wrappers unwrapped, and the secret-chat relay: `messages.requestEncryption`,
 //! `acceptEncryption`, `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile`, with
@@ -22,6 +24,7 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use common::dc::{self, DcOptions};
+use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 use mtproto_sansio::crypto::pem::{parse_private_pem, write_private_pem, write_public_pem};
 use mtproto_sansio::crypto::rsa::RsaPrivateKey;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
@@ -36,6 +39,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut rsa_key = None;
     let mut gen_key = None;
     let mut secret = None;
+    let mut faketls = None;
     let mut dc_id = None;
     let mut max_conns = 1024usize;
     let mut keys = None;
@@ -48,7 +52,12 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--gen-key" => gen_key = Some(PathBuf::from(val()?)),
             "--secret" => {
                 let raw = hex::decode(val()?)?;
-                secret = Some(ProxySecret::from_bytes(&raw).map_err(|e| format!("--secret: {e}"))?);
+                // `ee` + 16-byte key + domain: fake-TLS, with the key also required of obfuscated connections.
+                if raw.first() == Some(&0xee) {
+                    faketls = Some(FakeTlsSecret::from_bytes(&raw).map_err(|e| format!("--secret: {e}"))?);
+                } else {
+                    secret = Some(ProxySecret::from_bytes(&raw).map_err(|e| format!("--secret: {e}"))?);
+                }
             }
             "--dc-id" => dc_id = Some(val()?.parse()?),
             "--max-conns" => max_conns = val()?.parse()?,
@@ -90,11 +99,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     let key = parse_private_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
     pem.zeroize();
     let fingerprint = key.public_key().fingerprint();
-    let obfuscation_only = secret.is_some();
+    let obfuscation_only = secret.is_some() || faketls.is_some();
+    let tls_domain = faketls
+        .as_ref()
+        .map(|s: &FakeTlsSecret| String::from_utf8_lossy(s.domain()).into_owned());
     let dc = dc::start(DcOptions {
         listen,
         rsa_key: key,
         secret,
+        faketls,
         dc_id,
         max_conns,
         keys_file: keys,
@@ -104,7 +117,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("rsa fingerprint {fingerprint:#018x}");
     println!("keys loaded {}", dc.key_count());
     if obfuscation_only {
-        println!("MTProxy secret set: obfuscated connections only");
+        println!("MTProxy secret set: obfuscated connections only (also inside WebSocket)");
+    }
+    if let Some(d) = tls_domain {
+        println!("fake-TLS served for SNI {d}");
     }
     // Serve until killed; the accept thread owns the listener.
     loop {

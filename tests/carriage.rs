@@ -5,7 +5,7 @@ use mtproto_sansio::carriage::WriteError;
 use mtproto_sansio::carriage::faketls::{
     AcceptedHello, CHANGE_CIPHER_SPEC, CLIENT_HELLO_LEN, ClientHelloReader, FakeTlsError, FakeTlsSecret,
     MAX_SERVER_HELLO_LEN, RecordDecoder, RecordEncoder, ReplayCache, Replayed, ServerConfig, ServerHelloReader,
-    client_hello, encode_server_hello, validate_client_hello,
+    client_hello, client_hello_sni, encode_server_hello, is_grease, validate_client_hello,
 };
 use mtproto_sansio::carriage::fallback::{Carriage, Decision, Failure, FallbackConfig, FallbackPolicy};
 use mtproto_sansio::carriage::http::{HttpDecoder, HttpError, HttpLimits, encode_request, encode_response};
@@ -737,6 +737,143 @@ fn faketls_bad_hmac_rejected() {
         );
     }
     assert!(cache.is_empty(), "a failed hello is not cached");
+}
+
+/// The hello's extensions as (type, data), after the header, session id, cipher suites and compression.
+fn hello_parts(hello: &[u8]) -> (Vec<u16>, Vec<(u16, Vec<u8>)>) {
+    let sid = hello[43] as usize;
+    let mut p = 44 + sid;
+    let cs_len = u16::from_be_bytes([hello[p], hello[p + 1]]) as usize;
+    let ciphers = hello[p + 2..p + 2 + cs_len]
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    p += 2 + cs_len;
+    assert_eq!(&hello[p..p + 2], &[1, 0], "null compression only");
+    p += 2;
+    let ext_len = u16::from_be_bytes([hello[p], hello[p + 1]]) as usize;
+    p += 2;
+    assert_eq!(p + ext_len, hello.len());
+    let mut exts = Vec::new();
+    while p < hello.len() {
+        let t = u16::from_be_bytes([hello[p], hello[p + 1]]);
+        let l = u16::from_be_bytes([hello[p + 2], hello[p + 3]]) as usize;
+        exts.push((t, hello[p + 4..p + 4 + l].to_vec()));
+        p += 4 + l;
+    }
+    (ciphers, exts)
+}
+
+#[test]
+fn faketls_hello_grease_positions_valid() {
+    let s = secret();
+    let mut orders = std::collections::BTreeSet::new();
+    for seed in 0..64 {
+        let (hello, _) = client_hello(&s, NOW, &mut rng(seed)).unwrap();
+        assert_eq!(hello.len(), CLIENT_HELLO_LEN);
+        // Same RNG, same bytes.
+        assert_eq!(client_hello(&s, NOW, &mut rng(seed)).unwrap().0, hello);
+        let (ciphers, exts) = hello_parts(&hello);
+        // A GREASE suite first, then only real ones.
+        assert!(is_grease(ciphers[0]), "{:04x}", ciphers[0]);
+        assert!(ciphers[1..].iter().all(|&c| !is_grease(c)));
+        assert_eq!(ciphers[1], 0x1301);
+        // A GREASE extension first (empty) and last before the padding (one zero byte), of different types.
+        let (first, last) = (&exts[0], &exts[exts.len() - 2]);
+        assert!(is_grease(first.0) && first.1.is_empty());
+        assert!(is_grease(last.0) && last.1 == [0]);
+        assert_ne!(first.0, last.0);
+        assert_eq!(exts.last().unwrap().0, 0x0015, "padding last");
+        let middle = &exts[1..exts.len() - 2];
+        assert!(middle.iter().all(|(t, _)| !is_grease(*t)));
+        let mut types: Vec<u16> = middle.iter().map(|(t, _)| *t).collect();
+        orders.insert(types.clone());
+        types.sort_unstable();
+        assert_eq!(
+            types,
+            [
+                0x0000, 0x0005, 0x000a, 0x000b, 0x000d, 0x0010, 0x0012, 0x0017, 0x001b, 0x0023, 0x002b, 0x002d, 0x0033,
+                0x44cd, 0xff01
+            ]
+        );
+        let ext = |t: u16| &middle.iter().find(|(x, _)| *x == t).unwrap().1;
+        // supported_groups, key_share and supported_versions lead with GREASE.
+        let groups = ext(0x000a);
+        assert!(is_grease(u16::from_be_bytes([groups[2], groups[3]])));
+        let ks = ext(0x0033);
+        assert!(is_grease(u16::from_be_bytes([ks[2], ks[3]])));
+        assert_eq!(&ks[4..7], &[0, 1, 0], "GREASE key share: one zero byte");
+        assert_eq!(&ks[7..11], &[0x00, 0x1d, 0x00, 0x20]);
+        assert_eq!(ks[42] & 0x80, 0, "canonical X25519 key");
+        let versions = ext(0x002b);
+        assert!(is_grease(u16::from_be_bytes([versions[1], versions[2]])));
+        assert_eq!(&versions[3..], &[3, 4, 3, 3]);
+        assert_eq!(client_hello_sni(&hello).unwrap(), Some(&b"www.google.com"[..]));
+        // Digest and timestamp still check out.
+        assert_eq!(
+            validate_client_hello(&s, &ServerConfig::default(), NOW, &hello)
+                .unwrap()
+                .timestamp,
+            NOW
+        );
+    }
+    assert!(
+        orders.len() > 32,
+        "extension order is permuted: {} orders",
+        orders.len()
+    );
+    assert!(!is_grease(0x0a1a) && !is_grease(0x0b0b) && is_grease(0xfafa));
+}
+
+#[test]
+fn faketls_sni_mismatch_rejected() {
+    let mut r = rng(21);
+    let key = hex_literal::hex!("00112233445566778899aabbccddeeff");
+    // Same key, so the digest verifies; only the domain differs.
+    for other in [&b"www.google.org"[..], b"google.com", b"www.google.com.evil"] {
+        let theirs = FakeTlsSecret::new(&key, other).unwrap();
+        let (hello, _) = client_hello(&theirs, NOW, &mut r).unwrap();
+        assert_eq!(
+            validate_client_hello(&secret(), &ServerConfig::default(), NOW, &hello).err(),
+            Some(FakeTlsError::WrongDomain)
+        );
+        let mut cache = ReplayCache::<8>::new();
+        assert_eq!(
+            server_read_hello(&secret(), NOW, &mut cache, &hello).err(),
+            Some(FakeTlsError::WrongDomain)
+        );
+        assert!(cache.is_empty(), "a refused hello is not cached");
+    }
+    // The domain compares case-insensitively, as DNS names do.
+    let upper = FakeTlsSecret::new(&key, b"WWW.Google.COM").unwrap();
+    let (hello, _) = client_hello(&upper, NOW, &mut r).unwrap();
+    assert!(validate_client_hello(&secret(), &ServerConfig::default(), NOW, &hello).is_ok());
+    // A wrong key still fails on the digest first.
+    let stranger = FakeTlsSecret::new(&[1; 16], b"www.google.org").unwrap();
+    let (hello, _) = client_hello(&stranger, NOW, &mut r).unwrap();
+    assert_eq!(
+        validate_client_hello(&secret(), &ServerConfig::default(), NOW, &hello).err(),
+        Some(FakeTlsError::BadDigest)
+    );
+}
+
+#[test]
+fn faketls_sni_parser_bounds() {
+    let (hello, _) = client_hello(&secret(), NOW, &mut rng(22)).unwrap();
+    // Every truncation is a typed error (or, cut inside the padding, still finds the name), never a panic.
+    for cut in 0..hello.len() {
+        match client_hello_sni(&hello[..cut]) {
+            Ok(Some(name)) => assert_eq!(name, b"www.google.com"),
+            Ok(None) | Err(FakeTlsError::Malformed) => {}
+            Err(e) => panic!("{cut}: {e:?}"),
+        }
+    }
+    // The longest domain that fits the 517-byte hello.
+    let long = vec![b'a'; 215];
+    let s = FakeTlsSecret::new(&[3; 16], &long).unwrap();
+    let (hello, _) = client_hello(&s, NOW, &mut rng(23)).unwrap();
+    assert_eq!(client_hello_sni(&hello).unwrap(), Some(&long[..]));
+    assert!(FakeTlsSecret::new(&[3; 16], &[b'a'; 216]).is_err());
 }
 
 #[test]

@@ -44,6 +44,7 @@ fn dc_with(f: impl FnOnce(&mut DcOptions)) -> (Dc, RsaPublicKey) {
         listen: "127.0.0.1:0".parse().unwrap(),
         rsa_key: key,
         secret: None,
+        faketls: None,
         dc_id: Some(2),
         max_conns: 64,
         keys_file: None,

@@ -1,5 +1,6 @@
 //! Telethon (PyPI `telethon`, its own `MTProtoSender`) against the test DC of `examples/test_dc.rs`, over TCP full,
-//! abridged, intermediate, obfuscated and MTProxy (`dd` secret): handshake, `invokeWithLayer(initConnection(...))`, an rpc_error, a
+//! abridged, intermediate, obfuscated, MTProxy (`dd` secret) and HTTP (`ConnectionHttp`, `POST /api` on the DC's
+//! TCP port): handshake, `invokeWithLayer(initConnection(...))`, an rpc_error, a
 //! `gzip_packed` request, containers carrying ~1 MiB of request data, a 512 KiB message, and a reconnect with the
 //! same key. Skipped, with the reason printed, when `python3` or `telethon` is not importable.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -40,6 +41,7 @@ fn start_dc(secret: Option<ProxySecret>) -> (Dc, String) {
         listen: "127.0.0.1:0".parse().unwrap(),
         rsa_key: key,
         secret,
+        faketls: None,
         dc_id: Some(2),
         max_conns: 64,
         keys_file: None,
@@ -133,4 +135,11 @@ fn telethon_tcp_obfuscated() {
 #[test]
 fn telethon_mtproxy_secret() {
     run("mtproxy");
+}
+
+/// Telethon's `ConnectionHttp` (`POST /api`, one packet per request and response body) on the DC's TCP port,
+/// which detects HTTP from the first bytes.
+#[test]
+fn telethon_http() {
+    run("http");
 }

@@ -15,7 +15,9 @@ use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::{Framing, strip_padding};
 
+use super::carriage_conn::{Carriage, CarriageError, ClientCarriage};
 use super::link::{Incoming, Link, Transport};
+use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
 /// Largest frame the client accepts.
 pub const CLIENT_FRAME: usize = 65_536;
@@ -90,6 +92,8 @@ pub enum ClientError {
     Code(i32),
     /// Nothing happened before the deadline.
     Timeout,
+    /// The carriage (HTTP, WebSocket, fake-TLS) failed.
+    Carriage(CarriageError),
 }
 
 impl std::fmt::Display for ClientError {
@@ -101,6 +105,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Send(e) => write!(f, "send: {e}"),
             ClientError::Code(c) => write!(f, "transport error {c}"),
             ClientError::Timeout => f.write_str("timed out"),
+            ClientError::Carriage(e) => write!(f, "carriage: {e}"),
         }
     }
 }
@@ -132,6 +137,9 @@ pub struct Conn {
     sock: TcpStream,
     link: Link<CLIENT_FRAME>,
     transport: Transport,
+    carriage: Option<ClientCarriage>,
+    /// Carriage output and automatic replies, before they are written.
+    cwire: Vec<u8>,
     input: Vec<u8>,
     off: usize,
     packet: Vec<u8>,
@@ -151,14 +159,35 @@ impl Conn {
         secret: Option<ProxySecret>,
         rng: &mut R,
     ) -> Result<Conn, ClientError> {
+        Self::connect_with(addr, transport, secret, None, rng)
+    }
+
+    /// Connects, runs the carriage's opening if there is one (WebSocket upgrade; fake-TLS hellos, for which `ee`
+    /// is required and keys the obfuscated stream inside) and sends the marker or obfuscated init.
+    pub fn connect_with<R: CryptoRng + ?Sized>(
+        addr: SocketAddr,
+        transport: Transport,
+        secret: Option<ProxySecret>,
+        ee: Option<&FakeTlsSecret>,
+        rng: &mut R,
+    ) -> Result<Conn, ClientError> {
         let mut sock = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
         sock.set_nodelay(true)?;
+        let host = addr.to_string();
+        let opened =
+            ClientCarriage::open(transport.carriage, &mut sock, &host, ee, rng).map_err(ClientError::Carriage)?;
+        let secret = match (transport.carriage, ee) {
+            (Carriage::FakeTls, Some(ee)) => Some(ee.proxy_secret()),
+            _ => secret,
+        };
         let (link, first) = Link::client(transport, 2, secret, rng).map_err(|_| ClientError::Transport)?;
-        sock.write_all(&first)?;
-        Ok(Conn {
+        let (carriage, rest) = opened.map_or((None, Vec::new()), |(c, rest)| (Some(c), rest));
+        let mut c = Conn {
             sock,
             link,
             transport,
+            carriage,
+            cwire: Vec::new(),
             input: Vec::new(),
             off: 0,
             packet: Vec::new(),
@@ -166,7 +195,44 @@ impl Conn {
             scratch: Vec::new(),
             tap: None,
             lose_next: false,
-        })
+        };
+        c.wire = first;
+        c.write_wire(rng)?;
+        c.take_in(&rest, rng)?;
+        Ok(c)
+    }
+
+    /// Writes `self.wire` through the carriage.
+    fn write_wire<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<(), ClientError> {
+        match self.carriage.as_mut() {
+            Some(c) => {
+                c.wrap(&self.wire, rng, &mut self.cwire)
+                    .map_err(ClientError::Carriage)?;
+                self.sock.write_all(&self.cwire)?;
+                self.cwire.clear();
+            }
+            None => self.sock.write_all(&self.wire)?,
+        }
+        self.wire.clear();
+        Ok(())
+    }
+
+    /// Appends bytes from the socket to the link's input, through the carriage.
+    fn take_in<R: CryptoRng + ?Sized>(&mut self, bytes: &[u8], rng: &mut R) -> Result<(), ClientError> {
+        self.input.drain(..self.off);
+        self.off = 0;
+        match self.carriage.as_mut() {
+            Some(c) => {
+                c.unwrap(bytes, rng, &mut self.input, &mut self.cwire)
+                    .map_err(ClientError::Carriage)?;
+                if !self.cwire.is_empty() {
+                    self.sock.write_all(&self.cwire)?;
+                    self.cwire.clear();
+                }
+            }
+            None => self.input.extend_from_slice(bytes),
+        }
+        Ok(())
     }
 
     /// The transport.
@@ -175,7 +241,14 @@ impl Conn {
     }
 
     /// Reads once, waiting at most until `deadline`; false on timeout.
-    fn read_some(&mut self, deadline: Instant) -> Result<bool, ClientError> {
+    fn read_some<R: CryptoRng + ?Sized>(&mut self, deadline: Instant, rng: &mut R) -> Result<bool, ClientError> {
+        if let Some(c) = self.carriage.as_mut() {
+            c.before_wait(&mut self.cwire).map_err(ClientError::Carriage)?;
+            if !self.cwire.is_empty() {
+                self.sock.write_all(&self.cwire)?;
+                self.cwire.clear();
+            }
+        }
         let wait = deadline
             .saturating_duration_since(now())
             .clamp(Duration::from_millis(1), Duration::from_secs(1));
@@ -184,9 +257,7 @@ impl Conn {
         match self.sock.read(&mut buf) {
             Ok(0) => Err(ClientError::Io(io::Error::from(ErrorKind::UnexpectedEof))),
             Ok(n) => {
-                self.input.drain(..self.off);
-                self.off = 0;
-                self.input.extend_from_slice(buf.get(..n).unwrap_or_default());
+                self.take_in(buf.get(..n).unwrap_or_default(), rng)?;
                 Ok(true)
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(false),
@@ -232,13 +303,12 @@ impl Conn {
         if let Some(t) = self.tap.as_mut() {
             t(Tap::Out(payload));
         }
-        let qa = quick_ack && self.transport.framing != Framing::Full;
+        // Quick acks need a framing that carries them; HTTP bodies carry none.
+        let qa = quick_ack && self.transport.framing != Framing::Full && self.transport.carriage != Carriage::Http;
         self.link
             .encode(payload, qa, rng, &mut self.wire)
             .map_err(|_| ClientError::Transport)?;
-        self.sock.write_all(&self.wire)?;
-        self.wire.clear();
-        Ok(())
+        self.write_wire(rng)
     }
 
     /// Runs the auth-key handshake on this connection.
@@ -286,7 +356,7 @@ impl Conn {
                 let deadline = hs
                     .poll_timeout()
                     .unwrap_or(now().saturating_add(Duration::from_secs(1)));
-                if !self.read_some(deadline)? {
+                if !self.read_some(deadline, rng)? {
                     hs.handle_timeout(now());
                 }
             }
@@ -304,7 +374,7 @@ impl Conn {
         let mut events = Vec::new();
         self.flush(engine, rng)?;
         let due = engine.poll_timeout().map_or(deadline, |t| t.min(deadline));
-        if !self.read_some(due)? {
+        if !self.read_some(due, rng)? {
             engine.handle_timeout(now());
         }
         while let Some(inc) = self.next_frame()? {

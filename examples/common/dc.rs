@@ -32,7 +32,9 @@ use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::{Framing, strip_padding};
 
 use super::api::{self, Reply};
+use super::carriage_conn::{self, Carriages};
 use super::link::{Incoming, Link};
+use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
 /// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet
 /// envelope and padding.
@@ -64,6 +66,8 @@ pub struct DcOptions {
     pub rsa_key: RsaPrivateKey,
     /// MTProxy secret: if set, only obfuscated connections made with it are accepted.
     pub secret: Option<ProxySecret>,
+    /// Fake-TLS (`ee`) secret: serves fake-TLS on the same port; `secret` defaults to its key.
+    pub faketls: Option<FakeTlsSecret>,
     /// Refuse handshakes naming another DC (−444).
     pub dc_id: Option<i32>,
     /// Concurrent connections; more are closed on accept.
@@ -146,6 +150,7 @@ struct Shared {
     hub: Mutex<Hub>,
     keys_file: Option<PathBuf>,
     secret: Option<ProxySecret>,
+    carriages: Carriages,
     start: std::time::Instant,
     unix_micros_at_start: u64,
     stats: DcStats,
@@ -256,7 +261,10 @@ pub fn start(opts: DcOptions) -> io::Result<Dc> {
             ..Hub::default()
         }),
         keys_file: opts.keys_file,
-        secret: opts.secret,
+        secret: opts
+            .secret
+            .or_else(|| opts.faketls.as_ref().map(FakeTlsSecret::proxy_secret)),
+        carriages: Carriages::new(opts.faketls),
         start: std::time::Instant::now(),
         unix_micros_at_start,
         stats: DcStats::default(),
@@ -373,7 +381,12 @@ impl<'s> Conn<'s> {
                 }
                 Detected::Plain(f) => break Link::server_plain(f),
                 Detected::Obfuscated { .. } => break Link::server_obfuscated(sh.secret.clone()),
-                Detected::Http | Detected::FakeTls => return Err(ConnError::Rejected("HTTP/TLS carriage not served")),
+                Detected::Http | Detected::FakeTls => {
+                    // HTTP, WebSocket, fake-TLS: unwrapped into a plain connection the DC serves like any other.
+                    let inner = carriage_conn::accept(&sh.carriages, sh.secret.as_ref(), sock, &prefix)
+                        .map_err(|e| ConnError::Rejected(e.reason()))?;
+                    return Conn::serve(sh, inner, id);
+                }
                 Detected::Rejected(_) => return Err(ConnError::Rejected("invalid obfuscated init")),
             }
         };

@@ -1,10 +1,12 @@
 //! One TCP connection's transport codec, either end: a plain framing (abridged, intermediate, padded
-//! intermediate, full) or the obfuscated transport around one of the first three.
+//! intermediate, full) or the obfuscated transport around one of the first three. A [`Transport`] also names the
+//! carriage around the stream (HTTP, WebSocket, fake-TLS; see [`super::carriage_conn`]).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use super::carriage_conn::Carriage;
 use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::transport::obfuscated::{InitError, ObfuscatedCodec, ProxySecret};
 use mtproto_sansio::transport::{
@@ -12,13 +14,17 @@ use mtproto_sansio::transport::{
 };
 
 /// A transport as named on a command line: `abridged`, `intermediate`, `padded`, `full`, or one of the first three
-/// prefixed with `obf-` (the obfuscated transport).
+/// prefixed with `obf-` (the obfuscated transport); or a carriage: `http` (`POST /api`, the intermediate framing
+/// inside the pump, one packet per body), `ws` (WebSocket carrying obfuscated padded intermediate) or `faketls`
+/// (fake-TLS records carrying obfuscated padded intermediate; needs an `ee` secret).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transport {
     /// The framing.
     pub framing: Framing,
     /// Wrapped in the obfuscated transport.
     pub obfuscated: bool,
+    /// What carries the stream.
+    pub carriage: Carriage,
 }
 
 impl Transport {
@@ -26,8 +32,27 @@ impl Transport {
     pub const DEFAULT: Transport = Transport {
         framing: Framing::PaddedIntermediate,
         obfuscated: true,
+        carriage: Carriage::Tcp,
     };
-    /// Every transport a client can pick.
+    /// The carriages a client can pick.
+    pub const CARRIAGES: [Transport; 3] = [
+        Transport {
+            framing: Framing::Intermediate,
+            obfuscated: false,
+            carriage: Carriage::Http,
+        },
+        Transport {
+            framing: Framing::PaddedIntermediate,
+            obfuscated: true,
+            carriage: Carriage::Ws,
+        },
+        Transport {
+            framing: Framing::PaddedIntermediate,
+            obfuscated: true,
+            carriage: Carriage::FakeTls,
+        },
+    ];
+    /// Every transport a client can pick straight on TCP.
     pub const ALL: [Transport; 7] = [
         Transport::plain(Framing::Abridged),
         Transport::plain(Framing::Intermediate),
@@ -43,6 +68,7 @@ impl Transport {
         Transport {
             framing,
             obfuscated: false,
+            carriage: Carriage::Tcp,
         }
     }
 
@@ -51,12 +77,19 @@ impl Transport {
         Transport {
             framing,
             obfuscated: true,
+            carriage: Carriage::Tcp,
         }
     }
 }
 
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.carriage {
+            Carriage::Tcp => {}
+            Carriage::Http => return f.write_str("http"),
+            Carriage::Ws => return f.write_str("ws"),
+            Carriage::FakeTls => return f.write_str("faketls"),
+        }
         let name = match self.framing {
             Framing::Abridged => "abridged",
             Framing::Intermediate => "intermediate",
@@ -77,8 +110,9 @@ impl FromStr for Transport {
     fn from_str(s: &str) -> Result<Self, String> {
         Transport::ALL
             .into_iter()
+            .chain(Transport::CARRIAGES)
             .find(|t| t.to_string() == s)
-            .ok_or_else(|| format!("unknown transport {s:?} (abridged, intermediate, padded, full, obf-abridged, obf-intermediate, obf-padded)"))
+            .ok_or_else(|| format!("unknown transport {s:?} (abridged, intermediate, padded, full, obf-abridged, obf-intermediate, obf-padded, http, ws, faketls)"))
     }
 }
 

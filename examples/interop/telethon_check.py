@@ -1,7 +1,7 @@
 """Telethon's own MTProto sender (telethon.network.MTProtoSender: its handshake, its session layer, its framings)
 against our test DC. Run by tests/interop_telethon.rs.
 
-argv: port, transport (full|abridged|intermediate|obfuscated|mtproxy), RSA modulus hex, exponent[, secret hex].
+argv: port, transport (full|abridged|intermediate|obfuscated|mtproxy|http), RSA modulus hex, exponent[, secret hex].
 Prints one `OK <check>` line per passed check and `KEY <hex>` with the auth key; exits non-zero on failure.
 """
 import asyncio
@@ -13,10 +13,32 @@ import rsa as pyrsa
 from telethon import errors
 from telethon.crypto import rsa
 from telethon.network import MTProtoSender
-from telethon.network.connection import (ConnectionTcpAbridged, ConnectionTcpFull, ConnectionTcpIntermediate,
-                                         ConnectionTcpMTProxyRandomizedIntermediate, ConnectionTcpObfuscated)
+from telethon.network.connection.http import HttpPacketCodec
+from telethon.network.connection import (ConnectionHttp, ConnectionTcpAbridged, ConnectionTcpFull,
+                                         ConnectionTcpIntermediate, ConnectionTcpMTProxyRandomizedIntermediate,
+                                         ConnectionTcpObfuscated)
 from telethon.tl import functions, types
 from telethon.tl.alltlobjects import LAYER
+
+
+class FixedHttpPacketCodec(HttpPacketCodec):
+    """Telethon 1.45's HttpPacketCodec.read_packet tests `line[-1] != b'\\n'`, an int against bytes, which is
+    always true on Python 3, so ConnectionHttp fails on the first response line against any server. This is the
+    same method with only that comparison fixed (`line[-1:]`); requests are still Telethon's own encode_packet."""
+
+    async def read_packet(self, reader):
+        while True:
+            line = await reader.readline()
+            if not line or line[-1:] != b'\n':
+                raise asyncio.IncompleteReadError(line, None)
+            if line.lower().startswith(b'content-length: '):
+                await reader.readexactly(2)
+                length = int(line[16:-2])
+                return await reader.readexactly(length)
+
+
+class FixedConnectionHttp(ConnectionHttp):
+    packet_codec = FixedHttpPacketCodec
 
 
 class Loggers(dict):
@@ -81,7 +103,9 @@ async def main():
     rsa.add_key(pyrsa.PublicKey(int(n_hex, 16), e).save_pkcs1(), old=False)
     cls = {'full': ConnectionTcpFull, 'abridged': ConnectionTcpAbridged,
            'intermediate': ConnectionTcpIntermediate, 'obfuscated': ConnectionTcpObfuscated,
-           'mtproxy': ConnectionTcpMTProxyRandomizedIntermediate}[transport]
+           'mtproxy': ConnectionTcpMTProxyRandomizedIntermediate,
+           # POST /api on the DC's TCP port, one packet per body (the DC detects HTTP by its first bytes).
+           'http': FixedConnectionHttp}[transport]
     key = await session(cls, port, None, '', proxy)
     print('KEY', key.key.hex())
     # Reconnect: a new TCP connection and a new session under the same key.

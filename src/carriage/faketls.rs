@@ -6,8 +6,12 @@
 //! - The client sends one 517-byte TLS 1.3-looking ClientHello record (`16 03 01 02 00 01 00 01 fc 03 03 …`). Its
 //!   32-byte `random` (offset 11) is `HMAC-SHA-256(key, hello with random zeroed)` with the last 4 bytes XORed with
 //!   the Unix time, little-endian. The server recomputes the HMAC, requires the first 28 bytes of the XOR to be
-//!   zero (constant time), reads the timestamp, checks it against a skew window, and refuses a random it has
-//!   already seen ([`ReplayCache`], SECURITY.md item 9).
+//!   zero (constant time), reads the timestamp, checks it against a skew window, requires the SNI to name the
+//!   secret's domain ([`FakeTlsError::WrongDomain`]; such a client is a bad one, like a wrong digest), and refuses
+//!   a random it has already seen ([`ReplayCache`], SECURITY.md item 9). The hello has Chrome's shape as tdlib's
+//!   `TlsHello` builds it: GREASE values (RFC 8701) in the cipher suites, the first and last extensions,
+//!   supported_groups, key_share and supported_versions, and the extensions in random order (see
+//!   [`client_hello`]).
 //! - The server answers with a ServerHello record (session id echoed, cipher `13 01`, key_share and
 //!   supported_versions extensions), a ChangeCipherSpec record, and an application-data record of random bytes
 //!   (the fake certificate). The ServerHello `random` is `HMAC-SHA-256(key, client random ‖ those records with the
@@ -167,44 +171,184 @@ impl defmt::Format for FakeTlsSecret {
     }
 }
 
-/// Cipher suites of the emulated hello (a Chrome-like list).
+/// Cipher suites of the emulated hello after its GREASE suite (Chrome's list, as tdlib sends it).
 const CIPHERS: [u16; 15] = [
     0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f,
     0x0035,
 ];
 
-/// The extensions before SNI and key_share, fixed bytes.
-const EXT_FIXED: &[u8] = &[
-    0x00, 0x17, 0x00, 0x00, // extended_master_secret
-    0xff, 0x01, 0x00, 0x01, 0x00, // renegotiation_info
-    0x00, 0x0a, 0x00, 0x08, 0x00, 0x06, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18, // supported_groups
-    0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, // ec_point_formats
-    0x00, 0x23, 0x00, 0x00, // session_ticket
-    0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, b'h', b'2', 0x08, b'h', b't', b't', b'p', b'/', b'1', b'.',
-    b'1', // ALPN
-    0x00, 0x05, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00, // status_request
-    0x00, 0x0d, 0x00, 0x12, 0x00, 0x10, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x05, 0x03, 0x08, 0x05, 0x05, 0x01, 0x08,
-    0x06, 0x06, 0x01, // signature_algorithms
-    0x00, 0x12, 0x00, 0x00, // signed_certificate_timestamp
+/// How many GREASE values one hello draws (tdlib's `TlsHello::grease_size_`). Seeds used: 0 the cipher suite,
+/// 2 the first extension, 4 the supported group and key share, 6 the supported version, 3 the last extension.
+pub const GREASE_SEEDS: usize = 7;
+
+/// One extension of the permuted block: its bytes, where a GREASE value goes (offset, seed), and whether the
+/// X25519 key fills its last 32 bytes.
+struct Ext {
+    bytes: &'static [u8],
+    grease: Option<(usize, usize)>,
+    key: bool,
+}
+
+/// The extensions Chrome sends in random order (tdlib's `Op::permutation`), after the SNI extension which is
+/// built from the domain. Left out against tdlib's current list: the X25519MLKEM768 key share and group and the
+/// ECH extension, which would take the hello past the 517 bytes every MTProxy implementation reads.
+const EXTS: [Ext; 14] = [
+    // status_request
+    Ext {
+        bytes: &[0x00, 0x05, 0x00, 0x05, 0x01, 0x00, 0x00, 0x00, 0x00],
+        grease: None,
+        key: false,
+    },
+    // supported_groups: GREASE, x25519, secp256r1, secp384r1
+    Ext {
+        bytes: &[
+            0x00, 0x0a, 0x00, 0x0a, 0x00, 0x08, 0x0a, 0x0a, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18,
+        ],
+        grease: Some((6, 4)),
+        key: false,
+    },
+    // ec_point_formats
+    Ext {
+        bytes: &[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00],
+        grease: None,
+        key: false,
+    },
+    // signature_algorithms
+    Ext {
+        bytes: &[
+            0x00, 0x0d, 0x00, 0x12, 0x00, 0x10, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x05, 0x03, 0x08, 0x05, 0x05, 0x01,
+            0x08, 0x06, 0x06, 0x01,
+        ],
+        grease: None,
+        key: false,
+    },
+    // ALPN: h2, http/1.1
+    Ext {
+        bytes: &[
+            0x00, 0x10, 0x00, 0x0e, 0x00, 0x0c, 0x02, b'h', b'2', 0x08, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1',
+        ],
+        grease: None,
+        key: false,
+    },
+    // signed_certificate_timestamp
+    Ext {
+        bytes: &[0x00, 0x12, 0x00, 0x00],
+        grease: None,
+        key: false,
+    },
+    // extended_master_secret
+    Ext {
+        bytes: &[0x00, 0x17, 0x00, 0x00],
+        grease: None,
+        key: false,
+    },
+    // compress_certificate: brotli
+    Ext {
+        bytes: &[0x00, 0x1b, 0x00, 0x03, 0x02, 0x00, 0x02],
+        grease: None,
+        key: false,
+    },
+    // session_ticket
+    Ext {
+        bytes: &[0x00, 0x23, 0x00, 0x00],
+        grease: None,
+        key: false,
+    },
+    // supported_versions: GREASE, TLS 1.3, TLS 1.2
+    Ext {
+        bytes: &[0x00, 0x2b, 0x00, 0x07, 0x06, 0x0a, 0x0a, 0x03, 0x04, 0x03, 0x03],
+        grease: Some((5, 6)),
+        key: false,
+    },
+    // psk_key_exchange_modes
+    Ext {
+        bytes: &[0x00, 0x2d, 0x00, 0x02, 0x01, 0x01],
+        grease: None,
+        key: false,
+    },
+    // key_share: a GREASE group with a one-byte key, then x25519 with 32 bytes
+    Ext {
+        bytes: &[
+            0x00, 0x33, 0x00, 0x2b, 0x00, 0x29, 0x0a, 0x0a, 0x00, 0x01, 0x00, 0x00, 0x1d, 0x00, 0x20, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+        grease: Some((6, 4)),
+        key: true,
+    },
+    // application_settings (ALPS): h2
+    Ext {
+        bytes: &[0x44, 0xcd, 0x00, 0x05, 0x00, 0x03, 0x02, b'h', b'2'],
+        grease: None,
+        key: false,
+    },
+    // renegotiation_info
+    Ext {
+        bytes: &[0xff, 0x01, 0x00, 0x01, 0x00],
+        grease: None,
+        key: false,
+    },
 ];
-/// The extensions after key_share.
-const EXT_TAIL: &[u8] = &[
-    0x00, 0x2d, 0x00, 0x02, 0x01, 0x01, // psk_key_exchange_modes
-    0x00, 0x2b, 0x00, 0x05, 0x04, 0x03, 0x04, 0x03, 0x03, // supported_versions
-    0x00, 0x1b, 0x00, 0x03, 0x02, 0x00, 0x02, // compress_certificate
-];
-/// Hello bytes before the extensions: record + handshake headers, version, random, session id, ciphers,
-/// compression, extensions length.
-const PRE_EXT: usize = 11 + 32 + 1 + 32 + 2 + CIPHERS.len() * 2 + 2 + 2;
+
+/// Hello bytes before the extensions: record + handshake headers, version, random, session id, GREASE + cipher
+/// suites, compression, extensions length.
+const PRE_EXT: usize = 11 + 32 + 1 + 32 + 2 + 2 + CIPHERS.len() * 2 + 2 + 2;
+/// The empty GREASE extension first, and the one-byte GREASE extension last.
+const GREASE_EXTS_LEN: usize = 4 + 5;
 /// SNI extension overhead: type, length, list length, name type, name length.
 const SNI_OVERHEAD: usize = 9;
-/// key_share extension: type, length, list length, group, key length, key.
-const KEY_SHARE_LEN: usize = 4 + 2 + 2 + 2 + 32;
 /// Padding extension header.
 const PADDING_HDR: usize = 4;
 
+const fn exts_len() -> usize {
+    let mut rest: &[Ext] = &EXTS;
+    let mut n = 0;
+    while let [first, tail @ ..] = rest {
+        n += first.bytes.len();
+        rest = tail;
+    }
+    n
+}
+
 const fn max_domain_in_hello() -> usize {
-    CLIENT_HELLO_LEN - PRE_EXT - SNI_OVERHEAD - EXT_FIXED.len() - KEY_SHARE_LEN - EXT_TAIL.len() - PADDING_HDR
+    CLIENT_HELLO_LEN - PRE_EXT - GREASE_EXTS_LEN - SNI_OVERHEAD - exts_len() - PADDING_HDR
+}
+
+/// Whether `v` is a GREASE value of RFC 8701 (`0x?A?A` with both bytes equal).
+pub const fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
+}
+
+/// tdlib's `Grease::init`: random `0x?A` bytes, with each odd seed made to differ from the even one before it so
+/// that the first and last GREASE extensions never share a type.
+fn grease_bytes<R: CryptoRng + ?Sized>(rng: &mut R) -> [u8; GREASE_SEEDS] {
+    let mut g = [0u8; GREASE_SEEDS];
+    rng.fill_bytes(&mut g);
+    for b in &mut g {
+        *b = (*b & 0xf0) | 0x0a;
+    }
+    for pair in g.chunks_exact_mut(2) {
+        if let [a, b] = pair
+            && a == b
+        {
+            *b ^= 0x10;
+        }
+    }
+    g
+}
+
+/// A uniform index below `n` (rejection sampling; `n` is at most the number of extensions).
+fn uniform<R: CryptoRng + ?Sized>(rng: &mut R, n: u32) -> u32 {
+    let n = n.max(1);
+    let zone = u32::MAX - u32::MAX % n;
+    // Each draw is accepted with probability above 1 - 2^-27, so the bound is never reached in practice; it
+    // keeps the loop finite for any RNG.
+    for _ in 0..64 {
+        let x = rng.next_u32();
+        if x < zone {
+            return x % n;
+        }
+    }
+    0
 }
 
 /// What a client keeps between its hello and the server's answer.
@@ -233,8 +377,11 @@ impl ClientHelloState {
     }
 }
 
-/// Client side: builds the 517-byte ClientHello for `secret` at Unix time `now` (session id and key share drawn
-/// from `rng`), and the state needed to verify the server's answer.
+/// Client side: builds the 517-byte ClientHello for `secret` at Unix time `now`, and the state needed to verify
+/// the server's answer. The layout is Chrome's as tdlib's `TlsHello` emits it: a GREASE cipher suite first, a
+/// GREASE extension first and last, GREASE in supported_groups, key_share and supported_versions, the other
+/// extensions (SNI included) in random order, then padding to 517 bytes. Every random choice (GREASE values,
+/// session id, key share, extension order) comes from `rng`.
 pub fn client_hello<R: CryptoRng + ?Sized>(
     secret: &FakeTlsSecret,
     now: u32,
@@ -242,33 +389,65 @@ pub fn client_hello<R: CryptoRng + ?Sized>(
 ) -> Result<([u8; CLIENT_HELLO_LEN], ClientHelloState), WriteError> {
     let mut hello = [0u8; CLIENT_HELLO_LEN];
     let domain = secret.domain();
+    let grease = grease_bytes(rng);
+    let g = |seed: usize| {
+        let b = grease.get(seed).copied().unwrap_or(0x0a);
+        [b, b]
+    };
     let mut o = Out::new(&mut hello);
     o.put(&CLIENT_HELLO_START)?;
     o.put(&[0; DIGEST_LEN])?;
     o.put(&[32])?;
     rng.fill_bytes(o.reserve(32)?);
-    o.put(&((CIPHERS.len() * 2) as u16).to_be_bytes())?;
+    o.put(&(((CIPHERS.len() + 1) * 2) as u16).to_be_bytes())?;
+    o.put(&g(0))?;
     for c in CIPHERS {
         o.put(&c.to_be_bytes())?;
     }
     o.put(&[0x01, 0x00])?;
     o.put(&((CLIENT_HELLO_LEN - PRE_EXT) as u16).to_be_bytes())?;
-    let dl = u16::try_from(domain.len()).map_err(|_| WriteError::InvalidInput)?;
+    o.put(&g(2))?;
     o.put(&[0x00, 0x00])?;
-    o.put(&(dl + 5).to_be_bytes())?;
-    o.put(&(dl + 3).to_be_bytes())?;
-    o.put(&[0x00])?;
-    o.put(&dl.to_be_bytes())?;
-    o.put(domain)?;
-    o.put(EXT_FIXED)?;
-    o.put(&[0x00, 0x33, 0x00, 0x26, 0x00, 0x24, 0x00, 0x1d, 0x00, 0x20])?;
-    let ks = o.reserve(32)?;
-    rng.fill_bytes(ks);
+    let mut key = [0u8; 32];
+    rng.fill_bytes(&mut key);
     // A canonical X25519 u-coordinate has its top bit clear; a set bit would mark the hello as synthetic.
-    if let Some(last) = ks.last_mut() {
+    if let Some(last) = key.last_mut() {
         *last &= 0x7f;
     }
-    o.put(EXT_TAIL)?;
+    // Index 0 is SNI, 1.. the entries of EXTS; Fisher-Yates with the caller's RNG.
+    let mut order: [u8; EXTS.len() + 1] = core::array::from_fn(|i| i as u8);
+    for i in (1..order.len()).rev() {
+        let j = uniform(rng, (i + 1) as u32) as usize;
+        order.swap(i, j);
+    }
+    let dl = u16::try_from(domain.len()).map_err(|_| WriteError::InvalidInput)?;
+    for idx in order {
+        let Some(ext) = usize::from(idx).checked_sub(1).and_then(|i| EXTS.get(i)) else {
+            o.put(&[0x00, 0x00])?;
+            o.put(&(dl + 5).to_be_bytes())?;
+            o.put(&(dl + 3).to_be_bytes())?;
+            o.put(&[0x00])?;
+            o.put(&dl.to_be_bytes())?;
+            o.put(domain)?;
+            continue;
+        };
+        let dst = o.reserve(ext.bytes.len())?;
+        dst.copy_from_slice(ext.bytes);
+        if let Some((at, seed)) = ext.grease
+            && let Some(d) = dst.get_mut(at..at + 2)
+        {
+            d.copy_from_slice(&g(seed));
+        }
+        if ext.key {
+            let n = dst.len();
+            if let Some(d) = dst.get_mut(n.saturating_sub(32)..) {
+                d.copy_from_slice(&key);
+            }
+        }
+    }
+    key.zeroize();
+    o.put(&g(3))?;
+    o.put(&[0x00, 0x01, 0x00])?;
     let pad = CLIENT_HELLO_LEN
         .checked_sub(o.len() + PADDING_HDR)
         .ok_or(WriteError::InvalidInput)?;
@@ -283,6 +462,50 @@ pub fn client_hello<R: CryptoRng + ?Sized>(
         d.copy_from_slice(&random);
     }
     Ok((hello, ClientHelloState { random }))
+}
+
+/// The server name a ClientHello record (header included) names in its SNI extension: the first `host_name`
+/// entry. `Ok(None)` when the hello has no SNI extension.
+pub fn client_hello_sni(record: &[u8]) -> Result<Option<&[u8]>, FakeTlsError> {
+    let body = record.get(5 + 4 + 2 + DIGEST_LEN..).ok_or(FakeTlsError::Malformed)?;
+    let (&sid_len, rest) = body.split_first().ok_or(FakeTlsError::Malformed)?;
+    let rest = rest.get(usize::from(sid_len)..).ok_or(FakeTlsError::Malformed)?;
+    let (cs_len, rest) = rest.split_first_chunk::<2>().ok_or(FakeTlsError::Malformed)?;
+    let rest = rest
+        .get(usize::from(u16::from_be_bytes(*cs_len))..)
+        .ok_or(FakeTlsError::Malformed)?;
+    let (&comp_len, rest) = rest.split_first().ok_or(FakeTlsError::Malformed)?;
+    let rest = rest.get(usize::from(comp_len)..).ok_or(FakeTlsError::Malformed)?;
+    let (ext_len, rest) = rest.split_first_chunk::<2>().ok_or(FakeTlsError::Malformed)?;
+    let mut exts = rest
+        .get(..usize::from(u16::from_be_bytes(*ext_len)))
+        .ok_or(FakeTlsError::Malformed)?;
+    // Each round consumes at least four bytes, so the walk ends.
+    while let Some((hdr, after)) = exts.split_first_chunk::<4>() {
+        let [t0, t1, l0, l1] = *hdr;
+        let data = after
+            .get(..usize::from(u16::from_be_bytes([l0, l1])))
+            .ok_or(FakeTlsError::Malformed)?;
+        exts = after.get(data.len()..).unwrap_or(&[]);
+        if [t0, t1] != [0, 0] {
+            continue;
+        }
+        let (list_len, list) = data.split_first_chunk::<2>().ok_or(FakeTlsError::Malformed)?;
+        let list = list
+            .get(..usize::from(u16::from_be_bytes(*list_len)))
+            .ok_or(FakeTlsError::Malformed)?;
+        let [0, n0, n1, name @ ..] = list else {
+            return Err(FakeTlsError::Malformed);
+        };
+        return name
+            .get(..usize::from(u16::from_be_bytes([*n0, *n1])))
+            .map(Some)
+            .ok_or(FakeTlsError::Malformed);
+    }
+    if !exts.is_empty() {
+        return Err(FakeTlsError::Malformed);
+    }
+    Ok(None)
 }
 
 /// A fake-TLS handshake failure.
@@ -304,6 +527,9 @@ pub enum FakeTlsError {
     },
     /// The hello's random was already seen (SECURITY.md item 9, attack B19).
     Replayed,
+    /// The hello's SNI is missing or names another domain than the secret's (mtprotoproxy treats such a client
+    /// as a bad one, like a wrong digest).
+    WrongDomain,
     /// A TLS alert record from the peer.
     Alert {
         /// The alert level and description bytes.
@@ -322,6 +548,7 @@ impl core::fmt::Display for FakeTlsError {
             FakeTlsError::BadDigest => f.write_str("fake-TLS digest does not verify"),
             FakeTlsError::StaleTimestamp { timestamp } => write!(f, "fake-TLS timestamp {timestamp} outside window"),
             FakeTlsError::Replayed => f.write_str("replayed fake-TLS hello"),
+            FakeTlsError::WrongDomain => f.write_str("fake-TLS hello names another domain"),
             FakeTlsError::Alert { level, description } => write!(f, "TLS alert {level}/{description}"),
         }
     }
@@ -723,7 +950,8 @@ impl<const M: usize> ClientHelloReader<M> {
 }
 
 /// Validates a complete ClientHello record (header included) without touching a replay cache: handshake
-/// structure, HMAC digest (constant time), timestamp window.
+/// structure, HMAC digest (constant time), timestamp window, and an SNI naming the secret's domain
+/// ([`FakeTlsError::WrongDomain`] otherwise).
 pub fn validate_client_hello(
     secret: &FakeTlsSecret,
     cfg: &ServerConfig,
@@ -764,6 +992,11 @@ pub fn validate_client_hello(
     };
     if !ok {
         return Err(FakeTlsError::StaleTimestamp { timestamp });
+    }
+    // Checked once the digest holds: an unauthenticated prober learns nothing from the order of the checks.
+    match client_hello_sni(record)? {
+        Some(name) if name.eq_ignore_ascii_case(secret.domain()) => {}
+        _ => return Err(FakeTlsError::WrongDomain),
     }
     let mut session_id = [0u8; 32];
     session_id

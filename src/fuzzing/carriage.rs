@@ -4,7 +4,7 @@
 
 use crate::carriage::faketls::{
     ClientHelloReader, FakeTlsSecret, RecordDecoder, RecordEncoder, ReplayCache, ServerConfig, ServerHelloReader,
-    client_hello, validate_client_hello,
+    client_hello, client_hello_sni, validate_client_hello,
 };
 use crate::carriage::http::{HttpDecoder, HttpLimits, encode_request, encode_response};
 use crate::carriage::ws::{ServerHandshake, WsCodec, WsEvent};
@@ -172,8 +172,13 @@ pub fn carriage_faketls(data: &[u8]) {
         assert_eq!(acc.is_some(), !cache.is_empty());
     }
     let _ = validate_client_hello(&secret, &cfg, 1_700_000_000, data);
+    // The SNI walk on arbitrary bytes: a name, if found, lies inside the input.
+    if let Ok(Some(name)) = client_hello_sni(data) {
+        assert!(name.len() <= data.len());
+    }
     let mut rng = FuzzRng(7);
-    if let Ok((_, state)) = client_hello(&secret, 1_700_000_000, &mut rng) {
+    if let Ok((hello, state)) = client_hello(&secret, 1_700_000_000, &mut rng) {
+        assert_eq!(client_hello_sni(&hello), Ok(Some(secret.domain())));
         let mut sh = ServerHelloReader::<8192>::new(state);
         // Random bytes never carry a valid digest.
         assert!(!matches!(sh.feed(&secret, data), Ok((_, true))));
