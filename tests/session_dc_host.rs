@@ -9,13 +9,17 @@ use std::sync::OnceLock;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
+use mtproto_sansio::fuzzing::handshake::Pair;
 use mtproto_sansio::fuzzing::handshake::dc_key;
-use mtproto_sansio::handshake::{self, ServerConfig};
+use mtproto_sansio::handshake::{
+    self, KeyCheckError, KeyKind, MAX_SERVER_MESSAGE, ServerConfig, ServerReply, ServerStep, Status,
+};
 use mtproto_sansio::session::{
     AcceptKeyError, EngineConfig, Error, Event, HostQuery, MsgId, MsgKind, ProxySecretError, ResumeError, SaltSchedule,
     Session, SessionConfig, StoredKey, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::tl::{DhGenOk, DhGenRetry};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::{Framing, TransportError};
 use rand::rngs::StdRng;
@@ -380,6 +384,126 @@ fn chk_025_parked_new_key_holds_dh_gen_ok_back() {
         client_in(&mut c, &mut ce, &down, now).unwrap();
     }
     panic!("no new-key check");
+}
+
+/// A handshake pair whose client has just sent `set_client_DH_params`; returns the message.
+fn pair_at_client_dh(seed: &[u8]) -> (Pair<'static>, Vec<u8>) {
+    let mut p = Pair::new(rsa(), trusted(), KeyKind::Permanent, seed).unwrap();
+    for _ in 0..2 {
+        assert!(p.round());
+    }
+    assert!(p.client_send());
+    let msg = p.c2s[..p.c2s_len].to_vec();
+    (p, msg)
+}
+
+fn deferred(p: &mut Pair<'_>, msg: &[u8], out: &mut [u8; MAX_SERVER_MESSAGE]) -> ServerStep {
+    p.server.handle_deferred(p.now, &mut p.server_rng, 1, msg, out).unwrap()
+}
+
+fn ctor(out: &[u8]) -> u32 {
+    u32::from_le_bytes(out[20..24].try_into().unwrap())
+}
+
+#[test]
+fn chk_025_deferred_key_check_retries_a_taken_id_and_completes_on_a_free_one() {
+    let (mut p, msg) = pair_at_client_dh(b"deferred");
+    let mut out = [0u8; MAX_SERVER_MESSAGE];
+    let ServerStep::CheckKeyId { key_id } = deferred(&mut p, &msg, &mut out) else {
+        panic!()
+    };
+    // A retransmission while the host decides: the same question, no answer.
+    assert!(matches!(deferred(&mut p, &msg, &mut out), ServerStep::CheckKeyId { key_id: k } if k == key_id));
+    // Wrong peer, wrong id, short buffer: nothing happens.
+    assert_eq!(
+        p.server
+            .finish_key_check(p.now, 2, key_id, false, &mut out)
+            .unwrap_err(),
+        KeyCheckError::NotPending
+    );
+    assert_eq!(
+        p.server
+            .finish_key_check(p.now, 1, key_id ^ 1, false, &mut out)
+            .unwrap_err(),
+        KeyCheckError::NotPending
+    );
+    assert_eq!(
+        p.server
+            .finish_key_check(p.now, 1, key_id, false, &mut [0u8; 16])
+            .unwrap_err(),
+        KeyCheckError::BufferTooSmall
+    );
+    // Taken: dh_gen_retry, replayed identically to a retransmission.
+    let ServerReply::Send(n) = p.server.finish_key_check(p.now, 1, key_id, true, &mut out).unwrap() else {
+        panic!()
+    };
+    assert_eq!(ctor(&out[..n]), DhGenRetry::CONSTRUCTOR);
+    let retry = out[..n].to_vec();
+    let ServerStep::Reply(ServerReply::Send(m)) = deferred(&mut p, &msg, &mut out) else {
+        panic!()
+    };
+    assert_eq!(&out[..m], &retry[..]);
+    p.s2c[..n].copy_from_slice(&retry);
+    p.s2c_len = n;
+    p.client_receive().unwrap();
+    // The client retries with a new key; this one is free.
+    assert!(p.client_send());
+    let msg2 = p.c2s[..p.c2s_len].to_vec();
+    let ServerStep::CheckKeyId { key_id: id2 } = deferred(&mut p, &msg2, &mut out) else {
+        panic!()
+    };
+    assert_ne!(id2, key_id);
+    let ServerReply::Complete { len, outcome } = p.server.finish_key_check(p.now, 1, id2, false, &mut out).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(ctor(&out[..len]), DhGenOk::CONSTRUCTOR);
+    assert_eq!(outcome.auth_key.id(), id2);
+    p.s2c[..len].copy_from_slice(&out[..len]);
+    p.s2c_len = len;
+    p.client_receive().unwrap();
+    assert_eq!(p.client.status(), Status::Done);
+    assert_eq!(p.client.take_outcome().unwrap().auth_key.id(), id2);
+    assert!(
+        p.server.finish_key_check(p.now, 1, id2, false, &mut out).is_err(),
+        "answered once"
+    );
+}
+
+#[test]
+fn chk_024_deferred_run_is_poisoned_by_another_request_and_expires() {
+    let (mut p, msg) = pair_at_client_dh(b"poison");
+    let mut out = [0u8; MAX_SERVER_MESSAGE];
+    let ServerStep::CheckKeyId { key_id } = deferred(&mut p, &msg, &mut out) else {
+        panic!()
+    };
+    // The same nonces in a different request (the last byte of the encrypted data flipped): −404, run gone.
+    let mut other = msg.clone();
+    *other.last_mut().unwrap() ^= 1;
+    assert!(matches!(
+        deferred(&mut p, &other, &mut out),
+        ServerStep::Reply(ServerReply::Error(-404))
+    ));
+    assert_eq!(
+        p.server
+            .finish_key_check(p.now, 1, key_id, false, &mut out)
+            .unwrap_err(),
+        KeyCheckError::NotPending
+    );
+    // A parked key lives no longer than its run (item 23).
+    let (mut p, msg) = pair_at_client_dh(b"expire");
+    let ServerStep::CheckKeyId { key_id } = deferred(&mut p, &msg, &mut out) else {
+        panic!()
+    };
+    assert_eq!(p.server.len(), 1);
+    let later = p.now.saturating_add(core::time::Duration::from_secs(601));
+    assert_eq!(
+        p.server
+            .finish_key_check(later, 1, key_id, false, &mut out)
+            .unwrap_err(),
+        KeyCheckError::NotPending
+    );
+    assert!(p.server.is_empty());
 }
 
 // ---- stored salts ---------------------------------------------------------------------------------------------
@@ -763,4 +887,24 @@ fn proxy_secret_setter_refusals() {
     }
     assert!(matches!(d.host_query(), Some(HostQuery::AuthKey { key_id }) if key_id == key.key.id()));
     assert_eq!(d.set_proxy_secret(None), Err(ProxySecretError::Started));
+}
+
+#[test]
+fn handshake_server_fuzz_seed_reaches_the_deferred_key_check() {
+    // The checked-in seed drives the `handshake_server` target into the parked-key state: the same setup here.
+    let seed = include_bytes!("../fuzz/corpus/handshake_server/deferred_msg2_step2");
+    assert_eq!(seed[..2], [2, 8]);
+    let mut p = Pair::new(rsa(), trusted(), KeyKind::Permanent, b"fuzz-server").unwrap();
+    for i in 0..2 {
+        assert!(p.client_send() && p.server_receive().is_some());
+        if i == 0 {
+            p.client_receive().unwrap();
+        }
+    }
+    let mut out = [0u8; MAX_SERVER_MESSAGE];
+    assert!(matches!(deferred(&mut p, &seed[2..], &mut out), ServerStep::CheckKeyId { .. }));
+    mtproto_sansio::fuzzing::handshake::handshake_server(seed);
+    mtproto_sansio::fuzzing::handshake::handshake_server(include_bytes!(
+        "../fuzz/corpus/handshake_server/deferred_taken_msg2_step2"
+    ));
 }
