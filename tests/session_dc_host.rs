@@ -902,7 +902,10 @@ fn handshake_server_fuzz_seed_reaches_the_deferred_key_check() {
         }
     }
     let mut out = [0u8; MAX_SERVER_MESSAGE];
-    assert!(matches!(deferred(&mut p, &seed[2..], &mut out), ServerStep::CheckKeyId { .. }));
+    assert!(matches!(
+        deferred(&mut p, &seed[2..], &mut out),
+        ServerStep::CheckKeyId { .. }
+    ));
     mtproto_sansio::fuzzing::handshake::handshake_server(seed);
     mtproto_sansio::fuzzing::handshake::handshake_server(include_bytes!(
         "../fuzz/corpus/handshake_server/deferred_taken_msg2_step2"

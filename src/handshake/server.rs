@@ -207,8 +207,9 @@ enum KeyCheck<'a> {
     Later,
 }
 
-/// What one request led to, before it is told to the host.
-enum Outcome2 {
+/// What one request led to, before it is told to the host (returned, never stored).
+#[allow(clippy::large_enum_variant)]
+enum Handled {
     Reply(ServerReply),
     Check(u64),
 }
@@ -315,9 +316,9 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
     ) -> Result<ServerReply, BufferTooSmall> {
         Ok(
             match self.step(now, rng, peer, payload, out, KeyCheck::Now(key_id_taken))? {
-                Outcome2::Reply(r) => r,
+                Handled::Reply(r) => r,
                 // `KeyCheck::Now` never defers.
-                Outcome2::Check(_) => ServerReply::Error(ERR_NOT_FOUND),
+                Handled::Check(_) => ServerReply::Error(ERR_NOT_FOUND),
             },
         )
     }
@@ -336,8 +337,8 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         out: &mut [u8],
     ) -> Result<ServerStep, BufferTooSmall> {
         Ok(match self.step(now, rng, peer, payload, out, KeyCheck::Later)? {
-            Outcome2::Reply(r) => ServerStep::Reply(r),
-            Outcome2::Check(key_id) => ServerStep::CheckKeyId { key_id },
+            Handled::Reply(r) => ServerStep::Reply(r),
+            Handled::Check(key_id) => ServerStep::CheckKeyId { key_id },
         })
     }
 
@@ -445,7 +446,7 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         payload: &[u8],
         out: &mut [u8],
         check: KeyCheck<'_>,
-    ) -> Result<Outcome2, BufferTooSmall> {
+    ) -> Result<Handled, BufferTooSmall> {
         if out.len() < MAX_SERVER_MESSAGE {
             return Err(BufferTooSmall {
                 required: MAX_SERVER_MESSAGE,
@@ -458,11 +459,11 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             0
         };
         let Ok((msg_id, body)) = parse_plain(payload, max_trailing) else {
-            return Ok(Outcome2::Reply(ServerReply::Error(ERR_NOT_FOUND)));
+            return Ok(Handled::Reply(ServerReply::Error(ERR_NOT_FOUND)));
         };
         // Client msg_ids are divisible by 4 (DESC).
         if !msg_id.is_multiple_of(4) {
-            return Ok(Outcome2::Reply(ServerReply::Error(ERR_NOT_FOUND)));
+            return Ok(Handled::Reply(ServerReply::Error(ERR_NOT_FOUND)));
         }
         let d: [u8; 32] = Sha256::new()
             .chain_update(msg_id.to_le_bytes())
@@ -472,16 +473,16 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         let ctor = crate::tl::Reader::new(body).u32().unwrap_or(0);
         let result = match ctor {
             ReqPqMulti::CONSTRUCTOR | ReqPq::CONSTRUCTOR => {
-                self.on_req_pq(now, rng, peer, body, &d, out).map(Outcome2::Reply)
+                self.on_req_pq(now, rng, peer, body, &d, out).map(Handled::Reply)
             }
-            ReqDhParams::CONSTRUCTOR => self.on_req_dh(now, rng, peer, body, &d, out).map(Outcome2::Reply),
+            ReqDhParams::CONSTRUCTOR => self.on_req_dh(now, rng, peer, body, &d, out).map(Handled::Reply),
             SetClientDhParams::CONSTRUCTOR => self.on_set_client_dh(now, peer, body, &d, out, check),
             _ => Err(Refuse::NotFound),
         };
         Ok(match result {
             Ok(reply) => reply,
-            Err(Refuse::NotFound) => Outcome2::Reply(ServerReply::Error(ERR_NOT_FOUND)),
-            Err(Refuse::WrongDc) => Outcome2::Reply(ServerReply::Error(ERR_WRONG_DC)),
+            Err(Refuse::NotFound) => Handled::Reply(ServerReply::Error(ERR_NOT_FOUND)),
+            Err(Refuse::WrongDc) => Handled::Reply(ServerReply::Error(ERR_WRONG_DC)),
         })
     }
 
@@ -782,16 +783,16 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         digest: &[u8; 32],
         out: &mut [u8],
         check: KeyCheck<'_>,
-    ) -> Result<Outcome2, Refuse> {
+    ) -> Result<Handled, Refuse> {
         let req = SetClientDhParams::decode(body).map_err(|_| Refuse::NotFound)?;
         if let Some(i) = self.find(peer, &req.nonce, Some(&req.server_nonce))
             && let Some(key_id) = self.pending_check(i, digest)
         {
-            return Ok(Outcome2::Check(key_id));
+            return Ok(Handled::Check(key_id));
         }
         let i = match self.lookup(peer, &req.nonce, &req.server_nonce, digest, out)? {
             Ok(i) => i,
-            Err(reply) => return Ok(Outcome2::Reply(reply)),
+            Err(reply) => return Ok(Handled::Reply(reply)),
         };
         match self.client_dh_checked(now, &req, i, digest, out, check) {
             Ok(Stepped::Answered(n, outcome, finished)) => {
@@ -799,12 +800,12 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
                 if finished && let Some(Some(run)) = self.runs.get_mut(i) {
                     run.phase = Phase::Done;
                 }
-                Ok(Outcome2::Reply(match outcome {
+                Ok(Handled::Reply(match outcome {
                     Some(outcome) => ServerReply::Complete { len: n, outcome },
                     None => ServerReply::Send(n),
                 }))
             }
-            Ok(Stepped::Parked(key_id)) => Ok(Outcome2::Check(key_id)),
+            Ok(Stepped::Parked(key_id)) => Ok(Handled::Check(key_id)),
             Err(e) => {
                 self.remove(i);
                 Err(e)

@@ -199,6 +199,8 @@ mod tests {
         let b = n.to_bytes();
         assert_eq!(&b[32..], &[0; 16]);
         assert_eq!(SaltSchedule::from_bytes(&b), n);
-        assert_eq!(format!("{s:?}"), "SaltSchedule { .. }");
+        let mut dbg: heapless::String<64> = heapless::String::new();
+        core::fmt::Write::write_fmt(&mut dbg, format_args!("{s:?}")).unwrap();
+        assert_eq!(dbg.as_str(), "SaltSchedule { .. }");
     }
 }

@@ -73,9 +73,20 @@
 //! nothing (backpressure), so a parked frame is never overtaken or processed before its key exists.
 //!
 //! Why the table is owned, not borrowed from the host: the session keeps its run-loop verbs and needs no lifetime
-//! or extra arguments; a run lives on one connection anyway (item 22). The cost is that the table cannot see the
-//! host's key store, so key-id collisions (item 25) are not retried here: a host that must check them, or wants one
-//! table for all connections, drives [`ServerHandshakes`] and [`Session::server`] itself.
+//! or extra arguments; a run lives on one connection anyway (item 22). What a DC keeps beyond one connection is asked
+//! of the host instead, through [`Session::host_query`] (each answer un-parks the frame):
+//! - **new keys** ([`Session::set_new_key_check`]): before `dh_gen_ok` the table parks the new key
+//!   ([`ServerHandshakes::handle_deferred`]) and the host tells whether its store already holds the id
+//!   ([`HostQuery::NewAuthKey`] → [`Session::accept_new_key`]); a collision is answered `dh_gen_retry` (item 25).
+//!   Off by default, for hosts without a store;
+//! - **stored keys** carry their salt schedule ([`StoredKey`], [`Session::stored_key`],
+//!   [`Session::supply_stored_key`]), so every connection under a key issues the same salts;
+//! - **sessions** ([`Session::set_session_handover`]): a connection's first authenticated message names the client
+//!   session ([`HostQuery::Session`]); the host hands over the connection that holds it
+//!   ([`Session::resume_session`]), whose engine moves here by an in-place swap (no allocation, nothing
+//!   engine-sized on the stack), or starts a new one.
+//!
+//! [`Session::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
@@ -992,7 +1003,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         };
         let mut reply = [0u8; MAX_SERVER_MESSAGE];
         let msg = self.scratch.get(..len).unwrap_or(&[]);
-        // The table's own capacity caps runs; this session is its only peer. Collisions: see the module docs.
+        // The table's own capacity caps runs; this session is its only peer. Collisions: checked by the host if asked to.
         let step = if self.new_key_check {
             hs.handle_deferred(now, rng, 0, msg, &mut reply)
         } else {
