@@ -757,6 +757,49 @@ fn two_connections_racing_for_one_session_execute_each_query_once() {
 }
 
 #[test]
+fn atk_b07_replayed_connection_cannot_pull_the_session_away() {
+    let (mut rng, mut c, mut a, mut host, mut ce, now) = session_on_a(34);
+    let sid = a.engine().unwrap().session_id();
+    // The client reconnects as B with a query; an attacker records B's whole byte stream (init included).
+    c.reconnect(now);
+    let q6 = c.send(now, &query(6), MsgKind::Query).unwrap();
+    let mut b = dc_handover(now);
+    let recorded = client_out(&mut c, now, &mut rng);
+    let down = dc_feed(&mut b, &mut host, &recorded, now, &mut rng, Some(&mut a));
+    client_in(&mut c, &mut ce, &down, now).unwrap();
+    assert_eq!(b.engine().unwrap().session_id(), sid);
+    // The attacker replays it on a third connection; the host offers B, which holds the session.
+    let mut x = dc_handover(now);
+    let mut off = 0;
+    loop {
+        match x.host_query() {
+            Some(HostQuery::AuthKey { key_id }) => x.supply_stored_key(now, host.stored(key_id).as_ref()).unwrap(),
+            Some(HostQuery::Session { session_id, .. }) => {
+                assert_eq!(session_id, sid);
+                break;
+            }
+            other => {
+                assert!(other.is_none() && off < recorded.len(), "no session query");
+                off += x.handle_input(now, &recorded[off..]).unwrap();
+            }
+        }
+    }
+    assert_eq!(x.resume_session(now, Some(&mut b)), Err(ResumeError::Replayed));
+    assert!(x.host_query().is_none() && !x.engine().unwrap().has_session());
+    assert!(x.poll_event().is_none());
+    // B keeps the session and keeps working.
+    let q = c.send(now, &query(7), MsgKind::Query).unwrap();
+    for _ in 0..3 {
+        round(&mut c, &mut b, &mut host, &mut ce, now, &mut rng);
+    }
+    assert_eq!(ce.results.last(), Some(&(q, query(7).to_vec())));
+    for q in [q6, q] {
+        assert_eq!(host.requests.iter().filter(|(id, _)| *id == q).count(), 1);
+        assert_eq!(ce.results.iter().filter(|(id, _)| *id == q).count(), 1);
+    }
+}
+
+#[test]
 fn handover_off_never_asks_for_the_session() {
     let mut rng = StdRng::seed_from_u64(33);
     let now = Instant::from_secs(50);

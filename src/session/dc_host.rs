@@ -146,6 +146,9 @@ pub enum ResumeError {
     NotRequested,
     /// The offered connection does not hold that session under that key; nothing changed, the frame stays parked.
     Mismatch,
+    /// The parked message is one the session already received (a replayed connection): it was dropped and
+    /// nothing moved.
+    Replayed,
 }
 
 impl fmt::Display for ResumeError {
@@ -153,6 +156,7 @@ impl fmt::Display for ResumeError {
         match self {
             ResumeError::NotRequested => f.write_str("no frame waits for a session"),
             ResumeError::Mismatch => f.write_str("the connection does not hold that session"),
+            ResumeError::Replayed => f.write_str("the message is a replay; the session stays where it is"),
         }
     }
 }

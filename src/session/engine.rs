@@ -408,9 +408,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.session_known
     }
 
-    /// Decrypts `packet` (checking it fully) into the receive buffer only to read its session id; nothing else
-    /// changes. `None` if it does not decrypt or events still borrow the buffer.
-    pub fn peek_session_id(&mut self, packet: &[u8]) -> Option<u64> {
+    /// Decrypts `packet` (checking it fully) into the receive buffer only to read its session id and msg_id;
+    /// nothing else changes. `None` if it does not decrypt or events still borrow the buffer.
+    pub fn peek_ids(&mut self, packet: &[u8]) -> Option<(u64, MsgId)> {
         if self.must_drain() {
             return None;
         }
@@ -420,9 +420,21 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         };
         let buf = self.rx.get_mut(..packet.len())?;
         buf.copy_from_slice(packet);
-        let sid = packet::decrypt(&self.core.key, dir, buf).ok().map(|v| v.session_id());
+        let ids = packet::decrypt(&self.core.key, dir, buf)
+            .ok()
+            .map(|v| (v.session_id(), MsgId(v.msg_id())));
         buf.zeroize();
-        sid
+        ids
+    }
+
+    /// DC: whether a client message with this id can only be a replay in the current session: already received,
+    /// below the replay window, or older than the allowed past.
+    pub fn is_replay(&self, now: Instant, id: MsgId) -> bool {
+        let unix = self.core.clock.unix_time(now);
+        matches!(
+            self.core.inbound.check(id, unix, true),
+            Err(MsgIdReject::Duplicate | MsgIdReject::OlderThanWindow | MsgIdReject::TooLow)
+        )
     }
 
     fn wrap(core: Core<TX, MSGS>) -> Self {

@@ -238,6 +238,7 @@ enum Parked {
     Session {
         len: usize,
         session_id: u64,
+        msg_id: MsgId,
         quick_ack: bool,
     },
 }
@@ -411,10 +412,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     fn start_parked(&mut self, now: Instant, mut engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
         let data = self.scratch.get(..len).unwrap_or(&[]);
         if self.handover && !engine.has_session() {
-            if let Some(session_id) = engine.peek_session_id(data) {
+            if let Some((session_id, msg_id)) = engine.peek_ids(data) {
                 self.parked = Parked::Session {
                     len,
                     session_id,
+                    msg_id,
                     quick_ack,
                 };
             } else {
@@ -584,13 +586,16 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: answers [`HostQuery::Session`]. `Some(old)`: the connection that holds the session (its connection may be
     /// dead or alive); its server session moves here, the parked message is processed in it (a message it already
     /// received is not delivered again), everything it had not seen acknowledged is resent on this connection, and
-    /// `old` fails from now on with [`Error::Moved`] (a racing connection loses). `None`: the session is new here;
+    /// `old` fails from now on with [`Error::Moved`] (a racing connection loses). A message `old`'s session already
+    /// received (or older than its windows) is a replay: it is dropped, nothing moves, and this connection waits for
+    /// its next message ([`ResumeError::Replayed`]). `None`: the session is new here;
     /// the message is processed as without hand-over (`new_session_created`). Index the session under
     /// ([`HostQuery::Session::key_id`], session id) → this connection afterwards.
     pub fn resume_session(&mut self, now: Instant, from: Option<&mut Self>) -> Result<(), ResumeError> {
         let Parked::Session {
             len,
             session_id,
+            msg_id,
             quick_ack,
         } = self.parked
         else {
@@ -609,6 +614,15 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             };
             if !ok {
                 return Err(ResumeError::Mismatch);
+            }
+            if let Phase::Encrypted(o) = &old.phase
+                && o.is_replay(now, msg_id)
+            {
+                // A copy of a message the session already had (an attacker replaying a captured connection): it
+                // must not pull the session away from the client's connection.
+                self.parked = Parked::Empty;
+                self.frames_dropped += 1;
+                return Err(ResumeError::Replayed);
             }
             // Swapped in place: no engine-sized value crosses the stack.
             core::mem::swap(&mut self.phase, &mut old.phase);
@@ -758,12 +772,13 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 };
                 if self.handover && !self.new_key && side == Side::Server && !engine.has_session() {
                     // A fresh connection's first authenticated message: the host may hold its session elsewhere.
-                    match (engine.peek_session_id(data), self.scratch.get_mut(..data.len())) {
-                        (Some(session_id), Some(dst)) => {
+                    match (engine.peek_ids(data), self.scratch.get_mut(..data.len())) {
+                        (Some((session_id, msg_id)), Some(dst)) => {
                             dst.copy_from_slice(data);
                             self.parked = Parked::Session {
                                 len: data.len(),
                                 session_id,
+                                msg_id,
                                 quick_ack,
                             };
                         }
