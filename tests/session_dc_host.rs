@@ -954,3 +954,28 @@ fn handshake_server_fuzz_seed_reaches_the_deferred_key_check() {
         "../fuzz/corpus/handshake_server/deferred_taken_msg2_step2"
     ));
 }
+
+#[test]
+fn session_server_fuzz_seed_reaches_the_replay_check() {
+    // The `session_server` target asks `peek_ids`/`is_replay` (what a hand-over asks) before every packet and
+    // asserts a replay is never accepted; this seed ends with one.
+    use mtproto_sansio::fuzzing::session::{FUZZ_START, fuzz_server, session_server};
+    let data = include_bytes!("../fuzz/corpus/session_server/exchange_replayed");
+    let mut recs = Vec::new();
+    let mut rest = &data[..];
+    while rest.len() >= 3 {
+        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+        recs.push(rest[3..3 + len].to_vec());
+        rest = &rest[3 + len..];
+    }
+    let (last, before) = recs.split_last().unwrap();
+    let mut e = fuzz_server();
+    for r in before {
+        let _ = e.handle_packet(FUZZ_START, r);
+        while e.poll_event().is_some() {}
+    }
+    let (sid, id) = e.peek_ids(last).unwrap();
+    assert!(e.has_session() && sid == e.session_id() && e.is_replay(FUZZ_START, id));
+    assert!(e.handle_packet(FUZZ_START, last).is_err());
+    session_server(data);
+}
