@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
@@ -528,7 +529,7 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
     fn pending_check(&self, i: usize, digest: &[u8; 32]) -> Option<u64> {
         let run = self.runs.get(i)?.as_ref()?;
         match run.phase {
-            Phase::AwaitKeyCheck { key_id, .. } if &run.last_request == digest => Some(key_id),
+            Phase::AwaitKeyCheck { key_id, .. } if bool::from(run.last_request.ct_eq(digest)) => Some(key_id),
             _ => None,
         }
     }
