@@ -64,10 +64,11 @@
 //! - a plaintext frame (auth_key_id 0) is parked and answered by the table at the next
 //!   [`poll_transmit`](Session::poll_transmit), which has the RNG the handshake needs; when the table creates a key,
 //!   the connection continues encrypted on it (with the handshake's salt) and reports [`Event::AuthKeyReady`]: the
-//!   host stores [`Session::auth_key`] under its id;
+//!   host stores [`Session::stored_key`] under its id;
 //! - an encrypted frame under an unknown auth_key_id is parked and reported as [`Event::AuthKeyRequired`]; the host
-//!   looks the id up and answers with [`Session::supply_auth_key`]: `Some(key)` starts the encrypted session and
-//!   processes the parked frame, `None` sends the transport error −404 (SECURITY.md item 27) and drops it.
+//!   looks the id up and answers with [`Session::supply_stored_key`] (or [`Session::supply_auth_key`]): `Some(key)`
+//!   starts the encrypted session and processes the parked frame, `None` sends the transport error −404
+//!   (SECURITY.md item 27) and drops it.
 //!
 //! At most [`MAX_PARKED_FRAMES`] frame (of at most `RX` bytes) is parked; while it is, `handle_input` consumes
 //! nothing (backpressure), so a parked frame is never overtaken or processed before its key exists.
@@ -584,7 +585,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     }
 
     /// DC: answers [`HostQuery::Session`]. `Some(old)`: the connection that holds the session (its connection may be
-    /// dead or alive); its server session moves here, the parked message is processed in it (a message it already
+    /// dead or alive; drain its events first); its server session moves here, the parked message is processed in it (a message it already
     /// received is not delivered again), everything it had not seen acknowledged is resent on this connection, and
     /// `old` fails from now on with [`Error::Moved`] (a racing connection loses). A message `old`'s session already
     /// received (or older than its windows) is a replay: it is dropped, nothing moves, and this connection waits for
