@@ -422,6 +422,14 @@ fn write_seed_corpora() {
             files.push((format!("flipped_msg{k}"), [vec![k as u8, 0], flipped].concat()));
         }
         files.push(("temp_key_step1".into(), [vec![1, 4], s2c[0].clone()].concat()));
+        if target == "handshake_server" {
+            // The key check deferred to the host (mode bit 3), answered "free" and "taken" (bit 4).
+            files.push(("deferred_msg2_step2".into(), [vec![2, 8], msgs[2].clone()].concat()));
+            files.push((
+                "deferred_taken_msg2_step2".into(),
+                [vec![2, 24], msgs[2].clone()].concat(),
+            ));
+        }
         for (name, data) in files {
             std::fs::write(dir.join(name), data).unwrap();
         }

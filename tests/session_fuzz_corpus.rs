@@ -196,9 +196,11 @@ fn server_seeds() -> Vec<(String, Vec<u8>)> {
         .unwrap();
     let mut data = Vec::new();
     let mut seeds = Vec::new();
+    let mut first = None;
     for round in 0..4 {
         let pkts = drain_packets(&mut c, &mut rng);
         for p in &pkts {
+            first.get_or_insert_with(|| p.clone());
             record(&mut data, 0, p);
             let _ = s.handle_packet(FUZZ_START, p);
             answer_all(&mut s);
@@ -215,6 +217,10 @@ fn server_seeds() -> Vec<(String, Vec<u8>)> {
                 .unwrap();
         }
     }
+    // The whole exchange, then its first packet again: a replay the DC must refuse (and a session hand-over too).
+    let mut replayed = data.clone();
+    record(&mut replayed, 0, &first.unwrap());
+    seeds.push(("exchange_replayed".to_string(), replayed));
     // Plaintext records for the fuzzing-only hook (the target fills in the DC's salt and the session).
     let mut plain = |name: &str, n: u64, seq: u32, body: Vec<u8>| {
         let mut r = Vec::new();

@@ -6,7 +6,7 @@ use crate::crypto::dh::DhGroup;
 use crate::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use crate::handshake::{
     ClientConfig, ClientHandshake, HandshakeError, KeyKind, MAX_CLIENT_MESSAGE, MAX_SERVER_MESSAGE, PLAIN_HEADER_LEN,
-    ServerConfig, ServerHandshakes, ServerReply, Status,
+    ServerConfig, ServerHandshakes, ServerReply, ServerStep, Status,
 };
 use crate::time::Instant;
 
@@ -279,8 +279,9 @@ pub fn handshake_client(data: &[u8]) {
 }
 
 /// The DC fed arbitrary client messages: `data[0] % 4` = how many genuine client messages it got first, `data[1]`
-/// = shaping mode, the rest = the message. Invariants: the reply is a message within bounds or one of the three
-/// transport codes, and a DC-side key is only ever reported with a `dh_gen_ok`.
+/// = shaping mode (bit 3: the key check is deferred to the host, answered "taken" if bit 4 is set), the rest = the
+/// message. Invariants: the reply is a message within bounds or one of the three transport codes, and a DC-side key
+/// is only ever reported with a `dh_gen_ok`.
 #[allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
 pub fn handshake_server(data: &[u8]) {
     let Some(key) = dc_key() else { return };
@@ -308,10 +309,41 @@ pub fn handshake_server(data: &[u8]) {
     let mut buf = [0u8; 2048];
     let input = shape(mode, data.get(2..).unwrap_or_default(), 0, &nonces, &mut buf);
     let mut out = [0u8; MAX_SERVER_MESSAGE];
-    match pair
-        .server
-        .handle(pair.now, &mut pair.server_rng, 1, input, &mut out, &|_| false)
-    {
+    let reply = if mode & 8 != 0 {
+        match pair
+            .server
+            .handle_deferred(pair.now, &mut pair.server_rng, 1, input, &mut out)
+        {
+            Ok(ServerStep::Reply(r)) => Ok(r),
+            Ok(ServerStep::CheckKeyId { key_id }) => {
+                // The same request again while the host decides: the same question, nothing sent.
+                match pair
+                    .server
+                    .handle_deferred(pair.now, &mut pair.server_rng, 1, input, &mut out)
+                {
+                    Ok(ServerStep::CheckKeyId { key_id: again }) => assert_eq!(again, key_id),
+                    other => panic!("a retransmission while parked got {other:?}"),
+                }
+                let taken = mode & 16 != 0;
+                let r = pair.server.finish_key_check(pair.now, 1, key_id, taken, &mut out);
+                assert!(r.is_ok(), "a parked key vanished");
+                if let Ok(ServerReply::Complete { outcome, .. }) = &r {
+                    assert!(!taken && outcome.auth_key.id() == key_id);
+                }
+                assert!(
+                    pair.server
+                        .finish_key_check(pair.now, 1, key_id, taken, &mut out)
+                        .is_err()
+                );
+                r.map_err(|_| crate::handshake::BufferTooSmall { required: 0 })
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        pair.server
+            .handle(pair.now, &mut pair.server_rng, 1, input, &mut out, &|_| false)
+    };
+    match reply {
         Ok(ServerReply::Send(n)) => assert!(n <= MAX_SERVER_MESSAGE && out.get(..8) == Some(&[0u8; 8][..])),
         Ok(ServerReply::Complete { len, outcome }) => {
             assert!(len == 72);

@@ -11,7 +11,7 @@
 #![allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
 
 use super::crypto::fuzz_auth_key;
-use crate::session::{Clock, Engine, EngineConfig, Event, MsgId, MsgKind};
+use crate::session::{Clock, Engine, EngineConfig, Event, MsgId, MsgKind, Side};
 use crate::time::{Instant, UnixTime};
 
 /// The targets of this area.
@@ -141,7 +141,14 @@ fn deliver(e: &mut FuzzEngine, now: Instant, rec: &[u8], flags: u8) {
         let _ = e.handle_plaintext_unchecked(now, salt, session, word(16), seq, body);
         return;
     }
-    let _ = e.handle_packet(now, rec);
+    // DC: what a session hand-over asks before moving a session (`peek_ids`, `is_replay`) must agree with what the
+    // engine then does: a message it calls a replay of its current session is never accepted.
+    let replay = e.side() == Side::Server
+        && e.has_session()
+        && e.peek_ids(rec)
+            .is_some_and(|(sid, id)| sid == e.session_id() && e.is_replay(now, id));
+    let r = e.handle_packet(now, rec);
+    assert!(!(replay && r.is_ok()), "a replay was accepted");
 }
 
 /// Arbitrary records into a client engine with two queries in flight.

@@ -50,7 +50,7 @@ mod client;
 mod server;
 
 pub use client::{ClientConfig, ClientHandshake, KeyKind, Outcome, Status};
-pub use server::{RUN_LIFETIME, ServerConfig, ServerHandshakes, ServerOutcome, ServerReply};
+pub use server::{KeyCheckError, RUN_LIFETIME, ServerConfig, ServerHandshakes, ServerOutcome, ServerReply, ServerStep};
 
 use crate::crypto::aes::ige_encrypt;
 use crate::crypto::kdf::AesKeyIv;

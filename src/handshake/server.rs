@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
@@ -134,6 +135,16 @@ enum Phase {
         retries: u8,
         retry_id: u64,
     },
+    /// A new key waits for the host's collision check; its 256 bytes sit in the run's `answer` buffer (nothing is
+    /// cached for replay meanwhile) and `last_request` is the digest of the `set_client_DH_params` that made it.
+    AwaitKeyCheck {
+        new_nonce: Zeroizing<[u8; 32]>,
+        a: DhSecret,
+        expires_in: Option<u32>,
+        dc: Option<i32>,
+        retries: u8,
+        key_id: u64,
+    },
     Done,
 }
 
@@ -145,8 +156,63 @@ struct Run {
     phase: Phase,
     /// SHA-256 of the last request, so an identical retransmission gets the identical answer (item 23).
     last_request: [u8; 32],
-    answer: [u8; MAX_SERVER_MESSAGE],
+    /// The cached answer; while a key check is pending, the new key (so it is zeroized on drop).
+    answer: Zeroizing<[u8; MAX_SERVER_MESSAGE]>,
     answer_len: usize,
+}
+
+/// What [`ServerHandshakes::handle_deferred`] asks of the host.
+///
+/// `Reply` carries the key by value inside `ServerReply::Complete`; the enum is returned, never stored.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ServerStep {
+    /// Send (or store) this reply, as [`ServerHandshakes::handle`] would.
+    Reply(ServerReply),
+    /// A run computed a new auth key and nothing was sent yet: look `key_id` up in the key store and answer with
+    /// [`ServerHandshakes::finish_key_check`] (item 25). The run holds the key until then (at most its lifetime).
+    CheckKeyId {
+        /// The new key's auth_key_id.
+        key_id: u64,
+    },
+}
+
+/// Why [`ServerHandshakes::finish_key_check`] wrote nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum KeyCheckError {
+    /// `out` is shorter than [`MAX_SERVER_MESSAGE`].
+    BufferTooSmall,
+    /// No run of this peer waits for a check of this key id (it expired, or was never reported).
+    NotPending,
+}
+
+impl core::fmt::Display for KeyCheckError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            KeyCheckError::BufferTooSmall => write!(f, "output buffer smaller than {MAX_SERVER_MESSAGE} bytes"),
+            KeyCheckError::NotPending => f.write_str("no handshake waits for this key id"),
+        }
+    }
+}
+
+impl core::error::Error for KeyCheckError {}
+
+/// How a new key's id is checked against the key store.
+#[derive(Clone, Copy)]
+enum KeyCheck<'a> {
+    /// Synchronously, by the host's predicate.
+    Now(&'a dyn Fn(u64) -> bool),
+    /// By the host later: the run parks the key ([`ServerStep::CheckKeyId`]).
+    Later,
+}
+
+/// What one request led to, before it is told to the host (returned, never stored).
+#[allow(clippy::large_enum_variant)]
+enum Handled {
+    Reply(ServerReply),
+    Check(u64),
 }
 
 /// Why a request is refused: everything but a DC mismatch is the one −404 (item 24).
@@ -249,6 +315,139 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         out: &mut [u8],
         key_id_taken: &dyn Fn(u64) -> bool,
     ) -> Result<ServerReply, BufferTooSmall> {
+        Ok(
+            match self.step(now, rng, peer, payload, out, KeyCheck::Now(key_id_taken))? {
+                Handled::Reply(r) => r,
+                // `KeyCheck::Now` never defers.
+                Handled::Check(_) => ServerReply::Error(ERR_NOT_FOUND),
+            },
+        )
+    }
+
+    /// [`handle`](Self::handle) for a host whose key store cannot be asked synchronously (a database, another
+    /// task, a Sans-IO facade): a new key is not checked inline; instead the run parks it and the call returns
+    /// [`ServerStep::CheckKeyId`], and the host answers with [`finish_key_check`](Self::finish_key_check). An
+    /// identical retransmission of the request meanwhile reports the same key id again; any other request naming
+    /// the run poisons it (−404).
+    pub fn handle_deferred<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        peer: u64,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<ServerStep, BufferTooSmall> {
+        Ok(match self.step(now, rng, peer, payload, out, KeyCheck::Later)? {
+            Handled::Reply(r) => ServerStep::Reply(r),
+            Handled::Check(key_id) => ServerStep::CheckKeyId { key_id },
+        })
+    }
+
+    /// Answers a [`ServerStep::CheckKeyId`] of `peer`'s run: `taken` = the key store already holds `key_id`.
+    /// Not taken: `dh_gen_ok` and [`ServerReply::Complete`] (the host should reserve the id at once). Taken:
+    /// `dh_gen_retry` (the client repeats its last step with `retry_id` = the key's aux hash), or `dh_gen_fail`
+    /// after [`ServerConfig::max_dh_retries`] rounds, both as [`ServerReply::Send`]. The answer is cached for
+    /// retransmissions like any other.
+    pub fn finish_key_check(
+        &mut self,
+        now: Instant,
+        peer: u64,
+        key_id: u64,
+        taken: bool,
+        out: &mut [u8],
+    ) -> Result<ServerReply, KeyCheckError> {
+        if out.len() < MAX_SERVER_MESSAGE {
+            return Err(KeyCheckError::BufferTooSmall);
+        }
+        self.handle_timeout(now);
+        let i = self
+            .runs
+            .iter()
+            .position(|r| {
+                r.as_ref().is_some_and(|r| {
+                    r.peer == peer && matches!(r.phase, Phase::AwaitKeyCheck { key_id: k, .. } if k == key_id)
+                })
+            })
+            .ok_or(KeyCheckError::NotPending)?;
+        let msg_id = self.server_msg_id(now);
+        let max_retries = self.config.max_dh_retries;
+        let run = self
+            .runs
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .ok_or(KeyCheckError::NotPending)?;
+        let Phase::AwaitKeyCheck {
+            new_nonce,
+            a,
+            expires_in,
+            dc,
+            retries,
+            ..
+        } = core::mem::replace(&mut run.phase, Phase::Done)
+        else {
+            return Err(KeyCheckError::NotPending);
+        };
+        let mut bytes = Zeroizing::new([0u8; crate::crypto::auth_key::AUTH_KEY_LEN]);
+        if let Some(src) = run.answer.get(..bytes.len()) {
+            bytes.copy_from_slice(src);
+        }
+        run.answer.fill(0);
+        let auth_key = AuthKey::from_bytes(*bytes);
+        drop(bytes);
+        let digest = run.last_request;
+        let (nonce, server_nonce) = (run.nonce, run.server_nonce);
+        let mut state = ClientDhState {
+            new_nonce,
+            a,
+            expires_in,
+            dc,
+            retries,
+            retry_id: 0,
+        };
+        let r = conclude(
+            &mut state,
+            nonce,
+            server_nonce,
+            auth_key,
+            taken,
+            max_retries,
+            msg_id,
+            out,
+        );
+        match r {
+            Ok((n, outcome, finished)) => {
+                if !finished && let Some(Some(run)) = self.runs.get_mut(i) {
+                    run.phase = Phase::AwaitClientDh {
+                        new_nonce: state.new_nonce,
+                        a: state.a,
+                        expires_in: state.expires_in,
+                        dc: state.dc,
+                        retries: state.retries,
+                        retry_id: state.retry_id,
+                    };
+                }
+                self.cache(i, &digest, out, n);
+                Ok(match outcome {
+                    Some(outcome) => ServerReply::Complete { len: n, outcome },
+                    None => ServerReply::Send(n),
+                })
+            }
+            Err(_) => {
+                self.remove(i);
+                Ok(ServerReply::Error(ERR_NOT_FOUND))
+            }
+        }
+    }
+
+    fn step<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        peer: u64,
+        payload: &[u8],
+        out: &mut [u8],
+        check: KeyCheck<'_>,
+    ) -> Result<Handled, BufferTooSmall> {
         if out.len() < MAX_SERVER_MESSAGE {
             return Err(BufferTooSmall {
                 required: MAX_SERVER_MESSAGE,
@@ -261,11 +460,11 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             0
         };
         let Ok((msg_id, body)) = parse_plain(payload, max_trailing) else {
-            return Ok(ServerReply::Error(ERR_NOT_FOUND));
+            return Ok(Handled::Reply(ServerReply::Error(ERR_NOT_FOUND)));
         };
         // Client msg_ids are divisible by 4 (DESC).
         if !msg_id.is_multiple_of(4) {
-            return Ok(ServerReply::Error(ERR_NOT_FOUND));
+            return Ok(Handled::Reply(ServerReply::Error(ERR_NOT_FOUND)));
         }
         let d: [u8; 32] = Sha256::new()
             .chain_update(msg_id.to_le_bytes())
@@ -274,15 +473,17 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             .into();
         let ctor = crate::tl::Reader::new(body).u32().unwrap_or(0);
         let result = match ctor {
-            ReqPqMulti::CONSTRUCTOR | ReqPq::CONSTRUCTOR => self.on_req_pq(now, rng, peer, body, &d, out),
-            ReqDhParams::CONSTRUCTOR => self.on_req_dh(now, rng, peer, body, &d, out),
-            SetClientDhParams::CONSTRUCTOR => self.on_set_client_dh(now, peer, body, &d, out, key_id_taken),
+            ReqPqMulti::CONSTRUCTOR | ReqPq::CONSTRUCTOR => {
+                self.on_req_pq(now, rng, peer, body, &d, out).map(Handled::Reply)
+            }
+            ReqDhParams::CONSTRUCTOR => self.on_req_dh(now, rng, peer, body, &d, out).map(Handled::Reply),
+            SetClientDhParams::CONSTRUCTOR => self.on_set_client_dh(now, peer, body, &d, out, check),
             _ => Err(Refuse::NotFound),
         };
         Ok(match result {
             Ok(reply) => reply,
-            Err(Refuse::NotFound) => ServerReply::Error(ERR_NOT_FOUND),
-            Err(Refuse::WrongDc) => ServerReply::Error(ERR_WRONG_DC),
+            Err(Refuse::NotFound) => Handled::Reply(ServerReply::Error(ERR_NOT_FOUND)),
+            Err(Refuse::WrongDc) => Handled::Reply(ServerReply::Error(ERR_WRONG_DC)),
         })
     }
 
@@ -314,9 +515,23 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         if &run.last_request != digest {
             return None;
         }
+        if matches!(run.phase, Phase::AwaitKeyCheck { .. }) {
+            // The buffer holds the parked key, not an answer.
+            return None;
+        }
         let src = run.answer.get(..run.answer_len)?;
         out.get_mut(..src.len())?.copy_from_slice(src);
         Some(ServerReply::Send(src.len()))
+    }
+
+    /// The key id run `i` waits to have checked, if `digest` names the request that made the key (a retransmission
+    /// while the host decides).
+    fn pending_check(&self, i: usize, digest: &[u8; 32]) -> Option<u64> {
+        let run = self.runs.get(i)?.as_ref()?;
+        match run.phase {
+            Phase::AwaitKeyCheck { key_id, .. } if bool::from(run.last_request.ct_eq(digest)) => Some(key_id),
+            _ => None,
+        }
     }
 
     /// Stores `out[..n]` as the answer to `digest`.
@@ -402,7 +617,7 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
                 created: now,
                 phase: Phase::AwaitReqDh { pq, p, q },
                 last_request: [0; 32],
-                answer: [0; MAX_SERVER_MESSAGE],
+                answer: Zeroizing::new([0; MAX_SERVER_MESSAGE]),
                 answer_len: 0,
             });
         }
@@ -568,24 +783,30 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         body: &[u8],
         digest: &[u8; 32],
         out: &mut [u8],
-        key_id_taken: &dyn Fn(u64) -> bool,
-    ) -> Result<ServerReply, Refuse> {
+        check: KeyCheck<'_>,
+    ) -> Result<Handled, Refuse> {
         let req = SetClientDhParams::decode(body).map_err(|_| Refuse::NotFound)?;
+        if let Some(i) = self.find(peer, &req.nonce, Some(&req.server_nonce))
+            && let Some(key_id) = self.pending_check(i, digest)
+        {
+            return Ok(Handled::Check(key_id));
+        }
         let i = match self.lookup(peer, &req.nonce, &req.server_nonce, digest, out)? {
             Ok(i) => i,
-            Err(reply) => return Ok(reply),
+            Err(reply) => return Ok(Handled::Reply(reply)),
         };
-        match self.client_dh_checked(now, &req, i, out, key_id_taken) {
-            Ok((n, outcome, finished)) => {
+        match self.client_dh_checked(now, &req, i, digest, out, check) {
+            Ok(Stepped::Answered(n, outcome, finished)) => {
                 self.cache(i, digest, out, n);
                 if finished && let Some(Some(run)) = self.runs.get_mut(i) {
                     run.phase = Phase::Done;
                 }
-                Ok(match outcome {
+                Ok(Handled::Reply(match outcome {
                     Some(outcome) => ServerReply::Complete { len: n, outcome },
                     None => ServerReply::Send(n),
-                })
+                }))
             }
+            Ok(Stepped::Parked(key_id)) => Ok(Handled::Check(key_id)),
             Err(e) => {
                 self.remove(i);
                 Err(e)
@@ -593,27 +814,23 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         }
     }
 
-    #[allow(clippy::type_complexity)]
     fn client_dh_checked(
         &mut self,
         now: Instant,
         req: &SetClientDhParams<'_>,
         i: usize,
+        digest: &[u8; 32],
         out: &mut [u8],
-        key_id_taken: &dyn Fn(u64) -> bool,
-    ) -> Result<(usize, Option<ServerOutcome>, bool), Refuse> {
+        check: KeyCheck<'_>,
+    ) -> Result<Stepped, Refuse> {
         let msg_id = self.server_msg_id(now);
         let max_retries = self.config.max_dh_retries;
+        let group = &self.config.group;
         let run = self.runs.get_mut(i).and_then(Option::as_mut).ok_or(Refuse::NotFound)?;
         let (nonce, server_nonce) = (run.nonce, run.server_nonce);
         let Phase::AwaitClientDh {
-            new_nonce,
-            a,
-            expires_in,
-            dc,
-            retries,
-            retry_id,
-        } = &mut run.phase
+            new_nonce, a, retry_id, ..
+        } = &run.phase
         else {
             return Err(Refuse::NotFound);
         };
@@ -633,42 +850,148 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             return Err(Refuse::NotFound);
         }
         // Checks g_b's range (item 17) before the modexp.
-        let shared = self.config.group.shared(a, inner.g_b).map_err(|_| Refuse::NotFound)?;
+        let shared = group.shared(a, inner.g_b).map_err(|_| Refuse::NotFound)?;
         let auth_key = AuthKey::from_bytes(*shared);
         drop(shared);
-        let aux = auth_key.aux_hash();
-        if key_id_taken(auth_key.id()) {
-            if *retries >= max_retries {
-                let msg = DhGenFail {
-                    nonce,
-                    server_nonce,
-                    new_nonce_hash3: new_nonce_hash(new_nonce, 3, aux),
+        let taken = match check {
+            KeyCheck::Now(f) => f(auth_key.id()),
+            KeyCheck::Later => {
+                let key_id = auth_key.id();
+                let Phase::AwaitClientDh {
+                    new_nonce,
+                    a,
+                    expires_in,
+                    dc,
+                    retries,
+                    ..
+                } = core::mem::replace(&mut run.phase, Phase::Done)
+                else {
+                    return Err(Refuse::NotFound);
                 };
-                let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
-                return Ok((n, None, true));
+                run.phase = Phase::AwaitKeyCheck {
+                    new_nonce,
+                    a,
+                    expires_in,
+                    dc,
+                    retries,
+                    key_id,
+                };
+                run.answer.fill(0);
+                if let Some(dst) = run.answer.get_mut(..auth_key.as_bytes().len()) {
+                    dst.copy_from_slice(auth_key.as_bytes());
+                }
+                run.answer_len = 0;
+                run.last_request = *digest;
+                return Ok(Stepped::Parked(key_id));
             }
-            *retries += 1;
-            *retry_id = aux;
-            let msg = DhGenRetry {
-                nonce,
-                server_nonce,
-                new_nonce_hash2: new_nonce_hash(new_nonce, 2, aux),
-            };
-            let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
-            return Ok((n, None, false));
-        }
-        let msg = DhGenOk {
+        };
+        let Phase::AwaitClientDh {
+            new_nonce,
+            a,
+            expires_in,
+            dc,
+            retries,
+            retry_id,
+        } = core::mem::replace(&mut run.phase, Phase::Done)
+        else {
+            return Err(Refuse::NotFound);
+        };
+        let mut state = ClientDhState {
+            new_nonce,
+            a,
+            expires_in,
+            dc,
+            retries,
+            retry_id,
+        };
+        let r = conclude(
+            &mut state,
             nonce,
             server_nonce,
-            new_nonce_hash1: new_nonce_hash(new_nonce, 1, aux),
+            auth_key,
+            taken,
+            max_retries,
+            msg_id,
+            out,
+        );
+        // Back to waiting for set_client_DH_params (the caller marks a finished run Done).
+        run.phase = Phase::AwaitClientDh {
+            new_nonce: state.new_nonce,
+            a: state.a,
+            expires_in: state.expires_in,
+            dc: state.dc,
+            retries: state.retries,
+            retry_id: state.retry_id,
+        };
+        let (n, outcome, finished) = r?;
+        Ok(Stepped::Answered(n, outcome, finished))
+    }
+}
+
+/// What a `set_client_DH_params` led to inside its run.
+#[allow(clippy::large_enum_variant)]
+enum Stepped {
+    /// `out[..n]` holds the answer; the key if it is `dh_gen_ok`; whether the run is finished.
+    Answered(usize, Option<ServerOutcome>, bool),
+    /// The key waits for the host's check.
+    Parked(u64),
+}
+
+/// A run's state between `server_DH_params_ok` and the final answer.
+struct ClientDhState {
+    new_nonce: Zeroizing<[u8; 32]>,
+    a: DhSecret,
+    expires_in: Option<u32>,
+    dc: Option<i32>,
+    retries: u8,
+    retry_id: u64,
+}
+
+/// Writes the answer to a computed key: `dh_gen_ok` with the key if its id is free, otherwise `dh_gen_retry`
+/// (item 25), or `dh_gen_fail` once the retries are used up. Returns (length, key, run finished).
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    st: &mut ClientDhState,
+    nonce: [u8; 16],
+    server_nonce: [u8; 16],
+    auth_key: AuthKey,
+    taken: bool,
+    max_retries: u8,
+    msg_id: u64,
+    out: &mut [u8],
+) -> Result<(usize, Option<ServerOutcome>, bool), Refuse> {
+    let aux = auth_key.aux_hash();
+    if taken {
+        if st.retries >= max_retries {
+            let msg = DhGenFail {
+                nonce,
+                server_nonce,
+                new_nonce_hash3: new_nonce_hash(&st.new_nonce, 3, aux),
+            };
+            let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
+            return Ok((n, None, true));
+        }
+        st.retries += 1;
+        st.retry_id = aux;
+        let msg = DhGenRetry {
+            nonce,
+            server_nonce,
+            new_nonce_hash2: new_nonce_hash(&st.new_nonce, 2, aux),
         };
         let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
-        let outcome = ServerOutcome {
-            auth_key,
-            server_salt: first_salt(new_nonce, &server_nonce),
-            expires_in: *expires_in,
-            dc: *dc,
-        };
-        Ok((n, Some(outcome), true))
+        return Ok((n, None, false));
     }
+    let msg = DhGenOk {
+        nonce,
+        server_nonce,
+        new_nonce_hash1: new_nonce_hash(&st.new_nonce, 1, aux),
+    };
+    let n = write_plain(out, msg_id, &msg).map_err(|_| Refuse::NotFound)?;
+    let outcome = ServerOutcome {
+        auth_key,
+        server_salt: first_salt(&st.new_nonce, &server_nonce),
+        expires_in: st.expires_in,
+        dc: st.dc,
+    };
+    Ok((n, Some(outcome), true))
 }

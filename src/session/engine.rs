@@ -448,6 +448,64 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         Self::wrap(core)
     }
 
+    /// [`server`](Self::server) on a stored salt schedule (what a DC keeps per key, so every connection under the
+    /// key issues the same salts and a client keeps its salt across connections).
+    pub fn server_with_schedule(
+        cfg: EngineConfig,
+        key: AuthKey,
+        schedule: &super::dc_host::SaltSchedule,
+        clock: Clock,
+        now: Instant,
+    ) -> Self {
+        let mut core = Core::new(Side::Server, cfg, key, clock, now);
+        core.salt_secret = schedule.secret;
+        core.first_salt = schedule.first;
+        core.init_server_salts(now);
+        Self::wrap(core)
+    }
+
+    /// DC: this engine's salt schedule, to store with the key.
+    pub fn salt_schedule(&self) -> super::dc_host::SaltSchedule {
+        super::dc_host::SaltSchedule {
+            secret: self.core.salt_secret,
+            first: self.core.first_salt,
+        }
+    }
+
+    /// DC: whether a client session is being served (false until the first authenticated message).
+    pub fn has_session(&self) -> bool {
+        self.core.session_known
+    }
+
+    /// Decrypts `packet` (checking it fully) into the receive buffer only to read its session id and msg_id;
+    /// nothing else changes. `None` if it does not decrypt or events still borrow the buffer.
+    pub fn peek_ids(&mut self, packet: &[u8]) -> Option<(u64, MsgId)> {
+        if self.must_drain() {
+            return None;
+        }
+        let dir = match self.core.side {
+            Side::Client => Direction::ServerToClient,
+            Side::Server => Direction::ClientToServer,
+        };
+        let buf = self.rx.get_mut(..packet.len())?;
+        buf.copy_from_slice(packet);
+        let ids = packet::decrypt(&self.core.key, dir, buf)
+            .ok()
+            .map(|v| (v.session_id(), MsgId(v.msg_id())));
+        buf.zeroize();
+        ids
+    }
+
+    /// DC: whether a client message with this id can only be a replay in the current session: already received,
+    /// below the replay window, or older than the allowed past.
+    pub fn is_replay(&self, now: Instant, id: MsgId) -> bool {
+        let unix = self.core.clock.unix_time(now);
+        matches!(
+            self.core.inbound.check(id, unix, true),
+            Err(MsgIdReject::Duplicate | MsgIdReject::OlderThanWindow | MsgIdReject::TooLow)
+        )
+    }
+
     fn wrap(core: Core<TX, MSGS>) -> Self {
         Engine {
             core,

@@ -61,8 +61,8 @@ pub enum Event<'a> {
     /// Client: the transport carried a negative error code (−404: unknown key, −429: flood...).
     TransportError(i32),
     /// The handshake on this connection created the auth key (`Session::auth_key`). Client: persist it to skip the
-    /// handshake next time. DC: store it under its id, so a later connection can be answered with
-    /// `Session::supply_auth_key`.
+    /// handshake next time. DC: store `Session::stored_key` (the key and its salt schedule) under its id, so a later
+    /// connection can be answered with `Session::supply_stored_key`.
     AuthKeyReady,
     /// DC (`Session::server_handshake`): an encrypted frame names an auth key this connection does not have. The
     /// frame is parked, unprocessed, and no further input is consumed until the host answers with

@@ -64,18 +64,30 @@
 //! - a plaintext frame (auth_key_id 0) is parked and answered by the table at the next
 //!   [`poll_transmit`](Session::poll_transmit), which has the RNG the handshake needs; when the table creates a key,
 //!   the connection continues encrypted on it (with the handshake's salt) and reports [`Event::AuthKeyReady`]: the
-//!   host stores [`Session::auth_key`] under its id;
+//!   host stores [`Session::stored_key`] under its id;
 //! - an encrypted frame under an unknown auth_key_id is parked and reported as [`Event::AuthKeyRequired`]; the host
-//!   looks the id up and answers with [`Session::supply_auth_key`]: `Some(key)` starts the encrypted session and
-//!   processes the parked frame, `None` sends the transport error −404 (SECURITY.md item 27) and drops it.
+//!   looks the id up and answers with [`Session::supply_stored_key`] (or [`Session::supply_auth_key`]): `Some(key)`
+//!   starts the encrypted session and processes the parked frame, `None` sends the transport error −404
+//!   (SECURITY.md item 27) and drops it.
 //!
 //! At most [`MAX_PARKED_FRAMES`] frame (of at most `RX` bytes) is parked; while it is, `handle_input` consumes
 //! nothing (backpressure), so a parked frame is never overtaken or processed before its key exists.
 //!
 //! Why the table is owned, not borrowed from the host: the session keeps its run-loop verbs and needs no lifetime
-//! or extra arguments; a run lives on one connection anyway (item 22). The cost is that the table cannot see the
-//! host's key store, so key-id collisions (item 25) are not retried here: a host that must check them, or wants one
-//! table for all connections, drives [`ServerHandshakes`] and [`Session::server`] itself.
+//! or extra arguments; a run lives on one connection anyway (item 22). What a DC keeps beyond one connection is asked
+//! of the host instead, through [`Session::host_query`] (each answer un-parks the frame):
+//! - **new keys** ([`Session::set_new_key_check`]): before `dh_gen_ok` the table parks the new key
+//!   ([`ServerHandshakes::handle_deferred`]) and the host tells whether its store already holds the id
+//!   ([`HostQuery::NewAuthKey`] → [`Session::accept_new_key`]); a collision is answered `dh_gen_retry` (item 25).
+//!   Off by default, for hosts without a store;
+//! - **stored keys** carry their salt schedule ([`StoredKey`], [`Session::stored_key`],
+//!   [`Session::supply_stored_key`]), so every connection under a key issues the same salts;
+//! - **sessions** ([`Session::set_session_handover`]): a connection's first authenticated message names the client
+//!   session ([`HostQuery::Session`]); the host hands over the connection that holds it
+//!   ([`Session::resume_session`]), whose engine moves here by an in-place swap (no allocation, nothing
+//!   engine-sized on the stack), or starts a new one.
+//!
+//! [`Session::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
@@ -83,16 +95,17 @@ use core::fmt;
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
+use super::dc_host::{AcceptKeyError, HostQuery, ProxySecretError, ResumeError, StoredKey};
 use super::engine::{Engine, EngineConfig, MsgKind, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
 use super::msg_id::{Clock, MsgId, Side};
 use crate::crypto::auth_key::AuthKey;
 use crate::handshake::{
     self, ClientHandshake, ERR_NOT_FOUND, HandshakeError, MAX_SERVER_MESSAGE, Outcome, ServerHandshakes, ServerReply,
-    Status,
+    ServerStep, Status,
 };
 use crate::time::{Instant, UnixTime};
-use crate::transport::obfuscated::{INIT_LEN, ObfuscatedCodec};
+use crate::transport::obfuscated::{INIT_LEN, ObfuscatedCodec, ProxySecret};
 use crate::transport::{
     DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing, TransportError, strip_padding,
 };
@@ -159,6 +172,8 @@ pub enum Error {
     Handshake(HandshakeError),
     /// The session was closed.
     Closed,
+    /// DC: the client session moved to another connection ([`Session::resume_session`]); close this one.
+    Moved,
 }
 
 impl fmt::Display for Error {
@@ -167,6 +182,7 @@ impl fmt::Display for Error {
             Error::Transport(e) => write!(f, "transport: {e}"),
             Error::Handshake(e) => write!(f, "handshake: {e}"),
             Error::Closed => f.write_str("session closed"),
+            Error::Moved => f.write_str("session moved to another connection"),
         }
     }
 }
@@ -212,6 +228,20 @@ enum Parked {
         len: usize,
         key_id: u64,
     },
+    /// Nothing in scratch: the handshake table holds a new key until `accept_new_key`.
+    NewKey {
+        key_id: u64,
+    },
+    /// A plaintext handshake answer in scratch, framed and sent at the next `poll_transmit`.
+    Reply(usize),
+    /// An encrypted packet (padding stripped) naming a session this fresh engine does not know, waiting for
+    /// `resume_session`.
+    Session {
+        len: usize,
+        session_id: u64,
+        msg_id: MsgId,
+        quick_ack: bool,
+    },
 }
 
 // Both live variants hold an RX-sized decoder; the empty one is transient. There is no heap to box into.
@@ -256,6 +286,16 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     parked: Parked,
     key_required_event: bool,
     transport_error: Option<i32>,
+    /// DC: hold `dh_gen_ok` back until the host checked the new key id ([`HostQuery::NewAuthKey`]).
+    new_key_check: bool,
+    /// DC: ask the host for the session of a fresh connection's first message ([`HostQuery::Session`]).
+    handover: bool,
+    /// The MTProxy secret of the obfuscated transport.
+    secret: Option<ProxySecret>,
+    /// Bytes went out or came in on this connection (the proxy secret can no longer change).
+    io_started: bool,
+    /// DC: the engine runs on a key this connection just created, so no other connection can hold its session.
+    new_key: bool,
 }
 
 /// A session sized for a microcontroller: 4 KiB frames, 4 KiB of resend arena, 8 messages in flight.
@@ -313,33 +353,299 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: answers [`Event::AuthKeyRequired`]. `Some(key)` (whose id must be the one reported) starts the encrypted
     /// session on it and processes the parked frame; `None` drops the frame and queues the transport error −404, so
     /// the client creates a new key (SECURITY.md item 27). Either way input is consumed again afterwards.
+    ///
+    /// The engine draws a fresh salt schedule, so a client that kept its salt from an earlier connection is told
+    /// `bad_server_salt` once; a host that stores [`Session::stored_key`] answers with
+    /// [`supply_stored_key`](Self::supply_stored_key) instead.
     pub fn supply_auth_key<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
         key: Option<AuthKey>,
         rng: &mut R,
     ) -> Result<(), SupplyKeyError> {
+        let Some(len) = self.take_key_request(key.as_ref().map(AuthKey::id))? else {
+            return Ok(());
+        };
+        let Some(key) = key else { return Ok(()) };
+        let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+        let engine = Engine::server(self.cfg.engine, key, clock, now, rng);
+        self.start_parked(now, engine, len, false);
+        Ok(())
+    }
+
+    /// DC: answers [`Event::AuthKeyRequired`] with what the host stored for the key ([`Session::stored_key`]): the
+    /// key and its salt schedule, so the salts of this connection are those of every other connection under the
+    /// key and a client that kept its salt (or its `future_salts`) is not told `bad_server_salt`. Otherwise as
+    /// [`supply_auth_key`](Self::supply_auth_key) (`None`: −404).
+    pub fn supply_stored_key(&mut self, now: Instant, key: Option<&StoredKey>) -> Result<(), SupplyKeyError> {
+        let Some(len) = self.take_key_request(key.map(|k| k.key.id()))? else {
+            return Ok(());
+        };
+        let Some(stored) = key else { return Ok(()) };
+        let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+        let engine = Engine::server_with_schedule(self.cfg.engine, stored.key.clone(), &stored.salts, clock, now);
+        self.start_parked(now, engine, len, false);
+        Ok(())
+    }
+
+    /// Checks an answer to `AuthKeyRequired` naming `supplied` (the key's id, `None` for no key): on `None` the
+    /// frame is dropped and −404 queued (`Ok(None)`); on the right id the parked frame's length is returned.
+    fn take_key_request(&mut self, supplied: Option<u64>) -> Result<Option<usize>, SupplyKeyError> {
         let Parked::UnknownKey { len, key_id } = self.parked else {
             return Err(SupplyKeyError::NotRequested);
         };
-        let Some(key) = key else {
+        let Some(id) = supplied else {
             self.parked = Parked::Empty;
             self.key_required_event = false;
             self.transport_error = Some(ERR_NOT_FOUND);
-            return Ok(());
+            return Ok(None);
         };
-        if key.id() != key_id {
+        if id != key_id {
             return Err(SupplyKeyError::WrongKey);
         }
         self.parked = Parked::Empty;
         self.key_required_event = false;
-        let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let mut engine = Engine::server(self.cfg.engine, key, clock, now, rng);
+        Ok(Some(len))
+    }
+
+    /// Starts the DC engine on the packet parked in `scratch[..len]`: asks the host for its session first when
+    /// hand-over is on, otherwise processes it.
+    fn start_parked(&mut self, now: Instant, mut engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
         let data = self.scratch.get(..len).unwrap_or(&[]);
-        if engine.handle_packet(now, data).is_err() {
-            self.frames_dropped += 1;
+        if self.handover && !engine.has_session() {
+            if let Some((session_id, msg_id)) = engine.peek_ids(data) {
+                self.parked = Parked::Session {
+                    len,
+                    session_id,
+                    msg_id,
+                    quick_ack,
+                };
+            } else {
+                self.frames_dropped += 1;
+            }
+        } else {
+            Self::process_parked(
+                now,
+                &mut engine,
+                &self.scratch,
+                &mut self.quick_acks,
+                &mut self.frames_dropped,
+                len,
+                quick_ack,
+            );
         }
         self.phase = Phase::Encrypted(engine);
+    }
+
+    /// Processes the packet parked in `scratch[..len]` (split borrows: the engine may live in `self.phase`).
+    fn process_parked(
+        now: Instant,
+        engine: &mut Engine<RX, TX, MSGS>,
+        scratch: &[u8; RX],
+        quick_acks: &mut heapless::Deque<u32, 8>,
+        frames_dropped: &mut u64,
+        len: usize,
+        quick_ack: bool,
+    ) {
+        let data = scratch.get(..len).unwrap_or(&[]);
+        match engine.handle_packet(now, data) {
+            Ok(token) if quick_ack => {
+                if quick_acks.is_full() {
+                    let _ = quick_acks.pop_front();
+                }
+                let _ = quick_acks.push_back(token);
+            }
+            Ok(_) => {}
+            Err(_) => *frames_dropped += 1,
+        }
+    }
+
+    /// A DC session for a connection whose client uses a stored key, on the key's stored salt schedule (see
+    /// [`supply_stored_key`](Self::supply_stored_key)).
+    pub fn server_stored(cfg: SessionConfig, key: &StoredKey, now: Instant) -> Self {
+        let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+        let engine = Engine::server_with_schedule(cfg.engine, key.key.clone(), &key.salts, clock, now);
+        Self::wrap(Phase::Encrypted(engine), cfg, Side::Server)
+    }
+
+    /// DC: what the host should store for this connection's key (after [`Event::AuthKeyReady`], or to refresh):
+    /// the key and its salt schedule. `None` before the key exists and on a client.
+    pub fn stored_key(&self) -> Option<StoredKey> {
+        match (&self.phase, self.side) {
+            (Phase::Encrypted(e), Side::Server) => Some(StoredKey {
+                key: e.auth_key().clone(),
+                salts: e.salt_schedule(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// DC: hold every new key's `dh_gen_ok` back until the host checked the key id against its store
+    /// ([`HostQuery::NewAuthKey`], answered by [`accept_new_key`](Self::accept_new_key)), so a colliding id gets
+    /// `dh_gen_retry` (SECURITY.md item 25). Off by default: a host without a key store (or one that cannot collide,
+    /// like a test) keeps the handshake answering at once. Set it before the handshake starts.
+    pub fn set_new_key_check(&mut self, on: bool) {
+        self.new_key_check = on;
+    }
+
+    /// DC: let a client session move between connections. With it on, a connection whose engine serves no session
+    /// yet parks its first authenticated message and asks the host ([`HostQuery::Session`]) whether another
+    /// connection holds that session; [`resume_session`](Self::resume_session) then takes it over (no
+    /// `new_session_created`, the replay window and the unacknowledged answers move along) or starts a new one.
+    /// Off by default (every connection starts its own server session). Set it before the first message.
+    pub fn set_session_handover(&mut self, on: bool) {
+        self.handover = on;
+    }
+
+    /// The MTProxy secret of the obfuscated transport, both roles: 16 bytes, or 17 starting with `0xdd` (padded
+    /// intermediate only); the CTR keys become `SHA256(key ‖ secret)` (`ee` fake-TLS secrets belong to
+    /// [`crate::carriage`]). Set it before the first byte is sent or received; it survives
+    /// [`reconnect`](Self::reconnect). A DC with a secret refuses a client with another (or none): its init does not
+    /// decrypt to a valid tag, and `handle_input` fails with a transport error.
+    pub fn set_proxy_secret(&mut self, secret: Option<ProxySecret>) -> Result<(), ProxySecretError> {
+        if self.io_started {
+            return Err(ProxySecretError::Started);
+        }
+        if let Some(s) = &secret {
+            if !self.transport.obfuscated {
+                return Err(ProxySecretError::NotObfuscated);
+            }
+            if s.requires_padding() && self.transport.framing != Framing::PaddedIntermediate {
+                return Err(ProxySecretError::RequiresPadding);
+            }
+        }
+        self.secret = secret;
+        self.codec = Self::new_codec(self.transport, self.side, self.secret.as_ref());
+        Ok(())
+    }
+
+    /// DC: what this connection waits for from the host, if anything. While a query is pending, `handle_input`
+    /// consumes nothing and the frame that raised it is parked; check this after draining
+    /// [`poll_event`](Self::poll_event) when key checks or session hand-over are on.
+    pub fn host_query(&self) -> Option<HostQuery> {
+        match self.parked {
+            Parked::UnknownKey { key_id, .. } => Some(HostQuery::AuthKey { key_id }),
+            Parked::NewKey { key_id } => Some(HostQuery::NewAuthKey { key_id }),
+            Parked::Session { session_id, .. } => Some(HostQuery::Session {
+                key_id: self.engine().map_or(0, |e| e.auth_key().id()),
+                session_id,
+            }),
+            Parked::Empty | Parked::Plain(_) => None,
+            Parked::Reply(_) => None,
+        }
+    }
+
+    /// DC: answers [`HostQuery::NewAuthKey`]. `taken` = the key store already holds that key id: the client is
+    /// told `dh_gen_retry` and repeats its last step with a new key (or `dh_gen_fail` once
+    /// `ServerConfig::max_dh_retries` rounds collided). Not taken: `dh_gen_ok` is sent, the session continues
+    /// encrypted on the key and reports [`Event::AuthKeyReady`]; reserve the id in the store now. The answer goes
+    /// out at the next [`poll_transmit`](Self::poll_transmit); if the run expired meanwhile, the transport error −404.
+    pub fn accept_new_key<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        taken: bool,
+        rng: &mut R,
+    ) -> Result<(), AcceptKeyError> {
+        let (Parked::NewKey { key_id }, Phase::DcHandshake(hs)) = (self.parked, &mut self.phase) else {
+            return Err(AcceptKeyError::NotRequested);
+        };
+        self.parked = Parked::Empty;
+        let mut reply = [0u8; MAX_SERVER_MESSAGE];
+        let (n, key) = match hs.finish_key_check(now, 0, key_id, taken, &mut reply) {
+            Ok(ServerReply::Send(n)) => (n, None),
+            Ok(ServerReply::Complete { len, outcome }) => (len, Some(outcome)),
+            Ok(ServerReply::Error(code)) => {
+                self.transport_error = Some(code);
+                return Ok(());
+            }
+            Err(_) => {
+                self.transport_error = Some(ERR_NOT_FOUND);
+                return Ok(());
+            }
+        };
+        match (reply.get(..n), self.scratch.get_mut(..n)) {
+            (Some(src), Some(dst)) => {
+                dst.copy_from_slice(src);
+                self.parked = Parked::Reply(n);
+            }
+            // The receive buffer cannot hold a handshake answer: the client cannot finish on this connection.
+            _ => {
+                self.transport_error = Some(ERR_NOT_FOUND);
+                return Ok(());
+            }
+        }
+        if let Some(o) = key {
+            let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+            let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+            self.phase = Phase::Encrypted(engine);
+            self.key_ready_event = true;
+            self.new_key = true;
+        }
+        Ok(())
+    }
+
+    /// DC: answers [`HostQuery::Session`]. `Some(old)`: the connection that holds the session (its connection may be
+    /// dead or alive; drain its events first); its server session moves here, the parked message is processed in it (a message it already
+    /// received is not delivered again), everything it had not seen acknowledged is resent on this connection, and
+    /// `old` fails from now on with [`Error::Moved`] (a racing connection loses). A message `old`'s session already
+    /// received (or older than its windows) is a replay: it is dropped, nothing moves, and this connection waits for
+    /// its next message ([`ResumeError::Replayed`]). `None`: the session is new here;
+    /// the message is processed as without hand-over (`new_session_created`). Index the session under
+    /// ([`HostQuery::Session::key_id`], session id) → this connection afterwards.
+    pub fn resume_session(&mut self, now: Instant, from: Option<&mut Self>) -> Result<(), ResumeError> {
+        let Parked::Session {
+            len,
+            session_id,
+            msg_id,
+            quick_ack,
+        } = self.parked
+        else {
+            return Err(ResumeError::NotRequested);
+        };
+        if let Some(old) = from {
+            let ok = match (&self.phase, &old.phase) {
+                (Phase::Encrypted(new), Phase::Encrypted(o)) => {
+                    o.side() == Side::Server
+                        && o.has_session()
+                        && o.session_id() == session_id
+                        && !o.is_closed()
+                        && o.auth_key() == new.auth_key()
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(ResumeError::Mismatch);
+            }
+            if let Phase::Encrypted(o) = &old.phase
+                && o.is_replay(now, msg_id)
+            {
+                // A copy of a message the session already had (an attacker replaying a captured connection): it
+                // must not pull the session away from the client's connection.
+                self.parked = Parked::Empty;
+                self.frames_dropped += 1;
+                return Err(ResumeError::Replayed);
+            }
+            // Swapped in place: no engine-sized value crosses the stack.
+            core::mem::swap(&mut self.phase, &mut old.phase);
+            old.error = Some(Error::Moved);
+            old.parked = Parked::Empty;
+            old.quick_acks.clear();
+            if let Phase::Encrypted(e) = &mut self.phase {
+                e.reconnect(now);
+            }
+        }
+        self.parked = Parked::Empty;
+        if let Phase::Encrypted(e) = &mut self.phase {
+            Self::process_parked(
+                now,
+                e,
+                &self.scratch,
+                &mut self.quick_acks,
+                &mut self.frames_dropped,
+                len,
+                quick_ack,
+            );
+        }
         Ok(())
     }
 
@@ -352,7 +658,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             key_ready_event: false,
             side,
             transport,
-            codec: Self::new_codec(transport, side),
+            codec: Self::new_codec(transport, side, None),
             scratch: [0; RX],
             quick_acks: heapless::Deque::new(),
             error: None,
@@ -360,10 +666,15 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             parked: Parked::Empty,
             key_required_event: false,
             transport_error: None,
+            new_key_check: false,
+            handover: false,
+            secret: None,
+            io_started: false,
+            new_key: false,
         }
     }
 
-    fn new_codec(t: TransportConfig, side: Side) -> Codec<RX> {
+    fn new_codec(t: TransportConfig, side: Side, secret: Option<&ProxySecret>) -> Codec<RX> {
         match (side, t.obfuscated) {
             (Side::Client, false) => Codec::Plain {
                 enc: Encoder::new(EncoderConfig::client(t.framing)),
@@ -376,7 +687,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 marker_sent: true,
             },
             (Side::Client, true) => Codec::ObfuscatedPending,
-            (Side::Server, true) => Codec::Obfuscated(ObfuscatedCodec::server(None, RX)),
+            (Side::Server, true) => Codec::Obfuscated(ObfuscatedCodec::server(secret.cloned(), RX)),
         }
     }
 
@@ -445,6 +756,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 return Err(Error::Transport(e));
             }
         };
+        self.io_started |= n > 0;
         let side = self.side;
         match (&mut self.phase, frame) {
             (Phase::Handshake(hs), Some(Frame::Packet { data, .. })) => {
@@ -459,6 +771,22 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 } else {
                     data
                 };
+                if self.handover && !self.new_key && side == Side::Server && !engine.has_session() {
+                    // A fresh connection's first authenticated message: the host may hold its session elsewhere.
+                    match (engine.peek_ids(data), self.scratch.get_mut(..data.len())) {
+                        (Some((session_id, msg_id)), Some(dst)) => {
+                            dst.copy_from_slice(data);
+                            self.parked = Parked::Session {
+                                len: data.len(),
+                                session_id,
+                                msg_id,
+                                quick_ack,
+                            };
+                        }
+                        _ => self.frames_dropped += 1,
+                    }
+                    return Ok(n);
+                }
                 match engine.handle_packet(now, data) {
                     Ok(token) => {
                         if quick_ack && side == Side::Server {
@@ -593,12 +921,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
         match &mut self.codec {
             Codec::ObfuscatedPending => {
-                match ObfuscatedCodec::client(self.transport.framing, self.transport.dc_id, None, RX, rng) {
+                let secret = self.secret.clone();
+                match ObfuscatedCodec::client(self.transport.framing, self.transport.dc_id, secret, RX, rng) {
                     Ok((codec, init)) => {
                         if let Some(dst) = out.get_mut(..INIT_LEN) {
                             dst.copy_from_slice(&init);
                         }
                         self.codec = Codec::Obfuscated(codec);
+                        self.io_started = true;
                         return Ok(Some(INIT_LEN));
                     }
                     Err(_) => {
@@ -628,6 +958,16 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             if let Ok(n) = r {
                 return Ok(Some(n));
             }
+        }
+        if let Parked::Reply(n) = self.parked {
+            self.parked = Parked::Empty;
+            let payload = self.scratch.get(..n).unwrap_or(&[]);
+            let r = match &mut self.codec {
+                Codec::Plain { enc, .. } => enc.encode(payload, false, rng, out),
+                Codec::Obfuscated(c) => c.encode(payload, false, rng, out),
+                Codec::ObfuscatedPending => return Ok(None),
+            };
+            return Ok(r.ok());
         }
         if let Phase::DcHandshake(_) = self.phase {
             return Ok(self.dc_handshake_step(now, rng, out));
@@ -679,11 +1019,21 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         };
         let mut reply = [0u8; MAX_SERVER_MESSAGE];
         let msg = self.scratch.get(..len).unwrap_or(&[]);
-        // The table's own capacity caps runs; this session is its only peer. Collisions: see the module docs.
-        let (n, key) = match hs.handle(now, rng, 0, msg, &mut reply, &|_| false) {
-            Ok(ServerReply::Send(n)) => (n, None),
-            Ok(ServerReply::Complete { len, outcome }) => (len, Some(outcome)),
-            Ok(ServerReply::Error(code)) => {
+        // The table's own capacity caps runs; this session is its only peer. Collisions: checked by the host if asked to.
+        let step = if self.new_key_check {
+            hs.handle_deferred(now, rng, 0, msg, &mut reply)
+        } else {
+            hs.handle(now, rng, 0, msg, &mut reply, &|_| false)
+                .map(ServerStep::Reply)
+        };
+        let (n, key) = match step {
+            Ok(ServerStep::CheckKeyId { key_id }) => {
+                self.parked = Parked::NewKey { key_id };
+                return None;
+            }
+            Ok(ServerStep::Reply(ServerReply::Send(n))) => (n, None),
+            Ok(ServerStep::Reply(ServerReply::Complete { len, outcome })) => (len, Some(outcome)),
+            Ok(ServerStep::Reply(ServerReply::Error(code))) => {
                 let r = match &mut self.codec {
                     Codec::Plain { enc, .. } => enc.encode_error(code, out),
                     Codec::Obfuscated(c) => c.encode_error(code, out),
@@ -699,6 +1049,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
             self.phase = Phase::Encrypted(engine);
             self.key_ready_event = true;
+            self.new_key = true;
         }
         let payload = reply.get(..n).unwrap_or(&[]);
         let r = match &mut self.codec {
@@ -802,7 +1153,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// A new transport connection under the same session: the framing restarts (a new init or marker) and every
     /// unacknowledged message is resent. Clears a transport error.
     pub fn reconnect(&mut self, now: Instant) {
-        self.codec = Self::new_codec(self.transport, self.side);
+        self.codec = Self::new_codec(self.transport, self.side, self.secret.as_ref());
+        self.io_started = false;
         self.quick_acks.clear();
         self.error = None;
         self.parked = Parked::Empty;

@@ -33,6 +33,7 @@ pub use salts::{BadServerSalt, ClientSalts, FutureSalt, SaltError, ServerSaltPol
 pub use seqno::{SeqNoChecker, SeqNoError, SeqNoExhausted, SeqNoGen};
 
 pub mod bind;
+pub mod dc_host;
 pub mod engine;
 pub mod event;
 
@@ -41,6 +42,10 @@ pub use engine::GzipPolicy;
 pub use engine::{Engine, EngineConfig, LongPoll, MsgKind, Packet, Stats};
 pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
 pub mod facade;
+
+pub use dc_host::{
+    AcceptKeyError, HostQuery, ProxySecretError, ResumeError, SALT_SCHEDULE_LEN, SaltSchedule, StoredKey,
+};
 
 pub use facade::{
     DC_HANDSHAKE_RUNS, Error, MAX_PARKED_FRAMES, Session, SessionConfig, SessionLarge, SessionSmall, SupplyKeyError,

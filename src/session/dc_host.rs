@@ -1,0 +1,210 @@
+//! What a DC host keeps per auth key and what a DC [`Session`](super::Session) may ask of it.
+//!
+//! A DC serves one client over many connections: each connection is a `Session`, but the key store, the salts of
+//! a key and the client's sessions outlive connections. The facade stays Sans-IO by asking the host at the few
+//! points where it needs that outside state, parking the frame that raised the question until the host answers
+//! (see [`HostQuery`]).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::fmt;
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::crypto::auth_key::AuthKey;
+
+/// The DC's server-salt schedule of one auth key: a secret from which the salt of every rotation period is derived,
+/// plus the handshake's first salt for the period the key was created in.
+///
+/// Every connection under the key must use the same schedule, or a client that kept its salt (or the
+/// `future_salts` it was promised) is told `bad_server_salt` on its next connection. A DC host stores it with the
+/// key ([`Session::stored_key`](super::Session::stored_key), [`to_bytes`](Self::to_bytes)). Zeroized on drop;
+/// `Debug` does not print the secret.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct SaltSchedule {
+    pub(crate) secret: [u8; 32],
+    /// (rotation period, salt): the handshake's salt overrides the derived one for the period it was made in.
+    pub(crate) first: Option<(u64, u64)>,
+}
+
+/// Length of [`SaltSchedule::to_bytes`].
+pub const SALT_SCHEDULE_LEN: usize = 48;
+
+impl SaltSchedule {
+    /// A schedule from a 32-byte random secret (draw it from a CSPRNG).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        SaltSchedule { secret, first: None }
+    }
+
+    /// The schedule as 48 bytes to persist with the key: the secret, then the first salt's period and the salt
+    /// (zero if none), little-endian. **Secret**: store it like the key.
+    pub fn to_bytes(&self) -> [u8; SALT_SCHEDULE_LEN] {
+        let mut b = [0u8; SALT_SCHEDULE_LEN];
+        let (p, salt) = self.first.unwrap_or((0, 0));
+        for (dst, src) in b.iter_mut().zip(
+            self.secret
+                .iter()
+                .chain(p.to_le_bytes().iter())
+                .chain(salt.to_le_bytes().iter()),
+        ) {
+            *dst = *src;
+        }
+        b
+    }
+
+    /// The inverse of [`to_bytes`](Self::to_bytes). Every 48-byte string is a valid schedule (salt 0 = no first
+    /// salt, as 0 is never issued).
+    pub fn from_bytes(b: &[u8; SALT_SCHEDULE_LEN]) -> Self {
+        let (secret, rest) = b.split_at(32);
+        let word = |s: &[u8]| u64::from_le_bytes(core::array::from_fn(|i| s.get(i).copied().unwrap_or(0)));
+        let p = word(rest.get(..8).unwrap_or(&[]));
+        let salt = word(rest.get(8..).unwrap_or(&[]));
+        SaltSchedule {
+            secret: core::array::from_fn(|i| secret.get(i).copied().unwrap_or(0)),
+            first: (salt != 0).then_some((p, salt)),
+        }
+    }
+}
+
+impl fmt::Debug for SaltSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaltSchedule").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for SaltSchedule {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "SaltSchedule {{ .. }}")
+    }
+}
+
+/// What a DC keeps per auth key: the key and its salt schedule. Supplied back with
+/// [`Session::supply_stored_key`](super::Session::supply_stored_key) or
+/// [`Session::server_stored`](super::Session::server_stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StoredKey {
+    /// The key.
+    pub key: AuthKey,
+    /// Its salts.
+    pub salts: SaltSchedule,
+}
+
+/// What a DC [`Session`](super::Session) waits for from its host ([`Session::host_query`](super::Session::host_query)).
+/// While one is pending the session parks the frame that raised it, consumes no input and sends nothing for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HostQuery {
+    /// An encrypted frame names a key this connection does not have (also reported as
+    /// [`Event::AuthKeyRequired`](super::Event::AuthKeyRequired)). Answer:
+    /// [`supply_stored_key`](super::Session::supply_stored_key) or [`supply_auth_key`](super::Session::supply_auth_key).
+    AuthKey {
+        /// The auth_key_id the frame names.
+        key_id: u64,
+    },
+    /// The handshake created a key and `dh_gen_ok` is held back (only with
+    /// [`set_new_key_check`](super::Session::set_new_key_check)): answer
+    /// [`accept_new_key`](super::Session::accept_new_key) with whether the store already holds `key_id` (item 25).
+    NewAuthKey {
+        /// The new key's auth_key_id.
+        key_id: u64,
+    },
+    /// The first authenticated message of this connection names `session_id` (only with
+    /// [`set_session_handover`](super::Session::set_session_handover)): answer
+    /// [`resume_session`](super::Session::resume_session) with the connection that holds that session, or `None`.
+    Session {
+        /// The key the session lives under.
+        key_id: u64,
+        /// The client's session id (authenticated: it was inside the decrypted message).
+        session_id: u64,
+    },
+}
+
+/// Why [`Session::accept_new_key`](super::Session::accept_new_key) did nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AcceptKeyError {
+    /// No new key waits for the host ([`HostQuery::NewAuthKey`] is not pending).
+    NotRequested,
+}
+
+impl fmt::Display for AcceptKeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcceptKeyError::NotRequested => f.write_str("no new auth key waits for a check"),
+        }
+    }
+}
+
+impl core::error::Error for AcceptKeyError {}
+
+/// Why [`Session::resume_session`](super::Session::resume_session) refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ResumeError {
+    /// No frame waits for a session ([`HostQuery::Session`] is not pending).
+    NotRequested,
+    /// The offered connection does not hold that session under that key; nothing changed, the frame stays parked.
+    Mismatch,
+    /// The parked message is one the session already received (a replayed connection): it was dropped and
+    /// nothing moved.
+    Replayed,
+}
+
+impl fmt::Display for ResumeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResumeError::NotRequested => f.write_str("no frame waits for a session"),
+            ResumeError::Mismatch => f.write_str("the connection does not hold that session"),
+            ResumeError::Replayed => f.write_str("the message is a replay; the session stays where it is"),
+        }
+    }
+}
+
+impl core::error::Error for ResumeError {}
+
+/// Why [`Session::set_proxy_secret`](super::Session::set_proxy_secret) refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ProxySecretError {
+    /// The transport is not obfuscated (`TransportConfig::obfuscated` is false).
+    NotObfuscated,
+    /// A `dd` secret needs the padded intermediate framing.
+    RequiresPadding,
+    /// The connection already sent or received bytes; set the secret first (it survives `reconnect`).
+    Started,
+}
+
+impl fmt::Display for ProxySecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxySecretError::NotObfuscated => f.write_str("a proxy secret needs the obfuscated transport"),
+            ProxySecretError::RequiresPadding => f.write_str("a dd proxy secret requires padded intermediate"),
+            ProxySecretError::Started => f.write_str("the connection already started"),
+        }
+    }
+}
+
+impl core::error::Error for ProxySecretError {}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salt_schedule_bytes_round_trip() {
+        let s = SaltSchedule {
+            secret: [9; 32],
+            first: Some((19_675, 0x1234_5678_9abc_def0)),
+        };
+        assert_eq!(SaltSchedule::from_bytes(&s.to_bytes()), s);
+        let n = SaltSchedule::from_secret([3; 32]);
+        let b = n.to_bytes();
+        assert_eq!(&b[32..], &[0; 16]);
+        assert_eq!(SaltSchedule::from_bytes(&b), n);
+        let mut dbg: heapless::String<64> = heapless::String::new();
+        core::fmt::Write::write_fmt(&mut dbg, format_args!("{s:?}")).unwrap();
+        assert_eq!(dbg.as_str(), "SaltSchedule { .. }");
+    }
+}
