@@ -39,8 +39,10 @@ pub mod event;
 pub use engine::{Engine, EngineConfig, MsgKind, Packet, Stats};
 pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
 pub mod facade;
+pub mod pfs;
 
 pub use facade::{
     DC_HANDSHAKE_RUNS, Error, MAX_PARKED_FRAMES, Session, SessionConfig, SessionLarge, SessionSmall, SupplyKeyError,
     TransportConfig,
 };
+pub use pfs::{BindRefusal, KeyEvent, PfsClient, PfsConfig, PfsEvent, QueryId, RekeyReason};
