@@ -58,6 +58,10 @@ use crate::tl;
 /// The default temporary key lifetime: one day, as the official clients use.
 pub const DEFAULT_TEMP_KEY_LIFETIME: u32 = 24 * 3600;
 
+/// Taken off a key's lifetime when the client computes its expiry: the DC starts counting at its own handshake step
+/// (up to a round trip before the client sees the key) and the binding's `expires_at` is in whole seconds.
+pub const EXPIRY_SLACK: Duration = Duration::from_secs(5);
+
 /// Notices the policy reports besides session events (failures it generates itself) before it waits for room.
 pub const MAX_POLICY_FAILURES: usize = 4;
 
@@ -771,7 +775,7 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
                 }
                 *self.keys_created += 1;
                 *self.state = State::BindDue {
-                    expiry: self.now.saturating_add(self.cfg.lifetime()),
+                    expiry: self.now.saturating_add(self.cfg.lifetime().saturating_sub(EXPIRY_SLACK)),
                 };
                 PfsEvent::Key(KeyEvent::Created)
             }
