@@ -16,8 +16,8 @@ use mtproto_sansio::session::{
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use pfs_dc::{Dc, DcNote, trusted};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 const RX: usize = 8192;
 const TX: usize = 8192;
@@ -155,7 +155,9 @@ impl<const HELD: usize> World<HELD> {
             // A real DC forgets an expired key: the connection drops, the next one gets −404.
             self.expired_hits += 1;
             let unix = self.dc.unix(self.now);
-            self.dc.keys.retain(|_, k| k.bound_until.is_none_or(|t| t as u64 > unix));
+            self.dc
+                .keys
+                .retain(|_, k| k.bound_until.is_none_or(|t| t as u64 > unix));
             self.dc.connect(self.now);
             self.c.reconnect(self.now);
         }
@@ -221,7 +223,9 @@ fn queries_before_the_bind_are_held_then_answered() {
     let qs: Vec<QueryId> = (0..3).map(|t| w.c.send(w.now, &body(t)).unwrap()).collect();
     assert_eq!(w.c.held(), 3);
     assert!(!w.c.is_bound());
-    assert!(w.run_until(Duration::from_secs(60), |w| w.c.is_bound() && w.c.held() == 0 && w.c.in_flight() == 0));
+    assert!(w.run_until(Duration::from_secs(60), |w| w.c.is_bound()
+        && w.c.held() == 0
+        && w.c.in_flight() == 0));
     for (t, q) in qs.iter().enumerate() {
         assert_eq!(w.ended(*q), vec![&Ce::Result(*q, answer(t as u32))]);
     }
@@ -229,7 +233,10 @@ fn queries_before_the_bind_are_held_then_answered() {
     let key_id = w.c.session().auth_key().unwrap().id();
     assert!(w.dc.keys[&key_id].bound_until.is_some());
     let bound_at = w.dc.notes.iter().position(|n| *n == DcNote::Bound(key_id)).unwrap();
-    assert_eq!(bound_at, w.dc.notes.iter().position(|n| matches!(n, DcNote::Bound(_))).unwrap());
+    assert_eq!(
+        bound_at,
+        w.dc.notes.iter().position(|n| matches!(n, DcNote::Bound(_))).unwrap()
+    );
     assert!(!w.dc.notes.iter().any(|n| matches!(n, DcNote::Unbound401(_))));
     assert_ne!(key_id, w.c.perm_key_id());
     assert_eq!(w.c.binds(), 1);
@@ -290,7 +297,10 @@ fn rebinds_before_expiry_with_no_failed_rpc() {
         .iter()
         .filter_map(|e| if let Ce::NewConnection(r) = e { Some(*r) } else { None })
         .collect();
-    assert!(reasons.len() >= 3 && reasons.iter().all(|r| *r == RekeyReason::Expiring), "{reasons:?}");
+    assert!(
+        reasons.len() >= 3 && reasons.iter().all(|r| *r == RekeyReason::Expiring),
+        "{reasons:?}"
+    );
 }
 
 #[test]
@@ -366,7 +376,9 @@ fn auth_key_unregistered_does_not_rekey() {
     let q = w.c.send(w.now, &body(1)).unwrap();
     assert!(w.run_until(Duration::from_secs(5), |w| !w.parked_answers.is_empty()));
     let (id, _) = w.parked_answers.pop().unwrap();
-    w.dc.sess.answer_error(w.now, id, 401, b"AUTH_KEY_UNREGISTERED").unwrap();
+    w.dc.sess
+        .answer_error(w.now, id, 401, b"AUTH_KEY_UNREGISTERED")
+        .unwrap();
     assert!(w.run_until(Duration::from_secs(30), |w| !w.ended(q).is_empty()));
     assert_eq!(w.ended(q), vec![&Ce::Error(q, 401, b"AUTH_KEY_UNREGISTERED".to_vec())]);
     assert!(w.c.is_bound());
@@ -380,7 +392,8 @@ fn binding_refused_is_a_typed_error_and_held_queries_end() {
     let mut w: World<16> = World::new(cfg, 8);
     w.dc.refuse_binds = true;
     let q = w.c.send(w.now, &body(1)).unwrap();
-    assert!(w.run_until(Duration::from_secs(120), |w| w.c.gave_up().is_some() && !w.ended(q).is_empty()));
+    assert!(w.run_until(Duration::from_secs(120), |w| w.c.gave_up().is_some()
+        && !w.ended(q).is_empty()));
     assert_eq!(w.c.gave_up(), Some(BindRefusal::EncryptedMessageInvalid));
     let refusals = w
         .events
@@ -408,15 +421,18 @@ fn a_refused_binding_is_retried_on_a_fresh_key() {
     let mut w: World<16> = World::new(pfs_cfg(3600), 9);
     w.dc.refuse_binds = true;
     let q = w.c.send(w.now, &body(1)).unwrap();
-    assert!(w.run_until(Duration::from_secs(60), |w| w
-        .events
-        .iter()
-        .any(|e| matches!(e, Ce::Key(KeyEvent::BindRefused(_))))));
+    assert!(w.run_until(Duration::from_secs(60), |w| {
+        w.events.iter().any(|e| matches!(e, Ce::Key(KeyEvent::BindRefused(_))))
+    }));
     w.dc.refuse_binds = false;
     assert!(w.run_until(Duration::from_secs(60), |w| !w.ended(q).is_empty()));
     assert_eq!(w.ended(q), vec![&Ce::Result(q, answer(1))]);
     assert_eq!(w.c.keys_created(), 2);
-    assert!(w.events.iter().any(|e| matches!(e, Ce::NewConnection(RekeyReason::BindFailed(_)))));
+    assert!(
+        w.events
+            .iter()
+            .any(|e| matches!(e, Ce::NewConnection(RekeyReason::BindFailed(_))))
+    );
 }
 
 #[test]

@@ -204,6 +204,9 @@ pub enum KeyEvent {
     BindRefused(BindRefusal),
     /// The binding request was refused by a `bad_msg_notification` that needs a new msg_id: rebuilt and resent.
     BindRebuilt,
+    /// The answer (or failure) of a binding the policy had already abandoned (its key expired or was lost while it
+    /// was in flight); ignored.
+    StaleBind,
 }
 
 /// What the policy tells its host. Bodies borrow the session's receive buffers until the next `&mut` call.
@@ -257,9 +260,17 @@ enum State {
     /// The key exists; the binding goes out at the next `poll_transmit` (it needs the RNG).
     BindDue { expiry: Instant },
     /// The binding is in flight.
-    Binding { req: MsgId, expires_at: i32, expiry: Instant },
+    Binding {
+        req: MsgId,
+        expires_at: i32,
+        expiry: Instant,
+    },
     /// Bound: application queries flow.
-    Bound { expires_at: i32, expiry: Instant, rekey_at: Instant },
+    Bound {
+        expires_at: i32,
+        expiry: Instant,
+        rekey_at: Instant,
+    },
     /// A planned re-key: new queries are held until the ones in flight end or `deadline` passes.
     Draining { expires_at: i32, deadline: Instant },
     /// The key is abandoned: the session's remaining events are delivered, the queries still in flight fail as
@@ -290,6 +301,8 @@ pub struct PfsClient<const RX: usize = 16_384, const TX: usize = 16_384, const M
     held_used: usize,
     failed: heapless::Deque<(QueryId, FailReason), MAX_POLICY_FAILURES>,
     bind_failures: u8,
+    /// The msg_id of the last binding sent on the current key.
+    bind_req: Option<MsgId>,
     last_now: Instant,
     /// Unix time (seconds) at an instant, for the next handshake's time hint.
     unix_base: (Instant, u64),
@@ -333,6 +346,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
             held_used: 0,
             failed: heapless::Deque::new(),
             bind_failures: 0,
+            bind_req: None,
             last_now: now,
             unix_base: (now, unix),
             keys_created: 0,
@@ -505,6 +519,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
                     let expires_at = i32::try_from(exp).unwrap_or(i32::MAX);
                     match self.session.bind_temp_key(now, &self.perm, expires_at, rng) {
                         Ok(req) => {
+                            self.bind_req = Some(req);
                             self.state = State::Binding {
                                 req,
                                 expires_at,
@@ -545,6 +560,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
                 state: &mut self.state,
                 inflight: &mut self.inflight,
                 bind_failures: &mut self.bind_failures,
+                bind_req: self.bind_req,
                 binds: &mut self.binds,
                 keys_created: &mut self.keys_created,
                 cfg: &self.cfg,
@@ -602,6 +618,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
         scfg.unix_time_hint = Some(UnixTime(unix));
         self.session
             .restart_client_handshake(scfg, Self::temp_handshake(&self.cfg), now);
+        self.bind_req = None;
         self.state = State::AwaitConnection;
     }
 
@@ -682,6 +699,7 @@ struct Translate<'p, const MSGS: usize> {
     state: &'p mut State,
     inflight: &'p mut heapless::Vec<(MsgId, QueryId), MSGS>,
     bind_failures: &'p mut u8,
+    bind_req: Option<MsgId>,
     binds: &'p mut u64,
     keys_created: &'p mut u64,
     cfg: &'p PfsConfig,
@@ -693,6 +711,9 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
     fn translate<'a>(&mut self, ev: Event<'a>) -> PfsEvent<'a> {
         match ev {
             Event::RpcResult { req, body } => {
+                if self.stale_bind(req) {
+                    return PfsEvent::Key(KeyEvent::StaleBind);
+                }
                 if let State::Binding {
                     req: b,
                     expires_at,
@@ -728,6 +749,9 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
                 message,
                 kind,
             } => {
+                if self.stale_bind(req) {
+                    return PfsEvent::Key(KeyEvent::StaleBind);
+                }
                 if self.is_bind(req) {
                     return self.refuse(BindRefusal::from_rpc_error(code, message));
                 }
@@ -747,6 +771,9 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
                 }
             }
             Event::Failed { req, reason } => {
+                if self.stale_bind(req) {
+                    return PfsEvent::Key(KeyEvent::StaleBind);
+                }
                 if self.is_bind(req) {
                     if reason == FailReason::MustRebuild
                         && let State::Binding { expiry, .. } = *self.state
@@ -775,7 +802,9 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
                 }
                 *self.keys_created += 1;
                 *self.state = State::BindDue {
-                    expiry: self.now.saturating_add(self.cfg.lifetime().saturating_sub(EXPIRY_SLACK)),
+                    expiry: self
+                        .now
+                        .saturating_add(self.cfg.lifetime().saturating_sub(EXPIRY_SLACK)),
                 };
                 PfsEvent::Key(KeyEvent::Created)
             }
@@ -784,6 +813,11 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
             | Event::DisconnectRequested
             | Event::AuthKeyRequired { .. } => PfsEvent::Unmatched,
         }
+    }
+
+    /// A binding sent on this key whose answer no longer matters (the policy moved on while it was in flight).
+    fn stale_bind(&self, req: MsgId) -> bool {
+        self.bind_req == Some(req) && !self.is_bind(req)
     }
 
     fn is_bind(&self, req: MsgId) -> bool {

@@ -19,7 +19,7 @@ use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::ServerConfig;
 use mtproto_sansio::session::bind::bind_perm_key_id;
-use mtproto_sansio::session::{Event, MsgId, Session, SessionConfig, SendError};
+use mtproto_sansio::session::{Event, MsgId, SendError, Session, SessionConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, AuthBindTempAuthKey};
 use rand::rngs::StdRng;
@@ -154,13 +154,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                     Owned::Ready => {
                         let key = self.sess.auth_key().unwrap().clone();
                         self.notes.push(DcNote::KeyCreated(key.id()));
-                        self.keys.insert(
-                            key.id(),
-                            TempKey {
-                                key,
-                                bound_until: None,
-                            },
-                        );
+                        self.keys.insert(key.id(), TempKey { key, bound_until: None });
                     }
                     Owned::Required(id) => {
                         let unix = self.unix(now) as i64;
@@ -193,7 +187,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
             let ok = if self.refuse_binds || bind_perm_key_id(&body) != Some(self.perm.id()) {
                 None
             } else {
-                self.sess.engine().unwrap().verify_bind(now, &self.perm, msg_id, &body).ok()
+                self.sess
+                    .engine()
+                    .unwrap()
+                    .verify_bind(now, &self.perm, msg_id, &body)
+                    .ok()
             };
             match ok {
                 Some(p) => {
