@@ -2,7 +2,7 @@
 //! quick acks on or off) over an in-memory link with a seeded RNG and a virtual
 //! clock, under loss (up to 30 %), duplication, reordering, bit flips, connection resets, client clock skew of
 //! ±600 s, clock jumps (long stalls with packets delayed past the time window), the DC forgetting the session, and
-//! salt rotation. One seed in `NETSIM_PFS_EVERY` (default 512; `1` runs every seed so) runs the client under the PFS
+//! salt rotation. One seed in `NETSIM_PFS_EVERY` (default 1000; `1` runs every seed so) runs the client under the PFS
 //! policy (`session::pfs`) against a DC host that creates temporary keys by the handshake and verifies bindings
 //! (tests/pfs_dc), with short key lifetimes and the temp-key expiry fault: the DC forgets its temporary keys (they
 //! live in RAM only) and drops the connection, so the client meets −404 and re-keys. Invariants checked on every seed:
@@ -67,7 +67,7 @@ enum Client {
 /// The DC: a session on the client's key, or the PFS DC host (one connection at a time, a temporary-key store).
 enum Server {
     Plain(Box<S>),
-    Pfs(Dc<RX, TX, MSGS>),
+    Pfs(Box<Dc<RX, TX, MSGS>>),
 }
 
 impl Client {
@@ -157,7 +157,7 @@ fn pfs_seed(seed: u64) -> bool {
     let every: u64 = std::env::var("NETSIM_PFS_EVERY")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(512)
+        .unwrap_or(1000)
         .max(1);
     seed % every == 3 % every
 }
@@ -173,6 +173,8 @@ struct InFlight {
 struct Outcome {
     hash: u64,
     queries: usize,
+    /// PFS seeds: temporary keys created.
+    keys: u64,
 }
 
 fn micros(d: u64) -> Duration {
@@ -236,9 +238,9 @@ fn run(seed: u64) -> Result<Outcome, String> {
         ..SessionConfig::DEFAULT
     };
     let (mut client, mut server, f_expire) = if pfs {
-        let f_expire = rng.random_range(0.0..0.004);
+        let f_expire = rng.random_range(0.0..0.0008);
         let mut pcfg = PfsConfig::new(ccfg, handshake::ClientConfig::new(pfs_dc::trusted(), 2));
-        pcfg.temp_key_lifetime = rng.random_range(150..400);
+        pcfg.temp_key_lifetime = rng.random_range(200..450);
         pcfg.rekey_margin = Duration::from_secs(30);
         pcfg.drain_timeout = Duration::from_secs(20);
         pcfg.max_bind_failures = u8::MAX;
@@ -246,7 +248,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
         let unix_at_zero = UNIX0 - now.as_secs();
         (
             Client::Pfs(p),
-            Server::Pfs(Dc::new(scfg, key, unix_at_zero, now)),
+            Server::Pfs(Box::new(Dc::new(scfg, key, unix_at_zero, now))),
             f_expire,
         )
     } else {
@@ -514,7 +516,10 @@ fn run(seed: u64) -> Result<Outcome, String> {
         for p in &link {
             next = next.min(p.at);
         }
-        for t in [client.poll_timeout(), server.session().poll_timeout()].into_iter().flatten() {
+        for t in [client.poll_timeout(), server.session().poll_timeout()]
+            .into_iter()
+            .flatten()
+        {
             next = next.min(t);
         }
         if next <= now {
@@ -533,9 +538,14 @@ fn run(seed: u64) -> Result<Outcome, String> {
             None => return Err(format!("query {id} never ended")),
         }
     }
+    let keys = match &client {
+        Client::Pfs(p) => p.keys_created(),
+        Client::Plain(_) => 0,
+    };
     Ok(Outcome {
         hash: hasher.finish(),
         queries: sent.len(),
+        keys,
     })
 }
 
@@ -690,15 +700,21 @@ fn netsim_seeds() {
     };
     let start = std::time::Instant::now();
     let mut total_queries = 0;
+    let mut total_keys = 0;
+    let mut pfs_seeds = 0;
     for &seed in &list {
         match std::panic::catch_unwind(|| run(seed)) {
-            Ok(Ok(o)) => total_queries += o.queries,
+            Ok(Ok(o)) => {
+                total_queries += o.queries;
+                total_keys += o.keys;
+                pfs_seeds += usize::from(pfs_seed(seed));
+            }
             Ok(Err(e)) => panic!("netsim seed {seed} failed: {e} (replay with NETSIM_SEED={seed})"),
             Err(_) => panic!("netsim seed {seed} panicked (replay with NETSIM_SEED={seed})"),
         }
     }
     eprintln!(
-        "netsim: {} seeds, {total_queries} queries, {:?}",
+        "netsim: {} seeds ({pfs_seeds} under PFS, {total_keys} temporary keys), {total_queries} queries, {:?}",
         list.len(),
         start.elapsed()
     );

@@ -248,7 +248,7 @@ fn queries_before_the_bind_are_held_then_answered() {
 /// Every application query sent on the wire went out after the binding was answered: the DC never saw one on an
 /// unbound key, even while the host kept sending during the handshake and the binding.
 #[test]
-fn unbound_key_sends_nothing_but_the_bind() {
+fn chk_053_unbound_key_sends_nothing_but_the_bind() {
     let mut w: World<16> = World::new(pfs_cfg(3600), 2);
     let mut qs = Vec::new();
     for t in 0..40u32 {
@@ -272,7 +272,7 @@ fn rebinds_before_expiry_with_no_failed_rpc() {
     let mut t = 0u32;
     let end = w.now.saturating_add(Duration::from_secs(1000));
     while w.now < end {
-        if t % 40 == 0 {
+        if t.is_multiple_of(40) {
             match w.c.send(w.now, &body(t / 40)) {
                 Ok(q) => qs.push((t / 40, q)),
                 Err(SendError::QueueFull) => {}
@@ -324,7 +324,7 @@ fn a_drain_cut_by_the_expiry_fails_the_rest_as_lost() {
 }
 
 #[test]
-fn dc_forgets_the_temp_key_404_then_recovery() {
+fn chk_053_dc_forgets_the_temp_key_404_then_recovery() {
     let mut w: World<16> = World::new(pfs_cfg(3600), 5);
     assert!(w.run_until(Duration::from_secs(60), |w| w.c.is_bound()));
     let first_key = w.c.session().auth_key().unwrap().id();
@@ -385,23 +385,24 @@ fn auth_key_unregistered_does_not_rekey() {
     assert_eq!(w.c.keys_created(), 1);
 }
 
+/// ENCRYPTED_MESSAGE_INVALID for a stored (old) permanent key: the DC does not know it; no temporary key can help,
+/// so the policy gives up at once with a typed reason, and the held query ends (it never reached the DC).
 #[test]
-fn binding_refused_is_a_typed_error_and_held_queries_end() {
-    let mut cfg = pfs_cfg(3600);
-    cfg.max_bind_failures = 2;
-    let mut w: World<16> = World::new(cfg, 8);
+fn chk_053_encrypted_message_invalid_for_an_old_perm_key_gives_up() {
+    let mut w: World<16> = World::new(pfs_cfg(3600), 8);
     w.dc.refuse_binds = true;
     let q = w.c.send(w.now, &body(1)).unwrap();
     assert!(w.run_until(Duration::from_secs(120), |w| w.c.gave_up().is_some()
         && !w.ended(q).is_empty()));
     assert_eq!(w.c.gave_up(), Some(BindRefusal::EncryptedMessageInvalid));
-    let refusals = w
-        .events
-        .iter()
-        .filter(|e| **e == Ce::Key(KeyEvent::BindRefused(BindRefusal::EncryptedMessageInvalid)))
-        .count();
-    assert_eq!(refusals, 2);
-    assert_eq!(w.c.keys_created(), 2);
+    assert_eq!(
+        w.events
+            .iter()
+            .filter(|e| matches!(e, Ce::Key(KeyEvent::BindRefused(_))))
+            .count(),
+        1
+    );
+    assert_eq!(w.c.keys_created(), 1);
     assert_eq!(w.ended(q), vec![&Ce::Failed(q, FailReason::Closed)]);
     assert!(w.executed.is_empty());
     assert_eq!(w.c.send(w.now, &body(2)), Err(SendError::Closed));
@@ -416,9 +417,85 @@ fn binding_refused_is_a_typed_error_and_held_queries_end() {
     assert_eq!(BindRefusal::from_rpc_error(401, b"X"), BindRefusal::Other { code: 401 });
 }
 
+/// A permanent key created a moment ago may not have reached this DC: refusals are retried on fresh temporary keys
+/// up to `max_bind_failures`, then the policy gives up.
+#[test]
+fn chk_053_young_perm_key_retries_then_gives_up() {
+    let mut cfg = pfs_cfg(3600);
+    cfg.max_bind_failures = 2;
+    cfg.perm_key_created = Some(Instant::from_secs(100));
+    let mut w: World<16> = World::new(cfg, 13);
+    w.dc.refuse_binds = true;
+    let q = w.c.send(w.now, &body(1)).unwrap();
+    assert!(w.run_until(Duration::from_secs(50), |w| w.c.gave_up().is_some()
+        && !w.ended(q).is_empty()));
+    assert_eq!(w.c.gave_up(), Some(BindRefusal::EncryptedMessageInvalid));
+    assert_eq!(
+        w.events
+            .iter()
+            .filter(|e| matches!(e, Ce::Key(KeyEvent::BindRefused(_))))
+            .count(),
+        2
+    );
+    assert_eq!(w.c.keys_created(), 2);
+    assert_eq!(w.ended(q), vec![&Ce::Failed(q, FailReason::Closed)]);
+}
+
+/// An unbound key carries only `help.getConfig` / `help.getNearestDc` (under invokeWithLayer + initConnection);
+/// everything else waits for the binding.
+#[test]
+fn chk_053_unbound_key_calls_only_allowed_methods() {
+    let mut w: World<16> = World::new(pfs_cfg(3600), 14);
+    let app = w.c.send(w.now, &body(1)).unwrap();
+    let cfg_body = get_config_wrapped();
+    let getcfg = w.c.send(w.now, &cfg_body).unwrap();
+    // The allowed query waits behind the application query (order kept), so it goes out after the binding.
+    assert!(w.run_until(Duration::from_secs(60), |w| !w.ended(app).is_empty()
+        && !w.ended(getcfg).is_empty()));
+    // Now at the head of the queue on a new, unbound key: it goes out before the binding is answered.
+    let mut w: World<16> = World::new(pfs_cfg(3600), 15);
+    let getcfg = w.c.send(w.now, &cfg_body).unwrap();
+    let app = w.c.send(w.now, &body(2)).unwrap();
+    assert!(w.run_until(Duration::from_secs(60), |w| !w.ended(app).is_empty()
+        && !w.ended(getcfg).is_empty()));
+    let mut ans = b"ANS:".to_vec();
+    ans.extend_from_slice(&cfg_body);
+    assert_eq!(w.ended(getcfg), vec![&Ce::Result(getcfg, ans)]);
+    assert_eq!(w.ended(app), vec![&Ce::Result(app, answer(2))]);
+    let allowed_at =
+        w.dc.notes
+            .iter()
+            .position(|n| matches!(n, DcNote::UnboundAllowed(_)))
+            .unwrap();
+    let bound_at = w.dc.notes.iter().position(|n| matches!(n, DcNote::Bound(_))).unwrap();
+    assert!(allowed_at < bound_at, "{:?}", w.dc.notes);
+    assert!(!w.dc.notes.iter().any(|n| matches!(n, DcNote::Unbound401(_))));
+}
+
+fn get_config_wrapped() -> Vec<u8> {
+    use mtproto_sansio::session::pfs::{HELP_GET_CONFIG, INIT_CONNECTION, INVOKE_WITH_LAYER};
+    let mut b = Vec::new();
+    b.extend_from_slice(&INVOKE_WITH_LAYER.to_le_bytes());
+    b.extend_from_slice(&214i32.to_le_bytes());
+    b.extend_from_slice(&INIT_CONNECTION.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&4i32.to_le_bytes());
+    for s in [&b"dev"[..], b"os", b"1", b"en", b"", b"en"] {
+        b.push(s.len() as u8);
+        b.extend_from_slice(s);
+        while b.len() % 4 != 0 {
+            b.push(0);
+        }
+    }
+    b.extend_from_slice(&HELP_GET_CONFIG.to_le_bytes());
+    b
+}
+
 #[test]
 fn a_refused_binding_is_retried_on_a_fresh_key() {
-    let mut w: World<16> = World::new(pfs_cfg(3600), 9);
+    let mut cfg = pfs_cfg(3600);
+    cfg.perm_key_created = Some(Instant::from_secs(100));
+    let mut w: World<16> = World::new(cfg, 9);
     w.dc.refuse_binds = true;
     let q = w.c.send(w.now, &body(1)).unwrap();
     assert!(w.run_until(Duration::from_secs(60), |w| {

@@ -15,10 +15,12 @@
 //!   the DC side of this crate (as tdlib's handshake connections) runs one key per connection, and a key that the DC
 //!   forgot is announced by −404 on the connection that used it. The session is restarted in place
 //!   ([`Session::restart_client_handshake`]), so no second session sits in memory.
-//! - **What an unbound key may call.** The spec says an unbound `temp_auth_key_id` may be used only with a short list
-//!   of methods, but the list did not survive in the spec pages available to this crate. So the policy holds
-//!   *every* application query while the key is unbound; the only RPC it sends on an unbound key is
-//!   `auth.bindTempAuthKey` itself (MTProto service messages: acks, pings, salts, still flow).
+//! - **What an unbound key may call.** SECURITY.md item 53 (after the PFS page): `auth.bindTempAuthKey`,
+//!   `help.getConfig` and `help.getNearestDc` ([`UNBOUND_ALLOWED`]). [`inner_method`] finds the method under the
+//!   usual wrappers (`invokeWithLayer`, `invokeWithoutUpdates`, `initConnection`), iteratively and bounded; a query
+//!   whose method it cannot name (an `initConnection` carrying `params`, a malformed body) is held, which is always
+//!   safe. Allowed queries at the head of the hold queue go out as soon as the key exists; every other query waits
+//!   for the binding (MTProto service messages: acks, pings, salts, flow regardless).
 //! - **Holding is backpressure.** Held queries wait in a bounded FIFO (`HELD` queries, at most `TX` bytes and
 //!   [`PfsConfig::max_held_bytes`]); when it is full, [`PfsClient::send`] answers [`SendError::QueueFull`] and keeps
 //!   nothing. A held query is never dropped: it is sent once the key is bound, or ends with
@@ -33,6 +35,10 @@
 //! - **Planned re-keys fail nothing.** At expiry minus [`PfsConfig::rekey_margin`] the policy stops sending on the
 //!   old key (new queries are held) and waits until the queries in flight end normally; only then it moves to a new
 //!   key. If they do not end within [`PfsConfig::drain_timeout`] (or before the key's expiry) the rest fail as lost.
+//! - **`ENCRYPTED_MESSAGE_INVALID` for a permanent key older than 60 s** ([`PERM_KEY_PROPAGATION`]) means the DC
+//!   does not know the permanent key: the policy gives up at once ([`PfsClient::gave_up`]); the host must drop the
+//!   permanent key and create a new one (item 53). A younger key may not have reached every DC yet: a fresh
+//!   temporary key is tried, up to [`PfsConfig::max_bind_failures`].
 //! - **`401 AUTH_KEY_UNREGISTERED` does not re-key**: it says the *permanent* key is not logged in, which no new
 //!   temporary key can fix (re-keying would loop); it is delivered to the host like any error.
 //!
@@ -62,6 +68,92 @@ pub const DEFAULT_TEMP_KEY_LIFETIME: u32 = 24 * 3600;
 /// (up to a round trip before the client sees the key) and the binding's `expires_at` is in whole seconds.
 pub const EXPIRY_SLACK: Duration = Duration::from_secs(5);
 
+/// How long a new permanent key may be unknown to a DC (propagation) before `ENCRYPTED_MESSAGE_INVALID` means it
+/// is invalid (SECURITY.md item 53).
+pub const PERM_KEY_PROPAGATION: Duration = Duration::from_secs(60);
+
+/// `help.getConfig#c4f9186b = Config;`
+pub const HELP_GET_CONFIG: u32 = 0xc4f9_186b;
+/// `help.getNearestDc#1fb33026 = NearestDc;`
+pub const HELP_GET_NEAREST_DC: u32 = 0x1fb3_3026;
+/// `invokeWithLayer#da9b0d0d {X:Type} layer:int query:!X = X;`
+pub const INVOKE_WITH_LAYER: u32 = 0xda9b_0d0d;
+/// `invokeWithoutUpdates#bf9459b7 {X:Type} query:!X = X;`
+pub const INVOKE_WITHOUT_UPDATES: u32 = 0xbf94_59b7;
+/// `initConnection#c1cd5ea9 {X:Type} flags:# api_id:int device_model:string system_version:string
+/// app_version:string system_lang_code:string lang_pack:string lang_code:string proxy:flags.0?InputClientProxy
+/// params:flags.1?JSONValue query:!X = X;`
+pub const INIT_CONNECTION: u32 = 0xc1cd_5ea9;
+/// `inputClientProxy#75588b3f address:string port:int = InputClientProxy;`
+pub const INPUT_CLIENT_PROXY: u32 = 0x7558_8b3f;
+/// The application methods an unbound temporary key may call (the binding itself is the policy's own).
+pub const UNBOUND_ALLOWED: &[u32] = &[HELP_GET_CONFIG, HELP_GET_NEAREST_DC];
+/// Wrappers [`inner_method`] looks through before giving up.
+pub const MAX_WRAPPERS: usize = 4;
+
+/// Why [`inner_method`] could not name a query's method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InnerMethodError {
+    /// The body ended inside a field.
+    Truncated,
+    /// More than [`MAX_WRAPPERS`] wrappers.
+    TooDeep,
+    /// `initConnection` carries `params` (a `JSONValue`, not skipped) or an unknown proxy constructor.
+    Opaque,
+}
+
+impl fmt::Display for InnerMethodError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InnerMethodError::Truncated => "query truncated",
+            InnerMethodError::TooDeep => "too many wrappers",
+            InnerMethodError::Opaque => "initConnection fields not skipped",
+        })
+    }
+}
+
+impl core::error::Error for InnerMethodError {}
+
+/// The constructor of the method a serialized query invokes, looking through at most [`MAX_WRAPPERS`]
+/// `invokeWithLayer` / `invokeWithoutUpdates` / `initConnection` wrappers. Iterative, no allocation.
+pub fn inner_method(body: &[u8]) -> Result<u32, InnerMethodError> {
+    let mut r = tl::Reader::new(body);
+    let t = |_| InnerMethodError::Truncated;
+    for _ in 0..=MAX_WRAPPERS {
+        match r.u32().map_err(t)? {
+            INVOKE_WITH_LAYER => {
+                r.i32().map_err(t)?;
+            }
+            INVOKE_WITHOUT_UPDATES => {}
+            INIT_CONNECTION => {
+                let flags = r.u32().map_err(t)?;
+                r.i32().map_err(t)?;
+                for _ in 0..6 {
+                    r.bytes().map_err(t)?;
+                }
+                if flags & 1 != 0 {
+                    if r.u32().map_err(t)? != INPUT_CLIENT_PROXY {
+                        return Err(InnerMethodError::Opaque);
+                    }
+                    r.bytes().map_err(t)?;
+                    r.i32().map_err(t)?;
+                }
+                if flags & 2 != 0 {
+                    return Err(InnerMethodError::Opaque);
+                }
+            }
+            method => return Ok(method),
+        }
+    }
+    Err(InnerMethodError::TooDeep)
+}
+
+/// Whether an unbound temporary key may carry this query ([`UNBOUND_ALLOWED`] under the usual wrappers).
+pub fn allowed_unbound(body: &[u8]) -> bool {
+    inner_method(body).is_ok_and(|m| UNBOUND_ALLOWED.contains(&m))
+}
+
 /// Notices the policy reports besides session events (failures it generates itself) before it waits for room.
 pub const MAX_POLICY_FAILURES: usize = 4;
 
@@ -84,6 +176,9 @@ pub struct PfsConfig {
     pub max_bind_failures: u8,
     /// Bytes of held query bodies (further capped by the `TX` arena).
     pub max_held_bytes: usize,
+    /// When the permanent key was created, if within the host's memory (`None`: long ago, a stored key). Decides
+    /// what `ENCRYPTED_MESSAGE_INVALID` means (see [`PERM_KEY_PROPAGATION`]).
+    pub perm_key_created: Option<Instant>,
 }
 
 impl PfsConfig {
@@ -97,6 +192,7 @@ impl PfsConfig {
             drain_timeout: Duration::from_secs(60),
             max_bind_failures: 3,
             max_held_bytes: usize::MAX,
+            perm_key_created: None,
         }
     }
 
@@ -460,12 +556,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     /// Moves held queries out and ends a finished drain.
     fn step(&mut self, now: Instant) {
         match self.state {
-            State::Bound { .. } => {
+            State::Bound { .. } | State::BindDue { .. } | State::Binding { .. } => {
+                let bound = matches!(self.state, State::Bound { .. });
                 while let Some(&(q, len)) = self.held.front() {
                     if self.inflight.is_full() {
                         break;
                     }
                     let body = self.held_buf.get(..len).unwrap_or(&[]);
+                    // Unbound: only allowed methods, from the head (the queue's order is kept).
+                    if !bound && !allowed_unbound(body) {
+                        break;
+                    }
                     match self.session.send(now, body, MsgKind::Query) {
                         Ok(id) => {
                             let _ = self.inflight.push((id, q));
@@ -511,6 +612,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
         if out.len() < required {
             return Err(BufferTooSmall { required });
         }
+        // Allowed queries held while there was no key go out first (on the wire before the binding).
+        self.step(now);
         match self.state {
             State::AwaitConnection | State::Switching(_) | State::GaveUp(_) | State::Closed => return Ok(None),
             State::BindDue { expiry } => {
@@ -541,7 +644,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     /// Counts a failed binding: a fresh key, or giving up.
     fn refuse(&mut self, r: BindRefusal) {
         self.bind_failures = self.bind_failures.saturating_add(1);
-        self.state = if self.bind_failures >= self.cfg.max_bind_failures.max(1) {
+        self.state = if self.bind_failures >= self.cfg.max_bind_failures.max(1)
+            || perm_key_invalid(&self.cfg, r, self.last_now)
+        {
             State::GaveUp(r)
         } else {
             State::Switching(RekeyReason::BindFailed(r))
@@ -641,18 +746,24 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
         }
     }
 
-    /// Queues a query; it is sent at once on a bound key, or held (in order) until one is bound. A full hold queue
-    /// or session is backpressure: `QueueFull`, nothing kept.
+    /// Queues a query; it is sent at once on a bound key (or, for [`UNBOUND_ALLOWED`] methods, on an unbound one),
+    /// or held (in order) until one is bound. A full hold queue or session is backpressure: `QueueFull`, nothing
+    /// kept.
     pub fn send(&mut self, now: Instant, body: &[u8]) -> Result<QueryId, SendError> {
         self.last_now = now;
         if matches!(self.state, State::GaveUp(_) | State::Closed) {
             return Err(SendError::Closed);
         }
-        if body.len() > Engine::<RX, TX, MSGS>::max_body() || body.len() % 4 != 0 {
+        if body.len() > Engine::<RX, TX, MSGS>::max_body() || !body.len().is_multiple_of(4) {
             return Err(SendError::TooLarge);
         }
         let query = QueryId(self.next_query);
-        if matches!(self.state, State::Bound { .. }) && self.held.is_empty() {
+        let direct = match self.state {
+            State::Bound { .. } => true,
+            State::BindDue { .. } | State::Binding { .. } => allowed_unbound(body),
+            _ => false,
+        };
+        if direct && self.held.is_empty() {
             if self.inflight.is_full() {
                 return Err(SendError::QueueFull);
             }
@@ -692,6 +803,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
         self.session.close();
         self.state = State::Closed;
     }
+}
+
+/// `ENCRYPTED_MESSAGE_INVALID` for a permanent key past its propagation time: the DC does not know it.
+fn perm_key_invalid(cfg: &PfsConfig, r: BindRefusal, now: Instant) -> bool {
+    r == BindRefusal::EncryptedMessageInvalid
+        && cfg
+            .perm_key_created
+            .is_none_or(|t| now.saturating_duration_since(t) >= PERM_KEY_PROPAGATION)
 }
 
 /// The disjoint parts of the policy a session event updates (the event itself borrows the session).
@@ -846,11 +965,71 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
 
     fn refuse(&mut self, r: BindRefusal) -> PfsEvent<'static> {
         *self.bind_failures = self.bind_failures.saturating_add(1);
-        *self.state = if *self.bind_failures >= self.cfg.max_bind_failures.max(1) {
-            State::GaveUp(r)
-        } else {
-            State::Switching(RekeyReason::BindFailed(r))
-        };
+        *self.state =
+            if *self.bind_failures >= self.cfg.max_bind_failures.max(1) || perm_key_invalid(self.cfg, r, self.now) {
+                State::GaveUp(r)
+            } else {
+                State::Switching(RekeyReason::BindFailed(r))
+            };
         PfsEvent::Key(KeyEvent::BindRefused(r))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn string(w: &mut heapless::Vec<u8, 256>, s: &[u8]) {
+        w.push(s.len() as u8).unwrap();
+        w.extend_from_slice(s).unwrap();
+        while w.len() % 4 != 0 {
+            w.push(0).unwrap();
+        }
+    }
+
+    fn init_connection(flags: u32, proxy: bool, inner: u32) -> heapless::Vec<u8, 256> {
+        let mut w = heapless::Vec::new();
+        w.extend_from_slice(&INVOKE_WITH_LAYER.to_le_bytes()).unwrap();
+        w.extend_from_slice(&214i32.to_le_bytes()).unwrap();
+        w.extend_from_slice(&INIT_CONNECTION.to_le_bytes()).unwrap();
+        w.extend_from_slice(&flags.to_le_bytes()).unwrap();
+        w.extend_from_slice(&12345i32.to_le_bytes()).unwrap();
+        for s in [&b"device"[..], b"os", b"1.0", b"en", b"", b"en"] {
+            string(&mut w, s);
+        }
+        if proxy {
+            w.extend_from_slice(&INPUT_CLIENT_PROXY.to_le_bytes()).unwrap();
+            string(&mut w, b"proxy.example");
+            w.extend_from_slice(&443i32.to_le_bytes()).unwrap();
+        }
+        w.extend_from_slice(&inner.to_le_bytes()).unwrap();
+        w
+    }
+
+    #[test]
+    fn inner_method_through_wrappers() {
+        assert_eq!(inner_method(&HELP_GET_CONFIG.to_le_bytes()), Ok(HELP_GET_CONFIG));
+        let b = init_connection(0, false, HELP_GET_NEAREST_DC);
+        assert_eq!(inner_method(&b), Ok(HELP_GET_NEAREST_DC));
+        assert!(allowed_unbound(&b));
+        let b = init_connection(1, true, HELP_GET_CONFIG);
+        assert_eq!(inner_method(&b), Ok(HELP_GET_CONFIG));
+        // Not on the list, or not nameable: held.
+        assert!(!allowed_unbound(&init_connection(0, false, 0x0bad_f00d)));
+        assert_eq!(
+            inner_method(&init_connection(2, false, HELP_GET_CONFIG)),
+            Err(InnerMethodError::Opaque)
+        );
+        let b = init_connection(0, false, HELP_GET_CONFIG);
+        assert_eq!(inner_method(&b[..b.len() - 1]), Err(InnerMethodError::Truncated));
+        assert_eq!(inner_method(&[]), Err(InnerMethodError::Truncated));
+        let mut deep = [0u8; 4 * (MAX_WRAPPERS + 2)];
+        for c in deep.chunks_mut(4) {
+            c.copy_from_slice(&INVOKE_WITHOUT_UPDATES.to_le_bytes());
+        }
+        assert_eq!(inner_method(&deep), Err(InnerMethodError::TooDeep));
+        deep[4 * MAX_WRAPPERS..4 * MAX_WRAPPERS + 4].copy_from_slice(&HELP_GET_CONFIG.to_le_bytes());
+        assert_eq!(inner_method(&deep), Ok(HELP_GET_CONFIG));
     }
 }

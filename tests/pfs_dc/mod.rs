@@ -19,6 +19,7 @@ use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::ServerConfig;
 use mtproto_sansio::session::bind::bind_perm_key_id;
+use mtproto_sansio::session::pfs::allowed_unbound;
 use mtproto_sansio::session::{Event, MsgId, SendError, Session, SessionConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, AuthBindTempAuthKey};
@@ -50,6 +51,8 @@ pub enum DcNote {
     Bound(u64),
     BindRefused,
     Unbound401(MsgId),
+    /// An allowed method executed on an unbound key.
+    UnboundAllowed(MsgId),
 }
 
 pub struct Dc<const RX: usize, const TX: usize, const MSGS: usize> {
@@ -209,6 +212,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
             return;
         }
         if !self.bound(cur, now) {
+            if allowed_unbound(&body) {
+                self.notes.push(DcNote::UnboundAllowed(msg_id));
+                self.requests.push((msg_id, body));
+                return;
+            }
             self.notes.push(DcNote::Unbound401(msg_id));
             let _ = self.sess.answer_error(now, msg_id, 401, b"AUTH_KEY_PERM_EMPTY");
             return;
