@@ -583,13 +583,13 @@ fn drain_events(
         if std::env::var("NETSIM_TRACE").is_ok() {
             eprintln!("{now:?} DC request {msg_id} tag {:?}", body.get(4..8));
         }
-        let n = executed.entry(body.clone()).or_default();
+        let mut ans = b"ANS:".to_vec();
+        ans.extend_from_slice(&body);
+        let n = executed.entry(body).or_default();
         *n += 1;
         if *n > 1 {
             return Err(format!("the DC executed a query twice: {msg_id}"));
         }
-        let mut ans = b"ANS:".to_vec();
-        ans.extend_from_slice(&body);
         answers.push((msg_id, ans));
     }
     // Backpressure: an answer the DC cannot queue yet is retried later.
