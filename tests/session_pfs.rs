@@ -483,7 +483,7 @@ fn get_config_wrapped() -> Vec<u8> {
     for s in [&b"dev"[..], b"os", b"1", b"en", b"", b"en"] {
         b.push(s.len() as u8);
         b.extend_from_slice(s);
-        while b.len() % 4 != 0 {
+        while !b.len().is_multiple_of(4) {
             b.push(0);
         }
     }

@@ -983,7 +983,7 @@ mod tests {
     fn string(w: &mut heapless::Vec<u8, 256>, s: &[u8]) {
         w.push(s.len() as u8).unwrap();
         w.extend_from_slice(s).unwrap();
-        while w.len() % 4 != 0 {
+        while !w.len().is_multiple_of(4) {
             w.push(0).unwrap();
         }
     }
