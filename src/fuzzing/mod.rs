@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod e2e;
 pub mod handshake;
 pub mod keys;
+pub mod pfs;
 pub mod session;
 pub mod tl;
 pub mod transport;
@@ -27,6 +28,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(session::TARGETS)
         .chain(keys::TARGETS)
         .chain(carriage::TARGETS)
+        .chain(pfs::TARGETS)
         .copied()
 }
 

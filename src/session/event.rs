@@ -91,6 +91,10 @@ pub enum FailReason {
     /// The DC refused the message and it cannot be sent again under a new msg_id, because its body names its own
     /// msg_id (`auth.bindTempAuthKey`): build a new one.
     MustRebuild,
+    /// The temporary auth key the query was sent under was lost (the DC answered −404, forgot the binding, or the
+    /// key expired before the answer came): the DC may or may not have executed it. A new key is a new session, so
+    /// the query is not resent under it (at most once per msg_id); the host decides whether repeating it is safe.
+    KeyLost,
 }
 
 impl fmt::Display for FailReason {
@@ -102,6 +106,7 @@ impl fmt::Display for FailReason {
             FailReason::MalformedResult => f.write_str("malformed answer"),
             FailReason::Closed => f.write_str("session closed"),
             FailReason::MustRebuild => f.write_str("refused; must be rebuilt under a new msg_id"),
+            FailReason::KeyLost => f.write_str("the auth key was lost before the answer"),
         }
     }
 }

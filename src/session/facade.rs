@@ -1134,6 +1134,33 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
+    /// Client: drops the current key and connection and starts the auth-key handshake for a new key in place, as
+    /// [`client_handshake`](Self::client_handshake) would (`cfg.unix_time_hint` is Unix time at `now`). Used by the
+    /// PFS policy ([`super::pfs`]) to re-key without a second session in memory; the host must have ended every
+    /// outstanding query first (the engine and its events are discarded).
+    pub fn restart_client_handshake(
+        &mut self,
+        cfg: SessionConfig,
+        mut hs: handshake::ClientConfig<'static>,
+        now: Instant,
+    ) {
+        let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
+        hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
+        hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
+        self.cfg = cfg;
+        self.transport = cfg.transport;
+        self.side = Side::Client;
+        self.codec = Self::new_codec(self.transport, Side::Client);
+        self.quick_acks.clear();
+        self.error = None;
+        self.parked = Parked::Empty;
+        self.key_required_event = false;
+        self.key_ready_event = false;
+        self.transport_error = None;
+        self.hs_cfg = Some(hs);
+        self.phase = Phase::Handshake(ClientHandshake::new(hs, now));
+    }
+
     /// DC: answers a request with `rpc_result`.
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
         match &mut self.phase {

@@ -42,6 +42,7 @@ pub use engine::GzipPolicy;
 pub use engine::{Engine, EngineConfig, LongPoll, MsgKind, Packet, Stats};
 pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
 pub mod facade;
+pub mod pfs;
 
 pub use dc_host::{
     AcceptKeyError, HostQuery, ProxySecretError, ResumeError, SALT_SCHEDULE_LEN, SaltSchedule, StoredKey,
@@ -51,3 +52,4 @@ pub use facade::{
     DC_HANDSHAKE_RUNS, Error, MAX_PARKED_FRAMES, Session, SessionConfig, SessionLarge, SessionSmall, SupplyKeyError,
     TransportConfig,
 };
+pub use pfs::{BindRefusal, KeyEvent, PfsClient, PfsConfig, PfsEvent, QueryId, RekeyReason};
