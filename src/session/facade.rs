@@ -1150,7 +1150,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         self.cfg = cfg;
         self.transport = cfg.transport;
         self.side = Side::Client;
-        self.codec = Self::new_codec(self.transport, Side::Client);
+        // A proxy secret set with `set_proxy_secret` names the proxy, not the key: it stays for the new connection.
+        self.codec = Self::new_codec(self.transport, Side::Client, self.secret.as_ref());
+        self.io_started = false;
+        self.new_key = false;
         self.quick_acks.clear();
         self.error = None;
         self.parked = Parked::Empty;
