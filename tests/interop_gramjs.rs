@@ -36,7 +36,10 @@ fn gramjs_missing() -> Option<String> {
         Err(e) => Some(format!("node not runnable: {e}")),
         Ok(o) if !o.status.success() => Some(format!(
             "GramJS not installed in {DIR}/node_modules: {}",
-            String::from_utf8_lossy(&o.stderr).lines().find(|l| l.contains("Error")).unwrap_or("")
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .find(|l| l.contains("Error"))
+                .unwrap_or("")
         )),
         Ok(_) => None,
     }

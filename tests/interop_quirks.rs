@@ -129,4 +129,3 @@ fn ping_with_even_seq_no_is_answered() {
     assert!(p.deliver_s(&to_dc(&p, id, 6, &api_body(9, 1))).is_err());
     assert_eq!(bad_msg_codes(&from_dc_bodies(&mut p)), vec![35]);
 }
-
