@@ -97,15 +97,24 @@ fn run(transport: &str, client_secret: Option<Vec<u8>>) {
             "{transport}: {check} missing"
         );
     }
+    // GramJS drops leading zero bytes of g^ab (about 1 handshake in 256) and then makes a new key on the same
+    // connection; the script allows that only when it saw the short key (examples/interop/NOTES.md).
+    let retries: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("HANDSHAKE_RETRIES "))
+        .expect("HANDSHAKE_RETRIES line")
+        .parse()
+        .unwrap();
+    assert!(retries <= 3, "{transport}: {retries} handshake retries");
     let s = dc.stats();
-    // One key, on the first connection (GramJS makes it there), reused by the reconnect and the new sender; each
-    // connection announced with new_session_created.
+    // One key in use, made on the first connection (GramJS makes it there) and reused by the reconnect and the new
+    // sender; each connection announced with new_session_created.
     assert_eq!(
         s.keys_created.load(SeqCst),
-        1,
+        1 + retries,
         "{transport}: a reconnect made a new key"
     );
-    assert_eq!(dc.key_count(), 1);
+    assert_eq!(dc.key_count() as u64, 1 + retries);
     assert_eq!(s.connections.load(SeqCst), 3);
     assert_eq!(s.sessions.load(SeqCst), 3);
     assert!(s.rpc_errors.load(SeqCst) >= 3);

@@ -6,7 +6,13 @@
 // injected into GramJS's fingerprint table (telegram/crypto/RSA `_serverKeys`).
 //
 // argv: port, transport (full | abridged | obfuscated | mtproxy), RSA modulus hex, exponent[, MTProxy secret hex].
-// Prints one `OK <check>` line per passed check and `KEY <hex>` with the auth key; exits non-zero on failure.
+// Prints one `OK <check>` line per passed check, `KEY <hex>` with the auth key and `HANDSHAKE_RETRIES <n>`; exits
+// non-zero on failure.
+//
+// GramJS stores the DH result g^ab with leading zero bytes dropped (Helpers.getByteArray), so about 1 handshake in
+// 256 ends with a 255-byte key whose hash differs from the DC's: "Step 3 invalid new nonce hash". GramJS then starts
+// a new handshake on the same connection (MTProtoSender.connect's retries). Such retries are allowed here only when
+// GramJS really made a short key, and counted.
 "use strict";
 
 const crypto = require("crypto");
@@ -17,6 +23,7 @@ const { ConnectionTCPAbridged, ConnectionTCPFull, ConnectionTCPObfuscated } = re
 const { ConnectionTCPMTProxyAbridged } = require("telegram/network/connection/TCPMTProxy");
 const { _serverKeys } = require("telegram/crypto/RSA");
 const { AuthKey } = require("telegram/crypto/AuthKey");
+const { doAuthentication } = require("telegram/network/Authenticator");
 const { PromisedNetSockets } = require("telegram/extensions");
 const { Logger, LogLevel } = require("telegram/extensions/Logger");
 const { LAYER } = require("telegram/tl/AllTLObjects");
@@ -154,7 +161,34 @@ async function main() {
   const proxy = transport === "mtproxy" ? { ip: "127.0.0.1", port, secret: secretHex, MTProxy: true } : undefined;
   const errors = [];
   const client = { _errorHandler: async (err) => errors.push(err), networkSocket: PromisedNetSockets };
-  const opts = { logger: new Logger(LogLevel.ERROR), dcId: DC_ID, retries: 1, delay: 100, client };
+  const opts = { logger: new Logger(LogLevel.NONE), dcId: DC_ID, retries: 4, delay: 100, client };
+
+  // Watch GramJS's own handshake (MTProtoSender calls the module's export at call time): which attempts failed,
+  // and whether GramJS had dropped a leading zero byte of the key in that attempt.
+  const auth = require("telegram/network/Authenticator");
+  let shortKey = false;
+  const setKey = AuthKey.prototype.setKey;
+  AuthKey.prototype.setKey = function (value) {
+    if (Buffer.isBuffer(value) && value.length < 256) {
+      shortKey = true;
+    }
+    return setKey.call(this, value);
+  };
+  let retries = 0;
+  const unexpected = [];
+  auth.doAuthentication = async (...args) => {
+    shortKey = false;
+    try {
+      return await doAuthentication(...args);
+    } catch (err) {
+      if (shortKey && /invalid new nonce hash/.test(String(err))) {
+        retries += 1;
+      } else {
+        unexpected.push(err);
+      }
+      throw err;
+    }
+  };
 
   // 1. The handshake, by GramJS's Authenticator (RSA_PAD, p_q_inner_data without dc) inside MTProtoSender.connect.
   const sender = new MTProtoSender(null, opts);
@@ -162,6 +196,11 @@ async function main() {
   const key = sender.authKey.getKey();
   assert(key && key.length === 256, "auth key");
   console.log("KEY " + key.toString("hex"));
+  console.log("HANDSHAKE_RETRIES " + retries);
+  assert(unexpected.length === 0, "handshake failed: " + unexpected.join("; "));
+  // connect() reported each failed attempt to the client's error handler; those are accounted for above.
+  assert(errors.length === retries, "errors during connect: " + errors.join("; "));
+  errors.length = 0;
   ok("handshake");
 
   await calls(sender, "", true);
