@@ -27,7 +27,9 @@ const SECRET: [u8; 16] = [
 ];
 
 fn kurigram_missing() -> Option<String> {
-    match Command::new("python3").args(["-c", "import pyrogram.session"]).output() {
+    // MTProxy is kurigram's (the original Pyrogram has no such class): what the script needs, not just the name.
+    let probe = "import pyrogram.session; from pyrogram.connection.proxy import MTProxy";
+    match Command::new("python3").args(["-c", probe]).output() {
         Err(e) => Some(format!("python3 not runnable: {e}")),
         Ok(o) if !o.status.success() => Some(format!(
             "kurigram not importable: {}",
