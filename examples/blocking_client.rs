@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! cargo run --release --example blocking_client -- --dc 127.0.0.1:4430 --rsa-key dc.pem \
-//!     [--transport obf-padded] [--key-file auth.key] [--calls 5]
+//!     [--transport obf-padded] [--secret HEX] [--key-file auth.key] [--calls 5]
 //! ```
+//! `--secret`: an MTProxy secret (16 bytes; 17 with a leading `dd` for padded intermediate), for an obfuscated
+//! transport to a proxy or to a DC started with `--secret` (examples/interop/MTPROXY.md).
 //! Connects, creates an auth key (or reuses the one in `--key-file`, written after the first handshake), makes
 //! `messages.getDhConfig` calls, and reconnects with exponential backoff when the connection breaks. The engine
 //! (the session) survives reconnects: unacknowledged queries are resent on the new connection.
@@ -25,6 +27,8 @@ use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::EngineConfig;
+use mtproto_sansio::transport::Framing;
+use mtproto_sansio::transport::obfuscated::ProxySecret;
 
 /// What to connect to and what to do.
 pub struct Options {
@@ -34,6 +38,8 @@ pub struct Options {
     pub rsa_key: RsaPublicKey,
     /// The transport.
     pub transport: Transport,
+    /// MTProxy secret, for an obfuscated transport.
+    pub secret: Option<ProxySecret>,
     /// Where the auth key lives between runs.
     pub key_file: Option<PathBuf>,
     /// `messages.getDhConfig` calls to make.
@@ -98,7 +104,7 @@ fn attempt(
     summary: &mut Summary,
     rng: &mut rand::rngs::ThreadRng,
 ) -> Result<(), ClientError> {
-    let mut conn = Conn::connect(opts.dc, opts.transport, None, rng)?;
+    let mut conn = Conn::connect(opts.dc, opts.transport, opts.secret.clone(), rng)?;
     if let Some(e) = engine.as_mut() {
         // Same session, new connection: unacknowledged messages are resent.
         e.reconnect(client::now());
@@ -135,24 +141,39 @@ fn attempt(
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let (mut dc, mut rsa, mut transport, mut key_file, mut calls) = (None, None, Transport::DEFAULT, None, 5);
+    let mut secret = None;
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--dc" => dc = Some(val()?.parse()?),
             "--rsa-key" => rsa = Some(parse_rsa_key(&std::fs::read(val()?)?)?),
             "--transport" => transport = val()?.parse()?,
+            "--secret" => {
+                secret = Some(ProxySecret::from_bytes(&hex::decode(val()?)?).map_err(|e| format!("--secret: {e}"))?);
+            }
             "--key-file" => key_file = Some(PathBuf::from(val()?)),
             "--calls" => calls = val()?.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
     let (Some(dc), Some(rsa_key)) = (dc, rsa) else {
-        return Err("usage: blocking_client --dc ADDR --rsa-key PEM [--transport T] [--key-file F] [--calls N]".into());
+        return Err(
+            "usage: blocking_client --dc ADDR --rsa-key PEM [--transport T] [--secret HEX] [--key-file F] [--calls N]"
+                .into(),
+        );
     };
+    // A configuration error, not a connection failure: refuse it before connecting instead of retrying it.
+    if secret.is_some() && !transport.obfuscated {
+        return Err("--secret needs an obfuscated transport (obf-abridged, obf-intermediate, obf-padded)".into());
+    }
+    if secret.as_ref().is_some_and(ProxySecret::requires_padding) && transport.framing != Framing::PaddedIntermediate {
+        return Err("a dd secret needs --transport obf-padded".into());
+    }
     let opts = Options {
         dc,
         rsa_key,
         transport,
+        secret,
         key_file,
         calls,
         max_attempts: 8,

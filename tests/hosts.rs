@@ -206,6 +206,7 @@ fn key_store_file_survives_a_dc_restart() {
         dc: dc1.addr,
         rsa_key: public,
         transport: Transport::DEFAULT,
+        secret: None,
         key_file: Some(key_file.clone()),
         calls: 2,
         max_attempts: 3,

@@ -304,12 +304,17 @@ fn peek_ctor(body: &[u8]) -> Option<u32> {
     Reader::new(body).peek_constructor().ok()
 }
 
-/// Whether a client message with this body must carry an odd seq_no (item 37).
-fn is_content_related(body: &[u8]) -> bool {
-    !matches!(
-        peek_ctor(body),
-        Some(MsgsAck::CONSTRUCTOR | MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR | tl::HttpWait::CONSTRUCTOR)
-    )
+/// Whether a client message with this body, arriving with this seq_no, must carry an odd seq_no (item 37).
+/// `ping` is taken with either parity: Pyrogram and kurigram send it as not content-related (an even seq_no) and
+/// Telegram's DCs answer it, so a DC refusing it with 35 breaks their every connect (examples/interop/NOTES.md).
+fn is_content_related(body: &[u8], seq_no: u32) -> bool {
+    match peek_ctor(body) {
+        Some(MsgsAck::CONSTRUCTOR | MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR | tl::HttpWait::CONSTRUCTOR) => {
+            false
+        }
+        Some(tl::Ping::CONSTRUCTOR) => seq_no % 2 == 1,
+        _ => true,
+    }
 }
 
 /// The encrypted-session engine of one role for one auth key.
@@ -2254,7 +2259,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                         continue;
                     }
                 }
-                if let Err(e) = self.seq_check.check(id, seq, is_content_related(m.body)) {
+                if let Err(e) = self.seq_check.check(id, seq, is_content_related(m.body, seq)) {
                     self.notify_bad(now, id, seq, e.bad_msg_code());
                     self.burn(id, unix);
                     continue;
@@ -2267,7 +2272,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             if self.events.is_full() || self.pending_reqs.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            if let Err(e) = self.seq_check.check(h.msg_id, h.seq_no, is_content_related(body)) {
+            if let Err(e) = self
+                .seq_check
+                .check(h.msg_id, h.seq_no, is_content_related(body, h.seq_no))
+            {
                 self.notify_bad(now, h.msg_id, h.seq_no, e.bad_msg_code());
                 self.burn(h.msg_id, unix);
                 return Err(Dropped::BadSeqNo);
@@ -2914,9 +2922,13 @@ mod tests {
 
     #[test]
     fn content_related_classes() {
-        assert!(!is_content_related(&MsgsAck::CONSTRUCTOR.to_le_bytes()));
-        assert!(!is_content_related(&MsgContainer::CONSTRUCTOR.to_le_bytes()));
-        assert!(is_content_related(&tl::Ping::CONSTRUCTOR.to_le_bytes()));
-        assert!(is_content_related(&0x1234_5678u32.to_le_bytes()));
+        for seq in [0, 1] {
+            assert!(!is_content_related(&MsgsAck::CONSTRUCTOR.to_le_bytes(), seq));
+            assert!(!is_content_related(&MsgContainer::CONSTRUCTOR.to_le_bytes(), seq));
+            assert!(is_content_related(&0x1234_5678u32.to_le_bytes(), seq));
+        }
+        // ping: whichever parity it came with (kurigram sends it even).
+        assert!(is_content_related(&tl::Ping::CONSTRUCTOR.to_le_bytes(), 1));
+        assert!(!is_content_related(&tl::Ping::CONSTRUCTOR.to_le_bytes(), 4));
     }
 }

@@ -1,0 +1,164 @@
+//! kurigram (PyPI `kurigram`, the maintained Pyrogram fork: its own `Auth`, `Session`, `Connection` and TCP
+//! transport classes) against the test DC of `examples/test_dc.rs`, over every TCP transport it has: full, abridged,
+//! intermediate, padded intermediate, obfuscated abridged and intermediate, and MTProxy with a plain and a `dd`
+//! secret. Each run: a handshake (kurigram's legacy RSA encoding and `p_q_inner_data` without dc, its dh_prime
+//! check), `invokeWithLayer(initConnection(messages.getDhConfig))`, kurigram's own wrapped `help.getConfig` as an
+//! rpc_error round trip, a ping with an even seq_no (kurigram does not count it as content-related), a 512 KiB
+//! `upload.saveFilePart`, eight concurrent calls, kurigram's `Session.restart` (new connection, same session) and a
+//! new `Session` under the same key. Skipped, with the reason printed, when `python3` or `kurigram` is missing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+#[path = "../examples/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::Ordering::SeqCst;
+
+use common::dc::{self, Dc, DcOptions};
+use mtproto_sansio::crypto::pem::parse_private_pem;
+use mtproto_sansio::transport::obfuscated::ProxySecret;
+
+const KEY: &str = include_str!("data/keys/dc_test_pkcs8.pem");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/kurigram_check.py");
+
+/// The MTProxy secret of the `mtproxy*` runs.
+const SECRET: [u8; 16] = [
+    0x5e, 0xc8, 0xe7, 0x01, 0x2a, 0x44, 0x90, 0x3b, 0x77, 0x12, 0xc0, 0xde, 0x9a, 0x61, 0x0f, 0x33,
+];
+
+fn kurigram_missing() -> Option<String> {
+    // MTProxy is kurigram's (the original Pyrogram has no such class): what the script needs, not just the name.
+    let probe = "import pyrogram.session; from pyrogram.connection.proxy import MTProxy";
+    match Command::new("python3").args(["-c", probe]).output() {
+        Err(e) => Some(format!("python3 not runnable: {e}")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "kurigram not importable: {}",
+            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+        )),
+        Ok(_) => None,
+    }
+}
+
+fn start_dc(secret: Option<ProxySecret>) -> (Dc, String) {
+    let key = parse_private_pem(KEY.as_bytes()).unwrap();
+    let n_hex = hex::encode(key.public_key().n_bytes());
+    let dc = dc::start(DcOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        rsa_key: key,
+        secret,
+        dc_id: Some(2),
+        max_conns: 64,
+        keys_file: None,
+        verbose: false,
+    })
+    .unwrap();
+    (dc, n_hex)
+}
+
+fn run(transport: &str) {
+    if let Some(why) = kurigram_missing() {
+        eprintln!("skipped: {why} (pip install kurigram)");
+        return;
+    }
+    // The DC accepts only obfuscated connections made with the secret; `dd`: only padded intermediate ones.
+    let secret = match transport {
+        "mtproxy" => Some(ProxySecret::from_bytes(&SECRET).unwrap()),
+        "mtproxy_dd" => Some(ProxySecret::from_bytes(&[&[0xdd][..], &SECRET[..]].concat()).unwrap()),
+        _ => None,
+    };
+    let (dc, n_hex) = start_dc(secret);
+    let out = Command::new("python3")
+        .args([
+            SCRIPT,
+            &dc.addr.port().to_string(),
+            transport,
+            &n_hex,
+            "65537",
+            &hex::encode(SECRET),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{transport}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "kurigram over {transport} failed");
+    let mut checks = vec!["handshake".to_string(), "reconnect_same_key".to_string()];
+    for prefix in ["", "restart_", "reconnect_"] {
+        for check in ["init_connection_get_dh_config", "get_config_rpc_error", "ping_pong"] {
+            checks.push(format!("{prefix}{check}"));
+        }
+    }
+    checks.push("large_and_concurrent".to_string());
+    for check in &checks {
+        assert!(
+            stdout.lines().any(|l| l == format!("OK {check}")),
+            "{transport}: {check} missing"
+        );
+    }
+    // kurigram starts its handshake over on any failure; a DC that needed that has rejected a valid client.
+    assert!(
+        stdout.lines().any(|l| l == "AUTH_RETRIES 0"),
+        "{transport}: kurigram had to retry its handshake"
+    );
+    let s = dc.stats();
+    // One key, reused by the restart and the new session; a connection each for Auth, the session, its restart
+    // and the new session, each announced with new_session_created.
+    assert_eq!(
+        s.keys_created.load(SeqCst),
+        1,
+        "{transport}: a reconnect made a new key"
+    );
+    assert_eq!(dc.key_count(), 1);
+    assert_eq!(s.connections.load(SeqCst), 4);
+    assert_eq!(s.sessions.load(SeqCst), 3);
+    assert!(s.rpc_errors.load(SeqCst) >= 3);
+    assert!(s.request_bytes.load(SeqCst) > 512 * 1024);
+    assert_eq!(
+        s.bad_connections.load(SeqCst),
+        0,
+        "{transport}: the DC closed a connection on bad input"
+    );
+    dc.stop();
+}
+
+#[test]
+fn kurigram_tcp_full() {
+    run("full");
+}
+
+#[test]
+fn kurigram_tcp_abridged() {
+    run("abridged");
+}
+
+#[test]
+fn kurigram_tcp_intermediate() {
+    run("intermediate");
+}
+
+#[test]
+fn kurigram_tcp_padded_intermediate() {
+    run("padded");
+}
+
+#[test]
+fn kurigram_tcp_obfuscated_abridged() {
+    run("abridged_o");
+}
+
+#[test]
+fn kurigram_tcp_obfuscated_intermediate() {
+    run("intermediate_o");
+}
+
+/// kurigram's MTProxy connection with a plain 16-byte secret (obfuscated abridged, the DC id in the header).
+#[test]
+fn kurigram_mtproxy_plain_secret() {
+    run("mtproxy");
+}
+
+/// kurigram's MTProxy connection with a `dd` secret (obfuscated padded intermediate), against a DC that admits only
+/// that framing.
+#[test]
+fn kurigram_mtproxy_dd_secret() {
+    run("mtproxy_dd");
+}
