@@ -46,6 +46,7 @@ fn start_dc(secret: Option<ProxySecret>) -> (Dc, String) {
         listen: "127.0.0.1:0".parse().unwrap(),
         rsa_key: key,
         secret,
+        faketls: None,
         dc_id: Some(2),
         max_conns: 64,
         keys_file: None,
