@@ -15,6 +15,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering::SeqCst;
 
 use common::dc::{self, Dc, DcOptions};
+use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 
@@ -39,14 +40,14 @@ fn kurigram_missing() -> Option<String> {
     }
 }
 
-fn start_dc(secret: Option<ProxySecret>) -> (Dc, String) {
+fn start_dc(secret: Option<ProxySecret>, faketls: Option<FakeTlsSecret>) -> (Dc, String) {
     let key = parse_private_pem(KEY.as_bytes()).unwrap();
     let n_hex = hex::encode(key.public_key().n_bytes());
     let dc = dc::start(DcOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         rsa_key: key,
         secret,
-        faketls: None,
+        faketls,
         dc_id: Some(2),
         max_conns: 64,
         keys_file: None,
@@ -67,7 +68,9 @@ fn run(transport: &str) {
         "mtproxy_dd" => Some(ProxySecret::from_bytes(&[&[0xdd][..], &SECRET[..]].concat()).unwrap()),
         _ => None,
     };
-    let (dc, n_hex) = start_dc(secret);
+    // `ee`: fake-TLS for the domain the script names (`EE_DOMAIN`), the same 16-byte key inside.
+    let faketls = (transport == "mtproxy_ee").then(|| FakeTlsSecret::new(&SECRET, b"www.example.org").unwrap());
+    let (dc, n_hex) = start_dc(secret, faketls);
     let out = Command::new("python3")
         .args([
             SCRIPT,
@@ -162,4 +165,9 @@ fn kurigram_mtproxy_plain_secret() {
 #[test]
 fn kurigram_mtproxy_dd_secret() {
     run("mtproxy_dd");
+}
+
+#[test]
+fn kurigram_mtproxy_ee_faketls() {
+    run("mtproxy_ee");
 }

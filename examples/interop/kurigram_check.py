@@ -6,7 +6,7 @@ kurigram's Client needs an api_id/api_hash and a phone to log in; none of that i
 the DC's RSA key is injected into kurigram's fingerprint table (pyrogram.crypto.rsa.server_public_keys).
 
 argv: port, transport, RSA modulus hex, exponent[, MTProxy secret hex].
-transport: full | abridged | intermediate | padded | abridged_o | intermediate_o | mtproxy | mtproxy_dd
+transport: full | abridged | intermediate | padded | abridged_o | intermediate_o | mtproxy | mtproxy_dd | mtproxy_ee
 Prints one `OK <check>` line per passed check, `KEY <hex>` with the auth key and `AUTH_RETRIES <n>` (how often
 kurigram's Auth.create had to start over); exits non-zero on failure.
 """
@@ -95,6 +95,9 @@ async def start(session: Session):
     await asyncio.wait_for(session.is_started.wait(), 30)
 
 
+EE_DOMAIN = b'www.example.org'
+
+
 async def main():
     port, transport, n_hex, e = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     secret = bytes.fromhex(sys.argv[5]) if len(sys.argv) > 5 else b''
@@ -108,12 +111,16 @@ async def main():
 
     cls = {'full': TCPFull, 'abridged': TCPAbridged, 'intermediate': TCPIntermediate, 'padded': TCPIntermediatePadded,
            'abridged_o': TCPAbridgedO, 'intermediate_o': TCPIntermediateO,
-           'mtproxy': TCPAbridged, 'mtproxy_dd': TCPIntermediatePadded}[transport]
+           'mtproxy': TCPAbridged, 'mtproxy_dd': TCPIntermediatePadded, 'mtproxy_ee': TCPIntermediatePadded}[transport]
     proxy = None
     if transport == 'mtproxy':
         proxy = MTProxy(hostname='127.0.0.1', port=port, secret=secret)
     elif transport == 'mtproxy_dd':
         proxy = MTProxy(hostname='127.0.0.1', port=port, secret=b'\xdd' + secret)
+    elif transport == 'mtproxy_ee':
+        # Fake-TLS: kurigram's ClientHello for the domain, then its obfuscated stream inside TLS records.
+        proxy = MTProxy(hostname='127.0.0.1', port=port, secret=secret,
+                        sni_hostname=EE_DOMAIN.decode())
 
     client = pyrogram.Client('interop', api_id=1, api_hash='0' * 32, in_memory=True, protocol_factory=cls,
                              proxy=proxy, no_updates=True)
