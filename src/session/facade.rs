@@ -814,11 +814,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             (Phase::Encrypted(engine), Some(Frame::TransportError(code))) => engine.handle_transport_error(code),
             (Phase::DcHandshake(_), Some(Frame::Packet { data, .. })) => {
                 let key_id = data.first_chunk::<8>().map(|b| u64::from_le_bytes(*b));
-                // The handshake table tolerates transport padding itself; an encrypted packet must be stripped.
+                // The handshake table tolerates transport padding itself; an encrypted packet must be stripped, and
+                // one that is not 24 + a multiple of 16 (padding on an unpadded framing) is dropped before the host
+                // is asked about its key.
                 let data = match key_id {
                     Some(0) | None => Some(data),
-                    Some(_) if framing == Framing::PaddedIntermediate => strip_padding(framing, data).ok(),
-                    Some(_) => Some(data),
+                    Some(_) => strip_padding(framing, data).ok(),
                 };
                 match (
                     key_id,
