@@ -1021,7 +1021,13 @@ fn new_key_session(
 
 fn get_dh_config_ok(conn: &mut Conn, engine: &mut client::ClientEngine, rng: &mut rand::rngs::ThreadRng) {
     let ev = conn
-        .call(engine, rng, &api::get_dh_config(0, 8), Duration::from_secs(10), &mut |_| {})
+        .call(
+            engine,
+            rng,
+            &api::get_dh_config(0, 8),
+            Duration::from_secs(10),
+            &mut |_| {},
+        )
         .unwrap();
     assert!(matches!(ev, Owned::Result(..)), "{ev:?}");
 }

@@ -585,7 +585,11 @@ impl<'s> Conn<'s> {
         loop {
             let now = self.sh.now();
             let mut s = lock(&cell);
-            let n = match input.get(off..).filter(|r| !r.is_empty()).map(|r| s.handle_input(now, r)) {
+            let n = match input
+                .get(off..)
+                .filter(|r| !r.is_empty())
+                .map(|r| s.handle_input(now, r))
+            {
                 Some(Ok(n)) => n,
                 Some(Err(e)) => return self.ended(e),
                 None => 0,
@@ -695,7 +699,10 @@ impl<'s> Conn<'s> {
             Ok(()) => {
                 self.sh.stats.sessions_resumed.fetch_add(1, Ordering::SeqCst);
                 if self.sh.verbose {
-                    println!("dc: conn {} took session {session_id:#018x} over from conn {old_id}", self.id);
+                    println!(
+                        "dc: conn {} took session {session_id:#018x} over from conn {old_id}",
+                        self.id
+                    );
                 }
             }
             // That connection no longer holds the session (it moved on): it starts anew here.
@@ -734,7 +741,9 @@ impl<'s> Conn<'s> {
         }
         sessions.idle.push_back((at, self.id));
         while sessions.idle.len() > IDLE_SESSIONS {
-            let Some((at, id)) = sessions.idle.pop_front() else { break };
+            let Some((at, id)) = sessions.idle.pop_front() else {
+                break;
+            };
             if sessions.map.get(&at).is_some_and(|(holder, _)| *holder == id) {
                 sessions.map.remove(&at);
             }
