@@ -13,8 +13,9 @@
 //! `upload.saveFilePart`, wrappers unwrapped, and the secret-chat relay: `messages.requestEncryption`,
 //! `acceptEncryption`, `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile`, with
 //! `updateEncryption` and `updateNewEncryptedMessage` pushed to the other user's live connections; anything else
-//! gets `rpc_error 400 INPUT_METHOD_INVALID`), and keeps auth keys across connections (in `--keys FILE`, or in
-//! memory).
+//! gets `rpc_error 400 INPUT_METHOD_INVALID`), and keeps auth keys with their salt schedules across connections (in
+//! `--keys FILE`, or in memory) and client sessions across reconnects. It is the reference host of the DC
+//! `Session` facade (`common/dc.rs`).
 //! A user is an auth key (`common::api::user_id_of`); the output (unless `--quiet`) names each connection's user.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -1000,3 +1000,135 @@ fn encrypted_files_need_complete_uploads_of_the_sender() {
 fn tl_true() -> Vec<u8> {
     mtproto_sansio::tl::BOOL_TRUE.to_le_bytes().to_vec()
 }
+
+/// A new key on a fresh connection: the handshake, then a session on it.
+fn new_key_session(
+    dc: &Dc,
+    public: RsaPublicKey,
+    rng: &mut rand::rngs::ThreadRng,
+) -> (Conn, Box<client::ClientEngine>, mtproto_sansio::handshake::Outcome) {
+    let keys = [public];
+    let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
+    let out = conn.handshake(ClientConfig::new(&keys, 2), rng).unwrap();
+    let engine = client::session(
+        EngineConfig::DEFAULT,
+        out.auth_key.clone(),
+        out.server_salt,
+        out.server_time_offset,
+        rng,
+    );
+    (conn, engine, out)
+}
+
+fn get_dh_config_ok(conn: &mut Conn, engine: &mut client::ClientEngine, rng: &mut rand::rngs::ThreadRng) {
+    let ev = conn
+        .call(
+            engine,
+            rng,
+            &api::get_dh_config(0, 8),
+            Duration::from_secs(10),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(matches!(ev, Owned::Result(..)), "{ev:?}");
+}
+
+/// Session hand-over: a client reconnecting under the same session continues it on the new connection (no
+/// `new_session_created`), and a query it re-sends there, executed on the old connection whose answer was lost with
+/// it, is answered from the session, not executed again.
+#[test]
+fn reconnect_continues_the_session_and_a_resent_query_runs_once() {
+    let (dc, public) = dc_with(|_| {});
+    let mut rng = rand::rng();
+    let (mut conn, mut engine, _) = new_key_session(&dc, public, &mut rng);
+    get_dh_config_ok(&mut conn, &mut engine, &mut rng);
+    assert_eq!(dc.stats().sessions.load(SeqCst), 1);
+    // A query the DC executes, whose answer the client never reads: the connection drops first.
+    let req = engine
+        .send(client::now(), &api::get_dh_config(0, 16), MsgKind::Query)
+        .unwrap();
+    conn.flush(&mut engine, &mut rng).unwrap();
+    eventually_eq(|| dc.stats().requests.load(SeqCst), 2);
+    drop(conn);
+    let mut conn2 = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    engine.reconnect(client::now());
+    let answers = conn2
+        .wait_for(&mut engine, &mut rng, &[req], Duration::from_secs(10), &mut |_| {})
+        .unwrap();
+    assert!(
+        answers.iter().any(|a| matches!(a, Owned::Result(r, _) if *r == req)),
+        "{answers:?}"
+    );
+    get_dh_config_ok(&mut conn2, &mut engine, &mut rng);
+    let s = dc.stats();
+    assert_eq!(s.sessions_resumed.load(SeqCst), 1);
+    assert_eq!(s.sessions.load(SeqCst), 1, "the reconnect started a new session");
+    assert_eq!(s.requests.load(SeqCst), 3, "the re-sent query was executed again");
+}
+
+/// SECURITY.md item 25 through test_dc's key store: a new key whose id the store already holds (forced by the
+/// store's test hook) is answered `dh_gen_retry`; the client's second key is stored and works.
+#[test]
+fn chk_025_test_dc_key_id_collision_retries_with_a_second_key() {
+    let (dc, public) = dc_with(|_| {});
+    dc.collide_next_keys(1);
+    let mut rng = rand::rng();
+    let (mut conn, mut engine, out) = new_key_session(&dc, public, &mut rng);
+    let s = dc.stats();
+    assert_eq!(s.key_collisions.load(SeqCst), 1);
+    assert_eq!(s.keys_created.load(SeqCst), 1);
+    assert_eq!(dc.key_count(), 1);
+    get_dh_config_ok(&mut conn, &mut engine, &mut rng);
+    // The stored key is the client's: a new connection under it is served.
+    let mut conn2 = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    let mut engine2 = client::session(
+        EngineConfig::DEFAULT,
+        out.auth_key,
+        out.server_salt,
+        out.server_time_offset,
+        &mut rng,
+    );
+    get_dh_config_ok(&mut conn2, &mut engine2, &mut rng);
+}
+
+/// The store keeps each key's salt schedule (in the `--keys` file too): a client that kept its salt is not told
+/// `bad_server_salt` on a new connection, nor after the DC restarted.
+#[test]
+fn stored_salt_survives_reconnects_and_dc_restarts() {
+    let store = tmp("dc_salts.txt");
+    let (dc1, public) = dc_with(|o| o.keys_file = Some(store.clone()));
+    let mut rng = rand::rng();
+    let (mut conn, mut engine, out) = new_key_session(&dc1, public, &mut rng);
+    get_dh_config_ok(&mut conn, &mut engine, &mut rng);
+    let fresh_session = |dc: &Dc, rng: &mut rand::rngs::ThreadRng| {
+        let mut c = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
+        let mut e = client::session(
+            EngineConfig::DEFAULT,
+            out.auth_key.clone(),
+            out.server_salt,
+            out.server_time_offset,
+            rng,
+        );
+        get_dh_config_ok(&mut c, &mut e, rng);
+        assert_eq!(e.stats().bad_msgs, 0, "bad_server_salt on a new connection");
+    };
+    fresh_session(&dc1, &mut rng);
+    dc1.stop();
+    let (dc2, _) = dc_with(|o| o.keys_file = Some(store.clone()));
+    assert_eq!(dc2.key_count(), 1);
+    fresh_session(&dc2, &mut rng);
+}
+
+/// Key files written before salt schedules were stored (one key per line) still load.
+#[test]
+fn key_file_without_salt_schedules_still_loads() {
+    let store = tmp("dc_old_keys.txt");
+    let key = mtproto_sansio::crypto::auth_key::AuthKey::from_bytes([0x5c; 256]);
+    std::fs::write(&store, format!("{}\n", hex::encode(key.as_bytes()))).unwrap();
+    let (dc, _) = dc_with(|o| o.keys_file = Some(store.clone()));
+    assert_eq!(dc.key_count(), 1);
+    let mut rng = rand::rng();
+    let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    let mut engine = client::session(EngineConfig::DEFAULT, key, 0, 0, &mut rng);
+    get_dh_config_ok(&mut conn, &mut engine, &mut rng);
+}

@@ -979,3 +979,56 @@ fn session_server_fuzz_seed_reaches_the_replay_check() {
     assert!(e.handle_packet(FUZZ_START, last).is_err());
     session_server(data);
 }
+
+// ---- temporary keys --------------------------------------------------------------------------------------------
+
+/// A DC host must not persist a temporary (PFS) key: the DC session tells which kind of key its handshake made.
+#[test]
+fn dc_tells_a_temporary_key_from_a_permanent_one() {
+    for (kind, want) in [
+        (KeyKind::Permanent, None),
+        (KeyKind::Temporary { expires_in: 3600 }, Some(3600)),
+    ] {
+        let mut rng = StdRng::seed_from_u64(77);
+        let mut now = Instant::from_secs(50);
+        let mut hcfg = handshake::ClientConfig::new(trusted(), 2);
+        hcfg.kind = kind;
+        let mut c = Box::new(S::client_handshake(cfg(INTERMEDIATE, now), hcfg, now));
+        let mut d = dc(INTERMEDIATE, now);
+        let (mut host, mut ce) = (Host::default(), Client::default());
+        assert_eq!(d.new_key_expires_in(), None);
+        for _ in 0..40 {
+            now = now.saturating_add(core::time::Duration::from_millis(20));
+            round(&mut c, &mut d, &mut host, &mut ce, now, &mut rng);
+            if ce.ready > 0 {
+                break;
+            }
+        }
+        assert_eq!(host.ready, 1);
+        assert_eq!(d.new_key_expires_in(), want, "{kind:?}");
+    }
+}
+
+/// An "encrypted" packet that is not 24 + a multiple of 16 bytes on an unpadded framing has no valid encoding: a
+/// keyless DC connection drops it instead of asking its host about the key (and answering −404).
+#[test]
+fn misaligned_packet_under_an_unknown_key_is_dropped_not_asked() {
+    let now = Instant::from_secs(50);
+    for (len, asked) in [(36usize, false), (72, true)] {
+        let mut d = dc(INTERMEDIATE, now);
+        let mut wire = vec![0xee, 0xee, 0xee, 0xee];
+        wire.extend_from_slice(&u32::try_from(len).unwrap().to_le_bytes());
+        wire.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        wire.resize(8 + len, 0);
+        let mut off = 0;
+        while off < wire.len() {
+            let n = d.handle_input(now, &wire[off..]).unwrap();
+            if n == 0 {
+                break;
+            }
+            off += n;
+        }
+        assert_eq!(d.host_query().is_some(), asked, "{len}");
+        assert_eq!(d.frames_dropped(), u64::from(!asked), "{len}");
+    }
+}

@@ -1,8 +1,15 @@
-//! The test DC: a threaded TCP server over the crate's DC-role machines. Each connection gets its own thread (plus
-//! a reader thread feeding it through a channel, so updates pushed by other connections wake it too); the
-//! handshake tables, the auth-key store and the secret-chat directory are shared, so keys survive reconnects and
-//! two clients can open a secret chat through the DC. A connection that sends garbage (an unknown transport, a
-//! broken frame, a misaligned packet) is closed; nothing else is affected.
+//! The test DC: a threaded TCP server over the crate's DC [`Session`] facade, the reference host for it. Each
+//! connection gets its own thread (plus a reader thread feeding it through a channel, so updates pushed by other
+//! connections wake it too) and its own `Session::server_handshake`; what outlives a connection is shared and
+//! handed to the session when it asks ([`Session::host_query`]):
+//! - the key store (with each key's salt schedule, so a client keeps its salt across connections and DC restarts):
+//!   `HostQuery::AuthKey` is answered from it (unknown: −404), `HostQuery::NewAuthKey` checks a new key id against it
+//!   (taken: `dh_gen_retry`, SECURITY.md item 25) and reserves the id;
+//! - the client sessions, by (auth_key_id, session_id): `HostQuery::Session` hands a reconnecting client's session
+//!   over from the connection that held it (see [`Sessions`] for the locking);
+//! - the secret-chat directory, so two clients can open a secret chat through the DC.
+//!
+//! A connection that sends garbage (an unknown transport, a broken frame) is closed; nothing else is affected.
 //!
 //! Updates (`updateEncryption`, `updateNewEncryptedMessage`) go to every live connection of their user as
 //! content-related server messages; a connection becomes live for its user (see `api::user_id_of`) with its first
@@ -22,18 +29,20 @@ use std::time::Duration;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::rsa::RsaPrivateKey;
-use mtproto_sansio::handshake::{MAX_SERVER_MESSAGE, ServerConfig, ServerHandshakes, ServerReply};
+use mtproto_sansio::handshake::ServerConfig;
 use mtproto_sansio::session::bind::{BindParams, bind_perm_key_id, verify_bind};
-use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgId, MsgKind, SendError};
+use mtproto_sansio::session::{
+    EngineConfig, Error, Event, HostQuery, MsgId, MsgKind, SALT_SCHEDULE_LEN, SaltSchedule, SendError, Session,
+    SessionConfig, StoredKey, TransportConfig,
+};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{AuthBindTempAuthKey, Reader};
 use mtproto_sansio::transport::detect::{Detected, detect};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
-use mtproto_sansio::transport::{Framing, strip_padding};
+use rand::RngExt;
 
 use super::api::{self, Reply};
 use super::carriage_conn::{self, Carriages};
-use super::link::{Incoming, Link};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
 /// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet
@@ -43,8 +52,8 @@ pub const MAX_FRAME: usize = 1_114_112;
 pub const TX_ARENA: usize = 262_144;
 /// Messages in flight per connection.
 pub const MSGS: usize = 64;
-/// Concurrent handshake runs, all connections together.
-pub const HANDSHAKE_RUNS: usize = 256;
+/// Client sessions kept after their connection closed, for a client that reconnects (oldest dropped first).
+pub const IDLE_SESSIONS: usize = 16;
 /// How long a new connection may take to show its transport.
 pub const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections are closed after this long without a byte.
@@ -52,11 +61,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Inputs queued for a connection thread. Its reader waits when they are full (so TCP pushes back on the client);
 /// a push that finds them full makes the connection not live until its next request, and the update waits for that.
 pub const CHANNEL_DEPTH: usize = 64;
-/// Stack of a connection thread: the engine is built on it before it is boxed.
+/// Stack of a connection thread: the session is built on it before it is boxed.
 const CONN_STACK: usize = 64 * 1024 * 1024;
 
-/// The DC-role session of one connection.
-pub type DcEngine = Engine<MAX_FRAME, TX_ARENA, MSGS>;
+/// The DC end of one connection.
+pub type DcSession = Session<MAX_FRAME, TX_ARENA, MSGS>;
 
 /// How to run a DC.
 pub struct DcOptions {
@@ -72,7 +81,8 @@ pub struct DcOptions {
     pub dc_id: Option<i32>,
     /// Concurrent connections; more are closed on accept.
     pub max_conns: usize,
-    /// File-backed key store (one hex key per line); in memory if `None`.
+    /// File-backed key store (one line per permanent key: the key, then its salt schedule, in hex); in memory if
+    /// `None`.
     pub keys_file: Option<PathBuf>,
     /// Print one line per connection event.
     pub verbose: bool,
@@ -89,6 +99,8 @@ pub struct DcStats {
     pub bad_connections: AtomicU64,
     /// Auth keys created.
     pub keys_created: AtomicU64,
+    /// New keys refused because the store held their id (answered `dh_gen_retry`).
+    pub key_collisions: AtomicU64,
     /// RPC requests executed.
     pub requests: AtomicU64,
     /// Requests bytes executed (after gzip inflation).
@@ -97,6 +109,8 @@ pub struct DcStats {
     pub rpc_errors: AtomicU64,
     /// Sessions created (`new_session_created` sent).
     pub sessions: AtomicU64,
+    /// Sessions continued on a new connection.
+    pub sessions_resumed: AtomicU64,
     /// Temporary keys bound with `auth.bindTempAuthKey`.
     pub binds: AtomicU64,
     /// `Updates` handed to a live connection of their user.
@@ -142,11 +156,34 @@ impl Hub {
     }
 }
 
+/// Auth keys by id, with their salt schedules.
+#[derive(Default)]
+struct KeyStore {
+    keys: HashMap<u64, StoredKey>,
+    /// Test hook ([`Dc::collide_next_keys`]): report this many more new key ids as taken.
+    force_collisions: usize,
+}
+
+/// One connection's session, shared so that another connection's thread can take its client session over.
+type SharedSession = Arc<Mutex<Box<DcSession>>>;
+
+/// Client sessions by (auth_key_id, session_id) → (connection id, its session), live or closed.
+///
+/// Locking: a connection thread holds its own session's lock while it drives it, and takes the map, store and hub
+/// locks only briefly, never waiting for a session lock while holding one of them. The one place that holds two
+/// session locks, the hand-over ([`Conn::resume`]), takes them in connection-id order, so two connections handing
+/// sessions over at once cannot deadlock.
+#[derive(Default)]
+struct Sessions {
+    map: HashMap<(u64, u64), (u64, SharedSession)>,
+    /// Sessions whose connection closed, oldest first (evicted beyond [`IDLE_SESSIONS`]).
+    idle: VecDeque<((u64, u64), u64)>,
+}
+
 struct Shared {
-    hs: Mutex<ServerHandshakes<'static, HANDSHAKE_RUNS>>,
-    hs_padded: Mutex<ServerHandshakes<'static, HANDSHAKE_RUNS>>,
-    /// Auth keys by id, with the first salt of those this process created (0 for keys loaded from the file).
-    keys: Mutex<HashMap<u64, (AuthKey, u64)>>,
+    hs: ServerConfig<'static>,
+    keys: Mutex<KeyStore>,
+    sessions: Mutex<Sessions>,
     hub: Mutex<Hub>,
     keys_file: Option<PathBuf>,
     secret: Option<ProxySecret>,
@@ -163,9 +200,13 @@ impl Shared {
     fn now(&self) -> Instant {
         Instant::from_micros(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
+
+    fn unix(&self, now: Instant) -> UnixTime {
+        UnixTime(self.unix_micros_at_start.saturating_add(now.as_micros()) / 1_000_000)
+    }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -184,12 +225,18 @@ impl Dc {
 
     /// Keys in the store.
     pub fn key_count(&self) -> usize {
-        lock(&self.shared.keys).len()
+        lock(&self.shared.keys).keys.len()
     }
 
     /// Secret chats in the directory (in any state).
     pub fn secret_chats(&self) -> usize {
         lock(&self.shared.hub).dir.chat_count()
+    }
+
+    /// Test hook: the store answers the next `n` new-key checks as if it already held the id, as on a key-id
+    /// collision (the client gets `dh_gen_retry` and makes another key).
+    pub fn collide_next_keys(&self, n: usize) {
+        lock(&self.shared.keys).force_collisions = n;
     }
 
     /// Stops accepting (open connections end on their own).
@@ -199,37 +246,48 @@ impl Dc {
     }
 }
 
-/// Loads a key store file: one 512-hex-digit key per line.
-fn load_keys(path: &PathBuf) -> io::Result<HashMap<u64, (AuthKey, u64)>> {
+/// Loads a key store file: one key per line, 512 hex digits, then a space and its salt schedule (96 hex digits).
+/// A line without a schedule (older files) gets a fresh one: its client is told `bad_server_salt` once.
+fn load_keys(path: &PathBuf) -> io::Result<HashMap<u64, StoredKey>> {
     let mut keys = HashMap::new();
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(keys),
         Err(e) => return Err(e),
     };
+    let bad = |what: &str| io::Error::new(ErrorKind::InvalidData, format!("key file: {what}"));
     for line in io::BufReader::new(f).lines() {
         let line = line?;
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let raw = hex::decode(line).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))?;
-        let bytes: [u8; 256] = raw
-            .try_into()
-            .map_err(|_| io::Error::new(ErrorKind::InvalidData, "key line is not 256 bytes"))?;
-        let k = AuthKey::from_bytes(bytes);
-        keys.insert(k.id(), (k, 0));
+        let mut fields = line.split_whitespace();
+        let Some(key_hex) = fields.next() else { continue };
+        let key: [u8; 256] = hex::decode(key_hex)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("a key is not 256 bytes of hex"))?;
+        let salts = match fields.next() {
+            Some(h) => {
+                let b: [u8; SALT_SCHEDULE_LEN] = hex::decode(h)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| bad("a salt schedule is not 48 bytes of hex"))?;
+                SaltSchedule::from_bytes(&b)
+            }
+            None => SaltSchedule::from_secret(rand::rng().random()),
+        };
+        let key = AuthKey::from_bytes(key);
+        keys.insert(key.id(), StoredKey { key, salts });
     }
     Ok(keys)
 }
 
-fn append_key(path: &PathBuf, key: &AuthKey) -> io::Result<()> {
+fn append_key(path: &PathBuf, key: &StoredKey) -> io::Result<()> {
     let mut o = OpenOptions::new();
     o.create(true).append(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     let mut f = o.open(path)?;
-    writeln!(f, "{}", hex::encode(key.as_bytes()))
+    let (k, s) = (hex::encode(key.key.as_bytes()), hex::encode(key.salts.to_bytes()));
+    writeln!(f, "{k} {s}")
 }
 
 /// Binds and starts accepting in a background thread.
@@ -244,18 +302,18 @@ pub fn start(opts: DcOptions) -> io::Result<Dc> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(io::Error::other)?;
     let unix_micros_at_start = u64::try_from(unix.as_micros()).unwrap_or(u64::MAX);
-    // One key for the life of the process: leaking it gives the handshake tables their 'static borrow.
+    // One key for the life of the process: leaking it gives the handshake configuration its 'static borrow.
     let rsa: &'static RsaPrivateKey = Box::leak(Box::new(opts.rsa_key));
     let group = DhGroup::telegram(3).map_err(|e| io::Error::other(format!("{e}")))?;
-    let mut cfg = ServerConfig::new(rsa, group);
-    cfg.dc_id = opts.dc_id;
-    cfg.unix_micros_at_zero = unix_micros_at_start;
-    let mut padded = cfg.clone();
-    padded.transport_padding = true;
+    let mut hs = ServerConfig::new(rsa, group);
+    hs.dc_id = opts.dc_id;
     let shared = Arc::new(Shared {
-        hs: Mutex::new(ServerHandshakes::new(cfg)),
-        hs_padded: Mutex::new(ServerHandshakes::new(padded)),
-        keys: Mutex::new(keys),
+        hs,
+        keys: Mutex::new(KeyStore {
+            keys,
+            force_collisions: 0,
+        }),
+        sessions: Mutex::new(Sessions::default()),
         hub: Mutex::new(Hub {
             dir: api::Directory::for_dc(opts.dc_id.unwrap_or(2)),
             ..Hub::default()
@@ -342,20 +400,21 @@ impl From<io::Error> for ConnError {
 struct Conn<'s> {
     sh: &'s Shared,
     id: u64,
-    link: Link<MAX_FRAME>,
-    engine: Option<Box<DcEngine>>,
+    session: SharedSession,
+    /// The (auth_key_id, session_id) this connection is indexed under in `Shared::sessions`.
+    registered: Option<(u64, u64)>,
     /// Answers refused with `QueueFull`, retried once the client has acknowledged earlier ones.
     backlog: VecDeque<(MsgId, Reply)>,
+    /// `poll_transmit`'s buffer.
+    out: Vec<u8>,
     wire: Vec<u8>,
-    scratch: Vec<u8>,
-    quick_acks: Vec<u32>,
-    disconnect: bool,
+    closing: bool,
     rng: rand::rngs::ThreadRng,
     /// The user this connection is live for (after its first request).
     user: Option<i64>,
     /// This connection's own wake-up channel, registered in the hub once it is live.
     tx: SyncSender<Input>,
-    /// Updates to send, retried when the engine's queue is full.
+    /// Updates to send, retried when the session's queue is full.
     pushes: VecDeque<Vec<u8>>,
 }
 
@@ -363,10 +422,10 @@ impl<'s> Conn<'s> {
     fn serve(sh: &'s Shared, mut sock: TcpStream, id: u64) -> Result<(), ConnError> {
         sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(DETECT_TIMEOUT))?;
-        // 1. Which transport? Peek at the first bytes without consuming them.
+        // 1. Which transport? Peek at the first bytes; the session reads them again from byte 0.
         let mut prefix = Vec::with_capacity(64);
         let mut buf = vec![0u8; 65_536];
-        let link = loop {
+        let (framing, obfuscated) = loop {
             match detect(&prefix, sh.secret.as_ref()) {
                 Detected::NeedMore(n) => {
                     let want = n.saturating_sub(prefix.len()).max(1);
@@ -379,8 +438,8 @@ impl<'s> Conn<'s> {
                 Detected::Plain(_) if sh.secret.is_some() => {
                     return Err(ConnError::Rejected("plain transport, secret required"));
                 }
-                Detected::Plain(f) => break Link::server_plain(f),
-                Detected::Obfuscated { .. } => break Link::server_obfuscated(sh.secret.clone()),
+                Detected::Plain(f) => break (f, false),
+                Detected::Obfuscated { framing, .. } => break (framing, true),
                 Detected::Http | Detected::FakeTls => {
                     // HTTP, WebSocket, fake-TLS: unwrapped into a plain connection the DC serves like any other.
                     let inner = carriage_conn::accept(&sh.carriages, sh.secret.as_ref(), sock, &prefix)
@@ -390,7 +449,30 @@ impl<'s> Conn<'s> {
                 Detected::Rejected(_) => return Err(ConnError::Rejected("invalid obfuscated init")),
             }
         };
-        // 2. A reader thread turns socket reads into channel messages, so pushes from other connections wake us.
+        // 2. The connection's DC session: it runs handshakes itself and asks the shared state for the rest.
+        let now = sh.now();
+        let cfg = SessionConfig {
+            engine: EngineConfig {
+                ping_interval: None,
+                ..EngineConfig::DEFAULT
+            },
+            transport: TransportConfig {
+                framing,
+                obfuscated,
+                dc_id: None,
+            },
+            unix_time_hint: Some(sh.unix(now)),
+            salt: 0,
+        };
+        let mut session = Box::new(DcSession::server_handshake(cfg, sh.hs.clone(), now));
+        session.set_new_key_check(true);
+        session.set_session_handover(true);
+        if obfuscated {
+            session
+                .set_proxy_secret(sh.secret.clone())
+                .map_err(|_| ConnError::Rejected("proxy secret"))?;
+        }
+        // 3. A reader thread turns socket reads into channel messages, so pushes from other connections wake us.
         let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
         sock.set_read_timeout(None)?;
         let mut reader = sock.try_clone()?;
@@ -415,13 +497,12 @@ impl<'s> Conn<'s> {
         let mut c = Conn {
             sh,
             id,
-            link,
-            engine: None,
+            out: vec![0u8; session.min_transmit_len()],
+            session: Arc::new(Mutex::new(session)),
+            registered: None,
             backlog: VecDeque::new(),
             wire: Vec::new(),
-            scratch: Vec::new(),
-            quick_acks: Vec::new(),
-            disconnect: false,
+            closing: false,
             rng: rand::rng(),
             user: None,
             tx,
@@ -429,56 +510,28 @@ impl<'s> Conn<'s> {
         };
         let r = c.run(&mut sock, &rx, prefix);
         c.leave();
+        c.keep_session();
         // Unblocks the reader thread.
         let _ = sock.shutdown(Shutdown::Both);
         r
     }
 
-    /// No longer live for its user.
-    fn leave(&mut self) {
-        if let Some(user) = self.user.take() {
-            let mut hub = lock(&self.sh.hub);
-            if let Some(conns) = hub.live.get_mut(&user) {
-                conns.retain(|(id, _)| *id != self.id);
-                if conns.is_empty() {
-                    hub.live.remove(&user);
-                }
-            }
-        }
-    }
-
     fn run(&mut self, sock: &mut TcpStream, rx: &mpsc::Receiver<Input>, prefix: Vec<u8>) -> Result<(), ConnError> {
-        let sh = self.sh;
-        let c = self;
-        let mut packet = Vec::new();
         let mut input = prefix;
         let mut idle = std::time::Instant::now();
         loop {
-            let mut off = 0;
-            while let Some(rest) = input.get(off..).filter(|r| !r.is_empty()) {
-                let (n, inc) = c
-                    .link
-                    .decode(rest, &mut packet)
-                    .map_err(|_| ConnError::Rejected("broken transport frame"))?;
-                off += n;
-                if let Some(Incoming::Packet { quick_ack }) = inc {
-                    c.on_packet(&packet, quick_ack)?;
-                    c.flush(sock)?;
-                }
-                if n == 0 && inc.is_none() {
-                    break;
-                }
+            self.pump(&input)?;
+            if !self.wire.is_empty() {
+                sock.write_all(&self.wire)?;
+                self.wire.clear();
             }
-            c.flush(sock)?;
-            if c.disconnect {
+            if self.closing {
                 return Ok(());
             }
-            // 3. Wait for bytes, a push or the engine's next timer.
-            let now = sh.now();
-            let wait = c
-                .engine
-                .as_ref()
-                .and_then(|e| e.poll_timeout())
+            // 4. Wait for bytes, a push or the session's next timer.
+            let now = self.sh.now();
+            let wait = lock(&self.session)
+                .poll_timeout()
                 .map(|t| t.saturating_duration_since(now))
                 .unwrap_or(Duration::from_secs(1))
                 .clamp(Duration::from_millis(1), Duration::from_secs(1));
@@ -490,91 +543,225 @@ impl<'s> Conn<'s> {
                 }
                 Ok(Input::Push(u)) => {
                     // A client that never acknowledges cannot make the DC hold unbounded updates.
-                    if c.pushes.len() >= api::MAX_PENDING_UPDATES {
-                        c.pushes.pop_front();
+                    if self.pushes.len() >= api::MAX_PENDING_UPDATES {
+                        self.pushes.pop_front();
                     }
-                    c.pushes.push_back(u);
+                    self.pushes.push_back(u);
                 }
                 Ok(Input::Closed) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 Ok(Input::Failed(e)) => return Err(e.into()),
                 Err(RecvTimeoutError::Timeout) => {
-                    if idle.elapsed() > IDLE_TIMEOUT || sh.stop.load(Ordering::SeqCst) {
+                    if idle.elapsed() > IDLE_TIMEOUT || self.sh.stop.load(Ordering::SeqCst) {
                         return Ok(());
                     }
-                    if let Some(e) = c.engine.as_mut() {
-                        e.handle_timeout(sh.now());
+                    let r = lock(&self.session).handle_timeout(self.sh.now());
+                    if let Err(e) = r {
+                        return self.ended(e);
                     }
                 }
             }
         }
     }
 
-    fn on_packet(&mut self, packet: &[u8], quick_ack: bool) -> Result<(), ConnError> {
-        let now = self.sh.now();
-        let key_id = packet
-            .first_chunk::<8>()
-            .map(|b| u64::from_le_bytes(*b))
-            .ok_or(ConnError::Rejected("packet shorter than an auth_key_id"))?;
-        if key_id == 0 {
-            return self.on_handshake(packet);
-        }
-        let framing = self.link.framing().unwrap_or(Framing::Intermediate);
-        let data = strip_padding(framing, packet).map_err(|_| ConnError::Rejected("misaligned packet"))?;
-        if self.engine.as_ref().is_none_or(|e| e.auth_key().id() != key_id) {
-            let key = lock(&self.sh.keys).get(&key_id).cloned();
-            let Some((key, salt)) = key else {
-                // Unknown key: the client must create a new one (Telegram answers −404 too).
-                self.link
-                    .encode_error(-404, &mut self.wire)
-                    .map_err(|_| ConnError::Rejected("encode"))?;
-                return Ok(());
-            };
-            let cfg = EngineConfig {
-                ping_interval: None,
-                ..EngineConfig::DEFAULT
-            };
-            let clock = Clock::new(i64::try_from(self.sh.unix_micros_at_start).unwrap_or(i64::MAX));
-            // A key made by this process: its handshake's salt is valid, so the client's first message is accepted.
-            let engine = if salt != 0 {
-                DcEngine::server_with_salt(cfg, key, clock, now, &mut self.rng, salt)
-            } else {
-                DcEngine::server(cfg, key, clock, now, &mut self.rng)
-            };
-            self.engine = Some(Box::new(engine));
-            self.scratch = vec![0u8; self.engine.as_ref().map_or(0, |e| e.min_out_len())];
-        }
-        let Some(engine) = self.engine.as_mut() else {
-            return Ok(());
-        };
-        if let Ok(token) = engine.handle_packet(now, data)
-            && quick_ack
-        {
-            self.quick_acks.push(token);
-        }
-        // Requests borrow the engine's buffers: copy them out, then execute and answer.
-        let mut requests = Vec::new();
-        while let Some(ev) = engine.poll_event() {
-            match ev {
-                Event::Request { msg_id, body } => requests.push((msg_id, body.to_vec())),
-                Event::SessionCreated { session_id } => {
-                    self.sh.stats.sessions.fetch_add(1, Ordering::SeqCst);
-                    if self.sh.verbose {
-                        println!("dc: conn {} new session {session_id:#018x}", self.id);
-                    }
+    /// A session error: the connection ends (cleanly if its client session moved to another connection).
+    fn ended(&mut self, e: Error) -> Result<(), ConnError> {
+        self.closing = true;
+        match e {
+            Error::Moved | Error::Closed => {
+                if self.sh.verbose {
+                    println!("dc: conn {} closed: {e:?}", self.id);
                 }
-                Event::DisconnectRequested => self.disconnect = true,
-                _ => {}
+                Ok(())
+            }
+            _ => Err(ConnError::Rejected("broken transport frame")),
+        }
+    }
+
+    /// Feeds `input` to the session and runs it until it has nothing more to do: events handled, host queries
+    /// answered, requests executed, everything it has to send in `self.wire`.
+    fn pump(&mut self, input: &[u8]) -> Result<(), ConnError> {
+        let cell = Arc::clone(&self.session);
+        let mut off = 0;
+        loop {
+            let now = self.sh.now();
+            let mut s = lock(&cell);
+            let n = match input
+                .get(off..)
+                .filter(|r| !r.is_empty())
+                .map(|r| s.handle_input(now, r))
+            {
+                Some(Ok(n)) => n,
+                Some(Err(e)) => return self.ended(e),
+                None => 0,
+            };
+            off += n;
+            // A packet the session dropped before any key exists is garbage (misaligned, oversized): bad input.
+            if !s.is_encrypted() && s.frames_dropped() > 0 {
+                return Err(ConnError::Rejected("malformed packet"));
+            }
+            let mut progress = n > 0;
+            // Requests borrow the session's buffers: copy them out, then execute and answer.
+            let mut requests = Vec::new();
+            while let Some(ev) = s.poll_event() {
+                progress = true;
+                match ev {
+                    Event::Request { msg_id, body } => requests.push((msg_id, body.to_vec())),
+                    Event::SessionCreated { session_id } => {
+                        self.sh.stats.sessions.fetch_add(1, Ordering::SeqCst);
+                        if self.sh.verbose {
+                            println!("dc: conn {} new session {session_id:#018x}", self.id);
+                        }
+                    }
+                    Event::DisconnectRequested => self.closing = true,
+                    _ => {}
+                }
+            }
+            match s.host_query() {
+                Some(HostQuery::AuthKey { key_id }) => {
+                    // Unknown: −404, the client must create a new key (Telegram answers the same).
+                    let stored = lock(&self.sh.keys).keys.get(&key_id).cloned();
+                    let _ = s.supply_stored_key(now, stored.as_ref());
+                    progress = true;
+                }
+                Some(HostQuery::NewAuthKey { key_id }) => {
+                    self.check_new_key(&mut s, now, key_id)?;
+                    progress = true;
+                }
+                Some(HostQuery::Session { key_id, session_id }) => {
+                    drop(s);
+                    self.resume(key_id, session_id);
+                    continue;
+                }
+                None => {}
+            }
+            self.execute(&mut s, now, requests);
+            self.register(&s);
+            self.transmit(&mut s, now);
+            if !progress && off >= input.len() {
+                return Ok(());
             }
         }
+    }
+
+    /// `HostQuery::NewAuthKey`: checks the id against the store and reserves it in the same critical section, so
+    /// two connections cannot both get it (SECURITY.md item 25). Temporary keys (PFS) live in memory only.
+    fn check_new_key(&mut self, s: &mut DcSession, now: Instant, key_id: u64) -> Result<(), ConnError> {
+        let mut store = lock(&self.sh.keys);
+        let taken = store.force_collisions > 0 || store.keys.contains_key(&key_id);
+        store.force_collisions = store.force_collisions.saturating_sub(1);
+        let _ = s.accept_new_key(now, taken, &mut self.rng);
+        if taken {
+            self.sh.stats.key_collisions.fetch_add(1, Ordering::SeqCst);
+            if self.sh.verbose {
+                println!("dc: conn {} new key id {key_id:#018x} taken: dh_gen_retry", self.id);
+            }
+            return Ok(());
+        }
+        let Some(key) = s.stored_key().filter(|k| k.key.id() == key_id) else {
+            return Ok(()); // the run expired meanwhile: the client was told −404
+        };
+        let temporary = s.new_key_expires_in().is_some();
+        if let (Some(p), false) = (&self.sh.keys_file, temporary) {
+            append_key(p, &key)?;
+        }
+        store.keys.insert(key_id, key);
+        self.sh.stats.keys_created.fetch_add(1, Ordering::SeqCst);
+        if self.sh.verbose {
+            let kind = if temporary { "temporary" } else { "permanent" };
+            println!("dc: conn {} created {kind} auth key {key_id:#018x}", self.id);
+        }
+        Ok(())
+    }
+
+    /// `HostQuery::Session`: continues the client's session if a connection (open or closed) holds it, else
+    /// starts a new one.
+    fn resume(&mut self, key_id: u64, session_id: u64) {
+        let now = self.sh.now();
+        let holder = lock(&self.sh.sessions)
+            .map
+            .get(&(key_id, session_id))
+            .filter(|(id, _)| *id != self.id)
+            .map(|(id, s)| (*id, Arc::clone(s)));
+        let cell = Arc::clone(&self.session);
+        let Some((old_id, old)) = holder else {
+            let _ = lock(&cell).resume_session(now, None);
+            return;
+        };
+        // Two session locks at once: the lower connection id first (see `Sessions`).
+        let (mut mine, mut theirs) = if self.id < old_id {
+            let mine = lock(&cell);
+            (mine, lock(&old))
+        } else {
+            let theirs = lock(&old);
+            (lock(&cell), theirs)
+        };
+        match mine.resume_session(now, Some(&mut theirs)) {
+            Ok(()) => {
+                self.sh.stats.sessions_resumed.fetch_add(1, Ordering::SeqCst);
+                if self.sh.verbose {
+                    println!(
+                        "dc: conn {} took session {session_id:#018x} over from conn {old_id}",
+                        self.id
+                    );
+                }
+            }
+            // That connection no longer holds the session (it moved on): it starts anew here.
+            Err(mtproto_sansio::session::ResumeError::Mismatch) => {
+                let _ = mine.resume_session(now, None);
+            }
+            // A replayed first message was dropped; the session stays where it is.
+            Err(_) => {}
+        }
+    }
+
+    /// Indexes this connection under its client session once it has one (new or taken over).
+    fn register(&mut self, s: &DcSession) {
+        let Some(at) = s
+            .engine()
+            .filter(|e| e.has_session())
+            .map(|e| (e.auth_key().id(), e.session_id()))
+        else {
+            return;
+        };
+        if self.registered != Some(at) {
+            lock(&self.sh.sessions)
+                .map
+                .insert(at, (self.id, Arc::clone(&self.session)));
+            self.registered = Some(at);
+        }
+    }
+
+    /// The connection closed: its session stays available to a reconnecting client, among the last
+    /// [`IDLE_SESSIONS`].
+    fn keep_session(&mut self) {
+        let Some(at) = self.registered.take() else { return };
+        let mut sessions = lock(&self.sh.sessions);
+        if sessions.map.get(&at).is_none_or(|(id, _)| *id != self.id) {
+            return; // it moved to another connection
+        }
+        sessions.idle.push_back((at, self.id));
+        while sessions.idle.len() > IDLE_SESSIONS {
+            let Some((at, id)) = sessions.idle.pop_front() else {
+                break;
+            };
+            if sessions.map.get(&at).is_some_and(|(holder, _)| *holder == id) {
+                sessions.map.remove(&at);
+            }
+        }
+    }
+
+    /// Executes requests (after a connection's first, it is live for its user) and queues their answers.
+    fn execute(&mut self, s: &mut DcSession, now: Instant, requests: Vec<(MsgId, Vec<u8>)>) {
+        let Some(e) = s.engine().filter(|_| !requests.is_empty()) else {
+            return;
+        };
         let session = BindParams {
-            temp_auth_key_id: engine.auth_key().id(),
-            temp_session_id: engine.session_id(),
+            temp_auth_key_id: e.auth_key().id(),
+            temp_session_id: e.session_id(),
             expires_at: 0,
         };
         let user = api::user_id_of(session.temp_auth_key_id);
-        if !requests.is_empty() {
-            self.go_live(user);
-        }
+        self.go_live(user);
         for (msg_id, body) in requests {
             self.sh.stats.requests.fetch_add(1, Ordering::SeqCst);
             self.sh
@@ -582,12 +769,11 @@ impl<'s> Conn<'s> {
                 .request_bytes
                 .fetch_add(body.len() as u64, Ordering::SeqCst);
             let reply = if Reader::new(&body).peek_constructor().ok() == Some(AuthBindTempAuthKey::CONSTRUCTOR) {
-                self.bind(&session, msg_id, &body)
+                self.bind(&session, msg_id, &body, now)
             } else {
-                let unix = self.sh.unix_micros_at_start.saturating_add(now.as_micros()) / 1_000_000;
                 let caller = api::Caller {
                     user,
-                    date: i32::try_from(unix).unwrap_or(i32::MAX),
+                    date: i32::try_from(self.sh.unix(now).0).unwrap_or(i32::MAX),
                 };
                 let mut hub = lock(&self.sh.hub);
                 let (reply, pushes) = api::execute(&body, &mut self.rng, caller, &mut hub.dir);
@@ -601,7 +787,32 @@ impl<'s> Conn<'s> {
             }
             self.backlog.push_back((msg_id, reply));
         }
-        Ok(())
+    }
+
+    /// Queues backlogged answers and updates, and drains the session's output into `self.wire`.
+    fn transmit(&mut self, s: &mut DcSession, now: Instant) {
+        if s.is_encrypted() {
+            while let Some((req, reply)) = self.backlog.front() {
+                let r = match reply {
+                    Reply::Result(b) => s.answer(now, *req, b),
+                    Reply::Error(code, msg) => s.answer_error(now, *req, *code, msg.as_bytes()),
+                };
+                if matches!(r, Err(SendError::QueueFull)) {
+                    break;
+                }
+                self.backlog.pop_front();
+            }
+            // Updates are content-related messages of their own (the client acknowledges them).
+            while let Some(u) = self.pushes.front() {
+                if matches!(s.send(now, u, MsgKind::Notice), Err(SendError::QueueFull)) {
+                    break;
+                }
+                self.pushes.pop_front();
+            }
+        }
+        while let Ok(Some(n)) = s.poll_transmit(now, &mut self.rng, &mut self.out) {
+            self.wire.extend_from_slice(self.out.get(..n).unwrap_or_default());
+        }
     }
 
     /// Makes this connection live for `user` on a request (its first, or the next after a push found it too busy):
@@ -627,11 +838,23 @@ impl<'s> Conn<'s> {
         self.user = Some(user);
     }
 
+    /// No longer live for its user.
+    fn leave(&mut self) {
+        if let Some(user) = self.user.take() {
+            let mut hub = lock(&self.sh.hub);
+            if let Some(conns) = hub.live.get_mut(&user) {
+                conns.retain(|(id, _)| *id != self.id);
+                if conns.is_empty() {
+                    hub.live.remove(&user);
+                }
+            }
+        }
+    }
+
     /// `auth.bindTempAuthKey` on this (temporary key's) session: verified against the permanent key it names.
-    fn bind(&self, session: &BindParams, msg_id: MsgId, body: &[u8]) -> Reply {
-        let perm = bind_perm_key_id(body).and_then(|id| lock(&self.sh.keys).get(&id).map(|(k, _)| k.clone()));
-        let unix = UnixTime(self.sh.unix_micros_at_start.saturating_add(self.sh.now().as_micros()) / 1_000_000);
-        match perm.map(|k| verify_bind(&k, session, msg_id, body, unix)) {
+    fn bind(&self, session: &BindParams, msg_id: MsgId, body: &[u8], now: Instant) -> Reply {
+        let perm = bind_perm_key_id(body).and_then(|id| lock(&self.sh.keys).keys.get(&id).map(|k| k.key.clone()));
+        match perm.map(|k| verify_bind(&k, session, msg_id, body, self.sh.unix(now))) {
             Some(Ok(_)) => {
                 self.sh.stats.binds.fetch_add(1, Ordering::SeqCst);
                 if self.sh.verbose {
@@ -644,87 +867,5 @@ impl<'s> Conn<'s> {
             }
             _ => Reply::Error(400, "ENCRYPTED_MESSAGE_INVALID"),
         }
-    }
-
-    fn on_handshake(&mut self, packet: &[u8]) -> Result<(), ConnError> {
-        let now = self.sh.now();
-        let padded = self.link.framing() == Some(Framing::PaddedIntermediate);
-        let table = if padded { &self.sh.hs_padded } else { &self.sh.hs };
-        let mut out = [0u8; MAX_SERVER_MESSAGE];
-        let reply = {
-            let keys = lock(&self.sh.keys);
-            let taken = |id: u64| keys.contains_key(&id);
-            lock(table)
-                .handle(now, &mut self.rng, self.id, packet, &mut out, &taken)
-                .map_err(|_| ConnError::Rejected("handshake buffer"))?
-        };
-        let r = match reply {
-            ServerReply::Send(n) => {
-                self.link
-                    .encode(out.get(..n).unwrap_or_default(), false, &mut self.rng, &mut self.wire)
-            }
-            ServerReply::Error(code) => self.link.encode_error(code, &mut self.wire),
-            ServerReply::Complete { len, outcome } => {
-                let key = outcome.auth_key;
-                let temporary = outcome.expires_in.is_some();
-                // Temporary keys (PFS) live in memory only.
-                if let (Some(p), false) = (&self.sh.keys_file, temporary) {
-                    append_key(p, &key)?;
-                }
-                if self.sh.verbose {
-                    let kind = if temporary { "temporary" } else { "permanent" };
-                    println!("dc: conn {} created {kind} auth key {:#018x}", self.id, key.id());
-                }
-                lock(&self.sh.keys).insert(key.id(), (key, outcome.server_salt));
-                self.sh.stats.keys_created.fetch_add(1, Ordering::SeqCst);
-                self.link
-                    .encode(out.get(..len).unwrap_or_default(), false, &mut self.rng, &mut self.wire)
-            }
-        };
-        r.map_err(|_| ConnError::Rejected("encode"))
-    }
-
-    /// Queues backlogged answers, drains the engine and writes everything out.
-    fn flush(&mut self, sock: &mut TcpStream) -> Result<(), ConnError> {
-        let now = self.sh.now();
-        for token in self.quick_acks.drain(..) {
-            self.link
-                .encode_quick_ack(token, &mut self.wire)
-                .map_err(|_| ConnError::Rejected("encode"))?;
-        }
-        if let Some(engine) = self.engine.as_mut() {
-            while let Some((req, reply)) = self.backlog.front() {
-                let r = match reply {
-                    Reply::Result(b) => engine.answer(now, *req, b),
-                    Reply::Error(code, msg) => engine.answer_error(now, *req, *code, msg.as_bytes()),
-                };
-                match r {
-                    Err(SendError::QueueFull) => break,
-                    _ => {
-                        self.backlog.pop_front();
-                    }
-                }
-            }
-            // Updates are content-related messages of their own (the client acknowledges them).
-            while let Some(u) = self.pushes.front() {
-                match engine.send(now, u, MsgKind::Notice) {
-                    Err(SendError::QueueFull) => break,
-                    _ => {
-                        self.pushes.pop_front();
-                    }
-                }
-            }
-            while let Ok(Some(pkt)) = engine.poll_packet(now, &mut self.rng, &mut self.scratch) {
-                let payload = self.scratch.get(..pkt.len).unwrap_or_default();
-                self.link
-                    .encode(payload, false, &mut self.rng, &mut self.wire)
-                    .map_err(|_| ConnError::Rejected("encode"))?;
-            }
-        }
-        if !self.wire.is_empty() {
-            sock.write_all(&self.wire)?;
-            self.wire.clear();
-        }
-        Ok(())
     }
 }

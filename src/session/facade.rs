@@ -296,6 +296,8 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     io_started: bool,
     /// DC: the engine runs on a key this connection just created, so no other connection can hold its session.
     new_key: bool,
+    /// DC: the lifetime the client asked for the key this connection created (`Some`: temporary, PFS).
+    new_key_expires_in: Option<u32>,
 }
 
 /// A session sized for a microcontroller: 4 KiB frames, 4 KiB of resend arena, 8 messages in flight.
@@ -480,6 +482,13 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
+    /// DC: the `expires_in` of the key this connection's handshake created: `Some(seconds)` for a temporary key
+    /// (`p_q_inner_data_temp_dc`, PFS), which a host keeps in memory only and never persists; `None` for a
+    /// permanent key, a key the host supplied, or before [`Event::AuthKeyReady`].
+    pub fn new_key_expires_in(&self) -> Option<u32> {
+        self.new_key_expires_in
+    }
+
     /// DC: hold every new key's `dh_gen_ok` back until the host checked the key id against its store
     /// ([`HostQuery::NewAuthKey`], answered by [`accept_new_key`](Self::accept_new_key)), so a colliding id gets
     /// `dh_gen_retry` (SECURITY.md item 25). Off by default: a host without a key store (or one that cannot collide,
@@ -577,6 +586,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(o) = key {
             let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
             let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+            self.new_key_expires_in = o.expires_in;
             self.phase = Phase::Encrypted(engine);
             self.key_ready_event = true;
             self.new_key = true;
@@ -671,6 +681,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             secret: None,
             io_started: false,
             new_key: false,
+            new_key_expires_in: None,
         }
     }
 
@@ -803,11 +814,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             (Phase::Encrypted(engine), Some(Frame::TransportError(code))) => engine.handle_transport_error(code),
             (Phase::DcHandshake(_), Some(Frame::Packet { data, .. })) => {
                 let key_id = data.first_chunk::<8>().map(|b| u64::from_le_bytes(*b));
-                // The handshake table tolerates transport padding itself; an encrypted packet must be stripped.
+                // The handshake table tolerates transport padding itself; an encrypted packet must be stripped, and
+                // one that is not 24 + a multiple of 16 (padding on an unpadded framing) is dropped before the host
+                // is asked about its key.
                 let data = match key_id {
                     Some(0) | None => Some(data),
-                    Some(_) if framing == Framing::PaddedIntermediate => strip_padding(framing, data).ok(),
-                    Some(_) => Some(data),
+                    Some(_) => strip_padding(framing, data).ok(),
                 };
                 match (
                     key_id,
@@ -1047,6 +1059,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(o) = key {
             let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
             let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+            self.new_key_expires_in = o.expires_in;
             self.phase = Phase::Encrypted(engine);
             self.key_ready_event = true;
             self.new_key = true;
