@@ -273,7 +273,7 @@ fn secret_checks_pass_through() {
         session_cfg(TransportConfig::INTERMEDIATE),
         handshake::ClientConfig::new(trusted(), 2),
     );
-    p = Box::new(PfsClient::new(c, AuthKey::from_bytes([1; 256]), now));
+    let mut p: Box<PfsClient<8192, 8192, 16, 8>> = Box::new(PfsClient::new(c, AuthKey::from_bytes([1; 256]), now));
     assert_eq!(
         p.set_proxy_secret(secret(&DD_SECRET)),
         Err(ProxySecretError::NotObfuscated)
