@@ -5,9 +5,14 @@
 //! gets every answer within two round trips.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod session_util;
+
 use mtproto_sansio::crypto::auth_key::AuthKey;
+use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
+use mtproto_sansio::session::Dropped;
 use mtproto_sansio::session::{EngineConfig, Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::tl::{self, TlWrite};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -297,4 +302,81 @@ fn chk_036_client_clock_jumps_600s_forward() {
 #[test]
 fn chk_034_client_clock_falls_600s_behind() {
     client_clock_jump(-SKEW, 21);
+}
+
+fn enc<T: TlWrite>(v: &T) -> Vec<u8> {
+    let mut b = vec![0u8; v.tl_len()];
+    tl::encode(v, &mut b).unwrap();
+    b
+}
+
+/// A container from the DC, `ahead` seconds past the client's synced clock (outer and member ids alike).
+fn dc_container(p: &session_util::Pair, ahead: u64, members: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    let unix = session_util::UNIX0 + (p.now.as_secs() - 1000) + ahead;
+    let id = |n: u64| ((unix << 32) | (n * 4 + 1)) as i64;
+    let ms: Vec<tl::Message<'_>> = members
+        .iter()
+        .enumerate()
+        .map(|(i, (seq, b))| tl::Message::new(id(i as u64 + 1), *seq as i32, b))
+        .collect();
+    let body = enc(&tl::MsgContainer::new(&ms));
+    let h = MessageHeader {
+        salt: 0,
+        session_id: p.c.session_id(),
+        msg_id: id(ms.len() as u64 + 1) as u64,
+        seq_no: 3,
+    };
+    let mut out = vec![0u8; body.len() + 2048];
+    let e = packet::encrypt(
+        &session_util::key(p.seed),
+        Direction::ServerToClient,
+        &h,
+        &body,
+        &mut StdRng::seed_from_u64(h.msg_id),
+        &mut out,
+    )
+    .unwrap();
+    out.truncate(e.len);
+    out
+}
+
+/// The time-window exemption of a container (a DC may pack a 16/17 with acks) holds only for a notification about
+/// a message the client sent and still tracks (item 43, B20): a container 600 s off the synced clock carrying one
+/// about an id never sent is dropped whole, and in an exempt container every other member is still checked.
+#[test]
+fn chk_034_atk_b20_container_exemption_needs_our_message() {
+    // Synced by a first 16/17: the client enforces the window from then on.
+    let mut p = session_util::Pair::with(40, session_util::client_cfg(), EngineConfig::DEFAULT, 600);
+    p.query(&session_util::api_body(1, 1));
+    assert!(p.c.clock().is_synced());
+    let offset = p.c.clock().unix_offset();
+    let q = p.c.send(p.now, &session_util::api_body(2, 1), MsgKind::Query).unwrap();
+    let _ = p.c2s();
+    let forged = tl::BadMsg {
+        bad_msg_id: 0x1234_5678_0000_0004,
+        bad_msg_seqno: 1,
+        error_code: 17,
+    };
+    let answer = tl::RpcResult {
+        req_msg_id: q.to_wire(),
+        result: &[1, 2, 3, 4],
+    };
+    let pk = dc_container(&p, 600, &[(2, enc(&forged)), (3, enc(&answer))]);
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId));
+    assert_eq!(p.c.clock().unix_offset(), offset);
+    // The genuine notification (about q) gets its container through; the answer beside it, 600 s off the clock
+    // it was checked against, does not.
+    let genuine = tl::BadMsg {
+        bad_msg_id: q.to_wire(),
+        bad_msg_seqno: 1,
+        error_code: 16,
+    };
+    let pk = dc_container(&p, 600, &[(3, enc(&answer)), (2, enc(&genuine))]);
+    assert!(p.deliver_c(&pk).is_ok());
+    assert!(p.results_for(q).is_empty(), "an out-of-window member was accepted");
+    let moved = p.c.clock().unix_offset() - offset;
+    assert!((moved - 600_000_000).abs() < 2_000_000, "clock moved by {moved} µs");
+    // q goes again under a new id, within the corrected clock.
+    let again = p.c2s();
+    assert!(!again.is_empty());
 }
