@@ -10,6 +10,7 @@ mod session_util;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
 use mtproto_sansio::session::Dropped;
+use mtproto_sansio::session::limits::DEFAULT_REPLAY_WINDOW;
 use mtproto_sansio::session::{EngineConfig, Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, TlWrite};
@@ -207,12 +208,19 @@ fn chk_034_stored_key_without_salt_600s_off() {
 }
 
 /// A synced client; the DC restarts (forgets the session: a new DC connection object with its clock moved by
-/// `dc_jump` seconds) and the client reconnects with outstanding and new queries.
-fn dc_restart(dc_jump: i64, seed: u64) {
+/// `dc_jump` seconds) and the client reconnects with outstanding and new queries. `busy`: the client received more
+/// DC messages than its replay window holds before the restart.
+fn dc_restart(dc_jump: i64, seed: u64, busy: bool) {
     let mut cnow = Instant::from_secs(5_000);
     let mut dnow = Instant::from_secs(100);
     let mut p = Pair::new(seed, cnow, dnow, 0, true);
     assert_eq!(p.query_until_answered(&mut cnow, &mut dnow, 1, 2, 8), 1);
+    if busy {
+        for _ in 0..(DEFAULT_REPLAY_WINDOW / 15 + 1) {
+            assert_eq!(p.query_until_answered(&mut cnow, &mut dnow, 0, 15, 8), 1);
+        }
+        p.answers.clear();
+    }
     // The DC goes away; the client queues a query on the dead connection.
     let lost = vec![0x0d, 0xf0, 0xad, 0x0b, 9, 9, 0, 0];
     let lost_id = p.c.send(cnow, &lost, MsgKind::Query).unwrap();
@@ -245,17 +253,24 @@ fn dc_restart(dc_jump: i64, seed: u64) {
 
 #[test]
 fn dc_restart_same_clock() {
-    dc_restart(0, 10);
+    dc_restart(0, 10, false);
 }
 
 #[test]
 fn chk_034_dc_restart_clock_600s_ahead() {
-    dc_restart(SKEW, 11);
+    dc_restart(SKEW, 11, false);
+    dc_restart(SKEW, 13, true);
 }
 
 #[test]
 fn chk_034_dc_restart_clock_600s_behind() {
-    dc_restart(-SKEW, 12);
+    dc_restart(-SKEW, 12, false);
+}
+
+/// Behind, after a full replay window: the DC's new ids all lie below every id the client remembers.
+#[test]
+fn chk_033_dc_restart_clock_600s_behind_full_window() {
+    dc_restart(-SKEW, 14, true);
 }
 
 /// A synced client whose host clock jumps by `jump` seconds relative to the DC mid-session (an `Instant` that

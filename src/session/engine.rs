@@ -335,6 +335,8 @@ struct Core<const TX: usize, const MSGS: usize> {
     ids: MsgIdGen,
     seq: SeqNoGen,
     inbound: InboundMsgIds<DEFAULT_REPLAY_WINDOW>,
+    /// Client: the highest id accepted below a full replay window (see `client_check`); a replay of it is refused.
+    below_window: Option<MsgId>,
     seq_check: SeqNoChecker<DEFAULT_REPLAY_WINDOW>,
     client_salts: ClientSalts<MAX_FUTURE_SALTS>,
     server_salts: Option<ServerSalts>,
@@ -911,6 +913,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     future: l.msg_id_max_future,
                 },
             ),
+            below_window: None,
             seq_check: SeqNoChecker::new(),
             client_salts: ClientSalts::new(0, Duration::from_secs(60)),
             server_salts: None,
@@ -1355,6 +1358,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.ids = MsgIdGen::new(self.side);
         self.seq = SeqNoGen::new();
         self.inbound.reset();
+        self.below_window = None;
         self.tracker = SentTracker::new(TX, self.tracker.policy());
         self.quick_acks.clear();
         self.forced.clear();
@@ -1541,19 +1545,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     ) -> Result<(), Dropped> {
         let unix = self.clock.unix_time(now);
         let synced = self.clock.is_synced();
-        let enforce = synced && !self.time_exempt(body);
-        self.inbound
-            .check(h.msg_id, unix, enforce)
-            .map_err(|_| Dropped::BadMsgId)?;
+        let exempt = self.time_exempt(body);
+        self.client_check(h.msg_id, unix, synced, exempt)?;
         if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
             let c = MsgContainer::decode(body).map_err(|_| Dropped::Malformed)?;
             self.check_container(&h, &c, gz.get_mut(*gz_used..).unwrap_or(&mut []))?;
             if self.events.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.inbound
-                .accept(h.msg_id, unix, enforce)
-                .map_err(|_| Dropped::BadMsgId)?;
+            self.client_accept(h.msg_id, unix, synced, exempt)?;
             for m in c.iter() {
                 if self.events.is_full() {
                     // Local backpressure: the rest is neither accepted nor acknowledged, so the DC sends it again
@@ -1561,8 +1561,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     break;
                 }
                 let id = MsgId::from_wire(m.msg_id);
-                let enforce = synced && !self.time_exempt(m.body);
-                if self.inbound.accept(id, unix, enforce).is_err() {
+                let exempt = self.time_exempt(m.body);
+                if self.client_accept(id, unix, synced, exempt).is_err() {
                     // A duplicate (a resend of something we have) or out of window: ignored, still acked.
                     if m.seqno % 2 == 1 {
                         let _ = self.acks.push(now, id);
@@ -1575,12 +1575,37 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             if self.events.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.inbound
-                .accept(h.msg_id, unix, enforce)
-                .map_err(|_| Dropped::BadMsgId)?;
+            self.client_accept(h.msg_id, unix, synced, exempt)?;
             self.client_message(now, h.msg_id, h.seq_no, h.salt, body, base, which, gz, gz_used);
         }
         Ok(())
+    }
+
+    /// Client: the msg_id checks of items 33 and 34 for a received id. `exempt` (a 16/17 or `bad_server_salt`
+    /// about a message we sent and still track, see `time_exempt`) skips the time window and may also lie below
+    /// a full replay window: a DC that restarted with its clock behind sends every id below those we remember, and
+    /// its notification is the only way to learn it (the session then restarts on the corrected clock, with an
+    /// empty window). Its proof makes it fresh; a replay of it is refused by `below_window`, as ids below the
+    /// window are not remembered.
+    fn client_check(&self, id: MsgId, unix: UnixTime, synced: bool, exempt: bool) -> Result<(), Dropped> {
+        match self.inbound.check(id, unix, synced && !exempt) {
+            Ok(()) => Ok(()),
+            Err(MsgIdReject::OlderThanWindow) if exempt && self.below_window.is_none_or(|b| id > b) => Ok(()),
+            Err(_) => Err(Dropped::BadMsgId),
+        }
+    }
+
+    /// [`client_check`](Self::client_check), then remember `id`.
+    fn client_accept(&mut self, id: MsgId, unix: UnixTime, synced: bool, exempt: bool) -> Result<(), Dropped> {
+        self.client_check(id, unix, synced, exempt)?;
+        match self.inbound.accept(id, unix, synced && !exempt) {
+            Ok(()) => Ok(()),
+            Err(MsgIdReject::OlderThanWindow) => {
+                self.below_window = Some(id);
+                Ok(())
+            }
+            Err(_) => Err(Dropped::BadMsgId),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
