@@ -335,6 +335,8 @@ struct Core<const TX: usize, const MSGS: usize> {
     ids: MsgIdGen,
     seq: SeqNoGen,
     inbound: InboundMsgIds<DEFAULT_REPLAY_WINDOW>,
+    /// Client: the highest id accepted below a full replay window (see `client_check`); a replay of it is refused.
+    below_window: Option<MsgId>,
     seq_check: SeqNoChecker<DEFAULT_REPLAY_WINDOW>,
     client_salts: ClientSalts<MAX_FUTURE_SALTS>,
     server_salts: Option<ServerSalts>,
@@ -911,6 +913,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     future: l.msg_id_max_future,
                 },
             ),
+            below_window: None,
             seq_check: SeqNoChecker::new(),
             client_salts: ClientSalts::new(0, Duration::from_secs(60)),
             server_salts: None,
@@ -1274,6 +1277,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// Sends a refused message's body again under a new msg_id and seq_no (items 38, 43). A container's members
     /// are each re-sent.
     fn resend_new_id(&mut self, now: Instant, id: MsgId) {
+        self.resend_new_id_with(now, id, false);
+    }
+
+    /// [`resend_new_id`](Self::resend_new_id); `clock_fault`: the refusal was our clock's (a 16/17 that moved it by
+    /// more than the DC's tolerance), so a message sent before under its id is renamed too (see `on_bad_msg`).
+    fn resend_new_id_with(&mut self, now: Instant, id: MsgId, clock_fault: bool) {
         if self.tracker.kind_of(id) == Some(SentKind::Container) {
             let mut members: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
             for m in self.tracker.members_of(id) {
@@ -1283,24 +1292,27 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             for m in members {
                 // A member that travelled before this container may have been received and executed: it goes
                 // again under its own msg_id (the DC drops a duplicate). Only a first transmission is renamed.
-                if self.slot_by_id(m).is_some_and(|(_, s)| s.sends > 1 || s.acked) {
+                if self
+                    .slot_by_id(m)
+                    .is_some_and(|(_, s)| s.acked || (s.sends > 1 && !clock_fault))
+                {
                     if !self.forced.contains(&m) {
                         let _ = self.forced.push(m);
                     }
                 } else {
-                    self.resend_one_new_id(now, m);
+                    self.resend_one_new_id(now, m, clock_fault);
                 }
             }
         } else {
-            self.resend_one_new_id(now, id);
+            self.resend_one_new_id(now, id, clock_fault);
         }
     }
 
     /// Sends a message again under a new msg_id and seq_no; a message the peer acknowledged or may have from an
     /// earlier transmission is left alone.
-    fn resend_one_new_id(&mut self, now: Instant, id: MsgId) {
+    fn resend_one_new_id(&mut self, now: Instant, id: MsgId, clock_fault: bool) {
         let Some((idx, slot)) = self.slot_by_id(id) else { return };
-        if slot.acked || slot.sends > 1 {
+        if slot.acked || (slot.sends > 1 && !clock_fault) {
             // The peer has it, or may have it from an earlier transmission (and may have executed it): never
             // renamed; its answer is awaited, or its attempts run out.
             return;
@@ -1346,6 +1358,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.ids = MsgIdGen::new(self.side);
         self.seq = SeqNoGen::new();
         self.inbound.reset();
+        self.below_window = None;
         self.tracker = SentTracker::new(TX, self.tracker.policy());
         self.quick_acks.clear();
         self.forced.clear();
@@ -1464,8 +1477,17 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// Whether the client may skip the time-window check for this body: a `bad_msg_notification` with code 16/17 or
-    /// a `bad_server_salt` about a message we sent and still track (item 34's exception).
+    /// a `bad_server_salt` about a message we sent and still track (item 34's exception). A container is exempt
+    /// (its outer id only) when it holds such a notification, as a DC may pack one with acks or other service
+    /// messages; each member is still checked on its own, so only the notification gets past the window.
     fn time_exempt(&self, body: &[u8]) -> bool {
+        if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
+            return MsgContainer::decode(body).is_ok_and(|c| c.iter().any(|m| self.time_exempt_message(m.body)));
+        }
+        self.time_exempt_message(body)
+    }
+
+    fn time_exempt_message(&self, body: &[u8]) -> bool {
         match ServiceMessage::decode_body(body) {
             Ok(ServiceMessage::BadMsg(b)) => {
                 matches!(b.error_code, 16 | 17) && self.tracker.reference(MsgId::from_wire(b.bad_msg_id)).is_some()
@@ -1523,19 +1545,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     ) -> Result<(), Dropped> {
         let unix = self.clock.unix_time(now);
         let synced = self.clock.is_synced();
-        let enforce = synced && !self.time_exempt(body);
-        self.inbound
-            .check(h.msg_id, unix, enforce)
-            .map_err(|_| Dropped::BadMsgId)?;
+        let exempt = self.time_exempt(body);
+        self.client_check(h.msg_id, unix, synced, exempt)?;
         if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
             let c = MsgContainer::decode(body).map_err(|_| Dropped::Malformed)?;
             self.check_container(&h, &c, gz.get_mut(*gz_used..).unwrap_or(&mut []))?;
             if self.events.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.inbound
-                .accept(h.msg_id, unix, enforce)
-                .map_err(|_| Dropped::BadMsgId)?;
+            self.client_accept(h.msg_id, unix, synced, exempt)?;
             for m in c.iter() {
                 if self.events.is_full() {
                     // Local backpressure: the rest is neither accepted nor acknowledged, so the DC sends it again
@@ -1543,8 +1561,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     break;
                 }
                 let id = MsgId::from_wire(m.msg_id);
-                let enforce = synced && !self.time_exempt(m.body);
-                if self.inbound.accept(id, unix, enforce).is_err() {
+                let exempt = self.time_exempt(m.body);
+                if self.client_accept(id, unix, synced, exempt).is_err() {
                     // A duplicate (a resend of something we have) or out of window: ignored, still acked.
                     if m.seqno % 2 == 1 {
                         let _ = self.acks.push(now, id);
@@ -1557,12 +1575,37 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             if self.events.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.inbound
-                .accept(h.msg_id, unix, enforce)
-                .map_err(|_| Dropped::BadMsgId)?;
+            self.client_accept(h.msg_id, unix, synced, exempt)?;
             self.client_message(now, h.msg_id, h.seq_no, h.salt, body, base, which, gz, gz_used);
         }
         Ok(())
+    }
+
+    /// Client: the msg_id checks of items 33 and 34 for a received id. `exempt` (a 16/17 or `bad_server_salt`
+    /// about a message we sent and still track, see `time_exempt`) skips the time window and may also lie below
+    /// a full replay window: a DC that restarted with its clock behind sends every id below those we remember, and
+    /// its notification is the only way to learn it (the session then restarts on the corrected clock, with an
+    /// empty window). Its proof makes it fresh; a replay of it is refused by `below_window`, as ids below the
+    /// window are not remembered.
+    fn client_check(&self, id: MsgId, unix: UnixTime, synced: bool, exempt: bool) -> Result<(), Dropped> {
+        match self.inbound.check(id, unix, synced && !exempt) {
+            Ok(()) => Ok(()),
+            Err(MsgIdReject::OlderThanWindow) if exempt && self.below_window.is_none_or(|b| id > b) => Ok(()),
+            Err(_) => Err(Dropped::BadMsgId),
+        }
+    }
+
+    /// [`client_check`](Self::client_check), then remember `id`.
+    fn client_accept(&mut self, id: MsgId, unix: UnixTime, synced: bool, exempt: bool) -> Result<(), Dropped> {
+        self.client_check(id, unix, synced, exempt)?;
+        match self.inbound.accept(id, unix, synced && !exempt) {
+            Ok(()) => Ok(()),
+            Err(MsgIdReject::OlderThanWindow) => {
+                self.below_window = Some(id);
+                Ok(())
+            }
+            Err(_) => Err(Dropped::BadMsgId),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1864,7 +1907,16 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.stats.bad_msgs += 1;
         match code {
             BadMsgCode::MsgIdTooLow | BadMsgCode::MsgIdTooHigh => {
+                let before = self.clock.unix_offset();
                 self.clock.sync_to_server_msg_id(&proof, now, server_id);
+                // A refusal explained by a clock step beyond the DC's tolerance is our clock's fault, not the
+                // message's age: the DC checks for a duplicate before the time (so it does not hold this id), and
+                // under the old clock the id can never pass. A message sent before (a reconnect's resend) is then
+                // renamed too, as a session restart renames everything; otherwise it would be refused until its
+                // attempts ran out.
+                let step = self.clock.unix_offset().abs_diff(before);
+                let tolerance = u64::try_from(self.cfg.limits.msg_id_max_future.as_micros()).unwrap_or(u64::MAX);
+                let clock_fault = step > tolerance;
                 let ahead = self
                     .ids
                     .last()
@@ -1874,7 +1926,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     // a new session, whose fresh ids follow the corrected clock (item 36).
                     self.restart_session(now);
                 } else {
-                    self.resend_new_id(now, bad);
+                    self.resend_new_id_with(now, bad, clock_fault);
                 }
             }
             BadMsgCode::BadServerSalt => {

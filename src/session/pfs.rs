@@ -52,6 +52,7 @@ use core::time::Duration;
 use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
+use super::dc_host::ProxySecretError;
 use super::engine::{Engine, MsgKind};
 use super::event::{BufferTooSmall, Event, FailReason, RpcErrorKind, SendError};
 use super::facade::{Error, Session, SessionConfig};
@@ -60,6 +61,7 @@ use crate::crypto::auth_key::AuthKey;
 use crate::handshake::{self, ERR_NOT_FOUND, KeyKind};
 use crate::time::{Instant, UnixTime};
 use crate::tl;
+use crate::transport::obfuscated::ProxySecret;
 
 /// The default temporary key lifetime: one day, as the official clients use.
 pub const DEFAULT_TEMP_KEY_LIFETIME: u32 = 24 * 3600;
@@ -461,6 +463,15 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     /// The session of the current temporary key (statistics, the key's id...).
     pub fn session(&self) -> &Session<RX, TX, MSGS> {
         &self.session
+    }
+
+    /// The MTProxy secret of the obfuscated transport ([`Session::set_proxy_secret`]): 16 bytes, or `dd` + 16 (the
+    /// config's framing must then be `PaddedIntermediate`). It names the proxy, not the key: every connection the
+    /// policy opens, including each re-key's new one, uses it. Set it before the first byte; between connections
+    /// (after [`PfsEvent::NewConnection`], before [`reconnect`](Self::reconnect)) a re-key's new connection has
+    /// not started, so a host may switch proxies there.
+    pub fn set_proxy_secret(&mut self, secret: Option<ProxySecret>) -> Result<(), ProxySecretError> {
+        self.session.set_proxy_secret(secret)
     }
 
     /// The permanent key's id.
