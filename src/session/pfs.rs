@@ -70,6 +70,11 @@ pub const DEFAULT_TEMP_KEY_LIFETIME: u32 = 24 * 3600;
 /// (up to a round trip before the client sees the key) and the binding's `expires_at` is in whole seconds.
 pub const EXPIRY_SLACK: Duration = Duration::from_secs(5);
 
+/// The shortest temporary key lifetime the policy uses (a shorter `temp_key_lifetime` is raised to it): with the
+/// [`EXPIRY_SLACK`] taken off and the margin at most half the lifetime, a key still serves a second before the next
+/// re-key starts, so a misconfigured lifetime cannot make the policy re-key in a tight loop.
+pub const MIN_TEMP_KEY_LIFETIME: u32 = 12;
+
 /// How long a new permanent key may be unknown to a DC (propagation) before `ENCRYPTED_MESSAGE_INVALID` means it
 /// is invalid (SECURITY.md item 53).
 pub const PERM_KEY_PROPAGATION: Duration = Duration::from_secs(60);
@@ -168,7 +173,8 @@ pub struct PfsConfig {
     /// The handshake that creates temporary keys (its `kind` is replaced by a temporary key of
     /// [`temp_key_lifetime`](Self::temp_key_lifetime)).
     pub handshake: handshake::ClientConfig<'static>,
-    /// Seconds each temporary key lives (`expires_in`, and the binding's `expires_at` minus now).
+    /// Seconds each temporary key lives (`expires_in`, and the binding's `expires_at` minus now); at least
+    /// [`MIN_TEMP_KEY_LIFETIME`].
     pub temp_key_lifetime: u32,
     /// How long before the key's expiry the policy starts moving to a new key (clamped to half the lifetime).
     pub rekey_margin: Duration,
@@ -198,8 +204,12 @@ impl PfsConfig {
         }
     }
 
+    fn lifetime_secs(&self) -> u32 {
+        self.temp_key_lifetime.max(MIN_TEMP_KEY_LIFETIME)
+    }
+
     fn lifetime(&self) -> Duration {
-        Duration::from_secs(u64::from(self.temp_key_lifetime.max(1)))
+        Duration::from_secs(u64::from(self.lifetime_secs()))
     }
 
     fn margin(&self) -> Duration {
@@ -455,7 +465,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     fn temp_handshake(cfg: &PfsConfig) -> handshake::ClientConfig<'static> {
         let mut hs = cfg.handshake;
         hs.kind = KeyKind::Temporary {
-            expires_in: cfg.temp_key_lifetime.max(1),
+            expires_in: cfg.lifetime_secs(),
         };
         hs
     }
@@ -629,7 +639,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
             State::AwaitConnection | State::Switching(_) | State::GaveUp(_) | State::Closed => return Ok(None),
             State::BindDue { expiry } => {
                 if let Some(unix) = self.session.engine().map(|e| e.clock().unix_time(now).0) {
-                    let exp = unix.saturating_add(u64::from(self.cfg.temp_key_lifetime.max(1)));
+                    let exp = unix.saturating_add(u64::from(self.cfg.lifetime_secs()));
                     let expires_at = i32::try_from(exp).unwrap_or(i32::MAX);
                     match self.session.bind_temp_key(now, &self.perm, expires_at, rng) {
                         Ok(req) => {
@@ -990,6 +1000,22 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_lifetime_is_raised_so_rekeys_cannot_loop() {
+        for (lifetime, margin) in [(0, 300), (1, 300), (5, 1), (MIN_TEMP_KEY_LIFETIME, 300)] {
+            let mut cfg = PfsConfig::new(SessionConfig::DEFAULT, handshake::ClientConfig::new(&[], 2));
+            cfg.temp_key_lifetime = lifetime;
+            cfg.rekey_margin = Duration::from_secs(margin);
+            assert_eq!(cfg.lifetime_secs(), MIN_TEMP_KEY_LIFETIME);
+            // The key serves at least a second between its creation and the start of the next re-key.
+            let serves = cfg.lifetime().saturating_sub(EXPIRY_SLACK).saturating_sub(cfg.margin());
+            assert!(serves >= Duration::from_secs(1), "lifetime {lifetime}: {serves:?}");
+        }
+        let mut cfg = PfsConfig::new(SessionConfig::DEFAULT, handshake::ClientConfig::new(&[], 2));
+        cfg.temp_key_lifetime = 3600;
+        assert_eq!(cfg.lifetime_secs(), 3600);
+    }
 
     fn string(w: &mut heapless::Vec<u8, 256>, s: &[u8]) {
         w.push(s.len() as u8).unwrap();
