@@ -16,6 +16,22 @@ fn keys(c: &mut Criterion) {
     c.bench_function("factor_pq 0x17ED48941A08F981", |b| {
         b.iter(|| factor::factor_pq(black_box(0x17ED_4894_1A08_F981)))
     });
+    // The two samples are one draw each of a random process (ECM's curve count), so the mean over many products of
+    // two 31-bit primes, as the DC's random_pq makes them, is the figure that counts.
+    let pqs: Vec<u64> = {
+        let mut r = StdRng::seed_from_u64(7);
+        (0..64).map(|_| factor::random_pq(&mut r).0).collect()
+    };
+    let mut g = c.benchmark_group("factor_pq random");
+    g.throughput(criterion::Throughput::Elements(pqs.len() as u64));
+    g.bench_function("64 products of two 31-bit primes", |b| {
+        b.iter(|| {
+            for &pq in &pqs {
+                black_box(factor::factor_pq(black_box(pq))).unwrap();
+            }
+        })
+    });
+    g.finish();
     let data = [0x42u8; 100];
     c.bench_function("rsa_pad_encrypt", |b| {
         b.iter(|| rsa::rsa_pad_encrypt(&rsa::TELEGRAM_KEYS[0], black_box(&data), &mut rng))

@@ -1050,6 +1050,27 @@ fn write_keys_seed_corpora() {
         &with(2, &(1_141_464_581u64 * 1_141_464_581).to_be_bytes()),
     );
     write("keys_dh_validate", "pq_one", &with(2, &[1]));
+    // 64 ECM curves fail on this one, so it exercises the Pollard–Brent fallback.
+    write(
+        "keys_dh_validate",
+        "pq_ecm_fallback",
+        &with(2, &0x17AA_AF4B_6BA3_C37Bu64.to_be_bytes()),
+    );
+    write(
+        "keys_dh_validate",
+        "pq_small_factor",
+        &with(2, &(41u64 * 200_000_000_000_000_003).to_be_bytes()),
+    );
+    write(
+        "keys_dh_validate",
+        "pq_three_primes",
+        &with(2, &(1_000_003u64 * 1_000_033 * 1_000_037).to_be_bytes()),
+    );
+    write(
+        "keys_dh_validate",
+        "pq_below_ecm_threshold",
+        &with(2, &(65_521u64 * 65_519).to_be_bytes()),
+    );
     write("keys_dh_validate", "normalize_zeros", &with(3, &[0; 300]));
     write("keys_dh_validate", "empty", &[]);
 
