@@ -64,7 +64,7 @@ pub struct ClientConfig<'k> {
     pub max_restarts: u8,
     /// `dh_gen_retry` rounds accepted before failing (item 20).
     pub max_dh_retries: u8,
-    /// Pollard–Brent iterations allowed for factoring pq (item 13).
+    /// Montgomery multiplications allowed for factoring pq, ECM and the Pollard–Brent fallback together (item 13).
     pub factor_budget: u32,
     /// Largest `encrypted_answer` accepted (clamped to [`MAX_ENCRYPTED_ANSWER`]).
     pub max_encrypted_answer: usize,
@@ -159,8 +159,8 @@ struct ServerDh {
 /// 2-core x86-64 host, where wall time ran about 3× CPU time; CPU time is quoted:
 /// - `poll_transmit` #1 (`req_pq_multi`): 16 random bytes; under 1 µs.
 /// - `handle_packet(resPQ)`: TL decode, one SHA-1 per configured key per offered fingerprint; about 1 µs.
-/// - `poll_transmit` #2 (`req_DH_params`): pq factoring, bounded by [`ClientConfig::factor_budget`] (about 60 µs
-///   for the worked example's pq), and RSA_PAD (SHA-256, AES-IGE, one public-exponent modexp); about 0.4 ms.
+/// - `poll_transmit` #2 (`req_DH_params`): pq factoring, bounded by [`ClientConfig::factor_budget`] (ECM; about
+///   40 µs for the worked example's pq), and RSA_PAD (SHA-256, AES-IGE, one public-exponent modexp); about 0.4 ms.
 /// - `handle_packet(server_DH_params_ok)`: AES-IGE over ≤ 1 KiB and one SHA-1; a few µs.
 /// - `poll_transmit` #3 (`set_client_DH_params`): the group check (a table lookup for Telegram's prime, Miller–Rabin
 ///   otherwise) and two full 2048-bit constant-time modexps (g^b, g_a^b): about 7.5 ms, nearly all of the total.
