@@ -144,6 +144,13 @@ fn gramjs_tcp_obfuscated() {
     run("obfuscated", None);
 }
 
+/// GramJS's WebSocket transport (`PromisedWebSockets`: `ws://127.0.0.1:PORT/apiws`, subprotocol `binary`) carrying
+/// its obfuscated stream, served by test_dc on its TCP port.
+#[test]
+fn gramjs_websocket() {
+    run("websocket", None);
+}
+
 /// GramJS's MTProxy connection (obfuscated abridged with the secret, the DC id in the header).
 #[test]
 fn gramjs_mtproxy_secret() {

@@ -5,7 +5,7 @@
 // GramJS's TelegramClient needs an api_id/api_hash and a login; none of that is involved here. The DC's RSA key is
 // injected into GramJS's fingerprint table (telegram/crypto/RSA `_serverKeys`).
 //
-// argv: port, transport (full | abridged | obfuscated | mtproxy), RSA modulus hex, exponent[, MTProxy secret hex].
+// argv: port, transport (full | abridged | obfuscated | websocket | mtproxy), RSA modulus hex, exponent[, MTProxy secret hex].
 // Prints one `OK <check>` line per passed check, `KEY <hex>` with the auth key and `HANDSHAKE_RETRIES <n>`; exits
 // non-zero on failure.
 //
@@ -24,7 +24,7 @@ const { ConnectionTCPMTProxyAbridged } = require("telegram/network/connection/TC
 const { _serverKeys } = require("telegram/crypto/RSA");
 const { AuthKey } = require("telegram/crypto/AuthKey");
 const { doAuthentication } = require("telegram/network/Authenticator");
-const { PromisedNetSockets } = require("telegram/extensions");
+const { PromisedNetSockets, PromisedWebSockets } = require("telegram/extensions");
 const { Logger, LogLevel } = require("telegram/extensions/Logger");
 const { LAYER } = require("telegram/tl/AllTLObjects");
 const { serializeBytes } = require("telegram/tl/generationHelpers");
@@ -128,14 +128,14 @@ async function calls(sender, prefix, large) {
   }
 }
 
-function connection(cls, port, proxy) {
+function connection(cls, port, proxy, socket) {
   return new cls({
     ip: "127.0.0.1",
     port,
     dcId: DC_ID,
     loggers: new Logger(LogLevel.ERROR),
     proxy,
-    socket: PromisedNetSockets,
+    socket,
   });
 }
 
@@ -154,13 +154,16 @@ async function main() {
     full: ConnectionTCPFull,
     abridged: ConnectionTCPAbridged,
     obfuscated: ConnectionTCPObfuscated,
+    // GramJS's web transport: the obfuscated stream in binary WebSocket frames to ws://ip:port/apiws.
+    websocket: ConnectionTCPObfuscated,
     mtproxy: ConnectionTCPMTProxyAbridged,
   }[transport];
+  const socket = transport === "websocket" ? PromisedWebSockets : PromisedNetSockets;
   assert(cls, "unknown transport " + transport);
   // GramJS's MTProxy connection goes to the proxy's address; ip/port above are ignored for it.
   const proxy = transport === "mtproxy" ? { ip: "127.0.0.1", port, secret: secretHex, MTProxy: true } : undefined;
   const errors = [];
-  const client = { _errorHandler: async (err) => errors.push(err), networkSocket: PromisedNetSockets };
+  const client = { _errorHandler: async (err) => errors.push(err), networkSocket: socket };
   const opts = { logger: new Logger(LogLevel.NONE), dcId: DC_ID, retries: 4, delay: 100, client };
 
   // Watch GramJS's own handshake (MTProtoSender calls the module's export at call time): which attempts failed,
@@ -192,7 +195,7 @@ async function main() {
 
   // 1. The handshake, by GramJS's Authenticator (RSA_PAD, p_q_inner_data without dc) inside MTProtoSender.connect.
   const sender = new MTProtoSender(null, opts);
-  assert(await withTimeout(sender.connect(connection(cls, port, proxy)), 60000, "connect"), "handshake");
+  assert(await withTimeout(sender.connect(connection(cls, port, proxy, socket)), 60000, "connect"), "handshake");
   const key = sender.authKey.getKey();
   assert(key && key.length === 256, "auth key");
   console.log("KEY " + key.toString("hex"));
@@ -220,7 +223,7 @@ async function main() {
   const stored = new AuthKey();
   await stored.setKey(key);
   const again = new MTProtoSender(stored, opts);
-  assert(await withTimeout(again.connect(connection(cls, port, proxy)), 60000, "reconnect"), "connect with key");
+  assert(await withTimeout(again.connect(connection(cls, port, proxy, socket)), 60000, "reconnect"), "connect with key");
   await calls(again, "reconnect_", false);
   assert(again.authKey.getKey().equals(key), "same key");
   await again.disconnect();
