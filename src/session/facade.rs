@@ -641,7 +641,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             old.parked = Parked::Empty;
             old.quick_acks.clear();
             if let Phase::Encrypted(e) = &mut self.phase {
-                e.reconnect(now);
+                e.hand_over(now);
             }
         }
         self.parked = Parked::Empty;
