@@ -879,13 +879,16 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// DC: this session was taken over by a new transport connection ([`Session::resume_session`]). Quick-ack
     /// tokens of the old connection are forgotten, and every message the old connection sent that the client has
-    /// not acknowledged goes again at once under a **new** msg_id and seq_no (a fresh encryption, so item 38 holds).
+    /// not acknowledged goes again at once under a **new** msg_id and seq_no (a new message, never a re-encryption
+    /// under an old id: item 38's invariant holds).
     ///
     /// Not under its old msg_id, as [`reconnect`](Self::reconnect) does: clients treat the msg_ids they received on
     /// the connection they just closed as replays on the new one (kurigram drops the whole packet, and with it the
     /// answers packed beside the copy, so the client's first request on the new connection times out and it
-    /// reconnects again). A server's messages are answers and notices: a client matches a second `rpc_result` to
-    /// its `req_msg_id` and ignores it, so a copy it already had costs nothing.
+    /// reconnects again). Item 38 renames only what `msgs_state_info` showed lost, because a peer could execute a
+    /// renamed *query* twice; a DC sends no queries, and a copy of what it sends is harmless to a client that had
+    /// it: a second `rpc_result` for a settled `req_msg_id` is ignored (item 42), a second `new_session_created`
+    /// carries the same `unique_id` (this crate's client ignores it), updates carry their pts/qts/seq.
     ///
     /// [`Session::resume_session`]: super::Session::resume_session
     pub fn hand_over(&mut self, now: Instant) {
