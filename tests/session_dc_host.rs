@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::dh::DhGroup;
+use mtproto_sansio::crypto::packet::{Direction, decrypt};
 use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::Pair;
 use mtproto_sansio::fuzzing::handshake::dc_key;
@@ -19,7 +20,7 @@ use mtproto_sansio::session::{
     Session, SessionConfig, StoredKey, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
-use mtproto_sansio::tl::{DhGenOk, DhGenRetry};
+use mtproto_sansio::tl::{DhGenOk, DhGenRetry, MsgContainer, Reader, TlRead};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::{Framing, TransportError};
 use rand::rngs::StdRng;
@@ -627,13 +628,19 @@ fn dc_handover(now: Instant) -> Box<S> {
 
 /// A client on `key` and DC connection A serving its session after one answered query.
 fn session_on_a(seed: u64) -> (StdRng, Box<S>, Box<S>, Host, Client, Instant) {
+    session_on(OBF_PADDED, seed)
+}
+
+/// [`session_on_a`] over transport `t`.
+fn session_on(t: TransportConfig, seed: u64) -> (StdRng, Box<S>, Box<S>, Host, Client, Instant) {
     let mut rng = StdRng::seed_from_u64(seed);
     let now = Instant::from_secs(50);
     let key = stored_key(&mut rng);
     let mut host = Host::default();
     host.store(&key);
-    let mut c = Box::new(S::client(cfg(OBF_PADDED, now), key.key.clone(), now, &mut rng));
-    let mut a = dc_handover(now);
+    let mut c = Box::new(S::client(cfg(t, now), key.key.clone(), now, &mut rng));
+    let mut a = dc(t, now);
+    a.set_session_handover(true);
     let mut ce = Client::default();
     let q = c.send(now, &query(1), MsgKind::Query).unwrap();
     for _ in 0..4 {
@@ -696,6 +703,77 @@ fn reconnect_keeps_the_session_and_delivers_the_pending_answer() {
     assert_eq!(a.handle_input(now, &[0; 8]), Err(Error::Moved));
     let mut buf = vec![0u8; a.min_transmit_len()];
     assert_eq!(a.poll_transmit(now, &mut rng, &mut buf).unwrap(), None);
+}
+
+/// The msg_ids of every message in the DC's intermediate-framed output `wire` (outer ids and container members).
+fn server_msg_ids(key: &AuthKey, wire: &[u8]) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let mut rest = wire;
+    while rest.len() >= 4 {
+        let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        let mut pkt = rest[4..4 + len].to_vec();
+        rest = &rest[4 + len..];
+        let v = decrypt(key, Direction::ServerToClient, &mut pkt).unwrap();
+        ids.push(v.msg_id() as i64);
+        if let Ok(c) = MsgContainer::read(&mut Reader::new(v.body())) {
+            ids.extend(c.iter().map(|m| m.msg_id));
+        }
+    }
+    ids
+}
+
+/// kurigram refuses, on a new connection, every msg_id it received on the connection it just closed ("The msg_id
+/// is belong to most recent closed connection") and drops the whole packet with it, answers packed beside the copy
+/// included. So a session taken over by a new connection re-sends what the client had not acknowledged under new
+/// msg_ids, and the first answer on the new connection comes through.
+#[test]
+fn handover_resends_unacknowledged_messages_under_new_msg_ids() {
+    let (mut rng, mut c, mut a, mut host, mut ce, now) = session_on(INTERMEDIATE, 34);
+    let key = c.auth_key().unwrap().clone();
+    // Query 2 is answered on A and the client has the answer, but its acknowledgment is lost with A's connection.
+    let q2 = c.send(now, &query(2), MsgKind::Query).unwrap();
+    let up = client_out(&mut c, now, &mut rng);
+    let down_a = dc_feed(&mut a, &mut host, &up, now, &mut rng, None);
+    let seen_on_a = server_msg_ids(&key, &down_a);
+    client_in(&mut c, &mut ce, &down_a, now).unwrap();
+    assert_eq!(ce.results.last(), Some(&(q2, query(2).to_vec())));
+    // (It leaves with query 9, both lost: acknowledgments are never re-sent.)
+    let q9 = c.send(now, &query(9), MsgKind::Query).unwrap();
+    let lost = client_out(&mut c, now, &mut rng);
+    assert!(!lost.is_empty());
+    // The client reconnects under the same session and sends query 3 first.
+    let now = now.saturating_add(core::time::Duration::from_secs(2));
+    c.reconnect(now);
+    let q3 = c.send(now, &query(3), MsgKind::Query).unwrap();
+    let mut b = dc(INTERMEDIATE, now);
+    b.set_session_handover(true);
+    let up = client_out(&mut c, now, &mut rng);
+    let down_b = dc_feed(&mut b, &mut host, &up, now, &mut rng, Some(&mut a));
+    let sent_on_b = server_msg_ids(&key, &down_b);
+    assert!(!sent_on_b.is_empty());
+    for id in &sent_on_b {
+        assert!(
+            !seen_on_a.contains(id),
+            "msg_id {id:#x} of the closed connection sent again on the new one"
+        );
+    }
+    client_in(&mut c, &mut ce, &down_b, now).unwrap();
+    assert_eq!(
+        ce.results.last(),
+        Some(&(q3, query(3).to_vec())),
+        "query 3 answered on B"
+    );
+    assert_eq!(host.created.len(), 1, "the session was continued");
+    assert_eq!(host.requests.iter().filter(|(id, _)| *id == q2).count(), 1);
+    // The copy of query 2's answer reached the client under a new msg_id: it names a query already answered.
+    assert_eq!(ce.results.iter().filter(|(id, _)| *id == q3).count(), 1);
+    for _ in 0..2 {
+        round(&mut c, &mut b, &mut host, &mut ce, now, &mut rng);
+    }
+    assert!(
+        ce.results.iter().any(|(id, _)| *id == q9),
+        "query 9 re-sent by the client and answered on B"
+    );
 }
 
 #[test]

@@ -359,6 +359,9 @@ struct Core<const TX: usize, const MSGS: usize> {
     disconnect_at: Option<Instant>,
     nsc_first: Option<MsgId>,
     nsc_due: bool,
+    /// Client: the `unique_id` of the last `new_session_created`; a copy of it (re-sent by a DC under a new msg_id
+    /// after a hand-over, [`Engine::hand_over`]) is acked and ignored.
+    nsc_seen: Option<i64>,
     retired: heapless::Deque<u64, RETIRED_SESSIONS>,
     long_poll: Option<LongPoll>,
     stats: Stats,
@@ -876,6 +879,29 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         }
     }
 
+    /// DC: this session was taken over by a new transport connection ([`Session::resume_session`]). Quick-ack
+    /// tokens of the old connection are forgotten, and every message the old connection sent that the client has
+    /// not acknowledged goes again at once under a **new** msg_id and seq_no (a new message, never a re-encryption
+    /// under an old id: item 38's invariant holds).
+    ///
+    /// Not under its old msg_id, as [`reconnect`](Self::reconnect) does: clients treat the msg_ids they received on
+    /// the connection they just closed as replays on the new one (kurigram drops the whole packet, and with it the
+    /// answers packed beside the copy, so the client's first request on the new connection times out and it
+    /// reconnects again). Item 38 renames only what `msgs_state_info` showed lost, because a peer could execute a
+    /// renamed *query* twice; a DC sends no queries, and a copy of what it sends is harmless to a client that had
+    /// it: a second `rpc_result` for a settled `req_msg_id` is ignored (item 42), a second `new_session_created`
+    /// carries the same `unique_id` (this crate's client ignores it), updates carry their pts/qts/seq.
+    ///
+    /// [`Session::resume_session`]: super::Session::resume_session
+    pub fn hand_over(&mut self, now: Instant) {
+        self.core.quick_acks.clear();
+        if self.core.side == Side::Server {
+            self.core.rename_in_flight(now);
+        } else {
+            self.reconnect(now);
+        }
+    }
+
     /// Fails every outstanding query with `Closed` and stops the engine.
     pub fn close(&mut self) {
         self.core.close();
@@ -941,6 +967,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             disconnect_at: None,
             nsc_first: None,
             nsc_due: false,
+            nsc_seen: None,
             retired: heapless::Deque::new(),
             long_poll: None,
             stats: Stats::default(),
@@ -1343,6 +1370,42 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.stats.resent += 1;
     }
 
+    /// DC hand-over ([`Engine::hand_over`]): every message sent and not acknowledged is queued again under a new
+    /// msg_id and seq_no. The containers it travelled in are forgotten (their members are renamed).
+    fn rename_in_flight(&mut self, now: Instant) {
+        let mut ids: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
+        for s in self.slots.iter().flatten() {
+            if s.keep && !s.queued && !s.acked && s.sends > 0 && !s.pinned {
+                let _ = ids.push(s.id);
+            }
+        }
+        self.forced.clear();
+        for id in ids {
+            let Some((idx, _)) = self.slot_by_id(id) else { continue };
+            if let Some(c) = self.tracker.container_of(id) {
+                let _ = self.tracker.remove(c);
+            }
+            let response = id.is_server_response();
+            let new = if response {
+                self.ids.next_response(now, &self.clock)
+            } else {
+                self.ids.next(now, &self.clock)
+            };
+            let (Ok(new), Ok(seq)) = (new, self.seq.next(true)) else {
+                continue;
+            };
+            let in_tracker = self.tracker.replace_id(id, new, seq, now).is_ok();
+            if let Some(Some(s)) = self.slots.get_mut(idx) {
+                s.id = new;
+                s.seq_no = seq;
+                s.queued = true;
+                s.in_tracker = in_tracker;
+                s.sends = 0;
+            }
+            self.stats.resent += 1;
+        }
+    }
+
     /// Client: a new session id (derived from the old one, no RNG needed) with fresh msg_ids and seq_nos; every
     /// message still in flight is sent again under a new id, except those the DC acknowledged.
     fn restart_session(&mut self, now: Instant) {
@@ -1656,7 +1719,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     Some(b.new_server_salt as u64),
                 );
             }
-            ServiceMessage::NewSessionCreated(n) => {
+            // A copy of the one already handled (same unique_id) is ignored.
+            ServiceMessage::NewSessionCreated(n) if self.nsc_seen != Some(n.unique_id) => {
+                self.nsc_seen = Some(n.unique_id);
                 // Authenticated, in this session, and through the msg_id checks (item 46).
                 self.client_salts.adopt_new_session_salt(n.server_salt as u64);
                 let first = MsgId::from_wire(n.first_msg_id);

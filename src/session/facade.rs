@@ -596,7 +596,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// DC: answers [`HostQuery::Session`]. `Some(old)`: the connection that holds the session (its connection may be
     /// dead or alive; drain its events first); its server session moves here, the parked message is processed in it (a message it already
-    /// received is not delivered again), everything it had not seen acknowledged is resent on this connection, and
+    /// received is not delivered again), everything it had not seen acknowledged is resent on this connection under
+    /// new msg_ids ([`Engine::hand_over`]: clients refuse the old connection's msg_ids on a new one), and
     /// `old` fails from now on with [`Error::Moved`] (a racing connection loses). A message `old`'s session already
     /// received (or older than its windows) is a replay: it is dropped, nothing moves, and this connection waits for
     /// its next message ([`ResumeError::Replayed`]). `None`: the session is new here;
@@ -641,7 +642,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             old.parked = Parked::Empty;
             old.quick_acks.clear();
             if let Phase::Encrypted(e) = &mut self.phase {
-                e.reconnect(now);
+                e.hand_over(now);
             }
         }
         self.parked = Parked::Empty;

@@ -333,6 +333,11 @@ impl<const N: usize> SentTracker<N> {
         self.entry(id).map(Entry::proof)
     }
 
+    /// The container `id` last travelled in, if tracked and sent in one.
+    pub fn container_of(&self, id: MsgId) -> Option<MsgId> {
+        self.entry(id).and_then(|e| e.container)
+    }
+
     /// What `id` was sent as, if tracked.
     pub fn kind_of(&self, id: MsgId) -> Option<SentKind> {
         self.entry(id).map(|e| e.kind)
