@@ -1348,6 +1348,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             self.fail(id, FailReason::MustRebuild);
             return;
         }
+        self.rename_slot(now, idx, id);
+    }
+
+    /// Gives the message in slot `idx` (now `id`) a new msg_id and seq_no and queues it to be sent again; a server
+    /// response keeps its response parity. Nothing changes if no id can be made.
+    fn rename_slot(&mut self, now: Instant, idx: usize, id: MsgId) {
         let response = self.side == Side::Server && id.is_server_response();
         let new = if response {
             self.ids.next_response(now, &self.clock)
@@ -1366,7 +1372,6 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             s.sends = 0;
             s.acked = false;
         }
-        let _ = slot;
         self.stats.resent += 1;
     }
 
@@ -1385,24 +1390,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             if let Some(c) = self.tracker.container_of(id) {
                 let _ = self.tracker.remove(c);
             }
-            let response = id.is_server_response();
-            let new = if response {
-                self.ids.next_response(now, &self.clock)
-            } else {
-                self.ids.next(now, &self.clock)
-            };
-            let (Ok(new), Ok(seq)) = (new, self.seq.next(true)) else {
-                continue;
-            };
-            let in_tracker = self.tracker.replace_id(id, new, seq, now).is_ok();
-            if let Some(Some(s)) = self.slots.get_mut(idx) {
-                s.id = new;
-                s.seq_no = seq;
-                s.queued = true;
-                s.in_tracker = in_tracker;
-                s.sends = 0;
-            }
-            self.stats.resent += 1;
+            self.rename_slot(now, idx, id);
         }
     }
 
