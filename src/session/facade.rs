@@ -544,6 +544,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
+    /// DC: the handshake on this connection made a key; the encrypted session starts on it (and `AuthKeyReady`
+    /// is raised).
+    fn start_new_key_engine<R: CryptoRng + ?Sized>(&mut self, now: Instant, o: handshake::ServerOutcome, rng: &mut R) {
+        let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
+        let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+        self.new_key_expires_in = o.expires_in;
+        self.phase = Phase::Encrypted(engine);
+        self.key_ready_event = true;
+        self.new_key = true;
+    }
+
     /// DC: answers [`HostQuery::NewAuthKey`]. `taken` = the key store already holds that key id: the client is
     /// told `dh_gen_retry` and repeats its last step with a new key (or `dh_gen_fail` once
     /// `ServerConfig::max_dh_retries` rounds collided). Not taken: `dh_gen_ok` is sent, the session continues
@@ -584,12 +595,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
         }
         if let Some(o) = key {
-            let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-            let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
-            self.new_key_expires_in = o.expires_in;
-            self.phase = Phase::Encrypted(engine);
-            self.key_ready_event = true;
-            self.new_key = true;
+            self.start_new_key_engine(now, o, rng);
         }
         Ok(())
     }
@@ -1058,12 +1064,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             Err(_) => return None,
         };
         if let Some(o) = key {
-            let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-            let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
-            self.new_key_expires_in = o.expires_in;
-            self.phase = Phase::Encrypted(engine);
-            self.key_ready_event = true;
-            self.new_key = true;
+            self.start_new_key_engine(now, o, rng);
         }
         let payload = reply.get(..n).unwrap_or(&[]);
         let r = match &mut self.codec {
