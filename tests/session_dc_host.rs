@@ -370,7 +370,10 @@ fn chk_025_parked_new_key_holds_dh_gen_ok_back() {
             };
             assert!(down.is_empty(), "dh_gen_ok went out before the check");
             assert_eq!(d.handle_input(now, &[0; 16]).unwrap(), 0, "parked: no input consumed");
+            // Reported once as an event too; the accessor keeps answering until the host has.
+            assert_eq!(d.poll_event(), Some(Event::NewAuthKey { key_id }));
             assert!(d.poll_event().is_none() && !d.is_encrypted());
+            assert_eq!(d.host_query(), Some(HostQuery::NewAuthKey { key_id }));
             d.accept_new_key(now, false, &mut rng).unwrap();
             assert!(d.host_query().is_none());
             while let Some(m) = d.poll_transmit(now, &mut rng, &mut buf).unwrap() {
@@ -852,8 +855,9 @@ fn atk_b07_replayed_connection_cannot_pull_the_session_away() {
     loop {
         match x.host_query() {
             Some(HostQuery::AuthKey { key_id }) => x.supply_stored_key(now, host.stored(key_id).as_ref()).unwrap(),
-            Some(HostQuery::Session { session_id, .. }) => {
+            Some(HostQuery::Session { key_id, session_id }) => {
                 assert_eq!(session_id, sid);
+                assert_eq!(x.poll_event(), Some(Event::SessionRequired { key_id, session_id }));
                 break;
             }
             other => {

@@ -71,6 +71,22 @@ pub enum Event<'a> {
         /// The auth_key_id the frame names.
         key_id: u64,
     },
+    /// DC with the new-key check on (`Session::set_new_key_check`): the handshake made a key with this id and waits,
+    /// before `dh_gen_ok`, for the host to say whether its store already holds the id (SECURITY.md item 25). Answer
+    /// with `Session::accept_new_key`.
+    NewAuthKey {
+        /// The new key's auth_key_id.
+        key_id: u64,
+    },
+    /// DC with session hand-over on (`Session::set_session_handover`): the first authenticated message of this
+    /// connection names a session the host may hold on another connection. Answer with `Session::resume_session`
+    /// (the other connection's `Session`, or `None` to start a new session).
+    SessionRequired {
+        /// The auth_key_id of the connection.
+        key_id: u64,
+        /// The client's session id.
+        session_id: u64,
+    },
 }
 
 /// Why a query ended without an answer.

@@ -75,7 +75,9 @@
 //!
 //! Why the table is owned, not borrowed from the host: the session keeps its run-loop verbs and needs no lifetime
 //! or extra arguments; a run lives on one connection anyway (item 22). What a DC keeps beyond one connection is asked
-//! of the host instead, through [`Session::host_query`] (each answer un-parks the frame):
+//! of the host instead, as events ([`Event::AuthKeyRequired`], [`Event::NewAuthKey`], [`Event::SessionRequired`],
+//! each reported once) and through [`Session::host_query`], which tells what is pending until it is answered (each
+//! answer un-parks the frame):
 //! - **new keys** ([`Session::set_new_key_check`]): before `dh_gen_ok` the table parks the new key
 //!   ([`ServerHandshakes::handle_deferred`]) and the host tells whether its store already holds the id
 //!   ([`HostQuery::NewAuthKey`] → [`Session::accept_new_key`]); a collision is answered `dh_gen_retry` (item 25).
@@ -284,7 +286,7 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     error: Option<Error>,
     frames_dropped: u64,
     parked: Parked,
-    key_required_event: bool,
+    host_event: bool,
     transport_error: Option<i32>,
     /// DC: hold `dh_gen_ok` back until the host checked the new key id ([`HostQuery::NewAuthKey`]).
     new_key_check: bool,
@@ -398,7 +400,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         };
         let Some(id) = supplied else {
             self.parked = Parked::Empty;
-            self.key_required_event = false;
+            self.host_event = false;
             self.transport_error = Some(ERR_NOT_FOUND);
             return Ok(None);
         };
@@ -406,7 +408,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             return Err(SupplyKeyError::WrongKey);
         }
         self.parked = Parked::Empty;
-        self.key_required_event = false;
+        self.host_event = false;
         Ok(Some(len))
     }
 
@@ -422,6 +424,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                     msg_id,
                     quick_ack,
                 };
+                self.host_event = true;
             } else {
                 self.frames_dropped += 1;
             }
@@ -529,8 +532,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     }
 
     /// DC: what this connection waits for from the host, if anything. While a query is pending, `handle_input`
-    /// consumes nothing and the frame that raised it is parked; check this after draining
-    /// [`poll_event`](Self::poll_event) when key checks or session hand-over are on.
+    /// consumes nothing and the frame that raised it is parked. Each query is also reported once by
+    /// [`poll_event`](Self::poll_event) ([`Event::AuthKeyRequired`], [`Event::NewAuthKey`],
+    /// [`Event::SessionRequired`]); this accessor keeps answering until the host has.
     pub fn host_query(&self) -> Option<HostQuery> {
         match self.parked {
             Parked::UnknownKey { key_id, .. } => Some(HostQuery::AuthKey { key_id }),
@@ -681,7 +685,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             error: None,
             frames_dropped: 0,
             parked: Parked::Empty,
-            key_required_event: false,
+            host_event: false,
             transport_error: None,
             new_key_check: false,
             handover: false,
@@ -800,6 +804,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                                 msg_id,
                                 quick_ack,
                             };
+                            self.host_event = true;
                         }
                         _ => self.frames_dropped += 1,
                     }
@@ -841,7 +846,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                                 len: d.len(),
                                 key_id: id,
                             };
-                            self.key_required_event = true;
+                            self.host_event = true;
                         }
                     }
                     _ => self.frames_dropped += 1,
@@ -1048,6 +1053,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         let (n, key) = match step {
             Ok(ServerStep::CheckKeyId { key_id }) => {
                 self.parked = Parked::NewKey { key_id };
+                self.host_event = true;
                 return None;
             }
             Ok(ServerStep::Reply(ServerReply::Send(n))) => (n, None),
@@ -1081,11 +1087,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             self.key_ready_event = false;
             return Some(Event::AuthKeyReady);
         }
-        if self.key_required_event
-            && let Parked::UnknownKey { key_id, .. } = self.parked
-        {
-            self.key_required_event = false;
-            return Some(Event::AuthKeyRequired { key_id });
+        if self.host_event {
+            // Reported once per parked frame; `host_query` keeps telling until the host answers.
+            self.host_event = false;
+            match self.host_query() {
+                Some(HostQuery::AuthKey { key_id }) => return Some(Event::AuthKeyRequired { key_id }),
+                Some(HostQuery::NewAuthKey { key_id }) => return Some(Event::NewAuthKey { key_id }),
+                Some(HostQuery::Session { key_id, session_id }) => {
+                    return Some(Event::SessionRequired { key_id, session_id });
+                }
+                None => {}
+            }
         }
         match &mut self.phase {
             Phase::Encrypted(e) => e.poll_event(),
@@ -1172,7 +1184,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         self.quick_acks.clear();
         self.error = None;
         self.parked = Parked::Empty;
-        self.key_required_event = false;
+        self.host_event = false;
         self.key_ready_event = false;
         self.transport_error = None;
         self.hs_cfg = Some(hs);
@@ -1203,7 +1215,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         self.quick_acks.clear();
         self.error = None;
         self.parked = Parked::Empty;
-        self.key_required_event = false;
+        self.host_event = false;
         self.transport_error = None;
         match &mut self.phase {
             Phase::Encrypted(e) => e.reconnect(now),

@@ -951,7 +951,9 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
             Event::Request { .. }
             | Event::SessionCreated { .. }
             | Event::DisconnectRequested
-            | Event::AuthKeyRequired { .. } => PfsEvent::Unmatched,
+            | Event::AuthKeyRequired { .. }
+            | Event::NewAuthKey { .. }
+            | Event::SessionRequired { .. } => PfsEvent::Unmatched,
         }
     }
 
