@@ -8,6 +8,7 @@
 
 use core::fmt;
 
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::crypto::auth_key::AuthKey;
@@ -19,7 +20,7 @@ use crate::crypto::auth_key::AuthKey;
 /// `future_salts` it was promised) is told `bad_server_salt` on its next connection. A DC host stores it with the
 /// key ([`Session::stored_key`](super::Session::stored_key), [`to_bytes`](Self::to_bytes)). Zeroized on drop;
 /// `Debug` does not print the secret.
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SaltSchedule {
     pub(crate) secret: [u8; 32],
     /// (rotation period, salt): the handshake's salt overrides the derived one for the period it was made in.
@@ -64,6 +65,28 @@ impl SaltSchedule {
         }
     }
 }
+
+impl PartialEq for SaltSchedule {
+    /// Constant-time over the secret (it derives every salt of the key).
+    fn eq(&self, other: &Self) -> bool {
+        let first = |s: &Self| {
+            s.first.map_or([0u8; 16], |(p, salt)| {
+                let mut b = [0u8; 16];
+                for (d, x) in b
+                    .iter_mut()
+                    .zip(p.to_le_bytes().iter().chain(salt.to_le_bytes().iter()))
+                {
+                    *d = *x;
+                }
+                b
+            })
+        };
+        bool::from(self.secret.ct_eq(&other.secret) & first(self).ct_eq(&first(other)))
+            && self.first.is_some() == other.first.is_some()
+    }
+}
+
+impl Eq for SaltSchedule {}
 
 impl fmt::Debug for SaltSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -206,5 +229,23 @@ mod tests {
         let mut dbg: heapless::String<64> = heapless::String::new();
         core::fmt::Write::write_fmt(&mut dbg, format_args!("{s:?}")).unwrap();
         assert_eq!(dbg.as_str(), "SaltSchedule { .. }");
+    }
+
+    #[test]
+    fn salt_schedules_compare_by_secret_and_first_salt() {
+        let a = SaltSchedule {
+            secret: [7; 32],
+            first: Some((5, 0x1234)),
+        };
+        let mut other_secret = a.clone();
+        other_secret.secret[31] ^= 1;
+        assert_ne!(other_secret, a);
+        let mut other_first = a.clone();
+        other_first.first = Some((5, 0x1235));
+        assert_ne!(other_first, a);
+        let mut none = a.clone();
+        none.first = None;
+        assert_ne!(none, a);
+        assert_eq!(none, SaltSchedule::from_secret([7; 32]));
     }
 }
