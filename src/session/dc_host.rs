@@ -9,7 +9,7 @@
 use core::fmt;
 
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::crypto::auth_key::AuthKey;
 
@@ -37,9 +37,9 @@ impl SaltSchedule {
     }
 
     /// The schedule as 48 bytes to persist with the key: the secret, then the first salt's period and the salt
-    /// (zero if none), little-endian. **Secret**: store it like the key.
-    pub fn to_bytes(&self) -> [u8; SALT_SCHEDULE_LEN] {
-        let mut b = [0u8; SALT_SCHEDULE_LEN];
+    /// (zero if none), little-endian, zeroized on drop. **Secret**: store it like the key.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; SALT_SCHEDULE_LEN]> {
+        let mut b = Zeroizing::new([0u8; SALT_SCHEDULE_LEN]);
         let (p, salt) = self.first.unwrap_or((0, 0));
         for (dst, src) in b.iter_mut().zip(
             self.secret
