@@ -5,7 +5,7 @@
 mod session_util;
 
 use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
-use mtproto_sansio::session::{Dropped, EngineConfig, FailReason, MsgId, MsgKind, RpcErrorKind, SendError};
+use mtproto_sansio::session::{Dropped, EngineConfig, FailReason, Limits, MsgId, MsgKind, RpcErrorKind, SendError};
 use mtproto_sansio::time::Instant;
 use mtproto_sansio::tl::{self, TlRead, TlWrite};
 use rand::SeedableRng;
@@ -239,7 +239,19 @@ fn chk_033_atk_b07_replay_dropped() {
 
 #[test]
 fn chk_034_atk_b08_time_window_at_dc() {
-    let mut p = settled(9);
+    // A DC whose new sessions accept the whole window (`new_session_max_age` = 300 s), so the window's own edges
+    // show; the floor is tested in tests/session_dc_host.rs.
+    let scfg = EngineConfig {
+        limits: Limits {
+            new_session_max_age: core::time::Duration::from_secs(300),
+            ..Limits::DEFAULT
+        },
+        ..EngineConfig::DEFAULT
+    };
+    let mut p = Pair::with(9, session_util::client_cfg(), scfg, 0);
+    p.query(&api_body(1, 1));
+    p.client_events.clear();
+    p.server_events.clear();
     let sid = p.c.session_id();
     for (off, n, code) in [
         (-301i64, 70u64, Some(16)),
