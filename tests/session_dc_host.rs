@@ -666,8 +666,9 @@ fn unknown_session_starts_a_new_one_with_new_session_created() {
     assert!(a.engine().unwrap().has_session());
 }
 
+/// Issue 11 defect 1, without an attacker: in the default configuration the re-sent query ran a second time.
 #[test]
-fn reconnect_keeps_the_session_and_delivers_the_pending_answer() {
+fn chk_033_reconnect_resend_under_its_msg_id_runs_once_and_is_answered() {
     let (mut rng, mut c, mut a, mut host, mut ce, now) = session_on_a(31);
     let sid = a.engine().unwrap().session_id();
     // Query 2 reaches A and is executed, but A's answer is lost with its connection.
