@@ -1130,3 +1130,28 @@ fn atk_b16_resend_requests_bounded_by_the_budget() {
 fn atk_b20_replayed_or_forged_salt_and_time_notifications_ignored() {
     chk_035_atk_b20_forged_or_replayed_salt_notification_ignored();
 }
+
+/// A DC engine starts a session it does not serve only on the host's word, and that word covers the one packet it
+/// was given for: a later packet (by then another connection may serve the session) asks again.
+#[test]
+fn chk_033_host_approval_covers_one_packet_of_one_session() {
+    let mut p = settled(12);
+    let other = p.c.session_id() ^ 1;
+    let pk = to_dc(&p, other, client_id(&p, 0, 80), 1, &api_body(9, 1));
+    assert_eq!(p.s.handle_packet(p.now, &pk), Err(Dropped::UnknownSession));
+    assert_eq!(p.s.take_unknown_session().map(|(sid, _)| sid), Some(other));
+    assert_eq!(p.s.take_unknown_session(), None);
+    // Approval of another session does not let this one in.
+    p.s.approve_session(other ^ 2);
+    assert_eq!(p.s.handle_packet(p.now, &pk), Err(Dropped::UnknownSession));
+    // An approval is spent by the next packet that needs one, even one of another session.
+    p.s.approve_session(other);
+    let third = to_dc(&p, other ^ 4, client_id(&p, 0, 81), 1, &api_body(9, 2));
+    assert_eq!(p.s.handle_packet(p.now, &third), Err(Dropped::UnknownSession));
+    assert_eq!(p.s.handle_packet(p.now, &pk), Err(Dropped::UnknownSession));
+    assert!(drain(&mut p.s).is_empty(), "nothing delivered while refused");
+    p.s.approve_session(other);
+    assert!(p.s.handle_packet(p.now, &pk).is_ok());
+    assert_eq!(p.s.session_id(), other);
+    assert!(drain(&mut p.s).iter().any(|e| matches!(e, Ev::Request(..))));
+}

@@ -504,9 +504,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.session_known
     }
 
-    /// DC: lets the next authenticated packet naming `session_id` start that session here, as a **new** server
+    /// DC: lets the next packet handed in start `session_id` here, if it names that session, as a **new** server
     /// session: empty replay window, `new_session_created`, and a floor under which msg_ids are refused as too old
-    /// ([`Limits::new_session_max_age`](super::Limits::new_session_max_age)).
+    /// ([`Limits::new_session_max_age`](super::Limits::new_session_max_age)). The approval is spent by the next
+    /// packet naming a session this engine does not serve, whichever it names.
     ///
     /// A DC engine never starts (or switches to) a client session on its own: a packet naming a session it does
     /// not serve is refused with [`Dropped::UnknownSession`] and nothing changes, because that session may live
@@ -2295,7 +2296,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             if self.retired.iter().any(|&r| r == h.session_id) {
                 return Err(Dropped::WrongSession);
             }
-            let approved = match self.approval {
+            // A host's word on one session is good for the packet it was given for, no later one: by then another
+            // connection may have started that session.
+            let approval = core::mem::replace(&mut self.approval, Approval::None);
+            let approved = match approval {
                 Approval::Session(id) => id == h.session_id,
                 Approval::First => !self.session_known,
                 Approval::None => false,
