@@ -341,7 +341,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         s
     }
 
-    /// A DC session for a connection whose client uses `key` (the host looked it up by its id).
+    /// A DC session for a connection whose client uses `key` (the host looked it up by its id). Its first message
+    /// (and any naming another client session) is parked until the host answers [`HostQuery::Session`].
     pub fn server<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::server(cfg.engine, key, clock, now, rng);
