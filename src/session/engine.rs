@@ -3173,7 +3173,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
         // 2. Fresh messages, in msg_id order.
         loop {
-            if !need_container && !(members.is_empty() && owed.is_empty()) {
+            // Without a container, exactly one message goes.
+            if !need_container && (!members.is_empty() || !owed.is_empty()) {
                 break;
             }
             let next = self
