@@ -282,3 +282,70 @@ fn chk_054_two_containers_of_100_queries_each_answered_once() {
     assert_eq!(p.requests + flooded, 200, "a refused query never reaches the host");
     assert_eq!(p.s.in_flight(), 0);
 }
+
+/// The bodies of every message in the DC's next packets (a container's members one by one); the packets go on to
+/// the client.
+fn dc_bodies(p: &mut Pair, seed: u64) -> Vec<Vec<u8>> {
+    use mtproto_sansio::crypto::packet::{self, Direction};
+    let mut out = vec![0u8; RX + 64];
+    let mut bodies = Vec::new();
+    while let Some(pk) = p.s.poll_packet(p.now, &mut p.rng, &mut out).unwrap() {
+        p.to_client.push_back(out[..pk.len].to_vec());
+        let mut b = out[..pk.len].to_vec();
+        let v = packet::decrypt(&key(seed), Direction::ServerToClient, &mut b).unwrap();
+        match tl::MsgContainer::decode(v.body()) {
+            Ok(c) => bodies.extend(c.iter().map(|m| m.body.to_vec())),
+            Err(_) => bodies.push(v.body().to_vec()),
+        }
+    }
+    bodies
+}
+
+#[test]
+fn chk_047_state_req_answered_when_the_arena_is_full() {
+    // The DC's 64 slots hold answers not sent yet; a msgs_state_req then has no room in the arena: its answer is
+    // owed, written from the request (kept in the receive buffer meanwhile) by the next packet, once.
+    let mut p = Pair::new(4);
+    let ids: Vec<MsgId> = (0..64)
+        .map(|i| p.c.send(p.now, &query(i), MsgKind::Query).unwrap())
+        .collect();
+    let mut out = vec![0u8; RX + 64];
+    let pk = p.c.poll_packet(p.now, &mut p.rng, &mut out).unwrap().unwrap();
+    p.s.handle_packet(p.now, &out[..pk.len]).unwrap();
+    p.dc_host();
+    assert_eq!((p.requests, p.backlog.len()), (64, 0));
+    assert_eq!(p.s.in_flight(), 64, "the arena is full");
+    let bogus = MsgId(ids[63].0 + (1 << 32));
+    let asked = [ids[0].to_wire(), ids[1].to_wire(), bogus.to_wire()];
+    let req_body = enc(&tl::MsgsStateReq {
+        msg_ids: tl::TlVec::from_slice(&asked),
+    });
+    let req = p.c.send(p.now, &req_body, MsgKind::Notice).unwrap();
+    let pk = p.c.poll_packet(p.now, &mut p.rng, &mut out).unwrap().unwrap();
+    p.s.handle_packet(p.now, &out[..pk.len]).unwrap();
+    assert_eq!(p.s.owed_answers(), 1);
+    // The request stays in the receive buffer until its answer is written: no input meanwhile.
+    assert!(p.s.must_drain());
+    let next = p.c.send(p.now, &query(99), MsgKind::Query).unwrap();
+    let pk = p.c.poll_packet(p.now, &mut p.rng, &mut out).unwrap().unwrap();
+    let held = out[..pk.len].to_vec();
+    assert_eq!(p.s.handle_packet(p.now, &held), Err(Dropped::Backpressure));
+    let infos: Vec<Vec<u8>> = dc_bodies(&mut p, 4)
+        .into_iter()
+        .filter_map(|b| match tl::ServiceMessage::decode_body(&b) {
+            Ok(tl::ServiceMessage::MsgsStateInfo(i)) => {
+                assert_eq!(i.req_msg_id, req.to_wire());
+                Some(i.info.to_vec())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(infos, vec![vec![4, 4, 3]]);
+    assert!(!p.s.must_drain());
+    p.s.handle_packet(p.now, &held).unwrap();
+    p.dc_host();
+    p.settle();
+    for id in ids.iter().chain([&next]) {
+        assert_eq!(p.answers.get(id).map(Vec::len), Some(1));
+    }
+}

@@ -204,7 +204,7 @@ impl EvRec {
 
 /// An answer the engine owes the peer for one of its messages and sends once, never resends: it is not kept in
 /// the arena (whose slots and bytes bound what waits for an acknowledgement), but as this record, written straight
-/// into the next packet ([`Core::write_owed`]) with its msg_id and seq_no made there.
+/// into the next packet (`Core::owed_body`) with its msg_id and seq_no made there.
 ///
 /// This is what makes a full resend arena harmless to answers: a `pong` or a notification needs no slot, only
 /// room in this queue, and the queue drains on every [`Engine::poll_packet`] without waiting for the peer. The
@@ -387,6 +387,42 @@ fn may_request(body: &[u8]) -> bool {
         Some(c) => !tl::SCHEMA.iter().any(|&(_, s)| s == c),
         None => false,
     }
+}
+
+/// What `msgs_state_info` says about a peer's msg_id (item 47): 1 unknown or never the peer's, 2 not received but
+/// within the window's range, 3 not received and above it, 4 received.
+fn state_of(inbound: &InboundMsgIds<DEFAULT_REPLAY_WINDOW>, side: Side, id: MsgId) -> u8 {
+    let win = inbound.window();
+    let full = win.len() == win.capacity();
+    if check_parity(id, side.peer()).is_err() {
+        1
+    } else if win.contains(id) {
+        4
+    } else if full && win.lowest().is_some_and(|l| id < l) {
+        1
+    } else if win.highest().is_none_or(|h| id > h) {
+        3
+    } else {
+        2
+    }
+}
+
+/// Writes `msgs_state_info { req, info }` for the first `n` of `ids` (`12 + bytes_len(n)` bytes), the info bytes one
+/// by one from `state` (no `n`-byte buffer on the stack).
+fn write_state_info(w: &mut Writer<'_>, req: MsgId, ids: tl::LongVec<'_>, n: usize, state: impl Fn(MsgId) -> u8) {
+    let head: &[u8] = if n < 254 {
+        &[n as u8]
+    } else {
+        &[254, n as u8, (n >> 8) as u8, (n >> 16) as u8]
+    };
+    let _ = w.u32(MsgsStateInfo::CONSTRUCTOR);
+    let _ = w.i64(req.to_wire());
+    let _ = w.raw(head);
+    for id in ids.iter().take(n) {
+        let _ = w.raw(&[state(MsgId::from_wire(id))]);
+    }
+    let pad = tl::bytes_len(n) - head.len() - n;
+    let _ = w.raw([0u8; 3].get(..pad).unwrap_or(&[]));
 }
 
 /// The encrypted-session engine of one role for one auth key.
@@ -1907,7 +1943,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 self.on_resend_ans_req(now, id, msg_ids, span_of(base, body, which));
             }
             // Either party may ask about the state of the messages it sent (a DC's `msgs_state_req`).
-            ServiceMessage::MsgsStateReq(_) => self.answer_state(now, id, span_of(base, body, which)),
+            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids, span_of(base, body, which)),
             ServiceMessage::GzipPacked(g) => {
                 // A gzipped update inside a container (a container inside it is not unpacked: containers do not
                 // nest); never a second level of gzip.
@@ -2280,7 +2316,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         if unknown {
-            self.answer_state(now, req, body);
+            self.answer_state(now, req, ids, body);
         }
     }
 
@@ -2300,7 +2336,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 break;
             }
         }
-        self.answer_state(now, req, body);
+        self.answer_state(now, req, ids, body);
     }
 
     /// Queues a held message for a byte-identical resend under its own msg_id; false once the budget is spent.
@@ -2682,7 +2718,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     num: g.num.clamp(1, MAX_FUTURE_SALTS as i32) as u8,
                 },
             ),
-            ServiceMessage::MsgsStateReq(_) => self.answer_state(now, id, span_of(rx, body, Buf::Rx)),
+            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids, span_of(rx, body, Buf::Rx)),
             ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => {
                 self.on_resend_req(now, id, msg_ids, span_of(rx, body, Buf::Rx));
             }
@@ -2741,9 +2777,23 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// Answers `msgs_state_req` `req` (or a `msg_resend_req` naming unknown ids, item 49; or a
-    /// `msg_resend_ans_req`), whose body is `body`, with `msgs_state_info`: one byte per id asked, about the
-    /// messages we received, as of when it is written.
-    fn answer_state(&mut self, now: Instant, req: MsgId, body: Span) {
+    /// `msg_resend_ans_req`) asking about `ids`, whose body is `body`, with `msgs_state_info`: one byte per id
+    /// asked, about the messages we received. Written into the arena at once when it has room (sent once, never
+    /// kept), so the receive buffer is free for the next packet; otherwise owed, computed when written, and the
+    /// request stays in the buffer until then (no input is taken meanwhile).
+    fn answer_state(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>, body: Span) {
+        let n = ids.len().min(self.cfg.limits.max_ack_ids);
+        let len = 12 + tl::bytes_len(n);
+        if let Ok(id) = self.queue(now, SentKind::Service, false, true, len, |_| Ok(()))
+            && let Some((_, slot)) = self.slot_by_id(id)
+        {
+            let (inbound, side) = (&self.inbound, self.side);
+            let range = slot.off as usize..(slot.off + slot.len) as usize;
+            if let Some(dst) = self.arena.get_mut(range) {
+                write_state_info(&mut Writer::new(dst), req, ids, n, |id| state_of(inbound, side, id));
+            }
+            return;
+        }
         self.push_owed(now, Owed::StateInfo { req, body });
     }
 
@@ -2754,24 +2804,6 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             ServiceMessage::MsgResendReq(q) => Some(q.msg_ids),
             ServiceMessage::MsgResendAnsReq(q) => Some(q.msg_ids),
             _ => None,
-        }
-    }
-
-    /// What `msgs_state_info` says about a peer's msg_id (item 47): 1 unknown or never ours, 2 not received but
-    /// in the window's range, 3 not received and above it, 4 received.
-    fn state_of(&self, id: MsgId) -> u8 {
-        let win = self.inbound.window();
-        let full = win.len() == win.capacity();
-        if check_parity(id, self.side.peer()).is_err() {
-            1
-        } else if win.contains(id) {
-            4
-        } else if full && win.lowest().is_some_and(|l| id < l) {
-            1
-        } else if win.highest().is_none_or(|h| id > h) {
-            3
-        } else {
-            2
         }
     }
 
@@ -2843,24 +2875,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 // Decoded when it arrived, and the buffer is untouched since (`must_drain`).
                 let ids = Self::asked_ids(body);
                 let n = ids.map_or(0, |v| v.len()).min(self.cfg.limits.max_ack_ids);
-                // `msgs_state_info req_msg_id:long info:bytes`, the info bytes written one by one (no 8 KiB buffer).
-                let len = 4 + 8 + tl::bytes_len(n);
                 if let (Some(w), Some(ids)) = (w, ids) {
-                    let head: &[u8] = if n < 254 {
-                        &[n as u8]
-                    } else {
-                        &[254, n as u8, (n >> 8) as u8, (n >> 16) as u8]
-                    };
-                    let _ = w.u32(MsgsStateInfo::CONSTRUCTOR);
-                    let _ = w.i64(req.to_wire());
-                    let _ = w.raw(head);
-                    for id in ids.iter().take(n) {
-                        let _ = w.raw(&[self.state_of(MsgId::from_wire(id))]);
-                    }
-                    let pad = len - 12 - head.len() - n;
-                    let _ = w.raw([0u8; 3].get(..pad).unwrap_or(&[]));
+                    write_state_info(w, req, ids, n, |id| state_of(&self.inbound, self.side, id));
                 }
-                len
+                12 + tl::bytes_len(n)
             }
             Owed::AnswerUnknown { req } => emit(
                 &RpcResult {
