@@ -5,7 +5,10 @@
 //! [`ClientSalts`]/[`ServerSalts`], [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three fixed buffers:
 //! `RX` bytes for the received packet (events borrow their bodies from it), `RX` bytes for inflated `gzip_packed`
 //! bodies, and a `TX`-byte arena holding the plaintext body of every message that may still have to be resent.
-//! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer) and the pending events.
+//! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer), the pending events, the
+//! answers owed to the peer (`Owed`: sent once, never kept in the arena) and a DC's requests awaiting the host's
+//! answer. A DC processes every message of a packet it accepted, waiting (input paused) for room where needed
+//! (`Held`), so a container is answered whole however small these tables are.
 //!
 //! Retransmission never re-encrypts a different plaintext under an old msg_id (item 38, attack B2): a message that
 //! timed out travels again, byte-identical, inside a **new** container with a fresh msg_id, and a message the peer
@@ -209,9 +212,10 @@ impl EvRec {
 /// This is what makes a full resend arena harmless to answers: a `pong` or a notification needs no slot, only
 /// room in this queue, and the queue drains on every [`Engine::poll_packet`] without waiting for the peer. The
 /// receive path takes a message only when there is room for its answer here (each message owes at most one);
-/// until there is, the rest of the packet waits in the receive buffer (see `Held`). None of these is content the
-/// peer could lose state over: a lost one is asked for again (`ping`, `msgs_state_req`, `get_future_salts`,
-/// `rpc_drop_answer`, a refused message re-sent) or repeated (`FLOOD_WAIT`).
+/// until there is, the rest of the packet waits in the receive buffer (see `Held`). None of them carries state the
+/// peer could lose: a lost `pong`, notification, state or salt list is asked for again, and the query of a lost
+/// `rpc_answer_unknown` or `FLOOD_WAIT` was not executed (a client that resends it under the same msg_id after a
+/// reconnection gets no second answer and ends it by its own timeout).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 enum Owed {
