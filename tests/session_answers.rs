@@ -77,7 +77,7 @@ impl Pair {
             },
             ..EngineConfig::DEFAULT
         };
-        let s = Box::new(Dc::server(EngineConfig::DEFAULT, key(seed), clock(), now, &mut rng));
+        let mut s = Box::new(Dc::server(EngineConfig::DEFAULT, key(seed), clock(), now, &mut rng));
         let c = Box::new(Client::client(
             ccfg,
             key(seed),
@@ -86,6 +86,8 @@ impl Pair {
             now,
             &mut rng,
         ));
+        // One engine per key here: the client's session may start (no other engine can hold it).
+        s.approve_session(c.session_id());
         Pair {
             c,
             s,
