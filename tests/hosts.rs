@@ -1132,3 +1132,178 @@ fn key_file_without_salt_schedules_still_loads() {
     let mut engine = client::session(EngineConfig::DEFAULT, key, 0, 0, &mut rng);
     get_dh_config_ok(&mut conn, &mut engine, &mut rng);
 }
+
+/// A bare MTProto client over plain intermediate framing that, like Telethon, resends nothing on its own and
+/// acknowledges everything it receives at once.
+struct RawClient {
+    sock: TcpStream,
+    key: mtproto_sansio::crypto::auth_key::AuthKey,
+    salt: u64,
+    session_id: u64,
+    offset: i64,
+    last_id: u64,
+    /// Content-related messages sent so far.
+    content: u32,
+}
+
+impl RawClient {
+    fn connect(addr: std::net::SocketAddr, out: &mtproto_sansio::handshake::Outcome) -> Self {
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.set_nodelay(true).unwrap();
+        sock.write_all(&[0xee; 4]).unwrap();
+        RawClient {
+            sock,
+            key: out.auth_key.clone(),
+            salt: out.server_salt,
+            session_id: rand::random(),
+            offset: out.server_time_offset,
+            last_id: 0,
+            content: 0,
+        }
+    }
+
+    /// A msg_id on the DC's clock: increasing, a multiple of 4.
+    fn msg_id(&mut self) -> i64 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let secs = (t.as_secs() as i64 + self.offset) as u64;
+        let frac = (u64::from(t.subsec_nanos()) << 32) / 1_000_000_000;
+        let id = ((secs << 32) | frac) & !3;
+        self.last_id = id.max(self.last_id + 4);
+        self.last_id as i64
+    }
+
+    fn seq(&mut self, content: bool) -> i32 {
+        let s = 2 * self.content + u32::from(content);
+        self.content += u32::from(content);
+        s as i32
+    }
+
+    fn send(&mut self, msg_id: i64, seq_no: i32, body: &[u8]) {
+        use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
+        let h = MessageHeader {
+            salt: self.salt,
+            session_id: self.session_id,
+            msg_id: msg_id as u64,
+            seq_no: seq_no as u32,
+        };
+        let mut out = vec![0u8; body.len() + 1100];
+        let e = packet::encrypt(
+            &self.key,
+            Direction::ClientToServer,
+            &h,
+            body,
+            &mut rand::rng(),
+            &mut out,
+        )
+        .unwrap();
+        let mut frame = (e.len as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&out[..e.len]);
+        self.sock.write_all(&frame).unwrap();
+    }
+
+    /// `bodies` as content-related messages in one container; their msg_ids.
+    fn send_container(&mut self, bodies: &[Vec<u8>]) -> Vec<i64> {
+        let msgs: Vec<(i64, i32)> = bodies.iter().map(|_| (self.msg_id(), self.seq(true))).collect();
+        let inner: Vec<mtproto_sansio::tl::Message<'_>> = msgs
+            .iter()
+            .zip(bodies)
+            .map(|(&(id, seq), b)| mtproto_sansio::tl::Message::new(id, seq, b))
+            .collect();
+        let c = mtproto_sansio::tl::to_vec(&mtproto_sansio::tl::MsgContainer::new(&inner)).unwrap();
+        let (id, seq) = (self.msg_id(), self.seq(false));
+        self.send(id, seq, &c);
+        msgs.into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// The messages of the next packet (a container's members one by one); acknowledges the content-related ones.
+    /// `None` if nothing came within `wait`.
+    fn recv(&mut self, wait: Duration) -> Option<Vec<Vec<u8>>> {
+        use mtproto_sansio::crypto::packet::{self, Direction};
+        use mtproto_sansio::tl::TlRead;
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        let mut len = [0u8; 4];
+        match self.sock.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return None;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        let mut pk = vec![0u8; u32::from_le_bytes(len) as usize];
+        self.sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        self.sock.read_exact(&mut pk).unwrap();
+        assert!(pk.len() > 4, "transport error {pk:?}");
+        let v = packet::decrypt(&self.key, Direction::ServerToClient, &mut pk).unwrap();
+        let body = v.body().to_vec();
+        let mut msgs = vec![(v.msg_id() as i64, v.seq_no() as i32, body.clone())];
+        if let Ok(c) = mtproto_sansio::tl::MsgContainer::decode(&body) {
+            msgs = c.iter().map(|m| (m.msg_id, m.seqno, m.body.to_vec())).collect();
+        }
+        let ids: Vec<i64> = msgs.iter().filter(|m| m.1 % 2 == 1).map(|m| m.0).collect();
+        if !ids.is_empty() {
+            let ack = mtproto_sansio::tl::to_vec(&mtproto_sansio::tl::MsgsAck {
+                msg_ids: mtproto_sansio::tl::TlVec::from_slice(&ids),
+            })
+            .unwrap();
+            let (id, seq) = (self.msg_id(), self.seq(false));
+            self.send(id, seq, &ack);
+        }
+        Some(msgs.into_iter().map(|m| m.2).collect())
+    }
+}
+
+/// Issue 11 defect 7 through test_dc, whose connections hold 64 messages: a client that never resends sends a
+/// container of 100 pings and one of 100 queries, back to back. Every one gets its answer, once, also after the
+/// client acknowledged them (63 pongs and nothing more, before the fix).
+#[test]
+fn chk_048_test_dc_answers_every_message_of_a_container_of_100() {
+    use mtproto_sansio::tl;
+    let (dc, public) = dc_with(|_| {});
+    let mut rng = rand::rng();
+    let keys = [public];
+    let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    let out = conn.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
+    drop(conn);
+    let mut c = RawClient::connect(dc.addr, &out);
+    let pings: Vec<Vec<u8>> = (0..100)
+        .map(|i| tl::to_vec(&tl::Ping { ping_id: 7000 + i }).unwrap())
+        .collect();
+    let queries: Vec<Vec<u8>> = (0..100).map(|_| api::get_dh_config(0, 8)).collect();
+    let ping_ids = c.send_container(&pings);
+    let query_ids = c.send_container(&queries);
+    let mut pongs = std::collections::HashMap::<i64, Vec<i64>>::new();
+    let mut results = std::collections::HashMap::<i64, usize>::new();
+    let mut take = |msgs: Vec<Vec<u8>>| {
+        for b in msgs {
+            match tl::ServiceMessage::decode_body(&b) {
+                Ok(tl::ServiceMessage::Pong(p)) => pongs.entry(p.msg_id).or_default().push(p.ping_id),
+                Ok(tl::ServiceMessage::RpcResult(r)) => {
+                    assert!(api::parse_dh_config(r.result).is_ok(), "not a dhConfig: {:?}", r.result);
+                    *results.entry(r.req_msg_id).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        match c.recv(Duration::from_millis(200)) {
+            Some(msgs) => take(msgs),
+            // Quiet: everything came, or the DC stalled (checked below).
+            None => break,
+        }
+    }
+    // Acknowledged: nothing more comes.
+    while let Some(msgs) = c.recv(Duration::from_millis(500)) {
+        take(msgs);
+    }
+    for (i, id) in ping_ids.iter().enumerate() {
+        assert_eq!(pongs.get(id), Some(&vec![7000 + i as i64]), "ping {i}");
+    }
+    for (i, id) in query_ids.iter().enumerate() {
+        assert_eq!(results.get(id), Some(&1), "query {i}");
+    }
+    assert_eq!(dc.stats().requests.load(SeqCst), 100);
+}

@@ -1,8 +1,9 @@
 //! Telethon (PyPI `telethon`, its own `MTProtoSender`) against the test DC of `examples/test_dc.rs`, over TCP full,
 //! abridged, intermediate, obfuscated, MTProxy (`dd` secret) and HTTP (`ConnectionHttp`, `POST /api` on the DC's
 //! TCP port): handshake, `invokeWithLayer(initConnection(...))`, an rpc_error, a
-//! `gzip_packed` request, containers carrying ~1 MiB of request data, a 512 KiB message, and a reconnect with the
-//! same key. Skipped, with the reason printed, when `python3` or `telethon` is not importable.
+//! `gzip_packed` request, containers carrying ~1 MiB of request data, a container of 100 pings and 200 queries at
+//! once (more than the DC's 64-message tables: every one answered, issue 11 defect 7), a 512 KiB message, and a
+//! reconnect with the same key. Skipped, with the reason printed, when `python3` or `telethon` is not importable.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 #[path = "../examples/common/mod.rs"]
@@ -78,6 +79,8 @@ fn run(transport: &str) {
         "unknown_method_rpc_error",
         "gzip_packed_save_file_part",
         "container_1mib",
+        "container_100_pings",
+        "queries_200_at_once",
         "large_512kib_part",
         "reconnect_init_connection_get_dh_config",
         "reconnect_unknown_method_rpc_error",

@@ -292,8 +292,9 @@ fn run(seed: u64) -> Result<Outcome, String> {
         let faulty = now < end_faults;
         // 1. Deliver what is due, in time order (then send order).
         link.sort_by_key(|p| (p.at, p.seq));
-        // A PFS DC that parks a handshake frame consumes nothing until it transmits: the rest of its stream waits
-        // (in order) for the next round.
+        // A DC that parks a frame (a PFS DC's handshake frame for its host) or works through a packet waiting for
+        // room for its answers consumes nothing until it transmits: the rest of its stream waits (in order) for the
+        // next round.
         let mut dc_blocked = false;
         let mut i = 0;
         while let Some(p) = link.get(i) {
@@ -342,7 +343,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
                     break;
                 }
                 stalls = if n == 0 { stalls + 1 } else { 0 };
-                if pfs && p.to_server && stalls > 2 {
+                if p.to_server && stalls > 2 {
                     p.bytes.drain(..off);
                     link.insert(i, p);
                     i += 1;

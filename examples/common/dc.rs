@@ -444,7 +444,8 @@ struct Conn<'s> {
     session: SharedSession,
     /// The (auth_key_id, session_id) this connection is indexed under in `Shared::sessions`.
     registered: Option<(u64, u64)>,
-    /// Answers refused with `QueueFull`, retried once the client has acknowledged earlier ones.
+    /// Answers refused with `QueueFull`, retried once the client has acknowledged earlier ones (at most the
+    /// session's `MSGS`: it delivers no further request while that many wait for an answer).
     backlog: VecDeque<(MsgId, Reply)>,
     /// `poll_transmit`'s buffer.
     out: Vec<u8>,
@@ -560,7 +561,8 @@ impl<'s> Conn<'s> {
         let mut input = prefix;
         let mut idle = std::time::Instant::now();
         loop {
-            self.pump(&input)?;
+            let used = self.pump(&input)?;
+            input.drain(..used.min(input.len()));
             if !self.wire.is_empty() {
                 sock.write_all(&self.wire)?;
                 self.wire.clear();
@@ -575,7 +577,17 @@ impl<'s> Conn<'s> {
                 .map(|t| t.saturating_duration_since(now))
                 .unwrap_or(Duration::from_secs(1))
                 .clamp(Duration::from_millis(1), Duration::from_secs(1));
-            input.clear();
+            if !input.is_empty() {
+                // The session takes no more input until it has worked through what it holds, which waits for its
+                // own timer (a held HTTP long poll): wait for that, not for more bytes (the reader thread blocks
+                // on the full channel meanwhile, and TCP pushes back on the client).
+                std::thread::sleep(wait);
+                let r = lock(&self.session).handle_timeout(self.sh.now());
+                if let Err(e) = r {
+                    return self.ended(e);
+                }
+                continue;
+            }
             match rx.recv_timeout(wait) {
                 Ok(Input::Bytes(b)) => {
                     input = b;
@@ -618,8 +630,10 @@ impl<'s> Conn<'s> {
     }
 
     /// Feeds `input` to the session and runs it until it has nothing more to do: events handled, host queries
-    /// answered, requests executed, everything it has to send in `self.wire`.
-    fn pump(&mut self, input: &[u8]) -> Result<(), ConnError> {
+    /// answered, requests executed, everything it has to send in `self.wire`. Returns how much of `input` the
+    /// session took: it takes nothing while it works through a packet that waits for room (for its answers), and
+    /// what it did not take is offered again.
+    fn pump(&mut self, input: &[u8]) -> Result<usize, ConnError> {
         let cell = Arc::clone(&self.session);
         let mut off = 0;
         loop {
@@ -631,7 +645,7 @@ impl<'s> Conn<'s> {
                 .map(|r| s.handle_input(now, r))
             {
                 Some(Ok(n)) => n,
-                Some(Err(e)) => return self.ended(e),
+                Some(Err(e)) => return self.ended(e).map(|()| input.len()),
                 None => 0,
             };
             off += n;
@@ -676,9 +690,9 @@ impl<'s> Conn<'s> {
             }
             self.execute(&mut s, now, requests);
             self.register(&s);
-            self.transmit(&mut s, now);
-            if !progress && off >= input.len() {
-                return Ok(());
+            progress |= self.transmit(&mut s, now);
+            if !progress {
+                return Ok(off);
             }
         }
     }
@@ -857,18 +871,29 @@ impl<'s> Conn<'s> {
         }
     }
 
-    /// Queues backlogged answers and updates, and drains the session's output into `self.wire`.
-    fn transmit(&mut self, s: &mut DcSession, now: Instant) {
+    /// Queues backlogged answers and updates, and drains the session's output into `self.wire`; whether anything
+    /// moved.
+    fn transmit(&mut self, s: &mut DcSession, now: Instant) -> bool {
+        let before = (self.backlog.len(), self.pushes.len(), self.wire.len());
         if s.is_encrypted() {
-            while let Some((req, reply)) = self.backlog.front() {
+            while let Some((req, reply)) = self.backlog.front_mut() {
                 let r = match reply {
                     Reply::Result(b) => s.answer(now, *req, b),
                     Reply::Error(code, msg) => s.answer_error(now, *req, *code, msg.as_bytes()),
                 };
-                if matches!(r, Err(SendError::QueueFull)) {
-                    break;
+                match r {
+                    // The session holds as many unacknowledged answers as it can: retried after the client's
+                    // acknowledgements (the next input) or the next transmission.
+                    Err(SendError::QueueFull) => break,
+                    // A result the session can never carry: the query is still answered, with an error.
+                    Err(SendError::TooLarge) if matches!(reply, Reply::Result(_)) => {
+                        *reply = Reply::Error(500, "RESULT_TOO_LARGE");
+                    }
+                    // Answered, or nothing waits for it any more (the session moved or closed).
+                    _ => {
+                        self.backlog.pop_front();
+                    }
                 }
-                self.backlog.pop_front();
             }
             // Updates are content-related messages of their own (the client acknowledges them).
             while let Some(u) = self.pushes.front() {
@@ -881,6 +906,7 @@ impl<'s> Conn<'s> {
         while let Ok(Some(n)) = s.poll_transmit(now, &mut self.rng, &mut self.out) {
             self.wire.extend_from_slice(self.out.get(..n).unwrap_or_default());
         }
+        before != (self.backlog.len(), self.pushes.len(), self.wire.len())
     }
 
     /// Makes this connection live for `user` on a request (its first, or the next after a push found it too busy):

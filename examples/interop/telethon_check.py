@@ -87,6 +87,35 @@ async def session(cls, port, auth_key, first, proxy):
         assert isinstance(res[8], types.messages.DhConfigNotModified) and len(res[8].random) == 8, res[8]
         print('OK container_1mib')
 
+        # 100 pings at once: Telethon packs them into one container (its limit is 100 messages), and never resends
+        # on its own. Each gets its pong, however few messages the DC holds per connection (issue 11 defect 7).
+        futs = sender.send([functions.PingRequest(ping_id=1000 + i) for i in range(100)])
+        pongs = await asyncio.wait_for(asyncio.gather(*futs), 30)
+        assert [p.ping_id for p in pongs] == [1000 + i for i in range(100)], pongs
+        print('OK container_100_pings')
+
+        # 200 queries at once, more than the DC holds unanswered and unacknowledged: each is answered once, the
+        # excess with FLOOD_WAIT_1 (Telethon's client sleeps and repeats those; its bare sender leaves it to us).
+        pending, flooded, rounds = list(range(200)), 0, 0
+        for rounds in range(1, 11):
+            futs = sender.send([functions.messages.GetDhConfigRequest(0, 8) for _ in pending])
+            res = await asyncio.wait_for(asyncio.gather(*futs, return_exceptions=True), 30)
+            again = []
+            for i, r in zip(pending, res):
+                if isinstance(r, errors.FloodWaitError):
+                    assert r.seconds == 1, r
+                    again.append(i)
+                else:
+                    assert isinstance(r, types.messages.DhConfig) and len(r.random) == 8, r
+            pending = again
+            flooded += len(again)
+            if not pending:
+                break
+            await asyncio.sleep(1)
+        assert not pending, pending
+        print('INFO queries_200_at_once: %d answered FLOOD_WAIT_1 and repeated, %d rounds' % (flooded, rounds))
+        print('OK queries_200_at_once')
+
         # One large message close to Telethon's single-message maximum.
         ok = await asyncio.wait_for(sender.send(functions.upload.SaveFilePartRequest(3, 0, os.urandom(512 * 1024))), 30)
         assert ok is True, ok

@@ -5,7 +5,10 @@
 //! [`ClientSalts`]/[`ServerSalts`], [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three fixed buffers:
 //! `RX` bytes for the received packet (events borrow their bodies from it), `RX` bytes for inflated `gzip_packed`
 //! bodies, and a `TX`-byte arena holding the plaintext body of every message that may still have to be resent.
-//! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer) and the pending events.
+//! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer), the pending events, the
+//! answers owed to the peer (`Owed`: sent once, never kept in the arena) and a DC's requests awaiting the host's
+//! answer. A DC processes every message of a packet it accepted, waiting (input paused) for room where needed
+//! (`Held`), so a container is answered whole however small these tables are.
 //!
 //! Retransmission never re-encrypts a different plaintext under an old msg_id (item 38, attack B2): a message that
 //! timed out travels again, byte-identical, inside a **new** container with a fresh msg_id, and a message the peer
@@ -202,6 +205,69 @@ impl EvRec {
     }
 }
 
+/// An answer the engine owes the peer for one of its messages and sends once, never resends: it is not kept in
+/// the arena (whose slots and bytes bound what waits for an acknowledgement), but as this record, written straight
+/// into the next packet (`Core::owed_body`) with its msg_id and seq_no made there.
+///
+/// This is what makes a full resend arena harmless to answers: a `pong` or a notification needs no slot, only
+/// room in this queue, and the queue drains on every [`Engine::poll_packet`] without waiting for the peer. The
+/// receive path takes a message only when there is room for its answer here (each message owes at most one);
+/// until there is, the rest of the packet waits in the receive buffer (see `Held`). None of them carries state the
+/// peer could lose: a lost `pong`, notification, state or salt list is asked for again, and the query of a lost
+/// `rpc_answer_unknown` or `FLOOD_WAIT` was not executed (a client that resends it under the same msg_id after a
+/// reconnection gets no second answer and ends it by its own timeout).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Owed {
+    /// DC: `pong` for the `ping` / `ping_delay_disconnect` `ping`.
+    Pong { ping: MsgId, ping_id: i64 },
+    /// DC: `bad_msg_notification`.
+    BadMsg { bad: MsgId, seq_no: u32, code: i32 },
+    /// DC: `bad_server_salt`, naming the salt current when it is written.
+    BadSalt { bad: MsgId, seq_no: u32 },
+    /// DC: `future_salts` for the `get_future_salts` `req`, computed when written.
+    FutureSalts { req: MsgId, num: u8 },
+    /// DC: `destroy_session_ok` (`ok`) or `destroy_session_none`.
+    DestroySession { session_id: i64, ok: bool },
+    /// `msgs_state_info` for the `msgs_state_req`, `msg_resend_req` or `msg_resend_ans_req` `req`, whose body
+    /// stays in the receive buffers until this is written (the engine takes no input meanwhile: `must_drain`).
+    StateInfo { req: MsgId, body: Span },
+    /// DC: `rpc_result { req, rpc_answer_unknown }` for an `rpc_drop_answer`.
+    AnswerUnknown { req: MsgId },
+    /// DC: `rpc_result { req, rpc_error 420 FLOOD_WAIT_1 }`: the host has `MSGS` requests unanswered on this
+    /// session, so `req` is refused, not executed (see [`Engine::answer`]).
+    FloodWait { req: MsgId },
+}
+
+impl Owed {
+    fn uses_buffers(&self) -> bool {
+        matches!(self, Owed::StateInfo { .. })
+    }
+}
+
+/// The `rpc_error` message of [`Owed::FloodWait`].
+const FLOOD_WAIT: &[u8] = b"FLOOD_WAIT_1";
+
+/// DC: the packet in the receive buffer whose messages are not all processed yet (they wait for room for their
+/// answers, [`Owed`], or for their [`Event::Request`](super::Event::Request)s). The packet is accepted (its
+/// msg_id, and a container's, is in the replay window), and every message in it is processed, in order, as room
+/// frees up ([`Engine::poll_event`], [`Engine::poll_packet`]); meanwhile no input is taken (`must_drain`), so the
+/// buffer stays intact. A container is thus accepted as a whole (SECURITY.md item 48) however small the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Held {
+    /// Where in the receive buffer the next message (a container's inner `message`, or the lone body) starts, and
+    /// where the packet's body ends.
+    next: u32,
+    end: u32,
+    /// Inner messages left.
+    left: u32,
+    /// The Unix time the packet arrived at: every message in it is judged by the time window as of then.
+    unix: UnixTime,
+    /// Not a container: the message's (msg_id, seq_no); its body is `next..end`.
+    single: Option<(MsgId, u32)>,
+}
+
 /// One outbound message whose body lives in the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -317,6 +383,52 @@ fn is_content_related(body: &[u8], seq_no: u32) -> bool {
     }
 }
 
+/// DC: whether a client message with this body may end as an [`Event::Request`](super::Event::Request) (a query for
+/// the host): anything outside the service schema, `auth.bindTempAuthKey`, and `gzip_packed` (a query inside).
+fn may_request(body: &[u8]) -> bool {
+    match peek_ctor(body) {
+        Some(tl::AuthBindTempAuthKey::CONSTRUCTOR | GzipPacked::CONSTRUCTOR) => true,
+        Some(c) => !tl::SCHEMA.iter().any(|&(_, s)| s == c),
+        None => false,
+    }
+}
+
+/// What `msgs_state_info` says about a peer's msg_id (item 47): 1 unknown or never the peer's, 2 not received but
+/// within the window's range, 3 not received and above it, 4 received.
+fn state_of(inbound: &InboundMsgIds<DEFAULT_REPLAY_WINDOW>, side: Side, id: MsgId) -> u8 {
+    let win = inbound.window();
+    let full = win.len() == win.capacity();
+    if check_parity(id, side.peer()).is_err() {
+        1
+    } else if win.contains(id) {
+        4
+    } else if full && win.lowest().is_some_and(|l| id < l) {
+        1
+    } else if win.highest().is_none_or(|h| id > h) {
+        3
+    } else {
+        2
+    }
+}
+
+/// Writes `msgs_state_info { req, info }` for the first `n` of `ids` (`12 + bytes_len(n)` bytes), the info bytes one
+/// by one from `state` (no `n`-byte buffer on the stack).
+fn write_state_info(w: &mut Writer<'_>, req: MsgId, ids: tl::LongVec<'_>, n: usize, state: impl Fn(MsgId) -> u8) {
+    let head: &[u8] = if n < 254 {
+        &[n as u8]
+    } else {
+        &[254, n as u8, (n >> 8) as u8, (n >> 16) as u8]
+    };
+    let _ = w.u32(MsgsStateInfo::CONSTRUCTOR);
+    let _ = w.i64(req.to_wire());
+    let _ = w.raw(head);
+    for id in ids.iter().take(n) {
+        let _ = w.raw(&[state(MsgId::from_wire(id))]);
+    }
+    let pad = tl::bytes_len(n) - head.len() - n;
+    let _ = w.raw([0u8; 3].get(..pad).unwrap_or(&[]));
+}
+
 /// The encrypted-session engine of one role for one auth key.
 pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
     core: Core<TX, MSGS>,
@@ -362,7 +474,16 @@ struct Core<const TX: usize, const MSGS: usize> {
     arena_used: usize,
     slots: [Option<Slot>; MSGS],
     events: heapless::Deque<EvRec, MSGS>,
+    /// DC: requests delivered and not yet answered (at most `MSGS`; beyond, [`Owed::FloodWait`]).
     pending_reqs: heapless::Vec<MsgId, MSGS>,
+    /// Answers owed to the peer, sent once each by the next packets.
+    owed: heapless::Deque<Owed, MSGS>,
+    /// DC: the received packet still being worked through.
+    held: Option<Held>,
+    /// DC: the host's last answer was refused with `QueueFull` (the arena waits for acknowledgements).
+    answers_blocked: bool,
+    /// The latest instant a host call passed in (for work resumed by [`Engine::poll_event`], which takes none).
+    last_now: Instant,
     forced: heapless::Vec<MsgId, MSGS>,
     quick_acks: heapless::Deque<(u32, MsgId), QUICK_ACKS>,
     next_ping_at: Option<Instant>,
@@ -623,10 +744,29 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.events.len()
     }
 
-    /// Whether an event borrowing the receive buffers is pending: a new packet would overwrite them, so the host
-    /// must drain [`poll_event`](Self::poll_event) first.
+    /// Whether the engine cannot take a packet now: an event borrowing the receive buffers is pending, the last
+    /// packet is still being worked through (it waits for room for its answers or events), or answers are owed that
+    /// need the buffers or fill their queue. The host drains [`poll_event`](Self::poll_event) and
+    /// [`poll_packet`](Self::poll_packet) (both free room and resume the held packet), then offers the packet again;
+    /// [`handle_packet`](Self::handle_packet) meanwhile refuses it with [`Dropped::Backpressure`], changing nothing.
     pub fn must_drain(&self) -> bool {
-        self.core.events.iter().any(EvRec::uses_buffers)
+        let c = &self.core;
+        c.events.iter().any(EvRec::uses_buffers)
+            || c.held.is_some()
+            || c.owed.is_full()
+            || c.owed.iter().any(Owed::uses_buffers)
+    }
+
+    /// Answers owed to the peer and not yet written into a packet (`pong`s, notifications, `msgs_state_info`...).
+    pub fn owed_answers(&self) -> usize {
+        self.core.owed.len()
+    }
+
+    /// DC: works on through the held packet as far as there is room (see `Held`).
+    fn resume(&mut self, now: Instant) {
+        if self.core.held.is_some() {
+            self.core.resume(now, &self.rx, &mut self.gz, &mut self.gz_used);
+        }
     }
 
     /// Queues a message (see [`MsgKind`]); returns its msg_id. The body (a serialized TL object, a multiple of 4
@@ -711,19 +851,32 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         super::bind::verify_bind(perm_key, &session, req, body, self.core.clock.unix_time(now))
     }
 
-    /// DC: answers the request `req` (delivered as [`Event::Request`]) with `rpc_result { req, result }`.
+    /// DC: answers the request `req` (delivered as [`Event::Request`]) with `rpc_result { req, result }`. The answer
+    /// is kept until the client acknowledges it (it is resent after a reconnection).
+    ///
+    /// [`SendError::QueueFull`] is backpressure, and nothing was queued: the resend arena holds `MSGS` messages (or
+    /// its bytes) the client has not acknowledged yet. Keep the answer and call again after
+    /// [`poll_packet`](Self::poll_packet) and after the next input (acknowledgements free room); the request stays
+    /// pending meanwhile. While answers are refused so, queries beyond the `MSGS` the host holds unanswered are
+    /// answered by the engine itself with `FLOOD_WAIT_1` rather than delivered (clients retry them), so the client's
+    /// acknowledgements are never stuck behind queries the DC cannot take. [`SendError::TooLarge`] is final:
+    /// answer with an error instead.
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
         if result.len() + 12 > Self::max_body() {
             return Err(SendError::TooLarge);
         }
         #[cfg(feature = "alloc")]
         if let Some(packed) = self.core.gzipped(result) {
-            return self.core.answer(now, req, &packed);
+            let r = self.core.answer(now, req, &packed);
+            self.resume(now);
+            return r;
         }
-        self.core.answer(now, req, result)
+        let r = self.core.answer(now, req, result);
+        self.resume(now);
+        r
     }
 
-    /// DC: answers the request `req` with `rpc_error { code, message }`.
+    /// DC: answers the request `req` with `rpc_error { code, message }`; errors as for [`answer`](Self::answer).
     pub fn answer_error(&mut self, now: Instant, req: MsgId, code: i32, message: &[u8]) -> Result<MsgId, SendError> {
         let err = RpcError {
             error_code: code,
@@ -734,7 +887,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         }
         let mut buf = [0u8; 256];
         let n = tl::encode(&err, &mut buf).map_err(|_| SendError::TooLarge)?;
-        self.core.answer(now, req, buf.get(..n).unwrap_or(&[]))
+        let r = self.core.answer(now, req, buf.get(..n).unwrap_or(&[]));
+        self.resume(now);
+        r
     }
 
     /// The largest body `send` accepts: it must fit, wrapped in a container, in one `RX`-sized packet (the peer's
@@ -762,6 +917,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// On padded intermediate the transport payload carries 0-15 trailing random bytes: pass it through
     /// [`crate::transport::strip_padding`] first (the [`Session`](super::Session) facade does).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) -> Result<u32, Dropped> {
+        self.core.saw(now);
+        self.resume(now);
         if self.must_drain() {
             return Err(Dropped::Backpressure);
         }
@@ -855,6 +1012,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// Runs the timers due at `now`: query deadlines, the DC's salt rotation and disconnect timer.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.saw(now);
         self.core.on_timeout(now);
     }
 
@@ -863,9 +1021,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.poll_timeout()
     }
 
-    /// The next event, borrowing the receive buffers.
+    /// The next event, borrowing the receive buffers. Taking one makes room for the held packet to go on.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         let rec = self.core.events.pop_front()?;
+        self.resume(self.core.last_now);
         let get = |s: Span| -> &[u8] {
             let b: &[u8] = match s.buf {
                 Buf::Rx => &self.rx,
@@ -911,7 +1070,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if out.len() < required {
             return Err(super::event::BufferTooSmall { required });
         }
-        Ok(self.core.poll_packet::<RX, R>(now, rng, out))
+        self.core.saw(now);
+        // The last packet's owed answers went out: its next messages may have room now.
+        self.resume(now);
+        Ok(self.core.poll_packet::<RX, R>(now, rng, out, &self.rx, &self.gz))
     }
 
     /// A new transport connection under the same session: every unacknowledged message becomes due for resending
@@ -945,6 +1107,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         } else {
             self.reconnect(now);
         }
+        // A packet the old connection left half done goes on (its answers are owed on this connection).
+        self.core.saw(now);
+        self.resume(now);
     }
 
     /// Fails every outstanding query with `Closed` and stops the engine.
@@ -1005,6 +1170,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             slots: [None; MSGS],
             events: heapless::Deque::new(),
             pending_reqs: heapless::Vec::new(),
+            owed: heapless::Deque::new(),
+            held: None,
+            answers_blocked: false,
+            last_now: now,
             forced: heapless::Vec::new(),
             quick_acks: heapless::Deque::new(),
             next_ping_at: None,
@@ -1152,6 +1321,23 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     fn body_of(&self, s: &Slot) -> &[u8] {
         self.arena.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[])
+    }
+
+    fn saw(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+    }
+
+    /// Owes the peer an answer. The receive path checked for room before taking the message (`room_for`; a
+    /// packet-level notification has the room `must_drain` keeps free), so this cannot fail.
+    fn push_owed(&mut self, now: Instant, o: Owed) {
+        if self.owed.push_back(o).is_err() {
+            warn!("session: owed answers full");
+            return;
+        }
+        if let Some(lp) = self.long_poll.as_mut() {
+            lp.first_out.get_or_insert(now);
+            lp.last_out = Some(now);
+        }
     }
 
     fn push_event(&mut self, e: EvRec) {
@@ -1315,6 +1501,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// DC: whether something is waiting to be sent (what a held long poll is released for).
     fn has_outbound(&self, now: Instant) -> bool {
         !self.forced.is_empty()
+            || !self.owed.is_empty()
             || self.slots.iter().flatten().any(|s| s.queued)
             || self.tracker.next_due(now).is_some_and(|d| !d.exhausted)
     }
@@ -1342,9 +1529,13 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             req_msg_id: req.to_wire(),
             result,
         };
-        let id = self.queue(now, SentKind::Service, true, true, rr.tl_len(), |d| {
+        self.saw(now);
+        let r = self.queue(now, SentKind::Service, true, true, rr.tl_len(), |d| {
             rr.write(&mut Writer::new(d))
-        })?;
+        });
+        // Whether the host can answer now decides what a query beyond the pending ones gets (`room_for`).
+        self.answers_blocked = r == Err(SendError::QueueFull);
+        let id = r?;
         self.pending_reqs.swap_remove(pos);
         Ok(id)
     }
@@ -1461,6 +1652,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.tracker = SentTracker::new(TX, self.tracker.policy());
         self.quick_acks.clear();
         self.forced.clear();
+        // Answers to the old session's messages mean nothing in the new one.
+        self.owed.clear();
         self.salts_requested = false;
         let mut order: heapless::Vec<(MsgId, usize), MSGS> = heapless::Vec::new();
         for (i, s) in self.slots.iter().enumerate() {
@@ -1505,6 +1698,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return;
         }
         self.closed = true;
+        self.held = None;
+        self.owed.clear();
         let mut queries: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
         for s in self.slots.iter().flatten().filter(|s| s.kind == SentKind::RpcQuery) {
             let _ = queries.push(s.id);
@@ -1649,14 +1844,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
             let c = MsgContainer::decode(body).map_err(|_| Dropped::Malformed)?;
             self.check_container(&h, &c, gz.get_mut(*gz_used..).unwrap_or(&mut []))?;
-            if self.events.is_full() {
+            if self.events.is_full() || self.owed.is_full() {
                 return Err(Dropped::Backpressure);
             }
             self.client_accept(h.msg_id, unix, synced, exempt)?;
             for m in c.iter() {
-                if self.events.is_full() {
+                if self.events.is_full() || self.owed.is_full() {
                     // Local backpressure: the rest is neither accepted nor acknowledged, so the DC sends it again
-                    // (in a new container) once the host has drained its events.
+                    // (in a new container) once the host has drained its events and our packets.
                     break;
                 }
                 let id = MsgId::from_wire(m.msg_id);
@@ -1671,7 +1866,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 self.client_message(now, id, m.seqno as u32, h.salt, m.body, base, which, gz, gz_used);
             }
         } else {
-            if self.events.is_full() {
+            if self.events.is_full() || self.owed.is_full() {
                 return Err(Dropped::Backpressure);
             }
             self.client_accept(h.msg_id, unix, synced, exempt)?;
@@ -1793,12 +1988,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id));
             }
             ServiceMessage::MsgNewDetailedInfo(d) => self.on_answer_exists(now, MsgId::from_wire(d.answer_msg_id)),
-            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => self.on_resend_req(now, id, msg_ids),
+            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => {
+                self.on_resend_req(now, id, msg_ids, span_of(base, body, which));
+            }
             ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => {
-                self.on_resend_ans_req(now, id, msg_ids);
+                self.on_resend_ans_req(now, id, msg_ids, span_of(base, body, which));
             }
             // Either party may ask about the state of the messages it sent (a DC's `msgs_state_req`).
-            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids),
+            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids, span_of(base, body, which)),
             ServiceMessage::GzipPacked(g) => {
                 // A gzipped update inside a container (a container inside it is not unpacked: containers do not
                 // nest); never a second level of gzip.
@@ -2156,7 +2353,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// A peer's `msg_resend_req` (`req`): messages we sent and still hold go again, byte-identical under their own
     /// msg_ids in a new container (item 38), within the byte budget (item 49, B16). If any id is unknown, forgotten,
     /// or has the requester's own parity, every id asked is answered with `msgs_state_info`, as the spec says.
-    fn on_resend_req(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>) {
+    fn on_resend_req(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>, body: Span) {
         let mut unknown = false;
         for id in ids.iter().take(self.cfg.limits.max_ack_ids).map(MsgId::from_wire) {
             match self.slot_by_id(id) {
@@ -2171,14 +2368,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         if unknown {
-            self.answer_state(now, req, ids);
+            self.answer_state(now, req, ids, body);
         }
     }
 
     /// A peer's `msg_resend_ans_req` (`req`): the answers we still hold to the peer's messages it names go again
     /// as [`on_resend_req`](Self::on_resend_req) sends messages, within the same budget; every id asked is answered
     /// with `msgs_state_info`.
-    fn on_resend_ans_req(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>) {
+    fn on_resend_ans_req(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>, body: Span) {
         for asked in ids.iter().take(self.cfg.limits.max_ack_ids) {
             let answer = self.slots.iter().flatten().find(|s| {
                 let b = self.body_of(s);
@@ -2191,7 +2388,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 break;
             }
         }
-        self.answer_state(now, req, ids);
+        self.answer_state(now, req, ids, body);
     }
 
     /// Queues a held message for a byte-identical resend under its own msg_id; false once the budget is spent.
@@ -2227,6 +2424,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
         self.tracker = SentTracker::new(TX, self.tracker.policy());
         self.pending_reqs.clear();
+        self.owed.clear();
+        self.held = None;
+        self.answers_blocked = false;
         self.forced.clear();
         self.acks = AckQueue::new(self.cfg.limits.ack_flush_threshold, self.cfg.limits.ack_max_delay);
         self.seq = SeqNoGen::new();
@@ -2272,12 +2472,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     fn notify_bad(&mut self, now: Instant, bad: MsgId, seq_no: u32, code: BadMsgCode) {
         self.stats.bad_msgs += 1;
-        let b = BadMsg {
-            bad_msg_id: bad.to_wire(),
-            bad_msg_seqno: seq_no as i32,
-            error_code: code.code(),
-        };
-        self.queue_tl(now, SentKind::Service, false, true, &b);
+        self.push_owed(
+            now,
+            Owed::BadMsg {
+                bad,
+                seq_no,
+                code: code.code(),
+            },
+        );
     }
 
     fn server_packet(
@@ -2370,16 +2572,16 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
         // Item 35: the current salt, or the previous one during its grace period; salt 0 never passes.
         if let Some(s) = self.server_salts.as_ref()
-            && let Err(b) = s.check(h.salt, unix)
+            && s.check(h.salt, unix).is_err()
         {
             self.stats.bad_msgs += 1;
-            let bs = BadServerSalt {
-                bad_msg_id: h.msg_id.to_wire(),
-                bad_msg_seqno: h.seq_no as i32,
-                error_code: BadMsgCode::BadServerSalt.code(),
-                new_server_salt: b.new_salt as i64,
-            };
-            self.queue_tl(now, SentKind::Service, false, true, &bs);
+            self.push_owed(
+                now,
+                Owed::BadSalt {
+                    bad: h.msg_id,
+                    seq_no: h.seq_no,
+                },
+            );
             // The id is spent: a delayed copy of this packet must not be accepted once the salt (or the client's
             // clock) would pass, after the client re-sent its content under a new msg_id.
             self.burn(h.msg_id, unix);
@@ -2397,60 +2599,23 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
                 return Err(e);
             }
-            if self.events.is_full() || self.pending_reqs.is_full() {
-                return Err(Dropped::Backpressure);
-            }
             if let Err(e) = self.seq_check.check(h.msg_id, h.seq_no, false) {
                 self.notify_bad(now, h.msg_id, h.seq_no, e.bad_msg_code());
                 self.burn(h.msg_id, unix);
                 return Err(Dropped::BadSeqNo);
             }
+            // Accepted as a whole (item 48): every inner message is processed, now or as room frees up.
             let _ = self.inbound.accept(h.msg_id, unix, true);
             self.seq_check.record(h.msg_id, h.seq_no);
-            for m in c.iter() {
-                if self.events.is_full() || self.pending_reqs.is_full() {
-                    // Local backpressure: the rest is neither accepted nor acknowledged; the client sends it again.
-                    break;
-                }
-                let id = MsgId::from_wire(m.msg_id);
-                let seq = m.seqno as u32;
-                if self.inbound.window().contains(id) {
-                    if seq % 2 == 1 {
-                        let _ = self.acks.push(now, id);
-                    }
-                    continue;
-                }
-                match self.inbound.check(id, unix, true) {
-                    Ok(()) => {}
-                    Err(MsgIdReject::Duplicate) => {
-                        if seq % 2 == 1 {
-                            let _ = self.acks.push(now, id);
-                        }
-                        continue;
-                    }
-                    Err(e) => {
-                        if let Some(code) = e.bad_msg_code(false) {
-                            self.notify_bad(now, id, seq, code);
-                        }
-                        if e == MsgIdReject::TooHigh {
-                            self.burn(id, unix);
-                        }
-                        continue;
-                    }
-                }
-                if let Err(e) = self.seq_check.check(id, seq, is_content_related(m.body, seq)) {
-                    self.notify_bad(now, id, seq, e.bad_msg_code());
-                    self.burn(id, unix);
-                    continue;
-                }
-                let _ = self.inbound.accept(id, unix, true);
-                self.seq_check.record(id, seq);
-                self.server_message(now, id, seq, m.body, rx, gz, gz_used);
-            }
+            let at = span_of(rx, body, Buf::Rx);
+            self.held = Some(Held {
+                next: at.off.saturating_add(CONTAINER_HDR as u32),
+                end: at.off.saturating_add(at.len),
+                left: u32::try_from(c.messages.len()).unwrap_or(0),
+                unix,
+                single: None,
+            });
         } else {
-            if self.events.is_full() || self.pending_reqs.is_full() {
-                return Err(Dropped::Backpressure);
-            }
             if let Err(e) = self
                 .seq_check
                 .check(h.msg_id, h.seq_no, is_content_related(body, h.seq_no))
@@ -2461,9 +2626,120 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             let _ = self.inbound.accept(h.msg_id, unix, true);
             self.seq_check.record(h.msg_id, h.seq_no);
-            self.server_message(now, h.msg_id, h.seq_no, body, rx, gz, gz_used);
+            let at = span_of(rx, body, Buf::Rx);
+            self.held = Some(Held {
+                next: at.off,
+                end: at.off.saturating_add(at.len),
+                left: 1,
+                unix,
+                single: Some((h.msg_id, h.seq_no)),
+            });
         }
+        self.resume(now, rx, gz, gz_used);
         Ok(())
+    }
+
+    /// DC: processes the held packet's messages in order while each has room for what it produces: an answer in
+    /// `owed` (every message may produce one, a notification at least) and, for a query, an event. Whatever is
+    /// left waits, with no input taken meanwhile, until [`Engine::poll_event`] or [`Engine::poll_packet`] makes
+    /// room: both drain without the peer's help, so the packet is always finished. (Waiting for room in the resend
+    /// arena instead could wait for acknowledgements stuck behind this very packet.)
+    fn resume(&mut self, now: Instant, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
+        while let Some(mut h) = self.held {
+            let rest = rx.get(h.next as usize..h.end as usize).unwrap_or(&[]);
+            if let Some((id, seq_no)) = h.single {
+                if !self.room_for(rest) {
+                    return;
+                }
+                self.held = None;
+                self.server_message(now, id, seq_no, rest, rx, gz, gz_used);
+                continue;
+            }
+            if h.left == 0 {
+                self.held = None;
+                continue;
+            }
+            // The container was fully validated when it arrived (`check_container`): this cannot fail.
+            let Ok(m) = Message::read_bare(&mut Reader::new(rest)) else {
+                self.held = None;
+                continue;
+            };
+            if !self.room_for(m.body) {
+                return;
+            }
+            h.next = h.next.saturating_add((INNER_HDR + m.body.len()) as u32);
+            h.left -= 1;
+            self.held = (h.left > 0).then_some(h);
+            self.server_member(now, h.unix, m, rx, gz, gz_used);
+        }
+    }
+
+    /// Whether a received message with this body can be processed now (see [`resume`](Self::resume)): there is
+    /// room for an answer, and a query has room for its event and, unless the host's last answer was refused for
+    /// room in the arena, in the pending requests (a full table with answers refused gets `FLOOD_WAIT`,
+    /// [`deliver_request`](Self::deliver_request)).
+    fn room_for(&self, body: &[u8]) -> bool {
+        let pending_full = self.pending_reqs.is_full() && !self.answers_blocked;
+        !self.owed.is_full() && !((self.events.is_full() || pending_full) && may_request(body))
+    }
+
+    /// DC: one inner message of an accepted container: its own msg_id and seq_no checks, then its processing.
+    #[allow(clippy::too_many_arguments)]
+    fn server_member(
+        &mut self,
+        now: Instant,
+        unix: UnixTime,
+        m: Message<'_>,
+        rx: &[u8],
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) {
+        let id = MsgId::from_wire(m.msg_id);
+        let seq = m.seqno as u32;
+        if self.inbound.window().contains(id) {
+            if seq % 2 == 1 {
+                let _ = self.acks.push(now, id);
+            }
+            return;
+        }
+        match self.inbound.check(id, unix, true) {
+            Ok(()) => {}
+            Err(MsgIdReject::Duplicate) => {
+                if seq % 2 == 1 {
+                    let _ = self.acks.push(now, id);
+                }
+                return;
+            }
+            Err(e) => {
+                if let Some(code) = e.bad_msg_code(false) {
+                    self.notify_bad(now, id, seq, code);
+                }
+                if e == MsgIdReject::TooHigh {
+                    self.burn(id, unix);
+                }
+                return;
+            }
+        }
+        if let Err(e) = self.seq_check.check(id, seq, is_content_related(m.body, seq)) {
+            self.notify_bad(now, id, seq, e.bad_msg_code());
+            self.burn(id, unix);
+            return;
+        }
+        let _ = self.inbound.accept(id, unix, true);
+        self.seq_check.record(id, seq);
+        self.server_message(now, id, seq, m.body, rx, gz, gz_used);
+    }
+
+    /// DC: hands a query to the host, or, when `MSGS` requests already wait for its answers and the host's answers
+    /// are refused for room (`answers_blocked`), refuses it with `FLOOD_WAIT_1`: answered, not executed; clients
+    /// retry it after the second (Telethon on its own). Waiting instead could wait forever: the arena frees on
+    /// acknowledgements, which the client queued behind this very packet.
+    fn deliver_request(&mut self, now: Instant, id: MsgId, body: Span) {
+        if self.pending_reqs.push(id).is_err() {
+            self.push_owed(now, Owed::FloodWait { req: id });
+            return;
+        }
+        self.push_event(EvRec::Request { msg_id: id, body });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -2486,11 +2762,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         let msg = match ServiceMessage::decode_body(body) {
             Ok(m) => m,
             Err(tl::DecodeError::UnknownConstructor(_)) => {
-                let _ = self.pending_reqs.push(id);
-                self.push_event(EvRec::Request {
-                    msg_id: id,
-                    body: span_of(rx, body, Buf::Rx),
-                });
+                self.deliver_request(now, id, span_of(rx, body, Buf::Rx));
                 return;
             }
             Err(_) => {
@@ -2499,61 +2771,48 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         };
         match msg {
-            ServiceMessage::Ping(p) => {
-                self.queue_tl(
-                    now,
-                    SentKind::Service,
-                    false,
-                    true,
-                    &Pong {
-                        msg_id: id.to_wire(),
-                        ping_id: p.ping_id,
-                    },
-                );
-            }
+            ServiceMessage::Ping(p) => self.push_owed(
+                now,
+                Owed::Pong {
+                    ping: id,
+                    ping_id: p.ping_id,
+                },
+            ),
             ServiceMessage::PingDelayDisconnect(p) => {
                 let delay = p.disconnect_delay.clamp(0, MAX_DISCONNECT_DELAY) as u64;
                 self.disconnect_at = Some(now.saturating_add(Duration::from_secs(delay)));
-                self.queue_tl(
+                self.push_owed(
                     now,
-                    SentKind::Service,
-                    false,
-                    true,
-                    &Pong {
-                        msg_id: id.to_wire(),
+                    Owed::Pong {
+                        ping: id,
                         ping_id: p.ping_id,
                     },
                 );
             }
-            ServiceMessage::GetFutureSalts(g) => self.answer_future_salts(now, id, g.num),
-            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids),
-            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => self.on_resend_req(now, id, msg_ids),
+            ServiceMessage::GetFutureSalts(g) => self.push_owed(
+                now,
+                Owed::FutureSalts {
+                    req: id,
+                    num: g.num.clamp(1, MAX_FUTURE_SALTS as i32) as u8,
+                },
+            ),
+            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids, span_of(rx, body, Buf::Rx)),
+            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => {
+                self.on_resend_req(now, id, msg_ids, span_of(rx, body, Buf::Rx));
+            }
             ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => {
-                self.on_resend_ans_req(now, id, msg_ids);
+                self.on_resend_ans_req(now, id, msg_ids, span_of(rx, body, Buf::Rx));
             }
             ServiceMessage::DestroySession(d) => {
                 // Only sessions of this key are visible here (item 52); this engine holds one.
-                if d.session_id as u64 == self.session_id {
-                    self.queue_tl(
-                        now,
-                        SentKind::Service,
-                        false,
-                        true,
-                        &DestroySessionOk {
-                            session_id: d.session_id,
-                        },
-                    );
-                } else {
-                    self.queue_tl(
-                        now,
-                        SentKind::Service,
-                        false,
-                        true,
-                        &DestroySessionNone {
-                            session_id: d.session_id,
-                        },
-                    );
-                }
+                let ok = d.session_id as u64 == self.session_id;
+                self.push_owed(
+                    now,
+                    Owed::DestroySession {
+                        session_id: d.session_id,
+                        ok,
+                    },
+                );
             }
             ServiceMessage::MsgsAck(a) => {
                 for mid in a.msg_ids.iter() {
@@ -2561,25 +2820,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 }
             }
             // An API method that happens to be in the service schema: the host verifies it (`verify_bind`).
-            ServiceMessage::AuthBindTempAuthKey(_) => {
-                let _ = self.pending_reqs.push(id);
-                self.push_event(EvRec::Request {
-                    msg_id: id,
-                    body: span_of(rx, body, Buf::Rx),
-                });
-            }
-            ServiceMessage::RpcDropAnswer(d) => {
-                let ans = RpcAnswerUnknown {};
-                let mut b = [0u8; 4];
-                if tl::encode(&ans, &mut b).is_ok() {
-                    let rr = RpcResult {
-                        req_msg_id: id.to_wire(),
-                        result: &b,
-                    };
-                    self.queue_tl(now, SentKind::Service, true, true, &rr);
-                }
-                let _ = d;
-            }
+            ServiceMessage::AuthBindTempAuthKey(_) => self.deliver_request(now, id, span_of(rx, body, Buf::Rx)),
+            // Never kept for resending (see `Owed`): it carries no result, and a client that lost it asks again.
+            ServiceMessage::RpcDropAnswer(_) => self.push_owed(now, Owed::AnswerUnknown { req: id }),
             ServiceMessage::GzipPacked(g) => {
                 if let Some(span) = self.inflate(&g, gz, gz_used) {
                     let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
@@ -2588,8 +2831,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                         Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR)
                     );
                     if !nested && ServiceMessage::decode_body(inner).is_err() {
-                        let _ = self.pending_reqs.push(id);
-                        self.push_event(EvRec::Request { msg_id: id, body: span });
+                        self.deliver_request(now, id, span);
                     }
                 }
             }
@@ -2612,59 +2854,133 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
-    fn answer_future_salts(&mut self, now: Instant, req: MsgId, num: i32) {
-        let num = num.clamp(1, MAX_FUTURE_SALTS as i32) as u64;
-        let rot = self.rotation_secs();
-        let unix = self.clock.unix_time(now).0;
-        let p0 = unix / rot;
-        let mut salts: heapless::Vec<TlFutureSalt, MAX_FUTURE_SALTS> = heapless::Vec::new();
-        for i in 0..num {
-            let p = p0 + i;
-            let since = i32::try_from(p * rot).unwrap_or(i32::MAX);
-            let until = i32::try_from((p + 1) * rot).unwrap_or(i32::MAX);
-            let _ = salts.push(TlFutureSalt {
-                valid_since: since,
-                valid_until: until,
-                salt: self.derived_salt(p) as i64,
-            });
+    /// Answers `msgs_state_req` `req` (or a `msg_resend_req` naming unknown ids, item 49; or a
+    /// `msg_resend_ans_req`) asking about `ids`, whose body is `body`, with `msgs_state_info`: one byte per id
+    /// asked, about the messages we received. Written into the arena at once when it has room (sent once, never
+    /// kept), so the receive buffer is free for the next packet; otherwise owed, computed when written, and the
+    /// request stays in the buffer until then (no input is taken meanwhile).
+    fn answer_state(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>, body: Span) {
+        let n = ids.len().min(self.cfg.limits.max_ack_ids);
+        let len = 12 + tl::bytes_len(n);
+        if let Ok(id) = self.queue(now, SentKind::Service, false, true, len, |_| Ok(()))
+            && let Some((_, slot)) = self.slot_by_id(id)
+        {
+            let (inbound, side) = (&self.inbound, self.side);
+            let range = slot.off as usize..(slot.off + slot.len) as usize;
+            if let Some(dst) = self.arena.get_mut(range) {
+                write_state_info(&mut Writer::new(dst), req, ids, n, |id| state_of(inbound, side, id));
+            }
+            return;
         }
-        let f = tl::FutureSalts {
-            req_msg_id: req.to_wire(),
-            now: i32::try_from(unix).unwrap_or(i32::MAX),
-            salts: tl::TlVec::from_slice(&salts),
-        };
-        self.queue_tl(now, SentKind::Service, false, true, &f);
+        self.push_owed(now, Owed::StateInfo { req, body });
     }
 
-    /// Answers `msgs_state_req` `req` (or a `msg_resend_req` naming unknown ids, item 49) with `msgs_state_info`:
-    /// one byte per id asked, about the messages we received.
-    fn answer_state(&mut self, now: Instant, req: MsgId, ids: tl::LongVec<'_>) {
-        let n = ids.len().min(self.cfg.limits.max_ack_ids);
-        let req_id = req.to_wire();
-        let win = self.inbound.window();
-        let (lo, hi, full) = (win.lowest(), win.highest(), win.len() == win.capacity());
-        let state = |id: MsgId| -> u8 {
-            if check_parity(id, self.side.peer()).is_err() {
-                1
-            } else if win.contains(id) {
-                4
-            } else if full && lo.is_some_and(|l| id < l) {
-                1
-            } else if hi.is_none_or(|h| id > h) {
-                3
-            } else {
-                2
-            }
-        };
-        let mut info: heapless::Vec<u8, 8192> = heapless::Vec::new();
-        for id in ids.iter().take(n).map(MsgId::from_wire) {
-            let _ = info.push(state(id));
+    /// The ids a `msgs_state_req`, `msg_resend_req` or `msg_resend_ans_req` body asks about.
+    fn asked_ids(body: &[u8]) -> Option<tl::LongVec<'_>> {
+        match ServiceMessage::decode_body(body).ok()? {
+            ServiceMessage::MsgsStateReq(q) => Some(q.msg_ids),
+            ServiceMessage::MsgResendReq(q) => Some(q.msg_ids),
+            ServiceMessage::MsgResendAnsReq(q) => Some(q.msg_ids),
+            _ => None,
         }
-        let m = MsgsStateInfo {
-            req_msg_id: req_id,
-            info: &info,
-        };
-        self.queue_tl(now, SentKind::Service, false, true, &m);
+    }
+
+    /// The body of an owed answer: its length, and with `w` written there (the same bytes `owed_body` measured:
+    /// nothing it depends on changes in between).
+    fn owed_body(&self, now: Instant, o: &Owed, rx: &[u8], gz: &[u8], w: Option<&mut Writer<'_>>) -> usize {
+        fn emit<T: TlWrite>(v: &T, w: Option<&mut Writer<'_>>) -> usize {
+            if let Some(w) = w {
+                let _ = v.write(w);
+            }
+            v.tl_len()
+        }
+        match *o {
+            Owed::Pong { ping, ping_id } => emit(
+                &Pong {
+                    msg_id: ping.to_wire(),
+                    ping_id,
+                },
+                w,
+            ),
+            Owed::BadMsg { bad, seq_no, code } => emit(
+                &BadMsg {
+                    bad_msg_id: bad.to_wire(),
+                    bad_msg_seqno: seq_no as i32,
+                    error_code: code,
+                },
+                w,
+            ),
+            Owed::BadSalt { bad, seq_no } => emit(
+                &BadServerSalt {
+                    bad_msg_id: bad.to_wire(),
+                    bad_msg_seqno: seq_no as i32,
+                    error_code: BadMsgCode::BadServerSalt.code(),
+                    new_server_salt: self.server_salts.as_ref().map_or(0, ServerSalts::current) as i64,
+                },
+                w,
+            ),
+            Owed::FutureSalts { req, num } => {
+                let rot = self.rotation_secs();
+                let unix = self.clock.unix_time(now).0;
+                let p0 = unix / rot;
+                let mut salts: heapless::Vec<TlFutureSalt, MAX_FUTURE_SALTS> = heapless::Vec::new();
+                for p in p0..p0 + u64::from(num) {
+                    let _ = salts.push(TlFutureSalt {
+                        valid_since: i32::try_from(p * rot).unwrap_or(i32::MAX),
+                        valid_until: i32::try_from((p + 1) * rot).unwrap_or(i32::MAX),
+                        salt: self.derived_salt(p) as i64,
+                    });
+                }
+                emit(
+                    &tl::FutureSalts {
+                        req_msg_id: req.to_wire(),
+                        now: i32::try_from(unix).unwrap_or(i32::MAX),
+                        salts: tl::TlVec::from_slice(&salts),
+                    },
+                    w,
+                )
+            }
+            Owed::DestroySession { session_id, ok: true } => emit(&DestroySessionOk { session_id }, w),
+            Owed::DestroySession { session_id, ok: false } => emit(&DestroySessionNone { session_id }, w),
+            Owed::StateInfo { req, body } => {
+                let base = match body.buf {
+                    Buf::Rx => rx,
+                    Buf::Gz => gz,
+                };
+                let body = base
+                    .get(body.off as usize..(body.off as usize).saturating_add(body.len as usize))
+                    .unwrap_or(&[]);
+                // Decoded when it arrived, and the buffer is untouched since (`must_drain`).
+                let ids = Self::asked_ids(body);
+                let n = ids.map_or(0, |v| v.len()).min(self.cfg.limits.max_ack_ids);
+                if let (Some(w), Some(ids)) = (w, ids) {
+                    write_state_info(w, req, ids, n, |id| state_of(&self.inbound, self.side, id));
+                }
+                12 + tl::bytes_len(n)
+            }
+            Owed::AnswerUnknown { req } => emit(
+                &RpcResult {
+                    req_msg_id: req.to_wire(),
+                    result: &RpcAnswerUnknown::CONSTRUCTOR.to_le_bytes(),
+                },
+                w,
+            ),
+            Owed::FloodWait { req } => {
+                let err = RpcError {
+                    error_code: 420,
+                    error_message: FLOOD_WAIT,
+                };
+                let mut b = [0u8; 32];
+                let n = tl::encode(&err, &mut b).unwrap_or(0);
+                emit(
+                    &RpcResult {
+                        req_msg_id: req.to_wire(),
+                        result: b.get(..n).unwrap_or(&[]),
+                    },
+                    w,
+                )
+            }
+        }
     }
 
     // ---- timers ------------------------------------------------------------------------------------------------
@@ -2704,12 +3020,17 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         };
         if let Some(lp) = self.long_poll {
             // A held long poll defers every send to its answer; a resend falling due counts as something queued.
-            let pending = !self.forced.is_empty() || self.slots.iter().flatten().any(|s| s.queued);
+            let pending =
+                !self.forced.is_empty() || !self.owed.is_empty() || self.slots.iter().flatten().any(|s| s.queued);
             min(Some(lp.answer_at(pending)));
             min(self.tracker.poll_timeout().map(|r| r.max(lp.answer_at(true))));
         } else {
             min(self.tracker.poll_timeout());
             min(self.acks.poll_timeout());
+            // Answers owed go out now: some are made by `poll_event`, after the host's last `poll_packet`.
+            if !self.owed.is_empty() {
+                min(Some(self.last_now));
+            }
         }
         min(self.next_ping_at);
         min(self.disconnect_at);
@@ -2826,6 +3147,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         now: Instant,
         rng: &mut R,
         out: &mut [u8],
+        rx: &[u8],
+        gz: &[u8],
     ) -> Option<Packet> {
         if self.closed {
             return None;
@@ -2859,7 +3182,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
 
         let resend_due = self.tracker.next_due(now).is_some() || !self.forced.is_empty();
-        let fresh = self.slots.iter().flatten().filter(|s| s.queued).count();
+        let fresh = self.slots.iter().flatten().filter(|s| s.queued).count() + self.owed.len();
         let ack_now = !self.acks.is_empty() && (self.acks.should_flush(now) || fresh > 0 || resend_due || release);
         let count = fresh + usize::from(ack_now);
         if count == 0 && !resend_due && !release {
@@ -2871,6 +3194,34 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         } else {
             None
         };
+
+        // Lay the members out; `used` counts payload bytes.
+        let mut used = if need_container { CONTAINER_HDR } else { 0 };
+        let ack_reserve = if ack_now {
+            INNER_HDR + 12 + 8 * self.acks.len().min(ACKS_PER_PACKET)
+        } else {
+            0
+        };
+        let hdr = if need_container { INNER_HDR } else { 0 };
+        // 0. Answers owed, oldest first. Each fits an empty packet: the largest, a `msgs_state_info`, is an eighth
+        // of the request it answers, which came in one. Their msg_ids are made here, below the container's.
+        let mut owed: heapless::Vec<(MsgId, u32, usize), MSGS> = heapless::Vec::new();
+        for o in self.owed.iter() {
+            let len = self.owed_body(now, o, rx, gz, None);
+            if used + hdr + len + ack_reserve > limit || owed.len() + 1 >= max_msgs || owed.is_full() {
+                break;
+            }
+            used += hdr + len;
+            let _ = owed.push((MsgId(0), 0, len));
+            if !need_container {
+                break;
+            }
+        }
+        for (id, seq, _) in owed.iter_mut() {
+            // Answers are responses (a DC's msg_id ≡ 1 mod 4), and content-related.
+            *id = self.ids.next_response(now, &self.clock).ok()?;
+            *seq = self.seq.next(true).ok()?;
+        }
         let (cid, cseq) = if need_container {
             (self.ids.next(now, &self.clock).ok()?, self.seq.next(false).ok()?)
         } else {
@@ -2878,22 +3229,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         };
         let body_start = packet::body_offset();
         let payload = out.get_mut(body_start..body_start + limit)?;
-
-        // Lay the members out; `used` counts payload bytes.
         let mut members: heapless::Vec<(usize, bool), MSGS> = heapless::Vec::new();
-        let mut used = if need_container { CONTAINER_HDR } else { 0 };
-        let ack_reserve = if ack_now {
-            INNER_HDR + 12 + 8 * self.acks.len().min(ACKS_PER_PACKET)
-        } else {
-            0
-        };
         // 1. Resends requested by the peer, then due ones: byte-identical inside the new container (item 38).
         let mut forced = core::mem::take(&mut self.forced);
         while let Some(id) = forced.pop() {
             if let Some((idx, s)) = self.slot_by_id(id)
                 && !s.queued
                 && used + INNER_HDR + s.len as usize + ack_reserve <= limit
-                && members.len() + 1 < max_msgs
+                && owed.len() + members.len() + 1 < max_msgs
             {
                 used += INNER_HDR + s.len as usize;
                 let _ = members.push((idx, true));
@@ -2914,7 +3257,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             };
             if d.exhausted
                 || used + INNER_HDR + s.len as usize + ack_reserve > limit
-                || members.len() + 1 >= max_msgs
+                || owed.len() + members.len() + 1 >= max_msgs
                 || members.is_full()
             {
                 break;
@@ -2926,7 +3269,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
         // 2. Fresh messages, in msg_id order.
         loop {
-            if !need_container && !members.is_empty() {
+            // Without a container, exactly one message goes.
+            if !need_container && (!members.is_empty() || !owed.is_empty()) {
                 break;
             }
             let next = self
@@ -2939,29 +3283,39 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 })
                 .min_by_key(|(_, s)| s.id);
             let Some((idx, s)) = next else { break };
-            let hdr = if need_container { INNER_HDR } else { 0 };
-            if used + hdr + s.len as usize + ack_reserve > limit || members.len() + 1 >= max_msgs || members.is_full() {
+            if used + hdr + s.len as usize + ack_reserve > limit
+                || owed.len() + members.len() + 1 >= max_msgs
+                || members.is_full()
+            {
                 break;
             }
             used += hdr + s.len as usize;
             let _ = members.push((idx, false));
         }
         let fresh_sent = members.iter().filter(|(_, r)| !*r).count();
-        if ack_now && !(need_container || members.is_empty()) {
+        if ack_now && !(need_container || (members.is_empty() && owed.is_empty())) {
             // Cannot happen: an ack with anything else forces a container.
             return None;
         }
-        if members.is_empty() && !ack_now && !release {
+        if members.is_empty() && owed.is_empty() && !ack_now && !release {
             return None;
         }
 
         // Write the payload.
-        let total_members = members.len() + usize::from(ack_now);
+        let total_members = owed.len() + members.len() + usize::from(ack_now);
         let w_off = {
             let mut w = Writer::new(&mut *payload);
             if need_container {
                 let _ = w.u32(MsgContainer::CONSTRUCTOR);
                 let _ = w.u32(total_members as u32);
+            }
+            for (o, &(id, seq, len)) in self.owed.iter().zip(owed.iter()) {
+                if need_container {
+                    let _ = w.i64(id.to_wire());
+                    let _ = w.i32(seq as i32);
+                    let _ = w.i32(len as i32);
+                }
+                self.owed_body(now, o, rx, gz, Some(&mut w));
             }
             for &(idx, _) in members.iter() {
                 let Some(Some(s)) = self.slots.get(idx) else { continue };
@@ -2991,6 +3345,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         };
         let (msg_id, seq_no) = if need_container {
             (cid, cseq)
+        } else if let Some(&(id, seq, _)) = owed.first() {
+            (id, seq)
         } else if let Some(&(idx, _)) = members.first() {
             let Some(Some(s)) = self.slots.get(idx) else {
                 return None;
@@ -3015,6 +3371,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         };
         let enc = packet::encrypt_in_place(&self.key, dir, &header, w_off, self.cfg.padding, rng, out).ok()?;
         self.stats.packets_out += 1;
+        for _ in 0..owed.len() {
+            let _ = self.owed.pop_front();
+        }
 
         // Commit: track what was sent, free what is fire-and-forget.
         let mut carries_query = false;

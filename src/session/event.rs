@@ -233,7 +233,9 @@ pub enum Dropped {
     BadSeqNo,
     /// A malformed or illegal container, nested container, or undecodable service message (items 48, 55).
     Malformed,
-    /// The receive buffers cannot hold the events this packet would produce until the host drains them.
+    /// The engine cannot take a packet yet: events still borrow the receive buffers, or it is working through the
+    /// last packet, whose messages wait for room for their answers. Drain `poll_event` and `poll_packet`, then offer
+    /// the packet again.
     Backpressure,
     /// DC strict-order mode: a msg_id below one already delivered (attack B1).
     OutOfOrder,
@@ -252,7 +254,7 @@ impl fmt::Display for Dropped {
             Dropped::BadSalt => "bad server salt",
             Dropped::BadSeqNo => "bad seq_no",
             Dropped::Malformed => "malformed message",
-            Dropped::Backpressure => "event buffers full",
+            Dropped::Backpressure => "not taken yet: drain events and packets first",
             Dropped::OutOfOrder => "msg_id out of order",
             Dropped::UnknownSession => "session not served here",
         })
