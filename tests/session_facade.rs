@@ -9,8 +9,11 @@ use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::{self, ServerConfig, ServerHandshakes, ServerReply};
-use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgKind, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::session::{
+    Clock, Engine, EngineConfig, Event, HostQuery, MsgKind, Session, SessionConfig, TransportConfig,
+};
 use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::transport::replay::ReplayCache;
 use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
@@ -49,6 +52,10 @@ fn exchange(from: &mut S, to: &mut S, now: Instant, rng: &mut StdRng) -> Vec<Str
                         reqs.push((msg_id, body.to_vec()));
                     }
                     events.push(format!("{ev:?}"));
+                }
+                // One connection per DC here: a cache of one init is all there is to replay against.
+                if to.host_query() == Some(HostQuery::ObfuscatedInit) {
+                    to.check_obfuscated_init(&mut ReplayCache::<1>::new()).unwrap();
                 }
                 for (id, b) in reqs {
                     to.answer(now, id, &b).unwrap();

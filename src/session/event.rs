@@ -78,6 +78,10 @@ pub enum Event<'a> {
         /// The new key's auth_key_id.
         key_id: u64,
     },
+    /// DC on an obfuscated transport: the client's 64-byte init arrived and nothing after it is read until the host
+    /// checked it against the replay cache it shares between connections: answer with
+    /// `Session::check_obfuscated_init` (SECURITY.md item 9, attack B19).
+    ObfuscatedInit,
     /// DC with session hand-over on (`Session::set_session_handover`): the first authenticated message of this
     /// connection names a session the host may hold on another connection. Answer with `Session::resume_session`
     /// (the other connection's `Session`, or `None` to start a new session).

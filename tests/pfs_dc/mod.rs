@@ -23,6 +23,7 @@ use mtproto_sansio::session::pfs::allowed_unbound;
 use mtproto_sansio::session::{Event, MsgId, SendError, Session, SessionConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, AuthBindTempAuthKey};
+use mtproto_sansio::transport::replay::ReplayCache;
 use rand::rngs::StdRng;
 
 pub fn rsa() -> &'static RsaPrivateKey {
@@ -67,12 +68,15 @@ pub struct Dc<const RX: usize, const TX: usize, const MSGS: usize> {
     pub notes: Vec<DcNote>,
     /// Application requests on a bound key, for the caller to execute: (msg_id, body).
     pub requests: Vec<(MsgId, Vec<u8>)>,
+    /// The obfuscated inits seen, across connections.
+    pub replay: ReplayCache<64>,
 }
 
 enum Owned {
     Ready,
     Required(u64),
     Request(MsgId, Vec<u8>),
+    Init,
     Other,
 }
 
@@ -87,6 +91,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
             unix_at_zero,
             notes: Vec::new(),
             requests: Vec::new(),
+            replay: ReplayCache::new(),
         };
         d.connect(now);
         d
@@ -146,6 +151,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                     Event::AuthKeyReady => Owned::Ready,
                     Event::AuthKeyRequired { key_id } => Owned::Required(key_id),
                     Event::Request { msg_id, body } => Owned::Request(msg_id, body.to_vec()),
+                    Event::ObfuscatedInit => Owned::Init,
                     _ => Owned::Other,
                 });
             }
@@ -178,6 +184,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                         self.sess.supply_auth_key(now, key, rng).unwrap();
                     }
                     Owned::Request(msg_id, body) => self.request(now, msg_id, body),
+                    Owned::Init => self.sess.check_obfuscated_init(&mut self.replay).unwrap(),
                     Owned::Other => {}
                 }
             }
