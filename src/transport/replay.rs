@@ -105,7 +105,9 @@ impl<const N: usize> ReplayCache<N> {
     }
 
     fn contains(&self, fp: &Fingerprint) -> bool {
-        self.entries.iter().take(self.len).any(|e| e == fp)
+        // Branch-free over every stored entry: the cost does not depend on where (or whether) it matches.
+        let stored = self.entries.get(..self.len).unwrap_or(&[]);
+        stored.iter().fold(0u8, |hit, e| hit | u8::from(e == fp)) != 0
     }
 
     /// Records `fp`, evicting the oldest entry when full; refuses it if it is still cached. A cache of capacity 0
