@@ -76,7 +76,7 @@
 //! Why the table is owned, not borrowed from the host: the session keeps its run-loop verbs and needs no lifetime
 //! or extra arguments; a run lives on one connection anyway (item 22). What a DC keeps beyond one connection is asked
 //! of the host instead, as events ([`Event::AuthKeyRequired`], [`Event::NewAuthKey`], [`Event::SessionRequired`],
-//! each reported once) and through [`Session::host_query`], which tells what is pending until it is answered (each
+//! [`Event::ObfuscatedInit`], each reported once) and through [`Session::host_query`], which tells what is pending until it is answered (each
 //! answer un-parks the frame):
 //! - **inits seen** (always, on an obfuscated transport): the session takes the client's 64-byte init and reads
 //!   nothing after it until the host checked it against the replay cache it shares between connections
@@ -551,7 +551,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: what this connection waits for from the host, if anything. While a query is pending, `handle_input`
     /// consumes nothing and the frame that raised it is parked. Each query is also reported once by
     /// [`poll_event`](Self::poll_event) ([`Event::AuthKeyRequired`], [`Event::NewAuthKey`],
-    /// [`Event::SessionRequired`]); this accessor keeps answering until the host has.
+    /// [`Event::SessionRequired`], [`Event::ObfuscatedInit`]); this accessor keeps answering until the host has.
     pub fn host_query(&self) -> Option<HostQuery> {
         match self.parked {
             Parked::UnknownKey { key_id, .. } => Some(HostQuery::AuthKey { key_id }),
