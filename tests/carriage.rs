@@ -924,8 +924,10 @@ fn chk_009_replayed_client_hello_rejected() {
     );
 }
 
+/// The cache's key for an obfuscated init (bytes 8..56). That a DC refuses a replayed connection through it is
+/// `atk_b19_*` in tests/session_init_replay.rs (the `Session` server path) and tests/hosts.rs (test_dc over TCP).
 #[test]
-fn atk_b19_replayed_init_rejected() {
+fn replay_cache_keys_obfuscated_inits_by_bytes_8_to_56() {
     let mut r = rng(11);
     let secret = ProxySecret::from_bytes(&[0xdd; 17]).unwrap();
     let (init, _) = client_init(Framing::PaddedIntermediate, Some(2), Some(&secret), &mut r).unwrap();

@@ -331,8 +331,14 @@ fn into_session(to: &mut S, now: Instant, mut bytes: &[u8]) -> Vec<Ev> {
         bytes = &bytes[n..];
         let mut reqs = Vec::new();
         while let Some(ev) = to.poll_event() {
-            if let Event::Request { msg_id, body } = &ev {
-                reqs.push((*msg_id, body.to_vec()));
+            match &ev {
+                Event::Request { msg_id, body } => reqs.push((*msg_id, body.to_vec())),
+                // The DC host's replay check; one connection per DC here, so a one-entry cache.
+                Event::ObfuscatedInit => {
+                    to.check_obfuscated_init(&mut ReplayCache::<1>::new()).unwrap();
+                    continue;
+                }
+                _ => {}
             }
             evs.push(session_util::own(ev));
         }

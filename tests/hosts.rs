@@ -1307,3 +1307,110 @@ fn chk_048_test_dc_answers_every_message_of_a_container_of_100() {
     }
     assert_eq!(dc.stats().requests.load(SeqCst), 100);
 }
+
+/// A facade client without a key over TCP to `dc` (obfuscated padded intermediate, with `secret`): the handshake,
+/// then one RPC answered. Returns every byte it sent, in order: the connection a prober records.
+fn record_obfuscated_connection(dc: &Dc, public: RsaPublicKey, secret: Option<&[u8]>) -> Vec<u8> {
+    use mtproto_sansio::session::{Event, Session, SessionConfig, TransportConfig};
+    use mtproto_sansio::time::UnixTime;
+    use std::io::ErrorKind;
+    type C = Session<65_536, 65_536, 16>;
+    let keys: &'static [RsaPublicKey] = Box::leak(Box::new([public]));
+    let unix = client::unix_micros_at_zero() / 1_000_000 + client::now().as_secs();
+    let cfg = SessionConfig {
+        engine: EngineConfig::DEFAULT,
+        transport: TransportConfig {
+            framing: mtproto_sansio::transport::Framing::PaddedIntermediate,
+            obfuscated: true,
+            dc_id: Some(2),
+        },
+        unix_time_hint: Some(UnixTime(unix)),
+        salt: 0,
+    };
+    let mut c = Box::new(C::client_handshake(cfg, ClientConfig::new(keys, 2), client::now()));
+    c.set_proxy_secret(secret.map(|s| ProxySecret::from_bytes(s).unwrap()))
+        .unwrap();
+    let mut sock = TcpStream::connect(dc.addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let (mut rng, mut out, mut buf) = (rand::rng(), vec![0u8; c.min_transmit_len()], vec![0u8; 65_536]);
+    let (mut wire, mut query, mut answered) = (Vec::new(), None, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !answered {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recorded connection got no answer"
+        );
+        let now = client::now();
+        if query.is_none() && c.is_encrypted() {
+            query = Some(c.send(now, &api::get_dh_config(0, 8), MsgKind::Query).unwrap());
+        }
+        while let Some(n) = c.poll_transmit(now, &mut rng, &mut out).unwrap() {
+            sock.write_all(&out[..n]).unwrap();
+            wire.extend_from_slice(&out[..n]);
+        }
+        match sock.read(&mut buf) {
+            Ok(0) => panic!("the DC closed the recorded connection"),
+            Ok(n) => {
+                let mut off = 0;
+                while off < n {
+                    off += c.handle_input(client::now(), &buf[off..n]).unwrap();
+                    while let Some(ev) = c.poll_event() {
+                        answered |= matches!(ev, Event::RpcResult { req, .. } if Some(req) == query);
+                    }
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                c.handle_timeout(client::now()).unwrap();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    wire
+}
+
+/// Sends `bytes` on a new connection: the DC must close it without sending a byte.
+fn closed_without_answer(dc: &Dc, bytes: &[u8], what: &str) {
+    let mut s = TcpStream::connect(dc.addr).unwrap();
+    // The DC may close (and reset) before it has read everything.
+    let _ = s.write_all(bytes);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!("{what}: the DC kept the connection open")
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(got.is_empty(), "{what}: the DC answered with {} bytes", got.len());
+}
+
+/// Attack B19 against test_dc: a client's whole obfuscated connection (handshake and an RPC), recorded and replayed
+/// by a prober on a new TCP connection, is closed at its init without an answer, as is the init alone, exactly
+/// like an init the DC cannot open; no key is made and nothing executed. A fresh client still gets served. Plain
+/// obfuscated and behind a `dd` secret.
+#[test]
+fn atk_b19_test_dc_closes_a_replayed_obfuscated_connection() {
+    let dd: [u8; 17] = [0xdd, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6];
+    for secret in [None, Some(&dd[..])] {
+        let (dc, public) = dc_with(|o| o.secret = secret.map(|s| ProxySecret::from_bytes(s).unwrap()));
+        let wire = record_obfuscated_connection(&dc, public, secret);
+        let (keys, requests) = (dc.key_count(), dc.stats().requests.load(SeqCst));
+        assert_eq!((keys, requests), (1, 1));
+        closed_without_answer(&dc, &wire, "replayed connection");
+        closed_without_answer(&dc, &wire[..64], "replayed init");
+        let mut foreign = wire[..64].to_vec();
+        foreign[20] ^= 0x40;
+        closed_without_answer(&dc, &foreign, "an init the DC cannot open");
+        eventually_eq(|| dc.stats().bad_connections.load(SeqCst), 3);
+        assert_eq!(dc.key_count(), keys);
+        assert_eq!(dc.stats().requests.load(SeqCst), requests);
+        record_obfuscated_connection(&dc, public, secret);
+        assert_eq!(dc.key_count(), 2);
+        dc.stop();
+    }
+}

@@ -22,7 +22,7 @@ use mtproto_sansio::carriage::http::encode_request;
 use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, WS_PATH, WsCodec};
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
-use mtproto_sansio::handshake::ClientConfig;
+use mtproto_sansio::handshake::{ClientConfig, ClientHandshake as HsClient, MAX_CLIENT_MESSAGE};
 use mtproto_sansio::session::{EngineConfig, MsgKind};
 use mtproto_sansio::transport::Role;
 
@@ -377,5 +377,94 @@ fn http_surplus_polls_answered_empty() {
         )
         .unwrap();
     assert!(matches!(ev, Owned::Result(..)));
+    dc.stop();
+}
+
+/// A `req_pq_multi` the DC answers with `resPQ`: a whole plaintext MTProto message, as one HTTP body.
+fn req_pq_body(public: RsaPublicKey) -> Vec<u8> {
+    let keys: &'static [RsaPublicKey] = Box::leak(Box::new([public]));
+    let mut hs = HsClient::new(ClientConfig::new(keys, 2), client::now());
+    let mut out = vec![0u8; MAX_CLIENT_MESSAGE];
+    let n = hs
+        .poll_transmit(client::now(), &mut rand::rng(), &mut out)
+        .unwrap()
+        .unwrap();
+    out.truncate(n);
+    out
+}
+
+/// Sends `request` on a new connection and reads until the DC closes it; panics if it stays open for `wait`.
+fn one_shot(dc: &Dc, request: &[u8], wait: Duration) -> String {
+    let mut s = TcpStream::connect(dc.addr).unwrap();
+    s.write_all(request).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut got = Vec::new();
+    if let Err(e) = s.read_to_end(&mut got) {
+        panic!(
+            "the DC did not close the connection ({e}); read so far: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// `Connection: close` (HTTP/1.1) and HTTP/1.0 without `keep-alive`: the DC answers, says `Connection: close` and
+/// closes, so a one-shot client reading to EOF finishes; a request pipelined after the closing one is not served.
+#[test]
+fn http_connection_close_and_http10_are_answered_then_closed() {
+    let (dc, public) = start(None);
+    let body = req_pq_body(public);
+    let head = |version: &str, conn: &str| {
+        let mut r = format!(
+            "POST /api HTTP/{version}\r\nHost: x\r\n{conn}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(&body);
+        r
+    };
+    for (what, req) in [
+        ("1.1 close", head("1.1", "Connection: close\r\n")),
+        (
+            "1.1 close among tokens",
+            head("1.1", "Connection: Close\r\nConnection: keep-alive\r\n"),
+        ),
+        ("1.0", head("1.0", "")),
+        ("1.0 close", head("1.0", "Connection: close\r\n")),
+    ] {
+        let text = one_shot(&dc, &req, Duration::from_secs(4));
+        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 1, "{what}: {text:?}");
+        assert!(text.contains("\r\nConnection: close\r\n"), "{what}: {text:?}");
+        assert!(
+            !text.contains("Content-Length: 0\r\n"),
+            "{what}: the packet is answered: {text:?}"
+        );
+    }
+    // Pipelined after a closing request: never served (one response, then EOF).
+    let mut two = head("1.1", "Connection: close\r\n");
+    two.extend_from_slice(&head("1.1", ""));
+    let text = one_shot(&dc, &two, Duration::from_secs(4));
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 1, "{text:?}");
+    // HTTP/1.0 asking for keep-alive, and HTTP/1.1 by default, keep the connection: a second request on it is
+    // answered too.
+    for (what, version, conn) in [
+        ("1.1", "1.1", ""),
+        ("1.0 keep-alive", "1.0", "Connection: keep-alive\r\n"),
+    ] {
+        let mut s = TcpStream::connect(dc.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        for round in 1..=2 {
+            s.write_all(&head(version, conn)).unwrap();
+            while String::from_utf8_lossy(&got).matches("HTTP/1.1 200 OK").count() < round {
+                let k = s.read(&mut buf).unwrap();
+                assert!(k > 0, "{what}: closed after {round} requests");
+                got.extend_from_slice(&buf[..k]);
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert_eq!(text.matches("Connection: keep-alive").count(), 2, "{what}: {text:?}");
+    }
     dc.stop();
 }

@@ -16,6 +16,7 @@ use mtproto_sansio::session::{
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::Framing;
+use mtproto_sansio::transport::replay::ReplayCache;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -66,6 +67,8 @@ struct Host {
     required: Vec<u64>,
     ready: usize,
     requests: usize,
+    /// The obfuscated inits seen, shared by all connections.
+    replay: ReplayCache<64>,
 }
 
 /// Client-side events, owned.
@@ -89,6 +92,7 @@ fn round(c: &mut S, d: &mut S, host: &mut Host, ce: &mut Client, now: Instant, r
         c2s.drain(..n);
         let mut reqs = Vec::new();
         let mut supply = None;
+        let mut init = false;
         let mut evs = 0;
         while let Some(ev) = d.poll_event() {
             evs += 1;
@@ -99,8 +103,12 @@ fn round(c: &mut S, d: &mut S, host: &mut Host, ce: &mut Client, now: Instant, r
                     host.required.push(key_id);
                     supply = Some(key_id);
                 }
+                Event::ObfuscatedInit => init = true,
                 _ => {}
             }
+        }
+        if init {
+            d.check_obfuscated_init(&mut host.replay).unwrap();
         }
         if d.is_encrypted() && host.ready > 0 {
             let k = d.auth_key().unwrap().clone();
@@ -160,6 +168,7 @@ fn host(answer: bool) -> Host {
         required: Vec::new(),
         ready: 0,
         requests: 0,
+        replay: ReplayCache::new(),
     }
 }
 
@@ -293,6 +302,11 @@ fn chk_027_dc_parked_frame_waits_for_its_key_with_backpressure() {
         let mut off = 0;
         loop {
             let n = d.handle_input(now, &bytes[off..]).unwrap();
+            if n == 0 && d.host_query() == Some(HostQuery::ObfuscatedInit) {
+                assert_eq!(d.poll_event(), Some(Event::ObfuscatedInit));
+                d.check_obfuscated_init(&mut ReplayCache::<4>::new()).unwrap();
+                continue;
+            }
             if n == 0 {
                 break;
             }

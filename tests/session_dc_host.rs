@@ -22,6 +22,7 @@ use mtproto_sansio::session::{
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{DhGenOk, DhGenRetry, MsgContainer, Reader, TlRead};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_sansio::transport::replay::ReplayCache;
 use mtproto_sansio::transport::{Framing, TransportError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -90,6 +91,8 @@ struct Host {
     /// Every request delivered to the host (each is executed, i.e. answered by echo).
     requests: Vec<(MsgId, Vec<u8>)>,
     ready: usize,
+    /// The obfuscated inits seen, shared by all connections.
+    replay: ReplayCache<64>,
 }
 
 impl Host {
@@ -168,6 +171,11 @@ fn try_dc_feed(
             Some(HostQuery::Session { key_id, session_id }) => {
                 host.session_queries.push((key_id, session_id));
                 d.resume_session(now, old.take()).unwrap();
+                progress = true;
+            }
+            Some(HostQuery::ObfuscatedInit) => {
+                d.check_obfuscated_init(&mut host.replay)
+                    .map_err(|_| Error::ReplayedInit)?;
                 progress = true;
             }
             None => {}
@@ -809,9 +817,16 @@ fn two_connections_racing_for_one_session_execute_each_query_once() {
     // Offering a connection that no longer holds the session is refused and leaves the frame parked.
     let up = client_out(&mut c, now, &mut rng);
     let mut off = 0;
-    while third.host_query().is_none() || matches!(third.host_query(), Some(HostQuery::AuthKey { .. })) {
+    while matches!(
+        third.host_query(),
+        None | Some(HostQuery::AuthKey { .. } | HostQuery::ObfuscatedInit)
+    ) {
         if let Some(HostQuery::AuthKey { key_id }) = third.host_query() {
             third.supply_stored_key(now, host.stored(key_id).as_ref()).unwrap();
+            continue;
+        }
+        if let Some(HostQuery::ObfuscatedInit) = third.host_query() {
+            third.check_obfuscated_init(&mut host.replay).unwrap();
             continue;
         }
         assert!(off < up.len(), "no session query");
@@ -853,6 +868,9 @@ fn atk_b07_replayed_connection_cannot_pull_the_session_away() {
     loop {
         match x.host_query() {
             Some(HostQuery::AuthKey { key_id }) => x.supply_stored_key(now, host.stored(key_id).as_ref()).unwrap(),
+            // The host's init cache refuses this replay at once (tests/session_init_replay.rs); here it was flushed
+            // (a bounded cache is, by N fresh connections), so the session layer must hold on its own.
+            Some(HostQuery::ObfuscatedInit) => x.check_obfuscated_init(&mut ReplayCache::<1>::new()).unwrap(),
             Some(HostQuery::Session { key_id, session_id }) => {
                 assert_eq!(session_id, sid);
                 assert_eq!(x.poll_event(), Some(Event::SessionRequired { key_id, session_id }));
@@ -897,6 +915,9 @@ fn replay_into(x: &mut S, host: &mut Host, bytes: &[u8], now: Instant, rng: &mut
         }
         match x.host_query() {
             Some(HostQuery::AuthKey { key_id }) => x.supply_stored_key(now, host.stored(key_id).as_ref()).unwrap(),
+            // A flushed init cache (or a recording made after the entry was evicted): the session layer behind the
+            // init check is what is tested here.
+            Some(HostQuery::ObfuscatedInit) => x.check_obfuscated_init(&mut ReplayCache::<1>::new()).unwrap(),
             Some(HostQuery::Session { key_id, session_id }) => {
                 host.session_queries.push((key_id, session_id));
                 let _ = x.resume_session(now, Some(holder));
@@ -1178,6 +1199,9 @@ fn proxy_secret_setter_refusals() {
     let up = client_out(&mut c, now, &mut rng);
     let mut off = 0;
     while off < up.len() {
+        if d.host_query() == Some(HostQuery::ObfuscatedInit) {
+            d.check_obfuscated_init(&mut ReplayCache::<1>::new()).unwrap();
+        }
         let n = d.handle_input(now, &up[off..]).unwrap();
         if n == 0 {
             break;

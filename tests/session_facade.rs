@@ -13,6 +13,7 @@ use mtproto_sansio::session::{
     Clock, Engine, EngineConfig, Event, HostQuery, MsgKind, Session, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::transport::replay::ReplayCache;
 use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
@@ -60,6 +61,10 @@ fn exchange(from: &mut S, to: &mut S, now: Instant, rng: &mut StdRng) -> Vec<Str
                     // the parked packet then raises its own events.
                     match to.host_query() {
                         Some(HostQuery::Session { .. }) => to.resume_session(now, None).unwrap(),
+                        // One connection per DC here: a cache of one init is all there is to replay against.
+                        Some(HostQuery::ObfuscatedInit) => {
+                            to.check_obfuscated_init(&mut ReplayCache::<1>::new()).unwrap();
+                        }
                         _ => break,
                     }
                 }

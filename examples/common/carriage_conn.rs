@@ -13,7 +13,9 @@
 //! HTTP is request/response: the DC can only answer on an open exchange. The pump keeps the requests it has not
 //! answered (at most [`HTTP_MAX_HELD`], each for at most [`HTTP_HOLD`]) and answers them in order with the DC's
 //! packets, one packet per response; a request that expires, or that a newer one pushes out, gets an empty 200
-//! response, the way `http_wait`'s `max_wait` ends a long poll. An empty request body is a pure poll: it opens an
+//! response, the way `http_wait`'s `max_wait` ends a long poll. A request with `Connection: close` (or HTTP/1.0
+//! without `keep-alive`) is the connection's last: nothing after it is read as a request, its answer says
+//! `Connection: close`, and the connection closes once that answer is out (a one-shot client reads to EOF). An empty request body is a pure poll: it opens an
 //! exchange without a packet (the session engine cannot send `http_wait`, which is not content-related; see
 //! README "Known gaps"). The client end keeps one exchange open whenever it waits for the DC.
 //!
@@ -362,42 +364,61 @@ fn run_pump(
 
 // ----------------------------------------------------------------------- HTTP (DC end)
 
+/// A request waiting for its answer: when it arrived, and whether the connection persists after it (`false` for
+/// `Connection: close` or HTTP/1.0 without `keep-alive`: its answer says `Connection: close` and ends the
+/// connection).
+#[derive(Clone, Copy)]
+struct Held {
+    since: Instant,
+    keep_alive: bool,
+}
+
 /// The HTTP exchanges of one connection: requests not yet answered (oldest first) and DC packets not yet sent.
 struct HttpExchanges {
-    held: VecDeque<Instant>,
+    held: VecDeque<Held>,
     queued: VecDeque<Vec<u8>>,
     out: Arc<TcpStream>,
     buf: Vec<u8>,
 }
 
 impl HttpExchanges {
-    fn respond(&mut self, body: &[u8]) -> Result<(), CarriageError> {
+    fn respond(&mut self, keep_alive: bool, body: &[u8]) -> Result<(), CarriageError> {
         self.buf.resize(body.len() + 256, 0);
-        let n = encode_response(200, true, body, &mut self.buf).map_err(CarriageError::Encode)?;
+        let n = encode_response(200, keep_alive, body, &mut self.buf).map_err(CarriageError::Encode)?;
         (&*self.out).write_all(self.buf.get(..n).unwrap_or_default())?;
         Ok(())
     }
 
-    /// Answers held requests with queued packets, and expired or surplus ones with empty bodies.
-    fn deliver(&mut self, now: Instant) -> Result<(), CarriageError> {
-        while !self.held.is_empty() {
+    /// Answers held requests with queued packets, and expired or surplus ones with empty bodies. `Ok(true)`: the
+    /// request that ends the connection was answered, close it now.
+    fn deliver(&mut self, now: Instant) -> Result<bool, CarriageError> {
+        while let Some(&Held { since, keep_alive }) = self.held.front() {
             if let Some(p) = self.queued.pop_front() {
                 self.held.pop_front();
-                self.respond(&p)?;
-            } else if self.held.len() > HTTP_MAX_HELD
-                || self.held.front().is_some_and(|t| now.duration_since(*t) >= HTTP_HOLD)
-            {
+                self.respond(keep_alive, &p)?;
+            } else if self.held.len() > HTTP_MAX_HELD || now.duration_since(since) >= HTTP_HOLD {
                 self.held.pop_front();
-                self.respond(&[])?;
+                self.respond(keep_alive, &[])?;
             } else {
                 break;
+            }
+            if !keep_alive {
+                return Ok(true);
             }
         }
         if self.queued.len() > HTTP_MAX_QUEUED {
             return Err(CarriageError::Refused("HTTP client does not poll"));
         }
-        Ok(())
+        Ok(false)
     }
+}
+
+/// After a request that ends the connection: reads and discards whatever the client still sends until the
+/// connection closes (the down pump closes it once the answer is out), so no unread bytes turn the close into a
+/// reset that could cost the client its answer. Nothing read here reaches the DC.
+fn linger(sock: &TcpStream) {
+    let mut buf = [0u8; 4096];
+    while matches!((&*sock).read(&mut buf), Ok(n) if n > 0) {}
 }
 
 fn serve_http(outer: TcpStream, pump: TcpStream, prefix: Vec<u8>) -> Result<(), CarriageError> {
@@ -414,7 +435,10 @@ fn serve_http(outer: TcpStream, pump: TcpStream, prefix: Vec<u8>) -> Result<(), 
         buf: Vec::new(),
     }));
     let (up_ex, up_in, up_out) = (Arc::clone(&ex), Arc::clone(&inner), Arc::clone(&outer));
-    run_pump("dc-http-up", closer.clone(), move || {
+    let up_closer = closer.clone();
+    // `Ok(true)`: a request that ends the connection is held; nothing after it is read as a request, and the down
+    // pump closes the connection once it is answered.
+    let up = move || -> Result<bool, CarriageError> {
         let limits = HttpLimits {
             max_head: MAX_HEAD,
             max_body: SERVER_HTTP_BODY,
@@ -430,6 +454,7 @@ fn serve_http(outer: TcpStream, pump: TcpStream, prefix: Vec<u8>) -> Result<(), 
             loop {
                 let n = dec.feed(rest).map_err(CarriageError::Http)?;
                 rest = rest.get(n..).unwrap_or_default();
+                let keep_alive = dec.keep_alive();
                 let took = match dec.next_body() {
                     Some(body) => {
                         // An empty body only opens an exchange; anything else is one packet for the DC.
@@ -441,8 +466,16 @@ fn serve_http(outer: TcpStream, pump: TcpStream, prefix: Vec<u8>) -> Result<(), 
                             inner.write_all(&frame)?;
                         }
                         let mut ex = lock(&up_ex);
-                        ex.held.push_back(Instant::now());
-                        ex.deliver(Instant::now())?;
+                        ex.held.push_back(Held {
+                            since: Instant::now(),
+                            keep_alive,
+                        });
+                        if ex.deliver(Instant::now())? {
+                            return Ok(false);
+                        }
+                        if !keep_alive {
+                            return Ok(true);
+                        }
                         true
                     }
                     None => false,
@@ -456,10 +489,15 @@ fn serve_http(outer: TcpStream, pump: TcpStream, prefix: Vec<u8>) -> Result<(), 
             }
             let n = (&*up_out).read(&mut buf)?;
             if n == 0 {
-                return Ok(());
+                return Ok(false);
             }
             input = buf.get(..n).unwrap_or_default().to_vec();
         }
+    };
+    let linger_on = Arc::clone(&outer);
+    spawn("dc-http-up", move || match up() {
+        Ok(true) => linger(&linger_on),
+        Ok(false) | Err(_) => up_closer.close(),
     })?;
     let (dn_in, dn_ex) = (Arc::clone(&inner), ex);
     run_pump("dc-http-down", closer, move || {
@@ -495,7 +533,9 @@ fn serve_http(outer: TcpStream, pump: TcpStream, prefix: Vec<u8>) -> Result<(), 
                 off += 4 + len;
             }
             stream.drain(..off);
-            ex.deliver(Instant::now())?;
+            if ex.deliver(Instant::now())? {
+                return Ok(());
+            }
         }
     })?;
     Ok(())

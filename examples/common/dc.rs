@@ -7,7 +7,9 @@
 //!   (taken: `dh_gen_retry`, SECURITY.md item 25) and reserves the id;
 //! - the client sessions, by (auth_key_id, session_id): `HostQuery::Session` hands a reconnecting client's session
 //!   over from the connection that held it (see [`Sessions`] for the locking);
-//! - the secret-chat directory, so two clients can open a secret chat through the DC.
+//! - the secret-chat directory, so two clients can open a secret chat through the DC;
+//! - the obfuscated inits seen ([`INIT_REPLAY_ENTRIES`] of them): `HostQuery::ObfuscatedInit` is answered from
+//!   them, so a recorded connection replayed by a prober is closed at its init (SECURITY.md item 9, attack B19).
 //!
 //! A connection that sends garbage (an unknown transport, a broken frame) is closed; nothing else is affected.
 //!
@@ -32,13 +34,15 @@ use mtproto_sansio::crypto::rsa::RsaPrivateKey;
 use mtproto_sansio::handshake::ServerConfig;
 use mtproto_sansio::session::bind::{BindParams, bind_perm_key_id, verify_bind};
 use mtproto_sansio::session::{
-    EngineConfig, Error, Event, HostQuery, MsgId, MsgKind, SALT_SCHEDULE_LEN, SaltSchedule, SendError, Session,
-    SessionConfig, StoredKey, TransportConfig,
+    EngineConfig, Error, Event, HostQuery, InitCheckError, MsgId, MsgKind, SALT_SCHEDULE_LEN, SaltSchedule, SendError,
+    Session, SessionConfig, StoredKey, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{AuthBindTempAuthKey, Reader};
+use mtproto_sansio::transport::Framing;
 use mtproto_sansio::transport::detect::{Detected, detect};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_sansio::transport::replay::ReplayCache;
 use rand::RngExt;
 
 use super::api::{self, Reply};
@@ -69,6 +73,13 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const CHANNEL_DEPTH: usize = 64;
 /// Stack of a connection thread: the session is built on it before it is boxed.
 const CONN_STACK: usize = 64 * 1024 * 1024;
+/// Obfuscated inits remembered against replay, all connections together (SECURITY.md item 9): 256 KiB, scanned
+/// once per new obfuscated connection. The oldest is forgotten first, so an init is refused for the next 16,384
+/// obfuscated connections: at 10 new connections a second for 27 minutes, at 100 a second for 2.7 minutes. A
+/// replay after that gets a fresh connection whose recorded messages the session layer still refuses once they
+/// fall out of its time window (300 s). Without `--secret` anyone can make valid inits, so a client that opens
+/// 16,384 connections can flush the cache; with a secret only its holders can.
+pub const INIT_REPLAY_ENTRIES: usize = 16_384;
 
 /// The DC end of one connection.
 pub type DcSession = Session<MAX_FRAME, TX_ARENA, MSGS>;
@@ -228,6 +239,8 @@ struct Shared {
     hub: Mutex<Hub>,
     keys_file: Option<PathBuf>,
     secret: Option<ProxySecret>,
+    /// Every obfuscated init accepted, for `HostQuery::ObfuscatedInit`.
+    init_replay: Mutex<Box<ReplayCache<INIT_REPLAY_ENTRIES>>>,
     carriages: Carriages,
     start: std::time::Instant,
     unix_micros_at_start: u64,
@@ -363,6 +376,7 @@ pub fn start(opts: DcOptions) -> io::Result<Dc> {
         secret: opts
             .secret
             .or_else(|| opts.faketls.as_ref().map(FakeTlsSecret::proxy_secret)),
+        init_replay: Mutex::new(Box::new(ReplayCache::new())),
         carriages: Carriages::new(opts.faketls),
         start: std::time::Instant::now(),
         unix_micros_at_start,
@@ -413,6 +427,16 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         if spawned.is_err() {
             shared.stats.active.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+}
+
+/// `HostQuery::ObfuscatedInit`: checks the init against the DC-wide cache. A replay is refused like an init the
+/// secret does not open: closed, nothing sent.
+fn check_init(sh: &Shared, s: &mut DcSession) -> Result<(), ConnError> {
+    match s.check_obfuscated_init(&mut **lock(&sh.init_replay)) {
+        Ok(()) => Ok(()),
+        Err(InitCheckError::Replayed) => Err(ConnError::Rejected("replayed obfuscated init")),
+        Err(InitCheckError::NotRequested) => Err(ConnError::Rejected("invalid obfuscated init")),
     }
 }
 
@@ -482,13 +506,15 @@ impl<'s> Conn<'s> {
                 }
                 Detected::Plain(f) => break (f, false),
                 Detected::Obfuscated { framing, .. } => break (framing, true),
+                // An init the secret does not open goes the way of a replayed one (below): a session is built and
+                // refuses it. Refusing it here would be faster, and a prober could time the difference.
+                Detected::Rejected(_) => break (Framing::PaddedIntermediate, true),
                 Detected::Http | Detected::FakeTls => {
                     // HTTP, WebSocket, fake-TLS: unwrapped into a plain connection the DC serves like any other.
                     let inner = carriage_conn::accept(&sh.carriages, sh.secret.as_ref(), sock, &prefix)
                         .map_err(|e| ConnError::Rejected(e.reason()))?;
                     return Conn::serve(sh, inner, id);
                 }
-                Detected::Rejected(_) => return Err(ConnError::Rejected("invalid obfuscated init")),
             }
         };
         // 2. The connection's DC session: it runs handshakes itself and asks the shared state for the rest.
@@ -512,6 +538,15 @@ impl<'s> Conn<'s> {
             session
                 .set_proxy_secret(sh.secret.clone())
                 .map_err(|_| ConnError::Rejected("proxy secret"))?;
+            // The detector read exactly the 64 init bytes: the session takes them and asks for the replay check,
+            // answered before a reader thread drains the socket, so a refused connection closes with its other
+            // bytes unread whether the init was replayed or not openable.
+            let n = session
+                .handle_input(now, &prefix)
+                .map_err(|_| ConnError::Rejected("invalid obfuscated init"))?;
+            prefix.drain(..n.min(prefix.len()));
+            while session.poll_event().is_some() {}
+            check_init(sh, &mut session)?;
         }
         // 3. A reader thread turns socket reads into channel messages, so pushes from other connections wake us.
         let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
@@ -685,6 +720,11 @@ impl<'s> Conn<'s> {
                     drop(s);
                     self.resume(key_id, session_id)?;
                     continue;
+                }
+                // Answered in `serve` before the first read; kept for a session that would ask again.
+                Some(HostQuery::ObfuscatedInit) => {
+                    check_init(self.sh, &mut s)?;
+                    progress = true;
                 }
                 None => {}
             }

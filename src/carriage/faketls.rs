@@ -30,12 +30,15 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use rand_core::CryptoRng;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::{Out, WriteError};
-use crate::transport::obfuscated::{INIT_LEN, ProxySecret};
+use crate::transport::obfuscated::ProxySecret;
+/// The replay cache moved to [`crate::transport::replay`] (the DC session consults it for every obfuscated init);
+/// re-exported here, where the fake-TLS hello uses it.
+pub use crate::transport::replay::{ReplayCache, Replayed};
 
 /// Size of the emulated ClientHello record, as tdlib and mtprotoproxy expect it.
 pub const CLIENT_HELLO_LEN: usize = 517;
@@ -713,112 +716,6 @@ impl<const M: usize> ServerHelloReader<M> {
             return Err(FakeTlsError::BadDigest);
         }
         Ok((n, true))
-    }
-}
-
-/// A bounded set of recently seen handshake fingerprints (SECURITY.md item 9): a repeat is refused. The oldest
-/// entry is evicted once `N` are stored, so memory is `16·N` bytes whatever the peers do.
-///
-/// Keys are hashed to 16-byte fingerprints (SHA-256, truncated) so any key length fits: the 32-byte client
-/// random of a fake-TLS hello, or bytes 8..56 (key and IV) of a plain obfuscated init, which mtprotoproxy uses
-/// as its replay key.
-#[derive(Clone)]
-pub struct ReplayCache<const N: usize> {
-    entries: [[u8; 16]; N],
-    len: usize,
-    next: usize,
-}
-
-impl<const N: usize> core::fmt::Debug for ReplayCache<N> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ReplayCache")
-            .field("len", &self.len)
-            .field("capacity", &N)
-            .finish()
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl<const N: usize> defmt::Format for ReplayCache<N> {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "ReplayCache {{ len: {}, capacity: {} }}", self.len, N)
-    }
-}
-
-/// The key was seen before.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Replayed;
-
-impl core::fmt::Display for Replayed {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("handshake replayed")
-    }
-}
-
-impl core::error::Error for Replayed {}
-
-impl<const N: usize> Default for ReplayCache<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> ReplayCache<N> {
-    /// An empty cache.
-    pub const fn new() -> Self {
-        ReplayCache {
-            entries: [[0; 16]; N],
-            len: 0,
-            next: 0,
-        }
-    }
-
-    fn fingerprint(domain: u8, key: &[u8]) -> [u8; 16] {
-        let d: [u8; 32] = Sha256::new().chain_update([domain]).chain_update(key).finalize().into();
-        let mut f = [0u8; 16];
-        f.copy_from_slice(d.get(..16).unwrap_or(&[0; 16]));
-        f
-    }
-
-    /// Number of stored fingerprints (at most `N`).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing is stored.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn contains_fp(&self, fp: &[u8; 16]) -> bool {
-        self.entries.iter().take(self.len).any(|e| e == fp)
-    }
-
-    fn insert_fp(&mut self, fp: [u8; 16]) -> Result<(), Replayed> {
-        if N == 0 {
-            return Ok(());
-        }
-        if self.contains_fp(&fp) {
-            return Err(Replayed);
-        }
-        if let Some(slot) = self.entries.get_mut(self.next) {
-            *slot = fp;
-        }
-        self.next = (self.next + 1) % N;
-        self.len = (self.len + 1).min(N);
-        Ok(())
-    }
-
-    /// Records `key`; refuses it if it was already recorded (and still cached).
-    pub fn check_and_insert(&mut self, key: &[u8]) -> Result<(), Replayed> {
-        self.insert_fp(Self::fingerprint(0, key))
-    }
-
-    /// Records a plain obfuscated init by its bytes 8..56; refuses a repeat (attack B19). Call it only once
-    /// [`crate::transport::obfuscated::server_accept`] succeeded, so garbage cannot evict real entries.
-    pub fn check_obfuscated_init(&mut self, init: &[u8; INIT_LEN]) -> Result<(), Replayed> {
-        self.insert_fp(Self::fingerprint(1, init.get(8..56).unwrap_or(&[])))
     }
 }
 

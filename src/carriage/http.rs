@@ -1,6 +1,7 @@
 //! MTProto over HTTP/1.1 (<https://core.telegram.org/mtproto/transports#http>): the client `POST`s one MTProto
 //! packet per request to `/api`, and the server answers with one packet per response. There is no transport
-//! framing inside the bodies. Connections are kept alive.
+//! framing inside the bodies. Connections are kept alive, except after a message with `Connection: close` or an
+//! HTTP/1.0 one without `keep-alive` ([`HttpDecoder::keep_alive`]), whose answer is the connection's last.
 //!
 //! The decoders parse heads with `httparse` and accept `Content-Length` and `chunked` bodies. Head bytes, body
 //! bytes and chunk-size lines are bounded by [`HttpLimits`] and the decoder's const capacities; a declared length
@@ -164,12 +165,16 @@ struct Head {
     keep_alive: bool,
 }
 
+/// Reads the body delimitation and the connection's persistence (RFC 9112 §9.3): HTTP/1.1 persists unless a
+/// `close` option appears in any `Connection` header (it wins over `keep-alive`, wherever each appears); HTTP/1.0
+/// persists only with `keep-alive` and no `close`.
 fn parse_headers(headers: &[httparse::Header<'_>], http11: bool) -> Result<Head, HttpError> {
     let mut h = Head {
         chunked: false,
         length: None,
         keep_alive: http11,
     };
+    let (mut close, mut keep_alive) = (false, false);
     let mut te = false;
     for hd in headers {
         if hd.name.eq_ignore_ascii_case("content-length") {
@@ -186,13 +191,11 @@ fn parse_headers(headers: &[httparse::Header<'_>], http11: bool) -> Result<Head,
             te = true;
             h.chunked = true;
         } else if hd.name.eq_ignore_ascii_case("connection") {
-            if header_has_token(hd.value, "close") {
-                h.keep_alive = false;
-            } else if header_has_token(hd.value, "keep-alive") {
-                h.keep_alive = true;
-            }
+            close |= header_has_token(hd.value, "close");
+            keep_alive |= header_has_token(hd.value, "keep-alive");
         }
     }
+    h.keep_alive = !close && (http11 || keep_alive);
     // RFC 9112 §6.3: both present is a smuggling vector; refuse rather than pick one.
     if h.chunked && h.length.is_some() {
         return Err(HttpError::BadContentLength);
@@ -238,7 +241,11 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
         self.limits.max_body.min(B)
     }
 
-    /// Whether the last message allows another on the same connection.
+    /// Whether the last message allows another on the same connection. `false` after a message with a `close`
+    /// connection option, or an HTTP/1.0 one without `keep-alive`: a server answers that request with
+    /// [`encode_response`]`(.., keep_alive: false, ..)`, processes nothing after it and closes the connection once
+    /// the answer is out (RFC 9112 §9.6); a client reads no further response. Valid from the moment the head is
+    /// complete (so also while the body arrives, and after [`next_body`](Self::next_body)).
     pub fn keep_alive(&self) -> bool {
         self.keep_alive
     }
@@ -573,6 +580,65 @@ mod tests {
         let msg = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nabcd\r\n2\r\nef\r\n0\r\nT: v\r\n\r\n";
         let body = decode_all(&mut d, msg).unwrap();
         assert_eq!(&body[..6], b"abcdef");
+    }
+
+    fn request_keep_alive(head: &[u8]) -> bool {
+        let mut d = HttpDecoder::<256, 64>::server(API_PATH, HttpLimits::default());
+        assert_eq!(d.feed(head), Ok(head.len()));
+        assert_eq!(d.next_body(), Some(&[][..]));
+        d.keep_alive()
+    }
+
+    #[test]
+    fn connection_close_and_http10_end_the_connection() {
+        let cases: [(&[u8], bool); 9] = [
+            (b"POST /api HTTP/1.1\r\nContent-Length: 0\r\n\r\n", true),
+            (
+                b"POST /api HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            (
+                b"POST /api HTTP/1.1\r\nConnection: CLOSE\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            (
+                b"POST /api HTTP/1.1\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            // `close` wins over a `keep-alive` in a later header too.
+            (
+                b"POST /api HTTP/1.1\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+            (
+                b"POST /api HTTP/1.1\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+                true,
+            ),
+            (b"POST /api HTTP/1.0\r\nContent-Length: 0\r\n\r\n", false),
+            (
+                b"POST /api HTTP/1.0\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n",
+                true,
+            ),
+            (
+                b"POST /api HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                false,
+            ),
+        ];
+        for (head, want) in cases {
+            assert_eq!(
+                request_keep_alive(head),
+                want,
+                "{}",
+                core::str::from_utf8(head).unwrap()
+            );
+        }
+        // Per message: a closing request after a persistent one on the same decoder.
+        let mut d = HttpDecoder::<256, 64>::server(API_PATH, HttpLimits::default());
+        let two = b"POST /api HTTP/1.1\r\nContent-Length: 0\r\n\r\nPOST /api HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        let n = d.feed(two).unwrap();
+        assert!(d.next_body().is_some() && d.keep_alive());
+        assert_eq!(d.feed(&two[n..]), Ok(two.len() - n));
+        assert!(d.next_body().is_some() && !d.keep_alive());
     }
 
     #[test]

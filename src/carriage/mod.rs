@@ -8,7 +8,8 @@
 //!   `WsCodec` → [`crate::transport::obfuscated::ObfuscatedCodec`].
 //! - [`faketls`]: the fake-TLS MTProxy (`ee` secrets), both roles: ClientHello emulation with its HMAC digest and
 //!   timestamp, the fake ServerHello, TLS application-data records around the obfuscated stream, and the
-//!   [`faketls::ReplayCache`] (SECURITY.md item 9), which also serves plain obfuscated inits.
+//!   ClientHello randoms checked against a [`crate::transport::replay::ReplayCache`] (SECURITY.md item 9; the DC
+//!   `Session` checks every obfuscated init, inside fake-TLS and WebSocket too, against its host's).
 //! - [`fallback`]: which carriage to try next after a failure, when, and which one worked last per DC.
 //!
 //! A server accepting every carriage on one port routes a new connection with

@@ -74,6 +74,7 @@ pub fn carriage_http(data: &[u8]) {
             };
             assert!(n <= take);
             rest = rest.get(n..).unwrap_or(&[]);
+            let keep_alive = d.keep_alive();
             if let Some(body) = d.next_body() {
                 assert!(body.len() <= BODY);
                 let mut copy = [0u8; BODY];
@@ -81,7 +82,7 @@ pub fn carriage_http(data: &[u8]) {
                 copy.copy_from_slice(body);
                 let mut wire = [0u8; BODY + 512];
                 let written = match role {
-                    Role::Client => encode_response(200, true, copy, &mut wire),
+                    Role::Client => encode_response(200, keep_alive, copy, &mut wire),
                     Role::Server => encode_request("h", "/api", copy, &mut wire),
                 };
                 let Ok(w) = written else { continue };
@@ -92,6 +93,8 @@ pub fn carriage_http(data: &[u8]) {
                 let r = again.feed(wire.get(..w).unwrap_or(&[]));
                 assert_eq!(r, Ok(w));
                 assert_eq!(again.next_body(), Some(&*copy));
+                // The connection's persistence survives the round trip (our requests always ask to keep it).
+                assert_eq!(again.keep_alive(), role == Role::Server || keep_alive);
             } else if n == 0 {
                 break;
             }

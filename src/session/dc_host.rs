@@ -132,6 +132,11 @@ pub enum HostQuery {
         /// The new key's auth_key_id.
         key_id: u64,
     },
+    /// The client's obfuscated init arrived (every DC session on an obfuscated transport asks, before it reads a
+    /// frame; also reported as [`Event::ObfuscatedInit`](super::Event::ObfuscatedInit)): answer
+    /// [`check_obfuscated_init`](super::Session::check_obfuscated_init) with the replay cache the host shares
+    /// between all its connections (SECURITY.md item 9, attack B19).
+    ObfuscatedInit,
     /// An authenticated message names `session_id`, a client session this connection does not serve (always
     /// asked, except for the first session on a key the connection just created): answer
     /// [`resume_session`](super::Session::resume_session) with the connection that holds that session, or `None`
@@ -161,6 +166,29 @@ impl fmt::Display for AcceptKeyError {
 }
 
 impl core::error::Error for AcceptKeyError {}
+
+/// Why [`Session::check_obfuscated_init`](super::Session::check_obfuscated_init) did not let the connection go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InitCheckError {
+    /// No init waits for a check ([`HostQuery::ObfuscatedInit`] is not pending).
+    NotRequested,
+    /// The cache holds this init: the connection replays a recorded one (attack B19). The session has failed with
+    /// [`Error::ReplayedInit`](super::Error::ReplayedInit) without reading a frame; close the connection as for an
+    /// init the secret does not open, sending nothing.
+    Replayed,
+}
+
+impl fmt::Display for InitCheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitCheckError::NotRequested => f.write_str("no obfuscated init waits for a check"),
+            InitCheckError::Replayed => f.write_str("the obfuscated init was seen before (a replayed connection)"),
+        }
+    }
+}
+
+impl core::error::Error for InitCheckError {}
 
 /// Why [`Session::resume_session`](super::Session::resume_session) refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

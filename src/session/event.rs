@@ -78,6 +78,10 @@ pub enum Event<'a> {
         /// The new key's auth_key_id.
         key_id: u64,
     },
+    /// DC on an obfuscated transport: the client's 64-byte init arrived and nothing after it is read until the host
+    /// checked it against the replay cache it shares between connections: answer with
+    /// `Session::check_obfuscated_init` (SECURITY.md item 9, attack B19).
+    ObfuscatedInit,
     /// DC: an authenticated message names a client session this connection does not serve (its first message, or
     /// a client that moved to another session), which the host may hold on another connection. Answer with
     /// `Session::resume_session` (the other connection's `Session`, or `None` if no connection served it within

@@ -81,8 +81,13 @@
 //! Why the table is owned, not borrowed from the host: the session keeps its run-loop verbs and needs no lifetime
 //! or extra arguments; a run lives on one connection anyway (item 22). What a DC keeps beyond one connection is asked
 //! of the host instead, as events ([`Event::AuthKeyRequired`], [`Event::NewAuthKey`], [`Event::SessionRequired`],
-//! each reported once) and through [`Session::host_query`], which tells what is pending until it is answered (each
+//! [`Event::ObfuscatedInit`], each reported once) and through [`Session::host_query`], which tells what is pending until it is answered (each
 //! answer un-parks the frame):
+//! - **inits seen** (always, on an obfuscated transport): the session takes the client's 64-byte init and reads
+//!   nothing after it until the host checked it against the replay cache it shares between connections
+//!   ([`HostQuery::ObfuscatedInit`] → [`Session::check_obfuscated_init`]); a replayed init fails the connection
+//!   like a wrong secret (SECURITY.md item 9, attack B19). There is no switch: a host that forgets to answer gets a
+//!   connection that never reads a frame, not one open to replays;
 //! - **new keys** ([`Session::set_new_key_check`]): before `dh_gen_ok` the table parks the new key
 //!   ([`ServerHandshakes::handle_deferred`]) and the host tells whether its store already holds the id
 //!   ([`HostQuery::NewAuthKey`] → [`Session::accept_new_key`]); a collision is answered `dh_gen_retry` (item 25).
@@ -106,7 +111,7 @@ use core::fmt;
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
-use super::dc_host::{AcceptKeyError, HostQuery, ProxySecretError, ResumeError, StoredKey};
+use super::dc_host::{AcceptKeyError, HostQuery, InitCheckError, ProxySecretError, ResumeError, StoredKey};
 use super::engine::{Engine, EngineConfig, MsgKind, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
 use super::msg_id::{Clock, MsgId, Side};
@@ -117,6 +122,7 @@ use crate::handshake::{
 };
 use crate::time::{Instant, UnixTime};
 use crate::transport::obfuscated::{INIT_LEN, ObfuscatedCodec, ProxySecret};
+use crate::transport::replay::ReplayCache;
 use crate::transport::{
     DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing, TransportError, strip_padding,
 };
@@ -185,6 +191,10 @@ pub enum Error {
     Closed,
     /// DC: the client session moved to another connection ([`Session::resume_session`]); close this one.
     Moved,
+    /// DC: the obfuscated init is one the host's replay cache has seen ([`Session::check_obfuscated_init`]): a
+    /// recorded connection replayed (attack B19). Nothing after the init was read; close the connection as for a
+    /// [`TransportError::BadTag`], sending nothing, so a prober cannot tell the two apart.
+    ReplayedInit,
 }
 
 impl fmt::Display for Error {
@@ -194,6 +204,7 @@ impl fmt::Display for Error {
             Error::Handshake(e) => write!(f, "handshake: {e}"),
             Error::Closed => f.write_str("session closed"),
             Error::Moved => f.write_str("session moved to another connection"),
+            Error::ReplayedInit => f.write_str("replayed obfuscated init"),
         }
     }
 }
@@ -245,6 +256,9 @@ enum Parked {
     },
     /// A plaintext handshake answer in scratch, framed and sent at the next `poll_transmit`.
     Reply(usize),
+    /// Nothing in scratch: the obfuscated codec took the client's init and holds its replay key until
+    /// `check_obfuscated_init`.
+    ObfuscatedInit,
     /// An encrypted packet (padding stripped) naming a session this fresh engine does not know, waiting for
     /// `resume_session`.
     Session {
@@ -305,6 +319,9 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     io_started: bool,
     /// DC: the lifetime the client asked for the key this connection created (`Some`: temporary, PFS).
     new_key_expires_in: Option<u32>,
+    /// Whether input past the transport's opening may be read: false on a DC's obfuscated connection until the
+    /// host's replay cache passed its init ([`HostQuery::ObfuscatedInit`]).
+    init_checked: bool,
 }
 
 /// A session sized for a microcontroller: 4 KiB frames, 4 KiB of resend arena, 8 messages in flight.
@@ -531,11 +548,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: what this connection waits for from the host, if anything. While a query is pending, `handle_input`
     /// consumes nothing and the frame that raised it is parked. Each query is also reported once by
     /// [`poll_event`](Self::poll_event) ([`Event::AuthKeyRequired`], [`Event::NewAuthKey`],
-    /// [`Event::SessionRequired`]); this accessor keeps answering until the host has.
+    /// [`Event::SessionRequired`], [`Event::ObfuscatedInit`]); this accessor keeps answering until the host has.
     pub fn host_query(&self) -> Option<HostQuery> {
         match self.parked {
             Parked::UnknownKey { key_id, .. } => Some(HostQuery::AuthKey { key_id }),
             Parked::NewKey { key_id } => Some(HostQuery::NewAuthKey { key_id }),
+            Parked::ObfuscatedInit => Some(HostQuery::ObfuscatedInit),
             Parked::Session { session_id, .. } => Some(HostQuery::Session {
                 key_id: self.engine().map_or(0, |e| e.auth_key().id()),
                 session_id,
@@ -691,7 +709,60 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             secret: None,
             io_started: false,
             new_key_expires_in: None,
+            init_checked: !Self::init_needs_check(transport, side),
         }
+    }
+
+    /// A DC reads an obfuscated client's init first, and nothing after it until the host checked it for a replay.
+    fn init_needs_check(t: TransportConfig, side: Side) -> bool {
+        side == Side::Server && t.obfuscated
+    }
+
+    /// DC, obfuscated, before the init is checked: feeds the codec no more than the init and, once the codec
+    /// accepted it, parks the connection on [`HostQuery::ObfuscatedInit`].
+    fn read_obfuscated_init(&mut self, bytes: &[u8]) -> Result<usize, Error> {
+        let Codec::Obfuscated(c) = &mut self.codec else {
+            self.init_checked = true;
+            return Ok(0);
+        };
+        let take = c.init_missing().min(bytes.len());
+        let n = match c.feed(bytes.get(..take).unwrap_or(&[])) {
+            Ok(n) => n,
+            Err(e) => {
+                self.error = Some(Error::Transport(e));
+                return Err(Error::Transport(e));
+            }
+        };
+        self.io_started |= n > 0;
+        if c.init_fingerprint().is_some() {
+            self.parked = Parked::ObfuscatedInit;
+            self.host_event = true;
+        }
+        Ok(n)
+    }
+
+    /// DC: answers [`HostQuery::ObfuscatedInit`] with the replay cache the host shares between all its connections
+    /// (one per listening server, outliving connections; see [`ReplayCache`] for sizing): the crate looks the
+    /// init up and records it. A new init lets the connection go on (input is consumed again). A cached one is a
+    /// replayed connection (SECURITY.md item 9, attack B19): the session fails with [`Error::ReplayedInit`] before
+    /// reading a frame, as for an init the secret does not open, and the host closes the connection without
+    /// sending anything ([`InitCheckError::Replayed`]). The cache's capacity must not be 0.
+    pub fn check_obfuscated_init<const N: usize>(&mut self, cache: &mut ReplayCache<N>) -> Result<(), InitCheckError> {
+        const { assert!(N > 0, "a replay cache of capacity 0 remembers nothing") };
+        let (Parked::ObfuscatedInit, Codec::Obfuscated(c)) = (self.parked, &self.codec) else {
+            return Err(InitCheckError::NotRequested);
+        };
+        let Some(fp) = c.init_fingerprint() else {
+            return Err(InitCheckError::NotRequested);
+        };
+        self.parked = Parked::Empty;
+        self.host_event = false;
+        if cache.insert_fingerprint(fp).is_err() {
+            self.error = Some(Error::ReplayedInit);
+            return Err(InitCheckError::Replayed);
+        }
+        self.init_checked = true;
+        Ok(())
     }
 
     fn new_codec(t: TransportConfig, side: Side, secret: Option<&ProxySecret>) -> Codec<RX> {
@@ -762,6 +833,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             || self.parked != Parked::Empty
         {
             return Ok(0);
+        }
+        if !self.init_checked {
+            return self.read_obfuscated_init(bytes);
         }
         let framing = self.transport.framing;
         let res = match &mut self.codec {
@@ -1083,6 +1157,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             match self.host_query() {
                 Some(HostQuery::AuthKey { key_id }) => return Some(Event::AuthKeyRequired { key_id }),
                 Some(HostQuery::NewAuthKey { key_id }) => return Some(Event::NewAuthKey { key_id }),
+                Some(HostQuery::ObfuscatedInit) => return Some(Event::ObfuscatedInit),
                 Some(HostQuery::Session { key_id, session_id }) => {
                     return Some(Event::SessionRequired { key_id, session_id });
                 }
@@ -1169,6 +1244,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         self.side = Side::Client;
         // A proxy secret set with `set_proxy_secret` names the proxy, not the key: it stays for the new connection.
         self.codec = Self::new_codec(self.transport, Side::Client, self.secret.as_ref());
+        self.init_checked = true;
         self.io_started = false;
         self.quick_acks.clear();
         self.error = None;
@@ -1200,6 +1276,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// unacknowledged message is resent. Clears a transport error.
     pub fn reconnect(&mut self, now: Instant) {
         self.codec = Self::new_codec(self.transport, self.side, self.secret.as_ref());
+        self.init_checked = !Self::init_needs_check(self.transport, self.side);
         self.io_started = false;
         self.quick_acks.clear();
         self.error = None;

@@ -45,7 +45,8 @@ pub mod facade;
 pub mod pfs;
 
 pub use dc_host::{
-    AcceptKeyError, HostQuery, ProxySecretError, ResumeError, SALT_SCHEDULE_LEN, SaltSchedule, StoredKey,
+    AcceptKeyError, HostQuery, InitCheckError, ProxySecretError, ResumeError, SALT_SCHEDULE_LEN, SaltSchedule,
+    StoredKey,
 };
 
 pub use facade::{

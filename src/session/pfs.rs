@@ -953,6 +953,7 @@ impl<const MSGS: usize> Translate<'_, MSGS> {
             | Event::DisconnectRequested
             | Event::AuthKeyRequired { .. }
             | Event::NewAuthKey { .. }
+            | Event::ObfuscatedInit
             | Event::SessionRequired { .. } => PfsEvent::Unmatched,
         }
     }

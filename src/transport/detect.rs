@@ -18,7 +18,11 @@ pub enum Detected {
     /// header (a plausible length, then seqno 0). Feed from byte 0 to a server [`super::FrameDecoder`] that expects
     /// the marker.
     Plain(Framing),
-    /// A valid obfuscated init: feed from byte 0 to [`super::obfuscated::ObfuscatedCodec::server`].
+    /// A valid obfuscated init: feed from byte 0 to [`super::obfuscated::ObfuscatedCodec::server`]. Valid is not
+    /// fresh: a recorded init replayed by a prober is detected alike. The DC
+    /// [`Session`](crate::session::Session) checks it against the host's replay cache before reading a frame
+    /// ([`HostQuery::ObfuscatedInit`](crate::session::HostQuery::ObfuscatedInit)); a host that runs
+    /// [`super::obfuscated::ObfuscatedCodec`] itself calls [`super::replay::ReplayCache::check_obfuscated_init`].
     Obfuscated {
         /// The framing named by the decrypted tag.
         framing: Framing,

@@ -8,7 +8,8 @@
 //!   declared length of every frame is checked against `min(max_frame, N)` **before** a single payload byte is
 //!   buffered (SECURITY.md items 1, 2, 4; attack B15).
 //! - [`Encoder`] writes frames into a caller buffer, with an exact size known up front.
-//! - [`obfuscated`] wraps both in AES-256-CTR (items 7, 8); [`detect`] classifies a new server connection.
+//! - [`obfuscated`] wraps both in AES-256-CTR (items 7, 8); [`detect`] classifies a new server connection;
+//!   [`replay`] is the server's bounded memory of the inits it has seen (item 9).
 //!
 //! The quick-ack semantics differ by [`Role`]: a client *requests* a quick ack by setting the top bit of a length,
 //! and the server *answers* with a bare 4-byte token whose top bit is set (byte-swapped on abridged). So a decoder
@@ -18,6 +19,7 @@
 mod codec;
 pub mod detect;
 pub mod obfuscated;
+pub mod replay;
 
 pub use codec::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder};
 

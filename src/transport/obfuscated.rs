@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::codec::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder};
+use super::replay::{Fingerprint, init_fingerprint};
 use super::{DEFAULT_MAX_FRAME, EncodeError, Framing, Role, TransportError};
 use crate::crypto::aes::AesCtr;
 
@@ -273,6 +274,8 @@ pub struct ObfuscatedCodec<const N: usize> {
     decoder: FrameDecoder<N>,
     encoder: Encoder,
     failed: Option<TransportError>,
+    /// Server: the replay key of the accepted init (its bytes are zeroized once accepted).
+    init_fingerprint: Option<Fingerprint>,
 }
 
 impl<const N: usize> core::fmt::Debug for ObfuscatedCodec<N> {
@@ -326,6 +329,7 @@ impl<const N: usize> ObfuscatedCodec<N> {
             decoder: FrameDecoder::new(DecoderConfig::client(framing).with_max_frame(max_frame)),
             encoder: Encoder::new(EncoderConfig::client(framing)),
             failed: None,
+            init_fingerprint: None,
         };
         Ok((codec, init))
     }
@@ -347,6 +351,7 @@ impl<const N: usize> ObfuscatedCodec<N> {
             ),
             encoder: Encoder::new(EncoderConfig::server(placeholder)),
             failed: None,
+            init_fingerprint: None,
         }
     }
 
@@ -370,6 +375,20 @@ impl<const N: usize> ObfuscatedCodec<N> {
         self.encoder = Encoder::new(self.encoder.config().with_max_padding(max_padding));
     }
 
+    /// Server: init bytes still to come before the first frame (0 once the init is in, and always for a client).
+    pub(crate) fn init_missing(&self) -> usize {
+        if self.obf.is_some() {
+            0
+        } else {
+            INIT_LEN - self.init_len
+        }
+    }
+
+    /// Server: the replay key of the accepted init (`None` before it is complete, on a refused one, on a client).
+    pub(crate) fn init_fingerprint(&self) -> Option<Fingerprint> {
+        self.init_fingerprint
+    }
+
     /// Consumes input up to the end of one frame (after the init on a server); see the type docs.
     pub fn feed(&mut self, input: &[u8]) -> Result<usize, TransportError> {
         if let Some(e) = self.failed {
@@ -388,6 +407,7 @@ impl<const N: usize> ObfuscatedCodec<N> {
             }
             match server_accept(&self.init, self.secret.as_ref()) {
                 Ok(acc) => {
+                    self.init_fingerprint = Some(init_fingerprint(&self.init));
                     self.init.zeroize();
                     self.decoder.set_framing(acc.framing);
                     self.encoder = Encoder::new(EncoderConfig::server(acc.framing));

@@ -23,6 +23,7 @@ use mtproto_sansio::session::pfs::allowed_unbound;
 use mtproto_sansio::session::{Event, MsgId, SendError, Session, SessionConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, AuthBindTempAuthKey};
+use mtproto_sansio::transport::replay::ReplayCache;
 use rand::rngs::StdRng;
 
 pub fn rsa() -> &'static RsaPrivateKey {
@@ -69,6 +70,8 @@ pub struct Dc<const RX: usize, const TX: usize, const MSGS: usize> {
     pub requests: Vec<(MsgId, Vec<u8>)>,
     /// The last closed connections, kept so a reconnecting client's session is handed over, not started anew.
     pub closed: Vec<Box<Session<RX, TX, MSGS>>>,
+    /// The obfuscated inits seen, across connections.
+    pub replay: ReplayCache<64>,
 }
 
 /// Closed connections the DC keeps (each for the sessions it served).
@@ -79,6 +82,7 @@ enum Owned {
     Required(u64),
     Request(MsgId, Vec<u8>),
     Session(u64, u64),
+    Init,
     Other,
 }
 
@@ -94,6 +98,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
             notes: Vec::new(),
             requests: Vec::new(),
             closed: Vec::new(),
+            replay: ReplayCache::new(),
         };
         d.connect(now);
         d
@@ -170,6 +175,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                     Event::AuthKeyRequired { key_id } => Owned::Required(key_id),
                     Event::Request { msg_id, body } => Owned::Request(msg_id, body.to_vec()),
                     Event::SessionRequired { key_id, session_id } => Owned::Session(key_id, session_id),
+                    Event::ObfuscatedInit => Owned::Init,
                     _ => Owned::Other,
                 });
             }
@@ -203,6 +209,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                     }
                     Owned::Request(msg_id, body) => self.request(now, msg_id, body),
                     Owned::Session(key_id, session_id) => self.resume(now, key_id, session_id),
+                    Owned::Init => self.sess.check_obfuscated_init(&mut self.replay).unwrap(),
                     Owned::Other => {}
                 }
             }
