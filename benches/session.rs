@@ -40,7 +40,7 @@ impl RoundTrip {
             ..EngineConfig::DEFAULT
         };
         let clock = Clock::from_unix_hint(now, UnixTime(1_700_000_000));
-        let s = Box::new(E::server(
+        let mut s = Box::new(E::server(
             EngineConfig {
                 padding,
                 ..EngineConfig::DEFAULT
@@ -50,6 +50,7 @@ impl RoundTrip {
             now,
             &mut rng,
         ));
+        s.approve_first_session(); // the only engine under this key
         let c = Box::new(E::client(cfg, key, s.current_salt(), clock, now, &mut rng));
         let mut body = vec![0u8; size];
         body[..4].copy_from_slice(&0x0bad_f00du32.to_le_bytes());

@@ -13,7 +13,9 @@ use mtproto_sansio::carriage::faketls::{
 };
 use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpLimits, encode_request, encode_response};
 use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, ServerHandshake, WS_PATH, WsCodec, WsEvent};
-use mtproto_sansio::session::{EngineConfig, Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::session::{
+    EngineConfig, Event, HostQuery, MsgId, MsgKind, Session, SessionConfig, TransportConfig,
+};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::HttpWait;
 use mtproto_sansio::transport::obfuscated::ObfuscatedCodec;
@@ -171,7 +173,7 @@ fn http_run(seed: u64) {
                     asked_on.insert(*id, exchanges);
                 }
             }
-            let _ = p.s.handle_packet(p.now, &bodies[0]);
+            let _ = p.deliver_s_keep_events(&bodies[0]);
             for ev in drain(&mut p.s) {
                 if let Ev::Request(id, body) = ev {
                     dc_requests.push((id, body));
@@ -250,7 +252,7 @@ fn request(p: &mut Pair, r: &mut StdRng, sdec: &mut Http) -> Vec<Ev> {
         let mut wire = vec![0u8; pkt.len() + 256];
         let n = encode_request("149.154.167.51:80", API_PATH, &pkt, &mut wire).unwrap();
         let bodies = feed_http(r, sdec, &wire[..n]);
-        p.s.handle_packet(p.now, &bodies[0]).unwrap();
+        p.deliver_s_keep_events(&bodies[0]).unwrap();
         evs.extend(drain(&mut p.s));
     }
     evs
@@ -336,6 +338,11 @@ fn into_session(to: &mut S, now: Instant, mut bytes: &[u8]) -> Vec<Ev> {
         }
         for (id, b) in reqs {
             to.answer(now, id, &b).unwrap();
+        }
+        // A DC host with one connection per session: every session it is asked about starts here.
+        if let Some(HostQuery::Session { .. }) = to.host_query() {
+            to.resume_session(now, None).unwrap();
+            continue;
         }
         if bytes.is_empty() {
             return evs;

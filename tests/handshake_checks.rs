@@ -16,14 +16,14 @@ use mtproto_sansio::crypto::rsa::{
 };
 use mtproto_sansio::fuzzing::handshake::{FIXTURE_UNIX_MICROS, Pair, SeededRng, dc_key};
 use mtproto_sansio::handshake::{
-    ClientConfig, ClientHandshake, HandshakeError, KeyKind, MAX_CLIENT_MESSAGE, MAX_SERVER_MESSAGE, ServerConfig,
-    ServerHandshakes, ServerReply, Status,
+    ClientConfig, ClientHandshake, HandshakeError, KeyKind, MAX_CLIENT_MESSAGE, MAX_PQ_STRING, MAX_SERVER_MESSAGE,
+    PQ_INNER_DATA_LENGTHS, ServerConfig, ServerHandshakes, ServerReply, Status,
 };
 use mtproto_sansio::time::Instant;
 use mtproto_sansio::tl::{
-    ClientDhInnerData, DhGenFail, DhGenOk, DhGenRetry, LongVec, PQInnerDataDc, PQInnerDataLegacy, PQInnerDataTempDc,
-    ReqDhParams, ReqPqMulti, ResPq, ServerDhInnerData, ServerDhParamsFail, ServerDhParamsOk, SetClientDhParams, TlRead,
-    TlWrite, Writer,
+    ClientDhInnerData, DhGenFail, DhGenOk, DhGenRetry, LongVec, PQInnerDataDc, PQInnerDataLegacy, PQInnerDataTemp,
+    PQInnerDataTempDc, ReqDhParams, ReqPqMulti, ResPq, ServerDhInnerData, ServerDhParamsFail, ServerDhParamsOk,
+    SetClientDhParams, TlRead, TlWrite, Writer,
 };
 use num_bigint::BigUint;
 use sha1::{Digest, Sha1};
@@ -1258,6 +1258,150 @@ fn atk_b04_all_req_dh_failures_look_the_same() {
     let (_, a) = send(&mut s, Instant::ZERO, &req);
     let (_, b) = send(&mut s, Instant::from_secs(3), &req);
     assert_eq!(a, b);
+}
+
+/// The four `p_q_inner_data*` constructors with caller-chosen pq, p, q strings.
+fn inner_object(ctor: usize, pq: &[u8], p: &[u8], q: &[u8], nonce: [u8; 16], sn: [u8; 16]) -> Vec<u8> {
+    let new_nonce = [0x77; 32];
+    match ctor {
+        0 => tl(&PQInnerDataLegacy {
+            pq,
+            p,
+            q,
+            nonce,
+            server_nonce: sn,
+            new_nonce,
+        }),
+        1 => tl(&PQInnerDataTemp {
+            pq,
+            p,
+            q,
+            nonce,
+            server_nonce: sn,
+            new_nonce,
+            expires_in: 3600,
+        }),
+        2 => tl(&PQInnerDataDc {
+            pq,
+            p,
+            q,
+            nonce,
+            server_nonce: sn,
+            new_nonce,
+            dc: 2,
+        }),
+        _ => tl(&PQInnerDataTempDc {
+            pq,
+            p,
+            q,
+            nonce,
+            server_nonce: sn,
+            new_nonce,
+            dc: 2,
+            expires_in: 3600,
+        }),
+    }
+}
+
+/// `req_DH_params` for the run carrying `block` as encrypted_data.
+fn req_dh_block(nonce: [u8; 16], sn: [u8; 16], p: u64, q: u64, block: &[u8]) -> Vec<u8> {
+    let body = tl(&ReqDhParams {
+        nonce,
+        server_nonce: sn,
+        p: &be(p),
+        q: &be(q),
+        public_key_fingerprint: key().public_key().fingerprint() as i64,
+        encrypted_data: block,
+    });
+    let mut m = vec![0u8; 8];
+    m.extend_from_slice(&((1_735_910_000u64 << 32) | 8).to_le_bytes());
+    m.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    m.extend_from_slice(&body);
+    m
+}
+
+/// `v` big-endian, left-padded with zeros to `width` bytes (at least its minimal length).
+fn be_width(v: u64, width: usize) -> Vec<u8> {
+    let min = be(v);
+    let mut out = vec![0u8; width.saturating_sub(min.len())];
+    out.extend_from_slice(&min);
+    out
+}
+
+#[test]
+fn chk_024_pq_inner_data_lengths_are_those_of_the_tl_schema() {
+    // The DC's legacy candidate lengths are exactly the serialized lengths of the four constructors with pq, p and
+    // q of 0..=MAX_PQ_STRING bytes: none missing (a real client's block would be refused) and none extra.
+    let mut seen = std::collections::BTreeSet::new();
+    for ctor in 0..4 {
+        for a in 0..=MAX_PQ_STRING {
+            for b in 0..=MAX_PQ_STRING {
+                for c in 0..=MAX_PQ_STRING {
+                    let len = inner_object(ctor, &vec![1; a], &vec![2; b], &vec![3; c], [0; 16], [0; 16]).len();
+                    assert!(PQ_INNER_DATA_LENGTHS.contains(&len), "{ctor} {a} {b} {c}: {len}");
+                    seen.insert(len);
+                }
+            }
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), PQ_INNER_DATA_LENGTHS.to_vec());
+    assert!(PQ_INNER_DATA_LENGTHS.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn chk_024_legacy_encoding_of_every_constructor_and_width_is_accepted() {
+    // Every constructor, with pq, p and q minimal or zero-padded up to 8 bytes, in the legacy encoding and in
+    // RSA_PAD: the DC finds the legacy object's length among its fixed candidates and accepts both alike.
+    for ctor in 0..4 {
+        for (wpq, wp, wq) in [(0, 0, 0), (8, 4, 4), (8, 8, 8), (0, 8, 0)] {
+            let (mut s, nonce, sn, pq, p, q) = dc_run(Some(2));
+            let data = inner_object(ctor, &be_width(pq, wpq), &be_width(p, wp), &be_width(q, wq), nonce, sn);
+            let block = legacy_encrypt(key().public_key(), &data, &mut SeededRng::new(&data)).unwrap();
+            let (r, bytes) = send(&mut s, Instant::ZERO, &req_dh_block(nonce, sn, p, q, &block));
+            assert!(
+                matches!(r, ServerReply::Send(_)),
+                "legacy {ctor} {wpq}/{wp}/{wq}: {r:?}"
+            );
+            assert!(ServerDhParamsOk::decode(body(&bytes)).is_ok());
+            let (mut s, nonce, sn, pq, p, q) = dc_run(Some(2));
+            let data = inner_object(ctor, &be_width(pq, wpq), &be_width(p, wp), &be_width(q, wq), nonce, sn);
+            let block = rsa_pad_encrypt(key().public_key(), &data, &mut SeededRng::new(&data)).unwrap();
+            let (r, _) = send(&mut s, Instant::ZERO, &req_dh_block(nonce, sn, p, q, &block));
+            assert!(
+                matches!(r, ServerReply::Send(_)),
+                "rsa_pad {ctor} {wpq}/{wp}/{wq}: {r:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn atk_b04_legacy_hash_must_cover_exactly_the_inner_object() {
+    // The legacy hash is checked over fixed candidate lengths, not over a length parsed from the plaintext, so the
+    // DC must refuse a block whose hash covers the object plus trailing bytes (here 100 + 4 = 104, a candidate).
+    let (mut s, nonce, sn, pq, p, q) = dc_run(Some(2));
+    let mut data = inner_object(2, &be(pq), &be(p), &be(q), nonce, sn);
+    assert_eq!(data.len(), 100);
+    data.extend_from_slice(&[0; 4]);
+    let block = legacy_encrypt(key().public_key(), &data, &mut SeededRng::new(b"b04")).unwrap();
+    let (r, _) = send(&mut s, Instant::ZERO, &req_dh_block(nonce, sn, p, q, &block));
+    assert!(matches!(r, ServerReply::Error(-404)), "{r:?}");
+    assert!(s.is_empty());
+    // A p of 9 bytes (zero-padded) is refused in both encodings, even where the object's length (104 for
+    // p_q_inner_data_dc) happens to be a candidate: both encodings accept the same objects.
+    for legacy in [true, false] {
+        let (mut s, nonce, sn, pq, p, q) = dc_run(Some(2));
+        let data = inner_object(2, &be(pq), &be_width(p, MAX_PQ_STRING + 1), &be(q), nonce, sn);
+        assert!(PQ_INNER_DATA_LENGTHS.contains(&data.len()));
+        let mut rng = SeededRng::new(b"b04-9");
+        let block = if legacy {
+            legacy_encrypt(key().public_key(), &data, &mut rng).unwrap()
+        } else {
+            rsa_pad_encrypt(key().public_key(), &data, &mut rng).unwrap()
+        };
+        let (r, _) = send(&mut s, Instant::ZERO, &req_dh_block(nonce, sn, p, q, &block));
+        assert!(matches!(r, ServerReply::Error(-404)), "legacy {legacy}: {r:?}");
+    }
 }
 
 // ---- item 25 ------------------------------------------------------------------------------------------------------

@@ -25,8 +25,8 @@ use std::time::Duration;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::handshake;
 use mtproto_sansio::session::{
-    EngineConfig, Event, FailReason, Limits, MsgId, MsgKind, PfsClient, PfsConfig, PfsEvent, ResendPolicy, SendError,
-    Session, SessionConfig, TransportConfig,
+    EngineConfig, Event, FailReason, HostQuery, Limits, MsgId, MsgKind, PfsClient, PfsConfig, PfsEvent, ResendPolicy,
+    SendError, Session, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::Framing;
@@ -564,15 +564,23 @@ fn drain_events(
 ) -> Result<bool, String> {
     let mut requests = Vec::new();
     match server {
-        Server::Plain(server) => {
+        Server::Plain(server) => loop {
             while let Some(ev) = server.poll_event() {
                 match ev {
                     Event::Request { msg_id, body } => requests.push((msg_id, body.to_vec())),
-                    Event::SessionCreated { .. } | Event::DisconnectRequested => {}
+                    Event::SessionCreated { .. } | Event::DisconnectRequested | Event::SessionRequired { .. } => {}
                     other => return Err(format!("unexpected DC event {other:?}")),
                 }
             }
-        }
+            // One DC `Session` serves every connection of the run: no other one can hold a session. The parked
+            // packet then raises its own events, drained in the same call.
+            match server.host_query() {
+                Some(HostQuery::Session { .. }) => {
+                    server.resume_session(now, None).map_err(|e| format!("resume: {e}"))?;
+                }
+                _ => break,
+            }
+        },
         // The DC host answers handshakes, key look-ups and bindings itself; it hands over bound-key queries.
         Server::Pfs(dc) => {
             dc.process(now, srng);

@@ -337,7 +337,7 @@ fn rsa_pad_round_trip_matches_independent_oracle() {
     assert_eq!(rsa::rsa_pad_encrypt(key.public_key(), &inner, &mut rng(1)).unwrap(), c);
     assert_ne!(rsa::rsa_pad_encrypt(key.public_key(), &inner, &mut rng(3)).unwrap(), c);
     // Through the combined DC decoder the same block is recognised as RSA_PAD.
-    let d = rsa::decrypt_inner_data(&key, &c, &mut rng(4), |_| Some(100)).unwrap();
+    let d = rsa::decrypt_inner_data(&key, &c, &mut rng(4), &[100]).unwrap();
     assert_eq!(d.encoding(), InnerEncoding::RsaPad);
     assert_eq!(d.data(), &oracle[..]);
     // Blinding: the decryption result does not depend on the blinding RNG, but every decryption draws from it
@@ -373,17 +373,96 @@ fn chk_024_every_decrypt_failure_is_the_same_error() {
         t[i] ^= 0x10;
         if big(&t) < big(&key.public_key().n_bytes()) {
             failures.push(rsa::rsa_pad_decrypt(&key, &t, &mut rng(12)).err());
-            failures.push(rsa::decrypt_inner_data(&key, &t, &mut rng(12), |_| Some(100)).err());
+            failures.push(rsa::decrypt_inner_data(&key, &t, &mut rng(12), &[100]).err());
         }
     }
     // A block ≥ n, all-ones, zero and n itself.
     let n = key.public_key().n_bytes();
     for t in [[0xffu8; 256], [0u8; 256], n] {
         failures.push(rsa::rsa_pad_decrypt(&key, &t, &mut rng(12)).err());
-        failures.push(rsa::decrypt_inner_data(&key, &t, &mut rng(12), |_| Some(100)).err());
+        failures.push(rsa::decrypt_inner_data(&key, &t, &mut rng(12), &[100]).err());
     }
     assert!(failures.len() >= 10);
     assert!(failures.iter().all(|e| *e == Some(RsaError::Decrypt)), "{failures:?}");
+}
+
+/// Raw 256-byte RSA plaintexts of every class the DC's decoder can meet: valid RSA_PAD, valid legacy objects of
+/// several lengths, legacy-shaped blocks that fail (bad hash, non-zero lead byte, a hash over a length that is not a
+/// candidate), and unstructured ones. Each with what the decoder must say: `Some((encoding, data))` or `None`.
+type DecoderClass = (&'static str, [u8; 256], Option<(InnerEncoding, Vec<u8>)>);
+
+fn decoder_classes(key: &RsaPrivateKey) -> Vec<DecoderClass> {
+    let raw = |c: &[u8; 256]| *key.decrypt_raw(c, &mut rng(70)).unwrap();
+    let inner = sample_inner();
+    let mut out = Vec::new();
+    let c = rsa::rsa_pad_encrypt(key.public_key(), &inner, &mut rng(71)).unwrap();
+    let pad = rsa::rsa_pad_decrypt(key, &c, &mut rng(72)).unwrap().to_vec();
+    out.push(("rsa_pad valid", raw(&c), Some((InnerEncoding::RsaPad, pad))));
+    for len in [80usize, 96, 100, 104, 112] {
+        let mut data = inner.clone();
+        data.resize(len, 0x5a);
+        let c = rsa::legacy_encrypt(key.public_key(), &data, &mut rng(len as u64)).unwrap();
+        let plain = raw(&c);
+        out.push(("legacy valid", plain, Some((InnerEncoding::LegacySha1, data))));
+        let mut bad_hash = plain;
+        bad_hash[1] ^= 1;
+        out.push(("legacy, hash wrong", bad_hash, None));
+        let mut bad_lead = plain;
+        bad_lead[0] = 1;
+        out.push(("legacy, lead byte not 0", bad_lead, None));
+    }
+    // The SHA-1 of a prefix whose length is not a candidate: the old decoder, which took the length from a TL parse
+    // of the plaintext, hashed 101 bytes here and 0 for the unstructured blocks.
+    let mut data = inner.clone();
+    data.push(0);
+    let c = rsa::legacy_encrypt(key.public_key(), &data, &mut rng(73)).unwrap();
+    out.push(("legacy, length 101", raw(&c), None));
+    let mut r = rng(74);
+    for _ in 0..4 {
+        let mut b = [0u8; 256];
+        rand::Rng::fill_bytes(&mut r, &mut b);
+        out.push(("random", b, None));
+    }
+    out.push(("zero", [0; 256], None));
+    out.push(("all ff", [0xff; 256], None));
+    out
+}
+
+#[test]
+fn chk_024_rsa_decode_work_is_independent_of_the_plaintext() {
+    // Item 24 / attack B4: before a decoding is accepted the DC does the same work for every plaintext: two SHA-256
+    // over 224 bytes, 14 AES blocks, and one SHA-1 per candidate length, whatever the plaintext holds.
+    use mtproto_sansio::handshake::PQ_INNER_DATA_LENGTHS;
+    let key = test_key();
+    let want = rsa::DecodeWork {
+        sha1_calls: PQ_INNER_DATA_LENGTHS.len() as u32,
+        sha1_bytes: PQ_INNER_DATA_LENGTHS.iter().sum::<usize>() as u64,
+        sha256_calls: 2,
+        sha256_bytes: 2 * 224,
+        aes_blocks: 14,
+    };
+    for (name, plain, expect) in decoder_classes(&key) {
+        let mut work = rsa::DecodeWork::default();
+        let (inner, ok) = rsa::decode_inner_plain_metered(&plain, &PQ_INNER_DATA_LENGTHS, &mut work);
+        assert_eq!(work, want, "{name}");
+        match expect {
+            Some((encoding, data)) => {
+                assert!(bool::from(ok), "{name}");
+                assert_eq!(inner.encoding(), encoding, "{name}");
+                assert_eq!(inner.data(), &data[..], "{name}");
+            }
+            None => {
+                assert!(!bool::from(ok), "{name}");
+                assert!(inner.data().is_empty(), "{name}: rejected data leaked");
+            }
+        }
+    }
+    // The candidate list alone sets the work: fewer candidates, less SHA-1, for every plaintext alike.
+    for (name, plain, _) in decoder_classes(&key) {
+        let mut work = rsa::DecodeWork::default();
+        let _ = rsa::decode_inner_plain_metered(&plain, &[100], &mut work);
+        assert_eq!((work.sha1_calls, work.sha1_bytes), (1, 100), "{name}");
+    }
 }
 
 #[test]
@@ -401,19 +480,23 @@ fn legacy_encoding_round_trip_and_checks() {
     assert!(!rsa::legacy_sha1_matches(&plain, 99));
     assert!(!rsa::legacy_sha1_matches(&plain, 236));
 
-    let mut seen = None;
-    let d = rsa::decrypt_inner_data(&key, &c, &mut rng(23), |b| {
-        seen = Some(b.len());
-        Some(100)
-    })
-    .unwrap();
-    assert_eq!(seen, Some(235));
+    let d = rsa::decrypt_inner_data(&key, &c, &mut rng(23), &[100]).unwrap();
     assert_eq!(d.encoding(), InnerEncoding::LegacySha1);
     assert_eq!(d.data(), &inner[..]);
+    // Found among other candidates, wherever it is in the list.
+    for lengths in [
+        &[96, 100, 104][..],
+        &[104, 99, 100],
+        &mtproto_sansio::handshake::PQ_INNER_DATA_LENGTHS,
+    ] {
+        let d = rsa::decrypt_inner_data(&key, &c, &mut rng(23), lengths).unwrap();
+        assert_eq!(d.encoding(), InnerEncoding::LegacySha1);
+        assert_eq!(d.data(), &inner[..]);
+    }
     // The wrong length, no length, or a length beyond the block all fail uniformly.
-    for len in [Some(99), None, Some(236), Some(usize::MAX)] {
+    for lengths in [&[99][..], &[], &[236], &[usize::MAX], &[96, 104, 236]] {
         assert_eq!(
-            rsa::decrypt_inner_data(&key, &c, &mut rng(23), |_| len).err(),
+            rsa::decrypt_inner_data(&key, &c, &mut rng(23), lengths).err(),
             Some(RsaError::Decrypt)
         );
     }
@@ -1117,7 +1200,7 @@ fn write_keys_seed_corpora() {
         "rsa_pad_empty",
         &rsa::rsa_pad_encrypt(key.public_key(), &[], &mut r).unwrap(),
     );
-    // The fuzz target's toy length rule reads the first data byte as the length.
+    // A 40-byte legacy object: the fuzz target lists 40 among its candidate lengths for it.
     let mut legacy = vec![40u8];
     legacy.extend_from_slice(&[0x11; 39]);
     write(
@@ -1137,11 +1220,10 @@ fn fuzz_key_accepts_its_seed_blocks() {
     let key = pem::parse_private_pem(FUZZ_DC_KEY_PEM.as_bytes()).unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/keys_rsa_decode");
     let block = |name: &str| -> [u8; 256] { std::fs::read(dir.join(name)).unwrap().try_into().unwrap() };
-    let pad = rsa::decrypt_inner_data(&key, &block("rsa_pad_inner"), &mut rng(1), |_| None).unwrap();
+    let pad = rsa::decrypt_inner_data(&key, &block("rsa_pad_inner"), &mut rng(1), &[]).unwrap();
     assert_eq!(pad.encoding(), InnerEncoding::RsaPad);
     assert_eq!(&pad.data()[..100], &sample_inner()[..]);
-    let legacy =
-        rsa::decrypt_inner_data(&key, &block("legacy_len40"), &mut rng(1), |b| Some(usize::from(b[0]))).unwrap();
+    let legacy = rsa::decrypt_inner_data(&key, &block("legacy_len40"), &mut rng(1), &[40]).unwrap();
     assert_eq!(legacy.encoding(), InnerEncoding::LegacySha1);
     assert_eq!(legacy.data().len(), 40);
 }

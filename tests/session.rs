@@ -5,7 +5,7 @@
 mod session_util;
 
 use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
-use mtproto_sansio::session::{Dropped, EngineConfig, FailReason, MsgId, MsgKind, RpcErrorKind, SendError};
+use mtproto_sansio::session::{Dropped, EngineConfig, FailReason, Limits, MsgId, MsgKind, RpcErrorKind, SendError};
 use mtproto_sansio::time::Instant;
 use mtproto_sansio::tl::{self, TlRead, TlWrite};
 use rand::SeedableRng;
@@ -239,7 +239,19 @@ fn chk_033_atk_b07_replay_dropped() {
 
 #[test]
 fn chk_034_atk_b08_time_window_at_dc() {
-    let mut p = settled(9);
+    // A DC whose new sessions accept the whole window (`new_session_max_age` = 300 s), so the window's own edges
+    // show; the floor is tested in tests/session_dc_host.rs.
+    let scfg = EngineConfig {
+        limits: Limits {
+            new_session_max_age: core::time::Duration::from_secs(300),
+            ..Limits::DEFAULT
+        },
+        ..EngineConfig::DEFAULT
+    };
+    let mut p = Pair::with(9, session_util::client_cfg(), scfg, 0);
+    p.query(&api_body(1, 1));
+    p.client_events.clear();
+    p.server_events.clear();
     let sid = p.c.session_id();
     for (off, n, code) in [
         (-301i64, 70u64, Some(16)),
@@ -1117,4 +1129,29 @@ fn atk_b16_resend_requests_bounded_by_the_budget() {
 #[test]
 fn atk_b20_replayed_or_forged_salt_and_time_notifications_ignored() {
     chk_035_atk_b20_forged_or_replayed_salt_notification_ignored();
+}
+
+/// A DC engine starts a session it does not serve only on the host's word, and that word covers the one packet it
+/// was given for: a later packet (by then another connection may serve the session) asks again.
+#[test]
+fn chk_033_host_approval_covers_one_packet_of_one_session() {
+    let mut p = settled(12);
+    let other = p.c.session_id() ^ 1;
+    let pk = to_dc(&p, other, client_id(&p, 0, 80), 1, &api_body(9, 1));
+    assert_eq!(p.s.handle_packet(p.now, &pk), Err(Dropped::UnknownSession));
+    assert_eq!(p.s.take_unknown_session().map(|(sid, _)| sid), Some(other));
+    assert_eq!(p.s.take_unknown_session(), None);
+    // Approval of another session does not let this one in.
+    p.s.approve_session(other ^ 2);
+    assert_eq!(p.s.handle_packet(p.now, &pk), Err(Dropped::UnknownSession));
+    // An approval is spent by the next packet that needs one, even one of another session.
+    p.s.approve_session(other);
+    let third = to_dc(&p, other ^ 4, client_id(&p, 0, 81), 1, &api_body(9, 2));
+    assert_eq!(p.s.handle_packet(p.now, &third), Err(Dropped::UnknownSession));
+    assert_eq!(p.s.handle_packet(p.now, &pk), Err(Dropped::UnknownSession));
+    assert!(drain(&mut p.s).is_empty(), "nothing delivered while refused");
+    p.s.approve_session(other);
+    assert!(p.s.handle_packet(p.now, &pk).is_ok());
+    assert_eq!(p.s.session_id(), other);
+    assert!(drain(&mut p.s).iter().any(|e| matches!(e, Ev::Request(..))));
 }

@@ -52,6 +52,7 @@ fn zero_allocations_per_message_in_steady_state() {
     let key = AuthKey::from_bytes([7u8; 256]);
     let clock = Clock::from_unix_hint(now, UnixTime(1_700_000_000));
     let mut s = Box::new(E::server(EngineConfig::DEFAULT, key.clone(), clock, now, &mut rng));
+    s.approve_first_session(); // the only engine under this key
     let mut c = Box::new(E::client(EngineConfig::DEFAULT, key, 0, clock, now, &mut rng));
     let mut out = Box::new([0u8; 8192 + 64]);
     let body = [0x0d, 0xf0, 0xad, 0x0b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];

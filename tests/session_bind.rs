@@ -27,7 +27,7 @@ fn chk_053_bind_round_trip() {
             .unwrap();
     let pkts = p.c2s();
     for pk in &pkts {
-        p.s.handle_packet(p.now, pk).unwrap();
+        p.deliver_s_keep_events(pk).unwrap();
     }
     let mut req = None;
     while let Some(ev) = p.s.poll_event() {

@@ -12,7 +12,7 @@ use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::{self, ServerConfig};
 use mtproto_sansio::session::{
-    EngineConfig, Event, MsgId, MsgKind, Session, SessionConfig, SupplyKeyError, TransportConfig,
+    EngineConfig, Event, HostQuery, MsgId, MsgKind, Session, SessionConfig, SupplyKeyError, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::Framing;
@@ -108,6 +108,16 @@ fn round(c: &mut S, d: &mut S, host: &mut Host, ce: &mut Client, now: Instant, r
         }
         if let Some(id) = supply.filter(|_| host.answer) {
             d.supply_auth_key(now, host.keys.get(&id).cloned(), rng).unwrap();
+            while let Some(ev) = d.poll_event() {
+                if let Event::Request { msg_id, body } = ev {
+                    reqs.push((msg_id, body.to_vec()));
+                }
+            }
+        }
+        // One connection per session here: every session the DC asks about starts on it.
+        if let Some(HostQuery::Session { .. }) = d.host_query() {
+            d.resume_session(now, None).unwrap();
+            evs += 1;
             while let Some(ev) = d.poll_event() {
                 if let Event::Request { msg_id, body } = ev {
                     reqs.push((msg_id, body.to_vec()));
@@ -313,6 +323,9 @@ fn chk_027_dc_parked_frame_waits_for_its_key_with_backpressure() {
         d.supply_auth_key(now, Some(key.clone()), &mut rng).unwrap();
         assert!(d.is_encrypted());
         assert_eq!(d.auth_key().unwrap().id(), key.id());
+        // Then the DC asks for the client session it names (none elsewhere: it starts here).
+        assert!(matches!(d.host_query(), Some(HostQuery::Session { .. })));
+        d.resume_session(now, None).unwrap();
         // It was processed: the DC now has something to say (`bad_server_salt` or an acknowledgement).
         assert!(d.poll_transmit(now, &mut rng, &mut out).unwrap().is_some());
         let mut rest = off;

@@ -623,10 +623,9 @@ fn stored_key(rng: &mut StdRng) -> StoredKey {
     }
 }
 
+/// A DC connection (every DC connection asks for the sessions it does not serve).
 fn dc_handover(now: Instant) -> Box<S> {
-    let mut d = dc(OBF_PADDED, now);
-    d.set_session_handover(true);
-    d
+    dc(OBF_PADDED, now)
 }
 
 /// A client on `key` and DC connection A serving its session after one answered query.
@@ -643,7 +642,6 @@ fn session_on(t: TransportConfig, seed: u64) -> (StdRng, Box<S>, Box<S>, Host, C
     host.store(&key);
     let mut c = Box::new(S::client(cfg(t, now), key.key.clone(), now, &mut rng));
     let mut a = dc(t, now);
-    a.set_session_handover(true);
     let mut ce = Client::default();
     let q = c.send(now, &query(1), MsgKind::Query).unwrap();
     for _ in 0..4 {
@@ -668,8 +666,9 @@ fn unknown_session_starts_a_new_one_with_new_session_created() {
     assert!(a.engine().unwrap().has_session());
 }
 
+/// Issue 11 defect 1, without an attacker: in the default configuration the re-sent query ran a second time.
 #[test]
-fn reconnect_keeps_the_session_and_delivers_the_pending_answer() {
+fn chk_033_reconnect_resend_under_its_msg_id_runs_once_and_is_answered() {
     let (mut rng, mut c, mut a, mut host, mut ce, now) = session_on_a(31);
     let sid = a.engine().unwrap().session_id();
     // Query 2 reaches A and is executed, but A's answer is lost with its connection.
@@ -749,7 +748,6 @@ fn handover_resends_unacknowledged_messages_under_new_msg_ids() {
     c.reconnect(now);
     let q3 = c.send(now, &query(3), MsgKind::Query).unwrap();
     let mut b = dc(INTERMEDIATE, now);
-    b.set_session_handover(true);
     let up = client_out(&mut c, now, &mut rng);
     let down_b = dc_feed(&mut b, &mut host, &up, now, &mut rng, Some(&mut a));
     let sent_on_b = server_msg_ids(&key, &down_b);
@@ -881,9 +879,65 @@ fn atk_b07_replayed_connection_cannot_pull_the_session_away() {
     }
 }
 
+/// Feeds a recorded byte stream to DC connection `x` as a host that keeps `holder` (the connection that served
+/// the recording's session) would: every session question is answered with `holder`. Requests reach `host`.
+fn replay_into(x: &mut S, host: &mut Host, bytes: &[u8], now: Instant, rng: &mut StdRng, holder: &mut S) {
+    let mut buf = vec![0u8; x.min_transmit_len()];
+    let mut off = 0;
+    for _ in 0..10_000 {
+        let n = match x.handle_input(now, &bytes[off..]) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        off += n;
+        while let Some(ev) = x.poll_event() {
+            if let Event::Request { msg_id, body } = ev {
+                host.requests.push((msg_id, body.to_vec()));
+            }
+        }
+        match x.host_query() {
+            Some(HostQuery::AuthKey { key_id }) => x.supply_stored_key(now, host.stored(key_id).as_ref()).unwrap(),
+            Some(HostQuery::Session { key_id, session_id }) => {
+                host.session_queries.push((key_id, session_id));
+                let _ = x.resume_session(now, Some(holder));
+            }
+            _ => {}
+        }
+        while let Ok(Some(_)) = x.poll_transmit(now, rng, &mut buf) {}
+        if off >= bytes.len() && x.host_query().is_none() {
+            return;
+        }
+    }
+    panic!("replay did not finish");
+}
+
 #[test]
-fn handover_off_never_asks_for_the_session() {
+fn chk_033_default_dc_asks_for_every_session_it_does_not_serve() {
     let mut rng = StdRng::seed_from_u64(33);
+    let now = Instant::from_secs(50);
+    let key = stored_key(&mut rng);
+    let mut host = Host::default();
+    host.store(&key);
+    let mut c = Box::new(S::client(cfg(OBF_PADDED, now), key.key.clone(), now, &mut rng));
+    // The DC connection exactly as constructed: no switch to turn on.
+    let mut a = dc(OBF_PADDED, now);
+    let mut ce = Client::default();
+    c.send(now, &query(1), MsgKind::Query).unwrap();
+    for _ in 0..3 {
+        round(&mut c, &mut a, &mut host, &mut ce, now, &mut rng);
+    }
+    let sid = a.engine().unwrap().session_id();
+    assert_eq!(host.session_queries, vec![(key.key.id(), sid)]);
+    assert_eq!(host.created, vec![sid]);
+    assert_eq!(ce.results.len(), 1);
+}
+
+/// A recorded connection (obfuscated init and all) replayed on a new connection of a DC host in its default
+/// configuration: the host offers the connection that served the session (here closed), and nothing is executed
+/// again. On main before the fix every query of the recording reached the host a second time.
+#[test]
+fn atk_b07_recorded_connection_replayed_on_a_new_connection_is_not_executed() {
+    let mut rng = StdRng::seed_from_u64(35);
     let now = Instant::from_secs(50);
     let key = stored_key(&mut rng);
     let mut host = Host::default();
@@ -892,12 +946,132 @@ fn handover_off_never_asks_for_the_session() {
     let mut a = dc(OBF_PADDED, now);
     let mut ce = Client::default();
     c.send(now, &query(1), MsgKind::Query).unwrap();
+    c.send(now, &query(2), MsgKind::Query).unwrap();
+    let mut recorded = Vec::new();
+    for _ in 0..3 {
+        let up = client_out(&mut c, now, &mut rng);
+        recorded.extend_from_slice(&up);
+        let down = dc_feed(&mut a, &mut host, &up, now, &mut rng, None);
+        client_in(&mut c, &mut ce, &down, now).unwrap();
+    }
+    assert_eq!(ce.results.len(), 2);
+    // The connection closes; the host keeps its session (the closed `Session`) for the retention time.
+    c.close();
+    for later in [1, 20, 59] {
+        let now = now.saturating_add(core::time::Duration::from_secs(later));
+        let mut x = dc(OBF_PADDED, now);
+        replay_into(&mut x, &mut host, &recorded, now, &mut rng, &mut a);
+        assert!(
+            !x.engine().is_some_and(|e| e.has_session()),
+            "+{later} s: the replay started a session"
+        );
+    }
+    // Counted by body: the first copies went out under new msg_ids after `bad_server_salt` (salt 0 to start).
+    for q in [1, 2] {
+        assert_eq!(
+            host.requests.iter().filter(|(_, b)| *b == query(q)).count(),
+            1,
+            "query {q}"
+        );
+    }
+    assert_eq!(host.created.len(), 1);
+}
+
+/// A host that lost the session (a restart) answers `None`: the new session still refuses a copy of a message
+/// older than `new_session_max_age` (code 16, nothing executed), and a fresh message of the same session works.
+#[test]
+fn chk_033_new_session_floor_refuses_copies_older_than_max_age() {
+    let mut rng = StdRng::seed_from_u64(36);
+    let now = Instant::from_secs(50);
+    let key = stored_key(&mut rng);
+    let mut host = Host::default();
+    host.store(&key);
+    let mut c = Box::new(S::client(cfg(INTERMEDIATE, now), key.key.clone(), now, &mut rng));
+    let mut a = dc(INTERMEDIATE, now);
+    let mut ce = Client::default();
+    // A first query teaches the client the salt; the second goes out once, as recorded.
+    c.send(now, &query(0), MsgKind::Query).unwrap();
     for _ in 0..3 {
         round(&mut c, &mut a, &mut host, &mut ce, now, &mut rng);
     }
-    assert!(host.session_queries.is_empty());
-    assert_eq!(host.created.len(), 1);
-    assert_eq!(ce.results.len(), 1);
+    c.send(now, &query(1), MsgKind::Query).unwrap();
+    let recorded = client_out(&mut c, now, &mut rng);
+    let down = dc_feed(&mut a, &mut host, &recorded, now, &mut rng, None);
+    client_in(&mut c, &mut ce, &down, now).unwrap();
+    assert_eq!(ce.results.len(), 2);
+    let executed = |h: &Host| h.requests.iter().filter(|(_, b)| *b == query(1)).count();
+    assert_eq!(executed(&host), 1);
+    let max_age = EngineConfig::DEFAULT.limits.new_session_max_age.as_secs();
+    // The host restarted and forgot everything but its keys: it answers None.
+    let later = now.saturating_add(core::time::Duration::from_secs(max_age + 1));
+    let mut x = dc(INTERMEDIATE, later);
+    let replay = [&[0xee; 4][..], &recorded].concat(); // a new connection: the intermediate marker first
+    let down = dc_feed(&mut x, &mut host, &replay, later, &mut rng, None);
+    assert_eq!(executed(&host), 1, "the copy ran again");
+    assert_eq!(host.session_queries.len(), 2);
+    // Not dropped silently: the copy is answered (code 16: the client would rename and re-send).
+    assert!(!down.is_empty());
+    // Just inside the age, the same copy would start the session again (what the retention rule is for).
+    let inside = now.saturating_add(core::time::Duration::from_secs(max_age - 1));
+    let mut host2 = Host::default();
+    host2.store(&key);
+    let mut y = dc(INTERMEDIATE, inside);
+    let _ = dc_feed(&mut y, &mut host2, &replay, inside, &mut rng, None);
+    assert_eq!(executed(&host2), 1);
+}
+
+/// A packet of a session that another connection serves, arriving on a connection that serves another session
+/// (the client's session switch, or an attacker splicing a copy into a live stream), is not started anew with
+/// an empty window: the DC asks the host, which offers the holder, and the copy is refused.
+#[test]
+fn atk_b07_packet_of_another_connections_session_asks_the_host() {
+    let mut rng = StdRng::seed_from_u64(37);
+    let now = Instant::from_secs(50);
+    let key = stored_key(&mut rng);
+    let mut host = Host::default();
+    host.store(&key);
+    // Two clients (two sessions) under one key, on connections A and B.
+    let mut c1 = Box::new(S::client(cfg(INTERMEDIATE, now), key.key.clone(), now, &mut rng));
+    let mut c2 = Box::new(S::client(cfg(INTERMEDIATE, now), key.key.clone(), now, &mut rng));
+    let mut a = dc(INTERMEDIATE, now);
+    let mut b = dc(INTERMEDIATE, now);
+    let (mut ce1, mut ce2) = (Client::default(), Client::default());
+    c1.send(now, &query(1), MsgKind::Query).unwrap();
+    c2.send(now, &query(2), MsgKind::Query).unwrap();
+    for _ in 0..3 {
+        round(&mut c1, &mut a, &mut host, &mut ce1, now, &mut rng);
+        round(&mut c2, &mut b, &mut host, &mut ce2, now, &mut rng);
+    }
+    let q2 = c2.send(now, &query(22), MsgKind::Query).unwrap();
+    let up2 = client_out(&mut c2, now, &mut rng);
+    let down = dc_feed(&mut b, &mut host, &up2, now, &mut rng, None);
+    client_in(&mut c2, &mut ce2, &down, now).unwrap();
+    assert_eq!(ce2.results.last().map(|r| r.0), Some(q2));
+    assert_eq!(host.requests.len(), 3);
+    // The frames of B's connection, spliced into A's (intermediate framing has no per-connection state).
+    let sid2 = b.engine().unwrap().session_id();
+    let n = a.handle_input(now, &up2).unwrap();
+    assert_eq!(n, up2.len());
+    assert_eq!(
+        a.host_query(),
+        Some(HostQuery::Session {
+            key_id: key.key.id(),
+            session_id: sid2
+        })
+    );
+    assert_eq!(a.resume_session(now, Some(&mut b)), Err(ResumeError::Replayed));
+    assert_eq!(host.requests.iter().filter(|(_, b)| *b == query(22)).count(), 1);
+    // A still serves its own session.
+    c1.send(now, &query(3), MsgKind::Query).unwrap();
+    for _ in 0..2 {
+        round(&mut c1, &mut a, &mut host, &mut ce1, now, &mut rng);
+    }
+    assert_eq!(ce1.results.len(), 2);
+    assert_eq!(
+        host.session_queries.len(),
+        2,
+        "one per connection; the splice was asked directly above"
+    );
 }
 
 // ---- MTProxy secrets ------------------------------------------------------------------------------------------
@@ -1053,7 +1227,11 @@ fn session_server_fuzz_seed_reaches_the_replay_check() {
     let (last, before) = recs.split_last().unwrap();
     let mut e = fuzz_server();
     for r in before {
-        let _ = e.handle_packet(FUZZ_START, r);
+        if e.handle_packet(FUZZ_START, r) == Err(mtproto_sansio::session::Dropped::UnknownSession) {
+            let (sid, _) = e.take_unknown_session().unwrap();
+            e.approve_session(sid);
+            let _ = e.handle_packet(FUZZ_START, r);
+        }
         while e.poll_event().is_some() {}
     }
     let (sid, id) = e.peek_ids(last).unwrap();

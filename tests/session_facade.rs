@@ -9,7 +9,9 @@ use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::{self, ServerConfig, ServerHandshakes, ServerReply};
-use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgKind, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::session::{
+    Clock, Engine, EngineConfig, Event, HostQuery, MsgKind, Session, SessionConfig, TransportConfig,
+};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing};
 use rand::rngs::StdRng;
@@ -43,15 +45,23 @@ fn exchange(from: &mut S, to: &mut S, now: Instant, rng: &mut StdRng) -> Vec<Str
             while fed < chunk {
                 let k = to.handle_input(now, &out[off + fed..off + chunk]).unwrap();
                 fed += k;
-                let mut reqs = Vec::new();
-                while let Some(ev) = to.poll_event() {
-                    if let Event::Request { msg_id, body } = ev {
-                        reqs.push((msg_id, body.to_vec()));
+                loop {
+                    let mut reqs = Vec::new();
+                    while let Some(ev) = to.poll_event() {
+                        if let Event::Request { msg_id, body } = ev {
+                            reqs.push((msg_id, body.to_vec()));
+                        }
+                        events.push(format!("{ev:?}"));
                     }
-                    events.push(format!("{ev:?}"));
-                }
-                for (id, b) in reqs {
-                    to.answer(now, id, &b).unwrap();
+                    for (id, b) in reqs {
+                        to.answer(now, id, &b).unwrap();
+                    }
+                    // A DC host with one connection per session: every session it is asked about starts here;
+                    // the parked packet then raises its own events.
+                    match to.host_query() {
+                        Some(HostQuery::Session { .. }) => to.resume_session(now, None).unwrap(),
+                        _ => break,
+                    }
                 }
             }
             off += chunk;
@@ -218,6 +228,8 @@ fn client_handshake_then_encrypted_session() {
                                 &mut rng,
                                 outcome.server_salt,
                             )));
+                            // A key made on this connection: no other engine can hold a session under it.
+                            dc.as_mut().unwrap().approve_first_session();
                         }
                         ServerReply::Error(code) => panic!("DC refused the handshake: {code}"),
                     }

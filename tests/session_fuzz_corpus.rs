@@ -56,6 +56,7 @@ fn client_seeds() -> Vec<(String, Vec<u8>)> {
     let mut rng = FuzzRng::new(b"gen-client");
     let clock = Clock::from_unix_hint(FUZZ_START, UnixTime(FUZZ_UNIX));
     let mut s = E::server(fuzz_config(), fuzz_auth_key(), clock, FUZZ_START, &mut rng);
+    s.approve_first_session(); // the only engine under this key
     let mut data = Vec::new();
     let mut seeds = Vec::new();
     let mut to_server = first;
@@ -189,6 +190,7 @@ fn client_seeds() -> Vec<(String, Vec<u8>)> {
 /// Seeds for the DC target: what a client sends the target's DC.
 fn server_seeds() -> Vec<(String, Vec<u8>)> {
     let mut s = fuzz_server();
+    s.approve_first_session(); // the only engine under this key
     let mut rng = FuzzRng::new(b"gen-server");
     let clock = Clock::from_unix_hint(FUZZ_START, UnixTime(FUZZ_UNIX));
     let mut c = E::client(fuzz_config(), fuzz_auth_key(), 0, clock, FUZZ_START, &mut rng);

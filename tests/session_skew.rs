@@ -11,7 +11,9 @@ use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
 use mtproto_sansio::session::Dropped;
 use mtproto_sansio::session::limits::DEFAULT_REPLAY_WINDOW;
-use mtproto_sansio::session::{EngineConfig, Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::session::{
+    EngineConfig, Event, HostQuery, MsgId, MsgKind, Session, SessionConfig, TransportConfig,
+};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, TlWrite};
 use rand::rngs::StdRng;
@@ -89,18 +91,26 @@ impl Pair {
             let mut off = 0;
             while off < n {
                 off += self.d.handle_input(dnow, &out[off..n]).unwrap();
-                let mut reqs = Vec::new();
-                while let Some(ev) = self.d.poll_event() {
-                    if std::env::var("SKEW_DEBUG").is_ok() {
-                        eprintln!("DC  <- {ev:?}");
+                loop {
+                    let mut reqs = Vec::new();
+                    while let Some(ev) = self.d.poll_event() {
+                        if std::env::var("SKEW_DEBUG").is_ok() {
+                            eprintln!("DC  <- {ev:?}");
+                        }
+                        if let Event::Request { msg_id, body } = ev {
+                            reqs.push((msg_id, body.to_vec()));
+                        }
                     }
-                    if let Event::Request { msg_id, body } = ev {
-                        reqs.push((msg_id, body.to_vec()));
+                    for (id, b) in reqs {
+                        self.dc_requests += 1;
+                        self.d.answer(dnow, id, &b).unwrap();
                     }
-                }
-                for (id, b) in reqs {
-                    self.dc_requests += 1;
-                    self.d.answer(dnow, id, &b).unwrap();
+                    // One DC connection per session here: every session it is asked about starts on it (a
+                    // restarted DC host lost the old one). The parked packet then raises its own events.
+                    match self.d.host_query() {
+                        Some(HostQuery::Session { .. }) => self.d.resume_session(dnow, None).unwrap(),
+                        _ => break,
+                    }
                 }
             }
         }

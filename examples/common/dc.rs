@@ -52,8 +52,14 @@ pub const MAX_FRAME: usize = 1_114_112;
 pub const TX_ARENA: usize = 262_144;
 /// Messages in flight per connection.
 pub const MSGS: usize = 64;
-/// Client sessions kept after their connection closed, for a client that reconnects (oldest dropped first).
+/// Client sessions kept after their connection closed, for a client that reconnects, each for the engine's
+/// `Limits::session_retention` (60 s) after the close; beyond this count the oldest is dropped early and leaves a
+/// tombstone (each session holds its connection's buffers, about 3.5 MiB here).
 pub const IDLE_SESSIONS: usize = 16;
+/// Sessions dropped before their retention ended, remembered (16 bytes and a time each) so that a copy of one of
+/// their messages cannot start them anew with an empty replay window: a connection naming one is refused until
+/// the retention has passed. When this many are remembered, new sessions are refused (backpressure), never forgotten.
+pub const TOMBSTONES: usize = 65_536;
 /// How long a new connection may take to show its transport.
 pub const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections are closed after this long without a byte.
@@ -176,8 +182,43 @@ type SharedSession = Arc<Mutex<Box<DcSession>>>;
 #[derive(Default)]
 struct Sessions {
     map: HashMap<(u64, u64), (u64, SharedSession)>,
-    /// Sessions whose connection closed, oldest first (evicted beyond [`IDLE_SESSIONS`]).
-    idle: VecDeque<((u64, u64), u64)>,
+    /// Sessions whose connection closed, oldest first, with the time their retention ends (dropped then, or beyond
+    /// [`IDLE_SESSIONS`] into `tombstones`).
+    idle: VecDeque<((u64, u64), u64, std::time::Instant)>,
+    /// Sessions dropped before their retention ended, with the time it ends (see [`TOMBSTONES`]).
+    tombstones: HashMap<(u64, u64), std::time::Instant>,
+    tombstone_order: VecDeque<((u64, u64), std::time::Instant)>,
+}
+
+impl Sessions {
+    /// Drops what has outlived its retention.
+    fn expire(&mut self, now: std::time::Instant) {
+        while let Some(&(at, id, until)) = self.idle.front() {
+            if until > now {
+                break;
+            }
+            self.idle.pop_front();
+            if self.map.get(&at).is_some_and(|(holder, _)| *holder == id) {
+                self.map.remove(&at);
+            }
+        }
+        while let Some(&(at, until)) = self.tombstone_order.front() {
+            if until > now {
+                break;
+            }
+            self.tombstone_order.pop_front();
+            if self.tombstones.get(&at) == Some(&until) {
+                self.tombstones.remove(&at);
+            }
+        }
+    }
+
+    /// Whether a new session `at` may start (answer `resume_session(None)`): not while one of that id may still
+    /// have copies of its messages around, and not while the tombstone table is full.
+    fn may_start(&mut self, at: (u64, u64), now: std::time::Instant) -> bool {
+        self.expire(now);
+        !self.tombstones.contains_key(&at) && self.tombstone_order.len() < TOMBSTONES
+    }
 }
 
 struct Shared {
@@ -466,7 +507,6 @@ impl<'s> Conn<'s> {
         };
         let mut session = Box::new(DcSession::server_handshake(cfg, sh.hs.clone(), now));
         session.set_new_key_check(true);
-        session.set_session_handover(true);
         if obfuscated {
             session
                 .set_proxy_secret(sh.secret.clone())
@@ -629,7 +669,7 @@ impl<'s> Conn<'s> {
                 }
                 Some(HostQuery::Session { key_id, session_id }) => {
                     drop(s);
-                    self.resume(key_id, session_id);
+                    self.resume(key_id, session_id)?;
                     continue;
                 }
                 None => {}
@@ -674,18 +714,27 @@ impl<'s> Conn<'s> {
     }
 
     /// `HostQuery::Session`: continues the client's session if a connection (open or closed) holds it, else
-    /// starts a new one.
-    fn resume(&mut self, key_id: u64, session_id: u64) {
+    /// starts a new one, unless a session of that id was dropped before its retention ended (then the connection
+    /// is refused: a new session now could execute a copy of one of its messages again).
+    fn resume(&mut self, key_id: u64, session_id: u64) -> Result<(), ConnError> {
         let now = self.sh.now();
-        let holder = lock(&self.sh.sessions)
-            .map
-            .get(&(key_id, session_id))
-            .filter(|(id, _)| *id != self.id)
-            .map(|(id, s)| (*id, Arc::clone(s)));
+        let (holder, may_start) = {
+            let mut sessions = lock(&self.sh.sessions);
+            let holder = sessions
+                .map
+                .get(&(key_id, session_id))
+                .filter(|(id, _)| *id != self.id)
+                .map(|(id, s)| (*id, Arc::clone(s)));
+            let may_start = holder.is_some() || sessions.may_start((key_id, session_id), std::time::Instant::now());
+            (holder, may_start)
+        };
         let cell = Arc::clone(&self.session);
         let Some((old_id, old)) = holder else {
+            if !may_start {
+                return Err(ConnError::Rejected("session dropped before its retention ended"));
+            }
             let _ = lock(&cell).resume_session(now, None);
-            return;
+            return Ok(());
         };
         // Two session locks at once: the lower connection id first (see `Sessions`).
         let (mut mine, mut theirs) = if self.id < old_id {
@@ -705,13 +754,27 @@ impl<'s> Conn<'s> {
                     );
                 }
             }
-            // That connection no longer holds the session (it moved on): it starts anew here.
+            // That connection no longer holds the session (its client moved to another session inside it): the
+            // session's replay state is gone from the index, so it may not start anew before its retention ends.
             Err(mtproto_sansio::session::ResumeError::Mismatch) => {
-                let _ = mine.resume_session(now, None);
+                drop((mine, theirs));
+                let until = std::time::Instant::now() + EngineConfig::DEFAULT.limits.session_retention();
+                let mut sessions = lock(&self.sh.sessions);
+                if sessions
+                    .map
+                    .get(&(key_id, session_id))
+                    .is_some_and(|(id, _)| *id == old_id)
+                {
+                    sessions.map.remove(&(key_id, session_id));
+                }
+                sessions.tombstones.insert((key_id, session_id), until);
+                sessions.tombstone_order.push_back(((key_id, session_id), until));
+                return Err(ConnError::Rejected("session moved on inside its connection"));
             }
             // A replayed first message was dropped; the session stays where it is.
             Err(_) => {}
         }
+        Ok(())
     }
 
     /// Indexes this connection under its client session once it has one (new or taken over).
@@ -731,21 +794,26 @@ impl<'s> Conn<'s> {
         }
     }
 
-    /// The connection closed: its session stays available to a reconnecting client, among the last
-    /// [`IDLE_SESSIONS`].
+    /// The connection closed: its session stays available to a reconnecting client for the retention the engine
+    /// names (`Limits::session_retention`), among the last [`IDLE_SESSIONS`]; one dropped earlier leaves a tombstone.
     fn keep_session(&mut self) {
         let Some(at) = self.registered.take() else { return };
+        let now = std::time::Instant::now();
+        let until = now + EngineConfig::DEFAULT.limits.session_retention();
         let mut sessions = lock(&self.sh.sessions);
         if sessions.map.get(&at).is_none_or(|(id, _)| *id != self.id) {
             return; // it moved to another connection
         }
-        sessions.idle.push_back((at, self.id));
+        sessions.idle.push_back((at, self.id, until));
+        sessions.expire(now);
         while sessions.idle.len() > IDLE_SESSIONS {
-            let Some((at, id)) = sessions.idle.pop_front() else {
+            let Some((at, id, until)) = sessions.idle.pop_front() else {
                 break;
             };
             if sessions.map.get(&at).is_some_and(|(holder, _)| *holder == id) {
                 sessions.map.remove(&at);
+                sessions.tombstones.insert(at, until);
+                sessions.tombstone_order.push_back((at, until));
             }
         }
     }

@@ -4,7 +4,9 @@
 //!
 //! The public operation (e = 65537) is variable time: everything in it is public. The private operation (DC role) is
 //! constant time over the full modulus with `crypto-bigint`'s `pow` and is blinded with a fresh random r per call
-//! (SECURITY.md items 24, 75; the Marvin attack, RUSTSEC-2023-0071). Every decryption failure is the single
+//! (SECURITY.md items 24, 75; the Marvin attack, RUSTSEC-2023-0071). The decoding that follows it does the same work
+//! for every plaintext (attack B4): RSA_PAD is fixed-size, and the legacy SHA-1 is checked over a caller-given set of
+//! candidate lengths, never over a length parsed from the secret plaintext. Every decryption failure is the single
 //! [`RsaError::Decrypt`], so a caller can answer all of them with one byte-identical −404.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -638,17 +640,72 @@ fn random_prime_1024<R: CryptoRng + ?Sized>(rng: &mut R) -> U1024 {
     }
 }
 
-/// RSA_PAD decode of 256 plaintext bytes: returns data_with_padding and whether the hash matched.
-fn rsa_pad_unwrap(plain: &[u8; RSA_BYTES]) -> (Zeroizing<[u8; RSA_PAD_DATA_LEN]>, Choice) {
+/// The hashing and cipher work one inner-data decoding did, for work-equivalence tests (SECURITY.md items 24 and
+/// 74, attack B4): it must be the same for every 256-byte plaintext, valid or not. Not part of the stable API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DecodeWork {
+    /// SHA-1 calls.
+    pub sha1_calls: u32,
+    /// Bytes hashed by SHA-1, over all calls.
+    pub sha1_bytes: u64,
+    /// SHA-256 calls.
+    pub sha256_calls: u32,
+    /// Bytes hashed by SHA-256, over all calls.
+    pub sha256_bytes: u64,
+    /// AES blocks run through IGE.
+    pub aes_blocks: u64,
+}
+
+/// Work accounting for the decoder; `()` records nothing and compiles away.
+trait DecodeMeter {
+    fn sha1(&mut self, bytes: usize);
+    fn sha256(&mut self, bytes: usize);
+    fn aes(&mut self, bytes: usize);
+}
+
+impl DecodeMeter for () {
+    #[inline(always)]
+    fn sha1(&mut self, _: usize) {}
+    #[inline(always)]
+    fn sha256(&mut self, _: usize) {}
+    #[inline(always)]
+    fn aes(&mut self, _: usize) {}
+}
+
+impl DecodeMeter for DecodeWork {
+    fn sha1(&mut self, bytes: usize) {
+        self.sha1_calls = self.sha1_calls.saturating_add(1);
+        self.sha1_bytes = self.sha1_bytes.saturating_add(bytes as u64);
+    }
+    fn sha256(&mut self, bytes: usize) {
+        self.sha256_calls = self.sha256_calls.saturating_add(1);
+        self.sha256_bytes = self.sha256_bytes.saturating_add(bytes as u64);
+    }
+    fn aes(&mut self, bytes: usize) {
+        self.aes_blocks = self.aes_blocks.saturating_add(bytes as u64 / 16);
+    }
+}
+
+/// RSA_PAD decode of 256 plaintext bytes: returns data_with_padding and whether the hash matched. Fixed-size work
+/// (two SHA-256 over 224 bytes, 14 AES blocks) and no branch on the plaintext.
+fn rsa_pad_unwrap<M: DecodeMeter>(
+    plain: &[u8; RSA_BYTES],
+    meter: &mut M,
+) -> (Zeroizing<[u8; RSA_PAD_DATA_LEN]>, Choice) {
     let mut buf = Zeroizing::new(*plain);
     let (temp_key_xor, aes_encrypted) = buf.split_at_mut(32);
-    let mask = sha256_parts(&[aes_encrypted]);
+    meter.sha256(aes_encrypted.len());
+    let mut mask = Zeroizing::new(sha256_parts(&[aes_encrypted]));
     let mut temp_key = Zeroizing::new([0u8; 32]);
     for ((k, x), m) in temp_key.iter_mut().zip(temp_key_xor.iter()).zip(mask.iter()) {
         *k = x ^ m;
     }
+    mask.zeroize();
     let mut out = Zeroizing::new([0u8; RSA_PAD_DATA_LEN]);
-    // 224 bytes: always block-aligned, so this cannot fail.
+    // 224 bytes: always block-aligned, so this cannot fail (the branch is on a constant length, not on data).
+    meter.aes(aes_encrypted.len());
     if ige_decrypt(&temp_key, &[0u8; 32], aes_encrypted).is_err() {
         return (out, Choice::from(0));
     }
@@ -656,6 +713,7 @@ fn rsa_pad_unwrap(plain: &[u8; RSA_BYTES]) -> (Zeroizing<[u8; RSA_PAD_DATA_LEN]>
     for (o, r) in out.iter_mut().zip(rev.iter().rev()) {
         *o = *r;
     }
+    meter.sha256(temp_key.len() + out.len());
     let want = sha256_parts(&[&temp_key[..], &out[..]]);
     let ok = want.ct_eq(hash);
     (out, ok)
@@ -671,7 +729,7 @@ pub fn rsa_pad_decrypt<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Zeroizing<[u8; RSA_PAD_DATA_LEN]>, RsaError> {
     let plain = key.decrypt_raw(block, rng)?;
-    let (data, ok) = rsa_pad_unwrap(&plain);
+    let (data, ok) = rsa_pad_unwrap(&plain, &mut ());
     if bool::from(ok) {
         Ok(data)
     } else {
@@ -682,15 +740,19 @@ pub fn rsa_pad_decrypt<R: CryptoRng + ?Sized>(
 /// Whether a legacy 255-byte plaintext (`SHA1(data) ‖ data ‖ padding`) carries the SHA-1 of its first `data_len`
 /// data bytes. The digest comparison is constant time; the hashing time depends only on `data_len`.
 pub fn legacy_sha1_matches(plain: &[u8; 255], data_len: usize) -> bool {
-    bool::from(legacy_check(plain, data_len))
+    bool::from(legacy_check(plain, data_len, &mut ()))
 }
 
-fn legacy_check(plain: &[u8; 255], data_len: usize) -> Choice {
+fn legacy_check<M: DecodeMeter>(plain: &[u8; 255], data_len: usize, meter: &mut M) -> Choice {
     let (hash, body) = plain.split_at(20);
+    // data_len is public (a candidate length, never read from the plaintext).
     let len_ok = Choice::from(u8::from(data_len <= LEGACY_MAX_DATA));
     let data = body.get(..data_len.min(LEGACY_MAX_DATA)).unwrap_or_default();
-    let digest: [u8; 20] = Sha1::digest(data).into();
-    len_ok & digest.ct_eq(hash)
+    meter.sha1(data.len());
+    let mut digest: [u8; 20] = Sha1::digest(data).into();
+    let ok = len_ok & digest.ct_eq(hash);
+    digest.zeroize();
+    ok
 }
 
 /// Which encoding an inner data block arrived in.
@@ -707,7 +769,8 @@ pub enum InnerEncoding {
 pub struct InnerData {
     buf: [u8; LEGACY_MAX_DATA],
     len: usize,
-    encoding: InnerEncoding,
+    // 1 for the legacy encoding, 0 for RSA_PAD: set by a constant-time select, read only once accepted.
+    legacy: u8,
 }
 
 impl Drop for InnerData {
@@ -720,14 +783,14 @@ impl zeroize::ZeroizeOnDrop for InnerData {}
 
 impl core::fmt::Debug for InnerData {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "InnerData {{ len: {}, encoding: {:?} }}", self.len, self.encoding)
+        write!(f, "InnerData {{ len: {}, encoding: {:?} }}", self.len, self.encoding())
     }
 }
 
 #[cfg(feature = "defmt")]
 impl defmt::Format for InnerData {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "InnerData {{ len: {}, encoding: {} }}", self.len, self.encoding)
+        defmt::write!(f, "InnerData {{ len: {}, encoding: {} }}", self.len, self.encoding())
     }
 }
 
@@ -739,56 +802,95 @@ impl InnerData {
 
     /// The encoding the client used.
     pub fn encoding(&self) -> InnerEncoding {
-        self.encoding
+        if self.legacy == 1 {
+            InnerEncoding::LegacySha1
+        } else {
+            InnerEncoding::RsaPad
+        }
     }
 }
 
-/// Decrypts `req_DH_params.encrypted_data` in either encoding a real client sends (INTEROP.md): RSA_PAD's hash check
-/// first, then the legacy SHA-1 check. The legacy layout does not carry the data length, so `tl_len` is given the
-/// 235 candidate bytes after the SHA-1 and returns the length of the TL object at their start (or `None`). Both
-/// checks always run and are combined without branching; every failure is the one [`RsaError::Decrypt`].
-pub fn decrypt_inner_data<R, F>(
+/// Decrypts `req_DH_params.encrypted_data` in either encoding a real client sends (INTEROP.md): RSA_PAD, or the
+/// legacy `0 ‖ SHA1(data) ‖ data ‖ padding`.
+///
+/// The legacy layout does not carry the data length, and parsing the secret plaintext to find it would make the
+/// work depend on the plaintext (attack B4). So the caller lists every length the inner object can have
+/// (`legacy_lengths`, public: for `p_q_inner_data*` that is [`crate::handshake::PQ_INNER_DATA_LENGTHS`]), and the
+/// SHA-1 of every candidate prefix is computed and compared in constant time, as is the RSA_PAD check; the results
+/// are combined with constant-time selects. The work therefore depends only on `legacy_lengths`, never on the
+/// block. Only an accepted decoding may be parsed (for the legacy encoding, the caller then checks that the TL
+/// object is exactly [`InnerData::data`]). Every failure is the one [`RsaError::Decrypt`].
+pub fn decrypt_inner_data<R: CryptoRng + ?Sized>(
     key: &RsaPrivateKey,
     block: &[u8; RSA_BYTES],
     rng: &mut R,
-    tl_len: F,
-) -> Result<InnerData, RsaError>
-where
-    R: CryptoRng + ?Sized,
-    F: FnOnce(&[u8]) -> Option<usize>,
-{
+    legacy_lengths: &[usize],
+) -> Result<InnerData, RsaError> {
     let plain = key.decrypt_raw(block, rng)?;
-    let (pad_data, pad_ok) = rsa_pad_unwrap(&plain);
+    let (inner, ok) = decode_inner(&plain, legacy_lengths, &mut ());
+    if bool::from(ok) {
+        Ok(inner)
+    } else {
+        Err(RsaError::Decrypt)
+    }
+}
+
+/// The decoding half of [`decrypt_inner_data`], on a raw 256-byte RSA plaintext, without branching on it: returns
+/// the selected data (all zero, length 0, when rejected) and whether it was accepted. For the constant-time
+/// measurement (`benches/ct.rs`) and tests; not part of the stable API.
+#[doc(hidden)]
+pub fn decode_inner_plain(plain: &[u8; RSA_BYTES], legacy_lengths: &[usize]) -> (InnerData, Choice) {
+    decode_inner(plain, legacy_lengths, &mut ())
+}
+
+/// [`decode_inner_plain`] that also counts its hashing and cipher work into `work`. Not part of the stable API.
+#[doc(hidden)]
+pub fn decode_inner_plain_metered(
+    plain: &[u8; RSA_BYTES],
+    legacy_lengths: &[usize],
+    work: &mut DecodeWork,
+) -> (InnerData, Choice) {
+    decode_inner(plain, legacy_lengths, work)
+}
+
+fn decode_inner<M: DecodeMeter>(
+    plain: &[u8; RSA_BYTES],
+    legacy_lengths: &[usize],
+    meter: &mut M,
+) -> (InnerData, Choice) {
+    let (pad_data, pad_ok) = rsa_pad_unwrap(plain, meter);
 
     let (lead, rest) = plain.split_at(1);
     let mut legacy = Zeroizing::new([0u8; 255]);
     legacy.copy_from_slice(rest);
-    let claimed = tl_len(legacy.get(20..).unwrap_or_default());
-    let len = claimed.unwrap_or(0);
-    let legacy_ok =
-        Choice::from(u8::from(claimed.is_some())) & lead.ct_eq(&[0u8]) & legacy_check(&legacy, len) & !pad_ok;
+    // Every candidate is hashed, whatever matched before it; the first match's length is kept.
+    let mut legacy_hit = Choice::from(0);
+    let mut legacy_len = 0u64;
+    for &len in legacy_lengths {
+        let hit = legacy_check(&legacy, len, meter);
+        legacy_len.conditional_assign(&(len as u64), hit & !legacy_hit);
+        legacy_hit |= hit;
+    }
+    let legacy_ok = legacy_hit & lead.ct_eq(&[0u8]) & !pad_ok;
+    let ok = pad_ok | legacy_ok;
 
     let mut out = InnerData {
         buf: [0u8; LEGACY_MAX_DATA],
         len: 0,
-        encoding: InnerEncoding::RsaPad,
+        legacy: 0,
     };
     for (i, o) in out.buf.iter_mut().enumerate() {
         let from_pad = pad_data.get(i).copied().unwrap_or(0);
         let from_legacy = legacy.get(20 + i).copied().unwrap_or(0);
-        *o = u8::conditional_select(&from_pad, &from_legacy, legacy_ok);
+        let byte = u8::conditional_select(&from_pad, &from_legacy, legacy_ok);
+        *o = u8::conditional_select(&0, &byte, ok);
     }
-    let ok = pad_ok | legacy_ok;
-    if !bool::from(ok) {
-        return Err(RsaError::Decrypt);
-    }
-    if bool::from(legacy_ok) {
-        out.len = len.min(LEGACY_MAX_DATA);
-        out.encoding = InnerEncoding::LegacySha1;
-    } else {
-        out.len = RSA_PAD_DATA_LEN;
-    }
-    Ok(out)
+    let len = u64::conditional_select(&(RSA_PAD_DATA_LEN as u64), &legacy_len, legacy_ok);
+    let len = u64::conditional_select(&0, &len, ok);
+    // len ≤ LEGACY_MAX_DATA: it is RSA_PAD_DATA_LEN, 0, or a candidate that passed its `≤ LEGACY_MAX_DATA` check.
+    out.len = usize::try_from(len).unwrap_or(0);
+    out.legacy = legacy_ok.unwrap_u8();
+    (out, ok)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::crypto::{dh, factor, pem, rsa};
+use crate::handshake::PQ_INNER_DATA_LENGTHS;
 
 /// The targets of this area.
 pub const TARGETS: &[(&str, super::Target)] = &[
@@ -157,10 +158,21 @@ pub fn keys_rsa_decode(data: &[u8]) {
     }
     let mut rng = FuzzRng::new(data.len() as u64);
     let pad = rsa::rsa_pad_decrypt(&key, &block, &mut rng);
-    let combined = rsa::decrypt_inner_data(&key, &block, &mut rng, |b| {
-        // A toy TL length: the first byte, as if it were a length prefix.
-        b.first().map(|&l| usize::from(l))
-    });
+    // The DC's candidate lengths, plus 40 for the checked-in legacy seed block.
+    let mut lengths = [40usize; 1 + PQ_INNER_DATA_LENGTHS.len()];
+    for (l, c) in lengths.iter_mut().skip(1).zip(PQ_INNER_DATA_LENGTHS) {
+        *l = c;
+    }
+    let combined = rsa::decrypt_inner_data(&key, &block, &mut rng, &lengths);
+    // The fuzz input as a raw plaintext: the decoder's work must not depend on it (item 24, B4).
+    let mut work = rsa::DecodeWork::default();
+    let (direct, direct_ok) = rsa::decode_inner_plain_metered(&block, &lengths, &mut work);
+    let mut reference = rsa::DecodeWork::default();
+    let _ = rsa::decode_inner_plain_metered(&[0u8; rsa::RSA_BYTES], &lengths, &mut reference);
+    assert_eq!(work, reference);
+    if !bool::from(direct_ok) {
+        assert!(direct.data().is_empty());
+    }
     if let Ok(inner) = &pad {
         assert!(combined.as_ref().is_ok_and(|c| c.data() == &inner[..]));
     }

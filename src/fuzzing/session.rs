@@ -11,7 +11,7 @@
 #![allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
 
 use super::crypto::fuzz_auth_key;
-use crate::session::{Clock, Engine, EngineConfig, Event, MsgId, MsgKind, Side};
+use crate::session::{Clock, Dropped, Engine, EngineConfig, Event, MsgId, MsgKind, Side};
 use crate::time::{Instant, UnixTime};
 
 /// The targets of this area.
@@ -138,7 +138,13 @@ fn deliver(e: &mut FuzzEngine, now: Instant, rec: &[u8], flags: u8) {
             )
         };
         let seq = u32::from_le_bytes(core::array::from_fn(|k| hdr.get(24 + k).copied().unwrap_or(0)));
-        let _ = e.handle_plaintext_unchecked(now, salt, session, word(16), seq, body);
+        if e.handle_plaintext_unchecked(now, salt, session, word(16), seq, body) == Err(Dropped::UnknownSession)
+            && let Some((sid, _)) = e.take_unknown_session()
+        {
+            // A host with no other connection lets the session start here.
+            e.approve_session(sid);
+            let _ = e.handle_plaintext_unchecked(now, salt, session, word(16), seq, body);
+        }
         return;
     }
     // DC: what a session hand-over asks before moving a session (`peek_ids`, `is_replay`) must agree with what the
@@ -147,7 +153,16 @@ fn deliver(e: &mut FuzzEngine, now: Instant, rec: &[u8], flags: u8) {
         && e.has_session()
         && e.peek_ids(rec)
             .is_some_and(|(sid, id)| sid == e.session_id() && e.is_replay(now, id));
-    let r = e.handle_packet(now, rec);
+    let mut r = e.handle_packet(now, rec);
+    if r == Err(Dropped::UnknownSession) {
+        // The session is not served here: a host with no other connection lets it start (a replay of the current
+        // session never gets this far: it names the session served).
+        assert!(!replay, "a replay of the current session asked for a new one");
+        if let Some((sid, _)) = e.take_unknown_session() {
+            e.approve_session(sid);
+        }
+        r = e.handle_packet(now, rec);
+    }
     assert!(!(replay && r.is_ok()), "a replay was accepted");
 }
 

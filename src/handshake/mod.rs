@@ -79,6 +79,96 @@ pub const MAX_SERVER_MESSAGE: usize = 656;
 pub const MAX_PLAIN_MESSAGE: usize = PLAIN_HEADER_LEN + 4 + 32 + 4 + MAX_ENCRYPTED_ANSWER + 256;
 /// At most this many of the server's RSA fingerprints are looked at (a real resPQ lists one to three).
 pub const MAX_FINGERPRINTS: usize = 32;
+/// Longest `pq`, `p` or `q` string the DC accepts inside `p_q_inner_data*` (either encoding): the DC issues a pq
+/// below 2^62 and 31-bit factors, so 8 bytes hold any encoding of them a client sends (minimal, or zero-padded to a
+/// fixed width as pyrogram does for p and q).
+pub const MAX_PQ_STRING: usize = 8;
+
+/// TL `string`/`bytes` of `n` ≤ 253 bytes: one length byte, the bytes, zero padding to a multiple of 4.
+const fn tl_short_bytes_len(n: usize) -> usize {
+    (1 + n).next_multiple_of(4)
+}
+
+/// Bytes of a `p_q_inner_data*` object after its three strings: constructor, nonce, server_nonce, new_nonce.
+const PQ_INNER_FIXED: usize = 4 + 16 + 16 + 32;
+/// The trailing `int` fields of the four constructors: none (`p_q_inner_data`), `expires_in` (`_temp`), `dc`
+/// (`_dc`), `dc` and `expires_in` (`_temp_dc`).
+const PQ_INNER_TRAILERS: [usize; 4] = [0, 4, 4, 8];
+
+/// Marks every serialized length of a `p_q_inner_data*` whose pq, p and q are each 0..=[`MAX_PQ_STRING`] bytes.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "only evaluated for PQ_INNER_DATA_LENGTHS: out of bounds is a compile error"
+)]
+const fn pq_inner_length_set() -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut t = 0;
+    while t < PQ_INNER_TRAILERS.len() {
+        let mut a = 0;
+        while a <= MAX_PQ_STRING {
+            let mut b = 0;
+            while b <= MAX_PQ_STRING {
+                let mut c = 0;
+                while c <= MAX_PQ_STRING {
+                    let len = PQ_INNER_FIXED
+                        + PQ_INNER_TRAILERS[t]
+                        + tl_short_bytes_len(a)
+                        + tl_short_bytes_len(b)
+                        + tl_short_bytes_len(c);
+                    set[len] = true;
+                    c += 1;
+                }
+                b += 1;
+            }
+            a += 1;
+        }
+        t += 1;
+    }
+    set
+}
+
+#[allow(
+    clippy::indexing_slicing,
+    reason = "only evaluated for PQ_INNER_DATA_LENGTHS: out of bounds is a compile error"
+)]
+const fn pq_inner_length_count() -> usize {
+    let set = pq_inner_length_set();
+    let mut n = 0;
+    let mut i = 0;
+    while i < set.len() {
+        if set[i] {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+#[allow(
+    clippy::indexing_slicing,
+    reason = "only evaluated for PQ_INNER_DATA_LENGTHS: out of bounds is a compile error"
+)]
+const fn pq_inner_lengths<const N: usize>() -> [usize; N] {
+    let set = pq_inner_length_set();
+    let mut out = [0; N];
+    let mut n = 0;
+    let mut i = 0;
+    while i < set.len() {
+        if set[i] {
+            out[n] = i;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Every length a serialized `p_q_inner_data*` (any of the four constructors) can have when its pq, p and q strings
+/// are at most [`MAX_PQ_STRING`] bytes, ascending: 80, 84, …, 112. The legacy `SHA1(data) ‖ data ‖ padding`
+/// encoding does not say how long `data` is, so the DC hashes each of these prefixes in constant time instead of
+/// parsing the secret plaintext to find out (item 24, attack B4); see [`crate::crypto::rsa::decrypt_inner_data`].
+pub const PQ_INNER_DATA_LENGTHS: [usize; pq_inner_length_count()] = pq_inner_lengths();
+
 /// Padded intermediate only: the most trailing transport padding bytes tolerated after a plaintext message.
 pub const MAX_TRANSPORT_PADDING: usize = 15;
 

@@ -9,16 +9,16 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
-    BufferTooSmall, ERR_FLOOD, ERR_NOT_FOUND, ERR_WRONG_DC, MAX_CLIENT_DH_ENCRYPTED, MAX_SERVER_MESSAGE,
-    MAX_TRANSPORT_PADDING, MsgIds, be_u64, check_sha1_padding, first_salt, new_nonce_hash, parse_plain, seal_with_sha1,
-    unix_micros, write_plain,
+    BufferTooSmall, ERR_FLOOD, ERR_NOT_FOUND, ERR_WRONG_DC, MAX_CLIENT_DH_ENCRYPTED, MAX_PQ_STRING, MAX_SERVER_MESSAGE,
+    MAX_TRANSPORT_PADDING, MsgIds, PQ_INNER_DATA_LENGTHS, be_u64, check_sha1_padding, first_salt, new_nonce_hash,
+    parse_plain, seal_with_sha1, unix_micros, write_plain,
 };
 use crate::crypto::aes::ige_decrypt;
 use crate::crypto::auth_key::AuthKey;
 use crate::crypto::dh::{DhGroup, DhSecret};
 use crate::crypto::factor::random_pq;
 use crate::crypto::kdf::tmp_aes_key_iv;
-use crate::crypto::rsa::{RSA_BYTES, RsaPrivateKey, decrypt_inner_data};
+use crate::crypto::rsa::{InnerEncoding, RSA_BYTES, RsaPrivateKey, decrypt_inner_data};
 use crate::time::Instant;
 use crate::tl::{
     ClientDhInnerData, DhGenFail, DhGenOk, DhGenRetry, LongVec, PQInnerData, ReqDhParams, ReqPq, ReqPqMulti, ResPq,
@@ -687,12 +687,16 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         if !ok {
             return Err(Refuse::NotFound);
         }
-        let inner = decrypt_inner_data(self.config.rsa_key, block, rng, |data| {
-            let mut r = crate::tl::Reader::new(data);
-            PQInnerData::read(&mut r).ok().map(|_| r.position())
-        })
-        .map_err(|_| Refuse::NotFound)?;
-        let parsed = PQInnerData::read(&mut crate::tl::Reader::new(inner.data())).map_err(|_| Refuse::NotFound)?;
+        // Constant-time decoding over a fixed set of candidate lengths (B4); nothing parses the plaintext before
+        // a decoding is accepted.
+        let inner = decrypt_inner_data(self.config.rsa_key, block, rng, &PQ_INNER_DATA_LENGTHS)
+            .map_err(|_| Refuse::NotFound)?;
+        let mut reader = crate::tl::Reader::new(inner.data());
+        let parsed = PQInnerData::read(&mut reader).map_err(|_| Refuse::NotFound)?;
+        // The legacy hash covers exactly the TL object: the candidate that matched must be its length.
+        if inner.encoding() == InnerEncoding::LegacySha1 && reader.position() != inner.data().len() {
+            return Err(Refuse::NotFound);
+        }
         let (ipq, ip, iq, inonce, isn, new_nonce, dc, expires_in) = match parsed {
             PQInnerData::Dc(d) => (d.pq, d.p, d.q, d.nonce, d.server_nonce, d.new_nonce, Some(d.dc), None),
             PQInnerData::TempDc(d) => (
@@ -718,8 +722,10 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             ),
         };
         let new_nonce = Zeroizing::new(new_nonce);
-        // Inner fields must equal the outer ones and the run's (item 24).
-        let inner_ok = be_u64(ipq) == Some(pq)
+        // Inner fields must equal the outer ones and the run's (item 24), in strings of at most MAX_PQ_STRING bytes
+        // (what PQ_INNER_DATA_LENGTHS is derived from, so both encodings accept the same objects).
+        let inner_ok = [ipq, ip, iq].iter().all(|s| s.len() <= MAX_PQ_STRING)
+            && be_u64(ipq) == Some(pq)
             && be_u64(ip) == Some(u64::from(p))
             && be_u64(iq) == Some(u64::from(q))
             && inonce == nonce

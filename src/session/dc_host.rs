@@ -132,9 +132,10 @@ pub enum HostQuery {
         /// The new key's auth_key_id.
         key_id: u64,
     },
-    /// The first authenticated message of this connection names `session_id` (only with
-    /// [`set_session_handover`](super::Session::set_session_handover)): answer
-    /// [`resume_session`](super::Session::resume_session) with the connection that holds that session, or `None`.
+    /// An authenticated message names `session_id`, a client session this connection does not serve (always
+    /// asked, except for the first session on a key the connection just created): answer
+    /// [`resume_session`](super::Session::resume_session) with the connection that holds that session, or `None`
+    /// if none served it within the receive window (see there: what the host must keep, and for how long).
     Session {
         /// The key the session lives under.
         key_id: u64,

@@ -325,6 +325,18 @@ pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
     gz_used: usize,
 }
 
+/// DC: the host's word on a client session this engine does not serve yet (see [`Engine::approve_session`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Approval {
+    /// Every unknown session is refused until the host answers.
+    None,
+    /// This session may start here, once.
+    Session(u64),
+    /// The first session named may start here: the engine runs on a key this connection just created, so no
+    /// other connection can hold a session under it.
+    First,
+}
+
 struct Core<const TX: usize, const MSGS: usize> {
     side: Side,
     cfg: EngineConfig,
@@ -363,6 +375,11 @@ struct Core<const TX: usize, const MSGS: usize> {
     /// after a hand-over, [`Engine::hand_over`]) is acked and ignored.
     nsc_seen: Option<i64>,
     retired: heapless::Deque<u64, RETIRED_SESSIONS>,
+    /// DC: which client session the host allowed this engine to start ([`Engine::approve_session`]); any other
+    /// session it does not serve yet is refused with [`Dropped::UnknownSession`] and reported in `unknown_session`.
+    approval: Approval,
+    /// DC: the (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
+    unknown_session: Option<(u64, MsgId)>,
     long_poll: Option<LongPoll>,
     stats: Stats,
     closed: bool,
@@ -485,6 +502,34 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// DC: whether a client session is being served (false until the first authenticated message).
     pub fn has_session(&self) -> bool {
         self.core.session_known
+    }
+
+    /// DC: lets the next packet handed in start `session_id` here, if it names that session, as a **new** server
+    /// session: empty replay window, `new_session_created`, and a floor under which msg_ids are refused as too old
+    /// ([`Limits::new_session_max_age`](super::Limits::new_session_max_age)). The approval is spent by the next
+    /// packet naming a session this engine does not serve, whichever it names.
+    ///
+    /// A DC engine never starts (or switches to) a client session on its own: a packet naming a session it does
+    /// not serve is refused with [`Dropped::UnknownSession`] and nothing changes, because that session may live
+    /// on in another connection's engine with the replay state that stops a copy of its messages from being
+    /// executed twice (item 33, attack B7). The host looks the session up (the [`Session`](super::Session) facade
+    /// asks it with [`HostQuery::Session`](super::HostQuery::Session)); only when no engine holds it does it call
+    /// this and hand the packet in again.
+    pub fn approve_session(&mut self, session_id: u64) {
+        self.core.approval = Approval::Session(session_id);
+    }
+
+    /// DC: lets the first session named start without asking, for an engine on a key this connection has just
+    /// created (no other connection can hold a session under it). See [`approve_session`](Self::approve_session).
+    pub fn approve_first_session(&mut self) {
+        if !self.core.session_known {
+            self.core.approval = Approval::First;
+        }
+    }
+
+    /// DC: the (session_id, msg_id) of the last packet refused with [`Dropped::UnknownSession`], taken.
+    pub fn take_unknown_session(&mut self) -> Option<(u64, MsgId)> {
+        self.core.unknown_session.take()
     }
 
     /// Decrypts `packet` (checking it fully) into the receive buffer only to read its session id and msg_id;
@@ -917,6 +962,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.reset_server_session(0);
         self.core.session_known = false;
         self.core.retired.clear();
+        self.core.approval = Approval::None;
     }
 }
 
@@ -969,6 +1015,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             nsc_due: false,
             nsc_seen: None,
             retired: heapless::Deque::new(),
+            approval: Approval::None,
+            unknown_session: None,
             long_poll: None,
             stats: Stats::default(),
             closed: false,
@@ -2192,7 +2240,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// Starts serving `session_id` (a new client session, or the client moved on): the old one is retired, and a
     /// retired one is never served again, so its late packets cannot come back with an empty replay window
     /// (item 31).
-    fn switch_session(&mut self, session_id: u64) -> Result<(), Dropped> {
+    fn switch_session(&mut self, now: Instant, session_id: u64) -> Result<(), Dropped> {
         if self.retired.iter().any(|&r| r == session_id) {
             return Err(Dropped::WrongSession);
         }
@@ -2205,6 +2253,13 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.reset_server_session(session_id);
         self.session_known = true;
         self.nsc_due = true;
+        self.approval = Approval::None;
+        // The session starts without the replay state of its past, if it had one: copies of its older messages
+        // are refused as too old (code 16) rather than executed again (item 33).
+        let unix = self.clock.unix_time(now);
+        let age = self.cfg.limits.new_session_max_age;
+        let floor = unix.0.saturating_sub(age.as_secs()) << 32;
+        self.inbound.set_floor(MsgId(floor));
         self.push_event(EvRec::Created(session_id));
         Ok(())
     }
@@ -2236,10 +2291,29 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     ) -> Result<(), Dropped> {
         let unix = self.clock.unix_time(now);
         let is_container = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
+        let serves = self.session_known && h.session_id == self.session_id;
+        if !serves {
+            if self.retired.iter().any(|&r| r == h.session_id) {
+                return Err(Dropped::WrongSession);
+            }
+            // A host's word on one session is good for the packet it was given for, no later one: by then another
+            // connection may have started that session.
+            let approval = core::mem::replace(&mut self.approval, Approval::None);
+            let approved = match approval {
+                Approval::Session(id) => id == h.session_id,
+                Approval::First => !self.session_known,
+                Approval::None => false,
+            };
+            if !approved {
+                // The session may live in another connection's engine (with its replay window): the host decides.
+                self.unknown_session = Some((h.session_id, h.msg_id));
+                return Err(Dropped::UnknownSession);
+            }
+        }
         if !self.session_known {
-            // Nothing to protect yet: the first authenticated packet names the session, even if it is refused
-            // below, so the refusal's notification and spent id belong to it.
-            self.switch_session(h.session_id)?;
+            // The first authenticated packet names the session, even if it is refused below, so the refusal's
+            // notification and spent id belong to it.
+            self.switch_session(now, h.session_id)?;
         }
         let same_session = h.session_id == self.session_id;
         // A message already received is dropped silently (re-acked) before any other check, so a duplicate or
@@ -2272,7 +2346,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return Err(Dropped::BadMsgId);
         }
         if h.session_id != self.session_id {
-            self.switch_session(h.session_id)?;
+            self.switch_session(now, h.session_id)?;
         }
         if self.cfg.strict_order && self.inbound.window().highest().is_some_and(|hi| h.msg_id < hi) {
             return Err(Dropped::OutOfOrder);

@@ -78,9 +78,10 @@ pub enum Event<'a> {
         /// The new key's auth_key_id.
         key_id: u64,
     },
-    /// DC with session hand-over on (`Session::set_session_handover`): the first authenticated message of this
-    /// connection names a session the host may hold on another connection. Answer with `Session::resume_session`
-    /// (the other connection's `Session`, or `None` to start a new session).
+    /// DC: an authenticated message names a client session this connection does not serve (its first message, or
+    /// a client that moved to another session), which the host may hold on another connection. Answer with
+    /// `Session::resume_session` (the other connection's `Session`, or `None` if no connection served it within
+    /// the receive window: a new session starts).
     SessionRequired {
         /// The auth_key_id of the connection.
         key_id: u64,
@@ -236,6 +237,9 @@ pub enum Dropped {
     Backpressure,
     /// DC strict-order mode: a msg_id below one already delivered (attack B1).
     OutOfOrder,
+    /// DC: the packet names a client session this engine does not serve and the host has not allowed it to start
+    /// here ([`Engine::approve_session`](super::Engine::approve_session)); nothing changed.
+    UnknownSession,
 }
 
 impl fmt::Display for Dropped {
@@ -250,6 +254,7 @@ impl fmt::Display for Dropped {
             Dropped::Malformed => "malformed message",
             Dropped::Backpressure => "event buffers full",
             Dropped::OutOfOrder => "msg_id out of order",
+            Dropped::UnknownSession => "session not served here",
         })
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use mtproto_sansio::crypto::auth_key::AuthKey;
-//! use mtproto_sansio::session::{Event, MsgKind, Session, SessionConfig};
+//! use mtproto_sansio::session::{Event, HostQuery, MsgKind, Session, SessionConfig};
 //! use mtproto_sansio::time::{Instant, UnixTime};
 //! # let mut rng = rand::rng(); // any rand_core::CryptoRng the host trusts
 //! let cfg = SessionConfig { unix_time_hint: Some(UnixTime(1_700_000_000)), ..SessionConfig::DEFAULT };
@@ -25,6 +25,11 @@
 //!         let mut off = 0;
 //!         while off < n {
 //!             off += dc.handle_input(now, &out[off..n]).unwrap();
+//!             // The first message names the client's session: a DC host hands over the connection that holds it,
+//!             // or (none served it within the receive window) lets it start here.
+//!             if let Some(HostQuery::Session { .. }) = dc.host_query() {
+//!                 dc.resume_session(now, None).unwrap();
+//!             }
 //!             let mut requests = Vec::new();
 //!             while let Some(ev) = dc.poll_event() {
 //!                 if let Event::Request { msg_id, body } = ev {
@@ -83,10 +88,14 @@
 //!   Off by default, for hosts without a store;
 //! - **stored keys** carry their salt schedule ([`StoredKey`], [`Session::stored_key`],
 //!   [`Session::supply_stored_key`]), so every connection under a key issues the same salts;
-//! - **sessions** ([`Session::set_session_handover`]): a connection's first authenticated message names the client
-//!   session ([`HostQuery::Session`]); the host hands over the connection that holds it
+//! - **sessions**, always: a server session (the replay window that keeps a message from being executed twice,
+//!   the answers not yet acknowledged) outlives its connection. A packet naming a client session this connection
+//!   does not serve (its first authenticated message, or a client that moved to another session) is parked and
+//!   the host asked ([`HostQuery::Session`]); it hands over the connection that holds the session
 //!   ([`Session::resume_session`]), whose engine moves here by an in-place swap (no allocation, nothing
-//!   engine-sized on the stack), or starts a new one.
+//!   engine-sized on the stack), or, only when no connection served it within the receive window (330 s), lets a
+//!   new one start. A host that never answers stalls the connection; it cannot make a query run twice (item 33,
+//!   attack B7). Only the first session on a key this connection just created starts without asking.
 //!
 //! [`Session::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -289,14 +298,10 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     transport_error: Option<i32>,
     /// DC: hold `dh_gen_ok` back until the host checked the new key id ([`HostQuery::NewAuthKey`]).
     new_key_check: bool,
-    /// DC: ask the host for the session of a fresh connection's first message ([`HostQuery::Session`]).
-    handover: bool,
     /// The MTProxy secret of the obfuscated transport.
     secret: Option<ProxySecret>,
     /// Bytes went out or came in on this connection (the proxy secret can no longer change).
     io_started: bool,
-    /// DC: the engine runs on a key this connection just created, so no other connection can hold its session.
-    new_key: bool,
     /// DC: the lifetime the client asked for the key this connection created (`Some`: temporary, PFS).
     new_key_expires_in: Option<u32>,
 }
@@ -335,7 +340,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         s
     }
 
-    /// A DC session for a connection whose client uses `key` (the host looked it up by its id).
+    /// A DC session for a connection whose client uses `key` (the host looked it up by its id). Its first message
+    /// (and any naming another client session) is parked until the host answers [`HostQuery::Session`].
     pub fn server<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::server(cfg.engine, key, clock, now, rng);
@@ -411,56 +417,56 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(Some(len))
     }
 
-    /// Starts the DC engine on the packet parked in `scratch[..len]`: asks the host for its session first when
-    /// hand-over is on, otherwise processes it.
-    fn start_parked(&mut self, now: Instant, mut engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
-        let data = self.scratch.get(..len).unwrap_or(&[]);
-        if self.handover && !engine.has_session() {
-            if let Some((session_id, msg_id)) = engine.peek_ids(data) {
-                self.parked = Parked::Session {
-                    len,
-                    session_id,
-                    msg_id,
-                    quick_ack,
-                };
-                self.host_event = true;
-            } else {
-                self.frames_dropped += 1;
-            }
-        } else {
-            Self::process_parked(
-                now,
-                &mut engine,
-                &self.scratch,
-                &mut self.quick_acks,
-                &mut self.frames_dropped,
-                len,
-                quick_ack,
-            );
-        }
+    /// Starts the DC engine on the packet parked in `scratch[..len]` and processes it (the engine refuses a session
+    /// the host has not placed, which parks the packet again as [`HostQuery::Session`]).
+    fn start_parked(&mut self, now: Instant, engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
         self.phase = Phase::Encrypted(engine);
+        self.process_parked(now, len, quick_ack);
     }
 
-    /// Processes the packet parked in `scratch[..len]` (split borrows: the engine may live in `self.phase`).
-    fn process_parked(
-        now: Instant,
+    /// Processes the packet parked in `scratch[..len]` in this connection's engine.
+    fn process_parked(&mut self, now: Instant, len: usize, quick_ack: bool) {
+        let Phase::Encrypted(engine) = &mut self.phase else {
+            return;
+        };
+        let data = self.scratch.get(..len).unwrap_or(&[]);
+        let res = engine.handle_packet(now, data);
+        if let Some(p) = Self::after_packet(engine, &mut self.quick_acks, &mut self.frames_dropped, res, quick_ack) {
+            // Still in scratch: park it again under the session question.
+            self.parked = Parked::Session {
+                len,
+                session_id: p.0,
+                msg_id: p.1,
+                quick_ack,
+            };
+            self.host_event = true;
+        }
+    }
+
+    /// Books the result of one packet handed to the engine: a DC quick-ack token, a dropped frame, or (returned) the
+    /// (session_id, msg_id) of a packet naming a client session the engine may not start without the host.
+    fn after_packet(
         engine: &mut Engine<RX, TX, MSGS>,
-        scratch: &[u8; RX],
         quick_acks: &mut heapless::Deque<u32, 8>,
         frames_dropped: &mut u64,
-        len: usize,
+        res: Result<u32, super::event::Dropped>,
         quick_ack: bool,
-    ) {
-        let data = scratch.get(..len).unwrap_or(&[]);
-        match engine.handle_packet(now, data) {
-            Ok(token) if quick_ack => {
-                if quick_acks.is_full() {
-                    let _ = quick_acks.pop_front();
+    ) -> Option<(u64, MsgId)> {
+        match res {
+            Ok(token) => {
+                if quick_ack && engine.side() == Side::Server {
+                    if quick_acks.is_full() {
+                        let _ = quick_acks.pop_front();
+                    }
+                    let _ = quick_acks.push_back(token);
                 }
-                let _ = quick_acks.push_back(token);
+                None
             }
-            Ok(_) => {}
-            Err(_) => *frames_dropped += 1,
+            Err(super::event::Dropped::UnknownSession) => engine.take_unknown_session(),
+            Err(_) => {
+                *frames_dropped += 1;
+                None
+            }
         }
     }
 
@@ -497,15 +503,6 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// like a test) keeps the handshake answering at once. Set it before the handshake starts.
     pub fn set_new_key_check(&mut self, on: bool) {
         self.new_key_check = on;
-    }
-
-    /// DC: let a client session move between connections. With it on, a connection whose engine serves no session
-    /// yet parks its first authenticated message and asks the host ([`HostQuery::Session`]) whether another
-    /// connection holds that session; [`resume_session`](Self::resume_session) then takes it over (no
-    /// `new_session_created`, the replay window and the unacknowledged answers move along) or starts a new one.
-    /// Off by default (every connection starts its own server session). Set it before the first message.
-    pub fn set_session_handover(&mut self, on: bool) {
-        self.handover = on;
     }
 
     /// The MTProxy secret of the obfuscated transport, both roles: 16 bytes, or 17 starting with `0xdd` (padded
@@ -548,14 +545,15 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     }
 
     /// DC: the handshake on this connection made a key; the encrypted session starts on it (and `AuthKeyReady`
-    /// is raised).
+    /// is raised). No other connection can hold a session under a key made here, so its first session starts
+    /// without asking the host.
     fn start_new_key_engine<R: CryptoRng + ?Sized>(&mut self, now: Instant, o: handshake::ServerOutcome, rng: &mut R) {
         let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+        let mut engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+        engine.approve_first_session();
         self.new_key_expires_in = o.expires_in;
         self.phase = Phase::Encrypted(engine);
         self.key_ready_event = true;
-        self.new_key = true;
     }
 
     /// DC: answers [`HostQuery::NewAuthKey`]. `taken` = the key store already holds that key id: the client is
@@ -604,14 +602,23 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     }
 
     /// DC: answers [`HostQuery::Session`]. `Some(old)`: the connection that holds the session (its connection may be
-    /// dead or alive; drain its events first); its server session moves here, the parked message is processed in it (a message it already
-    /// received is not delivered again), everything it had not seen acknowledged is resent on this connection under
-    /// new msg_ids ([`Engine::hand_over`]: clients refuse the old connection's msg_ids on a new one), and
-    /// `old` fails from now on with [`Error::Moved`] (a racing connection loses). A message `old`'s session already
-    /// received (or older than its windows) is a replay: it is dropped, nothing moves, and this connection waits for
-    /// its next message ([`ResumeError::Replayed`]). `None`: the session is new here;
-    /// the message is processed as without hand-over (`new_session_created`). Index the session under
-    /// ([`HostQuery::Session::key_id`], session id) → this connection afterwards.
+    /// dead or alive; drain its events first); its server session moves here, the parked message is processed in
+    /// it (a message it already received is not delivered again), everything it had not seen acknowledged is resent
+    /// on this connection under new msg_ids ([`Engine::hand_over`]: clients refuse the old connection's msg_ids on
+    /// a new one), and `old` fails from now on with [`Error::Moved`] (a racing connection loses). A message `old`'s
+    /// session already received (or older than its windows) is a replay: it is dropped, nothing moves, and this
+    /// connection waits for its next message ([`ResumeError::Replayed`]).
+    ///
+    /// `None`: no connection under this key received a message of that session within
+    /// [`Limits::session_retention`](super::Limits::session_retention) (60 s by default) before now; it starts here as
+    /// a new session (`new_session_created`) that refuses msg_ids older than
+    /// [`Limits::new_session_max_age`](super::Limits::new_session_max_age) (code 16: the client re-sends under new
+    /// ids). **This is the host's promise** that makes "executed at most once" hold across connections (item 33,
+    /// attack B7): a host keeps every connection's session (the `Session` that served it, open or closed) for that
+    /// long after its connection closed, indexed by (key id, session id). A host that cannot (a restart, a full
+    /// table) refuses the connection instead of answering `None` until that time has passed.
+    ///
+    /// Index the session under ([`HostQuery::Session::key_id`], session id) → this connection afterwards.
     pub fn resume_session(&mut self, now: Instant, from: Option<&mut Self>) -> Result<(), ResumeError> {
         let Parked::Session {
             len,
@@ -653,19 +660,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             if let Phase::Encrypted(e) = &mut self.phase {
                 e.hand_over(now);
             }
+        } else if let Phase::Encrypted(e) = &mut self.phase {
+            // No engine holds it: the host vouches that none served it within the receive window.
+            e.approve_session(session_id);
         }
         self.parked = Parked::Empty;
-        if let Phase::Encrypted(e) = &mut self.phase {
-            Self::process_parked(
-                now,
-                e,
-                &self.scratch,
-                &mut self.quick_acks,
-                &mut self.frames_dropped,
-                len,
-                quick_ack,
-            );
-        }
+        self.process_parked(now, len, quick_ack);
         Ok(())
     }
 
@@ -687,10 +687,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             host_event: false,
             transport_error: None,
             new_key_check: false,
-            handover: false,
             secret: None,
             io_started: false,
-            new_key: false,
             new_key_expires_in: None,
         }
     }
@@ -778,7 +776,6 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
         };
         self.io_started |= n > 0;
-        let side = self.side;
         match (&mut self.phase, frame) {
             (Phase::Handshake(hs), Some(Frame::Packet { data, .. })) => {
                 // A malformed or unexpected handshake message is dropped; the machine decides what is fatal.
@@ -792,10 +789,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 } else {
                     data
                 };
-                if self.handover && !self.new_key && side == Side::Server && !engine.has_session() {
-                    // A fresh connection's first authenticated message: the host may hold its session elsewhere.
-                    match (engine.peek_ids(data), self.scratch.get_mut(..data.len())) {
-                        (Some((session_id, msg_id)), Some(dst)) => {
+                let res = engine.handle_packet(now, data);
+                let unknown =
+                    Self::after_packet(engine, &mut self.quick_acks, &mut self.frames_dropped, res, quick_ack);
+                if let Some((session_id, msg_id)) = unknown {
+                    // A DC packet naming a session this connection does not serve: the host may hold it in another
+                    // connection, with the replay state that keeps its messages from running twice. Park and ask.
+                    match self.scratch.get_mut(..data.len()) {
+                        Some(dst) => {
                             dst.copy_from_slice(data);
                             self.parked = Parked::Session {
                                 len: data.len(),
@@ -805,20 +806,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                             };
                             self.host_event = true;
                         }
-                        _ => self.frames_dropped += 1,
+                        None => self.frames_dropped += 1,
                     }
                     return Ok(n);
-                }
-                match engine.handle_packet(now, data) {
-                    Ok(token) => {
-                        if quick_ack && side == Side::Server {
-                            if self.quick_acks.is_full() {
-                                let _ = self.quick_acks.pop_front();
-                            }
-                            let _ = self.quick_acks.push_back(token);
-                        }
-                    }
-                    Err(_) => self.frames_dropped += 1,
                 }
             }
             (Phase::Encrypted(engine), Some(Frame::QuickAck(token))) => engine.handle_quick_ack(token),
@@ -1179,7 +1169,6 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         // A proxy secret set with `set_proxy_secret` names the proxy, not the key: it stays for the new connection.
         self.codec = Self::new_codec(self.transport, Side::Client, self.secret.as_ref());
         self.io_started = false;
-        self.new_key = false;
         self.quick_acks.clear();
         self.error = None;
         self.parked = Parked::Empty;

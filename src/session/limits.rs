@@ -48,6 +48,14 @@ pub struct Limits {
     /// How far in the future a received msg_id's time may lie.
     /// Default: 30 s. The spec's window (item 34); later ids are dropped (server answers code 17).
     pub msg_id_max_future: Duration,
+    /// DC: how far in the past the msg_ids of a server session that starts on this connection (the host answered
+    /// [`HostQuery::Session`](super::HostQuery::Session) with no connection that holds it) may lie.
+    /// Default: 30 s, the future tolerance mirrored. A copy of a message executed more than this long ago cannot
+    /// start its session again with an empty replay window: older ids are answered code 16 and the client re-sends
+    /// under a new msg_id (items 33, 38; attack B7). So a host must keep a session only for
+    /// [`session_retention`](Self::session_retention) after its last message, not for the whole 300 s window. It
+    /// costs a client whose clock runs behind the DC's by more than this one extra round trip per new session.
+    pub new_session_max_age: Duration,
     /// Unacknowledged outbound messages tracked at once (the const generic of `SentTracker`).
     /// Default: 64. Bounds pending RPCs; beyond it `send` reports backpressure (item 54).
     pub max_unacked_msgs: usize,
@@ -101,6 +109,7 @@ impl Limits {
         replay_window: DEFAULT_REPLAY_WINDOW,
         msg_id_max_past: Duration::from_secs(300),
         msg_id_max_future: Duration::from_secs(30),
+        new_session_max_age: Duration::from_secs(30),
         max_unacked_msgs: DEFAULT_UNACKED_MSGS,
         max_unacked_bytes: 1024 * 1024,
         ack_queue: DEFAULT_ACK_QUEUE,
@@ -115,6 +124,15 @@ impl Limits {
         handshake_state_ttl: Duration::from_secs(600),
         max_resend_attempts: 6,
     };
+
+    /// DC: how long after a client session's last received message a host must still be able to hand it over
+    /// ([`Session::resume_session`](super::Session::resume_session)) instead of letting a new session of the same id
+    /// start: [`new_session_max_age`](Self::new_session_max_age) + [`msg_id_max_future`](Self::msg_id_max_future)
+    /// (60 s by default). A copy of one of its messages carries a msg_id at most `msg_id_max_future` ahead of the
+    /// DC's clock at the time it was received, so once this has passed a new session's floor refuses it.
+    pub const fn session_retention(&self) -> Duration {
+        self.new_session_max_age.saturating_add(self.msg_id_max_future)
+    }
 
     /// Rejects configurations that would make a structure useless or exceed a spec limit: a zero capacity, a
     /// container or ack limit above the spec's, or a zero resend rate.

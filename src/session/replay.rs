@@ -220,6 +220,9 @@ pub struct InboundMsgIds<const N: usize = DEFAULT_REPLAY_WINDOW> {
     peer: Side,
     time: TimeWindow,
     window: ReplayWindow<N>,
+    /// Ids below it are refused as too old ([`MsgIdReject::TooLow`]), whatever the time window says: a session
+    /// that starts without the replay state of its past (see [`set_floor`](Self::set_floor)).
+    floor: MsgId,
 }
 
 impl<const N: usize> InboundMsgIds<N> {
@@ -229,6 +232,7 @@ impl<const N: usize> InboundMsgIds<N> {
             peer,
             time,
             window: ReplayWindow::new(),
+            floor: MsgId(0),
         }
     }
 
@@ -240,6 +244,9 @@ impl<const N: usize> InboundMsgIds<N> {
         if enforce_time {
             self.time.check(id, now)?;
         }
+        if id < self.floor {
+            return Err(MsgIdReject::TooLow);
+        }
         self.window.check(id)
     }
 
@@ -249,6 +256,9 @@ impl<const N: usize> InboundMsgIds<N> {
         if enforce_time {
             self.time.check(id, now)?;
         }
+        if id < self.floor {
+            return Err(MsgIdReject::TooLow);
+        }
         self.window.insert(id)
     }
 
@@ -257,9 +267,22 @@ impl<const N: usize> InboundMsgIds<N> {
         &self.window
     }
 
-    /// Forgets all received ids (a new session).
+    /// Forgets all received ids and the floor (a new session).
     pub fn reset(&mut self) {
         self.window.clear();
+        self.floor = MsgId(0);
+    }
+
+    /// Refuses every id below `floor` from now on, as [`MsgIdReject::TooLow`] (code 16: the sender re-sends under
+    /// a new id). A DC sets it when a session starts with an empty window although copies of its earlier messages
+    /// may exist (item 33): such a copy is refused instead of executed again.
+    pub fn set_floor(&mut self, floor: MsgId) {
+        self.floor = floor;
+    }
+
+    /// The floor set by [`set_floor`](Self::set_floor) (0: none).
+    pub const fn floor(&self) -> MsgId {
+        self.floor
     }
 }
 

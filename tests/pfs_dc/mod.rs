@@ -67,12 +67,18 @@ pub struct Dc<const RX: usize, const TX: usize, const MSGS: usize> {
     pub notes: Vec<DcNote>,
     /// Application requests on a bound key, for the caller to execute: (msg_id, body).
     pub requests: Vec<(MsgId, Vec<u8>)>,
+    /// The last closed connections, kept so a reconnecting client's session is handed over, not started anew.
+    pub closed: Vec<Box<Session<RX, TX, MSGS>>>,
 }
+
+/// Closed connections the DC keeps (each for the sessions it served).
+const KEEP_CLOSED: usize = 4;
 
 enum Owned {
     Ready,
     Required(u64),
     Request(MsgId, Vec<u8>),
+    Session(u64, u64),
     Other,
 }
 
@@ -87,6 +93,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
             unix_at_zero,
             notes: Vec::new(),
             requests: Vec::new(),
+            closed: Vec::new(),
         };
         d.connect(now);
         d
@@ -104,8 +111,24 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
 
     /// A new connection: a fresh DC session that runs the handshake or asks for a stored key.
     pub fn connect(&mut self, now: Instant) {
-        self.sess = Self::fresh(self.cfg, self.unix_at_zero, now);
+        let old = std::mem::replace(&mut self.sess, Self::fresh(self.cfg, self.unix_at_zero, now));
+        if old.engine().is_some_and(|e| e.has_session()) {
+            if self.closed.len() == KEEP_CLOSED {
+                self.closed.remove(0);
+            }
+            self.closed.push(old);
+        }
         self.requests.clear();
+    }
+
+    /// `HostQuery::Session`: hands the session over from the closed connection that served it, if any.
+    fn resume(&mut self, now: Instant, key_id: u64, session_id: u64) {
+        let holder = self.closed.iter().position(|s| {
+            s.engine()
+                .is_some_and(|e| e.has_session() && e.session_id() == session_id && e.auth_key().id() == key_id)
+        });
+        let old = holder.map(|i| &mut *self.closed[i]);
+        let _ = self.sess.resume_session(now, old);
     }
 
     pub fn unix(&self, now: Instant) -> u64 {
@@ -146,6 +169,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                     Event::AuthKeyReady => Owned::Ready,
                     Event::AuthKeyRequired { key_id } => Owned::Required(key_id),
                     Event::Request { msg_id, body } => Owned::Request(msg_id, body.to_vec()),
+                    Event::SessionRequired { key_id, session_id } => Owned::Session(key_id, session_id),
                     _ => Owned::Other,
                 });
             }
@@ -178,6 +202,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                         self.sess.supply_auth_key(now, key, rng).unwrap();
                     }
                     Owned::Request(msg_id, body) => self.request(now, msg_id, body),
+                    Owned::Session(key_id, session_id) => self.resume(now, key_id, session_id),
                     Owned::Other => {}
                 }
             }

@@ -144,9 +144,22 @@ impl Pair {
         packets(&mut self.s, self.now, &mut self.rng)
     }
 
+    /// Delivers to the DC engine as a host with one engine per key would: a session the engine does not serve
+    /// yet is allowed to start (no other engine can hold it) and the packet handed in again.
     pub fn deliver_s(&mut self, p: &[u8]) -> Result<u32, mtproto_sansio::session::Dropped> {
-        let r = self.s.handle_packet(self.now, p);
+        let r = self.deliver_s_keep_events(p);
         self.take_server_events();
+        r
+    }
+
+    /// [`deliver_s`](Self::deliver_s), leaving the DC's events for the caller to drain.
+    pub fn deliver_s_keep_events(&mut self, p: &[u8]) -> Result<u32, mtproto_sansio::session::Dropped> {
+        let mut r = self.s.handle_packet(self.now, p);
+        if r == Err(mtproto_sansio::session::Dropped::UnknownSession) {
+            let (sid, _) = self.s.take_unknown_session().unwrap();
+            self.s.approve_session(sid);
+            r = self.s.handle_packet(self.now, p);
+        }
         r
     }
 
