@@ -100,7 +100,7 @@ fn chk_076_rsa_inner_data_zeroized_on_drop() {
     let key = pem::parse_private_pem(DC_KEY_PEM.as_bytes()).unwrap();
     let inner = [0x42u8; 100];
     let block = rsa::rsa_pad_encrypt(key.public_key(), &inner, &mut rng(3)).unwrap();
-    let data = rsa::decrypt_inner_data(&key, &block, &mut rng(4), |_| Some(100)).unwrap();
+    let data = rsa::decrypt_inner_data(&key, &block, &mut rng(4), &[100]).unwrap();
     assert_eq!(&data.data()[..100], &inner[..]);
     let left = after_drop(data, |d| d.data().to_vec());
     assert!(
