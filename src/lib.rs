@@ -21,6 +21,9 @@ pub mod time;
 pub mod tl;
 pub mod transport;
 
+/// Test and fuzz fixtures (seeded RNG, fixed keys, fuzz entry points): only with the `testing` feature, which a
+/// production build must never enable.
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
 

@@ -979,6 +979,90 @@ fn chk_071_commit_key_checks() {
     assert_eq!(a.decrypt(NOW, CHAT_ID, &mut stale).unwrap_err(), E2eError::Rejected);
 }
 
+/// The acceptor's last check: a CommitKey for the exchange it accepted, but naming a key it did not compute, must abort
+/// the exchange (AbortKey out, RekeyAborted to the host) and never switch keys, and the exchange must stay dead.
+#[test]
+fn chk_071_commit_key_with_wrong_fingerprint_aborts() {
+    let (mut a, mut peer) = known(717);
+    let mut r = rng(717);
+    outbox(&mut a, &peer, &mut r);
+    let p = BigUint::from_bytes_be(&prime());
+    let x = BigUint::from(0xdead_cafe_u64) << 2000u32;
+    let g_x = be256(&BigUint::from(3u32).modpow(&x, &p));
+    feed(
+        &mut a,
+        peer.msg(
+            0,
+            1,
+            service(Action::RequestKey {
+                exchange_id: 77,
+                g_a: &g_x,
+            }),
+        ),
+    )
+    .unwrap();
+    let out = outbox(&mut a, &peer, &mut r);
+    let accept = MessageLayer::decode(&out[0]).unwrap();
+    let Some(Action::AcceptKey {
+        exchange_id: 77,
+        key_fingerprint,
+        ..
+    }) = accept.message.action()
+    else {
+        panic!("no AcceptKey: {:?}", actions(&out))
+    };
+    let fp = *key_fingerprint;
+    while a.poll_event().is_some() {}
+    let old = a.key_fingerprint();
+    assert!(a.rekey_in_progress());
+
+    // Right exchange_id, wrong fingerprint.
+    feed(
+        &mut a,
+        peer.msg(
+            1,
+            2,
+            service(Action::CommitKey {
+                exchange_id: 77,
+                key_fingerprint: fp ^ 1,
+            }),
+        ),
+    )
+    .unwrap();
+    assert_eq!(a.key_fingerprint(), old, "switched to a key the peer did not commit to");
+    assert!(!a.rekey_in_progress());
+    let mut evs = vec![];
+    while let Some(e) = a.poll_event() {
+        evs.push(format!("{e:?}"));
+    }
+    assert_eq!(evs, vec!["RekeyAborted(77)".to_string()]);
+    assert_eq!(
+        actions(&outbox(&mut a, &peer, &mut r)),
+        vec!["Some(AbortKey(77))".to_string()]
+    );
+
+    // The aborted exchange cannot be revived by a late CommitKey with the right fingerprint.
+    feed(
+        &mut a,
+        peer.msg(
+            2,
+            2,
+            service(Action::CommitKey {
+                exchange_id: 77,
+                key_fingerprint: fp,
+            }),
+        ),
+    )
+    .unwrap();
+    assert!(outbox(&mut a, &peer, &mut r).is_empty());
+    assert_eq!(a.key_fingerprint(), old);
+    // And the chat still works under the old key.
+    let mut buf = vec![0u8; 4096];
+    let s = a.encrypt(&mut r, &text(3, b"still here"), &mut buf).unwrap();
+    assert_eq!(i64::from_le_bytes(buf[..8].try_into().unwrap()), old);
+    assert!(s.len > 24);
+}
+
 #[test]
 fn chk_072_old_key_kept_for_in_flight_then_dropped() {
     let mut r = rng(72);

@@ -1,9 +1,10 @@
 //! Our DC role against a third-party client: Telethon's own handshake code (`authenticator.do_authentication`,
 //! legacy RSA encoding, legacy `p_q_inner_data`) over real TCP, with the full, abridged and intermediate framings
-//! and the obfuscated transport.
-//! Needs `python3` with `telethon` (PyPI) installed, so it is ignored by default:
-//! `pip install telethon==1.45.0 && cargo test --test handshake_interop -- --ignored`.
+//! and the obfuscated transport. Without `python3` and `telethon` the tests are reported ignored, or fail when
+//! `MTPROTO_REQUIRE_INTEROP` asks for Telethon (`.ci/run` does): see `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod interop_peer;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -117,8 +118,9 @@ fn telethon_against_our_dc(framing: Option<Framing>, name: &str) {
         }
     }
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "telethon failed over {name}");
     let stdout = String::from_utf8(output.stdout).unwrap();
+    let _log = interop_peer::PrintOnPanic(format!("{name}:\n{stdout}"));
+    assert!(output.status.success(), "telethon failed over {name}");
     let client_key = stdout.lines().next().unwrap().trim().to_string();
     assert_eq!(keys.len(), 1, "{name}: the DC created {} keys", keys.len());
     assert_eq!(client_key, keys[0], "{name}: Telethon and our DC hold different keys");
@@ -129,36 +131,40 @@ fn telethon_against_our_dc(framing: Option<Framing>, name: &str) {
     );
 }
 
-#[test]
-#[ignore]
-fn telethon_full() {
-    telethon_against_our_dc(Some(Framing::Full), "full");
-}
-
-#[test]
-#[ignore]
-fn telethon_abridged() {
-    telethon_against_our_dc(Some(Framing::Abridged), "abridged");
-}
-
-#[test]
-#[ignore]
-fn telethon_intermediate() {
-    telethon_against_our_dc(Some(Framing::Intermediate), "intermediate");
-}
-
-#[test]
-#[ignore]
-fn telethon_obfuscated() {
-    telethon_against_our_dc(None, "obfuscated");
-}
-
-/// Many runs, so Telethon's occasional 255-byte encrypted_data (a stripped leading zero, INTEROP.md) shows up and
-/// is answered with −404, after which Telethon's retry must succeed.
-#[test]
-#[ignore]
-fn telethon_repeated() {
-    for _ in 0..12 {
-        telethon_against_our_dc(Some(Framing::Intermediate), "intermediate");
+fn telethon_missing() -> Option<String> {
+    match Command::new("python3").args(["-c", "import telethon, rsa"]).output() {
+        Err(e) => Some(format!("python3 not runnable: {e}")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "telethon not importable: {}",
+            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+        )),
+        Ok(_) => None,
     }
+}
+
+fn main() {
+    interop_peer::main(
+        interop_peer::Peer {
+            name: "telethon",
+            install: "pip install telethon==1.45.0",
+            missing: telethon_missing,
+        },
+        &[
+            ("telethon_full", || telethon_against_our_dc(Some(Framing::Full), "full")),
+            ("telethon_abridged", || {
+                telethon_against_our_dc(Some(Framing::Abridged), "abridged")
+            }),
+            ("telethon_intermediate", || {
+                telethon_against_our_dc(Some(Framing::Intermediate), "intermediate")
+            }),
+            ("telethon_obfuscated", || telethon_against_our_dc(None, "obfuscated")),
+            // Many runs, so Telethon's occasional 255-byte encrypted_data (a stripped leading zero, INTEROP.md)
+            // shows up and is answered with -404, after which Telethon's retry must succeed.
+            ("telethon_repeated", || {
+                for _ in 0..12 {
+                    telethon_against_our_dc(Some(Framing::Intermediate), "intermediate");
+                }
+            }),
+        ],
+    )
 }

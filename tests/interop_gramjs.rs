@@ -4,12 +4,13 @@
 //! encoding), `invokeWithLayer(initConnection(messages.getDhConfig))`, a wrapped `help.getConfig` as an rpc_error
 //! round trip, a ping, a 512 KiB `upload.saveFilePart`, a `gzip_packed` one, eight requests in one container,
 //! GramJS's own reconnect (new connection, new session id) and a new sender under the stored key.
-//! Skipped, with the reason printed, when `node` or `examples/interop/node_modules/telegram` is missing
-//! (`npm install --prefix examples/interop telegram@2.26.22`).
+//! Without `node` and `examples/interop/node_modules/telegram` the tests are reported ignored, or fail when
+//! `MTPROTO_REQUIRE_INTEROP` asks for GramJS (`.ci/run` does): see `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 #[path = "../examples/common/mod.rs"]
 mod common;
+mod interop_peer;
 
 use std::process::Command;
 use std::sync::atomic::Ordering::SeqCst;
@@ -64,10 +65,6 @@ fn start_dc(secret: Option<ProxySecret>) -> (Dc, String) {
 
 /// `client_secret`: the secret GramJS is given, when it differs from the DC's.
 fn run(transport: &str, client_secret: Option<Vec<u8>>) {
-    if let Some(why) = gramjs_missing() {
-        eprintln!("skipped: {why} (npm install --prefix examples/interop telegram@2.26.22)");
-        return;
-    }
     let secret = (transport == "mtproxy").then(|| ProxySecret::from_bytes(&SECRET).unwrap());
     let (dc, n_hex) = start_dc(secret);
     let out = Command::new("node")
@@ -83,7 +80,10 @@ fn run(transport: &str, client_secret: Option<Vec<u8>>) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{transport}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let _log = interop_peer::PrintOnPanic(format!(
+        "{transport}:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    ));
     assert!(out.status.success(), "GramJS over {transport} failed");
     let mut checks = vec!["handshake".to_string(), "large_gzip_container".to_string()];
     for prefix in ["", "restart_", "reconnect_"] {
@@ -129,37 +129,28 @@ fn run(transport: &str, client_secret: Option<Vec<u8>>) {
     dc.stop();
 }
 
-#[test]
-fn gramjs_tcp_full() {
-    run("full", None);
-}
-
-#[test]
-fn gramjs_tcp_abridged() {
-    run("abridged", None);
-}
-
-#[test]
-fn gramjs_tcp_obfuscated() {
-    run("obfuscated", None);
-}
-
-/// GramJS's WebSocket transport (`PromisedWebSockets`: `ws://127.0.0.1:PORT/apiws`, subprotocol `binary`) carrying
-/// its obfuscated stream, served by test_dc on its TCP port.
-#[test]
-fn gramjs_websocket() {
-    run("websocket", None);
-}
-
-/// GramJS's MTProxy connection (obfuscated abridged with the secret, the DC id in the header).
-#[test]
-fn gramjs_mtproxy_secret() {
-    run("mtproxy", None);
-}
-
-/// GramJS given a `dd` secret strips the marker but keeps abridged framing (it has no padded intermediate), so it
-/// is served by a DC whose secret is plain; a `dd`-only DC refuses it (examples/interop/NOTES.md).
-#[test]
-fn gramjs_mtproxy_dd_marked_secret() {
-    run("mtproxy", Some([&[0xdd][..], &SECRET[..]].concat()));
+fn main() {
+    interop_peer::main(
+        interop_peer::Peer {
+            name: "gramjs",
+            install: "npm install --prefix examples/interop --no-save telegram@2.26.22",
+            missing: gramjs_missing,
+        },
+        &[
+            ("gramjs_tcp_full", || run("full", None)),
+            ("gramjs_tcp_abridged", || run("abridged", None)),
+            ("gramjs_tcp_obfuscated", || run("obfuscated", None)),
+            // GramJS's WebSocket transport (`PromisedWebSockets`: `ws://127.0.0.1:PORT/apiws`, subprotocol
+            // `binary`) carrying its obfuscated stream, served by test_dc on its TCP port.
+            ("gramjs_websocket", || run("websocket", None)),
+            // GramJS's MTProxy connection (obfuscated abridged with the secret, the DC id in the header).
+            ("gramjs_mtproxy_secret", || run("mtproxy", None)),
+            // GramJS given a `dd` secret strips the marker but keeps abridged framing (it has no padded
+            // intermediate), so it is served by a DC whose secret is plain; a `dd`-only DC refuses it
+            // (examples/interop/NOTES.md).
+            ("gramjs_mtproxy_dd_marked_secret", || {
+                run("mtproxy", Some([&[0xdd][..], &SECRET[..]].concat()))
+            }),
+        ],
+    )
 }

@@ -5,11 +5,14 @@
 //! check), `invokeWithLayer(initConnection(messages.getDhConfig))`, kurigram's own wrapped `help.getConfig` as an
 //! rpc_error round trip, a ping with an even seq_no (kurigram does not count it as content-related), a 512 KiB
 //! `upload.saveFilePart`, eight concurrent calls, kurigram's `Session.restart` (new connection, same session: the DC
-//! hands the session over) and a new `Session` under the same key. Skipped, with the reason printed, when `python3` or `kurigram` is missing.
+//! hands the session over) and a new `Session` under the same key. Without `python3` and `kurigram` the tests are
+//! reported ignored, or fail when `MTPROTO_REQUIRE_INTEROP` asks for kurigram (`.ci/run` does): see
+//! `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 #[path = "../examples/common/mod.rs"]
 mod common;
+mod interop_peer;
 
 use std::process::Command;
 use std::sync::atomic::Ordering::SeqCst;
@@ -58,10 +61,6 @@ fn start_dc(secret: Option<ProxySecret>, faketls: Option<FakeTlsSecret>) -> (Dc,
 }
 
 fn run(transport: &str) {
-    if let Some(why) = kurigram_missing() {
-        eprintln!("skipped: {why} (pip install kurigram)");
-        return;
-    }
     // The DC accepts only obfuscated connections made with the secret; `dd`: only padded intermediate ones.
     let secret = match transport {
         "mtproxy" => Some(ProxySecret::from_bytes(&SECRET).unwrap()),
@@ -83,7 +82,10 @@ fn run(transport: &str) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{transport}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let _log = interop_peer::PrintOnPanic(format!(
+        "{transport}:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    ));
     assert!(out.status.success(), "kurigram over {transport} failed");
     let mut checks = vec!["handshake".to_string(), "reconnect_same_key".to_string()];
     for prefix in ["", "restart_", "reconnect_"] {
@@ -131,50 +133,27 @@ fn run(transport: &str) {
     dc.stop();
 }
 
-#[test]
-fn kurigram_tcp_full() {
-    run("full");
-}
-
-#[test]
-fn kurigram_tcp_abridged() {
-    run("abridged");
-}
-
-#[test]
-fn kurigram_tcp_intermediate() {
-    run("intermediate");
-}
-
-#[test]
-fn kurigram_tcp_padded_intermediate() {
-    run("padded");
-}
-
-#[test]
-fn kurigram_tcp_obfuscated_abridged() {
-    run("abridged_o");
-}
-
-#[test]
-fn kurigram_tcp_obfuscated_intermediate() {
-    run("intermediate_o");
-}
-
-/// kurigram's MTProxy connection with a plain 16-byte secret (obfuscated abridged, the DC id in the header).
-#[test]
-fn kurigram_mtproxy_plain_secret() {
-    run("mtproxy");
-}
-
-/// kurigram's MTProxy connection with a `dd` secret (obfuscated padded intermediate), against a DC that admits only
-/// that framing.
-#[test]
-fn kurigram_mtproxy_dd_secret() {
-    run("mtproxy_dd");
-}
-
-#[test]
-fn kurigram_mtproxy_ee_faketls() {
-    run("mtproxy_ee");
+fn main() {
+    interop_peer::main(
+        interop_peer::Peer {
+            name: "kurigram",
+            install: "pip install kurigram==2.2.26 tgcrypto==1.2.5",
+            missing: kurigram_missing,
+        },
+        &[
+            ("kurigram_tcp_full", || run("full")),
+            ("kurigram_tcp_abridged", || run("abridged")),
+            ("kurigram_tcp_intermediate", || run("intermediate")),
+            ("kurigram_tcp_padded_intermediate", || run("padded")),
+            ("kurigram_tcp_obfuscated_abridged", || run("abridged_o")),
+            ("kurigram_tcp_obfuscated_intermediate", || run("intermediate_o")),
+            // kurigram's MTProxy connection with a plain 16-byte secret (obfuscated abridged, the DC id in the
+            // header).
+            ("kurigram_mtproxy_plain_secret", || run("mtproxy")),
+            // kurigram's MTProxy connection with a `dd` secret (obfuscated padded intermediate), against a DC that
+            // admits only that framing.
+            ("kurigram_mtproxy_dd_secret", || run("mtproxy_dd")),
+            ("kurigram_mtproxy_ee_faketls", || run("mtproxy_ee")),
+        ],
+    )
 }

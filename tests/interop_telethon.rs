@@ -3,11 +3,13 @@
 //! TCP port): handshake, `invokeWithLayer(initConnection(...))`, an rpc_error, a
 //! `gzip_packed` request, containers carrying ~1 MiB of request data, a container of 100 pings and 200 queries at
 //! once (more than the DC's 64-message tables: every one answered, issue 11 defect 7), a 512 KiB message, and a
-//! reconnect with the same key. Skipped, with the reason printed, when `python3` or `telethon` is not importable.
+//! reconnect with the same key. Without `python3` and `telethon` the tests are reported ignored, or fail when
+//! `MTPROTO_REQUIRE_INTEROP` asks for Telethon (`.ci/run` does): see `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 #[path = "../examples/common/mod.rs"]
 mod common;
+mod interop_peer;
 
 use std::process::Command;
 use std::sync::atomic::Ordering::SeqCst;
@@ -53,10 +55,6 @@ fn start_dc(secret: Option<ProxySecret>) -> (Dc, String) {
 }
 
 fn run(transport: &str) {
-    if let Some(why) = telethon_missing() {
-        eprintln!("skipped: {why} (pip install telethon)");
-        return;
-    }
     let secret =
         (transport == "mtproxy").then(|| ProxySecret::from_bytes(&[&[0xdd][..], &SECRET[..]].concat()).unwrap());
     let (dc, n_hex) = start_dc(secret);
@@ -72,7 +70,10 @@ fn run(transport: &str) {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    eprintln!("{transport}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let _log = interop_peer::PrintOnPanic(format!(
+        "{transport}:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    ));
     assert!(out.status.success(), "telethon over {transport} failed");
     for check in [
         "init_connection_get_dh_config",
@@ -112,36 +113,24 @@ fn run(transport: &str) {
     dc.stop();
 }
 
-#[test]
-fn telethon_tcp_full() {
-    run("full");
-}
-
-#[test]
-fn telethon_tcp_abridged() {
-    run("abridged");
-}
-
-#[test]
-fn telethon_tcp_intermediate() {
-    run("intermediate");
-}
-
-#[test]
-fn telethon_tcp_obfuscated() {
-    run("obfuscated");
-}
-
-/// Telethon through its MTProxy connection (`dd` secret: randomized padded intermediate), against a DC that accepts
-/// only obfuscated connections made with that secret.
-#[test]
-fn telethon_mtproxy_secret() {
-    run("mtproxy");
-}
-
-/// Telethon's `ConnectionHttp` (`POST /api`, one packet per request and response body) on the DC's TCP port,
-/// which detects HTTP from the first bytes.
-#[test]
-fn telethon_http() {
-    run("http");
+fn main() {
+    interop_peer::main(
+        interop_peer::Peer {
+            name: "telethon",
+            install: "pip install telethon==1.45.0",
+            missing: telethon_missing,
+        },
+        &[
+            ("telethon_tcp_full", || run("full")),
+            ("telethon_tcp_abridged", || run("abridged")),
+            ("telethon_tcp_intermediate", || run("intermediate")),
+            ("telethon_tcp_obfuscated", || run("obfuscated")),
+            // Telethon through its MTProxy connection (`dd` secret: randomized padded intermediate), against a DC
+            // that accepts only obfuscated connections made with that secret.
+            ("telethon_mtproxy_secret", || run("mtproxy")),
+            // Telethon's `ConnectionHttp` (`POST /api`, one packet per request and response body) on the DC's TCP
+            // port, which detects HTTP from the first bytes.
+            ("telethon_http", || run("http")),
+        ],
+    )
 }

@@ -1,10 +1,14 @@
 //! Links the library into a binary with no std and no allocator, and exercises it so nothing is optimised away.
+//! It also compiles the default-build check of item 77: no test fixture is exported without the `testing` feature.
 #![no_std]
 #![no_main]
 
 use core::hint::black_box;
 use core::panic::PanicInfo;
 use mtproto_sansio::crypto::aes;
+
+#[path = "../../tests/default_build/chk_077_default_build_has_no_test_fixtures.rs"]
+mod chk_077_default_build_has_no_test_fixtures;
 
 // crt1 / __libc_start_main and memcpy/memset come from libc; no Rust std is linked.
 #[link(name = "c")]
@@ -17,6 +21,9 @@ fn panic(_: &PanicInfo) -> ! {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
+    if chk_077_default_build_has_no_test_fixtures::check() != 0 {
+        return 3;
+    }
     let key = black_box([3u8; 32]);
     let iv = black_box([5u8; 32]);
     let mut buf = black_box([0u8; 64]);

@@ -110,7 +110,7 @@ mod tests {
     fn drop_clears_key_bytes() {
         let mut key = AuthKey::from_bytes([0xAB; AUTH_KEY_LEN]);
         assert_ne!(key.id(), 0);
-        // The destructor only calls `wipe`; a dropped value cannot be observed without unsafe code.
+        // The destructor only calls `wipe`; tests/secret_drop.rs observes a real drop (it may use unsafe, src may not).
         key.wipe();
         assert!(key.as_bytes().iter().all(|&b| b == 0));
         assert_eq!((key.id(), key.aux_hash()), (0, 0));

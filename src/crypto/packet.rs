@@ -458,7 +458,9 @@ fn write_outer_header(outer: &mut [u8], key: &AuthKey, msg_key: &[u8; 16]) {
 
 /// **Test and fuzz helper: does no checks.** Encrypts `plaintext` exactly as given (any header, any `msg_len`
 /// field, any padding, as long as it is a whole number of blocks) as an MTProto 2.0 packet into `out`, so negative
-/// tests can build packets that a correct sender never would. Never use it to send real traffic.
+/// tests can build packets that a correct sender never would. Never use it to send real traffic: it exists only
+/// with the `testing` feature.
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub fn encrypt_raw_for_tests(
     key: &AuthKey,

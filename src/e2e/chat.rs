@@ -527,6 +527,7 @@ impl<const MSG: usize, const HIST: usize, const HELD: usize> SecretChat<MSG, HIS
     }
 
     /// A chat over a fixed key, as the originator, for the fuzz targets (Telegram's group, g = 3).
+    #[cfg(feature = "testing")]
     pub(crate) fn for_fuzzing(chat_id: i32, key: &[u8; AUTH_KEY_LEN]) -> Option<Self> {
         let group = DhGroup::telegram(3).ok()?;
         Some(Self::new(chat_id, true, group, ChatKey::new(key, Instant::ZERO)))

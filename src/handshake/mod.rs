@@ -11,16 +11,17 @@
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn core::error::Error>> {
-//! use mtproto_sansio::crypto::dh::DhGroup;
-//! use mtproto_sansio::fuzzing::handshake::{SeededRng, dc_key}; // test fixtures: use a real key and CSPRNG
+//! use mtproto_sansio::crypto::{dh::DhGroup, rsa::RsaPrivateKey};
 //! use mtproto_sansio::handshake::*;
 //! use mtproto_sansio::time::Instant;
 //!
-//! let dc_rsa = dc_key().ok_or("fixture key")?;
+//! // Each side brings its own CSPRNG (here the OS-seeded `rand::rng()`; any `rand_core::CryptoRng`).
+//! let (mut client_rng, mut dc_rng) = (rand::rng(), rand::rng());
+//! // A DC loads its stored key (`crypto::pem::parse_private_pem`); this one is made for the example.
+//! let dc_rsa = RsaPrivateKey::generate(&mut dc_rng)?;
 //! let trusted = [*dc_rsa.public_key()];
 //! let mut client = ClientHandshake::new(ClientConfig::new(&trusted, 2), Instant::ZERO);
 //! let mut dc: ServerHandshakes<'_, 4> = ServerHandshakes::new(ServerConfig::new(&dc_rsa, DhGroup::telegram(3)?));
-//! let (mut client_rng, mut dc_rng) = (SeededRng::new(b"client"), SeededRng::new(b"dc"));
 //! let (mut c2s, mut s2c) = ([0u8; MAX_CLIENT_MESSAGE], [0u8; MAX_SERVER_MESSAGE]);
 //! let now = Instant::ZERO;
 //! let mut dc_key_id = None;

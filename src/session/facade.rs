@@ -10,8 +10,7 @@
 //! use mtproto_sansio::crypto::auth_key::AuthKey;
 //! use mtproto_sansio::session::{Event, HostQuery, MsgKind, Session, SessionConfig};
 //! use mtproto_sansio::time::{Instant, UnixTime};
-//! # use rand::SeedableRng;
-//! # let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+//! # let mut rng = rand::rng(); // any rand_core::CryptoRng the host trusts
 //! let cfg = SessionConfig { unix_time_hint: Some(UnixTime(1_700_000_000)), ..SessionConfig::DEFAULT };
 //! let key = AuthKey::from_bytes([7; 256]); // a stored key (or run the handshake: `Session::client_handshake`)
 //! let now = Instant::from_secs(1);
