@@ -951,7 +951,7 @@ fn chk_047_state_req_for_stale_acked_queries() {
             req_msg_id: req as i64,
             info,
         };
-        let pk = from_dc(&p, server_id(&p, 91) + (46u64 << 32), 1, &enc(&si));
+        let pk = from_dc(&p, server_id(&p, 91), 1, &enc(&si));
         assert!(p.deliver_c(&pk).is_ok());
         let pk = p.c2s();
         let again = client_messages(&p, &pk);
@@ -1049,7 +1049,7 @@ fn chk_054_acks_batched_within_bounded_delay() {
     );
     // More than 16 pending: flushed at once, all in one msgs_ack.
     for n in 0..17u64 {
-        let pk = from_dc(&p, server_id(&p, 120 + n) + (60u64 << 32), 1, &api_body(71, 1));
+        let pk = from_dc(&p, server_id(&p, 120 + n), 1, &api_body(71, 1));
         assert!(p.deliver_c(&pk).is_ok());
     }
     let pkts = p.c2s();

@@ -502,6 +502,9 @@ struct Core<const TX: usize, const MSGS: usize> {
     /// DC: the (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
     unknown_session: Option<(u64, MsgId)>,
     long_poll: Option<LongPoll>,
+    /// Client: when this engine's first packet left. A server message in its session cannot be older (the session id
+    /// is fresh), which bounds how far a clock set from that message may lag (see `learn_time`).
+    first_sent: Option<Instant>,
     stats: Stats,
     closed: bool,
 }
@@ -1073,7 +1076,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.saw(now);
         // The last packet's owed answers went out: its next messages may have room now.
         self.resume(now);
-        Ok(self.core.poll_packet::<RX, R>(now, rng, out, &self.rx, &self.gz))
+        let p = self.core.poll_packet::<RX, R>(now, rng, out, &self.rx, &self.gz);
+        if p.is_some() && self.core.first_sent.is_none() {
+            self.core.first_sent = Some(now);
+        }
+        Ok(p)
     }
 
     /// A new transport connection under the same session: every unacknowledged message becomes due for resending
@@ -1187,6 +1194,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             approval: Approval::None,
             unknown_session: None,
             long_poll: None,
+            first_sent: None,
             stats: Stats::default(),
             closed: false,
         }
@@ -1837,17 +1845,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         gz: &mut [u8],
         gz_used: &mut usize,
     ) -> Result<(), Dropped> {
-        let unix = self.clock.unix_time(now);
-        let synced = self.clock.is_synced();
         let exempt = self.time_exempt(body);
-        self.client_check(h.msg_id, unix, synced, exempt)?;
+        self.client_check(now, h.msg_id, exempt)?;
         if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
             let c = MsgContainer::decode(body).map_err(|_| Dropped::Malformed)?;
             self.check_container(&h, &c, gz.get_mut(*gz_used..).unwrap_or(&mut []))?;
             if self.events.is_full() || self.owed.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.client_accept(h.msg_id, unix, synced, exempt)?;
+            self.client_accept(now, h.msg_id, exempt)?;
+            if !exempt {
+                // Before the members: they are checked against what the container's id tells the clock.
+                self.learn_time(now, h.msg_id);
+            }
             for m in c.iter() {
                 if self.events.is_full() || self.owed.is_full() {
                     // Local backpressure: the rest is neither accepted nor acknowledged, so the DC sends it again
@@ -1856,7 +1866,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 }
                 let id = MsgId::from_wire(m.msg_id);
                 let exempt = self.time_exempt(m.body);
-                if self.client_accept(id, unix, synced, exempt).is_err() {
+                if self.client_accept(now, id, exempt).is_err() {
                     // A duplicate (a resend of something we have) or out of window: ignored, still acked.
                     if m.seqno % 2 == 1 {
                         let _ = self.acks.push(now, id);
@@ -1869,20 +1879,60 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             if self.events.is_full() || self.owed.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.client_accept(h.msg_id, unix, synced, exempt)?;
+            self.client_accept(now, h.msg_id, exempt)?;
+            if !exempt {
+                self.learn_time(now, h.msg_id);
+            }
             self.client_message(now, h.msg_id, h.seq_no, h.salt, body, base, which, gz, gz_used);
+        }
+        if exempt {
+            // After the notification: a 16/17 has set the clock exactly (its step decides how refused messages are
+            // resent); a `bad_server_salt` about our message has not, and its id, authentic and fresh, does.
+            self.learn_time(now, h.msg_id);
         }
         Ok(())
     }
 
-    /// Client: the msg_id checks of items 33 and 34 for a received id. `exempt` (a 16/17 or `bad_server_salt`
-    /// about a message we sent and still track, see `time_exempt`) skips the time window and may also lie below
-    /// a full replay window: a DC that restarted with its clock behind sends every id below those we remember, and
-    /// its notification is the only way to learn it (the session then restarts on the corrected clock, with an
-    /// empty window). Its proof makes it fresh; a replay of it is refused by `below_window`, as ids below the
-    /// window are not remembered.
-    fn client_check(&self, id: MsgId, unix: UnixTime, synced: bool, exempt: bool) -> Result<(), Dropped> {
-        match self.inbound.check(id, unix, synced && !exempt) {
+    /// Client: what an accepted server msg_id tells the clock (item 34). On a clock no server has confirmed (a
+    /// client on a stored key) the first one sets it, so the receive window is enforced from the session's first
+    /// authenticated message on; see [`Clock::sync_to_first_server_msg`] for what that message is trusted for. Later
+    /// ones move a clock that may lag forward within its bound ([`Clock::advance_within_lag`]).
+    fn learn_time(&mut self, now: Instant, id: MsgId) {
+        if self.clock.is_synced() {
+            self.clock.advance_within_lag(now, id);
+        } else {
+            // No packet sent yet: impossible for a message in our fresh session; trust no lag rather than guess.
+            let since = self.first_sent.unwrap_or(now);
+            self.clock.sync_to_first_server_msg(since, now, id);
+        }
+    }
+
+    /// Client: the receive time window (item 34): the configured past and future, the future widened by how far the
+    /// DC's clock may still be ahead of ours ([`Clock::lag_bound`]).
+    fn client_window(&self) -> TimeWindow {
+        TimeWindow {
+            past: self.cfg.limits.msg_id_max_past,
+            future: self
+                .cfg
+                .limits
+                .msg_id_max_future
+                .saturating_add(Duration::from_micros(self.clock.lag_bound())),
+        }
+    }
+
+    /// Client: the msg_id checks of items 32-34 for a received id. The time window applies once the clock is
+    /// synced, which is from the session's first authenticated message on (`learn_time`). `exempt` (a 16/17 or
+    /// `bad_server_salt` about a message we sent and still track, see `time_exempt`) skips the time window and may
+    /// also lie below a full replay window: a DC that restarted with its clock behind sends every id below those we
+    /// remember, and its notification is the only way to learn it (the session then restarts on the corrected clock,
+    /// with an empty window). Its proof makes it fresh; a replay of it is refused by `below_window`, as ids below
+    /// the window are not remembered.
+    fn client_check(&self, now: Instant, id: MsgId, exempt: bool) -> Result<(), Dropped> {
+        let unix = self.clock.unix_time(now);
+        if self.clock.is_synced() && !exempt && self.client_window().check(id, unix).is_err() {
+            return Err(Dropped::BadMsgId);
+        }
+        match self.inbound.check(id, unix, false) {
             Ok(()) => Ok(()),
             Err(MsgIdReject::OlderThanWindow) if exempt && self.below_window.is_none_or(|b| id > b) => Ok(()),
             Err(_) => Err(Dropped::BadMsgId),
@@ -1890,9 +1940,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// [`client_check`](Self::client_check), then remember `id`.
-    fn client_accept(&mut self, id: MsgId, unix: UnixTime, synced: bool, exempt: bool) -> Result<(), Dropped> {
-        self.client_check(id, unix, synced, exempt)?;
-        match self.inbound.accept(id, unix, synced && !exempt) {
+    fn client_accept(&mut self, now: Instant, id: MsgId, exempt: bool) -> Result<(), Dropped> {
+        self.client_check(now, id, exempt)?;
+        let unix = self.clock.unix_time(now);
+        match self.inbound.accept(id, unix, false) {
             Ok(()) => Ok(()),
             Err(MsgIdReject::OlderThanWindow) => {
                 self.below_window = Some(id);
