@@ -28,7 +28,7 @@ use super::acks::AckQueue;
 use super::bad_msg::BadMsgCode;
 use super::budget::ResendBudget;
 use super::event::{Dropped, Event, FailReason, RpcErrorKind, SendError};
-use super::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, Limits, MAX_FUTURE_SALTS};
+use super::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, INFLATE_WORK_PER_RX, Limits, MAX_FUTURE_SALTS};
 use super::msg_id::{Clock, MsgId, MsgIdGen, Side};
 use super::pending::{Acked, BodyHandle, NewSent, ResendPolicy, SentKind, SentTracker};
 use super::replay::{InboundMsgIds, MsgIdReject, TimeWindow, check_parity};
@@ -165,6 +165,9 @@ pub struct Stats {
     pub bad_msgs: u64,
     /// Queries failed.
     pub failed: u64,
+    /// `gzip_packed` work done on received packets: compressed bytes read plus bytes inflated, failed attempts
+    /// included. Per packet it stays within [`INFLATE_WORK_PER_RX`] times the receive buffer (item 50, B14).
+    pub inflate_work: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -502,6 +505,8 @@ struct Core<const TX: usize, const MSGS: usize> {
     /// DC: the (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
     unknown_session: Option<(u64, MsgId)>,
     long_poll: Option<LongPoll>,
+    /// `gzip_packed` work the packet being processed may still cause (see [`INFLATE_WORK_PER_RX`]).
+    inflate_left: usize,
     /// Client: when this engine's first packet left. A server message in its session cannot be older (the session id
     /// is fresh), which bounds how far a clock set from that message may lag (see `learn_time`).
     first_sent: Option<Instant>,
@@ -961,6 +966,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             }
         };
         self.gz_used = 0;
+        self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
         let off = packet::body_offset();
         let body = self.rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
         let r = self
@@ -992,6 +998,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         let dst = self.rx.get_mut(off..off + body.len()).ok_or(Dropped::TooLarge)?;
         dst.copy_from_slice(body);
         self.gz_used = 0;
+        self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
         let body = self.rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
         let hdr = Header {
             salt,
@@ -1194,6 +1201,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             approval: Approval::None,
             unknown_session: None,
             long_poll: None,
+            inflate_left: 0,
             first_sent: None,
             stats: Stats::default(),
             closed: false,
@@ -1815,14 +1823,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             // gzip_packed around a whole message or container (item 50): inflate once, then process what it holds
             // from the inflate buffer; a second level of gzip inside is refused.
             let g = GzipPacked::decode(body).map_err(|_| Dropped::Malformed)?;
+            // The msg_id checks come before any inflating: a replayed or stale packet costs no DEFLATE work. What a
+            // gzipped body holds cannot make it time-exempt (that would need inflating it first), so a 16/17 about
+            // our message reaches an off clock only unpacked, as DCs send it.
+            self.client_check(now, h.msg_id, false)?;
             let start = *gz_used;
-            let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
-            let out = gz.get_mut(start..cap).ok_or(Dropped::TooLarge)?;
-            let n = g.inflate(out).map_err(|e| match e {
+            let n = self.inflate_at(&g, gz, start).map_err(|e| match e {
                 GzipError::OutputTooLarge => Dropped::TooLarge,
                 _ => Dropped::Malformed,
             })?;
-            if matches!(peek_ctor(out.get(..n).unwrap_or(&[])), Some(GzipPacked::CONSTRUCTOR)) {
+            if matches!(
+                peek_ctor(gz.get(start..start + n).unwrap_or(&[])),
+                Some(GzipPacked::CONSTRUCTOR)
+            ) {
                 return Err(Dropped::Malformed);
             }
             *gz_used = start + n;
@@ -2086,11 +2099,28 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
+    /// Inflates `g` into `gz` from `start` on, at most `max_gzip_output` bytes, charging the work, successful or
+    /// not, to the packet's budget (item 50, B14): the output room is what the budget leaves after reserving the
+    /// member's input, so no attempt can overdraw it, and an exhausted budget refuses the member as too large
+    /// without inflating. Every inflate of a received packet goes through here.
+    fn inflate_at(&mut self, g: &GzipPacked<'_>, gz: &mut [u8], start: usize) -> Result<usize, GzipError> {
+        let room = self
+            .inflate_left
+            .checked_sub(g.packed_data.len())
+            .ok_or(GzipError::OutputTooLarge)?;
+        let cap = start
+            .saturating_add(self.cfg.limits.max_gzip_output.min(room))
+            .min(gz.len());
+        let out = gz.get_mut(start..cap).ok_or(GzipError::OutputTooLarge)?;
+        let (r, work) = tl::gzip::inflate_metered(g.packed_data, out);
+        self.inflate_left = self.inflate_left.saturating_sub(work.total());
+        self.stats.inflate_work = self.stats.inflate_work.saturating_add(work.total() as u64);
+        r
+    }
+
     fn inflate(&mut self, g: &GzipPacked<'_>, gz: &mut [u8], gz_used: &mut usize) -> Option<Span> {
         let start = *gz_used;
-        let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
-        let out = gz.get_mut(start..cap)?;
-        let n = g.inflate(out).ok()?;
+        let n = self.inflate_at(g, gz, start).ok()?;
         *gz_used = start + n;
         Some(Span {
             buf: Buf::Gz,
@@ -2137,14 +2167,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     });
                 };
                 let start = *gz_used;
-                let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
-                let Some(out) = gz.get_mut(start..cap) else {
-                    return self.push_event(EvRec::Failed {
-                        req,
-                        reason: FailReason::ResultTooLarge,
-                    });
-                };
-                match g.inflate(out) {
+                match self.inflate_at(&g, gz, start) {
                     Ok(n) => {
                         *gz_used = start + n;
                         (
