@@ -601,6 +601,154 @@ fn chk_050_atk_b14_gzip_results_bounded() {
     assert_eq!(p.results_for(id), vec![&Ev::Failed(id, FailReason::MalformedResult)]);
 }
 
+/// A gzip member that inflates `n` zero bytes and only then fails (its CRC is broken): the most work per byte a
+/// failing member can cause.
+#[cfg(feature = "alloc")]
+fn failing_gzip(n: usize) -> Vec<u8> {
+    let mut g = tl::gzip::deflate_gzip(&vec![0u8; n], 10);
+    let l = g.len();
+    g[l - 8] ^= 1;
+    g
+}
+
+/// Item 50, attack B14, at the DC: a 64 KiB packet packed with `gzip_packed` members that each inflate a whole
+/// buffer and then fail costs at most `INFLATE_WORK_PER_RX` buffers of inflate work (before the bound: one buffer
+/// per member, about 22 MiB), while a packet whose members legitimately fill the inflate buffer still inflates them
+/// all.
+#[cfg(feature = "alloc")]
+#[test]
+fn chk_050_atk_b14_dc_inflate_work_per_packet_bounded() {
+    use mtproto_sansio::session::limits::INFLATE_WORK_PER_RX;
+    use mtproto_sansio::session::{Clock, Engine, Event};
+    use mtproto_sansio::time::UnixTime;
+    const BIG: usize = 65_536;
+    type Big = Engine<BIG, 4096, 8>;
+    let now = Instant::from_secs(1000);
+    let mut rng = StdRng::seed_from_u64(50);
+    let k = key(50);
+    let clock = Clock::from_unix_hint(now, UnixTime(UNIX0));
+    let mut s = Box::new(Big::server(EngineConfig::DEFAULT, k.clone(), clock, now, &mut rng));
+    s.approve_first_session(); // the only engine under this key
+    let salt = s.current_salt();
+    let cid = |n: u64| (UNIX0 << 32) | (n * 4 + 4);
+    let seal_to_dc = |msg_id: u64, seq_no: u32, body: &[u8]| {
+        let h = MessageHeader {
+            salt,
+            session_id: 0x5e55_1011,
+            msg_id,
+            seq_no,
+        };
+        let mut out = vec![0u8; body.len() + 2048];
+        let e = packet::encrypt(
+            &k,
+            Direction::ClientToServer,
+            &h,
+            body,
+            &mut StdRng::seed_from_u64(msg_id),
+            &mut out,
+        )
+        .unwrap();
+        out.truncate(e.len);
+        out
+    };
+    let member = enc(&tl::GzipPacked {
+        packed_data: &failing_gzip(BIG),
+    });
+    let mut n = (BIG - 64) / (member.len() + 16);
+    let pk = loop {
+        let msgs: Vec<_> = (0..n as u64)
+            .map(|i| (cid(i) as i64, 1 + 2 * i as i32, member.clone()))
+            .collect();
+        let pk = seal_to_dc(cid(5000), 2 * n as u32 + 2, &container(&msgs));
+        if pk.len() <= BIG {
+            break pk;
+        }
+        n -= 1;
+    };
+    assert!(n >= 300, "{n} members");
+    let before = s.stats().inflate_work;
+    assert!(s.handle_packet(now, &pk).is_ok());
+    let work = s.stats().inflate_work - before;
+    assert!(
+        work <= (INFLATE_WORK_PER_RX * BIG) as u64,
+        "{n} failing members in a {}-byte packet: {work} bytes of inflate work",
+        pk.len()
+    );
+    while let Some(ev) = s.poll_event() {
+        assert!(!matches!(ev, Event::Request { .. }), "a failing member was delivered");
+    }
+    // Members that fill the inflate buffer between them all go through.
+    let part: Vec<u8> = api_body(77, 0).into_iter().chain(vec![0u8; BIG / 5 - 8]).collect();
+    let good = enc(&tl::GzipPacked {
+        packed_data: &tl::gzip::deflate_gzip(&part, 6),
+    });
+    let msgs: Vec<_> = (0..5u64)
+        .map(|i| (cid(6000 + i) as i64, 2 * n as i32 + 3 + 2 * i as i32, good.clone()))
+        .collect();
+    let pk = seal_to_dc(cid(7000), 2 * n as u32 + 20, &container(&msgs));
+    let before = s.stats().inflate_work;
+    assert!(s.handle_packet(now, &pk).is_ok());
+    assert!(s.stats().inflate_work - before >= 5 * part.len() as u64);
+    let mut delivered = 0;
+    while let Some(ev) = s.poll_event() {
+        if let Event::Request { body, .. } = ev {
+            assert_eq!(body, &part[..]);
+            delivered += 1;
+        }
+    }
+    assert_eq!(delivered, 5);
+}
+
+/// Item 50, attack B14, at the client: a gzipped packet's msg_id is checked before anything is inflated (a stale
+/// or replayed one costs no inflate work), and a packet of failing gzipped updates costs at most
+/// `INFLATE_WORK_PER_RX` buffers of it.
+#[cfg(feature = "alloc")]
+#[test]
+fn chk_050_atk_b14_client_checks_msg_id_before_inflating() {
+    use mtproto_sansio::session::limits::INFLATE_WORK_PER_RX;
+    let mut p = settled(51);
+    let upd = api_body(90, 100);
+    let g = enc(&tl::GzipPacked {
+        packed_data: &tl::gzip::deflate_gzip(&upd, 6),
+    });
+    // Held back an hour: dropped uninflated.
+    let stale = from_dc(&p, server_id(&p, 300) - (3600u64 << 32), 1, &g);
+    let work = p.c.stats().inflate_work;
+    assert_eq!(p.deliver_c(&stale), Err(Dropped::BadMsgId));
+    assert_eq!(p.c.stats().inflate_work, work, "a stale packet was inflated");
+    // Fresh: inflated and delivered; its replay is dropped uninflated.
+    let fresh = from_dc(&p, server_id(&p, 301), 1, &g);
+    assert!(p.deliver_c(&fresh).is_ok());
+    assert!(p.client_events.contains(&Ev::Update(upd)));
+    let work = p.c.stats().inflate_work;
+    assert_eq!(p.deliver_c(&fresh), Err(Dropped::BadMsgId));
+    assert_eq!(p.c.stats().inflate_work, work, "a replayed packet was inflated");
+    // A container of gzipped updates that each inflate a whole buffer and then fail.
+    let member = enc(&tl::GzipPacked {
+        packed_data: &failing_gzip(RX),
+    });
+    let mut n = RX / (member.len() + 16);
+    let pk = loop {
+        let msgs: Vec<_> = (0..n as u64)
+            .map(|i| (server_id(&p, 400 + i) as i64, 1 + 2 * i as i32, member.clone()))
+            .collect();
+        let pk = from_dc(&p, server_id(&p, 400 + n as u64), 2 * n as u32 + 2, &container(&msgs));
+        if pk.len() <= RX {
+            break pk;
+        }
+        n -= 1;
+    };
+    assert!(n >= 100, "{n} members");
+    let events = p.client_events.len();
+    assert!(p.deliver_c(&pk).is_ok());
+    let spent = p.c.stats().inflate_work - work;
+    assert!(
+        spent <= (INFLATE_WORK_PER_RX * RX) as u64,
+        "{n} failing members: {spent} bytes of inflate work"
+    );
+    assert_eq!(p.client_events.len(), events);
+}
+
 #[test]
 fn chk_054_queues_are_backpressure() {
     let mut p = settled(20);
@@ -951,7 +1099,7 @@ fn chk_047_state_req_for_stale_acked_queries() {
             req_msg_id: req as i64,
             info,
         };
-        let pk = from_dc(&p, server_id(&p, 91) + (46u64 << 32), 1, &enc(&si));
+        let pk = from_dc(&p, server_id(&p, 91), 1, &enc(&si));
         assert!(p.deliver_c(&pk).is_ok());
         let pk = p.c2s();
         let again = client_messages(&p, &pk);
@@ -1049,7 +1197,7 @@ fn chk_054_acks_batched_within_bounded_delay() {
     );
     // More than 16 pending: flushed at once, all in one msgs_ack.
     for n in 0..17u64 {
-        let pk = from_dc(&p, server_id(&p, 120 + n) + (60u64 << 32), 1, &api_body(71, 1));
+        let pk = from_dc(&p, server_id(&p, 120 + n), 1, &api_body(71, 1));
         assert!(p.deliver_c(&pk).is_ok());
     }
     let pkts = p.c2s();

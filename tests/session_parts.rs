@@ -1,9 +1,12 @@
 //! Negative and model tests for the session building blocks (SECURITY.md items 32-37, 42-47, 49, 54; attacks
-//! B7, B8, B16, B20).
+//! B7, B8, B16, B20), and for items 34 and B8 the client engine in its default configuration (a stored key, its
+//! clock unsynced at start).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
+use mtproto_sansio::session::limits::DEFAULT_REPLAY_WINDOW;
 use mtproto_sansio::session::{
     AckQueue, AckQueueFull, BadMsgCode, BudgetExhausted, ClientSalts, Clock, FutureSalt, InboundMsgIds, Limits, MsgId,
     MsgIdGen, MsgIdReject, ReplayWindow, ResendBudget, ResendPolicy, SaltError, SentKind, SentTracker, SeqNoChecker,
@@ -12,8 +15,13 @@ use mtproto_sansio::session::{
     pending::{Acked, BodyHandle, NewSent},
     replay::{check_parity, check_time},
 };
+use mtproto_sansio::session::{Dropped, MsgKind};
 use mtproto_sansio::time::{Instant, UnixTime};
 use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+mod session_util;
 
 const T0: u64 = 1_700_000_000;
 
@@ -238,6 +246,91 @@ fn chk_034_time_window_edges() {
     assert!(inbound.window().is_empty());
 }
 
+/// Item 34 in the default configuration: a client on a stored key (`Engine::client`, clock unsynced at start) that
+/// has received one good message from its DC drops a DC packet held back for an hour, and one whose msg_id lies 60 s
+/// ahead, and the session goes on.
+#[test]
+fn chk_034_stored_key_client_drops_held_back_and_future_server_packets() {
+    let mut p = session_util::Pair::new(81);
+    assert!(!p.c.clock().is_synced());
+    let q = p.query(&session_util::api_body(1, 1));
+    assert_eq!(p.results_for(q).len(), 1);
+    // The DC pushes an update; it is held back for an hour on its way.
+    p.s.send(p.now, &session_util::api_body(2, 0), MsgKind::Notice).unwrap();
+    let held = p.s2c();
+    assert_eq!(held.len(), 1);
+    p.advance(3600);
+    let events = p.client_events.len();
+    assert_eq!(
+        p.deliver_c(&held[0]),
+        Err(Dropped::BadMsgId),
+        "a packet an hour old was accepted"
+    );
+    assert_eq!(p.client_events.len(), events);
+    // The session goes on.
+    let q = p.query(&session_util::api_body(3, 1));
+    assert_eq!(p.results_for(q).len(), 1);
+    // A DC packet stamped 60 s ahead of the DC's (and the client's) clock.
+    let events = p.client_events.len();
+    let pk = dc_packet(&p, id_at(dc_unix(&p) + 60, 0x1001), 3, &session_util::api_body(4, 0));
+    assert_eq!(
+        p.deliver_c(&pk),
+        Err(Dropped::BadMsgId),
+        "a packet 60 s ahead was accepted"
+    );
+    let pk = dc_packet(&p, id_at(dc_unix(&p) + 10, 0x1001), 3, &session_util::api_body(5, 0));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events.len(), events + 1);
+}
+
+/// What the first DC message is trusted for (item 34): it is authenticated and names the client's fresh session, so
+/// the DC made it after the session's first packet left; its msg_id is the DC's time at some moment between then and
+/// now. An unsynced client adopts it, knowing its clock may lag the DC's by up to that span: a first answer held
+/// back 120 s leaves the clock 120 s behind, the DC's next, prompt message (120 s "ahead") is still accepted and
+/// moves the clock up to the DC's, and from then on the window is the plain 300/30 s one.
+#[test]
+fn chk_034_first_server_message_held_back_is_corrected_by_the_next() {
+    let mut p = session_util::Pair::new(82);
+    // With the DC's salt stored beside the key, so the DC's first packet is the answer.
+    let clock = Clock::from_unix_hint(p.now, UnixTime(session_util::UNIX0));
+    let salt = p.s.current_salt();
+    *p.c = session_util::E::client(
+        session_util::client_cfg(),
+        session_util::key(p.seed),
+        salt,
+        clock,
+        p.now,
+        &mut p.rng,
+    );
+    let q = p.c.send(p.now, &session_util::api_body(1, 1), MsgKind::Query).unwrap();
+    for pk in p.c2s() {
+        let _ = p.deliver_s(&pk);
+    }
+    let held = p.s2c();
+    assert!(!held.is_empty());
+    p.advance(120);
+    for pk in &held {
+        assert!(p.deliver_c(pk).is_ok());
+    }
+    assert_eq!(p.results_for(q).len(), 1, "{:?}", p.client_events);
+    assert!(p.c.clock().is_synced());
+    let lag = dc_unix(&p) as i64 - p.c.clock().unix_time(p.now).0 as i64;
+    assert!((119..=121).contains(&lag), "clock lags the DC by {lag} s");
+    // The DC's next message, made now.
+    let pk = dc_packet(&p, id_at(dc_unix(&p), 0x1001), 3, &session_util::api_body(2, 0));
+    assert!(
+        p.deliver_c(&pk).is_ok(),
+        "a prompt DC message was refused after a held-back first one"
+    );
+    let lag = dc_unix(&p) as i64 - p.c.clock().unix_time(p.now).0 as i64;
+    assert!(lag.abs() <= 1, "clock still lags the DC by {lag} s");
+    // The slack is used up: 60 s ahead is refused again, an hour back too.
+    let pk = dc_packet(&p, id_at(dc_unix(&p) + 60, 0x2001), 3, &session_util::api_body(3, 0));
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId));
+    let pk = dc_packet(&p, id_at(dc_unix(&p) - 3600, 0x2001), 3, &session_util::api_body(4, 0));
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId));
+}
+
 #[test]
 fn chk_032_parity_by_side() {
     for low in 0..4u64 {
@@ -289,31 +382,81 @@ fn atk_b07_replay_inside_and_outside_window() {
     assert_eq!(rx.accept(captured, UnixTime(T0 + 301), true), Err(MsgIdReject::TooLow));
 }
 
+/// A DC packet to the client of `p` (sealed with the pair's key, as the DC would), carrying `body` under `msg_id`.
+fn dc_packet(p: &session_util::Pair, msg_id: MsgId, seq_no: u32, body: &[u8]) -> Vec<u8> {
+    let h = MessageHeader {
+        salt: 0,
+        session_id: p.c.session_id(),
+        msg_id: msg_id.0,
+        seq_no,
+    };
+    let mut out = vec![0u8; body.len() + 2048];
+    let e = packet::encrypt(
+        &session_util::key(p.seed),
+        Direction::ServerToClient,
+        &h,
+        body,
+        &mut StdRng::seed_from_u64(msg_id.0),
+        &mut out,
+    )
+    .unwrap();
+    out.truncate(e.len);
+    out
+}
+
+/// The DC's Unix seconds at the pair's current instant (its clock reads `UNIX0` at instant 1000 s).
+fn dc_unix(p: &session_util::Pair) -> u64 {
+    session_util::UNIX0 + p.now.as_secs() - 1000
+}
+
 #[test]
 fn atk_b08_msg_id_negative_suite() {
-    let now = UnixTime(T0);
-    // Client receiving from the server.
-    let mut rx: InboundMsgIds<8> = InboundMsgIds::new(Side::Server, TimeWindow::DEFAULT);
+    // Client receiving from the server, in the default configuration: a client on a stored key (`Engine::client`, as
+    // `Session::client` builds it) whose clock starts unsynced, after one good exchange with its DC.
+    let mut p = session_util::Pair::new(80);
+    assert!(!p.c.clock().is_synced());
+    let q = p.query(&session_util::api_body(1, 1));
+    assert_eq!(p.results_for(q).len(), 1);
+    let t = dc_unix(&p);
     for i in 0..8u32 {
-        rx.accept(id_at(T0, 0x1000 + 4 * i + 1), now, true).unwrap();
+        let pk = dc_packet(&p, id_at(t, 0x1000 + 4 * i + 1), 2, &session_util::api_body(2, 0));
+        assert!(p.deliver_c(&pk).is_ok(), "good id {i}");
     }
-    let before = rx.clone();
-    let cases: &[(MsgId, MsgIdReject)] = &[
-        (MsgId(0), MsgIdReject::BadParity),
-        (MsgId(1), MsgIdReject::TooLow),
-        (MsgId::from_wire(-1), MsgIdReject::TooHigh),
-        (MsgId::from_wire(i64::MIN | 1), MsgIdReject::TooHigh),
-        (id_at(T0, 0x2000), MsgIdReject::BadParity),
-        (id_at(T0, 0x2002), MsgIdReject::BadParity),
-        (id_at(T0 - 400, 0x2001), MsgIdReject::TooLow),
-        (id_at(T0 + 60, 0x2001), MsgIdReject::TooHigh),
-        (id_at(T0, 0x1001), MsgIdReject::Duplicate),
-        (id_at(T0, 0x0fff), MsgIdReject::OlderThanWindow),
+    let events = p.client_events.len();
+    let cases: &[MsgId] = &[
+        MsgId(0),                       // parity
+        MsgId(1),                       // 1970: too low
+        MsgId::from_wire(-1),           // too high
+        MsgId::from_wire(i64::MIN | 1), // too high
+        id_at(t, 0x2000),               // parity
+        id_at(t, 0x2002),               // parity
+        id_at(t - 400, 0x2001),         // too low
+        id_at(t - 3600, 0x2001),        // too low: held back an hour
+        id_at(t + 60, 0x2001),          // too high
+        id_at(t, 0x1001),               // duplicate
     ];
-    for &(id, want) in cases {
-        assert_eq!(rx.accept(id, now, true), Err(want), "id {id}");
-        assert_eq!(rx, before, "state changed by {id}");
+    let dropped = p.c.stats().dropped;
+    for (i, &id) in cases.iter().enumerate() {
+        // Content-related (odd seq_no): an accepted one would surface as an update.
+        let pk = dc_packet(&p, id, 3, &session_util::api_body(3, i));
+        assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId), "id {id}");
     }
+    assert_eq!(p.client_events.len(), events, "a refused message reached the host");
+    assert_eq!(p.c.stats().dropped, dropped + cases.len() as u64);
+    // No refusal changed what is accepted next: a fresh id passes.
+    let pk = dc_packet(&p, id_at(t, 0x3001), 3, &session_util::api_body(4, 0));
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events.len(), events + 1);
+    // Below a full replay window (code 20's case): fill it, then an id under all of them is refused.
+    for i in 0..DEFAULT_REPLAY_WINDOW as u32 {
+        let pk = dc_packet(&p, id_at(t, 0x4000 + 4 * i + 1), 2, &session_util::api_body(5, 0));
+        assert!(p.deliver_c(&pk).is_ok());
+    }
+    let pk = dc_packet(&p, id_at(t, 0x3ffd), 3, &session_util::api_body(6, 0));
+    assert_eq!(p.deliver_c(&pk), Err(Dropped::BadMsgId));
+    assert_eq!(p.client_events.len(), events + 1);
+
+    let now = UnixTime(T0);
     // Server receiving from a client: each error code as the server would answer it.
     let mut srv: InboundMsgIds<8> = InboundMsgIds::new(Side::Client, TimeWindow::DEFAULT);
     srv.accept(id_at(T0, 0x100), now, true).unwrap();

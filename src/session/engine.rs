@@ -28,7 +28,7 @@ use super::acks::AckQueue;
 use super::bad_msg::BadMsgCode;
 use super::budget::ResendBudget;
 use super::event::{Dropped, Event, FailReason, RpcErrorKind, SendError};
-use super::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, Limits, MAX_FUTURE_SALTS};
+use super::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, INFLATE_WORK_PER_RX, Limits, MAX_FUTURE_SALTS};
 use super::msg_id::{Clock, MsgId, MsgIdGen, Side};
 use super::pending::{Acked, BodyHandle, NewSent, ResendPolicy, SentKind, SentTracker};
 use super::replay::{InboundMsgIds, MsgIdReject, TimeWindow, check_parity};
@@ -165,6 +165,9 @@ pub struct Stats {
     pub bad_msgs: u64,
     /// Queries failed.
     pub failed: u64,
+    /// `gzip_packed` work done on received packets: compressed bytes read plus bytes inflated, failed attempts
+    /// included. Per packet it stays within [`INFLATE_WORK_PER_RX`] times the receive buffer (item 50, B14).
+    pub inflate_work: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -502,6 +505,11 @@ struct Core<const TX: usize, const MSGS: usize> {
     /// DC: the (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
     unknown_session: Option<(u64, MsgId)>,
     long_poll: Option<LongPoll>,
+    /// `gzip_packed` work the packet being processed may still cause (see [`INFLATE_WORK_PER_RX`]).
+    inflate_left: usize,
+    /// Client: when this engine's first packet left. A server message in its session cannot be older (the session id
+    /// is fresh), which bounds how far a clock set from that message may lag (see `learn_time`).
+    first_sent: Option<Instant>,
     stats: Stats,
     closed: bool,
 }
@@ -958,6 +966,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             }
         };
         self.gz_used = 0;
+        self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
         let off = packet::body_offset();
         let body = self.rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
         let r = self
@@ -989,6 +998,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         let dst = self.rx.get_mut(off..off + body.len()).ok_or(Dropped::TooLarge)?;
         dst.copy_from_slice(body);
         self.gz_used = 0;
+        self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
         let body = self.rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
         let hdr = Header {
             salt,
@@ -1073,7 +1083,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.saw(now);
         // The last packet's owed answers went out: its next messages may have room now.
         self.resume(now);
-        Ok(self.core.poll_packet::<RX, R>(now, rng, out, &self.rx, &self.gz))
+        let p = self.core.poll_packet::<RX, R>(now, rng, out, &self.rx, &self.gz);
+        if p.is_some() && self.core.first_sent.is_none() {
+            self.core.first_sent = Some(now);
+        }
+        Ok(p)
     }
 
     /// A new transport connection under the same session: every unacknowledged message becomes due for resending
@@ -1187,6 +1201,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             approval: Approval::None,
             unknown_session: None,
             long_poll: None,
+            inflate_left: 0,
+            first_sent: None,
             stats: Stats::default(),
             closed: false,
         }
@@ -1807,14 +1823,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             // gzip_packed around a whole message or container (item 50): inflate once, then process what it holds
             // from the inflate buffer; a second level of gzip inside is refused.
             let g = GzipPacked::decode(body).map_err(|_| Dropped::Malformed)?;
+            // The msg_id checks come before any inflating: a replayed or stale packet costs no DEFLATE work. What a
+            // gzipped body holds cannot make it time-exempt (that would need inflating it first), so a 16/17 about
+            // our message reaches an off clock only unpacked, as DCs send it.
+            self.client_check(now, h.msg_id, false)?;
             let start = *gz_used;
-            let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
-            let out = gz.get_mut(start..cap).ok_or(Dropped::TooLarge)?;
-            let n = g.inflate(out).map_err(|e| match e {
+            let n = self.inflate_at(&g, gz, start).map_err(|e| match e {
                 GzipError::OutputTooLarge => Dropped::TooLarge,
                 _ => Dropped::Malformed,
             })?;
-            if matches!(peek_ctor(out.get(..n).unwrap_or(&[])), Some(GzipPacked::CONSTRUCTOR)) {
+            if matches!(
+                peek_ctor(gz.get(start..start + n).unwrap_or(&[])),
+                Some(GzipPacked::CONSTRUCTOR)
+            ) {
                 return Err(Dropped::Malformed);
             }
             *gz_used = start + n;
@@ -1837,17 +1858,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         gz: &mut [u8],
         gz_used: &mut usize,
     ) -> Result<(), Dropped> {
-        let unix = self.clock.unix_time(now);
-        let synced = self.clock.is_synced();
         let exempt = self.time_exempt(body);
-        self.client_check(h.msg_id, unix, synced, exempt)?;
+        self.client_check(now, h.msg_id, exempt)?;
         if peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR) {
             let c = MsgContainer::decode(body).map_err(|_| Dropped::Malformed)?;
             self.check_container(&h, &c, gz.get_mut(*gz_used..).unwrap_or(&mut []))?;
             if self.events.is_full() || self.owed.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.client_accept(h.msg_id, unix, synced, exempt)?;
+            self.client_accept(now, h.msg_id, exempt)?;
+            if !exempt {
+                // Before the members: they are checked against what the container's id tells the clock.
+                self.learn_time(now, h.msg_id);
+            }
             for m in c.iter() {
                 if self.events.is_full() || self.owed.is_full() {
                     // Local backpressure: the rest is neither accepted nor acknowledged, so the DC sends it again
@@ -1856,7 +1879,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 }
                 let id = MsgId::from_wire(m.msg_id);
                 let exempt = self.time_exempt(m.body);
-                if self.client_accept(id, unix, synced, exempt).is_err() {
+                if self.client_accept(now, id, exempt).is_err() {
                     // A duplicate (a resend of something we have) or out of window: ignored, still acked.
                     if m.seqno % 2 == 1 {
                         let _ = self.acks.push(now, id);
@@ -1869,20 +1892,60 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             if self.events.is_full() || self.owed.is_full() {
                 return Err(Dropped::Backpressure);
             }
-            self.client_accept(h.msg_id, unix, synced, exempt)?;
+            self.client_accept(now, h.msg_id, exempt)?;
+            if !exempt {
+                self.learn_time(now, h.msg_id);
+            }
             self.client_message(now, h.msg_id, h.seq_no, h.salt, body, base, which, gz, gz_used);
+        }
+        if exempt {
+            // After the notification: a 16/17 has set the clock exactly (its step decides how refused messages are
+            // resent); a `bad_server_salt` about our message has not, and its id, authentic and fresh, does.
+            self.learn_time(now, h.msg_id);
         }
         Ok(())
     }
 
-    /// Client: the msg_id checks of items 33 and 34 for a received id. `exempt` (a 16/17 or `bad_server_salt`
-    /// about a message we sent and still track, see `time_exempt`) skips the time window and may also lie below
-    /// a full replay window: a DC that restarted with its clock behind sends every id below those we remember, and
-    /// its notification is the only way to learn it (the session then restarts on the corrected clock, with an
-    /// empty window). Its proof makes it fresh; a replay of it is refused by `below_window`, as ids below the
-    /// window are not remembered.
-    fn client_check(&self, id: MsgId, unix: UnixTime, synced: bool, exempt: bool) -> Result<(), Dropped> {
-        match self.inbound.check(id, unix, synced && !exempt) {
+    /// Client: what an accepted server msg_id tells the clock (item 34). On a clock no server has confirmed (a
+    /// client on a stored key) the first one sets it, so the receive window is enforced from the session's first
+    /// authenticated message on; see [`Clock::sync_to_first_server_msg`] for what that message is trusted for. Later
+    /// ones move a clock that may lag forward within its bound ([`Clock::advance_within_lag`]).
+    fn learn_time(&mut self, now: Instant, id: MsgId) {
+        if self.clock.is_synced() {
+            self.clock.advance_within_lag(now, id);
+        } else {
+            // No packet sent yet: impossible for a message in our fresh session; trust no lag rather than guess.
+            let since = self.first_sent.unwrap_or(now);
+            self.clock.sync_to_first_server_msg(since, now, id);
+        }
+    }
+
+    /// Client: the receive time window (item 34): the configured past and future, the future widened by how far the
+    /// DC's clock may still be ahead of ours ([`Clock::lag_bound`]).
+    fn client_window(&self) -> TimeWindow {
+        TimeWindow {
+            past: self.cfg.limits.msg_id_max_past,
+            future: self
+                .cfg
+                .limits
+                .msg_id_max_future
+                .saturating_add(Duration::from_micros(self.clock.lag_bound())),
+        }
+    }
+
+    /// Client: the msg_id checks of items 32-34 for a received id. The time window applies once the clock is
+    /// synced, which is from the session's first authenticated message on (`learn_time`). `exempt` (a 16/17 or
+    /// `bad_server_salt` about a message we sent and still track, see `time_exempt`) skips the time window and may
+    /// also lie below a full replay window: a DC that restarted with its clock behind sends every id below those we
+    /// remember, and its notification is the only way to learn it (the session then restarts on the corrected clock,
+    /// with an empty window). Its proof makes it fresh; a replay of it is refused by `below_window`, as ids below
+    /// the window are not remembered.
+    fn client_check(&self, now: Instant, id: MsgId, exempt: bool) -> Result<(), Dropped> {
+        let unix = self.clock.unix_time(now);
+        if self.clock.is_synced() && !exempt && self.client_window().check(id, unix).is_err() {
+            return Err(Dropped::BadMsgId);
+        }
+        match self.inbound.check(id, unix, false) {
             Ok(()) => Ok(()),
             Err(MsgIdReject::OlderThanWindow) if exempt && self.below_window.is_none_or(|b| id > b) => Ok(()),
             Err(_) => Err(Dropped::BadMsgId),
@@ -1890,9 +1953,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// [`client_check`](Self::client_check), then remember `id`.
-    fn client_accept(&mut self, id: MsgId, unix: UnixTime, synced: bool, exempt: bool) -> Result<(), Dropped> {
-        self.client_check(id, unix, synced, exempt)?;
-        match self.inbound.accept(id, unix, synced && !exempt) {
+    fn client_accept(&mut self, now: Instant, id: MsgId, exempt: bool) -> Result<(), Dropped> {
+        self.client_check(now, id, exempt)?;
+        let unix = self.clock.unix_time(now);
+        match self.inbound.accept(id, unix, false) {
             Ok(()) => Ok(()),
             Err(MsgIdReject::OlderThanWindow) => {
                 self.below_window = Some(id);
@@ -2035,11 +2099,28 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
+    /// Inflates `g` into `gz` from `start` on, at most `max_gzip_output` bytes, charging the work, successful or
+    /// not, to the packet's budget (item 50, B14): the output room is what the budget leaves after reserving the
+    /// member's input, so no attempt can overdraw it, and an exhausted budget refuses the member as too large
+    /// without inflating. Every inflate of a received packet goes through here.
+    fn inflate_at(&mut self, g: &GzipPacked<'_>, gz: &mut [u8], start: usize) -> Result<usize, GzipError> {
+        let room = self
+            .inflate_left
+            .checked_sub(g.packed_data.len())
+            .ok_or(GzipError::OutputTooLarge)?;
+        let cap = start
+            .saturating_add(self.cfg.limits.max_gzip_output.min(room))
+            .min(gz.len());
+        let out = gz.get_mut(start..cap).ok_or(GzipError::OutputTooLarge)?;
+        let (r, work) = tl::gzip::inflate_metered(g.packed_data, out);
+        self.inflate_left = self.inflate_left.saturating_sub(work.total());
+        self.stats.inflate_work = self.stats.inflate_work.saturating_add(work.total() as u64);
+        r
+    }
+
     fn inflate(&mut self, g: &GzipPacked<'_>, gz: &mut [u8], gz_used: &mut usize) -> Option<Span> {
         let start = *gz_used;
-        let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
-        let out = gz.get_mut(start..cap)?;
-        let n = g.inflate(out).ok()?;
+        let n = self.inflate_at(g, gz, start).ok()?;
         *gz_used = start + n;
         Some(Span {
             buf: Buf::Gz,
@@ -2086,14 +2167,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     });
                 };
                 let start = *gz_used;
-                let cap = start.saturating_add(self.cfg.limits.max_gzip_output).min(gz.len());
-                let Some(out) = gz.get_mut(start..cap) else {
-                    return self.push_event(EvRec::Failed {
-                        req,
-                        reason: FailReason::ResultTooLarge,
-                    });
-                };
-                match g.inflate(out) {
+                match self.inflate_at(&g, gz, start) {
                     Ok(n) => {
                         *gz_used = start + n;
                         (

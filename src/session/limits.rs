@@ -17,6 +17,16 @@ pub const DEFAULT_ACK_QUEUE: usize = 1024;
 pub const MAX_FUTURE_SALTS: usize = 64;
 /// Default number of messages the sent-message tracker holds (item 54).
 pub const DEFAULT_UNACKED_MSGS: usize = 64;
+/// Most `gzip_packed` work one received packet may cause, in multiples of the engine's receive buffer `RX`:
+/// compressed bytes read plus bytes inflated, by every member of the packet, failed attempts included (item 50,
+/// attack B14; counted in `Stats::inflate_work`). Past it, members fail as too large.
+///
+/// 2, because no legitimate packet needs more: what its members inflate to lies side by side in the `RX`-byte
+/// inflate buffer (at most `RX` in all), what they inflate from lies in the packet (at most `RX`), and a member
+/// whose trailer announces more than fits is refused before inflating. Only failing members could spend more:
+/// without the bound each one inflated up to a whole buffer and kept nothing, so a 64 KiB packet of 354 of them
+/// cost about 22 MiB of DEFLATE output; with it, inflating costs at most twice the bytes of the largest packet.
+pub const INFLATE_WORK_PER_RX: usize = 2;
 
 /// The session layer's resource bounds. `Limits::DEFAULT` is a `const`, so a configuration can live in a `static`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

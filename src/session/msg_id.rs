@@ -98,13 +98,21 @@ impl Side {
 
 /// The mapping from the host's monotonic [`Instant`] to Unix time: `unix_µs = instant_µs + unix_offset`.
 ///
-/// A device without a real-time clock starts with a guess (or 0) and is corrected by the server; until then the
-/// client does not enforce the receive time window (item 34), see [`is_synced`](Self::is_synced).
+/// A device without a real-time clock starts with a guess (or 0) and is corrected by the server: by the handshake's
+/// `server_time`, by a `bad_msg_notification` 16/17 about a message we sent, or, on a client that has neither, by
+/// the first authenticated message of its session (see the engine). From then on the client enforces the receive
+/// time window (item 34), see [`is_synced`](Self::is_synced).
+///
+/// A clock set from that first message may lag the DC's (the message may have been held back on its way, by up to
+/// the time since the session's first packet left); [`lag_bound`](Self::lag_bound) says by how much at most, and
+/// later messages from the DC move the clock forward within that bound.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Clock {
     unix_offset: i64,
     synced: bool,
+    /// µs by which the DC's clock may still be ahead of this one (0 once exact).
+    lag_bound: u64,
 }
 
 impl Clock {
@@ -113,6 +121,7 @@ impl Clock {
         Clock {
             unix_offset: unix_offset_micros,
             synced: false,
+            lag_bound: 0,
         }
     }
 
@@ -121,6 +130,7 @@ impl Clock {
         Clock {
             unix_offset: offset_for(now, u128::from(unix.0) * u128::from(MICROS_PER_SEC)),
             synced: false,
+            lag_bound: 0,
         }
     }
 
@@ -129,9 +139,16 @@ impl Clock {
         self.unix_offset
     }
 
-    /// Whether a server has confirmed the offset; a client enforces the msg_id time window only then (item 34).
+    /// Whether a server has confirmed the offset; a client enforces the msg_id time window from then on (item 34).
     pub const fn is_synced(&self) -> bool {
         self.synced
+    }
+
+    /// How far (µs) the DC's clock may be ahead of this one: non-zero only after a sync from a session's first
+    /// message, whose transit time is unknown. A client accepts DC msg_ids up to this much beyond the window's
+    /// future edge, and moves the clock forward when it sees one.
+    pub const fn lag_bound(&self) -> u64 {
+        self.lag_bound
     }
 
     /// Unix microseconds at `now`, clamped at 0 and at `u64::MAX`.
@@ -154,6 +171,40 @@ impl Clock {
     pub fn sync_to_server_time(&mut self, now: Instant, server_time: UnixTime) {
         self.unix_offset = offset_for(now, u128::from(server_time.0) * u128::from(MICROS_PER_SEC));
         self.synced = true;
+        self.lag_bound = 0;
+    }
+
+    /// Adopts the time of the first authenticated server message of a session, received at `now`, on a clock no
+    /// server has confirmed yet (a client on a stored key); a synced clock is left alone.
+    ///
+    /// What that message proves: the DC made it (it passed the msg_key check under our key) for our session, whose
+    /// id is fresh and unpredictable, so it was made after the session's first packet left at `since`, and before
+    /// `now`. Its msg_id is the DC's time at some moment in between: the DC's clock reads at least that time now, and
+    /// at most that time plus `now − since`. The clock is set to the lower end (it never runs ahead of the DC's) and
+    /// remembers the width as [`lag_bound`](Self::lag_bound). What it does not prove: that the message was not held
+    /// back within that span, so the window's past edge is that much looser until the DC's next message moves the
+    /// clock forward ([`advance_within_lag`](Self::advance_within_lag)).
+    pub(crate) fn sync_to_first_server_msg(&mut self, since: Instant, now: Instant, server_msg_id: MsgId) {
+        if self.synced {
+            return;
+        }
+        self.unix_offset = offset_for(now, u128::from(server_msg_id.unix_micros()));
+        self.synced = true;
+        self.lag_bound = now.as_micros().saturating_sub(since.as_micros());
+    }
+
+    /// A later authenticated server message received at `now`: the DC made it before `now`, so its time is a lower
+    /// bound of the DC's clock. If it is ahead of this clock, move forward by up to [`lag_bound`](Self::lag_bound)
+    /// (never beyond what the first message allowed), shrinking the bound by as much.
+    pub(crate) fn advance_within_lag(&mut self, now: Instant, server_msg_id: MsgId) {
+        let ours = self.unix_micros(now);
+        let ahead = server_msg_id.unix_micros().saturating_sub(ours).min(self.lag_bound);
+        if ahead == 0 {
+            return;
+        }
+        let step = i64::try_from(ahead).unwrap_or(i64::MAX);
+        self.unix_offset = self.unix_offset.saturating_add(step);
+        self.lag_bound = self.lag_bound.saturating_sub(ahead);
     }
 
     /// Adopts the time carried by a server msg_id (of a `bad_msg_notification` with code 16 or 17).
@@ -164,6 +215,7 @@ impl Clock {
     pub fn sync_to_server_msg_id(&mut self, _proof: &SentRef, now: Instant, server_msg_id: MsgId) {
         self.unix_offset = offset_for(now, u128::from(server_msg_id.unix_micros()));
         self.synced = true;
+        self.lag_bound = 0;
     }
 }
 

@@ -6,6 +6,11 @@
 //! written past the slice. Memory use is the caller's slice plus the ~10.5 KB [`DecompressorOxide`] state: [`inflate`]
 //! keeps that on the stack; on a microcontroller keep one in a `static` and call [`inflate_with`] instead.
 //!
+//! A member whose trailer announces (ISIZE) more than the slice holds is refused before any inflating, so a result
+//! too large for its buffer costs nothing. [`inflate_metered`] reports
+//! the work each attempt did (compressed bytes read plus bytes written, failed attempts included), so a caller can
+//! bound the total per received packet (the session does, see `session::limits::INFLATE_WORK_PER_RX`).
+//!
 //! This layer inflates one level only; whether gzip may appear at a given place (and the "no gzip inside gzip" rule)
 //! is the session's decision.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -141,27 +146,84 @@ fn parse_header(gz: &[u8]) -> Result<usize, GzipError> {
     Ok(pos)
 }
 
+/// What one inflation attempt cost, counted whether it succeeded or not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct InflateWork {
+    /// Compressed bytes read: the header, the DEFLATE stream as far as it was decoded, the trailer if reached (all
+    /// of `gz` when the header is refused, as parsing it may have scanned that far).
+    pub read: usize,
+    /// Bytes of output written (and, on success, read again for the CRC).
+    pub written: usize,
+}
+
+impl InflateWork {
+    /// `read + written`: the measure a caller budgets.
+    pub const fn total(&self) -> usize {
+        self.read.saturating_add(self.written)
+    }
+}
+
 /// Inflates the gzip member `gz` into `out` and returns the inflated length.
 ///
 /// `out.len()` is the output cap: larger output fails with [`GzipError::OutputTooLarge`] (bytes up to the cap may
-/// have been written; nothing beyond). CRC32 and ISIZE are checked, and the member must span all of `gz`. Uses about
-/// 10.5 KB of stack for the decompressor state; see [`inflate_with`] to supply it.
+/// have been written; nothing beyond), before any inflating when the trailer's ISIZE already says so. CRC32 and
+/// ISIZE are checked, and the member must span all of `gz`. Uses about 10.5 KB of stack for the decompressor
+/// state; see [`inflate_with`] to supply it.
 pub fn inflate(gz: &[u8], out: &mut [u8]) -> Result<usize, GzipError> {
-    let mut state = DecompressorOxide::new();
-    inflate_with(&mut state, gz, out)
+    inflate_metered(gz, out).0
+}
+
+/// [`inflate`], also reporting the work done, failed attempts included.
+pub fn inflate_metered(gz: &[u8], out: &mut [u8]) -> (Result<usize, GzipError>, InflateWork) {
+    let mut work = InflateWork::default();
+    let r = match precheck(gz, out.len(), &mut work) {
+        // The ~10.5 KB state is set up only for a member that passed the cheap checks.
+        Ok(body) => run_body(&mut DecompressorOxide::new(), body, out, &mut work),
+        Err(e) => Err(e),
+    };
+    (r, work)
 }
 
 /// [`inflate`] with caller-owned decompressor state (re-initialised here), e.g. one kept in a `static` on an MCU
 /// so the ~10.5 KB does not land on a small stack.
 pub fn inflate_with(state: &mut DecompressorOxide, gz: &[u8], out: &mut [u8]) -> Result<usize, GzipError> {
+    let mut work = InflateWork::default();
+    let body = precheck(gz, out.len(), &mut work)?;
+    run_body(state, body, out, &mut work)
+}
+
+/// The header, and the trailer's ISIZE against `out_len`; returns the DEFLATE stream and trailer.
+fn precheck<'a>(gz: &'a [u8], out_len: usize, work: &mut InflateWork) -> Result<&'a [u8], GzipError> {
+    // A refused header may have been scanned to the end.
+    work.read = gz.len();
     let start = parse_header(gz)?;
+    work.read = start;
     let body = gz.get(start..).ok_or(GzipError::Truncated)?;
-    if body.len() < TRAILER_LEN {
+    let Some((_, trailer)) = body.split_last_chunk::<TRAILER_LEN>() else {
         return Err(GzipError::Truncated);
+    };
+    // A valid member spans all of `gz`, so its ISIZE is the last four bytes: one announcing more than `out` holds is
+    // refused before inflating. ISIZE is the length mod 2^32, so this holds only for an `out` below 4 GiB. A member
+    // announcing less than it holds is found out after inflating (SizeMismatch), its output still capped by `out`.
+    let announced = trailer.last_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b));
+    if u32::try_from(out_len).is_ok() && usize::try_from(announced).is_ok_and(|n| n > out_len) {
+        return Err(GzipError::OutputTooLarge);
     }
+    Ok(body)
+}
+
+fn run_body(
+    state: &mut DecompressorOxide,
+    body: &[u8],
+    out: &mut [u8],
+    work: &mut InflateWork,
+) -> Result<usize, GzipError> {
     state.init();
     // No TINFL_FLAG_HAS_MORE_INPUT: the whole member is here, so running out of input means truncation.
     let (status, consumed, written) = decompress(state, body, out, 0, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF);
+    work.read = work.read.saturating_add(consumed);
+    work.written = written;
     match status {
         TINFLStatus::Done => {}
         TINFLStatus::HasMoreOutput => return Err(GzipError::OutputTooLarge),
@@ -171,6 +233,7 @@ pub fn inflate_with(state: &mut DecompressorOxide, gz: &[u8], out: &mut [u8]) ->
     let trailer = body.get(consumed..).ok_or(GzipError::Truncated)?;
     let (crc, rest) = trailer.split_first_chunk::<4>().ok_or(GzipError::Truncated)?;
     let (isize, rest) = rest.split_first_chunk::<4>().ok_or(GzipError::Truncated)?;
+    work.read = work.read.saturating_add(TRAILER_LEN);
     if !rest.is_empty() {
         return Err(GzipError::TrailingData);
     }
@@ -271,13 +334,36 @@ mod tests {
         assert_eq!(inflate(&bad[..n], &mut out), Err(GzipError::CrcMismatch));
         let mut bad = good;
         bad[n - 4] ^= 1;
-        assert_eq!(inflate(&bad[..n], &mut out), Err(GzipError::SizeMismatch));
+        assert_eq!(inflate(&bad[..n], &mut [0u8; 8]), Err(GzipError::SizeMismatch));
+        // ISIZE 5 does not fit 4 bytes: refused before inflating anything.
+        let (r, work) = inflate_metered(&bad[..n], &mut out);
+        assert_eq!((r, work.written, work.read), (Err(GzipError::OutputTooLarge), 0, 10));
         assert_eq!(inflate(&good[..n + 1], &mut out), Err(GzipError::TrailingData));
-        assert_eq!(inflate(&good[..n - 1], &mut out), Err(GzipError::Truncated));
+        // (Cut short, the last four bytes read as an ISIZE above 1024: only a buffer that large sees the cut.)
+        assert_eq!(inflate(&good[..n - 1], &mut [0u8; 2048]), Err(GzipError::Truncated));
         let mut bad = good;
         bad[3] = 0x20;
         assert_eq!(inflate(&bad[..n], &mut out), Err(GzipError::ReservedFlags));
         let mut small = [0u8; 3];
         assert_eq!(inflate(&good[..n], &mut small), Err(GzipError::OutputTooLarge));
+    }
+
+    #[test]
+    fn work_is_metered_failures_included() {
+        let n = member_len(b"abcd", &[]);
+        let good = stored_member(b"abcd", 0, &[]);
+        let mut out = [0u8; 4];
+        let (r, work) = inflate_metered(&good[..n], &mut out);
+        assert_eq!(r, Ok(4));
+        assert_eq!(work, InflateWork { read: n, written: 4 });
+        assert_eq!(work.total(), n + 4);
+        // A CRC failure after inflating costs what it inflated.
+        let mut bad = good;
+        bad[n - 8] ^= 1;
+        let (r, work) = inflate_metered(&bad[..n], &mut out);
+        assert_eq!((r, work.written, work.read), (Err(GzipError::CrcMismatch), 4, n));
+        // A refused header costs the bytes it may have scanned.
+        let (r, work) = inflate_metered(&[0x1f, 0x8c, 8, 0, 0, 0, 0, 0, 0, 3, 9, 9], &mut out);
+        assert_eq!((r, work.total()), (Err(GzipError::BadMagic), 12));
     }
 }
