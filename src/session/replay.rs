@@ -236,9 +236,11 @@ impl<const N: usize> InboundMsgIds<N> {
         }
     }
 
-    /// Whether `id` would be accepted. `enforce_time` is always true on a server and true on a client once its
-    /// clock is synced ([`Clock::is_synced`](super::Clock::is_synced)); the caller also skips it for a
-    /// `bad_msg_notification` 16/17 or `bad_server_salt` about our own recent id (item 34's exception).
+    /// Whether `id` would be accepted. `enforce_time` applies this window's time check (a DC always does); the
+    /// client engine passes `false` and applies its own window, whose future edge is widened while its clock was
+    /// set from a first server message that may have been held back (`Clock::lag_bound`), and skips it for a
+    /// `bad_msg_notification` 16/17 or `bad_server_salt` about our own recent id (item 34's exception). The floor
+    /// ([`set_floor`](Self::set_floor)) applies either way.
     pub fn check(&self, id: MsgId, now: UnixTime, enforce_time: bool) -> Result<(), MsgIdReject> {
         check_parity(id, self.peer)?;
         if enforce_time {
