@@ -299,6 +299,9 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     phase: Phase<RX, TX, MSGS>,
     cfg: SessionConfig,
     hs_cfg: Option<handshake::ClientConfig<'static>>,
+    /// DC (`server_handshake`): the handshake settings, kept so a client that restarts its handshake on the same
+    /// connection (Telethon and GramJS do when their own check of the new key fails) is answered again.
+    dc_hs_cfg: Option<handshake::ServerConfig<'static>>,
     key_ready_event: bool,
     side: Side,
     transport: TransportConfig,
@@ -373,7 +376,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
-        Self::wrap(Phase::DcHandshake(ServerHandshakes::new(hs)), cfg, Side::Server)
+        let mut s = Self::wrap(Phase::DcHandshake(ServerHandshakes::new(hs.clone())), cfg, Side::Server);
+        s.dc_hs_cfg = Some(hs);
+        s
     }
 
     /// DC: answers [`Event::AuthKeyRequired`]. `Some(key)` (whose id must be the one reported) starts the encrypted
@@ -693,6 +698,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             phase,
             cfg,
             hs_cfg: None,
+            dc_hs_cfg: None,
             key_ready_event: false,
             side,
             transport,
@@ -857,6 +863,24 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 self.frames_dropped += u64::from(dropped);
             }
             (Phase::Handshake(hs), Some(Frame::TransportError(code))) => hs.handle_transport_error(now, code),
+            // A client that made a key here but never used it starts a new handshake on this connection (its own
+            // check of the key failed: Telethon strips a leading zero byte of g^ab, about 1 key in 256): the DC
+            // answers it afresh instead of dropping plaintext forever.
+            (Phase::Encrypted(engine), Some(Frame::Packet { data, .. }))
+                if self.side == Side::Server
+                    && !engine.has_session()
+                    && self.dc_hs_cfg.is_some()
+                    && data.first_chunk::<8>() == Some(&[0u8; 8]) =>
+            {
+                match (self.dc_hs_cfg.clone(), self.scratch.get_mut(..data.len())) {
+                    (Some(cfg), Some(dst)) => {
+                        dst.copy_from_slice(data);
+                        self.parked = Parked::Plain(data.len());
+                        self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg));
+                    }
+                    _ => self.frames_dropped += 1,
+                }
+            }
             (Phase::Encrypted(engine), Some(Frame::Packet { data, quick_ack })) => {
                 let data = if framing == Framing::PaddedIntermediate {
                     strip_padding(framing, data).unwrap_or(data)
