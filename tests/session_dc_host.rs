@@ -932,14 +932,20 @@ fn replay_into(x: &mut S, host: &mut Host, bytes: &[u8], now: Instant, rng: &mut
     panic!("replay did not finish");
 }
 
-#[test]
-fn chk_033_default_dc_asks_for_every_session_it_does_not_serve() {
-    let mut rng = StdRng::seed_from_u64(33);
+/// A host whose store holds a fresh key, and a client on it over `t` (at t = 50 s).
+fn stored_key_client(seed: u64, t: TransportConfig) -> (StdRng, Instant, StoredKey, Host, Box<S>) {
+    let mut rng = StdRng::seed_from_u64(seed);
     let now = Instant::from_secs(50);
     let key = stored_key(&mut rng);
     let mut host = Host::default();
     host.store(&key);
-    let mut c = Box::new(S::client(cfg(OBF_PADDED, now), key.key.clone(), now, &mut rng));
+    let c = Box::new(S::client(cfg(t, now), key.key.clone(), now, &mut rng));
+    (rng, now, key, host, c)
+}
+
+#[test]
+fn chk_033_default_dc_asks_for_every_session_it_does_not_serve() {
+    let (mut rng, now, key, mut host, mut c) = stored_key_client(33, OBF_PADDED);
     // The DC connection exactly as constructed: no switch to turn on.
     let mut a = dc(OBF_PADDED, now);
     let mut ce = Client::default();
@@ -958,12 +964,7 @@ fn chk_033_default_dc_asks_for_every_session_it_does_not_serve() {
 /// again. On main before the fix every query of the recording reached the host a second time.
 #[test]
 fn atk_b07_recorded_connection_replayed_on_a_new_connection_is_not_executed() {
-    let mut rng = StdRng::seed_from_u64(35);
-    let now = Instant::from_secs(50);
-    let key = stored_key(&mut rng);
-    let mut host = Host::default();
-    host.store(&key);
-    let mut c = Box::new(S::client(cfg(OBF_PADDED, now), key.key.clone(), now, &mut rng));
+    let (mut rng, now, _, mut host, mut c) = stored_key_client(35, OBF_PADDED);
     let mut a = dc(OBF_PADDED, now);
     let mut ce = Client::default();
     c.send(now, &query(1), MsgKind::Query).unwrap();
@@ -1002,12 +1003,7 @@ fn atk_b07_recorded_connection_replayed_on_a_new_connection_is_not_executed() {
 /// older than `new_session_max_age` (code 16, nothing executed), and a fresh message of the same session works.
 #[test]
 fn chk_033_new_session_floor_refuses_copies_older_than_max_age() {
-    let mut rng = StdRng::seed_from_u64(36);
-    let now = Instant::from_secs(50);
-    let key = stored_key(&mut rng);
-    let mut host = Host::default();
-    host.store(&key);
-    let mut c = Box::new(S::client(cfg(INTERMEDIATE, now), key.key.clone(), now, &mut rng));
+    let (mut rng, now, key, mut host, mut c) = stored_key_client(36, INTERMEDIATE);
     let mut a = dc(INTERMEDIATE, now);
     let mut ce = Client::default();
     // A first query teaches the client the salt; the second goes out once, as recorded.

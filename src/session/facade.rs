@@ -484,7 +484,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 }
                 None
             }
-            Err(super::event::Dropped::UnknownSession) => engine.take_unknown_session(),
+            Err(super::event::Dropped::UnknownSession) => {
+                let unknown = engine.take_unknown_session();
+                *frames_dropped += u64::from(unknown.is_none());
+                unknown
+            }
             Err(_) => {
                 *frames_dropped += 1;
                 None
