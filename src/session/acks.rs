@@ -33,6 +33,10 @@ impl core::error::Error for AckQueueFull {}
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AckQueue<const N: usize = DEFAULT_ACK_QUEUE> {
     ids: heapless::Deque<MsgId, N>,
+    /// No pending id is above this (an upper bound, exact after a push, stale-high after pops): ids arrive mostly
+    /// in increasing order, so a push above it skips the duplicate scan, and a container of `k` messages costs
+    /// `k` comparisons instead of `k²/2`.
+    high: Option<MsgId>,
     oldest_at: Option<Instant>,
     flush_threshold: usize,
     max_delay: Duration,
@@ -40,6 +44,7 @@ pub struct AckQueue<const N: usize = DEFAULT_ACK_QUEUE> {
 
 impl<const N: usize> PartialEq for AckQueue<N> {
     fn eq(&self, other: &Self) -> bool {
+        // `high` is a cache of `ids`, not state.
         self.ids.iter().eq(other.ids.iter())
             && self.oldest_at == other.oldest_at
             && self.flush_threshold == other.flush_threshold
@@ -52,6 +57,7 @@ impl<const N: usize> AckQueue<N> {
     pub const fn new(flush_threshold: usize, max_delay: Duration) -> Self {
         AckQueue {
             ids: heapless::Deque::new(),
+            high: None,
             oldest_at: None,
             flush_threshold,
             max_delay,
@@ -76,10 +82,11 @@ impl<const N: usize> AckQueue<N> {
     /// Queues `id` received at `now`. An id already pending is not queued twice (a retransmission of a message
     /// not yet acked).
     pub fn push(&mut self, now: Instant, id: MsgId) -> Result<(), AckQueueFull> {
-        if self.contains(id) {
+        if self.high.is_some_and(|h| id <= h) && self.contains(id) {
             return Ok(());
         }
         self.ids.push_back(id).map_err(|_| AckQueueFull)?;
+        self.high = Some(self.high.map_or(id, |h| h.max(id)));
         if self.oldest_at.is_none() {
             self.oldest_at = Some(now);
         }
@@ -137,6 +144,7 @@ impl<const N: usize> Drop for AckBatch<'_, N> {
         // flushing them early, never late.
         if self.queue.ids.is_empty() {
             self.queue.oldest_at = None;
+            self.queue.high = None;
         }
     }
 }
@@ -171,5 +179,28 @@ mod tests {
         assert_eq!(rest.count(), 7);
         assert!(q.is_empty());
         assert_eq!(q.poll_timeout(), None);
+    }
+
+    #[test]
+    fn duplicates_are_found_below_and_at_the_highest_pending_id() {
+        let mut q: AckQueue<64> = AckQueue::new(16, Duration::from_secs(60));
+        let t0 = Instant::from_secs(100);
+        for id in [9, 5, 13] {
+            q.push(t0, MsgId(id)).unwrap();
+        }
+        // The highest pending id, one below it, and one out of order below the first: all already queued.
+        for id in [13, 9, 5] {
+            q.push(t0, MsgId(id)).unwrap();
+        }
+        assert_eq!(q.len(), 3);
+        // After a partial take the bound is stale-high: ids under it are still checked, new ones still queued.
+        assert_eq!(q.take_batch(2).count(), 2);
+        q.push(t0, MsgId(13)).unwrap();
+        q.push(t0, MsgId(11)).unwrap();
+        assert_eq!(q.take_batch(usize::MAX).collect::<Vec<_>>(), [MsgId(13), MsgId(11)]);
+        // Emptied: the bound resets, so an id below the old one is queued again.
+        q.push(t0, MsgId(1)).unwrap();
+        q.push(t0, MsgId(1)).unwrap();
+        assert_eq!(q.len(), 1);
     }
 }
