@@ -93,6 +93,7 @@ fn round(c: &mut S, d: &mut S, host: &mut Host, ce: &mut Client, now: Instant, r
         let mut reqs = Vec::new();
         let mut supply = None;
         let mut init = false;
+        let mut new_key = None;
         let mut evs = 0;
         while let Some(ev) = d.poll_event() {
             evs += 1;
@@ -104,11 +105,17 @@ fn round(c: &mut S, d: &mut S, host: &mut Host, ce: &mut Client, now: Instant, r
                     supply = Some(key_id);
                 }
                 Event::ObfuscatedInit => init = true,
+                Event::NewAuthKey { key_id } => new_key = Some(key_id),
                 _ => {}
             }
         }
         if init {
             d.check_obfuscated_init(&mut host.replay).unwrap();
+        }
+        // Item 25: the new key's id is checked against the store before dh_gen_ok goes out.
+        if let Some(id) = new_key {
+            d.accept_new_key(now, host.keys.contains_key(&id), rng).unwrap();
+            evs += 1;
         }
         if d.is_encrypted() && host.ready > 0 {
             let k = d.auth_key().unwrap().clone();

@@ -263,8 +263,8 @@ fn handshake_with_checks(collide: usize, seed: u64) -> (Box<S>, Box<S>, Host, Cl
         handshake::ClientConfig::new(trusted(), 2),
         now,
     ));
+    // The check is on by default.
     let mut d = dc(INTERMEDIATE, now);
-    d.set_new_key_check(true);
     let mut host = Host {
         collide,
         ..Host::default()
@@ -322,7 +322,7 @@ fn chk_025_facade_key_id_colliding_with_a_stored_key_is_never_issued() {
 }
 
 #[test]
-fn new_key_check_is_off_by_default_and_answered_only_when_asked() {
+fn new_key_check_turned_off_is_answered_only_when_asked() {
     let mut rng = StdRng::seed_from_u64(3);
     let now = Instant::from_secs(50);
     let mut c = Box::new(S::client_handshake(
@@ -331,6 +331,7 @@ fn new_key_check_is_off_by_default_and_answered_only_when_asked() {
         now,
     ));
     let mut d = dc(INTERMEDIATE, now);
+    d.set_new_key_check(false);
     assert_eq!(
         d.accept_new_key(now, false, &mut rng),
         Err(AcceptKeyError::NotRequested)
@@ -345,8 +346,8 @@ fn new_key_check_is_off_by_default_and_answered_only_when_asked() {
 }
 
 #[test]
-fn chk_025_parked_new_key_holds_dh_gen_ok_back() {
-    // While the host has not answered, the DC sends nothing and consumes nothing.
+fn chk_025_default_dc_holds_dh_gen_ok_back_until_the_host_checks_the_key_id() {
+    // In the default configuration, while the host has not answered, the DC sends nothing and consumes nothing.
     let mut rng = StdRng::seed_from_u64(4);
     let now = Instant::from_secs(50);
     let mut c = Box::new(S::client_handshake(
@@ -355,7 +356,6 @@ fn chk_025_parked_new_key_holds_dh_gen_ok_back() {
         now,
     ));
     let mut d = dc(INTERMEDIATE, now);
-    d.set_new_key_check(true);
     let mut buf = vec![0u8; d.min_transmit_len()];
     let mut ce = Client::default();
     for _ in 0..3 {

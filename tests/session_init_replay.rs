@@ -130,6 +130,10 @@ fn dc_feed(d: &mut S, host: &mut Host, input: &[u8], now: Instant, rng: &mut Std
                 d.supply_stored_key(now, host.keys.get(&key_id)).unwrap();
                 progress = true;
             }
+            Some(HostQuery::NewAuthKey { key_id }) => {
+                d.accept_new_key(now, host.keys.contains_key(&key_id), rng).unwrap();
+                progress = true;
+            }
             Some(HostQuery::ObfuscatedInit) if host.check_inits => {
                 if d.check_obfuscated_init(&mut host.replay).is_err() {
                     // Replayed: the connection is over (the error is sticky); the host closes it, sending nothing.

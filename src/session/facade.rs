@@ -90,7 +90,8 @@
 //! - **new keys** ([`Session::set_new_key_check`]): before `dh_gen_ok` the table parks the new key
 //!   ([`ServerHandshakes::handle_deferred`]) and the host tells whether its store already holds the id
 //!   ([`HostQuery::NewAuthKey`] → [`Session::accept_new_key`]); a collision is answered `dh_gen_retry` (item 25).
-//!   Off by default, for hosts without a store;
+//!   On by default: a host that forgets to answer gets a handshake that never finishes, not a key that may shadow
+//!   another client's; a host that cannot collide (no store) turns it off with `set_new_key_check(false)`;
 //! - **stored keys** carry their salt schedule ([`StoredKey`], [`Session::stored_key`],
 //!   [`Session::supply_stored_key`]), so every connection under a key issues the same salts;
 //! - **sessions**, always: a server session (the replay window that keeps a message from being executed twice,
@@ -525,8 +526,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// DC: hold every new key's `dh_gen_ok` back until the host checked the key id against its store
     /// ([`HostQuery::NewAuthKey`], answered by [`accept_new_key`](Self::accept_new_key)), so a colliding id gets
-    /// `dh_gen_retry` (SECURITY.md item 25). Off by default: a host without a key store (or one that cannot collide,
-    /// like a test) keeps the handshake answering at once. Set it before the handshake starts.
+    /// `dh_gen_retry` (SECURITY.md item 25). On by default for a DC: a host that never answers gets a handshake that
+    /// stalls, never a duplicate key id; a host without a key store (nothing to collide with) may turn it off. Set
+    /// it before the handshake starts.
     pub fn set_new_key_check(&mut self, on: bool) {
         self.new_key_check = on;
     }
@@ -714,7 +716,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             parked: Parked::Empty,
             host_event: false,
             transport_error: None,
-            new_key_check: false,
+            new_key_check: side == Side::Server,
             secret: None,
             io_started: false,
             new_key_expires_in: None,

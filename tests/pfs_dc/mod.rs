@@ -83,6 +83,7 @@ enum Owned {
     Request(MsgId, Vec<u8>),
     Session(u64, u64),
     Init,
+    NewKey(u64),
     Other,
 }
 
@@ -176,6 +177,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                     Event::Request { msg_id, body } => Owned::Request(msg_id, body.to_vec()),
                     Event::SessionRequired { key_id, session_id } => Owned::Session(key_id, session_id),
                     Event::ObfuscatedInit => Owned::Init,
+                    Event::NewAuthKey { key_id } => Owned::NewKey(key_id),
                     _ => Owned::Other,
                 });
             }
@@ -210,6 +212,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                     Owned::Request(msg_id, body) => self.request(now, msg_id, body),
                     Owned::Session(key_id, session_id) => self.resume(now, key_id, session_id),
                     Owned::Init => self.sess.check_obfuscated_init(&mut self.replay).unwrap(),
+                    // Item 25: a new key's id is checked against the store before dh_gen_ok goes out.
+                    Owned::NewKey(id) => {
+                        let taken = self.keys.contains_key(&id);
+                        self.sess.accept_new_key(now, taken, rng).unwrap();
+                    }
                     Owned::Other => {}
                 }
             }
