@@ -7,7 +7,8 @@
 # Needs nightly and cargo-fuzz (`cargo install cargo-fuzz`). No sanitizer: the crate forbids `unsafe`, so ASan would
 # only halve the executions; debug assertions are on, so an arithmetic overflow is a finding. Crashes land in
 # $FUZZ_OUT/artifacts/TARGET; the campaign goes on with the next target and exits non-zero at the end. A line per
-# target (executions, edges, features, corpus before and after) goes to $FUZZ_OUT/summary.tsv.
+# target (executions, edges, features, corpus before and after) goes to $FUZZ_OUT/summary.tsv. Several campaigns may
+# share $FUZZ_OUT (one per core): each target is taken by the first campaign that reaches it.
 set -uo pipefail
 cd "$(dirname "$0")"
 secs=${1:-600}
@@ -20,6 +21,8 @@ cargo +nightly fuzz build -s none -a -O || exit 2
 bin_dir=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
 failed=0
 for t in "${targets[@]}"; do
+  mkdir -p "$out/taken"
+  mkdir "$out/taken/$t" 2>/dev/null || continue
   grow=$out/grow/$t
   mkdir -p "$grow" "$out/artifacts/$t"
   before=$(ls "corpus/$t" | wc -l)
