@@ -1,21 +1,30 @@
-//! Every session-layer bound in one const-constructible place.
+//! The session layer's bounds, in two kinds kept apart so each has one source of truth:
+//! - **run-time policy** ([`Limits`]): durations, byte budgets and per-message counts a configuration may change
+//!   at run time; every field is read by the engine (a field nothing reads would be a promise nothing keeps).
+//! - **capacities**: the sizes of fixed arrays, which are const generics of their structures, defaulting to the
+//!   `DEFAULT_*` constants below (the replay window, the to-ack queue, the sent-message tracker `MSGS`, the client's
+//!   future-salt store). Outside this module: the frame limit is the decoder's const generic `RX` (capped by
+//!   `transport::DEFAULT_MAX_FRAME`), and the DC's handshake table is `ServerHandshakes<N>` with its runs' lifetime
+//!   in `handshake::ServerConfig::run_lifetime`.
 //!
-//! The README's limits table is generated from the field docs below: each starts with a one-line summary, then
-//! `Default: ...` and the reason. Capacities that size fixed arrays are const generics on their structures; their
-//! defaults are the `DEFAULT_*` constants here, so the table, the type defaults and [`Limits::DEFAULT`] agree.
+//! The README's limits table follows the docs below: each starts with a one-line summary, then `Default: ...` and
+//! the reason.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::{fmt, time::Duration};
 
-/// Default capacity of the received-msg_id replay window (item 33).
+/// Default capacity of the received-msg_id replay window (`ReplayWindow`'s const generic; item 33): above tdlib's
+/// 1000 and gotd's 100; a full window refuses ids below everything it stores.
 pub const DEFAULT_REPLAY_WINDOW: usize = 1024;
 /// Most ids one `msgs_ack`, `msgs_state_req` or `msg_resend_req` may carry (item 49).
 pub const MAX_ACK_IDS: usize = 8192;
-/// Default capacity of the to-ack queue.
+/// Default capacity of the to-ack queue (`AckQueue`'s const generic; item 54): far above the flush threshold, so a
+/// full queue means the host is not draining packets, and the message whose ack did not fit waits.
 pub const DEFAULT_ACK_QUEUE: usize = 1024;
 /// Most salts one `future_salts` answer may carry, and the default client store size (item 44).
 pub const MAX_FUTURE_SALTS: usize = 64;
-/// Default number of messages the sent-message tracker holds (item 54).
+/// Default number of messages the sent-message tracker holds (the engine's `MSGS`; item 54): bounds the requests
+/// in flight; beyond it `send` reports backpressure.
 pub const DEFAULT_UNACKED_MSGS: usize = 64;
 /// Most `gzip_packed` work one received packet may cause, in multiples of the engine's receive buffer `RX`:
 /// compressed bytes read plus bytes inflated, by every member of the packet, failed attempts included (item 50,
@@ -32,26 +41,16 @@ pub const INFLATE_WORK_PER_RX: usize = 2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Limits {
-    /// Largest transport frame accepted, checked against the length prefix before buffering.
-    /// Default: 16 MiB. Telegram's own frames stay below it (gotd caps at `1 << 24` too); anything larger is a
-    /// memory-exhaustion attempt (items 1, 2; B15).
-    pub max_frame: usize,
     /// Largest `gzip_packed` inflate output.
     /// Default: 16 MiB. Matches `max_frame` so a legitimate gzipped container fits; stops decompression bombs
     /// (item 50; B14). gotd uses 10 MiB.
     pub max_gzip_output: usize,
-    /// Deepest wrapper stack (gzip -> container -> message -> rpc_result -> gzip -> object), decoded iteratively.
-    /// Default: 4. The deepest legitimate stack; more is a stack-exhaustion attempt on no_std (item 50).
-    pub max_wrapper_depth: usize,
     /// Most messages in one `msg_container`.
     /// Default: 1024. The spec's own limit (item 48).
     pub max_container_messages: usize,
     /// Most msg_ids in one `msgs_ack`, `msgs_state_req` or `msg_resend_req`, inbound or outbound.
     /// Default: 8192. The spec's limit (item 49); bounds the work a single request can trigger.
     pub max_ack_ids: usize,
-    /// Received msg_ids remembered for replay detection (the const generic of `ReplayWindow`).
-    /// Default: 1024. Above tdlib's 1000 and gotd's 100; a full window drops ids below all stored (item 33).
-    pub replay_window: usize,
     /// How far in the past a received msg_id's time may lie.
     /// Default: 300 s. The spec's window (item 34); older ids are dropped (server answers code 16).
     pub msg_id_max_past: Duration,
@@ -66,25 +65,16 @@ pub struct Limits {
     /// [`session_retention`](Self::session_retention) after its last message, not for the whole 300 s window. It
     /// costs a client whose clock runs behind the DC's by more than this one extra round trip per new session.
     pub new_session_max_age: Duration,
-    /// Unacknowledged outbound messages tracked at once (the const generic of `SentTracker`).
-    /// Default: 64. Bounds pending RPCs; beyond it `send` reports backpressure (item 54).
-    pub max_unacked_msgs: usize,
     /// Total body bytes of unacknowledged outbound messages kept for resending.
     /// Default: 1 MiB. Enough for one maximal Telegram message (1,044,448 bytes) in flight; beyond it `send`
     /// reports backpressure instead of growing (item 54).
     pub max_unacked_bytes: usize,
-    /// Received content-related msg_ids waiting to be acknowledged (the const generic of `AckQueue`).
-    /// Default: 1024. Far above the flush threshold, so a full queue means the host is not draining (item 54).
-    pub ack_queue: usize,
     /// Pending acks above which a standalone `msgs_ack` is due.
     /// Default: 16. The spec's "say, over 16" (item 54).
     pub ack_flush_threshold: usize,
     /// Longest an ack may wait for a message to ride on.
     /// Default: 60 s. The low end of the spec's 60-120 s, so the peer does not resend needlessly (item 54).
     pub ack_max_delay: Duration,
-    /// Future salts a client stores (the const generic of `ClientSalts`).
-    /// Default: 64. The most one `future_salts` may carry (item 44).
-    pub future_salts: usize,
     /// Server role: how long the previous salt stays accepted after rotation.
     /// Default: 1800 s. The spec's grace period (item 35).
     pub salt_grace: Duration,
@@ -97,12 +87,6 @@ pub struct Limits {
     /// Server role: resend bytes per second refilled into the budget.
     /// Default: 64 KiB/s. Derived; a flood of resend requests gets at most this sustained rate (item 49; B16).
     pub resend_bytes_per_sec: u64,
-    /// Server role: handshakes in progress across all peers.
-    /// Default: 1024. Derived; beyond it new `req_pq_multi` get -429 (items 23, 57; B17).
-    pub max_pending_handshakes: usize,
-    /// Server role: how long a half-finished handshake is remembered.
-    /// Default: 600 s. The spec's "up to 10 minutes" (item 23).
-    pub handshake_state_ttl: Duration,
     /// Times an unacknowledged message is resent before its request fails.
     /// Default: 6. Derived; with the backoff below this is about five minutes of trying.
     pub max_resend_attempts: u8,
@@ -111,27 +95,19 @@ pub struct Limits {
 impl Limits {
     /// The documented defaults.
     pub const DEFAULT: Limits = Limits {
-        max_frame: 16 * 1024 * 1024,
         max_gzip_output: 16 * 1024 * 1024,
-        max_wrapper_depth: 4,
         max_container_messages: 1024,
         max_ack_ids: MAX_ACK_IDS,
-        replay_window: DEFAULT_REPLAY_WINDOW,
         msg_id_max_past: Duration::from_secs(300),
         msg_id_max_future: Duration::from_secs(30),
         new_session_max_age: Duration::from_secs(30),
-        max_unacked_msgs: DEFAULT_UNACKED_MSGS,
         max_unacked_bytes: 1024 * 1024,
-        ack_queue: DEFAULT_ACK_QUEUE,
         ack_flush_threshold: 16,
         ack_max_delay: Duration::from_secs(60),
-        future_salts: MAX_FUTURE_SALTS,
         salt_grace: Duration::from_secs(1800),
         salt_rotation: Duration::from_secs(24 * 3600),
         resend_burst_bytes: 256 * 1024,
         resend_bytes_per_sec: 64 * 1024,
-        max_pending_handshakes: 1024,
-        handshake_state_ttl: Duration::from_secs(600),
         max_resend_attempts: 6,
     };
 
@@ -144,24 +120,18 @@ impl Limits {
         self.new_session_max_age.saturating_add(self.msg_id_max_future)
     }
 
-    /// Rejects configurations that would make a structure useless or exceed a spec limit: a zero capacity, a
-    /// container or ack limit above the spec's, or a zero resend rate.
+    /// Rejects configurations that would make the engine useless or exceed a spec limit: a zero output or resend
+    /// budget, or a container or ack limit above the spec's.
     pub const fn validate(&self) -> Result<(), InvalidLimits> {
-        if self.max_frame == 0
-            || self.max_gzip_output == 0
-            || self.max_wrapper_depth == 0
-            || self.replay_window == 0
-            || self.max_unacked_msgs == 0
+        if self.max_gzip_output == 0
             || self.max_unacked_bytes == 0
-            || self.ack_queue == 0
-            || self.future_salts == 0
-            || self.max_pending_handshakes == 0
+            || self.max_container_messages == 0
+            || self.max_ack_ids == 0
             || self.resend_bytes_per_sec == 0
         {
             return Err(InvalidLimits::Zero);
         }
-        if self.max_container_messages > 1024 || self.max_ack_ids > MAX_ACK_IDS || self.future_salts > MAX_FUTURE_SALTS
-        {
+        if self.max_container_messages > 1024 || self.max_ack_ids > MAX_ACK_IDS {
             return Err(InvalidLimits::AboveSpec);
         }
         Ok(())
@@ -180,7 +150,7 @@ impl Default for Limits {
 pub enum InvalidLimits {
     /// A capacity or rate is zero.
     Zero,
-    /// A bound exceeds what the spec allows on the wire (1024 container messages, 8192 ids, 64 future salts).
+    /// A bound exceeds what the spec allows on the wire (1024 container messages, 8192 ids).
     AboveSpec,
 }
 
@@ -204,7 +174,14 @@ mod tests {
         const D: Limits = Limits::DEFAULT;
         assert_eq!(D.validate(), Ok(()));
         assert_eq!(Limits::default(), D);
-        assert_eq!(Limits { replay_window: 0, ..D }.validate(), Err(InvalidLimits::Zero));
+        assert_eq!(
+            Limits {
+                max_unacked_bytes: 0,
+                ..D
+            }
+            .validate(),
+            Err(InvalidLimits::Zero)
+        );
         assert_eq!(
             Limits {
                 resend_bytes_per_sec: 0,
@@ -223,10 +200,6 @@ mod tests {
         );
         assert_eq!(
             Limits { max_ack_ids: 8193, ..D }.validate(),
-            Err(InvalidLimits::AboveSpec)
-        );
-        assert_eq!(
-            Limits { future_salts: 65, ..D }.validate(),
             Err(InvalidLimits::AboveSpec)
         );
     }
