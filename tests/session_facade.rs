@@ -293,3 +293,52 @@ fn client_handshake_then_encrypted_session() {
     assert_eq!(e.stats().bad_msgs, 0);
     assert_eq!(c.auth_key().unwrap().id(), dc.unwrap().auth_key().id());
 }
+
+/// The host sees why frames were dropped, not just how many: a forged frame counts as `Rejected`, a recorded frame
+/// fed again as `BadMsgId`, and `frames_dropped` is their total.
+#[test]
+fn dropped_frames_are_counted_by_reason() {
+    use mtproto_sansio::session::Dropped;
+    let mut rng = StdRng::seed_from_u64(7);
+    let now = Instant::from_secs(50);
+    let mut k = [0u8; 256];
+    rng.fill_bytes(&mut k);
+    let t = TransportConfig::INTERMEDIATE;
+    let mut c = S::client(cfg(t), AuthKey::from_bytes(k), now, &mut rng);
+    let mut s = S::server(cfg(t), AuthKey::from_bytes(k), now, &mut rng);
+    // A first query settles the salt (its first copy is answered bad_server_salt: one drop, for that reason).
+    c.send(now, &[0x0d, 0xf0, 0xad, 0x0b, 1, 0, 0, 0], MsgKind::Query)
+        .unwrap();
+    for _ in 0..4 {
+        exchange(&mut c, &mut s, now, &mut rng);
+        exchange(&mut s, &mut c, now, &mut rng);
+    }
+    assert_eq!(s.drops().count(Dropped::BadSalt), 1, "{:?}", s.drops());
+    let before = s.frames_dropped();
+    // One more query: its frame is forged, delivered, then replayed.
+    c.send(now, &[0x0d, 0xf0, 0xad, 0x0b, 2, 0, 0, 0], MsgKind::Query)
+        .unwrap();
+    let mut out = vec![0u8; c.min_transmit_len()];
+    let n = c.poll_transmit(now, &mut rng, &mut out).unwrap().unwrap();
+    let frame = out[..n].to_vec();
+    let feed = |s: &mut S, bytes: &[u8]| {
+        assert_eq!(s.handle_input(now, bytes).unwrap(), bytes.len());
+        while s.poll_event().is_some() {}
+    };
+    let mut forged = frame.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    feed(&mut s, &forged);
+    assert_eq!(s.drops().count(Dropped::Rejected), 1);
+    assert_eq!(s.drops().last(), Some(Dropped::Rejected));
+    feed(&mut s, &frame);
+    assert_eq!(
+        s.frames_dropped(),
+        before + 1,
+        "the genuine frame is taken: {:?}",
+        s.drops()
+    );
+    feed(&mut s, &frame);
+    assert_eq!(s.drops().count(Dropped::BadMsgId), 1, "{:?}", s.drops());
+    assert_eq!(s.drops().last(), Some(Dropped::BadMsgId));
+    assert_eq!(s.frames_dropped(), before + 2);
+}

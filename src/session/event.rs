@@ -267,9 +267,106 @@ impl fmt::Display for Dropped {
 
 impl core::error::Error for Dropped {}
 
+impl Dropped {
+    /// Every reason, in [`Dropped::index`] order.
+    pub const ALL: [Dropped; 10] = [
+        Dropped::Rejected,
+        Dropped::TooLarge,
+        Dropped::WrongSession,
+        Dropped::BadMsgId,
+        Dropped::BadSalt,
+        Dropped::BadSeqNo,
+        Dropped::Malformed,
+        Dropped::Backpressure,
+        Dropped::OutOfOrder,
+        Dropped::UnknownSession,
+    ];
+
+    /// A dense index of the reason (its position in [`Dropped::ALL`]), for per-reason counters.
+    pub const fn index(self) -> usize {
+        match self {
+            Dropped::Rejected => 0,
+            Dropped::TooLarge => 1,
+            Dropped::WrongSession => 2,
+            Dropped::BadMsgId => 3,
+            Dropped::BadSalt => 4,
+            Dropped::BadSeqNo => 5,
+            Dropped::Malformed => 6,
+            Dropped::Backpressure => 7,
+            Dropped::OutOfOrder => 8,
+            Dropped::UnknownSession => 9,
+        }
+    }
+}
+
+/// Received frames a connection dropped without effect, by reason: what a host logs or exports as metrics to tell
+/// an attack (forged packets: [`Dropped::Rejected`]), a replay ([`Dropped::BadMsgId`]) and a clock or salt problem
+/// apart. Counts saturate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DropCounts {
+    by_reason: [u64; Dropped::ALL.len()],
+    handshake: u64,
+    last: Option<Dropped>,
+}
+
+impl DropCounts {
+    /// Counts one encrypted frame dropped for `reason`.
+    pub fn record(&mut self, reason: Dropped) {
+        if let Some(n) = self.by_reason.get_mut(reason.index()) {
+            *n = n.saturating_add(1);
+        }
+        self.last = Some(reason);
+    }
+
+    /// Counts one handshake frame if the handshake refused it (malformed or unexpected; the handshake decides what
+    /// is fatal).
+    pub fn record_handshake_if(&mut self, refused: bool) {
+        self.handshake = self.handshake.saturating_add(u64::from(refused));
+    }
+
+    /// Encrypted frames dropped for `reason`.
+    pub fn count(&self, reason: Dropped) -> u64 {
+        self.by_reason.get(reason.index()).copied().unwrap_or(0)
+    }
+
+    /// Handshake frames refused.
+    pub fn handshake(&self) -> u64 {
+        self.handshake
+    }
+
+    /// The reason of the last encrypted frame dropped, if any.
+    pub fn last(&self) -> Option<Dropped> {
+        self.last
+    }
+
+    /// Every frame dropped, handshake ones included.
+    pub fn total(&self) -> u64 {
+        self.by_reason.iter().fold(self.handshake, |a, &n| a.saturating_add(n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drop_reasons_have_distinct_indices_and_counters() {
+        let mut d = DropCounts::default();
+        for (i, r) in Dropped::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+            for _ in 0..=i {
+                d.record(*r);
+            }
+            assert_eq!(d.last(), Some(*r));
+        }
+        for (i, r) in Dropped::ALL.iter().enumerate() {
+            assert_eq!(d.count(*r), i as u64 + 1);
+        }
+        d.record_handshake_if(false);
+        d.record_handshake_if(true);
+        assert_eq!((d.handshake(), d.total()), (1, 56));
+    }
 
     #[test]
     fn rpc_error_shapes() {

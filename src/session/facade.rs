@@ -310,7 +310,7 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     scratch: [u8; RX],
     quick_acks: heapless::Deque<u32, 8>,
     error: Option<Error>,
-    frames_dropped: u64,
+    drops: super::event::DropCounts,
     parked: Parked,
     host_event: bool,
     transport_error: Option<i32>,
@@ -454,7 +454,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         };
         let data = self.scratch.get(..len).unwrap_or(&[]);
         let res = engine.handle_packet(now, data);
-        if let Some(p) = Self::after_packet(engine, &mut self.quick_acks, &mut self.frames_dropped, res, quick_ack) {
+        if let Some(p) = Self::after_packet(engine, &mut self.quick_acks, &mut self.drops, res, quick_ack) {
             // Still in scratch: park it again under the session question.
             self.parked = Parked::Session {
                 len,
@@ -471,7 +471,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     fn after_packet(
         engine: &mut Engine<RX, TX, MSGS>,
         quick_acks: &mut heapless::Deque<u32, 8>,
-        frames_dropped: &mut u64,
+        drops: &mut super::event::DropCounts,
         res: Result<u32, super::event::Dropped>,
         quick_ack: bool,
     ) -> Option<(u64, MsgId)> {
@@ -487,11 +487,13 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
             Err(super::event::Dropped::UnknownSession) => {
                 let unknown = engine.take_unknown_session();
-                *frames_dropped += u64::from(unknown.is_none());
+                if unknown.is_none() {
+                    drops.record(super::event::Dropped::UnknownSession);
+                }
                 unknown
             }
-            Err(_) => {
-                *frames_dropped += 1;
+            Err(reason) => {
+                drops.record(reason);
                 None
             }
         }
@@ -678,7 +680,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 // A copy of a message the session already had (an attacker replaying a captured connection): it
                 // must not pull the session away from the client's connection.
                 self.parked = Parked::Empty;
-                self.frames_dropped += 1;
+                self.drops.record(super::event::Dropped::BadMsgId);
                 return Err(ResumeError::Replayed);
             }
             // Swapped in place: no engine-sized value crosses the stack.
@@ -712,7 +714,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             scratch: [0; RX],
             quick_acks: heapless::Deque::new(),
             error: None,
-            frames_dropped: 0,
+            drops: super::event::DropCounts::default(),
             parked: Parked::Empty,
             host_event: false,
             transport_error: None,
@@ -828,9 +830,15 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         matches!(self.phase, Phase::Encrypted(_))
     }
 
-    /// Received frames dropped by the engine (they changed nothing).
+    /// Received frames dropped without effect, handshake frames included (`drops().total()`).
     pub fn frames_dropped(&self) -> u64 {
-        self.frames_dropped
+        self.drops.total()
+    }
+
+    /// Received frames dropped without effect, by reason, and the last reason: what a host logs or exports to tell
+    /// forged packets, replays and clock or salt trouble apart.
+    pub fn drops(&self) -> &super::event::DropCounts {
+        &self.drops
     }
 
     /// Feeds received bytes; returns how many were consumed (at most one frame's worth). Call again with the rest.
@@ -865,8 +873,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         match (&mut self.phase, frame) {
             (Phase::Handshake(hs), Some(Frame::Packet { data, .. })) => {
                 // A malformed or unexpected handshake message is dropped; the machine decides what is fatal.
-                let dropped = hs.handle_packet(now, data).is_err();
-                self.frames_dropped += u64::from(dropped);
+                let refused = hs.handle_packet(now, data).is_err();
+                self.drops.record_handshake_if(refused);
             }
             (Phase::Handshake(hs), Some(Frame::TransportError(code))) => hs.handle_transport_error(now, code),
             // A client that made a key here but never used it starts a new handshake on this connection (its own
@@ -884,7 +892,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                         self.parked = Parked::Plain(data.len());
                         self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg));
                     }
-                    _ => self.frames_dropped += 1,
+                    _ => self.drops.record(super::event::Dropped::TooLarge),
                 }
             }
             (Phase::Encrypted(engine), Some(Frame::Packet { data, quick_ack })) => {
@@ -894,8 +902,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                     data
                 };
                 let res = engine.handle_packet(now, data);
-                let unknown =
-                    Self::after_packet(engine, &mut self.quick_acks, &mut self.frames_dropped, res, quick_ack);
+                let unknown = Self::after_packet(engine, &mut self.quick_acks, &mut self.drops, res, quick_ack);
                 if let Some((session_id, msg_id)) = unknown {
                     // A DC packet naming a session this connection does not serve: the host may hold it in another
                     // connection, with the replay state that keeps its messages from running twice. Park and ask.
@@ -910,7 +917,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                             };
                             self.host_event = true;
                         }
-                        None => self.frames_dropped += 1,
+                        None => self.drops.record(super::event::Dropped::TooLarge),
                     }
                     return Ok(n);
                 }
@@ -942,7 +949,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                             self.host_event = true;
                         }
                     }
-                    _ => self.frames_dropped += 1,
+                    // No key id, a padded length on an unpadded framing, or a frame larger than the scratch.
+                    (None, _) | (Some(_), None) => self.drops.record(super::event::Dropped::Malformed),
                 }
             }
             _ => {}

@@ -40,7 +40,7 @@ pub mod event;
 #[cfg(feature = "alloc")]
 pub use engine::GzipPolicy;
 pub use engine::{Engine, EngineConfig, LongPoll, MsgKind, Packet, Stats};
-pub use event::{BufferTooSmall, Dropped, Event, FailReason, RpcErrorKind, SendError};
+pub use event::{BufferTooSmall, DropCounts, Dropped, Event, FailReason, RpcErrorKind, SendError};
 pub mod facade;
 pub mod pfs;
 
