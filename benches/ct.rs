@@ -1,5 +1,5 @@
 //! Constant time, measured: dudect (Reparaz, Balasch, Verbauwhede, "Dude, is my code constant time?", DATE 2017)
-//! with the `dudect-bencher` crate, for SECURITY.md items 24, 29, 74 and 75 (attacks B3, B4, B18).
+//! with the `dudect-bencher` crate, for docs/CHECKLIST.md items 24, 29, 74 and 75 (attacks B3, B4, B18).
 //!
 //! Each test times one operation on inputs of two classes that must be indistinguishable, picked in random order;
 //! Welch's t-test compares the two timing distributions, whole and cropped at 100 percentiles, and the largest |t|

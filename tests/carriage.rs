@@ -1,5 +1,5 @@
 //! Carriages: HTTP, WebSocket and fake-TLS round trips client <-> server in random piece sizes, their negative
-//! tests, the replay cache (SECURITY.md item 9, attack B19), size shaping (item 10) and the fallback policy.
+//! tests, the replay cache (docs/CHECKLIST.md item 9, attack B19), size shaping (item 10) and the fallback policy.
 
 use mtproto_sansio::carriage::WriteError;
 use mtproto_sansio::carriage::faketls::{

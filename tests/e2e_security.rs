@@ -1,4 +1,4 @@
-//! Negative tests for SECURITY.md items 58–73 and attacks B9–B12 against the secret-chat layer.
+//! Negative tests for docs/CHECKLIST.md items 58–73 and attacks B9–B12 against the secret-chat layer.
 //!
 //! A test-side peer ("B") that knows the chat key (it did the DH with num-bigint) crafts messages the real state
 //! machine would never send: wrong parity, bad in_seq_no, decreasing layers, bad resend ranges, re-key actions for

@@ -1,4 +1,4 @@
-//! Negative tests for SECURITY.md items 11-25 (auth-key handshake, client and DC roles) and regression tests for
+//! Negative tests for docs/CHECKLIST.md items 11-25 (auth-key handshake, client and DC roles) and regression tests for
 //! attacks B4, B13 and B17. Each test fails if the check it names is removed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 

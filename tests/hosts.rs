@@ -1066,7 +1066,7 @@ fn reconnect_continues_the_session_and_a_resent_query_runs_once() {
     assert_eq!(s.requests.load(SeqCst), 3, "the re-sent query was executed again");
 }
 
-/// SECURITY.md item 25 through test_dc's key store: a new key whose id the store already holds (forced by the
+/// docs/CHECKLIST.md item 25 through test_dc's key store: a new key whose id the store already holds (forced by the
 /// store's test hook) is answered `dh_gen_retry`; the client's second key is stored and works.
 #[test]
 fn chk_025_test_dc_key_id_collision_retries_with_a_second_key() {

@@ -1,5 +1,5 @@
-//! The MTProto 2.0 packet codec: round trips and the receiver checks of SECURITY.md items 6, 26-30, 39, 40, 41 and
-//! 76 and attacks B5/B6, each as a negative test named after its item.
+//! The MTProto 2.0 packet codec: round trips and the receiver checks of docs/CHECKLIST.md items 6, 26-30, 39, 40, 41
+//! and 76 and attacks B5/B6, each as a negative test named after its item.
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::kdf::{self, AesKeyIv, Direction};

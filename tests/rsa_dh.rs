@@ -1,5 +1,5 @@
 //! The public-key side of the handshake: RSA fingerprints and the built-in keys, PEM/DER, RSA_PAD and the legacy
-//! encoding in both roles, DH group and value checks (SECURITY.md items 16, 17, 56, B13), pq factoring (item 13).
+//! encoding in both roles, DH group and value checks (docs/CHECKLIST.md items 16, 17, 56, B13), pq factoring (item 13).
 
 use std::time::{Duration, Instant};
 

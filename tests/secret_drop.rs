@@ -1,5 +1,5 @@
-//! SECURITY.md item 76 (G9): every secret type that claims to zeroize itself on drop really does, observed after its
-//! destructor has run rather than by calling `zeroize()` by hand (which would pass even if `Drop` forgot to).
+//! docs/CHECKLIST.md item 76: every secret type that claims to zeroize itself on drop really does, observed after
+//! its destructor has run rather than by calling `zeroize()` by hand (which would pass even if `Drop` forgot to).
 //!
 //! Each test runs the real destructor on a value in a slot the test owns ([`after_drop`]) and then looks at what is
 //! left through the type's public API: the key bytes where an accessor exists, otherwise whether the dropped value

@@ -1,5 +1,5 @@
 //! Engine-level tests of the encrypted session: round trips, service messages, and the negative tests of
-//! SECURITY.md items 26-57 and attacks B1-B3, B5-B8, B14-B17, B20 that live in the engine.
+//! docs/CHECKLIST.md items 26-57 and attacks B1-B3, B5-B8, B14-B17, B20 that live in the engine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod session_util;

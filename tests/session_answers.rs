@@ -1,8 +1,8 @@
 //! Every message of a container the DC accepted gets its answer, exactly once, however small the DC's outbound tables
-//! (SECURITY.md item 48: a container is accepted or rejected as a whole; item 54: a full queue is backpressure, never a
-//! silent drop). The DC here has test_dc's 64 message slots; the client keeps up to 512 queries in flight and, like
-//! Telethon, never resends on a timer (the clock does not move while the pair runs), so a message the DC accepts and
-//! leaves unanswered stays unanswered.
+//! (docs/CHECKLIST.md item 48: a container is accepted or rejected as a whole; item 54: a full queue is backpressure,
+//! never a silent drop). The DC here has test_dc's 64 message slots; the client keeps up to 512 queries in flight and,
+//! like Telethon, never resends on a timer (the clock does not move while the pair runs), so a message the DC accepts
+//! and leaves unanswered stays unanswered.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::{HashMap, VecDeque};

@@ -1,5 +1,5 @@
-//! Temporary-key binding (auth.bindTempAuthKey, SECURITY.md items 40 and 53): a full bind over both engines, and the
-//! DC's refusal of every tampered inner field, of a bind made for another session, and of MTProto 1.0 traffic.
+//! Temporary-key binding (auth.bindTempAuthKey, docs/CHECKLIST.md items 40 and 53): a full bind over both engines, and
+//! the DC's refusal of every tampered inner field, of a bind made for another session, and of MTProto 1.0 traffic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod session_util;

@@ -1,4 +1,4 @@
-//! Attack B19 / SECURITY.md item 9 on the DC's own server path: a prober that replays a client's recorded
+//! Attack B19 / docs/CHECKLIST.md item 9 on the DC's own server path: a prober that replays a client's recorded
 //! obfuscated connection (its 64-byte init, then its frames) into a new DC `Session` must get nothing back. Every
 //! server `Session` on an obfuscated transport parks after the init until the host checked it against a cache it
 //! shares between connections (`HostQuery::ObfuscatedInit`, answered with `Session::check_obfuscated_init`); a

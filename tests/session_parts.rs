@@ -1,4 +1,4 @@
-//! Negative and model tests for the session building blocks (SECURITY.md items 32-37, 42-47, 49, 54; attacks
+//! Negative and model tests for the session building blocks (docs/CHECKLIST.md items 32-37, 42-47, 49, 54; attacks
 //! B7, B8, B16, B20), and for items 34 and B8 the client engine in its default configuration (a stored key, its
 //! clock unsynced at start).
 

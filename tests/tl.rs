@@ -1,5 +1,5 @@
 //! TL codec and service schema: constructor ids re-derived from the schema text, byte-exact spec encodings,
-//! property round trips, and the negative suite (SECURITY.md items 48, 49, 50, 55; attacks B14, B15).
+//! property round trips, and the negative suite (docs/CHECKLIST.md items 48, 49, 50, 55; attacks B14, B15).
 
 use mtproto_sansio::tl::gzip::{self, GzipError};
 use mtproto_sansio::tl::*;

@@ -1,5 +1,5 @@
 //! Transport framings, obfuscation and detection: round trips in arbitrary piece sizes, and the negative tests of
-//! SECURITY.md items 1–8 and attack B15.
+//! docs/CHECKLIST.md items 1–8 and attack B15.
 
 use mtproto_sansio::transport::detect::{Detected, detect};
 use mtproto_sansio::transport::obfuscated::{
@@ -243,7 +243,7 @@ proptest! {
     }
 }
 
-// ---- SECURITY.md item 1: abridged ----
+// ---- docs/CHECKLIST.md item 1: abridged ----
 
 #[test]
 fn chk_001_abridged_7f_ffffff_rejected_before_buffering() {

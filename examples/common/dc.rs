@@ -4,12 +4,12 @@
 //! handed to the session when it asks ([`Session::host_query`]):
 //! - the key store (with each key's salt schedule, so a client keeps its salt across connections and DC restarts):
 //!   `HostQuery::AuthKey` is answered from it (unknown: −404), `HostQuery::NewAuthKey` checks a new key id against it
-//!   (taken: `dh_gen_retry`, SECURITY.md item 25) and reserves the id;
+//!   (taken: `dh_gen_retry`, docs/CHECKLIST.md item 25) and reserves the id;
 //! - the client sessions, by (auth_key_id, session_id): `HostQuery::Session` hands a reconnecting client's session
 //!   over from the connection that held it (see [`Sessions`] for the locking);
 //! - the secret-chat directory, so two clients can open a secret chat through the DC;
 //! - the obfuscated inits seen ([`INIT_REPLAY_ENTRIES`] of them): `HostQuery::ObfuscatedInit` is answered from
-//!   them, so a recorded connection replayed by a prober is closed at its init (SECURITY.md item 9, attack B19).
+//!   them, so a recorded connection replayed by a prober is closed at its init (docs/CHECKLIST.md item 9, attack B19).
 //!
 //! A connection that sends garbage (an unknown transport, a broken frame) is closed; nothing else is affected.
 //!
@@ -73,7 +73,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const CHANNEL_DEPTH: usize = 64;
 /// Stack of a connection thread: the session is built on it before it is boxed.
 const CONN_STACK: usize = 64 * 1024 * 1024;
-/// Obfuscated inits remembered against replay, all connections together (SECURITY.md item 9): 256 KiB, scanned
+/// Obfuscated inits remembered against replay, all connections together (docs/CHECKLIST.md item 9): 256 KiB, scanned
 /// once per new obfuscated connection. The oldest is forgotten first, so an init is refused for the next 16,384
 /// obfuscated connections: at 10 new connections a second for 27 minutes, at 100 a second for 2.7 minutes. A
 /// replay after that gets a fresh connection whose recorded messages the session layer still refuses once they
@@ -738,7 +738,7 @@ impl<'s> Conn<'s> {
     }
 
     /// `HostQuery::NewAuthKey`: checks the id against the store and reserves it in the same critical section, so
-    /// two connections cannot both get it (SECURITY.md item 25). Temporary keys (PFS) live in memory only.
+    /// two connections cannot both get it (docs/CHECKLIST.md item 25). Temporary keys (PFS) live in memory only.
     fn check_new_key(&mut self, s: &mut DcSession, now: Instant, key_id: u64) -> Result<(), ConnError> {
         let mut store = lock(&self.sh.keys);
         let taken = store.force_collisions > 0 || store.keys.contains_key(&key_id);

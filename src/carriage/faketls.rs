@@ -8,7 +8,7 @@
 //!   the Unix time, little-endian. The server recomputes the HMAC, requires the first 28 bytes of the XOR to be
 //!   zero (constant time), reads the timestamp, checks it against a skew window, requires the SNI to name the
 //!   secret's domain ([`FakeTlsError::WrongDomain`]; such a client is a bad one, like a wrong digest), and refuses
-//!   a random it has already seen ([`ReplayCache`], SECURITY.md item 9). The hello has Chrome's shape as tdlib's
+//!   a random it has already seen ([`ReplayCache`], docs/CHECKLIST.md item 9). The hello has Chrome's shape as tdlib's
 //!   `TlsHello` builds it: GREASE values (RFC 8701) in the cipher suites, the first and last extensions,
 //!   supported_groups, key_share and supported_versions, and the extensions in random order (see
 //!   [`client_hello`]).
@@ -528,7 +528,7 @@ pub enum FakeTlsError {
         /// The timestamp the hello carried.
         timestamp: u32,
     },
-    /// The hello's random was already seen (SECURITY.md item 9, attack B19).
+    /// The hello's random was already seen (docs/CHECKLIST.md item 9, attack B19).
     Replayed,
     /// The hello's SNI is missing or names another domain than the secret's (mtprotoproxy treats such a client
     /// as a bad one, like a wrong digest).

@@ -8,7 +8,7 @@
 //!   `WsCodec` → [`crate::transport::obfuscated::ObfuscatedCodec`].
 //! - [`faketls`]: the fake-TLS MTProxy (`ee` secrets), both roles: ClientHello emulation with its HMAC digest and
 //!   timestamp, the fake ServerHello, TLS application-data records around the obfuscated stream, and the
-//!   ClientHello randoms checked against a [`crate::transport::replay::ReplayCache`] (SECURITY.md item 9; the DC
+//!   ClientHello randoms checked against a [`crate::transport::replay::ReplayCache`] (docs/CHECKLIST.md item 9; the DC
 //!   `Session` checks every obfuscated init, inside fake-TLS and WebSocket too, against its host's).
 //! - [`fallback`]: which carriage to try next after a failure, when, and which one worked last per DC.
 //!
@@ -29,14 +29,14 @@
 //! so it runs unchanged. A host typically runs two keep-alive connections: one for the parked `http_wait`, one for
 //! requests. Nothing in this module needs to know about `http_wait`: the codecs only move packets.
 //!
-//! # Traffic-shape hygiene (SECURITY.md item 10)
+//! # Traffic-shape hygiene (docs/CHECKLIST.md item 10)
 //!
 //! Censors classify MTProto by packet sizes (MTProxy issue #135). The recommended configuration whenever the
 //! connection is obfuscated (plain obfuscated, `dd`, `ee`, and inside WebSocket) is:
 //! - the **padded intermediate** framing (`Framing::PaddedIntermediate`; mandatory with `dd`/`ee` secrets), whose
 //!   client encoder adds 0–15 random bytes per frame (`EncoderConfig::client` defaults to the full range); and
-//! - **randomised MTProto padding** (12–1024 bytes, SECURITY.md item 41) chosen per message by the session, so that
-//!   equal messages do not have equal ciphertext lengths.
+//! - **randomised MTProto padding** (12–1024 bytes, docs/CHECKLIST.md item 41) chosen per message by the session, so
+//!   that equal messages do not have equal ciphertext lengths.
 //!
 //! Both are on by default for a client; `tests/carriage.rs::chk_010_padded_sizes_vary` checks the on-wire size
 //! histogram of identical messages. Fake-TLS additionally splits the stream into records whose sizes follow the

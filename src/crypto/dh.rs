@@ -1,4 +1,4 @@
-//! Diffie–Hellman for the auth-key handshake and secret chats: group checks (SECURITY.md item 16), public-value
+//! Diffie–Hellman for the auth-key handshake and secret chats: group checks (docs/CHECKLIST.md item 16), public-value
 //! checks (items 17, 60), bignum size limits (item 56), key generation and the shared secret.
 //!
 //! Secret exponents only ever meet constant-time `crypto-bigint` exponentiation (item 75). Group and public-value

@@ -1,4 +1,4 @@
-//! Factoring the handshake's `pq` (SECURITY.md item 13) and choosing one for the DC role.
+//! Factoring the handshake's `pq` (docs/CHECKLIST.md item 13) and choosing one for the DC role.
 //!
 //! pq is split by the elliptic-curve method (ECM), which needs about 25 000 modular multiplications on average for
 //! two 31-bit primes where Pollard–Brent needs about 160 000; Pollard–Brent stays as the exact fallback.

@@ -13,7 +13,7 @@
 //!
 //! The MTProto 1.0 KDF ([`derive_v1`]) exists **only** because `auth.bindTempAuthKey` still encrypts its
 //! `bind_auth_key_inner` with it (<https://core.telegram.org/method/auth.bindTempAuthKey>). Nothing else of 1.0 is
-//! implemented, and the 2.0 packet codec never accepts a 1.0 packet (SECURITY.md item 40).
+//! implemented, and the 2.0 packet codec never accepts a 1.0 packet (docs/CHECKLIST.md item 40).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sha1::Sha1;
@@ -76,7 +76,7 @@ impl defmt::Format for AesKeyIv {
 }
 
 /// Counts the work done by the message crypto, so tests can prove that every rejected packet of a given size costs
-/// the same (SECURITY.md item 29 / attack B3). Not part of the stable API.
+/// the same (docs/CHECKLIST.md item 29 / attack B3). Not part of the stable API.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -154,7 +154,7 @@ pub fn msg_key_from_large(msg_key_large: &[u8; 32]) -> [u8; 16] {
 }
 
 /// The quick-ack token for a message: the first 4 bytes of `msg_key_large` as a little-endian u32, top bit set
-/// (<https://core.telegram.org/mtproto/mtproto-transports#quick-ack>; SECURITY.md item 6).
+/// (<https://core.telegram.org/mtproto/mtproto-transports#quick-ack>; docs/CHECKLIST.md item 6).
 pub fn quick_ack_token(msg_key_large: &[u8; 32]) -> u32 {
     let [a, b, c, d, ..] = *msg_key_large;
     u32::from_le_bytes([a, b, c, d]) | 0x8000_0000
@@ -202,7 +202,7 @@ pub(crate) fn derive_v2_metered<M: Meter>(
 /// MTProto **1.0** AES key and iv (SHA-1 based, <https://core.telegram.org/mtproto/description_v1>).
 ///
 /// Only for the `bind_auth_key_inner` message of `auth.bindTempAuthKey`, which Telegram still encrypts with 1.0
-/// under the permanent key. Never use it for session traffic (SECURITY.md item 40).
+/// under the permanent key. Never use it for session traffic (docs/CHECKLIST.md item 40).
 pub fn derive_v1(auth_key: &AuthKey, dir: Direction, msg_key: &[u8; 16]) -> AesKeyIv {
     let x = dir.x();
     let mut sha1_a: [u8; 20] = Sha1::new()

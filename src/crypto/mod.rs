@@ -13,8 +13,9 @@ pub mod packet;
 pub mod pem;
 pub mod rsa;
 
-/// Compile-time proof of SECURITY.md item 77: every API that draws randomness is bound on `CryptoRng`, so a generator
-/// that only implements `Rng` (a counter, an LCG, a fixed pattern) is refused by the compiler, not at run time.
+/// Compile-time proof of docs/CHECKLIST.md item 77: every API that draws randomness is bound on `CryptoRng`, so a
+/// generator that only implements `Rng` (a counter, an LCG, a fixed pattern) is refused by the compiler, not at run
+/// time.
 ///
 /// A counting generator without the `CryptoRng` marker does not compile:
 /// ```compile_fail

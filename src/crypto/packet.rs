@@ -5,8 +5,8 @@
 //!                                              ‖ body (msg_len) ‖ padding (12..=1024) )
 //! ```
 //!
-//! The encrypted part is a multiple of 16 bytes. [`decrypt`] runs every receiver check of SECURITY.md items 27-30 and
-//! returns a [`Verified`] message, which nothing else can construct; the session-level checks (session_id, msg_id
+//! The encrypted part is a multiple of 16 bytes. [`decrypt`] runs every receiver check of docs/CHECKLIST.md items 27-30
+//! and returns a [`Verified`] message, which nothing else can construct; the session-level checks (session_id, msg_id
 //! window and parity, salt) belong to the session, not here.
 //!
 //! Uniform failure (item 29): whatever is wrong with a packet (key id, length, msg_key, msg_len, padding), `decrypt`
@@ -76,8 +76,8 @@ const fn min_padding(body_len: usize) -> usize {
     MIN_PADDING + (16 - unpadded) % 16
 }
 
-/// How much random padding to add beyond the minimum (SECURITY.md item 39): the minimal padding (12..=27 bytes, to
-/// reach a block boundary) plus a uniformly random number of extra 16-byte blocks in `0..=max_extra_blocks`, so that
+/// How much random padding to add beyond the minimum (docs/CHECKLIST.md item 39): the minimal padding (12..=27 bytes,
+/// to reach a block boundary) plus a uniformly random number of extra 16-byte blocks in `0..=max_extra_blocks`, so that
 /// on-wire sizes do not reveal body sizes to the byte and acks do not stand out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -187,7 +187,7 @@ impl core::fmt::Display for EncryptError {
 impl core::error::Error for EncryptError {}
 
 /// The one outcome of every rejected packet. Deliberately carries no reason: a reason would be an oracle
-/// (SECURITY.md item 29).
+/// (docs/CHECKLIST.md item 29).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DecryptError {
@@ -203,7 +203,7 @@ impl core::fmt::Display for DecryptError {
 
 impl core::error::Error for DecryptError {}
 
-/// A decrypted packet that passed every check of SECURITY.md items 27-30. Only [`decrypt`] can build one, so code
+/// A decrypted packet that passed every check of docs/CHECKLIST.md items 27-30. Only [`decrypt`] can build one, so code
 /// that takes a `Verified` cannot see unauthenticated data.
 pub struct Verified<'a> {
     salt: u64,
@@ -496,8 +496,8 @@ pub fn decrypt<'a>(key: &AuthKey, dir: Direction, packet: &'a mut [u8]) -> Resul
     decrypt_impl(key, dir, packet, &mut ())
 }
 
-/// [`decrypt`] that also counts the hashing and cipher work into `meter`, for work-equivalence tests (SECURITY.md
-/// item 29, attack B3). Not part of the stable API.
+/// [`decrypt`] that also counts the hashing and cipher work into `meter`, for work-equivalence tests
+/// (docs/CHECKLIST.md item 29, attack B3). Not part of the stable API.
 #[doc(hidden)]
 pub fn decrypt_metered<'a>(
     key: &AuthKey,
@@ -636,9 +636,9 @@ fn sha1_msg_key(data: &[u8]) -> [u8; 16] {
     out
 }
 
-/// MTProto **1.0** encryption of one message, for `auth.bindTempAuthKey`'s `encrypted_message` only (SECURITY.md
-/// items 40 and 53): `perm_auth_key_id ‖ msg_key ‖ AES-IGE(plaintext ‖ 0..15 random bytes)`, with msg_key =
-/// SHA1(plaintext)[4..20] (padding excluded) and the SHA-1 KDF with x = 0.
+/// MTProto **1.0** encryption of one message, for `auth.bindTempAuthKey`'s `encrypted_message` only
+/// (docs/CHECKLIST.md items 40 and 53): `perm_auth_key_id ‖ msg_key ‖ AES-IGE(plaintext ‖ 0..15 random bytes)`, with
+/// msg_key = SHA1(plaintext)[4..20] (padding excluded) and the SHA-1 KDF with x = 0.
 ///
 /// `plaintext` is `random:int128 ‖ msg_id ‖ seq_no ‖ msg_len ‖ bind_auth_key_inner`, built by the caller; its
 /// `msg_len` field must equal its length minus 32. Returns the bytes written to `out`, which must hold

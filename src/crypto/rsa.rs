@@ -4,9 +4,9 @@
 //!
 //! The public operation (e = 65537) is variable time: everything in it is public. The private operation (DC role) is
 //! constant time over the full modulus with `crypto-bigint`'s `pow` and is blinded with a fresh random r per call
-//! (SECURITY.md items 24, 75; the Marvin attack, RUSTSEC-2023-0071). The decoding that follows it does the same work
-//! for every plaintext (attack B4): RSA_PAD is fixed-size, and the legacy SHA-1 is checked over a caller-given set of
-//! candidate lengths, never over a length parsed from the secret plaintext. Every decryption failure is the single
+//! (docs/CHECKLIST.md items 24, 75; the Marvin attack, RUSTSEC-2023-0071). The decoding that follows it does the same
+//! work for every plaintext (attack B4): RSA_PAD is fixed-size, and the legacy SHA-1 is checked over a caller-given set
+//! of candidate lengths, never over a length parsed from the secret plaintext. Every decryption failure is the single
 //! [`RsaError::Decrypt`], so a caller can answer all of them with one byte-identical −404.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -640,7 +640,7 @@ fn random_prime_1024<R: CryptoRng + ?Sized>(rng: &mut R) -> U1024 {
     }
 }
 
-/// The hashing and cipher work one inner-data decoding did, for work-equivalence tests (SECURITY.md items 24 and
+/// The hashing and cipher work one inner-data decoding did, for work-equivalence tests (docs/CHECKLIST.md items 24 and
 /// 74, attack B4): it must be the same for every 256-byte plaintext, valid or not. Not part of the stable API.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -10,8 +10,8 @@
 //! `Ok(None)`; call `poll_transmit` also from time to time (it starts due re-keys and repeats resend requests for
 //! holes that were not filled).
 //!
-//! What is enforced (SECURITY.md items 58–73): DH parameters checked and cached by version ([`DhConfigCache`]), the
-//! server's `random` only mixed into local randomness, g_a/g_b range checks, the key fingerprint, MTProto 2.0 with
+//! What is enforced (docs/CHECKLIST.md items 58–73): DH parameters checked and cached by version ([`DhConfigCache`]),
+//! the server's `random` only mixed into local randomness, g_a/g_b range checks, the key fingerprint, MTProto 2.0 with
 //! x = 0 for the originator's messages and a constant-time msg_key check, strict length and padding rules, monotonic
 //! peer layer, seq_no parity, gap detection with exactly one `decryptedMessageActionResend` per hole, bounded resend
 //! handling, the PFS re-key automaton with the concurrent-request tie-break, the 288-bit key visualisation, and

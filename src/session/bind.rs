@@ -1,5 +1,5 @@
 //! Perfect forward secrecy: binding a temporary auth key to the permanent one with `auth.bindTempAuthKey`
-//! (<https://core.telegram.org/api/pfs>, SECURITY.md items 40 and 53).
+//! (<https://core.telegram.org/api/pfs>, docs/CHECKLIST.md items 40 and 53).
 //!
 //! The client sends, **on the temporary key's session**, `auth.bindTempAuthKey { perm_auth_key_id, nonce,
 //! expires_at, encrypted_message }`, where `encrypted_message` is an MTProto **1.0** message under the permanent

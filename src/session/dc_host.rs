@@ -135,7 +135,7 @@ pub enum HostQuery {
     /// The client's obfuscated init arrived (every DC session on an obfuscated transport asks, before it reads a
     /// frame; also reported as [`Event::ObfuscatedInit`](super::Event::ObfuscatedInit)): answer
     /// [`check_obfuscated_init`](super::Session::check_obfuscated_init) with the replay cache the host shares
-    /// between all its connections (SECURITY.md item 9, attack B19).
+    /// between all its connections (docs/CHECKLIST.md item 9, attack B19).
     ObfuscatedInit,
     /// An authenticated message names `session_id`, a client session this connection does not serve (always
     /// asked, except for the first session on a key the connection just created): answer

@@ -72,15 +72,15 @@ pub enum Event<'a> {
         key_id: u64,
     },
     /// DC with the new-key check on (`Session::set_new_key_check`): the handshake made a key with this id and waits,
-    /// before `dh_gen_ok`, for the host to say whether its store already holds the id (SECURITY.md item 25). Answer
-    /// with `Session::accept_new_key`.
+    /// before `dh_gen_ok`, for the host to say whether its store already holds the id (docs/CHECKLIST.md item 25).
+    /// Answer with `Session::accept_new_key`.
     NewAuthKey {
         /// The new key's auth_key_id.
         key_id: u64,
     },
     /// DC on an obfuscated transport: the client's 64-byte init arrived and nothing after it is read until the host
     /// checked it against the replay cache it shares between connections: answer with
-    /// `Session::check_obfuscated_init` (SECURITY.md item 9, attack B19).
+    /// `Session::check_obfuscated_init` (docs/CHECKLIST.md item 9, attack B19).
     ObfuscatedInit,
     /// DC: an authenticated message names a client session this connection does not serve (its first message, or
     /// a client that moved to another session), which the host may hold on another connection. Answer with

@@ -1,4 +1,4 @@
-//! The [`Session`] facade of STYLE.md section 4: one encrypted session ([`Engine`]) over one transport connection
+//! The [`Session`] facade (docs/DESIGN.md, "Layers"): one encrypted session ([`Engine`]) over one transport connection
 //! (a framing, optionally obfuscated), driven by the host through the run-loop verbs.
 //!
 //! Contract: after any `handle_*`, `send*` or `reconnect`, drain [`Session::poll_transmit`] until `Ok(None)` and
@@ -72,7 +72,7 @@
 //! - an encrypted frame under an unknown auth_key_id is parked and reported as [`Event::AuthKeyRequired`]; the host
 //!   looks the id up and answers with [`Session::supply_stored_key`] (or [`Session::supply_auth_key`]): `Some(key)`
 //!   starts the encrypted session and processes the parked frame, `None` sends the transport error −404
-//!   (SECURITY.md item 27) and drops it.
+//!   (docs/CHECKLIST.md item 27) and drops it.
 //!
 //! At most [`MAX_PARKED_FRAMES`] frame (of at most `RX` bytes) is parked; while it is, `handle_input` consumes
 //! nothing (backpressure), so a parked frame is never overtaken or processed before its key exists.
@@ -85,8 +85,8 @@
 //! - **inits seen** (always, on an obfuscated transport): the session takes the client's 64-byte init and reads
 //!   nothing after it until the host checked it against the replay cache it shares between connections
 //!   ([`HostQuery::ObfuscatedInit`] → [`Session::check_obfuscated_init`]); a replayed init fails the connection
-//!   like a wrong secret (SECURITY.md item 9, attack B19). There is no switch: a host that forgets to answer gets a
-//!   connection that never reads a frame, not one open to replays;
+//!   like a wrong secret (docs/CHECKLIST.md item 9, attack B19). There is no switch: a host that forgets to answer gets
+//!   a connection that never reads a frame, not one open to replays;
 //! - **new keys** ([`Session::set_new_key_check`]): before `dh_gen_ok` the table parks the new key
 //!   ([`ServerHandshakes::handle_deferred`]) and the host tells whether its store already holds the id
 //!   ([`HostQuery::NewAuthKey`] → [`Session::accept_new_key`]); a collision is answered `dh_gen_retry` (item 25).
@@ -384,7 +384,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// DC: answers [`Event::AuthKeyRequired`]. `Some(key)` (whose id must be the one reported) starts the encrypted
     /// session on it and processes the parked frame; `None` drops the frame and queues the transport error −404, so
-    /// the client creates a new key (SECURITY.md item 27). Either way input is consumed again afterwards.
+    /// the client creates a new key (docs/CHECKLIST.md item 27). Either way input is consumed again afterwards.
     ///
     /// The engine draws a fresh salt schedule, so a client that kept its salt from an earlier connection is told
     /// `bad_server_salt` once; a host that stores [`Session::stored_key`] answers with
@@ -528,7 +528,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// DC: hold every new key's `dh_gen_ok` back until the host checked the key id against its store
     /// ([`HostQuery::NewAuthKey`], answered by [`accept_new_key`](Self::accept_new_key)), so a colliding id gets
-    /// `dh_gen_retry` (SECURITY.md item 25). On by default for a DC: a host that never answers gets a handshake that
+    /// `dh_gen_retry` (docs/CHECKLIST.md item 25). On by default for a DC: a host that never answers gets a handshake that
     /// stalls, never a duplicate key id; a host without a key store (nothing to collide with) may turn it off. Set
     /// it before the handshake starts.
     pub fn set_new_key_check(&mut self, on: bool) {
@@ -757,8 +757,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: answers [`HostQuery::ObfuscatedInit`] with the replay cache the host shares between all its connections
     /// (one per listening server, outliving connections; see [`ReplayCache`] for sizing): the crate looks the
     /// init up and records it. A new init lets the connection go on (input is consumed again). A cached one is a
-    /// replayed connection (SECURITY.md item 9, attack B19): the session fails with [`Error::ReplayedInit`] before
-    /// reading a frame, as for an init the secret does not open, and the host closes the connection without
+    /// replayed connection (docs/CHECKLIST.md item 9, attack B19): the session fails with [`Error::ReplayedInit`]
+    /// before reading a frame, as for an init the secret does not open, and the host closes the connection without
     /// sending anything ([`InitCheckError::Replayed`]). The cache's capacity must not be 0.
     pub fn check_obfuscated_init<const N: usize>(&mut self, cache: &mut ReplayCache<N>) -> Result<(), InitCheckError> {
         const { assert!(N > 0, "a replay cache of capacity 0 remembers nothing") };

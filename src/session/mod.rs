@@ -8,7 +8,7 @@
 //!
 //! State changes that a peer's notification may trigger (time offset, salt, future salts) require a
 //! [`pending::SentRef`]: a proof, only the [`pending::SentTracker`] can create, that the notification names a message
-//! we sent and still track (SECURITY.md items 35, 43; attack B20).
+//! we sent and still track (docs/CHECKLIST.md items 35, 43; attack B20).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod acks;

@@ -2,7 +2,7 @@
 //!
 //! A msg_id is "approximately unixtime·2^32": the high 32 bits are Unix seconds, the low 32 bits the sub-second
 //! fraction. Client ids are divisible by 4 with non-zero low 32 bits; server ids are ≡ 1 mod 4 for responses and
-//! ≡ 3 otherwise; both increase strictly within a session (DESC; SECURITY.md items 32, 36).
+//! ≡ 3 otherwise; both increase strictly within a session (DESC; docs/CHECKLIST.md items 32, 36).
 //!
 //! The crate never reads a clock: [`Clock`] maps the host's monotonic [`Instant`] to Unix time with an offset that
 //! the host seeds and the server corrects (handshake `server_time`, or a verified `bad_msg_notification` 16/17).
@@ -58,7 +58,8 @@ impl MsgId {
     }
 
     /// For a server id: whether it marks a response to a client message (≡ 1 mod 4) rather than a message the
-    /// server sent on its own (≡ 3 mod 4). Informational only: SECURITY.md advises logging, not enforcing, it.
+    /// server sent on its own (≡ 3 mod 4). Informational only: logged, not enforced
+    /// (docs/CHECKLIST.md item 32).
     pub const fn is_server_response(self) -> bool {
         self.0 % 4 == 1
     }

@@ -1,6 +1,6 @@
 //! Perfect forward secrecy for a client (<https://core.telegram.org/api/pfs>): [`PfsClient`] holds the permanent
 //! auth key and never encrypts a message with it. It creates a temporary key (`p_q_inner_data_temp_dc`), binds it with
-//! `auth.bindTempAuthKey` (the inner message under the permanent key, SECURITY.md item 53), tracks its expiry and
+//! `auth.bindTempAuthKey` (the inner message under the permanent key, docs/CHECKLIST.md item 53), tracks its expiry and
 //! replaces it before it runs out, or as soon as the DC shows it lost it.
 //!
 //! It is a Sans-IO wrapper around one [`Session`] and speaks the same run-loop verbs (`handle_input`,
@@ -15,7 +15,7 @@
 //!   the DC side of this crate (as tdlib's handshake connections) runs one key per connection, and a key that the DC
 //!   forgot is announced by −404 on the connection that used it. The session is restarted in place
 //!   ([`Session::restart_client_handshake`]), so no second session sits in memory.
-//! - **What an unbound key may call.** SECURITY.md item 53 (after the PFS page): `auth.bindTempAuthKey`,
+//! - **What an unbound key may call.** docs/CHECKLIST.md item 53 (after the PFS page): `auth.bindTempAuthKey`,
 //!   `help.getConfig` and `help.getNearestDc` ([`UNBOUND_ALLOWED`]). [`inner_method`] finds the method under the
 //!   usual wrappers (`invokeWithLayer`, `invokeWithoutUpdates`, `initConnection`), iteratively and bounded; a query
 //!   whose method it cannot name (an `initConnection` carrying `params`, a malformed body) is held, which is always
@@ -76,7 +76,7 @@ pub const EXPIRY_SLACK: Duration = Duration::from_secs(5);
 pub const MIN_TEMP_KEY_LIFETIME: u32 = 12;
 
 /// How long a new permanent key may be unknown to a DC (propagation) before `ENCRYPTED_MESSAGE_INVALID` means it
-/// is invalid (SECURITY.md item 53).
+/// is invalid (docs/CHECKLIST.md item 53).
 pub const PERM_KEY_PROPAGATION: Duration = Duration::from_secs(60);
 
 /// `help.getConfig#c4f9186b = Config;`

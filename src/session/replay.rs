@@ -61,8 +61,8 @@ impl fmt::Display for MsgIdReject {
 impl core::error::Error for MsgIdReject {}
 
 /// Checks that `id`'s low bits are those of a message sent by `from` (item 32): a client's ≡ 0 mod 4 (else the
-/// server answers code 18), the server's odd. The server's 1-vs-3 distinction is not enforced (SECURITY.md Part
-/// F: log it until interop confirms servers always follow it).
+/// server answers code 18), the server's odd. The server's 1-vs-3 distinction is not enforced
+/// (docs/CHECKLIST.md item 32: until interop shows that servers always follow it, it is only logged).
 pub const fn check_parity(id: MsgId, from: Side) -> Result<(), MsgIdReject> {
     if id.has_parity_of(from) {
         Ok(())

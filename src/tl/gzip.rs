@@ -2,9 +2,9 @@
 //!
 //! miniz_oxide inflates raw DEFLATE only, so the gzip header and trailer are handled here. Inflation writes straight
 //! into the caller's slice with `TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF`: **the slice length is the output cap**
-//! (SECURITY.md item 50, attack B14), so a bomb stops at the cap with [`GzipError::OutputTooLarge`] and nothing is
-//! written past the slice. Memory use is the caller's slice plus the ~10.5 KB [`DecompressorOxide`] state: [`inflate`]
-//! keeps that on the stack; on a microcontroller keep one in a `static` and call [`inflate_with`] instead.
+//! (docs/CHECKLIST.md item 50, attack B14), so a bomb stops at the cap with [`GzipError::OutputTooLarge`] and nothing
+//! is written past the slice. Memory use is the caller's slice plus the ~10.5 KB [`DecompressorOxide`] state:
+//! [`inflate`] keeps that on the stack; on a microcontroller keep one in a `static` and call [`inflate_with`] instead.
 //!
 //! A member whose trailer announces (ISIZE) more than the slice holds is refused before any inflating, so a result
 //! too large for its buffer costs nothing. [`inflate_metered`] reports

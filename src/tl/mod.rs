@@ -11,8 +11,8 @@
 //!
 //! Decoding is bounded and iterative: no decoder recurses (objects nested inside `rpc_result`, `msg_container`,
 //! `msg_copy` and `gzip_packed` are handed back as opaque `&[u8]` bodies for the caller to decode in a loop), every
-//! vector count is checked against the bytes left before any element is looked at (SECURITY.md item 55), and unknown
-//! constructor ids are reported, never guessed.
+//! vector count is checked against the bytes left before any element is looked at (docs/CHECKLIST.md item 55), and
+//! unknown constructor ids are reported, never guessed.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
@@ -260,7 +260,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Reads a vector count and checks it against the bytes left divided by `min_elem` (SECURITY.md item 55),
+    /// Reads a vector count and checks it against the bytes left divided by `min_elem` (docs/CHECKLIST.md item 55),
     /// so no element is looked at (and nothing is sized) before the count is known to be possible.
     pub fn count(&mut self, min_elem: usize) -> Result<usize, DecodeError> {
         let count = self.u32()? as usize;

@@ -15,11 +15,11 @@
 use super::gzip::{self, GzipError};
 use super::{DecodeError, Full, LongVec, Reader, TlBare, TlRead, TlVec, TlWrite, Writer};
 
-/// Most messages a `msg_container` may hold (SECURITY.md item 48); more is rejected at decode time.
+/// Most messages a `msg_container` may hold (docs/CHECKLIST.md item 48); more is rejected at decode time.
 pub const MAX_CONTAINER_MESSAGES: usize = 1024;
 
 /// Most message ids a `msgs_ack`, `msg_resend_req`, `msg_resend_ans_req`, `msgs_state_req` or `msgs_all_info`
-/// may carry (SECURITY.md item 49); more is rejected at decode time with [`DecodeError::CountTooLarge`].
+/// may carry (docs/CHECKLIST.md item 49); more is rejected at decode time with [`DecodeError::CountTooLarge`].
 pub const MAX_MSG_IDS: usize = 8192;
 
 /// Minimum size of a bare `message` (msg_id, seqno, bytes, empty body).
@@ -618,7 +618,7 @@ impl<'a> Message<'a> {
 
 impl<'a> TlBare<'a> for Message<'a> {
     const MIN_LEN: usize = MESSAGE_MIN_LEN;
-    /// Checks `bytes` ≥ 0, a multiple of 4 and ≤ the bytes left (SECURITY.md item 48).
+    /// Checks `bytes` ≥ 0, a multiple of 4 and ≤ the bytes left (docs/CHECKLIST.md item 48).
     fn read_bare(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         let msg_id = r.i64()?;
         let seqno = r.i32()?;

@@ -470,8 +470,8 @@ pub struct EncoderConfig {
     /// Which end sends.
     pub role: Role,
     /// Padded intermediate only: the largest number of random padding bytes added to a frame (clamped to 15).
-    /// The default is 15 for a client (the spec's range, best size shaping, SECURITY.md item 10) and 3 for a server,
-    /// because Telethon strips at most 3 bytes of transport padding (INTEROP.md).
+    /// The default is 15 for a client (the spec's range, best size shaping, docs/CHECKLIST.md item 10) and 3 for a
+    /// server, because Telethon strips at most 3 bytes of transport padding (INTEROP.md).
     pub max_padding: u8,
 }
 

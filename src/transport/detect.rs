@@ -66,7 +66,7 @@ pub fn detect(prefix: &[u8], secret: Option<&ProxySecret>) -> Detected {
     };
     let [l0, l1, l2, l3, s0, s1, s2, s3] = *head;
     let len = u32::from_le_bytes([l0, l1, l2, l3]);
-    // An obfuscated init never has zero bytes 4..8 (SECURITY.md item 7), exactly so that it cannot be confused
+    // An obfuscated init never has zero bytes 4..8 (docs/CHECKLIST.md item 7), exactly so that it cannot be confused
     // with a first full frame, whose seqno there is 0.
     if [s0, s1, s2, s3] == [0; 4] && len >= 16 && len.is_multiple_of(4) && len - 12 <= FULL_DETECT_MAX {
         return Detected::Plain(Framing::Full);

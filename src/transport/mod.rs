@@ -6,7 +6,7 @@
 //! - [`FrameDecoder<N>`] turns a byte stream, delivered in pieces of any size (one byte at a time works), into
 //!   [`Frame`]s. Its storage is an inline `[u8; N]`, so a session embeds it with a const-generic RX capacity. The
 //!   declared length of every frame is checked against `min(max_frame, N)` **before** a single payload byte is
-//!   buffered (SECURITY.md items 1, 2, 4; attack B15).
+//!   buffered (docs/CHECKLIST.md items 1, 2, 4; attack B15).
 //! - [`Encoder`] writes frames into a caller buffer, with an exact size known up front.
 //! - [`obfuscated`] wraps both in AES-256-CTR (items 7, 8); [`detect`] classifies a new server connection;
 //!   [`replay`] is the server's bounded memory of the inits it has seen (item 9).
@@ -95,8 +95,8 @@ pub enum Role {
     Server,
 }
 
-/// A fatal framing error: the connection must be closed (SECURITY.md: discard, close, reconnect). Decoders are
-/// sticky: once one is returned, every later call returns it again.
+/// A fatal framing error: the connection must be closed and the peer reconnected to (docs/CHECKLIST.md,
+/// conventions). Decoders are sticky: once one is returned, every later call returns it again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TransportError {
@@ -198,7 +198,7 @@ impl core::fmt::Display for PaddingError {
 impl core::error::Error for PaddingError {}
 
 /// Returns the canonical body of an **encrypted** MTProto packet (auth_key_id ≠ 0) received on `framing`
-/// (SECURITY.md item 3).
+/// (docs/CHECKLIST.md item 3).
 ///
 /// An encrypted packet is auth_key_id (8) ‖ msg_key (16) ‖ AES-IGE ciphertext (a multiple of 16), so
 /// `(len − 24) mod 16` bytes are transport padding. Only the padded intermediate framing may carry them, and this

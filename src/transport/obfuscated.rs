@@ -4,7 +4,7 @@
 //! `SHA256(key ‖ secret)`.
 //!
 //! Init layout (client side, before encryption): bytes 0..8 random (with the forbidden patterns of
-//! SECURITY.md item 7 excluded), 8..40 the client→server key, 40..56 its IV, 56..60 the protocol tag, 60..62 the
+//! docs/CHECKLIST.md item 7 excluded), 8..40 the client→server key, 40..56 its IV, 56..60 the protocol tag, 60..62 the
 //! DC id (i16 LE, optional), 62..64 random. The server→client key and IV are bytes 8..40 and 40..56 of the
 //! **reversed** init. The client encrypts the whole init with its send stream and replaces bytes 56..64 with their
 //! encrypted form, so the tag and DC id travel encrypted and the stream is already 64 bytes in.
@@ -143,7 +143,7 @@ impl Obfuscator {
     }
 }
 
-/// Whether a candidate client init (before the tag is written) must be regenerated (SECURITY.md item 7).
+/// Whether a candidate client init (before the tag is written) must be regenerated (docs/CHECKLIST.md item 7).
 pub fn is_forbidden_init(init: &[u8; INIT_LEN]) -> bool {
     let [b0, b1, b2, b3, b4, b5, b6, b7, ..] = *init;
     let first = u32::from_le_bytes([b0, b1, b2, b3]);
@@ -232,7 +232,7 @@ pub struct AcceptedInit {
 }
 
 /// Server side: derives the streams from a received init (with the configured secret, if any), decrypts it, and
-/// checks the protocol tag (SECURITY.md item 8): it must be one of the three tags, and a `dd` secret admits only
+/// checks the protocol tag (docs/CHECKLIST.md item 8): it must be one of the three tags, and a `dd` secret admits only
 /// padded intermediate.
 pub fn server_accept(init: &[u8; INIT_LEN], secret: Option<&ProxySecret>) -> Result<AcceptedInit, TransportError> {
     let mut rev = reversed(init);

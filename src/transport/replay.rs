@@ -1,4 +1,4 @@
-//! The replay cache of a server or proxy (SECURITY.md item 9, attack B19): a censor that records a client's
+//! The replay cache of a server or proxy (docs/CHECKLIST.md item 9, attack B19): a censor that records a client's
 //! connection and replays its opening (the 64-byte obfuscated init, or a fake-TLS ClientHello) learns that it
 //! talks to MTProto if the server answers. The server remembers what it has seen and refuses a repeat.
 //!
@@ -33,7 +33,7 @@ pub(crate) fn init_fingerprint(init: &[u8; INIT_LEN]) -> Fingerprint {
     fingerprint(DOMAIN_INIT, init.get(8..56).unwrap_or(&[]))
 }
 
-/// A bounded set of recently seen handshake fingerprints (SECURITY.md item 9): a repeat is refused. The oldest
+/// A bounded set of recently seen handshake fingerprints (docs/CHECKLIST.md item 9): a repeat is refused. The oldest
 /// entry is evicted once `N` are stored, so memory is `16·N` bytes whatever the peers do, and an entry lives
 /// for the next `N` new keys: at `r` new connections per second, `N / r` seconds. A full cache evicts, it never
 /// refuses; so a peer that can make valid openings at will (anyone without an MTProxy secret, only secret holders

@@ -1,4 +1,4 @@
-//! chk_077_default_build_has_no_test_fixtures (SECURITY.md item 77, G9): a build of mtproto-sansio without the
+//! chk_077_default_build_has_no_test_fixtures (docs/CHECKLIST.md item 77): a build of mtproto-sansio without the
 //! `testing` feature exposes none of the test fixtures: no `fuzzing` module (its seeded `CryptoRng` and fixed RSA
 //! key) and no `crypto::packet::encrypt_raw_for_tests` (an encryptor without sender checks).
 //!
