@@ -1,5 +1,6 @@
 //! Puts memory.x where the cortex-m-rt linker script (link.x) finds it, and, for the `client-only` build, turns the
-//! DC transcript recorded by the full build (`DC> H|M <hex>` lines of its output) into Rust constants.
+//! DC transcript recorded by the full build (`DC> H|M <hex>` lines of the handshake demo, `DC> R <round> <hex>` lines
+//! of the connection demo) into Rust constants.
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -27,16 +28,24 @@ fn main() {
     let mut handshake = 0usize;
     let mut key_id = None;
     let mut messages = Vec::new();
+    let mut connection = Vec::new();
+    let bytes = |hex: &str| {
+        let b: Vec<String> = (0..hex.len() / 2)
+            .map(|i| format!("0x{}", &hex[2 * i..2 * i + 2]))
+            .collect();
+        format!("&[{}]", b.join(","))
+    };
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("DC> ") {
+        if let Some(rest) = line.strip_prefix("DC> R ") {
+            let (round, hex) = rest.split_once(' ').expect("DC> R line: round and hex");
+            let round: u32 = round.parse().expect("DC> R line: round number");
+            connection.push(format!("({round}, {})", bytes(hex.trim())));
+        } else if let Some(rest) = line.strip_prefix("DC> ") {
             let (kind, hex) = rest.split_once(' ').expect("DC> line: kind and hex");
             if kind == "H" {
                 handshake += 1;
             }
-            let bytes: Vec<String> = (0..hex.len() / 2)
-                .map(|i| format!("0x{}", &hex[2 * i..2 * i + 2]))
-                .collect();
-            messages.push(format!("&[{}]", bytes.join(",")));
+            messages.push(bytes(hex));
         } else if let Some(id) = line.strip_prefix("DC KEY_ID ") {
             key_id = Some(id.trim().to_string());
         }
@@ -50,4 +59,11 @@ fn main() {
         messages.join(",\n")
     );
     fs::write(out.join("transcript.rs"), code).expect("write transcript.rs");
+    assert!(!connection.is_empty(), "transcript has no connection (`DC> R`) lines");
+    let code = format!(
+        "/// What the DC delivered to the client in each round of the connection demo (rounds without a delivery are \
+         left out).\nconst CONNECTION: &[(u32, &[u8])] = &[{}];\n",
+        connection.join(",\n")
+    );
+    fs::write(out.join("connection_transcript.rs"), code).expect("write connection_transcript.rs");
 }

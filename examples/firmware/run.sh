@@ -43,6 +43,17 @@ flash_size() {
     echo "$total bytes ($(( (total + 512) / 1024 )) KiB):$detail"
 }
 
+# Static RAM of an ELF: .data + .bss (+ cortex-m-rt's .uninit); the stack comes on top (printed by the run).
+ram_size() {
+    local total=0 detail="" name type addr off size es flags
+    while read -r name type addr off size es flags _; do
+        case "$name" in
+            .data|.bss|.uninit) total=$(( total + 16#$size )); detail="$detail $name=$(( 16#$size ))" ;;
+        esac
+    done < <(readelf -SW "$1" | sed -n 's/^ *\[ *[0-9]*\] *//p' | grep -v '^NULL')
+    echo "$total bytes ($(( (total + 512) / 1024 )) KiB):$detail"
+}
+
 run() {
     local log="$1"
     if ! timeout "$TIMEOUT" "${QEMU[@]}" "$ELF" | tee "$log"; then
@@ -64,11 +75,16 @@ cp "$ELF" target/mtproto-firmware-client-only.elf
 run target/client-only.txt
 
 echo "== control: the client-only build must fail on a transcript with one flipped bit in the DC's last answer"
-# The last DC> line is the encrypted answer to the 1 KiB request; flip the low bit of its 100th byte.
-awk 'NR == n { c = substr($3, 199, 2); b = sprintf("%02x", xor_lsb(c)); $3 = substr($3, 1, 198) b substr($3, 201) } { print }
+# The last DC> line is the connection demo's delivery of both results (the 1 KiB echo among them): flip the low bit
+# of the 100th byte of its hex (the last field), inside the obfuscated stream, so inside the encrypted packet.
+awk 'NR == n { c = substr($NF, 199, 2); b = sprintf("%02x", xor_lsb(c)); $NF = substr($NF, 1, 198) b substr($NF, 201) } { print }
      function xor_lsb(h,   v) { v = index("0123456789abcdef", substr(h, 1, 1)) * 16 + index("0123456789abcdef", substr(h, 2, 1)) - 17;
                                 return v % 2 ? v - 1 : v + 1 }' n="$(wc -l < target/dc_transcript.txt)" \
     target/dc_transcript.txt > target/dc_transcript_bad.txt
+if cmp -s target/dc_transcript.txt target/dc_transcript_bad.txt; then
+    echo "run.sh: the control transcript is unchanged" >&2
+    exit 1
+fi
 DC_TRANSCRIPT="$PWD/target/dc_transcript_bad.txt" cargo build --release --features client-only "${FEATURES[@]}"
 if timeout "$TIMEOUT" "${QEMU[@]}" "$ELF" > target/client-only-bad.txt; then
     echo "run.sh: the client accepted a corrupted DC answer" >&2
@@ -90,7 +106,16 @@ client_size=$(flash_size target/mtproto-firmware-client-only-size.elf)
 echo "full build, opt-level 3 (client + DC + primitives): $full"
 echo "client-only, opt-level 3:                           $client"
 echo "client-only, opt-level s:                           $client_size"
-if [ "${STRICT:-0}" = 1 ] && [ "${client_size%% *}" -gt $(( 96 * 1024 )) ]; then
-    echo "run.sh: client-role flash over 96 KiB" >&2
-    exit 1
+echo "== static RAM (.data + .bss + .uninit; the stack comes on top)"
+echo "full build, opt-level 3:                            $(ram_size target/mtproto-firmware-full.elf)"
+echo "client-only, opt-level 3:                           $(ram_size target/mtproto-firmware-client-only.elf)"
+echo "client-only, opt-level s:                           $(ram_size target/mtproto-firmware-client-only-size.elf)"
+# Issue 6's budget for the client role. Since the client-only build also runs the connection type (Session: engine,
+# transport, service messages), it is over it; the figure is printed, not hidden (README.md, "Figures").
+if [ "${client_size%% *}" -gt $(( 96 * 1024 )) ]; then
+    echo "budget client-only flash (opt-level s): OVER 96 KiB"
+    if [ "${STRICT:-0}" = 1 ]; then
+        echo "run.sh: client-role flash over 96 KiB" >&2
+        exit 1
+    fi
 fi

@@ -60,6 +60,8 @@ mod dc {
     const DC_KEY_PEM: &[u8] = include_bytes!("../../../tests/data/keys/dc_test_pkcs1.pem");
 
     pub struct Dc {
+        /// The DC's RSA key, also used by the connection demo's DC.
+        pub private: &'static RsaPrivateKey,
         table: &'static mut ServerHandshakes<'static, 1>,
         rng: DemoRng,
         key: Option<AuthKey>,
@@ -87,6 +89,7 @@ mod dc {
             let table = cortex_m::singleton!(: ServerHandshakes<'static, 1> = ServerHandshakes::new(cfg))
                 .unwrap_or_else(|| fail("table"));
             let dc = Dc {
+                private: key,
                 table,
                 rng: DemoRng::demo(b'D'),
                 key: None,
@@ -271,6 +274,7 @@ mod dc {
 /// message buffers, so the driving functions' frames stay small and the stack figures are the library's.
 struct State {
     client: ClientHandshake<'static>,
+    trusted: &'static [RsaPublicKey; 1],
     dc: dc::Dc,
     rng: DemoRng,
     c2s: [u8; MAX_CLIENT_MESSAGE],
@@ -279,9 +283,18 @@ struct State {
     now: Instant,
 }
 
-/// Runs the whole demo; returns the per-role totals.
+/// The keys of the demo, for the connection demo that follows it.
+pub struct Keys {
+    /// The DC keys the client trusts.
+    pub trusted: &'static [RsaPublicKey],
+    /// The DC's private key.
+    #[cfg(not(feature = "client-only"))]
+    pub private: &'static mtproto_sansio::crypto::rsa::RsaPrivateKey,
+}
+
+/// Runs the whole demo; returns the per-role totals and the keys.
 #[inline(never)]
-pub fn run(r: &mut Report, wire: &'static mut [u8; WIRE]) -> Totals {
+pub fn run(r: &mut Report, wire: &'static mut [u8; WIRE]) -> (Totals, Keys) {
     let mut t = Totals::default();
     let st = setup(r);
     hprintln!("-- handshake (client <-> DC, full 2048-bit DH exponents)");
@@ -327,7 +340,12 @@ pub fn run(r: &mut Report, wire: &'static mut [u8; WIRE]) -> Totals {
     let (e, d) = exchange(r, &mut t, st, wire, &session, last_msg_id + 8, 3, true);
     t.client_encrypt_1k = e;
     t.client_decrypt_1k = d;
-    t
+    let keys = Keys {
+        trusted: st.trusted,
+        #[cfg(not(feature = "client-only"))]
+        private: st.dc.private,
+    };
+    (t, keys)
 }
 
 #[inline(never)]
@@ -340,6 +358,7 @@ fn setup(r: &mut Report) -> &'static mut State {
     let now = Instant::from_millis(1);
     cortex_m::singleton!(: State = State {
         client: ClientHandshake::new(cfg, now),
+        trusted,
         dc,
         rng: DemoRng::demo(b'C'),
         c2s: [0; MAX_CLIENT_MESSAGE],

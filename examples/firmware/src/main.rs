@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod connection;
 mod demo;
 #[cfg(not(feature = "client-only"))]
 mod experiments;
@@ -35,10 +36,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// The instruction count of a measured call, without printing it.
+    pub fn instructions<T>(&mut self, m: &Measured<T>) -> u64 {
+        self.max_stack = self.max_stack.max(m.stack);
+        self.cal.instructions(m.ticks)
+    }
+
     /// Prints one measured line and returns the instruction count.
     pub fn line<T>(&mut self, what: &str, m: &Measured<T>) -> u64 {
-        let insns = self.cal.instructions(m.ticks);
-        self.max_stack = self.max_stack.max(m.stack);
+        let insns = self.instructions(m);
         hprintln!(
             "{:<46} {:>11} instructions   stack {:>6} B (call {:>6} B)",
             what,
@@ -103,7 +109,13 @@ fn main() -> ! {
         experiments::run(&mut r, &mut rng);
     }
 
-    let t = demo::run(&mut r, wire);
+    let (t, keys) = demo::run(&mut r, wire);
+    let c = connection::run(
+        &mut r,
+        keys.trusted,
+        #[cfg(not(feature = "client-only"))]
+        keys.private,
+    );
 
     hprintln!("-- figures");
     r.budget(
@@ -138,6 +150,31 @@ fn main() -> ! {
     );
     #[cfg(not(feature = "client-only"))]
     hprintln!("DC peak stack (handshake, messages): {} B", t.dc_stack);
+    let whole = c.total();
+    hprintln!(
+        "connection (Session<{}, {}, {}>, size_of {} B): {} rounds",
+        connection::RX,
+        connection::TX,
+        connection::MSGS,
+        c.conn_size,
+        c.rounds
+    );
+    for (what, t) in [
+        ("construct (client_handshake into a static)", c.construct),
+        ("handshake (until AuthKeyReady)", c.handshake),
+        ("session (2 queries, 1 loss, resend, results)", c.session),
+        ("whole connection run", whole),
+    ] {
+        hprintln!(
+            "connection client {:<46} {:>11} instructions {:>4} calls   stack {:>6} B (call {:>6} B)",
+            what,
+            t.insns,
+            t.calls,
+            t.stack,
+            t.call_stack
+        );
+    }
+    r.budget("connection: client peak stack", whole.stack as u64, 24 * 1024, "bytes");
     hprintln!(
         "peak stack of any measured call (incl. DC key setup, primitives): {} B",
         r.max_stack
