@@ -192,6 +192,7 @@ fn idle(bin: &Path, key: &Path, n: usize) -> Result<(Status, Status), Box<dyn Er
     for _ in 0..n {
         socks.push(TcpStream::connect(dc.addr)?);
     }
+    let connected = t0.elapsed();
     loop {
         let held = dc.fds().saturating_sub(fds);
         if held >= n {
@@ -200,7 +201,8 @@ fn idle(bin: &Path, key: &Path, n: usize) -> Result<(Status, Status), Box<dyn Er
         if t0.elapsed() > ACCEPT_WAIT {
             let now = dc.status()?;
             return Err(format!(
-                "the DC held {held} of {n} after {ACCEPT_WAIT:?}: {} more RSS then, {} per connection held",
+                "the DC held {held} of {n} after {ACCEPT_WAIT:?} (all connected after {connected:.1?}): {} more RSS \
+                 then, {} per connection held",
                 mib(now.rss_kib.saturating_sub(before.rss_kib)),
                 per(now.rss_kib.saturating_sub(before.rss_kib), held)
             )
