@@ -123,7 +123,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     if let Some(d) = tls_domain {
         println!("fake-TLS served for SNI {d}");
     }
-    // Serve until killed; the accept thread owns the listener.
+    // Serve until killed; the runtime's threads run the DC.
     loop {
         std::thread::park();
     }

@@ -1,6 +1,7 @@
 //! The host examples against the test DC, over loopback TCP: every transport, the blocking and tokio client loops
 //! (key file written, then reused), the DC's file-backed key store across restarts, the MTProxy secret, the
-//! connection cap, and isolation: a connection sending garbage is closed while a good one carries on.
+//! connection cap, what an idle connection costs (a task, no thread), and isolation: a connection sending garbage is
+//! closed while a good one carries on.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -278,6 +279,29 @@ fn connection_cap() {
     let mut second = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
     assert!(second.handshake(ClientConfig::new(&keys, 2), &mut rng).is_err());
     assert_eq!(dc.stats().connections.load(SeqCst), 1);
+}
+
+/// Issue 12: a connection that has not sent a byte costs the DC a task, not a thread (a thread per connection
+/// touched megabytes of stack each before its first byte). 200 of them are held while the process's thread count
+/// stays put, give or take the few threads of tests running meanwhile.
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_connections_cost_the_dc_no_thread() {
+    let threads = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap()
+    };
+    let (dc, _) = dc_with(|o| o.max_conns = 256);
+    let before = threads();
+    let socks: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(dc.addr).unwrap()).collect();
+    eventually_eq(|| dc.stats().active.load(SeqCst) as u64, 200);
+    let held = threads();
+    assert!(
+        held < before + 50,
+        "{before} threads before, {held} with 200 idle connections"
+    );
+    drop(socks);
 }
 
 /// PFS: a temporary key bound to the permanent one is accepted; a binding to a permanent key the DC does not know

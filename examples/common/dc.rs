@@ -1,7 +1,11 @@
-//! The test DC: a threaded TCP server over the crate's DC [`Session`] facade, the reference host for it. Each
-//! connection gets its own thread (plus a reader thread feeding it through a channel, so updates pushed by other
-//! connections wake it too) and its own `Session::server_handshake`; what outlives a connection is shared and
-//! handed to the session when it asks ([`Session::host_query`]):
+//! The test DC: an async TCP server (tokio) over the crate's DC [`Session`] facade, the reference host for it. Each
+//! connection is one task on a process-wide runtime ([`runtime`]); it reads its socket only when its session takes
+//! input (so a session that holds input pushes back on TCP), and a channel of its own wakes it for updates pushed
+//! by other connections. What a connection costs is paid when used: until its first bytes show a transport it
+//! holds its socket, its task and the few bytes read so far; its `Session::server_handshake` is boxed once they
+//! arrive; bytes read wait in a buffer only while the session has not taken them, and the packet output buffer is
+//! one per worker thread. What outlives a connection is shared and handed to the session when it asks
+//! ([`Session::host_query`]):
 //! - the key store (with each key's salt schedule, so a client keeps its salt across connections and DC restarts):
 //!   `HostQuery::AuthKey` is answered from it (unknown: −404), `HostQuery::NewAuthKey` checks a new key id against it
 //!   (taken: `dh_gen_retry`, docs/CHECKLIST.md item 25) and reserves the id;
@@ -18,15 +22,20 @@
 //! request, as on Telegram. Updates for a user with no live connection wait, at most `api::MAX_PENDING_UPDATES`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::fs::OpenOptions;
-use std::io::{self, BufRead, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufRead, ErrorKind, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::dh::DhGroup;
@@ -68,11 +77,18 @@ pub const TOMBSTONES: usize = 65_536;
 pub const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle connections are closed after this long without a byte.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// Inputs queued for a connection thread. Its reader waits when they are full (so TCP pushes back on the client);
-/// a push that finds them full makes the connection not live until its next request, and the update waits for that.
+/// Updates pushed to a connection by other connections, queued until its task takes them. A push that finds them
+/// full makes the connection not live until its next request, and the update waits for that.
 pub const CHANNEL_DEPTH: usize = 64;
-/// Stack of a connection thread: the session is built on it before it is boxed.
-const CONN_STACK: usize = 64 * 1024 * 1024;
+/// Stack of a runtime thread: a session (4.5 MiB at these capacities) and its engine are built on it before they
+/// are boxed. Paid once per worker thread, not per connection.
+const WORKER_STACK: usize = 64 * 1024 * 1024;
+/// Most bytes one socket read takes (into the worker thread's stack, then into the connection's input).
+const READ_CHUNK: usize = 65_536;
+/// Most bytes of a transport's opening read at once while detecting it (the detector asks for at most 64).
+const DETECT_CHUNK: usize = 64;
+/// Capacity a connection's output buffer keeps between writes; a larger one (after a large answer) is given back.
+const WIRE_KEEP: usize = 16_384;
 /// Obfuscated inits remembered against replay, all connections together (docs/CHECKLIST.md item 9): 256 KiB, scanned
 /// once per new obfuscated connection. The oldest is forgotten first, so an init is refused for the next 16,384
 /// obfuscated connections: at 10 new connections a second for 27 minutes, at 100 a second for 2.7 minutes. A
@@ -134,23 +150,15 @@ pub struct DcStats {
     pub updates_pushed: AtomicU64,
 }
 
-/// What wakes a connection thread.
-enum Input {
-    /// Bytes its reader thread read.
-    Bytes(Vec<u8>),
-    /// The peer closed the socket.
-    Closed,
-    /// Reading failed.
-    Failed(io::Error),
-    /// An `Updates` for this connection's user, from another connection.
-    Push(Vec<u8>),
-}
+/// A connection's update channel: each message one serialized `Updates`.
+type Updates = mpsc::Sender<Vec<u8>>;
 
 /// Secret-chat routing: the api directory, the live connections of each user, updates waiting for one.
 #[derive(Default)]
 struct Hub {
     dir: api::Directory,
-    live: HashMap<i64, Vec<(u64, SyncSender<Input>)>>,
+    /// Each connection's update channel (see [`CHANNEL_DEPTH`]).
+    live: HashMap<i64, Vec<(u64, Updates)>>,
     pending: HashMap<i64, VecDeque<Vec<u8>>>,
 }
 
@@ -159,7 +167,7 @@ impl Hub {
     /// cannot take it now (gone, or its inputs full) stops being live.
     fn route(&mut self, push: api::Push, stats: &DcStats) {
         let conns = self.live.entry(push.to).or_default();
-        conns.retain(|(_, tx)| tx.try_send(Input::Push(push.updates.clone())).is_ok());
+        conns.retain(|(_, tx)| tx.try_send(push.updates.clone()).is_ok());
         if conns.is_empty() {
             self.live.remove(&push.to);
             let q = self.pending.entry(push.to).or_default();
@@ -181,12 +189,12 @@ struct KeyStore {
     force_collisions: usize,
 }
 
-/// One connection's session, shared so that another connection's thread can take its client session over.
+/// One connection's session, shared so that another connection's task can take its client session over.
 type SharedSession = Arc<Mutex<Box<DcSession>>>;
 
 /// Client sessions by (auth_key_id, session_id) → (connection id, its session), live or closed.
 ///
-/// Locking: a connection thread holds its own session's lock while it drives it, and takes the map, store and hub
+/// Locking: a connection task holds its own session's lock while it drives it (never across an `.await`), and takes the map, store and hub
 /// locks only briefly, never waiting for a session lock while holding one of them. The one place that holds two
 /// session locks, the hand-over ([`Conn::resume`]), takes them in connection-id order, so two connections handing
 /// sessions over at once cannot deadlock.
@@ -296,7 +304,7 @@ impl Dc {
     /// Stops accepting (open connections end on their own).
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
+        let _ = std::net::TcpStream::connect(self.addr);
     }
 }
 
@@ -344,10 +352,34 @@ fn append_key(path: &PathBuf, key: &StoredKey) -> io::Result<()> {
     writeln!(f, "{k} {s}")
 }
 
-/// Binds and starts accepting in a background thread.
+/// The runtime every DC of the process runs on, started on first use: one worker thread per core (at least
+/// two), each with a [`WORKER_STACK`]. It is never shut down, so a DC's connections outlive [`Dc::stop`] as they did
+/// when they were threads, and a caller inside another runtime (a `#[tokio::test]`) can start a DC too.
+pub fn runtime() -> io::Result<&'static Runtime> {
+    static RT: Mutex<Option<&'static Runtime>> = Mutex::new(None);
+    let mut rt = lock(&RT);
+    if let Some(rt) = *rt {
+        return Ok(rt);
+    }
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let built: &'static Runtime = Box::leak(Box::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("dc-worker")
+            .thread_stack_size(WORKER_STACK)
+            .enable_io()
+            .enable_time()
+            .build()?,
+    ));
+    *rt = Some(built);
+    Ok(built)
+}
+
+/// Binds and starts accepting on [`runtime`].
 pub fn start(opts: DcOptions) -> io::Result<Dc> {
-    let listener = TcpListener::bind(opts.listen)?;
+    let listener = std::net::TcpListener::bind(opts.listen)?;
     let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
     let keys = match &opts.keys_file {
         Some(p) => load_keys(p)?,
         None => HashMap::new(),
@@ -385,20 +417,31 @@ pub fn start(opts: DcOptions) -> io::Result<Dc> {
         verbose: opts.verbose,
         max_conns: opts.max_conns,
     });
-    let acc = Arc::clone(&shared);
-    std::thread::Builder::new()
-        .name("dc-accept".into())
-        .spawn(move || accept_loop(&listener, &acc))?;
+    let rt = runtime()?;
+    // Registered with the runtime's reactor: inside it, whichever runtime (if any) the caller runs in.
+    let listener = {
+        let _in_rt = rt.enter();
+        TcpListener::from_std(listener)?
+    };
+    rt.spawn(accept_loop(listener, Arc::clone(&shared)));
     Ok(Dc { addr, shared })
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut next_id = 0u64;
-    for sock in listener.incoming() {
+    loop {
+        let accepted = listener.accept().await;
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(sock) = sock else { continue };
+        let sock = match accepted {
+            Ok((sock, _)) => sock,
+            // Out of descriptors, or a connection reset before it was accepted: try again shortly.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         if shared.stats.active.load(Ordering::SeqCst) >= shared.max_conns {
             if shared.verbose {
                 println!("dc: connection refused: {} connections open", shared.max_conns);
@@ -409,24 +452,18 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         let id = next_id;
         shared.stats.connections.fetch_add(1, Ordering::SeqCst);
         shared.stats.active.fetch_add(1, Ordering::SeqCst);
-        let sh = Arc::clone(shared);
-        let spawned = std::thread::Builder::new()
-            .name(format!("dc-conn-{id}"))
-            .stack_size(CONN_STACK)
-            .spawn(move || {
-                let peer = sock.peer_addr().ok();
-                let r = Conn::serve(&sh, sock, id);
-                if let Err(e) = &r {
-                    sh.stats.bad_connections.fetch_add(1, Ordering::SeqCst);
-                    if sh.verbose {
-                        println!("dc: conn {id} ({peer:?}) closed: {e}");
-                    }
+        let sh = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let peer = sock.peer_addr().ok();
+            let r = Conn::serve(&sh, sock, id).await;
+            if let Err(e) = &r {
+                sh.stats.bad_connections.fetch_add(1, Ordering::SeqCst);
+                if sh.verbose {
+                    println!("dc: conn {id} ({peer:?}) closed: {e}");
                 }
-                sh.stats.active.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            shared.stats.active.fetch_sub(1, Ordering::SeqCst);
-        }
+            }
+            sh.stats.active.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 }
 
@@ -471,35 +508,89 @@ struct Conn<'s> {
     /// Answers refused with `QueueFull`, retried once the client has acknowledged earlier ones (at most the
     /// session's `MSGS`: it delivers no further request while that many wait for an answer).
     backlog: VecDeque<(MsgId, Reply)>,
-    /// `poll_transmit`'s buffer.
-    out: Vec<u8>,
+    /// Bytes for the socket, written before the task waits again.
     wire: Vec<u8>,
     closing: bool,
-    rng: rand::rngs::ThreadRng,
     /// The user this connection is live for (after its first request).
     user: Option<i64>,
-    /// This connection's own wake-up channel, registered in the hub once it is live.
-    tx: SyncSender<Input>,
+    /// This connection's own update channel, registered in the hub once it is live.
+    tx: Updates,
     /// Updates to send, retried when the session's queue is full.
     pushes: VecDeque<Vec<u8>>,
 }
 
+thread_local! {
+    /// `poll_transmit`'s buffer (`Session::min_transmit_len`, 1.1 MiB here): one per runtime thread, borrowed only
+    /// while a connection drains its session, never across an `.await`.
+    static OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Builds a connection's session straight into its box: out of line, so that only this call's stack frame (on the
+/// runtime thread, see [`WORKER_STACK`]) holds the 4.5 MiB value, not every poll of the connection's task.
+#[inline(never)]
+fn new_session(sh: &Shared, framing: Framing, obfuscated: bool, now: Instant) -> Box<DcSession> {
+    let cfg = SessionConfig {
+        engine: EngineConfig {
+            ping_interval: None,
+            ..EngineConfig::DEFAULT
+        },
+        transport: TransportConfig {
+            framing,
+            obfuscated,
+            dc_id: None,
+        },
+        unix_time_hint: Some(sh.unix(now)),
+        salt: 0,
+    };
+    let mut session = Box::new(DcSession::server_handshake(cfg, sh.hs.clone(), now));
+    session.set_new_key_check(true);
+    session
+}
+
+/// Takes what the socket has (at most [`READ_CHUNK`], through the runtime thread's stack) into `input`: `Ok(0)` at
+/// the end of the stream, `WouldBlock` if readiness was spurious.
+fn read_some(sock: &TcpStream, input: &mut Vec<u8>) -> io::Result<usize> {
+    let mut buf = [0u8; READ_CHUNK];
+    let n = sock.try_read(&mut buf)?;
+    input.extend_from_slice(buf.get(..n).unwrap_or_default());
+    Ok(n)
+}
+
+/// Runs a carriage's opening (blocking reads with their own deadline, on the runtime's blocking pool) and returns
+/// the DC end of the loopback connection carrying the plain transport inside (see `carriage_conn`).
+async fn open_carriage(sh: &Arc<Shared>, sock: TcpStream, prefix: &[u8]) -> Result<TcpStream, ConnError> {
+    let sock = sock.into_std()?;
+    sock.set_nonblocking(false)?;
+    let (sh, prefix) = (Arc::clone(sh), prefix.to_vec());
+    let inner = tokio::task::spawn_blocking(move || {
+        carriage_conn::accept(&sh.carriages, sh.secret.as_ref(), sock, &prefix).map_err(|e| e.reason())
+    })
+    .await
+    .map_err(|_| ConnError::Rejected("carriage opening failed"))?
+    .map_err(ConnError::Rejected)?;
+    inner.set_nonblocking(true)?;
+    Ok(TcpStream::from_std(inner)?)
+}
+
 impl<'s> Conn<'s> {
-    fn serve(sh: &'s Shared, mut sock: TcpStream, id: u64) -> Result<(), ConnError> {
+    async fn serve(sh: &'s Arc<Shared>, mut sock: TcpStream, id: u64) -> Result<(), ConnError> {
         sock.set_nodelay(true)?;
-        sock.set_read_timeout(Some(DETECT_TIMEOUT))?;
-        // 1. Which transport? Peek at the first bytes; the session reads them again from byte 0.
-        let mut prefix = Vec::with_capacity(64);
-        let mut buf = vec![0u8; 65_536];
+        // 1. Which transport? Read the first bytes; the session reads them again from byte 0.
+        let mut deadline = tokio::time::Instant::now() + DETECT_TIMEOUT;
+        let mut prefix = Vec::new();
         let (framing, obfuscated) = loop {
             match detect(&prefix, sh.secret.as_ref()) {
                 Detected::NeedMore(n) => {
-                    let want = n.saturating_sub(prefix.len()).max(1);
-                    let got = sock.read(buf.get_mut(..want).unwrap_or_default())?;
+                    let want = n.saturating_sub(prefix.len()).clamp(1, DETECT_CHUNK);
+                    let mut chunk = [0u8; DETECT_CHUNK];
+                    let read = sock.read(chunk.get_mut(..want).unwrap_or_default());
+                    let got = tokio::time::timeout_at(deadline, read)
+                        .await
+                        .map_err(|_| io::Error::from(ErrorKind::TimedOut))??;
                     if got == 0 {
                         return Ok(());
                     }
-                    prefix.extend_from_slice(buf.get(..got).unwrap_or_default());
+                    prefix.extend_from_slice(chunk.get(..got).unwrap_or_default());
                 }
                 Detected::Plain(_) if sh.secret.is_some() => {
                     return Err(ConnError::Rejected("plain transport, secret required"));
@@ -510,97 +601,71 @@ impl<'s> Conn<'s> {
                 // refuses it. Refusing it here would be faster, and a prober could time the difference.
                 Detected::Rejected(_) => break (Framing::PaddedIntermediate, true),
                 Detected::Http | Detected::FakeTls => {
-                    // HTTP, WebSocket, fake-TLS: unwrapped into a plain connection the DC serves like any other.
-                    let inner = carriage_conn::accept(&sh.carriages, sh.secret.as_ref(), sock, &prefix)
-                        .map_err(|e| ConnError::Rejected(e.reason()))?;
-                    return Conn::serve(sh, inner, id);
+                    // HTTP, WebSocket, fake-TLS: unwrapped into a plain connection the DC serves like any other
+                    // (whose transport is detected afresh; the carriage lets no other carriage through).
+                    sock = open_carriage(sh, sock, &prefix).await?;
+                    sock.set_nodelay(true)?;
+                    prefix.clear();
+                    deadline = tokio::time::Instant::now() + DETECT_TIMEOUT;
                 }
             }
         };
-        // 2. The connection's DC session: it runs handshakes itself and asks the shared state for the rest.
-        let now = sh.now();
-        let cfg = SessionConfig {
-            engine: EngineConfig {
-                ping_interval: None,
-                ..EngineConfig::DEFAULT
-            },
-            transport: TransportConfig {
-                framing,
-                obfuscated,
-                dc_id: None,
-            },
-            unix_time_hint: Some(sh.unix(now)),
-            salt: 0,
-        };
-        let mut session = Box::new(DcSession::server_handshake(cfg, sh.hs.clone(), now));
-        session.set_new_key_check(true);
+        // 2. The connection's DC session, now that it has sent something: it runs handshakes itself and asks the
+        // shared state for the rest.
+        let mut session = new_session(sh, framing, obfuscated, sh.now());
         if obfuscated {
             session
                 .set_proxy_secret(sh.secret.clone())
                 .map_err(|_| ConnError::Rejected("proxy secret"))?;
             // The detector read exactly the 64 init bytes: the session takes them and asks for the replay check,
-            // answered before a reader thread drains the socket, so a refused connection closes with its other
-            // bytes unread whether the init was replayed or not openable.
+            // answered before anything more is read, so a refused connection closes with its other bytes unread
+            // whether the init was replayed or not openable.
             let n = session
-                .handle_input(now, &prefix)
+                .handle_input(sh.now(), &prefix)
                 .map_err(|_| ConnError::Rejected("invalid obfuscated init"))?;
             prefix.drain(..n.min(prefix.len()));
             while session.poll_event().is_some() {}
             check_init(sh, &mut session)?;
         }
-        // 3. A reader thread turns socket reads into channel messages, so pushes from other connections wake us.
-        let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
-        sock.set_read_timeout(None)?;
-        let mut reader = sock.try_clone()?;
-        let rtx = tx.clone();
-        std::thread::Builder::new()
-            .name(format!("dc-read-{id}"))
-            .spawn(move || {
-                let mut buf = vec![0u8; 65_536];
-                loop {
-                    let msg = match reader.read(&mut buf) {
-                        Ok(0) => Input::Closed,
-                        Ok(n) => Input::Bytes(buf.get(..n).unwrap_or_default().to_vec()),
-                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                        Err(e) => Input::Failed(e),
-                    };
-                    let last = !matches!(msg, Input::Bytes(_));
-                    if rtx.send(msg).is_err() || last {
-                        return;
-                    }
-                }
-            })?;
+        // 3. Updates from other connections come through this connection's own channel.
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let mut c = Conn {
             sh,
             id,
-            out: vec![0u8; session.min_transmit_len()],
             session: Arc::new(Mutex::new(session)),
             registered: None,
             backlog: VecDeque::new(),
             wire: Vec::new(),
             closing: false,
-            rng: rand::rng(),
             user: None,
             tx,
             pushes: VecDeque::new(),
         };
-        let r = c.run(&mut sock, &rx, prefix);
+        let r = c.run(&mut sock, rx, prefix).await;
         c.leave();
         c.keep_session();
-        // Unblocks the reader thread.
-        let _ = sock.shutdown(Shutdown::Both);
         r
     }
 
-    fn run(&mut self, sock: &mut TcpStream, rx: &mpsc::Receiver<Input>, prefix: Vec<u8>) -> Result<(), ConnError> {
+    async fn run(
+        &mut self,
+        sock: &mut TcpStream,
+        mut rx: mpsc::Receiver<Vec<u8>>,
+        prefix: Vec<u8>,
+    ) -> Result<(), ConnError> {
+        // Bytes read that the session has not taken yet; empty (and unallocated) while it keeps up.
         let mut input = prefix;
         let mut idle = std::time::Instant::now();
         loop {
             let used = self.pump(&input)?;
             input.drain(..used.min(input.len()));
+            if input.is_empty() {
+                input = Vec::new();
+            }
             if !self.wire.is_empty() {
-                sock.write_all(&self.wire)?;
+                sock.write_all(&self.wire).await?;
                 self.wire.clear();
+                self.wire.shrink_to(WIRE_KEEP);
             }
             if self.closing {
                 return Ok(());
@@ -614,30 +679,33 @@ impl<'s> Conn<'s> {
                 .clamp(Duration::from_millis(1), Duration::from_secs(1));
             if !input.is_empty() {
                 // The session takes no more input until it has worked through what it holds, which waits for its
-                // own timer (a held HTTP long poll): wait for that, not for more bytes (the reader thread blocks
-                // on the full channel meanwhile, and TCP pushes back on the client).
-                std::thread::sleep(wait);
+                // own timer (a held HTTP long poll): wait for that, not for more bytes (the socket is not read
+                // meanwhile, so TCP pushes back on the client).
+                tokio::time::sleep(wait).await;
                 let r = lock(&self.session).handle_timeout(self.sh.now());
                 if let Err(e) = r {
                     return self.ended(e);
                 }
                 continue;
             }
-            match rx.recv_timeout(wait) {
-                Ok(Input::Bytes(b)) => {
-                    input = b;
-                    idle = std::time::Instant::now();
+            tokio::select! {
+                ready = sock.readable() => {
+                    ready?;
+                    match read_some(sock, &mut input) {
+                        Ok(0) => return Ok(()),
+                        Ok(_) => idle = std::time::Instant::now(),
+                        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-                Ok(Input::Push(u)) => {
+                Some(u) = rx.recv() => {
                     // A client that never acknowledges cannot make the DC hold unbounded updates.
                     if self.pushes.len() >= api::MAX_PENDING_UPDATES {
                         self.pushes.pop_front();
                     }
                     self.pushes.push_back(u);
                 }
-                Ok(Input::Closed) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
-                Ok(Input::Failed(e)) => return Err(e.into()),
-                Err(RecvTimeoutError::Timeout) => {
+                () = tokio::time::sleep(wait) => {
                     if idle.elapsed() > IDLE_TIMEOUT || self.sh.stop.load(Ordering::SeqCst) {
                         return Ok(());
                     }
@@ -743,7 +811,7 @@ impl<'s> Conn<'s> {
         let mut store = lock(&self.sh.keys);
         let taken = store.force_collisions > 0 || store.keys.contains_key(&key_id);
         store.force_collisions = store.force_collisions.saturating_sub(1);
-        let _ = s.accept_new_key(now, taken, &mut self.rng);
+        let _ = s.accept_new_key(now, taken, &mut rand::rng());
         if taken {
             self.sh.stats.key_collisions.fetch_add(1, Ordering::SeqCst);
             if self.sh.verbose {
@@ -898,7 +966,7 @@ impl<'s> Conn<'s> {
                     date: i32::try_from(self.sh.unix(now).0).unwrap_or(i32::MAX),
                 };
                 let mut hub = lock(&self.sh.hub);
-                let (reply, pushes) = api::execute(&body, &mut self.rng, caller, &mut hub.dir);
+                let (reply, pushes) = api::execute(&body, &mut rand::rng(), caller, &mut hub.dir);
                 for p in pushes {
                     hub.route(p, &self.sh.stats);
                 }
@@ -943,9 +1011,17 @@ impl<'s> Conn<'s> {
                 self.pushes.pop_front();
             }
         }
-        while let Ok(Some(n)) = s.poll_transmit(now, &mut self.rng, &mut self.out) {
-            self.wire.extend_from_slice(self.out.get(..n).unwrap_or_default());
-        }
+        let wire = &mut self.wire;
+        OUT.with_borrow_mut(|out| {
+            let need = s.min_transmit_len();
+            if out.len() < need {
+                out.resize(need, 0);
+            }
+            let mut rng = rand::rng();
+            while let Ok(Some(n)) = s.poll_transmit(now, &mut rng, out) {
+                wire.extend_from_slice(out.get(..n).unwrap_or_default());
+            }
+        });
         before != (self.backlog.len(), self.pushes.len(), self.wire.len())
     }
 
