@@ -1,4 +1,4 @@
-//! The client's side of a session: its receive path
+//! The client's side of a session: its state ([`ClientState`]: salts, keepalive, quick acks), its receive path
 //! (msg_id checks of items 32-34 against a clock the DC corrects, then results, updates and service messages), its
 //! reactions to `bad_msg_notification` / `bad_server_salt` (item 43), `new_session_created`, `future_salts` and
 //! `pong`, and its housekeeping (pings, `msgs_state_req`, `get_future_salts`).
@@ -11,6 +11,43 @@ use super::*;
 
 /// Quick-ack tokens remembered per connection.
 pub(super) const QUICK_ACKS: usize = 8;
+
+/// What only a client engine keeps: its salts, the keepalive, quick-ack tokens, and what its clock and replay
+/// checks need beyond the shared window.
+pub(super) struct ClientState {
+    pub(super) salts: ClientSalts<MAX_FUTURE_SALTS>,
+    /// The highest id accepted below a full replay window (see `client_check`); a replay of it is refused.
+    pub(super) below_window: Option<MsgId>,
+    /// Quick-ack tokens of packets carrying queries, oldest first, with the packet's msg_id.
+    pub(super) quick_acks: heapless::Deque<(u32, MsgId), QUICK_ACKS>,
+    /// When the next keepalive `ping_delay_disconnect` is due, and the ping_id of the last one.
+    pub(super) next_ping_at: Option<Instant>,
+    pub(super) ping_counter: u64,
+    /// A `get_future_salts` is in flight.
+    pub(super) salts_requested: bool,
+    /// The `unique_id` of the last `new_session_created`; a copy of it (re-sent by a DC under a new msg_id after a
+    /// hand-over, [`Engine::hand_over`]) is acked and ignored.
+    pub(super) nsc_seen: Option<i64>,
+    /// When this engine's first packet left. A server message in its session cannot be older (the session id is
+    /// fresh), which bounds how far a clock set from that message may lag (see `learn_time`).
+    pub(super) first_sent: Option<Instant>,
+}
+
+impl ClientState {
+    /// A client starting with `salt` (0 if unknown), its first keepalive due at `next_ping_at`.
+    pub(super) const fn new(salt: u64, next_ping_at: Option<Instant>) -> Self {
+        ClientState {
+            salts: ClientSalts::new(salt, Duration::from_secs(60)),
+            below_window: None,
+            quick_acks: heapless::Deque::new(),
+            next_ping_at,
+            ping_counter: 0,
+            salts_requested: false,
+            nsc_seen: None,
+            first_sent: None,
+        }
+    }
+}
 
 impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// Client: a new session id (derived from the old one, no RNG needed) with fresh msg_ids and seq_nos; every
@@ -25,16 +62,18 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             b.copy_from_slice(x);
         }
         self.session_id = u64::from_le_bytes(b);
-        self.ids = MsgIdGen::new(self.side);
+        self.ids = MsgIdGen::new(self.side());
         self.seq = SeqNoGen::new();
         self.inbound.reset();
-        self.below_window = None;
         self.tracker = SentTracker::new(TX, self.tracker.policy());
-        self.quick_acks.clear();
         self.outbox.forced.clear();
         // Answers to the old session's messages mean nothing in the new one.
         self.owed.clear();
-        self.salts_requested = false;
+        if let Some(c) = self.role.client_mut() {
+            c.below_window = None;
+            c.quick_acks.clear();
+            c.salts_requested = false;
+        }
         let mut order: heapless::Vec<(MsgId, usize), MSGS> = heapless::Vec::new();
         for (i, s) in self.outbox.slots.iter().enumerate() {
             if let Some(s) = s {
@@ -191,7 +230,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             self.clock.advance_within_lag(now, id);
         } else {
             // No packet sent yet: impossible for a message in our fresh session; trust no lag rather than guess.
-            let since = self.first_sent.unwrap_or(now);
+            let since = self.role.client().and_then(|c| c.first_sent).unwrap_or(now);
             self.clock.sync_to_first_server_msg(since, now, id);
         }
     }
@@ -223,7 +262,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
         match self.inbound.check(id, unix, false) {
             Ok(()) => Ok(()),
-            Err(MsgIdReject::OlderThanWindow) if exempt && self.below_window.is_none_or(|b| id > b) => Ok(()),
+            Err(MsgIdReject::OlderThanWindow)
+                if exempt && self.role.client().and_then(|c| c.below_window).is_none_or(|b| id > b) =>
+            {
+                Ok(())
+            }
             Err(_) => Err(Dropped::BadMsgId),
         }
     }
@@ -235,7 +278,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         match self.inbound.accept(id, unix, false) {
             Ok(()) => Ok(()),
             Err(MsgIdReject::OlderThanWindow) => {
-                self.below_window = Some(id);
+                if let Some(c) = self.role.client_mut() {
+                    c.below_window = Some(id);
+                }
                 Ok(())
             }
             Err(_) => Err(Dropped::BadMsgId),
@@ -291,38 +336,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 );
             }
             // A copy of the one already handled (same unique_id) is ignored.
-            ServiceMessage::NewSessionCreated(n) if self.nsc_seen != Some(n.unique_id) => {
-                self.nsc_seen = Some(n.unique_id);
-                // Authenticated, in this session, and through the msg_id checks (item 46).
-                self.client_salts.adopt_new_session_salt(n.server_salt as u64);
-                let first = MsgId::from_wire(n.first_msg_id);
-                self.tracker.requeue_before(first, now);
-                self.push_event(EvRec::Reset(first));
-            }
-            ServiceMessage::Pong(p) => {
-                let pinged = MsgId::from_wire(p.msg_id);
-                if let Some(r) = self.tracker.resolve_pong(pinged, p.ping_id as u64) {
-                    // The keepalive's own ping: silent.
-                    self.outbox.free(r.handle);
-                } else if self.is_user_ping(pinged, p.ping_id) {
-                    // A ping the host sent as a query ends, like any query, in one event carrying the pong (item 45:
-                    // both the msg_id and the ping_id match).
-                    if let Some(res) = self.tracker.resolve_rpc(pinged) {
-                        let req = self
-                            .outbox
-                            .slots
-                            .get(res.handle.0 as usize)
-                            .copied()
-                            .flatten()
-                            .map_or(pinged, |s| s.orig);
-                        self.outbox.free(res.handle);
-                        self.push_event(EvRec::Result {
-                            req,
-                            body: span_of(base, body, which),
-                        });
-                    }
-                }
-            }
+            ServiceMessage::NewSessionCreated(n) => self.on_new_session_created(now, &n),
+            ServiceMessage::Pong(p) => self.on_pong(&p, span_of(base, body, which)),
             ServiceMessage::FutureSalts(f) => self.on_future_salts(now, &f),
             ServiceMessage::MsgsStateInfo(info) => self.on_state_info(&info),
             ServiceMessage::MsgDetailed(d) if self.tracker.reference(MsgId::from_wire(d.msg_id)).is_some() => {
@@ -337,27 +352,63 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             // Either party may ask about the state of the messages it sent (a DC's `msgs_state_req`).
             ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids, span_of(base, body, which)),
-            ServiceMessage::GzipPacked(g) => {
-                // A gzipped update inside a container (a container inside it is not unpacked: containers do not
-                // nest); never a second level of gzip.
-                if which == Buf::Gz {
-                    self.stats.dropped += 1;
-                    return;
-                }
-                if let Some(span) = self.inflate(&g, gz, gz_used)
-                    && seq_no % 2 == 1
-                {
-                    let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
-                    if !matches!(
-                        peek_ctor(inner),
-                        Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR)
-                    ) {
-                        self.push_event(EvRec::Update(span));
-                    }
-                }
-            }
+            // A gzipped update inside a container; never a second level of gzip.
+            ServiceMessage::GzipPacked(_) if which == Buf::Gz => self.stats.dropped += 1,
+            ServiceMessage::GzipPacked(g) => self.on_gzipped_update(&g, seq_no, gz, gz_used),
             // msg_copy is rejected (item 51); the rest is informational or not for a client.
             _ => {}
+        }
+    }
+
+    /// `new_session_created` (item 46: authenticated, in this session, and through the msg_id checks): the DC's
+    /// salt is adopted and what we sent before `first_msg_id` goes again. A copy of the one already handled (same
+    /// `unique_id`) is ignored.
+    fn on_new_session_created(&mut self, now: Instant, n: &NewSessionCreated) {
+        let Some(c) = self.role.client_mut() else { return };
+        if c.nsc_seen == Some(n.unique_id) {
+            return;
+        }
+        c.nsc_seen = Some(n.unique_id);
+        c.salts.adopt_new_session_salt(n.server_salt as u64);
+        let first = MsgId::from_wire(n.first_msg_id);
+        self.tracker.requeue_before(first, now);
+        self.push_event(EvRec::Reset(first));
+    }
+
+    /// `pong` (whose body is `body`): the keepalive's own ping ends silently; a ping the host sent as a query ends,
+    /// like any query, in one event carrying the pong (item 45: both the msg_id and the ping_id match).
+    fn on_pong(&mut self, p: &Pong, body: Span) {
+        let pinged = MsgId::from_wire(p.msg_id);
+        if let Some(r) = self.tracker.resolve_pong(pinged, p.ping_id as u64) {
+            self.outbox.free(r.handle);
+        } else if self.is_user_ping(pinged, p.ping_id)
+            && let Some(res) = self.tracker.resolve_rpc(pinged)
+        {
+            let req = self
+                .outbox
+                .slots
+                .get(res.handle.0 as usize)
+                .copied()
+                .flatten()
+                .map_or(pinged, |s| s.orig);
+            self.outbox.free(res.handle);
+            self.push_event(EvRec::Result { req, body });
+        }
+    }
+
+    /// A `gzip_packed` update (not inside an inflated payload): inflated, and reported if content-related and
+    /// neither gzip nor a container inside (a container inside it is not unpacked: containers do not nest).
+    fn on_gzipped_update(&mut self, g: &GzipPacked<'_>, seq_no: u32, gz: &mut [u8], gz_used: &mut usize) {
+        if let Some(span) = self.inflate(g, gz, gz_used)
+            && seq_no % 2 == 1
+        {
+            let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
+            if !matches!(
+                peek_ctor(inner),
+                Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR)
+            ) {
+                self.push_event(EvRec::Update(span));
+            }
         }
     }
 
@@ -397,58 +448,20 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             .copied()
             .flatten()
             .map_or(wire_req, |s| s.orig);
-        let _ = self.client_salts.adopt_response_salt(&res.proof, salt);
+        if let Some(c) = self.role.client_mut() {
+            let _ = c.salts.adopt_response_salt(&res.proof, salt);
+        }
         self.outbox.free(res.handle);
-        let (buf_is_gz, result): (Option<Span>, &[u8]) = match peek_ctor(r.result) {
-            // Already inside an inflated payload: no gzip inside gzip (item 50).
-            Some(GzipPacked::CONSTRUCTOR) if which == Buf::Gz => {
-                return self.push_event(EvRec::Failed {
-                    req,
-                    reason: FailReason::MalformedResult,
-                });
-            }
-            Some(GzipPacked::CONSTRUCTOR) => {
-                let Ok(g) = GzipPacked::decode(r.result) else {
-                    return self.push_event(EvRec::Failed {
-                        req,
-                        reason: FailReason::MalformedResult,
-                    });
-                };
-                let start = *gz_used;
-                match self.inflate_at(&g, gz, start) {
-                    Ok(n) => {
-                        *gz_used = start + n;
-                        (
-                            Some(Span {
-                                buf: Buf::Gz,
-                                off: start as u32,
-                                len: n as u32,
-                            }),
-                            &[],
-                        )
-                    }
-                    Err(GzipError::OutputTooLarge) => {
-                        return self.push_event(EvRec::Failed {
-                            req,
-                            reason: FailReason::ResultTooLarge,
-                        });
-                    }
-                    Err(_) => {
-                        return self.push_event(EvRec::Failed {
-                            req,
-                            reason: FailReason::MalformedResult,
-                        });
-                    }
+        // A gzipped result is inflated (once: no gzip inside gzip, item 50) and read from the inflate buffer.
+        let (base, data, which): (&[u8], &[u8], Buf) = match peek_ctor(r.result) {
+            Some(GzipPacked::CONSTRUCTOR) => match self.inflate_result(r.result, which, gz, gz_used) {
+                Ok(s) => {
+                    let d = gz.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
+                    (&*gz, d, Buf::Gz)
                 }
-            }
-            _ => (None, r.result),
-        };
-        let (base, data, which): (&[u8], &[u8], Buf) = match buf_is_gz {
-            Some(s) => {
-                let d = gz.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[]);
-                (&*gz, d, Buf::Gz)
-            }
-            None => (base, result, which),
+                Err(reason) => return self.push_event(EvRec::Failed { req, reason }),
+            },
+            _ => (base, r.result, which),
         };
         match peek_ctor(data) {
             Some(RpcError::CONSTRUCTOR) => match RpcError::decode(data) {
@@ -479,14 +492,43 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
+    /// Inflates a `gzip_packed` result into the inflate buffer; why the query fails if it cannot.
+    fn inflate_result(
+        &mut self,
+        result: &[u8],
+        which: Buf,
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) -> Result<Span, FailReason> {
+        // Already inside an inflated payload: no gzip inside gzip (item 50).
+        if which == Buf::Gz {
+            return Err(FailReason::MalformedResult);
+        }
+        let g = GzipPacked::decode(result).map_err(|_| FailReason::MalformedResult)?;
+        let start = *gz_used;
+        match self.inflate_at(&g, gz, start) {
+            Ok(n) => {
+                *gz_used = start + n;
+                Ok(Span {
+                    buf: Buf::Gz,
+                    off: start as u32,
+                    len: n as u32,
+                })
+            }
+            Err(GzipError::OutputTooLarge) => Err(FailReason::ResultTooLarge),
+            Err(_) => Err(FailReason::MalformedResult),
+        }
+    }
+
     pub(super) fn on_quick_ack(&mut self, token: u32) {
         let token = token | 0x8000_0000;
-        let Some(pos) = self.quick_acks.iter().position(|&(t, _)| t == token) else {
+        let Some(c) = self.role.client_mut() else { return };
+        let Some(pos) = c.quick_acks.iter().position(|&(t, _)| t == token) else {
             return;
         };
         let mut outer = MsgId(0);
         for _ in 0..=pos {
-            if let Some((_, id)) = self.quick_acks.pop_front() {
+            if let Some((_, id)) = c.quick_acks.pop_front() {
                 outer = id;
             }
         }
@@ -537,7 +579,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             BadMsgCode::BadServerSalt => {
                 match salt {
-                    Some(s) => self.client_salts.adopt_bad_server_salt(&proof, s),
+                    Some(s) => {
+                        if let Some(c) = self.role.client_mut() {
+                            c.salts.adopt_bad_server_salt(&proof, s);
+                        }
+                    }
                     None => return,
                 }
                 self.resend_new_id(now, bad);
@@ -585,7 +631,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return;
         };
         self.outbox.free(res.handle);
-        self.salts_requested = false;
+        if let Some(c) = self.role.client_mut() {
+            c.salts_requested = false;
+        }
         let mut v: heapless::Vec<SaltEntry, MAX_FUTURE_SALTS> = heapless::Vec::new();
         for s in f.salts.iter() {
             let e = SaltEntry {
@@ -598,7 +646,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         let unix = self.clock.unix_time(now);
-        let _ = self.client_salts.store_future_salts(&res.proof, unix, &v);
+        if let Some(c) = self.role.client_mut() {
+            let _ = c.salts.store_future_salts(&res.proof, unix, &v);
+        }
     }
 
     /// Client: asks with `msgs_state_req` about acknowledged queries still unanswered after `state_check_after`.
@@ -633,6 +683,46 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 if due(s) {
                     s.checked_at = Some(now);
                 }
+            }
+        }
+    }
+
+    /// Client housekeeping before a packet is written: the keepalive ping, `msgs_state_req` about unanswered
+    /// queries, and `get_future_salts` ahead of the salt's expiry.
+    pub(super) fn client_housekeeping(&mut self, now: Instant) {
+        let interval = self.cfg.ping_interval;
+        if let Some(c) = self.role.client_mut()
+            && let Some(at) = c.next_ping_at
+            && now >= at
+            && let Some(iv) = interval
+        {
+            c.ping_counter = c.ping_counter.wrapping_add(1);
+            c.next_ping_at = Some(now.saturating_add(iv));
+            let ping_id = c.ping_counter as i64;
+            let p = tl::PingDelayDisconnect {
+                ping_id,
+                disconnect_delay: self.cfg.ping_disconnect_delay,
+            };
+            self.queue_tl(
+                now,
+                SentKind::Ping {
+                    ping_id: ping_id as u64,
+                },
+                true,
+                false,
+                &p,
+            );
+        }
+        self.check_states(now);
+        let unix = self.clock.unix_time(now);
+        let Some(c) = self.role.client_mut() else { return };
+        c.salts.advance(unix);
+        if self.cfg.future_salts && !c.salts_requested && c.salts.should_fetch(unix) {
+            let g = tl::GetFutureSalts { num: 32 };
+            if self.queue_tl(now, SentKind::GetFutureSalts, true, false, &g)
+                && let Some(c) = self.role.client_mut()
+            {
+                c.salts_requested = true;
             }
         }
     }

@@ -21,7 +21,8 @@
 //! (copied into `rx`, decrypted there) → `recv.rs` (dispatch, container and gzip checks) → `client.rs` or `server.rs`
 //! (that role's checks and messages; service messages in `service.rs`) → events borrowing `rx`/`gz`
 //! ([`Engine::poll_event`]) or answers owed to the peer. Outbound, bodies wait in `outbox.rs` (the arena and its
-//! slots) and `packer.rs` builds each packet ([`Engine::poll_packet`]).
+//! slots) and `packer.rs` builds each packet ([`Engine::poll_packet`]). Each role's own state is in `RoleState` (a
+//! client's `ClientState`, a DC's `DcState`), so the DC path never reads client fields; `Core` keeps what both share.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client;
@@ -205,68 +206,78 @@ pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
     gz_used: usize,
 }
 
+/// What both roles share: the key and session, msg_id and seq_no generation, the inbound replay window, what was
+/// sent ([`SentTracker`], [`Outbox`]), what is owed or pending for the host, and the counters. What only one role
+/// needs is in `role`.
 struct Core<const TX: usize, const MSGS: usize> {
-    side: Side,
+    role: RoleState<MSGS>,
     cfg: EngineConfig,
     key: AuthKey,
     session_id: u64,
-    session_known: bool,
     clock: Clock,
     ids: MsgIdGen,
     seq: SeqNoGen,
     inbound: InboundMsgIds<DEFAULT_REPLAY_WINDOW>,
-    /// Client: the highest id accepted below a full replay window (see `client_check`); a replay of it is refused.
-    below_window: Option<MsgId>,
-    seq_check: SeqNoChecker<DEFAULT_REPLAY_WINDOW>,
-    client_salts: ClientSalts<MAX_FUTURE_SALTS>,
-    server_salts: Option<ServerSalts>,
-    salt_secret: [u8; 32],
-    /// A salt fixed for one rotation period (the handshake's), overriding the derived one.
-    first_salt: Option<(u64, u64)>,
     tracker: SentTracker<MSGS>,
     acks: AckQueue<DEFAULT_ACK_QUEUE>,
     budget: ResendBudget,
     outbox: Outbox<TX, MSGS>,
     events: heapless::Deque<EvRec, MSGS>,
-    /// DC: requests delivered and not yet answered (at most `MSGS`; beyond, [`Owed::FloodWait`]).
-    pending_reqs: heapless::Vec<MsgId, MSGS>,
     /// Answers owed to the peer, sent once each by the next packets.
     owed: heapless::Deque<Owed, MSGS>,
-    /// DC: the received packet still being worked through.
-    held: Option<Held>,
-    /// DC: the host's last answer was refused with `QueueFull` (the arena waits for acknowledgements).
-    answers_blocked: bool,
     /// The latest instant a host call passed in (for work resumed by [`Engine::poll_event`], which takes none).
     last_now: Instant,
-    quick_acks: heapless::Deque<(u32, MsgId), QUICK_ACKS>,
-    next_ping_at: Option<Instant>,
-    ping_counter: u64,
-    salts_requested: bool,
-    disconnect_at: Option<Instant>,
-    nsc_first: Option<MsgId>,
-    nsc_due: bool,
-    /// Client: the `unique_id` of the last `new_session_created`; a copy of it (re-sent by a DC under a new msg_id
-    /// after a hand-over, [`Engine::hand_over`]) is acked and ignored.
-    nsc_seen: Option<i64>,
-    retired: heapless::Deque<u64, RETIRED_SESSIONS>,
-    /// DC: which client session the host allowed this engine to start ([`Engine::approve_session`]); any other
-    /// session it does not serve yet is refused with [`Dropped::UnknownSession`] and reported in `unknown_session`.
-    approval: Approval,
-    /// DC: the (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
-    unknown_session: Option<(u64, MsgId)>,
-    long_poll: Option<LongPoll>,
     /// `gzip_packed` work the packet being processed may still cause (see [`INFLATE_WORK_PER_RX`]).
     inflate_left: usize,
-    /// Client: when this engine's first packet left. A server message in its session cannot be older (the session id
-    /// is fresh), which bounds how far a clock set from that message may lag (see `learn_time`).
-    first_sent: Option<Instant>,
     stats: Stats,
     closed: bool,
 }
 
-impl<const TX: usize, const MSGS: usize> Drop for Core<TX, MSGS> {
-    fn drop(&mut self) {
-        self.salt_secret.zeroize();
+/// The state only one role has: a client's salts, pings and quick acks ([`ClientState`]), a DC's salt schedule,
+/// session admission, held packet and pending requests ([`DcState`]). An engine's role never changes.
+///
+/// The DC variant is the larger (its seq_no window is 16 KiB): with no allocator it cannot be boxed, and the enum
+/// still costs less than both roles' fields side by side did.
+#[allow(clippy::large_enum_variant)]
+enum RoleState<const MSGS: usize> {
+    Client(ClientState),
+    Dc(DcState<MSGS>),
+}
+
+impl<const MSGS: usize> RoleState<MSGS> {
+    fn side(&self) -> Side {
+        match self {
+            RoleState::Client(_) => Side::Client,
+            RoleState::Dc(_) => Side::Server,
+        }
+    }
+
+    fn client(&self) -> Option<&ClientState> {
+        match self {
+            RoleState::Client(c) => Some(c),
+            RoleState::Dc(_) => None,
+        }
+    }
+
+    fn client_mut(&mut self) -> Option<&mut ClientState> {
+        match self {
+            RoleState::Client(c) => Some(c),
+            RoleState::Dc(_) => None,
+        }
+    }
+
+    fn dc(&self) -> Option<&DcState<MSGS>> {
+        match self {
+            RoleState::Dc(d) => Some(d),
+            RoleState::Client(_) => None,
+        }
+    }
+
+    fn dc_mut(&mut self) -> Option<&mut DcState<MSGS>> {
+        match self {
+            RoleState::Dc(d) => Some(d),
+            RoleState::Client(_) => None,
+        }
     }
 }
 
@@ -280,7 +291,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Drop for Engine<RX, TX
 impl<const RX: usize, const TX: usize, const MSGS: usize> core::fmt::Debug for Engine<RX, TX, MSGS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
-            .field("side", &self.core.side)
+            .field("side", &self.core.side())
             .field("key_id", &self.core.key.id())
             .field("stats", &self.core.stats)
             .finish_non_exhaustive()
@@ -311,11 +322,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         now: Instant,
         session_id: u64,
     ) -> Self {
-        let mut core = Core::new(Side::Client, cfg, key, clock, now);
+        let role = RoleState::Client(ClientState::new(salt, cfg.ping_interval.map(|d| now.saturating_add(d))));
+        let mut core = Core::new(role, cfg, key, clock, now);
         core.session_id = session_id;
-        core.session_known = true;
-        core.client_salts = ClientSalts::new(salt, Duration::from_secs(60));
-        core.next_ping_at = cfg.ping_interval.map(|d| now.saturating_add(d));
         Self::wrap(core)
     }
 
@@ -328,9 +337,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         now: Instant,
         rng: &mut R,
     ) -> Self {
-        let mut core = Core::new(Side::Server, cfg, key, clock, now);
-        rng.fill_bytes(&mut core.salt_secret);
-        core.init_server_salts(now);
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let core = Core::new(RoleState::Dc(DcState::new(secret, None)), cfg, key, clock, now);
+        secret.zeroize();
         Self::wrap(core)
     }
 
@@ -345,11 +355,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         rng: &mut R,
         salt: u64,
     ) -> Self {
-        let mut core = Core::new(Side::Server, cfg, key, clock, now);
-        rng.fill_bytes(&mut core.salt_secret);
-        let p = core.clock.unix_time(now).0 / core.rotation_secs();
-        core.first_salt = Some((p, salt.max(1)));
-        core.init_server_salts(now);
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let p = clock.unix_time(now).0 / rotation_secs(&cfg);
+        let core = Core::new(
+            RoleState::Dc(DcState::new(secret, Some((p, salt.max(1))))),
+            cfg,
+            key,
+            clock,
+            now,
+        );
+        secret.zeroize();
         Self::wrap(core)
     }
 
@@ -362,24 +378,28 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         clock: Clock,
         now: Instant,
     ) -> Self {
-        let mut core = Core::new(Side::Server, cfg, key, clock, now);
-        core.salt_secret = schedule.secret;
-        core.first_salt = schedule.first;
-        core.init_server_salts(now);
+        let role = RoleState::Dc(DcState::new(schedule.secret, schedule.first));
+        let core = Core::new(role, cfg, key, clock, now);
         Self::wrap(core)
     }
 
     /// DC: this engine's salt schedule, to store with the key.
     pub fn salt_schedule(&self) -> super::dc_host::SaltSchedule {
-        super::dc_host::SaltSchedule {
-            secret: self.core.salt_secret,
-            first: self.core.first_salt,
+        match self.core.role.dc() {
+            Some(dc) => super::dc_host::SaltSchedule {
+                secret: dc.salt_secret,
+                first: dc.first_salt,
+            },
+            None => super::dc_host::SaltSchedule {
+                secret: [0; 32],
+                first: None,
+            },
         }
     }
 
     /// DC: whether a client session is being served (false until the first authenticated message).
     pub fn has_session(&self) -> bool {
-        self.core.session_known
+        self.core.role.dc().is_none_or(|dc| dc.session_known)
     }
 
     /// DC: lets the next packet handed in start `session_id` here, if it names that session, as a **new** server
@@ -394,20 +414,24 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// asks it with [`HostQuery::Session`](super::HostQuery::Session)); only when no engine holds it does it call
     /// this and hand the packet in again.
     pub fn approve_session(&mut self, session_id: u64) {
-        self.core.approval = Approval::Session(session_id);
+        if let Some(dc) = self.core.role.dc_mut() {
+            dc.approval = Approval::Session(session_id);
+        }
     }
 
     /// DC: lets the first session named start without asking, for an engine on a key this connection has just
     /// created (no other connection can hold a session under it). See [`approve_session`](Self::approve_session).
     pub fn approve_first_session(&mut self) {
-        if !self.core.session_known {
-            self.core.approval = Approval::First;
+        if let Some(dc) = self.core.role.dc_mut()
+            && !dc.session_known
+        {
+            dc.approval = Approval::First;
         }
     }
 
     /// DC: the (session_id, msg_id) of the last packet refused with [`Dropped::UnknownSession`], taken.
     pub fn take_unknown_session(&mut self) -> Option<(u64, MsgId)> {
-        self.core.unknown_session.take()
+        self.core.role.dc_mut().and_then(|dc| dc.unknown_session.take())
     }
 
     /// Decrypts `packet` (checking it fully) into the receive buffer only to read its session id and msg_id;
@@ -416,7 +440,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if self.must_drain() {
             return None;
         }
-        let dir = match self.core.side {
+        let dir = match self.core.side() {
             Side::Client => Direction::ServerToClient,
             Side::Server => Direction::ClientToServer,
         };
@@ -450,7 +474,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// This engine's role.
     pub fn side(&self) -> Side {
-        self.core.side
+        self.core.side()
     }
 
     /// The session id (a DC's is 0 until the client's first message).
@@ -470,10 +494,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// The salt the next packet carries (client) or the DC's current salt.
     pub fn current_salt(&self) -> u64 {
-        match &self.core.server_salts {
-            Some(s) => s.current(),
-            None => self.core.client_salts.current(),
-        }
+        self.core.current_salt()
     }
 
     /// Counters.
@@ -509,7 +530,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     pub fn must_drain(&self) -> bool {
         let c = &self.core;
         c.events.iter().any(EvRec::uses_buffers)
-            || c.held.is_some()
+            || c.role.dc().is_some_and(|dc| dc.held.is_some())
             || c.owed.is_full()
             || c.owed.iter().any(Owed::uses_buffers)
     }
@@ -521,7 +542,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// DC: works on through the held packet as far as there is room (see `Held`).
     fn resume(&mut self, now: Instant) {
-        if self.core.held.is_some() {
+        if self.core.role.dc().is_some_and(|dc| dc.held.is_some()) {
             self.core.resume(now, &self.rx, &mut self.gz, &mut self.gz_used);
         }
     }
@@ -549,7 +570,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// DC: the long poll a received `http_wait` asked for, while it is held.
     pub fn long_poll(&self) -> Option<LongPoll> {
-        self.core.long_poll
+        self.core.role.dc().and_then(|dc| dc.long_poll)
     }
 
     /// Client, on a temporary key's session: queues `auth.bindTempAuthKey` binding this key to `perm_key` until
@@ -688,7 +709,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     }
 
     fn handle_rx(&mut self, now: Instant, n: usize) -> Result<u32, Dropped> {
-        let dir = match self.core.side {
+        let dir = match self.core.side() {
             Side::Client => Direction::ServerToClient,
             Side::Server => Direction::ClientToServer,
         };
@@ -832,8 +853,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         // The last packet's owed answers went out: its next messages may have room now.
         self.resume(now);
         let p = self.core.poll_packet::<RX, R>(now, rng, out, &self.rx, &self.gz);
-        if p.is_some() && self.core.first_sent.is_none() {
-            self.core.first_sent = Some(now);
+        if p.is_some()
+            && let Some(c) = self.core.role.client_mut()
+            && c.first_sent.is_none()
+        {
+            c.first_sent = Some(now);
         }
         Ok(p)
     }
@@ -841,7 +865,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// A new transport connection under the same session: every unacknowledged message becomes due for resending
     /// (in a new container, item 38) and quick-ack tokens of the old connection are forgotten.
     pub fn reconnect(&mut self, now: Instant) {
-        self.core.quick_acks.clear();
+        if let Some(c) = self.core.role.client_mut() {
+            c.quick_acks.clear();
+        }
         if let Some(first) = self.core.ids.last() {
             // Everything sent so far (ids up to the last one) is due now.
             self.core.tracker.requeue_before(MsgId(first.0.saturating_add(1)), now);
@@ -863,8 +889,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     ///
     /// [`Session::resume_session`]: super::Session::resume_session
     pub fn hand_over(&mut self, now: Instant) {
-        self.core.quick_acks.clear();
-        if self.core.side == Side::Server {
+        if let Some(c) = self.core.role.client_mut() {
+            c.quick_acks.clear();
+        }
+        if self.core.side() == Side::Server {
             self.core.rename_in_flight(now);
         } else {
             self.reconnect(now);
@@ -887,21 +915,23 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// DC: forgets the client session (as a DC that lost its state would): the next message starts a new one.
     pub fn forget_session(&mut self) {
         self.core.reset_server_session(0);
-        self.core.session_known = false;
-        self.core.retired.clear();
-        self.core.approval = Approval::None;
+        if let Some(dc) = self.core.role.dc_mut() {
+            dc.session_known = false;
+            dc.retired.clear();
+            dc.approval = Approval::None;
+        }
     }
 }
 
 impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
-    fn new(side: Side, cfg: EngineConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
+    fn new(role: RoleState<MSGS>, cfg: EngineConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
+        let side = role.side();
         let l = &cfg.limits;
-        Core {
-            side,
+        let mut core = Core {
+            role,
             cfg,
             key,
             session_id: 0,
-            session_known: false,
             clock,
             ids: MsgIdGen::new(side),
             seq: SeqNoGen::new(),
@@ -912,12 +942,6 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     future: l.msg_id_max_future,
                 },
             ),
-            below_window: None,
-            seq_check: SeqNoChecker::new(),
-            client_salts: ClientSalts::new(0, Duration::from_secs(60)),
-            server_salts: None,
-            salt_secret: [0; 32],
-            first_salt: None,
             tracker: SentTracker::new(
                 TX,
                 ResendPolicy {
@@ -929,27 +953,25 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             budget: ResendBudget::new(now, l.resend_burst_bytes, l.resend_bytes_per_sec),
             outbox: Outbox::new(),
             events: heapless::Deque::new(),
-            pending_reqs: heapless::Vec::new(),
             owed: heapless::Deque::new(),
-            held: None,
-            answers_blocked: false,
             last_now: now,
-            quick_acks: heapless::Deque::new(),
-            next_ping_at: None,
-            ping_counter: 0,
-            salts_requested: false,
-            disconnect_at: None,
-            nsc_first: None,
-            nsc_due: false,
-            nsc_seen: None,
-            retired: heapless::Deque::new(),
-            approval: Approval::None,
-            unknown_session: None,
-            long_poll: None,
             inflate_left: 0,
-            first_sent: None,
             stats: Stats::default(),
             closed: false,
+        };
+        core.init_server_salts(now);
+        core
+    }
+
+    fn side(&self) -> Side {
+        self.role.side()
+    }
+
+    /// The salt the next packet carries: the client's current one, or the DC's (0 if its schedule could not start).
+    fn current_salt(&self) -> u64 {
+        match &self.role {
+            RoleState::Client(c) => c.salts.current(),
+            RoleState::Dc(dc) => dc.salts.as_ref().map_or(0, ServerSalts::current),
         }
     }
 
@@ -980,7 +1002,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return;
         }
         self.closed = true;
-        self.held = None;
+        if let Some(dc) = self.role.dc_mut() {
+            dc.held = None;
+        }
         self.owed.clear();
         let mut queries: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
         for s in self
@@ -1001,10 +1025,13 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return;
         }
-        if self.side == Side::Server {
+        if let Some(dc) = self.role.dc_mut() {
+            let disconnect = dc.disconnect_at.is_some_and(|t| t <= now);
+            if disconnect {
+                dc.disconnect_at = None;
+            }
             self.rotate_server_salt(now);
-            if self.disconnect_at.is_some_and(|t| t <= now) {
-                self.disconnect_at = None;
+            if disconnect {
                 self.push_event(EvRec::Disconnect);
             }
             return;
@@ -1030,7 +1057,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 t = Some(t.map_or(x, |t| t.min(x)));
             }
         };
-        if let Some(lp) = self.long_poll {
+        if let Some(lp) = self.role.dc().and_then(|dc| dc.long_poll) {
             // A held long poll defers every send to its answer; a resend falling due counts as something queued.
             let pending = !self.outbox.forced.is_empty()
                 || !self.owed.is_empty()
@@ -1045,8 +1072,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 min(Some(self.last_now));
             }
         }
-        min(self.next_ping_at);
-        min(self.disconnect_at);
+        min(self.role.client().and_then(|c| c.next_ping_at));
+        min(self.role.dc().and_then(|dc| dc.disconnect_at));
         let check = self.cfg.state_check_after;
         for s in self.outbox.slots.iter().flatten() {
             min(s.deadline);
@@ -1057,7 +1084,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 min(s.checked_at.or(s.sent_at).map(|t| t.saturating_add(after)));
             }
         }
-        if let Some(s) = self.server_salts.as_ref() {
+        if let Some(s) = self.role.dc().and_then(|dc| dc.salts.as_ref()) {
             let secs = s.next_rotation().0 as i128 - self.clock.unix_offset() as i128 / 1_000_000;
             min(Some(Instant::from_secs(u64::try_from(secs.max(0)).unwrap_or(u64::MAX))));
         }

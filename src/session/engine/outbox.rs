@@ -168,12 +168,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return Err(SendError::Closed);
         }
-        let sent_kind = match (kind, self.side) {
+        let sent_kind = match (kind, self.side()) {
             (MsgKind::Query, Side::Client) => SentKind::RpcQuery,
             (MsgKind::Query, Side::Server) => return Err(SendError::NotReady),
             (MsgKind::Notice, _) => SentKind::Service,
         };
-        if self.side == Side::Server && !self.session_known {
+        if self.role.dc().is_some_and(|dc| !dc.session_known) {
             return Err(SendError::NotReady);
         }
         // A query must be able to end in an event: keep one event slot per query in flight.
@@ -273,10 +273,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             s.seq_no = seq;
             s.orig = id;
         }
-        if let Some(lp) = self.long_poll.as_mut() {
-            lp.first_out.get_or_insert(now);
-            lp.last_out = Some(now);
-        }
+        self.note_outbound(now);
         Ok(id)
     }
 
@@ -284,7 +281,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return Err(SendError::Closed);
         }
-        if self.side != Side::Client {
+        if self.side() != Side::Client {
             return Err(SendError::NotReady);
         }
         let queued = self
@@ -383,7 +380,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// Gives the message in slot `idx` (now `id`) a new msg_id and seq_no and queues it to be sent again; a server
     /// response keeps its response parity. Nothing changes if no id can be made.
     pub(super) fn rename_slot(&mut self, now: Instant, idx: usize, id: MsgId) {
-        let response = self.side == Side::Server && id.is_server_response();
+        let response = self.side() == Side::Server && id.is_server_response();
         let new = if response {
             self.ids.next_response(now, &self.clock)
         } else {

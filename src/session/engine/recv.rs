@@ -94,7 +94,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return Err(Dropped::WrongSession);
         }
-        match self.side {
+        match self.side() {
             Side::Client => self.client_packet(now, h, body, rx, gz, gz_used),
             Side::Server => self.server_packet(now, h, body, rx, gz, gz_used),
         }
@@ -124,7 +124,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         for m in c.iter() {
             let id = MsgId::from_wire(m.msg_id);
             if id >= h.msg_id
-                || check_parity(id, self.side.peer()).is_err()
+                || check_parity(id, self.side().peer()).is_err()
                 || m.seqno < 0
                 || m.seqno as u32 > h.seq_no
                 || matches!(

@@ -1,4 +1,5 @@
-//! The DC's side of a session: its salt schedule, its receive path (session, msg_id, salt and seq_no checks with the notifications the
+//! The DC's side of a session: its state ([`DcState`]: salt schedule, session admission, the held packet,
+//! requests awaiting the host), its receive path (session, msg_id, salt and seq_no checks with the notifications the
 //! spec asks for, then every message of the accepted packet in order as room frees up), its answers and long polls.
 //!
 //! Received bodies come from `recv.rs`; queries go to the host as [`Event::Request`](super::Event::Request) and
@@ -89,9 +90,70 @@ pub(super) fn may_request(body: &[u8]) -> bool {
     }
 }
 
-impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
-    pub(super) fn rotation_secs(&self) -> u64 {
-        self.cfg.limits.salt_rotation.as_secs().max(1)
+/// The length of a salt rotation period, in seconds (never 0).
+pub(super) fn rotation_secs(cfg: &EngineConfig) -> u64 {
+    cfg.limits.salt_rotation.as_secs().max(1)
+}
+
+/// What only a DC engine keeps: the salt schedule, which client session it serves and which it may start, the
+/// packet it is working through, and the requests the host has not answered yet.
+pub(super) struct DcState<const MSGS: usize> {
+    /// Whether a client session is served (false until the first authenticated message names one).
+    pub(super) session_known: bool,
+    pub(super) seq_check: SeqNoChecker<DEFAULT_REPLAY_WINDOW>,
+    /// The current (and previous) salt; `None` only if the schedule could not start.
+    pub(super) salts: Option<ServerSalts>,
+    /// The secret every period's salt is derived from ([`DcState::derived_salt`]).
+    pub(super) salt_secret: [u8; 32],
+    /// A salt fixed for one rotation period (the handshake's), overriding the derived one.
+    pub(super) first_salt: Option<(u64, u64)>,
+    /// Requests delivered and not yet answered (at most `MSGS`; beyond, [`Owed::FloodWait`]).
+    pub(super) pending_reqs: heapless::Vec<MsgId, MSGS>,
+    /// The received packet still being worked through.
+    pub(super) held: Option<Held>,
+    /// The host's last answer was refused with `QueueFull` (the arena waits for acknowledgements).
+    pub(super) answers_blocked: bool,
+    /// When to report [`Event::DisconnectRequested`](super::Event::DisconnectRequested) (`ping_delay_disconnect`).
+    pub(super) disconnect_at: Option<Instant>,
+    /// The first msg_id of the new session, for its `new_session_created` (owed while `nsc_due`).
+    pub(super) nsc_first: Option<MsgId>,
+    pub(super) nsc_due: bool,
+    /// Session ids of this key served before and finished: their late packets are dropped.
+    pub(super) retired: heapless::Deque<u64, RETIRED_SESSIONS>,
+    /// Which client session the host allowed this engine to start ([`Engine::approve_session`]); any other
+    /// session it does not serve yet is refused with [`Dropped::UnknownSession`] and reported in `unknown_session`.
+    pub(super) approval: Approval,
+    /// The (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
+    pub(super) unknown_session: Option<(u64, MsgId)>,
+    pub(super) long_poll: Option<LongPoll>,
+}
+
+impl<const MSGS: usize> Drop for DcState<MSGS> {
+    fn drop(&mut self) {
+        self.salt_secret.zeroize();
+    }
+}
+
+impl<const MSGS: usize> DcState<MSGS> {
+    /// A DC waiting for its first client message; its salt schedule starts from `salt_secret` (and `first_salt`).
+    pub(super) fn new(salt_secret: [u8; 32], first_salt: Option<(u64, u64)>) -> Self {
+        DcState {
+            session_known: false,
+            seq_check: SeqNoChecker::new(),
+            salts: None,
+            salt_secret,
+            first_salt,
+            pending_reqs: heapless::Vec::new(),
+            held: None,
+            answers_blocked: false,
+            disconnect_at: None,
+            nsc_first: None,
+            nsc_due: false,
+            retired: heapless::Deque::new(),
+            approval: Approval::None,
+            unknown_session: None,
+            long_poll: None,
+        }
     }
 
     /// The DC's salt for rotation period `p`: derived from a per-engine secret, so `future_salts` can promise the
@@ -114,43 +176,102 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         u64::from_le_bytes(b).max(1)
     }
 
+    /// Forgets the session-bound part: what a new (or forgotten) client session starts without.
+    fn reset(&mut self) {
+        self.seq_check = SeqNoChecker::new();
+        self.pending_reqs.clear();
+        self.held = None;
+        self.answers_blocked = false;
+        self.nsc_first = None;
+        self.nsc_due = false;
+        self.disconnect_at = None;
+        self.long_poll = None;
+    }
+}
+
+// ---- salts ---------------------------------------------------------------------------------------------------
+
+impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
+    /// Starts the salt schedule at the period of `now` (a DC; nothing for a client).
     pub(super) fn init_server_salts(&mut self, now: Instant) {
-        let rot = self.rotation_secs();
+        let rot = rotation_secs(&self.cfg);
         let unix = self.clock.unix_time(now).0;
         let p = unix / rot;
         let policy = ServerSaltPolicy {
             rotation: Duration::from_secs(rot),
             grace: self.cfg.limits.salt_grace,
         };
-        self.server_salts = ServerSalts::new(self.derived_salt(p), UnixTime(p * rot), policy).ok();
+        if let Some(dc) = self.role.dc_mut() {
+            dc.salts = ServerSalts::new(dc.derived_salt(p), UnixTime(p * rot), policy).ok();
+        }
     }
 
     pub(super) fn rotate_server_salt(&mut self, now: Instant) {
         let unix = self.clock.unix_time(now);
-        let rot = self.rotation_secs();
+        let rot = rotation_secs(&self.cfg);
+        let Some(dc) = self.role.dc_mut() else { return };
         let mut guard = 0;
-        while let Some(s) = self.server_salts.as_ref()
+        while let Some(s) = dc.salts.as_ref()
             && s.rotation_due(unix)
             && guard < 4
         {
             let at = s.next_rotation();
-            let salt = self.derived_salt(at.0 / rot);
-            if let Some(s) = self.server_salts.as_mut() {
+            let salt = dc.derived_salt(at.0 / rot);
+            if let Some(s) = dc.salts.as_mut() {
                 let _ = s.rotate(at, salt);
             }
             guard += 1;
         }
-        if self.server_salts.as_ref().is_some_and(|s| s.rotation_due(unix)) {
+        if dc.salts.as_ref().is_some_and(|s| s.rotation_due(unix)) {
             // A jump of more than a few periods: restart the schedule at now.
             self.init_server_salts(now);
         }
     }
 
-    pub(super) fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
-        if self.side != Side::Server {
-            return Err(SendError::NotReady);
+    /// DC housekeeping before a packet is written: the salt rotation, and `new_session_created` once the new
+    /// session's first message is known.
+    pub(super) fn dc_housekeeping<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R) {
+        self.rotate_server_salt(now);
+        let Some(dc) = self.role.dc() else { return };
+        if dc.nsc_due
+            && let Some(first) = dc.nsc_first
+        {
+            let salt = dc.salts.as_ref().map_or(0, ServerSalts::current);
+            let n = NewSessionCreated {
+                first_msg_id: first.to_wire(),
+                unique_id: rng.next_u64() as i64,
+                server_salt: salt as i64,
+            };
+            if self.queue_tl(now, SentKind::Service, true, false, &n)
+                && let Some(dc) = self.role.dc_mut()
+            {
+                dc.nsc_due = false;
+            }
         }
-        let pos = self
+    }
+
+    /// DC: whether `poll_packet` may write now, given a held long poll (see [`LongPoll`]): `None` while it is
+    /// held, `Some(true)` when it is answered now (with an empty container if need be), `Some(false)` without one.
+    pub(super) fn release_long_poll(&mut self, now: Instant) -> Option<bool> {
+        let Some(lp) = self.role.dc().and_then(|dc| dc.long_poll) else {
+            return Some(false);
+        };
+        if now < lp.answer_at(self.has_outbound(now)) {
+            return None;
+        }
+        if let Some(dc) = self.role.dc_mut() {
+            dc.long_poll = None;
+        }
+        Some(true)
+    }
+
+    // ---- answers -----------------------------------------------------------------------------------------------
+
+    pub(super) fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
+        let Some(dc) = self.role.dc() else {
+            return Err(SendError::NotReady);
+        };
+        let pos = dc
             .pending_reqs
             .iter()
             .position(|&r| r == req)
@@ -163,16 +284,32 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         let r = self.queue(now, SentKind::Service, true, true, rr.tl_len(), |d| {
             rr.write(&mut Writer::new(d))
         });
+        let Some(dc) = self.role.dc_mut() else { return r };
         // Whether the host can answer now decides what a query beyond the pending ones gets (`room_for`).
-        self.answers_blocked = r == Err(SendError::QueueFull);
+        dc.answers_blocked = r == Err(SendError::QueueFull);
         let id = r?;
-        self.pending_reqs.swap_remove(pos);
+        dc.pending_reqs.swap_remove(pos);
         Ok(id)
     }
 
+    /// DC: hands a query to the host, or, when `MSGS` requests already wait for its answers and the host's answers
+    /// are refused for room (`answers_blocked`), refuses it with `FLOOD_WAIT_1`: answered, not executed; clients
+    /// retry it after the second (Telethon on its own). Waiting instead could wait forever: the arena frees on
+    /// acknowledgements, which the client queued behind this very packet.
+    fn deliver_request(&mut self, now: Instant, id: MsgId, body: Span) {
+        if self.role.dc_mut().is_none_or(|dc| dc.pending_reqs.push(id).is_err()) {
+            self.push_owed(now, Owed::FloodWait { req: id });
+            return;
+        }
+        self.push_event(EvRec::Request { msg_id: id, body });
+    }
+
+    // ---- sessions ----------------------------------------------------------------------------------------------
+
+    /// Forgets the client session's state: replay window, what was sent and owed, and the DC's session-bound
+    /// state; the engine then serves `session_id`.
     pub(super) fn reset_server_session(&mut self, session_id: u64) {
         self.inbound.reset();
-        self.seq_check = SeqNoChecker::new();
         let handles: heapless::Vec<usize, MSGS> = self
             .outbox
             .slots
@@ -189,37 +326,39 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             self.outbox.free(BodyHandle(i as u32));
         }
         self.tracker = SentTracker::new(TX, self.tracker.policy());
-        self.pending_reqs.clear();
         self.owed.clear();
-        self.held = None;
-        self.answers_blocked = false;
         self.outbox.forced.clear();
         self.acks = AckQueue::new(self.cfg.limits.ack_flush_threshold, self.cfg.limits.ack_max_delay);
         self.seq = SeqNoGen::new();
         self.session_id = session_id;
-        self.nsc_first = None;
-        self.nsc_due = false;
-        self.disconnect_at = None;
-        self.long_poll = None;
+        if let Some(dc) = self.role.dc_mut() {
+            dc.reset();
+        }
     }
 
     /// Starts serving `session_id` (a new client session, or the client moved on): the old one is retired, and a
     /// retired one is never served again, so its late packets cannot come back with an empty replay window
     /// (item 31).
-    pub(super) fn switch_session(&mut self, now: Instant, session_id: u64) -> Result<(), Dropped> {
-        if self.retired.iter().any(|&r| r == session_id) {
+    fn switch_session(&mut self, now: Instant, session_id: u64) -> Result<(), Dropped> {
+        let old = self.session_id;
+        let Some(dc) = self.role.dc_mut() else {
+            return Err(Dropped::WrongSession);
+        };
+        if dc.retired.iter().any(|&r| r == session_id) {
             return Err(Dropped::WrongSession);
         }
-        if self.session_known {
-            if self.retired.is_full() {
-                let _ = self.retired.pop_front();
+        if dc.session_known {
+            if dc.retired.is_full() {
+                let _ = dc.retired.pop_front();
             }
-            let _ = self.retired.push_back(self.session_id);
+            let _ = dc.retired.push_back(old);
         }
         self.reset_server_session(session_id);
-        self.session_known = true;
-        self.nsc_due = true;
-        self.approval = Approval::None;
+        if let Some(dc) = self.role.dc_mut() {
+            dc.session_known = true;
+            dc.nsc_due = true;
+            dc.approval = Approval::None;
+        }
         // The session starts without the replay state of its past, if it had one: copies of its older messages
         // are refused as too old (code 16) rather than executed again (item 33).
         let unix = self.clock.unix_time(now);
@@ -232,11 +371,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// Marks a refused, authenticated msg_id as received, so no later copy of it is ever accepted: the client
     /// re-sends the content under a new msg_id, and accepting the old one too would execute it twice.
-    pub(super) fn burn(&mut self, id: MsgId, unix: UnixTime) {
+    fn burn(&mut self, id: MsgId, unix: UnixTime) {
         let _ = self.inbound.accept(id, unix, false);
     }
 
-    pub(super) fn notify_bad(&mut self, now: Instant, bad: MsgId, seq_no: u32, code: BadMsgCode) {
+    fn notify_bad(&mut self, now: Instant, bad: MsgId, seq_no: u32, code: BadMsgCode) {
         self.stats.bad_msgs += 1;
         self.push_owed(
             now,
@@ -248,6 +387,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         );
     }
 
+    // ---- receiving -------------------------------------------------------------------------------------------
+
+    /// DC: one authenticated packet. Its session is admitted, its msg_id, salt and seq_no checked (a refusal is
+    /// notified to the client where the spec says so); then it is accepted as a whole and held, and its messages
+    /// are processed as far as there is room (`resume`).
     pub(super) fn server_packet(
         &mut self,
         now: Instant,
@@ -259,39 +403,88 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     ) -> Result<(), Dropped> {
         let unix = self.clock.unix_time(now);
         let is_container = peek_ctor(body) == Some(MsgContainer::CONSTRUCTOR);
-        let serves = self.session_known && h.session_id == self.session_id;
+        self.admit_session(now, &h)?;
+        self.check_packet_id(now, &h, unix, is_container)?;
+        self.check_packet_salt(now, &h, unix)?;
+        let at = span_of(rx, body, Buf::Rx);
+        let held = if is_container {
+            let c = match MsgContainer::decode(body) {
+                Ok(c) => c,
+                Err(_) => {
+                    self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
+                    return Err(Dropped::Malformed);
+                }
+            };
+            if let Err(e) = self.check_container(&h, &c, gz.get_mut(*gz_used..).unwrap_or(&mut [])) {
+                self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
+                return Err(e);
+            }
+            self.check_seq(now, h.msg_id, h.seq_no, false, unix)?;
+            // Accepted as a whole (item 48): every inner message is processed, now or as room frees up.
+            Held {
+                next: at.off.saturating_add(CONTAINER_HDR as u32),
+                end: at.off.saturating_add(at.len),
+                left: u32::try_from(c.messages.len()).unwrap_or(0),
+                unix,
+                single: None,
+            }
+        } else {
+            self.check_seq(now, h.msg_id, h.seq_no, is_content_related(body, h.seq_no), unix)?;
+            Held {
+                next: at.off,
+                end: at.off.saturating_add(at.len),
+                left: 1,
+                unix,
+                single: Some((h.msg_id, h.seq_no)),
+            }
+        };
+        self.accept_id(h.msg_id, h.seq_no, unix);
+        self.set_held(Some(held));
+        self.resume(now, rx, gz, gz_used);
+        Ok(())
+    }
+
+    /// DC: whether the packet's session may be served here: the one served, or a new one the host approved
+    /// ([`Engine::approve_session`]); the first one named starts being served at once.
+    fn admit_session(&mut self, now: Instant, h: &Header) -> Result<(), Dropped> {
+        let session_id = self.session_id;
+        let Some(dc) = self.role.dc_mut() else {
+            return Err(Dropped::WrongSession);
+        };
+        let serves = dc.session_known && h.session_id == session_id;
         if !serves {
-            if self.retired.iter().any(|&r| r == h.session_id) {
+            if dc.retired.iter().any(|&r| r == h.session_id) {
                 return Err(Dropped::WrongSession);
             }
             // A host's word on one session is good for the packet it was given for, no later one: by then another
             // connection may have started that session.
-            let approval = core::mem::replace(&mut self.approval, Approval::None);
+            let approval = core::mem::replace(&mut dc.approval, Approval::None);
             let approved = match approval {
                 Approval::Session(id) => id == h.session_id,
-                Approval::First => !self.session_known,
+                Approval::First => !dc.session_known,
                 Approval::None => false,
             };
             if !approved {
                 // The session may live in another connection's engine (with its replay window): the host decides.
-                self.unknown_session = Some((h.session_id, h.msg_id));
+                dc.unknown_session = Some((h.session_id, h.msg_id));
                 return Err(Dropped::UnknownSession);
             }
         }
-        if !self.session_known {
+        if !dc.session_known {
             // The first authenticated packet names the session, even if it is refused below, so the refusal's
             // notification and spent id belong to it.
             self.switch_session(now, h.session_id)?;
         }
+        Ok(())
+    }
+
+    /// DC: the packet's msg_id checks (items 32-34), and the switch to an approved new session once they pass.
+    fn check_packet_id(&mut self, now: Instant, h: &Header, unix: UnixTime, is_container: bool) -> Result<(), Dropped> {
         let same_session = h.session_id == self.session_id;
         // A message already received is dropped silently (re-acked) before any other check, so a duplicate or
         // replay never provokes a notification that could make the client rename, and so repeat, a message.
         if same_session && self.inbound.window().contains(h.msg_id) {
-            if is_container {
-                self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::ContainerIdReused);
-            } else if h.seq_no % 2 == 1 {
-                let _ = self.acks.push(now, h.msg_id);
-            }
+            self.refuse_duplicate(now, h, is_container);
             return Err(Dropped::BadMsgId);
         }
         // Parity and time before the session: a stale replay must not start (and so reset) a session.
@@ -320,89 +513,87 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return Err(Dropped::OutOfOrder);
         }
         match self.inbound.check(h.msg_id, unix, true) {
-            Ok(()) => {}
+            Ok(()) => Ok(()),
             Err(MsgIdReject::Duplicate) => {
-                if is_container {
-                    self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::ContainerIdReused);
-                } else if h.seq_no % 2 == 1 {
-                    let _ = self.acks.push(now, h.msg_id);
-                }
-                return Err(Dropped::BadMsgId);
+                self.refuse_duplicate(now, h, is_container);
+                Err(Dropped::BadMsgId)
             }
             Err(e) => {
                 if let Some(code) = e.bad_msg_code(is_container) {
                     self.notify_bad(now, h.msg_id, h.seq_no, code);
                 }
-                return Err(Dropped::BadMsgId);
+                Err(Dropped::BadMsgId)
             }
         }
-        // Item 35: the current salt, or the previous one during its grace period; salt 0 never passes.
-        if let Some(s) = self.server_salts.as_ref()
-            && s.check(h.salt, unix).is_err()
-        {
-            self.stats.bad_msgs += 1;
-            self.push_owed(
-                now,
-                Owed::BadSalt {
-                    bad: h.msg_id,
-                    seq_no: h.seq_no,
-                },
-            );
-            // The id is spent: a delayed copy of this packet must not be accepted once the salt (or the client's
-            // clock) would pass, after the client re-sent its content under a new msg_id.
-            self.burn(h.msg_id, unix);
-            return Err(Dropped::BadSalt);
-        }
+    }
+
+    /// A packet received before: a container's id reused is notified (its members may differ), a lone
+    /// content-related message is acknowledged again.
+    fn refuse_duplicate(&mut self, now: Instant, h: &Header, is_container: bool) {
         if is_container {
-            let c = match MsgContainer::decode(body) {
-                Ok(c) => c,
-                Err(_) => {
-                    self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
-                    return Err(Dropped::Malformed);
-                }
-            };
-            if let Err(e) = self.check_container(&h, &c, gz.get_mut(*gz_used..).unwrap_or(&mut [])) {
-                self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::InvalidContainer);
-                return Err(e);
-            }
-            if let Err(e) = self.seq_check.check(h.msg_id, h.seq_no, false) {
-                self.notify_bad(now, h.msg_id, h.seq_no, e.bad_msg_code());
-                self.burn(h.msg_id, unix);
-                return Err(Dropped::BadSeqNo);
-            }
-            // Accepted as a whole (item 48): every inner message is processed, now or as room frees up.
-            let _ = self.inbound.accept(h.msg_id, unix, true);
-            self.seq_check.record(h.msg_id, h.seq_no);
-            let at = span_of(rx, body, Buf::Rx);
-            self.held = Some(Held {
-                next: at.off.saturating_add(CONTAINER_HDR as u32),
-                end: at.off.saturating_add(at.len),
-                left: u32::try_from(c.messages.len()).unwrap_or(0),
-                unix,
-                single: None,
-            });
-        } else {
-            if let Err(e) = self
-                .seq_check
-                .check(h.msg_id, h.seq_no, is_content_related(body, h.seq_no))
-            {
-                self.notify_bad(now, h.msg_id, h.seq_no, e.bad_msg_code());
-                self.burn(h.msg_id, unix);
-                return Err(Dropped::BadSeqNo);
-            }
-            let _ = self.inbound.accept(h.msg_id, unix, true);
-            self.seq_check.record(h.msg_id, h.seq_no);
-            let at = span_of(rx, body, Buf::Rx);
-            self.held = Some(Held {
-                next: at.off,
-                end: at.off.saturating_add(at.len),
-                left: 1,
-                unix,
-                single: Some((h.msg_id, h.seq_no)),
-            });
+            self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::ContainerIdReused);
+        } else if h.seq_no % 2 == 1 {
+            let _ = self.acks.push(now, h.msg_id);
         }
-        self.resume(now, rx, gz, gz_used);
+    }
+
+    /// Item 35: the current salt, or the previous one during its grace period; salt 0 never passes.
+    fn check_packet_salt(&mut self, now: Instant, h: &Header, unix: UnixTime) -> Result<(), Dropped> {
+        let bad = self
+            .role
+            .dc()
+            .and_then(|dc| dc.salts.as_ref())
+            .is_some_and(|s| s.check(h.salt, unix).is_err());
+        if !bad {
+            return Ok(());
+        }
+        self.stats.bad_msgs += 1;
+        self.push_owed(
+            now,
+            Owed::BadSalt {
+                bad: h.msg_id,
+                seq_no: h.seq_no,
+            },
+        );
+        // The id is spent: a delayed copy of this packet must not be accepted once the salt (or the client's
+        // clock) would pass, after the client re-sent its content under a new msg_id.
+        self.burn(h.msg_id, unix);
+        Err(Dropped::BadSalt)
+    }
+
+    /// Item 37: the seq_no of a message (or container) whose msg_id passed; a refusal is notified and spends the id.
+    fn check_seq(
+        &mut self,
+        now: Instant,
+        id: MsgId,
+        seq_no: u32,
+        content: bool,
+        unix: UnixTime,
+    ) -> Result<(), Dropped> {
+        let r = self
+            .role
+            .dc()
+            .map_or(Ok(()), |dc| dc.seq_check.check(id, seq_no, content));
+        if let Err(e) = r {
+            self.notify_bad(now, id, seq_no, e.bad_msg_code());
+            self.burn(id, unix);
+            return Err(Dropped::BadSeqNo);
+        }
         Ok(())
+    }
+
+    /// Remembers an accepted message's msg_id and seq_no.
+    fn accept_id(&mut self, id: MsgId, seq_no: u32, unix: UnixTime) {
+        let _ = self.inbound.accept(id, unix, true);
+        if let Some(dc) = self.role.dc_mut() {
+            dc.seq_check.record(id, seq_no);
+        }
+    }
+
+    fn set_held(&mut self, held: Option<Held>) {
+        if let Some(dc) = self.role.dc_mut() {
+            dc.held = held;
+        }
     }
 
     /// DC: processes the held packet's messages in order while each has room for what it produces: an answer in
@@ -411,23 +602,23 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// room: both drain without the peer's help, so the packet is always finished. (Waiting for room in the resend
     /// arena instead could wait for acknowledgements stuck behind this very packet.)
     pub(super) fn resume(&mut self, now: Instant, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
-        while let Some(mut h) = self.held {
+        while let Some(mut h) = self.role.dc().and_then(|dc| dc.held) {
             let rest = rx.get(h.next as usize..h.end as usize).unwrap_or(&[]);
             if let Some((id, seq_no)) = h.single {
                 if !self.room_for(rest) {
                     return;
                 }
-                self.held = None;
+                self.set_held(None);
                 self.server_message(now, id, seq_no, rest, rx, gz, gz_used);
                 continue;
             }
             if h.left == 0 {
-                self.held = None;
+                self.set_held(None);
                 continue;
             }
             // The container was fully validated when it arrived (`check_container`): this cannot fail.
             let Ok(m) = Message::read_bare(&mut Reader::new(rest)) else {
-                self.held = None;
+                self.set_held(None);
                 continue;
             };
             if !self.room_for(m.body) {
@@ -435,7 +626,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             h.next = h.next.saturating_add((INNER_HDR + m.body.len()) as u32);
             h.left -= 1;
-            self.held = (h.left > 0).then_some(h);
+            self.set_held((h.left > 0).then_some(h));
             self.server_member(now, h.unix, m, rx, gz, gz_used);
         }
     }
@@ -444,14 +635,17 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// room for an answer, and a query has room for its event and, unless the host's last answer was refused for
     /// room in the arena, in the pending requests (a full table with answers refused gets `FLOOD_WAIT`,
     /// [`deliver_request`](Self::deliver_request)).
-    pub(super) fn room_for(&self, body: &[u8]) -> bool {
-        let pending_full = self.pending_reqs.is_full() && !self.answers_blocked;
+    fn room_for(&self, body: &[u8]) -> bool {
+        let pending_full = self
+            .role
+            .dc()
+            .is_some_and(|dc| dc.pending_reqs.is_full() && !dc.answers_blocked);
         !self.owed.is_full() && !((self.events.is_full() || pending_full) && may_request(body))
     }
 
     /// DC: one inner message of an accepted container: its own msg_id and seq_no checks, then its processing.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn server_member(
+    fn server_member(
         &mut self,
         now: Instant,
         unix: UnixTime,
@@ -486,30 +680,20 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 return;
             }
         }
-        if let Err(e) = self.seq_check.check(id, seq, is_content_related(m.body, seq)) {
-            self.notify_bad(now, id, seq, e.bad_msg_code());
-            self.burn(id, unix);
+        if self
+            .check_seq(now, id, seq, is_content_related(m.body, seq), unix)
+            .is_err()
+        {
             return;
         }
-        let _ = self.inbound.accept(id, unix, true);
-        self.seq_check.record(id, seq);
+        self.accept_id(id, seq, unix);
         self.server_message(now, id, seq, m.body, rx, gz, gz_used);
     }
 
-    /// DC: hands a query to the host, or, when `MSGS` requests already wait for its answers and the host's answers
-    /// are refused for room (`answers_blocked`), refuses it with `FLOOD_WAIT_1`: answered, not executed; clients
-    /// retry it after the second (Telethon on its own). Waiting instead could wait forever: the arena frees on
-    /// acknowledgements, which the client queued behind this very packet.
-    pub(super) fn deliver_request(&mut self, now: Instant, id: MsgId, body: Span) {
-        if self.pending_reqs.push(id).is_err() {
-            self.push_owed(now, Owed::FloodWait { req: id });
-            return;
-        }
-        self.push_event(EvRec::Request { msg_id: id, body });
-    }
-
+    /// DC: one accepted message from the client: a query goes to the host (`deliver_request`), a service message
+    /// is answered (`owed`) or acted upon here.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn server_message(
+    fn server_message(
         &mut self,
         now: Instant,
         id: MsgId,
@@ -519,8 +703,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         gz: &mut [u8],
         gz_used: &mut usize,
     ) {
-        if self.nsc_due && self.nsc_first.is_none_or(|f| id < f) {
-            self.nsc_first = Some(id);
+        if let Some(dc) = self.role.dc_mut()
+            && dc.nsc_due
+            && dc.nsc_first.is_none_or(|f| id < f)
+        {
+            dc.nsc_first = Some(id);
         }
         if seq_no % 2 == 1 && self.acks.push(now, id).is_err() {
             warn!("session: ack queue full");
@@ -536,6 +723,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 return;
             }
         };
+        let span = span_of(rx, body, Buf::Rx);
         match msg {
             ServiceMessage::Ping(p) => self.push_owed(
                 now,
@@ -546,7 +734,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             ),
             ServiceMessage::PingDelayDisconnect(p) => {
                 let delay = p.disconnect_delay.clamp(0, MAX_DISCONNECT_DELAY) as u64;
-                self.disconnect_at = Some(now.saturating_add(Duration::from_secs(delay)));
+                if let Some(dc) = self.role.dc_mut() {
+                    dc.disconnect_at = Some(now.saturating_add(Duration::from_secs(delay)));
+                }
                 self.push_owed(
                     now,
                     Owed::Pong {
@@ -562,12 +752,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     num: g.num.clamp(1, MAX_FUTURE_SALTS as i32) as u8,
                 },
             ),
-            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids, span_of(rx, body, Buf::Rx)),
-            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => {
-                self.on_resend_req(now, id, msg_ids, span_of(rx, body, Buf::Rx));
-            }
+            ServiceMessage::MsgsStateReq(q) => self.answer_state(now, id, q.msg_ids, span),
+            ServiceMessage::MsgResendReq(MsgResendReq { msg_ids }) => self.on_resend_req(now, id, msg_ids, span),
             ServiceMessage::MsgResendAnsReq(tl::MsgResendAnsReq { msg_ids }) => {
-                self.on_resend_ans_req(now, id, msg_ids, span_of(rx, body, Buf::Rx));
+                self.on_resend_ans_req(now, id, msg_ids, span);
             }
             ServiceMessage::DestroySession(d) => {
                 // Only sessions of this key are visible here (item 52); this engine holds one.
@@ -586,37 +774,54 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 }
             }
             // An API method that happens to be in the service schema: the host verifies it (`verify_bind`).
-            ServiceMessage::AuthBindTempAuthKey(_) => self.deliver_request(now, id, span_of(rx, body, Buf::Rx)),
+            ServiceMessage::AuthBindTempAuthKey(_) => self.deliver_request(now, id, span),
             // Never kept for resending (see `Owed`): it carries no result, and a client that lost it asks again.
             ServiceMessage::RpcDropAnswer(_) => self.push_owed(now, Owed::AnswerUnknown { req: id }),
-            ServiceMessage::GzipPacked(g) => {
-                if let Some(span) = self.inflate(&g, gz, gz_used) {
-                    let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
-                    let nested = matches!(
-                        peek_ctor(inner),
-                        Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR)
-                    );
-                    if !nested && ServiceMessage::decode_body(inner).is_err() {
-                        self.deliver_request(now, id, span);
-                    }
-                }
-            }
-            ServiceMessage::HttpWait(w) => {
-                let cap = self.cfg.max_http_wait;
-                let ms = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0)).min(cap);
-                let since = self.long_poll.map_or(now, |lp| lp.since);
-                let (first_out, last_out) = self.long_poll.map_or((None, None), |lp| (lp.first_out, lp.last_out));
-                self.long_poll = Some(LongPoll {
-                    since,
-                    max_delay: ms(w.max_delay),
-                    wait_after: ms(w.wait_after),
-                    max_wait: ms(w.max_wait),
-                    first_out,
-                    last_out,
-                });
-            }
+            ServiceMessage::GzipPacked(g) => self.on_gzipped_request(now, id, &g, gz, gz_used),
+            ServiceMessage::HttpWait(w) => self.on_http_wait(now, &w),
             // msg_copy is rejected (item 51); handshake and server-only constructors from a client are ignored.
             _ => {}
+        }
+    }
+
+    /// A `gzip_packed` message: a query inside goes to the host; a container, a copy or a second level of gzip
+    /// inside is ignored (item 50), and so is a service message (the DC does not look inside gzip for them).
+    fn on_gzipped_request(&mut self, now: Instant, id: MsgId, g: &GzipPacked<'_>, gz: &mut [u8], gz_used: &mut usize) {
+        if let Some(span) = self.inflate(g, gz, gz_used) {
+            let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
+            let nested = matches!(
+                peek_ctor(inner),
+                Some(GzipPacked::CONSTRUCTOR | MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR)
+            );
+            if !nested && ServiceMessage::decode_body(inner).is_err() {
+                self.deliver_request(now, id, span);
+            }
+        }
+    }
+
+    /// `http_wait`: hold the next answer as a long poll (see [`LongPoll`]), each delay clamped to
+    /// [`EngineConfig::max_http_wait`]; a second one before the first is answered keeps its start.
+    fn on_http_wait(&mut self, now: Instant, w: &tl::HttpWait) {
+        let cap = self.cfg.max_http_wait;
+        let ms = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0)).min(cap);
+        let Some(dc) = self.role.dc_mut() else { return };
+        let since = dc.long_poll.map_or(now, |lp| lp.since);
+        let (first_out, last_out) = dc.long_poll.map_or((None, None), |lp| (lp.first_out, lp.last_out));
+        dc.long_poll = Some(LongPoll {
+            since,
+            max_delay: ms(w.max_delay),
+            wait_after: ms(w.wait_after),
+            max_wait: ms(w.max_wait),
+            first_out,
+            last_out,
+        });
+    }
+
+    /// A message for the client was queued: a held long poll counts its delays from it (see [`LongPoll`]).
+    pub(super) fn note_outbound(&mut self, now: Instant) {
+        if let Some(lp) = self.role.dc_mut().and_then(|dc| dc.long_poll.as_mut()) {
+            lp.first_out.get_or_insert(now);
+            lp.last_out = Some(now);
         }
     }
 }

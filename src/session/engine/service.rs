@@ -101,10 +101,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             warn!("session: owed answers full");
             return;
         }
-        if let Some(lp) = self.long_poll.as_mut() {
-            lp.first_out.get_or_insert(now);
-            lp.last_out = Some(now);
-        }
+        self.note_outbound(now);
     }
 
     pub(super) fn on_ack(&mut self, id: MsgId) {
@@ -164,7 +161,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// `msg_detailed_info` / `msg_new_detailed_info`: ack the answer if we have it, otherwise ask for it.
     pub(super) fn on_answer_exists(&mut self, now: Instant, answer: MsgId) {
-        if check_parity(answer, self.side.peer()).is_err() {
+        if check_parity(answer, self.side().peer()).is_err() {
             return;
         }
         if self.inbound.window().contains(answer) {
@@ -187,7 +184,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             match self.outbox.slot_by_id(id) {
                 // Still waiting for its first transmission: it goes anyway.
                 Some((_, s)) if s.queued => {}
-                Some((_, s)) if check_parity(id, self.side).is_ok() => {
+                Some((_, s)) if check_parity(id, self.side()).is_ok() => {
                     if !self.force(now, id, s.len) {
                         break;
                     }
@@ -230,7 +227,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if let Ok(id) = self.queue(now, SentKind::Service, false, true, len, |_| Ok(()))
             && let Some((_, slot)) = self.outbox.slot_by_id(id)
         {
-            let (inbound, side) = (&self.inbound, self.side);
+            let (inbound, side) = (&self.inbound, self.side());
             if let Some(dst) = self.outbox.body_mut(&slot) {
                 write_state_info(&mut Writer::new(dst), req, ids, n, |id| state_of(inbound, side, id));
             }
@@ -279,31 +276,15 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     bad_msg_id: bad.to_wire(),
                     bad_msg_seqno: seq_no as i32,
                     error_code: BadMsgCode::BadServerSalt.code(),
-                    new_server_salt: self.server_salts.as_ref().map_or(0, ServerSalts::current) as i64,
+                    new_server_salt: self
+                        .role
+                        .dc()
+                        .and_then(|dc| dc.salts.as_ref())
+                        .map_or(0, ServerSalts::current) as i64,
                 },
                 w,
             ),
-            Owed::FutureSalts { req, num } => {
-                let rot = self.rotation_secs();
-                let unix = self.clock.unix_time(now).0;
-                let p0 = unix / rot;
-                let mut salts: heapless::Vec<TlFutureSalt, MAX_FUTURE_SALTS> = heapless::Vec::new();
-                for p in p0..p0 + u64::from(num) {
-                    let _ = salts.push(TlFutureSalt {
-                        valid_since: i32::try_from(p * rot).unwrap_or(i32::MAX),
-                        valid_until: i32::try_from((p + 1) * rot).unwrap_or(i32::MAX),
-                        salt: self.derived_salt(p) as i64,
-                    });
-                }
-                emit(
-                    &tl::FutureSalts {
-                        req_msg_id: req.to_wire(),
-                        now: i32::try_from(unix).unwrap_or(i32::MAX),
-                        salts: tl::TlVec::from_slice(&salts),
-                    },
-                    w,
-                )
-            }
+            Owed::FutureSalts { req, num } => self.future_salts_body(now, req, num, w),
             Owed::DestroySession { session_id, ok: true } => emit(&DestroySessionOk { session_id }, w),
             Owed::DestroySession { session_id, ok: false } => emit(&DestroySessionNone { session_id }, w),
             Owed::StateInfo { req, body } => {
@@ -318,7 +299,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 let ids = Self::asked_ids(body);
                 let n = ids.map_or(0, |v| v.len()).min(self.cfg.limits.max_ack_ids);
                 if let (Some(w), Some(ids)) = (w, ids) {
-                    write_state_info(w, req, ids, n, |id| state_of(&self.inbound, self.side, id));
+                    write_state_info(w, req, ids, n, |id| state_of(&self.inbound, self.side(), id));
                 }
                 12 + tl::bytes_len(n)
             }
@@ -345,5 +326,29 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 )
             }
         }
+    }
+
+    /// DC: `future_salts` for `req`, the salts of `num` periods from the current one (derived, so promised).
+    fn future_salts_body(&self, now: Instant, req: MsgId, num: u8, w: Option<&mut Writer<'_>>) -> usize {
+        let rot = rotation_secs(&self.cfg);
+        let unix = self.clock.unix_time(now).0;
+        let p0 = unix / rot;
+        let mut salts: heapless::Vec<TlFutureSalt, MAX_FUTURE_SALTS> = heapless::Vec::new();
+        for p in p0..p0 + u64::from(num) {
+            let _ = salts.push(TlFutureSalt {
+                valid_since: i32::try_from(p * rot).unwrap_or(i32::MAX),
+                valid_until: i32::try_from((p + 1) * rot).unwrap_or(i32::MAX),
+                salt: self.role.dc().map_or(0, |dc| dc.derived_salt(p)) as i64,
+            });
+        }
+        let f = tl::FutureSalts {
+            req_msg_id: req.to_wire(),
+            now: i32::try_from(unix).unwrap_or(i32::MAX),
+            salts: tl::TlVec::from_slice(&salts),
+        };
+        if let Some(w) = w {
+            let _ = f.write(w);
+        }
+        f.tl_len()
     }
 }
