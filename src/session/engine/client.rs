@@ -7,7 +7,26 @@
 //! host as events; messages to send go to the outbox.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::*;
+use core::time::Duration;
+use sha2::{Digest, Sha256};
+
+use crate::session::bad_msg::BadMsgCode;
+use crate::session::event::{Dropped, FailReason};
+use crate::session::limits::MAX_FUTURE_SALTS;
+use crate::session::msg_id::{MsgId, MsgIdGen};
+use crate::session::pending::{SentKind, SentTracker};
+use crate::session::replay::{MsgIdReject, TimeWindow};
+use crate::session::salts::{ClientSalts, FutureSalt as SaltEntry};
+use crate::session::seqno::SeqNoGen;
+use crate::time::{Instant, UnixTime};
+use crate::tl::gzip::GzipError;
+use crate::tl::{
+    self, GzipPacked, MsgContainer, MsgResendReq, NewSessionCreated, Pong, RpcError, RpcResult, ServiceMessage, TlRead,
+};
+
+use super::Core;
+use super::outbox::Slot;
+use super::recv::{Buf, EvRec, Header, Span, peek_ctor, span_of};
 
 /// Quick-ack tokens remembered per connection.
 pub(super) const QUICK_ACKS: usize = 8;
@@ -27,6 +46,8 @@ pub(super) struct ClientState {
     pub(super) salts_requested: bool,
     /// The `unique_id` of the last `new_session_created`; a copy of it (re-sent by a DC under a new msg_id after a
     /// hand-over, [`Engine::hand_over`]) is acked and ignored.
+    ///
+    /// [`Engine::hand_over`]: super::Engine::hand_over
     pub(super) nsc_seen: Option<i64>,
     /// When this engine's first packet left. A server message in its session cannot be older (the session id is
     /// fresh), which bounds how far a clock set from that message may lag (see `learn_time`).
@@ -225,6 +246,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// client on a stored key) the first one sets it, so the receive window is enforced from the session's first
     /// authenticated message on; see [`Clock::sync_to_first_server_msg`] for what that message is trusted for. Later
     /// ones move a clock that may lag forward within its bound ([`Clock::advance_within_lag`]).
+    ///
+    /// [`Clock::sync_to_first_server_msg`]: crate::session::Clock::sync_to_first_server_msg
+    /// [`Clock::advance_within_lag`]: crate::session::Clock::advance_within_lag
     pub(super) fn learn_time(&mut self, now: Instant, id: MsgId) {
         if self.clock.is_synced() {
             self.clock.advance_within_lag(now, id);
@@ -237,6 +261,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// Client: the receive time window (item 34): the configured past and future, the future widened by how far the
     /// DC's clock may still be ahead of ours ([`Clock::lag_bound`]).
+    ///
+    /// [`Clock::lag_bound`]: crate::session::Clock::lag_bound
     pub(super) fn client_window(&self) -> TimeWindow {
         TimeWindow {
             past: self.cfg.limits.msg_id_max_past,

@@ -1,8 +1,9 @@
 //! The encrypted session core, both roles, for one auth key: it turns received MTProto 2.0 packets into events and
 //! queued messages into packets, and runs every session-level check and service-message reaction.
 //!
-//! It composes the building blocks of this module ([`MsgIdGen`], [`InboundMsgIds`], [`SeqNoGen`]/[`SeqNoChecker`],
-//! [`ClientSalts`]/[`ServerSalts`], [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three fixed buffers:
+//! It composes the building blocks of this module ([`MsgIdGen`], [`InboundMsgIds`],
+//! [`SeqNoGen`]/[`SeqNoChecker`], [`ClientSalts`]/[`ServerSalts`],
+//! [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three fixed buffers:
 //! `RX` bytes for the received packet (events borrow their bodies from it), `RX` bytes for inflated `gzip_packed`
 //! bodies, and a `TX`-byte arena holding the plaintext body of every message that may still have to be resent.
 //! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer), the pending events, the
@@ -23,6 +24,9 @@
 //! ([`Engine::poll_event`]) or answers owed to the peer. Outbound, bodies wait in `outbox.rs` (the arena and its
 //! slots) and `packer.rs` builds each packet ([`Engine::poll_packet`]). Each role's own state is in `RoleState` (a
 //! client's `ClientState`, a DC's `DcState`), so the DC path never reads client fields; `Core` keeps what both share.
+//!
+//! [`SeqNoChecker`]: super::SeqNoChecker
+//! [`ClientSalts`]: super::ClientSalts
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client;
@@ -33,37 +37,29 @@ mod server;
 mod service;
 
 use core::time::Duration;
-
 use rand_core::CryptoRng;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
-use super::acks::AckQueue;
-use super::bad_msg::BadMsgCode;
-use super::budget::ResendBudget;
-use super::event::{Dropped, Event, FailReason, RpcErrorKind, SendError};
-use super::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, INFLATE_WORK_PER_RX, Limits, MAX_FUTURE_SALTS};
-use super::msg_id::{Clock, MsgId, MsgIdGen, Side};
-use super::pending::{Acked, BodyHandle, NewSent, ResendPolicy, SentKind, SentTracker};
-use super::replay::{InboundMsgIds, MsgIdReject, TimeWindow, check_parity};
-use super::salts::{ClientSalts, FutureSalt as SaltEntry, ServerSaltPolicy, ServerSalts};
-use super::seqno::{SeqNoChecker, SeqNoGen};
 use crate::crypto::auth_key::AuthKey;
-use crate::crypto::packet::{self, Direction, MessageHeader, PaddingPolicy};
-use crate::time::{Instant, UnixTime};
-use crate::tl::gzip::GzipError;
-use crate::tl::{
-    self, BadMsg, BadServerSalt, DestroySessionNone, DestroySessionOk, FutureSalt as TlFutureSalt, GzipPacked, Message,
-    MsgContainer, MsgCopy, MsgResendReq, MsgsAck, MsgsStateInfo, NewSessionCreated, Pong, Reader, RpcAnswerUnknown,
-    RpcError, RpcResult, ServiceMessage, TlBare, TlRead, TlWrite, Writer,
-};
+use crate::crypto::packet::{self, Direction, PaddingPolicy};
+use crate::session::acks::AckQueue;
+use crate::session::budget::ResendBudget;
+use crate::session::event::{Dropped, Event, FailReason, RpcErrorKind, SendError};
+use crate::session::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, INFLATE_WORK_PER_RX, Limits};
+use crate::session::msg_id::{Clock, MsgId, MsgIdGen, Side};
+use crate::session::pending::{BodyHandle, ResendPolicy, SentKind, SentTracker};
+use crate::session::replay::{InboundMsgIds, MsgIdReject, TimeWindow};
+use crate::session::salts::ServerSalts;
+use crate::session::seqno::SeqNoGen;
+use crate::time::Instant;
+use crate::tl::{self, RpcError, TlWrite};
 
-use client::*;
-use outbox::*;
-use recv::*;
+use client::ClientState;
+use outbox::Outbox;
+use recv::{Buf, EvRec, Header, Span};
 pub use server::LongPoll;
-use server::*;
-use service::*;
+use server::{Approval, DcState, rotation_secs};
+use service::Owed;
 
 /// Size of a `message` header inside a container (msg_id, seqno, bytes).
 const INNER_HDR: usize = 16;
@@ -404,7 +400,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// DC: lets the next packet handed in start `session_id` here, if it names that session, as a **new** server
     /// session: empty replay window, `new_session_created`, and a floor under which msg_ids are refused as too old
-    /// ([`Limits::new_session_max_age`](super::Limits::new_session_max_age)). The approval is spent by the next
+    /// ([`Limits::new_session_max_age`]). The approval is spent by the next
     /// packet naming a session this engine does not serve, whichever it names.
     ///
     /// A DC engine never starts (or switches to) a client session on its own: a packet naming a session it does

@@ -5,9 +5,24 @@
 //! Bodies come in from [`Engine::send`], [`Engine::answer`] and the engine's own service messages
 //! ([`Core::queue_tl`]); the packer (`packer.rs`) copies them into packets and hands them to the [`SentTracker`];
 //! an acknowledgement, an answer or a failure frees them ([`Outbox::free`]).
+//!
+//! [`Engine::send`]: super::Engine::send
+//! [`Engine::answer`]: super::Engine::answer
+//! [`SentTracker`]: crate::session::SentTracker
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::*;
+use zeroize::Zeroize;
+
+use crate::session::event::{FailReason, SendError};
+use crate::session::msg_id::{MsgId, Side};
+use crate::session::pending::{BodyHandle, SentKind};
+use crate::time::Instant;
+#[cfg(feature = "alloc")]
+use crate::tl::GzipPacked;
+use crate::tl::{self, TlWrite, Writer};
+
+use super::recv::peek_ctor;
+use super::{Core, INNER_HDR, MsgKind};
 
 /// The handle a tracked container carries: containers own no body.
 pub(super) const NO_BODY: BodyHandle = BodyHandle(u32::MAX);
@@ -47,6 +62,9 @@ pub(super) struct Slot {
 ///
 /// Bodies come in from [`Engine::send`], [`Engine::answer`] and the engine's own service messages; the packer
 /// copies them into packets (`packer.rs`), and an acknowledgement, an answer or a failure frees them.
+///
+/// [`Engine::send`]: super::Engine::send
+/// [`Engine::answer`]: super::Engine::answer
 pub(super) struct Outbox<const TX: usize, const MSGS: usize> {
     pub(super) arena: [u8; TX],
     /// Arena bytes in use, from 0: bodies are packed with no gaps.
@@ -75,6 +93,8 @@ impl<const TX: usize, const MSGS: usize> Outbox<TX, MSGS> {
 
     /// Allocates a slot and writes its body with `f`, which gets exactly `len` bytes; `limit` bounds the arena
     /// bytes in use ([`Limits::max_unacked_bytes`]).
+    ///
+    /// [`Limits::max_unacked_bytes`]: crate::session::Limits::max_unacked_bytes
     pub(super) fn alloc(
         &mut self,
         len: usize,
@@ -403,6 +423,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// DC hand-over ([`Engine::hand_over`]): every message sent and not acknowledged is queued again under a new
     /// msg_id and seq_no. The containers it travelled in are forgotten (their members are renamed).
+    ///
+    /// [`Engine::hand_over`]: super::Engine::hand_over
     pub(super) fn rename_in_flight(&mut self, now: Instant) {
         let mut ids: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
         for s in self.outbox.slots.iter().flatten() {

@@ -6,9 +6,21 @@
 //!
 //! The stages draw msg_ids and seq_nos in a fixed order (ack, owed answers, container, the ack's seq_no), so the
 //! same inputs always give the same bytes.
+//!
+//! [`Engine::poll_packet`]: super::Engine::poll_packet
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::*;
+use rand_core::CryptoRng;
+
+use crate::crypto::packet::{self, Direction, MessageHeader};
+use crate::session::event::FailReason;
+use crate::session::msg_id::{MsgId, Side};
+use crate::session::pending::{BodyHandle, NewSent, SentKind};
+use crate::time::Instant;
+use crate::tl::{self, Message, MsgContainer, MsgsAck, TlBare, Writer};
+
+use super::outbox::NO_BODY;
+use super::{CONTAINER_HDR, Core, INNER_HDR, Packet};
 
 /// Most msg_ids one `msgs_ack` sent by this engine carries (well under the spec's 8192, to keep packets small).
 pub(super) const ACKS_PER_PACKET: usize = 1024;

@@ -4,9 +4,18 @@
 //!
 //! Bodies stay where they are: in the engine's receive buffer (`Buf::Rx`, the decrypted packet) or its inflate
 //! buffer (`Buf::Gz`), and events name them by [`Span`]; [`Engine::poll_event`] lends them to the host.
+//!
+//! [`Engine::poll_event`]: super::Engine::poll_event
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::*;
+use crate::session::event::{Dropped, FailReason};
+use crate::session::msg_id::{MsgId, Side};
+use crate::session::replay::check_parity;
+use crate::time::Instant;
+use crate::tl::gzip::GzipError;
+use crate::tl::{self, GzipPacked, MsgContainer, MsgCopy, MsgsAck, Reader};
+
+use super::Core;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

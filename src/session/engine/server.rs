@@ -4,11 +4,37 @@
 //!
 //! Received bodies come from `recv.rs`; queries go to the host as [`Event::Request`](super::Event::Request) and
 //! come back through [`Engine::answer`]; service messages are answered through `owed` (`service.rs`).
+//!
+//! [`Engine::answer`]: super::Engine::answer
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::*;
+use core::time::Duration;
+use rand_core::CryptoRng;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use crate::session::acks::AckQueue;
+use crate::session::bad_msg::BadMsgCode;
+use crate::session::event::{Dropped, SendError};
+use crate::session::limits::{DEFAULT_REPLAY_WINDOW, MAX_FUTURE_SALTS};
+use crate::session::msg_id::{MsgId, Side};
+use crate::session::pending::{BodyHandle, SentKind, SentTracker};
+use crate::session::replay::{MsgIdReject, TimeWindow, check_parity};
+use crate::session::salts::{ServerSaltPolicy, ServerSalts};
+use crate::session::seqno::{SeqNoChecker, SeqNoGen};
+use crate::time::{Instant, UnixTime};
+use crate::tl::{
+    self, GzipPacked, Message, MsgContainer, MsgCopy, MsgResendReq, NewSessionCreated, Reader, RpcResult,
+    ServiceMessage, TlBare, TlRead, TlWrite, Writer,
+};
+
+use super::recv::{Buf, EvRec, Header, Span, is_content_related, peek_ctor, span_of};
+use super::service::Owed;
+use super::{CONTAINER_HDR, Core, EngineConfig, INNER_HDR, MAX_DISCONNECT_DELAY, RETIRED_SESSIONS};
 
 /// DC: the host's word on a client session this engine does not serve yet (see [`Engine::approve_session`]).
+///
+/// [`Engine::approve_session`]: super::Engine::approve_session
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Approval {
     /// Every unknown session is refused until the host answers.
@@ -25,6 +51,9 @@ pub(super) enum Approval {
 /// msg_id, and a container's, is in the replay window), and every message in it is processed, in order, as room
 /// frees up ([`Engine::poll_event`], [`Engine::poll_packet`]); meanwhile no input is taken (`must_drain`), so the
 /// buffer stays intact. A container is thus accepted as a whole (SECURITY.md item 48) however small the tables.
+///
+/// [`Engine::poll_event`]: super::Engine::poll_event
+/// [`Engine::poll_packet`]: super::Engine::poll_packet
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub(super) struct Held {
@@ -48,6 +77,9 @@ pub(super) struct Held {
 /// An HTTP host calls `poll_packet` only when it has an open exchange to answer (one packet per response), and
 /// sleeps until [`Engine::poll_timeout`], which includes `answer_at`. Over TCP a client has no reason to send
 /// `http_wait`; one that does only delays its own traffic, by at most [`EngineConfig::max_http_wait`].
+///
+/// [`Engine::poll_packet`]: super::Engine::poll_packet
+/// [`Engine::poll_timeout`]: super::Engine::poll_timeout
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct LongPoll {
@@ -122,6 +154,8 @@ pub(super) struct DcState<const MSGS: usize> {
     pub(super) retired: heapless::Deque<u64, RETIRED_SESSIONS>,
     /// Which client session the host allowed this engine to start ([`Engine::approve_session`]); any other
     /// session it does not serve yet is refused with [`Dropped::UnknownSession`] and reported in `unknown_session`.
+    ///
+    /// [`Engine::approve_session`]: super::Engine::approve_session
     pub(super) approval: Approval,
     /// The (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
     pub(super) unknown_session: Option<(u64, MsgId)>,
@@ -446,6 +480,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// DC: whether the packet's session may be served here: the one served, or a new one the host approved
     /// ([`Engine::approve_session`]); the first one named starts being served at once.
+    ///
+    /// [`Engine::approve_session`]: super::Engine::approve_session
     fn admit_session(&mut self, now: Instant, h: &Header) -> Result<(), Dropped> {
         let session_id = self.session_id;
         let Some(dc) = self.role.dc_mut() else {
@@ -601,6 +637,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// left waits, with no input taken meanwhile, until [`Engine::poll_event`] or [`Engine::poll_packet`] makes
     /// room: both drain without the peer's help, so the packet is always finished. (Waiting for room in the resend
     /// arena instead could wait for acknowledgements stuck behind this very packet.)
+    ///
+    /// [`Engine::poll_event`]: super::Engine::poll_event
+    /// [`Engine::poll_packet`]: super::Engine::poll_packet
     pub(super) fn resume(&mut self, now: Instant, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
         while let Some(mut h) = self.role.dc().and_then(|dc| dc.held) {
             let rest = rx.get(h.next as usize..h.end as usize).unwrap_or(&[]);

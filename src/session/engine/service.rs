@@ -6,7 +6,21 @@
 //! [`Core::owed_body`] (called twice per packet by the packer: to measure, then to write).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use super::*;
+use crate::session::bad_msg::BadMsgCode;
+use crate::session::limits::{DEFAULT_REPLAY_WINDOW, MAX_FUTURE_SALTS};
+use crate::session::msg_id::{MsgId, Side};
+use crate::session::pending::{Acked, SentKind};
+use crate::session::replay::{InboundMsgIds, check_parity};
+use crate::session::salts::ServerSalts;
+use crate::time::Instant;
+use crate::tl::{
+    self, BadMsg, BadServerSalt, DestroySessionNone, DestroySessionOk, FutureSalt as TlFutureSalt, MsgResendReq,
+    MsgsStateInfo, Pong, RpcAnswerUnknown, RpcError, RpcResult, ServiceMessage, TlRead, TlWrite, Writer,
+};
+
+use super::Core;
+use super::recv::{Buf, Span, peek_ctor};
+use super::server::rotation_secs;
 
 /// An answer the engine owes the peer for one of its messages and sends once, never resends: it is not kept in
 /// the arena (whose slots and bytes bound what waits for an acknowledgement), but as this record, written straight
@@ -19,6 +33,8 @@ use super::*;
 /// peer could lose: a lost `pong`, notification, state or salt list is asked for again, and the query of a lost
 /// `rpc_answer_unknown` or `FLOOD_WAIT` was not executed (a client that resends it under the same msg_id after a
 /// reconnection gets no second answer and ends it by its own timeout).
+///
+/// [`Engine::poll_packet`]: super::Engine::poll_packet
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub(super) enum Owed {
@@ -39,6 +55,8 @@ pub(super) enum Owed {
     AnswerUnknown { req: MsgId },
     /// DC: `rpc_result { req, rpc_error 420 FLOOD_WAIT_1 }`: the host has `MSGS` requests unanswered on this
     /// session, so `req` is refused, not executed (see [`Engine::answer`]).
+    ///
+    /// [`Engine::answer`]: super::Engine::answer
     FloodWait { req: MsgId },
 }
 
