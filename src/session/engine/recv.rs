@@ -1,0 +1,205 @@
+//! What both roles do with a received packet: dispatch to the role's receive path (`client.rs`, `server.rs`), the
+//! container check of item 48, inflating `gzip_packed` within the packet's work budget (item 50), and the records
+//! events are made of.
+//!
+//! Bodies stay where they are: in the engine's receive buffer (`Buf::Rx`, the decrypted packet) or its inflate
+//! buffer (`Buf::Gz`), and events name them by [`Span`]; [`Engine::poll_event`] lends them to the host.
+//!
+//! [`Engine::poll_event`]: super::Engine::poll_event
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::session::event::{Dropped, FailReason};
+use crate::session::msg_id::{MsgId, Side};
+use crate::session::replay::check_parity;
+use crate::time::Instant;
+use crate::tl::gzip::GzipError;
+use crate::tl::{self, GzipPacked, MsgContainer, MsgCopy, MsgsAck, Reader};
+
+use super::Core;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub(super) enum Buf {
+    Rx,
+    Gz,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub(super) struct Span {
+    pub(super) buf: Buf,
+    pub(super) off: u32,
+    pub(super) len: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub(super) enum EvRec {
+    Result { req: MsgId, body: Span },
+    Error { req: MsgId, code: i32, msg: Span },
+    Failed { req: MsgId, reason: FailReason },
+    Update(Span),
+    Reset(MsgId),
+    Request { msg_id: MsgId, body: Span },
+    Created(u64),
+    Disconnect,
+    Transport(i32),
+}
+
+impl EvRec {
+    pub(super) fn uses_buffers(&self) -> bool {
+        matches!(
+            self,
+            EvRec::Result { .. } | EvRec::Error { .. } | EvRec::Update(_) | EvRec::Request { .. }
+        )
+    }
+}
+
+/// Where a received message's header fields came from (after decryption, or from the fuzzing hook).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Header {
+    pub(super) salt: u64,
+    pub(super) session_id: u64,
+    pub(super) msg_id: MsgId,
+    pub(super) seq_no: u32,
+}
+
+pub(super) fn span_of(base: &[u8], s: &[u8], buf: Buf) -> Span {
+    let off = (s.as_ptr() as usize).wrapping_sub(base.as_ptr() as usize);
+    Span {
+        buf,
+        off: u32::try_from(off).unwrap_or(u32::MAX),
+        len: u32::try_from(s.len()).unwrap_or(0),
+    }
+}
+
+pub(super) fn peek_ctor(body: &[u8]) -> Option<u32> {
+    Reader::new(body).peek_constructor().ok()
+}
+
+/// Whether a client message with this body, arriving with this seq_no, must carry an odd seq_no (item 37).
+/// `ping` is taken with either parity: Pyrogram and kurigram send it as not content-related (an even seq_no) and
+/// Telegram's DCs answer it, so a DC refusing it with 35 breaks their every connect (examples/interop/NOTES.md).
+pub(super) fn is_content_related(body: &[u8], seq_no: u32) -> bool {
+    match peek_ctor(body) {
+        Some(MsgsAck::CONSTRUCTOR | MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR | tl::HttpWait::CONSTRUCTOR) => {
+            false
+        }
+        Some(tl::Ping::CONSTRUCTOR) => seq_no % 2 == 1,
+        _ => true,
+    }
+}
+
+impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
+    pub(super) fn on_packet(
+        &mut self,
+        now: Instant,
+        h: Header,
+        body: &[u8],
+        rx: &[u8],
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) -> Result<(), Dropped> {
+        if self.closed {
+            return Err(Dropped::WrongSession);
+        }
+        match self.side() {
+            Side::Client => self.client_packet(now, h, body, rx, gz, gz_used),
+            Side::Server => self.server_packet(now, h, body, rx, gz, gz_used),
+        }
+    }
+
+    /// Validates a container's structure (item 48): at most the configured count, no nesting or copies, inner
+    /// ids below the container's, unique, with the sender's parity, and inner seq_nos not above the container's.
+    ///
+    /// Uniqueness is found by sorting a copy of the ids in `scratch` (the unused part of the inflate buffer), not
+    /// on the stack and not by a pairwise scan (~500k header decodes for 1024 messages, a 100x amplification of
+    /// the packet's own decryption cost). A container in the receive buffer always leaves room: each inner message
+    /// takes at least 20 bytes, its id 8. Only a `gzip_packed` container inflating to more than ~5/7 of the buffer
+    /// can lack it, and is dropped as too large.
+    pub(super) fn check_container(
+        &self,
+        h: &Header,
+        c: &MsgContainer<'_>,
+        scratch: &mut [u8],
+    ) -> Result<usize, Dropped> {
+        let n = c.messages.len();
+        if n > self.cfg.limits.max_container_messages {
+            return Err(Dropped::Malformed);
+        }
+        let scratch = scratch.get_mut(..n.saturating_mul(8)).ok_or(Dropped::TooLarge)?;
+        let (ids, _) = scratch.as_chunks_mut::<8>();
+        let mut count = 0usize;
+        for m in c.iter() {
+            let id = MsgId::from_wire(m.msg_id);
+            if id >= h.msg_id
+                || check_parity(id, self.side().peer()).is_err()
+                || m.seqno < 0
+                || m.seqno as u32 > h.seq_no
+                || matches!(
+                    peek_ctor(m.body),
+                    Some(MsgContainer::CONSTRUCTOR | MsgCopy::CONSTRUCTOR)
+                )
+            {
+                return Err(Dropped::Malformed);
+            }
+            let slot = ids.get_mut(count).ok_or(Dropped::Malformed)?;
+            *slot = m.msg_id.to_le_bytes();
+            count += 1;
+        }
+        let ids = ids.get_mut(..count).ok_or(Dropped::Malformed)?;
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w.first() == w.get(1)) {
+            return Err(Dropped::Malformed);
+        }
+        Ok(n)
+    }
+
+    /// Inflates `g` into `gz` from `start` on, at most `max_gzip_output` bytes, charging the work, successful or
+    /// not, to the packet's budget (item 50, B14): the output room is what the budget leaves after reserving the
+    /// member's input, so no attempt can overdraw it, and an exhausted budget refuses the member as too large
+    /// without inflating. Every inflate of a received packet goes through here.
+    pub(super) fn inflate_at(&mut self, g: &GzipPacked<'_>, gz: &mut [u8], start: usize) -> Result<usize, GzipError> {
+        let room = self
+            .inflate_left
+            .checked_sub(g.packed_data.len())
+            .ok_or(GzipError::OutputTooLarge)?;
+        let cap = start
+            .saturating_add(self.cfg.limits.max_gzip_output.min(room))
+            .min(gz.len());
+        let out = gz.get_mut(start..cap).ok_or(GzipError::OutputTooLarge)?;
+        let (r, work) = tl::gzip::inflate_metered(g.packed_data, out);
+        self.inflate_left = self.inflate_left.saturating_sub(work.total());
+        self.stats.inflate_work = self.stats.inflate_work.saturating_add(work.total() as u64);
+        r
+    }
+
+    pub(super) fn inflate(&mut self, g: &GzipPacked<'_>, gz: &mut [u8], gz_used: &mut usize) -> Option<Span> {
+        let start = *gz_used;
+        let n = self.inflate_at(g, gz, start).ok()?;
+        *gz_used = start + n;
+        Some(Span {
+            buf: Buf::Gz,
+            off: start as u32,
+            len: n as u32,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_related_classes() {
+        for seq in [0, 1] {
+            assert!(!is_content_related(&MsgsAck::CONSTRUCTOR.to_le_bytes(), seq));
+            assert!(!is_content_related(&MsgContainer::CONSTRUCTOR.to_le_bytes(), seq));
+            assert!(is_content_related(&0x1234_5678u32.to_le_bytes(), seq));
+        }
+        // ping: whichever parity it came with (kurigram sends it even).
+        assert!(is_content_related(&tl::Ping::CONSTRUCTOR.to_le_bytes(), 1));
+        assert!(!is_content_related(&tl::Ping::CONSTRUCTOR.to_le_bytes(), 4));
+    }
+}
