@@ -50,7 +50,7 @@ pub(super) enum Approval {
 /// answers, [`Owed`], or for their [`Event::Request`](super::Event::Request)s). The packet is accepted (its
 /// msg_id, and a container's, is in the replay window), and every message in it is processed, in order, as room
 /// frees up ([`Engine::poll_event`], [`Engine::poll_packet`]); meanwhile no input is taken (`must_drain`), so the
-/// buffer stays intact. A container is thus accepted as a whole (SECURITY.md item 48) however small the tables.
+/// buffer stays intact. A container is thus accepted as a whole (docs/CHECKLIST.md item 48) however small the tables.
 ///
 /// [`Engine::poll_event`]: super::Engine::poll_event
 /// [`Engine::poll_packet`]: super::Engine::poll_packet
