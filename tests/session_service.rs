@@ -591,3 +591,49 @@ fn gzip_on_send_skips_small_incompressible_and_service_bodies() {
         assert_eq!(&m.2, &b, "sent as is");
     }
 }
+
+/// A query whose `gzip_packed` body does not inflate (or inflates to something that is not a query) is answered
+/// `rpc_error 400 INPUT_FETCH_ERROR`, once: content-related messages always get an answer (item 48), and a client
+/// must not wait out its resend timer for a query the DC will never run.
+#[test]
+fn chk_050_query_whose_gzip_does_not_inflate_is_answered_with_an_error() {
+    use mtproto_sansio::tl::{GzipPacked, TlWrite};
+    let mut p = Pair::new(50);
+    let bodies: [Vec<u8>; 2] = [
+        // Not DEFLATE at all.
+        {
+            let g = GzipPacked {
+                packed_data: &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff],
+            };
+            let mut b = vec![0u8; g.tl_len()];
+            mtproto_sansio::tl::encode(&g, &mut b).unwrap();
+            b
+        },
+        // A ping inside gzip: a service message, which the DC never looks for inside gzip.
+        {
+            let ping = mtproto_sansio::tl::Ping { ping_id: 7 };
+            let mut inner = vec![0u8; ping.tl_len()];
+            mtproto_sansio::tl::encode(&ping, &mut inner).unwrap();
+            let packed = mtproto_sansio::tl::gzip::deflate_gzip(&inner, 6);
+            let g = GzipPacked { packed_data: &packed };
+            let mut b = vec![0u8; g.tl_len()];
+            mtproto_sansio::tl::encode(&g, &mut b).unwrap();
+            b
+        },
+    ];
+    for body in bodies {
+        let id = p.query(&body);
+        let got = p.results_for(id);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            matches!(got[0], Ev::Error(_, 400, m, _) if m == b"INPUT_FETCH_ERROR"),
+            "{got:?}"
+        );
+        assert!(
+            !p.server_events
+                .iter()
+                .any(|e| matches!(e, Ev::Request(r, _) if *r == id)),
+            "never handed to the host"
+        );
+    }
+}

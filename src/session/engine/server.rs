@@ -816,16 +816,26 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             ServiceMessage::AuthBindTempAuthKey(_) => self.deliver_request(now, id, span),
             // Never kept for resending (see `Owed`): it carries no result, and a client that lost it asks again.
             ServiceMessage::RpcDropAnswer(_) => self.push_owed(now, Owed::AnswerUnknown { req: id }),
-            ServiceMessage::GzipPacked(g) => self.on_gzipped_request(now, id, &g, gz, gz_used),
+            ServiceMessage::GzipPacked(g) => self.on_gzipped_request(now, id, seq_no % 2 == 1, &g, gz, gz_used),
             ServiceMessage::HttpWait(w) => self.on_http_wait(now, &w),
             // msg_copy is rejected (item 51); handshake and server-only constructors from a client are ignored.
             _ => {}
         }
     }
 
-    /// A `gzip_packed` message: a query inside goes to the host; a container, a copy or a second level of gzip
-    /// inside is ignored (item 50), and so is a service message (the DC does not look inside gzip for them).
-    fn on_gzipped_request(&mut self, now: Instant, id: MsgId, g: &GzipPacked<'_>, gz: &mut [u8], gz_used: &mut usize) {
+    /// A `gzip_packed` message: a query inside goes to the host. One that fails to inflate, or holds a container,
+    /// a copy, a second level of gzip (item 50) or a service message (the DC does not look inside gzip for them), is
+    /// not run; if the client expects an answer (content-related), it gets `rpc_error 400 INPUT_FETCH_ERROR`, as a
+    /// query the DC cannot decode does, instead of waiting out its resend timer for one that never comes.
+    fn on_gzipped_request(
+        &mut self,
+        now: Instant,
+        id: MsgId,
+        content: bool,
+        g: &GzipPacked<'_>,
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) {
         if let Some(span) = self.inflate(g, gz, gz_used) {
             let inner = gz.get(span.off as usize..(span.off + span.len) as usize).unwrap_or(&[]);
             let nested = matches!(
@@ -834,7 +844,11 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             );
             if !nested && ServiceMessage::decode_body(inner).is_err() {
                 self.deliver_request(now, id, span);
+                return;
             }
+        }
+        if content {
+            self.push_owed(now, Owed::FetchError { req: id });
         }
     }
 

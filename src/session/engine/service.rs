@@ -58,6 +58,9 @@ pub(super) enum Owed {
     ///
     /// [`Engine::answer`]: super::Engine::answer
     FloodWait { req: MsgId },
+    /// DC: `rpc_result { req, rpc_error 400 INPUT_FETCH_ERROR }`: the query's `gzip_packed` body did not inflate
+    /// to a query, so it is not run.
+    FetchError { req: MsgId },
 }
 
 impl Owed {
@@ -68,6 +71,8 @@ impl Owed {
 
 /// The `rpc_error` message of [`Owed::FloodWait`].
 pub(super) const FLOOD_WAIT: &[u8] = b"FLOOD_WAIT_1";
+/// The `rpc_error` message of [`Owed::FetchError`] (Telegram's answer to a query it cannot decode).
+pub(super) const FETCH_ERROR: &[u8] = b"INPUT_FETCH_ERROR";
 
 /// What `msgs_state_info` says about a peer's msg_id (item 47): 1 unknown or never the peer's, 2 not received but
 /// within the window's range, 3 not received and above it, 4 received.
@@ -328,10 +333,16 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 },
                 w,
             ),
-            Owed::FloodWait { req } => {
-                let err = RpcError {
-                    error_code: 420,
-                    error_message: FLOOD_WAIT,
+            Owed::FloodWait { req } | Owed::FetchError { req } => {
+                let err = match *o {
+                    Owed::FloodWait { .. } => RpcError {
+                        error_code: 420,
+                        error_message: FLOOD_WAIT,
+                    },
+                    _ => RpcError {
+                        error_code: 400,
+                        error_message: FETCH_ERROR,
+                    },
                 };
                 let mut b = [0u8; 32];
                 let n = tl::encode(&err, &mut b).unwrap_or(0);
