@@ -5,6 +5,7 @@
 use sha2::{Digest, Sha256};
 
 pub mod carriage;
+pub mod connection;
 pub mod crypto;
 pub mod e2e;
 pub mod handshake;
@@ -29,6 +30,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(keys::TARGETS)
         .chain(carriage::TARGETS)
         .chain(pfs::TARGETS)
+        .chain(connection::TARGETS)
         .copied()
 }
 
