@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Line coverage of src/session and src/handshake reached by the checked-in corpora of the session, handshake, PFS and
-# packet targets (the corpora the campaign grew), as llvm-cov prints it per file and in total.
+# Line coverage of src/session and src/handshake reached by the checked-in corpora of the session, connection, handshake,
+# PFS and packet targets (the corpora the campaign grew), as llvm-cov prints it per file and in total.
 #
 #   fuzz/coverage.sh [TARGET ...]
 #
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ $# -gt 0 ]; then targets=("$@"); else
-  targets=(session_client session_server handshake_client handshake_server pfs_inner_method packet_decrypt)
+  targets=(session_client session_server handshake_client handshake_server pfs_inner_method packet_decrypt connection_dc)
 fi
 out=${FUZZ_OUT:-/tmp/mtproto-fuzz}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$out/target}
