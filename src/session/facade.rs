@@ -528,9 +528,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// DC: hold every new key's `dh_gen_ok` back until the host checked the key id against its store
     /// ([`HostQuery::NewAuthKey`], answered by [`accept_new_key`](Self::accept_new_key)), so a colliding id gets
-    /// `dh_gen_retry` (docs/CHECKLIST.md item 25). On by default for a DC: a host that never answers gets a handshake that
-    /// stalls, never a duplicate key id; a host without a key store (nothing to collide with) may turn it off. Set
-    /// it before the handshake starts.
+    /// `dh_gen_retry` (docs/CHECKLIST.md item 25). On by default for a DC: a host that never answers gets a
+    /// handshake that stalls, never a duplicate key id; a host without a key store (nothing to collide with) may
+    /// turn it off. Set it before the handshake starts.
     pub fn set_new_key_check(&mut self, on: bool) {
         self.new_key_check = on;
     }
