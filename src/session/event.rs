@@ -282,20 +282,10 @@ impl Dropped {
         Dropped::UnknownSession,
     ];
 
-    /// A dense index of the reason (its position in [`Dropped::ALL`]), for per-reason counters.
+    /// A dense index of the reason (its position in [`Dropped::ALL`]), for per-reason counters: the declaration
+    /// order, which `ALL` follows (a unit test checks that they agree).
     pub const fn index(self) -> usize {
-        match self {
-            Dropped::Rejected => 0,
-            Dropped::TooLarge => 1,
-            Dropped::WrongSession => 2,
-            Dropped::BadMsgId => 3,
-            Dropped::BadSalt => 4,
-            Dropped::BadSeqNo => 5,
-            Dropped::Malformed => 6,
-            Dropped::Backpressure => 7,
-            Dropped::OutOfOrder => 8,
-            Dropped::UnknownSession => 9,
-        }
+        self as usize
     }
 }
 
@@ -352,6 +342,22 @@ mod tests {
 
     #[test]
     fn drop_reasons_have_distinct_indices_and_counters() {
+        // A new reason must join `Dropped::ALL` (which sizes the counters): this match stops compiling until it does.
+        const fn listed(d: Dropped) -> bool {
+            match d {
+                Dropped::Rejected
+                | Dropped::TooLarge
+                | Dropped::WrongSession
+                | Dropped::BadMsgId
+                | Dropped::BadSalt
+                | Dropped::BadSeqNo
+                | Dropped::Malformed
+                | Dropped::Backpressure
+                | Dropped::OutOfOrder
+                | Dropped::UnknownSession => true,
+            }
+        }
+        assert!(Dropped::ALL.iter().all(|d| listed(*d)));
         let mut d = DropCounts::default();
         for (i, r) in Dropped::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
