@@ -12,6 +12,8 @@ extern crate std;
 #[macro_use]
 mod fmt;
 
+mod buffer;
+
 pub mod carriage;
 pub mod crypto;
 pub mod e2e;

@@ -121,32 +121,10 @@ use crate::handshake::{
     ServerStep, Status,
 };
 use crate::time::{Instant, UnixTime};
-use crate::transport::obfuscated::{INIT_LEN, ObfuscatedCodec, ProxySecret};
+pub use crate::transport::TransportConfig;
+use crate::transport::obfuscated::{INIT_LEN, ProxySecret};
 use crate::transport::replay::ReplayCache;
-use crate::transport::{
-    DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing, TransportError, strip_padding,
-};
-
-/// The transport a session speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct TransportConfig {
-    /// The framing.
-    pub framing: Framing,
-    /// Wrap it in the obfuscated transport (64-byte init, AES-CTR both ways); not with `Full`.
-    pub obfuscated: bool,
-    /// Client, obfuscated: the DC id carried in the init.
-    pub dc_id: Option<i16>,
-}
-
-impl TransportConfig {
-    /// Plain intermediate framing.
-    pub const INTERMEDIATE: TransportConfig = TransportConfig {
-        framing: Framing::Intermediate,
-        obfuscated: false,
-        dc_id: None,
-    };
-}
+use crate::transport::{Codec, Frame, Framing, Role, TransportError, strip_padding};
 
 /// Everything a session needs besides the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,7 +217,8 @@ impl fmt::Display for SupplyKeyError {
 
 impl core::error::Error for SupplyKeyError {}
 
-/// A frame a DC session holds in its scratch buffer.
+/// A frame a DC connection holds in the codec's receive buffer (it stays where it was received, and input is
+/// paused until the host answered), or the reason it waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Parked {
     Empty,
@@ -250,13 +229,13 @@ enum Parked {
         len: usize,
         key_id: u64,
     },
-    /// Nothing in scratch: the handshake table holds a new key until `accept_new_key`.
+    /// Nothing held: the handshake table holds a new key until `accept_new_key`.
     NewKey {
         key_id: u64,
     },
-    /// A plaintext handshake answer in scratch, framed and sent at the next `poll_transmit`.
+    /// A plaintext handshake answer, written over the consumed request, framed and sent at the next `poll_transmit`.
     Reply(usize),
-    /// Nothing in scratch: the obfuscated codec took the client's init and holds its replay key until
+    /// Nothing held: the obfuscated codec took the client's init and holds its replay key until
     /// `check_obfuscated_init`.
     ObfuscatedInit,
     /// An encrypted packet (padding stripped) naming a session this fresh engine does not know, waiting for
@@ -267,19 +246,6 @@ enum Parked {
         msg_id: MsgId,
         quick_ack: bool,
     },
-}
-
-// Both live variants hold an RX-sized decoder; the empty one is transient. There is no heap to box into.
-#[allow(clippy::large_enum_variant)]
-enum Codec<const RX: usize> {
-    Plain {
-        enc: Encoder,
-        dec: FrameDecoder<RX>,
-        marker_sent: bool,
-    },
-    Obfuscated(ObfuscatedCodec<RX>),
-    /// A client's obfuscated connection before its init is drawn (in `poll_transmit`, which has the RNG).
-    ObfuscatedPending,
 }
 
 // The engine dwarfs the handshake; both are transient alternatives and there is no heap to box into.
@@ -307,7 +273,6 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     side: Side,
     transport: TransportConfig,
     codec: Codec<RX>,
-    scratch: [u8; RX],
     quick_acks: heapless::Deque<u32, 8>,
     error: Option<Error>,
     drops: super::event::DropCounts,
@@ -440,22 +405,22 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(Some(len))
     }
 
-    /// Starts the DC engine on the packet parked in `scratch[..len]` and processes it (the engine refuses a session
+    /// Starts the DC engine on the packet parked in the receive buffer (its first `len` bytes) and processes it (the engine refuses a session
     /// the host has not placed, which parks the packet again as [`HostQuery::Session`]).
     fn start_parked(&mut self, now: Instant, engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
         self.phase = Phase::Encrypted(engine);
         self.process_parked(now, len, quick_ack);
     }
 
-    /// Processes the packet parked in `scratch[..len]` in this connection's engine.
+    /// Processes the packet parked in the receive buffer (its first `len` bytes) in this connection's engine.
     fn process_parked(&mut self, now: Instant, len: usize, quick_ack: bool) {
         let Phase::Encrypted(engine) = &mut self.phase else {
             return;
         };
-        let data = self.scratch.get(..len).unwrap_or(&[]);
+        let data = self.codec.idle_buf().get(..len).unwrap_or(&[]);
         let res = engine.handle_packet(now, data);
         if let Some(p) = Self::after_packet(engine, &mut self.quick_acks, &mut self.drops, res, quick_ack) {
-            // Still in scratch: park it again under the session question.
+            // Still in the receive buffer: park it again under the session question.
             self.parked = Parked::Session {
                 len,
                 session_id: p.0,
@@ -615,7 +580,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 return Ok(());
             }
         };
-        match (reply.get(..n), self.scratch.get_mut(..n)) {
+        // The request this answers was consumed: its place in the receive buffer holds the answer until it is sent.
+        match (reply.get(..n), self.codec.idle_buf_mut().get_mut(..n)) {
             (Some(src), Some(dst)) => {
                 dst.copy_from_slice(src);
                 self.parked = Parked::Reply(n);
@@ -711,7 +677,6 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             side,
             transport,
             codec: Self::new_codec(transport, side, None),
-            scratch: [0; RX],
             quick_acks: heapless::Deque::new(),
             error: None,
             drops: super::event::DropCounts::default(),
@@ -734,7 +699,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC, obfuscated, before the init is checked: feeds the codec no more than the init and, once the codec
     /// accepted it, parks the connection on [`HostQuery::ObfuscatedInit`].
     fn read_obfuscated_init(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        let Codec::Obfuscated(c) = &mut self.codec else {
+        let Some(c) = self.codec.obfuscated_mut() else {
             self.init_checked = true;
             return Ok(0);
         };
@@ -762,7 +727,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// sending anything ([`InitCheckError::Replayed`]). The cache's capacity must not be 0.
     pub fn check_obfuscated_init<const N: usize>(&mut self, cache: &mut ReplayCache<N>) -> Result<(), InitCheckError> {
         const { assert!(N > 0, "a replay cache of capacity 0 remembers nothing") };
-        let (Parked::ObfuscatedInit, Codec::Obfuscated(c)) = (self.parked, &self.codec) else {
+        let (Parked::ObfuscatedInit, Some(c)) = (self.parked, self.codec.obfuscated()) else {
             return Err(InitCheckError::NotRequested);
         };
         let Some(fp) = c.init_fingerprint() else {
@@ -779,20 +744,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     }
 
     fn new_codec(t: TransportConfig, side: Side, secret: Option<&ProxySecret>) -> Codec<RX> {
-        match (side, t.obfuscated) {
-            (Side::Client, false) => Codec::Plain {
-                enc: Encoder::new(EncoderConfig::client(t.framing)),
-                dec: FrameDecoder::new(DecoderConfig::client(t.framing).with_max_frame(RX)),
-                marker_sent: false,
-            },
-            (Side::Server, false) => Codec::Plain {
-                enc: Encoder::new(EncoderConfig::server(t.framing)),
-                dec: FrameDecoder::new(DecoderConfig::server(t.framing).with_max_frame(RX)),
-                marker_sent: true,
-            },
-            (Side::Client, true) => Codec::ObfuscatedPending,
-            (Side::Server, true) => Codec::Obfuscated(ObfuscatedCodec::server(secret.cloned(), RX)),
-        }
+        let role = match side {
+            Side::Client => Role::Client,
+            Side::Server => Role::Server,
+        };
+        Codec::new(t, role, secret.cloned())
     }
 
     /// The engine (statistics, clock, salt...), once the session is encrypted.
@@ -857,11 +813,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             return self.read_obfuscated_init(bytes);
         }
         let framing = self.transport.framing;
-        let res = match &mut self.codec {
-            Codec::Plain { dec, .. } => dec.decode(bytes),
-            Codec::Obfuscated(c) => c.decode(bytes),
-            Codec::ObfuscatedPending => return Ok(0),
-        };
+        let res = self.codec.decode(bytes);
         let (n, frame) = match res {
             Ok(v) => v,
             Err(e) => {
@@ -886,13 +838,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                     && self.dc_hs_cfg.is_some()
                     && data.first_chunk::<8>() == Some(&[0u8; 8]) =>
             {
-                match (self.dc_hs_cfg.clone(), self.scratch.get_mut(..data.len())) {
-                    (Some(cfg), Some(dst)) => {
-                        dst.copy_from_slice(data);
-                        self.parked = Parked::Plain(data.len());
-                        self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg));
-                    }
-                    _ => self.drops.record(super::event::Dropped::TooLarge),
+                // Parked where it was received: the frame stays in the codec's buffer until it is answered.
+                if let Some(cfg) = self.dc_hs_cfg.clone() {
+                    self.parked = Parked::Plain(data.len());
+                    self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg));
                 }
             }
             (Phase::Encrypted(engine), Some(Frame::Packet { data, quick_ack })) => {
@@ -906,19 +855,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 if let Some((session_id, msg_id)) = unknown {
                     // A DC packet naming a session this connection does not serve: the host may hold it in another
                     // connection, with the replay state that keeps its messages from running twice. Park and ask.
-                    match self.scratch.get_mut(..data.len()) {
-                        Some(dst) => {
-                            dst.copy_from_slice(data);
-                            self.parked = Parked::Session {
-                                len: data.len(),
-                                session_id,
-                                msg_id,
-                                quick_ack,
-                            };
-                            self.host_event = true;
-                        }
-                        None => self.drops.record(super::event::Dropped::TooLarge),
-                    }
+                    // It stays where it was received (a prefix of the frame: padding stripped) until the host answers.
+                    self.parked = Parked::Session {
+                        len: data.len(),
+                        session_id,
+                        msg_id,
+                        quick_ack,
+                    };
+                    self.host_event = true;
                     return Ok(n);
                 }
             }
@@ -933,12 +877,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                     Some(0) | None => Some(data),
                     Some(_) => strip_padding(framing, data).ok(),
                 };
-                match (
-                    key_id,
-                    data.and_then(|d| self.scratch.get_mut(..d.len()).map(|dst| (d, dst))),
-                ) {
-                    (Some(id), Some((d, dst))) => {
-                        dst.copy_from_slice(d);
+                // Either way the frame stays where it was received (padding stripped: a prefix of it).
+                match (key_id, data) {
+                    (Some(id), Some(d)) => {
                         if id == 0 {
                             self.parked = Parked::Plain(d.len());
                         } else {
@@ -949,14 +890,23 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                             self.host_event = true;
                         }
                     }
-                    // No key id, a padded length on an unpadded framing, or a frame larger than the scratch.
+                    // No key id, or a padded length on an unpadded framing.
                     (None, _) | (Some(_), None) => self.drops.record(super::event::Dropped::Malformed),
                 }
             }
             _ => {}
         }
         self.after_handshake_step(now);
+        self.release_idle();
         Ok(n)
+    }
+
+    /// With `alloc`: the frame was consumed (the engine holds its own copy) and nothing is parked, so a large
+    /// receive buffer goes back to the allocator (see [`crate::buffer`]).
+    fn release_idle(&mut self) {
+        if self.parked == Parked::Empty {
+            self.codec.release();
+        }
     }
 
     /// Runs the timers due at `now` (an early call does nothing).
@@ -1030,6 +980,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// Writes the next bytes to send into `out`: the connection's init or marker, a quick-ack token (DC), or one
     /// framed packet. `Ok(None)` when there is nothing to send.
+    ///
+    /// Packets are sealed straight into `out` after the framing's header room and framed there: the only copy of an
+    /// outbound packet is the one the host sends.
     pub fn poll_transmit<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
@@ -1043,76 +996,52 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if self.error.is_some() || self.engine().is_some_and(Engine::is_closed) {
             return Ok(None);
         }
-
-        match &mut self.codec {
-            Codec::ObfuscatedPending => {
-                let secret = self.secret.clone();
-                match ObfuscatedCodec::client(self.transport.framing, self.transport.dc_id, secret, RX, rng) {
-                    Ok((codec, init)) => {
-                        if let Some(dst) = out.get_mut(..INIT_LEN) {
-                            dst.copy_from_slice(&init);
-                        }
-                        self.codec = Codec::Obfuscated(codec);
-                        self.io_started = true;
-                        return Ok(Some(INIT_LEN));
-                    }
-                    Err(_) => {
-                        self.error = Some(Error::Transport(TransportError::BadTag));
-                        return Ok(None);
-                    }
-                }
-            }
-            Codec::Plain { enc, marker_sent, .. } if !*marker_sent => {
-                *marker_sent = true;
-                let m = enc.init_bytes();
-                if !m.is_empty() {
-                    if let Some(dst) = out.get_mut(..m.len()) {
-                        dst.copy_from_slice(m);
-                    }
-                    return Ok(Some(m.len()));
-                }
-            }
-            _ => {}
-        }
-        if let Some(code) = self.transport_error.take() {
-            let r = match &mut self.codec {
-                Codec::Plain { enc, .. } => enc.encode_error(code, out),
-                Codec::Obfuscated(c) => c.encode_error(code, out),
-                Codec::ObfuscatedPending => return Ok(None),
-            };
-            if let Ok(n) = r {
+        match self.codec.poll_opening(rng, out) {
+            Ok(Some(n)) => {
+                self.io_started = true;
                 return Ok(Some(n));
             }
+            Ok(None) => {}
+            Err(_) => {
+                self.error = Some(Error::Transport(TransportError::BadTag));
+                return Ok(None);
+            }
         }
+        if let Some(code) = self.transport_error.take()
+            && let Ok(n) = self.codec.encode_error(code, out)
+        {
+            return Ok(Some(n));
+        }
+        let room = self.codec.headroom();
         if let Parked::Reply(n) = self.parked {
             self.parked = Parked::Empty;
-            let payload = self.scratch.get(..n).unwrap_or(&[]);
-            let r = match &mut self.codec {
-                Codec::Plain { enc, .. } => enc.encode(payload, false, rng, out),
-                Codec::Obfuscated(c) => c.encode(payload, false, rng, out),
-                Codec::ObfuscatedPending => return Ok(None),
+            // The answer waits in the receive buffer; copied once into place (handshake answers are small).
+            let copied = match (self.codec.idle_buf().get(..n), out.get_mut(room..room + n)) {
+                (Some(src), Some(dst)) => {
+                    dst.copy_from_slice(src);
+                    true
+                }
+                _ => false,
             };
-            return Ok(r.ok());
+            let r = copied.then(|| self.codec.encode_in_place(n, false, rng, out).ok());
+            self.release_idle();
+            return Ok(r.flatten());
         }
         if let Phase::DcHandshake(_) = self.phase {
             return Ok(self.dc_handshake_step(now, rng, out));
         }
-        if let Some(token) = self.quick_acks.pop_front() {
-            let r = match &mut self.codec {
-                Codec::Plain { enc, .. } => enc.encode_quick_ack(token, out),
-                Codec::Obfuscated(c) => c.encode_quick_ack(token, out),
-                Codec::ObfuscatedPending => return Ok(None),
-            };
-            if let Ok(n) = r {
-                return Ok(Some(n));
-            }
+        if let Some(token) = self.quick_acks.pop_front()
+            && let Ok(n) = self.codec.encode_quick_ack(token, out)
+        {
+            return Ok(Some(n));
         }
+        let body = out.get_mut(room..).unwrap_or(&mut []);
         let (len, quick_ack) = match &mut self.phase {
-            Phase::Encrypted(engine) => match engine.poll_packet(now, rng, &mut self.scratch)? {
+            Phase::Encrypted(engine) => match engine.poll_packet(now, rng, body)? {
                 Some(p) => (p.len, p.quick_ack),
                 None => return Ok(None),
             },
-            Phase::Handshake(hs) => match hs.poll_transmit(now, rng, &mut self.scratch) {
+            Phase::Handshake(hs) => match hs.poll_transmit(now, rng, body) {
                 Ok(Some(n)) => (n, false),
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(BufferTooSmall { required: e.required }),
@@ -1120,36 +1049,31 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             Phase::KeyReady(_) | Phase::DcHandshake(_) => return Ok(None),
         };
         self.after_handshake_step(now);
-        let payload = self.scratch.get(..len).unwrap_or(&[]);
         let qa = quick_ack && self.transport.framing != Framing::Full;
-        let r = match &mut self.codec {
-            Codec::Plain { enc, .. } => enc.encode(payload, qa, rng, out),
-            Codec::Obfuscated(c) => c.encode(payload, qa, rng, out),
-            Codec::ObfuscatedPending => return Ok(None),
-        };
-        match r {
+        match self.codec.encode_in_place(len, qa, rng, out) {
             Ok(n) => Ok(Some(n)),
             // Cannot happen with `out` at least `min_transmit_len`; the packet counts as lost and is resent.
             Err(_) => Ok(None),
         }
     }
 
-    /// DC without a key: answers the parked handshake message (if any) and writes the framed reply into `out`; a
-    /// completed handshake switches to the encrypted session on the new key.
+    /// DC without a key: answers the parked handshake message (if any), writing the reply straight after the
+    /// framing's header room in `out` and framing it there; a completed handshake switches to the encrypted session
+    /// on the new key.
     fn dc_handshake_step<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R, out: &mut [u8]) -> Option<usize> {
         let Parked::Plain(len) = self.parked else { return None };
         self.parked = Parked::Empty;
         let Phase::DcHandshake(hs) = &mut self.phase else {
             return None;
         };
-        let mut reply = [0u8; MAX_SERVER_MESSAGE];
-        let msg = self.scratch.get(..len).unwrap_or(&[]);
+        let room = self.codec.headroom();
+        let msg = self.codec.idle_buf().get(..len).unwrap_or(&[]);
+        let reply = out.get_mut(room..).unwrap_or(&mut []);
         // The table's own capacity caps runs; this session is its only peer. Collisions: checked by the host if asked to.
         let step = if self.new_key_check {
-            hs.handle_deferred(now, rng, 0, msg, &mut reply)
+            hs.handle_deferred(now, rng, 0, msg, reply)
         } else {
-            hs.handle(now, rng, 0, msg, &mut reply, &|_| false)
-                .map(ServerStep::Reply)
+            hs.handle(now, rng, 0, msg, reply, &|_| false).map(ServerStep::Reply)
         };
         let (n, key) = match step {
             Ok(ServerStep::CheckKeyId { key_id }) => {
@@ -1160,26 +1084,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             Ok(ServerStep::Reply(ServerReply::Send(n))) => (n, None),
             Ok(ServerStep::Reply(ServerReply::Complete { len, outcome })) => (len, Some(outcome)),
             Ok(ServerStep::Reply(ServerReply::Error(code))) => {
-                let r = match &mut self.codec {
-                    Codec::Plain { enc, .. } => enc.encode_error(code, out),
-                    Codec::Obfuscated(c) => c.encode_error(code, out),
-                    Codec::ObfuscatedPending => return None,
-                };
-                return r.ok();
+                self.release_idle();
+                return self.codec.encode_error(code, out).ok();
             }
-            // `reply` holds MAX_SERVER_MESSAGE bytes.
+            // `out` holds `min_transmit_len` bytes, more than MAX_SERVER_MESSAGE after the header room.
             Err(_) => return None,
         };
         if let Some(o) = key {
             self.start_new_key_engine(now, o, rng);
         }
-        let payload = reply.get(..n).unwrap_or(&[]);
-        let r = match &mut self.codec {
-            Codec::Plain { enc, .. } => enc.encode(payload, false, rng, out),
-            Codec::Obfuscated(c) => c.encode(payload, false, rng, out),
-            Codec::ObfuscatedPending => return None,
-        };
-        r.ok()
+        self.release_idle();
+        self.codec.encode_in_place(n, false, rng, out).ok()
     }
 
     /// The next event.

@@ -20,8 +20,10 @@ mod codec;
 pub mod detect;
 pub mod obfuscated;
 pub mod replay;
+mod stream;
 
 pub use codec::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder};
+pub use stream::{Codec, TransportConfig};
 
 /// The four TCP framings of MTProto.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -40,6 +40,7 @@ use core::time::Duration;
 use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
+use crate::buffer::Buffer;
 use crate::crypto::auth_key::AuthKey;
 use crate::crypto::packet::{self, Direction, PaddingPolicy};
 use crate::session::acks::AckQueue;
@@ -197,8 +198,8 @@ pub struct Packet {
 /// The encrypted-session engine of one role for one auth key.
 pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
     core: Core<TX, MSGS>,
-    rx: [u8; RX],
-    gz: [u8; RX],
+    rx: Buffer<RX>,
+    gz: Buffer<RX>,
     gz_used: usize,
 }
 
@@ -279,8 +280,8 @@ impl<const MSGS: usize> RoleState<MSGS> {
 
 impl<const RX: usize, const TX: usize, const MSGS: usize> Drop for Engine<RX, TX, MSGS> {
     fn drop(&mut self) {
-        self.rx.zeroize();
-        self.gz.zeroize();
+        self.rx.wipe();
+        self.gz.wipe();
     }
 }
 
@@ -440,7 +441,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             Side::Client => Direction::ServerToClient,
             Side::Server => Direction::ClientToServer,
         };
-        let buf = self.rx.get_mut(..packet.len())?;
+        if !self.rx.reserve(packet.len(), 0) {
+            return None;
+        }
+        let buf = self.rx.as_mut_slice().get_mut(..packet.len())?;
         buf.copy_from_slice(packet);
         let ids = packet::decrypt(&self.core.key, dir, buf)
             .ok()
@@ -462,8 +466,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     fn wrap(core: Core<TX, MSGS>) -> Self {
         Engine {
             core,
-            rx: [0; RX],
-            gz: [0; RX],
+            rx: Buffer::new(),
+            gz: Buffer::new(),
             gz_used: 0,
         }
     }
@@ -539,7 +543,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// DC: works on through the held packet as far as there is room (see `Held`).
     fn resume(&mut self, now: Instant) {
         if self.core.role.dc().is_some_and(|dc| dc.held.is_some()) {
-            self.core.resume(now, &self.rx, &mut self.gz, &mut self.gz_used);
+            self.core
+                .resume(now, self.rx.as_slice(), self.gz.as_mut_slice(), &mut self.gz_used);
         }
     }
 
@@ -696,12 +701,43 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             return Err(Dropped::Backpressure);
         }
         let n = packet.len();
-        let Some(dst) = self.rx.get_mut(..n) else {
+        let Some(dst) = self
+            .rx
+            .reserve(n, 0)
+            .then(|| self.rx.as_mut_slice().get_mut(..n))
+            .flatten()
+        else {
             self.core.stats.dropped += 1;
             return Err(Dropped::TooLarge);
         };
         dst.copy_from_slice(packet);
         self.handle_rx(now, n)
+    }
+
+    /// With `alloc`: sizes the second buffer before a packet is processed (it starts empty, and most packets never
+    /// need it). A packet with a word-aligned `gzip_packed` constructor anywhere in its body gets the whole `RX`
+    /// (the inflated size is unknown until inflated; a false positive costs memory until the next release, never
+    /// correctness); a container gets the room its msg_id check needs (8 bytes a message, at most
+    /// `max_container_messages`), which stays within [`crate::buffer`]'s kept size.
+    fn reserve_inflate(&mut self, off: usize, len: usize) {
+        if !cfg!(feature = "alloc") || self.gz.footprint() >= RX {
+            return;
+        }
+        let body = self.rx.as_slice().get(off..off + len).unwrap_or(&[]);
+        let gzip = tl::GzipPacked::CONSTRUCTOR.to_le_bytes();
+        let need = if body.chunks_exact(4).any(|w| w == gzip) {
+            RX
+        } else if body.first_chunk::<4>() == Some(&tl::MsgContainer::CONSTRUCTOR.to_le_bytes()) {
+            let count = body
+                .get(4..8)
+                .and_then(|b| b.first_chunk::<4>())
+                .map_or(0, |b| u32::from_le_bytes(*b) as usize);
+            count.min(self.core.cfg.limits.max_container_messages).saturating_mul(8)
+        } else {
+            0
+        };
+        // Refused by the allocator: the check or the inflation then fails as for a body too large, a typed drop.
+        let _ = need > 0 && self.gz.reserve(need.min(RX), 0);
     }
 
     fn handle_rx(&mut self, now: Instant, n: usize) -> Result<u32, Dropped> {
@@ -710,7 +746,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             Side::Server => Direction::ClientToServer,
         };
         let (hdr, len, token) = {
-            let Some(buf) = self.rx.get_mut(..n) else {
+            let Some(buf) = self.rx.as_mut_slice().get_mut(..n) else {
                 return Err(Dropped::TooLarge);
             };
             match packet::decrypt(&self.core.key, dir, buf) {
@@ -733,10 +769,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.gz_used = 0;
         self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
         let off = packet::body_offset();
-        let body = self.rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
+        self.reserve_inflate(off, len);
+        let rx = self.rx.as_slice();
+        let body = rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
         let r = self
             .core
-            .on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used);
+            .on_packet(now, hdr, body, rx, self.gz.as_mut_slice(), &mut self.gz_used);
         match r {
             Ok(()) => self.core.stats.packets_in += 1,
             Err(_) => self.core.stats.dropped += 1,
@@ -760,11 +798,20 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             return Err(Dropped::Backpressure);
         }
         let off = packet::body_offset();
-        let dst = self.rx.get_mut(off..off + body.len()).ok_or(Dropped::TooLarge)?;
+        if !self.rx.reserve(off + body.len(), 0) {
+            return Err(Dropped::TooLarge);
+        }
+        let dst = self
+            .rx
+            .as_mut_slice()
+            .get_mut(off..off + body.len())
+            .ok_or(Dropped::TooLarge)?;
         dst.copy_from_slice(body);
         self.gz_used = 0;
         self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
-        let body = self.rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
+        self.reserve_inflate(off, body.len());
+        let rx = self.rx.as_slice();
+        let body = rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
         let hdr = Header {
             salt,
             session_id,
@@ -772,7 +819,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             seq_no,
         };
         self.core
-            .on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used)
+            .on_packet(now, hdr, body, rx, self.gz.as_mut_slice(), &mut self.gz_used)
     }
 
     /// A quick-ack token arrived from the transport (client): the packet it names was received.
@@ -798,12 +845,19 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// The next event, borrowing the receive buffers. Taking one makes room for the held packet to go on.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        let rec = self.core.events.pop_front()?;
+        let Some(rec) = self.core.events.pop_front() else {
+            // Drained, and no event borrows the buffers any more: an idle session gives large ones back.
+            if !self.must_drain() {
+                self.rx.release();
+                self.gz.release();
+            }
+            return None;
+        };
         self.resume(self.core.last_now);
         let get = |s: Span| -> &[u8] {
             let b: &[u8] = match s.buf {
-                Buf::Rx => &self.rx,
-                Buf::Gz => &self.gz,
+                Buf::Rx => self.rx.as_slice(),
+                Buf::Gz => self.gz.as_slice(),
             };
             b.get(s.off as usize..(s.off as usize).saturating_add(s.len as usize))
                 .unwrap_or(&[])
@@ -848,7 +902,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.saw(now);
         // The last packet's owed answers went out: its next messages may have room now.
         self.resume(now);
-        let p = self.core.poll_packet::<RX, R>(now, rng, out, &self.rx, &self.gz);
+        let p = self
+            .core
+            .poll_packet::<RX, R>(now, rng, out, self.rx.as_slice(), self.gz.as_slice());
         if p.is_some()
             && let Some(c) = self.core.role.client_mut()
             && c.first_sent.is_none()
