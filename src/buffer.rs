@@ -98,6 +98,11 @@ impl<const N: usize> Buffer<N> {
         self.bytes.len()
     }
 
+    /// Heap bytes this buffer holds now (0 without `alloc`, where it is inline).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        if cfg!(feature = "alloc") { self.footprint() } else { 0 }
+    }
+
     /// Wipes the contents (the memory stays).
     pub(crate) fn wipe(&mut self) {
         self.as_mut_slice().zeroize();

@@ -1,6 +1,12 @@
 //! The [`Session`] facade (docs/DESIGN.md, "Layers"): one encrypted session ([`Engine`]) over one transport connection
 //! (a framing, optionally obfuscated), driven by the host through the run-loop verbs.
 //!
+//! Where a received byte goes: `handle_input` feeds it to the connection's [`Codec`] (the framing, maybe obfuscated),
+//! which gathers one frame in its receive buffer; the frame goes to the engine ([`Engine::handle_packet`]: copied
+//! into the engine's packet buffer, decrypted there, checked, dispatched; events borrow its bodies) or, on a DC
+//! waiting for its host, stays parked where it was received (the connection has no other frame buffer). Outbound, `poll_transmit` has the engine seal its next packet straight
+//! into the caller's `out` after the framing's header room, and the codec frames (and encrypts) it there.
+//!
 //! Contract: after any `handle_*`, `send*` or `reconnect`, drain [`Session::poll_transmit`] until `Ok(None)` and
 //! [`Session::poll_event`] until `None`; then wait for the socket, [`Session::poll_timeout`] or the application.
 //! `handle_input` takes at most one frame per call and returns how many bytes it consumed; it consumes nothing
@@ -784,6 +790,18 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// Whether the encrypted session runs (the handshake, if any, is done).
     pub fn is_encrypted(&self) -> bool {
         matches!(self.phase, Phase::Encrypted(_))
+    }
+
+    /// Heap bytes this connection holds now: with `alloc`, its receive buffer and its engine's buffers, which grow to
+    /// the frames it carries and are given back when idle. Its whole memory is `size_of::<Self>()` plus this (0
+    /// without `alloc`, where every buffer is inline at its capacity).
+    pub fn heap_bytes(&self) -> usize {
+        let rx = if cfg!(feature = "alloc") {
+            self.codec.buffer_footprint()
+        } else {
+            0
+        };
+        rx + self.engine().map_or(0, Engine::heap_bytes)
     }
 
     /// Received frames dropped without effect, handshake frames included (`drops().total()`).

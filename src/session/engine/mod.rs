@@ -3,9 +3,11 @@
 //!
 //! It composes the building blocks of this module ([`MsgIdGen`], [`InboundMsgIds`],
 //! [`SeqNoGen`]/[`SeqNoChecker`], [`ClientSalts`]/[`ServerSalts`],
-//! [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three fixed buffers:
-//! `RX` bytes for the received packet (events borrow their bodies from it), `RX` bytes for inflated `gzip_packed`
-//! bodies, and a `TX`-byte arena holding the plaintext body of every message that may still have to be resent.
+//! [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three buffers ([`crate::buffer`]: inline at their
+//! capacity without `alloc`, grown on demand and given back when idle with it): up to `RX` bytes for the received
+//! packet (decrypted in place; events borrow their bodies from it), up to `RX` bytes for inflated `gzip_packed`
+//! bodies (and a container's msg_id check), and an arena of up to `TX` bytes holding the plaintext body of every
+//! message that may still have to be resent.
 //! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer), the pending events, the
 //! answers owed to the peer (`Owed`: sent once, never kept in the arena) and a DC's requests awaiting the host's
 //! answer. A DC processes every message of a packet it accepted, waiting (input paused) for room where needed
@@ -533,6 +535,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             || c.role.dc().is_some_and(|dc| dc.held.is_some())
             || c.owed.is_full()
             || c.owed.iter().any(Owed::uses_buffers)
+    }
+
+    /// Heap bytes the engine holds now: with `alloc`, its packet and inflate buffers and resend arena, which grow
+    /// with the traffic and are given back when idle (0 without `alloc`: everything is inline, `size_of`).
+    pub fn heap_bytes(&self) -> usize {
+        self.rx.heap_bytes() + self.gz.heap_bytes() + self.core.outbox.arena.heap_bytes()
     }
 
     /// Answers owed to the peer and not yet written into a packet (`pong`s, notifications, `msgs_state_info`...).
