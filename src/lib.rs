@@ -13,6 +13,9 @@ extern crate std;
 mod fmt;
 
 mod buffer;
+pub mod error;
+
+pub use error::{BufferTooSmall, Fault};
 
 pub mod carriage;
 pub mod crypto;

@@ -112,6 +112,8 @@
 //! [`Session::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 use core::fmt;
 
 use rand_core::CryptoRng;
@@ -181,6 +183,19 @@ pub enum Error {
     ReplayedInit,
 }
 
+impl Error {
+    /// Whose fault the session's end is: a transport or handshake error says itself; a replayed init is the
+    /// peer's; `Closed` and `Moved` are the host's own doing ([`Fault::Host`]: not an accident to retry).
+    pub const fn fault(&self) -> Fault {
+        match self {
+            Error::Transport(e) => e.fault(),
+            Error::Handshake(e) => e.fault(),
+            Error::ReplayedInit => Fault::Peer,
+            Error::Closed | Error::Moved => Fault::Host,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -210,6 +225,13 @@ pub enum SupplyKeyError {
     NotRequested,
     /// The key's id is not the one the parked frame names; the frame stays parked.
     WrongKey,
+}
+
+impl SupplyKeyError {
+    /// The host's ([`Fault::Host`]).
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
 }
 
 impl fmt::Display for SupplyKeyError {

@@ -16,6 +16,8 @@
 //! always knows which side of the connection it sits on.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 mod codec;
 pub mod detect;
 pub mod obfuscated;
@@ -133,6 +135,13 @@ pub enum TransportError {
     TagSecretMismatch,
 }
 
+impl TransportError {
+    /// Every framing error is the peer's: the stream it sent is not a valid one ([`Fault::Peer`]).
+    pub const fn fault(&self) -> Fault {
+        Fault::Peer
+    }
+}
+
 impl core::fmt::Display for TransportError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -166,6 +175,14 @@ pub enum EncodeError {
     Unsupported,
 }
 
+impl EncodeError {
+    /// Always the caller's ([`Fault::Host`]): a buffer too small, a payload the framing cannot carry, or a call the
+    /// role does not have.
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
+}
+
 impl core::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -186,6 +203,13 @@ pub enum PaddingError {
     TooShort,
     /// `(len − 24) mod 16 != 0` on a framing that carries no transport padding.
     Misaligned,
+}
+
+impl PaddingError {
+    /// The peer's ([`Fault::Peer`]): a packet whose length no padding explains.
+    pub const fn fault(&self) -> Fault {
+        Fault::Peer
+    }
 }
 
 impl core::fmt::Display for PaddingError {

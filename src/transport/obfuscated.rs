@@ -13,6 +13,8 @@
 //! 04813290): same forbidden first words, same reversed-buffer receive key, same `SHA256(key ‖ secret)`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -104,7 +106,17 @@ pub enum InitError {
     /// A `dd` secret requires the padded intermediate framing.
     SecretRequiresPadding,
     /// The output buffer cannot hold the opening bytes ([`INIT_LEN`] at most).
-    BufferTooSmall,
+    BufferTooSmall {
+        /// Bytes the buffer must have.
+        required: usize,
+    },
+}
+
+impl InitError {
+    /// The host's ([`Fault::Host`]): a framing, secret or buffer it chose.
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
 }
 
 impl core::fmt::Display for InitError {
@@ -112,7 +124,7 @@ impl core::fmt::Display for InitError {
         match self {
             InitError::UnsupportedFraming => f.write_str("the full transport cannot be obfuscated"),
             InitError::SecretRequiresPadding => f.write_str("a dd proxy secret requires padded intermediate"),
-            InitError::BufferTooSmall => f.write_str("the output buffer cannot hold the connection's opening"),
+            InitError::BufferTooSmall { required } => write!(f, "output buffer too small: {required} bytes required"),
         }
     }
 }

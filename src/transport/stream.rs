@@ -112,7 +112,9 @@ impl<const N: usize> Codec<N> {
     ) -> Result<Option<usize>, InitError> {
         match self {
             Codec::ObfuscatedPending { framing, dc_id, secret } => {
-                let dst = out.get_mut(..INIT_LEN).ok_or(InitError::BufferTooSmall)?;
+                let dst = out
+                    .get_mut(..INIT_LEN)
+                    .ok_or(InitError::BufferTooSmall { required: INIT_LEN })?;
                 let (codec, init) = ObfuscatedCodec::client(*framing, *dc_id, secret.take(), N, rng)?;
                 dst.copy_from_slice(&init);
                 *self = Codec::Obfuscated(codec);
@@ -120,7 +122,9 @@ impl<const N: usize> Codec<N> {
             }
             Codec::Plain { enc, opened, .. } if !*opened => {
                 let m = enc.init_bytes();
-                let dst = out.get_mut(..m.len()).ok_or(InitError::BufferTooSmall)?;
+                let dst = out
+                    .get_mut(..m.len())
+                    .ok_or(InitError::BufferTooSmall { required: m.len() })?;
                 dst.copy_from_slice(m);
                 *opened = true;
                 Ok((!m.is_empty()).then_some(m.len()))
