@@ -16,6 +16,7 @@ mod buffer;
 pub mod error;
 
 pub use error::{BufferTooSmall, Fault};
+pub use transport::Role;
 
 pub mod carriage;
 pub mod crypto;

@@ -122,7 +122,7 @@ use sha2::{Digest, Sha256};
 use super::dc_host::{AcceptKeyError, HostQuery, InitCheckError, ProxySecretError, ResumeError, StoredKey};
 use super::engine::{Engine, EngineConfig, MsgKind, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
-use super::msg_id::{Clock, MsgId, Side};
+use super::msg_id::{Clock, MsgId, Role};
 use crate::crypto::auth_key::AuthKey;
 use crate::handshake::{
     self, ClientHandshake, ERR_NOT_FOUND, HandshakeError, MAX_SERVER_MESSAGE, Outcome, ServerHandshakes, ServerReply,
@@ -132,7 +132,7 @@ use crate::time::{Instant, UnixTime};
 pub use crate::transport::TransportConfig;
 use crate::transport::obfuscated::{INIT_LEN, ProxySecret};
 use crate::transport::replay::ReplayCache;
-use crate::transport::{Codec, Frame, Framing, Role, TransportError, strip_padding};
+use crate::transport::{Codec, Frame, Framing, TransportError, strip_padding};
 
 /// Everything a session needs besides the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,7 +298,7 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     /// connection (Telethon and GramJS do when their own check of the new key fails) is answered again.
     dc_hs_cfg: Option<handshake::ServerConfig<'static>>,
     key_ready_event: bool,
-    side: Side,
+    side: Role,
     transport: TransportConfig,
     codec: Codec<RX>,
     quick_acks: heapless::Deque<u32, 8>,
@@ -339,7 +339,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     pub fn client<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::client(cfg.engine, key, cfg.salt, clock, now, rng);
-        Self::wrap(Phase::Encrypted(engine), cfg, Side::Client)
+        Self::wrap(Phase::Encrypted(engine), cfg, Role::Client)
     }
 
     /// A client session without a key: it first runs the auth-key handshake with `hs` (its
@@ -349,7 +349,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
-        let mut s = Self::wrap(Phase::Handshake(ClientHandshake::new(hs, now)), cfg, Side::Client);
+        let mut s = Self::wrap(Phase::Handshake(ClientHandshake::new(hs, now)), cfg, Role::Client);
         s.hs_cfg = Some(hs);
         s
     }
@@ -359,7 +359,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     pub fn server<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::server(cfg.engine, key, clock, now, rng);
-        Self::wrap(Phase::Encrypted(engine), cfg, Side::Server)
+        Self::wrap(Phase::Encrypted(engine), cfg, Role::Server)
     }
 
     /// A DC session for a fresh connection whose client may have no key yet: plaintext frames run the auth-key
@@ -370,7 +370,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
-        let mut s = Self::wrap(Phase::DcHandshake(ServerHandshakes::new(hs.clone())), cfg, Side::Server);
+        let mut s = Self::wrap(Phase::DcHandshake(ServerHandshakes::new(hs.clone())), cfg, Role::Server);
         s.dc_hs_cfg = Some(hs);
         s
     }
@@ -470,7 +470,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     ) -> Option<(u64, MsgId)> {
         match res {
             Ok(token) => {
-                if quick_ack && engine.side() == Side::Server {
+                if quick_ack && engine.role() == Role::Server {
                     if quick_acks.is_full() {
                         let _ = quick_acks.pop_front();
                     }
@@ -497,14 +497,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     pub fn server_stored(cfg: SessionConfig, key: &StoredKey, now: Instant) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::server_with_schedule(cfg.engine, key.key.clone(), &key.salts, clock, now);
-        Self::wrap(Phase::Encrypted(engine), cfg, Side::Server)
+        Self::wrap(Phase::Encrypted(engine), cfg, Role::Server)
     }
 
     /// DC: what the host should store for this connection's key (after [`Event::AuthKeyReady`], or to refresh):
     /// the key and its salt schedule. `None` before the key exists and on a client.
     pub fn stored_key(&self) -> Option<StoredKey> {
         match (&self.phase, self.side) {
-            (Phase::Encrypted(e), Side::Server) => Some(StoredKey {
+            (Phase::Encrypted(e), Role::Server) => Some(StoredKey {
                 key: e.auth_key().clone(),
                 salts: e.salt_schedule(),
             }),
@@ -657,7 +657,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(old) = from {
             let ok = match (&self.phase, &old.phase) {
                 (Phase::Encrypted(new), Phase::Encrypted(o)) => {
-                    o.side() == Side::Server
+                    o.role() == Role::Server
                         && o.has_session()
                         && o.session_id() == session_id
                         && !o.is_closed()
@@ -694,7 +694,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(())
     }
 
-    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, side: Side) -> Self {
+    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, side: Role) -> Self {
         let transport = cfg.transport;
         Session {
             phase,
@@ -711,7 +711,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             parked: Parked::Empty,
             host_event: false,
             transport_error: None,
-            new_key_check: side == Side::Server,
+            new_key_check: side == Role::Server,
             secret: None,
             io_started: false,
             new_key_expires_in: None,
@@ -720,8 +720,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     }
 
     /// A DC reads an obfuscated client's init first, and nothing after it until the host checked it for a replay.
-    fn init_needs_check(t: TransportConfig, side: Side) -> bool {
-        side == Side::Server && t.obfuscated
+    fn init_needs_check(t: TransportConfig, side: Role) -> bool {
+        side == Role::Server && t.obfuscated
     }
 
     /// DC, obfuscated, before the init is checked: feeds the codec no more than the init and, once the codec
@@ -771,11 +771,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(())
     }
 
-    fn new_codec(t: TransportConfig, side: Side, secret: Option<&ProxySecret>) -> Codec<RX> {
-        let role = match side {
-            Side::Client => Role::Client,
-            Side::Server => Role::Server,
-        };
+    fn new_codec(t: TransportConfig, role: Role, secret: Option<&ProxySecret>) -> Codec<RX> {
         Codec::new(t, role, secret.cloned())
     }
 
@@ -873,7 +869,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             // check of the key failed: Telethon strips a leading zero byte of g^ab, about 1 key in 256): the DC
             // answers it afresh instead of dropping plaintext forever.
             (Phase::Encrypted(engine), Some(Frame::Packet { data, .. }))
-                if self.side == Side::Server
+                if self.side == Role::Server
                     && !engine.has_session()
                     && self.dc_hs_cfg.is_some()
                     && data.first_chunk::<8>() == Some(&[0u8; 8]) =>
@@ -1233,9 +1229,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
         self.cfg = cfg;
         self.transport = cfg.transport;
-        self.side = Side::Client;
+        self.side = Role::Client;
         // A proxy secret set with `set_proxy_secret` names the proxy, not the key: it stays for the new connection.
-        self.codec = Self::new_codec(self.transport, Side::Client, self.secret.as_ref());
+        self.codec = Self::new_codec(self.transport, Role::Client, self.secret.as_ref());
         self.init_checked = true;
         self.io_started = false;
         self.quick_acks.clear();

@@ -88,15 +88,27 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Largest transport padding the padded intermediate framing allows on receipt (and on send).
 pub const MAX_TRANSPORT_PADDING: u8 = 15;
 
-/// Which end of the connection a codec serves.
+/// Which end a state machine plays, the same at every layer (re-exported as `crate::Role` and `session::Role`): of
+/// a connection (a transport codec, a carriage), of the auth-key handshake, of an MTProto session (which end a
+/// message comes from).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Role {
-    /// Sends requests (may ask for quick acks), decodes server→client frames (may receive quick-ack tokens and
-    /// transport error codes).
+    /// The party that creates the auth key and sends queries. On the wire it may ask for quick acks and receives
+    /// quick-ack tokens and transport error codes.
     Client,
-    /// Decodes client→server frames (sees quick-ack requests), sends quick-ack tokens and error codes.
+    /// The DC. It sees quick-ack requests and sends quick-ack tokens and error codes.
     Server,
+}
+
+impl Role {
+    /// The other end.
+    pub const fn peer(self) -> Role {
+        match self {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
 }
 
 /// A fatal framing error: the connection must be closed and the peer reconnected to (docs/CHECKLIST.md,

@@ -49,7 +49,7 @@ use crate::session::acks::AckQueue;
 use crate::session::budget::ResendBudget;
 use crate::session::event::{Dropped, Event, FailReason, RpcErrorKind, SendError};
 use crate::session::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, INFLATE_WORK_PER_RX, Limits};
-use crate::session::msg_id::{Clock, MsgId, MsgIdGen, Side};
+use crate::session::msg_id::{Clock, MsgId, MsgIdGen, Role};
 use crate::session::pending::{BodyHandle, ResendPolicy, SentKind, SentTracker};
 use crate::session::replay::{InboundMsgIds, MsgIdReject, TimeWindow};
 use crate::session::salts::ServerSalts;
@@ -244,10 +244,10 @@ enum RoleState<const MSGS: usize> {
 }
 
 impl<const MSGS: usize> RoleState<MSGS> {
-    fn side(&self) -> Side {
+    fn role(&self) -> Role {
         match self {
-            RoleState::Client(_) => Side::Client,
-            RoleState::Dc(_) => Side::Server,
+            RoleState::Client(_) => Role::Client,
+            RoleState::Dc(_) => Role::Server,
         }
     }
 
@@ -290,7 +290,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Drop for Engine<RX, TX
 impl<const RX: usize, const TX: usize, const MSGS: usize> core::fmt::Debug for Engine<RX, TX, MSGS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
-            .field("side", &self.core.side())
+            .field("side", &self.core.role())
             .field("key_id", &self.core.key.id())
             .field("stats", &self.core.stats)
             .finish_non_exhaustive()
@@ -439,9 +439,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if self.must_drain() {
             return None;
         }
-        let dir = match self.core.side() {
-            Side::Client => Direction::ServerToClient,
-            Side::Server => Direction::ClientToServer,
+        let dir = match self.core.role() {
+            Role::Client => Direction::ServerToClient,
+            Role::Server => Direction::ClientToServer,
         };
         if !self.rx.reserve(packet.len(), 0) {
             return None;
@@ -475,8 +475,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     }
 
     /// This engine's role.
-    pub fn side(&self) -> Side {
-        self.core.side()
+    pub fn role(&self) -> Role {
+        self.core.role()
     }
 
     /// The session id (a DC's is 0 until the client's first message).
@@ -749,9 +749,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     }
 
     fn handle_rx(&mut self, now: Instant, n: usize) -> Result<u32, Dropped> {
-        let dir = match self.core.side() {
-            Side::Client => Direction::ServerToClient,
-            Side::Server => Direction::ClientToServer,
+        let dir = match self.core.role() {
+            Role::Client => Direction::ServerToClient,
+            Role::Server => Direction::ClientToServer,
         };
         let (hdr, len, token) = {
             let Some(buf) = self.rx.as_mut_slice().get_mut(..n) else {
@@ -952,7 +952,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if let Some(c) = self.core.role.client_mut() {
             c.quick_acks.clear();
         }
-        if self.core.side() == Side::Server {
+        if self.core.role() == Role::Server {
             self.core.rename_in_flight(now);
         } else {
             self.reconnect(now);
@@ -985,7 +985,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
 impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     fn new(role: RoleState<MSGS>, cfg: EngineConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
-        let side = role.side();
+        let side = role.role();
         let l = &cfg.limits;
         let mut core = Core {
             role,
@@ -1023,8 +1023,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         core
     }
 
-    fn side(&self) -> Side {
-        self.role.side()
+    fn role(&self) -> Role {
+        self.role.role()
     }
 
     /// The salt the next packet carries: the client's current one, or the DC's (0 if its schedule could not start).

@@ -16,7 +16,7 @@ use zeroize::Zeroize;
 use crate::buffer::Buffer;
 
 use crate::session::event::{FailReason, SendError};
-use crate::session::msg_id::{MsgId, Side};
+use crate::session::msg_id::{MsgId, Role};
 use crate::session::pending::{BodyHandle, SentKind};
 use crate::time::Instant;
 #[cfg(feature = "alloc")]
@@ -204,9 +204,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return Err(SendError::Closed);
         }
-        let sent_kind = match (kind, self.side()) {
-            (MsgKind::Query, Side::Client) => SentKind::RpcQuery,
-            (MsgKind::Query, Side::Server) => return Err(SendError::NotReady),
+        let sent_kind = match (kind, self.role()) {
+            (MsgKind::Query, Role::Client) => SentKind::RpcQuery,
+            (MsgKind::Query, Role::Server) => return Err(SendError::NotReady),
             (MsgKind::Notice, _) => SentKind::Service,
         };
         if self.role.dc().is_some_and(|dc| !dc.session_known) {
@@ -317,7 +317,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return Err(SendError::Closed);
         }
-        if self.side() != Side::Client {
+        if self.role() != Role::Client {
             return Err(SendError::NotReady);
         }
         let queued = self
@@ -416,7 +416,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// Gives the message in slot `idx` (now `id`) a new msg_id and seq_no and queues it to be sent again; a server
     /// response keeps its response parity. Nothing changes if no id can be made.
     pub(super) fn rename_slot(&mut self, now: Instant, idx: usize, id: MsgId) {
-        let response = self.side() == Side::Server && id.is_server_response();
+        let response = self.role() == Role::Server && id.is_server_response();
         let new = if response {
             self.ids.next_response(now, &self.clock)
         } else {
