@@ -298,7 +298,7 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     /// connection (Telethon and GramJS do when their own check of the new key fails) is answered again.
     dc_hs_cfg: Option<handshake::ServerConfig<'static>>,
     key_ready_event: bool,
-    side: Role,
+    role: Role,
     transport: TransportConfig,
     codec: Codec<RX>,
     quick_acks: heapless::Deque<u32, 8>,
@@ -433,8 +433,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(Some(len))
     }
 
-    /// Starts the DC engine on the packet parked in the receive buffer (its first `len` bytes) and processes it (the engine refuses a session
-    /// the host has not placed, which parks the packet again as [`HostQuery::Session`]).
+    /// Starts the DC engine on the packet parked in the receive buffer (its first `len` bytes) and processes it (the
+    /// engine refuses a session the host has not placed, which parks the packet again as [`HostQuery::Session`]).
     fn start_parked(&mut self, now: Instant, engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
         self.phase = Phase::Encrypted(engine);
         self.process_parked(now, len, quick_ack);
@@ -503,7 +503,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: what the host should store for this connection's key (after [`Event::AuthKeyReady`], or to refresh):
     /// the key and its salt schedule. `None` before the key exists and on a client.
     pub fn stored_key(&self) -> Option<StoredKey> {
-        match (&self.phase, self.side) {
+        match (&self.phase, self.role) {
             (Phase::Encrypted(e), Role::Server) => Some(StoredKey {
                 key: e.auth_key().clone(),
                 salts: e.salt_schedule(),
@@ -546,7 +546,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
         }
         self.secret = secret;
-        self.codec = Self::new_codec(self.transport, self.side, self.secret.as_ref());
+        self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref());
         Ok(())
     }
 
@@ -694,7 +694,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(())
     }
 
-    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, side: Role) -> Self {
+    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, role: Role) -> Self {
         let transport = cfg.transport;
         Session {
             phase,
@@ -702,26 +702,26 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             hs_cfg: None,
             dc_hs_cfg: None,
             key_ready_event: false,
-            side,
+            role,
             transport,
-            codec: Self::new_codec(transport, side, None),
+            codec: Self::new_codec(transport, role, None),
             quick_acks: heapless::Deque::new(),
             error: None,
             drops: super::event::DropCounts::default(),
             parked: Parked::Empty,
             host_event: false,
             transport_error: None,
-            new_key_check: side == Role::Server,
+            new_key_check: role == Role::Server,
             secret: None,
             io_started: false,
             new_key_expires_in: None,
-            init_checked: !Self::init_needs_check(transport, side),
+            init_checked: !Self::init_needs_check(transport, role),
         }
     }
 
     /// A DC reads an obfuscated client's init first, and nothing after it until the host checked it for a replay.
-    fn init_needs_check(t: TransportConfig, side: Role) -> bool {
-        side == Role::Server && t.obfuscated
+    fn init_needs_check(t: TransportConfig, role: Role) -> bool {
+        role == Role::Server && t.obfuscated
     }
 
     /// DC, obfuscated, before the init is checked: feeds the codec no more than the init and, once the codec
@@ -869,7 +869,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             // check of the key failed: Telethon strips a leading zero byte of g^ab, about 1 key in 256): the DC
             // answers it afresh instead of dropping plaintext forever.
             (Phase::Encrypted(engine), Some(Frame::Packet { data, .. }))
-                if self.side == Role::Server
+                if self.role == Role::Server
                     && !engine.has_session()
                     && self.dc_hs_cfg.is_some()
                     && data.first_chunk::<8>() == Some(&[0u8; 8]) =>
@@ -1229,7 +1229,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
         self.cfg = cfg;
         self.transport = cfg.transport;
-        self.side = Role::Client;
+        self.role = Role::Client;
         // A proxy secret set with `set_proxy_secret` names the proxy, not the key: it stays for the new connection.
         self.codec = Self::new_codec(self.transport, Role::Client, self.secret.as_ref());
         self.init_checked = true;
@@ -1263,8 +1263,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// A new transport connection under the same session: the framing restarts (a new init or marker) and every
     /// unacknowledged message is resent. Clears a transport error.
     pub fn reconnect(&mut self, now: Instant) {
-        self.codec = Self::new_codec(self.transport, self.side, self.secret.as_ref());
-        self.init_checked = !Self::init_needs_check(self.transport, self.side);
+        self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref());
+        self.init_checked = !Self::init_needs_check(self.transport, self.role);
         self.io_started = false;
         self.quick_acks.clear();
         self.error = None;

@@ -290,7 +290,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Drop for Engine<RX, TX
 impl<const RX: usize, const TX: usize, const MSGS: usize> core::fmt::Debug for Engine<RX, TX, MSGS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
-            .field("side", &self.core.role())
+            .field("role", &self.core.role())
             .field("key_id", &self.core.key.id())
             .field("stats", &self.core.stats)
             .finish_non_exhaustive()
