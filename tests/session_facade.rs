@@ -342,3 +342,96 @@ fn dropped_frames_are_counted_by_reason() {
     assert_eq!(s.drops().last(), Some(Dropped::BadMsgId));
     assert_eq!(s.frames_dropped(), before + 2);
 }
+
+/// With `alloc` (this suite builds with `std`), a connection sized for the largest frames pays for the frames it
+/// carries: a 64-byte RPC leaves a few KiB of heap on each side, a 200 KiB one grows the buffers to fit, and once
+/// the answer is acknowledged and every event taken they are given back (docs/DESIGN.md, Memory). Goes red if a
+/// buffer is allocated at its capacity up front or never released.
+#[test]
+fn buffers_grow_with_the_frames_and_are_given_back_when_idle() {
+    type Big = Session<1_114_112, 262_144, 64>;
+    fn pump(c: &mut Big, d: &mut Big, now: Instant, rng: &mut StdRng) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; c.min_transmit_len()];
+        let mut result = None;
+        loop {
+            let mut moved = false;
+            while let Some(n) = c.poll_transmit(now, rng, &mut out).unwrap() {
+                moved = true;
+                let mut off = 0;
+                while off < n {
+                    off += d.handle_input(now, &out[off..n]).unwrap();
+                    if let Some(HostQuery::Session { .. }) = d.host_query() {
+                        d.resume_session(now, None).unwrap();
+                    }
+                    let mut requests = Vec::new();
+                    while let Some(ev) = d.poll_event() {
+                        if let Event::Request { msg_id, body } = ev {
+                            requests.push((msg_id, body.to_vec()));
+                        }
+                    }
+                    for (id, body) in requests {
+                        d.answer(now, id, &body).unwrap();
+                    }
+                }
+            }
+            while let Some(n) = d.poll_transmit(now, rng, &mut out).unwrap() {
+                moved = true;
+                let mut off = 0;
+                while off < n {
+                    off += c.handle_input(now, &out[off..n]).unwrap();
+                    while let Some(ev) = c.poll_event() {
+                        if let Event::RpcResult { body, .. } = ev {
+                            result = Some(body.to_vec());
+                        }
+                    }
+                }
+            }
+            if !moved {
+                return result;
+            }
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut now = Instant::from_secs(10);
+    let key = AuthKey::from_bytes([5; 256]);
+    let mut c: Box<Big> = Box::new(Session::client(
+        cfg(TransportConfig::INTERMEDIATE),
+        key.clone(),
+        now,
+        &mut rng,
+    ));
+    let mut d: Box<Big> = Box::new(Session::server(cfg(TransportConfig::INTERMEDIATE), key, now, &mut rng));
+    // The capacity is 1 MiB of frame and 256 KiB of arena, but nothing is allocated before a byte moves.
+    assert_eq!((c.heap_bytes(), d.heap_bytes()), (0, 0));
+
+    let small = [0x5a; 64];
+    c.send(now, &small, MsgKind::Query).unwrap();
+    assert_eq!(pump(&mut c, &mut d, now, &mut rng).as_deref(), Some(&small[..]));
+    let (cs, ds) = (c.heap_bytes(), d.heap_bytes());
+    assert!(
+        cs <= 16 * 1024 && ds <= 16 * 1024,
+        "64-byte RPC: client {cs} B, DC {ds} B of heap"
+    );
+
+    let big = vec![0xa5; 200 * 1024];
+    c.send(now, &big, MsgKind::Query).unwrap();
+    let mut peak = 0;
+    let mut got = None;
+    for _ in 0..8 {
+        // Acks ride the next packets or the ack timer (60 s): let time pass until both sides are idle.
+        if let Some(r) = pump(&mut c, &mut d, now, &mut rng) {
+            got = Some(r);
+        }
+        peak = peak.max(c.heap_bytes()).max(d.heap_bytes());
+        now = now.saturating_add(core::time::Duration::from_secs(10));
+        c.handle_timeout(now).unwrap();
+        d.handle_timeout(now).unwrap();
+    }
+    assert_eq!(got.as_deref(), Some(&big[..]));
+    assert!(peak >= 200 * 1024, "the buffers grew to the frame ({peak} B)");
+    let (cb, db) = (c.heap_bytes(), d.heap_bytes());
+    assert!(
+        cb <= 3 * 16 * 1024 && db <= 3 * 16 * 1024,
+        "idle after a 200 KiB RPC: client {cb} B, DC {db} B of heap"
+    );
+}
