@@ -136,12 +136,22 @@ pub(crate) fn msg_key_large_v2_metered<M: Meter>(
     plaintext: &[u8],
     meter: &mut M,
 ) -> [u8; 32] {
-    let prefix = part(auth_key, 88 + dir.x(), 32);
-    meter.sha256(prefix.len() + plaintext.len());
-    let mut h = Sha256::new();
-    h.update(prefix);
+    let mut h = msg_key_hasher(auth_key, dir, plaintext.len(), meter);
     h.update(plaintext);
     h.finalize().into()
+}
+
+/// A SHA-256 that has absorbed `auth_key[88+x .. 120+x]`: fed the `plaintext_len` bytes of plaintext (which the
+/// fused decryption does block by block) it finishes as `msg_key_large`. Counts the whole hash into `meter`.
+pub(crate) fn msg_key_hasher<M: Meter>(
+    auth_key: &AuthKey,
+    dir: Direction,
+    plaintext_len: usize,
+    meter: &mut M,
+) -> Sha256 {
+    let prefix = part(auth_key, 88 + dir.x(), 32);
+    meter.sha256(prefix.len().saturating_add(plaintext_len));
+    Sha256::new_with_prefix(prefix)
 }
 
 /// `msg_key` = the middle 128 bits (bytes 8..24) of `msg_key_large`.

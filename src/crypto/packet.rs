@@ -10,8 +10,9 @@
 //! window and parity, salt) belong to the session, not here.
 //!
 //! Uniform failure (item 29): whatever is wrong with a packet (key id, length, msg_key, msg_len, padding), `decrypt`
-//! derives the key, decrypts, hashes the whole buffer and compares, then returns the one [`DecryptError::Rejected`]
-//! value and leaves the buffer zeroed. The work done depends only on the packet's length.
+//! derives the key, decrypts and hashes the whole buffer (one fused pass, `crypto::aes::ige_decrypt_and_hash`) and
+//! compares, then returns the one [`DecryptError::Rejected`] value and leaves the buffer zeroed. The work done depends
+//! only on the packet's length.
 //!
 //! [`seal_v2`] and [`open_v2`] are the layout-agnostic core (msg_key + KDF + IGE over an arbitrary padded plaintext),
 //! which the secret-chat layer reuses with its own plaintext layout. [`encrypt_v1_bind`] / [`decrypt_v1_bind`] are the
@@ -24,17 +25,21 @@ use sha2::Digest;
 use subtle::{Choice, ConstantTimeEq, ConstantTimeGreater};
 use zeroize::Zeroize;
 
-use super::aes::{NotBlockAligned, ige_decrypt, ige_encrypt};
+use super::aes::{NotBlockAligned, ige_decrypt, ige_decrypt_and_hash, ige_encrypt};
 use super::auth_key::AuthKey;
 pub use super::kdf::Direction;
 #[doc(hidden)]
 pub use super::kdf::WorkMeter;
-use super::kdf::{Meter, derive_v1, derive_v2_metered, msg_key_from_large, msg_key_large_v2_metered, quick_ack_token};
+use super::kdf::{
+    Meter, derive_v1, derive_v2_metered, msg_key_from_large, msg_key_hasher, msg_key_large_v2_metered, quick_ack_token,
+};
 
 /// Bytes of `auth_key_id`.
 pub const AUTH_KEY_ID_LEN: usize = 8;
 /// Bytes of `msg_key`.
 pub const MSG_KEY_LEN: usize = 16;
+/// Bytes of auth_key that msg_key_large hashes ahead of the plaintext.
+const MSG_KEY_PREFIX_LEN: usize = 32;
 /// The unencrypted prefix: `auth_key_id ‖ msg_key`.
 pub const OUTER_HEADER_LEN: usize = AUTH_KEY_ID_LEN + MSG_KEY_LEN;
 /// The encrypted header: salt, session_id, msg_id, seq_no, msg_len.
@@ -324,11 +329,14 @@ fn open_core<M: Meter>(
 ) -> (Choice, u32) {
     let kv = derive_v2_metered(auth_key, dir, msg_key, meter);
     let aligned = data.len() - data.len() % 16;
-    let (blocks, _tail) = data.split_at_mut(aligned);
+    let (blocks, tail) = data.split_at_mut(aligned);
     meter.aes(blocks.len());
-    // Cannot fail: `blocks` is block-aligned by construction.
-    let _ = ige_decrypt(&kv.key, &kv.iv, blocks);
-    let mut large = msg_key_large_v2_metered(auth_key, dir, data, meter);
+    let mut hasher = msg_key_hasher(auth_key, dir, blocks.len() + tail.len(), meter);
+    // One pass: each stretch is hashed right after it is decrypted (crypto::aes, fused). Cannot fail: `blocks` is
+    // block-aligned by construction.
+    let _ = ige_decrypt_and_hash(&kv.key, &kv.iv, blocks, &mut hasher, MSG_KEY_PREFIX_LEN);
+    hasher.update(&*tail);
+    let mut large: [u8; 32] = hasher.finalize().into();
     let ok = msg_key_from_large(&large).ct_eq(msg_key);
     let token = quick_ack_token(&large);
     large.zeroize();
