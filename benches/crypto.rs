@@ -11,8 +11,8 @@
 //! `decrypt_data_v2` of a server packet of the same body (it only decrypts the server-to-client direction).
 //! Timings are ns/op, best of interleaved rounds; ratios compare operations timed in the same rounds.
 //!
-//! `CRYPTO_PROFILE=<one of OPS>` (`CRYPTO_PROFILE_SIZE`, default 64) instead runs that one operation 1000 times in
-//! `profile_loop`, for `valgrind --tool=callgrind --toggle-collect='*profile_loop*'` (valgrind hides SHA-NI, so its
+//! `CRYPTO_PROFILE=<one of OPS>` (`CRYPTO_PROFILE_SIZE`, default 64) instead runs that one operation 1000 times
+//! (`CRYPTO_PROFILE_ITERS`) in `profile_loop`, for `valgrind --tool=callgrind --toggle-collect='*profile_loop*'` (valgrind hides SHA-NI, so its
 //! counts suit the AES and bookkeeping parts, not SHA-256's share). `CRYPTO_ROUNDS` sets the summary's rounds.
 
 use std::hint::black_box;
@@ -347,9 +347,13 @@ fn profile(name: &str) {
         .iter()
         .position(|o| *o == name)
         .expect("CRYPTO_PROFILE names one of OPS");
+    let iters = std::env::var("CRYPTO_PROFILE_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
     let mut f = Fixture::new(size);
-    profile_loop(&mut f, op, 1000);
-    println!("{name} {size} B: 1000 iterations in profile_loop");
+    profile_loop(&mut f, op, iters);
+    println!("{name} {size} B: {iters} iterations in profile_loop");
 }
 
 fn main() {

@@ -85,8 +85,8 @@ pub fn ige_decrypt_and_hash(
         hasher,
     };
     Aes256Dec::new(key.into()).decrypt_with_backend(&mut state);
-    state.x.zeroize();
-    state.y.zeroize();
+    state.x.as_mut_slice().zeroize();
+    state.y.as_mut_slice().zeroize();
     Ok(())
 }
 
