@@ -1,6 +1,6 @@
 //! AES-256 in the two modes MTProto uses: IGE (messages, handshake answers, RSA_PAD, secret chats, files) and CTR
 //! (the obfuscated transport). Thin wrappers over RustCrypto's `aes`, `ige` and `ctr` crates, which reach the
-//! hardware floor (see DEPENDENCIES.md); the block cipher itself is never hand-rolled.
+//! hardware floor (README, "Measured"); the block cipher itself is never hand-rolled.
 //!
 //! One mode loop is ours: [`ige_decrypt_and_hash`], IGE decryption fused with the SHA-256 of the plaintext that the
 //! MTProto 2.0 msg_key check needs. IGE decryption is a chain (each block needs the previous plaintext), so one
