@@ -34,6 +34,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The direction of what `sender` sends. A direction is not a third role enum: it names a packet's way, which
+    /// the KDF needs, and comes from the one [`Role`](crate::Role) of whoever sends it.
+    pub const fn sent_by(sender: crate::Role) -> Self {
+        match sender {
+            crate::Role::Client => Direction::ClientToServer,
+            crate::Role::Server => Direction::ServerToClient,
+        }
+    }
+
     /// The `x` offset into the auth key.
     pub const fn x(self) -> usize {
         match self {

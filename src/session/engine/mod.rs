@@ -439,10 +439,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if self.must_drain() {
             return None;
         }
-        let dir = match self.core.role() {
-            Role::Client => Direction::ServerToClient,
-            Role::Server => Direction::ClientToServer,
-        };
+        let dir = Direction::sent_by(self.core.role().peer());
         if !self.rx.reserve(packet.len(), 0) {
             return None;
         }
@@ -749,10 +746,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     }
 
     fn handle_rx(&mut self, now: Instant, n: usize) -> Result<u32, Dropped> {
-        let dir = match self.core.role() {
-            Role::Client => Direction::ServerToClient,
-            Role::Server => Direction::ClientToServer,
-        };
+        let dir = Direction::sent_by(self.core.role().peer());
         let (hdr, len, token) = {
             let Some(buf) = self.rx.as_mut_slice().get_mut(..n) else {
                 return Err(Dropped::TooLarge);

@@ -120,10 +120,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             msg_id: msg_id.0,
             seq_no,
         };
-        let dir = match self.role() {
-            Role::Client => Direction::ClientToServer,
-            Role::Server => Direction::ServerToClient,
-        };
+        let dir = Direction::sent_by(self.role());
         let enc = packet::encrypt_in_place(&self.key, dir, &header, written, self.cfg.padding, rng, out).ok()?;
         self.stats.packets_out += 1;
         for _ in 0..lay.owed.len() {
