@@ -15,18 +15,12 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)] // also compiled into tests/hosts.rs, which does not call `main`
 
-#[path = "common/mod.rs"]
-pub mod common;
-
 use std::error::Error;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::api;
-use common::client::{self, ClientEngine, ClientError, Conn, Owned, load_key, parse_rsa_key, save_key};
-use common::link::{Carriage, Transport};
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
@@ -36,6 +30,9 @@ use mtproto_sansio::session::{SessionConfig, TransportConfig};
 use mtproto_sansio::time::UnixTime;
 use mtproto_sansio::transport::Framing;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_test_dc::api;
+use mtproto_test_dc::client::{self, ClientEngine, ClientError, Conn, Owned, load_key, parse_rsa_key, save_key};
+use mtproto_test_dc::link::{Carriage, Transport};
 
 /// What to connect to and what to do.
 pub struct Options {

@@ -8,19 +8,11 @@
 //! loopback.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/mod.rs"]
-pub mod common;
-
 use std::cell::RefCell;
 use std::error::Error;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::api;
-use common::client::{self, Conn, Owned, Tap};
-use common::dc::{self, DcOptions};
-use common::link::Transport;
-use common::secret::{Got, Party};
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::packet::{self, Direction};
 use mtproto_sansio::crypto::pem::parse_private_pem;
@@ -28,6 +20,11 @@ use mtproto_sansio::handshake::{ClientConfig, KeyKind};
 use mtproto_sansio::session::{EngineConfig, MsgKind, ResendPolicy};
 use mtproto_sansio::tl::Reader;
 use mtproto_sansio::transport::{Framing, strip_padding};
+use mtproto_test_dc::api;
+use mtproto_test_dc::client::{self, Conn, Owned, Tap};
+use mtproto_test_dc::dc::{self, DcOptions};
+use mtproto_test_dc::link::Transport;
+use mtproto_test_dc::secret::{Got, Party};
 
 /// The DC's RSA key: the crate's test key, so the demo needs no setup (`test_dc --gen-key` makes new ones).
 const DC_KEY_PEM: &str = include_str!("../tests/data/keys/dc_test_pkcs1.pem");

@@ -26,15 +26,15 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use blocking_client::common::api;
-use blocking_client::common::client::{self, ClientError, Conn, Owned};
-use blocking_client::common::dc::{self, Dc, DcOptions};
-use blocking_client::common::link::Transport;
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::{EngineConfig, MsgKind};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_test_dc::api;
+use mtproto_test_dc::client::{self, ClientError, Conn, Owned};
+use mtproto_test_dc::dc::{self, Dc, DcOptions};
+use mtproto_test_dc::link::Transport;
 
 const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
 
@@ -464,7 +464,7 @@ fn api_unwrapping_and_limits() {
 
 // ---- secret chats through the DC ------------------------------------------------------------------------------------
 
-use blocking_client::common::secret::{Got, Party};
+use mtproto_test_dc::secret::{Got, Party};
 
 /// CRC32 of a TL line as the api schema defines ids: no `#id`, no `;`, `?true` fields dropped, `bytes` spelled
 /// `string`, `<`→space, `>` dropped.
@@ -484,7 +484,7 @@ fn tl_crc(line: &str) -> u32 {
     crc32fast::hash(text.as_bytes())
 }
 
-/// Every api.tl id the test DC uses is the CRC32 of its TL line (layer 229's lines, as in `examples/common/api.rs`).
+/// Every api.tl id the test DC uses is the CRC32 of its TL line (layer 229's lines, as in `test-dc/src/api.rs`).
 #[test]
 fn secret_chat_api_ids_are_the_crc32_of_their_tl_lines() {
     let lines: &[(&str, u32)] = &[

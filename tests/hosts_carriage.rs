@@ -4,19 +4,11 @@
 //! a replayed or foreign-domain ClientHello is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-#[path = "../examples/common/mod.rs"]
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use common::api;
-use common::carriage_conn::{Carriage, HTTP_MAX_HELD};
-use common::client::{self, ClientError, Conn, Owned};
-use common::dc::{self, Dc, DcOptions};
-use common::link::Transport;
 use mtproto_sansio::carriage::faketls::{FakeTlsSecret, client_hello};
 use mtproto_sansio::carriage::http::encode_request;
 use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, WS_PATH, WsCodec};
@@ -25,6 +17,11 @@ use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::{ClientConfig, ClientHandshake as HsClient, MAX_CLIENT_MESSAGE};
 use mtproto_sansio::session::{EngineConfig, MsgKind};
 use mtproto_sansio::transport::Role;
+use mtproto_test_dc::api;
+use mtproto_test_dc::carriage_conn::{Carriage, HTTP_MAX_HELD};
+use mtproto_test_dc::client::{self, ClientError, Conn, Owned};
+use mtproto_test_dc::dc::{self, Dc, DcOptions};
+use mtproto_test_dc::link::Transport;
 
 const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
 

@@ -15,9 +15,9 @@ use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::session::EngineConfig;
 use mtproto_sansio::time::Instant;
 
-use super::api::{self, ChatView, InputChat, InputFile, UpdateView};
-use super::client::{self, ClientEngine, Conn, Owned};
-use super::link::Transport;
+use crate::api::{self, ChatView, InputChat, InputFile, UpdateView};
+use crate::client::{self, ClientEngine, Conn, Owned};
+use crate::link::Transport;
 
 /// The api layer claimed in `invokeWithLayer`.
 pub const LAYER: i32 = 229;

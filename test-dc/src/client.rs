@@ -15,8 +15,8 @@ use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::{Framing, strip_padding};
 
-use super::carriage_conn::{Carriage, CarriageError, ClientCarriage};
-use super::link::{Incoming, Link, Transport};
+use crate::carriage_conn::{Carriage, CarriageError, ClientCarriage};
+use crate::link::{Incoming, Link, Transport};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
 /// Largest frame the client accepts.
