@@ -32,7 +32,7 @@ use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::{EngineConfig, Session, SessionLarge, SessionSmall};
 use mtproto_sansio::tl;
-use mtproto_test_dc::client::{self, Conn, Owned};
+use mtproto_test_dc::client::{Conn, Owned};
 use mtproto_test_dc::link::Transport;
 
 /// The repository's test DC key (also what `tests/hosts.rs` uses).
@@ -226,16 +226,9 @@ fn active(bin: &Path, key: &Path, n: usize, budget_kib: u64) -> Result<(Status, 
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
         let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).map_err(|e| format!("{e}"))?;
-        let out = conn
-            .handshake(ClientConfig::new(&keys, 2), &mut rng)
+        let (mut engine, _) = conn
+            .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
             .map_err(|e| format!("client {i}: handshake: {e}"))?;
-        let mut engine = client::session(
-            EngineConfig::DEFAULT,
-            out.auth_key,
-            out.server_salt,
-            out.server_time_offset,
-            &mut rng,
-        );
         // ping#7abe77ec ping_id:long, sent as a query: its pong ends it like an answer.
         let mut ping = tl::Ping::CONSTRUCTOR.to_le_bytes().to_vec();
         ping.extend_from_slice(&(i as i64).to_le_bytes());

@@ -56,17 +56,12 @@ fn connect(dc: &Dc, c: Carriage, ee: Option<&FakeTlsSecret>) -> Conn {
 
 /// Handshake, then the api subset: getDhConfig in initConnection, saveFilePart and an unknown method in flight
 /// together, then a burst of pings' worth of calls.
-fn exercise(conn: &mut Conn, public: RsaPublicKey) -> Box<client::ClientEngine> {
+fn exercise(conn: &mut Conn, public: RsaPublicKey) -> Box<client::ClientSession> {
     let mut rng = rand::rng();
     let keys = [public];
-    let out = conn.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
-    let mut engine = client::session(
-        EngineConfig::DEFAULT,
-        out.auth_key,
-        out.server_salt,
-        out.server_time_offset,
-        &mut rng,
-    );
+    let (mut engine, _) = conn
+        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .unwrap();
     let first = api::with_init_connection(229, &api::get_dh_config(0, 48));
     match conn
         .call(&mut engine, &mut rng, &first, Duration::from_secs(10), &mut |_| {})
@@ -171,7 +166,7 @@ fn faketls_ee_on_the_tcp_port() {
     // Without the key, WebSocket is refused.
     let mut bare = connect(&dc, Carriage::Ws, None);
     assert!(
-        bare.handshake(ClientConfig::new(&[public], 2), &mut rand::rng())
+        bare.handshake(EngineConfig::DEFAULT, ClientConfig::new(&[public], 2), &mut rand::rng())
             .is_err()
     );
     dc.stop();

@@ -1,19 +1,28 @@
-//! A blocking client connection: TCP + transport codec + the handshake machine + the session engine, driven by
-//! one thread. The examples and tests build their host loops from it.
+//! A blocking client connection: a TCP socket (and the carriage around it, if any) that carries the crate's client
+//! connection type, [`Session`], driven by one thread. The session does the transport framing, the auth-key
+//! handshake ([`Session::client_handshake`]) and the encrypted session; this module only moves bytes between it and
+//! the socket, and hands its events out owned. The examples and tests build their host loops from it.
+//!
+//! A [`Conn`] is one socket; a [`ClientSession`] outlives it: after a lost connection, call
+//! [`Session::reconnect`] and pump the same session over a new `Conn` (unacknowledged queries are resent there).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
-use mtproto_sansio::handshake::{ClientConfig, ClientHandshake, HandshakeError, MAX_CLIENT_MESSAGE, Outcome, Status};
+use mtproto_sansio::crypto::rsa::RsaPublicKey;
+use mtproto_sansio::handshake::{ClientConfig, KeyKind, Outcome};
 use mtproto_sansio::rand_core::CryptoRng;
-use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, FailReason, MsgId, MsgKind, SendError};
+use mtproto_sansio::session::{
+    EngineConfig, Error, Event, FailReason, MsgId, MsgKind, SendError, Session, SessionConfig, TransportConfig,
+};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
-use mtproto_sansio::transport::{Framing, strip_padding};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 use crate::carriage_conn::{Carriage, CarriageError, ClientCarriage};
 use crate::link::{Incoming, Link, Transport};
@@ -21,8 +30,12 @@ use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
 /// Largest frame the client accepts.
 pub const CLIENT_FRAME: usize = 65_536;
-/// The client session: 64 KiB packets, 256 KiB of resend arena, 64 messages in flight.
-pub type ClientEngine = Engine<CLIENT_FRAME, 262_144, 64>;
+/// The client connection type: 64 KiB frames, 256 KiB of resend arena, 64 messages in flight.
+pub type ClientSession = Session<CLIENT_FRAME, 262_144, 64>;
+/// The DC id named in obfuscated inits.
+pub const DC_ID: i16 = 2;
+/// How long a handshake may take in all (the handshake's own timers give up sooner when the DC is silent).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Epoch {
     start: std::time::Instant,
@@ -50,7 +63,12 @@ pub fn unix_micros_at_zero() -> u64 {
     epoch().unix_micros
 }
 
-/// An event the engine reported, owned.
+/// Unix seconds at `t`.
+fn unix_secs(t: Instant) -> u64 {
+    unix_micros_at_zero().saturating_add(t.as_micros()) / 1_000_000
+}
+
+/// An event the session reported, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Owned {
     /// `rpc_result`.
@@ -85,8 +103,8 @@ pub enum ClientError {
     /// The transport stream broke.
     Transport,
     /// The handshake failed.
-    Handshake(HandshakeError),
-    /// The engine refused a message.
+    Handshake(mtproto_sansio::handshake::HandshakeError),
+    /// The session refused a message.
     Send(SendError),
     /// The DC answered with a transport error code (−404: unknown key...).
     Code(i32),
@@ -94,6 +112,8 @@ pub enum ClientError {
     Timeout,
     /// The carriage (HTTP, WebSocket, fake-TLS) failed.
     Carriage(CarriageError),
+    /// The session failed for good (closed, or a broken transport stream).
+    Session(Error),
 }
 
 impl std::fmt::Display for ClientError {
@@ -106,6 +126,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Code(c) => write!(f, "transport error {c}"),
             ClientError::Timeout => f.write_str("timed out"),
             ClientError::Carriage(e) => write!(f, "carriage: {e}"),
+            ClientError::Session(e) => write!(f, "session: {e}"),
         }
     }
 }
@@ -115,6 +136,16 @@ impl std::error::Error for ClientError {}
 impl From<io::Error> for ClientError {
     fn from(e: io::Error) -> Self {
         ClientError::Io(e)
+    }
+}
+
+impl From<Error> for ClientError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Handshake(h) => ClientError::Handshake(h),
+            Error::Transport(_) => ClientError::Transport,
+            other => ClientError::Session(other),
+        }
     }
 }
 
@@ -132,27 +163,86 @@ pub enum Tap<'a> {
 /// A wiretap callback.
 pub type TapFn = Box<dyn FnMut(Tap<'_>)>;
 
-/// One TCP connection of a client.
+/// The rsa keys of a handshake, kept for the process: [`Session::client_handshake`] holds its configuration for
+/// the connection's life (a handshake restarts on reconnect). One copy per distinct key list.
+fn intern_keys(keys: &[RsaPublicKey]) -> &'static [RsaPublicKey] {
+    static KEYS: Mutex<Vec<&'static [RsaPublicKey]>> = Mutex::new(Vec::new());
+    let mut held = KEYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let same = |k: &&'static [RsaPublicKey]| {
+        k.len() == keys.len() && k.iter().zip(keys).all(|(a, b)| a.fingerprint() == b.fingerprint())
+    };
+    if let Some(k) = held.iter().find(|k| same(k)) {
+        return k;
+    }
+    let k: &'static [RsaPublicKey] = Box::leak(keys.to_vec().into_boxed_slice());
+    held.push(k);
+    k
+}
+
+/// Stack of the thread a session is built on: the crate builds a session and its engine by value (about 1.5 MiB
+/// of stack at these capacities, more than a test thread's 2 MiB leaves), then it is boxed.
+const BUILD_STACK: usize = 16 * 1024 * 1024;
+
+/// Runs `f` on a short-lived thread with a [`BUILD_STACK`], so the caller's stack never holds a session by value.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, ClientError> {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new().stack_size(BUILD_STACK).spawn_scoped(s, f)?;
+        h.join()
+            .map_err(|_| ClientError::Io(io::Error::other("session construction panicked")))
+    })
+}
+
+/// A session under `key`, built into its box off the caller's stack. Its session id comes from a generator seeded
+/// by the caller's `rng` (the caller's generator need not be `Send`).
+fn boxed_client<R: CryptoRng + ?Sized>(
+    cfg: SessionConfig,
+    key: AuthKey,
+    rng: &mut R,
+) -> Result<Box<ClientSession>, ClientError> {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    let mut seeded = StdRng::from_seed(seed);
+    on_big_stack(move || Box::new(ClientSession::client(cfg, key, now(), &mut seeded)))
+}
+
+/// [`boxed_client`] for a session that starts with the handshake.
+fn boxed_handshake(cfg: SessionConfig, hs: ClientConfig<'static>) -> Result<Box<ClientSession>, ClientError> {
+    on_big_stack(move || Box::new(ClientSession::client_handshake(cfg, hs, now())))
+}
+
+/// Shadow decoders for the wiretap of a plain transport: the session's frames out and the DC's frames in.
+struct Shadow {
+    out: Link<CLIENT_FRAME>,
+    inb: Link<CLIENT_FRAME>,
+    packet: Vec<u8>,
+}
+
+/// One TCP connection of a client, carrying a [`ClientSession`].
 pub struct Conn {
     sock: TcpStream,
-    link: Link<CLIENT_FRAME>,
     transport: Transport,
+    secret: Option<ProxySecret>,
     carriage: Option<ClientCarriage>,
     /// Carriage output and automatic replies, before they are written.
     cwire: Vec<u8>,
+    /// Bytes read, not yet taken by the session.
     input: Vec<u8>,
     off: usize,
-    packet: Vec<u8>,
-    wire: Vec<u8>,
-    scratch: Vec<u8>,
-    /// Sees every packet.
+    /// The session's output buffer.
+    out: Vec<u8>,
+    /// Outputs of the session on this connection so far (the first is a plain transport's marker).
+    outputs: u64,
+    shadow: Option<Shadow>,
+    /// Sees every packet (plain transports only: an obfuscated stream cannot be read beside the session).
     pub tap: Option<TapFn>,
-    /// Drop the next encrypted packet instead of sending it (loss injection).
+    /// Drop the next packet instead of sending it (loss injection; plain transports only, since dropping bytes of
+    /// an obfuscated stream would break it).
     pub lose_next: bool,
 }
 
 impl Conn {
-    /// Connects and sends the transport's marker or obfuscated init.
+    /// Connects, running the carriage's opening if there is one. The session's first output (the marker or the
+    /// obfuscated init) goes out with its first pump.
     pub fn connect<R: CryptoRng + ?Sized>(
         addr: SocketAddr,
         transport: Transport,
@@ -163,7 +253,7 @@ impl Conn {
     }
 
     /// Connects, runs the carriage's opening if there is one (WebSocket upgrade; fake-TLS hellos, for which `ee`
-    /// is required and keys the obfuscated stream inside) and sends the marker or obfuscated init.
+    /// is required and keys the obfuscated stream inside).
     pub fn connect_with<R: CryptoRng + ?Sized>(
         addr: SocketAddr,
         transport: Transport,
@@ -180,47 +270,129 @@ impl Conn {
             (Carriage::FakeTls, Some(ee)) => Some(ee.proxy_secret()),
             _ => secret,
         };
-        let (link, first) = Link::client(transport, 2, secret, rng).map_err(|_| ClientError::Transport)?;
         let (carriage, rest) = opened.map_or((None, Vec::new()), |(c, rest)| (Some(c), rest));
+        let shadow = if transport.obfuscated {
+            None
+        } else {
+            let (inb, _) = Link::client(transport, DC_ID, None, rng).map_err(|_| ClientError::Transport)?;
+            Some(Shadow {
+                out: Link::server_plain(transport.framing),
+                inb,
+                packet: Vec::new(),
+            })
+        };
         let mut c = Conn {
             sock,
-            link,
             transport,
+            secret,
             carriage,
             cwire: Vec::new(),
             input: Vec::new(),
             off: 0,
-            packet: Vec::new(),
-            wire: Vec::new(),
-            scratch: Vec::new(),
+            out: Vec::new(),
+            outputs: 0,
+            shadow,
             tap: None,
             lose_next: false,
         };
-        c.wire = first;
-        c.write_wire(rng)?;
         c.take_in(&rest, rng)?;
         Ok(c)
     }
 
-    /// Writes `self.wire` through the carriage.
-    fn write_wire<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<(), ClientError> {
+    /// The transport.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// The session configuration for this connection's transport, its clock at our Unix time plus
+    /// `server_time_offset` seconds, starting with `salt`.
+    pub fn config(&self, engine: EngineConfig, salt: u64, server_time_offset: i64) -> SessionConfig {
+        SessionConfig {
+            engine,
+            transport: TransportConfig {
+                framing: self.transport.framing,
+                obfuscated: self.transport.obfuscated,
+                dc_id: Some(DC_ID),
+            },
+            unix_time_hint: Some(UnixTime(unix_secs(now()).saturating_add_signed(server_time_offset))),
+            salt,
+        }
+    }
+
+    /// A session under a key the client has (stored, or made on another connection), with the salt and server
+    /// time offset it knows (0 and 0 if none: the DC corrects both). Its session id is fresh.
+    pub fn session<R: CryptoRng + ?Sized>(
+        &self,
+        engine: EngineConfig,
+        key: AuthKey,
+        salt: u64,
+        server_time_offset: i64,
+        rng: &mut R,
+    ) -> Result<Box<ClientSession>, ClientError> {
+        let mut s = boxed_client(self.config(engine, salt, server_time_offset), key, rng)?;
+        s.set_proxy_secret(self.secret.clone())
+            .map_err(|_| ClientError::Transport)?;
+        Ok(s)
+    }
+
+    /// Creates an auth key on this connection ([`Session::client_handshake`]) and returns the session that
+    /// continues on it, with what the handshake produced (the key, its first salt, the server's clock offset).
+    pub fn handshake<R: CryptoRng + ?Sized>(
+        &mut self,
+        engine: EngineConfig,
+        hs: ClientConfig<'_>,
+        rng: &mut R,
+    ) -> Result<(Box<ClientSession>, Outcome), ClientError> {
+        let kind = hs.kind;
+        let hs = ClientConfig {
+            rsa_keys: intern_keys(hs.rsa_keys),
+            ..hs
+        };
+        let mut s = boxed_handshake(self.config(engine, 0, 0), hs)?;
+        s.set_proxy_secret(self.secret.clone())
+            .map_err(|_| ClientError::Transport)?;
+        let deadline = now().saturating_add(HANDSHAKE_TIMEOUT);
+        let mut ready = false;
+        let mut events = Vec::new();
+        while !ready {
+            if now() >= deadline {
+                return Err(ClientError::Timeout);
+            }
+            self.pump_inner(&mut s, rng, deadline, &mut events, &mut ready)?;
+        }
+        let t = now();
+        let engine = s.engine().ok_or(ClientError::Timeout)?;
+        let server_unix = engine.clock().unix_time(t).0;
+        let outcome = Outcome {
+            auth_key: engine.auth_key().clone(),
+            server_salt: engine.current_salt(),
+            server_time_offset: i64::try_from(server_unix).unwrap_or(0) - i64::try_from(unix_secs(t)).unwrap_or(0),
+            expires_in: match kind {
+                KeyKind::Temporary { expires_in } => Some(expires_in),
+                _ => None,
+            },
+        };
+        Ok((s, outcome))
+    }
+
+    /// Writes `wire` through the carriage.
+    fn write_wire<R: CryptoRng + ?Sized>(&mut self, wire: &[u8], rng: &mut R) -> Result<(), ClientError> {
         match self.carriage.as_mut() {
             Some(c) => {
-                c.wrap(&self.wire, rng, &mut self.cwire)
-                    .map_err(ClientError::Carriage)?;
+                c.wrap(wire, rng, &mut self.cwire).map_err(ClientError::Carriage)?;
                 self.sock.write_all(&self.cwire)?;
                 self.cwire.clear();
             }
-            None => self.sock.write_all(&self.wire)?,
+            None => self.sock.write_all(wire)?,
         }
-        self.wire.clear();
         Ok(())
     }
 
-    /// Appends bytes from the socket to the link's input, through the carriage.
+    /// Appends bytes from the socket to the session's input, through the carriage.
     fn take_in<R: CryptoRng + ?Sized>(&mut self, bytes: &[u8], rng: &mut R) -> Result<(), ClientError> {
         self.input.drain(..self.off);
         self.off = 0;
+        let start = self.input.len();
         match self.carriage.as_mut() {
             Some(c) => {
                 c.unwrap(bytes, rng, &mut self.input, &mut self.cwire)
@@ -232,12 +404,22 @@ impl Conn {
             }
             None => self.input.extend_from_slice(bytes),
         }
+        if let (Some(sh), Some(tap)) = (self.shadow.as_mut(), self.tap.as_mut()) {
+            let mut new = self.input.get(start..).unwrap_or_default();
+            while !new.is_empty() {
+                let Ok((n, inc)) = sh.inb.decode(new, &mut sh.packet) else {
+                    break;
+                };
+                if let Some(Incoming::Packet { .. }) = inc {
+                    tap(Tap::In(&sh.packet));
+                }
+                new = new.get(n..).unwrap_or_default();
+                if n == 0 {
+                    break;
+                }
+            }
+        }
         Ok(())
-    }
-
-    /// The transport.
-    pub fn transport(&self) -> Transport {
-        self.transport
     }
 
     /// Reads once, waiting at most until `deadline`; false on timeout.
@@ -265,176 +447,135 @@ impl Conn {
         }
     }
 
-    /// Decodes the next buffered frame, if a whole one is there.
-    fn next_frame(&mut self) -> Result<Option<Incoming>, ClientError> {
-        loop {
-            let rest = self.input.get(self.off..).unwrap_or_default();
-            if rest.is_empty() {
-                return Ok(None);
-            }
-            let (n, inc) = self
-                .link
-                .decode(rest, &mut self.packet)
-                .map_err(|_| ClientError::Transport)?;
-            self.off += n;
-            if inc.is_some() {
-                return Ok(inc);
-            }
-            if n == 0 {
-                return Ok(None);
-            }
-        }
-    }
-
-    fn send_packet<R: CryptoRng + ?Sized>(
+    /// Writes every output the session has (the marker or init, then one frame per output), through the tap and
+    /// the loss injection.
+    pub fn flush<R: CryptoRng + ?Sized>(
         &mut self,
-        len: usize,
-        quick_ack: bool,
+        session: &mut ClientSession,
         rng: &mut R,
     ) -> Result<(), ClientError> {
-        let payload = self.scratch.get(..len).unwrap_or_default();
-        if self.lose_next {
-            self.lose_next = false;
-            if let Some(t) = self.tap.as_mut() {
-                t(Tap::Lost(payload));
-            }
-            return Ok(());
+        if self.out.len() < session.min_transmit_len() {
+            self.out.resize(session.min_transmit_len(), 0);
         }
-        if let Some(t) = self.tap.as_mut() {
-            t(Tap::Out(payload));
-        }
-        // Quick acks need a framing that carries them; HTTP bodies carry none.
-        let qa = quick_ack && self.transport.framing != Framing::Full && self.transport.carriage != Carriage::Http;
-        self.link
-            .encode(payload, qa, rng, &mut self.wire)
-            .map_err(|_| ClientError::Transport)?;
-        self.write_wire(rng)
+        let mut out = std::mem::take(&mut self.out);
+        let r = self.flush_with(session, rng, &mut out);
+        self.out = out;
+        r
     }
 
-    /// Runs the auth-key handshake on this connection.
-    pub fn handshake<R: CryptoRng + ?Sized>(
+    fn flush_with<R: CryptoRng + ?Sized>(
         &mut self,
-        mut cfg: ClientConfig<'_>,
+        session: &mut ClientSession,
         rng: &mut R,
-    ) -> Result<Outcome, ClientError> {
-        cfg.unix_micros_at_zero = unix_micros_at_zero();
-        cfg.transport_padding = self.transport.framing == Framing::PaddedIntermediate;
-        let mut hs = ClientHandshake::new(cfg, now());
-        let mut out = [0u8; MAX_CLIENT_MESSAGE];
-        loop {
-            while let Some(n) = hs
-                .poll_transmit(now(), rng, &mut out)
-                .map_err(|_| ClientError::Transport)?
-            {
-                self.scratch.clear();
-                self.scratch.extend_from_slice(out.get(..n).unwrap_or_default());
-                let lose = std::mem::take(&mut self.lose_next);
-                self.send_packet(n, false, rng)?;
-                self.lose_next = lose;
-            }
-            match hs.status() {
-                Status::Done => return hs.take_outcome().ok_or(ClientError::Timeout),
-                Status::Failed(e) => return Err(ClientError::Handshake(e)),
-                Status::Running => {}
-            }
-            let mut progressed = false;
-            while let Some(inc) = self.next_frame()? {
-                progressed = true;
-                match inc {
-                    Incoming::Packet { .. } => {
+        out: &mut [u8],
+    ) -> Result<(), ClientError> {
+        while let Some(n) = session
+            .poll_transmit(now(), rng, out)
+            .map_err(|_| ClientError::Transport)?
+        {
+            let wire = out.get(..n).unwrap_or_default();
+            let first = self.outputs == 0;
+            self.outputs += 1;
+            let mut lost = false;
+            if let Some(sh) = self.shadow.as_mut() {
+                let mut rest = wire;
+                while !rest.is_empty() {
+                    let Ok((k, inc)) = sh.out.decode(rest, &mut sh.packet) else {
+                        break;
+                    };
+                    if let Some(Incoming::Packet { .. }) = inc {
+                        lost = std::mem::take(&mut self.lose_next) && !first;
                         if let Some(t) = self.tap.as_mut() {
-                            t(Tap::In(&self.packet));
+                            t(if lost {
+                                Tap::Lost(&sh.packet)
+                            } else {
+                                Tap::Out(&sh.packet)
+                            });
                         }
-                        // Non-fatal errors only dropped the packet; fatal ones show in `status`.
-                        let _ = hs.handle_packet(now(), &self.packet);
                     }
-                    Incoming::Error(code) => hs.handle_transport_error(now(), code),
-                    Incoming::QuickAck(_) => {}
+                    rest = rest.get(k..).unwrap_or_default();
+                    if k == 0 {
+                        break;
+                    }
                 }
             }
-            if !progressed {
-                let deadline = hs
-                    .poll_timeout()
-                    .unwrap_or(now().saturating_add(Duration::from_secs(1)));
-                if !self.read_some(deadline, rng)? {
-                    hs.handle_timeout(now());
-                }
+            if !lost {
+                self.write_wire(wire, rng)?;
             }
         }
+        Ok(())
     }
 
-    /// Sends what the engine has, reads once (until `deadline` at the latest), feeds the engine and returns the
+    /// Sends what the session has, reads once (until `deadline` at the latest), feeds the session and returns the
     /// events that came out.
     pub fn pump<R: CryptoRng + ?Sized>(
         &mut self,
-        engine: &mut ClientEngine,
+        session: &mut ClientSession,
         rng: &mut R,
         deadline: Instant,
     ) -> Result<Vec<Owned>, ClientError> {
         let mut events = Vec::new();
-        self.flush(engine, rng)?;
-        let due = engine.poll_timeout().map_or(deadline, |t| t.min(deadline));
-        if !self.read_some(due, rng)? {
-            engine.handle_timeout(now());
-        }
-        while let Some(inc) = self.next_frame()? {
-            match inc {
-                Incoming::Packet { .. } => {
-                    if let Some(t) = self.tap.as_mut() {
-                        t(Tap::In(&self.packet));
-                    }
-                    if self.packet.len() == 4 {
-                        let code = i32::from_le_bytes(self.packet.first_chunk::<4>().copied().unwrap_or_default());
-                        return Err(ClientError::Code(code));
-                    }
-                    // Padded intermediate: 0-15 bytes of transport padding follow the packet (item 3).
-                    let data =
-                        strip_padding(self.transport.framing, &self.packet).map_err(|_| ClientError::Transport)?;
-                    let _ = engine.handle_packet(now(), data);
-                }
-                Incoming::QuickAck(t) => engine.handle_quick_ack(t),
-                Incoming::Error(code) => return Err(ClientError::Code(code)),
-            }
-            drain(engine, &mut events);
-        }
-        engine.handle_timeout(now());
-        drain(engine, &mut events);
-        self.flush(engine, rng)?;
+        let mut ready = false;
+        self.pump_inner(session, rng, deadline, &mut events, &mut ready)?;
         Ok(events)
     }
 
-    /// Writes every packet the engine has.
-    pub fn flush<R: CryptoRng + ?Sized>(&mut self, engine: &mut ClientEngine, rng: &mut R) -> Result<(), ClientError> {
-        if self.scratch.len() < engine.min_out_len() {
-            self.scratch.resize(engine.min_out_len(), 0);
+    fn pump_inner<R: CryptoRng + ?Sized>(
+        &mut self,
+        session: &mut ClientSession,
+        rng: &mut R,
+        deadline: Instant,
+        events: &mut Vec<Owned>,
+        ready: &mut bool,
+    ) -> Result<(), ClientError> {
+        self.flush(session, rng)?;
+        let due = session.poll_timeout().map_or(deadline, |t| t.min(deadline));
+        if !self.read_some(due, rng)? {
+            session.handle_timeout(now())?;
         }
-        while let Some(pkt) = engine
-            .poll_packet(now(), rng, &mut self.scratch)
-            .map_err(|_| ClientError::Transport)?
-        {
-            self.send_packet(pkt.len, pkt.quick_ack, rng)?;
+        loop {
+            let rest = self.input.get(self.off..).unwrap_or_default();
+            let n = if rest.is_empty() {
+                0
+            } else {
+                session.handle_input(now(), rest)?
+            };
+            self.off += n;
+            let drained = drain_into(session, events, ready);
+            if n == 0 && !drained {
+                break;
+            }
         }
-        Ok(())
+        session.handle_timeout(now())?;
+        drain_into(session, events, ready);
+        // A transport error code (−404: the DC does not know the key...) ends this connection for the caller.
+        if let Some(code) = events.iter().find_map(|e| match e {
+            Owned::Transport(c) => Some(*c),
+            _ => None,
+        }) {
+            return Err(ClientError::Code(code));
+        }
+        self.flush(session, rng)
     }
 
     /// Sends one query and pumps until it ends (other events are passed to `other`).
     pub fn call<R: CryptoRng + ?Sized>(
         &mut self,
-        engine: &mut ClientEngine,
+        session: &mut ClientSession,
         rng: &mut R,
         body: &[u8],
         timeout: Duration,
         other: &mut dyn FnMut(Owned),
     ) -> Result<Owned, ClientError> {
-        let req = engine.send(now(), body, MsgKind::Query).map_err(ClientError::Send)?;
-        self.wait_for(engine, rng, &[req], timeout, other)
+        let req = session.send(now(), body, MsgKind::Query).map_err(ClientError::Send)?;
+        self.wait_for(session, rng, &[req], timeout, other)
             .and_then(|mut v| v.pop().ok_or(ClientError::Timeout))
     }
 
     /// Pumps until every query in `reqs` has ended; returns their events in the order they ended.
     pub fn wait_for<R: CryptoRng + ?Sized>(
         &mut self,
-        engine: &mut ClientEngine,
+        session: &mut ClientSession,
         rng: &mut R,
         reqs: &[MsgId],
         timeout: Duration,
@@ -446,7 +587,7 @@ impl Conn {
             if now() >= deadline {
                 return Err(ClientError::Timeout);
             }
-            for ev in self.pump(engine, rng, deadline)? {
+            for ev in self.pump(session, rng, deadline)? {
                 match ev.req() {
                     Some(r) if reqs.contains(&r) => done.push(ev),
                     _ => other(ev),
@@ -457,9 +598,11 @@ impl Conn {
     }
 }
 
-/// Moves the engine's events out.
-pub fn drain(engine: &mut ClientEngine, out: &mut Vec<Owned>) {
-    while let Some(ev) = engine.poll_event() {
+/// Moves the session's events out; true if there were any. `ready` is set by `AuthKeyReady`.
+fn drain_into(session: &mut ClientSession, out: &mut Vec<Owned>, ready: &mut bool) -> bool {
+    let mut any = false;
+    while let Some(ev) = session.poll_event() {
+        any = true;
         out.push(match ev {
             Event::RpcResult { req, body } => Owned::Result(req, body.to_vec()),
             Event::RpcError { req, code, message, .. } => {
@@ -469,35 +612,22 @@ pub fn drain(engine: &mut ClientEngine, out: &mut Vec<Owned>) {
             Event::Update(b) => Owned::Update(b.to_vec()),
             Event::SessionReset { .. } => Owned::SessionReset,
             Event::TransportError(c) => Owned::Transport(c),
-            Event::Request { .. }
-            | Event::SessionCreated { .. }
-            | Event::DisconnectRequested
-            | Event::AuthKeyReady
-            | Event::AuthKeyRequired { .. } => {
+            Event::AuthKeyReady => {
+                *ready = true;
                 continue;
             }
-            // Events added later are not this client's business.
+            // Events added later, and the DC's, are not this client's business.
             _ => continue,
         });
     }
+    any
 }
 
-/// A client session on a key, its clock synced to the server's time as the handshake measured it.
-pub fn session<R: CryptoRng + ?Sized>(
-    cfg: EngineConfig,
-    key: AuthKey,
-    salt: u64,
-    server_time_offset: i64,
-    rng: &mut R,
-) -> Box<ClientEngine> {
-    let t = now();
-    let unix = unix_micros_at_zero().saturating_add(t.as_micros()) / 1_000_000;
-    let server_now = UnixTime(unix.saturating_add_signed(server_time_offset));
-    let mut clock = Clock::from_unix_hint(t, server_now);
-    clock.sync_to_server_time(t, server_now);
-    Box::new(ClientEngine::client(cfg, key, salt, clock, t, rng))
+/// Moves the session's events out.
+pub fn drain(session: &mut ClientSession, out: &mut Vec<Owned>) {
+    let mut ready = false;
+    drain_into(session, out, &mut ready);
 }
-
 /// Reads an auth key file (512 hex digits); `None` if there is none yet.
 pub fn load_key(path: &std::path::Path) -> io::Result<Option<AuthKey>> {
     let text = match std::fs::read_to_string(path) {

@@ -4,8 +4,9 @@
 //!
 //! - [`dc`]: the test DC, an async TCP server (tokio) over the DC `Session`; `examples/test_dc.rs` is its command
 //!   line. It serves the api subset of [`api`] and the carriages of [`carriage_conn`] on the same port.
-//! - [`client`]: a blocking client connection (TCP, optionally a carriage, the transport codec of [`link`], the
-//!   crate's handshake and session engine); [`secret`] is a secret-chat user over it.
+//! - [`client`]: a blocking client connection: a socket (optionally a carriage, [`link`] names the transports)
+//!   carrying the crate's client connection type (`Session::client_handshake` / `Session::client`), which does the
+//!   framing, the handshake and the session; [`secret`] is a secret-chat user over it.
 //!
 //! Data flow at the DC: bytes from a socket go through the carriage (HTTP, WebSocket, fake-TLS) into the crate's
 //! connection type, whose events and host queries [`dc`] answers (calls through [`api::execute`]).
