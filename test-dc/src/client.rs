@@ -555,6 +555,11 @@ impl Conn {
         }) {
             return Err(ClientError::Code(code));
         }
+        // A new key: hand the session back first (the host may store the key, or a wiretap learn it) and send
+        // its first encrypted packets with the next pump.
+        if *ready {
+            return Ok(());
+        }
         self.flush(session, rng)
     }
 
