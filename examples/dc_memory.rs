@@ -3,7 +3,7 @@
 //! ```text
 //! scripts/dc_memory.sh [--idle 500] [--active 100,1000] [--budget-mib 6144]
 //! # which is:
-//! cargo build --release --example test_dc --example dc_memory
+//! cargo build --release --features std --example test_dc --example dc_memory
 //! target/release/examples/dc_memory [--dc target/release/examples/test_dc] [--idle N,..] [--active N,..]
 //!                                   [--budget-mib M]
 //! ```
@@ -18,7 +18,7 @@
 //! An active scenario whose projection from the previous one's per-client figure exceeds `--budget-mib` is printed
 //! as skipped, and one whose DC passes the budget while it runs is stopped there and printed as aborted (the machine
 //! is shared). Then `size_of` of the connection type, `session::Session`, at its default capacities and at every
-//! capacity the repository uses (it holds no heap: its size is its memory).
+//! capacity the repository uses (plus, with `alloc`, the heap its buffers hold after a 64-byte RPC: `Session::heap_bytes`).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::error::Error;
@@ -68,7 +68,7 @@ impl Dc {
             .spawn()
             .map_err(|e| {
                 format!(
-                    "{}: {e} (build it: cargo build --release --example test_dc)",
+                    "{}: {e} (build it: cargo build --release --features std --example test_dc)",
                     bin.display()
                 )
             })?;
@@ -258,6 +258,60 @@ fn list(v: &str) -> Result<Vec<usize>, Box<dyn Error>> {
         .collect()
 }
 
+/// A client and a DC connection of these capacities under one stored key exchange one 64-byte query and its
+/// answer in memory (no socket); returns the heap each holds afterwards (`Session::heap_bytes`: with `alloc` the
+/// buffers grow to the frames carried, 0 without it).
+fn rpc_heap<const RX: usize, const TX: usize, const MSGS: usize>() -> (usize, usize) {
+    use mtproto_sansio::crypto::auth_key::AuthKey;
+    use mtproto_sansio::session::{Event, HostQuery, MsgKind, SessionConfig};
+    use mtproto_sansio::time::{Instant as At, UnixTime};
+    let mut rng = rand::rng();
+    let cfg = SessionConfig {
+        unix_time_hint: Some(UnixTime(1_700_000_000)),
+        ..SessionConfig::DEFAULT
+    };
+    let key = AuthKey::from_bytes([7; 256]);
+    let now = At::from_secs(1);
+    let mut client: Box<Session<RX, TX, MSGS>> = Box::new(Session::client(cfg, key.clone(), now, &mut rng));
+    let mut dc: Box<Session<RX, TX, MSGS>> = Box::new(Session::server(cfg, key, now, &mut rng));
+    let _ = client.send(now, &[0x5a; 64], MsgKind::Query);
+    let mut out = vec![0u8; client.min_transmit_len()];
+    for _ in 0..4 {
+        while let Ok(Some(n)) = client.poll_transmit(now, &mut rng, &mut out) {
+            let mut off = 0;
+            while off < n {
+                let Ok(k) = dc.handle_input(now, out.get(off..n).unwrap_or(&[])) else {
+                    break;
+                };
+                off += k.max(1);
+                if let Some(HostQuery::Session { .. }) = dc.host_query() {
+                    let _ = dc.resume_session(now, None);
+                }
+                let mut requests = Vec::new();
+                while let Some(ev) = dc.poll_event() {
+                    if let Event::Request { msg_id, body } = ev {
+                        requests.push((msg_id, body.to_vec()));
+                    }
+                }
+                for (id, body) in requests {
+                    let _ = dc.answer(now, id, &body);
+                }
+            }
+        }
+        while let Ok(Some(n)) = dc.poll_transmit(now, &mut rng, &mut out) {
+            let mut off = 0;
+            while off < n {
+                let Ok(k) = client.handle_input(now, out.get(off..n).unwrap_or(&[])) else {
+                    break;
+                };
+                off += k.max(1);
+                while client.poll_event().is_some() {}
+            }
+        }
+    }
+    (client.heap_bytes(), dc.heap_bytes())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let mut bin = std::env::current_exe()?.with_file_name("test_dc");
     let mut idles = vec![500];
@@ -320,42 +374,53 @@ fn main() -> Result<(), Box<dyn Error>> {
     let _ = std::fs::remove_file(&key);
 
     println!();
-    println!("| connection type `session::Session<RX, TX, MSGS>` | where | size_of |");
-    println!("|---|---|---:|");
+    println!(
+        "| connection type `session::Session<RX, TX, MSGS>` | where | size_of | heap after a 64-byte RPC: client / DC |"
+    );
+    println!("|---|---|---:|---:|");
     let sizes = [
         (
             "Session (defaults: 16 KiB, 16 KiB, 32)",
             "the default",
             std::mem::size_of::<Session>(),
+            rpc_heap::<16_384, 16_384, 32>(),
         ),
         (
             "SessionSmall (4 KiB, 4 KiB, 8)",
             "microcontrollers",
             std::mem::size_of::<SessionSmall>(),
+            rpc_heap::<4096, 4096, 8>(),
         ),
         (
             "Session<8192, 8192, 16>",
             "tests",
             std::mem::size_of::<Session<8192, 8192, 16>>(),
+            rpc_heap::<8192, 8192, 16>(),
         ),
         (
             "Session<65_536, 65_536, 32>",
             "examples/tokio_client.rs",
             std::mem::size_of::<Session<65_536, 65_536, 32>>(),
+            rpc_heap::<65_536, 65_536, 32>(),
         ),
         (
             "SessionLarge (64 KiB, 256 KiB, 64)",
             "hosts",
             std::mem::size_of::<SessionLarge>(),
+            rpc_heap::<65_536, 262_144, 64>(),
         ),
         (
             "Session<1_114_112, 262_144, 64> (largest)",
             "test_dc (`mtproto_test_dc::dc::DcSession`)",
             std::mem::size_of::<mtproto_test_dc::dc::DcSession>(),
+            rpc_heap::<1_114_112, 262_144, 64>(),
         ),
     ];
-    for (what, used, bytes) in sizes {
-        println!("| {what} | {used} | {} ({bytes} B) |", size(bytes as f64 / 1024.0));
+    for (what, used, bytes, (client, dc)) in sizes {
+        println!(
+            "| {what} | {used} | {} ({bytes} B) | {client} B / {dc} B |",
+            size(bytes as f64 / 1024.0)
+        );
     }
     Ok(())
 }

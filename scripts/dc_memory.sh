@@ -3,5 +3,5 @@
 # examples/dc_memory.rs. Arguments go to it (--idle N,.. --active N,.. --budget-mib M --dc PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --example test_dc --example dc_memory
+cargo build --release --features std --example test_dc --example dc_memory
 exec "${CARGO_TARGET_DIR:-target}/release/examples/dc_memory" "$@"

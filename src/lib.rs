@@ -12,6 +12,12 @@ extern crate std;
 #[macro_use]
 mod fmt;
 
+mod buffer;
+pub mod error;
+
+pub use error::{BufferTooSmall, Fault};
+pub use transport::Role;
+
 pub mod carriage;
 pub mod crypto;
 pub mod e2e;

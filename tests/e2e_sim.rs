@@ -49,7 +49,7 @@ fn run_with(
         };
     for i in 0..msgs {
         if restarts.contains(&i) {
-            // Side B goes down and comes back from its persisted bytes (which must round-trip exactly).
+            // Role B goes down and comes back from its persisted bytes (which must round-trip exactly).
             let mut saved = vec![0u8; Chat::persisted_len()];
             assert_eq!(chats[1].persist(&mut saved).unwrap(), saved.len());
             let restored = Chat::restore(&saved, &mut r).unwrap();

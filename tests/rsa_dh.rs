@@ -202,14 +202,14 @@ fn openssl_keys_parse_and_reencode_byte_exact() {
         Some(PemError::UnsupportedLabel)
     );
     // Output buffers that are too small are reported, not overrun.
-    assert_eq!(
+    assert!(matches!(
         pem::write_public_pem(key.public_key(), &mut out[..100]),
-        Err(PemError::BufferTooSmall)
-    );
-    assert_eq!(
+        Err(PemError::BufferTooSmall { .. })
+    ));
+    assert!(matches!(
         pem::write_private_pem(&key, &mut out[..1000]),
-        Err(PemError::BufferTooSmall)
-    );
+        Err(PemError::BufferTooSmall { .. })
+    ));
 }
 
 #[test]

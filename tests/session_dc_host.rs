@@ -406,7 +406,9 @@ fn chk_025_deferred_key_check_retries_a_taken_id_and_completes_on_a_free_one() {
         p.server
             .finish_key_check(p.now, 1, key_id, false, &mut [0u8; 16])
             .unwrap_err(),
-        KeyCheckError::BufferTooSmall
+        KeyCheckError::BufferTooSmall {
+            required: mtproto_sansio::handshake::MAX_SERVER_MESSAGE
+        }
     );
     // Taken: dh_gen_retry, replayed identically to a retransmission.
     let ServerReply::Send(n) = p.server.finish_key_check(p.now, 1, key_id, true, &mut out).unwrap() else {

@@ -9,8 +9,8 @@ use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
 use mtproto_sansio::session::limits::DEFAULT_REPLAY_WINDOW;
 use mtproto_sansio::session::{
     AckQueue, AckQueueFull, BadMsgCode, BudgetExhausted, ClientSalts, Clock, FutureSalt, InboundMsgIds, Limits, MsgId,
-    MsgIdGen, MsgIdReject, ReplayWindow, ResendBudget, ResendPolicy, SaltError, SentKind, SentTracker, SeqNoChecker,
-    SeqNoError, SeqNoGen, ServerSaltPolicy, ServerSalts, Side, TimeWindow, TrackError,
+    MsgIdGen, MsgIdReject, ReplayWindow, ResendBudget, ResendPolicy, Role, SaltError, SentKind, SentTracker,
+    SeqNoChecker, SeqNoError, SeqNoGen, ServerSaltPolicy, ServerSalts, TimeWindow, TrackError,
     acks::AckBatch,
     pending::{Acked, BodyHandle, NewSent},
     replay::{check_parity, check_time},
@@ -54,7 +54,7 @@ fn assert_client_id(id: MsgId) {
 #[test]
 fn chk_036_ids_increase_across_clock_jump_back() {
     let mut clock = Clock::from_unix_hint(Instant::from_secs(50), UnixTime(T0));
-    let mut g = MsgIdGen::new(Side::Client);
+    let mut g = MsgIdGen::new(Role::Client);
     let mut last = MsgId(0);
     let mut now = Instant::from_secs(50);
     for step in 0..200u64 {
@@ -80,7 +80,7 @@ fn chk_036_ids_increase_across_clock_jump_back() {
 #[test]
 fn chk_036_million_ids_unique_and_aligned() {
     let clock = Clock::from_unix_hint(Instant::ZERO, UnixTime(T0));
-    let mut g = MsgIdGen::new(Side::Client);
+    let mut g = MsgIdGen::new(Role::Client);
     let mut last = MsgId(0);
     for i in 0..1_000_000u64 {
         // A host clock ticking at 1 µs per id: many ids share a microsecond-resolution timestamp.
@@ -98,7 +98,7 @@ fn chk_036_million_ids_unique_and_aligned() {
 #[test]
 fn chk_036_server_ids_parity() {
     let clock = Clock::from_unix_hint(Instant::ZERO, UnixTime(T0));
-    let mut g = MsgIdGen::new(Side::Server);
+    let mut g = MsgIdGen::new(Role::Server);
     let mut last = MsgId(0);
     for i in 0..10_000u64 {
         let now = Instant::from_micros(i / 5);
@@ -108,13 +108,13 @@ fn chk_036_server_ids_parity() {
             (g.next(now, &clock).unwrap(), 3)
         };
         assert_eq!(id.0 % 4, want);
-        assert!(id.has_parity_of(Side::Server));
+        assert!(id.has_parity_of(Role::Server));
         assert_eq!(id.is_server_response(), want == 1);
         assert!(id > last);
         last = id;
     }
     // A client generator ignores the response marker: its ids are always ≡ 0 mod 4.
-    let mut c = MsgIdGen::new(Side::Client);
+    let mut c = MsgIdGen::new(Role::Client);
     assert_eq!(c.next_response(Instant::ZERO, &clock).unwrap().0 % 4, 0);
 }
 
@@ -135,7 +135,7 @@ fn chk_036_clock_corrections() {
     let server_id = id_at(T0 + 500, 1 << 31 | 1);
     clock.sync_to_server_msg_id(&proof, now, server_id);
     assert_eq!(clock.unix_micros(now), (T0 + 500) * 1_000_000 + 500_000);
-    let mut g = MsgIdGen::new(Side::Client);
+    let mut g = MsgIdGen::new(Role::Client);
     assert_eq!(g.next(now, &clock).unwrap().unix_secs(), T0 + 500);
 }
 
@@ -239,7 +239,7 @@ fn chk_034_time_window_edges() {
     assert_eq!(narrow.check(id_at(T0 + 2, 0), now), Err(MsgIdReject::TooHigh));
 
     // Before the client's clock is synced the window is not enforced; after, it is.
-    let mut inbound: InboundMsgIds = InboundMsgIds::new(Side::Server, TimeWindow::DEFAULT);
+    let mut inbound: InboundMsgIds = InboundMsgIds::new(Role::Server, TimeWindow::DEFAULT);
     let far = id_at(T0 + 3600, 1);
     assert_eq!(inbound.check(far, now, false), Ok(()));
     assert_eq!(inbound.accept(far, now, true), Err(MsgIdReject::TooHigh));
@@ -336,26 +336,26 @@ fn chk_032_parity_by_side() {
     for low in 0..4u64 {
         let id = MsgId((T0 << 32) | 0x100 | low);
         assert_eq!(
-            check_parity(id, Side::Client).is_ok(),
+            check_parity(id, Role::Client).is_ok(),
             low == 0,
             "client low bits {low}"
         );
         assert_eq!(
-            check_parity(id, Side::Server).is_ok(),
+            check_parity(id, Role::Server).is_ok(),
             low == 1 || low == 3,
             "server low bits {low}"
         );
     }
-    let bad = check_parity(MsgId(2), Side::Client).unwrap_err();
+    let bad = check_parity(MsgId(2), Role::Client).unwrap_err();
     assert_eq!(bad.bad_msg_code(false).map(BadMsgCode::code), Some(18));
     // A server receiving from a client and a client receiving from the server apply the sender's rule.
-    let server_rx: InboundMsgIds = InboundMsgIds::new(Side::Client, TimeWindow::DEFAULT);
+    let server_rx: InboundMsgIds = InboundMsgIds::new(Role::Client, TimeWindow::DEFAULT);
     assert_eq!(
         server_rx.check(id_at(T0, 0x101), UnixTime(T0), true),
         Err(MsgIdReject::BadParity)
     );
     assert_eq!(server_rx.check(id_at(T0, 0x100), UnixTime(T0), true), Ok(()));
-    let client_rx: InboundMsgIds = InboundMsgIds::new(Side::Server, TimeWindow::DEFAULT);
+    let client_rx: InboundMsgIds = InboundMsgIds::new(Role::Server, TimeWindow::DEFAULT);
     assert_eq!(
         client_rx.check(id_at(T0, 0x100), UnixTime(T0), true),
         Err(MsgIdReject::BadParity)
@@ -365,7 +365,7 @@ fn chk_032_parity_by_side() {
 
 #[test]
 fn atk_b07_replay_inside_and_outside_window() {
-    let mut rx: InboundMsgIds<32> = InboundMsgIds::new(Side::Server, TimeWindow::DEFAULT);
+    let mut rx: InboundMsgIds<32> = InboundMsgIds::new(Role::Server, TimeWindow::DEFAULT);
     let now = UnixTime(T0);
     let captured = id_at(T0, 0x1001);
     rx.accept(captured, now, true).unwrap();
@@ -458,7 +458,7 @@ fn atk_b08_msg_id_negative_suite() {
 
     let now = UnixTime(T0);
     // Server receiving from a client: each error code as the server would answer it.
-    let mut srv: InboundMsgIds<8> = InboundMsgIds::new(Side::Client, TimeWindow::DEFAULT);
+    let mut srv: InboundMsgIds<8> = InboundMsgIds::new(Role::Client, TimeWindow::DEFAULT);
     srv.accept(id_at(T0, 0x100), now, true).unwrap();
     let codes: &[(MsgId, Option<i32>)] = &[
         (id_at(T0, 0x101), Some(18)),
@@ -478,7 +478,7 @@ fn atk_b08_msg_id_negative_suite() {
             .map(BadMsgCode::code),
         Some(19)
     );
-    let mut full: InboundMsgIds<2> = InboundMsgIds::new(Side::Client, TimeWindow::DEFAULT);
+    let mut full: InboundMsgIds<2> = InboundMsgIds::new(Role::Client, TimeWindow::DEFAULT);
     full.accept(id_at(T0, 0x200), now, true).unwrap();
     full.accept(id_at(T0, 0x204), now, true).unwrap();
     assert_eq!(
@@ -720,7 +720,7 @@ fn chk_035_server_salt_zero_first_message_gets_bad_server_salt() {
 #[test]
 fn atk_b20_replayed_bad_server_salt_does_not_change_salt() {
     let clock0 = Clock::from_unix_hint(Instant::ZERO, UnixTime(T0));
-    let mut ids = MsgIdGen::new(Side::Client);
+    let mut ids = MsgIdGen::new(Role::Client);
     let mut t: SentTracker<8> = tracker();
     let now = Instant::from_secs(1);
     let first = ids.next(now, &clock0).unwrap();
@@ -972,8 +972,8 @@ fn limits_table_matches_type_defaults() {
 #[test]
 fn accessors_report_state() {
     let clock = Clock::from_unix_hint(Instant::ZERO, UnixTime(T0));
-    let mut g = MsgIdGen::new(Side::Server);
-    assert_eq!(g.side(), Side::Server);
+    let mut g = MsgIdGen::new(Role::Server);
+    assert_eq!(g.role(), Role::Server);
     assert_eq!(g.last(), None);
     let id = g.next(Instant::ZERO, &clock).unwrap();
     assert_eq!(g.last(), Some(id));

@@ -1,4 +1,4 @@
-//! Side-channel and failure-hygiene checks that cut across modules: docs/CHECKLIST.md items 41, 74, 75 and attack B18.
+//! Role-channel and failure-hygiene checks that cut across modules: docs/CHECKLIST.md items 41, 74, 75 and attack B18.
 //!
 //! Timing itself is not asserted here (timing assertions are flaky on shared machines); instead these tests pin
 //! the properties that make the code constant-time or leak-free: what a rejected packet leaves behind, that RSA

@@ -11,14 +11,19 @@ pub enum Base64Error {
     /// A character outside the alphabet, bad padding, a length not a multiple of 4, or non-zero trailing bits.
     Invalid,
     /// `out` is too short.
-    BufferTooSmall,
+    BufferTooSmall {
+        /// Bytes the buffer must have (for `decode`: at least this many).
+        required: usize,
+    },
 }
 
 impl core::fmt::Display for Base64Error {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Base64Error::Invalid => f.write_str("invalid base64"),
-            Base64Error::BufferTooSmall => f.write_str("base64 output buffer too small"),
+            Base64Error::BufferTooSmall { required } => {
+                write!(f, "base64 output buffer too small: {required} bytes required")
+            }
         }
     }
 }
@@ -37,7 +42,9 @@ fn sym(v: u32) -> u8 {
 /// Encodes `input` into `out`; returns the bytes written.
 pub fn encode(input: &[u8], out: &mut [u8]) -> Result<usize, Base64Error> {
     let need = encoded_len(input.len());
-    let out = out.get_mut(..need).ok_or(Base64Error::BufferTooSmall)?;
+    let out = out
+        .get_mut(..need)
+        .ok_or(Base64Error::BufferTooSmall { required: need })?;
     for (chunk, dst) in input.chunks(3).zip(out.chunks_mut(4)) {
         let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
         let v = (b(0) << 16) | (b(1) << 8) | b(2);
@@ -98,7 +105,7 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, Base64Error> {
         }
         let bytes = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
         out.get_mut(written..written + n)
-            .ok_or(Base64Error::BufferTooSmall)?
+            .ok_or(Base64Error::BufferTooSmall { required: written + n })?
             .copy_from_slice(bytes.get(..n).unwrap_or(&[]));
         written += n;
     }
@@ -137,6 +144,9 @@ mod tests {
         for bad in [&b"Zg="[..], b"Zh==", b"Z===", b"Zg==Zg==", b"Zm9 ", b"Zm9v\n"] {
             assert_eq!(decode(bad, &mut d), Err(Base64Error::Invalid), "{bad:?}");
         }
-        assert_eq!(decode(b"Zm9vYmFy", &mut d[..5]), Err(Base64Error::BufferTooSmall));
+        assert_eq!(
+            decode(b"Zm9vYmFy", &mut d[..5]),
+            Err(Base64Error::BufferTooSmall { required: 6 })
+        );
     }
 }

@@ -925,7 +925,9 @@ pub fn encode_server_hello<R: CryptoRng + ?Sized>(
     let span = (FAKE_CERT_MAX - FAKE_CERT_MIN + 1) as u32;
     let cert_len = FAKE_CERT_MIN + (rng.next_u32() % span) as usize;
     let total = 5 + 4 + body_len + CHANGE_CIPHER_SPEC.len() + 5 + cert_len;
-    let out = out.get_mut(..total).ok_or(WriteError::BufferTooSmall)?;
+    let out = out
+        .get_mut(..total)
+        .ok_or(WriteError::BufferTooSmall { required: total })?;
     let mut o = Out::new(out);
     o.put(&[0x16, 0x03, 0x03])?;
     o.put(&((body_len + 4) as u16).to_be_bytes())?;
@@ -950,7 +952,9 @@ pub fn encode_server_hello<R: CryptoRng + ?Sized>(
     let n = o.len();
     let digest = hmac_parts(&secret.key, &[&hello.client_random, out.get(..n).unwrap_or(&[])]);
     out.get_mut(DIGEST_POS..DIGEST_POS + DIGEST_LEN)
-        .ok_or(WriteError::BufferTooSmall)?
+        .ok_or(WriteError::BufferTooSmall {
+            required: DIGEST_POS + DIGEST_LEN,
+        })?
         .copy_from_slice(&digest);
     Ok(n)
 }
@@ -1120,8 +1124,9 @@ impl RecordEncoder {
 
     /// Wraps `payload` in as many records as needed. Nothing is written when `out` is too small.
     pub fn encode(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, WriteError> {
-        if out.len() < self.encoded_len(payload.len()) {
-            return Err(WriteError::BufferTooSmall);
+        let required = self.encoded_len(payload.len());
+        if out.len() < required {
+            return Err(WriteError::BufferTooSmall { required });
         }
         let mut o = Out::new(out);
         if self.ccs_pending {

@@ -43,6 +43,8 @@
 //! writes, and its ServerHello carries 1–4 KiB of random "certificate" bytes like the real proxies.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 pub mod base64;
 pub mod faketls;
 pub mod fallback;
@@ -113,15 +115,25 @@ impl<const H: usize> HeadBuffer<H> {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum WriteError {
     /// `out` is too short; nothing useful was written.
-    BufferTooSmall,
+    BufferTooSmall {
+        /// Bytes the buffer must have (`usize::MAX`: more than memory holds).
+        required: usize,
+    },
     /// An argument cannot be encoded (a header value with CR/LF, a payload above the configured maximum, ...).
     InvalidInput,
+}
+
+impl WriteError {
+    /// The caller's ([`Fault::Host`]).
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
 }
 
 impl core::fmt::Display for WriteError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            WriteError::BufferTooSmall => f.write_str("output buffer too small"),
+            WriteError::BufferTooSmall { required } => write!(f, "output buffer too small: {required} bytes required"),
             WriteError::InvalidInput => f.write_str("input cannot be encoded"),
         }
     }
@@ -141,10 +153,13 @@ impl<'a> Out<'a> {
     }
 
     pub(crate) fn put(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
-        let end = self.pos.checked_add(bytes.len()).ok_or(WriteError::BufferTooSmall)?;
+        let end = self
+            .pos
+            .checked_add(bytes.len())
+            .ok_or(WriteError::BufferTooSmall { required: usize::MAX })?;
         self.buf
             .get_mut(self.pos..end)
-            .ok_or(WriteError::BufferTooSmall)?
+            .ok_or(WriteError::BufferTooSmall { required: end })?
             .copy_from_slice(bytes);
         self.pos = end;
         Ok(())
@@ -169,8 +184,14 @@ impl<'a> Out<'a> {
 
     /// Reserves `n` bytes and returns them for the caller to fill.
     pub(crate) fn reserve(&mut self, n: usize) -> Result<&mut [u8], WriteError> {
-        let end = self.pos.checked_add(n).ok_or(WriteError::BufferTooSmall)?;
-        let slice = self.buf.get_mut(self.pos..end).ok_or(WriteError::BufferTooSmall)?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(WriteError::BufferTooSmall { required: usize::MAX })?;
+        let slice = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(WriteError::BufferTooSmall { required: end })?;
         self.pos = end;
         Ok(slice)
     }

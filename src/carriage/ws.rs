@@ -830,7 +830,7 @@ impl<const N: usize> WsCodec<N> {
         }
         let total = self.frame_len(payload.len());
         if out.len() < total {
-            return Err(WriteError::BufferTooSmall);
+            return Err(WriteError::BufferTooSmall { required: total });
         }
         let mut o = Out::new(out);
         let masked = self.role == Role::Client;

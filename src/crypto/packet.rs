@@ -18,6 +18,8 @@
 //! only MTProto 1.0 code, for `auth.bindTempAuthKey`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 use rand_core::CryptoRng;
 use sha1::Sha1;
 use sha2::Digest;
@@ -174,6 +176,13 @@ pub enum EncryptError {
     InvalidPlaintext,
 }
 
+impl EncryptError {
+    /// The caller's ([`Fault::Host`]): the buffer or the body it passed.
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
+}
+
 impl core::fmt::Display for EncryptError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -193,6 +202,13 @@ impl core::error::Error for EncryptError {}
 pub enum DecryptError {
     /// Wrong key id, bad length, msg_key mismatch or bad msg_len/padding; the buffer has been zeroed.
     Rejected,
+}
+
+impl DecryptError {
+    /// The peer's, or a forger's ([`Fault::Peer`]).
+    pub const fn fault(&self) -> Fault {
+        Fault::Peer
+    }
 }
 
 impl core::fmt::Display for DecryptError {

@@ -37,7 +37,10 @@ pub enum PemError {
     /// A structurally valid key that fails RSA checks (size, exponent, inconsistent parts).
     Key(RsaError),
     /// The output buffer is too small.
-    BufferTooSmall,
+    BufferTooSmall {
+        /// Bytes the buffer must have (`usize::MAX`: more than a DER length field can say).
+        required: usize,
+    },
     /// The private key has no primes, which PKCS#1 requires.
     MissingPrimes,
 }
@@ -53,7 +56,7 @@ impl core::fmt::Display for PemError {
             PemError::Der => f.write_str("malformed DER"),
             PemError::UnsupportedAlgorithm => f.write_str("unsupported key algorithm"),
             PemError::Key(e) => write!(f, "invalid RSA key: {e}"),
-            PemError::BufferTooSmall => f.write_str("output buffer too small"),
+            PemError::BufferTooSmall { required } => write!(f, "output buffer too small: {required} bytes required"),
             PemError::MissingPrimes => f.write_str("private key lacks p and q"),
         }
     }
@@ -174,10 +177,13 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn push(&mut self, bytes: &[u8]) -> Result<(), PemError> {
-        let end = self.len.checked_add(bytes.len()).ok_or(PemError::BufferTooSmall)?;
+        let end = self
+            .len
+            .checked_add(bytes.len())
+            .ok_or(PemError::BufferTooSmall { required: usize::MAX })?;
         self.buf
             .get_mut(self.len..end)
-            .ok_or(PemError::BufferTooSmall)?
+            .ok_or(PemError::BufferTooSmall { required: end })?
             .copy_from_slice(bytes);
         self.len = end;
         Ok(())
@@ -450,7 +456,7 @@ fn push_header(o: &mut Out<'_>, tag: u8, len: usize) -> Result<(), PemError> {
         0..0x80 => o.push(&[tag, len as u8]),
         0x80..0x100 => o.push(&[tag, 0x81, len as u8]),
         0x100..0x10000 => o.push(&[tag, 0x82, (len >> 8) as u8, len as u8]),
-        _ => Err(PemError::BufferTooSmall),
+        _ => Err(PemError::BufferTooSmall { required: usize::MAX }),
     }
 }
 

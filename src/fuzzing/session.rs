@@ -11,7 +11,7 @@
 #![allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
 
 use super::crypto::fuzz_auth_key;
-use crate::session::{Clock, Dropped, Engine, EngineConfig, Event, MsgId, MsgKind, Side};
+use crate::session::{Clock, Dropped, Engine, EngineConfig, Event, MsgId, MsgKind, Role};
 use crate::time::{Instant, UnixTime};
 
 /// The targets of this area.
@@ -149,7 +149,7 @@ fn deliver(e: &mut FuzzEngine, now: Instant, rec: &[u8], flags: u8) {
     }
     // DC: what a session hand-over asks before moving a session (`peek_ids`, `is_replay`) must agree with what the
     // engine then does: a message it calls a replay of its current session is never accepted.
-    let replay = e.side() == Side::Server
+    let replay = e.role() == Role::Server
         && e.has_session()
         && e.peek_ids(rec)
             .is_some_and(|(sid, id)| sid == e.session_id() && e.is_replay(now, id));

@@ -47,6 +47,8 @@
 //! field.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 mod client;
 mod server;
 
@@ -179,21 +181,7 @@ pub const ERR_FLOOD: i32 = -429;
 /// Transport error code: wrong DC, or test/production mismatch.
 pub const ERR_WRONG_DC: i32 = -444;
 
-/// The output buffer is too small for the next message; nothing was consumed and no state changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct BufferTooSmall {
-    /// Bytes the call needs.
-    pub required: usize,
-}
-
-impl fmt::Display for BufferTooSmall {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "output buffer too small: {} bytes required", self.required)
-    }
-}
-
-impl core::error::Error for BufferTooSmall {}
+pub use crate::error::BufferTooSmall;
 
 /// Why the client handshake dropped a packet or failed.
 ///
@@ -255,6 +243,37 @@ impl HandshakeError {
                 | HandshakeError::NonceMismatch
                 | HandshakeError::ServerNonceMismatch
         )
+    }
+}
+
+impl HandshakeError {
+    /// Whose fault the error is. The server's messages and checks are the peer's; the RSA keys, the DC and the RNG
+    /// are the host's (a server naming none of the configured keys is almost always a test/production mix-up, and
+    /// otherwise a man in the middle the host's keys refused: either way no retry helps); transport codes, lost
+    /// answers and too many restarts are the environment's.
+    pub const fn fault(&self) -> Fault {
+        match self {
+            HandshakeError::Malformed
+            | HandshakeError::Unexpected
+            | HandshakeError::NonceMismatch
+            | HandshakeError::ServerNonceMismatch
+            | HandshakeError::Pq(_)
+            | HandshakeError::AnswerLength
+            | HandshakeError::AnswerMalformed
+            | HandshakeError::AnswerHash
+            | HandshakeError::AnswerPadding
+            | HandshakeError::InnerNonceMismatch
+            | HandshakeError::Dh(_)
+            | HandshakeError::NewNonceHash
+            | HandshakeError::TooManyDhRetries => Fault::Peer,
+            HandshakeError::NoMatchingKey
+            | HandshakeError::Rsa(_)
+            | HandshakeError::WeakRandomness
+            | HandshakeError::WrongDc => Fault::Host,
+            HandshakeError::TooManyRestarts | HandshakeError::Transport(_) | HandshakeError::Timeout => {
+                Fault::Environment
+            }
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! The DC (server) side of the auth-key handshake: a bounded table of concurrent runs.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 use core::time::Duration;
 
 use rand_core::CryptoRng;
@@ -183,15 +185,27 @@ pub enum ServerStep {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum KeyCheckError {
     /// `out` is shorter than [`MAX_SERVER_MESSAGE`].
-    BufferTooSmall,
+    BufferTooSmall {
+        /// Bytes `out` must have: [`MAX_SERVER_MESSAGE`].
+        required: usize,
+    },
     /// No run of this peer waits for a check of this key id (it expired, or was never reported).
     NotPending,
+}
+
+impl KeyCheckError {
+    /// The host's ([`Fault::Host`]): a buffer too small, or an answer to a question not asked.
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
 }
 
 impl core::fmt::Display for KeyCheckError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            KeyCheckError::BufferTooSmall => write!(f, "output buffer smaller than {MAX_SERVER_MESSAGE} bytes"),
+            KeyCheckError::BufferTooSmall { required } => {
+                write!(f, "output buffer too small: {required} bytes required")
+            }
             KeyCheckError::NotPending => f.write_str("no handshake waits for this key id"),
         }
     }
@@ -357,7 +371,9 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
         out: &mut [u8],
     ) -> Result<ServerReply, KeyCheckError> {
         if out.len() < MAX_SERVER_MESSAGE {
-            return Err(KeyCheckError::BufferTooSmall);
+            return Err(KeyCheckError::BufferTooSmall {
+                required: MAX_SERVER_MESSAGE,
+            });
         }
         self.handle_timeout(now);
         let i = self

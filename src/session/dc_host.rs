@@ -6,6 +6,8 @@
 //! (see [`HostQuery`]).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 use core::fmt;
 
 use subtle::ConstantTimeEq;
@@ -157,6 +159,13 @@ pub enum AcceptKeyError {
     NotRequested,
 }
 
+impl AcceptKeyError {
+    /// The host's ([`Fault::Host`]): there was no question to answer.
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
+}
+
 impl fmt::Display for AcceptKeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -177,6 +186,16 @@ pub enum InitCheckError {
     /// [`Error::ReplayedInit`](super::Error::ReplayedInit) without reading a frame; close the connection as for an
     /// init the secret does not open, sending nothing.
     Replayed,
+}
+
+impl InitCheckError {
+    /// A replayed init is the peer's ([`Fault::Peer`]); an unasked answer the host's.
+    pub const fn fault(&self) -> Fault {
+        match self {
+            InitCheckError::Replayed => Fault::Peer,
+            InitCheckError::NotRequested => Fault::Host,
+        }
+    }
 }
 
 impl fmt::Display for InitCheckError {
@@ -203,6 +222,17 @@ pub enum ResumeError {
     Replayed,
 }
 
+impl ResumeError {
+    /// A replayed message is the peer's ([`Fault::Peer`]); naming the wrong connection, or answering an unasked
+    /// question, the host's.
+    pub const fn fault(&self) -> Fault {
+        match self {
+            ResumeError::Replayed => Fault::Peer,
+            ResumeError::NotRequested | ResumeError::Mismatch => Fault::Host,
+        }
+    }
+}
+
 impl fmt::Display for ResumeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -225,6 +255,13 @@ pub enum ProxySecretError {
     RequiresPadding,
     /// The connection already sent or received bytes; set the secret first (it survives `reconnect`).
     Started,
+}
+
+impl ProxySecretError {
+    /// The host's ([`Fault::Host`]): a secret set too late or for a transport that cannot carry it.
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
 }
 
 impl fmt::Display for ProxySecretError {

@@ -1,6 +1,8 @@
 //! What a session tells its host: events, failure reasons, decoded RPC errors, and the per-call error types.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 use core::fmt;
 
 use super::{BadMsgCode, MsgId};
@@ -186,6 +188,17 @@ pub enum SendError {
     Closed,
 }
 
+impl SendError {
+    /// A full queue is backpressure ([`Fault::Environment`]: retry once events and packets were drained); every
+    /// other refusal is the caller's ([`Fault::Host`]).
+    pub const fn fault(&self) -> Fault {
+        match self {
+            SendError::QueueFull => Fault::Environment,
+            SendError::TooLarge | SendError::NotReady | SendError::UnknownRequest | SendError::Closed => Fault::Host,
+        }
+    }
+}
+
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -200,21 +213,7 @@ impl fmt::Display for SendError {
 
 impl core::error::Error for SendError {}
 
-/// `out` is too small for the next packet; nothing was consumed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct BufferTooSmall {
-    /// The size `out` must have.
-    pub required: usize,
-}
-
-impl fmt::Display for BufferTooSmall {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "output buffer too small: {} bytes required", self.required)
-    }
-}
-
-impl core::error::Error for BufferTooSmall {}
+pub use crate::error::BufferTooSmall;
 
 /// Why a received packet was dropped. Every cause leaves the session unchanged except where noted (a DC answers
 /// some with a `bad_msg_notification`). Counted in [`Stats`](super::engine::Stats); a failed decryption is the single
@@ -246,6 +245,17 @@ pub enum Dropped {
     /// DC: the packet names a client session this engine does not serve and the host has not allowed it to start
     /// here ([`Engine::approve_session`](super::Engine::approve_session)); nothing changed.
     UnknownSession,
+}
+
+impl Dropped {
+    /// Whose fault a dropped packet is: [`Dropped::Backpressure`] is the host's (it fed input before draining
+    /// events); every other reason is the peer's, or a forger's, or a network's that replays or reorders.
+    pub const fn fault(&self) -> Fault {
+        match self {
+            Dropped::Backpressure => Fault::Host,
+            _ => Fault::Peer,
+        }
+    }
 }
 
 impl fmt::Display for Dropped {

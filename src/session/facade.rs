@@ -1,6 +1,12 @@
 //! The [`Session`] facade (docs/DESIGN.md, "Layers"): one encrypted session ([`Engine`]) over one transport connection
 //! (a framing, optionally obfuscated), driven by the host through the run-loop verbs.
 //!
+//! Where a received byte goes: `handle_input` feeds it to the connection's [`Codec`] (the framing, maybe obfuscated),
+//! which gathers one frame in its receive buffer; the frame goes to the engine ([`Engine::handle_packet`]: copied
+//! into the engine's packet buffer, decrypted there, checked, dispatched; events borrow its bodies) or, on a DC
+//! waiting for its host, stays parked where it was received (the connection has no other frame buffer). Outbound, `poll_transmit` has the engine seal its next packet straight
+//! into the caller's `out` after the framing's header room, and the codec frames (and encrypts) it there.
+//!
 //! Contract: after any `handle_*`, `send*` or `reconnect`, drain [`Session::poll_transmit`] until `Ok(None)` and
 //! [`Session::poll_event`] until `None`; then wait for the socket, [`Session::poll_timeout`] or the application.
 //! `handle_input` takes at most one frame per call and returns how many bytes it consumed; it consumes nothing
@@ -106,6 +112,8 @@
 //! [`Session::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 use core::fmt;
 
 use rand_core::CryptoRng;
@@ -114,39 +122,17 @@ use sha2::{Digest, Sha256};
 use super::dc_host::{AcceptKeyError, HostQuery, InitCheckError, ProxySecretError, ResumeError, StoredKey};
 use super::engine::{Engine, EngineConfig, MsgKind, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
-use super::msg_id::{Clock, MsgId, Side};
+use super::msg_id::{Clock, MsgId, Role};
 use crate::crypto::auth_key::AuthKey;
 use crate::handshake::{
     self, ClientHandshake, ERR_NOT_FOUND, HandshakeError, MAX_SERVER_MESSAGE, Outcome, ServerHandshakes, ServerReply,
     ServerStep, Status,
 };
 use crate::time::{Instant, UnixTime};
-use crate::transport::obfuscated::{INIT_LEN, ObfuscatedCodec, ProxySecret};
+pub use crate::transport::TransportConfig;
+use crate::transport::obfuscated::{INIT_LEN, ProxySecret};
 use crate::transport::replay::ReplayCache;
-use crate::transport::{
-    DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing, TransportError, strip_padding,
-};
-
-/// The transport a session speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct TransportConfig {
-    /// The framing.
-    pub framing: Framing,
-    /// Wrap it in the obfuscated transport (64-byte init, AES-CTR both ways); not with `Full`.
-    pub obfuscated: bool,
-    /// Client, obfuscated: the DC id carried in the init.
-    pub dc_id: Option<i16>,
-}
-
-impl TransportConfig {
-    /// Plain intermediate framing.
-    pub const INTERMEDIATE: TransportConfig = TransportConfig {
-        framing: Framing::Intermediate,
-        obfuscated: false,
-        dc_id: None,
-    };
-}
+use crate::transport::{Codec, Frame, Framing, TransportError, strip_padding};
 
 /// Everything a session needs besides the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,6 +183,19 @@ pub enum Error {
     ReplayedInit,
 }
 
+impl Error {
+    /// Whose fault the session's end is: a transport or handshake error says itself; a replayed init is the
+    /// peer's; `Closed` and `Moved` are the host's own doing ([`Fault::Host`]: not an accident to retry).
+    pub const fn fault(&self) -> Fault {
+        match self {
+            Error::Transport(e) => e.fault(),
+            Error::Handshake(e) => e.fault(),
+            Error::ReplayedInit => Fault::Peer,
+            Error::Closed | Error::Moved => Fault::Host,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -228,6 +227,13 @@ pub enum SupplyKeyError {
     WrongKey,
 }
 
+impl SupplyKeyError {
+    /// The host's ([`Fault::Host`]).
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
+}
+
 impl fmt::Display for SupplyKeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -239,7 +245,8 @@ impl fmt::Display for SupplyKeyError {
 
 impl core::error::Error for SupplyKeyError {}
 
-/// A frame a DC session holds in its scratch buffer.
+/// A frame a DC connection holds in the codec's receive buffer (it stays where it was received, and input is
+/// paused until the host answered), or the reason it waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Parked {
     Empty,
@@ -250,13 +257,13 @@ enum Parked {
         len: usize,
         key_id: u64,
     },
-    /// Nothing in scratch: the handshake table holds a new key until `accept_new_key`.
+    /// Nothing held: the handshake table holds a new key until `accept_new_key`.
     NewKey {
         key_id: u64,
     },
-    /// A plaintext handshake answer in scratch, framed and sent at the next `poll_transmit`.
+    /// A plaintext handshake answer, written over the consumed request, framed and sent at the next `poll_transmit`.
     Reply(usize),
-    /// Nothing in scratch: the obfuscated codec took the client's init and holds its replay key until
+    /// Nothing held: the obfuscated codec took the client's init and holds its replay key until
     /// `check_obfuscated_init`.
     ObfuscatedInit,
     /// An encrypted packet (padding stripped) naming a session this fresh engine does not know, waiting for
@@ -267,19 +274,6 @@ enum Parked {
         msg_id: MsgId,
         quick_ack: bool,
     },
-}
-
-// Both live variants hold an RX-sized decoder; the empty one is transient. There is no heap to box into.
-#[allow(clippy::large_enum_variant)]
-enum Codec<const RX: usize> {
-    Plain {
-        enc: Encoder,
-        dec: FrameDecoder<RX>,
-        marker_sent: bool,
-    },
-    Obfuscated(ObfuscatedCodec<RX>),
-    /// A client's obfuscated connection before its init is drawn (in `poll_transmit`, which has the RNG).
-    ObfuscatedPending,
 }
 
 // The engine dwarfs the handshake; both are transient alternatives and there is no heap to box into.
@@ -304,10 +298,9 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
     /// connection (Telethon and GramJS do when their own check of the new key fails) is answered again.
     dc_hs_cfg: Option<handshake::ServerConfig<'static>>,
     key_ready_event: bool,
-    side: Side,
+    role: Role,
     transport: TransportConfig,
     codec: Codec<RX>,
-    scratch: [u8; RX],
     quick_acks: heapless::Deque<u32, 8>,
     error: Option<Error>,
     drops: super::event::DropCounts,
@@ -346,7 +339,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     pub fn client<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::client(cfg.engine, key, cfg.salt, clock, now, rng);
-        Self::wrap(Phase::Encrypted(engine), cfg, Side::Client)
+        Self::wrap(Phase::Encrypted(engine), cfg, Role::Client)
     }
 
     /// A client session without a key: it first runs the auth-key handshake with `hs` (its
@@ -356,7 +349,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
-        let mut s = Self::wrap(Phase::Handshake(ClientHandshake::new(hs, now)), cfg, Side::Client);
+        let mut s = Self::wrap(Phase::Handshake(ClientHandshake::new(hs, now)), cfg, Role::Client);
         s.hs_cfg = Some(hs);
         s
     }
@@ -366,7 +359,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     pub fn server<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::server(cfg.engine, key, clock, now, rng);
-        Self::wrap(Phase::Encrypted(engine), cfg, Side::Server)
+        Self::wrap(Phase::Encrypted(engine), cfg, Role::Server)
     }
 
     /// A DC session for a fresh connection whose client may have no key yet: plaintext frames run the auth-key
@@ -377,7 +370,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
-        let mut s = Self::wrap(Phase::DcHandshake(ServerHandshakes::new(hs.clone())), cfg, Side::Server);
+        let mut s = Self::wrap(Phase::DcHandshake(ServerHandshakes::new(hs.clone())), cfg, Role::Server);
         s.dc_hs_cfg = Some(hs);
         s
     }
@@ -440,22 +433,22 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(Some(len))
     }
 
-    /// Starts the DC engine on the packet parked in `scratch[..len]` and processes it (the engine refuses a session
-    /// the host has not placed, which parks the packet again as [`HostQuery::Session`]).
+    /// Starts the DC engine on the packet parked in the receive buffer (its first `len` bytes) and processes it (the
+    /// engine refuses a session the host has not placed, which parks the packet again as [`HostQuery::Session`]).
     fn start_parked(&mut self, now: Instant, engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
         self.phase = Phase::Encrypted(engine);
         self.process_parked(now, len, quick_ack);
     }
 
-    /// Processes the packet parked in `scratch[..len]` in this connection's engine.
+    /// Processes the packet parked in the receive buffer (its first `len` bytes) in this connection's engine.
     fn process_parked(&mut self, now: Instant, len: usize, quick_ack: bool) {
         let Phase::Encrypted(engine) = &mut self.phase else {
             return;
         };
-        let data = self.scratch.get(..len).unwrap_or(&[]);
+        let data = self.codec.idle_buf().get(..len).unwrap_or(&[]);
         let res = engine.handle_packet(now, data);
         if let Some(p) = Self::after_packet(engine, &mut self.quick_acks, &mut self.drops, res, quick_ack) {
-            // Still in scratch: park it again under the session question.
+            // Still in the receive buffer: park it again under the session question.
             self.parked = Parked::Session {
                 len,
                 session_id: p.0,
@@ -477,7 +470,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     ) -> Option<(u64, MsgId)> {
         match res {
             Ok(token) => {
-                if quick_ack && engine.side() == Side::Server {
+                if quick_ack && engine.role() == Role::Server {
                     if quick_acks.is_full() {
                         let _ = quick_acks.pop_front();
                     }
@@ -504,14 +497,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     pub fn server_stored(cfg: SessionConfig, key: &StoredKey, now: Instant) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Engine::server_with_schedule(cfg.engine, key.key.clone(), &key.salts, clock, now);
-        Self::wrap(Phase::Encrypted(engine), cfg, Side::Server)
+        Self::wrap(Phase::Encrypted(engine), cfg, Role::Server)
     }
 
     /// DC: what the host should store for this connection's key (after [`Event::AuthKeyReady`], or to refresh):
     /// the key and its salt schedule. `None` before the key exists and on a client.
     pub fn stored_key(&self) -> Option<StoredKey> {
-        match (&self.phase, self.side) {
-            (Phase::Encrypted(e), Side::Server) => Some(StoredKey {
+        match (&self.phase, self.role) {
+            (Phase::Encrypted(e), Role::Server) => Some(StoredKey {
                 key: e.auth_key().clone(),
                 salts: e.salt_schedule(),
             }),
@@ -553,7 +546,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
         }
         self.secret = secret;
-        self.codec = Self::new_codec(self.transport, self.side, self.secret.as_ref());
+        self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref());
         Ok(())
     }
 
@@ -615,7 +608,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 return Ok(());
             }
         };
-        match (reply.get(..n), self.scratch.get_mut(..n)) {
+        // The request this answers was consumed: its place in the receive buffer holds the answer until it is sent.
+        match (reply.get(..n), self.codec.idle_buf_mut().get_mut(..n)) {
             (Some(src), Some(dst)) => {
                 dst.copy_from_slice(src);
                 self.parked = Parked::Reply(n);
@@ -663,7 +657,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(old) = from {
             let ok = match (&self.phase, &old.phase) {
                 (Phase::Encrypted(new), Phase::Encrypted(o)) => {
-                    o.side() == Side::Server
+                    o.role() == Role::Server
                         && o.has_session()
                         && o.session_id() == session_id
                         && !o.is_closed()
@@ -700,7 +694,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(())
     }
 
-    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, side: Side) -> Self {
+    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, role: Role) -> Self {
         let transport = cfg.transport;
         Session {
             phase,
@@ -708,33 +702,32 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             hs_cfg: None,
             dc_hs_cfg: None,
             key_ready_event: false,
-            side,
+            role,
             transport,
-            codec: Self::new_codec(transport, side, None),
-            scratch: [0; RX],
+            codec: Self::new_codec(transport, role, None),
             quick_acks: heapless::Deque::new(),
             error: None,
             drops: super::event::DropCounts::default(),
             parked: Parked::Empty,
             host_event: false,
             transport_error: None,
-            new_key_check: side == Side::Server,
+            new_key_check: role == Role::Server,
             secret: None,
             io_started: false,
             new_key_expires_in: None,
-            init_checked: !Self::init_needs_check(transport, side),
+            init_checked: !Self::init_needs_check(transport, role),
         }
     }
 
     /// A DC reads an obfuscated client's init first, and nothing after it until the host checked it for a replay.
-    fn init_needs_check(t: TransportConfig, side: Side) -> bool {
-        side == Side::Server && t.obfuscated
+    fn init_needs_check(t: TransportConfig, role: Role) -> bool {
+        role == Role::Server && t.obfuscated
     }
 
     /// DC, obfuscated, before the init is checked: feeds the codec no more than the init and, once the codec
     /// accepted it, parks the connection on [`HostQuery::ObfuscatedInit`].
     fn read_obfuscated_init(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        let Codec::Obfuscated(c) = &mut self.codec else {
+        let Some(c) = self.codec.obfuscated_mut() else {
             self.init_checked = true;
             return Ok(0);
         };
@@ -762,7 +755,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// sending anything ([`InitCheckError::Replayed`]). The cache's capacity must not be 0.
     pub fn check_obfuscated_init<const N: usize>(&mut self, cache: &mut ReplayCache<N>) -> Result<(), InitCheckError> {
         const { assert!(N > 0, "a replay cache of capacity 0 remembers nothing") };
-        let (Parked::ObfuscatedInit, Codec::Obfuscated(c)) = (self.parked, &self.codec) else {
+        let (Parked::ObfuscatedInit, Some(c)) = (self.parked, self.codec.obfuscated()) else {
             return Err(InitCheckError::NotRequested);
         };
         let Some(fp) = c.init_fingerprint() else {
@@ -778,21 +771,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(())
     }
 
-    fn new_codec(t: TransportConfig, side: Side, secret: Option<&ProxySecret>) -> Codec<RX> {
-        match (side, t.obfuscated) {
-            (Side::Client, false) => Codec::Plain {
-                enc: Encoder::new(EncoderConfig::client(t.framing)),
-                dec: FrameDecoder::new(DecoderConfig::client(t.framing).with_max_frame(RX)),
-                marker_sent: false,
-            },
-            (Side::Server, false) => Codec::Plain {
-                enc: Encoder::new(EncoderConfig::server(t.framing)),
-                dec: FrameDecoder::new(DecoderConfig::server(t.framing).with_max_frame(RX)),
-                marker_sent: true,
-            },
-            (Side::Client, true) => Codec::ObfuscatedPending,
-            (Side::Server, true) => Codec::Obfuscated(ObfuscatedCodec::server(secret.cloned(), RX)),
-        }
+    fn new_codec(t: TransportConfig, role: Role, secret: Option<&ProxySecret>) -> Codec<RX> {
+        Codec::new(t, role, secret.cloned())
     }
 
     /// The engine (statistics, clock, salt...), once the session is encrypted.
@@ -830,6 +810,18 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         matches!(self.phase, Phase::Encrypted(_))
     }
 
+    /// Heap bytes this connection holds now: with `alloc`, its receive buffer and its engine's buffers, which grow to
+    /// the frames it carries and are given back when idle. Its whole memory is `size_of::<Self>()` plus this (0
+    /// without `alloc`, where every buffer is inline at its capacity).
+    pub fn heap_bytes(&self) -> usize {
+        let rx = if cfg!(feature = "alloc") {
+            self.codec.buffer_footprint()
+        } else {
+            0
+        };
+        rx + self.engine().map_or(0, Engine::heap_bytes)
+    }
+
     /// Received frames dropped without effect, handshake frames included (`drops().total()`).
     pub fn frames_dropped(&self) -> u64 {
         self.drops.total()
@@ -857,11 +849,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             return self.read_obfuscated_init(bytes);
         }
         let framing = self.transport.framing;
-        let res = match &mut self.codec {
-            Codec::Plain { dec, .. } => dec.decode(bytes),
-            Codec::Obfuscated(c) => c.decode(bytes),
-            Codec::ObfuscatedPending => return Ok(0),
-        };
+        let res = self.codec.decode(bytes);
         let (n, frame) = match res {
             Ok(v) => v,
             Err(e) => {
@@ -881,18 +869,15 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             // check of the key failed: Telethon strips a leading zero byte of g^ab, about 1 key in 256): the DC
             // answers it afresh instead of dropping plaintext forever.
             (Phase::Encrypted(engine), Some(Frame::Packet { data, .. }))
-                if self.side == Side::Server
+                if self.role == Role::Server
                     && !engine.has_session()
                     && self.dc_hs_cfg.is_some()
                     && data.first_chunk::<8>() == Some(&[0u8; 8]) =>
             {
-                match (self.dc_hs_cfg.clone(), self.scratch.get_mut(..data.len())) {
-                    (Some(cfg), Some(dst)) => {
-                        dst.copy_from_slice(data);
-                        self.parked = Parked::Plain(data.len());
-                        self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg));
-                    }
-                    _ => self.drops.record(super::event::Dropped::TooLarge),
+                // Parked where it was received: the frame stays in the codec's buffer until it is answered.
+                if let Some(cfg) = self.dc_hs_cfg.clone() {
+                    self.parked = Parked::Plain(data.len());
+                    self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg));
                 }
             }
             (Phase::Encrypted(engine), Some(Frame::Packet { data, quick_ack })) => {
@@ -906,19 +891,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 if let Some((session_id, msg_id)) = unknown {
                     // A DC packet naming a session this connection does not serve: the host may hold it in another
                     // connection, with the replay state that keeps its messages from running twice. Park and ask.
-                    match self.scratch.get_mut(..data.len()) {
-                        Some(dst) => {
-                            dst.copy_from_slice(data);
-                            self.parked = Parked::Session {
-                                len: data.len(),
-                                session_id,
-                                msg_id,
-                                quick_ack,
-                            };
-                            self.host_event = true;
-                        }
-                        None => self.drops.record(super::event::Dropped::TooLarge),
-                    }
+                    // It stays where it was received (a prefix of the frame: padding stripped) until the host answers.
+                    self.parked = Parked::Session {
+                        len: data.len(),
+                        session_id,
+                        msg_id,
+                        quick_ack,
+                    };
+                    self.host_event = true;
                     return Ok(n);
                 }
             }
@@ -933,12 +913,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                     Some(0) | None => Some(data),
                     Some(_) => strip_padding(framing, data).ok(),
                 };
-                match (
-                    key_id,
-                    data.and_then(|d| self.scratch.get_mut(..d.len()).map(|dst| (d, dst))),
-                ) {
-                    (Some(id), Some((d, dst))) => {
-                        dst.copy_from_slice(d);
+                // Either way the frame stays where it was received (padding stripped: a prefix of it).
+                match (key_id, data) {
+                    (Some(id), Some(d)) => {
                         if id == 0 {
                             self.parked = Parked::Plain(d.len());
                         } else {
@@ -949,14 +926,23 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                             self.host_event = true;
                         }
                     }
-                    // No key id, a padded length on an unpadded framing, or a frame larger than the scratch.
+                    // No key id, or a padded length on an unpadded framing.
                     (None, _) | (Some(_), None) => self.drops.record(super::event::Dropped::Malformed),
                 }
             }
             _ => {}
         }
         self.after_handshake_step(now);
+        self.release_idle();
         Ok(n)
+    }
+
+    /// With `alloc`: the frame was consumed (the engine holds its own copy) and nothing is parked, so a large
+    /// receive buffer goes back to the allocator (see [`crate::buffer`]).
+    fn release_idle(&mut self) {
+        if self.parked == Parked::Empty {
+            self.codec.release();
+        }
     }
 
     /// Runs the timers due at `now` (an early call does nothing).
@@ -1030,6 +1016,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// Writes the next bytes to send into `out`: the connection's init or marker, a quick-ack token (DC), or one
     /// framed packet. `Ok(None)` when there is nothing to send.
+    ///
+    /// Packets are sealed straight into `out` after the framing's header room and framed there: the only copy of an
+    /// outbound packet is the one the host sends.
     pub fn poll_transmit<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
@@ -1043,76 +1032,52 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if self.error.is_some() || self.engine().is_some_and(Engine::is_closed) {
             return Ok(None);
         }
-
-        match &mut self.codec {
-            Codec::ObfuscatedPending => {
-                let secret = self.secret.clone();
-                match ObfuscatedCodec::client(self.transport.framing, self.transport.dc_id, secret, RX, rng) {
-                    Ok((codec, init)) => {
-                        if let Some(dst) = out.get_mut(..INIT_LEN) {
-                            dst.copy_from_slice(&init);
-                        }
-                        self.codec = Codec::Obfuscated(codec);
-                        self.io_started = true;
-                        return Ok(Some(INIT_LEN));
-                    }
-                    Err(_) => {
-                        self.error = Some(Error::Transport(TransportError::BadTag));
-                        return Ok(None);
-                    }
-                }
-            }
-            Codec::Plain { enc, marker_sent, .. } if !*marker_sent => {
-                *marker_sent = true;
-                let m = enc.init_bytes();
-                if !m.is_empty() {
-                    if let Some(dst) = out.get_mut(..m.len()) {
-                        dst.copy_from_slice(m);
-                    }
-                    return Ok(Some(m.len()));
-                }
-            }
-            _ => {}
-        }
-        if let Some(code) = self.transport_error.take() {
-            let r = match &mut self.codec {
-                Codec::Plain { enc, .. } => enc.encode_error(code, out),
-                Codec::Obfuscated(c) => c.encode_error(code, out),
-                Codec::ObfuscatedPending => return Ok(None),
-            };
-            if let Ok(n) = r {
+        match self.codec.poll_opening(rng, out) {
+            Ok(Some(n)) => {
+                self.io_started = true;
                 return Ok(Some(n));
             }
+            Ok(None) => {}
+            Err(_) => {
+                self.error = Some(Error::Transport(TransportError::BadTag));
+                return Ok(None);
+            }
         }
+        if let Some(code) = self.transport_error.take()
+            && let Ok(n) = self.codec.encode_error(code, out)
+        {
+            return Ok(Some(n));
+        }
+        let room = self.codec.headroom();
         if let Parked::Reply(n) = self.parked {
             self.parked = Parked::Empty;
-            let payload = self.scratch.get(..n).unwrap_or(&[]);
-            let r = match &mut self.codec {
-                Codec::Plain { enc, .. } => enc.encode(payload, false, rng, out),
-                Codec::Obfuscated(c) => c.encode(payload, false, rng, out),
-                Codec::ObfuscatedPending => return Ok(None),
+            // The answer waits in the receive buffer; copied once into place (handshake answers are small).
+            let copied = match (self.codec.idle_buf().get(..n), out.get_mut(room..room + n)) {
+                (Some(src), Some(dst)) => {
+                    dst.copy_from_slice(src);
+                    true
+                }
+                _ => false,
             };
-            return Ok(r.ok());
+            let r = copied.then(|| self.codec.encode_in_place(n, false, rng, out).ok());
+            self.release_idle();
+            return Ok(r.flatten());
         }
         if let Phase::DcHandshake(_) = self.phase {
             return Ok(self.dc_handshake_step(now, rng, out));
         }
-        if let Some(token) = self.quick_acks.pop_front() {
-            let r = match &mut self.codec {
-                Codec::Plain { enc, .. } => enc.encode_quick_ack(token, out),
-                Codec::Obfuscated(c) => c.encode_quick_ack(token, out),
-                Codec::ObfuscatedPending => return Ok(None),
-            };
-            if let Ok(n) = r {
-                return Ok(Some(n));
-            }
+        if let Some(token) = self.quick_acks.pop_front()
+            && let Ok(n) = self.codec.encode_quick_ack(token, out)
+        {
+            return Ok(Some(n));
         }
+        let body = out.get_mut(room..).unwrap_or(&mut []);
         let (len, quick_ack) = match &mut self.phase {
-            Phase::Encrypted(engine) => match engine.poll_packet(now, rng, &mut self.scratch)? {
+            Phase::Encrypted(engine) => match engine.poll_packet(now, rng, body)? {
                 Some(p) => (p.len, p.quick_ack),
                 None => return Ok(None),
             },
-            Phase::Handshake(hs) => match hs.poll_transmit(now, rng, &mut self.scratch) {
+            Phase::Handshake(hs) => match hs.poll_transmit(now, rng, body) {
                 Ok(Some(n)) => (n, false),
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(BufferTooSmall { required: e.required }),
@@ -1120,36 +1085,31 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             Phase::KeyReady(_) | Phase::DcHandshake(_) => return Ok(None),
         };
         self.after_handshake_step(now);
-        let payload = self.scratch.get(..len).unwrap_or(&[]);
         let qa = quick_ack && self.transport.framing != Framing::Full;
-        let r = match &mut self.codec {
-            Codec::Plain { enc, .. } => enc.encode(payload, qa, rng, out),
-            Codec::Obfuscated(c) => c.encode(payload, qa, rng, out),
-            Codec::ObfuscatedPending => return Ok(None),
-        };
-        match r {
+        match self.codec.encode_in_place(len, qa, rng, out) {
             Ok(n) => Ok(Some(n)),
             // Cannot happen with `out` at least `min_transmit_len`; the packet counts as lost and is resent.
             Err(_) => Ok(None),
         }
     }
 
-    /// DC without a key: answers the parked handshake message (if any) and writes the framed reply into `out`; a
-    /// completed handshake switches to the encrypted session on the new key.
+    /// DC without a key: answers the parked handshake message (if any), writing the reply straight after the
+    /// framing's header room in `out` and framing it there; a completed handshake switches to the encrypted session
+    /// on the new key.
     fn dc_handshake_step<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R, out: &mut [u8]) -> Option<usize> {
         let Parked::Plain(len) = self.parked else { return None };
         self.parked = Parked::Empty;
         let Phase::DcHandshake(hs) = &mut self.phase else {
             return None;
         };
-        let mut reply = [0u8; MAX_SERVER_MESSAGE];
-        let msg = self.scratch.get(..len).unwrap_or(&[]);
+        let room = self.codec.headroom();
+        let msg = self.codec.idle_buf().get(..len).unwrap_or(&[]);
+        let reply = out.get_mut(room..).unwrap_or(&mut []);
         // The table's own capacity caps runs; this session is its only peer. Collisions: checked by the host if asked to.
         let step = if self.new_key_check {
-            hs.handle_deferred(now, rng, 0, msg, &mut reply)
+            hs.handle_deferred(now, rng, 0, msg, reply)
         } else {
-            hs.handle(now, rng, 0, msg, &mut reply, &|_| false)
-                .map(ServerStep::Reply)
+            hs.handle(now, rng, 0, msg, reply, &|_| false).map(ServerStep::Reply)
         };
         let (n, key) = match step {
             Ok(ServerStep::CheckKeyId { key_id }) => {
@@ -1160,26 +1120,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             Ok(ServerStep::Reply(ServerReply::Send(n))) => (n, None),
             Ok(ServerStep::Reply(ServerReply::Complete { len, outcome })) => (len, Some(outcome)),
             Ok(ServerStep::Reply(ServerReply::Error(code))) => {
-                let r = match &mut self.codec {
-                    Codec::Plain { enc, .. } => enc.encode_error(code, out),
-                    Codec::Obfuscated(c) => c.encode_error(code, out),
-                    Codec::ObfuscatedPending => return None,
-                };
-                return r.ok();
+                self.release_idle();
+                return self.codec.encode_error(code, out).ok();
             }
-            // `reply` holds MAX_SERVER_MESSAGE bytes.
+            // `out` holds `min_transmit_len` bytes, more than MAX_SERVER_MESSAGE after the header room.
             Err(_) => return None,
         };
         if let Some(o) = key {
             self.start_new_key_engine(now, o, rng);
         }
-        let payload = reply.get(..n).unwrap_or(&[]);
-        let r = match &mut self.codec {
-            Codec::Plain { enc, .. } => enc.encode(payload, false, rng, out),
-            Codec::Obfuscated(c) => c.encode(payload, false, rng, out),
-            Codec::ObfuscatedPending => return None,
-        };
-        r.ok()
+        self.release_idle();
+        self.codec.encode_in_place(n, false, rng, out).ok()
     }
 
     /// The next event.
@@ -1278,9 +1229,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
         self.cfg = cfg;
         self.transport = cfg.transport;
-        self.side = Side::Client;
+        self.role = Role::Client;
         // A proxy secret set with `set_proxy_secret` names the proxy, not the key: it stays for the new connection.
-        self.codec = Self::new_codec(self.transport, Side::Client, self.secret.as_ref());
+        self.codec = Self::new_codec(self.transport, Role::Client, self.secret.as_ref());
         self.init_checked = true;
         self.io_started = false;
         self.quick_acks.clear();
@@ -1312,8 +1263,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// A new transport connection under the same session: the framing restarts (a new init or marker) and every
     /// unacknowledged message is resent. Clears a transport error.
     pub fn reconnect(&mut self, now: Instant) {
-        self.codec = Self::new_codec(self.transport, self.side, self.secret.as_ref());
-        self.init_checked = !Self::init_needs_check(self.transport, self.side);
+        self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref());
+        self.init_checked = !Self::init_needs_check(self.transport, self.role);
         self.io_started = false;
         self.quick_acks.clear();
         self.error = None;

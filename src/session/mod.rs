@@ -26,7 +26,7 @@ pub use acks::{AckQueue, AckQueueFull};
 pub use bad_msg::{BadMsgCode, UnknownBadMsgCode};
 pub use budget::{BudgetExhausted, ResendBudget};
 pub use limits::Limits;
-pub use msg_id::{Clock, MsgId, MsgIdExhausted, MsgIdGen, Side};
+pub use msg_id::{Clock, MsgId, MsgIdExhausted, MsgIdGen, Role};
 pub use pending::{BodyHandle, ResendPolicy, SentKind, SentRef, SentTracker, TrackError};
 pub use replay::{InboundMsgIds, MsgIdReject, ReplayWindow, TimeWindow};
 pub use salts::{BadServerSalt, ClientSalts, FutureSalt, SaltError, ServerSaltPolicy, ServerSalts};

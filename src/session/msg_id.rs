@@ -50,10 +50,10 @@ impl MsgId {
 
     /// Whether the two low bits are those a message from `side` must carry (item 32): 0 for a client, 1 or 3 for
     /// the server.
-    pub const fn has_parity_of(self, side: Side) -> bool {
+    pub const fn has_parity_of(self, side: Role) -> bool {
         match side {
-            Side::Client => self.0.is_multiple_of(4),
-            Side::Server => self.0 % 2 == 1,
+            Role::Client => self.0.is_multiple_of(4),
+            Role::Server => self.0 % 2 == 1,
         }
     }
 
@@ -77,25 +77,7 @@ impl Keyed for MsgId {
     }
 }
 
-/// Which end of a session a message comes from (or a state machine plays).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Side {
-    /// The party that created the auth key and sends queries.
-    Client,
-    /// The DC.
-    Server,
-}
-
-impl Side {
-    /// The other end.
-    pub const fn peer(self) -> Side {
-        match self {
-            Side::Client => Side::Server,
-            Side::Server => Side::Client,
-        }
-    }
-}
+pub use crate::transport::Role;
 
 /// The mapping from the host's monotonic [`Instant`] to Unix time: `unix_µs = instant_µs + unix_offset`.
 ///
@@ -253,18 +235,18 @@ impl core::error::Error for MsgIdExhausted {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct MsgIdGen {
-    side: Side,
+    side: Role,
     last: u64,
 }
 
 impl MsgIdGen {
     /// A generator for messages sent by `side`, for a fresh session.
-    pub const fn new(side: Side) -> Self {
+    pub const fn new(side: Role) -> Self {
         MsgIdGen { side, last: 0 }
     }
 
     /// The side this generator sends as.
-    pub const fn side(&self) -> Side {
+    pub const fn role(&self) -> Role {
         self.side
     }
 
@@ -276,8 +258,8 @@ impl MsgIdGen {
     /// The next id for a message that is not a response: ≡ 0 mod 4 from a client, ≡ 3 mod 4 from the server.
     pub fn next(&mut self, now: Instant, clock: &Clock) -> Result<MsgId, MsgIdExhausted> {
         let low = match self.side {
-            Side::Client => 0,
-            Side::Server => 3,
+            Role::Client => 0,
+            Role::Server => 3,
         };
         self.next_with(clock.msg_time(now), low)
     }
@@ -286,8 +268,8 @@ impl MsgIdGen {
     /// response marker, so on a client this is the same as [`next`](Self::next).
     pub fn next_response(&mut self, now: Instant, clock: &Clock) -> Result<MsgId, MsgIdExhausted> {
         let low = match self.side {
-            Side::Client => 0,
-            Side::Server => 1,
+            Role::Client => 0,
+            Role::Server => 1,
         };
         self.next_with(clock.msg_time(now), low)
     }
@@ -324,7 +306,7 @@ mod tests {
     #[test]
     fn whole_second_ids_get_nonzero_low_bits() {
         let c = Clock::from_unix_hint(Instant::ZERO, UnixTime(1_700_000_000));
-        let mut g = MsgIdGen::new(Side::Client);
+        let mut g = MsgIdGen::new(Role::Client);
         let id = g.next(Instant::ZERO, &c).unwrap();
         assert_eq!(id.0 >> 32, 1_700_000_000);
         assert_eq!(id.0 & 0xffff_ffff, 4);
@@ -333,7 +315,7 @@ mod tests {
     #[test]
     fn exhaustion_is_an_error_not_a_wrap() {
         let mut g = MsgIdGen {
-            side: Side::Client,
+            side: Role::Client,
             last: u64::MAX - 3,
         };
         assert_eq!(g.next(Instant::ZERO, &Clock::new(0)), Err(MsgIdExhausted));
@@ -343,10 +325,10 @@ mod tests {
     fn wire_round_trip_and_parity() {
         assert_eq!(MsgId::from_wire(-1).0, u64::MAX);
         assert_eq!(MsgId(u64::MAX).to_wire(), -1);
-        assert!(MsgId(8).has_parity_of(Side::Client) && !MsgId(8).has_parity_of(Side::Server));
-        assert!(MsgId(9).has_parity_of(Side::Server) && MsgId(11).has_parity_of(Side::Server));
-        assert!(!MsgId(10).has_parity_of(Side::Server) && !MsgId(10).has_parity_of(Side::Client));
+        assert!(MsgId(8).has_parity_of(Role::Client) && !MsgId(8).has_parity_of(Role::Server));
+        assert!(MsgId(9).has_parity_of(Role::Server) && MsgId(11).has_parity_of(Role::Server));
+        assert!(!MsgId(10).has_parity_of(Role::Server) && !MsgId(10).has_parity_of(Role::Client));
         assert!(MsgId(9).is_server_response() && !MsgId(11).is_server_response());
-        assert_eq!(Side::Client.peer(), Side::Server);
+        assert_eq!(Role::Client.peer(), Role::Server);
     }
 }

@@ -8,7 +8,7 @@ use core::{fmt, time::Duration};
 use super::{
     bad_msg::BadMsgCode,
     limits::DEFAULT_REPLAY_WINDOW,
-    msg_id::{MsgId, Side},
+    msg_id::{MsgId, Role},
     ring::SortedRing,
 };
 use crate::time::UnixTime;
@@ -63,7 +63,7 @@ impl core::error::Error for MsgIdReject {}
 /// Checks that `id`'s low bits are those of a message sent by `from` (item 32): a client's ≡ 0 mod 4 (else the
 /// server answers code 18), the server's odd. The server's 1-vs-3 distinction is not enforced
 /// (docs/CHECKLIST.md item 32: until interop shows that servers always follow it, it is only logged).
-pub const fn check_parity(id: MsgId, from: Side) -> Result<(), MsgIdReject> {
+pub const fn check_parity(id: MsgId, from: Role) -> Result<(), MsgIdReject> {
     if id.has_parity_of(from) {
         Ok(())
     } else {
@@ -217,7 +217,7 @@ pub fn check_time(id: MsgId, now_unix: UnixTime) -> Result<(), MsgIdReject> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct InboundMsgIds<const N: usize = DEFAULT_REPLAY_WINDOW> {
-    peer: Side,
+    peer: Role,
     time: TimeWindow,
     window: ReplayWindow<N>,
     /// Ids below it are refused as too old ([`MsgIdReject::TooLow`]), whatever the time window says: a session
@@ -227,7 +227,7 @@ pub struct InboundMsgIds<const N: usize = DEFAULT_REPLAY_WINDOW> {
 
 impl<const N: usize> InboundMsgIds<N> {
     /// Checks for messages sent by `peer` (the server, on a client).
-    pub const fn new(peer: Side, time: TimeWindow) -> Self {
+    pub const fn new(peer: Role, time: TimeWindow) -> Self {
         InboundMsgIds {
             peer,
             time,

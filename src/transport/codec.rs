@@ -1,6 +1,7 @@
 //! The streaming frame decoder and the frame encoder shared by all four framings.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::buffer::Buffer;
 use rand_core::CryptoRng;
 
 use super::{DEFAULT_MAX_FRAME, EncodeError, Framing, MAX_TRANSPORT_PADDING, Role, TransportError};
@@ -117,7 +118,7 @@ pub struct FrameDecoder<const N: usize> {
     hdr: [u8; 8],
     hdr_len: usize,
     marker_pos: usize,
-    buf: [u8; N],
+    buf: Buffer<N>,
     filled: usize,
     need: usize,
     quick_ack: bool,
@@ -167,7 +168,7 @@ impl<const N: usize> FrameDecoder<N> {
             hdr: [0; 8],
             hdr_len: 0,
             marker_pos: 0,
-            buf: [0; N],
+            buf: Buffer::new(),
             filled: 0,
             need: 0,
             quick_ack: false,
@@ -228,12 +229,44 @@ impl<const N: usize> FrameDecoder<N> {
         self.state = State::Taken;
         Some(match ready {
             Ready::Packet => Frame::Packet {
-                data: self.buf.get(..self.filled).unwrap_or(&[]),
+                data: self.buf.as_slice().get(..self.filled).unwrap_or(&[]),
                 quick_ack: self.quick_ack,
             },
             Ready::QuickAck(t) => Frame::QuickAck(t),
             Ready::Error(c) => Frame::TransportError(c),
         })
+    }
+
+    /// The receive buffer while no frame is being received (after [`next_frame`](Self::next_frame) took one, and
+    /// before the next [`feed`](Self::feed)): the frame just taken is its first bytes. A connection parks that frame
+    /// here while it waits for its host, and writes a handshake answer over it once it is consumed, so it needs
+    /// no buffer of its own. Empty while a frame is being received.
+    pub(crate) fn idle_buf_mut(&mut self) -> &mut [u8] {
+        match self.state {
+            State::Taken | State::Header | State::Marker => self.buf.as_mut_slice(),
+            _ => &mut [],
+        }
+    }
+
+    /// See [`idle_buf_mut`](Self::idle_buf_mut).
+    pub(crate) fn idle_buf(&self) -> &[u8] {
+        match self.state {
+            State::Taken | State::Header | State::Marker => self.buf.as_slice(),
+            _ => &[],
+        }
+    }
+
+    /// With `alloc`: gives the receive buffer's memory back when it is large and no frame is being received (see
+    /// [`crate::buffer`]); the frame last taken is gone. Without `alloc` it does nothing.
+    pub(crate) fn release(&mut self) {
+        if matches!(self.state, State::Taken | State::Header | State::Marker) {
+            self.buf.release();
+        }
+    }
+
+    /// Bytes of receive buffer held in memory now.
+    pub fn buffer_footprint(&self) -> usize {
+        self.buf.footprint()
     }
 
     /// Feeds then takes at most one frame: `Ok((consumed, frame))`.
@@ -287,7 +320,10 @@ impl<const N: usize> FrameDecoder<N> {
                 }
                 State::Body => {
                     let n = (self.need - self.filled).min(rest.len());
-                    let (Some(dst), Some(src)) = (self.buf.get_mut(self.filled..self.filled + n), rest.get(..n)) else {
+                    let (Some(dst), Some(src)) = (
+                        self.buf.as_mut_slice().get_mut(self.filled..self.filled + n),
+                        rest.get(..n),
+                    ) else {
                         return self.fail(TransportError::FrameTooLarge {
                             declared: len_u32(self.need),
                         });
@@ -430,6 +466,11 @@ impl<const N: usize> FrameDecoder<N> {
         if len as usize > self.max_payload() {
             return Err(TransportError::FrameTooLarge { declared: len });
         }
+        // With `alloc` the buffer grows to the frame now, before a payload byte arrives; `false` only when the
+        // allocator refused.
+        if !self.buf.reserve(len as usize, 0) {
+            return Err(TransportError::FrameTooLarge { declared: len });
+        }
         self.need = len as usize;
         self.filled = 0;
         self.state = State::Body;
@@ -447,7 +488,7 @@ impl<const N: usize> FrameDecoder<N> {
             return Ok(0);
         }
         let declared = len_u32(self.filled);
-        match (self.cfg.role, self.buf.first_chunk::<4>()) {
+        match (self.cfg.role, self.buf.as_slice().first_chunk::<4>()) {
             (Role::Client, Some(code)) if i32::from_le_bytes(*code) < 0 => {
                 self.state = State::Ready(Ready::Error(i32::from_le_bytes(*code)));
                 Ok(0)
@@ -585,13 +626,55 @@ impl Encoder {
         if out.len() < required {
             return Err(EncodeError::BufferTooSmall { required });
         }
-        let pad = match self.cfg.framing {
+        let pad = self.draw_padding(rng);
+        self.write(payload, quick_ack, pad, |tail| rng.fill_bytes(tail), out)
+    }
+
+    /// The room [`encode_in_place`](Self::encode_in_place) wants before the payload: the longest header of the
+    /// framing (8 bytes on `Full`, 4 otherwise).
+    pub const fn headroom(&self) -> usize {
+        match self.cfg.framing {
+            Framing::Full => 8,
+            _ => 4,
+        }
+    }
+
+    /// Frames a payload the caller already wrote at `out[headroom()..headroom() + payload_len]`, so a packet
+    /// sealed straight into the socket buffer is never copied: the header goes before it (a 1-byte abridged header
+    /// moves the payload down by 3 bytes; such payloads are at most 504 bytes), the padding or CRC after it.
+    /// Returns the frame's length, from `out[0]`. The same checks and errors as [`encode`](Self::encode), with
+    /// `out` needing `headroom()` bytes more than the header takes; on error nothing changes.
+    pub fn encode_in_place<R: CryptoRng + ?Sized>(
+        &mut self,
+        payload_len: usize,
+        quick_ack: bool,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        if quick_ack && (self.cfg.role == Role::Server || self.cfg.framing == Framing::Full) {
+            return Err(EncodeError::Unsupported);
+        }
+        let hdr = self.header_len(payload_len)?;
+        let room = self.headroom();
+        let required = self.max_encoded_len(payload_len)? - hdr + room;
+        if out.len() < required {
+            return Err(EncodeError::BufferTooSmall { required });
+        }
+        let pad = self.draw_padding(rng);
+        if hdr != room {
+            out.copy_within(room..room + payload_len, hdr);
+        }
+        self.frame(hdr, payload_len, quick_ack, pad, |tail| rng.fill_bytes(tail), out)
+    }
+
+    /// The padded-intermediate padding length of the next frame (0 on other framings).
+    fn draw_padding<R: CryptoRng + ?Sized>(&self, rng: &mut R) -> usize {
+        match self.cfg.framing {
             Framing::PaddedIntermediate if self.cfg.max_padding > 0 => {
                 (rng.next_u32() % (u32::from(self.cfg.max_padding) + 1)) as usize
             }
             _ => 0,
-        };
-        self.write(payload, quick_ack, pad, |tail| rng.fill_bytes(tail), out)
+        }
     }
 
     /// Writes one frame; `fill_padding` fills the padded-intermediate tail (which is empty when `pad` is 0).
@@ -604,15 +687,31 @@ impl Encoder {
         out: &mut [u8],
     ) -> Result<usize, EncodeError> {
         let len = payload.len();
-        let qa = if quick_ack { 0x80u8 } else { 0 };
         let hdr_len = self.header_len(len)?;
+        let body = out.get_mut(hdr_len..hdr_len + len).ok_or(EncodeError::BufferTooSmall {
+            required: hdr_len + len,
+        })?;
+        body.copy_from_slice(payload);
+        self.frame(hdr_len, len, quick_ack, pad, fill_padding, out)
+    }
+
+    /// Writes the header before, and the padding or CRC after, a `len`-byte payload already at `out[hdr_len..]`.
+    fn frame(
+        &mut self,
+        hdr_len: usize,
+        len: usize,
+        quick_ack: bool,
+        pad: usize,
+        fill_padding: impl FnOnce(&mut [u8]),
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        let qa = if quick_ack { 0x80u8 } else { 0 };
         let total = hdr_len + len + pad + if self.cfg.framing == Framing::Full { 4 } else { 0 };
         let frame = out
             .get_mut(..total)
             .ok_or(EncodeError::BufferTooSmall { required: total })?;
         let (hdr, rest) = frame.split_at_mut(hdr_len);
         let (body, tail) = rest.split_at_mut(len);
-        body.copy_from_slice(payload);
         match self.cfg.framing {
             Framing::Abridged => {
                 let words = (len / 4) as u32;
@@ -639,7 +738,7 @@ impl Encoder {
                 hdr.copy_from_slice(&h);
                 let mut hasher = crc32fast::Hasher::new();
                 hasher.update(&h);
-                hasher.update(payload);
+                hasher.update(body);
                 tail.copy_from_slice(&hasher.finalize().to_le_bytes());
                 self.seq = self.seq.wrapping_add(1);
             }
@@ -702,6 +801,43 @@ mod tests {
         }
     }
     impl rand_core::TryCryptoRng for Ctr {}
+
+    #[test]
+    fn encode_in_place_writes_the_bytes_encode_writes() {
+        for framing in [
+            Framing::Abridged,
+            Framing::Intermediate,
+            Framing::PaddedIntermediate,
+            Framing::Full,
+        ] {
+            for len in [4usize, 8, 500, 504, 508, 512, 4096] {
+                for qa in [false, true] {
+                    if qa && framing == Framing::Full {
+                        continue;
+                    }
+                    let payload: std::vec::Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+                    let mut a = Encoder::new(EncoderConfig::client(framing));
+                    let mut b = a.clone();
+                    let mut want = std::vec![0u8; len + 32];
+                    let n = a.encode(&payload, qa, &mut Ctr(3), &mut want).unwrap();
+                    let mut got = std::vec![0xaau8; len + 32];
+                    let room = b.headroom();
+                    got[room..room + len].copy_from_slice(&payload);
+                    let m = b.encode_in_place(len, qa, &mut Ctr(3), &mut got).unwrap();
+                    assert_eq!(&got[..m], &want[..n], "{framing:?} len {len} quick ack {qa}");
+                    // Too small by one byte: refused, nothing changes (the full framing's seqno included).
+                    let required = b.max_encoded_len(len).unwrap() - b.header_len(len).unwrap() + room;
+                    let mut short = std::vec![0u8; required - 1];
+                    let before = b.clone();
+                    assert!(matches!(
+                        b.encode_in_place(len, qa, &mut Ctr(3), &mut short),
+                        Err(EncodeError::BufferTooSmall { .. })
+                    ));
+                    assert_eq!(b, before);
+                }
+            }
+        }
+    }
 
     #[test]
     fn wanted_never_crosses_a_boundary() {

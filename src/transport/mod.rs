@@ -16,12 +16,16 @@
 //! always knows which side of the connection it sits on.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 mod codec;
 pub mod detect;
 pub mod obfuscated;
 pub mod replay;
+mod stream;
 
 pub use codec::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder};
+pub use stream::{Codec, TransportConfig};
 
 /// The four TCP framings of MTProto.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -84,15 +88,27 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Largest transport padding the padded intermediate framing allows on receipt (and on send).
 pub const MAX_TRANSPORT_PADDING: u8 = 15;
 
-/// Which end of the connection a codec serves.
+/// Which end a state machine plays, the same at every layer (re-exported as `crate::Role` and `session::Role`): of
+/// a connection (a transport codec, a carriage), of the auth-key handshake, of an MTProto session (which end a
+/// message comes from).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Role {
-    /// Sends requests (may ask for quick acks), decodes server→client frames (may receive quick-ack tokens and
-    /// transport error codes).
+    /// The party that creates the auth key and sends queries. On the wire it may ask for quick acks and receives
+    /// quick-ack tokens and transport error codes.
     Client,
-    /// Decodes client→server frames (sees quick-ack requests), sends quick-ack tokens and error codes.
+    /// The DC. It sees quick-ack requests and sends quick-ack tokens and error codes.
     Server,
+}
+
+impl Role {
+    /// The other end.
+    pub const fn peer(self) -> Role {
+        match self {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
 }
 
 /// A fatal framing error: the connection must be closed and the peer reconnected to (docs/CHECKLIST.md,
@@ -131,6 +147,13 @@ pub enum TransportError {
     TagSecretMismatch,
 }
 
+impl TransportError {
+    /// Every framing error is the peer's: the stream it sent is not a valid one ([`Fault::Peer`]).
+    pub const fn fault(&self) -> Fault {
+        Fault::Peer
+    }
+}
+
 impl core::fmt::Display for TransportError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -164,6 +187,14 @@ pub enum EncodeError {
     Unsupported,
 }
 
+impl EncodeError {
+    /// Always the caller's ([`Fault::Host`]): a buffer too small, a payload the framing cannot carry, or a call the
+    /// role does not have.
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
+}
+
 impl core::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -184,6 +215,13 @@ pub enum PaddingError {
     TooShort,
     /// `(len − 24) mod 16 != 0` on a framing that carries no transport padding.
     Misaligned,
+}
+
+impl PaddingError {
+    /// The peer's ([`Fault::Peer`]): a packet whose length no padding explains.
+    pub const fn fault(&self) -> Fault {
+        Fault::Peer
+    }
 }
 
 impl core::fmt::Display for PaddingError {

@@ -13,6 +13,8 @@
 //! 04813290): same forbidden first words, same reversed-buffer receive key, same `SHA256(key ‖ secret)`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::error::Fault;
+
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -103,6 +105,18 @@ pub enum InitError {
     UnsupportedFraming,
     /// A `dd` secret requires the padded intermediate framing.
     SecretRequiresPadding,
+    /// The output buffer cannot hold the opening bytes ([`INIT_LEN`] at most).
+    BufferTooSmall {
+        /// Bytes the buffer must have.
+        required: usize,
+    },
+}
+
+impl InitError {
+    /// The host's ([`Fault::Host`]): a framing, secret or buffer it chose.
+    pub const fn fault(&self) -> Fault {
+        Fault::Host
+    }
 }
 
 impl core::fmt::Display for InitError {
@@ -110,6 +124,7 @@ impl core::fmt::Display for InitError {
         match self {
             InitError::UnsupportedFraming => f.write_str("the full transport cannot be obfuscated"),
             InitError::SecretRequiresPadding => f.write_str("a dd proxy secret requires padded intermediate"),
+            InitError::BufferTooSmall { required } => write!(f, "output buffer too small: {required} bytes required"),
         }
     }
 }
@@ -470,6 +485,45 @@ impl<const N: usize> ObfuscatedCodec<N> {
         let n = self.encoder.encode(payload, quick_ack, rng, out)?;
         obf.encrypt(out.get_mut(..n).unwrap_or(&mut []));
         Ok(n)
+    }
+
+    /// See [`Encoder::headroom`].
+    pub const fn headroom(&self) -> usize {
+        self.encoder.headroom()
+    }
+
+    /// Frames and encrypts, in place, a payload already at `out[headroom()..]` (see [`Encoder::encode_in_place`]).
+    pub fn encode_in_place<R: CryptoRng + ?Sized>(
+        &mut self,
+        payload_len: usize,
+        quick_ack: bool,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        let obf = self.obf.as_mut().ok_or(EncodeError::Unsupported)?;
+        let n = self.encoder.encode_in_place(payload_len, quick_ack, rng, out)?;
+        obf.encrypt(out.get_mut(..n).unwrap_or(&mut []));
+        Ok(n)
+    }
+
+    /// See [`FrameDecoder::idle_buf_mut`].
+    pub(crate) fn idle_buf_mut(&mut self) -> &mut [u8] {
+        self.decoder.idle_buf_mut()
+    }
+
+    /// See [`FrameDecoder::idle_buf_mut`].
+    pub(crate) fn idle_buf(&self) -> &[u8] {
+        self.decoder.idle_buf()
+    }
+
+    /// See [`FrameDecoder::release`].
+    pub(crate) fn release(&mut self) {
+        self.decoder.release();
+    }
+
+    /// Bytes of receive buffer held in memory now.
+    pub fn buffer_footprint(&self) -> usize {
+        self.decoder.buffer_footprint()
     }
 
     /// Server role: an encrypted quick-ack token.

@@ -83,7 +83,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             b.copy_from_slice(x);
         }
         self.session_id = u64::from_le_bytes(b);
-        self.ids = MsgIdGen::new(self.side());
+        self.ids = MsgIdGen::new(self.role());
         self.seq = SeqNoGen::new();
         self.inbound.reset();
         self.tracker = SentTracker::new(TX, self.tracker.policy());

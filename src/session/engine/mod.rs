@@ -3,9 +3,11 @@
 //!
 //! It composes the building blocks of this module ([`MsgIdGen`], [`InboundMsgIds`],
 //! [`SeqNoGen`]/[`SeqNoChecker`], [`ClientSalts`]/[`ServerSalts`],
-//! [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three fixed buffers:
-//! `RX` bytes for the received packet (events borrow their bodies from it), `RX` bytes for inflated `gzip_packed`
-//! bodies, and a `TX`-byte arena holding the plaintext body of every message that may still have to be resent.
+//! [`SentTracker`], [`AckQueue`], [`ResendBudget`]) and owns three buffers ([`crate::buffer`]: inline at their
+//! capacity without `alloc`, grown on demand and given back when idle with it): up to `RX` bytes for the received
+//! packet (decrypted in place; events borrow their bodies from it), up to `RX` bytes for inflated `gzip_packed`
+//! bodies (and a container's msg_id check), and an arena of up to `TX` bytes holding the plaintext body of every
+//! message that may still have to be resent.
 //! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer), the pending events, the
 //! answers owed to the peer (`Owed`: sent once, never kept in the arena) and a DC's requests awaiting the host's
 //! answer. A DC processes every message of a packet it accepted, waiting (input paused) for room where needed
@@ -40,13 +42,14 @@ use core::time::Duration;
 use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
+use crate::buffer::Buffer;
 use crate::crypto::auth_key::AuthKey;
 use crate::crypto::packet::{self, Direction, PaddingPolicy};
 use crate::session::acks::AckQueue;
 use crate::session::budget::ResendBudget;
 use crate::session::event::{Dropped, Event, FailReason, RpcErrorKind, SendError};
 use crate::session::limits::{DEFAULT_ACK_QUEUE, DEFAULT_REPLAY_WINDOW, INFLATE_WORK_PER_RX, Limits};
-use crate::session::msg_id::{Clock, MsgId, MsgIdGen, Side};
+use crate::session::msg_id::{Clock, MsgId, MsgIdGen, Role};
 use crate::session::pending::{BodyHandle, ResendPolicy, SentKind, SentTracker};
 use crate::session::replay::{InboundMsgIds, MsgIdReject, TimeWindow};
 use crate::session::salts::ServerSalts;
@@ -197,8 +200,8 @@ pub struct Packet {
 /// The encrypted-session engine of one role for one auth key.
 pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
     core: Core<TX, MSGS>,
-    rx: [u8; RX],
-    gz: [u8; RX],
+    rx: Buffer<RX>,
+    gz: Buffer<RX>,
     gz_used: usize,
 }
 
@@ -241,10 +244,10 @@ enum RoleState<const MSGS: usize> {
 }
 
 impl<const MSGS: usize> RoleState<MSGS> {
-    fn side(&self) -> Side {
+    fn role(&self) -> Role {
         match self {
-            RoleState::Client(_) => Side::Client,
-            RoleState::Dc(_) => Side::Server,
+            RoleState::Client(_) => Role::Client,
+            RoleState::Dc(_) => Role::Server,
         }
     }
 
@@ -279,15 +282,15 @@ impl<const MSGS: usize> RoleState<MSGS> {
 
 impl<const RX: usize, const TX: usize, const MSGS: usize> Drop for Engine<RX, TX, MSGS> {
     fn drop(&mut self) {
-        self.rx.zeroize();
-        self.gz.zeroize();
+        self.rx.wipe();
+        self.gz.wipe();
     }
 }
 
 impl<const RX: usize, const TX: usize, const MSGS: usize> core::fmt::Debug for Engine<RX, TX, MSGS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
-            .field("side", &self.core.side())
+            .field("role", &self.core.role())
             .field("key_id", &self.core.key.id())
             .field("stats", &self.core.stats)
             .finish_non_exhaustive()
@@ -436,11 +439,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if self.must_drain() {
             return None;
         }
-        let dir = match self.core.side() {
-            Side::Client => Direction::ServerToClient,
-            Side::Server => Direction::ClientToServer,
+        let dir = match self.core.role() {
+            Role::Client => Direction::ServerToClient,
+            Role::Server => Direction::ClientToServer,
         };
-        let buf = self.rx.get_mut(..packet.len())?;
+        if !self.rx.reserve(packet.len(), 0) {
+            return None;
+        }
+        let buf = self.rx.as_mut_slice().get_mut(..packet.len())?;
         buf.copy_from_slice(packet);
         let ids = packet::decrypt(&self.core.key, dir, buf)
             .ok()
@@ -462,15 +468,15 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     fn wrap(core: Core<TX, MSGS>) -> Self {
         Engine {
             core,
-            rx: [0; RX],
-            gz: [0; RX],
+            rx: Buffer::new(),
+            gz: Buffer::new(),
             gz_used: 0,
         }
     }
 
     /// This engine's role.
-    pub fn side(&self) -> Side {
-        self.core.side()
+    pub fn role(&self) -> Role {
+        self.core.role()
     }
 
     /// The session id (a DC's is 0 until the client's first message).
@@ -531,6 +537,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             || c.owed.iter().any(Owed::uses_buffers)
     }
 
+    /// Heap bytes the engine holds now: with `alloc`, its packet and inflate buffers and resend arena, which grow
+    /// with the traffic and are given back when idle (0 without `alloc`: everything is inline, `size_of`).
+    pub fn heap_bytes(&self) -> usize {
+        self.rx.heap_bytes() + self.gz.heap_bytes() + self.core.outbox.arena.heap_bytes()
+    }
+
     /// Answers owed to the peer and not yet written into a packet (`pong`s, notifications, `msgs_state_info`...).
     pub fn owed_answers(&self) -> usize {
         self.core.owed.len()
@@ -539,7 +551,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// DC: works on through the held packet as far as there is room (see `Held`).
     fn resume(&mut self, now: Instant) {
         if self.core.role.dc().is_some_and(|dc| dc.held.is_some()) {
-            self.core.resume(now, &self.rx, &mut self.gz, &mut self.gz_used);
+            self.core
+                .resume(now, self.rx.as_slice(), self.gz.as_mut_slice(), &mut self.gz_used);
         }
     }
 
@@ -696,7 +709,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             return Err(Dropped::Backpressure);
         }
         let n = packet.len();
-        let Some(dst) = self.rx.get_mut(..n) else {
+        let Some(dst) = self
+            .rx
+            .reserve(n, 0)
+            .then(|| self.rx.as_mut_slice().get_mut(..n))
+            .flatten()
+        else {
             self.core.stats.dropped += 1;
             return Err(Dropped::TooLarge);
         };
@@ -704,13 +722,39 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.handle_rx(now, n)
     }
 
+    /// With `alloc`: sizes the second buffer before a packet is processed (it starts empty, and most packets never
+    /// need it). A packet with a word-aligned `gzip_packed` constructor anywhere in its body gets the whole `RX`
+    /// (the inflated size is unknown until inflated; a false positive costs memory until the next release, never
+    /// correctness); a container gets the room its msg_id check needs (8 bytes a message, at most
+    /// `max_container_messages`), which stays within [`crate::buffer`]'s kept size.
+    fn reserve_inflate(&mut self, off: usize, len: usize) {
+        if !cfg!(feature = "alloc") || self.gz.footprint() >= RX {
+            return;
+        }
+        let body = self.rx.as_slice().get(off..off + len).unwrap_or(&[]);
+        let gzip = tl::GzipPacked::CONSTRUCTOR.to_le_bytes();
+        let need = if body.chunks_exact(4).any(|w| w == gzip) {
+            RX
+        } else if body.first_chunk::<4>() == Some(&tl::MsgContainer::CONSTRUCTOR.to_le_bytes()) {
+            let count = body
+                .get(4..8)
+                .and_then(|b| b.first_chunk::<4>())
+                .map_or(0, |b| u32::from_le_bytes(*b) as usize);
+            count.min(self.core.cfg.limits.max_container_messages).saturating_mul(8)
+        } else {
+            0
+        };
+        // Refused by the allocator: the check or the inflation then fails as for a body too large, a typed drop.
+        let _ = need > 0 && self.gz.reserve(need.min(RX), 0);
+    }
+
     fn handle_rx(&mut self, now: Instant, n: usize) -> Result<u32, Dropped> {
-        let dir = match self.core.side() {
-            Side::Client => Direction::ServerToClient,
-            Side::Server => Direction::ClientToServer,
+        let dir = match self.core.role() {
+            Role::Client => Direction::ServerToClient,
+            Role::Server => Direction::ClientToServer,
         };
         let (hdr, len, token) = {
-            let Some(buf) = self.rx.get_mut(..n) else {
+            let Some(buf) = self.rx.as_mut_slice().get_mut(..n) else {
                 return Err(Dropped::TooLarge);
             };
             match packet::decrypt(&self.core.key, dir, buf) {
@@ -733,10 +777,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.gz_used = 0;
         self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
         let off = packet::body_offset();
-        let body = self.rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
+        self.reserve_inflate(off, len);
+        let rx = self.rx.as_slice();
+        let body = rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
         let r = self
             .core
-            .on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used);
+            .on_packet(now, hdr, body, rx, self.gz.as_mut_slice(), &mut self.gz_used);
         match r {
             Ok(()) => self.core.stats.packets_in += 1,
             Err(_) => self.core.stats.dropped += 1,
@@ -760,11 +806,20 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             return Err(Dropped::Backpressure);
         }
         let off = packet::body_offset();
-        let dst = self.rx.get_mut(off..off + body.len()).ok_or(Dropped::TooLarge)?;
+        if !self.rx.reserve(off + body.len(), 0) {
+            return Err(Dropped::TooLarge);
+        }
+        let dst = self
+            .rx
+            .as_mut_slice()
+            .get_mut(off..off + body.len())
+            .ok_or(Dropped::TooLarge)?;
         dst.copy_from_slice(body);
         self.gz_used = 0;
         self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
-        let body = self.rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
+        self.reserve_inflate(off, body.len());
+        let rx = self.rx.as_slice();
+        let body = rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
         let hdr = Header {
             salt,
             session_id,
@@ -772,7 +827,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             seq_no,
         };
         self.core
-            .on_packet(now, hdr, body, &self.rx, &mut self.gz, &mut self.gz_used)
+            .on_packet(now, hdr, body, rx, self.gz.as_mut_slice(), &mut self.gz_used)
     }
 
     /// A quick-ack token arrived from the transport (client): the packet it names was received.
@@ -798,12 +853,19 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// The next event, borrowing the receive buffers. Taking one makes room for the held packet to go on.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        let rec = self.core.events.pop_front()?;
+        let Some(rec) = self.core.events.pop_front() else {
+            // Drained, and no event borrows the buffers any more: an idle session gives large ones back.
+            if !self.must_drain() {
+                self.rx.release();
+                self.gz.release();
+            }
+            return None;
+        };
         self.resume(self.core.last_now);
         let get = |s: Span| -> &[u8] {
             let b: &[u8] = match s.buf {
-                Buf::Rx => &self.rx,
-                Buf::Gz => &self.gz,
+                Buf::Rx => self.rx.as_slice(),
+                Buf::Gz => self.gz.as_slice(),
             };
             b.get(s.off as usize..(s.off as usize).saturating_add(s.len as usize))
                 .unwrap_or(&[])
@@ -848,7 +910,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         self.core.saw(now);
         // The last packet's owed answers went out: its next messages may have room now.
         self.resume(now);
-        let p = self.core.poll_packet::<RX, R>(now, rng, out, &self.rx, &self.gz);
+        let p = self
+            .core
+            .poll_packet::<RX, R>(now, rng, out, self.rx.as_slice(), self.gz.as_slice());
         if p.is_some()
             && let Some(c) = self.core.role.client_mut()
             && c.first_sent.is_none()
@@ -888,7 +952,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if let Some(c) = self.core.role.client_mut() {
             c.quick_acks.clear();
         }
-        if self.core.side() == Side::Server {
+        if self.core.role() == Role::Server {
             self.core.rename_in_flight(now);
         } else {
             self.reconnect(now);
@@ -921,7 +985,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
 impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     fn new(role: RoleState<MSGS>, cfg: EngineConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
-        let side = role.side();
+        let side = role.role();
         let l = &cfg.limits;
         let mut core = Core {
             role,
@@ -959,8 +1023,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         core
     }
 
-    fn side(&self) -> Side {
-        self.role.side()
+    fn role(&self) -> Role {
+        self.role.role()
     }
 
     /// The salt the next packet carries: the client's current one, or the DC's (0 if its schedule could not start).

@@ -13,8 +13,10 @@
 
 use zeroize::Zeroize;
 
+use crate::buffer::Buffer;
+
 use crate::session::event::{FailReason, SendError};
-use crate::session::msg_id::{MsgId, Side};
+use crate::session::msg_id::{MsgId, Role};
 use crate::session::pending::{BodyHandle, SentKind};
 use crate::time::Instant;
 #[cfg(feature = "alloc")]
@@ -66,7 +68,7 @@ pub(super) struct Slot {
 /// [`Engine::send`]: super::Engine::send
 /// [`Engine::answer`]: super::Engine::answer
 pub(super) struct Outbox<const TX: usize, const MSGS: usize> {
-    pub(super) arena: [u8; TX],
+    pub(super) arena: Buffer<TX>,
     /// Arena bytes in use, from 0: bodies are packed with no gaps.
     pub(super) used: usize,
     pub(super) slots: [Option<Slot>; MSGS],
@@ -75,16 +77,10 @@ pub(super) struct Outbox<const TX: usize, const MSGS: usize> {
     pub(super) forced: heapless::Vec<MsgId, MSGS>,
 }
 
-impl<const TX: usize, const MSGS: usize> Drop for Outbox<TX, MSGS> {
-    fn drop(&mut self) {
-        self.arena.zeroize();
-    }
-}
-
 impl<const TX: usize, const MSGS: usize> Outbox<TX, MSGS> {
     pub(super) const fn new() -> Self {
         Outbox {
-            arena: [0; TX],
+            arena: Buffer::new(),
             used: 0,
             slots: [None; MSGS],
             forced: heapless::Vec::new(),
@@ -114,7 +110,15 @@ impl<const TX: usize, const MSGS: usize> Outbox<TX, MSGS> {
             .position(Option::is_none)
             .ok_or(SendError::QueueFull)?;
         let off = self.used;
-        let dst = self.arena.get_mut(off..off + len).ok_or(SendError::QueueFull)?;
+        // With `alloc` the arena grows to what is queued (its bodies kept); refused only by the allocator.
+        if !self.arena.reserve(off + len, off) {
+            return Err(SendError::QueueFull);
+        }
+        let dst = self
+            .arena
+            .as_mut_slice()
+            .get_mut(off..off + len)
+            .ok_or(SendError::QueueFull)?;
         f(dst).map_err(|_| SendError::TooLarge)?;
         self.used += len;
         slot.off = off as u32;
@@ -135,10 +139,17 @@ impl<const TX: usize, const MSGS: usize> Outbox<TX, MSGS> {
         };
         let (off, len) = (slot.off as usize, slot.len as usize);
         let end = self.used;
-        self.arena.copy_within(off + len..end, off);
+        let arena = self.arena.as_mut_slice();
+        if off + len <= end && end <= arena.len() {
+            arena.copy_within(off + len..end, off);
+        }
         self.used -= len;
-        if let Some(tail) = self.arena.get_mut(self.used..end) {
-            tail.fill(0);
+        if let Some(tail) = arena.get_mut(self.used..end) {
+            tail.zeroize();
+        }
+        if self.used == 0 {
+            // Nothing waits for an acknowledgement: an idle session gives a large arena back.
+            self.arena.release();
         }
         for s in self.slots.iter_mut().flatten() {
             if s.off as usize > off {
@@ -155,12 +166,17 @@ impl<const TX: usize, const MSGS: usize> Outbox<TX, MSGS> {
     }
 
     pub(super) fn body_of(&self, s: &Slot) -> &[u8] {
-        self.arena.get(s.off as usize..(s.off + s.len) as usize).unwrap_or(&[])
+        self.arena
+            .as_slice()
+            .get(s.off as usize..(s.off + s.len) as usize)
+            .unwrap_or(&[])
     }
 
     /// The arena bytes of `s`, to write its body in place.
     pub(super) fn body_mut(&mut self, s: &Slot) -> Option<&mut [u8]> {
-        self.arena.get_mut(s.off as usize..(s.off + s.len) as usize)
+        self.arena
+            .as_mut_slice()
+            .get_mut(s.off as usize..(s.off + s.len) as usize)
     }
 
     /// Queues `id` for a byte-identical resend under its own msg_id (once).
@@ -188,9 +204,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return Err(SendError::Closed);
         }
-        let sent_kind = match (kind, self.side()) {
-            (MsgKind::Query, Side::Client) => SentKind::RpcQuery,
-            (MsgKind::Query, Side::Server) => return Err(SendError::NotReady),
+        let sent_kind = match (kind, self.role()) {
+            (MsgKind::Query, Role::Client) => SentKind::RpcQuery,
+            (MsgKind::Query, Role::Server) => return Err(SendError::NotReady),
             (MsgKind::Notice, _) => SentKind::Service,
         };
         if self.role.dc().is_some_and(|dc| !dc.session_known) {
@@ -301,7 +317,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return Err(SendError::Closed);
         }
-        if self.side() != Side::Client {
+        if self.role() != Role::Client {
             return Err(SendError::NotReady);
         }
         let queued = self
@@ -400,7 +416,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// Gives the message in slot `idx` (now `id`) a new msg_id and seq_no and queues it to be sent again; a server
     /// response keeps its response parity. Nothing changes if no id can be made.
     pub(super) fn rename_slot(&mut self, now: Instant, idx: usize, id: MsgId) {
-        let response = self.side() == Side::Server && id.is_server_response();
+        let response = self.role() == Role::Server && id.is_server_response();
         let new = if response {
             self.ids.next_response(now, &self.clock)
         } else {

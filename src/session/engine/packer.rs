@@ -14,7 +14,7 @@ use rand_core::CryptoRng;
 
 use crate::crypto::packet::{self, Direction, MessageHeader};
 use crate::session::event::FailReason;
-use crate::session::msg_id::{MsgId, Side};
+use crate::session::msg_id::{MsgId, Role};
 use crate::session::pending::{BodyHandle, NewSent, SentKind};
 use crate::time::Instant;
 use crate::tl::{self, Message, MsgContainer, MsgsAck, TlBare, Writer};
@@ -87,9 +87,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return None;
         }
-        match self.side() {
-            Side::Client => self.client_housekeeping(now),
-            Side::Server => self.dc_housekeeping(now, rng),
+        match self.role() {
+            Role::Client => self.client_housekeeping(now),
+            Role::Server => self.dc_housekeeping(now, rng),
         }
         // DC: a held long poll is answered once, when due (see `LongPoll`), with an empty container if need be.
         let release = self.release_long_poll(now)?;
@@ -120,9 +120,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             msg_id: msg_id.0,
             seq_no,
         };
-        let dir = match self.side() {
-            Side::Client => Direction::ClientToServer,
-            Side::Server => Direction::ServerToClient,
+        let dir = match self.role() {
+            Role::Client => Direction::ClientToServer,
+            Role::Server => Direction::ServerToClient,
         };
         let enc = packet::encrypt_in_place(&self.key, dir, &header, written, self.cfg.padding, rng, out).ok()?;
         self.stats.packets_out += 1;

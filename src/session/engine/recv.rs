@@ -9,7 +9,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::session::event::{Dropped, FailReason};
-use crate::session::msg_id::{MsgId, Side};
+use crate::session::msg_id::{MsgId, Role};
 use crate::session::replay::check_parity;
 use crate::time::Instant;
 use crate::tl::gzip::GzipError;
@@ -103,9 +103,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.closed {
             return Err(Dropped::WrongSession);
         }
-        match self.side() {
-            Side::Client => self.client_packet(now, h, body, rx, gz, gz_used),
-            Side::Server => self.server_packet(now, h, body, rx, gz, gz_used),
+        match self.role() {
+            Role::Client => self.client_packet(now, h, body, rx, gz, gz_used),
+            Role::Server => self.server_packet(now, h, body, rx, gz, gz_used),
         }
     }
 
@@ -133,7 +133,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         for m in c.iter() {
             let id = MsgId::from_wire(m.msg_id);
             if id >= h.msg_id
-                || check_parity(id, self.side().peer()).is_err()
+                || check_parity(id, self.role().peer()).is_err()
                 || m.seqno < 0
                 || m.seqno as u32 > h.seq_no
                 || matches!(

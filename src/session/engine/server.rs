@@ -17,7 +17,7 @@ use crate::session::acks::AckQueue;
 use crate::session::bad_msg::BadMsgCode;
 use crate::session::event::{Dropped, SendError};
 use crate::session::limits::{DEFAULT_REPLAY_WINDOW, MAX_FUTURE_SALTS};
-use crate::session::msg_id::{MsgId, Side};
+use crate::session::msg_id::{MsgId, Role};
 use crate::session::pending::{BodyHandle, SentKind, SentTracker};
 use crate::session::replay::{MsgIdReject, TimeWindow, check_parity};
 use crate::session::salts::{ServerSaltPolicy, ServerSalts};
@@ -524,7 +524,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return Err(Dropped::BadMsgId);
         }
         // Parity and time before the session: a stale replay must not start (and so reset) a session.
-        let early = check_parity(h.msg_id, Side::Client).and_then(|()| {
+        let early = check_parity(h.msg_id, Role::Client).and_then(|()| {
             TimeWindow {
                 past: self.cfg.limits.msg_id_max_past,
                 future: self.cfg.limits.msg_id_max_future,

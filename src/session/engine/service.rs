@@ -8,7 +8,7 @@
 
 use crate::session::bad_msg::BadMsgCode;
 use crate::session::limits::{DEFAULT_REPLAY_WINDOW, MAX_FUTURE_SALTS};
-use crate::session::msg_id::{MsgId, Side};
+use crate::session::msg_id::{MsgId, Role};
 use crate::session::pending::{Acked, SentKind};
 use crate::session::replay::{InboundMsgIds, check_parity};
 use crate::session::salts::ServerSalts;
@@ -76,7 +76,7 @@ pub(super) const FETCH_ERROR: &[u8] = b"INPUT_FETCH_ERROR";
 
 /// What `msgs_state_info` says about a peer's msg_id (item 47): 1 unknown or never the peer's, 2 not received but
 /// within the window's range, 3 not received and above it, 4 received.
-pub(super) fn state_of(inbound: &InboundMsgIds<DEFAULT_REPLAY_WINDOW>, side: Side, id: MsgId) -> u8 {
+pub(super) fn state_of(inbound: &InboundMsgIds<DEFAULT_REPLAY_WINDOW>, side: Role, id: MsgId) -> u8 {
     let win = inbound.window();
     let full = win.len() == win.capacity();
     if check_parity(id, side.peer()).is_err() {
@@ -184,7 +184,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// `msg_detailed_info` / `msg_new_detailed_info`: ack the answer if we have it, otherwise ask for it.
     pub(super) fn on_answer_exists(&mut self, now: Instant, answer: MsgId) {
-        if check_parity(answer, self.side().peer()).is_err() {
+        if check_parity(answer, self.role().peer()).is_err() {
             return;
         }
         if self.inbound.window().contains(answer) {
@@ -207,7 +207,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             match self.outbox.slot_by_id(id) {
                 // Still waiting for its first transmission: it goes anyway.
                 Some((_, s)) if s.queued => {}
-                Some((_, s)) if check_parity(id, self.side()).is_ok() => {
+                Some((_, s)) if check_parity(id, self.role()).is_ok() => {
                     if !self.force(now, id, s.len) {
                         break;
                     }
@@ -250,7 +250,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if let Ok(id) = self.queue(now, SentKind::Service, false, true, len, |_| Ok(()))
             && let Some((_, slot)) = self.outbox.slot_by_id(id)
         {
-            let (inbound, side) = (&self.inbound, self.side());
+            let (inbound, side) = (&self.inbound, self.role());
             if let Some(dst) = self.outbox.body_mut(&slot) {
                 write_state_info(&mut Writer::new(dst), req, ids, n, |id| state_of(inbound, side, id));
             }
@@ -322,7 +322,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 let ids = Self::asked_ids(body);
                 let n = ids.map_or(0, |v| v.len()).min(self.cfg.limits.max_ack_ids);
                 if let (Some(w), Some(ids)) = (w, ids) {
-                    write_state_info(w, req, ids, n, |id| state_of(&self.inbound, self.side(), id));
+                    write_state_info(w, req, ids, n, |id| state_of(&self.inbound, self.role(), id));
                 }
                 12 + tl::bytes_len(n)
             }
