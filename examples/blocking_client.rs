@@ -7,16 +7,13 @@
 //! `--secret`: an MTProxy secret (16 bytes; 17 with a leading `dd` for padded intermediate), for an obfuscated
 //! transport to a proxy or to a DC started with `--secret` (examples/interop/MTPROXY.md).
 //! Connects, creates an auth key (or reuses the one in `--key-file`, written after the first handshake), makes
-//! `messages.getDhConfig` calls, and reconnects with exponential backoff when the connection breaks. The engine
-//! (the session) survives reconnects: unacknowledged queries are resent on the new connection.
+//! `messages.getDhConfig` calls, and reconnects with exponential backoff when the connection breaks. The session
+//! (the crate's connection type, `session::Session`, driven by `mtproto_test_dc::client::Conn`) survives reconnects: unacknowledged queries are resent on the new connection.
 //! `--pfs`: the stored (or a new) key becomes the permanent key and only signs bindings; the calls travel under a
 //! temporary key ([`PfsClient`], <https://core.telegram.org/api/pfs>) created on each connection, bound with
 //! `auth.bindTempAuthKey` and replaced, on a new connection, before it expires.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)] // also compiled into tests/hosts.rs, which does not call `main`
-
-#[path = "common/mod.rs"]
-pub mod common;
 
 use std::error::Error;
 use std::io::{ErrorKind, Read, Write};
@@ -24,9 +21,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::api;
-use common::client::{self, ClientEngine, ClientError, Conn, Owned, load_key, parse_rsa_key, save_key};
-use common::link::{Carriage, Transport};
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
@@ -36,6 +30,9 @@ use mtproto_sansio::session::{SessionConfig, TransportConfig};
 use mtproto_sansio::time::UnixTime;
 use mtproto_sansio::transport::Framing;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_test_dc::api;
+use mtproto_test_dc::client::{self, ClientError, ClientSession, Conn, Owned, load_key, parse_rsa_key, save_key};
+use mtproto_test_dc::link::{Carriage, Transport};
 
 /// What to connect to and what to do.
 pub struct Options {
@@ -117,7 +114,7 @@ pub fn run(opts: &Options) -> Result<Summary, ClientError> {
 fn attempt(
     opts: &Options,
     key: &mut Option<AuthKey>,
-    engine: &mut Option<Box<ClientEngine>>,
+    engine: &mut Option<Box<ClientSession>>,
     summary: &mut Summary,
     rng: &mut rand::rngs::ThreadRng,
 ) -> Result<(), ClientError> {
@@ -126,17 +123,16 @@ fn attempt(
         // Same session, new connection: unacknowledged messages are resent.
         e.reconnect(client::now());
     } else if let Some(k) = key.as_ref() {
-        *engine = Some(client::session(EngineConfig::DEFAULT, k.clone(), 0, 0, rng));
+        *engine = Some(conn.session(EngineConfig::DEFAULT, k.clone(), 0, 0, rng)?);
     } else {
         let keys = [opts.rsa_key];
-        let out = conn.handshake(ClientConfig::new(&keys, 2), rng)?;
+        let (session, out) = conn.handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), rng)?;
         if let Some(p) = &opts.key_file {
             save_key(p, &out.auth_key)?;
         }
         summary.created_key = true;
-        *key = Some(out.auth_key.clone());
-        let (salt, offset) = (out.server_salt, out.server_time_offset);
-        *engine = Some(client::session(EngineConfig::DEFAULT, out.auth_key, salt, offset, rng));
+        *key = Some(out.auth_key);
+        *engine = Some(session);
     }
     let eng = engine.as_mut().ok_or(ClientError::Timeout)?;
     while summary.rtts.len() < opts.calls {
@@ -164,7 +160,7 @@ pub fn run_pfs(opts: &Options, pfs: &Pfs) -> Result<Summary, ClientError> {
         None => {
             summary.connections += 1;
             let mut conn = Conn::connect(opts.dc, opts.transport, opts.secret.clone(), &mut rng)?;
-            let out = conn.handshake(ClientConfig::new(&[opts.rsa_key], 2), &mut rng)?;
+            let (_, out) = conn.handshake(EngineConfig::DEFAULT, ClientConfig::new(&[opts.rsa_key], 2), &mut rng)?;
             if let Some(p) = &opts.key_file {
                 save_key(p, &out.auth_key)?;
             }

@@ -11,7 +11,7 @@
 //! another) and reads its resident memory from `/proc/PID/status` (`VmRSS`; `VmHWM` is the peak) before and after:
 //! - **idle**: N TCP connections that never send a byte (sampled once the DC has accepted all of them, well within
 //!   its 10 s transport-detection timeout);
-//! - **active**: N clients, each a `common::client::Conn` on the default transport (obfuscated padded intermediate)
+//! - **active**: N clients, each a `mtproto_test_dc::client::Conn` on the default transport (obfuscated padded intermediate)
 //!   that runs the auth-key handshake, creates a session with a `ping` query and waits for its `pong`, then stays
 //!   connected and quiet (its engine is dropped here; the DC keeps its side of the session).
 //!
@@ -21,8 +21,6 @@
 //! capacity the repository uses (plus, with `alloc`, the heap its buffers hold after a 64-byte RPC: `Session::heap_bytes`).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::error::Error;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
@@ -30,12 +28,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::client::{self, Conn, Owned};
-use common::link::Transport;
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::{EngineConfig, Session, SessionLarge, SessionSmall};
 use mtproto_sansio::tl;
+use mtproto_test_dc::client::{Conn, Owned};
+use mtproto_test_dc::link::Transport;
 
 /// The repository's test DC key (also what `tests/hosts.rs` uses).
 const KEY_PEM: &str = include_str!("../tests/data/keys/dc_test_pkcs1.pem");
@@ -228,16 +226,9 @@ fn active(bin: &Path, key: &Path, n: usize, budget_kib: u64) -> Result<(Status, 
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
         let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).map_err(|e| format!("{e}"))?;
-        let out = conn
-            .handshake(ClientConfig::new(&keys, 2), &mut rng)
+        let (mut engine, _) = conn
+            .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
             .map_err(|e| format!("client {i}: handshake: {e}"))?;
-        let mut engine = client::session(
-            EngineConfig::DEFAULT,
-            out.auth_key,
-            out.server_salt,
-            out.server_time_offset,
-            &mut rng,
-        );
         // ping#7abe77ec ping_id:long, sent as a query: its pong ends it like an answer.
         let mut ping = tl::Ping::CONSTRUCTOR.to_le_bytes().to_vec();
         ping.extend_from_slice(&(i as i64).to_le_bytes());
@@ -420,8 +411,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         ),
         (
             "Session<1_114_112, 262_144, 64> (largest)",
-            "test_dc (`common::dc::DcSession`)",
-            std::mem::size_of::<common::dc::DcSession>(),
+            "test_dc (`mtproto_test_dc::dc::DcSession`)",
+            std::mem::size_of::<mtproto_test_dc::dc::DcSession>(),
             rpc_heap::<1_114_112, 262_144, 64>(),
         ),
     ];

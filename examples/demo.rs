@@ -8,19 +8,11 @@
 //! loopback.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/mod.rs"]
-pub mod common;
-
 use std::cell::RefCell;
 use std::error::Error;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::api;
-use common::client::{self, Conn, Owned, Tap};
-use common::dc::{self, DcOptions};
-use common::link::Transport;
-use common::secret::{Got, Party};
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::packet::{self, Direction};
 use mtproto_sansio::crypto::pem::parse_private_pem;
@@ -28,6 +20,11 @@ use mtproto_sansio::handshake::{ClientConfig, KeyKind};
 use mtproto_sansio::session::{EngineConfig, MsgKind, ResendPolicy};
 use mtproto_sansio::tl::Reader;
 use mtproto_sansio::transport::{Framing, strip_padding};
+use mtproto_test_dc::api;
+use mtproto_test_dc::client::{self, Conn, Owned, Tap};
+use mtproto_test_dc::dc::{self, DcOptions};
+use mtproto_test_dc::link::Transport;
+use mtproto_test_dc::secret::{Got, Party};
 
 /// The DC's RSA key: the crate's test key, so the demo needs no setup (`test_dc --gen-key` makes new ones).
 const DC_KEY_PEM: &str = include_str!("../tests/data/keys/dc_test_pkcs1.pem");
@@ -394,25 +391,12 @@ pub fn main() -> Result<(), Box<dyn Error>> {
         public.fingerprint()
     );
 
-    // 2. Connect and create an auth key.
-    let transport = Transport::DEFAULT;
+    // 2. Connect and create an auth key. The wiretap reads the frames beside the session, which it can only on a
+    // plain framing (the secret chat below runs over the obfuscated default).
+    let transport = Transport::plain(Framing::PaddedIntermediate);
     println!("client connects over {transport} TCP and runs the auth-key handshake:");
     let key_slot = Rc::new(RefCell::new(None));
-    let t = std::time::Instant::now();
-    let mut conn = Conn::connect(dc.addr, transport, None, &mut rng)?;
-    conn.tap = Some(wiretap(Rc::clone(&key_slot)));
-    let keys = [public];
-    let outcome = conn.handshake(ClientConfig::new(&keys, 2), &mut rng)?;
-    let handshake_time = t.elapsed();
-    println!(
-        "handshake done in {}: auth key id {:#018x}, first salt {:#018x}, server time offset {} s\n",
-        ms(handshake_time),
-        outcome.auth_key.id(),
-        outcome.server_salt,
-        outcome.server_time_offset
-    );
-    *key_slot.borrow_mut() = Some(outcome.auth_key.clone());
-    // 3. The encrypted session. Short resend timer, so the injected loss recovers quickly.
+    // Short resend timer, so the injected loss recovers quickly.
     let cfg = EngineConfig {
         resend: ResendPolicy {
             initial: Duration::from_millis(300),
@@ -422,11 +406,30 @@ pub fn main() -> Result<(), Box<dyn Error>> {
         ping_interval: None,
         ..EngineConfig::DEFAULT
     };
-    let mut engine = client::session(cfg, outcome.auth_key.clone(), 0, outcome.server_time_offset, &mut rng);
+    let t = std::time::Instant::now();
+    let mut hconn = Conn::connect(dc.addr, transport, None, &mut rng)?;
+    hconn.tap = Some(wiretap(Rc::clone(&key_slot)));
+    let keys = [public];
+    let (_, outcome) = hconn.handshake(cfg, ClientConfig::new(&keys, 2), &mut rng)?;
+    let handshake_time = t.elapsed();
+    println!(
+        "handshake done in {}: auth key id {:#018x}, first salt {:#018x}, server time offset {} s\n",
+        ms(handshake_time),
+        outcome.auth_key.id(),
+        outcome.server_salt,
+        outcome.server_time_offset
+    );
+    *key_slot.borrow_mut() = Some(outcome.auth_key.clone());
+    // 3. The encrypted session, as a client that stored only the key starts it: a new connection, salt 0.
+    let mut conn = Conn::connect(dc.addr, transport, None, &mut rng)?;
+    conn.tap = hconn.tap.take();
+    drop(hconn);
+    let mut engine = conn.session(cfg, outcome.auth_key.clone(), 0, outcome.server_time_offset, &mut rng)?;
     let mut note = |ev: Owned| println!("  event: {ev:?}");
 
-    println!("first RPC, wrapped as real clients do (invokeWithLayer(initConnection(messages.getDhConfig))),");
-    println!("sent with salt 0, so the DC corrects the salt and the engine resends:");
+    println!("first RPC on a new connection, wrapped as real clients do");
+    println!("(invokeWithLayer(initConnection(messages.getDhConfig))), sent with salt 0 as by a client that stored");
+    println!("only the key, so the DC corrects the salt and the session resends:");
     let first = api::with_init_connection(LAYER, &api::get_dh_config(0, 32));
     let t = std::time::Instant::now();
     let ev = conn.call(&mut engine, &mut rng, &first, Duration::from_secs(10), &mut note)?;
@@ -539,16 +542,10 @@ pub fn main() -> Result<(), Box<dyn Error>> {
     let mut hcfg = ClientConfig::new(&keys, 2);
     hcfg.kind = KeyKind::Temporary { expires_in: 86_400 };
     let t = std::time::Instant::now();
-    let temp = tconn.handshake(hcfg, &mut rng)?;
+    // The wiretap learns the temporary key when the handshake hands it out; until then it shows plaintext only.
+    let (mut tengine, temp) = tconn.handshake(cfg, hcfg, &mut rng)?;
     let temp_handshake = t.elapsed();
     *key_slot.borrow_mut() = Some(temp.auth_key.clone());
-    let mut tengine = client::session(
-        cfg,
-        temp.auth_key.clone(),
-        temp.server_salt,
-        temp.server_time_offset,
-        &mut rng,
-    );
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();

@@ -9,26 +9,24 @@
 //! obfuscated ones made with that MTProxy secret) and, on the same port, the carriages: HTTP (`POST /api`),
 //! WebSocket (`GET /apiws`, subprotocol `binary`, the obfuscated transport in binary messages) and, with an `ee`
 //! secret (`--secret ee<32 hex key><hex domain>`), fake-TLS whose ClientHello names that domain. Creates auth keys with the given RSA key (PKCS#1 or PKCS#8
-//! PEM), serves the whole service layer and the api subset of `common/api.rs` (`messages.getDhConfig`,
+//! PEM), serves the whole service layer and the api subset of `test-dc/src/api.rs` (`messages.getDhConfig`,
 //! `upload.saveFilePart`, wrappers unwrapped, and the secret-chat relay: `messages.requestEncryption`,
 //! `acceptEncryption`, `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile`, with
 //! `updateEncryption` and `updateNewEncryptedMessage` pushed to the other user's live connections; anything else
 //! gets `rpc_error 400 INPUT_METHOD_INVALID`), and keeps auth keys with their salt schedules across connections (in
 //! `--keys FILE`, or in memory) and client sessions across reconnects. It is the reference host of the DC
-//! `Session` facade (`common/dc.rs`).
-//! A user is an auth key (`common::api::user_id_of`); the output (unless `--quiet`) names each connection's user.
+//! `Session` facade (`test-dc/src/dc.rs`, crate `mtproto-test-dc`).
+//! A user is an auth key (`mtproto_test_dc::api::user_id_of`); the output (unless `--quiet`) names each connection's user.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use std::error::Error;
 use std::path::PathBuf;
 
-use common::dc::{self, DcOptions};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 use mtproto_sansio::crypto::pem::{parse_private_pem, write_private_pem, write_public_pem};
 use mtproto_sansio::crypto::rsa::RsaPrivateKey;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_test_dc::dc::{self, DcOptions};
 use zeroize::Zeroize;
 
 const USAGE: &str = "usage: test_dc --gen-key FILE | --listen ADDR --rsa-key FILE [--secret HEX] [--dc-id N] \

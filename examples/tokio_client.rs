@@ -11,21 +11,18 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)] // also compiled into tests/hosts.rs, which does not call `main`
 
-#[path = "common/mod.rs"]
-pub mod common;
-
 use std::error::Error;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::api;
-use common::client::{load_key, now, parse_rsa_key, save_key};
-use common::link::Transport;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::{Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig};
 use mtproto_sansio::time::UnixTime;
+use mtproto_test_dc::api;
+use mtproto_test_dc::client::{load_key, now, parse_rsa_key, save_key};
+use mtproto_test_dc::link::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

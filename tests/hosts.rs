@@ -26,15 +26,15 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use blocking_client::common::api;
-use blocking_client::common::client::{self, ClientError, Conn, Owned};
-use blocking_client::common::dc::{self, Dc, DcOptions};
-use blocking_client::common::link::Transport;
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::{EngineConfig, MsgKind};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_test_dc::api;
+use mtproto_test_dc::client::{self, ClientError, Conn, Owned};
+use mtproto_test_dc::dc::{self, Dc, DcOptions};
+use mtproto_test_dc::link::Transport;
 
 const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
 
@@ -75,17 +75,12 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 /// Handshake, then the api subset: getDhConfig wrapped in initConnection, saveFilePart, an unknown method.
-fn exercise(conn: &mut Conn, public: RsaPublicKey, secretless_check: bool) -> Box<client::ClientEngine> {
+fn exercise(conn: &mut Conn, public: RsaPublicKey, secretless_check: bool) -> Box<client::ClientSession> {
     let mut rng = rand::rng();
     let keys = [public];
-    let out = conn.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
-    let mut engine = client::session(
-        EngineConfig::DEFAULT,
-        out.auth_key,
-        out.server_salt,
-        out.server_time_offset,
-        &mut rng,
-    );
+    let (mut engine, _) = conn
+        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .unwrap();
     let first = api::with_init_connection(229, &api::get_dh_config(0, 48));
     match conn
         .call(&mut engine, &mut rng, &first, Duration::from_secs(10), &mut |_| {})
@@ -187,7 +182,7 @@ fn unknown_key_gets_404() {
     )
     .unwrap();
     let key = mtproto_sansio::crypto::auth_key::AuthKey::from_bytes([9; 256]);
-    let mut engine = client::session(EngineConfig::DEFAULT, key, 0, 0, &mut rng);
+    let mut engine = conn.session(EngineConfig::DEFAULT, key, 0, 0, &mut rng).unwrap();
     let r = conn.call(
         &mut engine,
         &mut rng,
@@ -264,7 +259,11 @@ fn mtproxy_secret_required_when_set() {
     ] {
         let mut c = Conn::connect(dc.addr, t, None, &mut rng).unwrap();
         let keys = [public];
-        assert!(c.handshake(ClientConfig::new(&keys, 2), &mut rng).is_err(), "{t}");
+        assert!(
+            c.handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+                .is_err(),
+            "{t}"
+        );
     }
     eventually_eq(|| dc.stats().bad_connections.load(SeqCst), 2);
 }
@@ -275,9 +274,15 @@ fn connection_cap() {
     let mut rng = rand::rng();
     let mut first = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
     let keys = [public];
-    first.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
+    first
+        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .unwrap();
     let mut second = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
-    assert!(second.handshake(ClientConfig::new(&keys, 2), &mut rng).is_err());
+    assert!(
+        second
+            .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+            .is_err()
+    );
     assert_eq!(dc.stats().connections.load(SeqCst), 1);
 }
 
@@ -314,7 +319,9 @@ fn bind_temp_auth_key() {
     let mut rng = rand::rng();
     let keys = [public];
     let mut c = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
-    let perm = c.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
+    let (_, perm) = c
+        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .unwrap();
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -324,15 +331,8 @@ fn bind_temp_auth_key() {
         let mut t = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
         let mut hcfg = ClientConfig::new(&keys, 2);
         hcfg.kind = KeyKind::Temporary { expires_in: 3600 };
-        let temp = t.handshake(hcfg, rng).unwrap();
+        let (mut e, temp) = t.handshake(EngineConfig::DEFAULT, hcfg, rng).unwrap();
         assert_eq!(temp.expires_in, Some(3600));
-        let mut e = client::session(
-            EngineConfig::DEFAULT,
-            temp.auth_key,
-            temp.server_salt,
-            temp.server_time_offset,
-            rng,
-        );
         let req = e.bind_temp_key(client::now(), perm_key, expires_at, rng).unwrap();
         t.wait_for(&mut e, rng, &[req], Duration::from_secs(10), &mut |_| {})
             .unwrap()
@@ -464,7 +464,7 @@ fn api_unwrapping_and_limits() {
 
 // ---- secret chats through the DC ------------------------------------------------------------------------------------
 
-use blocking_client::common::secret::{Got, Party};
+use mtproto_test_dc::secret::{Got, Party};
 
 /// CRC32 of a TL line as the api schema defines ids: no `#id`, no `;`, `?true` fields dropped, `bytes` spelled
 /// `string`, `<`→space, `>` dropped.
@@ -484,7 +484,7 @@ fn tl_crc(line: &str) -> u32 {
     crc32fast::hash(text.as_bytes())
 }
 
-/// Every api.tl id the test DC uses is the CRC32 of its TL line (layer 229's lines, as in `examples/common/api.rs`).
+/// Every api.tl id the test DC uses is the CRC32 of its TL line (layer 229's lines, as in `test-dc/src/api.rs`).
 #[test]
 fn secret_chat_api_ids_are_the_crc32_of_their_tl_lines() {
     let lines: &[(&str, u32)] = &[
@@ -1030,21 +1030,16 @@ fn new_key_session(
     dc: &Dc,
     public: RsaPublicKey,
     rng: &mut rand::rngs::ThreadRng,
-) -> (Conn, Box<client::ClientEngine>, mtproto_sansio::handshake::Outcome) {
+) -> (Conn, Box<client::ClientSession>, mtproto_sansio::handshake::Outcome) {
     let keys = [public];
     let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
-    let out = conn.handshake(ClientConfig::new(&keys, 2), rng).unwrap();
-    let engine = client::session(
-        EngineConfig::DEFAULT,
-        out.auth_key.clone(),
-        out.server_salt,
-        out.server_time_offset,
-        rng,
-    );
+    let (engine, out) = conn
+        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), rng)
+        .unwrap();
     (conn, engine, out)
 }
 
-fn get_dh_config_ok(conn: &mut Conn, engine: &mut client::ClientEngine, rng: &mut rand::rngs::ThreadRng) {
+fn get_dh_config_ok(conn: &mut Conn, engine: &mut client::ClientSession, rng: &mut rand::rngs::ThreadRng) {
     let ev = conn
         .call(
             engine,
@@ -1105,13 +1100,15 @@ fn chk_025_test_dc_key_id_collision_retries_with_a_second_key() {
     get_dh_config_ok(&mut conn, &mut engine, &mut rng);
     // The stored key is the client's: a new connection under it is served.
     let mut conn2 = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
-    let mut engine2 = client::session(
-        EngineConfig::DEFAULT,
-        out.auth_key,
-        out.server_salt,
-        out.server_time_offset,
-        &mut rng,
-    );
+    let mut engine2 = conn2
+        .session(
+            EngineConfig::DEFAULT,
+            out.auth_key,
+            out.server_salt,
+            out.server_time_offset,
+            &mut rng,
+        )
+        .unwrap();
     get_dh_config_ok(&mut conn2, &mut engine2, &mut rng);
 }
 
@@ -1126,13 +1123,15 @@ fn stored_salt_survives_reconnects_and_dc_restarts() {
     get_dh_config_ok(&mut conn, &mut engine, &mut rng);
     let fresh_session = |dc: &Dc, rng: &mut rand::rngs::ThreadRng| {
         let mut c = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
-        let mut e = client::session(
-            EngineConfig::DEFAULT,
-            out.auth_key.clone(),
-            out.server_salt,
-            out.server_time_offset,
-            rng,
-        );
+        let mut e = c
+            .session(
+                EngineConfig::DEFAULT,
+                out.auth_key.clone(),
+                out.server_salt,
+                out.server_time_offset,
+                rng,
+            )
+            .unwrap();
         get_dh_config_ok(&mut c, &mut e, rng);
         assert_eq!(e.stats().bad_msgs, 0, "bad_server_salt on a new connection");
     };
@@ -1153,7 +1152,7 @@ fn key_file_without_salt_schedules_still_loads() {
     assert_eq!(dc.key_count(), 1);
     let mut rng = rand::rng();
     let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
-    let mut engine = client::session(EngineConfig::DEFAULT, key, 0, 0, &mut rng);
+    let mut engine = conn.session(EngineConfig::DEFAULT, key, 0, 0, &mut rng).unwrap();
     get_dh_config_ok(&mut conn, &mut engine, &mut rng);
 }
 
@@ -1288,7 +1287,9 @@ fn chk_048_test_dc_answers_every_message_of_a_container_of_100() {
     let mut rng = rand::rng();
     let keys = [public];
     let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
-    let out = conn.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
+    let (_, out) = conn
+        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .unwrap();
     drop(conn);
     let mut c = RawClient::connect(dc.addr, &out);
     let pings: Vec<Vec<u8>> = (0..100)

@@ -4,19 +4,11 @@
 //! a replayed or foreign-domain ClientHello is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-#[path = "../examples/common/mod.rs"]
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use common::api;
-use common::carriage_conn::{Carriage, HTTP_MAX_HELD};
-use common::client::{self, ClientError, Conn, Owned};
-use common::dc::{self, Dc, DcOptions};
-use common::link::Transport;
 use mtproto_sansio::carriage::faketls::{FakeTlsSecret, client_hello};
 use mtproto_sansio::carriage::http::encode_request;
 use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, WS_PATH, WsCodec};
@@ -25,6 +17,11 @@ use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::{ClientConfig, ClientHandshake as HsClient, MAX_CLIENT_MESSAGE};
 use mtproto_sansio::session::{EngineConfig, MsgKind};
 use mtproto_sansio::transport::Role;
+use mtproto_test_dc::api;
+use mtproto_test_dc::carriage_conn::{Carriage, HTTP_MAX_HELD};
+use mtproto_test_dc::client::{self, ClientError, Conn, Owned};
+use mtproto_test_dc::dc::{self, Dc, DcOptions};
+use mtproto_test_dc::link::Transport;
 
 const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
 
@@ -59,17 +56,12 @@ fn connect(dc: &Dc, c: Carriage, ee: Option<&FakeTlsSecret>) -> Conn {
 
 /// Handshake, then the api subset: getDhConfig in initConnection, saveFilePart and an unknown method in flight
 /// together, then a burst of pings' worth of calls.
-fn exercise(conn: &mut Conn, public: RsaPublicKey) -> Box<client::ClientEngine> {
+fn exercise(conn: &mut Conn, public: RsaPublicKey) -> Box<client::ClientSession> {
     let mut rng = rand::rng();
     let keys = [public];
-    let out = conn.handshake(ClientConfig::new(&keys, 2), &mut rng).unwrap();
-    let mut engine = client::session(
-        EngineConfig::DEFAULT,
-        out.auth_key,
-        out.server_salt,
-        out.server_time_offset,
-        &mut rng,
-    );
+    let (mut engine, _) = conn
+        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .unwrap();
     let first = api::with_init_connection(229, &api::get_dh_config(0, 48));
     match conn
         .call(&mut engine, &mut rng, &first, Duration::from_secs(10), &mut |_| {})
@@ -174,7 +166,7 @@ fn faketls_ee_on_the_tcp_port() {
     // Without the key, WebSocket is refused.
     let mut bare = connect(&dc, Carriage::Ws, None);
     assert!(
-        bare.handshake(ClientConfig::new(&[public], 2), &mut rand::rng())
+        bare.handshake(EngineConfig::DEFAULT, ClientConfig::new(&[public], 2), &mut rand::rng())
             .is_err()
     );
     dc.stop();

@@ -18,12 +18,12 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use blocking_client::common::dc::{self, Dc, DcOptions};
-use blocking_client::common::link::Transport;
 use blocking_client::{Options, Pfs};
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_test_dc::dc::{self, Dc, DcOptions};
+use mtproto_test_dc::link::Transport;
 
 const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
 const DD_SECRET: [u8; 17] = [

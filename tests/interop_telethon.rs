@@ -7,16 +7,14 @@
 //! `MTPROTO_REQUIRE_INTEROP` asks for Telethon (`.ci/run` does): see `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-#[path = "../examples/common/mod.rs"]
-mod common;
 mod interop_peer;
 
 use std::process::Command;
 use std::sync::atomic::Ordering::SeqCst;
 
-use common::dc::{self, Dc, DcOptions};
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
+use mtproto_test_dc::dc::{self, Dc, DcOptions};
 
 const KEY: &str = include_str!("data/keys/dc_test_pkcs8.pem");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/telethon_check.py");

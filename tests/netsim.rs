@@ -16,6 +16,7 @@
 //! `NETSIM_SEED=<n>`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod dc_util;
 mod pfs_dc;
 
 use std::collections::{BTreeMap, HashMap};

@@ -3,61 +3,18 @@
 //! `supply_auth_key`), −404 for an unknown key, and the parked frame's backpressure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod dc_util;
+use dc_util::*;
+
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
-use mtproto_sansio::crypto::dh::DhGroup;
-use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
-use mtproto_sansio::fuzzing::handshake::dc_key;
-use mtproto_sansio::handshake::{self, ServerConfig};
-use mtproto_sansio::session::{
-    EngineConfig, Event, HostQuery, MsgId, MsgKind, Session, SessionConfig, SupplyKeyError, TransportConfig,
-};
-use mtproto_sansio::time::{Instant, UnixTime};
-use mtproto_sansio::transport::Framing;
+use mtproto_sansio::handshake::{self};
+use mtproto_sansio::session::{Event, HostQuery, MsgId, MsgKind, SupplyKeyError, TransportConfig};
+use mtproto_sansio::time::Instant;
 use mtproto_sansio::transport::replay::ReplayCache;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-type S = Session<8192, 8192, 16>;
-const UNIX0: u64 = 1_700_000_000;
-const QUERY: [u8; 8] = [0x0d, 0xf0, 0xad, 0x0b, 5, 0, 0, 0];
-
-fn rsa() -> &'static RsaPrivateKey {
-    static K: OnceLock<RsaPrivateKey> = OnceLock::new();
-    K.get_or_init(|| dc_key().unwrap())
-}
-
-fn trusted() -> &'static [RsaPublicKey] {
-    static T: OnceLock<[RsaPublicKey; 1]> = OnceLock::new();
-    T.get_or_init(|| [*rsa().public_key()])
-}
-
-fn cfg(transport: TransportConfig) -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
-            ping_interval: None,
-            ..EngineConfig::DEFAULT
-        },
-        transport,
-        unix_time_hint: Some(UnixTime(UNIX0)),
-        salt: 0,
-    }
-}
-
-fn dc(t: TransportConfig, now: Instant) -> Box<S> {
-    let mut sc = ServerConfig::new(rsa(), DhGroup::telegram(3).unwrap());
-    sc.dc_id = Some(2);
-    Box::new(S::server_handshake(cfg(t), sc, now))
-}
-
-const INTERMEDIATE: TransportConfig = TransportConfig::INTERMEDIATE;
-const OBF_PADDED: TransportConfig = TransportConfig {
-    framing: Framing::PaddedIntermediate,
-    obfuscated: true,
-    dc_id: Some(2),
-};
 
 /// The DC host: its key store and how it answers `AuthKeyRequired`.
 struct Host {

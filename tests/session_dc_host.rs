@@ -3,73 +3,36 @@
 //! transport.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod dc_util;
+use dc_util::*;
+
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
-use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::packet::{Direction, decrypt};
-use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::Pair;
-use mtproto_sansio::fuzzing::handshake::dc_key;
-use mtproto_sansio::handshake::{
-    self, KeyCheckError, KeyKind, MAX_SERVER_MESSAGE, ServerConfig, ServerReply, ServerStep, Status,
-};
+use mtproto_sansio::handshake::{self, KeyCheckError, KeyKind, MAX_SERVER_MESSAGE, ServerReply, ServerStep, Status};
 use mtproto_sansio::session::{
     AcceptKeyError, EngineConfig, Error, Event, HostQuery, MsgId, MsgKind, ProxySecretError, ResumeError, SaltSchedule,
-    Session, SessionConfig, StoredKey, TransportConfig,
+    SessionConfig, StoredKey, TransportConfig,
 };
-use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::time::Instant;
 use mtproto_sansio::tl::{DhGenOk, DhGenRetry, MsgContainer, Reader, TlRead};
+use mtproto_sansio::transport::TransportError;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::replay::ReplayCache;
-use mtproto_sansio::transport::{Framing, TransportError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-type S = Session<8192, 8192, 16>;
-const UNIX0: u64 = 1_700_000_000;
-
-fn rsa() -> &'static RsaPrivateKey {
-    static K: OnceLock<RsaPrivateKey> = OnceLock::new();
-    K.get_or_init(|| dc_key().unwrap())
-}
-
-fn trusted() -> &'static [RsaPublicKey] {
-    static T: OnceLock<[RsaPublicKey; 1]> = OnceLock::new();
-    T.get_or_init(|| [*rsa().public_key()])
-}
-
-/// Every party maps `Instant` t to Unix time `UNIX0 + t` (hosts with synchronised clocks).
+/// Every party maps `Instant` t to Unix time `UNIX0 + t` (hosts with synchronised clocks); no future salts asked.
 fn cfg(transport: TransportConfig, now: Instant) -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
-            ping_interval: None,
-            future_salts: false,
-            ..EngineConfig::DEFAULT
-        },
-        transport,
-        unix_time_hint: Some(UnixTime(UNIX0 + now.as_secs())),
-        salt: 0,
-    }
+    let mut c = cfg_at(transport, UNIX0 + now.as_secs());
+    c.engine.future_salts = false;
+    c
 }
-
-const INTERMEDIATE: TransportConfig = TransportConfig::INTERMEDIATE;
-const OBF: TransportConfig = TransportConfig {
-    framing: Framing::Intermediate,
-    obfuscated: true,
-    dc_id: Some(2),
-};
-const OBF_PADDED: TransportConfig = TransportConfig {
-    framing: Framing::PaddedIntermediate,
-    obfuscated: true,
-    dc_id: Some(2),
-};
 
 fn dc(t: TransportConfig, now: Instant) -> Box<S> {
-    let mut sc = ServerConfig::new(rsa(), DhGroup::telegram(3).unwrap());
-    sc.dc_id = Some(2);
-    Box::new(S::server_handshake(cfg(t, now), sc, now))
+    dc_with(cfg(t, now), now)
 }
 
 fn query(n: u8) -> [u8; 8] {

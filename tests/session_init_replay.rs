@@ -5,57 +5,19 @@
 //! repeat fails the connection before any frame is read, like an init the secret does not open.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod dc_util;
+use dc_util::*;
+
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
-use mtproto_sansio::crypto::dh::DhGroup;
-use mtproto_sansio::crypto::pem::parse_private_pem;
-use mtproto_sansio::crypto::rsa::RsaPrivateKey;
-use mtproto_sansio::handshake::ServerConfig;
-use mtproto_sansio::session::{
-    EngineConfig, Error, Event, HostQuery, MsgId, MsgKind, SaltSchedule, Session, SessionConfig, StoredKey,
-    TransportConfig,
-};
-use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::session::{Error, Event, HostQuery, MsgId, MsgKind, SaltSchedule, StoredKey, TransportConfig};
+use mtproto_sansio::time::Instant;
+use mtproto_sansio::transport::TransportError;
 use mtproto_sansio::transport::obfuscated::{INIT_LEN, ProxySecret};
 use mtproto_sansio::transport::replay::ReplayCache;
-use mtproto_sansio::transport::{Framing, TransportError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-type S = Session<8192, 8192, 16>;
-const UNIX0: u64 = 1_700_000_000;
-const QUERY: [u8; 8] = [0x0d, 0xf0, 0xad, 0x0b, 5, 0, 0, 0];
-const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
-
-fn rsa() -> &'static RsaPrivateKey {
-    static K: OnceLock<RsaPrivateKey> = OnceLock::new();
-    K.get_or_init(|| parse_private_pem(KEY_PKCS1.as_bytes()).unwrap())
-}
-
-fn cfg(transport: TransportConfig) -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
-            ping_interval: None,
-            ..EngineConfig::DEFAULT
-        },
-        transport,
-        unix_time_hint: Some(UnixTime(UNIX0)),
-        salt: 0,
-    }
-}
-
-const OBF_ABRIDGED: TransportConfig = TransportConfig {
-    framing: Framing::Abridged,
-    obfuscated: true,
-    dc_id: Some(2),
-};
-const OBF_PADDED: TransportConfig = TransportConfig {
-    framing: Framing::PaddedIntermediate,
-    obfuscated: true,
-    dc_id: Some(2),
-};
 
 /// What the DC host keeps across connections: the key store and the init replay cache.
 struct Host {
@@ -84,11 +46,7 @@ impl Host {
 fn dc(t: TransportConfig, stored: Option<&StoredKey>, secret: Option<&[u8]>, now: Instant) -> Box<S> {
     let mut d = match stored {
         Some(k) => Box::new(S::server_stored(cfg(t), k, now)),
-        None => {
-            let mut sc = ServerConfig::new(rsa(), DhGroup::telegram(3).unwrap());
-            sc.dc_id = Some(2);
-            Box::new(S::server_handshake(cfg(t), sc, now))
-        }
+        None => dc_util::dc(t, now),
     };
     d.set_proxy_secret(secret.map(|s| ProxySecret::from_bytes(s).unwrap()))
         .unwrap();

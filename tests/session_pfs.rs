@@ -3,6 +3,7 @@
 //! queries with `401 AUTH_KEY_PERM_EMPTY` (tests/pfs_dc).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod dc_util;
 mod pfs_dc;
 
 use std::collections::HashMap;

@@ -4,6 +4,7 @@
 //! of its connections).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod dc_util;
 mod pfs_dc;
 
 use std::time::Duration;

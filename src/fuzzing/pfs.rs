@@ -4,8 +4,8 @@
 #![allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
 
 use crate::session::pfs::{
-    INIT_CONNECTION, INVOKE_WITH_LAYER, INVOKE_WITHOUT_UPDATES, InnerMethodError, MAX_WRAPPERS, UNBOUND_ALLOWED,
-    allowed_unbound, inner_method,
+    INIT_CONNECTION, INVOKE_AFTER_MSG, INVOKE_WITH_LAYER, INVOKE_WITHOUT_UPDATES, InnerMethodError, MAX_WRAPPERS,
+    UNBOUND_ALLOWED, allowed_unbound, inner_method,
 };
 
 /// The targets of this area.
@@ -21,7 +21,15 @@ pub fn pfs_inner_method(data: &[u8]) {
     let data = data.get(..data.len().min(FUZZ_MAX_QUERY)).unwrap_or(&[]);
     let r = inner_method(data);
     if let Ok(m) = r {
-        assert!(![INVOKE_WITH_LAYER, INVOKE_WITHOUT_UPDATES, INIT_CONNECTION].contains(&m));
+        assert!(
+            ![
+                INVOKE_WITH_LAYER,
+                INVOKE_WITHOUT_UPDATES,
+                INVOKE_AFTER_MSG,
+                INIT_CONNECTION
+            ]
+            .contains(&m)
+        );
         assert_eq!(allowed_unbound(data), UNBOUND_ALLOWED.contains(&m));
         let mut longer = [0u8; FUZZ_MAX_QUERY + 4];
         if let Some(dst) = longer.get_mut(..data.len()) {

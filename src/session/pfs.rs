@@ -17,9 +17,9 @@
 //!   ([`Session::restart_client_handshake`]), so no second session sits in memory.
 //! - **What an unbound key may call.** docs/CHECKLIST.md item 53 (after the PFS page): `auth.bindTempAuthKey`,
 //!   `help.getConfig` and `help.getNearestDc` ([`UNBOUND_ALLOWED`]). [`inner_method`] finds the method under the
-//!   usual wrappers (`invokeWithLayer`, `invokeWithoutUpdates`, `initConnection`), iteratively and bounded; a query
-//!   whose method it cannot name (an `initConnection` carrying `params`, a malformed body) is held, which is always
-//!   safe. Allowed queries at the head of the hold queue go out as soon as the key exists; every other query waits
+//!   usual wrappers (`invokeWithLayer`, `invokeWithoutUpdates`, `invokeAfterMsg`, `initConnection` with its `params`
+//!   skipped), iteratively and bounded ([`tl::invoke`], the reader DC hosts use too); a query whose method it cannot
+//!   name (a malformed body, too many wrappers, `params` past the JSON limits) is held, which is always safe. Allowed queries at the head of the hold queue go out as soon as the key exists; every other query waits
 //!   for the binding (MTProto service messages: acks, pings, salts, flow regardless).
 //! - **Holding is backpressure.** Held queries wait in a bounded FIFO (`HELD` queries, at most `TX` bytes and
 //!   [`PfsConfig::max_held_bytes`]); when it is full, [`PfsClient::send`] answers [`SendError::QueueFull`] and keeps
@@ -83,16 +83,10 @@ pub const PERM_KEY_PROPAGATION: Duration = Duration::from_secs(60);
 pub const HELP_GET_CONFIG: u32 = 0xc4f9_186b;
 /// `help.getNearestDc#1fb33026 = NearestDc;`
 pub const HELP_GET_NEAREST_DC: u32 = 0x1fb3_3026;
-/// `invokeWithLayer#da9b0d0d {X:Type} layer:int query:!X = X;`
-pub const INVOKE_WITH_LAYER: u32 = 0xda9b_0d0d;
-/// `invokeWithoutUpdates#bf9459b7 {X:Type} query:!X = X;`
-pub const INVOKE_WITHOUT_UPDATES: u32 = 0xbf94_59b7;
-/// `initConnection#c1cd5ea9 {X:Type} flags:# api_id:int device_model:string system_version:string
-/// app_version:string system_lang_code:string lang_pack:string lang_code:string proxy:flags.0?InputClientProxy
-/// params:flags.1?JSONValue query:!X = X;`
-pub const INIT_CONNECTION: u32 = 0xc1cd_5ea9;
-/// `inputClientProxy#75588b3f address:string port:int = InputClientProxy;`
-pub const INPUT_CLIENT_PROXY: u32 = 0x7558_8b3f;
+// The wrappers are read by one implementation, `tl::invoke`, shared with DC hosts; re-exported where they were.
+pub use crate::tl::invoke::{
+    INIT_CONNECTION, INPUT_CLIENT_PROXY, INVOKE_AFTER_MSG, INVOKE_WITH_LAYER, INVOKE_WITHOUT_UPDATES,
+};
 /// The application methods an unbound temporary key may call (the binding itself is the policy's own).
 pub const UNBOUND_ALLOWED: &[u32] = &[HELP_GET_CONFIG, HELP_GET_NEAREST_DC];
 /// Wrappers [`inner_method`] looks through before giving up.
@@ -106,7 +100,8 @@ pub enum InnerMethodError {
     Truncated,
     /// More than [`MAX_WRAPPERS`] wrappers.
     TooDeep,
-    /// `initConnection` carries `params` (a `JSONValue`, not skipped) or an unknown proxy constructor.
+    /// A wrapper is malformed: an unknown proxy or `params` JSON constructor, a bad length, or `params` beyond
+    /// [`tl::invoke::MAX_JSON_DEPTH`] / [`tl::invoke::MAX_JSON_VALUES`].
     Opaque,
 }
 
@@ -115,7 +110,7 @@ impl fmt::Display for InnerMethodError {
         f.write_str(match self {
             InnerMethodError::Truncated => "query truncated",
             InnerMethodError::TooDeep => "too many wrappers",
-            InnerMethodError::Opaque => "initConnection fields not skipped",
+            InnerMethodError::Opaque => "malformed wrapper",
         })
     }
 }
@@ -123,37 +118,19 @@ impl fmt::Display for InnerMethodError {
 impl core::error::Error for InnerMethodError {}
 
 /// The constructor of the method a serialized query invokes, looking through at most [`MAX_WRAPPERS`]
-/// `invokeWithLayer` / `invokeWithoutUpdates` / `initConnection` wrappers. Iterative, no allocation.
+/// `invokeWithLayer` / `invokeWithoutUpdates` / `invokeAfterMsg` / `initConnection` wrappers
+/// ([`tl::invoke::unwrap`]). Iterative, no allocation.
 pub fn inner_method(body: &[u8]) -> Result<u32, InnerMethodError> {
-    let mut r = tl::Reader::new(body);
-    let t = |_| InnerMethodError::Truncated;
-    for _ in 0..=MAX_WRAPPERS {
-        match r.u32().map_err(t)? {
-            INVOKE_WITH_LAYER => {
-                r.i32().map_err(t)?;
-            }
-            INVOKE_WITHOUT_UPDATES => {}
-            INIT_CONNECTION => {
-                let flags = r.u32().map_err(t)?;
-                r.i32().map_err(t)?;
-                for _ in 0..6 {
-                    r.bytes().map_err(t)?;
-                }
-                if flags & 1 != 0 {
-                    if r.u32().map_err(t)? != INPUT_CLIENT_PROXY {
-                        return Err(InnerMethodError::Opaque);
-                    }
-                    r.bytes().map_err(t)?;
-                    r.i32().map_err(t)?;
-                }
-                if flags & 2 != 0 {
-                    return Err(InnerMethodError::Opaque);
-                }
-            }
-            method => return Ok(method),
-        }
+    use tl::invoke::UnwrapError;
+    match tl::invoke::unwrap(body, MAX_WRAPPERS) {
+        Ok(u) => Ok(u.method),
+        Err(UnwrapError::TooManyWrappers) => Err(InnerMethodError::TooDeep),
+        Err(UnwrapError::JsonTooLarge) => Err(InnerMethodError::Opaque),
+        Err(UnwrapError::Decode(
+            tl::DecodeError::Eof | tl::DecodeError::LengthPastEnd | tl::DecodeError::BadLength,
+        )) => Err(InnerMethodError::Truncated),
+        Err(UnwrapError::Decode(_)) => Err(InnerMethodError::Opaque),
     }
-    Err(InnerMethodError::TooDeep)
 }
 
 /// Whether an unbound temporary key may carry this query ([`UNBOUND_ALLOWED`] under the usual wrappers).
@@ -1057,10 +1034,28 @@ mod tests {
         assert_eq!(inner_method(&b), Ok(HELP_GET_CONFIG));
         // Not on the list, or not nameable: held.
         assert!(!allowed_unbound(&init_connection(0, false, 0x0bad_f00d)));
+        // Flag 1 (params) without a JSONValue: the method's id is no JSON constructor.
         assert_eq!(
             inner_method(&init_connection(2, false, HELP_GET_CONFIG)),
             Err(InnerMethodError::Opaque)
         );
+        // params present (jsonObject [ "k": jsonNull ]) are skipped: the method under them is named.
+        let mut b = init_connection(2, false, tl::invoke::JSON_OBJECT);
+        for word in [tl::VECTOR, 1, tl::invoke::JSON_OBJECT_VALUE] {
+            b.extend_from_slice(&word.to_le_bytes()).unwrap();
+        }
+        string(&mut b, b"k");
+        for word in [tl::invoke::JSON_NULL, HELP_GET_CONFIG] {
+            b.extend_from_slice(&word.to_le_bytes()).unwrap();
+        }
+        assert_eq!(inner_method(&b), Ok(HELP_GET_CONFIG));
+        assert!(allowed_unbound(&b));
+        // invokeAfterMsg is looked through as well.
+        let mut b = heapless::Vec::<u8, 16>::new();
+        b.extend_from_slice(&INVOKE_AFTER_MSG.to_le_bytes()).unwrap();
+        b.extend_from_slice(&7i64.to_le_bytes()).unwrap();
+        b.extend_from_slice(&HELP_GET_NEAREST_DC.to_le_bytes()).unwrap();
+        assert_eq!(inner_method(&b), Ok(HELP_GET_NEAREST_DC));
         let b = init_connection(0, false, HELP_GET_CONFIG);
         assert_eq!(inner_method(&b[..b.len() - 1]), Err(InnerMethodError::Truncated));
         assert_eq!(inner_method(&[]), Err(InnerMethodError::Truncated));

@@ -8,6 +8,7 @@
 //! - [`schema`] holds every constructor of the MTProto service schema (`tests/data/mtproto.tl`) and
 //!   [`ServiceMessage`], which decodes any of them from a message body by its constructor id.
 //! - [`gzip`] inflates `gzip_packed` into a caller-sized buffer.
+//! - [`invoke`] reads through and writes the api.tl wrappers (`invokeWithLayer`, `initConnection`...) around a call.
 //!
 //! Decoding is bounded and iterative: no decoder recurses (objects nested inside `rpc_result`, `msg_container`,
 //! `msg_copy` and `gzip_packed` are handed back as opaque `&[u8]` bodies for the caller to decode in a loop), every
@@ -21,6 +22,7 @@ use core::fmt;
 use alloc::vec::Vec;
 
 pub mod gzip;
+pub mod invoke;
 pub mod schema;
 
 pub use schema::*;

@@ -815,22 +815,27 @@ mod tests {
                     if qa && framing == Framing::Full {
                         continue;
                     }
-                    let payload: std::vec::Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+                    let mut payload = [0u8; 4096];
+                    for (i, p) in payload.iter_mut().enumerate() {
+                        *p = (i * 7) as u8;
+                    }
+                    let payload = &payload[..len];
                     let mut a = Encoder::new(EncoderConfig::client(framing));
                     let mut b = a.clone();
-                    let mut want = std::vec![0u8; len + 32];
-                    let n = a.encode(&payload, qa, &mut Ctr(3), &mut want).unwrap();
-                    let mut got = std::vec![0xaau8; len + 32];
+                    let mut want = [0u8; 4096 + 32];
+                    let n = a.encode(payload, qa, &mut Ctr(3), &mut want).unwrap();
+                    let mut got = [0xaau8; 4096 + 32];
                     let room = b.headroom();
-                    got[room..room + len].copy_from_slice(&payload);
+                    got[room..room + len].copy_from_slice(payload);
                     let m = b.encode_in_place(len, qa, &mut Ctr(3), &mut got).unwrap();
                     assert_eq!(&got[..m], &want[..n], "{framing:?} len {len} quick ack {qa}");
                     // Too small by one byte: refused, nothing changes (the full framing's seqno included).
                     let required = b.max_encoded_len(len).unwrap() - b.header_len(len).unwrap() + room;
-                    let mut short = std::vec![0u8; required - 1];
+                    let mut short = [0u8; 4096 + 32];
+                    let short = &mut short[..required - 1];
                     let before = b.clone();
                     assert!(matches!(
-                        b.encode_in_place(len, qa, &mut Ctr(3), &mut short),
+                        b.encode_in_place(len, qa, &mut Ctr(3), short),
                         Err(EncodeError::BufferTooSmall { .. })
                     ));
                     assert_eq!(b, before);

@@ -11,12 +11,9 @@
 )]
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::dh::DhGroup;
-use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
-use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::ServerConfig;
 use mtproto_sansio::session::bind::bind_perm_key_id;
 use mtproto_sansio::session::pfs::allowed_unbound;
@@ -26,15 +23,8 @@ use mtproto_sansio::tl::{self, AuthBindTempAuthKey};
 use mtproto_sansio::transport::replay::ReplayCache;
 use rand::rngs::StdRng;
 
-pub fn rsa() -> &'static RsaPrivateKey {
-    static K: OnceLock<RsaPrivateKey> = OnceLock::new();
-    K.get_or_init(|| dc_key().unwrap())
-}
-
-pub fn trusted() -> &'static [RsaPublicKey] {
-    static T: OnceLock<[RsaPublicKey; 1]> = OnceLock::new();
-    T.get_or_init(|| [*rsa().public_key()])
-}
+// The DC's RSA key and the clients' trusted keys: the DC-side tests' shared ones.
+pub use crate::dc_util::{rsa, trusted};
 
 /// A temporary key the DC keeps in RAM.
 pub struct TempKey {

@@ -54,8 +54,8 @@ use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::replay::ReplayCache;
 use rand::RngExt;
 
-use super::api::{self, Reply};
-use super::carriage_conn::{self, Carriages};
+use crate::api::{self, Reply};
+use crate::carriage_conn::{self, Carriages};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
 /// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet

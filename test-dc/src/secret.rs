@@ -15,9 +15,9 @@ use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::session::EngineConfig;
 use mtproto_sansio::time::Instant;
 
-use super::api::{self, ChatView, InputChat, InputFile, UpdateView};
-use super::client::{self, ClientEngine, Conn, Owned};
-use super::link::Transport;
+use crate::api::{self, ChatView, InputChat, InputFile, UpdateView};
+use crate::client::{self, ClientSession, Conn, Owned};
+use crate::link::Transport;
 
 /// The api layer claimed in `invokeWithLayer`.
 pub const LAYER: i32 = 229;
@@ -59,7 +59,7 @@ pub struct Party {
     /// The DC's user id of this party's auth key.
     pub user_id: i64,
     conn: Conn,
-    engine: Box<ClientEngine>,
+    engine: Box<ClientSession>,
     cache: DhConfigCache,
     updates: VecDeque<Vec<u8>>,
     pending: Option<KeyRequest>,
@@ -116,13 +116,12 @@ impl Party {
     ) -> Result<Self, Error> {
         let mut conn = Conn::connect(dc, Transport::DEFAULT, None, rng)?;
         let keys = [public];
-        let out = conn.handshake(ClientConfig::new(&keys, 2), rng)?;
         let cfg = EngineConfig {
             ping_interval: None,
             ..EngineConfig::DEFAULT
         };
+        let (engine, out) = conn.handshake(cfg, ClientConfig::new(&keys, 2), rng)?;
         let user_id = api::user_id_of(out.auth_key.id());
-        let engine = client::session(cfg, out.auth_key, out.server_salt, out.server_time_offset, rng);
         let mut p = Party {
             name,
             user_id,

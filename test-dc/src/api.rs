@@ -68,18 +68,13 @@ use std::collections::{HashMap, HashSet};
 
 use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::rand_core::CryptoRng;
-use mtproto_sansio::tl::{self, BOOL_TRUE, DecodeError, Full, Reader, VECTOR, Writer};
+use mtproto_sansio::tl::{self, BOOL_TRUE, DecodeError, Full, Reader, VECTOR, Writer, invoke};
 
-/// `invokeWithLayer`.
-pub const INVOKE_WITH_LAYER: u32 = 0xda9b_0d0d;
-/// `initConnection`.
-pub const INIT_CONNECTION: u32 = 0xc1cd_5ea9;
-/// `invokeWithoutUpdates`.
-pub const INVOKE_WITHOUT_UPDATES: u32 = 0xbf94_59b7;
-/// `invokeAfterMsg`.
-pub const INVOKE_AFTER_MSG: u32 = 0xcb9f_372d;
-/// `inputClientProxy`.
-pub const INPUT_CLIENT_PROXY: u32 = 0x7558_8b3f;
+// The wrappers (`invokeWithLayer`, `initConnection`, ...) are the crate's (`tl::invoke`), both ends.
+pub use mtproto_sansio::tl::invoke::{
+    INIT_CONNECTION, INPUT_CLIENT_PROXY, INVOKE_AFTER_MSG, INVOKE_WITH_LAYER, INVOKE_WITHOUT_UPDATES, MAX_JSON_DEPTH,
+    MAX_JSON_VALUES,
+};
 /// `messages.getDhConfig`.
 pub const GET_DH_CONFIG: u32 = 0x26cf_8950;
 /// `messages.dhConfig`.
@@ -143,20 +138,8 @@ pub const UPDATE_SHORT: u32 = 0x78d4_dec1;
 /// `updates`.
 pub const UPDATES: u32 = 0x74ae_4240;
 
-const JSON_NULL: u32 = 0x3f6d_7b68;
-const JSON_BOOL: u32 = 0xc734_5e6a;
-const JSON_NUMBER: u32 = 0x2be0_dfa4;
-const JSON_STRING: u32 = 0xb71e_767a;
-const JSON_ARRAY: u32 = 0xf744_4763;
-const JSON_OBJECT: u32 = 0x99c1_d49d;
-const JSON_OBJECT_VALUE: u32 = 0xc0de_1bd9;
-
 /// Wrappers unwrapped around one call, at most.
 pub const MAX_WRAPPERS: usize = 8;
-/// Nesting of `initConnection.params` JSON accepted, at most (skipped iteratively, never recursively).
-pub const MAX_JSON_DEPTH: usize = 16;
-/// JSON values in `initConnection.params`, at most.
-pub const MAX_JSON_VALUES: usize = 4096;
 /// Largest `random_length` of `messages.getDhConfig` served.
 pub const MAX_RANDOM_LENGTH: usize = 4096;
 /// The `version` of our DH config (the client sends it back to learn whether it changed).
@@ -300,50 +283,11 @@ impl From<DecodeError> for ApiError {
     }
 }
 
-/// Skips one `JSONValue` without recursion: a stack of the element counts still to skip per open array/object.
-fn skip_json(r: &mut Reader<'_>) -> Result<(), ApiError> {
-    let mut stack: Vec<(usize, bool)> = Vec::new(); // (remaining, in_object)
-    let mut values = 0usize;
-    loop {
-        // Read one value.
-        values += 1;
-        if values > MAX_JSON_VALUES {
-            return Err(ApiError::TooDeep);
-        }
-        match r.u32()? {
-            JSON_NULL => {}
-            JSON_BOOL => {
-                r.bool()?;
-            }
-            JSON_NUMBER => {
-                r.f64()?;
-            }
-            JSON_STRING => {
-                r.bytes()?;
-            }
-            c @ (JSON_ARRAY | JSON_OBJECT) => {
-                r.expect_constructor(VECTOR)?;
-                let n = r.count(if c == JSON_OBJECT { 12 } else { 4 })?;
-                if stack.len() >= MAX_JSON_DEPTH {
-                    return Err(ApiError::TooDeep);
-                }
-                stack.push((n, c == JSON_OBJECT));
-            }
-            c => return Err(ApiError::Decode(DecodeError::UnknownConstructor(c))),
-        }
-        // Close finished containers; open the next element.
-        loop {
-            let Some(top) = stack.last_mut() else { return Ok(()) };
-            if top.0 == 0 {
-                stack.pop();
-                continue;
-            }
-            top.0 -= 1;
-            if top.1 {
-                r.expect_constructor(JSON_OBJECT_VALUE)?;
-                r.bytes()?;
-            }
-            break;
+impl From<invoke::UnwrapError> for ApiError {
+    fn from(e: invoke::UnwrapError) -> Self {
+        match e {
+            invoke::UnwrapError::Decode(e) => ApiError::Decode(e),
+            invoke::UnwrapError::TooManyWrappers | invoke::UnwrapError::JsonTooLarge => ApiError::TooDeep,
         }
     }
 }
@@ -379,135 +323,69 @@ fn input_file(r: &mut Reader<'_>) -> Result<InputFile, DecodeError> {
     })
 }
 
-/// Strips the wrappers and decodes the call.
+/// Strips the wrappers (the crate's reader, `tl::invoke::unwrap`, at most [`MAX_WRAPPERS`]) and decodes the call.
 pub fn unwrap(body: &[u8]) -> Result<Unwrapped<'_>, ApiError> {
-    let mut r = Reader::new(body);
-    let mut layer = None;
-    let mut init_connection = false;
-    for _ in 0..MAX_WRAPPERS {
-        match r.u32()? {
-            INVOKE_WITH_LAYER => layer = Some(r.i32()?),
-            INVOKE_WITHOUT_UPDATES => {}
-            INVOKE_AFTER_MSG => {
-                r.i64()?;
-            }
-            INIT_CONNECTION => {
-                init_connection = true;
-                let flags = r.u32()?;
-                r.i32()?; // api_id
-                for _ in 0..6 {
-                    r.bytes()?; // device_model .. lang_code
-                }
-                if flags & 1 != 0 {
-                    r.expect_constructor(INPUT_CLIENT_PROXY)?;
-                    r.bytes()?;
-                    r.i32()?;
-                }
-                if flags & 2 != 0 {
-                    skip_json(&mut r)?;
-                }
-            }
-            GET_DH_CONFIG => {
-                let version = r.i32()?;
-                let random_length = r.i32()?;
-                let call = Call::GetDhConfig { version, random_length };
-                return Ok(Unwrapped {
-                    call,
-                    layer,
-                    init_connection,
-                });
-            }
-            SAVE_FILE_PART => {
-                let file_id = r.i64()?;
-                let part = r.i32()?;
-                let bytes = r.bytes()?;
-                let call = Call::SaveFilePart { file_id, part, bytes };
-                return Ok(Unwrapped {
-                    call,
-                    layer,
-                    init_connection,
-                });
-            }
-            REQUEST_ENCRYPTION => {
-                r.expect_constructor(INPUT_USER)?;
-                let user_id = r.i64()?;
-                r.i64()?; // access_hash: not checked (module docs)
-                let random_id = r.i32()?;
-                let g_a = r.bytes()?;
-                let call = Call::RequestEncryption {
-                    user_id,
-                    random_id,
-                    g_a,
-                };
-                return Ok(Unwrapped {
-                    call,
-                    layer,
-                    init_connection,
-                });
-            }
-            ACCEPT_ENCRYPTION => {
-                let peer = input_chat(&mut r)?;
-                let g_b = r.bytes()?;
-                let key_fingerprint = r.i64()?;
-                let call = Call::AcceptEncryption {
-                    peer,
-                    g_b,
-                    key_fingerprint,
-                };
-                return Ok(Unwrapped {
-                    call,
-                    layer,
-                    init_connection,
-                });
-            }
-            DISCARD_ENCRYPTION => {
-                let flags = r.u32()?;
-                let chat_id = r.i32()?;
-                let call = Call::DiscardEncryption {
-                    delete_history: flags & 1 != 0,
-                    chat_id,
-                };
-                return Ok(Unwrapped {
-                    call,
-                    layer,
-                    init_connection,
-                });
-            }
-            c @ (SEND_ENCRYPTED | SEND_ENCRYPTED_SERVICE | SEND_ENCRYPTED_FILE) => {
-                if c != SEND_ENCRYPTED_SERVICE {
-                    r.u32()?; // flags: `silent` means nothing to this DC
-                }
-                let peer = input_chat(&mut r)?;
-                let random_id = r.i64()?;
-                let data = r.bytes()?;
-                let file = if c == SEND_ENCRYPTED_FILE {
-                    Some(input_file(&mut r)?)
-                } else {
-                    None
-                };
-                let call = Call::SendEncrypted {
-                    service: c == SEND_ENCRYPTED_SERVICE,
-                    file,
-                    peer,
-                    random_id,
-                    data,
-                };
-                return Ok(Unwrapped {
-                    call,
-                    layer,
-                    init_connection,
-                });
-            }
-            other => {
-                return Ok(Unwrapped {
-                    call: Call::Other(other),
-                    layer,
-                    init_connection,
-                });
+    let w = invoke::unwrap(body, MAX_WRAPPERS)?;
+    let mut r = Reader::new(w.args);
+    let call = match w.method {
+        GET_DH_CONFIG => Call::GetDhConfig {
+            version: r.i32()?,
+            random_length: r.i32()?,
+        },
+        SAVE_FILE_PART => Call::SaveFilePart {
+            file_id: r.i64()?,
+            part: r.i32()?,
+            bytes: r.bytes()?,
+        },
+        REQUEST_ENCRYPTION => {
+            r.expect_constructor(INPUT_USER)?;
+            let user_id = r.i64()?;
+            r.i64()?; // access_hash: not checked (module docs)
+            Call::RequestEncryption {
+                user_id,
+                random_id: r.i32()?,
+                g_a: r.bytes()?,
             }
         }
-    }
-    Err(ApiError::TooDeep)
+        ACCEPT_ENCRYPTION => Call::AcceptEncryption {
+            peer: input_chat(&mut r)?,
+            g_b: r.bytes()?,
+            key_fingerprint: r.i64()?,
+        },
+        DISCARD_ENCRYPTION => {
+            let flags = r.u32()?;
+            Call::DiscardEncryption {
+                delete_history: flags & 1 != 0,
+                chat_id: r.i32()?,
+            }
+        }
+        c @ (SEND_ENCRYPTED | SEND_ENCRYPTED_SERVICE | SEND_ENCRYPTED_FILE) => {
+            if c != SEND_ENCRYPTED_SERVICE {
+                r.u32()?; // flags: `silent` means nothing to this DC
+            }
+            let peer = input_chat(&mut r)?;
+            let random_id = r.i64()?;
+            let data = r.bytes()?;
+            let file = if c == SEND_ENCRYPTED_FILE {
+                Some(input_file(&mut r)?)
+            } else {
+                None
+            };
+            Call::SendEncrypted {
+                service: c == SEND_ENCRYPTED_SERVICE,
+                file,
+                peer,
+                random_id,
+                data,
+            }
+        }
+        other => Call::Other(other),
+    };
+    Ok(Unwrapped {
+        call,
+        layer: w.layer,
+        init_connection: w.init_connection,
+    })
 }
 
 /// What the DC answers.
@@ -1047,18 +925,26 @@ pub fn save_file_part(file_id: i64, part: i32, bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `invokeWithLayer(layer, initConnection(…, query))` as a client's first call (client end).
+/// What this client names itself in `initConnection`.
+pub const INIT: invoke::InitConnection<'static> = invoke::InitConnection {
+    api_id: 1,
+    device_model: b"mtproto-sansio",
+    system_version: b"Linux",
+    app_version: b"0.1",
+    system_lang_code: b"en",
+    lang_pack: b"",
+    lang_code: b"en",
+};
+
+/// `invokeWithLayer(layer, initConnection(…, query))` as a client's first call (client end; the crate's writer,
+/// `tl::invoke::write_init_connection`).
 pub fn with_init_connection(layer: i32, query: &[u8]) -> Vec<u8> {
-    let strings: [&[u8]; 6] = [b"mtproto-sansio", b"Linux", b"0.1", b"en", b"", b"en"];
-    let len = 8 + 12 + strings.iter().map(|s| tl::bytes_len(s.len())).sum::<usize>() + query.len();
-    let mut out = vec![0u8; len];
+    let mut out = vec![0u8; INIT.prefix_len() + query.len()];
     let mut w = Writer::new(&mut out);
-    let mut ok = w.u32(INVOKE_WITH_LAYER).and(w.i32(layer)).and(w.u32(INIT_CONNECTION));
-    ok = ok.and(w.u32(0)).and(w.i32(1));
-    for s in strings {
-        ok = ok.and(w.bytes(s));
-    }
-    if ok.and(w.raw(query)).is_err() {
+    if invoke::write_init_connection(&mut w, layer, &INIT)
+        .and(w.raw(query))
+        .is_err()
+    {
         out.clear();
     }
     out

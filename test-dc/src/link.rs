@@ -1,12 +1,12 @@
 //! One TCP connection's transport codec, either end: a plain framing (abridged, intermediate, padded
 //! intermediate, full) or the obfuscated transport around one of the first three. A [`Transport`] also names the
-//! carriage around the stream (HTTP, WebSocket, fake-TLS; see [`super::carriage_conn`]).
+//! carriage around the stream (HTTP, WebSocket, fake-TLS; see [`crate::carriage_conn`]).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fmt;
 use std::str::FromStr;
 
-pub use super::carriage_conn::Carriage;
+pub use crate::carriage_conn::Carriage;
 use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::transport::obfuscated::{InitError, ObfuscatedCodec, ProxySecret};
 use mtproto_sansio::transport::{

@@ -19,7 +19,7 @@
 //! exchange without a packet (the session engine cannot send `http_wait`, which is not content-related; see
 //! README "Known gaps"). The client end keeps one exchange open whenever it waits for the DC.
 //!
-//! Client end: [`ClientCarriage`] wraps the byte stream of a [`super::link::Link`] for the socket and unwraps what
+//! Client end: [`ClientCarriage`] wraps the byte stream of a [`crate::link::Link`] for the socket and unwraps what
 //! comes back, so `client::Conn` runs the same handshake and session code over each carriage.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -682,7 +682,7 @@ fn serve_tls(outer: TcpStream, pump: TcpStream, rest: Vec<u8>, secret: ProxySecr
 
 // ------------------------------------------------------------------------------------------- client end
 
-/// The client end of a carriage around a [`super::link::Link`]'s byte stream.
+/// The client end of a carriage around a [`crate::link::Link`]'s byte stream.
 pub enum ClientCarriage {
     /// HTTP: the link speaks plain intermediate; each frame becomes one `POST`, each response body one frame.
     Http {
