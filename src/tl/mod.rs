@@ -21,7 +21,9 @@ use core::fmt;
 use alloc::vec::Vec;
 
 pub mod gzip;
+pub mod layout;
 pub mod schema;
+pub mod tables;
 
 pub use schema::*;
 
