@@ -217,6 +217,14 @@ impl Layout {
         Ok(r.position())
     }
 
+    /// Validates one value described by a field record (see [`field`]; a vector, a scalar, a boxed type) at the
+    /// start of `input` and returns its encoded length. A function's return record ([`Layout::returns`]) is one.
+    pub fn validate_record(&self, input: &[u8], rec: u32) -> Result<usize, Error> {
+        let mut r = Reader::new(input);
+        self.value(&mut r, rec & !field::COND, MAX_DEPTH)?;
+        Ok(r.position())
+    }
+
     /// Like [`Layout::validate`], but the value must span all of `input` ([`Error::Trailing`] otherwise).
     pub fn validate_exact(&self, input: &[u8], root: Root) -> Result<(), Error> {
         if self.validate(input, root)? == input.len() {

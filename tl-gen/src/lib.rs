@@ -7,6 +7,7 @@
 
 pub mod parse;
 pub mod tables;
+pub mod typed;
 
 pub use parse::{Combinator, Param, ParamKind, Schema, Ty, crc32, normalized, parse};
 
@@ -18,6 +19,9 @@ pub const OUTPUTS: &[(&str, &str, &str)] = &[
     ("tl-gen/schema/mtproto.tl", "src/tl/tables/mtproto.rs", "MTPROTO"),
 ];
 
+/// Schemas that also get typed views: `(schema file, output file)`.
+pub const TYPED: &[(&str, &str)] = &[("tl-gen/schema/api.tl", "src/tl/api.rs")];
+
 /// Generates every output from the schemas under `root` (the repository root): `(output path, contents)`.
 pub fn generate_all(root: &std::path::Path) -> Result<Vec<(String, String)>, String> {
     OUTPUTS
@@ -27,7 +31,19 @@ pub fn generate_all(root: &std::path::Path) -> Result<Vec<(String, String)>, Str
             let schema = parse(&text).map_err(|e| format!("{src}: {e}"))?;
             let file = src.rsplit('/').next().unwrap_or(src);
             let out = tables::emit(&schema, file, name).map_err(|e| format!("{src}: {e}"))?;
-            Ok(((*dst).to_string(), out))
+            let mut files = vec![((*dst).to_string(), out)];
+            if let Some((_, typed_dst)) = TYPED.iter().find(|(s, _)| s == src) {
+                let module = dst
+                    .trim_start_matches("src/")
+                    .trim_end_matches(".rs")
+                    .replace('/', "::");
+                let layout = format!("crate::{module}::{name}");
+                let tables = format!("crate::{module}");
+                let typed = typed::emit(&schema, file, &layout, &tables).map_err(|e| format!("{src}: {e}"))?;
+                files.push(((*typed_dst).to_string(), typed));
+            }
+            Ok(files)
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()
+        .map(|v| v.into_iter().flatten().collect())
 }
