@@ -6,7 +6,11 @@ use crate::tl::{
 };
 
 /// The targets of this area.
-pub const TARGETS: &[(&str, super::Target)] = &[("tl_reader", tl_reader), ("tl_container", tl_container)];
+pub const TARGETS: &[(&str, super::Target)] = &[
+    ("tl_reader", tl_reader),
+    ("tl_container", tl_container),
+    ("tl_api", tl_api),
+];
 
 /// Largest re-encoding checked on the stack (fuzz inputs are smaller by default).
 const SCRATCH: usize = 8192;
@@ -92,4 +96,68 @@ pub fn tl_container(data: &[u8]) {
     if let Ok(n) = tl::encode(&rebuilt, &mut buf) {
         assert!(buf.get(..n) == Some(body));
     }
+}
+
+/// Validates `data` as every boxed type, as any function call and as any object of the three generated schemas
+/// (`tl::tables`); with the `api` feature, re-encodes every value that validates through its typed view.
+///
+/// A validated length never exceeds the input and validates again on its own. A re-encoding validates, re-encodes
+/// to itself, and is never longer than its input (the views accept long-form short lengths and non-zero padding,
+/// and drop flag bits the schema does not define, as peers do).
+pub fn tl_api(data: &[u8]) {
+    use crate::tl::layout::Root;
+    use crate::tl::tables::{api, mtproto, secret};
+    let roots = (0..api::TYPE_NAMES.len())
+        .filter_map(|t| u16::try_from(t).ok())
+        .map(Root::Type)
+        .chain([Root::Function, Root::Object]);
+    for root in roots {
+        let Ok(n) = api::API.validate(data, root) else {
+            continue;
+        };
+        assert!(n <= data.len());
+        let value = data.get(..n).unwrap_or(&[]);
+        assert!(api::API.validate_exact(value, root).is_ok());
+        #[cfg(feature = "api")]
+        api_round_trip(value, root);
+    }
+    for layout in [&secret::SECRET, &mtproto::MTPROTO] {
+        if let Ok(n) = layout.validate(data, Root::Object) {
+            assert!(n <= data.len());
+            assert!(
+                layout
+                    .validate_exact(data.get(..n).unwrap_or(&[]), Root::Object)
+                    .is_ok()
+            );
+        }
+    }
+}
+
+#[cfg(feature = "api")]
+fn api_round_trip(value: &[u8], root: crate::tl::layout::Root) {
+    use crate::tl::api::{reencode_call, reencode_type};
+    use crate::tl::layout::Root;
+    use crate::tl::tables::api;
+    let encode = |input: &[u8], out: &mut [u8]| match root {
+        Root::Type(t) => reencode_type(t, input, out),
+        Root::Function => reencode_call(input, out),
+        _ => Ok(Ok(0)),
+    };
+    if matches!(root, Root::Object | Root::Bare(_)) {
+        return;
+    }
+    let mut first = [0u8; SCRATCH];
+    let r = encode(value, &mut first);
+    // Bytes the validator accepted always decode into their view.
+    assert!(r.is_ok());
+    let Ok(Ok(n)) = r else {
+        // Full: the re-encoding is never longer than its input, so only an input past the scratch size.
+        assert!(value.len() > SCRATCH);
+        return;
+    };
+    assert!(n <= value.len());
+    let re = first.get(..n).unwrap_or(&[]);
+    assert!(api::API.validate_exact(re, root).is_ok());
+    let mut second = [0u8; SCRATCH];
+    assert!(encode(re, &mut second) == Ok(Ok(n)) && second.get(..n) == Some(re));
 }

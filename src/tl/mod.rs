@@ -21,9 +21,16 @@ use core::fmt;
 #[cfg(feature = "alloc")]
 use alloc::vec::Vec;
 
+// Generated (tl-gen) typed views of the whole API schema: behind a feature, as it is most of the crate's compile time.
+#[cfg(feature = "api")]
+#[rustfmt::skip]
+pub mod api;
 pub mod gzip;
 pub mod invoke;
+pub mod layout;
 pub mod schema;
+pub mod tables;
+pub mod typed;
 
 pub use schema::*;
 

@@ -1,0 +1,333 @@
+//! A whole TL schema as data, and one validator that walks it.
+//!
+//! TL is not self-delimiting: to find where an `Updates` ends, a reader must know the layout of every constructor
+//! that can appear inside it, even when it cares about three of them. Generated typed code per constructor would cost
+//! flash in proportion to the schema; instead `tl-gen` writes each schema as four small tables (a [`Layout`]) and
+//! [`Layout::validate`] walks any boxed or bare type of it, returning the encoded length or a typed [`Error`].
+//!
+//! Data comes from the peer (a decrypted message body, an `rpc_result.result`); it goes to the typed views of
+//! [`crate::tl::api`] (behind the `api` feature), which read fields out of bytes this validator accepted, or to the
+//! caller as a length to split the buffer at.
+//!
+//! Bounds: nesting is limited to [`MAX_DEPTH`] (the schema is recursive: `Message` in `Message`, `RichText`,
+//! `PageBlock`); the validator recurses, and its stack per level is small and fixed (no buffer in any frame).
+//! Work is bounded by the input: every vector count is checked against the bytes left before the first element
+//! (an element takes at least one byte, or four for anything boxed), and every other step consumes input or
+//! descends a level.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::fmt;
+
+use super::{DecodeError, Reader, VECTOR};
+
+/// Deepest nesting of objects (and bare constructors and vectors) [`Layout::validate`] accepts; deeper input fails
+/// with [`Error::TooDeep`]. Real `Updates` nest about a dozen levels (updates → update → message → media → web page →
+/// page blocks → rich text); 32 leaves room for long rich texts while bounding the stack.
+pub const MAX_DEPTH: u8 = 32;
+
+/// Why bytes are not a value of the requested type. Every malformed input maps to one of these; nothing panics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// The input ended inside a value.
+    Truncated,
+    /// A flags word announced a field (bit `bit` of flags word `word`) and the input ended where it should be.
+    FlagFieldMissing {
+        /// Which flags word of the constructor (0 for `flags`, 1 for `flags2`).
+        word: u8,
+        /// The bit that was set.
+        bit: u8,
+    },
+    /// A constructor id that no constructor (or, where a query is expected, no function) of the schema has.
+    UnknownConstructor(u32),
+    /// A known constructor of another type than the field requires.
+    WrongType(u32),
+    /// A `bytes`/`string` length prefix is malformed (`0xff`).
+    BadLength,
+    /// A vector count exceeds what the bytes left could hold.
+    CountPastInput,
+    /// Objects nest deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// A value ended before the end of its input (only from whole-buffer decodes).
+    Trailing,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("TL value truncated"),
+            Self::FlagFieldMissing { word, bit } => {
+                write!(f, "flags word {word} bit {bit} is set but its field is missing")
+            }
+            Self::UnknownConstructor(id) => write!(f, "unknown TL constructor {id:#010x}"),
+            Self::WrongType(id) => write!(f, "TL constructor {id:#010x} is of another type than required"),
+            Self::BadLength => f.write_str("malformed TL bytes length"),
+            Self::CountPastInput => f.write_str("TL vector count exceeds the bytes left"),
+            Self::TooDeep => f.write_str("TL objects nest deeper than MAX_DEPTH"),
+            Self::Trailing => f.write_str("trailing bytes after a TL value"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::UnknownConstructor(id) => Self::UnknownConstructor(id),
+            DecodeError::UnexpectedConstructor { got, .. } => Self::WrongType(got),
+            DecodeError::BadLength => Self::BadLength,
+            DecodeError::CountTooLarge => Self::CountPastInput,
+            DecodeError::Trailing => Self::Trailing,
+            DecodeError::BadBool(id) => Self::WrongType(id),
+            _ => Self::Truncated,
+        }
+    }
+}
+
+/// Field kinds (bits 0..4 of a field record).
+pub mod kind {
+    /// `int`.
+    pub const INT: u32 = 0;
+    /// `long`.
+    pub const LONG: u32 = 1;
+    /// `double`.
+    pub const DOUBLE: u32 = 2;
+    /// `bytes` or `string`.
+    pub const BYTES: u32 = 3;
+    /// `int128`.
+    pub const INT128: u32 = 4;
+    /// `int256`.
+    pub const INT256: u32 = 5;
+    /// A `#` flags word.
+    pub const FLAGS: u32 = 6;
+    /// A boxed object of the type whose index is the record's reference.
+    pub const BOXED: u32 = 7;
+    /// The bare form of the combinator whose index is the record's reference.
+    pub const BARE: u32 = 8;
+    /// `Object`: any constructor of the schema.
+    pub const OBJECT: u32 = 9;
+    /// `!X`: any function of the schema (the query a wrapper such as `invokeWithLayer` carries).
+    pub const QUERY: u32 = 10;
+}
+
+/// Bit layout of a field record (`u32`): `kind | vec << 4 | cond << 6 | bit << 7 | word << 12 | ref << 16`.
+pub mod field {
+    /// Mask of the kind ([`super::kind`]).
+    pub const KIND: u32 = 0xf;
+    /// Shift of the vector wrapping: 0 none, [`VEC_BOXED`] `Vector<T>`, [`VEC_BARE`] `vector<T>`.
+    pub const VEC_SHIFT: u32 = 4;
+    /// `Vector<T>`: `vector` id, count, elements.
+    pub const VEC_BOXED: u32 = 1;
+    /// `vector<T>`: count, elements.
+    pub const VEC_BARE: u32 = 2;
+    /// Set when the field is present only if a flags bit is.
+    pub const COND: u32 = 1 << 6;
+    /// Shift of the flags bit number (5 bits).
+    pub const BIT_SHIFT: u32 = 7;
+    /// Shift of the flags word index (2 bits: which `#` field of the combinator, in order).
+    pub const WORD_SHIFT: u32 = 12;
+    /// Shift of the reference (type index for [`super::kind::BOXED`], combinator index for [`super::kind::BARE`]).
+    pub const REF_SHIFT: u32 = 16;
+}
+
+/// Marks a function in [`Layout::heads`]; the low bits of a constructor's head are its type index.
+pub const HEAD_FUNCTION: u16 = 0x8000;
+
+/// A schema as data. Combinator `i` has id `ids[i]` (sorted, so lookup is a binary search), head `heads[i]` (its
+/// type index, or [`HEAD_FUNCTION`]) and fields `fields[field_start[i]..field_start[i + 1]]`; a function's last
+/// record is its return type. `flags.N?true` parameters take no bytes and have no record.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// Combinator ids, ascending.
+    pub ids: &'static [u32],
+    /// Per combinator: type index, or [`HEAD_FUNCTION`].
+    pub heads: &'static [u16],
+    /// Per combinator, where its records start in `fields`; one more entry than combinators.
+    pub field_start: &'static [u16],
+    /// Field records (see [`field`]).
+    pub fields: &'static [u32],
+}
+
+/// What [`Layout::validate`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Root {
+    /// A boxed object of this type index (constructor id first).
+    Type(u16),
+    /// The bare form of this combinator index (no id).
+    Bare(u16),
+    /// Any constructor of the schema, boxed.
+    Object,
+    /// Any function call of the schema, boxed.
+    Function,
+}
+
+impl Layout {
+    /// Index of the combinator with this id.
+    #[must_use]
+    pub fn find(&self, id: u32) -> Option<u16> {
+        self.ids.binary_search(&id).ok().and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// Whether combinator `idx` is a function.
+    #[must_use]
+    pub fn is_function(&self, idx: u16) -> bool {
+        self.heads.get(usize::from(idx)).is_some_and(|h| h & HEAD_FUNCTION != 0)
+    }
+
+    /// The field records of combinator `idx` (a function's return type excluded).
+    #[must_use]
+    pub fn fields_of(&self, idx: u16) -> &'static [u32] {
+        let i = usize::from(idx);
+        let (Some(&a), Some(&b)) = (self.field_start.get(i), self.field_start.get(i + 1)) else {
+            return &[];
+        };
+        let all = self.fields.get(usize::from(a)..usize::from(b)).unwrap_or(&[]);
+        if self.is_function(idx) {
+            all.split_last().map_or(&[], |(_, f)| f)
+        } else {
+            all
+        }
+    }
+
+    /// A function's return type as a field record.
+    #[must_use]
+    pub fn returns(&self, idx: u16) -> Option<u32> {
+        let i = usize::from(idx);
+        if !self.is_function(idx) {
+            return None;
+        }
+        let b = *self.field_start.get(i + 1)?;
+        self.fields.get(usize::from(b).checked_sub(1)?).copied()
+    }
+
+    /// Validates one value of `root` at the start of `input` and returns its encoded length; bytes after it are
+    /// left for the caller.
+    pub fn validate(&self, input: &[u8], root: Root) -> Result<usize, Error> {
+        let mut r = Reader::new(input);
+        let rec = match root {
+            Root::Type(t) => kind::BOXED | u32::from(t) << field::REF_SHIFT,
+            Root::Bare(c) => kind::BARE | u32::from(c) << field::REF_SHIFT,
+            Root::Object => kind::OBJECT,
+            Root::Function => kind::QUERY,
+        };
+        self.value(&mut r, rec, MAX_DEPTH)?;
+        Ok(r.position())
+    }
+
+    /// Validates one value described by a field record (see [`field`]; a vector, a scalar, a boxed type) at the
+    /// start of `input` and returns its encoded length. A function's return record ([`Layout::returns`]) is one.
+    pub fn validate_record(&self, input: &[u8], rec: u32) -> Result<usize, Error> {
+        let mut r = Reader::new(input);
+        self.value(&mut r, rec & !field::COND, MAX_DEPTH)?;
+        Ok(r.position())
+    }
+
+    /// Like [`Layout::validate`], but the value must span all of `input` ([`Error::Trailing`] otherwise).
+    pub fn validate_exact(&self, input: &[u8], root: Root) -> Result<(), Error> {
+        if self.validate(input, root)? == input.len() {
+            Ok(())
+        } else {
+            Err(Error::Trailing)
+        }
+    }
+
+    /// One field value (a vector of them when the record says so). `depth` is the levels left.
+    fn value(&self, r: &mut Reader<'_>, rec: u32, depth: u8) -> Result<(), Error> {
+        match (rec >> field::VEC_SHIFT) & 3 {
+            0 => self.scalar(r, rec, depth),
+            wrap => {
+                if wrap == field::VEC_BOXED {
+                    let id = r.u32()?;
+                    if id != VECTOR {
+                        return Err(if self.find(id).is_some() {
+                            Error::WrongType(id)
+                        } else {
+                            Error::UnknownConstructor(id)
+                        });
+                    }
+                }
+                let depth = depth.checked_sub(1).ok_or(Error::TooDeep)?;
+                let min = match rec & field::KIND {
+                    kind::LONG | kind::DOUBLE => 8,
+                    kind::INT128 => 16,
+                    kind::INT256 => 32,
+                    kind::BARE => 1,
+                    _ => 4,
+                };
+                let count = r.u32()? as usize;
+                if count > r.remaining() / min {
+                    return Err(Error::CountPastInput);
+                }
+                // An element of a zero-size bare constructor consumes nothing; the count is at most the bytes left.
+                (0..count).try_for_each(|_| self.scalar(r, rec, depth))
+            }
+        }
+    }
+
+    fn scalar(&self, r: &mut Reader<'_>, rec: u32, depth: u8) -> Result<(), Error> {
+        let reference = (rec >> field::REF_SHIFT) as u16;
+        match rec & field::KIND {
+            kind::INT | kind::FLAGS => r.take(4).map(drop)?,
+            kind::LONG | kind::DOUBLE => r.take(8).map(drop)?,
+            kind::INT128 => r.take(16).map(drop)?,
+            kind::INT256 => r.take(32).map(drop)?,
+            kind::BYTES => r.bytes().map(drop)?,
+            kind::BARE => self.combinator(r, reference, depth)?,
+            k => {
+                let id = r.u32()?;
+                let idx = self.find(id).ok_or(Error::UnknownConstructor(id))?;
+                let head = self.heads.get(usize::from(idx)).copied().unwrap_or(0);
+                let ok = match k {
+                    kind::BOXED => head == reference,
+                    kind::OBJECT => head & HEAD_FUNCTION == 0,
+                    kind::QUERY => head & HEAD_FUNCTION != 0,
+                    _ => false,
+                };
+                if !ok {
+                    return Err(Error::WrongType(id));
+                }
+                self.combinator(r, idx, depth)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The fields of combinator `idx` (its id already consumed, or bare).
+    fn combinator(&self, r: &mut Reader<'_>, idx: u16, depth: u8) -> Result<(), Error> {
+        let depth = depth.checked_sub(1).ok_or(Error::TooDeep)?;
+        let mut flags = [0u32; 4];
+        let mut words = 0usize;
+        for &rec in self.fields_of(idx) {
+            if rec & field::COND != 0 {
+                let word = (rec >> field::WORD_SHIFT) & 3;
+                let bit = (rec >> field::BIT_SHIFT) & 31;
+                if flags.get(word as usize).copied().unwrap_or(0) & (1 << bit) == 0 {
+                    continue;
+                }
+                let start = r.position();
+                match self.value(r, rec, depth) {
+                    // Nothing of the announced field is there: name the flag rather than a bare truncation.
+                    Err(Error::Truncated) if r.position() == start => {
+                        return Err(Error::FlagFieldMissing {
+                            word: word as u8,
+                            bit: bit as u8,
+                        });
+                    }
+                    other => other?,
+                }
+            } else if rec & field::KIND == kind::FLAGS {
+                let w = r.u32()?;
+                if let Some(slot) = flags.get_mut(words) {
+                    *slot = w;
+                }
+                words += 1;
+            } else {
+                self.value(r, rec, depth)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,510 @@
+//! The runtime of the generated typed API ([`crate::tl::api`], `api` feature): borrowed views over bytes that
+//! [`Layout::validate`] accepted, and writers with exact sizes.
+//!
+//! Data comes from a received buffer (a decrypted `rpc_result.result`, an `Updates` push): a top-level decode
+//! validates it once against the schema's tables, then reads fields through a [`Cursor`] whose reads cannot fail
+//! (the bytes are known to be well formed). Nested objects stay as [`Obj`] views over their bytes and vectors as
+//! [`Seq`] views that decode lazily; nothing allocates. Going out, the same structs are filled by the caller (nested
+//! values borrowed as [`Obj::new`], vectors as [`Seq::new`]) and written with [`crate::tl::encode`], whose size is
+//! [`TlWrite::tl_len`], known before a byte is written.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::fmt;
+use core::marker::PhantomData;
+
+use super::layout::{Error, Layout, Root, field, kind};
+use super::{BOOL_TRUE, Full, TlWrite, VECTOR, Writer};
+
+/// A reader over bytes the validator accepted. Its reads cannot fail: were the bytes shorter than the schema says
+/// (they are not), a read would yield zeros and empty slices instead of panicking.
+#[derive(Clone, Debug)]
+pub struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    layout: &'static Layout,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `buf`, which `layout` validated.
+    #[must_use]
+    pub const fn new(buf: &'a [u8], layout: &'static Layout) -> Self {
+        Self { buf, pos: 0, layout }
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let end = self.pos.saturating_add(n).min(self.buf.len());
+        let out = self.buf.get(self.pos..end).unwrap_or(&[]);
+        self.pos = end;
+        out
+    }
+
+    fn array<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        let src = self.take(N);
+        if let Some(dst) = out.get_mut(..src.len()) {
+            dst.copy_from_slice(src);
+        }
+        out
+    }
+
+    /// A 32-bit word (constructor ids, flags).
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.array())
+    }
+
+    /// A `bytes`/`string` payload.
+    pub fn bytes(&mut self) -> &'a [u8] {
+        let mut r = super::Reader::new(self.buf.get(self.pos..).unwrap_or(&[]));
+        let out = r.bytes().unwrap_or(&[]);
+        self.pos = self.pos.saturating_add(r.position());
+        out
+    }
+
+    /// The length of the value of record `rec` at the cursor, and the cursor moved past it.
+    fn skip(&mut self, rec: u32) -> &'a [u8] {
+        let rest = self.buf.get(self.pos..).unwrap_or(&[]);
+        let n = self.layout.validate_record(rest, rec).unwrap_or(rest.len());
+        self.take(n)
+    }
+}
+
+/// A type the generated structs hold as a field (or a vector element, or a function's result): read from validated
+/// bytes, sized and written.
+pub trait Field<'a>: Sized {
+    /// Reads the value at the cursor.
+    fn fget(c: &mut Cursor<'a>) -> Self;
+    /// Exact encoded size.
+    fn flen(&self) -> usize;
+    /// Encodes the value.
+    fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full>;
+}
+
+macro_rules! fixed_field {
+    ($t:ty, $n:expr, $get:expr, $put:ident) => {
+        impl<'a> Field<'a> for $t {
+            fn fget(c: &mut Cursor<'a>) -> Self {
+                $get(c)
+            }
+            fn flen(&self) -> usize {
+                $n
+            }
+            fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+                w.$put(*self)
+            }
+        }
+    };
+}
+
+fixed_field!(i32, 4, |c: &mut Cursor<'a>| i32::from_le_bytes(c.array()), i32);
+fixed_field!(i64, 8, |c: &mut Cursor<'a>| i64::from_le_bytes(c.array()), i64);
+fixed_field!(f64, 8, |c: &mut Cursor<'a>| f64::from_le_bytes(c.array()), f64);
+fixed_field!(bool, 4, |c: &mut Cursor<'a>| c.u32() == BOOL_TRUE, bool);
+
+impl<'a> Field<'a> for [u8; 16] {
+    fn fget(c: &mut Cursor<'a>) -> Self {
+        c.array()
+    }
+    fn flen(&self) -> usize {
+        16
+    }
+    fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        w.int128(self)
+    }
+}
+
+impl<'a> Field<'a> for [u8; 32] {
+    fn fget(c: &mut Cursor<'a>) -> Self {
+        c.array()
+    }
+    fn flen(&self) -> usize {
+        32
+    }
+    fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        w.int256(self)
+    }
+}
+
+/// `bytes` and `string` (TL strings are not guaranteed UTF-8).
+impl<'a> Field<'a> for &'a [u8] {
+    fn fget(c: &mut Cursor<'a>) -> Self {
+        c.bytes()
+    }
+    fn flen(&self) -> usize {
+        super::bytes_len(self.len())
+    }
+    fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        w.bytes(self)
+    }
+}
+
+/// A boxed type of a schema: the generated enum over its constructors.
+pub trait Boxed<'a>: Sized {
+    /// The type's index in its schema's tables.
+    const TYPE: u16;
+    /// The schema's tables.
+    const LAYOUT: &'static Layout;
+    /// Reads a value whose bytes were validated as this type; `None` only for bytes that were not.
+    fn read_boxed(c: &mut Cursor<'a>) -> Option<Self>;
+
+    /// Validates `buf` (it must hold exactly one value of this type) and decodes it.
+    fn decode(buf: &'a [u8]) -> Result<Self, Error> {
+        Self::LAYOUT.validate_exact(buf, Root::Type(Self::TYPE))?;
+        Self::read_boxed(&mut Cursor::new(buf, Self::LAYOUT)).ok_or(Error::Truncated)
+    }
+}
+
+/// Marks a constructor struct (and the enum itself) as a value of boxed type `T`, so [`Obj::new`] accepts it.
+pub trait OfType<T> {}
+
+/// A generated constructor or function struct: its id and bare form.
+pub trait Bare<'a>: Sized {
+    /// Constructor id.
+    const ID: u32;
+    /// Reads the fields (the id already consumed) from validated bytes.
+    fn read_bare(c: &mut Cursor<'a>) -> Self;
+}
+
+/// A function: its result type (as grammers' `RemoteCall`), decoded from an `rpc_result.result`.
+pub trait RemoteCall: TlWrite {
+    /// What the server answers.
+    type Return<'r>;
+    /// Validates and decodes an answer to this call.
+    fn decode_result(buf: &[u8]) -> Result<Self::Return<'_>, Error>;
+}
+
+/// Validates `buf` as exactly one value of record `rec` and reads it as `T`.
+pub fn decode_record<'a, T: Field<'a>>(layout: &'static Layout, rec: u32, buf: &'a [u8]) -> Result<T, Error> {
+    if layout.validate_record(buf, rec)? != buf.len() {
+        return Err(Error::Trailing);
+    }
+    Ok(T::fget(&mut Cursor::new(buf, layout)))
+}
+
+#[derive(Clone, Copy)]
+enum ObjRepr<'a> {
+    Wire(&'a [u8], &'static Layout),
+    Value(&'a dyn TlWrite),
+}
+
+/// A nested boxed object of type `T`: validated bytes of a received object, or a caller's value to encode.
+pub struct Obj<'a, T> {
+    repr: ObjRepr<'a>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Obj<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Obj<'_, T> {}
+
+impl<T> fmt::Debug for Obj<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.repr {
+            ObjRepr::Wire(b, _) => write!(f, "Obj({} bytes)", b.len()),
+            ObjRepr::Value(v) => write!(f, "Obj(value, {} bytes)", v.tl_len()),
+        }
+    }
+}
+
+impl<'a, T> Obj<'a, T> {
+    /// A caller's value (a constructor struct of type `T`, or the enum `T`) to encode in place of this object.
+    pub fn new<V: TlWrite + OfType<T> + 'a>(value: &'a V) -> Self {
+        Self {
+            repr: ObjRepr::Value(value),
+            _t: PhantomData,
+        }
+    }
+
+    /// The object's validated wire bytes (constructor id first), for a received object.
+    #[must_use]
+    pub const fn wire(&self) -> Option<&'a [u8]> {
+        match self.repr {
+            ObjRepr::Wire(b, _) => Some(b),
+            ObjRepr::Value(_) => None,
+        }
+    }
+
+    /// The constructor id of a received object.
+    #[must_use]
+    pub fn constructor(&self) -> Option<u32> {
+        let b = self.wire()?;
+        Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?))
+    }
+}
+
+impl<'a, T: Boxed<'a>> Obj<'a, T> {
+    /// Decodes a received object (validated with its parent: this cannot fail). `None` for a caller's value.
+    #[must_use]
+    pub fn get(&self) -> Option<T> {
+        match self.repr {
+            ObjRepr::Wire(b, layout) => T::read_boxed(&mut Cursor::new(b, layout)),
+            ObjRepr::Value(_) => None,
+        }
+    }
+}
+
+impl<'a, T: Boxed<'a>> Field<'a> for Obj<'a, T> {
+    fn fget(c: &mut Cursor<'a>) -> Self {
+        let layout = c.layout;
+        Self {
+            repr: ObjRepr::Wire(c.skip(kind::OBJECT), layout),
+            _t: PhantomData,
+        }
+    }
+    fn flen(&self) -> usize {
+        match self.repr {
+            ObjRepr::Wire(b, _) => b.len(),
+            ObjRepr::Value(v) => v.tl_len(),
+        }
+    }
+    fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        match self.repr {
+            ObjRepr::Wire(b, _) => w.raw(b),
+            ObjRepr::Value(v) => v.write(w),
+        }
+    }
+}
+
+impl<T> TlWrite for Obj<'_, T> {
+    fn tl_len(&self) -> usize {
+        match self.repr {
+            ObjRepr::Wire(b, _) => b.len(),
+            ObjRepr::Value(v) => v.tl_len(),
+        }
+    }
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        match self.repr {
+            ObjRepr::Wire(b, _) => w.raw(b),
+            ObjRepr::Value(v) => v.write(w),
+        }
+    }
+}
+
+/// Any object of a schema, untyped: the result of a wrapped query whose type is only known to the caller.
+#[derive(Clone, Copy, Debug)]
+pub struct Any;
+
+/// A function call carried by a generic wrapper (`invokeWithLayer`'s `query:!X`): validated bytes of any function
+/// of the schema, or a caller's call to encode.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    obj: Obj<'a, Any>,
+}
+
+impl<'a> Query<'a> {
+    /// A caller's call to wrap.
+    pub fn new<F: RemoteCall + 'a>(call: &'a F) -> Self {
+        Self {
+            obj: Obj {
+                repr: ObjRepr::Value(call),
+                _t: PhantomData,
+            },
+        }
+    }
+
+    /// The call's validated wire bytes (function id first), for a received query.
+    #[must_use]
+    pub const fn wire(&self) -> Option<&'a [u8]> {
+        self.obj.wire()
+    }
+
+    /// The function id of a received query.
+    #[must_use]
+    pub fn constructor(&self) -> Option<u32> {
+        self.obj.constructor()
+    }
+}
+
+impl<'a> Field<'a> for Query<'a> {
+    fn fget(c: &mut Cursor<'a>) -> Self {
+        let layout = c.layout;
+        Self {
+            obj: Obj {
+                repr: ObjRepr::Wire(c.skip(kind::QUERY), layout),
+                _t: PhantomData,
+            },
+        }
+    }
+    fn flen(&self) -> usize {
+        self.obj.tl_len()
+    }
+    fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        self.obj.write(w)
+    }
+}
+
+impl TlWrite for Query<'_> {
+    fn tl_len(&self) -> usize {
+        self.obj.tl_len()
+    }
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        self.obj.write(w)
+    }
+}
+
+/// A received query's answer is whatever the query returns: the caller, who knows the query, decodes these bytes.
+impl RemoteCall for Query<'_> {
+    type Return<'r> = &'r [u8];
+    fn decode_result(buf: &[u8]) -> Result<Self::Return<'_>, Error> {
+        Ok(buf)
+    }
+}
+
+enum SeqRepr<'a, E> {
+    Wire {
+        count: usize,
+        data: &'a [u8],
+        layout: &'static Layout,
+    },
+    Items(&'a [E]),
+}
+
+/// A TL vector of `E`: validated wire bytes decoded lazily by [`Seq::iter`], or a caller's slice to encode.
+/// `BARE` is `true` for the bare `vector<T>` (no `vector` id on the wire).
+pub struct Seq<'a, E, const BARE: bool = false> {
+    repr: SeqRepr<'a, E>,
+}
+
+impl<E, const BARE: bool> Clone for Seq<'_, E, BARE> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E, const BARE: bool> Copy for Seq<'_, E, BARE> {}
+impl<E> Clone for SeqRepr<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<E> Copy for SeqRepr<'_, E> {}
+
+impl<E, const BARE: bool> fmt::Debug for Seq<'_, E, BARE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Seq(len {})", self.len())
+    }
+}
+
+impl<'a, E, const BARE: bool> Seq<'a, E, BARE> {
+    /// A vector to encode from the caller's elements.
+    #[must_use]
+    pub const fn new(items: &'a [E]) -> Self {
+        Self {
+            repr: SeqRepr::Items(items),
+        }
+    }
+
+    /// Number of elements.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        match self.repr {
+            SeqRepr::Wire { count, .. } => count,
+            SeqRepr::Items(s) => s.len(),
+        }
+    }
+
+    /// Whether the vector is empty.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<'a, E: Field<'a> + Copy, const BARE: bool> Seq<'a, E, BARE> {
+    /// The elements, decoded one at a time from the wire (or copied from the caller's slice).
+    #[must_use]
+    pub fn iter(&self) -> SeqIter<'a, E> {
+        match self.repr {
+            SeqRepr::Wire { count, data, layout } => SeqIter {
+                left: count,
+                wire: Some(Cursor::new(data, layout)),
+                items: &[],
+            },
+            SeqRepr::Items(items) => SeqIter {
+                left: items.len(),
+                wire: None,
+                items,
+            },
+        }
+    }
+}
+
+impl<'a, E: Field<'a> + Copy, const BARE: bool> Field<'a> for Seq<'a, E, BARE> {
+    fn fget(c: &mut Cursor<'a>) -> Self {
+        if !BARE {
+            c.u32();
+        }
+        let count = c.u32() as usize;
+        let start = c.pos;
+        for _ in 0..count {
+            E::fget(c);
+        }
+        Self {
+            repr: SeqRepr::Wire {
+                count,
+                data: c.buf.get(start..c.pos).unwrap_or(&[]),
+                layout: c.layout,
+            },
+        }
+    }
+    fn flen(&self) -> usize {
+        let head = if BARE { 4 } else { 8 };
+        head + match self.repr {
+            SeqRepr::Wire { data, .. } => data.len(),
+            SeqRepr::Items(s) => s.iter().map(Field::flen).sum(),
+        }
+    }
+    fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        if !BARE {
+            w.u32(VECTOR)?;
+        }
+        w.u32(u32::try_from(self.len()).map_err(|_| Full { required: usize::MAX })?)?;
+        match self.repr {
+            SeqRepr::Wire { data, .. } => w.raw(data),
+            SeqRepr::Items(s) => s.iter().try_for_each(|x| x.fput(w)),
+        }
+    }
+}
+
+/// Iterator over a [`Seq`].
+#[derive(Debug)]
+pub struct SeqIter<'a, E> {
+    left: usize,
+    wire: Option<Cursor<'a>>,
+    items: &'a [E],
+}
+
+impl<'a, E: Field<'a> + Copy> Iterator for SeqIter<'a, E> {
+    type Item = E;
+    fn next(&mut self) -> Option<E> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        match &mut self.wire {
+            Some(c) => Some(E::fget(c)),
+            None => {
+                let (first, rest) = self.items.split_first()?;
+                self.items = rest;
+                Some(*first)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// The flags word of a record, for generated code: bit `bit` set when `present`.
+#[must_use]
+pub const fn flag(present: bool, bit: u32) -> u32 {
+    if present { 1 << bit } else { 0 }
+}
+
+/// The field record that [`Layout::validate_record`] takes for a boxed type.
+#[must_use]
+pub const fn boxed_record(ty: u16) -> u32 {
+    kind::BOXED | (ty as u32) << field::REF_SHIFT
+}

@@ -1,0 +1,225 @@
+//! The generated schema tables: they match a fresh run of the generator, every explicit id matches the CRC32 of
+//! its normalized line, and the generic validator turns each kind of malformed input into its typed error.
+
+use std::path::Path;
+
+use mtproto_sansio::tl::layout::{Error, Layout, MAX_DEPTH, Root};
+use mtproto_sansio::tl::tables::{api, mtproto, secret};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The checked-in output is exactly what the generator writes now (schemas or generator changed without a rerun
+/// of `cargo run -p tl-gen` fails here).
+#[test]
+fn generated_files_are_up_to_date() {
+    for (path, text) in tl_gen::generate_all(root()).unwrap() {
+        let on_disk = std::fs::read_to_string(root().join(&path)).unwrap();
+        assert!(on_disk == text, "{path} is stale: run `cargo run -p tl-gen`");
+    }
+}
+
+/// Explicit ids equal the CRC32 of the normalized line, except the lines known to have been hashed otherwise.
+#[test]
+fn explicit_ids_match_their_crc() {
+    // api.tl's TDLib-internal lines before the first `---functions---` (ids hashed from other text), secret.tl's
+    // document media (hashed without the bytes->string rewrite, as the schema's header says) and mtproto.tl's
+    // container (hashed with the bare constructor name `message` for `%Message`).
+    let known: &[&str] = &[
+        "ipPortSecret",
+        "accessPointRule",
+        "help.configSimple",
+        "inputPeerPhotoFileLocationLegacy",
+        "inputStickerSetThumbLegacy",
+        "decryptedMessageMediaDocument",
+        "msg_container",
+    ];
+    let mut checked = 0;
+    for f in ["api", "secret", "mtproto"] {
+        let text = std::fs::read_to_string(root().join(format!("tl-gen/schema/{f}.tl"))).unwrap();
+        let s = tl_gen::parse(&text).unwrap();
+        for c in &s.combinators {
+            if c.explicit_id && !known.contains(&c.name.as_str()) {
+                assert_eq!(
+                    c.id,
+                    c.inferred_id,
+                    "{f}.tl line {}: {} normalizes to {:?}",
+                    c.line,
+                    c.name,
+                    tl_gen::normalized(c)
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 2400, "only {checked} ids checked");
+    // A line without an id gets the CRC: the same line with its id removed hashes to the published one.
+    let api_text = std::fs::read_to_string(root().join("tl-gen/schema/api.tl")).unwrap();
+    let line = api_text
+        .lines()
+        .find(|l| l.starts_with("messages.sendMessage#"))
+        .unwrap();
+    let (name, rest) = line.split_once('#').unwrap();
+    let without_id = format!("---functions---\n{name}{}\n", &rest[8..]);
+    let s = tl_gen::parse(&without_id).unwrap();
+    let full = tl_gen::parse(&api_text).unwrap();
+    let published = full
+        .combinators
+        .iter()
+        .find(|c| c.name == "messages.sendMessage")
+        .unwrap();
+    assert_eq!(s.combinators[0].id, published.id);
+    assert!(!s.combinators[0].explicit_id);
+}
+
+/// The tables hold every combinator the parser found, sorted by id, and the counts of api.tl layer 228.
+#[test]
+fn tables_cover_the_schemas() {
+    for (layout, names) in [
+        (&api::API, &api::NAMES[..]),
+        (&secret::SECRET, &secret::NAMES[..]),
+        (&mtproto::MTPROTO, &mtproto::NAMES[..]),
+    ] {
+        assert_eq!(layout.ids.len(), names.len());
+        assert_eq!(layout.heads.len(), names.len());
+        assert_eq!(layout.field_start.len(), names.len() + 1);
+        assert!(layout.ids.windows(2).all(|w| w[0] < w[1]));
+    }
+    assert_eq!(api::API.ids.len(), 2457);
+    let fns = (0..2457u16).filter(|&i| api::API.is_function(i)).count();
+    assert_eq!(fns, 809);
+}
+
+fn le(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+const PEER_USER: u32 = 0x59511722; // peerUser#59511722 user_id:long = Peer
+const INPUT_PEER_SELF: u32 = 0x7da07ec9;
+
+fn id(name: &str) -> u32 {
+    let i = api::NAMES.iter().position(|n| *n == name).unwrap();
+    api::API.ids[i]
+}
+
+#[test]
+fn validates_simple_objects() {
+    assert_eq!(id("peerUser"), PEER_USER);
+    let mut b = le(&[PEER_USER]);
+    b.extend(7u64.to_le_bytes());
+    assert_eq!(api::API.validate(&b, Root::Type(api::ty::PEER)), Ok(12));
+    assert_eq!(api::API.validate(&b, Root::Object), Ok(12));
+    // Same bytes, wrong type.
+    assert_eq!(
+        api::API.validate(&b, Root::Type(api::ty::INPUT_PEER)),
+        Err(Error::WrongType(PEER_USER))
+    );
+    // Trailing bytes are left to the caller, or refused by the exact form.
+    b.push(0);
+    assert_eq!(api::API.validate(&b, Root::Type(api::ty::PEER)), Ok(12));
+    assert_eq!(
+        api::API.validate_exact(&b, Root::Type(api::ty::PEER)),
+        Err(Error::Trailing)
+    );
+}
+
+#[test]
+fn truncated_input_is_a_typed_error() {
+    let mut b = le(&[PEER_USER]);
+    b.extend(7u64.to_le_bytes());
+    for n in 0..b.len() {
+        assert_eq!(
+            api::API.validate(&b[..n], Root::Type(api::ty::PEER)),
+            Err(Error::Truncated),
+            "n={n}"
+        );
+    }
+}
+
+#[test]
+fn unknown_nested_id_is_a_typed_error() {
+    // inputPeerUserFromMessage#a87b0a1c peer:InputPeer msg_id:int user_id:long
+    let mut b = le(&[id("inputPeerUserFromMessage"), 0xdead_beef, 1]);
+    b.extend(5u64.to_le_bytes());
+    assert_eq!(
+        api::API.validate(&b, Root::Type(api::ty::INPUT_PEER)),
+        Err(Error::UnknownConstructor(0xdead_beef))
+    );
+    let mut ok = le(&[id("inputPeerUserFromMessage"), INPUT_PEER_SELF, 1]);
+    ok.extend(5u64.to_le_bytes());
+    assert_eq!(api::API.validate(&ok, Root::Type(api::ty::INPUT_PEER)), Ok(ok.len()));
+}
+
+#[test]
+fn flag_bit_without_its_field_is_a_typed_error() {
+    // messages.sendMessage with flags bit 0 (reply_to) set, the input ending where reply_to should start.
+    let b = le(&[id("messages.sendMessage"), 1, INPUT_PEER_SELF]);
+    assert_eq!(
+        api::API.validate(&b, Root::Function),
+        Err(Error::FlagFieldMissing { word: 0, bit: 0 })
+    );
+    // updateShortMessage#313bc7f8 flags:# ... fwd_from:flags.2?MessageFwdHeader ...: user_id present, fields
+    // after flags missing only where a bit asks for them.
+    let mut m = le(&[id("updateShortMessage"), 1 << 2, 9]); // flags, id
+    m.extend(1u64.to_le_bytes()); // user_id
+    m.extend([0u8; 4]); // message "" (len 0 + 3 padding)
+    m.extend(le(&[1, 2, 3])); // pts pts_count date
+    assert_eq!(
+        api::API.validate(&m, Root::Type(api::ty::UPDATES)),
+        Err(Error::FlagFieldMissing { word: 0, bit: 2 })
+    );
+}
+
+#[test]
+fn vector_count_past_input_is_a_typed_error() {
+    // messages.getMessages#63c66506 id:Vector<InputMessage>: a count of 2^30 with 8 bytes behind it.
+    let b = le(&[id("messages.getMessages"), 0x1cb5_c415, 1 << 30, 0, 0]);
+    assert_eq!(api::API.validate(&b, Root::Function), Err(Error::CountPastInput));
+    // msgs_ack#62d6b459 msg_ids:Vector<long> = MsgsAck: 3 longs announced, 2 present.
+    let mut m = le(&[0x62d6_b459, 0x1cb5_c415, 3]);
+    m.extend([0u8; 16]);
+    assert_eq!(mtproto::MTPROTO.validate(&m, Root::Object), Err(Error::CountPastInput));
+    m.extend([0u8; 8]);
+    assert_eq!(mtproto::MTPROTO.validate(&m, Root::Object), Ok(m.len()));
+}
+
+/// `textBold#6724abc4 text:RichText = RichText` nests without end; the validator stops at MAX_DEPTH.
+#[test]
+fn over_deep_nesting_is_a_typed_error() {
+    let bold = id("textBold");
+    let nest = |n: usize| {
+        let mut b = le(&vec![bold; n]);
+        b.extend(le(&[id("textEmpty")]));
+        b
+    };
+    let ok = nest(usize::from(MAX_DEPTH) - 1);
+    assert_eq!(api::API.validate(&ok, Root::Type(api::ty::RICH_TEXT)), Ok(ok.len()));
+    let deep = nest(usize::from(MAX_DEPTH));
+    assert_eq!(
+        api::API.validate(&deep, Root::Type(api::ty::RICH_TEXT)),
+        Err(Error::TooDeep)
+    );
+    // A million levels: refused at the limit, no stack overflow.
+    let huge = nest(1_000_000);
+    assert_eq!(
+        api::API.validate(&huge, Root::Type(api::ty::RICH_TEXT)),
+        Err(Error::TooDeep)
+    );
+}
+
+#[test]
+fn generic_query_is_any_function() {
+    // invokeWithLayer#da9b0d0d {X:Type} layer:int query:!X = X; around help.getConfig#c4f9186b.
+    let b = le(&[id("invokeWithLayer"), 228, id("help.getConfig")]);
+    assert_eq!(api::API.validate(&b, Root::Function), Ok(12));
+    // A constructor where a function is required.
+    let c = le(&[id("invokeWithLayer"), 228, INPUT_PEER_SELF]);
+    assert_eq!(
+        api::API.validate(&c, Root::Function),
+        Err(Error::WrongType(INPUT_PEER_SELF))
+    );
+    let layout: &Layout = &api::API;
+    let i = layout.find(id("messages.sendMessage")).unwrap();
+    assert!(layout.returns(i).is_some());
+}
