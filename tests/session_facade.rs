@@ -10,7 +10,7 @@ use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::{self, ServerConfig, ServerHandshakes, ServerReply};
 use mtproto_sansio::session::{
-    Clock, Engine, EngineConfig, Event, HostQuery, MsgKind, Session, SessionConfig, TransportConfig,
+    Clock, Engine, EngineConfig, Event, HostQuery, MsgKind, ResumeError, Session, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::replay::ReplayCache;
@@ -434,4 +434,106 @@ fn buffers_grow_with_the_frames_and_are_given_back_when_idle() {
         cb <= 3 * 16 * 1024 && db <= 3 * 16 * 1024,
         "idle after a 200 KiB RPC: client {cb} B, DC {db} B of heap"
     );
+}
+
+/// A received frame is held once: the engine decrypts it where the transport gathered it and the request event
+/// borrows it there, so while that event is pending the DC holds one frame-sized block, not two (with `alloc`,
+/// `heap_bytes` counts every buffer). Red if the engine copies the frame into a buffer of its own.
+#[test]
+fn a_received_frame_is_decrypted_and_read_where_it_arrived() {
+    type Big = Session<1_114_112, 262_144, 64>;
+    let mut rng = StdRng::seed_from_u64(12);
+    let now = Instant::from_secs(10);
+    let key = AuthKey::from_bytes([6; 256]);
+    let mut d: Box<Big> = Box::new(Session::server(
+        cfg(TransportConfig::INTERMEDIATE),
+        key.clone(),
+        now,
+        &mut rng,
+    ));
+    // The client starts with the DC's salt, so its first packet is accepted (no bad_server_salt round).
+    let ccfg = SessionConfig {
+        salt: d.engine().unwrap().current_salt(),
+        ..cfg(TransportConfig::INTERMEDIATE)
+    };
+    let mut c: Box<Big> = Box::new(Session::client(ccfg, key, now, &mut rng));
+    let body = vec![0x3c; 200 * 1024];
+    c.send(now, &body, MsgKind::Query).unwrap();
+    let mut out = vec![0u8; c.min_transmit_len()];
+    let mut seen = false;
+    while let Some(n) = c.poll_transmit(now, &mut rng, &mut out).unwrap() {
+        let mut off = 0;
+        while off < n {
+            off += d.handle_input(now, &out[off..n]).unwrap();
+            if let Some(HostQuery::Session { .. }) = d.host_query() {
+                d.resume_session(now, None).unwrap();
+            }
+            let held = d.heap_bytes();
+            while let Some(ev) = d.poll_event() {
+                if let Event::Request { body: b, .. } = ev {
+                    assert_eq!(b, &body[..]);
+                    seen = true;
+                    assert!(held < 2 * 200 * 1024, "{held} B held for one 200 KiB frame");
+                }
+            }
+        }
+    }
+    assert!(seen);
+}
+
+/// DC: a session does not move from a connection whose events still borrow that connection's receive buffer (they
+/// would read another connection's bytes): `Busy`, nothing changes; drained, it moves.
+#[test]
+fn a_session_moves_only_from_a_drained_connection() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let now = Instant::from_secs(10);
+    let key = AuthKey::from_bytes([8; 256]);
+    // Both DC connections issue the key's one salt schedule, and the client starts with its salt.
+    let stored = mtproto_sansio::session::StoredKey {
+        key: key.clone(),
+        salts: Session::<8192, 8192, 16>::server(cfg(TransportConfig::INTERMEDIATE), key.clone(), now, &mut rng)
+            .stored_key()
+            .unwrap()
+            .salts,
+    };
+    let mut a: Box<S> = Box::new(Session::server_stored(cfg(TransportConfig::INTERMEDIATE), &stored, now));
+    let mut b: Box<S> = Box::new(Session::server_stored(cfg(TransportConfig::INTERMEDIATE), &stored, now));
+    let ccfg = SessionConfig {
+        salt: a.engine().unwrap().current_salt(),
+        ..cfg(TransportConfig::INTERMEDIATE)
+    };
+    let mut c: Box<S> = Box::new(Session::client(ccfg, key, now, &mut rng));
+    let mut out = vec![0u8; c.min_transmit_len()];
+    let mut feed = |c: &mut S, d: &mut S, rng: &mut StdRng| {
+        while let Some(n) = c.poll_transmit(now, rng, &mut out).unwrap() {
+            let mut off = 0;
+            while off < n {
+                let k = d.handle_input(now, &out[off..n]).unwrap();
+                if k == 0 {
+                    break;
+                }
+                off += k;
+                if let Some(HostQuery::Session { .. }) = d.host_query() {
+                    break;
+                }
+            }
+        }
+    };
+    // Connection a serves the session; its request event is left pending.
+    c.send(now, &[1, 0, 0, 0], MsgKind::Query).unwrap();
+    feed(&mut c, &mut a, &mut rng);
+    a.resume_session(now, None).unwrap();
+    assert!(a.engine().unwrap().pending_events() > 0);
+    // The client moves to connection b, which asks for the session.
+    c.reconnect(now);
+    c.send(now, &[2, 0, 0, 0], MsgKind::Query).unwrap();
+    feed(&mut c, &mut b, &mut rng);
+    assert!(matches!(b.host_query(), Some(HostQuery::Session { .. })));
+    assert_eq!(b.resume_session(now, Some(&mut a)), Err(ResumeError::Busy));
+    assert!(
+        matches!(b.host_query(), Some(HostQuery::Session { .. })),
+        "still parked"
+    );
+    while a.poll_event().is_some() {}
+    assert_eq!(b.resume_session(now, Some(&mut a)), Ok(()));
 }

@@ -220,6 +220,10 @@ pub enum ResumeError {
     /// The parked message is one the session already received (a replayed connection): it was dropped and
     /// nothing moved.
     Replayed,
+    /// The offered connection still has events, a held packet or owed answers that borrow its receive buffer (its
+    /// engine's [`must_drain`](super::Engine::must_drain)); nothing changed, the frame stays parked. Drain it
+    /// (`poll_event` until `None`, `poll_transmit` until `None`) and answer again.
+    Busy,
 }
 
 impl ResumeError {
@@ -228,7 +232,7 @@ impl ResumeError {
     pub const fn fault(&self) -> Fault {
         match self {
             ResumeError::Replayed => Fault::Peer,
-            ResumeError::NotRequested | ResumeError::Mismatch => Fault::Host,
+            ResumeError::NotRequested | ResumeError::Mismatch | ResumeError::Busy => Fault::Host,
         }
     }
 }
@@ -238,6 +242,7 @@ impl fmt::Display for ResumeError {
         match self {
             ResumeError::NotRequested => f.write_str("no frame waits for a session"),
             ResumeError::Mismatch => f.write_str("the connection does not hold that session"),
+            ResumeError::Busy => f.write_str("the connection that holds the session must be drained first"),
             ResumeError::Replayed => f.write_str("the message is a replay; the session stays where it is"),
         }
     }

@@ -120,7 +120,7 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
 use super::dc_host::{AcceptKeyError, HostQuery, InitCheckError, ProxySecretError, ResumeError, StoredKey};
-use super::engine::{Engine, EngineConfig, MsgKind, Stats};
+use super::engine::{DecryptedPacket, Engine, EngineConfig, MsgKind, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
 use super::msg_id::{Clock, MsgId, Role};
 use crate::crypto::auth_key::AuthKey;
@@ -273,6 +273,8 @@ enum Parked {
         session_id: u64,
         msg_id: MsgId,
         quick_ack: bool,
+        /// The engine decrypted it in place (`None`: still encrypted, when a fresh engine was started on it).
+        decrypted: Option<DecryptedPacket>,
     },
 }
 
@@ -437,26 +439,31 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// engine refuses a session the host has not placed, which parks the packet again as [`HostQuery::Session`]).
     fn start_parked(&mut self, now: Instant, engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
         self.phase = Phase::Encrypted(engine);
-        self.process_parked(now, len, quick_ack);
+        self.process_parked(now, len, quick_ack, None);
     }
 
-    /// Processes the packet parked in the receive buffer (its first `len` bytes) in this connection's engine.
-    fn process_parked(&mut self, now: Instant, len: usize, quick_ack: bool) {
+    /// Processes the packet parked in the receive buffer (its first `len` bytes) in this connection's engine: still
+    /// encrypted (`decrypted` is `None`: it is decrypted in place), or as an engine of this key decrypted it.
+    fn process_parked(&mut self, now: Instant, len: usize, quick_ack: bool, decrypted: Option<DecryptedPacket>) {
         let Phase::Encrypted(engine) = &mut self.phase else {
             return;
         };
-        let data = self.codec.idle_buf().get(..len).unwrap_or(&[]);
-        let res = engine.handle_packet(now, data);
+        let res = match &decrypted {
+            Some(p) => engine.handle_decrypted(now, p, self.codec.idle_buf()),
+            None => engine.handle_frame(now, self.codec.idle_buf_mut().get_mut(..len).unwrap_or(&mut [])),
+        };
         if let Some(p) = Self::after_packet(engine, &mut self.quick_acks, &mut self.drops, res, quick_ack) {
-            // Still in the receive buffer: park it again under the session question.
+            // Still in the receive buffer, now decrypted: park it again under the session question.
             self.parked = Parked::Session {
                 len,
                 session_id: p.0,
                 msg_id: p.1,
                 quick_ack,
+                decrypted: engine.take_decrypted(),
             };
             self.host_event = true;
         }
+        self.release_idle();
     }
 
     /// Books the result of one packet handed to the engine: a DC quick-ack token, a dropped frame, or (returned) the
@@ -650,6 +657,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             session_id,
             msg_id,
             quick_ack,
+            decrypted,
         } = self.parked
         else {
             return Err(ResumeError::NotRequested);
@@ -669,6 +677,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 return Err(ResumeError::Mismatch);
             }
             if let Phase::Encrypted(o) = &old.phase
+                && o.must_drain()
+            {
+                // Its events or held packet borrow the old connection's receive buffer, which does not move.
+                return Err(ResumeError::Busy);
+            }
+            if let Phase::Encrypted(o) = &old.phase
                 && o.is_replay(now, msg_id)
             {
                 // A copy of a message the session already had (an attacker replaying a captured connection): it
@@ -683,14 +697,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             old.parked = Parked::Empty;
             old.quick_acks.clear();
             if let Phase::Encrypted(e) = &mut self.phase {
-                e.hand_over(now);
+                e.hand_over_in(now, Some(self.codec.idle_buf()));
             }
         } else if let Phase::Encrypted(e) = &mut self.phase {
             // No engine holds it: the host vouches that none served it within the receive window.
             e.approve_session(session_id);
         }
         self.parked = Parked::Empty;
-        self.process_parked(now, len, quick_ack);
+        self.process_parked(now, len, quick_ack, decrypted);
         Ok(())
     }
 
@@ -858,6 +872,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
         };
         self.io_started |= n > 0;
+        // An encrypted packet for the engine: its length (padding stripped) and quick-ack flag. It is decrypted in
+        // place, in the codec's buffer, once the frame's borrow of the codec ends below.
+        let mut to_engine = None;
         match (&mut self.phase, frame) {
             (Phase::Handshake(hs), Some(Frame::Packet { data, .. })) => {
                 // A malformed or unexpected handshake message is dropped; the machine decides what is fatal.
@@ -880,27 +897,13 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                     self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg));
                 }
             }
-            (Phase::Encrypted(engine), Some(Frame::Packet { data, quick_ack })) => {
+            (Phase::Encrypted(_), Some(Frame::Packet { data, quick_ack })) => {
                 let data = if framing == Framing::PaddedIntermediate {
                     strip_padding(framing, data).unwrap_or(data)
                 } else {
                     data
                 };
-                let res = engine.handle_packet(now, data);
-                let unknown = Self::after_packet(engine, &mut self.quick_acks, &mut self.drops, res, quick_ack);
-                if let Some((session_id, msg_id)) = unknown {
-                    // A DC packet naming a session this connection does not serve: the host may hold it in another
-                    // connection, with the replay state that keeps its messages from running twice. Park and ask.
-                    // It stays where it was received (a prefix of the frame: padding stripped) until the host answers.
-                    self.parked = Parked::Session {
-                        len: data.len(),
-                        session_id,
-                        msg_id,
-                        quick_ack,
-                    };
-                    self.host_event = true;
-                    return Ok(n);
-                }
+                to_engine = Some((data.len(), quick_ack));
             }
             (Phase::Encrypted(engine), Some(Frame::QuickAck(token))) => engine.handle_quick_ack(token),
             (Phase::Encrypted(engine), Some(Frame::TransportError(code))) => engine.handle_transport_error(code),
@@ -932,15 +935,36 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             }
             _ => {}
         }
+        if let Some((len, quick_ack)) = to_engine
+            && let Phase::Encrypted(engine) = &mut self.phase
+        {
+            let frame = self.codec.idle_buf_mut().get_mut(..len).unwrap_or(&mut []);
+            let res = engine.handle_frame(now, frame);
+            let unknown = Self::after_packet(engine, &mut self.quick_acks, &mut self.drops, res, quick_ack);
+            if let Some((session_id, msg_id)) = unknown {
+                // A DC packet naming a session this connection does not serve: the host may hold it in another
+                // connection, with the replay state that keeps its messages from running twice. Park and ask. It stays
+                // where it was received, decrypted (a prefix of the frame: padding stripped), until the host answers.
+                self.parked = Parked::Session {
+                    len,
+                    session_id,
+                    msg_id,
+                    quick_ack,
+                    decrypted: engine.take_decrypted(),
+                };
+                self.host_event = true;
+                return Ok(n);
+            }
+        }
         self.after_handshake_step(now);
         self.release_idle();
         Ok(n)
     }
 
-    /// With `alloc`: the frame was consumed (the engine holds its own copy) and nothing is parked, so a large
-    /// receive buffer goes back to the allocator (see [`crate::buffer`]).
+    /// With `alloc`: nothing is parked and nothing of the engine's borrows the receive buffer any more (no event,
+    /// held packet or owed answer), so a large receive buffer goes back to the allocator (see [`crate::buffer`]).
     fn release_idle(&mut self) {
-        if self.parked == Parked::Empty {
+        if self.parked == Parked::Empty && !self.engine().is_some_and(Engine::must_drain) {
             self.codec.release();
         }
     }
@@ -1072,8 +1096,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             return Ok(Some(n));
         }
         let body = out.get_mut(room..).unwrap_or(&mut []);
+        let rx = self.codec.idle_buf();
         let (len, quick_ack) = match &mut self.phase {
-            Phase::Encrypted(engine) => match engine.poll_packet(now, rng, body)? {
+            Phase::Encrypted(engine) => match engine.poll_packet_in(now, rng, body, Some(rx))? {
                 Some(p) => (p.len, p.quick_ack),
                 None => return Ok(None),
             },
@@ -1152,10 +1177,23 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
                 None => {}
             }
         }
-        match &mut self.phase {
-            Phase::Encrypted(e) => e.poll_event(),
-            _ => None,
+        let pending = match &self.phase {
+            Phase::Encrypted(e) => e.pending_events(),
+            _ => return None,
+        };
+        if pending == 0 {
+            // Drained: the engine gives its idle buffers back, and so does the codec once nothing borrows its own.
+            if let Phase::Encrypted(e) = &mut self.phase {
+                let _ = e.poll_event_in(None);
+            }
+            self.release_idle();
+            return None;
         }
+        let Phase::Encrypted(e) = &mut self.phase else {
+            return None;
+        };
+        // Bodies borrow the receive buffer the packet was decrypted in.
+        e.poll_event_in(Some(self.codec.idle_buf()))
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
@@ -1247,7 +1285,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: answers a request with `rpc_result`.
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
         match &mut self.phase {
-            Phase::Encrypted(e) => e.answer(now, req, result),
+            Phase::Encrypted(e) => e.answer_in(now, req, result, Some(self.codec.idle_buf())),
             _ => Err(SendError::NotReady),
         }
     }
@@ -1255,7 +1293,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: answers a request with `rpc_error`.
     pub fn answer_error(&mut self, now: Instant, req: MsgId, code: i32, message: &[u8]) -> Result<MsgId, SendError> {
         match &mut self.phase {
-            Phase::Encrypted(e) => e.answer_error(now, req, code, message),
+            Phase::Encrypted(e) => e.answer_error_in(now, req, code, message, Some(self.codec.idle_buf())),
             _ => Err(SendError::NotReady),
         }
     }

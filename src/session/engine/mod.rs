@@ -197,6 +197,26 @@ pub struct Packet {
     pub quick_ack: bool,
 }
 
+/// A DC packet the engine decrypted in a connection's buffer but could not process yet: its session waits for the
+/// host ([`HostQuery::Session`](super::HostQuery::Session)). Only the engine makes one, after every check of the
+/// decryption passed; the plaintext stays where it was decrypted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DecryptedPacket {
+    hdr: Header,
+    len: usize,
+    token: u32,
+}
+
+impl core::fmt::Debug for DecryptedPacket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The salt and session id are the session's secrets.
+        f.debug_struct("DecryptedPacket")
+            .field("msg_id", &self.hdr.msg_id)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The encrypted-session engine of one role for one auth key.
 pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
     core: Core<TX, MSGS>,
@@ -228,6 +248,8 @@ struct Core<const TX: usize, const MSGS: usize> {
     last_now: Instant,
     /// `gzip_packed` work the packet being processed may still cause (see [`INFLATE_WORK_PER_RX`]).
     inflate_left: usize,
+    /// DC, in a connection: the packet decrypted in the connection's buffer whose session waits for the host.
+    decrypted: Option<DecryptedPacket>,
     stats: Stats,
     closed: bool,
 }
@@ -546,10 +568,15 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     }
 
     /// DC: works on through the held packet as far as there is room (see `Held`).
-    fn resume(&mut self, now: Instant) {
+    /// `ext`: the connection's buffer the held packet lies in (`None`: the engine's own, for [`handle_packet`]
+    /// (Self::handle_packet)).
+    fn resume(&mut self, now: Instant, ext: Option<&[u8]>) {
         if self.core.role.dc().is_some_and(|dc| dc.held.is_some()) {
-            self.core
-                .resume(now, self.rx.as_slice(), self.gz.as_mut_slice(), &mut self.gz_used);
+            let rx = match ext {
+                Some(b) => b,
+                None => self.rx.as_slice(),
+            };
+            self.core.resume(now, rx, self.gz.as_mut_slice(), &mut self.gz_used);
         }
     }
 
@@ -645,22 +672,45 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// acknowledgements are never stuck behind queries the DC cannot take. [`SendError::TooLarge`] is final:
     /// answer with an error instead.
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
+        self.answer_in(now, req, result, None)
+    }
+
+    /// [`answer`](Self::answer) for an engine in a connection, whose packets lie in the connection's buffer `ext`.
+    pub(crate) fn answer_in(
+        &mut self,
+        now: Instant,
+        req: MsgId,
+        result: &[u8],
+        ext: Option<&[u8]>,
+    ) -> Result<MsgId, SendError> {
         if result.len() + 12 > Self::max_body() {
             return Err(SendError::TooLarge);
         }
         #[cfg(feature = "alloc")]
         if let Some(packed) = self.core.gzipped(result) {
             let r = self.core.answer(now, req, &packed);
-            self.resume(now);
+            self.resume(now, ext);
             return r;
         }
         let r = self.core.answer(now, req, result);
-        self.resume(now);
+        self.resume(now, ext);
         r
     }
 
     /// DC: answers the request `req` with `rpc_error { code, message }`; errors as for [`answer`](Self::answer).
     pub fn answer_error(&mut self, now: Instant, req: MsgId, code: i32, message: &[u8]) -> Result<MsgId, SendError> {
+        self.answer_error_in(now, req, code, message, None)
+    }
+
+    /// [`answer_error`](Self::answer_error) for an engine in a connection (see [`answer_in`](Self::answer_in)).
+    pub(crate) fn answer_error_in(
+        &mut self,
+        now: Instant,
+        req: MsgId,
+        code: i32,
+        message: &[u8],
+        ext: Option<&[u8]>,
+    ) -> Result<MsgId, SendError> {
         let err = RpcError {
             error_code: code,
             error_message: message,
@@ -671,7 +721,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         let mut buf = [0u8; 256];
         let n = tl::encode(&err, &mut buf).map_err(|_| SendError::TooLarge)?;
         let r = self.core.answer(now, req, buf.get(..n).unwrap_or(&[]));
-        self.resume(now);
+        self.resume(now, ext);
         r
     }
 
@@ -701,7 +751,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// [`crate::transport::strip_padding`] first (the [`Session`](super::Session) facade does).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) -> Result<u32, Dropped> {
         self.core.saw(now);
-        self.resume(now);
+        self.resume(now, None);
         if self.must_drain() {
             return Err(Dropped::Backpressure);
         }
@@ -724,11 +774,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// (the inflated size is unknown until inflated; a false positive costs memory until the next release, never
     /// correctness); a container gets the room its msg_id check needs (8 bytes a message, at most
     /// `max_container_messages`), which stays within [`crate::buffer`]'s kept size.
-    fn reserve_inflate(&mut self, off: usize, len: usize) {
-        if !cfg!(feature = "alloc") || self.gz.footprint() >= RX {
+    fn reserve_inflate(gz: &mut Buffer<RX>, max_container_messages: usize, body: &[u8]) {
+        if !cfg!(feature = "alloc") || gz.footprint() >= RX {
             return;
         }
-        let body = self.rx.as_slice().get(off..off + len).unwrap_or(&[]);
         let gzip = tl::GzipPacked::CONSTRUCTOR.to_le_bytes();
         let need = if body.chunks_exact(4).any(|w| w == gzip) {
             RX
@@ -737,51 +786,114 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
                 .get(4..8)
                 .and_then(|b| b.first_chunk::<4>())
                 .map_or(0, |b| u32::from_le_bytes(*b) as usize);
-            count.min(self.core.cfg.limits.max_container_messages).saturating_mul(8)
+            count.min(max_container_messages).saturating_mul(8)
         } else {
             0
         };
         // Refused by the allocator: the check or the inflation then fails as for a body too large, a typed drop.
-        let _ = need > 0 && self.gz.reserve(need.min(RX), 0);
+        let _ = need > 0 && gz.reserve(need.min(RX), 0);
     }
 
     fn handle_rx(&mut self, now: Instant, n: usize) -> Result<u32, Dropped> {
-        let dir = Direction::sent_by(self.core.role().peer());
-        let (hdr, len, token) = {
-            let Some(buf) = self.rx.as_mut_slice().get_mut(..n) else {
-                return Err(Dropped::TooLarge);
-            };
-            match packet::decrypt(&self.core.key, dir, buf) {
-                Ok(v) => (
-                    Header {
-                        salt: v.salt(),
-                        session_id: v.session_id(),
-                        msg_id: MsgId(v.msg_id()),
-                        seq_no: v.seq_no(),
-                    },
-                    v.body().len(),
-                    v.quick_ack_token(),
-                ),
-                Err(_) => {
-                    self.core.stats.rejected += 1;
-                    return Err(Dropped::Rejected);
-                }
+        let Some(buf) = self.rx.as_mut_slice().get_mut(..n) else {
+            return Err(Dropped::TooLarge);
+        };
+        let r = Self::open(&mut self.core, &mut self.gz, &mut self.gz_used, now, buf);
+        // The caller keeps its own copy of the packet: nothing stays decrypted for it.
+        self.core.decrypted = None;
+        r
+    }
+
+    /// Decrypts `buf` (the whole packet) in place and processes it, its events and held messages borrowing `buf`.
+    /// A DC packet naming a session the engine may not start is returned decrypted, as a [`DecryptedPacket`], for the
+    /// connection to process once its host answered (`Err(UnknownSession)` and the packet).
+    fn open(
+        core: &mut Core<TX, MSGS>,
+        gz: &mut Buffer<RX>,
+        gz_used: &mut usize,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<u32, Dropped> {
+        let dir = Direction::sent_by(core.role().peer());
+        let (hdr, len, token) = match packet::decrypt(&core.key, dir, buf) {
+            Ok(v) => (
+                Header {
+                    salt: v.salt(),
+                    session_id: v.session_id(),
+                    msg_id: MsgId(v.msg_id()),
+                    seq_no: v.seq_no(),
+                },
+                v.body().len(),
+                v.quick_ack_token(),
+            ),
+            Err(_) => {
+                core.stats.rejected += 1;
+                return Err(Dropped::Rejected);
             }
         };
-        self.gz_used = 0;
-        self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
-        let off = packet::body_offset();
-        self.reserve_inflate(off, len);
-        let rx = self.rx.as_slice();
-        let body = rx.get(off..off + len).ok_or(Dropped::TooLarge)?;
-        let r = self
-            .core
-            .on_packet(now, hdr, body, rx, self.gz.as_mut_slice(), &mut self.gz_used);
-        match r {
-            Ok(()) => self.core.stats.packets_in += 1,
-            Err(_) => self.core.stats.dropped += 1,
+        let p = DecryptedPacket { hdr, len, token };
+        let r = Self::process(core, gz, gz_used, now, &p, buf);
+        if r == Err(Dropped::UnknownSession) {
+            // Kept, decrypted where it lies, for the host's answer (see `take_decrypted`).
+            core.decrypted = Some(p);
         }
-        r.map(|()| token)
+        r
+    }
+
+    /// Processes a decrypted packet whose body lies in `rx` (after `packet::body_offset()`).
+    fn process(
+        core: &mut Core<TX, MSGS>,
+        gz: &mut Buffer<RX>,
+        gz_used: &mut usize,
+        now: Instant,
+        p: &DecryptedPacket,
+        rx: &[u8],
+    ) -> Result<u32, Dropped> {
+        *gz_used = 0;
+        core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
+        let off = packet::body_offset();
+        let body = rx.get(off..off + p.len).ok_or(Dropped::TooLarge)?;
+        Self::reserve_inflate(gz, core.cfg.limits.max_container_messages, body);
+        let r = core.on_packet(now, p.hdr, body, rx, gz.as_mut_slice(), gz_used);
+        match r {
+            Ok(()) => core.stats.packets_in += 1,
+            Err(_) => core.stats.dropped += 1,
+        }
+        r.map(|()| p.token)
+    }
+
+    /// For a connection (the [`Session`](super::Session) facade): decrypts the packet in `frame`, the connection's
+    /// receive buffer, in place and processes it there, so an accepted frame is never copied. Its events, a DC's held
+    /// packet and owed answers then borrow `frame`: until [`must_drain`](Self::must_drain) is false the connection
+    /// passes the same buffer to every call that takes one (`*_in`) and feeds no input. A DC packet naming a session
+    /// the host must place is kept decrypted ([`take_decrypted`](Self::take_decrypted)).
+    pub(crate) fn handle_frame(&mut self, now: Instant, frame: &mut [u8]) -> Result<u32, Dropped> {
+        self.core.saw(now);
+        if self.must_drain() {
+            return Err(Dropped::Backpressure);
+        }
+        self.core.decrypted = None;
+        Self::open(&mut self.core, &mut self.gz, &mut self.gz_used, now, frame)
+    }
+
+    /// DC, for a connection: the packet [`handle_frame`](Self::handle_frame) decrypted but could not process because
+    /// its session was not placed by the host yet; it still lies decrypted in the connection's buffer.
+    pub(crate) fn take_decrypted(&mut self) -> Option<DecryptedPacket> {
+        self.core.decrypted.take()
+    }
+
+    /// DC, for a connection: processes a packet this key's engine decrypted earlier ([`take_decrypted`]
+    /// (Self::take_decrypted)), lying decrypted in `rx`, once the host placed its session.
+    pub(crate) fn handle_decrypted(&mut self, now: Instant, p: &DecryptedPacket, rx: &[u8]) -> Result<u32, Dropped> {
+        self.core.saw(now);
+        if self.must_drain() {
+            return Err(Dropped::Backpressure);
+        }
+        let r = Self::process(&mut self.core, &mut self.gz, &mut self.gz_used, now, p, rx);
+        if r == Err(Dropped::UnknownSession) {
+            self.core.decrypted = Some(*p);
+        }
+        r
     }
 
     /// **Fuzzing only**: processes a message as if it had passed decryption, so a fuzzer reaches the session logic
@@ -847,6 +959,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 
     /// The next event, borrowing the receive buffers. Taking one makes room for the held packet to go on.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        self.poll_event_in(None)
+    }
+
+    /// [`poll_event`](Self::poll_event) for an engine in a connection: bodies are borrowed from the connection's
+    /// buffer `ext` (or the inflate buffer).
+    pub(crate) fn poll_event_in<'a>(&'a mut self, ext: Option<&'a [u8]>) -> Option<Event<'a>> {
         let Some(rec) = self.core.events.pop_front() else {
             // Drained, and no event borrows the buffers any more: an idle session gives large ones back.
             if !self.must_drain() {
@@ -855,11 +973,16 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             }
             return None;
         };
-        self.resume(self.core.last_now);
-        let get = |s: Span| -> &[u8] {
+        self.resume(self.core.last_now, ext);
+        let rx: &[u8] = match ext {
+            Some(b) => b,
+            None => self.rx.as_slice(),
+        };
+        let gz = self.gz.as_slice();
+        let get = |s: Span| -> &'a [u8] {
             let b: &[u8] = match s.buf {
-                Buf::Rx => self.rx.as_slice(),
-                Buf::Gz => self.gz.as_slice(),
+                Buf::Rx => rx,
+                Buf::Gz => gz,
             };
             b.get(s.off as usize..(s.off as usize).saturating_add(s.len as usize))
                 .unwrap_or(&[])
@@ -897,16 +1020,29 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         rng: &mut R,
         out: &mut [u8],
     ) -> Result<Option<Packet>, super::event::BufferTooSmall> {
+        self.poll_packet_in(now, rng, out, None)
+    }
+
+    /// [`poll_packet`](Self::poll_packet) for an engine in a connection, whose packets lie in its buffer `ext`.
+    pub(crate) fn poll_packet_in<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+        ext: Option<&[u8]>,
+    ) -> Result<Option<Packet>, super::event::BufferTooSmall> {
         let required = self.min_out_len();
         if out.len() < required {
             return Err(super::event::BufferTooSmall { required });
         }
         self.core.saw(now);
         // The last packet's owed answers went out: its next messages may have room now.
-        self.resume(now);
-        let p = self
-            .core
-            .poll_packet::<RX, R>(now, rng, out, self.rx.as_slice(), self.gz.as_slice());
+        self.resume(now, ext);
+        let rx = match ext {
+            Some(b) => b,
+            None => self.rx.as_slice(),
+        };
+        let p = self.core.poll_packet::<RX, R>(now, rng, out, rx, self.gz.as_slice());
         if p.is_some()
             && let Some(c) = self.core.role.client_mut()
             && c.first_sent.is_none()
@@ -943,6 +1079,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     ///
     /// [`Session::resume_session`]: super::Session::resume_session
     pub fn hand_over(&mut self, now: Instant) {
+        self.hand_over_in(now, None);
+    }
+
+    /// [`hand_over`](Self::hand_over) for an engine moving into a connection whose buffer is `ext`.
+    pub(crate) fn hand_over_in(&mut self, now: Instant, ext: Option<&[u8]>) {
         if let Some(c) = self.core.role.client_mut() {
             c.quick_acks.clear();
         }
@@ -953,7 +1094,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         }
         // A packet the old connection left half done goes on (its answers are owed on this connection).
         self.core.saw(now);
-        self.resume(now);
+        self.resume(now, ext);
     }
 
     /// Fails every outstanding query with `Closed` and stops the engine.
@@ -1010,6 +1151,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             owed: heapless::Deque::new(),
             last_now: now,
             inflate_left: 0,
+            decrypted: None,
             stats: Stats::default(),
             closed: false,
         };
