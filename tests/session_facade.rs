@@ -537,3 +537,64 @@ fn a_session_moves_only_from_a_drained_connection() {
     while a.poll_event().is_some() {}
     assert_eq!(b.resume_session(now, Some(&mut a)), Ok(()));
 }
+
+/// A host that reconnects before draining its events loses nothing: a pending result keeps its body, though it
+/// borrowed the old transport's receive buffer (the engine copies what still borrows it before the transport is
+/// replaced). Red without that copy: the body would be read from the new, empty buffer.
+#[test]
+fn events_pending_at_reconnect_keep_their_bodies() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let now = Instant::from_secs(10);
+    let key = AuthKey::from_bytes([9; 256]);
+    let mut d: Box<S> = Box::new(Session::server(
+        cfg(TransportConfig::INTERMEDIATE),
+        key.clone(),
+        now,
+        &mut rng,
+    ));
+    let ccfg = SessionConfig {
+        salt: d.engine().unwrap().current_salt(),
+        ..cfg(TransportConfig::INTERMEDIATE)
+    };
+    let mut c: Box<S> = Box::new(Session::client(ccfg, key, now, &mut rng));
+    let body = [7u8, 7, 7, 7, 1, 2, 3, 4];
+    let q = c.send(now, &body, MsgKind::Query).unwrap();
+    let mut out = vec![0u8; c.min_transmit_len()];
+    while let Some(n) = c.poll_transmit(now, &mut rng, &mut out).unwrap() {
+        let mut off = 0;
+        while off < n {
+            off += d.handle_input(now, &out[off..n]).unwrap();
+            if let Some(HostQuery::Session { .. }) = d.host_query() {
+                d.resume_session(now, None).unwrap();
+            }
+            let mut requests = Vec::new();
+            while let Some(ev) = d.poll_event() {
+                if let Event::Request { msg_id, body } = ev {
+                    requests.push((msg_id, body.to_vec()));
+                }
+            }
+            for (id, b) in requests {
+                d.answer(now, id, &b).unwrap();
+            }
+        }
+    }
+    // The answer reaches the client, whose host does not take the event before the connection drops.
+    while let Some(n) = d.poll_transmit(now, &mut rng, &mut out).unwrap() {
+        let mut off = 0;
+        while off < n {
+            let k = c.handle_input(now, &out[off..n]).unwrap();
+            if k == 0 {
+                break;
+            }
+            off += k;
+        }
+    }
+    c.reconnect(now);
+    let mut got = None;
+    while let Some(ev) = c.poll_event() {
+        if let Event::RpcResult { req, body } = ev {
+            got = Some((req, body.to_vec()));
+        }
+    }
+    assert_eq!(got, Some((q, body.to_vec())));
+}

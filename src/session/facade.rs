@@ -1301,6 +1301,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// A new transport connection under the same session: the framing restarts (a new init or marker) and every
     /// unacknowledged message is resent. Clears a transport error.
     pub fn reconnect(&mut self, now: Instant) {
+        // Events not drained yet borrow the old transport's receive buffer: the engine keeps a copy.
+        if let Phase::Encrypted(e) = &mut self.phase {
+            e.detach(self.codec.idle_buf());
+        }
         self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref());
         self.init_checked = !Self::init_needs_check(self.transport, self.role);
         self.io_started = false;

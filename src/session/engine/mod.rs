@@ -223,6 +223,10 @@ pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
     rx: Buffer<RX>,
     gz: Buffer<RX>,
     gz_used: usize,
+    /// In a connection: what borrowed the connection's receive buffer (events, the held packet, owed answers) was
+    /// copied into `rx` because the connection replaced its transport before the host drained it
+    /// ([`detach`](Self::detach)); until the next frame, the engine reads `rx`.
+    detached: bool,
 }
 
 /// What both roles share: the key and session, msg_id and seq_no generation, the inbound replay window, what was
@@ -490,6 +494,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             rx: Buffer::new(),
             gz: Buffer::new(),
             gz_used: 0,
+            detached: false,
         }
     }
 
@@ -573,8 +578,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     fn resume(&mut self, now: Instant, ext: Option<&[u8]>) {
         if self.core.role.dc().is_some_and(|dc| dc.held.is_some()) {
             let rx = match ext {
-                Some(b) => b,
-                None => self.rx.as_slice(),
+                Some(b) if !self.detached => b,
+                _ => self.rx.as_slice(),
             };
             self.core.resume(now, rx, self.gz.as_mut_slice(), &mut self.gz_used);
         }
@@ -873,7 +878,23 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
             return Err(Dropped::Backpressure);
         }
         self.core.decrypted = None;
+        self.detached = false;
         Self::open(&mut self.core, &mut self.gz, &mut self.gz_used, now, frame)
+    }
+
+    /// For a connection about to replace its transport (and with it the receive buffer `ext`) before the host drained
+    /// what borrows it: copies `ext` into the engine's own buffer and reads that until the next frame, so a pending
+    /// event keeps its body and a held packet its messages. Nothing happens when nothing borrows `ext`.
+    pub(crate) fn detach(&mut self, ext: &[u8]) {
+        if self.detached || !self.must_drain() {
+            return;
+        }
+        if self.rx.reserve(ext.len(), 0)
+            && let Some(dst) = self.rx.as_mut_slice().get_mut(..ext.len())
+        {
+            dst.copy_from_slice(ext);
+            self.detached = true;
+        }
     }
 
     /// DC, for a connection: the packet [`handle_frame`](Self::handle_frame) decrypted but could not process because
@@ -889,6 +910,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         if self.must_drain() {
             return Err(Dropped::Backpressure);
         }
+        self.detached = false;
         let r = Self::process(&mut self.core, &mut self.gz, &mut self.gz_used, now, p, rx);
         if r == Err(Dropped::UnknownSession) {
             self.core.decrypted = Some(*p);
@@ -975,8 +997,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         };
         self.resume(self.core.last_now, ext);
         let rx: &[u8] = match ext {
-            Some(b) => b,
-            None => self.rx.as_slice(),
+            Some(b) if !self.detached => b,
+            _ => self.rx.as_slice(),
         };
         let gz = self.gz.as_slice();
         let get = |s: Span| -> &'a [u8] {
@@ -1039,8 +1061,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         // The last packet's owed answers went out: its next messages may have room now.
         self.resume(now, ext);
         let rx = match ext {
-            Some(b) => b,
-            None => self.rx.as_slice(),
+            Some(b) if !self.detached => b,
+            _ => self.rx.as_slice(),
         };
         let p = self.core.poll_packet::<RX, R>(now, rng, out, rx, self.gz.as_slice());
         if p.is_some()
