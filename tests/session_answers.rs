@@ -351,3 +351,128 @@ fn chk_047_state_req_answered_when_the_arena_is_full() {
         assert_eq!(p.answers.get(id).map(Vec::len), Some(1));
     }
 }
+
+#[test]
+fn chk_048_client_takes_a_whole_container_however_small_its_event_queue() {
+    // A client with 8 event slots gets one container of 20 updates. It takes the container as a whole: every
+    // update reaches the host, in order, from that one packet, as the host drains its events, and all 20 are
+    // acknowledged, so the DC holds nothing it would have to send again. (Before: 8 updates were taken, the other
+    // 12 neither processed nor acknowledged, left for a resend the DC may never make.)
+    let mut rng = StdRng::seed_from_u64(7);
+    let now = Instant::from_secs(1000);
+    let clock = || Clock::from_unix_hint(now, UnixTime(UNIX0));
+    let mut s = Box::new(Dc::server(SessionConfig::DEFAULT, key(7), clock(), now, &mut rng));
+    let ccfg = SessionConfig {
+        ping_interval: None,
+        future_salts: false,
+        state_check_after: None,
+        ..SessionConfig::DEFAULT
+    };
+    let mut c = Box::new(Session::<RX, TX, 8>::client(
+        ccfg,
+        key(7),
+        s.current_salt(),
+        clock(),
+        now,
+        &mut rng,
+    ));
+    s.approve_session(c.session_id());
+    let mut out = vec![0u8; RX + 64];
+    // The client speaks first, so the DC knows its session.
+    c.send(now, &query(0), MsgKind::Query).unwrap();
+    let p = c.poll_packet(now, &mut rng, &mut out).unwrap().unwrap();
+    let first = out[..p.len].to_vec();
+    s.handle_packet(now, &first).unwrap();
+    while let Some(ev) = s.poll_event() {
+        if let Event::Request { msg_id, body } = ev {
+            let body = body.to_vec();
+            s.answer(now, msg_id, &body).unwrap();
+        }
+    }
+    let updates: Vec<Vec<u8>> = (100..120).map(query).collect();
+    for u in &updates {
+        s.send(now, u, MsgKind::Notice).unwrap();
+    }
+    let p = s.poll_packet(now, &mut rng, &mut out).unwrap().unwrap();
+    let packet = out[..p.len].to_vec();
+    assert!(
+        s.poll_packet(now, &mut rng, &mut out).unwrap().is_none(),
+        "the answer and the 20 updates travel in one container"
+    );
+    c.handle_packet(now, &packet).unwrap();
+    let mut got = Vec::new();
+    let mut result = false;
+    while let Some(ev) = c.poll_event() {
+        match ev {
+            Event::Update(body) => got.push(body.to_vec()),
+            Event::RpcResult { .. } => result = true,
+            // The DC's `new_session_created`, first in the container.
+            Event::SessionReset { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(result, "the query's answer arrived");
+    assert_eq!(
+        got, updates,
+        "every update of the container, in order, from the one packet"
+    );
+    assert!(!c.must_drain());
+    // The client's acknowledgements settle everything the DC sent.
+    while let Some(p) = c.poll_packet(now, &mut rng, &mut out).unwrap() {
+        let pk = out[..p.len].to_vec();
+        s.handle_packet(now, &pk).unwrap();
+        while s.poll_event().is_some() {}
+    }
+    assert_eq!(s.in_flight(), 0, "the DC holds nothing the client has not acknowledged");
+}
+
+#[test]
+fn chk_048_client_takes_a_whole_gzipped_container_however_small_its_event_queue() {
+    // The same as a container sent in `gzip_packed` (as DCs do with large batches of updates): its members lie in
+    // the inflate buffer while they wait for room, and all 20 reach the host from the one packet.
+    use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
+    let mut rng = StdRng::seed_from_u64(8);
+    let now = Instant::from_secs(1000);
+    let clock = Clock::from_unix_hint(now, UnixTime(UNIX0));
+    let ccfg = SessionConfig {
+        ping_interval: None,
+        future_salts: false,
+        state_check_after: None,
+        ..SessionConfig::DEFAULT
+    };
+    let mut c = Box::new(Session::<RX, TX, 8>::client(ccfg, key(8), 0, clock, now, &mut rng));
+    let id = |n: u64| (UNIX0 << 32) | (n * 4 + 1);
+    let updates: Vec<Vec<u8>> = (200..220).map(query).collect();
+    let mut container = tl::MsgContainer::CONSTRUCTOR.to_le_bytes().to_vec();
+    container.extend_from_slice(&(updates.len() as u32).to_le_bytes());
+    for (i, u) in updates.iter().enumerate() {
+        container.extend_from_slice(&id(i as u64 + 1).to_le_bytes());
+        container.extend_from_slice(&(2 * i as u32 + 1).to_le_bytes());
+        container.extend_from_slice(&(u.len() as u32).to_le_bytes());
+        container.extend_from_slice(u);
+    }
+    let packed = tl::gzip::deflate_gzip(&container, 6);
+    let body = enc(&tl::GzipPacked { packed_data: &packed });
+    let h = MessageHeader {
+        salt: 0,
+        session_id: c.session_id(),
+        msg_id: id(30),
+        seq_no: 40,
+    };
+    let mut pk = vec![0u8; body.len() + 2048];
+    let e = packet::encrypt(&key(8), Direction::ServerToClient, &h, &body, &mut rng, &mut pk).unwrap();
+    pk.truncate(e.len);
+    c.handle_packet(now, &pk).unwrap();
+    let mut got = Vec::new();
+    while let Some(ev) = c.poll_event() {
+        match ev {
+            Event::Update(body) => got.push(body.to_vec()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        got, updates,
+        "every update of the gzipped container, in order, from the one packet"
+    );
+    assert!(!c.must_drain());
+}

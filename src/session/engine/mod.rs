@@ -557,6 +557,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         let c = &self.core;
         c.events.iter().any(EvRec::uses_buffers)
             || c.role.dc().is_some_and(|dc| dc.held.is_some())
+            || c.role.client().is_some_and(|cl| cl.held.is_some())
             || c.owed.is_full()
             || c.owed.iter().any(Owed::uses_buffers)
     }
@@ -572,16 +573,19 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         self.core.owed.len()
     }
 
-    /// DC: works on through the held packet as far as there is room (see `Held`).
-    /// `ext`: the connection's buffer the held packet lies in (`None`: the engine's own, for [`handle_packet`]
-    /// (Self::handle_packet)).
+    /// Works on through the held packet (DC, see `Held`) or container (client, see `ClientHeld`) as far as there
+    /// is room. `ext`: the connection's buffer the held packet lies in (`None`: the engine's own, for
+    /// [`handle_packet`](Self::handle_packet)).
     fn resume(&mut self, now: Instant, ext: Option<&[u8]>) {
+        let rx = match ext {
+            Some(b) if !self.detached => b,
+            _ => self.rx.as_slice(),
+        };
         if self.core.role.dc().is_some_and(|dc| dc.held.is_some()) {
-            let rx = match ext {
-                Some(b) if !self.detached => b,
-                _ => self.rx.as_slice(),
-            };
             self.core.resume(now, rx, self.gz.as_mut_slice(), &mut self.gz_used);
+        } else if self.core.role.client().is_some_and(|cl| cl.held.is_some()) {
+            self.core
+                .client_resume(now, rx, self.gz.as_mut_slice(), &mut self.gz_used);
         }
     }
 
@@ -1222,6 +1226,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.closed = true;
         if let Some(dc) = self.role.dc_mut() {
             dc.held = None;
+        }
+        if let Some(c) = self.role.client_mut() {
+            c.held = None;
         }
         self.owed.clear();
         let mut queries: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
