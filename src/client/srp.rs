@@ -36,6 +36,27 @@
 //! (A·v^u)^b crypto-bigint's constant-time `pow`.
 //!
 //! Nothing here allocates: values are fixed arrays and crypto-bigint's `U2048`/`U4096`.
+//!
+//! Both roles, as a DC host (test_dc) and a client use them (`no_run`: each password hash is 100,000 HMACs):
+//! ```no_run
+//! use mtproto_sansio::client::srp::{self, CheckedKdf, PasswordKdf, SrpServer, Verifier};
+//! use mtproto_sansio::crypto::dh::{DhGroup, PrimeCache};
+//! # fn demo(rng: &mut impl mtproto_sansio::rand_core::CryptoRng) -> Result<(), srp::SrpError> {
+//! // DC, once (a command-line password): salts from its RNG, the verifier is what it stores.
+//! let (salt1, salt2) = ([7u8; 40], [9u8; 16]);
+//! let dc_kdf = CheckedKdf::new(DhGroup::telegram(3)?, &salt1, &salt2)?;
+//! let stored: Verifier = dc_kdf.verifier(&dc_kdf.hash_password(b"hunter2"));
+//! // DC, per account.getPassword: current_algo = (salt1, salt2, g, p), srp_B, srp_id.
+//! let run = SrpServer::new(&dc_kdf, &stored, rng)?;
+//! let p = dc_kdf.group().prime_bytes();
+//! // Client: from account.password to inputCheckPasswordSRP.
+//! let algo = PasswordKdf { salt1: &salt1, salt2: &salt2, g: dc_kdf.group().g(), p: &p };
+//! let mut primes = PrimeCache::<2>::default();
+//! let check = srp::compute_check(b"hunter2", &algo, run.srp_b(), run.srp_id(), &mut primes, rng)?;
+//! // DC, on auth.checkPassword: Err(WrongPassword) is PASSWORD_HASH_INVALID, Err(SrpIdMismatch) SRP_ID_INVALID.
+//! run.check(check.srp_id, &check.a, &check.m1)?;
+//! # Ok(()) }
+//! ```
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::num::NonZeroU32;
@@ -613,7 +634,6 @@ struct ServerSecrets {
 /// rate-limits wrong passwords per account).
 pub struct SrpServer {
     group: DhGroup,
-    k: U2048,
     m1_prefix: [u8; 96],
     secrets: ServerSecrets,
     srp_b: [u8; SRP_BYTES],
@@ -665,7 +685,6 @@ impl SrpServer {
             let srp_id = i64::from_be_bytes(rng.next_u64().to_be_bytes());
             let server = SrpServer {
                 group: kdf.group.clone(),
-                k: kdf.k,
                 m1_prefix: kdf.m1_prefix,
                 secrets: ServerSecrets { b, v },
                 srp_b: be_bytes(&big_b),
@@ -687,11 +706,6 @@ impl SrpServer {
     /// `srp_B` for `account.password`: 256 big-endian bytes.
     pub fn srp_b(&self) -> &[u8; SRP_BYTES] {
         &self.srp_b
-    }
-
-    /// The multiplier k = H(p | g) this run uses (public; for tests and logs).
-    pub fn k(&self) -> U2048 {
-        self.k
     }
 
     /// Checks a client's `inputCheckPasswordSRP`: `srp_id` must be ours, A in [2^1984, p − 2^1984] (so never 0 mod
