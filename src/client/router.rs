@@ -470,12 +470,16 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             return self.dcs.get_mut(i).ok_or(RouteError::Full);
         }
         if self.dcs.is_full() {
-            // An entry with no connection, nothing held and no authorization can go: it holds nothing the host
-            // would have to redo except an import, and only authorized entries record that.
+            // An entry with no connection, nothing held, no key and no authorization can go: it records nothing
+            // the host would have to redo.
             let held = &self.held;
             let home = self.home;
             let victim = self.dcs.iter().position(|e| {
-                e.idle() && e.auth != Auth::Authorized && Some(e.dc) != home && !held.iter().any(|h| h.link.dc == e.dc)
+                e.idle()
+                    && !e.has_key
+                    && e.auth != Auth::Authorized
+                    && Some(e.dc) != home
+                    && !held.iter().any(|h| h.link.dc == e.dc)
             });
             match victim {
                 Some(i) => {
@@ -580,6 +584,8 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         if !authorized && e.auth == Auth::None {
             e.auth = Auth::Needed;
         }
+        // A request routed again (after a migration) replaces its earlier place.
+        self.held.retain(|h| h.id != ticket.id);
         self.held
             .push(Held {
                 id: ticket.id,
@@ -1112,10 +1118,12 @@ pub fn import_call(
     use crate::tl::api::{RemoteCall, enums, functions};
     let obj = functions::AuthExportAuthorization::decode_result(exported)?;
     match obj.get() {
-        Some(enums::AuthExportedAuthorization::AuthExportedAuthorization(e)) => Ok(functions::AuthImportAuthorization {
-            id: e.id,
-            bytes: e.bytes,
-        }),
+        Some(enums::AuthExportedAuthorization::AuthExportedAuthorization(e)) => {
+            Ok(functions::AuthImportAuthorization {
+                id: e.id,
+                bytes: e.bytes,
+            })
+        }
         None => Err(crate::tl::layout::Error::Truncated),
     }
 }
