@@ -558,7 +558,8 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             return Err(RouteError::NoOption(link.dc));
         }
         let needs_auth = self.needs_auth(link);
-        if self.held.is_full() {
+        let own = self.held.iter().any(|h| h.id == ticket.id);
+        if self.held.is_full() && !own {
             // Holding may be needed; check before touching any state so that an error changes nothing.
             let ready = self.find(link.dc).is_some_and(|e| {
                 e.link(link.kind).state == LinkState::Ready && (!needs_auth || e.auth == Auth::Authorized)
@@ -567,7 +568,10 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
                 return Err(RouteError::Full);
             }
         }
-        let e = self.entry(link.dc, now)?;
+        self.entry(link.dc, now)?;
+        // A request routed again (after a migration) gives up its earlier place.
+        self.held.retain(|h| h.id != ticket.id);
+        let e = self.find_mut(link.dc).ok_or(RouteError::Full)?;
         let authorized = !needs_auth || e.auth == Auth::Authorized;
         let Some(slot) = e.link_mut(link.kind) else {
             return Err(RouteError::Full);
@@ -584,8 +588,6 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         if !authorized && e.auth == Auth::None {
             e.auth = Auth::Needed;
         }
-        // A request routed again (after a migration) replaces its earlier place.
-        self.held.retain(|h| h.id != ticket.id);
         self.held
             .push(Held {
                 id: ticket.id,
