@@ -352,11 +352,19 @@ fn failed_connections_try_the_next_address_then_fail_the_held_requests() {
     let mut r = router();
     r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
     assert_eq!(drain(&mut r), [open(main(2), "10.0.0.2", false)]);
+    // The next address, after a backoff of 1 s, then 2 s.
     r.link_failed(main(2), at(1));
+    assert_eq!(drain(&mut r), []);
+    assert_eq!(r.poll_timeout(), Some(at(2)));
+    r.handle_timeout(at(2));
     assert_eq!(drain(&mut r), [open(main(2), "2001:db8::2", false)]);
-    r.link_failed(main(2), at(2));
-    assert_eq!(drain(&mut r), [open(main(2), "10.0.0.2", false)]);
     r.link_failed(main(2), at(3));
+    assert_eq!(r.poll_timeout(), Some(at(5)));
+    r.handle_timeout(at(4));
+    assert_eq!(drain(&mut r), []);
+    r.handle_timeout(at(5));
+    assert_eq!(drain(&mut r), [open(main(2), "10.0.0.2", false)]);
+    r.link_failed(main(2), at(6));
     assert_eq!(
         drain(&mut r),
         [Action::Fail {
@@ -561,4 +569,72 @@ fn config_options_are_checked_and_applied_all_or_nothing() {
     assert_eq!(r.replace_options(false, bad.into_iter()), Err(ConfigError::Empty));
     assert_eq!(r.options().count(), 4);
     let _ = Duration::ZERO;
+}
+
+#[test]
+fn an_unreachable_import_target_fails_what_waits_for_the_authorization() {
+    let mut r = router();
+    r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
+    drain(&mut r);
+    r.link_ready(main(2), T0);
+    drain(&mut r);
+    r.signed_in(T0).unwrap();
+    let media4 = Link {
+        dc: dc(4),
+        kind: LinkKind::Media,
+    };
+    assert_eq!(
+        r.route(&Ticket::new(RequestId(2), Target::Dc(dc(4)), true), T0),
+        Ok(Route::Held)
+    );
+    assert_eq!(
+        drain(&mut r),
+        [open(main(4), "10.0.0.4", false), open(media4, "10.0.1.4", false)]
+    );
+    r.link_ready(media4, T0);
+    // Nothing is held on DC 4's main connection, but the import needs it: failures count and back off. (The
+    // media connection's handshake made DC 4's key.)
+    r.link_failed(main(4), T0);
+    assert_eq!(drain(&mut r), []);
+    r.handle_timeout(at(1));
+    assert_eq!(drain(&mut r), [open(main(4), "10.0.0.4", true)]);
+    r.link_failed(main(4), at(1));
+    r.handle_timeout(at(3));
+    assert_eq!(drain(&mut r), [open(main(4), "10.0.0.4", true)]);
+    r.link_failed(main(4), at(3));
+    assert_eq!(
+        drain(&mut r),
+        [Action::Fail {
+            id: RequestId(2),
+            reason: RouteError::Unreachable(dc(4))
+        }]
+    );
+    // Nothing waits for DC 4's authorization any more: its main connection is not reopened.
+    r.handle_timeout(at(30));
+    assert_eq!(drain(&mut r), []);
+}
+
+#[test]
+fn a_request_held_when_its_copy_was_revoked_imports_again() {
+    let mut r = router();
+    r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
+    r.route(&Ticket::new(RequestId(2), Target::Dc(dc(3)), false), T0)
+        .unwrap();
+    drain(&mut r);
+    r.link_ready(main(2), T0);
+    r.signed_in(T0).unwrap();
+    drain(&mut r);
+    r.link_ready(main(3), T0);
+    assert_eq!(drain(&mut r), [Action::Export { from: dc(2), to: dc(3) }]);
+    // The copy is revoked while the export runs: the host's import failed with a 401.
+    assert!(!r.unauthorized(dc(3)));
+    assert_eq!(drain(&mut r), [Action::Export { from: dc(2), to: dc(3) }]);
+    r.imported(dc(3));
+    assert_eq!(
+        drain(&mut r),
+        [Action::Send {
+            id: RequestId(2),
+            link: main(3)
+        }]
+    );
 }

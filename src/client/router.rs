@@ -12,7 +12,7 @@
 //! connection to a DC with the chosen address, close an idle one, copy the authorization from one DC to another
 //! (`auth.exportAuthorization` on the source, then `auth.importAuthorization` on the target), send a held request
 //! on a connection now ready, or fail one that cannot be routed. [`Router::poll_timeout`] says when an idle
-//! connection is due to be closed. Auth keys stay with the host: the router only knows which DCs have one.
+//! connection is due to be closed or a failed one due to be tried again. Auth keys stay with the host: the router only knows which DCs have one.
 //!
 //! Where this differs from TDLib (`NetQueryDispatcher`, `DcAuthManager`, `ConnectionCreator`), and why:
 //! - Migrations are bounded per request ([`RouterConfig::max_migrations`]) instead of by TDLib's dispatch TTL and
@@ -269,10 +269,15 @@ pub struct RouterConfig {
     pub max_migrations: u8,
     /// Failed connection attempts in a row (each on the next address) before held requests fail.
     pub max_connect_attempts: u8,
+    /// The wait before reopening a connection after its first failure; each further failure doubles it.
+    pub connect_backoff: Duration,
+    /// The longest wait before reopening a connection.
+    pub connect_backoff_max: Duration,
 }
 
 impl RouterConfig {
-    /// Production DCs, IPv4 first, idle connections closed after 60 s, 3 migrations, 3 connection attempts.
+    /// Production DCs, IPv4 first, idle connections closed after 60 s, 3 migrations, 3 connection attempts with a
+    /// backoff from 1 s doubling to 60 s.
     pub const DEFAULT: RouterConfig = RouterConfig {
         test_mode: false,
         allow_ipv6: true,
@@ -280,6 +285,8 @@ impl RouterConfig {
         idle_close: Duration::from_secs(60),
         max_migrations: 3,
         max_connect_attempts: 3,
+        connect_backoff: Duration::from_secs(1),
+        connect_backoff_max: Duration::from_secs(60),
     };
 }
 
@@ -305,6 +312,8 @@ struct LinkSlot {
     last_used: Instant,
     option_idx: u8,
     attempts: u8,
+    /// Not reopened before this (the backoff after a failure).
+    not_before: Instant,
 }
 
 impl LinkSlot {
@@ -314,6 +323,7 @@ impl LinkSlot {
         last_used: Instant::ZERO,
         option_idx: 0,
         attempts: 0,
+        not_before: Instant::ZERO,
     };
 }
 
@@ -367,6 +377,8 @@ pub struct Router<const O: usize = 32, const D: usize = 8, const H: usize = 32> 
     signed_in: bool,
     dcs: heapless::Vec<DcEntry, D>,
     held: heapless::Vec<Held, H>,
+    /// The latest time the host passed in.
+    now: Instant,
 }
 
 impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
@@ -380,6 +392,7 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             signed_in: false,
             dcs: heapless::Vec::new(),
             held: heapless::Vec::new(),
+            now: Instant::ZERO,
         }
     }
 
@@ -465,7 +478,8 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
     }
 
     /// The DC's entry, made (evicting an unused one if the table is full).
-    fn entry(&mut self, dc: DcId, _now: Instant) -> Result<&mut DcEntry, RouteError> {
+    fn entry(&mut self, dc: DcId, now: Instant) -> Result<&mut DcEntry, RouteError> {
+        self.now = self.now.max(now);
         if let Some(i) = self.dcs.iter().position(|e| e.dc == dc) {
             return self.dcs.get_mut(i).ok_or(RouteError::Full);
         }
@@ -645,6 +659,7 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
 
     /// A request sent on `link` finished (answered or failed): the connection may become idle.
     pub fn done(&mut self, link: Link, now: Instant) {
+        self.now = self.now.max(now);
         if let Some(slot) = self.find_mut(link.dc).and_then(|e| e.link_mut(link.kind)) {
             slot.in_flight = slot.in_flight.saturating_sub(1);
             slot.last_used = now;
@@ -653,6 +668,7 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
 
     /// The connection for `link` is up with an auth key (after the key exchange, if one ran).
     pub fn link_ready(&mut self, link: Link, now: Instant) {
+        self.now = self.now.max(now);
         if let Some(e) = self.find_mut(link.dc) {
             e.has_key = true;
             if let Some(slot) = e.link_mut(link.kind) {
@@ -666,15 +682,24 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
     fn wanted(&self, link: Link) -> bool {
         let home_main = self.home == Some(link.dc) && link.kind == LinkKind::Main;
         let in_flight = self.find(link.dc).is_some_and(|e| e.link(link.kind).in_flight > 0);
-        let exporting = link.kind == LinkKind::Main && self.dcs.iter().any(|e| e.auth == Auth::Exporting);
-        home_main || in_flight || exporting || self.held.iter().any(|h| h.link == link && h.failed.is_none())
+        // A main connection carries an authorization copy: the target's while it needs one, the source's while any
+        // DC does.
+        let copying = |e: &DcEntry| matches!(e.auth, Auth::Needed | Auth::Exporting);
+        let auth_main = link.kind == LinkKind::Main
+            && (self.find(link.dc).is_some_and(copying)
+                || (self.export_source() == Some(link.dc) && self.dcs.iter().any(copying)));
+        home_main || in_flight || auth_main || self.held.iter().any(|h| h.link == link && h.failed.is_none())
     }
 
-    /// Opening the connection failed, or an open one was lost. If it is still wanted, the next address is tried;
-    /// after [`RouterConfig::max_connect_attempts`] failures in a row, the requests held for it fail.
+    /// Opening the connection failed, or an open one was lost. If it is still wanted, the next address is tried
+    /// after a backoff ([`RouterConfig::connect_backoff`]); after [`RouterConfig::max_connect_attempts`] failures in
+    /// a row, the requests held for it fail (and, for a main connection, those waiting for the authorization that
+    /// would have been imported over it).
     pub fn link_failed(&mut self, link: Link, now: Instant) {
+        self.now = self.now.max(now);
         let wanted = self.wanted(link);
-        let max = self.config.max_connect_attempts;
+        let source = self.export_source();
+        let cfg = self.config;
         let Some(slot) = self.find_mut(link.dc).and_then(|e| e.link_mut(link.kind)) else {
             return;
         };
@@ -685,15 +710,43 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         }
         slot.attempts = slot.attempts.saturating_add(1);
         slot.option_idx = slot.option_idx.wrapping_add(1);
-        if slot.attempts < max {
+        let doublings = u32::from(slot.attempts.saturating_sub(1)).min(16);
+        let backoff = cfg
+            .connect_backoff
+            .saturating_mul(1 << doublings)
+            .min(cfg.connect_backoff_max);
+        slot.not_before = now.saturating_add(backoff);
+        if slot.attempts < cfg.max_connect_attempts {
             slot.state = LinkState::WantOpen;
             return;
         }
         slot.state = LinkState::Closed;
         slot.attempts = 0;
+        let reason = RouteError::Unreachable(link.dc);
+        let main = link.kind == LinkKind::Main;
+        let signed_in = self.signed_in;
+        let needed: heapless::Vec<DcId, D> = self
+            .dcs
+            .iter()
+            .filter(|e| matches!(e.auth, Auth::Needed | Auth::Exporting))
+            .map(|e| e.dc)
+            .collect();
         for h in &mut self.held {
-            if h.link == link && h.failed.is_none() {
-                h.failed = Some(RouteError::Unreachable(link.dc));
+            let needs_auth = signed_in && h.link.kind != LinkKind::Cdn;
+            let via_main = main
+                && needs_auth
+                && (h.link.dc == link.dc || (source == Some(link.dc) && needed.contains(&h.link.dc)));
+            if h.failed.is_none() && (h.link == link || via_main) {
+                h.failed = Some(reason);
+            }
+        }
+        for dc in needed {
+            if let Some(e) = self.find_mut(dc)
+                && e.auth == Auth::Exporting
+                && (dc == link.dc || source == Some(link.dc))
+                && main
+            {
+                e.auth = Auth::None;
             }
         }
     }
@@ -749,6 +802,7 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
 
     /// Marks idle connections for closing at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         for i in 0..self.dcs.len() {
             for kind in LinkKind::ALL {
                 let Some(e) = self.dcs.get(i) else {
@@ -768,7 +822,8 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         }
     }
 
-    /// The next instant a connection becomes idle enough to close (`None`: none will without new input).
+    /// The next instant a connection becomes idle enough to close, or a failed one may be opened again (`None`:
+    /// nothing happens without new input). Call [`Router::handle_timeout`] then, and poll the actions.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.dcs
@@ -776,6 +831,11 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             .flat_map(|e| LinkKind::ALL.into_iter().map(move |kind| (e, kind)))
             .filter(|(e, kind)| e.link(*kind).state == LinkState::Ready && !self.wanted(Link { dc: e.dc, kind: *kind }))
             .map(|(e, kind)| e.link(kind).last_used.saturating_add(self.config.idle_close))
+            .chain(
+                self.dcs.iter().flat_map(|e| e.links.iter()).filter_map(|l| {
+                    (l.state == LinkState::WantOpen && l.not_before > self.now).then_some(l.not_before)
+                }),
+            )
             .min()
     }
 
@@ -831,6 +891,26 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
 
     /// For every DC whose authorization is needed: both main connections must be open.
     fn start_exports_prereqs(&mut self) {
+        // A DC needs the authorization while a live held request needs it there (again, after a 401 or a sign-in
+        // that came while it waited), and no longer once none does.
+        let signed_in = self.signed_in;
+        for i in 0..self.dcs.len() {
+            let Some(dc) = self.dcs.get(i).map(|e| e.dc) else {
+                continue;
+            };
+            let needy = signed_in
+                && self
+                    .held
+                    .iter()
+                    .any(|h| h.link.dc == dc && h.failed.is_none() && h.link.kind != LinkKind::Cdn);
+            if let Some(e) = self.dcs.get_mut(i) {
+                match (e.auth, needy) {
+                    (Auth::None, true) => e.auth = Auth::Needed,
+                    (Auth::Needed, false) => e.auth = Auth::None,
+                    _ => {}
+                }
+            }
+        }
         if !self.dcs.iter().any(|e| e.auth == Auth::Needed) {
             return;
         }
@@ -871,7 +951,7 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             for kind in LinkKind::ALL {
                 let e = self.dcs.get(i)?;
                 let slot = e.link(kind);
-                if slot.state != LinkState::WantOpen {
+                if slot.state != LinkState::WantOpen || slot.not_before > self.now {
                     continue;
                 }
                 let link = Link { dc: e.dc, kind };
