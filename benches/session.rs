@@ -14,7 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mtproto_sansio::crypto::aes::ige_encrypt;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader, PaddingPolicy};
-use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgKind};
+use mtproto_sansio::session::{Clock, Event, MsgKind, Session, SessionConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, TlWrite};
 use rand::SeedableRng;
@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use sha2::{Digest, Sha256};
 
 const RX: usize = 65_536;
-type E = Engine<RX, RX, 32>;
+type E = Session<RX, RX, 32>;
 const SIZES: [usize; 3] = [64, 1024, 16 * 1024];
 
 struct RoundTrip {
@@ -39,16 +39,16 @@ impl RoundTrip {
         let now = Instant::from_secs(1000);
         let mut rng = StdRng::seed_from_u64(1);
         let key = AuthKey::from_bytes(core::array::from_fn(|i| i as u8));
-        let cfg = EngineConfig {
+        let cfg = SessionConfig {
             ping_interval: None,
             future_salts: false,
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         };
         let clock = Clock::from_unix_hint(now, UnixTime(1_700_000_000));
         let mut s = Box::new(E::server(
-            EngineConfig {
+            SessionConfig {
                 padding,
-                ..EngineConfig::DEFAULT
+                ..SessionConfig::DEFAULT
             },
             key.clone(),
             clock,
@@ -198,7 +198,7 @@ impl Flood {
         let mut rng = StdRng::seed_from_u64(7);
         let key = AuthKey::from_bytes(core::array::from_fn(|i| (i * 7) as u8));
         let clock = Clock::from_unix_hint(now, UnixTime(UNIX0));
-        let mut s = Box::new(E::server(EngineConfig::DEFAULT, key.clone(), clock, now, &mut rng));
+        let mut s = Box::new(E::server(SessionConfig::DEFAULT, key.clone(), clock, now, &mut rng));
         s.approve_first_session(); // the only engine under this key
         let salt = s.current_salt();
         let mut next_id = 1u64;

@@ -8,7 +8,7 @@
 //! transport to a proxy or to a DC started with `--secret` (examples/interop/MTPROXY.md).
 //! Connects, creates an auth key (or reuses the one in `--key-file`, written after the first handshake), makes
 //! `messages.getDhConfig` calls, and reconnects with exponential backoff when the connection breaks. The session
-//! (the crate's connection type, `session::Session`, driven by `mtproto_test_dc::client::Conn`) survives reconnects: unacknowledged queries are resent on the new connection.
+//! (the crate's connection type, `session::Connection`, driven by `mtproto_test_dc::client::Conn`) survives reconnects: unacknowledged queries are resent on the new connection.
 //! `--pfs`: the stored (or a new) key becomes the permanent key and only signs bindings; the calls travel under a
 //! temporary key ([`PfsClient`], <https://core.telegram.org/api/pfs>) created on each connection, bound with
 //! `auth.bindTempAuthKey` and replaced, on a new connection, before it expires.
@@ -25,13 +25,13 @@ use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::pfs::DEFAULT_TEMP_KEY_LIFETIME;
-use mtproto_sansio::session::{EngineConfig, FailReason, KeyEvent, PfsClient, PfsConfig, PfsEvent, QueryId};
-use mtproto_sansio::session::{SessionConfig, TransportConfig};
+use mtproto_sansio::session::{ConnectionConfig, TransportConfig};
+use mtproto_sansio::session::{FailReason, KeyEvent, PfsClient, PfsConfig, PfsEvent, QueryId, SessionConfig};
 use mtproto_sansio::time::UnixTime;
 use mtproto_sansio::transport::Framing;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_test_dc::api;
-use mtproto_test_dc::client::{self, ClientError, ClientSession, Conn, Owned, load_key, parse_rsa_key, save_key};
+use mtproto_test_dc::client::{self, ClientConnection, ClientError, Conn, Owned, load_key, parse_rsa_key, save_key};
 use mtproto_test_dc::link::{Carriage, Transport};
 
 /// What to connect to and what to do.
@@ -114,7 +114,7 @@ pub fn run(opts: &Options) -> Result<Summary, ClientError> {
 fn attempt(
     opts: &Options,
     key: &mut Option<AuthKey>,
-    engine: &mut Option<Box<ClientSession>>,
+    engine: &mut Option<Box<ClientConnection>>,
     summary: &mut Summary,
     rng: &mut rand::rngs::ThreadRng,
 ) -> Result<(), ClientError> {
@@ -123,10 +123,10 @@ fn attempt(
         // Same session, new connection: unacknowledged messages are resent.
         e.reconnect(client::now());
     } else if let Some(k) = key.as_ref() {
-        *engine = Some(conn.session(EngineConfig::DEFAULT, k.clone(), 0, 0, rng)?);
+        *engine = Some(conn.session(SessionConfig::DEFAULT, k.clone(), 0, 0, rng)?);
     } else {
         let keys = [opts.rsa_key];
-        let (session, out) = conn.handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), rng)?;
+        let (session, out) = conn.handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), rng)?;
         if let Some(p) = &opts.key_file {
             save_key(p, &out.auth_key)?;
         }
@@ -160,7 +160,7 @@ pub fn run_pfs(opts: &Options, pfs: &Pfs) -> Result<Summary, ClientError> {
         None => {
             summary.connections += 1;
             let mut conn = Conn::connect(opts.dc, opts.transport, opts.secret.clone(), &mut rng)?;
-            let (_, out) = conn.handshake(EngineConfig::DEFAULT, ClientConfig::new(&[opts.rsa_key], 2), &mut rng)?;
+            let (_, out) = conn.handshake(SessionConfig::DEFAULT, ClientConfig::new(&[opts.rsa_key], 2), &mut rng)?;
             if let Some(p) = &opts.key_file {
                 save_key(p, &out.auth_key)?;
             }
@@ -177,10 +177,10 @@ pub fn run_pfs(opts: &Options, pfs: &Pfs) -> Result<Summary, ClientError> {
         dc_id: Some(2),
     };
     let unix = UnixTime((client::unix_micros_at_zero() + now.as_micros()) / 1_000_000);
-    let session = SessionConfig {
+    let session = ConnectionConfig {
         transport,
         unix_time_hint: Some(unix),
-        ..SessionConfig::DEFAULT
+        ..ConnectionConfig::DEFAULT
     };
     let mut cfg = PfsConfig::new(session, ClientConfig::new(keys, 2));
     cfg.temp_key_lifetime = pfs.lifetime;

@@ -17,8 +17,8 @@
 //!
 //! An active scenario whose projection from the previous one's per-client figure exceeds `--budget-mib` is printed
 //! as skipped, and one whose DC passes the budget while it runs is stopped there and printed as aborted (the machine
-//! is shared). Then `size_of` of the connection type, `session::Session`, at its default capacities and at every
-//! capacity the repository uses (plus, with `alloc`, the heap its buffers hold after a 64-byte RPC: `Session::heap_bytes`).
+//! is shared). Then `size_of` of the connection type, `session::Connection`, at its default capacities and at every
+//! capacity the repository uses (plus, with `alloc`, the heap its buffers hold after a 64-byte RPC: `Connection::heap_bytes`).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::error::Error;
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::handshake::ClientConfig;
-use mtproto_sansio::session::{EngineConfig, Session, SessionLarge, SessionSmall};
+use mtproto_sansio::session::{Connection, ConnectionLarge, ConnectionSmall, SessionConfig};
 use mtproto_sansio::tl;
 use mtproto_test_dc::client::{Conn, Owned};
 use mtproto_test_dc::link::Transport;
@@ -227,7 +227,7 @@ fn active(bin: &Path, key: &Path, n: usize, budget_kib: u64) -> Result<(Status, 
     for i in 0..n {
         let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).map_err(|e| format!("{e}"))?;
         let (mut engine, _) = conn
-            .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+            .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
             .map_err(|e| format!("client {i}: handshake: {e}"))?;
         // ping#7abe77ec ping_id:long, sent as a query: its pong ends it like an answer.
         let mut ping = tl::Ping::CONSTRUCTOR.to_le_bytes().to_vec();
@@ -259,21 +259,21 @@ fn list(v: &str) -> Result<Vec<usize>, Box<dyn Error>> {
 }
 
 /// A client and a DC connection of these capacities under one stored key exchange one 64-byte query and its
-/// answer in memory (no socket); returns the heap each holds afterwards (`Session::heap_bytes`: with `alloc` the
+/// answer in memory (no socket); returns the heap each holds afterwards (`Connection::heap_bytes`: with `alloc` the
 /// buffers grow to the frames carried, 0 without it).
 fn rpc_heap<const RX: usize, const TX: usize, const MSGS: usize>() -> (usize, usize) {
     use mtproto_sansio::crypto::auth_key::AuthKey;
-    use mtproto_sansio::session::{Event, HostQuery, MsgKind, SessionConfig};
+    use mtproto_sansio::session::{ConnectionConfig, Event, HostQuery, MsgKind};
     use mtproto_sansio::time::{Instant as At, UnixTime};
     let mut rng = rand::rng();
-    let cfg = SessionConfig {
+    let cfg = ConnectionConfig {
         unix_time_hint: Some(UnixTime(1_700_000_000)),
-        ..SessionConfig::DEFAULT
+        ..ConnectionConfig::DEFAULT
     };
     let key = AuthKey::from_bytes([7; 256]);
     let now = At::from_secs(1);
-    let mut client: Box<Session<RX, TX, MSGS>> = Box::new(Session::client(cfg, key.clone(), now, &mut rng));
-    let mut dc: Box<Session<RX, TX, MSGS>> = Box::new(Session::server(cfg, key, now, &mut rng));
+    let mut client: Box<Connection<RX, TX, MSGS>> = Box::new(Connection::client(cfg, key.clone(), now, &mut rng));
+    let mut dc: Box<Connection<RX, TX, MSGS>> = Box::new(Connection::server(cfg, key, now, &mut rng));
     let _ = client.send(now, &[0x5a; 64], MsgKind::Query);
     let mut out = vec![0u8; client.min_transmit_len()];
     for _ in 0..4 {
@@ -375,44 +375,44 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     println!();
     println!(
-        "| connection type `session::Session<RX, TX, MSGS>` | where | size_of | heap after a 64-byte RPC: client / DC |"
+        "| connection type `session::Connection<RX, TX, MSGS>` | where | size_of | heap after a 64-byte RPC: client / DC |"
     );
     println!("|---|---|---:|---:|");
     let sizes = [
         (
-            "Session (defaults: 16 KiB, 16 KiB, 32)",
+            "Connection (defaults: 16 KiB, 16 KiB, 32)",
             "the default",
-            std::mem::size_of::<Session>(),
+            std::mem::size_of::<Connection>(),
             rpc_heap::<16_384, 16_384, 32>(),
         ),
         (
-            "SessionSmall (4 KiB, 4 KiB, 8)",
+            "ConnectionSmall (4 KiB, 4 KiB, 8)",
             "microcontrollers",
-            std::mem::size_of::<SessionSmall>(),
+            std::mem::size_of::<ConnectionSmall>(),
             rpc_heap::<4096, 4096, 8>(),
         ),
         (
-            "Session<8192, 8192, 16>",
+            "Connection<8192, 8192, 16>",
             "tests",
-            std::mem::size_of::<Session<8192, 8192, 16>>(),
+            std::mem::size_of::<Connection<8192, 8192, 16>>(),
             rpc_heap::<8192, 8192, 16>(),
         ),
         (
-            "Session<65_536, 65_536, 32>",
+            "Connection<65_536, 65_536, 32>",
             "examples/tokio_client.rs",
-            std::mem::size_of::<Session<65_536, 65_536, 32>>(),
+            std::mem::size_of::<Connection<65_536, 65_536, 32>>(),
             rpc_heap::<65_536, 65_536, 32>(),
         ),
         (
-            "SessionLarge (64 KiB, 256 KiB, 64)",
+            "ConnectionLarge (64 KiB, 256 KiB, 64)",
             "hosts",
-            std::mem::size_of::<SessionLarge>(),
+            std::mem::size_of::<ConnectionLarge>(),
             rpc_heap::<65_536, 262_144, 64>(),
         ),
         (
-            "Session<1_114_112, 262_144, 64> (largest)",
-            "test_dc (`mtproto_test_dc::dc::DcSession`)",
-            std::mem::size_of::<mtproto_test_dc::dc::DcSession>(),
+            "Connection<1_114_112, 262_144, 64> (largest)",
+            "test_dc (`mtproto_test_dc::dc::DcConnection`)",
+            std::mem::size_of::<mtproto_test_dc::dc::DcConnection>(),
             rpc_heap::<1_114_112, 262_144, 64>(),
         ),
     ];

@@ -17,7 +17,7 @@ use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::packet::{self, Direction};
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::handshake::{ClientConfig, KeyKind};
-use mtproto_sansio::session::{EngineConfig, MsgKind, ResendPolicy};
+use mtproto_sansio::session::{MsgKind, ResendPolicy, SessionConfig};
 use mtproto_sansio::tl::Reader;
 use mtproto_sansio::transport::{Framing, strip_padding};
 use mtproto_test_dc::api;
@@ -397,14 +397,14 @@ pub fn main() -> Result<(), Box<dyn Error>> {
     println!("client connects over {transport} TCP and runs the auth-key handshake:");
     let key_slot = Rc::new(RefCell::new(None));
     // Short resend timer, so the injected loss recovers quickly.
-    let cfg = EngineConfig {
+    let cfg = SessionConfig {
         resend: ResendPolicy {
             initial: Duration::from_millis(300),
             max: Duration::from_secs(2),
             max_attempts: 5,
         },
         ping_interval: None,
-        ..EngineConfig::DEFAULT
+        ..SessionConfig::DEFAULT
     };
     let t = std::time::Instant::now();
     let mut hconn = Conn::connect(dc.addr, transport, None, &mut rng)?;

@@ -15,7 +15,7 @@
 //! `updateEncryption` and `updateNewEncryptedMessage` pushed to the other user's live connections; anything else
 //! gets `rpc_error 400 INPUT_METHOD_INVALID`), and keeps auth keys with their salt schedules across connections (in
 //! `--keys FILE`, or in memory) and client sessions across reconnects. It is the reference host of the DC
-//! `Session` facade (`test-dc/src/dc.rs`, crate `mtproto-test-dc`).
+//! `Connection` facade (`test-dc/src/dc.rs`, crate `mtproto-test-dc`).
 //! A user is an auth key (`mtproto_test_dc::api::user_id_of`); the output (unless `--quiet`) names each connection's user.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

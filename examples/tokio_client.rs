@@ -1,4 +1,4 @@
-//! The canonical async host loop: tokio, the crate's `Session` facade, one task.
+//! The canonical async host loop: tokio, the crate's `Connection` facade, one task.
 //!
 //! ```text
 //! cargo run --release --example tokio_client -- --dc 127.0.0.1:4430 --rsa-key dc.pem \
@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
-use mtproto_sansio::session::{Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::session::{Connection, ConnectionConfig, Event, MsgId, MsgKind, TransportConfig};
 use mtproto_sansio::time::UnixTime;
 use mtproto_test_dc::api;
 use mtproto_test_dc::client::{load_key, now, parse_rsa_key, save_key};
@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 /// 64 KiB frames, 64 KiB of resend arena, 32 messages in flight.
-type S = Session<65_536, 65_536, 32>;
+type S = Connection<65_536, 65_536, 32>;
 
 /// The session: on the stored key, or a handshake with `rsa` (the one key we trust for this DC).
 /// Also tells whether it starts with a handshake.
@@ -41,10 +41,10 @@ fn new_session(t: Transport, rsa: RsaPublicKey, key_file: Option<&PathBuf>) -> R
         obfuscated: t.obfuscated,
         dc_id: Some(2),
     };
-    let cfg = SessionConfig {
+    let cfg = ConnectionConfig {
         transport,
         unix_time_hint: Some(UnixTime(unix)),
-        ..SessionConfig::DEFAULT
+        ..ConnectionConfig::DEFAULT
     };
     let stored = match key_file {
         Some(p) => load_key(p)?,

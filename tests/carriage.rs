@@ -925,7 +925,7 @@ fn chk_009_replayed_client_hello_rejected() {
 }
 
 /// The cache's key for an obfuscated init (bytes 8..56). That a DC refuses a replayed connection through it is
-/// `atk_b19_*` in tests/session_init_replay.rs (the `Session` server path) and tests/hosts.rs (test_dc over TCP).
+/// `atk_b19_*` in tests/session_init_replay.rs (the `Connection` server path) and tests/hosts.rs (test_dc over TCP).
 #[test]
 fn replay_cache_keys_obfuscated_inits_by_bytes_8_to_56() {
     let mut r = rng(11);

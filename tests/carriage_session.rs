@@ -14,7 +14,7 @@ use mtproto_sansio::carriage::faketls::{
 use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpLimits, encode_request, encode_response};
 use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, ServerHandshake, WS_PATH, WsCodec, WsEvent};
 use mtproto_sansio::session::{
-    EngineConfig, Event, HostQuery, MsgId, MsgKind, Session, SessionConfig, TransportConfig,
+    Connection, ConnectionConfig, Event, HostQuery, MsgId, MsgKind, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::HttpWait;
@@ -303,15 +303,15 @@ fn http_long_poll_pushes_an_update_and_idles_out_at_max_wait() {
 
 // ---------------------------------------------------------------- WebSocket
 
-type S = Session<8192, 8192, 16>;
+type S = Connection<8192, 8192, 16>;
 const UNIX0: u64 = 1_700_000_000;
 
-fn facade_cfg() -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
+fn facade_cfg() -> ConnectionConfig {
+    ConnectionConfig {
+        engine: SessionConfig {
             ping_interval: None,
             future_salts: false,
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         },
         transport: TransportConfig {
             framing: Framing::PaddedIntermediate,
@@ -397,7 +397,7 @@ fn ws_frames(r: &mut StdRng, ws: &mut Ws, stream: &[u8], pings: &mut Vec<Vec<u8>
 /// What one direction of WebSocket traffic produced at the receiving end.
 #[derive(Default)]
 struct WsRx {
-    /// Session events of the receiving facade.
+    /// Connection events of the receiving facade.
     evs: Vec<Ev>,
     /// Ping payloads received.
     pings: Vec<Vec<u8>>,
@@ -668,7 +668,7 @@ fn faketls_ee_session_through_records() {
     }
 }
 
-/// The facade passes `http_wait` through: the DC `Session` holds the long poll, then answers at `max_wait`.
+/// The facade passes `http_wait` through: the DC `Connection` holds the long poll, then answers at `max_wait`.
 #[test]
 fn facade_http_wait_long_poll() {
     let mut r = StdRng::seed_from_u64(77);

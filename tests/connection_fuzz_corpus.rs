@@ -11,11 +11,11 @@ use mtproto_sansio::fuzzing::crypto::fuzz_auth_key;
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::fuzzing::session::FUZZ_START;
 use mtproto_sansio::handshake::ClientConfig;
-use mtproto_sansio::session::{Event, HostQuery, MsgKind, Session};
+use mtproto_sansio::session::{Connection, Event, HostQuery, MsgKind};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_sansio::transport::replay::ReplayCache;
 
-type S = Session<4096, 4096, 8>;
+type S = Connection<4096, 4096, 8>;
 
 /// What a client sends first at `mode`: a query under the fuzzing key, or the handshake's first message.
 fn client_bytes(mode: u8) -> Vec<u8> {
@@ -25,7 +25,7 @@ fn client_bytes(mode: u8) -> Vec<u8> {
     // The client starts on the fuzzed DC's current salt (as one that kept it from an earlier connection would), so
     // its query passes the salt check.
     let dc = fuzz_connection(mode, &mut SeededRng::new(FUZZ_DC_SEED)).unwrap();
-    cfg.salt = dc.engine().map_or(0, |e| e.current_salt());
+    cfg.salt = dc.session().map_or(0, |e| e.current_salt());
     let mut c = if mode & 8 != 0 {
         let key = dc_key().unwrap();
         let trusted: &'static [_] = Box::leak(Box::new([*key.public_key()]));

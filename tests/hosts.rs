@@ -29,7 +29,7 @@ use std::time::Duration;
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::ClientConfig;
-use mtproto_sansio::session::{EngineConfig, MsgKind};
+use mtproto_sansio::session::{MsgKind, SessionConfig};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
 use mtproto_test_dc::api;
 use mtproto_test_dc::client::{self, ClientError, Conn, Owned};
@@ -75,11 +75,11 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 /// Handshake, then the api subset: getDhConfig wrapped in initConnection, saveFilePart, an unknown method.
-fn exercise(conn: &mut Conn, public: RsaPublicKey, secretless_check: bool) -> Box<client::ClientSession> {
+fn exercise(conn: &mut Conn, public: RsaPublicKey, secretless_check: bool) -> Box<client::ClientConnection> {
     let mut rng = rand::rng();
     let keys = [public];
     let (mut engine, _) = conn
-        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
         .unwrap();
     let first = api::with_init_connection(229, &api::get_dh_config(0, 48));
     match conn
@@ -182,7 +182,7 @@ fn unknown_key_gets_404() {
     )
     .unwrap();
     let key = mtproto_sansio::crypto::auth_key::AuthKey::from_bytes([9; 256]);
-    let mut engine = conn.session(EngineConfig::DEFAULT, key, 0, 0, &mut rng).unwrap();
+    let mut engine = conn.session(SessionConfig::DEFAULT, key, 0, 0, &mut rng).unwrap();
     let r = conn.call(
         &mut engine,
         &mut rng,
@@ -260,7 +260,7 @@ fn mtproxy_secret_required_when_set() {
         let mut c = Conn::connect(dc.addr, t, None, &mut rng).unwrap();
         let keys = [public];
         assert!(
-            c.handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+            c.handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
                 .is_err(),
             "{t}"
         );
@@ -275,12 +275,12 @@ fn connection_cap() {
     let mut first = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
     let keys = [public];
     first
-        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
         .unwrap();
     let mut second = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
     assert!(
         second
-            .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+            .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
             .is_err()
     );
     assert_eq!(dc.stats().connections.load(SeqCst), 1);
@@ -320,7 +320,7 @@ fn bind_temp_auth_key() {
     let keys = [public];
     let mut c = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
     let (_, perm) = c
-        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
         .unwrap();
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -331,7 +331,7 @@ fn bind_temp_auth_key() {
         let mut t = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
         let mut hcfg = ClientConfig::new(&keys, 2);
         hcfg.kind = KeyKind::Temporary { expires_in: 3600 };
-        let (mut e, temp) = t.handshake(EngineConfig::DEFAULT, hcfg, rng).unwrap();
+        let (mut e, temp) = t.handshake(SessionConfig::DEFAULT, hcfg, rng).unwrap();
         assert_eq!(temp.expires_in, Some(3600));
         let req = e.bind_temp_key(client::now(), perm_key, expires_at, rng).unwrap();
         t.wait_for(&mut e, rng, &[req], Duration::from_secs(10), &mut |_| {})
@@ -1030,16 +1030,16 @@ fn new_key_session(
     dc: &Dc,
     public: RsaPublicKey,
     rng: &mut rand::rngs::ThreadRng,
-) -> (Conn, Box<client::ClientSession>, mtproto_sansio::handshake::Outcome) {
+) -> (Conn, Box<client::ClientConnection>, mtproto_sansio::handshake::Outcome) {
     let keys = [public];
     let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
     let (engine, out) = conn
-        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), rng)
+        .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), rng)
         .unwrap();
     (conn, engine, out)
 }
 
-fn get_dh_config_ok(conn: &mut Conn, engine: &mut client::ClientSession, rng: &mut rand::rngs::ThreadRng) {
+fn get_dh_config_ok(conn: &mut Conn, engine: &mut client::ClientConnection, rng: &mut rand::rngs::ThreadRng) {
     let ev = conn
         .call(
             engine,
@@ -1052,7 +1052,7 @@ fn get_dh_config_ok(conn: &mut Conn, engine: &mut client::ClientSession, rng: &m
     assert!(matches!(ev, Owned::Result(..)), "{ev:?}");
 }
 
-/// Session hand-over: a client reconnecting under the same session continues it on the new connection (no
+/// Connection hand-over: a client reconnecting under the same session continues it on the new connection (no
 /// `new_session_created`), and a query it re-sends there, executed on the old connection whose answer was lost with
 /// it, is answered from the session, not executed again.
 #[test]
@@ -1102,7 +1102,7 @@ fn chk_025_test_dc_key_id_collision_retries_with_a_second_key() {
     let mut conn2 = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
     let mut engine2 = conn2
         .session(
-            EngineConfig::DEFAULT,
+            SessionConfig::DEFAULT,
             out.auth_key,
             out.server_salt,
             out.server_time_offset,
@@ -1125,7 +1125,7 @@ fn stored_salt_survives_reconnects_and_dc_restarts() {
         let mut c = Conn::connect(dc.addr, Transport::DEFAULT, None, rng).unwrap();
         let mut e = c
             .session(
-                EngineConfig::DEFAULT,
+                SessionConfig::DEFAULT,
                 out.auth_key.clone(),
                 out.server_salt,
                 out.server_time_offset,
@@ -1152,7 +1152,7 @@ fn key_file_without_salt_schedules_still_loads() {
     assert_eq!(dc.key_count(), 1);
     let mut rng = rand::rng();
     let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
-    let mut engine = conn.session(EngineConfig::DEFAULT, key, 0, 0, &mut rng).unwrap();
+    let mut engine = conn.session(SessionConfig::DEFAULT, key, 0, 0, &mut rng).unwrap();
     get_dh_config_ok(&mut conn, &mut engine, &mut rng);
 }
 
@@ -1288,7 +1288,7 @@ fn chk_048_test_dc_answers_every_message_of_a_container_of_100() {
     let keys = [public];
     let mut conn = Conn::connect(dc.addr, Transport::DEFAULT, None, &mut rng).unwrap();
     let (_, out) = conn
-        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
         .unwrap();
     drop(conn);
     let mut c = RawClient::connect(dc.addr, &out);
@@ -1336,14 +1336,14 @@ fn chk_048_test_dc_answers_every_message_of_a_container_of_100() {
 /// A facade client without a key over TCP to `dc` (obfuscated padded intermediate, with `secret`): the handshake,
 /// then one RPC answered. Returns every byte it sent, in order: the connection a prober records.
 fn record_obfuscated_connection(dc: &Dc, public: RsaPublicKey, secret: Option<&[u8]>) -> Vec<u8> {
-    use mtproto_sansio::session::{Event, Session, SessionConfig, TransportConfig};
+    use mtproto_sansio::session::{Connection, ConnectionConfig, Event, TransportConfig};
     use mtproto_sansio::time::UnixTime;
     use std::io::ErrorKind;
-    type C = Session<65_536, 65_536, 16>;
+    type C = Connection<65_536, 65_536, 16>;
     let keys: &'static [RsaPublicKey] = Box::leak(Box::new([public]));
     let unix = client::unix_micros_at_zero() / 1_000_000 + client::now().as_secs();
-    let cfg = SessionConfig {
-        engine: EngineConfig::DEFAULT,
+    let cfg = ConnectionConfig {
+        engine: SessionConfig::DEFAULT,
         transport: TransportConfig {
             framing: mtproto_sansio::transport::Framing::PaddedIntermediate,
             obfuscated: true,

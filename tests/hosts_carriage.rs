@@ -15,7 +15,7 @@ use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, WS_PATH, WsCodec};
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::{ClientConfig, ClientHandshake as HsClient, MAX_CLIENT_MESSAGE};
-use mtproto_sansio::session::{EngineConfig, MsgKind};
+use mtproto_sansio::session::{MsgKind, SessionConfig};
 use mtproto_sansio::transport::Role;
 use mtproto_test_dc::api;
 use mtproto_test_dc::carriage_conn::{Carriage, HTTP_MAX_HELD};
@@ -56,11 +56,11 @@ fn connect(dc: &Dc, c: Carriage, ee: Option<&FakeTlsSecret>) -> Conn {
 
 /// Handshake, then the api subset: getDhConfig in initConnection, saveFilePart and an unknown method in flight
 /// together, then a burst of pings' worth of calls.
-fn exercise(conn: &mut Conn, public: RsaPublicKey) -> Box<client::ClientSession> {
+fn exercise(conn: &mut Conn, public: RsaPublicKey) -> Box<client::ClientConnection> {
     let mut rng = rand::rng();
     let keys = [public];
     let (mut engine, _) = conn
-        .handshake(EngineConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
         .unwrap();
     let first = api::with_init_connection(229, &api::get_dh_config(0, 48));
     match conn
@@ -166,8 +166,12 @@ fn faketls_ee_on_the_tcp_port() {
     // Without the key, WebSocket is refused.
     let mut bare = connect(&dc, Carriage::Ws, None);
     assert!(
-        bare.handshake(EngineConfig::DEFAULT, ClientConfig::new(&[public], 2), &mut rand::rng())
-            .is_err()
+        bare.handshake(
+            SessionConfig::DEFAULT,
+            ClientConfig::new(&[public], 2),
+            &mut rand::rng()
+        )
+        .is_err()
     );
     dc.stop();
 }

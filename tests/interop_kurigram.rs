@@ -1,11 +1,11 @@
-//! kurigram (PyPI `kurigram`, the maintained Pyrogram fork: its own `Auth`, `Session`, `Connection` and TCP
+//! kurigram (PyPI `kurigram`, the maintained Pyrogram fork: its own `Auth`, `Connection`, `Connection` and TCP
 //! transport classes) against the test DC of `examples/test_dc.rs`, over every TCP transport it has: full, abridged,
 //! intermediate, padded intermediate, obfuscated abridged and intermediate, and MTProxy with a plain and a `dd`
 //! secret. Each run: a handshake (kurigram's legacy RSA encoding and `p_q_inner_data` without dc, its dh_prime
 //! check), `invokeWithLayer(initConnection(messages.getDhConfig))`, kurigram's own wrapped `help.getConfig` as an
 //! rpc_error round trip, a ping with an even seq_no (kurigram does not count it as content-related), a 512 KiB
-//! `upload.saveFilePart`, eight concurrent calls, kurigram's `Session.restart` (new connection, same session: the DC
-//! hands the session over) and a new `Session` under the same key. Without `python3` and `kurigram` the tests are
+//! `upload.saveFilePart`, eight concurrent calls, kurigram's `Connection.restart` (new connection, same session: the DC
+//! hands the session over) and a new `Connection` under the same key. Without `python3` and `kurigram` the tests are
 //! reported ignored, or fail when `MTPROTO_REQUIRE_INTEROP` asks for kurigram (`.ci/run` does): see
 //! `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -106,7 +106,7 @@ fn run(transport: &str) {
     let s = dc.stats();
     // One key, reused by the restart and the new session; a connection each for Auth, the session, its restart
     // and the new session. The restart keeps kurigram's session id, so the DC hands the session over to the new
-    // connection (no second new_session_created) and the new `Session` starts the second one. Exactly four
+    // connection (no second new_session_created) and the new `Connection` starts the second one. Exactly four
     // connections: a restart whose first request went unanswered would make kurigram reconnect again.
     assert_eq!(
         s.keys_created.load(SeqCst),

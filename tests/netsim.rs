@@ -1,4 +1,4 @@
-//! The simulated network: a client and a DC `Session` (abridged, intermediate or padded intermediate framing, with
+//! The simulated network: a client and a DC `Connection` (abridged, intermediate or padded intermediate framing, with
 //! quick acks on or off) over an in-memory link with a seeded RNG and a virtual
 //! clock, under loss (up to 30 %), duplication, reordering, bit flips, connection resets, client clock skew of
 //! ±600 s, clock jumps (long stalls with packets delayed past the time window), the DC forgetting the session, and
@@ -26,8 +26,8 @@ use std::time::Duration;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::handshake;
 use mtproto_sansio::session::{
-    EngineConfig, Event, FailReason, HostQuery, Limits, MsgId, MsgKind, PfsClient, PfsConfig, PfsEvent, ResendPolicy,
-    SendError, Session, SessionConfig, TransportConfig,
+    Connection, ConnectionConfig, Event, FailReason, HostQuery, Limits, MsgId, MsgKind, PfsClient, PfsConfig, PfsEvent,
+    ResendPolicy, SendError, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::Framing;
@@ -38,7 +38,7 @@ use rand::{Rng, RngExt, SeedableRng};
 const RX: usize = 4096;
 const TX: usize = 4096;
 const MSGS: usize = 16;
-type S = Session<RX, TX, MSGS>;
+type S = Connection<RX, TX, MSGS>;
 const HELD: usize = 16;
 type P = PfsClient<RX, TX, MSGS, HELD>;
 
@@ -206,7 +206,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
         salt_grace: Duration::from_secs(60),
         ..Limits::DEFAULT
     };
-    let ecfg = EngineConfig {
+    let ecfg = SessionConfig {
         limits,
         resend: ResendPolicy {
             initial: Duration::from_secs(2),
@@ -216,7 +216,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
         ping_interval: Some(Duration::from_secs(30)),
         rpc_timeout: Duration::from_secs(150),
         quick_ack: rng.random_bool(0.5),
-        ..EngineConfig::DEFAULT
+        ..SessionConfig::DEFAULT
     };
     let mut now = Instant::from_secs(10);
     // Frame-preserving faults need a framing whose frames are dropped, duplicated or reordered whole.
@@ -226,17 +226,17 @@ fn run(seed: u64) -> Result<Outcome, String> {
         obfuscated: false,
         dc_id: None,
     };
-    let ccfg = SessionConfig {
+    let ccfg = ConnectionConfig {
         engine: ecfg,
         transport,
         unix_time_hint: Some(UnixTime((UNIX0 as i64 + skew) as u64)),
-        ..SessionConfig::DEFAULT
+        ..ConnectionConfig::DEFAULT
     };
-    let scfg = SessionConfig {
+    let scfg = ConnectionConfig {
         engine: ecfg,
         transport,
         unix_time_hint: Some(UnixTime(UNIX0)),
-        ..SessionConfig::DEFAULT
+        ..ConnectionConfig::DEFAULT
     };
     let (mut client, mut server, f_expire) = if pfs {
         let f_expire = rng.random_range(0.0..0.0008);
@@ -406,7 +406,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
             );
         }
         if faulty && rng.random_bool(f.forget) {
-            if let Some(e) = server.sess().engine_mut() {
+            if let Some(e) = server.sess().session_mut() {
                 e.forget_session();
             }
             executed.clear();
@@ -499,7 +499,7 @@ fn run(seed: u64) -> Result<Outcome, String> {
             return Err("the PFS hold queue exceeded its limit".into());
         }
         for s in [client.session(), server.session()] {
-            let Some(e) = s.engine() else { continue };
+            let Some(e) = s.session() else { continue };
             if e.in_flight() > MSGS || e.arena_used() > TX || e.pending_events() > MSGS {
                 return Err("a queue exceeded its limit".into());
             }
@@ -574,7 +574,7 @@ fn drain_events(
                     other => return Err(format!("unexpected DC event {other:?}")),
                 }
             }
-            // One DC `Session` serves every connection of the run: no other one can hold a session. The parked
+            // One DC `Connection` serves every connection of the run: no other one can hold a session. The parked
             // packet then raises its own events, drained in the same call.
             match server.host_query() {
                 Some(HostQuery::Session { .. }) => {

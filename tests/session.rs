@@ -1,11 +1,11 @@
-//! Engine-level tests of the encrypted session: round trips, service messages, and the negative tests of
+//! Session-level tests of the encrypted session: round trips, service messages, and the negative tests of
 //! docs/CHECKLIST.md items 26-57 and attacks B1-B3, B5-B8, B14-B17, B20 that live in the engine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod session_util;
 
 use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
-use mtproto_sansio::session::{Dropped, EngineConfig, FailReason, Limits, MsgId, MsgKind, RpcErrorKind, SendError};
+use mtproto_sansio::session::{Dropped, FailReason, Limits, MsgId, MsgKind, RpcErrorKind, SendError, SessionConfig};
 use mtproto_sansio::time::Instant;
 use mtproto_sansio::tl::{self, TlRead, TlWrite};
 use rand::SeedableRng;
@@ -241,12 +241,12 @@ fn chk_033_atk_b07_replay_dropped() {
 fn chk_034_atk_b08_time_window_at_dc() {
     // A DC whose new sessions accept the whole window (`new_session_max_age` = 300 s), so the window's own edges
     // show; the floor is tested in tests/session_dc_host.rs.
-    let scfg = EngineConfig {
+    let scfg = SessionConfig {
         limits: Limits {
             new_session_max_age: core::time::Duration::from_secs(300),
             ..Limits::DEFAULT
         },
-        ..EngineConfig::DEFAULT
+        ..SessionConfig::DEFAULT
     };
     let mut p = Pair::with(9, session_util::client_cfg(), scfg, 0);
     p.query(&api_body(1, 1));
@@ -375,7 +375,7 @@ fn chk_042_results_for_unknown_or_answered_queries_ignored() {
 fn chk_043_bad_msg_code_reactions() {
     // 16: the clock is corrected from the DC's msg_id and the query is resent; it still ends once.
     let ccfg = client_cfg();
-    let mut p = Pair::with(16, ccfg, EngineConfig::DEFAULT, 500);
+    let mut p = Pair::with(16, ccfg, SessionConfig::DEFAULT, 500);
     let id = p.query(&api_body(12, 1));
     assert_eq!(p.results_for(id).len(), 1);
     assert!(p.c.clock().is_synced());
@@ -619,15 +619,15 @@ fn failing_gzip(n: usize) -> Vec<u8> {
 #[test]
 fn chk_050_atk_b14_dc_inflate_work_per_packet_bounded() {
     use mtproto_sansio::session::limits::INFLATE_WORK_PER_RX;
-    use mtproto_sansio::session::{Clock, Engine, Event};
+    use mtproto_sansio::session::{Clock, Event, Session};
     use mtproto_sansio::time::UnixTime;
     const BIG: usize = 65_536;
-    type Big = Engine<BIG, 4096, 8>;
+    type Big = Session<BIG, 4096, 8>;
     let now = Instant::from_secs(1000);
     let mut rng = StdRng::seed_from_u64(50);
     let k = key(50);
     let clock = Clock::from_unix_hint(now, UnixTime(UNIX0));
-    let mut s = Box::new(Big::server(EngineConfig::DEFAULT, k.clone(), clock, now, &mut rng));
+    let mut s = Box::new(Big::server(SessionConfig::DEFAULT, k.clone(), clock, now, &mut rng));
     s.approve_first_session(); // the only engine under this key
     let salt = s.current_salt();
     let cid = |n: u64| (UNIX0 << 32) | (n * 4 + 4);
@@ -670,7 +670,7 @@ fn chk_050_atk_b14_dc_inflate_work_per_packet_bounded() {
     assert!(s.handle_packet(now, &pk).is_ok());
     // Each failing member is a query owed an answer (INPUT_FETCH_ERROR): the packet waits in the receive buffer
     // while the answers go out, so its work is counted once the host has drained it all.
-    let mut out = vec![0u8; Big::min_out_len_with(EngineConfig::DEFAULT.padding)];
+    let mut out = vec![0u8; Big::min_out_len_with(SessionConfig::DEFAULT.padding)];
     let mut packets = 0;
     loop {
         while let Some(ev) = s.poll_event() {
@@ -829,9 +829,9 @@ fn chk_038_atk_b02_one_plaintext_per_msg_id() {
 #[test]
 fn atk_b01_reordering_policy() {
     for strict in [false, true] {
-        let scfg = EngineConfig {
+        let scfg = SessionConfig {
             strict_order: strict,
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         };
         let mut p = Pair::with(22, client_cfg(), scfg, 0);
         p.query(&api_body(1, 1));
@@ -923,11 +923,11 @@ fn chk_046_dc_forgets_session_queries_still_end_once() {
 
 #[test]
 fn quick_ack_settles_resending() {
-    let ccfg = EngineConfig {
+    let ccfg = SessionConfig {
         quick_ack: true,
         ..client_cfg()
     };
-    let mut p = Pair::with(26, ccfg, EngineConfig::DEFAULT, 0);
+    let mut p = Pair::with(26, ccfg, SessionConfig::DEFAULT, 0);
     p.query(&api_body(1, 1));
     let _ = Instant::ZERO;
     let _ = MsgId(0);
@@ -950,12 +950,12 @@ fn client_messages(p: &Pair, pkts: &[Vec<u8>]) -> Vec<(u64, Vec<u8>)> {
 
 #[test]
 fn chk_044_future_salts_must_answer_our_request() {
-    let ccfg = EngineConfig {
+    let ccfg = SessionConfig {
         ping_interval: None,
         future_salts: true,
-        ..EngineConfig::DEFAULT
+        ..SessionConfig::DEFAULT
     };
-    let mut p = Pair::with(30, ccfg, EngineConfig::DEFAULT, 0);
+    let mut p = Pair::with(30, ccfg, SessionConfig::DEFAULT, 0);
     p.auto_answer = false;
     let pkts = p.c2s();
     let req = client_messages(&p, &pkts)
@@ -993,11 +993,11 @@ fn chk_044_future_salts_must_answer_our_request() {
 
 #[test]
 fn chk_045_pong_must_match_our_ping() {
-    let ccfg = EngineConfig {
+    let ccfg = SessionConfig {
         ping_interval: Some(core::time::Duration::from_secs(30)),
         ..client_cfg()
     };
-    let mut p = Pair::with(31, ccfg, EngineConfig::DEFAULT, 0);
+    let mut p = Pair::with(31, ccfg, SessionConfig::DEFAULT, 0);
     p.query(&api_body(1, 1));
     p.advance(31);
     let pkts = p.c2s();
@@ -1041,7 +1041,7 @@ fn chk_051_msg_copy_rejected() {
 #[test]
 fn chk_033_refused_then_delayed_copy_never_executes() {
     // The client's clock runs 40 s ahead: its first packet is refused (17), its query goes again in a new session.
-    let mut p = Pair::with(33, client_cfg(), EngineConfig::DEFAULT, 40);
+    let mut p = Pair::with(33, client_cfg(), SessionConfig::DEFAULT, 40);
     // The client knows the current salt, so only its clock is wrong.
     let clock = mtproto_sansio::session::Clock::from_unix_hint(p.now, mtproto_sansio::time::UnixTime(UNIX0 + 40));
     *p.c = E::client(client_cfg(), key(p.seed), p.s.current_salt(), clock, p.now, &mut p.rng);

@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
-use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgKind};
+use mtproto_sansio::session::{Clock, Event, MsgKind, Session, SessionConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -43,7 +43,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-type E = Engine<8192, 8192, 16>;
+type E = Session<8192, 8192, 16>;
 
 #[test]
 fn zero_allocations_per_message_in_steady_state() {
@@ -51,9 +51,9 @@ fn zero_allocations_per_message_in_steady_state() {
     let mut rng = StdRng::seed_from_u64(5);
     let key = AuthKey::from_bytes([7u8; 256]);
     let clock = Clock::from_unix_hint(now, UnixTime(1_700_000_000));
-    let mut s = Box::new(E::server(EngineConfig::DEFAULT, key.clone(), clock, now, &mut rng));
+    let mut s = Box::new(E::server(SessionConfig::DEFAULT, key.clone(), clock, now, &mut rng));
     s.approve_first_session(); // the only engine under this key
-    let mut c = Box::new(E::client(EngineConfig::DEFAULT, key, 0, clock, now, &mut rng));
+    let mut c = Box::new(E::client(SessionConfig::DEFAULT, key, 0, clock, now, &mut rng));
     let mut out = Box::new([0u8; 8192 + 64]);
     let body = [0x0d, 0xf0, 0xad, 0x0b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
     let mut results = 0usize;

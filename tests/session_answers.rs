@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use core::time::Duration;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 
-use mtproto_sansio::session::{Clock, Dropped, Engine, EngineConfig, Event, MsgId, MsgKind, ResendPolicy, SendError};
+use mtproto_sansio::session::{Clock, Dropped, Event, MsgId, MsgKind, ResendPolicy, SendError, Session, SessionConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, TlRead, TlWrite};
 use rand::rngs::StdRng;
@@ -19,8 +19,8 @@ use rand::{Rng, SeedableRng};
 const RX: usize = 65_536;
 const TX: usize = 65_536;
 /// test_dc's `MSGS`.
-type Dc = Engine<RX, TX, 64>;
-type Client = Engine<RX, TX, 512>;
+type Dc = Session<RX, TX, 64>;
+type Client = Session<RX, TX, 512>;
 
 const UNIX0: u64 = 1_700_000_000;
 
@@ -65,7 +65,7 @@ impl Pair {
         let mut rng = StdRng::seed_from_u64(seed);
         let now = Instant::from_secs(1000);
         let clock = || Clock::from_unix_hint(now, UnixTime(UNIX0));
-        let ccfg = EngineConfig {
+        let ccfg = SessionConfig {
             ping_interval: None,
             future_salts: false,
             state_check_after: None,
@@ -75,9 +75,9 @@ impl Pair {
                 max: Duration::from_secs(3600),
                 max_attempts: 1,
             },
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         };
-        let mut s = Box::new(Dc::server(EngineConfig::DEFAULT, key(seed), clock(), now, &mut rng));
+        let mut s = Box::new(Dc::server(SessionConfig::DEFAULT, key(seed), clock(), now, &mut rng));
         let c = Box::new(Client::client(
             ccfg,
             key(seed),

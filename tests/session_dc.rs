@@ -1,4 +1,4 @@
-//! The DC side of the `Session` facade on a fresh connection (`Session::server_handshake`): the auth-key handshake
+//! The DC side of the `Connection` facade on a fresh connection (`Connection::server_handshake`): the auth-key handshake
 //! answered by the session's own table, a stored key asked of the host (`Event::AuthKeyRequired` /
 //! `supply_auth_key`), −404 for an unknown key, and the parked frame's backpressure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]

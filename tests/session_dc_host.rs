@@ -1,4 +1,4 @@
-//! The DC side of the `Session` facade and its host: the new-key collision check (item 25) through the facades,
+//! The DC side of the `Connection` facade and its host: the new-key collision check (item 25) through the facades,
 //! stored salt schedules, client sessions moving between connections, and MTProxy secrets on the obfuscated
 //! transport.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -13,8 +13,8 @@ use mtproto_sansio::crypto::packet::{Direction, decrypt};
 use mtproto_sansio::fuzzing::handshake::Pair;
 use mtproto_sansio::handshake::{self, KeyCheckError, KeyKind, MAX_SERVER_MESSAGE, ServerReply, ServerStep, Status};
 use mtproto_sansio::session::{
-    AcceptKeyError, EngineConfig, Error, Event, HostQuery, MsgId, MsgKind, ProxySecretError, ResumeError, SaltSchedule,
-    SessionConfig, StoredKey, TransportConfig,
+    AcceptKeyError, ConnectionConfig, Error, Event, HostQuery, MsgId, MsgKind, ProxySecretError, ResumeError,
+    SaltSchedule, SessionConfig, StoredKey, TransportConfig,
 };
 use mtproto_sansio::time::Instant;
 use mtproto_sansio::tl::{DhGenOk, DhGenRetry, MsgContainer, Reader, TlRead};
@@ -25,7 +25,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Every party maps `Instant` t to Unix time `UNIX0 + t` (hosts with synchronised clocks); no future salts asked.
-fn cfg(transport: TransportConfig, now: Instant) -> SessionConfig {
+fn cfg(transport: TransportConfig, now: Instant) -> ConnectionConfig {
     let mut c = cfg_at(transport, UNIX0 + now.as_secs());
     c.engine.future_salts = false;
     c
@@ -568,16 +568,16 @@ fn stored_schedule_gives_every_connection_the_same_salts_over_rotations() {
         t0,
     ));
     assert_ne!(
-        a.engine().unwrap().current_salt(),
-        other.engine().unwrap().current_salt()
+        a.session().unwrap().current_salt(),
+        other.session().unwrap().current_salt()
     );
     for day in 0..4u64 {
         let now = t0.saturating_add(core::time::Duration::from_secs(day * 86_400 + 5));
         a.handle_timeout(now).unwrap();
         b.handle_timeout(now).unwrap();
         assert_eq!(
-            a.engine().unwrap().current_salt(),
-            b.engine().unwrap().current_salt(),
+            a.session().unwrap().current_salt(),
+            b.session().unwrap().current_salt(),
             "day {day}"
         );
     }
@@ -621,7 +621,7 @@ fn session_on(t: TransportConfig, seed: u64) -> (StdRng, Box<S>, Box<S>, Host, C
         round(&mut c, &mut a, &mut host, &mut ce, now, &mut rng);
     }
     assert_eq!(ce.results, vec![(q, query(1).to_vec())]);
-    let sid = a.engine().unwrap().session_id();
+    let sid = a.session().unwrap().session_id();
     assert_eq!(
         host.session_queries,
         vec![(key.key.id(), sid)],
@@ -636,14 +636,14 @@ fn session_on(t: TransportConfig, seed: u64) -> (StdRng, Box<S>, Box<S>, Host, C
 fn unknown_session_starts_a_new_one_with_new_session_created() {
     // `session_on_a` asserts it: asked once, `None`, then SessionCreated and the client's SessionReset.
     let (_, _, a, _, _, _) = session_on_a(30);
-    assert!(a.engine().unwrap().has_session());
+    assert!(a.session().unwrap().has_session());
 }
 
 /// Issue 11 defect 1, without an attacker: in the default configuration the re-sent query ran a second time.
 #[test]
 fn chk_033_reconnect_resend_under_its_msg_id_runs_once_and_is_answered() {
     let (mut rng, mut c, mut a, mut host, mut ce, now) = session_on_a(31);
-    let sid = a.engine().unwrap().session_id();
+    let sid = a.session().unwrap().session_id();
     // Query 2 reaches A and is executed, but A's answer is lost with its connection.
     let q2 = c.send(now, &query(2), MsgKind::Query).unwrap();
     let up = client_out(&mut c, now, &mut rng);
@@ -660,7 +660,7 @@ fn chk_033_reconnect_resend_under_its_msg_id_runs_once_and_is_answered() {
         round(&mut c, &mut b, &mut host, &mut ce, now, &mut rng);
     }
     assert_eq!(host.session_queries.last(), Some(&(c.auth_key().unwrap().id(), sid)));
-    assert_eq!(b.engine().unwrap().session_id(), sid);
+    assert_eq!(b.session().unwrap().session_id(), sid);
     assert_eq!(host.created, vec![sid], "no new_session_created on B");
     assert_eq!(ce.resets, 1, "the client saw no second session reset");
     assert_eq!(
@@ -753,7 +753,7 @@ fn handover_resends_unacknowledged_messages_under_new_msg_ids() {
 #[test]
 fn two_connections_racing_for_one_session_execute_each_query_once() {
     let (mut rng, mut c, mut a, mut host, mut ce, now) = session_on_a(32);
-    let sid = a.engine().unwrap().session_id();
+    let sid = a.session().unwrap().session_id();
     // Query 2 leaves on A but is still in flight when the client gives up on A and reconnects as B.
     let q2 = c.send(now, &query(2), MsgKind::Query).unwrap();
     let late_on_a = client_out(&mut c, now, &mut rng);
@@ -818,7 +818,7 @@ fn two_connections_racing_for_one_session_execute_each_query_once() {
 #[test]
 fn atk_b07_replayed_connection_cannot_pull_the_session_away() {
     let (mut rng, mut c, mut a, mut host, mut ce, now) = session_on_a(34);
-    let sid = a.engine().unwrap().session_id();
+    let sid = a.session().unwrap().session_id();
     // The client reconnects as B with a query; an attacker records B's whole byte stream (init included).
     c.reconnect(now);
     let q6 = c.send(now, &query(6), MsgKind::Query).unwrap();
@@ -826,7 +826,7 @@ fn atk_b07_replayed_connection_cannot_pull_the_session_away() {
     let recorded = client_out(&mut c, now, &mut rng);
     let down = dc_feed(&mut b, &mut host, &recorded, now, &mut rng, Some(&mut a));
     client_in(&mut c, &mut ce, &down, now).unwrap();
-    assert_eq!(b.engine().unwrap().session_id(), sid);
+    assert_eq!(b.session().unwrap().session_id(), sid);
     // The attacker replays it on a third connection; the host offers B, which holds the session.
     let mut x = dc_handover(now);
     let mut off = 0;
@@ -848,7 +848,7 @@ fn atk_b07_replayed_connection_cannot_pull_the_session_away() {
         }
     }
     assert_eq!(x.resume_session(now, Some(&mut b)), Err(ResumeError::Replayed));
-    assert!(x.host_query().is_none() && !x.engine().unwrap().has_session());
+    assert!(x.host_query().is_none() && !x.session().unwrap().has_session());
     assert!(x.poll_event().is_none());
     // B keeps the session and keeps working.
     let q = c.send(now, &query(7), MsgKind::Query).unwrap();
@@ -918,7 +918,7 @@ fn chk_033_default_dc_asks_for_every_session_it_does_not_serve() {
     for _ in 0..3 {
         round(&mut c, &mut a, &mut host, &mut ce, now, &mut rng);
     }
-    let sid = a.engine().unwrap().session_id();
+    let sid = a.session().unwrap().session_id();
     assert_eq!(host.session_queries, vec![(key.key.id(), sid)]);
     assert_eq!(host.created, vec![sid]);
     assert_eq!(ce.results.len(), 1);
@@ -942,14 +942,14 @@ fn atk_b07_recorded_connection_replayed_on_a_new_connection_is_not_executed() {
         client_in(&mut c, &mut ce, &down, now).unwrap();
     }
     assert_eq!(ce.results.len(), 2);
-    // The connection closes; the host keeps its session (the closed `Session`) for the retention time.
+    // The connection closes; the host keeps its session (the closed `Connection`) for the retention time.
     c.close();
     for later in [1, 20, 59] {
         let now = now.saturating_add(core::time::Duration::from_secs(later));
         let mut x = dc(OBF_PADDED, now);
         replay_into(&mut x, &mut host, &recorded, now, &mut rng, &mut a);
         assert!(
-            !x.engine().is_some_and(|e| e.has_session()),
+            !x.session().is_some_and(|e| e.has_session()),
             "+{later} s: the replay started a session"
         );
     }
@@ -983,7 +983,7 @@ fn chk_033_new_session_floor_refuses_copies_older_than_max_age() {
     assert_eq!(ce.results.len(), 2);
     let executed = |h: &Host| h.requests.iter().filter(|(_, b)| *b == query(1)).count();
     assert_eq!(executed(&host), 1);
-    let max_age = EngineConfig::DEFAULT.limits.new_session_max_age.as_secs();
+    let max_age = SessionConfig::DEFAULT.limits.new_session_max_age.as_secs();
     // The host restarted and forgot everything but its keys: it answers None.
     let later = now.saturating_add(core::time::Duration::from_secs(max_age + 1));
     let mut x = dc(INTERMEDIATE, later);
@@ -1031,7 +1031,7 @@ fn atk_b07_packet_of_another_connections_session_asks_the_host() {
     assert_eq!(ce2.results.last().map(|r| r.0), Some(q2));
     assert_eq!(host.requests.len(), 3);
     // The frames of B's connection, spliced into A's (intermediate framing has no per-connection state).
-    let sid2 = b.engine().unwrap().session_id();
+    let sid2 = b.session().unwrap().session_id();
     let n = a.handle_input(now, &up2).unwrap();
     assert_eq!(n, up2.len());
     assert_eq!(

@@ -1,13 +1,13 @@
-//! A DC connection (`Session::server_handshake`) answers a handshake restarted on it after a key was made.
+//! A DC connection (`Connection::server_handshake`) answers a handshake restarted on it after a key was made.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::fuzzing::handshake::{SeededRng, dc_key};
 use mtproto_sansio::handshake::{ClientConfig, ClientHandshake, MAX_CLIENT_MESSAGE, ServerConfig, Status};
-use mtproto_sansio::session::{HostQuery, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::session::{Connection, ConnectionConfig, HostQuery, TransportConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder, Framing};
 
-type S = Session<8192, 8192, 16>;
+type S = Connection<8192, 8192, 16>;
 
 /// A client whose own check of a new key fails (Telethon strips a leading zero byte of g^ab, about 1 key in 256)
 /// starts a second handshake on the same connection: the DC must answer it (it used to drop the plaintext and the
@@ -19,10 +19,10 @@ fn second_handshake_on_same_connection_is_answered() {
     let now = Instant::from_secs(50);
     let mut sc = ServerConfig::new(Box::leak(Box::new(dc_key().unwrap())), DhGroup::telegram(3).unwrap());
     sc.dc_id = Some(2);
-    let cfg = SessionConfig {
+    let cfg = ConnectionConfig {
         unix_time_hint: Some(UnixTime(1_700_000_000)),
         transport: TransportConfig::INTERMEDIATE,
-        ..SessionConfig::DEFAULT
+        ..ConnectionConfig::DEFAULT
     };
     let mut d = Box::new(S::server_handshake(cfg, sc, now));
     let mut enc = Encoder::new(EncoderConfig::client(Framing::Intermediate));

@@ -1,4 +1,4 @@
-//! The `Session` facade: the run loop over real transports (plain and obfuscated framings), the client's auth-key
+//! The `Connection` facade: the run loop over real transports (plain and obfuscated framings), the client's auth-key
 //! handshake followed by the encrypted session on the new key, reconnects, and the sticky transport error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -10,7 +10,8 @@ use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::{self, ServerConfig, ServerHandshakes, ServerReply};
 use mtproto_sansio::session::{
-    Clock, Engine, EngineConfig, Event, HostQuery, MsgKind, ResumeError, Session, SessionConfig, TransportConfig,
+    Clock, Connection, ConnectionConfig, Event, HostQuery, MsgKind, ResumeError, Session, SessionConfig,
+    TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::replay::ReplayCache;
@@ -18,14 +19,14 @@ use mtproto_sansio::transport::{DecoderConfig, Encoder, EncoderConfig, Frame, Fr
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
-type S = Session<8192, 8192, 16>;
+type S = Connection<8192, 8192, 16>;
 const UNIX0: u64 = 1_700_000_000;
 
-fn cfg(transport: TransportConfig) -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
+fn cfg(transport: TransportConfig) -> ConnectionConfig {
+    ConnectionConfig {
+        engine: SessionConfig {
             ping_interval: None,
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         },
         transport,
         unix_time_hint: Some(UnixTime(UNIX0)),
@@ -201,7 +202,7 @@ fn client_handshake_then_encrypted_session() {
     let mut hs: ServerHandshakes<'_, 4> = ServerHandshakes::new(scfg);
     let mut dec: FrameDecoder<8192> = FrameDecoder::new(DecoderConfig::server(Framing::Intermediate));
     let mut enc = Encoder::new(EncoderConfig::server(Framing::Intermediate));
-    let mut dc: Option<Box<Engine<8192, 8192, 16>>> = None;
+    let mut dc: Option<Box<Session<8192, 8192, 16>>> = None;
     let mut out = vec![0u8; c.min_transmit_len()];
     let mut sbuf = vec![0u8; 8192];
     let mut to_client: Vec<Vec<u8>> = Vec::new();
@@ -225,8 +226,8 @@ fn client_handshake_then_encrypted_session() {
                         ServerReply::Complete { len, outcome } => {
                             to_client.push(sbuf[..len].to_vec());
                             let clock = Clock::from_unix_hint(now, UnixTime(UNIX0 + 2));
-                            dc = Some(Box::new(Engine::server_with_salt(
-                                EngineConfig::DEFAULT,
+                            dc = Some(Box::new(Session::server_with_salt(
+                                SessionConfig::DEFAULT,
                                 outcome.auth_key,
                                 clock,
                                 now,
@@ -288,7 +289,7 @@ fn client_handshake_then_encrypted_session() {
     assert!(key_ready);
     assert_eq!(result, Some((qid.unwrap(), vec![0x0d, 0xf0, 0xad, 0x0b, 5, 0, 0, 0])));
     // The session adopted the handshake's salt and the DC's time: no bad_server_salt, no clock correction.
-    let e = c.engine().unwrap();
+    let e = c.session().unwrap();
     assert!(e.clock().is_synced());
     assert_eq!(e.stats().bad_msgs, 0);
     assert_eq!(c.auth_key().unwrap().id(), dc.unwrap().auth_key().id());
@@ -349,7 +350,7 @@ fn dropped_frames_are_counted_by_reason() {
 /// buffer is allocated at its capacity up front or never released.
 #[test]
 fn buffers_grow_with_the_frames_and_are_given_back_when_idle() {
-    type Big = Session<1_114_112, 262_144, 64>;
+    type Big = Connection<1_114_112, 262_144, 64>;
     fn pump(c: &mut Big, d: &mut Big, now: Instant, rng: &mut StdRng) -> Option<Vec<u8>> {
         let mut out = vec![0u8; c.min_transmit_len()];
         let mut result = None;
@@ -394,13 +395,18 @@ fn buffers_grow_with_the_frames_and_are_given_back_when_idle() {
     let mut rng = StdRng::seed_from_u64(11);
     let mut now = Instant::from_secs(10);
     let key = AuthKey::from_bytes([5; 256]);
-    let mut c: Box<Big> = Box::new(Session::client(
+    let mut c: Box<Big> = Box::new(Connection::client(
         cfg(TransportConfig::INTERMEDIATE),
         key.clone(),
         now,
         &mut rng,
     ));
-    let mut d: Box<Big> = Box::new(Session::server(cfg(TransportConfig::INTERMEDIATE), key, now, &mut rng));
+    let mut d: Box<Big> = Box::new(Connection::server(
+        cfg(TransportConfig::INTERMEDIATE),
+        key,
+        now,
+        &mut rng,
+    ));
     // The capacity is 1 MiB of frame and 256 KiB of arena, but nothing is allocated before a byte moves.
     assert_eq!((c.heap_bytes(), d.heap_bytes()), (0, 0));
 
@@ -441,22 +447,22 @@ fn buffers_grow_with_the_frames_and_are_given_back_when_idle() {
 /// `heap_bytes` counts every buffer). Red if the engine copies the frame into a buffer of its own.
 #[test]
 fn a_received_frame_is_decrypted_and_read_where_it_arrived() {
-    type Big = Session<1_114_112, 262_144, 64>;
+    type Big = Connection<1_114_112, 262_144, 64>;
     let mut rng = StdRng::seed_from_u64(12);
     let now = Instant::from_secs(10);
     let key = AuthKey::from_bytes([6; 256]);
-    let mut d: Box<Big> = Box::new(Session::server(
+    let mut d: Box<Big> = Box::new(Connection::server(
         cfg(TransportConfig::INTERMEDIATE),
         key.clone(),
         now,
         &mut rng,
     ));
     // The client starts with the DC's salt, so its first packet is accepted (no bad_server_salt round).
-    let ccfg = SessionConfig {
-        salt: d.engine().unwrap().current_salt(),
+    let ccfg = ConnectionConfig {
+        salt: d.session().unwrap().current_salt(),
         ..cfg(TransportConfig::INTERMEDIATE)
     };
-    let mut c: Box<Big> = Box::new(Session::client(ccfg, key, now, &mut rng));
+    let mut c: Box<Big> = Box::new(Connection::client(ccfg, key, now, &mut rng));
     let body = vec![0x3c; 200 * 1024];
     c.send(now, &body, MsgKind::Query).unwrap();
     let mut out = vec![0u8; c.min_transmit_len()];
@@ -491,18 +497,26 @@ fn a_session_moves_only_from_a_drained_connection() {
     // Both DC connections issue the key's one salt schedule, and the client starts with its salt.
     let stored = mtproto_sansio::session::StoredKey {
         key: key.clone(),
-        salts: Session::<8192, 8192, 16>::server(cfg(TransportConfig::INTERMEDIATE), key.clone(), now, &mut rng)
+        salts: Connection::<8192, 8192, 16>::server(cfg(TransportConfig::INTERMEDIATE), key.clone(), now, &mut rng)
             .stored_key()
             .unwrap()
             .salts,
     };
-    let mut a: Box<S> = Box::new(Session::server_stored(cfg(TransportConfig::INTERMEDIATE), &stored, now));
-    let mut b: Box<S> = Box::new(Session::server_stored(cfg(TransportConfig::INTERMEDIATE), &stored, now));
-    let ccfg = SessionConfig {
-        salt: a.engine().unwrap().current_salt(),
+    let mut a: Box<S> = Box::new(Connection::server_stored(
+        cfg(TransportConfig::INTERMEDIATE),
+        &stored,
+        now,
+    ));
+    let mut b: Box<S> = Box::new(Connection::server_stored(
+        cfg(TransportConfig::INTERMEDIATE),
+        &stored,
+        now,
+    ));
+    let ccfg = ConnectionConfig {
+        salt: a.session().unwrap().current_salt(),
         ..cfg(TransportConfig::INTERMEDIATE)
     };
-    let mut c: Box<S> = Box::new(Session::client(ccfg, key, now, &mut rng));
+    let mut c: Box<S> = Box::new(Connection::client(ccfg, key, now, &mut rng));
     let mut out = vec![0u8; c.min_transmit_len()];
     let mut feed = |c: &mut S, d: &mut S, rng: &mut StdRng| {
         while let Some(n) = c.poll_transmit(now, rng, &mut out).unwrap() {
@@ -523,7 +537,7 @@ fn a_session_moves_only_from_a_drained_connection() {
     c.send(now, &[1, 0, 0, 0], MsgKind::Query).unwrap();
     feed(&mut c, &mut a, &mut rng);
     a.resume_session(now, None).unwrap();
-    assert!(a.engine().unwrap().pending_events() > 0);
+    assert!(a.session().unwrap().pending_events() > 0);
     // The client moves to connection b, which asks for the session.
     c.reconnect(now);
     c.send(now, &[2, 0, 0, 0], MsgKind::Query).unwrap();
@@ -546,17 +560,17 @@ fn events_pending_at_reconnect_keep_their_bodies() {
     let mut rng = StdRng::seed_from_u64(14);
     let now = Instant::from_secs(10);
     let key = AuthKey::from_bytes([9; 256]);
-    let mut d: Box<S> = Box::new(Session::server(
+    let mut d: Box<S> = Box::new(Connection::server(
         cfg(TransportConfig::INTERMEDIATE),
         key.clone(),
         now,
         &mut rng,
     ));
-    let ccfg = SessionConfig {
-        salt: d.engine().unwrap().current_salt(),
+    let ccfg = ConnectionConfig {
+        salt: d.session().unwrap().current_salt(),
         ..cfg(TransportConfig::INTERMEDIATE)
     };
-    let mut c: Box<S> = Box::new(Session::client(ccfg, key, now, &mut rng));
+    let mut c: Box<S> = Box::new(Connection::client(ccfg, key, now, &mut rng));
     let body = [7u8, 7, 7, 7, 1, 2, 3, 4];
     let q = c.send(now, &body, MsgKind::Query).unwrap();
     let mut out = vec![0u8; c.min_transmit_len()];

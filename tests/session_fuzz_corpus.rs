@@ -10,11 +10,11 @@ use mtproto_sansio::fuzzing::crypto::fuzz_auth_key;
 use mtproto_sansio::fuzzing::session::{
     FUZZ_RX, FUZZ_START, FUZZ_UNIX, FuzzRng, fuzz_client, fuzz_client_with, fuzz_config, fuzz_server,
 };
-use mtproto_sansio::session::{Clock, Engine, Event, MsgKind};
+use mtproto_sansio::session::{Clock, Event, MsgKind, Session};
 use mtproto_sansio::time::UnixTime;
 use mtproto_sansio::tl::{self, TlWrite};
 
-type E = Engine<FUZZ_RX, 4096, 8>;
+type E = Session<FUZZ_RX, 4096, 8>;
 
 fn record(out: &mut Vec<u8>, flags: u8, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());

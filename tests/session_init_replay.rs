@@ -1,7 +1,7 @@
 //! Attack B19 / docs/CHECKLIST.md item 9 on the DC's own server path: a prober that replays a client's recorded
-//! obfuscated connection (its 64-byte init, then its frames) into a new DC `Session` must get nothing back. Every
-//! server `Session` on an obfuscated transport parks after the init until the host checked it against a cache it
-//! shares between connections (`HostQuery::ObfuscatedInit`, answered with `Session::check_obfuscated_init`); a
+//! obfuscated connection (its 64-byte init, then its frames) into a new DC `Connection` must get nothing back. Every
+//! server `Connection` on an obfuscated transport parks after the init until the host checked it against a cache it
+//! shares between connections (`HostQuery::ObfuscatedInit`, answered with `Connection::check_obfuscated_init`); a
 //! repeat fails the connection before any frame is read, like an init the secret does not open.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -206,7 +206,7 @@ fn atk_b19_replayed_obfuscated_connection_refused_by_the_dc_session() {
             assert_eq!(r, Err(Error::ReplayedInit), "{t:?} {fresh_dc}");
             assert_eq!(host.requests.len(), 1, "the replayed query was not executed again");
             assert_eq!(d.frames_dropped(), 0, "no frame was even looked at");
-            assert!(d.engine().is_none_or(|e| !e.has_session()));
+            assert!(d.session().is_none_or(|e| !e.has_session()));
             // The connection stays refused: no input, nothing to send.
             assert_eq!(d.handle_input(now, &wire[INIT_LEN..]), Err(Error::ReplayedInit));
             let mut buf = vec![0u8; d.min_transmit_len()];

@@ -246,7 +246,7 @@ fn chk_034_time_window_edges() {
     assert!(inbound.window().is_empty());
 }
 
-/// Item 34 in the default configuration: a client on a stored key (`Engine::client`, clock unsynced at start) that
+/// Item 34 in the default configuration: a client on a stored key (`Session::client`, clock unsynced at start) that
 /// has received one good message from its DC drops a DC packet held back for an hour, and one whose msg_id lies 60 s
 /// ahead, and the session goes on.
 #[test]
@@ -411,8 +411,8 @@ fn dc_unix(p: &session_util::Pair) -> u64 {
 
 #[test]
 fn atk_b08_msg_id_negative_suite() {
-    // Client receiving from the server, in the default configuration: a client on a stored key (`Engine::client`, as
-    // `Session::client` builds it) whose clock starts unsynced, after one good exchange with its DC.
+    // Client receiving from the server, in the default configuration: a client on a stored key (`Session::client`, as
+    // `Connection::client` builds it) whose clock starts unsynced, after one good exchange with its DC.
     let mut p = session_util::Pair::new(80);
     assert!(!p.c.clock().is_synced());
     let q = p.query(&session_util::api_body(1, 1));

@@ -12,7 +12,7 @@ use std::time::Duration;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::handshake;
 use mtproto_sansio::session::{
-    BindRefusal, EngineConfig, FailReason, KeyEvent, MsgId, PfsClient, PfsConfig, PfsEvent, QueryId, RekeyReason,
+    BindRefusal, ConnectionConfig, FailReason, KeyEvent, MsgId, PfsClient, PfsConfig, PfsEvent, QueryId, RekeyReason,
     SendError, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
@@ -51,11 +51,11 @@ fn own(e: PfsEvent<'_>) -> Ce {
     }
 }
 
-fn session_cfg() -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
+fn session_cfg() -> ConnectionConfig {
+    ConnectionConfig {
+        engine: SessionConfig {
             ping_interval: Some(Duration::from_secs(30)),
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         },
         transport: TransportConfig::INTERMEDIATE,
         unix_time_hint: Some(UnixTime(UNIX0)),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::handshake;
 use mtproto_sansio::session::{
-    EngineConfig, Error, PfsClient, PfsConfig, PfsEvent, ProxySecretError, QueryId, SessionConfig, TransportConfig,
+    ConnectionConfig, Error, PfsClient, PfsConfig, PfsEvent, ProxySecretError, QueryId, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::Framing;
@@ -35,11 +35,11 @@ const OBF_PADDED: TransportConfig = TransportConfig {
     dc_id: Some(2),
 };
 
-fn session_cfg(transport: TransportConfig) -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
+fn session_cfg(transport: TransportConfig) -> ConnectionConfig {
+    ConnectionConfig {
+        engine: SessionConfig {
             ping_interval: Some(Duration::from_secs(30)),
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         },
         transport,
         unix_time_hint: Some(UnixTime(UNIX0)),

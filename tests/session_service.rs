@@ -7,7 +7,7 @@ mod session_util;
 use core::time::Duration;
 
 use mtproto_sansio::crypto::packet::{self, Direction};
-use mtproto_sansio::session::{EngineConfig, MsgId, MsgKind};
+use mtproto_sansio::session::{MsgId, MsgKind, SessionConfig};
 use mtproto_sansio::tl::{
     self, HttpWait, MsgContainer, MsgResendAnsReq, MsgResendReq, MsgsStateInfo, MsgsStateReq, Reader, TlRead,
 };
@@ -238,7 +238,7 @@ fn chk_052_http_wait_values_clamped() {
         p.deliver_s(&pkt).unwrap();
     }
     let lp = p.s.long_poll().unwrap();
-    let cap = mtproto_sansio::session::EngineConfig::DEFAULT.max_http_wait;
+    let cap = mtproto_sansio::session::SessionConfig::DEFAULT.max_http_wait;
     assert_eq!(
         (lp.max_delay, lp.wait_after, lp.max_wait),
         (Duration::ZERO, Duration::ZERO, cap)
@@ -444,11 +444,11 @@ fn pong_body(msg_id: MsgId, ping_id: i64) -> Vec<u8> {
 
 #[test]
 fn user_ping_ends_in_one_result_keepalive_stays_silent() {
-    let ccfg = EngineConfig {
+    let ccfg = SessionConfig {
         ping_interval: Some(Duration::from_secs(10)),
         ..session_util::client_cfg()
     };
-    let mut p = Pair::with(21, ccfg, EngineConfig::DEFAULT, 0);
+    let mut p = Pair::with(21, ccfg, SessionConfig::DEFAULT, 0);
     let q = p.query(&api_body(1, 1));
     assert_eq!(p.results_for(q).len(), 1);
     // The keepalive pings several times: no event, nothing left in flight.
@@ -510,13 +510,13 @@ fn chatty(tag: u32, words: usize) -> Vec<u8> {
 #[cfg(feature = "alloc")]
 fn gzip_pair(seed: u64) -> Pair {
     use mtproto_sansio::session::GzipPolicy;
-    let ccfg = EngineConfig {
+    let ccfg = SessionConfig {
         gzip: Some(GzipPolicy::DEFAULT),
         ..session_util::client_cfg()
     };
-    let scfg = EngineConfig {
+    let scfg = SessionConfig {
         gzip: Some(GzipPolicy { min_len: 64, level: 9 }),
-        ..EngineConfig::DEFAULT
+        ..SessionConfig::DEFAULT
     };
     let mut p = Pair::with(seed, ccfg, scfg, 0);
     let q = p.query(&api_body(1, 1));

@@ -1,4 +1,4 @@
-//! Clock skew between a client and its DC through the `Session` facade: a client starting from a stored key with a
+//! Clock skew between a client and its DC through the `Connection` facade: a client starting from a stored key with a
 //! Unix-time hint 600 s off, a synced client reconnecting to a DC that restarted (forgot the session, possibly with
 //! its own clock moved), and a client whose host clock jumps mid-session. In every case the client corrects its
 //! offset from the DC's msg_id on `bad_msg_notification` 16/17 (items 34, 36, 43), resends under new msg_ids, and
@@ -12,26 +12,26 @@ use mtproto_sansio::crypto::packet::{self, Direction, MessageHeader};
 use mtproto_sansio::session::Dropped;
 use mtproto_sansio::session::limits::DEFAULT_REPLAY_WINDOW;
 use mtproto_sansio::session::{
-    EngineConfig, Event, HostQuery, MsgId, MsgKind, Session, SessionConfig, TransportConfig,
+    Connection, ConnectionConfig, Event, HostQuery, MsgId, MsgKind, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, TlWrite};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-type S = Session<8192, 8192, 16>;
+type S = Connection<8192, 8192, 16>;
 /// The DC's Unix time at its `Instant` 0.
 const UNIX0: u64 = 1_700_000_000;
 const SKEW: i64 = 600;
 /// At most this many round trips from a send to its answer, whatever the skew.
 const MAX_ROUNDS: usize = 2;
 
-fn cfg(unix: u64, salt: u64) -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
+fn cfg(unix: u64, salt: u64) -> ConnectionConfig {
+    ConnectionConfig {
+        engine: SessionConfig {
             ping_interval: None,
             future_salts: false,
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         },
         transport: TransportConfig::INTERMEDIATE,
         unix_time_hint: Some(UnixTime(unix)),
@@ -64,7 +64,7 @@ impl Pair {
         let client_unix = (dc_unix as i64 + skew) as u64;
         let d = Box::new(S::server(cfg(dc_unix, 0), AuthKey::from_bytes(key), dnow, &mut rng));
         let salt = if stored_salt {
-            d.engine().unwrap().current_salt()
+            d.session().unwrap().current_salt()
         } else {
             0
         };
@@ -168,7 +168,7 @@ impl Pair {
     }
 
     fn client_offset_error(&self, cnow: Instant, dnow: Instant) -> i64 {
-        let c = self.c.engine().unwrap().clock().unix_time(cnow).0 as i64;
+        let c = self.c.session().unwrap().clock().unix_time(cnow).0 as i64;
         c - (UNIX0 + dnow.as_secs()) as i64
     }
 }
@@ -252,7 +252,7 @@ fn dc_restart(dc_jump: i64, seed: u64, busy: bool) {
         "the lost query was not resent"
     );
     let dc_unix_now = dc_unix as i64 - 10 + dnow.as_secs() as i64;
-    let c = p.c.engine().unwrap().clock().unix_time(cnow).0 as i64;
+    let c = p.c.session().unwrap().clock().unix_time(cnow).0 as i64;
     assert!(
         (c - dc_unix_now).abs() <= 10,
         "clock not corrected to the restarted DC: {}",
@@ -371,7 +371,7 @@ fn dc_container(p: &session_util::Pair, ahead: u64, members: &[(u32, Vec<u8>)]) 
 #[test]
 fn chk_034_atk_b20_container_exemption_needs_our_message() {
     // Synced by a first 16/17: the client enforces the window from then on.
-    let mut p = session_util::Pair::with(40, session_util::client_cfg(), EngineConfig::DEFAULT, 600);
+    let mut p = session_util::Pair::with(40, session_util::client_cfg(), SessionConfig::DEFAULT, 600);
     p.query(&session_util::api_body(1, 1));
     assert!(p.c.clock().is_synced());
     let offset = p.c.clock().unix_offset();

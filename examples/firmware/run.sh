@@ -110,7 +110,7 @@ echo "== static RAM (.data + .bss + .uninit; the stack comes on top)"
 echo "full build, opt-level 3:                            $(ram_size target/mtproto-firmware-full.elf)"
 echo "client-only, opt-level 3:                           $(ram_size target/mtproto-firmware-client-only.elf)"
 echo "client-only, opt-level s:                           $(ram_size target/mtproto-firmware-client-only-size.elf)"
-# Issue 6's budget for the client role. Since the client-only build also runs the connection type (Session: engine,
+# Issue 6's budget for the client role. Since the client-only build also runs the connection type (Connection: engine,
 # transport, service messages), it is over it; the figure is printed, not hidden (README.md, "Figures").
 if [ "${client_size%% *}" -gt $(( 96 * 1024 )) ]; then
     echo "budget client-only flash (opt-level s): OVER 96 KiB"

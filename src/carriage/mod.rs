@@ -9,7 +9,7 @@
 //! - [`faketls`]: the fake-TLS MTProxy (`ee` secrets), both roles: ClientHello emulation with its HMAC digest and
 //!   timestamp, the fake ServerHello, TLS application-data records around the obfuscated stream, and the
 //!   ClientHello randoms checked against a [`crate::transport::replay::ReplayCache`] (docs/CHECKLIST.md item 9; the DC
-//!   `Session` checks every obfuscated init, inside fake-TLS and WebSocket too, against its host's).
+//!   `Connection` checks every obfuscated init, inside fake-TLS and WebSocket too, against its host's).
 //! - [`fallback`]: which carriage to try next after a failure, when, and which one worked last per DC.
 //!
 //! A server accepting every carriage on one port routes a new connection with

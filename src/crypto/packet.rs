@@ -148,7 +148,7 @@ impl Default for PaddingPolicy {
 pub struct MessageHeader {
     /// Server salt (little-endian on the wire).
     pub salt: u64,
-    /// Session id.
+    /// Connection id.
     pub session_id: u64,
     /// Message id.
     pub msg_id: u64,

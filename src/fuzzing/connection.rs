@@ -1,4 +1,4 @@
-//! Fuzz entry point for the connection type ([`Session`]) in the DC role: bytes as they come off a socket, on every
+//! Fuzz entry point for the connection type ([`Connection`]) in the DC role: bytes as they come off a socket, on every
 //! transport, into a connection whose host answers every question the way test_dc does. The session and handshake
 //! targets drive the engine and the handshake table directly; this one covers what lies between them and the socket
 //! (the framing, the obfuscated init and its replay check, parked frames, host queries, the hand-over of a session,
@@ -19,7 +19,7 @@
 
 use super::SeededRng;
 use super::crypto::fuzz_auth_key;
-use crate::session::{EngineConfig, Event, HostQuery, MsgId, Session, SessionConfig, TransportConfig};
+use crate::session::{Connection, ConnectionConfig, Event, HostQuery, MsgId, SessionConfig, TransportConfig};
 use crate::time::{Instant, UnixTime};
 use crate::transport::Framing;
 use crate::transport::obfuscated::ProxySecret;
@@ -29,7 +29,7 @@ use crate::transport::replay::ReplayCache;
 pub const TARGETS: &[(&str, super::Target)] = &[("connection_dc", connection_dc)];
 
 /// The fuzzed connection: small buffers, so frames past them exercise the refusal paths too.
-pub type FuzzConnection = Session<4096, 4096, 8>;
+pub type FuzzConnection = Connection<4096, 4096, 8>;
 
 /// The seed of the fuzzed DC's RNG (see [`fuzz_connection`]).
 pub const FUZZ_DC_SEED: &[u8] = b"connection_dc";
@@ -59,11 +59,11 @@ pub fn fuzz_transport(mode: u8) -> TransportConfig {
 }
 
 /// The configuration of the fuzzed connection at `mode`.
-pub fn fuzz_connection_config(mode: u8) -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig {
+pub fn fuzz_connection_config(mode: u8) -> ConnectionConfig {
+    ConnectionConfig {
+        engine: SessionConfig {
             ping_interval: None,
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         },
         transport: fuzz_transport(mode),
         unix_time_hint: Some(UnixTime(super::session::FUZZ_UNIX)),

@@ -11,7 +11,7 @@
 #![allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
 
 use super::crypto::fuzz_auth_key;
-use crate::session::{Clock, Dropped, Engine, EngineConfig, Event, MsgId, MsgKind, Role};
+use crate::session::{Clock, Dropped, Event, MsgId, MsgKind, Role, Session, SessionConfig};
 use crate::time::{Instant, UnixTime};
 
 /// The targets of this area.
@@ -28,29 +28,29 @@ pub const FUZZ_UNIX: u64 = 1_700_000_000;
 /// The instant the fuzzed engines start at.
 pub const FUZZ_START: Instant = Instant::from_secs(1000);
 
-type FuzzEngine = Engine<FUZZ_RX, FUZZ_TX, FUZZ_MSGS>;
+type FuzzSession = Session<FUZZ_RX, FUZZ_TX, FUZZ_MSGS>;
 
 /// Deterministic CSPRNG for fuzzing: the crate's one test RNG (SHA-256 in counter mode over a seed).
 pub use super::SeededRng as FuzzRng;
 
 /// The engine configuration the targets use (keepalive and future salts on, so their paths are reachable).
-pub fn fuzz_config() -> EngineConfig {
-    EngineConfig {
+pub fn fuzz_config() -> SessionConfig {
+    SessionConfig {
         quick_ack: true,
-        ..EngineConfig::DEFAULT
+        ..SessionConfig::DEFAULT
     }
 }
 
 /// The client engine the `session_client` target starts from, with two queries sent (ids deterministic).
-pub fn fuzz_client() -> (FuzzEngine, [MsgId; 2]) {
+pub fn fuzz_client() -> (FuzzSession, [MsgId; 2]) {
     fuzz_client_with(&mut |_| {})
 }
 
 /// [`fuzz_client`], handing the packets it sent to `sink` (for building seed corpora).
-pub fn fuzz_client_with(sink: &mut dyn FnMut(&[u8])) -> (FuzzEngine, [MsgId; 2]) {
+pub fn fuzz_client_with(sink: &mut dyn FnMut(&[u8])) -> (FuzzSession, [MsgId; 2]) {
     let mut rng = FuzzRng::new(b"session_client");
     let clock = Clock::from_unix_hint(FUZZ_START, UnixTime(FUZZ_UNIX));
-    let mut e = FuzzEngine::client(fuzz_config(), fuzz_auth_key(), 0x5a17, clock, FUZZ_START, &mut rng);
+    let mut e = FuzzSession::client(fuzz_config(), fuzz_auth_key(), 0x5a17, clock, FUZZ_START, &mut rng);
     let a = e.send(FUZZ_START, &[0x0d, 0xf0, 0xad, 0x0b, 1, 0, 0, 0], MsgKind::Query);
     let b = e.send(FUZZ_START, &[0x0d, 0xf0, 0xad, 0x0b, 2, 0, 0, 0], MsgKind::Query);
     let (Ok(a), Ok(b)) = (a, b) else {
@@ -64,13 +64,13 @@ pub fn fuzz_client_with(sink: &mut dyn FnMut(&[u8])) -> (FuzzEngine, [MsgId; 2])
 }
 
 /// The DC engine the `session_server` target starts from.
-pub fn fuzz_server() -> FuzzEngine {
+pub fn fuzz_server() -> FuzzSession {
     let mut rng = FuzzRng::new(b"session_server");
     let clock = Clock::from_unix_hint(FUZZ_START, UnixTime(FUZZ_UNIX));
-    FuzzEngine::server(fuzz_config(), fuzz_auth_key(), clock, FUZZ_START, &mut rng)
+    FuzzSession::server(fuzz_config(), fuzz_auth_key(), clock, FUZZ_START, &mut rng)
 }
 
-fn run(e: &mut FuzzEngine, data: &[u8], queries: &[MsgId]) {
+fn run(e: &mut FuzzSession, data: &[u8], queries: &[MsgId]) {
     let mut rng = FuzzRng::new(data);
     let mut now = FUZZ_START;
     let mut ended = [0u8; 2];
@@ -121,7 +121,7 @@ fn run(e: &mut FuzzEngine, data: &[u8], queries: &[MsgId]) {
 }
 
 #[allow(unused_variables)]
-fn deliver(e: &mut FuzzEngine, now: Instant, rec: &[u8], flags: u8) {
+fn deliver(e: &mut FuzzSession, now: Instant, rec: &[u8], flags: u8) {
     #[cfg(fuzzing)]
     if flags & 1 == 1
         && let Some((hdr, body)) = rec.split_at_checked(28)

@@ -1,6 +1,6 @@
-//! What a DC host keeps per auth key and what a DC [`Session`](super::Session) may ask of it.
+//! What a DC host keeps per auth key and what a DC [`Connection`](super::Connection) may ask of it.
 //!
-//! A DC serves one client over many connections: each connection is a `Session`, but the key store, the salts of
+//! A DC serves one client over many connections: each connection is a `Connection`, but the key store, the salts of
 //! a key and the client's sessions outlive connections. The facade stays Sans-IO by asking the host at the few
 //! points where it needs that outside state, parking the frame that raised the question until the host answers
 //! (see [`HostQuery`]).
@@ -20,7 +20,7 @@ use crate::crypto::auth_key::AuthKey;
 ///
 /// Every connection under the key must use the same schedule, or a client that kept its salt (or the
 /// `future_salts` it was promised) is told `bad_server_salt` on its next connection. A DC host stores it with the
-/// key ([`Session::stored_key`](super::Session::stored_key), [`to_bytes`](Self::to_bytes)). Zeroized on drop;
+/// key ([`Connection::stored_key`](super::Connection::stored_key), [`to_bytes`](Self::to_bytes)). Zeroized on drop;
 /// `Debug` does not print the secret.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SaltSchedule {
@@ -104,8 +104,8 @@ impl defmt::Format for SaltSchedule {
 }
 
 /// What a DC keeps per auth key: the key and its salt schedule. Supplied back with
-/// [`Session::supply_stored_key`](super::Session::supply_stored_key) or
-/// [`Session::server_stored`](super::Session::server_stored).
+/// [`Connection::supply_stored_key`](super::Connection::supply_stored_key) or
+/// [`Connection::server_stored`](super::Connection::server_stored).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StoredKey {
@@ -115,33 +115,33 @@ pub struct StoredKey {
     pub salts: SaltSchedule,
 }
 
-/// What a DC [`Session`](super::Session) waits for from its host ([`Session::host_query`](super::Session::host_query)).
+/// What a DC [`Connection`](super::Connection) waits for from its host ([`Connection::host_query`](super::Connection::host_query)).
 /// While one is pending the session parks the frame that raised it, consumes no input and sends nothing for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum HostQuery {
     /// An encrypted frame names a key this connection does not have (also reported as
     /// [`Event::AuthKeyRequired`](super::Event::AuthKeyRequired)). Answer:
-    /// [`supply_stored_key`](super::Session::supply_stored_key) or [`supply_auth_key`](super::Session::supply_auth_key).
+    /// [`supply_stored_key`](super::Connection::supply_stored_key) or [`supply_auth_key`](super::Connection::supply_auth_key).
     AuthKey {
         /// The auth_key_id the frame names.
         key_id: u64,
     },
     /// The handshake created a key and `dh_gen_ok` is held back (only with
-    /// [`set_new_key_check`](super::Session::set_new_key_check)): answer
-    /// [`accept_new_key`](super::Session::accept_new_key) with whether the store already holds `key_id` (item 25).
+    /// [`set_new_key_check`](super::Connection::set_new_key_check)): answer
+    /// [`accept_new_key`](super::Connection::accept_new_key) with whether the store already holds `key_id` (item 25).
     NewAuthKey {
         /// The new key's auth_key_id.
         key_id: u64,
     },
     /// The client's obfuscated init arrived (every DC session on an obfuscated transport asks, before it reads a
     /// frame; also reported as [`Event::ObfuscatedInit`](super::Event::ObfuscatedInit)): answer
-    /// [`check_obfuscated_init`](super::Session::check_obfuscated_init) with the replay cache the host shares
+    /// [`check_obfuscated_init`](super::Connection::check_obfuscated_init) with the replay cache the host shares
     /// between all its connections (docs/CHECKLIST.md item 9, attack B19).
     ObfuscatedInit,
     /// An authenticated message names `session_id`, a client session this connection does not serve (always
     /// asked, except for the first session on a key the connection just created): answer
-    /// [`resume_session`](super::Session::resume_session) with the connection that holds that session, or `None`
+    /// [`resume_session`](super::Connection::resume_session) with the connection that holds that session, or `None`
     /// if none served it within the receive window (see there: what the host must keep, and for how long).
     Session {
         /// The key the session lives under.
@@ -151,7 +151,7 @@ pub enum HostQuery {
     },
 }
 
-/// Why [`Session::accept_new_key`](super::Session::accept_new_key) did nothing.
+/// Why [`Connection::accept_new_key`](super::Connection::accept_new_key) did nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AcceptKeyError {
@@ -176,7 +176,7 @@ impl fmt::Display for AcceptKeyError {
 
 impl core::error::Error for AcceptKeyError {}
 
-/// Why [`Session::check_obfuscated_init`](super::Session::check_obfuscated_init) did not let the connection go on.
+/// Why [`Connection::check_obfuscated_init`](super::Connection::check_obfuscated_init) did not let the connection go on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum InitCheckError {
@@ -209,7 +209,7 @@ impl fmt::Display for InitCheckError {
 
 impl core::error::Error for InitCheckError {}
 
-/// Why [`Session::resume_session`](super::Session::resume_session) refused.
+/// Why [`Connection::resume_session`](super::Connection::resume_session) refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ResumeError {
@@ -221,7 +221,7 @@ pub enum ResumeError {
     /// nothing moved.
     Replayed,
     /// The offered connection still has events, a held packet or owed answers that borrow its receive buffer (its
-    /// engine's [`must_drain`](super::Engine::must_drain)); nothing changed, the frame stays parked. Drain it
+    /// engine's [`must_drain`](super::Session::must_drain)); nothing changed, the frame stays parked. Drain it
     /// (`poll_event` until `None`, `poll_transmit` until `None`) and answer again.
     Busy,
 }
@@ -250,7 +250,7 @@ impl fmt::Display for ResumeError {
 
 impl core::error::Error for ResumeError {}
 
-/// Why [`Session::set_proxy_secret`](super::Session::set_proxy_secret) refused.
+/// Why [`Connection::set_proxy_secret`](super::Connection::set_proxy_secret) refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ProxySecretError {

@@ -62,31 +62,31 @@ pub enum Event<'a> {
     DisconnectRequested,
     /// Client: the transport carried a negative error code (−404: unknown key, −429: flood...).
     TransportError(i32),
-    /// The handshake on this connection created the auth key (`Session::auth_key`). Client: persist it to skip the
-    /// handshake next time. DC: store `Session::stored_key` (the key and its salt schedule) under its id, so a later
-    /// connection can be answered with `Session::supply_stored_key`.
+    /// The handshake on this connection created the auth key (`Connection::auth_key`). Client: persist it to skip the
+    /// handshake next time. DC: store `Connection::stored_key` (the key and its salt schedule) under its id, so a later
+    /// connection can be answered with `Connection::supply_stored_key`.
     AuthKeyReady,
-    /// DC (`Session::server_handshake`): an encrypted frame names an auth key this connection does not have. The
+    /// DC (`Connection::server_handshake`): an encrypted frame names an auth key this connection does not have. The
     /// frame is parked, unprocessed, and no further input is consumed until the host answers with
-    /// `Session::supply_auth_key` (the stored key, or `None` for the transport error −404).
+    /// `Connection::supply_auth_key` (the stored key, or `None` for the transport error −404).
     AuthKeyRequired {
         /// The auth_key_id the frame names.
         key_id: u64,
     },
-    /// DC with the new-key check on (`Session::set_new_key_check`): the handshake made a key with this id and waits,
+    /// DC with the new-key check on (`Connection::set_new_key_check`): the handshake made a key with this id and waits,
     /// before `dh_gen_ok`, for the host to say whether its store already holds the id (docs/CHECKLIST.md item 25).
-    /// Answer with `Session::accept_new_key`.
+    /// Answer with `Connection::accept_new_key`.
     NewAuthKey {
         /// The new key's auth_key_id.
         key_id: u64,
     },
     /// DC on an obfuscated transport: the client's 64-byte init arrived and nothing after it is read until the host
     /// checked it against the replay cache it shares between connections: answer with
-    /// `Session::check_obfuscated_init` (docs/CHECKLIST.md item 9, attack B19).
+    /// `Connection::check_obfuscated_init` (docs/CHECKLIST.md item 9, attack B19).
     ObfuscatedInit,
     /// DC: an authenticated message names a client session this connection does not serve (its first message, or
     /// a client that moved to another session), which the host may hold on another connection. Answer with
-    /// `Session::resume_session` (the other connection's `Session`, or `None` if no connection served it within
+    /// `Connection::resume_session` (the other connection's `Connection`, or `None` if no connection served it within
     /// the receive window: a new session starts).
     SessionRequired {
         /// The auth_key_id of the connection.
@@ -236,7 +236,7 @@ pub enum Dropped {
     /// DC strict-order mode: a msg_id below one already delivered (attack B1).
     OutOfOrder,
     /// DC: the packet names a client session this engine does not serve and the host has not allowed it to start
-    /// here ([`Engine::approve_session`](super::Engine::approve_session)); nothing changed.
+    /// here ([`Session::approve_session`](super::Session::approve_session)); nothing changed.
     UnknownSession,
 }
 

@@ -112,7 +112,7 @@ impl Limits {
     };
 
     /// DC: how long after a client session's last received message a host must still be able to hand it over
-    /// ([`Session::resume_session`](super::Session::resume_session)) instead of letting a new session of the same id
+    /// ([`Connection::resume_session`](super::Connection::resume_session)) instead of letting a new session of the same id
     /// start: [`new_session_max_age`](Self::new_session_max_age) + [`msg_id_max_future`](Self::msg_id_max_future)
     /// (60 s by default). A copy of one of its messages carries a msg_id at most `msg_id_max_future` ahead of the
     /// DC's clock at the time it was received, so once this has passed a new session's floor refuses it.

@@ -39,9 +39,9 @@ pub mod event;
 
 #[cfg(feature = "alloc")]
 pub use engine::GzipPolicy;
-pub use engine::{Engine, EngineConfig, LongPoll, MsgKind, Packet, Stats};
+pub use engine::{LongPoll, MsgKind, Packet, Session, SessionConfig, Stats};
 pub use event::{BufferTooSmall, DropCounts, Dropped, Event, FailReason, RpcErrorKind, SendError};
-pub mod facade;
+pub mod connection;
 pub mod pfs;
 
 pub use dc_host::{
@@ -49,8 +49,8 @@ pub use dc_host::{
     StoredKey,
 };
 
-pub use facade::{
-    DC_HANDSHAKE_RUNS, Error, MAX_PARKED_FRAMES, Session, SessionConfig, SessionLarge, SessionSmall, SupplyKeyError,
-    TransportConfig,
+pub use connection::{
+    Connection, ConnectionConfig, ConnectionLarge, ConnectionSmall, DC_HANDSHAKE_RUNS, Error, MAX_PARKED_FRAMES,
+    SupplyKeyError, TransportConfig,
 };
 pub use pfs::{BindRefusal, KeyEvent, PfsClient, PfsConfig, PfsEvent, QueryId, RekeyReason};

@@ -3,7 +3,7 @@
 //! `auth.bindTempAuthKey` (the inner message under the permanent key, docs/CHECKLIST.md item 53), tracks its expiry and
 //! replaces it before it runs out, or as soon as the DC shows it lost it.
 //!
-//! It is a Sans-IO wrapper around one [`Session`] and speaks the same run-loop verbs (`handle_input`,
+//! It is a Sans-IO wrapper around one [`Connection`] and speaks the same run-loop verbs (`handle_input`,
 //! `handle_timeout`, `poll_transmit`, `poll_event`, `poll_timeout`, `send`, `reconnect`), with one more duty for the
 //! host: on [`PfsEvent::NewConnection`] close the socket, open a new one to the same DC and call
 //! [`PfsClient::reconnect`]. All randomness comes from the `CryptoRng` passed to `poll_transmit`, all time from the
@@ -14,7 +14,7 @@
 //! - **One key per connection.** A new temporary key is created by the auth-key handshake on a *new* connection:
 //!   the DC side of this crate (as tdlib's handshake connections) runs one key per connection, and a key that the DC
 //!   forgot is announced by −404 on the connection that used it. The session is restarted in place
-//!   ([`Session::restart_client_handshake`]), so no second session sits in memory.
+//!   ([`Connection::restart_client_handshake`]), so no second session sits in memory.
 //! - **What an unbound key may call.** docs/CHECKLIST.md item 53 (after the PFS page): `auth.bindTempAuthKey`,
 //!   `help.getConfig` and `help.getNearestDc` ([`UNBOUND_ALLOWED`]). [`inner_method`] finds the method under the
 //!   usual wrappers (`invokeWithLayer`, `invokeWithoutUpdates`, `invokeAfterMsg`, `initConnection` with its `params`
@@ -52,10 +52,10 @@ use core::time::Duration;
 use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
+use super::connection::{Connection, ConnectionConfig, Error};
 use super::dc_host::ProxySecretError;
-use super::engine::{Engine, MsgKind};
+use super::engine::{MsgKind, Session};
 use super::event::{BufferTooSmall, Event, FailReason, RpcErrorKind, SendError};
-use super::facade::{Error, Session, SessionConfig};
 use super::msg_id::MsgId;
 use crate::crypto::auth_key::AuthKey;
 use crate::handshake::{self, ERR_NOT_FOUND, KeyKind};
@@ -146,7 +146,7 @@ pub const MAX_POLICY_FAILURES: usize = 4;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PfsConfig {
     /// The session every temporary key runs (its `unix_time_hint` is the host's Unix time at construction).
-    pub session: SessionConfig,
+    pub session: ConnectionConfig,
     /// The handshake that creates temporary keys (its `kind` is replaced by a temporary key of
     /// [`temp_key_lifetime`](Self::temp_key_lifetime)).
     pub handshake: handshake::ClientConfig<'static>,
@@ -168,7 +168,7 @@ pub struct PfsConfig {
 
 impl PfsConfig {
     /// Defaults: a one-day key, re-keyed 5 minutes before expiry, 60 s to drain, 3 bind attempts.
-    pub const fn new(session: SessionConfig, handshake: handshake::ClientConfig<'static>) -> Self {
+    pub const fn new(session: ConnectionConfig, handshake: handshake::ClientConfig<'static>) -> Self {
         PfsConfig {
             session,
             handshake,
@@ -375,7 +375,7 @@ enum State {
 /// `HELD` bounds the queries held while no key is bound (their bodies share a `TX`-byte buffer).
 pub struct PfsClient<const RX: usize = 16_384, const TX: usize = 16_384, const MSGS: usize = 32, const HELD: usize = 16>
 {
-    session: Session<RX, TX, MSGS>,
+    session: Connection<RX, TX, MSGS>,
     cfg: PfsConfig,
     perm: AuthKey,
     state: State,
@@ -420,7 +420,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     pub fn new(cfg: PfsConfig, perm_key: AuthKey, now: Instant) -> Self {
         let unix = cfg.session.unix_time_hint.unwrap_or(UnixTime(0)).0;
         PfsClient {
-            session: Session::client_handshake(cfg.session, Self::temp_handshake(&cfg), now),
+            session: Connection::client_handshake(cfg.session, Self::temp_handshake(&cfg), now),
             cfg,
             perm: perm_key,
             state: State::Creating,
@@ -448,11 +448,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     }
 
     /// The session of the current temporary key (statistics, the key's id...).
-    pub fn session(&self) -> &Session<RX, TX, MSGS> {
+    pub fn session(&self) -> &Connection<RX, TX, MSGS> {
         &self.session
     }
 
-    /// The MTProxy secret of the obfuscated transport ([`Session::set_proxy_secret`]): 16 bytes, or `dd` + 16 (the
+    /// The MTProxy secret of the obfuscated transport ([`Connection::set_proxy_secret`]): 16 bytes, or `dd` + 16 (the
     /// config's framing must then be `PaddedIntermediate`). It names the proxy, not the key: every connection the
     /// policy opens, including each re-key's new one, uses it. Set it before the first byte; between connections
     /// (after [`PfsEvent::NewConnection`], before [`reconnect`](Self::reconnect)) a re-key's new connection has
@@ -513,7 +513,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
         self.session.min_transmit_len()
     }
 
-    /// Feeds received bytes (see [`Session::handle_input`]).
+    /// Feeds received bytes (see [`Connection::handle_input`]).
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, Error> {
         self.last_now = now;
         if self.state == State::AwaitConnection {
@@ -598,7 +598,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
         Some(q)
     }
 
-    /// Writes the next bytes to send (see [`Session::poll_transmit`]); sends the binding when the key is ready.
+    /// Writes the next bytes to send (see [`Connection::poll_transmit`]); sends the binding when the key is ready.
     pub fn poll_transmit<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
@@ -615,7 +615,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
         match self.state {
             State::AwaitConnection | State::Switching(_) | State::GaveUp(_) | State::Closed => return Ok(None),
             State::BindDue { expiry } => {
-                if let Some(unix) = self.session.engine().map(|e| e.clock().unix_time(now).0) {
+                if let Some(unix) = self.session.session().map(|e| e.clock().unix_time(now).0) {
                     let exp = unix.saturating_add(u64::from(self.cfg.lifetime_secs()));
                     let expires_at = i32::try_from(exp).unwrap_or(i32::MAX);
                     match self.session.bind_temp_key(now, &self.perm, expires_at, rng) {
@@ -655,9 +655,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     pub fn poll_event(&mut self) -> Option<PfsEvent<'_>> {
         // Whether the session has an event: a client session's are the engine's queue and, right after the
         // handshake, `AuthKeyReady` (seen exactly once, in `Creating`). Checked first because a borrow returned from
-        // `Session::poll_event` cannot be given up conditionally.
+        // `Connection::poll_event` cannot be given up conditionally.
         let key_ready = self.state == State::Creating && self.session.is_encrypted();
-        let engine_events = self.session.engine().is_some_and(|e| e.pending_events() > 0);
+        let engine_events = self.session.session().is_some_and(|e| e.pending_events() > 0);
         if self.state != State::AwaitConnection && (key_ready || engine_events) {
             let mut t = Translate {
                 state: &mut self.state,
@@ -709,7 +709,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     /// Starts the handshake for a new key, in place, with the best Unix time estimate as the hint.
     fn restart(&mut self) {
         let now = self.last_now;
-        let unix = match self.session.engine() {
+        let unix = match self.session.session() {
             Some(e) => e.clock().unix_time(now).0,
             None => self
                 .unix_base
@@ -752,7 +752,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
         if matches!(self.state, State::GaveUp(_) | State::Closed) {
             return Err(SendError::Closed);
         }
-        if body.len() > Engine::<RX, TX, MSGS>::max_body() || !body.len().is_multiple_of(4) {
+        if body.len() > Session::<RX, TX, MSGS>::max_body() || !body.len().is_multiple_of(4) {
             return Err(SendError::TooLarge);
         }
         let query = QueryId(self.next_query);
@@ -785,7 +785,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, const HELD: usize> Pfs
     }
 
     /// The host opened a new connection: after [`PfsEvent::NewConnection`] the new key's handshake starts on it;
-    /// otherwise the current session resends its unacknowledged messages on it (see [`Session::reconnect`]).
+    /// otherwise the current session resends its unacknowledged messages on it (see [`Connection::reconnect`]).
     pub fn reconnect(&mut self, now: Instant) {
         self.last_now = now;
         if self.state == State::AwaitConnection {
@@ -984,7 +984,7 @@ mod tests {
     #[test]
     fn a_short_lifetime_is_raised_so_rekeys_cannot_loop() {
         for (lifetime, margin) in [(0, 300), (1, 300), (5, 1), (MIN_TEMP_KEY_LIFETIME, 300)] {
-            let mut cfg = PfsConfig::new(SessionConfig::DEFAULT, handshake::ClientConfig::new(&[], 2));
+            let mut cfg = PfsConfig::new(ConnectionConfig::DEFAULT, handshake::ClientConfig::new(&[], 2));
             cfg.temp_key_lifetime = lifetime;
             cfg.rekey_margin = Duration::from_secs(margin);
             assert_eq!(cfg.lifetime_secs(), MIN_TEMP_KEY_LIFETIME);
@@ -992,7 +992,7 @@ mod tests {
             let serves = cfg.lifetime().saturating_sub(EXPIRY_SLACK).saturating_sub(cfg.margin());
             assert!(serves >= Duration::from_secs(1), "lifetime {lifetime}: {serves:?}");
         }
-        let mut cfg = PfsConfig::new(SessionConfig::DEFAULT, handshake::ClientConfig::new(&[], 2));
+        let mut cfg = PfsConfig::new(ConnectionConfig::DEFAULT, handshake::ClientConfig::new(&[], 2));
         cfg.temp_key_lifetime = 3600;
         assert_eq!(cfg.lifetime_secs(), 3600);
     }

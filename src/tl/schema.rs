@@ -318,7 +318,7 @@ tl_struct! {
     "bind_auth_key_inner#75a3f765 nonce:long temp_auth_key_id:long perm_auth_key_id:long temp_session_id:long expires_at:int = BindAuthKeyInner;"
     {
         /** Random nonce. */ nonce: i64, /** Temp key id. */ temp_auth_key_id: i64,
-        /** Permanent key id. */ perm_auth_key_id: i64, /** Session id under the temp key. */ temp_session_id: i64,
+        /** Permanent key id. */ perm_auth_key_id: i64, /** Connection id under the temp key. */ temp_session_id: i64,
         /** Unix time the binding expires. */ expires_at: i32,
     }
 }
@@ -651,7 +651,7 @@ impl<'a> TlBare<'a> for Message<'a> {
 /// `msg_container#73f1f8dc messages:vector<%Message> = MessageContainer;`
 ///
 /// Decoding checks the count against [`MAX_CONTAINER_MESSAGES`] and the bytes left, and every inner message's
-/// length, before returning; the messages are then iterated from the wire bytes. Session-level rules (no nested
+/// length, before returning; the messages are then iterated from the wire bytes. Connection-level rules (no nested
 /// containers, inner ids below the container's, unique ids, seqno order) are the caller's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

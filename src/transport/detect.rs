@@ -20,7 +20,7 @@ pub enum Detected {
     Plain(Framing),
     /// A valid obfuscated init: feed from byte 0 to [`super::obfuscated::ObfuscatedCodec::server`]. Valid is not
     /// fresh: a recorded init replayed by a prober is detected alike. The DC
-    /// [`Session`](crate::session::Session) checks it against the host's replay cache before reading a frame
+    /// [`Connection`](crate::session::Connection) checks it against the host's replay cache before reading a frame
     /// ([`HostQuery::ObfuscatedInit`](crate::session::HostQuery::ObfuscatedInit)); a host that runs
     /// [`super::obfuscated::ObfuscatedCodec`] itself calls [`super::replay::ReplayCache::check_obfuscated_init`].
     Obfuscated {

@@ -2,7 +2,7 @@
 //! connection and replays its opening (the 64-byte obfuscated init, or a fake-TLS ClientHello) learns that it
 //! talks to MTProto if the server answers. The server remembers what it has seen and refuses a repeat.
 //!
-//! Where the keys come from: the DC [`Session`](crate::session::Session) records every obfuscated init it accepts
+//! Where the keys come from: the DC [`Connection`](crate::session::Connection) records every obfuscated init it accepts
 //! (asking its host for the cache, [`HostQuery::ObfuscatedInit`](crate::session::HostQuery::ObfuscatedInit)), and
 //! the fake-TLS server ([`crate::carriage::faketls::ClientHelloReader`]) every ClientHello random. One cache serves
 //! all connections of a server; the host owns it (it outlives connections) and passes it in by reference.
@@ -134,8 +134,8 @@ impl<const N: usize> ReplayCache<N> {
 
     /// Records a plain obfuscated init by its bytes 8..56; refuses a repeat (attack B19). Call it only once
     /// [`crate::transport::obfuscated::server_accept`] succeeded, so garbage cannot evict real entries. The DC
-    /// [`Session`](crate::session::Session) does this itself
-    /// ([`check_obfuscated_init`](crate::session::Session::check_obfuscated_init)).
+    /// [`Connection`](crate::session::Connection) does this itself
+    /// ([`check_obfuscated_init`](crate::session::Connection::check_obfuscated_init)).
     pub fn check_obfuscated_init(&mut self, init: &[u8; INIT_LEN]) -> Result<(), Replayed> {
         self.insert_fingerprint(init_fingerprint(init))
     }

@@ -1,10 +1,10 @@
 //! A blocking client connection: a TCP socket (and the carriage around it, if any) that carries the crate's client
-//! connection type, [`Session`], driven by one thread. The session does the transport framing, the auth-key
-//! handshake ([`Session::client_handshake`]) and the encrypted session; this module only moves bytes between it and
+//! connection type, [`Connection`], driven by one thread. The session does the transport framing, the auth-key
+//! handshake ([`Connection::client_handshake`]) and the encrypted session; this module only moves bytes between it and
 //! the socket, and hands its events out owned. The examples and tests build their host loops from it.
 //!
-//! A [`Conn`] is one socket; a [`ClientSession`] outlives it: after a lost connection, call
-//! [`Session::reconnect`] and pump the same session over a new `Conn` (unacknowledged queries are resent there).
+//! A [`Conn`] is one socket; a [`ClientConnection`] outlives it: after a lost connection, call
+//! [`Connection::reconnect`] and pump the same session over a new `Conn` (unacknowledged queries are resent there).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -17,7 +17,7 @@ use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::{ClientConfig, KeyKind, Outcome};
 use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::session::{
-    EngineConfig, Error, Event, FailReason, MsgId, MsgKind, SendError, Session, SessionConfig, TransportConfig,
+    Connection, ConnectionConfig, Error, Event, FailReason, MsgId, MsgKind, SendError, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
@@ -31,7 +31,7 @@ use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 /// Largest frame the client accepts.
 pub const CLIENT_FRAME: usize = 65_536;
 /// The client connection type: 64 KiB frames, 256 KiB of resend arena, 64 messages in flight.
-pub type ClientSession = Session<CLIENT_FRAME, 262_144, 64>;
+pub type ClientConnection = Connection<CLIENT_FRAME, 262_144, 64>;
 /// The DC id named in obfuscated inits.
 pub const DC_ID: i16 = 2;
 /// How long a handshake may take in all (the handshake's own timers give up sooner when the DC is silent).
@@ -113,7 +113,7 @@ pub enum ClientError {
     /// The carriage (HTTP, WebSocket, fake-TLS) failed.
     Carriage(CarriageError),
     /// The session failed for good (closed, or a broken transport stream).
-    Session(Error),
+    Connection(Error),
 }
 
 impl std::fmt::Display for ClientError {
@@ -126,7 +126,7 @@ impl std::fmt::Display for ClientError {
             ClientError::Code(c) => write!(f, "transport error {c}"),
             ClientError::Timeout => f.write_str("timed out"),
             ClientError::Carriage(e) => write!(f, "carriage: {e}"),
-            ClientError::Session(e) => write!(f, "session: {e}"),
+            ClientError::Connection(e) => write!(f, "session: {e}"),
         }
     }
 }
@@ -144,7 +144,7 @@ impl From<Error> for ClientError {
         match e {
             Error::Handshake(h) => ClientError::Handshake(h),
             Error::Transport(_) => ClientError::Transport,
-            other => ClientError::Session(other),
+            other => ClientError::Connection(other),
         }
     }
 }
@@ -163,7 +163,7 @@ pub enum Tap<'a> {
 /// A wiretap callback.
 pub type TapFn = Box<dyn FnMut(Tap<'_>)>;
 
-/// The rsa keys of a handshake, kept for the process: [`Session::client_handshake`] holds its configuration for
+/// The rsa keys of a handshake, kept for the process: [`Connection::client_handshake`] holds its configuration for
 /// the connection's life (a handshake restarts on reconnect). One copy per distinct key list.
 fn intern_keys(keys: &[RsaPublicKey]) -> &'static [RsaPublicKey] {
     static KEYS: Mutex<Vec<&'static [RsaPublicKey]>> = Mutex::new(Vec::new());
@@ -195,19 +195,19 @@ fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, ClientError>
 /// A session under `key`, built into its box off the caller's stack. Its session id comes from a generator seeded
 /// by the caller's `rng` (the caller's generator need not be `Send`).
 fn boxed_client<R: CryptoRng + ?Sized>(
-    cfg: SessionConfig,
+    cfg: ConnectionConfig,
     key: AuthKey,
     rng: &mut R,
-) -> Result<Box<ClientSession>, ClientError> {
+) -> Result<Box<ClientConnection>, ClientError> {
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let mut seeded = StdRng::from_seed(seed);
-    on_big_stack(move || Box::new(ClientSession::client(cfg, key, now(), &mut seeded)))
+    on_big_stack(move || Box::new(ClientConnection::client(cfg, key, now(), &mut seeded)))
 }
 
 /// [`boxed_client`] for a session that starts with the handshake.
-fn boxed_handshake(cfg: SessionConfig, hs: ClientConfig<'static>) -> Result<Box<ClientSession>, ClientError> {
-    on_big_stack(move || Box::new(ClientSession::client_handshake(cfg, hs, now())))
+fn boxed_handshake(cfg: ConnectionConfig, hs: ClientConfig<'static>) -> Result<Box<ClientConnection>, ClientError> {
+    on_big_stack(move || Box::new(ClientConnection::client_handshake(cfg, hs, now())))
 }
 
 /// Shadow decoders for the wiretap of a plain transport: the session's frames out and the DC's frames in.
@@ -217,7 +217,7 @@ struct Shadow {
     packet: Vec<u8>,
 }
 
-/// One TCP connection of a client, carrying a [`ClientSession`].
+/// One TCP connection of a client, carrying a [`ClientConnection`].
 pub struct Conn {
     sock: TcpStream,
     transport: Transport,
@@ -306,8 +306,8 @@ impl Conn {
 
     /// The session configuration for this connection's transport, its clock at our Unix time plus
     /// `server_time_offset` seconds, starting with `salt`.
-    pub fn config(&self, engine: EngineConfig, salt: u64, server_time_offset: i64) -> SessionConfig {
-        SessionConfig {
+    pub fn config(&self, engine: SessionConfig, salt: u64, server_time_offset: i64) -> ConnectionConfig {
+        ConnectionConfig {
             engine,
             transport: TransportConfig {
                 framing: self.transport.framing,
@@ -323,26 +323,26 @@ impl Conn {
     /// time offset it knows (0 and 0 if none: the DC corrects both). Its session id is fresh.
     pub fn session<R: CryptoRng + ?Sized>(
         &self,
-        engine: EngineConfig,
+        engine: SessionConfig,
         key: AuthKey,
         salt: u64,
         server_time_offset: i64,
         rng: &mut R,
-    ) -> Result<Box<ClientSession>, ClientError> {
+    ) -> Result<Box<ClientConnection>, ClientError> {
         let mut s = boxed_client(self.config(engine, salt, server_time_offset), key, rng)?;
         s.set_proxy_secret(self.secret.clone())
             .map_err(|_| ClientError::Transport)?;
         Ok(s)
     }
 
-    /// Creates an auth key on this connection ([`Session::client_handshake`]) and returns the session that
+    /// Creates an auth key on this connection ([`Connection::client_handshake`]) and returns the session that
     /// continues on it, with what the handshake produced (the key, its first salt, the server's clock offset).
     pub fn handshake<R: CryptoRng + ?Sized>(
         &mut self,
-        engine: EngineConfig,
+        engine: SessionConfig,
         hs: ClientConfig<'_>,
         rng: &mut R,
-    ) -> Result<(Box<ClientSession>, Outcome), ClientError> {
+    ) -> Result<(Box<ClientConnection>, Outcome), ClientError> {
         let kind = hs.kind;
         let hs = ClientConfig {
             rsa_keys: intern_keys(hs.rsa_keys),
@@ -361,7 +361,7 @@ impl Conn {
             self.pump_inner(&mut s, rng, deadline, &mut events, &mut ready)?;
         }
         let t = now();
-        let engine = s.engine().ok_or(ClientError::Timeout)?;
+        let engine = s.session().ok_or(ClientError::Timeout)?;
         let server_unix = engine.clock().unix_time(t).0;
         let outcome = Outcome {
             auth_key: engine.auth_key().clone(),
@@ -451,7 +451,7 @@ impl Conn {
     /// the loss injection.
     pub fn flush<R: CryptoRng + ?Sized>(
         &mut self,
-        session: &mut ClientSession,
+        session: &mut ClientConnection,
         rng: &mut R,
     ) -> Result<(), ClientError> {
         if self.out.len() < session.min_transmit_len() {
@@ -465,7 +465,7 @@ impl Conn {
 
     fn flush_with<R: CryptoRng + ?Sized>(
         &mut self,
-        session: &mut ClientSession,
+        session: &mut ClientConnection,
         rng: &mut R,
         out: &mut [u8],
     ) -> Result<(), ClientError> {
@@ -510,7 +510,7 @@ impl Conn {
     /// events that came out.
     pub fn pump<R: CryptoRng + ?Sized>(
         &mut self,
-        session: &mut ClientSession,
+        session: &mut ClientConnection,
         rng: &mut R,
         deadline: Instant,
     ) -> Result<Vec<Owned>, ClientError> {
@@ -522,7 +522,7 @@ impl Conn {
 
     fn pump_inner<R: CryptoRng + ?Sized>(
         &mut self,
-        session: &mut ClientSession,
+        session: &mut ClientConnection,
         rng: &mut R,
         deadline: Instant,
         events: &mut Vec<Owned>,
@@ -566,7 +566,7 @@ impl Conn {
     /// Sends one query and pumps until it ends (other events are passed to `other`).
     pub fn call<R: CryptoRng + ?Sized>(
         &mut self,
-        session: &mut ClientSession,
+        session: &mut ClientConnection,
         rng: &mut R,
         body: &[u8],
         timeout: Duration,
@@ -580,7 +580,7 @@ impl Conn {
     /// Pumps until every query in `reqs` has ended; returns their events in the order they ended.
     pub fn wait_for<R: CryptoRng + ?Sized>(
         &mut self,
-        session: &mut ClientSession,
+        session: &mut ClientConnection,
         rng: &mut R,
         reqs: &[MsgId],
         timeout: Duration,
@@ -604,7 +604,7 @@ impl Conn {
 }
 
 /// Moves the session's events out; true if there were any. `ready` is set by `AuthKeyReady`.
-fn drain_into(session: &mut ClientSession, out: &mut Vec<Owned>, ready: &mut bool) -> bool {
+fn drain_into(session: &mut ClientConnection, out: &mut Vec<Owned>, ready: &mut bool) -> bool {
     let mut any = false;
     while let Some(ev) = session.poll_event() {
         any = true;
@@ -629,7 +629,7 @@ fn drain_into(session: &mut ClientSession, out: &mut Vec<Owned>, ready: &mut boo
 }
 
 /// Moves the session's events out.
-pub fn drain(session: &mut ClientSession, out: &mut Vec<Owned>) {
+pub fn drain(session: &mut ClientConnection, out: &mut Vec<Owned>) {
     let mut ready = false;
     drain_into(session, out, &mut ready);
 }

@@ -1,11 +1,11 @@
-//! The test DC: an async TCP server (tokio) over the crate's DC [`Session`] facade, the reference host for it. Each
+//! The test DC: an async TCP server (tokio) over the crate's DC [`Connection`] facade, the reference host for it. Each
 //! connection is one task on a process-wide runtime ([`runtime`]); it reads its socket only when its session takes
 //! input (so a session that holds input pushes back on TCP), and a channel of its own wakes it for updates pushed
 //! by other connections. What a connection costs is paid when used: until its first bytes show a transport it
-//! holds its socket, its task and the few bytes read so far; its `Session::server_handshake` is boxed once they
+//! holds its socket, its task and the few bytes read so far; its `Connection::server_handshake` is boxed once they
 //! arrive; bytes read wait in a buffer only while the session has not taken them, and the packet output buffer is
 //! one per worker thread. What outlives a connection is shared and handed to the session when it asks
-//! ([`Session::host_query`]):
+//! ([`Connection::host_query`]):
 //! - the key store (with each key's salt schedule, so a client keeps its salt across connections and DC restarts):
 //!   `HostQuery::AuthKey` is answered from it (unknown: −404), `HostQuery::NewAuthKey` checks a new key id against it
 //!   (taken: `dh_gen_retry`, docs/CHECKLIST.md item 25) and reserves the id;
@@ -43,8 +43,8 @@ use mtproto_sansio::crypto::rsa::RsaPrivateKey;
 use mtproto_sansio::handshake::ServerConfig;
 use mtproto_sansio::session::bind::{BindParams, bind_perm_key_id, verify_bind};
 use mtproto_sansio::session::{
-    EngineConfig, Error, Event, HostQuery, InitCheckError, MsgId, MsgKind, SALT_SCHEDULE_LEN, SaltSchedule, SendError,
-    Session, SessionConfig, StoredKey, TransportConfig,
+    Connection, ConnectionConfig, Error, Event, HostQuery, InitCheckError, MsgId, MsgKind, SALT_SCHEDULE_LEN,
+    SaltSchedule, SendError, SessionConfig, StoredKey, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{AuthBindTempAuthKey, Reader};
@@ -98,7 +98,7 @@ const WIRE_KEEP: usize = 16_384;
 pub const INIT_REPLAY_ENTRIES: usize = 16_384;
 
 /// The DC end of one connection.
-pub type DcSession = Session<MAX_FRAME, TX_ARENA, MSGS>;
+pub type DcConnection = Connection<MAX_FRAME, TX_ARENA, MSGS>;
 
 /// How to run a DC.
 pub struct DcOptions {
@@ -190,7 +190,7 @@ struct KeyStore {
 }
 
 /// One connection's session, shared so that another connection's task can take its client session over.
-type SharedSession = Arc<Mutex<Box<DcSession>>>;
+type SharedConnection = Arc<Mutex<Box<DcConnection>>>;
 
 /// Client sessions by (auth_key_id, session_id) → (connection id, its session), live or closed.
 ///
@@ -200,7 +200,7 @@ type SharedSession = Arc<Mutex<Box<DcSession>>>;
 /// sessions over at once cannot deadlock.
 #[derive(Default)]
 struct Sessions {
-    map: HashMap<(u64, u64), (u64, SharedSession)>,
+    map: HashMap<(u64, u64), (u64, SharedConnection)>,
     /// Sessions whose connection closed, oldest first, with the time their retention ends (dropped then, or beyond
     /// [`IDLE_SESSIONS`] into `tombstones`).
     idle: VecDeque<((u64, u64), u64, std::time::Instant)>,
@@ -469,7 +469,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// `HostQuery::ObfuscatedInit`: checks the init against the DC-wide cache. A replay is refused like an init the
 /// secret does not open: closed, nothing sent.
-fn check_init(sh: &Shared, s: &mut DcSession) -> Result<(), ConnError> {
+fn check_init(sh: &Shared, s: &mut DcConnection) -> Result<(), ConnError> {
     match s.check_obfuscated_init(&mut **lock(&sh.init_replay)) {
         Ok(()) => Ok(()),
         Err(InitCheckError::Replayed) => Err(ConnError::Rejected("replayed obfuscated init")),
@@ -502,7 +502,7 @@ impl From<io::Error> for ConnError {
 struct Conn<'s> {
     sh: &'s Shared,
     id: u64,
-    session: SharedSession,
+    session: SharedConnection,
     /// The (auth_key_id, session_id) this connection is indexed under in `Shared::sessions`.
     registered: Option<(u64, u64)>,
     /// Answers refused with `QueueFull`, retried once the client has acknowledged earlier ones (at most the
@@ -520,7 +520,7 @@ struct Conn<'s> {
 }
 
 thread_local! {
-    /// `poll_transmit`'s buffer (`Session::min_transmit_len`, 1.1 MiB here): one per runtime thread, borrowed only
+    /// `poll_transmit`'s buffer (`Connection::min_transmit_len`, 1.1 MiB here): one per runtime thread, borrowed only
     /// while a connection drains its session, never across an `.await`.
     static OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -528,11 +528,11 @@ thread_local! {
 /// Builds a connection's session straight into its box: out of line, so that only this call's stack frame (on the
 /// runtime thread, see [`WORKER_STACK`]) holds the 4.5 MiB value, not every poll of the connection's task.
 #[inline(never)]
-fn new_session(sh: &Shared, framing: Framing, obfuscated: bool, now: Instant) -> Box<DcSession> {
-    let cfg = SessionConfig {
-        engine: EngineConfig {
+fn new_session(sh: &Shared, framing: Framing, obfuscated: bool, now: Instant) -> Box<DcConnection> {
+    let cfg = ConnectionConfig {
+        engine: SessionConfig {
             ping_interval: None,
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         },
         transport: TransportConfig {
             framing,
@@ -542,7 +542,7 @@ fn new_session(sh: &Shared, framing: Framing, obfuscated: bool, now: Instant) ->
         unix_time_hint: Some(sh.unix(now)),
         salt: 0,
     };
-    let mut session = Box::new(DcSession::server_handshake(cfg, sh.hs.clone(), now));
+    let mut session = Box::new(DcConnection::server_handshake(cfg, sh.hs.clone(), now));
     session.set_new_key_check(true);
     session
 }
@@ -807,7 +807,7 @@ impl<'s> Conn<'s> {
 
     /// `HostQuery::NewAuthKey`: checks the id against the store and reserves it in the same critical section, so
     /// two connections cannot both get it (docs/CHECKLIST.md item 25). Temporary keys (PFS) live in memory only.
-    fn check_new_key(&mut self, s: &mut DcSession, now: Instant, key_id: u64) -> Result<(), ConnError> {
+    fn check_new_key(&mut self, s: &mut DcConnection, now: Instant, key_id: u64) -> Result<(), ConnError> {
         let mut store = lock(&self.sh.keys);
         let taken = store.force_collisions > 0 || store.keys.contains_key(&key_id);
         store.force_collisions = store.force_collisions.saturating_sub(1);
@@ -880,7 +880,7 @@ impl<'s> Conn<'s> {
             // session's replay state is gone from the index, so it may not start anew before its retention ends.
             Err(mtproto_sansio::session::ResumeError::Mismatch) => {
                 drop((mine, theirs));
-                let until = std::time::Instant::now() + EngineConfig::DEFAULT.limits.session_retention();
+                let until = std::time::Instant::now() + SessionConfig::DEFAULT.limits.session_retention();
                 let mut sessions = lock(&self.sh.sessions);
                 if sessions
                     .map
@@ -900,9 +900,9 @@ impl<'s> Conn<'s> {
     }
 
     /// Indexes this connection under its client session once it has one (new or taken over).
-    fn register(&mut self, s: &DcSession) {
+    fn register(&mut self, s: &DcConnection) {
         let Some(at) = s
-            .engine()
+            .session()
             .filter(|e| e.has_session())
             .map(|e| (e.auth_key().id(), e.session_id()))
         else {
@@ -921,7 +921,7 @@ impl<'s> Conn<'s> {
     fn keep_session(&mut self) {
         let Some(at) = self.registered.take() else { return };
         let now = std::time::Instant::now();
-        let until = now + EngineConfig::DEFAULT.limits.session_retention();
+        let until = now + SessionConfig::DEFAULT.limits.session_retention();
         let mut sessions = lock(&self.sh.sessions);
         if sessions.map.get(&at).is_none_or(|(id, _)| *id != self.id) {
             return; // it moved to another connection
@@ -941,8 +941,8 @@ impl<'s> Conn<'s> {
     }
 
     /// Executes requests (after a connection's first, it is live for its user) and queues their answers.
-    fn execute(&mut self, s: &mut DcSession, now: Instant, requests: Vec<(MsgId, Vec<u8>)>) {
-        let Some(e) = s.engine().filter(|_| !requests.is_empty()) else {
+    fn execute(&mut self, s: &mut DcConnection, now: Instant, requests: Vec<(MsgId, Vec<u8>)>) {
+        let Some(e) = s.session().filter(|_| !requests.is_empty()) else {
             return;
         };
         let session = BindParams {
@@ -981,7 +981,7 @@ impl<'s> Conn<'s> {
 
     /// Queues backlogged answers and updates, and drains the session's output into `self.wire`; whether anything
     /// moved.
-    fn transmit(&mut self, s: &mut DcSession, now: Instant) -> bool {
+    fn transmit(&mut self, s: &mut DcConnection, now: Instant) -> bool {
         let before = (self.backlog.len(), self.pushes.len(), self.wire.len());
         if s.is_encrypted() {
             while let Some((req, reply)) = self.backlog.front_mut() {

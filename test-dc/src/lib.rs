@@ -1,11 +1,11 @@
-//! The reference host of mtproto-sansio's DC [`Session`](mtproto_sansio::session::Session) and the blocking client
+//! The reference host of mtproto-sansio's DC [`Connection`](mtproto_sansio::session::Connection) and the blocking client
 //! the tests, examples and interop runs drive it with. NOT FOR PRODUCTION: a test DC for local interop and the
 //! crate's host tests (its keys live in memory or in a plain file).
 //!
-//! - [`dc`]: the test DC, an async TCP server (tokio) over the DC `Session`; `examples/test_dc.rs` is its command
+//! - [`dc`]: the test DC, an async TCP server (tokio) over the DC `Connection`; `examples/test_dc.rs` is its command
 //!   line. It serves the api subset of [`api`] and the carriages of [`carriage_conn`] on the same port.
 //! - [`client`]: a blocking client connection: a socket (optionally a carriage, [`link`] names the transports)
-//!   carrying the crate's client connection type (`Session::client_handshake` / `Session::client`), which does the
+//!   carrying the crate's client connection type (`Connection::client_handshake` / `Connection::client`), which does the
 //!   framing, the handshake and the session; [`secret`] is a secret-chat user over it.
 //!
 //! Data flow at the DC: bytes from a socket go through the carriage (HTTP, WebSocket, fake-TLS) into the crate's

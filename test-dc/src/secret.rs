@@ -12,11 +12,11 @@ use mtproto_sansio::e2e::wire::{Action, DecryptedMessage, PlainMessage};
 use mtproto_sansio::e2e::{self, DhConfig, DhConfigCache, KeyRequest, Received, SecretChat};
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::rand_core::CryptoRng;
-use mtproto_sansio::session::EngineConfig;
+use mtproto_sansio::session::SessionConfig;
 use mtproto_sansio::time::Instant;
 
 use crate::api::{self, ChatView, InputChat, InputFile, UpdateView};
-use crate::client::{self, ClientSession, Conn, Owned};
+use crate::client::{self, ClientConnection, Conn, Owned};
 use crate::link::Transport;
 
 /// The api layer claimed in `invokeWithLayer`.
@@ -59,7 +59,7 @@ pub struct Party {
     /// The DC's user id of this party's auth key.
     pub user_id: i64,
     conn: Conn,
-    engine: Box<ClientSession>,
+    engine: Box<ClientConnection>,
     cache: DhConfigCache,
     updates: VecDeque<Vec<u8>>,
     pending: Option<KeyRequest>,
@@ -116,9 +116,9 @@ impl Party {
     ) -> Result<Self, Error> {
         let mut conn = Conn::connect(dc, Transport::DEFAULT, None, rng)?;
         let keys = [public];
-        let cfg = EngineConfig {
+        let cfg = SessionConfig {
             ping_interval: None,
-            ..EngineConfig::DEFAULT
+            ..SessionConfig::DEFAULT
         };
         let (engine, out) = conn.handshake(cfg, ClientConfig::new(&keys, 2), rng)?;
         let user_id = api::user_id_of(out.auth_key.id());

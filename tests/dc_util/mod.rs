@@ -1,7 +1,7 @@
 //! Shared scaffolding of the tests of the DC side of the connection type (tests/session_dc.rs,
 //! tests/session_dc_host.rs, tests/session_init_replay.rs): the connection type at test capacities, the DC's RSA key,
 //! session configurations on a virtual Unix clock, the transports, and a DC connection fresh from
-//! `Session::server_handshake`. Each test keeps its own host (what it stores and how it answers), which is what it
+//! `Connection::server_handshake`. Each test keeps its own host (what it stores and how it answers), which is what it
 //! tests.
 #![allow(
     dead_code,
@@ -17,12 +17,12 @@ use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::rsa::{RsaPrivateKey, RsaPublicKey};
 use mtproto_sansio::fuzzing::handshake::dc_key;
 use mtproto_sansio::handshake::ServerConfig;
-use mtproto_sansio::session::{EngineConfig, Session, SessionConfig, TransportConfig};
+use mtproto_sansio::session::{Connection, ConnectionConfig, SessionConfig, TransportConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::Framing;
 
 /// The connection type at the capacities of these tests.
-pub type S = Session<8192, 8192, 16>;
+pub type S = Connection<8192, 8192, 16>;
 /// Unix time at `Instant` 0: every party's clock reads `UNIX0 + t`.
 pub const UNIX0: u64 = 1_700_000_000;
 /// A query body (an unknown constructor: the hosts echo it back).
@@ -62,16 +62,16 @@ pub fn trusted() -> &'static [RsaPublicKey] {
 }
 
 /// The engine of both ends: defaults without keep-alive pings (the tests drive every packet).
-pub fn engine_cfg() -> EngineConfig {
-    EngineConfig {
+pub fn engine_cfg() -> SessionConfig {
+    SessionConfig {
         ping_interval: None,
-        ..EngineConfig::DEFAULT
+        ..SessionConfig::DEFAULT
     }
 }
 
 /// A session configuration whose host believes it is Unix time `unix` at construction.
-pub fn cfg_at(transport: TransportConfig, unix: u64) -> SessionConfig {
-    SessionConfig {
+pub fn cfg_at(transport: TransportConfig, unix: u64) -> ConnectionConfig {
+    ConnectionConfig {
         engine: engine_cfg(),
         transport,
         unix_time_hint: Some(UnixTime(unix)),
@@ -80,12 +80,12 @@ pub fn cfg_at(transport: TransportConfig, unix: u64) -> SessionConfig {
 }
 
 /// [`cfg_at`] [`UNIX0`].
-pub fn cfg(transport: TransportConfig) -> SessionConfig {
+pub fn cfg(transport: TransportConfig) -> ConnectionConfig {
     cfg_at(transport, UNIX0)
 }
 
 /// A fresh DC connection (`server_handshake` with DC id 2, Telegram's DH group) under `cfg`.
-pub fn dc_with(cfg: SessionConfig, now: Instant) -> Box<S> {
+pub fn dc_with(cfg: ConnectionConfig, now: Instant) -> Box<S> {
     let mut sc = ServerConfig::new(rsa(), DhGroup::telegram(3).unwrap());
     sc.dc_id = Some(2);
     Box::new(S::server_handshake(cfg, sc, now))

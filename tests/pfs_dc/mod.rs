@@ -1,4 +1,4 @@
-//! A DC host for the PFS tests and the netsim: one `Session::server_handshake` connection at a time, an in-RAM store
+//! A DC host for the PFS tests and the netsim: one `Connection::server_handshake` connection at a time, an in-RAM store
 //! of temporary keys (created by the handshake, bound by `auth.bindTempAuthKey` verified against the permanent key),
 //! `AuthKeyRequired` answered from the store (−404 for a forgotten or expired key), `401 AUTH_KEY_PERM_EMPTY` for an
 //! application query on an unbound key.
@@ -17,7 +17,7 @@ use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::handshake::ServerConfig;
 use mtproto_sansio::session::bind::bind_perm_key_id;
 use mtproto_sansio::session::pfs::allowed_unbound;
-use mtproto_sansio::session::{Event, MsgId, SendError, Session, SessionConfig};
+use mtproto_sansio::session::{Connection, ConnectionConfig, Event, MsgId, SendError};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, AuthBindTempAuthKey};
 use mtproto_sansio::transport::replay::ReplayCache;
@@ -47,8 +47,8 @@ pub enum DcNote {
 }
 
 pub struct Dc<const RX: usize, const TX: usize, const MSGS: usize> {
-    pub sess: Box<Session<RX, TX, MSGS>>,
-    pub cfg: SessionConfig,
+    pub sess: Box<Connection<RX, TX, MSGS>>,
+    pub cfg: ConnectionConfig,
     pub perm: AuthKey,
     pub keys: HashMap<u64, TempKey>,
     /// Answer every binding with `400 ENCRYPTED_MESSAGE_INVALID`.
@@ -59,7 +59,7 @@ pub struct Dc<const RX: usize, const TX: usize, const MSGS: usize> {
     /// Application requests on a bound key, for the caller to execute: (msg_id, body).
     pub requests: Vec<(MsgId, Vec<u8>)>,
     /// The last closed connections, kept so a reconnecting client's session is handed over, not started anew.
-    pub closed: Vec<Box<Session<RX, TX, MSGS>>>,
+    pub closed: Vec<Box<Connection<RX, TX, MSGS>>>,
     /// The obfuscated inits seen, across connections.
     pub replay: ReplayCache<64>,
 }
@@ -78,7 +78,7 @@ enum Owned {
 }
 
 impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
-    pub fn new(cfg: SessionConfig, perm: AuthKey, unix_at_zero: u64, now: Instant) -> Self {
+    pub fn new(cfg: ConnectionConfig, perm: AuthKey, unix_at_zero: u64, now: Instant) -> Self {
         let mut d = Dc {
             sess: Self::fresh(cfg, unix_at_zero, now),
             cfg,
@@ -95,20 +95,20 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
         d
     }
 
-    fn fresh(cfg: SessionConfig, unix_at_zero: u64, now: Instant) -> Box<Session<RX, TX, MSGS>> {
+    fn fresh(cfg: ConnectionConfig, unix_at_zero: u64, now: Instant) -> Box<Connection<RX, TX, MSGS>> {
         let mut sc = ServerConfig::new(rsa(), DhGroup::telegram(3).unwrap());
         sc.dc_id = Some(2);
-        let cfg = SessionConfig {
+        let cfg = ConnectionConfig {
             unix_time_hint: Some(UnixTime(unix_at_zero + now.as_secs())),
             ..cfg
         };
-        Box::new(Session::server_handshake(cfg, sc, now))
+        Box::new(Connection::server_handshake(cfg, sc, now))
     }
 
     /// A new connection: a fresh DC session that runs the handshake or asks for a stored key.
     pub fn connect(&mut self, now: Instant) {
         let old = std::mem::replace(&mut self.sess, Self::fresh(self.cfg, self.unix_at_zero, now));
-        if old.engine().is_some_and(|e| e.has_session()) {
+        if old.session().is_some_and(|e| e.has_session()) {
             if self.closed.len() == KEEP_CLOSED {
                 self.closed.remove(0);
             }
@@ -120,7 +120,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
     /// `HostQuery::Session`: hands the session over from the closed connection that served it, if any.
     fn resume(&mut self, now: Instant, key_id: u64, session_id: u64) {
         let holder = self.closed.iter().position(|s| {
-            s.engine()
+            s.session()
                 .is_some_and(|e| e.has_session() && e.session_id() == session_id && e.auth_key().id() == key_id)
         });
         let old = holder.map(|i| &mut *self.closed[i]);
@@ -220,7 +220,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Dc<RX, TX, MSGS> {
                 None
             } else {
                 self.sess
-                    .engine()
+                    .session()
                     .unwrap()
                     .verify_bind(now, &self.perm, msg_id, &body)
                     .ok()

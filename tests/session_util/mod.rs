@@ -8,7 +8,7 @@
 )]
 
 use mtproto_sansio::crypto::auth_key::AuthKey;
-use mtproto_sansio::session::{Clock, Engine, EngineConfig, Event, MsgId};
+use mtproto_sansio::session::{Clock, Event, MsgId, Session, SessionConfig};
 use mtproto_sansio::time::{Instant, UnixTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 pub const RX: usize = 8192;
 pub const TX: usize = 8192;
 pub const MSGS: usize = 32;
-pub type E = Engine<RX, TX, MSGS>;
+pub type E = Session<RX, TX, MSGS>;
 
 /// Unix time of the virtual epoch.
 pub const UNIX0: u64 = 1_700_000_000;
@@ -97,21 +97,21 @@ pub struct Pair {
     pub server_events: Vec<Ev>,
 }
 
-pub fn client_cfg() -> EngineConfig {
-    EngineConfig {
+pub fn client_cfg() -> SessionConfig {
+    SessionConfig {
         ping_interval: None,
         future_salts: false,
-        ..EngineConfig::DEFAULT
+        ..SessionConfig::DEFAULT
     }
 }
 
 impl Pair {
     pub fn new(seed: u64) -> Self {
-        Self::with(seed, client_cfg(), EngineConfig::DEFAULT, 0)
+        Self::with(seed, client_cfg(), SessionConfig::DEFAULT, 0)
     }
 
     /// `skew`: seconds the client's clock is off.
-    pub fn with(seed: u64, ccfg: EngineConfig, scfg: EngineConfig, skew: i64) -> Self {
+    pub fn with(seed: u64, ccfg: SessionConfig, scfg: SessionConfig, skew: i64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let now = Instant::from_secs(1000);
         let sclock = Clock::from_unix_hint(now, UnixTime(UNIX0));

@@ -1,8 +1,8 @@
-//! The crate's connection type on the device: a client [`Session`] (`Session::client_handshake`) over the obfuscated
+//! The crate's connection type on the device: a client [`Connection`] (`Connection::client_handshake`) over the obfuscated
 //! intermediate transport, as real clients connect, through the auth-key handshake, `AuthKeyReady`, two queries and
 //! their results, with one lost packet recovered by the client's resend timer. Every client call is measured.
 //!
-//! Full build: the DC is a `Session::server_handshake` connection in the same process, its host answering the
+//! Full build: the DC is a `Connection::server_handshake` connection in the same process, its host answering the
 //! `HostQuery`s as a real one does: the obfuscated init against a small [`ReplayCache`], the new key's id (no
 //! store here, so never taken), and a session no other connection served (`resume_session(None)`). It answers every
 //! request with an `rpc_result` echoing the query. Between the two runs a [`Link`] that loses the first encrypted
@@ -22,7 +22,7 @@ use cortex_m_semihosting::hprintln;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::{ClientConfig, ClientHandshake, ServerHandshakes};
 use mtproto_sansio::session::{
-    DC_HANDSHAKE_RUNS, Engine, EngineConfig, Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig,
+    Connection, ConnectionConfig, DC_HANDSHAKE_RUNS, Event, MsgId, MsgKind, Session, SessionConfig, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::Framing;
@@ -38,8 +38,8 @@ pub const RX: usize = 4096;
 pub const TX: usize = 4096;
 /// Messages in flight.
 pub const MSGS: usize = 8;
-/// The connection type as the device holds it (the crate's `SessionSmall`).
-pub type Conn = Session<RX, TX, MSGS>;
+/// The connection type as the device holds it (the crate's `ConnectionSmall`).
+pub type Conn = Connection<RX, TX, MSGS>;
 
 /// The output buffer of `poll_transmit` (at least `Conn::min_transmit_len`, checked at run time).
 const OUT: usize = RX + 256;
@@ -57,9 +57,9 @@ const Q_SMALL: [u8; 4] = 0x1fb3_3026u32.to_le_bytes();
 const BIG: usize = 1024;
 
 /// The connection in the configuration both ends use: obfuscated intermediate, the demo's fixed Unix time.
-fn config() -> SessionConfig {
-    SessionConfig {
-        engine: EngineConfig::DEFAULT,
+fn config() -> ConnectionConfig {
+    ConnectionConfig {
+        engine: SessionConfig::DEFAULT,
         transport: TransportConfig {
             framing: Framing::Intermediate,
             obfuscated: true,
@@ -115,7 +115,7 @@ impl Tally {
 /// The connection run's figures.
 #[derive(Default)]
 pub struct Figures {
-    /// Building the client `Session` (in place in a static: what the move costs on the stack).
+    /// Building the client `Connection` (in place in a static: what the move costs on the stack).
     pub construct: Tally,
     /// Client calls until `AuthKeyReady` (the auth-key handshake through the connection).
     pub handshake: Tally,
@@ -454,7 +454,8 @@ struct Client {
 fn setup(r: &mut Report, f: &mut Figures, trusted: &'static [RsaPublicKey], now: Instant) -> &'static mut Client {
     let hs = ClientConfig::new(trusted, i32::from(DC_ID));
     let m = measure(|| cortex_m::singleton!(: Conn = Conn::client_handshake(config(), hs, now)));
-    f.construct.add(r, Some("  conn client: Session::client_handshake"), &m);
+    f.construct
+        .add(r, Some("  conn client: Connection::client_handshake"), &m);
     let conn = m.out.unwrap_or_else(|| fail("client connection"));
     let c = cortex_m::singleton!(: Client = Client {
         conn,
@@ -501,15 +502,15 @@ pub fn run(
     let mut link = dc::Link::new();
 
     hprintln!(
-        "-- the connection type: Session<{}, {}, {}> ({} B), obfuscated intermediate, handshake, 2 queries, 1 loss",
+        "-- the connection type: Connection<{}, {}, {}> ({} B), obfuscated intermediate, handshake, 2 queries, 1 loss",
         RX,
         TX,
         MSGS,
         f.conn_size
     );
     hprintln!(
-        "   of which alternatives: Engine {} B, ClientHandshake {} B, ServerHandshakes<{}> {} B",
-        core::mem::size_of::<Engine<RX, TX, MSGS>>(),
+        "   of which alternatives: Session {} B, ClientHandshake {} B, ServerHandshakes<{}> {} B",
+        core::mem::size_of::<Session<RX, TX, MSGS>>(),
         core::mem::size_of::<ClientHandshake<'static>>(),
         DC_HANDSHAKE_RUNS,
         core::mem::size_of::<ServerHandshakes<'static, DC_HANDSHAKE_RUNS>>()

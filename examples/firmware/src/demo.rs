@@ -330,7 +330,7 @@ pub fn run(r: &mut Report, wire: &'static mut [u8; WIRE]) -> (Totals, Keys) {
     );
 
     hprintln!("-- encrypted messages");
-    let session = Session {
+    let session = Connection {
         key: outcome.auth_key,
         salt: outcome.server_salt,
         id: 0x5e55_1011_d0d0_cafe,
@@ -396,7 +396,7 @@ fn handshake_round(r: &mut Report, t: &mut Totals, st: &mut State) -> bool {
 }
 
 /// The client's side of the encrypted session.
-struct Session {
+struct Connection {
     key: AuthKey,
     salt: u64,
     id: u64,
@@ -411,7 +411,7 @@ fn exchange(
     t: &mut Totals,
     st: &mut State,
     wire: &mut [u8; WIRE],
-    s: &Session,
+    s: &Connection,
     msg_id: u64,
     seq_no: u32,
     big: bool,

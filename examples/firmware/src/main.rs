@@ -152,7 +152,7 @@ fn main() -> ! {
     hprintln!("DC peak stack (handshake, messages): {} B", t.dc_stack);
     let whole = c.total();
     hprintln!(
-        "connection (Session<{}, {}, {}>, size_of {} B): {} rounds",
+        "connection (Connection<{}, {}, {}>, size_of {} B): {} rounds",
         connection::RX,
         connection::TX,
         connection::MSGS,

@@ -45,9 +45,9 @@ pub(super) struct ClientState {
     /// A `get_future_salts` is in flight.
     pub(super) salts_requested: bool,
     /// The `unique_id` of the last `new_session_created`; a copy of it (re-sent by a DC under a new msg_id after a
-    /// hand-over, [`Engine::hand_over`]) is acked and ignored.
+    /// hand-over, [`Session::hand_over`]) is acked and ignored.
     ///
-    /// [`Engine::hand_over`]: super::Engine::hand_over
+    /// [`Session::hand_over`]: super::Session::hand_over
     pub(super) nsc_seen: Option<i64>,
     /// When this engine's first packet left. A server message in its session cannot be older (the session id is
     /// fresh), which bounds how far a clock set from that message may lag (see `learn_time`).

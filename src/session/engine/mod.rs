@@ -18,13 +18,13 @@
 //! refused (`bad_msg_notification`, `bad_server_salt`) is sent again under a **new** msg_id and seq_no.
 //!
 //! The engine is deterministic: randomness (padding, the session id, `new_session_created.unique_id`) is drawn only
-//! in the constructors and [`Engine::poll_packet`].
+//! in the constructors and [`Session::poll_packet`].
 //!
-//! The code is split by concern, as quinn-proto splits a connection. A received packet goes: [`Engine::handle_packet`]
+//! The code is split by concern, as quinn-proto splits a connection. A received packet goes: [`Session::handle_packet`]
 //! (copied into `rx`, decrypted there) → `recv.rs` (dispatch, container and gzip checks) → `client.rs` or `server.rs`
 //! (that role's checks and messages; service messages in `service.rs`) → events borrowing `rx`/`gz`
-//! ([`Engine::poll_event`]) or answers owed to the peer. Outbound, bodies wait in `outbox.rs` (the arena and its
-//! slots) and `packer.rs` builds each packet ([`Engine::poll_packet`]). Each role's own state is in `RoleState` (a
+//! ([`Session::poll_event`]) or answers owed to the peer. Outbound, bodies wait in `outbox.rs` (the arena and its
+//! slots) and `packer.rs` builds each packet ([`Session::poll_packet`]). Each role's own state is in `RoleState` (a
 //! client's `ClientState`, a DC's `DcState`), so the DC path never reads client fields; `Core` keeps what both share.
 //!
 //! [`SeqNoChecker`]: super::SeqNoChecker
@@ -89,7 +89,7 @@ pub enum MsgKind {
 /// Tunables of the engine beyond [`Limits`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct EngineConfig {
+pub struct SessionConfig {
     /// Resource bounds.
     pub limits: Limits,
     /// Resend timing.
@@ -114,7 +114,7 @@ pub struct EngineConfig {
     pub state_check_after: Option<Duration>,
     /// DC: the longest a received `http_wait` may hold a long poll (each of its three delays is clamped to this).
     pub max_http_wait: Duration,
-    /// Wrap bodies given to [`Engine::send`] and results given to [`Engine::answer`] in `gzip_packed` when that
+    /// Wrap bodies given to [`Session::send`] and results given to [`Session::answer`] in `gzip_packed` when that
     /// makes them smaller (`None`, the default: never). Service messages and `auth.bindTempAuthKey` are never
     /// compressed, and a resend carries the bytes first sent. Needs the `alloc` feature (miniz_oxide's compressor
     /// state is boxed) and allocates while compressing.
@@ -122,7 +122,7 @@ pub struct EngineConfig {
     pub gzip: Option<GzipPolicy>,
 }
 
-/// When [`Engine::send`] compresses (the `alloc` feature).
+/// When [`Session::send`] compresses (the `alloc` feature).
 #[cfg(feature = "alloc")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -139,9 +139,9 @@ impl GzipPolicy {
     pub const DEFAULT: GzipPolicy = GzipPolicy { min_len: 512, level: 6 };
 }
 
-impl EngineConfig {
+impl SessionConfig {
     /// The defaults: spec limits, a 60 s keepalive, a 300 s RPC timeout, quick acks off, future salts on.
-    pub const DEFAULT: EngineConfig = EngineConfig {
+    pub const DEFAULT: SessionConfig = SessionConfig {
         limits: Limits::DEFAULT,
         resend: ResendPolicy::DEFAULT,
         padding: PaddingPolicy::DEFAULT,
@@ -158,9 +158,9 @@ impl EngineConfig {
     };
 }
 
-impl Default for EngineConfig {
+impl Default for SessionConfig {
     fn default() -> Self {
-        EngineConfig::DEFAULT
+        SessionConfig::DEFAULT
     }
 }
 
@@ -187,7 +187,7 @@ pub struct Stats {
     pub inflate_work: u64,
 }
 
-/// A packet [`Engine::poll_packet`] wrote.
+/// A packet [`Session::poll_packet`] wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Packet {
@@ -218,7 +218,7 @@ impl core::fmt::Debug for DecryptedPacket {
 }
 
 /// The encrypted-session engine of one role for one auth key.
-pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
+pub struct Session<const RX: usize, const TX: usize, const MSGS: usize> {
     core: Core<TX, MSGS>,
     rx: Buffer<RX>,
     gz: Buffer<RX>,
@@ -234,7 +234,7 @@ pub struct Engine<const RX: usize, const TX: usize, const MSGS: usize> {
 /// needs is in `role`.
 struct Core<const TX: usize, const MSGS: usize> {
     role: RoleState<MSGS>,
-    cfg: EngineConfig,
+    cfg: SessionConfig,
     key: AuthKey,
     session_id: u64,
     clock: Clock,
@@ -248,7 +248,7 @@ struct Core<const TX: usize, const MSGS: usize> {
     events: heapless::Deque<EvRec, MSGS>,
     /// Answers owed to the peer, sent once each by the next packets.
     owed: heapless::Deque<Owed, MSGS>,
-    /// The latest instant a host call passed in (for work resumed by [`Engine::poll_event`], which takes none).
+    /// The latest instant a host call passed in (for work resumed by [`Session::poll_event`], which takes none).
     last_now: Instant,
     /// `gzip_packed` work the packet being processed may still cause (see [`INFLATE_WORK_PER_RX`]).
     inflate_left: usize,
@@ -306,16 +306,16 @@ impl<const MSGS: usize> RoleState<MSGS> {
     }
 }
 
-impl<const RX: usize, const TX: usize, const MSGS: usize> Drop for Engine<RX, TX, MSGS> {
+impl<const RX: usize, const TX: usize, const MSGS: usize> Drop for Session<RX, TX, MSGS> {
     fn drop(&mut self) {
         self.rx.wipe();
         self.gz.wipe();
     }
 }
 
-impl<const RX: usize, const TX: usize, const MSGS: usize> core::fmt::Debug for Engine<RX, TX, MSGS> {
+impl<const RX: usize, const TX: usize, const MSGS: usize> core::fmt::Debug for Session<RX, TX, MSGS> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Engine")
+        f.debug_struct("Session")
             .field("role", &self.core.role())
             .field("key_id", &self.core.key.id())
             .field("stats", &self.core.stats)
@@ -323,11 +323,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> core::fmt::Debug for E
     }
 }
 
-impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
+impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> {
     /// A client session under `key`, starting with `salt` (0 if unknown: the server answers `bad_server_salt`)
     /// and `clock` (seeded from a Unix time hint, corrected by the server). The session id is drawn from `rng`.
     pub fn client<R: CryptoRng + ?Sized>(
-        cfg: EngineConfig,
+        cfg: SessionConfig,
         key: AuthKey,
         salt: u64,
         clock: Clock,
@@ -340,7 +340,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// [`client`](Self::client) with a given session id (it must be unpredictable and unique per key, e.g.
     /// derived from a fresh key's secret material).
     pub fn client_with_session_id(
-        cfg: EngineConfig,
+        cfg: SessionConfig,
         key: AuthKey,
         salt: u64,
         clock: Clock,
@@ -356,7 +356,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// A DC session under `key` (the host looked it up by its id), waiting for the client's first message. The salt
     /// schedule's secret is drawn from `rng`; `clock` is the DC's Unix clock.
     pub fn server<R: CryptoRng + ?Sized>(
-        cfg: EngineConfig,
+        cfg: SessionConfig,
         key: AuthKey,
         clock: Clock,
         now: Instant,
@@ -373,7 +373,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// (`new_nonce[0..8] XOR server_nonce[0..8]`) is the salt of the current rotation period, so the client's first
     /// messages are accepted.
     pub fn server_with_salt<R: CryptoRng + ?Sized>(
-        cfg: EngineConfig,
+        cfg: SessionConfig,
         key: AuthKey,
         clock: Clock,
         now: Instant,
@@ -397,7 +397,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// [`server`](Self::server) on a stored salt schedule (what a DC keeps per key, so every connection under the
     /// key issues the same salts and a client keeps its salt across connections).
     pub fn server_with_schedule(
-        cfg: EngineConfig,
+        cfg: SessionConfig,
         key: AuthKey,
         schedule: &super::dc_host::SaltSchedule,
         clock: Clock,
@@ -435,7 +435,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// A DC engine never starts (or switches to) a client session on its own: a packet naming a session it does
     /// not serve is refused with [`Dropped::UnknownSession`] and nothing changes, because that session may live
     /// on in another connection's engine with the replay state that stops a copy of its messages from being
-    /// executed twice (item 33, attack B7). The host looks the session up (the [`Session`](super::Session) facade
+    /// executed twice (item 33, attack B7). The host looks the session up (the [`Connection`](super::Connection) facade
     /// asks it with [`HostQuery::Session`](super::HostQuery::Session)); only when no engine holds it does it call
     /// this and hand the packet in again.
     pub fn approve_session(&mut self, session_id: u64) {
@@ -489,7 +489,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     }
 
     fn wrap(core: Core<TX, MSGS>) -> Self {
-        Engine {
+        Session {
             core,
             rx: Buffer::new(),
             gz: Buffer::new(),
@@ -753,7 +753,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// was dropped (a DC may have queued a `bad_msg_notification`). Returns the quick-ack token of the packet.
     ///
     /// On padded intermediate the transport payload carries 0-15 trailing random bytes: pass it through
-    /// [`crate::transport::strip_padding`] first (the [`Session`](super::Session) facade does).
+    /// [`crate::transport::strip_padding`] first (the [`Connection`](super::Connection) facade does).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) -> Result<u32, Dropped> {
         self.core.saw(now);
         self.resume(now, None);
@@ -867,7 +867,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         r.map(|()| p.token)
     }
 
-    /// For a connection (the [`Session`](super::Session) facade): decrypts the packet in `frame`, the connection's
+    /// For a connection (the [`Connection`](super::Connection) facade): decrypts the packet in `frame`, the connection's
     /// receive buffer, in place and processes it there, so an accepted frame is never copied. Its events, a DC's held
     /// packet and owed answers then borrow `frame`: until [`must_drain`](Self::must_drain) is false the connection
     /// passes the same buffer to every call that takes one (`*_in`) and feeds no input. A DC packet naming a session
@@ -1086,7 +1086,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
         }
     }
 
-    /// DC: this session was taken over by a new transport connection ([`Session::resume_session`]). Quick-ack
+    /// DC: this session was taken over by a new transport connection ([`Connection::resume_session`]). Quick-ack
     /// tokens of the old connection are forgotten, and every message the old connection sent that the client has
     /// not acknowledged goes again at once under a **new** msg_id and seq_no (a new message, never a re-encryption
     /// under an old id: item 38's invariant holds).
@@ -1099,7 +1099,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
     /// it: a second `rpc_result` for a settled `req_msg_id` is ignored (item 42), a second `new_session_created`
     /// carries the same `unique_id` (this crate's client ignores it), updates carry their pts/qts/seq.
     ///
-    /// [`Session::resume_session`]: super::Session::resume_session
+    /// [`Connection::resume_session`]: super::Connection::resume_session
     pub fn hand_over(&mut self, now: Instant) {
         self.hand_over_in(now, None);
     }
@@ -1141,7 +1141,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Engine<RX, TX, MSGS> {
 }
 
 impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
-    fn new(role: RoleState<MSGS>, cfg: EngineConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
+    fn new(role: RoleState<MSGS>, cfg: SessionConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
         let side = role.role();
         let l = &cfg.limits;
         let mut core = Core {

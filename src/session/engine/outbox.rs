@@ -2,12 +2,12 @@
 //! its state in a [`Slot`]; and how it is queued, renamed (a new msg_id and seq_no, items 38 and 43) or forced out
 //! again byte-identical.
 //!
-//! Bodies come in from [`Engine::send`], [`Engine::answer`] and the engine's own service messages
+//! Bodies come in from [`Session::send`], [`Session::answer`] and the engine's own service messages
 //! ([`Core::queue_tl`]); the packer (`packer.rs`) copies them into packets and hands them to the [`SentTracker`];
 //! an acknowledgement, an answer or a failure frees them ([`Outbox::free`]).
 //!
-//! [`Engine::send`]: super::Engine::send
-//! [`Engine::answer`]: super::Engine::answer
+//! [`Session::send`]: super::Session::send
+//! [`Session::answer`]: super::Session::answer
 //! [`SentTracker`]: crate::session::SentTracker
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -62,11 +62,11 @@ pub(super) struct Slot {
 /// The messages this engine sent or will send and may still have to send again: their plaintext bodies packed into
 /// one `TX`-byte arena (no allocation, compacted on every free) and one [`Slot`] each, at most `MSGS`.
 ///
-/// Bodies come in from [`Engine::send`], [`Engine::answer`] and the engine's own service messages; the packer
+/// Bodies come in from [`Session::send`], [`Session::answer`] and the engine's own service messages; the packer
 /// copies them into packets (`packer.rs`), and an acknowledgement, an answer or a failure frees them.
 ///
-/// [`Engine::send`]: super::Engine::send
-/// [`Engine::answer`]: super::Engine::answer
+/// [`Session::send`]: super::Session::send
+/// [`Session::answer`]: super::Session::answer
 pub(super) struct Outbox<const TX: usize, const MSGS: usize> {
     pub(super) arena: Buffer<TX>,
     /// Arena bytes in use, from 0: bodies are packed with no gaps.
@@ -437,10 +437,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.stats.resent += 1;
     }
 
-    /// DC hand-over ([`Engine::hand_over`]): every message sent and not acknowledged is queued again under a new
+    /// DC hand-over ([`Session::hand_over`]): every message sent and not acknowledged is queued again under a new
     /// msg_id and seq_no. The containers it travelled in are forgotten (their members are renamed).
     ///
-    /// [`Engine::hand_over`]: super::Engine::hand_over
+    /// [`Session::hand_over`]: super::Session::hand_over
     pub(super) fn rename_in_flight(&mut self, now: Instant) {
         let mut ids: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
         for s in self.outbox.slots.iter().flatten() {

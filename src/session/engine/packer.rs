@@ -1,4 +1,4 @@
-//! The packet builder: what [`Engine::poll_packet`] writes. Timers that queue messages run first (the client's
+//! The packet builder: what [`Session::poll_packet`] writes. Timers that queue messages run first (the client's
 //! keepalive and salt fetch, the DC's `new_session_created`), then the packet is built in stages, as quinn-proto
 //! builds its packets: expire what ran out of attempts, plan (container or not, acks or not), lay out owed answers,
 //! resends and fresh messages within the payload limit, write the payload, seal it (encrypt in place in `out`), and
@@ -7,7 +7,7 @@
 //! The stages draw msg_ids and seq_nos in a fixed order (ack, owed answers, container, the ack's seq_no), so the
 //! same inputs always give the same bytes.
 //!
-//! [`Engine::poll_packet`]: super::Engine::poll_packet
+//! [`Session::poll_packet`]: super::Session::poll_packet
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rand_core::CryptoRng;

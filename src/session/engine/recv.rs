@@ -3,9 +3,9 @@
 //! events are made of.
 //!
 //! Bodies stay where they are: in the engine's receive buffer (`Buf::Rx`, the decrypted packet) or its inflate
-//! buffer (`Buf::Gz`), and events name them by [`Span`]; [`Engine::poll_event`] lends them to the host.
+//! buffer (`Buf::Gz`), and events name them by [`Span`]; [`Session::poll_event`] lends them to the host.
 //!
-//! [`Engine::poll_event`]: super::Engine::poll_event
+//! [`Session::poll_event`]: super::Session::poll_event
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::session::event::{Dropped, FailReason};

@@ -3,9 +3,9 @@
 //! spec asks for, then every message of the accepted packet in order as room frees up), its answers and long polls.
 //!
 //! Received bodies come from `recv.rs`; queries go to the host as [`Event::Request`](super::Event::Request) and
-//! come back through [`Engine::answer`]; service messages are answered through `owed` (`service.rs`).
+//! come back through [`Session::answer`]; service messages are answered through `owed` (`service.rs`).
 //!
-//! [`Engine::answer`]: super::Engine::answer
+//! [`Session::answer`]: super::Session::answer
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::time::Duration;
@@ -30,11 +30,11 @@ use crate::tl::{
 
 use super::recv::{Buf, EvRec, Header, Span, is_content_related, peek_ctor, span_of};
 use super::service::Owed;
-use super::{CONTAINER_HDR, Core, EngineConfig, INNER_HDR, MAX_DISCONNECT_DELAY, RETIRED_SESSIONS};
+use super::{CONTAINER_HDR, Core, INNER_HDR, MAX_DISCONNECT_DELAY, RETIRED_SESSIONS, SessionConfig};
 
-/// DC: the host's word on a client session this engine does not serve yet (see [`Engine::approve_session`]).
+/// DC: the host's word on a client session this engine does not serve yet (see [`Session::approve_session`]).
 ///
-/// [`Engine::approve_session`]: super::Engine::approve_session
+/// [`Session::approve_session`]: super::Session::approve_session
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Approval {
     /// Every unknown session is refused until the host answers.
@@ -49,11 +49,11 @@ pub(super) enum Approval {
 /// DC: the packet in the receive buffer whose messages are not all processed yet (they wait for room for their
 /// answers, [`Owed`], or for their [`Event::Request`](super::Event::Request)s). The packet is accepted (its
 /// msg_id, and a container's, is in the replay window), and every message in it is processed, in order, as room
-/// frees up ([`Engine::poll_event`], [`Engine::poll_packet`]); meanwhile no input is taken (`must_drain`), so the
+/// frees up ([`Session::poll_event`], [`Session::poll_packet`]); meanwhile no input is taken (`must_drain`), so the
 /// buffer stays intact. A container is thus accepted as a whole (docs/CHECKLIST.md item 48) however small the tables.
 ///
-/// [`Engine::poll_event`]: super::Engine::poll_event
-/// [`Engine::poll_packet`]: super::Engine::poll_packet
+/// [`Session::poll_event`]: super::Session::poll_event
+/// [`Session::poll_packet`]: super::Session::poll_packet
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub(super) struct Held {
@@ -70,16 +70,16 @@ pub(super) struct Held {
 }
 
 /// DC: a long poll a client asked for with `http_wait` (MTProto over HTTP), held until
-/// [`answer_at`](Self::answer_at). While one is held, [`Engine::poll_packet`] writes nothing before that instant; then
+/// [`answer_at`](Self::answer_at). While one is held, [`Session::poll_packet`] writes nothing before that instant; then
 /// it writes what is queued, or (at `max_wait`, with nothing queued) an acknowledgement-only packet or an empty
 /// container, and the long poll ends. The host keeps the HTTP exchange that carried the `http_wait` open until then.
 ///
 /// An HTTP host calls `poll_packet` only when it has an open exchange to answer (one packet per response), and
-/// sleeps until [`Engine::poll_timeout`], which includes `answer_at`. Over TCP a client has no reason to send
-/// `http_wait`; one that does only delays its own traffic, by at most [`EngineConfig::max_http_wait`].
+/// sleeps until [`Session::poll_timeout`], which includes `answer_at`. Over TCP a client has no reason to send
+/// `http_wait`; one that does only delays its own traffic, by at most [`SessionConfig::max_http_wait`].
 ///
-/// [`Engine::poll_packet`]: super::Engine::poll_packet
-/// [`Engine::poll_timeout`]: super::Engine::poll_timeout
+/// [`Session::poll_packet`]: super::Session::poll_packet
+/// [`Session::poll_timeout`]: super::Session::poll_timeout
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct LongPoll {
@@ -123,7 +123,7 @@ pub(super) fn may_request(body: &[u8]) -> bool {
 }
 
 /// The length of a salt rotation period, in seconds (never 0).
-pub(super) fn rotation_secs(cfg: &EngineConfig) -> u64 {
+pub(super) fn rotation_secs(cfg: &SessionConfig) -> u64 {
     cfg.limits.salt_rotation.as_secs().max(1)
 }
 
@@ -150,12 +150,12 @@ pub(super) struct DcState<const MSGS: usize> {
     /// The first msg_id of the new session, for its `new_session_created` (owed while `nsc_due`).
     pub(super) nsc_first: Option<MsgId>,
     pub(super) nsc_due: bool,
-    /// Session ids of this key served before and finished: their late packets are dropped.
+    /// Connection ids of this key served before and finished: their late packets are dropped.
     pub(super) retired: heapless::Deque<u64, RETIRED_SESSIONS>,
-    /// Which client session the host allowed this engine to start ([`Engine::approve_session`]); any other
+    /// Which client session the host allowed this engine to start ([`Session::approve_session`]); any other
     /// session it does not serve yet is refused with [`Dropped::UnknownSession`] and reported in `unknown_session`.
     ///
-    /// [`Engine::approve_session`]: super::Engine::approve_session
+    /// [`Session::approve_session`]: super::Session::approve_session
     pub(super) approval: Approval,
     /// The (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
     pub(super) unknown_session: Option<(u64, MsgId)>,
@@ -479,9 +479,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// DC: whether the packet's session may be served here: the one served, or a new one the host approved
-    /// ([`Engine::approve_session`]); the first one named starts being served at once.
+    /// ([`Session::approve_session`]); the first one named starts being served at once.
     ///
-    /// [`Engine::approve_session`]: super::Engine::approve_session
+    /// [`Session::approve_session`]: super::Session::approve_session
     fn admit_session(&mut self, now: Instant, h: &Header) -> Result<(), Dropped> {
         let session_id = self.session_id;
         let Some(dc) = self.role.dc_mut() else {
@@ -634,12 +634,12 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// DC: processes the held packet's messages in order while each has room for what it produces: an answer in
     /// `owed` (every message may produce one, a notification at least) and, for a query, an event. Whatever is
-    /// left waits, with no input taken meanwhile, until [`Engine::poll_event`] or [`Engine::poll_packet`] makes
+    /// left waits, with no input taken meanwhile, until [`Session::poll_event`] or [`Session::poll_packet`] makes
     /// room: both drain without the peer's help, so the packet is always finished. (Waiting for room in the resend
     /// arena instead could wait for acknowledgements stuck behind this very packet.)
     ///
-    /// [`Engine::poll_event`]: super::Engine::poll_event
-    /// [`Engine::poll_packet`]: super::Engine::poll_packet
+    /// [`Session::poll_event`]: super::Session::poll_event
+    /// [`Session::poll_packet`]: super::Session::poll_packet
     pub(super) fn resume(&mut self, now: Instant, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
         while let Some(mut h) = self.role.dc().and_then(|dc| dc.held) {
             let rest = rx.get(h.next as usize..h.end as usize).unwrap_or(&[]);
@@ -853,7 +853,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// `http_wait`: hold the next answer as a long poll (see [`LongPoll`]), each delay clamped to
-    /// [`EngineConfig::max_http_wait`]; a second one before the first is answered keeps its start.
+    /// [`SessionConfig::max_http_wait`]; a second one before the first is answered keeps its start.
     fn on_http_wait(&mut self, now: Instant, w: &tl::HttpWait) {
         let cap = self.cfg.max_http_wait;
         let ms = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0)).min(cap);

@@ -27,14 +27,14 @@ use super::server::rotation_secs;
 /// into the next packet (`Core::owed_body`) with its msg_id and seq_no made there.
 ///
 /// This is what makes a full resend arena harmless to answers: a `pong` or a notification needs no slot, only
-/// room in this queue, and the queue drains on every [`Engine::poll_packet`] without waiting for the peer. The
+/// room in this queue, and the queue drains on every [`Session::poll_packet`] without waiting for the peer. The
 /// receive path takes a message only when there is room for its answer here (each message owes at most one);
 /// until there is, the rest of the packet waits in the receive buffer (see `Held`). None of them carries state the
 /// peer could lose: a lost `pong`, notification, state or salt list is asked for again, and the query of a lost
 /// `rpc_answer_unknown` or `FLOOD_WAIT` was not executed (a client that resends it under the same msg_id after a
 /// reconnection gets no second answer and ends it by its own timeout).
 ///
-/// [`Engine::poll_packet`]: super::Engine::poll_packet
+/// [`Session::poll_packet`]: super::Session::poll_packet
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub(super) enum Owed {
@@ -54,9 +54,9 @@ pub(super) enum Owed {
     /// DC: `rpc_result { req, rpc_answer_unknown }` for an `rpc_drop_answer`.
     AnswerUnknown { req: MsgId },
     /// DC: `rpc_result { req, rpc_error 420 FLOOD_WAIT_1 }`: the host has `MSGS` requests unanswered on this
-    /// session, so `req` is refused, not executed (see [`Engine::answer`]).
+    /// session, so `req` is refused, not executed (see [`Session::answer`]).
     ///
-    /// [`Engine::answer`]: super::Engine::answer
+    /// [`Session::answer`]: super::Session::answer
     FloodWait { req: MsgId },
     /// DC: `rpc_result { req, rpc_error 400 INPUT_FETCH_ERROR }`: the query's `gzip_packed` body did not inflate
     /// to a query, so it is not run.

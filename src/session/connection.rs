@@ -1,27 +1,27 @@
-//! The [`Session`] facade (docs/DESIGN.md, "Layers"): one encrypted session ([`Engine`]) over one transport connection
+//! The [`Connection`] facade (docs/DESIGN.md, "Layers"): one encrypted session ([`Session`]) over one transport connection
 //! (a framing, optionally obfuscated), driven by the host through the run-loop verbs.
 //!
 //! Where a received byte goes: `handle_input` feeds it to the connection's [`Codec`] (the framing, maybe obfuscated),
-//! which gathers one frame in its receive buffer; the frame goes to the engine ([`Engine::handle_packet`]: copied
+//! which gathers one frame in its receive buffer; the frame goes to the engine ([`Session::handle_packet`]: copied
 //! into the engine's packet buffer, decrypted there, checked, dispatched; events borrow its bodies) or, on a DC
 //! waiting for its host, stays parked where it was received (the connection has no other frame buffer). Outbound, `poll_transmit` has the engine seal its next packet straight
 //! into the caller's `out` after the framing's header room, and the codec frames (and encrypts) it there.
 //!
-//! Contract: after any `handle_*`, `send*` or `reconnect`, drain [`Session::poll_transmit`] until `Ok(None)` and
-//! [`Session::poll_event`] until `None`; then wait for the socket, [`Session::poll_timeout`] or the application.
+//! Contract: after any `handle_*`, `send*` or `reconnect`, drain [`Connection::poll_transmit`] until `Ok(None)` and
+//! [`Connection::poll_event`] until `None`; then wait for the socket, [`Connection::poll_timeout`] or the application.
 //! `handle_input` takes at most one frame per call and returns how many bytes it consumed; it consumes nothing
 //! while an event that borrows the receive buffers is pending (drain events first).
 //!
 //! ```
 //! use mtproto_sansio::crypto::auth_key::AuthKey;
-//! use mtproto_sansio::session::{Event, HostQuery, MsgKind, Session, SessionConfig};
+//! use mtproto_sansio::session::{Event, HostQuery, MsgKind, Connection, ConnectionConfig};
 //! use mtproto_sansio::time::{Instant, UnixTime};
 //! # let mut rng = rand::rng(); // any rand_core::CryptoRng the host trusts
-//! let cfg = SessionConfig { unix_time_hint: Some(UnixTime(1_700_000_000)), ..SessionConfig::DEFAULT };
-//! let key = AuthKey::from_bytes([7; 256]); // a stored key (or run the handshake: `Session::client_handshake`)
+//! let cfg = ConnectionConfig { unix_time_hint: Some(UnixTime(1_700_000_000)), ..ConnectionConfig::DEFAULT };
+//! let key = AuthKey::from_bytes([7; 256]); // a stored key (or run the handshake: `Connection::client_handshake`)
 //! let now = Instant::from_secs(1);
-//! let mut client: Box<Session<8192, 8192, 16>> = Box::new(Session::client(cfg, key.clone(), now, &mut rng));
-//! let mut dc: Box<Session<8192, 8192, 16>> = Box::new(Session::server(cfg, key, now, &mut rng));
+//! let mut client: Box<Connection<8192, 8192, 16>> = Box::new(Connection::client(cfg, key.clone(), now, &mut rng));
+//! let mut dc: Box<Connection<8192, 8192, 16>> = Box::new(Connection::server(cfg, key, now, &mut rng));
 //! let query = client.send(now, &[0x0d, 0xf0, 0xad, 0x0b], MsgKind::Query).unwrap();
 //! let mut out = vec![0u8; client.min_transmit_len()];
 //! let mut answered = None;
@@ -65,18 +65,18 @@
 //! assert!(client.poll_timeout().is_some());
 //! ```
 //!
-//! A client without a stored key ([`Session::client_handshake`]) first runs the auth-key handshake
+//! A client without a stored key ([`Connection::client_handshake`]) first runs the auth-key handshake
 //! ([`ClientHandshake`]) over the same transport, then starts the encrypted session on the new key with the
 //! handshake's salt and server time, and reports [`Event::AuthKeyReady`] so the host can persist the key.
 //!
-//! A DC connection that starts without a key ([`Session::server_handshake`]) owns a small handshake table
+//! A DC connection that starts without a key ([`Connection::server_handshake`]) owns a small handshake table
 //! ([`ServerHandshakes`] of [`DC_HANDSHAKE_RUNS`] runs, over the host's [`handshake::ServerConfig`]):
 //! - a plaintext frame (auth_key_id 0) is parked and answered by the table at the next
-//!   [`poll_transmit`](Session::poll_transmit), which has the RNG the handshake needs; when the table creates a key,
+//!   [`poll_transmit`](Connection::poll_transmit), which has the RNG the handshake needs; when the table creates a key,
 //!   the connection continues encrypted on it (with the handshake's salt) and reports [`Event::AuthKeyReady`]: the
-//!   host stores [`Session::stored_key`] under its id;
+//!   host stores [`Connection::stored_key`] under its id;
 //! - an encrypted frame under an unknown auth_key_id is parked and reported as [`Event::AuthKeyRequired`]; the host
-//!   looks the id up and answers with [`Session::supply_stored_key`] (or [`Session::supply_auth_key`]): `Some(key)`
+//!   looks the id up and answers with [`Connection::supply_stored_key`] (or [`Connection::supply_auth_key`]): `Some(key)`
 //!   starts the encrypted session and processes the parked frame, `None` sends the transport error −404
 //!   (docs/CHECKLIST.md item 27) and drops it.
 //!
@@ -86,30 +86,30 @@
 //! Why the table is owned, not borrowed from the host: the session keeps its run-loop verbs and needs no lifetime
 //! or extra arguments; a run lives on one connection anyway (item 22). What a DC keeps beyond one connection is asked
 //! of the host instead, as events ([`Event::AuthKeyRequired`], [`Event::NewAuthKey`], [`Event::SessionRequired`],
-//! [`Event::ObfuscatedInit`], each reported once) and through [`Session::host_query`], which tells what is pending until it is answered (each
+//! [`Event::ObfuscatedInit`], each reported once) and through [`Connection::host_query`], which tells what is pending until it is answered (each
 //! answer un-parks the frame):
 //! - **inits seen** (always, on an obfuscated transport): the session takes the client's 64-byte init and reads
 //!   nothing after it until the host checked it against the replay cache it shares between connections
-//!   ([`HostQuery::ObfuscatedInit`] → [`Session::check_obfuscated_init`]); a replayed init fails the connection
+//!   ([`HostQuery::ObfuscatedInit`] → [`Connection::check_obfuscated_init`]); a replayed init fails the connection
 //!   like a wrong secret (docs/CHECKLIST.md item 9, attack B19). There is no switch: a host that forgets to answer gets
 //!   a connection that never reads a frame, not one open to replays;
-//! - **new keys** ([`Session::set_new_key_check`]): before `dh_gen_ok` the table parks the new key
+//! - **new keys** ([`Connection::set_new_key_check`]): before `dh_gen_ok` the table parks the new key
 //!   ([`ServerHandshakes::handle_deferred`]) and the host tells whether its store already holds the id
-//!   ([`HostQuery::NewAuthKey`] → [`Session::accept_new_key`]); a collision is answered `dh_gen_retry` (item 25).
+//!   ([`HostQuery::NewAuthKey`] → [`Connection::accept_new_key`]); a collision is answered `dh_gen_retry` (item 25).
 //!   On by default: a host that forgets to answer gets a handshake that never finishes, not a key that may shadow
 //!   another client's; a host that cannot collide (no store) turns it off with `set_new_key_check(false)`;
-//! - **stored keys** carry their salt schedule ([`StoredKey`], [`Session::stored_key`],
-//!   [`Session::supply_stored_key`]), so every connection under a key issues the same salts;
+//! - **stored keys** carry their salt schedule ([`StoredKey`], [`Connection::stored_key`],
+//!   [`Connection::supply_stored_key`]), so every connection under a key issues the same salts;
 //! - **sessions**, always: a server session (the replay window that keeps a message from being executed twice,
 //!   the answers not yet acknowledged) outlives its connection. A packet naming a client session this connection
 //!   does not serve (its first authenticated message, or a client that moved to another session) is parked and
 //!   the host asked ([`HostQuery::Session`]); it hands over the connection that holds the session
-//!   ([`Session::resume_session`]), whose engine moves here by an in-place swap (no allocation, nothing
+//!   ([`Connection::resume_session`]), whose engine moves here by an in-place swap (no allocation, nothing
 //!   engine-sized on the stack), or, only when no connection served it within the receive window (330 s), lets a
 //!   new one start. A host that never answers stalls the connection; it cannot make a query run twice (item 33,
 //!   attack B7). Only the first session on a key this connection just created starts without asking.
 //!
-//! [`Session::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
+//! [`Connection::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::error::Fault;
@@ -120,7 +120,7 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
 use super::dc_host::{AcceptKeyError, HostQuery, InitCheckError, ProxySecretError, ResumeError, StoredKey};
-use super::engine::{DecryptedPacket, Engine, EngineConfig, MsgKind, Stats};
+use super::engine::{DecryptedPacket, MsgKind, Session, SessionConfig, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
 use super::msg_id::{Clock, MsgId, Role};
 use crate::crypto::auth_key::AuthKey;
@@ -137,9 +137,9 @@ use crate::transport::{Codec, Frame, Framing, TransportError, strip_padding};
 /// Everything a session needs besides the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct SessionConfig {
+pub struct ConnectionConfig {
     /// The engine's tunables and limits.
-    pub engine: EngineConfig,
+    pub engine: SessionConfig,
     /// The transport.
     pub transport: TransportConfig,
     /// The host's idea of Unix time at construction (an RTC, NTP...); corrected by the server. Default: 0.
@@ -148,19 +148,19 @@ pub struct SessionConfig {
     pub salt: u64,
 }
 
-impl SessionConfig {
+impl ConnectionConfig {
     /// Defaults over plain intermediate framing.
-    pub const DEFAULT: SessionConfig = SessionConfig {
-        engine: EngineConfig::DEFAULT,
+    pub const DEFAULT: ConnectionConfig = ConnectionConfig {
+        engine: SessionConfig::DEFAULT,
         transport: TransportConfig::INTERMEDIATE,
         unix_time_hint: None,
         salt: 0,
     };
 }
 
-impl Default for SessionConfig {
+impl Default for ConnectionConfig {
     fn default() -> Self {
-        SessionConfig::DEFAULT
+        ConnectionConfig::DEFAULT
     }
 }
 
@@ -175,9 +175,9 @@ pub enum Error {
     Handshake(HandshakeError),
     /// The session was closed.
     Closed,
-    /// DC: the client session moved to another connection ([`Session::resume_session`]); close this one.
+    /// DC: the client session moved to another connection ([`Connection::resume_session`]); close this one.
     Moved,
-    /// DC: the obfuscated init is one the host's replay cache has seen ([`Session::check_obfuscated_init`]): a
+    /// DC: the obfuscated init is one the host's replay cache has seen ([`Connection::check_obfuscated_init`]): a
     /// recorded connection replayed (attack B19). Nothing after the init was read; close the connection as for a
     /// [`TransportError::BadTag`], sending nothing, so a prober cannot tell the two apart.
     ReplayedInit,
@@ -210,14 +210,14 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-/// Handshake runs a [`Session::server_handshake`] connection may hold at once: one in progress plus one finished
+/// Handshake runs a [`Connection::server_handshake`] connection may hold at once: one in progress plus one finished
 /// run kept for a retransmitted request.
 pub const DC_HANDSHAKE_RUNS: usize = 2;
 
-/// Frames a DC session parks while it waits for the handshake step or for [`Session::supply_auth_key`].
+/// Frames a DC session parks while it waits for the handshake step or for [`Connection::supply_auth_key`].
 pub const MAX_PARKED_FRAMES: usize = 1;
 
-/// Why [`Session::supply_auth_key`] refused a key.
+/// Why [`Connection::supply_auth_key`] refused a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SupplyKeyError {
@@ -286,15 +286,15 @@ enum Phase<const RX: usize, const TX: usize, const MSGS: usize> {
     /// The key exists; the engine is built at the next `poll_transmit` (its session id needs the RNG).
     KeyReady(Outcome),
     /// The encrypted session.
-    Encrypted(Engine<RX, TX, MSGS>),
+    Encrypted(Session<RX, TX, MSGS>),
     /// DC without a key: handshakes are answered, an unknown key is asked of the host.
     DcHandshake(ServerHandshakes<'static, DC_HANDSHAKE_RUNS>),
 }
 
 /// An encrypted MTProto session over one transport connection. See the module docs for the run-loop contract.
-pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSGS: usize = 32> {
+pub struct Connection<const RX: usize = 16_384, const TX: usize = 16_384, const MSGS: usize = 32> {
     phase: Phase<RX, TX, MSGS>,
-    cfg: SessionConfig,
+    cfg: ConnectionConfig,
     hs_cfg: Option<handshake::ClientConfig<'static>>,
     /// DC (`server_handshake`): the handshake settings, kept so a client that restarts its handshake on the same
     /// connection (Telethon and GramJS do when their own check of the new key fails) is answered again.
@@ -323,31 +323,31 @@ pub struct Session<const RX: usize = 16_384, const TX: usize = 16_384, const MSG
 }
 
 /// A session sized for a microcontroller: 4 KiB frames, 4 KiB of resend arena, 8 messages in flight.
-pub type SessionSmall = Session<4096, 4096, 8>;
+pub type ConnectionSmall = Connection<4096, 4096, 8>;
 /// A session sized for a host: 64 KiB frames, 256 KiB of resend arena, 64 messages in flight.
-pub type SessionLarge = Session<65_536, 262_144, 64>;
+pub type ConnectionLarge = Connection<65_536, 262_144, 64>;
 
-impl<const RX: usize, const TX: usize, const MSGS: usize> fmt::Debug for Session<RX, TX, MSGS> {
+impl<const RX: usize, const TX: usize, const MSGS: usize> fmt::Debug for Connection<RX, TX, MSGS> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
-            .field("engine", &self.engine())
+        f.debug_struct("Connection")
+            .field("engine", &self.session())
             .field("error", &self.error)
             .finish_non_exhaustive()
     }
 }
 
-impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> {
+impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSGS> {
     /// A client session under `key` (stored, or produced by the handshake).
-    pub fn client<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
+    pub fn client<R: CryptoRng + ?Sized>(cfg: ConnectionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let engine = Engine::client(cfg.engine, key, cfg.salt, clock, now, rng);
+        let engine = Session::client(cfg.engine, key, cfg.salt, clock, now, rng);
         Self::wrap(Phase::Encrypted(engine), cfg, Role::Client)
     }
 
     /// A client session without a key: it first runs the auth-key handshake with `hs` (its
     /// `unix_micros_at_zero` is derived from `cfg.unix_time_hint`), then continues as [`client`](Self::client) would
     /// on the new key. [`Event::AuthKeyReady`] announces the key; `send` answers `NotReady` until then.
-    pub fn client_handshake(cfg: SessionConfig, mut hs: handshake::ClientConfig<'static>, now: Instant) -> Self {
+    pub fn client_handshake(cfg: ConnectionConfig, mut hs: handshake::ClientConfig<'static>, now: Instant) -> Self {
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
@@ -358,9 +358,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// A DC session for a connection whose client uses `key` (the host looked it up by its id). Its first message
     /// (and any naming another client session) is parked until the host answers [`HostQuery::Session`].
-    pub fn server<R: CryptoRng + ?Sized>(cfg: SessionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
+    pub fn server<R: CryptoRng + ?Sized>(cfg: ConnectionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let engine = Engine::server(cfg.engine, key, clock, now, rng);
+        let engine = Session::server(cfg.engine, key, clock, now, rng);
         Self::wrap(Phase::Encrypted(engine), cfg, Role::Server)
     }
 
@@ -368,7 +368,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// handshake on a table owned by this session (`hs.unix_micros_at_zero` is derived from `cfg.unix_time_hint`,
     /// `hs.transport_padding` from the framing); an encrypted frame under an unknown key is reported as
     /// [`Event::AuthKeyRequired`]. See the module docs.
-    pub fn server_handshake(cfg: SessionConfig, mut hs: handshake::ServerConfig<'static>, now: Instant) -> Self {
+    pub fn server_handshake(cfg: ConnectionConfig, mut hs: handshake::ServerConfig<'static>, now: Instant) -> Self {
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
@@ -382,7 +382,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// the client creates a new key (docs/CHECKLIST.md item 27). Either way input is consumed again afterwards.
     ///
     /// The engine draws a fresh salt schedule, so a client that kept its salt from an earlier connection is told
-    /// `bad_server_salt` once; a host that stores [`Session::stored_key`] answers with
+    /// `bad_server_salt` once; a host that stores [`Connection::stored_key`] answers with
     /// [`supply_stored_key`](Self::supply_stored_key) instead.
     pub fn supply_auth_key<R: CryptoRng + ?Sized>(
         &mut self,
@@ -395,12 +395,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         };
         let Some(key) = key else { return Ok(()) };
         let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let engine = Engine::server(self.cfg.engine, key, clock, now, rng);
+        let engine = Session::server(self.cfg.engine, key, clock, now, rng);
         self.start_parked(now, engine, len, false);
         Ok(())
     }
 
-    /// DC: answers [`Event::AuthKeyRequired`] with what the host stored for the key ([`Session::stored_key`]): the
+    /// DC: answers [`Event::AuthKeyRequired`] with what the host stored for the key ([`Connection::stored_key`]): the
     /// key and its salt schedule, so the salts of this connection are those of every other connection under the
     /// key and a client that kept its salt (or its `future_salts`) is not told `bad_server_salt`. Otherwise as
     /// [`supply_auth_key`](Self::supply_auth_key) (`None`: −404).
@@ -410,7 +410,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         };
         let Some(stored) = key else { return Ok(()) };
         let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let engine = Engine::server_with_schedule(self.cfg.engine, stored.key.clone(), &stored.salts, clock, now);
+        let engine = Session::server_with_schedule(self.cfg.engine, stored.key.clone(), &stored.salts, clock, now);
         self.start_parked(now, engine, len, false);
         Ok(())
     }
@@ -437,7 +437,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// Starts the DC engine on the packet parked in the receive buffer (its first `len` bytes) and processes it (the
     /// engine refuses a session the host has not placed, which parks the packet again as [`HostQuery::Session`]).
-    fn start_parked(&mut self, now: Instant, engine: Engine<RX, TX, MSGS>, len: usize, quick_ack: bool) {
+    fn start_parked(&mut self, now: Instant, engine: Session<RX, TX, MSGS>, len: usize, quick_ack: bool) {
         self.phase = Phase::Encrypted(engine);
         self.process_parked(now, len, quick_ack, None);
     }
@@ -469,7 +469,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// Books the result of one packet handed to the engine: a DC quick-ack token, a dropped frame, or (returned) the
     /// (session_id, msg_id) of a packet naming a client session the engine may not start without the host.
     fn after_packet(
-        engine: &mut Engine<RX, TX, MSGS>,
+        engine: &mut Session<RX, TX, MSGS>,
         quick_acks: &mut heapless::Deque<u32, 8>,
         drops: &mut super::event::DropCounts,
         res: Result<u32, super::event::Dropped>,
@@ -501,9 +501,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// A DC session for a connection whose client uses a stored key, on the key's stored salt schedule (see
     /// [`supply_stored_key`](Self::supply_stored_key)).
-    pub fn server_stored(cfg: SessionConfig, key: &StoredKey, now: Instant) -> Self {
+    pub fn server_stored(cfg: ConnectionConfig, key: &StoredKey, now: Instant) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let engine = Engine::server_with_schedule(cfg.engine, key.key.clone(), &key.salts, clock, now);
+        let engine = Session::server_with_schedule(cfg.engine, key.key.clone(), &key.salts, clock, now);
         Self::wrap(Phase::Encrypted(engine), cfg, Role::Server)
     }
 
@@ -567,7 +567,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             Parked::NewKey { key_id } => Some(HostQuery::NewAuthKey { key_id }),
             Parked::ObfuscatedInit => Some(HostQuery::ObfuscatedInit),
             Parked::Session { session_id, .. } => Some(HostQuery::Session {
-                key_id: self.engine().map_or(0, |e| e.auth_key().id()),
+                key_id: self.session().map_or(0, |e| e.auth_key().id()),
                 session_id,
             }),
             Parked::Empty | Parked::Plain(_) => None,
@@ -580,7 +580,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// without asking the host.
     fn start_new_key_engine<R: CryptoRng + ?Sized>(&mut self, now: Instant, o: handshake::ServerOutcome, rng: &mut R) {
         let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let mut engine = Engine::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+        let mut engine = Session::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
         engine.approve_first_session();
         self.new_key_expires_in = o.expires_in;
         self.phase = Phase::Encrypted(engine);
@@ -636,7 +636,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// DC: answers [`HostQuery::Session`]. `Some(old)`: the connection that holds the session (its connection may be
     /// dead or alive; drain its events first); its server session moves here, the parked message is processed in
     /// it (a message it already received is not delivered again), everything it had not seen acknowledged is resent
-    /// on this connection under new msg_ids ([`Engine::hand_over`]: clients refuse the old connection's msg_ids on
+    /// on this connection under new msg_ids ([`Session::hand_over`]: clients refuse the old connection's msg_ids on
     /// a new one), and `old` fails from now on with [`Error::Moved`] (a racing connection loses). A message `old`'s
     /// session already received (or older than its windows) is a replay: it is dropped, nothing moves, and this
     /// connection waits for its next message ([`ResumeError::Replayed`]).
@@ -646,7 +646,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// a new session (`new_session_created`) that refuses msg_ids older than
     /// [`Limits::new_session_max_age`](super::Limits::new_session_max_age) (code 16: the client re-sends under new
     /// ids). **This is the host's promise** that makes "executed at most once" hold across connections (item 33,
-    /// attack B7): a host keeps every connection's session (the `Session` that served it, open or closed) for that
+    /// attack B7): a host keeps every connection's session (the `Connection` that served it, open or closed) for that
     /// long after its connection closed, indexed by (key id, session id). A host that cannot (a restart, a full
     /// table) refuses the connection instead of answering `None` until that time has passed.
     ///
@@ -708,9 +708,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         Ok(())
     }
 
-    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: SessionConfig, role: Role) -> Self {
+    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: ConnectionConfig, role: Role) -> Self {
         let transport = cfg.transport;
-        Session {
+        Connection {
             phase,
             cfg,
             hs_cfg: None,
@@ -790,7 +790,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     }
 
     /// The engine (statistics, clock, salt...), once the session is encrypted.
-    pub fn engine(&self) -> Option<&Engine<RX, TX, MSGS>> {
+    pub fn session(&self) -> Option<&Session<RX, TX, MSGS>> {
         match &self.phase {
             Phase::Encrypted(e) => Some(e),
             _ => None,
@@ -798,7 +798,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     }
 
     /// The engine, mutably (tests and advanced hosts).
-    pub fn engine_mut(&mut self) -> Option<&mut Engine<RX, TX, MSGS>> {
+    pub fn session_mut(&mut self) -> Option<&mut Session<RX, TX, MSGS>> {
         match &mut self.phase {
             Phase::Encrypted(e) => Some(e),
             _ => None,
@@ -807,7 +807,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// Counters (all zero during the handshake).
     pub fn stats(&self) -> Stats {
-        self.engine().map(Engine::stats).unwrap_or_default()
+        self.session().map(Session::stats).unwrap_or_default()
     }
 
     /// The auth key, once it exists.
@@ -833,7 +833,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         } else {
             0
         };
-        rx + self.engine().map_or(0, Engine::heap_bytes)
+        rx + self.session().map_or(0, Session::heap_bytes)
     }
 
     /// Received frames dropped without effect, handshake frames included (`drops().total()`).
@@ -852,7 +852,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(e) = self.error {
             return Err(e);
         }
-        if self.engine().is_some_and(Engine::must_drain)
+        if self.session().is_some_and(Session::must_drain)
             || bytes.is_empty()
             || self.key_ready_event
             || self.parked != Parked::Empty
@@ -964,7 +964,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// With `alloc`: nothing is parked and nothing of the engine's borrows the receive buffer any more (no event,
     /// held packet or owed answer), so a large receive buffer goes back to the allocator (see [`crate::buffer`]).
     fn release_idle(&mut self) {
-        if self.parked == Parked::Empty && !self.engine().is_some_and(Engine::must_drain) {
+        if self.parked == Parked::Empty && !self.session().is_some_and(Session::must_drain) {
             self.codec.release();
         }
     }
@@ -1018,7 +1018,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if let Some(x) = d.get(..8) {
             sid.copy_from_slice(x);
         }
-        let engine = Engine::client_with_session_id(
+        let engine = Session::client_with_session_id(
             self.cfg.engine,
             o.auth_key.clone(),
             o.server_salt,
@@ -1031,7 +1031,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
     /// The size `out` must have for [`poll_transmit`](Self::poll_transmit).
     pub fn min_transmit_len(&self) -> usize {
-        let p = Engine::<RX, TX, MSGS>::min_out_len_with(self.cfg.engine.padding)
+        let p = Session::<RX, TX, MSGS>::min_out_len_with(self.cfg.engine.padding)
             .max(handshake::MAX_CLIENT_MESSAGE)
             .max(MAX_SERVER_MESSAGE);
         // Worst case over framings: 4-byte header, 15 bytes of padding, 4-byte CRC; or the 64-byte init.
@@ -1053,7 +1053,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         if out.len() < required {
             return Err(BufferTooSmall { required });
         }
-        if self.error.is_some() || self.engine().is_some_and(Engine::is_closed) {
+        if self.error.is_some() || self.session().is_some_and(Session::is_closed) {
             return Ok(None);
         }
         match self.codec.poll_opening(rng, out) {
@@ -1221,7 +1221,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
-    /// Client over HTTP: queues `http_wait` (see [`Engine::http_wait`]).
+    /// Client over HTTP: queues `http_wait` (see [`Session::http_wait`]).
     pub fn http_wait(&mut self, now: Instant, wait: crate::tl::HttpWait) -> Result<MsgId, SendError> {
         if self.error.is_some() {
             return Err(SendError::Closed);
@@ -1232,13 +1232,13 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         }
     }
 
-    /// DC: the long poll a client's `http_wait` asked for, while it is held (see [`Engine::long_poll`]).
+    /// DC: the long poll a client's `http_wait` asked for, while it is held (see [`Session::long_poll`]).
     pub fn long_poll(&self) -> Option<super::LongPoll> {
-        self.engine().and_then(Engine::long_poll)
+        self.session().and_then(Session::long_poll)
     }
 
     /// Client, on a temporary key: queues `auth.bindTempAuthKey` binding it to `perm_key` (see
-    /// [`Engine::bind_temp_key`]).
+    /// [`Session::bind_temp_key`]).
     pub fn bind_temp_key<R: CryptoRng + ?Sized>(
         &mut self,
         now: Instant,
@@ -1258,7 +1258,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     /// outstanding query first (the engine and its events are discarded).
     pub fn restart_client_handshake(
         &mut self,
-        cfg: SessionConfig,
+        cfg: ConnectionConfig,
         mut hs: handshake::ClientConfig<'static>,
         now: Instant,
     ) {
