@@ -551,6 +551,10 @@ fn config_options_are_checked_and_applied_all_or_nothing() {
         ..raw(3, "10.0.0.3", 443)
     };
     assert_eq!(secret.check().unwrap().secret, Some([7; 16]));
+    assert!(
+        !format!("{:?}", secret.check().unwrap()).contains('7'),
+        "Debug leaves the secret out"
+    );
     // Too many for the table: counted.
     let many = (1..=6).map(|i| raw(i, "10.0.0.1", 443));
     assert_eq!(

@@ -37,9 +37,8 @@ use super::{DcId, RequestId};
 use crate::error::Fault;
 use crate::time::Instant;
 
-/// One address of a DC, as `dcOption` describes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// One address of a DC, as `dcOption` describes it. `Debug` (and `defmt`) leave the secret out.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DcOption {
     /// The DC.
     pub dc: DcId,
@@ -59,6 +58,39 @@ pub struct DcOption {
     pub this_port_only: bool,
     /// The obfuscation secret for `tcpo_only` addresses (16 bytes).
     pub secret: Option<[u8; 16]>,
+}
+
+impl fmt::Debug for DcOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DcOption")
+            .field("dc", &self.dc)
+            .field("addr", &self.addr)
+            .field("port", &self.port)
+            .field("media_only", &self.media_only)
+            .field("tcpo_only", &self.tcpo_only)
+            .field("cdn", &self.cdn)
+            .field("static_", &self.static_)
+            .field("this_port_only", &self.this_port_only)
+            .field("secret", &self.secret.map(|_| "<16 bytes>"))
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for DcOption {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "DcOption {{ dc: {}, addr: {}, port: {}, media_only: {}, tcpo_only: {}, cdn: {}, secret: {} }}",
+            self.dc,
+            defmt::Display2Format(&self.addr),
+            self.port,
+            self.media_only,
+            self.tcpo_only,
+            self.cdn,
+            self.secret.is_some()
+        );
+    }
 }
 
 /// Which connection to a DC: each DC has up to one of each.

@@ -320,6 +320,7 @@ impl fmt::Display for RpcError<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
