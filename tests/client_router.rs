@@ -596,6 +596,7 @@ fn an_unreachable_import_target_fails_what_waits_for_the_authorization() {
         [open(main(4), "10.0.0.4", false), open(media4, "10.0.1.4", false)]
     );
     r.link_ready(media4, T0);
+    assert!(r.has_key(dc(4)) && !r.has_key(dc(5)));
     // Nothing is held on DC 4's main connection, but the import needs it: failures count and back off. (The
     // media connection's handshake made DC 4's key.)
     r.link_failed(main(4), T0);

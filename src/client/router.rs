@@ -468,6 +468,9 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
     }
 
     /// The sign-in on the home DC succeeded (or a stored session says it had): the home DC holds the authorization.
+    ///
+    /// # Errors
+    /// [`RouteError::NoHome`] before [`Router::set_home`]; [`RouteError::Full`] if the DC table has no room for it.
     pub fn signed_in(&mut self, now: Instant) -> Result<(), RouteError> {
         let home = self.home.ok_or(RouteError::NoHome)?;
         self.signed_in = true;
@@ -485,6 +488,10 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
     }
 
     /// Whether the host holds an auth key for `dc` (set from its store at start; a ready link implies one).
+    ///
+    /// # Errors
+    /// [`RouteError::Full`] if the DC table has no room for it (entries with a key are never evicted: size `D` for
+    /// the DCs the host keeps keys for, plus the ones it talks to).
     pub fn set_key(&mut self, dc: DcId, present: bool, now: Instant) -> Result<(), RouteError> {
         let e = self.entry(dc, now)?;
         e.has_key = present;
@@ -493,6 +500,12 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             e.auth = Auth::None;
         }
         Ok(())
+    }
+
+    /// Whether the router knows of an auth key for `dc`.
+    #[must_use]
+    pub fn has_key(&self, dc: DcId) -> bool {
+        self.find(dc).is_some_and(|e| e.has_key)
     }
 
     /// Whether `dc` holds the authorization.
