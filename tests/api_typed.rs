@@ -407,3 +407,113 @@ fn fuzz_seeds_decode_and_replay() {
     }
     assert!(n >= 5);
 }
+
+/// The client router reads `help.getConfig`'s answer through these views (src/client/router.rs, `api` feature), and
+/// turns an `auth.exportAuthorization` answer into the `auth.importAuthorization` call.
+#[test]
+fn router_reads_get_config_and_builds_the_import() {
+    use mtproto_sansio::client::router::{self as router, ConfigError, ConfigReport, Router, RouterConfig};
+    use mtproto_sansio::client::{DcId, router::DcOption};
+
+    let opt = |id, ip: &'static [u8], ipv6, media_only| types::DcOption {
+        ipv6,
+        media_only,
+        tcpo_only: false,
+        cdn: false,
+        static_: false,
+        this_port_only: false,
+        id,
+        ip_address: ip,
+        port: 443,
+        secret: None,
+    };
+    let options = [
+        opt(1, b"149.154.175.50", false, false),
+        opt(2, b"2001:67c:4e8:f002::a", true, false),
+        opt(2, b"149.154.167.222", false, true),
+        opt(4, b"not an address", false, false),
+    ];
+    let objs: Vec<Obj<'_, enums::DcOption<'_>>> = options.iter().map(Obj::new).collect();
+    let config = |test_mode| types::Config {
+        default_p2p_contacts: false,
+        preload_featured_stickers: false,
+        revoke_pm_inbox: false,
+        blocked_mode: false,
+        force_try_ipv6: false,
+        date: 1_700_000_000,
+        expires: 1_700_003_600,
+        test_mode,
+        this_dc: 2,
+        dc_options: Seq::new(&objs),
+        dc_txt_domain_name: b"",
+        chat_size_max: 0,
+        megagroup_size_max: 0,
+        forwarded_count_max: 0,
+        online_update_period_ms: 0,
+        offline_blur_timeout_ms: 0,
+        offline_idle_timeout_ms: 0,
+        online_cloud_timeout_ms: 0,
+        notify_cloud_delay_ms: 0,
+        notify_default_delay_ms: 0,
+        push_chat_period_ms: 0,
+        push_chat_limit: 0,
+        edit_time_limit: 0,
+        revoke_time_limit: 0,
+        revoke_pm_time_limit: 0,
+        rating_e_decay: 0,
+        stickers_recent_limit: 0,
+        channels_read_media_period: 0,
+        tmp_sessions: None,
+        call_receive_timeout_ms: 0,
+        call_ring_timeout_ms: 0,
+        call_connect_timeout_ms: 0,
+        call_packet_timeout_ms: 0,
+        me_url_prefix: b"https://t.me/",
+        autoupdate_url_prefix: None,
+        gif_search_username: None,
+        venue_search_username: None,
+        img_search_username: None,
+        static_maps_provider: None,
+        caption_length_max: 0,
+        message_length_max: 0,
+        webfile_dc_id: 4,
+        suggested_lang_code_and_lang_pack_version_and_base_lang_pack_version: None,
+        reactions_default: None,
+        autologin_token: None,
+    };
+    let mut buf = vec![0u8; 4096];
+    let n = tl::encode(&config(false), &mut buf).unwrap();
+    let mut r: Router = Router::new(RouterConfig::DEFAULT);
+    assert_eq!(
+        r.apply_config_result(&buf[..n]),
+        Ok(ConfigReport {
+            accepted: 3,
+            invalid: 1,
+            no_room: 0
+        })
+    );
+    let got: Vec<DcOption> = r.options().copied().collect();
+    assert_eq!(got[0].dc, DcId::new(1).unwrap());
+    assert_eq!(got[1].addr, "2001:67c:4e8:f002::a".parse::<std::net::IpAddr>().unwrap());
+    assert!(got[2].media_only);
+    assert!(matches!(
+        r.apply_config_result(&buf[..n - 1]),
+        Err(ConfigError::Malformed(_))
+    ));
+    let n = tl::encode(&config(true), &mut buf).unwrap();
+    assert_eq!(r.apply_config_result(&buf[..n]), Err(ConfigError::WrongNetwork));
+    assert_eq!(r.options().count(), 3);
+
+    let exported = types::AuthExportedAuthorization {
+        id: 77,
+        bytes: b"opaque token bytes",
+    };
+    let n = tl::encode(&exported, &mut buf).unwrap();
+    let import = router::import_call(&buf[..n]).unwrap();
+    assert_eq!((import.id, import.bytes), (77, &b"opaque token bytes"[..]));
+    let mut out = vec![0u8; 64];
+    let m = tl::encode(&import, &mut out).unwrap();
+    assert_eq!(&out[..4], &functions::AuthImportAuthorization::ID.to_le_bytes());
+    assert!(m > 4);
+    assert!(router::import_call(&buf[..n - 2]).is_err());
+}

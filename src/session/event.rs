@@ -139,7 +139,7 @@ impl fmt::Display for FailReason {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum RpcErrorKind {
-    /// `FLOOD_WAIT_N` / `FLOOD_PREMIUM_WAIT_N`: retry after N seconds.
+    /// A 420-style wait (`FLOOD_WAIT_N`, `FLOOD_PREMIUM_WAIT_N`, `SLOWMODE_WAIT_N`...): retry after N seconds.
     FloodWait(u32),
     /// `*_MIGRATE_N` (PHONE, FILE, USER, NETWORK, STATS): repeat the call on DC N.
     Migrate(i32),
@@ -148,25 +148,18 @@ pub enum RpcErrorKind {
 }
 
 impl RpcErrorKind {
-    /// Decodes the message's shape; bounded work, no allocation.
+    /// Decodes the message's shape whatever the code (bounded work, no allocation); a number that is missing, has
+    /// junk or does not fit reads as [`RpcErrorKind::Other`]. The client layer's
+    /// [`RpcError::classify`](crate::client::rpc_error::RpcError::classify) reads the same names with the code and
+    /// says why a number could not be read.
     pub fn parse(message: &[u8]) -> RpcErrorKind {
-        let Some(us) = message.iter().rposition(|&b| b == b'_') else {
-            return RpcErrorKind::Other;
-        };
-        let (head, tail) = message.split_at(us);
-        let digits = tail.get(1..).unwrap_or(&[]);
-        if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
-            return RpcErrorKind::Other;
-        }
-        let n = digits.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
-        if head == b"FLOOD_WAIT" || head == b"FLOOD_PREMIUM_WAIT" || head == b"FLOOD_TEST_PHONE_WAIT" {
-            RpcErrorKind::FloodWait(n)
-        } else if head.ends_with(b"_MIGRATE") {
-            i32::try_from(n)
+        use crate::client::rpc_error::{Shape, shape};
+        match shape(message) {
+            Some((Shape::Wait(_), Ok(n))) => RpcErrorKind::FloodWait(n),
+            Some((Shape::Migrate(_), Ok(n))) => i32::try_from(n)
                 .map(RpcErrorKind::Migrate)
-                .unwrap_or(RpcErrorKind::Other)
-        } else {
-            RpcErrorKind::Other
+                .unwrap_or(RpcErrorKind::Other),
+            _ => RpcErrorKind::Other,
         }
     }
 }
@@ -388,6 +381,7 @@ mod tests {
     fn rpc_error_shapes() {
         assert_eq!(RpcErrorKind::parse(b"FLOOD_WAIT_31"), RpcErrorKind::FloodWait(31));
         assert_eq!(RpcErrorKind::parse(b"FLOOD_PREMIUM_WAIT_5"), RpcErrorKind::FloodWait(5));
+        assert_eq!(RpcErrorKind::parse(b"SLOWMODE_WAIT_7"), RpcErrorKind::FloodWait(7));
         assert_eq!(RpcErrorKind::parse(b"PHONE_MIGRATE_4"), RpcErrorKind::Migrate(4));
         assert_eq!(RpcErrorKind::parse(b"NETWORK_MIGRATE_2"), RpcErrorKind::Migrate(2));
         assert_eq!(RpcErrorKind::parse(b"FILE_MIGRATE_"), RpcErrorKind::Other);

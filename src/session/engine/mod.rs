@@ -949,7 +949,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         dst.copy_from_slice(body);
         self.gz_used = 0;
         self.core.inflate_left = INFLATE_WORK_PER_RX.saturating_mul(RX);
-        self.reserve_inflate(off, body.len());
+        let copied = self.rx.as_slice().get(off..off + body.len()).unwrap_or(&[]);
+        Self::reserve_inflate(&mut self.gz, self.core.cfg.limits.max_container_messages, copied);
         let rx = self.rx.as_slice();
         let body = rx.get(off..off + body.len()).ok_or(Dropped::TooLarge)?;
         let hdr = Header {
