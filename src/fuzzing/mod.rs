@@ -5,6 +5,7 @@
 use sha2::{Digest, Sha256};
 
 pub mod carriage;
+pub mod client;
 pub mod connection;
 pub mod crypto;
 pub mod e2e;
@@ -31,6 +32,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(carriage::TARGETS)
         .chain(pfs::TARGETS)
         .chain(connection::TARGETS)
+        .chain(client::TARGETS)
         .copied()
 }
 
