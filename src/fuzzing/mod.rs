@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 pub mod carriage;
 pub mod client;
+pub mod signin;
 pub mod connection;
 pub mod crypto;
 pub mod e2e;
@@ -33,6 +34,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(pfs::TARGETS)
         .chain(connection::TARGETS)
         .chain(client::TARGETS)
+        .chain(signin::TARGETS)
         .copied()
 }
 
