@@ -20,6 +20,10 @@ use mtproto_test_dc::link::Transport;
 const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
 
 fn cluster(n: usize) -> (Cluster, RsaPublicKey) {
+    cluster_with(n, false)
+}
+
+fn cluster_with(n: usize, auto_register: bool) -> (Cluster, RsaPublicKey) {
     let public = *parse_private_pem(KEY_PKCS1.as_bytes()).unwrap().public_key();
     let dcs = (0..n)
         .map(|_| DcOptions {
@@ -33,11 +37,7 @@ fn cluster(n: usize) -> (Cluster, RsaPublicKey) {
             verbose: false,
         })
         .collect();
-    let c = dc::start_cluster(ClusterOptions {
-        dcs,
-        auto_register: false,
-    })
-    .unwrap();
+    let c = dc::start_cluster(ClusterOptions { dcs, auto_register }).unwrap();
     (c, public)
 }
 
@@ -613,4 +613,72 @@ fn qr_login_accepted_by_another_user_migrates() {
         err(q2.call(&functions::AuthImportLoginToken { token: &token })),
         e(400, "AUTH_TOKEN_EXPIRED")
     );
+}
+
+/// With `auto_register` (for client scripts that cannot sign up), the right code of an unknown number signs it in at
+/// once, named after its number; the wrong code is still refused.
+#[test]
+fn auto_register_signs_new_numbers_in_with_the_code() {
+    let (c, public) = cluster_with(3, true);
+    let mut a = Client::new(&c, 3, public);
+    let (hash, app) = code_hash(&mut a, "9996634321");
+    assert!(!app);
+    assert_eq!(
+        err(a.call(&sign_in("9996634321", &hash, "22222"))),
+        e(400, "PHONE_CODE_INVALID")
+    );
+    let b = a.call(&sign_in("9996634321", &hash, "33333")).unwrap();
+    let (id, is_bot, name) = authorized(&b);
+    assert!(!is_bot);
+    assert_eq!(name, "Test 34321");
+    assert_eq!(me(&mut a), Ok(id));
+}
+
+/// A temporary key bound to a signed-in permanent key (PFS) is signed in as that key: its session is the user.
+#[test]
+fn a_bound_temporary_key_is_signed_in_as_its_permanent_key() {
+    use mtproto_sansio::handshake::KeyKind;
+    let (c, public) = cluster(2);
+    let mut rng = rand::rng();
+    let keys = [public];
+    let addr = c.dc(2).unwrap().addr;
+    let mut p = Conn::connect(addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    let (mut ps, perm) = p
+        .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 2), &mut rng)
+        .unwrap();
+    let r = p
+        .call(
+            &mut ps,
+            &mut rng,
+            &encode(&bot("31337:pfs")),
+            Duration::from_secs(10),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(matches!(r, Owned::Result(..)), "{r:?}");
+    let mut t = Conn::connect(addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    let mut hcfg = ClientConfig::new(&keys, 2);
+    hcfg.kind = KeyKind::Temporary { expires_in: 3600 };
+    let (ts, _) = t.handshake(SessionConfig::DEFAULT, hcfg, &mut rng).unwrap();
+    let mut tc = Client {
+        conn: t,
+        s: ts,
+        updates: Vec::new(),
+    };
+    // Not bound yet: the temporary key is nobody.
+    assert_eq!(err(me(&mut tc)), e(401, "AUTH_KEY_UNREGISTERED"));
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires_at = i32::try_from(unix + 3600).unwrap();
+    let req =
+        tc.s.bind_temp_key(mtproto_test_dc::client::now(), &perm.auth_key, expires_at, &mut rng)
+            .unwrap();
+    let r = tc
+        .conn
+        .wait_for(&mut tc.s, &mut rng, &[req], Duration::from_secs(10), &mut |_| {})
+        .unwrap();
+    assert!(matches!(r.first(), Some(Owned::Result(..))), "{r:?}");
+    assert_eq!(me(&mut tc), Ok(31337));
 }
