@@ -301,6 +301,35 @@ fn phone_migrate_sign_up_then_sign_in() {
     assert!(!is_bot);
     assert_eq!(name, "Ada");
     assert_eq!(me(&mut two), Ok(id));
+    // Another user by id and access hash; a wrong hash or an unknown id is userEmpty; at most 200 at once.
+    let hash_of = |c: &mut Client| -> i64 {
+        let selfu = types::InputUserSelf {};
+        let ids = [Obj::new(&selfu)];
+        let b = c.call(&functions::UsersGetUsers { id: Seq::new(&ids) }).unwrap();
+        let v = functions::UsersGetUsers::decode_result(&b).unwrap();
+        let first = v.iter().next().unwrap();
+        let Some(enums::User::User(u)) = first.get() else {
+            panic!()
+        };
+        u.access_hash.unwrap()
+    };
+    let access_hash = hash_of(&mut two);
+    let mut other = Client::new(&c, 2, public);
+    other.call(&bot("5:x")).unwrap();
+    let named = |user_id, access_hash| types::InputUser { user_id, access_hash };
+    let (good, forged, unknown) = (named(id, access_hash), named(id, access_hash ^ 1), named(id + 1, 0));
+    let ids = [Obj::new(&good), Obj::new(&forged), Obj::new(&unknown)];
+    let b = other.call(&functions::UsersGetUsers { id: Seq::new(&ids) }).unwrap();
+    let v = functions::UsersGetUsers::decode_result(&b).unwrap();
+    let got: Vec<_> = v.iter().map(|u| u.get().unwrap()).collect();
+    assert!(matches!(&got[0], enums::User::User(u) if u.id == id && !u.self_));
+    assert!(matches!(&got[1], enums::User::UserEmpty(u) if u.id == id));
+    assert!(matches!(&got[2], enums::User::UserEmpty(_)));
+    let many = vec![Obj::new(&good); 201];
+    assert_eq!(
+        err(other.call(&functions::UsersGetUsers { id: Seq::new(&many) })),
+        e(400, "LIMIT_INVALID")
+    );
     // The hash is spent.
     assert_eq!(err(two.call(&up(b"Ada"))), e(400, "PHONE_CODE_EXPIRED"));
 

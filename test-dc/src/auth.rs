@@ -60,6 +60,8 @@ pub const CODE_LIFETIME: i32 = 300;
 pub const LOGIN_TOKEN_LIFETIME: i32 = 30;
 /// Seconds an exported authorization may be imported.
 pub const EXPORT_LIFETIME: i32 = 60;
+/// Users one `users.getUsers` may name (Telegram's limit); more answer `400 LIMIT_INVALID`.
+pub const MAX_GET_USERS: usize = 200;
 /// Length of the login code.
 pub const CODE_LEN: usize = 5;
 /// Bot ids are below this; user ids are allocated from it upwards, so the two never meet.
@@ -805,6 +807,9 @@ impl World {
     }
 
     fn get_users(&self, me: i64, a: &functions::UsersGetUsers<'_>) -> Outcome {
+        if a.id.len() > MAX_GET_USERS {
+            return error(400, "LIMIT_INVALID");
+        }
         let mut out = Vec::new();
         for input in a.id.iter() {
             let (id, is_self) = match input.get() {

@@ -17,9 +17,11 @@
 //!
 //! A connection that sends garbage (an unknown transport, a broken frame) is closed; nothing else is affected.
 //!
-//! Updates (`updateEncryption`, `updateNewEncryptedMessage`) go to every live connection of their user as
-//! content-related server messages; a connection becomes live for its user (see `api::user_id_of`) with its first
-//! request, as on Telegram. Updates for a user with no live connection wait, at most `api::MAX_PENDING_UPDATES`.
+//! Updates (`updateEncryption`, `updateNewEncryptedMessage`, `updateLoginToken`) go to every live connection of their
+//! user as content-related server messages; a connection becomes live for its user (its signed-in account, else
+//! `api::user_id_of` its key: `auth::World::identity`) with its first request, as on Telegram, and again when that
+//! changes (a sign-in). The DCs of one process ([`start_cluster`]) share the accounts (`auth::World`) and route
+//! updates to each other's connections. Updates for a user with no live connection wait, at most `api::MAX_PENDING_UPDATES`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::RefCell;
@@ -111,7 +113,8 @@ pub struct DcOptions {
     pub secret: Option<ProxySecret>,
     /// Fake-TLS (`ee`) secret: serves fake-TLS on the same port; `secret` defaults to its key.
     pub faketls: Option<FakeTlsSecret>,
-    /// Refuse handshakes naming another DC (−444).
+    /// The DC's id (1..=9; `None`: 2 for [`start`], its position + 1 in [`start_cluster`]). When set, handshakes
+    /// naming another DC are refused (−444).
     pub dc_id: Option<i32>,
     /// Concurrent connections; more are closed on accept.
     pub max_conns: usize,
