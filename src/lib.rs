@@ -19,6 +19,7 @@ pub use error::{BufferTooSmall, Fault};
 pub use transport::Role;
 
 pub mod carriage;
+pub mod client;
 pub mod crypto;
 pub mod e2e;
 pub mod handshake;

@@ -10,6 +10,7 @@
 use core::mem::ManuallyDrop;
 
 use mtproto_sansio::carriage::faketls::{FakeTlsSecret, client_hello};
+use mtproto_sansio::client::srp::{CheckedKdf, SrpError, SrpServer};
 use mtproto_sansio::crypto::auth_key::AuthKey;
 use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::crypto::kdf::{self, AesKeyIv};
@@ -150,4 +151,35 @@ fn chk_076_file_key_zeroized_on_drop() {
     let after = after_drop(FileEncryptor::new(&key, &iv), |e| part(e));
     assert_ne!(after, before, "the file key/iv survive the destructor");
     assert_eq!(after, zero);
+}
+
+#[test]
+fn chk_076_srp_password_hash_and_verifier_zeroized_on_drop() {
+    let kdf = CheckedKdf::new(DhGroup::telegram(3).unwrap(), &[1; 8], &[2; 16]).unwrap();
+    let hash = kdf.hash_password(b"hunter2");
+    let mut g_to_0 = [0u8; 256];
+    g_to_0[255] = 1;
+    let v = kdf.verifier(&hash);
+    assert_ne!(v.as_bytes(), &g_to_0);
+    // x wiped means the dropped hash proves nothing: its verifier is g^0 = 1.
+    let after = after_drop(hash, |h| *kdf.verifier(h).as_bytes());
+    assert_eq!(after, g_to_0, "the password hash x survives the destructor");
+    let left = after_drop(v, |v| *v.as_bytes());
+    assert_eq!(left, [0; 256], "the verifier survives the destructor");
+}
+
+#[test]
+fn chk_076_srp_server_secrets_zeroized_on_drop() {
+    let kdf = CheckedKdf::new(DhGroup::telegram(3).unwrap(), &[1; 8], &[2; 16]).unwrap();
+    let hash = kdf.hash_password(b"hunter2");
+    let server = SrpServer::new(&kdf, &kdf.verifier(&hash), &mut rng(7)).unwrap();
+    let proof = kdf.prove(&hash, server.srp_b(), server.srp_id(), &mut rng(8)).unwrap();
+    assert_eq!(server.check(proof.srp_id, &proof.a, &proof.m1), Ok(()));
+    // With b and v wiped, S = (A·0^u)^0 = 1 and the same proof no longer verifies.
+    let after = after_drop(server, |s| s.check(proof.srp_id, &proof.a, &proof.m1));
+    assert_eq!(
+        after,
+        Err(SrpError::WrongPassword),
+        "the DC's b and v survive the destructor"
+    );
 }

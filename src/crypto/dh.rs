@@ -360,7 +360,12 @@ impl DhGroup {
         self.check_public_uint(&v)
     }
 
-    fn check_public_uint(&self, v: &U2048) -> Result<(), DhError> {
+    /// The prime as a number and its Montgomery parameters, for SRP's arithmetic in the same checked group.
+    pub(crate) fn modulus(&self) -> (&U2048, &FixedMontyParams<{ U2048::LIMBS }>) {
+        (&self.p, &self.params)
+    }
+
+    pub(crate) fn check_public_uint(&self, v: &U2048) -> Result<(), DhError> {
         if *v < self.low || *v > self.high {
             Err(DhError::PublicValueRange)
         } else {
@@ -388,7 +393,7 @@ impl DhGroup {
     /// tiny, so that sequence is fixed) and a constant-time assignment on the exponent bit. It does the same work for
     /// every x, needs no window table, and replaces the full multiplications of a generic `pow`: about 20 M fewer
     /// instructions per g^x on a Cortex-M4 (examples/firmware).
-    fn pow_g(&self, x: &U2048, bits: u32) -> U2048 {
+    pub(crate) fn pow_g(&self, x: &U2048, bits: u32) -> U2048 {
         let mut acc = FixedMontyForm::one(&self.params);
         for i in (0..bits.min(DH_BITS)).rev() {
             acc = acc.square();

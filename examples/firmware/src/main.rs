@@ -12,6 +12,8 @@ mod meter;
 #[cfg(not(feature = "client-only"))]
 mod primitives;
 mod rng;
+#[cfg(not(feature = "client-only"))]
+mod srp;
 
 use cortex_m as _;
 use cortex_m_rt::entry;
@@ -107,6 +109,8 @@ fn main() -> ! {
         primitives::run(&mut r, &mut *wire, &mut rng);
         hprintln!("-- alternatives to the library's modpow");
         experiments::run(&mut r, &mut rng);
+        hprintln!("-- two-step verification (SRP)");
+        srp::run(&mut r, &mut rng);
     }
 
     let (t, keys) = demo::run(&mut r, wire);
