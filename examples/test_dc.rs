@@ -3,15 +3,16 @@
 //! ```text
 //! cargo run --release --example test_dc -- --gen-key dc.pem
 //! cargo run --release --example test_dc -- --listen 127.0.0.1:4430 --rsa-key dc.pem [--dcs N | --dc-id N]
-//!                                          [--auto-register] [--secret HEX] [--max-conns N] [--keys keys.txt]
-//!                                          [--quiet]
+//!                                          [--auto-register] [--password PHONE=PASS]... [--secret HEX]
+//!                                          [--max-conns N] [--keys keys.txt] [--quiet]
 //! ```
 //! Serves DCs 1..=N (`--dcs`, default 3) on consecutive ports from the `--listen` port (port 0: any free ports),
 //! one process, one account store, each DC with its own auth keys (`--keys FILE` becomes `FILE.dcX`); or, with
 //! `--dc-id N` alone, the one DC N as before (handshakes naming another DC refused). Accounts follow Telegram's
 //! test DCs (`test-dc/src/auth.rs`): phone `99966XYYYY` lives on DC X, its code is X five times (`22222`),
 //! `PHONE_MIGRATE_X` elsewhere; a new number signs up with `auth.signUp` (`--auto-register`: the code alone
-//! creates it); any bot token `<id>:<secret>` signs in bot `<id>`; QR login, `auth.exportAuthorization` /
+//! creates it); `--password PHONE=PASS` gives a number two-step verification (SRP: `SESSION_PASSWORD_NEEDED`,
+//! `account.getPassword`, `auth.checkPassword`; the DC keeps the verifier, not the password); any bot token `<id>:<secret>` signs in bot `<id>`; QR login, `auth.exportAuthorization` /
 //! `auth.importAuthorization`, `help.getConfig` listing every DC, and what clients call after sign-in.
 //! Detects abridged, intermediate, padded intermediate, full and obfuscated connections (`--secret`: only
 //! obfuscated ones made with that MTProxy secret) and, on the same port, the carriages: HTTP (`POST /api`),
@@ -38,7 +39,8 @@ use mtproto_test_dc::dc::{self, ClusterOptions, DcOptions};
 use zeroize::Zeroize;
 
 const USAGE: &str = "usage: test_dc --gen-key FILE | --listen ADDR --rsa-key FILE [--dcs N | --dc-id N] \
-                     [--auto-register] [--secret HEX] [--max-conns N] [--keys FILE] [--quiet]";
+                     [--auto-register] [--password PHONE=PASS]... [--secret HEX] [--max-conns N] [--keys FILE] \
+                     [--quiet]";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
@@ -50,6 +52,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut dc_id = None;
     let mut dcs: Option<u16> = None;
     let mut auto_register = false;
+    let mut passwords = Vec::new();
     let mut max_conns = 1024usize;
     let mut keys = None;
     let mut verbose = true;
@@ -71,6 +74,11 @@ fn main() -> Result<(), Box<dyn Error>> {
             "--dc-id" => dc_id = Some(val()?.parse()?),
             "--dcs" => dcs = Some(val()?.parse()?),
             "--auto-register" => auto_register = true,
+            "--password" => {
+                let v = val()?;
+                let (phone, pass) = v.split_once('=').ok_or(format!("--password PHONE=PASS\n{USAGE}"))?;
+                passwords.push((phone.to_owned(), pass.to_owned()));
+            }
             "--max-conns" => max_conns = val()?.parse()?,
             "--keys" => keys = Some(PathBuf::from(val()?)),
             "--quiet" => verbose = false,
@@ -151,6 +159,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let cluster = dc::start_cluster(ClusterOptions {
         dcs: members,
         auto_register,
+        passwords,
     })?;
     for d in &cluster.dcs {
         println!("listening on {}", d.addr);

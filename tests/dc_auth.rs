@@ -37,7 +37,12 @@ fn cluster_with(n: usize, auto_register: bool) -> (Cluster, RsaPublicKey) {
             verbose: false,
         })
         .collect();
-    let c = dc::start_cluster(ClusterOptions { dcs, auto_register }).unwrap();
+    let c = dc::start_cluster(ClusterOptions {
+        dcs,
+        auto_register,
+        passwords: vec![("9996629999".to_owned(), "correct horse".to_owned())],
+    })
+    .unwrap();
     (c, public)
 }
 
@@ -710,4 +715,106 @@ fn a_bound_temporary_key_is_signed_in_as_its_permanent_key() {
         .unwrap();
     assert!(matches!(r.first(), Some(Owned::Result(..))), "{r:?}");
     assert_eq!(me(&mut tc), Ok(31337));
+}
+
+/// (salt1, salt2, g, p, srp_B, srp_id) of an `account.password`.
+type PasswordParams = (Vec<u8>, Vec<u8>, i32, Vec<u8>, Vec<u8>, i64);
+
+/// `account.getPassword` on a key: the parameters of the current password.
+fn password_params(c: &mut Client) -> Result<PasswordParams, (i32, String)> {
+    let b = c.call(&functions::AccountGetPassword {})?;
+    let enums::AccountPassword::AccountPassword(p) =
+        functions::AccountGetPassword::decode_result(&b).unwrap().get().unwrap();
+    let (algo, srp_b, srp_id) = p.current_algo_and_srp_b_and_srp_id.expect("a password is set");
+    let Some(enums::PasswordKdfAlgo::PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(k)) = algo.get()
+    else {
+        panic!()
+    };
+    Ok((
+        k.salt1.to_vec(),
+        k.salt2.to_vec(),
+        k.g,
+        k.p.to_vec(),
+        srp_b.to_vec(),
+        srp_id,
+    ))
+}
+
+/// `auth.checkPassword` with our client's SRP proof (`client::srp::compute_check`) of `password`.
+fn check_password(c: &mut Client, password: &[u8]) -> Answer {
+    use mtproto_sansio::client::srp::{PasswordKdf, compute_check};
+    use mtproto_sansio::crypto::dh::PrimeCache;
+    let (salt1, salt2, g, p, srp_b, srp_id) = password_params(c)?;
+    let kdf = PasswordKdf {
+        salt1: &salt1,
+        salt2: &salt2,
+        g: u32::try_from(g).unwrap(),
+        p: &p,
+    };
+    let mut primes = PrimeCache::<4>::default();
+    let proof = compute_check(password, &kdf, &srp_b, srp_id, &mut primes, &mut rand::rng()).unwrap();
+    let input = types::InputCheckPasswordSRP {
+        srp_id: proof.srp_id,
+        a: &proof.a,
+        m1: &proof.m1,
+    };
+    c.call(&functions::AuthCheckPassword {
+        password: Obj::new(&input),
+    })
+}
+
+/// Two-step verification against our client's SRP: the right code of a number with a password is
+/// `SESSION_PASSWORD_NEEDED`; `account.getPassword` offers a fresh run each time; a wrong password is
+/// `PASSWORD_HASH_INVALID`, an old run's `srp_id` `SRP_ID_INVALID`; the right one signs the key in. Without the
+/// code step nothing of this is open.
+#[test]
+fn two_step_verification_with_srp() {
+    let (c, public) = cluster(2);
+    // The account exists first (the password applies to sign-ins after the sign-up).
+    let (_, id) = signed_up(&c, public, "9996629999");
+    let mut a = Client::new(&c, 2, public);
+    assert_eq!(err(password_params(&mut a)), e(401, "AUTH_KEY_UNREGISTERED"));
+    assert_eq!(err(check_password(&mut a, b"x")), e(401, "AUTH_KEY_UNREGISTERED"));
+    let (hash, _) = code_hash(&mut a, "9996629999");
+    assert_eq!(
+        err(a.call(&sign_in("9996629999", &hash, "22222"))),
+        e(401, "SESSION_PASSWORD_NEEDED")
+    );
+    assert_eq!(err(me(&mut a)), e(401, "AUTH_KEY_UNREGISTERED"));
+    let first = password_params(&mut a).unwrap();
+    let second = password_params(&mut a).unwrap();
+    assert_eq!((&first.0, &first.1, first.2), (&second.0, &second.1, 3));
+    assert_ne!((&first.4, first.5), (&second.4, second.5), "each run is fresh");
+    assert_eq!(
+        err(check_password(&mut a, b"wrong horse")),
+        e(400, "PASSWORD_HASH_INVALID")
+    );
+    // A proof for a run that was replaced.
+    let stale = {
+        use mtproto_sansio::client::srp::{PasswordKdf, compute_check};
+        let (s1, s2, g, p, srp_b, srp_id) = password_params(&mut a).unwrap();
+        let kdf = PasswordKdf {
+            salt1: &s1,
+            salt2: &s2,
+            g: u32::try_from(g).unwrap(),
+            p: &p,
+        };
+        let mut primes = mtproto_sansio::crypto::dh::PrimeCache::<4>::default();
+        compute_check(b"correct horse", &kdf, &srp_b, srp_id, &mut primes, &mut rand::rng()).unwrap()
+    };
+    password_params(&mut a).unwrap();
+    let input = types::InputCheckPasswordSRP {
+        srp_id: stale.srp_id,
+        a: &stale.a,
+        m1: &stale.m1,
+    };
+    assert_eq!(
+        err(a.call(&functions::AuthCheckPassword {
+            password: Obj::new(&input)
+        })),
+        e(400, "SRP_ID_INVALID")
+    );
+    let b = check_password(&mut a, b"correct horse").unwrap();
+    assert_eq!(authorized(&b).0, id);
+    assert_eq!(me(&mut a), Ok(id));
 }

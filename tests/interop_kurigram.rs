@@ -5,7 +5,10 @@
 //! check), `invokeWithLayer(initConnection(messages.getDhConfig))`, a wrapped `help.getPremiumPromo` (not served) as an
 //! rpc_error round trip, a ping with an even seq_no (kurigram does not count it as content-related), a 512 KiB
 //! `upload.saveFilePart`, eight concurrent calls, kurigram's `Connection.restart` (new connection, same session: the DC
-//! hands the session over) and a new `Connection` under the same key. Without `python3` and `kurigram` the tests are
+//! hands the session over) and a new `Connection` under the same key. And kurigram's `Client` signs in against three
+//! DCs in one process (`kurigram_sign_in`, examples/interop/kurigram_signin.py): as a bot, with a phone code after
+//! following `PHONE_MIGRATE_2` from DC 1 (sign-up, then a stock `Client.start()`), and with a two-step verification
+//! password (kurigram's SRP against the DC's). Without `python3` and `kurigram` the tests are
 //! reported ignored, or fail when `MTPROTO_REQUIRE_INTEROP` asks for kurigram (`.ci/run` does): see
 //! `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -144,6 +147,7 @@ fn sign_in() {
             "sign_up_required",
             "sign_up",
             "phone_code_sign_in",
+            "password_sign_in",
         ],
     );
 }

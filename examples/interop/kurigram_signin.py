@@ -1,7 +1,8 @@
 """kurigram's Client signs in against our test DCs (three DCs in one process, `dc::start_cluster`): as a bot
 (`Client(bot_token=...).start()`), and with a phone number of DC 2 asked on DC 1: kurigram follows `PHONE_MIGRATE_2`
 itself (a new auth key on DC 2, from the DC list of our `help.getConfig`), is refused a wrong code, signs up, and a
-second Client signs in by its own `start()` with the code. Run by tests/interop_kurigram.rs.
+second Client signs in by its own `start()` with the code; a number with a two-step verification password signs in
+by `start()` with the password (kurigram's SRP proof against the DC's). Run by tests/interop_kurigram.rs.
 
 kurigram starts every new session on Telegram's DC 2 address: `load_session` is replaced by one that starts on our
 DC 1 (the same steps, our address), and the DC's RSA key is added to kurigram's key table, as in kurigram_check.py.
@@ -22,6 +23,7 @@ from pyrogram.raw.core import Bytes
 from pyrogram.session import Auth
 
 PHONE = '+9996627777'
+PHONE_2FA = '+9996625678'
 CODE = '22222'
 
 
@@ -35,24 +37,26 @@ def fingerprint(n: int, e: int) -> int:
     return int.from_bytes(hashlib.sha1(Bytes(n_b) + Bytes(e_b)).digest()[-8:], 'little', signed=True)
 
 
-def client(name, port, **kw):
-    c = pyrogram.Client(name, api_id=1, api_hash='0123456789abcdef0123456789abcdef', in_memory=True,
-                        no_updates=True, **kw)
-
+def on_dc(dc_id, port):
     async def load_session(self):
-        # Client.load_session for a new session, with our DC 1 in place of Telegram's DC 2.
+        # Client.load_session for a new session, with our DC in place of Telegram's DC 2.
         await self.storage.open()
         await self.storage.api_id(self.api_id)
-        await self.storage.dc_id(1)
+        await self.storage.dc_id(dc_id)
         await self.storage.server_address('127.0.0.1')
         await self.storage.port(port)
         await self.storage.date(0)
         await self.storage.test_mode(False)
-        await self.storage.auth_key(await Auth(self, 1, '127.0.0.1', port, False).create())
+        await self.storage.auth_key(await Auth(self, dc_id, '127.0.0.1', port, False).create())
         await self.storage.user_id(None)
         await self.storage.is_bot(None)
+    return load_session
 
-    c.load_session = types.MethodType(load_session, c)
+
+def client(name, port, **kw):
+    c = pyrogram.Client(name, api_id=1, api_hash='0123456789abcdef0123456789abcdef', in_memory=True,
+                        no_updates=True, **kw)
+    c.load_session = types.MethodType(on_dc(1, port), c)
     return c
 
 
@@ -95,6 +99,22 @@ async def main():
     assert me.id == user.id and await again.storage.dc_id() == 2, me
     ok('phone_code_sign_in')
     await again.stop()
+
+    # 4. Two-step verification: 9996625678 has the password `hunter2`. It signs up first (on DC 2 directly), then a
+    #    stock Client.start() with the password: SESSION_PASSWORD_NEEDED, account.getPassword and kurigram's SRP.
+    first = client('first', ports[1])
+    first.load_session = types.MethodType(on_dc(2, ports[1]), first)
+    await asyncio.wait_for(first.connect(), 60)
+    sent = await first.send_code(PHONE_2FA)
+    assert await first.sign_in(PHONE_2FA, sent.phone_code_hash, CODE) is False
+    two_step = await first.sign_up(PHONE_2FA, sent.phone_code_hash, 'Two', 'Step')
+    await first.disconnect()
+    twofa = client('twofa', ports[0], phone_number=PHONE_2FA, phone_code=CODE, password='hunter2')
+    await asyncio.wait_for(twofa.start(), 60)
+    me = await twofa.get_me()
+    assert me.id == two_step.id, me
+    ok('password_sign_in')
+    await twofa.stop()
 
 
 logging.basicConfig(level=logging.WARNING)

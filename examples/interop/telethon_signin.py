@@ -1,7 +1,8 @@
 """Telethon's TelegramClient signs in against our test DCs (three DCs in one process, `dc::start_cluster`), the way
 an application does: `client.start(bot_token=...)`, `client.start(phone=..., code_callback=...)` (Telethon follows
 `PHONE_MIGRATE_2` from DC 1 itself, by its `_switch_dc` and a new auth key on DC 2), and `client.qr_login()` with
-the token accepted by another signed-in client (Telethon follows `auth.loginTokenMigrateTo` itself). Run by
+the token accepted by another signed-in client (Telethon follows `auth.loginTokenMigrateTo` itself), and with a
+two-step verification password (Telethon's SRP proof against the DC's `SrpServer`). Run by
 tests/interop_telethon_signin.rs.
 
 argv: port of DC 1, port of DC 2, port of DC 3, RSA modulus hex, exponent.
@@ -17,6 +18,7 @@ from telethon.crypto import rsa
 from telethon.sessions import StringSession
 
 PHONE = '+9996621234'
+PHONE_2FA = '+9996625678'
 CODE = '22222'
 
 
@@ -98,7 +100,30 @@ async def main():
     assert me.id == user_id, me
     ok('qr_login_migrated')
 
-    for c in (bot, new, phone, qr_client):
+    # 5. Two-step verification: 9996625678 has the password `hunter2` (the DC keeps its SRP verifier). Sign up
+    #    first (raw auth.signUp again), then Telethon's start() with the password: SESSION_PASSWORD_NEEDED, its
+    #    account.getPassword and its own SRP proof in auth.checkPassword.
+    first = client(2, ports)
+    await asyncio.wait_for(first.connect(), 60)
+    sent = await first.send_code_request(PHONE_2FA)
+    try:
+        await first.sign_in(PHONE_2FA, CODE)
+    except errors.PhoneNumberUnoccupiedError:
+        pass
+    auth = await first(functions.auth.SignUpRequest(PHONE_2FA, sent.phone_code_hash, 'Two', 'Step'))
+    two_step_id = auth.user.id
+    twofa = client(1, ports)
+    try:
+        await asyncio.wait_for(twofa.start(phone=PHONE_2FA, code_callback=lambda: CODE, password='wrong'), 60)
+        raise SystemExit('a wrong password was accepted')
+    except errors.PasswordHashInvalidError:
+        ok('wrong_password_refused')
+    me = await twofa.sign_in(phone=PHONE_2FA, password='hunter2')
+    assert me.id == two_step_id, me
+    assert (await twofa.get_me()).id == two_step_id
+    ok('password_sign_in')
+
+    for c in (bot, new, phone, qr_client, first, twofa):
         await c.disconnect()
 
 

@@ -14,6 +14,11 @@
 //! - a number nobody signed up with gets `auth.authorizationSignUpRequired` after the right code, then
 //!   `auth.signUp` creates the account (with [`World::set_auto_register`], as for client scripts that cannot sign
 //!   up, the right code creates it);
+//! - a number given a password ([`World::set_password`], `test_dc --password PHONE=PASS`) has two-step
+//!   verification: after the right code `auth.signIn` answers `401 SESSION_PASSWORD_NEEDED`, `account.getPassword`
+//!   offers an SRP run (`mtproto_sansio::client::srp::SrpServer`: a fresh `srp_id` and `srp_B` each call) over the
+//!   stored salts and verifier (never the password), and `auth.checkPassword` signs the key in when its proof
+//!   checks (`PASSWORD_HASH_INVALID`, `SRP_ID_INVALID` otherwise; [`MAX_PASSWORD_ATTEMPTS`] wrong proofs per run);
 //! - any bot token `<id>:<secret>` signs in bot `<id>` (on whichever DC it is used);
 //! - QR login: `auth.exportLoginToken` gives a token that another signed-in user accepts (`auth.acceptLoginToken`);
 //!   the exporting connection is pushed `updateLoginToken`, and the next `auth.exportLoginToken` (or
@@ -32,6 +37,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use mtproto_sansio::client::srp::{CheckedKdf, SRP_BYTES, SrpError, SrpServer, Verifier};
+use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::tl::api::{Bare, Obj, Seq, enums, functions, types};
 use mtproto_sansio::tl::layout::Root;
@@ -39,6 +46,7 @@ use mtproto_sansio::tl::tables::api::API;
 use mtproto_sansio::tl::typed::Cursor;
 use mtproto_sansio::tl::{self, BOOL_TRUE, TlWrite, VECTOR, Writer};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use crate::api::{Push, Reply, user_id_of};
 
@@ -62,6 +70,11 @@ pub const LOGIN_TOKEN_LIFETIME: i32 = 30;
 pub const EXPORT_LIFETIME: i32 = 60;
 /// Users one `users.getUsers` may name (Telegram's limit); more answer `400 LIMIT_INVALID`.
 pub const MAX_GET_USERS: usize = 200;
+/// Wrong `auth.checkPassword` proofs one SRP run takes; then it is dropped (`SRP_ID_INVALID` until the client asks
+/// `account.getPassword` again), so each guess costs a new run.
+pub const MAX_PASSWORD_ATTEMPTS: u32 = 3;
+/// Two-step verification passwords the DC keeps (one per number).
+pub const MAX_PASSWORDS: usize = 1024;
 /// Length of the login code.
 pub const CODE_LEN: usize = 5;
 /// Bot ids are below this; user ids are allocated from it upwards, so the two never meet.
@@ -161,6 +174,16 @@ struct Exported {
     expires: i32,
 }
 
+/// A number's two-step verification: its salts and verifier (v = g^x), and the SRP run `account.getPassword` last
+/// offered.
+struct Password {
+    salt1: Vec<u8>,
+    salt2: Vec<u8>,
+    verifier: Zeroizing<[u8; SRP_BYTES]>,
+    run: Option<SrpServer>,
+    wrong: u32,
+}
+
 /// The accounts, authorizations and sign-in state of every DC of the process.
 pub struct World {
     dcs: Vec<DcInfo>,
@@ -175,6 +198,11 @@ pub struct World {
     exported: HashMap<i64, Exported>,
     code_lifetime: i32,
     auto_register: bool,
+    /// By number.
+    passwords: HashMap<String, Password>,
+    /// (DC, auth key) that gave the right code of an account with a password, and that account: only
+    /// `account.getPassword` and `auth.checkPassword` go on from there.
+    password_pending: HashMap<(i32, u64), i64>,
 }
 
 /// Digits of a phone number as clients send it (`+`, spaces, dashes and parentheses dropped); `None` unless 5..=15
@@ -243,7 +271,42 @@ impl World {
             exported: HashMap::new(),
             code_lifetime: CODE_LIFETIME,
             auto_register: false,
+            passwords: HashMap::new(),
+            password_pending: HashMap::new(),
         }
+    }
+
+    /// Gives number `phone` (a test number of a DC served) two-step verification with `password`: fresh salts, and
+    /// the verifier kept in place of the password (computing it runs the 100,000-iteration PBKDF2 once).
+    pub fn set_password<R: CryptoRng + ?Sized>(
+        &mut self,
+        phone: &str,
+        password: &[u8],
+        rng: &mut R,
+    ) -> Result<(), String> {
+        let phone = normalize_phone(phone.as_bytes()).ok_or_else(|| format!("{phone}: not a phone number"))?;
+        if self.home_dc(&phone).is_none() {
+            return Err(format!("{phone}: not a number of a DC served (99966XYYYY)"));
+        }
+        if !self.passwords.contains_key(&phone) && self.passwords.len() >= MAX_PASSWORDS {
+            return Err(format!("more than {MAX_PASSWORDS} passwords"));
+        }
+        let (mut salt1, mut salt2) = (vec![0u8; 40], vec![0u8; 16]);
+        rng.fill_bytes(&mut salt1);
+        rng.fill_bytes(&mut salt2);
+        let kdf = kdf(&salt1, &salt2).map_err(|e| format!("{e}"))?;
+        let verifier = Zeroizing::new(*kdf.verifier(&kdf.hash_password(password)).as_bytes());
+        self.passwords.insert(
+            phone,
+            Password {
+                salt1,
+                salt2,
+                verifier,
+                run: None,
+                wrong: 0,
+            },
+        );
+        Ok(())
     }
 
     /// The DCs served.
@@ -399,6 +462,17 @@ impl World {
                     Some(user) => self.accept_login_token(user, a.token, ctx),
                     None => unregistered(),
                 }
+            }
+            functions::AccountGetPassword::ID => {
+                let who = me.or_else(|| self.password_pending.get(&(ctx.dc, ctx.key)).copied());
+                match who {
+                    Some(user) => self.get_password(user, rng),
+                    None => unregistered(),
+                }
+            }
+            functions::AuthCheckPassword::ID => {
+                let a = read!(functions::AuthCheckPassword);
+                self.check_password(a.password.get(), ctx)
             }
             functions::UsersGetUsers::ID => {
                 let a = read!(functions::UsersGetUsers);
@@ -630,6 +704,16 @@ impl World {
         }
         let phone = pending.phone.clone();
         match self.phones.get(&phone).copied() {
+            Some(user) if self.passwords.contains_key(&phone) => {
+                self.codes.remove(&hash);
+                if !self.password_pending.contains_key(&(ctx.dc, ctx.key))
+                    && self.password_pending.len() >= MAX_AUTHORIZATIONS
+                {
+                    return error(500, "AUTHORIZATIONS_TOO_MUCH");
+                }
+                self.password_pending.insert((ctx.dc, ctx.key), user);
+                error(401, "SESSION_PASSWORD_NEEDED")
+            }
             Some(user) => {
                 self.codes.remove(&hash);
                 self.authorize(user, ctx)
@@ -825,6 +909,105 @@ impl World {
         }
         let raw: Vec<Raw<'_>> = out.iter().map(|b| Raw(b)).collect();
         vector(&raw)
+    }
+
+    /// `account.password`: without a password, only what setting one needs; with one, a new SRP run (`srp_id`,
+    /// `srp_B`) over the stored salts and verifier, replacing the last.
+    fn get_password<R: CryptoRng + ?Sized>(&mut self, user: i64, rng: &mut R) -> Outcome {
+        let mut secure_salt = [0u8; 8];
+        let mut secure_random = [0u8; 32];
+        let mut new_salt1 = [0u8; 8];
+        let mut new_salt2 = [0u8; 16];
+        for b in [&mut secure_salt[..], &mut secure_random, &mut new_salt1, &mut new_salt2] {
+            rng.fill_bytes(b);
+        }
+        let Ok(group) = DhGroup::telegram(3) else {
+            return error(500, "INTERNAL");
+        };
+        let p = group.prime_bytes();
+        let new_algo = types::PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow {
+            salt1: &new_salt1,
+            salt2: &new_salt2,
+            g: 3,
+            p: &p,
+        };
+        let secure = types::SecurePasswordKdfAlgoPBKDF2HMACSHA512iter100000 { salt: &secure_salt };
+        let phone = self.accounts.get(&user).and_then(|a| a.phone.clone());
+        let Some(pw) = phone.and_then(|p| self.passwords.get_mut(&p)) else {
+            return result(&types::AccountPassword {
+                has_recovery: false,
+                has_secure_values: false,
+                current_algo_and_srp_b_and_srp_id: None,
+                hint: None,
+                email_unconfirmed_pattern: None,
+                new_algo: Obj::new(&new_algo),
+                new_secure_algo: Obj::new(&secure),
+                secure_random: &secure_random,
+                pending_reset_date: None,
+                login_email_pattern: None,
+            });
+        };
+        let run = kdf(&pw.salt1, &pw.salt2).and_then(|k| {
+            let v = Verifier::from_bytes(&k, &pw.verifier[..])?;
+            SrpServer::new(&k, &v, rng)
+        });
+        let Ok(run) = run else {
+            return error(500, "INTERNAL");
+        };
+        let current = types::PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow {
+            salt1: &pw.salt1,
+            salt2: &pw.salt2,
+            g: 3,
+            p: &p,
+        };
+        let answer = result(&types::AccountPassword {
+            has_recovery: false,
+            has_secure_values: false,
+            current_algo_and_srp_b_and_srp_id: Some((Obj::new(&current), run.srp_b(), run.srp_id())),
+            hint: None,
+            email_unconfirmed_pattern: None,
+            new_algo: Obj::new(&new_algo),
+            new_secure_algo: Obj::new(&secure),
+            secure_random: &secure_random,
+            pending_reset_date: None,
+            login_email_pattern: None,
+        });
+        pw.run = Some(run);
+        pw.wrong = 0;
+        answer
+    }
+
+    /// `auth.checkPassword` after `SESSION_PASSWORD_NEEDED`: the proof checked against the run
+    /// `account.getPassword` offered (constant-time M1 comparison in `SrpServer::check`).
+    fn check_password(&mut self, input: Option<enums::InputCheckPasswordSRP<'_>>, ctx: Ctx) -> Outcome {
+        let Some(user) = self.password_pending.get(&(ctx.dc, ctx.key)).copied() else {
+            return error(400, "PASSWORD_HASH_INVALID");
+        };
+        let phone = self.accounts.get(&user).and_then(|a| a.phone.clone());
+        let Some(pw) = phone.and_then(|p| self.passwords.get_mut(&p)) else {
+            return error(400, "PASSWORD_HASH_INVALID");
+        };
+        let Some(enums::InputCheckPasswordSRP::InputCheckPasswordSRP(srp)) = input else {
+            return error(400, "PASSWORD_HASH_INVALID");
+        };
+        let Some(run) = &pw.run else {
+            return error(400, "SRP_ID_INVALID");
+        };
+        match run.check(srp.srp_id, srp.a, srp.m1) {
+            Ok(()) => {
+                pw.run = None;
+                self.password_pending.remove(&(ctx.dc, ctx.key));
+                self.authorize(user, ctx)
+            }
+            Err(SrpError::SrpIdMismatch) => error(400, "SRP_ID_INVALID"),
+            Err(_) => {
+                pw.wrong += 1;
+                if pw.wrong >= MAX_PASSWORD_ATTEMPTS {
+                    pw.run = None;
+                }
+                error(400, "PASSWORD_HASH_INVALID")
+            }
+        }
     }
 
     /// `users.userFull` of the caller (`inputUserSelf`) or of an account named with its access hash.
@@ -1125,6 +1308,11 @@ impl World {
             pushes: push.map(|p| (dc, p)).into_iter().collect(),
         }
     }
+}
+
+/// The KDF of a stored password: Telegram's group with g = 3 and the salts.
+fn kdf<'a>(salt1: &'a [u8], salt2: &'a [u8]) -> Result<CheckedKdf<'a>, SrpError> {
+    CheckedKdf::new(DhGroup::telegram(3).map_err(SrpError::Group)?, salt1, salt2)
 }
 
 /// `langPackDifference` with no strings (version 1).

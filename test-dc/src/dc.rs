@@ -341,6 +341,8 @@ pub struct ClusterOptions {
     pub dcs: Vec<DcOptions>,
     /// The right code signs an unknown number up at once (see `auth::World::set_auto_register`).
     pub auto_register: bool,
+    /// (phone, password): two-step verification for these numbers (`auth::World::set_password`).
+    pub passwords: Vec<(String, String)>,
 }
 
 impl Dc {
@@ -459,6 +461,7 @@ pub fn start(mut opts: DcOptions) -> io::Result<Dc> {
         ClusterOptions {
             dcs: vec![opts],
             auto_register: false,
+            passwords: Vec::new(),
         },
         &[hs_dc],
     )?;
@@ -500,6 +503,11 @@ fn start_dcs(opts: ClusterOptions, handshake_dc: &[Option<i32>]) -> io::Result<C
     }
     let mut world = World::new(infos);
     world.set_auto_register(opts.auto_register);
+    for (phone, password) in &opts.passwords {
+        world
+            .set_password(phone, password.as_bytes(), &mut rand::rng())
+            .map_err(|e| invalid(&e))?;
+    }
     let cluster = Arc::new(ClusterShared {
         world: Mutex::new(world),
         dcs: Mutex::new(HashMap::new()),

@@ -99,7 +99,7 @@ impl Drop for PrintOnPanic {
 
 /// Runs a sign-in script (`examples/interop/*_signin.py`) against DCs 1..=3 started in this process with the RSA
 /// key of `key_pem` (argv: the three ports, the modulus in hex, the exponent) and requires each of `checks` as an
-/// `OK <check>` line, and no connection closed on bad input.
+/// `OK <check>` line, and no connection closed on bad input. Number 9996625678 has the password `hunter2`.
 #[allow(dead_code, clippy::unwrap_used)]
 pub fn sign_in_run(key_pem: &str, script: &str, checks: &[&str]) {
     use mtproto_sansio::crypto::pem::parse_private_pem;
@@ -121,6 +121,7 @@ pub fn sign_in_run(key_pem: &str, script: &str, checks: &[&str]) {
     let c = dc::start_cluster(ClusterOptions {
         dcs,
         auto_register: false,
+        passwords: vec![("9996625678".to_owned(), "hunter2".to_owned())],
     })
     .unwrap();
     let mut args: Vec<String> = c.dcs.iter().map(|d| d.addr.port().to_string()).collect();
