@@ -57,6 +57,9 @@ impl Dc {
             .args([
                 "--listen",
                 "127.0.0.1:0",
+                // One DC, as measured before test_dc served three by default.
+                "--dcs",
+                "1",
                 "--quiet",
                 "--max-conns",
                 "20000",

@@ -2,9 +2,18 @@
 //!
 //! ```text
 //! cargo run --release --example test_dc -- --gen-key dc.pem
-//! cargo run --release --example test_dc -- --listen 127.0.0.1:4430 --rsa-key dc.pem [--secret HEX] [--dc-id N]
+//! cargo run --release --example test_dc -- --listen 127.0.0.1:4430 --rsa-key dc.pem [--dcs N | --dc-id N]
+//!                                          [--auto-register] [--password PHONE=PASS]... [--secret HEX]
 //!                                          [--max-conns N] [--keys keys.txt] [--quiet]
 //! ```
+//! Serves DCs 1..=N (`--dcs`, default 3) on consecutive ports from the `--listen` port (port 0: any free ports),
+//! one process, one account store, each DC with its own auth keys (`--keys FILE` becomes `FILE.dcX`); or, with
+//! `--dc-id N` alone, the one DC N as before (handshakes naming another DC refused). Accounts follow Telegram's
+//! test DCs (`test-dc/src/auth.rs`): phone `99966XYYYY` lives on DC X, its code is X five times (`22222`),
+//! `PHONE_MIGRATE_X` elsewhere; a new number signs up with `auth.signUp` (`--auto-register`: the code alone
+//! creates it); `--password PHONE=PASS` gives a number two-step verification (SRP: `SESSION_PASSWORD_NEEDED`,
+//! `account.getPassword`, `auth.checkPassword`; the DC keeps the verifier, not the password); any bot token `<id>:<secret>` signs in bot `<id>`; QR login, `auth.exportAuthorization` /
+//! `auth.importAuthorization`, `help.getConfig` listing every DC, and what clients call after sign-in.
 //! Detects abridged, intermediate, padded intermediate, full and obfuscated connections (`--secret`: only
 //! obfuscated ones made with that MTProxy secret) and, on the same port, the carriages: HTTP (`POST /api`),
 //! WebSocket (`GET /apiws`, subprotocol `binary`, the obfuscated transport in binary messages) and, with an `ee`
@@ -26,11 +35,12 @@ use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 use mtproto_sansio::crypto::pem::{parse_private_pem, write_private_pem, write_public_pem};
 use mtproto_sansio::crypto::rsa::RsaPrivateKey;
 use mtproto_sansio::transport::obfuscated::ProxySecret;
-use mtproto_test_dc::dc::{self, DcOptions};
+use mtproto_test_dc::dc::{self, ClusterOptions, DcOptions};
 use zeroize::Zeroize;
 
-const USAGE: &str = "usage: test_dc --gen-key FILE | --listen ADDR --rsa-key FILE [--secret HEX] [--dc-id N] \
-                     [--max-conns N] [--keys FILE] [--quiet]";
+const USAGE: &str = "usage: test_dc --gen-key FILE | --listen ADDR --rsa-key FILE [--dcs N | --dc-id N] \
+                     [--auto-register] [--password PHONE=PASS]... [--secret HEX] [--max-conns N] [--keys FILE] \
+                     [--quiet]";
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
@@ -40,6 +50,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut secret = None;
     let mut faketls = None;
     let mut dc_id = None;
+    let mut dcs: Option<u16> = None;
+    let mut auto_register = false;
+    let mut passwords = Vec::new();
     let mut max_conns = 1024usize;
     let mut keys = None;
     let mut verbose = true;
@@ -59,6 +72,13 @@ fn main() -> Result<(), Box<dyn Error>> {
                 }
             }
             "--dc-id" => dc_id = Some(val()?.parse()?),
+            "--dcs" => dcs = Some(val()?.parse()?),
+            "--auto-register" => auto_register = true,
+            "--password" => {
+                let v = val()?;
+                let (phone, pass) = v.split_once('=').ok_or(format!("--password PHONE=PASS\n{USAGE}"))?;
+                passwords.push((phone.to_owned(), pass.to_owned()));
+            }
             "--max-conns" => max_conns = val()?.parse()?,
             "--keys" => keys = Some(PathBuf::from(val()?)),
             "--quiet" => verbose = false,
@@ -96,25 +116,56 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let mut pem = std::fs::read(&path)?;
     let key = parse_private_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
-    pem.zeroize();
     let fingerprint = key.public_key().fingerprint();
     let obfuscation_only = secret.is_some() || faketls.is_some();
     let tls_domain = faketls
         .as_ref()
         .map(|s: &FakeTlsSecret| String::from_utf8_lossy(s.domain()).into_owned());
-    let dc = dc::start(DcOptions {
-        listen,
-        rsa_key: key,
-        secret,
-        faketls,
-        dc_id,
-        max_conns,
-        keys_file: keys,
-        verbose,
+    // `--dc-id` alone: that one DC, as before; else DCs 1..=N on consecutive ports.
+    let (count, single) = match (dcs, dc_id) {
+        (Some(n), None) => (n, false),
+        (None, Some(_)) => (1, true),
+        (None, None) => (3, false),
+        (Some(_), Some(_)) => return Err(format!("--dcs and --dc-id exclude each other\n{USAGE}").into()),
+    };
+    if !(1..=9).contains(&count) {
+        return Err(format!("--dcs: 1 to 9 DCs\n{USAGE}").into());
+    }
+    let mut members = Vec::new();
+    for i in 0..count {
+        let mut addr: std::net::SocketAddr = listen;
+        if addr.port() != 0 {
+            addr.set_port(listen.port().checked_add(i).ok_or("--listen: port range overflows")?);
+        }
+        let keys_file = match (&keys, single) {
+            (Some(k), true) => Some(k.clone()),
+            (Some(k), false) => Some(PathBuf::from(format!("{}.dc{}", k.display(), i + 1))),
+            (None, _) => None,
+        };
+        members.push(DcOptions {
+            listen: addr,
+            // Every DC of the process has the same RSA key, as Telegram's DCs do.
+            rsa_key: parse_private_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?,
+            secret: secret.clone(),
+            faketls: faketls.clone(),
+            dc_id: if single { dc_id } else { None },
+            max_conns,
+            keys_file,
+            verbose,
+        });
+    }
+    pem.zeroize();
+    drop(key);
+    let cluster = dc::start_cluster(ClusterOptions {
+        dcs: members,
+        auto_register,
+        passwords,
     })?;
-    println!("listening on {}", dc.addr);
+    for d in &cluster.dcs {
+        println!("listening on {}", d.addr);
+        println!("dc {} at {}, keys loaded {}", d.id(), d.addr, d.key_count());
+    }
     println!("rsa fingerprint {fingerprint:#018x}");
-    println!("keys loaded {}", dc.key_count());
     if obfuscation_only {
         println!("MTProxy secret set: obfuscated connections only (also inside WebSocket)");
     }

@@ -99,7 +99,7 @@ fn exercise(conn: &mut Conn, public: RsaPublicKey, secretless_check: bool) -> Bo
         engine
             .send(now, &api::save_file_part(1, 0, &[7; 4000]), MsgKind::Query)
             .unwrap(),
-        engine.send(now, &0x1fb3_3026u32.to_le_bytes(), MsgKind::Query).unwrap(),
+        engine.send(now, &0xb81b_93d4u32.to_le_bytes(), MsgKind::Query).unwrap(),
     ];
     let answers = conn
         .wait_for(&mut engine, &mut rng, &reqs, Duration::from_secs(10), &mut |_| {})

@@ -80,7 +80,7 @@ fn exercise(conn: &mut Conn, public: RsaPublicKey) -> Box<client::ClientConnecti
         engine
             .send(now, &api::save_file_part(1, 0, &part), MsgKind::Query)
             .unwrap(),
-        engine.send(now, &0x1fb3_3026u32.to_le_bytes(), MsgKind::Query).unwrap(),
+        engine.send(now, &0xb81b_93d4u32.to_le_bytes(), MsgKind::Query).unwrap(),
     ];
     for i in 0..8 {
         reqs.push(engine.send(now, &api::get_dh_config(1, 8 + i), MsgKind::Query).unwrap());

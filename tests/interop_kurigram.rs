@@ -2,10 +2,13 @@
 //! transport classes) against the test DC of `examples/test_dc.rs`, over every TCP transport it has: full, abridged,
 //! intermediate, padded intermediate, obfuscated abridged and intermediate, and MTProxy with a plain and a `dd`
 //! secret. Each run: a handshake (kurigram's legacy RSA encoding and `p_q_inner_data` without dc, its dh_prime
-//! check), `invokeWithLayer(initConnection(messages.getDhConfig))`, kurigram's own wrapped `help.getConfig` as an
+//! check), `invokeWithLayer(initConnection(messages.getDhConfig))`, a wrapped `help.getPremiumPromo` (not served) as an
 //! rpc_error round trip, a ping with an even seq_no (kurigram does not count it as content-related), a 512 KiB
 //! `upload.saveFilePart`, eight concurrent calls, kurigram's `Connection.restart` (new connection, same session: the DC
-//! hands the session over) and a new `Connection` under the same key. Without `python3` and `kurigram` the tests are
+//! hands the session over) and a new `Connection` under the same key. And kurigram's `Client` signs in against three
+//! DCs in one process (`kurigram_sign_in`, examples/interop/kurigram_signin.py): as a bot, with a phone code after
+//! following `PHONE_MIGRATE_2` from DC 1 (sign-up, then a stock `Client.start()`), and with a two-step verification
+//! password (kurigram's SRP against the DC's). Without `python3` and `kurigram` the tests are
 //! reported ignored, or fail when `MTPROTO_REQUIRE_INTEROP` asks for kurigram (`.ci/run` does): see
 //! `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -22,6 +25,7 @@ use mtproto_test_dc::dc::{self, Dc, DcOptions};
 
 const KEY: &str = include_str!("data/keys/dc_test_pkcs8.pem");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/kurigram_check.py");
+const SIGN_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/kurigram_signin.py");
 
 /// The MTProxy secret of the `mtproxy*` runs.
 const SECRET: [u8; 16] = [
@@ -87,7 +91,7 @@ fn run(transport: &str) {
     assert!(out.status.success(), "kurigram over {transport} failed");
     let mut checks = vec!["handshake".to_string(), "reconnect_same_key".to_string()];
     for prefix in ["", "restart_", "reconnect_"] {
-        for check in ["init_connection_get_dh_config", "get_config_rpc_error", "ping_pong"] {
+        for check in ["init_connection_get_dh_config", "unknown_method_rpc_error", "ping_pong"] {
             checks.push(format!("{prefix}{check}"));
         }
     }
@@ -131,6 +135,23 @@ fn run(transport: &str) {
     dc.stop();
 }
 
+/// kurigram's `Client` against DCs 1..=3: every check of kurigram_signin.py must pass.
+fn sign_in() {
+    interop_peer::sign_in_run(
+        KEY,
+        SIGN_IN,
+        &[
+            "bot_sign_in",
+            "phone_migrate_followed",
+            "wrong_code_refused",
+            "sign_up_required",
+            "sign_up",
+            "phone_code_sign_in",
+            "password_sign_in",
+        ],
+    );
+}
+
 fn main() {
     interop_peer::main(
         interop_peer::Peer {
@@ -152,6 +173,7 @@ fn main() {
             // admits only that framing.
             ("kurigram_mtproxy_dd_secret", || run("mtproxy_dd")),
             ("kurigram_mtproxy_ee_faketls", || run("mtproxy_ee")),
+            ("kurigram_sign_in", sign_in),
         ],
     )
 }

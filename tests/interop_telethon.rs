@@ -3,7 +3,10 @@
 //! TCP port): handshake, `invokeWithLayer(initConnection(...))`, an rpc_error, a
 //! `gzip_packed` request, containers carrying ~1 MiB of request data, a container of 100 pings and 200 queries at
 //! once (more than the DC's 64-message tables: every one answered, issue 11 defect 7), a 512 KiB message, and a
-//! reconnect with the same key. Without `python3` and `telethon` the tests are reported ignored, or fail when
+//! reconnect with the same key. And Telethon's `TelegramClient` signs in against three DCs in one process
+//! (`telethon_sign_in`, examples/interop/telethon_signin.py): as a bot, with a phone code after following
+//! `PHONE_MIGRATE_2` from DC 1, by QR login accepted by another client with its `loginTokenMigrateTo`, and with a
+//! two-step verification password (Telethon's SRP against the DC's). Without `python3` and `telethon` the tests are reported ignored, or fail when
 //! `MTPROTO_REQUIRE_INTEROP` asks for Telethon (`.ci/run` does): see `tests/interop_peer/mod.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -18,6 +21,7 @@ use mtproto_test_dc::dc::{self, Dc, DcOptions};
 
 const KEY: &str = include_str!("data/keys/dc_test_pkcs8.pem");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/telethon_check.py");
+const SIGN_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/telethon_signin.py");
 
 fn telethon_missing() -> Option<String> {
     match Command::new("python3").args(["-c", "import telethon, rsa"]).output() {
@@ -111,6 +115,27 @@ fn run(transport: &str) {
     dc.stop();
 }
 
+/// Telethon's `TelegramClient` against DCs 1..=3: every check of telethon_signin.py must pass.
+fn sign_in() {
+    interop_peer::sign_in_run(
+        KEY,
+        SIGN_IN,
+        &[
+            "bot_sign_in",
+            "get_config_lists_dcs",
+            "bot_log_out",
+            "phone_migrate_followed",
+            "wrong_code_refused",
+            "sign_up_required",
+            "sign_up",
+            "phone_code_sign_in",
+            "qr_login_migrated",
+            "wrong_password_refused",
+            "password_sign_in",
+        ],
+    );
+}
+
 fn main() {
     interop_peer::main(
         interop_peer::Peer {
@@ -129,6 +154,7 @@ fn main() {
             // Telethon's `ConnectionHttp` (`POST /api`, one packet per request and response body) on the DC's TCP
             // port, which detects HTTP from the first bytes.
             ("telethon_http", || run("http")),
+            ("telethon_sign_in", sign_in),
         ],
     )
 }

@@ -85,15 +85,15 @@ async function calls(sender, prefix, large) {
   assert(cfg.g === 3 && cfg.p.length === 256 && cfg.random.length === 16, "dh config fields");
   ok(prefix + "init_connection_get_dh_config");
 
-  // help.getConfig, wrapped as TelegramClient sends it on connect: the test DC does not implement it.
+  // A method the test DC does not implement (help.getPremiumPromo), wrapped as TelegramClient wraps its first call.
   let failed = null;
   try {
-    await withTimeout(sender.send(wrapped(new Api.help.GetConfig())), 30000, "getConfig");
+    await withTimeout(sender.send(wrapped(new Api.help.GetPremiumPromo())), 30000, "getPremiumPromo");
   } catch (e) {
     failed = e;
   }
   assert(failed && failed.code === 400 && failed.errorMessage === "INPUT_METHOD_INVALID", "rpc_error: " + failed);
-  ok(prefix + "get_config_rpc_error");
+  ok(prefix + "unknown_method_rpc_error");
 
   const pingId = bigInt("123456789abc", 16);
   const pong = await withTimeout(sender.send(new Api.Ping({ pingId })), 30000, "ping");

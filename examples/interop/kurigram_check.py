@@ -64,14 +64,14 @@ async def calls(session: Session, prefix: str, large: bool):
     assert cfg.g == 3 and len(cfg.p) == 256 and len(cfg.random) == 16, cfg
     print('OK', prefix + 'init_connection_get_dh_config', flush=True)
 
-    # help.getConfig, wrapped exactly as Session.start sends it: the test DC does not implement it, so this is an
-    # rpc_error round trip through kurigram's error mapping.
+    # A method the test DC does not implement (help.getPremiumPromo), wrapped as Session.start wraps its first call:
+    # an rpc_error round trip through kurigram's error mapping.
     try:
-        await session.invoke(wrapped(raw.functions.help.GetConfig()), retries=1)
-        raise SystemExit('help.getConfig did not fail')
+        await session.invoke(wrapped(raw.functions.help.GetPremiumPromo()), retries=1)
+        raise SystemExit('help.getPremiumPromo did not fail')
     except InputMethodInvalid as e:
         assert e.CODE == 400 and e.ID == 'INPUT_METHOD_INVALID', repr(e)
-    print('OK', prefix + 'get_config_rpc_error', flush=True)
+    print('OK', prefix + 'unknown_method_rpc_error', flush=True)
 
     pong = await session.send(raw.functions.Ping(ping_id=0x1234_5678_9abc))
     assert isinstance(pong, raw.types.Pong) and pong.ping_id == 0x1234_5678_9abc, pong
@@ -133,8 +133,7 @@ async def main():
     print('AUTH_RETRIES', retries.count, *retries.reasons, flush=True)
     print('OK handshake', flush=True)
 
-    # 2. An encrypted session (is_cdn: Session.start then sends only its ping; its wrapped help.getConfig is made
-    #    below, where its rpc_error can be checked instead of triggering Session's restart loop).
+    # 2. An encrypted session (is_cdn: Session.start then sends only its ping; the wrapped calls are made below).
     session = Session(client, DC_ID, '127.0.0.1', port, auth_key, False, is_cdn=True)
     await start(session)
     try:

@@ -64,8 +64,8 @@ async def session(cls, port, auth_key, first, proxy):
         print('OK', first + 'init_connection_get_dh_config')
 
         try:
-            await asyncio.wait_for(sender.send(functions.help.GetNearestDcRequest()), 30)
-            raise SystemExit('help.getNearestDc did not fail')
+            await asyncio.wait_for(sender.send(functions.help.GetPremiumPromoRequest()), 30)
+            raise SystemExit('help.getPremiumPromo did not fail')
         except errors.RPCError as e:
             assert e.code == 400 and isinstance(e, errors.InputMethodInvalidError), repr(e)
         print('OK', first + 'unknown_method_rpc_error')

@@ -3,11 +3,12 @@
 //! `upload.saveFilePart`, and the secret-chat relay (`messages.requestEncryption`, `acceptEncryption`,
 //! `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile` (files uploaded with
 //! `saveFilePart`, whose part sizes the DC records), with `updateEncryption` and
-//! `updateNewEncryptedMessage` pushed to the other party). Everything else is answered
-//! `rpc_error 400 INPUT_METHOD_INVALID`.
+//! `updateNewEncryptedMessage` pushed to the other party). The sign-in, config and account calls are
+//! `crate::auth`'s; everything else is answered `rpc_error 400 INPUT_METHOD_INVALID`.
 //!
-//! Users: the test DC has no accounts. A user is an auth key: its id is [`user_id_of`] the auth_key_id (so a client
-//! knows its own id without asking), and a user exists for the DC once its key has made a request ([`Directory`]).
+//! Users: a caller is its signed-in account (`crate::auth`), or, for a key that is not signed in, the auth key: its
+//! id is then [`user_id_of`] the auth_key_id (so a client knows its own id without asking). A user exists for the
+//! DC once it has made a request ([`Directory`]).
 //! `inputUser.access_hash` is not checked; `inputEncryptedChat.access_hash` is.
 //!
 //! Constructor ids and layouts are api.tl's (layer 229 as shipped by Telethon 1.45; `initConnection` as in e.g.

@@ -17,9 +17,11 @@
 //!
 //! A connection that sends garbage (an unknown transport, a broken frame) is closed; nothing else is affected.
 //!
-//! Updates (`updateEncryption`, `updateNewEncryptedMessage`) go to every live connection of their user as
-//! content-related server messages; a connection becomes live for its user (see `api::user_id_of`) with its first
-//! request, as on Telegram. Updates for a user with no live connection wait, at most `api::MAX_PENDING_UPDATES`.
+//! Updates (`updateEncryption`, `updateNewEncryptedMessage`, `updateLoginToken`) go to every live connection of their
+//! user as content-related server messages; a connection becomes live for its user (its signed-in account, else
+//! `api::user_id_of` its key: `auth::World::identity`) with its first request, as on Telegram, and again when that
+//! changes (a sign-in). The DCs of one process ([`start_cluster`]) share the accounts (`auth::World`) and route
+//! updates to each other's connections. Updates for a user with no live connection wait, at most `api::MAX_PENDING_UPDATES`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::RefCell;
@@ -29,7 +31,7 @@ use std::io::{self, BufRead, ErrorKind, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,7 +49,7 @@ use mtproto_sansio::session::{
     SaltSchedule, SendError, SessionConfig, StoredKey, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
-use mtproto_sansio::tl::{AuthBindTempAuthKey, Reader};
+use mtproto_sansio::tl::{AuthBindTempAuthKey, Reader, invoke};
 use mtproto_sansio::transport::Framing;
 use mtproto_sansio::transport::detect::{Detected, detect};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
@@ -55,6 +57,7 @@ use mtproto_sansio::transport::replay::ReplayCache;
 use rand::RngExt;
 
 use crate::api::{self, Reply};
+use crate::auth::{self, DcInfo, World};
 use crate::carriage_conn::{self, Carriages};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
@@ -110,7 +113,8 @@ pub struct DcOptions {
     pub secret: Option<ProxySecret>,
     /// Fake-TLS (`ee`) secret: serves fake-TLS on the same port; `secret` defaults to its key.
     pub faketls: Option<FakeTlsSecret>,
-    /// Refuse handshakes naming another DC (−444).
+    /// The DC's id (1..=9; `None`: 2 for [`start`], its position + 1 in [`start_cluster`]). When set, handshakes
+    /// naming another DC are refused (−444).
     pub dc_id: Option<i32>,
     /// Concurrent connections; more are closed on accept.
     pub max_conns: usize,
@@ -185,6 +189,9 @@ impl Hub {
 #[derive(Default)]
 struct KeyStore {
     keys: HashMap<u64, StoredKey>,
+    /// Temporary key id → the permanent key it was bound to (`auth.bindTempAuthKey`): a session under the
+    /// temporary key is signed in as the permanent key is. At most one entry per temporary key in `keys`.
+    bound: HashMap<u64, u64>,
     /// Test hook ([`Dc::collide_next_keys`]): report this many more new key ids as taken.
     force_collisions: usize,
 }
@@ -241,6 +248,10 @@ impl Sessions {
 }
 
 struct Shared {
+    /// This DC's id (1..=`auth::MAX_DCS`).
+    dc_id: i32,
+    /// What the DCs of the process share: accounts and sign-ins, and each other's hubs for updates.
+    cluster: Arc<ClusterShared>,
     hs: ServerConfig<'static>,
     keys: Mutex<KeyStore>,
     sessions: Mutex<Sessions>,
@@ -258,7 +269,32 @@ struct Shared {
     max_conns: usize,
 }
 
+/// The state the DCs of one process share (see [`start_cluster`]).
+struct ClusterShared {
+    world: Mutex<World>,
+    /// Each DC, for updates one DC's call makes for another's connections (a QR token accepted on DC 2 for a
+    /// client waiting on DC 1). Weak: a DC's state lives as long as its connections and its [`Dc`].
+    dcs: Mutex<HashMap<i32, Weak<Shared>>>,
+}
+
 impl Shared {
+    /// Hands a push to the live connections of its user on DC `dc` (this one or another of the cluster).
+    fn route(&self, dc: i32, push: api::Push) {
+        if dc == self.dc_id {
+            lock(&self.hub).route(push, &self.stats);
+            return;
+        }
+        let other = lock(&self.cluster.dcs).get(&dc).and_then(Weak::upgrade);
+        if let Some(other) = other {
+            lock(&other.hub).route(push, &other.stats);
+        }
+    }
+
+    /// The auth key an authorization belongs to: a bound temporary key's permanent one.
+    fn perm_key(&self, key_id: u64) -> u64 {
+        lock(&self.keys).bound.get(&key_id).copied().unwrap_or(key_id)
+    }
+
     fn now(&self) -> Instant {
         Instant::from_micros(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
     }
@@ -279,7 +315,48 @@ pub struct Dc {
     shared: Arc<Shared>,
 }
 
+/// The DCs of one process ([`start_cluster`]): ids 1..=N sharing one account store.
+pub struct Cluster {
+    /// The DCs, in the order of [`ClusterOptions::dcs`].
+    pub dcs: Vec<Dc>,
+}
+
+impl Cluster {
+    /// The DC of id `id`.
+    pub fn dc(&self, id: i32) -> Option<&Dc> {
+        self.dcs.iter().find(|d| d.id() == id)
+    }
+
+    /// Stops every DC.
+    pub fn stop(&self) {
+        for d in &self.dcs {
+            d.stop();
+        }
+    }
+}
+
+/// How to run several DCs in one process.
+pub struct ClusterOptions {
+    /// One entry per DC; its `dc_id` (default: its position + 1, so 1..=N) must be 1..=`auth::MAX_DCS` and unique.
+    pub dcs: Vec<DcOptions>,
+    /// The right code signs an unknown number up at once (see `auth::World::set_auto_register`).
+    pub auto_register: bool,
+    /// (phone, password): two-step verification for these numbers (`auth::World::set_password`).
+    pub passwords: Vec<(String, String)>,
+}
+
 impl Dc {
+    /// The DC's id (as in `help.getConfig`).
+    pub fn id(&self) -> i32 {
+        self.shared.dc_id
+    }
+
+    /// Runs `f` on the accounts and sign-in state this DC shares with the others of its cluster (test hooks such
+    /// as `auth::World::set_code_lifetime`).
+    pub fn with_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut lock(&self.shared.cluster.world))
+    }
+
     /// Counters.
     pub fn stats(&self) -> &DcStats {
         &self.shared.stats
@@ -375,11 +452,82 @@ pub fn runtime() -> io::Result<&'static Runtime> {
     Ok(built)
 }
 
-/// Binds and starts accepting on [`runtime`].
-pub fn start(opts: DcOptions) -> io::Result<Dc> {
-    let listener = std::net::TcpListener::bind(opts.listen)?;
-    let addr = listener.local_addr()?;
-    listener.set_nonblocking(true)?;
+/// Binds and starts accepting on [`runtime`]: one DC (id `opts.dc_id`, default 2) with accounts of its own.
+pub fn start(mut opts: DcOptions) -> io::Result<Dc> {
+    // One DC: its id is what it checks in handshakes (none: any), and 2 for its accounts if unnamed.
+    let hs_dc = opts.dc_id;
+    opts.dc_id = Some(opts.dc_id.unwrap_or(2));
+    let mut cluster = start_dcs(
+        ClusterOptions {
+            dcs: vec![opts],
+            auto_register: false,
+            passwords: Vec::new(),
+        },
+        &[hs_dc],
+    )?;
+    cluster.dcs.pop().ok_or_else(|| io::Error::other("no DC started"))
+}
+
+/// Binds every DC of `opts` and starts them on [`runtime`], sharing one account store: a phone number of DC X
+/// signs in on DC X only, an authorization is copied across by `auth.exportAuthorization`, and `help.getConfig`
+/// lists them all. A DC given a `dc_id` checks the DC id handshakes name against it.
+/// A DC whose `dc_id` was left `None` accepts handshakes naming any DC (as [`start`] does), so a client that
+/// names a test DC as Telegram's clients do (10000 + X) is not refused.
+pub fn start_cluster(mut opts: ClusterOptions) -> io::Result<Cluster> {
+    let mut checks = Vec::new();
+    for (i, d) in opts.dcs.iter_mut().enumerate() {
+        checks.push(d.dc_id);
+        d.dc_id = Some(d.dc_id.unwrap_or(i32::try_from(i + 1).unwrap_or(i32::MAX)));
+    }
+    start_dcs(opts, &checks)
+}
+
+fn start_dcs(opts: ClusterOptions, handshake_dc: &[Option<i32>]) -> io::Result<Cluster> {
+    let invalid = |m: &str| io::Error::new(ErrorKind::InvalidInput, m.to_owned());
+    if opts.dcs.is_empty() || opts.dcs.len() > auth::MAX_DCS {
+        return Err(invalid("1 to 9 DCs"));
+    }
+    // Bind all first: the DC list every `help.getConfig` answers needs every address.
+    let mut bound = Vec::new();
+    let mut infos = Vec::new();
+    for d in opts.dcs {
+        let id = d.dc_id.unwrap_or(2);
+        if !(1..=9).contains(&id) || infos.iter().any(|i: &DcInfo| i.id == id) {
+            return Err(invalid("DC ids must be 1..=9 and distinct"));
+        }
+        let listener = std::net::TcpListener::bind(d.listen)?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        infos.push(DcInfo { id, addr });
+        bound.push((d, listener, addr, id));
+    }
+    let mut world = World::new(infos);
+    world.set_auto_register(opts.auto_register);
+    for (phone, password) in &opts.passwords {
+        world
+            .set_password(phone, password.as_bytes(), &mut rand::rng())
+            .map_err(|e| invalid(&e))?;
+    }
+    let cluster = Arc::new(ClusterShared {
+        world: Mutex::new(world),
+        dcs: Mutex::new(HashMap::new()),
+    });
+    let mut dcs = Vec::new();
+    for ((d, listener, addr, id), hs_dc) in bound.into_iter().zip(handshake_dc) {
+        let shared = start_one(d, listener, id, *hs_dc, Arc::clone(&cluster))?;
+        lock(&cluster.dcs).insert(id, Arc::downgrade(&shared));
+        dcs.push(Dc { addr, shared });
+    }
+    Ok(Cluster { dcs })
+}
+
+fn start_one(
+    opts: DcOptions,
+    listener: std::net::TcpListener,
+    dc_id: i32,
+    handshake_dc: Option<i32>,
+    cluster: Arc<ClusterShared>,
+) -> io::Result<Arc<Shared>> {
     let keys = match &opts.keys_file {
         Some(p) => load_keys(p)?,
         None => HashMap::new(),
@@ -392,16 +540,19 @@ pub fn start(opts: DcOptions) -> io::Result<Dc> {
     let rsa: &'static RsaPrivateKey = Box::leak(Box::new(opts.rsa_key));
     let group = DhGroup::telegram(3).map_err(|e| io::Error::other(format!("{e}")))?;
     let mut hs = ServerConfig::new(rsa, group);
-    hs.dc_id = opts.dc_id;
+    hs.dc_id = handshake_dc;
     let shared = Arc::new(Shared {
+        dc_id,
+        cluster,
         hs,
         keys: Mutex::new(KeyStore {
             keys,
+            bound: HashMap::new(),
             force_collisions: 0,
         }),
         sessions: Mutex::new(Sessions::default()),
         hub: Mutex::new(Hub {
-            dir: api::Directory::for_dc(opts.dc_id.unwrap_or(2)),
+            dir: api::Directory::for_dc(dc_id),
             ..Hub::default()
         }),
         keys_file: opts.keys_file,
@@ -424,7 +575,7 @@ pub fn start(opts: DcOptions) -> io::Result<Dc> {
         TcpListener::from_std(listener)?
     };
     rt.spawn(accept_loop(listener, Arc::clone(&shared)));
-    Ok(Dc { addr, shared })
+    Ok(shared)
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -940,7 +1091,9 @@ impl<'s> Conn<'s> {
         }
     }
 
-    /// Executes requests (after a connection's first, it is live for its user) and queues their answers.
+    /// Executes requests (after a connection's first, it is live for its user) and queues their answers. The
+    /// sign-in, config and account calls go to the cluster's [`World`], the rest to [`api::execute`]; a user is
+    /// the key's signed-in account, or else the auth key itself (`api::user_id_of`).
     fn execute(&mut self, s: &mut DcConnection, now: Instant, requests: Vec<(MsgId, Vec<u8>)>) {
         let Some(e) = s.session().filter(|_| !requests.is_empty()) else {
             return;
@@ -950,9 +1103,11 @@ impl<'s> Conn<'s> {
             temp_session_id: e.session_id(),
             expires_at: 0,
         };
-        let user = api::user_id_of(session.temp_auth_key_id);
-        self.go_live(user);
+        let date = i32::try_from(self.sh.unix(now).0).unwrap_or(i32::MAX);
         for (msg_id, body) in requests {
+            let key = self.sh.perm_key(session.temp_auth_key_id);
+            let user = lock(&self.sh.cluster.world).identity(self.sh.dc_id, key);
+            self.go_live(user);
             self.sh.stats.requests.fetch_add(1, Ordering::SeqCst);
             self.sh
                 .stats
@@ -961,16 +1116,34 @@ impl<'s> Conn<'s> {
             let reply = if Reader::new(&body).peek_constructor().ok() == Some(AuthBindTempAuthKey::CONSTRUCTOR) {
                 self.bind(&session, msg_id, &body, now)
             } else {
-                let caller = api::Caller {
-                    user,
-                    date: i32::try_from(self.sh.unix(now).0).unwrap_or(i32::MAX),
+                let ctx = auth::Ctx {
+                    dc: self.sh.dc_id,
+                    key,
+                    date,
                 };
-                let mut hub = lock(&self.sh.hub);
-                let (reply, pushes) = api::execute(&body, &mut rand::rng(), caller, &mut hub.dir);
-                for p in pushes {
-                    hub.route(p, &self.sh.stats);
+                // The call inside its wrappers, method id first (a body the wrappers do not parse goes to
+                // `api::execute`, which refuses it).
+                let call = invoke::unwrap(&body, api::MAX_WRAPPERS)
+                    .ok()
+                    .and_then(|w| body.get(body.len().saturating_sub(w.args.len() + 4)..));
+                let outcome = call.and_then(|c| lock(&self.sh.cluster.world).execute(c, ctx, &mut rand::rng()));
+                match outcome {
+                    Some(o) => {
+                        for (dc, p) in o.pushes {
+                            self.sh.route(dc, p);
+                        }
+                        o.reply
+                    }
+                    None => {
+                        let caller = api::Caller { user, date };
+                        let mut hub = lock(&self.sh.hub);
+                        let (reply, pushes) = api::execute(&body, &mut rand::rng(), caller, &mut hub.dir);
+                        for p in pushes {
+                            hub.route(p, &self.sh.stats);
+                        }
+                        reply
+                    }
                 }
-                reply
             };
             if matches!(reply, Reply::Error(..)) {
                 self.sh.stats.rpc_errors.fetch_add(1, Ordering::SeqCst);
@@ -1064,8 +1237,13 @@ impl<'s> Conn<'s> {
     /// `auth.bindTempAuthKey` on this (temporary key's) session: verified against the permanent key it names.
     fn bind(&self, session: &BindParams, msg_id: MsgId, body: &[u8], now: Instant) -> Reply {
         let perm = bind_perm_key_id(body).and_then(|id| lock(&self.sh.keys).keys.get(&id).map(|k| k.key.clone()));
-        match perm.map(|k| verify_bind(&k, session, msg_id, body, self.sh.unix(now))) {
-            Some(Ok(_)) => {
+        match perm.map(|k| (k.id(), verify_bind(&k, session, msg_id, body, self.sh.unix(now)))) {
+            Some((perm_id, Ok(_))) => {
+                let mut store = lock(&self.sh.keys);
+                if store.keys.contains_key(&session.temp_auth_key_id) {
+                    store.bound.insert(session.temp_auth_key_id, perm_id);
+                }
+                drop(store);
                 self.sh.stats.binds.fetch_add(1, Ordering::SeqCst);
                 if self.sh.verbose {
                     println!(

@@ -4,6 +4,7 @@
 //!
 //! - [`dc`]: the test DC, an async TCP server (tokio) over the DC `Connection`; `examples/test_dc.rs` is its command
 //!   line. It serves the api subset of [`api`] and the carriages of [`carriage_conn`] on the same port.
+//! - [`auth`]: the accounts of the DCs of one process and the sign-in, config and account calls (generated types).
 //! - [`client`]: a blocking client connection: a socket (optionally a carriage, [`link`] names the transports)
 //!   carrying the crate's client connection type (`Connection::client_handshake` / `Connection::client`), which does the
 //!   framing, the handshake and the session; [`secret`] is a secret-chat user over it.
@@ -13,6 +14,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+pub mod auth;
 pub mod carriage_conn;
 pub mod client;
 pub mod dc;

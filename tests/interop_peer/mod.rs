@@ -96,3 +96,50 @@ impl Drop for PrintOnPanic {
         }
     }
 }
+
+/// Runs a sign-in script (`examples/interop/*_signin.py`) against DCs 1..=3 started in this process with the RSA
+/// key of `key_pem` (argv: the three ports, the modulus in hex, the exponent) and requires each of `checks` as an
+/// `OK <check>` line, and no connection closed on bad input. Number 9996625678 has the password `hunter2`.
+#[allow(dead_code, clippy::unwrap_used)]
+pub fn sign_in_run(key_pem: &str, script: &str, checks: &[&str]) {
+    use mtproto_sansio::crypto::pem::parse_private_pem;
+    use mtproto_test_dc::dc::{self, ClusterOptions, DcOptions};
+    let key = parse_private_pem(key_pem.as_bytes()).unwrap();
+    let n_hex = hex::encode(key.public_key().n_bytes());
+    let dcs = (0..3)
+        .map(|_| DcOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            rsa_key: parse_private_pem(key_pem.as_bytes()).unwrap(),
+            secret: None,
+            faketls: None,
+            dc_id: None,
+            max_conns: 64,
+            keys_file: None,
+            verbose: false,
+        })
+        .collect();
+    let c = dc::start_cluster(ClusterOptions {
+        dcs,
+        auto_register: false,
+        passwords: vec![("9996625678".to_owned(), "hunter2".to_owned())],
+    })
+    .unwrap();
+    let mut args: Vec<String> = c.dcs.iter().map(|d| d.addr.port().to_string()).collect();
+    args.extend([n_hex, "65537".to_owned()]);
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(&args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _log = PrintOnPanic(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{script} failed");
+    for check in checks {
+        assert!(stdout.lines().any(|l| l == format!("OK {check}")), "{check} missing");
+    }
+    for d in &c.dcs {
+        let bad = d.stats().bad_connections.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(bad, 0, "DC {} closed a connection on bad input", d.id());
+    }
+    c.stop();
+}
