@@ -6,7 +6,6 @@ use sha2::{Digest, Sha256};
 
 pub mod carriage;
 pub mod client;
-pub mod signin;
 pub mod connection;
 pub mod crypto;
 pub mod e2e;
@@ -14,6 +13,7 @@ pub mod handshake;
 pub mod keys;
 pub mod pfs;
 pub mod session;
+pub mod signin;
 pub mod tl;
 pub mod transport;
 
