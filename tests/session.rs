@@ -1244,6 +1244,49 @@ fn chk_054_container_larger_than_event_queue_is_taken_whole() {
     assert_eq!(p.client_events.len(), 40);
 }
 
+/// A DC whose host leaves `MSGS` requests unanswered holds the rest of a container until it answers, and takes no
+/// other packet meanwhile: the held members lie in the receive buffer the next packet would overwrite. The event
+/// and owed-answer queues are empty here, so only the held packet itself makes the engine refuse input.
+#[test]
+fn chk_048_dc_takes_no_input_while_a_container_waits_for_its_host() {
+    let mut p = settled(45);
+    let n = MSGS as u64 + 3;
+    let msgs: Vec<_> = (0..n)
+        .map(|i| {
+            (
+                client_id(&p, 0, 100 + i) as i64,
+                101 + 2 * i as i32,
+                api_body(81, i as usize),
+            )
+        })
+        .collect();
+    let sid = p.c.session_id();
+    let pk = to_dc(&p, sid, client_id(&p, 0, 200), 100 + 2 * n as u32, &container(&msgs));
+    assert!(p.deliver_s_keep_events(&pk).is_ok());
+    let ids: Vec<MsgId> = drain(&mut p.s)
+        .into_iter()
+        .filter_map(|e| match e {
+            Ev::Request(id, _) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), MSGS, "the pending-request table is full");
+    assert_eq!(p.s.pending_events(), 0);
+    assert!(p.s.must_drain(), "three members still wait in the receive buffer");
+    let other = to_dc(&p, sid, client_id(&p, 0, 300), 200 + 2 * n as u32 + 1, &api_body(82, 1));
+    assert_eq!(p.s.handle_packet(p.now, &other), Err(Dropped::Backpressure));
+    // Each answer frees a slot for the next member, which arrives with its own body intact.
+    for (k, id) in ids.iter().take(3).enumerate() {
+        p.s.answer(p.now, *id, &api_body(83, 1)).unwrap();
+        match drain(&mut p.s).as_slice() {
+            [Ev::Request(_, body)] => assert_eq!(body, &api_body(81, MSGS + k)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(!p.s.must_drain());
+    assert!(p.deliver_s_keep_events(&other).is_ok());
+}
+
 // Attack regression tests under their own names (each runs the engine checks that stop it).
 
 #[test]

@@ -24,13 +24,13 @@ use crate::session::salts::{ServerSaltPolicy, ServerSalts};
 use crate::session::seqno::{SeqNoChecker, SeqNoGen};
 use crate::time::{Instant, UnixTime};
 use crate::tl::{
-    self, GzipPacked, Message, MsgContainer, MsgCopy, MsgResendReq, NewSessionCreated, Reader, RpcResult,
-    ServiceMessage, TlBare, TlRead, TlWrite, Writer,
+    self, GzipPacked, MsgContainer, MsgCopy, MsgResendReq, NewSessionCreated, RpcResult, ServiceMessage, TlRead,
+    TlWrite, Writer,
 };
 
-use super::recv::{Buf, EvRec, Header, Span, is_content_related, peek_ctor, span_of};
+use super::recv::{Buf, EvRec, Header, Held, Span, is_content_related, peek_ctor, span_of};
 use super::service::Owed;
-use super::{CONTAINER_HDR, Core, INNER_HDR, MAX_DISCONNECT_DELAY, RETIRED_SESSIONS, SessionConfig};
+use super::{CONTAINER_HDR, Core, MAX_DISCONNECT_DELAY, RETIRED_SESSIONS, SessionConfig};
 
 /// DC: the host's word on a client session this engine does not serve yet (see [`Session::approve_session`]).
 ///
@@ -44,29 +44,6 @@ pub(super) enum Approval {
     /// The first session named may start here: the engine runs on a key this connection just created, so no
     /// other connection can hold a session under it.
     First,
-}
-
-/// DC: the packet in the receive buffer whose messages are not all processed yet (they wait for room for their
-/// answers, [`Owed`], or for their [`Event::Request`](super::Event::Request)s). The packet is accepted (its
-/// msg_id, and a container's, is in the replay window), and every message in it is processed, in order, as room
-/// frees up ([`Session::poll_event`], [`Session::poll_packet`]); meanwhile no input is taken (`must_drain`), so the
-/// buffer stays intact. A container is thus accepted as a whole (docs/CHECKLIST.md item 48) however small the tables.
-///
-/// [`Session::poll_event`]: super::Session::poll_event
-/// [`Session::poll_packet`]: super::Session::poll_packet
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub(super) struct Held {
-    /// Where in the receive buffer the next message (a container's inner `message`, or the lone body) starts, and
-    /// where the packet's body ends.
-    pub(super) next: u32,
-    pub(super) end: u32,
-    /// Inner messages left.
-    pub(super) left: u32,
-    /// The Unix time the packet arrived at: every message in it is judged by the time window as of then.
-    pub(super) unix: UnixTime,
-    /// Not a container: the message's (msg_id, seq_no); its body is `next..end`.
-    pub(super) single: Option<(MsgId, u32)>,
 }
 
 /// DC: a long poll a client asked for with `http_wait` (MTProto over HTTP), held until
@@ -141,8 +118,6 @@ pub(super) struct DcState<const MSGS: usize> {
     pub(super) first_salt: Option<(u64, u64)>,
     /// Requests delivered and not yet answered (at most `MSGS`; beyond, [`Owed::FloodWait`]).
     pub(super) pending_reqs: heapless::Vec<MsgId, MSGS>,
-    /// The received packet still being worked through.
-    pub(super) held: Option<Held>,
     /// The host's last answer was refused with `QueueFull` (the arena waits for acknowledgements).
     pub(super) answers_blocked: bool,
     /// When to report [`Event::DisconnectRequested`](super::Event::DisconnectRequested) (`ping_delay_disconnect`).
@@ -178,7 +153,6 @@ impl<const MSGS: usize> DcState<MSGS> {
             salt_secret,
             first_salt,
             pending_reqs: heapless::Vec::new(),
-            held: None,
             answers_blocked: false,
             disconnect_at: None,
             nsc_first: None,
@@ -214,7 +188,6 @@ impl<const MSGS: usize> DcState<MSGS> {
     fn reset(&mut self) {
         self.seq_check = SeqNoChecker::new();
         self.pending_reqs.clear();
-        self.held = None;
         self.answers_blocked = false;
         self.nsc_first = None;
         self.nsc_due = false;
@@ -365,6 +338,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.acks = AckQueue::new(self.cfg.limits.ack_flush_threshold, self.cfg.limits.ack_max_delay);
         self.seq = SeqNoGen::new();
         self.session_id = session_id;
+        self.held = None;
         if let Some(dc) = self.role.dc_mut() {
             dc.reset();
         }
@@ -459,6 +433,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 next: at.off.saturating_add(CONTAINER_HDR as u32),
                 end: at.off.saturating_add(at.len),
                 left: u32::try_from(c.messages.len()).unwrap_or(0),
+                buf: Buf::Rx,
+                salt: h.salt,
                 unix,
                 single: None,
             }
@@ -468,12 +444,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 next: at.off,
                 end: at.off.saturating_add(at.len),
                 left: 1,
+                buf: Buf::Rx,
+                salt: h.salt,
                 unix,
                 single: Some((h.msg_id, h.seq_no)),
             }
         };
         self.accept_id(h.msg_id, h.seq_no, unix);
-        self.set_held(Some(held));
+        self.held = Some(held);
         self.resume(now, rx, gz, gz_used);
         Ok(())
     }
@@ -626,75 +604,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
-    fn set_held(&mut self, held: Option<Held>) {
-        if let Some(dc) = self.role.dc_mut() {
-            dc.held = held;
-        }
-    }
-
-    /// DC: processes the held packet's messages in order while each has room for what it produces: an answer in
-    /// `owed` (every message may produce one, a notification at least) and, for a query, an event. Whatever is
-    /// left waits, with no input taken meanwhile, until [`Session::poll_event`] or [`Session::poll_packet`] makes
-    /// room: both drain without the peer's help, so the packet is always finished. (Waiting for room in the resend
-    /// arena instead could wait for acknowledgements stuck behind this very packet.)
-    ///
-    /// [`Session::poll_event`]: super::Session::poll_event
-    /// [`Session::poll_packet`]: super::Session::poll_packet
-    pub(super) fn resume(&mut self, now: Instant, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
-        while let Some(mut h) = self.role.dc().and_then(|dc| dc.held) {
-            let rest = rx.get(h.next as usize..h.end as usize).unwrap_or(&[]);
-            if let Some((id, seq_no)) = h.single {
-                if !self.room_for(rest) {
-                    return;
-                }
-                self.set_held(None);
-                self.server_message(now, id, seq_no, rest, rx, gz, gz_used);
-                continue;
-            }
-            if h.left == 0 {
-                self.set_held(None);
-                continue;
-            }
-            // The container was fully validated when it arrived (`check_container`): this cannot fail.
-            let Ok(m) = Message::read_bare(&mut Reader::new(rest)) else {
-                self.set_held(None);
-                continue;
-            };
-            if !self.room_for(m.body) {
-                return;
-            }
-            h.next = h.next.saturating_add((INNER_HDR + m.body.len()) as u32);
-            h.left -= 1;
-            self.set_held((h.left > 0).then_some(h));
-            self.server_member(now, h.unix, m, rx, gz, gz_used);
-        }
-    }
-
-    /// Whether a received message with this body can be processed now (see [`resume`](Self::resume)): there is
-    /// room for an answer, and a query has room for its event and, unless the host's last answer was refused for
-    /// room in the arena, in the pending requests (a full table with answers refused gets `FLOOD_WAIT`,
-    /// [`deliver_request`](Self::deliver_request)).
-    fn room_for(&self, body: &[u8]) -> bool {
-        let pending_full = self
-            .role
-            .dc()
-            .is_some_and(|dc| dc.pending_reqs.is_full() && !dc.answers_blocked);
-        !self.owed.is_full() && !((self.events.is_full() || pending_full) && may_request(body))
-    }
-
     /// DC: one inner message of an accepted container: its own msg_id and seq_no checks, then its processing.
     #[allow(clippy::too_many_arguments)]
-    fn server_member(
+    pub(super) fn server_member(
         &mut self,
         now: Instant,
         unix: UnixTime,
-        m: Message<'_>,
+        id: MsgId,
+        seq: u32,
+        body: &[u8],
         rx: &[u8],
         gz: &mut [u8],
         gz_used: &mut usize,
     ) {
-        let id = MsgId::from_wire(m.msg_id);
-        let seq = m.seqno as u32;
         if self.inbound.window().contains(id) {
             if seq % 2 == 1 {
                 let _ = self.acks.push(now, id);
@@ -720,19 +642,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         if self
-            .check_seq(now, id, seq, is_content_related(m.body, seq), unix)
+            .check_seq(now, id, seq, is_content_related(body, seq), unix)
             .is_err()
         {
             return;
         }
         self.accept_id(id, seq, unix);
-        self.server_message(now, id, seq, m.body, rx, gz, gz_used);
+        self.server_message(now, id, seq, body, rx, gz, gz_used);
     }
 
     /// DC: one accepted message from the client: a query goes to the host (`deliver_request`), a service message
     /// is answered (`owed`) or acted upon here.
     #[allow(clippy::too_many_arguments)]
-    fn server_message(
+    pub(super) fn server_message(
         &mut self,
         now: Instant,
         id: MsgId,
