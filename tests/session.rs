@@ -1287,6 +1287,72 @@ fn chk_048_dc_takes_no_input_while_a_container_waits_for_its_host() {
     assert!(p.deliver_s_keep_events(&other).is_ok());
 }
 
+/// rpc_results in the DC's next packets: (req_msg_id, result).
+fn dc_results(p: &mut Pair) -> Vec<(i64, Vec<u8>)> {
+    let mut v = Vec::new();
+    for mut pk in p.s2c() {
+        let d = packet::decrypt(&key(p.seed), Direction::ServerToClient, &mut pk).unwrap();
+        let body = d.body().to_vec();
+        let bodies = match tl::MsgContainer::decode(&body) {
+            Ok(c) => c.iter().map(|m| m.body.to_vec()).collect(),
+            Err(_) => vec![body],
+        };
+        for b in bodies {
+            if let Ok(tl::ServiceMessage::RpcResult(r)) = tl::ServiceMessage::decode_body(&b) {
+                v.push((r.req_msg_id, r.result.to_vec()));
+            }
+        }
+    }
+    v
+}
+
+/// An answer the DC gives a query itself (here `INPUT_FETCH_ERROR` for a query that does not inflate, and
+/// `rpc_answer_unknown` for an `rpc_drop_answer`) is sent once and kept nowhere; when the packet carrying it is
+/// lost, the client sends the query again under its msg_id, which the replay window holds, so it is never run. The
+/// DC answers it again, in a new container or alone, instead of only acknowledging it and leaving the client
+/// waiting for an answer that never comes.
+#[cfg(feature = "alloc")]
+#[test]
+fn a_query_the_dc_answered_itself_is_answered_again_when_resent() {
+    let mut p = settled(46);
+    let sid = p.c.session_id();
+    let bad = enc(&tl::GzipPacked {
+        packed_data: &failing_gzip(64),
+    });
+    let drop = enc(&tl::RpcDropAnswer {
+        req_msg_id: client_id(&p, -5, 9) as i64,
+    });
+    for (n, query) in [(400u64, bad), (500, drop)] {
+        let q = client_id(&p, 0, n);
+        let member = [(q as i64, 301 + n as i32, query.clone())];
+        let pk = to_dc(&p, sid, client_id(&p, 0, n + 1), 302 + n as u32, &container(&member));
+        let r = p.deliver_s(&pk);
+        assert!(r.is_ok(), "{r:?}");
+        let first: Vec<_> = dc_results(&mut p).into_iter().filter(|(r, _)| *r == q as i64).collect();
+        assert_eq!(first.len(), 1, "answered once");
+        // Lost. Sent again in a new container, then alone: the same answer each time, and never delivered.
+        let pk = to_dc(&p, sid, client_id(&p, 0, n + 2), 304 + n as u32, &container(&member));
+        assert!(p.deliver_s(&pk).is_ok());
+        assert_eq!(
+            dc_results(&mut p)
+                .into_iter()
+                .filter(|(r, _)| *r == q as i64)
+                .collect::<Vec<_>>(),
+            first
+        );
+        let pk = to_dc(&p, sid, q, 301 + n as u32, &query);
+        let _ = p.deliver_s(&pk);
+        assert_eq!(
+            dc_results(&mut p)
+                .into_iter()
+                .filter(|(r, _)| *r == q as i64)
+                .collect::<Vec<_>>(),
+            first
+        );
+    }
+    assert!(p.server_events.iter().all(|e| !matches!(e, Ev::Request(..))));
+}
+
 // Attack regression tests under their own names (each runs the engine checks that stop it).
 
 #[test]

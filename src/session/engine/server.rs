@@ -135,6 +135,12 @@ pub(super) struct DcState<const MSGS: usize> {
     /// The (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
     pub(super) unknown_session: Option<(u64, MsgId)>,
     pub(super) long_poll: Option<LongPoll>,
+    /// Answers the engine gave queries itself (`FLOOD_WAIT_1`, `INPUT_FETCH_ERROR`, `rpc_answer_unknown`), newest
+    /// last: they are sent once, never kept in the arena, so a client that lost the packet and sends the query
+    /// again (same msg_id, already in the replay window, so never run) gets the same answer again
+    /// ([`Core::resent_query`]). At most `MSGS`; the oldest is forgotten first, after which its resend is only
+    /// acknowledged and the client's own timeout ends the query.
+    pub(super) refused: heapless::Deque<Owed, MSGS>,
 }
 
 impl<const MSGS: usize> Drop for DcState<MSGS> {
@@ -161,6 +167,7 @@ impl<const MSGS: usize> DcState<MSGS> {
             approval: Approval::None,
             unknown_session: None,
             long_poll: None,
+            refused: heapless::Deque::new(),
         }
     }
 
@@ -193,6 +200,7 @@ impl<const MSGS: usize> DcState<MSGS> {
         self.nsc_due = false;
         self.disconnect_at = None;
         self.long_poll = None;
+        self.refused.clear();
     }
 }
 
@@ -305,7 +313,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// acknowledgements, which the client queued behind this very packet.
     fn deliver_request(&mut self, now: Instant, id: MsgId, body: Span) {
         if self.role.dc_mut().is_none_or(|dc| dc.pending_reqs.push(id).is_err()) {
-            self.push_owed(now, Owed::FloodWait { req: id });
+            self.refuse_query(now, Owed::FloodWait { req: id });
             return;
         }
         self.push_event(EvRec::Request { msg_id: id, body });
@@ -542,13 +550,41 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// A packet received before: a container's id reused is notified (its members may differ), a lone
-    /// content-related message is acknowledged again.
+    /// content-related message is acknowledged again (and answered again if the engine refused it itself).
     fn refuse_duplicate(&mut self, now: Instant, h: &Header, is_container: bool) {
         if is_container {
             self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::ContainerIdReused);
-        } else if h.seq_no % 2 == 1 {
-            let _ = self.acks.push(now, h.msg_id);
+        } else {
+            self.resent_query(now, h.msg_id, h.seq_no);
         }
+    }
+
+    /// A message received before came again (a client resending a query whose answer it has not seen): it is
+    /// acknowledged again if content-related, and an answer the engine gave it itself is owed again (see
+    /// `DcState::refused`). A query the host ran or runs is never run again; its answer is resent by the tracker.
+    fn resent_query(&mut self, now: Instant, id: MsgId, seq_no: u32) {
+        if seq_no % 2 == 1 {
+            let _ = self.acks.push(now, id);
+        }
+        let again = self
+            .role
+            .dc()
+            .and_then(|dc| dc.refused.iter().find(|o| o.req() == Some(id)).copied());
+        if let Some(o) = again {
+            self.push_owed(now, o);
+        }
+    }
+
+    /// DC: an answer the engine gives a query itself (not the host's): owed now, and remembered for a resend of the
+    /// query (see `DcState::refused`).
+    fn refuse_query(&mut self, now: Instant, o: Owed) {
+        if let Some(dc) = self.role.dc_mut() {
+            if dc.refused.is_full() {
+                dc.refused.pop_front();
+            }
+            let _ = dc.refused.push_back(o);
+        }
+        self.push_owed(now, o);
     }
 
     /// Item 35: the current salt, or the previous one during its grace period; salt 0 never passes.
@@ -618,17 +654,13 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         gz_used: &mut usize,
     ) {
         if self.inbound.window().contains(id) {
-            if seq % 2 == 1 {
-                let _ = self.acks.push(now, id);
-            }
+            self.resent_query(now, id, seq);
             return;
         }
         match self.inbound.check(id, unix, true) {
             Ok(()) => {}
             Err(MsgIdReject::Duplicate) => {
-                if seq % 2 == 1 {
-                    let _ = self.acks.push(now, id);
-                }
+                self.resent_query(now, id, seq);
                 return;
             }
             Err(e) => {
@@ -736,8 +768,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             // An API method that happens to be in the service schema: the host verifies it (`verify_bind`).
             ServiceMessage::AuthBindTempAuthKey(_) => self.deliver_request(now, id, span),
-            // Never kept for resending (see `Owed`): it carries no result, and a client that lost it asks again.
-            ServiceMessage::RpcDropAnswer(_) => self.push_owed(now, Owed::AnswerUnknown { req: id }),
+            // Never kept in the arena (it carries no result); a resend of the request gets it again.
+            ServiceMessage::RpcDropAnswer(_) => self.refuse_query(now, Owed::AnswerUnknown { req: id }),
             ServiceMessage::GzipPacked(g) => self.on_gzipped_request(now, id, seq_no % 2 == 1, &g, gz, gz_used),
             ServiceMessage::HttpWait(w) => self.on_http_wait(now, &w),
             // msg_copy is rejected (item 51); handshake and server-only constructors from a client are ignored.
@@ -770,7 +802,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         if content {
-            self.push_owed(now, Owed::FetchError { req: id });
+            self.refuse_query(now, Owed::FetchError { req: id });
         }
     }
 
