@@ -43,7 +43,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use zeroize::Zeroize;
 
 use super::DcId;
-use super::router::{DcOption, Router, RouteError, TableFull};
+use super::router::{DcOption, RouteError, Router, TableFull};
 use crate::crypto::auth_key::AuthKey;
 use crate::error::{BufferTooSmall, Fault};
 use crate::time::Instant;
@@ -831,7 +831,10 @@ mod tests {
         assert_eq!(back.key(dc(2)).unwrap().as_bytes(), &[2; 256]);
         assert_eq!(back.dc(dc(2)).unwrap().time_offset, -3);
         assert!(back.dc(dc(1)).unwrap().authorized);
-        assert_eq!(Record::decode(&encode(&Record::new(false))).unwrap(), Record::new(false));
+        assert_eq!(
+            Record::decode(&encode(&Record::new(false))).unwrap(),
+            Record::new(false)
+        );
     }
 
     #[test]
@@ -850,7 +853,10 @@ mod tests {
             r.set_key(dc(MAX_DCS as i64 + 1), AuthKey::from_bytes([0; 256])),
             Err(RecordFull::Dcs)
         );
-        assert_eq!(r.set_update_state(&[0; MAX_UPDATE_STATE + 1]), Err(RecordFull::UpdateState));
+        assert_eq!(
+            r.set_update_state(&[0; MAX_UPDATE_STATE + 1]),
+            Err(RecordFull::UpdateState)
+        );
     }
 
     #[test]
