@@ -34,9 +34,10 @@ fn cluster() -> (Cluster, RsaPublicKey) {
             secret: None,
             faketls: None,
             dc_id: None,
-            max_conns: 64,
+            // Closed connections count until their sessions' retention ends; a test that restarts clients opens many.
+            max_conns: 1024,
             keys_file: None,
-            verbose: false,
+            verbose: std::env::var("DC_VERBOSE").is_ok(),
         })
         .collect();
     let c = dc::start_cluster(ClusterOptions {
@@ -278,13 +279,14 @@ fn until_signed_in(
 /// Every flow ends signed in under a seeded fault schedule: connections dropped after a query was written (the
 /// session resends on a new connection and the DC answers once), `420 FLOOD_WAIT_1` injected into API calls (the
 /// flood scheduler waits it out), and the client killed mid-flow and restarted from its store. Seeds:
-/// `CLIENT_E2E_SEEDS` (default 4).
+/// `CLIENT_E2E_SEEDS` (default 3; each seed runs a bot and a phone sign-in with `PHONE_MIGRATE`, seed 0 also the
+/// sign-up and the password sign-in of a 2FA account).
 #[test]
 fn flows_end_signed_in_under_faults() {
     let seeds: u64 = std::env::var("CLIENT_E2E_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(3);
     let (c, public) = cluster();
     let mut total_starts = 0;
     let mut total_drops = 0;
@@ -315,6 +317,25 @@ fn flows_end_signed_in_under_faults() {
         assert_eq!(rec.home, Some(dc(2)));
         total_starts += starts;
         total_drops += drops;
+        // Two-step password on another client of the same account (the SRP proof under the same faults).
+        if seed == 0 {
+            let (mut store, starts, drops) = until_signed_in(&cfg, MemoryStore::new(), &|cl| {
+                if cl.record().options().count() < 3 {
+                    cl.refresh_config()?;
+                }
+                sign_in_phone(cl, PASSWORD_PHONE)
+            });
+            let first = store.load().unwrap().unwrap().user.unwrap().id;
+            let (mut store, starts2, drops2) = until_signed_in(&cfg, MemoryStore::new(), &|cl| {
+                if cl.record().options().count() < 3 {
+                    cl.refresh_config()?;
+                }
+                sign_in_phone(cl, PASSWORD_PHONE)
+            });
+            assert_eq!(store.load().unwrap().unwrap().user.unwrap().id, first);
+            total_starts += starts + starts2;
+            total_drops += drops + drops2;
+        }
     }
     // The schedule did inject: with these rates over this many requests, some kills and drops happen.
     assert!(total_starts > 2 * seeds as u32, "no kill injected");

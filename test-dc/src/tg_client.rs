@@ -270,7 +270,10 @@ where
         {
             router.set_home(*dc);
         }
-        let seed = cfg.faults.seed;
+        // Keys, nonces and obfuscated inits come from the OS: the fault seed decides only the faults (a seeded
+        // generator here would repeat obfuscated inits across clients, which the DC refuses as replays).
+        let mut seed = [0u8; 32];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
         Ok(Self {
             cfg,
             store,
@@ -279,7 +282,7 @@ where
             flood: FloodScheduler::new(FloodConfig::DEFAULT),
             links: HashMap::new(),
             updates: Vec::new(),
-            rng: StdRng::seed_from_u64(seed),
+            rng: StdRng::from_seed(seed),
             next_id: 0,
             stats: Stats::default(),
         })
