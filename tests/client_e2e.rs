@@ -3,7 +3,8 @@
 //! phone code with `PHONE_MIGRATE`, two-step password (our SRP against the DC's), QR login approved by a second
 //! client of ours, a restart from the SQLite store (signed in, on the right home DC, no new key or sign-in), and an
 //! authorization copied to another DC. Then the same flows under a seeded fault schedule (connections dropped
-//! mid-request, injected flood waits, the client killed and restarted from its store): every seed ends signed in.
+//! mid-request, injected flood waits, the client killed and restarted from its store; QR login under dropped
+//! connections only): every seed ends signed in.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -221,6 +222,50 @@ fn qr_login_approved_by_second_client() {
     assert_eq!(u.id, id);
     assert_eq!(a.home(), Some(dc(3)));
     assert_eq!(a.me(Target::Home).unwrap(), Ok(id));
+}
+
+/// QR login with the connections of both clients dropped under a seeded schedule (the sessions resend on new
+/// connections; an `updateLoginToken` lost with a connection is made up for by the token's re-export on expiry).
+#[test]
+fn qr_login_under_dropped_connections() {
+    let (c, public) = cluster();
+    let mut drops = 0;
+    for seed in 0..2u64 {
+        let mut cfg = config_all(&c, public);
+        cfg.faults = Faults {
+            seed,
+            drop_connection: 0.4,
+            flood_wait: 0.0,
+            kill: 0.0,
+        };
+        let mut b = TgClient::start(cfg.clone(), MemoryStore::new()).unwrap();
+        let id = sign_in_phone(&mut b, &format!("99966{}{:04}", 3, 2000 + seed))
+            .unwrap()
+            .id;
+        cfg.faults.seed = seed + 100;
+        let mut a = TgClient::start(cfg, MemoryStore::new()).unwrap();
+        let flow = SignIn::qr(
+            SignInConfig::new(1, API_HASH),
+            &[],
+            mtproto_test_dc::client::now(),
+            UnixTime(mtproto_test_dc::client::unix_micros_at_zero() / 1_000_000),
+        );
+        let mut accepted = false;
+        let u = a
+            .sign_in(flow, &mut |p| {
+                if let Prompt::QrToken(token) = p
+                    && !accepted
+                {
+                    accepted = b.accept_login_token(token).unwrap().is_ok();
+                }
+                Reply::Wait
+            })
+            .unwrap();
+        assert_eq!(u.id, id);
+        assert_eq!(a.me(Target::Home).unwrap(), Ok(id));
+        drops += a.stats.drops + b.stats.drops;
+    }
+    assert!(drops > 0, "no connection dropped");
 }
 
 /// A call to another DC copies the authorization (`auth.exportAuthorization` on the home DC,
