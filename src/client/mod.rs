@@ -15,6 +15,8 @@
 //! - [`srp`]: two-step verification (the SRP-6a variant of <https://core.telegram.org/api/srp>): the client's
 //!   `inputCheckPasswordSRP` and `new_password_hash` from the password the user typed and a `CryptoRng`, and the DC
 //!   side test_dc needs to check them.
+//! - [`store`]: what a client keeps across restarts (auth keys per DC, home DC, user, salts, DC list, update
+//!   state), the [`store::Store`] trait the host implements and a checksummed one-blob encoding.
 //! - [`signin`] (`api` feature): the sign-in flows (bot token, phone code, two-step password, QR login) and
 //!   `auth.logOut` as state machines the host drives with the answers to the requests they ask it to send.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -27,6 +29,7 @@ pub mod rpc_error;
 #[cfg(feature = "api")]
 pub mod signin;
 pub mod srp;
+pub mod store;
 
 /// A host-chosen id for one request (an API call the host keeps the body of until it is answered). The client
 /// machines store and hand back only this id.

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod pfs;
 pub mod session;
 pub mod signin;
+pub mod store;
 pub mod tl;
 pub mod transport;
 
@@ -35,6 +36,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(connection::TARGETS)
         .chain(client::TARGETS)
         .chain(signin::TARGETS)
+        .chain(store::TARGETS)
         .copied()
 }
 

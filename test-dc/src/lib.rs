@@ -8,6 +8,8 @@
 //! - [`client`]: a blocking client connection: a socket (optionally a carriage, [`link`] names the transports)
 //!   carrying the crate's client connection type (`Connection::client_handshake` / `Connection::client`), which does the
 //!   framing, the handshake and the session; [`secret`] is a secret-chat user over it.
+//! - [`tg_client`]: a Telegram client over [`client`] connections built from the crate's client layer (sign-in,
+//!   router, flood scheduler, session store), for the end-to-end client tests and the sign-in timings.
 //!
 //! Data flow at the DC: bytes from a socket go through the carriage (HTTP, WebSocket, fake-TLS) into the crate's
 //! connection type, whose events and host queries [`dc`] answers (calls through [`api::execute`]).
@@ -20,3 +22,4 @@ pub mod client;
 pub mod dc;
 pub mod link;
 pub mod secret;
+pub mod tg_client;
