@@ -17,6 +17,8 @@
 //!   side test_dc needs to check them.
 //! - [`signin`] (`api` feature): the sign-in flows (bot token, phone code, two-step password, QR login) and
 //!   `auth.logOut` as state machines the host drives with the answers to the requests they ask it to send.
+//! - [`updates`] (`api` feature): updates delivered in order and exactly once: pts, qts, seq and every channel's
+//!   pts, gaps waited for and fetched with `updates.getDifference`/`getChannelDifference`, state saved and restored.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
@@ -27,6 +29,8 @@ pub mod rpc_error;
 #[cfg(feature = "api")]
 pub mod signin;
 pub mod srp;
+#[cfg(feature = "api")]
+pub mod updates;
 
 /// A host-chosen id for one request (an API call the host keeps the body of until it is answered). The client
 /// machines store and hand back only this id.
