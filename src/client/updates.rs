@@ -91,7 +91,7 @@ pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
 pub const RETRY_MAX: Duration = Duration::from_secs(60);
 
 const MAGIC: [u8; 4] = *b"UPS1";
-const HEADER_LEN: usize = 4 + 1 + 16 + 2;
+const HEADER_LEN: usize = 4 + 1 + 16 + 8 + 2;
 const CHANNEL_LEN: usize = 8 + 8 + 4 + 1;
 
 /// A sequence updates are numbered in.
@@ -728,7 +728,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
 
     /// Starts tracking channel `id` at `pts` (from `messages.getDialogs`, or a channel this machine evicted), or sets
     /// the access hash of one already tracked (its pts is then left alone). A channel given with `pts` > 0 is
-    /// fetched from there at once, so what happened since is delivered. Refused with
+    /// fetched from there at once, so what happened since is delivered; with `pts` 0 its first update is the base. Refused with
     /// [`UpdatesError::ChannelsFull`] when the table is full and nothing can be evicted.
     pub fn track_channel(
         &mut self,
@@ -753,7 +753,9 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         let i = self.add_channel(now, id, pts)?;
         if let Some(c) = self.channels.get_mut(i) {
             c.access_hash = access_hash;
-            c.entry.want(now);
+            if pts > 0 {
+                c.entry.want(now);
+            }
         }
         Ok(())
     }
@@ -963,15 +965,8 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             return false;
         }
         if seq_start <= next {
-            let shift = seq.abs_diff(self.seq);
-            self.seq = seq;
             self.date = self.date.max(date);
-            self.seq_ahead = if shift < 64 { self.seq_ahead >> shift } else { 0 };
-            // Containers past the gap processed before it filled.
-            while self.seq_ahead & 1 == 1 {
-                self.seq = self.seq.saturating_add(1);
-                self.seq_ahead >>= 1;
-            }
+            self.advance_seq(seq);
             return true;
         }
         // Past a gap: remember which seqs it covers, so a second copy is dropped and the seq moves over it once the
@@ -994,6 +989,20 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             }
         }
         true
+    }
+
+    /// Moves seq forward to `seq` (never back: containers processed since a difference was computed stay
+    /// processed), then over the containers processed ahead of it.
+    fn advance_seq(&mut self, seq: i32) {
+        if seq > self.seq {
+            let shift = seq.abs_diff(self.seq);
+            self.seq = seq;
+            self.seq_ahead = if shift < 64 { self.seq_ahead >> shift } else { 0 };
+        }
+        while self.seq_ahead & 1 == 1 {
+            self.seq = self.seq.saturating_add(1);
+            self.seq_ahead >>= 1;
+        }
     }
 
     /// One `Update` of a push or a difference.
@@ -1077,7 +1086,13 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         d: Delivered<'_>,
         sink: &mut F,
     ) {
+        let base = info.pts.saturating_sub(info.count);
         let local = match self.local(info.seq) {
+            // A channel tracked without a pts (`track_channel` with 0): its first update is the base.
+            Some(0) if matches!(info.seq, Sequence::Channel(_)) && !self.fetching(info.seq) => {
+                self.set_local(info.seq, base);
+                base
+            }
             Some(l) => l,
             None => {
                 // A channel seen for the first time: its update is the base (TDLib and grammers do the same).
@@ -1454,13 +1469,11 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         self.common.failures = 0;
         self.common.gap = None;
         self.common.idle_deadline = now.saturating_add(NO_UPDATES_TIMEOUT);
-        self.seq_seen = self.seq;
-        self.seq_ahead = 0;
         let lost = core::mem::take(&mut self.common.lost);
         if lost {
             // An update could not be held while fetching: fetch once more so it comes back.
             self.common.want(now);
-        } else if self.hold.has(Sequence::Common) || self.hold.has(Sequence::Secondary) {
+        } else if self.hold.has(Sequence::Common) || self.hold.has(Sequence::Secondary) || self.seq < self.seq_seen {
             self.common.gap = Some(now.saturating_add(GAP_GRACE));
         }
     }
@@ -1475,7 +1488,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         match diff {
             enums::UpdatesDifference::UpdatesDifferenceEmpty(d) => {
                 self.date = self.date.max(d.date);
-                self.seq = d.seq;
+                self.advance_seq(d.seq);
                 self.end_common_diff(now);
             }
             enums::UpdatesDifference::UpdatesDifferenceTooLong(d) => {
@@ -1612,7 +1625,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         self.common.pts = s.pts;
         self.qts = s.qts;
         self.date = self.date.max(s.date);
-        self.seq = s.seq;
+        self.advance_seq(s.seq);
         if last {
             self.end_common_diff(now);
         } else {
@@ -1774,12 +1787,15 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         for v in [self.common.pts, self.qts, self.date, self.seq] {
             w.put(&v.to_le_bytes());
         }
+        w.put(&self.seq_ahead.to_le_bytes());
         w.put(&u16::try_from(self.channels.len()).unwrap_or(u16::MAX).to_le_bytes());
         for c in &self.channels {
             w.put(&c.id.to_le_bytes());
             w.put(&c.access_hash.unwrap_or(0).to_le_bytes());
             w.put(&c.entry.pts.to_le_bytes());
-            w.put(&[u8::from(c.access_hash.is_some())]);
+            // Bit 1: the channel had a gap, held updates or a fetch under way: fetch it after a restore.
+            let pending = c.entry.busy() || self.hold.has(Sequence::Channel(c.id));
+            w.put(&[u8::from(c.access_hash.is_some()) | (u8::from(pending) << 1)]);
         }
         Ok(w.pos)
     }
@@ -1801,6 +1817,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         let qts = i32::from_le_bytes(r.take()?);
         let date = i32::from_le_bytes(r.take()?);
         let seq = i32::from_le_bytes(r.take()?);
+        let seq_ahead = u64::from_le_bytes(r.take()?);
         let n = usize::from(u16::from_le_bytes(r.take()?));
         if n > CH {
             return Err(UpdatesError::RestoreTooManyChannels { count: n });
@@ -1813,19 +1830,23 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             let id = i64::from_le_bytes(r.take()?);
             let hash = i64::from_le_bytes(r.take()?);
             let cpts = i32::from_le_bytes(r.take()?);
-            let has = match r.take::<1>()? {
-                [0] => false,
-                [1] => true,
-                _ => return Err(UpdatesError::RestoreInvalid),
-            };
+            let [flags] = r.take::<1>()?;
+            if flags > 3 {
+                return Err(UpdatesError::RestoreInvalid);
+            }
+            let has = flags & 1 == 1;
             if cpts < 0 || m.channel_index(id).is_some() {
                 return Err(UpdatesError::RestoreInvalid);
             }
             m.touch += 1;
+            let mut entry = Entry::new(cpts, now);
+            if flags & 2 == 2 {
+                entry.want(now);
+            }
             let ch = Channel {
                 id,
                 access_hash: has.then_some(hash),
-                entry: Entry::new(cpts, now),
+                entry,
                 touched: m.touch,
             };
             m.channels
@@ -1843,6 +1864,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             m.date = date;
             m.seq = seq;
             m.seq_seen = seq;
+            m.seq_ahead = seq_ahead;
         }
         Ok(m)
     }

@@ -16,6 +16,7 @@ pub mod session;
 pub mod signin;
 pub mod tl;
 pub mod transport;
+pub mod updates;
 
 /// A fuzz target: it must never panic, whatever the input.
 pub type Target = fn(&[u8]);
@@ -35,6 +36,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(connection::TARGETS)
         .chain(client::TARGETS)
         .chain(signin::TARGETS)
+        .chain(updates::TARGETS)
         .copied()
 }
 
