@@ -1075,7 +1075,9 @@ fn simulate(seed: u64) {
         now_ms += 50 + rng.below(200);
         let now = t(now_ms);
         let quiet = step >= steps;
-        if !quiet && rng.chance(60) {
+        // Events start once the client knows a state: what happened before its first getState is history, not
+        // updates (the state it gets already counts it).
+        if !quiet && m.state().is_some() && rng.chance(60) {
             let (_, body) = dc.event(&mut rng);
             if !rng.chance(loss) {
                 network.push(body.clone());

@@ -1284,6 +1284,8 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             let tag = self.tag();
             self.common.diff = Diff::InFlight(tag);
             self.common.gap = None;
+            // This difference brings back whatever could not be held until now.
+            self.common.lost = false;
             self.stats.differences += 1;
             return Ok(Some(Request {
                 tag,
@@ -1321,6 +1323,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         if let Some(c) = self.channels.get_mut(i) {
             c.entry.diff = Diff::InFlight(tag);
             c.entry.gap = None;
+            c.entry.lost = false;
         }
         self.stats.differences += 1;
         Ok(Some(Request {
