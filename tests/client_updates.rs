@@ -1182,3 +1182,118 @@ fn seeded_loss_reorder_restart_no_update_lost_none_twice() {
         simulate(seed);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fuzz seeds.
+
+fn seed_ops(ops: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    for (op, operand) in ops {
+        out.push(*op);
+        if *op <= 1 {
+            out.extend_from_slice(&(operand.len() as u16).to_le_bytes());
+        }
+        out.extend_from_slice(operand);
+    }
+    out
+}
+
+fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let mut m = synced(10, 3, 4);
+    m.track_channel(t(0), 50, Some(77), 9).unwrap();
+    let mut buf = [0u8; M::MAX_SAVED_LEN];
+    let n = m.save(&mut buf).unwrap();
+    let fresh = M::new(t(0), false);
+    let mut b2 = [0u8; M::MAX_SAVED_LEN];
+    let n2 = fresh.save(&mut b2).unwrap();
+    let pc = peer_channel(1);
+    let drive = seed_ops(&[
+        (4, vec![0]),
+        (1, state(10, 0, 1, 0)),
+        (0, updates(&[new_message(1, 11, 1), free(1)], 1, 1)),
+        (0, short(&new_message(3, 13, 1), 1)),
+        (0, updates(&[new_channel_message(1, 1, 5, 1)], 1, 0)),
+        (0, updates(&[new_channel_message(1, 3, 7, 1)], 1, 0)),
+        (6, vec![1, 4]),
+        (4, vec![6]),
+        (
+            1,
+            difference(
+                true,
+                &[message(2, &peer_user(PEER))],
+                &[bot_stopped(1, 1)],
+                &state(12, 1, 1, 1),
+            ),
+        ),
+        (1, channel_difference(true, 7, &[message(2, &pc), message(3, &pc)], &[])),
+        (
+            1,
+            difference(false, &[message(3, &peer_user(PEER))], &[], &state(13, 1, 1, 1)),
+        ),
+        (5, vec![]),
+        (1, difference_too_long(50)),
+        (
+            2,
+            vec![
+                2, 12, b'F', b'L', b'O', b'O', b'D', b'_', b'W', b'A', b'I', b'T', b'_', b'3',
+            ],
+        ),
+        (4, vec![40]),
+        (3, vec![]),
+        (0, too_long()),
+        (1, difference_empty(2, 2)),
+        (0, short(&channel_too_long(1, Some(9)), 1)),
+        (1, channel_difference_too_long(1, 20, &[message(19, &pc)])),
+    ]);
+    vec![
+        ("client_updates_restore", "seed_known", buf[..n].to_vec()),
+        ("client_updates_restore", "seed_fresh", b2[..n2].to_vec()),
+        ("client_updates", "seed_scripted", drive),
+    ]
+}
+
+/// The checked-in fuzz seeds of `client_updates` and `client_updates_restore` replay through their entry points
+/// with the machine compiled in.
+#[test]
+fn fuzz_corpus_replays_with_the_machine() {
+    for (target, f) in [
+        (
+            "client_updates",
+            mtproto_sansio::fuzzing::updates::client_updates as fn(&[u8]),
+        ),
+        (
+            "client_updates_restore",
+            mtproto_sansio::fuzzing::updates::client_updates_restore,
+        ),
+    ] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            f(&std::fs::read(e.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n > 0, "{target}: empty corpus");
+    }
+    // The generated seeds too (they are what is checked in).
+    for (target, _, data) in fuzz_seeds() {
+        match target {
+            "client_updates" => mtproto_sansio::fuzzing::updates::client_updates(&data),
+            _ => mtproto_sansio::fuzzing::updates::client_updates_restore(&data),
+        }
+    }
+}
+
+/// Regenerates the seeds: `cargo test --features std,api --test client_updates -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz/corpus"]
+fn write_fuzz_seeds() {
+    for (target, name, data) in fuzz_seeds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}
