@@ -48,7 +48,7 @@ impl W {
         assert!(s.len() < 254);
         self.0.push(s.len() as u8);
         self.0.extend_from_slice(s);
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
         self
@@ -1296,4 +1296,46 @@ fn write_fuzz_seeds() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), data).unwrap();
     }
+}
+
+/// Prints updates applied per second and the machine's memory: `cargo test --release --features std,api --test
+/// client_updates -- --ignored --nocapture measure`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure() {
+    const N: i32 = 200_000;
+    let bodies: Vec<Vec<u8>> = (1..=N).map(|i| updates(&[new_message(i, 10 + i, 1)], 1, i)).collect();
+    let mut m = synced(10, 0, 0);
+    let mut n = 0u64;
+    let start = std::time::Instant::now();
+    for b in &bodies {
+        m.handle_updates(t(1), b, &mut |_: Delivered<'_>| n += 1).unwrap();
+    }
+    let in_order = start.elapsed();
+    // Pairs swapped: every second update waits in the hold arena for the one before it.
+    let mut m = synced(10, 0, 0);
+    let start = std::time::Instant::now();
+    for pair in (1..=N).collect::<Vec<_>>().chunks(2) {
+        for &i in pair.iter().rev() {
+            m.handle_updates(t(1), &short(&new_message(i, 10 + i, 1), 1), &mut |_: Delivered<'_>| {
+                n += 1
+            })
+            .unwrap();
+        }
+    }
+    let swapped = start.elapsed();
+    assert_eq!(n, 2 * N as u64);
+    println!(
+        "in order: {:.0} updates/s; pairs swapped (held and released): {:.0} updates/s",
+        f64::from(N) / in_order.as_secs_f64(),
+        f64::from(N) / swapped.as_secs_f64()
+    );
+    println!(
+        "memory: UpdateSync<64, 16384> {} bytes, UpdateSync<8, 4096> {} bytes, {} bytes per tracked channel, saved state {} + {} per channel",
+        std::mem::size_of::<UpdateSync>(),
+        std::mem::size_of::<M>(),
+        M::BYTES_PER_CHANNEL,
+        M::MAX_SAVED_LEN - 8 * 21,
+        21
+    );
 }
