@@ -627,6 +627,21 @@ fn update_channel_too_long_fetches_that_channel() {
 }
 
 #[test]
+fn a_failed_get_state_is_retried_after_a_backoff() {
+    let mut m = M::new(t(0), false);
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    m.handle_rpc_error(t(0), r.tag, 500, b"INTERNAL").unwrap();
+    assert!(poll(&mut m, t(999)).is_none(), "not at once");
+    assert_eq!(m.poll_timeout(), Some(t(1000)));
+    let (r, _) = poll(&mut m, t(1000)).unwrap();
+    assert_eq!(r.method, Method::GetState);
+    m.handle_failed(t(1001), r.tag).unwrap();
+    let (r, _) = poll(&mut m, t(1001)).expect("a lost getState is sent again at once");
+    answer(&mut m, t(1002), r.tag, &state(1, 0, 1, 0)).unwrap();
+    assert!(m.is_synced());
+}
+
+#[test]
 fn no_updates_for_15_minutes_fetches() {
     let mut m = synced(10, 0, 0);
     assert_eq!(m.poll_timeout(), Some(t(0).saturating_add(NO_UPDATES_TIMEOUT)));

@@ -1217,7 +1217,10 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if !self.known {
-            return None;
+            return match self.common.diff {
+                Diff::Wanted { at } if self.get_state.is_none() => Some(at),
+                _ => None,
+            };
         }
         let mut t: Option<Instant> = None;
         let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
@@ -1259,7 +1262,8 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
     /// The next request to send, written into `out` (256 bytes are always enough), or `None`.
     pub fn poll_request(&mut self, now: Instant, out: &mut [u8]) -> Result<Option<Request>, UpdatesError> {
         if !self.known {
-            if self.get_state.is_some() {
+            // Before the state is known, the common entry's fetch timer is getState's retry timer.
+            if self.get_state.is_some() || matches!(self.common.diff, Diff::Wanted { at } if at > now) {
                 return Ok(None);
             }
             let len = write(&functions::UpdatesGetState {}, out)?;
@@ -1402,16 +1406,16 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
     /// A request that ended without an answer (the connection was lost): it is sent again at once.
     pub fn handle_failed(&mut self, now: Instant, tag: Tag) -> Result<(), UpdatesError> {
         let method = self.which(tag).ok_or(UpdatesError::UnknownTag(tag))?;
-        match method {
-            Method::GetState => self.get_state = None,
-            m => self.set_wanted(m, now),
-        }
+        self.set_wanted(method, now);
         Ok(())
     }
 
     fn set_wanted(&mut self, method: Method, at: Instant) {
         match method {
-            Method::GetState => self.get_state = None,
+            Method::GetState => {
+                self.get_state = None;
+                self.common.diff = Diff::Wanted { at };
+            }
             Method::GetDifference => self.common.diff = Diff::Wanted { at },
             Method::GetChannelDifference(id) => {
                 if let Some(c) = self.channels.iter_mut().find(|c| c.id == id) {
@@ -1427,8 +1431,10 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             d.min(RETRY_MAX)
         };
         match method {
-            Method::GetState => self.get_state = None,
-            Method::GetDifference => {
+            Method::GetState | Method::GetDifference => {
+                if method == Method::GetState {
+                    self.get_state = None;
+                }
                 let d = backoff(self.common.failures);
                 self.common.failures = self.common.failures.saturating_add(1);
                 self.common.diff = Diff::Wanted {
