@@ -19,6 +19,8 @@
 //!   state), the [`store::Store`] trait the host implements and a checksummed one-blob encoding.
 //! - [`signin`] (`api` feature): the sign-in flows (bot token, phone code, two-step password, QR login) and
 //!   `auth.logOut` as state machines the host drives with the answers to the requests they ask it to send.
+//! - [`updates`] (`api` feature): updates delivered in order and exactly once: pts, qts, seq and every channel's
+//!   pts, gaps waited for and fetched with `updates.getDifference`/`getChannelDifference`, state saved and restored.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
@@ -30,6 +32,8 @@ pub mod rpc_error;
 pub mod signin;
 pub mod srp;
 pub mod store;
+#[cfg(feature = "api")]
+pub mod updates;
 
 /// A host-chosen id for one request (an API call the host keeps the body of until it is answered). The client
 /// machines store and hand back only this id.

@@ -17,6 +17,7 @@ pub mod signin;
 pub mod store;
 pub mod tl;
 pub mod transport;
+pub mod updates;
 
 /// A fuzz target: it must never panic, whatever the input.
 pub type Target = fn(&[u8]);
@@ -37,6 +38,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(client::TARGETS)
         .chain(signin::TARGETS)
         .chain(store::TARGETS)
+        .chain(updates::TARGETS)
         .copied()
 }
 

@@ -1,0 +1,1356 @@
+//! `client::updates` against a scripted DC in memory: every gap kind, duplicates, reordering, too-long answers,
+//! channel differences, restarts from the saved state, hostile answers; and a seeded simulation of a DC whose pushes
+//! are lost, duplicated and reordered while the client restarts, checking that every sequenced update is delivered
+//! exactly once and in order and that the state converges to the DC's.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::collections::{BTreeMap, HashSet};
+
+use mtproto_sansio::client::updates::{
+    BOT_CHANNEL_DIFF_LIMIT, Delivered, EvictedChannel, GAP_GRACE, Item, MAX_EVICTED, MAX_HELD, Method,
+    NO_UPDATES_TIMEOUT, Request, Sequence, Tag, USER_CHANNEL_DIFF_LIMIT, UpdateSync, UpdatesError,
+};
+use mtproto_sansio::time::Instant;
+use mtproto_sansio::tl::api::{Bare, enums, functions, types};
+use mtproto_sansio::tl::layout::Root;
+use mtproto_sansio::tl::tables::api::API;
+use mtproto_sansio::tl::typed::Cursor;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Wire builders (raw TL, so a test can write what no well-behaved writer would).
+
+const VECTOR: u32 = 0x1cb5_c415;
+const BOOL_TRUE: u32 = 0x9972_75b5;
+/// The user the common messages are from.
+const PEER: i64 = 7;
+
+#[derive(Default)]
+struct W(Vec<u8>);
+
+impl W {
+    fn u32(mut self, v: u32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn i32(mut self, v: i32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn i64(mut self, v: i64) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn raw(mut self, b: &[u8]) -> Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn string(mut self, s: &[u8]) -> Self {
+        assert!(s.len() < 254);
+        self.0.push(s.len() as u8);
+        self.0.extend_from_slice(s);
+        while !self.0.len().is_multiple_of(4) {
+            self.0.push(0);
+        }
+        self
+    }
+    fn vec(self, items: &[Vec<u8>]) -> Self {
+        let mut w = self.u32(VECTOR).u32(items.len() as u32);
+        for i in items {
+            w = w.raw(i);
+        }
+        w
+    }
+}
+
+fn peer_user(id: i64) -> Vec<u8> {
+    W::default().u32(types::PeerUser::ID).i64(id).0
+}
+fn peer_channel(id: i64) -> Vec<u8> {
+    W::default().u32(types::PeerChannel::ID).i64(id).0
+}
+fn message(id: i32, peer: &[u8]) -> Vec<u8> {
+    W::default().u32(types::MessageEmpty::ID).u32(1).i32(id).raw(peer).0
+}
+fn new_message(id: i32, pts: i32, count: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdateNewMessage::ID)
+        .raw(&message(id, &peer_user(PEER)))
+        .i32(pts)
+        .i32(count)
+        .0
+}
+fn new_channel_message(ch: i64, id: i32, pts: i32, count: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdateNewChannelMessage::ID)
+        .raw(&message(id, &peer_channel(ch)))
+        .i32(pts)
+        .i32(count)
+        .0
+}
+fn bot_stopped(user: i64, qts: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdateBotStopped::ID)
+        .i64(user)
+        .i32(0)
+        .u32(BOOL_TRUE)
+        .i32(qts)
+        .0
+}
+/// An update with no sequence (it names an id, so the tests can count it).
+fn free(v: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdateChannelAvailableMessages::ID)
+        .i64(0)
+        .i32(v)
+        .0
+}
+fn channel_too_long(ch: i64, pts: Option<i32>) -> Vec<u8> {
+    let w = W::default()
+        .u32(types::UpdateChannelTooLong::ID)
+        .u32(u32::from(pts.is_some()))
+        .i64(ch);
+    match pts {
+        Some(p) => w.i32(p).0,
+        None => w.0,
+    }
+}
+fn updates(upds: &[Vec<u8>], date: i32, seq: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::Updates::ID)
+        .vec(upds)
+        .vec(&[])
+        .vec(&[])
+        .i32(date)
+        .i32(seq)
+        .0
+}
+fn combined(upds: &[Vec<u8>], date: i32, seq_start: i32, seq: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdatesCombined::ID)
+        .vec(upds)
+        .vec(&[])
+        .vec(&[])
+        .i32(date)
+        .i32(seq_start)
+        .i32(seq)
+        .0
+}
+fn short(upd: &[u8], date: i32) -> Vec<u8> {
+    W::default().u32(types::UpdateShort::ID).raw(upd).i32(date).0
+}
+fn short_message(id: i32, pts: i32, count: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdateShortMessage::ID)
+        .u32(0)
+        .i32(id)
+        .i64(PEER)
+        .string(b"hi")
+        .i32(pts)
+        .i32(count)
+        .i32(0)
+        .0
+}
+fn too_long() -> Vec<u8> {
+    W::default().u32(types::UpdatesTooLong::ID).0
+}
+fn state(pts: i32, qts: i32, date: i32, seq: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdatesState::ID)
+        .i32(pts)
+        .i32(qts)
+        .i32(date)
+        .i32(seq)
+        .i32(0)
+        .0
+}
+fn difference(slice: bool, msgs: &[Vec<u8>], others: &[Vec<u8>], st: &[u8]) -> Vec<u8> {
+    let id = if slice {
+        types::UpdatesDifferenceSlice::ID
+    } else {
+        types::UpdatesDifference::ID
+    };
+    W::default()
+        .u32(id)
+        .vec(msgs)
+        .vec(&[])
+        .vec(others)
+        .vec(&[])
+        .vec(&[])
+        .raw(st)
+        .0
+}
+fn difference_empty(date: i32, seq: i32) -> Vec<u8> {
+    W::default().u32(types::UpdatesDifferenceEmpty::ID).i32(date).i32(seq).0
+}
+fn difference_too_long(pts: i32) -> Vec<u8> {
+    W::default().u32(types::UpdatesDifferenceTooLong::ID).i32(pts).0
+}
+fn channel_difference(fin: bool, pts: i32, msgs: &[Vec<u8>], others: &[Vec<u8>]) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdatesChannelDifference::ID)
+        .u32(u32::from(fin))
+        .i32(pts)
+        .vec(msgs)
+        .vec(others)
+        .vec(&[])
+        .vec(&[])
+        .0
+}
+fn channel_difference_empty(pts: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdatesChannelDifferenceEmpty::ID)
+        .u32(1)
+        .i32(pts)
+        .0
+}
+fn channel_difference_too_long(ch: i64, pts: i32, msgs: &[Vec<u8>]) -> Vec<u8> {
+    let dialog = W::default()
+        .u32(types::Dialog::ID)
+        .u32(1)
+        .raw(&peer_channel(ch))
+        .i32(0)
+        .i32(0)
+        .i32(0)
+        .i32(0)
+        .i32(0)
+        .i32(0)
+        .i32(0)
+        .u32(types::PeerNotifySettings::ID)
+        .u32(0)
+        .i32(pts)
+        .0;
+    W::default()
+        .u32(types::UpdatesChannelDifferenceTooLong::ID)
+        .u32(1)
+        .raw(&dialog)
+        .vec(msgs)
+        .vec(&[])
+        .vec(&[])
+        .0
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What the client delivered, as event names.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Ev {
+    /// A common message (its id).
+    Common(i32),
+    /// A qts update (the user id of updateBotStopped).
+    Qts(i64),
+    /// A channel message.
+    Chan(i64, i32),
+    /// An unsequenced update.
+    Free(i32),
+    /// A reset of a sequence.
+    Reset(Sequence),
+    /// Something else (a short message: its id).
+    Short(i32),
+    Other,
+}
+
+fn message_id(m: &enums::Message<'_>) -> i32 {
+    match m {
+        enums::Message::MessageEmpty(m) => m.id,
+        enums::Message::Message(m) => m.id,
+        enums::Message::MessageService(m) => m.id,
+    }
+}
+
+fn name(d: &Delivered<'_>) -> Ev {
+    match &d.item {
+        Item::Update(enums::Update::UpdateNewMessage(u)) => Ev::Common(message_id(&u.message.get().unwrap())),
+        Item::Update(enums::Update::UpdateBotStopped(u)) => Ev::Qts(u.user_id),
+        Item::Update(enums::Update::UpdateNewChannelMessage(u)) => {
+            let m = u.message.get().unwrap();
+            let enums::Message::MessageEmpty(e) = m else { panic!() };
+            let Some(enums::Peer::PeerChannel(c)) = e.peer_id.unwrap().get() else {
+                panic!()
+            };
+            Ev::Chan(c.channel_id, e.id)
+        }
+        Item::Update(enums::Update::UpdateChannelAvailableMessages(u)) => Ev::Free(u.available_min_id),
+        Item::Message { channel: None, message } => Ev::Common(message_id(message)),
+        Item::Message {
+            channel: Some(ch),
+            message,
+        } => Ev::Chan(*ch, message_id(message)),
+        Item::Reset(s) => Ev::Reset(*s),
+        Item::Short(enums::Updates::UpdateShortMessage(s)) => Ev::Short(s.id),
+        _ => Ev::Other,
+    }
+}
+
+type M = UpdateSync<8, 4096>;
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+/// Feeds a push; returns what was delivered.
+fn push(m: &mut M, now: Instant, body: &[u8]) -> Vec<Ev> {
+    let mut got = Vec::new();
+    m.handle_updates(now, body, &mut |d: Delivered<'_>| got.push(name(&d)))
+        .unwrap();
+    got
+}
+
+fn answer(m: &mut M, now: Instant, tag: Tag, body: &[u8]) -> Result<Vec<Ev>, UpdatesError> {
+    let mut got = Vec::new();
+    m.handle_result(now, tag, body, &mut |d: Delivered<'_>| got.push(name(&d)))?;
+    Ok(got)
+}
+
+fn poll(m: &mut M, now: Instant) -> Option<(Request, Vec<u8>)> {
+    let mut buf = [0u8; 256];
+    m.poll_request(now, &mut buf)
+        .unwrap()
+        .map(|r| (r, buf[..r.len].to_vec()))
+}
+
+fn args<'a, F: Bare<'a>>(call: &'a [u8]) -> F {
+    API.validate_exact(call, Root::Function).unwrap();
+    F::read_bare(&mut Cursor::new(&call[4..], &API))
+}
+
+/// A machine at state (pts, qts, date 1, seq).
+fn synced(pts: i32, qts: i32, seq: i32) -> M {
+    let mut m = M::new(t(0), false);
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    assert_eq!(r.method, Method::GetState);
+    answer(&mut m, t(0), r.tag, &state(pts, qts, 1, seq)).unwrap();
+    assert!(m.is_synced());
+    m
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Scripted runs.
+
+#[test]
+fn first_request_is_get_state_and_pushes_before_it_are_fetched_after() {
+    let mut m = M::new(t(0), false);
+    let (r, bytes) = poll(&mut m, t(0)).unwrap();
+    assert_eq!(r.method, Method::GetState);
+    assert_eq!(bytes, functions::UpdatesGetState::ID.to_le_bytes());
+    assert!(poll(&mut m, t(0)).is_none(), "one getState at a time");
+    // A push while the state is unknown is not delivered now: the difference after getState brings it.
+    assert!(push(&mut m, t(1), &updates(&[new_message(1, 11, 1)], 1, 1)).is_empty());
+    answer(&mut m, t(2), r.tag, &state(10, 0, 1, 0)).unwrap();
+    let (r, bytes) = poll(&mut m, t(2)).unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+    let call: functions::UpdatesGetDifference = args(&bytes);
+    assert_eq!((call.pts, call.qts, call.date), (10, 0, 1));
+    let got = answer(
+        &mut m,
+        t(3),
+        r.tag,
+        &difference(false, &[message(1, &peer_user(PEER))], &[], &state(11, 0, 2, 1)),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Common(1)]);
+    assert_eq!(m.state(), Some((11, 0, 2, 1)));
+    assert!(m.is_synced());
+}
+
+#[test]
+fn in_order_updates_are_delivered_and_duplicates_dropped() {
+    let mut m = synced(10, 0, 0);
+    let c1 = updates(&[new_message(1, 11, 1), free(100)], 1, 1);
+    assert_eq!(push(&mut m, t(1), &c1), [Ev::Common(1), Ev::Free(100)]);
+    // The same container again (a re-sent push): dropped whole, its unsequenced update too.
+    assert!(push(&mut m, t(2), &c1).is_empty());
+    // A pts update seen before, in a container without seq.
+    assert!(push(&mut m, t(3), &short(&new_message(1, 11, 1), 1)).is_empty());
+    // pts_count 2.
+    assert_eq!(push(&mut m, t(4), &short(&new_message(2, 13, 2), 1)), [Ev::Common(2)]);
+    assert_eq!(push(&mut m, t(5), &short_message(3, 14, 1)), [Ev::Short(3)]);
+    assert_eq!(m.state().unwrap().0, 14);
+    assert_eq!(m.stats().duplicates, 2);
+    assert!(m.is_synced());
+}
+
+#[test]
+fn pts_going_backwards_in_a_push_is_a_duplicate() {
+    let mut m = synced(10, 0, 0);
+    assert!(push(&mut m, t(1), &short(&new_message(1, 5, 1), 1)).is_empty());
+    assert!(
+        push(&mut m, t(1), &short(&new_message(1, 10, 0), 1)).len() == 1,
+        "count 0 at the current pts applies"
+    );
+    assert_eq!(m.state().unwrap().0, 10);
+    assert!(m.is_synced());
+}
+
+#[test]
+fn gap_filled_within_grace_needs_no_request() {
+    let mut m = synced(10, 0, 0);
+    // 12 and 13 arrive before 11.
+    assert!(push(&mut m, t(1), &short(&new_message(2, 12, 1), 1)).is_empty());
+    assert!(push(&mut m, t(2), &short(&new_message(3, 13, 1), 1)).is_empty());
+    assert_eq!(m.held(), 2);
+    assert_eq!(m.poll_timeout(), Some(t(1).saturating_add(GAP_GRACE)));
+    assert!(poll(&mut m, t(3)).is_none());
+    assert_eq!(
+        push(&mut m, t(400), &short(&new_message(1, 11, 1), 1)),
+        [Ev::Common(1), Ev::Common(2), Ev::Common(3)]
+    );
+    assert_eq!(m.held(), 0);
+    assert!(m.is_synced());
+    m.handle_timeout(t(600));
+    assert!(poll(&mut m, t(600)).is_none());
+    assert_eq!(m.stats().gaps_filled, 1);
+}
+
+#[test]
+fn gap_not_filled_is_fetched_after_the_grace_period() {
+    let mut m = synced(10, 0, 0);
+    assert!(push(&mut m, t(0), &short(&new_message(3, 13, 1), 1)).is_empty());
+    m.handle_timeout(t(499));
+    assert!(poll(&mut m, t(499)).is_none(), "not before 0.5 s");
+    m.handle_timeout(t(500));
+    let (r, bytes) = poll(&mut m, t(500)).unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+    assert_eq!(args::<functions::UpdatesGetDifference>(&bytes).pts, 10);
+    let msgs = [
+        message(1, &peer_user(PEER)),
+        message(2, &peer_user(PEER)),
+        message(3, &peer_user(PEER)),
+    ];
+    let got = answer(
+        &mut m,
+        t(600),
+        r.tag,
+        &difference(false, &msgs, &[], &state(13, 0, 2, 0)),
+    )
+    .unwrap();
+    // The held copy of 13 is now covered: dropped, not delivered twice.
+    assert_eq!(got, [Ev::Common(1), Ev::Common(2), Ev::Common(3)]);
+    assert_eq!(m.held(), 0);
+    assert!(m.is_synced());
+}
+
+#[test]
+fn qts_gap_is_fetched_with_get_difference() {
+    let mut m = synced(10, 5, 0);
+    assert_eq!(push(&mut m, t(0), &short(&bot_stopped(1, 6), 1)), [Ev::Qts(1)]);
+    assert!(push(&mut m, t(1), &short(&bot_stopped(3, 8), 1)).is_empty());
+    m.handle_timeout(t(501));
+    let (r, bytes) = poll(&mut m, t(501)).unwrap();
+    assert_eq!(args::<functions::UpdatesGetDifference>(&bytes).qts, 6);
+    let got = answer(
+        &mut m,
+        t(502),
+        r.tag,
+        &difference(false, &[], &[bot_stopped(2, 7), bot_stopped(3, 8)], &state(10, 8, 1, 0)),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Qts(2), Ev::Qts(3)]);
+    assert_eq!(m.state().unwrap().1, 8);
+    assert!(m.is_synced());
+}
+
+#[test]
+fn seq_gap_waits_then_fetches_and_a_filled_seq_gap_moves_over_processed_containers() {
+    let mut m = synced(10, 0, 5);
+    // seq 7 before 6: processed (its pts update is in order), the seq waits.
+    assert_eq!(push(&mut m, t(0), &updates(&[free(7)], 1, 7)), [Ev::Free(7)]);
+    assert!(!m.is_synced());
+    // A second copy of 7 is dropped.
+    assert!(push(&mut m, t(1), &updates(&[free(7)], 1, 7)).is_empty());
+    assert_eq!(push(&mut m, t(2), &updates(&[free(6)], 1, 6)), [Ev::Free(6)]);
+    assert_eq!(m.state().unwrap().3, 7, "seq moved over the container processed ahead");
+    assert!(m.is_synced());
+    // A gap that does not fill: getDifference after the grace period.
+    assert_eq!(push(&mut m, t(10), &combined(&[free(10)], 1, 9, 10)), [Ev::Free(10)]);
+    m.handle_timeout(t(510));
+    let (r, _) = poll(&mut m, t(510)).unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+    answer(&mut m, t(511), r.tag, &difference_empty(2, 10)).unwrap();
+    assert_eq!(m.state(), Some((10, 0, 2, 10)));
+    assert!(m.is_synced());
+}
+
+#[test]
+fn updates_too_long_fetches_at_once() {
+    let mut m = synced(10, 0, 0);
+    assert!(push(&mut m, t(0), &too_long()).is_empty());
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+    answer(&mut m, t(1), r.tag, &difference_empty(1, 0)).unwrap();
+    assert!(m.is_synced());
+}
+
+#[test]
+fn difference_slices_are_followed_to_the_end() {
+    let mut m = synced(10, 0, 0);
+    m.handle_updates(t(0), &too_long(), &mut |_: Delivered<'_>| {}).unwrap();
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    let got = answer(
+        &mut m,
+        t(1),
+        r.tag,
+        &difference(true, &[message(1, &peer_user(PEER))], &[], &state(11, 0, 1, 0)),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Common(1)]);
+    let (r, bytes) = poll(&mut m, t(1)).expect("the next slice at once");
+    assert_eq!(args::<functions::UpdatesGetDifference>(&bytes).pts, 11);
+    let got = answer(
+        &mut m,
+        t(2),
+        r.tag,
+        &difference(false, &[message(2, &peer_user(PEER))], &[], &state(12, 0, 1, 0)),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Common(2)]);
+    assert!(m.is_synced());
+}
+
+#[test]
+fn difference_too_long_resets_and_fetches_on() {
+    let mut m = synced(10, 0, 0);
+    m.handle_updates(t(0), &too_long(), &mut |_: Delivered<'_>| {}).unwrap();
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    let got = answer(&mut m, t(1), r.tag, &difference_too_long(5000)).unwrap();
+    assert_eq!(got, [Ev::Reset(Sequence::Common)]);
+    let (r, bytes) = poll(&mut m, t(1)).unwrap();
+    assert_eq!(args::<functions::UpdatesGetDifference>(&bytes).pts, 5000);
+    answer(&mut m, t(2), r.tag, &difference_empty(1, 0)).unwrap();
+    assert_eq!(m.state().unwrap().0, 5000);
+    assert!(m.is_synced());
+}
+
+#[test]
+fn updates_arriving_during_a_difference_are_held_and_applied_after() {
+    let mut m = synced(10, 0, 0);
+    m.handle_updates(t(0), &too_long(), &mut |_: Delivered<'_>| {}).unwrap();
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    // 12 arrives while the difference is in flight; the DC computed the difference up to 11.
+    assert!(push(&mut m, t(1), &short(&new_message(2, 12, 1), 1)).is_empty());
+    let got = answer(
+        &mut m,
+        t(2),
+        r.tag,
+        &difference(false, &[message(1, &peer_user(PEER))], &[], &state(11, 0, 1, 0)),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Common(1), Ev::Common(2)]);
+    assert!(m.is_synced());
+}
+
+#[test]
+fn channel_updates_track_their_own_pts_and_gaps_fetch_channel_difference() {
+    let mut m = synced(10, 0, 0);
+    // A new channel: its first update is the base.
+    assert_eq!(
+        push(&mut m, t(0), &updates(&[new_channel_message(50, 1, 100, 1)], 1, 0)),
+        [Ev::Chan(50, 1)]
+    );
+    assert_eq!(m.channel_pts(50), Some(100));
+    assert!(push(&mut m, t(1), &updates(&[new_channel_message(50, 4, 103, 1)], 1, 0)).is_empty());
+    m.handle_timeout(t(501));
+    // No access hash yet: the channel waits for one.
+    assert!(poll(&mut m, t(501)).is_none());
+    assert_eq!(m.needs_access_hash(), Some(50));
+    m.track_channel(t(501), 50, Some(0x1234), 0).unwrap();
+    let (r, bytes) = poll(&mut m, t(501)).unwrap();
+    assert_eq!(r.method, Method::GetChannelDifference(50));
+    let call: functions::UpdatesGetChannelDifference<'_> = args(&bytes);
+    assert_eq!((call.pts, call.limit), (100, USER_CHANNEL_DIFF_LIMIT));
+    let Some(enums::InputChannel::InputChannel(ic)) = call.channel.get() else {
+        panic!()
+    };
+    assert_eq!((ic.channel_id, ic.access_hash), (50, 0x1234));
+    // Not final: fetched on.
+    let pc = peer_channel(50);
+    let got = answer(
+        &mut m,
+        t(502),
+        r.tag,
+        &channel_difference(false, 101, &[message(2, &pc)], &[]),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Chan(50, 2)]);
+    let (r, bytes) = poll(&mut m, t(502)).unwrap();
+    assert_eq!(args::<functions::UpdatesGetChannelDifference<'_>>(&bytes).pts, 101);
+    let got = answer(
+        &mut m,
+        t(503),
+        r.tag,
+        &channel_difference(true, 103, &[message(3, &pc), message(4, &pc)], &[]),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        [Ev::Chan(50, 3), Ev::Chan(50, 4)],
+        "the held 103 is covered, not delivered twice"
+    );
+    assert_eq!(m.channel_pts(50), Some(103));
+    assert!(m.is_synced());
+}
+
+#[test]
+fn channel_difference_too_long_resets_the_channel() {
+    let mut m = synced(10, 0, 0);
+    m.track_channel(t(0), 50, Some(1), 100).unwrap();
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    let pc = peer_channel(50);
+    let got = answer(
+        &mut m,
+        t(1),
+        r.tag,
+        &channel_difference_too_long(50, 900, &[message(899, &pc)]),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Reset(Sequence::Channel(50)), Ev::Chan(50, 899)]);
+    assert_eq!(m.channel_pts(50), Some(900));
+    assert!(m.is_synced());
+}
+
+#[test]
+fn update_channel_too_long_fetches_that_channel() {
+    let mut m = synced(10, 0, 0);
+    m.track_channel(t(0), 50, Some(1), 0).unwrap();
+    assert!(poll(&mut m, t(0)).is_none(), "pts 0: nothing to fetch yet");
+    assert_eq!(
+        push(&mut m, t(0), &updates(&[new_channel_message(50, 1, 100, 1)], 1, 0)),
+        [Ev::Chan(50, 1)]
+    );
+    push(&mut m, t(1), &short(&channel_too_long(50, Some(120)), 1));
+    let (r, _) = poll(&mut m, t(1)).unwrap();
+    assert_eq!(r.method, Method::GetChannelDifference(50));
+    answer(&mut m, t(2), r.tag, &channel_difference_empty(100)).unwrap();
+    assert!(m.is_synced());
+    // An untracked channel named with a pts is tracked from it.
+    push(&mut m, t(3), &short(&channel_too_long(60, Some(7)), 1));
+    assert_eq!(m.channel_pts(60), Some(7));
+}
+
+#[test]
+fn a_failed_get_state_is_retried_after_a_backoff() {
+    let mut m = M::new(t(0), false);
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    m.handle_rpc_error(t(0), r.tag, 500, b"INTERNAL").unwrap();
+    assert!(poll(&mut m, t(999)).is_none(), "not at once");
+    assert_eq!(m.poll_timeout(), Some(t(1000)));
+    let (r, _) = poll(&mut m, t(1000)).unwrap();
+    assert_eq!(r.method, Method::GetState);
+    m.handle_failed(t(1001), r.tag).unwrap();
+    let (r, _) = poll(&mut m, t(1001)).expect("a lost getState is sent again at once");
+    answer(&mut m, t(1002), r.tag, &state(1, 0, 1, 0)).unwrap();
+    assert!(m.is_synced());
+}
+
+#[test]
+fn no_updates_for_15_minutes_fetches() {
+    let mut m = synced(10, 0, 0);
+    assert_eq!(m.poll_timeout(), Some(t(0).saturating_add(NO_UPDATES_TIMEOUT)));
+    m.handle_timeout(t(0).saturating_add(NO_UPDATES_TIMEOUT));
+    let (r, _) = poll(&mut m, t(0).saturating_add(NO_UPDATES_TIMEOUT)).unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+}
+
+#[test]
+fn save_and_restore_continue_where_the_client_stopped() {
+    let mut m = synced(10, 3, 4);
+    m.track_channel(t(0), 50, Some(77), 0).unwrap();
+    push(&mut m, t(0), &updates(&[new_channel_message(50, 1, 100, 1)], 1, 0));
+    // A channel gap open at save time: the restored machine fetches that channel.
+    push(&mut m, t(0), &updates(&[new_channel_message(50, 3, 102, 1)], 1, 0));
+    let mut buf = [0u8; M::MAX_SAVED_LEN];
+    let n = m.save(&mut buf).unwrap();
+    assert_eq!(n, m.saved_len());
+    let mut r = M::restore(t(10), false, &buf[..n]).unwrap();
+    assert_eq!(r.state(), Some((10, 3, 1, 4)));
+    assert_eq!(r.channel_pts(50), Some(100));
+    let (q, bytes) = poll(&mut r, t(10)).unwrap();
+    assert_eq!(q.method, Method::GetDifference, "what happened while away comes first");
+    assert_eq!(args::<functions::UpdatesGetDifference>(&bytes).pts, 10);
+    answer(&mut r, t(11), q.tag, &difference_empty(1, 4)).unwrap();
+    let (q, _) = poll(&mut r, t(11)).unwrap();
+    assert_eq!(q.method, Method::GetChannelDifference(50));
+    let pc = peer_channel(50);
+    let got = answer(
+        &mut r,
+        t(12),
+        q.tag,
+        &channel_difference(true, 102, &[message(2, &pc), message(3, &pc)], &[]),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Chan(50, 2), Ev::Chan(50, 3)]);
+    // A fresh machine saved before getState restores to one that asks for it.
+    let fresh = M::new(t(0), false);
+    let n = fresh.save(&mut buf).unwrap();
+    let mut r = M::restore(t(0), false, &buf[..n]).unwrap();
+    assert_eq!(poll(&mut r, t(0)).unwrap().0.method, Method::GetState);
+}
+
+#[test]
+fn restore_refuses_bad_bytes_with_typed_errors() {
+    let mut m = synced(10, 3, 4);
+    m.track_channel(t(0), 50, Some(77), 5).unwrap();
+    let mut buf = [0u8; M::MAX_SAVED_LEN];
+    let n = m.save(&mut buf).unwrap();
+    let good = &buf[..n];
+    for cut in 0..n {
+        assert!(matches!(
+            M::restore(t(0), false, &good[..cut]),
+            Err(UpdatesError::RestoreTruncated | UpdatesError::RestoreMagic)
+        ));
+    }
+    let mut bad = good.to_vec();
+    bad[0] ^= 1;
+    assert_eq!(M::restore(t(0), false, &bad).unwrap_err(), UpdatesError::RestoreMagic);
+    let mut bad = good.to_vec();
+    bad.push(0);
+    assert_eq!(M::restore(t(0), false, &bad).unwrap_err(), UpdatesError::RestoreInvalid);
+    let mut bad = good.to_vec();
+    bad[5..9].copy_from_slice(&(-1i32).to_le_bytes());
+    assert_eq!(M::restore(t(0), false, &bad).unwrap_err(), UpdatesError::RestoreInvalid);
+    let mut bad = good.to_vec();
+    bad[29..31].copy_from_slice(&9u16.to_le_bytes());
+    assert_eq!(
+        M::restore(t(0), false, &bad).unwrap_err(),
+        UpdatesError::RestoreTooManyChannels { count: 9 }
+    );
+    assert_eq!(
+        m.save(&mut [0u8; 10]).unwrap_err(),
+        UpdatesError::SaveTooSmall { needed: n }
+    );
+}
+
+#[test]
+fn impossible_pts_refuse_the_whole_container() {
+    let mut m = synced(10, 0, 0);
+    for bad in [new_message(1, 11, -1), new_message(1, 11, 12), new_message(1, -3, 0)] {
+        let body = updates(&[free(1), bad], 1, 1);
+        let mut got = 0;
+        let e = m
+            .handle_updates(t(0), &body, &mut |_: Delivered<'_>| got += 1)
+            .unwrap_err();
+        assert!(matches!(e, UpdatesError::BadPts { .. }), "{e:?}");
+        assert_eq!(got, 0, "nothing of it delivered");
+        assert_eq!(m.state(), Some((10, 0, 1, 0)), "nothing applied");
+    }
+    // An absurd but consistent count is a gap like any other (fetched, bounded by the difference).
+    assert!(push(&mut m, t(0), &short(&new_message(1, i32::MAX, 1), 1)).is_empty());
+    assert_eq!(m.held(), 1);
+}
+
+#[test]
+fn hostile_differences_are_refused_and_retried_after_a_backoff() {
+    let mut m = synced(10, 5, 0);
+    m.handle_updates(t(0), &too_long(), &mut |_: Delivered<'_>| {}).unwrap();
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    // pts backwards.
+    let e = answer(&mut m, t(1), r.tag, &difference(false, &[], &[], &state(9, 5, 1, 0))).unwrap_err();
+    assert_eq!(
+        e,
+        UpdatesError::Backwards {
+            sequence: Sequence::Common,
+            local: 10,
+            remote: 9
+        }
+    );
+    assert!(poll(&mut m, t(1)).is_none(), "not at once");
+    assert_eq!(m.poll_timeout(), Some(t(1001)));
+    let (r, _) = poll(&mut m, t(1001)).unwrap();
+    // A slice that does not advance.
+    let e = answer(&mut m, t(1002), r.tag, &difference(true, &[], &[], &state(10, 5, 1, 0))).unwrap_err();
+    assert_eq!(e, UpdatesError::NoProgress(Sequence::Common));
+    assert_eq!(m.poll_timeout(), Some(t(3002)), "backoff doubles");
+    let (r, _) = poll(&mut m, t(3002)).unwrap();
+    // The wrong type.
+    let e = answer(&mut m, t(3003), r.tag, &channel_difference_empty(3)).unwrap_err();
+    assert!(matches!(e, UpdatesError::Malformed(_)));
+    let (r, _) = poll(&mut m, t(7003)).unwrap();
+    answer(&mut m, t(7004), r.tag, &difference_empty(1, 0)).unwrap();
+    assert!(m.is_synced());
+    // A channel difference that is not final and does not advance.
+    m.track_channel(t(8000), 50, Some(1), 100).unwrap();
+    let (r, _) = poll(&mut m, t(8000)).unwrap();
+    assert_eq!(
+        answer(&mut m, t(8001), r.tag, &channel_difference(false, 100, &[], &[])).unwrap_err(),
+        UpdatesError::NoProgress(Sequence::Channel(50))
+    );
+    let (r, _) = poll(&mut m, t(9001)).unwrap();
+    assert!(matches!(
+        answer(&mut m, t(9002), r.tag, &channel_difference_empty(99)).unwrap_err(),
+        UpdatesError::Backwards { .. }
+    ));
+    // Unknown tags change nothing.
+    assert_eq!(
+        answer(&mut m, t(9003), Tag(9999), &difference_empty(1, 0)).unwrap_err(),
+        UpdatesError::UnknownTag(Tag(9999))
+    );
+}
+
+#[test]
+fn a_huge_difference_is_handled_in_one_linear_pass() {
+    let mut m = synced(0, 0, 0);
+    m.handle_updates(t(0), &too_long(), &mut |_: Delivered<'_>| {}).unwrap();
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    let msgs: Vec<Vec<u8>> = (1..=20_000).map(|i| message(i, &peer_user(PEER))).collect();
+    let got = answer(
+        &mut m,
+        t(1),
+        r.tag,
+        &difference(false, &msgs, &[], &state(20_000, 0, 1, 0)),
+    )
+    .unwrap();
+    assert_eq!(got.len(), 20_000);
+    assert!(m.is_synced());
+}
+
+#[test]
+fn rpc_errors_retry_or_drop_the_channel() {
+    let mut m = synced(10, 0, 0);
+    m.handle_updates(t(0), &too_long(), &mut |_: Delivered<'_>| {}).unwrap();
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    m.handle_rpc_error(t(0), r.tag, 420, b"FLOOD_WAIT_7").unwrap();
+    assert!(poll(&mut m, t(6999)).is_none());
+    let (r, _) = poll(&mut m, t(7000)).unwrap();
+    m.handle_failed(t(7001), r.tag).unwrap();
+    let (r, _) = poll(&mut m, t(7001)).expect("a lost request is sent again at once");
+    answer(&mut m, t(7002), r.tag, &difference_empty(1, 0)).unwrap();
+    m.track_channel(t(7002), 50, Some(1), 100).unwrap();
+    let (r, _) = poll(&mut m, t(7002)).unwrap();
+    m.handle_rpc_error(t(7003), r.tag, 400, b"CHANNEL_PRIVATE").unwrap();
+    assert_eq!(m.channel_pts(50), None, "a channel the account cannot read is dropped");
+    assert!(m.is_synced());
+}
+
+#[test]
+fn a_full_channel_table_evicts_to_the_host_or_refuses_the_whole_container() {
+    let mut m = synced(10, 0, 0);
+    for ch in 0..8 {
+        push(&mut m, t(0), &updates(&[new_channel_message(ch, 1, 10, 1)], 1, 0));
+    }
+    assert_eq!(m.channel_count(), 8);
+    // A ninth channel evicts the least recently active one (channel 0), reported to the host.
+    assert_eq!(
+        push(&mut m, t(1), &updates(&[new_channel_message(100, 1, 10, 1)], 1, 0)),
+        [Ev::Chan(100, 1)]
+    );
+    assert_eq!(
+        m.poll_evicted(),
+        Some(EvictedChannel {
+            id: 0,
+            access_hash: None,
+            pts: 10
+        })
+    );
+    assert_eq!(m.poll_evicted(), None);
+    assert_eq!(m.stats().evictions, 1);
+    // Fill the eviction queue without draining it.
+    for ch in 200..200 + MAX_EVICTED as i64 {
+        push(&mut m, t(2), &updates(&[new_channel_message(ch, 1, 10, 1)], 1, 0));
+    }
+    let body = updates(&[new_message(1, 11, 1), new_channel_message(999, 1, 10, 1)], 1, 0);
+    let mut got = 0;
+    assert_eq!(
+        m.handle_updates(t(3), &body, &mut |_: Delivered<'_>| got += 1)
+            .unwrap_err(),
+        UpdatesError::ChannelsFull
+    );
+    assert_eq!((got, m.state().unwrap().0), (0, 10), "nothing of the container applied");
+    // The host takes the evicted channels, then feeds the container again.
+    let mut evicted = Vec::new();
+    while let Some(e) = m.poll_evicted() {
+        evicted.push(e.id);
+    }
+    assert_eq!(evicted.len(), MAX_EVICTED);
+    assert_eq!(push(&mut m, t(4), &body), [Ev::Common(1), Ev::Chan(999, 1)]);
+    // The host tracks an evicted channel again from its pts: fetched from there.
+    while m.poll_evicted().is_some() {}
+    let mut m2 = synced(10, 0, 0);
+    m2.track_channel(t(0), 0, Some(5), 10).unwrap();
+    assert_eq!(poll(&mut m2, t(0)).unwrap().0.method, Method::GetChannelDifference(0));
+}
+
+#[test]
+fn a_full_hold_arena_loses_nothing_the_gap_is_fetched() {
+    // A tiny arena: one update fits.
+    type Small = UpdateSync<2, 64>;
+    let mut m = Small::new(t(0), false);
+    let mut buf = [0u8; 256];
+    let r = m.poll_request(t(0), &mut buf).unwrap().unwrap();
+    m.handle_result(t(0), r.tag, &state(10, 0, 1, 0), &mut |_: Delivered<'_>| {})
+        .unwrap();
+    let mut got = Vec::new();
+    let mut sink = |d: Delivered<'_>| got.push(name(&d));
+    m.handle_updates(t(1), &short(&new_message(3, 13, 1), 1), &mut sink)
+        .unwrap();
+    m.handle_updates(t(1), &short(&new_message(2, 12, 1), 1), &mut sink)
+        .unwrap();
+    assert_eq!(m.held(), 1);
+    assert_eq!(m.stats().hold_overflows, 1);
+    // The missing one arrives: 11 and the held 12 are... (the held one is 13; 12 was not kept)
+    m.handle_updates(t(2), &short(&new_message(1, 11, 1), 1), &mut sink)
+        .unwrap();
+    assert!(
+        !m.is_synced(),
+        "an update was not kept: the gap must be fetched even though 11 came"
+    );
+    m.handle_timeout(t(501));
+    let r = m.poll_request(t(501), &mut buf).unwrap().unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+    let msgs = [message(2, &peer_user(PEER)), message(3, &peer_user(PEER))];
+    m.handle_result(
+        t(502),
+        r.tag,
+        &difference(false, &msgs, &[], &state(13, 0, 1, 0)),
+        &mut sink,
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Common(1), Ev::Common(2), Ev::Common(3)]);
+    assert!(m.is_synced());
+    let _ = MAX_HELD;
+}
+
+#[test]
+fn bots_fetch_channels_with_the_bot_limit() {
+    let mut m = M::new(t(0), true);
+    let (r, _) = poll(&mut m, t(0)).unwrap();
+    answer(&mut m, t(0), r.tag, &state(1, 1, 1, 1)).unwrap();
+    m.track_channel(t(0), 5, Some(1), 3).unwrap();
+    let (_, bytes) = poll(&mut m, t(0)).unwrap();
+    assert_eq!(
+        args::<functions::UpdatesGetChannelDifference<'_>>(&bytes).limit,
+        BOT_CHANNEL_DIFF_LIMIT
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The seeded simulation.
+
+/// A small deterministic RNG (xorshift64*), so every seed reproduces.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The DC's side of the update stream: every event numbered in its sequence, answers from its history.
+#[derive(Default)]
+struct ModelDc {
+    pts: i32,
+    qts: i32,
+    seq: i32,
+    date: i32,
+    next_id: i32,
+    common: Vec<(i32, Ev)>,
+    qts_log: Vec<(i32, Ev)>,
+    channels: BTreeMap<i64, (i32, Vec<(i32, Ev)>)>,
+    /// Events per difference slice.
+    slice: usize,
+    /// Events per channel difference (below the client's limit, to exercise non-final answers).
+    channel_slice: usize,
+}
+
+impl ModelDc {
+    /// One event; the push that carries it.
+    fn event(&mut self, rng: &mut Rng) -> (Ev, Vec<u8>) {
+        self.next_id += 1;
+        self.date += 1;
+        let id = self.next_id;
+        match rng.below(10) {
+            0..=4 => {
+                self.pts += 1;
+                self.seq += 1;
+                let ev = Ev::Common(id);
+                self.common.push((self.pts, ev));
+                // Sometimes with an unsequenced update beside it in the same container.
+                let mut upds = vec![new_message(id, self.pts, 1)];
+                if rng.chance(30) {
+                    upds.push(free(id));
+                }
+                (ev, updates(&upds, self.date, self.seq))
+            }
+            5 => {
+                self.qts += 1;
+                self.seq += 1;
+                let ev = Ev::Qts(i64::from(id));
+                self.qts_log.push((self.qts, ev));
+                (
+                    ev,
+                    combined(&[bot_stopped(i64::from(id), self.qts)], self.date, self.seq, self.seq),
+                )
+            }
+            _ => {
+                let ch = 1000 + rng.below(3) as i64;
+                let e = self.channels.entry(ch).or_insert((1, Vec::new()));
+                e.0 += 1;
+                let ev = Ev::Chan(ch, id);
+                e.1.push((e.0, ev));
+                (ev, updates(&[new_channel_message(ch, id, e.0, 1)], self.date, 0))
+            }
+        }
+    }
+
+    fn serve(&self, method: Method, call: &[u8]) -> Vec<u8> {
+        match method {
+            Method::GetState => state(self.pts, self.qts, self.date, self.seq),
+            Method::GetDifference => {
+                let a: functions::UpdatesGetDifference = args(call);
+                let msgs: Vec<_> = self
+                    .common
+                    .iter()
+                    .filter(|(p, _)| *p > a.pts)
+                    .take(self.slice)
+                    .collect();
+                let bots: Vec<_> = self
+                    .qts_log
+                    .iter()
+                    .filter(|(q, _)| *q > a.qts)
+                    .take(self.slice)
+                    .collect();
+                if msgs.is_empty() && bots.is_empty() {
+                    return difference_empty(self.date, self.seq);
+                }
+                let more = self.common.iter().filter(|(p, _)| *p > a.pts).count() > msgs.len()
+                    || self.qts_log.iter().filter(|(q, _)| *q > a.qts).count() > bots.len();
+                let pts = msgs.last().map_or(a.pts, |(p, _)| *p);
+                let qts = bots.last().map_or(a.qts, |(q, _)| *q);
+                let enc = |e: &Ev| match *e {
+                    Ev::Common(id) => message(id, &peer_user(PEER)),
+                    _ => unreachable!(),
+                };
+                let m: Vec<_> = msgs.iter().map(|(_, e)| enc(e)).collect();
+                let b: Vec<_> = bots
+                    .iter()
+                    .map(|(q, e)| match *e {
+                        Ev::Qts(u) => bot_stopped(u, *q),
+                        _ => unreachable!(),
+                    })
+                    .collect();
+                let st = if more {
+                    state(pts, qts, self.date, self.seq)
+                } else {
+                    state(self.pts, self.qts, self.date, self.seq)
+                };
+                difference(more, &m, &b, &st)
+            }
+            Method::GetChannelDifference(ch) => {
+                let a: functions::UpdatesGetChannelDifference<'_> = args(call);
+                let (cur, log) = self.channels.get(&ch).cloned().unwrap_or_default();
+                let limit = self.channel_slice.min(a.limit as usize);
+                let evs: Vec<_> = log.iter().filter(|(p, _)| *p > a.pts).take(limit).collect();
+                if evs.is_empty() {
+                    return channel_difference_empty(cur);
+                }
+                let last = evs.last().unwrap().0;
+                let pc = peer_channel(ch);
+                let m: Vec<_> = evs
+                    .iter()
+                    .map(|(_, e)| match *e {
+                        Ev::Chan(_, id) => message(id, &pc),
+                        _ => unreachable!(),
+                    })
+                    .collect();
+                channel_difference(last == cur, last, &m, &[])
+            }
+        }
+    }
+}
+
+/// One seeded run: events, a lossy reordering network, lost requests, restarts. Returns the delivered events.
+fn simulate(seed: u64) {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut dc = ModelDc {
+        slice: 1 + rng.below(6) as usize,
+        channel_slice: 1 + rng.below(4) as usize,
+        ..Default::default()
+    };
+    let mut now_ms = 0u64;
+    let mut m = M::new(t(0), false);
+    // The channels the account is in, as `messages.getDialogs` names them (created at pts 1).
+    for ch in 1000..1003 {
+        dc.channels.insert(ch, (1, Vec::new()));
+        m.track_channel(t(0), ch, Some(ch * 7), 1).unwrap();
+    }
+    let mut saved = vec![0u8; M::MAX_SAVED_LEN];
+    let mut saved_len;
+    let mut delivered: Vec<Ev> = Vec::new();
+    let mut network: Vec<Vec<u8>> = Vec::new();
+    let mut pending: Vec<(Request, Vec<u8>)> = Vec::new();
+    let steps = 150 + rng.below(150);
+    let loss = rng.below(25);
+    for step in 0..steps + 200 {
+        now_ms += 50 + rng.below(200);
+        let now = t(now_ms);
+        let quiet = step >= steps;
+        // Events start once the client knows a state: what happened before its first getState is history, not
+        // updates (the state it gets already counts it).
+        if !quiet && m.state().is_some() && rng.chance(60) {
+            let (_, body) = dc.event(&mut rng);
+            if !rng.chance(loss) {
+                network.push(body.clone());
+            }
+            if rng.chance(5) {
+                network.push(body); // duplicated
+            }
+        }
+        // Reorder: deliver any queued push, not only the oldest.
+        while !network.is_empty() && (quiet || rng.chance(70)) {
+            let i = if rng.chance(20) {
+                rng.below(network.len() as u64) as usize
+            } else {
+                0
+            };
+            let body = network.remove(i);
+            let r = m.handle_updates(now, &body, &mut |d: Delivered<'_>| delivered.push(name(&d)));
+            r.unwrap();
+        }
+        m.handle_timeout(now);
+        if quiet && step == steps + 100 {
+            // Long silence: the no-updates timeout finds what was lost with no later event to show the gap.
+            now_ms += NO_UPDATES_TIMEOUT.as_millis() as u64 + 1;
+            m.handle_timeout(t(now_ms));
+        }
+        let now = t(now_ms);
+        let mut buf = [0u8; 256];
+        while let Some(r) = m.poll_request(now, &mut buf).unwrap() {
+            pending.push((r, buf[..r.len].to_vec()));
+        }
+        // Answer (some) requests; a few are lost with the connection.
+        let mut keep = Vec::new();
+        for (r, call) in pending.drain(..) {
+            if !quiet && rng.chance(10) {
+                keep.push((r, call));
+            } else if !quiet && rng.chance(5) {
+                m.handle_failed(now, r.tag).unwrap();
+            } else {
+                let body = dc.serve(r.method, &call);
+                m.handle_result(now, r.tag, &body, &mut |d: Delivered<'_>| delivered.push(name(&d)))
+                    .unwrap();
+            }
+        }
+        pending = keep;
+        saved_len = m.save(&mut saved).unwrap();
+        if !quiet && rng.chance(2) {
+            // Restart: in-flight requests and queued pushes die with the process.
+            m = M::restore(now, false, &saved[..saved_len]).unwrap();
+            pending.clear();
+            if rng.chance(50) {
+                network.clear();
+            }
+        }
+    }
+    // Exactly once, in order, per sequence.
+    let mut seen = HashSet::new();
+    for e in &delivered {
+        assert!(seen.insert(*e), "seed {seed}: {e:?} delivered twice");
+    }
+    for e in dc.common.iter().map(|x| x.1).chain(dc.qts_log.iter().map(|x| x.1)) {
+        assert!(seen.contains(&e), "seed {seed}: {e:?} lost");
+    }
+    for (_, log) in dc.channels.values() {
+        for (_, e) in log {
+            assert!(seen.contains(e), "seed {seed}: {e:?} lost");
+        }
+    }
+    let mut last: BTreeMap<u8, i64> = BTreeMap::new();
+    let mut last_ch: BTreeMap<i64, i32> = BTreeMap::new();
+    for e in &delivered {
+        match *e {
+            Ev::Common(id) => assert!(
+                last.insert(0, i64::from(id)).is_none_or(|p| p < i64::from(id)),
+                "seed {seed}: order"
+            ),
+            Ev::Qts(id) => assert!(last.insert(1, id).is_none_or(|p| p < id), "seed {seed}: order"),
+            Ev::Chan(ch, id) => assert!(last_ch.insert(ch, id).is_none_or(|p| p < id), "seed {seed}: order"),
+            Ev::Reset(s) => panic!("seed {seed}: reset {s:?} without a too-long answer"),
+            _ => {}
+        }
+    }
+    // The state converged to the DC's.
+    assert!(m.is_synced(), "seed {seed}: not synced at the end: {m:?}");
+    assert_eq!(
+        m.state().map(|s| (s.0, s.1, s.3)),
+        Some((dc.pts, dc.qts, dc.seq)),
+        "seed {seed}"
+    );
+    for (ch, (pts, _)) in &dc.channels {
+        assert_eq!(m.channel_pts(*ch), Some(*pts), "seed {seed}: channel {ch}");
+    }
+}
+
+/// `UPDATES_SEEDS` (default 500) seeded runs; CI sets 10,000.
+#[test]
+fn seeded_loss_reorder_restart_no_update_lost_none_twice() {
+    let n: u64 = std::env::var("UPDATES_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
+    for seed in 0..n {
+        simulate(seed);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fuzz seeds.
+
+fn seed_ops(ops: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut out = vec![0u8];
+    for (op, operand) in ops {
+        out.push(*op);
+        if *op <= 1 {
+            out.extend_from_slice(&(operand.len() as u16).to_le_bytes());
+        }
+        out.extend_from_slice(operand);
+    }
+    out
+}
+
+fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let mut m = synced(10, 3, 4);
+    m.track_channel(t(0), 50, Some(77), 9).unwrap();
+    let mut buf = [0u8; M::MAX_SAVED_LEN];
+    let n = m.save(&mut buf).unwrap();
+    let fresh = M::new(t(0), false);
+    let mut b2 = [0u8; M::MAX_SAVED_LEN];
+    let n2 = fresh.save(&mut b2).unwrap();
+    let pc = peer_channel(1);
+    let drive = seed_ops(&[
+        (4, vec![0]),
+        (1, state(10, 0, 1, 0)),
+        (0, updates(&[new_message(1, 11, 1), free(1)], 1, 1)),
+        (0, short(&new_message(3, 13, 1), 1)),
+        (0, updates(&[new_channel_message(1, 1, 5, 1)], 1, 0)),
+        (0, updates(&[new_channel_message(1, 3, 7, 1)], 1, 0)),
+        (6, vec![1, 4]),
+        (4, vec![6]),
+        (
+            1,
+            difference(
+                true,
+                &[message(2, &peer_user(PEER))],
+                &[bot_stopped(1, 1)],
+                &state(12, 1, 1, 1),
+            ),
+        ),
+        (1, channel_difference(true, 7, &[message(2, &pc), message(3, &pc)], &[])),
+        (
+            1,
+            difference(false, &[message(3, &peer_user(PEER))], &[], &state(13, 1, 1, 1)),
+        ),
+        (5, vec![]),
+        (1, difference_too_long(50)),
+        (
+            2,
+            vec![
+                2, 12, b'F', b'L', b'O', b'O', b'D', b'_', b'W', b'A', b'I', b'T', b'_', b'3',
+            ],
+        ),
+        (4, vec![40]),
+        (3, vec![]),
+        (0, too_long()),
+        (1, difference_empty(2, 2)),
+        (0, short(&channel_too_long(1, Some(9)), 1)),
+        (1, channel_difference_too_long(1, 20, &[message(19, &pc)])),
+    ]);
+    vec![
+        ("client_updates_restore", "seed_known", buf[..n].to_vec()),
+        ("client_updates_restore", "seed_fresh", b2[..n2].to_vec()),
+        ("client_updates", "seed_scripted", drive),
+    ]
+}
+
+/// The checked-in fuzz seeds of `client_updates` and `client_updates_restore` replay through their entry points
+/// with the machine compiled in.
+#[test]
+fn fuzz_corpus_replays_with_the_machine() {
+    for (target, f) in [
+        (
+            "client_updates",
+            mtproto_sansio::fuzzing::updates::client_updates as fn(&[u8]),
+        ),
+        (
+            "client_updates_restore",
+            mtproto_sansio::fuzzing::updates::client_updates_restore,
+        ),
+    ] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            f(&std::fs::read(e.unwrap().path()).unwrap());
+            n += 1;
+        }
+        assert!(n > 0, "{target}: empty corpus");
+    }
+    // The generated seeds too (they are what is checked in).
+    for (target, _, data) in fuzz_seeds() {
+        match target {
+            "client_updates" => mtproto_sansio::fuzzing::updates::client_updates(&data),
+            _ => mtproto_sansio::fuzzing::updates::client_updates_restore(&data),
+        }
+    }
+}
+
+/// Regenerates the seeds: `cargo test --features std,api --test client_updates -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore = "writes fuzz/corpus"]
+fn write_fuzz_seeds() {
+    for (target, name, data) in fuzz_seeds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+}
+
+/// Prints updates applied per second and the machine's memory: `cargo test --release --features std,api --test
+/// client_updates -- --ignored --nocapture measure`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn measure() {
+    const N: i32 = 200_000;
+    let bodies: Vec<Vec<u8>> = (1..=N).map(|i| updates(&[new_message(i, 10 + i, 1)], 1, i)).collect();
+    let mut m = synced(10, 0, 0);
+    let mut n = 0u64;
+    let start = std::time::Instant::now();
+    for b in &bodies {
+        m.handle_updates(t(1), b, &mut |_: Delivered<'_>| n += 1).unwrap();
+    }
+    let in_order = start.elapsed();
+    // Pairs swapped: every second update waits in the hold arena for the one before it.
+    let mut m = synced(10, 0, 0);
+    let start = std::time::Instant::now();
+    for pair in (1..=N).collect::<Vec<_>>().chunks(2) {
+        for &i in pair.iter().rev() {
+            m.handle_updates(t(1), &short(&new_message(i, 10 + i, 1), 1), &mut |_: Delivered<'_>| {
+                n += 1
+            })
+            .unwrap();
+        }
+    }
+    let swapped = start.elapsed();
+    assert_eq!(n, 2 * N as u64);
+    println!(
+        "in order: {:.0} updates/s; pairs swapped (held and released): {:.0} updates/s",
+        f64::from(N) / in_order.as_secs_f64(),
+        f64::from(N) / swapped.as_secs_f64()
+    );
+    println!(
+        "memory: UpdateSync<64, 16384> {} bytes, UpdateSync<8, 4096> {} bytes, {} bytes per tracked channel, saved state {} + {} per channel",
+        std::mem::size_of::<UpdateSync>(),
+        std::mem::size_of::<M>(),
+        M::BYTES_PER_CHANNEL,
+        M::MAX_SAVED_LEN - 8 * 21,
+        21
+    );
+}
