@@ -109,6 +109,13 @@
 //!   new one start. A host that never answers stalls the connection; it cannot make a query run twice (item 33,
 //!   attack B7). Only the first session on a key this connection just created starts without asking.
 //!
+//! Memory: the engine ([`Session`]) is a field of the connection, not of its phase. Until a key exists it is inert
+//! (an all-zero key, never driven); the key starts it where it lies (`Session::reset_*`), and leaving the encrypted
+//! session wipes it in place. Nothing engine-sized is built on the stack and moved: an engine is tens of KB (47 KiB
+//! for a `Connection<4096, 4096, 8>`) and a Cortex-M4's stack budget is 24 KiB (examples/firmware measures it). A
+//! device builds the connection itself into a `static` ([`Connection::client_handshake`] is inlined for that) and
+//! re-keys it there ([`Connection::restart_client_handshake`]).
+//!
 //! [`Connection::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

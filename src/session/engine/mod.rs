@@ -17,6 +17,10 @@
 //! timed out travels again, byte-identical, inside a **new** container with a fresh msg_id, and a message the peer
 //! refused (`bad_msg_notification`, `bad_server_salt`) is sent again under a **new** msg_id and seq_no.
 //!
+//! An engine can be restarted where it lies (`Session::reset_*`), as its constructor would build it: every table is
+//! cleared in place and the old key and queued bodies are wiped, so a connection never builds an engine by value
+//! on a device's small stack.
+//!
 //! The engine is deterministic: randomness (padding, the session id, `new_session_created.unique_id`) is drawn only
 //! in the constructors and [`Session::poll_packet`].
 //!
