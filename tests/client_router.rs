@@ -347,6 +347,68 @@ fn idle_connections_close_after_the_idle_time_but_never_home_main() {
     assert_eq!(drain(&mut r), [open(main(3), "10.0.0.3", true)]);
 }
 
+/// The peer closing the home connection: the first close after it stayed up reopens at once; closes that keep
+/// coming wait 1, 2, 4 ... s (capped), so a DC that drops every connection is not hammered; a connection that then
+/// stays up for the cap starts over.
+#[test]
+fn connections_the_peer_keeps_closing_reopen_after_a_growing_backoff() {
+    let mut r = router();
+    r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
+    assert_eq!(drain(&mut r).len(), 1);
+    r.link_ready(main(2), T0);
+    assert_eq!(drain(&mut r).len(), 1);
+    r.done(main(2), at(1));
+    // Up for 100 s, then closed: reopened at once.
+    r.link_closed(main(2), at(100));
+    assert_eq!(drain(&mut r), [open(main(2), "10.0.0.2", true)]);
+    let mut t = 100;
+    for wait in [1, 2, 4, 8, 16, 32, 60, 60] {
+        r.link_ready(main(2), at(t));
+        r.link_closed(main(2), at(t + 1));
+        t += 1;
+        assert_eq!(drain(&mut r), [], "closed again after 1 s: wait {wait} s");
+        assert_eq!(r.poll_timeout(), Some(at(t + wait)));
+        r.handle_timeout(at(t + wait - 1));
+        assert_eq!(drain(&mut r), []);
+        t += wait;
+        r.handle_timeout(at(t));
+        assert_eq!(drain(&mut r).len(), 1, "reopened after {wait} s");
+    }
+    // Stable for the cap (60 s): the next close reopens at once again.
+    r.link_ready(main(2), at(t));
+    r.link_closed(main(2), at(t + 60));
+    assert_eq!(drain(&mut r).len(), 1);
+    // A close the host made after `Action::Close` (here DC 3's, idle) is no peer close: reported, it adds no wait,
+    // even after a peer close.
+    let t = t + 60;
+    r.route(&Ticket::new(RequestId(2), Target::Dc(dc(3)), false), at(t))
+        .unwrap();
+    assert_eq!(drain(&mut r), [open(main(3), "10.0.0.3", false)]);
+    r.link_ready(main(3), at(t));
+    drain(&mut r);
+    r.link_closed(main(3), at(t + 1));
+    r.done(main(3), at(t + 1));
+    r.route(&Ticket::new(RequestId(3), Target::Dc(dc(3)), false), at(t + 1))
+        .unwrap();
+    assert_eq!(
+        drain(&mut r),
+        [open(main(3), "10.0.0.3", true)],
+        "a first close waits for nothing"
+    );
+    r.link_ready(main(3), at(t + 1));
+    drain(&mut r);
+    r.done(main(3), at(t + 1));
+    r.link_ready(main(2), at(t + 1));
+    r.handle_timeout(at(t + 61));
+    assert_eq!(drain(&mut r), [Action::Close { link: main(3) }]);
+    r.link_closed(main(3), at(t + 62));
+    assert_eq!(
+        r.route(&Ticket::new(RequestId(4), Target::Dc(dc(3)), false), at(t + 62)),
+        Ok(Route::Held)
+    );
+    assert_eq!(drain(&mut r), [open(main(3), "10.0.0.3", true)]);
+}
+
 #[test]
 fn failed_connections_try_the_next_address_then_fail_the_held_requests() {
     let mut r = router();

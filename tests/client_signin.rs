@@ -12,6 +12,8 @@ use mtproto_sansio::client::signin::{
     MigrateReason, NextCodeKind, Progress, Refusal, Request, SRP_BYTES, SignIn, SignInConfig, SignInError, SrpAnswer,
     Stage, Tag,
 };
+use mtproto_sansio::client::srp::{CheckedKdf, SrpError, SrpServer};
+use mtproto_sansio::crypto::dh::{DhError, DhGroup, PrimeCache};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::api::{Bare, Boxed, Obj, Seq, enums, functions, types};
 use mtproto_sansio::tl::invoke::{self, InitConnection};
@@ -19,6 +21,8 @@ use mtproto_sansio::tl::layout::{Error as LayoutError, Root};
 use mtproto_sansio::tl::tables::api as tables;
 use mtproto_sansio::tl::typed::Cursor;
 use mtproto_sansio::tl::{self as tl, TlWrite};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 const API_HASH: &[u8] = b"0123456789abcdef0123456789abcdef";
 const INIT: InitConnection<'static> = InitConnection {
@@ -597,6 +601,114 @@ fn password_answers_the_flow_cannot_use_end_it() {
             .unwrap_err(),
         SignInError::PeerTooLong(Field::SrpNumber)
     );
+}
+
+/// `account.password` for a real SRP exchange: Telegram's prime, g, the KDF's salts and the DC's B and srp_id.
+fn real_password(kdf: &CheckedKdf<'_>, srp_b: &[u8], srp_id: i64) -> Vec<u8> {
+    real_password_g(kdf, kdf.group().g() as i32, srp_b, srp_id)
+}
+
+/// [`real_password`] naming another generator than the KDF's.
+fn real_password_g(kdf: &CheckedKdf<'_>, g: i32, srp_b: &[u8], srp_id: i64) -> Vec<u8> {
+    let p = kdf.group().prime_bytes();
+    let (salt1, salt2) = kdf.salts();
+    let algo = types::PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow { salt1, salt2, g, p: &p };
+    let unknown = types::PasswordKdfAlgoUnknown {};
+    let secure = types::SecurePasswordKdfAlgoUnknown {};
+    enc(&types::AccountPassword {
+        has_recovery: false,
+        has_secure_values: false,
+        current_algo_and_srp_b_and_srp_id: Some((Obj::new(&algo), srp_b, srp_id)),
+        hint: None,
+        email_unconfirmed_pattern: None,
+        new_algo: Obj::new(&unknown),
+        new_secure_algo: Obj::new(&secure),
+        secure_random: b"random",
+        pending_reset_date: None,
+        login_email_pattern: None,
+    })
+}
+
+/// `inputCheckPasswordSRP` of an `auth.checkPassword` the flow wrote.
+fn srp_fields(s: &Sent) -> (i64, Vec<u8>, Vec<u8>) {
+    let call: functions::AuthCheckPassword = s.view();
+    match call.password.get().unwrap() {
+        enums::InputCheckPasswordSRP::InputCheckPasswordSRP(i) => (i.srp_id, i.a.to_vec(), i.m1.to_vec()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `submit_password` computes the proof itself (`client::srp`) and the DC's side (`SrpServer`, holding only the
+/// verifier) accepts it for the right password and refuses it for a wrong one.
+#[test]
+fn submitted_password_is_proven_to_a_real_srp_dc() {
+    let kdf = CheckedKdf::new(DhGroup::telegram(3).unwrap(), b"salt-one-of-dc", b"salt-two-sixteen").unwrap();
+    let verifier = kdf.verifier(&kdf.hash_password(b"hunter2"));
+    let mut rng = StdRng::seed_from_u64(41);
+    let mut primes = PrimeCache::<2>::default();
+    let mut flow = password_flow();
+    // A wrong password: the DC refuses the proof.
+    let dc = SrpServer::new(&kdf, &verifier, &mut rng).unwrap();
+    let s = take(&mut flow, t(3));
+    flow.handle_result(t(3), s.req.tag, &real_password(&kdf, dc.srp_b(), dc.srp_id()))
+        .unwrap();
+    flow.submit_password(t(4), b"hunter3", &mut primes, &mut rng).unwrap();
+    let s = take(&mut flow, t(4));
+    let (id, a, m1) = srp_fields(&s);
+    assert_eq!(dc.check(id, &a, &m1), Err(SrpError::WrongPassword));
+    flow.handle_rpc_error(t(4), s.req.tag, 400, b"PASSWORD_HASH_INVALID")
+        .unwrap();
+    // The right one, with fresh parameters.
+    let dc = SrpServer::new(&kdf, &verifier, &mut rng).unwrap();
+    let s = take(&mut flow, t(5));
+    assert_eq!(s.method, functions::AccountGetPassword::ID);
+    flow.handle_result(t(5), s.req.tag, &real_password(&kdf, dc.srp_b(), dc.srp_id()))
+        .unwrap();
+    flow.submit_password(t(6), b"hunter2", &mut primes, &mut rng).unwrap();
+    assert_eq!(
+        flow.submit_password(t(6), b"hunter2", &mut primes, &mut rng),
+        Err(SignInError::WrongState),
+        "one proof per srp_B"
+    );
+    let s = take(&mut flow, t(6));
+    let (id, a, m1) = srp_fields(&s);
+    assert_eq!(dc.check(id, &a, &m1), Ok(()));
+    assert_eq!(
+        signed_in(flow.handle_result(t(7), s.req.tag, &authorization(&user(8, false), None))),
+        (8, false)
+    );
+}
+
+/// DC parameters that fail the spec's checks end the flow before the password is hashed, with the SRP error and
+/// the peer's fault (items 16 and 17 as the sign-in flow applies them).
+#[test]
+fn chk_016_chk_017_password_parameters_failing_the_checks_end_the_flow() {
+    let kdf = CheckedKdf::new(DhGroup::telegram(3).unwrap(), b"salt-one-of-dc", b"salt-two-sixteen").unwrap();
+    let mut rng = StdRng::seed_from_u64(42);
+    let mut primes = PrimeCache::<2>::default();
+    let zero_b = [0u8; SRP_BYTES];
+    let p_bytes = kdf.group().prime_bytes();
+    // B = 0, B = p (not below p), and a group whose g is not a generator of the right subgroup (5 mod Telegram's p).
+    let cases: [(Vec<u8>, SrpError); 3] = [
+        (real_password(&kdf, &zero_b, 1), SrpError::BRange),
+        (real_password(&kdf, &p_bytes, 1), SrpError::BRange),
+        (
+            real_password_g(&kdf, 5, &[0x42; SRP_BYTES], 1),
+            SrpError::Group(DhError::GeneratorResidue),
+        ),
+    ];
+    for (body, want) in cases {
+        let mut flow = password_flow();
+        let s = take(&mut flow, t(3));
+        flow.handle_result(t(3), s.req.tag, &body).unwrap();
+        let e = flow
+            .submit_password(t(4), b"hunter2", &mut primes, &mut rng)
+            .unwrap_err();
+        assert_eq!(e, SignInError::Srp(want));
+        assert_eq!(e.fault(), Fault::Peer);
+        assert_eq!(flow.stage(), Stage::Failed(e));
+        no_request(&mut flow, t(4));
+    }
 }
 
 fn enums_password(b: &[u8]) -> types::AccountPassword<'_> {

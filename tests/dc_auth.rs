@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
-use mtproto_sansio::handshake::ClientConfig;
+use mtproto_sansio::handshake::{ClientConfig, HandshakeError};
 use mtproto_sansio::session::SessionConfig;
 use mtproto_sansio::tl::api::{Boxed, Obj, RemoteCall, Seq, enums, functions, types};
 use mtproto_sansio::tl::{self, TlWrite};
@@ -551,6 +551,29 @@ fn auth_keys_are_per_dc() {
     );
     assert!(matches!(r, Err(ClientError::Code(-404))), "{r:?}");
     assert_eq!((c.dc(1).unwrap().key_count(), c.dc(2).unwrap().key_count()), (1, 0));
+}
+
+/// Each DC of a cluster checks the DC id a handshake names: DC 2 refuses a key meant for DC 1 (−444) and takes one
+/// named as DC 2 in any of the spec's encodings (here a test DC's, 10000 + 2).
+#[test]
+fn cluster_dcs_refuse_handshakes_naming_another_dc() {
+    let (c, public) = cluster(2);
+    let mut rng = rand::rng();
+    let keys = [public];
+    let mut conn = Conn::connect(c.dc(2).unwrap().addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    let r = conn.handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 1), &mut rng);
+    assert!(
+        matches!(
+            r,
+            Err(ClientError::Code(-444)) | Err(ClientError::Handshake(HandshakeError::WrongDc))
+        ),
+        "{:?}",
+        r.err()
+    );
+    let mut conn = Conn::connect(c.dc(2).unwrap().addr, Transport::DEFAULT, None, &mut rng).unwrap();
+    conn.handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, 10_002), &mut rng)
+        .unwrap();
+    assert_eq!(c.dc(2).unwrap().key_count(), 1);
 }
 
 /// QR login: a token exported on DC 1, accepted by a signed-in user of DC 2; the exporting connection is pushed

@@ -1077,6 +1077,8 @@ fn be(v: u64) -> Vec<u8> {
 
 #[derive(Clone, Copy, Debug)]
 enum Tamper {
+    /// `dc` set to this value.
+    DcAs(i32),
     None,
     OuterP,
     OuterQ,
@@ -1108,6 +1110,7 @@ fn req_dh(t: Tamper, nonce: [u8; 16], sn: [u8; 16], pq: u64, p: u64, q: u64) -> 
         Tamper::InnerNonce => inonce[0] ^= 1,
         Tamper::InnerServerNonce => isn[15] ^= 1,
         Tamper::Dc => dc = 3,
+        Tamper::DcAs(x) => dc = x,
         _ => {}
     }
     let pk = key().public_key();
@@ -1230,6 +1233,22 @@ fn chk_024_wrong_dc_gets_444() {
     let (mut s, nonce, sn, pq, p, q) = dc_run(None);
     let (r, _) = send(&mut s, Instant::ZERO, &req_dh(Tamper::Dc, nonce, sn, pq, p, q));
     assert!(matches!(r, ServerReply::Send(_)));
+}
+
+/// The spec's encodings of one DC in `p_q_inner_data_dc`: its id, + 10000 on a test DC, negative for its media-only
+/// endpoints. A DC configured as 2 takes each of them for DC 2 and refuses every other DC's.
+#[test]
+fn chk_024_dc_id_encodings_of_the_same_dc_are_accepted_others_get_444() {
+    for named in [2, 10002, -2, -10002] {
+        let (mut s, nonce, sn, pq, p, q) = dc_run(Some(2));
+        let (r, _) = send(&mut s, Instant::ZERO, &req_dh(Tamper::DcAs(named), nonce, sn, pq, p, q));
+        assert!(matches!(r, ServerReply::Send(_)), "{named}: {r:?}");
+    }
+    for named in [3, 10003, -3, 20002, 0, 12, i32::MIN] {
+        let (mut s, nonce, sn, pq, p, q) = dc_run(Some(2));
+        let (r, _) = send(&mut s, Instant::ZERO, &req_dh(Tamper::DcAs(named), nonce, sn, pq, p, q));
+        assert!(matches!(r, ServerReply::Error(-444)), "{named}: {r:?}");
+    }
 }
 
 #[test]

@@ -1244,6 +1244,115 @@ fn chk_054_container_larger_than_event_queue_is_taken_whole() {
     assert_eq!(p.client_events.len(), 40);
 }
 
+/// A DC whose host leaves `MSGS` requests unanswered holds the rest of a container until it answers, and takes no
+/// other packet meanwhile: the held members lie in the receive buffer the next packet would overwrite. The event
+/// and owed-answer queues are empty here, so only the held packet itself makes the engine refuse input.
+#[test]
+fn chk_048_dc_takes_no_input_while_a_container_waits_for_its_host() {
+    let mut p = settled(45);
+    let n = MSGS as u64 + 3;
+    let msgs: Vec<_> = (0..n)
+        .map(|i| {
+            (
+                client_id(&p, 0, 100 + i) as i64,
+                101 + 2 * i as i32,
+                api_body(81, i as usize),
+            )
+        })
+        .collect();
+    let sid = p.c.session_id();
+    let pk = to_dc(&p, sid, client_id(&p, 0, 200), 100 + 2 * n as u32, &container(&msgs));
+    assert!(p.deliver_s_keep_events(&pk).is_ok());
+    let ids: Vec<MsgId> = drain(&mut p.s)
+        .into_iter()
+        .filter_map(|e| match e {
+            Ev::Request(id, _) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), MSGS, "the pending-request table is full");
+    assert_eq!(p.s.pending_events(), 0);
+    assert!(p.s.must_drain(), "three members still wait in the receive buffer");
+    let other = to_dc(&p, sid, client_id(&p, 0, 300), 200 + 2 * n as u32 + 1, &api_body(82, 1));
+    assert_eq!(p.s.handle_packet(p.now, &other), Err(Dropped::Backpressure));
+    // Each answer frees a slot for the next member, which arrives with its own body intact.
+    for (k, id) in ids.iter().take(3).enumerate() {
+        p.s.answer(p.now, *id, &api_body(83, 1)).unwrap();
+        match drain(&mut p.s).as_slice() {
+            [Ev::Request(_, body)] => assert_eq!(body, &api_body(81, MSGS + k)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(!p.s.must_drain());
+    assert!(p.deliver_s_keep_events(&other).is_ok());
+}
+
+/// rpc_results in the DC's next packets: (req_msg_id, result).
+fn dc_results(p: &mut Pair) -> Vec<(i64, Vec<u8>)> {
+    let mut v = Vec::new();
+    for mut pk in p.s2c() {
+        let d = packet::decrypt(&key(p.seed), Direction::ServerToClient, &mut pk).unwrap();
+        let body = d.body().to_vec();
+        let bodies = match tl::MsgContainer::decode(&body) {
+            Ok(c) => c.iter().map(|m| m.body.to_vec()).collect(),
+            Err(_) => vec![body],
+        };
+        for b in bodies {
+            if let Ok(tl::ServiceMessage::RpcResult(r)) = tl::ServiceMessage::decode_body(&b) {
+                v.push((r.req_msg_id, r.result.to_vec()));
+            }
+        }
+    }
+    v
+}
+
+/// An answer the DC gives a query itself (here `INPUT_FETCH_ERROR` for a query that does not inflate, and
+/// `rpc_answer_unknown` for an `rpc_drop_answer`) is sent once and kept nowhere; when the packet carrying it is
+/// lost, the client sends the query again under its msg_id, which the replay window holds, so it is never run. The
+/// DC answers it again, in a new container or alone, instead of only acknowledging it and leaving the client
+/// waiting for an answer that never comes.
+#[cfg(feature = "alloc")]
+#[test]
+fn a_query_the_dc_answered_itself_is_answered_again_when_resent() {
+    let mut p = settled(46);
+    let sid = p.c.session_id();
+    let bad = enc(&tl::GzipPacked {
+        packed_data: &failing_gzip(64),
+    });
+    let drop = enc(&tl::RpcDropAnswer {
+        req_msg_id: client_id(&p, -5, 9) as i64,
+    });
+    for (n, query) in [(400u64, bad), (500, drop)] {
+        let q = client_id(&p, 0, n);
+        let member = [(q as i64, 301 + n as i32, query.clone())];
+        let pk = to_dc(&p, sid, client_id(&p, 0, n + 1), 302 + n as u32, &container(&member));
+        let r = p.deliver_s(&pk);
+        assert!(r.is_ok(), "{r:?}");
+        let first: Vec<_> = dc_results(&mut p).into_iter().filter(|(r, _)| *r == q as i64).collect();
+        assert_eq!(first.len(), 1, "answered once");
+        // Lost. Sent again in a new container, then alone: the same answer each time, and never delivered.
+        let pk = to_dc(&p, sid, client_id(&p, 0, n + 2), 304 + n as u32, &container(&member));
+        assert!(p.deliver_s(&pk).is_ok());
+        assert_eq!(
+            dc_results(&mut p)
+                .into_iter()
+                .filter(|(r, _)| *r == q as i64)
+                .collect::<Vec<_>>(),
+            first
+        );
+        let pk = to_dc(&p, sid, q, 301 + n as u32, &query);
+        let _ = p.deliver_s(&pk);
+        assert_eq!(
+            dc_results(&mut p)
+                .into_iter()
+                .filter(|(r, _)| *r == q as i64)
+                .collect::<Vec<_>>(),
+            first
+        );
+    }
+    assert!(p.server_events.iter().all(|e| !matches!(e, Ev::Request(..))));
+}
+
 // Attack regression tests under their own names (each runs the engine checks that stop it).
 
 #[test]

@@ -346,6 +346,10 @@ struct LinkSlot {
     attempts: u8,
     /// Not reopened before this (the backoff after a failure).
     not_before: Instant,
+    /// When it was last ready, and how often in a row the peer closed it before it stayed up for
+    /// [`RouterConfig::connect_backoff_max`] (see [`Router::link_closed`]).
+    up_since: Instant,
+    closes: u8,
 }
 
 impl LinkSlot {
@@ -356,6 +360,8 @@ impl LinkSlot {
         option_idx: 0,
         attempts: 0,
         not_before: Instant::ZERO,
+        up_since: Instant::ZERO,
+        closes: 0,
     };
 }
 
@@ -720,6 +726,7 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
                 slot.state = LinkState::Ready;
                 slot.attempts = 0;
                 slot.last_used = now;
+                slot.up_since = now;
             }
         }
     }
@@ -796,13 +803,34 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         }
     }
 
-    /// The connection was closed (by the host after [`Action::Close`], or by the peer). Requests still held for it
-    /// reopen it.
-    pub fn link_closed(&mut self, link: Link) {
+    /// The connection was closed (by the host after [`Action::Close`], or by the peer). Requests still held for it,
+    /// and the home DC's main connection, reopen it. A close the host was not asked for waits before reopening when
+    /// it repeats: the first after the connection stayed up for [`RouterConfig::connect_backoff_max`] reopens at
+    /// once (a DC closes idle connections), each further one waits [`RouterConfig::connect_backoff`], doubling up
+    /// to the maximum, so a DC that accepts and drops every connection is not hammered.
+    pub fn link_closed(&mut self, link: Link, now: Instant) {
+        self.now = self.now.max(now);
         let reopen = self.held.iter().any(|h| h.link == link && h.failed.is_none())
             || (self.home == Some(link.dc) && link.kind == LinkKind::Main);
-        if let Some(slot) = self.find_mut(link.dc).and_then(|e| e.link_mut(link.kind)) {
-            slot.state = if reopen { LinkState::WantOpen } else { LinkState::Closed };
+        let cfg = self.config;
+        let Some(slot) = self.find_mut(link.dc).and_then(|e| e.link_mut(link.kind)) else {
+            return;
+        };
+        // Closed by the host after `Action::Close` (reported or not): no backoff.
+        let asked = matches!(slot.state, LinkState::WantClose | LinkState::Closed);
+        if slot.state == LinkState::Ready && now.saturating_duration_since(slot.up_since) >= cfg.connect_backoff_max {
+            slot.closes = 0;
+        }
+        slot.state = if reopen { LinkState::WantOpen } else { LinkState::Closed };
+        if !asked {
+            slot.closes = slot.closes.saturating_add(1);
+            if let Some(doublings) = slot.closes.checked_sub(2) {
+                let backoff = cfg
+                    .connect_backoff
+                    .saturating_mul(1 << u32::from(doublings).min(16))
+                    .min(cfg.connect_backoff_max);
+                slot.not_before = now.saturating_add(backoff);
+            }
         }
     }
 

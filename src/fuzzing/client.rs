@@ -183,7 +183,7 @@ pub fn client_router(data: &[u8]) {
             }
             2 => router.link_ready(link, now),
             3 => router.link_failed(link, now),
-            4 => router.link_closed(link),
+            4 => router.link_closed(link, now),
             5 => router.done(link, now),
             6 => router.imported(link.dc),
             7 => router.import_failed(link.dc),

@@ -37,7 +37,8 @@ pub struct ServerConfig<'k> {
     pub rsa_key: &'k RsaPrivateKey,
     /// Our DH group (default: Telegram's prime with g = 3, which real clients expect).
     pub group: DhGroup,
-    /// If set, a `p_q_inner_data_dc`/`_temp_dc` naming another DC gets −444.
+    /// If set, a `p_q_inner_data_dc`/`_temp_dc` naming another DC gets −444. The id, the id + 10000 (a test DC, as
+    /// TDLib and Telegram's test DCs name it) and either negated (a media-only endpoint) all name this DC.
     pub dc_id: Option<i32>,
     /// Largest accepted `expires_in` of a temporary key, in seconds (item 24).
     pub max_temp_expires_in: u32,
@@ -757,7 +758,7 @@ impl<'k, const N: usize> ServerHandshakes<'k, N> {
             },
         };
         if let (Some(want), Some(got)) = (self.config.dc_id, dc)
-            && want != got
+            && !names_dc(want, got)
         {
             return Err(Refuse::WrongDc);
         }
@@ -967,6 +968,16 @@ struct ClientDhState {
     dc: Option<i32>,
     retries: u8,
     retry_id: u64,
+}
+
+/// Whether `named`, the `dc` of a `p_q_inner_data_*dc`, names DC `want`. The spec's encodings of one DC are its
+/// id, the id + 10000 on a test DC, and either negated for the DC's media-only endpoints.
+fn names_dc(want: i32, named: i32) -> bool {
+    let raw = |id: i32| {
+        let a = id.unsigned_abs();
+        if a > 10_000 { a - 10_000 } else { a }
+    };
+    raw(named) == raw(want)
 }
 
 /// Writes the answer to a computed key: `dh_gen_ok` with the key if its id is free, otherwise `dh_gen_retry`

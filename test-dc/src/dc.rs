@@ -470,14 +470,13 @@ pub fn start(mut opts: DcOptions) -> io::Result<Dc> {
 
 /// Binds every DC of `opts` and starts them on [`runtime`], sharing one account store: a phone number of DC X
 /// signs in on DC X only, an authorization is copied across by `auth.exportAuthorization`, and `help.getConfig`
-/// lists them all. A DC given a `dc_id` checks the DC id handshakes name against it.
-/// A DC whose `dc_id` was left `None` accepts handshakes naming any DC (as [`start`] does), so a client that
-/// names a test DC as Telegram's clients do (10000 + X) is not refused.
+/// lists them all. A DC's `dc_id` (default: its position + 1) is checked against the DC id a handshake names
+/// (−444 for another DC's; X, 10000 + X and their negatives all name DC X).
 pub fn start_cluster(mut opts: ClusterOptions) -> io::Result<Cluster> {
     let mut checks = Vec::new();
     for (i, d) in opts.dcs.iter_mut().enumerate() {
-        checks.push(d.dc_id);
         d.dc_id = Some(d.dc_id.unwrap_or(i32::try_from(i + 1).unwrap_or(i32::MAX)));
+        checks.push(d.dc_id);
     }
     start_dcs(opts, &checks)
 }

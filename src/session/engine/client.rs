@@ -21,13 +21,12 @@ use crate::session::seqno::SeqNoGen;
 use crate::time::{Instant, UnixTime};
 use crate::tl::gzip::GzipError;
 use crate::tl::{
-    self, GzipPacked, Message, MsgContainer, MsgResendReq, NewSessionCreated, Pong, Reader, RpcError, RpcResult,
-    ServiceMessage, TlBare, TlRead,
+    self, GzipPacked, MsgContainer, MsgResendReq, NewSessionCreated, Pong, RpcError, RpcResult, ServiceMessage, TlRead,
 };
 
 use super::outbox::Slot;
-use super::recv::{Buf, EvRec, Header, Span, peek_ctor, span_of};
-use super::{CONTAINER_HDR, Core, INNER_HDR};
+use super::recv::{Buf, EvRec, Header, Held, Span, peek_ctor, span_of};
+use super::{CONTAINER_HDR, Core};
 
 /// Quick-ack tokens remembered per connection.
 pub(super) const QUICK_ACKS: usize = 8;
@@ -53,30 +52,6 @@ pub(super) struct ClientState {
     /// When this engine's first packet left. A server message in its session cannot be older (the session id is
     /// fresh), which bounds how far a clock set from that message may lag (see `learn_time`).
     pub(super) first_sent: Option<Instant>,
-    /// The accepted container whose members are not all processed yet (see [`ClientHeld`]).
-    pub(super) held: Option<ClientHeld>,
-}
-
-/// Client: an accepted container whose members wait for room in the event (or owed-answer) queue. The container's
-/// msg_id is in the replay window, so the DC will not send it again: its members are processed, in order, as the
-/// host takes events ([`Session::poll_event`]) and packets ([`Session::poll_packet`]); meanwhile no input is taken
-/// (`must_drain`), so the buffer it lies in stays intact. A container is thus taken as a whole (docs/CHECKLIST.md
-/// item 48) however small the event queue.
-///
-/// [`Session::poll_event`]: super::Session::poll_event
-/// [`Session::poll_packet`]: super::Session::poll_packet
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub(super) struct ClientHeld {
-    /// Where the next inner message starts and where the container's body ends, in `buf`.
-    pub(super) next: u32,
-    pub(super) end: u32,
-    /// Inner messages left.
-    pub(super) left: u32,
-    /// The receive buffer, or the inflate buffer for a container that came in `gzip_packed`.
-    pub(super) buf: Buf,
-    /// The packet's server salt.
-    pub(super) salt: u64,
 }
 
 impl ClientState {
@@ -91,7 +66,6 @@ impl ClientState {
             salts_requested: false,
             nsc_seen: None,
             first_sent: None,
-            held: None,
         }
     }
 }
@@ -235,16 +209,16 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             // Accepted as a whole (item 48): every member is processed, now or as the host makes room.
             let at = span_of(base, body, which);
-            if let Some(cl) = self.role.client_mut() {
-                cl.held = Some(ClientHeld {
-                    next: at.off.saturating_add(CONTAINER_HDR as u32),
-                    end: at.off.saturating_add(at.len),
-                    left: u32::try_from(c.messages.len()).unwrap_or(0),
-                    buf: which,
-                    salt: h.salt,
-                });
-            }
-            self.client_resume_in(now, base, gz, gz_used);
+            self.held = Some(Held {
+                next: at.off.saturating_add(CONTAINER_HDR as u32),
+                end: at.off.saturating_add(at.len),
+                left: u32::try_from(c.messages.len()).unwrap_or(0),
+                buf: which,
+                salt: h.salt,
+                unix: self.clock.unix_time(now),
+                single: None,
+            });
+            self.resume_in(now, base, gz, gz_used);
         } else {
             if self.events.is_full() || self.owed.is_full() {
                 return Err(Dropped::Backpressure);
@@ -263,58 +237,29 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         Ok(())
     }
 
-    /// Client: processes the held container's members in order while the event and owed-answer queues have room
-    /// (see [`ClientHeld`]). `rx` is the buffer the packet was received in; `gz`, the inflate buffer, of which
-    /// `gz_used` bytes are taken.
-    pub(super) fn client_resume(&mut self, now: Instant, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
-        match self.role.client().and_then(|c| c.held).map(|h| h.buf) {
-            None => {}
-            Some(Buf::Rx) => self.client_resume_in(now, rx, gz, gz_used),
-            Some(Buf::Gz) => {
-                // The container was inflated: its members lie in the inflate buffer, and nothing inflates inside an
-                // inflated payload (the rest of the buffer is scratch for nothing else).
-                let (done, rest) = gz.split_at_mut((*gz_used).min(gz.len()));
-                self.client_resume_in(now, done, rest, &mut 0);
+    /// Client: one member of a held container (see [`Held`]), in order: its own msg_id checks, then its processing.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn client_member(
+        &mut self,
+        now: Instant,
+        id: MsgId,
+        seq_no: u32,
+        salt: u64,
+        body: &[u8],
+        base: &[u8],
+        which: Buf,
+        gz: &mut [u8],
+        gz_used: &mut usize,
+    ) {
+        let exempt = self.time_exempt(body);
+        if self.client_accept(now, id, exempt).is_err() {
+            // A duplicate (a resend of something we have) or out of window: ignored, still acked.
+            if seq_no % 2 == 1 {
+                let _ = self.acks.push(now, id);
             }
+            return;
         }
-    }
-
-    /// [`client_resume`](Self::client_resume) with the held container's buffer `base` chosen.
-    fn client_resume_in(&mut self, now: Instant, base: &[u8], gz: &mut [u8], gz_used: &mut usize) {
-        while let Some(mut h) = self.role.client().and_then(|c| c.held) {
-            if h.left == 0 || self.closed {
-                self.set_client_held(None);
-                return;
-            }
-            if self.events.is_full() || self.owed.is_full() {
-                return;
-            }
-            let rest = base.get(h.next as usize..h.end as usize).unwrap_or(&[]);
-            // The container was fully validated when it arrived (`check_container`): this cannot fail.
-            let Ok(m) = Message::read_bare(&mut Reader::new(rest)) else {
-                self.set_client_held(None);
-                return;
-            };
-            h.next = h.next.saturating_add((INNER_HDR + m.body.len()) as u32);
-            h.left -= 1;
-            self.set_client_held((h.left > 0).then_some(h));
-            let id = MsgId::from_wire(m.msg_id);
-            let exempt = self.time_exempt(m.body);
-            if self.client_accept(now, id, exempt).is_err() {
-                // A duplicate (a resend of something we have) or out of window: ignored, still acked.
-                if m.seqno % 2 == 1 {
-                    let _ = self.acks.push(now, id);
-                }
-                continue;
-            }
-            self.client_message(now, id, m.seqno as u32, h.salt, m.body, base, h.buf, gz, gz_used);
-        }
-    }
-
-    fn set_client_held(&mut self, held: Option<ClientHeld>) {
-        if let Some(c) = self.role.client_mut() {
-            c.held = held;
-        }
+        self.client_message(now, id, seq_no, salt, body, base, which, gz, gz_used);
     }
 
     /// Client: what an accepted server msg_id tells the clock (item 34). On a clock no server has confirmed (a

@@ -10,8 +10,8 @@
 //! message that may still have to be resent.
 //! `MSGS` bounds the messages in flight (queued, unacknowledged, or awaiting an answer), the pending events, the
 //! answers owed to the peer (`Owed`: sent once, never kept in the arena) and a DC's requests awaiting the host's
-//! answer. A DC processes every message of a packet it accepted, waiting (input paused) for room where needed
-//! (`Held`), so a container is answered whole however small these tables are.
+//! answer. Either role processes every message of a packet it accepted, waiting (input paused) for room where
+//! needed (`Held`), so a container is taken whole however small these tables are.
 //!
 //! Retransmission never re-encrypts a different plaintext under an old msg_id (item 38, attack B2): a message that
 //! timed out travels again, byte-identical, inside a **new** container with a fresh msg_id, and a message the peer
@@ -65,7 +65,7 @@ use crate::tl::{self, RpcError, TlWrite};
 
 use client::ClientState;
 use outbox::Outbox;
-use recv::{Buf, EvRec, Header, Span};
+use recv::{Buf, EvRec, Header, Held, Span};
 pub use server::LongPoll;
 use server::{Approval, DcState, rotation_secs};
 use service::Owed;
@@ -260,6 +260,8 @@ struct Core<const TX: usize, const MSGS: usize> {
     inflate_left: usize,
     /// DC, in a connection: the packet decrypted in the connection's buffer whose session waits for the host.
     decrypted: Option<DecryptedPacket>,
+    /// The received packet still being worked through (both roles).
+    held: Option<Held>,
     stats: Stats,
     closed: bool,
 }
@@ -707,8 +709,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
     pub fn must_drain(&self) -> bool {
         let c = &self.core;
         c.events.iter().any(EvRec::uses_buffers)
-            || c.role.dc().is_some_and(|dc| dc.held.is_some())
-            || c.role.client().is_some_and(|cl| cl.held.is_some())
+            || c.held.is_some()
             || c.owed.is_full()
             || c.owed.iter().any(Owed::uses_buffers)
     }
@@ -724,20 +725,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
         self.core.owed.len()
     }
 
-    /// Works on through the held packet (DC, see `Held`) or container (client, see `ClientHeld`) as far as there
-    /// is room. `ext`: the connection's buffer the held packet lies in (`None`: the engine's own, for
+    /// Works on through the held packet (see `Held`) as far as there is room. `ext`: the connection's buffer the held packet lies in (`None`: the engine's own, for
     /// [`handle_packet`](Self::handle_packet)).
     fn resume(&mut self, now: Instant, ext: Option<&[u8]>) {
         let rx = match ext {
             Some(b) if !self.detached => b,
             _ => self.rx.as_slice(),
         };
-        if self.core.role.dc().is_some_and(|dc| dc.held.is_some()) {
-            self.core.resume(now, rx, self.gz.as_mut_slice(), &mut self.gz_used);
-        } else if self.core.role.client().is_some_and(|cl| cl.held.is_some()) {
-            self.core
-                .client_resume(now, rx, self.gz.as_mut_slice(), &mut self.gz_used);
-        }
+        self.core.resume(now, rx, self.gz.as_mut_slice(), &mut self.gz_used);
     }
 
     /// Queues a message (see [`MsgKind`]); returns its msg_id. The body (a serialized TL object, a multiple of 4
@@ -1339,6 +1334,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             last_now: now,
             inflate_left: 0,
             decrypted: None,
+            held: None,
             stats: Stats::default(),
             closed: false,
         }
@@ -1367,6 +1363,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             last_now,
             inflate_left,
             decrypted,
+            held,
             stats,
             closed,
         } = self;
@@ -1415,6 +1412,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         *last_now = now;
         *inflate_left = 0;
         *decrypted = None;
+        *held = None;
         *stats = Stats::default();
         *closed = false;
         self.init_server_salts(now);
@@ -1471,12 +1469,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             return;
         }
         self.closed = true;
-        if let Some(dc) = self.role.dc_mut() {
-            dc.held = None;
-        }
-        if let Some(c) = self.role.client_mut() {
-            c.held = None;
-        }
+        self.held = None;
         self.owed.clear();
         let mut queries: heapless::Vec<MsgId, MSGS> = heapless::Vec::new();
         for s in self

@@ -11,11 +11,12 @@
 use crate::session::event::{Dropped, FailReason};
 use crate::session::msg_id::{MsgId, Role};
 use crate::session::replay::check_parity;
-use crate::time::Instant;
+use crate::time::{Instant, UnixTime};
 use crate::tl::gzip::GzipError;
-use crate::tl::{self, GzipPacked, MsgContainer, MsgCopy, MsgsAck, Reader};
+use crate::tl::{self, GzipPacked, Message, MsgContainer, MsgCopy, MsgsAck, Reader, TlBare};
 
-use super::Core;
+use super::server::may_request;
+use super::{Core, INNER_HDR, RoleState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -55,6 +56,34 @@ impl EvRec {
     }
 }
 
+/// A received packet accepted as a whole and worked through as room frees up, in either role. Its msg_id (and a
+/// container's) is in the replay window, so the peer will not send it again: every message in it is processed, in
+/// order, as the host takes events ([`Session::poll_event`]) and packets ([`Session::poll_packet`]), and meanwhile
+/// no input is taken (`must_drain`), so the buffer it lies in stays intact. A container is thus taken whole
+/// (docs/CHECKLIST.md item 48) however small the event and owed-answer queues. The role decides only how much room
+/// a message needs (`room_for`) and what is done with it (`Core::client_member`, `Core::server_member`).
+///
+/// [`Session::poll_event`]: super::Session::poll_event
+/// [`Session::poll_packet`]: super::Session::poll_packet
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub(super) struct Held {
+    /// Where in `buf` the next message (a container's inner `message`, or the lone body) starts, and where the
+    /// packet's body ends.
+    pub(super) next: u32,
+    pub(super) end: u32,
+    /// Messages left.
+    pub(super) left: u32,
+    /// The receive buffer, or the inflate buffer for a client's container that came in `gzip_packed`.
+    pub(super) buf: Buf,
+    /// The packet's server salt (a client's salt bookkeeping reads it per message).
+    pub(super) salt: u64,
+    /// The Unix time the packet arrived at: a DC judges every message in it by the time window as of then.
+    pub(super) unix: UnixTime,
+    /// Not a container (a DC holds lone messages too): the message's (msg_id, seq_no); its body is `next..end`.
+    pub(super) single: Option<(MsgId, u32)>,
+}
+
 /// Where a received message's header fields came from (after decryption, or from the fuzzing hook).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Header {
@@ -91,6 +120,73 @@ pub(super) fn is_content_related(body: &[u8], seq_no: u32) -> bool {
 }
 
 impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
+    /// Processes the held packet's messages in order while each has room for what it produces (see [`Held`]).
+    /// `rx` is the buffer the packet was received in; `gz`, the inflate buffer, of which `gz_used` bytes are taken.
+    /// Whatever is left waits until [`Session::poll_event`] or [`Session::poll_packet`] makes room: both drain
+    /// without the peer's help, so the packet is always finished. (Waiting for room in the resend arena instead could
+    /// wait for acknowledgements stuck behind this very packet.)
+    ///
+    /// [`Session::poll_event`]: super::Session::poll_event
+    /// [`Session::poll_packet`]: super::Session::poll_packet
+    pub(super) fn resume(&mut self, now: Instant, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
+        match self.held.map(|h| h.buf) {
+            None => {}
+            Some(Buf::Rx) => self.resume_in(now, rx, gz, gz_used),
+            Some(Buf::Gz) => {
+                // An inflated container: its members lie in the inflate buffer, and nothing inflates inside an
+                // inflated payload (the rest of the buffer is scratch for nothing else).
+                let (done, rest) = gz.split_at_mut((*gz_used).min(gz.len()));
+                self.resume_in(now, done, rest, &mut 0);
+            }
+        }
+    }
+
+    /// Whether a held message with this body can be processed now (see [`Held`]). A client needs room for an event
+    /// and an owed answer, whatever the message (an update, a result or a service message's reaction). A DC needs
+    /// room for an answer, and for a query room for its event and, unless the host's last answer was refused for
+    /// room in the arena, in the pending requests (a full table with answers refused gets `FLOOD_WAIT`,
+    /// `Core::deliver_request`).
+    pub(super) fn room_for(&self, body: &[u8]) -> bool {
+        match &self.role {
+            RoleState::Client(_) => !self.events.is_full() && !self.owed.is_full(),
+            RoleState::Dc(dc) => {
+                let pending_full = dc.pending_reqs.is_full() && !dc.answers_blocked;
+                !self.owed.is_full() && !((self.events.is_full() || pending_full) && may_request(body))
+            }
+        }
+    }
+
+    /// [`resume`](Self::resume) with the held packet's buffer `base` chosen.
+    pub(super) fn resume_in(&mut self, now: Instant, base: &[u8], gz: &mut [u8], gz_used: &mut usize) {
+        while let Some(mut h) = self.held {
+            let rest = base.get(h.next as usize..h.end as usize).unwrap_or(&[]);
+            let (id, seq_no, body, member) = match h.single {
+                Some((id, seq_no)) => (id, seq_no, rest, false),
+                None => {
+                    // The container was fully validated when it arrived (`check_container`): this cannot fail.
+                    let Ok(m) = Message::read_bare(&mut Reader::new(rest)) else {
+                        self.held = None;
+                        return;
+                    };
+                    (MsgId::from_wire(m.msg_id), m.seqno as u32, m.body, true)
+                }
+            };
+            if !self.room_for(body) {
+                return;
+            }
+            h.next = h.next.saturating_add((INNER_HDR + body.len()) as u32);
+            h.left = h.left.saturating_sub(1);
+            self.held = (h.left > 0).then_some(h);
+            if self.role() == Role::Client {
+                self.client_member(now, id, seq_no, h.salt, body, base, h.buf, gz, gz_used);
+            } else if member {
+                self.server_member(now, h.unix, id, seq_no, body, base, gz, gz_used);
+            } else {
+                self.server_message(now, id, seq_no, body, base, gz, gz_used);
+            }
+        }
+    }
+
     pub(super) fn on_packet(
         &mut self,
         now: Instant,

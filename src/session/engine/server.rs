@@ -24,13 +24,13 @@ use crate::session::salts::{ServerSaltPolicy, ServerSalts};
 use crate::session::seqno::{SeqNoChecker, SeqNoGen};
 use crate::time::{Instant, UnixTime};
 use crate::tl::{
-    self, GzipPacked, Message, MsgContainer, MsgCopy, MsgResendReq, NewSessionCreated, Reader, RpcResult,
-    ServiceMessage, TlBare, TlRead, TlWrite, Writer,
+    self, GzipPacked, MsgContainer, MsgCopy, MsgResendReq, NewSessionCreated, RpcResult, ServiceMessage, TlRead,
+    TlWrite, Writer,
 };
 
-use super::recv::{Buf, EvRec, Header, Span, is_content_related, peek_ctor, span_of};
+use super::recv::{Buf, EvRec, Header, Held, Span, is_content_related, peek_ctor, span_of};
 use super::service::Owed;
-use super::{CONTAINER_HDR, Core, INNER_HDR, MAX_DISCONNECT_DELAY, RETIRED_SESSIONS, SessionConfig};
+use super::{CONTAINER_HDR, Core, MAX_DISCONNECT_DELAY, RETIRED_SESSIONS, SessionConfig};
 
 /// DC: the host's word on a client session this engine does not serve yet (see [`Session::approve_session`]).
 ///
@@ -44,29 +44,6 @@ pub(super) enum Approval {
     /// The first session named may start here: the engine runs on a key this connection just created, so no
     /// other connection can hold a session under it.
     First,
-}
-
-/// DC: the packet in the receive buffer whose messages are not all processed yet (they wait for room for their
-/// answers, [`Owed`], or for their [`Event::Request`](super::Event::Request)s). The packet is accepted (its
-/// msg_id, and a container's, is in the replay window), and every message in it is processed, in order, as room
-/// frees up ([`Session::poll_event`], [`Session::poll_packet`]); meanwhile no input is taken (`must_drain`), so the
-/// buffer stays intact. A container is thus accepted as a whole (docs/CHECKLIST.md item 48) however small the tables.
-///
-/// [`Session::poll_event`]: super::Session::poll_event
-/// [`Session::poll_packet`]: super::Session::poll_packet
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub(super) struct Held {
-    /// Where in the receive buffer the next message (a container's inner `message`, or the lone body) starts, and
-    /// where the packet's body ends.
-    pub(super) next: u32,
-    pub(super) end: u32,
-    /// Inner messages left.
-    pub(super) left: u32,
-    /// The Unix time the packet arrived at: every message in it is judged by the time window as of then.
-    pub(super) unix: UnixTime,
-    /// Not a container: the message's (msg_id, seq_no); its body is `next..end`.
-    pub(super) single: Option<(MsgId, u32)>,
 }
 
 /// DC: a long poll a client asked for with `http_wait` (MTProto over HTTP), held until
@@ -141,8 +118,6 @@ pub(super) struct DcState<const MSGS: usize> {
     pub(super) first_salt: Option<(u64, u64)>,
     /// Requests delivered and not yet answered (at most `MSGS`; beyond, [`Owed::FloodWait`]).
     pub(super) pending_reqs: heapless::Vec<MsgId, MSGS>,
-    /// The received packet still being worked through.
-    pub(super) held: Option<Held>,
     /// The host's last answer was refused with `QueueFull` (the arena waits for acknowledgements).
     pub(super) answers_blocked: bool,
     /// When to report [`Event::DisconnectRequested`](super::Event::DisconnectRequested) (`ping_delay_disconnect`).
@@ -160,6 +135,12 @@ pub(super) struct DcState<const MSGS: usize> {
     /// The (session_id, msg_id) of the last packet refused as [`Dropped::UnknownSession`].
     pub(super) unknown_session: Option<(u64, MsgId)>,
     pub(super) long_poll: Option<LongPoll>,
+    /// Answers the engine gave queries itself (`FLOOD_WAIT_1`, `INPUT_FETCH_ERROR`, `rpc_answer_unknown`), newest
+    /// last: they are sent once, never kept in the arena, so a client that lost the packet and sends the query
+    /// again (same msg_id, already in the replay window, so never run) gets the same answer again
+    /// ([`Core::resent_query`]). At most `MSGS`; the oldest is forgotten first, after which its resend is only
+    /// acknowledged and the client's own timeout ends the query.
+    pub(super) refused: heapless::Deque<Owed, MSGS>,
 }
 
 impl<const MSGS: usize> Drop for DcState<MSGS> {
@@ -178,7 +159,6 @@ impl<const MSGS: usize> DcState<MSGS> {
             salt_secret,
             first_salt,
             pending_reqs: heapless::Vec::new(),
-            held: None,
             answers_blocked: false,
             disconnect_at: None,
             nsc_first: None,
@@ -187,6 +167,7 @@ impl<const MSGS: usize> DcState<MSGS> {
             approval: Approval::None,
             unknown_session: None,
             long_poll: None,
+            refused: heapless::Deque::new(),
         }
     }
 
@@ -200,7 +181,6 @@ impl<const MSGS: usize> DcState<MSGS> {
             salt_secret: secret,
             first_salt: first,
             pending_reqs,
-            held,
             answers_blocked,
             disconnect_at,
             nsc_first,
@@ -209,6 +189,7 @@ impl<const MSGS: usize> DcState<MSGS> {
             approval,
             unknown_session,
             long_poll,
+            refused,
         } = self;
         *session_known = false;
         seq_check.clear();
@@ -217,7 +198,6 @@ impl<const MSGS: usize> DcState<MSGS> {
         *secret = salt_secret;
         *first = first_salt;
         pending_reqs.clear();
-        *held = None;
         *answers_blocked = false;
         *disconnect_at = None;
         *nsc_first = None;
@@ -226,6 +206,7 @@ impl<const MSGS: usize> DcState<MSGS> {
         *approval = Approval::None;
         *unknown_session = None;
         *long_poll = None;
+        refused.clear();
     }
 
     /// The DC's salt for rotation period `p`: derived from a per-engine secret, so `future_salts` can promise the
@@ -253,12 +234,12 @@ impl<const MSGS: usize> DcState<MSGS> {
         // In place: a new value would cross the stack (16 KiB).
         self.seq_check.clear();
         self.pending_reqs.clear();
-        self.held = None;
         self.answers_blocked = false;
         self.nsc_first = None;
         self.nsc_due = false;
         self.disconnect_at = None;
         self.long_poll = None;
+        self.refused.clear();
     }
 }
 
@@ -371,7 +352,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     /// acknowledgements, which the client queued behind this very packet.
     fn deliver_request(&mut self, now: Instant, id: MsgId, body: Span) {
         if self.role.dc_mut().is_none_or(|dc| dc.pending_reqs.push(id).is_err()) {
-            self.push_owed(now, Owed::FloodWait { req: id });
+            self.refuse_query(now, Owed::FloodWait { req: id });
             return;
         }
         self.push_event(EvRec::Request { msg_id: id, body });
@@ -404,6 +385,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.acks = AckQueue::new(self.cfg.limits.ack_flush_threshold, self.cfg.limits.ack_max_delay);
         self.seq = SeqNoGen::new();
         self.session_id = session_id;
+        self.held = None;
         if let Some(dc) = self.role.dc_mut() {
             dc.reset();
         }
@@ -498,6 +480,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 next: at.off.saturating_add(CONTAINER_HDR as u32),
                 end: at.off.saturating_add(at.len),
                 left: u32::try_from(c.messages.len()).unwrap_or(0),
+                buf: Buf::Rx,
+                salt: h.salt,
                 unix,
                 single: None,
             }
@@ -507,12 +491,14 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 next: at.off,
                 end: at.off.saturating_add(at.len),
                 left: 1,
+                buf: Buf::Rx,
+                salt: h.salt,
                 unix,
                 single: Some((h.msg_id, h.seq_no)),
             }
         };
         self.accept_id(h.msg_id, h.seq_no, unix);
-        self.set_held(Some(held));
+        self.held = Some(held);
         self.resume(now, rx, gz, gz_used);
         Ok(())
     }
@@ -603,13 +589,41 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// A packet received before: a container's id reused is notified (its members may differ), a lone
-    /// content-related message is acknowledged again.
+    /// content-related message is acknowledged again (and answered again if the engine refused it itself).
     fn refuse_duplicate(&mut self, now: Instant, h: &Header, is_container: bool) {
         if is_container {
             self.notify_bad(now, h.msg_id, h.seq_no, BadMsgCode::ContainerIdReused);
-        } else if h.seq_no % 2 == 1 {
-            let _ = self.acks.push(now, h.msg_id);
+        } else {
+            self.resent_query(now, h.msg_id, h.seq_no);
         }
+    }
+
+    /// A message received before came again (a client resending a query whose answer it has not seen): it is
+    /// acknowledged again if content-related, and an answer the engine gave it itself is owed again (see
+    /// `DcState::refused`). A query the host ran or runs is never run again; its answer is resent by the tracker.
+    fn resent_query(&mut self, now: Instant, id: MsgId, seq_no: u32) {
+        if seq_no % 2 == 1 {
+            let _ = self.acks.push(now, id);
+        }
+        let again = self
+            .role
+            .dc()
+            .and_then(|dc| dc.refused.iter().find(|o| o.req() == Some(id)).copied());
+        if let Some(o) = again {
+            self.push_owed(now, o);
+        }
+    }
+
+    /// DC: an answer the engine gives a query itself (not the host's): owed now, and remembered for a resend of the
+    /// query (see `DcState::refused`).
+    fn refuse_query(&mut self, now: Instant, o: Owed) {
+        if let Some(dc) = self.role.dc_mut() {
+            if dc.refused.is_full() {
+                dc.refused.pop_front();
+            }
+            let _ = dc.refused.push_back(o);
+        }
+        self.push_owed(now, o);
     }
 
     /// Item 35: the current salt, or the previous one during its grace period; salt 0 never passes.
@@ -665,87 +679,27 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         }
     }
 
-    fn set_held(&mut self, held: Option<Held>) {
-        if let Some(dc) = self.role.dc_mut() {
-            dc.held = held;
-        }
-    }
-
-    /// DC: processes the held packet's messages in order while each has room for what it produces: an answer in
-    /// `owed` (every message may produce one, a notification at least) and, for a query, an event. Whatever is
-    /// left waits, with no input taken meanwhile, until [`Session::poll_event`] or [`Session::poll_packet`] makes
-    /// room: both drain without the peer's help, so the packet is always finished. (Waiting for room in the resend
-    /// arena instead could wait for acknowledgements stuck behind this very packet.)
-    ///
-    /// [`Session::poll_event`]: super::Session::poll_event
-    /// [`Session::poll_packet`]: super::Session::poll_packet
-    pub(super) fn resume(&mut self, now: Instant, rx: &[u8], gz: &mut [u8], gz_used: &mut usize) {
-        while let Some(mut h) = self.role.dc().and_then(|dc| dc.held) {
-            let rest = rx.get(h.next as usize..h.end as usize).unwrap_or(&[]);
-            if let Some((id, seq_no)) = h.single {
-                if !self.room_for(rest) {
-                    return;
-                }
-                self.set_held(None);
-                self.server_message(now, id, seq_no, rest, rx, gz, gz_used);
-                continue;
-            }
-            if h.left == 0 {
-                self.set_held(None);
-                continue;
-            }
-            // The container was fully validated when it arrived (`check_container`): this cannot fail.
-            let Ok(m) = Message::read_bare(&mut Reader::new(rest)) else {
-                self.set_held(None);
-                continue;
-            };
-            if !self.room_for(m.body) {
-                return;
-            }
-            h.next = h.next.saturating_add((INNER_HDR + m.body.len()) as u32);
-            h.left -= 1;
-            self.set_held((h.left > 0).then_some(h));
-            self.server_member(now, h.unix, m, rx, gz, gz_used);
-        }
-    }
-
-    /// Whether a received message with this body can be processed now (see [`resume`](Self::resume)): there is
-    /// room for an answer, and a query has room for its event and, unless the host's last answer was refused for
-    /// room in the arena, in the pending requests (a full table with answers refused gets `FLOOD_WAIT`,
-    /// [`deliver_request`](Self::deliver_request)).
-    fn room_for(&self, body: &[u8]) -> bool {
-        let pending_full = self
-            .role
-            .dc()
-            .is_some_and(|dc| dc.pending_reqs.is_full() && !dc.answers_blocked);
-        !self.owed.is_full() && !((self.events.is_full() || pending_full) && may_request(body))
-    }
-
     /// DC: one inner message of an accepted container: its own msg_id and seq_no checks, then its processing.
     #[allow(clippy::too_many_arguments)]
-    fn server_member(
+    pub(super) fn server_member(
         &mut self,
         now: Instant,
         unix: UnixTime,
-        m: Message<'_>,
+        id: MsgId,
+        seq: u32,
+        body: &[u8],
         rx: &[u8],
         gz: &mut [u8],
         gz_used: &mut usize,
     ) {
-        let id = MsgId::from_wire(m.msg_id);
-        let seq = m.seqno as u32;
         if self.inbound.window().contains(id) {
-            if seq % 2 == 1 {
-                let _ = self.acks.push(now, id);
-            }
+            self.resent_query(now, id, seq);
             return;
         }
         match self.inbound.check(id, unix, true) {
             Ok(()) => {}
             Err(MsgIdReject::Duplicate) => {
-                if seq % 2 == 1 {
-                    let _ = self.acks.push(now, id);
-                }
+                self.resent_query(now, id, seq);
                 return;
             }
             Err(e) => {
@@ -759,19 +713,19 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         if self
-            .check_seq(now, id, seq, is_content_related(m.body, seq), unix)
+            .check_seq(now, id, seq, is_content_related(body, seq), unix)
             .is_err()
         {
             return;
         }
         self.accept_id(id, seq, unix);
-        self.server_message(now, id, seq, m.body, rx, gz, gz_used);
+        self.server_message(now, id, seq, body, rx, gz, gz_used);
     }
 
     /// DC: one accepted message from the client: a query goes to the host (`deliver_request`), a service message
     /// is answered (`owed`) or acted upon here.
     #[allow(clippy::too_many_arguments)]
-    fn server_message(
+    pub(super) fn server_message(
         &mut self,
         now: Instant,
         id: MsgId,
@@ -853,8 +807,8 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
             // An API method that happens to be in the service schema: the host verifies it (`verify_bind`).
             ServiceMessage::AuthBindTempAuthKey(_) => self.deliver_request(now, id, span),
-            // Never kept for resending (see `Owed`): it carries no result, and a client that lost it asks again.
-            ServiceMessage::RpcDropAnswer(_) => self.push_owed(now, Owed::AnswerUnknown { req: id }),
+            // Never kept in the arena (it carries no result); a resend of the request gets it again.
+            ServiceMessage::RpcDropAnswer(_) => self.refuse_query(now, Owed::AnswerUnknown { req: id }),
             ServiceMessage::GzipPacked(g) => self.on_gzipped_request(now, id, seq_no % 2 == 1, &g, gz, gz_used),
             ServiceMessage::HttpWait(w) => self.on_http_wait(now, &w),
             // msg_copy is rejected (item 51); handshake and server-only constructors from a client are ignored.
@@ -887,7 +841,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             }
         }
         if content {
-            self.push_owed(now, Owed::FetchError { req: id });
+            self.refuse_query(now, Owed::FetchError { req: id });
         }
     }
 

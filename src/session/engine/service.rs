@@ -67,6 +67,14 @@ impl Owed {
     pub(super) fn uses_buffers(&self) -> bool {
         matches!(self, Owed::StateInfo { .. })
     }
+
+    /// The query an engine-made answer is for (`None` for everything else owed).
+    pub(super) fn req(&self) -> Option<MsgId> {
+        match self {
+            Owed::AnswerUnknown { req } | Owed::FloodWait { req } | Owed::FetchError { req } => Some(*req),
+            _ => None,
+        }
+    }
 }
 
 /// The `rpc_error` message of [`Owed::FloodWait`].
