@@ -53,6 +53,23 @@ impl<const N: usize> PartialEq for AckQueue<N> {
 }
 
 impl<const N: usize> AckQueue<N> {
+    /// Makes this queue what [`new`](Self::new) returns, in place: a session restarted where it lies never holds a
+    /// second `N`-entry queue on the stack.
+    pub fn reinit(&mut self, flush_threshold: usize, max_delay: Duration) {
+        let AckQueue {
+            ids,
+            high,
+            oldest_at,
+            flush_threshold: t,
+            max_delay: d,
+        } = self;
+        ids.clear();
+        *high = None;
+        *oldest_at = None;
+        *t = flush_threshold;
+        *d = max_delay;
+    }
+
     /// An empty queue flushing above `flush_threshold` ids or after `max_delay`.
     pub const fn new(flush_threshold: usize, max_delay: Duration) -> Self {
         AckQueue {

@@ -109,6 +109,13 @@
 //!   new one start. A host that never answers stalls the connection; it cannot make a query run twice (item 33,
 //!   attack B7). Only the first session on a key this connection just created starts without asking.
 //!
+//! Memory: the engine ([`Session`]) is a field of the connection, not of its phase. Until a key exists it is inert
+//! (an all-zero key, never driven); the key starts it where it lies (`Session::reset_*`), and leaving the encrypted
+//! session wipes it in place. Nothing engine-sized is built on the stack and moved: an engine is tens of KB (47 KiB
+//! for a `Connection<4096, 4096, 8>`) and a Cortex-M4's stack budget is 24 KiB (examples/firmware measures it). A
+//! device builds the connection itself into a `static` ([`Connection::client_handshake`] is inlined for that) and
+//! re-keys it there ([`Connection::restart_client_handshake`]).
+//!
 //! [`Connection::set_proxy_secret`] puts an MTProxy secret (16 bytes, or `dd` + 16) on the obfuscated transport.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -278,22 +285,28 @@ enum Parked {
     },
 }
 
-// The engine dwarfs the handshake; both are transient alternatives and there is no heap to box into.
+/// Where the connection stands. The engine is not in here: it is a field of the connection that starts in place
+/// when the key exists (see [`Connection`]'s `engine`).
+// The DC's handshake table is the larger; both are transient alternatives and there is no heap to box into.
 #[allow(clippy::large_enum_variant)]
-enum Phase<const RX: usize, const TX: usize, const MSGS: usize> {
+enum Phase {
     /// Creating the auth key.
     Handshake(ClientHandshake<'static>),
-    /// The key exists; the engine is built at the next `poll_transmit` (its session id needs the RNG).
-    KeyReady(Outcome),
-    /// The encrypted session.
-    Encrypted(Session<RX, TX, MSGS>),
+    /// The encrypted session runs in the connection's engine.
+    Encrypted,
     /// DC without a key: handshakes are answered, an unknown key is asked of the host.
     DcHandshake(ServerHandshakes<'static, DC_HANDSHAKE_RUNS>),
 }
 
 /// An encrypted MTProto session over one transport connection. See the module docs for the run-loop contract.
 pub struct Connection<const RX: usize = 16_384, const TX: usize = 16_384, const MSGS: usize = 32> {
-    phase: Phase<RX, TX, MSGS>,
+    phase: Phase,
+    /// The encrypted session: live in [`Phase::Encrypted`]; before (a handshake) and after (a DC back to a
+    /// handshake, a client re-keying) an inert engine holding an all-zero key. It is never moved or rebuilt by
+    /// value: a key starts it where it lies (`Session::reset_*`), because an engine is tens of KB (50 KB for a
+    /// `Connection<4096, 4096, 8>`) and a device's whole stack is 24 KiB (examples/firmware). It costs its size
+    /// during the handshake too, which a device plans for anyway.
+    engine: Session<RX, TX, MSGS>,
     cfg: ConnectionConfig,
     hs_cfg: Option<handshake::ClientConfig<'static>>,
     /// DC (`server_handshake`): the handshake settings, kept so a client that restarts its handshake on the same
@@ -341,17 +354,19 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     pub fn client<R: CryptoRng + ?Sized>(cfg: ConnectionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Session::client(cfg.engine, key, cfg.salt, clock, now, rng);
-        Self::wrap(Phase::Encrypted(engine), cfg, Role::Client)
+        Self::wrap(Phase::Encrypted, engine, cfg, Role::Client)
     }
 
     /// A client session without a key: it first runs the auth-key handshake with `hs` (its
     /// `unix_micros_at_zero` is derived from `cfg.unix_time_hint`), then continues as [`client`](Self::client) would
     /// on the new key. [`Event::AuthKeyReady`] announces the key; `send` answers `NotReady` until then.
+    #[inline(always)]
     pub fn client_handshake(cfg: ConnectionConfig, mut hs: handshake::ClientConfig<'static>, now: Instant) -> Self {
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
-        let mut s = Self::wrap(Phase::Handshake(ClientHandshake::new(hs, now)), cfg, Role::Client);
+        let phase = Phase::Handshake(ClientHandshake::new(hs, now));
+        let mut s = Self::wrap(phase, Session::inert(Role::Client), cfg, Role::Client);
         s.hs_cfg = Some(hs);
         s
     }
@@ -361,18 +376,20 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     pub fn server<R: CryptoRng + ?Sized>(cfg: ConnectionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Session::server(cfg.engine, key, clock, now, rng);
-        Self::wrap(Phase::Encrypted(engine), cfg, Role::Server)
+        Self::wrap(Phase::Encrypted, engine, cfg, Role::Server)
     }
 
     /// A DC session for a fresh connection whose client may have no key yet: plaintext frames run the auth-key
     /// handshake on a table owned by this session (`hs.unix_micros_at_zero` is derived from `cfg.unix_time_hint`,
     /// `hs.transport_padding` from the framing); an encrypted frame under an unknown key is reported as
     /// [`Event::AuthKeyRequired`]. See the module docs.
+    #[inline(always)]
     pub fn server_handshake(cfg: ConnectionConfig, mut hs: handshake::ServerConfig<'static>, now: Instant) -> Self {
         let unix_us = cfg.unix_time_hint.unwrap_or(UnixTime(0)).0.saturating_mul(1_000_000);
         hs.unix_micros_at_zero = unix_us.saturating_sub(now.as_micros());
         hs.transport_padding = cfg.transport.framing == Framing::PaddedIntermediate;
-        let mut s = Self::wrap(Phase::DcHandshake(ServerHandshakes::new(hs.clone())), cfg, Role::Server);
+        let phase = Phase::DcHandshake(ServerHandshakes::new(hs.clone()));
+        let mut s = Self::wrap(phase, Session::inert(Role::Server), cfg, Role::Server);
         s.dc_hs_cfg = Some(hs);
         s
     }
@@ -395,8 +412,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         };
         let Some(key) = key else { return Ok(()) };
         let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let engine = Session::server(self.cfg.engine, key, clock, now, rng);
-        self.start_parked(now, engine, len, false);
+        self.engine.reset_server(self.cfg.engine, key, clock, now, rng);
+        self.start_parked(now, len, false);
         Ok(())
     }
 
@@ -410,8 +427,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         };
         let Some(stored) = key else { return Ok(()) };
         let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let engine = Session::server_with_schedule(self.cfg.engine, stored.key.clone(), &stored.salts, clock, now);
-        self.start_parked(now, engine, len, false);
+        let (key, salts) = (stored.key.clone(), &stored.salts);
+        self.engine
+            .reset_server_with_schedule(self.cfg.engine, key, salts, clock, now);
+        self.start_parked(now, len, false);
         Ok(())
     }
 
@@ -435,19 +454,21 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         Ok(Some(len))
     }
 
-    /// Starts the DC engine on the packet parked in the receive buffer (its first `len` bytes) and processes it (the
-    /// engine refuses a session the host has not placed, which parks the packet again as [`HostQuery::Session`]).
-    fn start_parked(&mut self, now: Instant, engine: Session<RX, TX, MSGS>, len: usize, quick_ack: bool) {
-        self.phase = Phase::Encrypted(engine);
+    /// Runs the DC engine (just started in place on the supplied key) on the packet parked in the receive buffer (its
+    /// first `len` bytes) (the engine refuses a session the host has not placed, which parks the packet again as
+    /// [`HostQuery::Session`]).
+    fn start_parked(&mut self, now: Instant, len: usize, quick_ack: bool) {
+        self.phase = Phase::Encrypted;
         self.process_parked(now, len, quick_ack, None);
     }
 
     /// Processes the packet parked in the receive buffer (its first `len` bytes) in this connection's engine: still
     /// encrypted (`decrypted` is `None`: it is decrypted in place), or as an engine of this key decrypted it.
     fn process_parked(&mut self, now: Instant, len: usize, quick_ack: bool, decrypted: Option<DecryptedPacket>) {
-        let Phase::Encrypted(engine) = &mut self.phase else {
+        if !matches!(self.phase, Phase::Encrypted) {
             return;
-        };
+        }
+        let engine = &mut self.engine;
         let res = match &decrypted {
             Some(p) => engine.handle_decrypted(now, p, self.codec.idle_buf()),
             None => engine.handle_frame(now, self.codec.idle_buf_mut().get_mut(..len).unwrap_or(&mut [])),
@@ -504,16 +525,16 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     pub fn server_stored(cfg: ConnectionConfig, key: &StoredKey, now: Instant) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
         let engine = Session::server_with_schedule(cfg.engine, key.key.clone(), &key.salts, clock, now);
-        Self::wrap(Phase::Encrypted(engine), cfg, Role::Server)
+        Self::wrap(Phase::Encrypted, engine, cfg, Role::Server)
     }
 
     /// DC: what the host should store for this connection's key (after [`Event::AuthKeyReady`], or to refresh):
     /// the key and its salt schedule. `None` before the key exists and on a client.
     pub fn stored_key(&self) -> Option<StoredKey> {
         match (&self.phase, self.role) {
-            (Phase::Encrypted(e), Role::Server) => Some(StoredKey {
-                key: e.auth_key().clone(),
-                salts: e.salt_schedule(),
+            (Phase::Encrypted, Role::Server) => Some(StoredKey {
+                key: self.engine.auth_key().clone(),
+                salts: self.engine.salt_schedule(),
             }),
             _ => None,
         }
@@ -580,10 +601,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     /// without asking the host.
     fn start_new_key_engine<R: CryptoRng + ?Sized>(&mut self, now: Instant, o: handshake::ServerOutcome, rng: &mut R) {
         let clock = Clock::from_unix_hint(now, self.cfg.unix_time_hint.unwrap_or(UnixTime(0)));
-        let mut engine = Session::server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
-        engine.approve_first_session();
+        self.engine
+            .reset_server_with_salt(self.cfg.engine, o.auth_key, clock, now, rng, o.server_salt);
+        self.engine.approve_first_session();
         self.new_key_expires_in = o.expires_in;
-        self.phase = Phase::Encrypted(engine);
+        self.phase = Phase::Encrypted;
         self.key_ready_event = true;
     }
 
@@ -664,7 +686,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         };
         if let Some(old) = from {
             let ok = match (&self.phase, &old.phase) {
-                (Phase::Encrypted(new), Phase::Encrypted(o)) => {
+                (Phase::Encrypted, Phase::Encrypted) => {
+                    let (new, o) = (&self.engine, &old.engine);
                     o.role() == Role::Server
                         && o.has_session()
                         && o.session_id() == session_id
@@ -676,42 +699,40 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             if !ok {
                 return Err(ResumeError::Mismatch);
             }
-            if let Phase::Encrypted(o) = &old.phase
-                && o.must_drain()
-            {
+            if old.engine.must_drain() {
                 // Its events or held packet borrow the old connection's receive buffer, which does not move.
                 return Err(ResumeError::Busy);
             }
-            if let Phase::Encrypted(o) = &old.phase
-                && o.is_replay(now, msg_id)
-            {
+            if old.engine.is_replay(now, msg_id) {
                 // A copy of a message the session already had (an attacker replaying a captured connection): it
                 // must not pull the session away from the client's connection.
                 self.parked = Parked::Empty;
                 self.drops.record(super::event::Dropped::BadMsgId);
                 return Err(ResumeError::Replayed);
             }
-            // Swapped in place: no engine-sized value crosses the stack.
-            core::mem::swap(&mut self.phase, &mut old.phase);
+            // Swapped in place (both connections are encrypted): no engine-sized value crosses the stack.
+            core::mem::swap(&mut self.engine, &mut old.engine);
             old.error = Some(Error::Moved);
             old.parked = Parked::Empty;
             old.quick_acks.clear();
-            if let Phase::Encrypted(e) = &mut self.phase {
-                e.hand_over_in(now, Some(self.codec.idle_buf()));
-            }
-        } else if let Phase::Encrypted(e) = &mut self.phase {
+            self.engine.hand_over_in(now, Some(self.codec.idle_buf()));
+        } else if matches!(self.phase, Phase::Encrypted) {
             // No engine holds it: the host vouches that none served it within the receive window.
-            e.approve_session(session_id);
+            self.engine.approve_session(session_id);
         }
         self.parked = Parked::Empty;
         self.process_parked(now, len, quick_ack, decrypted);
         Ok(())
     }
 
-    fn wrap(phase: Phase<RX, TX, MSGS>, cfg: ConnectionConfig, role: Role) -> Self {
+    // Always inlined, with the constructors that call it: a connection built into a `static` is then written there
+    // field by field (its engine included, see `Session::inert`), never built on the stack and moved.
+    #[inline(always)]
+    fn wrap(phase: Phase, engine: Session<RX, TX, MSGS>, cfg: ConnectionConfig, role: Role) -> Self {
         let transport = cfg.transport;
         Connection {
             phase,
+            engine,
             cfg,
             hs_cfg: None,
             dc_hs_cfg: None,
@@ -791,18 +812,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
 
     /// The engine (statistics, clock, salt...), once the session is encrypted.
     pub fn session(&self) -> Option<&Session<RX, TX, MSGS>> {
-        match &self.phase {
-            Phase::Encrypted(e) => Some(e),
-            _ => None,
-        }
+        matches!(self.phase, Phase::Encrypted).then_some(&self.engine)
     }
 
     /// The engine, mutably (tests and advanced hosts).
     pub fn session_mut(&mut self) -> Option<&mut Session<RX, TX, MSGS>> {
-        match &mut self.phase {
-            Phase::Encrypted(e) => Some(e),
-            _ => None,
-        }
+        matches!(self.phase, Phase::Encrypted).then_some(&mut self.engine)
     }
 
     /// Counters (all zero during the handshake).
@@ -812,16 +827,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
 
     /// The auth key, once it exists.
     pub fn auth_key(&self) -> Option<&AuthKey> {
-        match &self.phase {
-            Phase::Encrypted(e) => Some(e.auth_key()),
-            Phase::KeyReady(o) => Some(&o.auth_key),
-            Phase::Handshake(_) | Phase::DcHandshake(_) => None,
-        }
+        self.session().map(Session::auth_key)
     }
 
     /// Whether the encrypted session runs (the handshake, if any, is done).
     pub fn is_encrypted(&self) -> bool {
-        matches!(self.phase, Phase::Encrypted(_))
+        matches!(self.phase, Phase::Encrypted)
     }
 
     /// Heap bytes this connection holds now: with `alloc`, its receive buffer and its engine's buffers, which grow to
@@ -885,9 +896,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             // A client that made a key here but never used it starts a new handshake on this connection (its own
             // check of the key failed: Telethon strips a leading zero byte of g^ab, about 1 key in 256): the DC
             // answers it afresh instead of dropping plaintext forever.
-            (Phase::Encrypted(engine), Some(Frame::Packet { data, .. }))
+            (Phase::Encrypted, Some(Frame::Packet { data, .. }))
                 if self.role == Role::Server
-                    && !engine.has_session()
+                    && !self.engine.has_session()
                     && self.dc_hs_cfg.is_some()
                     && data.first_chunk::<8>() == Some(&[0u8; 8]) =>
             {
@@ -895,9 +906,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
                 if let Some(cfg) = self.dc_hs_cfg.clone() {
                     self.parked = Parked::Plain(data.len());
                     self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg));
+                    // The unused key goes (wiped in place, as dropping the engine would).
+                    self.engine.make_inert(Role::Server);
                 }
             }
-            (Phase::Encrypted(_), Some(Frame::Packet { data, quick_ack })) => {
+            (Phase::Encrypted, Some(Frame::Packet { data, quick_ack })) => {
                 let data = if framing == Framing::PaddedIntermediate {
                     strip_padding(framing, data).unwrap_or(data)
                 } else {
@@ -905,8 +918,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
                 };
                 to_engine = Some((data.len(), quick_ack));
             }
-            (Phase::Encrypted(engine), Some(Frame::QuickAck(token))) => engine.handle_quick_ack(token),
-            (Phase::Encrypted(engine), Some(Frame::TransportError(code))) => engine.handle_transport_error(code),
+            (Phase::Encrypted, Some(Frame::QuickAck(token))) => self.engine.handle_quick_ack(token),
+            (Phase::Encrypted, Some(Frame::TransportError(code))) => self.engine.handle_transport_error(code),
             (Phase::DcHandshake(_), Some(Frame::Packet { data, .. })) => {
                 let key_id = data.first_chunk::<8>().map(|b| u64::from_le_bytes(*b));
                 // The handshake table tolerates transport padding itself; an encrypted packet must be stripped, and
@@ -936,8 +949,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             _ => {}
         }
         if let Some((len, quick_ack)) = to_engine
-            && let Phase::Encrypted(engine) = &mut self.phase
+            && matches!(self.phase, Phase::Encrypted)
         {
+            let engine = &mut self.engine;
             let frame = self.codec.idle_buf_mut().get_mut(..len).unwrap_or(&mut []);
             let res = engine.handle_frame(now, frame);
             let unknown = Self::after_packet(engine, &mut self.quick_acks, &mut self.drops, res, quick_ack);
@@ -976,8 +990,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         }
         match &mut self.phase {
             Phase::Handshake(hs) => hs.handle_timeout(now),
-            Phase::Encrypted(e) => e.handle_timeout(now),
-            Phase::KeyReady(_) => {}
+            Phase::Encrypted => self.engine.handle_timeout(now),
             Phase::DcHandshake(hs) => hs.handle_timeout(now),
         }
         self.after_handshake_step(now);
@@ -993,8 +1006,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             Status::Failed(e) => self.error = Some(Error::Handshake(e)),
             Status::Done => {
                 if let Some(o) = hs.take_outcome() {
-                    self.phase = Phase::KeyReady(o);
-                    self.start_engine(now);
+                    self.start_engine(now, &o);
                     self.key_ready_event = true;
                 }
             }
@@ -1002,9 +1014,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     }
 
     /// Builds the engine on a fresh key: the handshake's salt, its authenticated server time, and a session id
-    /// derived from the new key's secret (unpredictable, unique per key; no RNG needed here).
-    fn start_engine(&mut self, now: Instant) {
-        let Phase::KeyReady(o) = &self.phase else { return };
+    /// derived from the new key's secret (unpredictable, unique per key; no RNG needed here). The engine starts in
+    /// place (the handshake ends here and goes with its secrets).
+    fn start_engine(&mut self, now: Instant, o: &Outcome) {
         let ours = self.cfg.unix_time_hint.unwrap_or(UnixTime(0)).0 as i64;
         let server_unix = UnixTime(u64::try_from(ours.saturating_add(o.server_time_offset)).unwrap_or(0));
         let mut clock = Clock::new(0);
@@ -1018,7 +1030,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         if let Some(x) = d.get(..8) {
             sid.copy_from_slice(x);
         }
-        let engine = Session::client_with_session_id(
+        self.engine.reset_client_with_session_id(
             self.cfg.engine,
             o.auth_key.clone(),
             o.server_salt,
@@ -1026,7 +1038,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             now,
             u64::from_le_bytes(sid),
         );
-        self.phase = Phase::Encrypted(engine);
+        self.phase = Phase::Encrypted;
     }
 
     /// The size `out` must have for [`poll_transmit`](Self::poll_transmit).
@@ -1056,7 +1068,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         if self.error.is_some() || self.session().is_some_and(Session::is_closed) {
             return Ok(None);
         }
-        match self.codec.poll_opening(rng, out) {
+        match Self::open_transport(&mut self.codec, rng, out) {
             Ok(Some(n)) => {
                 self.io_started = true;
                 return Ok(Some(n));
@@ -1098,16 +1110,16 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         let body = out.get_mut(room..).unwrap_or(&mut []);
         let rx = self.codec.idle_buf();
         let (len, quick_ack) = match &mut self.phase {
-            Phase::Encrypted(engine) => match engine.poll_packet_in(now, rng, body, Some(rx))? {
+            Phase::Encrypted => match Self::seal(&mut self.engine, now, rng, body, rx)? {
                 Some(p) => (p.len, p.quick_ack),
                 None => return Ok(None),
             },
-            Phase::Handshake(hs) => match hs.poll_transmit(now, rng, body) {
+            Phase::Handshake(hs) => match Self::handshake_transmit(hs, now, rng, body) {
                 Ok(Some(n)) => (n, false),
                 Ok(None) => return Ok(None),
                 Err(e) => return Err(BufferTooSmall { required: e.required }),
             },
-            Phase::KeyReady(_) | Phase::DcHandshake(_) => return Ok(None),
+            Phase::DcHandshake(_) => return Ok(None),
         };
         self.after_handshake_step(now);
         let qa = quick_ack && self.transport.framing != Framing::Full;
@@ -1118,9 +1130,50 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         }
     }
 
+    // `poll_transmit` calls one of the next three per call. None is inlined into it, so its own frame stays small and
+    // the deepest of them (the handshake's DH step, about 20 KiB on a Cortex-M4) is not stacked on the others'
+    // locals (the obfuscated codec built on the first call, the packer's layout): stack is the scarce resource on a
+    // device (examples/firmware), a call is not.
+
+    /// Client: the connection's opening (the obfuscated init builds a codec).
+    #[inline(never)]
+    fn open_transport<R: CryptoRng + ?Sized>(
+        codec: &mut Codec<RX>,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, crate::transport::obfuscated::InitError> {
+        codec.poll_opening(rng, out)
+    }
+
+    /// The engine's next packet, sealed into `body`.
+    #[inline(never)]
+    fn seal<R: CryptoRng + ?Sized>(
+        engine: &mut Session<RX, TX, MSGS>,
+        now: Instant,
+        rng: &mut R,
+        body: &mut [u8],
+        rx: &[u8],
+    ) -> Result<Option<super::engine::Packet>, BufferTooSmall> {
+        engine.poll_packet_in(now, rng, body, Some(rx))
+    }
+
+    /// The client handshake's next message, written into `body`.
+    #[inline(never)]
+    fn handshake_transmit<R: CryptoRng + ?Sized>(
+        hs: &mut ClientHandshake<'static>,
+        now: Instant,
+        rng: &mut R,
+        body: &mut [u8],
+    ) -> Result<Option<usize>, handshake::BufferTooSmall> {
+        hs.poll_transmit(now, rng, body)
+    }
+
     /// DC without a key: answers the parked handshake message (if any), writing the reply straight after the
     /// framing's header room in `out` and framing it there; a completed handshake switches to the encrypted session
     /// on the new key.
+    // Never inlined into `poll_transmit`: its frame (the DC's handshake: RSA decryption, DH) would be reserved by
+    // every `poll_transmit` of a client too, which links this path (the role is chosen at run time).
+    #[inline(never)]
     fn dc_handshake_step<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R, out: &mut [u8]) -> Option<usize> {
         let Parked::Plain(len) = self.parked else { return None };
         self.parked = Parked::Empty;
@@ -1160,7 +1213,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if self.key_ready_event && matches!(self.phase, Phase::KeyReady(_) | Phase::Encrypted(_)) {
+        if self.key_ready_event && matches!(self.phase, Phase::Encrypted) {
             self.key_ready_event = false;
             return Some(Event::AuthKeyReady);
         }
@@ -1177,23 +1230,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
                 None => {}
             }
         }
-        let pending = match &self.phase {
-            Phase::Encrypted(e) => e.pending_events(),
-            _ => return None,
-        };
-        if pending == 0 {
+        if !matches!(self.phase, Phase::Encrypted) {
+            return None;
+        }
+        if self.engine.pending_events() == 0 {
             // Drained: the engine gives its idle buffers back, and so does the codec once nothing borrows its own.
-            if let Phase::Encrypted(e) = &mut self.phase {
-                let _ = e.poll_event_in(None);
-            }
+            let _ = self.engine.poll_event_in(None);
             self.release_idle();
             return None;
         }
-        let Phase::Encrypted(e) = &mut self.phase else {
-            return None;
-        };
         // Bodies borrow the receive buffer the packet was decrypted in.
-        e.poll_event_in(Some(self.codec.idle_buf()))
+        self.engine.poll_event_in(Some(self.codec.idle_buf()))
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
@@ -1203,9 +1250,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             return None;
         }
         match &self.phase {
-            Phase::Encrypted(e) => e.poll_timeout(),
+            Phase::Encrypted => self.engine.poll_timeout(),
             Phase::Handshake(hs) => hs.poll_timeout(),
-            Phase::KeyReady(_) => None,
             Phase::DcHandshake(hs) => hs.poll_timeout(),
         }
     }
@@ -1216,7 +1262,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             return Err(SendError::Closed);
         }
         match &mut self.phase {
-            Phase::Encrypted(e) => e.send(now, body, kind),
+            Phase::Encrypted => self.engine.send(now, body, kind),
             _ => Err(SendError::NotReady),
         }
     }
@@ -1227,7 +1273,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             return Err(SendError::Closed);
         }
         match &mut self.phase {
-            Phase::Encrypted(e) => e.http_wait(now, wait),
+            Phase::Encrypted => self.engine.http_wait(now, wait),
             _ => Err(SendError::NotReady),
         }
     }
@@ -1247,7 +1293,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         rng: &mut R,
     ) -> Result<MsgId, SendError> {
         match &mut self.phase {
-            Phase::Encrypted(e) => e.bind_temp_key(now, perm_key, expires_at, rng),
+            Phase::Encrypted => self.engine.bind_temp_key(now, perm_key, expires_at, rng),
             _ => Err(SendError::NotReady),
         }
     }
@@ -1280,12 +1326,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         self.transport_error = None;
         self.hs_cfg = Some(hs);
         self.phase = Phase::Handshake(ClientHandshake::new(hs, now));
+        // The old key and session go, wiped in place (the engine stays for the next key).
+        self.engine.make_inert(Role::Client);
     }
 
     /// DC: answers a request with `rpc_result`.
     pub fn answer(&mut self, now: Instant, req: MsgId, result: &[u8]) -> Result<MsgId, SendError> {
         match &mut self.phase {
-            Phase::Encrypted(e) => e.answer_in(now, req, result, Some(self.codec.idle_buf())),
+            Phase::Encrypted => self.engine.answer_in(now, req, result, Some(self.codec.idle_buf())),
             _ => Err(SendError::NotReady),
         }
     }
@@ -1293,7 +1341,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     /// DC: answers a request with `rpc_error`.
     pub fn answer_error(&mut self, now: Instant, req: MsgId, code: i32, message: &[u8]) -> Result<MsgId, SendError> {
         match &mut self.phase {
-            Phase::Encrypted(e) => e.answer_error_in(now, req, code, message, Some(self.codec.idle_buf())),
+            Phase::Encrypted => self
+                .engine
+                .answer_error_in(now, req, code, message, Some(self.codec.idle_buf())),
             _ => Err(SendError::NotReady),
         }
     }
@@ -1302,8 +1352,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     /// unacknowledged message is resent. Clears a transport error.
     pub fn reconnect(&mut self, now: Instant) {
         // Events not drained yet borrow the old transport's receive buffer: the engine keeps a copy.
-        if let Phase::Encrypted(e) = &mut self.phase {
-            e.detach(self.codec.idle_buf());
+        if matches!(self.phase, Phase::Encrypted) {
+            self.engine.detach(self.codec.idle_buf());
         }
         self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref());
         self.init_checked = !Self::init_needs_check(self.transport, self.role);
@@ -1314,21 +1364,21 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         self.host_event = false;
         self.transport_error = None;
         match &mut self.phase {
-            Phase::Encrypted(e) => e.reconnect(now),
+            Phase::Encrypted => self.engine.reconnect(now),
             // A handshake does not survive its connection (item 22): start a new run.
             Phase::Handshake(hs) => {
                 if let Some(cfg) = self.hs_cfg {
                     *hs = ClientHandshake::new(cfg, now);
                 }
             }
-            Phase::KeyReady(_) | Phase::DcHandshake(_) => {}
+            Phase::DcHandshake(_) => {}
         }
     }
 
     /// Fails every outstanding query with `Closed` (events follow) and stops sending.
     pub fn close(&mut self) {
         match &mut self.phase {
-            Phase::Encrypted(e) => e.close(),
+            Phase::Encrypted => self.engine.close(),
             _ => self.error = Some(Error::Closed),
         }
     }

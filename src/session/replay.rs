@@ -269,6 +269,13 @@ impl<const N: usize> InboundMsgIds<N> {
         &self.window
     }
 
+    /// Makes this what [`new`](Self::new) returns, in place (no `N`-entry window on the stack).
+    pub fn reinit(&mut self, peer: Role, time: TimeWindow) {
+        self.peer = peer;
+        self.time = time;
+        self.reset();
+    }
+
     /// Forgets all received ids and the floor (a new session).
     pub fn reset(&mut self) {
         self.window.clear();

@@ -141,6 +141,12 @@ impl<const N: usize> SeqNoChecker<N> {
         }
     }
 
+    /// Forgets every accepted message, in place: what [`new`](Self::new) returns, without an `N`-entry value on the
+    /// stack.
+    pub fn clear(&mut self) {
+        self.seen.clear();
+    }
+
     /// Checks a received message's seq_no: parity against `content_related` first (34/35), then order against
     /// the messages already accepted (32/33). Changes nothing; call [`record`](Self::record) once the message is
     /// accepted.

@@ -17,6 +17,10 @@
 //! timed out travels again, byte-identical, inside a **new** container with a fresh msg_id, and a message the peer
 //! refused (`bad_msg_notification`, `bad_server_salt`) is sent again under a **new** msg_id and seq_no.
 //!
+//! An engine can be restarted where it lies (`Session::reset_*`), as its constructor would build it: every table is
+//! cleared in place and the old key and queued bodies are wiped, so a connection never builds an engine by value
+//! on a device's small stack.
+//!
 //! The engine is deterministic: randomness (padding, the session id, `new_session_created.unique_id`) is drawn only
 //! in the constructors and [`Session::poll_packet`].
 //!
@@ -35,6 +39,8 @@ mod client;
 mod outbox;
 mod packer;
 mod recv;
+#[cfg(test)]
+mod reset_tests;
 mod server;
 mod service;
 
@@ -271,6 +277,17 @@ enum RoleState<const MSGS: usize> {
     Dc(DcState<MSGS>),
 }
 
+/// How an engine's role starts: what [`Core::reinit`] sets up besides what both roles share.
+enum RoleInit<'a> {
+    /// A client with its first salt and keepalive.
+    Client { salt: u64, next_ping_at: Option<Instant> },
+    /// A DC with its salt schedule (the caller wipes the secret).
+    Dc {
+        salt_secret: &'a [u8; 32],
+        first_salt: Option<(u64, u64)>,
+    },
+}
+
 impl<const MSGS: usize> RoleState<MSGS> {
     fn role(&self) -> Role {
         match self {
@@ -498,6 +515,140 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
             gz_used: 0,
             detached: false,
         }
+    }
+
+    /// An engine of `role` holding no key (all zero) and no session: the storage a
+    /// [`Connection`](super::Connection) keeps for its session until a key exists, then restarts in place with a
+    /// `reset_*` method. It must not be driven before that.
+    ///
+    /// Always inlined and built as one literal, so a connection constructed in place (a `static` on a device) gets
+    /// its engine written there, not built on the stack and moved (an engine is tens of KB).
+    #[inline(always)]
+    pub(crate) fn inert(role: Role) -> Self {
+        let key = AuthKey::from_bytes([0; crate::crypto::auth_key::AUTH_KEY_LEN]);
+        let state = match role {
+            Role::Client => RoleState::Client(ClientState::new(0, None)),
+            Role::Server => RoleState::Dc(DcState::new([0; 32], None)),
+        };
+        Session {
+            core: Core::blank(state, SessionConfig::DEFAULT, key, Clock::new(0), Instant::ZERO),
+            rx: Buffer::new(),
+            gz: Buffer::new(),
+            gz_used: 0,
+            detached: false,
+        }
+    }
+
+    /// Makes this engine [`inert`](Self::inert) again, in place: the key, the session, the buffers and every queued
+    /// body are wiped (a connection leaving its encrypted session keeps nothing of it).
+    pub(crate) fn make_inert(&mut self, role: Role) {
+        let key = AuthKey::from_bytes([0; crate::crypto::auth_key::AUTH_KEY_LEN]);
+        match role {
+            Role::Client => {
+                self.reset_client_with_session_id(SessionConfig::DEFAULT, key, 0, Clock::new(0), Instant::ZERO, 0)
+            }
+            Role::Server => {
+                let schedule = super::dc_host::SaltSchedule {
+                    secret: [0; 32],
+                    first: None,
+                };
+                self.reset_server_with_schedule(SessionConfig::DEFAULT, key, &schedule, Clock::new(0), Instant::ZERO);
+            }
+        }
+    }
+
+    /// Restarts this engine in place as `Session::client_with_session_id(cfg, key, salt, clock, now, session_id)`
+    /// would build it: same state, same bytes out for the same inputs, but nothing engine-sized on the stack (an
+    /// engine of a `Connection<4096, 4096, 8>` is about 50 KB, twice a Cortex-M4's stack budget). Nothing of the
+    /// previous key or session survives: the key and the buffers are zeroized, every table emptied.
+    pub fn reset_client_with_session_id(
+        &mut self,
+        cfg: SessionConfig,
+        key: AuthKey,
+        salt: u64,
+        clock: Clock,
+        now: Instant,
+        session_id: u64,
+    ) {
+        let next_ping_at = cfg.ping_interval.map(|d| now.saturating_add(d));
+        self.reinit(RoleInit::Client { salt, next_ping_at }, cfg, key, clock, now);
+        self.core.session_id = session_id;
+    }
+
+    /// [`server`](Self::server) in place (see [`reset_client_with_session_id`](Self::reset_client_with_session_id)).
+    pub fn reset_server<R: CryptoRng + ?Sized>(
+        &mut self,
+        cfg: SessionConfig,
+        key: AuthKey,
+        clock: Clock,
+        now: Instant,
+        rng: &mut R,
+    ) {
+        let mut salt_secret = [0u8; 32];
+        rng.fill_bytes(&mut salt_secret);
+        let init = RoleInit::Dc {
+            salt_secret: &salt_secret,
+            first_salt: None,
+        };
+        self.reinit(init, cfg, key, clock, now);
+        salt_secret.zeroize();
+    }
+
+    /// [`server_with_salt`](Self::server_with_salt) in place (see
+    /// [`reset_client_with_session_id`](Self::reset_client_with_session_id)).
+    pub fn reset_server_with_salt<R: CryptoRng + ?Sized>(
+        &mut self,
+        cfg: SessionConfig,
+        key: AuthKey,
+        clock: Clock,
+        now: Instant,
+        rng: &mut R,
+        salt: u64,
+    ) {
+        let mut salt_secret = [0u8; 32];
+        rng.fill_bytes(&mut salt_secret);
+        let p = clock.unix_time(now).0 / rotation_secs(&cfg);
+        let init = RoleInit::Dc {
+            salt_secret: &salt_secret,
+            first_salt: Some((p, salt.max(1))),
+        };
+        self.reinit(init, cfg, key, clock, now);
+        salt_secret.zeroize();
+    }
+
+    /// [`server_with_schedule`](Self::server_with_schedule) in place (see
+    /// [`reset_client_with_session_id`](Self::reset_client_with_session_id)).
+    pub fn reset_server_with_schedule(
+        &mut self,
+        cfg: SessionConfig,
+        key: AuthKey,
+        schedule: &super::dc_host::SaltSchedule,
+        clock: Clock,
+        now: Instant,
+    ) {
+        let init = RoleInit::Dc {
+            salt_secret: &schedule.secret,
+            first_salt: schedule.first,
+        };
+        self.reinit(init, cfg, key, clock, now);
+    }
+
+    /// Restarts the whole engine in place; see [`Core::reinit`].
+    fn reinit(&mut self, init: RoleInit<'_>, cfg: SessionConfig, key: AuthKey, clock: Clock, now: Instant) {
+        let Session {
+            core,
+            rx,
+            gz,
+            gz_used,
+            detached,
+        } = self;
+        rx.wipe();
+        rx.release();
+        gz.wipe();
+        gz.release();
+        *gz_used = 0;
+        *detached = false;
+        core.reinit(init, cfg, key, clock, now);
     }
 
     /// This engine's role.
@@ -1142,9 +1293,18 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Session<RX, TX, MSGS> 
 
 impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     fn new(role: RoleState<MSGS>, cfg: SessionConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
+        let mut core = Self::blank(role, cfg, key, clock, now);
+        core.init_server_salts(now);
+        core
+    }
+
+    /// [`new`](Self::new) without a DC's salt schedule, returned as one literal and always inlined, so the compiler
+    /// writes it straight into its final place (an inert engine's, see [`Session::inert`]).
+    #[inline(always)]
+    fn blank(role: RoleState<MSGS>, cfg: SessionConfig, key: AuthKey, clock: Clock, now: Instant) -> Self {
         let side = role.role();
         let l = &cfg.limits;
-        let mut core = Core {
+        Core {
             role,
             cfg,
             key,
@@ -1177,9 +1337,97 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             held: None,
             stats: Stats::default(),
             closed: false,
+        }
+    }
+
+    /// Makes this what [`new`](Self::new) builds, where it lies: the old key is wiped (its `Drop`), the arena's
+    /// bodies are zeroized, and the large tables (replay window, ack queue, a DC's seq_no window, the arena) are
+    /// cleared in place, so restarting an engine never puts one on the stack. Every field is named, so a field added
+    /// to `Core` must be handled here too (and in `new`).
+    fn reinit(&mut self, init: RoleInit<'_>, cfg: SessionConfig, key: AuthKey, clock: Clock, now: Instant) {
+        let Core {
+            role,
+            cfg: c,
+            key: k,
+            session_id,
+            clock: cl,
+            ids,
+            seq,
+            inbound,
+            tracker,
+            acks,
+            budget,
+            outbox,
+            events,
+            owed,
+            last_now,
+            inflate_left,
+            decrypted,
+            held,
+            stats,
+            closed,
+        } = self;
+        match (&mut *role, init) {
+            (RoleState::Client(c), RoleInit::Client { salt, next_ping_at }) => {
+                *c = ClientState::new(salt, next_ping_at)
+            }
+            (
+                RoleState::Dc(d),
+                RoleInit::Dc {
+                    salt_secret,
+                    first_salt,
+                },
+            ) => d.reinit(*salt_secret, first_salt),
+            // A role change (a connection's engine serves one role only): built anew, out of line, so the DC state
+            // it builds (17 KB) is not reserved in the frame of every restart.
+            (r, init) => Self::change_role(r, init),
+        }
+        let side = role.role();
+        let l = &cfg.limits;
+        *c = cfg;
+        *k = key;
+        *session_id = 0;
+        *cl = clock;
+        *ids = MsgIdGen::new(side);
+        *seq = SeqNoGen::new();
+        inbound.reinit(
+            side.peer(),
+            TimeWindow {
+                past: l.msg_id_max_past,
+                future: l.msg_id_max_future,
+            },
+        );
+        *tracker = SentTracker::new(
+            TX,
+            ResendPolicy {
+                max_attempts: l.max_resend_attempts,
+                ..cfg.resend
+            },
+        );
+        acks.reinit(l.ack_flush_threshold, l.ack_max_delay);
+        *budget = ResendBudget::new(now, l.resend_burst_bytes, l.resend_bytes_per_sec);
+        outbox.clear();
+        events.clear();
+        owed.clear();
+        *last_now = now;
+        *inflate_left = 0;
+        *decrypted = None;
+        *held = None;
+        *stats = Stats::default();
+        *closed = false;
+        self.init_server_salts(now);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn change_role(r: &mut RoleState<MSGS>, init: RoleInit<'_>) {
+        *r = match init {
+            RoleInit::Client { salt, next_ping_at } => RoleState::Client(ClientState::new(salt, next_ping_at)),
+            RoleInit::Dc {
+                salt_secret,
+                first_salt,
+            } => RoleState::Dc(DcState::new(*salt_secret, first_salt)),
         };
-        core.init_server_salts(now);
-        core
     }
 
     fn role(&self) -> Role {

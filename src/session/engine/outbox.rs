@@ -87,6 +87,22 @@ impl<const TX: usize, const MSGS: usize> Outbox<TX, MSGS> {
         }
     }
 
+    /// Empties the outbox in place, as [`new`](Self::new) makes it, wiping the arena's bodies (plaintext of the
+    /// old session) instead of building a second `TX`-byte arena on the stack.
+    pub(super) fn clear(&mut self) {
+        let Outbox {
+            arena,
+            used,
+            slots,
+            forced,
+        } = self;
+        arena.wipe();
+        arena.release();
+        *used = 0;
+        slots.fill(None);
+        forced.clear();
+    }
+
     /// Allocates a slot and writes its body with `f`, which gets exactly `len` bytes; `limit` bounds the arena
     /// bytes in use ([`Limits::max_unacked_bytes`]).
     ///

@@ -171,6 +171,44 @@ impl<const MSGS: usize> DcState<MSGS> {
         }
     }
 
+    /// Makes this what [`new`](Self::new) returns, in place: the 16 KiB seq_no window is cleared where it lies
+    /// instead of built again on the stack. Every field is named, so a new one cannot be forgotten here.
+    pub(super) fn reinit(&mut self, salt_secret: [u8; 32], first_salt: Option<(u64, u64)>) {
+        let DcState {
+            session_known,
+            seq_check,
+            salts,
+            salt_secret: secret,
+            first_salt: first,
+            pending_reqs,
+            answers_blocked,
+            disconnect_at,
+            nsc_first,
+            nsc_due,
+            retired,
+            approval,
+            unknown_session,
+            long_poll,
+            refused,
+        } = self;
+        *session_known = false;
+        seq_check.clear();
+        *salts = None;
+        secret.zeroize();
+        *secret = salt_secret;
+        *first = first_salt;
+        pending_reqs.clear();
+        *answers_blocked = false;
+        *disconnect_at = None;
+        *nsc_first = None;
+        *nsc_due = false;
+        retired.clear();
+        *approval = Approval::None;
+        *unknown_session = None;
+        *long_poll = None;
+        refused.clear();
+    }
+
     /// The DC's salt for rotation period `p`: derived from a per-engine secret, so `future_salts` can promise the
     /// salts of coming periods and rotation needs no RNG.
     pub(super) fn derived_salt(&self, p: u64) -> u64 {
@@ -193,7 +231,8 @@ impl<const MSGS: usize> DcState<MSGS> {
 
     /// Forgets the session-bound part: what a new (or forgotten) client session starts without.
     fn reset(&mut self) {
-        self.seq_check = SeqNoChecker::new();
+        // In place: a new value would cross the stack (16 KiB).
+        self.seq_check.clear();
         self.pending_reqs.clear();
         self.answers_blocked = false;
         self.nsc_first = None;
