@@ -182,10 +182,10 @@ fn rekey_done(g: &[Got]) -> bool {
     g.iter().any(|g| matches!(g, Got::RekeyDone(_)))
 }
 
-/// A one-DC cluster (DC 1) that signs the script's number up on the right code, and the script signed in to it.
+/// A one-DC cluster (DC 2) that signs the script's number up on the right code, and the script signed in to it.
 fn setup(extra: &[&str]) -> (dc::Cluster, Script, i64, mtproto_sansio::crypto::rsa::RsaPublicKey) {
     let key = parse_private_pem(KEY.as_bytes()).unwrap();
-    let public = key.public_key();
+    let public = key.public_key().clone();
     let n_hex = hex::encode(public.n_bytes());
     let c = dc::start_cluster(ClusterOptions {
         dcs: vec![DcOptions {
@@ -193,7 +193,8 @@ fn setup(extra: &[&str]) -> (dc::Cluster, Script, i64, mtproto_sansio::crypto::r
             rsa_key: key,
             secret: None,
             faketls: None,
-            dc_id: None,
+            // DC 2: the id `Party::connect` checks in the handshake.
+            dc_id: Some(2),
             max_conns: 64,
             keys_file: None,
             verbose: false,

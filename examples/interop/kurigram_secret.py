@@ -2,7 +2,7 @@
 user of a secret chat relayed by our test DC; the other user is our `SecretChat` (test-dc/src/secret.rs), driven by
 tests/interop_tg_secret.rs, which runs this script and talks to it over stdin/stdout.
 
-The script signs up a number of DC 1 (`+9996617777`, code `11111`; the DC signs an unknown number up on the right
+The script signs up a number of DC 2 (`+9996627777`, code `22222`; the DC signs an unknown number up on the right
 code) with a stock `Client.start()`, so kurigram's updates (`updateEncryption`, `updateNewEncryptedMessage`) reach
 tg-secret's raw-update handler. `workers=1`: tg-secret assumes its updates are handled one at a time (its own TODO).
 
@@ -30,7 +30,7 @@ Two workarounds, both outside the secret-chat protocol or fixing a tg-secret def
   resend answer looks up. Our side refuses the local form (wrong parity: the chat is aborted, ResendInvalid), so the
   request is converted to wire seq_nos here (flag `--no-resend-fix` leaves tg-secret's form, to show the refusal).
 
-argv: port of DC 1, RSA modulus hex, exponent.
+argv: port of DC 2, RSA modulus hex, exponent.
 """
 import asyncio
 import hashlib
@@ -47,8 +47,8 @@ from tg_secret.client_adapters.base_adapter import InputPeerUserA
 from tg_secret.client_adapters.pyrogram_adapter import PyrogramClientAdapter
 from tg_secret.raw.types import DecryptedMessageActionResend
 
-PHONE = '+9996617777'
-CODE = '11111'
+PHONE = '+9996627777'
+CODE = '22222'
 
 
 def say(*parts):
@@ -85,7 +85,7 @@ async def main():
 
     app = pyrogram.Client('secret', api_id=1, api_hash='0123456789abcdef0123456789abcdef', in_memory=True,
                           phone_number=PHONE, phone_code=CODE, workers=1)
-    app.load_session = types.MethodType(on_dc(1, port), app)
+    app.load_session = types.MethodType(on_dc(2, port), app)
     adapter = PyrogramClientAdapter(app)
 
     async def resolve_user(user_id):
