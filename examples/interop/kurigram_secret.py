@@ -22,13 +22,15 @@ Events, printed as they happen:
   RESEND_ASKED <chat_id> <start> <end>   tg-secret asked for a resend (the wire seq_nos it sent)
   DISCARDED <chat_id>
 
-Two workarounds, both outside the secret-chat protocol or fixing a tg-secret defect (see README "Interop"):
+Three workarounds, all outside the secret-chat protocol or fixing a tg-secret defect (see README "Interop"):
 - `resolve_user`: our user is an auth key that never signed in, so `users.getUsers` does not know it; the DC does
   not check `inputUser.access_hash`, so the id with hash 0 is the peer.
 - tg-secret 0.1.3 asks for a resend with its *local* counters (`in_seq_no`, `remote_out_seq_no - 1`), while the
   spec's `decryptedMessageActionResend` carries the sender's wire `out_seq_no`s (2n + x), which is also what its own
   resend answer looks up. Our side refuses the local form (wrong parity: the chat is aborted, ResendInvalid), so the
   request is converted to wire seq_nos here (flag `--no-resend-fix` leaves tg-secret's form, to show the refusal).
+- tg-secret 0.1.3 resends a text message with 8 stray bytes (an empty entities vector its flags do not announce);
+  our chat rejects that message (strict TL), so `entities_none_when_absent` fixes its reader.
 
 argv: port of DC 2, RSA modulus hex, exponent.
 """
@@ -45,7 +47,24 @@ from pyrogram.session import Auth
 from tg_secret import ChatRequestResult, TelegramSecretClient
 from tg_secret.client_adapters.base_adapter import InputPeerUserA
 from tg_secret.client_adapters.pyrogram_adapter import PyrogramClientAdapter
-from tg_secret.raw.types import DecryptedMessageActionResend
+from tg_secret.raw.types import DecryptedMessage_45, DecryptedMessage_73, DecryptedMessageActionResend
+
+
+
+def entities_none_when_absent(cls):
+    # tg-secret 0.1.3's generated `read` gives `entities=[]` when flag 7 is clear, and its `write` sets flag 7 only
+    # for a non-empty list but writes the vector whenever `entities is not None`: a message read back (its resend
+    # path re-reads what it stored) is written with 8 bytes after its last field, which a strict reader (ours)
+    # rejects. Reading `None` for an absent field makes the round trip exact.
+    original = cls.read
+
+    def read(b, *args):
+        m = original(b, *args)
+        if not m.entities:
+            m.entities = None
+        return m
+    cls.read = staticmethod(read)
+
 
 PHONE = '+9996627777'
 CODE = '22222'
@@ -81,6 +100,8 @@ async def main():
     port = int(sys.argv[1])
     n, e = int(sys.argv[2], 16), int(sys.argv[3])
     resend_fix = '--no-resend-fix' not in sys.argv[4:]
+    for cls in (DecryptedMessage_45, DecryptedMessage_73):
+        entities_none_when_absent(cls)
     rsa.server_public_keys[fingerprint(n, e)] = rsa.PublicKey(n, e)
 
     app = pyrogram.Client('secret', api_id=1, api_hash='0123456789abcdef0123456789abcdef', in_memory=True,
