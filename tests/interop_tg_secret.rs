@@ -39,7 +39,8 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/kuri
 const WAIT: Duration = Duration::from_secs(30);
 
 fn peer_missing() -> Option<String> {
-    let probe = "import pyrogram, tg_secret; from tg_secret.client_adapters.pyrogram_adapter import PyrogramClientAdapter";
+    let probe =
+        "import pyrogram, tg_secret; from tg_secret.client_adapters.pyrogram_adapter import PyrogramClientAdapter";
     match Command::new("python3").args(["-c", probe]).output() {
         Err(e) => Some(format!("python3 not runnable: {e}")),
         Ok(o) if !o.status.success() => Some(format!(
@@ -267,10 +268,18 @@ fn run(they_request: bool) {
     assert_eq!(b.chat.as_ref().unwrap().peer_layer(), mtproto_sansio::e2e::LAYER);
     let (fp, in_seq, out_seq, their_layer, _) = script.state(chat_id);
     assert_eq!(fp, first_fp);
-    assert_eq!(their_layer, mtproto_sansio::e2e::LAYER, "tg-secret did not take our notifyLayer");
+    assert_eq!(
+        their_layer,
+        mtproto_sansio::e2e::LAYER,
+        "tg-secret did not take our notifyLayer"
+    );
     // Both sides count the same messages: theirs in = ours out, and the other way.
     let (our_out, our_in) = b.chat.as_ref().unwrap().seq();
-    assert_eq!((in_seq, out_seq), (our_out, our_in), "tg-secret's and our seq_nos disagree");
+    assert_eq!(
+        (in_seq, out_seq),
+        (our_out, our_in),
+        "tg-secret's and our seq_nos disagree"
+    );
 
     // 3a. Our re-key: requestKey, their acceptKey, our commitKey; then messages under the new key.
     b.rekey(&mut rng).unwrap();
@@ -310,7 +319,10 @@ fn run(they_request: bool) {
     let mut got = b.drop_next_message(&mut rng).unwrap();
     got.extend(b.receive(&mut rng, Some(&has_texts(3)), Duration::ZERO).unwrap());
     assert_eq!(texts(&got), theirs, "the dropped message was not repaired in order");
-    assert!(b.service_sent > asked_before, "our chat did not ask for the missing message");
+    assert!(
+        b.service_sent > asked_before,
+        "our chat did not ask for the missing message"
+    );
 
     // 4b. One of ours lost on the way out: tg-secret asks (wire seq_nos, converted by the script), we resend.
     b.lose_one(&mut rng, "lost from Rust").unwrap();

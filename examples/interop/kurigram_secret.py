@@ -154,6 +154,9 @@ async def main():
 
     await secret.start()
     await asyncio.wait_for(app.start(), 60)
+    # test_dc's relay knows a user once it made a call the relay serves (sign-in calls are another module's), so
+    # tg-secret fetches its DH config now (it would at its first request anyway); then our side can request.
+    await secret._get_dh_config()
     say('USER', app.me.id)
 
     loop = asyncio.get_running_loop()
