@@ -3,7 +3,7 @@
 //! `upload.saveFilePart`, and the secret-chat relay (`messages.requestEncryption`, `acceptEncryption`,
 //! `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile` (files uploaded with
 //! `saveFilePart`, whose part sizes the DC records), with `updateEncryption` and
-//! `updateNewEncryptedMessage` pushed to the other party). The sign-in, config and account calls are
+//! `updateNewEncryptedMessage` pushed to the other party; `messages.receivedQueue` acknowledged). The sign-in, config and account calls are
 //! `crate::auth`'s; everything else is answered `rpc_error 400 INPUT_METHOD_INVALID`.
 //!
 //! Users: a caller is its signed-in account (`crate::auth`), or, for a key that is not signed in, the auth key: its
