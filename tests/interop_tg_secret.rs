@@ -186,7 +186,7 @@ fn rekey_done(g: &[Got]) -> bool {
 /// A one-DC cluster (DC 2) that signs the script's number up on the right code, and the script signed in to it.
 fn setup(extra: &[&str]) -> (dc::Cluster, Script, i64, mtproto_sansio::crypto::rsa::RsaPublicKey) {
     let key = parse_private_pem(KEY.as_bytes()).unwrap();
-    let public = key.public_key().clone();
+    let public = *key.public_key();
     let n_hex = hex::encode(public.n_bytes());
     let c = dc::start_cluster(ClusterOptions {
         dcs: vec![DcOptions {
