@@ -493,6 +493,10 @@ fn secret_chat_api_ids_are_the_crc32_of_their_tl_lines() {
             api::GET_DH_CONFIG,
         ),
         (
+            "messages.receivedQueue#55a5bb66 max_qts:int = Vector<long>;",
+            api::RECEIVED_QUEUE,
+        ),
+        (
             "messages.dhConfig#2c221edd g:int p:bytes version:int random:bytes = messages.DhConfig;",
             api::DH_CONFIG,
         ),

@@ -3,7 +3,7 @@
 //! `upload.saveFilePart`, and the secret-chat relay (`messages.requestEncryption`, `acceptEncryption`,
 //! `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile` (files uploaded with
 //! `saveFilePart`, whose part sizes the DC records), with `updateEncryption` and
-//! `updateNewEncryptedMessage` pushed to the other party). The sign-in, config and account calls are
+//! `updateNewEncryptedMessage` pushed to the other party; `messages.receivedQueue` acknowledged). The sign-in, config and account calls are
 //! `crate::auth`'s; everything else is answered `rpc_error 400 INPUT_METHOD_INVALID`.
 //!
 //! Users: a caller is its signed-in account (`crate::auth`), or, for a key that is not signed in, the auth key: its
@@ -25,6 +25,7 @@
 //! jsonArray#f7444763 value:Vector<JSONValue>  jsonObject#99c1d49d value:Vector<JSONObjectValue>
 //! jsonObjectValue#c0de1bd9 key:string value:JSONValue = JSONObjectValue;
 //! messages.getDhConfig#26cf8950 version:int random_length:int = messages.DhConfig;
+//! messages.receivedQueue#55a5bb66 max_qts:int = Vector<long>;
 //! messages.dhConfigNotModified#c0e24635 random:bytes = messages.DhConfig;
 //! messages.dhConfig#2c221edd g:int p:bytes version:int random:bytes = messages.DhConfig;
 //! upload.saveFilePart#b304a621 file_id:long file_part:int bytes:bytes = Bool;
@@ -82,6 +83,8 @@ pub const GET_DH_CONFIG: u32 = 0x26cf_8950;
 pub const DH_CONFIG: u32 = 0x2c22_1edd;
 /// `messages.dhConfigNotModified`.
 pub const DH_CONFIG_NOT_MODIFIED: u32 = 0xc0e2_4635;
+/// `messages.receivedQueue` (a client acknowledging qts updates; tg-secret sends it after each message).
+pub const RECEIVED_QUEUE: u32 = 0x55a5_bb66;
 /// `upload.saveFilePart`.
 pub const SAVE_FILE_PART: u32 = 0xb304_a621;
 /// `messages.requestEncryption`.
@@ -837,6 +840,9 @@ pub fn execute<R: CryptoRng + ?Sized>(
                 Err(e) => Reply::Error(400, e),
             }
         }
+        // Nothing waits for an acknowledgement here (updates go to live connections or a bounded queue): an empty
+        // `Vector<long>` of encrypted messages to forget.
+        Call::Other(RECEIVED_QUEUE) => Reply::Result(build(&[F::U32(VECTOR), F::I32(0)])),
         Call::Other(_) => Reply::Error(400, "INPUT_METHOD_INVALID"),
     };
     (reply, pushes)

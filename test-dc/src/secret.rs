@@ -399,6 +399,35 @@ impl Party {
         }
     }
 
+    /// Waits for the peer's next text message (`encryptedMessage`, not a service one) and throws it away undecrypted,
+    /// as a relay that lost it: the peer's next message then opens a seq_no gap. Updates before it are handled as in
+    /// [`Party::receive`]; what they delivered is returned.
+    pub fn drop_next_message<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Vec<Got>, Error> {
+        let mut got = Vec::new();
+        let deadline = client::now().saturating_add(TIMEOUT);
+        loop {
+            let raw = self.next_update(rng, deadline)?;
+            let ups = api::parse_updates(&raw).map_err(|e| format!("updates: {e}"))?;
+            if ups
+                .iter()
+                .any(|u| matches!(u, UpdateView::NewEncrypted { service: false, .. }))
+            {
+                return Ok(got);
+            }
+            self.handle(&raw, rng, &mut got)?;
+        }
+    }
+
+    /// Encrypts a text message and never sends it (a message the relay lost on the way out): the chat's seq_no moves
+    /// on, so the peer sees a gap at our next message and must ask for this one again.
+    pub fn lose_one<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, text: &str) -> Result<(), Error> {
+        let mut buf = vec![0u8; MAX_DATA];
+        let random_id = rng.next_u64() as i64;
+        let msg = DecryptedMessage::Message(PlainMessage::text(random_id, 0, text.as_bytes()));
+        self.chat.as_mut().ok_or("no chat")?.encrypt(rng, &msg, &mut buf)?;
+        Ok(())
+    }
+
     /// `messages.discardEncryption` for the chat.
     pub fn discard<R: CryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<(), Error> {
         let peer = self.peer.ok_or("no chat")?;
