@@ -15,12 +15,16 @@
 //! - [`srp`]: two-step verification (the SRP-6a variant of <https://core.telegram.org/api/srp>): the client's
 //!   `inputCheckPasswordSRP` and `new_password_hash` from the password the user typed and a `CryptoRng`, and the DC
 //!   side test_dc needs to check them.
+//! - [`files`] (`api` feature): uploads and downloads of large files (a window of parts in flight, resumable,
+//!   `FILE_MIGRATE`, file references, CDN parts decrypted and hash-checked before they are handed over).
 //! - [`signin`] (`api` feature): the sign-in flows (bot token, phone code, two-step password, QR login) and
 //!   `auth.logOut` as state machines the host drives with the answers to the requests they ask it to send.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
 
+#[cfg(feature = "api")]
+pub mod files;
 pub mod flood;
 pub mod router;
 pub mod rpc_error;
