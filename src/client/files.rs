@@ -145,12 +145,21 @@ impl Tag {
         Tag(((kind as u64) << 32) | part as u64)
     }
 
+    /// With the location's generation in bits 40..56 (an answer to a request sent with an older location).
+    const fn with_gen(self, generation: u16) -> Tag {
+        Tag(self.0 | ((generation as u64) << 40))
+    }
+
+    const fn generation(self) -> u16 {
+        (self.0 >> 40) as u16
+    }
+
     const fn part(self) -> u32 {
         self.0 as u32
     }
 
     fn method(self) -> Option<Method> {
-        Some(match self.0 >> 32 {
+        Some(match (self.0 >> 32) & 0xff {
             0 => Method::SaveFilePart,
             1 => Method::SaveBigFilePart,
             2 => Method::GetFile,
@@ -574,7 +583,7 @@ const fn valid_part_size(p: u32) -> bool {
     p > 0 && p % KIB == 0 && MAX_UPLOAD_PART % p == 0
 }
 
-/// What to persist to resume an upload: 36 bytes ([`UploadState::to_bytes`]). Telegram keeps saved parts for a
+/// What to persist to resume an upload: 32 bytes ([`UploadState::to_bytes`]). Telegram keeps saved parts for a
 /// while (hours), so an upload resumed within that time re-sends only the parts not done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -593,7 +602,7 @@ pub struct UploadState {
 
 impl UploadState {
     /// Encoded length.
-    pub const LEN: usize = 36;
+    pub const LEN: usize = 32;
 
     /// Little-endian encoding.
     #[must_use]
@@ -1060,7 +1069,7 @@ impl Default for DownloadConfig {
     }
 }
 
-/// What to persist to resume a download: 28 bytes ([`DownloadState::to_bytes`]). The location is the host's (it
+/// What to persist to resume a download: 24 bytes ([`DownloadState::to_bytes`]). The location is the host's (it
 /// may have to refresh it anyway); a CDN redirect is not kept (its token expires; the master DC redirects again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -1077,7 +1086,7 @@ pub struct DownloadState {
 
 impl DownloadState {
     /// Encoded length.
-    pub const LEN: usize = 28;
+    pub const LEN: usize = 24;
 
     /// Little-endian encoding (an unknown size as `u64::MAX`).
     #[must_use]
@@ -1291,6 +1300,12 @@ pub struct Download {
     /// A CDN part failed its check: no more CDN for this download.
     cdn_off: bool,
     wait_reference: bool,
+    /// Bumped by each new location: a `FILE_REFERENCE_*` for a request sent with an older one is not news.
+    loc_gen: u16,
+    /// Unknown size: the end of the last full part seen (the file is at least this long) ...
+    min_size: u64,
+    /// ... and the offset of the first empty part seen (at most this long).
+    max_size: Option<u64>,
     redirects: u8,
     failed: Option<FileError>,
 }
@@ -1310,6 +1325,9 @@ impl Download {
             cdn: None,
             cdn_off: false,
             wait_reference: false,
+            loc_gen: 0,
+            min_size: 0,
+            max_size: None,
             redirects: 0,
             failed: None,
         };
@@ -1340,6 +1358,8 @@ impl Download {
             }
         })?;
         d.parts.restore(state.base, state.done)?;
+        // Parts below base came back full.
+        d.min_size = u64::from(d.parts.base) * u64::from(d.cfg.limit);
         Ok(d)
     }
 
@@ -1359,6 +1379,7 @@ impl Download {
         self.live()?;
         self.set_location(location)?;
         self.wait_reference = false;
+        self.loc_gen = self.loc_gen.wrapping_add(1);
         Ok(())
     }
 
@@ -1532,7 +1553,7 @@ impl Download {
         let len = encode(&call, buf).map_err(|_| FileError::BufferTooSmall { needed: call.tl_len() })?;
         self.parts.sent(part);
         Ok(Some(Request {
-            tag: Tag::new(Method::GetFile, part),
+            tag: Tag::new(Method::GetFile, part).with_gen(self.loc_gen),
             method: Method::GetFile,
             len,
             dc: self.dc,
@@ -1610,21 +1631,38 @@ impl Download {
             if offset + n64 != end {
                 return Err(FileError::Inconsistent);
             }
-        } else if n < limit {
-            // The end of the file. A part done above it would contradict it.
-            let total = if n == 0 { part } else { part.saturating_add(1) };
-            match total.checked_sub(self.parts.base) {
-                Some(i) if i >= 64 || self.parts.done >> i == 0 => {}
-                _ => return Err(FileError::Inconsistent),
+        } else if n == limit {
+            if self.max_size.is_some_and(|m| end > m) {
+                return Err(FileError::Inconsistent);
             }
-            self.size = Some(offset + n64);
+            self.min_size = self.min_size.max(end);
+        } else if n == 0 {
+            // The file ends at or before this offset; which parts below it are short is yet to be seen.
+            if offset < self.min_size {
+                return Err(FileError::Inconsistent);
+            }
+            self.max_size = Some(self.max_size.map_or(offset, |m| m.min(offset)));
+            let total = self.parts.total.map_or(part, |t| t.min(part));
             self.parts.set_total(total);
-            if n == 0 {
-                self.parts.forget(part);
-                return Ok(false);
+            self.parts.forget(part);
+            if self.parts.complete() {
+                self.size = Some(u64::from(total) * u64::from(self.cfg.limit));
             }
+            return Ok(false);
+        } else {
+            // A short part: the exact end of the file.
+            let size = offset + n64;
+            if size < self.min_size || self.max_size.is_some_and(|m| size > m) {
+                return Err(FileError::Inconsistent);
+            }
+            self.size = Some(size);
+            self.parts.set_total(part.saturating_add(1));
         }
         self.finish_part(part);
+        if self.size.is_none() && self.parts.complete() {
+            // Every part below the first empty one came back full.
+            self.size = self.parts.total.map(|t| u64::from(t) * u64::from(self.cfg.limit));
+        }
         Ok(true)
     }
 
@@ -1799,6 +1837,10 @@ impl Download {
             None => {}
         }
         if code == 400 && message.starts_with(b"FILE_REFERENCE_") && method == Method::GetFile {
+            if tag.generation() != self.loc_gen {
+                // Sent with a location already replaced: sent again with the new one.
+                return Ok(DownloadProgress::Resend);
+            }
             let first = !self.wait_reference;
             self.wait_reference = true;
             return Ok(if first {
