@@ -39,16 +39,20 @@ fn view<'a, F: Bare<'a>>(call: &'a [u8]) -> F {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
 }
 
 fn location(id: i64, reference: &[u8]) -> Vec<u8> {
-    enc(&enums::InputFileLocation::InputDocumentFileLocation(types::InputDocumentFileLocation {
-        id,
-        access_hash: id ^ 0x55,
-        file_reference: reference,
-        thumb_size: b"",
-    }))
+    enc(&enums::InputFileLocation::InputDocumentFileLocation(
+        types::InputDocumentFileLocation {
+            id,
+            access_hash: id ^ 0x55,
+            file_reference: reference,
+            thumb_size: b"",
+        },
+    ))
 }
 
 fn bool_true() -> Vec<u8> {
@@ -91,7 +95,12 @@ struct Dc {
 
 impl Dc {
     fn new() -> Dc {
-        Dc { reference: b"ref-1".to_vec(), cdn_key: [7; 32], cdn_iv: [9; 16], ..Dc::default() }
+        Dc {
+            reference: b"ref-1".to_vec(),
+            cdn_key: [7; 32],
+            cdn_iv: [9; 16],
+            ..Dc::default()
+        }
     }
 
     fn file_from_upload(&mut self, doc: i64, file_id: i64) -> Vec<u8> {
@@ -117,7 +126,11 @@ impl Dc {
         let mut out = 0x1cb5_c415u32.to_le_bytes().to_vec();
         out.extend_from_slice(&(items.len() as u32).to_le_bytes());
         for (o, l, h) in &items {
-            out.extend(enc(&types::FileHash { offset: *o, limit: *l, hash: h }));
+            out.extend(enc(&types::FileHash {
+                offset: *o,
+                limit: *l,
+                hash: h,
+            }));
         }
         out
     }
@@ -127,20 +140,34 @@ impl Dc {
     }
 
     fn answer(&mut self, req: &Request, call: &[u8]) -> Answer {
-        assert_eq!(tables::API.validate(call, Root::Function), Ok(call.len()), "{:?}", req.method);
+        assert_eq!(
+            tables::API.validate(call, Root::Function),
+            Ok(call.len()),
+            "{:?}",
+            req.method
+        );
         let id = u32::from_le_bytes(call[..4].try_into().unwrap());
         assert_eq!(id, req.method.id());
         *self.calls.entry(id).or_default() += 1;
         match req.method {
             Method::SaveFilePart => {
                 let c: functions::UploadSaveFilePart<'_> = view(call);
-                self.uploads.entry(c.file_id).or_default().insert(c.file_part, c.bytes.to_vec());
+                self.uploads
+                    .entry(c.file_id)
+                    .or_default()
+                    .insert(c.file_part, c.bytes.to_vec());
                 Answer::Ok(bool_true())
             }
             Method::SaveBigFilePart => {
                 let c: functions::UploadSaveBigFilePart<'_> = view(call);
-                assert_eq!(*self.totals.entry(c.file_id).or_insert(c.file_total_parts), c.file_total_parts);
-                self.uploads.entry(c.file_id).or_default().insert(c.file_part, c.bytes.to_vec());
+                assert_eq!(
+                    *self.totals.entry(c.file_id).or_insert(c.file_total_parts),
+                    c.file_total_parts
+                );
+                self.uploads
+                    .entry(c.file_id)
+                    .or_default()
+                    .insert(c.file_part, c.bytes.to_vec());
                 Answer::Ok(bool_true())
             }
             Method::GetFile => {
@@ -185,7 +212,9 @@ impl Dc {
                 let s = (off as usize).min(data.len());
                 let e = (s + lim as usize).min(data.len());
                 Answer::Ok(enc(&types::UploadFile {
-                    type_: Obj::new(&enums::StorageFileType::StorageFilePartial(types::StorageFilePartial {})),
+                    type_: Obj::new(&enums::StorageFileType::StorageFilePartial(
+                        types::StorageFilePartial {},
+                    )),
                     mtime: 0,
                     bytes: &data[s..e],
                 }))
@@ -195,7 +224,9 @@ impl Dc {
                 let c: functions::UploadGetCdnFile<'_> = view(call);
                 assert_eq!(c.file_token, b"cdn-token");
                 if self.cdn_missing.contains(&c.offset) {
-                    return Answer::Ok(enc(&types::UploadCdnFileReuploadNeeded { request_token: b"req-token" }));
+                    return Answer::Ok(enc(&types::UploadCdnFileReuploadNeeded {
+                        request_token: b"req-token",
+                    }));
                 }
                 let data = self.only_file();
                 let s = (c.offset as usize).min(data.len());
@@ -226,11 +257,24 @@ impl Dc {
 }
 
 fn ucfg(window: u8) -> UploadConfig {
-    UploadConfig { transfer: FileConfig { window, ..FileConfig::DEFAULT }, ..UploadConfig::DEFAULT }
+    UploadConfig {
+        transfer: FileConfig {
+            window,
+            ..FileConfig::DEFAULT
+        },
+        ..UploadConfig::DEFAULT
+    }
 }
 
 fn dcfg(window: u8, limit: u32) -> DownloadConfig {
-    DownloadConfig { transfer: FileConfig { window, ..FileConfig::DEFAULT }, limit, cdn: false }
+    DownloadConfig {
+        transfer: FileConfig {
+            window,
+            ..FileConfig::DEFAULT
+        },
+        limit,
+        cdn: false,
+    }
 }
 
 /// Drives an upload against the DC until complete, answering the window's requests in reverse order. Returns the
@@ -364,7 +408,9 @@ fn round_trip(size: usize, window: u8, limit: u32) {
         let f = enums::InputFile::decode(&file[..n]).unwrap();
         assert!(matches!(f, enums::InputFile::InputFileBig(b) if b.parts as u32 == up.total_parts()));
     } else {
-        let Ok(enums::InputFile::InputFile(f)) = enums::InputFile::decode(&file[..n]) else { panic!("inputFile") };
+        let Ok(enums::InputFile::InputFile(f)) = enums::InputFile::decode(&file[..n]) else {
+            panic!("inputFile")
+        };
         let want: String = Md5::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(f.md5_checksum, want.as_bytes(), "md5 of the whole file");
         assert_eq!(f.parts as u32, up.total_parts());
@@ -374,7 +420,12 @@ fn round_trip(size: usize, window: u8, limit: u32) {
     for known in [Some(size as u64), None] {
         let mut dl = Download::new(dcfg(window, limit), &location(77, b"ref-1"), known).unwrap();
         let got = download(&mut dl, &mut dc);
-        assert_eq!(got.out.len(), size, "precise end of file, size known: {}", known.is_some());
+        assert_eq!(
+            got.out.len(),
+            size,
+            "precise end of file, size known: {}",
+            known.is_some()
+        );
         assert!(got.out == data, "bytes identical at {size}");
         assert_eq!(dl.size(), Some(size as u64));
         assert!(got.most <= u32::from(window));
@@ -400,7 +451,11 @@ fn empty_file_ends_at_once_or_on_the_first_empty_part() {
     dc.files.insert(5, Vec::new());
     let mut dl = Download::new(dcfg(4, 4096), &location(5, b"ref-1"), Some(0)).unwrap();
     assert!(dl.is_complete());
-    assert_eq!(dl.poll_request(Instant::from_secs(1), &mut [0u8; 1024]).unwrap(), None, "nothing to ask");
+    assert_eq!(
+        dl.poll_request(Instant::from_secs(1), &mut [0u8; 1024]).unwrap(),
+        None,
+        "nothing to ask"
+    );
     let mut dl = Download::new(dcfg(4, 4096), &location(5, b"ref-1"), None).unwrap();
     let got = download(&mut dl, &mut dc);
     assert!(got.out.is_empty());
@@ -443,7 +498,11 @@ fn save_part_request_is_exactly_what_the_generated_writer_writes() {
                 bytes: part,
             })
         } else {
-            enc(&functions::UploadSaveFilePart { file_id: -42, file_part: 0, bytes: part })
+            enc(&functions::UploadSaveFilePart {
+                file_id: -42,
+                file_part: 0,
+                bytes: part,
+            })
         };
         assert_eq!(&buf[..req.len], &want[..]);
     }
@@ -457,17 +516,35 @@ fn part_sizes_follow_the_spec() {
         assert!(p % KIB == 0 && (512 * KIB) % p == 0, "{p}");
         assert!(up.total_parts() <= 4000);
     }
-    assert_eq!(Upload::new(UploadConfig::DEFAULT, 1, 2001 * MIB).unwrap_err(), FileError::TooBig);
+    assert_eq!(
+        Upload::new(UploadConfig::DEFAULT, 1, 2001 * MIB).unwrap_err(),
+        FileError::TooBig
+    );
     for bad in [0, 1000, 3 * KIB, 1024 * KIB] {
-        let cfg = UploadConfig { part_size: Some(bad), ..UploadConfig::DEFAULT };
+        let cfg = UploadConfig {
+            part_size: Some(bad),
+            ..UploadConfig::DEFAULT
+        };
         assert_eq!(Upload::new(cfg, 1, 100).unwrap_err(), FileError::BadConfig, "{bad}");
     }
     for bad in [0, 1024, 4096 * 3, 2048 * KIB] {
-        assert_eq!(Download::new(dcfg(4, bad), &location(1, b""), None).unwrap_err(), FileError::BadConfig);
+        assert_eq!(
+            Download::new(dcfg(4, bad), &location(1, b""), None).unwrap_err(),
+            FileError::BadConfig
+        );
     }
-    assert_eq!(Download::new(dcfg(0, 4096), &location(1, b""), None).unwrap_err(), FileError::BadConfig);
-    assert_eq!(Download::new(dcfg(MAX_WINDOW + 1, 4096), &location(1, b""), None).unwrap_err(), FileError::BadConfig);
-    assert_eq!(Download::new(dcfg(4, 4096), b"\x01\x02\x03\x04", None).unwrap_err(), FileError::BadLocation);
+    assert_eq!(
+        Download::new(dcfg(0, 4096), &location(1, b""), None).unwrap_err(),
+        FileError::BadConfig
+    );
+    assert_eq!(
+        Download::new(dcfg(MAX_WINDOW + 1, 4096), &location(1, b""), None).unwrap_err(),
+        FileError::BadConfig
+    );
+    assert_eq!(
+        Download::new(dcfg(4, 4096), b"\x01\x02\x03\x04", None).unwrap_err(),
+        FileError::BadLocation
+    );
 }
 
 #[test]
@@ -479,7 +556,11 @@ fn window_bounds_the_parts_in_flight() {
         let mut dl = Download::new(dcfg(window, 4096), &location(1, b"ref-1"), Some(data.len() as u64)).unwrap();
         let got = download(&mut dl, &mut dc);
         assert_eq!(got.out, data);
-        assert_eq!(got.most, u32::from(window).min(40), "window {window} filled, never exceeded");
+        assert_eq!(
+            got.most,
+            u32::from(window).min(40),
+            "window {window} filled, never exceeded"
+        );
         let mut up = Upload::new(ucfg(window), 99, data.len() as u64).unwrap();
         let most = upload_all(&mut up, &mut dc, &data, Instant::from_secs(0));
         assert!(most <= u32::from(window));
@@ -491,7 +572,10 @@ fn upload_resumes_from_the_persisted_state_after_a_drop() {
     let size = 3 * MIB as usize + 5;
     let data = pattern(size, 6);
     let mut dc = Dc::new();
-    let cfg = UploadConfig { part_size: Some(64 * KIB), ..ucfg(8) };
+    let cfg = UploadConfig {
+        part_size: Some(64 * KIB),
+        ..ucfg(8)
+    };
     let mut up = Upload::new(cfg, 31337, size as u64).unwrap();
     let mut buf = vec![0u8; up.max_request_len()];
     let now = Instant::from_secs(0);
@@ -511,7 +595,9 @@ fn upload_resumes_from_the_persisted_state_after_a_drop() {
         sent.sort_by_key(|(r, _)| r.tag.0);
         let keep = sent.remove(0);
         for (req, call) in sent.drain(..) {
-            let Answer::Ok(b) = dc.answer(&req, &call) else { panic!() };
+            let Answer::Ok(b) = dc.answer(&req, &call) else {
+                panic!()
+            };
             up.handle_result(now, req.tag, &b).unwrap();
         }
         sent.push(keep);
@@ -527,11 +613,17 @@ fn upload_resumes_from_the_persisted_state_after_a_drop() {
     upload_all(&mut up, &mut dc, &data, now);
     let after = dc.calls[&functions::UploadSaveFilePart::ID];
     let done_before = state.base + state.done.count_ones();
-    assert_eq!(after - before, up.total_parts() - done_before, "only the parts not done are sent again");
+    assert_eq!(
+        after - before,
+        up.total_parts() - done_before,
+        "only the parts not done are sent again"
+    );
     assert_eq!(dc.file_from_upload(3, 31337), data);
     let mut file = [0u8; 128];
     let n = up.input_file(b"x", &mut file).unwrap();
-    let Ok(enums::InputFile::InputFile(f)) = enums::InputFile::decode(&file[..n]) else { panic!() };
+    let Ok(enums::InputFile::InputFile(f)) = enums::InputFile::decode(&file[..n]) else {
+        panic!()
+    };
     assert_eq!(f.md5_checksum, b"", "md5 not known after a resume: left empty");
     assert_eq!(UploadState::from_bytes(&bytes[..31]).unwrap_err(), FileError::BadState);
 }
@@ -545,17 +637,37 @@ fn download_resumes_from_the_persisted_state_after_a_drop() {
     let mut dl = Download::new(cfg, &location(4, b"ref-1"), None).unwrap();
     let mut got = Got::default();
     let mut now = Instant::from_secs(0);
-    download_until(&mut dl, &mut dc, &mut got, &mut now, |_, g| g.written.len() >= 10, |_, _, _| {});
+    download_until(
+        &mut dl,
+        &mut dc,
+        &mut got,
+        &mut now,
+        |_, g| g.written.len() >= 10,
+        |_, _, _| {},
+    );
     let state = DownloadState::from_bytes(&dl.state().to_bytes()).unwrap();
     drop(dl);
     let mut dl = Download::resume(cfg, &location(4, b"ref-1"), &state).unwrap();
-    let mut got2 = Got { out: got.out.clone(), ..Got::default() };
+    let mut got2 = Got {
+        out: got.out.clone(),
+        ..Got::default()
+    };
     download_until(&mut dl, &mut dc, &mut got2, &mut now, |_, _| false, |_, _, _| {});
     assert!(got2.out == data);
     let first: HashSet<u64> = got.written.iter().map(|w| w.0).collect();
-    assert!(got2.written.iter().all(|w| !first.contains(&w.0)), "no part fetched twice");
-    let bad = DownloadState { base: 1000, size: Some(100 * 64 * 1024), ..state };
-    assert_eq!(Download::resume(cfg, &location(4, b"ref-1"), &bad).unwrap_err(), FileError::BadState);
+    assert!(
+        got2.written.iter().all(|w| !first.contains(&w.0)),
+        "no part fetched twice"
+    );
+    let bad = DownloadState {
+        base: 1000,
+        size: Some(100 * 64 * 1024),
+        ..state
+    };
+    assert_eq!(
+        Download::resume(cfg, &location(4, b"ref-1"), &bad).unwrap_err(),
+        FileError::BadState
+    );
 }
 
 #[test]
@@ -568,7 +680,11 @@ fn file_migrate_moves_the_rest_of_the_download() {
     let got = download(&mut dl, &mut dc);
     assert!(got.out == data);
     assert_eq!(dl.dc(), DcId::new(4));
-    assert_eq!(got.events.iter().filter(|e| e.starts_with("Migrate")).count(), 4, "each part in flight migrated");
+    assert_eq!(
+        got.events.iter().filter(|e| e.starts_with("Migrate")).count(),
+        4,
+        "each part in flight migrated"
+    );
 }
 
 #[test]
@@ -581,16 +697,31 @@ fn expired_reference_stops_the_download_until_refreshed() {
     let mut got = Got::default();
     let mut now = Instant::from_secs(0);
     let mut refreshed = 0;
-    download_until(&mut dl, &mut dc, &mut got, &mut now, |_, _| false, |dl, dc, ev| {
-        if ev == "ReferenceExpired" && dl.waits_for_reference() {
-            assert_eq!(dl.poll_request(Instant::from_secs(9), &mut [0u8; 1024]).unwrap(), None, "nothing sent");
-            dl.refresh_location(&location(8, &dc.reference)).unwrap();
-            refreshed += 1;
-        }
-    });
+    download_until(
+        &mut dl,
+        &mut dc,
+        &mut got,
+        &mut now,
+        |_, _| false,
+        |dl, dc, ev| {
+            if ev == "ReferenceExpired" && dl.waits_for_reference() {
+                assert_eq!(
+                    dl.poll_request(Instant::from_secs(9), &mut [0u8; 1024]).unwrap(),
+                    None,
+                    "nothing sent"
+                );
+                dl.refresh_location(&location(8, &dc.reference)).unwrap();
+                refreshed += 1;
+            }
+        },
+    );
     assert!(got.out == data);
     assert_eq!(refreshed, 1);
-    assert_eq!(got.events.iter().filter(|e| *e == "ReferenceExpired").count(), 1, "surfaced once");
+    assert_eq!(
+        got.events.iter().filter(|e| *e == "ReferenceExpired").count(),
+        1,
+        "surfaced once"
+    );
 }
 
 #[test]
@@ -608,7 +739,10 @@ fn flood_wait_pauses_the_download_and_too_long_a_wait_fails_it() {
     // A wait above the limit fails it with the error.
     dc.flood = 1;
     let cfg = DownloadConfig {
-        transfer: FileConfig { max_flood_wait: Duration::from_secs(1), ..FileConfig::DEFAULT },
+        transfer: FileConfig {
+            max_flood_wait: Duration::from_secs(1),
+            ..FileConfig::DEFAULT
+        },
         ..dcfg(1, 32 * KIB)
     };
     let mut dl = Download::new(cfg, &location(1, b"ref-1"), Some(data.len() as u64)).unwrap();
@@ -657,19 +791,33 @@ fn answers_the_download_did_not_ask_for_are_refused_without_change() {
     let mut buf = [0u8; 1024];
     let req = dl.poll_request(Instant::from_secs(0), &mut buf).unwrap().unwrap();
     let mut body = enc(&types::UploadFile {
-        type_: Obj::new(&enums::StorageFileType::StorageFilePartial(types::StorageFilePartial {})),
+        type_: Obj::new(&enums::StorageFileType::StorageFilePartial(
+            types::StorageFilePartial {},
+        )),
         mtime: 0,
         bytes: &data[..4096],
     });
     let other = mtproto_sansio::client::files::Tag(req.tag.0 + 1);
-    assert_eq!(dl.handle_result(Instant::from_secs(0), other, &mut body).unwrap_err(), FileError::UnknownTag);
+    assert_eq!(
+        dl.handle_result(Instant::from_secs(0), other, &mut body).unwrap_err(),
+        FileError::UnknownTag
+    );
     let st = dl.state();
     // The real answer still works.
     let p = dl.handle_result(Instant::from_secs(0), req.tag, &mut body).unwrap();
-    assert_eq!(p, DownloadProgress::Data { offset: 0, bytes: &data[..4096] });
+    assert_eq!(
+        p,
+        DownloadProgress::Data {
+            offset: 0,
+            bytes: &data[..4096]
+        }
+    );
     assert_ne!(dl.state(), st);
     // The same tag again is not in flight any more.
-    assert_eq!(dl.handle_result(Instant::from_secs(0), req.tag, &mut body).unwrap_err(), FileError::UnknownTag);
+    assert_eq!(
+        dl.handle_result(Instant::from_secs(0), req.tag, &mut body).unwrap_err(),
+        FileError::UnknownTag
+    );
 }
 
 #[test]
@@ -681,28 +829,53 @@ fn a_part_longer_than_asked_or_data_after_the_end_fails_the_download() {
     let b = dl.poll_request(now, &mut buf).unwrap().unwrap();
     let file = |n: usize| {
         enc(&types::UploadFile {
-            type_: Obj::new(&enums::StorageFileType::StorageFilePartial(types::StorageFilePartial {})),
+            type_: Obj::new(&enums::StorageFileType::StorageFilePartial(
+                types::StorageFilePartial {},
+            )),
             mtime: 0,
             bytes: &vec![3u8; n],
         })
     };
     // Part 0 short: the file ends inside it; part 1 then brings data past the end.
-    assert!(matches!(dl.handle_result(now, a.tag, &mut file(100)).unwrap(), DownloadProgress::Data { .. }));
-    assert_eq!(dl.handle_result(now, b.tag, &mut file(10)).unwrap_err(), FileError::Inconsistent);
+    assert!(matches!(
+        dl.handle_result(now, a.tag, &mut file(100)).unwrap(),
+        DownloadProgress::Data { .. }
+    ));
+    assert_eq!(
+        dl.handle_result(now, b.tag, &mut file(10)).unwrap_err(),
+        FileError::Inconsistent
+    );
     let mut dl = Download::new(dcfg(1, 4096), &location(1, b"ref-1"), None).unwrap();
     let a = dl.poll_request(now, &mut buf).unwrap().unwrap();
-    assert_eq!(dl.handle_result(now, a.tag, &mut file(4097)).unwrap_err(), FileError::Inconsistent);
+    assert_eq!(
+        dl.handle_result(now, a.tag, &mut file(4097)).unwrap_err(),
+        FileError::Inconsistent
+    );
     let mut dl = Download::new(dcfg(1, 4096), &location(1, b"ref-1"), Some(5000)).unwrap();
     let a = dl.poll_request(now, &mut buf).unwrap().unwrap();
-    assert_eq!(dl.handle_result(now, a.tag, &mut file(4000)).unwrap_err(), FileError::Inconsistent, "short of size");
+    assert_eq!(
+        dl.handle_result(now, a.tag, &mut file(4000)).unwrap_err(),
+        FileError::Inconsistent,
+        "short of size"
+    );
     let mut dl = Download::new(dcfg(1, 4096), &location(1, b"ref-1"), None).unwrap();
     let a = dl.poll_request(now, &mut buf).unwrap().unwrap();
-    assert!(matches!(dl.handle_result(now, a.tag, &mut vec![1, 2, 3]).unwrap_err(), FileError::Malformed(_)));
+    assert!(matches!(
+        dl.handle_result(now, a.tag, &mut vec![1, 2, 3]).unwrap_err(),
+        FileError::Malformed(_)
+    ));
 }
 
 fn cdn_download(dc: &mut Dc, size: usize, limit: u32) -> (Got, Download) {
-    let mut dl = Download::new(DownloadConfig { cdn: true, ..dcfg(4, limit) }, &location(6, b"ref-1"), Some(size as u64))
-        .unwrap();
+    let mut dl = Download::new(
+        DownloadConfig {
+            cdn: true,
+            ..dcfg(4, limit)
+        },
+        &location(6, b"ref-1"),
+        Some(size as u64),
+    )
+    .unwrap();
     let got = download(&mut dl, dc);
     (got, dl)
 }
@@ -716,9 +889,15 @@ fn cdn_parts_are_decrypted_and_checked() {
     dc.cdn = true;
     let (got, dl) = cdn_download(&mut dc, size, 256 * KIB);
     assert!(got.out == data, "decrypted at the right offsets");
-    assert_eq!(got.events.first().map(String::as_str), Some("CdnRedirect { dc: DcId(201) }"));
+    assert_eq!(
+        got.events.first().map(String::as_str),
+        Some("CdnRedirect { dc: DcId(201) }")
+    );
     assert!(dc.calls[&functions::UploadGetCdnFile::ID] as usize >= size / (256 * 1024));
-    assert!(dc.calls[&functions::UploadGetCdnFileHashes::ID] >= 1, "hashes beyond the redirect's were asked");
+    assert!(
+        dc.calls[&functions::UploadGetCdnFileHashes::ID] >= 1,
+        "hashes beyond the redirect's were asked"
+    );
     assert!(dl.is_complete());
 }
 
@@ -749,8 +928,16 @@ fn cdn_tampered_part_is_refused_never_handed_over() {
     for (off, n) in &got.written {
         assert!(got.out[*off as usize..*off as usize + n] == data[*off as usize..*off as usize + n]);
     }
-    assert_eq!(got.written.iter().filter(|w| w.0 == 256 * 1024).count(), 1, "handed over once, from the master DC");
-    assert!(got.events.contains(&"CdnRefused { offset: 262144 }".to_string()), "{:?}", got.events);
+    assert_eq!(
+        got.written.iter().filter(|w| w.0 == 256 * 1024).count(),
+        1,
+        "handed over once, from the master DC"
+    );
+    assert!(
+        got.events.contains(&"CdnRefused { offset: 262144 }".to_string()),
+        "{:?}",
+        got.events
+    );
     assert!(got.out == data, "the rest came from the master DC");
     assert!(dl.is_complete());
 }

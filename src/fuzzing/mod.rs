@@ -9,6 +9,7 @@ pub mod client;
 pub mod connection;
 pub mod crypto;
 pub mod e2e;
+pub mod files;
 pub mod handshake;
 pub mod keys;
 pub mod pfs;
@@ -35,6 +36,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(connection::TARGETS)
         .chain(client::TARGETS)
         .chain(signin::TARGETS)
+        .chain(files::TARGETS)
         .copied()
 }
 
