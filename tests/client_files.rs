@@ -941,3 +941,222 @@ fn cdn_tampered_part_is_refused_never_handed_over() {
     assert!(got.out == data, "the rest came from the master DC");
     assert!(dl.is_complete());
 }
+
+// ------------------------------------------------------------------------------------------------------------------
+// Against test_dc over loopback: two DCs of one cluster, the crate's client connection (test_dc's blocking host).
+// ------------------------------------------------------------------------------------------------------------------
+
+mod loopback {
+    use super::*;
+    use mtproto_sansio::crypto::pem::parse_private_pem;
+    use mtproto_sansio::crypto::rsa::RsaPublicKey;
+    use mtproto_sansio::handshake::ClientConfig;
+    use mtproto_sansio::session::SessionConfig;
+    use mtproto_test_dc::client::{ClientConnection, Conn, Owned, now};
+    use mtproto_test_dc::dc::{self, Cluster, ClusterOptions, DcOptions};
+    use mtproto_test_dc::link::Transport;
+
+    const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
+
+    fn cluster(n: usize) -> (Cluster, RsaPublicKey) {
+        let public = *parse_private_pem(KEY_PKCS1.as_bytes()).unwrap().public_key();
+        let dcs = (0..n)
+            .map(|_| DcOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                rsa_key: parse_private_pem(KEY_PKCS1.as_bytes()).unwrap(),
+                secret: None,
+                faketls: None,
+                dc_id: None,
+                max_conns: 16,
+                keys_file: None,
+                verbose: false,
+            })
+            .collect();
+        (
+            dc::start_cluster(ClusterOptions {
+                dcs,
+                auto_register: false,
+                passwords: Vec::new(),
+            })
+            .unwrap(),
+            public,
+        )
+    }
+
+    struct Link {
+        conn: Conn,
+        s: Box<ClientConnection>,
+    }
+
+    impl Link {
+        fn new(c: &Cluster, dc_id: i32, public: RsaPublicKey) -> Link {
+            let mut rng = rand::rng();
+            let keys = [public];
+            let mut conn = Conn::connect(c.dc(dc_id).unwrap().addr, Transport::DEFAULT, None, &mut rng).unwrap();
+            let (s, _) = conn
+                .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, dc_id), &mut rng)
+                .unwrap();
+            Link { conn, s }
+        }
+
+        /// Sends the batch as queries at once and waits for all their answers, in the order they came.
+        fn batch(&mut self, calls: &[Vec<u8>]) -> Vec<(usize, Answer)> {
+            let ids: Vec<_> = calls
+                .iter()
+                .map(|b| self.s.send(now(), b, mtproto_sansio::session::MsgKind::Query).unwrap())
+                .collect();
+            let evs = self
+                .conn
+                .wait_for(
+                    &mut self.s,
+                    &mut rand::rng(),
+                    &ids,
+                    Duration::from_secs(20),
+                    &mut |_| {},
+                )
+                .unwrap();
+            evs.into_iter()
+                .map(|ev| match ev {
+                    Owned::Result(r, b) => (ids.iter().position(|i| *i == r).unwrap(), Answer::Ok(b)),
+                    Owned::Error(r, c, m) => (ids.iter().position(|i| *i == r).unwrap(), Answer::Err(c, m)),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        }
+    }
+
+    /// The test client's frames are 64 KiB: parts and limits of 32 KiB fit with room for the session's overhead.
+    const PART: u32 = 32 * KIB;
+
+    #[test]
+    fn test_dc_upload_then_download_with_file_migrate() {
+        let (c, public) = cluster(2);
+        let size = 2 * MIB as usize + 4095;
+        let data = pattern(size, 21);
+        let mut on2 = Link::new(&c, 2, public);
+        // Six parts in flight: the test client's send queue (256 KiB) holds them with their envelopes.
+        let cfg = UploadConfig {
+            part_size: Some(PART),
+            ..ucfg(6)
+        };
+        let mut up = Upload::new(cfg, 0x0F11_E000, size as u64).unwrap();
+        let mut buf = vec![0u8; up.max_request_len()];
+        let t = Instant::from_secs(0);
+        while !up.is_complete() {
+            let mut reqs = Vec::new();
+            let mut calls = Vec::new();
+            while let Some(r) = up
+                .poll_request(t, &mut buf, |o, d| {
+                    d.copy_from_slice(&data[o as usize..o as usize + d.len()]);
+                    true
+                })
+                .unwrap()
+            {
+                reqs.push(r);
+                calls.push(buf[..r.len].to_vec());
+            }
+            assert!(reqs.len() <= 6);
+            for (i, a) in on2.batch(&calls) {
+                match a {
+                    Answer::Ok(b) => up.handle_result(t, reqs[i].tag, &b).unwrap(),
+                    Answer::Err(code, m) => panic!("{code} {m}"),
+                };
+            }
+        }
+        assert_eq!(
+            c.dc(2)
+                .unwrap()
+                .with_files(|f| f.file(up.file_id()).map(<[u8]>::to_vec)),
+            Some(data.clone())
+        );
+
+        // Download starting on DC 1: FILE_MIGRATE_2, then the rest on DC 2.
+        let mut on1 = Link::new(&c, 1, public);
+        let loc = location(up.file_id(), b"");
+        // test_dc packs the answers it has into one container, and the test client takes 64 KiB frames: eight
+        // 4 KiB parts in flight fit.
+        let mut dl = Download::new(dcfg(8, 4 * KIB), &loc, None).unwrap();
+        let mut got = Got::default();
+        let mut rbuf = [0u8; 1024];
+        while !dl.is_complete() {
+            let mut reqs = Vec::new();
+            let mut calls = Vec::new();
+            while let Some(r) = dl.poll_request(t, &mut rbuf).unwrap() {
+                reqs.push(r);
+                calls.push(rbuf[..r.len].to_vec());
+            }
+            assert!(!reqs.is_empty());
+            let link = match reqs[0].dc {
+                None => &mut on1,
+                Some(d) => {
+                    assert_eq!(d.get(), 2);
+                    &mut on2
+                }
+            };
+            for (i, a) in link.batch(&calls) {
+                match a {
+                    Answer::Ok(mut b) => got.take(&dl.handle_result(t, reqs[i].tag, &mut b).unwrap()),
+                    Answer::Err(code, m) => got.take(&dl.handle_rpc_error(t, reqs[i].tag, code, m.as_bytes()).unwrap()),
+                }
+            }
+        }
+        assert!(got.out == data, "bytes identical through test_dc");
+        assert_eq!(dl.size(), Some(size as u64));
+        assert!(
+            got.events.iter().any(|e| e == "Migrate { dc: DcId(2) }"),
+            "{:?}",
+            got.events
+        );
+    }
+
+    #[test]
+    fn test_dc_checks_limits_offsets_and_its_cap() {
+        let (c, public) = cluster(1);
+        let mut l = Link::new(&c, 1, public);
+        let save = |part: i32, n: usize| {
+            enc(&functions::UploadSaveFilePart {
+                file_id: 5,
+                file_part: part,
+                bytes: &vec![1u8; n],
+            })
+        };
+        let r = l.batch(&[save(0, 4096), save(1, 100)]);
+        assert!(r.iter().all(|(_, a)| matches!(a, Answer::Ok(_))));
+        let get = |offset: i64, limit: i32| {
+            enc(&functions::UploadGetFile {
+                precise: false,
+                cdn_supported: false,
+                location: Obj::new(&enums::InputFileLocation::decode(&location(5, b"")).unwrap()),
+                offset,
+                limit,
+            })
+        };
+        let name = |a: &Answer| match a {
+            Answer::Err(c, m) => format!("{c} {m}"),
+            Answer::Ok(b) => format!("ok {}", b.len()),
+        };
+        let r = l.batch(&[
+            get(0, 4096),
+            get(0, 1000),
+            get(0, 3 * 4096),
+            get(100, 4096),
+            get(MIB as i64 - 4096, 8192),
+        ]);
+        let mut names = vec![String::new(); 5];
+        for (i, a) in &r {
+            names[*i] = name(a);
+        }
+        assert_eq!(
+            names[0],
+            format!("ok {}", 4 + 4 + 4 + 4 + 4096),
+            "upload.file with the first 4096 bytes"
+        );
+        assert_eq!(names[1], "400 LIMIT_INVALID");
+        assert_eq!(names[2], "400 LIMIT_INVALID");
+        assert_eq!(names[3], "400 OFFSET_INVALID");
+        assert_eq!(names[4], "400 OFFSET_INVALID", "crosses a 1 MiB boundary");
+        c.dc(1).unwrap().with_files(|f| f.set_cap(5000));
+        let r = l.batch(&[save(2, 4096)]);
+        assert_eq!(name(&r[0].1), "500 FILE_STORE_FULL");
+    }
+}
