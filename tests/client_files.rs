@@ -1160,3 +1160,20 @@ mod loopback {
         assert_eq!(name(&r[0].1), "500 FILE_STORE_FULL");
     }
 }
+
+#[test]
+fn cdn_window_wider_than_the_hash_table_waits_instead_of_failing() {
+    // 32 parts of 1 MiB in flight would need 256 hash ranges; the table holds 128 (16 MiB ahead of the first part
+    // not done): parts beyond wait.
+    let size = 18 * MIB as usize + 5;
+    let data = pattern(size, 17);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    let mut dl =
+        Download::new(DownloadConfig { cdn: true, ..dcfg(32, 1024 * KIB) }, &location(6, b"ref-1"), Some(size as u64))
+            .unwrap();
+    let got = download(&mut dl, &mut dc);
+    assert!(got.out == data);
+    assert!(got.most <= 16, "at most 16 MiB of parts in flight: {}", got.most);
+}

@@ -1506,7 +1506,12 @@ impl Download {
         };
         let (offset, end) = self.part_range(part);
         let connection = self.connection(part);
+        let horizon = self.hash_horizon(u64::from(self.parts.base) * u64::from(self.cfg.limit));
         if let Some(cdn) = &mut self.cdn {
+            if end > horizon {
+                // Beyond the hashes the table can hold: wait for the first parts to be done.
+                return Ok(None);
+            }
             if let Some(missing) = cdn.first_uncovered(offset, end) {
                 if cdn.hashes_pending.is_some() {
                     return Ok(None);
@@ -1566,6 +1571,8 @@ impl Download {
         let m = tag.method().ok_or(FileError::UnknownTag)?;
         match m {
             Method::GetFile | Method::GetCdnFile if self.parts.in_flight(tag.part()) => Ok((m, tag.part())),
+            // Answers to the bookkeeping calls of a redirect dropped meanwhile are taken and ignored.
+            Method::GetCdnFileHashes | Method::ReuploadCdnFile if self.cdn.is_none() => Ok((m, tag.part())),
             Method::GetCdnFileHashes if self.cdn.as_ref().is_some_and(|c| c.hashes_pending.is_some()) => {
                 Ok((m, tag.part()))
             }
@@ -1781,7 +1788,7 @@ impl Download {
         let Some(cdn) = &mut self.cdn else { return Ok(()) };
         let asked = cdn.hashes_pending.take();
         cdn.add_hashes(hashes.iter(), base, horizon)?;
-        if let Some(at) = asked {
+        if let Some(at) = asked.filter(|a| *a < horizon) {
             if !cdn.hashes.iter().any(|h| h.offset == at) {
                 if hashes.iter().next().is_none() {
                     // No hash at that offset: the file ends there.
@@ -1817,6 +1824,10 @@ impl Download {
         self.live()?;
         let (method, part) = self.part_tag(tag)?;
         self.unsend(method, part);
+        if method != Method::GetFile && self.cdn.is_none() {
+            // A CDN call of a redirect dropped meanwhile: whatever it says, the part goes to the master DC.
+            return Ok(DownloadProgress::Resend);
+        }
         let Ok(err) = RpcError::classify(code, message) else {
             return Err(self.fail(FileError::refused(code, message)));
         };
