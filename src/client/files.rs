@@ -397,11 +397,11 @@ impl Parts {
     }
 
     fn retry(&mut self, part: u32) {
-        if let Some(b) = self.bit(part) {
-            if self.flight & b != 0 {
-                self.flight &= !b;
-                self.again |= b;
-            }
+        if let Some(b) = self.bit(part)
+            && self.flight & b != 0
+        {
+            self.flight &= !b;
+            self.again |= b;
         }
     }
 
@@ -580,7 +580,7 @@ impl Default for UploadConfig {
 }
 
 const fn valid_part_size(p: u32) -> bool {
-    p > 0 && p % KIB == 0 && MAX_UPLOAD_PART % p == 0
+    p > 0 && p.is_multiple_of(KIB) && MAX_UPLOAD_PART.is_multiple_of(p)
 }
 
 /// What to persist to resume an upload: 32 bytes ([`UploadState::to_bytes`]). Telegram keeps saved parts for a
@@ -1056,7 +1056,10 @@ impl DownloadConfig {
 
     fn check(&self) -> Result<(), FileError> {
         self.transfer.check()?;
-        if self.limit == 0 || self.limit % DOWNLOAD_ALIGN != 0 || MAX_DOWNLOAD_LIMIT % self.limit != 0 {
+        if self.limit == 0
+            || !self.limit.is_multiple_of(DOWNLOAD_ALIGN)
+            || !MAX_DOWNLOAD_LIMIT.is_multiple_of(self.limit)
+        {
             return Err(FileError::BadConfig);
         }
         Ok(())
@@ -1479,27 +1482,27 @@ impl Download {
             return Ok(None);
         }
         // A reupload first: the CDN parts behind it wait for it.
-        if let Some(cdn) = &mut self.cdn {
-            if let Some((part, token, sent)) = &mut cdn.reupload {
-                if *sent {
-                    return Ok(None);
-                }
-                let call = functions::UploadReuploadCdnFile {
-                    file_token: &cdn.token,
-                    request_token: token,
-                };
-                let len = encode(&call, buf).map_err(|_| FileError::BufferTooSmall { needed: call.tl_len() })?;
-                *sent = true;
-                let part = *part;
-                return Ok(Some(Request {
-                    tag: Tag::new(Method::ReuploadCdnFile, part),
-                    method: Method::ReuploadCdnFile,
-                    len,
-                    dc: self.dc,
-                    cdn: false,
-                    connection: 0,
-                }));
+        if let Some(cdn) = &mut self.cdn
+            && let Some((part, token, sent)) = &mut cdn.reupload
+        {
+            if *sent {
+                return Ok(None);
             }
+            let call = functions::UploadReuploadCdnFile {
+                file_token: &cdn.token,
+                request_token: token,
+            };
+            let len = encode(&call, buf).map_err(|_| FileError::BufferTooSmall { needed: call.tl_len() })?;
+            *sent = true;
+            let part = *part;
+            return Ok(Some(Request {
+                tag: Tag::new(Method::ReuploadCdnFile, part),
+                method: Method::ReuploadCdnFile,
+                len,
+                dc: self.dc,
+                cdn: false,
+                connection: 0,
+            }));
         }
         let Some(part) = self.parts.peek(self.cfg.transfer.window) else {
             return Ok(None);
@@ -1697,9 +1700,15 @@ impl Download {
                 Ok(DownloadProgress::Data { offset, bytes })
             }
             enums::UploadFile::UploadFileCdnRedirect(r) => {
-                if !self.cfg.cdn || self.cdn_off {
+                if !self.cfg.cdn {
                     // Not asked for: a DC must not redirect a client that did not set cdn_supported.
                     return Err(FileError::Inconsistent);
+                }
+                if self.cdn_off || self.cdn.is_some() {
+                    // Asked before the CDN was given up, or another part already brought the redirect in force:
+                    // the part is asked again (from the master DC, or from the CDN).
+                    self.parts.retry(part);
+                    return Ok(DownloadProgress::Resend);
                 }
                 let dc = DcId::new(i64::from(r.dc_id)).ok_or(FileError::Inconsistent)?;
                 let token = HVec::from_slice(r.file_token).map_err(|_| FileError::Inconsistent)?;
@@ -1788,14 +1797,14 @@ impl Download {
         let Some(cdn) = &mut self.cdn else { return Ok(()) };
         let asked = cdn.hashes_pending.take();
         cdn.add_hashes(hashes.iter(), base, horizon)?;
-        if let Some(at) = asked.filter(|a| *a < horizon) {
-            if !cdn.hashes.iter().any(|h| h.offset == at) {
-                if hashes.iter().next().is_none() {
-                    // No hash at that offset: the file ends there.
-                    cdn.hash_end = Some(cdn.hash_end.map_or(at, |e| e.min(at)));
-                } else {
-                    return Err(FileError::Inconsistent);
-                }
+        if let Some(at) = asked.filter(|a| *a < horizon)
+            && !cdn.hashes.iter().any(|h| h.offset == at)
+        {
+            if hashes.iter().next().is_none() {
+                // No hash at that offset: the file ends there.
+                cdn.hash_end = Some(cdn.hash_end.map_or(at, |e| e.min(at)));
+            } else {
+                return Err(FileError::Inconsistent);
             }
         }
         Ok(())
@@ -1835,12 +1844,11 @@ impl Download {
             reason: MigrateReason::File,
             dc,
         } = err.kind
+            && method == Method::GetFile
         {
-            if method == Method::GetFile {
-                self.redirect()?;
-                self.dc = Some(dc);
-                return Ok(DownloadProgress::Migrate { dc });
-            }
+            self.redirect()?;
+            self.dc = Some(dc);
+            return Ok(DownloadProgress::Migrate { dc });
         }
         match self.pace.on_error(&self.cfg.transfer, now, &err) {
             Some(Ok(d)) => return Ok(DownloadProgress::Delayed(d)),
@@ -1879,10 +1887,10 @@ impl Download {
                 }
             }
             _ => {
-                if let Some(c) = &mut self.cdn {
-                    if let Some((_, _, sent)) = &mut c.reupload {
-                        *sent = false;
-                    }
+                if let Some(c) = &mut self.cdn
+                    && let Some((_, _, sent)) = &mut c.reupload
+                {
+                    *sent = false;
                 }
             }
         }
