@@ -676,14 +676,16 @@ fn file_migrate_moves_the_rest_of_the_download() {
     let mut dc = Dc::new();
     dc.files.insert(2, data.clone());
     dc.home_of_files = Some(4);
-    let mut dl = Download::new(dcfg(4, 64 * KIB), &location(2, b"ref-1"), Some(data.len() as u64)).unwrap();
+    // 32 parts in flight all get FILE_MIGRATE_4: the move is followed once (counting each as a migration failed
+    // the download with TooManyRedirects).
+    let mut dl = Download::new(dcfg(32, 8 * KIB), &location(2, b"ref-1"), Some(data.len() as u64)).unwrap();
     let got = download(&mut dl, &mut dc);
     assert!(got.out == data);
     assert_eq!(dl.dc(), DcId::new(4));
     assert_eq!(
         got.events.iter().filter(|e| e.starts_with("Migrate")).count(),
-        4,
-        "each part in flight migrated"
+        1,
+        "surfaced once"
     );
 }
 

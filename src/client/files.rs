@@ -1846,6 +1846,10 @@ impl Download {
         } = err.kind
             && method == Method::GetFile
         {
+            if self.dc == Some(dc) {
+                // Another request sent before the move brought the same news: it is sent again there.
+                return Ok(DownloadProgress::Resend);
+            }
             self.redirect()?;
             self.dc = Some(dc);
             return Ok(DownloadProgress::Migrate { dc });
