@@ -17,6 +17,8 @@
 //!   side test_dc needs to check them.
 //! - [`store`]: what a client keeps across restarts (auth keys per DC, home DC, user, salts, DC list, update
 //!   state), the [`store::Store`] trait the host implements and a checksummed one-blob encoding.
+//! - [`files`] (`api` feature): uploads and downloads of large files (a window of parts in flight, resumable,
+//!   `FILE_MIGRATE`, file references, CDN parts decrypted and hash-checked before they are handed over).
 //! - [`signin`] (`api` feature): the sign-in flows (bot token, phone code, two-step password, QR login) and
 //!   `auth.logOut` as state machines the host drives with the answers to the requests they ask it to send.
 //! - [`updates`] (`api` feature): updates delivered in order and exactly once: pts, qts, seq and every channel's
@@ -25,6 +27,8 @@
 
 use core::fmt;
 
+#[cfg(feature = "api")]
+pub mod files;
 pub mod flood;
 pub mod router;
 pub mod rpc_error;

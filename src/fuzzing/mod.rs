@@ -9,6 +9,7 @@ pub mod client;
 pub mod connection;
 pub mod crypto;
 pub mod e2e;
+pub mod files;
 pub mod handshake;
 pub mod keys;
 pub mod pfs;
@@ -39,6 +40,7 @@ pub fn targets() -> impl Iterator<Item = (&'static str, Target)> {
         .chain(signin::TARGETS)
         .chain(store::TARGETS)
         .chain(updates::TARGETS)
+        .chain(files::TARGETS)
         .copied()
 }
 

@@ -59,6 +59,7 @@ use rand::RngExt;
 use crate::api::{self, Reply};
 use crate::auth::{self, DcInfo, World};
 use crate::carriage_conn::{self, Carriages};
+use crate::files;
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
 /// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet
@@ -272,6 +273,8 @@ struct Shared {
 /// The state the DCs of one process share (see [`start_cluster`]).
 struct ClusterShared {
     world: Mutex<World>,
+    /// Uploaded files (`crate::files`), cluster-wide so a download on the wrong DC gets `FILE_MIGRATE_X`.
+    files: Mutex<files::FileStore>,
     /// Each DC, for updates one DC's call makes for another's connections (a QR token accepted on DC 2 for a
     /// client waiting on DC 1). Weak: a DC's state lives as long as its connections and its [`Dc`].
     dcs: Mutex<HashMap<i32, Weak<Shared>>>,
@@ -355,6 +358,11 @@ impl Dc {
     /// as `auth::World::set_code_lifetime`).
     pub fn with_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
         f(&mut lock(&self.shared.cluster.world))
+    }
+
+    /// Runs `f` on the files uploaded to the cluster (the cap, the stored bytes).
+    pub fn with_files<T>(&self, f: impl FnOnce(&mut files::FileStore) -> T) -> T {
+        f(&mut lock(&self.shared.cluster.files))
     }
 
     /// Counters.
@@ -509,6 +517,7 @@ fn start_dcs(opts: ClusterOptions, handshake_dc: &[Option<i32>]) -> io::Result<C
     }
     let cluster = Arc::new(ClusterShared {
         world: Mutex::new(world),
+        files: Mutex::new(files::FileStore::default()),
         dcs: Mutex::new(HashMap::new()),
     });
     let mut dcs = Vec::new();
@@ -1125,7 +1134,14 @@ impl<'s> Conn<'s> {
                 let call = invoke::unwrap(&body, api::MAX_WRAPPERS)
                     .ok()
                     .and_then(|w| body.get(body.len().saturating_sub(w.args.len() + 4)..));
-                let outcome = call.and_then(|c| lock(&self.sh.cluster.world).execute(c, ctx, &mut rand::rng()));
+                let file = call.and_then(|c| files::execute(&mut lock(&self.sh.cluster.files), self.sh.dc_id, c));
+                let outcome = match file {
+                    Some(reply) => Some(auth::Outcome {
+                        reply,
+                        pushes: Vec::new(),
+                    }),
+                    None => call.and_then(|c| lock(&self.sh.cluster.world).execute(c, ctx, &mut rand::rng())),
+                };
                 match outcome {
                     Some(o) => {
                         for (dc, p) in o.pushes {

@@ -1,0 +1,1191 @@
+//! Uploads and downloads (`client::files`) end to end against a scripted DC in memory: every request the machines
+//! write is validated against the schema and read back through the typed views; the DC stores uploaded parts,
+//! serves `upload.getFile` from them with the spec's offset/limit checks, and can migrate, expire file references,
+//! flood-wait, redirect to a CDN (AES-256-CTR, SHA-256 per 128 KiB), need a CDN reupload and tamper with a CDN part.
+//! Checks: bytes identical after upload then download at the sizes around every boundary, resume from the
+//! persisted state after a drop, the window bound, precise end of file, and that a tampered CDN part is never
+//! handed over.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use mtproto_sansio::client::DcId;
+use mtproto_sansio::client::files::{
+    BIG_FILE, CDN_HASH_RANGE, Download, DownloadConfig, DownloadProgress, DownloadState, FileConfig, FileError, KIB,
+    MAX_WINDOW, Method, Request, Upload, UploadConfig, UploadState,
+};
+use mtproto_sansio::crypto::aes::AesCtr;
+use mtproto_sansio::time::Instant;
+use mtproto_sansio::tl::api::{Bare, Boxed, Obj, RemoteCall, Seq, enums, functions, types};
+use mtproto_sansio::tl::layout::Root;
+use mtproto_sansio::tl::tables::api as tables;
+use mtproto_sansio::tl::typed::Cursor;
+use mtproto_sansio::tl::{self as tl, TlWrite};
+use sha2::Sha256;
+
+const MIB: u64 = 1024 * 1024;
+const CDN_DC: i32 = 201;
+
+fn enc<T: TlWrite + ?Sized>(v: &T) -> Vec<u8> {
+    let mut out = vec![0u8; v.tl_len()];
+    assert_eq!(tl::encode(v, &mut out).unwrap(), out.len());
+    out
+}
+
+fn view<'a, F: Bare<'a>>(call: &'a [u8]) -> F {
+    assert_eq!(u32::from_le_bytes(call[..4].try_into().unwrap()), F::ID);
+    F::read_bare(&mut Cursor::new(&call[4..], &tables::API))
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+fn location(id: i64, reference: &[u8]) -> Vec<u8> {
+    enc(&enums::InputFileLocation::InputDocumentFileLocation(
+        types::InputDocumentFileLocation {
+            id,
+            access_hash: id ^ 0x55,
+            file_reference: reference,
+            thumb_size: b"",
+        },
+    ))
+}
+
+fn bool_true() -> Vec<u8> {
+    enc(&enums::Bool::BoolTrue(types::BoolTrue {}))
+}
+
+/// What the scripted DC answers.
+enum Answer {
+    Ok(Vec<u8>),
+    Err(i32, String),
+}
+
+/// A DC in memory: stores uploads, serves downloads, and misbehaves on request.
+#[derive(Default)]
+struct Dc {
+    /// Uploads: file_id → part → bytes.
+    uploads: HashMap<i64, BTreeMap<i32, Vec<u8>>>,
+    /// Big uploads' announced part counts.
+    totals: HashMap<i64, i32>,
+    /// Files by document id.
+    files: HashMap<i64, Vec<u8>>,
+    /// The valid file reference (an old one gets FILE_REFERENCE_EXPIRED).
+    reference: Vec<u8>,
+    /// The DC the files live on (`None`: this one). Requests not marked for it get FILE_MIGRATE_X.
+    home_of_files: Option<i32>,
+    /// Flood-wait the next this many getFile calls.
+    flood: u32,
+    /// Redirect getFile to a CDN when the client supports it.
+    cdn: bool,
+    /// CDN key/iv/token.
+    cdn_key: [u8; 32],
+    cdn_iv: [u8; 16],
+    /// CDN offsets that need a reupload first (cleared by reuploadCdnFile).
+    cdn_missing: HashSet<i64>,
+    /// CDN offsets whose ciphertext gets a flipped byte.
+    cdn_tamper: HashSet<i64>,
+    /// Calls seen, by method id.
+    calls: HashMap<u32, u32>,
+}
+
+impl Dc {
+    fn new() -> Dc {
+        Dc {
+            reference: b"ref-1".to_vec(),
+            cdn_key: [7; 32],
+            cdn_iv: [9; 16],
+            ..Dc::default()
+        }
+    }
+
+    fn file_from_upload(&mut self, doc: i64, file_id: i64) -> Vec<u8> {
+        let parts = self.uploads.remove(&file_id).expect("uploaded");
+        let mut data = Vec::new();
+        for (i, (n, p)) in parts.iter().enumerate() {
+            assert_eq!(*n as usize, i, "parts 0..n all present");
+            data.extend_from_slice(p);
+        }
+        self.files.insert(doc, data.clone());
+        data
+    }
+
+    fn hashes(&self, data: &[u8], from: i64, count: usize) -> Vec<u8> {
+        let mut items = Vec::new();
+        let mut off = from as usize;
+        while off < data.len() && items.len() < count {
+            let end = (off + CDN_HASH_RANGE as usize).min(data.len());
+            let h: [u8; 32] = Sha256::digest(&data[off..end]).into();
+            items.push((off as i64, (end - off) as i32, h));
+            off = end;
+        }
+        let mut out = 0x1cb5_c415u32.to_le_bytes().to_vec();
+        out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+        for (o, l, h) in &items {
+            out.extend(enc(&types::FileHash {
+                offset: *o,
+                limit: *l,
+                hash: h,
+            }));
+        }
+        out
+    }
+
+    fn only_file(&self) -> &Vec<u8> {
+        self.files.values().next().expect("a file")
+    }
+
+    fn answer(&mut self, req: &Request, call: &[u8]) -> Answer {
+        assert_eq!(
+            tables::API.validate(call, Root::Function),
+            Ok(call.len()),
+            "{:?}",
+            req.method
+        );
+        let id = u32::from_le_bytes(call[..4].try_into().unwrap());
+        assert_eq!(id, req.method.id());
+        *self.calls.entry(id).or_default() += 1;
+        match req.method {
+            Method::SaveFilePart => {
+                let c: functions::UploadSaveFilePart<'_> = view(call);
+                self.uploads
+                    .entry(c.file_id)
+                    .or_default()
+                    .insert(c.file_part, c.bytes.to_vec());
+                Answer::Ok(bool_true())
+            }
+            Method::SaveBigFilePart => {
+                let c: functions::UploadSaveBigFilePart<'_> = view(call);
+                assert_eq!(
+                    *self.totals.entry(c.file_id).or_insert(c.file_total_parts),
+                    c.file_total_parts
+                );
+                self.uploads
+                    .entry(c.file_id)
+                    .or_default()
+                    .insert(c.file_part, c.bytes.to_vec());
+                Answer::Ok(bool_true())
+            }
+            Method::GetFile => {
+                let c: functions::UploadGetFile<'_> = view(call);
+                if let Some(home) = self.home_of_files
+                    && req.dc != DcId::new(home.into())
+                {
+                    return Answer::Err(303, format!("FILE_MIGRATE_{home}"));
+                }
+                if self.flood > 0 {
+                    self.flood -= 1;
+                    return Answer::Err(420, "FLOOD_WAIT_3".into());
+                }
+                let Some(enums::InputFileLocation::InputDocumentFileLocation(l)) = c.location.get() else {
+                    return Answer::Err(400, "LOCATION_INVALID".into());
+                };
+                if l.file_reference != self.reference.as_slice() {
+                    return Answer::Err(400, "FILE_REFERENCE_EXPIRED".into());
+                }
+                let (off, lim) = (c.offset, c.limit);
+                if lim <= 0 || lim % 4096 != 0 || (1 << 20) % lim != 0 {
+                    return Answer::Err(400, "LIMIT_INVALID".into());
+                }
+                if off < 0 || off % 4096 != 0 || off / (1 << 20) != (off + i64::from(lim) - 1) / (1 << 20) {
+                    return Answer::Err(400, "OFFSET_INVALID".into());
+                }
+                let Some(data) = self.files.get(&l.id) else {
+                    return Answer::Err(400, "FILE_ID_INVALID".into());
+                };
+                if self.cdn && c.cdn_supported {
+                    let hashes = self.hashes(data, 0, 2);
+                    let v: Seq<'_, Obj<'_, enums::FileHash<'_>>> =
+                        functions::UploadGetCdnFileHashes::decode_result(&hashes).unwrap();
+                    return Answer::Ok(enc(&types::UploadFileCdnRedirect {
+                        dc_id: CDN_DC,
+                        file_token: b"cdn-token",
+                        encryption_key: &self.cdn_key,
+                        encryption_iv: &self.cdn_iv,
+                        file_hashes: v,
+                    }));
+                }
+                let s = (off as usize).min(data.len());
+                let e = (s + lim as usize).min(data.len());
+                Answer::Ok(enc(&types::UploadFile {
+                    type_: Obj::new(&enums::StorageFileType::StorageFilePartial(
+                        types::StorageFilePartial {},
+                    )),
+                    mtime: 0,
+                    bytes: &data[s..e],
+                }))
+            }
+            Method::GetCdnFile => {
+                assert!(req.cdn && req.dc == DcId::new(CDN_DC.into()));
+                let c: functions::UploadGetCdnFile<'_> = view(call);
+                assert_eq!(c.file_token, b"cdn-token");
+                if self.cdn_missing.contains(&c.offset) {
+                    return Answer::Ok(enc(&types::UploadCdnFileReuploadNeeded {
+                        request_token: b"req-token",
+                    }));
+                }
+                let data = self.only_file();
+                let s = (c.offset as usize).min(data.len());
+                let e = (s + c.limit as usize).min(data.len());
+                let mut bytes = data[s..e].to_vec();
+                let mut iv = self.cdn_iv;
+                iv[12..].copy_from_slice(&((c.offset / 16) as u32).to_be_bytes());
+                AesCtr::new(&self.cdn_key, &iv).apply(&mut bytes);
+                if self.cdn_tamper.contains(&c.offset) && !bytes.is_empty() {
+                    bytes[0] ^= 1;
+                }
+                Answer::Ok(enc(&types::UploadCdnFile { bytes: &bytes }))
+            }
+            Method::GetCdnFileHashes => {
+                assert!(!req.cdn);
+                let c: functions::UploadGetCdnFileHashes<'_> = view(call);
+                Answer::Ok(self.hashes(self.only_file(), c.offset, 8))
+            }
+            Method::ReuploadCdnFile => {
+                assert!(!req.cdn);
+                let c: functions::UploadReuploadCdnFile<'_> = view(call);
+                assert_eq!(c.request_token, b"req-token");
+                self.cdn_missing.clear();
+                Answer::Ok(self.hashes(self.only_file(), 0, 4))
+            }
+        }
+    }
+}
+
+fn ucfg(window: u8) -> UploadConfig {
+    UploadConfig {
+        transfer: FileConfig {
+            window,
+            ..FileConfig::DEFAULT
+        },
+        ..UploadConfig::DEFAULT
+    }
+}
+
+fn dcfg(window: u8, limit: u32) -> DownloadConfig {
+    DownloadConfig {
+        transfer: FileConfig {
+            window,
+            ..FileConfig::DEFAULT
+        },
+        limit,
+        cdn: false,
+    }
+}
+
+/// Drives an upload against the DC until complete, answering the window's requests in reverse order. Returns the
+/// most parts seen in flight at once.
+fn upload_all(up: &mut Upload, dc: &mut Dc, data: &[u8], mut now: Instant) -> u32 {
+    let mut buf = vec![0u8; up.max_request_len()];
+    let mut most = 0;
+    while !up.is_complete() {
+        let mut batch = Vec::new();
+        while let Some(req) = up
+            .poll_request(now, &mut buf, |off, dst| {
+                dst.copy_from_slice(&data[off as usize..off as usize + dst.len()]);
+                true
+            })
+            .unwrap()
+        {
+            batch.push((req, buf[..req.len].to_vec()));
+        }
+        most = most.max(up.in_flight());
+        if batch.is_empty() {
+            let at = up.poll_timeout().expect("stalled without a timer");
+            now = at;
+            up.handle_timeout(now);
+            continue;
+        }
+        for (req, call) in batch.into_iter().rev() {
+            match dc.answer(&req, &call) {
+                Answer::Ok(b) => {
+                    up.handle_result(now, req.tag, &b).unwrap();
+                }
+                Answer::Err(c, m) => {
+                    up.handle_rpc_error(now, req.tag, c, m.as_bytes()).unwrap();
+                }
+            }
+        }
+    }
+    most
+}
+
+#[derive(Default)]
+struct Got {
+    out: Vec<u8>,
+    written: Vec<(u64, usize)>,
+    events: Vec<String>,
+    most: u32,
+}
+
+impl Got {
+    fn take(&mut self, p: &DownloadProgress<'_>) {
+        match p {
+            DownloadProgress::Data { offset, bytes } => {
+                let end = *offset as usize + bytes.len();
+                if self.out.len() < end {
+                    self.out.resize(end, 0);
+                }
+                self.out[*offset as usize..end].copy_from_slice(bytes);
+                self.written.push((*offset, bytes.len()));
+            }
+            DownloadProgress::Nothing => {}
+            other => self.events.push(format!("{other:?}")),
+        }
+    }
+}
+
+/// Drives a download until complete (or `stop` says to stop after a batch); answers each batch in reverse order.
+/// `on_event` gets the chance to react (refresh the location...).
+fn download_until(
+    dl: &mut Download,
+    dc: &mut Dc,
+    got: &mut Got,
+    now: &mut Instant,
+    mut stop: impl FnMut(&Download, &Got) -> bool,
+    mut react: impl FnMut(&mut Download, &mut Dc, &str),
+) {
+    let mut buf = vec![0u8; 1024];
+    let mut guard = 0;
+    while !dl.is_complete() && !stop(dl, got) {
+        guard += 1;
+        assert!(guard < 100_000, "no progress");
+        let mut batch = Vec::new();
+        while let Some(req) = dl.poll_request(*now, &mut buf).unwrap() {
+            batch.push((req, buf[..req.len].to_vec()));
+        }
+        got.most = got.most.max(dl.in_flight());
+        if batch.is_empty() {
+            if let Some(at) = dl.poll_timeout() {
+                *now = at;
+                dl.handle_timeout(*now);
+                continue;
+            }
+            let last = got.events.last().cloned().unwrap_or_default();
+            react(dl, dc, &last);
+            continue;
+        }
+        for (req, call) in batch.into_iter().rev() {
+            let before = got.events.len();
+            match dc.answer(&req, &call) {
+                Answer::Ok(mut b) => {
+                    let p = dl.handle_result(*now, req.tag, &mut b).unwrap();
+                    got.take(&p);
+                }
+                Answer::Err(c, m) => {
+                    let p = dl.handle_rpc_error(*now, req.tag, c, m.as_bytes()).unwrap();
+                    got.take(&p);
+                }
+            }
+            if got.events.len() > before {
+                let last = got.events.last().cloned().unwrap_or_default();
+                react(dl, dc, &last);
+            }
+        }
+    }
+}
+
+fn download(dl: &mut Download, dc: &mut Dc) -> Got {
+    let mut got = Got::default();
+    let mut now = Instant::from_secs(1);
+    download_until(dl, dc, &mut got, &mut now, |_, _| false, |_, _, _| {});
+    got
+}
+
+fn round_trip(size: usize, window: u8, limit: u32) {
+    let data = pattern(size, size as u8);
+    let mut dc = Dc::new();
+    let mut up = Upload::new(ucfg(window), 0x1234_5678 + size as i64, size as u64).unwrap();
+    assert_eq!(up.is_big(), size as u64 > BIG_FILE);
+    upload_all(&mut up, &mut dc, &data, Instant::from_secs(1));
+    let mut file = vec![0u8; 256];
+    let n = up.input_file(b"f.bin", &mut file).unwrap();
+    if up.is_big() {
+        let f = enums::InputFile::decode(&file[..n]).unwrap();
+        assert!(matches!(f, enums::InputFile::InputFileBig(b) if b.parts as u32 == up.total_parts()));
+    } else {
+        let Ok(enums::InputFile::InputFile(f)) = enums::InputFile::decode(&file[..n]) else {
+            panic!("inputFile")
+        };
+        let want: String = Md5::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(f.md5_checksum, want.as_bytes(), "md5 of the whole file");
+        assert_eq!(f.parts as u32, up.total_parts());
+    }
+    let stored = dc.file_from_upload(77, up.file_id());
+    assert_eq!(stored, data, "the DC holds the bytes");
+    for known in [Some(size as u64), None] {
+        let mut dl = Download::new(dcfg(window, limit), &location(77, b"ref-1"), known).unwrap();
+        let got = download(&mut dl, &mut dc);
+        assert_eq!(
+            got.out.len(),
+            size,
+            "precise end of file, size known: {}",
+            known.is_some()
+        );
+        assert!(got.out == data, "bytes identical at {size}");
+        assert_eq!(dl.size(), Some(size as u64));
+        assert!(got.most <= u32::from(window));
+    }
+}
+
+#[test]
+fn upload_then_download_is_identical_at_every_boundary() {
+    for size in [1usize, 4095, 4096, (MIB - 1) as usize, MIB as usize, (MIB + 1) as usize] {
+        round_trip(size, 8, 128 * KIB);
+    }
+}
+
+#[test]
+fn ten_mib_is_a_small_file_and_one_byte_more_is_big() {
+    round_trip(BIG_FILE as usize, 16, 1024 * KIB);
+    round_trip(BIG_FILE as usize + 1, 16, 1024 * KIB);
+}
+
+#[test]
+fn empty_file_ends_at_once_or_on_the_first_empty_part() {
+    let mut dc = Dc::new();
+    dc.files.insert(5, Vec::new());
+    let mut dl = Download::new(dcfg(4, 4096), &location(5, b"ref-1"), Some(0)).unwrap();
+    assert!(dl.is_complete());
+    assert_eq!(
+        dl.poll_request(Instant::from_secs(1), &mut [0u8; 1024]).unwrap(),
+        None,
+        "nothing to ask"
+    );
+    let mut dl = Download::new(dcfg(4, 4096), &location(5, b"ref-1"), None).unwrap();
+    let got = download(&mut dl, &mut dc);
+    assert!(got.out.is_empty());
+    assert_eq!(dl.size(), Some(0));
+    assert_eq!(Upload::new(UploadConfig::DEFAULT, 1, 0).unwrap_err(), FileError::Empty);
+}
+
+#[test]
+fn unknown_size_a_multiple_of_the_limit_ends_on_an_empty_part() {
+    let data = pattern(3 * 4096, 3);
+    let mut dc = Dc::new();
+    dc.files.insert(9, data.clone());
+    let mut dl = Download::new(dcfg(8, 4096), &location(9, b"ref-1"), None).unwrap();
+    let got = download(&mut dl, &mut dc);
+    assert_eq!(got.out, data);
+    assert_eq!(dl.size(), Some(data.len() as u64));
+    // Parts asked past the end (the window was wider than the file) were answered empty and handed nothing.
+    assert!(got.written.iter().all(|(_, n)| *n > 0));
+}
+
+#[test]
+fn save_part_request_is_exactly_what_the_generated_writer_writes() {
+    for (size, big) in [(700usize, false), (BIG_FILE as usize + 3, true)] {
+        let data = pattern(size, 1);
+        let mut up = Upload::new(ucfg(1), -42, size as u64).unwrap();
+        let mut buf = vec![0u8; up.max_request_len()];
+        let req = up
+            .poll_request(Instant::from_secs(0), &mut buf, |o, d| {
+                d.copy_from_slice(&data[o as usize..o as usize + d.len()]);
+                true
+            })
+            .unwrap()
+            .unwrap();
+        let part = &data[..up.part_size().min(size as u32) as usize];
+        let want = if big {
+            enc(&functions::UploadSaveBigFilePart {
+                file_id: -42,
+                file_part: 0,
+                file_total_parts: up.total_parts() as i32,
+                bytes: part,
+            })
+        } else {
+            enc(&functions::UploadSaveFilePart {
+                file_id: -42,
+                file_part: 0,
+                bytes: part,
+            })
+        };
+        assert_eq!(&buf[..req.len], &want[..]);
+    }
+}
+
+#[test]
+fn part_sizes_follow_the_spec() {
+    for size in [1u64, 100 * KIB as u64, 31 * MIB, 100 * MIB, 1900 * MIB] {
+        let up = Upload::new(UploadConfig::DEFAULT, 1, size).unwrap();
+        let p = up.part_size();
+        assert!(p.is_multiple_of(KIB) && (512 * KIB).is_multiple_of(p), "{p}");
+        assert!(up.total_parts() <= 4000);
+    }
+    assert_eq!(
+        Upload::new(UploadConfig::DEFAULT, 1, 2001 * MIB).unwrap_err(),
+        FileError::TooBig
+    );
+    for bad in [0, 1000, 3 * KIB, 1024 * KIB] {
+        let cfg = UploadConfig {
+            part_size: Some(bad),
+            ..UploadConfig::DEFAULT
+        };
+        assert_eq!(Upload::new(cfg, 1, 100).unwrap_err(), FileError::BadConfig, "{bad}");
+    }
+    for bad in [0, 1024, 4096 * 3, 2048 * KIB] {
+        assert_eq!(
+            Download::new(dcfg(4, bad), &location(1, b""), None).unwrap_err(),
+            FileError::BadConfig
+        );
+    }
+    assert_eq!(
+        Download::new(dcfg(0, 4096), &location(1, b""), None).unwrap_err(),
+        FileError::BadConfig
+    );
+    assert_eq!(
+        Download::new(dcfg(MAX_WINDOW + 1, 4096), &location(1, b""), None).unwrap_err(),
+        FileError::BadConfig
+    );
+    assert_eq!(
+        Download::new(dcfg(4, 4096), b"\x01\x02\x03\x04", None).unwrap_err(),
+        FileError::BadLocation
+    );
+}
+
+#[test]
+fn window_bounds_the_parts_in_flight() {
+    let data = pattern(40 * 4096, 4);
+    let mut dc = Dc::new();
+    dc.files.insert(1, data.clone());
+    for window in [1u8, 3, 16, 64] {
+        let mut dl = Download::new(dcfg(window, 4096), &location(1, b"ref-1"), Some(data.len() as u64)).unwrap();
+        let got = download(&mut dl, &mut dc);
+        assert_eq!(got.out, data);
+        assert_eq!(
+            got.most,
+            u32::from(window).min(40),
+            "window {window} filled, never exceeded"
+        );
+        let mut up = Upload::new(ucfg(window), 99, data.len() as u64).unwrap();
+        let most = upload_all(&mut up, &mut dc, &data, Instant::from_secs(0));
+        assert!(most <= u32::from(window));
+    }
+}
+
+#[test]
+fn upload_resumes_from_the_persisted_state_after_a_drop() {
+    let size = 3 * MIB as usize + 5;
+    let data = pattern(size, 6);
+    let mut dc = Dc::new();
+    let cfg = UploadConfig {
+        part_size: Some(64 * KIB),
+        ..ucfg(8)
+    };
+    let mut up = Upload::new(cfg, 31337, size as u64).unwrap();
+    let mut buf = vec![0u8; up.max_request_len()];
+    let now = Instant::from_secs(0);
+    // Send a window; the DC stores all of them, but only some answers arrive before the connection drops.
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        while let Some(req) = up
+            .poll_request(now, &mut buf, |o, d| {
+                d.copy_from_slice(&data[o as usize..o as usize + d.len()]);
+                true
+            })
+            .unwrap()
+        {
+            sent.push((req, buf[..req.len].to_vec()));
+        }
+        // Answer all but the lowest in flight, so the state has parts done above a gap.
+        sent.sort_by_key(|(r, _)| r.tag.0);
+        let keep = sent.remove(0);
+        for (req, call) in sent.drain(..) {
+            let Answer::Ok(b) = dc.answer(&req, &call) else {
+                panic!()
+            };
+            up.handle_result(now, req.tag, &b).unwrap();
+        }
+        sent.push(keep);
+    }
+    let state = up.state();
+    assert!(state.done != 0, "parts done above the first missing one: {state:?}");
+    let bytes = state.to_bytes();
+    drop(up);
+    let restored = UploadState::from_bytes(&bytes).unwrap();
+    assert_eq!(restored, state);
+    let mut up = Upload::resume(cfg, &restored).unwrap();
+    let before = dc.calls.get(&functions::UploadSaveFilePart::ID).copied().unwrap_or(0);
+    upload_all(&mut up, &mut dc, &data, now);
+    let after = dc.calls[&functions::UploadSaveFilePart::ID];
+    let done_before = state.base + state.done.count_ones();
+    assert_eq!(
+        after - before,
+        up.total_parts() - done_before,
+        "only the parts not done are sent again"
+    );
+    assert_eq!(dc.file_from_upload(3, 31337), data);
+    let mut file = [0u8; 128];
+    let n = up.input_file(b"x", &mut file).unwrap();
+    let Ok(enums::InputFile::InputFile(f)) = enums::InputFile::decode(&file[..n]) else {
+        panic!()
+    };
+    assert_eq!(f.md5_checksum, b"", "md5 not known after a resume: left empty");
+    assert_eq!(UploadState::from_bytes(&bytes[..31]).unwrap_err(), FileError::BadState);
+}
+
+#[test]
+fn download_resumes_from_the_persisted_state_after_a_drop() {
+    let data = pattern(2 * MIB as usize + 77, 8);
+    let mut dc = Dc::new();
+    dc.files.insert(4, data.clone());
+    let cfg = dcfg(6, 64 * KIB);
+    let mut dl = Download::new(cfg, &location(4, b"ref-1"), None).unwrap();
+    let mut got = Got::default();
+    let mut now = Instant::from_secs(0);
+    download_until(
+        &mut dl,
+        &mut dc,
+        &mut got,
+        &mut now,
+        |_, g| g.written.len() >= 10,
+        |_, _, _| {},
+    );
+    let state = DownloadState::from_bytes(&dl.state().to_bytes()).unwrap();
+    drop(dl);
+    let mut dl = Download::resume(cfg, &location(4, b"ref-1"), &state).unwrap();
+    let mut got2 = Got {
+        out: got.out.clone(),
+        ..Got::default()
+    };
+    download_until(&mut dl, &mut dc, &mut got2, &mut now, |_, _| false, |_, _, _| {});
+    assert!(got2.out == data);
+    let first: HashSet<u64> = got.written.iter().map(|w| w.0).collect();
+    assert!(
+        got2.written.iter().all(|w| !first.contains(&w.0)),
+        "no part fetched twice"
+    );
+    let bad = DownloadState {
+        base: 1000,
+        size: Some(100 * 64 * 1024),
+        ..state
+    };
+    assert_eq!(
+        Download::resume(cfg, &location(4, b"ref-1"), &bad).unwrap_err(),
+        FileError::BadState
+    );
+}
+
+#[test]
+fn file_migrate_moves_the_rest_of_the_download() {
+    let data = pattern(300 * 1024, 10);
+    let mut dc = Dc::new();
+    dc.files.insert(2, data.clone());
+    dc.home_of_files = Some(4);
+    // 32 parts in flight all get FILE_MIGRATE_4: the move is followed once (counting each as a migration failed
+    // the download with TooManyRedirects).
+    let mut dl = Download::new(dcfg(32, 8 * KIB), &location(2, b"ref-1"), Some(data.len() as u64)).unwrap();
+    let got = download(&mut dl, &mut dc);
+    assert!(got.out == data);
+    assert_eq!(dl.dc(), DcId::new(4));
+    assert_eq!(
+        got.events.iter().filter(|e| e.starts_with("Migrate")).count(),
+        1,
+        "surfaced once"
+    );
+}
+
+#[test]
+fn expired_reference_stops_the_download_until_refreshed() {
+    let data = pattern(200 * 1024, 11);
+    let mut dc = Dc::new();
+    dc.files.insert(8, data.clone());
+    dc.reference = b"ref-2".to_vec();
+    let mut dl = Download::new(dcfg(4, 32 * KIB), &location(8, b"ref-1"), Some(data.len() as u64)).unwrap();
+    let mut got = Got::default();
+    let mut now = Instant::from_secs(0);
+    let mut refreshed = 0;
+    download_until(
+        &mut dl,
+        &mut dc,
+        &mut got,
+        &mut now,
+        |_, _| false,
+        |dl, dc, ev| {
+            if ev == "ReferenceExpired" && dl.waits_for_reference() {
+                assert_eq!(
+                    dl.poll_request(Instant::from_secs(9), &mut [0u8; 1024]).unwrap(),
+                    None,
+                    "nothing sent"
+                );
+                dl.refresh_location(&location(8, &dc.reference)).unwrap();
+                refreshed += 1;
+            }
+        },
+    );
+    assert!(got.out == data);
+    assert_eq!(refreshed, 1);
+    assert_eq!(
+        got.events.iter().filter(|e| *e == "ReferenceExpired").count(),
+        1,
+        "surfaced once"
+    );
+}
+
+#[test]
+fn flood_wait_pauses_the_download_and_too_long_a_wait_fails_it() {
+    let data = pattern(64 * 1024, 12);
+    let mut dc = Dc::new();
+    dc.files.insert(1, data.clone());
+    dc.flood = 2;
+    let mut dl = Download::new(dcfg(2, 32 * KIB), &location(1, b"ref-1"), Some(data.len() as u64)).unwrap();
+    let mut got = Got::default();
+    let mut now = Instant::from_secs(100);
+    download_until(&mut dl, &mut dc, &mut got, &mut now, |_, _| false, |_, _, _| {});
+    assert!(got.out == data);
+    assert!(now >= Instant::from_secs(103), "waited the 3 s out");
+    // A wait above the limit fails it with the error.
+    dc.flood = 1;
+    let cfg = DownloadConfig {
+        transfer: FileConfig {
+            max_flood_wait: Duration::from_secs(1),
+            ..FileConfig::DEFAULT
+        },
+        ..dcfg(1, 32 * KIB)
+    };
+    let mut dl = Download::new(cfg, &location(1, b"ref-1"), Some(data.len() as u64)).unwrap();
+    let mut buf = [0u8; 1024];
+    let req = dl.poll_request(now, &mut buf).unwrap().unwrap();
+    let e = dl.handle_rpc_error(now, req.tag, 420, b"FLOOD_WAIT_3").unwrap_err();
+    assert!(matches!(&e, FileError::Refused { code: 420, name } if name.as_slice() == b"FLOOD_WAIT_3"));
+    assert_eq!(dl.poll_request(now, &mut buf).unwrap_err(), FileError::Finished);
+}
+
+#[test]
+fn lost_answers_and_server_errors_are_retried_a_bounded_number_of_times() {
+    let mut up = Upload::new(ucfg(1), 5, 10).unwrap();
+    let mut buf = vec![0u8; up.max_request_len()];
+    let mut now = Instant::from_secs(0);
+    let read = |_: u64, d: &mut [u8]| {
+        d.fill(1);
+        true
+    };
+    let mut failures = 0;
+    loop {
+        let Some(req) = up.poll_request(now, &mut buf, read).unwrap() else {
+            now = up.poll_timeout().unwrap();
+            continue;
+        };
+        let r = if failures % 2 == 0 {
+            up.handle_rpc_error(now, req.tag, 500, b"INTERNAL")
+        } else {
+            up.handle_failed(now, req.tag)
+        };
+        failures += 1;
+        if r.is_err() {
+            break;
+        }
+    }
+    assert_eq!(failures, usize::from(FileConfig::DEFAULT.max_retries) + 1);
+    assert!(up.error().is_some());
+}
+
+#[test]
+fn answers_the_download_did_not_ask_for_are_refused_without_change() {
+    let data = pattern(8192, 13);
+    let mut dc = Dc::new();
+    dc.files.insert(1, data.clone());
+    let mut dl = Download::new(dcfg(1, 4096), &location(1, b"ref-1"), None).unwrap();
+    let mut buf = [0u8; 1024];
+    let req = dl.poll_request(Instant::from_secs(0), &mut buf).unwrap().unwrap();
+    let mut body = enc(&types::UploadFile {
+        type_: Obj::new(&enums::StorageFileType::StorageFilePartial(
+            types::StorageFilePartial {},
+        )),
+        mtime: 0,
+        bytes: &data[..4096],
+    });
+    let other = mtproto_sansio::client::files::Tag(req.tag.0 + 1);
+    assert_eq!(
+        dl.handle_result(Instant::from_secs(0), other, &mut body).unwrap_err(),
+        FileError::UnknownTag
+    );
+    let st = dl.state();
+    // The real answer still works.
+    let p = dl.handle_result(Instant::from_secs(0), req.tag, &mut body).unwrap();
+    assert_eq!(
+        p,
+        DownloadProgress::Data {
+            offset: 0,
+            bytes: &data[..4096]
+        }
+    );
+    assert_ne!(dl.state(), st);
+    // The same tag again is not in flight any more.
+    assert_eq!(
+        dl.handle_result(Instant::from_secs(0), req.tag, &mut body).unwrap_err(),
+        FileError::UnknownTag
+    );
+}
+
+#[test]
+fn a_part_longer_than_asked_or_data_after_the_end_fails_the_download() {
+    let mut dl = Download::new(dcfg(2, 4096), &location(1, b"ref-1"), None).unwrap();
+    let mut buf = [0u8; 1024];
+    let now = Instant::from_secs(0);
+    let a = dl.poll_request(now, &mut buf).unwrap().unwrap();
+    let b = dl.poll_request(now, &mut buf).unwrap().unwrap();
+    let file = |n: usize| {
+        enc(&types::UploadFile {
+            type_: Obj::new(&enums::StorageFileType::StorageFilePartial(
+                types::StorageFilePartial {},
+            )),
+            mtime: 0,
+            bytes: &vec![3u8; n],
+        })
+    };
+    // Part 0 short: the file ends inside it; part 1 then brings data past the end.
+    assert!(matches!(
+        dl.handle_result(now, a.tag, &mut file(100)).unwrap(),
+        DownloadProgress::Data { .. }
+    ));
+    assert_eq!(
+        dl.handle_result(now, b.tag, &mut file(10)).unwrap_err(),
+        FileError::Inconsistent
+    );
+    let mut dl = Download::new(dcfg(1, 4096), &location(1, b"ref-1"), None).unwrap();
+    let a = dl.poll_request(now, &mut buf).unwrap().unwrap();
+    assert_eq!(
+        dl.handle_result(now, a.tag, &mut file(4097)).unwrap_err(),
+        FileError::Inconsistent
+    );
+    let mut dl = Download::new(dcfg(1, 4096), &location(1, b"ref-1"), Some(5000)).unwrap();
+    let a = dl.poll_request(now, &mut buf).unwrap().unwrap();
+    assert_eq!(
+        dl.handle_result(now, a.tag, &mut file(4000)).unwrap_err(),
+        FileError::Inconsistent,
+        "short of size"
+    );
+    let mut dl = Download::new(dcfg(1, 4096), &location(1, b"ref-1"), None).unwrap();
+    let a = dl.poll_request(now, &mut buf).unwrap().unwrap();
+    assert!(matches!(
+        dl.handle_result(now, a.tag, &mut [1, 2, 3]).unwrap_err(),
+        FileError::Malformed(_)
+    ));
+}
+
+fn cdn_download(dc: &mut Dc, size: usize, limit: u32) -> (Got, Download) {
+    let mut dl = Download::new(
+        DownloadConfig {
+            cdn: true,
+            ..dcfg(4, limit)
+        },
+        &location(6, b"ref-1"),
+        Some(size as u64),
+    )
+    .unwrap();
+    let got = download(&mut dl, dc);
+    (got, dl)
+}
+
+#[test]
+fn cdn_parts_are_decrypted_and_checked() {
+    let size = 3 * MIB as usize + 1000;
+    let data = pattern(size, 14);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    let (got, dl) = cdn_download(&mut dc, size, 256 * KIB);
+    assert!(got.out == data, "decrypted at the right offsets");
+    assert_eq!(
+        got.events.first().map(String::as_str),
+        Some("CdnRedirect { dc: DcId(201) }")
+    );
+    assert!(dc.calls[&functions::UploadGetCdnFile::ID] as usize >= size / (256 * 1024));
+    assert!(
+        dc.calls[&functions::UploadGetCdnFileHashes::ID] >= 1,
+        "hashes beyond the redirect's were asked"
+    );
+    assert!(dl.is_complete());
+}
+
+#[test]
+fn cdn_reupload_when_the_cdn_lacks_a_part() {
+    let size = MIB as usize;
+    let data = pattern(size, 15);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    dc.cdn_missing.insert(0);
+    dc.cdn_missing.insert(512 * 1024);
+    let (got, _) = cdn_download(&mut dc, size, 128 * KIB);
+    assert!(got.out == data);
+    assert_eq!(dc.calls[&functions::UploadReuploadCdnFile::ID], 1);
+}
+
+#[test]
+fn cdn_tampered_part_is_refused_never_handed_over() {
+    let size = MIB as usize;
+    let data = pattern(size, 16);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    dc.cdn_tamper.insert(256 * 1024);
+    let (got, dl) = cdn_download(&mut dc, size, 128 * KIB);
+    // Every byte handed over is the file's: the tampered part never was.
+    for (off, n) in &got.written {
+        assert!(got.out[*off as usize..*off as usize + n] == data[*off as usize..*off as usize + n]);
+    }
+    assert_eq!(
+        got.written.iter().filter(|w| w.0 == 256 * 1024).count(),
+        1,
+        "handed over once, from the master DC"
+    );
+    assert!(
+        got.events.contains(&"CdnRefused { offset: 262144 }".to_string()),
+        "{:?}",
+        got.events
+    );
+    assert!(got.out == data, "the rest came from the master DC");
+    assert!(dl.is_complete());
+}
+
+// ------------------------------------------------------------------------------------------------------------------
+// Against test_dc over loopback: two DCs of one cluster, the crate's client connection (test_dc's blocking host).
+// ------------------------------------------------------------------------------------------------------------------
+
+mod loopback {
+    use super::*;
+    use mtproto_sansio::crypto::pem::parse_private_pem;
+    use mtproto_sansio::crypto::rsa::RsaPublicKey;
+    use mtproto_sansio::handshake::ClientConfig;
+    use mtproto_sansio::session::SessionConfig;
+    use mtproto_test_dc::client::{ClientConnection, Conn, Owned, now};
+    use mtproto_test_dc::dc::{self, Cluster, ClusterOptions, DcOptions};
+    use mtproto_test_dc::link::Transport;
+
+    const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
+
+    fn cluster(n: usize) -> (Cluster, RsaPublicKey) {
+        let public = *parse_private_pem(KEY_PKCS1.as_bytes()).unwrap().public_key();
+        let dcs = (0..n)
+            .map(|_| DcOptions {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                rsa_key: parse_private_pem(KEY_PKCS1.as_bytes()).unwrap(),
+                secret: None,
+                faketls: None,
+                dc_id: None,
+                max_conns: 16,
+                keys_file: None,
+                verbose: false,
+            })
+            .collect();
+        (
+            dc::start_cluster(ClusterOptions {
+                dcs,
+                auto_register: false,
+                passwords: Vec::new(),
+            })
+            .unwrap(),
+            public,
+        )
+    }
+
+    struct Link {
+        conn: Conn,
+        s: Box<ClientConnection>,
+    }
+
+    impl Link {
+        fn new(c: &Cluster, dc_id: i32, public: RsaPublicKey) -> Link {
+            let mut rng = rand::rng();
+            let keys = [public];
+            let mut conn = Conn::connect(c.dc(dc_id).unwrap().addr, Transport::DEFAULT, None, &mut rng).unwrap();
+            let (s, _) = conn
+                .handshake(SessionConfig::DEFAULT, ClientConfig::new(&keys, dc_id), &mut rng)
+                .unwrap();
+            Link { conn, s }
+        }
+
+        /// Sends the batch as queries at once and waits for all their answers, in the order they came.
+        fn batch(&mut self, calls: &[Vec<u8>]) -> Vec<(usize, Answer)> {
+            let ids: Vec<_> = calls
+                .iter()
+                .map(|b| self.s.send(now(), b, mtproto_sansio::session::MsgKind::Query).unwrap())
+                .collect();
+            let evs = self
+                .conn
+                .wait_for(
+                    &mut self.s,
+                    &mut rand::rng(),
+                    &ids,
+                    Duration::from_secs(20),
+                    &mut |_| {},
+                )
+                .unwrap();
+            evs.into_iter()
+                .map(|ev| match ev {
+                    Owned::Result(r, b) => (ids.iter().position(|i| *i == r).unwrap(), Answer::Ok(b)),
+                    Owned::Error(r, c, m) => (ids.iter().position(|i| *i == r).unwrap(), Answer::Err(c, m)),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        }
+    }
+
+    /// The test client's frames are 64 KiB: parts and limits of 32 KiB fit with room for the session's overhead.
+    const PART: u32 = 32 * KIB;
+
+    #[test]
+    fn test_dc_upload_then_download_with_file_migrate() {
+        let (c, public) = cluster(2);
+        let size = 2 * MIB as usize + 4095;
+        let data = pattern(size, 21);
+        let mut on2 = Link::new(&c, 2, public);
+        // Six parts in flight: the test client's send queue (256 KiB) holds them with their envelopes.
+        let cfg = UploadConfig {
+            part_size: Some(PART),
+            ..ucfg(6)
+        };
+        let mut up = Upload::new(cfg, 0x0F11_E000, size as u64).unwrap();
+        let mut buf = vec![0u8; up.max_request_len()];
+        let t = Instant::from_secs(0);
+        while !up.is_complete() {
+            let mut reqs = Vec::new();
+            let mut calls = Vec::new();
+            while let Some(r) = up
+                .poll_request(t, &mut buf, |o, d| {
+                    d.copy_from_slice(&data[o as usize..o as usize + d.len()]);
+                    true
+                })
+                .unwrap()
+            {
+                reqs.push(r);
+                calls.push(buf[..r.len].to_vec());
+            }
+            assert!(reqs.len() <= 6);
+            for (i, a) in on2.batch(&calls) {
+                match a {
+                    Answer::Ok(b) => up.handle_result(t, reqs[i].tag, &b).unwrap(),
+                    Answer::Err(code, m) => panic!("{code} {m}"),
+                };
+            }
+        }
+        assert_eq!(
+            c.dc(2)
+                .unwrap()
+                .with_files(|f| f.file(up.file_id()).map(<[u8]>::to_vec)),
+            Some(data.clone())
+        );
+
+        // Download starting on DC 1: FILE_MIGRATE_2, then the rest on DC 2.
+        let mut on1 = Link::new(&c, 1, public);
+        let loc = location(up.file_id(), b"");
+        // test_dc packs the answers it has into one container, and the test client takes 64 KiB frames: eight
+        // 4 KiB parts in flight fit.
+        let mut dl = Download::new(dcfg(8, 4 * KIB), &loc, None).unwrap();
+        let mut got = Got::default();
+        let mut rbuf = [0u8; 1024];
+        while !dl.is_complete() {
+            let mut reqs = Vec::new();
+            let mut calls = Vec::new();
+            while let Some(r) = dl.poll_request(t, &mut rbuf).unwrap() {
+                reqs.push(r);
+                calls.push(rbuf[..r.len].to_vec());
+            }
+            assert!(!reqs.is_empty());
+            let link = match reqs[0].dc {
+                None => &mut on1,
+                Some(d) => {
+                    assert_eq!(d.get(), 2);
+                    &mut on2
+                }
+            };
+            for (i, a) in link.batch(&calls) {
+                match a {
+                    Answer::Ok(mut b) => got.take(&dl.handle_result(t, reqs[i].tag, &mut b).unwrap()),
+                    Answer::Err(code, m) => got.take(&dl.handle_rpc_error(t, reqs[i].tag, code, m.as_bytes()).unwrap()),
+                }
+            }
+        }
+        assert!(got.out == data, "bytes identical through test_dc");
+        assert_eq!(dl.size(), Some(size as u64));
+        assert!(
+            got.events.iter().any(|e| e == "Migrate { dc: DcId(2) }"),
+            "{:?}",
+            got.events
+        );
+    }
+
+    #[test]
+    fn test_dc_checks_limits_offsets_and_its_cap() {
+        let (c, public) = cluster(1);
+        let mut l = Link::new(&c, 1, public);
+        let save = |part: i32, n: usize| {
+            enc(&functions::UploadSaveFilePart {
+                file_id: 5,
+                file_part: part,
+                bytes: &vec![1u8; n],
+            })
+        };
+        let r = l.batch(&[save(0, 4096), save(1, 100)]);
+        assert!(r.iter().all(|(_, a)| matches!(a, Answer::Ok(_))));
+        let get = |offset: i64, limit: i32| {
+            enc(&functions::UploadGetFile {
+                precise: false,
+                cdn_supported: false,
+                location: Obj::new(&enums::InputFileLocation::decode(&location(5, b"")).unwrap()),
+                offset,
+                limit,
+            })
+        };
+        let name = |a: &Answer| match a {
+            Answer::Err(c, m) => format!("{c} {m}"),
+            Answer::Ok(b) => format!("ok {}", b.len()),
+        };
+        let r = l.batch(&[
+            get(0, 4096),
+            get(0, 1000),
+            get(0, 3 * 4096),
+            get(100, 4096),
+            get(MIB as i64 - 4096, 8192),
+        ]);
+        let mut names = vec![String::new(); 5];
+        for (i, a) in &r {
+            names[*i] = name(a);
+        }
+        assert_eq!(
+            names[0],
+            format!("ok {}", 4 + 4 + 4 + 4 + 4096),
+            "upload.file with the first 4096 bytes"
+        );
+        assert_eq!(names[1], "400 LIMIT_INVALID");
+        assert_eq!(names[2], "400 LIMIT_INVALID");
+        assert_eq!(names[3], "400 OFFSET_INVALID");
+        assert_eq!(names[4], "400 OFFSET_INVALID", "crosses a 1 MiB boundary");
+        c.dc(1).unwrap().with_files(|f| f.set_cap(5000));
+        let r = l.batch(&[save(2, 4096)]);
+        assert_eq!(name(&r[0].1), "500 FILE_STORE_FULL");
+    }
+}
+
+#[test]
+fn cdn_redirects_for_a_whole_window_count_once_and_parts_stay_within_the_hash_table() {
+    // 32 getFile calls in flight all come back redirected: one redirect is followed (counting each once failed the
+    // download with TooManyRedirects). 32 parts of 1 MiB would need 256 hash ranges; the table holds 128.
+    let size = 18 * MIB as usize + 5;
+    let data = pattern(size, 17);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    let mut dl = Download::new(
+        DownloadConfig {
+            cdn: true,
+            ..dcfg(32, 1024 * KIB)
+        },
+        &location(6, b"ref-1"),
+        Some(size as u64),
+    )
+    .unwrap();
+    let got = download(&mut dl, &mut dc);
+    assert!(got.out == data);
+    assert_eq!(got.events.iter().filter(|e| e.starts_with("CdnRedirect")).count(), 1);
+    // Each hash call brings 8 ranges (1 MiB): 18 calls cover the file; parts past the horizon do not ask for hashes
+    // the table would drop.
+    let calls = dc.calls[&functions::UploadGetCdnFileHashes::ID];
+    assert!(calls <= 19, "{calls} hash calls");
+}
