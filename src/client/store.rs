@@ -949,6 +949,7 @@ mod tests {
         assert!(s.contains("AuthKey { id:"), "{s}");
     }
 
+    #[cfg(feature = "alloc")]
     #[test]
     fn memory_store_saves_whole_records_and_changes() {
         let mut s = MemoryStore::new();
