@@ -29,6 +29,36 @@ impl fmt::Display for SeqNoExhausted {
 
 impl core::error::Error for SeqNoExhausted {}
 
+/// Errors 34/35: a content-related message's seq_no must be odd, any other's even.
+pub(crate) fn check_parity(seq_no: u32, content_related: bool) -> Result<(), SeqNoError> {
+    let odd = seq_no % 2 == 1;
+    if content_related && !odd {
+        return Err(SeqNoError::OddExpected);
+    }
+    if !content_related && odd {
+        return Err(SeqNoError::EvenExpected);
+    }
+    Ok(())
+}
+
+/// Errors 32/33 from the seq_nos of the nearest accepted messages below and above the new one's msg_id. Every
+/// accepted message satisfies "seq_no non-decreasing along msg_id, odd values unique", so these two neighbours decide
+/// exactly as all accepted messages would.
+pub(crate) fn check_order(below: Option<u32>, above: Option<u32>, seq_no: u32) -> Result<(), SeqNoError> {
+    let odd = seq_no % 2 == 1;
+    if let Some(p) = below
+        && (p > seq_no || (p == seq_no && odd))
+    {
+        return Err(SeqNoError::TooLow);
+    }
+    if let Some(q) = above
+        && (q < seq_no || (q == seq_no && odd))
+    {
+        return Err(SeqNoError::TooHigh);
+    }
+    Ok(())
+}
+
 /// Outbound seq_nos for one session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -118,6 +148,9 @@ impl Keyed for Seen {
 /// remembered neighbours below and above decides 32/33 exactly as comparing it with every earlier message would.
 /// A message older than everything remembered is refused beforehand by the replay window of the same size
 /// (code 20), so the bounded memory loses no verdict.
+///
+/// A standalone check for hosts and tests; the engine keeps each message's seq_no beside its msg_id in the replay
+/// window instead ([`ReplayWindow::check_seq`](super::ReplayWindow::check_seq)), one record per message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SeqNoChecker<const N: usize = DEFAULT_REPLAY_WINDOW> {
@@ -151,28 +184,14 @@ impl<const N: usize> SeqNoChecker<N> {
     /// the messages already accepted (32/33). Changes nothing; call [`record`](Self::record) once the message is
     /// accepted.
     pub fn check(&self, id: MsgId, seq_no: u32, content_related: bool) -> Result<(), SeqNoError> {
-        let odd = seq_no % 2 == 1;
-        if content_related && !odd {
-            return Err(SeqNoError::OddExpected);
-        }
-        if !content_related && odd {
-            return Err(SeqNoError::EvenExpected);
-        }
+        check_parity(seq_no, content_related)?;
         let (below, above) = match self.seen.search(id.0) {
             Ok(i) => (i.checked_sub(1), i + 1),
             Err(i) => (i.checked_sub(1), i),
         };
-        if let Some(p) = below.and_then(|i| self.seen.get(i))
-            && (p.seq_no > seq_no || (p.seq_no == seq_no && odd))
-        {
-            return Err(SeqNoError::TooLow);
-        }
-        if let Some(q) = self.seen.get(above)
-            && (q.seq_no < seq_no || (q.seq_no == seq_no && odd))
-        {
-            return Err(SeqNoError::TooHigh);
-        }
-        Ok(())
+        let below = below.and_then(|i| self.seen.get(i)).map(|p| p.seq_no);
+        let above = self.seen.get(above).map(|q| q.seq_no);
+        check_order(below, above, seq_no)
     }
 
     /// Remembers an accepted message; the lowest is forgotten when full. An id already remembered, or lower

@@ -67,12 +67,47 @@ impl Owed {
     pub(super) fn uses_buffers(&self) -> bool {
         matches!(self, Owed::StateInfo { .. })
     }
+}
 
-    /// The query an engine-made answer is for (`None` for everything else owed).
-    pub(super) fn req(&self) -> Option<MsgId> {
-        match self {
-            Owed::AnswerUnknown { req } | Owed::FloodWait { req } | Owed::FetchError { req } => Some(*req),
-            _ => None,
+/// An answer a DC engine gave a query itself, remembered for a resend of the query (`DcState::refused`): 16 bytes
+/// where the [`Owed`] it stands for takes 24.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Refusal {
+    req: MsgId,
+    kind: RefusalKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RefusalKind {
+    AnswerUnknown,
+    FloodWait,
+    FetchError,
+}
+
+impl Refusal {
+    /// The record of an engine-made answer (`None` for everything else owed).
+    pub(super) fn of(o: Owed) -> Option<Refusal> {
+        let (req, kind) = match o {
+            Owed::AnswerUnknown { req } => (req, RefusalKind::AnswerUnknown),
+            Owed::FloodWait { req } => (req, RefusalKind::FloodWait),
+            Owed::FetchError { req } => (req, RefusalKind::FetchError),
+            _ => return None,
+        };
+        Some(Refusal { req, kind })
+    }
+
+    /// The query it answered.
+    pub(super) fn req(&self) -> MsgId {
+        self.req
+    }
+
+    /// The answer, owed again.
+    pub(super) fn owed(self) -> Owed {
+        let req = self.req;
+        match self.kind {
+            RefusalKind::AnswerUnknown => Owed::AnswerUnknown { req },
+            RefusalKind::FloodWait => Owed::FloodWait { req },
+            RefusalKind::FetchError => Owed::FetchError { req },
         }
     }
 }
