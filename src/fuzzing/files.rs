@@ -22,6 +22,7 @@ pub fn client_files(data: &[u8]) {
 
 #[cfg(feature = "api")]
 mod api {
+    use super::super::Input;
     use crate::client::files::{
         Download, DownloadConfig, DownloadProgress, FileConfig, FileError, Request, Upload, UploadConfig,
     };
@@ -55,27 +56,6 @@ mod api {
         0x84, 0x75, 0xd0, 0xba, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1, b'r', 0, 0, 0, 0, 0, 0,
     ];
 
-    struct Input<'a> {
-        data: &'a [u8],
-    }
-
-    impl<'a> Input<'a> {
-        fn u8(&mut self) -> Option<u8> {
-            let (&b, rest) = self.data.split_first()?;
-            self.data = rest;
-            Some(b)
-        }
-        fn u16(&mut self) -> Option<u16> {
-            Some(u16::from_le_bytes([self.u8()?, self.u8()?]))
-        }
-        fn bytes(&mut self, n: usize) -> &'a [u8] {
-            let n = n.min(self.data.len());
-            let (a, b) = self.data.split_at(n);
-            self.data = b;
-            a
-        }
-    }
-
     fn check_request(buf: &[u8], req: &Request) {
         let written = buf.get(..req.len);
         assert!(written.is_some(), "request longer than the buffer");
@@ -87,7 +67,7 @@ mod api {
     }
 
     pub(super) fn drive(data: &[u8]) {
-        let mut input = Input { data };
+        let mut input = Input::new(data);
         let Some(mode) = input.u8() else { return };
         let window = 1u8 << ((mode >> 2) & 3);
         let transfer = FileConfig {
@@ -130,7 +110,7 @@ mod api {
             let r = match (op % 7, pending.first().copied()) {
                 (0 | 5 | 6, Some(req)) => {
                     let n = usize::from(input.u16().unwrap_or(0));
-                    let body = input.bytes(n);
+                    let body = input.take(n);
                     pending.remove(0);
                     up.handle_result(now, req.tag, body).map(|_| ())
                 }
@@ -189,7 +169,7 @@ mod api {
             let r = match (op % 7, pending.first().copied()) {
                 (0, Some(req)) => {
                     let n = usize::from(input.u16().unwrap_or(0)).min(BODY);
-                    let src = input.bytes(n);
+                    let src = input.take(n);
                     let len = src.len();
                     if let Some(d) = body.get_mut(..len) {
                         d.copy_from_slice(src);

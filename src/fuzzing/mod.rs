@@ -20,6 +20,44 @@ pub mod tl;
 pub mod transport;
 pub mod updates;
 
+/// A fuzz input read front to back as operations and operands; a read past its end yields what is left (or `None`
+/// for a whole value), so every input, however short, is a valid program.
+#[cfg_attr(not(feature = "api"), allow(dead_code))]
+pub(crate) struct Input<'a>(&'a [u8]);
+
+#[cfg_attr(not(feature = "api"), allow(dead_code))]
+impl<'a> Input<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Input(data)
+    }
+
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        let (b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*b)
+    }
+
+    /// A little-endian u16, `None` if the input ends first.
+    pub(crate) fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes([self.u8()?, self.u8()?]))
+    }
+
+    /// A little-endian u16 length, missing bytes read as 0.
+    pub(crate) fn len16(&mut self) -> usize {
+        let lo = self.u8().unwrap_or(0);
+        let hi = self.u8().unwrap_or(0);
+        usize::from(u16::from_le_bytes([lo, hi]))
+    }
+
+    /// The next `n` bytes, or fewer at the end.
+    pub(crate) fn take(&mut self, n: usize) -> &'a [u8] {
+        let n = n.min(self.0.len());
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        a
+    }
+}
+
 /// A fuzz target: it must never panic, whatever the input.
 pub type Target = fn(&[u8]);
 

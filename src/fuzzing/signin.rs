@@ -22,6 +22,7 @@ pub fn client_signin(data: &[u8]) {
 
 #[cfg(feature = "api")]
 mod api {
+    use super::super::Input;
     use crate::Fault;
     use crate::client::signin::{SignIn, SignInConfig, SignInError, SrpAnswer, Stage, Tag};
     use crate::time::{Instant, UnixTime};
@@ -41,29 +42,8 @@ mod api {
     const CODES: [i32; 6] = [303, 400, 401, 420, 500, -503];
     const TOKENS: &[&[u8]] = &[b"t"];
 
-    struct Input<'a>(&'a [u8]);
-
-    impl<'a> Input<'a> {
-        fn u8(&mut self) -> Option<u8> {
-            let (b, rest) = self.0.split_first()?;
-            self.0 = rest;
-            Some(*b)
-        }
-        fn take(&mut self, n: usize) -> &'a [u8] {
-            let n = n.min(self.0.len());
-            let (a, b) = self.0.split_at(n);
-            self.0 = b;
-            a
-        }
-        fn u16(&mut self) -> usize {
-            let lo = self.u8().unwrap_or(0);
-            let hi = self.u8().unwrap_or(0);
-            usize::from(u16::from_le_bytes([lo, hi]))
-        }
-    }
-
     pub(super) fn drive(data: &[u8]) {
-        let mut input = Input(data);
+        let mut input = Input::new(data);
         let Some(sel) = input.u8() else { return };
         let mut cfg = SignInConfig::new(1, b"hash");
         if sel & 4 != 0 {
@@ -97,7 +77,7 @@ mod api {
             let current = tag.unwrap_or(Tag(0));
             let r: Result<(), SignInError> = match op % 7 {
                 0 => {
-                    let n = input.u16();
+                    let n = input.len16();
                     flow.handle_result(now, current, input.take(n)).map(|_| ())
                 }
                 1 => {
@@ -114,7 +94,7 @@ mod api {
                     flow.handle_timeout(now).map(|_| ())
                 }
                 4 => {
-                    let n = input.u16();
+                    let n = input.len16();
                     let _ = flow.handle_update(now, input.take(n));
                     Ok(())
                 }
@@ -140,7 +120,7 @@ mod api {
                     },
                 },
                 _ => {
-                    let n = input.u16();
+                    let n = input.len16();
                     let wrong = Tag(current.0.wrapping_add(1));
                     flow.handle_result(now, wrong, input.take(n)).map(|_| ())
                 }

@@ -33,6 +33,7 @@ pub fn client_updates(data: &[u8]) {
 
 #[cfg(feature = "api")]
 mod api {
+    use super::super::Input;
     use crate::client::updates::{Delivered, Tag, UpdateSync};
     use crate::time::Instant;
     use crate::tl::layout::Root;
@@ -41,27 +42,6 @@ mod api {
     type M = UpdateSync<4, 512>;
     const CODES: [i32; 5] = [400, 403, 420, 500, -503];
     const SAVE: usize = M::MAX_SAVED_LEN;
-
-    struct Input<'a>(&'a [u8]);
-
-    impl<'a> Input<'a> {
-        fn u8(&mut self) -> Option<u8> {
-            let (b, rest) = self.0.split_first()?;
-            self.0 = rest;
-            Some(*b)
-        }
-        fn take(&mut self, n: usize) -> &'a [u8] {
-            let n = n.min(self.0.len());
-            let (a, b) = self.0.split_at(n);
-            self.0 = b;
-            a
-        }
-        fn u16(&mut self) -> usize {
-            let lo = self.u8().unwrap_or(0);
-            let hi = self.u8().unwrap_or(0);
-            usize::from(u16::from_le_bytes([lo, hi]))
-        }
-    }
 
     fn roundtrip(m: &M, now: Instant) -> Option<M> {
         let mut buf = [0u8; SAVE];
@@ -86,7 +66,7 @@ mod api {
     }
 
     pub(super) fn drive(data: &[u8]) {
-        let mut input = Input(data);
+        let mut input = Input::new(data);
         let mut now = Instant::from_secs(1000);
         let mut m = M::new(now, input.u8().unwrap_or(0) & 1 == 1);
         let mut inflight: heapless::Vec<Tag, 16> = heapless::Vec::new();
@@ -96,12 +76,12 @@ mod api {
         while let Some(op) = input.u8() {
             match op % 7 {
                 0 => {
-                    let n = input.u16();
+                    let n = input.len16();
                     let body = input.take(n);
                     let _ = m.handle_updates(now, body, &mut sink);
                 }
                 1 => {
-                    let n = input.u16();
+                    let n = input.len16();
                     let body = input.take(n);
                     if let Some(tag) = inflight.first().copied() {
                         inflight.remove(0);
