@@ -9,8 +9,7 @@ use super::{
     bad_msg::BadMsgCode,
     limits::DEFAULT_REPLAY_WINDOW,
     msg_id::{MsgId, Role},
-    ring::{Keyed, SortedRing},
-    seqno::{self, SeqNoError},
+    ring::SortedRing,
 };
 use crate::time::UnixTime;
 
@@ -72,39 +71,16 @@ pub const fn check_parity(id: MsgId, from: Role) -> Result<(), MsgIdReject> {
     }
 }
 
-/// One remembered message: its msg_id and, where the receiver checked it (a DC, item 37), its seq_no. An id kept
-/// only so that no copy of it is accepted (a refused message, or any message a client receives) has none.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-struct Received {
-    id: MsgId,
-    seq_no: Option<u32>,
-}
-
-impl Keyed for Received {
-    fn key(&self) -> u64 {
-        self.id.0
-    }
-}
-
 /// The received-msg_id replay window (item 33, SG): the last `N` ids are remembered. A duplicate is dropped; once
 /// the window is full, an id lower than all remembered is dropped; otherwise the id is inserted and, if the window
 /// was full, the lowest is forgotten.
 ///
 /// Container inner ids go through the same window (item 48). Checking and inserting are separate so the engine
 /// inserts only once every other check on the message has passed.
-///
-/// A DC also keeps each accepted message's seq_no here ([`insert_with_seq`](Self::insert_with_seq)) and checks new
-/// ones against them ([`check_seq`](Self::check_seq), item 37): one record per message instead of a second window
-/// of the same size beside this one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ReplayWindow<const N: usize = DEFAULT_REPLAY_WINDOW> {
-    ids: SortedRing<Received, N>,
-    /// The seq_no of the newest message forgotten that had one. Messages leave in msg_id order, so it is the highest
-    /// seq_no below everything remembered: the lower bound [`check_seq`](Self::check_seq) falls back on when no
-    /// remembered message below the new one has a seq_no.
-    evicted_seq_no: Option<u32>,
+    ids: SortedRing<MsgId, N>,
 }
 
 impl<const N: usize> Default for ReplayWindow<N> {
@@ -117,11 +93,7 @@ impl<const N: usize> ReplayWindow<N> {
     /// An empty window (a new session). `N` must be non-zero (checked at compile time).
     pub const fn new() -> Self {
         ReplayWindow {
-            ids: SortedRing::new(Received {
-                id: MsgId(0),
-                seq_no: None,
-            }),
-            evicted_seq_no: None,
+            ids: SortedRing::new(MsgId(0)),
         }
     }
 
@@ -136,53 +108,20 @@ impl<const N: usize> ReplayWindow<N> {
 
     /// Checks `id` and, if accepted, remembers it (evicting the lowest id when full).
     pub fn insert(&mut self, id: MsgId) -> Result<(), MsgIdReject> {
-        self.insert_record(Received { id, seq_no: None })
-    }
-
-    /// [`insert`](Self::insert), remembering the message's seq_no for [`check_seq`](Self::check_seq).
-    pub fn insert_with_seq(&mut self, id: MsgId, seq_no: u32) -> Result<(), MsgIdReject> {
-        self.insert_record(Received {
-            id,
-            seq_no: Some(seq_no),
-        })
-    }
-
-    fn insert_record(&mut self, r: Received) -> Result<(), MsgIdReject> {
-        let pos = match self.ids.search(r.id.0) {
+        let pos = match self.ids.search(id.0) {
             Ok(_) => return Err(MsgIdReject::Duplicate),
             Err(0) if self.ids.is_full() => return Err(MsgIdReject::OlderThanWindow),
             Err(pos) => pos,
         };
         let pos = if self.ids.is_full() {
             // The new id is above the lowest (pos > 0), so evicting the lowest shifts its position by one.
-            if let Some(seq_no) = self.ids.pop_front().and_then(|old| old.seq_no) {
-                self.evicted_seq_no = Some(seq_no);
-            }
+            self.ids.pop_front();
             pos - 1
         } else {
             pos
         };
         // Cannot fail: there is room and pos is within bounds.
-        self.ids.insert(pos, r).map_err(|_| MsgIdReject::OlderThanWindow)
-    }
-
-    /// The server's seq_no check (errors 32-35, item 37) of a message whose msg_id passed [`check`](Self::check):
-    /// parity against `content_related`, then order against the nearest messages below and above it that were
-    /// remembered with a seq_no (an id remembered without one, such as a refused message's, is skipped; below
-    /// everything remembered, the newest forgotten one stands in). Exact as comparing with every message accepted
-    /// in the session would be (see [`SeqNoChecker`](super::SeqNoChecker)). Work: at most `N` records.
-    pub fn check_seq(&self, id: MsgId, seq_no: u32, content_related: bool) -> Result<(), SeqNoError> {
-        seqno::check_parity(seq_no, content_related)?;
-        let (below, above) = match self.ids.search(id.0) {
-            Ok(i) => (i, i + 1),
-            Err(i) => (i, i),
-        };
-        let below = (0..below)
-            .rev()
-            .find_map(|i| self.ids.get(i).and_then(|r| r.seq_no))
-            .or(self.evicted_seq_no);
-        let above = (above..self.ids.len()).find_map(|i| self.ids.get(i).and_then(|r| r.seq_no));
-        seqno::check_order(below, above, seq_no)
+        self.ids.insert(pos, id).map_err(|_| MsgIdReject::OlderThanWindow)
     }
 
     /// Whether `id` is remembered.
@@ -207,23 +146,22 @@ impl<const N: usize> ReplayWindow<N> {
 
     /// The lowest id remembered.
     pub fn lowest(&self) -> Option<MsgId> {
-        self.ids.first().map(|r| r.id)
+        self.ids.first()
     }
 
     /// The highest id remembered.
     pub fn highest(&self) -> Option<MsgId> {
-        self.ids.last().map(|r| r.id)
+        self.ids.last()
     }
 
     /// Remembered ids, ascending.
     pub fn iter(&self) -> impl Iterator<Item = MsgId> + '_ {
-        self.ids.iter().map(|r| r.id)
+        self.ids.iter()
     }
 
     /// Forgets everything (a new session).
     pub fn clear(&mut self) {
         self.ids.clear();
-        self.evicted_seq_no = None;
     }
 }
 
@@ -304,31 +242,6 @@ impl<const N: usize> InboundMsgIds<N> {
     /// `bad_msg_notification` 16/17 or `bad_server_salt` about our own recent id (item 34's exception). The floor
     /// ([`set_floor`](Self::set_floor)) applies either way.
     pub fn check(&self, id: MsgId, now: UnixTime, enforce_time: bool) -> Result<(), MsgIdReject> {
-        self.check_bounds(id, now, enforce_time)?;
-        self.window.check(id)
-    }
-
-    /// [`check`](Self::check), then remember `id` in the replay window.
-    pub fn accept(&mut self, id: MsgId, now: UnixTime, enforce_time: bool) -> Result<(), MsgIdReject> {
-        self.check_bounds(id, now, enforce_time)?;
-        self.window.insert(id)
-    }
-
-    /// [`accept`](Self::accept), remembering the message's seq_no too (a DC, for
-    /// [`ReplayWindow::check_seq`]).
-    pub fn accept_with_seq(
-        &mut self,
-        id: MsgId,
-        seq_no: u32,
-        now: UnixTime,
-        enforce_time: bool,
-    ) -> Result<(), MsgIdReject> {
-        self.check_bounds(id, now, enforce_time)?;
-        self.window.insert_with_seq(id, seq_no)
-    }
-
-    /// Everything [`check`](Self::check) decides before the replay window: parity, time, floor.
-    fn check_bounds(&self, id: MsgId, now: UnixTime, enforce_time: bool) -> Result<(), MsgIdReject> {
         check_parity(id, self.peer)?;
         if enforce_time {
             self.time.check(id, now)?;
@@ -336,7 +249,19 @@ impl<const N: usize> InboundMsgIds<N> {
         if id < self.floor {
             return Err(MsgIdReject::TooLow);
         }
-        Ok(())
+        self.window.check(id)
+    }
+
+    /// [`check`](Self::check), then remember `id` in the replay window.
+    pub fn accept(&mut self, id: MsgId, now: UnixTime, enforce_time: bool) -> Result<(), MsgIdReject> {
+        check_parity(id, self.peer)?;
+        if enforce_time {
+            self.time.check(id, now)?;
+        }
+        if id < self.floor {
+            return Err(MsgIdReject::TooLow);
+        }
+        self.window.insert(id)
     }
 
     /// The replay window.
@@ -392,28 +317,6 @@ mod tests {
             MsgIdReject::OlderThanWindow.bad_msg_code(false).map(BadMsgCode::code),
             Some(20)
         );
-    }
-
-    #[test]
-    fn seq_check_skips_ids_kept_without_a_seq_no_and_remembers_the_forgotten() {
-        use crate::session::seqno::SeqNoError;
-        let mut w: ReplayWindow<3> = ReplayWindow::new();
-        w.insert_with_seq(MsgId(100), 5).unwrap();
-        // A refused message's id: kept so no copy is accepted, but its seq_no proves nothing.
-        w.insert(MsgId(104)).unwrap();
-        // The neighbour below 108 is 104, which has no seq_no: 100's 5 decides.
-        assert_eq!(w.check_seq(MsgId(108), 4, false), Err(SeqNoError::TooLow));
-        assert_eq!(w.check_seq(MsgId(108), 5, true), Err(SeqNoError::TooLow));
-        assert_eq!(w.check_seq(MsgId(108), 6, false), Ok(()));
-        w.insert_with_seq(MsgId(112), 7).unwrap();
-        // Full: 100 (seq_no 5) is forgotten; below everything remembered it still bounds 108's seq_no.
-        w.insert(MsgId(116)).unwrap();
-        assert_eq!(w.lowest(), Some(MsgId(104)));
-        assert_eq!(w.check_seq(MsgId(108), 4, false), Err(SeqNoError::TooLow));
-        assert_eq!(w.check_seq(MsgId(108), 7, true), Err(SeqNoError::TooHigh));
-        assert_eq!(w.check_seq(MsgId(108), 6, false), Ok(()));
-        w.clear();
-        assert_eq!(w.check_seq(MsgId(108), 1, true), Ok(()));
     }
 
     #[test]

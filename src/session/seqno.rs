@@ -29,36 +29,6 @@ impl fmt::Display for SeqNoExhausted {
 
 impl core::error::Error for SeqNoExhausted {}
 
-/// Errors 34/35: a content-related message's seq_no must be odd, any other's even.
-pub(crate) fn check_parity(seq_no: u32, content_related: bool) -> Result<(), SeqNoError> {
-    let odd = seq_no % 2 == 1;
-    if content_related && !odd {
-        return Err(SeqNoError::OddExpected);
-    }
-    if !content_related && odd {
-        return Err(SeqNoError::EvenExpected);
-    }
-    Ok(())
-}
-
-/// Errors 32/33 from the seq_nos of the nearest accepted messages below and above the new one's msg_id. Every
-/// accepted message satisfies "seq_no non-decreasing along msg_id, odd values unique", so these two neighbours decide
-/// exactly as all accepted messages would.
-pub(crate) fn check_order(below: Option<u32>, above: Option<u32>, seq_no: u32) -> Result<(), SeqNoError> {
-    let odd = seq_no % 2 == 1;
-    if let Some(p) = below
-        && (p > seq_no || (p == seq_no && odd))
-    {
-        return Err(SeqNoError::TooLow);
-    }
-    if let Some(q) = above
-        && (q < seq_no || (q == seq_no && odd))
-    {
-        return Err(SeqNoError::TooHigh);
-    }
-    Ok(())
-}
-
 /// Outbound seq_nos for one session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -128,16 +98,29 @@ impl fmt::Display for SeqNoError {
 
 impl core::error::Error for SeqNoError {}
 
+/// One accepted message, as three 4-byte words: 12 bytes where a `(MsgId, u32)` pair is padded to 16, which is a
+/// quarter of a DC's window (and, through the role enum, of every engine's size).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 struct Seen {
-    id: MsgId,
+    id_lo: u32,
+    id_hi: u32,
     seq_no: u32,
+}
+
+impl Seen {
+    const fn new(id: MsgId, seq_no: u32) -> Self {
+        Seen {
+            id_lo: id.0 as u32,
+            id_hi: (id.0 >> 32) as u32,
+            seq_no,
+        }
+    }
 }
 
 impl Keyed for Seen {
     fn key(&self) -> u64 {
-        self.id.0
+        (u64::from(self.id_hi) << 32) | u64::from(self.id_lo)
     }
 }
 
@@ -148,9 +131,6 @@ impl Keyed for Seen {
 /// remembered neighbours below and above decides 32/33 exactly as comparing it with every earlier message would.
 /// A message older than everything remembered is refused beforehand by the replay window of the same size
 /// (code 20), so the bounded memory loses no verdict.
-///
-/// A standalone check for hosts and tests; the engine keeps each message's seq_no beside its msg_id in the replay
-/// window instead ([`ReplayWindow::check_seq`](super::ReplayWindow::check_seq)), one record per message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SeqNoChecker<const N: usize = DEFAULT_REPLAY_WINDOW> {
@@ -167,10 +147,7 @@ impl<const N: usize> SeqNoChecker<N> {
     /// A fresh session.
     pub const fn new() -> Self {
         SeqNoChecker {
-            seen: SortedRing::new(Seen {
-                id: MsgId(0),
-                seq_no: 0,
-            }),
+            seen: SortedRing::new(Seen::new(MsgId(0), 0)),
         }
     }
 
@@ -184,14 +161,28 @@ impl<const N: usize> SeqNoChecker<N> {
     /// the messages already accepted (32/33). Changes nothing; call [`record`](Self::record) once the message is
     /// accepted.
     pub fn check(&self, id: MsgId, seq_no: u32, content_related: bool) -> Result<(), SeqNoError> {
-        check_parity(seq_no, content_related)?;
+        let odd = seq_no % 2 == 1;
+        if content_related && !odd {
+            return Err(SeqNoError::OddExpected);
+        }
+        if !content_related && odd {
+            return Err(SeqNoError::EvenExpected);
+        }
         let (below, above) = match self.seen.search(id.0) {
             Ok(i) => (i.checked_sub(1), i + 1),
             Err(i) => (i.checked_sub(1), i),
         };
-        let below = below.and_then(|i| self.seen.get(i)).map(|p| p.seq_no);
-        let above = self.seen.get(above).map(|q| q.seq_no);
-        check_order(below, above, seq_no)
+        if let Some(p) = below.and_then(|i| self.seen.get(i))
+            && (p.seq_no > seq_no || (p.seq_no == seq_no && odd))
+        {
+            return Err(SeqNoError::TooLow);
+        }
+        if let Some(q) = self.seen.get(above)
+            && (q.seq_no < seq_no || (q.seq_no == seq_no && odd))
+        {
+            return Err(SeqNoError::TooHigh);
+        }
+        Ok(())
     }
 
     /// Remembers an accepted message; the lowest is forgotten when full. An id already remembered, or lower
@@ -208,7 +199,7 @@ impl<const N: usize> SeqNoChecker<N> {
         } else {
             pos
         };
-        let _ = self.seen.insert(pos, Seen { id, seq_no });
+        let _ = self.seen.insert(pos, Seen::new(id, seq_no));
     }
 
     /// [`check`](Self::check), then [`record`](Self::record) on success.
@@ -248,6 +239,16 @@ mod tests {
         assert_eq!(g.content_count(), 3);
         let mut g = SeqNoGen { content_count: 1 << 30 };
         assert_eq!(g.next(false), Err(SeqNoExhausted));
+    }
+
+    #[test]
+    fn ids_are_ordered_by_all_64_bits() {
+        // Packed as two words: 2^32 must stay above 2^32 - 4, whose low word is the larger.
+        let mut c: SeqNoChecker<4> = SeqNoChecker::new();
+        c.check_and_record(MsgId(1 << 32), 5, true).unwrap();
+        assert_eq!(c.check(MsgId((1 << 32) - 4), 7, true), Err(SeqNoError::TooHigh));
+        assert_eq!(c.check(MsgId((1 << 32) + 4), 3, true), Err(SeqNoError::TooLow));
+        assert_eq!(c.check(MsgId((1 << 32) - 4), 3, true), Ok(()));
     }
 
     #[test]

@@ -269,8 +269,8 @@ struct Core<const TX: usize, const MSGS: usize> {
 /// The state only one role has: a client's salts, pings and quick acks ([`ClientState`]), a DC's salt schedule,
 /// session admission, held packet and pending requests ([`DcState`]). An engine's role never changes.
 ///
-/// Neither variant holds a large table: a DC's seq_nos are kept beside the msg_ids in the shared replay window
-/// (`inbound`), so a client does not pay for a DC's window.
+/// The DC variant is the larger (its seq_no window is 16 KiB): with no allocator it cannot be boxed, and the enum
+/// still costs less than both roles' fields side by side did.
 #[allow(clippy::large_enum_variant)]
 enum RoleState<const MSGS: usize> {
     Client(ClientState),
@@ -1341,7 +1341,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
     }
 
     /// Makes this what [`new`](Self::new) builds, where it lies: the old key is wiped (its `Drop`), the arena's
-    /// bodies are zeroized, and the large tables (replay window with a DC's seq_nos, ack queue, the arena) are
+    /// bodies are zeroized, and the large tables (replay window, ack queue, a DC's seq_no window, the arena) are
     /// cleared in place, so restarting an engine never puts one on the stack. Every field is named, so a field added
     /// to `Core` must be handled here too (and in `new`).
     fn reinit(&mut self, init: RoleInit<'_>, cfg: SessionConfig, key: AuthKey, clock: Clock, now: Instant) {

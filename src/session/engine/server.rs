@@ -16,12 +16,12 @@ use zeroize::Zeroize;
 use crate::session::acks::AckQueue;
 use crate::session::bad_msg::BadMsgCode;
 use crate::session::event::{Dropped, SendError};
-use crate::session::limits::MAX_FUTURE_SALTS;
+use crate::session::limits::{DEFAULT_REPLAY_WINDOW, MAX_FUTURE_SALTS};
 use crate::session::msg_id::{MsgId, Role};
 use crate::session::pending::{BodyHandle, SentKind, SentTracker};
 use crate::session::replay::{MsgIdReject, TimeWindow, check_parity};
 use crate::session::salts::{ServerSaltPolicy, ServerSalts};
-use crate::session::seqno::SeqNoGen;
+use crate::session::seqno::{SeqNoChecker, SeqNoGen};
 use crate::time::{Instant, UnixTime};
 use crate::tl::{
     self, GzipPacked, MsgContainer, MsgCopy, MsgResendReq, NewSessionCreated, RpcResult, ServiceMessage, TlRead,
@@ -109,6 +109,7 @@ pub(super) fn rotation_secs(cfg: &SessionConfig) -> u64 {
 pub(super) struct DcState<const MSGS: usize> {
     /// Whether a client session is served (false until the first authenticated message names one).
     pub(super) session_known: bool,
+    pub(super) seq_check: SeqNoChecker<DEFAULT_REPLAY_WINDOW>,
     /// The current (and previous) salt; `None` only if the schedule could not start.
     pub(super) salts: Option<ServerSalts>,
     /// The secret every period's salt is derived from ([`DcState::derived_salt`]).
@@ -153,6 +154,7 @@ impl<const MSGS: usize> DcState<MSGS> {
     pub(super) fn new(salt_secret: [u8; 32], first_salt: Option<(u64, u64)>) -> Self {
         DcState {
             session_known: false,
+            seq_check: SeqNoChecker::new(),
             salts: None,
             salt_secret,
             first_salt,
@@ -169,11 +171,12 @@ impl<const MSGS: usize> DcState<MSGS> {
         }
     }
 
-    /// Makes this what [`new`](Self::new) returns, in place (its queues are `MSGS` long, so a new value is not built
-    /// on the stack). Every field is named, so a new one cannot be forgotten here.
+    /// Makes this what [`new`](Self::new) returns, in place: the 16 KiB seq_no window is cleared where it lies
+    /// instead of built again on the stack. Every field is named, so a new one cannot be forgotten here.
     pub(super) fn reinit(&mut self, salt_secret: [u8; 32], first_salt: Option<(u64, u64)>) {
         let DcState {
             session_known,
+            seq_check,
             salts,
             salt_secret: secret,
             first_salt: first,
@@ -189,6 +192,7 @@ impl<const MSGS: usize> DcState<MSGS> {
             refused,
         } = self;
         *session_known = false;
+        seq_check.clear();
         *salts = None;
         secret.zeroize();
         *secret = salt_secret;
@@ -227,7 +231,8 @@ impl<const MSGS: usize> DcState<MSGS> {
 
     /// Forgets the session-bound part: what a new (or forgotten) client session starts without.
     fn reset(&mut self) {
-        // In place: a new value would cross the stack.
+        // In place: a new value would cross the stack (16 KiB).
+        self.seq_check.clear();
         self.pending_reqs.clear();
         self.answers_blocked = false;
         self.nsc_first = None;
@@ -656,10 +661,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         content: bool,
         unix: UnixTime,
     ) -> Result<(), Dropped> {
-        let r = match self.role.dc() {
-            Some(_) => self.inbound.window().check_seq(id, seq_no, content),
-            None => Ok(()),
-        };
+        let r = self
+            .role
+            .dc()
+            .map_or(Ok(()), |dc| dc.seq_check.check(id, seq_no, content));
         if let Err(e) = r {
             self.notify_bad(now, id, seq_no, e.bad_msg_code());
             self.burn(id, unix);
@@ -670,10 +675,10 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// Remembers an accepted message's msg_id and seq_no.
     fn accept_id(&mut self, id: MsgId, seq_no: u32, unix: UnixTime) {
-        let _ = match self.role.dc() {
-            Some(_) => self.inbound.accept_with_seq(id, seq_no, unix, true),
-            None => self.inbound.accept(id, unix, true),
-        };
+        let _ = self.inbound.accept(id, unix, true);
+        if let Some(dc) = self.role.dc_mut() {
+            dc.seq_check.record(id, seq_no);
+        }
     }
 
     /// DC: one inner message of an accepted container: its own msg_id and seq_no checks, then its processing.
