@@ -269,7 +269,7 @@ struct Core<const TX: usize, const MSGS: usize> {
 /// The state only one role has: a client's salts, pings and quick acks ([`ClientState`]), a DC's salt schedule,
 /// session admission, held packet and pending requests ([`DcState`]). An engine's role never changes.
 ///
-/// The DC variant is the larger (its seq_no window is 16 KiB): with no allocator it cannot be boxed, and the enum
+/// The DC variant is the larger (its seq_no window is 12 KiB): with no allocator it cannot be boxed, and the enum
 /// still costs less than both roles' fields side by side did.
 #[allow(clippy::large_enum_variant)]
 enum RoleState<const MSGS: usize> {

@@ -171,7 +171,7 @@ impl<const MSGS: usize> DcState<MSGS> {
         }
     }
 
-    /// Makes this what [`new`](Self::new) returns, in place: the 16 KiB seq_no window is cleared where it lies
+    /// Makes this what [`new`](Self::new) returns, in place: the 12 KiB seq_no window is cleared where it lies
     /// instead of built again on the stack. Every field is named, so a new one cannot be forgotten here.
     pub(super) fn reinit(&mut self, salt_secret: [u8; 32], first_salt: Option<(u64, u64)>) {
         let DcState {
@@ -231,7 +231,7 @@ impl<const MSGS: usize> DcState<MSGS> {
 
     /// Forgets the session-bound part: what a new (or forgotten) client session starts without.
     fn reset(&mut self) {
-        // In place: a new value would cross the stack (16 KiB).
+        // In place: a new value would cross the stack (12 KiB).
         self.seq_check.clear();
         self.pending_reqs.clear();
         self.answers_blocked = false;
