@@ -396,6 +396,8 @@ fn chk_030_short_and_unaligned_packets_rejected() {
 
 #[test]
 fn chk_039_padding_bounds_and_randomised() {
+    assert_eq!(PaddingPolicy::DEFAULT.max_extra_blocks(), 15);
+    assert_eq!(PaddingPolicy::new(5).map(PaddingPolicy::max_extra_blocks), Some(5));
     let key = key_a();
     let mut rng = StdRng::seed_from_u64(39);
     let mut out = vec![0u8; 8192];
@@ -503,6 +505,70 @@ fn chk_053_v1_bind_round_trip_and_tamper() {
         packet::encrypt_v1_bind(&key, &bad, &mut StdRng::seed_from_u64(1), &mut out),
         Err(EncryptError::InvalidPlaintext)
     );
+}
+
+/// The sizes a sender may produce: every bound of `encrypted_len` at its edge (found by cargo-mutants: the body and
+/// padding bounds survived their mutants in the integration tests).
+#[test]
+fn chk_030_encrypted_len_bounds_at_their_edges() {
+    use packet::{MAX_BODY_LEN, MAX_PADDING, MIN_PACKET_LEN, MIN_PADDING, encrypted_len};
+    assert_eq!(MIN_PACKET_LEN, 72);
+    assert_eq!(encrypted_len(0, 16), Some(72));
+    assert_eq!(encrypted_len(MAX_BODY_LEN, 20), Some(24 + 32 + MAX_BODY_LEN + 20));
+    assert_eq!(encrypted_len(MAX_BODY_LEN + 4, 16), None);
+    assert_eq!(encrypted_len(MAX_BODY_LEN + 4, 20), None);
+    assert_eq!(encrypted_len(0, MAX_PADDING), Some(24 + 32 + 1024));
+    assert_eq!(encrypted_len(12, MAX_PADDING + 4), None);
+    assert_eq!(encrypted_len(0, MAX_PADDING + 16), None);
+    assert_eq!(encrypted_len(4, MIN_PADDING), Some(24 + 48));
+    assert_eq!(encrypted_len(8, MIN_PADDING - 4), None);
+    assert_eq!(encrypted_len(0, 0), None);
+    assert_eq!(encrypted_len(2, 14), None);
+    assert_eq!(encrypted_len(0, 20), None);
+}
+
+/// Seals a 1.0 bind plaintext exactly as given (any msg_len, any padding), with msg_key over its first `covered` bytes.
+fn v1_raw(key: &AuthKey, plain: &[u8], covered: usize) -> Vec<u8> {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::digest(&plain[..covered]);
+    let msg_key: [u8; 16] = digest[4..20].try_into().unwrap();
+    let kv = kdf::derive_v1(key, C2S, &msg_key);
+    let mut enc = plain.to_vec();
+    mtproto_sansio::crypto::aes::ige_encrypt(&kv.key, &kv.iv, &mut enc).unwrap();
+    let mut out = key.id().to_le_bytes().to_vec();
+    out.extend(msg_key);
+    out.extend(enc);
+    out
+}
+
+/// 1.0 padding is 0..=15 bytes (msg_key does not cover it): a correctly keyed message with 16 bytes of padding, or
+/// with a plaintext longer than 256 bytes, is refused. Found by cargo-mutants (`< 16` → `<= 16` survived).
+#[test]
+fn chk_053_v1_bind_padding_and_length_bounds() {
+    let key = key_a();
+    let with_padding = |body_len: usize, padding: usize| {
+        let mut p = vec![0xC5u8; 16];
+        p.extend(0x6777_e5ef_0000_2000u64.to_le_bytes());
+        p.extend(0u32.to_le_bytes());
+        p.extend((body_len as u32).to_le_bytes());
+        p.extend(body(body_len));
+        p.extend(vec![0x5a; padding]);
+        p
+    };
+    // The boundaries that are valid: 0 and 15 bytes of padding (so the refusals below are about the bound).
+    for (len, pad) in [(48, 0), (44, 4), (52, 12)] {
+        let mut ok = v1_raw(&key, &with_padding(len, pad), 32 + len);
+        assert_eq!(packet::decrypt_v1_bind(&key, &mut ok).unwrap().body().len(), len);
+    }
+    let mut sixteen = v1_raw(&key, &with_padding(48, 16), 32 + 48);
+    assert!(packet::decrypt_v1_bind(&key, &mut sixteen).is_err());
+    let mut twenty_eight = v1_raw(&key, &with_padding(36, 28), 32 + 36);
+    assert!(packet::decrypt_v1_bind(&key, &mut twenty_eight).is_err());
+    // 256 bytes of plaintext is the most; 272 is refused even when correctly keyed.
+    let mut max = v1_raw(&key, &with_padding(224, 0), 256);
+    assert!(packet::decrypt_v1_bind(&key, &mut max).is_ok());
+    let mut over = v1_raw(&key, &with_padding(240, 0), 272);
+    assert!(packet::decrypt_v1_bind(&key, &mut over).is_err());
 }
 
 // ------------------------------------------------------------------ attacks B5, B6
