@@ -167,6 +167,65 @@ fn saves_follow_the_store_contract() {
     );
 }
 
+/// A DC that forgot the client's stored key (test_dc's key store cleared) answers −404: the client drops the key
+/// (saved as `Change::KeyDropped` before the new key's `Change::Key`), makes a new one on a new connection and
+/// sends the request again; the sign-in lived under the old key, so the bot is signed out and signs in again.
+#[test]
+fn a_forgotten_key_is_dropped_and_replaced() {
+    let (c, public) = cluster();
+    let mut cl = TgClient::start(config(&c, public, 2), MemoryStore::new()).unwrap();
+    sign_in_bot(&mut cl, "4040:secret").unwrap();
+    let store = cl.into_store();
+    c.dc(2).unwrap().forget_keys();
+    let mut cl = TgClient::start(config(&c, public, 2), store).unwrap();
+    assert!(cl.is_signed_in());
+    let old = cl.record().key(dc(2)).unwrap().clone();
+    // Sent under the forgotten key (−404), then again under a new one: the new key is not signed in.
+    assert!(matches!(cl.me(Target::Home).unwrap(), Err((401, _))));
+    assert_eq!((cl.stats.keys_dropped, cl.stats.handshakes), (1, 1));
+    assert!(!cl.is_signed_in());
+    assert!(cl.record().key(dc(2)).is_some_and(|k| *k != old));
+    let changes = &cl.store().changes;
+    let at = changes
+        .iter()
+        .position(|c| *c == Change::KeyDropped(dc(2)))
+        .expect("KeyDropped saved");
+    assert_eq!(changes[at + 1], Change::Key(dc(2)), "{changes:?}");
+    assert!(changes[..at].contains(&Change::SignedOut), "{changes:?}");
+    sign_in_bot(&mut cl, "4040:secret").unwrap();
+    assert_eq!(cl.me(Target::Home).unwrap(), Ok(4040));
+    // The store holds the new key and the new sign-in.
+    let mut cl = TgClient::start(config(&c, public, 2), cl.into_store()).unwrap();
+    assert_eq!(cl.me(Target::Home).unwrap(), Ok(4040));
+    assert_eq!(cl.stats.handshakes, 0);
+}
+
+/// Clock faults: the client restarts believing the DC's clock is off from its own by a wrong amount (its stored
+/// offset skewed by up to ±600 s, as after the host clock jumped while it was down), so its first msg_ids are far
+/// outside the DC's window. The DC answers `bad_msg_notification` 16/17, the session takes the DC's time from it
+/// and resends: the bot signs in under the skewed clock and its query is answered. A few skews, cheap.
+#[test]
+fn skewed_client_clock_still_signs_in_and_gets_answers() {
+    let (c, public) = cluster();
+    for (i, skew) in [-600i32, -301, 31, 599].into_iter().enumerate() {
+        // A key on DC 2, not signed in.
+        let mut cl = TgClient::start(config(&c, public, 2), MemoryStore::new()).unwrap();
+        cl.refresh_config().unwrap();
+        let mut store = cl.into_store();
+        let mut rec = store.load().unwrap().unwrap();
+        let d = rec.dc(dc(2)).unwrap();
+        let (salt, offset) = (d.salt, d.time_offset);
+        let change = rec.set_salt(dc(2), salt, offset + skew).unwrap();
+        store.save(&rec, change).unwrap();
+        let mut cl = TgClient::start(config(&c, public, 2), store).unwrap();
+        let id = 1700 + i as i64;
+        let u = sign_in_bot(&mut cl, &format!("{id}:secret")).unwrap();
+        assert_eq!(u.id, id, "skew {skew}");
+        assert_eq!(cl.me(Target::Home).unwrap(), Ok(id), "skew {skew}");
+        assert_eq!(cl.stats.handshakes, 0, "skew {skew}: the stored key was used");
+    }
+}
+
 /// Two-step verification: the account signs up on one client; another client of ours (a new store) signs in with
 /// the code, gets `SESSION_PASSWORD_NEEDED`, and proves the password with `client::srp::compute_check` against
 /// test_dc's `SrpServer`.

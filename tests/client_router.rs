@@ -7,6 +7,7 @@ use mtproto_sansio::client::router::{
     Target, Ticket,
 };
 use mtproto_sansio::client::rpc_error::{ErrorKind, MigrateReason, RpcError};
+use mtproto_sansio::client::store::Change;
 use mtproto_sansio::client::{DcId, RequestId};
 use mtproto_sansio::time::Instant;
 
@@ -84,7 +85,14 @@ fn router() -> Router {
     r
 }
 
+/// The actions due, for a host that stores every change the router reports first (as a host must).
 fn drain<const O: usize, const D: usize, const H: usize>(r: &mut Router<O, D, H>) -> Vec<Action> {
+    save_all(r);
+    actions(r)
+}
+
+/// The actions due, saving nothing (a host that forgot its store).
+fn actions<const O: usize, const D: usize, const H: usize>(r: &mut Router<O, D, H>) -> Vec<Action> {
     std::iter::from_fn(|| r.poll_action()).collect()
 }
 
@@ -173,9 +181,10 @@ fn phone_migrate_during_sign_in_moves_home() {
             link: main(4)
         }]
     );
-    // Signed in on the new home: its requests need no authorization copy.
+    // Signed in on the new home: its requests need no authorization copy (once the sign-in is stored).
     r.signed_in(T0).unwrap();
     assert!(r.is_authorized(dc(4)) && !r.is_authorized(dc(2)));
+    assert_eq!(save_all(&mut r), [Change::SignedIn]);
     assert_eq!(
         r.route(&Ticket::new(RequestId(2), Target::Home, false), T0),
         Ok(Route::Send(main(4)))
@@ -704,4 +713,137 @@ fn a_request_held_when_its_copy_was_revoked_imports_again() {
             link: main(3)
         }]
     );
+}
+
+/// Confirms every save the router asks for, as a host with a working store does.
+fn save_all<const O: usize, const D: usize, const H: usize>(r: &mut Router<O, D, H>) -> Vec<Change> {
+    let mut out = Vec::new();
+    while let Some(c) = r.poll_save() {
+        assert!(r.saved(c));
+        out.push(c);
+    }
+    out
+}
+
+/// A host that forgets to store a new key is stopped: nothing goes out under the key until the store confirmed
+/// `Change::Key` (removing the gate makes the request go out at `link_ready`).
+#[test]
+fn a_new_key_is_saved_before_anything_goes_out_under_it() {
+    let mut r = router();
+    let t = Ticket::new(RequestId(1), Target::Home, false);
+    assert_eq!(r.route(&t, T0), Ok(Route::Held));
+    assert_eq!(actions(&mut r), [open(main(2), "10.0.0.2", false)]);
+    r.link_ready(main(2), T0);
+    assert_eq!(r.poll_save(), Some(Change::Key(dc(2))));
+    // Forgetful host: polls actions, routes more, never saves. Nothing goes out.
+    assert_eq!(actions(&mut r), []);
+    assert_eq!(
+        r.route(&Ticket::new(RequestId(2), Target::Home, false), T0),
+        Ok(Route::Held)
+    );
+    assert_eq!(actions(&mut r), []);
+    // The change stays pending until confirmed; a wrong confirmation changes nothing.
+    assert_eq!(r.poll_save(), Some(Change::Key(dc(2))));
+    assert!(!r.saved(Change::Key(dc(3))));
+    assert!(!r.saved(Change::SignedIn));
+    assert_eq!(actions(&mut r), []);
+    assert!(r.saved(Change::Key(dc(2))));
+    assert_eq!(r.poll_save(), None);
+    assert_eq!(
+        actions(&mut r),
+        [
+            Action::Send {
+                id: RequestId(1),
+                link: main(2)
+            },
+            Action::Send {
+                id: RequestId(2),
+                link: main(2)
+            }
+        ]
+    );
+    // A stored key (set from the store) is not saved again.
+    let mut r = router();
+    r.set_key(dc(2), true, T0).unwrap();
+    r.route(&t, T0).unwrap();
+    assert_eq!(actions(&mut r), [open(main(2), "10.0.0.2", true)]);
+    r.link_ready(main(2), T0);
+    assert_eq!(r.poll_save(), None);
+    assert_eq!(
+        actions(&mut r),
+        [Action::Send {
+            id: RequestId(1),
+            link: main(2)
+        }]
+    );
+}
+
+/// After a sign-in, no call that needs the authorization goes out (and no authorization is exported) before
+/// `Change::SignedIn` is stored; a sign-out is reported and supersedes an unsaved sign-in.
+#[test]
+fn the_sign_in_is_saved_before_any_authorized_call() {
+    let mut r = router();
+    r.set_key(dc(2), true, T0).unwrap();
+    r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
+    r.link_ready(main(2), T0);
+    actions(&mut r);
+    r.done(main(2), T0);
+    r.signed_in(T0).unwrap();
+    assert_eq!(r.poll_save(), Some(Change::SignedIn));
+    assert_eq!(
+        r.route(&Ticket::new(RequestId(2), Target::Home, false), T0),
+        Ok(Route::Held)
+    );
+    // A request for DC 3 needs a copy; the export waits for the save too.
+    r.route(&Ticket::new(RequestId(3), Target::Dc(dc(3)), false), T0)
+        .unwrap();
+    assert_eq!(actions(&mut r), [open(main(3), "10.0.0.3", false)]);
+    r.link_ready(main(3), T0);
+    assert_eq!(actions(&mut r), []);
+    assert_eq!(save_all(&mut r), [Change::Key(dc(3)), Change::SignedIn]);
+    assert_eq!(
+        actions(&mut r),
+        [
+            Action::Export { from: dc(2), to: dc(3) },
+            Action::Send {
+                id: RequestId(2),
+                link: main(2)
+            }
+        ]
+    );
+    r.imported(dc(3));
+    assert_eq!(save_all(&mut r), [Change::Authorized(dc(3))]);
+    r.signed_in(T0).unwrap();
+    r.signed_out();
+    assert_eq!(save_all(&mut r), [Change::SignedOut]);
+}
+
+/// Home moves, new DC lists and dropped keys are reported; −404 on the home DC's key signs out and reopens the
+/// connection with a key exchange; a dropped key is saved before the new one.
+#[test]
+fn a_dropped_key_is_reported_and_replaced() {
+    let mut r = router();
+    r.set_key(dc(2), true, T0).unwrap();
+    r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
+    r.link_ready(main(2), T0);
+    actions(&mut r);
+    r.done(main(2), T0);
+    r.signed_in(T0).unwrap();
+    save_all(&mut r);
+    assert_eq!(r.key_dropped(dc(2), T0), Ok(true));
+    assert!(!r.is_signed_in() && !r.has_key(dc(2)));
+    // The home DC's main connection is always wanted: reopened with a key exchange.
+    assert_eq!(actions(&mut r), [open(main(2), "10.0.0.2", false)]);
+    r.link_ready(main(2), T0);
+    assert_eq!(
+        save_all(&mut r),
+        [Change::SignedOut, Change::KeyDropped(dc(2)), Change::Key(dc(2))]
+    );
+    r.move_home(dc(4));
+    r.move_home(dc(4));
+    assert_eq!(save_all(&mut r), [Change::Home]);
+    r.replace_options(false, [raw(1, "10.9.9.9", 443)].into_iter()).unwrap();
+    assert_eq!(save_all(&mut r), [Change::Options]);
+    r.replace_options(false, [raw(1, "10.9.9.9", 443)].into_iter()).unwrap();
+    assert_eq!(save_all(&mut r), []);
 }

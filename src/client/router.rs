@@ -33,6 +33,7 @@ use core::net::IpAddr;
 use core::time::Duration;
 
 use super::rpc_error::MigrateReason;
+use super::store::Change;
 use super::{DcId, RequestId};
 use crate::error::Fault;
 use crate::time::Instant;
@@ -382,6 +383,12 @@ struct DcEntry {
     has_key: bool,
     auth: Auth,
     links: [LinkSlot; 3],
+    /// A key made here is not stored yet: nothing goes out under it ([`Change::Key`]).
+    unsaved_key: bool,
+    /// The DC forgot its key and the store does not know yet ([`Change::KeyDropped`]).
+    unsaved_drop: bool,
+    /// An authorization copy the store does not know of yet ([`Change::Authorized`]).
+    unsaved_auth: bool,
 }
 
 impl DcEntry {
@@ -396,6 +403,10 @@ impl DcEntry {
 
     fn idle(&self) -> bool {
         self.links.iter().all(|l| l.state == LinkState::Closed)
+    }
+
+    fn unsaved(&self) -> bool {
+        self.unsaved_key || self.unsaved_drop || self.unsaved_auth
     }
 }
 
@@ -417,6 +428,11 @@ pub struct Router<const O: usize = 32, const D: usize = 8, const H: usize = 32> 
     held: heapless::Vec<Held, H>,
     /// The latest time the host passed in.
     now: Instant,
+    /// Changes the store has not confirmed ([`Router::poll_save`]); the per-DC ones are in [`DcEntry`].
+    unsaved_signin: bool,
+    unsaved_signout: bool,
+    unsaved_home: bool,
+    unsaved_options: bool,
 }
 
 impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
@@ -431,6 +447,10 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             dcs: heapless::Vec::new(),
             held: heapless::Vec::new(),
             now: Instant::ZERO,
+            unsaved_signin: false,
+            unsaved_signout: false,
+            unsaved_home: false,
+            unsaved_options: false,
         }
     }
 
@@ -462,8 +482,17 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         self.home
     }
 
-    /// Sets the home DC (the stored one at start, or the default DC before the first sign-in).
+    /// Sets the home DC (the stored one at start, or the default DC before the first sign-in): nothing to save.
     pub fn set_home(&mut self, dc: DcId) {
+        self.home = Some(dc);
+    }
+
+    /// The home DC moved outside a routed request (a sign-in flow's `PHONE_MIGRATE_X`): saved as [`Change::Home`].
+    /// [`Router::on_migrate`] does the same for a routed request.
+    pub fn move_home(&mut self, dc: DcId) {
+        if self.home != Some(dc) {
+            self.unsaved_home = true;
+        }
         self.home = Some(dc);
     }
 
@@ -477,23 +506,158 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
     ///
     /// # Errors
     /// [`RouteError::NoHome`] before [`Router::set_home`]; [`RouteError::Full`] if the DC table has no room for it.
+    ///
+    /// Until the store confirmed [`Change::SignedIn`] ([`Router::saved`]), no request that needs the authorization
+    /// goes out: a crash in between would leave a signed-in session the host cannot resume.
     pub fn signed_in(&mut self, now: Instant) -> Result<(), RouteError> {
         let home = self.home.ok_or(RouteError::NoHome)?;
-        self.signed_in = true;
         let e = self.entry(home, now)?;
         e.auth = Auth::Authorized;
+        self.signed_in = true;
+        self.unsaved_signin = true;
         Ok(())
     }
 
     /// The account is signed out (`auth.logOut`, or a 401 on the home DC): no DC holds the authorization any more.
+    /// Saved as [`Change::SignedOut`] (nothing waits for it: a lost sign-out costs one 401 after a restart).
     pub fn signed_out(&mut self) {
         self.signed_in = false;
+        self.unsaved_signin = false;
+        self.unsaved_signout = true;
         for e in &mut self.dcs {
             e.auth = Auth::None;
+            e.unsaved_auth = false;
         }
     }
 
-    /// Whether the host holds an auth key for `dc` (set from its store at start; a ready link implies one).
+    /// The DC answered −404 on a stored key (it forgot it): the key and whatever authorization it carried are
+    /// gone, saved as [`Change::KeyDropped`]. The DC's open connections are to be replaced by new ones that run a
+    /// key exchange ([`Action::Open`] with `has_key: false`); the host drops the old ones without reporting them.
+    /// On the home DC the account is signed out too (its authorization lived under that key; TDLib treats a lost
+    /// main key the same way): returns `true`, sign in again.
+    pub fn key_dropped(&mut self, dc: DcId, now: Instant) -> Result<bool, RouteError> {
+        let was_home = self.home == Some(dc) && self.signed_in;
+        let e = self.entry(dc, now)?;
+        e.has_key = false;
+        e.auth = Auth::None;
+        e.unsaved_key = false;
+        e.unsaved_auth = false;
+        e.unsaved_drop = true;
+        for slot in &mut e.links {
+            if matches!(slot.state, LinkState::Ready | LinkState::Opening | LinkState::WantClose) {
+                slot.state = LinkState::Closed;
+            }
+            slot.in_flight = 0;
+        }
+        if was_home {
+            self.signed_out();
+        }
+        // Reopened (with a key exchange) if anything still wants it.
+        for kind in LinkKind::ALL {
+            let link = Link { dc, kind };
+            if self.wanted(link)
+                && let Some(slot) = self.find_mut(dc).and_then(|e| e.link_mut(kind))
+            {
+                slot.state = LinkState::WantOpen;
+                slot.attempts = 0;
+            }
+        }
+        Ok(was_home)
+    }
+
+    /// The next change the store must make durable, oldest kind first; it stays the answer until the host reports
+    /// it with [`Router::saved`]. The router learns of them from the events it is told (a key made by a handshake
+    /// it asked for, a sign-in, a sign-out, a migration of the home DC, an authorization copy, a dropped key, a new
+    /// DC list); the host hands the [`Record`](super::store::Record) it keeps to its
+    /// [`Store`](super::store::Store) with this change, then calls [`Router::saved`].
+    ///
+    /// Two of them gate traffic, so that a host that forgets to save is stopped instead of going on with state a
+    /// restart would lose: nothing is sent under a new key before its [`Change::Key`] is confirmed, and nothing
+    /// that needs the authorization before [`Change::SignedIn`] is. The others are reported only (losing them
+    /// costs a round trip after a restart, never an account). Salts and update state are the host's to save when
+    /// it likes; they are not reported here.
+    ///
+    /// Order: a sign-out before a sign-in, a dropped key before the new key on the same DC, so that a store
+    /// writing field by field ends with what is true now.
+    #[must_use]
+    pub fn poll_save(&self) -> Option<Change> {
+        if self.unsaved_signout {
+            return Some(Change::SignedOut);
+        }
+        for e in &self.dcs {
+            if e.unsaved_drop {
+                return Some(Change::KeyDropped(e.dc));
+            }
+        }
+        for e in &self.dcs {
+            if e.unsaved_key {
+                return Some(Change::Key(e.dc));
+            }
+        }
+        if self.unsaved_home {
+            return Some(Change::Home);
+        }
+        if self.unsaved_signin {
+            return Some(Change::SignedIn);
+        }
+        for e in &self.dcs {
+            if e.unsaved_auth {
+                return Some(Change::Authorized(e.dc));
+            }
+        }
+        if self.unsaved_options {
+            return Some(Change::Options);
+        }
+        None
+    }
+
+    /// The store made `change` durable: what it held back may go out (poll the actions). Returns `false` if it
+    /// was not pending (nothing changes).
+    pub fn saved(&mut self, change: Change) -> bool {
+        let flag = match change {
+            Change::SignedOut => Some(&mut self.unsaved_signout),
+            Change::SignedIn => Some(&mut self.unsaved_signin),
+            Change::Home => Some(&mut self.unsaved_home),
+            Change::Options => Some(&mut self.unsaved_options),
+            Change::KeyDropped(dc) => self.find_mut(dc).map(|e| &mut e.unsaved_drop),
+            Change::Key(dc) => self.find_mut(dc).map(|e| &mut e.unsaved_key),
+            Change::Authorized(dc) => self.find_mut(dc).map(|e| &mut e.unsaved_auth),
+            Change::Salt(_) | Change::UpdateState => None,
+        };
+        match flag {
+            Some(f) if *f => {
+                *f = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The state just came from the store ([`Record::restore_router`](super::store::Record::restore_router)):
+    /// nothing of it is to be saved again.
+    pub(crate) fn mark_all_saved(&mut self) {
+        self.unsaved_signin = false;
+        self.unsaved_signout = false;
+        self.unsaved_home = false;
+        self.unsaved_options = false;
+        for e in &mut self.dcs {
+            e.unsaved_key = false;
+            e.unsaved_drop = false;
+            e.unsaved_auth = false;
+        }
+    }
+
+    /// Whether `e`'s `kind` connection may carry a request now: ready, its key stored, and (if `needs_auth`) the
+    /// DC authorized and the sign-in stored.
+    fn usable(&self, e: &DcEntry, kind: LinkKind, needs_auth: bool) -> bool {
+        e.link(kind).state == LinkState::Ready
+            && !e.unsaved_key
+            && (!needs_auth || (e.auth == Auth::Authorized && !self.unsaved_signin))
+    }
+
+    /// Whether the host holds an auth key for `dc` (set from its store at start; a ready link implies one). Nothing
+    /// to save: a key the router learns of here is one the host already has; a key made after
+    /// [`Action::Open`] with `has_key: false` is reported by [`Router::link_ready`] and saved as [`Change::Key`].
     ///
     /// # Errors
     /// [`RouteError::Full`] if the DC table has no room for it (entries with a key are never evicted: size `D` for
@@ -542,6 +706,7 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             let victim = self.dcs.iter().position(|e| {
                 e.idle()
                     && !e.has_key
+                    && !e.unsaved()
                     && e.auth != Auth::Authorized
                     && Some(e.dc) != home
                     && !held.iter().any(|h| h.link.dc == e.dc)
@@ -558,6 +723,9 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             has_key: false,
             auth: Auth::None,
             links: [LinkSlot::CLOSED; 3],
+            unsaved_key: false,
+            unsaved_drop: false,
+            unsaved_auth: false,
         };
         self.dcs.push(fresh).map_err(|_| RouteError::Full)?;
         self.dcs.last_mut().ok_or(RouteError::Full)
@@ -626,9 +794,9 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         let own = self.held.iter().any(|h| h.id == ticket.id);
         if self.held.is_full() && !own {
             // Holding may be needed; check before touching any state so that an error changes nothing.
-            let ready = self.find(link.dc).is_some_and(|e| {
-                e.link(link.kind).state == LinkState::Ready && (!needs_auth || e.auth == Auth::Authorized)
-            });
+            let ready = self
+                .find(link.dc)
+                .is_some_and(|e| self.usable(e, link.kind, needs_auth));
             if !ready {
                 return Err(RouteError::Full);
             }
@@ -636,12 +804,15 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         self.entry(link.dc, now)?;
         // A request routed again (after a migration) gives up its earlier place.
         self.held.retain(|h| h.id != ticket.id);
+        let usable = self
+            .find(link.dc)
+            .is_some_and(|e| self.usable(e, link.kind, needs_auth));
         let e = self.find_mut(link.dc).ok_or(RouteError::Full)?;
         let authorized = !needs_auth || e.auth == Auth::Authorized;
         let Some(slot) = e.link_mut(link.kind) else {
             return Err(RouteError::Full);
         };
-        if slot.state == LinkState::Ready && authorized {
+        if usable {
             slot.in_flight = slot.in_flight.saturating_add(1);
             slot.last_used = now;
             return Ok(Route::Send(link));
@@ -699,6 +870,9 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         ticket.migrations = ticket.migrations.saturating_add(1);
         ticket.target = target;
         if reason.moves_home() {
+            if self.home != Some(dc) {
+                self.unsaved_home = true;
+            }
             self.home = Some(dc);
             if ticket.media {
                 // Sign-in and account calls move home; they are never file transfers.
@@ -721,6 +895,10 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
     pub fn link_ready(&mut self, link: Link, now: Instant) {
         self.now = self.now.max(now);
         if let Some(e) = self.find_mut(link.dc) {
+            if !e.has_key {
+                // The key exchange the router asked for made a key: stored before anything goes out under it.
+                e.unsaved_key = true;
+            }
             e.has_key = true;
             if let Some(slot) = e.link_mut(link.kind) {
                 slot.state = LinkState::Ready;
@@ -834,10 +1012,11 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         }
     }
 
-    /// `auth.importAuthorization` succeeded on `dc`: its held requests go out.
+    /// `auth.importAuthorization` succeeded on `dc`: its held requests go out. Saved as [`Change::Authorized`].
     pub fn imported(&mut self, dc: DcId) {
         if let Some(e) = self.find_mut(dc) {
             e.auth = Auth::Authorized;
+            e.unsaved_auth = true;
         }
     }
 
@@ -1051,35 +1230,33 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         None
     }
 
-    fn main_ready(&self, dc: DcId) -> bool {
+    /// The main connection of `dc` can carry the export or import calls (key stored; for the source, the sign-in
+    /// stored too).
+    fn main_ready(&self, dc: DcId, needs_auth: bool) -> bool {
         self.find(dc)
-            .is_some_and(|e| e.link(LinkKind::Main).state == LinkState::Ready)
+            .is_some_and(|e| self.usable(e, LinkKind::Main, needs_auth))
     }
 
     fn next_export(&mut self) -> Option<Action> {
         let from = self.export_source()?;
-        if !self.main_ready(from) {
+        if !self.main_ready(from, true) {
             return None;
         }
         let to = self
             .dcs
             .iter()
-            .find(|e| e.auth == Auth::Needed && e.link(LinkKind::Main).state == LinkState::Ready)?
+            .find(|e| e.auth == Auth::Needed && self.usable(e, LinkKind::Main, false))?
             .dc;
         self.find_mut(to)?.auth = Auth::Exporting;
         Some(Action::Export { from, to })
     }
 
     fn next_send(&mut self) -> Option<Action> {
-        let signed_in = self.signed_in;
-        let dcs = &self.dcs;
         let i = self.held.iter().position(|h| {
             h.failed.is_none()
-                && dcs.iter().any(|e| {
-                    e.dc == h.link.dc
-                        && e.link(h.link.kind).state == LinkState::Ready
-                        && (!signed_in || h.link.kind == LinkKind::Cdn || e.auth == Auth::Authorized)
-                })
+                && self
+                    .find(h.link.dc)
+                    .is_some_and(|e| self.usable(e, h.link.kind, self.needs_auth(h.link)))
         })?;
         let h = self.held.remove(i);
         if let Some(slot) = self.find_mut(h.link.dc).and_then(|e| e.link_mut(h.link.kind)) {
@@ -1218,6 +1395,9 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             return Err(ConfigError::Empty);
         }
         report.accepted = table.len();
+        if self.options != table {
+            self.unsaved_options = true;
+        }
         self.options = table;
         Ok(report)
     }

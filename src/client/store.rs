@@ -5,8 +5,8 @@
 //! clock offset of that DC's session, the home DC from the [`Router`](super::router::Router) after a migration, the
 //! signed-in user from [`SignIn`](super::signin) (`Stage::SignedIn`), which DCs hold a copy of the authorization
 //! (`Router::imported`), the DC list of `help.getConfig`, and an opaque update-state blob that `client::updates`
-//! saves and restores itself. The host hands the record to its [`Store`] at the moments [`Change`] names; at start it
-//! loads it back and seeds the router ([`Record::restore_router`]) and one connection per stored key.
+//! saves and restores itself. The host hands the record to its [`Store`] when the router reports a [`Change`]
+//! ([`Router::poll_save`](super::router::Router::poll_save)); at start it loads it back and seeds the router ([`Record::restore_router`]) and one connection per stored key.
 //!
 //! Two ways to store it: a [`Store`] that keeps fields apart (a database: one row per DC, like grammers'
 //! `SqliteSession` and TDLib's binlog entries per DC auth key), or the whole record as one blob ([`Record::encode`],
@@ -112,6 +112,12 @@ impl fmt::Debug for DcState {
 
 /// What changed, handed to [`Store::save`] with the whole record: a field-wise store writes only that, a blob
 /// store writes everything.
+///
+/// **Who says when.** The [`Router`](super::router::Router) reports every change but the salt and the update
+/// state through [`Router::poll_save`](super::router::Router::poll_save) and keeps it pending until the host
+/// confirms it ([`Router::saved`](super::router::Router::saved)); until then it holds the first query under a new
+/// key and every authorized call after a sign-in, so a host that forgets to save is stopped instead of running on
+/// state a restart would lose.
 ///
 /// **When the client saves**, so that a crash never loses what cost a round trip to get and never keeps what is
 /// no longer true (TDLib writes its binlog at the same points):
@@ -451,6 +457,7 @@ impl Record {
                 }
             }
         }
+        router.mark_all_saved();
         Ok(())
     }
 

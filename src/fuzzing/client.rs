@@ -208,7 +208,11 @@ pub fn client_router(data: &[u8]) {
                 assert!(flood.poll_timeout().is_none_or(|t| t > now), "flood timer in the past");
             }
             11 => {
-                let _ = router.set_key(link.dc, arg & 1 != 0, now);
+                if arg & 2 != 0 {
+                    let _ = router.key_dropped(link.dc, now);
+                } else {
+                    let _ = router.set_key(link.dc, arg & 1 != 0, now);
+                }
             }
             12 => router.set_home(dc(arg)),
             13 => {
@@ -243,6 +247,15 @@ pub fn client_router(data: &[u8]) {
                 let id = RequestId(u64::from(arg % 8));
                 flood.completed(id, now);
                 flood_held.retain(|x| *x != id);
+            }
+        }
+        // A host that stores what the router reports (half the steps; the other half it forgets): each confirmed
+        // change leaves the queue, so saving settles.
+        if op & 0x10 != 0 {
+            let mut n = 0;
+            while let Some(c) = router.poll_save() {
+                n += 1;
+                assert!(n <= 3 * D + 4 && router.saved(c), "poll_save does not settle");
             }
         }
         // Draining is bounded: each held request leaves once, each link closes and opens at most once per drain, each

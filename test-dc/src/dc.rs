@@ -386,6 +386,14 @@ impl Dc {
         lock(&self.shared.keys).force_collisions = n;
     }
 
+    /// Test hook: forgets every auth key (as a DC that lost its key store does), so a client on a stored key gets
+    /// −404 and must make a new one (`tests/client_e2e.rs`). Keys already loaded by live sessions stay with them.
+    pub fn forget_keys(&self) {
+        let mut store = lock(&self.shared.keys);
+        store.keys.clear();
+        store.bound.clear();
+    }
+
     /// Stops accepting (open connections end on their own).
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);

@@ -4,9 +4,14 @@
 //! It composes, on blocking sockets ([`client::Conn`](crate::client::Conn)), one client
 //! [`Connection`](mtproto_sansio::session::Connection) per DC, the [`Router`] (which DC, which connection to open,
 //! which authorization to copy), the [`FloodScheduler`] (flood waits and retries of API calls), a
-//! [`SignIn`] flow, and a [`Store`] that keeps the [`Record`] across restarts, saved at the points
-//! [`Change`] names: a key right after its handshake and before its first query, the sign-in as soon as the flow
-//! ends signed in, the home DC when a migration moves it, an authorization copy when a DC accepted it.
+//! [`SignIn`] flow, and a [`Store`] that keeps the [`Record`] across restarts. The client updates the record as
+//! things happen (a key from a handshake, the signed-in user, the home DC, an authorization copy, a dropped key)
+//! and saves it when the router asks ([`Router::poll_save`], drained by `TgClient::persist` before every routing
+//! step): the router holds the first query under a new key, and every authorized call after a sign-in, until the
+//! store confirmed the save. Salts are saved by the client itself whenever the DC moved it to a new one.
+//!
+//! A stored key the DC answers −404 to (it forgot it) is dropped ([`Record::drop_key`], [`Router::key_dropped`],
+//! saved as [`Change::KeyDropped`]), a new key is made on a new connection and the request sent again once.
 //!
 //! Data flow: the test calls [`TgClient::sign_in`] (a flow and a callback that plays the user) or
 //! [`TgClient::invoke`] (an API call to the home DC or another); requests go through the router's actions (open a
@@ -68,6 +73,8 @@ pub enum TgError {
     Flood(i32, String),
     /// The fault schedule killed the client: start again from the store.
     Killed,
+    /// The DC forgot the key of this DC's connection (−404): dropped, the request may be sent again.
+    KeyDropped(DcId),
     /// An answer that makes no sense here.
     Protocol(String),
 }
@@ -129,6 +136,8 @@ pub struct Stats {
     pub queries: u64,
     /// Auth keys made.
     pub handshakes: u64,
+    /// Stored keys the DC had forgotten (−404), dropped and replaced.
+    pub keys_dropped: u64,
     /// Connections dropped by the fault schedule.
     pub drops: u64,
     /// Flood waits injected and waited out.
@@ -319,6 +328,29 @@ where
             .map_err(|e| TgError::Store(format!("{e:?}")))
     }
 
+    /// Saves every change the router reports ([`Router::poll_save`]) and confirms it, so that what it held back
+    /// (a query under a new key, calls after a sign-in) may go out.
+    fn persist(&mut self) -> Result<(), TgError> {
+        while let Some(change) = self.router.poll_save() {
+            self.save(change)?;
+            self.router.saved(change);
+        }
+        Ok(())
+    }
+
+    /// `dc` answered −404 on its key: the key goes from the record and the router (saved), the connection is
+    /// dropped; the router opens a new one with a key exchange when a request wants it.
+    fn drop_key(&mut self, dc: DcId) -> Result<(), TgError> {
+        self.stats.keys_dropped += 1;
+        self.links.remove(&dc);
+        self.record.drop_key(dc);
+        if self.router.key_dropped(dc, now())? {
+            // The home DC's key carried the sign-in.
+            self.record.signed_out();
+        }
+        self.persist()
+    }
+
     /// Opens the main connection to `dc` at `option`: on the stored key, or after a handshake whose key is saved
     /// before anything is sent under it.
     fn open(&mut self, dc: DcId, option: &DcOption) -> Result<(), TgError> {
@@ -340,15 +372,14 @@ where
                     &mut self.rng,
                 )?;
                 self.stats.handshakes += 1;
-                let change = self
-                    .record
+                // Saved when the router reports the key (after `link_ready`), before anything goes out under it.
+                self.record
                     .set_key(dc, out.auth_key.clone())
                     .map_err(|e| TgError::Store(e.to_string()))?;
                 let offset = i32::try_from(out.server_time_offset).unwrap_or(0);
                 self.record
                     .set_salt(dc, out.server_salt, offset)
                     .map_err(|e| TgError::Store(e.to_string()))?;
-                self.save(change)?;
                 s
             }
         };
@@ -367,7 +398,10 @@ where
     fn drive_router(&mut self, want: RequestId) -> Result<Link, TgError> {
         let deadline = now().saturating_add(CALL_TIMEOUT);
         loop {
-            while let Some(a) = self.router.poll_action() {
+            while let Some(a) = {
+                self.persist()?;
+                self.router.poll_action()
+            } {
                 match a {
                     Action::Open { link, option, .. } => match self.open(link.dc, &option) {
                         Ok(()) => self.router.link_ready(link, now()),
@@ -420,8 +454,8 @@ where
             Ok(_) => {
                 self.stats.imports += 1;
                 self.router.imported(to);
-                let change = self.record.authorized(to).map_err(|e| TgError::Store(e.to_string()))?;
-                self.save(change)
+                self.record.authorized(to).map_err(|e| TgError::Store(e.to_string()))?;
+                self.persist()
             }
             Err(_) => {
                 self.router.import_failed(to);
@@ -489,6 +523,10 @@ where
                     link.conn = None;
                     continue;
                 }
+                Err(ClientError::Code(-404)) => {
+                    self.drop_key(dc)?;
+                    return Err(TgError::KeyDropped(dc));
+                }
                 Err(e) => return Err(e.into()),
             };
             let mut answer = None;
@@ -555,15 +593,23 @@ where
         RequestId(self.next_id)
     }
 
-    /// Routes one request to `target` and sends it; migrations are the caller's.
+    /// Routes one request to `target` and sends it; migrations are the caller's. A request whose DC forgot the
+    /// key is sent once more, under the new key.
     fn send_routed(&mut self, ticket: &Ticket, body: &[u8], api: bool) -> Result<(Link, Answer), TgError> {
-        let link = match self.router.route(ticket, now())? {
-            Route::Send(link) => link,
-            Route::Held => self.drive_router(ticket.id)?,
-        };
-        let answer = self.exchange(link.dc, body, api);
-        self.router.done(link, now());
-        Ok((link, answer?))
+        let mut dropped = false;
+        loop {
+            self.persist()?;
+            let link = match self.router.route(ticket, now())? {
+                Route::Send(link) => link,
+                Route::Held => self.drive_router(ticket.id)?,
+            };
+            let answer = self.exchange(link.dc, body, api);
+            self.router.done(link, now());
+            match answer {
+                Err(TgError::KeyDropped(_)) if !dropped => dropped = true,
+                answer => return Ok((link, answer?)),
+            }
+        }
     }
 
     /// An API call to `target`, with the router (migrations, authorization copies, connections) and the flood
@@ -609,8 +655,8 @@ where
                     // The router routes it again on the new DC (a new connection, an authorization copy if needed).
                     self.router.on_migrate(&mut ticket, reason, dc, now())?;
                     if moves {
-                        let change = self.record.set_home(dc);
-                        self.save(change)?;
+                        // Saved when the router reports it (next routing step).
+                        self.record.set_home(dc);
                     }
                     let _ = link;
                 }
@@ -625,8 +671,8 @@ where
                 ErrorKind::Unauthorized(_) => {
                     self.flood.completed(id, now());
                     if self.router.unauthorized(link.dc) {
-                        let change = self.record.signed_out();
-                        self.save(change)?;
+                        self.record.signed_out();
+                        self.persist()?;
                     }
                     return Ok(Err((code, msg)));
                 }
@@ -691,15 +737,12 @@ where
         self.router
             .apply_config_result(&b)
             .map_err(|e| TgError::Protocol(format!("{e:?}")))?;
+        // The router reports `Change::Options` when the list changed.
         let opts: Vec<DcOption> = self.router.options().copied().collect();
-        if opts.iter().ne(self.record.options()) {
-            let change = self
-                .record
-                .set_options(&opts)
-                .map_err(|e| TgError::Store(e.to_string()))?;
-            self.save(change)?;
-        }
-        Ok(())
+        self.record
+            .set_options(&opts)
+            .map_err(|e| TgError::Store(e.to_string()))?;
+        self.persist()
     }
 
     /// `auth.acceptLoginToken` on the home DC: this (signed-in) client approves another's QR login.
@@ -733,9 +776,9 @@ where
                 Stage::WaitMigration { dc } => {
                     let to =
                         DcId::new(i64::from(dc)).ok_or_else(|| TgError::Protocol(format!("migration to DC {dc}")))?;
-                    self.router.set_home(to);
-                    let change = self.record.set_home(to);
-                    self.save(change)?;
+                    self.router.move_home(to);
+                    self.record.set_home(to);
+                    self.persist()?;
                     flow.migrated(now(), dc)?;
                     continue;
                 }
@@ -797,8 +840,7 @@ where
             }
             Progress::SignedIn(a) => {
                 let home = self.router.home().ok_or(TgError::Route(RouteError::NoHome))?;
-                let change = self
-                    .record
+                self.record
                     .signed_in(
                         home,
                         User {
@@ -807,9 +849,9 @@ where
                         },
                     )
                     .map_err(|e| TgError::Store(e.to_string()))?;
-                // Saved before the router lets any other call go out as this user.
-                self.save(change)?;
+                // The router holds every call that needs the authorization until this is stored.
                 self.router.signed_in(now())?;
+                self.persist()?;
             }
             Progress::Refused(r) => return Err(TgError::Protocol(format!("refused: {r:?}"))),
             Progress::Nothing
