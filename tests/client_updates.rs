@@ -1535,14 +1535,14 @@ mod test_dc {
         let dc = c.dc(1).unwrap();
         let mut a = bot(&cfg, 111, MemoryStore::new());
         let mut b = bot(&cfg, 222, MemoryStore::new());
-        assert_eq!(get_state(&mut b), (0, 0));
+        assert_eq!(get_state(&mut b), (1, 0), "a new account starts at pts 1");
 
         for i in 1..=3 {
             let r = send(&mut a, 222, &format!("m{i}"), i64::from(i));
             match enums::Updates::decode(&r).unwrap() {
                 enums::Updates::UpdateShortSentMessage(s) => {
                     assert!(s.out);
-                    assert_eq!((s.pts, s.pts_count, s.id), (i, 1, i));
+                    assert_eq!((s.pts, s.pts_count, s.id), (i + 1, 1, i));
                 }
                 other => panic!("{other:?}"),
             }
@@ -1591,7 +1591,7 @@ mod test_dc {
                 assert_eq!(u.users.len(), 1);
                 match u.updates.iter().next().unwrap().get().unwrap() {
                     enums::Update::UpdateNewMessage(m) => {
-                        assert_eq!((m.pts, m.pts_count), (1, 1));
+                        assert_eq!((m.pts, m.pts_count), (2, 1));
                         assert_eq!(text_of(&m.message.get().unwrap()), "m1");
                     }
                     other => panic!("{other:?}"),
@@ -1602,41 +1602,41 @@ mod test_dc {
         for (i, p) in got[1..].iter().enumerate() {
             match enums::Updates::decode(p).unwrap() {
                 enums::Updates::UpdateShortMessage(m) => {
-                    assert_eq!((m.pts, m.pts_count, m.user_id, m.out), (i as i32 + 2, 1, 111, false));
+                    assert_eq!((m.pts, m.pts_count, m.user_id, m.out), (i as i32 + 3, 1, 111, false));
                     assert_eq!(m.message, format!("m{}", i + 2).as_bytes());
                 }
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(get_state(&mut b), (3, 1));
-        assert_eq!(dc.with_updates(|u| u.state(111)), Some((3, 0)));
+        assert_eq!(get_state(&mut b), (4, 1));
+        assert_eq!(dc.with_updates(|u| u.state(111)), Some((4, 0)));
 
         // Differences.
-        match enums::UpdatesDifference::decode(&get_difference(&mut b, 0)).unwrap() {
+        match enums::UpdatesDifference::decode(&get_difference(&mut b, 1)).unwrap() {
             enums::UpdatesDifference::UpdatesDifference(d) => {
                 let texts: Vec<String> = d.new_messages.iter().map(|m| text_of(&m.get().unwrap())).collect();
                 assert_eq!(texts, ["m1", "m2", "m3"]);
                 let enums::UpdatesState::UpdatesState(s) = d.state.get().unwrap();
-                assert_eq!((s.pts, s.seq), (3, 1));
+                assert_eq!((s.pts, s.seq), (4, 1));
                 assert_eq!(d.users.len(), 1, "the sender (the chat is with the sender)");
             }
             other => panic!("{other:?}"),
         }
         dc.with_updates(|u| u.set_limits(2, 1000));
-        match enums::UpdatesDifference::decode(&get_difference(&mut b, 0)).unwrap() {
+        match enums::UpdatesDifference::decode(&get_difference(&mut b, 1)).unwrap() {
             enums::UpdatesDifference::UpdatesDifferenceSlice(d) => {
                 assert_eq!(d.new_messages.len(), 2);
                 let enums::UpdatesState::UpdatesState(s) = d.intermediate_state.get().unwrap();
-                assert_eq!(s.pts, 2);
+                assert_eq!(s.pts, 3);
             }
             other => panic!("{other:?}"),
         }
         dc.with_updates(|u| u.set_limits(100, 2));
-        match enums::UpdatesDifference::decode(&get_difference(&mut b, 0)).unwrap() {
-            enums::UpdatesDifference::UpdatesDifferenceTooLong(d) => assert_eq!(d.pts, 3),
+        match enums::UpdatesDifference::decode(&get_difference(&mut b, 1)).unwrap() {
+            enums::UpdatesDifference::UpdatesDifferenceTooLong(d) => assert_eq!(d.pts, 4),
             other => panic!("{other:?}"),
         }
-        match enums::UpdatesDifference::decode(&get_difference(&mut b, 3)).unwrap() {
+        match enums::UpdatesDifference::decode(&get_difference(&mut b, 4)).unwrap() {
             enums::UpdatesDifference::UpdatesDifferenceEmpty(d) => assert_eq!(d.seq, 1),
             other => panic!("{other:?}"),
         }
@@ -1644,7 +1644,7 @@ mod test_dc {
             .invoke(
                 Target::Home,
                 &enc(&functions::UpdatesGetDifference {
-                    pts: 4,
+                    pts: 5,
                     pts_limit: None,
                     pts_total_limit: None,
                     date: 0,
@@ -1685,10 +1685,10 @@ mod test_dc {
             });
             call(&mut a, &body)
         };
-        assert!(matches!(enums::Updates::decode(&r).unwrap(), enums::Updates::UpdateShortSentMessage(s) if s.pts == 4));
+        assert!(matches!(enums::Updates::decode(&r).unwrap(), enums::Updates::UpdateShortSentMessage(s) if s.pts == 5));
         assert_eq!(
             dc.with_updates(|u| (u.state(111), u.state(222))),
-            (Some((4, 0)), Some((3, 1)))
+            (Some((5, 0)), Some((4, 1)))
         );
 
         // The channel: pts 1 at the start, 2 after a message; the other member is pushed it.

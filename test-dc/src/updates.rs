@@ -7,7 +7,7 @@
 //! DC of the cluster, and drops them for a user with no live connection (as Telegram does: the client catches up
 //! with `updates.getDifference`). The store is the cluster's (one per `dc::start_cluster`).
 //!
-//! **The common sequence.** Each user has a mailbox with its pts (private messages), its seq and its history.
+//! **The common sequence.** Each user has a mailbox with its pts (private messages; 1 for a new one, as on Telegram), its seq and its history.
 //! `messages.sendMessage` to `inputPeerUser` (or `inputPeerSelf`, Saved Messages, stored once) stores the message in
 //! the sender's and the recipient's mailbox, each with its own message id (private message ids are per user, as
 //! on Telegram), and moves each pts by 1. The sender is answered `updateShortSentMessage` (pts, pts_count 1); the
@@ -135,7 +135,7 @@ impl Mailbox {
 
     /// Whether the history still holds everything after `pts`.
     fn covers(&self, pts: i32) -> bool {
-        self.events.front().is_none_or(|e| pts >= e.pts - 1)
+        self.events.front().map_or(pts == self.pts, |e| pts >= e.pts - 1)
     }
 }
 
@@ -197,12 +197,16 @@ impl UpdateStore {
         usize::try_from(self.too_long).unwrap_or(1)
     }
 
-    /// The mailbox of `user`, made if it is new and there is room.
+    /// The mailbox of `user`, made if it is new and there is room. A new one starts at pts 1, as Telegram's
+    /// accounts do (clients take pts 0 for "no state": Telethon's message box stays empty on it).
     fn mailbox(&mut self, user: i64) -> Result<&mut Mailbox, Reply> {
         if !self.users.contains_key(&user) && self.users.len() >= MAX_MAILBOXES {
             return Err(Reply::Error(500, "USERS_TOO_MUCH"));
         }
-        Ok(self.users.entry(user).or_default())
+        Ok(self.users.entry(user).or_insert_with(|| Mailbox {
+            pts: 1,
+            ..Mailbox::default()
+        }))
     }
 }
 
