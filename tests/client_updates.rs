@@ -1933,4 +1933,50 @@ mod test_dc {
             );
         }
     }
+
+    /// Catch-up speed against test_dc (run by hand, see README "Measured"): bot 222 is offline while bot 111 sends it
+    /// `UPDATES_CATCH_UP` (default 2000) messages; then it restarts from its saved state and our `UpdateSync` fetches
+    /// them with `updates.getDifference` in slices of 100 over loopback. Prints messages per second of the catch-up.
+    #[test]
+    #[ignore = "measurement; run with --ignored --nocapture"]
+    fn measure_catch_up_test_dc() {
+        let n: usize = std::env::var("UPDATES_CATCH_UP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
+        let (c, cfg) = cluster();
+        let dc = c.dc(1).unwrap();
+        dc.with_updates(|u| u.set_limits(100, i32::try_from(n).unwrap() + 1));
+        let mut a = bot(&cfg, 111, MemoryStore::new());
+        let mut b = Synced {
+            client: bot(&cfg, 222, MemoryStore::new()),
+            sync: UpdateSync::new(now(), true),
+            seen: Seen::default(),
+        };
+        b.settle(Duration::from_millis(50));
+        let mut saved = vec![0u8; b.sync.saved_len()];
+        let len = b.sync.save(&mut saved).unwrap();
+        saved.truncate(len);
+        let store = b.client.into_store();
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            send(&mut a, 222, &format!("m{i}"), i as i64 + 1);
+        }
+        let sending = t.elapsed();
+        let mut b = Synced {
+            client: bot(&cfg, 222, store),
+            sync: UpdateSync::restore(now(), true, &saved).unwrap(),
+            seen: Seen::default(),
+        };
+        let t = std::time::Instant::now();
+        b.settle(Duration::from_millis(1));
+        let catch_up = t.elapsed();
+        assert_eq!(b.seen.msgs.len(), n);
+        println!(
+            "{n} messages: sent one by one in {sending:?} ({:.0}/s); caught up in {catch_up:?} ({:.0}/s, {} differences)",
+            n as f64 / sending.as_secs_f64(),
+            n as f64 / catch_up.as_secs_f64(),
+            b.sync.stats().differences
+        );
+    }
 }

@@ -65,7 +65,7 @@ fn send(c: &mut TgClient<MemoryStore>, to: i64, text: &str, random_id: i64) {
 
 /// Runs our `UpdateSync` on `client` until it is synced and quiet; the (id, sender, text) of every message it
 /// delivered.
-fn settle(client: &mut TgClient<MemoryStore>, sync: &mut UpdateSync, out: &mut Vec<(i32, i64, String)>) {
+fn settle(client: &mut TgClient<MemoryStore>, sync: &mut UpdateSync, out: &mut Messages) {
     let mut sink = |d: Delivered<'_>| {
         let m = match d.item {
             Item::Message { message, .. } => Some(message),
@@ -107,7 +107,11 @@ fn settle(client: &mut TgClient<MemoryStore>, sync: &mut UpdateSync, out: &mut V
     }
 }
 
-fn parse_lines(stdout: &str) -> (Option<i64>, Vec<(i32, i64, String)>, Option<(i32, i32)>) {
+/// (message id, sender, text) of each message delivered, in order.
+type Messages = Vec<(i32, i64, String)>;
+
+/// The `ID`, `MSG` and `STATE` lines of a script's output.
+fn parse_lines(stdout: &str) -> (Option<i64>, Messages, Option<(i32, i32)>) {
     let mut id = None;
     let mut msgs = Vec::new();
     let mut state = None;
