@@ -14,6 +14,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod interop_peer;
+#[path = "interop_peer/updates.rs"]
+mod peer_updates;
 
 use std::process::Command;
 use std::sync::atomic::Ordering::SeqCst;
@@ -26,6 +28,7 @@ use mtproto_test_dc::dc::{self, Dc, DcOptions};
 const KEY: &str = include_str!("data/keys/dc_test_pkcs8.pem");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/kurigram_check.py");
 const SIGN_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/kurigram_signin.py");
+const UPDATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/kurigram_updates.py");
 
 /// The MTProxy secret of the `mtproxy*` runs.
 const SECRET: [u8; 16] = [
@@ -152,6 +155,19 @@ fn sign_in() {
     );
 }
 
+/// kurigram's update handling on test_dc's update stream (examples/interop/kurigram_updates.py): it signs in, goes
+/// offline, is sent messages (several `updates.differenceSlice`s), reconnects and catches up; the messages its
+/// catch-up delivered, in order, and its final pts equal our `UpdateSync`'s from the same state and test_dc's
+/// history (`tests/interop_peer/updates.rs`).
+fn updates_catch_up() {
+    let dir = std::env::temp_dir().join(format!("kurigram-updates-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.clone();
+    peer_updates::run(KEY, UPDATES, "9996612222", "11111", &path);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     interop_peer::main(
         interop_peer::Peer {
@@ -174,6 +190,7 @@ fn main() {
             ("kurigram_mtproxy_dd_secret", || run("mtproxy_dd")),
             ("kurigram_mtproxy_ee_faketls", || run("mtproxy_ee")),
             ("kurigram_sign_in", sign_in),
+            ("kurigram_updates_catch_up", updates_catch_up),
         ],
     )
 }

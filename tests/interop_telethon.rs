@@ -11,6 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod interop_peer;
+#[path = "interop_peer/updates.rs"]
+mod peer_updates;
 
 use std::process::Command;
 use std::sync::atomic::Ordering::SeqCst;
@@ -22,6 +24,7 @@ use mtproto_test_dc::dc::{self, Dc, DcOptions};
 const KEY: &str = include_str!("data/keys/dc_test_pkcs8.pem");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/telethon_check.py");
 const SIGN_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/telethon_signin.py");
+const UPDATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/interop/telethon_updates.py");
 
 fn telethon_missing() -> Option<String> {
     match Command::new("python3").args(["-c", "import telethon, rsa"]).output() {
@@ -136,6 +139,19 @@ fn sign_in() {
     );
 }
 
+/// Telethon's update handling on test_dc's update stream (examples/interop/telethon_updates.py): it signs in, goes
+/// offline, is sent messages (several `updates.differenceSlice`s), reconnects and catches up; the messages its
+/// catch-up delivered, in order, and its final pts equal our `UpdateSync`'s from the same state and test_dc's
+/// history (`tests/interop_peer/updates.rs`).
+fn updates_catch_up() {
+    let dir = std::env::temp_dir().join(format!("telethon-updates-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("session");
+    peer_updates::run(KEY, UPDATES, "9996611111", "11111", &path);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     interop_peer::main(
         interop_peer::Peer {
@@ -155,6 +171,7 @@ fn main() {
             // port, which detects HTTP from the first bytes.
             ("telethon_http", || run("http")),
             ("telethon_sign_in", sign_in),
+            ("telethon_updates_catch_up", updates_catch_up),
         ],
     )
 }

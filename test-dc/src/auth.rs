@@ -336,6 +336,17 @@ impl World {
         self.user_of(dc, key).unwrap_or_else(|| user_id_of(key))
     }
 
+    /// Whether `id` is an account (a user or bot that signed up or in).
+    pub fn is_account(&self, id: i64) -> bool {
+        self.accounts.contains_key(&id)
+    }
+
+    /// The serialized `user` object of `id` as `viewer` sees it (for the `users` of updates and differences); an id
+    /// that is not an account (an auth key as a user) gets a nameless user.
+    pub fn user_wire(&self, id: i64, viewer: i64) -> Vec<u8> {
+        self.with_user(id, id == viewer, |u| encoded(u))
+    }
+
     /// Accounts kept.
     pub fn account_count(&self) -> usize {
         self.accounts.len()

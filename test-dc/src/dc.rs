@@ -60,6 +60,7 @@ use crate::api::{self, Reply};
 use crate::auth::{self, DcInfo, World};
 use crate::carriage_conn::{self, Carriages};
 use crate::files;
+use crate::updates::{self, UpdateStore};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
 /// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet
@@ -184,6 +185,20 @@ impl Hub {
             stats.updates_pushed.fetch_add(1, Ordering::SeqCst);
         }
     }
+
+    /// Hands `push` to every live connection of its user, and nowhere else: an update of the common or a channel
+    /// sequence is not queued for a user with no live connection (its client fetches it with a difference).
+    fn deliver_live(&mut self, push: &api::Push, stats: &DcStats) {
+        let Some(conns) = self.live.get_mut(&push.to) else {
+            return;
+        };
+        conns.retain(|(_, tx)| tx.try_send(push.updates.clone()).is_ok());
+        if conns.is_empty() {
+            self.live.remove(&push.to);
+        } else {
+            stats.updates_pushed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Auth keys by id, with their salt schedules.
@@ -275,6 +290,8 @@ struct ClusterShared {
     world: Mutex<World>,
     /// Uploaded files (`crate::files`), cluster-wide so a download on the wrong DC gets `FILE_MIGRATE_X`.
     files: Mutex<files::FileStore>,
+    /// The update stream (`crate::updates`): mailboxes, the channel, their histories.
+    updates: Mutex<UpdateStore>,
     /// Each DC, for updates one DC's call makes for another's connections (a QR token accepted on DC 2 for a
     /// client waiting on DC 1). Weak: a DC's state lives as long as its connections and its [`Dc`].
     dcs: Mutex<HashMap<i32, Weak<Shared>>>,
@@ -290,6 +307,14 @@ impl Shared {
         let other = lock(&self.cluster.dcs).get(&dc).and_then(Weak::upgrade);
         if let Some(other) = other {
             lock(&other.hub).route(push, &other.stats);
+        }
+    }
+
+    /// Hands a push of the update stream to the live connections of its user on every DC of the cluster.
+    fn route_live(&self, push: &api::Push) {
+        let dcs: Vec<Arc<Shared>> = lock(&self.cluster.dcs).values().filter_map(Weak::upgrade).collect();
+        for d in dcs {
+            lock(&d.hub).deliver_live(push, &d.stats);
         }
     }
 
@@ -363,6 +388,11 @@ impl Dc {
     /// Runs `f` on the files uploaded to the cluster (the cap, the stored bytes).
     pub fn with_files<T>(&self, f: impl FnOnce(&mut files::FileStore) -> T) -> T {
         f(&mut lock(&self.shared.cluster.files))
+    }
+
+    /// Runs `f` on the cluster's update stream (`updates::UpdateStore`: its limits, the states and histories).
+    pub fn with_updates<T>(&self, f: impl FnOnce(&mut UpdateStore) -> T) -> T {
+        f(&mut lock(&self.shared.cluster.updates))
     }
 
     /// Counters.
@@ -526,6 +556,7 @@ fn start_dcs(opts: ClusterOptions, handshake_dc: &[Option<i32>]) -> io::Result<C
     let cluster = Arc::new(ClusterShared {
         world: Mutex::new(world),
         files: Mutex::new(files::FileStore::default()),
+        updates: Mutex::new(UpdateStore::default()),
         dcs: Mutex::new(HashMap::new()),
     });
     let mut dcs = Vec::new();
@@ -1142,7 +1173,19 @@ impl<'s> Conn<'s> {
                 let call = invoke::unwrap(&body, api::MAX_WRAPPERS)
                     .ok()
                     .and_then(|w| body.get(body.len().saturating_sub(w.args.len() + 4)..));
-                let file = call.and_then(|c| files::execute(&mut lock(&self.sh.cluster.files), self.sh.dc_id, c));
+                let stream = call.and_then(|c| {
+                    let world = lock(&self.sh.cluster.world);
+                    updates::execute(&mut lock(&self.sh.cluster.updates), &world, user, date, c)
+                });
+                let file = match stream {
+                    Some((reply, pushes)) => {
+                        for p in &pushes {
+                            self.sh.route_live(p);
+                        }
+                        Some(reply)
+                    }
+                    None => call.and_then(|c| files::execute(&mut lock(&self.sh.cluster.files), self.sh.dc_id, c)),
+                };
                 let outcome = match file {
                     Some(reply) => Some(auth::Outcome {
                         reply,

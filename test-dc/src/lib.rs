@@ -5,6 +5,8 @@
 //! - [`dc`]: the test DC, an async TCP server (tokio) over the DC `Connection`; `examples/test_dc.rs` is its command
 //!   line. It serves the api subset of [`api`] and the carriages of [`carriage_conn`] on the same port.
 //! - [`files`]: uploaded files (`upload.saveFilePart`, `saveBigFilePart`) served back by `upload.getFile`.
+//! - [`updates`]: the update stream: messages with pts (users and one channel), pushes, `updates.getState`,
+//!   `getDifference` and `getChannelDifference` from the stored history.
 //! - [`auth`]: the accounts of the DCs of one process and the sign-in, config and account calls (generated types).
 //! - [`client`]: a blocking client connection: a socket (optionally a carriage, [`link`] names the transports)
 //!   carrying the crate's client connection type (`Connection::client_handshake` / `Connection::client`), which does the
@@ -25,3 +27,4 @@ pub mod files;
 pub mod link;
 pub mod secret;
 pub mod tg_client;
+pub mod updates;

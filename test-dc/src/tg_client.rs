@@ -588,6 +588,24 @@ where
         Ok(())
     }
 
+    /// Pumps the home DC's connection for up to `wait` and hands over every update pushed so far (also those that
+    /// came in with answers), oldest first.
+    ///
+    /// # Errors
+    /// The connection cannot be opened again.
+    pub fn pump_updates(&mut self, wait: Duration) -> Result<Vec<Vec<u8>>, TgError> {
+        self.pump_home(wait)?;
+        Ok(std::mem::take(&mut self.updates))
+    }
+
+    /// Drops the home DC's connection (the session stays; the next call or pump opens a new one): what the DC
+    /// pushes meanwhile is lost, as on a real network.
+    pub fn drop_home_connection(&mut self) {
+        if let Some(link) = self.router.home().and_then(|h| self.links.get_mut(&h)) {
+            link.conn = None;
+        }
+    }
+
     fn new_id(&mut self) -> RequestId {
         self.next_id += 1;
         RequestId(self.next_id)
