@@ -89,6 +89,9 @@ struct Dc {
     cdn_missing: HashSet<i64>,
     /// CDN offsets whose ciphertext gets a flipped byte.
     cdn_tamper: HashSet<i64>,
+    /// The hashes a CDN redirect carries: `None` the first two ranges; `Some((n, reversed))` the first `n` ranges
+    /// of the file, in order or last first.
+    redirect_hashes: Option<(usize, bool)>,
     /// Calls seen, by method id.
     calls: HashMap<u32, u32>,
 }
@@ -115,6 +118,10 @@ impl Dc {
     }
 
     fn hashes(&self, data: &[u8], from: i64, count: usize) -> Vec<u8> {
+        self.hashes_ordered(data, from, count, false)
+    }
+
+    fn hashes_ordered(&self, data: &[u8], from: i64, count: usize, reversed: bool) -> Vec<u8> {
         let mut items = Vec::new();
         let mut off = from as usize;
         while off < data.len() && items.len() < count {
@@ -122,6 +129,9 @@ impl Dc {
             let h: [u8; 32] = Sha256::digest(&data[off..end]).into();
             items.push((off as i64, (end - off) as i32, h));
             off = end;
+        }
+        if reversed {
+            items.reverse();
         }
         let mut out = 0x1cb5_c415u32.to_le_bytes().to_vec();
         out.extend_from_slice(&(items.len() as u32).to_le_bytes());
@@ -198,7 +208,8 @@ impl Dc {
                     return Answer::Err(400, "FILE_ID_INVALID".into());
                 };
                 if self.cdn && c.cdn_supported {
-                    let hashes = self.hashes(data, 0, 2);
+                    let (count, reversed) = self.redirect_hashes.unwrap_or((2, false));
+                    let hashes = self.hashes_ordered(data, 0, count, reversed);
                     let v: Seq<'_, Obj<'_, enums::FileHash<'_>>> =
                         functions::UploadGetCdnFileHashes::decode_result(&hashes).unwrap();
                     return Answer::Ok(enc(&types::UploadFileCdnRedirect {
@@ -942,6 +953,70 @@ fn cdn_tampered_part_is_refused_never_handed_over() {
     );
     assert!(got.out == data, "the rest came from the master DC");
     assert!(dl.is_complete());
+}
+
+#[test]
+fn cdn_hashes_above_the_window_never_crowd_out_the_ones_needed() {
+    // A redirect listing all 161 ranges of a 20 MiB file, last first: the first 128 listed lie above the 16 MiB the
+    // hash table covers. Kept, they filled the table, the ranges of the first parts found no room, and the
+    // getCdnFileHashes answer for them looked like a lie (Inconsistent): found by deleting add_hashes's upper bound,
+    // which no test covered.
+    let size = 20 * MIB as usize + 5;
+    let data = pattern(size, 18);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    dc.redirect_hashes = Some((usize::MAX, true));
+    let mut dl = Download::new(
+        DownloadConfig {
+            cdn: true,
+            ..dcfg(4, 1024 * KIB)
+        },
+        &location(6, b"ref-1"),
+        Some(size as u64),
+    )
+    .unwrap();
+    let got = download(&mut dl, &mut dc);
+    assert!(got.out == data);
+    assert!(
+        !got.events.iter().any(|e| e.starts_with("CdnRefused")),
+        "{:?}",
+        got.events
+    );
+}
+
+#[test]
+fn cdn_hashes_below_the_window_never_crowd_out_the_ones_needed() {
+    // A download resumed at 20 MiB is redirected with the hashes of the file from its start, in order: all of the
+    // first 128 lie below the first part not done. Kept, they filled the table and the parts' own ranges found no
+    // room (Inconsistent): found by deleting add_hashes's lower bound, which no test covered.
+    let size = 24 * MIB as usize + 5;
+    let data = pattern(size, 19);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    dc.redirect_hashes = Some((usize::MAX, false));
+    let cfg = DownloadConfig {
+        cdn: true,
+        ..dcfg(4, 1024 * KIB)
+    };
+    let fresh = Download::new(cfg, &location(6, b"ref-1"), Some(size as u64))
+        .unwrap()
+        .state();
+    let state = DownloadState { base: 20, ..fresh };
+    let mut dl = Download::resume(cfg, &location(6, b"ref-1"), &state).unwrap();
+    let got = download(&mut dl, &mut dc);
+    let from = 20 * MIB as usize;
+    assert!(got.out[from..] == data[from..]);
+    assert!(
+        got.written.iter().all(|w| w.0 >= from as u64),
+        "nothing below the resume point asked again"
+    );
+    assert!(
+        !got.events.iter().any(|e| e.starts_with("CdnRefused")),
+        "{:?}",
+        got.events
+    );
 }
 
 // ------------------------------------------------------------------------------------------------------------------
