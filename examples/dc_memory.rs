@@ -413,10 +413,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             rpc_heap::<65_536, 262_144, 64>(),
         ),
         (
-            "Connection<1_114_112, 262_144, 64> (largest)",
-            "test_dc (`mtproto_test_dc::dc::DcConnection`)",
+            "Connection<1_114_112, 16 MiB, 64> (largest)",
+            "test_dc (`mtproto_test_dc::dc::DcConnection`); file transfers (`client::FileConnection`)",
             std::mem::size_of::<mtproto_test_dc::dc::DcConnection>(),
-            rpc_heap::<1_114_112, 262_144, 64>(),
+            rpc_heap::<{ mtproto_test_dc::dc::MAX_FRAME }, { mtproto_test_dc::dc::TX_ARENA }, 64>(),
         ),
     ];
     for (what, used, bytes, (client, dc)) in sizes {

@@ -17,7 +17,8 @@ use mtproto_sansio::crypto::rsa::RsaPublicKey;
 use mtproto_sansio::handshake::{ClientConfig, KeyKind, Outcome};
 use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::session::{
-    Connection, ConnectionConfig, Error, Event, FailReason, MsgId, MsgKind, SendError, SessionConfig, TransportConfig,
+    Connection, ConnectionConfig, Error, Event, FailReason, Limits, MsgId, MsgKind, SendError, SessionConfig,
+    TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::transport::obfuscated::ProxySecret;
@@ -32,6 +33,26 @@ use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 pub const CLIENT_FRAME: usize = 65_536;
 /// The client connection type: 64 KiB frames, 256 KiB of resend arena, 64 messages in flight.
 pub type ClientConnection = Connection<CLIENT_FRAME, 262_144, 64>;
+/// Largest frame a [`FileConnection`] accepts: a 1 MiB `upload.getFile` answer with its envelope and padding (test_dc's
+/// `dc::MAX_FRAME`).
+pub const FILE_FRAME: usize = 1_114_112;
+/// Resend arena of a [`FileConnection`]: 16 MiB holds 31 upload parts of 512 KiB waiting for their acknowledgement
+/// (a window of 16 parts with room to spare).
+pub const FILE_TX: usize = 16 << 20;
+/// The connection type for file transfers: 1 MiB parts in both directions and a window of them in flight. The
+/// buffers are heap blocks grown on demand (the crate's `alloc` feature, which `std` brings), so its capacities are
+/// limits, not costs: an idle file connection holds what an idle [`ClientConnection`] holds. Every [`Conn`] method
+/// takes either.
+pub type FileConnection = Connection<FILE_FRAME, FILE_TX, 64>;
+/// The session configuration of a [`FileConnection`]: the default, with the unacknowledged bytes kept for resending
+/// raised from 1 MiB (one part) to the arena, so a window of upload parts can be in flight.
+pub const FILE_SESSION: SessionConfig = SessionConfig {
+    limits: Limits {
+        max_unacked_bytes: FILE_TX,
+        ..Limits::DEFAULT
+    },
+    ..SessionConfig::DEFAULT
+};
 /// The DC id named in obfuscated inits.
 pub const DC_ID: i16 = 2;
 /// How long a handshake may take in all (the handshake's own timers give up sooner when the DC is silent).
@@ -194,26 +215,29 @@ fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, ClientError>
 
 /// A session under `key`, built into its box off the caller's stack. Its session id comes from a generator seeded
 /// by the caller's `rng` (the caller's generator need not be `Send`).
-fn boxed_client<R: CryptoRng + ?Sized>(
+fn boxed_client<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
     cfg: ConnectionConfig,
     key: AuthKey,
     rng: &mut R,
-) -> Result<Box<ClientConnection>, ClientError> {
+) -> Result<Box<Connection<RX, TX, M>>, ClientError> {
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     let mut seeded = StdRng::from_seed(seed);
-    on_big_stack(move || Box::new(ClientConnection::client(cfg, key, now(), &mut seeded)))
+    on_big_stack(move || Box::new(Connection::client(cfg, key, now(), &mut seeded)))
 }
 
 /// [`boxed_client`] for a session that starts with the handshake.
-fn boxed_handshake(cfg: ConnectionConfig, hs: ClientConfig<'static>) -> Result<Box<ClientConnection>, ClientError> {
-    on_big_stack(move || Box::new(ClientConnection::client_handshake(cfg, hs, now())))
+fn boxed_handshake<const RX: usize, const TX: usize, const M: usize>(
+    cfg: ConnectionConfig,
+    hs: ClientConfig<'static>,
+) -> Result<Box<Connection<RX, TX, M>>, ClientError> {
+    on_big_stack(move || Box::new(Connection::client_handshake(cfg, hs, now())))
 }
 
 /// Shadow decoders for the wiretap of a plain transport: the session's frames out and the DC's frames in.
 struct Shadow {
-    out: Link<CLIENT_FRAME>,
-    inb: Link<CLIENT_FRAME>,
+    out: Link<FILE_FRAME>,
+    inb: Link<FILE_FRAME>,
     packet: Vec<u8>,
 }
 
@@ -329,6 +353,18 @@ impl Conn {
         server_time_offset: i64,
         rng: &mut R,
     ) -> Result<Box<ClientConnection>, ClientError> {
+        self.session_as(engine, key, salt, server_time_offset, rng)
+    }
+
+    /// [`Conn::session`] for any connection type ([`FileConnection`] for file transfers).
+    pub fn session_as<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
+        &self,
+        engine: SessionConfig,
+        key: AuthKey,
+        salt: u64,
+        server_time_offset: i64,
+        rng: &mut R,
+    ) -> Result<Box<Connection<RX, TX, M>>, ClientError> {
         let mut s = boxed_client(self.config(engine, salt, server_time_offset), key, rng)?;
         s.set_proxy_secret(self.secret.clone())
             .map_err(|_| ClientError::Transport)?;
@@ -343,6 +379,16 @@ impl Conn {
         hs: ClientConfig<'_>,
         rng: &mut R,
     ) -> Result<(Box<ClientConnection>, Outcome), ClientError> {
+        self.handshake_as(engine, hs, rng)
+    }
+
+    /// [`Conn::handshake`] for any connection type ([`FileConnection`] for file transfers).
+    pub fn handshake_as<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
+        &mut self,
+        engine: SessionConfig,
+        hs: ClientConfig<'_>,
+        rng: &mut R,
+    ) -> Result<(Box<Connection<RX, TX, M>>, Outcome), ClientError> {
         let kind = hs.kind;
         let hs = ClientConfig {
             rsa_keys: intern_keys(hs.rsa_keys),
@@ -449,9 +495,9 @@ impl Conn {
 
     /// Writes every output the session has (the marker or init, then one frame per output), through the tap and
     /// the loss injection.
-    pub fn flush<R: CryptoRng + ?Sized>(
+    pub fn flush<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
         &mut self,
-        session: &mut ClientConnection,
+        session: &mut Connection<RX, TX, M>,
         rng: &mut R,
     ) -> Result<(), ClientError> {
         if self.out.len() < session.min_transmit_len() {
@@ -463,9 +509,9 @@ impl Conn {
         r
     }
 
-    fn flush_with<R: CryptoRng + ?Sized>(
+    fn flush_with<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
         &mut self,
-        session: &mut ClientConnection,
+        session: &mut Connection<RX, TX, M>,
         rng: &mut R,
         out: &mut [u8],
     ) -> Result<(), ClientError> {
@@ -508,9 +554,9 @@ impl Conn {
 
     /// Sends what the session has, reads once (until `deadline` at the latest), feeds the session and returns the
     /// events that came out.
-    pub fn pump<R: CryptoRng + ?Sized>(
+    pub fn pump<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
         &mut self,
-        session: &mut ClientConnection,
+        session: &mut Connection<RX, TX, M>,
         rng: &mut R,
         deadline: Instant,
     ) -> Result<Vec<Owned>, ClientError> {
@@ -520,9 +566,9 @@ impl Conn {
         Ok(events)
     }
 
-    fn pump_inner<R: CryptoRng + ?Sized>(
+    fn pump_inner<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
         &mut self,
-        session: &mut ClientConnection,
+        session: &mut Connection<RX, TX, M>,
         rng: &mut R,
         deadline: Instant,
         events: &mut Vec<Owned>,
@@ -564,9 +610,9 @@ impl Conn {
     }
 
     /// Sends one query and pumps until it ends (other events are passed to `other`).
-    pub fn call<R: CryptoRng + ?Sized>(
+    pub fn call<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
         &mut self,
-        session: &mut ClientConnection,
+        session: &mut Connection<RX, TX, M>,
         rng: &mut R,
         body: &[u8],
         timeout: Duration,
@@ -578,9 +624,9 @@ impl Conn {
     }
 
     /// Pumps until every query in `reqs` has ended; returns their events in the order they ended.
-    pub fn wait_for<R: CryptoRng + ?Sized>(
+    pub fn wait_for<R: CryptoRng + ?Sized, const RX: usize, const TX: usize, const M: usize>(
         &mut self,
-        session: &mut ClientConnection,
+        session: &mut Connection<RX, TX, M>,
         rng: &mut R,
         reqs: &[MsgId],
         timeout: Duration,
@@ -604,7 +650,11 @@ impl Conn {
 }
 
 /// Moves the session's events out; true if there were any. `ready` is set by `AuthKeyReady`.
-fn drain_into(session: &mut ClientConnection, out: &mut Vec<Owned>, ready: &mut bool) -> bool {
+fn drain_into<const RX: usize, const TX: usize, const M: usize>(
+    session: &mut Connection<RX, TX, M>,
+    out: &mut Vec<Owned>,
+    ready: &mut bool,
+) -> bool {
     let mut any = false;
     while let Some(ev) = session.poll_event() {
         any = true;
@@ -629,7 +679,10 @@ fn drain_into(session: &mut ClientConnection, out: &mut Vec<Owned>, ready: &mut 
 }
 
 /// Moves the session's events out.
-pub fn drain(session: &mut ClientConnection, out: &mut Vec<Owned>) {
+pub fn drain<const RX: usize, const TX: usize, const M: usize>(
+    session: &mut Connection<RX, TX, M>,
+    out: &mut Vec<Owned>,
+) {
     let mut ready = false;
     drain_into(session, out, &mut ready);
 }

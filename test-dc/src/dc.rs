@@ -45,7 +45,7 @@ use mtproto_sansio::crypto::rsa::RsaPrivateKey;
 use mtproto_sansio::handshake::ServerConfig;
 use mtproto_sansio::session::bind::{BindParams, bind_perm_key_id, verify_bind};
 use mtproto_sansio::session::{
-    Connection, ConnectionConfig, Error, Event, HostQuery, InitCheckError, MsgId, MsgKind, SALT_SCHEDULE_LEN,
+    Connection, ConnectionConfig, Error, Event, HostQuery, InitCheckError, Limits, MsgId, MsgKind, SALT_SCHEDULE_LEN,
     SaltSchedule, SendError, SessionConfig, StoredKey, TransportConfig,
 };
 use mtproto_sansio::time::{Instant, UnixTime};
@@ -66,8 +66,10 @@ use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 /// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet
 /// envelope and padding.
 pub const MAX_FRAME: usize = 1_114_112;
-/// Outbound resend arena per connection (answers wait here until acknowledged).
-pub const TX_ARENA: usize = 262_144;
+/// Outbound resend arena per connection (answers wait here until acknowledged): 16 MiB carries a window of 15
+/// `upload.getFile` answers of 1 MiB. A limit, not a cost: the arena is a heap block grown on demand and given back
+/// once nothing waits in it (the crate's `alloc` feature), so an idle connection pays nothing for it.
+pub const TX_ARENA: usize = 16 << 20;
 /// Messages in flight per connection.
 pub const MSGS: usize = 64;
 /// Client sessions kept after their connection closed, for a client that reconnects, each for the engine's
@@ -730,6 +732,12 @@ fn new_session(sh: &Shared, framing: Framing, obfuscated: bool, now: Instant) ->
     let cfg = ConnectionConfig {
         engine: SessionConfig {
             ping_interval: None,
+            // Answers kept for resending until acknowledged may fill the arena: a window of `upload.getFile`
+            // answers (the default 1 MiB would hold one 1 MiB part, and stall every other answer for a round trip).
+            limits: Limits {
+                max_unacked_bytes: TX_ARENA,
+                ..Limits::DEFAULT
+            },
             ..SessionConfig::DEFAULT
         },
         transport: TransportConfig {

@@ -16,7 +16,8 @@
 //! to 512 KiB (`FILE_PART_INVALID`, `FILE_PART_TOO_BIG`), a big file's part count fixed by its first part
 //! (`FILE_PART_COUNT_INVALID`... reported as `FILE_PARTS_INVALID`); downloads with `limit` a positive multiple of
 //! 4 KiB dividing 1 MiB (`LIMIT_INVALID`), `offset` a non-negative multiple of 4 KiB whose request does not cross
-//! a 1 MiB boundary (`OFFSET_INVALID`). `precise` and `cdn_supported` are ignored (no CDN here).
+//! a 1 MiB boundary (`OFFSET_INVALID`). `precise` is ignored. With a CDN ([`FileStore::set_cdn`], [`crate::cdn`]),
+//! `cdn_supported` on a file marked for it gets `upload.fileCdnRedirect`, and the CDN calls are answered here too.
 //!
 //! **Bounds.** The bytes stored, all files together, are capped ([`FileStore::set_cap`], [`DEFAULT_CAP`]); a part
 //! that would pass the cap is refused with `500 FILE_STORE_FULL` (nothing is evicted: a test that fills it says
@@ -31,6 +32,7 @@ use mtproto_sansio::tl::typed::Cursor;
 use mtproto_sansio::tl::{TlWrite, encode};
 
 use crate::api::Reply;
+use crate::cdn::CdnState;
 
 /// Bytes stored by default, all files together.
 pub const DEFAULT_CAP: usize = 64 << 20;
@@ -76,6 +78,8 @@ pub struct FileStore {
     files: HashMap<i64, Stored>,
     /// Assembled files, by file id (rebuilt when a part changes).
     cache: HashMap<i64, Vec<u8>>,
+    /// The cluster's CDN DC, if it has one.
+    cdn: Option<CdnState>,
 }
 
 impl Default for FileStore {
@@ -85,6 +89,7 @@ impl Default for FileStore {
             used: 0,
             files: HashMap::new(),
             cache: HashMap::new(),
+            cdn: None,
         }
     }
 }
@@ -98,6 +103,32 @@ impl FileStore {
     /// Bytes stored now.
     pub fn used(&self) -> usize {
         self.used
+    }
+
+    /// Gives the cluster a CDN DC (`help.getCdnConfig` lists it from now on; files marked with
+    /// [`CdnState::mark`] are redirected to it).
+    pub fn set_cdn(&mut self, cdn: CdnState) {
+        self.cdn = Some(cdn);
+    }
+
+    /// The CDN, to mark files for it and to make it lose or corrupt parts.
+    pub fn cdn_mut(&mut self) -> Option<&mut CdnState> {
+        self.cdn.as_mut()
+    }
+
+    /// An uploaded file's bytes beside the CDN (disjoint borrows of the store).
+    fn with_cdn(&mut self, file_id: i64) -> Option<(&[u8], &mut CdnState)> {
+        self.file(file_id)?;
+        let data = self.cache.get(&file_id)?;
+        Some((data.as_slice(), self.cdn.as_mut()?))
+    }
+
+    /// Forgets every uploaded file and gives the bytes back to the cap (a harness that uploads several large files
+    /// in turn: the throughput measurement of `tests/client_files.rs`).
+    pub fn clear(&mut self) {
+        self.files.clear();
+        self.cache.clear();
+        self.used = 0;
     }
 
     /// The bytes of an uploaded file, as `upload.getFile` serves them.
@@ -182,6 +213,10 @@ pub fn execute(store: &mut FileStore, dc: i32, call: &[u8]) -> Option<Reply> {
         functions::UploadSaveFilePart::ID,
         functions::UploadSaveBigFilePart::ID,
         functions::UploadGetFile::ID,
+        functions::UploadGetCdnFile::ID,
+        functions::UploadGetCdnFileHashes::ID,
+        functions::UploadReuploadCdnFile::ID,
+        functions::HelpGetCdnConfig::ID,
     ];
     if !known.contains(&id) {
         return None;
@@ -205,17 +240,92 @@ pub fn execute(store: &mut FileStore, dc: i32, call: &[u8]) -> Option<Reply> {
             },
         );
     }
+    if id == functions::HelpGetCdnConfig::ID {
+        return Some(match &store.cdn {
+            Some(cdn) => cdn.config(),
+            // No CDN: an empty list.
+            None => Reply::Result(
+                [types::CdnConfig::ID, 0x1cb5_c415, 0]
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .collect(),
+            ),
+        });
+    }
+    if id == functions::UploadGetCdnFile::ID {
+        let c: functions::UploadGetCdnFile<'_> = view(call)?;
+        return Some(get_cdn_file(store, dc, &c));
+    }
+    if id == functions::UploadGetCdnFileHashes::ID {
+        let c: functions::UploadGetCdnFileHashes<'_> = view(call)?;
+        return Some(match master(store, dc, c.file_token) {
+            Ok(file_id) => match store.file(file_id) {
+                Some(data) => Reply::Result(crate::cdn::hashes(data, c.offset)),
+                None => Reply::Error(400, "FILE_TOKEN_INVALID"),
+            },
+            Err(e) => e,
+        });
+    }
+    if id == functions::UploadReuploadCdnFile::ID {
+        let c: functions::UploadReuploadCdnFile<'_> = view(call)?;
+        return Some(match master(store, dc, c.file_token) {
+            Ok(file_id) => match store.with_cdn(file_id) {
+                Some((data, cdn)) => cdn.reupload(file_id, data, c.request_token),
+                None => Reply::Error(400, "FILE_TOKEN_INVALID"),
+            },
+            Err(e) => e,
+        });
+    }
     let c: functions::UploadGetFile<'_> = view(call)?;
     Some(get_file(store, dc, &c))
 }
 
-fn get_file(store: &mut FileStore, dc: i32, c: &functions::UploadGetFile<'_>) -> Reply {
-    let (off, lim) = (c.offset, c.limit);
+/// The file a CDN token names, for a call its master DC answers (`getCdnFileHashes`, `reuploadCdnFile`).
+fn master(store: &FileStore, dc: i32, token: &[u8]) -> Result<i64, Reply> {
+    let Some(file_id) = store.cdn.as_ref().and_then(|c| c.file_of(token)) else {
+        return Err(Reply::Error(400, "FILE_TOKEN_INVALID"));
+    };
+    match store.files.get(&file_id) {
+        Some(f) if f.dc != dc => Err(Reply::Error(303, file_migrate(f.dc))),
+        Some(_) => Ok(file_id),
+        None => Err(Reply::Error(400, "FILE_TOKEN_INVALID")),
+    }
+}
+
+/// The spec's `limit` and `offset` rules, for `getFile` and `getCdnFile` alike.
+fn check_range(off: i64, lim: i32) -> Result<(), Reply> {
     if lim <= 0 || lim % 4096 != 0 || (1 << 20) % lim != 0 {
-        return Reply::Error(400, "LIMIT_INVALID");
+        return Err(Reply::Error(400, "LIMIT_INVALID"));
     }
     if off < 0 || off % 4096 != 0 || off / (1 << 20) != (off + i64::from(lim) - 1) / (1 << 20) {
-        return Reply::Error(400, "OFFSET_INVALID");
+        return Err(Reply::Error(400, "OFFSET_INVALID"));
+    }
+    Ok(())
+}
+
+fn get_cdn_file(store: &mut FileStore, dc: i32, c: &functions::UploadGetCdnFile<'_>) -> Reply {
+    let Some(cdn) = store.cdn.as_ref() else {
+        return Reply::Error(400, "CDN_METHOD_INVALID");
+    };
+    if cdn.dc() != dc {
+        return Reply::Error(400, "CDN_METHOD_INVALID");
+    }
+    if let Err(e) = check_range(c.offset, c.limit) {
+        return e;
+    }
+    let Some(file_id) = cdn.file_of(c.file_token) else {
+        return Reply::Error(400, "FILE_TOKEN_INVALID");
+    };
+    match store.with_cdn(file_id) {
+        Some((data, cdn)) => cdn.get_cdn_file(file_id, data, c.offset, c.limit),
+        None => Reply::Error(400, "FILE_TOKEN_INVALID"),
+    }
+}
+
+fn get_file(store: &mut FileStore, dc: i32, c: &functions::UploadGetFile<'_>) -> Reply {
+    let (off, lim) = (c.offset, c.limit);
+    if let Err(e) = check_range(off, lim) {
+        return e;
     }
     let Some(enums::InputFileLocation::InputDocumentFileLocation(l)) = c.location.get() else {
         return Reply::Error(400, "LOCATION_INVALID");
@@ -224,6 +334,12 @@ fn get_file(store: &mut FileStore, dc: i32, c: &functions::UploadGetFile<'_>) ->
         None => return Reply::Error(400, "FILE_ID_INVALID"),
         Some(f) if f.dc != dc => return Reply::Error(303, file_migrate(f.dc)),
         Some(_) => {}
+    }
+    if c.cdn_supported && store.cdn.as_ref().is_some_and(|cdn| cdn.serves(l.id)) {
+        return match store.with_cdn(l.id) {
+            Some((data, cdn)) => cdn.redirect(l.id, data, off),
+            None => Reply::Error(400, "FILE_PARTS_INVALID"),
+        };
     }
     let Some(data) = store.file(l.id) else {
         return Reply::Error(400, "FILE_PARTS_INVALID");

@@ -21,6 +21,7 @@
 pub mod api;
 pub mod auth;
 pub mod carriage_conn;
+pub mod cdn;
 pub mod client;
 pub mod dc;
 pub mod files;
