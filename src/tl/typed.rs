@@ -337,6 +337,16 @@ impl<'a> Field<'a> for Query<'a> {
         self.obj.tl_len()
     }
     fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        self.write(w)
+    }
+}
+
+/// The generated wrappers (`invokeWithLayer<X>`) write their `query:!X` through this.
+impl TlWrite for Query<'_> {
+    fn tl_len(&self) -> usize {
+        self.obj.tl_len()
+    }
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), Full> {
         // A deep writer re-encodes a received call of the API schema through its generated struct.
         #[cfg(feature = "api")]
         if let ObjRepr::Wire(b, layout) = self.obj.repr
@@ -345,15 +355,6 @@ impl<'a> Field<'a> for Query<'a> {
         {
             return crate::tl::api::write_call(b, w);
         }
-        self.obj.write(w)
-    }
-}
-
-impl TlWrite for Query<'_> {
-    fn tl_len(&self) -> usize {
-        self.obj.tl_len()
-    }
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), Full> {
         self.obj.write(w)
     }
 }
