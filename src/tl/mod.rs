@@ -29,6 +29,10 @@ pub mod gzip;
 pub mod invoke;
 pub mod layout;
 pub mod schema;
+// Generated (tl-gen) typed views of the secret-chat schema (secret.tl, every layer's constructors): with the API's.
+#[cfg(feature = "api")]
+#[rustfmt::skip]
+pub mod secret_api;
 pub mod tables;
 pub mod typed;
 
