@@ -3494,7 +3494,8 @@ pub fn reencode_call(buf: &[u8], out: &mut [u8]) -> Result<Result<usize, Full>, 
 }
 
 /// Writes a call whose bytes `buf` were validated as a function of the schema through its generated struct
-/// (an id the schema lacks, impossible for validated bytes, is copied).
+/// (an id the schema lacks, impossible for validated bytes, is copied). Like [`Writer::put`]: on [`Full`] (whose
+/// `required` counts the whole call) nothing of the call was written.
 pub fn write_call(buf: &[u8], w: &mut Writer<'_>) -> Result<(), Full> {
     let mut c = Cursor::new(buf, &crate::tl::tables::secret::SECRET);
     match c.u32() {

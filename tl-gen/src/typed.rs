@@ -677,7 +677,7 @@ pub fn emit(schema: &Schema, source: &str, layout: &str, tables: &str) -> Result
     );
     let _ = writeln!(
         out,
-        "/// Decodes `buf` as exactly one function call of the schema and re-encodes it into `out` (nested objects\n/// copied; a [`Writer::deep`] writer through [`write_call`] re-encodes them too).\npub fn reencode_call(buf: &[u8], out: &mut [u8]) -> Result<Result<usize, Full>, Error> {{\n    {layout}.validate_exact(buf, Root::Function)?;\n    let mut w = Writer::new(out);\n    Ok(write_call(buf, &mut w).map(|()| w.written()))\n}}\n\n/// Writes a call whose bytes `buf` were validated as a function of the schema through its generated struct\n/// (an id the schema lacks, impossible for validated bytes, is copied).\npub fn write_call(buf: &[u8], w: &mut Writer<'_>) -> Result<(), Full> {{\n    let mut c = Cursor::new(buf, &{layout});\n    match c.u32() {{"
+        "/// Decodes `buf` as exactly one function call of the schema and re-encodes it into `out` (nested objects\n/// copied; a [`Writer::deep`] writer through [`write_call`] re-encodes them too).\npub fn reencode_call(buf: &[u8], out: &mut [u8]) -> Result<Result<usize, Full>, Error> {{\n    {layout}.validate_exact(buf, Root::Function)?;\n    let mut w = Writer::new(out);\n    Ok(write_call(buf, &mut w).map(|()| w.written()))\n}}\n\n/// Writes a call whose bytes `buf` were validated as a function of the schema through its generated struct\n/// (an id the schema lacks, impossible for validated bytes, is copied). Like [`Writer::put`]: on [`Full`] (whose\n/// `required` counts the whole call) nothing of the call was written.\npub fn write_call(buf: &[u8], w: &mut Writer<'_>) -> Result<(), Full> {{\n    let mut c = Cursor::new(buf, &{layout});\n    match c.u32() {{"
     );
     for c in schema.combinators.iter().filter(|c| c.is_function) {
         let n = ctx.name(c);
@@ -689,7 +689,7 @@ pub fn emit(schema: &Schema, source: &str, layout: &str, tables: &str) -> Result
         };
         let _ = writeln!(
             out,
-            "        0x{:08x} => <{ty} as Bare>::read_bare(&mut c).write(w),",
+            "        0x{:08x} => w.put(&<{ty} as Bare>::read_bare(&mut c)),",
             c.id
         );
     }
