@@ -19,6 +19,7 @@ use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::handshake::{ClientConfig, KeyKind};
 use mtproto_sansio::session::{MsgKind, ResendPolicy, SessionConfig};
 use mtproto_sansio::tl::Reader;
+use mtproto_sansio::tl::api::functions;
 use mtproto_sansio::transport::{Framing, strip_padding};
 use mtproto_test_dc::api;
 use mtproto_test_dc::client::{self, Conn, Owned, Tap};
@@ -55,7 +56,7 @@ fn name(ctor: u32) -> &'static str {
         0xda69_fb52 => "msgs_state_req",
         0x7d86_1a08 => "msg_resend_req",
         0x9972_75b5 => "boolTrue",
-        0xb81b_93d4 => "help.getPremiumPromo",
+        functions::HelpGetPremiumPromo::ID => "help.getPremiumPromo",
         0xcdd4_2a05 => "auth.bindTempAuthKey",
         api::INVOKE_WITH_LAYER => "invokeWithLayer",
         api::INIT_CONNECTION => "initConnection",
@@ -453,7 +454,7 @@ pub fn main() -> Result<(), Box<dyn Error>> {
     let reqs = [
         engine.send(now, &api::save_file_part(7, 0, &[0x5a; 1024]), MsgKind::Query)?,
         engine.send(now, &api::save_file_part(7, 1, &[0xa5; 1024]), MsgKind::Query)?,
-        engine.send(now, &0xb81b_93d4u32.to_le_bytes(), MsgKind::Query)?,
+        engine.send(now, &api::encode(&functions::HelpGetPremiumPromo {}), MsgKind::Query)?,
     ];
     let answers = conn.wait_for(&mut engine, &mut rng, &reqs, Duration::from_secs(10), &mut note)?;
     for a in &answers {

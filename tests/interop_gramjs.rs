@@ -124,6 +124,7 @@ fn run(transport: &str, client_secret: Option<Vec<u8>>) {
         0,
         "{transport}: the DC closed a connection on bad input"
     );
+    interop_peer::check_tl(&format!("gramjs {transport}"), s);
     dc.stop();
 }
 

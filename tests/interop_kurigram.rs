@@ -135,6 +135,7 @@ fn run(transport: &str) {
         0,
         "{transport}: the DC closed a connection on bad input"
     );
+    interop_peer::check_tl(&format!("kurigram {transport}"), s);
     dc.stop();
 }
 

@@ -343,6 +343,7 @@ fn run(they_request: bool) {
         .bad_connections
         .load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(bad, 0, "the DC closed a connection on bad input");
+    interop_peer::check_tl("tg-secret", c.dcs[0].stats());
     drop(script);
     c.stop();
 }

@@ -29,6 +29,10 @@ pub mod gzip;
 pub mod invoke;
 pub mod layout;
 pub mod schema;
+// Generated (tl-gen) typed views of the secret-chat schema (secret.tl, every layer's constructors): with the API's.
+#[cfg(feature = "api")]
+#[rustfmt::skip]
+pub mod secret_api;
 pub mod tables;
 pub mod typed;
 
@@ -653,6 +657,9 @@ enum Sink<'a> {
 /// A TL encoder into a caller's buffer (or a `Vec` with the `alloc` feature).
 pub struct Writer<'a> {
     sink: Sink<'a>,
+    /// Received objects (`typed::Obj`, `typed::Seq`, `typed::Query` over wire bytes) are written from their decoded
+    /// fields instead of copied: see [`Writer::deep`].
+    deep: bool,
 }
 
 impl fmt::Debug for Writer<'_> {
@@ -674,14 +681,33 @@ impl<'a> Writer<'a> {
     pub const fn new(buf: &'a mut [u8]) -> Self {
         Self {
             sink: Sink::Slice { buf, pos: 0 },
+            deep: false,
         }
+    }
+
+    /// This writer, re-encoding received nested objects of the typed API (`api` feature) from their decoded fields,
+    /// recursively, where a plain writer copies their validated bytes. For round-trip checks (the test DC decodes
+    /// every request a peer sends and compares its deep re-encoding with the bytes received); slower than copying.
+    #[must_use]
+    pub const fn deep(mut self) -> Self {
+        self.deep = true;
+        self
+    }
+
+    /// Whether this writer re-encodes received objects ([`Writer::deep`]).
+    #[must_use]
+    pub const fn is_deep(&self) -> bool {
+        self.deep
     }
 
     /// A writer that appends to `vec`; it never reports [`Full`] (except for unencodable values).
     #[cfg(feature = "alloc")]
     #[must_use]
     pub fn from_vec(vec: &'a mut Vec<u8>) -> Self {
-        Self { sink: Sink::Vec(vec) }
+        Self {
+            sink: Sink::Vec(vec),
+            deep: false,
+        }
     }
 
     /// Bytes written so far (for a `Vec` writer: the vector's length).

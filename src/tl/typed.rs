@@ -245,7 +245,7 @@ impl<'a, T: Boxed<'a>> Obj<'a, T> {
     }
 }
 
-impl<'a, T: Boxed<'a>> Field<'a> for Obj<'a, T> {
+impl<'a, T: Boxed<'a> + TlWrite> Field<'a> for Obj<'a, T> {
     fn fget(c: &mut Cursor<'a>) -> Self {
         let layout = c.layout;
         Self {
@@ -261,6 +261,12 @@ impl<'a, T: Boxed<'a>> Field<'a> for Obj<'a, T> {
     }
     fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
         match self.repr {
+            // A deep writer re-encodes the decoded object (its nested objects in turn); bytes the type does not
+            // read (never the case for validated bytes) are copied.
+            ObjRepr::Wire(b, layout) if w.is_deep() => match T::read_boxed(&mut Cursor::new(b, layout)) {
+                Some(v) => v.write(w),
+                None => w.raw(b),
+            },
             ObjRepr::Wire(b, _) => w.raw(b),
             ObjRepr::Value(v) => v.write(w),
         }
@@ -331,15 +337,24 @@ impl<'a> Field<'a> for Query<'a> {
         self.obj.tl_len()
     }
     fn fput(&self, w: &mut Writer<'_>) -> Result<(), Full> {
-        self.obj.write(w)
+        self.write(w)
     }
 }
 
+/// The generated wrappers (`invokeWithLayer<X>`) write their `query:!X` through this.
 impl TlWrite for Query<'_> {
     fn tl_len(&self) -> usize {
         self.obj.tl_len()
     }
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Full> {
+        // A deep writer re-encodes a received call of the API schema through its generated struct.
+        #[cfg(feature = "api")]
+        if let ObjRepr::Wire(b, layout) = self.obj.repr
+            && w.is_deep()
+            && core::ptr::eq(layout, &crate::tl::tables::api::API)
+        {
+            return crate::tl::api::write_call(b, w);
+        }
         self.obj.write(w)
     }
 }
@@ -461,6 +476,8 @@ impl<'a, E: Field<'a> + Copy, const BARE: bool> Field<'a> for Seq<'a, E, BARE> {
         }
         w.u32(u32::try_from(self.len()).map_err(|_| Full { required: usize::MAX })?)?;
         match self.repr {
+            // A deep writer re-encodes each decoded element.
+            SeqRepr::Wire { .. } if w.is_deep() => self.iter().try_for_each(|x| x.fput(w)),
             SeqRepr::Wire { data, .. } => w.raw(data),
             SeqRepr::Items(s) => s.iter().try_for_each(|x| x.fput(w)),
         }

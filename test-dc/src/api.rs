@@ -11,66 +11,21 @@
 //! DC once it has made a request ([`Directory`]).
 //! `inputUser.access_hash` is not checked; `inputEncryptedChat.access_hash` is.
 //!
-//! Constructor ids and layouts are api.tl's (layer 229 as shipped by Telethon 1.45; `initConnection` as in e.g.
-//! MTProtoSharp/MTProto.NET `Schema/TL/_generated/Requests/TLInitConnection.cs`):
-//! ```text
-//! invokeWithLayer#da9b0d0d {X:Type} layer:int query:!X = X;
-//! initConnection#c1cd5ea9 {X:Type} flags:# api_id:int device_model:string system_version:string app_version:string
-//!     system_lang_code:string lang_pack:string lang_code:string proxy:flags.0?InputClientProxy
-//!     params:flags.1?JSONValue query:!X = X;
-//! invokeWithoutUpdates#bf9459b7 {X:Type} query:!X = X;
-//! invokeAfterMsg#cb9f372d {X:Type} msg_id:long query:!X = X;
-//! inputClientProxy#75588b3f address:string port:int = InputClientProxy;
-//! jsonNull#3f6d7b68  jsonBool#c7345e6a value:Bool  jsonNumber#2be0dfa4 value:double  jsonString#b71e767a value:string
-//! jsonArray#f7444763 value:Vector<JSONValue>  jsonObject#99c1d49d value:Vector<JSONObjectValue>
-//! jsonObjectValue#c0de1bd9 key:string value:JSONValue = JSONObjectValue;
-//! messages.getDhConfig#26cf8950 version:int random_length:int = messages.DhConfig;
-//! messages.receivedQueue#55a5bb66 max_qts:int = Vector<long>;
-//! messages.dhConfigNotModified#c0e24635 random:bytes = messages.DhConfig;
-//! messages.dhConfig#2c221edd g:int p:bytes version:int random:bytes = messages.DhConfig;
-//! upload.saveFilePart#b304a621 file_id:long file_part:int bytes:bytes = Bool;
-//! messages.requestEncryption#f64daf43 user_id:InputUser random_id:int g_a:bytes = EncryptedChat;
-//! messages.acceptEncryption#3dbc0415 peer:InputEncryptedChat g_b:bytes key_fingerprint:long = EncryptedChat;
-//! messages.discardEncryption#f393aea0 flags:# delete_history:flags.0?true chat_id:int = Bool;
-//! messages.sendEncrypted#44fa7a15 flags:# silent:flags.0?true peer:InputEncryptedChat random_id:long data:bytes
-//!     = messages.SentEncryptedMessage;
-//! messages.sendEncryptedService#32d439a4 peer:InputEncryptedChat random_id:long data:bytes
-//!     = messages.SentEncryptedMessage;
-//! messages.sendEncryptedFile#5559481d flags:# silent:flags.0?true peer:InputEncryptedChat random_id:long
-//!     data:bytes file:InputEncryptedFile = messages.SentEncryptedMessage;
-//! messages.sentEncryptedMessage#560f8935 date:int = messages.SentEncryptedMessage;
-//! messages.sentEncryptedFile#9493ff32 date:int file:EncryptedFile = messages.SentEncryptedMessage;
-//! inputEncryptedFileEmpty#1837c364 = InputEncryptedFile;
-//! inputEncryptedFileUploaded#64bd0306 id:long parts:int md5_checksum:string key_fingerprint:int
-//!     = InputEncryptedFile;
-//! inputEncryptedFile#5a17b5e5 id:long access_hash:long = InputEncryptedFile;
-//! inputEncryptedFileBigUploaded#2dc173c8 id:long parts:int key_fingerprint:int = InputEncryptedFile;
-//! encryptedFile#a8008cd8 id:long access_hash:long size:long dc_id:int key_fingerprint:int = EncryptedFile;
-//! inputUser#f21158c6 user_id:long access_hash:long = InputUser;
-//! inputEncryptedChat#f141b5e1 chat_id:int access_hash:long = InputEncryptedChat;
-//! encryptedChatEmpty#ab7ec0a0 id:int = EncryptedChat;
-//! encryptedChatWaiting#66b25953 id:int access_hash:long date:int admin_id:long participant_id:long = EncryptedChat;
-//! encryptedChatRequested#48f1d94c flags:# folder_id:flags.0?int id:int access_hash:long date:int admin_id:long
-//!     participant_id:long g_a:bytes = EncryptedChat;
-//! encryptedChat#61f0d4c7 id:int access_hash:long date:int admin_id:long participant_id:long g_a_or_b:bytes
-//!     key_fingerprint:long = EncryptedChat;
-//! encryptedChatDiscarded#1e1c7c45 flags:# history_deleted:flags.0?true id:int = EncryptedChat;
-//! encryptedMessage#ed18c118 random_id:long chat_id:int date:int bytes:bytes file:EncryptedFile = EncryptedMessage;
-//! encryptedMessageService#23734b06 random_id:long chat_id:int date:int bytes:bytes = EncryptedMessage;
-//! encryptedFileEmpty#c21f497e = EncryptedFile;
-//! updateNewEncryptedMessage#12bcbd9a message:EncryptedMessage qts:int = Update;
-//! updateEncryption#b4a2e88d chat:EncryptedChat date:int = Update;
-//! updateShort#78d4dec1 update:Update date:int = Updates;
-//! updates#74ae4240 updates:Vector<Update> users:Vector<User> chats:Vector<Chat> date:int seq:int = Updates;
-//! ```
-//! (`tests/hosts.rs` checks each id against the CRC32 of its line.)
+//! Calls and answers are the generated layer-228 types (`mtproto_sansio::tl::api`), both ends: a call (after the
+//! wrappers, which the crate's bounded reader `tl::invoke::unwrap` strips) is validated against the schema as its
+//! function and read through its generated view; answers and pushes are generated structs written with exact sizes.
+//! The ids below are the generated ones (`tests/hosts.rs` checks each against the CRC32 of its layer-229 line).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet};
 
 use mtproto_sansio::crypto::dh::DhGroup;
 use mtproto_sansio::rand_core::CryptoRng;
-use mtproto_sansio::tl::{self, BOOL_TRUE, DecodeError, Full, Reader, VECTOR, Writer, invoke};
+use mtproto_sansio::tl::api::{Bare, Boxed, Obj, OfType, Seq, enums, functions, types};
+use mtproto_sansio::tl::layout::{self, Root};
+use mtproto_sansio::tl::tables::api::API;
+use mtproto_sansio::tl::typed::Cursor;
+use mtproto_sansio::tl::{self, DecodeError, TlWrite, VECTOR, Writer, invoke};
 
 // The wrappers (`invokeWithLayer`, `initConnection`, ...) are the crate's (`tl::invoke`), both ends.
 pub use mtproto_sansio::tl::invoke::{
@@ -78,69 +33,69 @@ pub use mtproto_sansio::tl::invoke::{
     MAX_JSON_VALUES,
 };
 /// `messages.getDhConfig`.
-pub const GET_DH_CONFIG: u32 = 0x26cf_8950;
+pub const GET_DH_CONFIG: u32 = functions::MessagesGetDhConfig::ID;
 /// `messages.dhConfig`.
-pub const DH_CONFIG: u32 = 0x2c22_1edd;
+pub const DH_CONFIG: u32 = types::MessagesDhConfig::ID;
 /// `messages.dhConfigNotModified`.
-pub const DH_CONFIG_NOT_MODIFIED: u32 = 0xc0e2_4635;
+pub const DH_CONFIG_NOT_MODIFIED: u32 = types::MessagesDhConfigNotModified::ID;
 /// `messages.receivedQueue` (a client acknowledging qts updates; tg-secret sends it after each message).
-pub const RECEIVED_QUEUE: u32 = 0x55a5_bb66;
+pub const RECEIVED_QUEUE: u32 = functions::MessagesReceivedQueue::ID;
 /// `upload.saveFilePart`.
-pub const SAVE_FILE_PART: u32 = 0xb304_a621;
+pub const SAVE_FILE_PART: u32 = functions::UploadSaveFilePart::ID;
 /// `messages.requestEncryption`.
-pub const REQUEST_ENCRYPTION: u32 = 0xf64d_af43;
+pub const REQUEST_ENCRYPTION: u32 = functions::MessagesRequestEncryption::ID;
 /// `messages.acceptEncryption`.
-pub const ACCEPT_ENCRYPTION: u32 = 0x3dbc_0415;
+pub const ACCEPT_ENCRYPTION: u32 = functions::MessagesAcceptEncryption::ID;
 /// `messages.discardEncryption`.
-pub const DISCARD_ENCRYPTION: u32 = 0xf393_aea0;
+pub const DISCARD_ENCRYPTION: u32 = functions::MessagesDiscardEncryption::ID;
 /// `messages.sendEncrypted`.
-pub const SEND_ENCRYPTED: u32 = 0x44fa_7a15;
+pub const SEND_ENCRYPTED: u32 = functions::MessagesSendEncrypted::ID;
 /// `messages.sendEncryptedService`.
-pub const SEND_ENCRYPTED_SERVICE: u32 = 0x32d4_39a4;
+pub const SEND_ENCRYPTED_SERVICE: u32 = functions::MessagesSendEncryptedService::ID;
 /// `messages.sendEncryptedFile`.
-pub const SEND_ENCRYPTED_FILE: u32 = 0x5559_481d;
+pub const SEND_ENCRYPTED_FILE: u32 = functions::MessagesSendEncryptedFile::ID;
 /// `messages.sentEncryptedMessage`.
-pub const SENT_ENCRYPTED_MESSAGE: u32 = 0x560f_8935;
+pub const SENT_ENCRYPTED_MESSAGE: u32 = types::MessagesSentEncryptedMessage::ID;
 /// `messages.sentEncryptedFile`.
-pub const SENT_ENCRYPTED_FILE: u32 = 0x9493_ff32;
+pub const SENT_ENCRYPTED_FILE: u32 = types::MessagesSentEncryptedFile::ID;
 /// `inputEncryptedFileEmpty`.
-pub const INPUT_ENCRYPTED_FILE_EMPTY: u32 = 0x1837_c364;
+pub const INPUT_ENCRYPTED_FILE_EMPTY: u32 = types::InputEncryptedFileEmpty::ID;
 /// `inputEncryptedFileUploaded`.
-pub const INPUT_ENCRYPTED_FILE_UPLOADED: u32 = 0x64bd_0306;
+pub const INPUT_ENCRYPTED_FILE_UPLOADED: u32 = types::InputEncryptedFileUploaded::ID;
 /// `inputEncryptedFile`.
-pub const INPUT_ENCRYPTED_FILE: u32 = 0x5a17_b5e5;
+pub const INPUT_ENCRYPTED_FILE: u32 = types::InputEncryptedFile::ID;
 /// `inputEncryptedFileBigUploaded`.
-pub const INPUT_ENCRYPTED_FILE_BIG_UPLOADED: u32 = 0x2dc1_73c8;
+pub const INPUT_ENCRYPTED_FILE_BIG_UPLOADED: u32 = types::InputEncryptedFileBigUploaded::ID;
 /// `encryptedFile`.
-pub const ENCRYPTED_FILE: u32 = 0xa800_8cd8;
+pub const ENCRYPTED_FILE: u32 = types::EncryptedFile::ID;
 /// `inputUser`.
-pub const INPUT_USER: u32 = 0xf211_58c6;
+pub const INPUT_USER: u32 = types::InputUser::ID;
 /// `inputEncryptedChat`.
-pub const INPUT_ENCRYPTED_CHAT: u32 = 0xf141_b5e1;
+pub const INPUT_ENCRYPTED_CHAT: u32 = types::InputEncryptedChat::ID;
 /// `encryptedChatEmpty`.
-pub const ENCRYPTED_CHAT_EMPTY: u32 = 0xab7e_c0a0;
+pub const ENCRYPTED_CHAT_EMPTY: u32 = types::EncryptedChatEmpty::ID;
 /// `encryptedChatWaiting`.
-pub const ENCRYPTED_CHAT_WAITING: u32 = 0x66b2_5953;
+pub const ENCRYPTED_CHAT_WAITING: u32 = types::EncryptedChatWaiting::ID;
 /// `encryptedChatRequested`.
-pub const ENCRYPTED_CHAT_REQUESTED: u32 = 0x48f1_d94c;
+pub const ENCRYPTED_CHAT_REQUESTED: u32 = types::EncryptedChatRequested::ID;
 /// `encryptedChat`.
-pub const ENCRYPTED_CHAT: u32 = 0x61f0_d4c7;
+pub const ENCRYPTED_CHAT: u32 = types::EncryptedChat::ID;
 /// `encryptedChatDiscarded`.
-pub const ENCRYPTED_CHAT_DISCARDED: u32 = 0x1e1c_7c45;
+pub const ENCRYPTED_CHAT_DISCARDED: u32 = types::EncryptedChatDiscarded::ID;
 /// `encryptedMessage`.
-pub const ENCRYPTED_MESSAGE: u32 = 0xed18_c118;
+pub const ENCRYPTED_MESSAGE: u32 = types::EncryptedMessage::ID;
 /// `encryptedMessageService`.
-pub const ENCRYPTED_MESSAGE_SERVICE: u32 = 0x2373_4b06;
+pub const ENCRYPTED_MESSAGE_SERVICE: u32 = types::EncryptedMessageService::ID;
 /// `encryptedFileEmpty`.
-pub const ENCRYPTED_FILE_EMPTY: u32 = 0xc21f_497e;
+pub const ENCRYPTED_FILE_EMPTY: u32 = types::EncryptedFileEmpty::ID;
 /// `updateNewEncryptedMessage`.
-pub const UPDATE_NEW_ENCRYPTED_MESSAGE: u32 = 0x12bc_bd9a;
+pub const UPDATE_NEW_ENCRYPTED_MESSAGE: u32 = types::UpdateNewEncryptedMessage::ID;
 /// `updateEncryption`.
-pub const UPDATE_ENCRYPTION: u32 = 0xb4a2_e88d;
+pub const UPDATE_ENCRYPTION: u32 = types::UpdateEncryption::ID;
 /// `updateShort`.
-pub const UPDATE_SHORT: u32 = 0x78d4_dec1;
+pub const UPDATE_SHORT: u32 = types::UpdateShort::ID;
 /// `updates`.
-pub const UPDATES: u32 = 0x74ae_4240;
+pub const UPDATES: u32 = types::Updates::ID;
 
 /// Wrappers unwrapped around one call, at most.
 pub const MAX_WRAPPERS: usize = 8;
@@ -199,7 +154,6 @@ pub struct InputChat {
     /// Its access hash (from the `EncryptedChat` the DC returned).
     pub access_hash: i64,
 }
-
 /// A call after its wrappers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call<'a> {
@@ -275,8 +229,12 @@ pub struct Unwrapped<'a> {
 /// Why a body could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApiError {
-    /// Truncated or malformed TL.
+    /// Truncated or malformed TL around the call (the wrappers).
     Decode(DecodeError),
+    /// The call is not a value of its function in the schema (truncated, trailing bytes, a bad nested object).
+    Schema(layout::Error),
+    /// A valid call with an argument this DC does not serve (an `InputUser` other than `inputUser`): its id.
+    Unsupported(u32),
     /// More wrappers, JSON nesting or JSON values than the named limits allow.
     TooDeep,
 }
@@ -284,6 +242,12 @@ pub enum ApiError {
 impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> Self {
         ApiError::Decode(e)
+    }
+}
+
+impl From<layout::Error> for ApiError {
+    fn from(e: layout::Error) -> Self {
+        ApiError::Schema(e)
     }
 }
 
@@ -296,91 +260,130 @@ impl From<invoke::UnwrapError> for ApiError {
     }
 }
 
-fn input_chat(r: &mut Reader<'_>) -> Result<InputChat, DecodeError> {
-    r.expect_constructor(INPUT_ENCRYPTED_CHAT)?;
+/// Validates `call` (the method's id first) as exactly one call of the schema and reads its arguments as `F` (the
+/// caller matched the id to `F`).
+fn args<'a, F: Bare<'a>>(call: &'a [u8]) -> Result<F, ApiError> {
+    API.validate_exact(call, Root::Function)?;
+    Ok(F::read_bare(&mut Cursor::new(call.get(4..).unwrap_or(&[]), &API)))
+}
+
+/// A nested object of a validated call (its decode cannot fail; were it to, the call is refused).
+fn nested<'a, T: Boxed<'a>>(o: Obj<'a, T>) -> Result<T, ApiError> {
+    o.get().ok_or(ApiError::Schema(layout::Error::Truncated))
+}
+
+fn input_chat(o: Obj<'_, enums::InputEncryptedChat>) -> Result<InputChat, ApiError> {
+    let enums::InputEncryptedChat::InputEncryptedChat(c) = nested(o)?;
     Ok(InputChat {
-        chat_id: r.i32()?,
-        access_hash: r.i64()?,
+        chat_id: c.chat_id,
+        access_hash: c.access_hash,
     })
 }
 
-fn input_file(r: &mut Reader<'_>) -> Result<InputFile, DecodeError> {
-    Ok(match r.u32()? {
-        INPUT_ENCRYPTED_FILE_EMPTY => InputFile::Empty,
-        c @ (INPUT_ENCRYPTED_FILE_UPLOADED | INPUT_ENCRYPTED_FILE_BIG_UPLOADED) => {
-            let id = r.i64()?;
-            let parts = r.i32()?;
-            if c == INPUT_ENCRYPTED_FILE_UPLOADED {
-                r.bytes()?; // md5_checksum: not checked
-            }
-            InputFile::Uploaded {
-                id,
-                parts,
-                key_fingerprint: r.i32()?,
-            }
-        }
-        INPUT_ENCRYPTED_FILE => InputFile::Existing {
-            id: r.i64()?,
-            access_hash: r.i64()?,
+fn input_file(o: Obj<'_, enums::InputEncryptedFile<'_>>) -> Result<InputFile, ApiError> {
+    use enums::InputEncryptedFile as E;
+    Ok(match nested(o)? {
+        E::InputEncryptedFileEmpty(_) => InputFile::Empty,
+        // md5_checksum: not checked
+        E::InputEncryptedFileUploaded(f) => InputFile::Uploaded {
+            id: f.id,
+            parts: f.parts,
+            key_fingerprint: f.key_fingerprint,
         },
-        c => return Err(DecodeError::UnknownConstructor(c)),
+        E::InputEncryptedFileBigUploaded(f) => InputFile::Uploaded {
+            id: f.id,
+            parts: f.parts,
+            key_fingerprint: f.key_fingerprint,
+        },
+        E::InputEncryptedFile(f) => InputFile::Existing {
+            id: f.id,
+            access_hash: f.access_hash,
+        },
     })
 }
 
-/// Strips the wrappers (the crate's reader, `tl::invoke::unwrap`, at most [`MAX_WRAPPERS`]) and decodes the call.
+/// Strips the wrappers (the crate's reader, `tl::invoke::unwrap`, at most [`MAX_WRAPPERS`]) and decodes the call
+/// as its generated function type (validated against the schema first: a call cut short, with bytes after it or
+/// with a bad nested object is refused).
 pub fn unwrap(body: &[u8]) -> Result<Unwrapped<'_>, ApiError> {
     let w = invoke::unwrap(body, MAX_WRAPPERS)?;
-    let mut r = Reader::new(w.args);
+    // The call, its id first: `args` is the tail of `body` after that id.
+    let call = body
+        .get(body.len().saturating_sub(w.args.len().saturating_add(4))..)
+        .unwrap_or(&[]);
     let call = match w.method {
-        GET_DH_CONFIG => Call::GetDhConfig {
-            version: r.i32()?,
-            random_length: r.i32()?,
-        },
-        SAVE_FILE_PART => Call::SaveFilePart {
-            file_id: r.i64()?,
-            part: r.i32()?,
-            bytes: r.bytes()?,
-        },
+        GET_DH_CONFIG => {
+            let a: functions::MessagesGetDhConfig = args(call)?;
+            Call::GetDhConfig {
+                version: a.version,
+                random_length: a.random_length,
+            }
+        }
+        SAVE_FILE_PART => {
+            let a: functions::UploadSaveFilePart<'_> = args(call)?;
+            Call::SaveFilePart {
+                file_id: a.file_id,
+                part: a.file_part,
+                bytes: a.bytes,
+            }
+        }
         REQUEST_ENCRYPTION => {
-            r.expect_constructor(INPUT_USER)?;
-            let user_id = r.i64()?;
-            r.i64()?; // access_hash: not checked (module docs)
+            let a: functions::MessagesRequestEncryption<'_> = args(call)?;
+            // access_hash: not checked (module docs)
+            let user_id = match nested(a.user_id)? {
+                enums::InputUser::InputUser(u) => u.user_id,
+                _ => return Err(ApiError::Unsupported(a.user_id.constructor().unwrap_or(0))),
+            };
             Call::RequestEncryption {
                 user_id,
-                random_id: r.i32()?,
-                g_a: r.bytes()?,
+                random_id: a.random_id,
+                g_a: a.g_a,
             }
         }
-        ACCEPT_ENCRYPTION => Call::AcceptEncryption {
-            peer: input_chat(&mut r)?,
-            g_b: r.bytes()?,
-            key_fingerprint: r.i64()?,
-        },
+        ACCEPT_ENCRYPTION => {
+            let a: functions::MessagesAcceptEncryption<'_> = args(call)?;
+            Call::AcceptEncryption {
+                peer: input_chat(a.peer)?,
+                g_b: a.g_b,
+                key_fingerprint: a.key_fingerprint,
+            }
+        }
         DISCARD_ENCRYPTION => {
-            let flags = r.u32()?;
+            let a: functions::MessagesDiscardEncryption = args(call)?;
             Call::DiscardEncryption {
-                delete_history: flags & 1 != 0,
-                chat_id: r.i32()?,
+                delete_history: a.delete_history,
+                chat_id: a.chat_id,
             }
         }
-        c @ (SEND_ENCRYPTED | SEND_ENCRYPTED_SERVICE | SEND_ENCRYPTED_FILE) => {
-            if c != SEND_ENCRYPTED_SERVICE {
-                r.u32()?; // flags: `silent` means nothing to this DC
-            }
-            let peer = input_chat(&mut r)?;
-            let random_id = r.i64()?;
-            let data = r.bytes()?;
-            let file = if c == SEND_ENCRYPTED_FILE {
-                Some(input_file(&mut r)?)
-            } else {
-                None
-            };
+        // `silent` means nothing to this DC.
+        SEND_ENCRYPTED => {
+            let a: functions::MessagesSendEncrypted<'_> = args(call)?;
             Call::SendEncrypted {
-                service: c == SEND_ENCRYPTED_SERVICE,
-                file,
-                peer,
-                random_id,
-                data,
+                service: false,
+                file: None,
+                peer: input_chat(a.peer)?,
+                random_id: a.random_id,
+                data: a.data,
+            }
+        }
+        SEND_ENCRYPTED_SERVICE => {
+            let a: functions::MessagesSendEncryptedService<'_> = args(call)?;
+            Call::SendEncrypted {
+                service: true,
+                file: None,
+                peer: input_chat(a.peer)?,
+                random_id: a.random_id,
+                data: a.data,
+            }
+        }
+        SEND_ENCRYPTED_FILE => {
+            let a: functions::MessagesSendEncryptedFile<'_> = args(call)?;
+            Call::SendEncrypted {
+                service: false,
+                file: Some(input_file(a.file)?),
+                peer: input_chat(a.peer)?,
+                random_id: a.random_id,
+                data: a.data,
             }
         }
         other => Call::Other(other),
@@ -401,37 +404,11 @@ pub enum Reply {
     Error(i32, &'static str),
 }
 
-/// One field of a TL object being serialized.
-enum F<'a> {
-    U32(u32),
-    I32(i32),
-    I64(i64),
-    Bytes(&'a [u8]),
-    Raw(&'a [u8]),
-}
-
-/// Serializes `fields` into a buffer of exactly their size.
-fn build(fields: &[F<'_>]) -> Vec<u8> {
-    let len = fields
-        .iter()
-        .map(|f| match f {
-            F::U32(_) | F::I32(_) => 4,
-            F::I64(_) => 8,
-            F::Bytes(b) => tl::bytes_len(b.len()),
-            F::Raw(b) => b.len(),
-        })
-        .sum();
-    let mut out = vec![0u8; len];
-    let mut w = Writer::new(&mut out);
-    let r: Result<(), Full> = fields.iter().try_for_each(|f| match f {
-        F::U32(v) => w.u32(*v),
-        F::I32(v) => w.i32(*v),
-        F::I64(v) => w.i64(*v),
-        F::Bytes(b) => w.bytes(b),
-        F::Raw(b) => w.raw(b),
-    });
-    // The size was computed from the same fields; a failure would leave a short object, so send none.
-    if r.is_err() {
+/// Serializes a generated value into a buffer of exactly its size (empty should the writer fail, which a buffer of
+/// `tl_len` bytes rules out: a short object is never sent).
+pub fn encode<T: TlWrite + ?Sized>(v: &T) -> Vec<u8> {
+    let mut out = vec![0u8; v.tl_len()];
+    if tl::encode(v, &mut out).is_err() {
         out.clear();
     }
     out
@@ -470,41 +447,38 @@ impl ChatRec {
         }
     }
 
-    fn waiting(&self, id: i32) -> Vec<u8> {
-        build(&[
-            F::U32(ENCRYPTED_CHAT_WAITING),
-            F::I32(id),
-            F::I64(self.access_hash),
-            F::I32(self.date),
-            F::I64(self.admin),
-            F::I64(self.participant),
-        ])
+    fn waiting(&self, id: i32) -> types::EncryptedChatWaiting {
+        types::EncryptedChatWaiting {
+            id,
+            access_hash: self.access_hash,
+            date: self.date,
+            admin_id: self.admin,
+            participant_id: self.participant,
+        }
     }
 
-    fn requested(&self, id: i32) -> Vec<u8> {
-        build(&[
-            F::U32(ENCRYPTED_CHAT_REQUESTED),
-            F::U32(0),
-            F::I32(id),
-            F::I64(self.access_hash),
-            F::I32(self.date),
-            F::I64(self.admin),
-            F::I64(self.participant),
-            F::Bytes(&self.g_a),
-        ])
+    fn requested(&self, id: i32) -> types::EncryptedChatRequested<'_> {
+        types::EncryptedChatRequested {
+            folder_id: None,
+            id,
+            access_hash: self.access_hash,
+            date: self.date,
+            admin_id: self.admin,
+            participant_id: self.participant,
+            g_a: &self.g_a,
+        }
     }
 
-    fn ready(&self, id: i32, g_a_or_b: &[u8], key_fingerprint: i64) -> Vec<u8> {
-        build(&[
-            F::U32(ENCRYPTED_CHAT),
-            F::I32(id),
-            F::I64(self.access_hash),
-            F::I32(self.date),
-            F::I64(self.admin),
-            F::I64(self.participant),
-            F::Bytes(g_a_or_b),
-            F::I64(key_fingerprint),
-        ])
+    fn ready<'a>(&self, id: i32, g_a_or_b: &'a [u8], key_fingerprint: i64) -> types::EncryptedChat<'a> {
+        types::EncryptedChat {
+            id,
+            access_hash: self.access_hash,
+            date: self.date,
+            admin_id: self.admin,
+            participant_id: self.participant,
+            g_a_or_b,
+            key_fingerprint,
+        }
     }
 }
 
@@ -657,14 +631,18 @@ pub struct Caller {
 }
 
 /// `updateShort(updateEncryption(chat, date), date)`.
-fn push_encryption(to: i64, chat: &[u8], date: i32) -> Push {
-    let updates = build(&[
-        F::U32(UPDATE_SHORT),
-        F::U32(UPDATE_ENCRYPTION),
-        F::Raw(chat),
-        F::I32(date),
-        F::I32(date),
-    ]);
+fn push_encryption<'c, C>(to: i64, chat: &C, date: i32) -> Push
+where
+    C: TlWrite + OfType<enums::EncryptedChat<'c>>,
+{
+    let update = types::UpdateEncryption {
+        chat: Obj::new(chat),
+        date,
+    };
+    let updates = encode(&types::UpdateShort {
+        update: Obj::new(&update),
+        date,
+    });
     Push { to, updates }
 }
 
@@ -696,7 +674,7 @@ pub fn execute<R: CryptoRng + ?Sized>(
             }
         }
         Call::SaveFilePart { file_id, part, bytes } => match dir.save_part(caller.user, file_id, part, bytes.len()) {
-            Ok(()) => Reply::Result(BOOL_TRUE.to_le_bytes().to_vec()),
+            Ok(()) => Reply::Result(encode(&types::BoolTrue {})),
             Err(e) => Reply::Error(400, e),
         },
         Call::RequestEncryption { user_id, g_a, .. } => {
@@ -720,7 +698,7 @@ pub fn execute<R: CryptoRng + ?Sized>(
                 state: ChatState::Requested,
             };
             pushes.push(push_encryption(user_id, &rec.requested(id), caller.date));
-            let reply = Reply::Result(rec.waiting(id));
+            let reply = Reply::Result(encode(&rec.waiting(id)));
             dir.chats.insert(id, rec);
             reply
         }
@@ -738,7 +716,7 @@ pub fn execute<R: CryptoRng + ?Sized>(
                         &c.ready(peer.chat_id, g_b, key_fingerprint),
                         caller.date,
                     ));
-                    Reply::Result(c.ready(peer.chat_id, &g_a, key_fingerprint))
+                    Reply::Result(encode(&c.ready(peer.chat_id, &g_a, key_fingerprint)))
                 }
                 ChatState::Ready => Reply::Error(400, "ENCRYPTION_ALREADY_ACCEPTED"),
                 ChatState::Discarded => Reply::Error(400, "ENCRYPTION_ALREADY_DECLINED"),
@@ -755,13 +733,12 @@ pub fn execute<R: CryptoRng + ?Sized>(
                 (Some(other), _) => {
                     c.state = ChatState::Discarded;
                     c.g_a.clear();
-                    let chat = build(&[
-                        F::U32(ENCRYPTED_CHAT_DISCARDED),
-                        F::U32(u32::from(delete_history)),
-                        F::I32(chat_id),
-                    ]);
+                    let chat = types::EncryptedChatDiscarded {
+                        history_deleted: delete_history,
+                        id: chat_id,
+                    };
                     pushes.push(push_encryption(other, &chat, caller.date));
-                    Reply::Result(BOOL_TRUE.to_le_bytes().to_vec())
+                    Reply::Result(encode(&types::BoolTrue {}))
                 }
             },
             None => Reply::Error(400, "CHAT_ID_INVALID"),
@@ -783,58 +760,60 @@ pub fn execute<R: CryptoRng + ?Sized>(
             };
             let file = match (to, file) {
                 (Ok(_), Some(f)) => match dir.resolve_file(caller.user, f, rng) {
-                    Ok((id, f)) => Some(build(&[
-                        F::U32(ENCRYPTED_FILE),
-                        F::I64(id),
-                        F::I64(f.access_hash),
-                        F::I64(f.size),
-                        F::I32(dir.dc_id),
-                        F::I32(f.key_fingerprint),
-                    ])),
+                    Ok((id, f)) => Some(types::EncryptedFile {
+                        id,
+                        access_hash: f.access_hash,
+                        size: f.size,
+                        dc_id: dir.dc_id,
+                        key_fingerprint: f.key_fingerprint,
+                    }),
                     Err((code, e)) => return (Reply::Error(code, e), pushes),
                 },
                 _ => None,
             };
-            let empty = ENCRYPTED_FILE_EMPTY.to_le_bytes();
-            let file_tl: &[u8] = file.as_deref().unwrap_or(&empty);
             match to {
                 Ok(to) => {
                     let qts = dir.next_qts(to);
-                    let head = if service {
-                        ENCRYPTED_MESSAGE_SERVICE
-                    } else {
-                        ENCRYPTED_MESSAGE
+                    let file_tl = match file {
+                        Some(f) => enums::EncryptedFile::EncryptedFile(f),
+                        None => enums::EncryptedFile::EncryptedFileEmpty(types::EncryptedFileEmpty {}),
                     };
-                    let mut fields = vec![
-                        F::U32(UPDATES),
-                        F::U32(VECTOR),
-                        F::I32(1),
-                        F::U32(UPDATE_NEW_ENCRYPTED_MESSAGE),
-                        F::U32(head),
-                        F::I64(random_id),
-                        F::I32(peer.chat_id),
-                        F::I32(caller.date),
-                        F::Bytes(data),
-                    ];
-                    if !service {
-                        fields.push(F::Raw(file_tl));
-                    }
-                    fields.extend([
-                        F::I32(qts),
-                        F::U32(VECTOR),
-                        F::I32(0), // users
-                        F::U32(VECTOR),
-                        F::I32(0), // chats
-                        F::I32(caller.date),
-                        F::I32(0), // seq: qts-sequenced updates carry none
-                    ]);
+                    let message = if service {
+                        enums::EncryptedMessage::EncryptedMessageService(types::EncryptedMessageService {
+                            random_id,
+                            chat_id: peer.chat_id,
+                            date: caller.date,
+                            bytes: data,
+                        })
+                    } else {
+                        enums::EncryptedMessage::EncryptedMessage(types::EncryptedMessage {
+                            random_id,
+                            chat_id: peer.chat_id,
+                            date: caller.date,
+                            bytes: data,
+                            file: Obj::new(&file_tl),
+                        })
+                    };
+                    let update = types::UpdateNewEncryptedMessage {
+                        message: Obj::new(&message),
+                        qts,
+                    };
                     pushes.push(Push {
                         to,
-                        updates: build(&fields),
+                        updates: encode(&types::Updates {
+                            updates: Seq::new(&[Obj::new(&update)]),
+                            users: Seq::new(&[]),
+                            chats: Seq::new(&[]),
+                            date: caller.date,
+                            seq: 0, // qts-sequenced updates carry none
+                        }),
                     });
                     Reply::Result(match &file {
-                        Some(f) => build(&[F::U32(SENT_ENCRYPTED_FILE), F::I32(caller.date), F::Raw(f)]),
-                        None => build(&[F::U32(SENT_ENCRYPTED_MESSAGE), F::I32(caller.date)]),
+                        Some(f) => encode(&types::MessagesSentEncryptedFile {
+                            date: caller.date,
+                            file: Obj::new(f),
+                        }),
+                        None => encode(&types::MessagesSentEncryptedMessage { date: caller.date }),
                     })
                 }
                 Err(e) => Reply::Error(400, e),
@@ -842,7 +821,7 @@ pub fn execute<R: CryptoRng + ?Sized>(
         }
         // Nothing waits for an acknowledgement here (updates go to live connections or a bounded queue): an empty
         // `Vector<long>` of encrypted messages to forget.
-        Call::Other(RECEIVED_QUEUE) => Reply::Result(build(&[F::U32(VECTOR), F::I32(0)])),
+        Call::Other(RECEIVED_QUEUE) => Reply::Result([VECTOR.to_le_bytes(), 0u32.to_le_bytes()].concat()),
         Call::Other(_) => Reply::Error(400, "INPUT_METHOD_INVALID"),
     };
     (reply, pushes)
@@ -852,21 +831,15 @@ pub fn execute<R: CryptoRng + ?Sized>(
 pub fn dh_config(client_version: i32, random: &[u8]) -> Option<Vec<u8>> {
     let group = DhGroup::telegram(3).ok()?;
     if client_version == DH_VERSION {
-        let mut out = vec![0u8; 4 + tl::bytes_len(random.len())];
-        let mut w = Writer::new(&mut out);
-        w.u32(DH_CONFIG_NOT_MODIFIED).ok()?;
-        w.bytes(random).ok()?;
-        return Some(out);
+        return Some(encode(&types::MessagesDhConfigNotModified { random }));
     }
     let p = group.prime_bytes();
-    let mut out = vec![0u8; 4 + 4 + tl::bytes_len(p.len()) + 4 + tl::bytes_len(random.len())];
-    let mut w = Writer::new(&mut out);
-    w.u32(DH_CONFIG).ok()?;
-    w.i32(i32::try_from(group.g()).ok()?).ok()?;
-    w.bytes(&p).ok()?;
-    w.i32(DH_VERSION).ok()?;
-    w.bytes(random).ok()?;
-    Some(out)
+    Some(encode(&types::MessagesDhConfig {
+        g: i32::try_from(group.g()).ok()?,
+        p: &p,
+        version: DH_VERSION,
+        random,
+    }))
 }
 
 /// A decoded `messages.DhConfig` (client end).
@@ -883,53 +856,35 @@ pub struct DhConfigView<'a> {
 }
 
 /// Decodes a `messages.DhConfig`.
-pub fn parse_dh_config(body: &[u8]) -> Result<DhConfigView<'_>, DecodeError> {
-    let mut r = Reader::new(body);
-    match r.u32()? {
-        DH_CONFIG => {
-            let g = r.i32()?;
-            let p = r.bytes()?;
-            let version = r.i32()?;
-            let random = r.bytes()?;
-            Ok(DhConfigView {
-                version: Some(version),
-                g: Some(g),
-                p: Some(p),
-                random,
-            })
-        }
-        DH_CONFIG_NOT_MODIFIED => Ok(DhConfigView {
+pub fn parse_dh_config(body: &[u8]) -> Result<DhConfigView<'_>, layout::Error> {
+    Ok(match enums::MessagesDhConfig::decode(body)? {
+        enums::MessagesDhConfig::MessagesDhConfig(c) => DhConfigView {
+            version: Some(c.version),
+            g: Some(c.g),
+            p: Some(c.p),
+            random: c.random,
+        },
+        enums::MessagesDhConfig::MessagesDhConfigNotModified(c) => DhConfigView {
             version: None,
             g: None,
             p: None,
-            random: r.bytes()?,
-        }),
-        c => Err(DecodeError::UnknownConstructor(c)),
-    }
+            random: c.random,
+        },
+    })
 }
 
 /// `messages.getDhConfig` (client end).
 pub fn get_dh_config(version: i32, random_length: i32) -> Vec<u8> {
-    let mut v = Vec::with_capacity(12);
-    v.extend_from_slice(&GET_DH_CONFIG.to_le_bytes());
-    v.extend_from_slice(&version.to_le_bytes());
-    v.extend_from_slice(&random_length.to_le_bytes());
-    v
+    encode(&functions::MessagesGetDhConfig { version, random_length })
 }
 
 /// `upload.saveFilePart` (client end).
 pub fn save_file_part(file_id: i64, part: i32, bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; 16 + tl::bytes_len(bytes.len())];
-    let mut w = Writer::new(&mut out);
-    let ok = w
-        .u32(SAVE_FILE_PART)
-        .and(w.i64(file_id))
-        .and(w.i32(part))
-        .and(w.bytes(bytes));
-    if ok.is_err() {
-        out.clear();
-    }
-    out
+    encode(&functions::UploadSaveFilePart {
+        file_id,
+        file_part: part,
+        bytes,
+    })
 }
 
 /// What this client names itself in `initConnection`.
@@ -959,58 +914,64 @@ pub fn with_init_connection(layer: i32, query: &[u8]) -> Vec<u8> {
 
 /// Whether a result body is `boolTrue`.
 pub fn is_bool_true(body: &[u8]) -> bool {
-    body == BOOL_TRUE.to_le_bytes()
+    matches!(enums::Bool::decode(body), Ok(enums::Bool::BoolTrue(_)))
 }
 
 /// `messages.requestEncryption(inputUser(user_id, 0), random_id, g_a)` (client end).
 pub fn request_encryption(user_id: i64, random_id: i32, g_a: &[u8]) -> Vec<u8> {
-    build(&[
-        F::U32(REQUEST_ENCRYPTION),
-        F::U32(INPUT_USER),
-        F::I64(user_id),
-        F::I64(0),
-        F::I32(random_id),
-        F::Bytes(g_a),
-    ])
+    let user = types::InputUser {
+        user_id,
+        access_hash: 0,
+    };
+    encode(&functions::MessagesRequestEncryption {
+        user_id: Obj::new(&user),
+        random_id,
+        g_a,
+    })
+}
+
+fn input_encrypted_chat(peer: InputChat) -> types::InputEncryptedChat {
+    types::InputEncryptedChat {
+        chat_id: peer.chat_id,
+        access_hash: peer.access_hash,
+    }
 }
 
 /// `messages.acceptEncryption` (client end).
 pub fn accept_encryption(peer: InputChat, g_b: &[u8], key_fingerprint: i64) -> Vec<u8> {
-    build(&[
-        F::U32(ACCEPT_ENCRYPTION),
-        F::U32(INPUT_ENCRYPTED_CHAT),
-        F::I32(peer.chat_id),
-        F::I64(peer.access_hash),
-        F::Bytes(g_b),
-        F::I64(key_fingerprint),
-    ])
+    let peer = input_encrypted_chat(peer);
+    encode(&functions::MessagesAcceptEncryption {
+        peer: Obj::new(&peer),
+        g_b,
+        key_fingerprint,
+    })
 }
 
 /// `messages.discardEncryption` (client end).
 pub fn discard_encryption(chat_id: i32, delete_history: bool) -> Vec<u8> {
-    build(&[
-        F::U32(DISCARD_ENCRYPTION),
-        F::U32(u32::from(delete_history)),
-        F::I32(chat_id),
-    ])
+    encode(&functions::MessagesDiscardEncryption {
+        delete_history,
+        chat_id,
+    })
 }
 
 /// `messages.sendEncrypted` (flags 0) or, for a service message, `messages.sendEncryptedService` (client end).
 pub fn send_encrypted(peer: InputChat, random_id: i64, data: &[u8], service: bool) -> Vec<u8> {
-    let chat = [
-        F::U32(INPUT_ENCRYPTED_CHAT),
-        F::I32(peer.chat_id),
-        F::I64(peer.access_hash),
-        F::I64(random_id),
-        F::Bytes(data),
-    ];
-    let mut fields = if service {
-        vec![F::U32(SEND_ENCRYPTED_SERVICE)]
+    let peer = input_encrypted_chat(peer);
+    if service {
+        encode(&functions::MessagesSendEncryptedService {
+            peer: Obj::new(&peer),
+            random_id,
+            data,
+        })
     } else {
-        vec![F::U32(SEND_ENCRYPTED), F::U32(0)]
-    };
-    fields.extend(chat);
-    build(&fields)
+        encode(&functions::MessagesSendEncrypted {
+            silent: false,
+            peer: Obj::new(&peer),
+            random_id,
+            data,
+        })
+    }
 }
 
 /// A decoded `EncryptedChat` (client end).
@@ -1075,65 +1036,41 @@ impl ChatView<'_> {
     }
 }
 
-/// Reads one boxed `EncryptedChat`.
-pub fn read_encrypted_chat<'a>(r: &mut Reader<'a>) -> Result<ChatView<'a>, DecodeError> {
-    let head = |r: &mut Reader<'a>| -> Result<(InputChat, i64, i64), DecodeError> {
-        let chat_id = r.i32()?;
-        let access_hash = r.i64()?;
-        r.i32()?; // date
-        Ok((InputChat { chat_id, access_hash }, r.i64()?, r.i64()?))
-    };
-    Ok(match r.u32()? {
-        ENCRYPTED_CHAT_EMPTY => ChatView::Empty { id: r.i32()? },
-        ENCRYPTED_CHAT_WAITING => {
-            let (peer, admin_id, participant_id) = head(r)?;
-            ChatView::Waiting {
-                peer,
-                admin_id,
-                participant_id,
-            }
+impl<'a> From<enums::EncryptedChat<'a>> for ChatView<'a> {
+    fn from(c: enums::EncryptedChat<'a>) -> Self {
+        use enums::EncryptedChat as E;
+        let peer = |chat_id, access_hash| InputChat { chat_id, access_hash };
+        match c {
+            E::EncryptedChatEmpty(c) => ChatView::Empty { id: c.id },
+            E::EncryptedChatWaiting(c) => ChatView::Waiting {
+                peer: peer(c.id, c.access_hash),
+                admin_id: c.admin_id,
+                participant_id: c.participant_id,
+            },
+            E::EncryptedChatRequested(c) => ChatView::Requested {
+                peer: peer(c.id, c.access_hash),
+                admin_id: c.admin_id,
+                participant_id: c.participant_id,
+                g_a: c.g_a,
+            },
+            E::EncryptedChat(c) => ChatView::Ready {
+                peer: peer(c.id, c.access_hash),
+                admin_id: c.admin_id,
+                participant_id: c.participant_id,
+                g_a_or_b: c.g_a_or_b,
+                key_fingerprint: c.key_fingerprint,
+            },
+            E::EncryptedChatDiscarded(c) => ChatView::Discarded {
+                id: c.id,
+                history_deleted: c.history_deleted,
+            },
         }
-        ENCRYPTED_CHAT_REQUESTED => {
-            if r.u32()? & 1 != 0 {
-                r.i32()?; // folder_id
-            }
-            let (peer, admin_id, participant_id) = head(r)?;
-            ChatView::Requested {
-                peer,
-                admin_id,
-                participant_id,
-                g_a: r.bytes()?,
-            }
-        }
-        ENCRYPTED_CHAT => {
-            let (peer, admin_id, participant_id) = head(r)?;
-            ChatView::Ready {
-                peer,
-                admin_id,
-                participant_id,
-                g_a_or_b: r.bytes()?,
-                key_fingerprint: r.i64()?,
-            }
-        }
-        ENCRYPTED_CHAT_DISCARDED => {
-            let flags = r.u32()?;
-            ChatView::Discarded {
-                id: r.i32()?,
-                history_deleted: flags & 1 != 0,
-            }
-        }
-        c => return Err(DecodeError::UnknownConstructor(c)),
-    })
+    }
 }
 
 /// Decodes an `EncryptedChat` result.
-pub fn parse_encrypted_chat(body: &[u8]) -> Result<ChatView<'_>, DecodeError> {
-    let mut r = Reader::new(body);
-    let c = read_encrypted_chat(&mut r)?;
-    if !r.rest().is_empty() {
-        return Err(DecodeError::Trailing);
-    }
-    Ok(c)
+pub fn parse_encrypted_chat(body: &[u8]) -> Result<ChatView<'_>, layout::Error> {
+    Ok(enums::EncryptedChat::decode(body)?.into())
 }
 
 /// A decoded `encryptedFile` (client end).
@@ -1151,78 +1088,63 @@ pub struct FileView {
     pub key_fingerprint: i32,
 }
 
-/// Reads a boxed `EncryptedFile` (`None`: `encryptedFileEmpty`).
-fn read_encrypted_file(r: &mut Reader<'_>) -> Result<Option<FileView>, DecodeError> {
-    match r.u32()? {
-        ENCRYPTED_FILE_EMPTY => Ok(None),
-        ENCRYPTED_FILE => Ok(Some(FileView {
-            id: r.i64()?,
-            access_hash: r.i64()?,
-            size: r.i64()?,
-            dc_id: r.i32()?,
-            key_fingerprint: r.i32()?,
-        })),
-        c => Err(DecodeError::UnknownConstructor(c)),
+/// A received `EncryptedFile` (`None`: `encryptedFileEmpty`).
+fn file_view(f: Obj<'_, enums::EncryptedFile>) -> Option<FileView> {
+    match f.get()? {
+        enums::EncryptedFile::EncryptedFileEmpty(_) => None,
+        enums::EncryptedFile::EncryptedFile(f) => Some(FileView {
+            id: f.id,
+            access_hash: f.access_hash,
+            size: f.size,
+            dc_id: f.dc_id,
+            key_fingerprint: f.key_fingerprint,
+        }),
     }
 }
 
 /// Decodes a `messages.SentEncryptedMessage` result: its date and, for `sentEncryptedFile`, the file.
-pub fn parse_sent_encrypted(body: &[u8]) -> Result<(i32, Option<FileView>), DecodeError> {
-    let mut r = Reader::new(body);
-    let out = match r.u32()? {
-        SENT_ENCRYPTED_MESSAGE => (r.i32()?, None),
-        SENT_ENCRYPTED_FILE => {
-            let date = r.i32()?;
-            (date, read_encrypted_file(&mut r)?)
-        }
-        c => return Err(DecodeError::UnknownConstructor(c)),
-    };
-    if !r.rest().is_empty() {
-        return Err(DecodeError::Trailing);
-    }
-    Ok(out)
+pub fn parse_sent_encrypted(body: &[u8]) -> Result<(i32, Option<FileView>), layout::Error> {
+    Ok(match enums::MessagesSentEncryptedMessage::decode(body)? {
+        enums::MessagesSentEncryptedMessage::MessagesSentEncryptedMessage(m) => (m.date, None),
+        enums::MessagesSentEncryptedMessage::MessagesSentEncryptedFile(m) => (m.date, file_view(m.file)),
+    })
 }
 
 /// `messages.sendEncryptedFile` (flags 0) with `inputEncryptedFileUploaded` (or `…BigUploaded` when `big`) of
 /// `parts` saved parts (client end).
 pub fn send_encrypted_file(peer: InputChat, random_id: i64, data: &[u8], file: InputFile, big: bool) -> Vec<u8> {
-    let mut fields = vec![
-        F::U32(SEND_ENCRYPTED_FILE),
-        F::U32(0),
-        F::U32(INPUT_ENCRYPTED_CHAT),
-        F::I32(peer.chat_id),
-        F::I64(peer.access_hash),
-        F::I64(random_id),
-        F::Bytes(data),
-    ];
-    match file {
-        InputFile::Empty => fields.push(F::U32(INPUT_ENCRYPTED_FILE_EMPTY)),
-        InputFile::Existing { id, access_hash } => {
-            fields.extend([F::U32(INPUT_ENCRYPTED_FILE), F::I64(id), F::I64(access_hash)]);
-        }
+    use enums::InputEncryptedFile as E;
+    let file = match file {
+        InputFile::Empty => E::InputEncryptedFileEmpty(types::InputEncryptedFileEmpty {}),
+        InputFile::Existing { id, access_hash } => E::InputEncryptedFile(types::InputEncryptedFile { id, access_hash }),
         InputFile::Uploaded {
             id,
             parts,
             key_fingerprint,
-        } if big => fields.extend([
-            F::U32(INPUT_ENCRYPTED_FILE_BIG_UPLOADED),
-            F::I64(id),
-            F::I32(parts),
-            F::I32(key_fingerprint),
-        ]),
+        } if big => E::InputEncryptedFileBigUploaded(types::InputEncryptedFileBigUploaded {
+            id,
+            parts,
+            key_fingerprint,
+        }),
         InputFile::Uploaded {
             id,
             parts,
             key_fingerprint,
-        } => fields.extend([
-            F::U32(INPUT_ENCRYPTED_FILE_UPLOADED),
-            F::I64(id),
-            F::I32(parts),
-            F::Bytes(b""),
-            F::I32(key_fingerprint),
-        ]),
-    }
-    build(&fields)
+        } => E::InputEncryptedFileUploaded(types::InputEncryptedFileUploaded {
+            id,
+            parts,
+            md5_checksum: b"",
+            key_fingerprint,
+        }),
+    };
+    let peer = input_encrypted_chat(peer);
+    encode(&functions::MessagesSendEncryptedFile {
+        silent: false,
+        peer: Obj::new(&peer),
+        random_id,
+        data,
+        file: Obj::new(&file),
+    })
 }
 
 /// A decoded secret-chat `Update` (client end).
@@ -1247,68 +1169,50 @@ pub enum UpdateView<'a> {
     },
 }
 
-fn read_update<'a>(r: &mut Reader<'a>) -> Result<UpdateView<'a>, DecodeError> {
-    match r.u32()? {
-        UPDATE_ENCRYPTION => {
-            let chat = read_encrypted_chat(r)?;
-            r.i32()?; // date
-            Ok(UpdateView::Encryption(chat))
-        }
-        UPDATE_NEW_ENCRYPTED_MESSAGE => {
-            let service = match r.u32()? {
-                ENCRYPTED_MESSAGE => false,
-                ENCRYPTED_MESSAGE_SERVICE => true,
-                c => return Err(DecodeError::UnknownConstructor(c)),
-            };
-            let random_id = r.i64()?;
-            let chat_id = r.i32()?;
-            r.i32()?; // date
-            let bytes = r.bytes()?;
-            let file = if service { None } else { read_encrypted_file(r)? };
-            Ok(UpdateView::NewEncrypted {
-                chat_id,
-                random_id,
-                bytes,
-                service,
-                file,
-                qts: r.i32()?,
-            })
-        }
-        c => Err(DecodeError::UnknownConstructor(c)),
+/// A secret-chat update of a validated `Updates` (others are refused with their id).
+fn update_view<'a>(u: Obj<'a, enums::Update<'a>>) -> Result<UpdateView<'a>, layout::Error> {
+    let other = layout::Error::UnknownConstructor(u.constructor().unwrap_or(0));
+    match u.get().ok_or(layout::Error::Truncated)? {
+        enums::Update::UpdateEncryption(e) => Ok(UpdateView::Encryption(
+            e.chat.get().ok_or(layout::Error::Truncated)?.into(),
+        )),
+        enums::Update::UpdateNewEncryptedMessage(m) => Ok(match m.message.get().ok_or(layout::Error::Truncated)? {
+            enums::EncryptedMessage::EncryptedMessage(e) => UpdateView::NewEncrypted {
+                chat_id: e.chat_id,
+                random_id: e.random_id,
+                bytes: e.bytes,
+                service: false,
+                file: file_view(e.file),
+                qts: m.qts,
+            },
+            enums::EncryptedMessage::EncryptedMessageService(e) => UpdateView::NewEncrypted {
+                chat_id: e.chat_id,
+                random_id: e.random_id,
+                bytes: e.bytes,
+                service: true,
+                file: None,
+                qts: m.qts,
+            },
+        }),
+        _ => Err(other),
     }
 }
 
 /// Decodes the secret-chat updates of an `updates` or `updateShort` (others, and `updates` naming users or chats,
 /// which this DC never sends, are refused).
-pub fn parse_updates(body: &[u8]) -> Result<Vec<UpdateView<'_>>, DecodeError> {
-    let mut r = Reader::new(body);
-    let out = match r.u32()? {
-        UPDATE_SHORT => {
-            let u = read_update(&mut r)?;
-            r.i32()?; // date
-            vec![u]
-        }
-        UPDATES => {
-            r.expect_constructor(VECTOR)?;
-            let n = r.count(8)?;
-            let mut v = Vec::with_capacity(n);
-            for _ in 0..n {
-                v.push(read_update(&mut r)?);
+pub fn parse_updates(body: &[u8]) -> Result<Vec<UpdateView<'_>>, layout::Error> {
+    match enums::Updates::decode(body)? {
+        enums::Updates::UpdateShort(s) => Ok(vec![update_view(s.update)?]),
+        enums::Updates::Updates(u) => {
+            if !u.users.is_empty() || !u.chats.is_empty() {
+                return Err(layout::Error::WrongType(UPDATES)); // users or chats: not this DC's
             }
-            for _ in 0..2 {
-                r.expect_constructor(VECTOR)?;
-                if r.u32()? != 0 {
-                    return Err(DecodeError::CountTooLarge);
-                }
-            }
-            r.i32()?; // date
-            r.i32()?; // seq
-            v
+            u.updates.iter().map(update_view).collect()
         }
-        c => return Err(DecodeError::UnknownConstructor(c)),
-    };
-    if !r.rest().is_empty() {
-        return Err(DecodeError::Trailing);
+        _ => Err(layout::Error::UnknownConstructor(
+            body.get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes),
+        )),
     }
-    Ok(out)
 }

@@ -60,6 +60,7 @@ use crate::api::{self, Reply};
 use crate::auth::{self, DcInfo, World};
 use crate::carriage_conn::{self, Carriages};
 use crate::files;
+use crate::tl_check;
 use crate::updates::{self, UpdateStore};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 
@@ -156,6 +157,8 @@ pub struct DcStats {
     pub binds: AtomicU64,
     /// `Updates` handed to a live connection of their user.
     pub updates_pushed: AtomicU64,
+    /// The round trip of every request through the generated API types (debug builds only: [`tl_check`]).
+    pub tl: Mutex<tl_check::Tally>,
 }
 
 /// A connection's update channel: each message one serialized `Updates`.
@@ -1168,6 +1171,16 @@ impl<'s> Conn<'s> {
                 .stats
                 .request_bytes
                 .fetch_add(body.len() as u64, Ordering::SeqCst);
+            if cfg!(debug_assertions) {
+                let v = tl_check::roundtrip(&body);
+                if let tl_check::Verdict::Mismatch { calls, at } = &v {
+                    eprintln!(
+                        "test_dc: TL ROUND TRIP MISMATCH {calls:08x?} at byte {at}: {}",
+                        hex::encode(&body)
+                    );
+                }
+                lock(&self.sh.stats.tl).record(&v);
+            }
             let reply = if Reader::new(&body).peek_constructor().ok() == Some(AuthBindTempAuthKey::CONSTRUCTOR) {
                 self.bind(&session, msg_id, &body, now)
             } else {

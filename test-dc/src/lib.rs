@@ -11,6 +11,8 @@
 //! - [`client`]: a blocking client connection: a socket (optionally a carriage, [`link`] names the transports)
 //!   carrying the crate's client connection type (`Connection::client_handshake` / `Connection::client`), which does the
 //!   framing, the handshake and the session; [`secret`] is a secret-chat user over it.
+//! - [`tl_check`]: every request's round trip through the generated API types (decode, deep re-encode, compare),
+//!   run by [`dc`] in debug builds for the interop tests.
 //! - [`tg_client`]: a Telegram client over [`client`] connections built from the crate's client layer (sign-in,
 //!   router, flood scheduler, session store), for the end-to-end client tests and the sign-in timings.
 //!
@@ -28,4 +30,5 @@ pub mod files;
 pub mod link;
 pub mod secret;
 pub mod tg_client;
+pub mod tl_check;
 pub mod updates;

@@ -97,6 +97,18 @@ impl Drop for PrintOnPanic {
     }
 }
 
+/// The test DC's round trip of every request the peer sent through the generated API types (`tl_check`, on in
+/// debug builds): fails on any request the schema accepted whose deep re-encoding differs from the bytes received.
+/// With `TL_ROUNDTRIP_REPORT` set, prints the tally (requests, distinct function ids, ids the schema lacks).
+#[allow(dead_code, clippy::unwrap_used)]
+pub fn check_tl(what: &str, stats: &mtproto_test_dc::dc::DcStats) {
+    let t = stats.tl.lock().unwrap().clone();
+    if std::env::var_os("TL_ROUNDTRIP_REPORT").is_some() {
+        eprintln!("{what}: {}", t.summary());
+    }
+    assert!(t.mismatches.is_empty(), "{what}: {}", t.summary());
+}
+
 /// Runs a sign-in script (`examples/interop/*_signin.py`) against DCs 1..=3 started in this process with the RSA
 /// key of `key_pem` (argv: the three ports, the modulus in hex, the exponent) and requires each of `checks` as an
 /// `OK <check>` line, and no connection closed on bad input. Number 9996625678 has the password `hunter2`.
@@ -140,6 +152,7 @@ pub fn sign_in_run(key_pem: &str, script: &str, checks: &[&str]) {
     for d in &c.dcs {
         let bad = d.stats().bad_connections.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(bad, 0, "DC {} closed a connection on bad input", d.id());
+        check_tl(&format!("{script} DC {}", d.id()), d.stats());
     }
     c.stop();
 }

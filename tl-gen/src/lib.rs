@@ -20,7 +20,10 @@ pub const OUTPUTS: &[(&str, &str, &str)] = &[
 ];
 
 /// Schemas that also get typed views: `(schema file, output file)`.
-pub const TYPED: &[(&str, &str)] = &[("tl-gen/schema/api.tl", "src/tl/api.rs")];
+pub const TYPED: &[(&str, &str)] = &[
+    ("tl-gen/schema/api.tl", "src/tl/api.rs"),
+    ("tl-gen/schema/secret.tl", "src/tl/secret_api.rs"),
+];
 
 /// Generates every output from the schemas under `root` (the repository root): `(output path, contents)`.
 pub fn generate_all(root: &std::path::Path) -> Result<Vec<(String, String)>, String> {

@@ -49,6 +49,8 @@ fn field_name(name: &str) -> String {
 
 struct Ctx<'r, 's> {
     res: &'r Resolved<'s>,
+    /// Rust name per combinator id ([`rust_names`]).
+    names: BTreeMap<u32, String>,
     layout: String,
     /// Types whose enum (and constructors) borrow, by type name.
     borrows: BTreeSet<String>,
@@ -297,10 +299,39 @@ fn doc_line(c: &Combinator) -> String {
     s
 }
 
+/// The Rust name of every combinator, by id: its camel-cased name, except that a schema defining a name more than
+/// once (secret.tl keeps each layer's `decryptedMessage`, all of which can still arrive from older peers) gives the
+/// last definition in the file (the newest layer) the plain name and each earlier one its id as a suffix
+/// (`DecryptedMessage204d3878`).
+fn rust_names(schema: &Schema) -> BTreeMap<u32, String> {
+    let all = &schema.combinators;
+    all.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let later = all
+                .iter()
+                .skip(i + 1)
+                .any(|x| x.name == c.name && x.is_function == c.is_function);
+            let name = if later {
+                format!("{}{:08x}", camel(&c.name), c.id)
+            } else {
+                camel(&c.name)
+            };
+            (c.id, name)
+        })
+        .collect()
+}
+
+impl Ctx<'_, '_> {
+    fn name(&self, c: &Combinator) -> String {
+        self.names.get(&c.id).cloned().unwrap_or_else(|| camel(&c.name))
+    }
+}
+
 /// Emits the struct and impls of one combinator.
 fn emit_struct(out: &mut String, ctx: &Ctx<'_, '_>, c: &Combinator) -> Result<(), String> {
     let p = plan(ctx, c)?;
-    let name = camel(&c.name);
+    let name = ctx.name(c);
     let mut params = Vec::new();
     if p.borrows {
         params.push("'a".to_string());
@@ -524,8 +555,10 @@ pub fn emit(schema: &Schema, source: &str, layout: &str, tables: &str) -> Result
     let res = resolve(schema)?;
     let mut borrows = BTreeSet::new();
     // A type borrows when any of its constructors has a borrowing field.
+    let names = rust_names(schema);
     let probe = Ctx {
         res: &res,
+        names: names.clone(),
         layout: layout.into(),
         borrows: BTreeSet::new(),
     };
@@ -536,13 +569,14 @@ pub fn emit(schema: &Schema, source: &str, layout: &str, tables: &str) -> Result
     }
     let ctx = Ctx {
         res: &res,
+        names,
         layout: layout.into(),
         borrows,
     };
     let mut names = BTreeSet::new();
     for c in &schema.combinators {
-        if !names.insert((c.is_function, camel(&c.name))) {
-            return Err(format!("two combinators named {}", camel(&c.name)));
+        if !names.insert((c.is_function, ctx.name(c))) {
+            return Err(format!("two combinators named {}", ctx.name(c)));
         }
     }
     let mut out = String::new();
@@ -584,7 +618,7 @@ pub fn emit(schema: &Schema, source: &str, layout: &str, tables: &str) -> Result
         let mut arms = Vec::new();
         for &ci in &ctors {
             let c = res.combinators[ci];
-            let v = camel(&c.name);
+            let v = ctx.name(c);
             let vp = plan(&ctx, c)?;
             let vty = if vp.borrows {
                 format!("super::types::{v}<'a>")
@@ -624,7 +658,7 @@ pub fn emit(schema: &Schema, source: &str, layout: &str, tables: &str) -> Result
         out.push_str("        }\n    }\n}\n");
         let _ = writeln!(out, "impl<'a> OfType<{decl}> for {decl} {{}}");
     }
-    out.push_str("}\n\nuse crate::tl::Full;\nuse crate::tl::layout::{Error, Root};\nuse crate::tl::typed::Cursor;\n\n");
+    out.push_str("}\n\nuse crate::tl::{Full, TlWrite, Writer};\nuse crate::tl::layout::{Error, Root};\nuse crate::tl::typed::Cursor;\n\n");
     // Uniform entry points for tests and fuzzing: decode as a type or a call, re-encode.
     let _ = writeln!(
         out,
@@ -643,10 +677,10 @@ pub fn emit(schema: &Schema, source: &str, layout: &str, tables: &str) -> Result
     );
     let _ = writeln!(
         out,
-        "/// Decodes `buf` as exactly one function call of the schema and re-encodes it into `out`.\npub fn reencode_call(buf: &[u8], out: &mut [u8]) -> Result<Result<usize, Full>, Error> {{\n    {layout}.validate_exact(buf, Root::Function)?;\n    let mut c = Cursor::new(buf, &{layout});\n    match c.u32() {{"
+        "/// Decodes `buf` as exactly one function call of the schema and re-encodes it into `out` (nested objects\n/// copied; a [`Writer::deep`] writer through [`write_call`] re-encodes them too).\npub fn reencode_call(buf: &[u8], out: &mut [u8]) -> Result<Result<usize, Full>, Error> {{\n    {layout}.validate_exact(buf, Root::Function)?;\n    let mut w = Writer::new(out);\n    Ok(write_call(buf, &mut w).map(|()| w.written()))\n}}\n\n/// Writes a call whose bytes `buf` were validated as a function of the schema through its generated struct\n/// (an id the schema lacks, impossible for validated bytes, is copied). Like [`Writer::put`]: on [`Full`] (whose\n/// `required` counts the whole call) nothing of the call was written.\npub fn write_call(buf: &[u8], w: &mut Writer<'_>) -> Result<(), Full> {{\n    let mut c = Cursor::new(buf, &{layout});\n    match c.u32() {{"
     );
     for c in schema.combinators.iter().filter(|c| c.is_function) {
-        let n = camel(&c.name);
+        let n = ctx.name(c);
         let p = plan(&ctx, c)?;
         let ty = match (&p.generic, p.borrows) {
             (Some(_), true) => format!("functions::{n}<'_, Query<'_>>"),
@@ -655,10 +689,10 @@ pub fn emit(schema: &Schema, source: &str, layout: &str, tables: &str) -> Result
         };
         let _ = writeln!(
             out,
-            "        0x{:08x} => Ok(crate::tl::encode(&<{ty} as Bare>::read_bare(&mut c), out)),",
+            "        0x{:08x} => w.put(&<{ty} as Bare>::read_bare(&mut c)),",
             c.id
         );
     }
-    let _ = writeln!(out, "        id => Err(Error::UnknownConstructor(id)),\n    }}\n}}");
+    let _ = writeln!(out, "        _ => w.raw(buf),\n    }}\n}}");
     Ok(out)
 }
