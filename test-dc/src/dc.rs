@@ -1196,6 +1196,9 @@ impl<'s> Conn<'s> {
                     .and_then(|w| body.get(body.len().saturating_sub(w.args.len() + 4)..));
                 let stream = call.and_then(|c| {
                     let world = lock(&self.sh.cluster.world);
+                    // The update stream is a signed-in account's: a key without one gets `auth`'s
+                    // `401 AUTH_KEY_UNREGISTERED`, as on Telegram (tests/dc_auth.rs `unauthorized_calls_get_401`).
+                    world.user_of(self.sh.dc_id, key)?;
                     updates::execute(&mut lock(&self.sh.cluster.updates), &world, user, date, c)
                 });
                 let file = match stream {
