@@ -101,9 +101,17 @@ fn run(transport: &str) {
     // The reconnect reuses the key: `reconnect_same_key` and the reconnect's answers above prove it (Telethon passed
     // the old key and the DC answered under it). A second key can only come from the first connection: under heavy
     // load Telethon's handshake may time out and be retried, so up to two are allowed.
+    // A second key also comes from Telethon's own retry: it turns g_ab into bytes without its leading zero bytes
+    // (`rsa.get_byte_array`, `int.to_bytes` of the bit length), so for 1 in 256 keys it holds 255 bytes, its
+    // new_nonce_hash1 check fails ("Step 3 invalid new nonce hash") and it starts over. The DC, which keeps the
+    // 256 bytes as the spec says, has then stored the abandoned key too.
     let keys = s.keys_created.load(SeqCst);
     assert!((1..=2).contains(&keys), "{transport}: {keys} keys created");
-    assert_eq!(dc.key_count(), 1);
+    assert!(
+        (1..=keys as usize).contains(&dc.key_count()),
+        "{transport}: {} keys stored",
+        dc.key_count()
+    );
     assert!(s.connections.load(SeqCst) >= 2);
     assert!(
         s.request_bytes.load(SeqCst) > 1_800_000,
