@@ -660,7 +660,10 @@ fn own_changes_move_the_pts_without_a_difference() {
     m.handle_timeout(t(2000));
     assert!(poll(&mut m, t(2000)).is_none(), "no difference for our own pts bump");
     assert!(m.is_synced());
-    assert_eq!(push(&mut m, t(2001), &short(&new_message(1, 13, 1), 1)), [Ev::Common(1)]);
+    assert_eq!(
+        push(&mut m, t(2001), &short(&new_message(1, 13, 1), 1)),
+        [Ev::Common(1)]
+    );
     assert!(own_change(&mut m, t(2002), None, &affected(12, 2)).unwrap().is_empty());
     assert_eq!(m.state().unwrap().0, 13, "an old bump changes nothing");
     // A push generated after our read (pts 15) arrives before the read's answer (pts 14): it waits for it.
@@ -677,9 +680,17 @@ fn own_changes_move_the_pts_without_a_difference() {
     // A channel's own deletion (channels.deleteMessages) moves that channel.
     push(&mut m, t(4001), &updates(&[new_channel_message(50, 1, 100, 1)], 1, 0));
     m.track_channel(t(4001), 50, Some(1), 0).unwrap();
-    assert!(own_change(&mut m, t(4002), Some(50), &affected(103, 3)).unwrap().is_empty());
+    assert!(
+        own_change(&mut m, t(4002), Some(50), &affected(103, 3))
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(m.channel_pts(50), Some(103));
-    assert!(own_change(&mut m, t(4002), Some(60), &affected(7, 1)).unwrap().is_empty());
+    assert!(
+        own_change(&mut m, t(4002), Some(60), &affected(7, 1))
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(m.channel_pts(60), None, "an untracked channel is left alone");
     m.handle_timeout(t(6000));
     assert!(poll(&mut m, t(6000)).is_none());
@@ -747,7 +758,13 @@ fn update_channel_too_long_in_a_difference_fetches_that_channel() {
     assert_eq!(r.method, Method::GetChannelDifference(50));
     assert_eq!(args::<functions::UpdatesGetChannelDifference<'_>>(&bytes).pts, 100);
     let pc = peer_channel(50);
-    let got = answer(&mut m, t(3), r.tag, &channel_difference(true, 101, &[message(2, &pc)], &[])).unwrap();
+    let got = answer(
+        &mut m,
+        t(3),
+        r.tag,
+        &channel_difference(true, 101, &[message(2, &pc)], &[]),
+    )
+    .unwrap();
     assert_eq!(got, [Ev::Chan(50, 2)]);
     assert!(m.is_synced());
 }
@@ -1815,19 +1832,49 @@ mod test_dc {
     fn update_str(u: &enums::Update<'_>) -> String {
         use enums::Update as U;
         match u {
-            U::UpdateNewMessage(m) => format!("new {} {}/{}", edited_text(&m.message.get().unwrap()), m.pts, m.pts_count),
-            U::UpdateEditMessage(m) => format!("edit {} {}/{}", edited_text(&m.message.get().unwrap()), m.pts, m.pts_count),
-            U::UpdateDeleteMessages(d) => format!("delete {:?} {}/{}", d.messages.iter().collect::<Vec<i32>>(), d.pts, d.pts_count),
+            U::UpdateNewMessage(m) => format!(
+                "new {} {}/{}",
+                edited_text(&m.message.get().unwrap()),
+                m.pts,
+                m.pts_count
+            ),
+            U::UpdateEditMessage(m) => format!(
+                "edit {} {}/{}",
+                edited_text(&m.message.get().unwrap()),
+                m.pts,
+                m.pts_count
+            ),
+            U::UpdateDeleteMessages(d) => format!(
+                "delete {:?} {}/{}",
+                d.messages.iter().collect::<Vec<i32>>(),
+                d.pts,
+                d.pts_count
+            ),
             U::UpdateReadHistoryInbox(r) => format!("read inbox {} {}/{}", r.max_id, r.pts, r.pts_count),
             U::UpdateReadHistoryOutbox(r) => format!("read outbox {} {}/{}", r.max_id, r.pts, r.pts_count),
             U::UpdateNewChannelMessage(m) => {
-                format!("channel new {} {}/{}", edited_text(&m.message.get().unwrap()), m.pts, m.pts_count)
+                format!(
+                    "channel new {} {}/{}",
+                    edited_text(&m.message.get().unwrap()),
+                    m.pts,
+                    m.pts_count
+                )
             }
             U::UpdateEditChannelMessage(m) => {
-                format!("channel edit {} {}/{}", edited_text(&m.message.get().unwrap()), m.pts, m.pts_count)
+                format!(
+                    "channel edit {} {}/{}",
+                    edited_text(&m.message.get().unwrap()),
+                    m.pts,
+                    m.pts_count
+                )
             }
             U::UpdateDeleteChannelMessages(d) => {
-                format!("channel delete {:?} {}/{}", d.messages.iter().collect::<Vec<i32>>(), d.pts, d.pts_count)
+                format!(
+                    "channel delete {:?} {}/{}",
+                    d.messages.iter().collect::<Vec<i32>>(),
+                    d.pts,
+                    d.pts_count
+                )
             }
             U::UpdateReadChannelInbox(r) => format!("channel read {} at {}", r.max_id, r.pts),
             U::UpdateChannelTooLong(c) => format!("channel too long from {:?}", c.pts),
@@ -1874,7 +1921,9 @@ mod test_dc {
         }
         // A message from a1: its other device a2 sees it sent, b is pushed it.
         let r = send(&mut a1, 222, "m1", 1);
-        assert!(matches!(enums::Updates::decode(&r).unwrap(), enums::Updates::UpdateShortSentMessage(s) if (s.id, s.pts) == (1, 2)));
+        assert!(
+            matches!(enums::Updates::decode(&r).unwrap(), enums::Updates::UpdateShortSentMessage(s) if (s.id, s.pts) == (1, 2))
+        );
         assert_eq!(next_push(&mut a2), ["short out m1 2/1"]);
         assert_eq!(next_push(&mut b), ["new m1 2/1"]);
         // An edit: both copies, each pts + 1.
@@ -1882,8 +1931,14 @@ mod test_dc {
         assert_eq!(describe(&r), ["edit m1' (edited) 3/1"]);
         assert_eq!(next_push(&mut a2), ["edit m1' (edited) 3/1"]);
         assert_eq!(next_push(&mut b), ["edit m1' (edited) 3/1"]);
-        assert_eq!(edit(&mut b, 111, 1, "not mine"), Err((403, "MESSAGE_AUTHOR_REQUIRED".to_owned())));
-        assert_eq!(edit(&mut a1, 222, 1, "m1'"), Err((400, "MESSAGE_NOT_MODIFIED".to_owned())));
+        assert_eq!(
+            edit(&mut b, 111, 1, "not mine"),
+            Err((403, "MESSAGE_AUTHOR_REQUIRED".to_owned()))
+        );
+        assert_eq!(
+            edit(&mut a1, 222, 1, "m1'"),
+            Err((400, "MESSAGE_NOT_MODIFIED".to_owned()))
+        );
         assert_eq!(edit(&mut a1, 222, 9, "x"), Err((400, "MESSAGE_ID_INVALID".to_owned())));
         // b reads: its inbox (pts + 1), a's outbox (pts + 1) on both of a's connections; nothing new the second time.
         assert_eq!(affected_of(&read(&mut b, 111, 0)), (4, 1));
@@ -1908,7 +1963,10 @@ mod test_dc {
                 let texts: Vec<String> = d.new_messages.iter().map(|m| text_of(&m.get().unwrap())).collect();
                 assert_eq!(texts, ["m1", "m2"], "new messages as they were sent");
                 let others: Vec<String> = d.other_updates.iter().map(|u| update_str(&u.get().unwrap())).collect();
-                assert_eq!(others, ["edit m1' (edited) 3/1", "read inbox 1 4/1", "delete [1, 2] 7/2"]);
+                assert_eq!(
+                    others,
+                    ["edit m1' (edited) 3/1", "read inbox 1 4/1", "delete [1, 2] 7/2"]
+                );
                 let enums::UpdatesState::UpdatesState(s) = d.state.get().unwrap();
                 assert_eq!(s.pts, 7);
             }
@@ -1942,13 +2000,19 @@ mod test_dc {
         assert_eq!(describe(&r), ["channel edit c1' (edited) 3/1"]);
         assert_eq!(next_push(&mut a2), ["channel edit c1' (edited) 3/1"]);
         assert_eq!(next_push(&mut b), ["channel edit c1' (edited) 3/1"]);
-        assert_eq!(edit(&mut b, CHANNEL_ID, 1, "x"), Err((403, "MESSAGE_AUTHOR_REQUIRED".to_owned())));
+        assert_eq!(
+            edit(&mut b, CHANNEL_ID, 1, "x"),
+            Err((403, "MESSAGE_AUTHOR_REQUIRED".to_owned()))
+        );
         assert!(matches!(
             enums::Bool::decode(&channel_read(&mut a2, 0)).unwrap(),
             enums::Bool::BoolTrue(_)
         ));
         assert_eq!(next_push(&mut a1), ["channel read 1 at 3"]);
-        assert_eq!(channel_delete(&mut b, &[1]), Err((403, "MESSAGE_DELETE_FORBIDDEN".to_owned())));
+        assert_eq!(
+            channel_delete(&mut b, &[1]),
+            Err((403, "MESSAGE_DELETE_FORBIDDEN".to_owned()))
+        );
         assert_eq!(affected_of(&channel_delete(&mut a1, &[1, 5]).unwrap()), (4, 1));
         assert_eq!(next_push(&mut a2), ["channel delete [1] 4/1"]);
         assert_eq!(next_push(&mut b), ["channel delete [1] 4/1"]);
@@ -2445,9 +2509,13 @@ mod test_dc {
         b.settle(Duration::from_millis(100));
         let before = b.sync.stats().differences;
         let r = read(&mut b.client, 111, 2);
-        b.sync.handle_affected_result(now(), None, &r, &mut b.seen.sink()).unwrap();
+        b.sync
+            .handle_affected_result(now(), None, &r, &mut b.seen.sink())
+            .unwrap();
         let r = delete(&mut b.client, &[1, 2], false);
-        b.sync.handle_affected_result(now(), None, &r, &mut b.seen.sink()).unwrap();
+        b.sync
+            .handle_affected_result(now(), None, &r, &mut b.seen.sink())
+            .unwrap();
         b.settle(Duration::from_millis(700));
         assert_eq!(b.sync.stats().differences, before, "no difference for its own changes");
         let dc_pts = || dc.with_updates(|u| u.state(222)).map(|s| s.0);
@@ -2459,7 +2527,9 @@ mod test_dc {
         live_at_most(dc, 222, 1);
         assert_eq!(affected_of(&delete(&mut b2, &[3], false)).1, 1);
         let r = read(&mut b.client, 111, 0);
-        b.sync.handle_affected_result(now(), None, &r, &mut b.seen.sink()).unwrap();
+        b.sync
+            .handle_affected_result(now(), None, &r, &mut b.seen.sink())
+            .unwrap();
         assert_eq!(b.sync.held(), 1, "the read waits for the missing deletion");
         b.settle(Duration::from_millis(700));
         assert_eq!(b.sync.stats().differences, before + 1, "the gap is fetched");

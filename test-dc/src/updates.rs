@@ -999,7 +999,10 @@ fn edit_message(
                 };
                 let tpts = t.add(Change::Edit(theirs.clone()), 1, date, keep);
                 let users = users_wire(world, to, [msg_users(&theirs)].into_iter());
-                pushes.push(to_user(to, updates_wire(&edit_update(&theirs, to, tpts, 1), &users, &[], date, 0)));
+                pushes.push(to_user(
+                    to,
+                    updates_wire(&edit_update(&theirs, to, tpts, 1), &users, &[], date, 0),
+                ));
             }
             Reply::Result(mine)
         }
@@ -1085,7 +1088,10 @@ fn delete_messages(
     }
     let n = count(ids.len());
     let pts = m.add(Change::Delete(ids.clone()), n, date, keep);
-    pushes.push(to_own(user, updates_wire(&delete_update(false, &ids, pts, n), &[], &[], date, 0)));
+    pushes.push(to_own(
+        user,
+        updates_wire(&delete_update(false, &ids, pts, n), &[], &[], date, 0),
+    ));
     for (to, tids) in twins {
         let Some(t) = store.users.get_mut(&to) else { continue };
         let tids: Vec<i32> = tids.into_iter().filter(|i| t.messages.contains_key(i)).collect();
@@ -1094,7 +1100,10 @@ fn delete_messages(
         }
         let tn = count(tids.len());
         let tpts = t.add(Change::Delete(tids.clone()), tn, date, keep);
-        pushes.push(to_user(to, updates_wire(&delete_update(false, &tids, tpts, tn), &[], &[], date, 0)));
+        pushes.push(to_user(
+            to,
+            updates_wire(&delete_update(false, &tids, tpts, tn), &[], &[], date, 0),
+        ));
     }
     answer(&types::MessagesAffectedMessages { pts, pts_count: n })
 }
@@ -1154,7 +1163,13 @@ fn read_history(
     let users = [world.user_wire(other, user)];
     pushes.push(to_own(
         user,
-        updates_wire(&read_inbox_update(other, max_id, still_unread, pts, 1), &users, &[], date, 0),
+        updates_wire(
+            &read_inbox_update(other, max_id, still_unread, pts, 1),
+            &users,
+            &[],
+            date,
+            0,
+        ),
     ));
     if let Some(tmax) = twin_max
         && let Some(t) = store.users.get_mut(&other)
