@@ -17,8 +17,8 @@
 //! the recipient is pushed `updateShortMessage` once it has been sent the sender's `user`, and before that
 //! `updates` (`updateNewMessage` with the sender in `users`), which moves its seq by 1: as Telegram does when the
 //! client may not know the sender. `messages.editMessage` (the author only) edits both copies, each pts + 1
-//! (`updates` with `updateEditMessage`); `messages.deleteMessages` deletes the caller's messages of those ids, pts
-//! + their count, and with `revoke` their twins in the other party's mailbox (answered `messages.affectedMessages`,
+//! (`updates` with `updateEditMessage`); `messages.deleteMessages` deletes the caller's messages of those ids (pts
+//! plus their count), and with `revoke` their twins in the other party's mailbox (answered `messages.affectedMessages`,
 //! `updateDeleteMessages` pushed); `messages.readHistory` moves the reader's inbox mark (pts + 1,
 //! `updateReadHistoryInbox`) and the sender's outbox mark up to its copies (pts + 1, `updateReadHistoryOutbox`),
 //! answered `messages.affectedMessages` (pts_count 0 when nothing new was read). `updates.getState` answers the
