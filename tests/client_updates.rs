@@ -626,6 +626,149 @@ fn update_channel_too_long_fetches_that_channel() {
     assert_eq!(m.channel_pts(60), Some(7));
 }
 
+fn affected(pts: i32, count: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::MessagesAffectedMessages::ID)
+        .i32(pts)
+        .i32(count)
+        .0
+}
+fn affected_history(pts: i32, count: i32, offset: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::MessagesAffectedHistory::ID)
+        .i32(pts)
+        .i32(count)
+        .i32(offset)
+        .0
+}
+
+/// Feeds a result that moves a pts without being `Updates`; returns what was delivered.
+fn own_change(m: &mut M, now: Instant, channel: Option<i64>, body: &[u8]) -> Result<Vec<Ev>, UpdatesError> {
+    let mut got = Vec::new();
+    m.handle_affected_result(now, channel, body, &mut |d: Delivered<'_>| got.push(name(&d)))?;
+    Ok(got)
+}
+
+/// The client's own deletion (`messages.affectedMessages`, pts_count 2) moves its pts with no difference; the next
+/// push continues from there; the same bump again is a duplicate; a push that overtook the answer waits for it and
+/// is delivered when it comes; a channel's bump moves the channel.
+#[test]
+fn own_changes_move_the_pts_without_a_difference() {
+    let mut m = synced(10, 0, 1);
+    assert!(own_change(&mut m, t(0), None, &affected(12, 2)).unwrap().is_empty());
+    assert_eq!(m.state().unwrap().0, 12);
+    m.handle_timeout(t(2000));
+    assert!(poll(&mut m, t(2000)).is_none(), "no difference for our own pts bump");
+    assert!(m.is_synced());
+    assert_eq!(
+        push(&mut m, t(2001), &short(&new_message(1, 13, 1), 1)),
+        [Ev::Common(1)]
+    );
+    assert!(own_change(&mut m, t(2002), None, &affected(12, 2)).unwrap().is_empty());
+    assert_eq!(m.state().unwrap().0, 13, "an old bump changes nothing");
+    // A push generated after our read (pts 15) arrives before the read's answer (pts 14): it waits for it.
+    assert!(push(&mut m, t(2003), &short(&new_message(2, 15, 1), 1)).is_empty());
+    assert_eq!(m.held(), 1);
+    assert_eq!(
+        own_change(&mut m, t(2004), None, &affected_history(14, 1, 0)).unwrap(),
+        [Ev::Common(2)]
+    );
+    assert_eq!(m.state().unwrap().0, 15);
+    m.handle_timeout(t(4000));
+    assert!(poll(&mut m, t(4000)).is_none());
+    assert_eq!(m.stats().differences, 0);
+    // A channel's own deletion (channels.deleteMessages) moves that channel.
+    push(&mut m, t(4001), &updates(&[new_channel_message(50, 1, 100, 1)], 1, 0));
+    m.track_channel(t(4001), 50, Some(1), 0).unwrap();
+    assert!(
+        own_change(&mut m, t(4002), Some(50), &affected(103, 3))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(m.channel_pts(50), Some(103));
+    assert!(
+        own_change(&mut m, t(4002), Some(60), &affected(7, 1))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(m.channel_pts(60), None, "an untracked channel is left alone");
+    m.handle_timeout(t(6000));
+    assert!(poll(&mut m, t(6000)).is_none());
+    assert!(m.is_synced());
+}
+
+/// A bump past a gap (one of the account's changes was missed before ours) is held like an update: after the grace
+/// period the gap is fetched, and the difference covers the bump. Impossible values are refused.
+#[test]
+fn a_skipped_own_change_fetches_the_difference() {
+    let mut m = synced(10, 0, 1);
+    assert!(own_change(&mut m, t(0), None, &affected(12, 1)).unwrap().is_empty());
+    assert_eq!(m.state().unwrap().0, 10, "11 is missing");
+    assert_eq!(m.held(), 1);
+    m.handle_timeout(t(499));
+    assert!(poll(&mut m, t(499)).is_none(), "the gap may still fill");
+    m.handle_timeout(t(500));
+    let (r, bytes) = poll(&mut m, t(500)).unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+    assert_eq!(args::<functions::UpdatesGetDifference>(&bytes).pts, 10);
+    let got = answer(
+        &mut m,
+        t(501),
+        r.tag,
+        &difference(false, &[message(1, &peer_user(PEER))], &[], &state(12, 0, 2, 1)),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Common(1)]);
+    assert_eq!(m.state().unwrap().0, 12);
+    assert_eq!(m.held(), 0);
+    assert!(m.is_synced());
+    assert!(matches!(
+        own_change(&mut m, t(502), None, &affected(-1, 0)),
+        Err(UpdatesError::BadPts { .. })
+    ));
+    assert!(matches!(
+        own_change(&mut m, t(502), None, &affected(3, 4)),
+        Err(UpdatesError::BadPts { .. })
+    ));
+    assert!(matches!(
+        own_change(&mut m, t(502), None, &new_message(1, 13, 1)),
+        Err(UpdatesError::Malformed(_))
+    ));
+    assert_eq!(m.state().unwrap().0, 12);
+}
+
+/// `updateChannelTooLong` in a difference (test_dc's and Telegram's hint for a channel that moved while the client
+/// was away) fetches that channel from its local pts.
+#[test]
+fn update_channel_too_long_in_a_difference_fetches_that_channel() {
+    let mut m = synced(10, 0, 0);
+    push(&mut m, t(0), &updates(&[new_channel_message(50, 1, 100, 1)], 1, 0));
+    m.track_channel(t(0), 50, Some(1), 0).unwrap();
+    push(&mut m, t(1), &too_long());
+    let (r, _) = poll(&mut m, t(1)).unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+    answer(
+        &mut m,
+        t(2),
+        r.tag,
+        &difference(false, &[], &[channel_too_long(50, Some(100))], &state(10, 0, 2, 0)),
+    )
+    .unwrap();
+    let (r, bytes) = poll(&mut m, t(2)).unwrap();
+    assert_eq!(r.method, Method::GetChannelDifference(50));
+    assert_eq!(args::<functions::UpdatesGetChannelDifference<'_>>(&bytes).pts, 100);
+    let pc = peer_channel(50);
+    let got = answer(
+        &mut m,
+        t(3),
+        r.tag,
+        &channel_difference(true, 101, &[message(2, &pc)], &[]),
+    )
+    .unwrap();
+    assert_eq!(got, [Ev::Chan(50, 2)]);
+    assert!(m.is_synced());
+}
+
 #[test]
 fn a_failed_get_state_is_retried_after_a_backoff() {
     let mut m = M::new(t(0), false);
@@ -998,6 +1141,21 @@ impl ModelDc {
         }
     }
 
+    /// One of the account's own changes (a deletion of 1 to 3 messages, private or in a channel): no push, the
+    /// answer to its call is `messages.affectedMessages` (the channel, if one).
+    fn own_change(&mut self, rng: &mut Rng) -> (Option<i64>, Vec<u8>) {
+        let k = 1 + rng.below(3) as i32;
+        if rng.chance(70) {
+            self.pts += k;
+            (None, affected(self.pts, k))
+        } else {
+            let ch = 1000 + rng.below(3) as i64;
+            let e = self.channels.entry(ch).or_insert((1, Vec::new()));
+            e.0 += k;
+            (Some(ch), affected(e.0, k))
+        }
+    }
+
     fn serve(&self, method: Method, call: &[u8]) -> Vec<u8> {
         match method {
             Method::GetState => state(self.pts, self.qts, self.date, self.seq),
@@ -1015,7 +1173,7 @@ impl ModelDc {
                     .filter(|(q, _)| *q > a.qts)
                     .take(self.slice)
                     .collect();
-                if msgs.is_empty() && bots.is_empty() {
+                if a.pts == self.pts && a.qts == self.qts {
                     return difference_empty(self.date, self.seq);
                 }
                 let more = self.common.iter().filter(|(p, _)| *p > a.pts).count() > msgs.len()
@@ -1083,6 +1241,7 @@ fn simulate(seed: u64) {
     let mut saved_len;
     let mut delivered: Vec<Ev> = Vec::new();
     let mut network: Vec<Vec<u8>> = Vec::new();
+    let mut answers: Vec<(Option<i64>, Vec<u8>)> = Vec::new();
     let mut pending: Vec<(Request, Vec<u8>)> = Vec::new();
     let steps = 150 + rng.below(150);
     let loss = rng.below(25);
@@ -1093,12 +1252,20 @@ fn simulate(seed: u64) {
         // Events start once the client knows a state: what happened before its first getState is history, not
         // updates (the state it gets already counts it).
         if !quiet && m.state().is_some() && rng.chance(60) {
-            let (_, body) = dc.event(&mut rng);
-            if !rng.chance(loss) {
-                network.push(body.clone());
-            }
-            if rng.chance(5) {
-                network.push(body); // duplicated
+            if rng.chance(10) {
+                // The account's own change: its answer may be lost with the connection, never duplicated.
+                let (ch, body) = dc.own_change(&mut rng);
+                if !rng.chance(loss) {
+                    answers.push((ch, body));
+                }
+            } else {
+                let (_, body) = dc.event(&mut rng);
+                if !rng.chance(loss) {
+                    network.push(body.clone());
+                }
+                if rng.chance(5) {
+                    network.push(body); // duplicated
+                }
             }
         }
         // Reorder: deliver any queued push, not only the oldest.
@@ -1111,6 +1278,17 @@ fn simulate(seed: u64) {
             let body = network.remove(i);
             let r = m.handle_updates(now, &body, &mut |d: Delivered<'_>| delivered.push(name(&d)));
             r.unwrap();
+            // The answers of the account's own calls race with the pushes.
+            if !answers.is_empty() && (quiet || rng.chance(50)) {
+                let (ch, body) = answers.remove(0);
+                m.handle_affected_result(now, ch, &body, &mut |d: Delivered<'_>| delivered.push(name(&d)))
+                    .unwrap();
+            }
+        }
+        while !answers.is_empty() && (quiet || rng.chance(50)) {
+            let (ch, body) = answers.remove(0);
+            m.handle_affected_result(now, ch, &body, &mut |d: Delivered<'_>| delivered.push(name(&d)))
+                .unwrap();
         }
         m.handle_timeout(now);
         if quiet && step == steps + 100 {
@@ -1142,6 +1320,7 @@ fn simulate(seed: u64) {
             // Restart: in-flight requests and queued pushes die with the process.
             m = M::restore(now, false, &saved[..saved_len]).unwrap();
             pending.clear();
+            answers.clear();
             if rng.chance(50) {
                 network.clear();
             }
@@ -1213,6 +1392,14 @@ fn seed_ops(ops: &[(u8, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
+/// The operand of the driver's op 7 (a result moving a pts): the channel byte (0: common), then the body.
+fn own_change_op(channel: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![channel];
+    v.extend_from_slice(&(body.len() as u16).to_le_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
 fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut m = synced(10, 3, 4);
     m.track_channel(t(0), 50, Some(77), 9).unwrap();
@@ -1259,6 +1446,8 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (1, difference_empty(2, 2)),
         (0, short(&channel_too_long(1, Some(9)), 1)),
         (1, channel_difference_too_long(1, 20, &[message(19, &pc)])),
+        (7, own_change_op(0, &affected(52, 2))),
+        (7, own_change_op(1, &affected_history(21, 1, 0))),
     ]);
     vec![
         ("client_updates_restore", "seed_known", buf[..n].to_vec()),
@@ -1366,10 +1555,10 @@ mod test_dc {
     use mtproto_sansio::client::store::MemoryStore;
     use mtproto_sansio::client::updates::{Delivered, Item, Sequence, UpdateSync};
     use mtproto_sansio::crypto::pem::parse_private_pem;
-    use mtproto_sansio::tl::api::{Boxed, Obj, enums, functions, types};
+    use mtproto_sansio::tl::api::{Boxed, Obj, Seq, enums, functions, types};
     use mtproto_sansio::tl::{TlWrite, encode};
     use mtproto_test_dc::client::now;
-    use mtproto_test_dc::dc::{self, Cluster, ClusterOptions, DcOptions};
+    use mtproto_test_dc::dc::{self, Cluster, ClusterOptions, Dc, DcOptions};
     use mtproto_test_dc::tg_client::{TgClient, TgConfig};
     use mtproto_test_dc::updates::{CHANNEL_ACCESS_HASH, CHANNEL_ID};
 
@@ -1522,6 +1711,366 @@ mod test_dc {
             got.extend(c.pump_updates(Duration::from_millis(50)).unwrap());
         }
         got
+    }
+
+    /// Waits until at most `n` connections of `user` take its pushes (a dropped client's connection is gone at the
+    /// DC), so that what is sent next is missed for sure.
+    fn live_at_most(dc: &Dc, user: i64, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while dc.live_connections(user) > n {
+            assert!(std::time::Instant::now() < deadline, "user {user} still live");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn offline(dc: &Dc, user: i64) {
+        live_at_most(dc, user, 0);
+    }
+
+    type Answer = Result<Vec<u8>, (i32, String)>;
+
+    /// `messages.editMessage` of message `id` in the chat with `to` (the channel for [`CHANNEL_ID`]).
+    fn edit(c: &mut TgClient<MemoryStore>, to: i64, id: i32, text: &str) -> Answer {
+        let user = types::InputPeerUser {
+            user_id: to,
+            access_hash: 0,
+        };
+        let channel = types::InputPeerChannel {
+            channel_id: CHANNEL_ID,
+            access_hash: CHANNEL_ACCESS_HASH,
+        };
+        let peer: Obj<'_, enums::InputPeer<'_>> = if to == CHANNEL_ID {
+            Obj::new(&channel)
+        } else {
+            Obj::new(&user)
+        };
+        c.invoke(
+            Target::Home,
+            &enc(&functions::MessagesEditMessage {
+                no_webpage: false,
+                invert_media: false,
+                peer,
+                id,
+                message: Some(text.as_bytes()),
+                media: None,
+                reply_markup: None,
+                entities: None,
+                schedule_date: None,
+                schedule_repeat_period: None,
+                quick_reply_shortcut_id: None,
+                rich_message: None,
+            }),
+        )
+        .unwrap()
+    }
+
+    fn delete(c: &mut TgClient<MemoryStore>, ids: &[i32], revoke: bool) -> Vec<u8> {
+        call(
+            c,
+            &enc(&functions::MessagesDeleteMessages {
+                revoke,
+                id: Seq::new(ids),
+            }),
+        )
+    }
+
+    fn read(c: &mut TgClient<MemoryStore>, with: i64, max_id: i32) -> Vec<u8> {
+        let user = types::InputPeerUser {
+            user_id: with,
+            access_hash: 0,
+        };
+        call(
+            c,
+            &enc(&functions::MessagesReadHistory {
+                peer: Obj::new(&user),
+                max_id,
+            }),
+        )
+    }
+
+    const INPUT_CHANNEL: types::InputChannel = types::InputChannel {
+        channel_id: CHANNEL_ID,
+        access_hash: CHANNEL_ACCESS_HASH,
+    };
+
+    fn channel_delete(c: &mut TgClient<MemoryStore>, ids: &[i32]) -> Answer {
+        c.invoke(
+            Target::Home,
+            &enc(&functions::ChannelsDeleteMessages {
+                channel: Obj::new(&INPUT_CHANNEL),
+                id: Seq::new(ids),
+            }),
+        )
+        .unwrap()
+    }
+
+    fn channel_read(c: &mut TgClient<MemoryStore>, max_id: i32) -> Vec<u8> {
+        call(
+            c,
+            &enc(&functions::ChannelsReadHistory {
+                channel: Obj::new(&INPUT_CHANNEL),
+                max_id,
+            }),
+        )
+    }
+
+    /// (pts, pts_count) of a `messages.affectedMessages`.
+    fn affected_of(b: &[u8]) -> (i32, i32) {
+        let enums::MessagesAffectedMessages::MessagesAffectedMessages(a) =
+            enums::MessagesAffectedMessages::decode(b).unwrap();
+        (a.pts, a.pts_count)
+    }
+
+    fn edited_text(m: &enums::Message<'_>) -> String {
+        match m {
+            enums::Message::Message(x) if x.edit_date.is_some() => format!("{} (edited)", text_of(m)),
+            _ => text_of(m),
+        }
+    }
+
+    /// One update, as a line to compare.
+    fn update_str(u: &enums::Update<'_>) -> String {
+        use enums::Update as U;
+        match u {
+            U::UpdateNewMessage(m) => format!(
+                "new {} {}/{}",
+                edited_text(&m.message.get().unwrap()),
+                m.pts,
+                m.pts_count
+            ),
+            U::UpdateEditMessage(m) => format!(
+                "edit {} {}/{}",
+                edited_text(&m.message.get().unwrap()),
+                m.pts,
+                m.pts_count
+            ),
+            U::UpdateDeleteMessages(d) => format!(
+                "delete {:?} {}/{}",
+                d.messages.iter().collect::<Vec<i32>>(),
+                d.pts,
+                d.pts_count
+            ),
+            U::UpdateReadHistoryInbox(r) => format!("read inbox {} {}/{}", r.max_id, r.pts, r.pts_count),
+            U::UpdateReadHistoryOutbox(r) => format!("read outbox {} {}/{}", r.max_id, r.pts, r.pts_count),
+            U::UpdateNewChannelMessage(m) => {
+                format!(
+                    "channel new {} {}/{}",
+                    edited_text(&m.message.get().unwrap()),
+                    m.pts,
+                    m.pts_count
+                )
+            }
+            U::UpdateEditChannelMessage(m) => {
+                format!(
+                    "channel edit {} {}/{}",
+                    edited_text(&m.message.get().unwrap()),
+                    m.pts,
+                    m.pts_count
+                )
+            }
+            U::UpdateDeleteChannelMessages(d) => {
+                format!(
+                    "channel delete {:?} {}/{}",
+                    d.messages.iter().collect::<Vec<i32>>(),
+                    d.pts,
+                    d.pts_count
+                )
+            }
+            U::UpdateReadChannelInbox(r) => format!("channel read {} at {}", r.max_id, r.pts),
+            U::UpdateChannelTooLong(c) => format!("channel too long from {:?}", c.pts),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// The updates of an `Updates`, as lines.
+    fn describe(b: &[u8]) -> Vec<String> {
+        match enums::Updates::decode(b).unwrap() {
+            enums::Updates::Updates(u) => u.updates.iter().map(|o| update_str(&o.get().unwrap())).collect(),
+            enums::Updates::UpdateShortMessage(m) => vec![format!(
+                "short {} {} {}/{}",
+                if m.out { "out" } else { "in" },
+                String::from_utf8_lossy(m.message),
+                m.pts,
+                m.pts_count
+            )],
+            other => vec![format!("{other:?}")],
+        }
+    }
+
+    /// The next push of `c`, as lines.
+    fn next_push(c: &mut TgClient<MemoryStore>) -> Vec<String> {
+        let got = pushes(c, 1);
+        assert_eq!(got.len(), 1, "one push");
+        describe(&got[0])
+    }
+
+    /// Edits, deletions and reads on test_dc, private and in the channel: each moves the pts of every mailbox it
+    /// touches (deletions by their count), is answered as Telegram answers it (`updates`, `affectedMessages`,
+    /// `boolTrue`), pushed to the other party or every member and to the caller's other connection (another
+    /// device of the same account), never to the connection that made the call; a difference replays them in
+    /// order (new messages as sent, the rest in `other_updates`).
+    #[test]
+    fn test_dc_edits_deletions_reads_and_own_pushes() {
+        let (c, cfg) = cluster();
+        let dc = c.dc(1).unwrap();
+        let mut a1 = bot(&cfg, 111, MemoryStore::new());
+        let mut a2 = bot(&cfg, 111, MemoryStore::new());
+        let mut b = bot(&cfg, 222, MemoryStore::new());
+        for x in [&mut a1, &mut a2, &mut b] {
+            assert_eq!(get_state(x).0, 1);
+        }
+        // A message from a1: its other device a2 sees it sent, b is pushed it.
+        let r = send(&mut a1, 222, "m1", 1);
+        assert!(
+            matches!(enums::Updates::decode(&r).unwrap(), enums::Updates::UpdateShortSentMessage(s) if (s.id, s.pts) == (1, 2))
+        );
+        assert_eq!(next_push(&mut a2), ["short out m1 2/1"]);
+        assert_eq!(next_push(&mut b), ["new m1 2/1"]);
+        // An edit: both copies, each pts + 1.
+        let r = edit(&mut a1, 222, 1, "m1'").unwrap();
+        assert_eq!(describe(&r), ["edit m1' (edited) 3/1"]);
+        assert_eq!(next_push(&mut a2), ["edit m1' (edited) 3/1"]);
+        assert_eq!(next_push(&mut b), ["edit m1' (edited) 3/1"]);
+        assert_eq!(
+            edit(&mut b, 111, 1, "not mine"),
+            Err((403, "MESSAGE_AUTHOR_REQUIRED".to_owned()))
+        );
+        assert_eq!(
+            edit(&mut a1, 222, 1, "m1'"),
+            Err((400, "MESSAGE_NOT_MODIFIED".to_owned()))
+        );
+        assert_eq!(edit(&mut a1, 222, 9, "x"), Err((400, "MESSAGE_ID_INVALID".to_owned())));
+        // b reads: its inbox (pts + 1), a's outbox (pts + 1) on both of a's connections; nothing new the second time.
+        assert_eq!(affected_of(&read(&mut b, 111, 0)), (4, 1));
+        assert_eq!(affected_of(&read(&mut b, 111, 0)), (4, 0), "nothing new read");
+        assert_eq!(next_push(&mut a1), ["read outbox 1 4/1"]);
+        assert_eq!(next_push(&mut a2), ["read outbox 1 4/1"]);
+        // A deletion for both sides: pts + 2 on each, an id that is not there ignored.
+        send(&mut a1, 222, "m2", 2);
+        assert_eq!(next_push(&mut a2), ["short out m2 5/1"]);
+        assert_eq!(next_push(&mut b), ["short in m2 5/1"]);
+        assert_eq!(affected_of(&delete(&mut a1, &[1, 2, 99], true)), (7, 2));
+        assert_eq!(next_push(&mut a2), ["delete [1, 2] 7/2"]);
+        assert_eq!(next_push(&mut b), ["delete [1, 2] 7/2"]);
+        assert_eq!(affected_of(&delete(&mut a1, &[1], true)), (7, 0), "already deleted");
+        assert_eq!(
+            dc.with_updates(|u| (u.messages(111).len(), u.messages(222).len(), u.state(111), u.state(222))),
+            (0, 0, Some((7, 0)), Some((7, 1)))
+        );
+        // b's difference replays the events in pts order.
+        match enums::UpdatesDifference::decode(&get_difference(&mut b, 1)).unwrap() {
+            enums::UpdatesDifference::UpdatesDifference(d) => {
+                let texts: Vec<String> = d.new_messages.iter().map(|m| text_of(&m.get().unwrap())).collect();
+                assert_eq!(texts, ["m1", "m2"], "new messages as they were sent");
+                let others: Vec<String> = d.other_updates.iter().map(|u| update_str(&u.get().unwrap())).collect();
+                assert_eq!(
+                    others,
+                    ["edit m1' (edited) 3/1", "read inbox 1 4/1", "delete [1, 2] 7/2"]
+                );
+                let enums::UpdatesState::UpdatesState(s) = d.state.get().unwrap();
+                assert_eq!(s.pts, 7);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Slices end on an event: the read and m2 (pts 5), then the deletion's two (pts 7).
+        dc.with_updates(|u| u.set_limits(2, 1000));
+        match enums::UpdatesDifference::decode(&get_difference(&mut b, 3)).unwrap() {
+            enums::UpdatesDifference::UpdatesDifferenceSlice(d) => {
+                assert_eq!((d.new_messages.len(), d.other_updates.len()), (1, 1));
+                let enums::UpdatesState::UpdatesState(s) = d.intermediate_state.get().unwrap();
+                assert_eq!(s.pts, 5);
+            }
+            other => panic!("{other:?}"),
+        }
+        match enums::UpdatesDifference::decode(&get_difference(&mut b, 5)).unwrap() {
+            enums::UpdatesDifference::UpdatesDifference(d) => {
+                let others: Vec<String> = d.other_updates.iter().map(|u| update_str(&u.get().unwrap())).collect();
+                assert_eq!(others, ["delete [1, 2] 7/2"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        dc.with_updates(|u| u.set_limits(100, 1000));
+
+        // The channel: a new message, an edit (its author only), a read on a2 seen by a1, a deletion.
+        let r = send(&mut a1, CHANNEL_ID, "c1", 3);
+        assert_eq!(describe(&r), ["channel new c1 2/1"]);
+        assert_eq!(next_push(&mut a2), ["channel new c1 2/1"]);
+        assert_eq!(next_push(&mut b), ["channel new c1 2/1"]);
+        let r = edit(&mut a1, CHANNEL_ID, 1, "c1'").unwrap();
+        assert_eq!(describe(&r), ["channel edit c1' (edited) 3/1"]);
+        assert_eq!(next_push(&mut a2), ["channel edit c1' (edited) 3/1"]);
+        assert_eq!(next_push(&mut b), ["channel edit c1' (edited) 3/1"]);
+        assert_eq!(
+            edit(&mut b, CHANNEL_ID, 1, "x"),
+            Err((403, "MESSAGE_AUTHOR_REQUIRED".to_owned()))
+        );
+        assert!(matches!(
+            enums::Bool::decode(&channel_read(&mut a2, 0)).unwrap(),
+            enums::Bool::BoolTrue(_)
+        ));
+        assert_eq!(next_push(&mut a1), ["channel read 1 at 3"]);
+        assert_eq!(
+            channel_delete(&mut b, &[1]),
+            Err((403, "MESSAGE_DELETE_FORBIDDEN".to_owned()))
+        );
+        assert_eq!(affected_of(&channel_delete(&mut a1, &[1, 5]).unwrap()), (4, 1));
+        assert_eq!(next_push(&mut a2), ["channel delete [1] 4/1"]);
+        assert_eq!(next_push(&mut b), ["channel delete [1] 4/1"]);
+        match enums::UpdatesChannelDifference::decode(&get_channel_difference(&mut b, 1)).unwrap() {
+            enums::UpdatesChannelDifference::UpdatesChannelDifference(d) => {
+                assert!(d.final_);
+                assert_eq!(d.pts, 4);
+                let texts: Vec<String> = d.new_messages.iter().map(|m| text_of(&m.get().unwrap())).collect();
+                assert_eq!(texts, ["c1"]);
+                let others: Vec<String> = d.other_updates.iter().map(|u| update_str(&u.get().unwrap())).collect();
+                assert_eq!(others, ["channel edit c1' (edited) 3/1", "channel delete [1] 4/1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The connection that made a call was pushed none of its own updates (it has the answers).
+        assert!(a1.pump_updates(Duration::from_millis(100)).unwrap().is_empty());
+        assert!(b.pump_updates(Duration::from_millis(1)).unwrap().is_empty());
+    }
+
+    /// A channel that moved while none of a user's connections was live: test_dc's next difference for it carries
+    /// `updateChannelTooLong` from the channel pts it missed (a `difference` although its common pts did not move),
+    /// until it fetches the channel.
+    #[test]
+    fn test_dc_channel_too_long_hint_after_being_away() {
+        let (c, cfg) = cluster();
+        let dc = c.dc(1).unwrap();
+        let mut a = bot(&cfg, 111, MemoryStore::new());
+        let mut b = bot(&cfg, 222, MemoryStore::new());
+        let (pts, _) = get_state(&mut b);
+        send(&mut a, CHANNEL_ID, "c1", 1);
+        assert_eq!(pushes(&mut b, 1).len(), 1);
+        assert_eq!(dc.with_updates(|u| u.channel_hint(222)), None, "taken live");
+        let store = b.into_store();
+        offline(dc, 222);
+        send(&mut a, CHANNEL_ID, "c2", 2);
+        send(&mut a, CHANNEL_ID, "c3", 3);
+        assert_eq!(dc.with_updates(|u| u.channel_hint(222)), Some(2));
+        let mut b = bot(&cfg, 222, store);
+        match enums::UpdatesDifference::decode(&get_difference(&mut b, pts)).unwrap() {
+            enums::UpdatesDifference::UpdatesDifference(d) => {
+                assert!(d.new_messages.is_empty());
+                let others: Vec<String> = d.other_updates.iter().map(|u| update_str(&u.get().unwrap())).collect();
+                assert_eq!(others, ["channel too long from Some(2)"]);
+                assert_eq!(d.chats.len(), 1, "the channel, with its access hash");
+                let enums::UpdatesState::UpdatesState(s) = d.state.get().unwrap();
+                assert_eq!(s.pts, pts);
+            }
+            other => panic!("{other:?}"),
+        }
+        match enums::UpdatesChannelDifference::decode(&get_channel_difference(&mut b, 2)).unwrap() {
+            enums::UpdatesChannelDifference::UpdatesChannelDifference(d) => assert_eq!(d.new_messages.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(dc.with_updates(|u| u.channel_hint(222)), None, "fetched");
+        assert!(matches!(
+            enums::UpdatesDifference::decode(&get_difference(&mut b, pts)).unwrap(),
+            enums::UpdatesDifference::UpdatesDifferenceEmpty(_)
+        ));
     }
 
     /// test_dc's update stream, call by call: `messages.sendMessage` moves the sender's and the recipient's pts by 1
@@ -1864,6 +2413,7 @@ mod test_dc {
         let n = b.sync.save(&mut saved).unwrap();
         saved.truncate(n);
         let store = b.client.into_store();
+        offline(dc, 222);
         for i in 9..17 {
             sent(&mut a, 222, format!("p{i}"));
             sent(&mut a, CHANNEL_ID, format!("c{i}"));
@@ -1875,7 +2425,11 @@ mod test_dc {
         };
         assert_eq!(b.client.stats.handshakes, 0, "restarted from the store");
         b.settle(Duration::from_millis(100));
-        // The channel's missed messages are fetched when its next push shows the gap.
+        // The channel's missed messages came through the difference's `updateChannelTooLong`, before any push of it.
+        assert_eq!(
+            b.sync.channel_pts(CHANNEL_ID),
+            Some(dc.with_updates(|u| u.channel_pts()))
+        );
         b.touch();
         sent(&mut a, 222, "p17".to_owned());
         sent(&mut a, CHANNEL_ID, "c17".to_owned());
@@ -1886,6 +2440,7 @@ mod test_dc {
         let n = b.sync.save(&mut saved).unwrap();
         saved.truncate(n);
         let store = b.client.into_store();
+        offline(dc, 222);
         for i in 18..29 {
             sent(&mut a, 222, format!("p{i}"));
             sent(&mut a, CHANNEL_ID, format!("c{i}"));
@@ -1932,6 +2487,53 @@ mod test_dc {
                 "{sequence:?}: every message outside the reset, once, in order"
             );
         }
+    }
+
+    /// Our `UpdateSync` fed the `messages.affectedMessages` of its own reads and deletions on test_dc: in order they
+    /// move its pts with no difference; one that skips a deletion another device of the account made while this
+    /// connection was down (its push lost) opens a gap, fetched with one difference. The state ends as test_dc's.
+    #[test]
+    fn update_sync_own_changes_against_test_dc() {
+        let (c, cfg) = cluster();
+        let dc = c.dc(1).unwrap();
+        let mut a = bot(&cfg, 111, MemoryStore::new());
+        let mut b = Synced {
+            client: bot(&cfg, 222, MemoryStore::new()),
+            sync: UpdateSync::new(now(), true),
+            seen: Seen::default(),
+        };
+        b.settle(Duration::from_millis(50));
+        for i in 1..=4 {
+            send(&mut a, 222, &format!("m{i}"), i64::from(i));
+        }
+        b.settle(Duration::from_millis(100));
+        let before = b.sync.stats().differences;
+        let r = read(&mut b.client, 111, 2);
+        b.sync
+            .handle_affected_result(now(), None, &r, &mut b.seen.sink())
+            .unwrap();
+        let r = delete(&mut b.client, &[1, 2], false);
+        b.sync
+            .handle_affected_result(now(), None, &r, &mut b.seen.sink())
+            .unwrap();
+        b.settle(Duration::from_millis(700));
+        assert_eq!(b.sync.stats().differences, before, "no difference for its own changes");
+        let dc_pts = || dc.with_updates(|u| u.state(222)).map(|s| s.0);
+        assert_eq!(b.sync.state().map(|s| s.0), dc_pts());
+        // Another device deletes while b's connection is down; b's own read then skips that pts.
+        let mut b2 = bot(&cfg, 222, MemoryStore::new());
+        get_state(&mut b2);
+        b.client.drop_home_connection();
+        live_at_most(dc, 222, 1);
+        assert_eq!(affected_of(&delete(&mut b2, &[3], false)).1, 1);
+        let r = read(&mut b.client, 111, 0);
+        b.sync
+            .handle_affected_result(now(), None, &r, &mut b.seen.sink())
+            .unwrap();
+        assert_eq!(b.sync.held(), 1, "the read waits for the missing deletion");
+        b.settle(Duration::from_millis(700));
+        assert_eq!(b.sync.stats().differences, before + 1, "the gap is fetched");
+        assert_eq!(b.sync.state().map(|s| s.0), dc_pts());
     }
 
     /// Catch-up speed against test_dc (run by hand, see README "Measured"): bot 222 is offline while bot 111 sends it

@@ -28,6 +28,12 @@
 //!   (its pts taken, a [`Item::Reset`] delivered, the difference fetched on from there) and
 //!   `channelDifferenceTooLong` (a [`Item::Reset`] of the channel and its latest messages) are handled as the spec
 //!   says.
+//! - Results that move a pts without being `Updates` (`messages.affectedMessages` of the client's own deletions
+//!   and reads, `messages.affectedHistory`) go in through [`UpdateSync::handle_affected`] (or
+//!   [`UpdateSync::handle_affected_result`] with the bytes): applied in order like an update with nothing to show
+//!   (TDLib's dummy pending update), so the client's own change is no gap, and one past a gap waits like an update.
+//! - An `updateChannelTooLong` in a difference (Telegram's hint that a channel moved while the client was away)
+//!   fetches that channel's difference, from the local pts of a tracked channel or the pts it names.
 //! - A sequence without updates for [`NO_UPDATES_TIMEOUT`] (15 min, the spec's advice and grammers') is fetched;
 //!   a channel difference's `timeout` sets that channel's next fetch.
 //! - On a fresh account the first request is `updates.getState`; after [`UpdateSync::restore`] it is
@@ -378,6 +384,8 @@ struct Channel {
 enum HeldKind {
     Update,
     Short,
+    /// A pts move with nothing to show ([`UpdateSync::handle_affected`]): applied in order, never delivered.
+    Bump,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -946,7 +954,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
                         wire: body,
                         pts: Some((info.seq, info.pts)),
                     };
-                    self.sequenced(now, info, HeldKind::Short, body, d, sink);
+                    self.sequenced(now, info, HeldKind::Short, body, Some(d), sink);
                 }
             }
         }
@@ -1065,7 +1073,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
                 if covered {
                     self.deliver(sink, d);
                 } else {
-                    self.sequenced(now, info, HeldKind::Update, wire, d, sink);
+                    self.sequenced(now, info, HeldKind::Update, wire, Some(d), sink);
                 }
             }
         }
@@ -1076,14 +1084,15 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         sink(d);
     }
 
-    /// An update with a place in a sequence: apply, drop as a duplicate, or hold.
+    /// An update with a place in a sequence: apply, drop as a duplicate, or hold. `d` is what to deliver when it
+    /// applies (`None` for a [`HeldKind::Bump`]).
     fn sequenced<F: FnMut(Delivered<'_>)>(
         &mut self,
         now: Instant,
         info: PtsInfo,
         kind: HeldKind,
         wire: &[u8],
-        d: Delivered<'_>,
+        d: Option<Delivered<'_>>,
         sink: &mut F,
     ) {
         let base = info.pts.saturating_sub(info.count);
@@ -1116,7 +1125,9 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         }
         if pts == expected && !fetching {
             self.set_local(info.seq, info.pts);
-            self.deliver(sink, d);
+            if let Some(d) = d {
+                self.deliver(sink, d);
+            }
             return;
         }
         // A gap, or its sequence is being fetched: hold it.
@@ -1202,6 +1213,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         let item = match h.kind {
             HeldKind::Update => enums::Update::decode(wire).ok().map(Item::Update),
             HeldKind::Short => enums::Updates::decode(wire).ok().map(Item::Short),
+            HeldKind::Bump => None,
         };
         if let Some(item) = item {
             self.stats.delivered += 1;
@@ -1211,6 +1223,64 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
                 pts: Some((h.seq, h.pts)),
             });
         }
+    }
+
+    /// The pts a call's result that is not `Updates` moved (`messages.affectedMessages` of `messages.deleteMessages`,
+    /// `messages.readHistory`, `channels.deleteMessages`; `messages.affectedHistory` of `messages.deleteHistory`):
+    /// the account's own action, numbered in `sequence` (the channel's for `channels.*`). It is applied as an update
+    /// with nothing to show, as TDLib does (a dummy update in its pending pts queue): in order (`local + pts_count
+    /// == pts`) it moves the sequence on, so the client's own deletions and reads need no difference; at or behind
+    /// the local pts it is a duplicate (the DC pushed the same change first); past a gap it is held like an update
+    /// and the gap is fetched after [`GAP_GRACE`] unless it fills. Held updates it makes applicable go to `sink`.
+    /// Ignored before the state is known (`updates.getState` counts it) and for a channel not tracked (its next
+    /// update is the base). A pts or count that cannot be is refused ([`UpdatesError::BadPts`]), nothing changed.
+    pub fn handle_affected<F: FnMut(Delivered<'_>)>(
+        &mut self,
+        now: Instant,
+        sequence: Sequence,
+        pts: i32,
+        pts_count: i32,
+        sink: &mut F,
+    ) -> Result<(), UpdatesError> {
+        let info = PtsInfo {
+            seq: sequence,
+            pts,
+            count: pts_count,
+        };
+        check_pts(info)?;
+        if !self.known || (pts == 0 && pts_count == 0) {
+            return Ok(());
+        }
+        if let Sequence::Channel(id) = sequence
+            && self.channel_index(id).is_none()
+        {
+            return Ok(());
+        }
+        self.sequenced(now, info, HeldKind::Bump, &[], None, sink);
+        self.resolve_all(now, sink);
+        Ok(())
+    }
+
+    /// [`UpdateSync::handle_affected`] of a result's bytes: a `messages.affectedMessages` or
+    /// `messages.affectedHistory` (validated against the schema first), in the common sequence, or `channel`'s for
+    /// a `channels.*` call. `affectedHistory`'s `offset` (more to delete: call again) is the host's.
+    pub fn handle_affected_result<F: FnMut(Delivered<'_>)>(
+        &mut self,
+        now: Instant,
+        channel: Option<i64>,
+        body: &[u8],
+        sink: &mut F,
+    ) -> Result<(), UpdatesError> {
+        let (pts, count) = match enums::MessagesAffectedMessages::decode(body) {
+            Ok(enums::MessagesAffectedMessages::MessagesAffectedMessages(a)) => (a.pts, a.pts_count),
+            Err(_) => {
+                let enums::MessagesAffectedHistory::MessagesAffectedHistory(a) =
+                    enums::MessagesAffectedHistory::decode(body)?;
+                (a.pts, a.pts_count)
+            }
+        };
+        let sequence = channel.map_or(Sequence::Common, Sequence::Channel);
+        self.handle_affected(now, sequence, pts, count, sink)
     }
 
     /// The next instant something is due: a gap's grace period, a no-updates timeout, a retry.

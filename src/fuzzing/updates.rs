@@ -74,7 +74,7 @@ mod api {
             let _ = d.wire.len();
         };
         while let Some(op) = input.u8() {
-            match op % 7 {
+            match op % 8 {
                 0 => {
                     let n = input.len16();
                     let body = input.take(n);
@@ -119,10 +119,18 @@ mod api {
                         inflight.clear();
                     }
                 }
-                _ => {
+                6 => {
                     let id = i64::from(input.u8().unwrap_or(0));
                     let pts = i32::from(input.u8().unwrap_or(0));
                     let _ = m.track_channel(now, id, Some(id), pts);
+                }
+                _ => {
+                    // A result that moves a pts without being `Updates` (affectedMessages / affectedHistory).
+                    let channel = input.u8().unwrap_or(0);
+                    let n = input.len16();
+                    let body = input.take(n);
+                    let channel = (channel != 0).then_some(i64::from(channel));
+                    let _ = m.handle_affected_result(now, channel, body, &mut sink);
                 }
             }
             let mut buf = [0u8; 256];

@@ -191,18 +191,29 @@ impl Hub {
         }
     }
 
-    /// Hands `push` to every live connection of its user, and nowhere else: an update of the common or a channel
-    /// sequence is not queued for a user with no live connection (its client fetches it with a difference).
-    fn deliver_live(&mut self, push: &api::Push, stats: &DcStats) {
+    /// Hands `push` to every live connection of its user but `except` (the connection whose call made it), and
+    /// nowhere else: an update of the common or a channel sequence is not queued for a user with no live
+    /// connection (its client fetches it with a difference). Whether a connection took it.
+    fn deliver_live(&mut self, push: &api::Push, except: Option<u64>, stats: &DcStats) -> bool {
         let Some(conns) = self.live.get_mut(&push.to) else {
-            return;
+            return false;
         };
-        conns.retain(|(_, tx)| tx.try_send(push.updates.clone()).is_ok());
+        let mut taken = false;
+        conns.retain(|(id, tx)| {
+            if Some(*id) == except {
+                return true;
+            }
+            let ok = tx.try_send(push.updates.clone()).is_ok();
+            taken |= ok;
+            ok
+        });
         if conns.is_empty() {
             self.live.remove(&push.to);
-        } else {
+        }
+        if taken {
             stats.updates_pushed.fetch_add(1, Ordering::SeqCst);
         }
+        taken
     }
 }
 
@@ -315,12 +326,16 @@ impl Shared {
         }
     }
 
-    /// Hands a push of the update stream to the live connections of its user on every DC of the cluster.
-    fn route_live(&self, push: &api::Push) {
+    /// Hands a push of the update stream to the live connections of its user on every DC of the cluster, but
+    /// connection `except` of this DC; whether any took it.
+    fn route_live(&self, push: &api::Push, except: Option<u64>) -> bool {
         let dcs: Vec<Arc<Shared>> = lock(&self.cluster.dcs).values().filter_map(Weak::upgrade).collect();
+        let mut taken = false;
         for d in dcs {
-            lock(&d.hub).deliver_live(push, &d.stats);
+            let except = except.filter(|_| d.dc_id == self.dc_id);
+            taken |= lock(&d.hub).deliver_live(push, except, &d.stats);
         }
+        taken
     }
 
     /// The auth key an authorization belongs to: a bound temporary key's permanent one.
@@ -403,6 +418,15 @@ impl Dc {
     /// Counters.
     pub fn stats(&self) -> &DcStats {
         &self.shared.stats
+    }
+
+    /// Connections of `user` on this DC that take its updates now (live, and not closed). Test hook: a test waits
+    /// for a client's closed connection to be gone before it counts on its pushes being missed.
+    pub fn live_connections(&self, user: i64) -> usize {
+        lock(&self.shared.hub)
+            .live
+            .get(&user)
+            .map_or(0, |c| c.iter().filter(|(_, tx)| !tx.is_closed()).count())
     }
 
     /// Keys in the store.
@@ -1204,7 +1228,11 @@ impl<'s> Conn<'s> {
                 let file = match stream {
                     Some((reply, pushes)) => {
                         for p in &pushes {
-                            self.sh.route_live(p);
+                            // The caller's own updates go to its other connections (this one has the answer).
+                            let taken = self.sh.route_live(&p.push, p.own.then_some(self.id));
+                            if let (false, Some(from)) = (taken, p.channel_from) {
+                                lock(&self.sh.cluster.updates).missed_channel(p.push.to, from);
+                            }
                         }
                         Some(reply)
                     }

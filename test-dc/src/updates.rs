@@ -3,24 +3,36 @@
 //!
 //! Data comes from [`crate::dc`]'s dispatch: a call (method id first, wrappers removed), the caller's user (its
 //! signed-in account, or its auth key as a user: `auth::World::identity`) and the DC's Unix time. [`execute`]
-//! answers it and returns the updates to push; the DC hands those to every live connection of their user on every
-//! DC of the cluster, and drops them for a user with no live connection (as Telegram does: the client catches up
-//! with `updates.getDifference`). The store is the cluster's (one per `dc::start_cluster`).
+//! answers it and returns the updates to push ([`StreamPush`]); the DC hands those to every live connection of their
+//! user on every DC of the cluster (the caller's own ones to its other connections: another device of the same
+//! account sees what this one did, as on Telegram), and drops them for a user with no live connection (as Telegram
+//! does: the client catches up with `updates.getDifference`). The store is the cluster's (one per
+//! `dc::start_cluster`).
 //!
-//! **The common sequence.** Each user has a mailbox with its pts (private messages; 1 for a new one, as on Telegram), its seq and its history.
-//! `messages.sendMessage` to `inputPeerUser` (or `inputPeerSelf`, Saved Messages, stored once) stores the message in
-//! the sender's and the recipient's mailbox, each with its own message id (private message ids are per user, as
-//! on Telegram), and moves each pts by 1. The sender is answered `updateShortSentMessage` (pts, pts_count 1); the
-//! recipient is pushed `updateShortMessage` once it has been sent the sender's `user`, and before that `updates`
-//! (`updateNewMessage` with the sender in `users`), which moves its seq by 1: as Telegram does when the client may
-//! not know the sender. `updates.getState` answers the mailbox's pts and seq (qts 0: no secret-chat qts here; the
-//! secret-chat relay of `crate::api` keeps its own), `date` the DC's time. `updates.getDifference` from `pts`
-//! answers `differenceEmpty` when nothing is newer, `difference` with every newer message and the final state,
-//! `differenceSlice` with the first [`UpdateStore::set_limits`] `slice` of them and the state after the last one
-//! (the client asks again from there), and `differenceTooLong` (the current pts) when the client is more than
-//! `too_long` behind, or behind the history kept (the same `too_long` messages per mailbox; `pts_limit` and
-//! `pts_total_limit` lower that threshold, as the spec says). A pts ahead of the mailbox is
-//! `400 PERSISTENT_TIMESTAMP_INVALID`.
+//! **The common sequence.** Each user has a mailbox with its pts (1 for a new one, as on Telegram), its seq and its
+//! history of events. `messages.sendMessage` to `inputPeerUser` (or `inputPeerSelf`, Saved Messages, stored once)
+//! stores the message in the sender's and the recipient's mailbox, each with its own message id (private message
+//! ids are per user, as on Telegram; each copy knows its twin), and moves each pts by 1. The sender is answered
+//! `updateShortSentMessage` (pts, pts_count 1) and its other connections are pushed `updateShortMessage` (`out`);
+//! the recipient is pushed `updateShortMessage` once it has been sent the sender's `user`, and before that
+//! `updates` (`updateNewMessage` with the sender in `users`), which moves its seq by 1: as Telegram does when the
+//! client may not know the sender. `messages.editMessage` (the author only) edits both copies, each pts + 1
+//! (`updates` with `updateEditMessage`); `messages.deleteMessages` deletes the caller's messages of those ids (pts
+//! plus their count), and with `revoke` their twins in the other party's mailbox (answered `messages.affectedMessages`,
+//! `updateDeleteMessages` pushed); `messages.readHistory` moves the reader's inbox mark (pts + 1,
+//! `updateReadHistoryInbox`) and the sender's outbox mark up to its copies (pts + 1, `updateReadHistoryOutbox`),
+//! answered `messages.affectedMessages` (pts_count 0 when nothing new was read). `updates.getState` answers the
+//! mailbox's pts and seq (qts 0: no secret-chat qts here; the secret-chat relay of `crate::api` keeps its own),
+//! `date` the DC's time. `updates.getDifference` from `pts` answers `differenceEmpty` when nothing is newer,
+//! `difference` with every newer event (new messages in `new_messages` as they were sent; edits, deletions and
+//! reads in `other_updates` with their pts) and the final state, `differenceSlice` with the first
+//! [`UpdateStore::set_limits`] `slice` events and the state after the last one (the client asks again from there),
+//! and `differenceTooLong` (the current pts) when the client is more than `too_long` behind, or behind the history
+//! kept (the same `too_long` events per mailbox; `pts_limit` and `pts_total_limit` lower that threshold, as the
+//! spec says). A pts ahead of the mailbox is `400 PERSISTENT_TIMESTAMP_INVALID`. When a channel update found none
+//! of the user's connections live, the last part of its next difference (a `difference` even when the common pts
+//! did not move) carries `updateChannelTooLong` with the channel pts it missed from, as Telegram tells a client
+//! that was away to fetch a channel; the hint stays until the user calls `updates.getChannelDifference`.
 //!
 //! **The channel.** One megagroup, [`CHANNEL_ID`] with [`CHANNEL_ACCESS_HASH`], exists from the start, and every
 //! user with a mailbox is a member. Chosen over `channels.createChannel`: creating channels needs membership calls
@@ -28,20 +40,26 @@
 //! one fixed channel exercises the per-channel pts, the pushes and `updates.getChannelDifference`, which is what the
 //! clients' update handling is about. Its pts starts at 1 (its creation, as on Telegram) and moves by 1 per message
 //! sent to `inputPeerChannel`; the sender is answered `updates` with the `updateNewChannelMessage` and every other
-//! member is pushed the same (`seq` 0: channel updates are outside the common seq). `updates.getChannelDifference`
-//! answers `channelDifferenceEmpty`, `channelDifference` (at most `limit` messages, `final` when they reach the
-//! channel's pts) and `channelDifferenceTooLong` (the dialog and the latest `limit` messages) when the client is
-//! more than `too_long` behind. A channel difference carries `timeout` [`CHANNEL_TIMEOUT`].
+//! member (and the sender's other connections) is pushed the same (`seq` 0: channel updates are outside the common
+//! seq). `messages.editMessage` of a channel message (its author) moves it by 1 (`updateEditChannelMessage`),
+//! `channels.deleteMessages` of the caller's own messages by their count (`updateDeleteChannelMessages`, answered
+//! `messages.affectedMessages`); `channels.readHistory` moves only the member's read mark (`boolTrue`,
+//! `updateReadChannelInbox` with the channel's pts to its other connections). `updates.getChannelDifference`
+//! answers `channelDifferenceEmpty`, `channelDifference` (at most `limit` events, edits and deletions in
+//! `other_updates`, `final` when they reach the channel's pts) and `channelDifferenceTooLong` (the dialog and the
+//! latest `limit` messages as they are now) when the client is more than `too_long` behind. A channel difference
+//! carries `timeout` [`CHANNEL_TIMEOUT`].
 //!
 //! **Checks and bounds.** Each call is validated against the schema before its view is read
 //! (`INPUT_REQUEST_INVALID`); an empty or longer-than-[`MAX_TEXT`] message, an unknown user or channel, a reused
-//! `random_id` (the last [`RANDOM_IDS`] per user) get the errors Telegram gives. Mailboxes: [`MAX_MAILBOXES`]
+//! `random_id` (the last [`RANDOM_IDS`] per user), an edit of someone else's message, more than [`MAX_IDS`] ids
+//! to delete get the errors Telegram gives. Mailboxes: [`MAX_MAILBOXES`]
 //! (`500 USERS_TOO_MUCH` past it); history per mailbox and channel: `too_long` messages (oldest forgotten first,
 //! which a client behind them sees as `differenceTooLong`); one difference: `slice` messages (a channel's: `limit`,
 //! at most [`MAX_CHANNEL_LIMIT`]).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use mtproto_sansio::tl::api::{Bare, Obj, OfType, Seq, enums, functions, types};
 use mtproto_sansio::tl::layout::Root;
@@ -66,6 +84,8 @@ pub const MAX_TEXT: usize = 4096;
 pub const MAX_MAILBOXES: usize = 65_536;
 /// Largest `limit` of `updates.getChannelDifference` served (the spec's maximum, for bots).
 pub const MAX_CHANNEL_LIMIT: i32 = 100_000;
+/// Most message ids in one `messages.deleteMessages` / `channels.deleteMessages` (Telegram's 100).
+pub const MAX_IDS: usize = 100;
 /// `random_id`s remembered per user, for `RANDOM_ID_DUPLICATE`.
 pub const RANDOM_IDS: usize = 64;
 /// Default messages per `differenceSlice`.
@@ -96,14 +116,36 @@ pub struct Msg {
     pub date: i32,
     /// Its text.
     pub text: Vec<u8>,
+    /// When it was last edited.
+    pub edit_date: Option<i32>,
+    /// The same message in the other party's mailbox (a private chat between two users): that user and its id
+    /// there. Edits and revoking deletions reach it; reading it reaches its sender's outbox.
+    pub twin: Option<(i64, i32)>,
 }
 
-/// A message and the sequence numbers it moved its mailbox to.
+/// What one event did to its sequence.
+#[derive(Clone, Debug)]
+enum Change {
+    /// A new message.
+    New(Msg),
+    /// A message edited (as it is after the edit).
+    Edit(Msg),
+    /// Messages deleted, by id (pts_count: how many).
+    Delete(Vec<i32>),
+    /// The owner read its private chat with `peer` up to `max_id`.
+    ReadInbox { peer: i64, max_id: i32, still_unread: i32 },
+    /// `peer` read the owner's messages to it up to `max_id` (the owner's ids).
+    ReadOutbox { peer: i64, max_id: i32 },
+}
+
+/// An event and the sequence numbers it moved its mailbox to.
 #[derive(Clone, Debug)]
 struct Event {
     pts: i32,
+    count: i32,
     seq: i32,
-    msg: Msg,
+    date: i32,
+    change: Change,
 }
 
 /// One sequence with its history: a user's common pts (and seq) or the channel's pts.
@@ -113,19 +155,44 @@ struct Mailbox {
     seq: i32,
     last_id: i32,
     events: VecDeque<Event>,
+    /// The messages not deleted, by id; at most the history kept (the oldest forgotten first).
+    messages: BTreeMap<i32, Msg>,
+    /// Per private chat (the other user): the highest incoming message id read.
+    read_inbox: HashMap<i64, i32>,
+    /// Per private chat: the highest outgoing message id the other user read.
+    read_outbox: HashMap<i64, i32>,
     /// Users whose `user` object this user was pushed (later messages from them go as `updateShortMessage`).
     known: HashSet<i64>,
     random_ids: VecDeque<i64>,
+    /// The channel's pts before its first update that found no live connection of this user: the next
+    /// difference carries `updateChannelTooLong` from there (cleared when the user fetches the channel).
+    channel_from: Option<i32>,
 }
 
 impl Mailbox {
-    /// Adds a message (pts + 1) and keeps at most `keep` of them.
-    fn add(&mut self, msg: Msg, keep: usize) -> i32 {
-        self.pts += 1;
+    /// Adds an event moving pts by `count`, keeps at most `keep` events and messages; the new pts.
+    fn add(&mut self, change: Change, count: i32, date: i32, keep: usize) -> i32 {
+        self.pts += count;
+        match &change {
+            Change::New(m) | Change::Edit(m) => {
+                self.messages.insert(m.id, m.clone());
+            }
+            Change::Delete(ids) => {
+                for id in ids {
+                    self.messages.remove(id);
+                }
+            }
+            Change::ReadInbox { .. } | Change::ReadOutbox { .. } => {}
+        }
+        while self.messages.len() > keep.max(1) {
+            self.messages.pop_first();
+        }
         self.events.push_back(Event {
             pts: self.pts,
+            count,
             seq: self.seq,
-            msg,
+            date,
+            change,
         });
         while self.events.len() > keep.max(1) {
             self.events.pop_front();
@@ -135,7 +202,7 @@ impl Mailbox {
 
     /// Whether the history still holds everything after `pts`.
     fn covers(&self, pts: i32) -> bool {
-        self.events.front().map_or(pts == self.pts, |e| pts >= e.pts - 1)
+        self.events.front().map_or(pts == self.pts, |e| pts >= e.pts - e.count)
     }
 }
 
@@ -144,6 +211,8 @@ impl Mailbox {
 pub struct UpdateStore {
     users: HashMap<i64, Mailbox>,
     channel: Mailbox,
+    /// Per member: the highest channel message id read.
+    channel_read: HashMap<i64, i32>,
     slice: usize,
     too_long: i32,
 }
@@ -156,6 +225,7 @@ impl Default for UpdateStore {
                 pts: 1,
                 ..Mailbox::default()
             },
+            channel_read: HashMap::new(),
             slice: DEFAULT_SLICE,
             too_long: DEFAULT_TOO_LONG,
         }
@@ -180,17 +250,42 @@ impl UpdateStore {
         self.channel.pts
     }
 
-    /// The messages a user's mailbox keeps, oldest first, with the pts each moved it to.
+    /// The messages a user's mailbox received (new messages only, as they were sent), oldest first, with the pts
+    /// each moved it to.
     pub fn history(&self, user: i64) -> Vec<(i32, Msg)> {
+        self.users.get(&user).map(|m| sent(&m.events)).unwrap_or_default()
+    }
+
+    /// The channel's new messages kept, oldest first, with the pts each moved it to.
+    pub fn channel_history(&self) -> Vec<(i32, Msg)> {
+        sent(&self.channel.events)
+    }
+
+    /// A user's messages as they are now (edited, deleted ones left out), by id.
+    pub fn messages(&self, user: i64) -> Vec<Msg> {
         self.users
             .get(&user)
-            .map(|m| m.events.iter().map(|e| (e.pts, e.msg.clone())).collect())
+            .map(|m| m.messages.values().cloned().collect())
             .unwrap_or_default()
     }
 
-    /// The channel's messages kept, oldest first, with the pts each moved it to.
-    pub fn channel_history(&self) -> Vec<(i32, Msg)> {
-        self.channel.events.iter().map(|e| (e.pts, e.msg.clone())).collect()
+    /// The channel's messages as they are now.
+    pub fn channel_messages(&self) -> Vec<Msg> {
+        self.channel.messages.values().cloned().collect()
+    }
+
+    /// The `updateChannelTooLong` hint pending for `user`: the channel pts its next difference names.
+    pub fn channel_hint(&self, user: i64) -> Option<i32> {
+        self.users.get(&user).and_then(|m| m.channel_from)
+    }
+
+    /// A channel update (`from`: the channel's pts before it) found no live connection of `user`: its next
+    /// `updates.getDifference` tells it to fetch the channel (`updateChannelTooLong`), as Telegram does for a
+    /// client that was away. Called by the DC after routing a [`StreamPush`] with `channel_from`.
+    pub fn missed_channel(&mut self, user: i64, from: i32) {
+        if let Some(m) = self.users.get_mut(&user) {
+            m.channel_from.get_or_insert(from);
+        }
     }
 
     fn keep(&self) -> usize {
@@ -208,6 +303,29 @@ impl UpdateStore {
             ..Mailbox::default()
         }))
     }
+}
+
+/// The new messages of `events`, with their pts.
+fn sent(events: &VecDeque<Event>) -> Vec<(i32, Msg)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::New(m) => Some((e.pts, m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An `Updates` of the update stream for every live connection of one user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamPush {
+    /// The user and the serialized `Updates`.
+    pub push: Push,
+    /// The caller's own: its other connections get it, not the one that made the call (it has the answer).
+    pub own: bool,
+    /// A channel update, with the channel's pts before it: when no live connection of the user takes it, the DC
+    /// tells [`UpdateStore::missed_channel`].
+    pub channel_from: Option<i32>,
 }
 
 /// Bytes already encoded (a boxed object), written as they are in place of a typed value.
@@ -308,7 +426,7 @@ pub fn message_wire(m: &Msg, viewer: i64) -> Vec<u8> {
         entities: None,
         views_and_forwards: None,
         replies: None,
-        edit_date: None,
+        edit_date: m.edit_date,
         post_author: None,
         grouped_id: None,
         reactions: None,
@@ -382,21 +500,32 @@ pub fn channel_wire() -> Vec<u8> {
     })
 }
 
-/// The `user` objects of the senders and peers of `events`, as `viewer` sees them.
-fn users_of<'e>(world: &World, viewer: i64, events: impl Iterator<Item = &'e Event>) -> Vec<Vec<u8>> {
-    let mut ids = Vec::new();
-    for e in events {
-        let peer = match e.msg.peer {
-            Peer::User(id) => Some(id),
-            Peer::Channel(_) => None,
-        };
-        for id in [Some(e.msg.from), peer].into_iter().flatten() {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
+/// The users an event names (a message's sender and private peer, a read's peer).
+fn event_users(e: &Event) -> [Option<i64>; 2] {
+    match &e.change {
+        Change::New(m) | Change::Edit(m) => msg_users(m),
+        Change::ReadInbox { peer, .. } | Change::ReadOutbox { peer, .. } => [Some(*peer), None],
+        Change::Delete(_) => [None, None],
+    }
+}
+
+fn msg_users(m: &Msg) -> [Option<i64>; 2] {
+    let peer = match m.peer {
+        Peer::User(id) => Some(id),
+        Peer::Channel(_) => None,
+    };
+    [Some(m.from), peer]
+}
+
+/// The `user` objects of `ids` (each once), as `viewer` sees them.
+fn users_wire(world: &World, viewer: i64, ids: impl Iterator<Item = [Option<i64>; 2]>) -> Vec<Vec<u8>> {
+    let mut seen = Vec::new();
+    for id in ids.flatten().flatten() {
+        if !seen.contains(&id) {
+            seen.push(id);
         }
     }
-    ids.into_iter().map(|id| world.user_wire(id, viewer)).collect()
+    seen.into_iter().map(|id| world.user_wire(id, viewer)).collect()
 }
 
 /// `updates` carrying one update, with `users` and `chats` (already encoded).
@@ -414,18 +543,138 @@ fn updates_wire(update: &[u8], users: &[Vec<u8>], chats: &[Vec<u8>], date: i32, 
     })
 }
 
+/// `updateEditMessage` (private) or `updateEditChannelMessage` of `m` as `viewer` sees it.
+fn edit_update(m: &Msg, viewer: i64, pts: i32, pts_count: i32) -> Vec<u8> {
+    let wire = message_wire(m, viewer);
+    let raw = Raw(&wire);
+    match m.peer {
+        Peer::Channel(_) => encoded(&types::UpdateEditChannelMessage {
+            message: Obj::new(&raw),
+            pts,
+            pts_count,
+        }),
+        Peer::User(_) => encoded(&types::UpdateEditMessage {
+            message: Obj::new(&raw),
+            pts,
+            pts_count,
+        }),
+    }
+}
+
+/// `updateDeleteMessages`, or `updateDeleteChannelMessages` of the channel.
+fn delete_update(channel: bool, ids: &[i32], pts: i32, pts_count: i32) -> Vec<u8> {
+    if channel {
+        encoded(&types::UpdateDeleteChannelMessages {
+            channel_id: CHANNEL_ID,
+            messages: Seq::new(ids),
+            pts,
+            pts_count,
+        })
+    } else {
+        encoded(&types::UpdateDeleteMessages {
+            messages: Seq::new(ids),
+            pts,
+            pts_count,
+        })
+    }
+}
+
+fn read_inbox_update(peer: i64, max_id: i32, still_unread: i32, pts: i32, pts_count: i32) -> Vec<u8> {
+    let p = types::PeerUser { user_id: peer };
+    encoded(&types::UpdateReadHistoryInbox {
+        folder_id: None,
+        peer: Obj::new(&p),
+        top_msg_id: None,
+        max_id,
+        still_unread_count: still_unread,
+        pts,
+        pts_count,
+    })
+}
+
+fn read_outbox_update(peer: i64, max_id: i32, pts: i32, pts_count: i32) -> Vec<u8> {
+    let p = types::PeerUser { user_id: peer };
+    encoded(&types::UpdateReadHistoryOutbox {
+        peer: Obj::new(&p),
+        max_id,
+        pts,
+        pts_count,
+    })
+}
+
+/// The `Update` an event is in a difference's `other_updates`; `None` for a new message (`new_messages`).
+fn event_update(e: &Event, viewer: i64, channel: bool) -> Option<Vec<u8>> {
+    Some(match &e.change {
+        Change::New(_) => return None,
+        Change::Edit(m) => edit_update(m, viewer, e.pts, e.count),
+        Change::Delete(ids) => delete_update(channel, ids, e.pts, e.count),
+        Change::ReadInbox {
+            peer,
+            max_id,
+            still_unread,
+        } => read_inbox_update(*peer, *max_id, *still_unread, e.pts, e.count),
+        Change::ReadOutbox { peer, max_id } => read_outbox_update(*peer, *max_id, e.pts, e.count),
+    })
+}
+
+/// A push to `to`'s live connections.
+fn to_user(to: i64, updates: Vec<u8>) -> StreamPush {
+    StreamPush {
+        push: Push { to, updates },
+        own: false,
+        channel_from: None,
+    }
+}
+
+/// A push to the caller's other live connections (another device of the same user sees what it did).
+fn to_own(user: i64, updates: Vec<u8>) -> StreamPush {
+    StreamPush {
+        push: Push { to: user, updates },
+        own: true,
+        channel_from: None,
+    }
+}
+
+/// A channel update for every member: the caller's other connections and every other member's (`from`: the
+/// channel's pts before it, for [`UpdateStore::missed_channel`]).
+fn channel_pushes(
+    store: &UpdateStore,
+    user: i64,
+    from: i32,
+    for_viewer: &dyn Fn(i64) -> Vec<u8>,
+    pushes: &mut Vec<StreamPush>,
+) {
+    for &member in store.users.keys() {
+        let own = member == user;
+        pushes.push(StreamPush {
+            push: Push {
+                to: member,
+                updates: for_viewer(member),
+            },
+            own,
+            channel_from: (!own).then_some(from),
+        });
+    }
+}
+
 /// Executes `call` (method id first) for `user` at `date` if it is one of the update-stream calls: the answer and
-/// the updates to push (to every live connection of their user); `None` for other calls.
+/// the updates to push (to every live connection of their user; the caller's own ones to its other connections);
+/// `None` for other calls.
 pub fn execute(
     store: &mut UpdateStore,
     world: &World,
     user: i64,
     date: i32,
     call: &[u8],
-) -> Option<(Reply, Vec<Push>)> {
+) -> Option<(Reply, Vec<StreamPush>)> {
     let id = u32::from_le_bytes(call.get(..4)?.try_into().ok()?);
     let known = [
         functions::MessagesSendMessage::ID,
+        functions::MessagesEditMessage::ID,
+        functions::MessagesDeleteMessages::ID,
+        functions::MessagesReadHistory::ID,
+        functions::ChannelsDeleteMessages::ID,
+        functions::ChannelsReadHistory::ID,
         functions::UpdatesGetState::ID,
         functions::UpdatesGetDifference::ID,
         functions::UpdatesGetChannelDifference::ID,
@@ -440,6 +689,21 @@ pub fn execute(
     let reply = if id == functions::MessagesSendMessage::ID {
         let c: functions::MessagesSendMessage<'_> = view(call)?;
         send_message(store, world, user, date, &c, &mut pushes)
+    } else if id == functions::MessagesEditMessage::ID {
+        let c: functions::MessagesEditMessage<'_> = view(call)?;
+        edit_message(store, world, user, date, &c, &mut pushes)
+    } else if id == functions::MessagesDeleteMessages::ID {
+        let c: functions::MessagesDeleteMessages<'_> = view(call)?;
+        delete_messages(store, user, date, &c, &mut pushes)
+    } else if id == functions::MessagesReadHistory::ID {
+        let c: functions::MessagesReadHistory<'_> = view(call)?;
+        read_history(store, world, user, date, &c, &mut pushes)
+    } else if id == functions::ChannelsDeleteMessages::ID {
+        let c: functions::ChannelsDeleteMessages<'_> = view(call)?;
+        channel_delete(store, user, date, &c, &mut pushes)
+    } else if id == functions::ChannelsReadHistory::ID {
+        let c: functions::ChannelsReadHistory<'_> = view(call)?;
+        channel_read(store, user, date, &c, &mut pushes)
     } else if id == functions::UpdatesGetState::ID {
         match store.mailbox(user) {
             Ok(m) => answer(&types::UpdatesState {
@@ -461,34 +725,64 @@ pub fn execute(
     Some((reply, pushes))
 }
 
+/// The chat an `InputPeer` names for `user`: a known user, Saved Messages, or the channel.
+fn peer_of(store: &UpdateStore, world: &World, user: i64, peer: Obj<'_, enums::InputPeer<'_>>) -> Result<Peer, Reply> {
+    match peer.get() {
+        Some(enums::InputPeer::InputPeerSelf(_)) => Ok(Peer::User(user)),
+        Some(enums::InputPeer::InputPeerUser(u))
+            if u.user_id > 0 && (world.is_account(u.user_id) || store.users.contains_key(&u.user_id)) =>
+        {
+            Ok(Peer::User(u.user_id))
+        }
+        Some(enums::InputPeer::InputPeerChannel(ch))
+            if ch.channel_id == CHANNEL_ID && ch.access_hash == CHANNEL_ACCESS_HASH =>
+        {
+            Ok(Peer::Channel(CHANNEL_ID))
+        }
+        Some(enums::InputPeer::InputPeerChannel(_)) => Err(Reply::Error(400, "CHANNEL_INVALID")),
+        _ => Err(Reply::Error(400, "PEER_ID_INVALID")),
+    }
+}
+
+fn check_channel(channel: Obj<'_, enums::InputChannel<'_>>) -> Result<(), Reply> {
+    match channel.get() {
+        Some(enums::InputChannel::InputChannel(ic))
+            if ic.channel_id == CHANNEL_ID && ic.access_hash == CHANNEL_ACCESS_HASH =>
+        {
+            Ok(())
+        }
+        _ => Err(Reply::Error(400, "CHANNEL_INVALID")),
+    }
+}
+
+fn check_text(text: &[u8]) -> Result<(), Reply> {
+    if text.is_empty() {
+        return Err(Reply::Error(400, "MESSAGE_EMPTY"));
+    }
+    if text.len() > MAX_TEXT {
+        return Err(Reply::Error(400, "MESSAGE_TOO_LONG"));
+    }
+    Ok(())
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 fn send_message(
     store: &mut UpdateStore,
     world: &World,
     user: i64,
     date: i32,
     c: &functions::MessagesSendMessage<'_>,
-    pushes: &mut Vec<Push>,
+    pushes: &mut Vec<StreamPush>,
 ) -> Reply {
-    if c.message.is_empty() {
-        return Reply::Error(400, "MESSAGE_EMPTY");
+    if let Err(e) = check_text(c.message) {
+        return e;
     }
-    if c.message.len() > MAX_TEXT {
-        return Reply::Error(400, "MESSAGE_TOO_LONG");
-    }
-    let to = match c.peer.get() {
-        Some(enums::InputPeer::InputPeerSelf(_)) => Peer::User(user),
-        Some(enums::InputPeer::InputPeerUser(u))
-            if u.user_id > 0 && (world.is_account(u.user_id) || store.users.contains_key(&u.user_id)) =>
-        {
-            Peer::User(u.user_id)
-        }
-        Some(enums::InputPeer::InputPeerChannel(ch))
-            if ch.channel_id == CHANNEL_ID && ch.access_hash == CHANNEL_ACCESS_HASH =>
-        {
-            Peer::Channel(CHANNEL_ID)
-        }
-        Some(enums::InputPeer::InputPeerChannel(_)) => return Reply::Error(400, "CHANNEL_INVALID"),
-        _ => return Reply::Error(400, "PEER_ID_INVALID"),
+    let to = match peer_of(store, world, user, c.peer) {
+        Ok(p) => p,
+        Err(e) => return e,
     };
     if let Peer::User(other) = to
         && other != user
@@ -515,14 +809,7 @@ fn send_message(
         Peer::User(other) => {
             sender.last_id += 1;
             let id = sender.last_id;
-            let msg = Msg {
-                id,
-                from: user,
-                peer: Peer::User(other),
-                date,
-                text: text.clone(),
-            };
-            let pts = sender.add(msg, keep);
+            let mut twin = None;
             if other != user {
                 let Ok(rcpt) = store.mailbox(other) else {
                     return Reply::Error(500, "USERS_TOO_MUCH");
@@ -533,8 +820,11 @@ fn send_message(
                     from: user,
                     peer: Peer::User(user),
                     date,
-                    text,
+                    text: text.clone(),
+                    edit_date: None,
+                    twin: Some((user, id)),
                 };
+                twin = Some((other, msg.id));
                 // The first message from a user the recipient was never pushed goes with its `user`, in a
                 // seq-numbered `updates`; later ones as `updateShortMessage`.
                 let first = rcpt.known.insert(user);
@@ -543,7 +833,7 @@ fn send_message(
                 }
                 let wire = message_wire(&msg, other);
                 let (seq, rid) = (rcpt.seq, msg.id);
-                let rpts = rcpt.add(msg, keep);
+                let rpts = rcpt.add(Change::New(msg), 1, date, keep);
                 let updates = if first {
                     let m = Raw(&wire);
                     let upd = encoded(&types::UpdateNewMessage {
@@ -571,8 +861,40 @@ fn send_message(
                         ttl_period: None,
                     })
                 };
-                pushes.push(Push { to: other, updates });
+                pushes.push(to_user(other, updates));
             }
+            let Some(sender) = store.users.get_mut(&user) else {
+                return Reply::Error(500, "INTERNAL");
+            };
+            let msg = Msg {
+                id,
+                from: user,
+                peer: Peer::User(other),
+                date,
+                text,
+                edit_date: None,
+                twin,
+            };
+            let pts = sender.add(Change::New(msg), 1, date, keep);
+            // The sender's other devices see the message it sent, in its own mailbox.
+            let mine = encoded(&types::UpdateShortMessage {
+                out: true,
+                mentioned: false,
+                media_unread: false,
+                silent: c.silent,
+                id,
+                user_id: other,
+                message: c.message,
+                pts,
+                pts_count: 1,
+                date,
+                fwd_from: None,
+                via_bot_id: None,
+                reply_to: None,
+                entities: None,
+                ttl_period: None,
+            });
+            pushes.push(to_own(user, mine));
             answer(&types::UpdateShortSentMessage {
                 out: true,
                 id,
@@ -592,8 +914,10 @@ fn send_message(
                 peer: Peer::Channel(CHANNEL_ID),
                 date,
                 text,
+                edit_date: None,
+                twin: None,
             };
-            let pts = store.channel.add(msg.clone(), keep);
+            let pts = store.channel.add(Change::New(msg.clone()), 1, date, keep);
             let chats = [channel_wire()];
             let for_viewer = |viewer: i64| {
                 let wire = message_wire(&msg, viewer);
@@ -605,17 +929,347 @@ fn send_message(
                 });
                 updates_wire(&upd, &[world.user_wire(user, viewer)], &chats, date, 0)
             };
-            for &member in store.users.keys() {
-                if member != user {
-                    pushes.push(Push {
-                        to: member,
-                        updates: for_viewer(member),
-                    });
-                }
-            }
+            channel_pushes(store, user, pts - 1, &for_viewer, pushes);
             Reply::Result(for_viewer(user))
         }
     }
+}
+
+/// `messages.editMessage`: the sender edits its text (private: both copies, each party's pts + 1; channel: the
+/// channel's pts + 1). Answered `updates` with the edit; pushed to the other party (private), every member
+/// (channel) and the sender's other connections.
+fn edit_message(
+    store: &mut UpdateStore,
+    world: &World,
+    user: i64,
+    date: i32,
+    c: &functions::MessagesEditMessage<'_>,
+    pushes: &mut Vec<StreamPush>,
+) -> Reply {
+    let Some(text) = c.message else {
+        return Reply::Error(400, "MESSAGE_EMPTY");
+    };
+    if let Err(e) = check_text(text) {
+        return e;
+    }
+    let chat = match peer_of(store, world, user, c.peer) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let keep = store.keep();
+    let edited = |m: &Msg| -> Result<Msg, Reply> {
+        if m.from != user {
+            return Err(Reply::Error(403, "MESSAGE_AUTHOR_REQUIRED"));
+        }
+        if m.text == text {
+            return Err(Reply::Error(400, "MESSAGE_NOT_MODIFIED"));
+        }
+        Ok(Msg {
+            text: text.to_vec(),
+            edit_date: Some(date),
+            ..m.clone()
+        })
+    };
+    match chat {
+        Peer::User(_) => {
+            let m = match store.mailbox(user) {
+                Ok(m) => m,
+                Err(e) => return e,
+            };
+            let Some(old) = m.messages.get(&c.id).filter(|x| x.peer == chat) else {
+                return Reply::Error(400, "MESSAGE_ID_INVALID");
+            };
+            let msg = match edited(old) {
+                Ok(m) => m,
+                Err(e) => return e,
+            };
+            let pts = m.add(Change::Edit(msg.clone()), 1, date, keep);
+            let users = users_wire(world, user, [msg_users(&msg)].into_iter());
+            let mine = updates_wire(&edit_update(&msg, user, pts, 1), &users, &[], date, 0);
+            pushes.push(to_own(user, mine.clone()));
+            if let Some((to, id)) = msg.twin
+                && to != user
+                && let Some(t) = store.users.get_mut(&to)
+                && let Some(theirs) = t.messages.get(&id)
+            {
+                let theirs = Msg {
+                    text: text.to_vec(),
+                    edit_date: Some(date),
+                    ..theirs.clone()
+                };
+                let tpts = t.add(Change::Edit(theirs.clone()), 1, date, keep);
+                let users = users_wire(world, to, [msg_users(&theirs)].into_iter());
+                pushes.push(to_user(
+                    to,
+                    updates_wire(&edit_update(&theirs, to, tpts, 1), &users, &[], date, 0),
+                ));
+            }
+            Reply::Result(mine)
+        }
+        Peer::Channel(_) => {
+            if let Err(e) = store.mailbox(user) {
+                return e;
+            }
+            let Some(old) = store.channel.messages.get(&c.id) else {
+                return Reply::Error(400, "MESSAGE_ID_INVALID");
+            };
+            let msg = match edited(old) {
+                Ok(m) => m,
+                Err(e) => return e,
+            };
+            let pts = store.channel.add(Change::Edit(msg.clone()), 1, date, keep);
+            let chats = [channel_wire()];
+            let for_viewer = |viewer: i64| {
+                updates_wire(
+                    &edit_update(&msg, viewer, pts, 1),
+                    &[world.user_wire(user, viewer)],
+                    &chats,
+                    date,
+                    0,
+                )
+            };
+            channel_pushes(store, user, pts - 1, &for_viewer, pushes);
+            Reply::Result(for_viewer(user))
+        }
+    }
+}
+
+/// The distinct ids of a call's `id` vector, at most [`MAX_IDS`].
+fn ids_of(ids: Seq<'_, i32>) -> Result<Vec<i32>, Reply> {
+    if ids.len() > MAX_IDS {
+        return Err(Reply::Error(400, "MESSAGE_IDS_TOO_MUCH"));
+    }
+    let mut out: Vec<i32> = Vec::new();
+    for id in ids.iter() {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// `messages.deleteMessages`: the caller's messages of those ids (others ignored, as Telegram does) leave its
+/// mailbox, pts + their count; with `revoke`, their twins leave the other parties' mailboxes too. Answered
+/// `messages.affectedMessages`; `updateDeleteMessages` pushed to the other parties and the caller's other
+/// connections.
+fn delete_messages(
+    store: &mut UpdateStore,
+    user: i64,
+    date: i32,
+    c: &functions::MessagesDeleteMessages<'_>,
+    pushes: &mut Vec<StreamPush>,
+) -> Reply {
+    let wanted = match ids_of(c.id) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let keep = store.keep();
+    let m = match store.mailbox(user) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let mut ids = Vec::new();
+    let mut twins: BTreeMap<i64, Vec<i32>> = BTreeMap::new();
+    for id in wanted {
+        if let Some(msg) = m.messages.get(&id) {
+            ids.push(id);
+            if let (true, Some((to, tid))) = (c.revoke, msg.twin)
+                && to != user
+            {
+                twins.entry(to).or_default().push(tid);
+            }
+        }
+    }
+    if ids.is_empty() {
+        return answer(&types::MessagesAffectedMessages {
+            pts: m.pts,
+            pts_count: 0,
+        });
+    }
+    let n = count(ids.len());
+    let pts = m.add(Change::Delete(ids.clone()), n, date, keep);
+    pushes.push(to_own(
+        user,
+        updates_wire(&delete_update(false, &ids, pts, n), &[], &[], date, 0),
+    ));
+    for (to, tids) in twins {
+        let Some(t) = store.users.get_mut(&to) else { continue };
+        let tids: Vec<i32> = tids.into_iter().filter(|i| t.messages.contains_key(i)).collect();
+        if tids.is_empty() {
+            continue;
+        }
+        let tn = count(tids.len());
+        let tpts = t.add(Change::Delete(tids.clone()), tn, date, keep);
+        pushes.push(to_user(
+            to,
+            updates_wire(&delete_update(false, &tids, tpts, tn), &[], &[], date, 0),
+        ));
+    }
+    answer(&types::MessagesAffectedMessages { pts, pts_count: n })
+}
+
+/// `messages.readHistory` of a private chat: the reader's inbox up to `max_id` (0: everything), pts + 1, and the
+/// sender's outbox up to its copies of those messages, its pts + 1. Answered `messages.affectedMessages` (pts
+/// count 0 when nothing new was read); `updateReadHistoryInbox` pushed to the reader's other connections,
+/// `updateReadHistoryOutbox` to the other party.
+fn read_history(
+    store: &mut UpdateStore,
+    world: &World,
+    user: i64,
+    date: i32,
+    c: &functions::MessagesReadHistory<'_>,
+    pushes: &mut Vec<StreamPush>,
+) -> Reply {
+    let other = match peer_of(store, world, user, c.peer) {
+        Ok(Peer::User(u)) => u,
+        Ok(Peer::Channel(_)) => return Reply::Error(400, "PEER_ID_INVALID"),
+        Err(e) => return e,
+    };
+    let keep = store.keep();
+    let m = match store.mailbox(user) {
+        Ok(m) => m,
+        Err(e) => return e,
+    };
+    let incoming = |x: &&Msg| x.peer == Peer::User(other) && x.from != user;
+    let top = m.messages.values().filter(incoming).map(|x| x.id).max().unwrap_or(0);
+    let max_id = if c.max_id <= 0 { top } else { c.max_id.min(top) };
+    let read = m.read_inbox.get(&other).copied().unwrap_or(0);
+    if max_id <= read {
+        return answer(&types::MessagesAffectedMessages {
+            pts: m.pts,
+            pts_count: 0,
+        });
+    }
+    let still_unread = count(m.messages.values().filter(incoming).filter(|x| x.id > max_id).count());
+    let twin_max = m
+        .messages
+        .values()
+        .filter(incoming)
+        .filter(|x| x.id <= max_id)
+        .filter_map(|x| x.twin)
+        .map(|(_, id)| id)
+        .max();
+    m.read_inbox.insert(other, max_id);
+    let pts = m.add(
+        Change::ReadInbox {
+            peer: other,
+            max_id,
+            still_unread,
+        },
+        1,
+        date,
+        keep,
+    );
+    let users = [world.user_wire(other, user)];
+    pushes.push(to_own(
+        user,
+        updates_wire(
+            &read_inbox_update(other, max_id, still_unread, pts, 1),
+            &users,
+            &[],
+            date,
+            0,
+        ),
+    ));
+    if let Some(tmax) = twin_max
+        && let Some(t) = store.users.get_mut(&other)
+        && t.read_outbox.get(&user).is_none_or(|r| *r < tmax)
+    {
+        t.read_outbox.insert(user, tmax);
+        let tpts = t.add(
+            Change::ReadOutbox {
+                peer: user,
+                max_id: tmax,
+            },
+            1,
+            date,
+            keep,
+        );
+        let users = [world.user_wire(user, other)];
+        pushes.push(to_user(
+            other,
+            updates_wire(&read_outbox_update(user, tmax, tpts, 1), &users, &[], date, 0),
+        ));
+    }
+    answer(&types::MessagesAffectedMessages { pts, pts_count: 1 })
+}
+
+/// `channels.deleteMessages`: the caller's own channel messages of those ids (someone else's:
+/// `MESSAGE_DELETE_FORBIDDEN`, no admins here), the channel's pts + their count. Answered
+/// `messages.affectedMessages`; `updateDeleteChannelMessages` pushed to every member.
+fn channel_delete(
+    store: &mut UpdateStore,
+    user: i64,
+    date: i32,
+    c: &functions::ChannelsDeleteMessages<'_>,
+    pushes: &mut Vec<StreamPush>,
+) -> Reply {
+    if let Err(e) = check_channel(c.channel) {
+        return e;
+    }
+    let wanted = match ids_of(c.id) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    if let Err(e) = store.mailbox(user) {
+        return e;
+    }
+    let keep = store.keep();
+    let mut ids = Vec::new();
+    for id in wanted {
+        if let Some(m) = store.channel.messages.get(&id) {
+            if m.from != user {
+                return Reply::Error(403, "MESSAGE_DELETE_FORBIDDEN");
+            }
+            ids.push(id);
+        }
+    }
+    if ids.is_empty() {
+        return answer(&types::MessagesAffectedMessages {
+            pts: store.channel.pts,
+            pts_count: 0,
+        });
+    }
+    let n = count(ids.len());
+    let pts = store.channel.add(Change::Delete(ids.clone()), n, date, keep);
+    let chats = [channel_wire()];
+    let upd = delete_update(true, &ids, pts, n);
+    let for_viewer = |_: i64| updates_wire(&upd, &[], &chats, date, 0);
+    channel_pushes(store, user, pts - n, &for_viewer, pushes);
+    answer(&types::MessagesAffectedMessages { pts, pts_count: n })
+}
+
+/// `channels.readHistory`: the member's read mark (no channel pts: reads are the member's own), answered
+/// `boolTrue`; `updateReadChannelInbox` (with the channel's pts) pushed to the member's other connections.
+fn channel_read(
+    store: &mut UpdateStore,
+    user: i64,
+    date: i32,
+    c: &functions::ChannelsReadHistory<'_>,
+    pushes: &mut Vec<StreamPush>,
+) -> Reply {
+    if let Err(e) = check_channel(c.channel) {
+        return e;
+    }
+    if let Err(e) = store.mailbox(user) {
+        return e;
+    }
+    let ch = &store.channel;
+    let top = ch.messages.keys().next_back().copied().unwrap_or(0);
+    let max_id = if c.max_id <= 0 { top } else { c.max_id.min(top) };
+    if store.channel_read.get(&user).is_none_or(|r| *r < max_id) {
+        let still = count(ch.messages.values().filter(|m| m.id > max_id && m.from != user).count());
+        let upd = encoded(&types::UpdateReadChannelInbox {
+            folder_id: None,
+            channel_id: CHANNEL_ID,
+            max_id,
+            still_unread_count: still,
+            pts: ch.pts,
+        });
+        pushes.push(to_own(user, updates_wire(&upd, &[], &[channel_wire()], date, 0)));
+        store.channel_read.insert(user, max_id);
+    }
+    answer(&types::BoolTrue {})
 }
 
 fn state(pts: i32, date: i32, seq: i32) -> types::UpdatesState {
@@ -643,7 +1297,8 @@ fn get_difference(
     if c.pts < 0 || c.pts > m.pts {
         return Reply::Error(400, "PERSISTENT_TIMESTAMP_INVALID");
     }
-    if c.pts == m.pts {
+    let hint = m.channel_from;
+    if c.pts == m.pts && hint.is_none() {
         return answer(&types::UpdatesDifferenceEmpty { date, seq: m.seq });
     }
     let limit = [c.pts_limit, c.pts_total_limit]
@@ -655,23 +1310,36 @@ fn get_difference(
         return answer(&types::UpdatesDifferenceTooLong { pts: m.pts });
     }
     let new: Vec<&Event> = m.events.iter().filter(|e| e.pts > c.pts).take(slice).collect();
-    let Some(last) = new.last() else {
-        return Reply::Error(500, "INTERNAL");
-    };
-    let messages: Vec<Vec<u8>> = new.iter().map(|e| message_wire(&e.msg, user)).collect();
-    let users = users_of(world, user, new.iter().copied());
-    let (mr, ur) = (raws(&messages), raws(&users));
-    let (mo, uo) = (objs(&mr), objs(&ur));
+    let sliced = new.last().filter(|l| l.pts < m.pts);
+    let messages: Vec<Vec<u8>> = new
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::New(msg) => Some(message_wire(msg, user)),
+            _ => None,
+        })
+        .collect();
+    let mut others: Vec<Vec<u8>> = new.iter().filter_map(|e| event_update(e, user, false)).collect();
+    let mut chats = Vec::new();
+    // A channel that moved while none of the user's connections was live: fetch it from there (Telegram's
+    // `updateChannelTooLong` in a difference), in the last part of the difference.
+    if let (None, Some(from)) = (sliced, hint) {
+        others.push(encoded(&types::UpdateChannelTooLong {
+            channel_id: CHANNEL_ID,
+            pts: Some(from),
+        }));
+        chats.push(channel_wire());
+    }
+    let users = users_wire(world, user, new.iter().map(|e| event_users(e)));
+    let (mr, or, ur, cr) = (raws(&messages), raws(&others), raws(&users), raws(&chats));
+    let (mo, oo, uo, co) = (objs(&mr), objs(&or), objs(&ur), objs(&cr));
     let none_enc: [Obj<'_, enums::EncryptedMessage<'_>>; 0] = [];
-    let none_upd: [Obj<'_, enums::Update<'_>>; 0] = [];
-    let none_chat: [Obj<'_, enums::Chat<'_>>; 0] = [];
-    if last.pts < m.pts {
-        let st = state(last.pts, last.msg.date, last.seq);
+    if let Some(last) = sliced {
+        let st = state(last.pts, last.date, last.seq);
         answer(&types::UpdatesDifferenceSlice {
             new_messages: Seq::new(&mo),
             new_encrypted_messages: Seq::new(&none_enc),
-            other_updates: Seq::new(&none_upd),
-            chats: Seq::new(&none_chat),
+            other_updates: Seq::new(&oo),
+            chats: Seq::new(&co),
             users: Seq::new(&uo),
             intermediate_state: Obj::new(&st),
         })
@@ -680,8 +1348,8 @@ fn get_difference(
         answer(&types::UpdatesDifference {
             new_messages: Seq::new(&mo),
             new_encrypted_messages: Seq::new(&none_enc),
-            other_updates: Seq::new(&none_upd),
-            chats: Seq::new(&none_chat),
+            other_updates: Seq::new(&oo),
+            chats: Seq::new(&co),
             users: Seq::new(&uo),
             state: Obj::new(&st),
         })
@@ -694,13 +1362,13 @@ fn get_channel_difference(
     user: i64,
     c: &functions::UpdatesGetChannelDifference<'_>,
 ) -> Reply {
-    match c.channel.get() {
-        Some(enums::InputChannel::InputChannel(ic))
-            if ic.channel_id == CHANNEL_ID && ic.access_hash == CHANNEL_ACCESS_HASH => {}
-        _ => return Reply::Error(400, "CHANNEL_INVALID"),
-    }
-    if let Err(e) = store.mailbox(user) {
+    if let Err(e) = check_channel(c.channel) {
         return e;
+    }
+    match store.mailbox(user) {
+        // The user fetches the channel: no more hint for it.
+        Ok(m) => m.channel_from = None,
+        Err(e) => return e,
     }
     let too_long = store.too_long;
     let ch = &store.channel;
@@ -718,15 +1386,14 @@ fn get_channel_difference(
     let chats = [channel_wire()];
     let cr = raws(&chats);
     let co = objs(&cr);
-    let none_upd: [Obj<'_, enums::Update<'_>>; 0] = [];
     if ch.pts - c.pts > too_long || !ch.covers(c.pts) {
-        // The latest `limit` messages, newest first (as `messages.getHistory` lists them).
-        let latest: Vec<&Event> = ch.events.iter().rev().take(limit).collect();
-        let messages: Vec<Vec<u8>> = latest.iter().map(|e| message_wire(&e.msg, user)).collect();
-        let users = users_of(world, user, latest.iter().copied());
+        // The latest `limit` messages as they are now, newest first (as `messages.getHistory` lists them).
+        let latest: Vec<&Msg> = ch.messages.values().rev().take(limit).collect();
+        let messages: Vec<Vec<u8>> = latest.iter().map(|m| message_wire(m, user)).collect();
+        let users = users_wire(world, user, latest.iter().map(|m| msg_users(m)));
         let (mr, ur) = (raws(&messages), raws(&users));
         let (mo, uo) = (objs(&mr), objs(&ur));
-        let top = ch.events.back().map_or(0, |e| e.msg.id);
+        let top = ch.messages.keys().next_back().copied().unwrap_or(0);
         let peer = types::PeerChannel { channel_id: CHANNEL_ID };
         let notify = types::PeerNotifySettings {
             show_previews: None,
@@ -741,13 +1408,14 @@ fn get_channel_difference(
             stories_android_sound: None,
             stories_other_sound: None,
         };
+        let read = store.channel_read.get(&user).copied().unwrap_or(top);
         let dialog = types::Dialog {
             pinned: false,
             unread_mark: false,
             view_forum_as_messages: false,
             peer: Obj::new(&peer),
             top_message: top,
-            read_inbox_max_id: top,
+            read_inbox_max_id: read,
             read_outbox_max_id: top,
             unread_count: 0,
             unread_mentions_count: 0,
@@ -772,16 +1440,23 @@ fn get_channel_difference(
     let Some(last) = new.last() else {
         return Reply::Error(500, "INTERNAL");
     };
-    let messages: Vec<Vec<u8>> = new.iter().map(|e| message_wire(&e.msg, user)).collect();
-    let users = users_of(world, user, new.iter().copied());
-    let (mr, ur) = (raws(&messages), raws(&users));
-    let (mo, uo) = (objs(&mr), objs(&ur));
+    let messages: Vec<Vec<u8>> = new
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::New(msg) => Some(message_wire(msg, user)),
+            _ => None,
+        })
+        .collect();
+    let others: Vec<Vec<u8>> = new.iter().filter_map(|e| event_update(e, user, true)).collect();
+    let users = users_wire(world, user, new.iter().map(|e| event_users(e)));
+    let (mr, or, ur) = (raws(&messages), raws(&others), raws(&users));
+    let (mo, oo, uo) = (objs(&mr), objs(&or), objs(&ur));
     answer(&types::UpdatesChannelDifference {
         final_: last.pts == ch.pts,
         pts: last.pts,
         timeout: Some(CHANNEL_TIMEOUT),
         new_messages: Seq::new(&mo),
-        other_updates: Seq::new(&none_upd),
+        other_updates: Seq::new(&oo),
         chats: Seq::new(&co),
         users: Seq::new(&uo),
     })
