@@ -35,11 +35,13 @@
 //!
 //! **Where we chose otherwise.** A CDN part whose hash does not match is never handed over, and the download
 //! leaves the CDN for good and fetches that part and the rest from the master DC (`cdn_supported` no longer set);
-//! TDLib fails the part. A download in which a part comes back longer than asked, or shorter than the known size
-//! says, or with data after the end of file, fails ([`FileError::Inconsistent`]) instead of trusting either
-//! answer. The md5 of a small upload is computed as the parts are first read in order; after a resume from a
-//! persisted state it is left empty (the API checks it only when given). Retry counters are per transfer, not per
-//! part: a DC that keeps failing stops the transfer after [`FileConfig::max_retries`] failures in a row.
+//! TDLib fails the part. The same goes for a CDN part shorter than the hashes say the file is there (cut at a range
+//! boundary, or empty): with the size unknown it would otherwise end the file early. A download in which a part
+//! comes back longer than asked, or shorter than the known size says, or with data after the end of file, fails
+//! ([`FileError::Inconsistent`]) instead of trusting either answer. The md5 of a small upload is computed as the
+//! parts are first read in order; after a resume from a persisted state it is left empty (the API checks it only
+//! when given). Retry counters are per transfer, not per part: a DC that keeps failing stops the transfer after
+//! [`FileConfig::max_retries`] failures in a row.
 //!
 //! **Bounds.** Nothing allocates. At most [`MAX_WINDOW`] parts in flight; the location, the CDN file token and
 //! request token, and the CDN hash table have named capacities ([`MAX_LOCATION`], [`MAX_FILE_TOKEN`],
@@ -1043,6 +1045,7 @@ pub struct DownloadConfig {
     /// Bytes per request: a multiple of [`DOWNLOAD_ALIGN`] dividing [`MAX_DOWNLOAD_LIMIT`].
     pub limit: u32,
     /// Set `cdn_supported`: the DC may answer with a CDN redirect. The host then needs connections to CDN DCs.
+    /// Needs a `limit` of at least [`CDN_HASH_RANGE`] (a CDN part is checked against whole hash ranges).
     pub cdn: bool,
 }
 
@@ -1060,6 +1063,11 @@ impl DownloadConfig {
             || !self.limit.is_multiple_of(DOWNLOAD_ALIGN)
             || !MAX_DOWNLOAD_LIMIT.is_multiple_of(self.limit)
         {
+            return Err(FileError::BadConfig);
+        }
+        // A CDN part is checked against whole 128 KiB hash ranges: a smaller part can never be verified, so every
+        // CDN part would be refused and the download would leave the CDN after one wasted round trip.
+        if self.cdn && self.limit < CDN_HASH_RANGE {
             return Err(FileError::BadConfig);
         }
         Ok(())
@@ -1268,6 +1276,25 @@ impl Cdn {
             }
         }
         None
+    }
+
+    /// How many bytes of `[from, to)` the master DC's hashes vouch for: all of it, or up to the end of file a
+    /// short range or `hash_end` marks. `None` when a range on the way has no hash. A CDN part must be
+    /// exactly this long: the hashes check the bytes it brings, this checks that it brings all of them (a CDN that
+    /// cuts a part at a range boundary, or answers empty, would otherwise end a file of unknown size there).
+    fn vouched_len(&self, from: u64, to: u64) -> Option<u64> {
+        let mut pos = from;
+        while pos < to {
+            if self.hash_end.is_some_and(|e| pos >= e) {
+                break;
+            }
+            let h = self.hashes.iter().find(|h| h.offset == pos)?;
+            pos = pos.saturating_add(u64::from(h.limit));
+            if h.limit < CDN_HASH_RANGE {
+                break;
+            }
+        }
+        Some(pos.min(to).saturating_sub(from))
     }
 
     /// Checks decrypted bytes at `offset` against the hashes: every range they cover must be known, fully inside
@@ -1774,7 +1801,9 @@ impl Download {
         iv.zeroize();
         let (_, end) = self.part_range(part);
         let expect_full = self.size.is_some_and(|s| offset < s);
-        let sane = n <= self.cfg.limit as usize && (!expect_full || offset + n as u64 == end);
+        let sane = n <= self.cfg.limit as usize
+            && (!expect_full || offset + n as u64 == end)
+            && cdn.vouched_len(offset, end) == Some(n as u64);
         if !sane || !cdn.verify(offset, bytes) {
             // Never handed over. The CDN (or whoever sits in front of it) sent bytes the master DC did not vouch
             // for: leave the CDN and take this part and the rest from the master DC.
