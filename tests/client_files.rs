@@ -990,6 +990,71 @@ fn cdn_part_cut_short_or_empty_is_refused_when_the_size_is_unknown() {
     }
 }
 
+fn poll_all(dl: &mut Download, now: Instant) -> Vec<(Request, Vec<u8>)> {
+    let mut buf = vec![0u8; 1024];
+    let mut out = Vec::new();
+    while let Some(req) = dl.poll_request(now, &mut buf).unwrap() {
+        out.push((req, buf[..req.len].to_vec()));
+    }
+    out
+}
+
+fn deliver(dl: &mut Download, dc: &mut Dc, got: &mut Got, now: Instant, (req, call): &(Request, Vec<u8>)) {
+    match dc.answer(req, call) {
+        Answer::Ok(mut b) => got.take(&dl.handle_result(now, req.tag, &mut b).unwrap()),
+        Answer::Err(c, m) => got.take(&dl.handle_rpc_error(now, req.tag, c, m.as_bytes()).unwrap()),
+    }
+}
+
+#[test]
+fn a_stale_cdn_answer_is_not_taken_for_the_new_redirects() {
+    // A `getCdnFileHashes` sent under one redirect and answered after the CDN refused the token and a new redirect
+    // asked for other hashes was taken as the new request's answer: it lacked the offset asked and looked like a
+    // lying master DC (`Inconsistent`), failing the download. Answers to CDN calls carry their redirect now.
+    let size = 3 * MIB as usize;
+    let data = pattern(size, 23);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    let cfg = DownloadConfig {
+        cdn: true,
+        ..dcfg(4, 512 * KIB)
+    };
+    let mut dl = Download::new(cfg, &location(6, b"ref-1"), Some(size as u64)).unwrap();
+    let mut now = Instant::from_secs(1);
+    let mut got = Got::default();
+    // Parts 0..3 from the master DC: the first answer redirects, the others are asked again.
+    for r in &poll_all(&mut dl, now) {
+        deliver(&mut dl, &mut dc, &mut got, now, r);
+    }
+    // The hashes the first part needs beyond the redirect's.
+    let b = poll_all(&mut dl, now);
+    assert_eq!(b.iter().map(|r| r.0.method).collect::<Vec<_>>(), [Method::GetCdnFileHashes]);
+    deliver(&mut dl, &mut dc, &mut got, now, &b[0]);
+    // Two CDN parts and the hashes of the third.
+    let b = poll_all(&mut dl, now);
+    let methods: Vec<_> = b.iter().map(|r| r.0.method).collect();
+    assert_eq!(methods, [Method::GetCdnFile, Method::GetCdnFile, Method::GetCdnFileHashes]);
+    let (old_part, old_hashes) = (b[1].clone(), b[2].clone());
+    // The CDN refuses the token: back to the master DC, which redirects again; the new redirect asks for hashes.
+    got.take(
+        &dl.handle_rpc_error(now, b[0].0.tag, 400, b"FILE_TOKEN_INVALID")
+            .unwrap(),
+    );
+    for r in &poll_all(&mut dl, now) {
+        deliver(&mut dl, &mut dc, &mut got, now, r);
+    }
+    let b = poll_all(&mut dl, now);
+    assert_eq!(b.iter().map(|r| r.0.method).collect::<Vec<_>>(), [Method::GetCdnFileHashes]);
+    // The old redirect's answers arrive now: ignored (the part asked again), then the new one's.
+    deliver(&mut dl, &mut dc, &mut got, now, &old_hashes);
+    deliver(&mut dl, &mut dc, &mut got, now, &b[0]);
+    deliver(&mut dl, &mut dc, &mut got, now, &old_part);
+    download_until(&mut dl, &mut dc, &mut got, &mut now, |_, _| false, |_, _, _| {});
+    assert!(got.out == data);
+    assert!(dl.is_complete());
+}
+
 #[test]
 fn cdn_download_needs_parts_of_whole_hash_ranges() {
     // A part under 128 KiB can never be checked against a hash range: every CDN part was refused, and the download

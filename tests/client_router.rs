@@ -224,16 +224,16 @@ fn file_migrate_routes_only_that_request_and_copies_the_authorization_first() {
         dc: dc(4),
         kind: LinkKind::Media,
     };
-    // The file's DC needs the authorization: its main connection opens for the import too.
+    // The file's DC needs the authorization: its main connection opens for the import too, and makes DC 4's key
+    // (one key exchange per DC: the media connection opens on that key).
+    assert_eq!(drain(&mut r), [open(main(4), "10.0.0.4", false)]);
+    r.link_ready(main(4), T0);
     assert_eq!(
         drain(&mut r),
-        [open(main(4), "10.0.0.4", false), open(media4, "10.0.1.4", false)]
+        [open(media4, "10.0.1.4", true), Action::Export { from: dc(2), to: dc(4) }]
     );
     r.link_ready(media4, T0);
-    assert_eq!(drain(&mut r), [], "held until the authorization is there");
-    r.link_ready(main(4), T0);
-    assert_eq!(drain(&mut r), [Action::Export { from: dc(2), to: dc(4) }]);
-    assert_eq!(drain(&mut r), [], "one export at a time per DC");
+    assert_eq!(drain(&mut r), [], "held until the authorization is there; one export at a time per DC");
     // A second request for DC 4 meanwhile waits too, without a second export.
     assert_eq!(
         r.route(&Ticket::new(RequestId(6), Target::Dc(dc(4)), false), T0),
@@ -662,15 +662,13 @@ fn an_unreachable_import_target_fails_what_waits_for_the_authorization() {
         r.route(&Ticket::new(RequestId(2), Target::Dc(dc(4)), true), T0),
         Ok(Route::Held)
     );
-    assert_eq!(
-        drain(&mut r),
-        [open(main(4), "10.0.0.4", false), open(media4, "10.0.1.4", false)]
-    );
+    assert_eq!(drain(&mut r), [open(main(4), "10.0.0.4", false)]);
+    // Nothing is held on DC 4's main connection, but the import needs it: failures count and back off. It fails
+    // before it made a key: the media connection makes DC 4's key instead.
+    r.link_failed(main(4), T0);
+    assert_eq!(drain(&mut r), [open(media4, "10.0.1.4", false)]);
     r.link_ready(media4, T0);
     assert!(r.has_key(dc(4)) && !r.has_key(dc(5)));
-    // Nothing is held on DC 4's main connection, but the import needs it: failures count and back off. (The
-    // media connection's handshake made DC 4's key.)
-    r.link_failed(main(4), T0);
     assert_eq!(drain(&mut r), []);
     r.handle_timeout(at(1));
     assert_eq!(drain(&mut r), [open(main(4), "10.0.0.4", true)]);

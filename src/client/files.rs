@@ -1332,6 +1332,8 @@ pub struct Download {
     wait_reference: bool,
     /// Bumped by each new location: a `FILE_REFERENCE_*` for a request sent with an older one is not news.
     loc_gen: u16,
+    /// Bumped by each CDN redirect put in force: an answer to a CDN call of an earlier one is stale.
+    cdn_gen: u16,
     /// Unknown size: the end of the last full part seen (the file is at least this long) ...
     min_size: u64,
     /// ... and the offset of the first empty part seen (at most this long).
@@ -1356,6 +1358,7 @@ impl Download {
             cdn_off: false,
             wait_reference: false,
             loc_gen: 0,
+            cdn_gen: 0,
             min_size: 0,
             max_size: None,
             redirects: 0,
@@ -1523,7 +1526,7 @@ impl Download {
             *sent = true;
             let part = *part;
             return Ok(Some(Request {
-                tag: Tag::new(Method::ReuploadCdnFile, part),
+                tag: Tag::new(Method::ReuploadCdnFile, part).with_gen(self.cdn_gen),
                 method: Method::ReuploadCdnFile,
                 len,
                 dc: self.dc,
@@ -1553,7 +1556,7 @@ impl Download {
                 let len = encode(&call, buf).map_err(|_| FileError::BufferTooSmall { needed: call.tl_len() })?;
                 cdn.hashes_pending = Some(missing);
                 return Ok(Some(Request {
-                    tag: Tag::new(Method::GetCdnFileHashes, part),
+                    tag: Tag::new(Method::GetCdnFileHashes, part).with_gen(self.cdn_gen),
                     method: Method::GetCdnFileHashes,
                     len,
                     dc: self.dc,
@@ -1569,7 +1572,7 @@ impl Download {
             let len = encode(&call, buf).map_err(|_| FileError::BufferTooSmall { needed: call.tl_len() })?;
             self.parts.sent(part);
             return Ok(Some(Request {
-                tag: Tag::new(Method::GetCdnFile, part),
+                tag: Tag::new(Method::GetCdnFile, part).with_gen(self.cdn_gen),
                 method: Method::GetCdnFile,
                 len,
                 dc: Some(cdn.dc),
@@ -1597,12 +1600,21 @@ impl Download {
         }))
     }
 
+    /// A CDN call sent under a redirect no longer in force (dropped, or replaced by a new one): its answer speaks
+    /// of another token, key and hash request than the ones now pending.
+    fn cdn_stale(&self, tag: Tag) -> bool {
+        matches!(
+            tag.method(),
+            Some(Method::GetCdnFile | Method::GetCdnFileHashes | Method::ReuploadCdnFile)
+        ) && (self.cdn.is_none() || tag.generation() != self.cdn_gen)
+    }
+
     fn part_tag(&self, tag: Tag) -> Result<(Method, u32), FileError> {
         let m = tag.method().ok_or(FileError::UnknownTag)?;
         match m {
             Method::GetFile | Method::GetCdnFile if self.parts.in_flight(tag.part()) => Ok((m, tag.part())),
-            // Answers to the bookkeeping calls of a redirect dropped meanwhile are taken and ignored.
-            Method::GetCdnFileHashes | Method::ReuploadCdnFile if self.cdn.is_none() => Ok((m, tag.part())),
+            // Answers to the bookkeeping calls of a redirect dropped or replaced meanwhile are taken and ignored.
+            Method::GetCdnFileHashes | Method::ReuploadCdnFile if self.cdn_stale(tag) => Ok((m, tag.part())),
             Method::GetCdnFileHashes if self.cdn.as_ref().is_some_and(|c| c.hashes_pending.is_some()) => {
                 Ok((m, tag.part()))
             }
@@ -1628,6 +1640,15 @@ impl Download {
     ) -> Result<DownloadProgress<'b>, FileError> {
         self.live()?;
         let (method, part) = self.part_tag(tag)?;
+        if self.cdn_stale(tag) {
+            // Not decrypted with the key now in force, not taken as the answer the new redirect waits for (a stale
+            // `getCdnFileHashes` answer for another offset looked like a lying master DC and failed the download).
+            if method == Method::GetCdnFile {
+                self.parts.retry(part);
+                return Ok(DownloadProgress::Resend);
+            }
+            return Ok(DownloadProgress::Nothing);
+        }
         let out = match method {
             Method::GetFile => self.on_file(part, body),
             Method::GetCdnFile => self.on_cdn_file(part, body),
@@ -1755,6 +1776,7 @@ impl Download {
                 };
                 cdn.add_hashes(r.file_hashes.iter(), base, self.hash_horizon(base))?;
                 self.cdn = Some(cdn);
+                self.cdn_gen = self.cdn_gen.wrapping_add(1);
                 self.parts.retry(part);
                 Ok(DownloadProgress::CdnRedirect { dc })
             }
@@ -1861,11 +1883,15 @@ impl Download {
     ) -> Result<DownloadProgress<'b>, FileError> {
         self.live()?;
         let (method, part) = self.part_tag(tag)?;
-        self.unsend(method, part);
-        if method != Method::GetFile && self.cdn.is_none() {
-            // A CDN call of a redirect dropped meanwhile: whatever it says, the part goes to the master DC.
+        if self.cdn_stale(tag) {
+            // A CDN call of a redirect dropped or replaced meanwhile: whatever it says, the part is asked again under
+            // the one in force; what the new redirect has pending is left alone.
+            if method == Method::GetCdnFile {
+                self.parts.retry(part);
+            }
             return Ok(DownloadProgress::Resend);
         }
+        self.unsend(method, part);
         let Ok(err) = RpcError::classify(code, message) else {
             return Err(self.fail(FileError::refused(code, message)));
         };
@@ -1933,7 +1959,9 @@ impl Download {
     pub fn handle_failed<'b>(&mut self, now: Instant, tag: Tag) -> Result<DownloadProgress<'b>, FileError> {
         self.live()?;
         let (method, part) = self.part_tag(tag)?;
-        self.unsend(method, part);
+        if method == Method::GetCdnFile || !self.cdn_stale(tag) {
+            self.unsend(method, part);
+        }
         if self.pace.retries >= self.cfg.transfer.max_retries {
             return Err(self.fail(FileError::refused(0, b"LOST")));
         }
