@@ -980,7 +980,11 @@ fn cdn_part_cut_short_or_empty_is_refused_when_the_size_is_unknown() {
         };
         let mut dl = Download::new(cfg, &location(6, b"ref-1"), None).unwrap();
         let got = download(&mut dl, &mut dc);
-        assert_eq!(dl.size(), Some(size as u64), "cut to {keep}: the file's end, not the CDN's");
+        assert_eq!(
+            dl.size(),
+            Some(size as u64),
+            "cut to {keep}: the file's end, not the CDN's"
+        );
         assert!(got.out == data, "cut to {keep}: every byte");
         assert!(
             got.events.contains(&format!("CdnRefused {{ offset: {last} }}")),
@@ -1029,12 +1033,18 @@ fn a_stale_cdn_answer_is_not_taken_for_the_new_redirects() {
     }
     // The hashes the first part needs beyond the redirect's.
     let b = poll_all(&mut dl, now);
-    assert_eq!(b.iter().map(|r| r.0.method).collect::<Vec<_>>(), [Method::GetCdnFileHashes]);
+    assert_eq!(
+        b.iter().map(|r| r.0.method).collect::<Vec<_>>(),
+        [Method::GetCdnFileHashes]
+    );
     deliver(&mut dl, &mut dc, &mut got, now, &b[0]);
     // Two CDN parts and the hashes of the third.
     let b = poll_all(&mut dl, now);
     let methods: Vec<_> = b.iter().map(|r| r.0.method).collect();
-    assert_eq!(methods, [Method::GetCdnFile, Method::GetCdnFile, Method::GetCdnFileHashes]);
+    assert_eq!(
+        methods,
+        [Method::GetCdnFile, Method::GetCdnFile, Method::GetCdnFileHashes]
+    );
     let (old_part, old_hashes) = (b[1].clone(), b[2].clone());
     // The CDN refuses the token: back to the master DC, which redirects again; the new redirect asks for hashes.
     got.take(
@@ -1045,7 +1055,10 @@ fn a_stale_cdn_answer_is_not_taken_for_the_new_redirects() {
         deliver(&mut dl, &mut dc, &mut got, now, r);
     }
     let b = poll_all(&mut dl, now);
-    assert_eq!(b.iter().map(|r| r.0.method).collect::<Vec<_>>(), [Method::GetCdnFileHashes]);
+    assert_eq!(
+        b.iter().map(|r| r.0.method).collect::<Vec<_>>(),
+        [Method::GetCdnFileHashes]
+    );
     // The old redirect's answers arrive now: ignored (the part asked again), then the new one's.
     deliver(&mut dl, &mut dc, &mut got, now, &old_hashes);
     deliver(&mut dl, &mut dc, &mut got, now, &b[0]);

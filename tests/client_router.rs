@@ -230,10 +230,17 @@ fn file_migrate_routes_only_that_request_and_copies_the_authorization_first() {
     r.link_ready(main(4), T0);
     assert_eq!(
         drain(&mut r),
-        [open(media4, "10.0.1.4", true), Action::Export { from: dc(2), to: dc(4) }]
+        [
+            open(media4, "10.0.1.4", true),
+            Action::Export { from: dc(2), to: dc(4) }
+        ]
     );
     r.link_ready(media4, T0);
-    assert_eq!(drain(&mut r), [], "held until the authorization is there; one export at a time per DC");
+    assert_eq!(
+        drain(&mut r),
+        [],
+        "held until the authorization is there; one export at a time per DC"
+    );
     // A second request for DC 4 meanwhile waits too, without a second export.
     assert_eq!(
         r.route(&Ticket::new(RequestId(6), Target::Dc(dc(4)), false), T0),
@@ -893,11 +900,14 @@ fn one_key_exchange_per_dc_at_a_time() {
     r.link_ready(media2, at(5));
     assert_eq!(save_all(&mut r), [Change::Key(dc(2))]);
     let a = actions(&mut r);
-    assert!(a.contains(&Action::Open {
-        link: main(2),
-        option: opt(2, "2001:db8::2"),
-        has_key: true
-    }) || a.contains(&open(main(2), "10.0.0.2", true)), "{a:?}");
+    assert!(
+        a.contains(&Action::Open {
+            link: main(2),
+            option: opt(2, "2001:db8::2"),
+            has_key: true
+        }) || a.contains(&open(main(2), "10.0.0.2", true)),
+        "{a:?}"
+    );
     assert!(a.contains(&Action::Send {
         id: RequestId(2),
         link: media2
@@ -919,10 +929,7 @@ fn a_record_never_restores_a_sign_in_without_its_key() {
     let mut blob = vec![0u8; rec.encoded_len()];
     let n = rec.encode(&mut blob).unwrap();
     let mut r: Router = Router::new(RouterConfig::DEFAULT);
-    Record::decode(&blob[..n])
-        .unwrap()
-        .restore_router(&mut r, T0)
-        .unwrap();
+    Record::decode(&blob[..n]).unwrap().restore_router(&mut r, T0).unwrap();
     assert!(r.is_signed_in() && r.is_authorized(dc(4)));
 
     // The home DC forgot its key: the record drops the sign-in with it, as the router does.
@@ -931,10 +938,7 @@ fn a_record_never_restores_a_sign_in_without_its_key() {
     assert!(rec.dcs().all(|d| !d.authorized));
     let n = rec.encode(&mut blob).unwrap();
     let mut r: Router = Router::new(RouterConfig::DEFAULT);
-    Record::decode(&blob[..n])
-        .unwrap()
-        .restore_router(&mut r, T0)
-        .unwrap();
+    Record::decode(&blob[..n]).unwrap().restore_router(&mut r, T0).unwrap();
     assert!(!r.is_signed_in() && !r.is_authorized(dc(4)));
 
     // A record written that way anyway (user kept, home key gone) restores signed out.
@@ -943,10 +947,7 @@ fn a_record_never_restores_a_sign_in_without_its_key() {
     careless.signed_in(dc(2), User { id: 42, bot: false }).unwrap();
     let n = careless.encode(&mut blob).unwrap();
     let mut r: Router = Router::new(RouterConfig::DEFAULT);
-    Record::decode(&blob[..n])
-        .unwrap()
-        .restore_router(&mut r, T0)
-        .unwrap();
+    Record::decode(&blob[..n]).unwrap().restore_router(&mut r, T0).unwrap();
     assert!(!r.is_signed_in());
     assert_eq!(r.home(), Some(dc(2)));
 }
