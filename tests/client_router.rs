@@ -224,16 +224,23 @@ fn file_migrate_routes_only_that_request_and_copies_the_authorization_first() {
         dc: dc(4),
         kind: LinkKind::Media,
     };
-    // The file's DC needs the authorization: its main connection opens for the import too.
+    // The file's DC needs the authorization: its main connection opens for the import too, and makes DC 4's key
+    // (one key exchange per DC: the media connection opens on that key).
+    assert_eq!(drain(&mut r), [open(main(4), "10.0.0.4", false)]);
+    r.link_ready(main(4), T0);
     assert_eq!(
         drain(&mut r),
-        [open(main(4), "10.0.0.4", false), open(media4, "10.0.1.4", false)]
+        [
+            open(media4, "10.0.1.4", true),
+            Action::Export { from: dc(2), to: dc(4) }
+        ]
     );
     r.link_ready(media4, T0);
-    assert_eq!(drain(&mut r), [], "held until the authorization is there");
-    r.link_ready(main(4), T0);
-    assert_eq!(drain(&mut r), [Action::Export { from: dc(2), to: dc(4) }]);
-    assert_eq!(drain(&mut r), [], "one export at a time per DC");
+    assert_eq!(
+        drain(&mut r),
+        [],
+        "held until the authorization is there; one export at a time per DC"
+    );
     // A second request for DC 4 meanwhile waits too, without a second export.
     assert_eq!(
         r.route(&Ticket::new(RequestId(6), Target::Dc(dc(4)), false), T0),
@@ -662,15 +669,13 @@ fn an_unreachable_import_target_fails_what_waits_for_the_authorization() {
         r.route(&Ticket::new(RequestId(2), Target::Dc(dc(4)), true), T0),
         Ok(Route::Held)
     );
-    assert_eq!(
-        drain(&mut r),
-        [open(main(4), "10.0.0.4", false), open(media4, "10.0.1.4", false)]
-    );
+    assert_eq!(drain(&mut r), [open(main(4), "10.0.0.4", false)]);
+    // Nothing is held on DC 4's main connection, but the import needs it: failures count and back off. It fails
+    // before it made a key: the media connection makes DC 4's key instead.
+    r.link_failed(main(4), T0);
+    assert_eq!(drain(&mut r), [open(media4, "10.0.1.4", false)]);
     r.link_ready(media4, T0);
     assert!(r.has_key(dc(4)) && !r.has_key(dc(5)));
-    // Nothing is held on DC 4's main connection, but the import needs it: failures count and back off. (The
-    // media connection's handshake made DC 4's key.)
-    r.link_failed(main(4), T0);
     assert_eq!(drain(&mut r), []);
     r.handle_timeout(at(1));
     assert_eq!(drain(&mut r), [open(main(4), "10.0.0.4", true)]);
@@ -846,4 +851,103 @@ fn a_dropped_key_is_reported_and_replaced() {
     assert_eq!(save_all(&mut r), [Change::Options]);
     r.replace_options(false, [raw(1, "10.9.9.9", 443)].into_iter()).unwrap();
     assert_eq!(save_all(&mut r), []);
+}
+
+/// One DC, one auth key: a second connection to a DC without a key waits for the first one's key exchange instead of
+/// running its own. Two exchanges made two keys while the router counted one: `Change::Key` was confirmed for the
+/// first, and the second connection's requests went out under a key the store never saw.
+#[test]
+fn one_key_exchange_per_dc_at_a_time() {
+    let mut r = router();
+    let media2 = Link {
+        dc: dc(2),
+        kind: LinkKind::Media,
+    };
+    r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
+    r.route(&Ticket::new(RequestId(2), Target::Home, true), T0).unwrap();
+    assert_eq!(drain(&mut r), [open(main(2), "10.0.0.2", false)]);
+    r.link_ready(main(2), T0);
+    assert_eq!(save_all(&mut r), [Change::Key(dc(2))]);
+    assert_eq!(
+        actions(&mut r),
+        [
+            open(media2, "10.0.1.2", true),
+            Action::Send {
+                id: RequestId(1),
+                link: main(2)
+            }
+        ]
+    );
+    r.link_ready(media2, T0);
+    assert_eq!(r.poll_save(), None, "no second key");
+    assert_eq!(
+        actions(&mut r),
+        [Action::Send {
+            id: RequestId(2),
+            link: media2
+        }]
+    );
+
+    // The exchange that fails hands over to the connection that waited; it does not wait for itself.
+    let mut r = router();
+    r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
+    r.route(&Ticket::new(RequestId(2), Target::Home, true), T0).unwrap();
+    assert_eq!(drain(&mut r), [open(main(2), "10.0.0.2", false)]);
+    r.link_failed(main(2), T0);
+    assert_eq!(drain(&mut r), [open(media2, "10.0.1.2", false)]);
+    r.handle_timeout(at(5));
+    assert_eq!(drain(&mut r), [], "main waits for the media connection's key");
+    r.link_ready(media2, at(5));
+    assert_eq!(save_all(&mut r), [Change::Key(dc(2))]);
+    let a = actions(&mut r);
+    assert!(
+        a.contains(&Action::Open {
+            link: main(2),
+            option: opt(2, "2001:db8::2"),
+            has_key: true
+        }) || a.contains(&open(main(2), "10.0.0.2", true)),
+        "{a:?}"
+    );
+    assert!(a.contains(&Action::Send {
+        id: RequestId(2),
+        link: media2
+    }));
+}
+
+/// A sign-in lives under the home DC's key. A record whose home key was dropped kept its user (`Record::drop_key`
+/// left it), so a restart restored a signed-in router over a DC with no key: its first call went out under a brand
+/// new key as if authorized.
+#[test]
+fn a_record_never_restores_a_sign_in_without_its_key() {
+    use mtproto_sansio::client::store::{Record, User};
+    use mtproto_sansio::crypto::auth_key::AuthKey;
+    let mut rec = Record::new(false);
+    rec.set_key(dc(2), AuthKey::from_bytes([3; 256])).unwrap();
+    rec.set_key(dc(4), AuthKey::from_bytes([4; 256])).unwrap();
+    rec.signed_in(dc(2), User { id: 42, bot: false }).unwrap();
+    rec.authorized(dc(4)).unwrap();
+    let mut blob = vec![0u8; rec.encoded_len()];
+    let n = rec.encode(&mut blob).unwrap();
+    let mut r: Router = Router::new(RouterConfig::DEFAULT);
+    Record::decode(&blob[..n]).unwrap().restore_router(&mut r, T0).unwrap();
+    assert!(r.is_signed_in() && r.is_authorized(dc(4)));
+
+    // The home DC forgot its key: the record drops the sign-in with it, as the router does.
+    rec.drop_key(dc(2));
+    assert!(rec.user.is_none());
+    assert!(rec.dcs().all(|d| !d.authorized));
+    let n = rec.encode(&mut blob).unwrap();
+    let mut r: Router = Router::new(RouterConfig::DEFAULT);
+    Record::decode(&blob[..n]).unwrap().restore_router(&mut r, T0).unwrap();
+    assert!(!r.is_signed_in() && !r.is_authorized(dc(4)));
+
+    // A record written that way anyway (user kept, home key gone) restores signed out.
+    let mut careless = Record::new(false);
+    careless.set_key(dc(4), AuthKey::from_bytes([4; 256])).unwrap();
+    careless.signed_in(dc(2), User { id: 42, bot: false }).unwrap();
+    let n = careless.encode(&mut blob).unwrap();
+    let mut r: Router = Router::new(RouterConfig::DEFAULT);
+    Record::decode(&blob[..n]).unwrap().restore_router(&mut r, T0).unwrap();
+    assert!(!r.is_signed_in());
+    assert_eq!(r.home(), Some(dc(2)));
 }

@@ -829,6 +829,32 @@ fn save_and_restore_continue_where_the_client_stopped() {
 }
 
 #[test]
+fn the_store_keeps_what_the_default_machine_saves() {
+    // `client::store`'s update-state slot held 512 bytes while `UpdateSync` with its default 64 channels saves up to
+    // 1,375: an account tracking 23 channels or more could not store its state (`RecordFull::UpdateState`, the old
+    // one left in place), and a restart delivered again everything since the last state that fit.
+    use mtproto_sansio::client::store::{MAX_UPDATE_STATE, Record};
+    type D = UpdateSync;
+    let mut m = D::new(t(0), false);
+    for ch in 0..64 {
+        m.track_channel(t(0), 1000 + ch, Some(ch), 5).unwrap();
+    }
+    let mut buf = vec![0u8; D::MAX_SAVED_LEN];
+    let n = m.save(&mut buf).unwrap();
+    assert_eq!(n, D::MAX_SAVED_LEN);
+    assert!(n <= MAX_UPDATE_STATE, "{n} > {MAX_UPDATE_STATE}");
+    let mut rec = Record::new(false);
+    rec.set_update_state(&buf[..n]).unwrap();
+    let mut blob = vec![0u8; rec.encoded_len()];
+    let len = rec.encode(&mut blob).unwrap();
+    let back = Record::decode(&blob[..len]).unwrap();
+    let r = D::restore(t(1), false, back.update_state()).unwrap();
+    for ch in 0..64 {
+        assert_eq!(r.channel_pts(1000 + ch), Some(5));
+    }
+}
+
+#[test]
 fn restore_refuses_bad_bytes_with_typed_errors() {
     let mut m = synced(10, 3, 4);
     m.track_channel(t(0), 50, Some(77), 5).unwrap();

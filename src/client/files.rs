@@ -35,11 +35,13 @@
 //!
 //! **Where we chose otherwise.** A CDN part whose hash does not match is never handed over, and the download
 //! leaves the CDN for good and fetches that part and the rest from the master DC (`cdn_supported` no longer set);
-//! TDLib fails the part. A download in which a part comes back longer than asked, or shorter than the known size
-//! says, or with data after the end of file, fails ([`FileError::Inconsistent`]) instead of trusting either
-//! answer. The md5 of a small upload is computed as the parts are first read in order; after a resume from a
-//! persisted state it is left empty (the API checks it only when given). Retry counters are per transfer, not per
-//! part: a DC that keeps failing stops the transfer after [`FileConfig::max_retries`] failures in a row.
+//! TDLib fails the part. The same goes for a CDN part shorter than the hashes say the file is there (cut at a range
+//! boundary, or empty): with the size unknown it would otherwise end the file early. A download in which a part
+//! comes back longer than asked, or shorter than the known size says, or with data after the end of file, fails
+//! ([`FileError::Inconsistent`]) instead of trusting either answer. The md5 of a small upload is computed as the
+//! parts are first read in order; after a resume from a persisted state it is left empty (the API checks it only
+//! when given). Retry counters are per transfer, not per part: a DC that keeps failing stops the transfer after
+//! [`FileConfig::max_retries`] failures in a row.
 //!
 //! **Bounds.** Nothing allocates. At most [`MAX_WINDOW`] parts in flight; the location, the CDN file token and
 //! request token, and the CDN hash table have named capacities ([`MAX_LOCATION`], [`MAX_FILE_TOKEN`],
@@ -1043,6 +1045,7 @@ pub struct DownloadConfig {
     /// Bytes per request: a multiple of [`DOWNLOAD_ALIGN`] dividing [`MAX_DOWNLOAD_LIMIT`].
     pub limit: u32,
     /// Set `cdn_supported`: the DC may answer with a CDN redirect. The host then needs connections to CDN DCs.
+    /// Needs a `limit` of at least [`CDN_HASH_RANGE`] (a CDN part is checked against whole hash ranges).
     pub cdn: bool,
 }
 
@@ -1060,6 +1063,11 @@ impl DownloadConfig {
             || !self.limit.is_multiple_of(DOWNLOAD_ALIGN)
             || !MAX_DOWNLOAD_LIMIT.is_multiple_of(self.limit)
         {
+            return Err(FileError::BadConfig);
+        }
+        // A CDN part is checked against whole 128 KiB hash ranges: a smaller part can never be verified, so every
+        // CDN part would be refused and the download would leave the CDN after one wasted round trip.
+        if self.cdn && self.limit < CDN_HASH_RANGE {
             return Err(FileError::BadConfig);
         }
         Ok(())
@@ -1270,6 +1278,25 @@ impl Cdn {
         None
     }
 
+    /// How many bytes of `[from, to)` the master DC's hashes vouch for: all of it, or up to the end of file a
+    /// short range or `hash_end` marks. `None` when a range on the way has no hash. A CDN part must be
+    /// exactly this long: the hashes check the bytes it brings, this checks that it brings all of them (a CDN that
+    /// cuts a part at a range boundary, or answers empty, would otherwise end a file of unknown size there).
+    fn vouched_len(&self, from: u64, to: u64) -> Option<u64> {
+        let mut pos = from;
+        while pos < to {
+            if self.hash_end.is_some_and(|e| pos >= e) {
+                break;
+            }
+            let h = self.hashes.iter().find(|h| h.offset == pos)?;
+            pos = pos.saturating_add(u64::from(h.limit));
+            if h.limit < CDN_HASH_RANGE {
+                break;
+            }
+        }
+        Some(pos.min(to).saturating_sub(from))
+    }
+
     /// Checks decrypted bytes at `offset` against the hashes: every range they cover must be known, fully inside
     /// them, and match.
     fn verify(&self, offset: u64, bytes: &[u8]) -> bool {
@@ -1305,6 +1332,8 @@ pub struct Download {
     wait_reference: bool,
     /// Bumped by each new location: a `FILE_REFERENCE_*` for a request sent with an older one is not news.
     loc_gen: u16,
+    /// Bumped by each CDN redirect put in force: an answer to a CDN call of an earlier one is stale.
+    cdn_gen: u16,
     /// Unknown size: the end of the last full part seen (the file is at least this long) ...
     min_size: u64,
     /// ... and the offset of the first empty part seen (at most this long).
@@ -1329,6 +1358,7 @@ impl Download {
             cdn_off: false,
             wait_reference: false,
             loc_gen: 0,
+            cdn_gen: 0,
             min_size: 0,
             max_size: None,
             redirects: 0,
@@ -1496,7 +1526,7 @@ impl Download {
             *sent = true;
             let part = *part;
             return Ok(Some(Request {
-                tag: Tag::new(Method::ReuploadCdnFile, part),
+                tag: Tag::new(Method::ReuploadCdnFile, part).with_gen(self.cdn_gen),
                 method: Method::ReuploadCdnFile,
                 len,
                 dc: self.dc,
@@ -1526,7 +1556,7 @@ impl Download {
                 let len = encode(&call, buf).map_err(|_| FileError::BufferTooSmall { needed: call.tl_len() })?;
                 cdn.hashes_pending = Some(missing);
                 return Ok(Some(Request {
-                    tag: Tag::new(Method::GetCdnFileHashes, part),
+                    tag: Tag::new(Method::GetCdnFileHashes, part).with_gen(self.cdn_gen),
                     method: Method::GetCdnFileHashes,
                     len,
                     dc: self.dc,
@@ -1542,7 +1572,7 @@ impl Download {
             let len = encode(&call, buf).map_err(|_| FileError::BufferTooSmall { needed: call.tl_len() })?;
             self.parts.sent(part);
             return Ok(Some(Request {
-                tag: Tag::new(Method::GetCdnFile, part),
+                tag: Tag::new(Method::GetCdnFile, part).with_gen(self.cdn_gen),
                 method: Method::GetCdnFile,
                 len,
                 dc: Some(cdn.dc),
@@ -1570,12 +1600,21 @@ impl Download {
         }))
     }
 
+    /// A CDN call sent under a redirect no longer in force (dropped, or replaced by a new one): its answer speaks
+    /// of another token, key and hash request than the ones now pending.
+    fn cdn_stale(&self, tag: Tag) -> bool {
+        matches!(
+            tag.method(),
+            Some(Method::GetCdnFile | Method::GetCdnFileHashes | Method::ReuploadCdnFile)
+        ) && (self.cdn.is_none() || tag.generation() != self.cdn_gen)
+    }
+
     fn part_tag(&self, tag: Tag) -> Result<(Method, u32), FileError> {
         let m = tag.method().ok_or(FileError::UnknownTag)?;
         match m {
             Method::GetFile | Method::GetCdnFile if self.parts.in_flight(tag.part()) => Ok((m, tag.part())),
-            // Answers to the bookkeeping calls of a redirect dropped meanwhile are taken and ignored.
-            Method::GetCdnFileHashes | Method::ReuploadCdnFile if self.cdn.is_none() => Ok((m, tag.part())),
+            // Answers to the bookkeeping calls of a redirect dropped or replaced meanwhile are taken and ignored.
+            Method::GetCdnFileHashes | Method::ReuploadCdnFile if self.cdn_stale(tag) => Ok((m, tag.part())),
             Method::GetCdnFileHashes if self.cdn.as_ref().is_some_and(|c| c.hashes_pending.is_some()) => {
                 Ok((m, tag.part()))
             }
@@ -1601,6 +1640,15 @@ impl Download {
     ) -> Result<DownloadProgress<'b>, FileError> {
         self.live()?;
         let (method, part) = self.part_tag(tag)?;
+        if self.cdn_stale(tag) {
+            // Not decrypted with the key now in force, not taken as the answer the new redirect waits for (a stale
+            // `getCdnFileHashes` answer for another offset looked like a lying master DC and failed the download).
+            if method == Method::GetCdnFile {
+                self.parts.retry(part);
+                return Ok(DownloadProgress::Resend);
+            }
+            return Ok(DownloadProgress::Nothing);
+        }
         let out = match method {
             Method::GetFile => self.on_file(part, body),
             Method::GetCdnFile => self.on_cdn_file(part, body),
@@ -1728,6 +1776,7 @@ impl Download {
                 };
                 cdn.add_hashes(r.file_hashes.iter(), base, self.hash_horizon(base))?;
                 self.cdn = Some(cdn);
+                self.cdn_gen = self.cdn_gen.wrapping_add(1);
                 self.parts.retry(part);
                 Ok(DownloadProgress::CdnRedirect { dc })
             }
@@ -1774,7 +1823,9 @@ impl Download {
         iv.zeroize();
         let (_, end) = self.part_range(part);
         let expect_full = self.size.is_some_and(|s| offset < s);
-        let sane = n <= self.cfg.limit as usize && (!expect_full || offset + n as u64 == end);
+        let sane = n <= self.cfg.limit as usize
+            && (!expect_full || offset + n as u64 == end)
+            && cdn.vouched_len(offset, end) == Some(n as u64);
         if !sane || !cdn.verify(offset, bytes) {
             // Never handed over. The CDN (or whoever sits in front of it) sent bytes the master DC did not vouch
             // for: leave the CDN and take this part and the rest from the master DC.
@@ -1832,11 +1883,15 @@ impl Download {
     ) -> Result<DownloadProgress<'b>, FileError> {
         self.live()?;
         let (method, part) = self.part_tag(tag)?;
-        self.unsend(method, part);
-        if method != Method::GetFile && self.cdn.is_none() {
-            // A CDN call of a redirect dropped meanwhile: whatever it says, the part goes to the master DC.
+        if self.cdn_stale(tag) {
+            // A CDN call of a redirect dropped or replaced meanwhile: whatever it says, the part is asked again under
+            // the one in force; what the new redirect has pending is left alone.
+            if method == Method::GetCdnFile {
+                self.parts.retry(part);
+            }
             return Ok(DownloadProgress::Resend);
         }
+        self.unsend(method, part);
         let Ok(err) = RpcError::classify(code, message) else {
             return Err(self.fail(FileError::refused(code, message)));
         };
@@ -1904,7 +1959,9 @@ impl Download {
     pub fn handle_failed<'b>(&mut self, now: Instant, tag: Tag) -> Result<DownloadProgress<'b>, FileError> {
         self.live()?;
         let (method, part) = self.part_tag(tag)?;
-        self.unsend(method, part);
+        if method == Method::GetCdnFile || !self.cdn_stale(tag) {
+            self.unsend(method, part);
+        }
         if self.pace.retries >= self.cfg.transfer.max_retries {
             return Err(self.fail(FileError::refused(0, b"LOST")));
         }

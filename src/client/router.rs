@@ -246,7 +246,8 @@ impl core::error::Error for TableFull {}
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Action {
     /// Open a connection for `link` to `option` (with a stored key, or running the key exchange when `has_key` is
-    /// false); report [`Router::link_ready`] or [`Router::link_failed`].
+    /// false); report [`Router::link_ready`] or [`Router::link_failed`]. At most one connection per DC runs a key
+    /// exchange at a time: the DC's other connections open on the key it makes.
     Open {
         /// The connection.
         link: Link,
@@ -1208,6 +1209,12 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
                 }
                 let link = Link { dc: e.dc, kind };
                 let has_key = e.has_key;
+                if !has_key && e.links.iter().any(|l| l.state == LinkState::Opening) {
+                    // Another connection of this DC is making its key: one DC, one key. A second key exchange
+                    // would make a second key the router does not count (its `Change::Key` was confirmed for the
+                    // first), so requests would go out under a key never stored. It opens on the key once made.
+                    continue;
+                }
                 let option = self.pick(link, slot.option_idx);
                 let slot = self.dcs.get_mut(i)?.link_mut(kind)?;
                 match option {

@@ -54,9 +54,18 @@ pub const MAX_DCS: usize = 8;
 /// DC addresses kept (`help.getConfig` lists about twenty, IPv4 and IPv6, media and not; the ones a client may
 /// connect to are fewer).
 pub const MAX_OPTIONS: usize = 24;
-/// Bytes of update state kept for `client::updates` (`updates.state` is five 32-bit counters; channel pts for a
-/// handful of channels fit beside it).
-pub const MAX_UPDATE_STATE: usize = 512;
+/// Bytes of update state kept for `client::updates`: what its `UpdateSync` saves with the default table of 64
+/// channels (1,375 bytes: the common state and 21 bytes per channel), with room for a few more fields. A 512-byte
+/// slot refused the state of an account tracking 23 channels or more, and a restart delivered updates again.
+pub const MAX_UPDATE_STATE: usize = 1536;
+
+// The slot must hold what the default `UpdateSync` saves (checked at compile time with the `api` feature).
+#[cfg(feature = "api")]
+const _: () = assert!(
+    super::updates::UpdateSync::<{ super::updates::DEFAULT_CHANNELS }, { super::updates::DEFAULT_HOLD }>::MAX_SAVED_LEN
+        <= MAX_UPDATE_STATE
+);
+
 /// The blob's first four bytes.
 pub const MAGIC: [u8; 4] = *b"MTPS";
 /// The encoding [`Record::encode`] writes; [`Record::decode`] reads this one only.
@@ -343,9 +352,14 @@ impl Record {
         Ok(Change::Key(dc))
     }
 
-    /// `dc` forgot its key (−404 on a stored key): its state goes. Save with [`Change::KeyDropped`].
+    /// `dc` forgot its key (−404 on a stored key): its state goes. On the home DC the sign-in goes with it (it
+    /// lived under that key, as [`Router::key_dropped`] says), so the record never holds a sign-in without its key.
+    /// Save with [`Change::KeyDropped`].
     pub fn drop_key(&mut self, dc: DcId) -> Change {
         self.dcs.retain(|d| d.dc != dc);
+        if self.home == Some(dc) {
+            self.signed_out();
+        }
         Change::KeyDropped(dc)
     }
 
@@ -449,7 +463,9 @@ impl Record {
         for d in &self.dcs {
             router.set_key(d.dc, d.key.is_some(), now)?;
         }
-        if self.user.is_some() && self.home.is_some() {
+        // A sign-in lives under the home DC's key: a record that has one without the other (written by a host that
+        // dropped the key and not the sign-in) restores signed out, not as an authorization no key carries.
+        if self.user.is_some() && self.home.is_some_and(|h| self.key(h).is_some()) {
             router.signed_in(now)?;
             for d in &self.dcs {
                 if d.authorized && d.key.is_some() && Some(d.dc) != self.home {
