@@ -519,7 +519,14 @@ fn window_of_answers(seed: u64, window: u32, answer_len: usize, dc_budget: usize
         ..SessionConfig::DEFAULT
     };
     let mut s = Box::new(WideDc::server(dcfg, key(seed), clock(), now, &mut rng));
-    let mut c = Box::new(Client::client(ccfg, key(seed), s.current_salt(), clock(), now, &mut rng));
+    let mut c = Box::new(Client::client(
+        ccfg,
+        key(seed),
+        s.current_salt(),
+        clock(),
+        now,
+        &mut rng,
+    ));
     s.approve_session(c.session_id());
     let ids: Vec<MsgId> = (0..window)
         .map(|i| c.send(now, &query(i), MsgKind::Query).unwrap())
@@ -601,7 +608,11 @@ fn chk_054_a_window_of_answers_beyond_the_dcs_budget_flows_without_any_timer() {
     assert_eq!(run.answered, 16, "every answer arrives with the clock standing still");
     assert!(run.most_held <= 256 * 1024);
     // Acknowledgements still batched: one per two answers (96 KiB ≥ 64 KiB), plus the packet of queries.
-    assert!(run.client_packets <= 1 + 16 / 2, "{} client packets", run.client_packets);
+    assert!(
+        run.client_packets <= 1 + 16 / 2,
+        "{} client packets",
+        run.client_packets
+    );
     // The same pair with the byte rule off: five answers, then both sides wait for a timer.
     let stalled = window_of_answers(
         7,
@@ -613,5 +624,8 @@ fn chk_054_a_window_of_answers_beyond_the_dcs_budget_flows_without_any_timer() {
             ..Limits::DEFAULT
         },
     );
-    assert_eq!(stalled.answered, 5, "without the byte rule the DC's budget stalls the window");
+    assert_eq!(
+        stalled.answered, 5,
+        "without the byte rule the DC's budget stalls the window"
+    );
 }
