@@ -1367,6 +1367,97 @@ mod loopback {
         }
     }
 
+    /// Downloads over several [`FileLink`]s to one DC, each request on the connection the machine names
+    /// ([`FileConfig::connections`]: part % connections); returns how many parts each connection carried. One thread
+    /// pumps the links in turn, each for at most `wait` (a link with nothing to read costs the others that much).
+    fn download_spread(links: &mut [FileLink], dl: &mut Download, out: &mut Vec<u8>, wait: Duration) -> Vec<usize> {
+        let mut buf = vec![0u8; 1024];
+        let mut tags: Vec<HashMap<MsgId, Tag>> = links.iter().map(|_| HashMap::new()).collect();
+        let mut parts = vec![0usize; links.len()];
+        let give_up = std::time::Instant::now() + Duration::from_secs(900);
+        while !dl.is_complete() {
+            assert!(std::time::Instant::now() < give_up, "download stalled");
+            let t = now();
+            dl.handle_timeout(t);
+            while let Some(r) = dl.poll_request(t, &mut buf).unwrap() {
+                assert_eq!(r.dc, None, "one DC");
+                let i = usize::from(r.connection);
+                let id = links[i].s.send(t, &buf[..r.len], MsgKind::Query).unwrap();
+                tags[i].insert(id, r.tag);
+            }
+            for (i, link) in links.iter_mut().enumerate() {
+                link.most = link.most.max(tags[i].len());
+                let deadline = now().saturating_add(wait);
+                for ev in link.conn.pump(&mut link.s, &mut rand::rng(), deadline).unwrap() {
+                    let Some(tag) = ev.req().and_then(|r| tags[i].remove(&r)) else {
+                        continue;
+                    };
+                    let t = now();
+                    let p = match ev {
+                        Owned::Result(_, mut b) => match dl.handle_result(t, tag, &mut b).unwrap() {
+                            DownloadProgress::Data { offset, bytes } => {
+                                let end = offset as usize + bytes.len();
+                                if out.len() < end {
+                                    out.resize(end, 0);
+                                }
+                                out[offset as usize..end].copy_from_slice(bytes);
+                                parts[i] += 1;
+                                continue;
+                            }
+                            p => format!("{p:?}"),
+                        },
+                        Owned::Error(_, c, m) => format!("{:?}", dl.handle_rpc_error(t, tag, c, m.as_bytes()).unwrap()),
+                        _ => format!("{:?}", dl.handle_failed(t, tag).unwrap()),
+                    };
+                    assert!(p == "Nothing", "{p}");
+                }
+            }
+        }
+        parts
+    }
+
+    #[test]
+    fn test_dc_spreads_a_download_over_two_connections() {
+        // `FileConfig::connections` 2: even parts on one connection, odd parts on the other (each its own auth key
+        // and session), a window of 8 across both; the file comes back whole, each connection carrying its half.
+        let (c, public) = cluster(1);
+        let addr = c.dc(1).unwrap().addr;
+        let size = 5 * MIB as usize + 4097;
+        let data = pattern(size, 26);
+        let mut links = [FileLink::new(addr, 1, public), FileLink::new(addr, 1, public)];
+        let mut up = Upload::new(
+            UploadConfig {
+                part_size: Some(512 * KIB),
+                ..ucfg(4)
+            },
+            0x0F11_E002,
+            size as u64,
+        )
+        .unwrap();
+        links[0].upload(&mut up, &data);
+        links[0].most = 0;
+        let limit = 512 * KIB;
+        let cfg = DownloadConfig {
+            transfer: FileConfig {
+                window: 8,
+                connections: 2,
+                ..FileConfig::DEFAULT
+            },
+            ..dcfg(8, limit)
+        };
+        let mut dl = Download::new(cfg, &location(up.file_id(), b""), Some(size as u64)).unwrap();
+        let mut out = Vec::new();
+        let parts = download_spread(&mut links, &mut dl, &mut out, Duration::from_millis(5));
+        assert!(out == data, "bytes identical over two connections");
+        let total = size.div_ceil(limit as usize);
+        assert_eq!(parts, [total.div_ceil(2), total / 2], "part % 2 picks the connection");
+        assert!(
+            links.iter().all(|l| l.most >= 2),
+            "both connections had parts in flight at once: {:?}",
+            links.iter().map(|l| l.most).collect::<Vec<_>>()
+        );
+    }
+
     #[test]
     fn test_dc_carries_a_window_of_512_kib_upload_parts_and_1_mib_download_parts() {
         // Eight 512 KiB parts up and eight 1 MiB parts down in flight on one connection. Failed before the file
@@ -1711,6 +1802,7 @@ mod loopback {
     /// same run. A measurement, not a check (timing does not belong in the default suite): the command and the
     /// figures are in README, Measured. `FILES_MIB` (256), `FILES_RTT_MS` (50), `FILES_WINDOW` (8),
     /// `FILES_LIMIT_KIB` (download request size, 1024; upload parts are 512 KiB, the API's largest),
+    /// `FILES_CONNECTIONS` (1: the download's `FileConfig::connections`, each a connection of its own to the DC),
     /// `FILES_PEERS` (`telethon,kurigram`; empty for ours only).
     #[test]
     #[ignore = "a measurement: cargo test --features std,api --test client_files -- --ignored --nocapture throughput"]
@@ -1720,6 +1812,7 @@ mod loopback {
         let window: u8 = env("FILES_WINDOW", 8);
         let limit = env("FILES_LIMIT_KIB", 1024u32) * KIB;
         let peers = env("FILES_PEERS", "telethon,kurigram".to_string());
+        let connections: u8 = env("FILES_CONNECTIONS", 1);
         let (c, public) = cluster(1);
         let dc = c.dc(1).unwrap();
         dc.with_files(|f| f.set_cap(2 * size + MIB as usize));
@@ -1759,6 +1852,7 @@ mod loopback {
             DownloadConfig {
                 transfer: FileConfig {
                     window,
+                    connections,
                     ..FileConfig::DEFAULT
                 },
                 limit,
@@ -1768,15 +1862,29 @@ mod loopback {
             Some(size as u64),
         )
         .unwrap();
+        let down_secs;
         let mut out = Vec::with_capacity(size);
         let t = std::time::Instant::now();
-        link.download(&mut dl, &mut out);
-        let down_s = t.elapsed().as_secs_f64();
+        if connections > 1 {
+            // The first connection and `connections - 1` more, each with its own key; the handshakes are not timed.
+            let mut links = vec![link];
+            links.extend((1..connections).map(|_| FileLink::new(relay, 1, public)));
+            let t = std::time::Instant::now();
+            let parts = download_spread(&mut links, &mut dl, &mut out, Duration::from_millis(2));
+            let down_s = t.elapsed().as_secs_f64();
+            println!("download over {connections} connections: parts per connection {parts:?}");
+            link = links.swap_remove(0);
+            down_secs = down_s;
+        } else {
+            link.download(&mut dl, &mut out);
+            down_secs = t.elapsed().as_secs_f64();
+        }
+        let down_s = down_secs;
         assert!(out == data, "bytes identical");
         drop((out, link));
         dc.with_files(files_clear);
         println!(
-            "| ours (`client::files`) | window {window}: 512 KiB parts up, {} KiB down | {:.1} ({:.0} % of bound) | {:.1} ({:.0} % of bound) | {bound_up:.1} / {bound_down:.1} |",
+            "| ours (`client::files`) | window {window}: 512 KiB parts up, {} KiB down over {connections} connection(s) | {:.1} ({:.0} % of bound) | {:.1} ({:.0} % of bound) | {bound_up:.1} / {bound_down:.1} |",
             limit / KIB,
             mib / up_s,
             100.0 * mib / up_s / bound_up,

@@ -10,7 +10,9 @@ use std::collections::{HashMap, VecDeque};
 use core::time::Duration;
 use mtproto_sansio::crypto::auth_key::AuthKey;
 
-use mtproto_sansio::session::{Clock, Dropped, Event, MsgId, MsgKind, ResendPolicy, SendError, Session, SessionConfig};
+use mtproto_sansio::session::{
+    Clock, Dropped, Event, Limits, MsgId, MsgKind, ResendPolicy, SendError, Session, SessionConfig,
+};
 use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::{self, TlRead, TlWrite};
 use rand::rngs::StdRng;
@@ -475,4 +477,155 @@ fn chk_048_client_takes_a_whole_gzipped_container_however_small_its_event_queue(
         "every update of the gzipped container, in order, from the one packet"
     );
     assert!(!c.must_drain());
+}
+
+/// DC of [`window_of_answers`]: a 1 MiB arena, so its budget is `max_unacked_bytes`, not the arena.
+type WideDc = Session<RX, { 1 << 20 }, 64>;
+
+/// What [`window_of_answers`] saw: answers the client got, packets the client sent, the most bytes the DC held
+/// unacknowledged.
+struct WindowRun {
+    answered: usize,
+    client_packets: usize,
+    most_held: usize,
+}
+
+/// A client puts `window` queries in flight at once; the DC's host answers each with `answer_len` bytes, retrying
+/// the answers its budget of unacknowledged bytes (`dc_budget`) refuses. The virtual clock never moves, so no timer
+/// fires (no resend, no ping, no ack delay): the pair runs on what each side sends when it receives. Runs until
+/// neither side has anything to say.
+fn window_of_answers(seed: u64, window: u32, answer_len: usize, dc_budget: usize, client: Limits) -> WindowRun {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let now = Instant::from_secs(1000);
+    let clock = || Clock::from_unix_hint(now, UnixTime(UNIX0));
+    let frozen = ResendPolicy {
+        initial: Duration::from_secs(3600),
+        max: Duration::from_secs(3600),
+        max_attempts: 1,
+    };
+    let dcfg = SessionConfig {
+        limits: Limits {
+            max_unacked_bytes: dc_budget,
+            ..Limits::DEFAULT
+        },
+        ..SessionConfig::DEFAULT
+    };
+    let ccfg = SessionConfig {
+        ping_interval: None,
+        future_salts: false,
+        state_check_after: None,
+        resend: frozen,
+        limits: client,
+        ..SessionConfig::DEFAULT
+    };
+    let mut s = Box::new(WideDc::server(dcfg, key(seed), clock(), now, &mut rng));
+    let mut c = Box::new(Client::client(
+        ccfg,
+        key(seed),
+        s.current_salt(),
+        clock(),
+        now,
+        &mut rng,
+    ));
+    s.approve_session(c.session_id());
+    let ids: Vec<MsgId> = (0..window)
+        .map(|i| c.send(now, &query(i), MsgKind::Query).unwrap())
+        .collect();
+    let answer = |req: &[u8]| {
+        let mut b = req.to_vec();
+        b.resize(answer_len, 0xa5);
+        b
+    };
+    let mut run = WindowRun {
+        answered: 0,
+        client_packets: 0,
+        most_held: 0,
+    };
+    let mut backlog: VecDeque<(MsgId, Vec<u8>)> = VecDeque::new();
+    let mut out = vec![0u8; RX + 64];
+    loop {
+        let mut moved = false;
+        let mut to_dc = Vec::new();
+        while let Some(p) = c.poll_packet(now, &mut rng, &mut out).unwrap() {
+            to_dc.push(out[..p.len].to_vec());
+            run.client_packets += 1;
+        }
+        for pk in to_dc {
+            s.handle_packet(now, &pk).unwrap();
+            moved = true;
+            while let Some(ev) = s.poll_event() {
+                if let Event::Request { msg_id, body } = ev {
+                    backlog.push_back((msg_id, answer(body)));
+                }
+            }
+        }
+        // The host answers in order, and stops at the first answer the budget refuses (test_dc's host).
+        while let Some((req, body)) = backlog.front() {
+            match s.answer(now, *req, body) {
+                Ok(_) => {
+                    backlog.pop_front();
+                }
+                Err(SendError::QueueFull) => break,
+                Err(e) => panic!("answer: {e}"),
+            }
+        }
+        run.most_held = run.most_held.max(s.arena_used());
+        let mut to_client = Vec::new();
+        while let Some(p) = s.poll_packet(now, &mut rng, &mut out).unwrap() {
+            to_client.push(out[..p.len].to_vec());
+        }
+        for pk in to_client {
+            c.handle_packet(now, &pk).unwrap();
+            moved = true;
+            while let Some(ev) = c.poll_event() {
+                match ev {
+                    Event::RpcResult { req, body } => {
+                        assert!(ids.contains(&req));
+                        assert_eq!(body.len(), answer_len);
+                        run.answered += 1;
+                    }
+                    Event::RpcError { code, message, .. } => {
+                        panic!("{code} {}", String::from_utf8_lossy(message))
+                    }
+                    Event::Failed { req, reason } => panic!("{req:?} failed: {reason:?}"),
+                    _ => {}
+                }
+            }
+        }
+        if !moved {
+            return run;
+        }
+    }
+}
+
+#[test]
+fn chk_054_a_window_of_answers_beyond_the_dcs_budget_flows_without_any_timer() {
+    // 16 answers of 48 KiB (768 KiB) against a DC that keeps at most 256 KiB unacknowledged: five at a time. The
+    // client has nothing to send while it waits for the other answers, so only its acknowledgements free the DC's
+    // budget. By count (more than 16 pending) they would never go: they go by bytes, at 64 KiB received.
+    const ANSWER: usize = 48 * 1024;
+    let run = window_of_answers(7, 16, ANSWER, 256 * 1024, Limits::DEFAULT);
+    assert_eq!(run.answered, 16, "every answer arrives with the clock standing still");
+    assert!(run.most_held <= 256 * 1024);
+    // Acknowledgements still batched: one per two answers (96 KiB ≥ 64 KiB), plus the packet of queries.
+    assert!(
+        run.client_packets <= 1 + 16 / 2,
+        "{} client packets",
+        run.client_packets
+    );
+    // The same pair with the byte rule off: five answers, then both sides wait for a timer.
+    let stalled = window_of_answers(
+        7,
+        16,
+        ANSWER,
+        256 * 1024,
+        Limits {
+            ack_flush_bytes: usize::MAX,
+            ..Limits::DEFAULT
+        },
+    );
+    assert_eq!(
+        stalled.answered, 5,
+        "without the byte rule the DC's budget stalls the window"
+    );
 }

@@ -21,6 +21,8 @@ pub const MAX_ACK_IDS: usize = 8192;
 /// Default capacity of the to-ack queue (`AckQueue`'s const generic; item 54): far above the flush threshold, so a
 /// full queue means the host is not draining packets, and the message whose ack did not fit waits.
 pub const DEFAULT_ACK_QUEUE: usize = 1024;
+/// Default of [`Limits::ack_flush_bytes`]: content bytes received after which their acknowledgement goes at once.
+pub const DEFAULT_ACK_FLUSH_BYTES: usize = 64 * 1024;
 /// Most salts one `future_salts` answer may carry, and the default client store size (item 44).
 pub const MAX_FUTURE_SALTS: usize = 64;
 /// Default number of messages the sent-message tracker holds (the engine's `MSGS`; item 54): bounds the requests
@@ -72,6 +74,15 @@ pub struct Limits {
     /// Pending acks above which a standalone `msgs_ack` is due.
     /// Default: 16. The spec's "say, over 16" (item 54).
     pub ack_flush_threshold: usize,
+    /// Body bytes of the content messages awaiting acknowledgement at which a standalone `msgs_ack` is due (0: every
+    /// content message is acknowledged at once).
+    /// Default: 64 KiB. The peer keeps what it sent until acknowledged, within a budget of bytes (ours:
+    /// [`max_unacked_bytes`](Self::max_unacked_bytes) and the resend arena); when a few large messages fill it, 16 of
+    /// them never arrive and the peer would wait for [`ack_max_delay`](Self::ack_max_delay) (a window of file parts
+    /// ran at 0.7 MiB/s so). A sender whose budget is at least this plus its largest message never waits for that
+    /// timer. The cost is one small packet per 64 KiB received while the receiver has nothing else to send (< 0.2 %
+    /// of the bytes); small messages, the traffic of a chatty session, are still acknowledged 16 at a time.
+    pub ack_flush_bytes: usize,
     /// Longest an ack may wait for a message to ride on.
     /// Default: 60 s. The low end of the spec's 60-120 s, so the peer does not resend needlessly (item 54).
     pub ack_max_delay: Duration,
@@ -103,6 +114,7 @@ impl Limits {
         new_session_max_age: Duration::from_secs(30),
         max_unacked_bytes: 1024 * 1024,
         ack_flush_threshold: 16,
+        ack_flush_bytes: DEFAULT_ACK_FLUSH_BYTES,
         ack_max_delay: Duration::from_secs(60),
         salt_grace: Duration::from_secs(1800),
         salt_rotation: Duration::from_secs(24 * 3600),

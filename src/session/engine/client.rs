@@ -255,7 +255,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         if self.client_accept(now, id, exempt).is_err() {
             // A duplicate (a resend of something we have) or out of window: ignored, still acked.
             if seq_no % 2 == 1 {
-                let _ = self.acks.push(now, id);
+                let _ = self.acks.push_message(now, id, body.len());
             }
             return;
         }
@@ -346,7 +346,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         gz: &mut [u8],
         gz_used: &mut usize,
     ) {
-        if seq_no % 2 == 1 && self.acks.push(now, id).is_err() {
+        if seq_no % 2 == 1 && self.acks.push_message(now, id, body.len()).is_err() {
             warn!("session: ack queue full");
         }
         let msg = match ServiceMessage::decode_body(body) {

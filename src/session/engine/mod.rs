@@ -1326,7 +1326,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                     ..cfg.resend
                 },
             ),
-            acks: AckQueue::new(l.ack_flush_threshold, l.ack_max_delay),
+            acks: AckQueue::new(l.ack_flush_threshold, l.ack_max_delay).with_flush_bytes(l.ack_flush_bytes),
             budget: ResendBudget::new(now, l.resend_burst_bytes, l.resend_bytes_per_sec),
             outbox: Outbox::new(),
             events: heapless::Deque::new(),
@@ -1404,7 +1404,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
                 ..cfg.resend
             },
         );
-        acks.reinit(l.ack_flush_threshold, l.ack_max_delay);
+        acks.reinit(l.ack_flush_threshold, l.ack_max_delay, l.ack_flush_bytes);
         *budget = ResendBudget::new(now, l.resend_burst_bytes, l.resend_bytes_per_sec);
         outbox.clear();
         events.clear();
@@ -1532,8 +1532,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         } else {
             min(self.tracker.poll_timeout());
             min(self.acks.poll_timeout());
-            // Answers owed go out now: some are made by `poll_event`, after the host's last `poll_packet`.
-            if !self.owed.is_empty() {
+            // Answers owed go out now: some are made by `poll_event`, after the host's last `poll_packet`. So do
+            // acknowledgements due by count or bytes (a held container's members are taken in `poll_event` too).
+            if !self.owed.is_empty() || self.acks.flush_due() {
                 min(Some(self.last_now));
             }
         }

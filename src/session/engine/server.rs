@@ -13,7 +13,6 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
-use crate::session::acks::AckQueue;
 use crate::session::bad_msg::BadMsgCode;
 use crate::session::event::{Dropped, SendError};
 use crate::session::limits::{DEFAULT_REPLAY_WINDOW, MAX_FUTURE_SALTS};
@@ -382,7 +381,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         self.tracker = SentTracker::new(TX, self.tracker.policy());
         self.owed.clear();
         self.outbox.forced.clear();
-        self.acks = AckQueue::new(self.cfg.limits.ack_flush_threshold, self.cfg.limits.ack_max_delay);
+        let l = self.cfg.limits;
+        self.acks
+            .reinit(l.ack_flush_threshold, l.ack_max_delay, l.ack_flush_bytes);
         self.seq = SeqNoGen::new();
         self.session_id = session_id;
         self.held = None;
@@ -743,7 +744,7 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
         {
             dc.nsc_first = Some(id);
         }
-        if seq_no % 2 == 1 && self.acks.push(now, id).is_err() {
+        if seq_no % 2 == 1 && self.acks.push_message(now, id, body.len()).is_err() {
             warn!("session: ack queue full");
         }
         let msg = match ServiceMessage::decode_body(body) {
