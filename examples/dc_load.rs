@@ -430,7 +430,11 @@ fn start_dc(bin: &Path, key: &Path, extra: &[&std::ffi::OsStr]) -> Result<DcProc
 
 fn failures(c: &Counters) -> String {
     let f = c.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if f.is_empty() { String::new() } else { format!(" (failures: {})", f.join("; ")) }
+    if f.is_empty() {
+        String::new()
+    } else {
+        format!(" (failures: {})", f.join("; "))
+    }
 }
 
 fn cores(cpu: Duration, wall: Duration) -> f64 {
