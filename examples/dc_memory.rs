@@ -22,16 +22,16 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::error::Error;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
+use std::ffi::OsStr;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::handshake::ClientConfig;
 use mtproto_sansio::session::{Connection, ConnectionLarge, ConnectionSmall, SessionConfig};
 use mtproto_sansio::tl;
+use mtproto_test_dc::child::{DcProcess, ProcStatus as Status};
 use mtproto_test_dc::client::{Conn, Owned};
 use mtproto_test_dc::link::Transport;
 
@@ -45,99 +45,12 @@ const SETTLE: Duration = Duration::from_millis(500);
 
 const USAGE: &str = "usage: dc_memory [--dc PATH] [--idle N,..] [--active N,..] [--budget-mib M]";
 
-/// A test DC child process, killed on drop.
-struct Dc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Dc {
-    fn start(bin: &Path, key: &Path) -> Result<Dc, Box<dyn Error>> {
-        let mut child = Command::new(bin)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                // One DC, as measured before test_dc served three by default.
-                "--dcs",
-                "1",
-                "--quiet",
-                "--max-conns",
-                "20000",
-                "--rsa-key",
-            ])
-            .arg(key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "{}: {e} (build it: cargo build --release --features std --example test_dc)",
-                    bin.display()
-                )
-            })?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(out).lines();
-        let addr = loop {
-            let line = lines.next().ok_or("test_dc exited before listening")??;
-            if let Some(a) = line.strip_prefix("listening on ") {
-                break a.trim().parse()?;
-            }
-        };
-        // Drains the rest, so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let dc = Dc { child, addr };
-        std::thread::sleep(SETTLE);
-        Ok(dc)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn status(&self) -> Result<Status, Box<dyn Error>> {
-        Status::of(self.pid())
-    }
-
-    /// Open file descriptors: one per accepted socket, so the count says when the DC has accepted them all.
-    fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, Iterator::count)
-    }
-}
-
-impl Drop for Dc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The fields of `/proc/PID/status` this tool prints.
-#[derive(Clone, Copy, Debug, Default)]
-struct Status {
-    rss_kib: u64,
-    hwm_kib: u64,
-    threads: u64,
-}
-
-impl Status {
-    fn of(pid: u32) -> Result<Status, Box<dyn Error>> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let mut s = Status::default();
-        for line in text.lines() {
-            let mut f = line.split_whitespace();
-            let (Some(name), Some(value)) = (f.next(), f.next()) else {
-                continue;
-            };
-            let v: u64 = value.parse().unwrap_or(0);
-            match name {
-                "VmRSS:" => s.rss_kib = v,
-                "VmHWM:" => s.hwm_kib = v,
-                "Threads:" => s.threads = v,
-                _ => {}
-            }
-        }
-        Ok(s)
-    }
+/// A fresh test DC child process serving one DC (as measured before test_dc served three by default), settled.
+fn start_dc(bin: &Path, key: &Path) -> Result<DcProcess, Box<dyn Error>> {
+    let args = ["--dcs", "1", "--max-conns", "20000", "--rsa-key"].map(OsStr::new);
+    let dc = DcProcess::start(bin, &[&args[..], &[key.as_os_str()]].concat())?;
+    std::thread::sleep(SETTLE);
+    Ok(dc)
 }
 
 /// One printed row.
@@ -186,7 +99,7 @@ fn print_row(r: &Row) {
 /// N connections that never send a byte. Sampled as soon as the DC holds all of them: it closes each 10 s after
 /// accepting it, so a DC too slow to accept N within [`ACCEPT_WAIT`] is reported with the count it reached.
 fn idle(bin: &Path, key: &Path, n: usize) -> Result<(Status, Status), Box<dyn Error>> {
-    let dc = Dc::start(bin, key)?;
+    let dc = start_dc(bin, key)?;
     let (before, fds) = (dc.status()?, dc.fds());
     let t0 = Instant::now();
     let mut socks = Vec::with_capacity(n);
@@ -219,7 +132,7 @@ fn idle(bin: &Path, key: &Path, n: usize) -> Result<(Status, Status), Box<dyn Er
 
 /// N clients that handshake, ping and stay connected; stops early (`Err`) past `budget_kib`.
 fn active(bin: &Path, key: &Path, n: usize, budget_kib: u64) -> Result<(Status, Status), Box<dyn Error>> {
-    let dc = Dc::start(bin, key)?;
+    let dc = start_dc(bin, key)?;
     let before = dc.status()?;
     let public = *parse_private_pem(KEY_PEM.as_bytes())
         .map_err(|e| format!("{e}"))?

@@ -15,6 +15,7 @@
 //!   run by [`dc`] in debug builds for the interop tests.
 //! - [`tg_client`]: a Telegram client over [`client`] connections built from the crate's client layer (sign-in,
 //!   router, flood scheduler, session store), for the end-to-end client tests and the sign-in timings.
+//! - [`child`]: a `test_dc` child process and its `/proc` figures (memory, CPU time), for the measurement examples.
 //!
 //! Data flow at the DC: bytes from a socket go through the carriage (HTTP, WebSocket, fake-TLS) into the crate's
 //! connection type, whose events and host queries [`dc`] answers (calls through [`api::execute`]).
@@ -24,6 +25,7 @@ pub mod api;
 pub mod auth;
 pub mod carriage_conn;
 pub mod cdn;
+pub mod child;
 pub mod client;
 pub mod dc;
 pub mod files;
