@@ -588,11 +588,7 @@ fn summary(messages: &[u8], updates: &[u8]) {
         println!("tl_api: {name:<42} {:>10.0} ns/op {allocs:>5} allocations/op", best[i]);
     }
     for &(a, b) in &PAIRS {
-        println!(
-            "tl_api: {}: {:.1}x faster than grammers",
-            ops[a].0,
-            best[b] / best[a]
-        );
+        println!("tl_api: {}: {:.1}x faster than grammers", ops[a].0, best[b] / best[a]);
     }
     for (name, f) in ops.iter().filter(|(n, _)| n.contains("ours")) {
         assert_eq!(allocs_of(f), 0, "{name} allocated");

@@ -304,7 +304,11 @@ pub fn run(r: &mut Report) -> usize {
     peak = peak.max(m.stack);
     let (written, out) = m.out;
     let built = written.ok().and_then(|n| out.get(..n)).unwrap_or_default();
-    verdict(r, built == REPLY, "messages.sendMessage is byte-identical to the host's (test_dc took it)");
+    verdict(
+        r,
+        built == REPLY,
+        "messages.sendMessage is byte-identical to the host's (test_dc took it)",
+    );
     verdict(
         r,
         layout.validate_exact(built, Root::Function).is_ok(),
@@ -366,10 +370,6 @@ pub fn run(r: &mut Report) -> usize {
     });
     r.line("api: decode + walk it (typed views)", &m);
     peak = peak.max(m.stack);
-    verdict(
-        r,
-        m.out == u32::from(MAX_DEPTH),
-        "the views walk all MAX_DEPTH levels",
-    );
+    verdict(r, m.out == u32::from(MAX_DEPTH), "the views walk all MAX_DEPTH levels");
     peak
 }
