@@ -229,9 +229,9 @@ fn message<'a>(
 static STATUS: enums::UserStatus =
     enums::UserStatus::UserStatusOnline(types::UserStatusOnline { expires: 1_700_000_600 });
 static PHOTO: enums::ChatPhoto<'static> = enums::ChatPhoto::ChatPhotoEmpty(types::ChatPhotoEmpty {});
-static BOLD: enums::MessageEntity<'static> =
+const BOLD: enums::MessageEntity<'static> =
     enums::MessageEntity::MessageEntityBold(types::MessageEntityBold { offset: 40, length: 8 });
-static URL: enums::MessageEntity<'static> =
+const URL: enums::MessageEntity<'static> =
     enums::MessageEntity::MessageEntityUrl(types::MessageEntityUrl { offset: 75, length: 14 });
 
 fn encode<T: TlWrite>(v: &T) -> Vec<u8> {
