@@ -517,3 +517,58 @@ fn router_reads_get_config_and_builds_the_import() {
     assert!(m > 4);
     assert!(router::import_call(&buf[..n - 2]).is_err());
 }
+
+/// `Seq::decoded` reads each element once and yields what `iter` + `Obj::get` yield, for messages of different
+/// shapes (flags, nested vectors) one after another; a caller's values in a `Seq::new` have nothing to decode.
+#[test]
+fn decoded_sequences_agree_with_views() {
+    let enc = |v: &dyn tl::TlWrite| {
+        let mut out = vec![0u8; v.tl_len()];
+        tl::encode(v, &mut out).unwrap();
+        out
+    };
+    let bold = types::MessageEntityBold { offset: 1, length: 2 };
+    let url = types::MessageEntityUrl { offset: 3, length: 4 };
+    let entities = [Obj::new(&bold), Obj::new(&url)];
+    let short = types::UpdateShortMessage {
+        out: true,
+        mentioned: false,
+        media_unread: false,
+        silent: false,
+        id: 1,
+        user_id: 7,
+        message: b"one",
+        pts: 2,
+        pts_count: 1,
+        date: 3,
+        fwd_from: None,
+        via_bot_id: Some(9),
+        reply_to: None,
+        entities: Some(Seq::new(&entities)),
+        ttl_period: None,
+    };
+    let too_long = types::UpdatesTooLong {};
+    let wires = [enc(&short), enc(&too_long), enc(&short)];
+    let mut body = VECTOR.to_le_bytes().to_vec();
+    body.extend((wires.len() as u32).to_le_bytes());
+    wires.iter().for_each(|w| body.extend(w));
+    let rec = mtproto_sansio::tl::typed::boxed_record(enums::Updates::TYPE) | field::VEC_BOXED << field::VEC_SHIFT;
+    let seq: Seq<'_, Obj<'_, enums::Updates<'_>>> =
+        mtproto_sansio::tl::typed::decode_record(&tables::API, rec, &body).unwrap();
+    let viewed: Vec<Vec<u8>> = seq.iter().map(|o| enc(&o.get().unwrap())).collect();
+    let decoded: Vec<Vec<u8>> = seq.decoded().map(|u| enc(&u)).collect();
+    assert_eq!(viewed, wires);
+    assert_eq!(decoded, wires);
+    match seq.decoded().next() {
+        Some(enums::Updates::UpdateShortMessage(m)) => {
+            assert_eq!((m.message, m.via_bot_id), (&b"one"[..], Some(9)));
+            assert_eq!(m.entities.map(|e| e.decoded().count()), Some(2));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A caller's values are not views: nothing to decode. Received objects in a caller's slice are.
+    let mine = [Obj::new(&too_long)];
+    assert_eq!(Seq::<'_, Obj<'_, enums::Updates<'_>>>::new(&mine).decoded().count(), 0);
+    let received: Vec<Obj<'_, enums::Updates<'_>>> = seq.iter().collect();
+    assert_eq!(Seq::<'_, _>::new(&received).decoded().count(), 3);
+}

@@ -2607,4 +2607,166 @@ mod test_dc {
             b.sync.stats().differences
         );
     }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // The Cortex-M4 firmware's `Updates` stream (examples/firmware/src/api.rs): recorded here from test_dc.
+
+    /// What bot 111 sends bot 222 (and the channel) for the recording: the texts the firmware expects, in order.
+    pub(super) const FIRMWARE_TEXTS: [&str; 5] = [
+        "Hello from test_dc: the first message carries its sender in `updates`",
+        "m2",
+        "Привет, мир! \u{1f44b} (UTF-8 is bytes to TL)",
+        "a fourth message, with a longer text so that the stream is not all short strings: 0123456789abcdef",
+        "m5",
+    ];
+    /// The channel message of the recording.
+    pub(super) const FIRMWARE_CHANNEL_TEXT: &str = "to the megagroup";
+    /// The firmware's reply's random_id.
+    pub(super) const FIRMWARE_RANDOM_ID: i64 = 0x0123_4567_89ab_cdef;
+
+    fn firmware_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/firmware/data")
+    }
+
+    /// `len: u32 LE` then the bytes, per record.
+    fn firmware_records(file: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        let mut rest = file;
+        while !rest.is_empty() {
+            let n = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            out.push(&rest[4..4 + n]);
+            rest = &rest[4 + n..];
+        }
+        out
+    }
+
+    /// The reply the firmware builds from the first record (an `updates` with one `updateNewMessage` and its
+    /// sender): `messages.sendMessage` to the sender (its access_hash from the `user`), silent, replying to the
+    /// message, echoing its text in bold. The firmware builds the same call with the typed writer and compares.
+    pub(super) fn firmware_reply(first: &[u8]) -> Vec<u8> {
+        let enums::Updates::Updates(u) = enums::Updates::decode(first).unwrap() else {
+            panic!("the first record is not `updates`")
+        };
+        let Some(enums::Update::UpdateNewMessage(n)) = u.updates.iter().next().unwrap().get() else {
+            panic!("not updateNewMessage")
+        };
+        let Some(enums::Message::Message(m)) = n.message.get() else {
+            panic!("not a message")
+        };
+        let Some(enums::Peer::PeerUser(from)) = m.from_id.and_then(|f| f.get()) else {
+            panic!("no sender")
+        };
+        let Some(enums::User::User(user)) = u.users.iter().next().unwrap().get() else {
+            panic!("no user")
+        };
+        assert_eq!(user.id, from.user_id);
+        let peer = types::InputPeerUser {
+            user_id: from.user_id,
+            access_hash: user.access_hash.unwrap_or(0),
+        };
+        let reply_to = types::InputReplyToMessage {
+            reply_to_msg_id: m.id,
+            top_msg_id: None,
+            reply_to_peer_id: None,
+            quote_text: None,
+            quote_entities: None,
+            quote_offset: None,
+            monoforum_peer_id: None,
+            todo_item_id: None,
+            poll_option: None,
+        };
+        let bold = types::MessageEntityBold {
+            offset: 0,
+            length: m.message.len() as i32,
+        };
+        let entities = [Obj::new(&bold)];
+        enc(&functions::MessagesSendMessage {
+            no_webpage: true,
+            silent: true,
+            background: false,
+            clear_draft: false,
+            noforwards: false,
+            update_stickersets_order: false,
+            invert_media: false,
+            allow_paid_floodskip: false,
+            peer: Obj::new(&peer),
+            reply_to: Some(Obj::new(&reply_to)),
+            message: m.message,
+            random_id: FIRMWARE_RANDOM_ID,
+            reply_markup: None,
+            entities: Some(mtproto_sansio::tl::api::Seq::new(&entities)),
+            schedule_date: None,
+            schedule_repeat_period: None,
+            send_as: None,
+            quick_reply_shortcut: None,
+            effect: None,
+            allow_paid_stars: None,
+            suggested_post: None,
+            rich_message: None,
+        })
+    }
+
+    /// Records the stream the firmware decodes: bot 222's pushes from test_dc while bot 111 sends it
+    /// [`FIRMWARE_TEXTS`] (an `updates` with `updateNewMessage` and the sender, then `updateShortMessage`s) and
+    /// posts [`FIRMWARE_CHANNEL_TEXT`] in the megagroup (`updates` with `updateNewChannelMessage`, the sender and the
+    /// channel), as `examples/firmware/data/updates.bin`; and the reply the firmware must build
+    /// ([`firmware_reply`]) as `send_message.bin`, which test_dc accepts. Regenerate with `cargo test --features
+    /// std,api --test client_updates -- --ignored record_firmware_stream`.
+    #[test]
+    #[ignore = "writes examples/firmware/data"]
+    fn record_firmware_stream() {
+        let (_c, cfg) = cluster();
+        let mut a = bot(&cfg, 111, MemoryStore::new());
+        let mut b = bot(&cfg, 222, MemoryStore::new());
+        // b joins the megagroup's members by its first call (test_dc tracks a mailbox per user).
+        assert_eq!(get_state(&mut b), (1, 0));
+        for (i, text) in FIRMWARE_TEXTS.iter().enumerate() {
+            send(&mut a, 222, text, i as i64 + 1);
+        }
+        send(&mut a, CHANNEL_ID, FIRMWARE_CHANNEL_TEXT, 100);
+        let got = pushes(&mut b, FIRMWARE_TEXTS.len() + 1);
+        assert_eq!(got.len(), FIRMWARE_TEXTS.len() + 1, "pushes to bot 222");
+        let mut file = Vec::new();
+        for p in &got {
+            file.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            file.extend_from_slice(p);
+        }
+        let reply = firmware_reply(&got[0]);
+        // test_dc takes the reply as a client would send it.
+        match enums::Updates::decode(&call(&mut b, &reply)).unwrap() {
+            enums::Updates::UpdateShortSentMessage(s) => assert!(s.out),
+            other => panic!("{other:?}"),
+        }
+        std::fs::create_dir_all(firmware_dir()).unwrap();
+        std::fs::write(firmware_dir().join("updates.bin"), &file).unwrap();
+        std::fs::write(firmware_dir().join("send_message.bin"), &reply).unwrap();
+    }
+
+    /// The checked-in stream is what the firmware expects (the texts, in order, with pts 2, 3, ...; the channel
+    /// message last) and the checked-in reply is what [`firmware_reply`] builds from it, so a schema change that
+    /// the firmware would trip on fails here first.
+    #[test]
+    fn firmware_stream_is_the_recorded_one() {
+        let file = std::fs::read(firmware_dir().join("updates.bin")).unwrap();
+        let records = firmware_records(&file);
+        assert_eq!(records.len(), FIRMWARE_TEXTS.len() + 1);
+        for (i, r) in records.iter().enumerate() {
+            let (text, pts) = match enums::Updates::decode(r).unwrap() {
+                enums::Updates::Updates(u) => match u.updates.iter().next().unwrap().get().unwrap() {
+                    enums::Update::UpdateNewMessage(n) => (text_of(&n.message.get().unwrap()), n.pts),
+                    enums::Update::UpdateNewChannelMessage(n) => (text_of(&n.message.get().unwrap()), -n.pts),
+                    other => panic!("{other:?}"),
+                },
+                enums::Updates::UpdateShortMessage(m) => (String::from_utf8(m.message.to_vec()).unwrap(), m.pts),
+                other => panic!("{other:?}"),
+            };
+            if i < FIRMWARE_TEXTS.len() {
+                assert_eq!((text.as_str(), pts), (FIRMWARE_TEXTS[i], i as i32 + 2));
+            } else {
+                assert_eq!((text.as_str(), pts), (FIRMWARE_CHANNEL_TEXT, -2));
+            }
+        }
+        let reply = std::fs::read(firmware_dir().join("send_message.bin")).unwrap();
+        assert_eq!(firmware_reply(records[0]), reply);
+    }
 }

@@ -7,6 +7,8 @@
 #   examples/firmware/run.sh              # about 1.5 min with the deps built (3 builds, 3 runs); +1 min for apt
 #   STRICT=1 examples/firmware/run.sh     # also fail when a figure is over its issue-6 budget
 #   TIMEOUT=600 (default) bounds each QEMU run, in seconds.
+#   API=1 examples/firmware/run.sh        # instead: the Telegram API demo alone (feature `api`, src/api.rs) at
+#                                         # opt-level 3 and s; not run by CI (the generated API is a long compile)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -61,6 +63,25 @@ run() {
         exit 1
     fi
 }
+
+if [ "${API:-0}" = 1 ]; then
+    echo "== API build (opt-level 3): an Updates stream recorded from test_dc, messages.sendMessage"
+    cargo build --release --features api "${FEATURES[@]}"
+    cp "$ELF" target/mtproto-firmware-api.elf
+    run target/api.txt
+    echo "== API build, optimized for size (profile release-size, opt-level s)"
+    cargo build --profile release-size --features api "${FEATURES[@]}"
+    ELF="target/$TARGET/release-size/mtproto-firmware"
+    cp "$ELF" target/mtproto-firmware-api-size.elf
+    run target/api-size.txt
+    echo "== flash (.vector_table + .text + .rodata + .data; includes semihosting and measurement code)"
+    echo "API build, opt-level 3:                             $(flash_size target/mtproto-firmware-api.elf)"
+    echo "API build, opt-level s:                             $(flash_size target/mtproto-firmware-api-size.elf)"
+    echo "== static RAM (.data + .bss + .uninit; the stack comes on top)"
+    echo "API build, opt-level 3:                             $(ram_size target/mtproto-firmware-api.elf)"
+    echo "API build, opt-level s:                             $(ram_size target/mtproto-firmware-api-size.elf)"
+    exit 0
+fi
 
 echo "== full build: client and DC"
 cargo build --release "${FEATURES[@]}"

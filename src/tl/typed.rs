@@ -445,6 +445,67 @@ impl<'a, E: Field<'a> + Copy, const BARE: bool> Seq<'a, E, BARE> {
     }
 }
 
+impl<'a, T: Boxed<'a>, const BARE: bool> Seq<'a, Obj<'a, T>, BARE> {
+    /// The elements decoded, each read once. [`Seq::iter`] yields [`Obj`] views, which must find where each
+    /// element ends (a walk of its bytes) before [`Obj::get`] reads it (a second walk); this reads every element
+    /// straight from the wire, its end being where its last field ends. Elements of a caller's slice
+    /// ([`Seq::new`]) that are values, not received views, have nothing to decode and are left out.
+    #[must_use]
+    pub fn decoded(&self) -> Decoded<'a, T> {
+        match self.repr {
+            SeqRepr::Wire { count, data, layout } => Decoded {
+                left: count,
+                wire: Some(Cursor::new(data, layout)),
+                items: &[],
+            },
+            SeqRepr::Items(items) => Decoded {
+                left: items.len(),
+                wire: None,
+                items,
+            },
+        }
+    }
+}
+
+/// Iterator over the decoded elements of a [`Seq`] of objects ([`Seq::decoded`]).
+#[derive(Debug)]
+pub struct Decoded<'a, T> {
+    left: usize,
+    wire: Option<Cursor<'a>>,
+    items: &'a [Obj<'a, T>],
+}
+
+impl<'a, T: Boxed<'a>> Iterator for Decoded<'a, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        while self.left > 0 {
+            self.left -= 1;
+            match &mut self.wire {
+                Some(c) => {
+                    let v = T::read_boxed(c);
+                    if v.is_none() {
+                        // Only bytes the validator did not accept get here: stop rather than read out of step.
+                        self.left = 0;
+                    }
+                    return v;
+                }
+                None => {
+                    let (first, rest) = self.items.split_first()?;
+                    self.items = rest;
+                    if let Some(v) = first.get() {
+                        return Some(v);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
 impl<'a, E: Field<'a> + Copy, const BARE: bool> Field<'a> for Seq<'a, E, BARE> {
     fn fget(c: &mut Cursor<'a>) -> Self {
         if !BARE {

@@ -3,16 +3,23 @@
 //! figures are printed through semihosting and the exit status is 0 only if everything verified.
 #![no_std]
 #![no_main]
+// The `api` build runs the API demo alone; the connection demos' helpers stay unused there.
+#![cfg_attr(feature = "api", allow(dead_code))]
 
+#[cfg(feature = "api")]
+mod api;
+#[cfg(not(feature = "api"))]
 mod connection;
+#[cfg(not(feature = "api"))]
 mod demo;
-#[cfg(not(feature = "client-only"))]
+#[cfg(not(any(feature = "client-only", feature = "api")))]
 mod experiments;
 mod meter;
-#[cfg(not(feature = "client-only"))]
+#[cfg(not(any(feature = "client-only", feature = "api")))]
 mod primitives;
+#[cfg(not(feature = "api"))]
 mod rng;
-#[cfg(not(feature = "client-only"))]
+#[cfg(not(any(feature = "client-only", feature = "api")))]
 mod srp;
 
 use cortex_m as _;
@@ -22,7 +29,7 @@ use cortex_m_semihosting::{debug, hprintln};
 use mtproto_sansio::crypto::packet;
 
 use meter::{Calibration, Measured};
-#[cfg(not(feature = "client-only"))]
+#[cfg(not(any(feature = "client-only", feature = "api")))]
 use rng::DemoRng;
 
 /// Bytes of the message body the per-message figures are measured on.
@@ -94,11 +101,28 @@ fn main() -> ! {
         cal.ticks
     );
     hprintln!("stack depth at main: {} B", meter::depth());
-    let mut r = Report {
+    let r = Report {
         cal,
         failures: 0,
         max_stack: 0,
     };
+    // The API build runs the API demo alone, so its flash is the schema's, not the connection's.
+    #[cfg(feature = "api")]
+    {
+        let mut r = r;
+        hprintln!("-- the Telegram API (layer 228): an Updates stream recorded from test_dc, messages.sendMessage");
+        let peak = api::run(&mut r);
+        hprintln!("-- figures");
+        r.budget("api: peak stack", peak as u64, 24 * 1024, "bytes");
+        finish(r.failures)
+    }
+    #[cfg(not(feature = "api"))]
+    connection_demos(r)
+}
+
+/// The handshake, message and connection demos (every build but `api`).
+#[cfg(not(feature = "api"))]
+fn connection_demos(mut r: Report) -> ! {
     let wire = cortex_m::singleton!(: [u8; WIRE] = [0; WIRE]).unwrap_or_else(|| fail("buffer"));
     #[cfg(not(feature = "client-only"))]
     let mut rng = DemoRng::demo(0);
