@@ -91,6 +91,31 @@ fn tables_cover_the_schemas() {
     assert_eq!(fns, 809);
 }
 
+/// `Layout::find` goes through the top-byte index: every id of every table is found at its position, and the ids
+/// next to them, the extremes and every bucket's edges (empty buckets included) are not found unless they exist.
+#[test]
+fn every_id_is_found_through_the_index_and_no_other() {
+    for layout in [&api::API, &secret::SECRET, &mtproto::MTPROTO] {
+        assert_eq!(layout.index.first(), Some(&0));
+        assert_eq!(layout.index.last().map(|&n| usize::from(n)), Some(layout.ids.len()));
+        assert!(layout.index.windows(2).all(|w| w[0] <= w[1]));
+        for (i, &id) in layout.ids.iter().enumerate() {
+            assert_eq!(layout.find(id), Some(u16::try_from(i).unwrap()), "{id:#010x}");
+        }
+        let mut probes: Vec<u32> = vec![0, 1, u32::MAX, u32::MAX - 1];
+        for &id in layout.ids {
+            probes.extend([id.wrapping_sub(1), id.wrapping_add(1)]);
+        }
+        for b in 0..=255u32 {
+            probes.extend([b << 24, (b << 24) | 0x00ff_ffff]);
+        }
+        for id in probes {
+            let expected = layout.ids.binary_search(&id).ok().map(|i| u16::try_from(i).unwrap());
+            assert_eq!(layout.find(id), expected, "{id:#010x}");
+        }
+    }
+}
+
 fn le(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }

@@ -8,15 +8,19 @@
 //! `invokeWithApnsSecretPrefix` (id of `invokeWithApnsSecret`)
 //! `invokeWithReCaptchaPrefix` (id of `invokeWithReCaptcha`)
 
-use crate::tl::layout::Layout;
+use crate::tl::layout::{Layout, id_index};
 
 /// The layout of `api.tl`, for [`Layout::validate`].
 pub static API: Layout = Layout {
     ids: &IDS,
+    index: &INDEX,
     heads: &HEADS,
     field_start: &FIELD_START,
     fields: &FIELDS,
 };
+
+/// `IDS` bucketed by their top byte, for [`Layout::find`].
+static INDEX: [u16; 257] = id_index(&IDS);
 
 static IDS: [u32; 2457] = [
     0x004a8537, 0x004b572c, 0x007efe0e, 0x0084cd5a, 0x008c703f, 0x009fd736, 0x00be3dfa, 0x00f49ca0,
