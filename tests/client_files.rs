@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use mtproto_sansio::client::DcId;
 use mtproto_sansio::client::files::{
     BIG_FILE, CDN_HASH_RANGE, Download, DownloadConfig, DownloadProgress, DownloadState, FileConfig, FileError, KIB,
-    MAX_WINDOW, Method, Request, Upload, UploadConfig, UploadState,
+    MAX_DOWNLOAD_SIZE, MAX_WINDOW, Method, Request, Upload, UploadConfig, UploadState,
 };
 use mtproto_sansio::crypto::aes::AesCtr;
 use mtproto_sansio::time::Instant;
@@ -290,6 +290,7 @@ fn dcfg(window: u8, limit: u32) -> DownloadConfig {
         },
         limit,
         cdn: false,
+        max_size: MAX_DOWNLOAD_SIZE,
     }
 }
 
@@ -490,6 +491,87 @@ fn unknown_size_a_multiple_of_the_limit_ends_on_an_empty_part() {
     assert_eq!(dl.size(), Some(data.len() as u64));
     // Parts asked past the end (the window was wider than the file) were answered empty and handed nothing.
     assert!(got.written.iter().all(|(_, n)| *n > 0));
+}
+
+/// A file of unknown size ends within `max_size`: a DC that keeps answering full parts past it fails the download
+/// with `TooBig` (before, it streamed without end), a file of exactly `max_size` still completes, and a known size
+/// above it is refused at once.
+#[test]
+fn unknown_size_download_is_bounded_by_max_size() {
+    let cfg = DownloadConfig {
+        max_size: 4 * 4096,
+        ..dcfg(2, 4096)
+    };
+    let mut dc = Dc::new();
+    dc.files.insert(9, pattern(4 * 4096, 1));
+    let mut dl = Download::new(cfg, &location(9, b"ref-1"), None).unwrap();
+    let got = download(&mut dl, &mut dc);
+    assert_eq!(got.out.len(), 4 * 4096, "exactly max_size: complete");
+    assert_eq!(dl.size(), Some(4 * 4096));
+
+    // One full part past the bound: the DC claims the file goes on.
+    dc.files.insert(9, pattern(5 * 4096, 1));
+    let mut dl = Download::new(cfg, &location(9, b"ref-1"), None).unwrap();
+    let mut buf = [0u8; 1024];
+    let now = Instant::from_secs(1);
+    let mut refused = None;
+    'parts: for _ in 0..16 {
+        let mut batch = Vec::new();
+        while let Some(req) = dl.poll_request(now, &mut buf).unwrap() {
+            batch.push((req, buf[..req.len].to_vec()));
+        }
+        assert!(!batch.is_empty(), "the download stopped without an error");
+        for (req, call) in batch {
+            let Answer::Ok(mut b) = dc.answer(&req, &call) else {
+                panic!("an error answer")
+            };
+            if let Err(e) = dl.handle_result(now, req.tag, &mut b) {
+                refused = Some(e);
+                break 'parts;
+            }
+        }
+    }
+    assert_eq!(refused, Some(FileError::TooBig));
+    // ... and one byte past it, ending in a short part.
+    dc.files.insert(9, pattern(4 * 4096 + 1, 1));
+    let mut dl = Download::new(cfg, &location(9, b"ref-1"), None).unwrap();
+    let mut got = Got::default();
+    let mut refused = None;
+    'short: for _ in 0..16 {
+        let mut batch = Vec::new();
+        while let Some(req) = dl.poll_request(now, &mut buf).unwrap() {
+            batch.push((req, buf[..req.len].to_vec()));
+        }
+        for (req, call) in batch {
+            let Answer::Ok(mut b) = dc.answer(&req, &call) else {
+                panic!("an error answer")
+            };
+            match dl.handle_result(now, req.tag, &mut b) {
+                Ok(p) => got.take(&p),
+                Err(e) => {
+                    refused = Some(e);
+                    break 'short;
+                }
+            }
+        }
+    }
+    assert_eq!(refused, Some(FileError::TooBig));
+    assert!(got.out.len() <= 4 * 4096, "nothing past the bound handed over");
+
+    assert_eq!(
+        Download::new(cfg, &location(9, b"ref-1"), Some(4 * 4096 + 1)).err(),
+        Some(FileError::TooBig)
+    );
+    assert!(Download::new(DownloadConfig::DEFAULT, &location(9, b"ref-1"), Some(MAX_DOWNLOAD_SIZE)).is_ok());
+    assert_eq!(
+        Download::new(
+            DownloadConfig::DEFAULT,
+            &location(9, b"ref-1"),
+            Some(MAX_DOWNLOAD_SIZE + 1)
+        )
+        .err(),
+        Some(FileError::TooBig)
+    );
 }
 
 #[test]
@@ -1857,6 +1939,7 @@ mod loopback {
                 },
                 limit,
                 cdn: false,
+                max_size: MAX_DOWNLOAD_SIZE,
             },
             &location(file_id, b""),
             Some(size as u64),

@@ -77,6 +77,9 @@ pub const BIG_FILE: u64 = 10 * 1024 * 1024;
 pub const MAX_UPLOAD_PARTS: u32 = 4000;
 /// The largest download `limit`, and the boundary no request may cross.
 pub const MAX_DOWNLOAD_LIMIT: u32 = 1024 * KIB;
+/// The default [`DownloadConfig::max_size`]: Telegram's largest file, a Premium account's upload limit
+/// (`upload_max_fileparts_premium`, 8000 parts of 512 KiB: 4000 MiB).
+pub const MAX_DOWNLOAD_SIZE: u64 = 8000 * 512 * 1024;
 /// Download limits and offsets are multiples of this.
 pub const DOWNLOAD_ALIGN: u32 = 4 * KIB;
 /// Most parts in flight (the width of the part bitmap).
@@ -235,7 +238,8 @@ pub enum FileError {
     BadConfig,
     /// Uploads need at least one byte (Telegram refuses an empty file).
     Empty,
-    /// The file needs more than [`MAX_UPLOAD_PARTS`] parts (or than `max_parts`).
+    /// The file needs more than [`MAX_UPLOAD_PARTS`] parts (or than `max_parts`); a download's file is larger than
+    /// its [`DownloadConfig::max_size`].
     TooBig,
     /// A location longer than [`MAX_LOCATION`] or not an `InputFileLocation`. Nothing changed.
     BadLocation,
@@ -1047,6 +1051,10 @@ pub struct DownloadConfig {
     /// Set `cdn_supported`: the DC may answer with a CDN redirect. The host then needs connections to CDN DCs.
     /// Needs a `limit` of at least [`CDN_HASH_RANGE`] (a CDN part is checked against whole hash ranges).
     pub cdn: bool,
+    /// The largest file this download takes: a known size above it is refused at once, and when the size is
+    /// unknown a DC that keeps answering full parts past it fails the download ([`FileError::TooBig`]) instead of
+    /// streaming without end. Default [`MAX_DOWNLOAD_SIZE`].
+    pub max_size: u64,
 }
 
 impl DownloadConfig {
@@ -1055,6 +1063,7 @@ impl DownloadConfig {
         transfer: FileConfig::DEFAULT,
         limit: 512 * KIB,
         cdn: false,
+        max_size: MAX_DOWNLOAD_SIZE,
     };
 
     fn check(&self) -> Result<(), FileError> {
@@ -1366,6 +1375,9 @@ impl Download {
         };
         d.set_location(location)?;
         if let Some(s) = size {
+            if s > cfg.max_size {
+                return Err(FileError::TooBig);
+            }
             let total = s.div_ceil(u64::from(cfg.limit));
             d.parts.set_total(u32::try_from(total).map_err(|_| FileError::TooBig)?);
         }
@@ -1693,6 +1705,10 @@ impl Download {
             if self.max_size.is_some_and(|m| end > m) {
                 return Err(FileError::Inconsistent);
             }
+            // The file is at least `end` long: past the bound, a DC (or a CDN) streaming full parts without end.
+            if end > self.cfg.max_size {
+                return Err(FileError::TooBig);
+            }
             self.min_size = self.min_size.max(end);
         } else if n == 0 {
             // The file ends at or before this offset; which parts below it are short is yet to be seen.
@@ -1712,6 +1728,9 @@ impl Download {
             let size = offset + n64;
             if size < self.min_size || self.max_size.is_some_and(|m| size > m) {
                 return Err(FileError::Inconsistent);
+            }
+            if size > self.cfg.max_size {
+                return Err(FileError::TooBig);
             }
             self.size = Some(size);
             self.parts.set_total(part.saturating_add(1));

@@ -146,6 +146,8 @@ mod api {
             transfer,
             limit,
             cdn: mode & 1 != 0,
+            // Small enough that the input can stream past it (a file of unknown size must end within it).
+            max_size: 16 * 4096,
         };
         let Ok(mut dl) = Download::new(cfg, &LOCATION, size) else {
             return;
