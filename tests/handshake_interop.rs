@@ -71,7 +71,10 @@ fn telethon_against_our_dc(framing: Option<Framing>, name: &str) {
     let mut rng = rand::rng();
     let mut peer = 0u64;
     listener.set_nonblocking(true).unwrap();
-    'accept: while keys.is_empty() {
+    // Served until Telethon exits, not until the first key: about 1 run in 256 Telethon drops leading zero bytes of
+    // g_ab (INTEROP.md), fails its own new_nonce_hash check after our DC completed the key, and retries on a new
+    // connection; that retry must be answered too (interop_telethon.rs tolerates the abandoned key the same way).
+    'accept: loop {
         let (mut sock, _) = loop {
             match listener.accept() {
                 Ok(s) => break s,
@@ -122,8 +125,18 @@ fn telethon_against_our_dc(framing: Option<Framing>, name: &str) {
     let _log = interop_peer::PrintOnPanic(format!("{name}:\n{stdout}"));
     assert!(output.status.success(), "telethon failed over {name}");
     let client_key = stdout.lines().next().unwrap().trim().to_string();
-    assert_eq!(keys.len(), 1, "{name}: the DC created {} keys", keys.len());
-    assert_eq!(client_key, keys[0], "{name}: Telethon and our DC hold different keys");
+    // One key per handshake Telethon ran; the script makes at most 5 tries, and a try that ends before the key is
+    // complete (a -404 to its stripped encrypted_data) makes none. The key Telethon kept is the last one.
+    assert!(
+        (1..=5).contains(&keys.len()),
+        "{name}: the DC created {} keys",
+        keys.len()
+    );
+    assert_eq!(
+        Some(&client_key),
+        keys.last(),
+        "{name}: Telethon and our DC hold different keys"
+    );
     let offset: i64 = stdout.lines().nth(1).unwrap().trim().parse().unwrap();
     assert!(
         offset.abs() <= 2,
