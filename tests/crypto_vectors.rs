@@ -535,3 +535,25 @@ fn auth_key_sample_older_revision() {
         .collect();
     assert_eq!(salt, hx(&dv["server_salt"]));
 }
+
+/// `msg_key_large` against a plain SHA-256 for every plaintext length 0..=200 and both directions. The packet paths
+/// only hash multiples of 16 bytes of 72 or more, so they never reach the padding of a tail of 56..64 bytes or the
+/// branch for a plaintext under 32 bytes; this test reaches both (mutation testing found them unchecked:
+/// docs/mutants/crypto_kdf.txt).
+#[test]
+fn msg_key_large_is_sha256_of_key_part_and_plaintext_at_every_length() {
+    let key = sample_auth_key();
+    let plaintext: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
+    for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+        let x = dir.x();
+        for len in 0..=plaintext.len() {
+            let p = &plaintext[..len];
+            let want: [u8; 32] = Sha256::new()
+                .chain_update(&key.as_bytes()[88 + x..120 + x])
+                .chain_update(p)
+                .finalize()
+                .into();
+            assert_eq!(kdf::msg_key_large_v2(&key, dir, p), want, "plaintext of {len} bytes, {dir:?}");
+        }
+    }
+}
