@@ -553,7 +553,11 @@ fn msg_key_large_is_sha256_of_key_part_and_plaintext_at_every_length() {
                 .chain_update(p)
                 .finalize()
                 .into();
-            assert_eq!(kdf::msg_key_large_v2(&key, dir, p), want, "plaintext of {len} bytes, {dir:?}");
+            assert_eq!(
+                kdf::msg_key_large_v2(&key, dir, p),
+                want,
+                "plaintext of {len} bytes, {dir:?}"
+            );
         }
     }
 }
