@@ -29,8 +29,8 @@
 //!   `channelDifferenceTooLong` (a [`Item::Reset`] of the channel and its latest messages) are handled as the spec
 //!   says.
 //! - Results that move a pts without being `Updates` (`messages.affectedMessages` of the client's own deletions
-//!   and reads, `messages.affectedHistory`, `messages.affectedFoundMessages`) go in through [`UpdateSync::handle_affected`] (or
-//!   [`UpdateSync::handle_affected_result`] with the bytes): applied in order like an update with nothing to show
+//!   and reads, `messages.affectedHistory`, `messages.affectedFoundMessages`) go in through
+//!   [`UpdateSync::handle_affected`] (or [`UpdateSync::handle_affected_result`] with the bytes): applied in order like an update with nothing to show
 //!   (TDLib's dummy pending update), so the client's own change is no gap, and one past a gap waits like an update.
 //! - An `updateChannelTooLong` in a difference (Telegram's hint that a channel moved while the client was away)
 //!   fetches that channel's difference, from the local pts of a tracked channel or the pts it names.
@@ -40,6 +40,12 @@
 //!   `updates.getDifference`, so what happened while the client was away comes first.
 //!
 //! **Where we chose otherwise, and why.**
+//! - The qts (the spec's secondary sequence: secret-chat messages and some bot updates, each counting 1, no
+//!   `qts_count`) shares the common pts's grace timer and fetch: a qts gap fetches `updates.getDifference` with
+//!   both, whose `new_encrypted_messages` and qts updates in `other_updates` are covered by its `state.qts`. TDLib
+//!   keeps pending qts updates apart from pts ones, with a gap timer of their own, and ends in the same
+//!   `getDifference`; one timer is enough here because either gap is filled by the same call. Acknowledging
+//!   secret-chat messages (`messages.receivedQueue`) is the host's.
 //! - Updates of a sequence whose difference is being fetched are held (as TDLib postpones them), not dropped (as
 //!   grammers does): one generated after the server computed the difference would otherwise be lost.
 //! - Held updates are copies (the host's receive buffer is reused), in a bounded arena ([`UpdateSync`]'s `HOLD`

@@ -4,8 +4,8 @@
 //! `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile` (files uploaded with
 //! `saveFilePart`, whose part sizes the DC records), with `updateEncryption` and
 //! `updateNewEncryptedMessage` pushed to the other party, numbered in its qts by a [`QtsLog`] (test_dc's update
-//! stream keeps them for `updates.getDifference`); `messages.receivedQueue` acknowledged). The sign-in, config and account calls are
-//! `crate::auth`'s; everything else is answered `rpc_error 400 INPUT_METHOD_INVALID`.
+//! stream keeps them for `updates.getDifference`); `messages.receivedQueue` acknowledged). The sign-in, config and
+//! account calls are `crate::auth`'s; everything else is answered `rpc_error 400 INPUT_METHOD_INVALID`.
 //!
 //! Users: a caller is its signed-in account (`crate::auth`), or, for a key that is not signed in, the auth key: its
 //! id is then [`user_id_of`] the auth_key_id (so a client knows its own id without asking). A user exists for the

@@ -40,8 +40,8 @@
 //! and `differenceTooLong` (the current pts) when the client is more than `too_long` behind, or behind the history
 //! kept (the same `too_long` events per mailbox; `pts_limit` and `pts_total_limit` lower that threshold, as the
 //! spec says; `differenceTooLong` names only a pts, so a client continues from there with its qts, and the qts
-//! events come in the next difference). A pts or qts ahead of the mailbox is `400 PERSISTENT_TIMESTAMP_INVALID`. When a channel update found none
-//! of the user's connections live, the last part of its next difference (a `difference` even when the common pts
+//! events come in the next difference). A pts or qts ahead of the mailbox is `400 PERSISTENT_TIMESTAMP_INVALID`.
+//! When a channel update found none of the user's connections live, the last part of its next difference (a `difference` even when the common pts
 //! did not move) carries `updateChannelTooLong` with the channel pts it missed from, as Telegram tells a client
 //! that was away to fetch a channel; the hint stays until the user calls `updates.getChannelDifference`.
 //!
