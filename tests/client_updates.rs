@@ -642,6 +642,17 @@ fn affected_history(pts: i32, count: i32, offset: i32) -> Vec<u8> {
         .0
 }
 
+fn affected_found(pts: i32, count: i32, offset: i32, ids: &[i32]) -> Vec<u8> {
+    let ids: Vec<Vec<u8>> = ids.iter().map(|i| i.to_le_bytes().to_vec()).collect();
+    W::default()
+        .u32(types::MessagesAffectedFoundMessages::ID)
+        .i32(pts)
+        .i32(count)
+        .i32(offset)
+        .vec(&ids)
+        .0
+}
+
 /// Feeds a result that moves a pts without being `Updates`; returns what was delivered.
 fn own_change(m: &mut M, now: Instant, channel: Option<i64>, body: &[u8]) -> Result<Vec<Ev>, UpdatesError> {
     let mut got = Vec::new();
@@ -694,6 +705,42 @@ fn own_changes_move_the_pts_without_a_difference() {
     assert_eq!(m.channel_pts(60), None, "an untracked channel is left alone");
     m.handle_timeout(t(6000));
     assert!(poll(&mut m, t(6000)).is_none());
+    assert!(m.is_synced());
+}
+
+/// `messages.affectedFoundMessages` (the answer of `messages.deletePhoneCallHistory`) moves the pts like the other
+/// affected results: in order with no difference, at or behind the local pts a duplicate, past a gap held until
+/// the gap fills.
+#[test]
+fn affected_found_messages_move_the_pts_like_the_others() {
+    let mut m = synced(10, 0, 1);
+    assert!(
+        own_change(&mut m, t(0), None, &affected_found(12, 2, 0, &[5, 6]))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(m.state().unwrap().0, 12);
+    assert!(
+        own_change(&mut m, t(1), None, &affected_found(12, 0, 0, &[]))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        m.state().unwrap().0,
+        12,
+        "a count of 0 at the local pts changes nothing"
+    );
+    assert!(
+        own_change(&mut m, t(2), None, &affected_found(14, 1, 3, &[7]))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(m.held(), 1, "13 is missing: the bump waits");
+    assert_eq!(push(&mut m, t(3), &short(&new_message(1, 13, 1), 1)), [Ev::Common(1)]);
+    assert_eq!(m.state().unwrap().0, 14);
+    m.handle_timeout(t(2000));
+    assert!(poll(&mut m, t(2000)).is_none());
+    assert_eq!(m.stats().differences, 0);
     assert!(m.is_synced());
 }
 
@@ -1474,6 +1521,7 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (1, channel_difference_too_long(1, 20, &[message(19, &pc)])),
         (7, own_change_op(0, &affected(52, 2))),
         (7, own_change_op(1, &affected_history(21, 1, 0))),
+        (7, own_change_op(0, &affected_found(54, 2, 0, &[1, 2]))),
     ]);
     vec![
         ("client_updates_restore", "seed_known", buf[..n].to_vec()),
@@ -1583,9 +1631,10 @@ mod test_dc {
     use mtproto_sansio::crypto::pem::parse_private_pem;
     use mtproto_sansio::tl::api::{Boxed, Obj, Seq, enums, functions, types};
     use mtproto_sansio::tl::{TlWrite, encode};
+    use mtproto_test_dc::api;
     use mtproto_test_dc::client::now;
     use mtproto_test_dc::dc::{self, Cluster, ClusterOptions, Dc, DcOptions};
-    use mtproto_test_dc::tg_client::{TgClient, TgConfig};
+    use mtproto_test_dc::tg_client::{Prompt, Reply, TgClient, TgConfig};
     use mtproto_test_dc::updates::{CHANNEL_ACCESS_HASH, CHANNEL_ID};
 
     const KEY_PKCS1: &str = include_str!("data/keys/dc_test_pkcs1.pem");
@@ -2310,12 +2359,36 @@ mod test_dc {
     struct Seen {
         msgs: Vec<(Sequence, i32, String)>,
         resets: Vec<Sequence>,
+        /// Secret-chat messages (their bytes as text), pushed or from a difference's `new_encrypted_messages`.
+        encrypted: Vec<String>,
+        /// `updateBotStopped`: (user, stopped).
+        bot_stopped: Vec<(i64, bool)>,
+    }
+
+    fn encrypted_text(m: Option<enums::EncryptedMessage<'_>>) -> String {
+        match m {
+            Some(enums::EncryptedMessage::EncryptedMessage(m)) => String::from_utf8_lossy(m.bytes).into_owned(),
+            Some(enums::EncryptedMessage::EncryptedMessageService(m)) => String::from_utf8_lossy(m.bytes).into_owned(),
+            None => panic!("an undecodable encrypted message"),
+        }
     }
 
     impl Seen {
         fn sink(&mut self) -> impl FnMut(Delivered<'_>) + '_ {
             |d: Delivered<'_>| {
                 let (sequence, message) = match d.item {
+                    Item::Update(enums::Update::UpdateNewEncryptedMessage(u)) => {
+                        self.encrypted.push(encrypted_text(u.message.get()));
+                        return;
+                    }
+                    Item::Encrypted(e) => {
+                        self.encrypted.push(encrypted_text(Some(e)));
+                        return;
+                    }
+                    Item::Update(enums::Update::UpdateBotStopped(u)) => {
+                        self.bot_stopped.push((u.user_id, u.stopped));
+                        return;
+                    }
                     Item::Short(enums::Updates::UpdateShortMessage(m)) => {
                         let text = String::from_utf8_lossy(m.message).into_owned();
                         self.msgs.push((Sequence::Common, m.id, text));
@@ -2560,6 +2633,195 @@ mod test_dc {
         b.settle(Duration::from_millis(700));
         assert_eq!(b.sync.stats().differences, before + 1, "the gap is fetched");
         assert_eq!(b.sync.state().map(|s| s.0), dc_pts());
+    }
+
+    /// A user signed in by phone code on a fresh client (test_dc signs new numbers up).
+    fn phone_user(cfg: &TgConfig, phone: &str) -> (TgClient<MemoryStore>, i64) {
+        let mut c = TgClient::start(cfg.clone(), MemoryStore::new()).unwrap();
+        let flow = SignIn::phone(
+            SignInConfig::new(1, b"0123456789abcdef0123456789abcdef"),
+            phone.as_bytes(),
+        )
+        .unwrap();
+        let code = phone[5..6].repeat(5);
+        let user = c
+            .sign_in(flow, &mut |p| match p {
+                Prompt::Code => Reply::Code(code.as_bytes().to_vec()),
+                Prompt::SignUp => Reply::SignUp(b"U".to_vec(), Vec::new()),
+                other => panic!("asked {other:?}"),
+            })
+            .unwrap();
+        (c, user.id)
+    }
+
+    /// Saves `b`'s `UpdateSync`, stops its client and waits until test_dc sees it gone; the store and the state.
+    fn go_down(dc: &Dc, b: Synced, user: i64) -> (MemoryStore, Vec<u8>, Seen) {
+        let mut saved = vec![0u8; b.sync.saved_len()];
+        let n = b.sync.save(&mut saved).unwrap();
+        saved.truncate(n);
+        let store = b.client.into_store();
+        offline(dc, user);
+        (store, saved, b.seen)
+    }
+
+    /// Our `UpdateSync`'s qts against test_dc: user A opens a secret chat with user B through test_dc's relay (the
+    /// DC does not look inside the key exchange, so the test passes fixed g_a and g_b) and sends B encrypted
+    /// messages, each numbered in B's qts, interleaved with private messages (B's pts), while B is live, while its
+    /// pushes are lost (a qts gap, fetched with `updates.getDifference`: its `new_encrypted_messages` and
+    /// `state.qts`; the push that showed the gap is then a duplicate), and while B is down (restarted from its
+    /// saved state, the difference in slices of 3 that mix both sequences). Every encrypted message arrives exactly
+    /// once, in qts order, and B's final pts and qts are test_dc's.
+    #[test]
+    fn update_sync_qts_against_test_dc() {
+        let (c, cfg) = cluster();
+        let dc = c.dc(1).unwrap();
+        let (mut a, _a_id) = phone_user(&cfg, "9996610001");
+        let (client, b_id) = phone_user(&cfg, "9996610002");
+        let mut b = Synced {
+            client,
+            sync: UpdateSync::new(now(), false),
+            seen: Seen::default(),
+        };
+        b.settle(Duration::from_millis(50));
+        // Both ask for the DH parameters first, as a secret-chat client does (which makes them known to the relay).
+        call(&mut a, &api::get_dh_config(0, 0));
+        call(&mut b.client, &api::get_dh_config(0, 0));
+        let waiting = call(&mut a, &api::request_encryption(b_id, 1, &[3; 256]));
+        let peer = match api::parse_encrypted_chat(&waiting).unwrap() {
+            api::ChatView::Waiting { peer, .. } => peer,
+            other => panic!("requestEncryption answered {other:?}"),
+        };
+        call(&mut b.client, &api::accept_encryption(peer, &[4; 256], 77));
+        let mut rid = 0i64;
+        let mut say = |a: &mut TgClient<MemoryStore>, i: usize| {
+            rid += 1;
+            api::parse_sent_encrypted(&call(
+                a,
+                &api::send_encrypted(peer, rid, format!("e{i}").as_bytes(), false),
+            ))
+            .unwrap();
+            rid += 1;
+            send(a, b_id, &format!("p{i}"), rid);
+        };
+        // 1. Live: pushes only.
+        for i in 0..4 {
+            say(&mut a, i);
+        }
+        b.settle(Duration::from_millis(100));
+        assert_eq!(b.sync.stats().differences, 0);
+        assert_eq!(b.sync.state().unwrap().1, 4);
+        // 2. Pushes lost: the connection dropped while A writes; the next push shows the qts (and pts) gap.
+        b.client.drop_home_connection();
+        live_at_most(dc, b_id, 0);
+        for i in 4..8 {
+            say(&mut a, i);
+        }
+        b.touch();
+        say(&mut a, 8);
+        b.settle(Duration::from_millis(700));
+        assert_eq!(b.sync.state().unwrap().1, 9);
+        assert!(
+            b.sync.stats().duplicates > 0,
+            "the pushes that showed the gap came again in the difference"
+        );
+        // 3. Restart from the saved state, differences in slices of 3 events of either sequence.
+        dc.with_updates(|u| u.set_limits(3, 1000));
+        let (store, saved, seen) = go_down(dc, b, b_id);
+        for i in 9..17 {
+            say(&mut a, i);
+        }
+        let mut b = Synced {
+            client: TgClient::start(cfg.clone(), store).unwrap(),
+            sync: UpdateSync::restore(now(), false, &saved).unwrap(),
+            seen,
+        };
+        assert!(b.client.is_signed_in());
+        let before = b.sync.stats().differences;
+        b.settle(Duration::from_millis(100));
+        assert!(
+            b.sync.stats().differences - before >= 6,
+            "16 events in slices of 3: {:?}",
+            b.sync.stats()
+        );
+        b.touch();
+        say(&mut a, 17);
+        b.settle(Duration::from_millis(300));
+
+        let expected: Vec<String> = (0..18).map(|i| format!("e{i}")).collect();
+        assert_eq!(b.seen.encrypted, expected, "every encrypted message once, in qts order");
+        let kept: Vec<String> = dc
+            .with_updates(|u| u.encrypted_history(b_id))
+            .into_iter()
+            .map(|(_, m)| encrypted_text(enums::EncryptedMessage::decode(&m).ok()))
+            .collect();
+        assert_eq!(kept, expected, "test_dc's qts history");
+        let texts: Vec<&str> = b
+            .seen
+            .msgs
+            .iter()
+            .filter(|(s, _, _)| *s == Sequence::Common)
+            .map(|(_, _, t)| t.as_str())
+            .collect();
+        let private: Vec<String> = (0..18).map(|i| format!("p{i}")).collect();
+        assert_eq!(texts, private, "the private messages too, once, in pts order");
+        let (pts, qts, _, _) = b.sync.state().unwrap();
+        assert_eq!(pts, dc.with_updates(|u| u.state(b_id)).unwrap().0);
+        assert_eq!(Some(qts), dc.with_updates(|u| u.qts(b_id)));
+        assert_eq!(qts, 18);
+    }
+
+    /// `contacts.block` / `contacts.unblock` of a bot: test_dc pushes the bot `updateBotStopped` in its qts and
+    /// keeps it for the difference's `other_updates`. Bot 222's `UpdateSync` takes one live, then catches up on
+    /// three made while it was down (a restart from its saved state), once each, in order; its qts is test_dc's.
+    #[test]
+    fn update_sync_bot_stopped_against_test_dc() {
+        let (c, cfg) = cluster();
+        let dc = c.dc(1).unwrap();
+        let (mut u, u_id) = phone_user(&cfg, "9996610003");
+        let mut b = Synced {
+            client: bot(&cfg, 222, MemoryStore::new()),
+            sync: UpdateSync::new(now(), true),
+            seen: Seen::default(),
+        };
+        b.settle(Duration::from_millis(50));
+        let bot_peer = types::InputPeerUser {
+            user_id: 222,
+            access_hash: 0,
+        };
+        let block = |u: &mut TgClient<MemoryStore>, stop: bool| {
+            let body = if stop {
+                enc(&functions::ContactsBlock {
+                    my_stories_from: false,
+                    id: Obj::new(&bot_peer),
+                })
+            } else {
+                enc(&functions::ContactsUnblock {
+                    my_stories_from: false,
+                    id: Obj::new(&bot_peer),
+                })
+            };
+            assert!(api::is_bool_true(&call(u, &body)));
+        };
+        block(&mut u, true);
+        block(&mut u, true); // no change: no update
+        b.settle(Duration::from_millis(100));
+        assert_eq!(b.seen.bot_stopped, [(u_id, true)]);
+        let (store, saved, seen) = go_down(dc, b, 222);
+        block(&mut u, false);
+        block(&mut u, true);
+        block(&mut u, false);
+        let mut b = Synced {
+            client: bot(&cfg, 222, store),
+            sync: UpdateSync::restore(now(), true, &saved).unwrap(),
+            seen,
+        };
+        b.settle(Duration::from_millis(100));
+        assert_eq!(
+            b.seen.bot_stopped,
+            [(u_id, true), (u_id, false), (u_id, true), (u_id, false)]
+        );
+        assert_eq!(b.sync.state().map(|s| s.1), dc.with_updates(|x| x.qts(222)));
+        assert_eq!(b.sync.state().unwrap().1, 4);
     }
 
     /// Catch-up speed against test_dc (run by hand, see README "Measured"): bot 222 is offline while bot 111 sends it

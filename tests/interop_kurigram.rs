@@ -165,7 +165,7 @@ fn updates_catch_up() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.clone();
-    peer_updates::run(KEY, UPDATES, "9996612222", "11111", &path);
+    peer_updates::run(KEY, UPDATES, "9996612222", "11111", &path, false);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -29,8 +29,8 @@
 //!   `channelDifferenceTooLong` (a [`Item::Reset`] of the channel and its latest messages) are handled as the spec
 //!   says.
 //! - Results that move a pts without being `Updates` (`messages.affectedMessages` of the client's own deletions
-//!   and reads, `messages.affectedHistory`) go in through [`UpdateSync::handle_affected`] (or
-//!   [`UpdateSync::handle_affected_result`] with the bytes): applied in order like an update with nothing to show
+//!   and reads, `messages.affectedHistory`, `messages.affectedFoundMessages`) go in through
+//!   [`UpdateSync::handle_affected`] (or [`UpdateSync::handle_affected_result`] with the bytes): applied in order like an update with nothing to show
 //!   (TDLib's dummy pending update), so the client's own change is no gap, and one past a gap waits like an update.
 //! - An `updateChannelTooLong` in a difference (Telegram's hint that a channel moved while the client was away)
 //!   fetches that channel's difference, from the local pts of a tracked channel or the pts it names.
@@ -40,6 +40,12 @@
 //!   `updates.getDifference`, so what happened while the client was away comes first.
 //!
 //! **Where we chose otherwise, and why.**
+//! - The qts (the spec's secondary sequence: secret-chat messages and some bot updates, each counting 1, no
+//!   `qts_count`) shares the common pts's grace timer and fetch: a qts gap fetches `updates.getDifference` with
+//!   both, whose `new_encrypted_messages` and qts updates in `other_updates` are covered by its `state.qts`. TDLib
+//!   keeps pending qts updates apart from pts ones, with a gap timer of their own, and ends in the same
+//!   `getDifference`; one timer is enough here because either gap is filled by the same call. Acknowledging
+//!   secret-chat messages (`messages.receivedQueue`) is the host's.
 //! - Updates of a sequence whose difference is being fetched are held (as TDLib postpones them), not dropped (as
 //!   grammers does): one generated after the server computed the difference would otherwise be lost.
 //! - Held updates are copies (the host's receive buffer is reused), in a bounded arena ([`UpdateSync`]'s `HOLD`
@@ -1226,7 +1232,8 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
     }
 
     /// The pts a call's result that is not `Updates` moved (`messages.affectedMessages` of `messages.deleteMessages`,
-    /// `messages.readHistory`, `channels.deleteMessages`; `messages.affectedHistory` of `messages.deleteHistory`):
+    /// `messages.readHistory`, `channels.deleteMessages`; `messages.affectedHistory` of `messages.deleteHistory`;
+    /// `messages.affectedFoundMessages` of `messages.deletePhoneCallHistory`):
     /// the account's own action, numbered in `sequence` (the channel's for `channels.*`). It is applied as an update
     /// with nothing to show, as TDLib does (a dummy update in its pending pts queue): in order (`local + pts_count
     /// == pts`) it moves the sequence on, so the client's own deletions and reads need no difference; at or behind
@@ -1261,9 +1268,11 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         Ok(())
     }
 
-    /// [`UpdateSync::handle_affected`] of a result's bytes: a `messages.affectedMessages` or
-    /// `messages.affectedHistory` (validated against the schema first), in the common sequence, or `channel`'s for
-    /// a `channels.*` call. `affectedHistory`'s `offset` (more to delete: call again) is the host's.
+    /// [`UpdateSync::handle_affected`] of a result's bytes: a `messages.affectedMessages`,
+    /// `messages.affectedHistory` or `messages.affectedFoundMessages` (`messages.deletePhoneCallHistory`; validated
+    /// against the schema first), in the common sequence, or `channel`'s for a `channels.*` call. The `offset` of
+    /// `affectedHistory` and `affectedFoundMessages` (more to delete: call again) and the latter's `messages` (the
+    /// ids deleted) are the host's.
     pub fn handle_affected_result<F: FnMut(Delivered<'_>)>(
         &mut self,
         now: Instant,
@@ -1271,13 +1280,18 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         body: &[u8],
         sink: &mut F,
     ) -> Result<(), UpdatesError> {
-        let (pts, count) = match enums::MessagesAffectedMessages::decode(body) {
-            Ok(enums::MessagesAffectedMessages::MessagesAffectedMessages(a)) => (a.pts, a.pts_count),
-            Err(_) => {
-                let enums::MessagesAffectedHistory::MessagesAffectedHistory(a) =
-                    enums::MessagesAffectedHistory::decode(body)?;
-                (a.pts, a.pts_count)
-            }
+        let (pts, count) = if let Ok(enums::MessagesAffectedMessages::MessagesAffectedMessages(a)) =
+            enums::MessagesAffectedMessages::decode(body)
+        {
+            (a.pts, a.pts_count)
+        } else if let Ok(enums::MessagesAffectedHistory::MessagesAffectedHistory(a)) =
+            enums::MessagesAffectedHistory::decode(body)
+        {
+            (a.pts, a.pts_count)
+        } else {
+            let enums::MessagesAffectedFoundMessages::MessagesAffectedFoundMessages(a) =
+                enums::MessagesAffectedFoundMessages::decode(body)?;
+            (a.pts, a.pts_count)
         };
         let sequence = channel.map_or(Sequence::Common, Sequence::Channel);
         self.handle_affected(now, sequence, pts, count, sink)

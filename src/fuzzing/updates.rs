@@ -125,7 +125,8 @@ mod api {
                     let _ = m.track_channel(now, id, Some(id), pts);
                 }
                 _ => {
-                    // A result that moves a pts without being `Updates` (affectedMessages / affectedHistory).
+                    // A result that moves a pts without being `Updates` (affectedMessages / affectedHistory /
+                    // affectedFoundMessages).
                     let channel = input.u8().unwrap_or(0);
                     let n = input.len16();
                     let body = input.take(n);

@@ -3,8 +3,9 @@
 //! `upload.saveFilePart`, and the secret-chat relay (`messages.requestEncryption`, `acceptEncryption`,
 //! `discardEncryption`, `sendEncrypted`, `sendEncryptedService`, `sendEncryptedFile` (files uploaded with
 //! `saveFilePart`, whose part sizes the DC records), with `updateEncryption` and
-//! `updateNewEncryptedMessage` pushed to the other party; `messages.receivedQueue` acknowledged). The sign-in, config and account calls are
-//! `crate::auth`'s; everything else is answered `rpc_error 400 INPUT_METHOD_INVALID`.
+//! `updateNewEncryptedMessage` pushed to the other party, numbered in its qts by a [`QtsLog`] (test_dc's update
+//! stream keeps them for `updates.getDifference`); `messages.receivedQueue` acknowledged). The sign-in, config and
+//! account calls are `crate::auth`'s; everything else is answered `rpc_error 400 INPUT_METHOD_INVALID`.
 //!
 //! Users: a caller is its signed-in account (`crate::auth`), or, for a key that is not signed in, the auth key: its
 //! id is then [`user_id_of`] the auth_key_id (so a client knows its own id without asking). A user exists for the
@@ -604,11 +605,25 @@ impl Directory {
     pub fn chat_count(&self) -> usize {
         self.chats.len()
     }
+}
 
-    fn next_qts(&mut self, user: i64) -> i32 {
-        let q = self.qts.entry(user).or_insert(0);
-        *q = q.saturating_add(1);
-        *q
+/// Numbers the qts updates the relay makes (secret-chat messages) in their recipient's secondary sequence.
+/// test_dc's cluster keeps them in its update stream ([`crate::updates::UpdateStore`]), so that
+/// `updates.getDifference` carries them; [`execute`] alone numbers them per [`Directory`] and keeps nothing.
+pub trait QtsLog {
+    /// Records `message` (an encoded `EncryptedMessage`) for user `to` at `date`: its qts, or `None` when it
+    /// cannot be kept (the sender is answered `500`).
+    fn encrypted(&mut self, to: i64, message: &[u8], date: i32) -> Option<i32>;
+}
+
+/// A qts counter per user, nothing kept: [`execute`]'s.
+struct Counter<'a>(&'a mut HashMap<i64, i32>);
+
+impl QtsLog for Counter<'_> {
+    fn encrypted(&mut self, to: i64, _message: &[u8], _date: i32) -> Option<i32> {
+        let q = self.0.entry(to).or_insert(0);
+        *q = q.checked_add(1)?;
+        Some(*q)
     }
 }
 
@@ -619,6 +634,9 @@ pub struct Push {
     pub to: i64,
     /// The serialized `Updates` (sent as a content-related server message).
     pub updates: Vec<u8>,
+    /// In the user's qts sequence (`updateNewEncryptedMessage`): a signed-in account fetches it with
+    /// `updates.getDifference`, so a host need not keep it for one without a live connection.
+    pub sequenced: bool,
 }
 
 /// Who makes a call, and the DC's Unix time then.
@@ -643,15 +661,34 @@ where
         update: Obj::new(&update),
         date,
     });
-    Push { to, updates }
+    Push {
+        to,
+        updates,
+        sequenced: false,
+    }
 }
 
-/// Executes one request body as the test DC does: the answer, and the updates to push to other users.
+/// Executes one request body as the test DC does: the answer, and the updates to push to other users. Secret-chat
+/// messages are numbered per recipient by the directory's own counter; see [`execute_with`].
 pub fn execute<R: CryptoRng + ?Sized>(
     body: &[u8],
     rng: &mut R,
     caller: Caller,
     dir: &mut Directory,
+) -> (Reply, Vec<Push>) {
+    let mut qts = core::mem::take(&mut dir.qts);
+    let r = execute_with(body, rng, caller, dir, &mut Counter(&mut qts));
+    dir.qts = qts;
+    r
+}
+
+/// [`execute`] with the relayed secret-chat messages numbered and kept by `log` (test_dc's update stream).
+pub fn execute_with<R: CryptoRng + ?Sized>(
+    body: &[u8],
+    rng: &mut R,
+    caller: Caller,
+    dir: &mut Directory,
+    log: &mut dyn QtsLog,
 ) -> (Reply, Vec<Push>) {
     let Ok(u) = unwrap(body) else {
         return (Reply::Error(400, "INPUT_REQUEST_INVALID"), Vec::new());
@@ -773,7 +810,6 @@ pub fn execute<R: CryptoRng + ?Sized>(
             };
             match to {
                 Ok(to) => {
-                    let qts = dir.next_qts(to);
                     let file_tl = match file {
                         Some(f) => enums::EncryptedFile::EncryptedFile(f),
                         None => enums::EncryptedFile::EncryptedFileEmpty(types::EncryptedFileEmpty {}),
@@ -794,6 +830,9 @@ pub fn execute<R: CryptoRng + ?Sized>(
                             file: Obj::new(&file_tl),
                         })
                     };
+                    let Some(qts) = log.encrypted(to, &encode(&message), caller.date) else {
+                        return (Reply::Error(500, "USERS_TOO_MUCH"), pushes);
+                    };
                     let update = types::UpdateNewEncryptedMessage {
                         message: Obj::new(&message),
                         qts,
@@ -807,6 +846,7 @@ pub fn execute<R: CryptoRng + ?Sized>(
                             date: caller.date,
                             seq: 0, // qts-sequenced updates carry none
                         }),
+                        sequenced: true,
                     });
                     Reply::Result(match &file {
                         Some(f) => encode(&types::MessagesSentEncryptedFile {
@@ -819,8 +859,9 @@ pub fn execute<R: CryptoRng + ?Sized>(
                 Err(e) => Reply::Error(400, e),
             }
         }
-        // Nothing waits for an acknowledgement here (updates go to live connections or a bounded queue): an empty
-        // `Vector<long>` of encrypted messages to forget.
+        // Nothing waits for an acknowledgement here (a signed-in account fetches the qts updates it missed with
+        // `updates.getDifference`; an auth key's user has them queued, bounded): an empty `Vector<long>` of
+        // encrypted messages to forget.
         Call::Other(RECEIVED_QUEUE) => Reply::Result([VECTOR.to_le_bytes(), 0u32.to_le_bytes()].concat()),
         Call::Other(_) => Reply::Error(400, "INPUT_METHOD_INVALID"),
     };

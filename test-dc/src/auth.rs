@@ -336,6 +336,11 @@ impl World {
         self.user_of(dc, key).unwrap_or_else(|| user_id_of(key))
     }
 
+    /// Whether `id` is a bot that signed in.
+    pub fn is_bot(&self, id: i64) -> bool {
+        self.accounts.get(&id).is_some_and(|a| a.bot)
+    }
+
     /// Whether `id` is an account (a user or bot that signed up or in).
     pub fn is_account(&self, id: i64) -> bool {
         self.accounts.contains_key(&id)
@@ -1293,6 +1298,7 @@ impl World {
         let push = tl::encode(&short, &mut updates).ok().map(|_| Push {
             to: self.identity(dc, key),
             updates,
+            sequenced: false,
         });
         let answer = result(&types::Authorization {
             current: false,

@@ -21,7 +21,9 @@
 //! user as content-related server messages; a connection becomes live for its user (its signed-in account, else
 //! `api::user_id_of` its key: `auth::World::identity`) with its first request, as on Telegram, and again when that
 //! changes (a sign-in). The DCs of one process ([`start_cluster`]) share the accounts (`auth::World`) and route
-//! updates to each other's connections. Updates for a user with no live connection wait, at most `api::MAX_PENDING_UPDATES`.
+//! updates to each other's connections. Updates for a user with no live connection wait, at most
+//! `api::MAX_PENDING_UPDATES`, except those of the update stream (`crate::updates`, and secret-chat messages to a
+//! signed-in account, numbered in its qts): its client fetches them with `updates.getDifference`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::RefCell;
@@ -1254,10 +1256,22 @@ impl<'s> Conn<'s> {
                     }
                     None => {
                         let caller = api::Caller { user, date };
-                        let mut hub = lock(&self.sh.hub);
-                        let (reply, pushes) = api::execute(&body, &mut rand::rng(), caller, &mut hub.dir);
+                        // Relayed secret-chat messages are numbered in the recipient's qts sequence of the update
+                        // stream, which keeps them for `updates.getDifference`.
+                        let (reply, pushes) = {
+                            let mut hub = lock(&self.sh.hub);
+                            let mut stream = lock(&self.sh.cluster.updates);
+                            api::execute_with(&body, &mut rand::rng(), caller, &mut hub.dir, &mut *stream)
+                        };
                         for p in pushes {
-                            hub.route(p, &self.sh.stats);
+                            // A signed-in account fetches a missed qts update with a difference: like the rest of
+                            // the update stream it goes to live connections only. Anything else (`updateEncryption`,
+                            // or a user that is an auth key and cannot call `getDifference`) waits in the queue.
+                            if p.sequenced && lock(&self.sh.cluster.world).is_account(p.to) {
+                                self.sh.route_live(&p, None);
+                            } else {
+                                lock(&self.sh.hub).route(p, &self.sh.stats);
+                            }
                         }
                         reply
                     }
