@@ -157,15 +157,21 @@ impl Net {
                             conn: None,
                             held: Vec::new(),
                         });
-                        // A DC connection per socket; the session continues (resume_session) on the key.
-                        side.conn = self.dc_keys.get(&option.dc).map(|k| {
-                            Box::new(Connection::server(
-                                ConnectionConfig::DEFAULT,
-                                k.clone(),
-                                self.now,
-                                &mut self.rng,
-                            ))
-                        });
+                        // A new socket for a connection the DC served keeps its session there (as test_dc
+                        // hands sessions over); a new one starts a session on the key.
+                        match side.conn.as_mut() {
+                            Some(c) => c.reconnect(self.now),
+                            None => {
+                                side.conn = self.dc_keys.get(&option.dc).map(|k| {
+                                    Box::new(Connection::server(
+                                        ConnectionConfig::DEFAULT,
+                                        k.clone(),
+                                        self.now,
+                                        &mut self.rng,
+                                    ))
+                                });
+                            }
+                        }
                         self.client.connected(self.now, conn, &mut self.rng);
                     }
                     HostAction::Close { conn } => {
@@ -495,5 +501,45 @@ fn bad_bodies_and_too_many_requests_are_refused() {
     assert_eq!(
         net.client.invoke(now, Target::Home, &call(METHOD, 99), CallKind::Api),
         Err(InvokeError::Full)
+    );
+}
+
+/// A socket lost with a query in flight: the machine asks for the same connection again (after the router's
+/// backoff), its session continues on the new socket, and the answer reaches the request; a socket lost with nothing in flight on a DC that
+/// is not home is not reopened.
+#[test]
+fn a_lost_connection_with_a_query_in_flight_is_opened_again() {
+    let mut net = Net::new(&[1, 2], false);
+    let id = net.invoke(Target::Home, &call(METHOD, 6));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(net.opened.len(), 1);
+    let (conn, _) = net.opened[0];
+    net.client.disconnected(net.now, conn);
+    // The router's backoff before reopening (1 s by default).
+    net.run(&mut |_, _, _| Reply::Hold);
+    net.advance(Duration::from_secs(2));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert_eq!(net.answers()[&id], Ok(60i32.to_le_bytes().to_vec()));
+    assert_eq!(
+        net.opened,
+        [(conn, dc(1)), (conn, dc(1))],
+        "the same connection, a new socket"
+    );
+    // The session resent it on the new socket; the DC's session, handed over, had it already and answers once.
+    assert_eq!(net.received.len(), 1);
+
+    // DC 2, answered, then idle and lost: nothing asks for it.
+    let other = net.invoke(Target::Dc(dc(2)), &call(METHOD, 7));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert_eq!(net.answers()[&other], Ok(70i32.to_le_bytes().to_vec()));
+    let (conn2, _) = *net.opened.last().unwrap();
+    net.client.disconnected(net.now, conn2);
+    net.advance(Duration::from_secs(5));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(
+        net.opened.iter().filter(|o| o.0 == conn2).count(),
+        1,
+        "{:?}",
+        net.opened
     );
 }

@@ -815,8 +815,12 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                     self.fail(id, CallError::Unreachable(link.dc), now);
                 }
             }
-        } else {
+        } else if self.sent_on(&[conn]).is_empty() {
             self.router.link_closed(link, now);
+        } else {
+            // Lost with queries in flight: the router reopens it (it counts them) after its short backoff, where
+            // a close with nothing in flight reopens only a connection something waits for.
+            self.router.link_failed(link, now);
         }
         self.step(now);
     }
