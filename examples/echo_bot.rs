@@ -209,9 +209,10 @@ impl Host {
                 self.turn(Duration::from_millis(20));
                 continue;
             };
-            let p = match self.call(&buf[..req.len], CallKind::Raw) {
-                Ok(b) => flow.handle_result(self.now(), req.tag, &b).unwrap(),
-                Err((c, m)) => flow.handle_rpc_error(self.now(), req.tag, c, m.as_bytes()).unwrap(),
+            let answer = self.call(&buf[..req.len], CallKind::Raw);
+            let p = match &answer {
+                Ok(b) => flow.handle_result(self.now(), req.tag, b).unwrap(),
+                Err((c, m)) => flow.handle_rpc_error(self.now(), req.tag, *c, m.as_bytes()).unwrap(),
             };
             match p {
                 Progress::CodeSent(_) => flow.submit_code(self.now(), code).unwrap(),
