@@ -187,11 +187,11 @@ impl Net {
                 if first.len() < 64 {
                     first.extend_from_slice(&bytes);
                 }
-                self.to_dc(conn, &bytes, script);
+                self.deliver(conn, &bytes);
             }
             let conns: Vec<ConnId> = self.sides.keys().copied().collect();
             for conn in conns {
-                moved |= self.from_dc(conn, script);
+                moved |= self.answer_and_return(conn, script);
             }
             while let Some(ev) = self.client.poll_event() {
                 moved = true;
@@ -204,7 +204,7 @@ impl Net {
         panic!("the exchange did not settle");
     }
 
-    fn to_dc(&mut self, conn: ConnId, bytes: &[u8], script: &mut dyn FnMut(DcId, u32, &[u8]) -> Reply) {
+    fn deliver(&mut self, conn: ConnId, bytes: &[u8]) {
         let Some(side) = self.sides.get_mut(&conn) else {
             return;
         };
@@ -232,11 +232,10 @@ impl Net {
                 }
             }
         }
-        let _ = script;
     }
 
     /// Answers what the script allows and moves the DC's bytes to the client; true if anything moved.
-    fn from_dc(&mut self, conn: ConnId, script: &mut dyn FnMut(DcId, u32, &[u8]) -> Reply) -> bool {
+    fn answer_and_return(&mut self, conn: ConnId, script: &mut dyn FnMut(DcId, u32, &[u8]) -> Reply) -> bool {
         let Some(side) = self.sides.get_mut(&conn) else {
             return false;
         };

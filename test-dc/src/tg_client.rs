@@ -488,8 +488,15 @@ where
             std::thread::sleep(due.saturating_duration_since(t).min(Duration::from_millis(50)));
             return Ok(());
         }
-        let share = u32::try_from(conns.len()).unwrap_or(1);
-        let slice = (due.saturating_duration_since(t) / share).max(Duration::from_millis(1));
+        // One socket: wait on it until the timer. Several: a blocking read on one must not hold back another
+        // that has data, so each gets a short slice and the loop turns again.
+        let wait = due.saturating_duration_since(t);
+        let slice = if conns.len() > 1 {
+            wait.min(Duration::from_millis(2))
+        } else {
+            wait
+        }
+        .max(Duration::from_millis(1));
         for conn in conns {
             let Some(s) = self.socks.get_mut(&conn) else {
                 continue;
