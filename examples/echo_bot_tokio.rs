@@ -100,10 +100,14 @@ impl Host {
         let now = Instant::from_micros(t0.elapsed().as_micros() as u64);
         let machine = Client::new(cfg, store.load().unwrap(), &[boot], now, UnixTime(unix.as_secs())).unwrap();
         let buf = vec![0u8; 70_000];
+        // Bounded: a reader waits while the loop is behind (backpressure down to the socket).
+        let (reads_tx, reads) = mpsc::channel(64);
         Host {
             machine: Box::new(machine),
             store,
             socks: HashMap::new(),
+            reads_tx,
+            reads,
             t0,
             answers: HashMap::new(),
             updates: Vec::new(),
@@ -416,7 +420,8 @@ async fn clients(n: usize, keys: &'static [RsaPublicKey], addr: SocketAddr, t0: 
     user.sign_in(
         SignIn::phone(signin(), PHONE.as_bytes()).unwrap(),
         PHONE[5..6].repeat(5).as_bytes(),
-    );
+    )
+    .await;
     let mut user = Side::new(user, false);
     user.sync().await;
     println!("[{:>5.1} ms] user {PHONE} signed up", ms(t0));
