@@ -109,6 +109,10 @@ fn config() -> Config {
 impl Net {
     /// A client whose record holds keys for `keys` (the DCs know them too), home DC 1.
     fn new(keys: &[i64], signed_in: bool) -> Net {
+        Net::with_config(keys, signed_in, config())
+    }
+
+    fn with_config(keys: &[i64], signed_in: bool, cfg: Config) -> Net {
         let mut rec = Record::new(true);
         rec.set_options(&[option(1), option(2), option(3)]).unwrap();
         for &k in keys {
@@ -119,7 +123,7 @@ impl Net {
             rec.signed_in(dc(1), User { id: 7, bot: true }).unwrap();
         }
         let now = Instant::from_secs(10);
-        let client = Client::new(config(), Some(rec), &[], now, UnixTime(1_700_000_000)).unwrap();
+        let client = Client::new(cfg, Some(rec), &[], now, UnixTime(1_700_000_000)).unwrap();
         Net {
             client,
             rng: StdRng::seed_from_u64(1),
@@ -541,4 +545,51 @@ fn a_lost_connection_with_a_query_in_flight_is_opened_again() {
         "{:?}",
         net.opened
     );
+}
+
+/// Events the host has not drained are bounded: past `max_events`, input is refused (0 consumed) until the host
+/// drains them, and nothing is lost.
+#[test]
+fn undrained_events_stop_input_until_drained() {
+    let mut cfg = config();
+    cfg.max_events = 3;
+    let mut net = Net::with_config(&[1], false, cfg);
+    let ids: Vec<RequestId> = (0..8).map(|n| net.invoke(Target::Home, &call(METHOD, n))).collect();
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(net.received.len(), 8);
+    let (conn, _) = net.opened[0];
+    let now = net.now;
+    let side = net.sides.get_mut(&conn).unwrap();
+    let c = side.conn.as_mut().unwrap();
+    // Two packets of four answers each.
+    let mut out = vec![0u8; 70_000];
+    let mut packets = Vec::new();
+    for half in side.held.chunks(4) {
+        for (msg, _, args) in half {
+            c.answer(now, *msg, &times_ten(args)).unwrap();
+        }
+        let mut wire = Vec::new();
+        while let Some(n) = c.poll_transmit(now, &mut net.rng, &mut out).unwrap() {
+            wire.extend_from_slice(&out[..n]);
+        }
+        packets.push(wire);
+    }
+    side.held.clear();
+    assert_eq!(net.client.handle_input(now, conn, &packets[0]), packets[0].len());
+    // Four answers wait undrained, more than `max_events`: the next packet is refused, not dropped.
+    assert_eq!(net.client.handle_input(now, conn, &packets[1]), 0);
+    let mut drained = Vec::new();
+    while let Some(ev) = net.client.poll_event() {
+        drained.push(ev);
+    }
+    assert_eq!(drained.len(), 4);
+    assert_eq!(net.client.handle_input(now, conn, &packets[1]), packets[1].len());
+    while let Some(ev) = net.client.poll_event() {
+        drained.push(ev);
+    }
+    net.events.extend(drained);
+    let answers = net.answers();
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(answers[id], Ok(((n as i32) * 10).to_le_bytes().to_vec()), "request {n}");
+    }
 }
