@@ -1,36 +1,41 @@
 //! A bot that answers every private message with the same text, against a test DC in this process.
 //!
 //! ```text
-//! cargo run --release --example echo_bot -- [MESSAGES]      # default 3
+//! cargo run --profile test --features std,api --example echo_bot -- [MESSAGES]      # default 3
 //! ```
 //!
-//! Two clients of the same kind (`test-dc/src/tg_client.rs`: a `Connection` per DC, the `Router`, the
-//! `FloodScheduler`, a `Store`) each run an `UpdateSync` (`client::updates`) that turns pushed updates into
-//! messages delivered once and in order, fetching a difference when a push shows a gap:
-//! - the bot signs in with a bot token (`auth.importBotAuthorization`), reads its updates and sends each incoming
-//!   private message back to its sender with `messages.sendMessage`;
+//! Everything client-side is the crate: [`Client`] (`client::machine`: a connection per DC, the router, the flood
+//! scheduler, the record, `initConnection`) under a blocking host of about a hundred lines ([`Host`]: TCP sockets,
+//! the clock, the store, one loop), a sign-in flow (`client::signin`) and an update machine per client
+//! (`client::updates`: messages delivered once and in order, a difference fetched after a gap). Only the DC comes
+//! from test_dc:
+//! - the bot signs in with a bot token, reads its updates and sends each incoming private message back to its
+//!   sender with `messages.sendMessage`;
 //! - a user signs up with a phone number (test DCs' convention: `99966XYYYY` lives on DC X, its code is X five
 //!   times) and writes to the bot, then reads the echoes from its own updates.
 //!
-//! The host loop is [`Side::pump`]: the updates pushed since the last call go to the machine, the requests the
-//! machine asks for go out (a difference after a gap, `updates.getState` at the start), and the messages it delivers
-//! are collected; everything else is the client's. Requests and answers are the generated API types (`tl::api`):
-//! no TL by hand.
+//! Requests and answers are the generated API types (`tl::api`): no TL by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
-use mtproto_sansio::client::DcId;
-use mtproto_sansio::client::router::Target;
-use mtproto_sansio::client::signin::{SignIn, SignInConfig};
-use mtproto_sansio::client::store::MemoryStore;
+use mtproto_sansio::client::machine::{CallKind, Client, ClientEvent, Config, ConnId, HostAction};
+use mtproto_sansio::client::router::{DcOption, RouterConfig, Target};
+use mtproto_sansio::client::signin::{Progress, SignIn, SignInConfig, Stage};
+use mtproto_sansio::client::store::{MemoryStore, Store, User};
 use mtproto_sansio::client::updates::{Delivered, Item, UpdateSync};
+use mtproto_sansio::client::{DcId, RequestId};
 use mtproto_sansio::crypto::pem::parse_private_pem;
+use mtproto_sansio::crypto::rsa::RsaPublicKey;
+use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::api::{Obj, enums, functions, types};
+use mtproto_sansio::tl::invoke::InitConnection;
 use mtproto_sansio::tl::{self, TlWrite};
-use mtproto_test_dc::client::now;
+use mtproto_sansio::transport::TransportConfig;
 use mtproto_test_dc::dc::{self, ClusterOptions, DcOptions};
-use mtproto_test_dc::tg_client::{Prompt, Reply, TgClient, TgConfig};
 
 const KEY_PKCS1: &str = include_str!("../tests/data/keys/dc_test_pkcs1.pem");
 /// Test DCs accept any api_id/api_hash; a real deployment uses its own from my.telegram.org.
@@ -38,37 +43,230 @@ const API_HASH: &[u8] = b"0123456789abcdef0123456789abcdef";
 const BOT_ID: i64 = 4242;
 const PHONE: &str = "9996611234";
 
+/// An API answer: the result's bytes, or the `rpc_error`.
+type Answer = Result<Vec<u8>, (i32, String)>;
+
+/// The host: sockets, clock, store and the loop around the machine.
+struct Host {
+    machine: Box<Client>,
+    store: MemoryStore,
+    socks: HashMap<ConnId, TcpStream>,
+    t0: std::time::Instant,
+    answers: HashMap<RequestId, Answer>,
+    updates: Vec<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Host {
+    fn new(rsa: &'static [RsaPublicKey], dc1: SocketAddr, t0: std::time::Instant) -> Host {
+        let mut cfg = Config::new(rsa, TransportConfig::INTERMEDIATE);
+        cfg.router = RouterConfig {
+            test_mode: true,
+            ..RouterConfig::DEFAULT
+        };
+        cfg.init = Some(InitConnection {
+            api_id: 1,
+            device_model: b"echo bot",
+            system_version: b"example",
+            app_version: b"1.0",
+            system_lang_code: b"en",
+            lang_pack: b"",
+            lang_code: b"en",
+        });
+        let boot = DcOption {
+            dc: DcId::new(1).unwrap(),
+            addr: dc1.ip(),
+            port: dc1.port(),
+            media_only: false,
+            tcpo_only: false,
+            cdn: false,
+            static_: false,
+            this_port_only: false,
+            secret: None,
+        };
+        let mut store = MemoryStore::new();
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let now = Instant::from_micros(t0.elapsed().as_micros() as u64);
+        let machine = Client::new(cfg, store.load().unwrap(), &[boot], now, UnixTime(unix.as_secs())).unwrap();
+        let buf = vec![0u8; 70_000];
+        Host {
+            machine: Box::new(machine),
+            store,
+            socks: HashMap::new(),
+            t0,
+            answers: HashMap::new(),
+            updates: Vec::new(),
+            buf,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.t0.elapsed().as_micros() as u64)
+    }
+
+    /// One turn: saves, sockets, events, bytes out, then bytes in (each socket read for up to `wait` in all).
+    fn turn(&mut self, wait: Duration) {
+        let mut rng = rand::rng();
+        while let Some(change) = self.machine.poll_save() {
+            self.store.save(self.machine.record(), change).unwrap();
+            self.machine.saved(self.now(), change);
+        }
+        while let Some(a) = self.machine.poll_action() {
+            match a {
+                HostAction::Open { conn, option } => match TcpStream::connect((option.addr, option.port)) {
+                    Ok(s) => {
+                        s.set_nodelay(true).unwrap();
+                        self.socks.insert(conn, s);
+                        self.machine.connected(self.now(), conn, &mut rng);
+                    }
+                    Err(_) => self.machine.connect_failed(self.now(), conn),
+                },
+                HostAction::Close { conn } => drop(self.socks.remove(&conn)),
+            }
+        }
+        while let Some((conn, n)) = self.machine.poll_transmit(self.now(), &mut rng, &mut self.buf).unwrap() {
+            if self
+                .socks
+                .get_mut(&conn)
+                .is_some_and(|s| s.write_all(&self.buf[..n]).is_err())
+            {
+                self.socks.remove(&conn);
+                self.machine.disconnected(self.now(), conn);
+            }
+        }
+        self.events();
+        let due = self
+            .machine
+            .poll_timeout()
+            .map(|t| t.saturating_duration_since(self.now()));
+        let slice = due.unwrap_or(wait).min(wait) / self.socks.len().max(1) as u32;
+        for conn in self.socks.keys().copied().collect::<Vec<_>>() {
+            let s = &mut self.socks.get_mut(&conn).unwrap();
+            s.set_read_timeout(Some(slice.max(Duration::from_millis(1)))).unwrap();
+            let mut input = vec![0u8; 65_536];
+            match s.read(&mut input) {
+                Ok(n) if n > 0 => {
+                    let mut off = 0;
+                    while off < n {
+                        off += self.machine.handle_input(self.now(), conn, &input[off..n]);
+                        self.events();
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                _ => {
+                    self.socks.remove(&conn);
+                    self.machine.disconnected(self.now(), conn);
+                }
+            }
+        }
+        if self.machine.poll_timeout().is_some_and(|t| t <= self.now()) {
+            self.machine.handle_timeout(self.now());
+        }
+        self.events();
+    }
+
+    fn events(&mut self) {
+        while let Some(ev) = self.machine.poll_event() {
+            match ev {
+                ClientEvent::Answer { id, result } => {
+                    let a = result.map_err(|e| (e.code, String::from_utf8_lossy(&e.message).into_owned()));
+                    self.answers.insert(id, a);
+                }
+                ClientEvent::Failed { id, error } => panic!("request {id:?} failed: {error:?}"),
+                ClientEvent::Update { body, .. } => self.updates.push(body),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends `body` and turns the loop until it is answered.
+    fn call(&mut self, body: &[u8], kind: CallKind) -> Answer {
+        let id = self.machine.invoke(self.now(), Target::Home, body, kind).unwrap();
+        loop {
+            if let Some(a) = self.answers.remove(&id) {
+                return a;
+            }
+            self.turn(Duration::from_millis(50));
+        }
+    }
+
+    /// Drives a sign-in flow to the end; `code` answers a login code prompt (and signs up as "Ada").
+    fn sign_in(&mut self, mut flow: SignIn<'_>, code: &[u8]) -> User {
+        let mut buf = [0u8; 1024];
+        loop {
+            match flow.stage() {
+                Stage::SignedIn { user_id, bot } => return User { id: user_id, bot },
+                Stage::WaitMigration { dc } => {
+                    self.machine.move_home(self.now(), DcId::new(i64::from(dc)).unwrap());
+                    flow.migrated(self.now(), dc).unwrap();
+                }
+                Stage::Failed(e) => panic!("sign-in failed: {e:?}"),
+                _ => {}
+            }
+            let Some(req) = flow.poll_request(self.now(), &mut buf).unwrap() else {
+                self.turn(Duration::from_millis(20));
+                continue;
+            };
+            let answer = self.call(&buf[..req.len], CallKind::Raw);
+            let p = match &answer {
+                Ok(b) => flow.handle_result(self.now(), req.tag, b).unwrap(),
+                Err((c, m)) => flow.handle_rpc_error(self.now(), req.tag, *c, m.as_bytes()).unwrap(),
+            };
+            match p {
+                Progress::CodeSent(_) => flow.submit_code(self.now(), code).unwrap(),
+                Progress::SignUpRequired(_) => flow.sign_up(self.now(), b"Ada", b"").unwrap(),
+                Progress::SignedIn(a) => {
+                    let u = User {
+                        id: a.user_id,
+                        bot: a.bot,
+                    };
+                    self.machine.signed_in(self.now(), u).unwrap();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// One client and its update machine; `inbox` holds the private messages it received: (sender, text).
 struct Side {
-    client: TgClient<MemoryStore>,
+    host: Host,
     sync: UpdateSync,
     inbox: Vec<(i64, String)>,
 }
 
 impl Side {
-    fn new(client: TgClient<MemoryStore>, bot: bool) -> Self {
+    fn new(host: Host, bot: bool) -> Self {
+        let now = host.now();
         Side {
-            client,
-            sync: UpdateSync::new(now(), bot),
+            host,
+            sync: UpdateSync::new(now, bot),
             inbox: Vec::new(),
         }
     }
 
-    /// One turn of the host loop: pushed updates in, the machine's requests out, delivered messages collected.
+    /// One turn of the bot's loop: pushed updates in, the update machine's requests out, messages collected.
     fn pump(&mut self) {
+        self.host.turn(Duration::from_millis(20));
         let inbox = &mut self.inbox;
         let mut sink = |d: Delivered<'_>| collect(d, inbox);
-        for push in self.client.pump_updates(Duration::from_millis(20)).unwrap() {
-            self.sync.handle_updates(now(), &push, &mut sink).unwrap();
+        let now = self.host.now();
+        for push in std::mem::take(&mut self.host.updates) {
+            self.sync.handle_updates(now, &push, &mut sink).unwrap();
         }
-        self.sync.handle_timeout(now());
+        self.sync.handle_timeout(now);
         let mut buf = [0u8; 1024];
-        while let Some(req) = self.sync.poll_request(now(), &mut buf).unwrap() {
-            match self.client.invoke(Target::Home, &buf[..req.len]).unwrap() {
-                Ok(answer) => self.sync.handle_result(now(), req.tag, &answer, &mut sink).unwrap(),
-                Err((code, msg)) => self
+        while let Some(req) = self.sync.poll_request(self.host.now(), &mut buf).unwrap() {
+            match self.host.call(&buf[..req.len], CallKind::Api) {
+                Ok(a) => self
                     .sync
-                    .handle_rpc_error(now(), req.tag, code, msg.as_bytes())
+                    .handle_result(self.host.now(), req.tag, &a, &mut sink)
+                    .unwrap(),
+                Err((c, m)) => self
+                    .sync
+                    .handle_rpc_error(self.host.now(), req.tag, c, m.as_bytes())
                     .unwrap(),
             }
         }
@@ -115,10 +313,10 @@ impl Side {
         tl::encode(&call, &mut body).unwrap();
         // The answer (`updateShortSentMessage`) carries the sender's own pts: our own messages come back as updates
         // too, and the machine keeps the sequence whole either way.
-        let answer = self.client.invoke(Target::Home, &body).unwrap().unwrap();
+        let answer = self.host.call(&body, CallKind::Api).unwrap();
         let inbox = &mut self.inbox;
         self.sync
-            .handle_updates(now(), &answer, &mut |d| collect(d, inbox))
+            .handle_updates(self.host.now(), &answer, &mut |d| collect(d, inbox))
             .unwrap();
     }
 }
@@ -145,7 +343,7 @@ fn collect(d: Delivered<'_>, inbox: &mut Vec<(i64, String)>) {
 
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let t0 = Instant::now();
+    let t0 = std::time::Instant::now();
     // The DC side: one test DC on an ephemeral loopback port, new phone numbers sign up.
     let rsa = parse_private_pem(KEY_PKCS1.as_bytes()).unwrap();
     let cluster = dc::start_cluster(ClusterOptions {
@@ -163,36 +361,30 @@ fn main() {
         passwords: Vec::new(),
     })
     .unwrap();
-    let cfg = TgConfig::new(
-        vec![*rsa.public_key()],
-        vec![(DcId::new(1).unwrap(), cluster.dc(1).unwrap().addr)],
-    );
+    // The connections hold the RSA keys for their lives (a handshake restarts on reconnect).
+    let keys: &'static [RsaPublicKey] = Box::leak(Box::new([*rsa.public_key()]));
+    let addr = cluster.dc(1).unwrap().addr;
     let signin = || SignInConfig::new(1, API_HASH);
 
     // The bot: a token signs it in.
-    let mut bot = TgClient::start(cfg.clone(), MemoryStore::new()).unwrap();
+    let mut bot = Host::new(keys, addr, t0);
     let token = format!("{BOT_ID}:AAE-echo-bot-secret");
-    bot.sign_in(SignIn::bot(signin(), token.as_bytes()).unwrap(), &mut |p| {
-        panic!("a bot is not asked {p:?}")
-    })
-    .unwrap();
+    bot.sign_in(SignIn::bot(signin(), token.as_bytes()).unwrap(), b"");
     let mut bot = Side::new(bot, true);
     bot.sync();
     println!("[{:>5.1} ms] bot {BOT_ID} signed in", ms(t0));
 
     // The user: a phone number, its code, a name to sign up with.
-    let mut user = TgClient::start(cfg, MemoryStore::new()).unwrap();
-    user.sign_in(SignIn::phone(signin(), PHONE.as_bytes()).unwrap(), &mut |p| match p {
-        Prompt::Code => Reply::Code(PHONE[5..6].repeat(5).into_bytes()),
-        Prompt::SignUp => Reply::SignUp(b"Ada".to_vec(), Vec::new()),
-        other => panic!("not asked in this flow: {other:?}"),
-    })
-    .unwrap();
+    let mut user = Host::new(keys, addr, t0);
+    user.sign_in(
+        SignIn::phone(signin(), PHONE.as_bytes()).unwrap(),
+        PHONE[5..6].repeat(5).as_bytes(),
+    );
     let mut user = Side::new(user, false);
     user.sync();
     println!("[{:>5.1} ms] user {PHONE} signed up", ms(t0));
 
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut echoed = 0;
     for i in 0..n {
         let text = format!("hello #{i}");
@@ -200,7 +392,7 @@ fn main() {
         println!("[{:>5.1} ms] user → bot: {text}", ms(t0));
         // The bot's loop: every incoming private message goes back to its sender.
         while user.inbox.len() <= i {
-            assert!(Instant::now() < deadline, "no echo for {text:?}");
+            assert!(std::time::Instant::now() < deadline, "no echo for {text:?}");
             bot.pump();
             for (from, text) in std::mem::take(&mut bot.inbox) {
                 echoed += 1;
@@ -212,12 +404,13 @@ fn main() {
         assert_eq!((*from, echo.as_str()), (BOT_ID, text.as_str()));
         println!("[{:>5.1} ms] bot → user: {echo}", ms(t0));
     }
+    let (b, u) = (bot.host.machine.stats(), user.host.machine.stats());
     println!(
         "{n} messages echoed; bot: {} queries, {} handshakes; user: {} queries, {} handshakes",
-        bot.client.stats.queries, bot.client.stats.handshakes, user.client.stats.queries, user.client.stats.handshakes
+        b.queries, b.handshakes, u.queries, u.handshakes
     );
 }
 
-fn ms(t0: Instant) -> f64 {
+fn ms(t0: std::time::Instant) -> f64 {
     t0.elapsed().as_secs_f64() * 1e3
 }

@@ -21,15 +21,23 @@
 //!   `FILE_MIGRATE`, file references, CDN parts decrypted and hash-checked before they are handed over).
 //! - [`signin`] (`api` feature): the sign-in flows (bot token, phone code, two-step password, QR login) and
 //!   `auth.logOut` as state machines the host drives with the answers to the requests they ask it to send.
+//! - [`machine`] (`alloc` and `api` features): [`Client`], the pieces above composed into one Sans-IO client
+//!   machine (a connection per DC, the router, the flood scheduler, the record, `initConnection`, authorization
+//!   copies) that a host drives with socket bytes, store confirmations and time.
 //! - [`updates`] (`api` feature): updates delivered in order and exactly once: pts, qts, seq and every channel's
 //!   pts, gaps waited for and fetched with `updates.getDifference`/`getChannelDifference`, state saved and restored.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::fmt;
 
+#[cfg(all(feature = "alloc", feature = "api"))]
+pub use machine::{CallKind, Client, ClientEvent, ConnId, HostAction};
+
 #[cfg(feature = "api")]
 pub mod files;
 pub mod flood;
+#[cfg(all(feature = "alloc", feature = "api"))]
+pub mod machine;
 pub mod router;
 pub mod rpc_error;
 #[cfg(feature = "api")]

@@ -186,7 +186,7 @@ pub type TapFn = Box<dyn FnMut(Tap<'_>)>;
 
 /// The rsa keys of a handshake, kept for the process: [`Connection::client_handshake`] holds its configuration for
 /// the connection's life (a handshake restarts on reconnect). One copy per distinct key list.
-fn intern_keys(keys: &[RsaPublicKey]) -> &'static [RsaPublicKey] {
+pub fn intern_keys(keys: &[RsaPublicKey]) -> &'static [RsaPublicKey] {
     static KEYS: Mutex<Vec<&'static [RsaPublicKey]>> = Mutex::new(Vec::new());
     let mut held = KEYS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let same = |k: &&'static [RsaPublicKey]| {
@@ -419,6 +419,27 @@ impl Conn {
             },
         };
         Ok((s, outcome))
+    }
+
+    /// Writes bytes a host machine produced (`client::Client::poll_transmit`) through the carriage.
+    pub fn write_raw<R: CryptoRng + ?Sized>(&mut self, wire: &[u8], rng: &mut R) -> Result<(), ClientError> {
+        self.write_wire(wire, rng)
+    }
+
+    /// Reads once (through the carriage), waiting at most until `deadline`; false on timeout. What was read is in
+    /// [`Conn::input`] until [`Conn::consume`]d.
+    pub fn read_raw<R: CryptoRng + ?Sized>(&mut self, deadline: Instant, rng: &mut R) -> Result<bool, ClientError> {
+        self.read_some(deadline, rng)
+    }
+
+    /// Bytes read and not consumed yet.
+    pub fn input(&self) -> &[u8] {
+        self.input.get(self.off..).unwrap_or_default()
+    }
+
+    /// `n` bytes of [`Conn::input`] were taken.
+    pub fn consume(&mut self, n: usize) {
+        self.off = self.off.saturating_add(n).min(self.input.len());
     }
 
     /// Writes `wire` through the carriage.

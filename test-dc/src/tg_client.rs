@@ -1,59 +1,66 @@
-//! A Telegram client host built from the crate's client layer, for the end-to-end tests against test_dc
-//! (`tests/client_e2e.rs`) and the sign-in timings (`examples/client_signin_times.rs`).
+//! A Telegram client host for the end-to-end tests against test_dc (`tests/client_e2e.rs`), the sign-in timings
+//! (`examples/client_signin_times.rs`) and the echo bot (`examples/echo_bot.rs`): a thin blocking host of the
+//! crate's client machine, [`client::Client`](mtproto_sansio::client::Client).
 //!
-//! It composes, on blocking sockets ([`client::Conn`](crate::client::Conn)), one client
-//! [`Connection`](mtproto_sansio::session::Connection) per DC, the [`Router`] (which DC, which connection to open,
-//! which authorization to copy), the [`FloodScheduler`] (flood waits and retries of API calls), a
-//! [`SignIn`] flow, and a [`Store`] that keeps the [`Record`] across restarts. The client updates the record as
-//! things happen (a key from a handshake, the signed-in user, the home DC, an authorization copy, a dropped key)
-//! and saves it when the router asks ([`Router::poll_save`], drained by `TgClient::persist` before every routing
-//! step): the router holds the first query under a new key, and every authorized call after a sign-in, until the
-//! store confirmed the save. Salts are saved by the client itself whenever the DC moved it to a new one.
+//! The machine owns the composition (a [`Connection`](mtproto_sansio::session::Connection) per DC, the router,
+//! the flood scheduler, the record, `initConnection`, authorization copies, −404 key drops); this host owns what a
+//! host owns: the sockets ([`Conn`], one per connection the machine asks for), the wall clock, the random
+//! generator and the [`Store`]. One turn of its loop ([`TgClient::turn`]) saves what the machine asks to save
+//! (before anything that waited for it goes out), opens and closes sockets, drains the machine's events, writes
+//! what it transmits, reads the sockets until the machine's next timer, and passes time.
 //!
-//! A stored key the DC answers −404 to (it forgot it) is dropped ([`Record::drop_key`], [`Router::key_dropped`],
-//! saved as [`Change::KeyDropped`]), a new key is made on a new connection and the request sent again once.
+//! [`TgClient::invoke`] and the sign-in flows wait for their own answer, but the machine keeps many requests in
+//! flight: updates, answers to other requests and the machine's own calls move in the same turns.
 //!
-//! Data flow: the test calls [`TgClient::sign_in`] (a flow and a callback that plays the user) or
-//! [`TgClient::invoke`] (an API call to the home DC or another); requests go through the router's actions (open a
-//! connection, run a handshake, copy the authorization) and the flood scheduler, then over the DC's connection;
-//! answers come back as [`Answer`]s. Requests are sent one at a time: each is a round trip, counted in
-//! [`Stats`].
-//!
-//! Faults ([`Faults`]): a seeded schedule, decided per request from the seed and the request's index (so the same
-//! seed injects the same faults at the same requests): the connection is dropped before the answer arrives (the
-//! session resends on a new one), an API call is answered `420 FLOOD_WAIT_1` in place of the DC, or the whole
-//! client is killed ([`TgError::Killed`]), which the test answers by dropping everything and starting again from
-//! the store.
+//! Faults ([`Faults`]): a seeded schedule, decided per query from the seed and the query's index (the machine's
+//! [`ClientEvent::Sent`]), so the same seed injects the same faults at the same queries: the connection is dropped
+//! after the query is written and before its answer is read (the session resends on a new socket), an API call is
+//! answered `420 FLOOD_WAIT_1` in place of the DC ([`Client::inject_rpc_error`]; the DC's own answer is ignored), or
+//! the whole client is killed ([`TgError::Killed`]), which the test answers by dropping everything and starting
+//! again from the store.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mtproto_sansio::client::flood::{Admit, FloodConfig, FloodScheduler, MethodKey, RetryState, Verdict};
-use mtproto_sansio::client::router::{Action, DcOption, Link, Route, RouteError, Router, RouterConfig, Target, Ticket};
+use mtproto_sansio::client::machine::{CallError, CallKind, Client, ClientEvent, Config, ConnId, HostAction};
+use mtproto_sansio::client::router::{DcOption, RouteError, RouterConfig, Target};
 use mtproto_sansio::client::rpc_error::{ErrorKind, RpcError};
 use mtproto_sansio::client::signin::{Progress, SignIn, SignInError, SrpAnswer, Stage};
 use mtproto_sansio::client::srp::{PasswordKdf, compute_check};
-use mtproto_sansio::client::store::{Change, Record, Store, User};
+use mtproto_sansio::client::store::{Record, Store, User};
 use mtproto_sansio::client::{DcId, RequestId};
 use mtproto_sansio::crypto::dh::PrimeCache;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
-use mtproto_sansio::handshake::ClientConfig;
-use mtproto_sansio::session::{MsgKind, SessionConfig};
+use mtproto_sansio::time::{Instant, UnixTime};
 use mtproto_sansio::tl::api::{Obj, RemoteCall, Seq, enums, functions, types};
+use mtproto_sansio::tl::invoke::InitConnection;
 use mtproto_sansio::tl::{self, TlWrite};
+use mtproto_sansio::transport::TransportConfig;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::client::{ClientConnection, ClientError, Conn, Owned, now};
+use crate::client::{ClientError, Conn, DC_ID, intern_keys, now, unix_micros_at_zero};
 use crate::link::Transport;
 
 /// How long one request may take before the client gives up on it.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
-/// Reconnections of one DC connection in a row before a request fails.
+/// Failed openings of one connection in a row before what waits for it fails (the router's
+/// `max_connect_attempts`).
 pub const MAX_RECONNECTS: u32 = 8;
+
+/// How the client introduces itself in `initConnection` (the first call of every session).
+pub const INIT: InitConnection<'static> = InitConnection {
+    api_id: 1,
+    device_model: b"mtproto-sansio test client",
+    system_version: b"test",
+    app_version: b"1.0",
+    system_lang_code: b"en",
+    lang_pack: b"",
+    lang_code: b"en",
+};
 
 /// An answer: the result's bytes, or the `rpc_error`'s code and message.
 pub type Answer = Result<Vec<u8>, (i32, String)>;
@@ -204,33 +211,36 @@ impl TgConfig {
     }
 }
 
-/// One DC's main connection.
-struct DcLink {
-    addr: SocketAddr,
-    conn: Option<Conn>,
-    s: Box<ClientConnection>,
-}
-
 /// The client: see the module docs.
 pub struct TgClient<S: Store> {
     cfg: TgConfig,
     store: S,
-    record: Record,
-    router: Router,
-    flood: FloodScheduler,
-    links: HashMap<DcId, DcLink>,
+    machine: Box<Client>,
+    socks: HashMap<ConnId, Conn>,
+    /// The DC of every connection the machine asked for.
+    dcs: HashMap<ConnId, DcId>,
+    /// Answers not taken yet.
+    answers: HashMap<RequestId, Result<Answer, TgError>>,
+    /// The host's API calls (faults inject flood waits into these only).
+    api: HashSet<RequestId>,
+    /// Connections to drop once what was written is out (the fault schedule).
+    to_drop: Vec<ConnId>,
+    killed: bool,
     /// Updates pushed by any DC, oldest first.
     pub updates: Vec<Vec<u8>>,
     rng: StdRng,
-    next_id: u64,
     /// What the client did so far.
     pub stats: Stats,
+    /// Host faults so far (the rest of [`Stats`] is the machine's).
+    drops: u64,
+    floods: u64,
+    out: Vec<u8>,
 }
 
 impl<S: Store> fmt::Debug for TgClient<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TgClient")
-            .field("record", &self.record)
+            .field("machine", &self.machine)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -243,63 +253,70 @@ fn encode<T: TlWrite>(v: &T) -> Vec<u8> {
     out
 }
 
-/// The constructor id a query body starts with (the method, for the flood scheduler's per-method delays).
-fn method_of(body: &[u8]) -> u32 {
-    body.first_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b))
+fn unix_now(t: Instant) -> UnixTime {
+    UnixTime(unix_micros_at_zero().saturating_add(t.as_micros()) / 1_000_000)
 }
 
 impl<S: Store> TgClient<S>
 where
     S::Error: fmt::Debug,
 {
-    /// Starts from what `store` holds (a first start when it holds nothing): the router learns the DC list, the
-    /// home DC, the keys and the sign-in; nothing is sent yet.
+    /// Starts from what `store` holds (a first start when it holds nothing: the bootstrap list is saved); nothing is
+    /// sent yet.
     ///
     /// # Errors
-    /// The store cannot be read, or the record does not fit the router.
+    /// The store cannot be read, or the record does not fit the machine.
     pub fn start(cfg: TgConfig, mut store: S) -> Result<Self, TgError> {
-        let loaded = store.load().map_err(|e| TgError::Store(format!("{e:?}")))?;
-        let mut router = Router::new(RouterConfig {
+        let loaded: Option<Record> = store.load().map_err(|e| TgError::Store(format!("{e:?}")))?;
+        let bootstrap: Vec<DcOption> = cfg.bootstrap.iter().map(|(dc, addr)| option(*dc, *addr)).collect();
+        let mut mc = Config::new(
+            intern_keys(&cfg.rsa_keys),
+            TransportConfig {
+                framing: cfg.transport.framing,
+                obfuscated: cfg.transport.obfuscated,
+                dc_id: Some(DC_ID),
+            },
+        );
+        mc.router = RouterConfig {
             test_mode: true,
+            // Loopback DCs: a lost connection is opened again at once, a failing one retried soon.
+            connect_backoff: Duration::from_millis(50),
+            connect_backoff_max: Duration::from_secs(1),
+            max_connect_attempts: u8::try_from(MAX_RECONNECTS).unwrap_or(u8::MAX),
             ..RouterConfig::DEFAULT
-        });
-        let record = match loaded {
-            Some(r) => r,
-            None => {
-                let mut r = Record::new(true);
-                let opts: Vec<DcOption> = cfg.bootstrap.iter().map(|(dc, addr)| option(*dc, *addr)).collect();
-                let change = r.set_options(&opts).map_err(|e| TgError::Store(e.to_string()))?;
-                store.save(&r, change).map_err(|e| TgError::Store(format!("{e:?}")))?;
-                r
-            }
         };
-        record.restore_router(&mut router, now())?;
-        if router.home().is_none()
-            && let Some((dc, _)) = cfg.bootstrap.first()
-        {
-            router.set_home(*dc);
-        }
+        mc.init = Some(INIT);
+        let t = now();
+        let machine = Client::new(mc, loaded, &bootstrap, t, unix_now(t))
+            .map_err(|e| TgError::Protocol(format!("start: {e}")))?;
         // Keys, nonces and obfuscated inits come from the OS: the fault seed decides only the faults (a seeded
         // generator here would repeat obfuscated inits across clients, which the DC refuses as replays).
         let mut seed = [0u8; 32];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
-        Ok(Self {
+        let mut c = Self {
             cfg,
             store,
-            record,
-            router,
-            flood: FloodScheduler::new(FloodConfig::DEFAULT),
-            links: HashMap::new(),
+            machine: Box::new(machine),
+            socks: HashMap::new(),
+            dcs: HashMap::new(),
+            answers: HashMap::new(),
+            api: HashSet::new(),
+            to_drop: Vec::new(),
+            killed: false,
             updates: Vec::new(),
             rng: StdRng::from_seed(seed),
-            next_id: 0,
             stats: Stats::default(),
-        })
+            drops: 0,
+            floods: 0,
+            out: Vec::new(),
+        };
+        c.persist()?;
+        Ok(c)
     }
 
-    /// The record as saved last.
+    /// The record as the machine keeps it (saved at every change it reported).
     pub fn record(&self) -> &Record {
-        &self.record
+        self.machine.record()
     }
 
     /// The store (tests look at what was saved).
@@ -314,416 +331,284 @@ where
 
     /// The home DC.
     pub fn home(&self) -> Option<DcId> {
-        self.router.home()
+        self.machine.home()
     }
 
     /// Signed in (from a flow or from the store).
     pub fn is_signed_in(&self) -> bool {
-        self.router.is_signed_in()
+        self.machine.is_signed_in()
     }
 
-    fn save(&mut self, change: Change) -> Result<(), TgError> {
-        self.store
-            .save(&self.record, change)
-            .map_err(|e| TgError::Store(format!("{e:?}")))
-    }
-
-    /// Saves every change the router reports ([`Router::poll_save`]) and confirms it, so that what it held back
-    /// (a query under a new key, calls after a sign-in) may go out.
+    /// Saves every change the machine reports and confirms it, so that what waited for it may go out.
     fn persist(&mut self) -> Result<(), TgError> {
-        while let Some(change) = self.router.poll_save() {
-            self.save(change)?;
-            self.router.saved(change);
+        while let Some(change) = self.machine.poll_save() {
+            self.store
+                .save(self.machine.record(), change)
+                .map_err(|e| TgError::Store(format!("{e:?}")))?;
+            self.machine.saved(now(), change);
         }
         Ok(())
     }
 
-    /// `dc` answered −404 on its key: the key goes from the record and the router (saved), the connection is
-    /// dropped; the router opens a new one with a key exchange when a request wants it.
-    fn drop_key(&mut self, dc: DcId) -> Result<(), TgError> {
-        self.stats.keys_dropped += 1;
-        self.links.remove(&dc);
-        self.record.drop_key(dc);
-        if self.router.key_dropped(dc, now())? {
-            // The home DC's key carried the sign-in.
-            self.record.signed_out();
-        }
-        self.persist()
-    }
-
-    /// Opens the main connection to `dc` at `option`: on the stored key, or after a handshake whose key is saved
-    /// before anything is sent under it.
-    fn open(&mut self, dc: DcId, option: &DcOption) -> Result<(), TgError> {
-        let addr = SocketAddr::new(option.addr, option.port);
-        let mut conn = Conn::connect(addr, self.cfg.transport, None, &mut self.rng)?;
-        let s = match self
-            .record
-            .dc(dc)
-            .and_then(|d| d.key.clone().map(|k| (k, d.salt, d.time_offset)))
-        {
-            Some((key, salt, offset)) => {
-                conn.session(SessionConfig::DEFAULT, key, salt, i64::from(offset), &mut self.rng)?
-            }
-            None => {
-                let keys = self.cfg.rsa_keys.clone();
-                let (s, out) = conn.handshake(
-                    SessionConfig::DEFAULT,
-                    ClientConfig::new(&keys, i32::from(dc.get())),
-                    &mut self.rng,
-                )?;
-                self.stats.handshakes += 1;
-                // Saved when the router reports the key (after `link_ready`), before anything goes out under it.
-                self.record
-                    .set_key(dc, out.auth_key.clone())
-                    .map_err(|e| TgError::Store(e.to_string()))?;
-                let offset = i32::try_from(out.server_time_offset).unwrap_or(0);
-                self.record
-                    .set_salt(dc, out.server_salt, offset)
-                    .map_err(|e| TgError::Store(e.to_string()))?;
-                s
-            }
+    fn sync_stats(&mut self) {
+        let m = self.machine.stats();
+        self.stats = Stats {
+            queries: m.queries,
+            handshakes: m.handshakes,
+            keys_dropped: m.keys_dropped,
+            drops: self.drops,
+            floods: self.floods,
+            imports: m.imports,
         };
-        self.links.insert(
-            dc,
-            DcLink {
-                addr,
-                conn: Some(conn),
-                s,
-            },
-        );
-        Ok(())
     }
 
-    /// Carries out the router's actions until request `want` may be sent (its connection), or fails.
-    fn drive_router(&mut self, want: RequestId) -> Result<Link, TgError> {
-        let deadline = now().saturating_add(CALL_TIMEOUT);
-        loop {
-            while let Some(a) = {
-                self.persist()?;
-                self.router.poll_action()
-            } {
-                match a {
-                    Action::Open { link, option, .. } => match self.open(link.dc, &option) {
-                        Ok(()) => self.router.link_ready(link, now()),
-                        Err(TgError::Client(_)) => self.router.link_failed(link, now()),
-                        Err(e) => return Err(e),
-                    },
-                    Action::Close { link } => {
-                        self.links.remove(&link.dc);
-                    }
-                    Action::Export { from, to } => self.copy_authorization(from, to)?,
-                    Action::Send { id, link } if id == want => return Ok(link),
-                    Action::Fail { id, reason } if id == want => return Err(TgError::Route(reason)),
-                    Action::Send { .. } | Action::Fail { .. } => {}
-                }
-            }
-            let t = now();
-            if t >= deadline {
-                return Err(TgError::Client(ClientError::Timeout));
-            }
-            match self.router.poll_timeout() {
-                Some(at) => {
-                    std::thread::sleep(at.saturating_duration_since(t).min(Duration::from_secs(1)));
-                    self.router.handle_timeout(now());
-                }
-                None => return Err(TgError::Protocol(format!("request {want:?} held with nothing to do"))),
-            }
-        }
-    }
-
-    /// `auth.exportAuthorization` on `from`, `auth.importAuthorization` on `to`; saved when `to` accepted it.
-    fn copy_authorization(&mut self, from: DcId, to: DcId) -> Result<(), TgError> {
-        let export = encode(&functions::AuthExportAuthorization {
-            dc_id: i32::from(to.get()),
-        });
-        let exported = match self.exchange(from, &export, false)? {
-            Ok(b) => b,
-            Err(_) => {
-                self.router.import_failed(to);
-                return Ok(());
-            }
-        };
-        let import = match mtproto_sansio::client::router::import_call(&exported) {
-            Ok(call) => encode(&call),
-            Err(_) => {
-                self.router.import_failed(to);
-                return Ok(());
-            }
-        };
-        match self.exchange(to, &import, false)? {
-            Ok(_) => {
-                self.stats.imports += 1;
-                self.router.imported(to);
-                self.record.authorized(to).map_err(|e| TgError::Store(e.to_string()))?;
-                self.persist()
-            }
-            Err(_) => {
-                self.router.import_failed(to);
-                Ok(())
-            }
-        }
-    }
-
-    /// Sends `body` on `dc`'s connection and waits for its answer, through the fault schedule: a dropped
-    /// connection is replaced and the session resends; updates are kept in [`TgClient::updates`].
-    fn exchange(&mut self, dc: DcId, body: &[u8], api: bool) -> Result<Answer, TgError> {
-        let n = self.stats.queries;
-        self.stats.queries += 1;
-        let (drop, flood, kill) = self.cfg.faults.at(n);
-        if api && flood {
-            self.stats.floods += 1;
-            return Ok(Err((420, "FLOOD_WAIT_1".to_owned())));
-        }
-        let link = self
-            .links
-            .get_mut(&dc)
-            .ok_or_else(|| TgError::Protocol(format!("no connection to {dc}")))?;
-        let req = link
-            .s
-            .send(now(), body, MsgKind::Query)
-            .map_err(|e| TgError::Client(ClientError::Send(e)))?;
-        if let Some(conn) = link.conn.as_mut() {
-            conn.flush(&mut link.s, &mut self.rng)?;
-        }
-        if kill {
+    /// One turn of the host loop: saves, socket actions, events, transmits, then reads until `deadline` or the
+    /// machine's next timer, whichever comes first.
+    ///
+    /// # Errors
+    /// The store refused, or the fault schedule killed the client.
+    fn turn(&mut self, deadline: Instant) -> Result<(), TgError> {
+        if self.killed {
             return Err(TgError::Killed);
         }
-        if drop {
-            self.stats.drops += 1;
-            link.conn = None;
+        self.persist()?;
+        while let Some(a) = self.machine.poll_action() {
+            match a {
+                HostAction::Open { conn, option } => {
+                    self.socks.remove(&conn);
+                    self.dcs.insert(conn, option.dc);
+                    let addr = SocketAddr::new(option.addr, option.port);
+                    match Conn::connect(addr, self.cfg.transport, None, &mut self.rng) {
+                        Ok(c) => {
+                            self.socks.insert(conn, c);
+                            self.machine.connected(now(), conn, &mut self.rng);
+                        }
+                        Err(_) => self.machine.connect_failed(now(), conn),
+                    }
+                }
+                HostAction::Close { conn } => {
+                    self.socks.remove(&conn);
+                }
+            }
+            self.persist()?;
         }
-        let deadline = now().saturating_add(CALL_TIMEOUT);
-        let mut reconnects = 0u32;
+        self.events();
+        self.transmit()?;
+        for conn in std::mem::take(&mut self.to_drop) {
+            if self.socks.remove(&conn).is_some() {
+                self.drops += 1;
+                self.machine.disconnected(now(), conn);
+            }
+        }
+        if self.killed {
+            self.sync_stats();
+            return Err(TgError::Killed);
+        }
+        self.persist()?;
+        if self.machine.poll_action().is_some() {
+            // Unreachable in practice (persist does not act); kept simple: the next turn acts.
+        }
+        self.read(deadline)?;
+        let t = now();
+        if self.machine.poll_timeout().is_some_and(|at| at <= t) {
+            self.machine.handle_timeout(t);
+        }
+        self.events();
+        self.sync_stats();
+        Ok(())
+    }
+
+    /// Takes the machine's events: answers kept for their callers, updates collected, faults decided per query.
+    fn events(&mut self) {
+        while let Some(ev) = self.machine.poll_event() {
+            match ev {
+                ClientEvent::Answer { id, result } => {
+                    self.api.remove(&id);
+                    let a = result.map_err(|e| (e.code, String::from_utf8_lossy(&e.message).into_owned()));
+                    self.answers.insert(id, Ok(a));
+                }
+                ClientEvent::Failed { id, error } => {
+                    self.api.remove(&id);
+                    self.answers.insert(id, Err(call_error(error)));
+                }
+                ClientEvent::Update { body, .. } => self.updates.push(body),
+                ClientEvent::Sent { id, conn, .. } => {
+                    let n = self.machine.stats().queries.saturating_sub(1);
+                    let (drop, flood, kill) = self.cfg.faults.at(n);
+                    if flood && self.api.contains(&id) {
+                        self.floods += 1;
+                        self.machine.inject_rpc_error(now(), id, 420, b"FLOOD_WAIT_1");
+                        continue;
+                    }
+                    if kill {
+                        self.killed = true;
+                    }
+                    if drop {
+                        self.to_drop.push(conn);
+                    }
+                }
+                ClientEvent::SessionReset { .. } | ClientEvent::SignedOut => {}
+            }
+        }
+    }
+
+    /// Writes what the machine transmits; a socket that fails is reported lost.
+    fn transmit(&mut self) -> Result<(), TgError> {
+        if self.out.len() < 70_000 {
+            self.out.resize(70_000, 0);
+        }
         loop {
+            let sent = self
+                .machine
+                .poll_transmit(now(), &mut self.rng, &mut self.out)
+                .map_err(|e| TgError::Protocol(format!("transmit buffer: {e}")))?;
+            let Some((conn, n)) = sent else {
+                return Ok(());
+            };
+            let wire = self.out.get(..n).unwrap_or_default();
+            let ok = match self.socks.get_mut(&conn) {
+                Some(s) => s.write_raw(wire, &mut self.rng).is_ok(),
+                None => true,
+            };
+            if !ok {
+                self.socks.remove(&conn);
+                self.machine.disconnected(now(), conn);
+            }
+            self.events();
+        }
+    }
+
+    /// Reads every socket once, sharing the wait until `deadline` (or the machine's timer) between them, and feeds
+    /// the machine; a socket at its end is reported lost.
+    fn read(&mut self, deadline: Instant) -> Result<(), TgError> {
+        let t = now();
+        let due = self.machine.poll_timeout().map_or(deadline, |at| at.min(deadline));
+        let conns: Vec<ConnId> = self.socks.keys().copied().collect();
+        if conns.is_empty() {
+            std::thread::sleep(due.saturating_duration_since(t).min(Duration::from_millis(50)));
+            return Ok(());
+        }
+        // One socket: wait on it until the timer. Several: a blocking read on one must not hold back another
+        // that has data, so each gets a short slice and the loop turns again.
+        let wait = due.saturating_duration_since(t);
+        let slice = if conns.len() > 1 {
+            wait.min(Duration::from_millis(2))
+        } else {
+            wait
+        }
+        .max(Duration::from_millis(1));
+        for conn in conns {
+            let Some(s) = self.socks.get_mut(&conn) else {
+                continue;
+            };
+            let until = now().saturating_add(slice);
+            match s.read_raw(until, &mut self.rng) {
+                Ok(true) => self.feed(conn),
+                Ok(false) => {}
+                Err(_) => {
+                    self.socks.remove(&conn);
+                    self.machine.disconnected(now(), conn);
+                }
+            }
+            if self.killed {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands what `conn` read to the machine, draining its events when it asks.
+    fn feed(&mut self, conn: ConnId) {
+        loop {
+            let Some(s) = self.socks.get_mut(&conn) else {
+                return;
+            };
+            if s.input().is_empty() {
+                return;
+            }
+            let n = self.machine.handle_input(now(), conn, s.input());
+            if let Some(s) = self.socks.get_mut(&conn) {
+                s.consume(n);
+            }
+            // 0: the machine wants its events drained (and its answers sent) first.
+            self.events();
+            if n == 0 && self.machine.poll_event().is_none() {
+                let _ = self.transmit();
+            }
+        }
+    }
+
+    /// Pumps for up to `wait` (opening the home DC's connection if needed) and hands over every update pushed so
+    /// far (also those that came in with answers), oldest first.
+    ///
+    /// # Errors
+    /// The store refused, or the fault schedule killed the client.
+    pub fn pump_updates(&mut self, wait: Duration) -> Result<Vec<Vec<u8>>, TgError> {
+        let deadline = now().saturating_add(wait);
+        loop {
+            self.turn(deadline)?;
+            if now() >= deadline {
+                return Ok(std::mem::take(&mut self.updates));
+            }
+        }
+    }
+
+    /// Drops the home DC's connection (the session stays; the machine opens a new socket for it): what the DC pushes
+    /// meanwhile is lost, as on a real network.
+    pub fn drop_home_connection(&mut self) {
+        let Some(home) = self.machine.home() else {
+            return;
+        };
+        let conns: Vec<ConnId> = self
+            .dcs
+            .iter()
+            .filter(|(c, dc)| **dc == home && self.socks.contains_key(c))
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in conns {
+            self.socks.remove(&conn);
+            self.machine.disconnected(now(), conn);
+        }
+    }
+
+    /// Turns the loop until request `id` has its answer.
+    fn wait(&mut self, id: RequestId) -> Result<Answer, TgError> {
+        let deadline = now().saturating_add(CALL_TIMEOUT);
+        loop {
+            if let Some(a) = self.answers.remove(&id) {
+                return a;
+            }
             if now() >= deadline {
                 return Err(TgError::Client(ClientError::Timeout));
             }
-            if link.conn.is_none() {
-                reconnects += 1;
-                if reconnects > MAX_RECONNECTS {
-                    return Err(TgError::Client(ClientError::Timeout));
-                }
-                match Conn::connect(link.addr, self.cfg.transport, None, &mut self.rng) {
-                    Ok(c) => {
-                        link.s.reconnect(now());
-                        link.conn = Some(c);
-                    }
-                    Err(_) => {
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    }
-                }
-            }
-            let Some(conn) = link.conn.as_mut() else {
-                continue;
-            };
-            let events = match conn.pump(&mut link.s, &mut self.rng, deadline) {
-                Ok(ev) => ev,
-                Err(ClientError::Io(_) | ClientError::Transport) => {
-                    link.conn = None;
-                    continue;
-                }
-                Err(ClientError::Code(-404)) => {
-                    self.drop_key(dc)?;
-                    return Err(TgError::KeyDropped(dc));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let mut answer = None;
-            for ev in events {
-                match ev {
-                    Owned::Result(r, b) if r == req => answer = Some(Ok(b)),
-                    Owned::Error(r, code, msg) if r == req => answer = Some(Err((code, msg))),
-                    Owned::Failed(r, why) if r == req => {
-                        return Err(TgError::Protocol(format!("query failed: {why:?}")));
-                    }
-                    Owned::Update(u) => self.updates.push(u),
-                    _ => {}
-                }
-            }
-            if let Some(a) = answer {
-                // The salt the DC had us move to: saved so that a restart starts on it.
-                if let Some(salt) = link.s.session().map(|e| e.current_salt())
-                    && self.record.dc(dc).is_some_and(|d| d.salt != salt)
-                {
-                    let offset = self.record.dc(dc).map_or(0, |d| d.time_offset);
-                    let change = self
-                        .record
-                        .set_salt(dc, salt, offset)
-                        .map_err(|e| TgError::Store(e.to_string()))?;
-                    self.save(change)?;
-                }
-                return Ok(a);
-            }
+            self.turn(deadline)?;
         }
     }
 
-    /// Pumps the home DC's connection for up to `wait`, collecting updates.
-    fn pump_home(&mut self, wait: Duration) -> Result<(), TgError> {
-        let Some(home) = self.router.home() else {
-            return Ok(());
-        };
-        let Some(link) = self.links.get_mut(&home) else {
-            std::thread::sleep(wait);
-            return Ok(());
-        };
-        let deadline = now().saturating_add(wait);
-        if link.conn.is_none() {
-            link.conn = Some(Conn::connect(link.addr, self.cfg.transport, None, &mut self.rng)?);
-            link.s.reconnect(now());
-        }
-        if let Some(conn) = link.conn.as_mut() {
-            match conn.pump(&mut link.s, &mut self.rng, deadline) {
-                Ok(events) => {
-                    for ev in events {
-                        if let Owned::Update(u) = ev {
-                            self.updates.push(u);
-                        }
-                    }
-                }
-                Err(ClientError::Io(_) | ClientError::Transport) => link.conn = None,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+    fn submit(&mut self, target: Target, body: &[u8], kind: CallKind) -> Result<RequestId, TgError> {
+        self.persist()?;
+        self.machine
+            .invoke(now(), target, body, kind)
+            .map_err(|e| TgError::Protocol(format!("invoke: {e}")))
     }
 
-    /// Pumps the home DC's connection for up to `wait` and hands over every update pushed so far (also those that
-    /// came in with answers), oldest first.
-    ///
-    /// # Errors
-    /// The connection cannot be opened again.
-    pub fn pump_updates(&mut self, wait: Duration) -> Result<Vec<Vec<u8>>, TgError> {
-        self.pump_home(wait)?;
-        Ok(std::mem::take(&mut self.updates))
-    }
-
-    /// Drops the home DC's connection (the session stays; the next call or pump opens a new one): what the DC
-    /// pushes meanwhile is lost, as on a real network.
-    pub fn drop_home_connection(&mut self) {
-        if let Some(link) = self.router.home().and_then(|h| self.links.get_mut(&h)) {
-            link.conn = None;
-        }
-    }
-
-    fn new_id(&mut self) -> RequestId {
-        self.next_id += 1;
-        RequestId(self.next_id)
-    }
-
-    /// Routes one request to `target` and sends it; migrations are the caller's. A request whose DC forgot the
-    /// key is sent once more, under the new key.
-    fn send_routed(&mut self, ticket: &Ticket, body: &[u8], api: bool) -> Result<(Link, Answer), TgError> {
-        let mut dropped = false;
-        loop {
-            self.persist()?;
-            let link = match self.router.route(ticket, now())? {
-                Route::Send(link) => link,
-                Route::Held => self.drive_router(ticket.id)?,
-            };
-            let answer = self.exchange(link.dc, body, api);
-            self.router.done(link, now());
-            match answer {
-                Err(TgError::KeyDropped(_)) if !dropped => dropped = true,
-                answer => return Ok((link, answer?)),
-            }
-        }
-    }
-
-    /// An API call to `target`, with the router (migrations, authorization copies, connections) and the flood
-    /// scheduler (waits and retries under its budget) in the way; the answer, or the error the DC gave.
+    /// An API call to `target`; the machine routes it (migrations, authorization copies, connections) and holds it
+    /// through flood waits and retries under its budget. The answer, or the error the DC gave.
     ///
     /// # Errors
     /// Routing, connections, a surfaced flood wait, the fault schedule's kill.
     pub fn invoke(&mut self, target: Target, body: &[u8]) -> Result<Answer, TgError> {
-        let id = self.new_id();
-        let mut ticket = Ticket::new(id, target, false);
-        let mut retry = RetryState::default();
-        loop {
-            let dc = match ticket.target {
-                Target::Home => self.router.home().ok_or(TgError::Route(RouteError::NoHome))?,
-                Target::Dc(dc) | Target::Cdn(dc) => dc,
-            };
-            let key = MethodKey {
-                method: method_of(body),
-                dc,
-            };
-            match self.flood.submit(id, key, None, &retry, now()) {
-                Ok(Admit::Send) => {}
-                Ok(Admit::Held) => self.wait_release(id)?,
-                Ok(Admit::TooLong { .. }) => return Err(TgError::Flood(420, "FLOOD_WAIT".to_owned())),
-                Err(e) => return Err(TgError::Protocol(format!("flood scheduler: {e:?}"))),
-            }
-            let (link, answer) = self.send_routed(&ticket, body, true)?;
-            let (code, msg) = match answer {
-                Ok(b) => {
-                    self.flood.completed(id, now());
-                    return Ok(Ok(b));
-                }
-                Err(e) => e,
-            };
-            let Ok(err) = RpcError::classify(code, msg.as_bytes()) else {
-                self.flood.completed(id, now());
-                return Ok(Err((code, msg)));
-            };
-            match err.kind {
-                ErrorKind::Migrate { reason, dc } => {
-                    self.flood.completed(id, now());
-                    let moves = reason.moves_home();
-                    // The router routes it again on the new DC (a new connection, an authorization copy if needed).
-                    self.router.on_migrate(&mut ticket, reason, dc, now())?;
-                    if moves {
-                        // Saved when the router reports it (next routing step).
-                        self.record.set_home(dc);
-                    }
-                    let _ = link;
-                }
-                ErrorKind::Wait { .. } | ErrorKind::Retry(_) => {
-                    match self.flood.on_error(id, key, None, &mut retry, &err, now()) {
-                        Ok(Verdict::Retry { .. }) => self.wait_release(id)?,
-                        Ok(Verdict::Surface { .. }) | Ok(Verdict::NotMine) | Err(_) => {
-                            return Err(TgError::Flood(code, msg));
-                        }
-                    }
-                }
-                ErrorKind::Unauthorized(_) => {
-                    self.flood.completed(id, now());
-                    if self.router.unauthorized(link.dc) {
-                        self.record.signed_out();
-                        self.persist()?;
-                    }
-                    return Ok(Err((code, msg)));
-                }
-                _ => {
-                    self.flood.completed(id, now());
-                    return Ok(Err((code, msg)));
-                }
-            }
+        let id = self.submit(target, body, CallKind::Api)?;
+        self.api.insert(id);
+        match self.wait(id)? {
+            Ok(b) => Ok(Ok(b)),
+            Err((code, msg)) => match RpcError::classify(code, msg.as_bytes()).map(|e| e.kind) {
+                // What the flood scheduler surfaced: over the budget, or out of retries.
+                Ok(ErrorKind::Wait { .. } | ErrorKind::Retry(_)) => Err(TgError::Flood(code, msg)),
+                _ => Ok(Err((code, msg))),
+            },
         }
     }
-
-    /// Sleeps on the flood scheduler's timer until it releases `id`.
-    fn wait_release(&mut self, id: RequestId) -> Result<(), TgError> {
-        let deadline = now().saturating_add(CALL_TIMEOUT);
-        loop {
-            self.flood.handle_timeout(now());
-            while let Some(r) = self.flood.poll_release() {
-                if r == id {
-                    return Ok(());
-                }
-            }
-            let t = now();
-            if t >= deadline {
-                return Err(TgError::Client(ClientError::Timeout));
-            }
-            let at = self
-                .flood
-                .poll_timeout()
-                .ok_or_else(|| TgError::Protocol("held with no timer".to_owned()))?;
-            std::thread::sleep(at.saturating_duration_since(t).min(Duration::from_secs(1)));
-        }
-    }
-
     /// `users.getUsers([inputUserSelf])` on `target`: who this client is signed in as there.
     ///
     /// # Errors
@@ -743,7 +628,7 @@ where
         }
     }
 
-    /// `help.getConfig` on the home DC, applied to the router and saved when the DC list changed.
+    /// `help.getConfig` on the home DC, applied to the machine (router and record) and saved when the DC list changed.
     ///
     /// # Errors
     /// As [`TgClient::invoke`], or a config the router refuses.
@@ -752,14 +637,9 @@ where
         let b = self
             .invoke(Target::Home, &body)?
             .map_err(|(c, m)| TgError::Protocol(format!("help.getConfig: {c} {m}")))?;
-        self.router
-            .apply_config_result(&b)
+        self.machine
+            .apply_config_result(now(), &b)
             .map_err(|e| TgError::Protocol(format!("{e:?}")))?;
-        // The router reports `Change::Options` when the list changed.
-        let opts: Vec<DcOption> = self.router.options().copied().collect();
-        self.record
-            .set_options(&opts)
-            .map_err(|e| TgError::Store(e.to_string()))?;
         self.persist()
     }
 
@@ -794,8 +674,7 @@ where
                 Stage::WaitMigration { dc } => {
                     let to =
                         DcId::new(i64::from(dc)).ok_or_else(|| TgError::Protocol(format!("migration to DC {dc}")))?;
-                    self.router.move_home(to);
-                    self.record.set_home(to);
+                    self.machine.move_home(now(), to);
                     self.persist()?;
                     flow.migrated(now(), dc)?;
                     continue;
@@ -811,7 +690,8 @@ where
                 let wait = flow.poll_timeout().map_or(Duration::from_millis(200), |t| {
                     t.saturating_duration_since(now()).min(Duration::from_millis(200))
                 });
-                self.pump_home(wait)?;
+                let until = now().saturating_add(wait);
+                self.turn(until)?;
                 if flow.poll_timeout().is_some_and(|t| t <= now()) {
                     let p = flow.handle_timeout(now())?;
                     self.progress(&mut flow, p, user)?;
@@ -819,9 +699,9 @@ where
                 continue;
             };
             let body = buf.get(..req.len).unwrap_or_default().to_vec();
-            let id = self.new_id();
-            let ticket = Ticket::new(id, Target::Home, false);
-            let (_, answer) = self.send_routed(&ticket, &body, false)?;
+            // The flow handles its own errors (migrations, short flood waits): a raw call.
+            let id = self.submit(Target::Home, &body, CallKind::Raw)?;
+            let answer = self.wait(id)?;
             let p = match &answer {
                 Ok(b) => flow.handle_result(now(), req.tag, b)?,
                 Err((code, msg)) => flow.handle_rpc_error(now(), req.tag, *code, msg.as_bytes())?,
@@ -857,18 +737,12 @@ where
                 let _ = user(Prompt::QrToken(token));
             }
             Progress::SignedIn(a) => {
-                let home = self.router.home().ok_or(TgError::Route(RouteError::NoHome))?;
-                self.record
-                    .signed_in(
-                        home,
-                        User {
-                            id: a.user_id,
-                            bot: a.bot,
-                        },
-                    )
-                    .map_err(|e| TgError::Store(e.to_string()))?;
-                // The router holds every call that needs the authorization until this is stored.
-                self.router.signed_in(now())?;
+                let u = User {
+                    id: a.user_id,
+                    bot: a.bot,
+                };
+                // The machine holds every call that needs the authorization until this is stored.
+                self.machine.signed_in(now(), u)?;
                 self.persist()?;
             }
             Progress::Refused(r) => return Err(TgError::Protocol(format!("refused: {r:?}"))),
@@ -916,5 +790,16 @@ fn option(dc: DcId, addr: SocketAddr) -> DcOption {
         static_: false,
         this_port_only: false,
         secret: None,
+    }
+}
+
+/// The host's error for a request the machine ended without an answer.
+fn call_error(e: CallError) -> TgError {
+    match e {
+        CallError::Route(r) => TgError::Route(r),
+        CallError::FloodWait { .. } => TgError::Flood(420, "FLOOD_WAIT".to_owned()),
+        CallError::KeyDropped(dc) => TgError::KeyDropped(dc),
+        CallError::Unreachable(_) => TgError::Client(ClientError::Timeout),
+        other => TgError::Protocol(format!("request failed: {other:?}")),
     }
 }

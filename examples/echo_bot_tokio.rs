@@ -1,0 +1,458 @@
+//! `examples/echo_bot.rs` on tokio: the same machine ([`Client`]) under an async host instead of a blocking one.
+//!
+//! ```text
+//! cargo run --profile test --features std --example echo_bot_tokio -- [MESSAGES]      # default 3
+//! ```
+//!
+//! Everything client-side is the crate: [`Client`] (`client::machine`: a connection per DC, the router, the flood
+//! scheduler, the record, `initConnection`) under a tokio host of about a hundred lines ([`Host`]: a reader task
+//! per socket feeding one channel, the write halves, the clock, the store, one loop), a sign-in flow (`client::signin`) and an update machine per client
+//! (`client::updates`: messages delivered once and in order, a difference fetched after a gap). Only the DC comes
+//! from test_dc:
+//! - the bot signs in with a bot token, reads its updates and sends each incoming private message back to its
+//!   sender with `messages.sendMessage`;
+//! - a user signs up with a phone number (test DCs' convention: `99966XYYYY` lives on DC X, its code is X five
+//!   times) and writes to the bot, then reads the echoes from its own updates.
+//!
+//! Requests and answers are the generated API types (`tl::api`): no TL by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+use mtproto_sansio::client::machine::{CallKind, Client, ClientEvent, Config, ConnId, HostAction};
+use mtproto_sansio::client::router::{DcOption, RouterConfig, Target};
+use mtproto_sansio::client::signin::{Progress, SignIn, SignInConfig, Stage};
+use mtproto_sansio::client::store::{MemoryStore, Store, User};
+use mtproto_sansio::client::updates::{Delivered, Item, UpdateSync};
+use mtproto_sansio::client::{DcId, RequestId};
+use mtproto_sansio::crypto::pem::parse_private_pem;
+use mtproto_sansio::crypto::rsa::RsaPublicKey;
+use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::tl::api::{Obj, enums, functions, types};
+use mtproto_sansio::tl::invoke::InitConnection;
+use mtproto_sansio::tl::{self, TlWrite};
+use mtproto_sansio::transport::TransportConfig;
+use mtproto_test_dc::dc::{self, ClusterOptions, DcOptions};
+
+const KEY_PKCS1: &str = include_str!("../tests/data/keys/dc_test_pkcs1.pem");
+/// Test DCs accept any api_id/api_hash; a real deployment uses its own from my.telegram.org.
+const API_HASH: &[u8] = b"0123456789abcdef0123456789abcdef";
+const BOT_ID: i64 = 4242;
+const PHONE: &str = "9996611234";
+
+/// An API answer: the result's bytes, or the `rpc_error`.
+type Answer = Result<Vec<u8>, (i32, String)>;
+
+/// What a socket's reader task reports: bytes read, or `None` at its end.
+type Read = (ConnId, Option<Vec<u8>>);
+
+/// The host: sockets, clock, store and the loop around the machine.
+struct Host {
+    machine: Box<Client>,
+    store: MemoryStore,
+    socks: HashMap<ConnId, (OwnedWriteHalf, tokio::task::JoinHandle<()>)>,
+    reads_tx: mpsc::Sender<Read>,
+    reads: mpsc::Receiver<Read>,
+    t0: std::time::Instant,
+    answers: HashMap<RequestId, Answer>,
+    updates: Vec<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Host {
+    fn new(rsa: &'static [RsaPublicKey], dc1: SocketAddr, t0: std::time::Instant) -> Host {
+        let mut cfg = Config::new(rsa, TransportConfig::INTERMEDIATE);
+        cfg.router = RouterConfig {
+            test_mode: true,
+            ..RouterConfig::DEFAULT
+        };
+        cfg.init = Some(InitConnection {
+            api_id: 1,
+            device_model: b"echo bot",
+            system_version: b"example",
+            app_version: b"1.0",
+            system_lang_code: b"en",
+            lang_pack: b"",
+            lang_code: b"en",
+        });
+        let boot = DcOption {
+            dc: DcId::new(1).unwrap(),
+            addr: dc1.ip(),
+            port: dc1.port(),
+            media_only: false,
+            tcpo_only: false,
+            cdn: false,
+            static_: false,
+            this_port_only: false,
+            secret: None,
+        };
+        let mut store = MemoryStore::new();
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let now = Instant::from_micros(t0.elapsed().as_micros() as u64);
+        let machine = Client::new(cfg, store.load().unwrap(), &[boot], now, UnixTime(unix.as_secs())).unwrap();
+        let buf = vec![0u8; 70_000];
+        // Bounded: a reader waits while the loop is behind (backpressure down to the socket).
+        let (reads_tx, reads) = mpsc::channel(64);
+        Host {
+            machine: Box::new(machine),
+            store,
+            socks: HashMap::new(),
+            reads_tx,
+            reads,
+            t0,
+            answers: HashMap::new(),
+            updates: Vec::new(),
+            buf,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.t0.elapsed().as_micros() as u64)
+    }
+
+    /// One turn: saves, sockets, events, bytes out, then what the readers delivered (waiting up to `wait`, or the
+    /// machine's timer).
+    async fn turn(&mut self, wait: Duration) {
+        while let Some(change) = self.machine.poll_save() {
+            self.store.save(self.machine.record(), change).unwrap();
+            self.machine.saved(self.now(), change);
+        }
+        while let Some(a) = self.machine.poll_action() {
+            match a {
+                HostAction::Open { conn, option } => match TcpStream::connect((option.addr, option.port)).await {
+                    Ok(s) => {
+                        s.set_nodelay(true).unwrap();
+                        let (mut r, w) = s.into_split();
+                        let tx = self.reads_tx.clone();
+                        let reader = tokio::spawn(async move {
+                            let mut b = vec![0u8; 65_536];
+                            loop {
+                                let n = r.read(&mut b).await.unwrap_or(0);
+                                let read = (n > 0).then(|| b[..n].to_vec());
+                                if tx.send((conn, read)).await.is_err() || n == 0 {
+                                    return;
+                                }
+                            }
+                        });
+                        self.socks.insert(conn, (w, reader));
+                        self.machine.connected(self.now(), conn, &mut rand::rng());
+                    }
+                    Err(_) => self.machine.connect_failed(self.now(), conn),
+                },
+                HostAction::Close { conn } => {
+                    if let Some((_, reader)) = self.socks.remove(&conn) {
+                        reader.abort();
+                    }
+                }
+            }
+        }
+        while let Some((conn, n)) = self
+            .machine
+            .poll_transmit(self.now(), &mut rand::rng(), &mut self.buf)
+            .unwrap()
+        {
+            let Some((w, _)) = self.socks.get_mut(&conn) else {
+                continue;
+            };
+            if w.write_all(&self.buf[..n]).await.is_err() {
+                self.lost(conn);
+            }
+        }
+        self.events();
+        let due = self
+            .machine
+            .poll_timeout()
+            .map_or(wait, |t| t.saturating_duration_since(self.now()).min(wait));
+        if let Ok(Some((conn, read))) = tokio::time::timeout(due, self.reads.recv()).await {
+            match read {
+                Some(bytes) if self.socks.contains_key(&conn) => {
+                    let mut off = 0;
+                    while off < bytes.len() {
+                        off += self.machine.handle_input(self.now(), conn, &bytes[off..]);
+                        self.events();
+                    }
+                }
+                Some(_) => {}
+                None => self.lost(conn),
+            }
+        }
+        if self.machine.poll_timeout().is_some_and(|t| t <= self.now()) {
+            self.machine.handle_timeout(self.now());
+        }
+        self.events();
+    }
+
+    fn lost(&mut self, conn: ConnId) {
+        if let Some((_, reader)) = self.socks.remove(&conn) {
+            reader.abort();
+            self.machine.disconnected(self.now(), conn);
+        }
+    }
+
+    fn events(&mut self) {
+        while let Some(ev) = self.machine.poll_event() {
+            match ev {
+                ClientEvent::Answer { id, result } => {
+                    let a = result.map_err(|e| (e.code, String::from_utf8_lossy(&e.message).into_owned()));
+                    self.answers.insert(id, a);
+                }
+                ClientEvent::Failed { id, error } => panic!("request {id:?} failed: {error:?}"),
+                ClientEvent::Update { body, .. } => self.updates.push(body),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends `body` and turns the loop until it is answered.
+    async fn call(&mut self, body: &[u8], kind: CallKind) -> Answer {
+        let id = self.machine.invoke(self.now(), Target::Home, body, kind).unwrap();
+        loop {
+            if let Some(a) = self.answers.remove(&id) {
+                return a;
+            }
+            self.turn(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Drives a sign-in flow to the end; `code` answers a login code prompt (and signs up as "Ada").
+    async fn sign_in(&mut self, mut flow: SignIn<'_>, code: &[u8]) -> User {
+        let mut buf = [0u8; 1024];
+        loop {
+            match flow.stage() {
+                Stage::SignedIn { user_id, bot } => return User { id: user_id, bot },
+                Stage::WaitMigration { dc } => {
+                    self.machine.move_home(self.now(), DcId::new(i64::from(dc)).unwrap());
+                    flow.migrated(self.now(), dc).unwrap();
+                }
+                Stage::Failed(e) => panic!("sign-in failed: {e:?}"),
+                _ => {}
+            }
+            let Some(req) = flow.poll_request(self.now(), &mut buf).unwrap() else {
+                self.turn(Duration::from_millis(20)).await;
+                continue;
+            };
+            let answer = self.call(&buf[..req.len], CallKind::Raw).await;
+            let p = match &answer {
+                Ok(b) => flow.handle_result(self.now(), req.tag, b).unwrap(),
+                Err((c, m)) => flow.handle_rpc_error(self.now(), req.tag, *c, m.as_bytes()).unwrap(),
+            };
+            match p {
+                Progress::CodeSent(_) => flow.submit_code(self.now(), code).unwrap(),
+                Progress::SignUpRequired(_) => flow.sign_up(self.now(), b"Ada", b"").unwrap(),
+                Progress::SignedIn(a) => {
+                    let u = User {
+                        id: a.user_id,
+                        bot: a.bot,
+                    };
+                    self.machine.signed_in(self.now(), u).unwrap();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One client and its update machine; `inbox` holds the private messages it received: (sender, text).
+struct Side {
+    host: Host,
+    sync: UpdateSync,
+    inbox: Vec<(i64, String)>,
+}
+
+impl Side {
+    fn new(host: Host, bot: bool) -> Self {
+        let now = host.now();
+        Side {
+            host,
+            sync: UpdateSync::new(now, bot),
+            inbox: Vec::new(),
+        }
+    }
+
+    /// One turn of the bot's loop: pushed updates in, the update machine's requests out, messages collected.
+    async fn pump(&mut self) {
+        self.host.turn(Duration::from_millis(20)).await;
+        let inbox = &mut self.inbox;
+        let mut sink = |d: Delivered<'_>| collect(d, inbox);
+        let now = self.host.now();
+        for push in std::mem::take(&mut self.host.updates) {
+            self.sync.handle_updates(now, &push, &mut sink).unwrap();
+        }
+        self.sync.handle_timeout(now);
+        let mut buf = [0u8; 1024];
+        while let Some(req) = self.sync.poll_request(self.host.now(), &mut buf).unwrap() {
+            match self.host.call(&buf[..req.len], CallKind::Api).await {
+                Ok(a) => self
+                    .sync
+                    .handle_result(self.host.now(), req.tag, &a, &mut sink)
+                    .unwrap(),
+                Err((c, m)) => self
+                    .sync
+                    .handle_rpc_error(self.host.now(), req.tag, c, m.as_bytes())
+                    .unwrap(),
+            }
+        }
+    }
+
+    /// Pumps until the machine knows its state (its first `updates.getState` answered).
+    async fn sync(&mut self) {
+        while !self.sync.is_synced() {
+            self.pump().await;
+        }
+    }
+
+    /// `messages.sendMessage` of `text` to user `to`.
+    async fn send(&mut self, to: i64, text: &str, random_id: i64) {
+        let peer = types::InputPeerUser {
+            user_id: to,
+            access_hash: 0,
+        };
+        let call = functions::MessagesSendMessage {
+            no_webpage: true,
+            silent: false,
+            background: false,
+            clear_draft: false,
+            noforwards: false,
+            update_stickersets_order: false,
+            invert_media: false,
+            allow_paid_floodskip: false,
+            peer: Obj::new(&peer),
+            reply_to: None,
+            message: text.as_bytes(),
+            random_id,
+            reply_markup: None,
+            entities: None,
+            schedule_date: None,
+            schedule_repeat_period: None,
+            send_as: None,
+            quick_reply_shortcut: None,
+            effect: None,
+            allow_paid_stars: None,
+            suggested_post: None,
+            rich_message: None,
+        };
+        let mut body = vec![0u8; call.tl_len()];
+        tl::encode(&call, &mut body).unwrap();
+        // The answer (`updateShortSentMessage`) carries the sender's own pts: our own messages come back as updates
+        // too, and the machine keeps the sequence whole either way.
+        let answer = self.host.call(&body, CallKind::Api).await.unwrap();
+        let inbox = &mut self.inbox;
+        self.sync
+            .handle_updates(self.host.now(), &answer, &mut |d| collect(d, inbox))
+            .unwrap();
+    }
+}
+
+/// Keeps the incoming private messages of what the machine delivered: a short message, a new message pushed
+/// with its sender, or one a difference brought.
+fn collect(d: Delivered<'_>, inbox: &mut Vec<(i64, String)>) {
+    let message = match d.item {
+        Item::Short(enums::Updates::UpdateShortMessage(m)) if !m.out => {
+            inbox.push((m.user_id, String::from_utf8_lossy(m.message).into_owned()));
+            return;
+        }
+        Item::Update(enums::Update::UpdateNewMessage(m)) => m.message.get(),
+        Item::Message { channel: None, message } => Some(message),
+        _ => return,
+    };
+    if let Some(enums::Message::Message(m)) = message
+        && !m.out
+        && let Some(enums::Peer::PeerUser(from)) = m.peer_id.get()
+    {
+        inbox.push((from.user_id, String::from_utf8_lossy(m.message).into_owned()));
+    }
+}
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let t0 = std::time::Instant::now();
+    // The DC side: one test DC on an ephemeral loopback port, new phone numbers sign up.
+    let rsa = parse_private_pem(KEY_PKCS1.as_bytes()).unwrap();
+    let cluster = dc::start_cluster(ClusterOptions {
+        dcs: vec![DcOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            rsa_key: parse_private_pem(KEY_PKCS1.as_bytes()).unwrap(),
+            secret: None,
+            faketls: None,
+            dc_id: None,
+            max_conns: 64,
+            keys_file: None,
+            verbose: false,
+        }],
+        auto_register: true,
+        passwords: Vec::new(),
+    })
+    .unwrap();
+    // The connections hold the RSA keys for their lives (a handshake restarts on reconnect).
+    let keys: &'static [RsaPublicKey] = Box::leak(Box::new([*rsa.public_key()]));
+    let addr = cluster.dc(1).unwrap().addr;
+    // test_dc runs on a runtime of its own; the clients on this one.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(clients(n, keys, addr, t0));
+}
+
+/// The bot and the user, on the current tokio thread.
+async fn clients(n: usize, keys: &'static [RsaPublicKey], addr: SocketAddr, t0: std::time::Instant) {
+    let signin = || SignInConfig::new(1, API_HASH);
+
+    // The bot: a token signs it in.
+    let mut bot = Host::new(keys, addr, t0);
+    let token = format!("{BOT_ID}:AAE-echo-bot-secret");
+    bot.sign_in(SignIn::bot(signin(), token.as_bytes()).unwrap(), b"").await;
+    let mut bot = Side::new(bot, true);
+    bot.sync().await;
+    println!("[{:>5.1} ms] bot {BOT_ID} signed in", ms(t0));
+
+    // The user: a phone number, its code, a name to sign up with.
+    let mut user = Host::new(keys, addr, t0);
+    user.sign_in(
+        SignIn::phone(signin(), PHONE.as_bytes()).unwrap(),
+        PHONE[5..6].repeat(5).as_bytes(),
+    )
+    .await;
+    let mut user = Side::new(user, false);
+    user.sync().await;
+    println!("[{:>5.1} ms] user {PHONE} signed up", ms(t0));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut echoed = 0;
+    for i in 0..n {
+        let text = format!("hello #{i}");
+        user.send(BOT_ID, &text, 1 + i as i64).await;
+        println!("[{:>5.1} ms] user → bot: {text}", ms(t0));
+        // The bot's loop: every incoming private message goes back to its sender.
+        while user.inbox.len() <= i {
+            assert!(std::time::Instant::now() < deadline, "no echo for {text:?}");
+            bot.pump().await;
+            for (from, text) in std::mem::take(&mut bot.inbox) {
+                echoed += 1;
+                bot.send(from, &text, 1_000 + echoed).await;
+            }
+            user.pump().await;
+        }
+        let (from, echo) = &user.inbox[i];
+        assert_eq!((*from, echo.as_str()), (BOT_ID, text.as_str()));
+        println!("[{:>5.1} ms] bot → user: {echo}", ms(t0));
+    }
+    let (b, u) = (bot.host.machine.stats(), user.host.machine.stats());
+    println!(
+        "{n} messages echoed; bot: {} queries, {} handshakes; user: {} queries, {} handshakes",
+        b.queries, b.handshakes, u.queries, u.handshakes
+    );
+}
+
+fn ms(t0: std::time::Instant) -> f64 {
+    t0.elapsed().as_secs_f64() * 1e3
+}

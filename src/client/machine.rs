@@ -1,0 +1,1319 @@
+//! The client: the crate's client pieces composed into one Sans-IO machine a host drives with bytes and time.
+//!
+//! [`Client`] owns one [`Connection`] per DC (its main connection; media and CDN connections are not composed yet),
+//! the [`Router`], the [`FloodScheduler`] and the [`Record`] the host stores. The host owns sockets, clocks, the
+//! random generator and the [`Store`](super::store::Store); it gives the machine:
+//! - requests ([`Client::invoke`]): the body of an API call and where it goes; the machine gives back a
+//!   [`RequestId`] and keeps the body until the call ends. Many requests may be in flight at once, on one DC or on
+//!   several;
+//! - socket news: [`Client::connected`], [`Client::connect_failed`], [`Client::disconnected`], and the bytes read
+//!   ([`Client::handle_input`], like [`Connection::handle_input`]: it returns what it consumed, 0 means drain first);
+//! - store confirmations ([`Client::saved`]) and time ([`Client::handle_timeout`]).
+//!
+//! What goes out, to be drained after every call:
+//! - [`Client::poll_action`]: open a socket for connection `c` to an address, or close `c`;
+//! - [`Client::poll_transmit`]: bytes to write on connection `c`;
+//! - [`Client::poll_save`]: a [`Change`] of [`Client::record`] to make durable, confirmed with [`Client::saved`];
+//!   the router holds the first query under a new key, and every authorized call after a sign-in, until then;
+//! - [`Client::poll_event`]: answers, failures and updates ([`ClientEvent`]);
+//! - [`Client::poll_timeout`]: when to call [`Client::handle_timeout`].
+//!
+//! Inside, a request goes: flood scheduler (held while its method is under a wait on its DC) → router (held while
+//! its connection opens, its key is saved, or the authorization is copied to its DC) → the DC's connection,
+//! wrapped in `invokeWithLayer(initConnection(…))` when it is the first call of that connection's session
+//! ([`Config::init`]). An answer is matched by its msg_id; an `rpc_error` is classified
+//! ([`RpcError::classify`]): a migration re-routes the request ([`Router::on_migrate`], the home DC saved when
+//! it moves), a flood wait or retryable error goes back to the flood scheduler (retried under its budget or
+//! surfaced), a 401 on the home DC signs the account out. A DC that forgot its key (transport error −404) has the
+//! key dropped (saved), its connections replaced by one that makes a new key, and the requests that were in flight
+//! on it sent again once. `auth.exportAuthorization`/`importAuthorization` for the router's authorization copies
+//! are the machine's own calls.
+//!
+//! Sign-in flows ([`signin`](super::signin)) stay machines of their own that the host drives: their calls go
+//! through [`Client::invoke`] with [`CallKind::Raw`] (no flood scheduler, no migration following: the flow handles
+//! both), the host reports [`Client::move_home`] when the flow migrates and [`Client::signed_in`] when it ends.
+//!
+//! **Memory.** This machine needs `alloc`: a DC's connection is a [`Connection`] whose buffers grow on demand
+//! (45–53 KiB each by value, boxed), and request bodies are kept until answered, so a const-capacity version would
+//! pin `D` connections plus a body arena in one block the size of the largest. The pieces it composes
+//! (router, flood scheduler, record) stay allocation-free, and a no-alloc host composes them itself as before.
+//! Tables are still bounded: [`Config::max_requests`] requests, [`Config::max_events`] events not drained (input is
+//! refused, returning 0, until the host drains them).
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::flood::{Admit, FloodConfig, FloodScheduler, MethodKey, RetryState, Verdict};
+use super::router::{
+    Action, ConfigError, ConfigReport, DcOption, Link, LinkKind, Route, RouteError, Router, RouterConfig, Target,
+    Ticket, import_call,
+};
+use super::rpc_error::{ErrorKind, RpcError};
+use super::store::{Change, Record, RecordFull, User};
+use super::{DcId, RequestId};
+use crate::crypto::rsa::RsaPublicKey;
+use crate::handshake;
+use crate::rand_core::CryptoRng;
+use crate::session::{Connection, ConnectionConfig, Event, FailReason, MsgId, MsgKind, SendError, SessionConfig};
+use crate::time::{Instant, UnixTime};
+use crate::tl::api::functions;
+use crate::tl::invoke::{InitConnection, write_init_connection};
+use crate::tl::{self, TlWrite, Writer};
+use crate::transport::TransportConfig;
+
+/// The connection type of a DC's main connection: 64 KiB frames, a 256 KiB resend arena, 64 messages in flight
+/// (heap blocks grown on demand, so capacities are limits, not costs).
+pub type MainConnection = crate::session::ConnectionLarge;
+
+/// A connection the machine asked the host to open; the host names it in every report about its socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConnId(pub u32);
+
+/// How the machine treats a call's errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CallKind {
+    /// An API call: flood waits and retryable errors go through the flood scheduler, migrations are followed, a
+    /// 401 on the home DC signs out.
+    Api,
+    /// A call whose caller handles every `rpc_error` itself (a sign-in flow's): routed, never retried or moved.
+    Raw,
+}
+
+/// The host's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The DCs' RSA keys (for key exchanges).
+    pub rsa_keys: &'static [RsaPublicKey],
+    /// The transport of every connection (its `dc_id` is set per DC for an obfuscated init).
+    pub transport: TransportConfig,
+    /// Each connection's session configuration.
+    pub session: SessionConfig,
+    /// The router's policy.
+    pub router: RouterConfig,
+    /// The flood scheduler's policy.
+    pub flood: FloodConfig,
+    /// When set, the first call of each connection's session is wrapped in `invokeWithLayer(layer,
+    /// initConnection(…))` (what Telegram requires before API calls on a new session).
+    pub init: Option<InitConnection<'static>>,
+    /// The layer `invokeWithLayer` names ([`API_LAYER`](super::signin::API_LAYER)).
+    pub layer: i32,
+    /// Requests at most (in the flood scheduler, held by the router, or in flight); more are refused.
+    pub max_requests: usize,
+    /// Events not drained at most; input is refused until the host drains them.
+    pub max_events: usize,
+}
+
+impl Config {
+    /// Defaults around the host's RSA keys and transport: the router's and flood scheduler's defaults, no
+    /// `initConnection`, 32 requests (the router's held table), 1,024 events.
+    #[must_use]
+    pub const fn new(rsa_keys: &'static [RsaPublicKey], transport: TransportConfig) -> Self {
+        Self {
+            rsa_keys,
+            transport,
+            session: SessionConfig::DEFAULT,
+            router: RouterConfig::DEFAULT,
+            flood: FloodConfig::DEFAULT,
+            init: None,
+            layer: super::signin::API_LAYER,
+            max_requests: 32,
+            max_events: 1024,
+        }
+    }
+}
+
+/// Something the host must do with a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostAction {
+    /// Open a socket for `conn` to `option` (its address and port), then report [`Client::connected`] or
+    /// [`Client::connect_failed`]. The same `conn` may be opened again after [`Client::disconnected`]: its session
+    /// continues on the new socket.
+    Open {
+        /// The connection.
+        conn: ConnId,
+        /// Which DC, and the address the router chose.
+        option: DcOption,
+    },
+    /// Close the socket of `conn`; the connection is gone (no report needed).
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// Why a request ended without an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CallError {
+    /// The router could not route it.
+    Route(RouteError),
+    /// Its method is under a flood wait on its DC longer than the flood budget: usable again at `until`.
+    FloodWait {
+        /// When the method may be called again.
+        until: Instant,
+    },
+    /// The flood scheduler's table is full (backpressure).
+    FloodFull,
+    /// The session refused the body.
+    Send(SendError),
+    /// The session ended it without an answer.
+    Session(FailReason),
+    /// The DC forgot its key twice while it was in flight.
+    KeyDropped(DcId),
+    /// Its connection could not be opened again.
+    Unreachable(DcId),
+}
+
+/// An `rpc_error` as the DC sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcFailure {
+    /// The code (400, 401, 420...).
+    pub code: i32,
+    /// The message (`FLOOD_WAIT_3`...), bytes as sent.
+    pub message: Vec<u8>,
+}
+
+/// What the host learns: poll with [`Client::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The request was answered: its result's bytes, or the `rpc_error` the machine did not handle itself.
+    Answer {
+        /// The request.
+        id: RequestId,
+        /// The result.
+        result: Result<Vec<u8>, RpcFailure>,
+    },
+    /// The request ended without an answer.
+    Failed {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        error: CallError,
+    },
+    /// An update pushed by a DC (an `Updates` object).
+    Update {
+        /// The DC that pushed it.
+        dc: DcId,
+        /// Its bytes.
+        body: Vec<u8>,
+    },
+    /// A query went out (the request's first attempt or a retry): hosts that count, log or inject faults see it.
+    Sent {
+        /// The request (the machine's own calls for authorization copies have ids too).
+        id: RequestId,
+        /// The DC.
+        dc: DcId,
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The DC started a new server session: updates may have been lost (fetch the difference).
+    SessionReset {
+        /// The DC.
+        dc: DcId,
+    },
+    /// The account was signed out (a 401 on the home DC, or its key dropped): sign in again.
+    SignedOut,
+}
+
+/// Why a request was refused; nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InvokeError {
+    /// [`Config::max_requests`] requests are open: backpressure.
+    Full,
+    /// Not a TL body (shorter than a constructor id, or not a multiple of 4 bytes).
+    BadBody,
+    /// There is no home DC yet.
+    NoHome,
+}
+
+impl fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvokeError::Full => "too many requests open",
+            InvokeError::BadBody => "not a TL body",
+            InvokeError::NoHome => "no home DC",
+        })
+    }
+}
+
+impl core::error::Error for InvokeError {}
+
+/// Why the machine could not start from a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The router's tables are too small for the record.
+    Route(RouteError),
+    /// The bootstrap list does not fit the record.
+    Record(RecordFull),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Route(e) => write!(f, "router: {e}"),
+            StartError::Record(e) => write!(f, "record: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for StartError {}
+
+/// What the machine did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClientStats {
+    /// Queries sent (every attempt of every request, the machine's own included).
+    pub queries: u64,
+    /// Auth keys made.
+    pub handshakes: u64,
+    /// Stored keys a DC had forgotten (−404), dropped.
+    pub keys_dropped: u64,
+    /// Authorizations copied to another DC.
+    pub imports: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Call(CallKind),
+    /// `auth.exportAuthorization` for the copy to `to`.
+    Export {
+        to: DcId,
+    },
+    /// `auth.importAuthorization` on `to`.
+    Import {
+        to: DcId,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReqState {
+    /// Held by the flood scheduler.
+    Flood,
+    /// Held by the router.
+    Routing,
+    /// In flight.
+    Sent { conn: ConnId, msg: MsgId, link: Link },
+}
+
+struct Request {
+    ticket: Ticket,
+    retry: RetryState,
+    body: Vec<u8>,
+    mode: Mode,
+    state: ReqState,
+    /// Sent again once after its DC forgot the key.
+    resent: bool,
+}
+
+impl Request {
+    fn method(&self) -> u32 {
+        self.body.first_chunk::<4>().map_or(0, |b| u32::from_le_bytes(*b))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sock {
+    /// The host was asked to open it.
+    Opening,
+    /// Up.
+    Up,
+    /// Lost; waiting for the router to want it again.
+    Down,
+}
+
+struct Slot<const RX: usize, const TX: usize, const M: usize> {
+    link: Link,
+    /// `None` until the socket of a connection on a stored key is up (its session id is drawn then).
+    conn: Option<Box<Connection<RX, TX, M>>>,
+    sock: Sock,
+    /// Running the key exchange (no key yet).
+    handshake: bool,
+    /// The router counts it ready (after a key, the socket is up).
+    ready: bool,
+    /// `initConnection` went out on this session.
+    init_sent: bool,
+    /// The option it opens to.
+    option: DcOption,
+    /// Failed openings in a row.
+    failures: u8,
+}
+
+/// The client machine: see the module docs. `RX`, `TX`, `M` are each DC connection's capacities.
+pub struct Client<const RX: usize = 65_536, const TX: usize = 262_144, const M: usize = 64> {
+    cfg: Config,
+    record: Record,
+    router: Router,
+    flood: FloodScheduler,
+    /// Unix time at [`Instant::ZERO`], in microseconds.
+    unix_at_zero: u64,
+    slots: BTreeMap<ConnId, Slot<RX, TX, M>>,
+    requests: BTreeMap<RequestId, Request>,
+    actions: VecDeque<HostAction>,
+    events: VecDeque<ClientEvent>,
+    /// Saves the router does not report (salts, the bootstrap list).
+    saves: Vec<Change>,
+    next_id: u64,
+    next_conn: u32,
+    stats: ClientStats,
+}
+
+impl<const RX: usize, const TX: usize, const M: usize> fmt::Debug for Client<RX, TX, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("record", &self.record)
+            .field("connections", &self.slots.len())
+            .field("requests", &self.requests.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode<T: TlWrite>(v: &T) -> Vec<u8> {
+    let mut out = alloc::vec![0u8; v.tl_len()];
+    // The buffer has the exact size the writer asks for.
+    let _ = tl::encode(v, &mut out);
+    out
+}
+
+impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
+    /// Starts from `record` (what the store loaded), or on a first start from `bootstrap` (the DCs to start from:
+    /// their list is saved as [`Change::Options`], and the first is the home DC until a sign-in says otherwise).
+    /// `unix_now` is the host's Unix time at `now` (each connection's clock starts from it plus the DC's stored
+    /// offset). Nothing is sent until a request asks for it.
+    ///
+    /// # Errors
+    /// The record does not fit the router's tables, or the bootstrap list the record's.
+    pub fn new(
+        cfg: Config,
+        record: Option<Record>,
+        bootstrap: &[DcOption],
+        now: Instant,
+        unix_now: UnixTime,
+    ) -> Result<Self, StartError> {
+        let mut router = Router::new(cfg.router);
+        let mut saves = Vec::new();
+        let record = match record {
+            Some(r) => r,
+            None => {
+                let mut r = Record::new(cfg.router.test_mode);
+                saves.push(r.set_options(bootstrap).map_err(StartError::Record)?);
+                r
+            }
+        };
+        record.restore_router(&mut router, now).map_err(StartError::Route)?;
+        if router.home().is_none()
+            && let Some(o) = bootstrap.first()
+        {
+            router.set_home(o.dc);
+        }
+        Ok(Self {
+            cfg,
+            record,
+            router,
+            flood: FloodScheduler::new(cfg.flood),
+            unix_at_zero: unix_now.0.saturating_mul(1_000_000).saturating_sub(now.as_micros()),
+            slots: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            saves,
+            next_id: 0,
+            next_conn: 0,
+            stats: ClientStats::default(),
+        })
+    }
+
+    /// What the host keeps: hand it to the store with each [`Client::poll_save`] change.
+    #[must_use]
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// The home DC.
+    #[must_use]
+    pub fn home(&self) -> Option<DcId> {
+        self.router.home()
+    }
+
+    /// Signed in (from a flow or from the record).
+    #[must_use]
+    pub fn is_signed_in(&self) -> bool {
+        self.router.is_signed_in()
+    }
+
+    /// What the machine did so far.
+    #[must_use]
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
+    /// Requests open (held or in flight).
+    #[must_use]
+    pub fn open_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// The router (read-only: its DC list, which DCs are authorized).
+    #[must_use]
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Sends `body` (one TL function, the host's bytes) to `target`. The answer comes as
+    /// [`ClientEvent::Answer`] or [`ClientEvent::Failed`] naming the returned id.
+    ///
+    /// # Errors
+    /// Too many requests open, a body that is not TL, or no home DC for [`Target::Home`]; nothing changed.
+    pub fn invoke(
+        &mut self,
+        now: Instant,
+        target: Target,
+        body: &[u8],
+        kind: CallKind,
+    ) -> Result<RequestId, InvokeError> {
+        if body.len() < 4 || !body.len().is_multiple_of(4) {
+            return Err(InvokeError::BadBody);
+        }
+        if target == Target::Home && self.router.home().is_none() {
+            return Err(InvokeError::NoHome);
+        }
+        if self.requests.len() >= self.cfg.max_requests {
+            return Err(InvokeError::Full);
+        }
+        let id = self.new_id();
+        self.requests.insert(
+            id,
+            Request {
+                ticket: Ticket::new(id, target, false),
+                retry: RetryState::default(),
+                body: body.to_vec(),
+                mode: Mode::Call(kind),
+                state: ReqState::Flood,
+                resent: false,
+            },
+        );
+        self.submit(id, now);
+        self.step(now);
+        Ok(id)
+    }
+
+    fn new_id(&mut self) -> RequestId {
+        self.next_id = self.next_id.wrapping_add(1);
+        RequestId(self.next_id)
+    }
+
+    /// The DC a request goes to now.
+    fn dc_of(&self, t: &Ticket) -> Option<DcId> {
+        match t.target {
+            Target::Home => self.router.home(),
+            Target::Dc(dc) | Target::Cdn(dc) => Some(dc),
+        }
+    }
+
+    /// A request (new, or released by the flood scheduler) asks the scheduler, then the router.
+    fn submit(&mut self, id: RequestId, now: Instant) {
+        let Some(r) = self.requests.get(&id) else {
+            return;
+        };
+        if r.mode == Mode::Call(CallKind::Raw) {
+            self.route(id, now);
+            return;
+        }
+        let Some(dc) = self.dc_of(&r.ticket) else {
+            self.fail(id, CallError::Route(RouteError::NoHome), now);
+            return;
+        };
+        let key = MethodKey { method: r.method(), dc };
+        match self.flood.submit(id, key, None, &r.retry, now) {
+            Ok(Admit::Send) => self.route(id, now),
+            Ok(Admit::Held) => {
+                if let Some(r) = self.requests.get_mut(&id) {
+                    r.state = ReqState::Flood;
+                }
+            }
+            Ok(Admit::TooLong { until }) => self.fail(id, CallError::FloodWait { until }, now),
+            Err(_) => self.fail(id, CallError::FloodFull, now),
+        }
+    }
+
+    fn route(&mut self, id: RequestId, now: Instant) {
+        let Some(r) = self.requests.get(&id) else {
+            return;
+        };
+        match self.router.route(&r.ticket, now) {
+            Ok(Route::Send(link)) => self.send_on(id, link, true, now),
+            Ok(Route::Held) => {
+                if let Some(r) = self.requests.get_mut(&id) {
+                    r.state = ReqState::Routing;
+                }
+            }
+            Err(e) => self.fail(id, CallError::Route(e), now),
+        }
+    }
+
+    /// The slot of `link`, if there is one.
+    fn slot_of(&self, link: Link) -> Option<ConnId> {
+        self.slots.iter().find(|(_, s)| s.link == link).map(|(c, _)| *c)
+    }
+
+    /// Sends request `id` on `link`'s connection. `routed`: the router counts it in flight there.
+    fn send_on(&mut self, id: RequestId, link: Link, routed: bool, now: Instant) {
+        let Some(conn) = self.slot_of(link) else {
+            if routed {
+                self.router.done(link, now);
+            }
+            self.fail(id, CallError::Send(SendError::NotReady), now);
+            return;
+        };
+        let (Some(r), Some(slot)) = (self.requests.get_mut(&id), self.slots.get_mut(&conn)) else {
+            return;
+        };
+        let Some(c) = slot.conn.as_mut() else {
+            if routed {
+                self.router.done(link, now);
+            }
+            self.fail(id, CallError::Send(SendError::NotReady), now);
+            return;
+        };
+        let sent = match self.cfg.init.filter(|_| !slot.init_sent) {
+            Some(init) => {
+                let mut wrapped = alloc::vec![0u8; init.prefix_len() + r.body.len()];
+                let mut w = Writer::new(&mut wrapped);
+                let _ = write_init_connection(&mut w, self.cfg.layer, &init);
+                let _ = w.raw(&r.body);
+                c.send(now, &wrapped, MsgKind::Query)
+            }
+            None => c.send(now, &r.body, MsgKind::Query),
+        };
+        match sent {
+            Ok(msg) => {
+                slot.init_sent = true;
+                r.state = ReqState::Sent { conn, msg, link };
+                self.stats.queries = self.stats.queries.saturating_add(1);
+                self.events.push_back(ClientEvent::Sent { id, dc: link.dc, conn });
+            }
+            Err(e) => {
+                if routed {
+                    self.router.done(link, now);
+                }
+                self.fail(id, CallError::Send(e), now);
+            }
+        }
+    }
+
+    /// Ends request `id` with `error`.
+    fn fail(&mut self, id: RequestId, error: CallError, now: Instant) {
+        let Some(r) = self.requests.remove(&id) else {
+            return;
+        };
+        self.flood.completed(id, now);
+        match r.mode {
+            Mode::Call(_) => self.events.push_back(ClientEvent::Failed { id, error }),
+            Mode::Export { to } | Mode::Import { to } => self.router.import_failed(to),
+        }
+    }
+
+    /// Carries out what the router and the flood scheduler decided, until neither has anything.
+    fn step(&mut self, now: Instant) {
+        loop {
+            let mut any = false;
+            self.flood.handle_timeout(now);
+            while let Some(id) = self.flood.poll_release() {
+                any = true;
+                self.route(id, now);
+            }
+            while let Some(a) = self.router.poll_action() {
+                any = true;
+                self.act(a, now);
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn act(&mut self, a: Action, now: Instant) {
+        match a {
+            Action::Open { link, option, .. } => self.open(link, option, now),
+            Action::Close { link } => {
+                if let Some(conn) = self.slot_of(link) {
+                    self.slots.remove(&conn);
+                    self.actions.push_back(HostAction::Close { conn });
+                }
+            }
+            Action::Export { from, to } => {
+                let id = self.new_id();
+                let body = encode(&functions::AuthExportAuthorization {
+                    dc_id: i32::from(to.get()),
+                });
+                self.internal(id, from, body, Mode::Export { to }, now);
+            }
+            Action::Send { id, link } => {
+                if self.requests.contains_key(&id) {
+                    self.send_on(id, link, true, now);
+                } else {
+                    self.router.done(link, now);
+                }
+            }
+            Action::Fail { id, reason } => self.fail(id, CallError::Route(reason), now),
+        }
+    }
+
+    /// One of the machine's own calls (authorization copies) on `dc`'s main connection, which the router made
+    /// ready for it; not counted by the router.
+    fn internal(&mut self, id: RequestId, dc: DcId, body: Vec<u8>, mode: Mode, now: Instant) {
+        self.requests.insert(
+            id,
+            Request {
+                ticket: Ticket::new(id, Target::Dc(dc), false),
+                retry: RetryState::default(),
+                body,
+                mode,
+                state: ReqState::Routing,
+                resent: false,
+            },
+        );
+        self.send_on(
+            id,
+            Link {
+                dc,
+                kind: LinkKind::Main,
+            },
+            false,
+            now,
+        );
+    }
+
+    /// The router wants `link` open: a lost connection's session continues on a new socket; otherwise a new
+    /// connection, on the stored key or with a key exchange.
+    fn open(&mut self, link: Link, option: DcOption, now: Instant) {
+        if let Some(conn) = self.slot_of(link)
+            && let Some(slot) = self.slots.get_mut(&conn)
+        {
+            if let Some(c) = slot.conn.as_mut() {
+                c.reconnect(now);
+            }
+            slot.sock = Sock::Opening;
+            slot.option = option;
+            self.actions.push_back(HostAction::Open { conn, option });
+            return;
+        }
+        self.next_conn = self.next_conn.wrapping_add(1);
+        let conn = ConnId(self.next_conn);
+        let key = self.record.key(link.dc).is_some();
+        let c = if key {
+            None
+        } else {
+            let mut hs = handshake::ClientConfig::new(self.cfg.rsa_keys, i32::from(link.dc.get()));
+            hs.unix_micros_at_zero = self.unix_at_zero;
+            Some(Box::new(Connection::client_handshake(
+                self.conn_config(link.dc, 0, 0, now),
+                hs,
+                now,
+            )))
+        };
+        self.slots.insert(
+            conn,
+            Slot {
+                link,
+                conn: c,
+                sock: Sock::Opening,
+                handshake: !key,
+                ready: false,
+                init_sent: false,
+                option,
+                failures: 0,
+            },
+        );
+        self.actions.push_back(HostAction::Open { conn, option });
+    }
+
+    fn conn_config(&self, dc: DcId, salt: u64, offset: i32, now: Instant) -> ConnectionConfig {
+        let unix = self.unix_at_zero.saturating_add(now.as_micros()) / 1_000_000;
+        let mut transport = self.cfg.transport;
+        if transport.obfuscated {
+            transport.dc_id = i16::try_from(dc.get()).ok();
+        }
+        ConnectionConfig {
+            engine: self.cfg.session,
+            transport,
+            unix_time_hint: Some(UnixTime(unix.saturating_add_signed(i64::from(offset)))),
+            salt,
+        }
+    }
+
+    /// The host's socket for `conn` is up. A connection on a stored key starts its session here (its session id
+    /// drawn from `rng`); one running the key exchange starts it.
+    pub fn connected<R: CryptoRng + ?Sized>(&mut self, now: Instant, conn: ConnId, rng: &mut R) {
+        let Some(slot) = self.slots.get(&conn) else {
+            return;
+        };
+        let (link, fresh) = (slot.link, slot.conn.is_none());
+        if fresh {
+            let Some((key, salt, offset)) = self
+                .record
+                .dc(link.dc)
+                .and_then(|d| d.key.clone().map(|k| (k, d.salt, d.time_offset)))
+            else {
+                return;
+            };
+            let cfg = self.conn_config(link.dc, salt, offset, now);
+            let c = Box::new(Connection::client(cfg, key, now, rng));
+            if let Some(slot) = self.slots.get_mut(&conn) {
+                slot.conn = Some(c);
+            }
+        }
+        let Some(slot) = self.slots.get_mut(&conn) else {
+            return;
+        };
+        slot.sock = Sock::Up;
+        slot.failures = 0;
+        if !slot.handshake {
+            slot.ready = true;
+            self.router.link_ready(link, now);
+        }
+        self.step(now);
+    }
+
+    /// The host could not open the socket for `conn`: the router tries again (another address, after a backoff)
+    /// or fails what waits for it.
+    pub fn connect_failed(&mut self, now: Instant, conn: ConnId) {
+        self.lost(now, conn, true);
+    }
+
+    /// The socket of `conn` was closed or broke. Its session is kept and continues when the router opens it
+    /// again (queries in flight are resent there).
+    pub fn disconnected(&mut self, now: Instant, conn: ConnId) {
+        self.lost(now, conn, false);
+    }
+
+    fn lost(&mut self, now: Instant, conn: ConnId, failed: bool) {
+        let max = self.cfg.router.max_connect_attempts;
+        let Some(slot) = self.slots.get_mut(&conn) else {
+            return;
+        };
+        let link = slot.link;
+        let was_ready = slot.ready;
+        slot.sock = Sock::Down;
+        slot.ready = false;
+        if failed || !was_ready {
+            slot.failures = slot.failures.saturating_add(1);
+            let gave_up = slot.failures >= max;
+            self.router.link_failed(link, now);
+            if gave_up {
+                // The router fails what it holds for the DC; what was in flight on this connection fails here.
+                self.slots.remove(&conn);
+                let ids = self.sent_on(&[conn]);
+                for id in ids {
+                    self.finish_link(id, now);
+                    self.fail(id, CallError::Unreachable(link.dc), now);
+                }
+            }
+        } else if self.sent_on(&[conn]).is_empty() {
+            self.router.link_closed(link, now);
+        } else {
+            // Lost with queries in flight: the router reopens it (it counts them) after its short backoff, where
+            // a close with nothing in flight reopens only a connection something waits for.
+            self.router.link_failed(link, now);
+        }
+        self.step(now);
+    }
+
+    /// Requests in flight on these connections.
+    fn sent_on(&self, conns: &[ConnId]) -> Vec<RequestId> {
+        self.requests
+            .iter()
+            .filter(|(_, r)| matches!(r.state, ReqState::Sent { conn, .. } if conns.contains(&conn)))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Bytes read from `conn`'s socket. Returns how many were consumed (at most one frame per call, as
+    /// [`Connection::handle_input`]); 0 means drain [`Client::poll_event`] (or [`Client::poll_transmit`]) first.
+    /// A broken connection is closed ([`HostAction::Close`]) and opened again by the router.
+    pub fn handle_input(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) -> usize {
+        if self.events.len() >= self.cfg.max_events {
+            return 0;
+        }
+        let Some(c) = self.slots.get_mut(&conn).and_then(|s| s.conn.as_mut()) else {
+            // A connection the machine closed: its bytes are nobody's.
+            return bytes.len();
+        };
+        let n = match c.handle_input(now, bytes) {
+            Ok(n) => n,
+            Err(_) => {
+                self.broken(now, conn);
+                return bytes.len();
+            }
+        };
+        self.drain(now, conn);
+        self.step(now);
+        n
+    }
+
+    /// `conn` broke (a transport or session error): its socket is closed and the connection dropped; requests in
+    /// flight on it are routed again.
+    fn broken(&mut self, now: Instant, conn: ConnId) {
+        let Some(slot) = self.slots.remove(&conn) else {
+            return;
+        };
+        self.actions.push_back(HostAction::Close { conn });
+        if slot.ready {
+            self.router.link_closed(slot.link, now);
+        } else {
+            self.router.link_failed(slot.link, now);
+        }
+        for id in self.sent_on(&[conn]) {
+            if let Some(r) = self.requests.get_mut(&id)
+                && let ReqState::Sent { link, .. } = r.state
+            {
+                if matches!(r.mode, Mode::Call(_)) {
+                    self.router.done(link, now);
+                    self.route(id, now);
+                } else {
+                    self.fail(id, CallError::Session(FailReason::Closed), now);
+                }
+            }
+        }
+    }
+
+    /// Moves `conn`'s events into the machine.
+    fn drain(&mut self, now: Instant, conn: ConnId) {
+        let mut out: Vec<Owned> = Vec::new();
+        let mut key_ready = false;
+        let Some(slot) = self.slots.get_mut(&conn) else {
+            return;
+        };
+        let dc = slot.link.dc;
+        let Some(c) = slot.conn.as_mut() else {
+            return;
+        };
+        while let Some(ev) = c.poll_event() {
+            out.push(match ev {
+                Event::RpcResult { req, body } => Owned::Result(req, body.to_vec()),
+                Event::RpcError { req, code, message, .. } => Owned::Error(req, code, message.to_vec()),
+                Event::Failed { req, reason } => Owned::Failed(req, reason),
+                Event::Update(b) => Owned::Update(b.to_vec()),
+                Event::SessionReset { .. } => Owned::Reset,
+                Event::TransportError(code) => Owned::Transport(code),
+                Event::AuthKeyReady => {
+                    key_ready = true;
+                    continue;
+                }
+                _ => continue,
+            });
+        }
+        if key_ready {
+            self.key_made(now, conn);
+        }
+        for ev in out {
+            match ev {
+                Owned::Result(msg, body) => self.answered(now, conn, msg, Ok(body)),
+                Owned::Error(msg, code, message) => self.answered(now, conn, msg, Err(RpcFailure { code, message })),
+                Owned::Failed(msg, reason) => {
+                    if let Some(id) = self.find_sent(conn, msg) {
+                        self.finish_link(id, now);
+                        self.fail(id, CallError::Session(reason), now);
+                    }
+                }
+                Owned::Update(body) => self.events.push_back(ClientEvent::Update { dc, body }),
+                Owned::Reset => self.events.push_back(ClientEvent::SessionReset { dc }),
+                Owned::Transport(-404) => {
+                    self.key_dropped(now, dc);
+                    return;
+                }
+                Owned::Transport(_) => {
+                    self.broken(now, conn);
+                    return;
+                }
+            }
+        }
+        self.note_salt(conn);
+    }
+
+    /// The DC moved the session to a new salt (or clock): kept in the record, saved as [`Change::Salt`].
+    fn note_salt(&mut self, conn: ConnId) {
+        let Some(slot) = self.slots.get(&conn) else {
+            return;
+        };
+        let dc = slot.link.dc;
+        let Some(s) = slot.conn.as_ref().and_then(|c| c.session()).filter(|_| !slot.handshake) else {
+            return;
+        };
+        let salt = s.current_salt();
+        if self.record.dc(dc).is_some_and(|d| d.key.is_some() && d.salt != salt) {
+            let offset = self.record.dc(dc).map_or(0, |d| d.time_offset);
+            if let Ok(change) = self.record.set_salt(dc, salt, offset)
+                && !self.saves.contains(&change)
+            {
+                self.saves.push(change);
+            }
+        }
+    }
+
+    /// The key exchange on `conn` made a key: into the record (saved before anything goes out under it).
+    fn key_made(&mut self, now: Instant, conn: ConnId) {
+        let Some(slot) = self.slots.get_mut(&conn) else {
+            return;
+        };
+        let link = slot.link;
+        let Some(s) = slot.conn.as_ref().and_then(|c| c.session()) else {
+            return;
+        };
+        let key = s.auth_key().clone();
+        let salt = s.current_salt();
+        let server = i64::try_from(s.clock().unix_time(now).0).unwrap_or(0);
+        let ours = i64::try_from(self.unix_at_zero.saturating_add(now.as_micros()) / 1_000_000).unwrap_or(0);
+        let offset = i32::try_from(server.saturating_sub(ours)).unwrap_or(0);
+        slot.handshake = false;
+        self.stats.handshakes = self.stats.handshakes.saturating_add(1);
+        if self.record.set_key(link.dc, key).is_err() {
+            // No room in the record for another DC: the key cannot be kept, so it is not used.
+            self.broken(now, conn);
+            return;
+        }
+        let _ = self.record.set_salt(link.dc, salt, offset);
+        if let Some(slot) = self.slots.get_mut(&conn)
+            && slot.sock == Sock::Up
+        {
+            slot.ready = true;
+            self.router.link_ready(link, now);
+        }
+    }
+
+    fn find_sent(&self, conn: ConnId, msg: MsgId) -> Option<RequestId> {
+        self.requests
+            .iter()
+            .find(|(_, r)| matches!(r.state, ReqState::Sent { conn: c, msg: m, .. } if c == conn && m == msg))
+            .map(|(id, _)| *id)
+    }
+
+    /// The request left its connection: the router's count goes down (its own calls are not counted).
+    fn finish_link(&mut self, id: RequestId, now: Instant) {
+        if let Some(r) = self.requests.get_mut(&id)
+            && let ReqState::Sent { link, .. } = r.state
+        {
+            r.state = ReqState::Routing;
+            if matches!(r.mode, Mode::Call(_)) {
+                self.router.done(link, now);
+            }
+        }
+    }
+
+    fn answered(&mut self, now: Instant, conn: ConnId, msg: MsgId, result: Result<Vec<u8>, RpcFailure>) {
+        let Some(id) = self.find_sent(conn, msg) else {
+            return;
+        };
+        let dc = self.slots.get(&conn).map(|s| s.link.dc);
+        self.finish_link(id, now);
+        let Some(mode) = self.requests.get(&id).map(|r| r.mode) else {
+            return;
+        };
+        match (mode, result) {
+            (Mode::Export { to }, Ok(body)) => {
+                self.requests.remove(&id);
+                match import_call(&body) {
+                    Ok(call) => {
+                        let body = encode(&call);
+                        let id = self.new_id();
+                        self.internal(id, to, body, Mode::Import { to }, now);
+                    }
+                    Err(_) => self.router.import_failed(to),
+                }
+            }
+            (Mode::Import { to }, Ok(_)) => {
+                self.requests.remove(&id);
+                self.stats.imports = self.stats.imports.saturating_add(1);
+                self.router.imported(to);
+                let _ = self.record.authorized(to);
+            }
+            (Mode::Export { to } | Mode::Import { to }, Err(_)) => {
+                self.requests.remove(&id);
+                self.router.import_failed(to);
+            }
+            (Mode::Call(_), Ok(body)) => self.answer(id, Ok(body), now),
+            (Mode::Call(CallKind::Raw), Err(e)) => self.answer(id, Err(e), now),
+            (Mode::Call(CallKind::Api), Err(e)) => self.api_error(id, dc, e, now),
+        }
+    }
+
+    fn answer(&mut self, id: RequestId, result: Result<Vec<u8>, RpcFailure>, now: Instant) {
+        self.requests.remove(&id);
+        self.flood.completed(id, now);
+        self.events.push_back(ClientEvent::Answer { id, result });
+    }
+
+    /// An API call's `rpc_error`: migrations, waits and retries handled here; the rest goes to the caller.
+    fn api_error(&mut self, id: RequestId, dc: Option<DcId>, e: RpcFailure, now: Instant) {
+        let Ok(err) = RpcError::classify(e.code, &e.message) else {
+            self.answer(id, Err(e), now);
+            return;
+        };
+        match err.kind {
+            ErrorKind::Migrate { reason, dc: to } => {
+                self.flood.completed(id, now);
+                let Some(mut ticket) = self.requests.get(&id).map(|r| r.ticket) else {
+                    return;
+                };
+                let route = self.router.on_migrate(&mut ticket, reason, to, now);
+                if let Some(r) = self.requests.get_mut(&id) {
+                    r.ticket = ticket;
+                    r.state = ReqState::Routing;
+                }
+                match route {
+                    Ok(route) => {
+                        if reason.moves_home() {
+                            // Saved when the router reports `Change::Home`.
+                            self.record.set_home(to);
+                        }
+                        if let Route::Send(link) = route {
+                            self.send_on(id, link, true, now);
+                        }
+                    }
+                    Err(re) => self.fail(id, CallError::Route(re), now),
+                }
+            }
+            ErrorKind::Wait { .. } | ErrorKind::Retry(_) => {
+                let Some(r) = self.requests.get_mut(&id) else {
+                    return;
+                };
+                let Some(dc) = dc else {
+                    return;
+                };
+                let key = MethodKey { method: r.method(), dc };
+                match self.flood.on_error(id, key, None, &mut r.retry, &err, now) {
+                    Ok(Verdict::Retry { .. }) => r.state = ReqState::Flood,
+                    Ok(Verdict::Surface { .. } | Verdict::NotMine) | Err(_) => self.answer(id, Err(e), now),
+                }
+            }
+            ErrorKind::Unauthorized(_) => {
+                if dc.is_some_and(|dc| self.router.unauthorized(dc)) {
+                    self.record.signed_out();
+                    self.events.push_back(ClientEvent::SignedOut);
+                }
+                self.answer(id, Err(e), now);
+            }
+            _ => self.answer(id, Err(e), now),
+        }
+    }
+
+    /// `dc` answered −404: it forgot the key. The key goes from the record and the router (saved), the DC's
+    /// connections are closed, and what was in flight there is sent once more (under the new key the router's
+    /// next connection makes).
+    fn key_dropped(&mut self, now: Instant, dc: DcId) {
+        self.stats.keys_dropped = self.stats.keys_dropped.saturating_add(1);
+        let conns: Vec<ConnId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.link.dc == dc)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in &conns {
+            self.slots.remove(conn);
+            self.actions.push_back(HostAction::Close { conn: *conn });
+        }
+        self.record.drop_key(dc);
+        match self.router.key_dropped(dc, now) {
+            Ok(true) => {
+                self.record.signed_out();
+                self.events.push_back(ClientEvent::SignedOut);
+            }
+            Ok(false) => {}
+            Err(_) => {}
+        }
+        for id in self.sent_on(&conns) {
+            let Some(r) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            // The router forgot what was in flight on the DC: no `done` for them.
+            r.state = ReqState::Routing;
+            if r.resent || !matches!(r.mode, Mode::Call(_)) {
+                self.fail(id, CallError::KeyDropped(dc), now);
+            } else {
+                r.resent = true;
+                self.route(id, now);
+            }
+        }
+    }
+
+    /// Treats request `id` as if its DC had answered it with this `rpc_error` now (the answer that may still come
+    /// is ignored): fault injection for tests, or a host that gives up on a call. Returns whether `id` was in
+    /// flight.
+    pub fn inject_rpc_error(&mut self, now: Instant, id: RequestId, code: i32, message: &[u8]) -> bool {
+        let Some(ReqState::Sent { conn, msg, .. }) = self.requests.get(&id).map(|r| r.state) else {
+            return false;
+        };
+        self.answered(
+            now,
+            conn,
+            msg,
+            Err(RpcFailure {
+                code,
+                message: message.to_vec(),
+            }),
+        );
+        self.step(now);
+        true
+    }
+
+    /// The sign-in flow moved the home DC (`PHONE_MIGRATE_X`, a QR token's migration): saved as [`Change::Home`].
+    pub fn move_home(&mut self, now: Instant, dc: DcId) {
+        self.router.move_home(dc);
+        self.record.set_home(dc);
+        self.step(now);
+    }
+
+    /// The sign-in flow ended signed in as `user` on the home DC: saved as [`Change::SignedIn`]; authorized calls
+    /// wait for that save.
+    ///
+    /// # Errors
+    /// No home DC, or no room for it in the router's or the record's table.
+    pub fn signed_in(&mut self, now: Instant, user: User) -> Result<(), RouteError> {
+        let home = self.router.home().ok_or(RouteError::NoHome)?;
+        self.record.signed_in(home, user).map_err(|_| RouteError::Full)?;
+        self.router.signed_in(now)?;
+        self.step(now);
+        Ok(())
+    }
+
+    /// The account signed out (`auth.logOut` answered): saved as [`Change::SignedOut`].
+    pub fn signed_out(&mut self, now: Instant) {
+        self.router.signed_out();
+        self.record.signed_out();
+        self.step(now);
+    }
+
+    /// A `help.getConfig` result: the DC list replaced (router and record; saved as [`Change::Options`] when it
+    /// changed).
+    ///
+    /// # Errors
+    /// The config is malformed, for the other network, or empty; nothing changed.
+    pub fn apply_config_result(&mut self, now: Instant, body: &[u8]) -> Result<ConfigReport, ConfigError> {
+        let report = self.router.apply_config_result(body)?;
+        let opts: Vec<DcOption> = self.router.options().copied().collect();
+        if self.record.set_options(&opts).is_err() {
+            // More addresses than a record keeps: the router has them for this run, the store the old list.
+        }
+        self.step(now);
+        Ok(report)
+    }
+
+    /// The next change of [`Client::record`] to make durable; it stays the answer until [`Client::saved`].
+    #[must_use]
+    pub fn poll_save(&self) -> Option<Change> {
+        self.router.poll_save().or_else(|| self.saves.first().copied())
+    }
+
+    /// The store made `change` durable: what waited for it may go out.
+    pub fn saved(&mut self, now: Instant, change: Change) {
+        if !self.router.saved(change) {
+            self.saves.retain(|c| *c != change);
+        }
+        self.step(now);
+    }
+
+    /// The next thing to do with a socket.
+    pub fn poll_action(&mut self) -> Option<HostAction> {
+        self.actions.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to write on a connection's socket: `(conn, n)`, the first `n` bytes of `out` (at least
+    /// [`Connection::min_transmit_len`], 64 KiB plus framing covers every connection type here). Call until `None`.
+    ///
+    /// # Errors
+    /// `out` is too small for the next frame.
+    pub fn poll_transmit<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<Option<(ConnId, usize)>, crate::error::BufferTooSmall> {
+        let mut broken = None;
+        let mut found = None;
+        for (id, slot) in &mut self.slots {
+            if slot.sock != Sock::Up {
+                continue;
+            }
+            let Some(c) = slot.conn.as_mut() else {
+                continue;
+            };
+            let need = c.min_transmit_len();
+            if out.len() < need {
+                return Err(crate::error::BufferTooSmall { required: need });
+            }
+            match c.poll_transmit(now, rng, out) {
+                Ok(Some(n)) => {
+                    found = Some((*id, n));
+                    break;
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    broken = Some(*id);
+                    break;
+                }
+            }
+        }
+        if let Some(conn) = broken {
+            self.broken(now, conn);
+            self.step(now);
+        }
+        Ok(found)
+    }
+
+    /// Time passed: each connection's timers (resends, acks, pings), the router's (idle connections, reopening
+    /// after a backoff) and the flood scheduler's (waits ending).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let conns: Vec<ConnId> = self.slots.keys().copied().collect();
+        for conn in conns {
+            let Some(slot) = self.slots.get_mut(&conn) else {
+                continue;
+            };
+            if slot.sock != Sock::Up {
+                continue;
+            }
+            let Some(c) = slot.conn.as_mut() else {
+                continue;
+            };
+            if c.handle_timeout(now).is_err() {
+                self.broken(now, conn);
+                continue;
+            }
+            self.drain(now, conn);
+        }
+        self.router.handle_timeout(now);
+        self.step(now);
+    }
+
+    /// The earliest instant [`Client::handle_timeout`] has something to do.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.slots
+            .values()
+            .filter(|s| s.sock == Sock::Up)
+            .filter_map(|s| s.conn.as_ref().and_then(|c| c.poll_timeout()))
+            .chain(self.router.poll_timeout())
+            .chain(self.flood.poll_timeout())
+            .min()
+    }
+}
+
+/// A connection's event, copied out of its receive buffer.
+enum Owned {
+    Result(MsgId, Vec<u8>),
+    Error(MsgId, i32, Vec<u8>),
+    Failed(MsgId, FailReason),
+    Update(Vec<u8>),
+    Reset,
+    Transport(i32),
+}

@@ -1,0 +1,595 @@
+//! The client machine (`client::Client`, src/client/machine.rs) driven by hand against scripted DCs: real DC-role
+//! `Connection`s on stored keys, bytes in and bytes out, with a script that decides each answer. Many requests in
+//! flight matched to their answers, migrations (the home DC moved and saved; a file migration with an
+//! authorization copy), a flood wait held and retried on the machine's timer, and a key the DC forgot (−404)
+//! dropped, saved, and replaced by a key exchange with the request kept.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use mtproto_sansio::client::machine::{CallKind, Client, ClientEvent, Config, ConnId, HostAction, RpcFailure};
+use mtproto_sansio::client::router::{DcOption, RouterConfig, Target};
+use mtproto_sansio::client::store::{Change, Record, User};
+use mtproto_sansio::client::{DcId, RequestId};
+use mtproto_sansio::crypto::auth_key::AuthKey;
+use mtproto_sansio::session::{Connection, ConnectionConfig, Event, HostQuery, MsgId};
+use mtproto_sansio::time::{Instant, UnixTime};
+use mtproto_sansio::tl::api::types;
+use mtproto_sansio::tl::invoke::{InitConnection, unwrap};
+use mtproto_sansio::tl::{self, TlWrite};
+use mtproto_sansio::transport::TransportConfig;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+type DcConn = Connection<65_536, 262_144, 64>;
+
+const INIT: InitConnection<'static> = InitConnection {
+    api_id: 1,
+    device_model: b"test",
+    system_version: b"test",
+    app_version: b"1",
+    system_lang_code: b"en",
+    lang_pack: b"",
+    lang_code: b"en",
+};
+
+/// A method of our own: `[METHOD, n]` is answered `[n * 10]` (the DC's script decides).
+const METHOD: u32 = 0x1234_5678;
+const OTHER: u32 = 0x1234_5679;
+
+fn dc(n: i64) -> DcId {
+    DcId::new(n).unwrap()
+}
+
+fn option(n: i64) -> DcOption {
+    DcOption {
+        dc: dc(n),
+        addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, n as u8)),
+        port: 443,
+        media_only: false,
+        tcpo_only: false,
+        cdn: false,
+        static_: false,
+        this_port_only: false,
+        secret: None,
+    }
+}
+
+fn key(n: i64) -> AuthKey {
+    AuthKey::from_bytes([n as u8 + 1; 256])
+}
+
+fn call(method: u32, n: i32) -> Vec<u8> {
+    [method.to_le_bytes(), n.to_le_bytes()].concat()
+}
+
+/// What a scripted DC does with a call: (dc, method, its arguments) → an answer now, or none yet.
+enum Reply {
+    Result(Vec<u8>),
+    Error(i32, &'static str),
+    Hold,
+}
+
+/// One DC-side connection.
+struct DcSide {
+    dc: DcId,
+    conn: Option<Box<DcConn>>,
+    /// Queries received, not answered yet: (msg_id, method, args).
+    held: Vec<(MsgId, u32, Vec<u8>)>,
+}
+
+struct Net {
+    client: Client,
+    rng: StdRng,
+    now: Instant,
+    /// The keys each DC knows (a DC without an entry forgot every key: it answers −404).
+    dc_keys: HashMap<DcId, AuthKey>,
+    sides: HashMap<ConnId, DcSide>,
+    /// Every call each DC received: (dc, method, wrapped in initConnection).
+    received: Vec<(DcId, u32, bool)>,
+    events: Vec<ClientEvent>,
+    saved: Vec<Change>,
+    opened: Vec<(ConnId, DcId)>,
+    /// The first bytes every connection sent (at least 64, from its transport marker on).
+    first_frames: HashMap<ConnId, Vec<u8>>,
+}
+
+fn config() -> Config {
+    let mut c = Config::new(&[], TransportConfig::INTERMEDIATE);
+    c.router = RouterConfig {
+        test_mode: true,
+        ..RouterConfig::DEFAULT
+    };
+    c.init = Some(INIT);
+    c
+}
+
+impl Net {
+    /// A client whose record holds keys for `keys` (the DCs know them too), home DC 1.
+    fn new(keys: &[i64], signed_in: bool) -> Net {
+        Net::with_config(keys, signed_in, config())
+    }
+
+    fn with_config(keys: &[i64], signed_in: bool, cfg: Config) -> Net {
+        let mut rec = Record::new(true);
+        rec.set_options(&[option(1), option(2), option(3)]).unwrap();
+        for &k in keys {
+            rec.set_key(dc(k), key(k)).unwrap();
+        }
+        rec.set_home(dc(1));
+        if signed_in {
+            rec.signed_in(dc(1), User { id: 7, bot: true }).unwrap();
+        }
+        let now = Instant::from_secs(10);
+        let client = Client::new(cfg, Some(rec), &[], now, UnixTime(1_700_000_000)).unwrap();
+        Net {
+            client,
+            rng: StdRng::seed_from_u64(1),
+            now,
+            dc_keys: keys.iter().map(|&k| (dc(k), key(k))).collect(),
+            sides: HashMap::new(),
+            received: Vec::new(),
+            events: Vec::new(),
+            saved: Vec::new(),
+            opened: Vec::new(),
+            first_frames: HashMap::new(),
+        }
+    }
+
+    fn invoke(&mut self, target: Target, body: &[u8]) -> RequestId {
+        self.client.invoke(self.now, target, body, CallKind::Api).unwrap()
+    }
+
+    /// Moves bytes both ways, saves what the machine asks, opens what it asks, until nothing moves.
+    fn run(&mut self, script: &mut dyn FnMut(DcId, u32, &[u8]) -> Reply) {
+        for _ in 0..200 {
+            let mut moved = false;
+            while let Some(change) = self.client.poll_save() {
+                moved = true;
+                self.saved.push(change);
+                self.client.saved(self.now, change);
+            }
+            while let Some(a) = self.client.poll_action() {
+                moved = true;
+                match a {
+                    HostAction::Open { conn, option } => {
+                        self.opened.push((conn, option.dc));
+                        let side = self.sides.entry(conn).or_insert(DcSide {
+                            dc: option.dc,
+                            conn: None,
+                            held: Vec::new(),
+                        });
+                        // A new socket for a connection the DC served keeps its session there (as test_dc
+                        // hands sessions over); a new one starts a session on the key.
+                        match side.conn.as_mut() {
+                            Some(c) => c.reconnect(self.now),
+                            None => {
+                                side.conn = self.dc_keys.get(&option.dc).map(|k| {
+                                    Box::new(Connection::server(
+                                        ConnectionConfig::DEFAULT,
+                                        k.clone(),
+                                        self.now,
+                                        &mut self.rng,
+                                    ))
+                                });
+                            }
+                        }
+                        self.client.connected(self.now, conn, &mut self.rng);
+                    }
+                    HostAction::Close { conn } => {
+                        self.sides.remove(&conn);
+                    }
+                }
+            }
+            let mut out = vec![0u8; 70_000];
+            while let Some((conn, n)) = self.client.poll_transmit(self.now, &mut self.rng, &mut out).unwrap() {
+                moved = true;
+                let bytes = out[..n].to_vec();
+                let first = self.first_frames.entry(conn).or_default();
+                if first.len() < 64 {
+                    first.extend_from_slice(&bytes);
+                }
+                self.deliver(conn, &bytes);
+            }
+            let conns: Vec<ConnId> = self.sides.keys().copied().collect();
+            for conn in conns {
+                moved |= self.answer_and_return(conn, script);
+            }
+            while let Some(ev) = self.client.poll_event() {
+                moved = true;
+                self.events.push(ev);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the exchange did not settle");
+    }
+
+    fn deliver(&mut self, conn: ConnId, bytes: &[u8]) {
+        let Some(side) = self.sides.get_mut(&conn) else {
+            return;
+        };
+        let Some(c) = side.conn.as_mut() else {
+            // A DC that forgot the key: the transport error −404, in intermediate framing. The marker alone gets
+            // nothing.
+            if bytes != [0xee; 4] {
+                let mut frame = 4u32.to_le_bytes().to_vec();
+                frame.extend_from_slice(&(-404i32).to_le_bytes());
+                side.held.push((MsgId(0), 0, frame));
+            }
+            return;
+        };
+        let mut off = 0;
+        while off < bytes.len() {
+            off += c.handle_input(self.now, &bytes[off..]).unwrap();
+            if let Some(HostQuery::Session { .. }) = c.host_query() {
+                c.resume_session(self.now, None).unwrap();
+            }
+            while let Some(ev) = c.poll_event() {
+                if let Event::Request { msg_id, body } = ev {
+                    let u = unwrap(body, 4).unwrap();
+                    self.received.push((side.dc, u.method, u.init_connection));
+                    side.held.push((msg_id, u.method, u.args.to_vec()));
+                }
+            }
+        }
+    }
+
+    /// Answers what the script allows and moves the DC's bytes to the client; true if anything moved.
+    fn answer_and_return(&mut self, conn: ConnId, script: &mut dyn FnMut(DcId, u32, &[u8]) -> Reply) -> bool {
+        let Some(side) = self.sides.get_mut(&conn) else {
+            return false;
+        };
+        let Some(c) = side.conn.as_mut() else {
+            let frames: Vec<Vec<u8>> = side.held.drain(..).map(|(_, _, f)| f).collect();
+            let moved = !frames.is_empty();
+            for f in frames {
+                self.client.handle_input(self.now, conn, &f);
+            }
+            return moved;
+        };
+        let mut keep = Vec::new();
+        for (msg, method, args) in side.held.drain(..) {
+            match script(side.dc, method, &args) {
+                Reply::Result(b) => {
+                    c.answer(self.now, msg, &b).unwrap();
+                }
+                Reply::Error(code, m) => {
+                    c.answer_error(self.now, msg, code, m.as_bytes()).unwrap();
+                }
+                Reply::Hold => keep.push((msg, method, args)),
+            }
+        }
+        side.held = keep;
+        let mut out = vec![0u8; 70_000];
+        let mut wire = Vec::new();
+        while let Some(n) = c.poll_transmit(self.now, &mut self.rng, &mut out).unwrap() {
+            wire.extend_from_slice(&out[..n]);
+        }
+        let moved = !wire.is_empty();
+        let mut off = 0;
+        while off < wire.len() {
+            let n = self.client.handle_input(self.now, conn, &wire[off..]);
+            off += n;
+            if n == 0 {
+                while let Some(ev) = self.client.poll_event() {
+                    self.events.push(ev);
+                }
+            }
+        }
+        moved
+    }
+
+    fn answers(&self) -> HashMap<RequestId, Result<Vec<u8>, RpcFailure>> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Answer { id, result } => Some((*id, result.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now = self.now.saturating_add(by);
+        self.client.handle_timeout(self.now);
+    }
+}
+
+/// `[METHOD, n]` → `[n * 10]`.
+fn times_ten(args: &[u8]) -> Vec<u8> {
+    let n = i32::from_le_bytes(args[..4].try_into().unwrap());
+    (n * 10).to_le_bytes().to_vec()
+}
+
+/// Sixteen requests go out together on one connection (the DC holds every answer until it has all of them),
+/// come back in reverse order, and each answer reaches the request that asked it; only the first call of the
+/// session carries `initConnection`.
+#[test]
+fn many_requests_in_flight_are_matched_to_their_answers() {
+    let mut net = Net::new(&[1], false);
+    let ids: Vec<RequestId> = (0..16).map(|n| net.invoke(Target::Home, &call(METHOD, n))).collect();
+    let mut all_in = false;
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(net.received.len(), 16, "every request in flight at once");
+    assert_eq!(net.client.open_requests(), 16);
+    assert_eq!(
+        net.received.iter().filter(|r| r.2).count(),
+        1,
+        "initConnection once per session"
+    );
+    assert!(net.received[0].2);
+    // Reverse order: the DC answers the last first.
+    let mut order: Vec<i32> = (0..16).rev().collect();
+    net.run(&mut |_, _, args| {
+        all_in = true;
+        let n = i32::from_le_bytes(args[..4].try_into().unwrap());
+        if order.first() == Some(&n) {
+            order.remove(0);
+            Reply::Result(times_ten(args))
+        } else {
+            Reply::Hold
+        }
+    });
+    assert!(all_in);
+    let answers = net.answers();
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(answers[id], Ok(((n as i32) * 10).to_le_bytes().to_vec()), "request {n}");
+    }
+    assert_eq!(net.client.open_requests(), 0);
+    assert_eq!(net.client.stats().queries, 16);
+    assert_eq!(net.opened.len(), 1, "one connection for all of them");
+}
+
+/// `NETWORK_MIGRATE_3` moves the home DC (saved as `Change::Home`) and the request goes again on DC 3 (a new
+/// connection, its own `initConnection`), answered there; the caller sees only the answer.
+#[test]
+fn a_migration_moves_the_home_dc_and_the_request() {
+    let mut net = Net::new(&[1, 3], false);
+    let id = net.invoke(Target::Home, &call(METHOD, 4));
+    net.run(&mut |dc_, _, args| {
+        if dc_ == dc(1) {
+            Reply::Error(303, "NETWORK_MIGRATE_3")
+        } else {
+            Reply::Result(times_ten(args))
+        }
+    });
+    assert_eq!(net.answers()[&id], Ok(40i32.to_le_bytes().to_vec()));
+    assert_eq!(net.client.home(), Some(dc(3)));
+    assert_eq!(net.client.record().home, Some(dc(3)));
+    assert!(net.saved.contains(&Change::Home));
+    assert_eq!(
+        net.received,
+        [(dc(1), METHOD, true), (dc(3), METHOD, true)],
+        "once on each DC, each a new session"
+    );
+}
+
+/// Signed in on DC 1, a request gets `FILE_MIGRATE_2`: the machine copies the authorization
+/// (`auth.exportAuthorization` on DC 1, `auth.importAuthorization` with its result on DC 2, saved), then sends the
+/// request on DC 2; the home DC stays.
+#[test]
+fn a_file_migration_copies_the_authorization_first() {
+    use mtproto_sansio::tl::api::functions::{AuthExportAuthorization, AuthImportAuthorization};
+    let mut net = Net::new(&[1, 2], true);
+    let id = net.invoke(Target::Home, &call(METHOD, 5));
+    net.run(&mut |dc_, method, args| match (dc_.get(), method) {
+        (1, METHOD) => Reply::Error(303, "FILE_MIGRATE_2"),
+        (1, AuthExportAuthorization::ID) => {
+            assert_eq!(args, 2i32.to_le_bytes());
+            let e = types::AuthExportedAuthorization { id: 7, bytes: b"token" };
+            let mut b = vec![0u8; e.tl_len()];
+            tl::encode(&e, &mut b).unwrap();
+            Reply::Result(b)
+        }
+        (2, AuthImportAuthorization::ID) => Reply::Result(vec![0; 4]),
+        (2, METHOD) => Reply::Result(times_ten(args)),
+        other => panic!("unexpected call {other:?}"),
+    });
+    assert_eq!(net.answers()[&id], Ok(50i32.to_le_bytes().to_vec()));
+    assert_eq!(net.client.home(), Some(dc(1)));
+    assert_eq!(net.client.stats().imports, 1);
+    assert!(net.saved.contains(&Change::Authorized(dc(2))));
+    assert!(net.client.record().dc(dc(2)).unwrap().authorized);
+    let calls: Vec<(u16, u32)> = net.received.iter().map(|r| (r.0.get(), r.1)).collect();
+    assert_eq!(
+        calls,
+        [
+            (1, METHOD),
+            (1, AuthExportAuthorization::ID),
+            (2, AuthImportAuthorization::ID),
+            (2, METHOD)
+        ]
+    );
+}
+
+/// `FLOOD_WAIT_3`: the request is held (no answer, nothing sent) and `poll_timeout` says when; a second request
+/// of the same method to the same DC waits with it instead of collecting the same error, another method goes at
+/// once. Three seconds later both are sent and answered.
+#[test]
+fn a_flood_wait_holds_the_method_and_retries_on_the_timer() {
+    let mut net = Net::new(&[1], false);
+    let first = net.invoke(Target::Home, &call(METHOD, 1));
+    let mut flooded = false;
+    let mut script = |_: DcId, method: u32, args: &[u8]| {
+        if method == METHOD && !flooded {
+            flooded = true;
+            Reply::Error(420, "FLOOD_WAIT_3")
+        } else {
+            Reply::Result(times_ten(args))
+        }
+    };
+    net.run(&mut script);
+    assert!(net.answers().is_empty());
+    let due = net.client.poll_timeout().unwrap();
+    assert!(due >= net.now.saturating_add(Duration::from_secs(3)), "{due:?}");
+    let second = net.invoke(Target::Home, &call(METHOD, 2));
+    let other = net.invoke(Target::Home, &call(OTHER, 3));
+    net.run(&mut script);
+    assert_eq!(
+        net.received.len(),
+        2,
+        "the same method is held, another goes: {:?}",
+        net.received
+    );
+    assert_eq!(net.answers()[&other], Ok(30i32.to_le_bytes().to_vec()));
+    net.advance(Duration::from_secs(1));
+    net.run(&mut script);
+    assert_eq!(net.received.len(), 2, "still waiting");
+    net.advance(Duration::from_secs(2));
+    net.run(&mut script);
+    let answers = net.answers();
+    assert_eq!(answers[&first], Ok(10i32.to_le_bytes().to_vec()));
+    assert_eq!(answers[&second], Ok(20i32.to_le_bytes().to_vec()));
+    assert_eq!(net.received.len(), 4);
+}
+
+/// A flood wait longer than the budget (60 s) reaches the caller as the DC's error.
+#[test]
+fn a_long_flood_wait_is_surfaced() {
+    let mut net = Net::new(&[1], false);
+    let id = net.invoke(Target::Home, &call(METHOD, 1));
+    net.run(&mut |_, _, _| Reply::Error(420, "FLOOD_WAIT_120"));
+    assert_eq!(
+        net.answers()[&id],
+        Err(RpcFailure {
+            code: 420,
+            message: b"FLOOD_WAIT_120".to_vec()
+        })
+    );
+}
+
+/// The home DC forgot the stored key (−404): the key is dropped from the record (saved as `KeyDropped`, after the
+/// sign-out its authorization goes with), the connection closed, and the request kept: a new connection opens
+/// that starts a key exchange (its first frame is a plain `req_pq_multi`).
+#[test]
+fn a_forgotten_key_is_dropped_and_the_request_kept_for_a_new_key() {
+    let mut net = Net::new(&[1], true);
+    net.dc_keys.clear();
+    let id = net.invoke(Target::Home, &call(METHOD, 1));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(net.client.stats().keys_dropped, 1);
+    assert!(net.client.record().key(dc(1)).is_none());
+    assert!(!net.client.is_signed_in());
+    assert!(net.events.contains(&ClientEvent::SignedOut));
+    let at = net.saved.iter().position(|c| *c == Change::KeyDropped(dc(1))).unwrap();
+    assert!(net.saved[..at].contains(&Change::SignedOut), "{:?}", net.saved);
+    assert_eq!(net.opened.len(), 2, "a second connection: {:?}", net.opened);
+    assert!(!net.answers().contains_key(&id), "kept, not failed");
+    assert_eq!(net.client.open_requests(), 1);
+    let (conn, _) = net.opened[1];
+    let frame = &net.first_frames[&conn];
+    // Intermediate marker, length, then auth_key_id 0 (an unencrypted message), msg_id, length, req_pq_multi.
+    assert_eq!(frame[..4], [0xee; 4]);
+    assert_eq!(frame[8..16], [0; 8], "a plain message: the key exchange");
+    assert_eq!(frame[28..32], 0xbe7e_8ef1u32.to_le_bytes(), "req_pq_multi");
+}
+
+/// A refused body and backpressure: a body that is not TL is refused; past `max_requests` too, with nothing sent.
+#[test]
+fn bad_bodies_and_too_many_requests_are_refused() {
+    use mtproto_sansio::client::machine::InvokeError;
+    let mut net = Net::new(&[1], false);
+    let now = net.now;
+    assert_eq!(
+        net.client.invoke(now, Target::Home, &[1, 2, 3], CallKind::Api),
+        Err(InvokeError::BadBody)
+    );
+    for n in 0..32 {
+        net.invoke(Target::Home, &call(METHOD, n));
+    }
+    assert_eq!(
+        net.client.invoke(now, Target::Home, &call(METHOD, 99), CallKind::Api),
+        Err(InvokeError::Full)
+    );
+}
+
+/// A socket lost with a query in flight: the machine asks for the same connection again (after the router's
+/// backoff), its session continues on the new socket, and the answer reaches the request; a socket lost with nothing in flight on a DC that
+/// is not home is not reopened.
+#[test]
+fn a_lost_connection_with_a_query_in_flight_is_opened_again() {
+    let mut net = Net::new(&[1, 2], false);
+    let id = net.invoke(Target::Home, &call(METHOD, 6));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(net.opened.len(), 1);
+    let (conn, _) = net.opened[0];
+    net.client.disconnected(net.now, conn);
+    // The router's backoff before reopening (1 s by default).
+    net.run(&mut |_, _, _| Reply::Hold);
+    net.advance(Duration::from_secs(2));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert_eq!(net.answers()[&id], Ok(60i32.to_le_bytes().to_vec()));
+    assert_eq!(
+        net.opened,
+        [(conn, dc(1)), (conn, dc(1))],
+        "the same connection, a new socket"
+    );
+    // The session resent it on the new socket; the DC's session, handed over, had it already and answers once.
+    assert_eq!(net.received.len(), 1);
+
+    // DC 2, answered, then idle and lost: nothing asks for it.
+    let other = net.invoke(Target::Dc(dc(2)), &call(METHOD, 7));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert_eq!(net.answers()[&other], Ok(70i32.to_le_bytes().to_vec()));
+    let (conn2, _) = *net.opened.last().unwrap();
+    net.client.disconnected(net.now, conn2);
+    net.advance(Duration::from_secs(5));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(
+        net.opened.iter().filter(|o| o.0 == conn2).count(),
+        1,
+        "{:?}",
+        net.opened
+    );
+}
+
+/// Events the host has not drained are bounded: past `max_events`, input is refused (0 consumed) until the host
+/// drains them, and nothing is lost.
+#[test]
+fn undrained_events_stop_input_until_drained() {
+    let mut cfg = config();
+    cfg.max_events = 3;
+    let mut net = Net::with_config(&[1], false, cfg);
+    let ids: Vec<RequestId> = (0..8).map(|n| net.invoke(Target::Home, &call(METHOD, n))).collect();
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(net.received.len(), 8);
+    let (conn, _) = net.opened[0];
+    let now = net.now;
+    let side = net.sides.get_mut(&conn).unwrap();
+    let c = side.conn.as_mut().unwrap();
+    // Two packets of four answers each.
+    let mut out = vec![0u8; 70_000];
+    let mut packets = Vec::new();
+    for half in side.held.chunks(4) {
+        for (msg, _, args) in half {
+            c.answer(now, *msg, &times_ten(args)).unwrap();
+        }
+        let mut wire = Vec::new();
+        while let Some(n) = c.poll_transmit(now, &mut net.rng, &mut out).unwrap() {
+            wire.extend_from_slice(&out[..n]);
+        }
+        packets.push(wire);
+    }
+    side.held.clear();
+    assert_eq!(net.client.handle_input(now, conn, &packets[0]), packets[0].len());
+    // Four answers wait undrained, more than `max_events`: the next packet is refused, not dropped.
+    assert_eq!(net.client.handle_input(now, conn, &packets[1]), 0);
+    let mut drained = Vec::new();
+    while let Some(ev) = net.client.poll_event() {
+        drained.push(ev);
+    }
+    assert_eq!(drained.len(), 4);
+    assert_eq!(net.client.handle_input(now, conn, &packets[1]), packets[1].len());
+    while let Some(ev) = net.client.poll_event() {
+        drained.push(ev);
+    }
+    net.events.extend(drained);
+    let answers = net.answers();
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(answers[id], Ok(((n as i32) * 10).to_le_bytes().to_vec()), "request {n}");
+    }
+}
