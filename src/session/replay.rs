@@ -333,6 +333,31 @@ mod tests {
     }
 
     #[test]
+    fn contains_and_is_empty_follow_what_was_inserted() {
+        let mut w: ReplayWindow<4> = ReplayWindow::new();
+        assert!(w.is_empty());
+        assert!(!w.contains(MsgId(100)));
+        w.insert(MsgId(100)).unwrap();
+        assert!(!w.is_empty());
+        assert!(w.contains(MsgId(100)));
+        assert!(!w.contains(MsgId(104)));
+    }
+
+    /// The floor refuses ids strictly below it, in `check` and in `accept` alike; the floor itself passes.
+    #[test]
+    fn floor_edges_in_check_and_accept() {
+        let floor = MsgId(1000 << 32);
+        let mut ids: InboundMsgIds<8> = InboundMsgIds::new(Role::Client, TimeWindow::DEFAULT);
+        ids.set_floor(floor);
+        let below = MsgId(floor.0 - 4);
+        assert_eq!(ids.check(below, UnixTime(1000), false), Err(MsgIdReject::TooLow));
+        assert_eq!(ids.accept(below, UnixTime(1000), false), Err(MsgIdReject::TooLow));
+        assert_eq!(ids.check(floor, UnixTime(1000), false), Ok(()));
+        assert_eq!(ids.accept(floor, UnixTime(1000), false), Ok(()));
+        assert!(ids.window().contains(floor));
+    }
+
+    #[test]
     fn fractional_durations_count() {
         let w = TimeWindow {
             past: Duration::from_millis(500),

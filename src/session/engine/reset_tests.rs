@@ -34,6 +34,13 @@ fn a_reset_client_engine_keeps_nothing_of_the_old_key_or_session() {
     // The query waits for its answer: its body is in the arena, the session counts it.
     assert!(holds_body(s.core.outbox.arena.as_slice()));
     assert!(s.in_flight() >= 1);
+    // The session has received a server message and carries a floor (as a DC's new session does).
+    s.core.inbound.set_floor(crate::session::MsgId(8 << 32));
+    s.core
+        .inbound
+        .accept(crate::session::MsgId((200 << 32) | 1), crate::time::UnixTime(0), false)
+        .unwrap();
+    assert!(!s.core.inbound.window().is_empty());
 
     s.reset_client_with_session_id(cfg, AuthKey::from_bytes([1; 256]), 9, Clock::new(0), now, 43);
     assert!(
@@ -48,6 +55,9 @@ fn a_reset_client_engine_keeps_nothing_of_the_old_key_or_session() {
     assert_eq!(s.pending_events(), 0);
     assert_eq!(s.stats(), Stats::default());
     assert!(!s.is_closed());
+    // No received id and no floor of the old session (mutation testing found this unchecked).
+    assert!(s.core.inbound.window().is_empty());
+    assert_eq!(s.core.inbound.floor(), crate::session::MsgId(0));
 }
 
 #[test]
