@@ -362,7 +362,7 @@ impl Record {
     }
 
     /// A new permanent key on `dc` (a new key is a new authorization: whatever was imported under the old one is
-    /// gone, and on the home DC the sign-in goes with it, as in [`Record::drop_key`]). Save with [`Change::Key`].
+    /// gone). Save with [`Change::Key`].
     ///
     /// **CDN DCs' keys are not kept** (nor by TDLib): a `dc` the DC list names with CDN addresses only keeps
     /// nothing here (the change is returned all the same; saving it writes nothing new). A CDN key carries no
@@ -379,10 +379,6 @@ impl Record {
             // Its key is dropped here (zeroized); an entry from before the DC list said it was a CDN goes too.
             self.dcs.retain(|d| d.dc != dc);
             return Ok(Change::Key(dc));
-        }
-        if self.home == Some(dc) {
-            // The sign-in lived under the old key.
-            self.signed_out();
         }
         let d = self.dc_mut(dc)?;
         d.key = Some(key);
@@ -1134,10 +1130,6 @@ mod tests {
         r.signed_in(dc(4), User { id: 1, bot: false }).unwrap();
         assert!(r.dcs().all(|d| !d.authorized));
         assert_eq!(Record::decode(&encode(&r)).unwrap(), r);
-        // A new key on the home DC ends the sign-in that lived under the old one.
-        let mut r = full();
-        r.set_key(dc(2), AuthKey::from_bytes([7; 256])).unwrap();
-        assert!(r.user.is_none() && r.dcs().all(|d| !d.authorized));
     }
 
     /// Writes the fuzz seeds: `STORE_SEEDS=fuzz/corpus/client_store cargo test --features std --lib store`.
