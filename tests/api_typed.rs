@@ -572,3 +572,28 @@ fn decoded_sequences_agree_with_views() {
     let received: Vec<Obj<'_, enums::Updates<'_>>> = seq.iter().collect();
     assert_eq!(Seq::<'_, _>::new(&received).decoded().count(), 3);
 }
+
+#[test]
+fn chk_055_unvalidated_view_vector_count_capped_by_bytes_left() {
+    // The views' reads cannot fail, by design: over bytes the validator did not accept they read zeros. A vector
+    // count was taken as it came, so four bytes announcing 2^32 - 1 elements made a view (and every walk of it)
+    // step 2^32 - 1 times. The count is now capped by the bytes left, which never changes a validated vector.
+    use mtproto_sansio::tl::typed::{Cursor, Field};
+    for count in [0x00ff_ffffu32, u32::MAX] {
+        let mut raw = VECTOR.to_le_bytes().to_vec();
+        raw.extend_from_slice(&count.to_le_bytes());
+        raw.extend_from_slice(&[1, 0, 0, 0, 2, 0, 0, 0]);
+        let v = <Seq<'_, i64>>::fget(&mut Cursor::new(&raw, &tables::API));
+        assert!(v.len() <= 8, "count {count:#x}: {}", v.len());
+        assert!(v.iter().count() <= 8);
+        let v = <Seq<'_, Obj<'_, enums::FileHash<'_>>>>::fget(&mut Cursor::new(&raw, &tables::API));
+        assert!(v.len() <= 8 && v.decoded().count() <= 8);
+    }
+    // A validated vector reads whole.
+    let mut ok = VECTOR.to_le_bytes().to_vec();
+    ok.extend_from_slice(&2u32.to_le_bytes());
+    ok.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let v: Seq<'_, i64> =
+        tl::typed::decode_record(&tables::API, (field::VEC_BOXED << field::VEC_SHIFT) | kind::LONG, &ok).unwrap();
+    assert_eq!(v.iter().collect::<Vec<_>>(), [1, 2]);
+}

@@ -82,6 +82,8 @@ struct Dc {
     flood: u32,
     /// Redirect getFile to a CDN when the client supports it.
     cdn: bool,
+    /// A broken (or hostile) DC: redirect getFile to the CDN whether the client supports it or not.
+    cdn_always: bool,
     /// CDN key/iv/token.
     cdn_key: [u8; 32],
     cdn_iv: [u8; 16],
@@ -209,7 +211,7 @@ impl Dc {
                 let Some(data) = self.files.get(&l.id) else {
                     return Answer::Err(400, "FILE_ID_INVALID".into());
                 };
-                if self.cdn && c.cdn_supported {
+                if self.cdn && (c.cdn_supported || self.cdn_always) {
                     let (count, reversed) = self.redirect_hashes.unwrap_or((2, false));
                     let hashes = self.hashes_ordered(data, 0, count, reversed);
                     let v: Seq<'_, Obj<'_, enums::FileHash<'_>>> =
@@ -1043,6 +1045,60 @@ fn cdn_tampered_part_is_refused_never_handed_over() {
 }
 
 #[test]
+fn a_dc_redirecting_after_the_cdn_was_given_up_fails_the_download() {
+    // After a CDN part failed its hash the download asks the master DC without cdn_supported. A DC that still
+    // answers with upload.fileCdnRedirect was taken as a late answer and the part asked again: one round trip per
+    // part, without end. A redirect to a request that did not set cdn_supported now fails the download; the parts
+    // sent with it before the CDN was given up are asked again once.
+    let size = MIB as usize;
+    let data = pattern(size, 23);
+    let mut dc = Dc::new();
+    dc.files.insert(6, data.clone());
+    dc.cdn = true;
+    dc.cdn_always = true;
+    dc.cdn_tamper.insert(0);
+    let cfg = DownloadConfig {
+        cdn: true,
+        ..dcfg(4, 128 * KIB)
+    };
+    let mut dl = Download::new(cfg, &location(6, b"ref-1"), Some(size as u64)).unwrap();
+    let now = Instant::from_secs(1);
+    let mut buf = vec![0u8; 1024];
+    let mut events = Vec::new();
+    let mut failed = None;
+    'rounds: for _ in 0..64 {
+        let mut batch = Vec::new();
+        while let Some(req) = dl.poll_request(now, &mut buf).unwrap() {
+            batch.push((req, buf[..req.len].to_vec()));
+        }
+        assert!(!batch.is_empty(), "stalled: {events:?}");
+        for (req, call) in batch {
+            let Answer::Ok(mut b) = dc.answer(&req, &call) else {
+                panic!("no error expected")
+            };
+            match dl.handle_result(now, req.tag, &mut b) {
+                Ok(p) => {
+                    assert!(
+                        !matches!(p, DownloadProgress::Data { .. }),
+                        "no data from a refused CDN"
+                    );
+                    events.push(format!("{p:?}"));
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break 'rounds;
+                }
+            }
+        }
+    }
+    assert!(events.contains(&"CdnRefused { offset: 0 }".to_string()), "{events:?}");
+    assert_eq!(failed, Some(FileError::Inconsistent), "{events:?}");
+    assert_eq!(dl.error(), Some(&FileError::Inconsistent));
+    // One redirect, a window of CDN parts, then the master DC's redirects: a handful of round trips, not 64.
+    assert!(events.len() < 16, "{events:?}");
+}
+
+#[test]
 fn cdn_part_cut_short_or_empty_is_refused_when_the_size_is_unknown() {
     // The CDN cannot change a byte the master DC's hashes cover, but it could cut a part at a 128 KiB range boundary
     // (every range it does bring checks) or answer it empty. With the size unknown (a photo) that was taken as the
@@ -1260,6 +1316,62 @@ fn test_dc_refuses_a_get_file_offset_whose_end_overflows() {
             "offset {offset:#x} limit {limit}"
         );
     }
+}
+
+#[test]
+fn test_dc_serves_a_re_saved_file_by_the_request_not_the_file() {
+    // test_dc assembled a whole file (up to its 64 MiB cap) into a cache after any part was saved again: a client
+    // alternating a 1-byte re-save of one part with a 4 KiB getFile made it copy the file once per request. Now
+    // requests read the parts they cover: the bytes read out of the store are the bytes served.
+    use mtproto_test_dc::api::Reply;
+    use mtproto_test_dc::files::{FileStore, execute};
+    let mut store = FileStore::default();
+    let part = vec![7u8; 512 * KIB as usize];
+    let total = 16;
+    for p in 0..total {
+        let call = enc(&functions::UploadSaveBigFilePart {
+            file_id: 9,
+            file_part: p,
+            file_total_parts: total,
+            bytes: &part,
+        });
+        assert!(matches!(execute(&mut store, 1, &call), Some(Reply::Result(_))));
+    }
+    let loc = location(9, b"");
+    let loc = enums::InputFileLocation::decode(&loc).unwrap();
+    let before = store.bytes_read();
+    let rounds = 20u64;
+    for i in 0..rounds {
+        let call = enc(&functions::UploadSaveBigFilePart {
+            file_id: 9,
+            file_part: 3,
+            file_total_parts: total,
+            bytes: &[i as u8],
+        });
+        assert!(matches!(execute(&mut store, 1, &call), Some(Reply::Result(_))));
+        // Straddles the re-saved 1-byte part 3: parts 2, 3 and 4.
+        let offset = 1 << 20;
+        let call = enc(&functions::UploadGetFile {
+            precise: false,
+            cdn_supported: false,
+            location: Obj::new(&loc),
+            offset,
+            limit: 4096,
+        });
+        let Some(Reply::Result(body)) = execute(&mut store, 1, &call) else {
+            panic!("getFile refused")
+        };
+        let enums::UploadFile::UploadFile(f) = enums::UploadFile::decode(&body).unwrap() else {
+            panic!("redirect")
+        };
+        assert_eq!(f.bytes.len(), 4096);
+        assert_eq!(f.bytes[0], 7);
+    }
+    assert_eq!(store.bytes_read() - before, rounds * 4096);
+    // The file as served: parts 0..16 in order, part 3 now one byte.
+    let whole = store.file(9).unwrap();
+    assert_eq!(whole.len(), 15 * 512 * KIB as usize + 1);
+    assert_eq!(whole[3 * 512 * KIB as usize], (rounds - 1) as u8);
 }
 
 // ------------------------------------------------------------------------------------------------------------------
@@ -2046,9 +2158,7 @@ mod loopback {
             }
         }
         assert_eq!(
-            c.dc(2)
-                .unwrap()
-                .with_files(|f| f.file(up.file_id()).map(<[u8]>::to_vec)),
+            c.dc(2).unwrap().with_files(|f| f.file(up.file_id())),
             Some(data.clone())
         );
 

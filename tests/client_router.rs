@@ -512,6 +512,35 @@ fn cdn_requests_need_no_authorization() {
 }
 
 #[test]
+fn a_cdn_key_is_not_saved_and_nothing_waits_for_it() {
+    // CDN keys are not kept (`Record::set_key`): the router reported `Change::Key` for each and held the first CDN
+    // request until the store confirmed it, so a host saved every CDN DC it was redirected to.
+    let mut r = router();
+    r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();
+    drain(&mut r);
+    r.link_ready(main(2), T0);
+    drain(&mut r);
+    let cdn_link = Link {
+        dc: dc(203),
+        kind: LinkKind::Cdn,
+    };
+    assert_eq!(
+        r.route(&Ticket::new(RequestId(2), Target::Cdn(dc(203)), true), T0),
+        Ok(Route::Held)
+    );
+    assert_eq!(actions(&mut r), [open(cdn_link, "10.0.2.3", false)]);
+    r.link_ready(cdn_link, T0);
+    assert_eq!(r.poll_save(), None);
+    assert_eq!(
+        actions(&mut r),
+        [Action::Send {
+            id: RequestId(2),
+            link: cdn_link
+        }]
+    );
+}
+
+#[test]
 fn a_401_signs_out_on_home_and_drops_only_the_copy_elsewhere() {
     let mut r = router();
     r.route(&Ticket::new(RequestId(1), Target::Home, false), T0).unwrap();

@@ -35,7 +35,9 @@
 //!
 //! **Where we chose otherwise.** A CDN part whose hash does not match is never handed over, and the download
 //! leaves the CDN for good and fetches that part and the rest from the master DC (`cdn_supported` no longer set);
-//! TDLib fails the part. The same goes for a CDN part shorter than the hashes say the file is there (cut at a range
+//! TDLib fails the part. A CDN redirect answering a request sent without `cdn_supported` (the CDN given up, or never
+//! asked for) fails the download ([`FileError::Inconsistent`]): asking again would bring the same redirect, one
+//! round trip per try without end. The same goes for a CDN part shorter than the hashes say the file is there (cut at a range
 //! boundary, or empty): with the size unknown it would otherwise end the file early. A download in which a part
 //! comes back longer than asked, or shorter than the known size says, or with data after the end of file, fails
 //! ([`FileError::Inconsistent`]) instead of trusting either answer. The md5 of a small upload is computed as the
@@ -157,6 +159,15 @@ impl Tag {
 
     const fn generation(self) -> u16 {
         (self.0 >> 40) as u16
+    }
+
+    /// Bit 56: the request was an `upload.getFile` with `cdn_supported` set, so a CDN redirect may answer it.
+    const fn with_cdn_supported(self, set: bool) -> Tag {
+        Tag(self.0 | ((set as u64) << 56))
+    }
+
+    const fn cdn_supported(self) -> bool {
+        (self.0 >> 56) & 1 == 1
     }
 
     const fn part(self) -> u32 {
@@ -1593,9 +1604,10 @@ impl Download {
             }));
         }
         let location = enums::InputFileLocation::decode(&self.location).map_err(|_| FileError::BadLocation)?;
+        let cdn_supported = self.cfg.cdn && !self.cdn_off;
         let call = functions::UploadGetFile {
             precise: false,
-            cdn_supported: self.cfg.cdn && !self.cdn_off,
+            cdn_supported,
             location: Obj::new(&location),
             offset: offset as i64,
             limit: self.cfg.limit as i32,
@@ -1603,7 +1615,9 @@ impl Download {
         let len = encode(&call, buf).map_err(|_| FileError::BufferTooSmall { needed: call.tl_len() })?;
         self.parts.sent(part);
         Ok(Some(Request {
-            tag: Tag::new(Method::GetFile, part).with_gen(self.loc_gen),
+            tag: Tag::new(Method::GetFile, part)
+                .with_gen(self.loc_gen)
+                .with_cdn_supported(cdn_supported),
             method: Method::GetFile,
             len,
             dc: self.dc,
@@ -1662,7 +1676,7 @@ impl Download {
             return Ok(DownloadProgress::Nothing);
         }
         let out = match method {
-            Method::GetFile => self.on_file(part, body),
+            Method::GetFile => self.on_file(part, tag.cdn_supported(), body),
             Method::GetCdnFile => self.on_cdn_file(part, body),
             Method::GetCdnFileHashes => self.on_hashes(body).map(|()| DownloadProgress::Nothing),
             _ => self.on_reupload(body).map(|()| DownloadProgress::Nothing),
@@ -1751,7 +1765,13 @@ impl Download {
         }
     }
 
-    fn on_file<'b>(&mut self, part: u32, body: &'b mut [u8]) -> Result<DownloadProgress<'b>, FileError> {
+    /// The answer to `upload.getFile` for `part`, sent with `cdn_supported` set or not.
+    fn on_file<'b>(
+        &mut self,
+        part: u32,
+        cdn_supported: bool,
+        body: &'b mut [u8],
+    ) -> Result<DownloadProgress<'b>, FileError> {
         let file = enums::UploadFile::decode(body)?;
         match file {
             enums::UploadFile::UploadFile(f) => {
@@ -1767,13 +1787,16 @@ impl Download {
                 Ok(DownloadProgress::Data { offset, bytes })
             }
             enums::UploadFile::UploadFileCdnRedirect(r) => {
-                if !self.cfg.cdn {
-                    // Not asked for: a DC must not redirect a client that did not set cdn_supported.
+                if !cdn_supported {
+                    // Not asked for: a DC must not redirect a request without cdn_supported (never set without
+                    // `DownloadConfig::cdn`, nor after the CDN was given up). Asking the part again would bring the
+                    // same redirect: one round trip per try, without end.
                     return Err(FileError::Inconsistent);
                 }
                 if self.cdn_off || self.cdn.is_some() {
-                    // Asked before the CDN was given up, or another part already brought the redirect in force:
-                    // the part is asked again (from the master DC, or from the CDN).
+                    // Asked (with cdn_supported) before the CDN was given up, or another part already brought the
+                    // redirect in force: the part is asked again, from the master DC without cdn_supported (each
+                    // part at most once this way), or from the CDN.
                     self.parts.retry(part);
                     return Ok(DownloadProgress::Resend);
                 }

@@ -896,8 +896,9 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
     pub fn link_ready(&mut self, link: Link, now: Instant) {
         self.now = self.now.max(now);
         if let Some(e) = self.find_mut(link.dc) {
-            if !e.has_key {
-                // The key exchange the router asked for made a key: stored before anything goes out under it.
+            if !e.has_key && link.kind != LinkKind::Cdn {
+                // The key exchange the router asked for made a key: stored before anything goes out under it. Not a
+                // CDN DC's: those are not kept (see `Record::set_key`), so nothing waits for them to be saved.
                 e.unsaved_key = true;
             }
             e.has_key = true;

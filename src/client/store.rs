@@ -98,7 +98,8 @@ pub struct DcState {
     /// Its permanent auth key, if one was made.
     pub key: Option<AuthKey>,
     /// The DC holds the account's authorization under that key (the home DC after sign-in, others after
-    /// `auth.importAuthorization`). Meaningless without a key.
+    /// `auth.importAuthorization`). Never set without a key: the record's methods keep it so, and
+    /// [`Record::decode`] refuses a blob that says otherwise ([`DecodeError::Inconsistent`]).
     pub authorized: bool,
     /// The salt the last session under the key used (0: none known; the DC corrects it at the cost of one round
     /// trip).
@@ -232,6 +233,8 @@ pub enum DecodeError {
     TooMany,
     /// Bytes after the checksum.
     Trailing,
+    /// Fields that contradict each other: a DC said to hold the authorization without a key to hold it under.
+    Inconsistent,
 }
 
 impl DecodeError {
@@ -253,6 +256,7 @@ impl fmt::Display for DecodeError {
             DecodeError::DuplicateDc => "session record names a DC twice",
             DecodeError::TooMany => "session record larger than this build keeps",
             DecodeError::Trailing => "bytes after the session record",
+            DecodeError::Inconsistent => "session record authorizes a DC that has no key",
         })
     }
 }
@@ -321,9 +325,8 @@ impl Record {
         if let Some(i) = self.dcs.iter().position(|d| d.dc == dc) {
             return self.dcs.get_mut(i).ok_or(RecordFull::Dcs);
         }
-        // A DC with nothing worth keeping makes room.
         if self.dcs.is_full()
-            && let Some(i) = self.dcs.iter().position(|d| d.key.is_none())
+            && let Some(i) = self.evictable()
         {
             self.dcs.swap_remove(i);
         }
@@ -339,12 +342,44 @@ impl Record {
         self.dcs.last_mut().ok_or(RecordFull::Dcs)
     }
 
+    /// Which entry makes room in a full table: one with nothing worth keeping (no key) first, then a CDN DC's
+    /// (the DC list names it with CDN addresses only), then a key that carries no authorization and is not the
+    /// home DC's: losing any of these costs one handshake after a restart, never a sign-in or an import. `None`
+    /// when every entry is the home DC or holds the authorization.
+    fn evictable(&self) -> Option<usize> {
+        let home = self.home;
+        self.dcs
+            .iter()
+            .position(|d| d.key.is_none())
+            .or_else(|| self.dcs.iter().position(|d| self.is_cdn(d.dc)))
+            .or_else(|| self.dcs.iter().position(|d| !d.authorized && Some(d.dc) != home))
+    }
+
+    /// The DC list names `dc`, with CDN addresses only.
+    fn is_cdn(&self, dc: DcId) -> bool {
+        let mut of_dc = self.options.iter().filter(|o| o.dc == dc).peekable();
+        of_dc.peek().is_some() && of_dc.all(|o| o.cdn)
+    }
+
     /// A new permanent key on `dc` (a new key is a new authorization: whatever was imported under the old one is
     /// gone). Save with [`Change::Key`].
     ///
+    /// **CDN DCs' keys are not kept** (nor by TDLib): a `dc` the DC list names with CDN addresses only keeps
+    /// nothing here (the change is returned all the same; saving it writes nothing new). A CDN key carries no
+    /// authorization and is made again with one handshake when a redirect names that CDN again; kept, the CDN DCs
+    /// a client is redirected to would fill the [`MAX_DCS`] entries, and a real DC's new key could no longer be
+    /// saved. (The router does not ask for them to be saved either: no [`Change::Key`] for a CDN connection.) A
+    /// full table makes room by dropping, in turn, a DC without a key, a CDN DC, a key that carries no
+    /// authorization and is not the home DC's.
+    ///
     /// # Errors
-    /// [`MAX_DCS`] DCs already hold keys.
+    /// [`MAX_DCS`] DCs already hold keys that carry the authorization (or the home DC's).
     pub fn set_key(&mut self, dc: DcId, key: AuthKey) -> Result<Change, RecordFull> {
+        if self.is_cdn(dc) {
+            // Its key is dropped here (zeroized); an entry from before the DC list said it was a CDN goes too.
+            self.dcs.retain(|d| d.dc != dc);
+            return Ok(Change::Key(dc));
+        }
         let d = self.dc_mut(dc)?;
         d.key = Some(key);
         d.authorized = false;
@@ -368,6 +403,10 @@ impl Record {
     /// # Errors
     /// No room for the DC.
     pub fn set_salt(&mut self, dc: DcId, salt: u64, time_offset: i32) -> Result<Change, RecordFull> {
+        if self.is_cdn(dc) {
+            // Its key is not kept (see `set_key`): neither is the session state that goes with it.
+            return Ok(Change::Salt(dc));
+        }
         let d = self.dc_mut(dc)?;
         d.salt = salt;
         d.time_offset = time_offset;
@@ -379,7 +418,10 @@ impl Record {
     /// # Errors
     /// No room for the DC.
     pub fn signed_in(&mut self, home: DcId, user: User) -> Result<Change, RecordFull> {
-        self.dc_mut(home)?.authorized = true;
+        let d = self.dc_mut(home)?;
+        // Held under the DC's key: without one (a host that reports the sign-in before the key) nothing is marked,
+        // and a restore starts signed out, as it would anyway.
+        d.authorized = d.key.is_some();
         self.home = Some(home);
         self.user = Some(user);
         Ok(Change::SignedIn)
@@ -405,7 +447,9 @@ impl Record {
     /// # Errors
     /// No room for the DC.
     pub fn authorized(&mut self, dc: DcId) -> Result<Change, RecordFull> {
-        self.dc_mut(dc)?.authorized = true;
+        let d = self.dc_mut(dc)?;
+        // Held under the DC's key: without one there is nothing it could be restored under.
+        d.authorized = d.key.is_some();
         Ok(Change::Authorized(dc))
     }
 
@@ -615,6 +659,11 @@ impl Record {
             let time_offset = i32::from_le_bytes(r.array::<4>()?);
             if rec.dcs.iter().any(|d| d.dc == dc) {
                 return Err(DecodeError::DuplicateDc);
+            }
+            if f & 0b10 != 0 && key.is_none() {
+                // Restored, it would copy the authorization to a DC on whichever key a handshake makes next. The
+                // encoder never writes it (the record's methods keep `authorized` to DCs with a key).
+                return Err(DecodeError::Inconsistent);
             }
             rec.dcs
                 .push(DcState {
@@ -872,6 +921,10 @@ mod tests {
         r.signed_in(dc(1), User { id: -1, bot: false }).unwrap();
         assert_eq!(r.encoded_len(), MAX_ENCODED);
         assert_eq!(Record::decode(&encode(&r)).unwrap(), r);
+        // Full only when every entry carries the authorization: otherwise one makes room.
+        for i in 2..=MAX_DCS as i64 {
+            r.authorized(dc(i)).unwrap();
+        }
         assert_eq!(
             r.set_key(dc(MAX_DCS as i64 + 1), AuthKey::from_bytes([0; 256])),
             Err(RecordFull::Dcs)
@@ -1011,6 +1064,72 @@ mod tests {
         assert!(r.dc(dc(3)).is_none());
         assert_eq!(r.drop_key(dc(4)), Change::KeyDropped(dc(4)));
         assert!(r.key(dc(4)).is_none());
+    }
+
+    fn cdn_option(n: i64) -> DcOption {
+        DcOption {
+            cdn: true,
+            ..option(n, false, false)
+        }
+    }
+
+    #[test]
+    fn cdn_keys_are_not_kept_and_never_crowd_out_a_real_dc() {
+        // CDN DCs' keys took the record's entries like any other: after eight CDN redirects the table was full of
+        // them and a real DC's new key could not be saved (RecordFull::Dcs). They are not kept now (TDLib keeps
+        // none either); and a full table makes room with whatever costs only a handshake to make again.
+        let mut r = full();
+        let mut opts: Vec<DcOption> = r.options().copied().collect();
+        opts.extend((201..=201 + MAX_DCS as i64).map(cdn_option));
+        r.set_options(&opts).unwrap();
+        for i in 201..=201 + MAX_DCS as i64 {
+            assert_eq!(r.set_key(dc(i), AuthKey::from_bytes([9; 256])), Ok(Change::Key(dc(i))));
+            r.set_salt(dc(i), 1, 0).unwrap();
+            assert!(r.dc(dc(i)).is_none(), "DC{i}: nothing kept for a CDN DC");
+        }
+        assert_eq!(r.dcs().count(), 3);
+        r.set_key(dc(4), AuthKey::from_bytes([4; 256])).unwrap();
+        assert!(r.key(dc(4)).is_some());
+        assert_eq!(Record::decode(&encode(&r)).unwrap(), r);
+
+        // A DC list that does not say which DCs are CDNs (a host that never saved it): the CDN keys fill the
+        // table, and a real DC's key takes the place of one of them, never of the home DC's or an authorized one.
+        let mut r = full();
+        r.set_options(&[]).unwrap();
+        for i in 201..201 + MAX_DCS as i64 - 2 {
+            r.set_key(dc(i), AuthKey::from_bytes([9; 256])).unwrap();
+        }
+        assert_eq!(r.dcs().count(), MAX_DCS);
+        for i in 4..=6 {
+            r.set_key(dc(i), AuthKey::from_bytes([i as u8; 256])).unwrap();
+            assert!(r.key(dc(i)).is_some());
+        }
+        assert_eq!(r.dcs().count(), MAX_DCS);
+        assert!(r.dc(dc(2)).unwrap().authorized && r.dc(dc(1)).unwrap().authorized);
+    }
+
+    #[test]
+    fn an_authorization_without_a_key_is_refused_and_never_written() {
+        // The decoder took `authorized` on a DC without a key; `Record::authorized` and `signed_in` wrote it for a
+        // DC without a key. Neither now.
+        let mut b = body(&Record::new(false));
+        // One DC: id 3, flags "authorized" only, salt, time offset; then no options and no update state.
+        b.truncate(HEADER);
+        b.push(1);
+        b.extend_from_slice(&3u16.to_le_bytes());
+        b.push(0b10);
+        b.extend_from_slice(&[0; 12]);
+        b.extend_from_slice(&[0; 3]);
+        assert_eq!(Record::decode(&seal(b.clone())), Err(DecodeError::Inconsistent));
+        // The same DC with the flag clear is a record.
+        b[HEADER + 3] = 0;
+        assert!(Record::decode(&seal(b)).is_ok());
+
+        let mut r = Record::new(false);
+        r.authorized(dc(3)).unwrap();
+        r.signed_in(dc(4), User { id: 1, bot: false }).unwrap();
+        assert!(r.dcs().all(|d| !d.authorized));
+        assert_eq!(Record::decode(&encode(&r)).unwrap(), r);
     }
 
     /// Writes the fuzz seeds: `STORE_SEEDS=fuzz/corpus/client_store cargo test --features std --lib store`.

@@ -511,7 +511,10 @@ impl<'a, E: Field<'a> + Copy, const BARE: bool> Field<'a> for Seq<'a, E, BARE> {
         if !BARE {
             c.u32();
         }
-        let count = c.u32() as usize;
+        // Validated bytes hold at most one element per byte left (the validator's rule: an element takes at least
+        // one byte); bytes that were not validated (a caller's `Cursor::new` over raw input) may announce 2^32 - 1
+        // elements in four bytes. Capped, reading such a view costs at most one step per byte of the buffer.
+        let count = (c.u32() as usize).min(c.buf.len().saturating_sub(c.pos));
         let start = c.pos;
         for _ in 0..count {
             E::fget(c);

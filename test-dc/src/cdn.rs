@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::api::Reply;
+use crate::files::FileBytes;
 
 /// The range one `fileHash` covers.
 pub const HASH_RANGE: usize = 128 * 1024;
@@ -162,7 +163,7 @@ impl CdnState {
     }
 
     /// `upload.fileCdnRedirect` for `file_id` (marked), with the hashes from `offset`.
-    pub fn redirect(&self, file_id: i64, data: &[u8], offset: i64) -> Reply {
+    pub fn redirect(&self, file_id: i64, data: &FileBytes<'_>, offset: i64) -> Reply {
         let Some(f) = self.files.get(&file_id) else {
             return Reply::Error(500, "INTERNAL");
         };
@@ -180,7 +181,7 @@ impl CdnState {
     }
 
     /// `upload.getCdnFile` on the CDN DC (offset and limit already checked by the caller).
-    pub fn get_cdn_file(&mut self, file_id: i64, data: &[u8], offset: i64, limit: i32) -> Reply {
+    pub fn get_cdn_file(&mut self, file_id: i64, data: &FileBytes<'_>, offset: i64, limit: i32) -> Reply {
         let Some(f) = self.files.get(&file_id) else {
             return Reply::Error(400, "FILE_TOKEN_INVALID");
         };
@@ -191,11 +192,8 @@ impl CdnState {
                 request_token: &request_token,
             }));
         }
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
-        let end = start
-            .saturating_add(usize::try_from(limit).unwrap_or(0))
-            .min(data.len());
-        let mut bytes = data.get(start..end).unwrap_or_default().to_vec();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let mut bytes = data.range(start, start.saturating_add(usize::try_from(limit).unwrap_or(0)));
         let mut iv = f.iv;
         let ctr = u32::try_from(offset / 16).unwrap_or(u32::MAX);
         if let Some(tail) = iv.get_mut(12..16) {
@@ -214,7 +212,7 @@ impl CdnState {
 
     /// `upload.reuploadCdnFile` on the master DC: the block named by the request token is put back on the CDN;
     /// its hashes.
-    pub fn reupload(&mut self, file_id: i64, data: &[u8], request_token: &[u8]) -> Reply {
+    pub fn reupload(&mut self, file_id: i64, data: &FileBytes<'_>, request_token: &[u8]) -> Reply {
         let Some(f) = self.files.get_mut(&file_id) else {
             return Reply::Error(400, "FILE_TOKEN_INVALID");
         };
@@ -235,13 +233,15 @@ impl CdnState {
 
 /// `Vector<FileHash>`: SHA-256 of the 128 KiB ranges of `data` from `offset` (rounded down to a range), at most
 /// [`HASHES_PER_ANSWER`] of them; none at or past the end.
-pub fn hashes(data: &[u8], offset: i64) -> Vec<u8> {
+pub fn hashes(data: &FileBytes<'_>, offset: i64) -> Vec<u8> {
     let range = HASH_RANGE as i64;
     let mut at = usize::try_from(offset.max(0) / range * range).unwrap_or(usize::MAX);
     let mut items = Vec::new();
     while at < data.len() && items.len() < HASHES_PER_ANSWER {
         let end = at.saturating_add(HASH_RANGE).min(data.len());
-        let hash: [u8; 32] = Sha256::digest(data.get(at..end).unwrap_or_default()).into();
+        let mut h = Sha256::new();
+        data.read_with(at, end, |b| h.update(b));
+        let hash: [u8; 32] = h.finalize().into();
         items.push(to_vec(&types::FileHash {
             offset: i64::try_from(at).unwrap_or(i64::MAX),
             limit: i32::try_from(end - at).unwrap_or(i32::MAX),

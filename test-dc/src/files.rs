@@ -23,6 +23,7 @@
 //! that would pass the cap is refused with `500 FILE_STORE_FULL` (nothing is evicted: a test that fills it says
 //! so), and [`MAX_FILES`] files at most.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 
 use mtproto_sansio::tl::api::{Bare, Obj, enums, functions, types};
@@ -49,13 +50,25 @@ struct Stored {
     parts: BTreeMap<i32, Vec<u8>>,
     /// A big file's announced part count.
     total: Option<i32>,
+    /// The end offset of each part served (parts 0..n in order), or `None` while a big file lacks a part: remade
+    /// from the part sizes on each save (at most [`MAX_FILE_PARTS`] additions), so a re-saved part never costs a
+    /// copy of the file.
+    ends: Option<Vec<usize>>,
 }
 
 impl Stored {
-    /// The file's bytes: the parts 0..n in order (all announced ones for a big file).
-    fn assemble(&self) -> Option<Vec<u8>> {
+    /// The parts served: all announced ones for a big file (once all are there), the contiguous ones from 0 for a
+    /// small one.
+    fn reindex(&mut self) {
         let n = match self.total {
-            Some(t) => usize::try_from(t).ok()?,
+            Some(t) => {
+                let t = usize::try_from(t).unwrap_or(0);
+                if self.parts.len() != t {
+                    self.ends = None;
+                    return;
+                }
+                t
+            }
             None => self
                 .parts
                 .keys()
@@ -63,11 +76,78 @@ impl Stored {
                 .take_while(|(i, k)| usize::try_from(**k).ok() == Some(*i))
                 .count(),
         };
-        let mut out = Vec::new();
-        for i in 0..n {
-            out.extend_from_slice(self.parts.get(&i32::try_from(i).ok()?)?);
+        let mut ends = Vec::with_capacity(n);
+        let mut at = 0usize;
+        // Keys are 0..MAX_FILE_PARTS and, for a big file, below its total: n keys in order are exactly 0..n.
+        for p in self.parts.values().take(n) {
+            at += p.len();
+            ends.push(at);
         }
-        Some(out)
+        self.ends = Some(ends);
+    }
+
+    fn bytes<'a>(&'a self, read: &'a Cell<u64>) -> Option<FileBytes<'a>> {
+        Some(FileBytes {
+            parts: &self.parts,
+            ends: self.ends.as_deref()?,
+            read,
+        })
+    }
+}
+
+/// An uploaded file's bytes as `upload.getFile` serves them: a view over its stored parts, read by range (the file
+/// is never assembled to answer a request).
+pub struct FileBytes<'a> {
+    parts: &'a BTreeMap<i32, Vec<u8>>,
+    ends: &'a [usize],
+    /// The store's count of bytes read out of parts.
+    read: &'a Cell<u64>,
+}
+
+impl FileBytes<'_> {
+    /// The file's length.
+    pub fn len(&self) -> usize {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hands the bytes of `start..end` (clamped to the file) to `f`, one part's slice at a time; returns how many.
+    pub fn read_with(&self, start: usize, end: usize, mut f: impl FnMut(&[u8])) -> usize {
+        let end = end.min(self.len());
+        let mut at = start;
+        // The first part that ends past `start`.
+        let first = self.ends.partition_point(|e| *e <= start);
+        let mut part_start = first
+            .checked_sub(1)
+            .and_then(|i| self.ends.get(i))
+            .copied()
+            .unwrap_or(0);
+        for (i, part_end) in self.ends.iter().enumerate().skip(first) {
+            if at >= end {
+                break;
+            }
+            let data = i32::try_from(i).ok().and_then(|k| self.parts.get(&k));
+            let from = at - part_start;
+            let to = end.min(*part_end) - part_start;
+            if let Some(slice) = data.and_then(|d| d.get(from..to)) {
+                self.read.set(self.read.get() + slice.len() as u64);
+                f(slice);
+            }
+            at = end.min(*part_end);
+            part_start = *part_end;
+        }
+        at.saturating_sub(start)
+    }
+
+    /// The bytes of `start..end`, clamped to the file.
+    pub fn range(&self, start: usize, end: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(end.min(self.len()).saturating_sub(start));
+        self.read_with(start, end, |b| out.extend_from_slice(b));
+        out
     }
 }
 
@@ -76,8 +156,9 @@ pub struct FileStore {
     cap: usize,
     used: usize,
     files: HashMap<i64, Stored>,
-    /// Assembled files, by file id (rebuilt when a part changes).
-    cache: HashMap<i64, Vec<u8>>,
+    /// Bytes read out of stored parts so far: the work of serving (a test checks that it follows the requests, not
+    /// the files' sizes).
+    read: Cell<u64>,
     /// The cluster's CDN DC, if it has one.
     cdn: Option<CdnState>,
 }
@@ -88,7 +169,7 @@ impl Default for FileStore {
             cap: DEFAULT_CAP,
             used: 0,
             files: HashMap::new(),
-            cache: HashMap::new(),
+            read: Cell::new(0),
             cdn: None,
         }
     }
@@ -117,27 +198,32 @@ impl FileStore {
     }
 
     /// An uploaded file's bytes beside the CDN (disjoint borrows of the store).
-    fn with_cdn(&mut self, file_id: i64) -> Option<(&[u8], &mut CdnState)> {
-        self.file(file_id)?;
-        let data = self.cache.get(&file_id)?;
-        Some((data.as_slice(), self.cdn.as_mut()?))
+    fn with_cdn(&mut self, file_id: i64) -> Option<(FileBytes<'_>, &mut CdnState)> {
+        let data = self.files.get(&file_id)?.bytes(&self.read)?;
+        Some((data, self.cdn.as_mut()?))
     }
 
     /// Forgets every uploaded file and gives the bytes back to the cap (a harness that uploads several large files
     /// in turn: the throughput measurement of `tests/client_files.rs`).
     pub fn clear(&mut self) {
         self.files.clear();
-        self.cache.clear();
         self.used = 0;
     }
 
-    /// The bytes of an uploaded file, as `upload.getFile` serves them.
-    pub fn file(&mut self, file_id: i64) -> Option<&[u8]> {
-        if !self.cache.contains_key(&file_id) {
-            let f = self.files.get(&file_id)?.assemble()?;
-            self.cache.insert(file_id, f);
-        }
-        self.cache.get(&file_id).map(Vec::as_slice)
+    /// The bytes of an uploaded file, as `upload.getFile` serves them (a copy of the whole file: for tests).
+    pub fn file(&self, file_id: i64) -> Option<Vec<u8>> {
+        let b = self.bytes(file_id)?;
+        Some(b.range(0, b.len()))
+    }
+
+    /// A view of an uploaded file's bytes, read by range.
+    pub fn bytes(&self, file_id: i64) -> Option<FileBytes<'_>> {
+        self.files.get(&file_id)?.bytes(&self.read)
+    }
+
+    /// Bytes read out of stored parts so far, by requests and by [`FileStore::file`].
+    pub fn bytes_read(&self) -> u64 {
+        self.read.get()
     }
 
     fn save(
@@ -164,6 +250,7 @@ impl FileStore {
             dc,
             parts: BTreeMap::new(),
             total,
+            ends: None,
         });
         if f.total != total {
             return Err((400, "FILE_PARTS_INVALID"));
@@ -174,8 +261,8 @@ impl FileStore {
             return Err((500, "FILE_STORE_FULL"));
         }
         f.parts.insert(part, bytes.to_vec());
+        f.reindex();
         self.used = used;
-        self.cache.remove(&file_id);
         Ok(())
     }
 }
@@ -259,8 +346,8 @@ pub fn execute(store: &mut FileStore, dc: i32, call: &[u8]) -> Option<Reply> {
     if id == functions::UploadGetCdnFileHashes::ID {
         let c: functions::UploadGetCdnFileHashes<'_> = view(call)?;
         return Some(match master(store, dc, c.file_token) {
-            Ok(file_id) => match store.file(file_id) {
-                Some(data) => Reply::Result(crate::cdn::hashes(data, c.offset)),
+            Ok(file_id) => match store.bytes(file_id) {
+                Some(data) => Reply::Result(crate::cdn::hashes(&data, c.offset)),
                 None => Reply::Error(400, "FILE_TOKEN_INVALID"),
             },
             Err(e) => e,
@@ -270,7 +357,7 @@ pub fn execute(store: &mut FileStore, dc: i32, call: &[u8]) -> Option<Reply> {
         let c: functions::UploadReuploadCdnFile<'_> = view(call)?;
         return Some(match master(store, dc, c.file_token) {
             Ok(file_id) => match store.with_cdn(file_id) {
-                Some((data, cdn)) => cdn.reupload(file_id, data, c.request_token),
+                Some((data, cdn)) => cdn.reupload(file_id, &data, c.request_token),
                 None => Reply::Error(400, "FILE_TOKEN_INVALID"),
             },
             Err(e) => e,
@@ -319,7 +406,7 @@ fn get_cdn_file(store: &mut FileStore, dc: i32, c: &functions::UploadGetCdnFile<
         return Reply::Error(400, "FILE_TOKEN_INVALID");
     };
     match store.with_cdn(file_id) {
-        Some((data, cdn)) => cdn.get_cdn_file(file_id, data, c.offset, c.limit),
+        Some((data, cdn)) => cdn.get_cdn_file(file_id, &data, c.offset, c.limit),
         None => Reply::Error(400, "FILE_TOKEN_INVALID"),
     }
 }
@@ -339,22 +426,21 @@ fn get_file(store: &mut FileStore, dc: i32, c: &functions::UploadGetFile<'_>) ->
     }
     if c.cdn_supported && store.cdn.as_ref().is_some_and(|cdn| cdn.serves(l.id)) {
         return match store.with_cdn(l.id) {
-            Some((data, cdn)) => cdn.redirect(l.id, data, off),
+            Some((data, cdn)) => cdn.redirect(l.id, &data, off),
             None => Reply::Error(400, "FILE_PARTS_INVALID"),
         };
     }
-    let Some(data) = store.file(l.id) else {
+    let Some(data) = store.bytes(l.id) else {
         return Reply::Error(400, "FILE_PARTS_INVALID");
     };
-    let start = usize::try_from(off).unwrap_or(usize::MAX).min(data.len());
-    let end = start.saturating_add(usize::try_from(lim).unwrap_or(0)).min(data.len());
-    let bytes = data.get(start..end).unwrap_or(&[]);
+    let start = usize::try_from(off).unwrap_or(usize::MAX);
+    let bytes = data.range(start, start.saturating_add(usize::try_from(lim).unwrap_or(0)));
     let answer = types::UploadFile {
         type_: Obj::new(&enums::StorageFileType::StorageFilePartial(
             types::StorageFilePartial {},
         )),
         mtime: 0,
-        bytes,
+        bytes: &bytes,
     };
     let mut out = vec![0u8; answer.tl_len()];
     match encode(&answer, &mut out) {
