@@ -495,6 +495,8 @@ const TLS_CHUNK: usize = 512;
 /// A record header.
 const RECORD_HEADER: usize = 5;
 
+// The hello readers are the large states and transient; there is no heap to box into without `alloc`.
+#[allow(clippy::large_enum_variant)]
 enum TlsState {
     /// Client: the hello goes out at the next `poll_transmit`.
     ClientStart,
