@@ -866,3 +866,29 @@ impl Carriage for Layer {
         each!(self, c => c.reset(), ())
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    /// The default connection pays nothing for carriages (`NoCarriage` is zero-sized); `Layer` costs what its
+    /// largest carriage holds inline. Prints the sizes (README, Known gaps: Carriage).
+    #[test]
+    fn no_carriage_is_zero_sized_and_layer_sizes() {
+        assert_eq!(core::mem::size_of::<NoCarriage>(), 0);
+        type Tcp = crate::session::Connection<4096, 4096, 8>;
+        type Any = crate::session::Connection<4096, 4096, 8, Layer>;
+        assert_eq!(
+            core::mem::size_of::<Tcp>(),
+            core::mem::size_of::<crate::session::ConnectionSmall>()
+        );
+        std::println!(
+            "Layer {} B (HttpCarriage {} B, FakeTlsCarriage {} B); Connection<4096, 4096, 8> {} B, with Layer {} B",
+            core::mem::size_of::<Layer>(),
+            core::mem::size_of::<HttpCarriage>(),
+            core::mem::size_of::<FakeTlsCarriage>(),
+            core::mem::size_of::<Tcp>(),
+            core::mem::size_of::<Any>(),
+        );
+    }
+}
