@@ -12,6 +12,7 @@ use mtproto_sansio::carriage::faketls::{
     ServerHelloReader, client_hello, encode_server_hello,
 };
 use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpLimits, encode_request, encode_response};
+use mtproto_sansio::carriage::layer::{Carriage, FakeTlsCarriage, HttpCarriage, Layer};
 use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, ServerHandshake, WS_PATH, WsCodec, WsEvent};
 use mtproto_sansio::session::{
     Connection, ConnectionConfig, Event, HostQuery, MsgId, MsgKind, SessionConfig, TransportConfig,
@@ -304,6 +305,7 @@ fn http_long_poll_pushes_an_update_and_idles_out_at_max_wait() {
 // ---------------------------------------------------------------- WebSocket
 
 type S = Connection<8192, 8192, 16>;
+type Conn<C> = Connection<8192, 8192, 16, C>;
 const UNIX0: u64 = 1_700_000_000;
 
 fn facade_cfg() -> ConnectionConfig {
@@ -324,7 +326,17 @@ fn facade_cfg() -> ConnectionConfig {
 }
 
 /// Feeds a byte stream into a facade; the DC echoes every request. Returns the client-visible events.
-fn into_session(to: &mut S, now: Instant, mut bytes: &[u8]) -> Vec<Ev> {
+fn into_session<C: Carriage + Default>(to: &mut Conn<C>, now: Instant, bytes: &[u8]) -> Vec<Ev> {
+    into_session_with(to, now, bytes, &mut ReplayCache::<1>::new())
+}
+
+/// As [`into_session`], with the DC host's replay cache (shared by its connections).
+fn into_session_with<C: Carriage + Default, const N: usize>(
+    to: &mut Conn<C>,
+    now: Instant,
+    mut bytes: &[u8],
+    cache: &mut ReplayCache<N>,
+) -> Vec<Ev> {
     let mut evs = Vec::new();
     loop {
         let n = to.handle_input(now, bytes).unwrap();
@@ -333,9 +345,9 @@ fn into_session(to: &mut S, now: Instant, mut bytes: &[u8]) -> Vec<Ev> {
         while let Some(ev) = to.poll_event() {
             match &ev {
                 Event::Request { msg_id, body } => reqs.push((*msg_id, body.to_vec())),
-                // The DC host's replay check; one connection per DC here, so a one-entry cache.
+                // The DC host's replay check (of the init, and on fake-TLS first of the ClientHello).
                 Event::ObfuscatedInit => {
-                    to.check_obfuscated_init(&mut ReplayCache::<1>::new()).unwrap();
+                    to.check_obfuscated_init(cache).unwrap();
                     continue;
                 }
                 _ => {}
@@ -357,7 +369,7 @@ fn into_session(to: &mut S, now: Instant, mut bytes: &[u8]) -> Vec<Ev> {
     }
 }
 
-fn out_of_session(from: &mut S, now: Instant, rng: &mut StdRng) -> Vec<u8> {
+fn out_of_session<C: Carriage + Default>(from: &mut Conn<C>, now: Instant, rng: &mut StdRng) -> Vec<u8> {
     let mut out = vec![0u8; from.min_transmit_len()];
     let mut v = Vec::new();
     while let Some(n) = from.poll_transmit(now, rng, &mut out).unwrap() {
@@ -705,4 +717,238 @@ fn facade_http_wait_long_poll() {
     assert!(!down.is_empty(), "answered at max_wait");
     assert!(into_session(&mut c, now, &down).is_empty());
     assert!(s.long_poll().is_none());
+}
+
+// ---------------------------------------------------------------- carriages as a layer of the connection type
+
+type L = Conn<Layer>;
+
+fn http_cfg() -> ConnectionConfig {
+    ConnectionConfig {
+        transport: TransportConfig::INTERMEDIATE,
+        ..facade_cfg()
+    }
+}
+
+/// A client and a DC connection over HTTP, both through `Connection::set_carriage`, with one query echoed.
+fn http_pair(r: &mut StdRng, now: Instant, hold: core::time::Duration) -> (Box<L>, Box<L>) {
+    let mut c = Box::new(L::client(http_cfg(), session_util::key(5), now, r));
+    let mut s = Box::new(L::server(http_cfg(), session_util::key(5), now, r));
+    c.set_carriage(Layer::Http(HttpCarriage::client("dc.test", LIM)))
+        .unwrap();
+    s.set_carriage(Layer::Http(HttpCarriage::server(LIM).with_hold(hold)))
+        .unwrap();
+    let q = c.send(now, &api_body(1, 1), MsgKind::Query).unwrap();
+    let mut done = false;
+    for _ in 0..4 {
+        let up = out_of_session(&mut *c, now, r);
+        if !up.is_empty() {
+            assert!(
+                up.starts_with(b"POST /api HTTP/1.1\r\nHost: dc.test\r\n"),
+                "a request on the wire"
+            );
+        }
+        into_session(&mut *s, now, &up);
+        let down = out_of_session(&mut *s, now, r);
+        if !down.is_empty() {
+            assert!(down.starts_with(b"HTTP/1.1 200 OK\r\n"), "a response on the wire");
+        }
+        done |= into_session(&mut *c, now, &down)
+            .iter()
+            .any(|e| matches!(e, Ev::Result(id, _) if *id == q));
+    }
+    assert!(done, "the query is answered over HTTP");
+    (c, s)
+}
+
+/// HTTP through the connection type: raw socket bytes in and out of both ends, one packet per body landing in
+/// the receive buffer; the DC writes only on an open exchange, one response per request.
+#[test]
+fn layer_http_session_through_connection() {
+    let mut r = StdRng::seed_from_u64(11);
+    let now = Instant::from_secs(1000);
+    let (mut c, mut s) = http_pair(&mut r, now, core::time::Duration::from_secs(25));
+    // Queries in one burst: each packet is its own request; the DC answers each exchange once.
+    let ids: Vec<MsgId> = (0..5)
+        .map(|i| c.send(now, &api_body(10 + i, 40), MsgKind::Query).unwrap())
+        .collect();
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let up = out_of_session(&mut *c, now, &mut r);
+        into_session(&mut *s, now, &up);
+        let down = out_of_session(&mut *s, now, &mut r);
+        got.extend(into_session(&mut *c, now, &down));
+    }
+    for id in ids {
+        assert!(
+            got.iter().any(|e| matches!(e, Ev::Result(r, _) if *r == id)),
+            "{id:?} answered"
+        );
+    }
+    assert!(s.carriage().poll_timeout().is_none() || !matches!(s.carriage(), Layer::Tcp));
+    // No exchange open: whatever the DC engine has waits for the next request.
+    let Layer::Http(h) = s.carriage() else { unreachable!() };
+    assert_eq!(h.open_exchanges(), 0);
+    s.send(now, &api_body(99, 8), MsgKind::Notice).unwrap();
+    assert!(out_of_session(&mut *s, now, &mut r).is_empty(), "no exchange to answer");
+}
+
+/// The DC role honours `http_wait`: the exchange carrying it is held (not answered by the carriage's own hold)
+/// until the engine's long poll ends: at `max_wait` with nothing to send, at once when something is queued.
+#[test]
+fn layer_http_dc_holds_http_wait_until_max_wait_or_data() {
+    let mut r = StdRng::seed_from_u64(12);
+    let mut now = Instant::from_secs(1000);
+    // The carriage's own hold (for exchanges without `http_wait`) is shorter than the long poll: it must not cut it.
+    let (mut c, mut s) = http_pair(&mut r, now, core::time::Duration::from_millis(500));
+    let lp = HttpWait {
+        max_delay: 0,
+        wait_after: 0,
+        max_wait: 2_000,
+    };
+    c.http_wait(now, lp).unwrap();
+    let up = out_of_session(&mut *c, now, &mut r);
+    into_session(&mut *s, now, &up);
+    assert!(s.long_poll().is_some(), "held");
+    let deadline = now.saturating_add(core::time::Duration::from_secs(2));
+    assert_eq!(s.poll_timeout().map(|t| t <= deadline), Some(true));
+    for ms in [1, 499, 500, 1_000, 1_999] {
+        let t = now.saturating_add(core::time::Duration::from_millis(ms));
+        s.handle_timeout(t).unwrap();
+        assert!(out_of_session(&mut *s, t, &mut r).is_empty(), "still held at {ms} ms");
+    }
+    now = deadline;
+    s.handle_timeout(now).unwrap();
+    let down = out_of_session(&mut *s, now, &mut r);
+    assert!(down.starts_with(b"HTTP/1.1 200 OK\r\n"), "answered at max_wait");
+    assert!(into_session(&mut *c, now, &down).is_empty());
+    assert!(s.long_poll().is_none());
+    let Layer::Http(h) = s.carriage() else { unreachable!() };
+    assert_eq!(h.open_exchanges(), 0);
+
+    // Again, and the DC has something to push after 300 ms: the held exchange carries it then.
+    c.http_wait(now, lp).unwrap();
+    let up = out_of_session(&mut *c, now, &mut r);
+    into_session(&mut *s, now, &up);
+    assert!(s.long_poll().is_some());
+    let t = now.saturating_add(core::time::Duration::from_millis(300));
+    s.handle_timeout(t).unwrap();
+    assert!(out_of_session(&mut *s, t, &mut r).is_empty());
+    s.send(t, &api_body(77, 16), MsgKind::Notice).unwrap();
+    let down = out_of_session(&mut *s, t, &mut r);
+    assert!(!down.is_empty(), "answered as soon as something is queued");
+    let evs = into_session(&mut *c, t, &down);
+    assert!(
+        evs.iter().any(|e| matches!(e, Ev::Update(b) if *b == api_body(77, 16))),
+        "{evs:?}"
+    );
+}
+
+/// An exchange the engine leaves unanswered (no `http_wait`, an empty poll) gets an empty 200 after the hold.
+#[test]
+fn layer_http_dc_answers_an_idle_exchange_empty_after_its_hold() {
+    let mut r = StdRng::seed_from_u64(13);
+    let now = Instant::from_secs(1000);
+    let hold = core::time::Duration::from_secs(3);
+    let mut s = Box::new(L::server(http_cfg(), session_util::key(5), now, &mut r));
+    s.set_carriage(Layer::Http(HttpCarriage::server(LIM).with_hold(hold)))
+        .unwrap();
+    let mut wire = vec![0u8; 256];
+    let n = encode_request("dc", API_PATH, &[], &mut wire).unwrap();
+    assert_eq!(s.handle_input(now, &wire[..n]).unwrap(), n);
+    assert_eq!(s.poll_timeout(), Some(now.saturating_add(hold)));
+    assert!(out_of_session(&mut *s, now, &mut r).is_empty());
+    let t = now.saturating_add(hold);
+    let down = out_of_session(&mut *s, t, &mut r);
+    assert!(down.starts_with(b"HTTP/1.1 200 OK\r\n") && down.ends_with(b"Content-Length: 0\r\n\r\n"));
+    // `Connection: close`: answered, then the connection is finished and reads nothing more.
+    let req = b"POST /api HTTP/1.1\r\nHost: dc\r\nConnection: close\r\nContent-Length: 0\r\n\r\nGARBAGE";
+    assert_eq!(s.handle_input(t, req).unwrap(), req.len() - 7);
+    assert!(!s.is_finished());
+    let down = out_of_session(&mut *s, t.saturating_add(hold), &mut r);
+    assert!(down.starts_with(b"HTTP/1.1 200 OK\r\nConnection: close\r\n"));
+    assert!(s.is_finished());
+}
+
+fn tls_cfg() -> ConnectionConfig {
+    facade_cfg()
+}
+
+/// `ee` through the connection type: both ends take raw socket bytes; the client writes the Chrome-shaped
+/// ClientHello, the DC checks it (digest, time, SNI) and asks its host's replay cache for its random, then for
+/// the init inside; the session runs in TLS records.
+#[test]
+fn layer_faketls_ee_through_connection() {
+    let mut r = StdRng::seed_from_u64(21);
+    let now = Instant::from_secs(1000);
+    let unix = UnixTime(UNIX0);
+    let mut c = Box::new(L::client(tls_cfg(), session_util::key(6), now, &mut r));
+    let mut s = Box::new(L::server(tls_cfg(), session_util::key(6), now, &mut r));
+    c.set_carriage(Layer::FakeTls(FakeTlsCarriage::client(ee_secret(), unix, now)))
+        .unwrap();
+    s.set_carriage(Layer::FakeTls(FakeTlsCarriage::server(
+        ee_secret(),
+        ServerConfig::default(),
+        unix,
+        now,
+    )))
+    .unwrap();
+    let mut cache = ReplayCache::<16>::new();
+    let q = c.send(now, &api_body(3, 300), MsgKind::Query).unwrap();
+    let first = out_of_session(&mut *c, now, &mut r);
+    assert_eq!(
+        first.len(),
+        517,
+        "the ClientHello alone, nothing before the server's answer"
+    );
+    assert_eq!(&first[..3], &[0x16, 0x03, 0x01]);
+    into_session_with(&mut *s, now, &first, &mut cache);
+    assert_eq!(cache.len(), 1, "the hello's random went through the host's cache");
+    let mut done = false;
+    let mut wire_up = first.clone();
+    for _ in 0..5 {
+        let down = out_of_session(&mut *s, now, &mut r);
+        if !down.is_empty() {
+            assert!(
+                down[0] == 0x16 || down[0] == 0x17 || down[0] == 0x14,
+                "TLS records down"
+            );
+        }
+        done |= into_session(&mut *c, now, &down)
+            .iter()
+            .any(|e| matches!(e, Ev::Result(id, _) if *id == q));
+        let up = out_of_session(&mut *c, now, &mut r);
+        wire_up.extend_from_slice(&up);
+        into_session_with(&mut *s, now, &up, &mut cache);
+    }
+    assert!(done, "the query is answered inside fake-TLS");
+    assert_eq!(cache.len(), 2, "and the init inside it too");
+    // A censor replaying the recorded connection gets nothing: the hello's random is known.
+    let mut s2 = Box::new(L::server(tls_cfg(), session_util::key(6), now, &mut r));
+    s2.set_carriage(Layer::FakeTls(FakeTlsCarriage::server(
+        ee_secret(),
+        ServerConfig::default(),
+        unix,
+        now,
+    )))
+    .unwrap();
+    s2.handle_input(now, &wire_up).unwrap();
+    assert_eq!(s2.host_query(), Some(HostQuery::ObfuscatedInit));
+    assert!(s2.check_obfuscated_init(&mut cache).is_err());
+    assert!(
+        out_of_session(&mut *s2, now, &mut r).is_empty(),
+        "no ServerHello for a replayed hello"
+    );
+    // The wrong secret: the hello's digest fails, the connection ends without an answer.
+    let mut s3 = Box::new(L::server(tls_cfg(), session_util::key(6), now, &mut r));
+    let other = FakeTlsSecret::new(&[0x11; 16], b"www.google.com").unwrap();
+    s3.set_carriage(Layer::FakeTls(FakeTlsCarriage::server(
+        other,
+        ServerConfig::default(),
+        unix,
+        now,
+    )))
+    .unwrap();
+    assert!(s3.handle_input(now, &wire_up).is_err());
+    assert!(out_of_session(&mut *s3, now, &mut r).is_empty());
 }

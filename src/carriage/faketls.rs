@@ -751,6 +751,13 @@ pub struct AcceptedHello {
     pub timestamp: u32,
 }
 
+impl AcceptedHello {
+    /// The client's random (its digest): the hello's replay key.
+    pub(crate) fn client_random(&self) -> &[u8; DIGEST_LEN] {
+        &self.client_random
+    }
+}
+
 impl core::fmt::Debug for AcceptedHello {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("AcceptedHello")

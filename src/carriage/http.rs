@@ -132,21 +132,63 @@ enum State {
 /// one message and returns how many bytes it took; take the body with [`next_body`](Self::next_body) before
 /// feeding more (keep-alive: the next message starts right after). Pieces of any size work.
 pub struct HttpDecoder<const H: usize, const B: usize> {
+    parser: HttpParser<H>,
+    body: [u8; B],
+    filled: usize,
+}
+
+/// Where a message's body bytes go: the decoder's own buffer ([`HttpDecoder`]), or a connection's receive buffer
+/// (the HTTP carriage of [`super::layer`], so a packet is held once).
+pub(crate) trait BodySink {
+    /// A body starts: `Some(len)` from `Content-Length` (not called for an empty one), `None` for a chunked body.
+    fn begin(&mut self, len: Option<usize>) -> Result<(), HttpError>;
+    /// The next body bytes (all of them are taken).
+    fn put(&mut self, bytes: &[u8]) -> Result<(), HttpError>;
+}
+
+/// The decoder's own body buffer.
+struct InlineBody<'a> {
+    buf: &'a mut [u8],
+    filled: &'a mut usize,
+}
+
+impl BodySink for InlineBody<'_> {
+    fn begin(&mut self, _: Option<usize>) -> Result<(), HttpError> {
+        *self.filled = 0;
+        Ok(())
+    }
+
+    fn put(&mut self, src: &[u8]) -> Result<(), HttpError> {
+        let end = *self.filled + src.len();
+        self.buf
+            .get_mut(*self.filled..end)
+            .ok_or(HttpError::BodyTooLarge)?
+            .copy_from_slice(src);
+        *self.filled = end;
+        Ok(())
+    }
+}
+
+/// The message parser without a body buffer: heads, `Content-Length` and chunked bodies, bounded by
+/// [`HttpLimits`] and the body cap it is given; body bytes go to a [`BodySink`].
+pub(crate) struct HttpParser<const H: usize> {
     role: Role,
     path: &'static str,
     limits: HttpLimits,
+    /// `min(limits.max_body, the sink's capacity)`.
+    cap: usize,
     head: HeadBuffer<H>,
     state: State,
-    body: [u8; B],
-    filled: usize,
+    /// Body bytes of the current message so far.
+    body_len: usize,
     keep_alive: bool,
 }
 
 impl<const H: usize, const B: usize> core::fmt::Debug for HttpDecoder<H, B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("HttpDecoder")
-            .field("role", &self.role)
-            .field("state", &self.state)
+            .field("role", &self.parser.role)
+            .field("state", &self.parser.state)
             .field("filled", &self.filled)
             .finish_non_exhaustive()
     }
@@ -155,7 +197,12 @@ impl<const H: usize, const B: usize> core::fmt::Debug for HttpDecoder<H, B> {
 #[cfg(feature = "defmt")]
 impl<const H: usize, const B: usize> defmt::Format for HttpDecoder<H, B> {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "HttpDecoder {{ role: {}, filled: {} }}", self.role, self.filled)
+        defmt::write!(
+            f,
+            "HttpDecoder {{ role: {}, filled: {} }}",
+            self.parser.role,
+            self.filled
+        )
     }
 }
 
@@ -213,32 +260,46 @@ fn map_httparse(e: httparse::Error) -> HttpError {
     }
 }
 
-impl<const H: usize, const B: usize> HttpDecoder<H, B> {
-    /// A client decoding responses.
-    pub fn client(limits: HttpLimits) -> Self {
-        Self::new(Role::Client, API_PATH, limits)
-    }
-
-    /// A server decoding `POST` requests to `path` (normally [`API_PATH`]).
-    pub fn server(path: &'static str, limits: HttpLimits) -> Self {
-        Self::new(Role::Server, path, limits)
-    }
-
-    fn new(role: Role, path: &'static str, limits: HttpLimits) -> Self {
-        HttpDecoder {
+impl<const H: usize> HttpParser<H> {
+    pub(crate) fn new(role: Role, path: &'static str, limits: HttpLimits, cap: usize) -> Self {
+        HttpParser {
             role,
             path,
             limits,
+            cap: limits.max_body.min(cap),
             head: HeadBuffer::new(),
             state: State::Head,
-            body: [0; B],
-            filled: 0,
+            body_len: 0,
             keep_alive: true,
         }
     }
 
     fn max_body(&self) -> usize {
-        self.limits.max_body.min(B)
+        self.cap
+    }
+
+    /// The limits in use.
+    pub(crate) fn limits(&self) -> HttpLimits {
+        self.limits
+    }
+
+    /// Body bytes of the current (or just completed) message.
+    pub(crate) fn body_len(&self) -> usize {
+        self.body_len
+    }
+
+    /// Whether the message is complete and not taken yet.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// Takes the completed message: the next byte fed starts the following one.
+    pub(crate) fn take(&mut self) -> bool {
+        let ready = self.state == State::Ready;
+        if ready {
+            self.state = State::Taken;
+        }
+        ready
     }
 
     /// Whether the last message allows another on the same connection. `false` after a message with a `close`
@@ -246,30 +307,16 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
     /// [`encode_response`]`(.., keep_alive: false, ..)`, processes nothing after it and closes the connection once
     /// the answer is out (RFC 9112 §9.6); a client reads no further response. Valid from the moment the head is
     /// complete (so also while the body arrives, and after [`next_body`](Self::next_body)).
-    pub fn keep_alive(&self) -> bool {
+    pub(crate) fn keep_alive(&self) -> bool {
         self.keep_alive
     }
 
     /// The sticky error, if any.
-    pub fn error(&self) -> Option<HttpError> {
+    pub(crate) fn error(&self) -> Option<HttpError> {
         match self.state {
             State::Failed(e) => Some(e),
             _ => None,
         }
-    }
-
-    /// Whether a complete body waits in [`next_body`](Self::next_body).
-    pub fn has_body(&self) -> bool {
-        self.state == State::Ready
-    }
-
-    /// Takes the body of the completed message (one MTProto packet; may be empty).
-    pub fn next_body(&mut self) -> Option<&[u8]> {
-        if self.state != State::Ready {
-            return None;
-        }
-        self.state = State::Taken;
-        self.body.get(..self.filled)
     }
 
     fn fail(&mut self, e: HttpError) -> HttpError {
@@ -277,7 +324,7 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
         e
     }
 
-    fn on_head(&mut self) -> Result<(), HttpError> {
+    fn on_head<S: BodySink>(&mut self, sink: &mut S) -> Result<(), HttpError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let head = self.head.head();
         let parsed = match self.role {
@@ -309,44 +356,47 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
             }
         };
         self.keep_alive = parsed.keep_alive;
-        self.filled = 0;
+        self.body_len = 0;
         self.state = match parsed.length {
             Some(n) if n > self.max_body() => return Err(HttpError::BodyTooLarge),
             Some(0) => State::Ready,
-            Some(n) => State::Fixed { remaining: n },
-            None => State::ChunkSize {
-                value: 0,
-                digits: 0,
-                in_ext: false,
-                cr: false,
-                line: 0,
-            },
+            Some(n) => {
+                sink.begin(Some(n))?;
+                State::Fixed { remaining: n }
+            }
+            None => {
+                sink.begin(None)?;
+                State::ChunkSize {
+                    value: 0,
+                    digits: 0,
+                    in_ext: false,
+                    cr: false,
+                    line: 0,
+                }
+            }
         };
         Ok(())
     }
 
-    fn store(&mut self, src: &[u8]) -> Result<(), HttpError> {
-        let end = self.filled + src.len();
+    fn store<S: BodySink>(&mut self, sink: &mut S, src: &[u8]) -> Result<(), HttpError> {
+        let end = self.body_len + src.len();
         if end > self.max_body() {
             return Err(HttpError::BodyTooLarge);
         }
-        self.body
-            .get_mut(self.filled..end)
-            .ok_or(HttpError::BodyTooLarge)?
-            .copy_from_slice(src);
-        self.filled = end;
+        sink.put(src)?;
+        self.body_len = end;
         Ok(())
     }
 
-    /// Consumes input up to the end of one message; see the type docs.
-    pub fn feed(&mut self, input: &[u8]) -> Result<usize, HttpError> {
-        match self.step(input) {
+    /// Consumes input up to the end of one message, body bytes into `sink`; see [`HttpDecoder`]'s contract.
+    pub(crate) fn feed<S: BodySink>(&mut self, input: &[u8], sink: &mut S) -> Result<usize, HttpError> {
+        match self.step(input, sink) {
             Ok(n) => Ok(n),
             Err(e) => Err(self.fail(e)),
         }
     }
 
-    fn step(&mut self, input: &[u8]) -> Result<usize, HttpError> {
+    fn step<S: BodySink>(&mut self, input: &[u8], sink: &mut S) -> Result<usize, HttpError> {
         let mut pos = 0;
         loop {
             let rest = input.get(pos..).unwrap_or(&[]);
@@ -355,7 +405,7 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
                 State::Ready => return Ok(pos),
                 State::Taken => {
                     self.head.reset();
-                    self.filled = 0;
+                    self.body_len = 0;
                     self.state = State::Head;
                 }
                 State::Head => {
@@ -369,14 +419,14 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
                     if !self.head.is_done() {
                         return Ok(pos);
                     }
-                    self.on_head()?;
+                    self.on_head(sink)?;
                 }
                 State::Fixed { remaining } => {
                     let n = remaining.min(rest.len());
                     if n == 0 {
                         return Ok(pos);
                     }
-                    self.store(rest.get(..n).unwrap_or(&[]))?;
+                    self.store(sink, rest.get(..n).unwrap_or(&[]))?;
                     pos += n;
                     self.state = if n == remaining {
                         State::Ready
@@ -391,7 +441,7 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
                     if n == 0 {
                         return Ok(pos);
                     }
-                    self.store(rest.get(..n).unwrap_or(&[]))?;
+                    self.store(sink, rest.get(..n).unwrap_or(&[]))?;
                     pos += n;
                     self.state = if n == remaining {
                         State::ChunkEnd { cr: false }
@@ -426,7 +476,7 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
                 match (b, cr) {
                     (b'\n', true) if digits > 0 => match value {
                         0 => State::Trailer { line: 0, cr: false },
-                        n if self.filled + n > self.max_body() => return Err(HttpError::BodyTooLarge),
+                        n if self.body_len + n > self.max_body() => return Err(HttpError::BodyTooLarge),
                         n => State::ChunkData { remaining: n },
                     },
                     (_, true) => return Err(HttpError::BadChunk),
@@ -498,9 +548,73 @@ impl<const H: usize, const B: usize> HttpDecoder<H, B> {
     }
 }
 
+impl<const H: usize, const B: usize> HttpDecoder<H, B> {
+    /// A client decoding responses.
+    pub fn client(limits: HttpLimits) -> Self {
+        Self::new(Role::Client, API_PATH, limits)
+    }
+
+    /// A server decoding `POST` requests to `path` (normally [`API_PATH`]).
+    pub fn server(path: &'static str, limits: HttpLimits) -> Self {
+        Self::new(Role::Server, path, limits)
+    }
+
+    fn new(role: Role, path: &'static str, limits: HttpLimits) -> Self {
+        HttpDecoder {
+            parser: HttpParser::new(role, path, limits, B),
+            body: [0; B],
+            filled: 0,
+        }
+    }
+
+    /// Whether the last message allows another on the same connection. `false` after a message with a `close`
+    /// connection option, or an HTTP/1.0 one without `keep-alive`: a server answers that request with
+    /// [`encode_response`]`(.., keep_alive: false, ..)`, processes nothing after it and closes the connection once
+    /// the answer is out (RFC 9112 §9.6); a client reads no further response. Valid from the moment the head is
+    /// complete (so also while the body arrives, and after [`next_body`](Self::next_body)).
+    pub fn keep_alive(&self) -> bool {
+        self.parser.keep_alive()
+    }
+
+    /// The sticky error, if any.
+    pub fn error(&self) -> Option<HttpError> {
+        self.parser.error()
+    }
+
+    /// Whether a complete body waits in [`next_body`](Self::next_body).
+    pub fn has_body(&self) -> bool {
+        self.parser.is_ready()
+    }
+
+    /// Takes the body of the completed message (one MTProto packet; may be empty).
+    pub fn next_body(&mut self) -> Option<&[u8]> {
+        if !self.parser.take() {
+            return None;
+        }
+        self.body.get(..self.parser.body_len())
+    }
+
+    /// Consumes input up to the end of one message; see the type docs.
+    pub fn feed(&mut self, input: &[u8]) -> Result<usize, HttpError> {
+        let mut sink = InlineBody {
+            buf: &mut self.body,
+            filled: &mut self.filled,
+        };
+        self.parser.feed(input, &mut sink)
+    }
+}
+
 /// Writes a client request carrying one MTProto packet: `POST {path} HTTP/1.1`, `Host`, `Connection: keep-alive`,
 /// `Content-Length`, then the body. Returns the bytes written.
 pub fn encode_request(host: &str, path: &str, body: &[u8], out: &mut [u8]) -> Result<usize, WriteError> {
+    let h = encode_request_head(host, path, body.len(), out)?;
+    let mut o = Out::new(out.get_mut(h..).unwrap_or(&mut []));
+    o.put(body)?;
+    Ok(h + o.len())
+}
+
+/// The head of [`encode_request`] for a body of `len` bytes.
+pub(crate) fn encode_request_head(host: &str, path: &str, len: usize, out: &mut [u8]) -> Result<usize, WriteError> {
     check_header_value(host.as_bytes())?;
     if !path.starts_with('/') {
         return Err(WriteError::InvalidInput);
@@ -515,9 +629,8 @@ pub fn encode_request(host: &str, path: &str, body: &[u8], out: &mut [u8]) -> Re
     o.put(b" HTTP/1.1\r\nHost: ")?;
     o.put(host.as_bytes())?;
     o.put(b"\r\nConnection: keep-alive\r\nContent-Type: application/octet-stream\r\nContent-Length: ")?;
-    o.put_dec(body.len() as u64)?;
+    o.put_dec(len as u64)?;
     o.put(b"\r\n\r\n")?;
-    o.put(body)?;
     Ok(o.len())
 }
 
@@ -536,6 +649,19 @@ fn reason(status: u16) -> &'static str {
 /// Writes a server response: status line, `Connection`, `Content-Length` (and the CORS header browsers need for
 /// Telegram Web), then the body. Returns the bytes written.
 pub fn encode_response(status: u16, keep_alive: bool, body: &[u8], out: &mut [u8]) -> Result<usize, WriteError> {
+    let h = encode_response_head(status, keep_alive, body.len(), out)?;
+    let mut o = Out::new(out.get_mut(h..).unwrap_or(&mut []));
+    o.put(body)?;
+    Ok(h + o.len())
+}
+
+/// The head of [`encode_response`] for a body of `len` bytes.
+pub(crate) fn encode_response_head(
+    status: u16,
+    keep_alive: bool,
+    len: usize,
+    out: &mut [u8],
+) -> Result<usize, WriteError> {
     if !(100..=999).contains(&status) {
         return Err(WriteError::InvalidInput);
     }
@@ -550,9 +676,8 @@ pub fn encode_response(status: u16, keep_alive: bool, body: &[u8], out: &mut [u8
         b"\r\nConnection: close".as_slice()
     })?;
     o.put(b"\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/octet-stream\r\nContent-Length: ")?;
-    o.put_dec(body.len() as u64)?;
+    o.put_dec(len as u64)?;
     o.put(b"\r\n\r\n")?;
-    o.put(body)?;
     Ok(o.len())
 }
 

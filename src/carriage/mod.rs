@@ -49,6 +49,7 @@ pub mod base64;
 pub mod faketls;
 pub mod fallback;
 pub mod http;
+pub mod layer;
 pub mod ws;
 
 /// Accumulates an HTTP head (request or status line plus headers) up to and including the blank line, and never

@@ -19,6 +19,9 @@
 
 use super::SeededRng;
 use super::crypto::fuzz_auth_key;
+use crate::carriage::faketls::{FakeTlsSecret, ServerConfig as TlsConfig};
+use crate::carriage::http::HttpLimits;
+use crate::carriage::layer::{Carriage, FakeTlsCarriage, HttpCarriage, Layer};
 use crate::session::{Connection, ConnectionConfig, Event, HostQuery, MsgId, SessionConfig, TransportConfig};
 use crate::time::{Instant, UnixTime};
 use crate::transport::Framing;
@@ -26,7 +29,13 @@ use crate::transport::obfuscated::ProxySecret;
 use crate::transport::replay::ReplayCache;
 
 /// The targets of this area.
-pub const TARGETS: &[(&str, super::Target)] = &[("connection_dc", connection_dc)];
+pub const TARGETS: &[(&str, super::Target)] = &[
+    ("connection_dc", connection_dc),
+    ("connection_dc_carriage", connection_dc_carriage),
+];
+
+/// A DC connection with a carriage under its framing ([`crate::carriage::layer`]).
+pub type FuzzCarriageConnection = Connection<4096, 4096, 8, Layer>;
 
 /// The fuzzed connection: small buffers, so frames past them exercise the refusal paths too.
 pub type FuzzConnection = Connection<4096, 4096, 8>;
@@ -145,7 +154,87 @@ pub fn connection_dc(data: &[u8]) {
             assert!(n <= offered.len(), "consumed more than offered");
             off += n;
             let answered = serve(&mut c, now, &mut rng, &mut cache);
-            drain_transmit(&mut c, now, &mut rng, &mut out);
+            let _ = drain_transmit(&mut c, now, &mut rng, &mut out);
+            if n == 0 && !answered && !serve(&mut c, now, &mut rng, &mut cache) {
+                break;
+            }
+        }
+    }
+}
+
+/// The SNI domain of the fuzzed fake-TLS secret (its key is [`FUZZ_PROXY_SECRET`]).
+pub const FUZZ_TLS_DOMAIN: &[u8] = b"www.google.com";
+
+/// Arbitrary socket reads into a DC connection with a carriage: the same input format and host as
+/// [`connection_dc`], except `mode & 1`: 0 HTTP (plain intermediate inside), 1 fake-TLS (the fuzzed `ee` secret,
+/// obfuscated padded intermediate inside); `mode & 8` starts without a key as there. Invariants as there, and the
+/// carriage never makes the connection write past its buffer or answer without a request.
+pub fn connection_dc_carriage(data: &[u8]) {
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut rng = SeededRng::new(FUZZ_DC_SEED);
+    let now0 = super::session::FUZZ_START;
+    let tls = mode & 1 != 0;
+    let mut cfg = fuzz_connection_config(if tls { 6 } else { 1 });
+    cfg.transport.obfuscated = tls;
+    let mut c = if mode & 8 != 0 {
+        let Some(hs) = handshake_config() else { return };
+        FuzzCarriageConnection::server_handshake(cfg, hs, now0)
+    } else {
+        FuzzCarriageConnection::server(cfg, fuzz_auth_key(), now0, &mut rng)
+    };
+    let layer = if tls {
+        let Ok(secret) = FakeTlsSecret::new(&FUZZ_PROXY_SECRET, FUZZ_TLS_DOMAIN) else {
+            return;
+        };
+        let unix = UnixTime(super::session::FUZZ_UNIX);
+        Layer::FakeTls(FakeTlsCarriage::server(secret, TlsConfig::default(), unix, now0))
+    } else {
+        let limits = HttpLimits {
+            max_head: 1024,
+            max_body: 4096,
+            max_chunk_line: 64,
+        };
+        Layer::Http(HttpCarriage::server(limits).with_hold(core::time::Duration::from_secs(5)))
+    };
+    assert!(c.set_carriage(layer).is_ok(), "the carriage fits its transport");
+    let mut now = now0;
+    let mut cache: ReplayCache<4> = ReplayCache::new();
+    let mut out = [0u8; 16384];
+    assert!(
+        c.min_transmit_len() <= out.len(),
+        "the connection's smallest output buffer grew"
+    );
+    let mut reads = 0;
+    while let Some((&len, tail)) = rest.split_first() {
+        reads += 1;
+        if reads > 64 {
+            break;
+        }
+        let (read, next) = tail.split_at(usize::from(len).min(tail.len()));
+        rest = next;
+        now = now.saturating_add(core::time::Duration::from_secs(u64::from(mode >> 4)));
+        let _ = c.handle_timeout(now);
+        let mut off = 0;
+        for _ in 0..(2 * read.len() + 16) {
+            let offered = read.get(off..).unwrap_or_default();
+            let n = match c.handle_input(now, offered) {
+                Ok(n) => n,
+                Err(e) => {
+                    assert_eq!(c.handle_input(now, offered), Err(e), "an error is sticky");
+                    return;
+                }
+            };
+            assert!(n <= offered.len(), "consumed more than offered");
+            off += n;
+            let answered = serve(&mut c, now, &mut rng, &mut cache);
+            let open = match c.carriage() {
+                Layer::Http(h) => h.open_exchanges(),
+                _ => usize::MAX,
+            };
+            let sent = drain_transmit(&mut c, now, &mut rng, &mut out);
+            assert!(sent <= open, "an HTTP answer without a request");
             if n == 0 && !answered && !serve(&mut c, now, &mut rng, &mut cache) {
                 break;
             }
@@ -154,7 +243,12 @@ pub fn connection_dc(data: &[u8]) {
 }
 
 /// Answers what the connection asks of its host and echoes its requests; whether anything was answered.
-fn serve(c: &mut FuzzConnection, now: Instant, rng: &mut SeededRng, cache: &mut ReplayCache<4>) -> bool {
+fn serve<C: Carriage + Default>(
+    c: &mut Connection<4096, 4096, 8, C>,
+    now: Instant,
+    rng: &mut SeededRng,
+    cache: &mut ReplayCache<4>,
+) -> bool {
     let mut requests: heapless::Vec<MsgId, 16> = heapless::Vec::new();
     let mut events = 0;
     while let Some(ev) = c.poll_event() {
@@ -189,11 +283,17 @@ fn serve(c: &mut FuzzConnection, now: Instant, rng: &mut SeededRng, cache: &mut 
     c.host_query() != Some(q)
 }
 
-fn drain_transmit(c: &mut FuzzConnection, now: Instant, rng: &mut SeededRng, out: &mut [u8]) {
-    for _ in 0..64 {
+/// Drains `poll_transmit`; returns how many writes it made.
+fn drain_transmit<C: Carriage + Default>(
+    c: &mut Connection<4096, 4096, 8, C>,
+    now: Instant,
+    rng: &mut SeededRng,
+    out: &mut [u8],
+) -> usize {
+    for i in 0..64 {
         match c.poll_transmit(now, rng, out) {
             Ok(Some(n)) => assert!(n <= out.len(), "wrote past the buffer"),
-            Ok(None) | Err(_) => return,
+            Ok(None) | Err(_) => return i,
         }
     }
     panic!("poll_transmit does not quiesce");

@@ -130,6 +130,7 @@ use super::dc_host::{AcceptKeyError, HostQuery, InitCheckError, ProxySecretError
 use super::engine::{DecryptedPacket, MsgKind, Session, SessionConfig, Stats};
 use super::event::{BufferTooSmall, Event, SendError};
 use super::msg_id::{Clock, MsgId, Role};
+use crate::carriage::layer::{Carriage, CarriageError, NoCarriage, Outbound};
 use crate::crypto::auth_key::AuthKey;
 use crate::handshake::{
     self, ClientHandshake, ERR_NOT_FOUND, HandshakeError, MAX_SERVER_MESSAGE, Outcome, ServerHandshakes, ServerReply,
@@ -186,8 +187,11 @@ pub enum Error {
     Moved,
     /// DC: the obfuscated init is one the host's replay cache has seen ([`Connection::check_obfuscated_init`]): a
     /// recorded connection replayed (attack B19). Nothing after the init was read; close the connection as for a
-    /// [`TransportError::BadTag`], sending nothing, so a prober cannot tell the two apart.
+    /// [`TransportError::BadTag`], sending nothing, so a prober cannot tell the two apart. On fake-TLS, also a
+    /// replayed ClientHello random (the host's cache is asked for both).
     ReplayedInit,
+    /// The carriage under the framing failed (HTTP, fake-TLS; [`Connection::set_carriage`]).
+    Carriage(CarriageError),
 }
 
 impl Error {
@@ -198,6 +202,7 @@ impl Error {
             Error::Transport(e) => e.fault(),
             Error::Handshake(e) => e.fault(),
             Error::ReplayedInit => Fault::Peer,
+            Error::Carriage(e) => e.fault(),
             Error::Closed | Error::Moved => Fault::Host,
         }
     }
@@ -211,6 +216,7 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("session closed"),
             Error::Moved => f.write_str("session moved to another connection"),
             Error::ReplayedInit => f.write_str("replayed obfuscated init"),
+            Error::Carriage(e) => write!(f, "carriage: {e}"),
         }
     }
 }
@@ -299,7 +305,10 @@ enum Phase {
 }
 
 /// An encrypted MTProto session over one transport connection. See the module docs for the run-loop contract.
-pub struct Connection<const RX: usize = 16_384, const TX: usize = 16_384, const MSGS: usize = 32> {
+///
+/// `C` is the carriage under the framing ([`Connection::set_carriage`]): [`NoCarriage`] (TCP, zero-sized) by
+/// default, or [`crate::carriage::layer::Layer`] for HTTP and fake-TLS.
+pub struct Connection<const RX: usize = 16_384, const TX: usize = 16_384, const MSGS: usize = 32, C = NoCarriage> {
     phase: Phase,
     /// The encrypted session: live in [`Phase::Encrypted`]; before (a handshake) and after (a DC back to a
     /// handshake, a client re-keying) an inert engine holding an all-zero key. It is never moved or rebuilt by
@@ -333,6 +342,8 @@ pub struct Connection<const RX: usize = 16_384, const TX: usize = 16_384, const 
     /// Whether input past the transport's opening may be read: false on a DC's obfuscated connection until the
     /// host's replay cache passed its init ([`HostQuery::ObfuscatedInit`]).
     init_checked: bool,
+    /// The carriage under the framing.
+    carriage: C,
 }
 
 /// A session sized for a microcontroller: 4 KiB frames, 4 KiB of resend arena, 8 messages in flight.
@@ -340,7 +351,9 @@ pub type ConnectionSmall = Connection<4096, 4096, 8>;
 /// A session sized for a host: 64 KiB frames, 256 KiB of resend arena, 64 messages in flight.
 pub type ConnectionLarge = Connection<65_536, 262_144, 64>;
 
-impl<const RX: usize, const TX: usize, const MSGS: usize> fmt::Debug for Connection<RX, TX, MSGS> {
+impl<const RX: usize, const TX: usize, const MSGS: usize, C: Carriage + Default> fmt::Debug
+    for Connection<RX, TX, MSGS, C>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("engine", &self.session())
@@ -349,7 +362,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> fmt::Debug for Connect
     }
 }
 
-impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSGS> {
+impl<const RX: usize, const TX: usize, const MSGS: usize, C: Carriage + Default> Connection<RX, TX, MSGS, C> {
     /// A client session under `key` (stored, or produced by the handshake).
     pub fn client<R: CryptoRng + ?Sized>(cfg: ConnectionConfig, key: AuthKey, now: Instant, rng: &mut R) -> Self {
         let clock = Clock::from_unix_hint(now, cfg.unix_time_hint.unwrap_or(UnixTime(0)));
@@ -573,8 +586,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
                 return Err(ProxySecretError::RequiresPadding);
             }
         }
+        if self.carriage.packets() || self.carriage.proxy_secret().is_some() {
+            // HTTP carries no obfuscated stream; fake-TLS brings its own secret.
+            return Err(ProxySecretError::NotPlainIntermediate);
+        }
         self.secret = secret;
-        self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref());
+        self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref(), &self.carriage);
         Ok(())
     }
 
@@ -739,7 +756,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             key_ready_event: false,
             role,
             transport,
-            codec: Self::new_codec(transport, role, None),
+            codec: Self::new_codec(transport, role, None, &C::default()),
             quick_acks: heapless::Deque::new(),
             error: None,
             drops: super::event::DropCounts::default(),
@@ -751,6 +768,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             io_started: false,
             new_key_expires_in: None,
             init_checked: !Self::init_needs_check(transport, role),
+            carriage: C::default(),
         }
     }
 
@@ -759,27 +777,36 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         role == Role::Server && t.obfuscated
     }
 
-    /// DC, obfuscated, before the init is checked: feeds the codec no more than the init and, once the codec
-    /// accepted it, parks the connection on [`HostQuery::ObfuscatedInit`].
-    fn read_obfuscated_init(&mut self, bytes: &[u8]) -> Result<usize, Error> {
-        let Some(c) = self.codec.obfuscated_mut() else {
+    /// DC, obfuscated, before the init is checked: feeds the codec no more than the init (through the carriage,
+    /// whose own opening comes first) and, once the codec accepted it, parks the connection on
+    /// [`HostQuery::ObfuscatedInit`]. A carriage's opening that needs the replay check (a fake-TLS ClientHello)
+    /// parks it the same way first.
+    fn read_obfuscated_init(&mut self, now: Instant, bytes: &[u8]) -> Result<usize, Error> {
+        let Some(missing) = self.codec.obfuscated().map(|c| c.init_missing()) else {
             self.init_checked = true;
             return Ok(0);
         };
-        let take = c.init_missing().min(bytes.len());
-        let n = match c.feed(bytes.get(..take).unwrap_or(&[])) {
-            Ok(n) => n,
-            Err(e) => {
-                self.error = Some(Error::Transport(e));
-                return Err(Error::Transport(e));
-            }
+        let n = match self.carriage.decode(now, &mut self.codec, bytes, missing) {
+            Ok((n, _)) => n,
+            Err(e) => return Err(self.fail_carriage(e)),
         };
         self.io_started |= n > 0;
-        if c.init_fingerprint().is_some() {
+        let init_in = self.codec.obfuscated().and_then(|c| c.init_fingerprint()).is_some();
+        if self.carriage.replay_key().is_some() || init_in {
             self.parked = Parked::ObfuscatedInit;
             self.host_event = true;
         }
         Ok(n)
+    }
+
+    /// A carriage (or the transport inside it) failed: the sticky error.
+    fn fail_carriage(&mut self, e: CarriageError) -> Error {
+        let e = match e {
+            CarriageError::Transport(t) => Error::Transport(t),
+            e => Error::Carriage(e),
+        };
+        self.error = Some(e);
+        e
     }
 
     /// DC: answers [`HostQuery::ObfuscatedInit`] with the replay cache the host shares between all its connections
@@ -790,6 +817,17 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     /// sending anything ([`InitCheckError::Replayed`]). The cache's capacity must not be 0.
     pub fn check_obfuscated_init<const N: usize>(&mut self, cache: &mut ReplayCache<N>) -> Result<(), InitCheckError> {
         const { assert!(N > 0, "a replay cache of capacity 0 remembers nothing") };
+        if let (Parked::ObfuscatedInit, Some(fp)) = (self.parked, self.carriage.replay_key()) {
+            // The carriage's opening (a fake-TLS ClientHello random); the init inside is asked next.
+            self.parked = Parked::Empty;
+            self.host_event = false;
+            if cache.insert_fingerprint(fp).is_err() {
+                self.error = Some(Error::ReplayedInit);
+                return Err(InitCheckError::Replayed);
+            }
+            self.carriage.replay_checked();
+            return Ok(());
+        }
         let (Parked::ObfuscatedInit, Some(c)) = (self.parked, self.codec.obfuscated()) else {
             return Err(InitCheckError::NotRequested);
         };
@@ -806,8 +844,53 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         Ok(())
     }
 
-    fn new_codec(t: TransportConfig, role: Role, secret: Option<&ProxySecret>) -> Codec<RX> {
-        Codec::new(t, role, secret.cloned())
+    fn new_codec(t: TransportConfig, role: Role, secret: Option<&ProxySecret>, carriage: &C) -> Codec<RX> {
+        if carriage.packets() {
+            return Codec::packets(role);
+        }
+        Codec::new(t, role, secret.cloned().or_else(|| carriage.proxy_secret()))
+    }
+
+    /// Puts a carriage under the framing (before the first byte is sent or received; it survives
+    /// [`reconnect`](Self::reconnect), which opens it again). From then on `handle_input` takes the carriage's
+    /// bytes and `poll_transmit` writes them: a host drives every carriage as it drives TCP.
+    /// - HTTP ([`crate::carriage::layer::HttpCarriage`]): one packet per body, so the transport must be plain
+    ///   intermediate (no obfuscation, no secret). A DC writes only when a request is open to answer; a client's
+    ///   `http_wait` ([`http_wait`](Self::http_wait)) is held by the DC's engine up to its `max_wait`.
+    /// - fake-TLS ([`crate::carriage::layer::FakeTlsCarriage`]): the transport must be obfuscated, padded
+    ///   intermediate; the `ee` secret's key becomes the proxy secret. A DC asks its host for the replay check of the
+    ///   ClientHello random ([`HostQuery::ObfuscatedInit`], answered by
+    ///   [`check_obfuscated_init`](Self::check_obfuscated_init)) before it answers, and again for the init inside.
+    pub fn set_carriage(&mut self, carriage: C) -> Result<(), ProxySecretError> {
+        if self.io_started {
+            return Err(ProxySecretError::Started);
+        }
+        let t = self.transport;
+        if carriage.packets() && (t.obfuscated || t.framing != Framing::Intermediate || self.secret.is_some()) {
+            return Err(ProxySecretError::NotPlainIntermediate);
+        }
+        if carriage.proxy_secret().is_some() {
+            if !t.obfuscated {
+                return Err(ProxySecretError::NotObfuscated);
+            }
+            if t.framing != Framing::PaddedIntermediate {
+                return Err(ProxySecretError::RequiresPadding);
+            }
+        }
+        self.codec = Self::new_codec(t, self.role, self.secret.as_ref(), &carriage);
+        self.carriage = carriage;
+        Ok(())
+    }
+
+    /// The carriage under the framing.
+    pub fn carriage(&self) -> &C {
+        &self.carriage
+    }
+
+    /// The carriage ended the connection (an HTTP request with `Connection: close` was answered): send what
+    /// `poll_transmit` wrote, then close the socket.
+    pub fn is_finished(&self) -> bool {
+        self.carriage.is_finished()
     }
 
     /// The engine (statistics, clock, salt...), once the session is encrypted.
@@ -871,15 +954,19 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             return Ok(0);
         }
         if !self.init_checked {
-            return self.read_obfuscated_init(bytes);
+            return self.read_obfuscated_init(now, bytes);
         }
         let framing = self.transport.framing;
-        let res = self.codec.decode(bytes);
+        let res = self.carriage.decode(now, &mut self.codec, bytes, usize::MAX);
         let (n, frame) = match res {
             Ok(v) => v,
             Err(e) => {
-                self.error = Some(Error::Transport(e));
-                return Err(Error::Transport(e));
+                let e = match e {
+                    CarriageError::Transport(t) => Error::Transport(t),
+                    e => Error::Carriage(e),
+                };
+                self.error = Some(e);
+                return Err(e);
             }
         };
         self.io_started |= n > 0;
@@ -1047,7 +1134,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             .max(handshake::MAX_CLIENT_MESSAGE)
             .max(MAX_SERVER_MESSAGE);
         // Worst case over framings: 4-byte header, 15 bytes of padding, 4-byte CRC; or the 64-byte init.
-        (p + 4 + 15 + 4).max(INIT_LEN)
+        let inner = (p + 4 + 15 + 4).max(INIT_LEN);
+        // And what the carriage adds around it, or needs for its own opening (zero without a carriage).
+        (self.carriage.headroom() + inner + self.carriage.overhead(inner)).max(self.carriage.min_out())
     }
 
     /// Writes the next bytes to send into `out`: the connection's init or marker, a quick-ack token (DC), or one
@@ -1068,10 +1157,48 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         if self.error.is_some() || self.session().is_some_and(Session::is_closed) {
             return Ok(None);
         }
-        match Self::open_transport(&mut self.codec, rng, out) {
+        let long_poll = self.session().and_then(Session::long_poll).is_some();
+        match self.carriage.poll_transmit(now, long_poll, rng, out) {
             Ok(Some(n)) => {
                 self.io_started = true;
                 return Ok(Some(n));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.fail_carriage(e);
+                return Ok(None);
+            }
+        }
+        if !self.carriage.may_send() {
+            return Ok(None);
+        }
+        let h = self.carriage.headroom();
+        let Some((n, kind)) = self.poll_inner(now, rng, out.get_mut(h..).unwrap_or(&mut []))? else {
+            return Ok(None);
+        };
+        match self.carriage.wrap(kind, n, rng, out) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) => {
+                self.fail_carriage(e);
+                Ok(None)
+            }
+        }
+    }
+
+    /// `poll_transmit` under the carriage: the codec's next bytes, written into `out` (after the carriage's
+    /// headroom), and what they are. Inlined: without a carriage this is `poll_transmit`, with no frame of its own.
+    #[inline(always)]
+    fn poll_inner<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<Option<(usize, Outbound)>, BufferTooSmall> {
+        let data = |n: usize| Some((n, Outbound::Data));
+        match Self::open_transport(&mut self.codec, rng, out) {
+            Ok(Some(n)) => {
+                self.io_started = true;
+                return Ok(data(n));
             }
             Ok(None) => {}
             Err(_) => {
@@ -1082,7 +1209,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         if let Some(code) = self.transport_error.take()
             && let Ok(n) = self.codec.encode_error(code, out)
         {
-            return Ok(Some(n));
+            return Ok(Some((n, Outbound::Error(code))));
         }
         let room = self.codec.headroom();
         if let Parked::Reply(n) = self.parked {
@@ -1097,7 +1224,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             };
             let r = copied.then(|| self.codec.encode_in_place(n, false, rng, out).ok());
             self.release_idle();
-            return Ok(r.flatten());
+            return Ok(r.flatten().and_then(data));
         }
         if let Phase::DcHandshake(_) = self.phase {
             return Ok(self.dc_handshake_step(now, rng, out));
@@ -1105,7 +1232,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         if let Some(token) = self.quick_acks.pop_front()
             && let Ok(n) = self.codec.encode_quick_ack(token, out)
         {
-            return Ok(Some(n));
+            return Ok(data(n));
         }
         let body = out.get_mut(room..).unwrap_or(&mut []);
         let rx = self.codec.idle_buf();
@@ -1124,7 +1251,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         self.after_handshake_step(now);
         let qa = quick_ack && self.transport.framing != Framing::Full;
         match self.codec.encode_in_place(len, qa, rng, out) {
-            Ok(n) => Ok(Some(n)),
+            Ok(n) => Ok(data(n)),
             // Cannot happen with `out` at least `min_transmit_len`; the packet counts as lost and is resent.
             Err(_) => Ok(None),
         }
@@ -1174,7 +1301,12 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
     // Never inlined into `poll_transmit`: its frame (the DC's handshake: RSA decryption, DH) would be reserved by
     // every `poll_transmit` of a client too, which links this path (the role is chosen at run time).
     #[inline(never)]
-    fn dc_handshake_step<R: CryptoRng + ?Sized>(&mut self, now: Instant, rng: &mut R, out: &mut [u8]) -> Option<usize> {
+    fn dc_handshake_step<R: CryptoRng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Option<(usize, Outbound)> {
         let Parked::Plain(len) = self.parked else { return None };
         self.parked = Parked::Empty;
         let Phase::DcHandshake(hs) = &mut self.phase else {
@@ -1199,7 +1331,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             Ok(ServerStep::Reply(ServerReply::Complete { len, outcome })) => (len, Some(outcome)),
             Ok(ServerStep::Reply(ServerReply::Error(code))) => {
                 self.release_idle();
-                return self.codec.encode_error(code, out).ok();
+                return self
+                    .codec
+                    .encode_error(code, out)
+                    .ok()
+                    .map(|n| (n, Outbound::Error(code)));
             }
             // `out` holds `min_transmit_len` bytes, more than MAX_SERVER_MESSAGE after the header room.
             Err(_) => return None,
@@ -1208,7 +1344,10 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
             self.start_new_key_engine(now, o, rng);
         }
         self.release_idle();
-        self.codec.encode_in_place(n, false, rng, out).ok()
+        self.codec
+            .encode_in_place(n, false, rng, out)
+            .ok()
+            .map(|n| (n, Outbound::Data))
     }
 
     /// The next event.
@@ -1249,10 +1388,14 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         if self.error.is_some() {
             return None;
         }
-        match &self.phase {
+        let t = match &self.phase {
             Phase::Encrypted => self.engine.poll_timeout(),
             Phase::Handshake(hs) => hs.poll_timeout(),
             Phase::DcHandshake(hs) => hs.poll_timeout(),
+        };
+        match (t, self.carriage.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -1315,7 +1458,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         self.transport = cfg.transport;
         self.role = Role::Client;
         // A proxy secret set with `set_proxy_secret` names the proxy, not the key: it stays for the new connection.
-        self.codec = Self::new_codec(self.transport, Role::Client, self.secret.as_ref());
+        self.carriage.reset();
+        self.codec = Self::new_codec(self.transport, Role::Client, self.secret.as_ref(), &self.carriage);
         self.init_checked = true;
         self.io_started = false;
         self.quick_acks.clear();
@@ -1355,7 +1499,8 @@ impl<const RX: usize, const TX: usize, const MSGS: usize> Connection<RX, TX, MSG
         if matches!(self.phase, Phase::Encrypted) {
             self.engine.detach(self.codec.idle_buf());
         }
-        self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref());
+        self.carriage.reset();
+        self.codec = Self::new_codec(self.transport, self.role, self.secret.as_ref(), &self.carriage);
         self.init_checked = !Self::init_needs_check(self.transport, self.role);
         self.io_started = false;
         self.quick_acks.clear();

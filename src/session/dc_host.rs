@@ -260,6 +260,9 @@ pub enum ProxySecretError {
     RequiresPadding,
     /// The connection already sent or received bytes; set the secret first (it survives `reconnect`).
     Started,
+    /// A packet carriage (HTTP, [`crate::carriage::layer::HttpCarriage`]) carries packets, not a stream: the
+    /// transport must be plain intermediate (not obfuscated), and no proxy secret applies.
+    NotPlainIntermediate,
 }
 
 impl ProxySecretError {
@@ -274,6 +277,9 @@ impl fmt::Display for ProxySecretError {
         match self {
             ProxySecretError::NotObfuscated => f.write_str("a proxy secret needs the obfuscated transport"),
             ProxySecretError::RequiresPadding => f.write_str("a dd proxy secret requires padded intermediate"),
+            ProxySecretError::NotPlainIntermediate => {
+                f.write_str("a packet carriage needs plain intermediate framing and no proxy secret")
+            }
             ProxySecretError::Started => f.write_str("the connection already started"),
         }
     }

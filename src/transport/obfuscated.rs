@@ -399,6 +399,16 @@ impl<const N: usize> ObfuscatedCodec<N> {
         }
     }
 
+    /// Exactly how many stream bytes [`feed`](Self::feed) takes before its next boundary: the rest of the init,
+    /// then the inner decoder's [`FrameDecoder::wanted`].
+    pub(crate) fn wanted(&self) -> usize {
+        match self.failed {
+            Some(_) => 0,
+            None if self.obf.is_none() => INIT_LEN - self.init_len,
+            None => self.decoder.wanted(),
+        }
+    }
+
     /// Server: the replay key of the accepted init (`None` before it is complete, on a refused one, on a client).
     pub(crate) fn init_fingerprint(&self) -> Option<Fingerprint> {
         self.init_fingerprint
@@ -455,6 +465,11 @@ impl<const N: usize> ObfuscatedCodec<N> {
             pos += n;
         }
         Ok(pos)
+    }
+
+    /// Whether a decoded frame waits for [`next_frame`](Self::next_frame).
+    pub(crate) fn has_frame(&self) -> bool {
+        self.decoder.has_frame()
     }
 
     /// Takes the decoded frame, if one is complete.

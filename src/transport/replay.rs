@@ -26,6 +26,11 @@ fn fingerprint(domain: u8, key: &[u8]) -> Fingerprint {
     f
 }
 
+/// The fingerprint [`ReplayCache::check_and_insert`] records for `key` (a fake-TLS ClientHello random).
+pub(crate) fn key_fingerprint(key: &[u8]) -> Fingerprint {
+    fingerprint(DOMAIN_KEY, key)
+}
+
 /// The replay key of an obfuscated init: its bytes 8..56 (the client's key and IV, as sent; mtprotoproxy's
 /// replay key). Bytes 0..8 and 56..64 are left out, so flipping them (bytes 0..8 are ignored by the server, and
 /// 56..64 would only break the tag) does not make a recorded init new.

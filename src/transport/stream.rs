@@ -49,6 +49,13 @@ pub enum Codec<const N: usize> {
     },
     /// The obfuscated transport.
     Obfuscated(ObfuscatedCodec<N>),
+    /// One packet per message of the carriage below (MTProto over HTTP, [`crate::carriage::layer`]): no framing,
+    /// no marker; the carriage tells where each packet starts and ends ([`Codec::packets_mut`]). Packets land in
+    /// this decoder's receive buffer, the only copy, as on TCP.
+    Packets {
+        /// The receive buffer; driven by `begin_packet` / `end_packet` instead of headers.
+        dec: FrameDecoder<N>,
+    },
     /// A client's obfuscated connection before its init is drawn ([`Codec::poll_opening`] has the RNG).
     ObfuscatedPending {
         /// The framing inside.
@@ -69,6 +76,7 @@ impl<const N: usize> core::fmt::Debug for Codec<N> {
                 .field("opened", opened)
                 .finish_non_exhaustive(),
             Codec::Obfuscated(c) => f.debug_tuple("Codec::Obfuscated").field(c).finish(),
+            Codec::Packets { .. } => f.debug_struct("Codec::Packets").finish_non_exhaustive(),
             Codec::ObfuscatedPending { framing, dc_id, .. } => f
                 .debug_struct("Codec::ObfuscatedPending")
                 .field("framing", framing)
@@ -99,6 +107,40 @@ impl<const N: usize> Codec<N> {
                 secret,
             },
             (Role::Server, true) => Codec::Obfuscated(ObfuscatedCodec::server(secret, N)),
+        }
+    }
+
+    /// A codec of whole packets for a carriage that carries one packet per message (HTTP): inbound frames are
+    /// limited to `N` bytes and bounded by the carriage ([`FrameDecoder::begin_packet`]); outbound packets go out
+    /// as they are (no header room, no quick acks; an error code is its 4 bytes, which the carriage turns into a
+    /// status).
+    pub fn packets(role: Role) -> Self {
+        let cfg = DecoderConfig {
+            framing: Framing::Intermediate,
+            role,
+            max_frame: N,
+            expect_marker: false,
+        };
+        Codec::Packets {
+            dec: FrameDecoder::new(cfg),
+        }
+    }
+
+    /// The receive buffer of a [`Codec::packets`] codec, for the carriage that bounds its packets.
+    pub(crate) fn packets_mut(&mut self) -> Option<&mut FrameDecoder<N>> {
+        match self {
+            Codec::Packets { dec } => Some(dec),
+            _ => None,
+        }
+    }
+
+    /// Exactly how many stream bytes the codec takes before its next boundary (see [`FrameDecoder::wanted`]); a
+    /// carriage that unwraps a stream hands it no more, so nothing unwrapped waits outside the codec.
+    pub(crate) fn wanted(&self) -> usize {
+        match self {
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.wanted(),
+            Codec::Obfuscated(c) => c.wanted(),
+            Codec::ObfuscatedPending { .. } => 0,
         }
     }
 
@@ -137,9 +179,36 @@ impl<const N: usize> Codec<N> {
     /// client's opening was sent.
     pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Frame<'_>>), TransportError> {
         match self {
-            Codec::Plain { dec, .. } => dec.decode(input),
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.decode(input),
             Codec::Obfuscated(c) => c.decode(input),
             Codec::ObfuscatedPending { .. } => Ok((0, None)),
+        }
+    }
+
+    /// Feeds received bytes up to the end of one frame without taking it (see [`FrameDecoder::feed`]).
+    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<usize, TransportError> {
+        match self {
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.feed(input),
+            Codec::Obfuscated(c) => c.feed(input),
+            Codec::ObfuscatedPending { .. } => Ok(0),
+        }
+    }
+
+    /// Whether a decoded frame waits for [`next_frame`](Self::next_frame).
+    pub(crate) fn has_frame(&self) -> bool {
+        match self {
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.has_frame(),
+            Codec::Obfuscated(c) => c.has_frame(),
+            Codec::ObfuscatedPending { .. } => false,
+        }
+    }
+
+    /// Takes the decoded frame, if one is complete.
+    pub(crate) fn next_frame(&mut self) -> Option<Frame<'_>> {
+        match self {
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.next_frame(),
+            Codec::Obfuscated(c) => c.next_frame(),
+            Codec::ObfuscatedPending { .. } => None,
         }
     }
 
@@ -147,6 +216,7 @@ impl<const N: usize> Codec<N> {
     pub fn headroom(&self) -> usize {
         match self {
             Codec::Plain { enc, .. } => enc.headroom(),
+            Codec::Packets { .. } => 0,
             Codec::Obfuscated(c) => c.headroom(),
             Codec::ObfuscatedPending { framing, .. } => Encoder::new(EncoderConfig::client(*framing)).headroom(),
         }
@@ -162,6 +232,13 @@ impl<const N: usize> Codec<N> {
     ) -> Result<usize, EncodeError> {
         match self {
             Codec::Plain { enc, .. } => enc.encode_in_place(payload_len, quick_ack, rng, out),
+            // No framing: the packet is already where it goes. A quick ack has no place on a packet carriage.
+            Codec::Packets { .. } => {
+                if out.len() < payload_len {
+                    return Err(EncodeError::BufferTooSmall { required: payload_len });
+                }
+                Ok(payload_len)
+            }
             Codec::Obfuscated(c) => c.encode_in_place(payload_len, quick_ack, rng, out),
             Codec::ObfuscatedPending { .. } => Err(EncodeError::Unsupported),
         }
@@ -177,6 +254,13 @@ impl<const N: usize> Codec<N> {
     ) -> Result<usize, EncodeError> {
         match self {
             Codec::Plain { enc, .. } => enc.encode(payload, quick_ack, rng, out),
+            Codec::Packets { .. } => {
+                let dst = out.get_mut(..payload.len()).ok_or(EncodeError::BufferTooSmall {
+                    required: payload.len(),
+                })?;
+                dst.copy_from_slice(payload);
+                Ok(payload.len())
+            }
             Codec::Obfuscated(c) => c.encode(payload, quick_ack, rng, out),
             Codec::ObfuscatedPending { .. } => Err(EncodeError::Unsupported),
         }
@@ -186,6 +270,7 @@ impl<const N: usize> Codec<N> {
     pub fn encode_quick_ack(&mut self, token: u32, out: &mut [u8]) -> Result<usize, EncodeError> {
         match self {
             Codec::Plain { enc, .. } => enc.encode_quick_ack(token, out),
+            Codec::Packets { .. } => Err(EncodeError::Unsupported),
             Codec::Obfuscated(c) => c.encode_quick_ack(token, out),
             Codec::ObfuscatedPending { .. } => Err(EncodeError::Unsupported),
         }
@@ -195,6 +280,13 @@ impl<const N: usize> Codec<N> {
     pub fn encode_error(&mut self, code: i32, out: &mut [u8]) -> Result<usize, EncodeError> {
         match self {
             Codec::Plain { enc, .. } => enc.encode_error(code, out),
+            Codec::Packets { .. } => {
+                let dst = out
+                    .first_chunk_mut::<4>()
+                    .ok_or(EncodeError::BufferTooSmall { required: 4 })?;
+                *dst = code.to_le_bytes();
+                Ok(4)
+            }
             Codec::Obfuscated(c) => c.encode_error(code, out),
             Codec::ObfuscatedPending { .. } => Err(EncodeError::Unsupported),
         }
@@ -204,6 +296,7 @@ impl<const N: usize> Codec<N> {
     pub fn framing(&self) -> Option<Framing> {
         match self {
             Codec::Plain { enc, .. } => Some(enc.config().framing),
+            Codec::Packets { .. } => None,
             Codec::Obfuscated(c) => c.framing(),
             Codec::ObfuscatedPending { framing, .. } => Some(*framing),
         }
@@ -229,7 +322,7 @@ impl<const N: usize> Codec<N> {
     /// [`FrameDecoder::idle_buf_mut`]). A connection parks that frame there while it waits for its host.
     pub(crate) fn idle_buf(&self) -> &[u8] {
         match self {
-            Codec::Plain { dec, .. } => dec.idle_buf(),
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.idle_buf(),
             Codec::Obfuscated(c) => c.idle_buf(),
             Codec::ObfuscatedPending { .. } => &[],
         }
@@ -238,7 +331,7 @@ impl<const N: usize> Codec<N> {
     /// See [`idle_buf`](Self::idle_buf).
     pub(crate) fn idle_buf_mut(&mut self) -> &mut [u8] {
         match self {
-            Codec::Plain { dec, .. } => dec.idle_buf_mut(),
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.idle_buf_mut(),
             Codec::Obfuscated(c) => c.idle_buf_mut(),
             Codec::ObfuscatedPending { .. } => &mut [],
         }
@@ -247,7 +340,7 @@ impl<const N: usize> Codec<N> {
     /// With `alloc`: gives a large receive buffer's memory back while no frame is being received.
     pub fn release(&mut self) {
         match self {
-            Codec::Plain { dec, .. } => dec.release(),
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.release(),
             Codec::Obfuscated(c) => c.release(),
             Codec::ObfuscatedPending { .. } => {}
         }
@@ -256,7 +349,7 @@ impl<const N: usize> Codec<N> {
     /// Bytes of receive buffer held in memory now (`N` without `alloc`).
     pub fn buffer_footprint(&self) -> usize {
         match self {
-            Codec::Plain { dec, .. } => dec.buffer_footprint(),
+            Codec::Plain { dec, .. } | Codec::Packets { dec } => dec.buffer_footprint(),
             Codec::Obfuscated(c) => c.buffer_footprint(),
             Codec::ObfuscatedPending { .. } => 0,
         }

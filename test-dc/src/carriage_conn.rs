@@ -1,29 +1,21 @@
-//! The carriages on a real socket, both ends: MTProto over HTTP (`POST /api`), WebSocket (`GET /apiws`, subprotocol
-//! `binary`, binary messages carrying the obfuscated transport, as Telegram Web sends it) and fake-TLS (`ee`
-//! secrets: ClientHello/ServerHello, then TLS records around the obfuscated transport).
+//! The carriages on a real socket: the client end of MTProto over HTTP (`POST /api`), WebSocket (`GET /apiws`,
+//! subprotocol `binary`, binary messages carrying the obfuscated transport, as Telegram Web sends it) and fake-TLS
+//! (`ee` secrets: ClientHello/ServerHello, then TLS records around the obfuscated transport), and the DC end of
+//! WebSocket.
 //!
-//! DC end: the test DC detects the carriage from a connection's first bytes and calls [`accept`], which runs the
-//! carriage's opening (WebSocket upgrade, TLS hellos with the digest, timestamp and replay checks) and then returns
-//! the DC end of a loopback connection. Two pump threads translate between the carriage and that connection: the
-//! DC serves it like any TCP client, so the session code is the same for every carriage. What comes out of a
-//! carriage must be a plain transport the DC would accept on its own port: an obfuscated init checked before a
-//! byte is passed on (WebSocket, fake-TLS), or for HTTP an intermediate-framed stream the pump builds itself (each
-//! request body one frame). So a carriage cannot be nested in another one.
-//!
-//! HTTP is request/response: the DC can only answer on an open exchange. The pump keeps the requests it has not
-//! answered (at most [`HTTP_MAX_HELD`], each for at most [`HTTP_HOLD`]) and answers them in order with the DC's
-//! packets, one packet per response; a request that expires, or that a newer one pushes out, gets an empty 200
-//! response, the way `http_wait`'s `max_wait` ends a long poll. A request with `Connection: close` (or HTTP/1.0
-//! without `keep-alive`) is the connection's last: nothing after it is read as a request, its answer says
-//! `Connection: close`, and the connection closes once that answer is out (a one-shot client reads to EOF). An empty request body is a pure poll: it opens an
-//! exchange without a packet (the session engine cannot send `http_wait`, which is not content-related; see
-//! README "Known gaps"). The client end keeps one exchange open whenever it waits for the DC.
+//! DC end: HTTP and fake-TLS are layers of the DC's connection type (`mtproto_sansio::carriage::layer`, set in
+//! `dc::Conn::serve`): the run loop feeds their raw bytes to the connection like any TCP connection's, HTTP bodies
+//! land in its receive buffer as packets, and a client's `http_wait` is held by its engine. WebSocket is not a
+//! layer yet: [`accept`] runs the upgrade and returns the DC end of a loopback connection, and two pump threads
+//! translate between the WebSocket frames and that connection, whose obfuscated init is checked before a byte is
+//! passed on (so no other carriage or plain framing can hide inside).
 //!
 //! Client end: [`ClientCarriage`] wraps the byte stream of a [`crate::link::Link`] for the socket and unwraps what
-//! comes back, so `client::Conn` runs the same handshake and session code over each carriage.
+//! comes back, so `client::Conn` runs the same handshake and session code over each carriage. Over HTTP it keeps
+//! one exchange open whenever it waits for the DC (an empty request body is a pure poll: the DC holds it until it
+//! has something to send, or answers it empty after the layer's hold).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use mtproto_sansio::carriage::WriteError;
 use mtproto_sansio::carriage::faketls::{
-    self, ClientHelloReader, DEFAULT_MAX_RECORD, FakeTlsError, FakeTlsSecret, MAX_RECORD_PAYLOAD, MAX_SERVER_HELLO_LEN,
-    RecordDecoder, RecordEncoder, ReplayCache, ServerHelloReader,
+    self, DEFAULT_MAX_RECORD, FakeTlsError, FakeTlsSecret, MAX_RECORD_PAYLOAD, RecordDecoder, RecordEncoder,
+    ServerHelloReader,
 };
-use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpError, HttpLimits, encode_request, encode_response};
+use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpError, HttpLimits, encode_request};
 use mtproto_sansio::carriage::ws::{
     ClientHandshake, Opcode, ServerHandshake, WS_PATH, WsCodec, WsError, WsEvent, WsHandshakeError,
 };
@@ -43,8 +35,6 @@ use mtproto_sansio::transport::Role;
 use mtproto_sansio::transport::detect::{Detected, detect};
 use mtproto_sansio::transport::obfuscated::{INIT_LEN, ProxySecret};
 
-/// Largest HTTP request body the DC end accepts: the test DC's largest frame.
-pub const SERVER_HTTP_BODY: usize = 1_114_112;
 /// Largest WebSocket message the DC end reassembles (Telegram Web sends one packet per message).
 pub const SERVER_WS_MESSAGE: usize = 1_114_112;
 /// Largest HTTP response body or WebSocket message the client end accepts (the client's largest frame, plus
@@ -54,14 +44,8 @@ pub const CLIENT_MESSAGE: usize = 65_536 + 64;
 pub const MAX_HEAD: usize = 4096;
 /// Largest fake-TLS ClientHello record the DC end reads.
 pub const MAX_HELLO: usize = 2048;
-/// ClientHello randoms remembered against replay, all connections together.
-pub const REPLAY_ENTRIES: usize = 4096;
-/// HTTP requests the DC end holds open per connection; one more pushes the oldest out with an empty response.
-pub const HTTP_MAX_HELD: usize = 16;
-/// How long the DC end holds an HTTP request open without a packet for it (Telegram's default `max_wait`).
-pub const HTTP_HOLD: Duration = Duration::from_secs(25);
-/// DC packets an HTTP connection may have queued with no request to answer; more closes the connection.
-pub const HTTP_MAX_QUEUED: usize = 256;
+/// HTTP requests the DC end holds open per connection (the connection type's HTTP layer).
+pub use mtproto_sansio::carriage::layer::HTTP_MAX_HELD;
 /// Bytes of the stream a client end puts into one WebSocket message.
 pub const WS_CHUNK: usize = 16_384;
 /// How long an opening (upgrade, hellos) may take.
@@ -71,7 +55,6 @@ const PUMP_STACK: usize = 8 * 1024 * 1024;
 /// The intermediate framing's marker, which the HTTP pump writes to the DC before the first frame.
 const INTERMEDIATE_MARKER: [u8; 4] = [0xee; 4];
 
-type ServerHttp = HttpDecoder<MAX_HEAD, SERVER_HTTP_BODY>;
 type ClientHttp = HttpDecoder<MAX_HEAD, CLIENT_MESSAGE>;
 type ServerWs = WsCodec<SERVER_WS_MESSAGE>;
 type ClientWs = WsCodec<CLIENT_MESSAGE>;
@@ -158,27 +141,6 @@ fn unix_now() -> u32 {
 
 // ------------------------------------------------------------------------------------------------ DC end
 
-/// What the DC end of the carriages shares between connections.
-pub struct Carriages {
-    faketls: Option<FakeTlsSecret>,
-    tls_cfg: faketls::ServerConfig,
-    replay: Mutex<Box<ReplayCache<REPLAY_ENTRIES>>>,
-}
-
-impl Carriages {
-    /// Carriages of a DC; fake-TLS only with an `ee` secret.
-    pub fn new(faketls: Option<FakeTlsSecret>) -> Self {
-        Carriages {
-            faketls,
-            tls_cfg: faketls::ServerConfig {
-                max_hello: MAX_HELLO,
-                ..faketls::ServerConfig::default()
-            },
-            replay: Mutex::new(Box::new(ReplayCache::new())),
-        }
-    }
-}
-
 /// Closes both sockets of a pump once either direction ends, so the other direction and the DC see it.
 #[derive(Clone)]
 struct Closer {
@@ -253,62 +215,27 @@ fn read_opening(
     }
 }
 
-/// DC end: takes a connection whose first bytes `prefix` the detector classified as `Detected::Http` or
-/// `Detected::FakeTls`, runs the carriage's opening and returns the DC end of a loopback connection carrying the
-/// plain transport inside. `secret` is the DC's MTProxy secret (the obfuscated init inside WebSocket must be made
-/// with it).
-pub fn accept(
-    c: &Carriages,
-    secret: Option<&ProxySecret>,
-    mut sock: TcpStream,
-    prefix: &[u8],
-) -> Result<TcpStream, CarriageError> {
+/// DC end, WebSocket: takes a connection whose first bytes `prefix` the detector classified as `Detected::Http`
+/// starting with `GET `, runs the upgrade and returns the DC end of a loopback connection carrying the obfuscated
+/// stream inside. `secret` is the DC's MTProxy secret (the obfuscated init inside must be made with it). HTTP and
+/// fake-TLS do not come here: they are layers of the DC's connection type (`mtproto_sansio::carriage::layer`).
+pub fn accept(secret: Option<&ProxySecret>, mut sock: TcpStream, prefix: &[u8]) -> Result<TcpStream, CarriageError> {
     sock.set_nodelay(true)?;
     // The detector's timeout: the opening keeps its own deadline, and afterwards the DC's idle timeout on the
     // inner connection ends a silent one.
     sock.set_read_timeout(None)?;
-    if prefix.starts_with(b"POST") {
-        let (pump, dc) = loopback_pair()?;
-        serve_http(sock, pump, prefix.to_vec())?;
-        Ok(dc)
-    } else if prefix.starts_with(b"GET ") {
-        let mut hs = ServerHandshake::<MAX_HEAD>::new(WS_PATH, MAX_HEAD);
-        let rest = read_opening(&mut sock, prefix, |b| hs.feed(b).map_err(CarriageError::WsHandshake))?;
-        sock.set_read_timeout(None)?;
-        let mut resp = [0u8; 512];
-        let n = hs.encode_response(&mut resp).map_err(CarriageError::Encode)?;
-        sock.write_all(resp.get(..n).unwrap_or_default())?;
-        let (pump, dc) = loopback_pair()?;
-        serve_ws(sock, pump, rest, secret.cloned())?;
-        Ok(dc)
-    } else if prefix.starts_with(&[0x16, 0x03]) {
-        let ee = c
-            .faketls
-            .clone()
-            .ok_or(CarriageError::Refused("fake-TLS without an ee secret"))?;
-        let mut reader = ClientHelloReader::<MAX_HELLO>::new(&c.tls_cfg);
-        let mut accepted = None;
-        let now = unix_now();
-        let rest = read_opening(&mut sock, prefix, |b| {
-            let mut replay = lock(&c.replay);
-            let (n, acc) = reader
-                .feed(&ee, &c.tls_cfg, now, &mut **replay, b)
-                .map_err(CarriageError::Tls)?;
-            let done = acc.is_some();
-            accepted = acc.or(accepted.take());
-            Ok((n, done))
-        })?;
-        let acc = accepted.ok_or(CarriageError::Refused("fake-TLS hello"))?;
-        let mut hello = vec![0u8; MAX_SERVER_HELLO_LEN];
-        let n = faketls::encode_server_hello(&ee, &acc, &mut rand::rng(), &mut hello).map_err(CarriageError::Encode)?;
-        sock.write_all(hello.get(..n).unwrap_or_default())?;
-        sock.set_read_timeout(None)?;
-        let (pump, dc) = loopback_pair()?;
-        serve_tls(sock, pump, rest, ee.proxy_secret())?;
-        Ok(dc)
-    } else {
-        Err(CarriageError::Refused("HTTP method not served"))
+    if !prefix.starts_with(b"GET ") {
+        return Err(CarriageError::Refused("HTTP method not served"));
     }
+    let mut hs = ServerHandshake::<MAX_HEAD>::new(WS_PATH, MAX_HEAD);
+    let rest = read_opening(&mut sock, prefix, |b| hs.feed(b).map_err(CarriageError::WsHandshake))?;
+    sock.set_read_timeout(None)?;
+    let mut resp = [0u8; 512];
+    let n = hs.encode_response(&mut resp).map_err(CarriageError::Encode)?;
+    sock.write_all(resp.get(..n).unwrap_or_default())?;
+    let (pump, dc) = loopback_pair()?;
+    serve_ws(sock, pump, rest, secret.cloned())?;
+    Ok(dc)
 }
 
 /// Passes the inner stream on only once its first 64 bytes are an obfuscated init the DC accepts, so that no
@@ -360,185 +287,6 @@ fn run_pump(
         let _ = f();
         closer.close();
     })
-}
-
-// ----------------------------------------------------------------------- HTTP (DC end)
-
-/// A request waiting for its answer: when it arrived, and whether the connection persists after it (`false` for
-/// `Connection: close` or HTTP/1.0 without `keep-alive`: its answer says `Connection: close` and ends the
-/// connection).
-#[derive(Clone, Copy)]
-struct Held {
-    since: Instant,
-    keep_alive: bool,
-}
-
-/// The HTTP exchanges of one connection: requests not yet answered (oldest first) and DC packets not yet sent.
-struct HttpExchanges {
-    held: VecDeque<Held>,
-    queued: VecDeque<Vec<u8>>,
-    out: Arc<TcpStream>,
-    buf: Vec<u8>,
-}
-
-impl HttpExchanges {
-    fn respond(&mut self, keep_alive: bool, body: &[u8]) -> Result<(), CarriageError> {
-        self.buf.resize(body.len() + 256, 0);
-        let n = encode_response(200, keep_alive, body, &mut self.buf).map_err(CarriageError::Encode)?;
-        (&*self.out).write_all(self.buf.get(..n).unwrap_or_default())?;
-        Ok(())
-    }
-
-    /// Answers held requests with queued packets, and expired or surplus ones with empty bodies. `Ok(true)`: the
-    /// request that ends the connection was answered, close it now.
-    fn deliver(&mut self, now: Instant) -> Result<bool, CarriageError> {
-        while let Some(&Held { since, keep_alive }) = self.held.front() {
-            if let Some(p) = self.queued.pop_front() {
-                self.held.pop_front();
-                self.respond(keep_alive, &p)?;
-            } else if self.held.len() > HTTP_MAX_HELD || now.duration_since(since) >= HTTP_HOLD {
-                self.held.pop_front();
-                self.respond(keep_alive, &[])?;
-            } else {
-                break;
-            }
-            if !keep_alive {
-                return Ok(true);
-            }
-        }
-        if self.queued.len() > HTTP_MAX_QUEUED {
-            return Err(CarriageError::Refused("HTTP client does not poll"));
-        }
-        Ok(false)
-    }
-}
-
-/// After a request that ends the connection: reads and discards whatever the client still sends until the
-/// connection closes (the down pump closes it once the answer is out), so no unread bytes turn the close into a
-/// reset that could cost the client its answer. Nothing read here reaches the DC.
-fn linger(sock: &TcpStream) {
-    let mut buf = [0u8; 4096];
-    while matches!((&*sock).read(&mut buf), Ok(n) if n > 0) {}
-}
-
-fn serve_http(outer: TcpStream, pump: TcpStream, prefix: Vec<u8>) -> Result<(), CarriageError> {
-    let outer = Arc::new(outer);
-    let inner = Arc::new(pump);
-    let closer = Closer {
-        outer: Arc::clone(&outer),
-        inner: Arc::clone(&inner),
-    };
-    let ex = Arc::new(Mutex::new(HttpExchanges {
-        held: VecDeque::new(),
-        queued: VecDeque::new(),
-        out: Arc::clone(&outer),
-        buf: Vec::new(),
-    }));
-    let (up_ex, up_in, up_out) = (Arc::clone(&ex), Arc::clone(&inner), Arc::clone(&outer));
-    let up_closer = closer.clone();
-    // `Ok(true)`: a request that ends the connection is held; nothing after it is read as a request, and the down
-    // pump closes the connection once it is answered.
-    let up = move || -> Result<bool, CarriageError> {
-        let limits = HttpLimits {
-            max_head: MAX_HEAD,
-            max_body: SERVER_HTTP_BODY,
-            ..HttpLimits::default()
-        };
-        let mut dec = Box::new(ServerHttp::server(API_PATH, limits));
-        let mut inner = &*up_in;
-        inner.write_all(&INTERMEDIATE_MARKER)?;
-        let mut input = prefix;
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            let mut rest = input.as_slice();
-            loop {
-                let n = dec.feed(rest).map_err(CarriageError::Http)?;
-                rest = rest.get(n..).unwrap_or_default();
-                let keep_alive = dec.keep_alive();
-                let took = match dec.next_body() {
-                    Some(body) => {
-                        // An empty body only opens an exchange; anything else is one packet for the DC.
-                        if !body.is_empty() {
-                            let len = u32::try_from(body.len()).map_err(|_| CarriageError::Refused("body"))?;
-                            let mut frame = Vec::with_capacity(body.len() + 4);
-                            frame.extend_from_slice(&len.to_le_bytes());
-                            frame.extend_from_slice(body);
-                            inner.write_all(&frame)?;
-                        }
-                        let mut ex = lock(&up_ex);
-                        ex.held.push_back(Held {
-                            since: Instant::now(),
-                            keep_alive,
-                        });
-                        if ex.deliver(Instant::now())? {
-                            return Ok(false);
-                        }
-                        if !keep_alive {
-                            return Ok(true);
-                        }
-                        true
-                    }
-                    None => false,
-                };
-                if rest.is_empty() && !took {
-                    break;
-                }
-                if n == 0 && !took {
-                    return Err(CarriageError::Refused("HTTP decoder stalled"));
-                }
-            }
-            let n = (&*up_out).read(&mut buf)?;
-            if n == 0 {
-                return Ok(false);
-            }
-            input = buf.get(..n).unwrap_or_default().to_vec();
-        }
-    };
-    let linger_on = Arc::clone(&outer);
-    spawn("dc-http-up", move || match up() {
-        Ok(true) => linger(&linger_on),
-        Ok(false) | Err(_) => up_closer.close(),
-    })?;
-    let (dn_in, dn_ex) = (Arc::clone(&inner), ex);
-    run_pump("dc-http-down", closer, move || {
-        let mut inner = &*dn_in;
-        inner.set_read_timeout(Some(Duration::from_secs(1)))?;
-        let mut stream: Vec<u8> = Vec::new();
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            match inner.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => stream.extend_from_slice(buf.get(..n).unwrap_or_default()),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => return Err(e.into()),
-            }
-            // The DC writes intermediate frames: a length word, then the packet; a word with the top bit set is a
-            // quick-ack token, which HTTP cannot carry.
-            let mut off = 0;
-            let mut ex = lock(&dn_ex);
-            while let Some(word) = stream.get(off..).and_then(|s| s.first_chunk::<4>()) {
-                let word = u32::from_le_bytes(*word);
-                if word & 0x8000_0000 != 0 {
-                    off += 4;
-                    continue;
-                }
-                let len = word as usize;
-                if len > SERVER_HTTP_BODY {
-                    return Err(CarriageError::Refused("DC frame too large"));
-                }
-                let Some(pkt) = stream.get(off + 4..off + 4 + len) else {
-                    break;
-                };
-                ex.queued.push_back(pkt.to_vec());
-                off += 4 + len;
-            }
-            stream.drain(..off);
-            if ex.deliver(Instant::now())? {
-                return Ok(());
-            }
-        }
-    })?;
-    Ok(())
 }
 
 // ------------------------------------------------------------------ WebSocket (DC end)
@@ -620,61 +368,6 @@ fn serve_ws(
                 )
                 .map_err(CarriageError::Encode)?;
             (&*outer).write_all(frame.get(..k).unwrap_or_default())?;
-        }
-    })?;
-    Ok(())
-}
-
-// ------------------------------------------------------------------- fake-TLS (DC end)
-
-fn serve_tls(outer: TcpStream, pump: TcpStream, rest: Vec<u8>, secret: ProxySecret) -> Result<(), CarriageError> {
-    let outer = Arc::new(outer);
-    let inner = Arc::new(pump);
-    let closer = Closer {
-        outer: Arc::clone(&outer),
-        inner: Arc::clone(&inner),
-    };
-    let (up_in, up_out) = (Arc::clone(&inner), Arc::clone(&outer));
-    run_pump("dc-tls-up", closer.clone(), move || {
-        let mut gate = Gate::new(Some(secret));
-        let mut inner = &*up_in;
-        let mut dec = RecordDecoder::new(DEFAULT_MAX_RECORD);
-        let mut plain = vec![0u8; MAX_RECORD_PAYLOAD];
-        let mut input = rest;
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            let mut off = 0;
-            while off < input.len() {
-                let (n, produced) = dec
-                    .decode(input.get(off..).unwrap_or_default(), &mut plain)
-                    .map_err(CarriageError::Tls)?;
-                off += n;
-                gate.pass(plain.get(..produced).unwrap_or_default(), &mut inner)?;
-                if n == 0 && produced == 0 {
-                    return Err(CarriageError::Refused("fake-TLS decoder stalled"));
-                }
-            }
-            let n = (&*up_out).read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            input = buf.get(..n).unwrap_or_default().to_vec();
-        }
-    })?;
-    run_pump("dc-tls-down", closer, move || {
-        let mut enc = RecordEncoder::server();
-        let mut buf = vec![0u8; 65_536];
-        let mut out = Vec::new();
-        loop {
-            let n = (&*inner).read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            out.resize(enc.encoded_len(n), 0);
-            let k = enc
-                .encode(buf.get(..n).unwrap_or_default(), &mut out)
-                .map_err(CarriageError::Encode)?;
-            (&*outer).write_all(out.get(..k).unwrap_or_default())?;
         }
     })?;
     Ok(())

@@ -60,11 +60,13 @@ use rand::RngExt;
 
 use crate::api::{self, Reply};
 use crate::auth::{self, DcInfo, World};
-use crate::carriage_conn::{self, Carriages};
+use crate::carriage_conn;
 use crate::files;
 use crate::tl_check;
 use crate::updates::{self, UpdateStore};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
+use mtproto_sansio::carriage::http::HttpLimits;
+use mtproto_sansio::carriage::layer::{FakeTlsCarriage, HttpCarriage, Layer};
 
 /// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet
 /// envelope and padding.
@@ -108,7 +110,16 @@ const WIRE_KEEP: usize = 16_384;
 pub const INIT_REPLAY_ENTRIES: usize = 16_384;
 
 /// The DC end of one connection.
-pub type DcConnection = Connection<MAX_FRAME, TX_ARENA, MSGS>;
+/// The carriage is a layer of the connection ([`Layer`]): HTTP and fake-TLS connections are served by the same
+/// connection type and run loop as TCP ones.
+pub type DcConnection = Connection<MAX_FRAME, TX_ARENA, MSGS, Layer>;
+
+/// What an HTTP connection's requests may hold: the DC's largest frame per body.
+const HTTP_LIMITS: HttpLimits = HttpLimits {
+    max_head: 4096,
+    max_body: MAX_FRAME,
+    max_chunk_line: 256,
+};
 
 /// How to run a DC.
 pub struct DcOptions {
@@ -294,7 +305,8 @@ struct Shared {
     secret: Option<ProxySecret>,
     /// Every obfuscated init accepted, for `HostQuery::ObfuscatedInit`.
     init_replay: Mutex<Box<ReplayCache<INIT_REPLAY_ENTRIES>>>,
-    carriages: Carriages,
+    /// The fake-TLS (`ee`) secret, if fake-TLS is served.
+    faketls: Option<FakeTlsSecret>,
     start: std::time::Instant,
     unix_micros_at_start: u64,
     stats: DcStats,
@@ -638,7 +650,7 @@ fn start_one(
             .secret
             .or_else(|| opts.faketls.as_ref().map(FakeTlsSecret::proxy_secret)),
         init_replay: Mutex::new(Box::new(ReplayCache::new())),
-        carriages: Carriages::new(opts.faketls),
+        faketls: opts.faketls,
         start: std::time::Instant::now(),
         unix_micros_at_start,
         stats: DcStats::default(),
@@ -782,6 +794,16 @@ fn new_session(sh: &Shared, framing: Framing, obfuscated: bool, now: Instant) ->
     session
 }
 
+/// The fake-TLS layer of a DC connection: hellos of at most [`carriage_conn::MAX_HELLO`] bytes, the default skew
+/// window.
+fn faketls_server(ee: FakeTlsSecret, unix: UnixTime, now: Instant) -> FakeTlsCarriage {
+    let cfg = mtproto_sansio::carriage::faketls::ServerConfig {
+        max_hello: carriage_conn::MAX_HELLO,
+        ..mtproto_sansio::carriage::faketls::ServerConfig::default()
+    };
+    FakeTlsCarriage::server(ee, cfg, unix, now)
+}
+
 /// Takes what the socket has into `input`'s spare capacity (at least [`READ_CHUNK`]; the run loop reads only into an
 /// empty `input`, so that is its size): `Ok(0)` at the end of the stream, `WouldBlock` if readiness was spurious.
 /// The spare capacity is not zeroed first: a zeroed 64 KiB stack buffer per read, then copied, was 6.4 % of the DC's
@@ -791,14 +813,15 @@ fn read_some(sock: &TcpStream, input: &mut Vec<u8>) -> io::Result<usize> {
     sock.try_read_buf(input)
 }
 
-/// Runs a carriage's opening (blocking reads with their own deadline, on the runtime's blocking pool) and returns
-/// the DC end of the loopback connection carrying the plain transport inside (see `carriage_conn`).
+/// WebSocket: runs the upgrade (blocking reads with their own deadline, on the runtime's blocking pool) and returns
+/// the DC end of the loopback connection carrying the obfuscated stream inside (see `carriage_conn`). HTTP and
+/// fake-TLS are layers of the connection instead ([`Layer`]).
 async fn open_carriage(sh: &Arc<Shared>, sock: TcpStream, prefix: &[u8]) -> Result<TcpStream, ConnError> {
     let sock = sock.into_std()?;
     sock.set_nonblocking(false)?;
     let (sh, prefix) = (Arc::clone(sh), prefix.to_vec());
     let inner = tokio::task::spawn_blocking(move || {
-        carriage_conn::accept(&sh.carriages, sh.secret.as_ref(), sock, &prefix).map_err(|e| e.reason())
+        carriage_conn::accept(sh.secret.as_ref(), sock, &prefix).map_err(|e| e.reason())
     })
     .await
     .map_err(|_| ConnError::Rejected("carriage opening failed"))?
@@ -813,7 +836,7 @@ impl<'s> Conn<'s> {
         // 1. Which transport? Read the first bytes; the session reads them again from byte 0.
         let mut deadline = tokio::time::Instant::now() + DETECT_TIMEOUT;
         let mut prefix = Vec::new();
-        let (framing, obfuscated) = loop {
+        let (framing, obfuscated, layer) = loop {
             match detect(&prefix, sh.secret.as_ref()) {
                 Detected::NeedMore(n) => {
                     let want = n.saturating_sub(prefix.len()).clamp(1, DETECT_CHUNK);
@@ -830,14 +853,34 @@ impl<'s> Conn<'s> {
                 Detected::Plain(_) if sh.secret.is_some() => {
                     return Err(ConnError::Rejected("plain transport, secret required"));
                 }
-                Detected::Plain(f) => break (f, false),
-                Detected::Obfuscated { framing, .. } => break (framing, true),
+                Detected::Plain(f) => break (f, false, Layer::Tcp),
+                Detected::Obfuscated { framing, .. } => break (framing, true, Layer::Tcp),
                 // An init the secret does not open goes the way of a replayed one (below): a session is built and
                 // refuses it. Refusing it here would be faster, and a prober could time the difference.
-                Detected::Rejected(_) => break (Framing::PaddedIntermediate, true),
-                Detected::Http | Detected::FakeTls => {
-                    // HTTP, WebSocket, fake-TLS: unwrapped into a plain connection the DC serves like any other
-                    // (whose transport is detected afresh; the carriage lets no other carriage through).
+                Detected::Rejected(_) => break (Framing::PaddedIntermediate, true, Layer::Tcp),
+                // HTTP: one packet per body, straight into the connection (no obfuscation inside, so not with a
+                // secret, as for plain TCP).
+                Detected::Http if prefix.starts_with(b"POST") => {
+                    if sh.secret.is_some() {
+                        return Err(ConnError::Rejected("plain transport, secret required"));
+                    }
+                    let http = HttpCarriage::server(HTTP_LIMITS);
+                    break (Framing::Intermediate, false, Layer::Http(http));
+                }
+                // Fake-TLS: the connection checks the hello, asks for its random's replay check, answers, then
+                // reads the obfuscated init (keyed with the `ee` secret) inside the records.
+                Detected::FakeTls => {
+                    let ee = sh
+                        .faketls
+                        .clone()
+                        .ok_or(ConnError::Rejected("fake-TLS without an ee secret"))?;
+                    let now = sh.now();
+                    let tls = faketls_server(ee, sh.unix(now), now);
+                    break (Framing::PaddedIntermediate, true, Layer::FakeTls(tls));
+                }
+                Detected::Http => {
+                    // WebSocket: unwrapped into a plain connection the DC serves like any other (whose transport
+                    // is detected afresh; the carriage lets no other carriage through).
                     sock = open_carriage(sh, sock, &prefix).await?;
                     sock.set_nodelay(true)?;
                     prefix.clear();
@@ -848,7 +891,12 @@ impl<'s> Conn<'s> {
         // 2. The connection's DC session, now that it has sent something: it runs handshakes itself and asks the
         // shared state for the rest.
         let mut session = new_session(sh, framing, obfuscated, sh.now());
-        if obfuscated {
+        if !matches!(layer, Layer::Tcp) {
+            // The carriage's bytes (the request, the hello) are read by the run loop like any others.
+            session
+                .set_carriage(layer)
+                .map_err(|_| ConnError::Rejected("carriage"))?;
+        } else if obfuscated {
             session
                 .set_proxy_secret(sh.secret.clone())
                 .map_err(|_| ConnError::Rejected("proxy secret"))?;
@@ -902,7 +950,8 @@ impl<'s> Conn<'s> {
                 self.wire.clear();
                 self.wire.shrink_to(WIRE_KEEP);
             }
-            if self.closing {
+            // An HTTP request with `Connection: close` was the connection's last: its answer is out.
+            if self.closing || lock(&self.session).is_finished() {
                 return Ok(());
             }
             // 4. Wait for bytes, a push or the session's next timer.
@@ -1024,7 +1073,8 @@ impl<'s> Conn<'s> {
                     self.resume(key_id, session_id)?;
                     continue;
                 }
-                // Answered in `serve` before the first read; kept for a session that would ask again.
+                // A plain obfuscated init is answered in `serve` before the first read; a fake-TLS connection asks here,
+                // for its ClientHello random and then for the init inside the records.
                 Some(HostQuery::ObfuscatedInit) => {
                     check_init(self.sh, &mut s)?;
                     progress = true;
