@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mtproto_sansio::tl::layout::{Error, Layout, MAX_DEPTH, Root, VARIABLE};
+use mtproto_sansio::tl::layout::{Error, Layout, MAX_DEPTH, Marks, Root, VARIABLE};
 use mtproto_sansio::tl::tables::{api, mtproto, secret};
 
 fn root() -> &'static Path {
@@ -294,14 +294,7 @@ fn fixed_sizes_are_what_the_walk_finds() {
 /// (no panic, an end inside the input) on bytes it did not: every prefix and byte flip of accepted values.
 #[test]
 fn skip_finds_the_validated_end_and_is_total_on_any_bytes() {
-    let mut m = le(&[id("updateShortMessage"), 1 << 2, 9]);
-    m.extend(1u64.to_le_bytes());
-    m.extend([5, b'h', b'e', b'l', b'l', b'o', 0, 0]);
-    m.extend(le(&[1, 2, 3]));
-    // fwd_from: messageFwdHeader#4e4df4bb flags:# ... date:int ...: from_id (bit 0) a peerUser.
-    m.extend(le(&[id("messageFwdHeader"), 1, PEER_USER]));
-    m.extend(4u64.to_le_bytes());
-    m.extend(le(&[1_700_000_000]));
+    let m = forwarded_short_message();
     let mut ok = le(&[
         id("messages.getMessages"),
         0x1cb5_c415,
@@ -351,4 +344,39 @@ fn skip_finds_the_validated_end_and_is_total_on_any_bytes() {
         1,
     ]);
     assert_eq!(api::API.skip(&count, 0, Root::Function.record()), count.len());
+}
+
+/// An `updateShortMessage` whose `fwd_from` (at byte 40) is a `messageFwdHeader` from a `peerUser` (at byte 48).
+fn forwarded_short_message() -> Vec<u8> {
+    let mut m = le(&[id("updateShortMessage"), 1 << 2, 9]);
+    m.extend(1u64.to_le_bytes());
+    m.extend([5, b'h', b'e', b'l', b'l', b'o', 0, 0]);
+    m.extend(le(&[1, 2, 3]));
+    // fwd_from: messageFwdHeader#4e4df4bb flags:# ... date:int ...: from_id (bit 0) a peerUser.
+    m.extend(le(&[id("messageFwdHeader"), 1, PEER_USER]));
+    m.extend(4u64.to_le_bytes());
+    m.extend(le(&[1_700_000_000]));
+    m
+}
+
+/// `Boxed::decode` validates with `validate_marked`: the same answers as `validate_exact`, and the ends of the
+/// object's own nested values remembered (not those nested deeper).
+#[test]
+fn validate_marked_remembers_the_ends_of_the_objects_own_values() {
+    let m = forwarded_short_message();
+    let root = Root::Type(api::ty::UPDATES);
+    let mut marks = Marks::EMPTY;
+    assert_eq!(api::API.validate_marked(&m, api::ty::UPDATES, &mut marks), Ok(()));
+    assert_eq!(marks.end_of(40), Some(m.len()));
+    assert_eq!(marks.end_of(48), None);
+    assert_eq!(marks.end_of(0), None);
+    let mut longer = m.clone();
+    longer.push(0);
+    for input in (0..m.len()).map(|n| &m[..n]).chain([&longer[..]]) {
+        let mut marks = Marks::EMPTY;
+        assert_eq!(
+            api::API.validate_marked(input, api::ty::UPDATES, &mut marks),
+            api::API.validate_exact(input, root)
+        );
+    }
 }

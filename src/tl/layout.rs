@@ -459,28 +459,45 @@ impl Layout {
             kind::INT128 => r.take(16).map(drop)?,
             kind::INT256 => r.take(32).map(drop)?,
             kind::BYTES => r.bytes().map(drop)?,
-            kind::BARE => self.combinator(r, reference, depth)?,
+            kind::BARE => self.combinator(r, reference, depth, &mut NoMarks)?,
             k => {
-                let id = r.u32()?;
-                let idx = self.find(id).ok_or(Error::UnknownConstructor(id))?;
-                let head = self.heads.get(usize::from(idx)).copied().unwrap_or(0);
-                let ok = match k {
-                    kind::BOXED => head == reference,
-                    kind::OBJECT => head & HEAD_FUNCTION == 0,
-                    kind::QUERY => head & HEAD_FUNCTION != 0,
-                    _ => false,
-                };
-                if !ok {
-                    return Err(Error::WrongType(id));
-                }
-                self.combinator(r, idx, depth)?;
+                let idx = self.boxed(r, k, reference)?;
+                self.combinator(r, idx, depth, &mut NoMarks)?;
             }
         }
         Ok(())
     }
 
+    /// The constructor id of a boxed value of kind `k` (reference `reference`) read, and its combinator index.
+    fn boxed(&self, r: &mut Reader<'_>, k: u32, reference: u16) -> Result<u16, Error> {
+        let id = r.u32()?;
+        let idx = self.find(id).ok_or(Error::UnknownConstructor(id))?;
+        let head = self.heads.get(usize::from(idx)).copied().unwrap_or(0);
+        let ok = match k {
+            kind::BOXED => head == reference,
+            kind::OBJECT => head & HEAD_FUNCTION == 0,
+            kind::QUERY => head & HEAD_FUNCTION != 0,
+            _ => false,
+        };
+        if ok { Ok(idx) } else { Err(Error::WrongType(id)) }
+    }
+
+    /// [`Layout::validate_exact`] of a boxed object of type `ty` that also remembers in `marks` where the object's
+    /// nested objects and vectors (its own fields, not theirs) end, so the views read the object without walking
+    /// them again ([`crate::tl::typed::Boxed::decode`]). Same answers and errors as `validate_exact`.
+    pub fn validate_marked(&self, input: &[u8], ty: u16, marks: &mut Marks) -> Result<(), Error> {
+        let mut r = Reader::new(input);
+        let idx = self.boxed(&mut r, kind::BOXED, ty)?;
+        self.combinator(&mut r, idx, MAX_DEPTH, marks)?;
+        if r.position() == input.len() {
+            Ok(())
+        } else {
+            Err(Error::Trailing)
+        }
+    }
+
     /// The fields of combinator `idx` (its id already consumed, or bare).
-    fn combinator(&self, r: &mut Reader<'_>, idx: u16, depth: u8) -> Result<(), Error> {
+    fn combinator<M: Marker>(&self, r: &mut Reader<'_>, idx: u16, depth: u8, marks: &mut M) -> Result<(), Error> {
         let depth = depth.checked_sub(1).ok_or(Error::TooDeep)?;
         // A fixed-size combinator is its size in bytes, whatever they hold. Short input takes the walk below, so
         // the error is the one the walk names (a flag's missing field, or a truncation past its first fields).
@@ -510,6 +527,7 @@ impl Layout {
                     }
                     other => other?,
                 }
+                marks.mark(rec, start, r.position());
             } else if rec & field::KIND == kind::FLAGS {
                 let w = r.u32()?;
                 if let Some(slot) = flags.get_mut(words) {
@@ -517,10 +535,76 @@ impl Layout {
                 }
                 words += 1;
             } else {
+                let start = r.position();
                 self.value(r, rec, depth)?;
+                marks.mark(rec, start, r.position());
             }
         }
         Ok(())
+    }
+}
+
+/// How many nested values of a decoded object [`Marks`] remembers (a `messages.messages` has 4 vectors, an
+/// `updates` 3, an `updates.difference` 5 and a state); the views walk past any others.
+pub const MARKS: usize = 8;
+
+/// Where the nested objects and vectors of one validated object end, by where they start: what the validation
+/// found, kept for the views' first read of the object so they need not walk them again
+/// ([`Layout::validate_marked`]). Only the object's own fields: theirs are walked when read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Marks {
+    starts: [u32; MARKS],
+    ends: [u32; MARKS],
+    len: usize,
+}
+
+impl Marks {
+    /// No marks.
+    pub const EMPTY: Self = Self {
+        starts: [0; MARKS],
+        ends: [0; MARKS],
+        len: 0,
+    };
+
+    /// The end of the value that starts at `start`, if it was marked.
+    #[must_use]
+    pub fn end_of(&self, start: usize) -> Option<usize> {
+        let n = self.len.min(MARKS);
+        let i = self.starts.get(..n)?.iter().position(|&s| s as usize == start)?;
+        self.ends.get(i).map(|&e| e as usize)
+    }
+}
+
+/// What [`Layout::combinator`] does with the extent of each field it validated.
+trait Marker {
+    fn mark(&mut self, rec: u32, start: usize, end: usize);
+}
+
+/// Nested levels remember nothing.
+struct NoMarks;
+
+impl Marker for NoMarks {
+    #[inline(always)]
+    fn mark(&mut self, _: u32, _: usize, _: usize) {}
+}
+
+impl Marker for Marks {
+    fn mark(&mut self, rec: u32, start: usize, end: usize) {
+        // Scalars and strings are read in one step anyway; only what the views would walk is worth a mark.
+        let walked = (rec >> field::VEC_SHIFT) & 3 != 0 || rec & field::KIND >= kind::BOXED;
+        if !walked {
+            return;
+        }
+        if let (Some(s), Some(e), Ok(a), Ok(b)) = (
+            self.starts.get_mut(self.len),
+            self.ends.get_mut(self.len),
+            u32::try_from(start),
+            u32::try_from(end),
+        ) {
+            *s = a;
+            *e = b;
+            self.len += 1;
+        }
     }
 }
 
