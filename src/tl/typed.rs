@@ -45,6 +45,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// Where the value at `start` ends: remembered by the validation, or found by a trusting walk of record `rec`.
+    /// Out of line: every nested field of every generated reader calls it, and inlined it cost the API firmware
+    /// 28 KiB of flash at opt-level 3.
+    #[inline(never)]
     fn end_of(&self, start: usize, rec: u32) -> usize {
         match self.marks.end_of(start) {
             Some(end) => end,
