@@ -15,6 +15,9 @@
 //! (each element's end found, then the element read). Allocations are counted by this binary's
 //! global allocator over one operation of each kind (ours must be zero). Timings are ns/op, best of interleaved
 //! rounds (`TL_ROUNDS`, default 20, of 200 ops each).
+//!
+//! `-- profile N` runs op N of the summary (0: our `messages.messages`, 3: our `updates`) 1,000 times and nothing
+//! else, for a profiler: `valgrind --tool=callgrind target/release/deps/tl_api-* profile 0`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -461,27 +464,9 @@ fn ours_send(random_id: i64) -> usize {
     let entities = [Obj::new(&BOLD), Obj::new(&URL)];
     let call = functions::MessagesSendMessage {
         no_webpage: true,
-        silent: false,
-        background: false,
         clear_draft: true,
-        noforwards: false,
-        update_stickersets_order: false,
-        invert_media: false,
-        allow_paid_floodskip: false,
-        peer: Obj::new(&peer),
-        reply_to: None,
-        message: TEXT,
-        random_id,
-        reply_markup: None,
         entities: Some(Seq::new(&entities)),
-        schedule_date: None,
-        schedule_repeat_period: None,
-        send_as: None,
-        quick_reply_shortcut: None,
-        effect: None,
-        allow_paid_stars: None,
-        suggested_post: None,
-        rich_message: None,
+        ..functions::MessagesSendMessage::new(Obj::new(&peer), TEXT, random_id)
     };
     let mut buf = [0u8; 256];
     let n = tl::encode(&call, &mut buf).unwrap();
@@ -597,6 +582,15 @@ fn summary(messages: &[u8], updates: &[u8]) {
 
 fn main() {
     let (messages, updates) = fixtures();
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "profile") {
+        let n: usize = args.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let ops = ops(&messages, &updates);
+        for _ in 0..1000 {
+            black_box(ops[n].1());
+        }
+        return;
+    }
     summary(&messages, &updates);
     if std::env::args().any(|a| a == "summary") {
         return;

@@ -287,27 +287,7 @@ impl Side {
         };
         let call = functions::MessagesSendMessage {
             no_webpage: true,
-            silent: false,
-            background: false,
-            clear_draft: false,
-            noforwards: false,
-            update_stickersets_order: false,
-            invert_media: false,
-            allow_paid_floodskip: false,
-            peer: Obj::new(&peer),
-            reply_to: None,
-            message: text.as_bytes(),
-            random_id,
-            reply_markup: None,
-            entities: None,
-            schedule_date: None,
-            schedule_repeat_period: None,
-            send_as: None,
-            quick_reply_shortcut: None,
-            effect: None,
-            allow_paid_stars: None,
-            suggested_post: None,
-            rich_message: None,
+            ..functions::MessagesSendMessage::new(Obj::new(&peer), text.as_bytes(), random_id)
         };
         let mut body = vec![0u8; call.tl_len()];
         tl::encode(&call, &mut body).unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mtproto_sansio::tl::layout::{Error, Layout, MAX_DEPTH, Root};
+use mtproto_sansio::tl::layout::{Error, Layout, MAX_DEPTH, Marks, Root, VARIABLE};
 use mtproto_sansio::tl::tables::{api, mtproto, secret};
 
 fn root() -> &'static Path {
@@ -247,4 +247,136 @@ fn generic_query_is_any_function() {
     let layout: &Layout = &api::API;
     let i = layout.find(id("messages.sendMessage")).unwrap();
     assert!(layout.returns(i).is_some());
+}
+
+/// `Layout::fixed` lets the validator and the views step over a combinator in one move: it must name exactly the
+/// size the record walk finds (checked against the same layout without the table, which walks every record), and
+/// short input must fail as the walk fails.
+#[test]
+fn fixed_sizes_are_what_the_walk_finds() {
+    for layout in [&api::API, &secret::SECRET, &mtproto::MTPROTO] {
+        assert_eq!(layout.fixed.len(), layout.ids.len());
+        let walk = Layout { fixed: &[], ..*layout };
+        let mut fixed = 0;
+        for (i, &n) in layout.fixed.iter().enumerate() {
+            let root = Root::Bare(u16::try_from(i).unwrap());
+            let bytes: Vec<u8> = (0..=usize::from(n.min(80))).map(|b| b as u8 ^ 0x5a).collect();
+            for len in 0..bytes.len() {
+                let input = &bytes[..len];
+                assert_eq!(
+                    layout.validate(input, root),
+                    walk.validate(input, root),
+                    "{} at {len}",
+                    layout.ids[i]
+                );
+            }
+            if n != VARIABLE {
+                fixed += 1;
+                assert_eq!(walk.validate(&bytes, root), Ok(usize::from(n)));
+            }
+        }
+        assert!(fixed > 0);
+    }
+    let size = |name: &str| api::API.fixed[usize::from(api::API.find(id(name)).unwrap())];
+    assert_eq!(size("peerUser"), 8);
+    assert_eq!(size("userStatusOnline"), 4);
+    assert_eq!(size("chatPhotoEmpty"), 0);
+    assert_eq!(size("messageEntityBold"), 8);
+    // flags:# collapsed:flags.0?true offset:int length:int: a flags word that guards only a `true` flag.
+    assert_eq!(size("messageEntityBlockquote"), 12);
+    assert_eq!(size("help.getConfig"), 0);
+    assert_eq!(size("messageEntityTextUrl"), VARIABLE);
+    assert_eq!(size("message"), VARIABLE);
+    assert_eq!(size("updateShortMessage"), VARIABLE);
+}
+
+/// `Layout::skip`, the views' trusting walk, ends where the validator ends on bytes it accepted, and stays total
+/// (no panic, an end inside the input) on bytes it did not: every prefix and byte flip of accepted values.
+#[test]
+fn skip_finds_the_validated_end_and_is_total_on_any_bytes() {
+    let m = forwarded_short_message();
+    let mut ok = le(&[
+        id("messages.getMessages"),
+        0x1cb5_c415,
+        2,
+        id("inputMessageID"),
+        1,
+        id("inputMessageID"),
+        2,
+    ]);
+    ok.extend([9; 3]);
+    let cases = [
+        (m, Root::Type(api::ty::UPDATES)),
+        (ok, Root::Function),
+        (
+            le(&[id("textBold"), id("textBold"), id("textEmpty")]),
+            Root::Type(api::ty::RICH_TEXT),
+        ),
+    ];
+    for (bytes, root) in cases {
+        let n = api::API.validate(&bytes, root).unwrap();
+        assert_eq!(api::API.skip(&bytes, 0, root.record()), n);
+        for len in 0..bytes.len() {
+            assert!(api::API.skip(&bytes[..len], 0, root.record()) <= len);
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                let end = api::API.skip(&b, 0, root.record());
+                assert!(end <= b.len());
+                if let Ok(n) = api::API.validate(&b, root) {
+                    assert_eq!(end, n, "flip {flip:#x} at {i}");
+                }
+            }
+        }
+    }
+    // A million nested levels and a vector count of 2^32 - 1 end the walk at the input's end without recursing
+    // or looping past it.
+    let mut deep = le(&vec![id("textBold"); 1_000_000]);
+    deep.extend(le(&[id("textEmpty")]));
+    assert!(api::API.skip(&deep, 0, Root::Type(api::ty::RICH_TEXT).record()) <= deep.len());
+    let count = le(&[
+        id("messages.getMessages"),
+        0x1cb5_c415,
+        u32::MAX,
+        id("inputMessageID"),
+        1,
+    ]);
+    assert_eq!(api::API.skip(&count, 0, Root::Function.record()), count.len());
+}
+
+/// An `updateShortMessage` whose `fwd_from` (at byte 40) is a `messageFwdHeader` from a `peerUser` (at byte 48).
+fn forwarded_short_message() -> Vec<u8> {
+    let mut m = le(&[id("updateShortMessage"), 1 << 2, 9]);
+    m.extend(1u64.to_le_bytes());
+    m.extend([5, b'h', b'e', b'l', b'l', b'o', 0, 0]);
+    m.extend(le(&[1, 2, 3]));
+    // fwd_from: messageFwdHeader#4e4df4bb flags:# ... date:int ...: from_id (bit 0) a peerUser.
+    m.extend(le(&[id("messageFwdHeader"), 1, PEER_USER]));
+    m.extend(4u64.to_le_bytes());
+    m.extend(le(&[1_700_000_000]));
+    m
+}
+
+/// `Boxed::decode` validates with `validate_marked`: the same answers as `validate_exact`, and the ends of the
+/// object's own nested values remembered (not those nested deeper).
+#[test]
+fn validate_marked_remembers_the_ends_of_the_objects_own_values() {
+    let m = forwarded_short_message();
+    let root = Root::Type(api::ty::UPDATES);
+    let mut marks = Marks::EMPTY;
+    assert_eq!(api::API.validate_marked(&m, api::ty::UPDATES, &mut marks), Ok(()));
+    assert_eq!(marks.end_of(40), Some(m.len()));
+    assert_eq!(marks.end_of(48), None);
+    assert_eq!(marks.end_of(0), None);
+    let mut longer = m.clone();
+    longer.push(0);
+    for input in (0..m.len()).map(|n| &m[..n]).chain([&longer[..]]) {
+        let mut marks = Marks::EMPTY;
+        assert_eq!(
+            api::API.validate_marked(input, api::ty::UPDATES, &mut marks),
+            api::API.validate_exact(input, root)
+        );
+    }
 }

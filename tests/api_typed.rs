@@ -269,27 +269,8 @@ fn send_message_is_built_validated_and_read_back() {
     let entities = [Obj::new(&entity)];
     let call = functions::MessagesSendMessage {
         no_webpage: true,
-        silent: false,
-        background: false,
-        clear_draft: false,
-        noforwards: false,
-        update_stickersets_order: false,
-        invert_media: false,
-        allow_paid_floodskip: false,
-        peer: Obj::new(&peer),
-        reply_to: None,
-        message: b"hello",
-        random_id: 42,
-        reply_markup: None,
         entities: Some(Seq::new(&entities)),
-        schedule_date: None,
-        schedule_repeat_period: None,
-        send_as: None,
-        quick_reply_shortcut: None,
-        effect: None,
-        allow_paid_stars: None,
-        suggested_post: None,
-        rich_message: None,
+        ..functions::MessagesSendMessage::new(Obj::new(&peer), b"hello", 42)
     };
     let mut buf = [0u8; 128];
     let n = tl::encode(&call, &mut buf).unwrap();
@@ -315,6 +296,26 @@ fn send_message_is_built_validated_and_read_back() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(view.peer.get(), Some(enums::InputPeer::InputPeerSelf(_))));
+}
+
+/// The generated `new` takes the required fields only: every optional one is absent and every `true` flag off,
+/// so the call is its id, a zero flags word and the required fields.
+#[test]
+fn new_takes_the_required_fields_and_defaults_the_rest() {
+    let peer = types::InputPeerSelf {};
+    let call = functions::MessagesSendMessage::new(Obj::new(&peer), b"hi", 7);
+    let mut buf = [0u8; 64];
+    let n = tl::encode(&call, &mut buf).unwrap();
+    let mut want = Vec::new();
+    for w in [functions::MessagesSendMessage::ID, 0, types::InputPeerSelf::ID] {
+        want.extend(w.to_le_bytes());
+    }
+    want.extend([2, b'h', b'i', 0]);
+    want.extend(7i64.to_le_bytes());
+    assert_eq!(&buf[..n], &want[..]);
+    // A constructor with nothing optional is its struct literal.
+    let bold = types::MessageEntityBold::new(3, 4);
+    assert_eq!((bold.offset, bold.length), (3, 4));
 }
 
 #[test]

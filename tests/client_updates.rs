@@ -1706,30 +1706,7 @@ mod test_dc {
         };
         call(
             c,
-            &enc(&functions::MessagesSendMessage {
-                no_webpage: false,
-                silent: false,
-                background: false,
-                clear_draft: false,
-                noforwards: false,
-                update_stickersets_order: false,
-                invert_media: false,
-                allow_paid_floodskip: false,
-                peer,
-                reply_to: None,
-                message: text.as_bytes(),
-                random_id,
-                reply_markup: None,
-                entities: None,
-                schedule_date: None,
-                schedule_repeat_period: None,
-                send_as: None,
-                quick_reply_shortcut: None,
-                effect: None,
-                allow_paid_stars: None,
-                suggested_post: None,
-                rich_message: None,
-            }),
+            &enc(&functions::MessagesSendMessage::new(peer, text.as_bytes(), random_id)),
         )
     }
 
@@ -2179,30 +2156,7 @@ mod test_dc {
                 user_id: 222,
                 access_hash: 0,
             };
-            let body = enc(&functions::MessagesSendMessage {
-                no_webpage: false,
-                silent: false,
-                background: false,
-                clear_draft: false,
-                noforwards: false,
-                update_stickersets_order: false,
-                invert_media: false,
-                allow_paid_floodskip: false,
-                peer: Obj::new(&user),
-                reply_to: None,
-                message: b"again",
-                random_id: 1,
-                reply_markup: None,
-                entities: None,
-                schedule_date: None,
-                schedule_repeat_period: None,
-                send_as: None,
-                quick_reply_shortcut: None,
-                effect: None,
-                allow_paid_stars: None,
-                suggested_post: None,
-                rich_message: None,
-            });
+            let body = enc(&functions::MessagesSendMessage::new(Obj::new(&user), b"again", 1));
             a.invoke(Target::Home, &body).unwrap()
         };
         assert_eq!(dup, Err((400, "RANDOM_ID_DUPLICATE".to_owned())));
@@ -2283,30 +2237,7 @@ mod test_dc {
         // Saved Messages: the sender's pts only.
         let r = {
             let me = types::InputPeerSelf {};
-            let body = enc(&functions::MessagesSendMessage {
-                no_webpage: false,
-                silent: false,
-                background: false,
-                clear_draft: false,
-                noforwards: false,
-                update_stickersets_order: false,
-                invert_media: false,
-                allow_paid_floodskip: false,
-                peer: Obj::new(&me),
-                reply_to: None,
-                message: b"note",
-                random_id: 99,
-                reply_markup: None,
-                entities: None,
-                schedule_date: None,
-                schedule_repeat_period: None,
-                send_as: None,
-                quick_reply_shortcut: None,
-                effect: None,
-                allow_paid_stars: None,
-                suggested_post: None,
-                rich_message: None,
-            });
+            let body = enc(&functions::MessagesSendMessage::new(Obj::new(&me), b"note", 99));
             call(&mut a, &body)
         };
         assert!(matches!(enums::Updates::decode(&r).unwrap(), enums::Updates::UpdateShortSentMessage(s) if s.pts == 5));
@@ -2945,26 +2876,9 @@ mod test_dc {
         enc(&functions::MessagesSendMessage {
             no_webpage: true,
             silent: true,
-            background: false,
-            clear_draft: false,
-            noforwards: false,
-            update_stickersets_order: false,
-            invert_media: false,
-            allow_paid_floodskip: false,
-            peer: Obj::new(&peer),
             reply_to: Some(Obj::new(&reply_to)),
-            message: m.message,
-            random_id: FIRMWARE_RANDOM_ID,
-            reply_markup: None,
             entities: Some(mtproto_sansio::tl::api::Seq::new(&entities)),
-            schedule_date: None,
-            schedule_repeat_period: None,
-            send_as: None,
-            quick_reply_shortcut: None,
-            effect: None,
-            allow_paid_stars: None,
-            suggested_post: None,
-            rich_message: None,
+            ..functions::MessagesSendMessage::new(Obj::new(&peer), m.message, FIRMWARE_RANDOM_ID)
         })
     }
 

@@ -112,10 +112,24 @@ pub fn tl_api(data: &[u8]) {
         .map(Root::Type)
         .chain([Root::Function, Root::Object]);
     for root in roots {
+        // The views' trusting walk is total on any bytes, and finds the end the validator finds on the bytes it
+        // accepts.
+        let skipped = api::API.skip(data, 0, root.record());
+        assert!(skipped <= data.len());
+        // The marking validation that `Boxed::decode` uses answers as the plain one, and marks ends inside the input.
+        if let Root::Type(t) = root {
+            let mut marks = crate::tl::layout::Marks::EMPTY;
+            let marked = api::API.validate_marked(data, t, &mut marks);
+            assert_eq!(marked, api::API.validate_exact(data, root));
+            if marked.is_ok() {
+                assert!((0..=data.len()).all(|p| marks.end_of(p).is_none_or(|e| p <= e && e <= data.len())));
+            }
+        }
         let Ok(n) = api::API.validate(data, root) else {
             continue;
         };
         assert!(n <= data.len());
+        assert_eq!(skipped, n);
         let value = data.get(..n).unwrap_or(&[]);
         assert!(api::API.validate_exact(value, root).is_ok());
         #[cfg(feature = "api")]

@@ -135,10 +135,14 @@ pub mod field {
 /// Marks a function in [`Layout::heads`]; the low bits of a constructor's head are its type index.
 pub const HEAD_FUNCTION: u16 = 0x8000;
 
+/// Marks a combinator in [`Layout::fixed`] whose size depends on its bytes (or is 255 bytes or more).
+pub const VARIABLE: u8 = u8::MAX;
+
 /// A schema as data. Combinator `i` has id `ids[i]` (sorted), head `heads[i]` (its type index, or
 /// [`HEAD_FUNCTION`]) and fields `fields[field_start[i]..field_start[i + 1]]`; a function's last record is its
 /// return type. `flags.N?true` parameters take no bytes and have no record. An id is found by its top byte in
 /// `index` (the bucket of ids sharing it), then by a binary search of that bucket: about 10 ids of api.tl's 2,457.
+/// `fixed[i]` is combinator `i`'s size when every value of it has the same one ([`fixed_lens`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Layout {
     /// Combinator ids, ascending.
@@ -151,6 +155,8 @@ pub struct Layout {
     pub field_start: &'static [u16],
     /// Field records (see [`field`]).
     pub fields: &'static [u32],
+    /// Per combinator: its encoded size (id excluded) if it is the same for every value, else [`VARIABLE`].
+    pub fixed: &'static [u8],
 }
 
 /// What [`Layout::validate`] reads.
@@ -165,6 +171,19 @@ pub enum Root {
     Object,
     /// Any function call of the schema, boxed.
     Function,
+}
+
+impl Root {
+    /// The field record that reads this root ([`Layout::validate_record`], [`Layout::skip`]).
+    #[must_use]
+    pub const fn record(self) -> u32 {
+        match self {
+            Self::Type(t) => kind::BOXED | (t as u32) << field::REF_SHIFT,
+            Self::Bare(c) => kind::BARE | (c as u32) << field::REF_SHIFT,
+            Self::Object => kind::OBJECT,
+            Self::Function => kind::QUERY,
+        }
+    }
 }
 
 /// The bucket index of sorted `ids` for [`Layout::index`]: entry `b` is how many ids have a top byte below `b`.
@@ -186,6 +205,53 @@ pub const fn id_index(ids: &[u32]) -> [u16; 257] {
         b += 1;
     }
     index
+}
+
+/// The fixed sizes of a schema's combinators for [`Layout::fixed`], computed at compile time by the generated
+/// tables (`static FIXED: [u8; N] = fixed_lens(&HEADS, &FIELD_START, &FIELDS);`). A combinator is fixed when its
+/// fields (a function's return record excluded) are only `int`, `long`, `double`, `int128` and `int256`, unwrapped
+/// and unconditional, plus flags words that condition nothing but `true` flags (which have no record): then a value
+/// of it is its size in bytes whatever they hold, and [`Layout::validate`] and the views step over it in one move
+/// instead of a walk of its records. Many of the constructors a client reads most are (`peerUser`, `peerChannel`,
+/// most `messageEntity*`, `userStatusOnline`, `chatPhotoEmpty`).
+#[must_use]
+// Const evaluation of the tables: every index is bounded by its loop or by `field_start`'s own entries (a table of
+// the same generated module); an out-of-bounds index would be a compile error of the tables, never a run-time panic.
+#[allow(clippy::indexing_slicing)]
+pub const fn fixed_lens<const N: usize>(heads: &[u16; N], field_start: &[u16], fields: &[u32]) -> [u8; N] {
+    let mut out = [VARIABLE; N];
+    let mut i = 0;
+    while i < N {
+        let mut end = field_start[i + 1] as usize;
+        if heads[i] & HEAD_FUNCTION != 0 {
+            end -= 1;
+        }
+        let mut j = field_start[i] as usize;
+        let mut len = 0u32;
+        let mut fixed = true;
+        while j < end {
+            let rec = fields[j];
+            if rec & field::COND != 0 || (rec >> field::VEC_SHIFT) & 3 != 0 {
+                fixed = false;
+            }
+            len += match rec & field::KIND {
+                kind::INT | kind::FLAGS => 4,
+                kind::LONG | kind::DOUBLE => 8,
+                kind::INT128 => 16,
+                kind::INT256 => 32,
+                _ => {
+                    fixed = false;
+                    0
+                }
+            };
+            j += 1;
+        }
+        if fixed && len < VARIABLE as u32 {
+            out[i] = len as u8;
+        }
+        i += 1;
+    }
+    out
 }
 
 impl Layout {
@@ -239,13 +305,7 @@ impl Layout {
     /// left for the caller.
     pub fn validate(&self, input: &[u8], root: Root) -> Result<usize, Error> {
         let mut r = Reader::new(input);
-        let rec = match root {
-            Root::Type(t) => kind::BOXED | u32::from(t) << field::REF_SHIFT,
-            Root::Bare(c) => kind::BARE | u32::from(c) << field::REF_SHIFT,
-            Root::Object => kind::OBJECT,
-            Root::Function => kind::QUERY,
-        };
-        self.value(&mut r, rec, MAX_DEPTH)?;
+        self.value(&mut r, root.record(), MAX_DEPTH)?;
         Ok(r.position())
     }
 
@@ -263,6 +323,98 @@ impl Layout {
             Ok(())
         } else {
             Err(Error::Trailing)
+        }
+    }
+
+    /// Where the value of record `rec` (as [`Layout::validate_record`] takes it) that starts at `pos` of `buf`
+    /// ends, for bytes this layout accepted: the views' step over a nested object or vector they do not read.
+    ///
+    /// A walk that trusts the bytes: no type checks, no errors, so each step costs a fraction of a validation. It
+    /// stays total on any bytes all the same (the views' cursor can be built over bytes nobody validated): reads
+    /// past the end read zeros and stop at the end, an unknown id or a malformed length ends the walk at the end of
+    /// `buf`, nesting is bounded by [`MAX_DEPTH`] and vector counts by the bytes left, so it never panics, never
+    /// recurses deeper than a validation and never loops longer than `buf` is long. Only on bytes that
+    /// [`Layout::validate`] accepted is the answer the value's end (the views are built from nothing else).
+    #[must_use]
+    pub fn skip(&self, buf: &[u8], pos: usize, rec: u32) -> usize {
+        let mut t = Trusted { buf, pos };
+        self.skip_value(&mut t, rec & !field::COND, MAX_DEPTH);
+        t.pos.min(buf.len())
+    }
+
+    fn skip_value(&self, t: &mut Trusted<'_>, rec: u32, depth: u8) {
+        let wrap = (rec >> field::VEC_SHIFT) & 3;
+        if wrap == 0 {
+            return self.skip_scalar(t, rec, depth);
+        }
+        if wrap == field::VEC_BOXED {
+            t.advance(4);
+        }
+        let count = t.u32() as usize;
+        let Some(depth) = depth.checked_sub(1) else {
+            return t.end();
+        };
+        let size = match rec & field::KIND {
+            kind::INT | kind::FLAGS => 4,
+            kind::LONG | kind::DOUBLE => 8,
+            kind::INT128 => 16,
+            kind::INT256 => 32,
+            _ => 0,
+        };
+        if size != 0 {
+            return t.advance(count.saturating_mul(size));
+        }
+        // Every element takes a byte at least in accepted bytes; the bound keeps the walk as long as `buf` on others.
+        for _ in 0..count.min(t.left()) {
+            if t.left() == 0 {
+                return;
+            }
+            self.skip_scalar(t, rec, depth);
+        }
+    }
+
+    fn skip_scalar(&self, t: &mut Trusted<'_>, rec: u32, depth: u8) {
+        match rec & field::KIND {
+            kind::INT | kind::FLAGS => t.advance(4),
+            kind::LONG | kind::DOUBLE => t.advance(8),
+            kind::INT128 => t.advance(16),
+            kind::INT256 => t.advance(32),
+            kind::BYTES => t.bytes(),
+            kind::BARE => self.skip_combinator(t, (rec >> field::REF_SHIFT) as u16, depth),
+            _ => match self.find(t.u32()) {
+                Some(idx) => self.skip_combinator(t, idx, depth),
+                None => t.end(),
+            },
+        }
+    }
+
+    fn skip_combinator(&self, t: &mut Trusted<'_>, idx: u16, depth: u8) {
+        let Some(depth) = depth.checked_sub(1) else {
+            return t.end();
+        };
+        if let Some(&n) = self.fixed.get(usize::from(idx))
+            && n != VARIABLE
+        {
+            return t.advance(usize::from(n));
+        }
+        let mut flags = [0u32; 4];
+        let mut words = 0usize;
+        for &rec in self.fields_of(idx) {
+            if rec & field::COND != 0 {
+                let word = (rec >> field::WORD_SHIFT) & 3;
+                let bit = (rec >> field::BIT_SHIFT) & 31;
+                if flags.get(word as usize).copied().unwrap_or(0) & (1 << bit) != 0 {
+                    self.skip_value(t, rec, depth);
+                }
+            } else if rec & field::KIND == kind::FLAGS {
+                let w = t.u32();
+                if let Some(slot) = flags.get_mut(words) {
+                    *slot = w;
+                }
+                words += 1;
+            } else {
+                self.skip_value(t, rec, depth);
+            }
         }
     }
 
@@ -307,29 +459,54 @@ impl Layout {
             kind::INT128 => r.take(16).map(drop)?,
             kind::INT256 => r.take(32).map(drop)?,
             kind::BYTES => r.bytes().map(drop)?,
-            kind::BARE => self.combinator(r, reference, depth)?,
+            kind::BARE => self.combinator(r, reference, depth, &mut NoMarks)?,
             k => {
-                let id = r.u32()?;
-                let idx = self.find(id).ok_or(Error::UnknownConstructor(id))?;
-                let head = self.heads.get(usize::from(idx)).copied().unwrap_or(0);
-                let ok = match k {
-                    kind::BOXED => head == reference,
-                    kind::OBJECT => head & HEAD_FUNCTION == 0,
-                    kind::QUERY => head & HEAD_FUNCTION != 0,
-                    _ => false,
-                };
-                if !ok {
-                    return Err(Error::WrongType(id));
-                }
-                self.combinator(r, idx, depth)?;
+                let idx = self.boxed(r, k, reference)?;
+                self.combinator(r, idx, depth, &mut NoMarks)?;
             }
         }
         Ok(())
     }
 
+    /// The constructor id of a boxed value of kind `k` (reference `reference`) read, and its combinator index.
+    fn boxed(&self, r: &mut Reader<'_>, k: u32, reference: u16) -> Result<u16, Error> {
+        let id = r.u32()?;
+        let idx = self.find(id).ok_or(Error::UnknownConstructor(id))?;
+        let head = self.heads.get(usize::from(idx)).copied().unwrap_or(0);
+        let ok = match k {
+            kind::BOXED => head == reference,
+            kind::OBJECT => head & HEAD_FUNCTION == 0,
+            kind::QUERY => head & HEAD_FUNCTION != 0,
+            _ => false,
+        };
+        if ok { Ok(idx) } else { Err(Error::WrongType(id)) }
+    }
+
+    /// [`Layout::validate_exact`] of a boxed object of type `ty` that also remembers in `marks` where the object's
+    /// nested objects and vectors (its own fields, not theirs) end, so the views read the object without walking
+    /// them again ([`crate::tl::typed::Boxed::decode`]). Same answers and errors as `validate_exact`.
+    pub fn validate_marked(&self, input: &[u8], ty: u16, marks: &mut Marks) -> Result<(), Error> {
+        let mut r = Reader::new(input);
+        let idx = self.boxed(&mut r, kind::BOXED, ty)?;
+        self.combinator(&mut r, idx, MAX_DEPTH, marks)?;
+        if r.position() == input.len() {
+            Ok(())
+        } else {
+            Err(Error::Trailing)
+        }
+    }
+
     /// The fields of combinator `idx` (its id already consumed, or bare).
-    fn combinator(&self, r: &mut Reader<'_>, idx: u16, depth: u8) -> Result<(), Error> {
+    fn combinator<M: Marker>(&self, r: &mut Reader<'_>, idx: u16, depth: u8, marks: &mut M) -> Result<(), Error> {
         let depth = depth.checked_sub(1).ok_or(Error::TooDeep)?;
+        // A fixed-size combinator is its size in bytes, whatever they hold. Short input takes the walk below, so
+        // the error is the one the walk names (a flag's missing field, or a truncation past its first fields).
+        if let Some(&n) = self.fixed.get(usize::from(idx))
+            && n != VARIABLE
+            && r.take(usize::from(n)).is_ok()
+        {
+            return Ok(());
+        }
         let mut flags = [0u32; 4];
         let mut words = 0usize;
         for &rec in self.fields_of(idx) {
@@ -350,6 +527,7 @@ impl Layout {
                     }
                     other => other?,
                 }
+                marks.mark(rec, start, r.position());
             } else if rec & field::KIND == kind::FLAGS {
                 let w = r.u32()?;
                 if let Some(slot) = flags.get_mut(words) {
@@ -357,9 +535,128 @@ impl Layout {
                 }
                 words += 1;
             } else {
+                let start = r.position();
                 self.value(r, rec, depth)?;
+                marks.mark(rec, start, r.position());
             }
         }
         Ok(())
+    }
+}
+
+/// How many nested values of a decoded object [`Marks`] remembers (a `messages.messages` has 4 vectors, an
+/// `updates` 3, an `updates.difference` 5 and a state); the views walk past any others.
+pub const MARKS: usize = 8;
+
+/// Where the nested objects and vectors of one validated object end, by where they start: what the validation
+/// found, kept for the views' first read of the object so they need not walk them again
+/// ([`Layout::validate_marked`]). Only the object's own fields: theirs are walked when read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Marks {
+    starts: [u32; MARKS],
+    ends: [u32; MARKS],
+    len: usize,
+}
+
+impl Marks {
+    /// No marks.
+    pub const EMPTY: Self = Self {
+        starts: [0; MARKS],
+        ends: [0; MARKS],
+        len: 0,
+    };
+
+    /// The end of the value that starts at `start`, if it was marked.
+    #[must_use]
+    pub fn end_of(&self, start: usize) -> Option<usize> {
+        let n = self.len.min(MARKS);
+        let i = self.starts.get(..n)?.iter().position(|&s| s as usize == start)?;
+        self.ends.get(i).map(|&e| e as usize)
+    }
+}
+
+/// What [`Layout::combinator`] does with the extent of each field it validated.
+trait Marker {
+    fn mark(&mut self, rec: u32, start: usize, end: usize);
+}
+
+/// Nested levels remember nothing.
+struct NoMarks;
+
+impl Marker for NoMarks {
+    #[inline(always)]
+    fn mark(&mut self, _: u32, _: usize, _: usize) {}
+}
+
+impl Marker for Marks {
+    fn mark(&mut self, rec: u32, start: usize, end: usize) {
+        // Scalars and strings are read in one step anyway; only what the views would walk is worth a mark.
+        let walked = (rec >> field::VEC_SHIFT) & 3 != 0 || rec & field::KIND >= kind::BOXED;
+        if !walked {
+            return;
+        }
+        if let (Some(s), Some(e), Ok(a), Ok(b)) = (
+            self.starts.get_mut(self.len),
+            self.ends.get_mut(self.len),
+            u32::try_from(start),
+            u32::try_from(end),
+        ) {
+            *s = a;
+            *e = b;
+            self.len += 1;
+        }
+    }
+}
+
+/// The position of [`Layout::skip`]'s walk: reads that cannot fail (zeros past the end) and moves that stop at it.
+struct Trusted<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Trusted<'_> {
+    fn left(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    fn end(&mut self) {
+        self.pos = self.buf.len();
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.buf.len());
+    }
+
+    fn u32(&mut self) -> u32 {
+        let w = self
+            .buf
+            .get(self.pos..self.pos.saturating_add(4))
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_le_bytes);
+        self.advance(4);
+        w
+    }
+
+    /// Steps over a `bytes`/`string`: a length byte below 254 and the payload, or 254, a 24-bit length and the
+    /// payload, padded to 4 bytes; 255 is malformed and ends the walk.
+    fn bytes(&mut self) {
+        let Some(&first) = self.buf.get(self.pos) else {
+            return self.end();
+        };
+        let total = match first {
+            0..=253 => 1 + usize::from(first),
+            254 => {
+                let w = self
+                    .buf
+                    .get(self.pos..self.pos.saturating_add(4))
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok());
+                match w {
+                    Some(w) => 4 + (u32::from_le_bytes(w) >> 8) as usize,
+                    None => return self.end(),
+                }
+            }
+            255 => return self.end(),
+        };
+        self.advance(total.saturating_add(3) & !3);
     }
 }

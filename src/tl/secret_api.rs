@@ -30,6 +30,22 @@ pub struct DecryptedMessage<'a> {
 impl<'a> DecryptedMessage<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x91cc4674;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(random_id: i64, ttl: i32, message: &'a [u8]) -> Self {
+        Self {
+            no_webpage: false,
+            silent: false,
+            random_id,
+            ttl,
+            message,
+            media: None,
+            entities: None,
+            via_bot_name: None,
+            reply_to_random_id: None,
+            grouped_id: None,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessage<'a> {
     const ID: u32 = 0x91cc4674;
@@ -107,6 +123,14 @@ pub struct DecryptedMessageService<'a> {
 impl<'a> DecryptedMessageService<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x73164160;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(random_id: i64, action: Obj<'a, super::enums::DecryptedMessageAction<'a>>) -> Self {
+        Self {
+            random_id,
+            action,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageService<'a> {
     const ID: u32 = 0x73164160;
@@ -147,6 +171,12 @@ pub struct DecryptedMessageMediaEmpty {
 impl DecryptedMessageMediaEmpty {
     /// Constructor id.
     pub const ID: u32 = 0x089f5c4a;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaEmpty {
     const ID: u32 = 0x089f5c4a;
@@ -190,6 +220,21 @@ pub struct DecryptedMessageMediaPhoto<'a> {
 impl<'a> DecryptedMessageMediaPhoto<'a> {
     /// Constructor id.
     pub const ID: u32 = 0xf1fa8d78;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(thumb: &'a [u8], thumb_w: i32, thumb_h: i32, w: i32, h: i32, size: i32, key: &'a [u8], iv: &'a [u8], caption: &'a [u8]) -> Self {
+        Self {
+            thumb,
+            thumb_w,
+            thumb_h,
+            w,
+            h,
+            size,
+            key,
+            iv,
+            caption,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaPhoto<'a> {
     const ID: u32 = 0xf1fa8d78;
@@ -262,6 +307,23 @@ pub struct DecryptedMessageMediaVideo<'a> {
 impl<'a> DecryptedMessageMediaVideo<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x970c8c0e;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(thumb: &'a [u8], thumb_w: i32, thumb_h: i32, duration: i32, mime_type: &'a [u8], w: i32, h: i32, size: i32, key: &'a [u8], iv: &'a [u8], caption: &'a [u8]) -> Self {
+        Self {
+            thumb,
+            thumb_w,
+            thumb_h,
+            duration,
+            mime_type,
+            w,
+            h,
+            size,
+            key,
+            iv,
+            caption,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaVideo<'a> {
     const ID: u32 = 0x970c8c0e;
@@ -331,6 +393,14 @@ pub struct DecryptedMessageMediaGeoPoint {
 impl DecryptedMessageMediaGeoPoint {
     /// Constructor id.
     pub const ID: u32 = 0x35480a59;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(lat: f64, long: f64) -> Self {
+        Self {
+            lat,
+            long,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaGeoPoint {
     const ID: u32 = 0x35480a59;
@@ -375,6 +445,16 @@ pub struct DecryptedMessageMediaContact<'a> {
 impl<'a> DecryptedMessageMediaContact<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x588a0a97;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(phone_number: &'a [u8], first_name: &'a [u8], last_name: &'a [u8], user_id: i32) -> Self {
+        Self {
+            phone_number,
+            first_name,
+            last_name,
+            user_id,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaContact<'a> {
     const ID: u32 = 0x588a0a97;
@@ -422,6 +502,13 @@ pub struct DecryptedMessageActionSetMessageTTL {
 impl DecryptedMessageActionSetMessageTTL {
     /// Constructor id.
     pub const ID: u32 = 0xa1733aec;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(ttl_seconds: i32) -> Self {
+        Self {
+            ttl_seconds,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionSetMessageTTL {
     const ID: u32 = 0xa1733aec;
@@ -468,6 +555,21 @@ pub struct DecryptedMessageMediaDocument<'a> {
 impl<'a> DecryptedMessageMediaDocument<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x6abd9782;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(thumb: &'a [u8], thumb_w: i32, thumb_h: i32, mime_type: &'a [u8], size: i64, key: &'a [u8], iv: &'a [u8], attributes: Seq<'a, Obj<'a, super::enums::DocumentAttribute<'a>>>, caption: &'a [u8]) -> Self {
+        Self {
+            thumb,
+            thumb_w,
+            thumb_h,
+            mime_type,
+            size,
+            key,
+            iv,
+            attributes,
+            caption,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaDocument<'a> {
     const ID: u32 = 0x6abd9782;
@@ -534,6 +636,17 @@ pub struct DecryptedMessageMediaAudio<'a> {
 impl<'a> DecryptedMessageMediaAudio<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x57e0a9cb;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(duration: i32, mime_type: &'a [u8], size: i32, key: &'a [u8], iv: &'a [u8]) -> Self {
+        Self {
+            duration,
+            mime_type,
+            size,
+            key,
+            iv,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaAudio<'a> {
     const ID: u32 = 0x57e0a9cb;
@@ -584,6 +697,13 @@ pub struct DecryptedMessageActionReadMessages<'a> {
 impl<'a> DecryptedMessageActionReadMessages<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x0c4f40be;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(random_ids: Seq<'a, i64>) -> Self {
+        Self {
+            random_ids,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionReadMessages<'a> {
     const ID: u32 = 0x0c4f40be;
@@ -622,6 +742,13 @@ pub struct DecryptedMessageActionDeleteMessages<'a> {
 impl<'a> DecryptedMessageActionDeleteMessages<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x65614304;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(random_ids: Seq<'a, i64>) -> Self {
+        Self {
+            random_ids,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionDeleteMessages<'a> {
     const ID: u32 = 0x65614304;
@@ -660,6 +787,13 @@ pub struct DecryptedMessageActionScreenshotMessages<'a> {
 impl<'a> DecryptedMessageActionScreenshotMessages<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x8ac1f475;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(random_ids: Seq<'a, i64>) -> Self {
+        Self {
+            random_ids,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionScreenshotMessages<'a> {
     const ID: u32 = 0x8ac1f475;
@@ -697,6 +831,12 @@ pub struct DecryptedMessageActionFlushHistory {
 impl DecryptedMessageActionFlushHistory {
     /// Constructor id.
     pub const ID: u32 = 0x6719e45c;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionFlushHistory {
     const ID: u32 = 0x6719e45c;
@@ -736,6 +876,17 @@ pub struct DecryptedMessageLayer<'a> {
 impl<'a> DecryptedMessageLayer<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x1be31789;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(random_bytes: &'a [u8], layer: i32, in_seq_no: i32, out_seq_no: i32, message: Obj<'a, super::enums::DecryptedMessage<'a>>) -> Self {
+        Self {
+            random_bytes,
+            layer,
+            in_seq_no,
+            out_seq_no,
+            message,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageLayer<'a> {
     const ID: u32 = 0x1be31789;
@@ -785,6 +936,12 @@ pub struct SendMessageTypingAction {
 impl SendMessageTypingAction {
     /// Constructor id.
     pub const ID: u32 = 0x16bf744e;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageTypingAction {
     const ID: u32 = 0x16bf744e;
@@ -819,6 +976,12 @@ pub struct SendMessageCancelAction {
 impl SendMessageCancelAction {
     /// Constructor id.
     pub const ID: u32 = 0xfd5ec8f5;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageCancelAction {
     const ID: u32 = 0xfd5ec8f5;
@@ -853,6 +1016,12 @@ pub struct SendMessageRecordVideoAction {
 impl SendMessageRecordVideoAction {
     /// Constructor id.
     pub const ID: u32 = 0xa187d66f;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageRecordVideoAction {
     const ID: u32 = 0xa187d66f;
@@ -887,6 +1056,12 @@ pub struct SendMessageUploadVideoAction {
 impl SendMessageUploadVideoAction {
     /// Constructor id.
     pub const ID: u32 = 0x92042ff7;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageUploadVideoAction {
     const ID: u32 = 0x92042ff7;
@@ -921,6 +1096,12 @@ pub struct SendMessageRecordAudioAction {
 impl SendMessageRecordAudioAction {
     /// Constructor id.
     pub const ID: u32 = 0xd52f73f7;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageRecordAudioAction {
     const ID: u32 = 0xd52f73f7;
@@ -955,6 +1136,12 @@ pub struct SendMessageUploadAudioAction {
 impl SendMessageUploadAudioAction {
     /// Constructor id.
     pub const ID: u32 = 0xe6ac8a6f;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageUploadAudioAction {
     const ID: u32 = 0xe6ac8a6f;
@@ -989,6 +1176,12 @@ pub struct SendMessageUploadPhotoAction {
 impl SendMessageUploadPhotoAction {
     /// Constructor id.
     pub const ID: u32 = 0x990a3c1a;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageUploadPhotoAction {
     const ID: u32 = 0x990a3c1a;
@@ -1023,6 +1216,12 @@ pub struct SendMessageUploadDocumentAction {
 impl SendMessageUploadDocumentAction {
     /// Constructor id.
     pub const ID: u32 = 0x8faee98e;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageUploadDocumentAction {
     const ID: u32 = 0x8faee98e;
@@ -1057,6 +1256,12 @@ pub struct SendMessageGeoLocationAction {
 impl SendMessageGeoLocationAction {
     /// Constructor id.
     pub const ID: u32 = 0x176f8ba1;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageGeoLocationAction {
     const ID: u32 = 0x176f8ba1;
@@ -1091,6 +1296,12 @@ pub struct SendMessageChooseContactAction {
 impl SendMessageChooseContactAction {
     /// Constructor id.
     pub const ID: u32 = 0x628cbc6f;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageChooseContactAction {
     const ID: u32 = 0x628cbc6f;
@@ -1127,6 +1338,14 @@ pub struct DecryptedMessageActionResend {
 impl DecryptedMessageActionResend {
     /// Constructor id.
     pub const ID: u32 = 0x511110b0;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(start_seq_no: i32, end_seq_no: i32) -> Self {
+        Self {
+            start_seq_no,
+            end_seq_no,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionResend {
     const ID: u32 = 0x511110b0;
@@ -1168,6 +1387,13 @@ pub struct DecryptedMessageActionNotifyLayer {
 impl DecryptedMessageActionNotifyLayer {
     /// Constructor id.
     pub const ID: u32 = 0xf3048883;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(layer: i32) -> Self {
+        Self {
+            layer,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionNotifyLayer {
     const ID: u32 = 0xf3048883;
@@ -1206,6 +1432,13 @@ pub struct DecryptedMessageActionTyping<'a> {
 impl<'a> DecryptedMessageActionTyping<'a> {
     /// Constructor id.
     pub const ID: u32 = 0xccb27641;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(action: Obj<'a, super::enums::SendMessageAction>) -> Self {
+        Self {
+            action,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionTyping<'a> {
     const ID: u32 = 0xccb27641;
@@ -1245,6 +1478,14 @@ pub struct DecryptedMessageActionRequestKey<'a> {
 impl<'a> DecryptedMessageActionRequestKey<'a> {
     /// Constructor id.
     pub const ID: u32 = 0xf3c9611b;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(exchange_id: i64, g_a: &'a [u8]) -> Self {
+        Self {
+            exchange_id,
+            g_a,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionRequestKey<'a> {
     const ID: u32 = 0xf3c9611b;
@@ -1288,6 +1529,15 @@ pub struct DecryptedMessageActionAcceptKey<'a> {
 impl<'a> DecryptedMessageActionAcceptKey<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x6fe1735b;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(exchange_id: i64, g_b: &'a [u8], key_fingerprint: i64) -> Self {
+        Self {
+            exchange_id,
+            g_b,
+            key_fingerprint,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionAcceptKey<'a> {
     const ID: u32 = 0x6fe1735b;
@@ -1332,6 +1582,13 @@ pub struct DecryptedMessageActionAbortKey {
 impl DecryptedMessageActionAbortKey {
     /// Constructor id.
     pub const ID: u32 = 0xdd05ec6b;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(exchange_id: i64) -> Self {
+        Self {
+            exchange_id,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionAbortKey {
     const ID: u32 = 0xdd05ec6b;
@@ -1371,6 +1628,14 @@ pub struct DecryptedMessageActionCommitKey {
 impl DecryptedMessageActionCommitKey {
     /// Constructor id.
     pub const ID: u32 = 0xec2e0b9b;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(exchange_id: i64, key_fingerprint: i64) -> Self {
+        Self {
+            exchange_id,
+            key_fingerprint,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionCommitKey {
     const ID: u32 = 0xec2e0b9b;
@@ -1411,6 +1676,12 @@ pub struct DecryptedMessageActionNoop {
 impl DecryptedMessageActionNoop {
     /// Constructor id.
     pub const ID: u32 = 0xa82fdd63;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageActionNoop {
     const ID: u32 = 0xa82fdd63;
@@ -1447,6 +1718,14 @@ pub struct DocumentAttributeImageSize {
 impl DocumentAttributeImageSize {
     /// Constructor id.
     pub const ID: u32 = 0x6c37c15c;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(w: i32, h: i32) -> Self {
+        Self {
+            w,
+            h,
+        }
+    }
 }
 impl<'a> Bare<'a> for DocumentAttributeImageSize {
     const ID: u32 = 0x6c37c15c;
@@ -1487,6 +1766,12 @@ pub struct DocumentAttributeAnimated {
 impl DocumentAttributeAnimated {
     /// Constructor id.
     pub const ID: u32 = 0x11b58939;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for DocumentAttributeAnimated {
     const ID: u32 = 0x11b58939;
@@ -1523,6 +1808,14 @@ pub struct DocumentAttributeSticker<'a> {
 impl<'a> DocumentAttributeSticker<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x3a556302;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(alt: &'a [u8], stickerset: Obj<'a, super::enums::InputStickerSet<'a>>) -> Self {
+        Self {
+            alt,
+            stickerset,
+        }
+    }
 }
 impl<'a> Bare<'a> for DocumentAttributeSticker<'a> {
     const ID: u32 = 0x3a556302;
@@ -1567,6 +1860,16 @@ pub struct DocumentAttributeVideo {
 impl DocumentAttributeVideo {
     /// Constructor id.
     pub const ID: u32 = 0x0ef02ce6;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(duration: i32, w: i32, h: i32) -> Self {
+        Self {
+            round_message: false,
+            duration,
+            w,
+            h,
+        }
+    }
 }
 impl<'a> Bare<'a> for DocumentAttributeVideo {
     const ID: u32 = 0x0ef02ce6;
@@ -1621,6 +1924,17 @@ pub struct DocumentAttributeAudio<'a> {
 impl<'a> DocumentAttributeAudio<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x9852f9c6;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(duration: i32) -> Self {
+        Self {
+            voice: false,
+            duration,
+            title: None,
+            performer: None,
+            waveform: None,
+        }
+    }
 }
 impl<'a> Bare<'a> for DocumentAttributeAudio<'a> {
     const ID: u32 = 0x9852f9c6;
@@ -1680,6 +1994,13 @@ pub struct DocumentAttributeFilename<'a> {
 impl<'a> DocumentAttributeFilename<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x15590068;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(file_name: &'a [u8]) -> Self {
+        Self {
+            file_name,
+        }
+    }
 }
 impl<'a> Bare<'a> for DocumentAttributeFilename<'a> {
     const ID: u32 = 0x15590068;
@@ -1718,6 +2039,13 @@ pub struct PhotoSizeEmpty<'a> {
 impl<'a> PhotoSizeEmpty<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x0e17e23c;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(type_: &'a [u8]) -> Self {
+        Self {
+            type_,
+        }
+    }
 }
 impl<'a> Bare<'a> for PhotoSizeEmpty<'a> {
     const ID: u32 = 0x0e17e23c;
@@ -1760,6 +2088,17 @@ pub struct PhotoSize<'a> {
 impl<'a> PhotoSize<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x77bfb61b;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(type_: &'a [u8], location: Obj<'a, super::enums::FileLocation>, w: i32, h: i32, size: i32) -> Self {
+        Self {
+            type_,
+            location,
+            w,
+            h,
+            size,
+        }
+    }
 }
 impl<'a> Bare<'a> for PhotoSize<'a> {
     const ID: u32 = 0x77bfb61b;
@@ -1814,6 +2153,17 @@ pub struct PhotoCachedSize<'a> {
 impl<'a> PhotoCachedSize<'a> {
     /// Constructor id.
     pub const ID: u32 = 0xe9a734fa;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(type_: &'a [u8], location: Obj<'a, super::enums::FileLocation>, w: i32, h: i32, bytes: &'a [u8]) -> Self {
+        Self {
+            type_,
+            location,
+            w,
+            h,
+            bytes,
+        }
+    }
 }
 impl<'a> Bare<'a> for PhotoCachedSize<'a> {
     const ID: u32 = 0xe9a734fa;
@@ -1866,6 +2216,15 @@ pub struct FileLocationUnavailable {
 impl FileLocationUnavailable {
     /// Constructor id.
     pub const ID: u32 = 0x7c596b46;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(volume_id: i64, local_id: i32, secret: i64) -> Self {
+        Self {
+            volume_id,
+            local_id,
+            secret,
+        }
+    }
 }
 impl<'a> Bare<'a> for FileLocationUnavailable {
     const ID: u32 = 0x7c596b46;
@@ -1913,6 +2272,16 @@ pub struct FileLocation {
 impl FileLocation {
     /// Constructor id.
     pub const ID: u32 = 0x53d69076;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(dc_id: i32, volume_id: i64, local_id: i32, secret: i64) -> Self {
+        Self {
+            dc_id,
+            volume_id,
+            local_id,
+            secret,
+        }
+    }
 }
 impl<'a> Bare<'a> for FileLocation {
     const ID: u32 = 0x53d69076;
@@ -1967,6 +2336,20 @@ pub struct DecryptedMessageMediaExternalDocument<'a> {
 impl<'a> DecryptedMessageMediaExternalDocument<'a> {
     /// Constructor id.
     pub const ID: u32 = 0xfa95b0dd;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(id: i64, access_hash: i64, date: i32, mime_type: &'a [u8], size: i32, thumb: Obj<'a, super::enums::PhotoSize<'a>>, dc_id: i32, attributes: Seq<'a, Obj<'a, super::enums::DocumentAttribute<'a>>>) -> Self {
+        Self {
+            id,
+            access_hash,
+            date,
+            mime_type,
+            size,
+            thumb,
+            dc_id,
+            attributes,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaExternalDocument<'a> {
     const ID: u32 = 0xfa95b0dd;
@@ -2027,6 +2410,14 @@ pub struct MessageEntityUnknown {
 impl MessageEntityUnknown {
     /// Constructor id.
     pub const ID: u32 = 0xbb92ba95;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityUnknown {
     const ID: u32 = 0xbb92ba95;
@@ -2069,6 +2460,14 @@ pub struct MessageEntityMention {
 impl MessageEntityMention {
     /// Constructor id.
     pub const ID: u32 = 0xfa04579d;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityMention {
     const ID: u32 = 0xfa04579d;
@@ -2111,6 +2510,14 @@ pub struct MessageEntityHashtag {
 impl MessageEntityHashtag {
     /// Constructor id.
     pub const ID: u32 = 0x6f635b0d;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityHashtag {
     const ID: u32 = 0x6f635b0d;
@@ -2153,6 +2560,14 @@ pub struct MessageEntityBotCommand {
 impl MessageEntityBotCommand {
     /// Constructor id.
     pub const ID: u32 = 0x6cef8ac7;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityBotCommand {
     const ID: u32 = 0x6cef8ac7;
@@ -2195,6 +2610,14 @@ pub struct MessageEntityUrl {
 impl MessageEntityUrl {
     /// Constructor id.
     pub const ID: u32 = 0x6ed02538;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityUrl {
     const ID: u32 = 0x6ed02538;
@@ -2237,6 +2660,14 @@ pub struct MessageEntityEmail {
 impl MessageEntityEmail {
     /// Constructor id.
     pub const ID: u32 = 0x64e475c2;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityEmail {
     const ID: u32 = 0x64e475c2;
@@ -2279,6 +2710,14 @@ pub struct MessageEntityBold {
 impl MessageEntityBold {
     /// Constructor id.
     pub const ID: u32 = 0xbd610bc9;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityBold {
     const ID: u32 = 0xbd610bc9;
@@ -2321,6 +2760,14 @@ pub struct MessageEntityItalic {
 impl MessageEntityItalic {
     /// Constructor id.
     pub const ID: u32 = 0x826f8b60;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityItalic {
     const ID: u32 = 0x826f8b60;
@@ -2363,6 +2810,14 @@ pub struct MessageEntityCode {
 impl MessageEntityCode {
     /// Constructor id.
     pub const ID: u32 = 0x28a20571;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityCode {
     const ID: u32 = 0x28a20571;
@@ -2406,6 +2861,15 @@ pub struct MessageEntityPre<'a> {
 impl<'a> MessageEntityPre<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x73924be0;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32, language: &'a [u8]) -> Self {
+        Self {
+            offset,
+            length,
+            language,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityPre<'a> {
     const ID: u32 = 0x73924be0;
@@ -2452,6 +2916,15 @@ pub struct MessageEntityTextUrl<'a> {
 impl<'a> MessageEntityTextUrl<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x76a6d327;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32, url: &'a [u8]) -> Self {
+        Self {
+            offset,
+            length,
+            url,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityTextUrl<'a> {
     const ID: u32 = 0x76a6d327;
@@ -2496,6 +2969,13 @@ pub struct InputStickerSetShortName<'a> {
 impl<'a> InputStickerSetShortName<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x861cc8a0;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(short_name: &'a [u8]) -> Self {
+        Self {
+            short_name,
+        }
+    }
 }
 impl<'a> Bare<'a> for InputStickerSetShortName<'a> {
     const ID: u32 = 0x861cc8a0;
@@ -2533,6 +3013,12 @@ pub struct InputStickerSetEmpty {
 impl InputStickerSetEmpty {
     /// Constructor id.
     pub const ID: u32 = 0xffb62b95;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for InputStickerSetEmpty {
     const ID: u32 = 0xffb62b95;
@@ -2573,6 +3059,18 @@ pub struct DecryptedMessageMediaVenue<'a> {
 impl<'a> DecryptedMessageMediaVenue<'a> {
     /// Constructor id.
     pub const ID: u32 = 0x8a0df56f;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(lat: f64, long: f64, title: &'a [u8], address: &'a [u8], provider: &'a [u8], venue_id: &'a [u8]) -> Self {
+        Self {
+            lat,
+            long,
+            title,
+            address,
+            provider,
+            venue_id,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaVenue<'a> {
     const ID: u32 = 0x8a0df56f;
@@ -2626,6 +3124,13 @@ pub struct DecryptedMessageMediaWebPage<'a> {
 impl<'a> DecryptedMessageMediaWebPage<'a> {
     /// Constructor id.
     pub const ID: u32 = 0xe50511d8;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(url: &'a [u8]) -> Self {
+        Self {
+            url,
+        }
+    }
 }
 impl<'a> Bare<'a> for DecryptedMessageMediaWebPage<'a> {
     const ID: u32 = 0xe50511d8;
@@ -2663,6 +3168,12 @@ pub struct SendMessageRecordRoundAction {
 impl SendMessageRecordRoundAction {
     /// Constructor id.
     pub const ID: u32 = 0x88f27fbc;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageRecordRoundAction {
     const ID: u32 = 0x88f27fbc;
@@ -2697,6 +3208,12 @@ pub struct SendMessageUploadRoundAction {
 impl SendMessageUploadRoundAction {
     /// Constructor id.
     pub const ID: u32 = 0xbb718624;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+        }
+    }
 }
 impl<'a> Bare<'a> for SendMessageUploadRoundAction {
     const ID: u32 = 0xbb718624;
@@ -2733,6 +3250,14 @@ pub struct MessageEntityUnderline {
 impl MessageEntityUnderline {
     /// Constructor id.
     pub const ID: u32 = 0x9c4e7e8b;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityUnderline {
     const ID: u32 = 0x9c4e7e8b;
@@ -2775,6 +3300,14 @@ pub struct MessageEntityStrike {
 impl MessageEntityStrike {
     /// Constructor id.
     pub const ID: u32 = 0xbf0693d4;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityStrike {
     const ID: u32 = 0xbf0693d4;
@@ -2817,6 +3350,14 @@ pub struct MessageEntityBlockquote {
 impl MessageEntityBlockquote {
     /// Constructor id.
     pub const ID: u32 = 0x020df5d0;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityBlockquote {
     const ID: u32 = 0x020df5d0;
@@ -2859,6 +3400,14 @@ pub struct MessageEntitySpoiler {
 impl MessageEntitySpoiler {
     /// Constructor id.
     pub const ID: u32 = 0x32ca960f;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32) -> Self {
+        Self {
+            offset,
+            length,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntitySpoiler {
     const ID: u32 = 0x32ca960f;
@@ -2902,6 +3451,15 @@ pub struct MessageEntityCustomEmoji {
 impl MessageEntityCustomEmoji {
     /// Constructor id.
     pub const ID: u32 = 0xc8cf05f8;
+    /// The required fields; every optional one `None`, every `true` flag `false`.
+    #[must_use]
+    pub const fn new(offset: i32, length: i32, document_id: i64) -> Self {
+        Self {
+            offset,
+            length,
+            document_id,
+        }
+    }
 }
 impl<'a> Bare<'a> for MessageEntityCustomEmoji {
     const ID: u32 = 0xc8cf05f8;

@@ -4,7 +4,13 @@
 //! Data comes from a received buffer (a decrypted `rpc_result.result`, an `Updates` push): a top-level decode
 //! validates it once against the schema's tables, then reads fields through a [`Cursor`] whose reads cannot fail
 //! (the bytes are known to be well formed). Nested objects stay as [`Obj`] views over their bytes and vectors as
-//! [`Seq`] views that decode lazily; nothing allocates. Going out, the same structs are filled by the caller (nested
+//! [`Seq`] views that decode lazily; nothing allocates. A view finds where a nested value ends without validating
+//! it again: [`Boxed::decode`] remembers the ends of the decoded object's own nested values from its validation
+//! ([`crate::tl::layout::Marks`]), and any other is stepped over by [`Layout::skip`], a walk that trusts the bytes
+//! (it checks no type and reports no error; fixed-size constructors are one move, [`Layout::fixed`]). Trusting is
+//! sound because every cursor of a view is over bytes the validator accepted (views are built by `decode`,
+//! [`RemoteCall::decode_result`] and from other views, never from raw bytes), and harmless otherwise: the walk is
+//! total on any bytes ([`Layout::skip`]), so a [`Cursor`] made by hand over bad bytes reads garbage, not a panic. Going out, the same structs are filled by the caller (nested
 //! values borrowed as [`Obj::new`], vectors as [`Seq::new`]) and written with [`crate::tl::encode`], whose size is
 //! [`TlWrite::tl_len`], known before a byte is written.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,7 +18,7 @@
 use core::fmt;
 use core::marker::PhantomData;
 
-use super::layout::{Error, Layout, Root, field, kind};
+use super::layout::{Error, Layout, Marks, field, kind};
 use super::{BOOL_TRUE, Full, TlWrite, VECTOR, Writer};
 
 /// A reader over bytes the validator accepted. Its reads cannot fail: were the bytes shorter than the schema says
@@ -22,13 +28,31 @@ pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     layout: &'static Layout,
+    /// Ends of nested values the validation of `buf` remembered ([`Boxed::decode`]); none otherwise.
+    marks: Marks,
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `buf`, which `layout` validated.
     #[must_use]
     pub const fn new(buf: &'a [u8], layout: &'static Layout) -> Self {
-        Self { buf, pos: 0, layout }
+        Self {
+            buf,
+            pos: 0,
+            layout,
+            marks: Marks::EMPTY,
+        }
+    }
+
+    /// Where the value at `start` ends: remembered by the validation, or found by a trusting walk of record `rec`.
+    /// Out of line: every nested field of every generated reader calls it, and inlined it cost the API firmware
+    /// 28 KiB of flash at opt-level 3.
+    #[inline(never)]
+    fn end_of(&self, start: usize, rec: u32) -> usize {
+        match self.marks.end_of(start) {
+            Some(end) => end,
+            None => self.layout.skip(self.buf, start, rec),
+        }
     }
 
     fn take(&mut self, n: usize) -> &'a [u8] {
@@ -60,17 +84,22 @@ impl<'a> Cursor<'a> {
         out
     }
 
-    /// The length of the value of record `rec` at the cursor, and the cursor moved past it.
+    /// The value of record `rec` at the cursor, and the cursor moved past it: [`Layout::skip`], a walk that trusts
+    /// the bytes (they were validated before any cursor over them was made), total on any bytes all the same.
     fn skip(&mut self, rec: u32) -> &'a [u8] {
-        let rest = self.buf.get(self.pos..).unwrap_or(&[]);
-        let n = self.layout.validate_record(rest, rec).unwrap_or(rest.len());
-        self.take(n)
+        let end = self.end_of(self.pos, rec);
+        let out = self.buf.get(self.pos..end).unwrap_or(&[]);
+        self.pos = end;
+        out
     }
 }
 
 /// A type the generated structs hold as a field (or a vector element, or a function's result): read from validated
 /// bytes, sized and written.
 pub trait Field<'a>: Sized {
+    /// The field record ([`crate::tl::layout::field`]) that [`Layout::skip`] steps over a value of this type with:
+    /// its kind, and the vector wrapping for a [`Seq`] (whose elements are not vectors themselves).
+    const REC: u32;
     /// Reads the value at the cursor.
     fn fget(c: &mut Cursor<'a>) -> Self;
     /// Exact encoded size.
@@ -80,8 +109,9 @@ pub trait Field<'a>: Sized {
 }
 
 macro_rules! fixed_field {
-    ($t:ty, $n:expr, $get:expr, $put:ident) => {
+    ($t:ty, $rec:expr, $n:expr, $get:expr, $put:ident) => {
         impl<'a> Field<'a> for $t {
+            const REC: u32 = $rec;
             fn fget(c: &mut Cursor<'a>) -> Self {
                 $get(c)
             }
@@ -95,12 +125,32 @@ macro_rules! fixed_field {
     };
 }
 
-fixed_field!(i32, 4, |c: &mut Cursor<'a>| i32::from_le_bytes(c.array()), i32);
-fixed_field!(i64, 8, |c: &mut Cursor<'a>| i64::from_le_bytes(c.array()), i64);
-fixed_field!(f64, 8, |c: &mut Cursor<'a>| f64::from_le_bytes(c.array()), f64);
-fixed_field!(bool, 4, |c: &mut Cursor<'a>| c.u32() == BOOL_TRUE, bool);
+fixed_field!(
+    i32,
+    kind::INT,
+    4,
+    |c: &mut Cursor<'a>| i32::from_le_bytes(c.array()),
+    i32
+);
+fixed_field!(
+    i64,
+    kind::LONG,
+    8,
+    |c: &mut Cursor<'a>| i64::from_le_bytes(c.array()),
+    i64
+);
+fixed_field!(
+    f64,
+    kind::DOUBLE,
+    8,
+    |c: &mut Cursor<'a>| f64::from_le_bytes(c.array()),
+    f64
+);
+// A `Bool` is a boxed constructor of no fields; any object record steps over it.
+fixed_field!(bool, kind::OBJECT, 4, |c: &mut Cursor<'a>| c.u32() == BOOL_TRUE, bool);
 
 impl<'a> Field<'a> for [u8; 16] {
+    const REC: u32 = kind::INT128;
     fn fget(c: &mut Cursor<'a>) -> Self {
         c.array()
     }
@@ -113,6 +163,7 @@ impl<'a> Field<'a> for [u8; 16] {
 }
 
 impl<'a> Field<'a> for [u8; 32] {
+    const REC: u32 = kind::INT256;
     fn fget(c: &mut Cursor<'a>) -> Self {
         c.array()
     }
@@ -126,6 +177,7 @@ impl<'a> Field<'a> for [u8; 32] {
 
 /// `bytes` and `string` (TL strings are not guaranteed UTF-8).
 impl<'a> Field<'a> for &'a [u8] {
+    const REC: u32 = kind::BYTES;
     fn fget(c: &mut Cursor<'a>) -> Self {
         c.bytes()
     }
@@ -146,10 +198,15 @@ pub trait Boxed<'a>: Sized {
     /// Reads a value whose bytes were validated as this type; `None` only for bytes that were not.
     fn read_boxed(c: &mut Cursor<'a>) -> Option<Self>;
 
-    /// Validates `buf` (it must hold exactly one value of this type) and decodes it.
+    /// Validates `buf` (it must hold exactly one value of this type) and decodes it. The validation remembers
+    /// where the object's own nested objects and vectors end ([`Layout::validate_marked`]), so reading it does
+    /// not walk them again (a `messages.messages`' vectors are most of its bytes).
     fn decode(buf: &'a [u8]) -> Result<Self, Error> {
-        Self::LAYOUT.validate_exact(buf, Root::Type(Self::TYPE))?;
-        Self::read_boxed(&mut Cursor::new(buf, Self::LAYOUT)).ok_or(Error::Truncated)
+        let mut marks = Marks::EMPTY;
+        Self::LAYOUT.validate_marked(buf, Self::TYPE, &mut marks)?;
+        let mut c = Cursor::new(buf, Self::LAYOUT);
+        c.marks = marks;
+        Self::read_boxed(&mut c).ok_or(Error::Truncated)
     }
 }
 
@@ -246,6 +303,7 @@ impl<'a, T: Boxed<'a>> Obj<'a, T> {
 }
 
 impl<'a, T: Boxed<'a> + TlWrite> Field<'a> for Obj<'a, T> {
+    const REC: u32 = kind::OBJECT;
     fn fget(c: &mut Cursor<'a>) -> Self {
         let layout = c.layout;
         Self {
@@ -324,6 +382,7 @@ impl<'a> Query<'a> {
 }
 
 impl<'a> Field<'a> for Query<'a> {
+    const REC: u32 = kind::QUERY;
     fn fget(c: &mut Cursor<'a>) -> Self {
         let layout = c.layout;
         Self {
@@ -507,7 +566,9 @@ impl<'a, T: Boxed<'a>> Iterator for Decoded<'a, T> {
 }
 
 impl<'a, E: Field<'a> + Copy, const BARE: bool> Field<'a> for Seq<'a, E, BARE> {
+    const REC: u32 = E::REC | (if BARE { field::VEC_BARE } else { field::VEC_BOXED }) << field::VEC_SHIFT;
     fn fget(c: &mut Cursor<'a>) -> Self {
+        let head = c.pos;
         if !BARE {
             c.u32();
         }
@@ -516,8 +577,15 @@ impl<'a, E: Field<'a> + Copy, const BARE: bool> Field<'a> for Seq<'a, E, BARE> {
         // elements in four bytes. Capped, reading such a view costs at most one step per byte of the buffer.
         let count = (c.u32() as usize).min(c.buf.len().saturating_sub(c.pos));
         let start = c.pos;
-        for _ in 0..count {
-            E::fget(c);
+        if (E::REC >> field::VEC_SHIFT) & 3 == 0 {
+            // One trusting walk over the whole vector: a vector of scalars in one move, of objects without a
+            // call per element.
+            c.pos = c.end_of(head, Self::REC).max(start);
+        } else {
+            // A vector of vectors, which one record cannot describe.
+            for _ in 0..count {
+                E::fget(c);
+            }
         }
         Self {
             repr: SeqRepr::Wire {

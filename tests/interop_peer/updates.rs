@@ -56,30 +56,11 @@ fn send(c: &mut TgClient<MemoryStore>, to: i64, text: &str, random_id: i64) {
     } else {
         Obj::new(&user)
     };
-    let body = enc(&functions::MessagesSendMessage {
-        no_webpage: false,
-        silent: false,
-        background: false,
-        clear_draft: false,
-        noforwards: false,
-        update_stickersets_order: false,
-        invert_media: false,
-        allow_paid_floodskip: false,
+    let body = enc(&functions::MessagesSendMessage::new(
         peer,
-        reply_to: None,
-        message: text.as_bytes(),
+        text.as_bytes(),
         random_id,
-        reply_markup: None,
-        entities: None,
-        schedule_date: None,
-        schedule_repeat_period: None,
-        send_as: None,
-        quick_reply_shortcut: None,
-        effect: None,
-        allow_paid_stars: None,
-        suggested_post: None,
-        rich_message: None,
-    });
+    ));
     c.invoke(Target::Home, &body).unwrap().unwrap();
 }
 

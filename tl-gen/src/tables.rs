@@ -210,10 +210,11 @@ pub fn emit(schema: &Schema, source: &str, static_name: &str) -> Result<String, 
         }
         out.push('\n');
     }
-    out.push_str("use crate::tl::layout::{Layout, id_index};\n\n");
+    out.push_str("use crate::tl::layout::{Layout, fixed_lens, id_index};\n\n");
     let _ = writeln!(
         out,
-        "/// The layout of `{source}`, for [`Layout::validate`].\npub static {static_name}: Layout = Layout {{\n    ids: &IDS,\n    index: &INDEX,\n    heads: &HEADS,\n    field_start: &FIELD_START,\n    fields: &FIELDS,\n}};\n\n/// `IDS` bucketed by their top byte, for [`Layout::find`].\nstatic INDEX: [u16; 257] = id_index(&IDS);\n"
+        "/// The layout of `{source}`, for [`Layout::validate`].\npub static {static_name}: Layout = Layout {{\n    ids: &IDS,\n    index: &INDEX,\n    heads: &HEADS,\n    field_start: &FIELD_START,\n    fields: &FIELDS,\n    fixed: &FIXED,\n}};\n\n/// `IDS` bucketed by their top byte, for [`Layout::find`].\nstatic INDEX: [u16; 257] = id_index(&IDS);\n\n/// Per combinator, its size when fixed, for [`Layout::fixed`].\nstatic FIXED: [u8; {n}] = fixed_lens(&HEADS, &FIELD_START, &FIELDS);\n",
+        n = res.combinators.len()
     );
     let ids: Vec<String> = res.combinators.iter().map(|c| format!("0x{:08x}", c.id)).collect();
     array(&mut out, "IDS", "u32", &ids, 8);

@@ -375,6 +375,37 @@ fn emit_struct(out: &mut String, ctx: &Ctx<'_, '_>, c: &Combinator) -> Result<()
         "impl{impl_params} {name}{decl} {{\n    /// Constructor id.\n    pub const ID: u32 = 0x{:08x};",
         c.id
     );
+    // The required fields as arguments, the optional ones absent and the `true` flags off: the call most users
+    // make (`SendMessage::new(peer, message, random_id)`), beside the struct literal that names every field.
+    let required: Vec<(&str, &str)> = p
+        .members
+        .iter()
+        .filter_map(|m| match m {
+            Member::Plain { name, ty } => Some((name.as_str(), ty.as_str())),
+            _ => None,
+        })
+        .collect();
+    let args: Vec<String> = required.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+    let _ = writeln!(
+        out,
+        "    /// The required fields; every optional one `None`, every `true` flag `false`.\n    #[must_use]\n    pub const fn new({}) -> Self {{\n        Self {{",
+        args.join(", ")
+    );
+    for m in &p.members {
+        match m {
+            Member::Plain { name, .. } => {
+                let _ = writeln!(out, "            {name},");
+            }
+            Member::Opt { name, .. } | Member::Group { name, .. } => {
+                let _ = writeln!(out, "            {name}: None,");
+            }
+            Member::Flag { name, .. } => {
+                let _ = writeln!(out, "            {name}: false,");
+            }
+            Member::Derived { .. } => {}
+        }
+    }
+    out.push_str("        }\n    }\n");
     for m in &p.members {
         if let Member::Derived { name, of } = m {
             let _ = writeln!(

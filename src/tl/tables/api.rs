@@ -8,7 +8,7 @@
 //! `invokeWithApnsSecretPrefix` (id of `invokeWithApnsSecret`)
 //! `invokeWithReCaptchaPrefix` (id of `invokeWithReCaptcha`)
 
-use crate::tl::layout::{Layout, id_index};
+use crate::tl::layout::{Layout, fixed_lens, id_index};
 
 /// The layout of `api.tl`, for [`Layout::validate`].
 pub static API: Layout = Layout {
@@ -17,10 +17,14 @@ pub static API: Layout = Layout {
     heads: &HEADS,
     field_start: &FIELD_START,
     fields: &FIELDS,
+    fixed: &FIXED,
 };
 
 /// `IDS` bucketed by their top byte, for [`Layout::find`].
 static INDEX: [u16; 257] = id_index(&IDS);
+
+/// Per combinator, its size when fixed, for [`Layout::fixed`].
+static FIXED: [u8; 2457] = fixed_lens(&HEADS, &FIELD_START, &FIELDS);
 
 static IDS: [u32; 2457] = [
     0x004a8537, 0x004b572c, 0x007efe0e, 0x0084cd5a, 0x008c703f, 0x009fd736, 0x00be3dfa, 0x00f49ca0,
