@@ -56,11 +56,7 @@ fn send(c: &mut TgClient<MemoryStore>, to: i64, text: &str, random_id: i64) {
     } else {
         Obj::new(&user)
     };
-    let body = enc(&functions::MessagesSendMessage::new(
-        peer,
-        text.as_bytes(),
-        random_id,
-    ));
+    let body = enc(&functions::MessagesSendMessage::new(peer, text.as_bytes(), random_id));
     c.invoke(Target::Home, &body).unwrap().unwrap();
 }
 
