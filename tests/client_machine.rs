@@ -94,6 +94,9 @@ struct Net {
     opened: Vec<(ConnId, DcId)>,
     /// The first bytes every connection sent (at least 64, from its transport marker on).
     first_frames: HashMap<ConnId, Vec<u8>>,
+    /// A DC that lost its sessions (a restart, a session expired): a new socket for a connection it served gets a
+    /// new server session on the same key (`new_session_created`), and what the old one held is gone with it.
+    new_sessions: bool,
 }
 
 fn config() -> Config {
@@ -104,6 +107,17 @@ fn config() -> Config {
     };
     c.init = Some(INIT);
     c
+}
+
+/// A DC-side connection's configuration: its clock is the DC's one wall clock (Unix time = the test's `Instant`,
+/// behind the client's, which the client corrects through `bad_msg_notification`), so a server session started later
+/// goes on from where the earlier ones were, as a real DC's does. (A clock started at 0 by each new connection
+/// would have a new session send the very msg_ids its predecessor sent, which the client refuses as replays.)
+fn dc_config(now: Instant) -> ConnectionConfig {
+    ConnectionConfig {
+        unix_time_hint: Some(UnixTime(now.as_secs())),
+        ..ConnectionConfig::DEFAULT
+    }
 }
 
 impl Net {
@@ -135,6 +149,7 @@ impl Net {
             saved: Vec::new(),
             opened: Vec::new(),
             first_frames: HashMap::new(),
+            new_sessions: false,
         }
     }
 
@@ -162,13 +177,15 @@ impl Net {
                             held: Vec::new(),
                         });
                         // A new socket for a connection the DC served keeps its session there (as test_dc
-                        // hands sessions over); a new one starts a session on the key.
+                        // hands sessions over), unless the DC lost its sessions; a new one starts a session on
+                        // the key.
                         match side.conn.as_mut() {
-                            Some(c) => c.reconnect(self.now),
-                            None => {
+                            Some(c) if !self.new_sessions => c.reconnect(self.now),
+                            _ => {
+                                side.held.clear();
                                 side.conn = self.dc_keys.get(&option.dc).map(|k| {
                                     Box::new(Connection::server(
-                                        ConnectionConfig::DEFAULT,
+                                        dc_config(self.now),
                                         k.clone(),
                                         self.now,
                                         &mut self.rng,
@@ -545,6 +562,41 @@ fn a_lost_connection_with_a_query_in_flight_is_opened_again() {
         "{:?}",
         net.opened
     );
+}
+
+/// A socket lost with a query in flight, and the DC lost its sessions meanwhile (a restart, an expired session):
+/// the new socket gets a new server session on the same key, which announces itself (`new_session_created`,
+/// `ClientEvent::SessionReset`); the query the old session held died with it, the client's session resent it on
+/// the new socket, and its answer reaches the request.
+#[test]
+fn a_new_server_session_after_a_reconnect_answers_the_resent_query() {
+    let mut net = Net::new(&[1], false);
+    net.new_sessions = true;
+    let id = net.invoke(Target::Home, &call(METHOD, 6));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(net.received.len(), 1);
+    let (conn, _) = net.opened[0];
+    net.client.disconnected(net.now, conn);
+    net.run(&mut |_, _, _| Reply::Hold);
+    net.advance(Duration::from_secs(2));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert_eq!(
+        net.opened,
+        [(conn, dc(1)), (conn, dc(1))],
+        "the same connection, a new socket"
+    );
+    assert_eq!(
+        net.events
+            .iter()
+            .filter(|e| **e == ClientEvent::SessionReset { dc: dc(1) })
+            .count(),
+        2,
+        "one new_session_created from each server session: {:?}",
+        net.events
+    );
+    assert_eq!(net.received.len(), 2, "once in each server session: {:?}", net.received);
+    assert_eq!(net.answers()[&id], Ok(60i32.to_le_bytes().to_vec()));
+    assert_eq!(net.client.open_requests(), 0);
 }
 
 /// Events the host has not drained are bounded: past `max_events`, input is refused (0 consumed) until the host
