@@ -437,20 +437,52 @@ fn chk_048_atk_b15_containers_validated() {
     huge.extend_from_slice(&[0u8; 16]);
     let pk = to_dc(&p, sid, cid + 40, 600, &huge);
     assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
-    // 1025 messages.
-    let many: Vec<_> = (0..1025u64)
-        .map(|i| (client_id(&p, -10, i) as i64, 1 + 2 * i as i32, api_body(1, 0)))
-        .collect();
-    let pk = to_dc(&p, sid, cid + 44, 4000, &container(&many[..]));
-    if pk.len() <= RX {
-        assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
-    }
+    // The count limit at its edge: chk_048_container_count_limit_at_its_edge (1,025 messages do not fit this RX).
     // A valid container delivers both.
     let pk = to_dc(&p, sid, cid + 48, 600, &container(&[a, b]));
     assert!(p.deliver_s(&pk).is_ok());
     assert_eq!(
         p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
         2
+    );
+}
+
+/// `Limits::max_container_messages` at its edge, on a DC configured with 8: a container of 9 is dropped as
+/// malformed (code 64, nothing delivered), one of exactly 8 delivers all 8. The default's 1,025 messages do not fit
+/// the test's receive buffer, which left the bound untested until mutation testing found it
+/// (docs/mutants/session_engine_recv.txt).
+#[test]
+fn chk_048_container_count_limit_at_its_edge() {
+    let mut scfg = SessionConfig::DEFAULT;
+    scfg.limits.max_container_messages = 8;
+    let mut p = Pair::with(19, client_cfg(), scfg, 0);
+    p.query(&api_body(1, 1));
+    p.client_events.clear();
+    p.server_events.clear();
+    let sid = p.c.session_id();
+    let cid = client_id(&p, 0, 200);
+    let msgs = |n: u64, from: u64| -> Vec<(i64, i32, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                (
+                    client_id(&p, -10, from + i) as i64,
+                    1 + 2 * (from + i) as i32,
+                    api_body(1, 0),
+                )
+            })
+            .collect()
+    };
+    let nine = container(&msgs(9, 0));
+    let eight = container(&msgs(8, 20));
+    let pk = to_dc(&p, sid, cid, 600, &nine);
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
+    assert_eq!(dc_codes(&mut p), vec![64]);
+    assert!(p.server_events.iter().all(|e| !matches!(e, Ev::Request(..))));
+    let pk = to_dc(&p, sid, cid + 4, 600, &eight);
+    assert!(p.deliver_s(&pk).is_ok());
+    assert_eq!(
+        p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
+        8
     );
 }
 
