@@ -447,42 +447,38 @@ fn chk_048_atk_b15_containers_validated() {
     );
 }
 
-/// `Limits::max_container_messages` at its edge, on a DC configured with 8: a container of 9 is dropped as
-/// malformed (code 64, nothing delivered), one of exactly 8 delivers all 8. The default's 1,025 messages do not fit
+/// `Limits::max_container_messages` at its edge, on a DC configured with 4: a container of 5 is dropped as
+/// malformed (code 64, nothing delivered), one of exactly 4 delivers all 4. The default's 1,025 messages do not fit
 /// the test's receive buffer, which left the bound untested until mutation testing found it
 /// (docs/mutants/session_engine_recv.txt).
 #[test]
 fn chk_048_container_count_limit_at_its_edge() {
     let mut scfg = SessionConfig::DEFAULT;
-    scfg.limits.max_container_messages = 8;
+    scfg.limits.max_container_messages = 4;
     let mut p = Pair::with(19, client_cfg(), scfg, 0);
     p.query(&api_body(1, 1));
     p.client_events.clear();
     p.server_events.clear();
     let sid = p.c.session_id();
     let cid = client_id(&p, 0, 200);
+    // Ids from `from` on, above the settling exchange's (a lower id with a higher seq_no is refused, code 33), and
+    // content seq_nos above its own (a gap is allowed, a seq_no already passed is code 32).
     let msgs = |n: u64, from: u64| -> Vec<(i64, i32, Vec<u8>)> {
         (0..n)
-            .map(|i| {
-                (
-                    client_id(&p, -10, from + i) as i64,
-                    1 + 2 * (from + i) as i32,
-                    api_body(1, 0),
-                )
-            })
+            .map(|i| (client_id(&p, 0, from + i) as i64, 101 + 2 * i as i32, api_body(1, 0)))
             .collect()
     };
-    let nine = container(&msgs(9, 0));
-    let eight = container(&msgs(8, 20));
-    let pk = to_dc(&p, sid, cid, 600, &nine);
+    let five = container(&msgs(5, 50));
+    let four = container(&msgs(4, 100));
+    let pk = to_dc(&p, sid, cid, 600, &five);
     assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
     assert_eq!(dc_codes(&mut p), vec![64]);
     assert!(p.server_events.iter().all(|e| !matches!(e, Ev::Request(..))));
-    let pk = to_dc(&p, sid, cid + 4, 600, &eight);
+    let pk = to_dc(&p, sid, cid + 4, 600, &four);
     assert!(p.deliver_s(&pk).is_ok());
     assert_eq!(
         p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
-        8
+        4
     );
 }
 
