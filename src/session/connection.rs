@@ -960,14 +960,7 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, C: Carriage + Default>
         let res = self.carriage.decode(now, &mut self.codec, bytes, usize::MAX);
         let (n, frame) = match res {
             Ok(v) => v,
-            Err(e) => {
-                let e = match e {
-                    CarriageError::Transport(t) => Error::Transport(t),
-                    e => Error::Carriage(e),
-                };
-                self.error = Some(e);
-                return Err(e);
-            }
+            Err(e) => return Err(self.fail_carriage(e)),
         };
         self.io_started |= n > 0;
         // An encrypted packet for the engine: its length (padding stripped) and quick-ack flag. It is decrypted in
