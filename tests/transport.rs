@@ -433,6 +433,14 @@ fn chk_003_padding_stripped_on_padded_intermediate() {
     }
     let enc = Encoder::new(EncoderConfig::server(Framing::PaddedIntermediate).with_max_padding(200));
     assert_eq!(enc.config().max_padding, 15);
+    // The obfuscated codec's inner encoder takes the same setting (a host that wants no padding on a `dd` proxy).
+    let (mut obf, _) =
+        ObfuscatedCodec::<64>::client(Framing::PaddedIntermediate, None, None, 64, &mut rng(3)).unwrap();
+    assert_eq!(obf.max_encoded_len(16), Ok(4 + 16 + 15));
+    obf.set_max_padding(0);
+    assert_eq!(obf.max_encoded_len(16), Ok(4 + 16));
+    let mut out = [0u8; 64];
+    assert_eq!(obf.encode(&[1; 16], false, &mut rng(4), &mut out), Ok(20));
 }
 
 // ---- item 4: full ----
@@ -844,6 +852,9 @@ fn chk_008_tag_secret_mode_mismatch_rejected() {
     assert!(ProxySecret::from_bytes(&[0; 15]).is_err());
     assert!(ProxySecret::from_bytes(&[&[0xee][..], &key].concat()).is_err());
     assert!(ProxySecret::from_bytes(&[0; 18]).is_err());
+    // A 16-byte key that begins with 0xdd is plain, not a `dd` secret.
+    let dd_looking = ProxySecret::from_bytes(&[0xdd; 16]).unwrap();
+    assert!(!dd_looking.requires_padding());
     assert!(!format!("{dd:?}").contains("5a") && !format!("{dd:?}").contains("90"));
 }
 

@@ -17,7 +17,7 @@ use crate::error::Fault;
 
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::codec::{DecoderConfig, Encoder, EncoderConfig, Frame, FrameDecoder};
 use super::replay::{Fingerprint, init_fingerprint};
@@ -63,10 +63,11 @@ impl core::error::Error for BadSecret {}
 impl ProxySecret {
     /// Parses the raw (hex-decoded) secret.
     pub fn from_bytes(raw: &[u8]) -> Result<Self, BadSecret> {
+        // A 16-byte secret that happens to start with 0xdd is a plain key, not a `dd` secret missing a byte: only
+        // 17 bytes make a `dd` prefix. Every other length fails the conversion below.
         let (padded_only, key) = match raw {
             [0xdd, rest @ ..] if rest.len() == 16 => (true, rest),
-            _ if raw.len() == 16 => (false, raw),
-            _ => return Err(BadSecret),
+            _ => (false, raw),
         };
         let key: [u8; 16] = key.try_into().map_err(|_| BadSecret)?;
         Ok(ProxySecret { key, padded_only })
@@ -281,7 +282,8 @@ const CHUNK: usize = 256;
 /// [`next_frame`](Self::next_frame) before feeding more. A server first consumes exactly 64 init bytes.
 pub struct ObfuscatedCodec<const N: usize> {
     role: Role,
-    init: [u8; INIT_LEN],
+    /// The client's init as it arrives (server): wiped by its own destructor, whatever state the codec is dropped in.
+    init: Zeroizing<[u8; INIT_LEN]>,
     init_len: usize,
     secret: Option<ProxySecret>,
     obf: Option<Obfuscator>,
@@ -317,12 +319,6 @@ impl<const N: usize> defmt::Format for ObfuscatedCodec<N> {
     }
 }
 
-impl<const N: usize> Drop for ObfuscatedCodec<N> {
-    fn drop(&mut self) {
-        self.init.zeroize();
-    }
-}
-
 impl<const N: usize> ObfuscatedCodec<N> {
     /// A client end: returns the codec and the 64-byte init to send first. `max_frame` bounds inbound payloads
     /// (effective limit `min(max_frame, N)`).
@@ -336,7 +332,7 @@ impl<const N: usize> ObfuscatedCodec<N> {
         let (init, obf) = client_init(framing, dc_id, secret.as_ref(), rng)?;
         let codec = ObfuscatedCodec {
             role: Role::Client,
-            init: [0; INIT_LEN],
+            init: Zeroizing::new([0; INIT_LEN]),
             init_len: INIT_LEN,
             secret,
             obf: Some(obf),
@@ -354,7 +350,7 @@ impl<const N: usize> ObfuscatedCodec<N> {
         let placeholder = Framing::PaddedIntermediate;
         ObfuscatedCodec {
             role: Role::Server,
-            init: [0; INIT_LEN],
+            init: Zeroizing::new([0; INIT_LEN]),
             init_len: 0,
             secret,
             obf: None,
