@@ -434,8 +434,7 @@ fn chk_003_padding_stripped_on_padded_intermediate() {
     let enc = Encoder::new(EncoderConfig::server(Framing::PaddedIntermediate).with_max_padding(200));
     assert_eq!(enc.config().max_padding, 15);
     // The obfuscated codec's inner encoder takes the same setting (a host that wants no padding on a `dd` proxy).
-    let (mut obf, _) =
-        ObfuscatedCodec::<64>::client(Framing::PaddedIntermediate, None, None, 64, &mut rng(3)).unwrap();
+    let (mut obf, _) = ObfuscatedCodec::<64>::client(Framing::PaddedIntermediate, None, None, 64, &mut rng(3)).unwrap();
     assert_eq!(obf.max_encoded_len(16), Ok(4 + 16 + 15));
     obf.set_max_padding(0);
     assert_eq!(obf.max_encoded_len(16), Ok(4 + 16));
