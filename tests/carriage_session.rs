@@ -952,3 +952,80 @@ fn layer_faketls_ee_through_connection() {
     assert!(s3.handle_input(now, &wire_up).is_err());
     assert!(out_of_session(&mut *s3, now, &mut r).is_empty());
 }
+
+/// The DC role's HTTP layer under a hostile client's framing: three pipelined requests delivered one byte per read
+/// are each answered once, in order; a chunked body (one-byte chunks) lands as the packet it frames; a
+/// `Content-Length` beyond the receive buffer, a head bomb and a header flood are refused with typed errors, and the
+/// refused connection stays refused.
+#[test]
+fn layer_http_dc_pipelined_bytewise_chunked_and_oversized() {
+    let mut r = StdRng::seed_from_u64(14);
+    let now = Instant::from_secs(1000);
+    let (mut c, mut s) = http_pair(&mut r, now, core::time::Duration::from_secs(25));
+    let ids: Vec<MsgId> = (0..3)
+        .map(|i| c.send(now, &api_body(20 + i, 30), MsgKind::Query).unwrap())
+        .collect();
+    let mut up = Vec::new();
+    for _ in 0..3 {
+        up.extend(out_of_session(&mut *c, now, &mut r));
+    }
+    assert_eq!(up.windows(9).filter(|w| *w == b"POST /api").count(), 3, "pipelined");
+    for b in up.chunks(1) {
+        into_session(&mut *s, now, b);
+    }
+    let Layer::Http(h) = s.carriage() else { unreachable!() };
+    assert_eq!(h.open_exchanges(), 0, "each exchange answered");
+    let down = out_of_session(&mut *s, now, &mut r);
+    assert_eq!(down.windows(15).filter(|w| *w == b"HTTP/1.1 200 OK").count(), 3);
+    let got = into_session(&mut *c, now, &down);
+    for id in &ids {
+        assert_eq!(
+            got.iter().filter(|e| matches!(e, Ev::Result(r, _) if r == id)).count(),
+            1,
+            "{got:?}"
+        );
+    }
+
+    // A chunked request, one byte per chunk.
+    let q = c.send(now, &api_body(40, 20), MsgKind::Query).unwrap();
+    let post = out_of_session(&mut *c, now, &mut r);
+    let body_at = post.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut chunked = b"POST /api HTTP/1.1\r\nHost: dc\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for b in &post[body_at..] {
+        chunked.extend_from_slice(b"1\r\n");
+        chunked.push(*b);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    into_session(&mut *s, now, &chunked);
+    let down = out_of_session(&mut *s, now, &mut r);
+    let got = into_session(&mut *c, now, &down);
+    assert!(got.iter().any(|e| matches!(e, Ev::Result(r, _) if *r == q)), "{got:?}");
+
+    // Refused: a length beyond what the connection can hold, a head without end, too many headers.
+    let mut head_bomb = b"POST /api HTTP/1.1\r\nX: ".to_vec();
+    head_bomb.resize(8192, b'a');
+    let mut many = b"POST /api HTTP/1.1\r\n".to_vec();
+    for i in 0..200 {
+        many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    for bad in [
+        b"POST /api HTTP/1.1\r\nHost: dc\r\nContent-Length: 99999999\r\n\r\n".to_vec(),
+        head_bomb,
+        many,
+    ] {
+        let mut s = Box::new(L::server(http_cfg(), session_util::key(5), now, &mut r));
+        s.set_carriage(Layer::Http(HttpCarriage::server(LIM))).unwrap();
+        let mut fed = 0;
+        let err = loop {
+            match s.handle_input(now, &bad[fed..]) {
+                Ok(0) => panic!("stalled at {fed}"),
+                Ok(n) => fed += n,
+                Err(e) => break e,
+            }
+            assert!(fed < bad.len(), "accepted");
+        };
+        assert_eq!(s.handle_input(now, b"POST").unwrap_err(), err, "stays refused");
+    }
+}
