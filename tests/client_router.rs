@@ -540,12 +540,12 @@ fn a_cdn_key_is_not_saved_and_nothing_waits_for_it() {
     );
 }
 
-/// A router with DCs 1 to 5 (home 2) and CDN DCs 201 to 210: more CDN DCs than its DC table (8) holds.
+/// A router with DCs 1 to 5 (home 2) and CDN DCs 211 to 220 (and 203): more CDN DCs than its DC table (8) holds.
 fn router_with_ten_cdns() -> (Router, Vec<(Link, &'static str)>) {
     let mut r = router();
-    let cdns: Vec<(Link, &'static str)> = (201..=210)
+    let cdns: Vec<(Link, &'static str)> = (211..=220)
         .map(|n| {
-            let ip: &'static str = Box::leak(format!("10.0.3.{}", n - 200).into_boxed_str());
+            let ip: &'static str = Box::leak(format!("10.0.3.{}", n - 210).into_boxed_str());
             r.add_option(cdn(n, ip)).unwrap();
             (
                 Link {

@@ -493,7 +493,8 @@ fn chk_048_seq_nos_at_2_31_and_above_read_as_unsigned_in_a_container() {
     let sid = p.c.session_id();
     let cid = client_id(&p, 0, 300);
     let top: u32 = 0x8000_0010;
-    let member = |n: u64, seq: u32| (client_id(&p, 0, 250 + n) as i64, seq as i32, api_body(n as u32, 1));
+    let ids: Vec<i64> = (0..4).map(|n| client_id(&p, 0, 250 + n) as i64).collect();
+    let member = |n: usize, seq: u32| (ids[n], seq as i32, api_body(n as u32, 1));
     let above = container(&[member(0, 0x8000_0001), member(1, top + 1)]);
     let pk = to_dc(&p, sid, cid, top, &above);
     assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
