@@ -952,3 +952,162 @@ fn layer_faketls_ee_through_connection() {
     assert!(s3.handle_input(now, &wire_up).is_err());
     assert!(out_of_session(&mut *s3, now, &mut r).is_empty());
 }
+
+/// The DC role's HTTP layer under a hostile client's framing: three pipelined requests delivered one byte per read
+/// are each answered once, in order; a chunked body (one-byte chunks) lands as the packet it frames; a
+/// `Content-Length` beyond the receive buffer, a head bomb and a header flood are refused with typed errors, and the
+/// refused connection stays refused.
+#[test]
+fn layer_http_dc_pipelined_bytewise_chunked_and_oversized() {
+    let mut r = StdRng::seed_from_u64(14);
+    let now = Instant::from_secs(1000);
+    let (mut c, mut s) = http_pair(&mut r, now, core::time::Duration::from_secs(25));
+    // Three requests, each written before any answer is read.
+    let mut ids = Vec::new();
+    let mut up = Vec::new();
+    for i in 0..3 {
+        ids.push(c.send(now, &api_body(20 + i, 30), MsgKind::Query).unwrap());
+        up.extend(out_of_session(&mut *c, now, &mut r));
+    }
+    assert_eq!(up.windows(9).filter(|w| *w == b"POST /api").count(), 3, "pipelined");
+    let mut down = Vec::new();
+    for b in up.chunks(1) {
+        into_session(&mut *s, now, b);
+        down.extend(out_of_session(&mut *s, now, &mut r));
+    }
+    let Layer::Http(h) = s.carriage() else { unreachable!() };
+    assert_eq!(h.open_exchanges(), 0, "each exchange answered");
+    assert_eq!(down.windows(15).filter(|w| *w == b"HTTP/1.1 200 OK").count(), 3);
+    let got = into_session(&mut *c, now, &down);
+    for id in &ids {
+        assert_eq!(
+            got.iter().filter(|e| matches!(e, Ev::Result(r, _) if r == id)).count(),
+            1,
+            "{got:?}"
+        );
+    }
+
+    // A chunked request, one byte per chunk.
+    let q = c.send(now, &api_body(40, 20), MsgKind::Query).unwrap();
+    let post = out_of_session(&mut *c, now, &mut r);
+    let body_at = post.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut chunked = b"POST /api HTTP/1.1\r\nHost: dc\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for b in &post[body_at..] {
+        chunked.extend_from_slice(b"1\r\n");
+        chunked.push(*b);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    into_session(&mut *s, now, &chunked);
+    let down = out_of_session(&mut *s, now, &mut r);
+    let got = into_session(&mut *c, now, &down);
+    assert!(got.iter().any(|e| matches!(e, Ev::Result(r, _) if *r == q)), "{got:?}");
+
+    // Refused: a length beyond what the connection can hold, a head without end, too many headers.
+    let mut head_bomb = b"POST /api HTTP/1.1\r\nX: ".to_vec();
+    head_bomb.resize(8192, b'a');
+    let mut many = b"POST /api HTTP/1.1\r\n".to_vec();
+    for i in 0..200 {
+        many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    for bad in [
+        b"POST /api HTTP/1.1\r\nHost: dc\r\nContent-Length: 99999999\r\n\r\n".to_vec(),
+        head_bomb,
+        many,
+    ] {
+        let mut s = Box::new(L::server(http_cfg(), session_util::key(5), now, &mut r));
+        s.set_carriage(Layer::Http(HttpCarriage::server(LIM))).unwrap();
+        let mut fed = 0;
+        let err = loop {
+            match s.handle_input(now, &bad[fed..]) {
+                Ok(0) => panic!("stalled at {fed}"),
+                Ok(n) => fed += n,
+                Err(e) => break e,
+            }
+            assert!(fed < bad.len(), "accepted");
+        };
+        assert_eq!(s.handle_input(now, b"POST").unwrap_err(), err, "stays refused");
+    }
+}
+
+/// Re-cuts a stream of whole TLS records: every application-data byte in a record of its own, each preceded by an
+/// empty application-data record and a ChangeCipherSpec; other records as they were.
+fn recut_records(mut wire: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while !wire.is_empty() {
+        let len = usize::from(u16::from_be_bytes([wire[3], wire[4]]));
+        let (rec, rest) = wire.split_at(5 + len);
+        if rec[0] == 0x17 {
+            for b in &rec[5..] {
+                out.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x00]);
+                out.extend_from_slice(&[0x14, 0x03, 0x03, 0x00, 0x01, 0x01]);
+                out.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x01, *b]);
+            }
+        } else {
+            out.extend_from_slice(rec);
+        }
+        wire = rest;
+    }
+    out
+}
+
+/// The DC role's fake-TLS layer under a client (or a middlebox) that cuts records its own way: after the hellos,
+/// every stream byte in a record of its own, each behind an empty record and a ChangeCipherSpec, the whole
+/// delivered one byte per read: the session runs as on whole records. A record above 2^14 + 256 bytes, and a
+/// record of another type, end the connection with a typed error.
+#[test]
+fn layer_faketls_dc_takes_empty_records_ccs_and_one_byte_records() {
+    let mut r = StdRng::seed_from_u64(22);
+    let now = Instant::from_secs(1000);
+    let unix = UnixTime(UNIX0);
+    let pair = |r: &mut StdRng| {
+        let mut c = Box::new(L::client(tls_cfg(), session_util::key(6), now, r));
+        let mut s = Box::new(L::server(tls_cfg(), session_util::key(6), now, r));
+        c.set_carriage(Layer::FakeTls(FakeTlsCarriage::client(ee_secret(), unix, now)))
+            .unwrap();
+        s.set_carriage(Layer::FakeTls(FakeTlsCarriage::server(
+            ee_secret(),
+            ServerConfig::default(),
+            unix,
+            now,
+        )))
+        .unwrap();
+        (c, s)
+    };
+    let (mut c, mut s) = pair(&mut r);
+    let mut cache = ReplayCache::<16>::new();
+    let q = c.send(now, &api_body(3, 300), MsgKind::Query).unwrap();
+    let hello = out_of_session(&mut *c, now, &mut r);
+    into_session_with(&mut *s, now, &hello, &mut cache);
+    let mut done = false;
+    for _ in 0..5 {
+        let down = out_of_session(&mut *s, now, &mut r);
+        done |= into_session(&mut *c, now, &down)
+            .iter()
+            .any(|e| matches!(e, Ev::Result(id, _) if *id == q));
+        let up = recut_records(&out_of_session(&mut *c, now, &mut r));
+        for b in up.chunks(1) {
+            into_session_with(&mut *s, now, b, &mut cache);
+        }
+    }
+    assert!(done, "the query is answered through re-cut records");
+
+    // Past the hellos, a record too large and a handshake record: typed errors, and the connection stays failed.
+    for bad in [
+        [0x17, 0x03, 0x03, 0x41, 0x01], // 16,641 bytes: above 2^14 + 256
+        [0x16, 0x03, 0x03, 0x00, 0x04],
+    ] {
+        let (mut c, mut s) = pair(&mut r);
+        let mut cache = ReplayCache::<16>::new();
+        c.send(now, &api_body(3, 10), MsgKind::Query).unwrap();
+        let hello = out_of_session(&mut *c, now, &mut r);
+        into_session_with(&mut *s, now, &hello, &mut cache);
+        let down = out_of_session(&mut *s, now, &mut r);
+        into_session(&mut *c, now, &down);
+        let up = out_of_session(&mut *c, now, &mut r);
+        into_session_with(&mut *s, now, &up, &mut cache);
+        let err = s.handle_input(now, &bad).unwrap_err();
+        assert_eq!(s.handle_input(now, &[0x17]).unwrap_err(), err, "stays failed");
+    }
+}

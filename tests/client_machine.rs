@@ -645,3 +645,58 @@ fn undrained_events_stop_input_until_drained() {
         assert_eq!(answers[id], Ok(((n as i32) * 10).to_le_bytes().to_vec()), "request {n}");
     }
 }
+
+/// A careless host reports one socket loss several times (an error, then the close, then again): it counts once.
+/// On main each report after the first counted as one more failed opening, and the third failed the query in
+/// flight `Unreachable` although no new socket had been tried; now the connection is opened again once, its
+/// session goes on, and the query is answered.
+#[test]
+fn a_loss_reported_again_counts_once() {
+    let mut net = Net::new(&[1], false);
+    let id = net.invoke(Target::Home, &call(METHOD, 6));
+    net.run(&mut |_, _, _| Reply::Hold);
+    let (conn, _) = net.opened[0];
+    for _ in 0..4 {
+        net.client.disconnected(net.now, conn);
+        net.client.connect_failed(net.now, conn);
+    }
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert!(
+        !net.events.iter().any(|e| matches!(e, ClientEvent::Failed { .. })),
+        "{:?}",
+        net.events
+    );
+    net.advance(Duration::from_secs(2));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert_eq!(net.answers()[&id], Ok(60i32.to_le_bytes().to_vec()));
+    assert_eq!(net.opened, [(conn, dc(1)), (conn, dc(1))]);
+}
+
+/// `connected` for a socket the machine did not ask for (a connection already up, or lost and not opened again)
+/// changes nothing. On main a lost connection reported connected before the machine asked for a new socket was
+/// taken as up on a transport never restarted for it, and marked ready in the router, which then never asked for
+/// the socket again; now the router's reopening goes ahead and the query is answered on the new socket.
+#[test]
+fn connected_for_a_socket_not_asked_for_changes_nothing() {
+    let mut net = Net::new(&[1], false);
+    let id = net.invoke(Target::Home, &call(METHOD, 6));
+    net.run(&mut |_, _, _| Reply::Hold);
+    let (conn, _) = net.opened[0];
+    // Up already: a second report changes nothing (no second session start, nothing sent).
+    net.client.connected(net.now, conn, &mut net.rng);
+    let mut out = vec![0u8; 70_000];
+    assert_eq!(net.client.poll_transmit(net.now, &mut net.rng, &mut out).unwrap(), None);
+    net.client.disconnected(net.now, conn);
+    net.client.connected(net.now, conn, &mut net.rng);
+    // A connection the machine never opened.
+    net.client.connected(net.now, ConnId(999), &mut net.rng);
+    net.run(&mut |_, _, _| Reply::Hold);
+    net.advance(Duration::from_secs(2));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert_eq!(
+        net.opened,
+        [(conn, dc(1)), (conn, dc(1))],
+        "the socket is asked for again"
+    );
+    assert_eq!(net.answers()[&id], Ok(60i32.to_le_bytes().to_vec()));
+}

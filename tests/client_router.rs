@@ -540,6 +540,92 @@ fn a_cdn_key_is_not_saved_and_nothing_waits_for_it() {
     );
 }
 
+/// A router with DCs 1 to 5 (home 2) and CDN DCs 211 to 220 (and 203): more CDN DCs than its DC table (8) holds.
+fn router_with_ten_cdns() -> (Router, Vec<(Link, &'static str)>) {
+    let mut r = router();
+    let cdns: Vec<(Link, &'static str)> = (211..=220)
+        .map(|n| {
+            let ip: &'static str = Box::leak(format!("10.0.3.{}", n - 210).into_boxed_str());
+            r.add_option(cdn(n, ip)).unwrap();
+            (
+                Link {
+                    dc: dc(n.into()),
+                    kind: LinkKind::Cdn,
+                },
+                ip,
+            )
+        })
+        .collect();
+    (r, cdns)
+}
+
+/// One CDN request on `link` at `secs`: opened, keyed, sent, answered, then closed once idle.
+fn one_cdn_request(r: &mut Router, id: u64, link: Link, ip: &'static str, has_key: bool, secs: u64) {
+    let t = at(secs);
+    assert_eq!(
+        r.route(&Ticket::new(RequestId(id), Target::Cdn(link.dc), true), t),
+        Ok(Route::Held),
+        "CDN request {id}"
+    );
+    assert_eq!(drain(r), [open(link, ip, has_key)]);
+    r.link_ready(link, t);
+    assert_eq!(
+        drain(r),
+        [Action::Send {
+            id: RequestId(id),
+            link
+        }]
+    );
+    r.done(link, t);
+    let idle = at(secs + 61);
+    r.handle_timeout(idle);
+    assert_eq!(drain(r), [Action::Close { link }]);
+    r.link_closed(link, idle);
+}
+
+/// The DC table (`D` = 8) evicts an idle CDN DC's entry, key and all, when a new DC needs room: a client redirected
+/// to ten CDN DCs in turn reaches every one (on main the ninth was refused `RouteError::Full` until a restart, as
+/// entries with a key were never evicted), and a CDN DC evicted and used again is opened with no key (one handshake
+/// to make it again; CDN keys are not kept, `Record::set_key`).
+#[test]
+fn an_idle_cdn_dc_makes_room_in_the_dc_table() {
+    let (mut r, cdns) = router_with_ten_cdns();
+    for (i, &(link, ip)) in cdns.iter().enumerate() {
+        one_cdn_request(&mut r, i as u64 + 1, link, ip, false, 100 * i as u64);
+    }
+    // The first CDN DC was evicted (its key with it): used again, it is opened for a key exchange.
+    let (link, ip) = cdns[0];
+    assert!(!r.has_key(link.dc));
+    one_cdn_request(&mut r, 100, link, ip, false, 2000);
+    // The last one is still in the table, its key known.
+    let (link, ip) = cdns[9];
+    assert!(r.has_key(link.dc));
+    one_cdn_request(&mut r, 101, link, ip, true, 2200);
+}
+
+/// Only an idle CDN DC's entry is evicted: with eight CDN connections open, a ninth DC is refused `Full`, and
+/// nothing changed.
+#[test]
+fn a_cdn_dc_in_use_is_never_evicted() {
+    let (mut r, cdns) = router_with_ten_cdns();
+    for (i, &(link, ip)) in cdns.iter().take(8).enumerate() {
+        let id = RequestId(i as u64 + 1);
+        assert_eq!(
+            r.route(&Ticket::new(id, Target::Cdn(link.dc), true), T0),
+            Ok(Route::Held)
+        );
+        assert_eq!(drain(&mut r), [open(link, ip, false)]);
+        r.link_ready(link, T0);
+        assert_eq!(drain(&mut r), [Action::Send { id, link }]);
+    }
+    let (link, _) = cdns[8];
+    assert_eq!(
+        r.route(&Ticket::new(RequestId(9), Target::Cdn(link.dc), true), T0),
+        Err(RouteError::Full)
+    );
+    assert!(cdns.iter().take(8).all(|(l, _)| r.has_key(l.dc)));
+}
+
 #[test]
 fn a_401_signs_out_on_home_and_drops_only_the_copy_elsewhere() {
     let mut r = router();

@@ -482,6 +482,56 @@ fn chk_048_container_count_limit_at_its_edge() {
     );
 }
 
+/// Seq_nos are unsigned counts everywhere (a lone message's, a container's, the checker's), and an inner seq_no, a
+/// TL `int`, is read the same way: a container at 2^31 or above whose members are at or below it (negative as
+/// `i32`) delivers them, as the same messages sent one by one would be; a member above it is still refused. The
+/// check once also refused every negative inner seq_no, which only such a container could tell apart (a mutation
+/// survivor, docs/mutants/session_engine_recv.txt) and which refused a container of messages each acceptable alone.
+#[test]
+fn chk_048_seq_nos_at_2_31_and_above_read_as_unsigned_in_a_container() {
+    let mut p = settled(61);
+    let sid = p.c.session_id();
+    let cid = client_id(&p, 0, 300);
+    let top: u32 = 0x8000_0010;
+    let ids: Vec<i64> = (0..4).map(|n| client_id(&p, 0, 250 + n) as i64).collect();
+    let member = |n: usize, seq: u32| (ids[n], seq as i32, api_body(n as u32, 1));
+    let above = container(&[member(0, 0x8000_0001), member(1, top + 1)]);
+    let pk = to_dc(&p, sid, cid, top, &above);
+    assert_eq!(p.deliver_s(&pk), Err(Dropped::Malformed));
+    assert_eq!(dc_codes(&mut p), vec![64]);
+    assert!(p.server_events.iter().all(|e| !matches!(e, Ev::Request(..))));
+    let fine = container(&[member(2, 0x8000_0001), member(3, 0x8000_0003)]);
+    let pk = to_dc(&p, sid, cid + 4, top, &fine);
+    assert!(p.deliver_s(&pk).is_ok());
+    assert_eq!(
+        p.server_events.iter().filter(|e| matches!(e, Ev::Request(..))).count(),
+        2
+    );
+}
+
+/// Two `gzip_packed` members in one packet: each is inflated after the other in the inflate buffer, so both
+/// updates reach the host intact (the second must not be written over the first; a mutation survivor of
+/// inflate's `start + n`, docs/mutants/session_engine_recv.txt).
+#[test]
+fn chk_050_two_gzip_members_of_one_container_both_delivered() {
+    let mut p = settled(62);
+    let (a, b) = (api_body(90, 1), api_body(91, 1));
+    assert_eq!(a.len(), b.len());
+    assert_ne!(a, b);
+    let gz = |d: &[u8]| {
+        enc(&tl::GzipPacked {
+            packed_data: &stored_gzip(d),
+        })
+    };
+    let c = container(&[
+        (server_id(&p, 300) as i64, 1, gz(&a)),
+        (server_id(&p, 301) as i64, 3, gz(&b)),
+    ]);
+    let pk = from_dc(&p, server_id(&p, 302), 4, &c);
+    assert!(p.deliver_c(&pk).is_ok());
+    assert_eq!(p.client_events, vec![Ev::Update(a), Ev::Update(b)]);
+}
+
 #[test]
 fn chk_048_duplicate_ids_far_apart_rejected_both_roles() {
     let mut p = settled(60);

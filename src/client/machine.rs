@@ -749,11 +749,16 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
     }
 
     /// The host's socket for `conn` is up. A connection on a stored key starts its session here (its session id
-    /// drawn from `rng`); one running the key exchange starts it.
+    /// drawn from `rng`); one running the key exchange starts it. Only a socket the machine asked for
+    /// ([`HostAction::Open`]) can come up: a report for any other (a connection already up, or lost and not asked
+    /// for again, whose transport was not restarted for a new socket) changes nothing.
     pub fn connected<R: CryptoRng + ?Sized>(&mut self, now: Instant, conn: ConnId, rng: &mut R) {
         let Some(slot) = self.slots.get(&conn) else {
             return;
         };
+        if slot.sock != Sock::Opening {
+            return;
+        }
         let (link, fresh) = (slot.link, slot.conn.is_none());
         if fresh {
             let Some((key, salt, offset)) = self
@@ -782,13 +787,14 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
     }
 
     /// The host could not open the socket for `conn`: the router tries again (another address, after a backoff)
-    /// or fails what waits for it.
+    /// or fails what waits for it. Reported again before the machine asked for a new socket, it changes nothing.
     pub fn connect_failed(&mut self, now: Instant, conn: ConnId) {
         self.lost(now, conn, true);
     }
 
     /// The socket of `conn` was closed or broke. Its session is kept and continues when the router opens it
-    /// again (queries in flight are resent there).
+    /// again (queries in flight are resent there). One loss reported twice (an error, then the close) counts
+    /// once: a report for a socket already lost changes nothing.
     pub fn disconnected(&mut self, now: Instant, conn: ConnId) {
         self.lost(now, conn, false);
     }
@@ -798,6 +804,11 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         let Some(slot) = self.slots.get_mut(&conn) else {
             return;
         };
+        if slot.sock == Sock::Down {
+            // Already lost: a second report of the same loss would count as one more failed opening, and enough of
+            // them fail every request in flight `Unreachable` while nothing was tried.
+            return;
+        }
         let link = slot.link;
         let was_ready = slot.ready;
         slot.sock = Sock::Down;

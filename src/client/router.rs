@@ -418,6 +418,12 @@ struct Held {
     failed: Option<RouteError>,
 }
 
+/// Whether the DC list names `dc` with CDN addresses only (as `Record::is_cdn` decides which keys are not kept).
+fn is_cdn(options: &[DcOption], dc: DcId) -> bool {
+    let mut of_dc = options.iter().filter(|o| o.dc == dc).peekable();
+    of_dc.peek().is_some() && of_dc.all(|o| o.cdn)
+}
+
 /// The routing state machine: up to `O` DC addresses, `D` DCs with state, `H` held requests.
 #[derive(Clone, Debug)]
 pub struct Router<const O: usize = 32, const D: usize = 8, const H: usize = 32> {
@@ -661,8 +667,8 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
     /// [`Action::Open`] with `has_key: false` is reported by [`Router::link_ready`] and saved as [`Change::Key`].
     ///
     /// # Errors
-    /// [`RouteError::Full`] if the DC table has no room for it (entries with a key are never evicted: size `D` for
-    /// the DCs the host keeps keys for, plus the ones it talks to).
+    /// [`RouteError::Full`] if the DC table has no room for it (entries with a key are never evicted, except an idle
+    /// CDN DC's: size `D` for the DCs the host keeps keys for, plus the ones it talks to).
     pub fn set_key(&mut self, dc: DcId, present: bool, now: Instant) -> Result<(), RouteError> {
         let e = self.entry(dc, now)?;
         e.has_key = present;
@@ -700,18 +706,25 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
             return self.dcs.get_mut(i).ok_or(RouteError::Full);
         }
         if self.dcs.is_full() {
-            // An entry with no connection, nothing held, no key and no authorization can go: it records nothing
-            // the host would have to redo.
+            // An entry with no connection, nothing held, nothing unsaved, no authorization and not the home DC can
+            // go: one without a key first (it records nothing the host would have to redo), then an idle CDN DC's
+            // (its key is not kept anyway, `Record::set_key`, and costs one handshake to make again), so a client
+            // redirected to more CDN DCs than the table holds is not refused `Full` until it restarts.
             let held = &self.held;
             let home = self.home;
-            let victim = self.dcs.iter().position(|e| {
+            let options = &self.options;
+            let free = |e: &DcEntry| {
                 e.idle()
-                    && !e.has_key
                     && !e.unsaved()
                     && e.auth != Auth::Authorized
                     && Some(e.dc) != home
                     && !held.iter().any(|h| h.link.dc == e.dc)
-            });
+            };
+            let victim = self
+                .dcs
+                .iter()
+                .position(|e| free(e) && !e.has_key)
+                .or_else(|| self.dcs.iter().position(|e| free(e) && is_cdn(options, e.dc)));
             match victim {
                 Some(i) => {
                     self.dcs.swap_remove(i);

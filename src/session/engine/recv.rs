@@ -207,6 +207,9 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
 
     /// Validates a container's structure (item 48): at most the configured count, no nesting or copies, inner
     /// ids below the container's, unique, with the sender's parity, and inner seq_nos not above the container's.
+    /// A seq_no is an unsigned count everywhere in the crate (a lone message's, the container's own, the seq_no
+    /// checker's): an inner one is read the same way (its TL `int` reinterpreted), so a container at 2^31 or above
+    /// holds what the same messages sent one by one would deliver (`seq_nos_at_2_31_and_above_read_as_unsigned_in_a_container`).
     ///
     /// Uniqueness is found by sorting a copy of the ids in `scratch` (the unused part of the inflate buffer), not
     /// on the stack and not by a pairwise scan (~500k header decodes for 1024 messages, a 100x amplification of
@@ -230,7 +233,6 @@ impl<const TX: usize, const MSGS: usize> Core<TX, MSGS> {
             let id = MsgId::from_wire(m.msg_id);
             if id >= h.msg_id
                 || check_parity(id, self.role().peer()).is_err()
-                || m.seqno < 0
                 || m.seqno as u32 > h.seq_no
                 || matches!(
                     peek_ctor(m.body),
