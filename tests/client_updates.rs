@@ -2886,10 +2886,11 @@ mod test_dc {
 
     /// The secret-chat relay never drops an update it queues for a user with no live connection
     /// (`updateEncryption`): past `api::MAX_PENDING_UPDATES` waiting, the call that would add one is refused with
-    /// `420` [`api::QUEUE_FULL`] and nothing of it is done; when the user comes back it gets every one, and the
-    /// sender's call goes through again.
+    /// `420` [`api::QUEUE_FULL`] and nothing of it is done. The sender's client takes that as a flood wait and sends
+    /// the call again; once the user came back and took every one of its queued updates, the call goes through.
     #[test]
     fn test_dc_relay_refuses_a_full_queue_never_drops() {
+        use std::sync::atomic::Ordering;
         let (c, cfg) = cluster();
         let dc = c.dc(1).unwrap();
         let (mut a, _) = phone_user(&cfg, "9996610006");
@@ -2901,13 +2902,30 @@ mod test_dc {
         for i in 0..api::MAX_PENDING_UPDATES {
             call(&mut a, &api::request_encryption(b_id, i as i32, &[3; 256]));
         }
-        let refused = a
-            .invoke(Target::Home, &api::request_encryption(b_id, 999, &[3; 256]))
-            .unwrap();
-        assert_eq!(refused, Err((420, api::QUEUE_FULL.to_string())));
-        let mut b = TgClient::start(cfg.clone(), store).unwrap();
-        call(&mut b, &enc(&functions::HelpGetConfig {}));
-        let got = pushes(&mut b, api::MAX_PENDING_UPDATES);
+        let errors = dc.stats().rpc_errors.load(Ordering::SeqCst);
+        // One more: refused while the queue is full (A's client waits the 5 s it names and sends it again); B comes
+        // back meanwhile (on a thread of its own) and takes its queue, then the 257th update.
+        let got = std::thread::scope(|s| {
+            let back = s.spawn(|| {
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while dc.stats().rpc_errors.load(Ordering::SeqCst) == errors {
+                    assert!(std::time::Instant::now() < deadline, "the call past the queue was not refused");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let mut b = TgClient::start(cfg.clone(), store).unwrap();
+                call(&mut b, &enc(&functions::HelpGetConfig {}));
+                let mut got = pushes(&mut b, api::MAX_PENDING_UPDATES);
+                assert_eq!(got.len(), api::MAX_PENDING_UPDATES, "every queued update");
+                let deadline = std::time::Instant::now() + Duration::from_secs(15);
+                while got.len() == api::MAX_PENDING_UPDATES && std::time::Instant::now() < deadline {
+                    got.extend(b.pump_updates(Duration::from_millis(50)).unwrap());
+                }
+                got
+            });
+            let r = a.invoke(Target::Home, &api::request_encryption(b_id, 999, &[3; 256]));
+            assert!(r.unwrap().is_ok(), "the refused call went through once the queue was taken");
+            back.join().unwrap()
+        });
         let ids: std::collections::BTreeSet<i32> = got
             .iter()
             .map(|p| match enums::Updates::decode(p).unwrap() {
@@ -2921,9 +2939,7 @@ mod test_dc {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(ids.len(), api::MAX_PENDING_UPDATES, "every request, none dropped");
-        call(&mut a, &api::request_encryption(b_id, 999, &[3; 256]));
-        assert_eq!(pushes(&mut b, 1).len(), 1);
+        assert_eq!(ids.len(), api::MAX_PENDING_UPDATES + 1, "every request, none dropped");
     }
 
     /// `contacts.block` / `contacts.unblock` of a bot: test_dc pushes the bot `updateBotStopped` in its qts and
