@@ -866,6 +866,14 @@ pub fn execute(
     if !known.contains(&id) {
         return None;
     }
+    let normalized;
+    let call = match channel_as_input_channel(id, call) {
+        Some(c) => {
+            normalized = c;
+            &normalized[..]
+        }
+        None => call,
+    };
     if API.validate(call, Root::Function) != Ok(call.len()) {
         return Some((Reply::Error(400, "INPUT_REQUEST_INVALID"), Vec::new()));
     }
@@ -924,6 +932,25 @@ pub fn execute(
         get_channel_difference(store, world, user, &c)
     };
     Some((reply, pushes))
+}
+
+/// `updates.getChannelDifference` whose `channel` is an `inputPeerChannel` where the schema has `InputChannel`: the
+/// same call with `inputChannel` (the two carry the same `channel_id` and `access_hash`); `None` for anything else.
+/// kurigram's `recover_gaps` sends it so (its `resolve_peer` answers an `InputPeer`, which it passes to the `channel`
+/// of 15 channel methods), and Telegram takes it, so test_dc does too, for this call only
+/// (examples/interop/NOTES.md).
+fn channel_as_input_channel(id: u32, call: &[u8]) -> Option<Vec<u8>> {
+    const INPUT_PEER_CHANNEL: u32 = types::InputPeerChannel::ID;
+    if id != functions::UpdatesGetChannelDifference::ID {
+        return None;
+    }
+    let ctor = u32::from_le_bytes(call.get(8..12)?.try_into().ok()?);
+    if ctor != INPUT_PEER_CHANNEL {
+        return None;
+    }
+    let mut fixed = call.to_vec();
+    fixed.get_mut(8..12)?.copy_from_slice(&types::InputChannel::ID.to_le_bytes());
+    Some(fixed)
 }
 
 /// The chat an `InputPeer` names for `user`: a known user, Saved Messages, or the channel.
