@@ -494,7 +494,10 @@ fn delivered_secret_messages_are_acknowledged_with_received_queue() {
     assert_eq!(m.poll_timeout(), Some(t(1004)));
     let (r, _) = poll(&mut m, t(1004)).unwrap();
     assert_eq!(r.method, Method::ReceivedQueue(8));
-    assert!(answer(&mut m, t(1005), r.tag, &[1, 2, 3]).is_err(), "a malformed answer");
+    assert!(
+        answer(&mut m, t(1005), r.tag, &[1, 2, 3]).is_err(),
+        "a malformed answer"
+    );
     let (r, _) = poll(&mut m, t(2005)).unwrap();
     assert_eq!(r.method, Method::ReceivedQueue(8), "sent again");
     answer(&mut m, t(2006), r.tag, &longs(&[8])).unwrap();
@@ -2868,7 +2871,16 @@ mod test_dc {
         assert_eq!((kind, got, qts), ("difference", texts(4..6), 6));
         // Acknowledged: forgotten (the answer lists their random ids: 101 and 103).
         let acked = call(&mut b, &enc(&functions::MessagesReceivedQueue { max_qts: 2 }));
-        assert_eq!(acked, [&0x1cb5_c415u32.to_le_bytes()[..], &2u32.to_le_bytes(), &101i64.to_le_bytes(), &103i64.to_le_bytes()].concat());
+        assert_eq!(
+            acked,
+            [
+                &0x1cb5_c415u32.to_le_bytes()[..],
+                &2u32.to_le_bytes(),
+                &101i64.to_le_bytes(),
+                &103i64.to_le_bytes()
+            ]
+            .concat()
+        );
         assert_eq!(dc.with_updates(|u| u.qts_waiting(b_id)), Some((4, 2)));
         let (_, got, _, qts) = qts_difference(&get_difference_qts(&mut b, pts, 0, None));
         assert_eq!((got, qts), (texts(2..6), 6));
@@ -2882,6 +2894,36 @@ mod test_dc {
         assert_eq!(dc.with_updates(|u| u.qts_waiting(b_id)), Some((3, 2)));
         let (_, got, _, qts) = qts_difference(&get_difference_qts(&mut b, pts, 2, None));
         assert_eq!((got, qts), (texts(4..7), 7));
+    }
+
+    /// `updates.getChannelDifference` with an `inputPeerChannel` as its `channel` (kurigram's `recover_gaps` sends it
+    /// so; Telegram takes it) is answered as with `inputChannel`; another constructor there is still refused.
+    #[test]
+    fn test_dc_takes_input_peer_channel_in_get_channel_difference() {
+        let (_c, cfg) = cluster();
+        let (mut u, _) = phone_user(&cfg, "9996610008");
+        let input = types::InputChannel {
+            channel_id: CHANNEL_ID,
+            access_hash: CHANNEL_ACCESS_HASH,
+        };
+        let filter = types::ChannelMessagesFilterEmpty {};
+        let mut body = enc(&functions::UpdatesGetChannelDifference {
+            force: false,
+            channel: Obj::new(&input),
+            filter: Obj::new(&filter),
+            pts: 1,
+            limit: 10,
+        });
+        assert_eq!(body[8..12], types::InputChannel::ID.to_le_bytes());
+        body[8..12].copy_from_slice(&types::InputPeerChannel::ID.to_le_bytes());
+        let r = call(&mut u, &body);
+        assert!(matches!(
+            enums::UpdatesChannelDifference::decode(&r).unwrap(),
+            enums::UpdatesChannelDifference::UpdatesChannelDifferenceEmpty(_)
+        ));
+        body[8..12].copy_from_slice(&types::InputPeerUser::ID.to_le_bytes());
+        let r = u.invoke(Target::Home, &body).unwrap();
+        assert_eq!(r, Err((400, "INPUT_REQUEST_INVALID".to_string())));
     }
 
     /// The secret-chat relay never drops an update it queues for a user with no live connection
@@ -2909,7 +2951,10 @@ mod test_dc {
             let back = s.spawn(|| {
                 let deadline = std::time::Instant::now() + Duration::from_secs(5);
                 while dc.stats().rpc_errors.load(Ordering::SeqCst) == errors {
-                    assert!(std::time::Instant::now() < deadline, "the call past the queue was not refused");
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the call past the queue was not refused"
+                    );
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 let mut b = TgClient::start(cfg.clone(), store).unwrap();
@@ -2923,7 +2968,10 @@ mod test_dc {
                 got
             });
             let r = a.invoke(Target::Home, &api::request_encryption(b_id, 999, &[3; 256]));
-            assert!(r.unwrap().is_ok(), "the refused call went through once the queue was taken");
+            assert!(
+                r.unwrap().is_ok(),
+                "the refused call went through once the queue was taken"
+            );
             back.join().unwrap()
         });
         let ids: std::collections::BTreeSet<i32> = got

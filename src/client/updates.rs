@@ -1352,7 +1352,10 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         for c in &self.channels {
             entry(&c.entry);
         }
-        if let Some(r) = self.ack_retry_at.filter(|_| self.ack_due && self.ack_in_flight.is_none()) {
+        if let Some(r) = self
+            .ack_retry_at
+            .filter(|_| self.ack_due && self.ack_in_flight.is_none())
+        {
             at(r);
         }
         t

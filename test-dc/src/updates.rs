@@ -949,7 +949,9 @@ fn channel_as_input_channel(id: u32, call: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut fixed = call.to_vec();
-    fixed.get_mut(8..12)?.copy_from_slice(&types::InputChannel::ID.to_le_bytes());
+    fixed
+        .get_mut(8..12)?
+        .copy_from_slice(&types::InputChannel::ID.to_le_bytes());
     Some(fixed)
 }
 
@@ -1610,7 +1612,10 @@ fn get_difference(
     // Every unacknowledged qts event after the client's qts is kept (those dropped past the bound are not: the
     // state's qts passes them). A slice ends after `slice` events, or before the qts event past `qts_limit`.
     let unseen = m.unseen(c.pts, c.qts);
-    let qts_limit = c.qts_limit.filter(|l| *l > 0).map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(1));
+    let qts_limit = c
+        .qts_limit
+        .filter(|l| *l > 0)
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(1));
     let mut qts_taken = 0usize;
     let new: Vec<&Event> = unseen
         .iter()
