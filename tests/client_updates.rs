@@ -1607,10 +1607,31 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (7, own_change_op(1, &affected_history(21, 1, 0))),
         (7, own_change_op(0, &affected_found(54, 2, 0, &[1, 2]))),
     ]);
+    // Secret-chat messages and their `messages.receivedQueue`: answered, one delivered meanwhile, a 500, a
+    // malformed answer, a 400.
+    let mut internal = vec![3, 8];
+    internal.extend_from_slice(b"INTERNAL");
+    let mut invalid = vec![0, 15];
+    invalid.extend_from_slice(b"MAX_QTS_INVALID");
+    let acks = seed_ops(&[
+        (4, vec![0]),
+        (1, state(10, 5, 1, 0)),
+        (0, short(&new_encrypted(6), 1)),
+        (0, short(&new_encrypted(7), 1)),
+        (1, longs(&[6])),
+        (2, internal),
+        (4, vec![20]),
+        (1, vec![1, 2, 3]),
+        (4, vec![20]),
+        (1, longs(&[7])),
+        (0, short(&new_encrypted(8), 1)),
+        (2, invalid),
+    ]);
     vec![
         ("client_updates_restore", "seed_known", buf[..n].to_vec()),
         ("client_updates_restore", "seed_fresh", b2[..n2].to_vec()),
         ("client_updates", "seed_scripted", drive),
+        ("client_updates", "seed_acks", acks),
     ]
 }
 
