@@ -27,9 +27,13 @@
 //! **The qts sequence.** Each mailbox also has its qts (0 for a new one), the secondary sequence of
 //! <https://core.telegram.org/api/updates>: secret-chat messages and some bot updates, each qts + 1, with no
 //! `qts_count` (a client applies one when `local + 1 == qts`). A secret-chat message the relay (`crate::api`) passes
-//! to a user ([`api::QtsLog`](crate::api::QtsLog), implemented here) is kept in the recipient's history and pushed
-//! as `updateNewEncryptedMessage` with its qts; `contacts.block`/`contacts.unblock` of a bot pushes the bot
-//! `updateBotStopped` with its qts (when that changes whether the user blocked it).
+//! to a user ([`api::QtsLog`](crate::api::QtsLog), implemented here) is kept for the recipient and pushed as
+//! `updateNewEncryptedMessage` with its qts; `contacts.block`/`contacts.unblock` of a bot pushes the bot
+//! `updateBotStopped` with its qts (when that changes whether the user blocked it). qts events are kept apart from the
+//! pts history, whatever its length, until `messages.receivedQueue(max_qts)` acknowledges them (as Telegram keeps a
+//! secret-chat message until then; answered with the forgotten messages' `random_id`s, `400 MAX_QTS_INVALID` past
+//! the user's qts), at most [`MAX_QTS_KEPT`] per user (the oldest unacknowledged dropped past it: a client behind it
+//! sees the difference's `state.qts` pass it).
 //!
 //! **Differences.** `updates.getState` answers the mailbox's pts, qts and seq, `date` the DC's time.
 //! `updates.getDifference` from (`pts`, `qts`) answers `differenceEmpty` when nothing is newer, `difference` with every
@@ -40,7 +44,8 @@
 //! and `differenceTooLong` (the current pts) when the client is more than `too_long` behind, or behind the history
 //! kept (the same `too_long` events per mailbox; `pts_limit` and `pts_total_limit` lower that threshold, as the
 //! spec says; `differenceTooLong` names only a pts, so a client continues from there with its qts, and the qts
-//! events come in the next difference). A pts or qts ahead of the mailbox is `400 PERSISTENT_TIMESTAMP_INVALID`.
+//! events come in the next difference). `qts_limit` ends a slice before the qts event past it (our reading: Telegram
+//! does not document it). A pts or qts ahead of the mailbox is `400 PERSISTENT_TIMESTAMP_INVALID`.
 //! When a channel update found none of the user's connections live, the last part of its next difference (a `difference` even when the common pts
 //! did not move) carries `updateChannelTooLong` with the channel pts it missed from, as Telegram tells a client
 //! that was away to fetch a channel; the hint stays until the user calls `updates.getChannelDifference`.
@@ -65,11 +70,9 @@
 //! (`INPUT_REQUEST_INVALID`); an empty or longer-than-[`MAX_TEXT`] message, an unknown user or channel, a reused
 //! `random_id` (the last [`RANDOM_IDS`] per user), an edit of someone else's message, more than [`MAX_IDS`] ids
 //! to delete get the errors Telegram gives. Mailboxes: [`MAX_MAILBOXES`]
-//! (`500 USERS_TOO_MUCH` past it); history per mailbox and channel: `too_long` events of either sequence (oldest
-//! forgotten first, which a client behind them on pts sees as `differenceTooLong`; qts events forgotten are not
-//! served again: the state's qts moves past them, where Telegram keeps a secret-chat message until the client
-//! acknowledges it with `messages.receivedQueue`); one difference: `slice` events (a channel's: `limit`, at most
-//! [`MAX_CHANNEL_LIMIT`]).
+//! (`500 USERS_TOO_MUCH` past it); history per mailbox and channel: `too_long` pts events (oldest forgotten first,
+//! which a client behind them sees as `differenceTooLong`); qts events: [`MAX_QTS_KEPT`] unacknowledged per user;
+//! one difference: `slice` events (a channel's: `limit`, at most [`MAX_CHANNEL_LIMIT`]).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
