@@ -137,6 +137,7 @@ fn call_name(c: api::Call<'_>) -> String {
             "messages.sendEncrypted"
         }
         .into(),
+        api::Call::ReceivedQueue { .. } => "messages.receivedQueue".into(),
         api::Call::Other(id) => name(id).into(),
     }
 }

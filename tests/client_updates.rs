@@ -449,6 +449,87 @@ fn qts_gap_is_fetched_with_get_difference() {
     assert!(m.is_synced());
 }
 
+/// `updateNewEncryptedMessage` (a service message, `random_id` = `qts`) with its qts.
+fn new_encrypted(qts: i32) -> Vec<u8> {
+    W::default()
+        .u32(types::UpdateNewEncryptedMessage::ID)
+        .u32(types::EncryptedMessageService::ID)
+        .i64(i64::from(qts))
+        .i32(1)
+        .i32(0)
+        .string(b"x")
+        .i32(qts)
+        .0
+}
+
+/// A `Vector<long>` (the answer to `messages.receivedQueue`).
+fn longs(ids: &[i64]) -> Vec<u8> {
+    let mut w = W::default().u32(VECTOR).u32(ids.len() as u32);
+    for i in ids {
+        w = w.i64(*i);
+    }
+    w.0
+}
+
+/// Secret-chat messages delivered are acknowledged with `messages.receivedQueue(qts)`, one in flight at a time
+/// (those delivered meanwhile in the next); a failed one is sent again after a second, a 400 is not; bot updates
+/// of the qts (`updateBotStopped`) are not acknowledged.
+#[test]
+fn delivered_secret_messages_are_acknowledged_with_received_queue() {
+    let mut m = synced(10, 5, 0);
+    push(&mut m, t(0), &short(&bot_stopped(1, 6), 1));
+    assert!(poll(&mut m, t(0)).is_none(), "a bot update is not acknowledged");
+    push(&mut m, t(1), &short(&new_encrypted(7), 1));
+    let (r, bytes) = poll(&mut m, t(1)).unwrap();
+    assert_eq!(r.method, Method::ReceivedQueue(7));
+    assert_eq!(args::<functions::MessagesReceivedQueue>(&bytes).max_qts, 7);
+    assert!(poll(&mut m, t(1)).is_none(), "one in flight");
+    push(&mut m, t(2), &short(&new_encrypted(8), 1));
+    assert!(poll(&mut m, t(2)).is_none(), "one in flight");
+    answer(&mut m, t(3), r.tag, &longs(&[7])).unwrap();
+    let (r, _) = poll(&mut m, t(3)).unwrap();
+    assert_eq!(r.method, Method::ReceivedQueue(8), "the one delivered meanwhile");
+    m.handle_rpc_error(t(4), r.tag, 500, b"INTERNAL").unwrap();
+    assert!(poll(&mut m, t(5)).is_none(), "not before the retry delay");
+    assert_eq!(m.poll_timeout(), Some(t(1004)));
+    let (r, _) = poll(&mut m, t(1004)).unwrap();
+    assert_eq!(r.method, Method::ReceivedQueue(8));
+    assert!(
+        answer(&mut m, t(1005), r.tag, &[1, 2, 3]).is_err(),
+        "a malformed answer"
+    );
+    let (r, _) = poll(&mut m, t(2005)).unwrap();
+    assert_eq!(r.method, Method::ReceivedQueue(8), "sent again");
+    answer(&mut m, t(2006), r.tag, &longs(&[8])).unwrap();
+    assert!(poll(&mut m, t(9000)).is_none(), "all acknowledged");
+    // From a difference's `new_encrypted_messages` too; a 400 is not sent again.
+    push(&mut m, t(9001), &short(&new_encrypted(10), 1));
+    m.handle_timeout(t(9600));
+    let (r, _) = poll(&mut m, t(9600)).unwrap();
+    assert_eq!(r.method, Method::GetDifference);
+    let enc = W::default()
+        .u32(types::EncryptedMessageService::ID)
+        .i64(9)
+        .i32(1)
+        .i32(0)
+        .string(b"y")
+        .0;
+    let diff = W::default()
+        .u32(types::UpdatesDifference::ID)
+        .vec(&[])
+        .vec(&[enc])
+        .vec(&[])
+        .vec(&[])
+        .vec(&[])
+        .raw(&state(10, 10, 2, 0))
+        .0;
+    answer(&mut m, t(9601), r.tag, &diff).unwrap();
+    let (r, _) = poll(&mut m, t(9601)).unwrap();
+    assert_eq!(r.method, Method::ReceivedQueue(10));
+    m.handle_rpc_error(t(9602), r.tag, 400, b"MAX_QTS_INVALID").unwrap();
+    assert!(poll(&mut m, t(20_000)).is_none());
+}
+
 #[test]
 fn seq_gap_waits_then_fetches_and_a_filled_seq_gap_moves_over_processed_containers() {
     let mut m = synced(10, 0, 5);
@@ -1291,6 +1372,9 @@ impl ModelDc {
                     .collect();
                 channel_difference(last == cur, last, &m, &[])
             }
+            // The model relays no secret-chat messages (its qts events are `updateBotStopped`), so nothing is
+            // acknowledged; an empty `Vector<long>` all the same.
+            Method::ReceivedQueue(_) => [0x1cb5_c415u32.to_le_bytes(), 0u32.to_le_bytes()].concat(),
         }
     }
 }
@@ -1523,10 +1607,31 @@ fn fuzz_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (7, own_change_op(1, &affected_history(21, 1, 0))),
         (7, own_change_op(0, &affected_found(54, 2, 0, &[1, 2]))),
     ]);
+    // Secret-chat messages and their `messages.receivedQueue`: answered, one delivered meanwhile, a 500, a
+    // malformed answer, a 400.
+    let mut internal = vec![3, 8];
+    internal.extend_from_slice(b"INTERNAL");
+    let mut invalid = vec![0, 15];
+    invalid.extend_from_slice(b"MAX_QTS_INVALID");
+    let acks = seed_ops(&[
+        (4, vec![0]),
+        (1, state(10, 5, 1, 0)),
+        (0, short(&new_encrypted(6), 1)),
+        (0, short(&new_encrypted(7), 1)),
+        (1, longs(&[6])),
+        (2, internal),
+        (4, vec![20]),
+        (1, vec![1, 2, 3]),
+        (4, vec![20]),
+        (1, longs(&[7])),
+        (0, short(&new_encrypted(8), 1)),
+        (2, invalid),
+    ]);
     vec![
         ("client_updates_restore", "seed_known", buf[..n].to_vec()),
         ("client_updates_restore", "seed_fresh", b2[..n2].to_vec()),
         ("client_updates", "seed_scripted", drive),
+        ("client_updates", "seed_acks", acks),
     ]
 }
 
@@ -2601,7 +2706,8 @@ mod test_dc {
     /// pushes are lost (a qts gap, fetched with `updates.getDifference`: its `new_encrypted_messages` and
     /// `state.qts`; the push that showed the gap is then a duplicate), and while B is down (restarted from its
     /// saved state, the difference in slices of 3 that mix both sequences). Every encrypted message arrives exactly
-    /// once, in qts order, and B's final pts and qts are test_dc's.
+    /// once, in qts order, and B's final pts and qts are test_dc's; B's `UpdateSync` acknowledged them all with
+    /// `messages.receivedQueue`, so test_dc keeps none.
     #[test]
     fn update_sync_qts_against_test_dc() {
         let (c, cfg) = cluster();
@@ -2680,12 +2786,9 @@ mod test_dc {
 
         let expected: Vec<String> = (0..18).map(|i| format!("e{i}")).collect();
         assert_eq!(b.seen.encrypted, expected, "every encrypted message once, in qts order");
-        let kept: Vec<String> = dc
-            .with_updates(|u| u.encrypted_history(b_id))
-            .into_iter()
-            .map(|(_, m)| encrypted_text(enums::EncryptedMessage::decode(&m).ok()))
-            .collect();
-        assert_eq!(kept, expected, "test_dc's qts history");
+        // Our `UpdateSync` acknowledged each with `messages.receivedQueue`: test_dc forgot them all.
+        assert!(dc.with_updates(|u| u.encrypted_history(b_id)).is_empty());
+        assert_eq!(dc.with_updates(|u| u.qts_waiting(b_id)), Some((0, 18)));
         let texts: Vec<&str> = b
             .seen
             .msgs
@@ -2699,6 +2802,213 @@ mod test_dc {
         assert_eq!(pts, dc.with_updates(|u| u.state(b_id)).unwrap().0);
         assert_eq!(Some(qts), dc.with_updates(|u| u.qts(b_id)));
         assert_eq!(qts, 18);
+    }
+
+    /// `updates.getDifference` from (`pts`, `qts`) with a `qts_limit`.
+    fn get_difference_qts(c: &mut TgClient<MemoryStore>, pts: i32, qts: i32, qts_limit: Option<i32>) -> Vec<u8> {
+        call(
+            c,
+            &enc(&functions::UpdatesGetDifference {
+                pts,
+                pts_limit: None,
+                pts_total_limit: None,
+                date: 0,
+                qts,
+                qts_limit,
+            }),
+        )
+    }
+
+    /// A difference's kind, its secret-chat messages (as text) and the (pts, qts) it moves the client to.
+    fn qts_difference(b: &[u8]) -> (&'static str, Vec<String>, i32, i32) {
+        let state = |s: Option<enums::UpdatesState>| match s {
+            Some(enums::UpdatesState::UpdatesState(s)) => (s.pts, s.qts),
+            None => panic!("no state"),
+        };
+        let texts = |e: Seq<'_, Obj<'_, enums::EncryptedMessage<'_>>>| -> Vec<String> {
+            e.iter().map(|m| encrypted_text(m.get())).collect()
+        };
+        match enums::UpdatesDifference::decode(b).unwrap() {
+            enums::UpdatesDifference::UpdatesDifference(d) => {
+                let (p, q) = state(d.state.get());
+                ("difference", texts(d.new_encrypted_messages), p, q)
+            }
+            enums::UpdatesDifference::UpdatesDifferenceSlice(d) => {
+                let (p, q) = state(d.intermediate_state.get());
+                ("slice", texts(d.new_encrypted_messages), p, q)
+            }
+            enums::UpdatesDifference::UpdatesDifferenceTooLong(d) => ("too long", Vec::new(), d.pts, -1),
+            enums::UpdatesDifference::UpdatesDifferenceEmpty(_) => ("empty", Vec::new(), -1, -1),
+        }
+    }
+
+    /// test_dc keeps a user's secret-chat messages until `messages.receivedQueue` acknowledges them, whatever the
+    /// length of its pts history: user B is sent 6 secret-chat and 6 private messages with a history of 4 events;
+    /// its difference from before them is `differenceTooLong` for the pts, and the next one, from the pts it named,
+    /// still carries all 6 secret-chat messages. `qts_limit` 2 slices them 2 at a time; `receivedQueue(2)` forgets
+    /// the first 2 (answered with their random ids) and a difference from qts 0 starts at the third; a `max_qts`
+    /// past the user's qts is `MAX_QTS_INVALID`; past `set_qts_kept` unacknowledged ones the oldest is dropped and
+    /// a difference's `state.qts` passes it.
+    #[test]
+    fn test_dc_keeps_secret_messages_until_received_queue() {
+        let (c, cfg) = cluster();
+        let dc = c.dc(1).unwrap();
+        let (mut a, _) = phone_user(&cfg, "9996610004");
+        let (mut b, b_id) = phone_user(&cfg, "9996610005");
+        call(&mut a, &api::get_dh_config(0, 0));
+        call(&mut b, &api::get_dh_config(0, 0));
+        let waiting = call(&mut a, &api::request_encryption(b_id, 1, &[3; 256]));
+        let api::ChatView::Waiting { peer, .. } = api::parse_encrypted_chat(&waiting).unwrap() else {
+            panic!("requestEncryption answered something else")
+        };
+        call(&mut b, &api::accept_encryption(peer, &[4; 256], 77));
+        dc.with_updates(|u| u.set_limits(100, 4));
+        let (pts0, _) = get_state(&mut b);
+        let mut rid = 100i64;
+        let mut say = |a: &mut TgClient<MemoryStore>, i: usize, private: bool| {
+            rid += 1;
+            api::parse_sent_encrypted(&call(
+                a,
+                &api::send_encrypted(peer, rid, format!("e{i}").as_bytes(), false),
+            ))
+            .unwrap();
+            if private {
+                rid += 1;
+                send(a, b_id, &format!("p{i}"), rid);
+            }
+        };
+        for i in 0..6 {
+            say(&mut a, i, true);
+        }
+        let texts = |r: std::ops::Range<usize>| r.map(|i| format!("e{i}")).collect::<Vec<_>>();
+        let (kind, _, pts, _) = qts_difference(&get_difference_qts(&mut b, pts0, 0, None));
+        assert_eq!((kind, pts), ("too long", pts0 + 6));
+        let (kind, got, _, qts) = qts_difference(&get_difference_qts(&mut b, pts, 0, None));
+        assert_eq!((kind, got, qts), ("difference", texts(0..6), 6), "none forgotten");
+        // `qts_limit`: at most 2 qts events per difference.
+        let (kind, got, p, qts) = qts_difference(&get_difference_qts(&mut b, pts, 0, Some(2)));
+        assert_eq!((kind, got, p, qts), ("slice", texts(0..2), pts, 2));
+        let (kind, got, _, qts) = qts_difference(&get_difference_qts(&mut b, pts, 4, Some(2)));
+        assert_eq!((kind, got, qts), ("difference", texts(4..6), 6));
+        // Acknowledged: forgotten (the answer lists their random ids: 101 and 103).
+        let acked = call(&mut b, &enc(&functions::MessagesReceivedQueue { max_qts: 2 }));
+        assert_eq!(
+            acked,
+            [
+                &0x1cb5_c415u32.to_le_bytes()[..],
+                &2u32.to_le_bytes(),
+                &101i64.to_le_bytes(),
+                &103i64.to_le_bytes()
+            ]
+            .concat()
+        );
+        assert_eq!(dc.with_updates(|u| u.qts_waiting(b_id)), Some((4, 2)));
+        let (_, got, _, qts) = qts_difference(&get_difference_qts(&mut b, pts, 0, None));
+        assert_eq!((got, qts), (texts(2..6), 6));
+        let err = b
+            .invoke(Target::Home, &enc(&functions::MessagesReceivedQueue { max_qts: 7 }))
+            .unwrap();
+        assert_eq!(err, Err((400, "MAX_QTS_INVALID".to_string())));
+        // The bound: 3 kept unacknowledged; e2 and e3 go when e6 comes, and the difference passes them.
+        dc.with_updates(|u| u.set_qts_kept(3));
+        say(&mut a, 6, false);
+        assert_eq!(dc.with_updates(|u| u.qts_waiting(b_id)), Some((3, 2)));
+        let (_, got, _, qts) = qts_difference(&get_difference_qts(&mut b, pts, 2, None));
+        assert_eq!((got, qts), (texts(4..7), 7));
+    }
+
+    /// `updates.getChannelDifference` with an `inputPeerChannel` as its `channel` (kurigram's `recover_gaps` sends it
+    /// so; Telegram takes it) is answered as with `inputChannel`; another constructor there is still refused.
+    #[test]
+    fn test_dc_takes_input_peer_channel_in_get_channel_difference() {
+        let (_c, cfg) = cluster();
+        let (mut u, _) = phone_user(&cfg, "9996610008");
+        let input = types::InputChannel {
+            channel_id: CHANNEL_ID,
+            access_hash: CHANNEL_ACCESS_HASH,
+        };
+        let filter = types::ChannelMessagesFilterEmpty {};
+        let mut body = enc(&functions::UpdatesGetChannelDifference {
+            force: false,
+            channel: Obj::new(&input),
+            filter: Obj::new(&filter),
+            pts: 1,
+            limit: 10,
+        });
+        assert_eq!(body[8..12], types::InputChannel::ID.to_le_bytes());
+        body[8..12].copy_from_slice(&types::InputPeerChannel::ID.to_le_bytes());
+        let r = call(&mut u, &body);
+        assert!(matches!(
+            enums::UpdatesChannelDifference::decode(&r).unwrap(),
+            enums::UpdatesChannelDifference::UpdatesChannelDifferenceEmpty(_)
+        ));
+        body[8..12].copy_from_slice(&types::InputPeerUser::ID.to_le_bytes());
+        let r = u.invoke(Target::Home, &body).unwrap();
+        assert_eq!(r, Err((400, "INPUT_REQUEST_INVALID".to_string())));
+    }
+
+    /// The secret-chat relay never drops an update it queues for a user with no live connection
+    /// (`updateEncryption`): past `api::MAX_PENDING_UPDATES` waiting, the call that would add one is refused with
+    /// `420` [`api::QUEUE_FULL`] and nothing of it is done. The sender's client takes that as a flood wait and sends
+    /// the call again; once the user came back and took every one of its queued updates, the call goes through.
+    #[test]
+    fn test_dc_relay_refuses_a_full_queue_never_drops() {
+        use std::sync::atomic::Ordering;
+        let (c, cfg) = cluster();
+        let dc = c.dc(1).unwrap();
+        let (mut a, _) = phone_user(&cfg, "9996610006");
+        let (mut b, b_id) = phone_user(&cfg, "9996610007");
+        call(&mut a, &api::get_dh_config(0, 0));
+        call(&mut b, &api::get_dh_config(0, 0));
+        let store = b.into_store();
+        offline(dc, b_id);
+        for i in 0..api::MAX_PENDING_UPDATES {
+            call(&mut a, &api::request_encryption(b_id, i as i32, &[3; 256]));
+        }
+        let errors = dc.stats().rpc_errors.load(Ordering::SeqCst);
+        // One more: refused while the queue is full (A's client waits the 5 s it names and sends it again); B comes
+        // back meanwhile (on a thread of its own) and takes its queue, then the 257th update.
+        let got = std::thread::scope(|s| {
+            let back = s.spawn(|| {
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while dc.stats().rpc_errors.load(Ordering::SeqCst) == errors {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the call past the queue was not refused"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let mut b = TgClient::start(cfg.clone(), store).unwrap();
+                call(&mut b, &enc(&functions::HelpGetConfig {}));
+                let mut got = pushes(&mut b, api::MAX_PENDING_UPDATES);
+                assert_eq!(got.len(), api::MAX_PENDING_UPDATES, "every queued update");
+                let deadline = std::time::Instant::now() + Duration::from_secs(15);
+                while got.len() == api::MAX_PENDING_UPDATES && std::time::Instant::now() < deadline {
+                    got.extend(b.pump_updates(Duration::from_millis(50)).unwrap());
+                }
+                got
+            });
+            let r = a.invoke(Target::Home, &api::request_encryption(b_id, 999, &[3; 256]));
+            assert!(
+                r.unwrap().is_ok(),
+                "the refused call went through once the queue was taken"
+            );
+            back.join().unwrap()
+        });
+        let ids: std::collections::BTreeSet<i32> = got
+            .iter()
+            .map(|p| match enums::Updates::decode(p).unwrap() {
+                enums::Updates::UpdateShort(s) => match s.update.get() {
+                    Some(enums::Update::UpdateEncryption(e)) => match e.chat.get() {
+                        Some(enums::EncryptedChat::EncryptedChatRequested(c)) => c.id,
+                        other => panic!("{other:?}"),
+                    },
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids.len(), api::MAX_PENDING_UPDATES + 1, "every request, none dropped");
     }
 
     /// `contacts.block` / `contacts.unblock` of a bot: test_dc pushes the bot `updateBotStopped` in its qts and

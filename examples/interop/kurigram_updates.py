@@ -3,11 +3,16 @@ tests/interop_kurigram.rs (`kurigram_updates_catch_up`) in two phases, with the 
 SQLite storage keeps the update state):
 
 - `login`: `Client.start()` as +9996612222 (DC 1, code 11111; the test DC signs the number up), which reads and stores
-  the account's state (`updates.getState`); prints `ID <user id>` and stops.
-- `catchup`: while it was away, another user sent it messages (more than one `updates.differenceSlice`);
-  `Client.start()` with `skip_updates=False` runs kurigram's `recover_gaps` (`updates.getDifference` from the
-  stored state). Prints one `MSG <id> <sender> <text>` line per message handler call, in the order delivered,
-  then `STATE <pts> <seq>` as kurigram stored it.
+  the account's state (`updates.getState`); then writes one message to test_dc's megagroup and hands the answer (an
+  `updates` with its `updateNewChannelMessage`) to kurigram's own `Client.handle_updates`, which stores the channel's
+  pts as it does for every channel update it receives (kurigram's `invoke` does not pass results through it, and
+  its `recover_gaps` fetches only the channels whose state it stored: this is how a kurigram account that was sent
+  a megagroup message before going away has it); prints `ID <user id>` and stops.
+- `catchup`: while it was away, another user sent it messages (more than one `updates.differenceSlice`) and wrote
+  in the megagroup; `Client.start()` with `skip_updates=False` runs kurigram's `recover_gaps`
+  (`updates.getDifference` from the stored state, `updates.getChannelDifference` from the channel's). Prints one
+  `MSG <id> <sender> <text>` line per private message and one `CMSG ...` line per megagroup message handler call,
+  in the order delivered, then `STATE <pts> <seq>` and `CSTATE <pts>` (the megagroup's) as kurigram stored them.
 
 argv: DC port, RSA modulus hex, exponent, phase, working directory.
 """
@@ -18,12 +23,17 @@ import sys
 import types
 
 import pyrogram
+from pyrogram import raw, utils
 from pyrogram.crypto import rsa
 from pyrogram.raw.core import Bytes
 from pyrogram.session import Auth
 
 PHONE = '+9996612222'
 CODE = '11111'
+# test_dc's megagroup (test-dc/src/updates.rs CHANNEL_ID, CHANNEL_ACCESS_HASH), and kurigram's id for it.
+CHANNEL_ID = 1_777_000_001
+CHANNEL_ACCESS_HASH = 0x7e57_dc0c_4a77_0001
+CHANNEL_PEER = utils.get_channel_id(CHANNEL_ID)
 
 
 def fingerprint(n: int, e: int) -> int:
@@ -65,6 +75,12 @@ async def main():
     if phase == 'login':
         c = client(workdir, port, no_updates=True)
         await asyncio.wait_for(c.start(), 60)
+        r = await c.invoke(raw.functions.messages.SendMessage(
+            peer=raw.types.InputPeerChannel(channel_id=CHANNEL_ID, access_hash=CHANNEL_ACCESS_HASH),
+            message='login', random_id=1))
+        await c.handle_updates(r)
+        st = await c.storage.get_update_states(CHANNEL_PEER)
+        assert st and st[0].pts, 'kurigram did not store the megagroup state'
         print('ID', c.me.id, flush=True)
         await c.stop()
         return
@@ -76,17 +92,21 @@ async def main():
     @c.on_message()
     async def on_message(_client, message):
         sender = message.from_user.id if message.from_user else 0
-        got.append((message.id, sender, message.text))
+        kind = 'CMSG' if message.chat and message.chat.id == CHANNEL_PEER else 'MSG'
+        got.append((kind, message.id, sender, message.text))
         last[0] = loop.time()
 
     start = loop.time()
     await asyncio.wait_for(c.start(), 60)
     while loop.time() - max(last[0], start) < 1.5 and loop.time() - start < 20:
         await asyncio.sleep(0.1)
-    for mid, sender, text in got:
-        print('MSG', mid, sender, text, flush=True)
+    for kind, mid, sender, text in got:
+        print(kind, mid, sender, text, flush=True)
     st = await c.storage.get_update_states(0)
     print('STATE', st[0].pts if st else '?', st[0].seq if st else '?', flush=True)
+    st = await c.storage.get_update_states(CHANNEL_PEER)
+    if st:
+        print('CSTATE', st[0].pts, flush=True)
     await c.stop()
 
 

@@ -44,8 +44,15 @@
 //!   `qts_count`) shares the common pts's grace timer and fetch: a qts gap fetches `updates.getDifference` with
 //!   both, whose `new_encrypted_messages` and qts updates in `other_updates` are covered by its `state.qts`. TDLib
 //!   keeps pending qts updates apart from pts ones, with a gap timer of their own, and ends in the same
-//!   `getDifference`; one timer is enough here because either gap is filled by the same call. Acknowledging
-//!   secret-chat messages (`messages.receivedQueue`) is the host's.
+//!   `getDifference`; one timer is enough here because either gap is filled by the same call.
+//! - Secret-chat messages delivered (pushed `updateNewEncryptedMessage`, or a difference's
+//!   `new_encrypted_messages`) are acknowledged with `messages.receivedQueue(qts)` through
+//!   [`UpdateSync::poll_request`] ([`Method::ReceivedQueue`]), as TDLib confirms them after applying them: the DC
+//!   keeps them until then. One acknowledgement is in flight at a time and covers everything up to the qts then
+//!   (those delivered meanwhile go in the next); a failed one is sent again after [`RETRY_INITIAL`]. It is sent
+//!   after the sink took the messages: a host that must store them first does so in its sink. Not persisted: after
+//!   a restore the next delivered message's acknowledgement covers those acknowledged before only by the old
+//!   machine.
 //! - Updates of a sequence whose difference is being fetched are held (as TDLib postpones them), not dropped (as
 //!   grammers does): one generated after the server computed the difference would otherwise be lost.
 //! - Held updates are copies (the host's receive buffer is reused), in a bounded arena ([`UpdateSync`]'s `HOLD`
@@ -133,6 +140,8 @@ pub enum Method {
     GetDifference,
     /// `updates.getChannelDifference` for this channel.
     GetChannelDifference(i64),
+    /// `messages.receivedQueue`: the secret-chat messages delivered up to this qts are acknowledged.
+    ReceivedQueue(i32),
 }
 
 /// A request written into the host's buffer by [`UpdateSync::poll_request`].
@@ -619,6 +628,14 @@ pub struct UpdateSync<const CH: usize = DEFAULT_CHANNELS, const HOLD: usize = DE
     next_tag: u32,
     touch: u64,
     bot: bool,
+    /// A secret-chat message was delivered since the last `messages.receivedQueue` was sent.
+    ack_due: bool,
+    /// `messages.receivedQueue` in flight, with the qts it acknowledges.
+    ack_in_flight: Option<(Tag, i32)>,
+    /// After a failed acknowledgement: not sent again before this.
+    ack_retry_at: Option<Instant>,
+    /// The qts the DC confirmed acknowledged.
+    acked: i32,
     stats: Stats,
 }
 
@@ -673,6 +690,10 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             next_tag: 0,
             touch: 0,
             bot,
+            ack_due: false,
+            ack_in_flight: None,
+            ack_retry_at: None,
+            acked: 0,
             stats: Stats::default(),
         }
     }
@@ -1087,6 +1108,13 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
 
     fn deliver<F: FnMut(Delivered<'_>)>(&mut self, sink: &mut F, d: Delivered<'_>) {
         self.stats.delivered += 1;
+        if matches!(
+            d.item,
+            Item::Encrypted(_) | Item::Update(enums::Update::UpdateNewEncryptedMessage(_))
+        ) {
+            // The host has it: the DC may forget it (`messages.receivedQueue`, sent by `poll_request`).
+            self.ack_due = true;
+        }
         sink(d);
     }
 
@@ -1324,6 +1352,12 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         for c in &self.channels {
             entry(&c.entry);
         }
+        if let Some(r) = self
+            .ack_retry_at
+            .filter(|_| self.ack_due && self.ack_in_flight.is_none())
+        {
+            at(r);
+        }
         t
     }
 
@@ -1390,7 +1424,7 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             .channels
             .iter()
             .position(|c| c.access_hash.is_some() && matches!(c.entry.diff, Diff::Wanted { at } if at <= now));
-        let Some(i) = pick else { return Ok(None) };
+        let Some(i) = pick else { return self.poll_ack(now, out) };
         let Some(c) = self.channels.get(i).copied() else {
             return Ok(None);
         };
@@ -1421,9 +1455,54 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
         }))
     }
 
+    /// `messages.receivedQueue(qts)` once secret-chat messages were delivered (as TDLib confirms them after
+    /// applying them): the DC keeps each until it is acknowledged. One in flight at a time; those delivered
+    /// meanwhile go in the next.
+    fn poll_ack(&mut self, now: Instant, out: &mut [u8]) -> Result<Option<Request>, UpdatesError> {
+        if !self.ack_due
+            || self.ack_in_flight.is_some()
+            || self.ack_retry_at.is_some_and(|t| t > now)
+            || self.qts <= self.acked
+        {
+            return Ok(None);
+        }
+        let qts = self.qts;
+        let len = write(&functions::MessagesReceivedQueue { max_qts: qts }, out)?;
+        let tag = self.tag();
+        self.ack_due = false;
+        self.ack_in_flight = Some((tag, qts));
+        Ok(Some(Request {
+            tag,
+            method: Method::ReceivedQueue(qts),
+            len,
+        }))
+    }
+
+    /// The answer to `messages.receivedQueue`: a `Vector<long>` (the random ids the DC forgot).
+    fn on_ack(&mut self, body: &[u8], qts: i32) -> Result<(), UpdatesError> {
+        let count = body
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .and_then(|n| usize::try_from(n).ok());
+        let well_formed = body.get(..4) == Some(&crate::tl::VECTOR.to_le_bytes()[..])
+            && count.and_then(|n| n.checked_mul(8)).and_then(|n| n.checked_add(8)) == Some(body.len());
+        if !well_formed {
+            return Err(UpdatesError::Malformed(LayoutError::Truncated));
+        }
+        self.acked = self.acked.max(qts);
+        self.ack_retry_at = None;
+        Ok(())
+    }
+
     fn which(&self, tag: Tag) -> Option<Method> {
         if self.get_state == Some(tag) {
             return Some(Method::GetState);
+        }
+        if let Some((t, qts)) = self.ack_in_flight
+            && t == tag
+        {
+            return Some(Method::ReceivedQueue(qts));
         }
         if self.common.diff == Diff::InFlight(tag) {
             return Some(Method::GetDifference);
@@ -1449,6 +1528,10 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
             Method::GetState => self.on_state(now, body),
             Method::GetDifference => self.on_difference(now, body, sink),
             Method::GetChannelDifference(id) => self.on_channel_difference(now, id, body, sink),
+            Method::ReceivedQueue(qts) => {
+                self.ack_in_flight = None;
+                self.on_ack(body, qts)
+            }
         };
         if r.is_err() {
             self.retry_later(now, method);
@@ -1457,7 +1540,8 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
     }
 
     /// The `rpc_error` of a request this machine asked for. A channel the account cannot read any more (400
-    /// `CHANNEL_PRIVATE`, `CHANNEL_INVALID`...; 403; 406) is dropped from the table, as grammers does; anything
+    /// `CHANNEL_PRIVATE`, `CHANNEL_INVALID`...; 403; 406) is dropped from the table, as grammers does, and a 400 to
+    /// `messages.receivedQueue` is not sent again until the next secret-chat message; anything
     /// else is retried after a backoff (1 s doubling to [`RETRY_MAX`], or the flood wait it names).
     pub fn handle_rpc_error(&mut self, now: Instant, tag: Tag, code: i32, message: &[u8]) -> Result<(), UpdatesError> {
         let method = self.which(tag).ok_or(UpdatesError::UnknownTag(tag))?;
@@ -1469,6 +1553,15 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
                 self.channels.swap_remove(i);
             }
             self.hold.remove_seq(Sequence::Channel(id));
+            return Ok(());
+        }
+        if let Method::ReceivedQueue(_) = method
+            && code == 400
+        {
+            // The DC will not take it (`MAX_QTS_INVALID`): asking again would not change that. The next delivered
+            // secret-chat message is acknowledged with the qts then.
+            self.ack_in_flight = None;
+            self.ack_due = false;
             return Ok(());
         }
         let wait = super::rpc_error::RpcError::classify(code, message)
@@ -1506,6 +1599,11 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
                     c.entry.diff = Diff::Wanted { at };
                 }
             }
+            Method::ReceivedQueue(_) => {
+                self.ack_in_flight = None;
+                self.ack_due = true;
+                self.ack_retry_at = Some(at);
+            }
         }
     }
 
@@ -1534,6 +1632,8 @@ impl<const CH: usize, const HOLD: usize> UpdateSync<CH, HOLD> {
                     };
                 }
             }
+            // Sent again after [`RETRY_INITIAL`] (with whatever was delivered meanwhile).
+            Method::ReceivedQueue(_) => self.set_wanted(method, now.saturating_add(RETRY_INITIAL)),
         }
     }
 

@@ -115,9 +115,14 @@ pub const MAX_UPLOADS: usize = 1024;
 pub const MAX_FILE_PARTS: i32 = 4000;
 /// Encrypted files the DC keeps (to be sent again by `inputEncryptedFile`); more get `500 FILES_TOO_MUCH`.
 pub const MAX_FILES: usize = 4096;
-/// Updates kept for a user with no live connection; older ones are dropped first (a real DC would answer
-/// `updates.getDifference`; this one does not serve it).
+/// Updates kept for a user with no live connection (those not in `updates.getDifference`: `updateEncryption`, and
+/// everything for a user that is an auth key). Nothing is dropped: a relay call whose push would not fit is refused
+/// with [`QUEUE_FULL`] (the sender backs off and sends again once the recipient took its queue).
 pub const MAX_PENDING_UPDATES: usize = 256;
+/// The error a secret-chat relay call gets when the update it would push does not fit the recipient's queue
+/// ([`QtsLog::room`]): `420 FLOOD_WAIT_5`, which every client takes as "wait, then send again". Nothing of the
+/// call is done.
+pub const QUEUE_FULL: &str = "FLOOD_WAIT_5";
 
 /// A user id of the test DC: an auth key is a user (see the module docs). Positive and below 2^52, like Telegram's.
 pub fn user_id_of(auth_key_id: u64) -> i64 {
@@ -211,6 +216,11 @@ pub enum Call<'a> {
         random_id: i64,
         /// The encrypted message.
         data: &'a [u8],
+    },
+    /// `messages.receivedQueue`.
+    ReceivedQueue {
+        /// The highest qts the client took.
+        max_qts: i32,
     },
     /// Any other method (its constructor id).
     Other(u32),
@@ -386,6 +396,10 @@ pub fn unwrap(body: &[u8]) -> Result<Unwrapped<'_>, ApiError> {
                 random_id: a.random_id,
                 data: a.data,
             }
+        }
+        RECEIVED_QUEUE => {
+            let a: functions::MessagesReceivedQueue = args(call)?;
+            Call::ReceivedQueue { max_qts: a.max_qts }
         }
         other => Call::Other(other),
     };
@@ -614,6 +628,15 @@ pub trait QtsLog {
     /// Records `message` (an encoded `EncryptedMessage`) for user `to` at `date`: its qts, or `None` when it
     /// cannot be kept (the sender is answered `500`).
     fn encrypted(&mut self, to: i64, message: &[u8], date: i32) -> Option<i32>;
+
+    /// `messages.receivedQueue(max_qts)` from `user`: forgets its qts events up to `max_qts`; the `random_id`s of
+    /// the secret-chat messages forgotten, or the error (a `max_qts` the user never reached: `MAX_QTS_INVALID`).
+    fn acknowledge(&mut self, user: i64, max_qts: i32) -> Result<Vec<i64>, &'static str>;
+
+    /// Whether an update for `to` can be kept until it is delivered: `sequenced` (in `to`'s qts) or not
+    /// (`updateEncryption`). `false` refuses the relay call that would make it ([`QUEUE_FULL`]), before anything
+    /// of it is done. [`execute`]'s own log keeps nothing and says `true`; test_dc's hub answers from its queues.
+    fn room(&self, to: i64, sequenced: bool) -> bool;
 }
 
 /// A qts counter per user, nothing kept: [`execute`]'s.
@@ -624,6 +647,17 @@ impl QtsLog for Counter<'_> {
         let q = self.0.entry(to).or_insert(0);
         *q = q.checked_add(1)?;
         Some(*q)
+    }
+
+    fn acknowledge(&mut self, user: i64, max_qts: i32) -> Result<Vec<i64>, &'static str> {
+        if max_qts < 0 || max_qts > self.0.get(&user).copied().unwrap_or(0) {
+            return Err("MAX_QTS_INVALID");
+        }
+        Ok(Vec::new())
+    }
+
+    fn room(&self, _to: i64, _sequenced: bool) -> bool {
+        true
     }
 }
 
@@ -721,6 +755,9 @@ pub fn execute_with<R: CryptoRng + ?Sized>(
             if dir.chats.len() >= MAX_SECRET_CHATS {
                 return (Reply::Error(500, "CHATS_TOO_MUCH"), pushes);
             }
+            if !log.room(user_id, false) {
+                return (Reply::Error(420, QUEUE_FULL), pushes);
+            }
             // A fresh positive id: collisions are retried (the table is bounded far below 2^31).
             let mut id = 0;
             while id == 0 || dir.chats.contains_key(&id) {
@@ -745,6 +782,7 @@ pub fn execute_with<R: CryptoRng + ?Sized>(
             key_fingerprint,
         } => match dir.chats.get_mut(&peer.chat_id) {
             Some(c) if c.access_hash == peer.access_hash && c.participant == caller.user => match c.state {
+                ChatState::Requested if !log.room(c.admin, false) => Reply::Error(420, QUEUE_FULL),
                 ChatState::Requested => {
                     c.state = ChatState::Ready;
                     let g_a = core::mem::take(&mut c.g_a);
@@ -767,6 +805,7 @@ pub fn execute_with<R: CryptoRng + ?Sized>(
             Some(c) => match (c.peer_of(caller.user), c.state) {
                 (None, _) => Reply::Error(400, "CHAT_ID_INVALID"),
                 (Some(_), ChatState::Discarded) => Reply::Error(400, "ENCRYPTION_ALREADY_DECLINED"),
+                (Some(other), _) if !log.room(other, false) => Reply::Error(420, QUEUE_FULL),
                 (Some(other), _) => {
                     c.state = ChatState::Discarded;
                     c.g_a.clear();
@@ -795,6 +834,9 @@ pub fn execute_with<R: CryptoRng + ?Sized>(
                 },
                 _ => Err("CHAT_ID_INVALID"),
             };
+            if matches!(to, Ok(to) if !log.room(to, true)) {
+                return (Reply::Error(420, QUEUE_FULL), pushes);
+            }
             let file = match (to, file) {
                 (Ok(_), Some(f)) => match dir.resolve_file(caller.user, f, rng) {
                     Ok((id, f)) => Some(types::EncryptedFile {
@@ -859,10 +901,20 @@ pub fn execute_with<R: CryptoRng + ?Sized>(
                 Err(e) => Reply::Error(400, e),
             }
         }
-        // Nothing waits for an acknowledgement here (a signed-in account fetches the qts updates it missed with
-        // `updates.getDifference`; an auth key's user has them queued, bounded): an empty `Vector<long>` of
-        // encrypted messages to forget.
-        Call::Other(RECEIVED_QUEUE) => Reply::Result([VECTOR.to_le_bytes(), 0u32.to_le_bytes()].concat()),
+        // The qts events up to `max_qts` are forgotten (test_dc's update stream keeps them until then, for
+        // `updates.getDifference`): the `Vector<long>` of the secret-chat messages' random ids.
+        Call::ReceivedQueue { max_qts } => match log.acknowledge(caller.user, max_qts) {
+            Ok(ids) => {
+                let mut out = Vec::with_capacity(8 + 8 * ids.len());
+                out.extend_from_slice(&VECTOR.to_le_bytes());
+                out.extend_from_slice(&u32::try_from(ids.len()).unwrap_or(0).to_le_bytes());
+                for id in ids {
+                    out.extend_from_slice(&id.to_le_bytes());
+                }
+                Reply::Result(out)
+            }
+            Err(e) => Reply::Error(400, e),
+        },
         Call::Other(_) => Reply::Error(400, "INPUT_METHOD_INVALID"),
     };
     (reply, pushes)

@@ -22,8 +22,9 @@
 //! `api::user_id_of` its key: `auth::World::identity`) with its first request, as on Telegram, and again when that
 //! changes (a sign-in). The DCs of one process ([`start_cluster`]) share the accounts (`auth::World`) and route
 //! updates to each other's connections. Updates for a user with no live connection wait, at most
-//! `api::MAX_PENDING_UPDATES`, except those of the update stream (`crate::updates`, and secret-chat messages to a
-//! signed-in account, numbered in its qts): its client fetches them with `updates.getDifference`.
+//! `api::MAX_PENDING_UPDATES` (a secret-chat relay call whose update would not fit is refused, `api::QUEUE_FULL`),
+//! except those of the update stream (`crate::updates`, and secret-chat messages to a signed-in account, numbered in
+//! its qts): its client fetches them with `updates.getDifference`.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::RefCell;
@@ -187,8 +188,10 @@ struct Hub {
 }
 
 impl Hub {
-    /// Hands `push` to every live connection of its user, or queues it (bounded, oldest dropped). A connection that
-    /// cannot take it now (gone, or its inputs full) stops being live.
+    /// Hands `push` to every live connection of its user, or queues it. A connection that cannot take it now (gone,
+    /// or its inputs full) stops being live. The queue is bounded: the secret-chat relay checks its room first
+    /// ([`Relay`]: a call whose push would not fit is refused), so only `auth`'s `updateLoginToken` (a hint: the
+    /// client asks `auth.exportLoginToken` again anyway) can meet a full one, and then the oldest is dropped.
     fn route(&mut self, push: api::Push, stats: &DcStats) {
         let conns = self.live.entry(push.to).or_default();
         conns.retain(|(_, tx)| tx.try_send(push.updates.clone()).is_ok());
@@ -227,6 +230,32 @@ impl Hub {
             stats.updates_pushed.fetch_add(1, Ordering::SeqCst);
         }
         taken
+    }
+}
+
+/// The secret-chat relay's view of the DC ([`api::QtsLog`]): qts events go to the update stream, and an update
+/// the stream does not keep needs room in its user's queue.
+struct Relay<'a> {
+    stream: &'a mut UpdateStore,
+    pending: &'a HashMap<i64, VecDeque<Vec<u8>>>,
+    world: &'a World,
+}
+
+impl api::QtsLog for Relay<'_> {
+    fn encrypted(&mut self, to: i64, message: &[u8], date: i32) -> Option<i32> {
+        self.stream.encrypted(to, message, date)
+    }
+
+    fn acknowledge(&mut self, user: i64, max_qts: i32) -> Result<Vec<i64>, &'static str> {
+        self.stream.acknowledge(user, max_qts)
+    }
+
+    /// A qts update for a signed-in account is kept by the stream (its difference serves it); anything else may
+    /// wait in the user's queue, so it needs room there (a live connection takes it at once, but one that cannot
+    /// take it now sends it to the queue too).
+    fn room(&self, to: i64, sequenced: bool) -> bool {
+        (sequenced && self.world.is_account(to))
+            || self.pending.get(&to).is_none_or(|q| q.len() < api::MAX_PENDING_UPDATES)
     }
 }
 
@@ -982,11 +1011,11 @@ impl<'s> Conn<'s> {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Some(u) = rx.recv() => {
-                    // A client that never acknowledges cannot make the DC hold unbounded updates.
-                    if self.pushes.len() >= api::MAX_PENDING_UPDATES {
-                        self.pushes.pop_front();
-                    }
+                // A client that does not acknowledge cannot make the DC hold unbounded updates: past
+                // `MAX_PENDING_UPDATES` waiting here the channel is not read, so it fills, a push that finds it
+                // full makes this connection stop being live (until its next request), and later updates wait in
+                // the user's bounded queue (or its difference), none dropped.
+                Some(u) = rx.recv(), if self.pushes.len() < api::MAX_PENDING_UPDATES => {
                     self.pushes.push_back(u);
                 }
                 () = tokio::time::sleep(wait) => {
@@ -1307,21 +1336,36 @@ impl<'s> Conn<'s> {
                     None => {
                         let caller = api::Caller { user, date };
                         // Relayed secret-chat messages are numbered in the recipient's qts sequence of the update
-                        // stream, which keeps them for `updates.getDifference`.
-                        let (reply, pushes) = {
+                        // stream, which keeps them for `updates.getDifference`. Locks: world, then hub, then the
+                        // stream (nothing takes them the other way round); the queued pushes are routed under the
+                        // same hub lock that checked their room, so a full queue refuses the call, never drops.
+                        let (reply, live) = {
+                            let world = lock(&self.sh.cluster.world);
                             let mut hub = lock(&self.sh.hub);
                             let mut stream = lock(&self.sh.cluster.updates);
-                            api::execute_with(&body, &mut rand::rng(), caller, &mut hub.dir, &mut *stream)
-                        };
-                        for p in pushes {
-                            // A signed-in account fetches a missed qts update with a difference: like the rest of
-                            // the update stream it goes to live connections only. Anything else (`updateEncryption`,
-                            // or a user that is an auth key and cannot call `getDifference`) waits in the queue.
-                            if p.sequenced && lock(&self.sh.cluster.world).is_account(p.to) {
-                                self.sh.route_live(&p, None);
-                            } else {
-                                lock(&self.sh.hub).route(p, &self.sh.stats);
+                            let Hub { dir, pending, .. } = &mut *hub;
+                            let mut relay = Relay {
+                                stream: &mut stream,
+                                pending,
+                                world: &world,
+                            };
+                            let (reply, pushes) = api::execute_with(&body, &mut rand::rng(), caller, dir, &mut relay);
+                            let mut live = Vec::new();
+                            for p in pushes {
+                                // A signed-in account fetches a missed qts update with a difference: like the rest
+                                // of the update stream it goes to live connections only. Anything else
+                                // (`updateEncryption`, or a user that is an auth key and cannot call
+                                // `getDifference`) waits in the queue, whose room `Relay::room` checked.
+                                if p.sequenced && world.is_account(p.to) {
+                                    live.push(p);
+                                } else {
+                                    hub.route(p, &self.sh.stats);
+                                }
                             }
+                            (reply, live)
+                        };
+                        for p in live {
+                            self.sh.route_live(&p, None);
                         }
                         reply
                     }

@@ -27,9 +27,13 @@
 //! **The qts sequence.** Each mailbox also has its qts (0 for a new one), the secondary sequence of
 //! <https://core.telegram.org/api/updates>: secret-chat messages and some bot updates, each qts + 1, with no
 //! `qts_count` (a client applies one when `local + 1 == qts`). A secret-chat message the relay (`crate::api`) passes
-//! to a user ([`api::QtsLog`](crate::api::QtsLog), implemented here) is kept in the recipient's history and pushed
-//! as `updateNewEncryptedMessage` with its qts; `contacts.block`/`contacts.unblock` of a bot pushes the bot
-//! `updateBotStopped` with its qts (when that changes whether the user blocked it).
+//! to a user ([`api::QtsLog`](crate::api::QtsLog), implemented here) is kept for the recipient and pushed as
+//! `updateNewEncryptedMessage` with its qts; `contacts.block`/`contacts.unblock` of a bot pushes the bot
+//! `updateBotStopped` with its qts (when that changes whether the user blocked it). qts events are kept apart from the
+//! pts history, whatever its length, until `messages.receivedQueue(max_qts)` acknowledges them (as Telegram keeps a
+//! secret-chat message until then; answered with the forgotten messages' `random_id`s, `400 MAX_QTS_INVALID` past
+//! the user's qts), at most [`MAX_QTS_KEPT`] per user (the oldest unacknowledged dropped past it: a client behind it
+//! sees the difference's `state.qts` pass it).
 //!
 //! **Differences.** `updates.getState` answers the mailbox's pts, qts and seq, `date` the DC's time.
 //! `updates.getDifference` from (`pts`, `qts`) answers `differenceEmpty` when nothing is newer, `difference` with every
@@ -40,7 +44,8 @@
 //! and `differenceTooLong` (the current pts) when the client is more than `too_long` behind, or behind the history
 //! kept (the same `too_long` events per mailbox; `pts_limit` and `pts_total_limit` lower that threshold, as the
 //! spec says; `differenceTooLong` names only a pts, so a client continues from there with its qts, and the qts
-//! events come in the next difference). A pts or qts ahead of the mailbox is `400 PERSISTENT_TIMESTAMP_INVALID`.
+//! events come in the next difference). `qts_limit` ends a slice before the qts event past it (our reading: Telegram
+//! does not document it). A pts or qts ahead of the mailbox is `400 PERSISTENT_TIMESTAMP_INVALID`.
 //! When a channel update found none of the user's connections live, the last part of its next difference (a `difference` even when the common pts
 //! did not move) carries `updateChannelTooLong` with the channel pts it missed from, as Telegram tells a client
 //! that was away to fetch a channel; the hint stays until the user calls `updates.getChannelDifference`.
@@ -65,16 +70,14 @@
 //! (`INPUT_REQUEST_INVALID`); an empty or longer-than-[`MAX_TEXT`] message, an unknown user or channel, a reused
 //! `random_id` (the last [`RANDOM_IDS`] per user), an edit of someone else's message, more than [`MAX_IDS`] ids
 //! to delete get the errors Telegram gives. Mailboxes: [`MAX_MAILBOXES`]
-//! (`500 USERS_TOO_MUCH` past it); history per mailbox and channel: `too_long` events of either sequence (oldest
-//! forgotten first, which a client behind them on pts sees as `differenceTooLong`; qts events forgotten are not
-//! served again: the state's qts moves past them, where Telegram keeps a secret-chat message until the client
-//! acknowledges it with `messages.receivedQueue`); one difference: `slice` events (a channel's: `limit`, at most
-//! [`MAX_CHANNEL_LIMIT`]).
+//! (`500 USERS_TOO_MUCH` past it); history per mailbox and channel: `too_long` pts events (oldest forgotten first,
+//! which a client behind them sees as `differenceTooLong`); qts events: [`MAX_QTS_KEPT`] unacknowledged per user;
+//! one difference: `slice` events (a channel's: `limit`, at most [`MAX_CHANNEL_LIMIT`]).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
-use mtproto_sansio::tl::api::{Bare, Obj, OfType, Seq, enums, functions, types};
+use mtproto_sansio::tl::api::{Bare, Boxed, Obj, OfType, Seq, enums, functions, types};
 use mtproto_sansio::tl::layout::Root;
 use mtproto_sansio::tl::tables::api::API;
 use mtproto_sansio::tl::typed::Cursor;
@@ -101,6 +104,9 @@ pub const MAX_CHANNEL_LIMIT: i32 = 100_000;
 pub const MAX_IDS: usize = 100;
 /// `random_id`s remembered per user, for `RANDOM_ID_DUPLICATE`.
 pub const RANDOM_IDS: usize = 64;
+/// The qts events (secret-chat messages, bot updates) kept per user until `messages.receivedQueue`
+/// acknowledges them; past it the oldest is dropped (see the module docs for what a client sees).
+pub const MAX_QTS_KEPT: usize = 1000;
 /// Default messages per `differenceSlice`.
 pub const DEFAULT_SLICE: usize = 100;
 /// Default: a client this far behind gets `differenceTooLong` / `channelDifferenceTooLong`; also the history kept
@@ -166,6 +172,8 @@ impl Change {
 /// moves `qts` by 1).
 #[derive(Clone, Debug)]
 struct Event {
+    /// Its place among the mailbox's events of both sequences (the order a difference lists them in).
+    ord: u64,
     pts: i32,
     count: i32,
     qts: i32,
@@ -193,12 +201,20 @@ struct Mailbox {
     /// The secondary sequence: secret-chat messages and bot updates (0 for a new mailbox: nothing yet).
     qts: i32,
     last_id: i32,
-    /// Both sequences' events in the order they happened, at most the history kept.
+    /// The pts sequence's events in the order they happened, at most the history kept.
     events: VecDeque<Event>,
+    /// The qts sequence's events not yet acknowledged (`messages.receivedQueue`), oldest first, at most
+    /// [`UpdateStore::set_qts_kept`]'s bound: kept whatever the length of the pts history, as Telegram keeps a
+    /// secret-chat message until the client confirms it.
+    qts_events: VecDeque<Event>,
+    /// The next event's `ord`.
+    next_ord: u64,
     /// The pts after the newest pts event forgotten (the history covers a client from there on).
     forgot_pts: i32,
-    /// The qts of the newest qts event forgotten.
+    /// The qts of the newest qts event dropped unacknowledged past the bound (0: none).
     forgot_qts: i32,
+    /// The qts acknowledged by `messages.receivedQueue` (events up to it are gone).
+    acked_qts: i32,
     /// The messages not deleted, by id; at most the history kept (the oldest forgotten first).
     messages: BTreeMap<i32, Msg>,
     /// Per private chat (the other user): the highest incoming message id read.
@@ -238,31 +254,73 @@ impl Mailbox {
         self.pts
     }
 
-    /// Adds an event of the qts sequence (qts + 1); the new qts.
-    fn add_qts(&mut self, change: Change, date: i32, keep: usize) -> i32 {
+    /// Adds an event of the qts sequence (qts + 1), kept until it is acknowledged or more than `kept` wait (the
+    /// oldest dropped then); the new qts.
+    fn add_qts(&mut self, change: Change, date: i32, kept: usize) -> i32 {
         self.qts += 1;
-        self.push_event(0, date, change, keep);
+        self.push_event(0, date, change, kept);
         self.qts
     }
 
+    /// Keeps an event: a pts one in the history (at most `keep`), a qts one in the unacknowledged queue (at most
+    /// `keep`, the caller's qts bound).
     fn push_event(&mut self, count: i32, date: i32, change: Change, keep: usize) {
-        self.events.push_back(Event {
+        let qts_event = change.is_qts();
+        let e = Event {
+            ord: self.next_ord,
             pts: self.pts,
             count,
             qts: self.qts,
             seq: self.seq,
             date,
             change,
-        });
-        while self.events.len() > keep.max(1) {
-            if let Some(e) = self.events.pop_front() {
-                if e.change.is_qts() {
+        };
+        self.next_ord += 1;
+        if qts_event {
+            self.qts_events.push_back(e);
+            while self.qts_events.len() > keep.max(1) {
+                if let Some(e) = self.qts_events.pop_front() {
                     self.forgot_qts = e.qts;
-                } else {
+                }
+            }
+        } else {
+            self.events.push_back(e);
+            while self.events.len() > keep.max(1) {
+                if let Some(e) = self.events.pop_front() {
                     self.forgot_pts = e.pts;
                 }
             }
         }
+    }
+
+    /// `messages.receivedQueue(max_qts)`: forgets the qts events up to `max_qts`; the `random_id`s of the
+    /// secret-chat messages among them.
+    fn acknowledge(&mut self, max_qts: i32) -> Vec<i64> {
+        let mut ids = Vec::new();
+        while let Some(e) = self.qts_events.front().filter(|e| e.qts <= max_qts) {
+            if let Change::Encrypted(b) = &e.change {
+                match enums::EncryptedMessage::decode(b) {
+                    Ok(enums::EncryptedMessage::EncryptedMessage(m)) => ids.push(m.random_id),
+                    Ok(enums::EncryptedMessage::EncryptedMessageService(m)) => ids.push(m.random_id),
+                    Err(_) => {}
+                }
+            }
+            self.qts_events.pop_front();
+        }
+        self.acked_qts = self.acked_qts.max(max_qts);
+        ids
+    }
+
+    /// The events a client at (`pts`, `qts`) has not seen, of both sequences, in the order they happened.
+    fn unseen(&self, pts: i32, qts: i32) -> Vec<&Event> {
+        let mut v: Vec<&Event> = self
+            .events
+            .iter()
+            .filter(|e| e.after(pts, qts))
+            .chain(self.qts_events.iter().filter(|e| e.after(pts, qts)))
+            .collect();
+        v.sort_by_key(|e| e.ord);
+        v
     }
 
     /// Whether the history still holds every pts event after `pts`.
@@ -289,6 +347,7 @@ pub struct UpdateStore {
     channel_read: HashMap<i64, i32>,
     slice: usize,
     too_long: i32,
+    qts_kept: usize,
 }
 
 impl Default for UpdateStore {
@@ -299,6 +358,7 @@ impl Default for UpdateStore {
             channel_read: HashMap::new(),
             slice: DEFAULT_SLICE,
             too_long: DEFAULT_TOO_LONG,
+            qts_kept: MAX_QTS_KEPT,
         }
     }
 }
@@ -311,6 +371,17 @@ impl UpdateStore {
         self.too_long = too_long.max(1);
     }
 
+    /// Sets the unacknowledged qts events kept per user (default [`MAX_QTS_KEPT`]). Test hook.
+    pub fn set_qts_kept(&mut self, kept: usize) {
+        self.qts_kept = kept.clamp(1, MAX_QTS_KEPT);
+    }
+
+    /// A user's qts events still kept (not acknowledged by `messages.receivedQueue`, not dropped past the bound),
+    /// and the qts acknowledged.
+    pub fn qts_waiting(&self, user: i64) -> Option<(usize, i32)> {
+        self.users.get(&user).map(|m| (m.qts_events.len(), m.acked_qts))
+    }
+
     /// A user's (pts, seq), as `updates.getState` would answer; `None` before the user has a mailbox.
     pub fn state(&self, user: i64) -> Option<(i32, i32)> {
         self.users.get(&user).map(|m| (m.pts, m.seq))
@@ -321,13 +392,13 @@ impl UpdateStore {
         self.users.get(&user).map(|m| m.qts)
     }
 
-    /// The secret-chat messages a user's mailbox received (each `EncryptedMessage` as it was relayed), oldest first,
-    /// with the qts each moved it to.
+    /// The secret-chat messages a user's mailbox keeps (each `EncryptedMessage` as it was relayed, those not yet
+    /// acknowledged), oldest first, with the qts each moved it to.
     pub fn encrypted_history(&self, user: i64) -> Vec<(i32, Vec<u8>)> {
         self.users
             .get(&user)
             .map(|m| {
-                m.events
+                m.qts_events
                     .iter()
                     .filter_map(|e| match &e.change {
                         Change::Encrypted(b) => Some((e.qts, b.clone())),
@@ -798,6 +869,14 @@ pub fn execute(
     if !known.contains(&id) {
         return None;
     }
+    let normalized;
+    let call = match channel_as_input_channel(id, call) {
+        Some(c) => {
+            normalized = c;
+            &normalized[..]
+        }
+        None => call,
+    };
     if API.validate(call, Root::Function) != Ok(call.len()) {
         return Some((Reply::Error(400, "INPUT_REQUEST_INVALID"), Vec::new()));
     }
@@ -856,6 +935,27 @@ pub fn execute(
         get_channel_difference(store, world, user, &c)
     };
     Some((reply, pushes))
+}
+
+/// `updates.getChannelDifference` whose `channel` is an `inputPeerChannel` where the schema has `InputChannel`: the
+/// same call with `inputChannel` (the two carry the same `channel_id` and `access_hash`); `None` for anything else.
+/// kurigram's `recover_gaps` sends it so (its `resolve_peer` answers an `InputPeer`, which it passes to the `channel`
+/// of 15 channel methods), and Telegram takes it, so test_dc does too, for this call only
+/// (examples/interop/NOTES.md).
+fn channel_as_input_channel(id: u32, call: &[u8]) -> Option<Vec<u8>> {
+    const INPUT_PEER_CHANNEL: u32 = types::InputPeerChannel::ID;
+    if id != functions::UpdatesGetChannelDifference::ID {
+        return None;
+    }
+    let ctor = u32::from_le_bytes(call.get(8..12)?.try_into().ok()?);
+    if ctor != INPUT_PEER_CHANNEL {
+        return None;
+    }
+    let mut fixed = call.to_vec();
+    fixed
+        .get_mut(8..12)?
+        .copy_from_slice(&types::InputChannel::ID.to_le_bytes());
+    Some(fixed)
 }
 
 /// The chat an `InputPeer` names for `user`: a known user, Saved Messages, or the channel.
@@ -1435,7 +1535,7 @@ fn block(
     if let Err(e) = store.mailbox(user) {
         return e;
     }
-    let keep = store.keep();
+    let keep = store.qts_kept;
     let m = match store.mailbox(bot) {
         Ok(m) => m,
         Err(e) => return e,
@@ -1460,9 +1560,25 @@ impl crate::api::QtsLog for UpdateStore {
     /// A relayed secret-chat message, in its recipient's qts sequence (kept for `updates.getDifference`'s
     /// `new_encrypted_messages`).
     fn encrypted(&mut self, to: i64, message: &[u8], date: i32) -> Option<i32> {
-        let keep = self.keep();
+        let keep = self.qts_kept;
         let m = self.mailbox(to).ok()?;
         Some(m.add_qts(Change::Encrypted(message.to_vec()), date, keep))
+    }
+
+    /// `messages.receivedQueue`: the user's qts events up to `max_qts` are forgotten (no difference serves them
+    /// again). A `max_qts` past the user's qts (or negative) is `MAX_QTS_INVALID`.
+    fn acknowledge(&mut self, user: i64, max_qts: i32) -> Result<Vec<i64>, &'static str> {
+        match self.users.get_mut(&user) {
+            Some(m) if (0..=m.qts).contains(&max_qts) => Ok(m.acknowledge(max_qts)),
+            None if max_qts == 0 => Ok(Vec::new()),
+            _ => Err("MAX_QTS_INVALID"),
+        }
+    }
+
+    /// The store keeps every qts event (the oldest unacknowledged dropped past [`MAX_QTS_KEPT`]); the queues of
+    /// the updates it does not keep are the DC's.
+    fn room(&self, _to: i64, _sequenced: bool) -> bool {
+        true
     }
 }
 
@@ -1496,10 +1612,24 @@ fn get_difference(
     if m.pts - c.pts > limit || !m.covers(c.pts) {
         return answer(&types::UpdatesDifferenceTooLong { pts: m.pts });
     }
-    // qts events older than the history kept are not served (test_dc's bound): the state's qts passes them.
-    let unseen = m.events.iter().filter(|e| e.after(c.pts, c.qts));
-    let new: Vec<&Event> = unseen.clone().take(slice).collect();
-    let sliced = new.last().filter(|_| unseen.count() > slice);
+    // Every unacknowledged qts event after the client's qts is kept (those dropped past the bound are not: the
+    // state's qts passes them). A slice ends after `slice` events, or before the qts event past `qts_limit`.
+    let unseen = m.unseen(c.pts, c.qts);
+    let qts_limit = c
+        .qts_limit
+        .filter(|l| *l > 0)
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(1));
+    let mut qts_taken = 0usize;
+    let new: Vec<&Event> = unseen
+        .iter()
+        .take(slice)
+        .take_while(|e| {
+            qts_taken += usize::from(e.change.is_qts());
+            qts_taken <= qts_limit
+        })
+        .copied()
+        .collect();
+    let sliced = new.last().filter(|_| unseen.len() > new.len());
     let messages: Vec<Vec<u8>> = new
         .iter()
         .filter_map(|e| match &e.change {

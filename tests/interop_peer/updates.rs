@@ -5,8 +5,8 @@
 //! catches up from test_dc too, and the two lists (message id, sender, text, in order) and the final pts must agree
 //! with each other and with test_dc's history.
 //!
-//! With `channel` (Telethon), the peer's login also writes one message to test_dc's megagroup, so that it tracks the
-//! channel's pts, and bot 111 writes [`CHANNEL_MESSAGES`] there while the peer is away: test_dc's difference then
+//! With `channel` (Telethon and kurigram), the peer's login also writes one message to test_dc's megagroup, so that
+//! it tracks the channel's pts, and bot 111 writes [`CHANNEL_MESSAGES`] there while the peer is away: test_dc's difference then
 //! carries `updateChannelTooLong` (the channel moved while none of the account's connections was live), on which
 //! each client fetches `updates.getChannelDifference` from the pts it kept. The channel messages delivered and the
 //! channel's final pts must agree too. The hint is the account's until it fetches the channel, so it is put back
