@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use mtproto_sansio::client::machine::{CallKind, Client, ClientEvent, Config, ConnId, HostAction, RpcFailure};
+use mtproto_sansio::client::machine::{
+    CallError, CallKind, Client, ClientEvent, Config, ConnId, HostAction, RpcFailure,
+};
 use mtproto_sansio::client::router::{DcOption, RouterConfig, Target};
 use mtproto_sansio::client::store::{Change, Record, User};
 use mtproto_sansio::client::{DcId, RequestId};
@@ -644,4 +646,90 @@ fn undrained_events_stop_input_until_drained() {
     for (n, id) in ids.iter().enumerate() {
         assert_eq!(answers[id], Ok(((n as i32) * 10).to_le_bytes().to_vec()), "request {n}");
     }
+}
+
+fn timed_out(net: &Net, id: RequestId) -> bool {
+    net.events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Failed { id: i, error: CallError::TimedOut } if *i == id))
+}
+
+/// A request in flight past its own deadline fails with `CallError::TimedOut` on the machine's timer (which
+/// `poll_timeout` asks for), never silently; the DC's answer that comes after is dropped (no `Answer`) and counted.
+/// A request without a deadline on the same connection is untouched.
+#[test]
+fn a_request_past_its_deadline_times_out_and_its_late_answer_is_dropped() {
+    let mut net = Net::new(&[1], false);
+    let now = net.now;
+    let deadline = now.saturating_add(Duration::from_secs(5));
+    let id = net
+        .client
+        .invoke_until(now, Target::Home, &call(METHOD, 1), CallKind::Api, Some(deadline))
+        .unwrap();
+    let other = net.invoke(Target::Home, &call(METHOD, 2));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert_eq!(net.received.len(), 2);
+    assert!(net.client.poll_timeout().unwrap() <= deadline);
+    net.advance(Duration::from_secs(4));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert!(!timed_out(&net, id), "not before its deadline");
+    net.advance(Duration::from_secs(1));
+    net.run(&mut |_, _, _| Reply::Hold);
+    assert!(timed_out(&net, id), "{:?}", net.events);
+    assert_eq!(net.client.open_requests(), 1);
+    assert_eq!(net.client.stats().timed_out, 1);
+    // Now the DC answers both.
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    let answers = net.answers();
+    assert!(!answers.contains_key(&id), "a late answer is dropped");
+    assert_eq!(answers[&other], Ok(20i32.to_le_bytes().to_vec()));
+    assert_eq!(net.client.stats().late_answers, 1);
+    assert_eq!(net.client.open_requests(), 0);
+}
+
+/// `Config::deadline` gives every request one: a request under a flood wait (`FLOOD_WAIT_30`, within the budget)
+/// fails at its 10 s deadline instead of being retried at 30 s; the scheduler forgets it (nothing sent again).
+#[test]
+fn the_config_deadline_ends_a_request_held_by_a_flood_wait() {
+    let mut cfg = config();
+    cfg.deadline = Some(Duration::from_secs(10));
+    let mut net = Net::with_config(&[1], false, cfg);
+    let id = net.invoke(Target::Home, &call(METHOD, 1));
+    net.run(&mut |_, _, _| Reply::Error(420, "FLOOD_WAIT_30"));
+    assert!(net.answers().is_empty());
+    assert!(!timed_out(&net, id));
+    net.advance(Duration::from_secs(10));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert!(timed_out(&net, id), "{:?}", net.events);
+    net.advance(Duration::from_secs(30));
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert_eq!(net.received.len(), 1, "not retried after its deadline");
+    assert_eq!(net.client.open_requests(), 0);
+    assert_eq!(net.client.stats().late_answers, 0);
+}
+
+/// A request the router holds (its connection not open yet: the host has not acted) times out there; the router
+/// forgets it, so when the socket opens nothing is sent.
+#[test]
+fn a_request_held_by_the_router_times_out_and_is_never_sent() {
+    let mut net = Net::new(&[1], false);
+    let now = net.now;
+    let id = net
+        .client
+        .invoke_until(
+            now,
+            Target::Home,
+            &call(METHOD, 1),
+            CallKind::Api,
+            Some(now.saturating_add(Duration::from_secs(3))),
+        )
+        .unwrap();
+    net.advance(Duration::from_secs(3));
+    while let Some(ev) = net.client.poll_event() {
+        net.events.push(ev);
+    }
+    assert!(timed_out(&net, id), "{:?}", net.events);
+    net.run(&mut |_, _, args| Reply::Result(times_ten(args)));
+    assert!(net.received.is_empty(), "{:?}", net.received);
+    assert_eq!(net.client.open_requests(), 0);
 }

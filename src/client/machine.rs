@@ -45,6 +45,7 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
+use core::time::Duration;
 
 use super::flood::{Admit, FloodConfig, FloodScheduler, MethodKey, RetryState, Verdict};
 use super::router::{
@@ -106,6 +107,10 @@ pub struct Config {
     pub max_requests: usize,
     /// Events not drained at most; input is refused until the host drains them.
     pub max_events: usize,
+    /// How long an [`Client::invoke`] call may take, from the call to its answer (flood waits, routing, migrations
+    /// and retries included) before it fails with [`CallError::TimedOut`]; `None`: no deadline (the default).
+    /// [`Client::invoke_until`] gives a request a deadline of its own.
+    pub deadline: Option<Duration>,
 }
 
 impl Config {
@@ -123,6 +128,7 @@ impl Config {
             layer: super::signin::API_LAYER,
             max_requests: 32,
             max_events: 1024,
+            deadline: None,
         }
     }
 }
@@ -167,6 +173,9 @@ pub enum CallError {
     KeyDropped(DcId),
     /// Its connection could not be opened again.
     Unreachable(DcId),
+    /// Its deadline ([`Config::deadline`], [`Client::invoke_until`]) passed first. An answer that still comes is
+    /// dropped and counted ([`ClientStats::late_answers`]).
+    TimedOut,
 }
 
 /// An `rpc_error` as the DC sent it.
@@ -276,7 +285,15 @@ pub struct ClientStats {
     pub keys_dropped: u64,
     /// Authorizations copied to another DC.
     pub imports: u64,
+    /// Requests failed with [`CallError::TimedOut`].
+    pub timed_out: u64,
+    /// Answers (results, errors, or the session's failure) that came for a request already timed out, dropped.
+    pub late_answers: u64,
 }
+
+/// Queries timed out while in flight whose late answers the machine still recognizes (to drop and count them); the
+/// oldest is forgotten past this, and its answer, if it comes, is dropped as any unknown one, uncounted.
+pub const LATE_TRACKED: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -309,6 +326,8 @@ struct Request {
     state: ReqState,
     /// Sent again once after its DC forgot the key.
     resent: bool,
+    /// Fails with [`CallError::TimedOut`] at this instant.
+    deadline: Option<Instant>,
 }
 
 impl Request {
@@ -356,6 +375,8 @@ pub struct Client<const RX: usize = 65_536, const TX: usize = 262_144, const M: 
     requests: BTreeMap<RequestId, Request>,
     actions: VecDeque<HostAction>,
     events: VecDeque<ClientEvent>,
+    /// Queries in flight when their deadline passed: (connection, msg_id), at most [`LATE_TRACKED`].
+    late: VecDeque<(ConnId, MsgId)>,
     /// Saves the router does not report (salts, the bootstrap list).
     saves: Vec<Change>,
     next_id: u64,
@@ -422,6 +443,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             requests: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            late: VecDeque::new(),
             saves,
             next_id: 0,
             next_conn: 0,
@@ -466,7 +488,8 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
     }
 
     /// Sends `body` (one TL function, the host's bytes) to `target`. The answer comes as
-    /// [`ClientEvent::Answer`] or [`ClientEvent::Failed`] naming the returned id.
+    /// [`ClientEvent::Answer`] or [`ClientEvent::Failed`] naming the returned id; with [`Config::deadline`] set, a
+    /// request not answered by then fails with [`CallError::TimedOut`].
     ///
     /// # Errors
     /// Too many requests open, a body that is not TL, or no home DC for [`Target::Home`]; nothing changed.
@@ -476,6 +499,24 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         target: Target,
         body: &[u8],
         kind: CallKind,
+    ) -> Result<RequestId, InvokeError> {
+        let deadline = self.cfg.deadline.map(|d| now.saturating_add(d));
+        self.invoke_until(now, target, body, kind, deadline)
+    }
+
+    /// [`Client::invoke`] with a deadline of its own (`None`: none, whatever [`Config::deadline`] says): past it,
+    /// [`Client::handle_timeout`] fails the request with [`CallError::TimedOut`] wherever it is (held by the flood
+    /// scheduler or the router, or in flight), and [`Client::poll_timeout`] asks for that call.
+    ///
+    /// # Errors
+    /// As [`Client::invoke`]; nothing changed.
+    pub fn invoke_until(
+        &mut self,
+        now: Instant,
+        target: Target,
+        body: &[u8],
+        kind: CallKind,
+        deadline: Option<Instant>,
     ) -> Result<RequestId, InvokeError> {
         if body.len() < 4 || !body.len().is_multiple_of(4) {
             return Err(InvokeError::BadBody);
@@ -496,6 +537,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                 mode: Mode::Call(kind),
                 state: ReqState::Flood,
                 resent: false,
+                deadline,
             },
         );
         self.submit(id, now);
@@ -677,6 +719,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                 mode,
                 state: ReqState::Routing,
                 resent: false,
+                deadline: None,
             },
         );
         self.send_on(
@@ -920,6 +963,8 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                     if let Some(id) = self.find_sent(conn, msg) {
                         self.finish_link(id, now);
                         self.fail(id, CallError::Session(reason), now);
+                    } else {
+                        self.late_answer(conn, msg);
                     }
                 }
                 Owned::Update(body) => self.events.push_back(ClientEvent::Update { dc, body }),
@@ -1008,6 +1053,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
 
     fn answered(&mut self, now: Instant, conn: ConnId, msg: MsgId, result: Result<Vec<u8>, RpcFailure>) {
         let Some(id) = self.find_sent(conn, msg) else {
+            self.late_answer(conn, msg);
             return;
         };
         let dc = self.slots.get(&conn).map(|s| s.link.dc);
@@ -1271,9 +1317,11 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         Ok(found)
     }
 
-    /// Time passed: each connection's timers (resends, acks, pings), the router's (idle connections, reopening
-    /// after a backoff) and the flood scheduler's (waits ending).
+    /// Time passed: requests past their deadline fail ([`CallError::TimedOut`]), then each connection's timers
+    /// (resends, acks, pings), the router's (idle connections, reopening after a backoff) and the flood
+    /// scheduler's (waits ending).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire(now);
         let conns: Vec<ConnId> = self.slots.keys().copied().collect();
         for conn in conns {
             let Some(slot) = self.slots.get_mut(&conn) else {
@@ -1304,7 +1352,48 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             .filter_map(|s| s.conn.as_ref().and_then(|c| c.poll_timeout()))
             .chain(self.router.poll_timeout())
             .chain(self.flood.poll_timeout())
+            .chain(self.requests.values().filter_map(|r| r.deadline))
             .min()
+    }
+
+    /// Fails every request whose deadline is `now` or earlier, wherever it is: the flood scheduler and the router
+    /// forget it (their table places freed), a query in flight is noted so its late answer is dropped and counted.
+    fn expire(&mut self, now: Instant) {
+        let due: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(state) = self.requests.get(&id).map(|r| r.state) else {
+                continue;
+            };
+            match state {
+                ReqState::Flood => {}
+                ReqState::Routing => {
+                    self.router.cancel(id);
+                }
+                ReqState::Sent { conn, msg, .. } => {
+                    // The session keeps the query (it has no way to take one back), so its answer may still come.
+                    self.finish_link(id, now);
+                    if self.late.len() >= LATE_TRACKED {
+                        self.late.pop_front();
+                    }
+                    self.late.push_back((conn, msg));
+                }
+            }
+            self.stats.timed_out = self.stats.timed_out.saturating_add(1);
+            self.fail(id, CallError::TimedOut, now);
+        }
+    }
+
+    /// An answer no request waits for: if it is a timed-out query's, counted and forgotten.
+    fn late_answer(&mut self, conn: ConnId, msg: MsgId) {
+        if let Some(i) = self.late.iter().position(|&(c, m)| c == conn && m == msg) {
+            self.late.remove(i);
+            self.stats.late_answers = self.stats.late_answers.saturating_add(1);
+        }
     }
 }
 
