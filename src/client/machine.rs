@@ -18,6 +18,11 @@
 //! - [`Client::poll_event`]: answers, failures and updates ([`ClientEvent`]);
 //! - [`Client::poll_timeout`]: when to call [`Client::handle_timeout`].
 //!
+//! A request may have a deadline ([`Config::deadline`] for every [`Client::invoke`], or its own through
+//! [`Client::invoke_until`]): past it, [`Client::handle_timeout`] ends it with [`CallError::TimedOut`] wherever it is
+//! (the flood scheduler and the router forget it; a query in flight stays in its session, which has no way to take
+//! one back, and its answer, when it comes, is dropped and counted in [`ClientStats::late_answers`]).
+//!
 //! Inside, a request goes: flood scheduler (held while its method is under a wait on its DC) → router (held while
 //! its connection opens, its key is saved, or the authorization is copied to its DC) → the DC's connection,
 //! wrapped in `invokeWithLayer(initConnection(…))` when it is the first call of that connection's session

@@ -799,7 +799,7 @@ fn call_error(e: CallError) -> TgError {
         CallError::Route(r) => TgError::Route(r),
         CallError::FloodWait { .. } => TgError::Flood(420, "FLOOD_WAIT".to_owned()),
         CallError::KeyDropped(dc) => TgError::KeyDropped(dc),
-        CallError::Unreachable(_) => TgError::Client(ClientError::Timeout),
+        CallError::Unreachable(_) | CallError::TimedOut => TgError::Client(ClientError::Timeout),
         other => TgError::Protocol(format!("request failed: {other:?}")),
     }
 }
