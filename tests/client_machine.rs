@@ -10,7 +10,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use mtproto_sansio::client::machine::{
-    CallError, CallKind, Client, ClientEvent, Config, ConnId, HostAction, RpcFailure,
+    CallError, CallKind, Client, ClientEvent, Config, ConnId, FILE_TX, FileConnection, HostAction, RpcFailure,
+    TransferId,
 };
 use mtproto_sansio::client::router::{DcOption, RouterConfig, Target};
 use mtproto_sansio::client::store::{Change, Record, User};
@@ -25,7 +26,8 @@ use mtproto_sansio::transport::TransportConfig;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-type DcConn = Connection<65_536, 262_144, 64>;
+/// The DC side takes and sends media connections' large frames too.
+type DcConn = FileConnection;
 
 const INIT: InitConnection<'static> = InitConnection {
     api_id: 1,
@@ -99,6 +101,12 @@ struct Net {
     /// A DC that lost its sessions (a restart, a session expired): a new socket for a connection it served gets a
     /// new server session on the same key (`new_session_created`), and what the old one held is gone with it.
     new_sessions: bool,
+    /// The connection each received call came on (beside `received`).
+    received_on: Vec<ConnId>,
+    /// The file an upload reads: `PartWanted` is answered from it as events are drained.
+    upload_src: Option<(TransferId, Vec<u8>)>,
+    /// The host does not drain events (backpressure tests).
+    hold_events: bool,
 }
 
 fn config() -> Config {
@@ -116,10 +124,13 @@ fn config() -> Config {
 /// goes on from where the earlier ones were, as a real DC's does. (A clock started at 0 by each new connection
 /// would have a new session send the very msg_ids its predecessor sent, which the client refuses as replays.)
 fn dc_config(now: Instant) -> ConnectionConfig {
-    ConnectionConfig {
+    let mut c = ConnectionConfig {
         unix_time_hint: Some(UnixTime(now.as_secs())),
         ..ConnectionConfig::DEFAULT
-    }
+    };
+    // Room for a window of large file parts not acknowledged yet.
+    c.engine.limits.max_unacked_bytes = FILE_TX;
+    c
 }
 
 impl Net {
@@ -152,6 +163,9 @@ impl Net {
             opened: Vec::new(),
             first_frames: HashMap::new(),
             new_sessions: false,
+            received_on: Vec::new(),
+            upload_src: None,
+            hold_events: false,
         }
     }
 
@@ -202,7 +216,7 @@ impl Net {
                     }
                 }
             }
-            let mut out = vec![0u8; 70_000];
+            let mut out = vec![0u8; 2 << 20];
             while let Some((conn, n)) = self.client.poll_transmit(self.now, &mut self.rng, &mut out).unwrap() {
                 moved = true;
                 let bytes = out[..n].to_vec();
@@ -216,8 +230,18 @@ impl Net {
             for conn in conns {
                 moved |= self.answer_and_return(conn, script);
             }
-            while let Some(ev) = self.client.poll_event() {
+            while !self.hold_events
+                && let Some(ev) = self.client.poll_event()
+            {
                 moved = true;
+                if let (ClientEvent::PartWanted { transfer, offset, len }, Some((t, data))) = (&ev, &self.upload_src)
+                    && transfer == t
+                {
+                    let at = *offset as usize;
+                    self.client
+                        .upload_part(self.now, *transfer, *offset, &data[at..at + len])
+                        .unwrap();
+                }
                 self.events.push(ev);
             }
             if !moved {
@@ -251,6 +275,7 @@ impl Net {
                 if let Event::Request { msg_id, body } = ev {
                     let u = unwrap(body, 4).unwrap();
                     self.received.push((side.dc, u.method, u.init_connection));
+                    self.received_on.push(conn);
                     side.held.push((msg_id, u.method, u.args.to_vec()));
                 }
             }
@@ -283,7 +308,7 @@ impl Net {
             }
         }
         side.held = keep;
-        let mut out = vec![0u8; 70_000];
+        let mut out = vec![0u8; 2 << 20];
         let mut wire = Vec::new();
         while let Some(n) = c.poll_transmit(self.now, &mut self.rng, &mut out).unwrap() {
             wire.extend_from_slice(&out[..n]);
@@ -616,7 +641,7 @@ fn undrained_events_stop_input_until_drained() {
     let side = net.sides.get_mut(&conn).unwrap();
     let c = side.conn.as_mut().unwrap();
     // Two packets of four answers each.
-    let mut out = vec![0u8; 70_000];
+    let mut out = vec![0u8; 2 << 20];
     let mut packets = Vec::new();
     for half in side.held.chunks(4) {
         for (msg, _, args) in half {
@@ -744,4 +769,404 @@ fn requests_held_by_the_router_time_out_and_are_never_sent() {
         assert_eq!(answers[id], Ok((n * 10i32).to_le_bytes().to_vec()), "request {n}");
     }
     assert_eq!(net.client.open_requests(), 0);
+}
+
+// ---- File transfers through the machine: uploads and downloads on media connections. ----
+
+use mtproto_sansio::client::files::{DownloadConfig, FileConfig, KIB, UploadConfig};
+use mtproto_sansio::client::machine::{TransferError, TransferState};
+use mtproto_sansio::tl::api::{Bare, Obj, enums, functions};
+use mtproto_sansio::tl::tables::api as tables;
+use mtproto_sansio::tl::typed::Cursor;
+
+fn enc<T: TlWrite + ?Sized>(v: &T) -> Vec<u8> {
+    let mut out = vec![0u8; v.tl_len()];
+    tl::encode(v, &mut out).unwrap();
+    out
+}
+
+fn args_view<'a, F: Bare<'a>>(args: &'a [u8]) -> F {
+    F::read_bare(&mut Cursor::new(args, &tables::API))
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+fn doc_location(id: i64, reference: &[u8]) -> Vec<u8> {
+    enc(&enums::InputFileLocation::InputDocumentFileLocation(
+        types::InputDocumentFileLocation {
+            id,
+            access_hash: 1,
+            file_reference: reference,
+            thumb_size: b"",
+        },
+    ))
+}
+
+/// A DC's file store: parts saved by `upload.saveFilePart`/`saveBigFilePart`, files served by `upload.getFile`
+/// (with the spec's offset and limit checks) from `files`, on `home` only (others answer `FILE_MIGRATE`), with the
+/// file reference `reference`.
+struct FileDc {
+    parts: std::collections::BTreeMap<i32, Vec<u8>>,
+    files: HashMap<i64, Vec<u8>>,
+    home: i64,
+    reference: Vec<u8>,
+    /// `getFile` calls served: (dc, offset).
+    served: Vec<(DcId, i64)>,
+}
+
+impl FileDc {
+    fn new(home: i64) -> FileDc {
+        FileDc {
+            parts: Default::default(),
+            files: HashMap::new(),
+            home,
+            reference: b"ref1".to_vec(),
+            served: Vec::new(),
+        }
+    }
+
+    fn uploaded(&self) -> Vec<u8> {
+        self.parts.values().flatten().copied().collect()
+    }
+
+    fn reply(&mut self, dc_: DcId, method: u32, args: &[u8]) -> Option<Reply> {
+        Some(match method {
+            functions::UploadSaveFilePart::ID => {
+                let c: functions::UploadSaveFilePart<'_> = args_view(args);
+                self.parts.insert(c.file_part, c.bytes.to_vec());
+                Reply::Result(enc(&enums::Bool::BoolTrue(types::BoolTrue {})))
+            }
+            functions::UploadSaveBigFilePart::ID => {
+                let c: functions::UploadSaveBigFilePart<'_> = args_view(args);
+                self.parts.insert(c.file_part, c.bytes.to_vec());
+                Reply::Result(enc(&enums::Bool::BoolTrue(types::BoolTrue {})))
+            }
+            functions::UploadGetFile::ID => {
+                let c: functions::UploadGetFile<'_> = args_view(args);
+                if dc_.get() as i64 != self.home {
+                    return Some(Reply::Error(
+                        303,
+                        ["FILE_MIGRATE_", &self.home.to_string()].concat().leak(),
+                    ));
+                }
+                let Some(enums::InputFileLocation::InputDocumentFileLocation(l)) = c.location.get() else {
+                    return Some(Reply::Error(400, "LOCATION_INVALID"));
+                };
+                if l.file_reference != self.reference.as_slice() {
+                    return Some(Reply::Error(400, "FILE_REFERENCE_EXPIRED"));
+                }
+                let (off, lim) = (c.offset, c.limit);
+                assert!(lim > 0 && lim % 4096 == 0 && (1 << 20) % lim == 0, "limit {lim}");
+                assert!(off >= 0 && off % i64::from(lim) == 0, "offset {off}");
+                assert!(!c.cdn_supported, "the machine carries no CDN");
+                self.served.push((dc_, off));
+                let data = &self.files[&l.id];
+                let s = (off as usize).min(data.len());
+                let e = (s + lim as usize).min(data.len());
+                Reply::Result(enc(&types::UploadFile {
+                    type_: Obj::new(&enums::StorageFileType::StorageFilePartial(
+                        types::StorageFilePartial {},
+                    )),
+                    mtime: 0,
+                    bytes: &data[s..e],
+                }))
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The downloaded bytes, put where their offsets say, and whether the transfer said it was done.
+fn downloaded(events: &[ClientEvent], t: TransferId) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut done = false;
+    for e in events {
+        match e {
+            ClientEvent::Downloaded {
+                transfer,
+                offset,
+                bytes,
+            } if *transfer == t => {
+                let end = *offset as usize + bytes.len();
+                if out.len() < end {
+                    out.resize(end, 0);
+                }
+                out[*offset as usize..end].copy_from_slice(bytes);
+            }
+            ClientEvent::TransferDone { transfer } if *transfer == t => done = true,
+            _ => {}
+        }
+    }
+    (out, done)
+}
+
+fn upload_cfg(part: u32) -> UploadConfig {
+    UploadConfig {
+        part_size: Some(part),
+        ..UploadConfig::DEFAULT
+    }
+}
+
+fn download_cfg(limit: u32, window: u8) -> DownloadConfig {
+    DownloadConfig {
+        limit,
+        transfer: FileConfig {
+            window,
+            ..FileConfig::DEFAULT
+        },
+        ..DownloadConfig::DEFAULT
+    }
+}
+
+/// A 600 KiB file goes up in 512 KiB parts (more than a main connection's 64 KiB frames and 256 KiB arena can
+/// carry) on a media connection the machine opens beside the main one, the host giving each part's bytes when asked;
+/// then comes back down in 512 KiB parts with their offsets, byte for byte. The main connection carries only the API
+/// call.
+#[test]
+fn a_file_goes_up_and_comes_down_on_a_media_connection() {
+    let mut net = Net::new(&[1], true);
+    let file = pattern(600 * KIB as usize, 3);
+    let mut fdc = FileDc::new(1);
+    let api = net.invoke(Target::Home, &call(METHOD, 1));
+    let now = net.now;
+    let up = net
+        .client
+        .upload(now, upload_cfg(512 * KIB), 77, file.len() as u64)
+        .unwrap();
+    net.upload_src = Some((up, file.clone()));
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap_or_else(|| Reply::Result(times_ten(a))));
+    assert_eq!(net.answers()[&api], Ok(10i32.to_le_bytes().to_vec()));
+    assert!(
+        net.events.contains(&ClientEvent::TransferDone { transfer: up }),
+        "{:?}",
+        net.events
+    );
+    assert_eq!(fdc.uploaded(), file);
+    let wanted = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::PartWanted { .. }))
+        .count();
+    assert_eq!(wanted, 2);
+    let mut input = [0u8; 256];
+    let n = net.client.upload_input_file(up, b"f.bin", &mut input).unwrap();
+    assert!(n > 0);
+    assert!(net.client.finish_transfer(net.now, up));
+    assert_eq!(net.client.transfers(), 0);
+    // Two connections: the main one for METHOD, a media one for the parts.
+    assert_eq!(net.opened.len(), 2, "{:?}", net.opened);
+    let main = net.received_on[net.received.iter().position(|r| r.1 == METHOD).unwrap()];
+    for (r, conn) in net.received.iter().zip(&net.received_on) {
+        assert_eq!(*conn == main, r.1 == METHOD, "{r:?} on {conn:?}");
+    }
+
+    fdc.files.insert(5, file.clone());
+    let now = net.now;
+    let down = net
+        .client
+        .download(now, download_cfg(512 * KIB, 4), &doc_location(5, b"ref1"), None)
+        .unwrap();
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap());
+    let (bytes, done) = downloaded(&net.events, down);
+    assert!(done, "{:?}", net.events.last());
+    assert_eq!(bytes, file);
+    assert_eq!(net.opened.len(), 2, "the media connection again");
+    assert_eq!(net.client.open_requests(), 0);
+}
+
+/// `FILE_MIGRATE_2` on a download: the machine copies the authorization to DC 2 (export on 1, import on 2) and
+/// the rest of the download goes to DC 2's media connection; the file arrives whole.
+#[test]
+fn a_download_follows_file_migrate_with_an_authorization_copy() {
+    use mtproto_sansio::tl::api::functions::{AuthExportAuthorization, AuthImportAuthorization};
+    let mut net = Net::new(&[1, 2], true);
+    let file = pattern(40 * KIB as usize + 100, 9);
+    let mut fdc = FileDc::new(2);
+    fdc.files.insert(5, file.clone());
+    let now = net.now;
+    let down = net
+        .client
+        .download(now, download_cfg(16 * KIB, 2), &doc_location(5, b"ref1"), None)
+        .unwrap();
+    net.run(&mut |d, m, a| match m {
+        AuthExportAuthorization::ID => {
+            assert_eq!(d, dc(1));
+            Reply::Result(enc(&types::AuthExportedAuthorization { id: 7, bytes: b"token" }))
+        }
+        AuthImportAuthorization::ID => {
+            assert_eq!(d, dc(2));
+            Reply::Result(vec![0; 4])
+        }
+        _ => fdc.reply(d, m, a).unwrap(),
+    });
+    let (bytes, done) = downloaded(&net.events, down);
+    assert!(done, "{:?}", net.events);
+    assert_eq!(bytes, file);
+    assert_eq!(net.client.stats().imports, 1);
+    assert!(fdc.served.iter().all(|(d, _)| *d == dc(2)));
+    // Three parts with data; with the size unknown, the window may also ask the empty one after the end.
+    let offsets: Vec<i64> = fdc.served.iter().map(|s| s.1).collect();
+    for p in 0..3 {
+        assert!(offsets.contains(&i64::from(p * 16 * KIB)), "{offsets:?}");
+    }
+}
+
+/// A host that does not drain events holds the download: the window's parts arrive and wait (nothing dropped),
+/// no further part is asked for; once the host drains, the rest comes. A file reference that expires stops the
+/// download until the host gives a fresh location.
+#[test]
+fn an_undrained_download_stops_asking_and_an_expired_reference_waits_for_a_new_location() {
+    let mut net = Net::new(&[1], true);
+    let file = pattern(10 * 16 * KIB as usize, 5);
+    let mut fdc = FileDc::new(1);
+    fdc.files.insert(5, file.clone());
+    let now = net.now;
+    let down = net
+        .client
+        .download(
+            now,
+            download_cfg(16 * KIB, 4),
+            &doc_location(5, b"ref1"),
+            Some(file.len() as u64),
+        )
+        .unwrap();
+    net.hold_events = true;
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap());
+    assert_eq!(
+        fdc.served.len(),
+        4,
+        "the window, then nothing while the host does not drain"
+    );
+    net.advance(Duration::from_secs(5));
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap());
+    assert_eq!(fdc.served.len(), 4);
+    net.hold_events = false;
+    fdc.reference = b"ref2".to_vec();
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap());
+    assert!(net.events.contains(&ClientEvent::ReferenceExpired { transfer: down }));
+    assert_eq!(fdc.served.len(), 4);
+    let now = net.now;
+    net.client
+        .refresh_location(now, down, &doc_location(5, b"ref2"))
+        .unwrap();
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap());
+    let (bytes, done) = downloaded(&net.events, down);
+    assert!(done);
+    assert_eq!(bytes, file);
+    assert_eq!(fdc.served.len(), 10, "every part once");
+}
+
+/// A download resumed from its persisted state asks only for the parts it did not have; an upload resumed from
+/// its state sends only the parts not saved. Transfers past `max_transfers` are refused, and a CDN download is
+/// refused as not carried.
+#[test]
+fn transfers_resume_from_their_state_and_are_bounded() {
+    let mut net = Net::new(&[1], true);
+    let file = pattern(6 * 16 * KIB as usize, 7);
+    let mut fdc = FileDc::new(1);
+    fdc.files.insert(5, file.clone());
+    let now = net.now;
+    let loc = doc_location(5, b"ref1");
+    let down = net
+        .client
+        .download(now, download_cfg(16 * KIB, 1), &loc, Some(file.len() as u64))
+        .unwrap();
+    // Three parts, then the host stops (and keeps what it stored).
+    let mut budget = 3;
+    net.run(&mut |d, m, a| {
+        if budget == 0 {
+            return Reply::Hold;
+        }
+        budget -= 1;
+        fdc.reply(d, m, a).unwrap()
+    });
+    let Some(TransferState::Download(state)) = net.client.transfer_state(down) else {
+        panic!()
+    };
+    let (first, _) = downloaded(&net.events, down);
+    assert_eq!(first, file[..3 * 16 * KIB as usize]);
+    assert!(net.client.finish_transfer(net.now, down));
+    fdc.served.clear();
+    let now = net.now;
+    let again = net
+        .client
+        .resume_download(now, download_cfg(16 * KIB, 1), &loc, &state)
+        .unwrap();
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap());
+    let (rest, done) = downloaded(&net.events, again);
+    assert!(done);
+    assert_eq!(rest[3 * 16 * KIB as usize..], file[3 * 16 * KIB as usize..]);
+    // The DC still answers the query the released transfer had in flight (part 3): that answer is dropped.
+    let mut offsets: Vec<i64> = fdc.served.iter().map(|s| s.1).collect();
+    offsets.dedup();
+    let old = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Downloaded { transfer, .. } if *transfer == down))
+        .count();
+    assert_eq!(old, 3, "nothing for the released transfer");
+    assert_eq!(
+        offsets,
+        [3, 4, 5].map(|p| i64::from(p * 16 * KIB)),
+        "only the missing parts"
+    );
+
+    // Upload: two of four parts saved, then resumed.
+    let ufile = pattern(4 * 32 * KIB as usize, 1);
+    let now = net.now;
+    let up = net
+        .client
+        .upload(now, upload_cfg(32 * KIB), 99, ufile.len() as u64)
+        .unwrap();
+    net.upload_src = Some((up, ufile.clone()));
+    let mut budget = 2;
+    net.run(&mut |d, m, a| {
+        if m == functions::UploadSaveFilePart::ID && budget == 0 {
+            return Reply::Hold;
+        }
+        budget -= 1;
+        fdc.reply(d, m, a).unwrap()
+    });
+    let Some(TransferState::Upload(ustate)) = net.client.transfer_state(up) else {
+        panic!()
+    };
+    assert_eq!(fdc.parts.len(), 2);
+    assert!(net.client.finish_transfer(net.now, up));
+    let now = net.now;
+    let up2 = net.client.resume_upload(now, upload_cfg(32 * KIB), &ustate).unwrap();
+    net.upload_src = Some((up2, ufile.clone()));
+    let before = net.received.len();
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap());
+    assert!(net.events.contains(&ClientEvent::TransferDone { transfer: up2 }));
+    assert_eq!(fdc.uploaded(), ufile);
+    assert_eq!(net.received.len() - before, 2, "only the two parts not saved");
+
+    // Bounds: ended transfers hold their places until released.
+    let now = net.now;
+    assert_eq!(net.client.transfers(), 2);
+    assert!(net.client.finish_transfer(now, again));
+    assert!(net.client.finish_transfer(now, up2));
+    let mut cdn = download_cfg(128 * KIB, 1);
+    cdn.cdn = true;
+    assert_eq!(
+        net.client.download(now, cdn, &loc, None),
+        Err(TransferError::CdnUnsupported)
+    );
+    let ids: Vec<TransferId> = (0..4)
+        .map(|_| net.client.download(now, download_cfg(16 * KIB, 1), &loc, None).unwrap())
+        .collect();
+    assert_eq!(
+        net.client.download(now, download_cfg(16 * KIB, 1), &loc, None),
+        Err(TransferError::Full)
+    );
+    assert!(net.client.finish_transfer(now, ids[0]));
+    assert_eq!(
+        net.client.open_requests(),
+        3,
+        "the released transfer's request forgotten"
+    );
 }

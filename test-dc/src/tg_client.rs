@@ -448,6 +448,13 @@ where
                     }
                 }
                 ClientEvent::SessionReset { .. } | ClientEvent::SignedOut => {}
+                // TgClient starts no file transfers through the machine: these never come.
+                ClientEvent::PartWanted { .. }
+                | ClientEvent::PartSaved { .. }
+                | ClientEvent::Downloaded { .. }
+                | ClientEvent::ReferenceExpired { .. }
+                | ClientEvent::TransferDone { .. }
+                | ClientEvent::TransferFailed { .. } => {}
             }
         }
     }
