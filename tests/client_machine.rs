@@ -61,6 +61,21 @@ fn option(n: i64) -> DcOption {
     }
 }
 
+/// CDN DC 201, which makes a key with each connection (its RSA key from `help.getCdnConfig`).
+const CDN: i64 = 201;
+
+fn cdn_option() -> DcOption {
+    DcOption {
+        cdn: true,
+        ..option(CDN)
+    }
+}
+
+fn cdn_rsa() -> &'static mtproto_sansio::crypto::rsa::RsaPrivateKey {
+    static K: std::sync::OnceLock<mtproto_sansio::crypto::rsa::RsaPrivateKey> = std::sync::OnceLock::new();
+    K.get_or_init(|| mtproto_sansio::fuzzing::handshake::dc_key().unwrap())
+}
+
 fn key(n: i64) -> AuthKey {
     AuthKey::from_bytes([n as u8 + 1; 256])
 }
@@ -141,7 +156,8 @@ impl Net {
 
     fn with_config(keys: &[i64], signed_in: bool, cfg: Config) -> Net {
         let mut rec = Record::new(true);
-        rec.set_options(&[option(1), option(2), option(3)]).unwrap();
+        rec.set_options(&[option(1), option(2), option(3), cdn_option()])
+            .unwrap();
         for &k in keys {
             rec.set_key(dc(k), key(k)).unwrap();
         }
@@ -197,6 +213,17 @@ impl Net {
                         // the key.
                         match side.conn.as_mut() {
                             Some(c) if !self.new_sessions => c.reconnect(self.now),
+                            _ if option.cdn => {
+                                side.held.clear();
+                                let mut scfg = mtproto_sansio::handshake::ServerConfig::new(
+                                    cdn_rsa(),
+                                    mtproto_sansio::crypto::dh::DhGroup::telegram(3).unwrap(),
+                                );
+                                scfg.dc_id = None;
+                                let mut c = Box::new(Connection::server_handshake(dc_config(self.now), scfg, self.now));
+                                c.set_new_key_check(false);
+                                side.conn = Some(c);
+                            }
                             _ => {
                                 side.held.clear();
                                 side.conn = self.dc_keys.get(&option.dc).map(|k| {
@@ -775,7 +802,7 @@ fn requests_held_by_the_router_time_out_and_are_never_sent() {
 
 use mtproto_sansio::client::files::{DownloadConfig, FileConfig, KIB, UploadConfig};
 use mtproto_sansio::client::machine::{TransferError, TransferState};
-use mtproto_sansio::tl::api::{Bare, Obj, enums, functions};
+use mtproto_sansio::tl::api::{Bare, Obj, RemoteCall, enums, functions};
 use mtproto_sansio::tl::tables::api as tables;
 use mtproto_sansio::tl::typed::Cursor;
 
@@ -816,6 +843,39 @@ struct FileDc {
     reference: Vec<u8>,
     /// `getFile` calls served: (dc, offset).
     served: Vec<(DcId, i64)>,
+    /// Redirect `getFile` calls with `cdn_supported` to CDN DC 201.
+    cdn: bool,
+    /// CDN parts (by offset) the CDN tampers with.
+    tamper: Vec<i64>,
+    /// `getCdnFile` calls served: (dc, offset).
+    cdn_served: Vec<(DcId, i64)>,
+}
+
+const CDN_KEY: [u8; 32] = [7; 32];
+const CDN_IV: [u8; 16] = [9; 16];
+
+/// The SHA-256 of each 128 KiB range of `data` from `from`, at most `count`, as a `Vector<FileHash>`.
+fn cdn_hashes(data: &[u8], from: i64, count: usize) -> Vec<u8> {
+    use mtproto_sansio::client::files::CDN_HASH_RANGE;
+    use sha2::Digest;
+    let mut items = Vec::new();
+    let mut off = from as usize;
+    while off < data.len() && items.len() < count {
+        let end = (off + CDN_HASH_RANGE as usize).min(data.len());
+        let h: [u8; 32] = sha2::Sha256::digest(&data[off..end]).into();
+        items.push((off as i64, (end - off) as i32, h));
+        off = end;
+    }
+    let mut out = 0x1cb5_c415u32.to_le_bytes().to_vec();
+    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    for (o, l, h) in &items {
+        out.extend(enc(&types::FileHash {
+            offset: *o,
+            limit: *l,
+            hash: h,
+        }));
+    }
+    out
 }
 
 impl FileDc {
@@ -826,6 +886,9 @@ impl FileDc {
             home,
             reference: b"ref1".to_vec(),
             served: Vec::new(),
+            cdn: false,
+            tamper: Vec::new(),
+            cdn_served: Vec::new(),
         }
     }
 
@@ -862,9 +925,19 @@ impl FileDc {
                 let (off, lim) = (c.offset, c.limit);
                 assert!(lim > 0 && lim % 4096 == 0 && (1 << 20) % lim == 0, "limit {lim}");
                 assert!(off >= 0 && off % i64::from(lim) == 0, "offset {off}");
-                assert!(!c.cdn_supported, "the machine carries no CDN");
-                self.served.push((dc_, off));
                 let data = &self.files[&l.id];
+                if self.cdn && c.cdn_supported {
+                    let hashes = cdn_hashes(data, 0, 2);
+                    let v = functions::UploadGetCdnFileHashes::decode_result(&hashes).unwrap();
+                    return Some(Reply::Result(enc(&types::UploadFileCdnRedirect {
+                        dc_id: CDN as i32,
+                        file_token: b"cdn-token",
+                        encryption_key: &CDN_KEY,
+                        encryption_iv: &CDN_IV,
+                        file_hashes: v,
+                    })));
+                }
+                self.served.push((dc_, off));
                 let s = (off as usize).min(data.len());
                 let e = (s + lim as usize).min(data.len());
                 Reply::Result(enc(&types::UploadFile {
@@ -874,6 +947,42 @@ impl FileDc {
                     mtime: 0,
                     bytes: &data[s..e],
                 }))
+            }
+            functions::HelpGetCdnConfig::ID => {
+                let mut pem = vec![0u8; 2048];
+                let n = mtproto_sansio::crypto::pem::write_public_pem(cdn_rsa().public_key(), &mut pem).unwrap();
+                let key = enc(&types::CdnPublicKey {
+                    dc_id: CDN as i32,
+                    public_key: &pem[..n],
+                });
+                let mut out = types::CdnConfig::ID.to_le_bytes().to_vec();
+                out.extend_from_slice(&0x1cb5_c415u32.to_le_bytes());
+                out.extend_from_slice(&1u32.to_le_bytes());
+                out.extend(key);
+                Reply::Result(out)
+            }
+            functions::UploadGetCdnFileHashes::ID => {
+                let c: functions::UploadGetCdnFileHashes<'_> = args_view(args);
+                assert_eq!(c.file_token, b"cdn-token");
+                let data = self.files.values().next().unwrap();
+                Reply::Result(cdn_hashes(data, c.offset, 8))
+            }
+            functions::UploadGetCdnFile::ID => {
+                assert_eq!(dc_, dc(CDN), "a CDN part from the CDN");
+                let c: functions::UploadGetCdnFile<'_> = args_view(args);
+                assert_eq!(c.file_token, b"cdn-token");
+                self.cdn_served.push((dc_, c.offset));
+                let data = self.files.values().next().unwrap();
+                let s = (c.offset as usize).min(data.len());
+                let e = (s + c.limit as usize).min(data.len());
+                let mut bytes = data[s..e].to_vec();
+                let mut iv = CDN_IV;
+                iv[12..].copy_from_slice(&((c.offset / 16) as u32).to_be_bytes());
+                mtproto_sansio::crypto::aes::AesCtr::new(&CDN_KEY, &iv).apply(&mut bytes);
+                if self.tamper.contains(&c.offset) && !bytes.is_empty() {
+                    bytes[0] ^= 1;
+                }
+                Reply::Result(enc(&types::UploadCdnFile { bytes: &bytes }))
             }
             _ => return None,
         })
@@ -1061,8 +1170,7 @@ fn an_undrained_download_stops_asking_and_an_expired_reference_waits_for_a_new_l
 }
 
 /// A download resumed from its persisted state asks only for the parts it did not have; an upload resumed from
-/// its state sends only the parts not saved. Transfers past `max_transfers` are refused, and a CDN download is
-/// refused as not carried.
+/// its state sends only the parts not saved. Transfers past `max_transfers` are refused.
 #[test]
 fn transfers_resume_from_their_state_and_are_bounded() {
     let mut net = Net::new(&[1], true);
@@ -1150,12 +1258,6 @@ fn transfers_resume_from_their_state_and_are_bounded() {
     assert_eq!(net.client.transfers(), 2);
     assert!(net.client.finish_transfer(now, again));
     assert!(net.client.finish_transfer(now, up2));
-    let mut cdn = download_cfg(128 * KIB, 1);
-    cdn.cdn = true;
-    assert_eq!(
-        net.client.download(now, cdn, &loc, None),
-        Err(TransferError::CdnUnsupported)
-    );
     let ids: Vec<TransferId> = (0..4)
         .map(|_| net.client.download(now, download_cfg(16 * KIB, 1), &loc, None).unwrap())
         .collect();
@@ -1169,4 +1271,45 @@ fn transfers_resume_from_their_state_and_are_bounded() {
         3,
         "the released transfer's request forgotten"
     );
+}
+
+/// A download redirected to CDN DC 201: the machine asks the home DC for `help.getCdnConfig`, opens a connection to
+/// the CDN that makes its own key with the CDN's RSA key (never saved in the record), fetches parts there,
+/// decrypted and checked against the master DC's hashes. The CDN tampers with one part: it is refused, never handed
+/// over (`CdnRefused`), and the rest comes from the master DC; the file arrives whole and right.
+#[test]
+fn a_cdn_download_refuses_a_tampered_part_and_finishes_from_the_master() {
+    let mut net = Net::new(&[1], true);
+    let file = pattern(3 * 128 * KIB as usize + 1000, 11);
+    let mut fdc = FileDc::new(1);
+    fdc.files.insert(5, file.clone());
+    fdc.cdn = true;
+    fdc.tamper = vec![i64::from(128 * KIB)];
+    let mut cfg = download_cfg(128 * KIB, 1);
+    cfg.cdn = true;
+    let now = net.now;
+    let down = net
+        .client
+        .download(now, cfg, &doc_location(5, b"ref1"), Some(file.len() as u64))
+        .unwrap();
+    net.run(&mut |d, m, a| fdc.reply(d, m, a).unwrap());
+    let (bytes, done) = downloaded(&net.events, down);
+    assert!(done, "{:?}", net.events);
+    assert!(bytes == file, "whole and right");
+    assert!(
+        net.events.contains(&ClientEvent::CdnRefused {
+            transfer: down,
+            offset: u64::from(128 * KIB)
+        }),
+        "{:?}",
+        net.events
+    );
+    // Part 0 from the CDN, part 1 refused there, parts 1.. from the master.
+    assert_eq!(fdc.cdn_served, [(dc(CDN), 0), (dc(CDN), i64::from(128 * KIB))]);
+    assert!(fdc.served.iter().any(|s| s.1 == i64::from(128 * KIB)));
+    assert!(!fdc.served.iter().any(|s| s.1 == 0), "part 0 came from the CDN");
+    assert_eq!(net.client.stats().handshakes, 1, "the CDN's key exchange");
+    assert!(net.client.record().key(dc(CDN)).is_none(), "a CDN key is never kept");
+    assert!(!net.saved.iter().any(|c| matches!(c, Change::Key(d) if *d == dc(CDN))));
+    assert!(net.opened.iter().any(|o| o.1 == dc(CDN)));
 }

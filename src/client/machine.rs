@@ -69,7 +69,7 @@ use crate::handshake;
 use crate::rand_core::CryptoRng;
 use crate::session::{Connection, ConnectionConfig, Event, FailReason, MsgId, MsgKind, SendError, SessionConfig};
 use crate::time::{Instant, UnixTime};
-use crate::tl::api::functions;
+use crate::tl::api::{RemoteCall, enums, functions};
 use crate::tl::invoke::{InitConnection, write_init_connection};
 use crate::tl::{self, TlWrite, Writer};
 use crate::transport::TransportConfig;
@@ -272,6 +272,14 @@ pub enum ClientEvent {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// A CDN part failed its hash check: it was never handed over, and the download goes on from the master DC
+    /// without the CDN.
+    CdnRefused {
+        /// The download.
+        transfer: TransferId,
+        /// The refused part's offset.
+        offset: u64,
+    },
     /// A download's file reference expired: give a fresh location with [`Client::refresh_location`].
     ReferenceExpired {
         /// The download.
@@ -306,8 +314,6 @@ pub enum TransferError {
     Unknown,
     /// Not the bytes the upload asked for ([`ClientEvent::PartWanted`]): another offset or length, or none asked.
     NotWanted,
-    /// A download through a CDN (`DownloadConfig::cdn`): the machine carries no CDN connections yet.
-    CdnUnsupported,
     /// The files machine refused it (a bad configuration, size, location or state).
     File(FileError),
 }
@@ -387,6 +393,14 @@ pub struct ClientStats {
 /// oldest is forgotten past this, and its answer, if it comes, is dropped as any unknown one, uncounted.
 pub const LATE_TRACKED: usize = 64;
 
+/// CDN DCs whose RSA keys (from `help.getCdnConfig`) the machine keeps; the rest of a longer list is ignored.
+pub const MAX_CDN_KEYS: usize = 8;
+
+/// `help.getCdnConfig` calls one machine makes (a CDN not listed asks again, up to this): each key is kept for the
+/// machine's life, as a connection's key exchange holds its RSA keys for restarts (`'static`: leaked once each, a
+/// few hundred bytes).
+pub const MAX_CDN_CONFIGS: u8 = 2;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Call(CallKind),
@@ -398,6 +412,8 @@ enum Mode {
     Import {
         to: DcId,
     },
+    /// `help.getCdnConfig`, for the RSA key of a CDN a download was redirected to.
+    CdnConfig,
     /// A file transfer's request: routed on a media connection, its answer goes to the transfer.
     File {
         transfer: TransferId,
@@ -421,6 +437,8 @@ enum Job {
 
 struct Transfer {
     job: Job,
+    /// Redirected to this CDN DC, whose RSA key is not known yet: no requests until `help.getCdnConfig` answers.
+    cdn_wait: Option<DcId>,
     /// [`ClientEvent::Downloaded`] events not drained.
     undrained: usize,
     /// Done or failed: no more requests.
@@ -558,6 +576,11 @@ pub struct Client<const RX: usize = 65_536, const TX: usize = 262_144, const M: 
     events: VecDeque<ClientEvent>,
     transfers: BTreeMap<TransferId, Transfer>,
     next_transfer: u32,
+    /// CDN DCs' RSA keys from `help.getCdnConfig`, at most [`MAX_CDN_KEYS`].
+    cdn_keys: BTreeMap<DcId, &'static [RsaPublicKey]>,
+    /// `help.getCdnConfig` calls made (at most [`MAX_CDN_CONFIGS`]); one in flight.
+    cdn_fetches: u8,
+    cdn_pending: bool,
     /// Queries in flight when their deadline passed: (connection, msg_id), at most [`LATE_TRACKED`].
     late: VecDeque<(ConnId, MsgId)>,
     /// Saves the router does not report (salts, the bootstrap list).
@@ -629,6 +652,9 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             late: VecDeque::new(),
             transfers: BTreeMap::new(),
             next_transfer: 0,
+            cdn_keys: BTreeMap::new(),
+            cdn_fetches: 0,
+            cdn_pending: false,
             saves,
             next_id: 0,
             next_conn: 0,
@@ -748,7 +774,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         let Some(r) = self.requests.get(&id) else {
             return;
         };
-        if matches!(r.mode, Mode::Call(CallKind::Raw) | Mode::File { .. }) {
+        if matches!(r.mode, Mode::Call(CallKind::Raw) | Mode::File { .. } | Mode::CdnConfig) {
             self.route(id, now);
             return;
         }
@@ -844,6 +870,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             Mode::Call(_) => self.events.push_back(ClientEvent::Failed { id, error }),
             Mode::Export { to } | Mode::Import { to } => self.router.import_failed(to),
             Mode::File { transfer, tag } => self.file_failed(transfer, tag, now),
+            Mode::CdnConfig => self.cdn_config(None),
         }
     }
 
@@ -935,17 +962,32 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         }
         self.next_conn = self.next_conn.wrapping_add(1);
         let conn = ConnId(self.next_conn);
-        let key = self.record.key(link.dc).is_some();
+        // A CDN DC's key is never kept: each CDN connection makes one, with the CDN's RSA key.
+        let cdn = link.kind == LinkKind::Cdn;
+        let key = !cdn && self.record.key(link.dc).is_some();
         let c = if key {
             None
         } else {
-            let mut hs = handshake::ClientConfig::new(self.cfg.rsa_keys, i32::from(link.dc.get()));
+            let rsa = if cdn {
+                let Some(rsa) = self.cdn_keys.get(&link.dc).copied() else {
+                    // Routed to a CDN only once its key is known (`cdn_ready`): nothing to open with.
+                    self.router.link_failed(link, now);
+                    return;
+                };
+                rsa
+            } else {
+                self.cfg.rsa_keys
+            };
+            let mut hs = handshake::ClientConfig::new(rsa, i32::from(link.dc.get()));
             hs.unix_micros_at_zero = self.unix_at_zero;
-            Some(Conn::Main(Box::new(Connection::client_handshake(
-                self.conn_config(link.dc, 0, 0, now),
-                hs,
-                now,
-            ))))
+            let cfg = self.conn_config(link.dc, 0, 0, now);
+            Some(if link.kind == LinkKind::Main {
+                Conn::Main(Box::new(Connection::client_handshake(cfg, hs, now)))
+            } else {
+                let mut cfg = cfg;
+                cfg.engine.limits.max_unacked_bytes = cfg.engine.limits.max_unacked_bytes.max(FILE_TX);
+                Conn::File(Box::new(Connection::client_handshake(cfg, hs, now)))
+            })
         };
         self.slots.insert(
             conn,
@@ -1108,7 +1150,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             if let Some(r) = self.requests.get_mut(&id)
                 && let ReqState::Sent { link, .. } = r.state
             {
-                if matches!(r.mode, Mode::Call(_) | Mode::File { .. }) {
+                if matches!(r.mode, Mode::Call(_) | Mode::File { .. } | Mode::CdnConfig) {
                     self.router.done(link, now);
                     self.route(id, now);
                 } else {
@@ -1192,6 +1234,17 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         let offset = i32::try_from(server.saturating_sub(ours)).unwrap_or(0);
         slot.handshake = false;
         self.stats.handshakes = self.stats.handshakes.saturating_add(1);
+        if link.kind == LinkKind::Cdn {
+            // Never saved: the key lives as long as this connection.
+            drop(key);
+            if let Some(slot) = self.slots.get_mut(&conn)
+                && slot.sock == Sock::Up
+            {
+                slot.ready = true;
+                self.router.link_ready(link, now);
+            }
+            return;
+        }
         if self.record.set_key(link.dc, key).is_err() {
             // No room in the record for another DC: the key cannot be kept, so it is not used.
             self.broken(now, conn);
@@ -1219,7 +1272,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             && let ReqState::Sent { link, .. } = r.state
         {
             r.state = ReqState::Routing;
-            if matches!(r.mode, Mode::Call(_) | Mode::File { .. }) {
+            if matches!(r.mode, Mode::Call(_) | Mode::File { .. } | Mode::CdnConfig) {
                 self.router.done(link, now);
             }
         }
@@ -1260,6 +1313,10 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             (Mode::File { transfer, tag }, result) => {
                 self.requests.remove(&id);
                 self.file_answer(transfer, tag, result, now);
+            }
+            (Mode::CdnConfig, result) => {
+                self.requests.remove(&id);
+                self.cdn_config(result.ok().as_deref());
             }
             (Mode::Call(_), Ok(body)) => self.answer(id, Ok(body), now),
             (Mode::Call(CallKind::Raw), Err(e)) => self.answer(id, Err(e), now),
@@ -1357,7 +1414,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             };
             // The router forgot what was in flight on the DC: no `done` for them.
             r.state = ReqState::Routing;
-            if r.resent || !matches!(r.mode, Mode::Call(_) | Mode::File { .. }) {
+            if r.resent || !matches!(r.mode, Mode::Call(_) | Mode::File { .. } | Mode::CdnConfig) {
                 self.fail(id, CallError::KeyDropped(dc), now);
             } else {
                 r.resent = true;
@@ -1613,6 +1670,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             id,
             Transfer {
                 job,
+                cdn_wait: None,
                 undrained: 0,
                 ended: false,
             },
@@ -1682,9 +1740,6 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         if self.transfers.len() >= self.cfg.max_transfers {
             return Err(TransferError::Full);
         }
-        if cfg.cdn {
-            return Err(TransferError::CdnUnsupported);
-        }
         let d = Download::new(cfg, location, size).map_err(TransferError::File)?;
         self.add_transfer(now, Job::Download(Box::new(d)))
     }
@@ -1703,9 +1758,6 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
     ) -> Result<TransferId, TransferError> {
         if self.transfers.len() >= self.cfg.max_transfers {
             return Err(TransferError::Full);
-        }
-        if cfg.cdn {
-            return Err(TransferError::CdnUnsupported);
         }
         let d = Download::resume(cfg, location, state).map_err(TransferError::File)?;
         self.add_transfer(now, Job::Download(Box::new(d)))
@@ -1815,7 +1867,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                 let Some(t) = self.transfers.get_mut(&transfer) else {
                     break;
                 };
-                if t.ended {
+                if t.ended || t.cdn_wait.is_some() {
                     break;
                 }
                 let polled = match &mut t.job {
@@ -1863,11 +1915,15 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                     Ok(Some((req, mut buf))) => {
                         buf.truncate(req.len);
                         let id = self.new_id();
-                        let target = req.dc.map_or(Target::Home, Target::Dc);
+                        let (target, media) = match req.dc {
+                            Some(dc) if req.cdn => (Target::Cdn(dc), false),
+                            Some(dc) => (Target::Dc(dc), true),
+                            None => (Target::Home, true),
+                        };
                         self.requests.insert(
                             id,
                             Request {
-                                ticket: Ticket::new(id, target, true),
+                                ticket: Ticket::new(id, target, media),
                                 retry: RetryState::default(),
                                 body: buf,
                                 mode: Mode::File { transfer, tag: req.tag },
@@ -1956,11 +2012,93 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                     Ok(DownloadProgress::ReferenceExpired) => {
                         self.events.push_back(ClientEvent::ReferenceExpired { transfer });
                     }
+                    Ok(DownloadProgress::CdnRedirect { dc }) => {
+                        if !self.cdn_keys.contains_key(&dc) {
+                            t.cdn_wait = Some(dc);
+                            self.fetch_cdn_config(now);
+                        }
+                    }
+                    Ok(DownloadProgress::CdnRefused { offset }) => {
+                        self.events.push_back(ClientEvent::CdnRefused { transfer, offset });
+                    }
                     // A migration names the DC in the next requests (routed there, the authorization copied); a
                     // delay or resend is the files machine's own timer.
                     Ok(_) => {}
                     Err(e) => self.transfer_failed(transfer, e),
                 }
+            }
+        }
+    }
+
+    /// Asks the home DC for `help.getCdnConfig` (one call at a time, [`MAX_CDN_CONFIGS`] in all); with none left,
+    /// the downloads waiting for a CDN's key fail.
+    fn fetch_cdn_config(&mut self, now: Instant) {
+        if self.cdn_pending {
+            return;
+        }
+        if self.cdn_fetches >= MAX_CDN_CONFIGS || self.requests.len() >= self.cfg.max_requests {
+            self.cdn_config(None);
+            return;
+        }
+        self.cdn_fetches = self.cdn_fetches.saturating_add(1);
+        self.cdn_pending = true;
+        let id = self.new_id();
+        self.requests.insert(
+            id,
+            Request {
+                ticket: Ticket::new(id, Target::Home, false),
+                retry: RetryState::default(),
+                body: encode(&functions::HelpGetCdnConfig {}),
+                mode: Mode::CdnConfig,
+                state: ReqState::Routing,
+                resent: false,
+                deadline: None,
+            },
+        );
+        self.route(id, now);
+    }
+
+    /// `help.getCdnConfig` answered (`None`: it failed): the keys listed are kept; downloads waiting for a CDN
+    /// still not listed fail.
+    fn cdn_config(&mut self, body: Option<&[u8]>) {
+        self.cdn_pending = false;
+        if let Some(Ok(Some(enums::CdnConfig::CdnConfig(cfg)))) =
+            body.map(|b| functions::HelpGetCdnConfig::decode_result(b).map(|c| c.get()))
+        {
+            for k in cfg.public_keys.iter() {
+                let Some(enums::CdnPublicKey::CdnPublicKey(k)) = k.get() else {
+                    continue;
+                };
+                let Some(dc) = DcId::new(i64::from(k.dc_id)) else {
+                    continue;
+                };
+                if self.cdn_keys.contains_key(&dc) || self.cdn_keys.len() >= MAX_CDN_KEYS {
+                    continue;
+                }
+                if let Ok(key) = crate::crypto::pem::parse_public_pem(k.public_key) {
+                    let leaked: &'static [RsaPublicKey] = Box::leak(Box::new([key]));
+                    self.cdn_keys.insert(dc, leaked);
+                }
+            }
+        }
+        let waiting: Vec<(TransferId, DcId)> = self
+            .transfers
+            .iter()
+            .filter_map(|(id, t)| t.cdn_wait.map(|dc| (*id, dc)))
+            .collect();
+        for (transfer, dc) in waiting {
+            if self.cdn_keys.contains_key(&dc) {
+                if let Some(t) = self.transfers.get_mut(&transfer) {
+                    t.cdn_wait = None;
+                }
+            } else {
+                self.transfer_failed(
+                    transfer,
+                    FileError::Refused {
+                        code: 0,
+                        name: heapless::Vec::from_slice(b"CDN_KEY_UNKNOWN").unwrap_or_default(),
+                    },
+                );
             }
         }
     }

@@ -453,6 +453,7 @@ where
                 | ClientEvent::PartSaved { .. }
                 | ClientEvent::Downloaded { .. }
                 | ClientEvent::ReferenceExpired { .. }
+                | ClientEvent::CdnRefused { .. }
                 | ClientEvent::TransferDone { .. }
                 | ClientEvent::TransferFailed { .. } => {}
             }
