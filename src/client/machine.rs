@@ -962,9 +962,9 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         }
         self.next_conn = self.next_conn.wrapping_add(1);
         let conn = ConnId(self.next_conn);
-        // A CDN DC's key is never kept: each CDN connection makes one, with the CDN's RSA key.
+        // A CDN DC's key is never kept (the record drops it): each CDN connection makes one, with the CDN's RSA key.
         let cdn = link.kind == LinkKind::Cdn;
-        let key = !cdn && self.record.key(link.dc).is_some();
+        let key = self.record.key(link.dc).is_some();
         let c = if key {
             None
         } else {
@@ -1234,17 +1234,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         let offset = i32::try_from(server.saturating_sub(ours)).unwrap_or(0);
         slot.handshake = false;
         self.stats.handshakes = self.stats.handshakes.saturating_add(1);
-        if link.kind == LinkKind::Cdn {
-            // Never saved: the key lives as long as this connection.
-            drop(key);
-            if let Some(slot) = self.slots.get_mut(&conn)
-                && slot.sock == Sock::Up
-            {
-                slot.ready = true;
-                self.router.link_ready(link, now);
-            }
-            return;
-        }
+        // A CDN DC's key is dropped by the record (never saved: it lives as long as this connection).
         if self.record.set_key(link.dc, key).is_err() {
             // No room in the record for another DC: the key cannot be kept, so it is not used.
             self.broken(now, conn);
