@@ -190,6 +190,9 @@ pub struct TgConfig {
     /// The DCs to start from on a first start (the bootstrap list); the first is the home DC until a sign-in says
     /// otherwise.
     pub bootstrap: Vec<(DcId, SocketAddr)>,
+    /// CDN DCs' addresses (options marked `cdn`, saved with the bootstrap list): where the machine opens CDN
+    /// connections when a download is redirected. Empty by default.
+    pub cdn: Vec<(DcId, SocketAddr)>,
     /// The transport.
     pub transport: Transport,
     /// The fault schedule.
@@ -206,6 +209,7 @@ impl TgConfig {
         Self {
             rsa_keys,
             bootstrap,
+            cdn: Vec::new(),
             transport: Transport::DEFAULT,
             faults: Faults::default(),
             api_id: 1,
@@ -279,7 +283,15 @@ where
     /// The store cannot be read, or the record does not fit the machine.
     pub fn start(cfg: TgConfig, mut store: S) -> Result<Self, TgError> {
         let loaded: Option<Record> = store.load().map_err(|e| TgError::Store(format!("{e:?}")))?;
-        let bootstrap: Vec<DcOption> = cfg.bootstrap.iter().map(|(dc, addr)| option(*dc, *addr)).collect();
+        let bootstrap: Vec<DcOption> = cfg
+            .bootstrap
+            .iter()
+            .map(|(dc, addr)| option(*dc, *addr))
+            .chain(cfg.cdn.iter().map(|(dc, addr)| DcOption {
+                cdn: true,
+                ..option(*dc, *addr)
+            }))
+            .collect();
         let mut mc = Config::new(
             intern_keys(&cfg.rsa_keys),
             TransportConfig {
