@@ -1,6 +1,7 @@
 //! The client: the crate's client pieces composed into one Sans-IO machine a host drives with bytes and time.
 //!
-//! [`Client`] owns one [`Connection`] per DC (its main connection; media and CDN connections are not composed yet),
+//! [`Client`] owns one [`Connection`] per DC (its main connection), the media and CDN connections its file
+//! transfers need,
 //! the [`Router`], the [`FloodScheduler`] and the [`Record`] the host stores. The host owns sockets, clocks, the
 //! random generator and the [`Store`](super::store::Store); it gives the machine:
 //! - requests ([`Client::invoke`]): the body of an API call and where it goes; the machine gives back a
@@ -33,6 +34,17 @@
 //! key dropped (saved), its connections replaced by one that makes a new key, and the requests that were in flight
 //! on it sent again once. `auth.exportAuthorization`/`importAuthorization` for the router's authorization copies
 //! are the machine's own calls.
+//!
+//! **File transfers** ([`Client::upload`], [`Client::download`], their `resume_*`): the
+//! [`files`](super::files) machines run inside, their requests routed on media connections ([`LinkKind::Media`],
+//! [`FileConnection`]: 1 MiB frames, a 16 MiB arena, only there) to the file's DC, with the authorization copied
+//! there as for any request; `FILE_MIGRATE` moves the rest of a download. A CDN redirect makes the machine ask the
+//! home DC for `help.getCdnConfig` and open a CDN connection ([`LinkKind::Cdn`]) whose key is made with the CDN's
+//! RSA key and never saved; a part failing its hash check is refused ([`ClientEvent::CdnRefused`]) and the rest
+//! comes from the master DC. The host holds the file: an upload asks for each part
+//! ([`ClientEvent::PartWanted`], answered with [`Client::upload_part`]) and sends nothing more until given it; a
+//! download hands parts with their offsets ([`ClientEvent::Downloaded`]) and asks for no more while
+//! [`Config::max_undrained_parts`] wait undrained. [`Client::transfer_state`] is what to persist to resume.
 //!
 //! Sign-in flows ([`signin`](super::signin)) stay machines of their own that the host drives: their calls go
 //! through [`Client::invoke`] with [`CallKind::Raw`] (no flood scheduler, no migration following: the flow handles
@@ -1507,7 +1519,8 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
     }
 
     /// Bytes to write on a connection's socket: `(conn, n)`, the first `n` bytes of `out` (at least
-    /// [`Connection::min_transmit_len`], 64 KiB plus framing covers every connection type here). Call until `None`.
+    /// [`Connection::min_transmit_len`]: 64 KiB plus framing for main connections, [`FILE_FRAME`] plus framing
+    /// once a transfer opened media or CDN connections). Call until `None`.
     ///
     /// # Errors
     /// `out` is too small for the next frame.
