@@ -1,6 +1,7 @@
 //! The client: the crate's client pieces composed into one Sans-IO machine a host drives with bytes and time.
 //!
-//! [`Client`] owns one [`Connection`] per DC (its main connection; media and CDN connections are not composed yet),
+//! [`Client`] owns one [`Connection`] per DC (its main connection), the media and CDN connections its file
+//! transfers need,
 //! the [`Router`], the [`FloodScheduler`] and the [`Record`] the host stores. The host owns sockets, clocks, the
 //! random generator and the [`Store`](super::store::Store); it gives the machine:
 //! - requests ([`Client::invoke`]): the body of an API call and where it goes; the machine gives back a
@@ -18,6 +19,11 @@
 //! - [`Client::poll_event`]: answers, failures and updates ([`ClientEvent`]);
 //! - [`Client::poll_timeout`]: when to call [`Client::handle_timeout`].
 //!
+//! A request may have a deadline ([`Config::deadline`] for every [`Client::invoke`], or its own through
+//! [`Client::invoke_until`]): past it, [`Client::handle_timeout`] ends it with [`CallError::TimedOut`] wherever it is
+//! (the flood scheduler and the router forget it; a query in flight stays in its session, which has no way to take
+//! one back, and its answer, when it comes, is dropped and counted in [`ClientStats::late_answers`]).
+//!
 //! Inside, a request goes: flood scheduler (held while its method is under a wait on its DC) → router (held while
 //! its connection opens, its key is saved, or the authorization is copied to its DC) → the DC's connection,
 //! wrapped in `invokeWithLayer(initConnection(…))` when it is the first call of that connection's session
@@ -28,6 +34,17 @@
 //! key dropped (saved), its connections replaced by one that makes a new key, and the requests that were in flight
 //! on it sent again once. `auth.exportAuthorization`/`importAuthorization` for the router's authorization copies
 //! are the machine's own calls.
+//!
+//! **File transfers** ([`Client::upload`], [`Client::download`], their `resume_*`): the
+//! [`files`](super::files) machines run inside, their requests routed on media connections ([`LinkKind::Media`],
+//! [`FileConnection`]: 1 MiB frames, a 16 MiB arena, only there) to the file's DC, with the authorization copied
+//! there as for any request; `FILE_MIGRATE` moves the rest of a download. A CDN redirect makes the machine ask the
+//! home DC for `help.getCdnConfig` and open a CDN connection ([`LinkKind::Cdn`]) whose key is made with the CDN's
+//! RSA key and never saved; a part failing its hash check is refused ([`ClientEvent::CdnRefused`]) and the rest
+//! comes from the master DC. The host holds the file: an upload asks for each part
+//! ([`ClientEvent::PartWanted`], answered with [`Client::upload_part`]) and sends nothing more until given it; a
+//! download hands parts with their offsets ([`ClientEvent::Downloaded`]) and asks for no more while
+//! [`Config::max_undrained_parts`] wait undrained. [`Client::transfer_state`] is what to persist to resume.
 //!
 //! Sign-in flows ([`signin`](super::signin)) stay machines of their own that the host drives: their calls go
 //! through [`Client::invoke`] with [`CallKind::Raw`] (no flood scheduler, no migration following: the flow handles
@@ -45,7 +62,12 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
+use core::time::Duration;
 
+use super::files::{
+    Download, DownloadConfig, DownloadProgress, DownloadState, FileError, MAX_LOCATION, Tag, Upload, UploadConfig,
+    UploadProgress, UploadState,
+};
 use super::flood::{Admit, FloodConfig, FloodScheduler, MethodKey, RetryState, Verdict};
 use super::router::{
     Action, ConfigError, ConfigReport, DcOption, Link, LinkKind, Route, RouteError, Router, RouterConfig, Target,
@@ -59,7 +81,7 @@ use crate::handshake;
 use crate::rand_core::CryptoRng;
 use crate::session::{Connection, ConnectionConfig, Event, FailReason, MsgId, MsgKind, SendError, SessionConfig};
 use crate::time::{Instant, UnixTime};
-use crate::tl::api::functions;
+use crate::tl::api::{RemoteCall, enums, functions};
 use crate::tl::invoke::{InitConnection, write_init_connection};
 use crate::tl::{self, TlWrite, Writer};
 use crate::transport::TransportConfig;
@@ -106,6 +128,15 @@ pub struct Config {
     pub max_requests: usize,
     /// Events not drained at most; input is refused until the host drains them.
     pub max_events: usize,
+    /// How long an [`Client::invoke`] call may take, from the call to its answer (flood waits, routing, migrations
+    /// and retries included) before it fails with [`CallError::TimedOut`]; `None`: no deadline (the default).
+    /// [`Client::invoke_until`] gives a request a deadline of its own.
+    pub deadline: Option<Duration>,
+    /// File transfers at once (running, or ended and not yet released with [`Client::finish_transfer`]).
+    pub max_transfers: usize,
+    /// Downloaded parts ([`ClientEvent::Downloaded`]) a download may have waiting for the host to drain: past it,
+    /// the download asks for no more parts until the host drains them (what is in flight still comes).
+    pub max_undrained_parts: usize,
 }
 
 impl Config {
@@ -123,6 +154,9 @@ impl Config {
             layer: super::signin::API_LAYER,
             max_requests: 32,
             max_events: 1024,
+            deadline: None,
+            max_transfers: 4,
+            max_undrained_parts: 4,
         }
     }
 }
@@ -167,6 +201,9 @@ pub enum CallError {
     KeyDropped(DcId),
     /// Its connection could not be opened again.
     Unreachable(DcId),
+    /// Its deadline ([`Config::deadline`], [`Client::invoke_until`]) passed first. An answer that still comes is
+    /// dropped and counted ([`ClientStats::late_answers`]).
+    TimedOut,
 }
 
 /// An `rpc_error` as the DC sent it.
@@ -218,6 +255,88 @@ pub enum ClientEvent {
     },
     /// The account was signed out (a 401 on the home DC, or its key dropped): sign in again.
     SignedOut,
+    /// An upload needs `len` bytes of its file at `offset`: give them with [`Client::upload_part`]. It sends
+    /// nothing more until then (a host that is slow to read holds the window, nothing is dropped).
+    PartWanted {
+        /// The upload.
+        transfer: TransferId,
+        /// Where in the file.
+        offset: u64,
+        /// How many bytes.
+        len: usize,
+    },
+    /// An upload's parts were saved: `parts_done` of `parts` (a prefix).
+    PartSaved {
+        /// The upload.
+        transfer: TransferId,
+        /// Parts saved.
+        parts_done: u32,
+        /// Parts in all.
+        parts: u32,
+    },
+    /// Downloaded bytes of the file at `offset` (parts come in any order): store them there. A download stops
+    /// asking for parts while [`Config::max_undrained_parts`] of these wait to be drained.
+    Downloaded {
+        /// The download.
+        transfer: TransferId,
+        /// Where they go.
+        offset: u64,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A CDN part failed its hash check: it was never handed over, and the download goes on from the master DC
+    /// without the CDN.
+    CdnRefused {
+        /// The download.
+        transfer: TransferId,
+        /// The refused part's offset.
+        offset: u64,
+    },
+    /// A download's file reference expired: give a fresh location with [`Client::refresh_location`].
+    ReferenceExpired {
+        /// The download.
+        transfer: TransferId,
+    },
+    /// A transfer ended: every part saved (write the upload's `InputFile` with [`Client::upload_input_file`]), or
+    /// every byte downloaded. Release it with [`Client::finish_transfer`].
+    TransferDone {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// A transfer failed for good. Release it with [`Client::finish_transfer`].
+    TransferFailed {
+        /// The transfer.
+        transfer: TransferId,
+        /// Why.
+        error: FileError,
+    },
+}
+
+/// A file transfer the machine runs ([`Client::upload`], [`Client::download`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TransferId(pub u32);
+
+/// Why a transfer call was refused; nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    /// [`Config::max_transfers`] transfers are open: backpressure.
+    Full,
+    /// No such transfer (never started, or released).
+    Unknown,
+    /// Not the bytes the upload asked for ([`ClientEvent::PartWanted`]): another offset or length, or none asked.
+    NotWanted,
+    /// The files machine refused it (a bad configuration, size, location or state).
+    File(FileError),
+}
+
+/// What to persist to resume a transfer ([`Client::resume_upload`], [`Client::resume_download`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferState {
+    /// An upload's.
+    Upload(UploadState),
+    /// A download's.
+    Download(DownloadState),
 }
 
 /// Why a request was refused; nothing changed.
@@ -276,7 +395,23 @@ pub struct ClientStats {
     pub keys_dropped: u64,
     /// Authorizations copied to another DC.
     pub imports: u64,
+    /// Requests failed with [`CallError::TimedOut`].
+    pub timed_out: u64,
+    /// Answers (results, errors, or the session's failure) that came for a request already timed out, dropped.
+    pub late_answers: u64,
 }
+
+/// Queries timed out while in flight whose late answers the machine still recognizes (to drop and count them); the
+/// oldest is forgotten past this, and its answer, if it comes, is dropped as any unknown one, uncounted.
+pub const LATE_TRACKED: usize = 64;
+
+/// CDN DCs whose RSA keys (from `help.getCdnConfig`) the machine keeps; the rest of a longer list is ignored.
+pub const MAX_CDN_KEYS: usize = 8;
+
+/// `help.getCdnConfig` calls one machine makes (a CDN not listed asks again, up to this): each key is kept for the
+/// machine's life, as a connection's key exchange holds its RSA keys for restarts (`'static`: leaked once each, a
+/// few hundred bytes).
+pub const MAX_CDN_CONFIGS: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -289,6 +424,37 @@ enum Mode {
     Import {
         to: DcId,
     },
+    /// `help.getCdnConfig`, for the RSA key of a CDN a download was redirected to.
+    CdnConfig,
+    /// A file transfer's request: routed on a media connection, its answer goes to the transfer.
+    File {
+        transfer: TransferId,
+        tag: Tag,
+    },
+}
+
+/// An upload and what the host gave it.
+struct UploadJob {
+    up: Upload,
+    /// The part asked of the host: (offset, length).
+    wanted: Option<(u64, usize)>,
+    /// The bytes the host gave for `wanted`, with their offset.
+    given: Option<(u64, Vec<u8>)>,
+}
+
+enum Job {
+    Upload(Box<UploadJob>),
+    Download(Box<Download>),
+}
+
+struct Transfer {
+    job: Job,
+    /// Redirected to this CDN DC, whose RSA key is not known yet: no requests until `help.getCdnConfig` answers.
+    cdn_wait: Option<DcId>,
+    /// [`ClientEvent::Downloaded`] events not drained.
+    undrained: usize,
+    /// Done or failed: no more requests.
+    ended: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,6 +475,8 @@ struct Request {
     state: ReqState,
     /// Sent again once after its DC forgot the key.
     resent: bool,
+    /// Fails with [`CallError::TimedOut`] at this instant.
+    deadline: Option<Instant>,
 }
 
 impl Request {
@@ -327,10 +495,72 @@ enum Sock {
     Down,
 }
 
+/// Largest frame a media connection ([`FileConnection`]) takes: a 1 MiB `upload.getFile` answer with its envelope
+/// and padding.
+pub const FILE_FRAME: usize = 1_114_112;
+/// A media connection's resend arena: 16 MiB holds 31 upload parts of 512 KiB waiting for their acknowledgement.
+pub const FILE_TX: usize = 16 << 20;
+/// The connection type of a media connection ([`LinkKind::Media`], file transfers only): 1 MiB parts both ways and
+/// a window of them in flight. Heap blocks grown on demand, so the capacities are limits, not costs; only media
+/// connections have them, and a host with no transfer never opens one.
+pub type FileConnection = Connection<FILE_FRAME, FILE_TX, 64>;
+
+/// A slot's connection: a main connection of the machine's type, or a media connection.
+enum Conn<const RX: usize, const TX: usize, const M: usize> {
+    Main(Box<Connection<RX, TX, M>>),
+    File(Box<FileConnection>),
+}
+
+/// Runs `$e` on the connection inside, whichever type it is.
+macro_rules! each {
+    ($c:expr, $x:ident => $e:expr) => {
+        match $c {
+            Conn::Main($x) => $e,
+            Conn::File($x) => $e,
+        }
+    };
+}
+
+/// A connection's events, copied out of its receive buffer; returns whether its key exchange made a key.
+fn drain_conn<const A: usize, const B: usize, const C: usize>(
+    c: &mut Connection<A, B, C>,
+    out: &mut Vec<Owned>,
+) -> bool {
+    let mut key_ready = false;
+    while let Some(ev) = c.poll_event() {
+        out.push(match ev {
+            Event::RpcResult { req, body } => Owned::Result(req, body.to_vec()),
+            Event::RpcError { req, code, message, .. } => Owned::Error(req, code, message.to_vec()),
+            Event::Failed { req, reason } => Owned::Failed(req, reason),
+            Event::Update(b) => Owned::Update(b.to_vec()),
+            Event::SessionReset { .. } => Owned::Reset,
+            Event::TransportError(code) => Owned::Transport(code),
+            Event::AuthKeyReady => {
+                key_ready = true;
+                continue;
+            }
+            _ => continue,
+        });
+    }
+    key_ready
+}
+
+impl<const RX: usize, const TX: usize, const M: usize> Conn<RX, TX, M> {
+    /// The session's salt, once encrypted.
+    fn salt(&self) -> Option<u64> {
+        each!(self, c => c.session().map(|s| s.current_salt()))
+    }
+
+    /// The key, the salt and the DC's Unix time at `now`, once encrypted.
+    fn key_state(&self, now: Instant) -> Option<(crate::crypto::auth_key::AuthKey, u64, UnixTime)> {
+        each!(self, c => c.session().map(|s| (s.auth_key().clone(), s.current_salt(), s.clock().unix_time(now))))
+    }
+}
+
 struct Slot<const RX: usize, const TX: usize, const M: usize> {
     link: Link,
     /// `None` until the socket of a connection on a stored key is up (its session id is drawn then).
-    conn: Option<Box<Connection<RX, TX, M>>>,
+    conn: Option<Conn<RX, TX, M>>,
     sock: Sock,
     /// Running the key exchange (no key yet).
     handshake: bool,
@@ -356,6 +586,15 @@ pub struct Client<const RX: usize = 65_536, const TX: usize = 262_144, const M: 
     requests: BTreeMap<RequestId, Request>,
     actions: VecDeque<HostAction>,
     events: VecDeque<ClientEvent>,
+    transfers: BTreeMap<TransferId, Transfer>,
+    next_transfer: u32,
+    /// CDN DCs' RSA keys from `help.getCdnConfig`, at most [`MAX_CDN_KEYS`].
+    cdn_keys: BTreeMap<DcId, &'static [RsaPublicKey]>,
+    /// `help.getCdnConfig` calls made (at most [`MAX_CDN_CONFIGS`]); one in flight.
+    cdn_fetches: u8,
+    cdn_pending: bool,
+    /// Queries in flight when their deadline passed: (connection, msg_id), at most [`LATE_TRACKED`].
+    late: VecDeque<(ConnId, MsgId)>,
     /// Saves the router does not report (salts, the bootstrap list).
     saves: Vec<Change>,
     next_id: u64,
@@ -422,6 +661,12 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             requests: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            late: VecDeque::new(),
+            transfers: BTreeMap::new(),
+            next_transfer: 0,
+            cdn_keys: BTreeMap::new(),
+            cdn_fetches: 0,
+            cdn_pending: false,
             saves,
             next_id: 0,
             next_conn: 0,
@@ -466,7 +711,8 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
     }
 
     /// Sends `body` (one TL function, the host's bytes) to `target`. The answer comes as
-    /// [`ClientEvent::Answer`] or [`ClientEvent::Failed`] naming the returned id.
+    /// [`ClientEvent::Answer`] or [`ClientEvent::Failed`] naming the returned id; with [`Config::deadline`] set, a
+    /// request not answered by then fails with [`CallError::TimedOut`].
     ///
     /// # Errors
     /// Too many requests open, a body that is not TL, or no home DC for [`Target::Home`]; nothing changed.
@@ -476,6 +722,24 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         target: Target,
         body: &[u8],
         kind: CallKind,
+    ) -> Result<RequestId, InvokeError> {
+        let deadline = self.cfg.deadline.map(|d| now.saturating_add(d));
+        self.invoke_until(now, target, body, kind, deadline)
+    }
+
+    /// [`Client::invoke`] with a deadline of its own (`None`: none, whatever [`Config::deadline`] says): past it,
+    /// [`Client::handle_timeout`] fails the request with [`CallError::TimedOut`] wherever it is (held by the flood
+    /// scheduler or the router, or in flight), and [`Client::poll_timeout`] asks for that call.
+    ///
+    /// # Errors
+    /// As [`Client::invoke`]; nothing changed.
+    pub fn invoke_until(
+        &mut self,
+        now: Instant,
+        target: Target,
+        body: &[u8],
+        kind: CallKind,
+        deadline: Option<Instant>,
     ) -> Result<RequestId, InvokeError> {
         if body.len() < 4 || !body.len().is_multiple_of(4) {
             return Err(InvokeError::BadBody);
@@ -496,6 +760,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                 mode: Mode::Call(kind),
                 state: ReqState::Flood,
                 resent: false,
+                deadline,
             },
         );
         self.submit(id, now);
@@ -521,7 +786,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         let Some(r) = self.requests.get(&id) else {
             return;
         };
-        if r.mode == Mode::Call(CallKind::Raw) {
+        if matches!(r.mode, Mode::Call(CallKind::Raw) | Mode::File { .. } | Mode::CdnConfig) {
             self.route(id, now);
             return;
         }
@@ -587,9 +852,9 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                 let mut w = Writer::new(&mut wrapped);
                 let _ = write_init_connection(&mut w, self.cfg.layer, &init);
                 let _ = w.raw(&r.body);
-                c.send(now, &wrapped, MsgKind::Query)
+                each!(c, c => c.send(now, &wrapped, MsgKind::Query))
             }
-            None => c.send(now, &r.body, MsgKind::Query),
+            None => each!(c, c => c.send(now, &r.body, MsgKind::Query)),
         };
         match sent {
             Ok(msg) => {
@@ -616,13 +881,15 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         match r.mode {
             Mode::Call(_) => self.events.push_back(ClientEvent::Failed { id, error }),
             Mode::Export { to } | Mode::Import { to } => self.router.import_failed(to),
+            Mode::File { transfer, tag } => self.file_failed(transfer, tag, now),
+            Mode::CdnConfig => self.cdn_config(None),
         }
     }
 
     /// Carries out what the router and the flood scheduler decided, until neither has anything.
     fn step(&mut self, now: Instant) {
         loop {
-            let mut any = false;
+            let mut any = self.pump(now);
             self.flood.handle_timeout(now);
             while let Some(id) = self.flood.poll_release() {
                 any = true;
@@ -677,6 +944,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                 mode,
                 state: ReqState::Routing,
                 resent: false,
+                deadline: None,
             },
         );
         self.send_on(
@@ -697,7 +965,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             && let Some(slot) = self.slots.get_mut(&conn)
         {
             if let Some(c) = slot.conn.as_mut() {
-                c.reconnect(now);
+                each!(c, c => c.reconnect(now));
             }
             slot.sock = Sock::Opening;
             slot.option = option;
@@ -706,17 +974,32 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         }
         self.next_conn = self.next_conn.wrapping_add(1);
         let conn = ConnId(self.next_conn);
+        // A CDN DC's key is never kept (the record drops it): each CDN connection makes one, with the CDN's RSA key.
+        let cdn = link.kind == LinkKind::Cdn;
         let key = self.record.key(link.dc).is_some();
         let c = if key {
             None
         } else {
-            let mut hs = handshake::ClientConfig::new(self.cfg.rsa_keys, i32::from(link.dc.get()));
+            let rsa = if cdn {
+                let Some(rsa) = self.cdn_keys.get(&link.dc).copied() else {
+                    // Routed to a CDN only once its key is known (`cdn_ready`): nothing to open with.
+                    self.router.link_failed(link, now);
+                    return;
+                };
+                rsa
+            } else {
+                self.cfg.rsa_keys
+            };
+            let mut hs = handshake::ClientConfig::new(rsa, i32::from(link.dc.get()));
             hs.unix_micros_at_zero = self.unix_at_zero;
-            Some(Box::new(Connection::client_handshake(
-                self.conn_config(link.dc, 0, 0, now),
-                hs,
-                now,
-            )))
+            let cfg = self.conn_config(link.dc, 0, 0, now);
+            Some(if link.kind == LinkKind::Main {
+                Conn::Main(Box::new(Connection::client_handshake(cfg, hs, now)))
+            } else {
+                let mut cfg = cfg;
+                cfg.engine.limits.max_unacked_bytes = cfg.engine.limits.max_unacked_bytes.max(FILE_TX);
+                Conn::File(Box::new(Connection::client_handshake(cfg, hs, now)))
+            })
         };
         self.slots.insert(
             conn,
@@ -769,7 +1052,13 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                 return;
             };
             let cfg = self.conn_config(link.dc, salt, offset, now);
-            let c = Box::new(Connection::client(cfg, key, now, rng));
+            let c = if link.kind == LinkKind::Media {
+                let mut cfg = cfg;
+                cfg.engine.limits.max_unacked_bytes = cfg.engine.limits.max_unacked_bytes.max(FILE_TX);
+                Conn::File(Box::new(Connection::client(cfg, key, now, rng)))
+            } else {
+                Conn::Main(Box::new(Connection::client(cfg, key, now, rng)))
+            };
             if let Some(slot) = self.slots.get_mut(&conn) {
                 slot.conn = Some(c);
             }
@@ -856,7 +1145,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             // A connection the machine closed: its bytes are nobody's.
             return bytes.len();
         };
-        let n = match c.handle_input(now, bytes) {
+        let n = match each!(c, c => c.handle_input(now, bytes)) {
             Ok(n) => n,
             Err(_) => {
                 self.broken(now, conn);
@@ -884,7 +1173,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             if let Some(r) = self.requests.get_mut(&id)
                 && let ReqState::Sent { link, .. } = r.state
             {
-                if matches!(r.mode, Mode::Call(_)) {
+                if matches!(r.mode, Mode::Call(_) | Mode::File { .. } | Mode::CdnConfig) {
                     self.router.done(link, now);
                     self.route(id, now);
                 } else {
@@ -897,7 +1186,6 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
     /// Moves `conn`'s events into the machine.
     fn drain(&mut self, now: Instant, conn: ConnId) {
         let mut out: Vec<Owned> = Vec::new();
-        let mut key_ready = false;
         let Some(slot) = self.slots.get_mut(&conn) else {
             return;
         };
@@ -905,21 +1193,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         let Some(c) = slot.conn.as_mut() else {
             return;
         };
-        while let Some(ev) = c.poll_event() {
-            out.push(match ev {
-                Event::RpcResult { req, body } => Owned::Result(req, body.to_vec()),
-                Event::RpcError { req, code, message, .. } => Owned::Error(req, code, message.to_vec()),
-                Event::Failed { req, reason } => Owned::Failed(req, reason),
-                Event::Update(b) => Owned::Update(b.to_vec()),
-                Event::SessionReset { .. } => Owned::Reset,
-                Event::TransportError(code) => Owned::Transport(code),
-                Event::AuthKeyReady => {
-                    key_ready = true;
-                    continue;
-                }
-                _ => continue,
-            });
-        }
+        let key_ready = each!(c, c => drain_conn(c, &mut out));
         if key_ready {
             self.key_made(now, conn);
         }
@@ -931,6 +1205,8 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
                     if let Some(id) = self.find_sent(conn, msg) {
                         self.finish_link(id, now);
                         self.fail(id, CallError::Session(reason), now);
+                    } else {
+                        self.late_answer(conn, msg);
                     }
                 }
                 Owned::Update(body) => self.events.push_back(ClientEvent::Update { dc, body }),
@@ -954,10 +1230,9 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             return;
         };
         let dc = slot.link.dc;
-        let Some(s) = slot.conn.as_ref().and_then(|c| c.session()).filter(|_| !slot.handshake) else {
+        let Some(salt) = slot.conn.as_ref().and_then(Conn::salt).filter(|_| !slot.handshake) else {
             return;
         };
-        let salt = s.current_salt();
         if self.record.dc(dc).is_some_and(|d| d.key.is_some() && d.salt != salt) {
             let offset = self.record.dc(dc).map_or(0, |d| d.time_offset);
             if let Ok(change) = self.record.set_salt(dc, salt, offset)
@@ -974,16 +1249,15 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             return;
         };
         let link = slot.link;
-        let Some(s) = slot.conn.as_ref().and_then(|c| c.session()) else {
+        let Some((key, salt, unix)) = slot.conn.as_ref().and_then(|c| c.key_state(now)) else {
             return;
         };
-        let key = s.auth_key().clone();
-        let salt = s.current_salt();
-        let server = i64::try_from(s.clock().unix_time(now).0).unwrap_or(0);
+        let server = i64::try_from(unix.0).unwrap_or(0);
         let ours = i64::try_from(self.unix_at_zero.saturating_add(now.as_micros()) / 1_000_000).unwrap_or(0);
         let offset = i32::try_from(server.saturating_sub(ours)).unwrap_or(0);
         slot.handshake = false;
         self.stats.handshakes = self.stats.handshakes.saturating_add(1);
+        // A CDN DC's key is dropped by the record (never saved: it lives as long as this connection).
         if self.record.set_key(link.dc, key).is_err() {
             // No room in the record for another DC: the key cannot be kept, so it is not used.
             self.broken(now, conn);
@@ -1011,7 +1285,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             && let ReqState::Sent { link, .. } = r.state
         {
             r.state = ReqState::Routing;
-            if matches!(r.mode, Mode::Call(_)) {
+            if matches!(r.mode, Mode::Call(_) | Mode::File { .. } | Mode::CdnConfig) {
                 self.router.done(link, now);
             }
         }
@@ -1019,6 +1293,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
 
     fn answered(&mut self, now: Instant, conn: ConnId, msg: MsgId, result: Result<Vec<u8>, RpcFailure>) {
         let Some(id) = self.find_sent(conn, msg) else {
+            self.late_answer(conn, msg);
             return;
         };
         let dc = self.slots.get(&conn).map(|s| s.link.dc);
@@ -1047,6 +1322,14 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             (Mode::Export { to } | Mode::Import { to }, Err(_)) => {
                 self.requests.remove(&id);
                 self.router.import_failed(to);
+            }
+            (Mode::File { transfer, tag }, result) => {
+                self.requests.remove(&id);
+                self.file_answer(transfer, tag, result, now);
+            }
+            (Mode::CdnConfig, result) => {
+                self.requests.remove(&id);
+                self.cdn_config(result.ok().as_deref());
             }
             (Mode::Call(_), Ok(body)) => self.answer(id, Ok(body), now),
             (Mode::Call(CallKind::Raw), Err(e)) => self.answer(id, Err(e), now),
@@ -1144,7 +1427,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             };
             // The router forgot what was in flight on the DC: no `done` for them.
             r.state = ReqState::Routing;
-            if r.resent || !matches!(r.mode, Mode::Call(_)) {
+            if r.resent || !matches!(r.mode, Mode::Call(_) | Mode::File { .. } | Mode::CdnConfig) {
                 self.fail(id, CallError::KeyDropped(dc), now);
             } else {
                 r.resent = true;
@@ -1236,11 +1519,19 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        let ev = self.events.pop_front()?;
+        if let ClientEvent::Downloaded { transfer, .. } = &ev
+            && let Some(t) = self.transfers.get_mut(transfer)
+        {
+            // The next call that takes `now` asks for more parts.
+            t.undrained = t.undrained.saturating_sub(1);
+        }
+        Some(ev)
     }
 
     /// Bytes to write on a connection's socket: `(conn, n)`, the first `n` bytes of `out` (at least
-    /// [`Connection::min_transmit_len`], 64 KiB plus framing covers every connection type here). Call until `None`.
+    /// [`Connection::min_transmit_len`]: 64 KiB plus framing for main connections, [`FILE_FRAME`] plus framing
+    /// once a transfer opened media or CDN connections). Call until `None`.
     ///
     /// # Errors
     /// `out` is too small for the next frame.
@@ -1250,6 +1541,8 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         rng: &mut R,
         out: &mut [u8],
     ) -> Result<Option<(ConnId, usize)>, crate::error::BufferTooSmall> {
+        // Parts the host made room for (events drained, upload bytes given) go out now.
+        self.step(now);
         let mut broken = None;
         let mut found = None;
         for (id, slot) in &mut self.slots {
@@ -1259,11 +1552,11 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             let Some(c) = slot.conn.as_mut() else {
                 continue;
             };
-            let need = c.min_transmit_len();
+            let need = each!(c, c => c.min_transmit_len());
             if out.len() < need {
                 return Err(crate::error::BufferTooSmall { required: need });
             }
-            match c.poll_transmit(now, rng, out) {
+            match each!(c, c => c.poll_transmit(now, rng, out)) {
                 Ok(Some(n)) => {
                     found = Some((*id, n));
                     break;
@@ -1282,9 +1575,17 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         Ok(found)
     }
 
-    /// Time passed: each connection's timers (resends, acks, pings), the router's (idle connections, reopening
-    /// after a backoff) and the flood scheduler's (waits ending).
+    /// Time passed: requests past their deadline fail ([`CallError::TimedOut`]), then each connection's timers
+    /// (resends, acks, pings), the router's (idle connections, reopening after a backoff) and the flood
+    /// scheduler's (waits ending).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire(now);
+        for t in self.transfers.values_mut() {
+            match &mut t.job {
+                Job::Upload(u) => u.up.handle_timeout(now),
+                Job::Download(d) => d.handle_timeout(now),
+            }
+        }
         let conns: Vec<ConnId> = self.slots.keys().copied().collect();
         for conn in conns {
             let Some(slot) = self.slots.get_mut(&conn) else {
@@ -1296,7 +1597,7 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
             let Some(c) = slot.conn.as_mut() else {
                 continue;
             };
-            if c.handle_timeout(now).is_err() {
+            if each!(c, c => c.handle_timeout(now).is_err()) {
                 self.broken(now, conn);
                 continue;
             }
@@ -1312,10 +1613,525 @@ impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
         self.slots
             .values()
             .filter(|s| s.sock == Sock::Up)
-            .filter_map(|s| s.conn.as_ref().and_then(|c| c.poll_timeout()))
+            .filter_map(|s| s.conn.as_ref().and_then(|c| each!(c, c => c.poll_timeout())))
             .chain(self.router.poll_timeout())
             .chain(self.flood.poll_timeout())
+            .chain(self.requests.values().filter_map(|r| r.deadline))
+            .chain(
+                self.transfers
+                    .values()
+                    .filter(|t| !t.ended)
+                    .filter_map(|t| match &t.job {
+                        Job::Upload(u) => u.up.poll_timeout(),
+                        Job::Download(d) => d.poll_timeout(),
+                    }),
+            )
             .min()
+    }
+
+    /// Fails every request whose deadline is `now` or earlier, wherever it is: the flood scheduler and the router
+    /// forget it (their table places freed), a query in flight is noted so its late answer is dropped and counted.
+    fn expire(&mut self, now: Instant) {
+        let due: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(state) = self.requests.get(&id).map(|r| r.state) else {
+                continue;
+            };
+            match state {
+                ReqState::Flood => {}
+                ReqState::Routing => {
+                    self.router.cancel(id);
+                }
+                ReqState::Sent { conn, msg, .. } => {
+                    // The session keeps the query (it has no way to take one back), so its answer may still come.
+                    self.finish_link(id, now);
+                    if self.late.len() >= LATE_TRACKED {
+                        self.late.pop_front();
+                    }
+                    self.late.push_back((conn, msg));
+                }
+            }
+            self.stats.timed_out = self.stats.timed_out.saturating_add(1);
+            self.fail(id, CallError::TimedOut, now);
+        }
+    }
+
+    /// An answer no request waits for: if it is a timed-out query's, counted and forgotten.
+    fn late_answer(&mut self, conn: ConnId, msg: MsgId) {
+        if let Some(i) = self.late.iter().position(|&(c, m)| c == conn && m == msg) {
+            self.late.remove(i);
+            self.stats.late_answers = self.stats.late_answers.saturating_add(1);
+        }
+    }
+}
+
+/// File transfers: uploads and downloads run by [`client::files`](super::files) machines, their requests routed on
+/// media connections ([`LinkKind::Media`], [`FileConnection`]s) to the file's DC, with the authorization copied there
+/// as for any request.
+impl<const RX: usize, const TX: usize, const M: usize> Client<RX, TX, M> {
+    fn add_transfer(&mut self, now: Instant, job: Job) -> Result<TransferId, TransferError> {
+        if self.transfers.len() >= self.cfg.max_transfers {
+            return Err(TransferError::Full);
+        }
+        self.next_transfer = self.next_transfer.wrapping_add(1);
+        let id = TransferId(self.next_transfer);
+        self.transfers.insert(
+            id,
+            Transfer {
+                job,
+                cdn_wait: None,
+                undrained: 0,
+                ended: false,
+            },
+        );
+        self.step(now);
+        Ok(id)
+    }
+
+    fn upload_job(up: Upload) -> Job {
+        Job::Upload(Box::new(UploadJob {
+            up,
+            wanted: None,
+            given: None,
+        }))
+    }
+
+    /// Uploads a file of `size` bytes under `file_id` (random, from the host's `CryptoRng`): the machine asks
+    /// for its bytes part by part ([`ClientEvent::PartWanted`], answered with [`Client::upload_part`]), reports
+    /// [`ClientEvent::PartSaved`], then [`ClientEvent::TransferDone`].
+    ///
+    /// # Errors
+    /// Too many transfers, or the files machine refused the configuration or size; nothing changed.
+    pub fn upload(
+        &mut self,
+        now: Instant,
+        cfg: UploadConfig,
+        file_id: i64,
+        size: u64,
+    ) -> Result<TransferId, TransferError> {
+        if self.transfers.len() >= self.cfg.max_transfers {
+            return Err(TransferError::Full);
+        }
+        let up = Upload::new(cfg, file_id, size).map_err(TransferError::File)?;
+        self.add_transfer(now, Self::upload_job(up))
+    }
+
+    /// Resumes an upload from its persisted state ([`Client::transfer_state`]).
+    ///
+    /// # Errors
+    /// As [`Client::upload`].
+    pub fn resume_upload(
+        &mut self,
+        now: Instant,
+        cfg: UploadConfig,
+        state: &UploadState,
+    ) -> Result<TransferId, TransferError> {
+        if self.transfers.len() >= self.cfg.max_transfers {
+            return Err(TransferError::Full);
+        }
+        let up = Upload::resume(cfg, state).map_err(TransferError::File)?;
+        self.add_transfer(now, Self::upload_job(up))
+    }
+
+    /// Downloads the file at `location` (an `InputFileLocation`'s TL bytes) of `size` bytes if known: its bytes
+    /// come as [`ClientEvent::Downloaded`] with their offsets, then [`ClientEvent::TransferDone`].
+    ///
+    /// # Errors
+    /// Too many transfers, a CDN download (not carried yet), or the files machine refused the configuration,
+    /// location or size; nothing changed.
+    pub fn download(
+        &mut self,
+        now: Instant,
+        cfg: DownloadConfig,
+        location: &[u8],
+        size: Option<u64>,
+    ) -> Result<TransferId, TransferError> {
+        if self.transfers.len() >= self.cfg.max_transfers {
+            return Err(TransferError::Full);
+        }
+        let d = Download::new(cfg, location, size).map_err(TransferError::File)?;
+        self.add_transfer(now, Job::Download(Box::new(d)))
+    }
+
+    /// Resumes a download from its persisted state ([`Client::transfer_state`], taken after the host stored the
+    /// bytes it got).
+    ///
+    /// # Errors
+    /// As [`Client::download`].
+    pub fn resume_download(
+        &mut self,
+        now: Instant,
+        cfg: DownloadConfig,
+        location: &[u8],
+        state: &DownloadState,
+    ) -> Result<TransferId, TransferError> {
+        if self.transfers.len() >= self.cfg.max_transfers {
+            return Err(TransferError::Full);
+        }
+        let d = Download::resume(cfg, location, state).map_err(TransferError::File)?;
+        self.add_transfer(now, Job::Download(Box::new(d)))
+    }
+
+    /// The bytes an upload asked for ([`ClientEvent::PartWanted`]): `bytes` must be the `len` bytes at `offset`.
+    ///
+    /// # Errors
+    /// No such upload, or not the part it asked for; nothing changed.
+    pub fn upload_part(
+        &mut self,
+        now: Instant,
+        transfer: TransferId,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), TransferError> {
+        let t = self.transfers.get_mut(&transfer).ok_or(TransferError::Unknown)?;
+        let Job::Upload(u) = &mut t.job else {
+            return Err(TransferError::NotWanted);
+        };
+        if u.wanted != Some((offset, bytes.len())) || u.given.is_some() {
+            return Err(TransferError::NotWanted);
+        }
+        u.given = Some((offset, bytes.to_vec()));
+        self.step(now);
+        Ok(())
+    }
+
+    /// A fresh location for a download whose file reference expired ([`ClientEvent::ReferenceExpired`]).
+    ///
+    /// # Errors
+    /// No such download, or a location the files machine refuses; nothing changed.
+    pub fn refresh_location(
+        &mut self,
+        now: Instant,
+        transfer: TransferId,
+        location: &[u8],
+    ) -> Result<(), TransferError> {
+        let t = self.transfers.get_mut(&transfer).ok_or(TransferError::Unknown)?;
+        let Job::Download(d) = &mut t.job else {
+            return Err(TransferError::Unknown);
+        };
+        d.refresh_location(location).map_err(TransferError::File)?;
+        self.step(now);
+        Ok(())
+    }
+
+    /// What to persist to resume a transfer; `None` for an unknown one.
+    #[must_use]
+    pub fn transfer_state(&self, transfer: TransferId) -> Option<TransferState> {
+        self.transfers.get(&transfer).map(|t| match &t.job {
+            Job::Upload(u) => TransferState::Upload(u.up.state()),
+            Job::Download(d) => TransferState::Download(d.state()),
+        })
+    }
+
+    /// A finished upload's `InputFile` written into `buf` (its length returned), to name it in a call.
+    ///
+    /// # Errors
+    /// No such upload, or the files machine's error (not complete, buffer too small).
+    pub fn upload_input_file(&self, transfer: TransferId, name: &[u8], buf: &mut [u8]) -> Result<usize, TransferError> {
+        match self.transfers.get(&transfer).map(|t| &t.job) {
+            Some(Job::Upload(u)) => u.up.input_file(name, buf).map_err(TransferError::File),
+            _ => Err(TransferError::Unknown),
+        }
+    }
+
+    /// Releases a transfer (ended, or given up): its requests still in flight are forgotten (their answers
+    /// dropped). Returns whether it existed.
+    pub fn finish_transfer(&mut self, now: Instant, transfer: TransferId) -> bool {
+        if self.transfers.remove(&transfer).is_none() {
+            return false;
+        }
+        let mine: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| matches!(r.mode, Mode::File { transfer: t, .. } if t == transfer))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in mine {
+            match self.requests.get(&id).map(|r| r.state) {
+                Some(ReqState::Sent { .. }) => self.finish_link(id, now),
+                Some(ReqState::Routing) => {
+                    self.router.cancel(id);
+                }
+                _ => {}
+            }
+            self.requests.remove(&id);
+        }
+        self.step(now);
+        true
+    }
+
+    /// Open transfers (running or ended, not released).
+    #[must_use]
+    pub fn transfers(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Asks each running transfer for requests while the request table has room and its host keeps up. Returns
+    /// whether any went out.
+    fn pump(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        let ids: Vec<TransferId> = self.transfers.keys().copied().collect();
+        for transfer in ids {
+            while self.requests.len() < self.cfg.max_requests {
+                let Some(t) = self.transfers.get_mut(&transfer) else {
+                    break;
+                };
+                if t.ended || t.cdn_wait.is_some() {
+                    break;
+                }
+                let polled = match &mut t.job {
+                    Job::Download(d) => {
+                        if t.undrained >= self.cfg.max_undrained_parts {
+                            break;
+                        }
+                        let mut buf = alloc::vec![0u8; MAX_LOCATION + 64];
+                        d.poll_request(now, &mut buf).map(|r| r.map(|r| (r, buf)))
+                    }
+                    Job::Upload(u) => {
+                        let mut buf = alloc::vec![0u8; u.up.max_request_len()];
+                        let given = u.given.take();
+                        let mut asked = None;
+                        let r = u.up.poll_request(now, &mut buf, |offset, dst| match &given {
+                            // A retried part may come before the one asked: only the asked bytes fill it.
+                            Some((at, g)) if *at == offset && g.len() == dst.len() => {
+                                dst.copy_from_slice(g);
+                                true
+                            }
+                            _ => {
+                                asked = Some((offset, dst.len()));
+                                false
+                            }
+                        });
+                        match (&r, asked) {
+                            (Err(FileError::ReadFailed), Some(want)) => {
+                                if u.wanted != Some(want) {
+                                    u.wanted = Some(want);
+                                    self.events.push_back(ClientEvent::PartWanted {
+                                        transfer,
+                                        offset: want.0,
+                                        len: want.1,
+                                    });
+                                }
+                                break;
+                            }
+                            (Ok(Some(_)), _) => u.wanted = None,
+                            _ => u.given = given,
+                        }
+                        r.map(|r| r.map(|r| (r, buf)))
+                    }
+                };
+                match polled {
+                    Ok(Some((req, mut buf))) => {
+                        buf.truncate(req.len);
+                        let id = self.new_id();
+                        let (target, media) = match req.dc {
+                            Some(dc) if req.cdn => (Target::Cdn(dc), false),
+                            Some(dc) => (Target::Dc(dc), true),
+                            None => (Target::Home, true),
+                        };
+                        self.requests.insert(
+                            id,
+                            Request {
+                                ticket: Ticket::new(id, target, media),
+                                retry: RetryState::default(),
+                                body: buf,
+                                mode: Mode::File { transfer, tag: req.tag },
+                                state: ReqState::Routing,
+                                resent: false,
+                                deadline: None,
+                            },
+                        );
+                        any = true;
+                        self.route(id, now);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.transfer_failed(transfer, e);
+                        break;
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    fn transfer_failed(&mut self, transfer: TransferId, error: FileError) {
+        if let Some(t) = self.transfers.get_mut(&transfer)
+            && !t.ended
+        {
+            t.ended = true;
+            self.events.push_back(ClientEvent::TransferFailed { transfer, error });
+        }
+    }
+
+    fn transfer_done(&mut self, transfer: TransferId) {
+        if let Some(t) = self.transfers.get_mut(&transfer)
+            && !t.ended
+        {
+            t.ended = true;
+            self.events.push_back(ClientEvent::TransferDone { transfer });
+        }
+    }
+
+    /// A transfer's request was answered (a result or an `rpc_error`).
+    fn file_answer(&mut self, transfer: TransferId, tag: Tag, result: Result<Vec<u8>, RpcFailure>, now: Instant) {
+        let Some(t) = self.transfers.get_mut(&transfer) else {
+            return;
+        };
+        if t.ended {
+            return;
+        }
+        match &mut t.job {
+            Job::Upload(u) => {
+                let p = match &result {
+                    Ok(body) => u.up.handle_result(now, tag, body),
+                    Err(e) => u.up.handle_rpc_error(now, tag, e.code, &e.message),
+                };
+                match p {
+                    Ok(UploadProgress::Saved { parts_done, parts }) => self.events.push_back(ClientEvent::PartSaved {
+                        transfer,
+                        parts_done,
+                        parts,
+                    }),
+                    Ok(UploadProgress::Complete) => self.transfer_done(transfer),
+                    Ok(_) => {}
+                    Err(e) => self.transfer_failed(transfer, e),
+                }
+            }
+            Job::Download(d) => {
+                let mut result = result;
+                let p = match &mut result {
+                    Ok(body) => d.handle_result(now, tag, body),
+                    Err(e) => d.handle_rpc_error(now, tag, e.code, &e.message),
+                };
+                let complete = d.is_complete();
+                match p {
+                    Ok(DownloadProgress::Data { offset, bytes }) => {
+                        let bytes = bytes.to_vec();
+                        t.undrained = t.undrained.saturating_add(1);
+                        self.events.push_back(ClientEvent::Downloaded {
+                            transfer,
+                            offset,
+                            bytes,
+                        });
+                        if complete {
+                            self.transfer_done(transfer);
+                        }
+                    }
+                    Ok(DownloadProgress::ReferenceExpired) => {
+                        self.events.push_back(ClientEvent::ReferenceExpired { transfer });
+                    }
+                    Ok(DownloadProgress::CdnRedirect { dc }) => {
+                        if !self.cdn_keys.contains_key(&dc) {
+                            t.cdn_wait = Some(dc);
+                            self.fetch_cdn_config(now);
+                        }
+                    }
+                    Ok(DownloadProgress::CdnRefused { offset }) => {
+                        self.events.push_back(ClientEvent::CdnRefused { transfer, offset });
+                    }
+                    // A migration names the DC in the next requests (routed there, the authorization copied); a
+                    // delay or resend is the files machine's own timer.
+                    Ok(_) => {}
+                    Err(e) => self.transfer_failed(transfer, e),
+                }
+            }
+        }
+    }
+
+    /// Asks the home DC for `help.getCdnConfig` (one call at a time, [`MAX_CDN_CONFIGS`] in all); with none left,
+    /// the downloads waiting for a CDN's key fail.
+    fn fetch_cdn_config(&mut self, now: Instant) {
+        if self.cdn_pending {
+            return;
+        }
+        if self.cdn_fetches >= MAX_CDN_CONFIGS || self.requests.len() >= self.cfg.max_requests {
+            self.cdn_config(None);
+            return;
+        }
+        self.cdn_fetches = self.cdn_fetches.saturating_add(1);
+        self.cdn_pending = true;
+        let id = self.new_id();
+        self.requests.insert(
+            id,
+            Request {
+                ticket: Ticket::new(id, Target::Home, false),
+                retry: RetryState::default(),
+                body: encode(&functions::HelpGetCdnConfig {}),
+                mode: Mode::CdnConfig,
+                state: ReqState::Routing,
+                resent: false,
+                deadline: None,
+            },
+        );
+        self.route(id, now);
+    }
+
+    /// `help.getCdnConfig` answered (`None`: it failed): the keys listed are kept; downloads waiting for a CDN
+    /// still not listed fail.
+    fn cdn_config(&mut self, body: Option<&[u8]>) {
+        self.cdn_pending = false;
+        if let Some(Ok(Some(enums::CdnConfig::CdnConfig(cfg)))) =
+            body.map(|b| functions::HelpGetCdnConfig::decode_result(b).map(|c| c.get()))
+        {
+            for k in cfg.public_keys.iter() {
+                let Some(enums::CdnPublicKey::CdnPublicKey(k)) = k.get() else {
+                    continue;
+                };
+                let Some(dc) = DcId::new(i64::from(k.dc_id)) else {
+                    continue;
+                };
+                if self.cdn_keys.contains_key(&dc) || self.cdn_keys.len() >= MAX_CDN_KEYS {
+                    continue;
+                }
+                if let Ok(key) = crate::crypto::pem::parse_public_pem(k.public_key) {
+                    let leaked: &'static [RsaPublicKey] = Box::leak(Box::new([key]));
+                    self.cdn_keys.insert(dc, leaked);
+                }
+            }
+        }
+        let waiting: Vec<(TransferId, DcId)> = self
+            .transfers
+            .iter()
+            .filter_map(|(id, t)| t.cdn_wait.map(|dc| (*id, dc)))
+            .collect();
+        for (transfer, dc) in waiting {
+            if self.cdn_keys.contains_key(&dc) {
+                if let Some(t) = self.transfers.get_mut(&transfer) {
+                    t.cdn_wait = None;
+                }
+            } else {
+                self.transfer_failed(
+                    transfer,
+                    FileError::Refused {
+                        code: 0,
+                        name: heapless::Vec::from_slice(b"CDN_KEY_UNKNOWN").unwrap_or_default(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// A transfer's request ended without an answer: the files machine sends it again (counted as a retry).
+    fn file_failed(&mut self, transfer: TransferId, tag: Tag, now: Instant) {
+        let Some(t) = self.transfers.get_mut(&transfer) else {
+            return;
+        };
+        if t.ended {
+            return;
+        }
+        let r = match &mut t.job {
+            Job::Upload(u) => u.up.handle_failed(now, tag).map(|_| ()),
+            Job::Download(d) => d.handle_failed(now, tag).map(|_| ()),
+        };
+        if let Err(e) = r {
+            self.transfer_failed(transfer, e);
+        }
     }
 }
 

@@ -896,6 +896,14 @@ impl<const O: usize, const D: usize, const H: usize> Router<O, D, H> {
         self.route(ticket, now)
     }
 
+    /// The host gave up on request `id` (its deadline passed) while the router held it: its place in the held
+    /// table is freed and it is never sent. Returns whether it was held.
+    pub fn cancel(&mut self, id: RequestId) -> bool {
+        let before = self.held.len();
+        self.held.retain(|h| h.id != id);
+        self.held.len() != before
+    }
+
     /// A request sent on `link` finished (answered or failed): the connection may become idle.
     pub fn done(&mut self, link: Link, now: Instant) {
         self.now = self.now.max(now);

@@ -25,7 +25,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mtproto_sansio::client::machine::{CallError, CallKind, Client, ClientEvent, Config, ConnId, HostAction};
+use mtproto_sansio::client::files::{DownloadConfig, UploadConfig};
+use mtproto_sansio::client::machine::{
+    CallError, CallKind, Client, ClientEvent, Config, ConnId, HostAction, TransferId,
+};
 use mtproto_sansio::client::router::{DcOption, RouteError, RouterConfig, Target};
 use mtproto_sansio::client::rpc_error::{ErrorKind, RpcError};
 use mtproto_sansio::client::signin::{Progress, SignIn, SignInError, SrpAnswer, Stage};
@@ -187,6 +190,9 @@ pub struct TgConfig {
     /// The DCs to start from on a first start (the bootstrap list); the first is the home DC until a sign-in says
     /// otherwise.
     pub bootstrap: Vec<(DcId, SocketAddr)>,
+    /// CDN DCs' addresses (options marked `cdn`, saved with the bootstrap list): where the machine opens CDN
+    /// connections when a download is redirected. Empty by default.
+    pub cdn: Vec<(DcId, SocketAddr)>,
     /// The transport.
     pub transport: Transport,
     /// The fault schedule.
@@ -203,6 +209,7 @@ impl TgConfig {
         Self {
             rsa_keys,
             bootstrap,
+            cdn: Vec::new(),
             transport: Transport::DEFAULT,
             faults: Faults::default(),
             api_id: 1,
@@ -235,6 +242,14 @@ pub struct TgClient<S: Store> {
     drops: u64,
     floods: u64,
     out: Vec<u8>,
+    /// Files being uploaded through the machine, read when it asks for a part.
+    upload_src: HashMap<TransferId, Vec<u8>>,
+    /// Files being downloaded through the machine, written where each part's offset says.
+    download_dst: HashMap<TransferId, Vec<u8>>,
+    /// Transfers that ended: `Ok` done, `Err` why not.
+    transfers_ended: HashMap<TransferId, Result<(), String>>,
+    /// CDN parts refused (a hash mismatch) over all downloads.
+    pub cdn_refused: u64,
 }
 
 impl<S: Store> fmt::Debug for TgClient<S> {
@@ -268,7 +283,15 @@ where
     /// The store cannot be read, or the record does not fit the machine.
     pub fn start(cfg: TgConfig, mut store: S) -> Result<Self, TgError> {
         let loaded: Option<Record> = store.load().map_err(|e| TgError::Store(format!("{e:?}")))?;
-        let bootstrap: Vec<DcOption> = cfg.bootstrap.iter().map(|(dc, addr)| option(*dc, *addr)).collect();
+        let bootstrap: Vec<DcOption> = cfg
+            .bootstrap
+            .iter()
+            .map(|(dc, addr)| option(*dc, *addr))
+            .chain(cfg.cdn.iter().map(|(dc, addr)| DcOption {
+                cdn: true,
+                ..option(*dc, *addr)
+            }))
+            .collect();
         let mut mc = Config::new(
             intern_keys(&cfg.rsa_keys),
             TransportConfig {
@@ -309,6 +332,10 @@ where
             drops: 0,
             floods: 0,
             out: Vec::new(),
+            upload_src: HashMap::new(),
+            download_dst: HashMap::new(),
+            transfers_ended: HashMap::new(),
+            cdn_refused: 0,
         };
         c.persist()?;
         Ok(c)
@@ -404,10 +431,9 @@ where
             self.sync_stats();
             return Err(TgError::Killed);
         }
+        // An action that came up since (a part the host gave let a transfer route a request) waits for the next
+        // turn: it is not polled here, where it would be lost.
         self.persist()?;
-        if self.machine.poll_action().is_some() {
-            // Unreachable in practice (persist does not act); kept simple: the next turn acts.
-        }
         self.read(deadline)?;
         let t = now();
         if self.machine.poll_timeout().is_some_and(|at| at <= t) {
@@ -448,14 +474,63 @@ where
                     }
                 }
                 ClientEvent::SessionReset { .. } | ClientEvent::SignedOut => {}
+                ClientEvent::PartWanted { transfer, offset, len } => {
+                    let part = usize::try_from(offset).ok().and_then(|at| {
+                        self.upload_src
+                            .get(&transfer)
+                            .and_then(|d| d.get(at..at.saturating_add(len)))
+                    });
+                    let r = match part {
+                        Some(part) => self.machine.upload_part(now(), transfer, offset, part),
+                        None => Err(mtproto_sansio::client::machine::TransferError::NotWanted),
+                    };
+                    if let Err(e) = r {
+                        self.transfers_ended
+                            .insert(transfer, Err(format!("part at {offset}: {e:?}")));
+                    }
+                }
+                ClientEvent::Downloaded {
+                    transfer,
+                    offset,
+                    bytes,
+                } => {
+                    if let (Some(out), Ok(at)) = (self.download_dst.get_mut(&transfer), usize::try_from(offset)) {
+                        let end = at.saturating_add(bytes.len());
+                        if out.len() < end {
+                            out.resize(end, 0);
+                        }
+                        if let Some(dst) = out.get_mut(at..end) {
+                            dst.copy_from_slice(&bytes);
+                        }
+                    }
+                }
+                ClientEvent::CdnRefused { .. } => self.cdn_refused += 1,
+                ClientEvent::TransferDone { transfer } => {
+                    self.transfers_ended.insert(transfer, Ok(()));
+                }
+                ClientEvent::TransferFailed { transfer, error } => {
+                    self.transfers_ended.insert(transfer, Err(format!("{error:?}")));
+                }
+                // Nothing here refreshes a file reference, and saved parts need no action.
+                ClientEvent::PartSaved { .. } => {}
+                ClientEvent::ReferenceExpired { transfer } => {
+                    self.transfers_ended
+                        .insert(transfer, Err("FILE_REFERENCE_EXPIRED".to_owned()));
+                }
             }
         }
     }
 
     /// Writes what the machine transmits; a socket that fails is reported lost.
     fn transmit(&mut self) -> Result<(), TgError> {
-        if self.out.len() < 70_000 {
-            self.out.resize(70_000, 0);
+        // Large enough for a media connection's frames (1 MiB parts) once the machine runs a transfer.
+        let need = if self.upload_src.is_empty() && self.download_dst.is_empty() {
+            70_000
+        } else {
+            2 << 20
+        };
+        if self.out.len() < need {
+            self.out.resize(need, 0);
         }
         loop {
             let sent = self
@@ -569,6 +644,75 @@ where
             self.socks.remove(&conn);
             self.machine.disconnected(now(), conn);
         }
+    }
+
+    /// Turns the loop until `transfer` ends, then releases it.
+    fn wait_transfer(&mut self, transfer: TransferId) -> Result<(), TgError> {
+        let deadline = now().saturating_add(CALL_TIMEOUT);
+        loop {
+            if let Some(r) = self.transfers_ended.remove(&transfer) {
+                self.machine.finish_transfer(now(), transfer);
+                return r.map_err(TgError::Protocol);
+            }
+            if now() >= deadline {
+                self.machine.finish_transfer(now(), transfer);
+                return Err(TgError::Client(ClientError::Timeout));
+            }
+            self.turn(deadline)?;
+        }
+    }
+
+    /// Uploads `data` as file `file_id` through the machine (parts on a media connection, each read from `data`
+    /// when the machine asks). Returns the `InputFile` naming it.
+    ///
+    /// # Errors
+    /// The machine refused the transfer, it failed, or it took longer than [`CALL_TIMEOUT`].
+    pub fn upload(&mut self, cfg: UploadConfig, file_id: i64, data: &[u8]) -> Result<Vec<u8>, TgError> {
+        self.persist()?;
+        let t = self
+            .machine
+            .upload(now(), cfg, file_id, data.len() as u64)
+            .map_err(|e| TgError::Protocol(format!("upload: {e:?}")))?;
+        self.upload_src.insert(t, data.to_vec());
+        let mut input = vec![0u8; 256];
+        let r = (|| {
+            // Done: the `InputFile` is written before the transfer is released.
+            let deadline = now().saturating_add(CALL_TIMEOUT);
+            loop {
+                match self.transfers_ended.get(&t) {
+                    Some(Ok(())) => {
+                        let n = self
+                            .machine
+                            .upload_input_file(t, b"file", &mut input)
+                            .map_err(|e| TgError::Protocol(format!("input file: {e:?}")))?;
+                        input.truncate(n);
+                        return self.wait_transfer(t);
+                    }
+                    Some(Err(_)) => return self.wait_transfer(t),
+                    None if now() >= deadline => return self.wait_transfer(t),
+                    None => self.turn(deadline)?,
+                }
+            }
+        })();
+        self.upload_src.remove(&t);
+        r.map(|()| input)
+    }
+
+    /// Downloads the file at `location` through the machine (media connections; through a CDN when `cfg.cdn`
+    /// and the DC redirects). Returns its bytes.
+    ///
+    /// # Errors
+    /// The machine refused the transfer, it failed, or it took longer than [`CALL_TIMEOUT`].
+    pub fn download(&mut self, cfg: DownloadConfig, location: &[u8], size: Option<u64>) -> Result<Vec<u8>, TgError> {
+        self.persist()?;
+        let t = self
+            .machine
+            .download(now(), cfg, location, size)
+            .map_err(|e| TgError::Protocol(format!("download: {e:?}")))?;
+        self.download_dst.insert(t, Vec::new());
+        let r = self.wait_transfer(t);
+        let out = self.download_dst.remove(&t).unwrap_or_default();
+        r.map(|()| out)
     }
 
     /// Turns the loop until request `id` has its answer.
@@ -799,7 +943,7 @@ fn call_error(e: CallError) -> TgError {
         CallError::Route(r) => TgError::Route(r),
         CallError::FloodWait { .. } => TgError::Flood(420, "FLOOD_WAIT".to_owned()),
         CallError::KeyDropped(dc) => TgError::KeyDropped(dc),
-        CallError::Unreachable(_) => TgError::Client(ClientError::Timeout),
+        CallError::Unreachable(_) | CallError::TimedOut => TgError::Client(ClientError::Timeout),
         other => TgError::Protocol(format!("request failed: {other:?}")),
     }
 }
