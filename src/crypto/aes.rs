@@ -238,7 +238,8 @@ fn interleave(group: &mut [IgeHashLane<'_>], lead: usize) {
     loop {
         let mut left = false;
         for c in chains.iter_mut() {
-            let (cur, rest) = core::mem::take(&mut c.rest).split_at_mut(stride.min(c.rest.len()));
+            let n = stride.min(c.rest.len());
+            let (cur, rest) = core::mem::take(&mut c.rest).split_at_mut(n);
             left |= !cur.is_empty();
             c.cur = cur;
             c.rest = rest;
