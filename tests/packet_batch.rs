@@ -51,10 +51,13 @@ fn packet(k: &AuthKey, dir: Direction, n: u64, body_len: usize, extra_blocks: u8
     out
 }
 
+/// The verified fields of one packet, owned: salt, session_id, msg_id, seq_no, quick-ack token, padding, body.
+type Fields = (u64, u64, u64, u32, u32, usize, Vec<u8>);
+
 /// What one packet decrypts to, owned, to compare the two paths (`Verified` borrows its buffer).
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
-    result: Result<(u64, u64, u64, u32, u32, usize, Vec<u8>), DecryptError>,
+    result: Result<Fields, DecryptError>,
     /// The whole buffer afterwards: plaintext in place, or zeros after a rejection.
     buffer: Vec<u8>,
 }
@@ -76,7 +79,7 @@ fn single(k: &AuthKey, dir: Direction, mut p: Vec<u8>) -> Outcome {
 
 fn batched(dir: Direction, items: &[(AuthKey, Vec<u8>)]) -> Vec<Outcome> {
     let mut bufs: Vec<Vec<u8>> = items.iter().map(|(_, p)| p.clone()).collect();
-    let mut results: Vec<Option<Result<_, DecryptError>>> = (0..items.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<Fields, DecryptError>>> = (0..items.len()).map(|_| None).collect();
     {
         let mut batch: Vec<BatchPacket<'_, '_>> = items
             .iter()
