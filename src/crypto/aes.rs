@@ -147,6 +147,135 @@ fn xor16(out: &mut Block<Aes256Dec>, other: &Block<Aes256Dec>) {
     }
 }
 
+/// Most IGE chains [`ige_decrypt_and_hash_batch`] runs side by side; longer batches are taken in groups of this many.
+///
+/// Eight chains of AES-256 decryption (14 rounds each) keep a core's AES units busy where one chain leaves them idle
+/// between dependent rounds, and their key schedules (up to 960 bytes each with the software backend) stay a few KiB
+/// of stack.
+pub const MAX_BATCH: usize = 8;
+
+/// One IGE chain of a batch: `buf` is decrypted in place under `key`/`iv` and its plaintext fed to `hasher`, exactly
+/// as [`ige_decrypt_and_hash`] would.
+pub struct IgeHashLane<'a> {
+    /// AES-256 key of this chain.
+    pub key: &'a [u8; 32],
+    /// MTProto's 32-byte IGE iv (y0 ‖ x0).
+    pub iv: &'a [u8; 32],
+    /// Ciphertext, decrypted in place; a multiple of 16 bytes.
+    pub buf: &'a mut [u8],
+    /// Takes the plaintext as it is produced.
+    pub hasher: &'a mut Sha256,
+}
+
+impl core::fmt::Debug for IgeHashLane<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IgeHashLane")
+            .field("len", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`ige_decrypt_and_hash`] for several independent chains (packets of different sessions, each with its own key), run
+/// side by side: block `j` of every chain is decrypted before block `j + 1` of any, so the chains' AES work
+/// overlaps in the core instead of each block waiting for the previous one of its own chain. Each lane ends exactly
+/// as [`ige_decrypt_and_hash`] would leave it; lanes may have different lengths.
+///
+/// `absorbed` is what every lane's hasher has taken before (see [`ige_decrypt_and_hash`]). Returns
+/// [`NotBlockAligned`] without touching any lane if one is not a multiple of 16 bytes. The work for each lane depends
+/// only on its length; the chaining state is zeroized before returning and the key schedules on drop.
+pub fn ige_decrypt_and_hash_batch(lanes: &mut [IgeHashLane<'_>], absorbed: usize) -> Result<(), NotBlockAligned> {
+    if lanes.iter().any(|l| !l.buf.len().is_multiple_of(16)) {
+        return Err(NotBlockAligned);
+    }
+    let lead = (FUSED_STRIDE - absorbed % FUSED_STRIDE) % FUSED_STRIDE / 16 * 16;
+    for group in lanes.chunks_mut(MAX_BATCH) {
+        interleave(group, lead);
+    }
+    Ok(())
+}
+
+/// The state of one chain inside [`interleave`]: its key schedule, chaining blocks and where it is in its buffer.
+struct Chain<'a> {
+    cipher: Aes256Dec,
+    /// Previous plaintext block.
+    x: Block<Aes256Dec>,
+    /// Previous ciphertext block.
+    y: Block<Aes256Dec>,
+    /// The stretch being decrypted this round.
+    cur: &'a mut [u8],
+    /// The stretch decrypted last round, hashed this round (one behind, as in [`ige_decrypt_and_hash`]).
+    behind: &'a [u8],
+    /// What is left to decrypt.
+    rest: &'a mut [u8],
+}
+
+impl Drop for Chain<'_> {
+    fn drop(&mut self) {
+        self.x.as_mut_slice().zeroize();
+        self.y.as_mut_slice().zeroize();
+    }
+}
+
+/// Runs up to [`MAX_BATCH`] lanes side by side, in stretches of [`FUSED_STRIDE`] bytes (the first `lead` bytes long).
+fn interleave(group: &mut [IgeHashLane<'_>], lead: usize) {
+    let mut chains: heapless::Vec<Chain<'_>, MAX_BATCH> = heapless::Vec::new();
+    let mut hashers: heapless::Vec<&mut Sha256, MAX_BATCH> = heapless::Vec::new();
+    for lane in group.iter_mut() {
+        let (y, x) = lane.iv.split_at(16);
+        let chain = Chain {
+            cipher: Aes256Dec::new(lane.key.into()),
+            x: Array::try_from(x).unwrap_or_default(),
+            y: Array::try_from(y).unwrap_or_default(),
+            cur: &mut [],
+            behind: &[],
+            rest: &mut *lane.buf,
+        };
+        // `group` holds at most MAX_BATCH lanes (chunks_mut), so neither push can fail.
+        let _ = chains.push(chain);
+        let _ = hashers.push(&mut *lane.hasher);
+    }
+    let mut stride = lead;
+    loop {
+        let mut left = false;
+        for c in chains.iter_mut() {
+            let n = stride.min(c.rest.len());
+            let (cur, rest) = core::mem::take(&mut c.rest).split_at_mut(n);
+            left |= !cur.is_empty();
+            c.cur = cur;
+            c.rest = rest;
+        }
+        if !left && stride != 0 {
+            break;
+        }
+        // Block by block across the chains: the chains are independent, so one's AES rounds run while another's
+        // wait for their previous round.
+        for at in (0..stride).step_by(16) {
+            for c in chains.iter_mut() {
+                if let Some(block) = c.cur.get_mut(at..at + 16) {
+                    // p_i = D(c_i ^ p_{i-1}) ^ c_{i-1}
+                    let ct = Array::<u8, U16>::try_from(&*block).unwrap_or_default();
+                    let mut t = ct;
+                    xor16(&mut t, &c.x);
+                    c.cipher.decrypt_block(&mut t);
+                    xor16(&mut t, &c.y);
+                    block.copy_from_slice(&t);
+                    c.x = t;
+                    c.y = ct;
+                }
+            }
+        }
+        for (c, h) in chains.iter_mut().zip(hashers.iter_mut()) {
+            h.update(c.behind);
+            let done: &mut [u8] = core::mem::take(&mut c.cur);
+            c.behind = done;
+        }
+        stride = FUSED_STRIDE;
+    }
+    for (c, h) in chains.iter_mut().zip(hashers.iter_mut()) {
+        h.update(c.behind);
+    }
+}
+
 /// AES-256-CTR keystream state with a 128-bit big-endian counter, kept for the life of a connection.
 ///
 /// The key schedule and counter are zeroized on drop by the `ctr`/`aes` crates (`zeroize` feature).

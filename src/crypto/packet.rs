@@ -27,13 +27,16 @@ use sha2::Digest;
 use subtle::{Choice, ConstantTimeEq, ConstantTimeGreater};
 use zeroize::Zeroize;
 
-use super::aes::{NotBlockAligned, ige_decrypt, ige_decrypt_and_hash, ige_encrypt};
+use super::aes::{
+    IgeHashLane, NotBlockAligned, ige_decrypt, ige_decrypt_and_hash, ige_decrypt_and_hash_batch, ige_encrypt,
+};
 use super::auth_key::AuthKey;
 pub use super::kdf::Direction;
 #[doc(hidden)]
 pub use super::kdf::WorkMeter;
 use super::kdf::{
-    Meter, derive_v1, derive_v2_metered, msg_key_from_large, msg_key_hasher, msg_key_large_v2_metered, quick_ack_token,
+    AesKeyIv, Meter, derive_v1, derive_v2_metered, msg_key_from_large, msg_key_hasher, msg_key_large_v2_metered,
+    quick_ack_token,
 };
 
 /// Bytes of `auth_key_id`.
@@ -563,7 +566,15 @@ fn decrypt_impl<'a, M: Meter>(
 ) -> Result<Verified<'a>, DecryptError> {
     let total = packet.len();
     let (outer, data) = packet.split_at_mut(total.min(OUTER_HEADER_LEN));
+    let (id_ok, msg_key) = read_outer(key, outer);
+    // The hash runs over whatever is there before any length verdict is acted on (item 29).
+    let (mac_ok, quick_ack) = open_core(key, dir, &msg_key, data, meter);
+    check_and_parse(total, outer, data, id_ok & mac_ok, quick_ack)
+}
 
+/// The unencrypted prefix: whether auth_key_id is `key`'s (and not 0), and the received msg_key (zeros where the
+/// packet is too short to hold it).
+fn read_outer(key: &AuthKey, outer: &[u8]) -> (Choice, [u8; MSG_KEY_LEN]) {
     let id_ok = match outer.get(..AUTH_KEY_ID_LEN) {
         Some(_) => {
             let id = le_u64(outer, 0);
@@ -575,10 +586,18 @@ fn decrypt_impl<'a, M: Meter>(
     if let Some(mk) = outer.get(AUTH_KEY_ID_LEN..OUTER_HEADER_LEN) {
         msg_key.copy_from_slice(mk);
     }
+    (id_ok, msg_key)
+}
 
-    // The hash runs over whatever is there before any length verdict is acted on (item 29).
-    let (mac_ok, quick_ack) = open_core(key, dir, &msg_key, data, meter);
-
+/// The checks after decryption, shared by [`decrypt`] and [`decrypt_batch`]: `ok` (key id and msg_key) with the
+/// shape and msg_len checks folded in without branches, then the one uniform failure or the parsed [`Verified`].
+fn check_and_parse<'a>(
+    total: usize,
+    outer: &mut [u8],
+    data: &'a mut [u8],
+    ok: Choice,
+    quick_ack: u32,
+) -> Result<Verified<'a>, DecryptError> {
     // Lengths are public (the attacker chose them); msg_len is secret until authenticated, so it is checked without
     // branches.
     let shape_ok = Choice::from(u8::from(total >= MIN_PACKET_LEN && data.len().is_multiple_of(16)));
@@ -590,7 +609,7 @@ fn decrypt_impl<'a, M: Meter>(
         & !(len + MIN_PADDING as u64).ct_gt(&avail)
         & !avail.ct_gt(&(len + MAX_PADDING as u64));
 
-    if !bool::from(id_ok & mac_ok & shape_ok & len_ok) {
+    if !bool::from(ok & shape_ok & len_ok) {
         outer.zeroize();
         data.zeroize();
         return Err(DecryptError::Rejected);
@@ -610,6 +629,119 @@ fn decrypt_impl<'a, M: Meter>(
         padding: data.len() - INNER_HEADER_LEN - body_len,
         body,
     })
+}
+
+/// Most packets [`decrypt_batch`] decrypts side by side; a longer batch is taken in groups of this many.
+pub use super::aes::MAX_BATCH;
+
+/// One received packet of a [`decrypt_batch`], with the auth key of the session it arrived on.
+pub struct BatchPacket<'k, 'a> {
+    /// The key the packet must be under (its session's; each packet of a batch may have its own).
+    pub key: &'k AuthKey,
+    /// The whole packet (`auth_key_id ‖ msg_key ‖ encrypted part`), decrypted in place. [`decrypt_batch`] takes it
+    /// (leaving an empty slice here) and hands it back as the [`Verified`] body.
+    pub packet: &'a mut [u8],
+}
+
+impl core::fmt::Debug for BatchPacket<'_, '_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BatchPacket")
+            .field("key_id", &self.key.id())
+            .field("len", &self.packet.len())
+            .finish()
+    }
+}
+
+/// Decrypts several received packets (typically of different sessions, each under its own auth key) with their
+/// AES-256-IGE chains interleaved, and hands each outcome to `each` with the packet's index in `batch`.
+///
+/// IGE decryption of one packet is a chain: each block waits for the previous one's 14 AES rounds, so one packet is
+/// bound by AES latency and leaves most of the core idle. Up to [`MAX_BATCH`] packets here are decrypted block by
+/// block side by side (`crypto::aes::ige_decrypt_and_hash_batch`), their msg_key hashes fed as in the one-packet
+/// fused pass, so a DC draining many sessions' sockets gets several chains' work done in the time of one. Each
+/// outcome is exactly what [`decrypt`] would return for that packet: the same receiver checks, the same
+/// [`DecryptError::Rejected`] with that packet zeroed, the same work for a given length whatever is wrong with it.
+/// One bad packet fails alone; the others are unaffected.
+///
+/// `dir` is the direction every packet travelled (a DC decrypts [`Direction::ClientToServer`]). Nothing is
+/// allocated; the stack holds [`MAX_BATCH`] key schedules and hashers (about 9 KiB with the software AES backend),
+/// zeroized when done.
+///
+/// The DC role's entry point: a host serving many connections can collect the frames it has read in one turn, batch
+/// their packets with their sessions' keys, and hand each verified message to its session. `Connection` decrypts
+/// its frames itself, one at a time; it does not use this yet (README, Known gaps).
+pub fn decrypt_batch<'a>(
+    dir: Direction,
+    batch: &mut [BatchPacket<'_, 'a>],
+    mut each: impl FnMut(usize, Result<Verified<'a>, DecryptError>),
+) {
+    for (g, group) in batch.chunks_mut(MAX_BATCH).enumerate() {
+        decrypt_group(dir, group, &mut |i, r| each(g * MAX_BATCH + i, r));
+    }
+}
+
+/// One packet of a group between its opening (key id, msg_key, KDF) and its checks.
+struct Opening<'a> {
+    total: usize,
+    outer: &'a mut [u8],
+    data: &'a mut [u8],
+    id_ok: Choice,
+    msg_key: [u8; MSG_KEY_LEN],
+    kv: AesKeyIv,
+    hasher: sha2::Sha256,
+}
+
+fn decrypt_group<'a>(
+    dir: Direction,
+    group: &mut [BatchPacket<'_, 'a>],
+    each: &mut impl FnMut(usize, Result<Verified<'a>, DecryptError>),
+) {
+    let mut open: heapless::Vec<Opening<'a>, MAX_BATCH> = heapless::Vec::new();
+    for p in group.iter_mut() {
+        let packet = core::mem::take(&mut p.packet);
+        let total = packet.len();
+        let (outer, data) = packet.split_at_mut(total.min(OUTER_HEADER_LEN));
+        let (id_ok, msg_key) = read_outer(p.key, outer);
+        let kv = derive_v2_metered(p.key, dir, &msg_key, &mut ());
+        let hasher = msg_key_hasher(p.key, dir, data.len(), &mut ());
+        // `group` is a chunk of at most MAX_BATCH packets: the push cannot fail.
+        let _ = open.push(Opening {
+            total,
+            outer,
+            data,
+            id_ok,
+            msg_key,
+            kv,
+            hasher,
+        });
+    }
+    {
+        let mut lanes: heapless::Vec<IgeHashLane<'_>, MAX_BATCH> = heapless::Vec::new();
+        for o in open.iter_mut() {
+            // As in `open_core`: whole blocks are decrypted and hashed, a trailing partial block only hashed.
+            let aligned = o.data.len() - o.data.len() % 16;
+            let _ = lanes.push(IgeHashLane {
+                key: &o.kv.key,
+                iv: &o.kv.iv,
+                buf: o.data.get_mut(..aligned).unwrap_or_default(),
+                hasher: &mut o.hasher,
+            });
+        }
+        // Cannot fail: every lane is block-aligned by construction.
+        let _ = ige_decrypt_and_hash_batch(&mut lanes, MSG_KEY_PREFIX_LEN);
+    }
+    for (i, mut o) in open.into_iter().enumerate() {
+        let aligned = o.data.len() - o.data.len() % 16;
+        o.hasher.update(o.data.get(aligned..).unwrap_or_default());
+        let mut large: [u8; 32] = o.hasher.finalize_reset().into();
+        let mac_ok = msg_key_matches(&msg_key_from_large(&large), &o.msg_key);
+        let quick_ack = quick_ack_token(&large);
+        large.as_mut_slice().zeroize();
+        each(
+            i,
+            check_and_parse(o.total, o.outer, o.data, o.id_ok & mac_ok, quick_ack),
+        );
+    }
 }
 
 /// A verified MTProto 1.0 message (only ever `bind_auth_key_inner` wrapped for `auth.bindTempAuthKey`).

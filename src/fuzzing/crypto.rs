@@ -19,8 +19,9 @@ pub const MAX_FUZZ_PACKET: usize = 4096;
 /// The fuzzer's RNG: seeded from the input, so a crash reproduces from the input alone.
 use super::SeededRng as HashRng;
 
-/// Decrypts arbitrary bytes as an MTProto 2.0 packet (both directions) and as a 1.0 bind message: must never panic,
-/// and whatever is accepted must satisfy the codec's invariants. Then encrypts the input as a body and asserts that
+/// Decrypts arbitrary bytes as an MTProto 2.0 packet (both directions, alone and in a `decrypt_batch` beside its
+/// first half, which must agree) and as a 1.0 bind message: must never panic, and whatever is accepted must satisfy
+/// the codec's invariants. Then encrypts the input as a body and asserts that
 /// it decrypts back to the same header and body, and is rejected in the other direction.
 #[allow(clippy::panic)] // a failed invariant must crash the fuzzer: that is the finding
 pub fn packet_decrypt(data: &[u8]) {
@@ -42,6 +43,7 @@ pub fn packet_decrypt(data: &[u8]) {
             Err(packet::DecryptError::Rejected) => assert!(work.iter().all(|&b| b == 0)),
         }
     }
+    batch_equals_single(&key, input);
     work.copy_from_slice(input);
     if let Ok(m) = packet::decrypt_v1_bind(&key, work) {
         assert!(m.body().len() % 4 == 0);
@@ -83,4 +85,64 @@ pub fn packet_decrypt(data: &[u8]) {
         );
         assert_eq!(v.quick_ack_token(), enc.quick_ack);
     }
+}
+
+/// The batch path on arbitrary bytes: the input and its first half (two packets of different lengths) decrypted in
+/// one `decrypt_batch` must each end exactly as `decrypt` leaves them (outcome, fields and buffer).
+#[allow(clippy::panic)]
+fn batch_equals_single(key: &AuthKey, input: &[u8]) {
+    let half = input.get(..input.len() / 2).unwrap_or(&[]);
+    let (mut a, mut b) = ([0u8; MAX_FUZZ_PACKET], [0u8; MAX_FUZZ_PACKET]);
+    let (mut sa, mut sb) = ([0u8; MAX_FUZZ_PACKET], [0u8; MAX_FUZZ_PACKET]);
+    let (Some(a), Some(b), Some(sa), Some(sb)) = (
+        a.get_mut(..input.len()),
+        b.get_mut(..half.len()),
+        sa.get_mut(..input.len()),
+        sb.get_mut(..half.len()),
+    ) else {
+        return;
+    };
+    for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+        a.copy_from_slice(input);
+        b.copy_from_slice(half);
+        sa.copy_from_slice(input);
+        sb.copy_from_slice(half);
+        let want = [
+            summarize(packet::decrypt(key, dir, sa)),
+            summarize(packet::decrypt(key, dir, sb)),
+        ];
+        let mut got = [None, None];
+        let mut batch = [
+            packet::BatchPacket { key, packet: &mut *a },
+            packet::BatchPacket { key, packet: &mut *b },
+        ];
+        packet::decrypt_batch(dir, &mut batch, |i, r| {
+            if let Some(g) = got.get_mut(i) {
+                *g = Some(summarize(r));
+            }
+        });
+        assert_eq!(
+            got,
+            [Some(want[0]), Some(want[1])],
+            "batch outcome differs from decrypt"
+        );
+        assert!(a == sa && b == sb, "batch left other bytes than decrypt");
+    }
+}
+
+/// A decryption outcome as comparable values: the verified fields and body length, or the rejection.
+type Summary = Result<(u64, u64, u64, u32, u32, usize, usize), packet::DecryptError>;
+
+fn summarize(r: Result<packet::Verified<'_>, packet::DecryptError>) -> Summary {
+    r.map(|v| {
+        (
+            v.salt(),
+            v.session_id(),
+            v.msg_id(),
+            v.seq_no(),
+            v.quick_ack_token(),
+            v.padding_len(),
+            v.body().len(),
+        )
+    })
 }
