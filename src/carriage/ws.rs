@@ -1204,3 +1204,112 @@ impl<const N: usize> WsCodec<N> {
         Ok(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    /// A frame as a client writes it (masked with `mask`).
+    fn frame(op: u8, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let mut out = vec![0u8; 14 + payload.len()];
+        let h = write_header(Opcode::from_bits(op).unwrap(), fin, payload.len(), mask, &mut out).unwrap();
+        out[h..h + payload.len()].copy_from_slice(payload);
+        if let Some(m) = mask {
+            mask_payload(&mut out[h..h + payload.len()], m);
+        }
+        out.truncate(h + payload.len());
+        out
+    }
+
+    /// Reads `wire` one byte at a time (the worst split), collecting the stream and the control results.
+    fn read_all(r: &mut WsReader, wire: &[u8], chunk: usize) -> Result<(Vec<u8>, Vec<WsRead>), WsError> {
+        let mut stream = Vec::new();
+        let mut ctl = Vec::new();
+        let mut out = vec![0u8; chunk];
+        for b in wire.chunks(1) {
+            let mut rest = b;
+            loop {
+                let (n, ev) = r.decode(rest, &mut out)?;
+                rest = &rest[n..];
+                match ev {
+                    WsRead::Data(k) => stream.extend_from_slice(&out[..k]),
+                    WsRead::Nothing => {}
+                    e => ctl.push(e),
+                }
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok((stream, ctl))
+    }
+
+    #[test]
+    fn reader_unmasks_every_length_form_and_fragments_with_controls_between() {
+        let m = Some([0x12, 0x34, 0x56, 0x78]);
+        let big: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+        let mut wire = frame(0x2, false, &big[..5], m);
+        wire.extend(frame(0x9, true, b"hi", m));
+        wire.extend(frame(0x0, false, &big[5..300], m));
+        wire.extend(frame(0xa, true, b"", m));
+        wire.extend(frame(0x0, false, &[], m));
+        wire.extend(frame(0x0, true, &big[300..], m));
+        wire.extend(frame(0x8, true, &[0x03, 0xe8, b'o', b'k'], m));
+        let mut r = WsReader::new(Role::Server, 1 << 20);
+        let (stream, ctl) = read_all(&mut r, &wire, 7).unwrap();
+        assert_eq!(stream, big, "7-bit, 16-bit and 64-bit lengths, unmasked across 1-byte reads");
+        assert_eq!(ctl, [WsRead::Ping, WsRead::Pong, WsRead::Close(Some(1000))]);
+        assert!(r.peer_closed());
+        assert_eq!(r.decode(&[0x82], &mut [0; 4]), Err(WsError::AfterClose));
+    }
+
+    #[test]
+    fn reader_limits_the_message_on_its_headers() {
+        let m = Some([1, 2, 3, 4]);
+        // 64 + 64 > 100: the second header is refused before any of its payload is read.
+        let mut r = WsReader::new(Role::Server, 100);
+        let mut wire = frame(0x2, false, &[0; 64], m);
+        let second = frame(0x0, true, &[0; 64], m);
+        wire.extend_from_slice(&second[..6]);
+        assert_eq!(read_all(&mut r, &wire, 64).unwrap_err(), WsError::MessageTooLarge);
+        assert_eq!(r.error(), Some(WsError::MessageTooLarge));
+        // A 2^62-byte frame: refused from its 14 header bytes.
+        let mut r = WsReader::new(Role::Server, 1 << 20);
+        let hdr = [0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        assert_eq!(r.decode(&hdr, &mut [0; 16]), Err(WsError::MessageTooLarge));
+    }
+
+    #[test]
+    fn reader_refuses_what_rfc_6455_forbids() {
+        let m = Some([9, 9, 9, 9]);
+        let long_ping = [0u8; 126];
+        let cases: Vec<(Role, Vec<u8>, WsError)> = vec![
+            (Role::Server, frame(0x2, true, b"x", None), WsError::Unmasked),
+            (Role::Client, frame(0x2, true, b"x", m), WsError::MaskedFromServer),
+            (Role::Server, vec![0xc2, 0x80, 0, 0, 0, 0], WsError::ReservedBits),
+            (Role::Server, vec![0x83, 0x80, 0, 0, 0, 0], WsError::UnknownOpcode),
+            (Role::Server, frame(0x1, true, b"x", m), WsError::TextFrame),
+            (Role::Server, frame(0x9, true, &long_ping, m), WsError::ControlTooLong),
+            (Role::Server, frame(0x9, false, b"", m), WsError::FragmentedControl),
+            (Role::Server, frame(0x0, true, b"x", m), WsError::UnexpectedContinuation),
+            (
+                Role::Server,
+                [frame(0x2, false, b"x", m), frame(0x2, true, b"y", m)].concat(),
+                WsError::InterleavedMessage,
+            ),
+            (Role::Server, vec![0x82, 0xfe, 0, 5, 0, 0, 0, 0], WsError::BadLength),
+            (Role::Server, frame(0x8, true, &[3], m), WsError::BadClose),
+            (Role::Server, frame(0x8, true, &[0x03, 0xed], m), WsError::BadClose),
+        ];
+        for (role, wire, want) in cases {
+            let mut r = WsReader::new(role, 1 << 20);
+            assert_eq!(read_all(&mut r, &wire, 16).unwrap_err(), want, "{wire:02x?}");
+            assert_eq!(r.decode(&[0], &mut [0; 4]), Err(want), "sticky");
+        }
+        // A client reads the server's unmasked frames.
+        let mut r = WsReader::new(Role::Client, 16);
+        let (s, _) = read_all(&mut r, &frame(0x2, true, b"abc", None), 16).unwrap();
+        assert_eq!(s, b"abc");
+    }
+}
