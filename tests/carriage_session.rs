@@ -1029,7 +1029,10 @@ fn layer_ws_through_connection() {
         let echo = out_of_session(&mut *s, now, &mut r);
         assert_eq!(echo, [0x88, 0x02, 0x03, 0xe8], "the close echoed, unmasked");
         assert!(s.is_finished());
-        assert!(out_of_session(&mut *s, now, &mut r).is_empty(), "nothing after the close");
+        assert!(
+            out_of_session(&mut *s, now, &mut r).is_empty(),
+            "nothing after the close"
+        );
     }
 }
 
@@ -1042,7 +1045,10 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-
     let now = Instant::from_secs(1000);
     let cases: [(&[u8], mtproto_sansio::carriage::ws::WsError); 3] = [
         (&[0x82, 0x01, 0xef], mtproto_sansio::carriage::ws::WsError::Unmasked),
-        (&[0x81, 0x81, 1, 2, 3, 4, 0], mtproto_sansio::carriage::ws::WsError::TextFrame),
+        (
+            &[0x81, 0x81, 1, 2, 3, 4, 0],
+            mtproto_sansio::carriage::ws::WsError::TextFrame,
+        ),
         (
             &[0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 1, 1, 2, 3, 4],
             mtproto_sansio::carriage::ws::WsError::MessageTooLarge,

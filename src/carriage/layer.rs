@@ -13,11 +13,11 @@
 //! - [`FakeTlsCarriage`]: the fake-TLS MTProxy (`ee` secrets), both roles, around the obfuscated transport keyed
 //!   with the secret. The DC end checks the ClientHello's digest, timestamp and SNI and asks its host for the
 //!   replay check of its random, as for an obfuscated init ([`crate::session::HostQuery::ObfuscatedInit`]).
+//! - [`WsCarriage`]: WebSocket (`GET /apiws`, subprotocol `binary`), both roles, around the obfuscated transport
+//!   (any framing; a DC takes the one its client's init names). Frames are read by [`super::ws::WsReader`], which
+//!   buffers no data frame: its payload is unmasked in pieces straight into the connection's receive buffer.
 //! - [`Layer`]: any of them, chosen at run time (a DC serving every carriage on one port). Its largest variant is
 //!   the fake-TLS one (about 5 KiB of hello buffers); a host that wants only TCP uses [`NoCarriage`].
-//!
-//! WebSocket is not a layer yet: a host chains [`super::ws::WsCodec`] and the obfuscated codec itself (README,
-//! Known gaps).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::time::Duration;
@@ -29,8 +29,8 @@ use super::faketls::{
     self, AcceptedHello, CHANGE_CIPHER_SPEC, ClientHelloReader, DEFAULT_MAX_RECORD, FakeTlsError, FakeTlsSecret,
     MAX_RECORD_PAYLOAD, MAX_SERVER_HELLO_LEN, RecordDecoder, ServerHelloReader,
 };
-use super::ws::{self, WsError, WsHandshakeError};
 use super::http::{API_PATH, BodySink, HttpError, HttpLimits, HttpParser, encode_request_head, encode_response_head};
+use super::ws::{self, WsError, WsHandshakeError};
 use crate::error::Fault;
 use crate::time::{Instant, UnixTime};
 use crate::transport::obfuscated::ProxySecret;
@@ -62,10 +62,9 @@ impl CarriageError {
         match self {
             CarriageError::Transport(e) => e.fault(),
             CarriageError::Write(e) => e.fault(),
-            CarriageError::Http(_)
-            | CarriageError::Tls(_)
-            | CarriageError::Ws(_)
-            | CarriageError::WsHandshake(_) => Fault::Peer,
+            CarriageError::Http(_) | CarriageError::Tls(_) | CarriageError::Ws(_) | CarriageError::WsHandshake(_) => {
+                Fault::Peer
+            }
         }
     }
 }
@@ -1223,10 +1222,12 @@ mod tests {
             core::mem::size_of::<crate::session::ConnectionSmall>()
         );
         std::println!(
-            "Layer {} B (HttpCarriage {} B, FakeTlsCarriage {} B); Connection<4096, 4096, 8> {} B, with Layer {} B",
+            "Layer {} B (HttpCarriage {} B, FakeTlsCarriage {} B, WsCarriage {} B); Connection<4096, 4096, 8> {} B, \
+             with Layer {} B",
             core::mem::size_of::<Layer>(),
             core::mem::size_of::<HttpCarriage>(),
             core::mem::size_of::<FakeTlsCarriage>(),
+            core::mem::size_of::<WsCarriage>(),
             core::mem::size_of::<Tcp>(),
             core::mem::size_of::<Any>(),
         );

@@ -617,7 +617,13 @@ fn parse_header(hdr: &[u8; 14], role: Role) -> Result<FrameHeader, WsError> {
 
 /// Writes a frame header for `len` payload bytes into `out` (which must hold [`header_len`]`(len, mask.is_some())`);
 /// returns its length. The payload that follows is the caller's to mask with [`mask_payload`].
-pub fn write_header(op: Opcode, fin: bool, len: usize, mask: Option<[u8; 4]>, out: &mut [u8]) -> Result<usize, WriteError> {
+pub fn write_header(
+    op: Opcode,
+    fin: bool,
+    len: usize,
+    mask: Option<[u8; 4]>,
+    out: &mut [u8],
+) -> Result<usize, WriteError> {
     let mut o = Out::new(out);
     let mbit = if mask.is_some() { 0x80 } else { 0 };
     o.put(&[(if fin { 0x80 } else { 0 }) | op.bits()])?;
@@ -1205,10 +1211,12 @@ impl<const N: usize> WsCodec<N> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
     use super::*;
+    use std::vec;
+    use std::vec::Vec;
 
     /// A frame as a client writes it (masked with `mask`).
     fn frame(op: u8, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
@@ -1258,7 +1266,10 @@ mod tests {
         wire.extend(frame(0x8, true, &[0x03, 0xe8, b'o', b'k'], m));
         let mut r = WsReader::new(Role::Server, 1 << 20);
         let (stream, ctl) = read_all(&mut r, &wire, 7).unwrap();
-        assert_eq!(stream, big, "7-bit, 16-bit and 64-bit lengths, unmasked across 1-byte reads");
+        assert_eq!(
+            stream, big,
+            "7-bit, 16-bit and 64-bit lengths, unmasked across 1-byte reads"
+        );
         assert_eq!(ctl, [WsRead::Ping, WsRead::Pong, WsRead::Close(Some(1000))]);
         assert!(r.peer_closed());
         assert_eq!(r.decode(&[0x82], &mut [0; 4]), Err(WsError::AfterClose));

@@ -23,9 +23,7 @@ use mtproto_sansio::carriage::faketls::{
     ServerHelloReader,
 };
 use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpError, HttpLimits, encode_request};
-use mtproto_sansio::carriage::ws::{
-    ClientHandshake, Opcode, WS_PATH, WsCodec, WsError, WsEvent, WsHandshakeError,
-};
+use mtproto_sansio::carriage::ws::{ClientHandshake, WS_PATH, WsCodec, WsError, WsEvent, WsHandshakeError};
 use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::transport::Role;
 
