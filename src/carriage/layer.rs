@@ -16,8 +16,10 @@
 //! - [`WsCarriage`]: WebSocket (`GET /apiws`, subprotocol `binary`), both roles, around the obfuscated transport
 //!   (any framing; a DC takes the one its client's init names). Frames are read by [`super::ws::WsReader`], which
 //!   buffers no data frame: its payload is unmasked in pieces straight into the connection's receive buffer.
-//! - [`Layer`]: any of them, chosen at run time (a DC serving every carriage on one port). Its largest variant is
-//!   the fake-TLS one (about 5 KiB of hello buffers); a host that wants only TCP uses [`NoCarriage`].
+//! - [`Layer`]: any of them, chosen at run time (a DC serving every carriage on one port). With `alloc` each
+//!   carriage boxes its large reader (a head or hello buffer, 2 to 4 KiB) when it is built, so a `Layer` is a few
+//!   hundred bytes whatever the carriage; without it the readers are inline and the fake-TLS variant (about 5 KiB)
+//!   sizes it. A host that wants only TCP uses [`NoCarriage`].
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::time::Duration;
@@ -36,6 +38,25 @@ use crate::time::{Instant, UnixTime};
 use crate::transport::obfuscated::ProxySecret;
 use crate::transport::replay::{Fingerprint, ReplayCache, key_fingerprint};
 use crate::transport::{Codec, Frame, FrameDecoder, Role, TransportError};
+
+/// A carriage's large, transient reader (an HTTP head, a TLS hello, a WebSocket upgrade head): boxed with `alloc`,
+/// so a [`Layer`] costs its few hundred bytes on every connection and the reader's kilobytes only on the
+/// connections that use that carriage; inline without `alloc` (there is no heap to put it on).
+#[cfg(feature = "alloc")]
+type Held<T> = alloc::boxed::Box<T>;
+/// See the `alloc` version.
+#[cfg(not(feature = "alloc"))]
+type Held<T> = T;
+
+#[cfg(feature = "alloc")]
+fn held<T>(x: T) -> Held<T> {
+    alloc::boxed::Box::new(x)
+}
+
+#[cfg(not(feature = "alloc"))]
+fn held<T>(x: T) -> Held<T> {
+    x
+}
 
 /// Why a carriage failed. Fatal: close the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,7 +276,7 @@ impl<const N: usize> BodySink for IntoDecoder<'_, N> {
 pub struct HttpCarriage {
     role: Role,
     host: &'static str,
-    parser: HttpParser<HTTP_MAX_HEAD>,
+    parser: Held<HttpParser<HTTP_MAX_HEAD>>,
     /// DC: requests not answered yet, oldest first.
     open: heapless::Deque<Exchange, HTTP_MAX_HELD>,
     /// DC: the oldest exchanges pushed out, owed an empty answer before any other (answers go in request order).
@@ -295,7 +316,7 @@ impl HttpCarriage {
         HttpCarriage {
             role,
             host,
-            parser: HttpParser::new(role, API_PATH, limits, usize::MAX),
+            parser: held(HttpParser::new(role, API_PATH, limits, usize::MAX)),
             open: heapless::Deque::new(),
             owed_empty: 0,
             hold: DEFAULT_HTTP_HOLD,
@@ -515,9 +536,9 @@ enum TlsState {
     /// Client: the hello goes out at the next `poll_transmit`.
     ClientStart,
     /// Client: reading the server's hello records.
-    ClientWait(ServerHelloReader<MAX_SERVER_HELLO_LEN>),
+    ClientWait(Held<ServerHelloReader<MAX_SERVER_HELLO_LEN>>),
     /// DC: reading the ClientHello.
-    ServerHello(ClientHelloReader<TLS_MAX_HELLO>),
+    ServerHello(Held<ClientHelloReader<TLS_MAX_HELLO>>),
     /// DC: a valid hello, waiting for the host's replay check, then for its answer to go out.
     ServerAccepted { hello: AcceptedHello, checked: bool },
     /// Application-data records both ways.
@@ -567,7 +588,7 @@ impl FakeTlsCarriage {
         };
         let state = match role {
             Role::Client => TlsState::ClientStart,
-            Role::Server => TlsState::ServerHello(ClientHelloReader::new(&cfg)),
+            Role::Server => TlsState::ServerHello(held(ClientHelloReader::new(&cfg))),
         };
         FakeTlsCarriage {
             role,
@@ -637,7 +658,7 @@ impl Carriage for FakeTlsCarriage {
                         required: hello.len(),
                     }))?;
                 dst.copy_from_slice(&hello);
-                self.state = TlsState::ClientWait(ServerHelloReader::new(st));
+                self.state = TlsState::ClientWait(held(ServerHelloReader::new(st)));
                 Ok(Some(hello.len()))
             }
             TlsState::ServerAccepted { hello, checked: true } => {
@@ -795,11 +816,11 @@ enum WsState {
     /// Client: the upgrade request goes out at the next `poll_transmit`.
     ClientStart,
     /// Client: reading the 101 response.
-    ClientWait(ws::ClientHandshake<WS_MAX_HEAD>),
+    ClientWait(Held<ws::ClientHandshake<WS_MAX_HEAD>>),
     /// DC: reading the upgrade request.
-    ServerWait(ws::ServerHandshake<WS_MAX_HEAD>),
+    ServerWait(Held<ws::ServerHandshake<WS_MAX_HEAD>>),
     /// DC: a valid request; the 101 goes out at the next `poll_transmit`.
-    ServerAnswer(ws::ServerHandshake<WS_MAX_HEAD>),
+    ServerAnswer(Held<ws::ServerHandshake<WS_MAX_HEAD>>),
     /// Binary frames both ways.
     Open,
     /// The opening or the frames failed.
@@ -856,7 +877,7 @@ impl WsCarriage {
     fn new(role: Role, host: &'static str, path: &'static str, max_message: usize) -> Self {
         let state = match role {
             Role::Client => WsState::ClientStart,
-            Role::Server => WsState::ServerWait(ws::ServerHandshake::new(path, WS_MAX_HEAD)),
+            Role::Server => WsState::ServerWait(held(ws::ServerHandshake::new(path, WS_MAX_HEAD))),
         };
         WsCarriage {
             role,
@@ -945,7 +966,7 @@ impl Carriage for WsCarriage {
                 let n = hs
                     .encode_request(self.host, self.path, None, out)
                     .map_err(CarriageError::Write)?;
-                self.state = WsState::ClientWait(hs);
+                self.state = WsState::ClientWait(held(hs));
                 Ok(Some(n))
             }
             WsState::ServerAnswer(hs) => {
@@ -1102,7 +1123,7 @@ impl Carriage for WsCarriage {
 /// Any carriage, chosen at run time (a DC serving all of them on one port, a client falling back from one to the
 /// next). [`Layer::Tcp`] by default.
 #[derive(Debug, Default)]
-#[allow(clippy::large_enum_variant)] // The largest is fake-TLS's hello buffers, the reason a host picks this type.
+#[allow(clippy::large_enum_variant)] // Without `alloc`, the largest is fake-TLS's hello buffers (inline).
 pub enum Layer {
     /// No carriage.
     #[default]
