@@ -12,7 +12,7 @@ use mtproto_sansio::carriage::faketls::{
     ServerHelloReader, client_hello, encode_server_hello,
 };
 use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpLimits, encode_request, encode_response};
-use mtproto_sansio::carriage::layer::{Carriage, FakeTlsCarriage, HttpCarriage, Layer};
+use mtproto_sansio::carriage::layer::{Carriage, FakeTlsCarriage, HttpCarriage, Layer, WsCarriage};
 use mtproto_sansio::carriage::ws::{ClientHandshake, Opcode, ServerHandshake, WS_PATH, WsCodec, WsEvent};
 use mtproto_sansio::session::{
     Connection, ConnectionConfig, Event, HostQuery, MsgId, MsgKind, SessionConfig, TransportConfig,
@@ -1110,4 +1110,137 @@ fn layer_faketls_dc_takes_empty_records_ccs_and_one_byte_records() {
         let err = s.handle_input(now, &bad).unwrap_err();
         assert_eq!(s.handle_input(now, &[0x17]).unwrap_err(), err, "stays failed");
     }
+}
+
+/// Splits a client's WebSocket output (after its upgrade request) into the stream its binary frames carry.
+fn ws_stream_of(wire: &[u8]) -> Vec<u8> {
+    let mut dec = WsCodec::<65536>::new(Role::Server, 65536);
+    let mut stream = Vec::new();
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let (n, ev) = dec.decode(rest).unwrap();
+        rest = &rest[n..];
+        match ev {
+            Some(WsEvent::Message(m)) => stream.extend_from_slice(m),
+            None => assert!(n > 0),
+            Some(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    stream
+}
+
+/// WebSocket through the connection type, both ends: the client's upgrade, the DC's 101, then the session in
+/// binary frames. The client speaks padded intermediate while the DC was built for abridged (it cannot know the
+/// framing before the upgrade): the DC takes the one the init names. Up the wire, the client's stream is
+/// re-framed in random fragments with pings between them, which the DC answers with pongs; a close is echoed
+/// once and ends the connection.
+#[test]
+fn layer_ws_through_connection() {
+    for seed in [1u64, 9, 77] {
+        let mut r = StdRng::seed_from_u64(seed);
+        let now = Instant::from_secs(1000);
+        let mut c = Box::new(L::client(tls_cfg(), session_util::key(7), now, &mut r));
+        let mut dc_cfg = tls_cfg();
+        dc_cfg.transport.framing = Framing::Abridged;
+        let mut s = Box::new(L::server(dc_cfg, session_util::key(7), now, &mut r));
+        c.set_carriage(Layer::Ws(WsCarriage::client("dc.example", WS_PATH, 1 << 20)))
+            .unwrap();
+        s.set_carriage(Layer::Ws(WsCarriage::server(WS_PATH, 1 << 20))).unwrap();
+        let mut cache = ReplayCache::<16>::new();
+        let q = c.send(now, &api_body(4, 400), MsgKind::Query).unwrap();
+        let first = out_of_session(&mut *c, now, &mut r);
+        assert!(first.starts_with(b"GET /apiws HTTP/1.1\r\n") && first.ends_with(b"\r\n\r\n"));
+        assert!(
+            !first.windows(4).any(|w| w == [0x82, 0xfe, 0, 0]) && first.len() < 300,
+            "the request alone, nothing before the 101"
+        );
+        into_session_with(&mut *s, now, &first, &mut cache);
+        let up_frames = |r: &mut StdRng, up: &[u8], pings: &mut Vec<Vec<u8>>| {
+            let stream = ws_stream_of(up);
+            if stream.is_empty() {
+                return Vec::new();
+            }
+            let mut ws = Ws::new(Role::Client, 16384);
+            ws_frames(r, &mut ws, &stream, pings)
+        };
+        let mut done = false;
+        let mut pings = Vec::new();
+        let mut pongs = 0;
+        for _ in 0..6 {
+            let down = out_of_session(&mut *s, now, &mut r);
+            // Pongs (0x8a, unmasked) come back for the pings.
+            pongs += down.windows(1).filter(|w| w[0] == 0x8a).count().min(1);
+            done |= into_session(&mut *c, now, &down)
+                .iter()
+                .any(|e| matches!(e, Ev::Result(id, _) if *id == q));
+            let up = out_of_session(&mut *c, now, &mut r);
+            let up = up_frames(&mut r, &up, &mut pings);
+            into_session_with(&mut *s, now, &up, &mut cache);
+        }
+        assert!(done, "the query is answered inside WebSocket");
+        assert_eq!(cache.len(), 1, "the init inside went through the host's replay cache");
+        assert!(pings.is_empty() || pongs > 0, "pings are answered");
+        // The client closes (1000, masked): the DC echoes it once and is finished.
+        let mut ws = Ws::new(Role::Client, 16384);
+        let mut buf = [0u8; 64];
+        let n = ws.encode_close(1000, &mut r, &mut buf).unwrap();
+        into_session_with(&mut *s, now, &buf[..n], &mut cache);
+        let echo = out_of_session(&mut *s, now, &mut r);
+        assert_eq!(echo, [0x88, 0x02, 0x03, 0xe8], "the close echoed, unmasked");
+        assert!(s.is_finished());
+        assert!(
+            out_of_session(&mut *s, now, &mut r).is_empty(),
+            "nothing after the close"
+        );
+    }
+}
+
+/// A DC WebSocket connection refuses what RFC 6455 forbids, with a typed error and nothing written: an unmasked
+/// client frame, a text frame, a message above its limit (from the header, before its payload).
+#[test]
+fn layer_ws_dc_refuses_bad_frames() {
+    let upgrade = b"GET /apiws HTTP/1.1\r\nHost: dc\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n";
+    let now = Instant::from_secs(1000);
+    let cases: [(&[u8], mtproto_sansio::carriage::ws::WsError); 3] = [
+        (&[0x82, 0x01, 0xef], mtproto_sansio::carriage::ws::WsError::Unmasked),
+        (
+            &[0x81, 0x81, 1, 2, 3, 4, 0],
+            mtproto_sansio::carriage::ws::WsError::TextFrame,
+        ),
+        (
+            &[0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 1, 1, 2, 3, 4],
+            mtproto_sansio::carriage::ws::WsError::MessageTooLarge,
+        ),
+    ];
+    for (frame, want) in cases {
+        let mut r = StdRng::seed_from_u64(5);
+        let mut s = Box::new(L::server(tls_cfg(), session_util::key(7), now, &mut r));
+        s.set_carriage(Layer::Ws(WsCarriage::server(WS_PATH, 1 << 20))).unwrap();
+        assert_eq!(s.handle_input(now, upgrade).unwrap(), upgrade.len());
+        let ok = out_of_session(&mut *s, now, &mut r);
+        assert!(ok.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(
+            String::from_utf8_lossy(&ok).contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            "RFC 6455's example key"
+        );
+        let e = s.handle_input(now, frame).unwrap_err();
+        assert_eq!(
+            e,
+            mtproto_sansio::session::Error::Carriage(mtproto_sansio::carriage::layer::CarriageError::Ws(want))
+        );
+        assert!(out_of_session(&mut *s, now, &mut r).is_empty());
+    }
+    // A client (not a browser) without the `binary` subprotocol: refused at the upgrade, nothing answered.
+    let mut r = StdRng::seed_from_u64(6);
+    let mut s = Box::new(L::server(tls_cfg(), session_util::key(7), now, &mut r));
+    s.set_carriage(Layer::Ws(WsCarriage::server(WS_PATH, 1 << 20))).unwrap();
+    let plain = String::from_utf8_lossy(upgrade).replace("Sec-WebSocket-Protocol: binary\r\n", "");
+    assert!(s.handle_input(now, plain.as_bytes()).is_err());
+    assert!(out_of_session(&mut *s, now, &mut r).is_empty());
+    // And the transport inside must be obfuscated, as Telegram Web's is.
+    let mut plain_cfg = tls_cfg();
+    plain_cfg.transport.obfuscated = false;
+    let mut s = Box::new(L::server(plain_cfg, session_util::key(7), now, &mut r));
+    assert!(s.set_carriage(Layer::Ws(WsCarriage::server(WS_PATH, 1 << 20))).is_err());
 }

@@ -13,11 +13,13 @@
 //! - [`FakeTlsCarriage`]: the fake-TLS MTProxy (`ee` secrets), both roles, around the obfuscated transport keyed
 //!   with the secret. The DC end checks the ClientHello's digest, timestamp and SNI and asks its host for the
 //!   replay check of its random, as for an obfuscated init ([`crate::session::HostQuery::ObfuscatedInit`]).
-//! - [`Layer`]: any of them, chosen at run time (a DC serving every carriage on one port). Its largest variant is
-//!   the fake-TLS one (about 5 KiB of hello buffers); a host that wants only TCP uses [`NoCarriage`].
-//!
-//! WebSocket is not a layer yet: a host chains [`super::ws::WsCodec`] and the obfuscated codec itself (README,
-//! Known gaps).
+//! - [`WsCarriage`]: WebSocket (`GET /apiws`, subprotocol `binary`), both roles, around the obfuscated transport
+//!   (any framing; a DC takes the one its client's init names). Frames are read by [`super::ws::WsReader`], which
+//!   buffers no data frame: its payload is unmasked in pieces straight into the connection's receive buffer.
+//! - [`Layer`]: any of them, chosen at run time (a DC serving every carriage on one port). With `alloc` each
+//!   carriage boxes its large reader (a head or hello buffer, 2 to 4 KiB) when it is built, so a `Layer` is a few
+//!   hundred bytes whatever the carriage; without it the readers are inline and the fake-TLS variant (about 5 KiB)
+//!   sizes it. A host that wants only TCP uses [`NoCarriage`].
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use core::time::Duration;
@@ -30,11 +32,31 @@ use super::faketls::{
     MAX_RECORD_PAYLOAD, MAX_SERVER_HELLO_LEN, RecordDecoder, ServerHelloReader,
 };
 use super::http::{API_PATH, BodySink, HttpError, HttpLimits, HttpParser, encode_request_head, encode_response_head};
+use super::ws::{self, WsError, WsHandshakeError};
 use crate::error::Fault;
 use crate::time::{Instant, UnixTime};
 use crate::transport::obfuscated::ProxySecret;
 use crate::transport::replay::{Fingerprint, ReplayCache, key_fingerprint};
 use crate::transport::{Codec, Frame, FrameDecoder, Role, TransportError};
+
+/// A carriage's large, transient reader (an HTTP head, a TLS hello, a WebSocket upgrade head): boxed with `alloc`,
+/// so a [`Layer`] costs its few hundred bytes on every connection and the reader's kilobytes only on the
+/// connections that use that carriage; inline without `alloc` (there is no heap to put it on).
+#[cfg(feature = "alloc")]
+type Held<T> = alloc::boxed::Box<T>;
+/// See the `alloc` version.
+#[cfg(not(feature = "alloc"))]
+type Held<T> = T;
+
+#[cfg(feature = "alloc")]
+fn held<T>(x: T) -> Held<T> {
+    alloc::boxed::Box::new(x)
+}
+
+#[cfg(not(feature = "alloc"))]
+fn held<T>(x: T) -> Held<T> {
+    x
+}
 
 /// Why a carriage failed. Fatal: close the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +69,10 @@ pub enum CarriageError {
     Http(HttpError),
     /// The fake-TLS handshake or records.
     Tls(FakeTlsError),
+    /// WebSocket frames.
+    Ws(WsError),
+    /// The WebSocket upgrade.
+    WsHandshake(WsHandshakeError),
     /// A carriage header could not be written.
     Write(WriteError),
 }
@@ -57,7 +83,9 @@ impl CarriageError {
         match self {
             CarriageError::Transport(e) => e.fault(),
             CarriageError::Write(e) => e.fault(),
-            CarriageError::Http(_) | CarriageError::Tls(_) => Fault::Peer,
+            CarriageError::Http(_) | CarriageError::Tls(_) | CarriageError::Ws(_) | CarriageError::WsHandshake(_) => {
+                Fault::Peer
+            }
         }
     }
 }
@@ -68,6 +96,8 @@ impl core::fmt::Display for CarriageError {
             CarriageError::Transport(e) => write!(f, "transport: {e}"),
             CarriageError::Http(e) => write!(f, "HTTP: {e}"),
             CarriageError::Tls(e) => write!(f, "fake-TLS: {e}"),
+            CarriageError::Ws(e) => write!(f, "WebSocket: {e}"),
+            CarriageError::WsHandshake(e) => write!(f, "WebSocket upgrade: {e}"),
             CarriageError::Write(e) => write!(f, "carriage: {e}"),
         }
     }
@@ -96,6 +126,11 @@ pub trait Carriage {
     /// The MTProxy secret of the obfuscated transport inside (fake-TLS: the `ee` secret's key).
     fn proxy_secret(&self) -> Option<ProxySecret> {
         None
+    }
+
+    /// The stream inside must be obfuscated (fake-TLS, WebSocket: what their peers speak inside).
+    fn obfuscated_only(&self) -> bool {
+        self.proxy_secret().is_some()
     }
 
     /// Bytes [`wrap`](Self::wrap) wants before the codec's output.
@@ -241,7 +276,7 @@ impl<const N: usize> BodySink for IntoDecoder<'_, N> {
 pub struct HttpCarriage {
     role: Role,
     host: &'static str,
-    parser: HttpParser<HTTP_MAX_HEAD>,
+    parser: Held<HttpParser<HTTP_MAX_HEAD>>,
     /// DC: requests not answered yet, oldest first.
     open: heapless::Deque<Exchange, HTTP_MAX_HELD>,
     /// DC: the oldest exchanges pushed out, owed an empty answer before any other (answers go in request order).
@@ -281,7 +316,7 @@ impl HttpCarriage {
         HttpCarriage {
             role,
             host,
-            parser: HttpParser::new(role, API_PATH, limits, usize::MAX),
+            parser: held(HttpParser::new(role, API_PATH, limits, usize::MAX)),
             open: heapless::Deque::new(),
             owed_empty: 0,
             hold: DEFAULT_HTTP_HOLD,
@@ -501,9 +536,9 @@ enum TlsState {
     /// Client: the hello goes out at the next `poll_transmit`.
     ClientStart,
     /// Client: reading the server's hello records.
-    ClientWait(ServerHelloReader<MAX_SERVER_HELLO_LEN>),
+    ClientWait(Held<ServerHelloReader<MAX_SERVER_HELLO_LEN>>),
     /// DC: reading the ClientHello.
-    ServerHello(ClientHelloReader<TLS_MAX_HELLO>),
+    ServerHello(Held<ClientHelloReader<TLS_MAX_HELLO>>),
     /// DC: a valid hello, waiting for the host's replay check, then for its answer to go out.
     ServerAccepted { hello: AcceptedHello, checked: bool },
     /// Application-data records both ways.
@@ -553,7 +588,7 @@ impl FakeTlsCarriage {
         };
         let state = match role {
             Role::Client => TlsState::ClientStart,
-            Role::Server => TlsState::ServerHello(ClientHelloReader::new(&cfg)),
+            Role::Server => TlsState::ServerHello(held(ClientHelloReader::new(&cfg))),
         };
         FakeTlsCarriage {
             role,
@@ -623,7 +658,7 @@ impl Carriage for FakeTlsCarriage {
                         required: hello.len(),
                     }))?;
                 dst.copy_from_slice(&hello);
-                self.state = TlsState::ClientWait(ServerHelloReader::new(st));
+                self.state = TlsState::ClientWait(held(ServerHelloReader::new(st)));
                 Ok(Some(hello.len()))
             }
             TlsState::ServerAccepted { hello, checked: true } => {
@@ -765,12 +800,330 @@ impl Carriage for FakeTlsCarriage {
     }
 }
 
+// ------------------------------------------------------------------------------------------------------- WebSocket
+
+/// Largest upgrade head (request or response) the WebSocket carriage reads.
+pub const WS_MAX_HEAD: usize = 2048;
+/// Bytes the carriage's own writes take at most: the upgrade request (its `Host` at most [`MAX_HTTP_HOST`]), the
+/// 101 response, a control frame.
+pub const WS_HEAD_ROOM: usize = 192 + MAX_HTTP_HOST;
+/// Stream bytes unmasked per step on the stack (a frame's payload is passed on in pieces of at most this).
+const WS_CHUNK: usize = 512;
+
+// The upgrade heads are the large states and transient; there is no heap to box into without `alloc`.
+#[allow(clippy::large_enum_variant)]
+enum WsState {
+    /// Client: the upgrade request goes out at the next `poll_transmit`.
+    ClientStart,
+    /// Client: reading the 101 response.
+    ClientWait(Held<ws::ClientHandshake<WS_MAX_HEAD>>),
+    /// DC: reading the upgrade request.
+    ServerWait(Held<ws::ServerHandshake<WS_MAX_HEAD>>),
+    /// DC: a valid request; the 101 goes out at the next `poll_transmit`.
+    ServerAnswer(Held<ws::ServerHandshake<WS_MAX_HEAD>>),
+    /// Binary frames both ways.
+    Open,
+    /// The opening or the frames failed.
+    Failed(CarriageError),
+}
+
+/// WebSocket (RFC 6455, `GET /apiws`, subprotocol `binary`) as a connection layer, both roles, as Telegram Web
+/// uses it: the payloads of the binary messages, concatenated, are the obfuscated transport's stream, so the
+/// connection inside must be obfuscated (any framing: a DC takes the one its client's init names).
+///
+/// Frames are read by a [`ws::WsReader`]: nothing of a data frame is buffered, its payload is unmasked in pieces
+/// straight into the connection's receive buffer; only a header and a control payload are held. Each codec write
+/// goes out as one binary frame (masked by a client with a fresh mask). A ping is answered with a pong (the latest
+/// one only, as RFC 6455 §5.5.3 allows), a pong is ignored, and a close is echoed once, after which the carriage
+/// is finished ([`Carriage::is_finished`]: the host closes the socket).
+pub struct WsCarriage {
+    role: Role,
+    host: &'static str,
+    path: &'static str,
+    state: WsState,
+    reader: ws::WsReader,
+    max_message: usize,
+    pong: [u8; ws::MAX_CONTROL_PAYLOAD],
+    pong_len: Option<usize>,
+    /// The peer's close, owed back once.
+    close_owed: Option<Option<u16>>,
+    /// A close went out: nothing else may.
+    closed_tx: bool,
+}
+
+impl core::fmt::Debug for WsCarriage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WsCarriage")
+            .field("role", &self.role)
+            .field("open", &self.is_open())
+            .field("closed_tx", &self.closed_tx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WsCarriage {
+    /// A client upgrading `GET {path}` (normally [`ws::WS_PATH`]) on `host` (the `Host` header, at most
+    /// [`MAX_HTTP_HOST`] bytes), reading messages of at most `max_message` bytes.
+    pub fn client(host: &'static str, path: &'static str, max_message: usize) -> Self {
+        Self::new(Role::Client, host, path, max_message)
+    }
+
+    /// A DC accepting upgrades on `path` (normally [`ws::WS_PATH`]), reading messages of at most `max_message`
+    /// bytes (checked on each frame header, before its payload is read).
+    pub fn server(path: &'static str, max_message: usize) -> Self {
+        Self::new(Role::Server, "", path, max_message)
+    }
+
+    fn new(role: Role, host: &'static str, path: &'static str, max_message: usize) -> Self {
+        let state = match role {
+            Role::Client => WsState::ClientStart,
+            Role::Server => WsState::ServerWait(held(ws::ServerHandshake::new(path, WS_MAX_HEAD))),
+        };
+        WsCarriage {
+            role,
+            host,
+            path,
+            state,
+            reader: ws::WsReader::new(role, max_message),
+            max_message,
+            pong: [0; ws::MAX_CONTROL_PAYLOAD],
+            pong_len: None,
+            close_owed: None,
+            closed_tx: false,
+        }
+    }
+
+    /// Whether the upgrade is done and frames flow.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, WsState::Open)
+    }
+
+    /// Whether the peer's close was read.
+    pub fn peer_closed(&self) -> bool {
+        self.reader.peer_closed()
+    }
+
+    fn fail(&mut self, e: CarriageError) -> CarriageError {
+        self.state = WsState::Failed(e);
+        e
+    }
+
+    /// Writes one control frame from this end.
+    fn control<R: CryptoRng + ?Sized>(
+        &mut self,
+        op: ws::Opcode,
+        payload: &[u8],
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<usize, CarriageError> {
+        let mask = self.mask(rng);
+        let h = ws::write_header(op, true, payload.len(), mask, out).map_err(CarriageError::Write)?;
+        let total = h + payload.len();
+        let body = out
+            .get_mut(h..total)
+            .ok_or(CarriageError::Write(WriteError::BufferTooSmall { required: total }))?;
+        body.copy_from_slice(payload);
+        if let Some(m) = mask {
+            ws::mask_payload(body, m);
+        }
+        Ok(total)
+    }
+
+    /// A client's frames are masked with a fresh mask (RFC 6455 §5.3); a server's are not.
+    fn mask<R: CryptoRng + ?Sized>(&self, rng: &mut R) -> Option<[u8; 4]> {
+        (self.role == Role::Client).then(|| {
+            let mut m = [0u8; 4];
+            rng.fill_bytes(&mut m);
+            m
+        })
+    }
+}
+
+impl Carriage for WsCarriage {
+    fn obfuscated_only(&self) -> bool {
+        true
+    }
+
+    fn headroom(&self) -> usize {
+        // The largest header: a 64-bit length, and a client's mask.
+        ws::header_len(usize::MAX, self.role == Role::Client)
+    }
+
+    fn min_out(&self) -> usize {
+        WS_HEAD_ROOM
+    }
+
+    fn poll_transmit<R: CryptoRng + ?Sized>(
+        &mut self,
+        _: Instant,
+        _: bool,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, CarriageError> {
+        match &self.state {
+            WsState::ClientStart => {
+                let hs = ws::ClientHandshake::new(WS_MAX_HEAD, rng);
+                let n = hs
+                    .encode_request(self.host, self.path, None, out)
+                    .map_err(CarriageError::Write)?;
+                self.state = WsState::ClientWait(held(hs));
+                Ok(Some(n))
+            }
+            WsState::ServerAnswer(hs) => {
+                let n = hs.encode_response(out).map_err(CarriageError::Write)?;
+                self.state = WsState::Open;
+                Ok(Some(n))
+            }
+            WsState::Open if !self.closed_tx => {
+                if let Some(len) = self.pong_len {
+                    let pong = self.pong;
+                    let n = self.control(ws::Opcode::Pong, pong.get(..len).unwrap_or(&[]), rng, out)?;
+                    self.pong_len = None;
+                    return Ok(Some(n));
+                }
+                if let Some(code) = self.close_owed {
+                    let payload = code.map(u16::to_be_bytes);
+                    let payload = payload.as_ref().map_or(&[][..], |p| &p[..]);
+                    let n = self.control(ws::Opcode::Close, payload, rng, out)?;
+                    self.close_owed = None;
+                    self.closed_tx = true;
+                    return Ok(Some(n));
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn may_send(&self) -> bool {
+        self.is_open() && !self.closed_tx && self.close_owed.is_none()
+    }
+
+    fn wrap<R: CryptoRng + ?Sized>(
+        &mut self,
+        _: Outbound,
+        len: usize,
+        rng: &mut R,
+        out: &mut [u8],
+    ) -> Result<usize, CarriageError> {
+        if !self.may_send() {
+            return Err(CarriageError::Write(WriteError::InvalidInput));
+        }
+        let room = self.headroom();
+        let mask = self.mask(rng);
+        let h = ws::header_len(len, mask.is_some());
+        let start = room - h;
+        let too_small = CarriageError::Write(WriteError::BufferTooSmall { required: room + len });
+        let hdr = out.get_mut(start..room).ok_or(too_small)?;
+        ws::write_header(ws::Opcode::Binary, true, len, mask, hdr).map_err(CarriageError::Write)?;
+        if let Some(m) = mask {
+            ws::mask_payload(out.get_mut(room..room + len).ok_or(too_small)?, m);
+        }
+        // The header is minimal (RFC 6455 §5.2), so shorter than the headroom for most frames: the frame moves down.
+        if start > 0 {
+            out.copy_within(start..room + len, 0);
+        }
+        Ok(h + len)
+    }
+
+    fn decode<'c, const N: usize>(
+        &mut self,
+        _: Instant,
+        codec: &'c mut Codec<N>,
+        input: &[u8],
+        limit: usize,
+    ) -> Result<(usize, Option<Frame<'c>>), CarriageError> {
+        match &mut self.state {
+            WsState::Failed(e) => return Err(*e),
+            WsState::ClientStart | WsState::ServerAnswer(_) => return Ok((0, None)),
+            WsState::ClientWait(hs) => {
+                return match hs.feed(input) {
+                    Ok((n, done)) => {
+                        if done {
+                            self.state = WsState::Open;
+                        }
+                        Ok((n, None))
+                    }
+                    Err(e) => Err(self.fail(CarriageError::WsHandshake(e))),
+                };
+            }
+            WsState::ServerWait(hs) => {
+                return match hs.feed(input) {
+                    Ok((n, true)) => {
+                        if let WsState::ServerWait(hs) = core::mem::replace(&mut self.state, WsState::Open) {
+                            self.state = WsState::ServerAnswer(hs);
+                        }
+                        Ok((n, None))
+                    }
+                    Ok((n, false)) => Ok((n, None)),
+                    Err(e) => Err(self.fail(CarriageError::WsHandshake(e))),
+                };
+            }
+            WsState::Open => {}
+        }
+        let mut pos = 0;
+        let mut chunk = [0u8; WS_CHUNK];
+        let mut left = limit;
+        loop {
+            let rest = input.get(pos..).unwrap_or(&[]);
+            if rest.is_empty() {
+                break;
+            }
+            let want = codec.wanted().min(WS_CHUNK).min(left);
+            let (c, r) = match self.reader.decode(rest, chunk.get_mut(..want).unwrap_or(&mut [])) {
+                Ok(v) => v,
+                Err(e) => return Err(self.fail(CarriageError::Ws(e))),
+            };
+            pos += c;
+            match r {
+                ws::WsRead::Data(p) => {
+                    let took = codec
+                        .feed(chunk.get(..p).unwrap_or(&[]))
+                        .map_err(CarriageError::Transport)?;
+                    // `wanted` is exactly what the codec takes: nothing unmasked is left over.
+                    if took != p {
+                        return Err(CarriageError::Transport(TransportError::InvalidLength { declared: 0 }));
+                    }
+                    left -= p;
+                }
+                ws::WsRead::Ping => {
+                    let ping = self.reader.control();
+                    if let Some(d) = self.pong.get_mut(..ping.len()) {
+                        d.copy_from_slice(ping);
+                        self.pong_len = Some(ping.len());
+                    }
+                }
+                ws::WsRead::Close(code) => {
+                    if !self.closed_tx {
+                        self.close_owed = Some(code);
+                    }
+                    break;
+                }
+                ws::WsRead::Pong | ws::WsRead::Nothing => {}
+            }
+            if codec.has_frame() || c == 0 {
+                break;
+            }
+        }
+        Ok((pos, codec.next_frame()))
+    }
+
+    fn is_finished(&self) -> bool {
+        // The peer's close was read and the echo is out (or ours had gone before it).
+        self.reader.peer_closed() && self.closed_tx
+    }
+
+    fn reset(&mut self) {
+        *self = WsCarriage::new(self.role, self.host, self.path, self.max_message);
+    }
+}
+
 // ----------------------------------------------------------------------------------------------------------- any
 
 /// Any carriage, chosen at run time (a DC serving all of them on one port, a client falling back from one to the
 /// next). [`Layer::Tcp`] by default.
 #[derive(Debug, Default)]
-#[allow(clippy::large_enum_variant)] // The largest is fake-TLS's hello buffers, the reason a host picks this type.
+#[allow(clippy::large_enum_variant)] // Without `alloc`, the largest is fake-TLS's hello buffers (inline).
 pub enum Layer {
     /// No carriage.
     #[default]
@@ -779,6 +1132,8 @@ pub enum Layer {
     Http(HttpCarriage),
     /// Fake-TLS.
     FakeTls(FakeTlsCarriage),
+    /// WebSocket.
+    Ws(WsCarriage),
 }
 
 macro_rules! each {
@@ -787,6 +1142,7 @@ macro_rules! each {
             Layer::Tcp => $tcp,
             Layer::Http($c) => $e,
             Layer::FakeTls($c) => $e,
+            Layer::Ws($c) => $e,
         }
     };
 }
@@ -798,6 +1154,10 @@ impl Carriage for Layer {
 
     fn proxy_secret(&self) -> Option<ProxySecret> {
         each!(self, c => c.proxy_secret(), None)
+    }
+
+    fn obfuscated_only(&self) -> bool {
+        each!(self, c => c.obfuscated_only(), false)
     }
 
     fn headroom(&self) -> usize {
@@ -883,10 +1243,12 @@ mod tests {
             core::mem::size_of::<crate::session::ConnectionSmall>()
         );
         std::println!(
-            "Layer {} B (HttpCarriage {} B, FakeTlsCarriage {} B); Connection<4096, 4096, 8> {} B, with Layer {} B",
+            "Layer {} B (HttpCarriage {} B, FakeTlsCarriage {} B, WsCarriage {} B); Connection<4096, 4096, 8> {} B, \
+             with Layer {} B",
             core::mem::size_of::<Layer>(),
             core::mem::size_of::<HttpCarriage>(),
             core::mem::size_of::<FakeTlsCarriage>(),
+            core::mem::size_of::<WsCarriage>(),
             core::mem::size_of::<Tcp>(),
             core::mem::size_of::<Any>(),
         );

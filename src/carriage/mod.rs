@@ -4,8 +4,8 @@
 //! - [`http`]: MTProto over HTTP/1.1 `POST /api` (<https://core.telegram.org/mtproto/transports#http>), both roles.
 //!   Each request and each response body is exactly one MTProto packet, with no transport framing inside.
 //! - [`ws`]: RFC 6455 WebSocket with the `binary` subprotocol, as Telegram Web uses it (`wss://…/apiws`), both
-//!   roles. The payload of the binary messages is the obfuscated transport's byte stream, so a host chains
-//!   `WsCodec` → [`crate::transport::obfuscated::ObfuscatedCodec`].
+//!   roles. The payload of the binary messages is the obfuscated transport's byte stream: under the connection type
+//!   it is a layer ([`layer::WsCarriage`]), or a host chains `WsCodec` → [`crate::transport::obfuscated::ObfuscatedCodec`].
 //! - [`faketls`]: the fake-TLS MTProxy (`ee` secrets), both roles: ClientHello emulation with its HMAC digest and
 //!   timestamp, the fake ServerHello, TLS application-data records around the obfuscated stream, and the
 //!   ClientHello randoms checked against a [`crate::transport::replay::ReplayCache`] (docs/CHECKLIST.md item 9; the DC

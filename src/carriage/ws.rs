@@ -551,6 +551,348 @@ fn valid_close_code(c: u16) -> bool {
     matches!(c, 1000..=1003 | 1007..=1011 | 3000..=4999)
 }
 
+/// A parsed frame header.
+struct FrameHeader {
+    op: Opcode,
+    fin: bool,
+    len: u64,
+    mask: Option<[u8; 4]>,
+}
+
+/// Bytes the header in `hdr` takes, from its first two bytes (2 to 14).
+fn header_need(hdr: &[u8; 14]) -> usize {
+    let [_, b1, ..] = *hdr;
+    let ext = match b1 & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
+}
+
+/// Checks a complete header against RFC 6455 §5.2 for a frame received by `role`: reserved bits, the opcode, the
+/// mask direction (§5.1) and a minimal length (and below 2^63).
+fn parse_header(hdr: &[u8; 14], role: Role) -> Result<FrameHeader, WsError> {
+    let [b0, b1, ..] = *hdr;
+    if b0 & 0x70 != 0 {
+        return Err(WsError::ReservedBits);
+    }
+    let fin = b0 & 0x80 != 0;
+    let op = Opcode::from_bits(b0 & 0x0f).ok_or(WsError::UnknownOpcode)?;
+    let masked = b1 & 0x80 != 0;
+    match (role, masked) {
+        (Role::Server, false) => return Err(WsError::Unmasked),
+        (Role::Client, true) => return Err(WsError::MaskedFromServer),
+        _ => {}
+    }
+    let (len, mask_at) = match b1 & 0x7f {
+        126 => {
+            let [_, _, a, b, ..] = *hdr;
+            let l = u16::from_be_bytes([a, b]);
+            if l < 126 {
+                return Err(WsError::BadLength);
+            }
+            (u64::from(l), 4)
+        }
+        127 => {
+            let [_, _, a, b, c, d, e, f, g, h, ..] = *hdr;
+            let l = u64::from_be_bytes([a, b, c, d, e, f, g, h]);
+            if l <= 0xffff || l >> 63 != 0 {
+                return Err(WsError::BadLength);
+            }
+            (l, 10)
+        }
+        l => (u64::from(l), 2),
+    };
+    let mask = if masked {
+        let m = hdr.get(mask_at..mask_at + 4).ok_or(WsError::BadLength)?;
+        let mut a = [0u8; 4];
+        a.copy_from_slice(m);
+        Some(a)
+    } else {
+        None
+    };
+    Ok(FrameHeader { op, fin, len, mask })
+}
+
+/// Writes a frame header for `len` payload bytes into `out` (which must hold [`header_len`]`(len, mask.is_some())`);
+/// returns its length. The payload that follows is the caller's to mask with [`mask_payload`].
+pub fn write_header(
+    op: Opcode,
+    fin: bool,
+    len: usize,
+    mask: Option<[u8; 4]>,
+    out: &mut [u8],
+) -> Result<usize, WriteError> {
+    let mut o = Out::new(out);
+    let mbit = if mask.is_some() { 0x80 } else { 0 };
+    o.put(&[(if fin { 0x80 } else { 0 }) | op.bits()])?;
+    if len < 126 {
+        o.put(&[mbit | len as u8])?;
+    } else if let Ok(l) = u16::try_from(len) {
+        o.put(&[mbit | 126])?;
+        o.put(&l.to_be_bytes())?;
+    } else {
+        o.put(&[mbit | 127])?;
+        o.put(&(len as u64).to_be_bytes())?;
+    }
+    if let Some(m) = mask {
+        o.put(&m)?;
+    }
+    Ok(o.len())
+}
+
+/// XORs a frame's payload (from its start) with its mask, in place.
+pub fn mask_payload(payload: &mut [u8], mask: [u8; 4]) {
+    apply_mask(payload, mask, 0);
+}
+
+/// What one [`WsReader::decode`] call produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WsRead {
+    /// Nothing complete yet: the input ended (or `out` had no room for payload).
+    Nothing,
+    /// `n` unmasked bytes of a binary message's payload, in `out[..n]`: the next piece of the stream. A message's
+    /// frames and fragments are not reassembled: the stream inside does not care where they end.
+    Data(usize),
+    /// A complete ping; its payload is [`WsReader::control`], owed back in a pong.
+    Ping,
+    /// A complete pong (nothing to do).
+    Pong,
+    /// The peer's close and its status code, if any; owed back once, then the connection is over.
+    Close(Option<u16>),
+}
+
+/// The payload state of the frame being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Payload {
+    op: Opcode,
+    fin: bool,
+    remaining: usize,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes already unmasked (the mask's phase).
+    done: usize,
+}
+
+/// A streaming frame reader for one connection end: it buffers nothing of a data frame (its payload is unmasked
+/// into the caller's `out`, a piece at a time, for the stream inside), only a frame header (at most 14 bytes) and a
+/// control frame's payload (at most 125). Each message's length is checked against `max_message` from its frame
+/// headers, before any of its payload is read. Errors are fatal and sticky.
+pub struct WsReader {
+    role: Role,
+    max_message: u64,
+    hdr: [u8; 14],
+    hdr_len: usize,
+    frame: Option<Payload>,
+    /// Bytes of the current message so far (its frames' declared lengths).
+    msg_len: u64,
+    in_message: bool,
+    ctrl: [u8; MAX_CONTROL_PAYLOAD],
+    ctrl_len: usize,
+    closed: bool,
+    failed: Option<WsError>,
+}
+
+impl core::fmt::Debug for WsReader {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WsReader")
+            .field("role", &self.role)
+            .field("frame", &self.frame)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for WsReader {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "WsReader {{ role: {}, failed: {} }}", self.role, self.failed)
+    }
+}
+
+impl WsReader {
+    /// A reader of the frames `role` receives (a server's must be masked, a client's must not), with messages of at
+    /// most `max_message` bytes.
+    pub const fn new(role: Role, max_message: usize) -> Self {
+        WsReader {
+            role,
+            max_message: max_message as u64,
+            hdr: [0; 14],
+            hdr_len: 0,
+            frame: None,
+            msg_len: 0,
+            in_message: false,
+            ctrl: [0; MAX_CONTROL_PAYLOAD],
+            ctrl_len: 0,
+            closed: false,
+            failed: None,
+        }
+    }
+
+    /// The sticky error, if any.
+    pub fn error(&self) -> Option<WsError> {
+        self.failed
+    }
+
+    /// Whether the peer's close was read (any byte after it is [`WsError::AfterClose`]).
+    pub fn peer_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The payload of the last control frame ([`WsRead::Ping`], [`WsRead::Pong`], [`WsRead::Close`]).
+    pub fn control(&self) -> &[u8] {
+        self.ctrl.get(..self.ctrl_len).unwrap_or(&[])
+    }
+
+    /// Reads `input` up to the end of one result: a header and control frames as they complete, and at most
+    /// `out.len()` bytes of data payload, unmasked into `out`. Returns the bytes consumed and what they made.
+    pub fn decode(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, WsRead), WsError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let r = self.step(input, out);
+        if let Err(e) = r {
+            self.failed = Some(e);
+        }
+        r
+    }
+
+    fn step(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, WsRead), WsError> {
+        let mut pos = 0;
+        loop {
+            let rest = input.get(pos..).unwrap_or(&[]);
+            let Some(f) = self.frame.as_mut() else {
+                let Some(&b) = rest.first() else {
+                    return Ok((pos, WsRead::Nothing));
+                };
+                if self.closed {
+                    return Err(WsError::AfterClose);
+                }
+                if let Some(slot) = self.hdr.get_mut(self.hdr_len) {
+                    *slot = b;
+                }
+                self.hdr_len += 1;
+                pos += 1;
+                if self.hdr_len >= 2 && self.hdr_len == header_need(&self.hdr) {
+                    self.hdr_len = 0;
+                    if let Some(r) = self.on_header()? {
+                        return Ok((pos, r));
+                    }
+                }
+                continue;
+            };
+            let room = if f.op.is_control() {
+                MAX_CONTROL_PAYLOAD.saturating_sub(self.ctrl_len)
+            } else {
+                out.len()
+            };
+            let n = f.remaining.min(rest.len()).min(room);
+            if n == 0 {
+                return Ok((pos, WsRead::Nothing));
+            }
+            let dst = if f.op.is_control() {
+                let d = self.ctrl.get_mut(self.ctrl_len..self.ctrl_len + n);
+                self.ctrl_len += n;
+                d
+            } else {
+                out.get_mut(..n)
+            };
+            let dst = dst.ok_or(WsError::ControlTooLong)?;
+            dst.copy_from_slice(rest.get(..n).unwrap_or(&[]));
+            if let Some(m) = f.mask {
+                apply_mask(dst, m, f.done);
+            }
+            f.done += n;
+            f.remaining -= n;
+            pos += n;
+            let f = *f;
+            if f.remaining == 0 {
+                self.frame = None;
+            }
+            if !f.op.is_control() {
+                if f.remaining == 0 && f.fin {
+                    self.in_message = false;
+                }
+                return Ok((pos, WsRead::Data(n)));
+            }
+            if f.remaining == 0 {
+                return self.end_control(f.op).map(|r| (pos, r));
+            }
+        }
+    }
+
+    /// A complete header: checks it against the state; an empty frame ends at once (a control frame's result).
+    fn on_header(&mut self) -> Result<Option<WsRead>, WsError> {
+        let FrameHeader { op, fin, len, mask } = parse_header(&self.hdr, self.role)?;
+        if op.is_control() {
+            if !fin {
+                return Err(WsError::FragmentedControl);
+            }
+            if len > MAX_CONTROL_PAYLOAD as u64 {
+                return Err(WsError::ControlTooLong);
+            }
+            self.ctrl_len = 0;
+        } else {
+            match (op, self.in_message) {
+                (Opcode::Text, _) => return Err(WsError::TextFrame),
+                (Opcode::Continuation, false) => return Err(WsError::UnexpectedContinuation),
+                (Opcode::Binary, true) => return Err(WsError::InterleavedMessage),
+                (Opcode::Binary, false) => {
+                    self.msg_len = 0;
+                    self.in_message = true;
+                }
+                _ => {}
+            }
+            // The limit holds on the declared length: nothing of a message too large is read.
+            self.msg_len = self.msg_len.saturating_add(len);
+            if self.msg_len > self.max_message {
+                return Err(WsError::MessageTooLarge);
+            }
+        }
+        let remaining = usize::try_from(len).map_err(|_| WsError::MessageTooLarge)?;
+        if remaining > 0 {
+            self.frame = Some(Payload {
+                op,
+                fin,
+                remaining,
+                mask,
+                done: 0,
+            });
+            return Ok(None);
+        }
+        if op.is_control() {
+            return self.end_control(op).map(Some);
+        }
+        if fin {
+            self.in_message = false;
+        }
+        Ok(None)
+    }
+
+    fn end_control(&mut self, op: Opcode) -> Result<WsRead, WsError> {
+        Ok(match op {
+            Opcode::Ping => WsRead::Ping,
+            Opcode::Pong => WsRead::Pong,
+            _ => {
+                let code = match self.control() {
+                    [] => None,
+                    [hi, lo, reason @ ..] => {
+                        let c = u16::from_be_bytes([*hi, *lo]);
+                        if !valid_close_code(c) || core::str::from_utf8(reason).is_err() {
+                            return Err(WsError::BadClose);
+                        }
+                        Some(c)
+                    }
+                    [_] => return Err(WsError::BadClose),
+                };
+                self.closed = true;
+                WsRead::Close(code)
+            }
+        })
+    }
+}
+
 impl<const N: usize> WsCodec<N> {
     /// A codec for `role`; `max_message` bounds reassembled messages (effective `min(max_message, N)`).
     pub fn new(role: Role, max_message: usize) -> Self {
@@ -622,55 +964,12 @@ impl<const N: usize> WsCodec<N> {
     }
 
     fn header_need(&self) -> usize {
-        let [_, b1, ..] = self.hdr;
-        let ext = match b1 & 0x7f {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
+        header_need(&self.hdr)
     }
 
     fn on_header(&mut self) -> Result<(), WsError> {
-        let [b0, b1, ..] = self.hdr;
-        if b0 & 0x70 != 0 {
-            return Err(WsError::ReservedBits);
-        }
-        let fin = b0 & 0x80 != 0;
-        let op = Opcode::from_bits(b0 & 0x0f).ok_or(WsError::UnknownOpcode)?;
-        let masked = b1 & 0x80 != 0;
-        match (self.role, masked) {
-            (Role::Server, false) => return Err(WsError::Unmasked),
-            (Role::Client, true) => return Err(WsError::MaskedFromServer),
-            _ => {}
-        }
-        let (len, mask_at) = match b1 & 0x7f {
-            126 => {
-                let [_, _, a, b, ..] = self.hdr;
-                let l = u16::from_be_bytes([a, b]);
-                if l < 126 {
-                    return Err(WsError::BadLength);
-                }
-                (u64::from(l), 4)
-            }
-            127 => {
-                let [_, _, a, b, c, d, e, f, g, h, ..] = self.hdr;
-                let l = u64::from_be_bytes([a, b, c, d, e, f, g, h]);
-                if l <= 0xffff || l >> 63 != 0 {
-                    return Err(WsError::BadLength);
-                }
-                (l, 10)
-            }
-            l => (u64::from(l), 2),
-        };
-        self.mask = if masked {
-            let m = self.hdr.get(mask_at..mask_at + 4).ok_or(WsError::BadLength)?;
-            let mut a = [0u8; 4];
-            a.copy_from_slice(m);
-            Some(a)
-        } else {
-            None
-        };
+        let FrameHeader { op, fin, len, mask } = parse_header(&self.hdr, self.role)?;
+        self.mask = mask;
         self.mask_pos = 0;
         if self.closed_rx {
             return Err(WsError::AfterClose);
@@ -832,29 +1131,15 @@ impl<const N: usize> WsCodec<N> {
         if out.len() < total {
             return Err(WriteError::BufferTooSmall { required: total });
         }
-        let mut o = Out::new(out);
-        let masked = self.role == Role::Client;
-        let mbit = if masked { 0x80 } else { 0 };
-        o.put(&[(if fin { 0x80 } else { 0 }) | op.bits()])?;
-        let len = payload.len();
-        if len < 126 {
-            o.put(&[mbit | len as u8])?;
-        } else if let Ok(l) = u16::try_from(len) {
-            o.put(&[mbit | 126])?;
-            o.put(&l.to_be_bytes())?;
-        } else {
-            o.put(&[mbit | 127])?;
-            o.put(&(len as u64).to_be_bytes())?;
-        }
-        let mask = if masked {
+        let mask = (self.role == Role::Client).then(|| {
             let mut m = [0u8; 4];
             rng.fill_bytes(&mut m);
-            o.put(&m)?;
-            Some(m)
-        } else {
-            None
-        };
-        let body = o.reserve(len)?;
+            m
+        });
+        let h = write_header(op, fin, payload.len(), mask, out)?;
+        let body = out
+            .get_mut(h..total)
+            .ok_or(WriteError::BufferTooSmall { required: total })?;
         body.copy_from_slice(payload);
         if let Some(m) = mask {
             apply_mask(body, m, 0);
@@ -862,7 +1147,7 @@ impl<const N: usize> WsCodec<N> {
         if op == Opcode::Close {
             self.closed_tx = true;
         }
-        Ok(o.len())
+        Ok(total)
     }
 
     /// Writes one binary message as a single frame.
@@ -923,5 +1208,119 @@ impl<const N: usize> WsCodec<N> {
             return n;
         }
         Ok(0)
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A frame as a client writes it (masked with `mask`).
+    fn frame(op: u8, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+        let mut out = vec![0u8; 14 + payload.len()];
+        let h = write_header(Opcode::from_bits(op).unwrap(), fin, payload.len(), mask, &mut out).unwrap();
+        out[h..h + payload.len()].copy_from_slice(payload);
+        if let Some(m) = mask {
+            mask_payload(&mut out[h..h + payload.len()], m);
+        }
+        out.truncate(h + payload.len());
+        out
+    }
+
+    /// Reads `wire` one byte at a time (the worst split), collecting the stream and the control results.
+    fn read_all(r: &mut WsReader, wire: &[u8], chunk: usize) -> Result<(Vec<u8>, Vec<WsRead>), WsError> {
+        let mut stream = Vec::new();
+        let mut ctl = Vec::new();
+        let mut out = vec![0u8; chunk];
+        for b in wire.chunks(1) {
+            let mut rest = b;
+            loop {
+                let (n, ev) = r.decode(rest, &mut out)?;
+                rest = &rest[n..];
+                match ev {
+                    WsRead::Data(k) => stream.extend_from_slice(&out[..k]),
+                    WsRead::Nothing => {}
+                    e => ctl.push(e),
+                }
+                if rest.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok((stream, ctl))
+    }
+
+    #[test]
+    fn reader_unmasks_every_length_form_and_fragments_with_controls_between() {
+        let m = Some([0x12, 0x34, 0x56, 0x78]);
+        let big: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+        let mut wire = frame(0x2, false, &big[..5], m);
+        wire.extend(frame(0x9, true, b"hi", m));
+        wire.extend(frame(0x0, false, &big[5..300], m));
+        wire.extend(frame(0xa, true, b"", m));
+        wire.extend(frame(0x0, false, &[], m));
+        wire.extend(frame(0x0, true, &big[300..], m));
+        wire.extend(frame(0x8, true, &[0x03, 0xe8, b'o', b'k'], m));
+        let mut r = WsReader::new(Role::Server, 1 << 20);
+        let (stream, ctl) = read_all(&mut r, &wire, 7).unwrap();
+        assert_eq!(
+            stream, big,
+            "7-bit, 16-bit and 64-bit lengths, unmasked across 1-byte reads"
+        );
+        assert_eq!(ctl, [WsRead::Ping, WsRead::Pong, WsRead::Close(Some(1000))]);
+        assert!(r.peer_closed());
+        assert_eq!(r.decode(&[0x82], &mut [0; 4]), Err(WsError::AfterClose));
+    }
+
+    #[test]
+    fn reader_limits_the_message_on_its_headers() {
+        let m = Some([1, 2, 3, 4]);
+        // 64 + 64 > 100: the second header is refused before any of its payload is read.
+        let mut r = WsReader::new(Role::Server, 100);
+        let mut wire = frame(0x2, false, &[0; 64], m);
+        let second = frame(0x0, true, &[0; 64], m);
+        wire.extend_from_slice(&second[..6]);
+        assert_eq!(read_all(&mut r, &wire, 64).unwrap_err(), WsError::MessageTooLarge);
+        assert_eq!(r.error(), Some(WsError::MessageTooLarge));
+        // A 2^62-byte frame: refused from its 14 header bytes.
+        let mut r = WsReader::new(Role::Server, 1 << 20);
+        let hdr = [0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        assert_eq!(r.decode(&hdr, &mut [0; 16]), Err(WsError::MessageTooLarge));
+    }
+
+    #[test]
+    fn reader_refuses_what_rfc_6455_forbids() {
+        let m = Some([9, 9, 9, 9]);
+        let long_ping = [0u8; 126];
+        let cases: Vec<(Role, Vec<u8>, WsError)> = vec![
+            (Role::Server, frame(0x2, true, b"x", None), WsError::Unmasked),
+            (Role::Client, frame(0x2, true, b"x", m), WsError::MaskedFromServer),
+            (Role::Server, vec![0xc2, 0x80, 0, 0, 0, 0], WsError::ReservedBits),
+            (Role::Server, vec![0x83, 0x80, 0, 0, 0, 0], WsError::UnknownOpcode),
+            (Role::Server, frame(0x1, true, b"x", m), WsError::TextFrame),
+            (Role::Server, frame(0x9, true, &long_ping, m), WsError::ControlTooLong),
+            (Role::Server, frame(0x9, false, b"", m), WsError::FragmentedControl),
+            (Role::Server, frame(0x0, true, b"x", m), WsError::UnexpectedContinuation),
+            (
+                Role::Server,
+                [frame(0x2, false, b"x", m), frame(0x2, true, b"y", m)].concat(),
+                WsError::InterleavedMessage,
+            ),
+            (Role::Server, vec![0x82, 0xfe, 0, 5, 0, 0, 0, 0], WsError::BadLength),
+            (Role::Server, frame(0x8, true, &[3], m), WsError::BadClose),
+            (Role::Server, frame(0x8, true, &[0x03, 0xed], m), WsError::BadClose),
+        ];
+        for (role, wire, want) in cases {
+            let mut r = WsReader::new(role, 1 << 20);
+            assert_eq!(read_all(&mut r, &wire, 16).unwrap_err(), want, "{wire:02x?}");
+            assert_eq!(r.decode(&[0], &mut [0; 4]), Err(want), "sticky");
+        }
+        // A client reads the server's unmasked frames.
+        let mut r = WsReader::new(Role::Client, 16);
+        let (s, _) = read_all(&mut r, &frame(0x2, true, b"abc", None), 16).unwrap();
+        assert_eq!(s, b"abc");
     }
 }

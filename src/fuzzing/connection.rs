@@ -21,7 +21,7 @@ use super::SeededRng;
 use super::crypto::fuzz_auth_key;
 use crate::carriage::faketls::{FakeTlsSecret, ServerConfig as TlsConfig};
 use crate::carriage::http::HttpLimits;
-use crate::carriage::layer::{Carriage, FakeTlsCarriage, HttpCarriage, Layer};
+use crate::carriage::layer::{Carriage, FakeTlsCarriage, HttpCarriage, Layer, WsCarriage};
 use crate::session::{Connection, ConnectionConfig, Event, HostQuery, MsgId, SessionConfig, TransportConfig};
 use crate::time::{Instant, UnixTime};
 use crate::transport::Framing;
@@ -166,8 +166,9 @@ pub fn connection_dc(data: &[u8]) {
 pub const FUZZ_TLS_DOMAIN: &[u8] = b"www.google.com";
 
 /// Arbitrary socket reads into a DC connection with a carriage: the same input format and host as
-/// [`connection_dc`], except `mode & 1`: 0 HTTP (plain intermediate inside), 1 fake-TLS (the fuzzed `ee` secret,
-/// obfuscated padded intermediate inside); `mode & 8` starts without a key as there. Invariants as there, and the
+/// [`connection_dc`], except `mode & 3`: 0 HTTP (plain intermediate inside), 1 fake-TLS (the fuzzed `ee` secret,
+/// obfuscated padded intermediate inside), 2 or 3 WebSocket (`/apiws`, obfuscated inside under any framing its init
+/// names, the DC built for abridged); `mode & 8` starts without a key as there. Invariants as there, and the
 /// carriage never makes the connection write past its buffer or answer without a request.
 pub fn connection_dc_carriage(data: &[u8]) {
     let Some((&mode, mut rest)) = data.split_first() else {
@@ -175,16 +176,25 @@ pub fn connection_dc_carriage(data: &[u8]) {
     };
     let mut rng = SeededRng::new(FUZZ_DC_SEED);
     let now0 = super::session::FUZZ_START;
-    let tls = mode & 1 != 0;
-    let mut cfg = fuzz_connection_config(if tls { 6 } else { 1 });
-    cfg.transport.obfuscated = tls;
+    let ws = mode & 2 != 0;
+    let tls = mode & 1 != 0 && !ws;
+    let mut cfg = fuzz_connection_config(if ws {
+        4
+    } else if tls {
+        6
+    } else {
+        1
+    });
+    cfg.transport.obfuscated = tls || ws;
     let mut c = if mode & 8 != 0 {
         let Some(hs) = handshake_config() else { return };
         FuzzCarriageConnection::server_handshake(cfg, hs, now0)
     } else {
         FuzzCarriageConnection::server(cfg, fuzz_auth_key(), now0, &mut rng)
     };
-    let layer = if tls {
+    let layer = if ws {
+        Layer::Ws(WsCarriage::server(crate::carriage::ws::WS_PATH, 4096))
+    } else if tls {
         let Ok(secret) = FakeTlsSecret::new(&FUZZ_PROXY_SECRET, FUZZ_TLS_DOMAIN) else {
             return;
         };

@@ -841,7 +841,26 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, C: Carriage + Default>
             return Err(InitCheckError::Replayed);
         }
         self.init_checked = true;
+        if let Some(f) = self.codec.framing() {
+            self.adopt_framing(f);
+        }
         Ok(())
+    }
+
+    /// DC: the framing the client's init named (inside a carriage the host could not read it before the connection
+    /// was built): padding is stripped, and the handshake parsed, by it. Nothing was decoded under the old one.
+    fn adopt_framing(&mut self, framing: Framing) {
+        if framing == self.transport.framing {
+            return;
+        }
+        self.transport.framing = framing;
+        let padded = framing == Framing::PaddedIntermediate;
+        if let Some(cfg) = self.dc_hs_cfg.as_mut() {
+            cfg.transport_padding = padded;
+            if matches!(self.phase, Phase::DcHandshake(_)) {
+                self.phase = Phase::DcHandshake(ServerHandshakes::new(cfg.clone()));
+            }
+        }
     }
 
     fn new_codec(t: TransportConfig, role: Role, secret: Option<&ProxySecret>, carriage: &C) -> Codec<RX> {
@@ -861,6 +880,9 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, C: Carriage + Default>
     ///   intermediate; the `ee` secret's key becomes the proxy secret. A DC asks its host for the replay check of the
     ///   ClientHello random ([`HostQuery::ObfuscatedInit`], answered by
     ///   [`check_obfuscated_init`](Self::check_obfuscated_init)) before it answers, and again for the init inside.
+    /// - WebSocket ([`crate::carriage::layer::WsCarriage`]): the transport must be obfuscated (any framing, and a
+    ///   proxy secret if the host wants one, [`set_proxy_secret`](Self::set_proxy_secret)). A DC takes the framing
+    ///   its client's init names (it cannot know it before the upgrade), as it does inside fake-TLS.
     pub fn set_carriage(&mut self, carriage: C) -> Result<(), ProxySecretError> {
         if self.io_started {
             return Err(ProxySecretError::Started);
@@ -869,13 +891,11 @@ impl<const RX: usize, const TX: usize, const MSGS: usize, C: Carriage + Default>
         if carriage.packets() && (t.obfuscated || t.framing != Framing::Intermediate || self.secret.is_some()) {
             return Err(ProxySecretError::NotPlainIntermediate);
         }
-        if carriage.proxy_secret().is_some() {
-            if !t.obfuscated {
-                return Err(ProxySecretError::NotObfuscated);
-            }
-            if t.framing != Framing::PaddedIntermediate {
-                return Err(ProxySecretError::RequiresPadding);
-            }
+        if carriage.obfuscated_only() && !t.obfuscated {
+            return Err(ProxySecretError::NotObfuscated);
+        }
+        if carriage.proxy_secret().is_some() && t.framing != Framing::PaddedIntermediate {
+            return Err(ProxySecretError::RequiresPadding);
         }
         self.codec = Self::new_codec(t, self.role, self.secret.as_ref(), &carriage);
         self.carriage = carriage;

@@ -1,14 +1,11 @@
 //! The carriages on a real socket: the client end of MTProto over HTTP (`POST /api`), WebSocket (`GET /apiws`,
 //! subprotocol `binary`, binary messages carrying the obfuscated transport, as Telegram Web sends it) and fake-TLS
-//! (`ee` secrets: ClientHello/ServerHello, then TLS records around the obfuscated transport), and the DC end of
-//! WebSocket.
+//! (`ee` secrets: ClientHello/ServerHello, then TLS records around the obfuscated transport).
 //!
-//! DC end: HTTP and fake-TLS are layers of the DC's connection type (`mtproto_sansio::carriage::layer`, set in
-//! `dc::Conn::serve`): the run loop feeds their raw bytes to the connection like any TCP connection's, HTTP bodies
-//! land in its receive buffer as packets, and a client's `http_wait` is held by its engine. WebSocket is not a
-//! layer yet: [`accept`] runs the upgrade and returns the DC end of a loopback connection, and two pump threads
-//! translate between the WebSocket frames and that connection, whose obfuscated init is checked before a byte is
-//! passed on (so no other carriage or plain framing can hide inside).
+//! The DC end is not here: HTTP, WebSocket and fake-TLS are layers of the DC's connection type
+//! (`mtproto_sansio::carriage::layer`, set in `dc::Conn::serve`): the run loop feeds their raw bytes to the
+//! connection like any TCP connection's, HTTP bodies land in its receive buffer as packets, WebSocket payloads and
+//! fake-TLS records are unwrapped into it as the obfuscated stream, and a client's `http_wait` is held by its engine.
 //!
 //! Client end: [`ClientCarriage`] wraps the byte stream of a [`crate::link::Link`] for the socket and unwraps what
 //! comes back, so `client::Conn` runs the same handshake and session code over each carriage. Over HTTP it keeps
@@ -17,8 +14,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use mtproto_sansio::carriage::WriteError;
@@ -27,15 +23,12 @@ use mtproto_sansio::carriage::faketls::{
     ServerHelloReader,
 };
 use mtproto_sansio::carriage::http::{API_PATH, HttpDecoder, HttpError, HttpLimits, encode_request};
-use mtproto_sansio::carriage::ws::{
-    ClientHandshake, Opcode, ServerHandshake, WS_PATH, WsCodec, WsError, WsEvent, WsHandshakeError,
-};
+use mtproto_sansio::carriage::ws::{ClientHandshake, WS_PATH, WsCodec, WsError, WsEvent, WsHandshakeError};
 use mtproto_sansio::rand_core::CryptoRng;
 use mtproto_sansio::transport::Role;
-use mtproto_sansio::transport::detect::{Detected, detect};
-use mtproto_sansio::transport::obfuscated::{INIT_LEN, ProxySecret};
 
-/// Largest WebSocket message the DC end reassembles (Telegram Web sends one packet per message).
+/// Largest WebSocket message the DC end takes (checked on each frame header; nothing is reassembled: the payload
+/// goes straight into the connection's receive buffer). Telegram Web sends one packet per message.
 pub const SERVER_WS_MESSAGE: usize = 1_114_112;
 /// Largest HTTP response body or WebSocket message the client end accepts (the client's largest frame, plus
 /// framing).
@@ -50,13 +43,10 @@ pub use mtproto_sansio::carriage::layer::HTTP_MAX_HELD;
 pub const WS_CHUNK: usize = 16_384;
 /// How long an opening (upgrade, hellos) may take.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Stack of a pump thread (the decoders are boxed; this covers their construction).
-const PUMP_STACK: usize = 8 * 1024 * 1024;
 /// The intermediate framing's marker, which the HTTP pump writes to the DC before the first frame.
 const INTERMEDIATE_MARKER: [u8; 4] = [0xee; 4];
 
 type ClientHttp = HttpDecoder<MAX_HEAD, CLIENT_MESSAGE>;
-type ServerWs = WsCodec<SERVER_WS_MESSAGE>;
 type ClientWs = WsCodec<CLIENT_MESSAGE>;
 
 /// Which carriage a connection uses.
@@ -128,55 +118,11 @@ impl CarriageError {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn unix_now() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
         .unwrap_or(0)
-}
-
-// ------------------------------------------------------------------------------------------------ DC end
-
-/// Closes both sockets of a pump once either direction ends, so the other direction and the DC see it.
-#[derive(Clone)]
-struct Closer {
-    outer: Arc<TcpStream>,
-    inner: Arc<TcpStream>,
-}
-
-impl Closer {
-    fn close(&self) {
-        let _ = self.outer.shutdown(Shutdown::Both);
-        let _ = self.inner.shutdown(Shutdown::Both);
-    }
-}
-
-/// A connected loopback pair: (the pump's end, the DC's end).
-fn loopback_pair() -> io::Result<(TcpStream, TcpStream)> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let pump = TcpStream::connect(l.local_addr()?)?;
-    let want = pump.local_addr()?;
-    loop {
-        // Only our own connection: anything else that raced to this port is dropped.
-        let (dc, from) = l.accept()?;
-        if from == want {
-            pump.set_nodelay(true)?;
-            dc.set_nodelay(true)?;
-            return Ok((pump, dc));
-        }
-    }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .stack_size(PUMP_STACK)
-        .spawn(f)
-        .map(|_| ())
 }
 
 /// Reads until `step` has what it needs, starting with `first`. `step` returns the bytes it consumed and whether
@@ -213,164 +159,6 @@ fn read_opening(
         }
         pending.extend_from_slice(buf.get(..n).unwrap_or_default());
     }
-}
-
-/// DC end, WebSocket: takes a connection whose first bytes `prefix` the detector classified as `Detected::Http`
-/// starting with `GET `, runs the upgrade and returns the DC end of a loopback connection carrying the obfuscated
-/// stream inside. `secret` is the DC's MTProxy secret (the obfuscated init inside must be made with it). HTTP and
-/// fake-TLS do not come here: they are layers of the DC's connection type (`mtproto_sansio::carriage::layer`).
-pub fn accept(secret: Option<&ProxySecret>, mut sock: TcpStream, prefix: &[u8]) -> Result<TcpStream, CarriageError> {
-    sock.set_nodelay(true)?;
-    // The detector's timeout: the opening keeps its own deadline, and afterwards the DC's idle timeout on the
-    // inner connection ends a silent one.
-    sock.set_read_timeout(None)?;
-    if !prefix.starts_with(b"GET ") {
-        return Err(CarriageError::Refused("HTTP method not served"));
-    }
-    let mut hs = ServerHandshake::<MAX_HEAD>::new(WS_PATH, MAX_HEAD);
-    let rest = read_opening(&mut sock, prefix, |b| hs.feed(b).map_err(CarriageError::WsHandshake))?;
-    sock.set_read_timeout(None)?;
-    let mut resp = [0u8; 512];
-    let n = hs.encode_response(&mut resp).map_err(CarriageError::Encode)?;
-    sock.write_all(resp.get(..n).unwrap_or_default())?;
-    let (pump, dc) = loopback_pair()?;
-    serve_ws(sock, pump, rest, secret.cloned())?;
-    Ok(dc)
-}
-
-/// Passes the inner stream on only once its first 64 bytes are an obfuscated init the DC accepts, so that no
-/// other carriage or plain framing can hide inside.
-struct Gate {
-    secret: Option<ProxySecret>,
-    first: Vec<u8>,
-    open: bool,
-}
-
-impl Gate {
-    fn new(secret: Option<ProxySecret>) -> Self {
-        Gate {
-            secret,
-            first: Vec::with_capacity(INIT_LEN),
-            open: false,
-        }
-    }
-
-    fn pass(&mut self, bytes: &[u8], inner: &mut &TcpStream) -> Result<(), CarriageError> {
-        if self.open {
-            inner.write_all(bytes)?;
-            return Ok(());
-        }
-        let take = (INIT_LEN - self.first.len()).min(bytes.len());
-        let (head, tail) = bytes.split_at(take);
-        self.first.extend_from_slice(head);
-        if self.first.len() < INIT_LEN {
-            return Ok(());
-        }
-        match detect(&self.first, self.secret.as_ref()) {
-            Detected::Obfuscated { .. } => {}
-            _ => return Err(CarriageError::Refused("carriage without an obfuscated init inside")),
-        }
-        self.open = true;
-        inner.write_all(&self.first)?;
-        inner.write_all(tail)?;
-        Ok(())
-    }
-}
-
-/// Runs one pump direction until it fails or the connection ends, then closes both sockets.
-fn run_pump(
-    name: &str,
-    closer: Closer,
-    f: impl FnOnce() -> Result<(), CarriageError> + Send + 'static,
-) -> io::Result<()> {
-    spawn(name, move || {
-        let _ = f();
-        closer.close();
-    })
-}
-
-// ------------------------------------------------------------------ WebSocket (DC end)
-
-fn serve_ws(
-    outer: TcpStream,
-    pump: TcpStream,
-    rest: Vec<u8>,
-    secret: Option<ProxySecret>,
-) -> Result<(), CarriageError> {
-    let outer = Arc::new(outer);
-    let inner = Arc::new(pump);
-    let closer = Closer {
-        outer: Arc::clone(&outer),
-        inner: Arc::clone(&inner),
-    };
-    let codec = Arc::new(Mutex::new(Box::new(ServerWs::new(Role::Server, SERVER_WS_MESSAGE))));
-    let (up_codec, up_in, up_out) = (Arc::clone(&codec), Arc::clone(&inner), Arc::clone(&outer));
-    run_pump("dc-ws-up", closer.clone(), move || {
-        let mut gate = Gate::new(secret);
-        let mut inner = &*up_in;
-        let mut input = rest;
-        let mut buf = vec![0u8; 65_536];
-        let mut reply = [0u8; 256];
-        loop {
-            let mut off = 0;
-            loop {
-                let mut ws = lock(&up_codec);
-                let n = ws
-                    .feed(input.get(off..).unwrap_or_default())
-                    .map_err(CarriageError::Ws)?;
-                off += n;
-                let (took, closed) = match ws.next_event() {
-                    Some(WsEvent::Message(m)) => {
-                        gate.pass(m, &mut inner)?;
-                        (true, false)
-                    }
-                    Some(WsEvent::Ping(_) | WsEvent::Pong(_)) => (true, false),
-                    Some(WsEvent::Close { .. }) => (true, true),
-                    None => (false, false),
-                };
-                let k = ws
-                    .poll_transmit(&mut rand::rng(), &mut reply)
-                    .map_err(CarriageError::Encode)?;
-                (&*up_out).write_all(reply.get(..k).unwrap_or_default())?;
-                if closed {
-                    return Ok(());
-                }
-                if off >= input.len() && !took {
-                    break;
-                }
-                if n == 0 && !took {
-                    return Err(CarriageError::Refused("WebSocket decoder stalled"));
-                }
-            }
-            let n = (&*up_out).read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            input = buf.get(..n).unwrap_or_default().to_vec();
-        }
-    })?;
-    run_pump("dc-ws-down", closer, move || {
-        let mut buf = vec![0u8; 65_536];
-        let mut frame = vec![0u8; 65_536 + 16];
-        loop {
-            let n = (&*inner).read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            let mut ws = lock(&codec);
-            let k = ws
-                .encode_frame(
-                    Opcode::Binary,
-                    true,
-                    buf.get(..n).unwrap_or_default(),
-                    &mut rand::rng(),
-                    &mut frame,
-                )
-                .map_err(CarriageError::Encode)?;
-            (&*outer).write_all(frame.get(..k).unwrap_or_default())?;
-        }
-    })?;
-    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------- client end

@@ -67,7 +67,8 @@ use crate::tl_check;
 use crate::updates::{self, UpdateStore};
 use mtproto_sansio::carriage::faketls::FakeTlsSecret;
 use mtproto_sansio::carriage::http::HttpLimits;
-use mtproto_sansio::carriage::layer::{FakeTlsCarriage, HttpCarriage, Layer};
+use mtproto_sansio::carriage::layer::{FakeTlsCarriage, HttpCarriage, Layer, WsCarriage};
+use mtproto_sansio::carriage::ws::WS_PATH;
 
 /// Largest inbound frame: Telethon sends single messages of up to 1,044,448 bytes (INTEROP.md), plus the packet
 /// envelope and padding.
@@ -842,28 +843,11 @@ fn read_some(sock: &TcpStream, input: &mut Vec<u8>) -> io::Result<usize> {
     sock.try_read_buf(input)
 }
 
-/// WebSocket: runs the upgrade (blocking reads with their own deadline, on the runtime's blocking pool) and returns
-/// the DC end of the loopback connection carrying the obfuscated stream inside (see `carriage_conn`). HTTP and
-/// fake-TLS are layers of the connection instead ([`Layer`]).
-async fn open_carriage(sh: &Arc<Shared>, sock: TcpStream, prefix: &[u8]) -> Result<TcpStream, ConnError> {
-    let sock = sock.into_std()?;
-    sock.set_nonblocking(false)?;
-    let (sh, prefix) = (Arc::clone(sh), prefix.to_vec());
-    let inner = tokio::task::spawn_blocking(move || {
-        carriage_conn::accept(sh.secret.as_ref(), sock, &prefix).map_err(|e| e.reason())
-    })
-    .await
-    .map_err(|_| ConnError::Rejected("carriage opening failed"))?
-    .map_err(ConnError::Rejected)?;
-    inner.set_nonblocking(true)?;
-    Ok(TcpStream::from_std(inner)?)
-}
-
 impl<'s> Conn<'s> {
     async fn serve(sh: &'s Arc<Shared>, mut sock: TcpStream, id: u64) -> Result<(), ConnError> {
         sock.set_nodelay(true)?;
         // 1. Which transport? Read the first bytes; the session reads them again from byte 0.
-        let mut deadline = tokio::time::Instant::now() + DETECT_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + DETECT_TIMEOUT;
         let mut prefix = Vec::new();
         let (framing, obfuscated, layer) = loop {
             match detect(&prefix, sh.secret.as_ref()) {
@@ -907,13 +891,12 @@ impl<'s> Conn<'s> {
                     let tls = faketls_server(ee, sh.unix(now), now);
                     break (Framing::PaddedIntermediate, true, Layer::FakeTls(tls));
                 }
+                // WebSocket (`GET /apiws`): the connection answers the upgrade, then unwraps the binary frames into
+                // its receive buffer as the obfuscated stream; the framing is the one the init inside names (the
+                // placeholder here is replaced once the init is checked), under the DC's secret if it has one.
                 Detected::Http => {
-                    // WebSocket: unwrapped into a plain connection the DC serves like any other (whose transport
-                    // is detected afresh; the carriage lets no other carriage through).
-                    sock = open_carriage(sh, sock, &prefix).await?;
-                    sock.set_nodelay(true)?;
-                    prefix.clear();
-                    deadline = tokio::time::Instant::now() + DETECT_TIMEOUT;
+                    let ws = WsCarriage::server(WS_PATH, carriage_conn::SERVER_WS_MESSAGE);
+                    break (Framing::PaddedIntermediate, true, Layer::Ws(ws));
                 }
             }
         };
@@ -922,9 +905,15 @@ impl<'s> Conn<'s> {
         let mut session = new_session(sh, framing, obfuscated, sh.now());
         if !matches!(layer, Layer::Tcp) {
             // The carriage's bytes (the request, the hello) are read by the run loop like any others.
+            let ws = matches!(layer, Layer::Ws(_));
             session
                 .set_carriage(layer)
                 .map_err(|_| ConnError::Rejected("carriage"))?;
+            if ws {
+                session
+                    .set_proxy_secret(sh.secret.clone())
+                    .map_err(|_| ConnError::Rejected("proxy secret"))?;
+            }
         } else if obfuscated {
             session
                 .set_proxy_secret(sh.secret.clone())

@@ -3,7 +3,8 @@
 //! crate's host tests (its keys live in memory or in a plain file).
 //!
 //! - [`dc`]: the test DC, an async TCP server (tokio) over the DC `Connection`; `examples/test_dc.rs` is its command
-//!   line. It serves the api subset of [`api`] and the carriages of [`carriage_conn`] on the same port.
+//!   line. It serves the api subset of [`api`] and every carriage (HTTP, WebSocket, fake-TLS) on the same port, each a
+//!   layer of the connection type (`mtproto_sansio::carriage::layer`); [`carriage_conn`] is their client end.
 //! - [`files`]: uploaded files (`upload.saveFilePart`, `saveBigFilePart`) served back by `upload.getFile`.
 //! - [`updates`]: the update stream: messages with pts (users and one channel), pushes, `updates.getState`,
 //!   `getDifference` and `getChannelDifference` from the stored history.
