@@ -538,23 +538,24 @@ impl Layout {
         let mut flags = [0u32; 4];
         let mut words = 0usize;
         for &rec in self.fields_of(idx) {
-            // Most present fields are one fixed-size scalar: taken here in one step, without the dispatch of
-            // `value` (a `message` has 38 records; its ids, dates and longs are half of what it holds).
-            let size = scalar_size(rec);
             if rec & field::COND != 0 {
                 let word = (rec >> field::WORD_SHIFT) & 3;
                 let bit = (rec >> field::BIT_SHIFT) & 31;
                 if flags.get(word as usize).copied().unwrap_or(0) & (1 << bit) == 0 {
                     continue;
                 }
+                // Most present fields are one fixed-size scalar: stepped over here, without the dispatch of
+                // `value`. Only once the field is known present: most of a `message`'s 38 records are absent.
+                let size = scalar_size(rec);
                 if size != 0 {
                     // A scalar is all there or not at all: a short read is the announced field missing.
-                    if r.take(size).is_err() {
+                    if r.remaining() < size {
                         return Err(Error::FlagFieldMissing {
                             word: word as u8,
                             bit: bit as u8,
                         });
                     }
+                    r.pos += size;
                     continue;
                 }
                 let start = r.position();
@@ -575,14 +576,18 @@ impl Layout {
                     other => other?,
                 }
                 marks.close(slot, r.position());
+            } else if scalar_size(rec) != 0 {
+                let size = scalar_size(rec);
+                if r.remaining() < size {
+                    return Err(Error::Truncated);
+                }
+                r.pos += size;
             } else if rec & field::KIND == kind::FLAGS {
                 let w = r.u32()?;
                 if let Some(slot) = flags.get_mut(words) {
                     *slot = w;
                 }
                 words += 1;
-            } else if size != 0 {
-                r.take(size).map_err(|_| Error::Truncated)?;
             } else {
                 let slot = marks.open(rec, r.position());
                 if M::DEEP {
@@ -746,23 +751,23 @@ impl Marker for Recorder<'_> {
 
 /// The end of the value that starts at `start` in `ends` (as [`Layout::validate_ends`] filled it), searched from
 /// `*hint` onwards (the index after the last answer: views read in the order values start, so the answer is
-/// usually a few entries on) by galloping, else before it by bisection. `*hint` moves past the answer.
+/// usually a few entries on) by a short scan, then bisection. `*hint` moves past the answer.
 #[must_use]
+#[inline]
 pub fn end_in(ends: &[Mark], hint: &mut usize, start: usize) -> Option<usize> {
     let start = u32::try_from(start).ok()?;
     let from = (*hint).min(ends.len());
     let (before, tail) = ends.split_at(from);
-    let at = if tail.first().is_some_and(|m| m.start <= start) {
-        // Probes 0, 1, 3, 7, …: the first entry not below `start` lies in [hi / 2, hi).
-        let mut hi = 1usize;
-        while hi <= tail.len() && tail.get(hi - 1).is_some_and(|m| m.start < start) {
-            hi <<= 1;
+    let at = match tail.first() {
+        Some(m) if m.start <= start => {
+            // The next few entries first: between two values a reader looks up lie only those nested in the first
+            // (a message's peers and entities); past them, bisection.
+            from + match tail.iter().take(8).position(|m| m.start >= start) {
+                Some(i) => i,
+                None => tail.partition_point(|m| m.start < start),
+            }
         }
-        let lo = hi >> 1;
-        let window = tail.get(lo..hi.min(tail.len())).unwrap_or(&[]);
-        from + lo + window.partition_point(|m| m.start < start)
-    } else {
-        before.partition_point(|m| m.start < start)
+        _ => before.partition_point(|m| m.start < start),
     };
     let m = ends.get(at)?;
     if m.start == start {
