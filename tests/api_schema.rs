@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mtproto_sansio::tl::layout::{Error, Layout, MAX_DEPTH, Marks, Root, VARIABLE};
+use mtproto_sansio::tl::layout::{Error, Layout, MAX_DEPTH, Mark, Marks, Root, VARIABLE, end_in};
 use mtproto_sansio::tl::tables::{api, mtproto, secret};
 
 fn root() -> &'static Path {
@@ -378,5 +378,85 @@ fn validate_marked_remembers_the_ends_of_the_objects_own_values() {
             api::API.validate_marked(input, api::ty::UPDATES, &mut marks),
             api::API.validate_exact(input, root)
         );
+    }
+}
+
+/// `Boxed::decode_in` validates with `validate_ends`: the same answers as `validate_exact`, and the ends of nested
+/// values at every level, in the order they start (the `fwd_from` header at 40 and, inside it, its `peerUser` at
+/// 48), up to the scratch's length.
+#[test]
+fn validate_ends_records_every_level_in_start_order() {
+    let m = forwarded_short_message();
+    let root = Root::Type(api::ty::UPDATES);
+    let mut ends = [Mark::default(); 8];
+    let n = api::API.validate_ends(&m, api::ty::UPDATES, &mut ends).unwrap();
+    assert_eq!(
+        &ends[..n],
+        &[
+            Mark {
+                start: 40,
+                end: m.len() as u32
+            },
+            Mark { start: 48, end: 60 }
+        ]
+    );
+    // A full scratch keeps the values that start first; the rest go unrecorded (the views walk them).
+    let mut one = [Mark::default(); 1];
+    assert_eq!(api::API.validate_ends(&m, api::ty::UPDATES, &mut one), Ok(1));
+    assert_eq!(
+        one[0],
+        Mark {
+            start: 40,
+            end: m.len() as u32
+        }
+    );
+    let mut none: [Mark; 0] = [];
+    assert_eq!(api::API.validate_ends(&m, api::ty::UPDATES, &mut none), Ok(0));
+    let mut longer = m.clone();
+    longer.push(0);
+    for input in (0..m.len()).map(|n| &m[..n]).chain([&longer[..]]) {
+        let mut ends = [Mark::default(); 8];
+        assert_eq!(
+            api::API.validate_ends(input, api::ty::UPDATES, &mut ends).map(drop),
+            api::API.validate_exact(input, root)
+        );
+    }
+    // The typed errors of the plain validation (SECURITY.md item 55's): a flag bit without its field.
+    let mut short = le(&[id("updateShortMessage"), 1 << 2, 9]);
+    short.extend(1u64.to_le_bytes());
+    short.extend([0u8; 4]);
+    short.extend(le(&[1, 2, 3]));
+    assert_eq!(
+        api::API.validate_ends(&short, api::ty::UPDATES, &mut ends),
+        Err(Error::FlagFieldMissing { word: 0, bit: 2 })
+    );
+}
+
+/// The views' search of the recorded ends (`end_in`) finds every start and nothing else, from any hint: a short scan
+/// forward from it, then bisection.
+#[test]
+fn end_in_finds_every_recorded_start_from_any_hint() {
+    let ends: Vec<Mark> = (0..300u32)
+        .map(|i| Mark {
+            start: i * 7 + (i % 3),
+            end: i * 7 + 5,
+        })
+        .collect();
+    for hint0 in [0, 1, 2, 5, 64, 150, 299, 300, 1000] {
+        for (i, m) in ends.iter().enumerate() {
+            let mut hint = hint0;
+            assert_eq!(
+                end_in(&ends, &mut hint, m.start as usize),
+                Some(m.end as usize),
+                "hint {hint0}, i {i}"
+            );
+            assert_eq!(hint, i + 1);
+            let mut hint = hint0;
+            assert_eq!(end_in(&ends, &mut hint, m.start as usize + 1), None);
+            assert_eq!(hint, hint0);
+        }
+        let mut hint = hint0;
+        assert_eq!(end_in(&ends, &mut hint, 1 << 40), None);
+        assert_eq!(end_in(&[], &mut hint, 0), None);
     }
 }

@@ -598,3 +598,85 @@ fn chk_055_unvalidated_view_vector_count_capped_by_bytes_left() {
         tl::typed::decode_record(&tables::API, (field::VEC_BOXED << field::VEC_SHIFT) | kind::LONG, &ok).unwrap();
     assert_eq!(v.iter().collect::<Vec<_>>(), [1, 2]);
 }
+
+/// `Boxed::decode_in` reads with the ends its validation kept at every level (`layout::validate_ends`): for random
+/// `Updates` and `messages.Messages` of every constructor, its views re-encode (deep, and element by element
+/// through `Seq::decoded`) to what `Boxed::decode`'s do, with a roomy scratch and with scratches that fill up.
+#[test]
+fn decode_in_reads_what_decode_reads() {
+    use mtproto_sansio::tl::layout::Mark;
+    fn deep(v: &dyn tl::TlWrite) -> Vec<u8> {
+        let mut out = vec![0u8; v.tl_len()];
+        let mut w = tl::Writer::new(&mut out).deep();
+        w.put(v).unwrap();
+        let n = w.written();
+        out.truncate(n);
+        out
+    }
+    let mut g = api_gen();
+    let mut checked = 0;
+    for c in 0..tables::API.ids.len() as u16 {
+        let head = tables::API.heads[c as usize];
+        if head != enums::Updates::TYPE && head != enums::MessagesMessages::TYPE {
+            continue;
+        }
+        for seed in 0..12 {
+            let bytes = g.encode(c, seed);
+            for room in [0, 1, 3, 4096] {
+                let mut ends = vec![Mark::default(); room];
+                if head == enums::Updates::TYPE {
+                    let plain = enums::Updates::decode(&bytes).unwrap();
+                    let kept = enums::Updates::decode_in(&bytes, &mut ends).unwrap();
+                    assert_eq!(deep(&kept), bytes);
+                    assert_eq!(deep(&kept), deep(&plain));
+                    if let (enums::Updates::Updates(a), enums::Updates::Updates(b)) = (&plain, &kept) {
+                        let a: Vec<Vec<u8>> = a.updates.decoded().map(|u| deep(&u)).collect();
+                        let b: Vec<Vec<u8>> = b.updates.decoded().map(|u| deep(&u)).collect();
+                        assert_eq!(a, b);
+                    }
+                } else {
+                    let plain = enums::MessagesMessages::decode(&bytes).unwrap();
+                    let kept = enums::MessagesMessages::decode_in(&bytes, &mut ends).unwrap();
+                    assert_eq!(deep(&kept), bytes);
+                    assert_eq!(deep(&kept), deep(&plain));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    // The `updateNewMessage` case the ends are for: each message read straight from the element, no walk.
+    let peer = types::PeerUser { user_id: 7 };
+    let msg = types::Message::new(5, Obj::new(&peer), 1_700_000_000, b"hi");
+    let m = enums::Message::Message(msg);
+    let update = types::UpdateNewMessage {
+        message: Obj::new(&m),
+        pts: 10,
+        pts_count: 1,
+    };
+    let ups = [Obj::new(&update), Obj::new(&update)];
+    let u = types::Updates {
+        updates: Seq::new(&ups),
+        users: Seq::new(&[]),
+        chats: Seq::new(&[]),
+        date: 1,
+        seq: 2,
+    };
+    let bytes = deep(&u);
+    let mut ends = [Mark::default(); 16];
+    let Ok(enums::Updates::Updates(v)) = enums::Updates::decode_in(&bytes, &mut ends) else {
+        panic!("not updates");
+    };
+    let texts: Vec<&[u8]> = v
+        .updates
+        .decoded()
+        .filter_map(|x| match x {
+            enums::Update::UpdateNewMessage(n) => match n.message.get() {
+                Some(enums::Message::Message(m)) => Some(m.message),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, [&b"hi"[..], &b"hi"[..]]);
+}

@@ -124,6 +124,26 @@ pub fn tl_api(data: &[u8]) {
             if marked.is_ok() {
                 assert!((0..=data.len()).all(|p| marks.end_of(p).is_none_or(|e| p <= e && e <= data.len())));
             }
+            // The deep marking of `Boxed::decode_in` too, into a scratch small enough to fill up: ends recorded in
+            // the order values start, each inside the input, and every one found again by the views' search.
+            let mut ends = [crate::tl::layout::Mark::default(); 64];
+            let deep = api::API.validate_ends(data, t, &mut ends);
+            assert_eq!(deep.map(drop), api::API.validate_exact(data, root));
+            if let Ok(n) = deep {
+                let ends = ends.get(..n).unwrap_or(&[]);
+                assert!(
+                    ends.windows(2)
+                        .all(|w| w.first().map(|m| m.start) < w.get(1).map(|m| m.start))
+                );
+                assert!(ends.iter().all(|m| m.start < m.end && m.end as usize <= data.len()));
+                let mut hint = 0;
+                for m in ends {
+                    assert_eq!(
+                        crate::tl::layout::end_in(ends, &mut hint, m.start as usize),
+                        Some(m.end as usize)
+                    );
+                }
+            }
         }
         let Ok(n) = api::API.validate(data, root) else {
             continue;

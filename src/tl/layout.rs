@@ -305,7 +305,7 @@ impl Layout {
     /// left for the caller.
     pub fn validate(&self, input: &[u8], root: Root) -> Result<usize, Error> {
         let mut r = Reader::new(input);
-        self.value(&mut r, root.record(), MAX_DEPTH)?;
+        self.value(&mut r, root.record(), MAX_DEPTH, &mut NoMarks)?;
         Ok(r.position())
     }
 
@@ -313,7 +313,7 @@ impl Layout {
     /// start of `input` and returns its encoded length. A function's return record ([`Layout::returns`]) is one.
     pub fn validate_record(&self, input: &[u8], rec: u32) -> Result<usize, Error> {
         let mut r = Reader::new(input);
-        self.value(&mut r, rec & !field::COND, MAX_DEPTH)?;
+        self.value(&mut r, rec & !field::COND, MAX_DEPTH, &mut NoMarks)?;
         Ok(r.position())
     }
 
@@ -418,10 +418,11 @@ impl Layout {
         }
     }
 
-    /// One field value (a vector of them when the record says so). `depth` is the levels left.
-    fn value(&self, r: &mut Reader<'_>, rec: u32, depth: u8) -> Result<(), Error> {
+    /// One field value (a vector of them when the record says so). `depth` is the levels left. A deep marker
+    /// ([`Marker::DEEP`]) also marks each boxed element of a vector.
+    fn value<M: Marker>(&self, r: &mut Reader<'_>, rec: u32, depth: u8, marks: &mut M) -> Result<(), Error> {
         match (rec >> field::VEC_SHIFT) & 3 {
-            0 => self.scalar(r, rec, depth),
+            0 => self.scalar(r, rec, depth, marks),
             wrap => {
                 if wrap == field::VEC_BOXED {
                     let id = r.u32()?;
@@ -445,13 +446,22 @@ impl Layout {
                 if count > r.remaining() / min {
                     return Err(Error::CountPastInput);
                 }
+                let elem = rec & !(3 << field::VEC_SHIFT);
+                if M::DEEP && is_boxed(elem) {
+                    return (0..count).try_for_each(|_| {
+                        let slot = marks.open(elem, r.position());
+                        self.scalar(r, elem, depth, marks)?;
+                        marks.close(slot, r.position());
+                        Ok(())
+                    });
+                }
                 // An element of a zero-size bare constructor consumes nothing; the count is at most the bytes left.
-                (0..count).try_for_each(|_| self.scalar(r, rec, depth))
+                (0..count).try_for_each(|_| self.scalar(r, rec, depth, marks))
             }
         }
     }
 
-    fn scalar(&self, r: &mut Reader<'_>, rec: u32, depth: u8) -> Result<(), Error> {
+    fn scalar<M: Marker>(&self, r: &mut Reader<'_>, rec: u32, depth: u8, marks: &mut M) -> Result<(), Error> {
         let reference = (rec >> field::REF_SHIFT) as u16;
         match rec & field::KIND {
             kind::INT | kind::FLAGS => r.take(4).map(drop)?,
@@ -459,10 +469,10 @@ impl Layout {
             kind::INT128 => r.take(16).map(drop)?,
             kind::INT256 => r.take(32).map(drop)?,
             kind::BYTES => r.bytes().map(drop)?,
-            kind::BARE => self.combinator(r, reference, depth, &mut NoMarks)?,
+            kind::BARE => self.combinator(r, reference, depth, marks)?,
             k => {
                 let idx = self.boxed(r, k, reference)?;
-                self.combinator(r, idx, depth, &mut NoMarks)?;
+                self.combinator(r, idx, depth, marks)?;
             }
         }
         Ok(())
@@ -496,6 +506,24 @@ impl Layout {
         }
     }
 
+    /// [`Layout::validate_exact`] of a boxed object of type `ty` that also records in `ends` where its nested
+    /// objects and vectors end, at every level (not only its own fields, as [`Layout::validate_marked`] does), so
+    /// views read with them ([`crate::tl::typed::Boxed::decode_in`]) never walk a value to find its end: the
+    /// `message` of each `updateNewMessage` in an `updates` is read once, not walked and then read. Returns how
+    /// many entries of `ends` it filled: they are in the order the values start (ascending `start`); when `ends`
+    /// fills up, later values go unrecorded and the views walk them. Same answers and errors as `validate_exact`.
+    pub fn validate_ends(&self, input: &[u8], ty: u16, ends: &mut [Mark]) -> Result<usize, Error> {
+        let mut r = Reader::new(input);
+        let mut rec = Recorder { ends, len: 0 };
+        let idx = self.boxed(&mut r, kind::BOXED, ty)?;
+        self.combinator(&mut r, idx, MAX_DEPTH, &mut rec)?;
+        if r.position() == input.len() {
+            Ok(rec.len)
+        } else {
+            Err(Error::Trailing)
+        }
+    }
+
     /// The fields of combinator `idx` (its id already consumed, or bare).
     fn combinator<M: Marker>(&self, r: &mut Reader<'_>, idx: u16, depth: u8, marks: &mut M) -> Result<(), Error> {
         let depth = depth.checked_sub(1).ok_or(Error::TooDeep)?;
@@ -516,8 +544,28 @@ impl Layout {
                 if flags.get(word as usize).copied().unwrap_or(0) & (1 << bit) == 0 {
                     continue;
                 }
+                // Most present fields are one fixed-size scalar: stepped over here, without the dispatch of
+                // `value`. Only once the field is known present: most of a `message`'s 38 records are absent.
+                let size = scalar_size(rec);
+                if size != 0 {
+                    // A scalar is all there or not at all: a short read is the announced field missing.
+                    if r.remaining() < size {
+                        return Err(Error::FlagFieldMissing {
+                            word: word as u8,
+                            bit: bit as u8,
+                        });
+                    }
+                    r.pos += size;
+                    continue;
+                }
                 let start = r.position();
-                match self.value(r, rec, depth) {
+                let slot = marks.open(rec, start);
+                let res = if M::DEEP {
+                    self.value(r, rec, depth, marks)
+                } else {
+                    self.value(r, rec, depth, &mut NoMarks)
+                };
+                match res {
                     // Nothing of the announced field is there: name the flag rather than a bare truncation.
                     Err(Error::Truncated) if r.position() == start => {
                         return Err(Error::FlagFieldMissing {
@@ -527,7 +575,13 @@ impl Layout {
                     }
                     other => other?,
                 }
-                marks.mark(rec, start, r.position());
+                marks.close(slot, r.position());
+            } else if scalar_size(rec) != 0 {
+                let size = scalar_size(rec);
+                if r.remaining() < size {
+                    return Err(Error::Truncated);
+                }
+                r.pos += size;
             } else if rec & field::KIND == kind::FLAGS {
                 let w = r.u32()?;
                 if let Some(slot) = flags.get_mut(words) {
@@ -535,12 +589,32 @@ impl Layout {
                 }
                 words += 1;
             } else {
-                let start = r.position();
-                self.value(r, rec, depth)?;
-                marks.mark(rec, start, r.position());
+                let slot = marks.open(rec, r.position());
+                if M::DEEP {
+                    self.value(r, rec, depth, marks)?;
+                } else {
+                    self.value(r, rec, depth, &mut NoMarks)?;
+                }
+                marks.close(slot, r.position());
             }
         }
         Ok(())
+    }
+}
+
+/// The encoded size of a record that is one unwrapped fixed-size scalar (`int`, `long`, `double`, `int128`,
+/// `int256`; condition bits ignored), else 0: the validator's one-step case.
+#[inline(always)]
+const fn scalar_size(rec: u32) -> usize {
+    if (rec >> field::VEC_SHIFT) & 3 != 0 {
+        return 0;
+    }
+    match rec & field::KIND {
+        kind::INT => 4,
+        kind::LONG | kind::DOUBLE => 8,
+        kind::INT128 => 16,
+        kind::INT256 => 32,
+        _ => 0,
     }
 }
 
@@ -575,36 +649,132 @@ impl Marks {
     }
 }
 
-/// What [`Layout::combinator`] does with the extent of each field it validated.
+/// Whether a record (no vector wrapping) is a boxed value, one the views step over by its end: `Type`, `Object` or
+/// `!X`. Bare combinators are not (the views read none of the API schema; their ends would share a start with their
+/// first field's).
+const fn is_boxed(rec: u32) -> bool {
+    matches!(rec & field::KIND, kind::BOXED | kind::OBJECT | kind::QUERY)
+}
+
+/// Whether the views would walk a value of this field record to find its end: a vector, or a boxed value.
+const fn walked(rec: u32) -> bool {
+    (rec >> field::VEC_SHIFT) & 3 != 0 || is_boxed(rec)
+}
+
+/// What [`Layout::combinator`] does with the extent of each field it validated: `open` before the value (its
+/// start), `close` after it (its end), with the slot `open` gave (`usize::MAX`: not marked).
 trait Marker {
-    fn mark(&mut self, rec: u32, start: usize, end: usize);
+    /// Whether the values below the combinator's own fields are marked too (else they get [`NoMarks`]).
+    const DEEP: bool;
+    fn open(&mut self, rec: u32, start: usize) -> usize;
+    fn close(&mut self, slot: usize, end: usize);
 }
 
 /// Nested levels remember nothing.
 struct NoMarks;
 
 impl Marker for NoMarks {
+    const DEEP: bool = false;
     #[inline(always)]
-    fn mark(&mut self, _: u32, _: usize, _: usize) {}
+    fn open(&mut self, _: u32, _: usize) -> usize {
+        usize::MAX
+    }
+    #[inline(always)]
+    fn close(&mut self, _: usize, _: usize) {}
 }
 
 impl Marker for Marks {
-    fn mark(&mut self, rec: u32, start: usize, end: usize) {
+    const DEEP: bool = false;
+    fn open(&mut self, rec: u32, start: usize) -> usize {
         // Scalars and strings are read in one step anyway; only what the views would walk is worth a mark.
-        let walked = (rec >> field::VEC_SHIFT) & 3 != 0 || rec & field::KIND >= kind::BOXED;
-        if !walked {
-            return;
+        if !walked(rec) {
+            return usize::MAX;
         }
-        if let (Some(s), Some(e), Ok(a), Ok(b)) = (
-            self.starts.get_mut(self.len),
-            self.ends.get_mut(self.len),
-            u32::try_from(start),
-            u32::try_from(end),
-        ) {
-            *s = a;
+        match (self.starts.get_mut(self.len), u32::try_from(start)) {
+            (Some(s), Ok(a)) => {
+                *s = a;
+                self.len += 1;
+                self.len - 1
+            }
+            _ => usize::MAX,
+        }
+    }
+    fn close(&mut self, slot: usize, end: usize) {
+        if let (Some(e), Ok(b)) = (self.ends.get_mut(slot), u32::try_from(end)) {
             *e = b;
-            self.len += 1;
         }
+    }
+}
+
+/// Where one nested value of a buffer validated by [`Layout::validate_ends`] starts and ends (offsets into it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Mark {
+    /// Offset of the value's first byte (a boxed value's constructor id, a vector's `vector` id or count).
+    pub start: u32,
+    /// Offset just past its last byte.
+    pub end: u32,
+}
+
+/// [`Layout::validate_ends`]' marker: every walked value at every level, in the order they start, into the
+/// caller's slice until it is full.
+struct Recorder<'s> {
+    ends: &'s mut [Mark],
+    len: usize,
+}
+
+impl Marker for Recorder<'_> {
+    const DEEP: bool = true;
+    #[inline(always)]
+    fn open(&mut self, rec: u32, start: usize) -> usize {
+        if !walked(rec) {
+            return usize::MAX;
+        }
+        // A slot taken before the value's own nested values keeps the starts ascending (a value starts before
+        // anything inside it); once full, nothing later is recorded, so the recorded ones stay a sorted prefix.
+        match (self.ends.get_mut(self.len), u32::try_from(start)) {
+            (Some(m), Ok(a)) => {
+                m.start = a;
+                self.len += 1;
+                self.len - 1
+            }
+            _ => usize::MAX,
+        }
+    }
+    #[inline(always)]
+    fn close(&mut self, slot: usize, end: usize) {
+        if let (Some(m), Ok(b)) = (self.ends.get_mut(slot), u32::try_from(end)) {
+            m.end = b;
+        }
+    }
+}
+
+/// The end of the value that starts at `start` in `ends` (as [`Layout::validate_ends`] filled it), searched from
+/// `*hint` onwards (the index after the last answer: views read in the order values start, so the answer is
+/// usually a few entries on) by a short scan, then bisection. `*hint` moves past the answer.
+#[must_use]
+#[inline]
+pub fn end_in(ends: &[Mark], hint: &mut usize, start: usize) -> Option<usize> {
+    let start = u32::try_from(start).ok()?;
+    let from = (*hint).min(ends.len());
+    let (before, tail) = ends.split_at(from);
+    let at = match tail.first() {
+        Some(m) if m.start <= start => {
+            // The next few entries first: between two values a reader looks up lie only those nested in the first
+            // (a message's peers and entities); past them, bisection.
+            from + match tail.iter().take(8).position(|m| m.start >= start) {
+                Some(i) => i,
+                None => tail.partition_point(|m| m.start < start),
+            }
+        }
+        _ => before.partition_point(|m| m.start < start),
+    };
+    let m = ends.get(at)?;
+    if m.start == start {
+        *hint = at + 1;
+        Some(m.end as usize)
+    } else {
+        None
     }
 }
 

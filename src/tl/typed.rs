@@ -5,8 +5,10 @@
 //! validates it once against the schema's tables, then reads fields through a [`Cursor`] whose reads cannot fail
 //! (the bytes are known to be well formed). Nested objects stay as [`Obj`] views over their bytes and vectors as
 //! [`Seq`] views that decode lazily; nothing allocates. A view finds where a nested value ends without validating
-//! it again: [`Boxed::decode`] remembers the ends of the decoded object's own nested values from its validation
-//! ([`crate::tl::layout::Marks`]), and any other is stepped over by [`Layout::skip`], a walk that trusts the bytes
+//! it again: [`Boxed::decode_in`] keeps the ends of the nested values at every level from its validation in a
+//! caller's scratch ([`Layout::validate_ends`]), which the views and the vectors read from them search;
+//! [`Boxed::decode`] (no scratch) remembers those of the decoded object's own nested values
+//! ([`crate::tl::layout::Marks`]); any other is stepped over by [`Layout::skip`], a walk that trusts the bytes
 //! (it checks no type and reports no error; fixed-size constructors are one move, [`Layout::fixed`]). Trusting is
 //! sound because every cursor of a view is over bytes the validator accepted (views are built by `decode`,
 //! [`RemoteCall::decode_result`] and from other views, never from raw bytes), and harmless otherwise: the walk is
@@ -18,7 +20,7 @@
 use core::fmt;
 use core::marker::PhantomData;
 
-use super::layout::{Error, Layout, Marks, field, kind};
+use super::layout::{Error, Layout, Mark, Marks, end_in, field, kind};
 use super::{BOOL_TRUE, Full, TlWrite, VECTOR, Writer};
 
 /// A reader over bytes the validator accepted. Its reads cannot fail: were the bytes shorter than the schema says
@@ -28,8 +30,15 @@ pub struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     layout: &'static Layout,
-    /// Ends of nested values the validation of `buf` remembered ([`Boxed::decode`]); none otherwise.
+    /// Ends of the decoded object's own nested values its validation remembered ([`Boxed::decode`]); none
+    /// otherwise.
     marks: Marks,
+    /// Ends of nested values at every level ([`Boxed::decode_in`]), as offsets into the buffer the validation
+    /// saw, of which `buf` starts at offset `base`; empty otherwise.
+    ends: &'a [Mark],
+    base: usize,
+    /// Where in `ends` the next search starts ([`end_in`]).
+    hint: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -41,6 +50,22 @@ impl<'a> Cursor<'a> {
             pos: 0,
             layout,
             marks: Marks::EMPTY,
+            ends: &[],
+            base: 0,
+            hint: 0,
+        }
+    }
+
+    /// A cursor over `buf`, which starts at offset `base` of the buffer `ends` describes.
+    const fn with_ends(buf: &'a [u8], layout: &'static Layout, ends: &'a [Mark], base: usize) -> Self {
+        Self {
+            buf,
+            pos: 0,
+            layout,
+            marks: Marks::EMPTY,
+            ends,
+            base,
+            hint: 0,
         }
     }
 
@@ -48,7 +73,13 @@ impl<'a> Cursor<'a> {
     /// Out of line: every nested field of every generated reader calls it, and inlined it cost the API firmware
     /// 28 KiB of flash at opt-level 3.
     #[inline(never)]
-    fn end_of(&self, start: usize, rec: u32) -> usize {
+    fn end_of(&mut self, start: usize, rec: u32) -> usize {
+        if !self.ends.is_empty()
+            && let Some(end) = end_in(self.ends, &mut self.hint, self.base.saturating_add(start))
+        {
+            // Validated ends lie inside `buf`; the bound keeps a hand-made cursor's reads in it all the same.
+            return end.saturating_sub(self.base).max(start).min(self.buf.len());
+        }
         match self.marks.end_of(start) {
             Some(end) => end,
             None => self.layout.skip(self.buf, start, rec),
@@ -63,6 +94,20 @@ impl<'a> Cursor<'a> {
     }
 
     fn array<const N: usize>(&mut self) -> [u8; N] {
+        // The whole array in one load when it is there (always, for validated bytes): a copy of a length the
+        // compiler cannot see was a `memcpy` call per id, int and long read (12 % of a decode's instructions).
+        let end = self.pos.saturating_add(N);
+        if let Some(a) = self.buf.get(self.pos..end).and_then(|s| <[u8; N]>::try_from(s).ok()) {
+            self.pos = end;
+            return a;
+        }
+        self.array_short()
+    }
+
+    /// [`Cursor::array`] at the end of bytes that were not validated: what is left, then zeros.
+    #[cold]
+    #[inline(never)]
+    fn array_short<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
         let src = self.take(N);
         if let Some(dst) = out.get_mut(..src.len()) {
@@ -208,6 +253,18 @@ pub trait Boxed<'a>: Sized {
         c.marks = marks;
         Self::read_boxed(&mut c).ok_or(Error::Truncated)
     }
+
+    /// [`Boxed::decode`] that records in the caller's `ends` where the nested objects and vectors end at every
+    /// level ([`Layout::validate_ends`]), and reads with them: the views never walk a value to find its end, as
+    /// long as `ends` has room (a `messages.messages` of 100 messages fills about 900 entries; values past a full
+    /// `ends` are walked, as [`Boxed::decode`] walks them). The views returned, their vectors and what
+    /// [`Seq::decoded`] and [`Seq::iter`] read from them keep using `ends`; an object read by [`Obj::get`] walks.
+    fn decode_in(buf: &'a [u8], ends: &'a mut [Mark]) -> Result<Self, Error> {
+        let n = Self::LAYOUT.validate_ends(buf, Self::TYPE, ends)?;
+        let ends: &'a [Mark] = ends;
+        let mut c = Cursor::with_ends(buf, Self::LAYOUT, ends.get(..n).unwrap_or(&[]), 0);
+        Self::read_boxed(&mut c).ok_or(Error::Truncated)
+    }
 }
 
 /// Marks a constructor struct (and the enum itself) as a value of boxed type `T`, so [`Obj::new`] accepts it.
@@ -237,9 +294,11 @@ pub fn decode_record<'a, T: Field<'a>>(layout: &'static Layout, rec: u32, buf: &
     Ok(T::fget(&mut Cursor::new(buf, layout)))
 }
 
+/// A received object is its bytes alone: the schema's tables are the type's ([`Boxed::LAYOUT`]), so a view need
+/// not carry a pointer to them (a `message` view holds 13 of these; every byte here is copied with each view).
 #[derive(Clone, Copy)]
 enum ObjRepr<'a> {
-    Wire(&'a [u8], &'static Layout),
+    Wire(&'a [u8]),
     Value(&'a dyn TlWrite),
 }
 
@@ -259,7 +318,7 @@ impl<T> Copy for Obj<'_, T> {}
 impl<T> fmt::Debug for Obj<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.repr {
-            ObjRepr::Wire(b, _) => write!(f, "Obj({} bytes)", b.len()),
+            ObjRepr::Wire(b) => write!(f, "Obj({} bytes)", b.len()),
             ObjRepr::Value(v) => write!(f, "Obj(value, {} bytes)", v.tl_len()),
         }
     }
@@ -278,7 +337,7 @@ impl<'a, T> Obj<'a, T> {
     #[must_use]
     pub const fn wire(&self) -> Option<&'a [u8]> {
         match self.repr {
-            ObjRepr::Wire(b, _) => Some(b),
+            ObjRepr::Wire(b) => Some(b),
             ObjRepr::Value(_) => None,
         }
     }
@@ -296,7 +355,7 @@ impl<'a, T: Boxed<'a>> Obj<'a, T> {
     #[must_use]
     pub fn get(&self) -> Option<T> {
         match self.repr {
-            ObjRepr::Wire(b, layout) => T::read_boxed(&mut Cursor::new(b, layout)),
+            ObjRepr::Wire(b) => T::read_boxed(&mut Cursor::new(b, T::LAYOUT)),
             ObjRepr::Value(_) => None,
         }
     }
@@ -305,15 +364,14 @@ impl<'a, T: Boxed<'a>> Obj<'a, T> {
 impl<'a, T: Boxed<'a> + TlWrite> Field<'a> for Obj<'a, T> {
     const REC: u32 = kind::OBJECT;
     fn fget(c: &mut Cursor<'a>) -> Self {
-        let layout = c.layout;
         Self {
-            repr: ObjRepr::Wire(c.skip(kind::OBJECT), layout),
+            repr: ObjRepr::Wire(c.skip(kind::OBJECT)),
             _t: PhantomData,
         }
     }
     fn flen(&self) -> usize {
         match self.repr {
-            ObjRepr::Wire(b, _) => b.len(),
+            ObjRepr::Wire(b) => b.len(),
             ObjRepr::Value(v) => v.tl_len(),
         }
     }
@@ -321,11 +379,11 @@ impl<'a, T: Boxed<'a> + TlWrite> Field<'a> for Obj<'a, T> {
         match self.repr {
             // A deep writer re-encodes the decoded object (its nested objects in turn); bytes the type does not
             // read (never the case for validated bytes) are copied.
-            ObjRepr::Wire(b, layout) if w.is_deep() => match T::read_boxed(&mut Cursor::new(b, layout)) {
+            ObjRepr::Wire(b) if w.is_deep() => match T::read_boxed(&mut Cursor::new(b, T::LAYOUT)) {
                 Some(v) => v.write(w),
                 None => w.raw(b),
             },
-            ObjRepr::Wire(b, _) => w.raw(b),
+            ObjRepr::Wire(b) => w.raw(b),
             ObjRepr::Value(v) => v.write(w),
         }
     }
@@ -334,13 +392,13 @@ impl<'a, T: Boxed<'a> + TlWrite> Field<'a> for Obj<'a, T> {
 impl<T> TlWrite for Obj<'_, T> {
     fn tl_len(&self) -> usize {
         match self.repr {
-            ObjRepr::Wire(b, _) => b.len(),
+            ObjRepr::Wire(b) => b.len(),
             ObjRepr::Value(v) => v.tl_len(),
         }
     }
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Full> {
         match self.repr {
-            ObjRepr::Wire(b, _) => w.raw(b),
+            ObjRepr::Wire(b) => w.raw(b),
             ObjRepr::Value(v) => v.write(w),
         }
     }
@@ -351,10 +409,20 @@ impl<T> TlWrite for Obj<'_, T> {
 pub struct Any;
 
 /// A function call carried by a generic wrapper (`invokeWithLayer`'s `query:!X`): validated bytes of any function
-/// of the schema, or a caller's call to encode.
-#[derive(Clone, Copy, Debug)]
+/// of the schema, or a caller's call to encode. Unlike an [`Obj`], whose type names its schema, a query keeps the
+/// tables it was validated against (a deep writer re-encodes it only through the API schema's structs).
+#[derive(Clone, Copy)]
 pub struct Query<'a> {
     obj: Obj<'a, Any>,
+    // Read only by the API schema's deep writer.
+    #[cfg_attr(not(feature = "api"), allow(dead_code))]
+    layout: Option<&'static Layout>,
+}
+
+impl fmt::Debug for Query<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Query").field("obj", &self.obj).finish_non_exhaustive()
+    }
 }
 
 impl<'a> Query<'a> {
@@ -365,6 +433,7 @@ impl<'a> Query<'a> {
                 repr: ObjRepr::Value(call),
                 _t: PhantomData,
             },
+            layout: None,
         }
     }
 
@@ -387,9 +456,10 @@ impl<'a> Field<'a> for Query<'a> {
         let layout = c.layout;
         Self {
             obj: Obj {
-                repr: ObjRepr::Wire(c.skip(kind::QUERY), layout),
+                repr: ObjRepr::Wire(c.skip(kind::QUERY)),
                 _t: PhantomData,
             },
+            layout: Some(layout),
         }
     }
     fn flen(&self) -> usize {
@@ -408,7 +478,7 @@ impl TlWrite for Query<'_> {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), Full> {
         // A deep writer re-encodes a received call of the API schema through its generated struct.
         #[cfg(feature = "api")]
-        if let ObjRepr::Wire(b, layout) = self.obj.repr
+        if let (ObjRepr::Wire(b), Some(layout)) = (self.obj.repr, self.layout)
             && w.is_deep()
             && core::ptr::eq(layout, &crate::tl::tables::api::API)
         {
@@ -428,9 +498,12 @@ impl RemoteCall for Query<'_> {
 
 enum SeqRepr<'a, E> {
     Wire {
-        count: usize,
+        count: u32,
+        /// Offset of `data` in the buffer `ends` describes.
+        base: u32,
         data: &'a [u8],
         layout: &'static Layout,
+        ends: &'a [Mark],
     },
     Items(&'a [E]),
 }
@@ -473,7 +546,7 @@ impl<'a, E, const BARE: bool> Seq<'a, E, BARE> {
     #[must_use]
     pub const fn len(&self) -> usize {
         match self.repr {
-            SeqRepr::Wire { count, .. } => count,
+            SeqRepr::Wire { count, .. } => count as usize,
             SeqRepr::Items(s) => s.len(),
         }
     }
@@ -490,9 +563,15 @@ impl<'a, E: Field<'a> + Copy, const BARE: bool> Seq<'a, E, BARE> {
     #[must_use]
     pub fn iter(&self) -> SeqIter<'a, E> {
         match self.repr {
-            SeqRepr::Wire { count, data, layout } => SeqIter {
-                left: count,
-                wire: Some(Cursor::new(data, layout)),
+            SeqRepr::Wire {
+                count,
+                base,
+                data,
+                layout,
+                ends,
+            } => SeqIter {
+                left: count as usize,
+                wire: Some(Cursor::with_ends(data, layout, ends, base as usize)),
                 items: &[],
             },
             SeqRepr::Items(items) => SeqIter {
@@ -512,9 +591,15 @@ impl<'a, T: Boxed<'a>, const BARE: bool> Seq<'a, Obj<'a, T>, BARE> {
     #[must_use]
     pub fn decoded(&self) -> Decoded<'a, T> {
         match self.repr {
-            SeqRepr::Wire { count, data, layout } => Decoded {
-                left: count,
-                wire: Some(Cursor::new(data, layout)),
+            SeqRepr::Wire {
+                count,
+                base,
+                data,
+                layout,
+                ends,
+            } => Decoded {
+                left: count as usize,
+                wire: Some(Cursor::with_ends(data, layout, ends, base as usize)),
                 items: &[],
             },
             SeqRepr::Items(items) => Decoded {
@@ -575,7 +660,9 @@ impl<'a, E: Field<'a> + Copy, const BARE: bool> Field<'a> for Seq<'a, E, BARE> {
         // Validated bytes hold at most one element per byte left (the validator's rule: an element takes at least
         // one byte); bytes that were not validated (a caller's `Cursor::new` over raw input) may announce 2^32 - 1
         // elements in four bytes. Capped, reading such a view costs at most one step per byte of the buffer.
-        let count = (c.u32() as usize).min(c.buf.len().saturating_sub(c.pos));
+        let count = c
+            .u32()
+            .min(u32::try_from(c.buf.len().saturating_sub(c.pos)).unwrap_or(u32::MAX));
         let start = c.pos;
         if (E::REC >> field::VEC_SHIFT) & 3 == 0 {
             // One trusting walk over the whole vector: a vector of scalars in one move, of objects without a
@@ -587,11 +674,19 @@ impl<'a, E: Field<'a> + Copy, const BARE: bool> Field<'a> for Seq<'a, E, BARE> {
                 E::fget(c);
             }
         }
+        // Offsets into what the validation saw fit in a u32 (it records none past that); a cursor whose do not
+        // reads its vector's elements without `ends`.
+        let (ends, base) = match u32::try_from(c.base.saturating_add(start)) {
+            Ok(base) => (c.ends, base),
+            Err(_) => (&[][..], 0),
+        };
         Self {
             repr: SeqRepr::Wire {
                 count,
+                base,
                 data: c.buf.get(start..c.pos).unwrap_or(&[]),
                 layout: c.layout,
+                ends,
             },
         }
     }
