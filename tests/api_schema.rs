@@ -421,7 +421,7 @@ fn validate_ends_records_every_level_in_start_order() {
             api::API.validate_exact(input, root)
         );
     }
-    // The typed errors of the plain validation (SECURITY.md item 55's): a flag bit without its field.
+    // The typed errors of the plain validation (docs/CHECKLIST.md item 55): a flag bit without its field.
     let mut short = le(&[id("updateShortMessage"), 1 << 2, 9]);
     short.extend(1u64.to_le_bytes());
     short.extend([0u8; 4]);
