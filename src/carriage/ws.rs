@@ -570,6 +570,29 @@ fn header_need(hdr: &[u8; 14]) -> usize {
     2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
 }
 
+/// What RFC 6455 allows of a frame, given its header and whether a fragmented message is open (both readers, the
+/// reassembling `WsCodec` and the streaming `WsReader`, apply it): a control frame is final and carries at most
+/// 125 bytes, text frames are refused (MTProto is binary), a continuation only continues an open message and a
+/// binary frame only starts one. Returns whether the frame starts a new message.
+fn admit(op: Opcode, fin: bool, len: u64, in_message: bool) -> Result<bool, WsError> {
+    if op.is_control() {
+        if !fin {
+            return Err(WsError::FragmentedControl);
+        }
+        if len > MAX_CONTROL_PAYLOAD as u64 {
+            return Err(WsError::ControlTooLong);
+        }
+        return Ok(false);
+    }
+    match (op, in_message) {
+        (Opcode::Text, _) => Err(WsError::TextFrame),
+        (Opcode::Continuation, false) => Err(WsError::UnexpectedContinuation),
+        (Opcode::Binary, true) => Err(WsError::InterleavedMessage),
+        (Opcode::Binary, false) => Ok(true),
+        _ => Ok(false),
+    }
+}
+
 /// Checks a complete header against RFC 6455 §5.2 for a frame received by `role`: reserved bits, the opcode, the
 /// mask direction (§5.1) and a minimal length (and below 2^63).
 fn parse_header(hdr: &[u8; 14], role: Role) -> Result<FrameHeader, WsError> {
@@ -825,24 +848,13 @@ impl WsReader {
     /// A complete header: checks it against the state; an empty frame ends at once (a control frame's result).
     fn on_header(&mut self) -> Result<Option<WsRead>, WsError> {
         let FrameHeader { op, fin, len, mask } = parse_header(&self.hdr, self.role)?;
+        let starts_message = admit(op, fin, len, self.in_message)?;
         if op.is_control() {
-            if !fin {
-                return Err(WsError::FragmentedControl);
-            }
-            if len > MAX_CONTROL_PAYLOAD as u64 {
-                return Err(WsError::ControlTooLong);
-            }
             self.ctrl_len = 0;
         } else {
-            match (op, self.in_message) {
-                (Opcode::Text, _) => return Err(WsError::TextFrame),
-                (Opcode::Continuation, false) => return Err(WsError::UnexpectedContinuation),
-                (Opcode::Binary, true) => return Err(WsError::InterleavedMessage),
-                (Opcode::Binary, false) => {
-                    self.msg_len = 0;
-                    self.in_message = true;
-                }
-                _ => {}
+            if starts_message {
+                self.msg_len = 0;
+                self.in_message = true;
             }
             // The limit holds on the declared length: nothing of a message too large is read.
             self.msg_len = self.msg_len.saturating_add(len);
@@ -974,24 +986,13 @@ impl<const N: usize> WsCodec<N> {
         if self.closed_rx {
             return Err(WsError::AfterClose);
         }
+        let starts_message = admit(op, fin, len, self.in_message)?;
         if op.is_control() {
-            if !fin {
-                return Err(WsError::FragmentedControl);
-            }
-            if len > MAX_CONTROL_PAYLOAD as u64 {
-                return Err(WsError::ControlTooLong);
-            }
             self.ctrl_len = 0;
         } else {
-            match (op, self.in_message) {
-                (Opcode::Text, _) => return Err(WsError::TextFrame),
-                (Opcode::Continuation, false) => return Err(WsError::UnexpectedContinuation),
-                (Opcode::Binary, true) => return Err(WsError::InterleavedMessage),
-                (Opcode::Binary, false) => {
-                    self.msg_len = 0;
-                    self.in_message = true;
-                }
-                _ => {}
+            if starts_message {
+                self.msg_len = 0;
+                self.in_message = true;
             }
             let total = (self.msg_len as u64).saturating_add(len);
             if total > self.limit() as u64 {
