@@ -17,6 +17,8 @@
 //! Requests and answers are the generated API types (`tl::api`): no TL by hand.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+mod echo_common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,29 +28,17 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
-use mtproto_sansio::client::machine::{CallKind, Client, ClientEvent, Config, ConnId, HostAction};
-use mtproto_sansio::client::router::{DcOption, RouterConfig, Target};
+use echo_common::{API_HASH, Answer, BOT_ID, PHONE, collect, ms};
+use mtproto_sansio::client::machine::{CallKind, Client, ClientEvent, ConnId, HostAction};
+use mtproto_sansio::client::router::Target;
 use mtproto_sansio::client::signin::{Progress, SignIn, SignInConfig, Stage};
 use mtproto_sansio::client::store::{MemoryStore, Store, User};
-use mtproto_sansio::client::updates::{Delivered, Item, UpdateSync};
+use mtproto_sansio::client::updates::{Delivered, UpdateSync};
 use mtproto_sansio::client::{DcId, RequestId};
-use mtproto_sansio::crypto::pem::parse_private_pem;
 use mtproto_sansio::crypto::rsa::RsaPublicKey;
-use mtproto_sansio::time::{Instant, UnixTime};
-use mtproto_sansio::tl::api::{Obj, enums, functions, types};
-use mtproto_sansio::tl::invoke::InitConnection;
+use mtproto_sansio::time::Instant;
+use mtproto_sansio::tl::api::{Obj, functions, types};
 use mtproto_sansio::tl::{self, TlWrite};
-use mtproto_sansio::transport::TransportConfig;
-use mtproto_test_dc::dc::{self, ClusterOptions, DcOptions};
-
-const KEY_PKCS1: &str = include_str!("../tests/data/keys/dc_test_pkcs1.pem");
-/// Test DCs accept any api_id/api_hash; a real deployment uses its own from my.telegram.org.
-const API_HASH: &[u8] = b"0123456789abcdef0123456789abcdef";
-const BOT_ID: i64 = 4242;
-const PHONE: &str = "9996611234";
-
-/// An API answer: the result's bytes, or the `rpc_error`.
-type Answer = Result<Vec<u8>, (i32, String)>;
 
 /// What a socket's reader task reports: bytes read, or `None` at its end.
 type Read = (ConnId, Option<Vec<u8>>);
@@ -68,37 +58,7 @@ struct Host {
 
 impl Host {
     fn new(rsa: &'static [RsaPublicKey], dc1: SocketAddr, t0: std::time::Instant) -> Host {
-        let mut cfg = Config::new(rsa, TransportConfig::INTERMEDIATE);
-        cfg.router = RouterConfig {
-            test_mode: true,
-            ..RouterConfig::DEFAULT
-        };
-        cfg.init = Some(InitConnection {
-            api_id: 1,
-            device_model: b"echo bot",
-            system_version: b"example",
-            app_version: b"1.0",
-            system_lang_code: b"en",
-            lang_pack: b"",
-            lang_code: b"en",
-        });
-        let boot = DcOption {
-            dc: DcId::new(1).unwrap(),
-            addr: dc1.ip(),
-            port: dc1.port(),
-            media_only: false,
-            tcpo_only: false,
-            cdn: false,
-            static_: false,
-            this_port_only: false,
-            secret: None,
-        };
-        let mut store = MemoryStore::new();
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        let now = Instant::from_micros(t0.elapsed().as_micros() as u64);
-        let machine = Client::new(cfg, store.load().unwrap(), &[boot], now, UnixTime(unix.as_secs())).unwrap();
+        let (machine, store) = echo_common::new_client(rsa, dc1, t0);
         let buf = vec![0u8; 70_000];
         // Bounded: a reader waits while the loop is behind (backpressure down to the socket).
         let (reads_tx, reads) = mpsc::channel(64);
@@ -332,49 +292,11 @@ impl Side {
     }
 }
 
-/// Keeps the incoming private messages of what the machine delivered: a short message, a new message pushed
-/// with its sender, or one a difference brought.
-fn collect(d: Delivered<'_>, inbox: &mut Vec<(i64, String)>) {
-    let message = match d.item {
-        Item::Short(enums::Updates::UpdateShortMessage(m)) if !m.out => {
-            inbox.push((m.user_id, String::from_utf8_lossy(m.message).into_owned()));
-            return;
-        }
-        Item::Update(enums::Update::UpdateNewMessage(m)) => m.message.get(),
-        Item::Message { channel: None, message } => Some(message),
-        _ => return,
-    };
-    if let Some(enums::Message::Message(m)) = message
-        && !m.out
-        && let Some(enums::Peer::PeerUser(from)) = m.peer_id.get()
-    {
-        inbox.push((from.user_id, String::from_utf8_lossy(m.message).into_owned()));
-    }
-}
-
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let t0 = std::time::Instant::now();
     // The DC side: one test DC on an ephemeral loopback port, new phone numbers sign up.
-    let rsa = parse_private_pem(KEY_PKCS1.as_bytes()).unwrap();
-    let cluster = dc::start_cluster(ClusterOptions {
-        dcs: vec![DcOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            rsa_key: parse_private_pem(KEY_PKCS1.as_bytes()).unwrap(),
-            secret: None,
-            faketls: None,
-            dc_id: None,
-            max_conns: 64,
-            keys_file: None,
-            verbose: false,
-        }],
-        auto_register: true,
-        passwords: Vec::new(),
-    })
-    .unwrap();
-    // The connections hold the RSA keys for their lives (a handshake restarts on reconnect).
-    let keys: &'static [RsaPublicKey] = Box::leak(Box::new([*rsa.public_key()]));
-    let addr = cluster.dc(1).unwrap().addr;
+    let (_cluster, keys, addr) = echo_common::start_test_dc();
     // test_dc runs on a runtime of its own; the clients on this one.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -431,8 +353,4 @@ async fn clients(n: usize, keys: &'static [RsaPublicKey], addr: SocketAddr, t0: 
         "{n} messages echoed; bot: {} queries, {} handshakes; user: {} queries, {} handshakes",
         b.queries, b.handshakes, u.queries, u.handshakes
     );
-}
-
-fn ms(t0: std::time::Instant) -> f64 {
-    t0.elapsed().as_secs_f64() * 1e3
 }
