@@ -115,7 +115,7 @@ fn handshake_config() -> Option<crate::handshake::ServerConfig<'static>> {
 
 /// Arbitrary socket reads into a DC connection (see the module docs).
 pub fn connection_dc(data: &[u8]) {
-    let Some((&mode, mut rest)) = data.split_first() else {
+    let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     // A fixed seed: the DC's salt schedule comes from it, and a seed input must be able to carry the current salt.
@@ -123,43 +123,14 @@ pub fn connection_dc(data: &[u8]) {
     let Some(mut c) = fuzz_connection(mode, &mut rng) else {
         return;
     };
-    let mut now = super::session::FUZZ_START;
+    let now = super::session::FUZZ_START;
     let mut cache: ReplayCache<4> = ReplayCache::new();
     let mut out = [0u8; 8192];
     assert!(
         c.min_transmit_len() <= out.len(),
         "the connection's smallest output buffer grew"
     );
-    let mut reads = 0;
-    while let Some((&len, tail)) = rest.split_first() {
-        reads += 1;
-        if reads > 64 {
-            break;
-        }
-        let (read, next) = tail.split_at(usize::from(len).min(tail.len()));
-        rest = next;
-        now = now.saturating_add(core::time::Duration::from_secs(u64::from(mode >> 4)));
-        let _ = c.handle_timeout(now);
-        let mut off = 0;
-        // Each step consumes input or answers a host query; a read is over when neither happens.
-        for _ in 0..(2 * read.len() + 16) {
-            let offered = read.get(off..).unwrap_or_default();
-            let n = match c.handle_input(now, offered) {
-                Ok(n) => n,
-                Err(e) => {
-                    assert_eq!(c.handle_input(now, offered), Err(e), "an error is sticky");
-                    return;
-                }
-            };
-            assert!(n <= offered.len(), "consumed more than offered");
-            off += n;
-            let answered = serve(&mut c, now, &mut rng, &mut cache);
-            let _ = drain_transmit(&mut c, now, &mut rng, &mut out);
-            if n == 0 && !answered && !serve(&mut c, now, &mut rng, &mut cache) {
-                break;
-            }
-        }
-    }
+    feed_reads(&mut c, mode, rest, now, &mut rng, &mut cache, &mut out, |_| usize::MAX);
 }
 
 /// The SNI domain of the fuzzed fake-TLS secret (its key is [`FUZZ_PROXY_SECRET`]).
@@ -171,7 +142,7 @@ pub const FUZZ_TLS_DOMAIN: &[u8] = b"www.google.com";
 /// names, the DC built for abridged); `mode & 8` starts without a key as there. Invariants as there, and the
 /// carriage never makes the connection write past its buffer or answer without a request.
 pub fn connection_dc_carriage(data: &[u8]) {
-    let Some((&mode, mut rest)) = data.split_first() else {
+    let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     let mut rng = SeededRng::new(FUZZ_DC_SEED);
@@ -209,13 +180,36 @@ pub fn connection_dc_carriage(data: &[u8]) {
         Layer::Http(HttpCarriage::server(limits).with_hold(core::time::Duration::from_secs(5)))
     };
     assert!(c.set_carriage(layer).is_ok(), "the carriage fits its transport");
-    let mut now = now0;
+    let now = now0;
     let mut cache: ReplayCache<4> = ReplayCache::new();
     let mut out = [0u8; 16384];
     assert!(
         c.min_transmit_len() <= out.len(),
         "the connection's smallest output buffer grew"
     );
+    feed_reads(&mut c, mode, rest, now, &mut rng, &mut cache, &mut out, |c| {
+        match c.carriage() {
+            Layer::Http(h) => h.open_exchanges(),
+            _ => usize::MAX,
+        }
+    });
+}
+
+/// Feeds `rest` to `c` as a host's socket reads (each a length byte and that many bytes, at most 64 reads; time moves
+/// `mode >> 4` seconds a read), serving the host queries and draining the output after every step. Invariants: an
+/// error is sticky, nothing is consumed beyond what was offered, and no more answers go out than `open` allows
+/// (an HTTP DC: its open exchanges).
+#[allow(clippy::too_many_arguments)]
+fn feed_reads<C: Carriage + Default>(
+    c: &mut Connection<4096, 4096, 8, C>,
+    mode: u8,
+    mut rest: &[u8],
+    mut now: Instant,
+    rng: &mut SeededRng,
+    cache: &mut ReplayCache<4>,
+    out: &mut [u8],
+    open: impl Fn(&Connection<4096, 4096, 8, C>) -> usize,
+) {
     let mut reads = 0;
     while let Some((&len, tail)) = rest.split_first() {
         reads += 1;
@@ -227,6 +221,7 @@ pub fn connection_dc_carriage(data: &[u8]) {
         now = now.saturating_add(core::time::Duration::from_secs(u64::from(mode >> 4)));
         let _ = c.handle_timeout(now);
         let mut off = 0;
+        // Each step consumes input or answers a host query; a read is over when neither happens.
         for _ in 0..(2 * read.len() + 16) {
             let offered = read.get(off..).unwrap_or_default();
             let n = match c.handle_input(now, offered) {
@@ -238,14 +233,11 @@ pub fn connection_dc_carriage(data: &[u8]) {
             };
             assert!(n <= offered.len(), "consumed more than offered");
             off += n;
-            let answered = serve(&mut c, now, &mut rng, &mut cache);
-            let open = match c.carriage() {
-                Layer::Http(h) => h.open_exchanges(),
-                _ => usize::MAX,
-            };
-            let sent = drain_transmit(&mut c, now, &mut rng, &mut out);
+            let answered = serve(c, now, rng, cache);
+            let open = open(c);
+            let sent = drain_transmit(c, now, rng, out);
             assert!(sent <= open, "an HTTP answer without a request");
-            if n == 0 && !answered && !serve(&mut c, now, &mut rng, &mut cache) {
+            if n == 0 && !answered && !serve(c, now, rng, cache) {
                 break;
             }
         }
